@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what celer needs from Debian 12 packages; idempotent (does nothing when all are there).
+#   scripts/deps.sh          build dependencies
+#   scripts/deps.sh --test   build + test dependencies (conformance data, PyTorch, clang for fuzzing)
+set -euo pipefail
+pkgs=(cmake ninja-build pkg-config gcc libc6-dev libdnnl-dev libopenblas-dev)
+if [[ "${1:-}" == "--test" ]]; then
+  pkgs+=(libcmocka-dev libonnx-testdata clang libclang-rt-14-dev
+         python3 python3-numpy python3-onnx python3-torch python3-torchvision)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+SUDO=""
+[[ $(id -u) -ne 0 ]] && SUDO=sudo
+echo "installing: ${missing[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

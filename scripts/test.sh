@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds celer twice (release, and debug with AddressSanitizer + UndefinedBehaviorSanitizer), runs
+# the whole test suite (unit, ONNX conformance, CLI, real PyTorch models) on both, then fuzzes the
+# ONNX reader for a bounded time. Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh --test
+jobs=$(nproc)
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+
+echo "== release build"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+ninja -C build -j"$jobs"
+(cd build && ctest --output-on-failure -j"$jobs")
+
+echo "== sanitizer build (ASan + UBSan)"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCELER_SANITIZE=ON >/dev/null
+ninja -C build-asan -j"$jobs"
+# the real models are exported once, into the release build's folder
+export CELER_REAL_MODELS_DIR="$PWD/build/real-models"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$jobs")
+
+echo "== fuzzing the ONNX reader for ${FUZZ_SECONDS}s"
+tests/fuzz/run_fuzz.sh "$FUZZ_SECONDS"

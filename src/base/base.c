@@ -1,0 +1,132 @@
+/* Status message table, per-thread error detail, and the arena allocator. */
+#include "base.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The one table of status texts; indexed by celer_status. */
+static const char *const status_names[CELER_STATUS_COUNT] = {
+    [CELER_OK] = "ok",
+    [CELER_ERR_IO] = "I/O error",
+    [CELER_ERR_PARSE] = "malformed input",
+    [CELER_ERR_INVALID] = "invalid model or argument",
+    [CELER_ERR_UNSUPPORTED] = "unsupported",
+    [CELER_ERR_SHAPE] = "shape mismatch",
+    [CELER_ERR_DTYPE] = "type mismatch",
+    [CELER_ERR_NOMEM] = "out of memory",
+    [CELER_ERR_LIMIT] = "limit exceeded",
+    [CELER_ERR_NOT_FOUND] = "not found",
+    [CELER_ERR_INTERNAL] = "internal error",
+};
+
+const char *celer_status_name(celer_status status) {
+    if ((unsigned)status >= CELER_STATUS_COUNT) return "unknown status";
+    return status_names[status];
+}
+
+#define ERROR_CAP 1024
+static _Thread_local char error_text[ERROR_CAP];
+
+celer_status celer_errorf(celer_status status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(error_text, sizeof error_text, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+celer_status celer_error_wrap(celer_status status, const char *fmt, ...) {
+    char prefix[ERROR_CAP], old[ERROR_CAP];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, error_text, sizeof old);
+    const char *tail = old[0] ? old : celer_status_name(status);
+    size_t n = strnlen(prefix, sizeof prefix - 1);
+    memcpy(error_text, prefix, n);
+    if (n + 2 < sizeof error_text) {
+        memcpy(error_text + n, ": ", 2);
+        n += 2;
+    }
+    size_t m = CELER_MIN(strlen(tail), sizeof error_text - 1 - n);
+    memcpy(error_text + n, tail, m);
+    error_text[n + m] = 0;
+    return status;
+}
+
+const char *celer_error_message(void) { return error_text; }
+
+/* ---- arena ---- */
+struct celer_arena_block {
+    celer_arena_block *next;
+    size_t size, used;
+    _Alignas(64) unsigned char data[];
+};
+
+void celer_arena_init(celer_arena *arena, size_t block_size, size_t cap) {
+    arena->head = NULL;
+    arena->block_size = block_size ? block_size : 64 * 1024;
+    arena->total = 0;
+    arena->cap = cap;
+}
+
+void celer_arena_free(celer_arena *arena) {
+    celer_arena_block *b = arena->head;
+    while (b) {
+        celer_arena_block *next = b->next;
+        free(b);
+        b = next;
+    }
+    arena->head = NULL;
+    arena->total = 0;
+}
+
+void *celer_arena_alloc(celer_arena *arena, size_t size) {
+    size_t rounded;
+    if (celer_add_size(size, 63, &rounded)) goto too_big;
+    rounded &= ~(size_t)63;
+    if (rounded == 0) rounded = 64;
+    celer_arena_block *b = arena->head;
+    if (!b || b->size - b->used < rounded) {
+        size_t bsize = rounded > arena->block_size ? rounded : arena->block_size, total;
+        if (celer_add_size(bsize, sizeof(celer_arena_block), &total)) goto too_big;
+        if (arena->cap && arena->total + total > arena->cap) {
+            celer_errorf(CELER_ERR_LIMIT, "arena cap of %zu bytes reached (asked for %zu more)",
+                         arena->cap, size);
+            return NULL;
+        }
+        b = malloc(total);
+        if (!b) {
+            celer_errorf(CELER_ERR_NOMEM, "out of memory allocating %zu bytes", total);
+            return NULL;
+        }
+        b->size = bsize;
+        b->used = 0;
+        arena->total += total;
+        /* A big dedicated block goes behind the head so the head keeps serving small requests. */
+        if (arena->head && rounded > arena->block_size) {
+            b->next = arena->head->next;
+            arena->head->next = b;
+        } else {
+            b->next = arena->head;
+            arena->head = b;
+        }
+    }
+    void *p = b->data + b->used;
+    b->used += rounded;
+    memset(p, 0, rounded);
+    return p;
+too_big:
+    celer_errorf(CELER_ERR_LIMIT, "allocation of %zu bytes overflows", size);
+    return NULL;
+}
+
+char *celer_arena_strndup(celer_arena *arena, const char *s, size_t len) {
+    char *p = celer_arena_alloc(arena, len + 1);
+    if (!p) return NULL;
+    memcpy(p, s, len);
+    p[len] = 0;
+    return p;
+}

@@ -1,0 +1,80 @@
+/* base: status codes, error messages, arenas and checked arithmetic shared by every layer.
+ *
+ * Error convention: every function that can fail returns a celer_status (0 = ok). The code says
+ * what kind of failure it was (the message table lives in status.c); the detail that lets a user
+ * fix the input (op name, tensor name, expected vs got) is kept per thread and read with
+ * celer_error_message(). Set it with celer_errorf(), which returns the code so a failing path is
+ * one line: `return celer_errorf(CELER_ERR_SHAPE, "Add %s: ...", name);`. */
+#ifndef CELER_BASE_H
+#define CELER_BASE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum celer_status {
+    CELER_OK = 0,
+    CELER_ERR_IO,          /* a file could not be opened, mapped or written */
+    CELER_ERR_PARSE,       /* malformed input bytes (protobuf, .npy, command line) */
+    CELER_ERR_INVALID,     /* well-formed but meaningless (bad attribute, dangling tensor name) */
+    CELER_ERR_UNSUPPORTED, /* valid ONNX that celer cannot run yet */
+    CELER_ERR_SHAPE,       /* shapes do not agree */
+    CELER_ERR_DTYPE,       /* element types do not agree */
+    CELER_ERR_NOMEM,       /* an allocation failed */
+    CELER_ERR_LIMIT,       /* a size cap was hit */
+    CELER_ERR_NOT_FOUND,   /* a named thing does not exist */
+    CELER_ERR_INTERNAL,    /* a bug in celer or a library it calls */
+    CELER_STATUS_COUNT
+} celer_status;
+
+/* Short fixed text for a code ("shape mismatch"); never NULL. */
+const char *celer_status_name(celer_status status);
+
+/* Records a detailed message for the calling thread and returns `status` unchanged. */
+celer_status celer_errorf(celer_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prefixes the calling thread's message with more context ("loading model.onnx: ...") and returns
+ * `status`; use it when passing an error up. */
+celer_status celer_error_wrap(celer_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The calling thread's last message; points into thread-local storage valid until the next
+ * celer_errorf/celer_error_wrap on this thread. Empty string when none was set. */
+const char *celer_error_message(void);
+
+/* ---- arena ----
+ * A growing region of blocks for things that live and die together (a model's graph, a request).
+ * Allocations are aligned to 64 bytes and zeroed. Nothing is freed individually. */
+typedef struct celer_arena_block celer_arena_block;
+typedef struct celer_arena {
+    celer_arena_block *head;
+    size_t block_size; /* size of new blocks; large requests get a block of their own */
+    size_t total;      /* bytes obtained from malloc, for accounting */
+    size_t cap;        /* 0 = no cap; otherwise allocating past it fails with CELER_ERR_LIMIT */
+} celer_arena;
+
+/* Prepares an empty arena; `cap` 0 means unbounded. Never fails. */
+void celer_arena_init(celer_arena *arena, size_t block_size, size_t cap);
+/* Releases every block; the arena can be reused after celer_arena_init. */
+void celer_arena_free(celer_arena *arena);
+/* Returns zeroed memory owned by the arena, or NULL (and sets the error message) when out of
+ * memory or past the cap. */
+void *celer_arena_alloc(celer_arena *arena, size_t size);
+/* Copies `len` bytes of `s` and a terminating NUL into the arena; NULL on failure. */
+char *celer_arena_strndup(celer_arena *arena, const char *s, size_t len);
+
+/* ---- checked arithmetic: every size computed from input goes through these ---- */
+/* *out = a * b; returns 0 on success, non-zero on overflow (out untouched). */
+static inline int celer_mul_size(size_t a, size_t b, size_t *out) {
+    return __builtin_mul_overflow(a, b, out);
+}
+static inline int celer_add_size(size_t a, size_t b, size_t *out) {
+    return __builtin_add_overflow(a, b, out);
+}
+
+#define CELER_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define CELER_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define CELER_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif

@@ -1,0 +1,311 @@
+/* celer: the command-line program. Each subcommand is one entry of the table at the bottom. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ops/ops.h"
+#include "runtime/runtime.h"
+
+#define MAX_CLI_INPUTS 256
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("celer: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+static int fail_status(celer_status st) {
+    const char *msg = celer_error_message();
+    return fail("%s", msg[0] ? msg : celer_status_name(st));
+}
+
+/* Formats a declared shape with symbolic names: [batch,3,224,224]. */
+static const char *shape_text(const celer_io_desc *d, char *buf, size_t cap) {
+    if (!d->has_shape) return "(unknown rank)";
+    size_t n = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < d->shape.rank && n < cap; i++) {
+        const char *sep = i ? "," : "";
+        if (d->shape.dims[i] >= 0)
+            n += (size_t)snprintf(buf + n, cap - n, "%s%lld", sep, (long long)d->shape.dims[i]);
+        else
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", sep,
+                                  d->dim_params && d->dim_params[i] ? d->dim_params[i] : "?");
+    }
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+    return buf;
+}
+
+/* ---- celer run ---- */
+
+static int cmd_run(int argc, char **argv) {
+    const char *model_path = NULL, *out_dir = NULL;
+    const char *names[MAX_CLI_INPUTS], *files[MAX_CLI_INPUTS];
+    int n_given = 0, threads = 1;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--input") || !strcmp(a, "-i")) {
+            if (++i >= argc) return fail("--input needs NAME=FILE.npy");
+            char *eq = strchr(argv[i], '=');
+            if (!eq || eq == argv[i] || !eq[1]) return fail("--input '%s': expected NAME=FILE.npy", argv[i]);
+            if (n_given == MAX_CLI_INPUTS) return fail("at most %d --input options", MAX_CLI_INPUTS);
+            *eq = 0;
+            names[n_given] = argv[i];
+            files[n_given++] = eq + 1;
+        } else if (!strcmp(a, "--output-dir") || !strcmp(a, "-o")) {
+            if (++i >= argc) return fail("--output-dir needs a folder");
+            out_dir = argv[i];
+        } else if (!strcmp(a, "--threads")) {
+            if (++i >= argc || (threads = atoi(argv[i])) < 1 || threads > 1024)
+                return fail("--threads needs a number from 1 to 1024");
+        } else if (a[0] == '-') {
+            return fail("unknown option '%s' (see celer run --help)", a);
+        } else if (!model_path) {
+            model_path = a;
+        } else {
+            return fail("unexpected argument '%s'", a);
+        }
+    }
+    if (!model_path) return fail("celer run: no model given (celer run MODEL.onnx --input NAME=FILE.npy --output-dir DIR)");
+    if (!out_dir) return fail("celer run: --output-dir DIR is required");
+
+    celer_model_options opts = {.threads = threads};
+    celer_model *model;
+    celer_status st = celer_model_load(model_path, &opts, &model);
+    if (st) return fail_status(st);
+    int rc = 1, n_in = celer_model_input_count(model);
+    celer_arena arena;
+    celer_arena_init(&arena, 1 << 20, 0);
+    celer_context *ctx = NULL;
+    celer_tensor *inputs = celer_arena_alloc(&arena, sizeof(celer_tensor) * (size_t)(n_in + 1));
+    bool *seen = celer_arena_alloc(&arena, sizeof(bool) * (size_t)(n_in + 1));
+    if (!inputs || !seen) {
+        fail_status(CELER_ERR_NOMEM);
+        goto done;
+    }
+    for (int i = 0; i < n_given; i++) {
+        int idx = celer_model_input_index(model, names[i]);
+        if (idx < 0) {
+            char list[1024] = "";
+            size_t n = 0;
+            for (int j = 0; j < n_in && n < sizeof list; j++)
+                n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", j ? ", " : "",
+                                      celer_model_input(model, j)->name);
+            fail("unknown input '%s'; the model's inputs are: %s", names[i], n_in ? list : "(none)");
+            goto done;
+        }
+        if (seen[idx]) {
+            fail("input '%s' is given twice", names[i]);
+            goto done;
+        }
+        if ((st = celer_npy_read(files[i], &arena, &inputs[idx]))) {
+            fail_status(st);
+            goto done;
+        }
+        seen[idx] = true;
+    }
+    for (int j = 0; j < n_in; j++)
+        if (!seen[j]) {
+            const celer_io_desc *d = celer_model_input(model, j);
+            char shape[256];
+            fail("missing input '%s' (%s %s); pass --input %s=FILE.npy", d->name,
+                 celer_dtype_name(d->dtype), shape_text(d, shape, sizeof shape), d->name);
+            goto done;
+        }
+    if ((st = celer_context_init(model, &ctx))) {
+        fail_status(st);
+        goto done;
+    }
+    const celer_tensor *outputs;
+    if ((st = celer_context_run(ctx, inputs, &outputs))) {
+        fail_status(st);
+        goto done;
+    }
+    if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
+        fail("cannot create output folder '%s': %s", out_dir, strerror(errno));
+        goto done;
+    }
+    for (int i = 0; i < celer_model_output_count(model); i++) {
+        const char *name = celer_model_output(model, i)->name;
+        char path[4096];
+        /* output names come from the model: keep them inside out_dir */
+        char safe[256];
+        size_t k = 0;
+        for (const char *p = name; *p && k + 1 < sizeof safe; p++)
+            safe[k++] = (*p == '/' || *p == '\\' || (p == name && *p == '.')) ? '_' : *p;
+        safe[k] = 0;
+        snprintf(path, sizeof path, "%s/%s.npy", out_dir, safe);
+        if ((st = celer_npy_write(path, &outputs[i]))) {
+            fail_status(st);
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    celer_context_free(ctx);
+    celer_arena_free(&arena);
+    celer_model_free(model);
+    return rc;
+}
+
+/* ---- celer inspect ---- */
+
+static void report_problem(void *user, int k, const celer_onnx_node *node, celer_status st, const char *msg) {
+    (void)st;
+    (void)node;
+    (void)k;
+    int *count = user;
+    if (++*count == 1) printf("cannot run:\n");
+    printf("  %s\n", msg);
+}
+
+static void print_value_infos(const char *title, const celer_onnx_value_info *vis, int n,
+                              const celer_onnx_graph *g) {
+    printf("%s:\n", title);
+    for (int i = 0; i < n; i++) {
+        const celer_onnx_value_info *vi = &vis[i];
+        bool is_init = false;
+        for (int j = 0; j < g->n_initializers && !is_init; j++)
+            is_init = !strcmp(g->initializers[j].name, vi->name);
+        if (is_init) continue; /* old exporters list weights as inputs too */
+        celer_io_desc d = {.name = vi->name, .dtype = vi->dtype, .has_shape = vi->has_shape,
+                           .shape = vi->shape, .dim_params = vi->dim_params};
+        char shape[256];
+        printf("  %-24s %-8s %s\n", vi->name, celer_dtype_name(vi->dtype), shape_text(&d, shape, sizeof shape));
+    }
+}
+
+static int cmd_inspect(int argc, char **argv) {
+    if (argc != 1 || argv[0][0] == '-') return fail("usage: celer inspect MODEL.onnx");
+    celer_onnx_model *m;
+    celer_status st = celer_onnx_load(argv[0], &m);
+    if (st) return fail_status(st);
+    const celer_onnx_graph *g = m->graph;
+    printf("model: %s\n", argv[0]);
+    printf("ir_version: %lld  producer: %s %s\n", (long long)m->ir_version,
+           m->producer_name ? m->producer_name : "", m->producer_version ? m->producer_version : "");
+    printf("opsets:");
+    for (int i = 0; i < m->n_opsets; i++)
+        printf(" %s=%lld", m->opsets[i].domain && m->opsets[i].domain[0] ? m->opsets[i].domain : "ai.onnx",
+               (long long)m->opsets[i].version);
+    printf("\n");
+    print_value_infos("inputs", g->inputs, g->n_inputs, g);
+    print_value_infos("outputs", g->outputs, g->n_outputs, g);
+
+    /* operator histogram, most used first */
+    int n_ops = 0;
+    const char **ops = calloc((size_t)g->n_nodes + 1, sizeof *ops);
+    int *counts = calloc((size_t)g->n_nodes + 1, sizeof *counts);
+    if (!ops || !counts) {
+        free(ops);
+        free(counts);
+        celer_onnx_free(m);
+        return fail_status(CELER_ERR_NOMEM);
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        int j = 0;
+        while (j < n_ops && strcmp(ops[j], g->nodes[i].op_type)) j++;
+        if (j == n_ops) ops[n_ops++] = g->nodes[i].op_type;
+        counts[j]++;
+    }
+    for (int a = 1; a < n_ops; a++)
+        for (int b = a; b > 0 && counts[b] > counts[b - 1]; b--) {
+            int tc = counts[b];
+            counts[b] = counts[b - 1];
+            counts[b - 1] = tc;
+            const char *to = ops[b];
+            ops[b] = ops[b - 1];
+            ops[b - 1] = to;
+        }
+    printf("operators (%d nodes):\n", g->n_nodes);
+    for (int j = 0; j < n_ops; j++) printf("  %-24s %d\n", ops[j], counts[j]);
+    free(ops);
+    free(counts);
+
+    int64_t params = 0;
+    size_t bytes = 0;
+    for (int i = 0; i < g->n_initializers; i++) {
+        const celer_tensor *t = &g->initializers[i].tensor;
+        size_t b = 0;
+        params += celer_shape_numel(&t->shape);
+        if (!celer_tensor_bytes(t, &b)) bytes += b;
+    }
+    printf("parameters: %lld in %d initializers (%.1f MB)\n", (long long)params, g->n_initializers,
+           (double)bytes / 1e6);
+    int problems = 0;
+    celer_model_check(m, report_problem, &problems);
+    if (!problems) printf("cannot run: none\n");
+    celer_onnx_free(m);
+    return 0;
+}
+
+/* ---- celer ops ---- */
+
+static int cmd_ops(int argc, char **argv) {
+    (void)argv;
+    if (argc) return fail("usage: celer ops");
+    int nf;
+    const celer_kernel_family *fams = celer_ops_families(&nf);
+    for (int f = 0; f < nf; f++)
+        for (int i = 0; i < fams[f].count; i++) {
+            const celer_kernel *k = &fams[f].kernels[i];
+            printf("%s\t%s\t%d\t%d\t", fams[f].name, k->domain[0] ? k->domain : "ai.onnx", k->since, k->until);
+            printf("%s\t", k->op);
+            int first = 1;
+            for (int t = 1; t < CELER_DTYPE_COUNT; t++)
+                if (k->type_input < 0 || (k->dtypes & CELER_DT(t))) {
+                    if (k->type_input < 0) {
+                        printf("any");
+                        break;
+                    }
+                    printf("%s%s", first ? "" : ",", celer_dtype_name((celer_dtype)t));
+                    first = 0;
+                }
+            printf("\n");
+        }
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *usage;
+} commands[] = {
+    {"run", cmd_run, "run MODEL.onnx --input NAME=FILE.npy [--input ...] --output-dir DIR [--threads N]\n"
+                     "      runs the model once and writes DIR/<output name>.npy for every output"},
+    {"inspect", cmd_inspect, "inspect MODEL.onnx\n"
+                             "      inputs, outputs, opsets, operators, parameters, and what celer cannot run"},
+    {"ops", cmd_ops, "ops\n      the kernel table: family, domain, versions, operator, types (tab-separated)"},
+};
+
+static int usage(FILE *f) {
+    fprintf(f, "celer %s: machine-learning inference\n\nusage:\n", "0.1.0");
+    for (size_t i = 0; i < CELER_ARRAY_LEN(commands); i++) fprintf(f, "  celer %s\n", commands[i].usage);
+    return f == stderr ? 2 : 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) return usage(stderr);
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) return usage(stdout);
+    if (!strcmp(argv[1], "--version")) {
+        printf("celer 0.1.0\n");
+        return 0;
+    }
+    for (size_t i = 0; i < CELER_ARRAY_LEN(commands); i++)
+        if (!strcmp(argv[1], commands[i].name)) {
+            for (int a = 2; a < argc; a++)
+                if (!strcmp(argv[a], "--help") || !strcmp(argv[a], "-h")) {
+                    printf("usage: celer %s\n", commands[i].usage);
+                    return 0;
+                }
+            return commands[i].fn(argc - 2, argv + 2);
+        }
+    fprintf(stderr, "celer: error: unknown command '%s'\n", argv[1]);
+    return usage(stderr);
+}

@@ -1,0 +1,346 @@
+/* Building the IR: name resolution, Constant nodes, topological order, uses and lifetimes. */
+#include "graph.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ---- name table: open addressing over value indices ---- */
+struct celer_graph_names {
+    int cap; /* power of two */
+    int *slots; /* value index + 1; 0 = empty */
+};
+
+static uint64_t hash_name(const char *s) {
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static int names_lookup(const celer_graph *g, const char *name) {
+    const struct celer_graph_names *t = g->names;
+    for (uint64_t i = hash_name(name) & (uint64_t)(t->cap - 1);; i = (i + 1) & (uint64_t)(t->cap - 1)) {
+        int v = t->slots[i] - 1;
+        if (v < 0) return -1;
+        if (strcmp(g->values[v].name, name) == 0) return v;
+    }
+}
+
+static void names_insert(celer_graph *g, int v) {
+    struct celer_graph_names *t = g->names;
+    uint64_t i = hash_name(g->values[v].name) & (uint64_t)(t->cap - 1);
+    while (t->slots[i]) i = (i + 1) & (uint64_t)(t->cap - 1);
+    t->slots[i] = v + 1;
+}
+
+int celer_graph_find(const celer_graph *graph, const char *name) {
+    return name && name[0] ? names_lookup(graph, name) : -1;
+}
+
+/* Appends a value; named values enter the name table (the caller checked it is new). */
+static int add_value(celer_graph *g, const char *name) {
+    int v = g->n_values++;
+    celer_value *val = &g->values[v];
+    memset(val, 0, sizeof *val);
+    val->name = name ? name : "";
+    val->producer = -1;
+    val->last_use = -1;
+    if (val->name[0]) names_insert(g, v);
+    return v;
+}
+
+static void apply_value_info(celer_value *val, const celer_onnx_value_info *vi) {
+    val->kind = vi->kind;
+    if (vi->dtype != CELER_UNDEFINED) val->dtype = vi->dtype;
+    if (vi->has_shape) {
+        val->has_shape = true;
+        val->shape = vi->shape;
+        memcpy(val->dim_params, vi->dim_params, sizeof val->dim_params);
+    }
+}
+
+/* The tensor a Constant node holds, in whichever attribute form it uses. */
+static celer_status constant_tensor(celer_graph *g, const celer_onnx_node *n, const celer_tensor **out) {
+    const char *who = n->name && n->name[0] ? n->name : (n->n_outputs ? n->outputs[0] : "?");
+    if (n->n_attrs != 1)
+        return celer_errorf(CELER_ERR_INVALID, "Constant '%s': expected exactly one attribute, got %d",
+                            who, n->n_attrs);
+    const celer_onnx_attr *a = &n->attrs[0];
+    if (!strcmp(a->name, "value") && a->type == CELER_ATTR_TENSOR && a->t) {
+        *out = a->t;
+        return CELER_OK;
+    }
+    celer_tensor *t = celer_arena_alloc(&g->arena, sizeof *t);
+    if (!t) return CELER_ERR_NOMEM;
+    size_t count = 1, esize;
+    const void *src;
+    if (!strcmp(a->name, "value_float") && a->type == CELER_ATTR_FLOAT) {
+        t->dtype = CELER_FLOAT;
+        src = &a->f;
+    } else if (!strcmp(a->name, "value_int") && a->type == CELER_ATTR_INT) {
+        t->dtype = CELER_INT64;
+        src = &a->i;
+    } else if (!strcmp(a->name, "value_floats") && a->type == CELER_ATTR_FLOATS) {
+        t->dtype = CELER_FLOAT;
+        t->shape = (celer_shape){1, {a->n}};
+        count = (size_t)a->n;
+        src = a->floats;
+    } else if (!strcmp(a->name, "value_ints") && a->type == CELER_ATTR_INTS) {
+        t->dtype = CELER_INT64;
+        t->shape = (celer_shape){1, {a->n}};
+        count = (size_t)a->n;
+        src = a->ints;
+    } else if (!strcmp(a->name, "value_string") && a->type == CELER_ATTR_STRING) {
+        t->dtype = CELER_STRING;
+        src = &a->s;
+    } else if (!strcmp(a->name, "value_strings") && a->type == CELER_ATTR_STRINGS) {
+        t->dtype = CELER_STRING;
+        t->shape = (celer_shape){1, {a->n}};
+        count = (size_t)a->n;
+        src = a->strings;
+    } else {
+        return celer_errorf(CELER_ERR_UNSUPPORTED, "Constant '%s': attribute '%s' is not supported",
+                            who, a->name);
+    }
+    esize = celer_dtype_size(t->dtype);
+    t->data = celer_arena_alloc(&g->arena, count * esize);
+    if (!t->data) return CELER_ERR_NOMEM;
+    if (count) memcpy(t->data, src, count * esize);
+    *out = t;
+    return CELER_OK;
+}
+
+static bool is_constant_node(const celer_onnx_node *n) {
+    return !strcmp(n->op_type, "Constant") && (!n->domain[0] || !strcmp(n->domain, "ai.onnx"));
+}
+
+static const char *node_label(const celer_onnx_node *n, int index, char *buf, size_t cap) {
+    if (n->name && n->name[0])
+        snprintf(buf, cap, "node %d (%s '%s')", index, n->op_type, n->name);
+    else
+        snprintf(buf, cap, "node %d (%s)", index, n->op_type);
+    return buf;
+}
+
+/* Kahn's algorithm over the non-Constant nodes; ONNX asks files to be sorted, not all are. */
+static celer_status sort_nodes(celer_graph *g, celer_node *unsorted, int n) {
+    int *pending = celer_arena_alloc(&g->arena, sizeof(int) * (size_t)(n ? n : 1));
+    int *order = celer_arena_alloc(&g->arena, sizeof(int) * (size_t)(n ? n : 1));
+    /* consumers of each value: CSR built from node inputs */
+    int *head = celer_arena_alloc(&g->arena, sizeof(int) * (size_t)(g->n_values + 1));
+    if (!pending || !order || !head) return CELER_ERR_NOMEM;
+    size_t edges = 0;
+    for (int i = 0; i < n; i++) edges += (size_t)unsorted[i].n_inputs;
+    int *adj = celer_arena_alloc(&g->arena, sizeof(int) * (edges ? edges : 1));
+    int *fill = celer_arena_alloc(&g->arena, sizeof(int) * (size_t)(g->n_values + 1));
+    if (!adj || !fill) return CELER_ERR_NOMEM;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < unsorted[i].n_inputs; j++) {
+            int v = unsorted[i].inputs[j];
+            if (v >= 0 && g->values[v].producer >= 0) {
+                head[v + 1]++;
+                pending[i]++;
+            }
+        }
+    for (int v = 0; v < g->n_values; v++) head[v + 1] += head[v];
+    memcpy(fill, head, sizeof(int) * (size_t)(g->n_values + 1));
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < unsorted[i].n_inputs; j++) {
+            int v = unsorted[i].inputs[j];
+            if (v >= 0 && g->values[v].producer >= 0) adj[fill[v]++] = i;
+        }
+    int n_ready = 0, done = 0;
+    for (int i = 0; i < n; i++)
+        if (!pending[i]) order[n_ready++] = i;
+    /* order[] doubles as the queue: entries before n_ready are ready, in the file's order */
+    while (done < n_ready) {
+        int i = order[done++];
+        for (int j = 0; j < unsorted[i].n_outputs; j++) {
+            int v = unsorted[i].outputs[j];
+            for (int e = head[v]; e < head[v + 1]; e++)
+                if (--pending[adj[e]] == 0) order[n_ready++] = adj[e];
+        }
+    }
+    if (n_ready != n) {
+        for (int i = 0; i < n; i++)
+            if (pending[i]) {
+                char label[256];
+                return celer_errorf(CELER_ERR_INVALID, "%s is part of a cycle or reads its own output",
+                                    node_label(unsorted[i].src, i, label, sizeof label));
+            }
+    }
+    for (int k = 0; k < n; k++) {
+        g->nodes[k] = unsorted[order[k]];
+        for (int j = 0; j < g->nodes[k].n_outputs; j++) g->values[g->nodes[k].outputs[j]].producer = k;
+    }
+    return CELER_OK;
+}
+
+celer_status celer_graph_build(const celer_onnx_model *model, celer_graph **out) {
+    const celer_onnx_graph *src = model->graph;
+    if (!src) return celer_errorf(CELER_ERR_INVALID, "the model has no graph");
+    if (src->n_nodes > CELER_GRAPH_MAX_NODES)
+        return celer_errorf(CELER_ERR_LIMIT, "the graph has %d nodes; at most %d are supported",
+                            src->n_nodes, CELER_GRAPH_MAX_NODES);
+    celer_arena arena;
+    celer_arena_init(&arena, 256 * 1024, 0);
+    celer_graph *g = celer_arena_alloc(&arena, sizeof *g);
+    if (!g) {
+        celer_arena_free(&arena);
+        return CELER_ERR_NOMEM;
+    }
+    g->arena = arena;
+    g->model = model;
+    g->src = src;
+    celer_status st = CELER_OK;
+    char label[256];
+
+    size_t max_values = (size_t)src->n_initializers + (size_t)src->n_inputs;
+    for (int i = 0; i < src->n_nodes; i++) {
+        const celer_onnx_node *n = &src->nodes[i];
+        if (n->n_inputs > CELER_GRAPH_MAX_NODE_IO || n->n_outputs > CELER_GRAPH_MAX_NODE_IO) {
+            st = celer_errorf(CELER_ERR_LIMIT, "%s has %d inputs and %d outputs; at most %d each",
+                              node_label(n, i, label, sizeof label), n->n_inputs, n->n_outputs,
+                              CELER_GRAPH_MAX_NODE_IO);
+            goto fail;
+        }
+        max_values += (size_t)n->n_outputs;
+    }
+    g->values = celer_arena_alloc(&g->arena, sizeof(celer_value) * (max_values + 1));
+    g->names = celer_arena_alloc(&g->arena, sizeof *g->names);
+    if (!g->values || !g->names) goto nomem;
+    g->names->cap = 16;
+    while ((size_t)g->names->cap < 2 * max_values + 2) g->names->cap *= 2;
+    g->names->slots = celer_arena_alloc(&g->arena, sizeof(int) * (size_t)g->names->cap);
+    if (!g->names->slots) goto nomem;
+
+    for (int i = 0; i < src->n_initializers; i++) {
+        const celer_onnx_named_tensor *t = &src->initializers[i];
+        if (!t->name || !t->name[0] || names_lookup(g, t->name) >= 0) {
+            st = celer_errorf(CELER_ERR_INVALID, "initializer %d has an empty or duplicate name '%s'",
+                              i, t->name ? t->name : "");
+            goto fail;
+        }
+        int v = add_value(g, t->name);
+        g->values[v].constant = &t->tensor;
+        g->values[v].dtype = t->tensor.dtype;
+        g->values[v].has_shape = true;
+        g->values[v].shape = t->tensor.shape;
+    }
+    g->inputs = celer_arena_alloc(&g->arena, sizeof(int) * (size_t)(src->n_inputs + 1));
+    if (!g->inputs) goto nomem;
+    for (int i = 0; i < src->n_inputs; i++) {
+        const celer_onnx_value_info *vi = &src->inputs[i];
+        if (!vi->name || !vi->name[0]) {
+            st = celer_errorf(CELER_ERR_INVALID, "graph input %d has no name", i);
+            goto fail;
+        }
+        if (names_lookup(g, vi->name) >= 0) continue; /* has an initializer: a constant */
+        int v = add_value(g, vi->name);
+        apply_value_info(&g->values[v], vi);
+        g->values[v].is_input = true;
+        g->inputs[g->n_inputs++] = v;
+    }
+
+    /* node outputs (and Constant nodes as constants) */
+    celer_node *unsorted = celer_arena_alloc(&g->arena, sizeof(celer_node) * (size_t)(src->n_nodes + 1));
+    if (!unsorted) goto nomem;
+    int n_kept = 0;
+    for (int i = 0; i < src->n_nodes; i++) {
+        const celer_onnx_node *n = &src->nodes[i];
+        for (int j = 0; j < n->n_outputs; j++) {
+            const char *name = n->outputs[j];
+            if (name[0] && names_lookup(g, name) >= 0) {
+                st = celer_errorf(CELER_ERR_INVALID, "%s: output '%s' is already produced elsewhere",
+                                  node_label(n, i, label, sizeof label), name);
+                goto fail;
+            }
+        }
+        if (is_constant_node(n)) {
+            const celer_tensor *t;
+            if (n->n_outputs != 1) {
+                st = celer_errorf(CELER_ERR_INVALID, "%s must have one output",
+                                  node_label(n, i, label, sizeof label));
+                goto fail;
+            }
+            if ((st = constant_tensor(g, n, &t))) goto fail;
+            int v = add_value(g, n->outputs[0]);
+            g->values[v].constant = t;
+            g->values[v].dtype = t->dtype;
+            g->values[v].has_shape = true;
+            g->values[v].shape = t->shape;
+            continue;
+        }
+        celer_node *node = &unsorted[n_kept++];
+        node->src = n;
+        node->n_inputs = n->n_inputs;
+        node->n_outputs = n->n_outputs;
+        node->inputs = celer_arena_alloc(&g->arena, sizeof(int) * (size_t)(n->n_inputs + 1));
+        node->outputs = celer_arena_alloc(&g->arena, sizeof(int) * (size_t)(n->n_outputs + 1));
+        if (!node->inputs || !node->outputs) goto nomem;
+        for (int j = 0; j < n->n_outputs; j++) {
+            node->outputs[j] = add_value(g, n->outputs[j]);
+            g->values[node->outputs[j]].producer = n_kept - 1; /* provisional: unsorted index */
+        }
+    }
+    for (int i = 0; i < n_kept; i++) {
+        celer_node *node = &unsorted[i];
+        for (int j = 0; j < node->n_inputs; j++) {
+            const char *name = node->src->inputs[j];
+            if (!name[0]) {
+                node->inputs[j] = -1;
+                continue;
+            }
+            int v = names_lookup(g, name);
+            if (v < 0) {
+                st = celer_errorf(CELER_ERR_INVALID,
+                                  "%s: input '%s' is not produced by any node, initializer or graph input",
+                                  node_label(node->src, i, label, sizeof label), name);
+                goto fail;
+            }
+            node->inputs[j] = v;
+        }
+    }
+    g->nodes = celer_arena_alloc(&g->arena, sizeof(celer_node) * (size_t)(n_kept + 1));
+    if (!g->nodes) goto nomem;
+    g->n_nodes = n_kept;
+    if ((st = sort_nodes(g, unsorted, n_kept))) goto fail;
+
+    for (int i = 0; i < src->n_value_infos; i++) {
+        int v = names_lookup(g, src->value_infos[i].name ? src->value_infos[i].name : "");
+        if (v >= 0 && !g->values[v].constant) apply_value_info(&g->values[v], &src->value_infos[i]);
+    }
+    g->outputs = celer_arena_alloc(&g->arena, sizeof(int) * (size_t)(src->n_outputs + 1));
+    if (!g->outputs) goto nomem;
+    for (int i = 0; i < src->n_outputs; i++) {
+        const char *name = src->outputs[i].name ? src->outputs[i].name : "";
+        int v = names_lookup(g, name);
+        if (v < 0) {
+            st = celer_errorf(CELER_ERR_INVALID, "graph output '%s' is not produced by any node", name);
+            goto fail;
+        }
+        if (!g->values[v].constant) apply_value_info(&g->values[v], &src->outputs[i]);
+        g->values[v].is_output = true;
+        g->outputs[g->n_outputs++] = v;
+    }
+    for (int k = 0; k < g->n_nodes; k++)
+        for (int j = 0; j < g->nodes[k].n_inputs; j++) {
+            int v = g->nodes[k].inputs[j];
+            if (v < 0) continue;
+            g->values[v].n_uses++;
+            g->values[v].last_use = k;
+        }
+    *out = g;
+    return CELER_OK;
+nomem:
+    st = CELER_ERR_NOMEM;
+fail:
+    arena = g->arena;
+    celer_arena_free(&arena);
+    return st;
+}
+
+void celer_graph_free(celer_graph *graph) {
+    if (!graph) return;
+    celer_arena arena = graph->arena;
+    celer_arena_free(&arena);
+}

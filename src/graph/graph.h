@@ -1,0 +1,60 @@
+/* graph: the intermediate representation built from a decoded ONNX graph.
+ *
+ * Values (tensors) and nodes are numbered; nodes are in topological order; Constant nodes are
+ * turned into constant values; every value knows its producer, its uses and its last user, which
+ * is what memory planning needs. The graph borrows the ONNX model (names, attributes, weights):
+ * free the graph before the model. */
+#ifndef CELER_GRAPH_H
+#define CELER_GRAPH_H
+
+#include "base/base.h"
+#include "onnx/onnx.h"
+#include "tensor/tensor.h"
+
+/* Caps on what a model may ask of us. */
+#define CELER_GRAPH_MAX_NODES (1 << 20)
+#define CELER_GRAPH_MAX_NODE_IO 4096
+
+typedef struct celer_value {
+    const char *name;                       /* "" for outputs a node omits */
+    celer_dtype dtype;                      /* CELER_UNDEFINED until known */
+    bool has_shape;                         /* static shape known (dims may still be -1) */
+    celer_shape shape;
+    const char *dim_params[CELER_MAX_RANK]; /* symbolic dim names of declared shapes */
+    const celer_tensor *constant;           /* initializer or Constant output; else NULL */
+    int producer;                           /* node index; -1 for graph inputs and constants */
+    int n_uses;                             /* node input slots reading it */
+    int last_use;                           /* index of the last node reading it; -1 if none */
+    bool is_input, is_output;               /* graph input (fed at run time) / graph output */
+    celer_value_kind kind;                  /* tensor unless declared otherwise */
+} celer_value;
+
+typedef struct celer_node {
+    const celer_onnx_node *src; /* op type, domain, attributes */
+    int n_inputs, n_outputs;
+    int *inputs;  /* value indices; -1 for omitted optional inputs */
+    int *outputs; /* value indices; omitted outputs get an unnamed value of their own */
+} celer_node;
+
+typedef struct celer_graph {
+    const celer_onnx_model *model; /* borrowed */
+    const celer_onnx_graph *src;   /* borrowed */
+    celer_arena arena;             /* everything below lives here */
+    int n_values, n_nodes, n_inputs, n_outputs;
+    celer_value *values;
+    celer_node *nodes;
+    int *inputs;  /* run-time inputs in declaration order (initializer-backed inputs excluded) */
+    int *outputs; /* graph outputs in declaration order */
+    struct celer_graph_names *names; /* name -> value index */
+} celer_graph;
+
+/* Builds the IR of `model`'s main graph. On success *out is owned by the caller (free with
+ * celer_graph_free) and borrows `model`. Errors name the node and tensor at fault (dangling
+ * input, duplicate producer, cycle, malformed Constant). */
+celer_status celer_graph_build(const celer_onnx_model *model, celer_graph **out);
+void celer_graph_free(celer_graph *graph);
+
+/* Value index of `name`, or -1. */
+int celer_graph_find(const celer_graph *graph, const char *name);
+
+#endif

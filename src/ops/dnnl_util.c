@@ -1,0 +1,109 @@
+/* Shared oneDNN helpers: engine singleton, error text, primitive bundles. */
+#include "dnnl_util.h"
+
+#include <dnnl_debug.h>
+#include <pthread.h>
+#include <string.h>
+
+static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+static dnnl_engine_t engine;
+static dnnl_status_t engine_status;
+
+static void engine_create(void) { engine_status = dnnl_engine_create(&engine, dnnl_cpu, 0); }
+
+celer_status celer_dnnl_engine(dnnl_engine_t *out) {
+    pthread_once(&engine_once, engine_create);
+    if (engine_status != dnnl_success)
+        return celer_errorf(CELER_ERR_INTERNAL, "oneDNN: cannot create the CPU engine: %s",
+                            dnnl_status2str(engine_status));
+    *out = engine;
+    return CELER_OK;
+}
+
+celer_status celer_dnnl_check(dnnl_status_t s, const char *who, const char *what) {
+    if (s == dnnl_success) return CELER_OK;
+    celer_status code = s == dnnl_out_of_memory ? CELER_ERR_NOMEM
+                        : s == dnnl_unimplemented ? CELER_ERR_UNSUPPORTED
+                                                  : CELER_ERR_INTERNAL;
+    return celer_errorf(code, "%s: oneDNN %s failed: %s", who, what, dnnl_status2str(s));
+}
+
+celer_status celer_dnnl_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims,
+                           dnnl_data_type_t dt, dnnl_format_tag_t tag, const char *who) {
+    dnnl_dims_t d;
+    if (rank < 1 || rank > 6)
+        return celer_errorf(CELER_ERR_INTERNAL, "%s: oneDNN descriptor of rank %d", who, rank);
+    for (int i = 0; i < rank; i++) d[i] = dims[i];
+    return celer_dnnl_check(dnnl_memory_desc_init_by_tag(md, rank, d, dt, tag), who,
+                            "memory descriptor");
+}
+
+celer_status celer_dnnl_prim_create(celer_dnnl_prim *p, const void *op_desc,
+                                    const dnnl_memory_desc_t *src,
+                                    const dnnl_memory_desc_t *weights,
+                                    const dnnl_memory_desc_t *bias,
+                                    const dnnl_memory_desc_t *dst, const char *who) {
+    memset(p, 0, sizeof *p);
+    dnnl_engine_t eng;
+    celer_status st = celer_dnnl_engine(&eng);
+    if (st) return st;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    if ((st = celer_dnnl_check(dnnl_primitive_attr_create(&attr), who, "attribute creation")))
+        return st;
+    st = celer_dnnl_check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user),
+                          who, "scratchpad mode");
+    if (!st)
+        st = celer_dnnl_check(dnnl_primitive_desc_create(&pd, op_desc, attr, eng, NULL), who,
+                              "primitive descriptor creation");
+    dnnl_primitive_attr_destroy(attr);
+    if (st) return st;
+
+    const dnnl_memory_desc_t *scratch_md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    p->scratch_bytes = scratch_md ? dnnl_memory_desc_get_size(scratch_md) : 0;
+    st = celer_dnnl_check(dnnl_primitive_create(&p->prim, pd), who, "primitive creation");
+    if (!st) st = celer_dnnl_check(dnnl_memory_create(&p->src, src, eng, DNNL_MEMORY_NONE), who, "memory");
+    if (!st) st = celer_dnnl_check(dnnl_memory_create(&p->weights, weights, eng, DNNL_MEMORY_NONE), who, "memory");
+    if (!st && bias) st = celer_dnnl_check(dnnl_memory_create(&p->bias, bias, eng, DNNL_MEMORY_NONE), who, "memory");
+    if (!st) st = celer_dnnl_check(dnnl_memory_create(&p->dst, dst, eng, DNNL_MEMORY_NONE), who, "memory");
+    if (!st && p->scratch_bytes)
+        st = celer_dnnl_check(dnnl_memory_create(&p->scratch, scratch_md, eng, DNNL_MEMORY_NONE), who, "memory");
+    if (!st) st = celer_dnnl_check(dnnl_stream_create(&p->stream, eng, dnnl_stream_default_flags), who, "stream creation");
+    dnnl_primitive_desc_destroy(pd);
+    if (st) celer_dnnl_prim_destroy(p);
+    return st;
+}
+
+celer_status celer_dnnl_prim_run(const celer_dnnl_prim *p, const void *src, const void *weights,
+                                 const void *bias, void *dst, void *scratch, const char *who) {
+    /* oneDNN takes non-const handles; it only reads src, weights and bias */
+    struct { dnnl_memory_t mem; int arg; void *data; } bind[] = {
+        {p->src, DNNL_ARG_SRC, (void *)src},       {p->weights, DNNL_ARG_WEIGHTS, (void *)weights},
+        {p->bias, DNNL_ARG_BIAS, (void *)bias},    {p->dst, DNNL_ARG_DST, dst},
+        {p->scratch, DNNL_ARG_SCRATCHPAD, scratch},
+    };
+    dnnl_exec_arg_t args[CELER_ARRAY_LEN(bind)];
+    int n = 0;
+    for (size_t i = 0; i < CELER_ARRAY_LEN(bind); i++) {
+        if (!bind[i].mem) continue;
+        celer_status st = celer_dnnl_check(dnnl_memory_set_data_handle(bind[i].mem, bind[i].data),
+                                           who, "binding a buffer");
+        if (st) return st;
+        args[n].arg = bind[i].arg;
+        args[n].memory = bind[i].mem;
+        n++;
+    }
+    celer_status st = celer_dnnl_check(dnnl_primitive_execute(p->prim, p->stream, n, args), who,
+                                       "execution");
+    if (!st) st = celer_dnnl_check(dnnl_stream_wait(p->stream), who, "stream wait");
+    return st;
+}
+
+void celer_dnnl_prim_destroy(celer_dnnl_prim *p) {
+    dnnl_memory_t mems[] = {p->src, p->weights, p->bias, p->dst, p->scratch};
+    for (size_t i = 0; i < CELER_ARRAY_LEN(mems); i++)
+        if (mems[i]) dnnl_memory_destroy(mems[i]);
+    if (p->prim) dnnl_primitive_destroy(p->prim);
+    if (p->stream) dnnl_stream_destroy(p->stream);
+    memset(p, 0, sizeof *p);
+}

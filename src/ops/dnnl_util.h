@@ -1,0 +1,49 @@
+/* dnnl_util: the oneDNN pieces the kernels share (module-private to ops).
+ *
+ * One CPU engine for the process, created on first use (thread-safe). A celer_dnnl_prim bundles a
+ * primitive built for one set of shapes with its per-context stream and buffer-less memory objects;
+ * run binds the caller's buffers, so running never allocates. Scratchpad is user-managed: its size
+ * is reported at build and the caller passes scratch memory to run. */
+#ifndef CELER_OPS_DNNL_UTIL_H
+#define CELER_OPS_DNNL_UTIL_H
+
+#include <dnnl.h>
+
+#include "base/base.h"
+
+/* The process-wide CPU engine, created once. Never destroyed (lives until exit). */
+celer_status celer_dnnl_engine(dnnl_engine_t *out);
+
+/* Converts a failed dnnl call into a celer error whose message names `who` (op) and `what`
+ * (the call); returns CELER_OK for dnnl_success. */
+celer_status celer_dnnl_check(dnnl_status_t s, const char *who, const char *what);
+
+/* Plain (dense, row-major with the given letter order) descriptor of rank <= 6. */
+celer_status celer_dnnl_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims,
+                           dnnl_data_type_t dt, dnnl_format_tag_t tag, const char *who);
+
+typedef struct celer_dnnl_prim {
+    dnnl_primitive_t prim;
+    dnnl_stream_t stream;
+    dnnl_memory_t src, weights, bias, dst, scratch; /* no buffers of their own; bound by run */
+    size_t scratch_bytes;                          /* what run needs in `scratch` */
+} celer_dnnl_prim;
+
+/* Builds a forward primitive from an initialised op descriptor (convolution, deconvolution...)
+ * with user-managed scratchpad. `bias` may be NULL. On failure *p is left empty (all NULL).
+ * *p owns everything it holds; release with celer_dnnl_prim_destroy. */
+celer_status celer_dnnl_prim_create(celer_dnnl_prim *p, const void *op_desc,
+                                    const dnnl_memory_desc_t *src,
+                                    const dnnl_memory_desc_t *weights,
+                                    const dnnl_memory_desc_t *bias,
+                                    const dnnl_memory_desc_t *dst, const char *who);
+
+/* Runs the primitive on the caller's buffers (bias NULL when built without; scratch must hold
+ * scratch_bytes). Blocks until done. No allocation. */
+celer_status celer_dnnl_prim_run(const celer_dnnl_prim *p, const void *src, const void *weights,
+                                 const void *bias, void *dst, void *scratch, const char *who);
+
+/* Releases everything *p holds and zeroes it; safe on an empty or partly built prim. */
+void celer_dnnl_prim_destroy(celer_dnnl_prim *p);
+
+#endif

@@ -1,0 +1,235 @@
+/* gemm operators: Gemm and MatMul (float/double through OpenBLAS, integer types through the
+ * reference loops) and MatMulInteger (int32 accumulation on widened operands).
+ *
+ * Nothing here is shape-dependent enough to need per-context state: reshape validates and plans,
+ * run recomputes the (cheap) plan and calls BLAS. Thread counts belong to the executor. */
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+#include "reference.h"
+
+/* BLAS takes int sizes: larger matrices are rejected rather than truncated. */
+#define BLAS_MAX_DIM INT64_C(0x7fffffff)
+
+static celer_status check_blas_dims(const char *who, int64_t m, int64_t n, int64_t k) {
+    if (m > BLAS_MAX_DIM || n > BLAS_MAX_DIM || k > BLAS_MAX_DIM)
+        return celer_errorf(CELER_ERR_LIMIT, "%s: matrix dimension above 2^31-1 (M=%lld N=%lld K=%lld)",
+                            who, (long long)m, (long long)n, (long long)k);
+    return CELER_OK;
+}
+
+/* Y (m x n, row-major) = alpha * op(A) op(B) + beta * Y, for float or double; lda/ldb follow the
+ * stored (untransposed) layouts. Handles the empty cases BLAS rejects. */
+static void blas_gemm(celer_dtype t, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                      double alpha, const void *a, const void *b, double beta, void *y) {
+    if (m == 0 || n == 0) return;
+    if (k == 0) { /* no products: Y = beta * Y */
+        for (int64_t i = 0; i < m * n; i++) {
+            if (t == CELER_FLOAT) ((float *)y)[i] = beta == 0 ? 0.f : (float)beta * ((float *)y)[i];
+            else ((double *)y)[i] = beta == 0 ? 0.0 : beta * ((double *)y)[i];
+        }
+        return;
+    }
+    int lda = (int)(ta ? m : k), ldb = (int)(tb ? k : n);
+    enum CBLAS_TRANSPOSE tra = ta ? CblasTrans : CblasNoTrans, trb = tb ? CblasTrans : CblasNoTrans;
+    if (t == CELER_FLOAT)
+        cblas_sgemm(CblasRowMajor, tra, trb, (int)m, (int)n, (int)k, (float)alpha, a, lda, b, ldb,
+                    (float)beta, y, (int)n);
+    else
+        cblas_dgemm(CblasRowMajor, tra, trb, (int)m, (int)n, (int)k, alpha, a, lda, b, ldb, beta,
+                    y, (int)n);
+}
+
+/* ---- Gemm ---- */
+
+typedef struct gemm_state {
+    double alpha, beta;
+    bool ta, tb;
+} gemm_state;
+
+static celer_status gemm_init(const celer_op_info *info, void **state) {
+    gemm_state *s = calloc(1, sizeof *s);
+    if (!s) return celer_errorf(CELER_ERR_NOMEM, "Gemm: out of memory");
+    s->alpha = celer_onnx_attr_float(info->node, "alpha", 1.0f);
+    s->beta = celer_onnx_attr_float(info->node, "beta", 1.0f);
+    s->ta = celer_onnx_attr_int(info->node, "transA", 0) != 0;
+    s->tb = celer_onnx_attr_int(info->node, "transB", 0) != 0;
+    *state = s;
+    return CELER_OK;
+}
+
+typedef struct gemm_dims {
+    int64_t m, n, k;
+} gemm_dims;
+
+static celer_status gemm_dims_of(const celer_kernel_call *call, gemm_dims *d, const char *who) {
+    const gemm_state *s = call->state;
+    const celer_tensor *a = call->in[0], *b = call->in[1];
+    const celer_tensor *c = call->n_in > 2 ? call->in[2] : NULL;
+    char b1[160], b2[160];
+    if (a->shape.rank != 2 || b->shape.rank != 2)
+        return celer_errorf(CELER_ERR_SHAPE, "%s: A %s and B %s must be matrices", who,
+                            celer_shape_str(&a->shape, b1, sizeof b1),
+                            celer_shape_str(&b->shape, b2, sizeof b2));
+    if (b->dtype != a->dtype || (c && c->dtype != a->dtype))
+        return celer_errorf(CELER_ERR_DTYPE, "%s: A, B and C must have the same type", who);
+    d->m = a->shape.dims[s->ta ? 1 : 0];
+    d->k = a->shape.dims[s->ta ? 0 : 1];
+    int64_t kb = b->shape.dims[s->tb ? 1 : 0];
+    d->n = b->shape.dims[s->tb ? 0 : 1];
+    if (kb != d->k)
+        return celer_errorf(CELER_ERR_SHAPE,
+                            "%s: A %s (transA=%d) and B %s (transB=%d) disagree on K: %lld vs %lld",
+                            who, celer_shape_str(&a->shape, b1, sizeof b1), s->ta,
+                            celer_shape_str(&b->shape, b2, sizeof b2), s->tb, (long long)d->k,
+                            (long long)kb);
+    celer_status st = check_blas_dims(who, d->m, d->n, d->k);
+    if (!st && c) st = celer_gemm_check_c(who, &c->shape, d->m, d->n);
+    return st;
+}
+
+static celer_status gemm_reshape(celer_kernel_call *call) {
+    char who[160];
+    gemm_dims d;
+    celer_status st = gemm_dims_of(call, &d, celer_ops_who(call->info, who, sizeof who));
+    if (st) return st;
+    call->out[0].shape = (celer_shape){.rank = 2, .dims = {d.m, d.n}};
+    return celer_ref_check_numel(who, "output", &call->out[0].shape);
+}
+
+static celer_status gemm_run(celer_kernel_call *call) {
+    const gemm_state *s = call->state;
+    const celer_tensor *a = call->in[0], *b = call->in[1];
+    const celer_tensor *c = call->n_in > 2 ? call->in[2] : NULL;
+    celer_tensor *y = &call->out[0];
+    gemm_dims d = {y->shape.dims[0], y->shape.dims[1], a->shape.dims[s->ta ? 0 : 1]};
+    if (a->dtype != CELER_FLOAT && a->dtype != CELER_DOUBLE) {
+        celer_ref_gemm_int(a->dtype, s->ta, s->tb, d.m, d.n, d.k, s->alpha, a->data, b->data,
+                           s->beta, c ? c->data : NULL, c ? &c->shape : NULL, y->data);
+        return CELER_OK;
+    }
+    bool use_c = c && s->beta != 0;
+    if (use_c) { /* Y = broadcast C, then BLAS accumulates alpha*A*B onto beta*Y */
+        for (int64_t i = 0; i < d.m; i++)
+            for (int64_t j = 0; j < d.n; j++) {
+                int64_t ci = celer_gemm_c_index(&c->shape, i, j);
+                if (a->dtype == CELER_FLOAT) ((float *)y->data)[i * d.n + j] = ((const float *)c->data)[ci];
+                else ((double *)y->data)[i * d.n + j] = ((const double *)c->data)[ci];
+            }
+    }
+    blas_gemm(a->dtype, s->ta, s->tb, d.m, d.n, d.k, s->alpha, a->data, b->data,
+              use_c ? s->beta : 0.0, y->data);
+    return CELER_OK;
+}
+
+/* ---- MatMul ---- */
+
+static celer_status matmul_reshape(celer_kernel_call *call) {
+    char who[160];
+    celer_ops_who(call->info, who, sizeof who);
+    const celer_tensor *a = call->in[0], *b = call->in[1];
+    if (a->dtype != b->dtype)
+        return celer_errorf(CELER_ERR_DTYPE, "%s: A is %s but B is %s", who,
+                            celer_dtype_name(a->dtype), celer_dtype_name(b->dtype));
+    celer_matmul_plan p;
+    celer_status st = celer_matmul_plan_make(who, &a->shape, &b->shape, &p, &call->out[0].shape);
+    if (st) return st;
+    int64_t rows;
+    if (__builtin_mul_overflow(p.batch, p.m, &rows)) rows = INT64_MAX;
+    return check_blas_dims(who, p.b_shared && p.a_dense ? rows : p.m, p.n, p.k);
+}
+
+static celer_status matmul_run(celer_kernel_call *call) {
+    const celer_tensor *a = call->in[0], *b = call->in[1];
+    celer_tensor *y = &call->out[0];
+    celer_matmul_plan p;
+    celer_shape ys;
+    celer_status st = celer_matmul_plan_make("MatMul", &a->shape, &b->shape, &p, &ys);
+    if (st) return st;
+    if (a->dtype != CELER_FLOAT && a->dtype != CELER_DOUBLE) {
+        celer_ref_matmul_int(a->dtype, &p, a->data, b->data, y->data);
+        return CELER_OK;
+    }
+    size_t es = celer_dtype_size(a->dtype);
+    if (p.b_shared && p.a_dense) { /* one tall GEMM: (batch*m, k) x (k, n) */
+        blas_gemm(a->dtype, false, false, p.batch * p.m, p.n, p.k, 1.0, a->data, b->data, 0.0,
+                  y->data);
+        return CELER_OK;
+    }
+    for (int64_t bi = 0; bi < p.batch; bi++) {
+        int64_t ao, bo;
+        celer_matmul_plan_offsets(&p, bi, &ao, &bo);
+        blas_gemm(a->dtype, false, false, p.m, p.n, p.k, 1.0, (const char *)a->data + ao * es,
+                  (const char *)b->data + bo * es, 0.0, (char *)y->data + bi * p.m * p.n * es);
+    }
+    return CELER_OK;
+}
+
+/* ---- MatMulInteger: int32 (A - a_zero_point) @ (B - b_zero_point) ---- */
+
+static celer_status int32_out(const celer_op_info *info, celer_dtype *out) {
+    (void)info;
+    out[0] = CELER_INT32;
+    return CELER_OK;
+}
+
+static celer_status matmulint_reshape(celer_kernel_call *call) {
+    char who[160];
+    celer_ops_who(call->info, who, sizeof who);
+    const celer_tensor *a = call->in[0], *b = call->in[1];
+    const celer_tensor *az = call->n_in > 2 ? call->in[2] : NULL;
+    const celer_tensor *bz = call->n_in > 3 ? call->in[3] : NULL;
+    celer_matmul_plan p;
+    celer_status st = celer_matmul_plan_make(who, &a->shape, &b->shape, &p, &call->out[0].shape);
+    if (st) return st;
+    int64_t azn = az ? celer_shape_numel(&az->shape) : 1, bzn = bz ? celer_shape_numel(&bz->shape) : 1;
+    int64_t a_rows = p.k ? celer_shape_numel(&a->shape) / p.k : 0;
+    if ((azn != 1 && azn != p.m && azn != a_rows) || (az && az->dtype != a->dtype))
+        return celer_errorf(CELER_ERR_SHAPE,
+                            "%s: a_zero_point must be a scalar or one %s value per row of A (%lld)",
+                            who, celer_dtype_name(a->dtype), (long long)p.m);
+    if ((bzn != 1 && bzn != p.n) || (bz && bz->dtype != b->dtype))
+        return celer_errorf(CELER_ERR_SHAPE,
+                            "%s: b_zero_point must be a scalar or one %s value per column of B (%lld)",
+                            who, celer_dtype_name(b->dtype), (long long)p.n);
+    size_t na = (size_t)celer_shape_numel(&a->shape), nb = (size_t)celer_shape_numel(&b->shape);
+    call->scratch_size = celer_ref_align64(na * 4) + celer_ref_align64(nb * 4);
+    return CELER_OK;
+}
+
+static celer_status matmulint_run(celer_kernel_call *call) {
+    const celer_tensor *a = call->in[0], *b = call->in[1];
+    celer_matmul_plan p;
+    celer_shape ys;
+    celer_status st = celer_matmul_plan_make("MatMulInteger", &a->shape, &b->shape, &p, &ys);
+    if (st) return st;
+    int32_t *ai = call->scratch;
+    int32_t *bi = (int32_t *)((char *)call->scratch +
+                              celer_ref_align64((size_t)celer_shape_numel(&a->shape) * 4));
+    celer_ref_widen_i32(a, call->n_in > 2 ? call->in[2] : NULL, p.k, ai);
+    celer_ref_widen_i32(b, call->n_in > 3 ? call->in[3] : NULL, 1, bi);
+    celer_ref_matmul_i32(&p, ai, bi, call->out[0].data);
+    return CELER_OK;
+}
+
+#define F32_F64 (CELER_DT(CELER_FLOAT) | CELER_DT(CELER_DOUBLE))
+#define GEMM_INTS \
+    (CELER_DT(CELER_INT32) | CELER_DT(CELER_INT64) | CELER_DT(CELER_UINT32) | CELER_DT(CELER_UINT64))
+
+static const celer_kernel kernels[] = {
+    {"", "Gemm", 7, 8, F32_F64, 0, 0, NULL, gemm_init, gemm_reshape, gemm_run, free, NULL},
+    {"", "Gemm", 9, 10, F32_F64 | GEMM_INTS, 0, 0, NULL, gemm_init, gemm_reshape, gemm_run, free, NULL},
+    {"", "Gemm", 11, 12, F32_F64 | GEMM_INTS, 0, 0, NULL, gemm_init, gemm_reshape, gemm_run, free, NULL},
+    {"", "Gemm", 13, CELER_OPS_MAX_VERSION, F32_F64 | GEMM_INTS, 0, 0, NULL, gemm_init, gemm_reshape,
+     gemm_run, free, NULL},
+    {"", "MatMul", 1, 8, F32_F64, 0, 0, NULL, NULL, matmul_reshape, matmul_run, NULL, NULL},
+    {"", "MatMul", 9, 12, F32_F64 | GEMM_INTS, 0, 0, NULL, NULL, matmul_reshape, matmul_run, NULL, NULL},
+    {"", "MatMul", 13, CELER_OPS_MAX_VERSION, F32_F64 | GEMM_INTS, 0, 0, NULL, NULL, matmul_reshape,
+     matmul_run, NULL, NULL},
+    {"", "MatMulInteger", 10, CELER_OPS_MAX_VERSION, CELER_DT(CELER_UINT8) | CELER_DT(CELER_INT8), 0,
+     0, int32_out, NULL, matmulint_reshape, matmulint_run, NULL, NULL},
+};
+
+const celer_kernel_family celer_family_gemm = {"gemm", kernels, (int)CELER_ARRAY_LEN(kernels)};

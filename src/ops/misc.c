@@ -1,0 +1,8 @@
+/* misc operators. */
+#include "ops.h"
+
+static const celer_kernel kernels[] = {
+    {0},
+};
+
+const celer_kernel_family celer_family_misc = {"misc", kernels, 0};

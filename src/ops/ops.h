@@ -1,0 +1,114 @@
+/* ops: the kernel table and the calling convention every kernel follows.
+ *
+ * A kernel is found once, at load, by (domain, op type, opset -> since_version range, dtype) and
+ * then lives through four phases:
+ *   infer_types  at load: output element types from input types and attributes;
+ *   init         at load: parse attributes, pre-pack constant weights into `state` (immutable and
+ *                shared by every thread afterwards);
+ *   reshape      before each run: output shapes from input shapes (and values: inputs are already
+ *                computed), optional per-context `local` state (e.g. a library primitive built for
+ *                these shapes, owned by one execution context), scratch bytes wanted for run;
+ *   run          compute. No allocation here: memory comes from outputs and scratch.
+ * Each family of operators lives in one file (elementwise.c, conv.c, ...) and exports one table,
+ * listed in registry.c. */
+#ifndef CELER_OPS_H
+#define CELER_OPS_H
+
+#include "base/base.h"
+#include "onnx/onnx.h"
+#include "tensor/tensor.h"
+
+#define CELER_OPS_MAX_VERSION 1000
+
+/* What a kernel knows about its node at load. */
+typedef struct celer_op_info {
+    const celer_onnx_node *node;   /* attributes; node->name and op_type for messages */
+    int opset;                     /* the model's opset for the node's domain */
+    int since_version;             /* since_version of the kernel entry chosen */
+    int n_inputs, n_outputs;
+    const celer_dtype *input_types; /* CELER_UNDEFINED for omitted optional inputs */
+    const celer_tensor *const *input_constants; /* non-NULL where an input is known at load */
+} celer_op_info;
+
+/* One call of reshape or run. The executor fills everything; the kernel writes out[i].shape (and
+ * may change out[i].dtype) in reshape, and the elements of out[i].data in run. in[i] is NULL for
+ * an omitted optional input. out[] has one entry per node output (omitted ones included). */
+typedef struct celer_kernel_call {
+    const celer_op_info *info;
+    const void *state; /* from init; read-only */
+    void **local;      /* per-context slot, NULL at first; kernel-owned, freed with free_local */
+    const celer_tensor *const *in;
+    int n_in;
+    celer_tensor *out;
+    int n_out;
+    void *scratch;       /* run: scratch_size bytes, 64-byte aligned, uninitialised */
+    size_t scratch_size; /* reshape: set to the scratch bytes run will need (0 by default) */
+} celer_kernel_call;
+
+typedef celer_status (*celer_infer_types_fn)(const celer_op_info *info, celer_dtype *out_types);
+typedef celer_status (*celer_init_fn)(const celer_op_info *info, void **state);
+typedef celer_status (*celer_call_fn)(celer_kernel_call *call);
+typedef void (*celer_free_fn)(void *p);
+
+enum {
+    /* out[0] is a view of in[0]'s bytes (Reshape, Identity, Squeeze...): the executor makes
+     * out[0].data alias in[0].data after reshape; `run` may be NULL. */
+    CELER_KERNEL_ALIAS = 1u << 0,
+    /* out[0] may be written into in[0]'s buffer when in[0] dies here and the sizes match
+     * (elementwise ops read element i before writing element i). */
+    CELER_KERNEL_INPLACE = 1u << 1,
+};
+
+typedef struct celer_kernel {
+    const char *domain;       /* "" = ai.onnx, "ai.onnx.ml", "com.microsoft"... */
+    const char *op;
+    int since, until;         /* version range [since, until] of the domain's opset served */
+    uint32_t dtypes;          /* set of CELER_DT(t) accepted for input `type_input` */
+    int type_input;           /* which input's type selects this entry (usually 0; -1: any) */
+    unsigned flags;           /* CELER_KERNEL_* */
+    celer_infer_types_fn infer_types; /* NULL: every output takes input `type_input`'s type */
+                                      /* (required when type_input is -1) */
+    celer_init_fn init;               /* NULL: no state */
+    celer_call_fn reshape;            /* required */
+    celer_call_fn run;                /* required unless CELER_KERNEL_ALIAS */
+    celer_free_fn free_state, free_local;
+} celer_kernel;
+
+/* A family's table, exported by its file and listed in registry.c. */
+typedef struct celer_kernel_family {
+    const char *name; /* "elementwise", "conv", ... */
+    const celer_kernel *kernels;
+    int count;
+} celer_kernel_family;
+
+/* Finds the kernel for `op` in `domain` at the model's `opset` whose dtype set holds the type of
+ * its `type_input` (input_types[type_input]; entries with type_input -1 take any types). On
+ * failure returns NULL with CELER_ERR_UNSUPPORTED and a message naming op, version and dtype (or
+ * saying that the op is unknown). */
+const celer_kernel *celer_ops_find(const char *domain, const char *op, int opset,
+                                   const celer_dtype *input_types, int n_inputs);
+
+/* Whether any kernel exists for (domain, op) at any version: lets callers tell "unknown op" from
+ * "known op, unsupported version/type". */
+bool celer_ops_known(const char *domain, const char *op);
+
+/* The families, for documentation and inspection. */
+const celer_kernel_family *celer_ops_families(int *count);
+
+/* ---- helpers kernels share (implemented in common.c) ---- */
+
+/* reshape for ops whose out[0] has in[0]'s shape. */
+celer_status celer_ops_reshape_same(celer_kernel_call *call);
+/* Normalises a possibly negative axis against `rank`; CELER_ERR_INVALID with the op name if out
+ * of range. */
+celer_status celer_ops_axis(const celer_op_info *info, int64_t axis, int rank, int *out);
+/* Reads element i of an integer tensor (any int dtype) as int64. */
+int64_t celer_ops_int_at(const celer_tensor *t, int64_t i);
+/* Reads element i of any numeric tensor as double. */
+double celer_ops_double_at(const celer_tensor *t, int64_t i);
+/* Writes v into element i of any numeric tensor (rounding/conversion as C casts do). */
+void celer_ops_double_store(celer_tensor *t, int64_t i, double v);
+/* Formats the standard "Op 'name'" prefix for messages into buf; returns buf. */
+const char *celer_ops_who(const celer_op_info *info, char *buf, size_t cap);
+
+#endif

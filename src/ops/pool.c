@@ -1,0 +1,438 @@
+/* pool operators in plain C over NC(D)(H)W data: MaxPool (with Indices), AveragePool, LpPool,
+ * their Global forms, MaxUnpool and MaxRoiPool.
+ *
+ * State (init): the parsed window attributes. reshape checks and computes output shapes; run
+ * recomputes the same (allocation-free) geometry, so no per-context state is needed. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+#include "reference.h"
+
+typedef struct pool_state {
+    celer_win_attrs a;
+    bool col_major;         /* MaxPool storage_order = 1 */
+    bool count_include_pad; /* AveragePool */
+    double p;               /* LpPool, GlobalLpPool */
+    int64_t pooled[2];      /* MaxRoiPool */
+    float spatial_scale;
+} pool_state;
+
+static celer_status pool_init(const celer_op_info *info, void **state) {
+    char who[160];
+    celer_ops_who(info, who, sizeof who);
+    pool_state *s = calloc(1, sizeof *s);
+    if (!s) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", who);
+    celer_status st = celer_win_attrs_parse(info, &s->a);
+    const celer_onnx_node *node = info->node;
+    s->col_major = celer_onnx_attr_int(node, "storage_order", 0) == 1;
+    s->count_include_pad = celer_onnx_attr_int(node, "count_include_pad", 0) == 1;
+    const celer_onnx_attr *p = celer_onnx_attr_find(node, "p");
+    s->p = !p ? 2.0 : p->type == CELER_ATTR_FLOAT ? (double)p->f : (double)p->i;
+    if (!st && !(s->p > 0 && s->p <= 1e6))
+        st = celer_errorf(CELER_ERR_INVALID, "%s: p = %g must be positive", who, s->p);
+    s->spatial_scale = celer_onnx_attr_float(node, "spatial_scale", 1.0f);
+    if (!st && !strcmp(node->op_type, "MaxRoiPool")) {
+        const int64_t *ps;
+        if (celer_onnx_attr_ints(node, "pooled_shape", &ps) != 2 || ps[0] < 1 || ps[1] < 1 ||
+            ps[0] > CELER_REF_MAX_ATTR || ps[1] > CELER_REF_MAX_ATTR)
+            st = celer_errorf(CELER_ERR_INVALID, "%s: pooled_shape must be two positive ints", who);
+        else
+            s->pooled[0] = ps[0], s->pooled[1] = ps[1];
+    }
+    if (st) {
+        free(s);
+        return st;
+    }
+    *state = s;
+    return CELER_OK;
+}
+
+/* Window of a (non-global) pool over x: kernel_shape is required. */
+static celer_status pool_window(const celer_kernel_call *call, celer_window *w, const char *who) {
+    const pool_state *s = call->state;
+    const celer_shape *x = &call->in[0]->shape;
+    if (x->rank < 3)
+        return celer_errorf(CELER_ERR_SHAPE, "%s: input X must have rank >= 3 (N, C, spatial...), got %d",
+                            who, x->rank);
+    if (s->a.n_kernel != x->rank - 2)
+        return celer_errorf(CELER_ERR_INVALID, "%s: kernel_shape must have %d values for a rank-%d input",
+                            who, x->rank - 2, x->rank);
+    return celer_window_forward(who, &s->a, x->rank - 2, x->dims + 2, s->a.kernel, w);
+}
+
+static celer_shape window_out_shape(const celer_shape *x, const celer_window *w) {
+    celer_shape y = *x;
+    for (int i = 0; i < w->nsp; i++) y.dims[2 + i] = w->out[3 - w->nsp + i];
+    return y;
+}
+
+static celer_status pool_reshape(celer_kernel_call *call) {
+    char who[160];
+    celer_ops_who(call->info, who, sizeof who);
+    celer_window w;
+    celer_status st = pool_window(call, &w, who);
+    if (st) return st;
+    for (int i = 0; i < call->n_out; i++) call->out[i].shape = window_out_shape(&call->in[0]->shape, &w);
+    return celer_ref_check_numel(who, "output", &call->out[0].shape);
+}
+
+#define WINDOW_LOOPS_BEGIN(v)                                                                  \
+    for (int64_t o0 = 0; o0 < (v)->out[0]; o0++)                                               \
+        for (int64_t o1 = 0; o1 < (v)->out[1]; o1++)                                           \
+            for (int64_t o2 = 0; o2 < (v)->out[2]; o2++) {                                     \
+                int64_t b0 = o0 * (v)->stride[0] - (v)->pad_l[0];                              \
+                int64_t b1 = o1 * (v)->stride[1] - (v)->pad_l[1];                              \
+                int64_t b2 = o2 * (v)->stride[2] - (v)->pad_l[2];                              \
+                int64_t o = (o0 * (v)->out[1] + o1) * (v)->out[2] + o2;
+
+#define WINDOW_LOOPS_END }
+
+/* ---- MaxPool ---- */
+
+#define DEFINE_MAXPOOL(NAME, T)                                                                \
+    static void NAME(const celer_window *v, int64_t planes, const T *x, T *y, int64_t *ind,    \
+                     bool col_major) {                                                         \
+        int64_t isz = v->in[0] * v->in[1] * v->in[2], osz = v->out[0] * v->out[1] * v->out[2]; \
+        for (int64_t pl = 0; pl < planes; pl++) {                                              \
+            const T *xp = x + pl * isz;                                                        \
+            WINDOW_LOOPS_BEGIN(v)                                                              \
+            T best = 0;                                                                        \
+            int64_t bi = -1, c0 = 0, c1 = 0, c2 = 0;                                           \
+            for (int64_t k0 = 0; k0 < v->k[0]; k0++) {                                         \
+                int64_t i0 = b0 + k0 * v->dil[0];                                              \
+                if (i0 < 0 || i0 >= v->in[0]) continue;                                        \
+                for (int64_t k1 = 0; k1 < v->k[1]; k1++) {                                     \
+                    int64_t i1 = b1 + k1 * v->dil[1];                                          \
+                    if (i1 < 0 || i1 >= v->in[1]) continue;                                    \
+                    for (int64_t k2 = 0; k2 < v->k[2]; k2++) {                                 \
+                        int64_t i2 = b2 + k2 * v->dil[2];                                      \
+                        if (i2 < 0 || i2 >= v->in[2]) continue;                                \
+                        int64_t idx = (i0 * v->in[1] + i1) * v->in[2] + i2;                    \
+                        if (bi < 0 || xp[idx] > best) best = xp[idx], bi = idx, c0 = i0, c1 = i1, c2 = i2; \
+                    }                                                                          \
+                }                                                                              \
+            }                                                                                  \
+            y[pl * osz + o] = best;                                                            \
+            if (ind)                                                                           \
+                ind[pl * osz + o] = bi < 0 ? -1 : pl * isz + (col_major ? (c2 * v->in[1] + c1) * v->in[0] + c0 : bi); \
+            WINDOW_LOOPS_END                                                                   \
+        }                                                                                      \
+    }
+
+DEFINE_MAXPOOL(maxpool_f32, float)
+DEFINE_MAXPOOL(maxpool_f64, double)
+DEFINE_MAXPOOL(maxpool_i8, int8_t)
+DEFINE_MAXPOOL(maxpool_u8, uint8_t)
+
+static celer_status maxpool_types(const celer_op_info *info, celer_dtype *out) {
+    out[0] = info->input_types[0];
+    if (info->n_outputs > 1) out[1] = CELER_INT64;
+    return CELER_OK;
+}
+
+/* Whether optional output i was asked for (present in the node and given a buffer). */
+static bool want_output(const celer_kernel_call *call, int i) {
+    const celer_onnx_node *node = call->info->node;
+    return i < call->n_out && i < node->n_outputs && node->outputs[i][0] && call->out[i].data;
+}
+
+static celer_status maxpool_run(celer_kernel_call *call) {
+    const pool_state *s = call->state;
+    const celer_tensor *x = call->in[0];
+    celer_window v;
+    celer_status st = pool_window(call, &v, "MaxPool");
+    if (st) return st;
+    int64_t planes = x->shape.dims[0] * x->shape.dims[1];
+    int64_t *ind = want_output(call, 1) ? call->out[1].data : NULL;
+    void *y = call->out[0].data;
+    switch (x->dtype) {
+    case CELER_FLOAT: maxpool_f32(&v, planes, x->data, y, ind, s->col_major); break;
+    case CELER_DOUBLE: maxpool_f64(&v, planes, x->data, y, ind, s->col_major); break;
+    case CELER_INT8: maxpool_i8(&v, planes, x->data, y, ind, s->col_major); break;
+    case CELER_UINT8: maxpool_u8(&v, planes, x->data, y, ind, s->col_major); break;
+    default: return celer_errorf(CELER_ERR_DTYPE, "MaxPool: unsupported type %s", celer_dtype_name(x->dtype));
+    }
+    return CELER_OK;
+}
+
+/* ---- AveragePool and LpPool ---- */
+
+enum { POOL_AVG, POOL_LP };
+
+#define DEFINE_SUMPOOL(NAME, T)                                                                \
+    static void NAME(const celer_window *v, int64_t planes, const T *x, T *y, int kind,        \
+                     bool include_pad, double p) {                                             \
+        int64_t isz = v->in[0] * v->in[1] * v->in[2], osz = v->out[0] * v->out[1] * v->out[2]; \
+        for (int64_t pl = 0; pl < planes; pl++) {                                              \
+            const T *xp = x + pl * isz;                                                        \
+            WINDOW_LOOPS_BEGIN(v)                                                              \
+            double sum = 0;                                                                    \
+            int64_t n_valid = 0, n_padded = 0;                                                 \
+            for (int64_t k0 = 0; k0 < v->k[0]; k0++) {                                         \
+                int64_t i0 = b0 + k0 * v->dil[0];                                              \
+                if (i0 < -v->pad_l[0] || i0 >= v->in[0] + v->pad_r[0]) continue;               \
+                for (int64_t k1 = 0; k1 < v->k[1]; k1++) {                                     \
+                    int64_t i1 = b1 + k1 * v->dil[1];                                          \
+                    if (i1 < -v->pad_l[1] || i1 >= v->in[1] + v->pad_r[1]) continue;           \
+                    for (int64_t k2 = 0; k2 < v->k[2]; k2++) {                                 \
+                        int64_t i2 = b2 + k2 * v->dil[2];                                      \
+                        if (i2 < -v->pad_l[2] || i2 >= v->in[2] + v->pad_r[2]) continue;       \
+                        n_padded++;                                                            \
+                        if (i0 < 0 || i0 >= v->in[0] || i1 < 0 || i1 >= v->in[1] || i2 < 0 || \
+                            i2 >= v->in[2])                                                    \
+                            continue;                                                          \
+                        double e = xp[(i0 * v->in[1] + i1) * v->in[2] + i2];                   \
+                        sum += kind == POOL_AVG ? e : p == 2 ? e * e : pow(fabs(e), p);        \
+                        n_valid++;                                                             \
+                    }                                                                          \
+                }                                                                              \
+            }                                                                                  \
+            int64_t n = include_pad ? n_padded : n_valid;                                      \
+            y[pl * osz + o] = (T)(kind == POOL_LP ? (p == 2 ? sqrt(sum) : pow(sum, 1 / p))     \
+                                  : n ? sum / (double)n : 0);                                  \
+            WINDOW_LOOPS_END                                                                   \
+        }                                                                                      \
+    }
+
+DEFINE_SUMPOOL(sumpool_f32, float)
+DEFINE_SUMPOOL(sumpool_f64, double)
+
+static celer_status sumpool_run(celer_kernel_call *call, int kind) {
+    const pool_state *s = call->state;
+    const celer_tensor *x = call->in[0];
+    celer_window v;
+    celer_status st = pool_window(call, &v, kind == POOL_AVG ? "AveragePool" : "LpPool");
+    if (st) return st;
+    int64_t planes = x->shape.dims[0] * x->shape.dims[1];
+    if (x->dtype == CELER_FLOAT)
+        sumpool_f32(&v, planes, x->data, call->out[0].data, kind, s->count_include_pad, s->p);
+    else
+        sumpool_f64(&v, planes, x->data, call->out[0].data, kind, s->count_include_pad, s->p);
+    return CELER_OK;
+}
+
+static celer_status avgpool_run(celer_kernel_call *call) { return sumpool_run(call, POOL_AVG); }
+static celer_status lppool_run(celer_kernel_call *call) { return sumpool_run(call, POOL_LP); }
+
+/* ---- Global pools: one value per (n, c) plane, any spatial rank ---- */
+
+static celer_status global_reshape(celer_kernel_call *call) {
+    char who[160];
+    const celer_shape *x = &call->in[0]->shape;
+    if (x->rank < 3)
+        return celer_errorf(CELER_ERR_SHAPE, "%s: input X must have rank >= 3 (N, C, spatial...), got %d",
+                            celer_ops_who(call->info, who, sizeof who), x->rank);
+    celer_shape y = *x;
+    for (int i = 2; i < y.rank; i++) y.dims[i] = 1;
+    call->out[0].shape = y;
+    return CELER_OK;
+}
+
+enum { GLOBAL_AVG, GLOBAL_MAX, GLOBAL_LP };
+
+#define DEFINE_GLOBAL(NAME, T)                                                                 \
+    static void NAME(int64_t planes, int64_t isz, const T *x, T *y, int kind, double p) {      \
+        for (int64_t pl = 0; pl < planes; pl++) {                                              \
+            const T *xp = x + pl * isz;                                                        \
+            double acc = kind == GLOBAL_MAX ? -INFINITY : 0;                                   \
+            for (int64_t i = 0; i < isz; i++) {                                                \
+                double e = xp[i];                                                              \
+                if (kind == GLOBAL_MAX) acc = e > acc || isnan(e) ? e : acc;                   \
+                else acc += kind == GLOBAL_AVG ? e : p == 2 ? e * e : pow(fabs(e), p);         \
+            }                                                                                  \
+            y[pl] = (T)(kind == GLOBAL_AVG ? (isz ? acc / (double)isz : 0)                     \
+                        : kind == GLOBAL_LP ? pow(acc, 1 / p) : acc);                          \
+        }                                                                                      \
+    }
+
+DEFINE_GLOBAL(global_f32, float)
+DEFINE_GLOBAL(global_f64, double)
+
+static celer_status global_run(celer_kernel_call *call, int kind) {
+    const pool_state *s = call->state;
+    const celer_tensor *x = call->in[0];
+    int64_t planes = x->shape.dims[0] * x->shape.dims[1];
+    int64_t isz = planes ? celer_shape_numel(&x->shape) / planes : 0;
+    double p = s ? s->p : 2;
+    if (x->dtype == CELER_FLOAT) global_f32(planes, isz, x->data, call->out[0].data, kind, p);
+    else global_f64(planes, isz, x->data, call->out[0].data, kind, p);
+    return CELER_OK;
+}
+
+static celer_status gavg_run(celer_kernel_call *call) { return global_run(call, GLOBAL_AVG); }
+static celer_status gmax_run(celer_kernel_call *call) { return global_run(call, GLOBAL_MAX); }
+static celer_status glp_run(celer_kernel_call *call) { return global_run(call, GLOBAL_LP); }
+
+/* ---- MaxUnpool: Y (zeros) with Y.flat[I[i]] = X[i] ---- */
+
+/* Shape MaxUnpool infers from the attributes (what MaxPool's input was). */
+static celer_status unpool_default_shape(const celer_kernel_call *call, const char *who, celer_shape *y) {
+    const pool_state *s = call->state;
+    const celer_tensor *x = call->in[0];
+    if (x->shape.rank < 3 || s->a.n_kernel != x->shape.rank - 2)
+        return celer_errorf(CELER_ERR_SHAPE, "%s: X must have rank >= 3 and kernel_shape rank-2 values", who);
+    celer_win_attrs a = s->a;
+    a.n_out_pad = a.n_out_shape = a.n_dilations = -1;
+    a.auto_pad = CELER_AUTO_PAD_NOTSET;
+    celer_window w;
+    celer_status st = celer_window_transpose(who, &a, x->shape.rank - 2, x->shape.dims + 2, a.kernel, &w);
+    if (st) return st;
+    *y = window_out_shape(&x->shape, &w);
+    return celer_ref_check_numel(who, "output", y);
+}
+
+static celer_status unpool_reshape(celer_kernel_call *call) {
+    char who[160];
+    celer_ops_who(call->info, who, sizeof who);
+    const celer_tensor *x = call->in[0], *ind = call->in[1];
+    const celer_tensor *os = call->n_in > 2 ? call->in[2] : NULL;
+    char b1[160], b2[160];
+    if (!celer_shape_equal(&x->shape, &ind->shape) || ind->dtype != CELER_INT64)
+        return celer_errorf(CELER_ERR_SHAPE, "%s: indices I %s (%s) must be int64 of X's shape %s", who,
+                            celer_shape_str(&ind->shape, b1, sizeof b1), celer_dtype_name(ind->dtype),
+                            celer_shape_str(&x->shape, b2, sizeof b2));
+    celer_shape y;
+    celer_status st = unpool_default_shape(call, who, &y);
+    if (st) return st;
+    if (os) {
+        if (os->shape.rank != 1 || os->shape.dims[0] != x->shape.rank ||
+            !(os->dtype == CELER_INT64 || os->dtype == CELER_INT32))
+            return celer_errorf(CELER_ERR_SHAPE, "%s: output_shape must be a 1-D int64 tensor of %d values",
+                                who, x->shape.rank);
+        for (int i = 0; i < y.rank; i++) {
+            int64_t d = celer_ops_int_at(os, i);
+            if (d < y.dims[i])
+                return celer_errorf(CELER_ERR_SHAPE,
+                                    "%s: output_shape[%d] = %lld is smaller than the inferred %lld",
+                                    who, i, (long long)d, (long long)y.dims[i]);
+            y.dims[i] = d;
+        }
+    }
+    call->out[0].shape = y;
+    return celer_ref_check_numel(who, "output", &y);
+}
+
+/* Indices address the inferred output shape; with a larger output_shape each lands at the same
+ * coordinates of the bigger tensor. */
+static celer_status unpool_run(celer_kernel_call *call) {
+    const celer_tensor *x = call->in[0], *ind = call->in[1];
+    celer_tensor *y = &call->out[0];
+    char who[160];
+    celer_ops_who(call->info, who, sizeof who);
+    celer_shape d;
+    celer_status st = unpool_default_shape(call, who, &d);
+    if (st) return st;
+    int64_t n = celer_shape_numel(&x->shape), ny = celer_shape_numel(&y->shape);
+    int64_t nd = celer_shape_numel(&d);
+    bool same = celer_shape_equal(&d, &y->shape);
+    size_t es = celer_dtype_size(x->dtype);
+    memset(y->data, 0, (size_t)ny * es);
+    const int64_t *idx = ind->data;
+    for (int64_t i = 0; i < n; i++) {
+        if (idx[i] < 0 || idx[i] >= nd)
+            return celer_errorf(CELER_ERR_INVALID,
+                                "%s: index I[%lld] = %lld is outside the unpooled tensor (%lld elements)",
+                                who, (long long)i, (long long)idx[i], (long long)nd);
+        int64_t o = idx[i];
+        if (!same) { /* unravel in d, ravel in y */
+            int64_t rest = idx[i], stride = 1;
+            o = 0;
+            for (int k = d.rank - 1; k >= 0; k--) {
+                o += rest % d.dims[k] * stride;
+                rest /= d.dims[k];
+                stride *= y->shape.dims[k];
+            }
+        }
+        memcpy((char *)y->data + o * (int64_t)es, (const char *)x->data + i * (int64_t)es, es);
+    }
+    return CELER_OK;
+}
+
+/* ---- MaxRoiPool: max over a pooled_shape grid of bins in each region of interest ---- */
+
+static celer_status roipool_reshape(celer_kernel_call *call) {
+    char who[160];
+    celer_ops_who(call->info, who, sizeof who);
+    const pool_state *s = call->state;
+    const celer_tensor *x = call->in[0], *rois = call->in[1];
+    if (x->shape.rank != 4 || rois->shape.rank != 2 || rois->shape.dims[1] != 5 || rois->dtype != x->dtype)
+        return celer_errorf(CELER_ERR_SHAPE,
+                            "%s: X must be (N, C, H, W) and rois (num_rois, 5) of the same type", who);
+    call->out[0].shape = (celer_shape){4, {rois->shape.dims[0], x->shape.dims[1], s->pooled[0], s->pooled[1]}};
+    return celer_ref_check_numel(who, "output", &call->out[0].shape);
+}
+
+static celer_status roipool_run(celer_kernel_call *call) {
+    const pool_state *s = call->state;
+    const celer_tensor *x = call->in[0], *rois = call->in[1];
+    int64_t n = x->shape.dims[0], c = x->shape.dims[1], h = x->shape.dims[2], w = x->shape.dims[3];
+    int64_t nr = rois->shape.dims[0], ph = s->pooled[0], pw = s->pooled[1];
+    celer_tensor *y = &call->out[0];
+    for (int64_t r = 0; r < nr; r++) {
+        double rv[5];
+        for (int i = 0; i < 5; i++) rv[i] = celer_ops_double_at(rois, r * 5 + i);
+        if (!(rv[0] >= 0 && rv[0] < (double)n)) {
+            char who[160];
+            return celer_errorf(CELER_ERR_INVALID, "%s: roi %lld has batch index %g outside [0, %lld)",
+                                celer_ops_who(call->info, who, sizeof who), (long long)r, rv[0], (long long)n);
+        }
+        int64_t bn = (int64_t)rv[0];
+        double sc = s->spatial_scale;
+        /* clamp before converting so absurd coordinates cannot overflow */
+        double x1 = round(fmax(fmin(rv[1] * sc, 1e12), -1e12)), y1 = round(fmax(fmin(rv[2] * sc, 1e12), -1e12));
+        double x2 = round(fmax(fmin(rv[3] * sc, 1e12), -1e12)), y2 = round(fmax(fmin(rv[4] * sc, 1e12), -1e12));
+        double bin_h = fmax(y2 - y1 + 1, 1) / (double)ph, bin_w = fmax(x2 - x1 + 1, 1) / (double)pw;
+        for (int64_t ch = 0; ch < c; ch++) {
+            int64_t plane = (bn * c + ch) * h * w;
+            for (int64_t i = 0; i < ph; i++)
+                for (int64_t j = 0; j < pw; j++) {
+                    int64_t hs = (int64_t)fmin(fmax(floor((double)i * bin_h) + y1, 0), (double)h);
+                    int64_t he = (int64_t)fmin(fmax(ceil((double)(i + 1) * bin_h) + y1, 0), (double)h);
+                    int64_t ws = (int64_t)fmin(fmax(floor((double)j * bin_w) + x1, 0), (double)w);
+                    int64_t we = (int64_t)fmin(fmax(ceil((double)(j + 1) * bin_w) + x1, 0), (double)w);
+                    double best = 0;
+                    bool any = false;
+                    for (int64_t a = hs; a < he; a++)
+                        for (int64_t b = ws; b < we; b++) {
+                            double e = celer_ops_double_at(x, plane + a * w + b);
+                            if (!any || e > best) best = e, any = true;
+                        }
+                    celer_ops_double_store(y, ((r * c + ch) * ph + i) * pw + j, best);
+                }
+        }
+    }
+    return CELER_OK;
+}
+
+#define F32_F64 (CELER_DT(CELER_FLOAT) | CELER_DT(CELER_DOUBLE))
+#define MAXPOOL_TYPES (F32_F64 | CELER_DT(CELER_INT8) | CELER_DT(CELER_UINT8))
+#define ENTRY(op, since, until, types, infer, reshape, run) \
+    {"", op, since, until, types, 0, 0, infer, pool_init, reshape, run, free, NULL}
+
+static const celer_kernel kernels[] = {
+    ENTRY("MaxPool", 1, 7, F32_F64, maxpool_types, pool_reshape, maxpool_run),
+    ENTRY("MaxPool", 8, 9, F32_F64, maxpool_types, pool_reshape, maxpool_run),
+    ENTRY("MaxPool", 10, 10, F32_F64, maxpool_types, pool_reshape, maxpool_run),
+    ENTRY("MaxPool", 11, 11, F32_F64, maxpool_types, pool_reshape, maxpool_run),
+    ENTRY("MaxPool", 12, CELER_OPS_MAX_VERSION, MAXPOOL_TYPES, maxpool_types, pool_reshape, maxpool_run),
+    ENTRY("AveragePool", 1, 6, F32_F64, NULL, pool_reshape, avgpool_run),
+    ENTRY("AveragePool", 7, 9, F32_F64, NULL, pool_reshape, avgpool_run),
+    ENTRY("AveragePool", 10, 10, F32_F64, NULL, pool_reshape, avgpool_run),
+    ENTRY("AveragePool", 11, 18, F32_F64, NULL, pool_reshape, avgpool_run),
+    ENTRY("AveragePool", 19, CELER_OPS_MAX_VERSION, F32_F64, NULL, pool_reshape, avgpool_run),
+    ENTRY("LpPool", 1, 1, F32_F64, NULL, pool_reshape, lppool_run),
+    ENTRY("LpPool", 2, 10, F32_F64, NULL, pool_reshape, lppool_run),
+    ENTRY("LpPool", 11, 17, F32_F64, NULL, pool_reshape, lppool_run),
+    ENTRY("LpPool", 18, CELER_OPS_MAX_VERSION, F32_F64, NULL, pool_reshape, lppool_run),
+    ENTRY("GlobalAveragePool", 1, CELER_OPS_MAX_VERSION, F32_F64, NULL, global_reshape, gavg_run),
+    ENTRY("GlobalMaxPool", 1, CELER_OPS_MAX_VERSION, F32_F64, NULL, global_reshape, gmax_run),
+    ENTRY("GlobalLpPool", 1, 1, F32_F64, NULL, global_reshape, glp_run),
+    ENTRY("GlobalLpPool", 2, CELER_OPS_MAX_VERSION, F32_F64, NULL, global_reshape, glp_run),
+    ENTRY("MaxUnpool", 9, 10, F32_F64, NULL, unpool_reshape, unpool_run),
+    ENTRY("MaxUnpool", 11, CELER_OPS_MAX_VERSION, F32_F64, NULL, unpool_reshape, unpool_run),
+    ENTRY("MaxRoiPool", 1, CELER_OPS_MAX_VERSION, F32_F64, NULL, roipool_reshape, roipool_run),
+};
+
+const celer_kernel_family celer_family_pool = {"pool", kernels, (int)CELER_ARRAY_LEN(kernels)};

@@ -1,0 +1,316 @@
+/* Execution contexts: the per-run activation allocator and the node loop.
+ *
+ * Lifetimes are fixed at load (each value's use count and last user); offsets are assigned as the
+ * run goes, because shapes may depend on input values (Reshape targets, NonZero...). Buffers live
+ * at offsets in one arena per context: a best-fit free list over a virtual address range, released
+ * when their last reader has run, reused in place by elementwise ops at last use, and shared by
+ * views (Reshape-like ops). A run that outgrows the arena takes overflow blocks and records its
+ * peak; the next run starts with an arena of that size, so steady state allocates nothing. */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "runtime_internal.h"
+
+#define ALIGN 64
+
+typedef struct buffer {
+    size_t off, size;   /* virtual range; size is rounded to ALIGN */
+    unsigned char *ptr; /* arena + off, or an overflow block */
+    int refs;           /* pending reads by nodes (+1 for graph outputs) of values using it */
+} buffer;
+
+typedef struct span {
+    size_t off, size;
+} span;
+
+struct celer_context {
+    const celer_model *model;
+    int n_values;
+    celer_tensor *tensors; /* per value */
+    int *buf_of;           /* per value: buffer index, -1 for memory the context does not own */
+    buffer *bufs;          /* per value, plus one for scratch */
+    void **locals;         /* per node: kernel per-context state */
+    span *free_spans;      /* sorted by offset, coalesced */
+    int n_free;
+    size_t top, peak;
+    unsigned char *arena;
+    size_t arena_cap;
+    void **overflow; /* blocks taken when the arena was too small; freed at the next run */
+    int n_overflow;
+    const celer_tensor **in_ptrs; /* scratch for node input pointers */
+    celer_tensor *outputs;        /* the graph outputs of the last run */
+};
+
+celer_status celer_context_init(const celer_model *model, celer_context **out) {
+    const celer_graph *g = model->graph;
+    celer_context *c = calloc(1, sizeof *c);
+    if (!c) return celer_errorf(CELER_ERR_NOMEM, "out of memory creating an execution context");
+    int max_in = 1;
+    for (int k = 0; k < g->n_nodes; k++) max_in = CELER_MAX(max_in, g->nodes[k].n_inputs);
+    size_t nv = (size_t)g->n_values;
+    c->model = model;
+    c->n_values = g->n_values;
+    c->tensors = calloc(nv + 1, sizeof *c->tensors);
+    c->buf_of = calloc(nv + 1, sizeof *c->buf_of);
+    c->bufs = calloc(nv + 2, sizeof *c->bufs);
+    c->locals = calloc((size_t)g->n_nodes + 1, sizeof *c->locals);
+    c->free_spans = calloc(nv + 2, sizeof *c->free_spans);
+    c->overflow = calloc(nv + 2, sizeof *c->overflow);
+    c->in_ptrs = calloc((size_t)max_in, sizeof *c->in_ptrs);
+    c->outputs = calloc((size_t)g->n_outputs + 1, sizeof *c->outputs);
+    if (!c->tensors || !c->buf_of || !c->bufs || !c->locals || !c->free_spans || !c->overflow ||
+        !c->in_ptrs || !c->outputs) {
+        celer_context_free(c);
+        return celer_errorf(CELER_ERR_NOMEM, "out of memory creating an execution context");
+    }
+    for (int v = 0; v < g->n_values; v++) {
+        c->buf_of[v] = -1;
+        if (g->values[v].constant) c->tensors[v] = *g->values[v].constant;
+    }
+    *out = c;
+    return CELER_OK;
+}
+
+void celer_context_free(celer_context *c) {
+    if (!c) return;
+    const celer_model *m = c->model;
+    if (c->locals)
+        for (int k = 0; k < m->graph->n_nodes; k++)
+            if (c->locals[k] && m->nodes[k].kernel->free_local) m->nodes[k].kernel->free_local(c->locals[k]);
+    for (int i = 0; i < c->n_overflow; i++) free(c->overflow[i]);
+    free(c->arena);
+    free(c->tensors);
+    free(c->buf_of);
+    free(c->bufs);
+    free(c->locals);
+    free(c->free_spans);
+    free(c->overflow);
+    free(c->in_ptrs);
+    free(c->outputs);
+    free(c);
+}
+
+size_t celer_context_arena_bytes(const celer_context *c) { return c->arena_cap; }
+
+/* ---- allocator ---- */
+
+static void span_release(celer_context *c, size_t off, size_t size) {
+    int i = 0;
+    while (i < c->n_free && c->free_spans[i].off < off) i++;
+    memmove(&c->free_spans[i + 1], &c->free_spans[i], sizeof(span) * (size_t)(c->n_free - i));
+    c->free_spans[i] = (span){off, size};
+    c->n_free++;
+    if (i + 1 < c->n_free && c->free_spans[i].off + c->free_spans[i].size == c->free_spans[i + 1].off) {
+        c->free_spans[i].size += c->free_spans[i + 1].size;
+        memmove(&c->free_spans[i + 1], &c->free_spans[i + 2], sizeof(span) * (size_t)(c->n_free - i - 2));
+        c->n_free--;
+    }
+    if (i > 0 && c->free_spans[i - 1].off + c->free_spans[i - 1].size == c->free_spans[i].off) {
+        c->free_spans[i - 1].size += c->free_spans[i].size;
+        memmove(&c->free_spans[i], &c->free_spans[i + 1], sizeof(span) * (size_t)(c->n_free - i - 1));
+        c->n_free--;
+        i--;
+    }
+    /* a free span at the top gives its room back */
+    if (c->free_spans[i].off + c->free_spans[i].size == c->top) {
+        c->top = c->free_spans[i].off;
+        c->n_free--;
+    }
+}
+
+static celer_status buf_alloc(celer_context *c, int b, size_t bytes) {
+    size_t size;
+    if (celer_add_size(bytes, ALIGN - 1, &size)) goto limit;
+    size &= ~(size_t)(ALIGN - 1);
+    if (!size) size = ALIGN;
+    int best = -1;
+    for (int i = 0; i < c->n_free; i++)
+        if (c->free_spans[i].size >= size && (best < 0 || c->free_spans[i].size < c->free_spans[best].size))
+            best = i;
+    size_t off;
+    if (best >= 0) {
+        off = c->free_spans[best].off;
+        c->free_spans[best].off += size;
+        c->free_spans[best].size -= size;
+        if (!c->free_spans[best].size) {
+            memmove(&c->free_spans[best], &c->free_spans[best + 1],
+                    sizeof(span) * (size_t)(c->n_free - best - 1));
+            c->n_free--;
+        }
+    } else {
+        off = c->top;
+        if (off + size > CELER_RUNTIME_MAX_ARENA) goto limit;
+        c->top += size;
+    }
+    if (off + size > c->peak) c->peak = off + size;
+    buffer *buf = &c->bufs[b];
+    buf->off = off;
+    buf->size = size;
+    buf->refs = 0;
+    if (off + size <= c->arena_cap) {
+        buf->ptr = c->arena + off;
+    } else {
+        buf->ptr = aligned_alloc(ALIGN, size);
+        if (!buf->ptr) return celer_errorf(CELER_ERR_NOMEM, "out of memory for a %zu-byte activation", size);
+        c->overflow[c->n_overflow++] = buf->ptr;
+    }
+    return CELER_OK;
+limit:
+    return celer_errorf(CELER_ERR_LIMIT, "activations need more than %llu bytes",
+                        (unsigned long long)CELER_RUNTIME_MAX_ARENA);
+}
+
+/* Drops one pending read of buffer b; releases it when none remain. */
+static void buf_unref(celer_context *c, int b) {
+    if (b < 0) return;
+    if (--c->bufs[b].refs == 0) span_release(c, c->bufs[b].off, c->bufs[b].size);
+}
+
+/* Gets the arena ready for a run: frees last run's overflow blocks and grows the arena to the
+ * peak seen so far (no outputs of the last run survive this). */
+static celer_status reset_arena(celer_context *c) {
+    for (int i = 0; i < c->n_overflow; i++) free(c->overflow[i]);
+    c->n_overflow = 0;
+    if (c->peak > c->arena_cap) {
+        free(c->arena);
+        c->arena = aligned_alloc(ALIGN, c->peak);
+        c->arena_cap = c->arena ? c->peak : 0;
+        if (!c->arena) return celer_errorf(CELER_ERR_NOMEM, "out of memory for a %zu-byte arena", c->peak);
+    }
+    c->n_free = 0;
+    c->top = 0;
+    return CELER_OK;
+}
+
+/* ---- run ---- */
+
+static const char *node_label(const celer_model *m, int k, char *buf, size_t cap) {
+    const celer_onnx_node *s = m->graph->nodes[k].src;
+    if (s->name && s->name[0])
+        snprintf(buf, cap, "node %d (%s '%s')", k, s->op_type, s->name);
+    else
+        snprintf(buf, cap, "node %d (%s)", k, s->op_type);
+    return buf;
+}
+
+static celer_status check_inputs(const celer_model *m, const celer_tensor *inputs) {
+    char want[160], got[160];
+    for (int i = 0; i < m->graph->n_inputs; i++) {
+        const celer_io_desc *d = &m->inputs[i];
+        const celer_tensor *t = &inputs[i];
+        if (t->dtype != d->dtype)
+            return celer_errorf(CELER_ERR_DTYPE, "input '%s': expected %s, got %s", d->name,
+                                celer_dtype_name(d->dtype), celer_dtype_name(t->dtype));
+        bool ok = t->shape.rank >= 0 && t->shape.rank <= CELER_MAX_RANK;
+        for (int r = 0; ok && r < t->shape.rank; r++) ok = t->shape.dims[r] >= 0;
+        if (ok && d->has_shape) {
+            ok = t->shape.rank == d->shape.rank;
+            for (int r = 0; ok && r < d->shape.rank; r++)
+                ok = d->shape.dims[r] < 0 || d->shape.dims[r] == t->shape.dims[r];
+        }
+        if (!ok)
+            return celer_errorf(CELER_ERR_SHAPE, "input '%s': expected shape %s, got %s", d->name,
+                                celer_shape_str(&d->shape, want, sizeof want),
+                                celer_shape_str(&t->shape, got, sizeof got));
+        if (!t->data && celer_shape_numel(&t->shape) > 0)
+            return celer_errorf(CELER_ERR_INVALID, "input '%s' has no data", d->name);
+    }
+    return CELER_OK;
+}
+
+celer_status celer_context_run(celer_context *c, const celer_tensor *inputs, const celer_tensor **outputs) {
+    const celer_model *m = c->model;
+    const celer_graph *g = m->graph;
+    char label[256];
+    celer_status st = check_inputs(m, inputs);
+    if (st) return st;
+    if ((st = reset_arena(c))) return st;
+    omp_set_num_threads(m->opts.threads);
+    if (openblas_get_num_threads() != m->opts.threads) openblas_set_num_threads(m->opts.threads);
+    for (int i = 0; i < g->n_inputs; i++) c->tensors[g->inputs[i]] = inputs[i];
+    for (int v = 0; v < g->n_values; v++) c->buf_of[v] = -1;
+    const int scratch_buf = g->n_values;
+
+    for (int k = 0; k < g->n_nodes; k++) {
+        const celer_node *n = &g->nodes[k];
+        const compiled_node *cn = &m->nodes[k];
+        const celer_kernel *kern = cn->kernel;
+        for (int j = 0; j < n->n_inputs; j++) c->in_ptrs[j] = n->inputs[j] >= 0 ? &c->tensors[n->inputs[j]] : NULL;
+        celer_tensor *outs = n->n_outputs ? &c->tensors[n->outputs[0]] : NULL;
+        /* node outputs are consecutive values (the graph numbers them so) */
+        for (int j = 0; j < n->n_outputs; j++) {
+            celer_tensor *t = &c->tensors[n->outputs[j]];
+            memset(t, 0, sizeof *t);
+            t->dtype = g->values[n->outputs[j]].dtype;
+        }
+        celer_kernel_call call = {.info = &cn->info, .state = cn->state, .local = &c->locals[k],
+                                  .in = c->in_ptrs, .n_in = n->n_inputs, .out = outs, .n_out = n->n_outputs};
+        if ((st = kern->reshape(&call))) goto node_fail;
+        for (int j = 0; j < n->n_outputs; j++) {
+            int v = n->outputs[j];
+            celer_tensor *t = &c->tensors[v];
+            size_t bytes;
+            if (t->shape.rank < 0 || t->shape.rank > CELER_MAX_RANK || celer_tensor_bytes(t, &bytes)) {
+                st = celer_errorf(CELER_ERR_INTERNAL, "output %d has an invalid shape", j);
+                goto node_fail;
+            }
+            int uses = g->values[v].n_uses + (g->values[v].is_output ? 1 : 0);
+            const celer_tensor *in0 = n->n_inputs ? c->in_ptrs[0] : NULL;
+            int b0 = n->n_inputs && n->inputs[0] >= 0 ? c->buf_of[n->inputs[0]] : -1;
+            size_t in0_bytes = 0;
+            if (in0) celer_tensor_bytes(in0, &in0_bytes);
+            if (j == 0 && (kern->flags & CELER_KERNEL_ALIAS)) {
+                if (!in0 || in0_bytes != bytes || celer_dtype_size(in0->dtype) != celer_dtype_size(t->dtype)) {
+                    st = celer_errorf(CELER_ERR_SHAPE, "view of %zu bytes over an input of %zu bytes", bytes, in0_bytes);
+                    goto node_fail;
+                }
+                t->data = in0->data;
+                c->buf_of[v] = b0;
+                if (b0 >= 0) c->bufs[b0].refs += uses;
+                continue;
+            }
+            if (j == 0 && (kern->flags & CELER_KERNEL_INPLACE) && b0 >= 0 && in0_bytes == bytes &&
+                in0->dtype == t->dtype) {
+                int reads_here = 0;
+                for (int i = 0; i < n->n_inputs; i++)
+                    if (n->inputs[i] >= 0 && c->buf_of[n->inputs[i]] == b0) reads_here++;
+                if (c->bufs[b0].refs == reads_here) {
+                    t->data = c->bufs[b0].ptr;
+                    c->buf_of[v] = b0;
+                    c->bufs[b0].refs += uses;
+                    continue;
+                }
+            }
+            if ((st = buf_alloc(c, v, bytes))) goto node_fail;
+            t->data = c->bufs[v].ptr;
+            c->buf_of[v] = v;
+            c->bufs[v].refs = uses;
+        }
+        if (kern->run) {
+            if (call.scratch_size) {
+                if ((st = buf_alloc(c, scratch_buf, call.scratch_size))) goto node_fail;
+                call.scratch = c->bufs[scratch_buf].ptr;
+                c->bufs[scratch_buf].refs = 1;
+            }
+            st = kern->run(&call);
+            if (call.scratch_size) buf_unref(c, scratch_buf);
+            if (st) goto node_fail;
+        }
+        for (int j = 0; j < n->n_inputs; j++)
+            if (n->inputs[j] >= 0) buf_unref(c, c->buf_of[n->inputs[j]]);
+        for (int j = 0; j < n->n_outputs; j++) {
+            int b = c->buf_of[n->outputs[j]];
+            if (b >= 0 && c->bufs[b].refs == 0) span_release(c, c->bufs[b].off, c->bufs[b].size);
+        }
+        continue;
+    node_fail:
+        return celer_error_wrap(st, "%s", node_label(m, k, label, sizeof label));
+    }
+    for (int i = 0; i < g->n_outputs; i++) c->outputs[i] = c->tensors[g->outputs[i]];
+    *outputs = c->outputs;
+    return CELER_OK;
+}

@@ -1,0 +1,180 @@
+/* Compiling a model: kernel resolution, type inference, kernel init. */
+#include <stdio.h>
+#include <string.h>
+
+#include "runtime_internal.h"
+
+static const char *node_label(const celer_node *n, int index, char *buf, size_t cap) {
+    const celer_onnx_node *s = n->src;
+    if (s->name && s->name[0])
+        snprintf(buf, cap, "node %d (%s '%s')", index, s->op_type, s->name);
+    else
+        snprintf(buf, cap, "node %d (%s)", index, s->op_type);
+    return buf;
+}
+
+/* Resolves node k's kernel and infers its output types into the graph's values. On failure the
+ * message names the node; `cn` is filled as far as it got. */
+static celer_status resolve_node(celer_graph *g, int k, celer_arena *arena, compiled_node *cn) {
+    const celer_node *n = &g->nodes[k];
+    char label[256];
+    celer_dtype *types = celer_arena_alloc(arena, sizeof(celer_dtype) * (size_t)(n->n_inputs + 1));
+    const celer_tensor **consts = celer_arena_alloc(arena, sizeof(void *) * (size_t)(n->n_inputs + 1));
+    celer_dtype *out_types = celer_arena_alloc(arena, sizeof(celer_dtype) * (size_t)(n->n_outputs + 1));
+    if (!types || !consts || !out_types) return CELER_ERR_NOMEM;
+    for (int j = 0; j < n->n_inputs; j++) {
+        int v = n->inputs[j];
+        if (v < 0) continue;
+        const celer_value *val = &g->values[v];
+        if (val->kind != CELER_VALUE_TENSOR)
+            return celer_errorf(CELER_ERR_UNSUPPORTED,
+                                "%s: input '%s' is a sequence, map or optional value, which celer does not support yet",
+                                node_label(n, k, label, sizeof label), val->name);
+        if (val->dtype == CELER_UNDEFINED)
+            return celer_errorf(CELER_ERR_INVALID, "%s: the type of input '%s' is unknown",
+                                node_label(n, k, label, sizeof label), val->name);
+        types[j] = val->dtype;
+        consts[j] = val->constant;
+    }
+    const char *domain = n->src->domain ? n->src->domain : "";
+    int64_t opset = celer_onnx_opset_version(g->model, domain);
+    if (opset <= 0)
+        return celer_errorf(CELER_ERR_INVALID, "%s: the model imports no opset for domain '%s'",
+                            node_label(n, k, label, sizeof label), domain[0] ? domain : "ai.onnx");
+    const celer_kernel *kern = celer_ops_find(domain, n->src->op_type, (int)opset, types, n->n_inputs);
+    if (!kern) return celer_error_wrap(CELER_ERR_UNSUPPORTED, "%s", node_label(n, k, label, sizeof label));
+    cn->kernel = kern;
+    cn->info = (celer_op_info){.node = n->src, .opset = (int)opset, .since_version = kern->since,
+                               .n_inputs = n->n_inputs, .n_outputs = n->n_outputs,
+                               .input_types = types, .input_constants = consts};
+    if (!kern->run && !(kern->flags & CELER_KERNEL_ALIAS))
+        return celer_errorf(CELER_ERR_INTERNAL, "%s: kernel has no run function",
+                            node_label(n, k, label, sizeof label));
+    celer_status st;
+    if (kern->infer_types) {
+        if ((st = kern->infer_types(&cn->info, out_types)))
+            return celer_error_wrap(st, "%s", node_label(n, k, label, sizeof label));
+    } else {
+        celer_dtype t = kern->type_input >= 0 && kern->type_input < n->n_inputs ? types[kern->type_input]
+                                                                                 : CELER_UNDEFINED;
+        for (int j = 0; j < n->n_outputs; j++) out_types[j] = t;
+    }
+    for (int j = 0; j < n->n_outputs; j++) g->values[n->outputs[j]].dtype = out_types[j];
+    return CELER_OK;
+}
+
+int celer_model_check(const celer_onnx_model *onnx, celer_check_fn report, void *user) {
+    celer_graph *g;
+    if (celer_graph_build(onnx, &g)) {
+        report(user, -1, NULL, CELER_ERR_INVALID, celer_error_message());
+        return 1;
+    }
+    celer_arena arena;
+    celer_arena_init(&arena, 64 * 1024, 0);
+    int problems = 0;
+    for (int k = 0; k < g->n_nodes; k++) {
+        compiled_node cn = {0};
+        celer_status st = resolve_node(g, k, &arena, &cn);
+        if (st) {
+            report(user, k, g->nodes[k].src, st, celer_error_message());
+            problems++;
+            /* let later nodes see some type so one gap does not cascade */
+            for (int j = 0; j < g->nodes[k].n_outputs; j++) {
+                celer_value *v = &g->values[g->nodes[k].outputs[j]];
+                if (v->dtype == CELER_UNDEFINED) v->dtype = CELER_FLOAT;
+            }
+        }
+    }
+    celer_arena_free(&arena);
+    celer_graph_free(g);
+    return problems;
+}
+
+static void describe(const celer_value *v, celer_io_desc *d) {
+    d->name = v->name;
+    d->dtype = v->dtype;
+    d->has_shape = v->has_shape;
+    d->shape = v->shape;
+    d->dim_params = v->dim_params;
+}
+
+celer_status celer_model_compile(celer_onnx_model *onnx, const celer_model_options *opts,
+                                 celer_model **out) {
+    celer_arena arena;
+    celer_arena_init(&arena, 64 * 1024, 0);
+    celer_model *m = celer_arena_alloc(&arena, sizeof *m);
+    if (!m) {
+        celer_onnx_free(onnx);
+        celer_arena_free(&arena);
+        return CELER_ERR_NOMEM;
+    }
+    m->arena = arena;
+    m->onnx = onnx;
+    if (opts) m->opts = *opts;
+    if (m->opts.threads <= 0) m->opts.threads = 1;
+    celer_status st = celer_graph_build(onnx, &m->graph);
+    if (st) goto fail;
+    celer_graph *g = m->graph;
+    m->nodes = celer_arena_alloc(&m->arena, sizeof(compiled_node) * (size_t)(g->n_nodes + 1));
+    if (!m->nodes) {
+        st = CELER_ERR_NOMEM;
+        goto fail;
+    }
+    for (int k = 0; k < g->n_nodes; k++)
+        if ((st = resolve_node(g, k, &m->arena, &m->nodes[k]))) goto fail;
+    for (int k = 0; k < g->n_nodes; k++) {
+        compiled_node *cn = &m->nodes[k];
+        if (cn->kernel->init && (st = cn->kernel->init(&cn->info, &cn->state))) {
+            char label[256];
+            celer_error_wrap(st, "%s", node_label(&g->nodes[k], k, label, sizeof label));
+            goto fail;
+        }
+    }
+    m->inputs = celer_arena_alloc(&m->arena, sizeof(celer_io_desc) * (size_t)(g->n_inputs + 1));
+    m->outputs = celer_arena_alloc(&m->arena, sizeof(celer_io_desc) * (size_t)(g->n_outputs + 1));
+    if (!m->inputs || !m->outputs) {
+        st = CELER_ERR_NOMEM;
+        goto fail;
+    }
+    for (int i = 0; i < g->n_inputs; i++) describe(&g->values[g->inputs[i]], &m->inputs[i]);
+    for (int i = 0; i < g->n_outputs; i++) describe(&g->values[g->outputs[i]], &m->outputs[i]);
+    *out = m;
+    return CELER_OK;
+fail:
+    celer_model_free(m);
+    return st;
+}
+
+celer_status celer_model_load(const char *path, const celer_model_options *opts, celer_model **out) {
+    celer_onnx_model *onnx;
+    celer_status st = celer_onnx_load(path, &onnx);
+    if (st) return st;
+    st = celer_model_compile(onnx, opts, out);
+    if (st) return celer_error_wrap(st, "%s", path);
+    return CELER_OK;
+}
+
+void celer_model_free(celer_model *m) {
+    if (!m) return;
+    if (m->nodes && m->graph)
+        for (int k = 0; k < m->graph->n_nodes; k++) {
+            compiled_node *cn = &m->nodes[k];
+            if (cn->state && cn->kernel && cn->kernel->free_state) cn->kernel->free_state(cn->state);
+        }
+    celer_graph_free(m->graph);
+    celer_onnx_free(m->onnx);
+    celer_arena arena = m->arena;
+    celer_arena_free(&arena);
+}
+
+int celer_model_input_count(const celer_model *m) { return m->graph->n_inputs; }
+int celer_model_output_count(const celer_model *m) { return m->graph->n_outputs; }
+const celer_io_desc *celer_model_input(const celer_model *m, int i) { return &m->inputs[i]; }
+const celer_io_desc *celer_model_output(const celer_model *m, int i) { return &m->outputs[i]; }
+const celer_onnx_model *celer_model_onnx(const celer_model *m) { return m->onnx; }
+
+int celer_model_input_index(const celer_model *m, const char *name) {
+    for (int i = 0; i < m->graph->n_inputs; i++)
+        if (!strcmp(m->inputs[i].name, name)) return i;
+    return -1;
+}

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# CLI behaviour of `celer run` and `celer inspect` on the checked-in example MLP.
+# Usage: test_cli.sh CELER_BIN EXAMPLES_DIR   (ctest passes both)
+# Reference outputs are computed here with numpy from the model's initializers, so the test
+# checks celer against an independent implementation. Prints "N passed, M failed".
+set -u
+
+CELER=${1:?usage: test_cli.sh CELER_BIN EXAMPLES_DIR}
+EXAMPLES=${2:?usage: test_cli.sh CELER_BIN EXAMPLES_DIR}
+PY=/usr/bin/python3
+MODEL=$EXAMPLES/mlp/model.onnx
+INPUT=$EXAMPLES/mlp/input.npy
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/celer-cli-test.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "PASS $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL $1${2:+: $2}"; }
+
+# Computes the MLP with numpy: reference.py MODEL INPUT.npy OUT.npy
+cat >"$tmp/reference.py" <<'EOF'
+import sys
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+model = onnx.load(sys.argv[1])
+w = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+x = np.load(sys.argv[2]).astype(np.float64)
+h = np.maximum(x @ w["fc1.weight"].astype(np.float64).T + w["fc1.bias"], 0)
+y = h @ w["fc2.weight"].astype(np.float64) + w["fc2.bias"]
+np.save(sys.argv[3], y)
+EOF
+
+# compare.py GOT.npy REF.npy: exit 0 when shapes agree, dtype is float32 and values are close.
+cat >"$tmp/compare.py" <<'EOF'
+import sys
+import numpy as np
+
+got, ref = np.load(sys.argv[1]), np.load(sys.argv[2])
+if got.dtype != np.float32:
+    sys.exit(f"dtype {got.dtype}, want float32")
+if got.shape != ref.shape:
+    sys.exit(f"shape {got.shape}, want {ref.shape}")
+err = np.max(np.abs(got - ref)) / max(np.max(np.abs(ref)), 1e-30) if ref.size else 0.0
+if not err <= 1e-5:
+    sys.exit(f"max relative error {err:.3g} > 1e-5")
+EOF
+
+# A successful run: run_ok NAME INPUT.npy
+run_ok() {
+    local name=$1 input=$2 out="$tmp/out-$1"
+    mkdir -p "$out"
+    if ! "$CELER" run "$MODEL" --input "features=$input" --output-dir "$out" >"$tmp/log" 2>&1; then
+        fail "$name" "celer run exited non-zero: $(head -c 300 "$tmp/log")"
+        return
+    fi
+    if [ ! -f "$out/scores.npy" ]; then
+        fail "$name" "no $out/scores.npy written (have: $(ls "$out" | tr '\n' ' '))"
+        return
+    fi
+    "$PY" "$tmp/reference.py" "$MODEL" "$input" "$tmp/ref-$name.npy" || { fail "$name" "reference failed"; return; }
+    local why
+    if why=$("$PY" "$tmp/compare.py" "$out/scores.npy" "$tmp/ref-$name.npy" 2>&1); then
+        pass "$name"
+    else
+        fail "$name" "$why"
+    fi
+}
+
+# A failing run: run_err NAME EXPECTED_WORD celer-args...
+# Expects a non-zero exit, exactly one line of output, and EXPECTED_WORD in that line.
+run_err() {
+    local name=$1 word=$2
+    shift 2
+    "$CELER" "$@" >"$tmp/stdout" 2>"$tmp/stderr"
+    local rc=$?
+    local lines
+    lines=$(cat "$tmp/stdout" "$tmp/stderr" | grep -c .)
+    if [ "$rc" -eq 0 ]; then
+        fail "$name" "exited 0"
+    elif [ "$rc" -ge 128 ]; then
+        fail "$name" "killed by signal $((rc - 128)): $(head -c 300 "$tmp/stderr")"
+    elif [ "$lines" -ne 1 ]; then
+        fail "$name" "expected one line of output, got $lines: $(cat "$tmp/stdout" "$tmp/stderr" | head -c 400)"
+    elif ! grep -qF -- "$word" "$tmp/stdout" "$tmp/stderr"; then
+        fail "$name" "message does not mention '$word': $(cat "$tmp/stderr" "$tmp/stdout")"
+    else
+        pass "$name"
+    fi
+}
+
+if [ ! -x "$CELER" ]; then
+    echo "celer binary not found: $CELER"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+# inputs for the cases below
+"$PY" - "$tmp" <<'EOF'
+import sys
+import numpy as np
+d = sys.argv[1]
+rng = np.random.default_rng(7)
+np.save(f"{d}/batch5.npy", rng.standard_normal((5, 16)).astype(np.float32))
+np.save(f"{d}/int64.npy", np.zeros((2, 16), dtype=np.int64))
+np.save(f"{d}/shape15.npy", np.zeros((2, 15), dtype=np.float32))
+np.save(f"{d}/rank3.npy", np.zeros((1, 2, 16), dtype=np.float32))
+with open(f"{d}/bad.npy", "wb") as f:
+    f.write(b"this is not a numpy file\n")
+with open(f"{d}/truncated.npy", "wb") as f:
+    f.write(open(f"{d}/batch5.npy", "rb").read()[:150])
+EOF
+
+# successful runs, including another batch size through the symbolic "batch" dim
+run_ok run_batch2 "$INPUT"
+run_ok run_batch5 "$tmp/batch5.npy"
+
+# inspect names the input and the output
+if "$CELER" inspect "$MODEL" >"$tmp/inspect" 2>&1 && grep -q features "$tmp/inspect" && grep -q scores "$tmp/inspect"; then
+    pass inspect
+else
+    fail inspect "$(head -c 400 "$tmp/inspect")"
+fi
+
+# error cases: one line, non-zero exit, a message naming what to fix
+out="$tmp/err-out"
+mkdir -p "$out"
+run_err missing_input features run "$MODEL" --output-dir "$out"
+run_err unknown_input_name nosuch run "$MODEL" --input "features=$INPUT" --input "nosuch=$INPUT" --output-dir "$out"
+run_err wrong_dtype features run "$MODEL" --input "features=$tmp/int64.npy" --output-dir "$out"
+run_err wrong_shape features run "$MODEL" --input "features=$tmp/shape15.npy" --output-dir "$out"
+run_err wrong_rank features run "$MODEL" --input "features=$tmp/rank3.npy" --output-dir "$out"
+run_err missing_model no-such-model.onnx run "$tmp/no-such-model.onnx" --input "features=$INPUT" --output-dir "$out"
+run_err bad_npy bad.npy run "$MODEL" --input "features=$tmp/bad.npy" --output-dir "$out"
+run_err truncated_npy truncated.npy run "$MODEL" --input "features=$tmp/truncated.npy" --output-dir "$out"
+run_err missing_npy missing.npy run "$MODEL" --input "features=$tmp/missing.npy" --output-dir "$out"
+run_err not_a_model input.npy inspect "$INPUT"
+run_err inspect_missing_model no-such-model.onnx inspect "$tmp/no-such-model.onnx"
+if [ -e "$out/scores.npy" ]; then fail no_output_on_error "$out/scores.npy written by a failed run"; else pass no_output_on_error; fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

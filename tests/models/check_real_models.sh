@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Runs real PyTorch-exported models (scripts/export_models.py) through `celer run` and compares
+# every output with PyTorch's: max|y-ref|/max|ref| <= 1e-4.
+# Usage: check_real_models.sh CELER_BIN OUTDIR   (OUTDIR caches the exported models between runs)
+# Prints one line per model and "N passed, M failed"; exits non-zero when any failed.
+set -u
+
+CELER=${1:?usage: check_real_models.sh CELER_BIN OUTDIR}
+OUTDIR=${2:?usage: check_real_models.sh CELER_BIN OUTDIR}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+PY=/usr/bin/python3
+TOL=${CELER_MODEL_TOL:-1e-4}
+
+passed=0
+failed=0
+
+if [ ! -x "$CELER" ]; then
+    echo "celer binary not found: $CELER"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+# Export (cached: models already in OUTDIR are skipped).
+mkdir -p "$OUTDIR"
+if ! "$PY" "$ROOT/scripts/export_models.py" "$OUTDIR" >"$OUTDIR/export.log" 2>&1; then
+    echo "FAIL export: scripts/export_models.py failed; last lines of $OUTDIR/export.log:"
+    tail -n 5 "$OUTDIR/export.log"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/celer-models.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+for dir in "$OUTDIR"/*/; do
+    dir=${dir%/}
+    name=$(basename "$dir")
+    case $name in *.tmp) continue ;; esac
+    [ -f "$dir/model.onnx" ] || continue
+    # one run per input set: inputs/ + expected/, then inputs_K/ + expected_K/ (other batch or
+    # sequence sizes); the model passes when every set does
+    ok=1
+    summary=""
+    for inputs in "$dir"/inputs "$dir"/inputs_*; do
+        [ -d "$inputs" ] || continue
+        set_name=$(basename "$inputs")
+        expected="$dir/expected${set_name#inputs}"
+        args=()
+        for f in "$inputs"/*.npy; do
+            args+=(--input "$(basename "$f" .npy)=$f")
+        done
+        out="$tmp/$name/$set_name"
+        mkdir -p "$out"
+        start=$EPOCHREALTIME
+        if ! "$CELER" run "$dir/model.onnx" "${args[@]}" --output-dir "$out" >"$tmp/$name.log" 2>&1; then
+            ok=0
+            summary="$summary [$set_name] celer run exited non-zero: $(head -c 400 "$tmp/$name.log" | tr '\n' ' ')"
+            continue
+        fi
+        secs=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+        if result=$("$PY" "$HERE/compare.py" "$expected" "$out" --tol "$TOL" 2>&1); then
+            summary="$summary [$set_name] $result (${secs} s)"
+        else
+            ok=0
+            summary="$summary [$set_name] $result"
+        fi
+    done
+    if [ "$ok" -eq 1 ]; then
+        passed=$((passed + 1))
+        echo "PASS $name:$summary"
+    else
+        failed=$((failed + 1))
+        echo "FAIL $name:$summary"
+    fi
+done
+
+if [ $((passed + failed)) -eq 0 ]; then
+    echo "FAIL: no models found in $OUTDIR"
+    failed=1
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,770 @@
+/* shape family: hand-checked cases for every op (negative axes, empty tensors, string and
+ * narrow element types, opset differences) plus error paths, and Transpose/Slice against a
+ * naive reference on random shapes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+/* ---- tiny builders ---- */
+#define NARGS(T, ...) ((int)(sizeof((T[]){__VA_ARGS__}) / sizeof(T)))
+#define TEN(dt, ptr, ...)                                                                          \
+    ((celer_tensor){.dtype = dt,                                                                   \
+                    .shape = {.rank = NARGS(int64_t, __VA_ARGS__), .dims = {__VA_ARGS__}},         \
+                    .data = (void *)(ptr)})
+#define SCALAR(dt, ptr) ((celer_tensor){.dtype = dt, .shape = {.rank = 0}, .data = (void *)(ptr)})
+#define I64(...) ((int64_t[]){__VA_ARGS__})
+#define I32(...) ((int32_t[]){__VA_ARGS__})
+#define F32(...) ((float[]){__VA_ARGS__})
+#define AINT(nm, v) {.name = nm, .type = CELER_ATTR_INT, .i = (v)}
+#define AFLOAT(nm, v) {.name = nm, .type = CELER_ATTR_FLOAT, .f = (v)}
+#define ASTR(nm, v) {.name = nm, .type = CELER_ATTR_STRING, .s = (v), .s_len = sizeof(v) - 1}
+#define AINTS(nm, ...)                                                                             \
+    {.name = nm, .type = CELER_ATTR_INTS, .n = NARGS(int64_t, __VA_ARGS__),                        \
+     .ints = (const int64_t[]){__VA_ARGS__}}
+#define AT(...) (const celer_onnx_attr[]){__VA_ARGS__}, NARGS(celer_onnx_attr, __VA_ARGS__)
+#define NOAT NULL, 0
+#define IN(...)                                                                                    \
+    (const celer_tensor *const[]){__VA_ARGS__}, NARGS(const celer_tensor *, __VA_ARGS__)
+
+static celer_status run(const char *op, int opset, const celer_onnx_attr *at, int nat,
+                        const celer_tensor *const *in, int n_in, celer_tensor *out, int n_out) {
+    static const char *const ins[] = {"i0", "i1", "i2", "i3", "i4", "i5", "i6", "i7"};
+    static const char *const outs[] = {"o0", "o1", "o2", "o3", "o4", "o5", "o6", "o7"};
+    const char *in_names[8];
+    for (int i = 0; i < n_in && i < 8; i++) in_names[i] = in[i] ? ins[i] : "";
+    celer_onnx_node node = {.name = "n", .op_type = op, .domain = "", .n_inputs = n_in,
+                            .n_outputs = n_out, .n_attrs = nat, .inputs = in_names,
+                            .outputs = outs, .attrs = at};
+    celer_status st = tu_run_op(&node, opset, in, n_in, out, n_out);
+    if (st) printf("    (%s: %s)\n", op, celer_error_message());
+    return st;
+}
+
+static void check_shape(const celer_tensor *t, int rank, const int64_t *dims) {
+    assert_int_equal(t->shape.rank, rank);
+    for (int i = 0; i < rank; i++) assert_int_equal(t->shape.dims[i], dims[i]);
+}
+#define EXPECT_SHAPE(t, ...) check_shape(t, NARGS(int64_t, __VA_ARGS__), I64(__VA_ARGS__))
+#define EXPECT_RANK0(t) assert_int_equal((t)->shape.rank, 0)
+
+static void check_data(const celer_tensor *t, const void *want, size_t bytes) {
+    size_t have = 0;
+    assert_int_equal(celer_tensor_bytes(t, &have), 0);
+    assert_int_equal(have, bytes);
+    assert_memory_equal(t->data, want, bytes);
+}
+#define EXPECT_I64(t, ...) check_data(t, I64(__VA_ARGS__), sizeof(I64(__VA_ARGS__)))
+#define EXPECT_F32(t, ...) check_data(t, F32(__VA_ARGS__), sizeof(F32(__VA_ARGS__)))
+#define EXPECT_EMPTY(t) assert_int_equal(celer_shape_numel(&(t)->shape), 0)
+
+static void expect_err(celer_status st, celer_status want, const char *substr) {
+    assert_int_equal(st, want);
+    if (!strstr(celer_error_message(), substr)) {
+        printf("message '%s' lacks '%s'\n", celer_error_message(), substr);
+        fail();
+    }
+}
+
+/* ---- Reshape-like ---- */
+
+static void test_reshape(void **s) {
+    (void)s;
+    int64_t x[24];
+    for (int i = 0; i < 24; i++) x[i] = i;
+    celer_tensor a = TEN(CELER_INT64, x, 2, 3, 4), out[1];
+    celer_tensor sh = TEN(CELER_INT64, I64(4, -1), 2);
+    assert_int_equal(run("Reshape", 13, NOAT, IN(&a, &sh), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 4, 6);
+    assert_memory_equal(out[0].data, x, sizeof x);
+    tu_free_outputs(out, 1);
+    /* 0 copies the input dim */
+    sh = TEN(CELER_INT64, I64(0, -1), 2);
+    assert_int_equal(run("Reshape", 14, NOAT, IN(&a, &sh), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 2, 12);
+    tu_free_outputs(out, 1);
+    /* allowzero: 0 is a real 0 */
+    celer_tensor e = TEN(CELER_FLOAT, NULL, 0, 3);
+    sh = TEN(CELER_INT64, I64(3, 0), 2);
+    assert_int_equal(run("Reshape", 14, AT(AINT("allowzero", 1)), IN(&e, &sh), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 3, 0);
+    tu_free_outputs(out, 1);
+    /* rank-0 target */
+    celer_tensor one = TEN(CELER_FLOAT, F32(5), 1, 1);
+    sh = TEN(CELER_INT64, NULL, 0);
+    assert_int_equal(run("Reshape", 13, NOAT, IN(&one, &sh), out, 1), 0);
+    EXPECT_RANK0(&out[0]);
+    tu_free_outputs(out, 1);
+    /* strings */
+    const char *strs[4] = {"a", "b", "c", "d"};
+    celer_tensor st = TEN(CELER_STRING, strs, 4);
+    sh = TEN(CELER_INT64, I64(2, 2), 2);
+    assert_int_equal(run("Reshape", 13, NOAT, IN(&st, &sh), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 2, 2);
+    assert_string_equal(((const char **)out[0].data)[3], "d");
+    tu_free_outputs(out, 1);
+    /* errors */
+    sh = TEN(CELER_INT64, I64(-1, -1), 2);
+    expect_err(run("Reshape", 13, NOAT, IN(&a, &sh), out, 1), CELER_ERR_INVALID, "more than one -1");
+    tu_free_outputs(out, 1);
+    sh = TEN(CELER_INT64, I64(5, -1), 2);
+    expect_err(run("Reshape", 13, NOAT, IN(&a, &sh), out, 1), CELER_ERR_SHAPE, "cannot reshape");
+    tu_free_outputs(out, 1);
+    sh = TEN(CELER_INT64, I64(5, 5), 2);
+    expect_err(run("Reshape", 13, NOAT, IN(&a, &sh), out, 1), CELER_ERR_SHAPE, "24 elements");
+    tu_free_outputs(out, 1);
+    sh = TEN(CELER_INT64, I64(2, 3, 4, 0), 4);
+    expect_err(run("Reshape", 13, NOAT, IN(&a, &sh), out, 1), CELER_ERR_SHAPE, "rank 3");
+    tu_free_outputs(out, 1);
+    sh = TEN(CELER_INT64, I64(-2, 12), 2);
+    expect_err(run("Reshape", 13, NOAT, IN(&a, &sh), out, 1), CELER_ERR_INVALID, "invalid dim");
+    tu_free_outputs(out, 1);
+    sh = TEN(CELER_INT64, I64(0, -1), 2);
+    expect_err(run("Reshape", 14, AT(AINT("allowzero", 1)), IN(&a, &sh), out, 1), CELER_ERR_SHAPE,
+               "cannot reshape");
+    tu_free_outputs(out, 1);
+    sh = TEN(CELER_INT64, I64(1LL << 40, 1LL << 40, 1LL << 40), 3);
+    expect_err(run("Reshape", 13, NOAT, IN(&a, &sh), out, 1), CELER_ERR_LIMIT, "overflows");
+    tu_free_outputs(out, 1);
+    celer_tensor fsh = TEN(CELER_FLOAT, F32(24), 1);
+    expect_err(run("Reshape", 13, NOAT, IN(&a, &fsh), out, 1), CELER_ERR_DTYPE, "int64");
+    tu_free_outputs(out, 1);
+}
+
+static void test_flatten(void **s) {
+    (void)s;
+    celer_tensor a = TEN(CELER_FLOAT, NULL, 2, 3, 4), out[1];
+    float x[24] = {0};
+    a.data = x;
+    struct { int64_t axis; int64_t d0, d1; } cases[] = {{0, 1, 24}, {1, 2, 12}, {3, 24, 1},
+                                                        {-1, 6, 4}, {-3, 1, 24}};
+    for (size_t i = 0; i < CELER_ARRAY_LEN(cases); i++) {
+        assert_int_equal(run("Flatten", 13, AT(AINT("axis", cases[i].axis)), IN(&a), out, 1), 0);
+        EXPECT_SHAPE(&out[0], cases[i].d0, cases[i].d1);
+        tu_free_outputs(out, 1);
+    }
+    assert_int_equal(run("Flatten", 13, NOAT, IN(&a), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 2, 12);
+    tu_free_outputs(out, 1);
+    expect_err(run("Flatten", 13, AT(AINT("axis", 4)), IN(&a), out, 1), CELER_ERR_INVALID,
+               "out of range");
+    tu_free_outputs(out, 1);
+    /* Flatten-1 is float-only */
+    celer_tensor b = TEN(CELER_INT32, I32(1, 2), 2);
+    assert_int_equal(run("Flatten", 7, NOAT, IN(&b), out, 1), CELER_ERR_UNSUPPORTED);
+    tu_free_outputs(out, 1);
+    assert_int_equal(run("Flatten", 9, NOAT, IN(&b), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 2, 1);
+    tu_free_outputs(out, 1);
+}
+
+static void test_squeeze_unsqueeze(void **s) {
+    (void)s;
+    float x[6] = {1, 2, 3, 4, 5, 6};
+    celer_tensor a = TEN(CELER_FLOAT, x, 1, 3, 1, 2), out[1];
+    assert_int_equal(run("Squeeze", 11, NOAT, IN(&a), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 3, 2);
+    EXPECT_F32(&out[0], 1, 2, 3, 4, 5, 6);
+    tu_free_outputs(out, 1);
+    assert_int_equal(run("Squeeze", 11, AT(AINTS("axes", -2)), IN(&a), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 1, 3, 2);
+    tu_free_outputs(out, 1);
+    celer_tensor axes = TEN(CELER_INT64, I64(0, 2), 2);
+    assert_int_equal(run("Squeeze", 13, NOAT, IN(&a, &axes), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 3, 2);
+    tu_free_outputs(out, 1);
+    /* opset 13 with the axes input omitted */
+    assert_int_equal(run("Squeeze", 13, NOAT, IN(&a, NULL), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 3, 2);
+    tu_free_outputs(out, 1);
+    axes = TEN(CELER_INT64, I64(1), 1);
+    expect_err(run("Squeeze", 13, NOAT, IN(&a, &axes), out, 1), CELER_ERR_SHAPE, "not 1");
+    tu_free_outputs(out, 1);
+    axes = TEN(CELER_INT64, I64(4), 1);
+    expect_err(run("Squeeze", 13, NOAT, IN(&a, &axes), out, 1), CELER_ERR_INVALID, "out of range");
+    tu_free_outputs(out, 1);
+
+    celer_tensor v = TEN(CELER_FLOAT, x, 3);
+    axes = TEN(CELER_INT64, I64(0, -1), 2);
+    assert_int_equal(run("Unsqueeze", 13, NOAT, IN(&v, &axes), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 1, 3, 1);
+    tu_free_outputs(out, 1);
+    assert_int_equal(run("Unsqueeze", 11, AT(AINTS("axes", 2, -3)), IN(&v), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 1, 3, 1);
+    tu_free_outputs(out, 1);
+    celer_tensor sc = SCALAR(CELER_FLOAT, x);
+    assert_int_equal(run("Unsqueeze", 9, AT(AINTS("axes", 0)), IN(&sc), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 1);
+    tu_free_outputs(out, 1);
+    axes = TEN(CELER_INT64, I64(1, -2), 2);
+    expect_err(run("Unsqueeze", 13, NOAT, IN(&v, &axes), out, 1), CELER_ERR_INVALID, "repeated");
+    tu_free_outputs(out, 1);
+    expect_err(run("Unsqueeze", 11, NOAT, IN(&v), out, 1), CELER_ERR_INVALID, "required");
+    tu_free_outputs(out, 1);
+    celer_tensor big = TEN(CELER_FLOAT, x, 1, 1, 1, 1, 1, 1, 1);
+    axes = TEN(CELER_INT64, I64(0, 1), 2);
+    expect_err(run("Unsqueeze", 13, NOAT, IN(&big, &axes), out, 1), CELER_ERR_LIMIT, "rank");
+    tu_free_outputs(out, 1);
+
+    uint8_t bools[3] = {1, 0, 1};
+    celer_tensor bt = TEN(CELER_BOOL, bools, 3);
+    assert_int_equal(run("Identity", 16, NOAT, IN(&bt), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 3);
+    assert_memory_equal(out[0].data, bools, 3);
+    tu_free_outputs(out, 1);
+}
+
+/* ---- Transpose against a naive reference ---- */
+
+static void naive_transpose(const uint8_t *x, uint8_t *y, const celer_shape *s, const int *perm,
+                            size_t es) {
+    int r = s->rank;
+    int64_t st[CELER_MAX_RANK], idx[CELER_MAX_RANK] = {0}, od[CELER_MAX_RANK];
+    int64_t a = 1, n = celer_shape_numel(s);
+    for (int i = r - 1; i >= 0; i--) {
+        st[i] = a;
+        a *= s->dims[i];
+    }
+    for (int i = 0; i < r; i++) od[i] = s->dims[perm[i]];
+    for (int64_t o = 0; o < n; o++) {
+        int64_t off = 0;
+        for (int i = 0; i < r; i++) off += idx[i] * st[perm[i]];
+        memcpy(y + o * (int64_t)es, x + off * (int64_t)es, es);
+        for (int k = r - 1; k >= 0; k--) {
+            if (++idx[k] < od[k]) break;
+            idx[k] = 0;
+        }
+    }
+}
+
+static void test_transpose(void **s) {
+    (void)s;
+    celer_tensor out[1];
+    float m[6] = {1, 2, 3, 4, 5, 6};
+    celer_tensor a = TEN(CELER_FLOAT, m, 2, 3);
+    assert_int_equal(run("Transpose", 13, NOAT, IN(&a), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 3, 2);
+    EXPECT_F32(&out[0], 1, 4, 2, 5, 3, 6);
+    tu_free_outputs(out, 1);
+
+    /* random shapes, every element size, permutations that hit the 2-D, last-two-axes and
+     * general paths */
+    static const struct { int rank; int64_t dims[4]; int perm[4]; } cases[] = {
+        {2, {37, 45}, {1, 0}},          {3, {3, 40, 33}, {0, 2, 1}},
+        {3, {5, 6, 7}, {2, 0, 1}},      {3, {5, 6, 7}, {1, 2, 0}},
+        {4, {2, 3, 4, 5}, {0, 2, 3, 1}}, {4, {2, 3, 4, 5}, {3, 2, 1, 0}},
+        {4, {1, 64, 1, 70}, {0, 3, 2, 1}}, {4, {2, 1, 3, 1}, {1, 3, 0, 2}},
+    };
+    static const celer_dtype types[] = {CELER_UINT8, CELER_FLOAT16, CELER_INT32, CELER_DOUBLE};
+    uint64_t seed = 42;
+    for (size_t c = 0; c < CELER_ARRAY_LEN(cases); c++)
+        for (size_t t = 0; t < CELER_ARRAY_LEN(types); t++) {
+            celer_tensor x = {.dtype = types[t], .shape = {.rank = cases[c].rank}};
+            memcpy(x.shape.dims, cases[c].dims, sizeof cases[c].dims);
+            size_t es = celer_dtype_size(types[t]), n = (size_t)celer_shape_numel(&x.shape);
+            float *buf = malloc(n * es + 4);
+            tu_fill_random(buf, (n * es + 3) / 4, -100, 100, &seed);
+            x.data = buf;
+            uint8_t *want = malloc(n * es);
+            naive_transpose((const uint8_t *)buf, want, &x.shape, cases[c].perm, es);
+            const int *p = cases[c].perm;
+            celer_onnx_attr at[1] = {{.name = "perm", .type = CELER_ATTR_INTS, .n = cases[c].rank,
+                                      .ints = (const int64_t[]){p[0], p[1], p[2], p[3]}}};
+            assert_int_equal(run("Transpose", 13, at, 1, IN(&x), out, 1), 0);
+            for (int i = 0; i < x.shape.rank; i++)
+                assert_int_equal(out[0].shape.dims[i], x.shape.dims[p[i]]);
+            assert_memory_equal(out[0].data, want, n * es);
+            tu_free_outputs(out, 1);
+            free(buf);
+            free(want);
+        }
+
+    const char *strs[6] = {"a", "b", "c", "d", "e", "f"};
+    celer_tensor st = TEN(CELER_STRING, strs, 2, 3);
+    assert_int_equal(run("Transpose", 7, AT(AINTS("perm", 1, 0)), IN(&st), out, 1), 0);
+    assert_string_equal(((const char **)out[0].data)[1], "d");
+    tu_free_outputs(out, 1);
+    celer_tensor e = TEN(CELER_FLOAT, NULL, 0, 3);
+    assert_int_equal(run("Transpose", 13, NOAT, IN(&e), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 3, 0);
+    tu_free_outputs(out, 1);
+
+    expect_err(run("Transpose", 13, AT(AINTS("perm", 0, 0)), IN(&a), out, 1), CELER_ERR_INVALID,
+               "not a permutation");
+    tu_free_outputs(out, 1);
+    expect_err(run("Transpose", 13, AT(AINTS("perm", 0, 2)), IN(&a), out, 1), CELER_ERR_INVALID,
+               "not a permutation");
+    tu_free_outputs(out, 1);
+    expect_err(run("Transpose", 13, AT(AINTS("perm", 0, 1, 2)), IN(&a), out, 1), CELER_ERR_INVALID,
+               "rank 2");
+    tu_free_outputs(out, 1);
+}
+
+/* ---- Concat, Split ---- */
+
+static void test_concat(void **s) {
+    (void)s;
+    celer_tensor out[1];
+    celer_tensor a = TEN(CELER_INT64, I64(1, 2), 2, 1), b = TEN(CELER_INT64, I64(3, 4, 5, 6), 2, 2);
+    celer_tensor e = TEN(CELER_INT64, NULL, 2, 0);
+    assert_int_equal(run("Concat", 13, AT(AINT("axis", -1)), IN(&a, &e, &b), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 2, 3);
+    EXPECT_I64(&out[0], 1, 3, 4, 2, 5, 6);
+    tu_free_outputs(out, 1);
+    celer_tensor c = TEN(CELER_INT64, I64(7, 8), 1, 2);
+    assert_int_equal(run("Concat", 4, AT(AINT("axis", 0)), IN(&b, &c), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 3, 2);
+    EXPECT_I64(&out[0], 3, 4, 5, 6, 7, 8);
+    tu_free_outputs(out, 1);
+    /* all empty */
+    assert_int_equal(run("Concat", 13, AT(AINT("axis", 1)), IN(&e, &e), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 2, 0);
+    tu_free_outputs(out, 1);
+    expect_err(run("Concat", 13, AT(AINT("axis", 0)), IN(&a, &b), out, 1), CELER_ERR_SHAPE,
+               "outside axis 0");
+    tu_free_outputs(out, 1);
+    expect_err(run("Concat", 13, NOAT, IN(&a, &b), out, 1), CELER_ERR_INVALID, "'axis'");
+    tu_free_outputs(out, 1);
+    expect_err(run("Concat", 13, AT(AINT("axis", 2)), IN(&a, &b), out, 1), CELER_ERR_INVALID,
+               "out of range");
+    tu_free_outputs(out, 1);
+    celer_tensor f = TEN(CELER_FLOAT, F32(1, 2), 2, 1);
+    expect_err(run("Concat", 13, AT(AINT("axis", 1)), IN(&a, &f), out, 1), CELER_ERR_DTYPE, "float");
+    tu_free_outputs(out, 1);
+}
+
+static void test_split(void **s) {
+    (void)s;
+    celer_tensor out[3];
+    celer_tensor x = TEN(CELER_INT64, I64(1, 2, 3, 4, 5, 6), 2, 3);
+    celer_tensor sp = TEN(CELER_INT64, I64(1, 2), 2);
+    assert_int_equal(run("Split", 13, AT(AINT("axis", -1)), IN(&x, &sp), out, 2), 0);
+    EXPECT_SHAPE(&out[0], 2, 1);
+    EXPECT_I64(&out[0], 1, 4);
+    EXPECT_SHAPE(&out[1], 2, 2);
+    EXPECT_I64(&out[1], 2, 3, 5, 6);
+    tu_free_outputs(out, 2);
+    assert_int_equal(run("Split", 11, AT(AINT("axis", 1), AINTS("split", 2, 1)), IN(&x), out, 2), 0);
+    EXPECT_I64(&out[0], 1, 2, 4, 5);
+    EXPECT_I64(&out[1], 3, 6);
+    tu_free_outputs(out, 2);
+    /* equal parts */
+    assert_int_equal(run("Split", 13, AT(AINT("axis", 1)), IN(&x), out, 3), 0);
+    EXPECT_I64(&out[2], 3, 6);
+    tu_free_outputs(out, 3);
+    assert_int_equal(run("Split", 2, NOAT, IN(&x), out, 2), 0);
+    EXPECT_I64(&out[1], 4, 5, 6);
+    tu_free_outputs(out, 2);
+    /* zero-sized parts */
+    sp = TEN(CELER_INT64, I64(0, 3, 0), 3);
+    assert_int_equal(run("Split", 13, AT(AINT("axis", 1)), IN(&x, &sp), out, 3), 0);
+    EXPECT_SHAPE(&out[0], 2, 0);
+    EXPECT_I64(&out[1], 1, 2, 3, 4, 5, 6);
+    tu_free_outputs(out, 3);
+    expect_err(run("Split", 13, AT(AINT("axis", 1)), IN(&x), out, 2), CELER_ERR_SHAPE, "equal parts");
+    tu_free_outputs(out, 2);
+    sp = TEN(CELER_INT64, I64(1, 1), 2);
+    expect_err(run("Split", 13, AT(AINT("axis", 1)), IN(&x, &sp), out, 2), CELER_ERR_SHAPE,
+               "add up to 2");
+    tu_free_outputs(out, 2);
+    sp = TEN(CELER_INT64, I64(4, -1), 2);
+    expect_err(run("Split", 13, AT(AINT("axis", 1)), IN(&x, &sp), out, 2), CELER_ERR_INVALID,
+               "invalid");
+    tu_free_outputs(out, 2);
+    sp = TEN(CELER_INT64, I64(1, 1, 1), 3);
+    expect_err(run("Split", 13, AT(AINT("axis", 1)), IN(&x, &sp), out, 2), CELER_ERR_INVALID,
+               "2 outputs");
+    tu_free_outputs(out, 2);
+}
+
+/* ---- Slice ---- */
+
+static void test_slice(void **s) {
+    (void)s;
+    celer_tensor out[1];
+    int64_t r[10];
+    for (int i = 0; i < 10; i++) r[i] = i;
+    celer_tensor x = TEN(CELER_INT64, r, 10);
+    celer_tensor st = TEN(CELER_INT64, I64(8), 1), en = TEN(CELER_INT64, I64(1), 1);
+    celer_tensor ax = TEN(CELER_INT64, I64(0), 1), sp = TEN(CELER_INT64, I64(-3), 1);
+    assert_int_equal(run("Slice", 13, NOAT, IN(&x, &st, &en, &ax, &sp), out, 1), 0);
+    EXPECT_I64(&out[0], 8, 5, 2);
+    tu_free_outputs(out, 1);
+    /* 2-D, negative axis and step, ends far out of range, int32 indices */
+    celer_tensor m = TEN(CELER_INT64, r, 2, 5);
+    celer_tensor st32 = TEN(CELER_INT32, I32(-1), 1), en32 = TEN(CELER_INT32, I32(-100), 1);
+    celer_tensor ax32 = TEN(CELER_INT32, I32(-1), 1), sp32 = TEN(CELER_INT32, I32(-2), 1);
+    assert_int_equal(run("Slice", 11, NOAT, IN(&m, &st32, &en32, &ax32, &sp32), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 2, 3);
+    EXPECT_I64(&out[0], 4, 2, 0, 9, 7, 5);
+    tu_free_outputs(out, 1);
+    /* INT64_MAX end, default axes and steps */
+    st = TEN(CELER_INT64, I64(1, 2), 2);
+    en = TEN(CELER_INT64, I64(INT64_MAX, INT64_MAX), 2);
+    assert_int_equal(run("Slice", 10, NOAT, IN(&m, &st, &en), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 1, 3);
+    EXPECT_I64(&out[0], 7, 8, 9);
+    tu_free_outputs(out, 1);
+    /* start past the end: empty */
+    st = TEN(CELER_INT64, I64(7), 1);
+    en = TEN(CELER_INT64, I64(INT64_MAX), 1);
+    ax = TEN(CELER_INT64, I64(1), 1);
+    assert_int_equal(run("Slice", 13, NOAT, IN(&m, &st, &en, &ax), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 2, 0);
+    tu_free_outputs(out, 1);
+    /* INT64_MIN step and end */
+    st = TEN(CELER_INT64, I64(-1), 1);
+    en = TEN(CELER_INT64, I64(INT64_MIN), 1);
+    sp = TEN(CELER_INT64, I64(INT64_MIN), 1);
+    assert_int_equal(run("Slice", 13, NOAT, IN(&x, &st, &en, NULL, &sp), out, 1), 0);
+    EXPECT_I64(&out[0], 9);
+    tu_free_outputs(out, 1);
+    /* opset 1: attributes */
+    assert_int_equal(run("Slice", 7, AT(AINTS("starts", 0, 1), AINTS("ends", 1, 1000), AINTS("axes", 0, 1)),
+                         IN(&m), out, 1), 0);
+    EXPECT_I64(&out[0], 1, 2, 3, 4);
+    tu_free_outputs(out, 1);
+    /* errors */
+    sp = TEN(CELER_INT64, I64(0), 1);
+    st = TEN(CELER_INT64, I64(0), 1);
+    en = TEN(CELER_INT64, I64(1), 1);
+    expect_err(run("Slice", 13, NOAT, IN(&x, &st, &en, NULL, &sp), out, 1), CELER_ERR_INVALID, "step");
+    tu_free_outputs(out, 1);
+    ax = TEN(CELER_INT64, I64(1), 1);
+    expect_err(run("Slice", 13, NOAT, IN(&x, &st, &en, &ax), out, 1), CELER_ERR_INVALID, "out of range");
+    tu_free_outputs(out, 1);
+    celer_tensor st2 = TEN(CELER_INT64, I64(0, 0), 2);
+    expect_err(run("Slice", 13, NOAT, IN(&x, &st2, &en), out, 1), CELER_ERR_INVALID, "same length");
+    tu_free_outputs(out, 1);
+    celer_tensor ax2 = TEN(CELER_INT64, I64(1, -1), 2), en2 = TEN(CELER_INT64, I64(1, 1), 2);
+    expect_err(run("Slice", 13, NOAT, IN(&m, &st2, &en2, &ax2), out, 1), CELER_ERR_INVALID, "twice");
+    tu_free_outputs(out, 1);
+}
+
+/* ---- Shape, Size, ConstantOfShape, Range, EyeLike ---- */
+
+static void test_shape_size(void **s) {
+    (void)s;
+    celer_tensor out[1];
+    celer_tensor x = TEN(CELER_FLOAT, NULL, 2, 3, 0);
+    assert_int_equal(run("Shape", 13, NOAT, IN(&x), out, 1), 0);
+    assert_int_equal(out[0].dtype, CELER_INT64);
+    EXPECT_I64(&out[0], 2, 3, 0);
+    tu_free_outputs(out, 1);
+    assert_int_equal(run("Shape", 15, AT(AINT("start", -2)), IN(&x), out, 1), 0);
+    EXPECT_I64(&out[0], 3, 0);
+    tu_free_outputs(out, 1);
+    assert_int_equal(run("Shape", 15, AT(AINT("start", 1), AINT("end", -1)), IN(&x), out, 1), 0);
+    EXPECT_I64(&out[0], 3);
+    tu_free_outputs(out, 1);
+    assert_int_equal(run("Shape", 15, AT(AINT("start", -10), AINT("end", 10)), IN(&x), out, 1), 0);
+    EXPECT_I64(&out[0], 2, 3, 0);
+    tu_free_outputs(out, 1);
+    assert_int_equal(run("Shape", 15, AT(AINT("start", 2), AINT("end", 1)), IN(&x), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 0);
+    tu_free_outputs(out, 1);
+    /* before 15 start/end are ignored */
+    assert_int_equal(run("Shape", 13, AT(AINT("start", 2)), IN(&x), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 3);
+    tu_free_outputs(out, 1);
+    assert_int_equal(run("Size", 13, NOAT, IN(&x), out, 1), 0);
+    EXPECT_RANK0(&out[0]);
+    EXPECT_I64(&out[0], 0);
+    tu_free_outputs(out, 1);
+    celer_tensor y = TEN(CELER_UINT8, NULL, 4, 5);
+    assert_int_equal(run("Size", 7, NOAT, IN(&y), out, 1), 0);
+    EXPECT_I64(&out[0], 20);
+    tu_free_outputs(out, 1);
+}
+
+static void test_constant_of_shape(void **s) {
+    (void)s;
+    celer_tensor out[1];
+    celer_tensor sh = TEN(CELER_INT64, I64(2, 3), 2);
+    assert_int_equal(run("ConstantOfShape", 9, NOAT, IN(&sh), out, 1), 0);
+    assert_int_equal(out[0].dtype, CELER_FLOAT);
+    EXPECT_F32(&out[0], 0, 0, 0, 0, 0, 0);
+    tu_free_outputs(out, 1);
+    int32_t seven = 7;
+    celer_tensor val = TEN(CELER_INT32, &seven, 1);
+    celer_onnx_attr at[1] = {{.name = "value", .type = CELER_ATTR_TENSOR, .t = &val}};
+    assert_int_equal(run("ConstantOfShape", 9, at, 1, IN(&sh), out, 1), 0);
+    assert_int_equal(out[0].dtype, CELER_INT32);
+    check_data(&out[0], I32(7, 7, 7, 7, 7, 7), 24);
+    tu_free_outputs(out, 1);
+    celer_tensor empty = TEN(CELER_INT64, NULL, 0);
+    assert_int_equal(run("ConstantOfShape", 9, at, 1, IN(&empty), out, 1), 0);
+    EXPECT_RANK0(&out[0]);
+    check_data(&out[0], I32(7), 4);
+    tu_free_outputs(out, 1);
+    sh = TEN(CELER_INT64, I64(2, 0), 2);
+    assert_int_equal(run("ConstantOfShape", 9, at, 1, IN(&sh), out, 1), 0);
+    EXPECT_EMPTY(&out[0]);
+    tu_free_outputs(out, 1);
+    sh = TEN(CELER_INT64, I64(2, -3), 2);
+    expect_err(run("ConstantOfShape", 9, NOAT, IN(&sh), out, 1), CELER_ERR_INVALID, "negative");
+    tu_free_outputs(out, 1);
+    sh = TEN(CELER_INT64, I64(1LL << 40, 1LL << 30), 2);
+    expect_err(run("ConstantOfShape", 9, NOAT, IN(&sh), out, 1), CELER_ERR_LIMIT, "too large");
+    tu_free_outputs(out, 1);
+    celer_tensor two = TEN(CELER_INT32, I32(1, 2), 2);
+    celer_onnx_attr bad[1] = {{.name = "value", .type = CELER_ATTR_TENSOR, .t = &two}};
+    expect_err(run("ConstantOfShape", 9, bad, 1, IN(&sh), out, 1), CELER_ERR_INVALID, "one-element");
+    tu_free_outputs(out, 1);
+}
+
+static void test_range(void **s) {
+    (void)s;
+    celer_tensor out[1];
+    float a = 1, b = 2.1f, d = 0.25f;
+    celer_tensor fs = SCALAR(CELER_FLOAT, &a), fl = SCALAR(CELER_FLOAT, &b), fd = SCALAR(CELER_FLOAT, &d);
+    assert_int_equal(run("Range", 11, NOAT, IN(&fs, &fl, &fd), out, 1), 0);
+    EXPECT_F32(&out[0], 1, 1.25f, 1.5f, 1.75f, 2);
+    tu_free_outputs(out, 1);
+    int32_t s0 = 10, l0 = 4, d0 = -3;
+    celer_tensor is = SCALAR(CELER_INT32, &s0), il = SCALAR(CELER_INT32, &l0), id = SCALAR(CELER_INT32, &d0);
+    assert_int_equal(run("Range", 11, NOAT, IN(&is, &il, &id), out, 1), 0);
+    check_data(&out[0], I32(10, 7), 8);
+    tu_free_outputs(out, 1);
+    /* wrong direction: empty */
+    d0 = 3;
+    assert_int_equal(run("Range", 11, NOAT, IN(&is, &il, &id), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 0);
+    tu_free_outputs(out, 1);
+    int64_t ls = INT64_MIN, ll = INT64_MAX, ld = 1;
+    celer_tensor xs = SCALAR(CELER_INT64, &ls), xl = SCALAR(CELER_INT64, &ll), xd = SCALAR(CELER_INT64, &ld);
+    expect_err(run("Range", 11, NOAT, IN(&xs, &xl, &xd), out, 1), CELER_ERR_LIMIT, "too many");
+    tu_free_outputs(out, 1);
+    ls = 0;
+    expect_err(run("Range", 11, NOAT, IN(&xs, &xl, &xd), out, 1), CELER_ERR_LIMIT, "too large");
+    tu_free_outputs(out, 1);
+    d0 = 0;
+    expect_err(run("Range", 11, NOAT, IN(&is, &il, &id), out, 1), CELER_ERR_INVALID, "non-zero");
+    tu_free_outputs(out, 1);
+    expect_err(run("Range", 11, NOAT, IN(&is, &il, &fd), out, 1), CELER_ERR_INVALID, "delta");
+    tu_free_outputs(out, 1);
+}
+
+static void test_eye_like(void **s) {
+    (void)s;
+    celer_tensor out[1];
+    celer_tensor x = TEN(CELER_FLOAT, NULL, 3, 4);
+    float dummy[12];
+    x.data = dummy;
+    assert_int_equal(run("EyeLike", 9, AT(AINT("k", 1)), IN(&x), out, 1), 0);
+    EXPECT_F32(&out[0], 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1);
+    tu_free_outputs(out, 1);
+    assert_int_equal(run("EyeLike", 9, AT(AINT("k", -2), AINT("dtype", CELER_INT64)), IN(&x), out, 1), 0);
+    assert_int_equal(out[0].dtype, CELER_INT64);
+    EXPECT_I64(&out[0], 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0);
+    tu_free_outputs(out, 1);
+    assert_int_equal(run("EyeLike", 9, AT(AINT("k", 100)), IN(&x), out, 1), 0);
+    EXPECT_F32(&out[0], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    tu_free_outputs(out, 1);
+    celer_tensor v = TEN(CELER_FLOAT, dummy, 3);
+    expect_err(run("EyeLike", 9, NOAT, IN(&v), out, 1), CELER_ERR_SHAPE, "2-D");
+    tu_free_outputs(out, 1);
+    expect_err(run("EyeLike", 9, AT(AINT("dtype", CELER_STRING)), IN(&x), out, 1),
+               CELER_ERR_UNSUPPORTED, "dtype");
+    tu_free_outputs(out, 1);
+}
+
+/* ---- Expand, Tile ---- */
+
+static void test_expand_tile(void **s) {
+    (void)s;
+    celer_tensor out[1];
+    celer_tensor x = TEN(CELER_INT64, I64(1, 2, 3), 3, 1);
+    celer_tensor sh = TEN(CELER_INT64, I64(2, 1, 2), 3);
+    assert_int_equal(run("Expand", 13, NOAT, IN(&x, &sh), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 2, 3, 2);
+    EXPECT_I64(&out[0], 1, 1, 2, 2, 3, 3, 1, 1, 2, 2, 3, 3);
+    tu_free_outputs(out, 1);
+    /* shape smaller than the input: bidirectional broadcast keeps the input's dims */
+    sh = TEN(CELER_INT64, I64(1), 1);
+    assert_int_equal(run("Expand", 8, NOAT, IN(&x, &sh), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 3, 1);
+    EXPECT_I64(&out[0], 1, 2, 3);
+    tu_free_outputs(out, 1);
+    sh = TEN(CELER_INT64, I64(3, 0), 2);
+    assert_int_equal(run("Expand", 13, NOAT, IN(&x, &sh), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 3, 0);
+    tu_free_outputs(out, 1);
+    sh = TEN(CELER_INT64, I64(2, 2), 2);
+    expect_err(run("Expand", 13, NOAT, IN(&x, &sh), out, 1), CELER_ERR_SHAPE, "broadcast");
+    tu_free_outputs(out, 1);
+
+    celer_tensor t = TEN(CELER_INT64, I64(1, 2, 3, 4), 2, 2);
+    celer_tensor rep = TEN(CELER_INT64, I64(2, 3), 2);
+    assert_int_equal(run("Tile", 13, NOAT, IN(&t, &rep), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 4, 6);
+    EXPECT_I64(&out[0], 1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4, 1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4);
+    tu_free_outputs(out, 1);
+    rep = TEN(CELER_INT64, I64(0, 1), 2);
+    assert_int_equal(run("Tile", 6, NOAT, IN(&t, &rep), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 0, 2);
+    tu_free_outputs(out, 1);
+    rep = TEN(CELER_INT64, I64(2), 1);
+    expect_err(run("Tile", 13, NOAT, IN(&t, &rep), out, 1), CELER_ERR_SHAPE, "rank 2");
+    tu_free_outputs(out, 1);
+    rep = TEN(CELER_INT64, I64(1, -1), 2);
+    expect_err(run("Tile", 13, NOAT, IN(&t, &rep), out, 1), CELER_ERR_INVALID, "negative");
+    tu_free_outputs(out, 1);
+    rep = TEN(CELER_INT64, I64(INT64_MAX, 2), 2);
+    expect_err(run("Tile", 13, NOAT, IN(&t, &rep), out, 1), CELER_ERR_LIMIT, "overflow");
+    tu_free_outputs(out, 1);
+}
+
+/* ---- Pad ---- */
+
+static void test_pad(void **s) {
+    (void)s;
+    celer_tensor out[1];
+    celer_tensor x = TEN(CELER_FLOAT, F32(1, 2, 3, 4, 5, 6), 2, 3);
+    celer_tensor pads = TEN(CELER_INT64, I64(1, 2, 1, 2), 4);
+    assert_int_equal(run("Pad", 13, AT(ASTR("mode", "reflect")), IN(&x, &pads), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 4, 7);
+    EXPECT_F32(&out[0], 6, 5, 4, 5, 6, 5, 4, 3, 2, 1, 2, 3, 2, 1, 6, 5, 4, 5, 6, 5, 4, 3, 2, 1, 2,
+               3, 2, 1);
+    tu_free_outputs(out, 1);
+    pads = TEN(CELER_INT64, I64(0, 1, 1, 0), 4);
+    assert_int_equal(run("Pad", 11, AT(ASTR("mode", "edge")), IN(&x, &pads), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 3, 4);
+    EXPECT_F32(&out[0], 1, 1, 2, 3, 4, 4, 5, 6, 4, 4, 5, 6);
+    tu_free_outputs(out, 1);
+    /* constant with a value, negative pads crop */
+    float nine = 9;
+    celer_tensor cv = SCALAR(CELER_FLOAT, &nine);
+    pads = TEN(CELER_INT64, I64(1, -1, 0, 1), 4);
+    assert_int_equal(run("Pad", 13, NOAT, IN(&x, &pads, &cv), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 3, 3);
+    EXPECT_F32(&out[0], 9, 9, 9, 2, 3, 9, 5, 6, 9);
+    tu_free_outputs(out, 1);
+    /* opset 2 attributes; default constant 0 */
+    assert_int_equal(run("Pad", 2, AT(AINTS("pads", 0, 1, 0, 0), AFLOAT("value", 1.5f)), IN(&x), out, 1), 0);
+    EXPECT_F32(&out[0], 1.5f, 1, 2, 3, 1.5f, 4, 5, 6);
+    tu_free_outputs(out, 1);
+    /* int64 with an omitted constant_value */
+    celer_tensor xi = TEN(CELER_INT64, I64(7, 8), 2);
+    pads = TEN(CELER_INT64, I64(2, 1), 2);
+    assert_int_equal(run("Pad", 11, NOAT, IN(&xi, &pads, NULL), out, 1), 0);
+    EXPECT_I64(&out[0], 0, 0, 7, 8, 0);
+    tu_free_outputs(out, 1);
+    /* reflect with pads larger than the axis */
+    pads = TEN(CELER_INT64, I64(3, 3), 2);
+    assert_int_equal(run("Pad", 11, AT(ASTR("mode", "reflect")), IN(&xi, &pads), out, 1), 0);
+    EXPECT_I64(&out[0], 8, 7, 8, 7, 8, 7, 8, 7);
+    tu_free_outputs(out, 1);
+    /* strings pad with "" */
+    const char *strs[1] = {"s"};
+    celer_tensor xs = TEN(CELER_STRING, strs, 1);
+    pads = TEN(CELER_INT64, I64(1, 0), 2);
+    assert_int_equal(run("Pad", 13, NOAT, IN(&xs, &pads), out, 1), 0);
+    assert_string_equal(((const char **)out[0].data)[0], "");
+    assert_string_equal(((const char **)out[0].data)[1], "s");
+    tu_free_outputs(out, 1);
+    /* empty input, constant pad */
+    celer_tensor e = TEN(CELER_FLOAT, NULL, 0, 2);
+    pads = TEN(CELER_INT64, I64(1, 0, 0, 0), 4);
+    assert_int_equal(run("Pad", 13, NOAT, IN(&e, &pads), out, 1), 0);
+    EXPECT_F32(&out[0], 0, 0);
+    tu_free_outputs(out, 1);
+    /* errors */
+    expect_err(run("Pad", 13, AT(ASTR("mode", "edge")), IN(&e, &pads), out, 1), CELER_ERR_INVALID,
+               "size 0");
+    tu_free_outputs(out, 1);
+    expect_err(run("Pad", 13, AT(ASTR("mode", "wrap")), IN(&x, &pads), out, 1),
+               CELER_ERR_UNSUPPORTED, "wrap");
+    tu_free_outputs(out, 1);
+    pads = TEN(CELER_INT64, I64(1, 1), 2);
+    expect_err(run("Pad", 13, NOAT, IN(&x, &pads), out, 1), CELER_ERR_INVALID, "expected 4");
+    tu_free_outputs(out, 1);
+    pads = TEN(CELER_INT64, I64(0, -3, 0, -1), 4);
+    expect_err(run("Pad", 13, NOAT, IN(&x, &pads), out, 1), CELER_ERR_INVALID, "invalid");
+    tu_free_outputs(out, 1);
+    pads = TEN(CELER_INT64, I64(0, INT64_MAX, 0, INT64_MAX), 4);
+    expect_err(run("Pad", 13, NOAT, IN(&x, &pads), out, 1), CELER_ERR_INVALID, "invalid");
+    tu_free_outputs(out, 1);
+}
+
+/* ---- Trilu, DepthToSpace, SpaceToDepth ---- */
+
+static void test_trilu(void **s) {
+    (void)s;
+    celer_tensor out[1];
+    int64_t a[12];
+    for (int i = 0; i < 12; i++) a[i] = i;
+    celer_tensor x = TEN(CELER_INT64, a, 3, 4), k = SCALAR(CELER_INT64, I64(-1));
+    assert_int_equal(run("Trilu", 14, AT(AINT("upper", 0)), IN(&x, &k), out, 1), 0);
+    EXPECT_I64(&out[0], 0, 0, 0, 0, 4, 0, 0, 0, 8, 9, 0, 0);
+    tu_free_outputs(out, 1);
+    k = SCALAR(CELER_INT64, I64(1));
+    assert_int_equal(run("Trilu", 14, NOAT, IN(&x, &k), out, 1), 0);
+    EXPECT_I64(&out[0], 0, 1, 2, 3, 0, 0, 6, 7, 0, 0, 0, 11);
+    tu_free_outputs(out, 1);
+    k = SCALAR(CELER_INT64, I64(INT64_MIN));
+    assert_int_equal(run("Trilu", 14, NOAT, IN(&x, &k), out, 1), 0);
+    assert_memory_equal(out[0].data, a, sizeof a);
+    tu_free_outputs(out, 1);
+    k = SCALAR(CELER_INT64, I64(INT64_MAX));
+    assert_int_equal(run("Trilu", 14, NOAT, IN(&x, &k), out, 1), 0);
+    EXPECT_I64(&out[0], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    tu_free_outputs(out, 1);
+    /* batched, no k */
+    celer_tensor b = TEN(CELER_INT64, a, 3, 2, 2);
+    assert_int_equal(run("Trilu", 14, AT(AINT("upper", 0)), IN(&b), out, 1), 0);
+    EXPECT_I64(&out[0], 0, 0, 2, 3, 4, 0, 6, 7, 8, 0, 10, 11);
+    tu_free_outputs(out, 1);
+    celer_tensor v = TEN(CELER_INT64, a, 3);
+    expect_err(run("Trilu", 14, NOAT, IN(&v), out, 1), CELER_ERR_SHAPE, "rank >= 2");
+    tu_free_outputs(out, 1);
+}
+
+static void test_depth_space(void **s) {
+    (void)s;
+    celer_tensor out[1];
+    int64_t a[16];
+    for (int i = 0; i < 16; i++) a[i] = i;
+    celer_tensor x = TEN(CELER_INT64, a, 1, 8, 1, 2);
+    assert_int_equal(run("DepthToSpace", 13, AT(AINT("blocksize", 2)), IN(&x), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 1, 2, 2, 4);
+    EXPECT_I64(&out[0], 0, 4, 1, 5, 8, 12, 9, 13, 2, 6, 3, 7, 10, 14, 11, 15);
+    tu_free_outputs(out, 1);
+    assert_int_equal(run("DepthToSpace", 11, AT(AINT("blocksize", 2), ASTR("mode", "CRD")), IN(&x),
+                         out, 1), 0);
+    EXPECT_I64(&out[0], 0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15);
+    tu_free_outputs(out, 1);
+    celer_tensor y = TEN(CELER_INT64, a, 1, 1, 4, 4);
+    assert_int_equal(run("SpaceToDepth", 13, AT(AINT("blocksize", 2)), IN(&y), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 1, 4, 2, 2);
+    EXPECT_I64(&out[0], 0, 2, 8, 10, 1, 3, 9, 11, 4, 6, 12, 14, 5, 7, 13, 15);
+    tu_free_outputs(out, 1);
+    expect_err(run("DepthToSpace", 13, AT(AINT("blocksize", 3)), IN(&x), out, 1), CELER_ERR_SHAPE,
+               "multiple");
+    tu_free_outputs(out, 1);
+    expect_err(run("DepthToSpace", 13, AT(AINT("blocksize", 0)), IN(&x), out, 1), CELER_ERR_INVALID,
+               "blocksize");
+    tu_free_outputs(out, 1);
+    expect_err(run("SpaceToDepth", 13, AT(AINT("blocksize", 3)), IN(&y), out, 1), CELER_ERR_SHAPE,
+               "multiples");
+    tu_free_outputs(out, 1);
+    celer_tensor z = TEN(CELER_INT64, a, 16);
+    expect_err(run("SpaceToDepth", 13, AT(AINT("blocksize", 2)), IN(&z), out, 1), CELER_ERR_SHAPE,
+               "4-D");
+    tu_free_outputs(out, 1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reshape),         cmocka_unit_test(test_flatten),
+        cmocka_unit_test(test_squeeze_unsqueeze), cmocka_unit_test(test_transpose),
+        cmocka_unit_test(test_concat),          cmocka_unit_test(test_split),
+        cmocka_unit_test(test_slice),           cmocka_unit_test(test_shape_size),
+        cmocka_unit_test(test_constant_of_shape), cmocka_unit_test(test_range),
+        cmocka_unit_test(test_eye_like),        cmocka_unit_test(test_expand_tile),
+        cmocka_unit_test(test_pad),             cmocka_unit_test(test_trilu),
+        cmocka_unit_test(test_depth_space),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,28 @@
+/* Helpers shared by the unit tests (cmocka). */
+#ifndef CELER_TESTUTIL_H
+#define CELER_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "base/base.h"
+#include "onnx/onnx.h"
+#include "ops/ops.h"
+#include "tensor/tensor.h"
+
+/* Runs one operator through the kernel table as the executor would (find, infer_types, init,
+ * reshape, run), with `node` describing attributes and input/output counts. Output buffers are
+ * malloc'ed into out[i].data (caller frees with tu_free_outputs). Returns the first failing
+ * status; the message is in celer_error_message(). */
+celer_status tu_run_op(const celer_onnx_node *node, int opset, const celer_tensor *const *in,
+                       int n_in, celer_tensor *out, int n_out);
+void tu_free_outputs(celer_tensor *out, int n_out);
+
+/* Deterministic pseudo-random floats in [lo, hi) (xorshift). */
+void tu_fill_random(float *p, size_t n, float lo, float hi, uint64_t *seed);
+/* max |a-b| / max(|b|, tiny) over n floats. */
+double tu_max_rel_diff(const float *a, const float *b, size_t n);
+
+#endif
