@@ -49,7 +49,7 @@ static int add_value(celer_graph *g, const char *name) {
 }
 
 static void apply_value_info(celer_value *val, const celer_onnx_value_info *vi) {
-    val->kind = vi->kind;
+    if (vi->kind != CELER_VALUE_UNKNOWN) val->kind = vi->kind; /* no type given: a tensor */
     if (vi->dtype != CELER_UNDEFINED) val->dtype = vi->dtype;
     if (vi->has_shape) {
         val->has_shape = true;
@@ -121,6 +121,11 @@ static const char *node_label(const celer_onnx_node *n, int index, char *buf, si
     return buf;
 }
 
+/* The j-th value node n reads: its inputs, then the enclosing-scope values its subgraphs read. */
+static int node_read(const celer_node *n, int j) {
+    return j < n->n_inputs ? n->inputs[j] : n->implicit[j - n->n_inputs];
+}
+
 /* Kahn's algorithm over the non-Constant nodes; ONNX asks files to be sorted, not all are. */
 static celer_status sort_nodes(celer_graph *g, celer_node *unsorted, int n) {
     int *pending = celer_arena_alloc(&g->arena, sizeof(int) * (size_t)(n ? n : 1));
@@ -129,13 +134,13 @@ static celer_status sort_nodes(celer_graph *g, celer_node *unsorted, int n) {
     int *head = celer_arena_alloc(&g->arena, sizeof(int) * (size_t)(g->n_values + 1));
     if (!pending || !order || !head) return CELER_ERR_NOMEM;
     size_t edges = 0;
-    for (int i = 0; i < n; i++) edges += (size_t)unsorted[i].n_inputs;
+    for (int i = 0; i < n; i++) edges += (size_t)unsorted[i].n_inputs + (size_t)unsorted[i].n_implicit;
     int *adj = celer_arena_alloc(&g->arena, sizeof(int) * (edges ? edges : 1));
     int *fill = celer_arena_alloc(&g->arena, sizeof(int) * (size_t)(g->n_values + 1));
     if (!adj || !fill) return CELER_ERR_NOMEM;
     for (int i = 0; i < n; i++)
-        for (int j = 0; j < unsorted[i].n_inputs; j++) {
-            int v = unsorted[i].inputs[j];
+        for (int j = 0; j < unsorted[i].n_inputs + unsorted[i].n_implicit; j++) {
+            int v = node_read(&unsorted[i], j);
             if (v >= 0 && g->values[v].producer >= 0) {
                 head[v + 1]++;
                 pending[i]++;
@@ -144,8 +149,8 @@ static celer_status sort_nodes(celer_graph *g, celer_node *unsorted, int n) {
     for (int v = 0; v < g->n_values; v++) head[v + 1] += head[v];
     memcpy(fill, head, sizeof(int) * (size_t)(g->n_values + 1));
     for (int i = 0; i < n; i++)
-        for (int j = 0; j < unsorted[i].n_inputs; j++) {
-            int v = unsorted[i].inputs[j];
+        for (int j = 0; j < unsorted[i].n_inputs + unsorted[i].n_implicit; j++) {
+            int v = node_read(&unsorted[i], j);
             if (v >= 0 && g->values[v].producer >= 0) adj[fill[v]++] = i;
         }
     int n_ready = 0, done = 0;
@@ -175,9 +180,100 @@ static celer_status sort_nodes(celer_graph *g, celer_node *unsorted, int n) {
     return CELER_OK;
 }
 
+/* Resolves `name` in g; in a subgraph an unknown name becomes a value of the enclosing scope. */
+static celer_status resolve_name(celer_graph *g, bool is_sub, const char *name, int *out) {
+    int v = names_lookup(g, name);
+    if (v < 0 && is_sub) {
+        v = add_value(g, name);
+        g->values[v].is_outer = true;
+        g->outer[g->n_outer++] = v;
+    }
+    *out = v;
+    return v >= 0 ? CELER_OK : CELER_ERR_INVALID;
+}
+
+static celer_status build_graph(const celer_onnx_model *model, const celer_onnx_graph *src, bool is_sub,
+                                int depth, celer_graph **out);
+
+/* Builds every subgraph of the source graph's nodes up front (they do not depend on this graph's
+ * values), so the value table can be sized for the enclosing-scope values they read. */
+static celer_status prebuild_subgraphs(celer_graph *g, const celer_onnx_graph *src, int depth, size_t *outer_reads) {
+    int count = 0;
+    for (int i = 0; i < src->n_nodes; i++)
+        for (int a = 0; a < src->nodes[i].n_attrs; a++)
+            count += src->nodes[i].attrs[a].type == CELER_ATTR_GRAPH && src->nodes[i].attrs[a].g;
+    *outer_reads = 0;
+    if (!count) return CELER_OK;
+    if (depth >= CELER_ONNX_MAX_GRAPH_DEPTH)
+        return celer_errorf(CELER_ERR_LIMIT, "subgraphs nest deeper than %d", CELER_ONNX_MAX_GRAPH_DEPTH);
+    g->subgraphs = celer_arena_alloc(&g->arena, sizeof(celer_graph *) * (size_t)count);
+    if (!g->subgraphs) return CELER_ERR_NOMEM;
+    for (int i = 0; i < src->n_nodes; i++)
+        for (int a = 0; a < src->nodes[i].n_attrs; a++) {
+            const celer_onnx_attr *at = &src->nodes[i].attrs[a];
+            if (at->type != CELER_ATTR_GRAPH || !at->g) continue;
+            celer_graph *sub;
+            celer_status st = build_graph(g->model, at->g, true, depth + 1, &sub);
+            if (st) {
+                char label[256];
+                return celer_error_wrap(st, "%s: attribute '%s'", node_label(&src->nodes[i], i, label, sizeof label),
+                                        at->name);
+            }
+            g->subgraphs[g->n_subgraphs++] = sub;
+            *outer_reads += (size_t)sub->n_outer;
+        }
+    return CELER_OK;
+}
+
+/* Attaches node's prebuilt subgraphs (taken in order from *next) and resolves the enclosing-scope
+ * values they read in g. */
+static celer_status link_subgraphs(celer_graph *g, bool is_sub, celer_node *node, int *next) {
+    const celer_onnx_node *n = node->src;
+    int count = 0;
+    size_t reads = 0;
+    for (int a = 0; a < n->n_attrs; a++) count += n->attrs[a].type == CELER_ATTR_GRAPH && n->attrs[a].g;
+    if (!count) return CELER_OK;
+    node->subgraphs = &g->subgraphs[*next];
+    node->subgraph_attrs = celer_arena_alloc(&g->arena, sizeof(char *) * (size_t)count);
+    if (!node->subgraph_attrs) return CELER_ERR_NOMEM;
+    for (int a = 0; a < n->n_attrs; a++)
+        if (n->attrs[a].type == CELER_ATTR_GRAPH && n->attrs[a].g) {
+            reads += (size_t)g->subgraphs[*next]->n_outer;
+            node->subgraph_attrs[node->n_subgraphs++] = n->attrs[a].name;
+            (*next)++;
+        }
+    node->implicit = celer_arena_alloc(&g->arena, sizeof(int) * (reads + 1));
+    if (!node->implicit) return CELER_ERR_NOMEM;
+    for (int s = 0; s < node->n_subgraphs; s++) {
+        const celer_graph *sub = node->subgraphs[s];
+        for (int i = 0; i < sub->n_outer; i++) {
+            const char *name = sub->values[sub->outer[i]].name;
+            int v;
+            if (resolve_name(g, is_sub, name, &v))
+                return celer_errorf(CELER_ERR_INVALID,
+                                    "subgraph '%s' reads '%s', which no enclosing graph defines",
+                                    node->subgraph_attrs[s], name);
+            bool dup = false;
+            for (int k = 0; k < node->n_implicit && !dup; k++) dup = node->implicit[k] == v;
+            if (!dup) node->implicit[node->n_implicit++] = v;
+        }
+    }
+    return CELER_OK;
+}
+
+celer_graph *celer_graph_subgraph(const celer_node *node, const char *attr) {
+    for (int s = 0; s < node->n_subgraphs; s++)
+        if (!strcmp(node->subgraph_attrs[s], attr)) return node->subgraphs[s];
+    return NULL;
+}
+
 celer_status celer_graph_build(const celer_onnx_model *model, celer_graph **out) {
-    const celer_onnx_graph *src = model->graph;
-    if (!src) return celer_errorf(CELER_ERR_INVALID, "the model has no graph");
+    if (!model->graph) return celer_errorf(CELER_ERR_INVALID, "the model has no graph");
+    return build_graph(model, model->graph, false, 0, out);
+}
+
+static celer_status build_graph(const celer_onnx_model *model, const celer_onnx_graph *src, bool is_sub,
+                                int depth, celer_graph **out) {
     if (src->n_nodes > CELER_GRAPH_MAX_NODES)
         return celer_errorf(CELER_ERR_LIMIT, "the graph has %d nodes; at most %d are supported",
                             src->n_nodes, CELER_GRAPH_MAX_NODES);
@@ -204,14 +300,19 @@ celer_status celer_graph_build(const celer_onnx_model *model, celer_graph **out)
             goto fail;
         }
         max_values += (size_t)n->n_outputs;
+        if (is_sub) max_values += (size_t)n->n_inputs; /* each may read the enclosing scope */
     }
+    size_t outer_reads;
+    if ((st = prebuild_subgraphs(g, src, depth, &outer_reads))) goto fail;
+    max_values += outer_reads;
     g->values = celer_arena_alloc(&g->arena, sizeof(celer_value) * (max_values + 1));
     g->names = celer_arena_alloc(&g->arena, sizeof *g->names);
     if (!g->values || !g->names) goto nomem;
     g->names->cap = 16;
     while ((size_t)g->names->cap < 2 * max_values + 2) g->names->cap *= 2;
     g->names->slots = celer_arena_alloc(&g->arena, sizeof(int) * (size_t)g->names->cap);
-    if (!g->names->slots) goto nomem;
+    g->outer = celer_arena_alloc(&g->arena, sizeof(int) * (max_values + 1));
+    if (!g->names->slots || !g->outer) goto nomem;
 
     for (int i = 0; i < src->n_initializers; i++) {
         const celer_onnx_named_tensor *t = &src->initializers[i];
@@ -244,7 +345,7 @@ celer_status celer_graph_build(const celer_onnx_model *model, celer_graph **out)
     /* node outputs (and Constant nodes as constants) */
     celer_node *unsorted = celer_arena_alloc(&g->arena, sizeof(celer_node) * (size_t)(src->n_nodes + 1));
     if (!unsorted) goto nomem;
-    int n_kept = 0;
+    int n_kept = 0, next_sub = 0;
     for (int i = 0; i < src->n_nodes; i++) {
         const celer_onnx_node *n = &src->nodes[i];
         for (int j = 0; j < n->n_outputs; j++) {
@@ -290,14 +391,18 @@ celer_status celer_graph_build(const celer_onnx_model *model, celer_graph **out)
                 node->inputs[j] = -1;
                 continue;
             }
-            int v = names_lookup(g, name);
-            if (v < 0) {
+            int v;
+            if (resolve_name(g, is_sub, name, &v)) {
                 st = celer_errorf(CELER_ERR_INVALID,
                                   "%s: input '%s' is not produced by any node, initializer or graph input",
                                   node_label(node->src, i, label, sizeof label), name);
                 goto fail;
             }
             node->inputs[j] = v;
+        }
+        if ((st = link_subgraphs(g, is_sub, node, &next_sub))) {
+            celer_error_wrap(st, "%s", node_label(node->src, i, label, sizeof label));
+            goto fail;
         }
     }
     g->nodes = celer_arena_alloc(&g->arena, sizeof(celer_node) * (size_t)(n_kept + 1));
@@ -323,8 +428,8 @@ celer_status celer_graph_build(const celer_onnx_model *model, celer_graph **out)
         g->outputs[g->n_outputs++] = v;
     }
     for (int k = 0; k < g->n_nodes; k++)
-        for (int j = 0; j < g->nodes[k].n_inputs; j++) {
-            int v = g->nodes[k].inputs[j];
+        for (int j = 0; j < g->nodes[k].n_inputs + g->nodes[k].n_implicit; j++) {
+            int v = node_read(&g->nodes[k], j);
             if (v < 0) continue;
             g->values[v].n_uses++;
             g->values[v].last_use = k;
@@ -334,13 +439,13 @@ celer_status celer_graph_build(const celer_onnx_model *model, celer_graph **out)
 nomem:
     st = CELER_ERR_NOMEM;
 fail:
-    arena = g->arena;
-    celer_arena_free(&arena);
+    celer_graph_free(g);
     return st;
 }
 
 void celer_graph_free(celer_graph *graph) {
     if (!graph) return;
+    for (int s = 0; s < graph->n_subgraphs; s++) celer_graph_free(graph->subgraphs[s]);
     celer_arena arena = graph->arena;
     celer_arena_free(&arena);
 }

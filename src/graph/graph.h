@@ -26,17 +26,27 @@ typedef struct celer_value {
     int n_uses;                             /* node input slots reading it */
     int last_use;                           /* index of the last node reading it; -1 if none */
     bool is_input, is_output;               /* graph input (fed at run time) / graph output */
+    bool is_outer;                          /* subgraphs: a value of an enclosing graph */
     celer_value_kind kind;                  /* tensor unless declared otherwise */
 } celer_value;
+
+typedef struct celer_graph celer_graph;
 
 typedef struct celer_node {
     const celer_onnx_node *src; /* op type, domain, attributes */
     int n_inputs, n_outputs;
     int *inputs;  /* value indices; -1 for omitted optional inputs */
     int *outputs; /* value indices; omitted outputs get an unnamed value of their own */
+    /* Control flow (If/Loop/Scan): the node's graph attributes, built as graphs of their own, and
+     * the values of this graph they read from the enclosing scope (which must stay alive until
+     * the node runs, so they count as uses). */
+    int n_subgraphs, n_implicit;
+    celer_graph **subgraphs;
+    const char **subgraph_attrs; /* attribute name of each subgraph ("then_branch", "body") */
+    int *implicit;
 } celer_node;
 
-typedef struct celer_graph {
+struct celer_graph {
     const celer_onnx_model *model; /* borrowed */
     const celer_onnx_graph *src;   /* borrowed */
     celer_arena arena;             /* everything below lives here */
@@ -45,14 +55,22 @@ typedef struct celer_graph {
     celer_node *nodes;
     int *inputs;  /* run-time inputs in declaration order (initializer-backed inputs excluded) */
     int *outputs; /* graph outputs in declaration order */
+    int n_outer;
+    int *outer;   /* subgraphs: values read from an enclosing graph, bound at run time */
+    int n_subgraphs;
+    celer_graph **subgraphs; /* every node's subgraphs, owned (freed with this graph) */
     struct celer_graph_names *names; /* name -> value index */
-} celer_graph;
+};
 
-/* Builds the IR of `model`'s main graph. On success *out is owned by the caller (free with
- * celer_graph_free) and borrows `model`. Errors name the node and tensor at fault (dangling
- * input, duplicate producer, cycle, malformed Constant). */
+/* Builds the IR of `model`'s main graph, and of every subgraph of its nodes (recursively). On
+ * success *out is owned by the caller (free with celer_graph_free, which frees the subgraphs too)
+ * and borrows `model`. Errors name the node and tensor at fault (dangling input, duplicate
+ * producer, cycle, malformed Constant). */
 celer_status celer_graph_build(const celer_onnx_model *model, celer_graph **out);
 void celer_graph_free(celer_graph *graph);
+
+/* The subgraph of `node` built from its graph attribute `attr`, or NULL. */
+celer_graph *celer_graph_subgraph(const celer_node *node, const char *attr);
 
 /* Value index of `name`, or -1. */
 int celer_graph_find(const celer_graph *graph, const char *name);

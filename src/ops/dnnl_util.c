@@ -44,7 +44,7 @@ celer_status celer_dnnl_prim_create(celer_dnnl_prim *p, const void *op_desc,
                                     const dnnl_memory_desc_t *bias,
                                     const dnnl_memory_desc_t *dst, const char *who) {
     memset(p, 0, sizeof *p);
-    dnnl_engine_t eng;
+    dnnl_engine_t eng = NULL;
     celer_status st = celer_dnnl_engine(&eng);
     if (st) return st;
     dnnl_primitive_attr_t attr = NULL;

@@ -14,6 +14,13 @@
  *    input either advances by one element or stays on one element (a scalar).
  *  - Each op is one row of `ops[]` (name, kind, loop tables, attribute names/defaults); the
  *    kernel table at the end maps ONNX versions and type sets to the generic kind handlers. */
+/* Nothing here reads the floating-point exception flags, so let GCC if-convert float selects
+ * (clamps, NaN checks); with trapping math on it keeps them as branches and will not vectorize
+ * loops like fast_expf's. Results are unchanged. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 #include <errno.h>
 #include <float.h>
 #include <stdio.h>
@@ -182,6 +189,39 @@ static inline uint64_t sat_u64(double v) {
 #define DEF_CMP(dt, sfx, T, C, U, LD, ST, CV, op, EXPR) \
     DEF_BIN_BODY(op##_##sfx, T, C, U, LD, uint8_t, (uint8_t)((EXPR) != 0))
 
+/* exp for float32 written so loops over it vectorize (libm's expf is a scalar call): Cody-Waite
+ * reduction x = n ln2 + r, |r| <= ln2/2, then a degree-6 polynomial fitted here for relative
+ * error (max 1.2e-7 over the interval) and a scale by 2^n built from exponent bits in two halves
+ * so that overflow and gradual underflow come out right. No branches (they would stop the
+ * vectorizer) and no float -> int conversion: n is read from the bits of the rounded value. A NaN
+ * input passes the clamps unchanged and makes r, hence the result, NaN. */
+static inline float fast_expf(float x) {
+    float xc = x < -104.0f ? -104.0f : x; /* e^-104 is below the smallest subnormal */
+    xc = xc > 89.0f ? 89.0f : xc;         /* e^89 overflows to inf */
+    const float shifter = 12582912.0f;    /* 1.5 * 2^23: adding it rounds to an integer */
+    float t = xc * 1.44269504088896341f + shifter;
+    float n = t - shifter;
+    uint32_t tb;
+    memcpy(&tb, &t, 4);
+    int32_t ni = (int32_t)(tb - 0x4B400000u); /* t's low mantissa bits hold n */
+    float r = xc - n * 0.693359375f;          /* ln2 high part: exact product for |n| <= 256 */
+    r = r - n * -2.12194440054690583e-4f;     /* ln2 - high part */
+    float q = 0.001381461275741458f;
+    q = q * r + 0.008368710055947304f;
+    q = q * r + 0.04166838899254799f;
+    q = q * r + 0.1666652113199234f;
+    q = q * r + 0.4999999403953552f;
+    float p = 1.0f + r + r * r * q;
+    int32_t n1 = ni >> 1, n2 = ni - n1;
+    uint32_t b1 = (uint32_t)(n1 + 127) << 23, b2 = (uint32_t)(n2 + 127) << 23;
+    float s1, s2;
+    memcpy(&s1, &b1, 4);
+    memcpy(&s2, &b2, 4);
+    return p * s1 * s2;
+}
+/* exp of the compute type: the vectorizable one for float (also float16/bfloat16), libm else */
+#define EW_EXP(v) _Generic((v), float: fast_expf, default: exp)(v)
+
 /* ---- unary ops ---- */
 TL_FLT(DEF_UNARY, abs, fabs(v))
 TL_SINT(DEF_UNARY, abs, v < 0 ? (ut)0 - (ut)v : (ut)v)
@@ -190,7 +230,7 @@ TL_FLT(DEF_UNARY, neg, -v)
 TL_SINT(DEF_UNARY, neg, (ut)0 - (ut)v)
 TL_FLT(DEF_UNARY, recip, (ct)1 / v)
 TL_FLT(DEF_UNARY, sqrt, sqrt(v))
-TL_FLT(DEF_UNARY, exp, exp(v))
+TL_FLT(DEF_UNARY, exp, EW_EXP(v))
 TL_FLT(DEF_UNARY, log, log(v))
 TL_FLT(DEF_UNARY, sin, sin(v))
 TL_FLT(DEF_UNARY, cos, cos(v))
@@ -205,7 +245,7 @@ TL_FLT(DEF_UNARY, acosh, acosh(v))
 TL_FLT(DEF_UNARY, atanh, atanh(v))
 TL_FLT(DEF_UNARY, erf, erf(v))
 TL_INT(DEF_UNARY, erf, erf((double)v))
-TL_FLT(DEF_UNARY, sigmoid, (ct)1 / ((ct)1 + exp(-v)))
+TL_FLT(DEF_UNARY, sigmoid, (ct)1 / ((ct)1 + EW_EXP(-v)))
 TL_FLT(DEF_UNARY, tanh, tanh(v))
 /* NaN passes through Relu unchanged (v < 0 is false), as in numpy's maximum-based reference. */
 TL_FS(DEF_UNARY, relu, v < 0 ? (ct)0 : v)
@@ -719,7 +759,10 @@ static celer_status infer_types(const celer_op_info *info, celer_dtype *out) {
     case EW_BINARY:
     case EW_PRELU: min_in = max_in = 2; break;
     case EW_CMP: min_in = max_in = 2; res = CELER_BOOL; break;
-    case EW_POW: min_in = max_in = 2; need_same_from = 2; break;
+    case EW_POW: /* the exponent's type may differ from opset 12 on */
+        min_in = max_in = 2;
+        need_same_from = info->since_version >= 12 ? 2 : 1;
+        break;
     case EW_VARIADIC: max_in = 1 << 20; break;
     case EW_WHERE:
         min_in = max_in = 3;
@@ -1080,6 +1123,14 @@ static celer_status run_where(celer_kernel_call *call) {
     return apply(fn, &call->out[0], call->in, 3, &((const ew_state *)call->state)->p);
 }
 
+/* Copies src into out[cap], truncating (formatted numbers always fit EW_STR_SLOT). */
+static void copy_str(char *out, size_t cap, const char *src) {
+    size_t n = strlen(src);
+    if (n >= cap) n = cap - 1;
+    memcpy(out, src, n);
+    out[n] = 0;
+}
+
 /* Shortest text that reads back as the same value of type t, laid out as numpy's str() does:
  * positional for 1e-4 <= |v| < 1e16 ("0.5", "100.0"), scientific otherwise ("1e-05"). */
 static void format_float(char *out, size_t cap, double v, celer_dtype t) {
@@ -1110,7 +1161,7 @@ static void format_float(char *out, size_t cap, double v, celer_dtype t) {
     }
     double a = fabs(v);
     if (a < 1e-4 || a >= 1e16) {
-        snprintf(out, cap, "%s", sci);
+        copy_str(out, cap, sci);
         return;
     }
     /* digits and exponent from the scientific form "-d.ddde+XX" */
@@ -1137,7 +1188,7 @@ static void format_float(char *out, size_t cap, double v, celer_dtype t) {
             buf[n++] = '0';
     }
     buf[n] = 0;
-    snprintf(out, cap, "%s", buf);
+    copy_str(out, cap, buf);
 }
 
 static void format_value(char *out, size_t cap, const celer_tensor *x, size_t i) {

@@ -92,7 +92,7 @@ static celer_status gemm_dims_of(const celer_kernel_call *call, gemm_dims *d, co
 
 static celer_status gemm_reshape(celer_kernel_call *call) {
     char who[160];
-    gemm_dims d;
+    gemm_dims d = {0};
     celer_status st = gemm_dims_of(call, &d, celer_ops_who(call->info, who, sizeof who));
     if (st) return st;
     call->out[0].shape = (celer_shape){.rank = 2, .dims = {d.m, d.n}};
@@ -219,6 +219,8 @@ static celer_status matmulint_run(celer_kernel_call *call) {
     (CELER_DT(CELER_INT32) | CELER_DT(CELER_INT64) | CELER_DT(CELER_UINT32) | CELER_DT(CELER_UINT64))
 
 static const celer_kernel kernels[] = {
+    /* opsets 1-6 also had a `broadcast` flag; broadcasting C always is a superset */
+    {"", "Gemm", 1, 6, F32_F64, 0, 0, NULL, gemm_init, gemm_reshape, gemm_run, free, NULL},
     {"", "Gemm", 7, 8, F32_F64, 0, 0, NULL, gemm_init, gemm_reshape, gemm_run, free, NULL},
     {"", "Gemm", 9, 10, F32_F64 | GEMM_INTS, 0, 0, NULL, gemm_init, gemm_reshape, gemm_run, free, NULL},
     {"", "Gemm", 11, 12, F32_F64 | GEMM_INTS, 0, 0, NULL, gemm_init, gemm_reshape, gemm_run, free, NULL},

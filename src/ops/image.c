@@ -1,8 +1,1129 @@
-/* image operators. */
+/* image: resampling and detection operators (Resize, Upsample, GridSample, RoiAlign,
+ * NonMaxSuppression). MaxRoiPool lives in pool.c.
+ *
+ * Resize/Upsample: reshape turns the scales/sizes/roi inputs into one table per axis (for each
+ * output index: the source indices and weights of its 1, 2 or 4 taps, clamped as the spec's edge
+ * padding does) kept in the per-context local state. run then needs no coordinate math:
+ *   nearest       one N-D gather over element bytes (any dtype), a row whose source row equals
+ *                 the previous one is a memcpy of the previous output row;
+ *   linear/cubic  separable 1-D passes, one per axis that actually changes, in float (double for
+ *                 double tensors) through two scratch buffers; axes are visited from the
+ *                 smallest out/in ratio up, which keeps every intermediate no bigger than
+ *                 max(input, output).
+ * GridSample and RoiAlign compute coordinates per output location and loop over channels.
+ * NonMaxSuppression's output size depends on the data: reshape runs the whole selection into a
+ * per-context buffer and run copies it out. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "ops.h"
 
+/* An output (or a scratch need) bigger than this is refused: scales can ask for anything. */
+#define MAX_OUT_BYTES ((size_t)16 << 30)
+/* Largest dim a scale may produce, checked in double before converting to an integer. */
+#define MAX_DIM 1e12
+/* RoiAlign samples per output bin (adaptive sampling grows with the roi size). */
+#define MAX_ROI_SAMPLES (1 << 16)
+
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        celer_status st_ = (x);                                                                    \
+        if (st_) return st_;                                                                       \
+    } while (0)
+
+/* ------------------------------------------------------------------------------------------ */
+/* helpers                                                                                     */
+
+static celer_status op_err(const celer_op_info *info, celer_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static celer_status op_err(const celer_op_info *info, celer_status st, const char *fmt, ...) {
+    char who[160], msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return celer_errorf(st, "%s: %s", celer_ops_who(info, who, sizeof who), msg);
+}
+
+/* Input i, or NULL when omitted. */
+static const celer_tensor *opt_in(const celer_kernel_call *c, int i) {
+    return i < c->n_in ? c->in[i] : NULL;
+}
+
+/* Input i, or NULL when omitted or empty (ONNX marks "not given" with either). */
+static const celer_tensor *given_in(const celer_kernel_call *c, int i) {
+    const celer_tensor *t = opt_in(c, i);
+    return t && celer_shape_numel(&t->shape) > 0 ? t : NULL;
+}
+
+static celer_status need(const celer_kernel_call *c, int n_required, const char *const *names) {
+    if (c->n_out < 1) return op_err(c->info, CELER_ERR_INVALID, "the node has no output");
+    for (int i = 0; i < n_required; i++)
+        if (!opt_in(c, i))
+            return op_err(c->info, CELER_ERR_INVALID, "required input '%s' is missing", names[i]);
+    return CELER_OK;
+}
+
+static const char *shape_s(const celer_shape *s, char *buf, size_t cap) {
+    return celer_shape_str(s, buf, cap);
+}
+
+static celer_status check_rank(const celer_op_info *info, const celer_tensor *t, const char *what,
+                               int rank) {
+    if (t->shape.rank != rank) {
+        char b[200];
+        return op_err(info, CELER_ERR_SHAPE, "input '%s' must have rank %d, got shape %s", what,
+                      rank, shape_s(&t->shape, b, sizeof b));
+    }
+    return CELER_OK;
+}
+
+/* Refuses `n` elements of `es` bytes when the product overflows or passes MAX_OUT_BYTES. */
+static celer_status check_bytes(const celer_op_info *info, const char *what, int64_t n, size_t es) {
+    size_t bytes = 0;
+    if (n < 0 || celer_mul_size((size_t)n, es, &bytes) || bytes > MAX_OUT_BYTES)
+        return op_err(info, CELER_ERR_LIMIT, "%s is too large (limit %zu bytes)", what,
+                      MAX_OUT_BYTES);
+    return CELER_OK;
+}
+
+static celer_status check_out(const celer_op_info *info, const celer_tensor *out) {
+    if (celer_shape_numel(&out->shape) < 0) {
+        char b[200];
+        return op_err(info, CELER_ERR_LIMIT, "output shape %s is too large",
+                      shape_s(&out->shape, b, sizeof b));
+    }
+    return check_bytes(info, "the output", celer_shape_numel(&out->shape),
+                       celer_dtype_size(out->dtype));
+}
+
+static bool is_float_dtype(celer_dtype t) {
+    return t == CELER_FLOAT || t == CELER_DOUBLE || t == CELER_FLOAT16;
+}
+
+/* Grows a per-context buffer *slot to at least `bytes` (kept across runs; freed by free_local).
+ * The buffer starts with a header of `head` bytes that the caller owns. */
+static celer_status grow_local(const celer_op_info *info, void **slot, size_t *cap, size_t bytes) {
+    if (*slot && *cap >= bytes) return CELER_OK;
+    void *p = realloc(*slot, bytes);
+    if (!p) return op_err(info, CELER_ERR_NOMEM, "cannot allocate %zu bytes of state", bytes);
+    *slot = p;
+    *cap = bytes;
+    return CELER_OK;
+}
+
+/* Looks `s` up in a NULL-terminated name table; -1 when absent. */
+typedef struct name_val {
+    const char *name;
+    int val;
+} name_val;
+static int lookup(const name_val *t, const char *s) {
+    for (; t->name; t++)
+        if (!strcmp(t->name, s)) return t->val;
+    return -1;
+}
+
+static celer_status attr_enum(const celer_op_info *info, const char *attr, const char *dflt,
+                              const name_val *table, int *out) {
+    const char *s = celer_onnx_attr_string(info->node, attr, dflt);
+    int v = lookup(table, s);
+    if (v < 0) {
+        char opts[300];
+        size_t k = 0;
+        opts[0] = 0;
+        for (const name_val *t = table; t->name && k < sizeof opts; t++)
+            k += (size_t)snprintf(opts + k, sizeof opts - k, "%s%s", k ? ", " : "", t->name);
+        return op_err(info, CELER_ERR_UNSUPPORTED, "%s '%s' is not supported (expected one of %s)",
+                      attr, s, opts);
+    }
+    *out = v;
+    return CELER_OK;
+}
+
+/* Keys's cubic convolution weights of the taps at floor(x)-1 .. floor(x)+2 for t = x - floor(x). */
+static void cubic_coeffs(double t, double a, double c[4]) {
+    double t1 = t + 1, t2 = 1 - t, t3 = 2 - t;
+    c[0] = ((a * t1 - 5 * a) * t1 + 8 * a) * t1 - 4 * a;
+    c[1] = ((a + 2) * t - (a + 3)) * t * t + 1;
+    c[2] = ((a + 2) * t2 - (a + 3)) * t2 * t2 + 1;
+    c[3] = ((a * t3 - 5 * a) * t3 + 8 * a) * t3 - 4 * a;
+}
+
+static int64_t clamp_i64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* ------------------------------------------------------------------------------------------ */
+/* Resize, Upsample                                                                            */
+
+enum { M_NEAREST, M_LINEAR, M_CUBIC };
+enum { CT_HALF_PIXEL, CT_PYTORCH_HALF_PIXEL, CT_ALIGN_CORNERS, CT_ASYMMETRIC, CT_TF_HALF_PIXEL_NN,
+       CT_TF_CROP_AND_RESIZE };
+/* NM_SIMPLE is the pre-opset-11 rule: floor when enlarging, ceil when shrinking. */
+enum { NM_ROUND_PREFER_FLOOR, NM_ROUND_PREFER_CEIL, NM_FLOOR, NM_CEIL, NM_SIMPLE };
+/* Where the scales come from. */
+enum { SRC_ATTR, SRC_INPUT1, SRC_RESIZE11 };
+
+static const name_val mode_names_old[] = {{"nearest", M_NEAREST}, {"linear", M_LINEAR}, {0, 0}};
+static const name_val mode_names[] = {
+    {"nearest", M_NEAREST}, {"linear", M_LINEAR}, {"cubic", M_CUBIC}, {0, 0}};
+static const name_val ctm_names[] = {{"half_pixel", CT_HALF_PIXEL},
+                                     {"pytorch_half_pixel", CT_PYTORCH_HALF_PIXEL},
+                                     {"align_corners", CT_ALIGN_CORNERS},
+                                     {"asymmetric", CT_ASYMMETRIC},
+                                     {"tf_half_pixel_for_nn", CT_TF_HALF_PIXEL_NN},
+                                     {"tf_crop_and_resize", CT_TF_CROP_AND_RESIZE},
+                                     {0, 0}};
+static const name_val nearest_names[] = {{"round_prefer_floor", NM_ROUND_PREFER_FLOOR},
+                                         {"round_prefer_ceil", NM_ROUND_PREFER_CEIL},
+                                         {"floor", NM_FLOOR},
+                                         {"ceil", NM_CEIL},
+                                         {0, 0}};
+static const int mode_taps[] = {[M_NEAREST] = 1, [M_LINEAR] = 2, [M_CUBIC] = 4};
+
+/* Parsed attributes (init); immutable. */
+typedef struct rs_state {
+    int mode, ctm, nearest, source;
+    bool exclude_outside;
+    double cubic_a, extrapolation;
+    int n_attr_scales;
+    double attr_scales[CELER_MAX_RANK];
+} rs_state;
+
+static celer_status rs_init(const celer_op_info *info, void **state) {
+    rs_state *s = calloc(1, sizeof *s);
+    if (!s) return op_err(info, CELER_ERR_NOMEM, "out of memory");
+    *state = s;
+    bool upsample = !strcmp(info->node->op_type, "Upsample");
+    bool old = upsample || info->since_version < 11;
+    s->source = upsample && info->since_version < 9 ? SRC_ATTR : old ? SRC_INPUT1 : SRC_RESIZE11;
+    TRY(attr_enum(info, "mode", "nearest", old ? mode_names_old : mode_names, &s->mode));
+    if (old) {
+        s->ctm = CT_ASYMMETRIC;
+        s->nearest = NM_SIMPLE;
+    } else {
+        TRY(attr_enum(info, "coordinate_transformation_mode", "half_pixel", ctm_names, &s->ctm));
+        TRY(attr_enum(info, "nearest_mode", "round_prefer_floor", nearest_names, &s->nearest));
+        s->cubic_a = celer_onnx_attr_float(info->node, "cubic_coeff_a", -0.75f);
+        s->exclude_outside = celer_onnx_attr_int(info->node, "exclude_outside", 0) != 0;
+        s->extrapolation = celer_onnx_attr_float(info->node, "extrapolation_value", 0.0f);
+    }
+    if (s->source == SRC_ATTR) {
+        const float *f = NULL;
+        int n = celer_onnx_attr_floats(info->node, "scales", &f);
+        if (n < 0) return op_err(info, CELER_ERR_INVALID, "attribute 'scales' is required");
+        if (n > CELER_MAX_RANK)
+            return op_err(info, CELER_ERR_LIMIT, "attribute 'scales' has %d values, at most %d",
+                          n, CELER_MAX_RANK);
+        for (int i = 0; i < n; i++) s->attr_scales[i] = f[i];
+        s->n_attr_scales = n;
+    }
+    celer_dtype t = info->n_inputs > 0 ? info->input_types[0] : CELER_UNDEFINED;
+    if (s->mode != M_NEAREST && !is_float_dtype(t))
+        return op_err(info, CELER_ERR_UNSUPPORTED,
+                      "mode '%s' needs a float, double or float16 input, got %s",
+                      celer_onnx_attr_string(info->node, "mode", "nearest"), celer_dtype_name(t));
+    return CELER_OK;
+}
+
+/* One axis of the plan: output index o reads taps source indices idx[o*taps + k] (clamped into
+ * [0, in-1]) with weights w*[o*taps + k]; outside[o] marks tf_crop_and_resize samples that take
+ * the extrapolation value instead. */
+typedef struct rs_axis {
+    int64_t in, out;
+    int taps;
+    bool identity; /* output index o is input index o: the axis needs no work */
+    int64_t *idx;
+    float *wf;
+    double *wd;
+    unsigned char *outside; /* NULL unless tf_crop_and_resize */
+} rs_axis;
+
+/* Per-context plan (reshape), owned by the execution context; arrays live in `mem`. */
+typedef struct rs_local {
+    void *mem;
+    size_t cap;
+    int rank;
+    rs_axis ax[CELER_MAX_RANK];
+    int n_pass;                  /* linear/cubic: axes to interpolate, in order[] */
+    int order[CELER_MAX_RANK];
+    int64_t stage_max;           /* largest element count of any stage of the passes */
+    unsigned char extrap[16];    /* extrapolation value as one element of the output dtype */
+} rs_local;
+
+static void rs_free_local(void *p) {
+    rs_local *l = p;
+    if (l) free(l->mem);
+    free(l);
+}
+
+/* Source coordinate of output index o along one axis (the spec's coordinate transformation). */
+/* `out` is the resized length before flooring (in * scale, or the given size), as the spec's
+ * reference uses it. */
+static double rs_coord(const rs_state *s, int64_t o, int64_t in, double out, double scale,
+                       double start, double end) {
+    double x = (double)o, span = (double)(in - 1);
+    switch (s->ctm) {
+    case CT_HALF_PIXEL: return (x + 0.5) / scale - 0.5;
+    case CT_PYTORCH_HALF_PIXEL: return out > 1 ? (x + 0.5) / scale - 0.5 : 0.0;
+    case CT_ALIGN_CORNERS: return out == 1 ? 0.0 : x * span / (out - 1);
+    case CT_TF_HALF_PIXEL_NN: return (x + 0.5) / scale;
+    case CT_TF_CROP_AND_RESIZE:
+        return (out == 1 ? (end - start) * span / 2 : x * (end - start) * span / (out - 1)) +
+               start * span;
+    default: return x / scale;
+    }
+}
+
+static double rs_nearest(int rule, double x, double scale) {
+    double f = floor(x);
+    switch (rule) {
+    case NM_ROUND_PREFER_FLOOR: return x - f == 0.5 ? f : round(x);
+    case NM_ROUND_PREFER_CEIL: return x - f == 0.5 ? f + 1 : round(x);
+    case NM_FLOOR: return f;
+    case NM_CEIL: return ceil(x);
+    default: return scale < 1 ? ceil(x) : f;
+    }
+}
+
+/* Fills one axis's taps. */
+static void rs_fill_axis(const rs_state *s, rs_axis *a, double scale, double length, double start,
+                         double end) {
+    int k = a->taps;
+    bool identity = a->in == a->out;
+    for (int64_t o = 0; o < a->out; o++) {
+        double x = rs_coord(s, o, a->in, length, scale, start, end);
+        bool outside = s->ctm == CT_TF_CROP_AND_RESIZE && (x < 0 || x > (double)(a->in - 1));
+        if (a->outside) a->outside[o] = outside;
+        /* far-away samples only clamp to the edge; keep x where int64 conversion is safe */
+        x = fmin(fmax(x, -8.0), (double)a->in + 8.0);
+        int64_t *ix = a->idx + o * k;
+        double w[4] = {1, 0, 0, 0};
+        int64_t base;
+        if (s->mode == M_NEAREST) {
+            base = (int64_t)rs_nearest(s->nearest, x, scale);
+        } else if (s->mode == M_LINEAR) {
+            base = (int64_t)floor(x);
+            w[1] = x - (double)base;
+            w[0] = 1 - w[1];
+        } else {
+            base = (int64_t)floor(x) - 1;
+            cubic_coeffs(x - floor(x), s->cubic_a, w);
+            if (s->exclude_outside) {
+                double sum = 0;
+                for (int j = 0; j < 4; j++) {
+                    if (base + j < 0 || base + j >= a->in) w[j] = 0;
+                    sum += w[j];
+                }
+                for (int j = 0; j < 4; j++) w[j] = sum != 0 ? w[j] / sum : 0;
+            }
+        }
+        double self = 0;
+        for (int j = 0; j < k; j++) {
+            ix[j] = clamp_i64(base + j, 0, a->in - 1);
+            a->wd[o * k + j] = w[j];
+            a->wf[o * k + j] = (float)w[j];
+            if (ix[j] == o) self += w[j];
+            else if (w[j] != 0) identity = false;
+        }
+        if (self != 1 || outside) identity = false;
+    }
+    a->identity = identity;
+}
+
+/* Reads the 1-D float tensor `t` (scales or roi) into v[n]; it must hold exactly n values. */
+static celer_status read_floats(const celer_op_info *info, const celer_tensor *t, const char *what,
+                                int n, double *v) {
+    if (!is_float_dtype(t->dtype))
+        return op_err(info, CELER_ERR_DTYPE, "input '%s' must be float, got %s", what,
+                      celer_dtype_name(t->dtype));
+    int64_t cnt = celer_shape_numel(&t->shape);
+    if (cnt != n)
+        return op_err(info, CELER_ERR_SHAPE, "input '%s' must have %d values (2 per axis for roi, "
+                      "1 per axis otherwise), got %lld", what, n, (long long)cnt);
+    for (int i = 0; i < n; i++) {
+        v[i] = celer_ops_double_at(t, i);
+        if (!isfinite(v[i]))
+            return op_err(info, CELER_ERR_INVALID, "input '%s' value %d is not finite", what, i);
+    }
+    return CELER_OK;
+}
+
+/* Output dims, per-axis scales and unfloored resized lengths from whichever of scales/sizes the
+ * node gives. */
+static celer_status rs_geometry(const celer_kernel_call *c, const rs_state *s, double *scale,
+                                double *length, int64_t *out_dims, double *roi) {
+    const celer_op_info *info = c->info;
+    const celer_tensor *x = c->in[0];
+    int r = x->shape.rank;
+    const celer_tensor *scales_t = NULL, *sizes_t = NULL;
+    bool have_scales = false;
+    if (s->source == SRC_ATTR) {
+        if (s->n_attr_scales != r)
+            return op_err(info, CELER_ERR_SHAPE,
+                          "attribute 'scales' has %d values but the input has rank %d",
+                          s->n_attr_scales, r);
+        memcpy(scale, s->attr_scales, (size_t)r * sizeof *scale);
+        have_scales = true;
+    } else if (s->source == SRC_INPUT1) {
+        scales_t = opt_in(c, 1);
+        if (!scales_t) return op_err(info, CELER_ERR_INVALID, "input 'scales' is missing");
+    } else {
+        scales_t = given_in(c, 2);
+        sizes_t = given_in(c, 3);
+        if (scales_t && sizes_t)
+            return op_err(info, CELER_ERR_INVALID,
+                          "only one of 'scales' and 'sizes' may be given, got both");
+        if (!scales_t && !sizes_t)
+            return op_err(info, CELER_ERR_INVALID, "one of 'scales' and 'sizes' must be given");
+    }
+    if (scales_t) {
+        TRY(read_floats(info, scales_t, "scales", r, scale));
+        have_scales = true;
+    }
+    for (int i = 0; i < r; i++) roi[i] = 0, roi[r + i] = 1;
+    if (s->ctm == CT_TF_CROP_AND_RESIZE) {
+        const celer_tensor *roi_t = given_in(c, 1);
+        if (!roi_t)
+            return op_err(info, CELER_ERR_INVALID,
+                          "coordinate_transformation_mode tf_crop_and_resize needs input 'roi'");
+        TRY(read_floats(info, roi_t, "roi", 2 * r, roi));
+    }
+    if (sizes_t) {
+        if (sizes_t->dtype != CELER_INT64)
+            return op_err(info, CELER_ERR_DTYPE, "input 'sizes' must be int64, got %s",
+                          celer_dtype_name(sizes_t->dtype));
+        if (celer_shape_numel(&sizes_t->shape) != r)
+            return op_err(info, CELER_ERR_SHAPE, "input 'sizes' must have %d values (the input "
+                          "rank), got %lld", r, (long long)celer_shape_numel(&sizes_t->shape));
+    }
+    for (int i = 0; i < r; i++) {
+        int64_t in = x->shape.dims[i];
+        if (have_scales) {
+            if (!(scale[i] > 0) || !isfinite(scale[i]))
+                return op_err(info, CELER_ERR_INVALID, "scale %g of axis %d must be positive",
+                              scale[i], i);
+            length[i] = (double)in * scale[i];
+            double d = floor(length[i]);
+            if (d > MAX_DIM)
+                return op_err(info, CELER_ERR_LIMIT, "axis %d: %lld * scale %g is too large", i,
+                              (long long)in, scale[i]);
+            out_dims[i] = (int64_t)d;
+        } else {
+            int64_t n = celer_ops_int_at(sizes_t, i);
+            if (n <= 0)
+                return op_err(info, CELER_ERR_INVALID, "size %lld of axis %d must be positive",
+                              (long long)n, i);
+            if ((double)n > MAX_DIM)
+                return op_err(info, CELER_ERR_LIMIT, "size %lld of axis %d is too large",
+                              (long long)n, i);
+            out_dims[i] = n;
+            length[i] = (double)n;
+            scale[i] = in > 0 ? (double)n / (double)in : 1;
+        }
+        if (in == 0 && out_dims[i] > 0)
+            return op_err(info, CELER_ERR_SHAPE, "axis %d is empty and cannot be resized to %lld",
+                          i, (long long)out_dims[i]);
+    }
+    return CELER_OK;
+}
+
+static celer_status rs_reshape(celer_kernel_call *c) {
+    static const char *const names[] = {"X"};
+    TRY(need(c, 1, names));
+    const celer_op_info *info = c->info;
+    const rs_state *s = c->state;
+    const celer_tensor *x = c->in[0];
+    int r = x->shape.rank;
+    if (r < 1) return op_err(info, CELER_ERR_SHAPE, "input 'X' must have rank >= 1, got a scalar");
+    double scale[CELER_MAX_RANK], length[CELER_MAX_RANK], roi[2 * CELER_MAX_RANK];
+    int64_t out_dims[CELER_MAX_RANK];
+    TRY(rs_geometry(c, s, scale, length, out_dims, roi));
+    celer_tensor *y = &c->out[0];
+    y->shape.rank = r;
+    memcpy(y->shape.dims, out_dims, (size_t)r * sizeof *out_dims);
+    TRY(check_out(info, y));
+
+    /* plan memory: per axis out*taps (idx, wd, wf) + out flags; every dim <= output numel */
+    int k = mode_taps[s->mode];
+    bool crop = s->ctm == CT_TF_CROP_AND_RESIZE;
+    size_t per = (size_t)k * (sizeof(int64_t) + sizeof(double) + sizeof(float)) + 1, bytes = sizeof(rs_local);
+    for (int i = 0; i < r; i++) {
+        size_t b;
+        if (celer_mul_size((size_t)out_dims[i], per, &b) || celer_add_size(bytes, b + 32, &bytes))
+            return op_err(info, CELER_ERR_LIMIT, "resize plan is too large");
+    }
+    if (bytes > MAX_OUT_BYTES) return op_err(info, CELER_ERR_LIMIT, "resize plan is too large");
+    rs_local *L = *c->local;
+    if (!L) {
+        if (!(L = calloc(1, sizeof *L))) return op_err(info, CELER_ERR_NOMEM, "out of memory");
+        *c->local = L;
+    }
+    TRY(grow_local(info, &L->mem, &L->cap, bytes));
+    char *p = L->mem;
+    L->rank = r;
+    for (int i = 0; i < r; i++) {
+        rs_axis *a = &L->ax[i];
+        size_t n = (size_t)out_dims[i] * (size_t)k;
+        a->in = x->shape.dims[i];
+        a->out = out_dims[i];
+        a->taps = k;
+        a->idx = (int64_t *)p, p += n * sizeof(int64_t);
+        a->wd = (double *)p, p += n * sizeof(double);
+        a->wf = (float *)p, p += (n * sizeof(float) + 7) & ~(size_t)7;
+        a->outside = crop ? (unsigned char *)p : NULL, p += ((size_t)out_dims[i] + 7) & ~(size_t)7;
+        rs_fill_axis(s, a, scale[i], length[i], roi[i], roi[r + i]);
+    }
+    celer_tensor e = {y->dtype, {0, {0}}, L->extrap};
+    memset(L->extrap, 0, sizeof L->extrap);
+    celer_ops_double_store(&e, 0, s->extrapolation);
+
+    /* linear/cubic: passes from the smallest out/in ratio up (see the file comment) */
+    c->scratch_size = 0;
+    L->n_pass = 0;
+    if (s->mode == M_NEAREST || celer_shape_numel(&y->shape) == 0) return CELER_OK;
+    for (int i = 0; i < r; i++)
+        if (!L->ax[i].identity) {
+            int j = L->n_pass++;
+            double ratio = (double)out_dims[i] / (double)L->ax[i].in;
+            while (j > 0 && (double)out_dims[L->order[j - 1]] / (double)L->ax[L->order[j - 1]].in > ratio) {
+                L->order[j] = L->order[j - 1];
+                j--;
+            }
+            L->order[j] = i;
+        }
+    int64_t dims[CELER_MAX_RANK], mx = celer_shape_numel(&x->shape);
+    memcpy(dims, x->shape.dims, (size_t)r * sizeof *dims);
+    for (int p2 = 0; p2 < L->n_pass; p2++) {
+        dims[L->order[p2]] = out_dims[L->order[p2]];
+        int64_t n = 1;
+        for (int i = 0; i < r; i++) n *= dims[i]; /* <= max(input, output): no overflow */
+        mx = CELER_MAX(mx, n);
+    }
+    L->stage_max = mx;
+    bool native = y->dtype == CELER_FLOAT || y->dtype == CELER_DOUBLE;
+    if (L->n_pass > 1 || (!native && L->n_pass > 0)) {
+        size_t es = y->dtype == CELER_DOUBLE ? sizeof(double) : sizeof(float);
+        TRY(check_bytes(info, "the resize scratch", mx, 2 * es));
+        c->scratch_size = (size_t)mx * 2 * es;
+    }
+    return CELER_OK;
+}
+
+/* Nearest: out[o_0..o_r-1] = in[idx_0[o_0], ..., idx_r-1[o_r-1]] over element bytes. */
+#define GATHER_CASE(W)                                                                             \
+    case W:                                                                                        \
+        for (int64_t j = 0; j < n; j++) {                                                          \
+            if (la->outside && la->outside[j]) memcpy(d + j * W, L->extrap, W);                   \
+            else memcpy(d + j * W, s + la->idx[j] * W, W);                                        \
+        }                                                                                          \
+        break;
+static void rs_gather(const rs_local *L, const char *src, char *dst, size_t es) {
+    int r = L->rank, last = r - 1;
+    int64_t st[CELER_MAX_RANK], a = 1, rows = 1, o[CELER_MAX_RANK] = {0};
+    for (int i = r - 1; i >= 0; i--) {
+        st[i] = a;
+        a *= L->ax[i].in;
+        if (i < last) rows *= L->ax[i].out;
+    }
+    const rs_axis *la = &L->ax[last];
+    int64_t n = la->out, prev_off = -1;
+    size_t row_bytes = (size_t)n * es;
+    bool prev_ext = false;
+    for (int64_t row = 0; row < rows; row++) {
+        int64_t off = 0;
+        bool ext = false;
+        for (int i = 0; i < last; i++) {
+            off += L->ax[i].idx[o[i]] * st[i];
+            ext |= L->ax[i].outside && L->ax[i].outside[o[i]];
+        }
+        char *d = dst + (size_t)row * row_bytes;
+        const char *s = src + (size_t)off * es;
+        if (row > 0 && off == prev_off && ext == prev_ext) {
+            memcpy(d, d - row_bytes, row_bytes);
+        } else if (ext) {
+            for (int64_t j = 0; j < n; j++) memcpy(d + (size_t)j * es, L->extrap, es);
+        } else if (la->identity) {
+            memcpy(d, s, row_bytes);
+        } else {
+            switch (es) {
+                GATHER_CASE(1)
+                GATHER_CASE(2)
+                GATHER_CASE(4)
+                GATHER_CASE(8)
+            default:
+                for (int64_t j = 0; j < n; j++) {
+                    if (la->outside && la->outside[j]) memcpy(d + (size_t)j * es, L->extrap, es);
+                    else memcpy(d + (size_t)j * es, s + (size_t)la->idx[j] * es, es);
+                }
+            }
+        }
+        prev_off = off;
+        prev_ext = ext;
+        for (int i = last - 1; i >= 0; i--) {
+            if (++o[i] < L->ax[i].out) break;
+            o[i] = 0;
+        }
+    }
+}
+
+/* One separable pass along an axis: src is [outer, a->in, inner], dst [outer, a->out, inner]. */
+#define RS_PASS(NAME, T, W)                                                                        \
+    static void NAME(const T *src, T *dst, int64_t outer, int64_t inner, const rs_axis *a, T ext) { \
+        int k = a->taps;                                                                           \
+        for (int64_t b = 0; b < outer; b++) {                                                      \
+            const T *s = src + b * a->in * inner;                                                  \
+            T *d = dst + b * a->out * inner;                                                       \
+            for (int64_t o = 0; o < a->out; o++, d += inner) {                                     \
+                const int64_t *ix = a->idx + o * k;                                                \
+                const T *w = a->W + o * k;                                                         \
+                if (a->outside && a->outside[o]) {                                                 \
+                    for (int64_t i = 0; i < inner; i++) d[i] = ext;                                \
+                } else if (k == 2) {                                                               \
+                    const T *r0 = s + ix[0] * inner, *r1 = s + ix[1] * inner;                      \
+                    T w0 = w[0], w1 = w[1];                                                        \
+                    for (int64_t i = 0; i < inner; i++) d[i] = w0 * r0[i] + w1 * r1[i];            \
+                } else if (k == 4) {                                                               \
+                    const T *r0 = s + ix[0] * inner, *r1 = s + ix[1] * inner;                      \
+                    const T *r2 = s + ix[2] * inner, *r3 = s + ix[3] * inner;                      \
+                    T w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3];                                  \
+                    for (int64_t i = 0; i < inner; i++)                                            \
+                        d[i] = w0 * r0[i] + w1 * r1[i] + w2 * r2[i] + w3 * r3[i];                  \
+                } else {                                                                           \
+                    for (int64_t i = 0; i < inner; i++) {                                          \
+                        T acc = 0;                                                                 \
+                        for (int j = 0; j < k; j++) acc += w[j] * s[ix[j] * inner + i];            \
+                        d[i] = acc;                                                                \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+RS_PASS(rs_pass_f32, float, wf)
+RS_PASS(rs_pass_f64, double, wd)
+
+static celer_status rs_run(celer_kernel_call *c) {
+    const rs_state *s = c->state;
+    const rs_local *L = *c->local;
+    const celer_tensor *x = c->in[0];
+    celer_tensor *y = &c->out[0];
+    int64_t n_out = celer_shape_numel(&y->shape);
+    size_t es = celer_dtype_size(y->dtype);
+    if (n_out == 0) return CELER_OK;
+    if (s->mode == M_NEAREST) {
+        rs_gather(L, x->data, y->data, es);
+        return CELER_OK;
+    }
+    if (L->n_pass == 0) {
+        memcpy(y->data, x->data, (size_t)n_out * es);
+        return CELER_OK;
+    }
+    int r = L->rank;
+    int64_t dims[CELER_MAX_RANK];
+    for (int i = 0; i < r; i++) dims[i] = L->ax[i].in;
+    bool dbl = y->dtype == CELER_DOUBLE, native = dbl || y->dtype == CELER_FLOAT;
+    size_t ces = dbl ? sizeof(double) : sizeof(float);
+    char *buf[2] = {c->scratch, (char *)c->scratch + (size_t)L->stage_max * ces};
+    const void *src = x->data;
+    int next = 0;
+    if (!native) { /* float16: widen into a scratch buffer first */
+        int64_t n_in = celer_shape_numel(&x->shape);
+        float *f = (float *)buf[0];
+        for (int64_t i = 0; i < n_in; i++) f[i] = celer_half_to_float(((const uint16_t *)x->data)[i]);
+        src = f;
+        next = 1;
+    }
+    for (int p = 0; p < L->n_pass; p++) {
+        int d = L->order[p];
+        int64_t outer = 1, inner = 1;
+        for (int i = 0; i < d; i++) outer *= dims[i];
+        for (int i = d + 1; i < r; i++) inner *= dims[i];
+        void *dst = native && p == L->n_pass - 1 ? y->data : buf[next];
+        next ^= 1;
+        if (dbl)
+            rs_pass_f64(src, dst, outer, inner, &L->ax[d], s->extrapolation);
+        else
+            rs_pass_f32(src, dst, outer, inner, &L->ax[d], (float)s->extrapolation);
+        dims[d] = L->ax[d].out;
+        src = dst;
+    }
+    if (!native)
+        for (int64_t i = 0; i < n_out; i++)
+            ((uint16_t *)y->data)[i] = celer_float_to_half(((const float *)src)[i]);
+    return CELER_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* GridSample (opset 16: 4-D input, grid [N, H_out, W_out, 2] of (x, y) in [-1, 1])            */
+
+enum { GS_BILINEAR, GS_NEAREST, GS_BICUBIC };
+enum { GS_ZEROS, GS_BORDER, GS_REFLECTION };
+static const name_val gs_modes[] = {
+    {"bilinear", GS_BILINEAR}, {"nearest", GS_NEAREST}, {"bicubic", GS_BICUBIC}, {0, 0}};
+static const name_val gs_pads[] = {
+    {"zeros", GS_ZEROS}, {"border", GS_BORDER}, {"reflection", GS_REFLECTION}, {0, 0}};
+
+typedef struct gs_state {
+    int mode, pad;
+    bool align;
+} gs_state;
+
+static celer_status gs_init(const celer_op_info *info, void **state) {
+    gs_state *s = calloc(1, sizeof *s);
+    if (!s) return op_err(info, CELER_ERR_NOMEM, "out of memory");
+    *state = s;
+    TRY(attr_enum(info, "mode", "bilinear", gs_modes, &s->mode));
+    TRY(attr_enum(info, "padding_mode", "zeros", gs_pads, &s->pad));
+    s->align = celer_onnx_attr_int(info->node, "align_corners", 0) != 0;
+    return CELER_OK;
+}
+
+static celer_status gs_reshape(celer_kernel_call *c) {
+    static const char *const names[] = {"X", "grid"};
+    TRY(need(c, 2, names));
+    const celer_op_info *info = c->info;
+    const celer_tensor *x = c->in[0], *g = c->in[1];
+    TRY(check_rank(info, x, "X", 4));
+    TRY(check_rank(info, g, "grid", 4));
+    if (!is_float_dtype(g->dtype))
+        return op_err(info, CELER_ERR_DTYPE, "input 'grid' must be float, got %s",
+                      celer_dtype_name(g->dtype));
+    if (g->shape.dims[0] != x->shape.dims[0] || g->shape.dims[3] != 2) {
+        char b1[200], b2[200];
+        return op_err(info, CELER_ERR_SHAPE, "grid shape %s does not match X shape %s (expected "
+                      "[%lld, H_out, W_out, 2])", shape_s(&g->shape, b1, sizeof b1),
+                      shape_s(&x->shape, b2, sizeof b2), (long long)x->shape.dims[0]);
+    }
+    celer_tensor *y = &c->out[0];
+    y->shape = (celer_shape){4, {x->shape.dims[0], x->shape.dims[1], g->shape.dims[1], g->shape.dims[2]}};
+    return check_out(info, y);
+}
+
+/* Mirrors x into [lo2/2, hi2/2] (bounds given doubled, as the reflection is about half pixels). */
+static double gs_reflect(double x, double lo2, double hi2) {
+    if (lo2 == hi2) return 0;
+    double lo = lo2 / 2, span = (hi2 - lo2) / 2;
+    x = fabs(x - lo);
+    double extra = fmod(x, span);
+    double flips = floor(x / span);
+    return fmod(flips, 2) == 0 ? extra + lo : span - extra + lo;
+}
+
+/* Applies border/reflection padding to a coordinate along an axis of `size` pixels. */
+static double gs_pad_coord(const gs_state *s, double x, int64_t size) {
+    if (s->pad == GS_ZEROS) return x;
+    if (s->pad == GS_REFLECTION)
+        x = s->align ? gs_reflect(x, 0, 2.0 * (double)(size - 1))
+                     : gs_reflect(x, -1, 2.0 * (double)size - 1);
+    return fmin(fmax(x, 0), (double)(size - 1));
+}
+
+/* Pixel (yy, xx) of one channel plane, 0 outside; coordinates are integral doubles. */
+static double gs_pixel(const celer_tensor *x, int64_t plane, int64_t h, int64_t w, double yy,
+                       double xx) {
+    if (!(yy >= 0 && yy < (double)h && xx >= 0 && xx < (double)w)) return 0;
+    return celer_ops_double_at(x, plane + (int64_t)yy * w + (int64_t)xx);
+}
+
+static celer_status gs_run(celer_kernel_call *c) {
+    const gs_state *s = c->state;
+    const celer_tensor *x = c->in[0], *g = c->in[1];
+    celer_tensor *y = &c->out[0];
+    int64_t n = x->shape.dims[0], ch = x->shape.dims[1], h = x->shape.dims[2], w = x->shape.dims[3];
+    int64_t ho = g->shape.dims[1], wo = g->shape.dims[2], hw = ho * wo;
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t p = 0; p < hw; p++) {
+            double gx = celer_ops_double_at(g, (b * hw + p) * 2);
+            double gy = celer_ops_double_at(g, (b * hw + p) * 2 + 1);
+            /* unnormalise: -1/1 are the corner pixels' centres (align) or outer edges */
+            double fx = s->align ? (gx + 1) / 2 * (double)(w - 1) : ((gx + 1) * (double)w - 1) / 2;
+            double fy = s->align ? (gy + 1) / 2 * (double)(h - 1) : ((gy + 1) * (double)h - 1) / 2;
+            /* indices stay doubles until bounds-checked, so any finite value is safe */
+            if (!isfinite(fx)) fx = -2.0 * (double)w - 4;
+            if (!isfinite(fy)) fy = -2.0 * (double)h - 4;
+            double tx[4], ty[4], wx[4], wy[4];
+            int k;
+            if (s->mode == GS_BICUBIC) {
+                double x0 = floor(fx), y0 = floor(fy);
+                cubic_coeffs(fx - x0, -0.75, wx);
+                cubic_coeffs(fy - y0, -0.75, wy);
+                for (int j = 0; j < 4; j++) {
+                    tx[j] = gs_pad_coord(s, x0 - 1 + j, w);
+                    ty[j] = gs_pad_coord(s, y0 - 1 + j, h);
+                }
+                k = 4;
+            } else {
+                fx = gs_pad_coord(s, fx, w);
+                fy = gs_pad_coord(s, fy, h);
+                if (s->mode == GS_NEAREST) {
+                    tx[0] = nearbyint(fx), ty[0] = nearbyint(fy);
+                    wx[0] = wy[0] = 1;
+                    k = 1;
+                } else {
+                    tx[0] = floor(fx), ty[0] = floor(fy);
+                    tx[1] = tx[0] + 1, ty[1] = ty[0] + 1;
+                    wx[1] = fx - tx[0], wy[1] = fy - ty[0];
+                    wx[0] = 1 - wx[1], wy[0] = 1 - wy[1];
+                    k = 2;
+                }
+            }
+            for (int64_t cc = 0; cc < ch; cc++) {
+                int64_t plane = (b * ch + cc) * h * w;
+                double acc = 0;
+                for (int i = 0; i < k; i++) {
+                    double row = 0;
+                    for (int j = 0; j < k; j++) row += wx[j] * gs_pixel(x, plane, h, w, ty[i], tx[j]);
+                    acc += wy[i] * row;
+                }
+                celer_ops_double_store(y, (b * ch + cc) * hw + p, acc);
+            }
+        }
+    return CELER_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* RoiAlign                                                                                    */
+
+enum { RA_AVG, RA_MAX };
+static const name_val ra_modes[] = {{"avg", RA_AVG}, {"max", RA_MAX}, {0, 0}};
+static const name_val ra_ctms[] = {{"half_pixel", 1}, {"output_half_pixel", 0}, {0, 0}};
+
+typedef struct ra_state {
+    int mode, half_pixel;
+    int64_t oh, ow, sampling;
+    double spatial_scale;
+} ra_state;
+
+static celer_status ra_init(const celer_op_info *info, void **state) {
+    ra_state *s = calloc(1, sizeof *s);
+    if (!s) return op_err(info, CELER_ERR_NOMEM, "out of memory");
+    *state = s;
+    TRY(attr_enum(info, "mode", "avg", ra_modes, &s->mode));
+    /* opset 10 had no attribute and behaved as output_half_pixel */
+    if (info->since_version >= 16)
+        TRY(attr_enum(info, "coordinate_transformation_mode", "half_pixel", ra_ctms,
+                      &s->half_pixel));
+    s->oh = celer_onnx_attr_int(info->node, "output_height", 1);
+    s->ow = celer_onnx_attr_int(info->node, "output_width", 1);
+    s->sampling = celer_onnx_attr_int(info->node, "sampling_ratio", 0);
+    s->spatial_scale = celer_onnx_attr_float(info->node, "spatial_scale", 1.0f);
+    if (s->oh < 1 || s->ow < 1 || s->oh > (1 << 20) || s->ow > (1 << 20))
+        return op_err(info, CELER_ERR_INVALID, "output_height %lld and output_width %lld must be "
+                      "in [1, 1048576]", (long long)s->oh, (long long)s->ow);
+    if (s->sampling < 0 || s->sampling > 1024)
+        return op_err(info, CELER_ERR_INVALID, "sampling_ratio %lld must be in [0, 1024]",
+                      (long long)s->sampling);
+    if (!isfinite(s->spatial_scale))
+        return op_err(info, CELER_ERR_INVALID, "spatial_scale is not finite");
+    return CELER_OK;
+}
+
+/* A roi in input pixels and its per-bin sampling grid. */
+typedef struct ra_roi {
+    double x0, y0, bin_w, bin_h;
+    int64_t gh, gw, count;
+} ra_roi;
+
+static ra_roi ra_geometry(const ra_state *s, const celer_tensor *rois, int64_t r) {
+    double off = s->half_pixel ? 0.5 : 0, v[4];
+    for (int j = 0; j < 4; j++) v[j] = celer_ops_double_at(rois, r * 4 + j) * s->spatial_scale - off;
+    double rw = v[2] - v[0], rh = v[3] - v[1];
+    if (!s->half_pixel) rw = fmax(rw, 1), rh = fmax(rh, 1);
+    ra_roi g = {v[0], v[1], rw / (double)s->ow, rh / (double)s->oh, 0, 0, 0};
+    double gh = s->sampling > 0 ? (double)s->sampling : ceil(rh / (double)s->oh);
+    double gw = s->sampling > 0 ? (double)s->sampling : ceil(rw / (double)s->ow);
+    g.gh = gh > 0 ? (int64_t)fmin(gh, MAX_ROI_SAMPLES + 1.0) : 0;
+    g.gw = gw > 0 ? (int64_t)fmin(gw, MAX_ROI_SAMPLES + 1.0) : 0;
+    g.count = CELER_MAX(g.gh * g.gw, 1);
+    return g;
+}
+
+static celer_status ra_reshape(celer_kernel_call *c) {
+    static const char *const names[] = {"X", "rois", "batch_indices"};
+    TRY(need(c, 3, names));
+    const celer_op_info *info = c->info;
+    const ra_state *s = c->state;
+    const celer_tensor *x = c->in[0], *rois = c->in[1], *bi = c->in[2];
+    TRY(check_rank(info, x, "X", 4));
+    TRY(check_rank(info, rois, "rois", 2));
+    TRY(check_rank(info, bi, "batch_indices", 1));
+    if (!is_float_dtype(rois->dtype))
+        return op_err(info, CELER_ERR_DTYPE, "input 'rois' must be float, got %s",
+                      celer_dtype_name(rois->dtype));
+    if (bi->dtype != CELER_INT64 && bi->dtype != CELER_INT32)
+        return op_err(info, CELER_ERR_DTYPE, "input 'batch_indices' must be int64, got %s",
+                      celer_dtype_name(bi->dtype));
+    int64_t nr = rois->shape.dims[0];
+    if (rois->shape.dims[1] != 4 || bi->shape.dims[0] != nr) {
+        char b1[200], b2[200];
+        return op_err(info, CELER_ERR_SHAPE, "rois %s must be [num_rois, 4] and batch_indices %s "
+                      "[num_rois]", shape_s(&rois->shape, b1, sizeof b1),
+                      shape_s(&bi->shape, b2, sizeof b2));
+    }
+    for (int64_t r = 0; r < nr; r++) {
+        int64_t b = celer_ops_int_at(bi, r);
+        if (b < 0 || b >= x->shape.dims[0])
+            return op_err(info, CELER_ERR_INVALID, "batch_indices[%lld] = %lld is out of range "
+                          "for batch size %lld", (long long)r, (long long)b,
+                          (long long)x->shape.dims[0]);
+        for (int j = 0; j < 4; j++)
+            if (!isfinite(celer_ops_double_at(rois, r * 4 + j) * s->spatial_scale))
+                return op_err(info, CELER_ERR_INVALID, "rois[%lld] is not finite", (long long)r);
+        ra_roi g = ra_geometry(s, rois, r);
+        if (g.gh * g.gw > MAX_ROI_SAMPLES)
+            return op_err(info, CELER_ERR_LIMIT, "rois[%lld] needs %lld x %lld samples per bin "
+                          "(limit %d): set sampling_ratio", (long long)r, (long long)g.gh,
+                          (long long)g.gw, MAX_ROI_SAMPLES);
+    }
+    celer_tensor *y = &c->out[0];
+    y->shape = (celer_shape){4, {nr, x->shape.dims[1], s->oh, s->ow}};
+    return check_out(info, y);
+}
+
+static celer_status ra_run(celer_kernel_call *c) {
+    const ra_state *s = c->state;
+    const celer_tensor *x = c->in[0], *rois = c->in[1], *bi = c->in[2];
+    celer_tensor *y = &c->out[0];
+    int64_t ch = x->shape.dims[1], h = x->shape.dims[2], w = x->shape.dims[3];
+    int64_t nr = rois->shape.dims[0], o = 0;
+    for (int64_t r = 0; r < nr; r++) {
+        ra_roi g = ra_geometry(s, rois, r);
+        int64_t b = celer_ops_int_at(bi, r);
+        for (int64_t cc = 0; cc < ch; cc++) {
+            int64_t plane = (b * ch + cc) * h * w;
+            for (int64_t ph = 0; ph < s->oh; ph++)
+                for (int64_t pw = 0; pw < s->ow; pw++) {
+                    double acc = 0;
+                    bool first = true;
+                    for (int64_t iy = 0; iy < g.gh; iy++) {
+                        double yy = g.y0 + (double)ph * g.bin_h + ((double)iy + 0.5) * g.bin_h / (double)g.gh;
+                        for (int64_t ix = 0; ix < g.gw; ix++) {
+                            double xx = g.x0 + (double)pw * g.bin_w +
+                                        ((double)ix + 0.5) * g.bin_w / (double)g.gw;
+                            double v[4] = {0, 0, 0, 0}, wt[4] = {0, 0, 0, 0};
+                            /* samples more than a pixel outside contribute zero */
+                            if (!(yy < -1.0 || yy > (double)h || xx < -1.0 || xx > (double)w)) {
+                                double sy = fmax(yy, 0), sx = fmax(xx, 0);
+                                int64_t y0 = (int64_t)sy, x0 = (int64_t)sx, y1, x1;
+                                if (y0 >= h - 1) y0 = y1 = h - 1, sy = (double)y0;
+                                else y1 = y0 + 1;
+                                if (x0 >= w - 1) x0 = x1 = w - 1, sx = (double)x0;
+                                else x1 = x0 + 1;
+                                double ly = sy - (double)y0, lx = sx - (double)x0;
+                                wt[0] = (1 - ly) * (1 - lx), wt[1] = (1 - ly) * lx;
+                                wt[2] = ly * (1 - lx), wt[3] = ly * lx;
+                                v[0] = celer_ops_double_at(x, plane + y0 * w + x0);
+                                v[1] = celer_ops_double_at(x, plane + y0 * w + x1);
+                                v[2] = celer_ops_double_at(x, plane + y1 * w + x0);
+                                v[3] = celer_ops_double_at(x, plane + y1 * w + x1);
+                            }
+                            if (s->mode == RA_AVG) {
+                                acc += wt[0] * v[0] + wt[1] * v[1] + wt[2] * v[2] + wt[3] * v[3];
+                            } else {
+                                /* max of the weighted corners, as the reference does */
+                                double m = fmax(fmax(wt[0] * v[0], wt[1] * v[1]),
+                                                fmax(wt[2] * v[2], wt[3] * v[3]));
+                                acc = first ? m : fmax(acc, m);
+                                first = false;
+                            }
+                        }
+                    }
+                    if (s->mode == RA_AVG) acc /= (double)g.count;
+                    celer_ops_double_store(y, o++, acc);
+                }
+        }
+    }
+    return CELER_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* NonMaxSuppression                                                                           */
+
+typedef struct nms_state {
+    bool center_point_box;
+} nms_state;
+
+static celer_status nms_types(const celer_op_info *info, celer_dtype *out) {
+    (void)info;
+    out[0] = CELER_INT64;
+    return CELER_OK;
+}
+
+static celer_status nms_init(const celer_op_info *info, void **state) {
+    nms_state *s = calloc(1, sizeof *s);
+    if (!s) return op_err(info, CELER_ERR_NOMEM, "out of memory");
+    *state = s;
+    int64_t cpb = celer_onnx_attr_int(info->node, "center_point_box", 0);
+    if (cpb != 0 && cpb != 1)
+        return op_err(info, CELER_ERR_INVALID, "center_point_box must be 0 or 1, got %lld",
+                      (long long)cpb);
+    s->center_point_box = cpb == 1;
+    return CELER_OK;
+}
+
+typedef struct nms_cand {
+    float score;
+    int64_t index;
+} nms_cand;
+
+/* Per-context result (reshape): `n` (batch, class, box) triples, then work arrays. The whole
+ * thing is one allocation owned by the execution context. */
+typedef struct nms_local {
+    size_t cap;
+    int64_t n;
+    int64_t *triples; /* 3 * n */
+    nms_cand *cand;   /* spatial */
+    int64_t *sel;     /* spatial */
+    float *corners;   /* 4 * spatial: x_min, y_min, x_max, y_max of one batch */
+} nms_local;
+
+static int nms_cmp(const void *pa, const void *pb) {
+    const nms_cand *a = pa, *b = pb;
+    if (a->score != b->score) return a->score > b->score ? -1 : 1;
+    return (a->index > b->index) - (a->index < b->index);
+}
+
+/* Whether box a suppresses box b: IoU over the threshold (boxes without area never do). */
+static bool nms_suppress(const float *a, const float *b, float thr) {
+    float ix0 = fmaxf(a[0], b[0]), iy0 = fmaxf(a[1], b[1]);
+    float ix1 = fminf(a[2], b[2]), iy1 = fminf(a[3], b[3]);
+    if (ix1 <= ix0 || iy1 <= iy0) return false;
+    float inter = (ix1 - ix0) * (iy1 - iy0);
+    float aa = (a[2] - a[0]) * (a[3] - a[1]), ab = (b[2] - b[0]) * (b[3] - b[1]);
+    float uni = aa + ab - inter;
+    if (inter <= 0 || aa <= 0 || ab <= 0 || uni <= 0) return false;
+    return inter / uni > thr;
+}
+
+static celer_status nms_reshape(celer_kernel_call *c) {
+    static const char *const names[] = {"boxes", "scores"};
+    TRY(need(c, 2, names));
+    const celer_op_info *info = c->info;
+    const nms_state *s = c->state;
+    const celer_tensor *boxes = c->in[0], *scores = c->in[1];
+    TRY(check_rank(info, boxes, "boxes", 3));
+    TRY(check_rank(info, scores, "scores", 3));
+    if (scores->dtype != boxes->dtype)
+        return op_err(info, CELER_ERR_DTYPE, "scores (%s) must have the type of boxes (%s)",
+                      celer_dtype_name(scores->dtype), celer_dtype_name(boxes->dtype));
+    int64_t nb = boxes->shape.dims[0], ns = boxes->shape.dims[1], nc = scores->shape.dims[1];
+    if (boxes->shape.dims[2] != 4 || scores->shape.dims[0] != nb || scores->shape.dims[2] != ns) {
+        char b1[200], b2[200];
+        return op_err(info, CELER_ERR_SHAPE, "boxes %s must be [batches, boxes, 4] and scores %s "
+                      "[batches, classes, boxes]", shape_s(&boxes->shape, b1, sizeof b1),
+                      shape_s(&scores->shape, b2, sizeof b2));
+    }
+    const celer_tensor *t;
+    int64_t max_out = 0;
+    double iou = 0, score_thr = -INFINITY;
+    bool has_score_thr = false;
+    if ((t = given_in(c, 2))) {
+        if (t->dtype != CELER_INT64 && t->dtype != CELER_INT32)
+            return op_err(info, CELER_ERR_DTYPE, "max_output_boxes_per_class must be int64, got %s",
+                          celer_dtype_name(t->dtype));
+        max_out = CELER_MAX(celer_ops_int_at(t, 0), 0);
+    }
+    if ((t = given_in(c, 3))) {
+        if (!is_float_dtype(t->dtype))
+            return op_err(info, CELER_ERR_DTYPE, "iou_threshold must be float, got %s",
+                          celer_dtype_name(t->dtype));
+        iou = celer_ops_double_at(t, 0);
+        if (!(iou >= 0 && iou <= 1))
+            return op_err(info, CELER_ERR_INVALID, "iou_threshold %g must be in [0, 1]", iou);
+    }
+    if ((t = given_in(c, 4))) {
+        if (!is_float_dtype(t->dtype))
+            return op_err(info, CELER_ERR_DTYPE, "score_threshold must be float, got %s",
+                          celer_dtype_name(t->dtype));
+        score_thr = celer_ops_double_at(t, 0);
+        has_score_thr = true;
+    }
+    int64_t per_class = CELER_MIN(max_out, ns), total;
+    if (__builtin_mul_overflow(nb, nc, &total) || __builtin_mul_overflow(total, per_class, &total))
+        return op_err(info, CELER_ERR_LIMIT, "too many selected boxes");
+    TRY(check_bytes(info, "the selection", total, 3 * sizeof(int64_t)));
+    TRY(check_bytes(info, "the box list", ns, sizeof(nms_cand) + sizeof(int64_t) + 4 * sizeof(float)));
+    size_t bytes = sizeof(nms_local) + (size_t)total * 3 * sizeof(int64_t) +
+                   (size_t)ns * (sizeof(nms_cand) + sizeof(int64_t) + 4 * sizeof(float)) + 64;
+    nms_local *L = *c->local;
+    size_t cap = L ? L->cap : 0;
+    void *mem = L;
+    TRY(grow_local(info, &mem, &cap, bytes));
+    *c->local = L = mem;
+    L->cap = cap;
+    char *p = (char *)(L + 1);
+    L->cand = (nms_cand *)p, p += (size_t)ns * sizeof(nms_cand);
+    L->sel = (int64_t *)p, p += (size_t)ns * sizeof(int64_t);
+    L->triples = (int64_t *)p, p += (size_t)total * 3 * sizeof(int64_t);
+    L->corners = (float *)p;
+    L->n = 0;
+    for (int64_t b = 0; b < nb && per_class > 0; b++) {
+        for (int64_t i = 0; i < ns; i++) {
+            float v[4], *q = L->corners + i * 4;
+            for (int j = 0; j < 4; j++) v[j] = (float)celer_ops_double_at(boxes, (b * ns + i) * 4 + j);
+            if (s->center_point_box) { /* [x_center, y_center, width, height] */
+                q[0] = v[0] - v[2] / 2, q[2] = v[0] + v[2] / 2;
+                q[1] = v[1] - v[3] / 2, q[3] = v[1] + v[3] / 2;
+            } else { /* [y1, x1, y2, x2], either corner order */
+                q[0] = fminf(v[1], v[3]), q[2] = fmaxf(v[1], v[3]);
+                q[1] = fminf(v[0], v[2]), q[3] = fmaxf(v[0], v[2]);
+            }
+        }
+        for (int64_t k = 0; k < nc; k++) {
+            int64_t n_cand = 0, n_sel = 0;
+            for (int64_t i = 0; i < ns; i++) {
+                float sc = (float)celer_ops_double_at(scores, (b * nc + k) * ns + i);
+                if (has_score_thr && !(sc > score_thr)) continue;
+                L->cand[n_cand++] = (nms_cand){sc, i};
+            }
+            qsort(L->cand, (size_t)n_cand, sizeof *L->cand, nms_cmp);
+            for (int64_t i = 0; i < n_cand && n_sel < per_class; i++) {
+                const float *bx = L->corners + L->cand[i].index * 4;
+                bool keep = true;
+                for (int64_t j = 0; j < n_sel && keep; j++)
+                    keep = !nms_suppress(L->corners + L->sel[j] * 4, bx, (float)iou);
+                if (!keep) continue;
+                L->sel[n_sel++] = L->cand[i].index;
+                int64_t *tr = L->triples + L->n++ * 3;
+                tr[0] = b, tr[1] = k, tr[2] = L->cand[i].index;
+            }
+        }
+    }
+    c->out[0].shape = (celer_shape){2, {L->n, 3}};
+    return CELER_OK;
+}
+
+static celer_status nms_run(celer_kernel_call *c) {
+    const nms_local *L = *c->local;
+    if (L->n) memcpy(c->out[0].data, L->triples, (size_t)L->n * 3 * sizeof(int64_t));
+    return CELER_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* table                                                                                       */
+
+#define NEAREST_TYPES (CELER_DTS_NUMERIC | CELER_DT(CELER_BOOL))
+#define F_TYPES CELER_DTS_FLOATS
+
+/* op, since, until, dtypes of input 0, infer_types, init, reshape, run, free_local */
+#define K(op, since, until, dts, infer, init, reshape, run, free_local)                            \
+    {"", op, since, until, dts, 0, 0, infer, init, reshape, run, free, free_local}
+
 static const celer_kernel kernels[] = {
-    {0},
+    K("Upsample", 7, 8, NEAREST_TYPES, NULL, rs_init, rs_reshape, rs_run, rs_free_local),
+    K("Upsample", 9, 9, NEAREST_TYPES, NULL, rs_init, rs_reshape, rs_run, rs_free_local),
+    K("Resize", 10, 10, NEAREST_TYPES, NULL, rs_init, rs_reshape, rs_run, rs_free_local),
+    K("Resize", 11, 12, NEAREST_TYPES, NULL, rs_init, rs_reshape, rs_run, rs_free_local),
+    K("Resize", 13, 17, NEAREST_TYPES, NULL, rs_init, rs_reshape, rs_run, rs_free_local),
+    K("GridSample", 16, 19, F_TYPES, NULL, gs_init, gs_reshape, gs_run, NULL),
+    K("RoiAlign", 10, 15, F_TYPES, NULL, ra_init, ra_reshape, ra_run, NULL),
+    K("RoiAlign", 16, 21, F_TYPES, NULL, ra_init, ra_reshape, ra_run, NULL),
+    K("NonMaxSuppression", 10, 10, CELER_DT(CELER_FLOAT), nms_types, nms_init, nms_reshape,
+      nms_run, free),
+    K("NonMaxSuppression", 11, CELER_OPS_MAX_VERSION, CELER_DT(CELER_FLOAT), nms_types, nms_init,
+      nms_reshape, nms_run, free),
 };
 
-const celer_kernel_family celer_family_image = {"image", kernels, 0};
+const celer_kernel_family celer_family_image = {"image", kernels, (int)CELER_ARRAY_LEN(kernels)};

@@ -42,6 +42,16 @@ static const celer_tensor *opt_in(const celer_kernel_call *c, int i) {
     return i < c->n_in ? c->in[i] : NULL;
 }
 
+/* The executor passes whatever the node lists: check that the required inputs (and an output)
+ * exist before touching them. */
+static celer_status need(const celer_kernel_call *c, int n_required) {
+    if (c->n_out < 1) return op_err(c->info, CELER_ERR_INVALID, "the node has no output");
+    for (int i = 0; i < n_required; i++)
+        if (i >= c->n_in || !c->in[i])
+            return op_err(c->info, CELER_ERR_INVALID, "required input %d is missing", i);
+    return CELER_OK;
+}
+
 static celer_status need_in(const celer_kernel_call *c, int i, const char *what) {
     if (!opt_in(c, i)) return op_err(c->info, CELER_ERR_INVALID, "input '%s' is missing", what);
     return CELER_OK;
@@ -112,6 +122,7 @@ static celer_status gather_axis(const celer_kernel_call *c, int *axis) {
 }
 
 static celer_status reshape_gather(celer_kernel_call *c) {
+    TRY(need(c, 2));
     TRY(need_in(c, 1, "indices"));
     const celer_shape *d = &c->in[0]->shape, *q = &c->in[1]->shape;
     TRY(check_index_dtype(c->info, c->in[1]));
@@ -170,6 +181,7 @@ static celer_status check_elements(const celer_kernel_call *c, const celer_shape
 }
 
 static celer_status reshape_gather_elements(celer_kernel_call *c) {
+    TRY(need(c, 2));
     TRY(need_in(c, 1, "indices"));
     TRY(check_index_dtype(c->info, c->in[1]));
     if (c->in[0]->shape.rank == 0) return op_err(c->info, CELER_ERR_SHAPE, "data must have rank >= 1");
@@ -308,6 +320,7 @@ static void scatter_one(void *ctx, int64_t j, int64_t off) {
 }
 
 static celer_status reshape_scatter_elements(celer_kernel_call *c) {
+    TRY(need(c, 3));
     TRY(need_in(c, 1, "indices"));
     TRY(need_in(c, 2, "updates"));
     const celer_tensor *x = c->in[0], *ind = c->in[1], *upd = c->in[2];
@@ -381,7 +394,7 @@ static celer_status nd_read(const celer_kernel_call *c, int b, nd_plan *p) {
 static celer_status nd_offset(const celer_kernel_call *c, const nd_plan *p, int64_t t,
                               int64_t *off) {
     const celer_shape *d = &c->in[0]->shape;
-    int64_t st[CELER_MAX_RANK], v;
+    int64_t st[CELER_MAX_RANK], v = 0;
     row_major_strides(d, st);
     *off = (t / (p->tuples ? p->tuples : 1)) * p->batch_size;
     for (int i = 0; i < p->k; i++) {
@@ -399,6 +412,7 @@ static celer_status gathernd_plan(const celer_kernel_call *c, nd_plan *p) {
 }
 
 static celer_status reshape_gathernd(celer_kernel_call *c) {
+    TRY(need(c, 2));
     TRY(need_in(c, 1, "indices"));
     nd_plan p;
     TRY(gathernd_plan(c, &p));
@@ -431,6 +445,7 @@ static celer_status run_gathernd(celer_kernel_call *c) {
 }
 
 static celer_status reshape_scatternd(celer_kernel_call *c) {
+    TRY(need(c, 3));
     TRY(need_in(c, 1, "indices"));
     TRY(need_in(c, 2, "updates"));
     int red;
@@ -519,6 +534,7 @@ static celer_status onehot_read(const celer_kernel_call *c, onehot_plan *p) {
 }
 
 static celer_status reshape_onehot(celer_kernel_call *c) {
+    TRY(need(c, 3));
     onehot_plan p;
     TRY(onehot_read(c, &p));
     const celer_shape *s = &c->in[0]->shape;
@@ -603,6 +619,7 @@ static celer_status infer_int64(const celer_op_info *info, celer_dtype *out) {
 }
 
 static celer_status reshape_nonzero(celer_kernel_call *c) {
+    TRY(need(c, 1));
     const celer_tensor *x = c->in[0];
     int64_t n = celer_shape_numel(&x->shape), nnz = 0;
     size_t es = celer_dtype_size(x->dtype);
@@ -665,6 +682,7 @@ static celer_status compress_read(const celer_kernel_call *c, compress_plan *p) 
 }
 
 static celer_status reshape_compress(celer_kernel_call *c) {
+    TRY(need(c, 2));
     compress_plan p;
     TRY(compress_read(c, &p));
     if (p.has_axis) {
@@ -726,6 +744,7 @@ static celer_status revseq_read(const celer_kernel_call *c, int *batch_axis, int
 }
 
 static celer_status reshape_reverse_sequence(celer_kernel_call *c) {
+    TRY(need(c, 2));
     int b, t;
     TRY(revseq_read(c, &b, &t));
     return celer_ops_reshape_same(c);
@@ -855,6 +874,7 @@ static celer_status unique_view_of(const celer_kernel_call *c, unique_view *u, i
 static void unique_free(void *p) { free(p); }
 
 static celer_status reshape_unique(celer_kernel_call *c) {
+    TRY(need(c, 1));
     unique_view u;
     int axis;
     bool has_axis;

@@ -57,6 +57,9 @@ enum {
     /* out[0] may be written into in[0]'s buffer when in[0] dies here and the sizes match
      * (elementwise ops read element i before writing element i). */
     CELER_KERNEL_INPLACE = 1u << 1,
+    /* Control flow (If, Loop, Scan): run by the runtime itself, which owns subgraph execution;
+     * the entry exists so resolution and documentation treat it like any operator. */
+    CELER_KERNEL_CONTROL = 1u << 2,
 };
 
 typedef struct celer_kernel {
@@ -69,8 +72,8 @@ typedef struct celer_kernel {
     celer_infer_types_fn infer_types; /* NULL: every output takes input `type_input`'s type */
                                       /* (required when type_input is -1) */
     celer_init_fn init;               /* NULL: no state */
-    celer_call_fn reshape;            /* required */
-    celer_call_fn run;                /* required unless CELER_KERNEL_ALIAS */
+    celer_call_fn reshape;            /* required unless CELER_KERNEL_CONTROL */
+    celer_call_fn run;                /* required unless CELER_KERNEL_ALIAS or _CONTROL */
     celer_free_fn free_state, free_local;
 } celer_kernel;
 

@@ -781,6 +781,54 @@ static celer_status sm_reshape(celer_kernel_call *call) {
     return CELER_OK;
 }
 
+/* exp(x[i] - m) into y[i] for float rows: Cephes-style range reduction and polynomial (about
+ * 1 ulp), written without library calls so the loop vectorises; expf took most of the time of
+ * BERT's attention softmax. The clamps are selects only once FP compares may be assumed not to
+ * trap, hence the attribute (this function touches no FP environment state). Arguments below
+ * -87 give ~1e-38 instead of 0, harmless after the max has been subtracted; NaN propagates. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NO_TRAPPING_MATH __attribute__((optimize("no-trapping-math")))
+#else
+#define NO_TRAPPING_MATH /* clang does not assume trapping FP compares by default */
+#endif
+NO_TRAPPING_MATH
+static void exp_shifted_f32(const float *x, float m, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float d = x[i] - m, v = d;
+        v = v < -87.0f ? -87.0f : v;
+        v = v > 88.0f ? 88.0f : v;
+        v = d == d ? v : 0.0f; /* keep the conversion below defined for NaN */
+        float t = v * 1.44269504f;
+        float k = (t + 12582912.0f) - 12582912.0f; /* round to nearest, |k| <= 127 */
+        float r = v - k * 0.693359375f - k * -2.12194440e-4f;
+        float p = 1.9875691500e-4f;
+        p = p * r + 1.3981999507e-3f;
+        p = p * r + 8.3334519073e-3f;
+        p = p * r + 4.1665795894e-2f;
+        p = p * r + 1.6666665459e-1f;
+        p = p * r + 5.0000001201e-1f;
+        p = p * r * r + r + 1.0f;
+        union {
+            int32_t i;
+            float f;
+        } scale = {.i = ((int32_t)k + 127) << 23};
+        float e = p * scale.f;
+        y[i] = d == d ? e : d;
+    }
+}
+
+/* Sum of n floats in eight independent lanes (vectorisable without reassociation). */
+static float sum_f32(const float *y, int64_t n) {
+    float part[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) part[k] += y[i + k];
+    float s = 0;
+    for (int k = 0; k < 8; k++) s += part[k];
+    for (; i < n; i++) s += y[i];
+    return s;
+}
+
 /* Softmax over a row or a strided column block, typed by macro for float and double. Rows
  * (inner == 1, the BERT case) are contiguous loops; columns walk `inner` lanes at once so the
  * inner loops are contiguous too. Subtracting the max keeps exp in range. */
@@ -793,10 +841,15 @@ static celer_status sm_reshape(celer_kernel_call *call) {
             if (inner == 1) {                                                                      \
                 T m = xs[0], s = 0;                                                                \
                 for (int64_t j = 1; j < n; j++) m = xs[j] > m ? xs[j] : m;                         \
-                for (int64_t j = 0; j < n; j++) {                                                  \
-                    T e = EXP(xs[j] - m);                                                          \
-                    ys[j] = e;                                                                     \
-                    s += e;                                                                        \
+                if (sizeof(T) == sizeof(float)) {                                                  \
+                    exp_shifted_f32((const float *)xs, (float)m, (float *)ys, n);                  \
+                    s = (T)sum_f32((const float *)ys, n);                                          \
+                } else {                                                                           \
+                    for (int64_t j = 0; j < n; j++) {                                              \
+                        T e = EXP(xs[j] - m);                                                      \
+                        ys[j] = e;                                                                 \
+                        s += e;                                                                    \
+                    }                                                                              \
                 }                                                                                  \
                 if (log_out) {                                                                     \
                     T l = m + LOG(s);                                                              \
@@ -1050,8 +1103,14 @@ static celer_status ein_make_plan(const celer_kernel_call *call, ein_plan *p, ce
     memcpy(p->out, out, (size_t)n_out);
     for (int l = 0; l < EIN_MAX_ALL; l++)
         if (p->size[l] >= 0 && !in_out[l]) p->sum[p->n_sum++] = (int8_t)l;
-    if (celer_shape_numel(oshape) < 0)
-        return celer_errorf(CELER_ERR_LIMIT, "%s: output too large", WHO(call->info));
+    /* the loop runs over every label combination: cap that count */
+    int64_t work = 1;
+    for (int l = 0; l < EIN_MAX_ALL; l++)
+        if (p->size[l] > 0 && __builtin_mul_overflow(work, p->size[l], &work)) work = INT64_MAX;
+    if (celer_shape_numel(oshape) < 0 || work > ((int64_t)1 << 36))
+        return celer_errorf(CELER_ERR_LIMIT,
+                            "%s: %lld label combinations exceed the reference loop's cap of 2^36",
+                            WHO(call->info), (long long)work);
     return CELER_OK;
 }
 
@@ -1077,13 +1136,14 @@ static celer_status ein_run(celer_kernel_call *call) {
         for (int k = 0; k < s->n_ops; k++)
             for (int i = 0; i < p.n_out; i++) base[k] += oidx[i] * p.stride[k][p.out[i]];
         double dsum = 0;
-        int64_t isum = 0;
+        uint64_t isum = 0; /* integer products and sums wrap, as in the element type */
         int64_t sidx[EIN_MAX_ALL] = {0}, off[EIN_MAX_OPS];
         memcpy(off, base, sizeof off);
         for (int64_t r = 0; r < n_sum; r++) {
             if (ints) {
-                int64_t v = 1;
-                for (int k = 0; k < s->n_ops; k++) v *= celer_ops_int_at(call->in[k], off[k]);
+                uint64_t v = 1;
+                for (int k = 0; k < s->n_ops; k++)
+                    v *= (uint64_t)celer_ops_int_at(call->in[k], off[k]);
                 isum += v;
             } else {
                 double v = 1;
@@ -1098,7 +1158,7 @@ static celer_status ein_run(celer_kernel_call *call) {
                 sidx[i] = 0;
             }
         }
-        if (ints) store_int(y, o, isum);
+        if (ints) store_int(y, o, (int64_t)isum);
         else celer_ops_double_store(y, o, dsum);
         for (int i = p.n_out - 1; i >= 0; i--) {
             if (++oidx[i] < p.size[p.out[i]]) break;

@@ -100,6 +100,10 @@ static celer_status window_start(const char *who, const celer_win_attrs *a, int 
         (st = check_count(who, "dilations", a->n_dilations, nsp)) ||
         (st = check_count(who, "pads", a->n_pads, 2 * nsp)))
         return st;
+    for (int i = 0; i < nsp; i++)
+        if (in[i] < 0 || in[i] > CELER_REF_MAX_NUMEL)
+            return celer_errorf(CELER_ERR_LIMIT, "%s: spatial size %lld is out of range", who,
+                                (long long)in[i]);
     w->nsp = nsp;
     for (int s = 0; s < 3; s++) {
         w->in[s] = w->k[s] = w->out[s] = w->stride[s] = w->dil[s] = 1;
@@ -218,8 +222,11 @@ celer_status celer_conv_geom_make(const char *who, const celer_win_attrs *a, con
     g->n = x->dims[0];
     g->c = x->dims[1];
     g->group = a->group;
-    int64_t cw = transpose ? w->dims[0] : w->dims[1] * a->group;
-    g->m = transpose ? w->dims[1] * a->group : w->dims[0];
+    int64_t cw, m;
+    if (__builtin_mul_overflow(w->dims[transpose ? 0 : 1], transpose ? 1 : a->group, &cw) ||
+        __builtin_mul_overflow(w->dims[transpose ? 1 : 0], transpose ? a->group : 1, &m))
+        return celer_errorf(CELER_ERR_LIMIT, "%s: channel count overflows", who);
+    g->m = m;
     if (cw != g->c || (transpose ? g->c : g->m) % a->group)
         return celer_errorf(CELER_ERR_SHAPE,
                             "%s: input X %s and weights W %s do not agree for group %lld", who,
@@ -439,7 +446,9 @@ celer_status celer_matmul_plan_make(const char *who, const celer_shape *a, const
     p->batch_rank = r;
     p->batch = 1;
     p->b_shared = true;
-    int64_t sa = p->m * p->k, sb = p->k * p->n; /* element stride of the current batch dim */
+    int64_t sa, sb; /* element stride of the current batch dim */
+    if (__builtin_mul_overflow(p->m, p->k, &sa) || __builtin_mul_overflow(p->k, p->n, &sb))
+        return celer_errorf(CELER_ERR_LIMIT, "%s: matrix size overflows", who);
     for (int i = r - 1; i >= 0; i--) {
         int ia = i - (r - ra), ib = i - (r - rb);
         int64_t da = ia >= 0 ? a->dims[ia] : 1, db = ib >= 0 ? b->dims[ib] : 1;
@@ -451,9 +460,9 @@ celer_status celer_matmul_plan_make(const char *who, const celer_shape *a, const
         p->a_bstride[i] = da == 1 ? 0 : sa;
         p->b_bstride[i] = db == 1 ? 0 : sb;
         if (db != 1) p->b_shared = false;
-        sa *= da;
-        sb *= db;
-        p->batch *= p->bdims[i];
+        if (__builtin_mul_overflow(sa, da, &sa) || __builtin_mul_overflow(sb, db, &sb) ||
+            __builtin_mul_overflow(p->batch, p->bdims[i], &p->batch))
+            return celer_errorf(CELER_ERR_LIMIT, "%s: batch size overflows", who);
     }
     /* A's batches are consecutive when it has every batch dim itself (no broadcast of A) */
     p->a_dense = true;

@@ -1,8 +1,633 @@
-/* rnn operators. */
+/* rnn: the recurrent layers RNN, GRU and LSTM (ai.onnx, opsets 7 and 14).
+ *
+ * One routine serves the three: a layer is G gate blocks of H hidden units (RNN 1, GRU 3 "zrh",
+ * LSTM 4 "iofc"). Per direction, the input projection of every time step is one GEMM
+ * (X[S*B, I] · W^T -> [S*B, G*H], in X's own row order, so layout 1 needs no transpose), then each
+ * step does the recurrent GEMM H_prev[B, H] · R^T and the gate arithmetic per batch row. GRU with
+ * linear_before_reset = 0 needs a second, smaller GEMM per step ((r ⊙ H_prev) · R_h^T).
+ *
+ * Float runs through OpenBLAS directly. Double and float16 inputs are converted to float in
+ * scratch, computed in float and converted back: their results have float precision.
+ *
+ * Sequence lengths: batch row b is active at time index s when s < sequence_lens[b] (both
+ * directions; the reverse direction starts at sequence_lens[b] - 1). Inactive steps write zeros
+ * to Y and leave the state alone; a row of length 0 reports zero Y_h/Y_c. */
+#include <cblas.h>
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "ops.h"
 
-static const celer_kernel kernels[] = {
-    {0},
+/* OpenBLAS's cblas.h pulls in <complex.h>, whose `I` macro would clash with the input size I. */
+#undef I
+
+/* Scratch bigger than this is refused (it is sized from input shapes). */
+#define MAX_SCRATCH ((size_t)16 << 30)
+/* BLAS takes int sizes. */
+#define BLAS_MAX INT64_C(0x7fffffff)
+
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        celer_status st_ = (x);                                                                    \
+        if (st_) return st_;                                                                       \
+    } while (0)
+
+static celer_status op_err(const celer_op_info *info, celer_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static celer_status op_err(const celer_op_info *info, celer_status st, const char *fmt, ...) {
+    char who[160], msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return celer_errorf(st, "%s: %s", celer_ops_who(info, who, sizeof who), msg);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* activation functions                                                                        */
+
+typedef enum act_kind {
+    ACT_RELU,
+    ACT_TANH,
+    ACT_SIGMOID,
+    ACT_AFFINE,
+    ACT_LEAKY_RELU,
+    ACT_THRESHOLDED_RELU,
+    ACT_SCALED_TANH,
+    ACT_HARD_SIGMOID,
+    ACT_ELU,
+    ACT_SOFTSIGN,
+    ACT_SOFTPLUS,
+} act_kind;
+
+/* Name, how many of activation_alpha / activation_beta it consumes, and their defaults (the
+ * defaults of the ONNX operators of the same name). */
+static const struct act_def {
+    const char *name;
+    act_kind kind;
+    int n_alpha, n_beta;
+    float alpha, beta;
+} act_defs[] = {
+    {"Relu", ACT_RELU, 0, 0, 0, 0},
+    {"Tanh", ACT_TANH, 0, 0, 0, 0},
+    {"Sigmoid", ACT_SIGMOID, 0, 0, 0, 0},
+    {"Affine", ACT_AFFINE, 1, 1, 1.0f, 0.0f},
+    {"LeakyRelu", ACT_LEAKY_RELU, 1, 0, 0.01f, 0},
+    {"ThresholdedRelu", ACT_THRESHOLDED_RELU, 1, 0, 1.0f, 0},
+    {"ScaledTanh", ACT_SCALED_TANH, 1, 1, 1.0f, 1.0f},
+    {"HardSigmoid", ACT_HARD_SIGMOID, 1, 1, 0.2f, 0.5f},
+    {"Elu", ACT_ELU, 1, 0, 1.0f, 0},
+    {"Softsign", ACT_SOFTSIGN, 0, 0, 0, 0},
+    {"Softplus", ACT_SOFTPLUS, 0, 0, 0, 0},
 };
 
-const celer_kernel_family celer_family_rnn = {"rnn", kernels, 0};
+typedef struct act {
+    act_kind kind;
+    float alpha, beta;
+} act;
+
+static inline float act_one(const act *a, float x) {
+    switch (a->kind) {
+    case ACT_RELU: return x > 0 ? x : 0;
+    case ACT_TANH: return tanhf(x);
+    case ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case ACT_AFFINE: return a->alpha * x + a->beta;
+    case ACT_LEAKY_RELU: return x < 0 ? a->alpha * x : x;
+    case ACT_THRESHOLDED_RELU: return x > a->alpha ? x : 0;
+    case ACT_SCALED_TANH: return a->alpha * tanhf(a->beta * x);
+    case ACT_HARD_SIGMOID: {
+        float v = a->alpha * x + a->beta;
+        return v < 0 ? 0 : v > 1 ? 1 : v;
+    }
+    case ACT_ELU: return x < 0 ? a->alpha * (expf(x) - 1.0f) : x;
+    case ACT_SOFTSIGN: return x / (1.0f + fabsf(x));
+    case ACT_SOFTPLUS: return x > 20.0f ? x : log1pf(expf(x));
+    }
+    return x;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* attributes                                                                                  */
+
+typedef enum rnn_kind { KIND_RNN, KIND_GRU, KIND_LSTM } rnn_kind;
+
+/* Per kind: gate blocks, activations per direction and their defaults, input/output counts. */
+static const struct kind_def {
+    const char *name;
+    int gates, n_act;
+    act_kind dflt[3];
+} kind_defs[] = {
+    [KIND_RNN] = {"RNN", 1, 1, {ACT_TANH}},
+    [KIND_GRU] = {"GRU", 3, 2, {ACT_SIGMOID, ACT_TANH}},
+    [KIND_LSTM] = {"LSTM", 4, 3, {ACT_SIGMOID, ACT_TANH, ACT_TANH}},
+};
+
+typedef enum rnn_dir { DIR_FORWARD, DIR_REVERSE, DIR_BIDIRECTIONAL } rnn_dir;
+
+/* Immutable after init. */
+typedef struct rnn_state {
+    rnn_kind kind;
+    rnn_dir dir;
+    int dirs;           /* 1 or 2 */
+    int64_t hidden;     /* hidden_size attribute; -1 when absent (taken from R) */
+    int layout;         /* 0: [S, B, ...]; 1: [B, S, ...] (opset >= 14) */
+    float clip;         /* > 0: gate pre-activations are clipped to [-clip, clip] */
+    bool lbr;           /* GRU linear_before_reset */
+    bool input_forget;  /* LSTM: forget gate = 1 - input gate */
+    act acts[2][3];     /* [direction][f, g, h] */
+} rnn_state;
+
+static celer_status rnn_init_kind(const celer_op_info *info, void **out, rnn_kind kind) {
+    const celer_onnx_node *node = info->node;
+    const struct kind_def *kd = &kind_defs[kind];
+    rnn_state s = {.kind = kind, .hidden = -1};
+
+    const char *dir = celer_onnx_attr_string(node, "direction", "forward");
+    if (!strcmp(dir, "forward"))
+        s.dir = DIR_FORWARD;
+    else if (!strcmp(dir, "reverse"))
+        s.dir = DIR_REVERSE;
+    else if (!strcmp(dir, "bidirectional"))
+        s.dir = DIR_BIDIRECTIONAL;
+    else
+        return op_err(info, CELER_ERR_INVALID,
+                      "direction '%s' is not 'forward', 'reverse' or 'bidirectional'", dir);
+    s.dirs = s.dir == DIR_BIDIRECTIONAL ? 2 : 1;
+
+    const celer_onnx_attr *hs = celer_onnx_attr_find(node, "hidden_size");
+    if (hs) {
+        if (hs->type != CELER_ATTR_INT || hs->i <= 0 || hs->i > BLAS_MAX)
+            return op_err(info, CELER_ERR_INVALID, "hidden_size must be a positive integer below 2^31");
+        s.hidden = hs->i;
+    }
+    if (info->since_version >= 14) {
+        int64_t layout = celer_onnx_attr_int(node, "layout", 0);
+        if (layout != 0 && layout != 1)
+            return op_err(info, CELER_ERR_INVALID, "layout must be 0 or 1, got %lld", (long long)layout);
+        s.layout = (int)layout;
+    }
+    const celer_onnx_attr *clip = celer_onnx_attr_find(node, "clip");
+    if (clip) {
+        if (!(clip->f > 0))
+            return op_err(info, CELER_ERR_INVALID, "clip must be positive, got %g", (double)clip->f);
+        s.clip = clip->f;
+    }
+    if (kind == KIND_GRU) s.lbr = celer_onnx_attr_int(node, "linear_before_reset", 0) != 0;
+    if (kind == KIND_LSTM) s.input_forget = celer_onnx_attr_int(node, "input_forget", 0) != 0;
+
+    /* activations: n_act per direction; a bidirectional layer given only one direction's list
+     * uses it for both. alpha/beta values are consumed in order by the functions that take them. */
+    for (int d = 0; d < 2; d++)
+        for (int k = 0; k < kd->n_act; k++) {
+            const struct act_def *def = NULL;
+            for (size_t j = 0; j < CELER_ARRAY_LEN(act_defs); j++)
+                if (act_defs[j].kind == kd->dflt[k]) def = &act_defs[j];
+            s.acts[d][k] = (act){def->kind, def->alpha, def->beta};
+        }
+    const celer_onnx_attr *names = celer_onnx_attr_find(node, "activations");
+    if (names) {
+        int n = names->type == CELER_ATTR_STRINGS ? names->n : -1;
+        if (n != kd->n_act && n != kd->n_act * s.dirs)
+            return op_err(info, CELER_ERR_INVALID,
+                          "activations must list %d function(s) per direction (%d in all), got %d",
+                          kd->n_act, kd->n_act * s.dirs, n);
+        const float *alpha = NULL, *beta = NULL;
+        int n_alpha = celer_onnx_attr_floats(node, "activation_alpha", &alpha);
+        int n_beta = celer_onnx_attr_floats(node, "activation_beta", &beta);
+        int ia = 0, ib = 0;
+        for (int i = 0; i < n; i++) {
+            const struct act_def *def = NULL;
+            for (size_t j = 0; j < CELER_ARRAY_LEN(act_defs); j++)
+                if (!strcasecmp(names->strings[i], act_defs[j].name)) def = &act_defs[j];
+            if (!def)
+                return op_err(info, CELER_ERR_UNSUPPORTED, "activation function '%s' is not supported",
+                              names->strings[i]);
+            act a = {def->kind, def->alpha, def->beta};
+            if (def->n_alpha && ia < n_alpha) a.alpha = alpha[ia++];
+            if (def->n_beta && ib < n_beta) a.beta = beta[ib++];
+            s.acts[i / kd->n_act][i % kd->n_act] = a;
+            if (n == kd->n_act) s.acts[1][i] = a;
+        }
+    }
+    rnn_state *p = malloc(sizeof *p);
+    if (!p) return op_err(info, CELER_ERR_NOMEM, "out of memory");
+    *p = s;
+    *out = p;
+    return CELER_OK;
+}
+
+static celer_status rnn_init(const celer_op_info *info, void **out) {
+    return rnn_init_kind(info, out, KIND_RNN);
+}
+static celer_status gru_init(const celer_op_info *info, void **out) {
+    return rnn_init_kind(info, out, KIND_GRU);
+}
+static celer_status lstm_init(const celer_op_info *info, void **out) {
+    return rnn_init_kind(info, out, KIND_LSTM);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* geometry                                                                                    */
+
+enum { IN_X, IN_W, IN_R, IN_B, IN_SEQ, IN_H0, IN_C0, IN_P };
+enum { OUT_Y, OUT_YH, OUT_YC };
+
+typedef struct geom {
+    int64_t S, B, I, H, D, G; /* steps, batch, input size, hidden, directions, gate blocks */
+    const celer_tensor *x, *w, *r, *b, *seq, *h0, *c0, *p;
+    bool want[3]; /* Y, Y_h, Y_c requested */
+} geom;
+
+static const celer_tensor *opt_in(const celer_kernel_call *c, int i) {
+    return i < c->n_in ? c->in[i] : NULL;
+}
+
+static bool out_wanted(const celer_kernel_call *c, int i) {
+    const celer_onnx_node *n = c->info->node;
+    return i < c->n_out && i < n->n_outputs && n->outputs[i] && n->outputs[i][0];
+}
+
+/* Checks that t has shape dims[0..rank) (naming the input for the message). */
+static celer_status expect_shape(const celer_op_info *info, const celer_tensor *t, const char *name,
+                                 int rank, const int64_t *dims) {
+    bool ok = t->shape.rank == rank;
+    for (int i = 0; ok && i < rank; i++) ok = t->shape.dims[i] == dims[i];
+    if (ok) return CELER_OK;
+    celer_shape want = {.rank = rank};
+    memcpy(want.dims, dims, (size_t)rank * sizeof *dims);
+    char a[200], b[200];
+    return op_err(info, CELER_ERR_SHAPE, "input '%s' must have shape %s, got %s", name,
+                  celer_shape_str(&want, a, sizeof a), celer_shape_str(&t->shape, b, sizeof b));
+}
+
+static celer_status rnn_geom(const celer_kernel_call *c, geom *g) {
+    const celer_op_info *info = c->info;
+    const rnn_state *s = c->state;
+    memset(g, 0, sizeof *g);
+    g->x = c->in[IN_X];
+    g->w = opt_in(c, IN_W);
+    g->r = opt_in(c, IN_R);
+    if (!g->x || !g->w || !g->r)
+        return op_err(info, CELER_ERR_INVALID, "inputs X, W and R are required");
+    g->b = opt_in(c, IN_B);
+    g->seq = opt_in(c, IN_SEQ);
+    g->h0 = opt_in(c, IN_H0);
+    if (s->kind == KIND_LSTM) {
+        g->c0 = opt_in(c, IN_C0);
+        g->p = opt_in(c, IN_P);
+    }
+    const celer_tensor *fl[] = {g->w, g->r, g->b, g->h0, g->c0, g->p};
+    for (size_t i = 0; i < CELER_ARRAY_LEN(fl); i++)
+        if (fl[i] && fl[i]->dtype != g->x->dtype)
+            return op_err(info, CELER_ERR_DTYPE, "W, R, B, initial_h, initial_c and P must have X's type %s, got %s",
+                          celer_dtype_name(g->x->dtype), celer_dtype_name(fl[i]->dtype));
+    if (g->x->shape.rank != 3) {
+        char a[200];
+        return op_err(info, CELER_ERR_SHAPE, "X must have rank 3 (%s), got %s",
+                      s->layout ? "[batch, seq, input]" : "[seq, batch, input]",
+                      celer_shape_str(&g->x->shape, a, sizeof a));
+    }
+    const int64_t *xd = g->x->shape.dims;
+    g->S = s->layout ? xd[1] : xd[0];
+    g->B = s->layout ? xd[0] : xd[1];
+    g->I = xd[2];
+    g->D = s->dirs;
+    g->G = kind_defs[s->kind].gates;
+    if (g->r->shape.rank != 3) {
+        char a[200];
+        return op_err(info, CELER_ERR_SHAPE, "R must have rank 3 [directions, %lld*hidden, hidden], got %s",
+                      (long long)g->G, celer_shape_str(&g->r->shape, a, sizeof a));
+    }
+    g->H = s->hidden > 0 ? s->hidden : g->r->shape.dims[2];
+    if (g->H <= 0 || g->H > BLAS_MAX || g->I > BLAS_MAX || g->S > BLAS_MAX || g->B > BLAS_MAX)
+        return op_err(info, CELER_ERR_LIMIT, "sizes out of range (hidden %lld, input %lld, seq %lld, batch %lld)",
+                      (long long)g->H, (long long)g->I, (long long)g->S, (long long)g->B);
+    int64_t GH = g->G * g->H; /* G <= 4, H < 2^31: no overflow */
+    if (GH > BLAS_MAX) return op_err(info, CELER_ERR_LIMIT, "%lld gates * hidden %lld is too large", (long long)g->G, (long long)g->H);
+    TRY(expect_shape(info, g->w, "W", 3, (int64_t[]){g->D, GH, g->I}));
+    TRY(expect_shape(info, g->r, "R", 3, (int64_t[]){g->D, GH, g->H}));
+    if (g->b) TRY(expect_shape(info, g->b, "B", 2, (int64_t[]){g->D, 2 * GH}));
+    int64_t state_dims[3] = {g->D, g->B, g->H};
+    if (s->layout) state_dims[0] = g->B, state_dims[1] = g->D;
+    if (g->h0) TRY(expect_shape(info, g->h0, "initial_h", 3, state_dims));
+    if (g->c0) TRY(expect_shape(info, g->c0, "initial_c", 3, state_dims));
+    if (g->p) TRY(expect_shape(info, g->p, "P", 2, (int64_t[]){g->D, 3 * g->H}));
+    if (g->seq) {
+        if (g->seq->dtype != CELER_INT32 && g->seq->dtype != CELER_INT64)
+            return op_err(info, CELER_ERR_DTYPE, "sequence_lens must be int32, got %s",
+                          celer_dtype_name(g->seq->dtype));
+        TRY(expect_shape(info, g->seq, "sequence_lens", 1, (int64_t[]){g->B}));
+        for (int64_t b = 0; b < g->B; b++) {
+            int64_t len = celer_ops_int_at(g->seq, b);
+            if (len < 0 || len > g->S)
+                return op_err(info, CELER_ERR_INVALID,
+                              "sequence_lens[%lld] = %lld is outside [0, %lld] (the sequence length)",
+                              (long long)b, (long long)len, (long long)g->S);
+        }
+    }
+    for (int i = 0; i < 3; i++) g->want[i] = out_wanted(c, i);
+    return CELER_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* scratch layout: computed identically by reshape (base NULL: sizes only) and run              */
+
+typedef struct carve {
+    char *base;
+    size_t off;
+    bool overflow;
+} carve;
+
+/* n elements of es bytes, 64-byte aligned; NULL (sizes only) when cv->base is NULL. */
+static void *carve_elems(carve *cv, int64_t n, size_t es) {
+    size_t bytes;
+    if (n < 0 || celer_mul_size((size_t)n, es, &bytes) || bytes > MAX_SCRATCH) {
+        cv->overflow = true;
+        return NULL;
+    }
+    bytes = (bytes + 63) & ~(size_t)63;
+    void *p = cv->base && !cv->overflow ? cv->base + cv->off : NULL;
+    if (celer_add_size(cv->off, bytes, &cv->off) || cv->off > MAX_SCRATCH) cv->overflow = true;
+    return p;
+}
+
+static float *carve_floats(carve *cv, int64_t n) { return carve_elems(cv, n, sizeof(float)); }
+
+/* Product of up to 4 non-negative factors; -1 on overflow (carve_floats then refuses it). */
+static int64_t mul4(int64_t a, int64_t b, int64_t c, int64_t d) {
+    int64_t r;
+    if (__builtin_mul_overflow(a, b, &r) || __builtin_mul_overflow(r, c, &r) ||
+        __builtin_mul_overflow(r, d, &r))
+        return -1;
+    return r;
+}
+
+typedef struct bufs {
+    /* float views of the inputs and outputs (converted copies when X is not float) */
+    const float *x, *w, *r, *b, *h0, *c0, *p;
+    float *y, *yh, *yc;
+    /* per-direction work */
+    float *xw;    /* [S*B, G*H] input projection (+ biases) in X's row order */
+    float *gates; /* [B, G*H] recurrent projection */
+    float *h, *c; /* [B, H] running state */
+    float *tmp;   /* [B, H] GRU: r ⊙ H_prev, then its projection */
+    float *tmp2;  /* [B, H] */
+    float *bias;  /* [G*H] Wb + Rb (GRU lbr: h block has Wb only) */
+    int64_t *lens; /* [B] active steps per batch row */
+} bufs;
+
+static void plan(const geom *g, bool convert, carve *cv, bufs *p) {
+    int64_t GH = g->G * g->H;
+    if (convert) {
+        p->x = carve_floats(cv, mul4(g->S, g->B, g->I, 1));
+        p->w = carve_floats(cv, mul4(g->D, GH, g->I, 1));
+        p->r = carve_floats(cv, mul4(g->D, GH, g->H, 1));
+        p->b = g->b ? carve_floats(cv, mul4(g->D, 2, GH, 1)) : NULL;
+        p->h0 = g->h0 ? carve_floats(cv, mul4(g->D, g->B, g->H, 1)) : NULL;
+        p->c0 = g->c0 ? carve_floats(cv, mul4(g->D, g->B, g->H, 1)) : NULL;
+        p->p = g->p ? carve_floats(cv, mul4(g->D, 3, g->H, 1)) : NULL;
+        p->y = g->want[OUT_Y] ? carve_floats(cv, mul4(g->S, g->D, g->B, g->H)) : NULL;
+        p->yh = g->want[OUT_YH] ? carve_floats(cv, mul4(g->D, g->B, g->H, 1)) : NULL;
+        p->yc = g->want[OUT_YC] ? carve_floats(cv, mul4(g->D, g->B, g->H, 1)) : NULL;
+    }
+    p->xw = carve_floats(cv, mul4(g->S, g->B, GH, 1));
+    p->gates = carve_floats(cv, mul4(g->B, GH, 1, 1));
+    p->h = carve_floats(cv, mul4(g->B, g->H, 1, 1));
+    p->c = carve_floats(cv, mul4(g->B, g->H, 1, 1));
+    p->tmp = carve_floats(cv, mul4(g->B, g->H, 1, 1));
+    p->tmp2 = carve_floats(cv, mul4(g->B, g->H, 1, 1));
+    p->bias = carve_floats(cv, GH);
+    p->lens = carve_elems(cv, g->B, sizeof(int64_t));
+}
+
+static celer_status rnn_reshape(celer_kernel_call *c) {
+    const rnn_state *s = c->state;
+    geom g;
+    TRY(rnn_geom(c, &g));
+    celer_shape y = {.rank = 4, .dims = {g.S, g.D, g.B, g.H}};
+    celer_shape st = {.rank = 3, .dims = {g.D, g.B, g.H}};
+    if (s->layout) {
+        y = (celer_shape){.rank = 4, .dims = {g.B, g.S, g.D, g.H}};
+        st = (celer_shape){.rank = 3, .dims = {g.B, g.D, g.H}};
+    }
+    if (celer_shape_numel(&y) < 0) return op_err(c->info, CELER_ERR_LIMIT, "output Y is too large");
+    for (int i = 0; i < c->n_out && i < 3; i++) c->out[i].shape = i == OUT_Y ? y : st;
+    carve cv = {0};
+    bufs p = {0};
+    plan(&g, g.x->dtype != CELER_FLOAT, &cv, &p);
+    if (cv.overflow)
+        return op_err(c->info, CELER_ERR_LIMIT, "working memory for seq %lld, batch %lld, hidden %lld is too large",
+                      (long long)g.S, (long long)g.B, (long long)g.H);
+    c->scratch_size = cv.off;
+    return CELER_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* run                                                                                         */
+
+/* C[m, n] = A[m, k] · B^T where B is stored [n, k] with row stride ldb; handles empty sizes. */
+static void gemm_abt(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
+                     int64_t ldb, float *cmat, int64_t ldc) {
+    if (m == 0 || n == 0) return;
+    if (k == 0) {
+        for (int64_t i = 0; i < m; i++) memset(cmat + i * ldc, 0, (size_t)n * sizeof(float));
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)n, (int)k, 1.0f, a, (int)lda,
+                b, (int)ldb, 0.0f, cmat, (int)ldc);
+}
+
+static inline float clipf(float x, float clip) {
+    if (clip > 0) return x < -clip ? -clip : x > clip ? clip : x;
+    return x;
+}
+
+static void to_float(const celer_tensor *t, float *dst) {
+    int64_t n = celer_shape_numel(&t->shape);
+    for (int64_t i = 0; i < n; i++) dst[i] = (float)celer_ops_double_at(t, i);
+}
+
+static void from_float(const float *src, celer_tensor *t) {
+    int64_t n = celer_shape_numel(&t->shape);
+    for (int64_t i = 0; i < n; i++) celer_ops_double_store(t, i, src[i]);
+}
+
+/* One direction d of the layer; `rev` walks time backwards. */
+static void run_direction(const rnn_state *s, const geom *g, const bufs *p, int d, bool rev) {
+    const int64_t *lens = p->lens;
+    const int64_t S = g->S, B = g->B, I = g->I, H = g->H, D = g->D, G = g->G, GH = G * H;
+    const float *W = p->w + d * GH * I, *R = p->r + d * GH * H;
+    const float *Wb = p->b ? p->b + d * 2 * GH : NULL, *Rb = Wb ? Wb + GH : NULL;
+    const float *P = p->p ? p->p + d * 3 * H : NULL;
+    const act *acts = s->acts[d];
+    const bool gru_lbr = s->kind == KIND_GRU && s->lbr;
+
+    for (int64_t j = 0; j < GH; j++) {
+        p->bias[j] = Wb ? Wb[j] : 0;
+        /* GRU with linear_before_reset keeps Rb_h inside r ⊙ (...) */
+        if (Rb && !(gru_lbr && j >= 2 * H)) p->bias[j] += Rb[j];
+    }
+    /* input projection of every step at once */
+    gemm_abt(S * B, GH, I, p->x, I, W, I, p->xw, GH);
+    for (int64_t r = 0; r < S * B; r++) {
+        float *row = p->xw + r * GH;
+        for (int64_t j = 0; j < GH; j++) row[j] += p->bias[j];
+    }
+    /* initial state */
+    for (int64_t b = 0; b < B; b++) {
+        int64_t off = (s->layout ? b * D + d : d * B + b) * H;
+        if (p->h0)
+            memcpy(p->h + b * H, p->h0 + off, (size_t)H * sizeof(float));
+        else
+            memset(p->h + b * H, 0, (size_t)H * sizeof(float));
+        if (p->c0)
+            memcpy(p->c + b * H, p->c0 + off, (size_t)H * sizeof(float));
+        else
+            memset(p->c + b * H, 0, (size_t)H * sizeof(float));
+    }
+
+    const float clip = s->clip;
+    for (int64_t k = 0; k < S; k++) {
+        const int64_t t = rev ? S - 1 - k : k;
+        /* recurrent projection; GRU without lbr projects z and r only here */
+        int64_t ncols = s->kind == KIND_GRU && !gru_lbr ? 2 * H : GH;
+        gemm_abt(B, ncols, H, p->h, H, R, H, p->gates, GH);
+        if (s->kind == KIND_GRU) {
+            /* z, r first; then the candidate needs r */
+            for (int64_t b = 0; b < B; b++) {
+                if (t >= lens[b]) {
+                    /* the row still goes through the GEMM below: keep it finite */
+                    if (!gru_lbr) memset(p->tmp + b * H, 0, (size_t)H * sizeof(float));
+                    continue;
+                }
+                const float *xr = p->xw + (s->layout ? b * S + t : t * B + b) * GH;
+                float *gt = p->gates + b * GH;
+                for (int64_t j = 0; j < 2 * H; j++) gt[j] = act_one(&acts[0], clipf(xr[j] + gt[j], clip));
+                if (!gru_lbr)
+                    for (int64_t j = 0; j < H; j++) p->tmp[b * H + j] = gt[H + j] * p->h[b * H + j];
+            }
+            if (!gru_lbr) gemm_abt(B, H, H, p->tmp, H, R + 2 * H * H, H, p->tmp2, H);
+        }
+        for (int64_t b = 0; b < B; b++) {
+            if (t >= lens[b]) continue;
+            const float *xr = p->xw + (s->layout ? b * S + t : t * B + b) * GH;
+            float *gt = p->gates + b * GH, *h = p->h + b * H, *cs = p->c + b * H;
+            switch (s->kind) {
+            case KIND_RNN:
+                for (int64_t j = 0; j < H; j++) h[j] = act_one(&acts[0], clipf(xr[j] + gt[j], clip));
+                break;
+            case KIND_GRU:
+                for (int64_t j = 0; j < H; j++) {
+                    float z = gt[j], r = gt[H + j], pre;
+                    if (gru_lbr)
+                        pre = xr[2 * H + j] + r * (gt[2 * H + j] + (Rb ? Rb[2 * H + j] : 0));
+                    else
+                        pre = xr[2 * H + j] + p->tmp2[b * H + j];
+                    float hh = act_one(&acts[1], clipf(pre, clip));
+                    h[j] = (1 - z) * hh + z * h[j];
+                }
+                break;
+            case KIND_LSTM:
+                for (int64_t j = 0; j < H; j++) {
+                    float c_prev = cs[j];
+                    float gi = xr[j] + gt[j], go = xr[H + j] + gt[H + j];
+                    float gf = xr[2 * H + j] + gt[2 * H + j], gc = xr[3 * H + j] + gt[3 * H + j];
+                    if (P) gi += P[j] * c_prev;
+                    float i = act_one(&acts[0], clipf(gi, clip)), f;
+                    if (s->input_forget) {
+                        f = 1 - i;
+                    } else {
+                        if (P) gf += P[2 * H + j] * c_prev;
+                        f = act_one(&acts[0], clipf(gf, clip));
+                    }
+                    float cc = act_one(&acts[1], clipf(gc, clip));
+                    float cn = f * c_prev + i * cc;
+                    if (P) go += P[H + j] * cn;
+                    float o = act_one(&acts[0], clipf(go, clip));
+                    cs[j] = cn;
+                    h[j] = o * act_one(&acts[2], cn);
+                }
+                break;
+            }
+            if (p->y) {
+                int64_t off = (s->layout ? (b * S + t) * D + d : (t * D + d) * B + b) * H;
+                memcpy(p->y + off, h, (size_t)H * sizeof(float));
+            }
+        }
+    }
+    for (int64_t b = 0; b < B; b++) {
+        int64_t off = (s->layout ? b * D + d : d * B + b) * H;
+        bool empty = lens[b] == 0;
+        if (p->yh) {
+            if (empty)
+                memset(p->yh + off, 0, (size_t)H * sizeof(float));
+            else
+                memcpy(p->yh + off, p->h + b * H, (size_t)H * sizeof(float));
+        }
+        if (p->yc) {
+            if (empty)
+                memset(p->yc + off, 0, (size_t)H * sizeof(float));
+            else
+                memcpy(p->yc + off, p->c + b * H, (size_t)H * sizeof(float));
+        }
+    }
+}
+
+static celer_status rnn_run(celer_kernel_call *c) {
+    const rnn_state *s = c->state;
+    geom g;
+    TRY(rnn_geom(c, &g));
+    bool convert = g.x->dtype != CELER_FLOAT;
+    carve cv = {.base = c->scratch};
+    bufs p = {0};
+    plan(&g, convert, &cv, &p);
+    if (cv.overflow || cv.off > c->scratch_size)
+        return op_err(c->info, CELER_ERR_INTERNAL, "scratch of %zu bytes is smaller than the %zu planned",
+                      c->scratch_size, cv.off);
+    if (convert) {
+        to_float(g.x, (float *)p.x);
+        to_float(g.w, (float *)p.w);
+        to_float(g.r, (float *)p.r);
+        if (g.b) to_float(g.b, (float *)p.b);
+        if (g.h0) to_float(g.h0, (float *)p.h0);
+        if (g.c0) to_float(g.c0, (float *)p.c0);
+        if (g.p) to_float(g.p, (float *)p.p);
+    } else {
+        p.x = g.x->data;
+        p.w = g.w->data;
+        p.r = g.r->data;
+        p.b = g.b ? g.b->data : NULL;
+        p.h0 = g.h0 ? g.h0->data : NULL;
+        p.c0 = g.c0 ? g.c0->data : NULL;
+        p.p = g.p ? g.p->data : NULL;
+        p.y = g.want[OUT_Y] ? c->out[OUT_Y].data : NULL;
+        p.yh = g.want[OUT_YH] ? c->out[OUT_YH].data : NULL;
+        p.yc = g.want[OUT_YC] ? c->out[OUT_YC].data : NULL;
+    }
+    for (int64_t b = 0; b < g.B; b++) p.lens[b] = g.seq ? celer_ops_int_at(g.seq, b) : g.S;
+    if (p.y) memset(p.y, 0, (size_t)(g.S * g.D * g.B * g.H) * sizeof(float));
+    for (int d = 0; d < g.D; d++) run_direction(s, &g, &p, d, s->dir == DIR_REVERSE || d == 1);
+    if (convert) {
+        if (p.y) from_float(p.y, &c->out[OUT_Y]);
+        if (p.yh) from_float(p.yh, &c->out[OUT_YH]);
+        if (p.yc) from_float(p.yc, &c->out[OUT_YC]);
+    }
+    return CELER_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+#define RNN_TYPES (CELER_DT(CELER_FLOAT) | CELER_DT(CELER_DOUBLE) | CELER_DT(CELER_FLOAT16))
+#define K(op, since, until, init)                                                                  \
+    {"", op, since, until, RNN_TYPES, 0, 0, NULL, init, rnn_reshape, rnn_run, free, NULL}
+
+static const celer_kernel kernels[] = {
+    K("RNN", 7, 13, rnn_init),   K("RNN", 14, 21, rnn_init),   K("GRU", 7, 13, gru_init),
+    K("GRU", 14, 21, gru_init),  K("LSTM", 7, 13, lstm_init),  K("LSTM", 14, 21, lstm_init),
+};
+
+const celer_kernel_family celer_family_rnn = {"rnn", kernels, (int)CELER_ARRAY_LEN(kernels)};

@@ -44,6 +44,16 @@ static const celer_tensor *opt_in(const celer_kernel_call *c, int i) {
     return i < c->n_in ? c->in[i] : NULL;
 }
 
+/* The executor passes whatever the node lists: check that the required inputs (and an output)
+ * exist before touching them. */
+static celer_status need(const celer_kernel_call *c, int n_required) {
+    if (c->n_out < 1) return op_err(c->info, CELER_ERR_INVALID, "the node has no output");
+    for (int i = 0; i < n_required; i++)
+        if (i >= c->n_in || !c->in[i])
+            return op_err(c->info, CELER_ERR_INVALID, "required input %d is missing", i);
+    return CELER_OK;
+}
+
 /* "[1,-1,3]" into buf (truncated to cap); returns buf. */
 static const char *ints_str(const int64_t *v, int n, char *buf, size_t cap) {
     size_t k = (size_t)snprintf(buf, cap, "[");
@@ -169,31 +179,41 @@ static void copy_strided(char *dst, const char *src, int64_t n, int64_t stride, 
     }
 }
 
-/* dst[r][c] = src[r + c * cs] for r < rows, c < cols (the two inner axes swapped), in tiles so
- * that both the reads and the writes stay in cache: the 2-D and last-two-axes transposes. */
-#define TILE 32
+/* dst[r][c] = src[r + c * cs] for r < rows, c < cols (the two inner axes swapped): the 2-D and
+ * last-two-axes transposes. Two levels of tiles: small ones so that a tile's lines stay in L1
+ * even when the row pitch is a power of two (all lines in one cache set), blocks of them so that
+ * a sweep touches few pages. */
+#define TILE 8
+#define BLOCK 64
 #define TRANSPOSE_CASE(W)                                                                          \
     case W:                                                                                        \
         for (int64_t c = c0; c < c1; c++)                                                          \
             for (int64_t r = r0; r < r1; r++)                                                      \
                 memcpy(dst + (r * cols + c) * W, src + (r + c * cs) * W, W);                      \
         break;
+static void transpose_tile(char *dst, const char *src, int64_t r0, int64_t r1, int64_t c0,
+                           int64_t c1, int64_t cols, int64_t cs, size_t es) {
+    switch (es) {
+        TRANSPOSE_CASE(1)
+        TRANSPOSE_CASE(2)
+        TRANSPOSE_CASE(4)
+        TRANSPOSE_CASE(8)
+    default:
+        for (int64_t c = c0; c < c1; c++)
+            for (int64_t r = r0; r < r1; r++)
+                memcpy(dst + (r * cols + c) * (int64_t)es, src + (r + c * cs) * (int64_t)es, es);
+    }
+}
+
 static void transpose_tiles(char *dst, const char *src, int64_t rows, int64_t cols, int64_t cs,
                             size_t es) {
-    for (int64_t r0 = 0; r0 < rows; r0 += TILE)
-        for (int64_t c0 = 0; c0 < cols; c0 += TILE) {
-            int64_t r1 = CELER_MIN(r0 + TILE, rows), c1 = CELER_MIN(c0 + TILE, cols);
-            switch (es) {
-                TRANSPOSE_CASE(1)
-                TRANSPOSE_CASE(2)
-                TRANSPOSE_CASE(4)
-                TRANSPOSE_CASE(8)
-            default:
-                for (int64_t c = c0; c < c1; c++)
-                    for (int64_t r = r0; r < r1; r++)
-                        memcpy(dst + (r * cols + c) * (int64_t)es, src + (r + c * cs) * (int64_t)es,
-                               es);
-            }
+    for (int64_t rb = 0; rb < rows; rb += BLOCK)
+        for (int64_t cb = 0; cb < cols; cb += BLOCK) {
+            int64_t rbe = CELER_MIN(rb + BLOCK, rows), cbe = CELER_MIN(cb + BLOCK, cols);
+            for (int64_t r0 = rb; r0 < rbe; r0 += TILE)
+                for (int64_t c0 = cb; c0 < cbe; c0 += TILE)
+                    transpose_tile(dst, src, r0, CELER_MIN(r0 + TILE, rbe), c0,
+                                   CELER_MIN(c0 + TILE, cbe), cols, cs, es);
         }
 }
 
@@ -247,6 +267,7 @@ static void copy_view(void *dst, const void *src, const view *in, size_t es) {
 /* Reshape, Flatten, Squeeze, Unsqueeze, Identity: output 0 is a view of input 0 (ALIAS).     */
 
 static celer_status reshape_reshape(celer_kernel_call *c) {
+    TRY(need(c, 2));
     const celer_op_info *info = c->info;
     const celer_tensor *x = c->in[0], *shp = opt_in(c, 1);
     if (!shp) return op_err(info, CELER_ERR_INVALID, "the 'shape' input is missing");
@@ -301,7 +322,14 @@ static celer_status reshape_reshape(celer_kernel_call *c) {
     return CELER_OK;
 }
 
+static celer_status reshape_identity(celer_kernel_call *c) {
+    TRY(need(c, 1));
+    TRY(need(c, 1));
+    return celer_ops_reshape_same(c);
+}
+
 static celer_status reshape_flatten(celer_kernel_call *c) {
+    TRY(need(c, 1));
     const celer_shape *s = &c->in[0]->shape;
     int64_t axis = celer_onnx_attr_int(c->info->node, "axis", 1);
     if (axis < -s->rank || axis > s->rank)
@@ -326,6 +354,7 @@ static celer_status read_axes(const celer_kernel_call *c, int64_t *axes, int *n)
 }
 
 static celer_status reshape_squeeze(celer_kernel_call *c) {
+    TRY(need(c, 1));
     const celer_op_info *info = c->info;
     const celer_shape *s = &c->in[0]->shape;
     int64_t axes[CELER_MAX_RANK];
@@ -354,6 +383,7 @@ static celer_status reshape_squeeze(celer_kernel_call *c) {
 }
 
 static celer_status reshape_unsqueeze(celer_kernel_call *c) {
+    TRY(need(c, 1));
     const celer_op_info *info = c->info;
     const celer_shape *s = &c->in[0]->shape;
     int64_t axes[CELER_MAX_RANK];
@@ -406,6 +436,7 @@ static celer_status transpose_perm(const celer_op_info *info, int rank, int *per
 }
 
 static celer_status reshape_transpose(celer_kernel_call *c) {
+    TRY(need(c, 1));
     const celer_shape *s = &c->in[0]->shape;
     int perm[CELER_MAX_RANK];
     TRY(transpose_perm(c->info, s->rank, perm));
@@ -434,6 +465,7 @@ static celer_status run_transpose(celer_kernel_call *c) {
 /* Concat, Split                                                                               */
 
 static celer_status reshape_concat(celer_kernel_call *c) {
+    TRY(need(c, 1));
     const celer_op_info *info = c->info;
     if (!celer_onnx_attr_find(info->node, "axis"))
         return op_err(info, CELER_ERR_INVALID, "attribute 'axis' is required");
@@ -487,6 +519,7 @@ static celer_status run_concat(celer_kernel_call *c) {
 }
 
 static celer_status reshape_split(celer_kernel_call *c) {
+    TRY(need(c, 1));
     const celer_op_info *info = c->info;
     const celer_shape *s = &c->in[0]->shape;
     int axis;
@@ -616,6 +649,7 @@ static celer_status slice_plan(const celer_kernel_call *c, view *v, int64_t *fir
 }
 
 static celer_status reshape_slice(celer_kernel_call *c) {
+    TRY(need(c, 1));
     view v;
     int64_t first;
     TRY(slice_plan(c, &v, &first));
@@ -657,6 +691,7 @@ static void shape_range(const celer_kernel_call *c, int *from, int *to) {
 }
 
 static celer_status reshape_shape(celer_kernel_call *c) {
+    TRY(need(c, 1));
     int b, e;
     shape_range(c, &b, &e);
     c->out[0].shape = (celer_shape){.rank = 1, .dims = {e - b}};
@@ -672,6 +707,7 @@ static celer_status run_shape(celer_kernel_call *c) {
 }
 
 static celer_status reshape_size(celer_kernel_call *c) {
+    TRY(need(c, 1));
     c->out[0].shape = (celer_shape){.rank = 0};
     return CELER_OK;
 }
@@ -724,6 +760,7 @@ static celer_status infer_constant_of_shape(const celer_op_info *info, celer_dty
 }
 
 static celer_status reshape_constant_of_shape(celer_kernel_call *c) {
+    TRY(need(c, 1));
     TRY(read_shape(c->info, c->in[0], "input", &c->out[0].shape));
     return check_out(c->info, &c->out[0]);
 }
@@ -750,6 +787,7 @@ static celer_status infer_eye_like(const celer_op_info *info, celer_dtype *out) 
 }
 
 static celer_status reshape_eye_like(celer_kernel_call *c) {
+    TRY(need(c, 1));
     const celer_shape *s = &c->in[0]->shape;
     if (s->rank != 2) {
         char b[200];
@@ -775,6 +813,7 @@ static celer_status run_eye_like(celer_kernel_call *c) {
      CELER_DT(CELER_INT32) | CELER_DT(CELER_INT64))
 
 static celer_status reshape_range(celer_kernel_call *c) {
+    TRY(need(c, 3));
     const celer_op_info *info = c->info;
     static const char *const names[3] = {"start", "limit", "delta"};
     for (int i = 0; i < 3; i++) {
@@ -836,6 +875,7 @@ static celer_status run_range(celer_kernel_call *c) {
 /* Expand, Tile                                                                                */
 
 static celer_status reshape_expand(celer_kernel_call *c) {
+    TRY(need(c, 2));
     const celer_tensor *shp = opt_in(c, 1);
     if (!shp) return op_err(c->info, CELER_ERR_INVALID, "the 'shape' input is missing");
     celer_shape want;
@@ -864,6 +904,7 @@ static celer_status run_expand(celer_kernel_call *c) {
 }
 
 static celer_status reshape_tile(celer_kernel_call *c) {
+    TRY(need(c, 2));
     const celer_op_info *info = c->info;
     const celer_tensor *x = c->in[0], *rep = opt_in(c, 1);
     if (!rep) return op_err(info, CELER_ERR_INVALID, "the 'repeats' input is missing");
@@ -911,7 +952,7 @@ typedef struct pad_plan {
 static celer_status pad_read(celer_kernel_call *c, pad_plan *p, bool set_shape) {
     const celer_op_info *info = c->info;
     const celer_tensor *x = c->in[0];
-    int r = x->shape.rank, n;
+    int r = x->shape.rank, n = 0;
     const char *mode = celer_onnx_attr_string(info->node, "mode", "constant");
     if (!strcmp(mode, "constant")) p->mode = PAD_CONSTANT;
     else if (!strcmp(mode, "reflect")) p->mode = PAD_REFLECT;
@@ -956,6 +997,7 @@ static celer_status pad_read(celer_kernel_call *c, pad_plan *p, bool set_shape) 
 }
 
 static celer_status reshape_pad(celer_kernel_call *c) {
+    TRY(need(c, 1));
     pad_plan p;
     return pad_read(c, &p, true);
 }
@@ -1038,6 +1080,7 @@ static celer_status trilu_k(const celer_kernel_call *c, int64_t *k) {
 }
 
 static celer_status reshape_trilu(celer_kernel_call *c) {
+    TRY(need(c, 1));
     int64_t k;
     TRY(trilu_k(c, &k));
     if (c->in[0]->shape.rank < 2) {
@@ -1094,6 +1137,7 @@ static bool d2s_crd(const celer_op_info *info) {
 }
 
 static celer_status reshape_depth_to_space(celer_kernel_call *c) {
+    TRY(need(c, 1));
     int64_t b;
     TRY(d2s_block(c, &b));
     const char *mode = c->info->since_version >= 11
@@ -1132,6 +1176,7 @@ static celer_status run_depth_to_space(celer_kernel_call *c) {
 }
 
 static celer_status reshape_space_to_depth(celer_kernel_call *c) {
+    TRY(need(c, 1));
     int64_t b;
     TRY(d2s_block(c, &b));
     const int64_t *d = c->in[0]->shape.dims;
@@ -1180,10 +1225,10 @@ static const celer_kernel kernels[] = {
     K("Unsqueeze", 1, 10, ALL, ALIAS, NULL, reshape_unsqueeze, NULL),
     K("Unsqueeze", 11, 12, ALL, ALIAS, NULL, reshape_unsqueeze, NULL),
     K("Unsqueeze", 13, 18, ALL, ALIAS, NULL, reshape_unsqueeze, NULL),
-    K("Identity", 1, 12, ALL, ALIAS, NULL, celer_ops_reshape_same, NULL),
-    K("Identity", 13, 13, ALL, ALIAS, NULL, celer_ops_reshape_same, NULL),
-    K("Identity", 14, 15, ALL, ALIAS, NULL, celer_ops_reshape_same, NULL),
-    K("Identity", 16, 18, ALL, ALIAS, NULL, celer_ops_reshape_same, NULL),
+    K("Identity", 1, 12, ALL, ALIAS, NULL, reshape_identity, NULL),
+    K("Identity", 13, 13, ALL, ALIAS, NULL, reshape_identity, NULL),
+    K("Identity", 14, 15, ALL, ALIAS, NULL, reshape_identity, NULL),
+    K("Identity", 16, 18, ALL, ALIAS, NULL, reshape_identity, NULL),
     K("Transpose", 1, 12, ALL, 0, NULL, reshape_transpose, run_transpose),
     K("Transpose", 13, 18, ALL, 0, NULL, reshape_transpose, run_transpose),
     K("Concat", 4, 10, ALL, 0, NULL, reshape_concat, run_concat),

@@ -29,6 +29,7 @@ typedef struct span {
 
 struct celer_context {
     const celer_model *model;
+    const compiled_graph *cg;
     int n_values;
     celer_tensor *tensors; /* per value */
     int *buf_of;           /* per value: buffer index, -1 for memory the context does not own */
@@ -46,13 +47,18 @@ struct celer_context {
 };
 
 celer_status celer_context_init(const celer_model *model, celer_context **out) {
-    const celer_graph *g = model->graph;
+    return celer_exec_context_new(model, &model->main, out);
+}
+
+celer_status celer_exec_context_new(const celer_model *model, const compiled_graph *cg, celer_context **out) {
+    const celer_graph *g = cg->graph;
     celer_context *c = calloc(1, sizeof *c);
     if (!c) return celer_errorf(CELER_ERR_NOMEM, "out of memory creating an execution context");
     int max_in = 1;
     for (int k = 0; k < g->n_nodes; k++) max_in = CELER_MAX(max_in, g->nodes[k].n_inputs);
     size_t nv = (size_t)g->n_values;
     c->model = model;
+    c->cg = cg;
     c->n_values = g->n_values;
     c->tensors = calloc(nv + 1, sizeof *c->tensors);
     c->buf_of = calloc(nv + 1, sizeof *c->buf_of);
@@ -77,10 +83,16 @@ celer_status celer_context_init(const celer_model *model, celer_context **out) {
 
 void celer_context_free(celer_context *c) {
     if (!c) return;
-    const celer_model *m = c->model;
+    const compiled_graph *cg = c->cg;
     if (c->locals)
-        for (int k = 0; k < m->graph->n_nodes; k++)
-            if (c->locals[k] && m->nodes[k].kernel->free_local) m->nodes[k].kernel->free_local(c->locals[k]);
+        for (int k = 0; k < cg->graph->n_nodes; k++) {
+            if (!c->locals[k]) continue;
+            const celer_kernel *kern = cg->nodes[k].kernel;
+            if (kern->flags & CELER_KERNEL_CONTROL)
+                celer_control_free_local(c->locals[k]);
+            else if (kern->free_local)
+                kern->free_local(c->locals[k]);
+        }
     for (int i = 0; i < c->n_overflow; i++) free(c->overflow[i]);
     free(c->arena);
     free(c->tensors);
@@ -188,8 +200,8 @@ static celer_status reset_arena(celer_context *c) {
 
 /* ---- run ---- */
 
-static const char *node_label(const celer_model *m, int k, char *buf, size_t cap) {
-    const celer_onnx_node *s = m->graph->nodes[k].src;
+static const char *node_label(const celer_graph *g, int k, char *buf, size_t cap) {
+    const celer_onnx_node *s = g->nodes[k].src;
     if (s->name && s->name[0])
         snprintf(buf, cap, "node %d (%s '%s')", k, s->op_type, s->name);
     else
@@ -224,29 +236,67 @@ static celer_status check_inputs(const celer_model *m, const celer_tensor *input
 
 celer_status celer_context_run(celer_context *c, const celer_tensor *inputs, const celer_tensor **outputs) {
     const celer_model *m = c->model;
-    const celer_graph *g = m->graph;
-    char label[256];
     celer_status st = check_inputs(m, inputs);
     if (st) return st;
-    if ((st = reset_arena(c))) return st;
     omp_set_num_threads(m->opts.threads);
     if (openblas_get_num_threads() != m->opts.threads) openblas_set_num_threads(m->opts.threads);
-    for (int i = 0; i < g->n_inputs; i++) c->tensors[g->inputs[i]] = inputs[i];
+    return celer_exec_run(c, inputs, NULL, outputs);
+}
+
+celer_tensor *celer_exec_tensor(celer_context *c, int v) { return &c->tensors[v]; }
+
+celer_status celer_exec_alloc_output(celer_context *c, int v, size_t bytes) {
+    const celer_value *val = &c->cg->graph->values[v];
+    celer_status st = buf_alloc(c, v, bytes);
+    if (st) return st;
+    c->tensors[v].data = c->bufs[v].ptr;
+    c->buf_of[v] = v;
+    c->bufs[v].refs = val->n_uses + (val->is_output ? 1 : 0);
+    return CELER_OK;
+}
+
+/* Releases the reads node n made and the outputs nobody reads. */
+static void finish_node(celer_context *c, const celer_node *n) {
+    for (int j = 0; j < n->n_inputs + n->n_implicit; j++) {
+        int v = j < n->n_inputs ? n->inputs[j] : n->implicit[j - n->n_inputs];
+        if (v >= 0) buf_unref(c, c->buf_of[v]);
+    }
+    for (int j = 0; j < n->n_outputs; j++) {
+        int b = c->buf_of[n->outputs[j]];
+        if (b >= 0 && c->bufs[b].refs == 0) span_release(c, c->bufs[b].off, c->bufs[b].size);
+    }
+}
+
+celer_status celer_exec_run(celer_context *c, const celer_tensor *inputs, const celer_tensor *const *outer,
+                            const celer_tensor **outputs) {
+    const celer_model *m = c->model;
+    const compiled_graph *cg = c->cg;
+    const celer_graph *g = cg->graph;
+    char label[256];
+    celer_status st;
+    if ((st = reset_arena(c))) return st;
     for (int v = 0; v < g->n_values; v++) c->buf_of[v] = -1;
+    for (int i = 0; i < g->n_inputs; i++) c->tensors[g->inputs[i]] = inputs[i];
+    for (int i = 0; i < g->n_outer; i++) c->tensors[g->outer[i]] = *outer[i];
     const int scratch_buf = g->n_values;
 
     for (int k = 0; k < g->n_nodes; k++) {
         const celer_node *n = &g->nodes[k];
-        const compiled_node *cn = &m->nodes[k];
+        const compiled_node *cn = &cg->nodes[k];
         const celer_kernel *kern = cn->kernel;
-        for (int j = 0; j < n->n_inputs; j++) c->in_ptrs[j] = n->inputs[j] >= 0 ? &c->tensors[n->inputs[j]] : NULL;
-        celer_tensor *outs = n->n_outputs ? &c->tensors[n->outputs[0]] : NULL;
         /* node outputs are consecutive values (the graph numbers them so) */
         for (int j = 0; j < n->n_outputs; j++) {
             celer_tensor *t = &c->tensors[n->outputs[j]];
             memset(t, 0, sizeof *t);
             t->dtype = g->values[n->outputs[j]].dtype;
         }
+        if (kern->flags & CELER_KERNEL_CONTROL) {
+            if ((st = celer_control_run(c, m, cg, k, &c->locals[k]))) goto node_fail;
+            finish_node(c, n);
+            continue;
+        }
+        for (int j = 0; j < n->n_inputs; j++) c->in_ptrs[j] = n->inputs[j] >= 0 ? &c->tensors[n->inputs[j]] : NULL;
+        celer_tensor *outs = n->n_outputs ? &c->tensors[n->outputs[0]] : NULL;
         celer_kernel_call call = {.info = &cn->info, .state = cn->state, .local = &c->locals[k],
                                   .in = c->in_ptrs, .n_in = n->n_inputs, .out = outs, .n_out = n->n_outputs};
         if ((st = kern->reshape(&call))) goto node_fail;
@@ -285,10 +335,7 @@ celer_status celer_context_run(celer_context *c, const celer_tensor *inputs, con
                     continue;
                 }
             }
-            if ((st = buf_alloc(c, v, bytes))) goto node_fail;
-            t->data = c->bufs[v].ptr;
-            c->buf_of[v] = v;
-            c->bufs[v].refs = uses;
+            if ((st = celer_exec_alloc_output(c, v, bytes))) goto node_fail;
         }
         if (kern->run) {
             if (call.scratch_size) {
@@ -300,15 +347,10 @@ celer_status celer_context_run(celer_context *c, const celer_tensor *inputs, con
             if (call.scratch_size) buf_unref(c, scratch_buf);
             if (st) goto node_fail;
         }
-        for (int j = 0; j < n->n_inputs; j++)
-            if (n->inputs[j] >= 0) buf_unref(c, c->buf_of[n->inputs[j]]);
-        for (int j = 0; j < n->n_outputs; j++) {
-            int b = c->buf_of[n->outputs[j]];
-            if (b >= 0 && c->bufs[b].refs == 0) span_release(c, c->bufs[b].off, c->bufs[b].size);
-        }
+        finish_node(c, n);
         continue;
     node_fail:
-        return celer_error_wrap(st, "%s", node_label(m, k, label, sizeof label));
+        return celer_error_wrap(st, "%s", node_label(g, k, label, sizeof label));
     }
     for (int i = 0; i < g->n_outputs; i++) c->outputs[i] = c->tensors[g->outputs[i]];
     *outputs = c->outputs;

@@ -13,9 +13,10 @@ static const char *node_label(const celer_node *n, int index, char *buf, size_t 
     return buf;
 }
 
-/* Resolves node k's kernel and infers its output types into the graph's values. On failure the
- * message names the node; `cn` is filled as far as it got. */
-static celer_status resolve_node(celer_graph *g, int k, celer_arena *arena, compiled_node *cn) {
+/* Resolves node k's kernel and infers its output types into the graph's values (compiling the
+ * subgraphs of control nodes when `m` is given). On failure the message names the node; `cn` is
+ * filled as far as it got. */
+static celer_status resolve_node(celer_model *m, celer_graph *g, int k, celer_arena *arena, compiled_node *cn) {
     const celer_node *n = &g->nodes[k];
     char label[256];
     celer_dtype *types = celer_arena_alloc(arena, sizeof(celer_dtype) * (size_t)(n->n_inputs + 1));
@@ -47,11 +48,17 @@ static celer_status resolve_node(celer_graph *g, int k, celer_arena *arena, comp
     cn->info = (celer_op_info){.node = n->src, .opset = (int)opset, .since_version = kern->since,
                                .n_inputs = n->n_inputs, .n_outputs = n->n_outputs,
                                .input_types = types, .input_constants = consts};
-    if (!kern->run && !(kern->flags & CELER_KERNEL_ALIAS))
+    if (!kern->run && !(kern->flags & (CELER_KERNEL_ALIAS | CELER_KERNEL_CONTROL)))
         return celer_errorf(CELER_ERR_INTERNAL, "%s: kernel has no run function",
                             node_label(n, k, label, sizeof label));
     celer_status st;
-    if (kern->infer_types) {
+    if (kern->flags & CELER_KERNEL_CONTROL) {
+        if (!m) { /* checking only: subgraph outputs are not typed here */
+            for (int j = 0; j < n->n_outputs; j++) out_types[j] = CELER_FLOAT;
+        } else if ((st = celer_control_compile(m, g, k, cn, out_types))) {
+            return celer_error_wrap(st, "%s", node_label(n, k, label, sizeof label));
+        }
+    } else if (kern->infer_types) {
         if ((st = kern->infer_types(&cn->info, out_types)))
             return celer_error_wrap(st, "%s", node_label(n, k, label, sizeof label));
     } else {
@@ -74,7 +81,7 @@ int celer_model_check(const celer_onnx_model *onnx, celer_check_fn report, void 
     int problems = 0;
     for (int k = 0; k < g->n_nodes; k++) {
         compiled_node cn = {0};
-        celer_status st = resolve_node(g, k, &arena, &cn);
+        celer_status st = resolve_node(NULL, g, k, &arena, &cn);
         if (st) {
             report(user, k, g->nodes[k].src, st, celer_error_message());
             problems++;
@@ -98,6 +105,43 @@ static void describe(const celer_value *v, celer_io_desc *d) {
     d->dim_params = v->dim_params;
 }
 
+celer_status celer_runtime_compile_graph(celer_model *m, celer_graph *g, const celer_graph *parent,
+                                         compiled_graph *cg) {
+    char label[256];
+    celer_status st;
+    cg->graph = g;
+    cg->nodes = celer_arena_alloc(&m->arena, sizeof(compiled_node) * (size_t)(g->n_nodes + 1));
+    cg->outer_src = celer_arena_alloc(&m->arena, sizeof(int) * (size_t)(g->n_outer + 1));
+    if (!cg->nodes || !cg->outer_src) return CELER_ERR_NOMEM;
+    for (int i = 0; i < g->n_outer; i++) {
+        celer_value *v = &g->values[g->outer[i]];
+        int src = parent ? celer_graph_find(parent, v->name) : -1;
+        if (src < 0) return celer_errorf(CELER_ERR_INVALID, "'%s' is not defined in the enclosing graph", v->name);
+        cg->outer_src[i] = src;
+        v->dtype = parent->values[src].dtype;
+        v->kind = parent->values[src].kind;
+    }
+    for (int k = 0; k < g->n_nodes; k++)
+        if ((st = resolve_node(m, g, k, &m->arena, &cg->nodes[k]))) return st;
+    for (int k = 0; k < g->n_nodes; k++) {
+        compiled_node *cn = &cg->nodes[k];
+        if (cn->kernel->init && (st = cn->kernel->init(&cn->info, &cn->state)))
+            return celer_error_wrap(st, "%s", node_label(&g->nodes[k], k, label, sizeof label));
+    }
+    return CELER_OK;
+}
+
+void celer_runtime_free_graph(compiled_graph *cg) {
+    if (!cg->nodes || !cg->graph) return;
+    for (int k = 0; k < cg->graph->n_nodes; k++) {
+        compiled_node *cn = &cg->nodes[k];
+        if (cn->state && cn->kernel && cn->kernel->free_state) cn->kernel->free_state(cn->state);
+        cn->state = NULL;
+        for (int s = 0; cn->subs && s < cg->graph->nodes[k].n_subgraphs; s++)
+            if (cn->subs[s]) celer_runtime_free_graph(cn->subs[s]);
+    }
+}
+
 celer_status celer_model_compile(celer_onnx_model *onnx, const celer_model_options *opts,
                                  celer_model **out) {
     celer_arena arena;
@@ -115,21 +159,7 @@ celer_status celer_model_compile(celer_onnx_model *onnx, const celer_model_optio
     celer_status st = celer_graph_build(onnx, &m->graph);
     if (st) goto fail;
     celer_graph *g = m->graph;
-    m->nodes = celer_arena_alloc(&m->arena, sizeof(compiled_node) * (size_t)(g->n_nodes + 1));
-    if (!m->nodes) {
-        st = CELER_ERR_NOMEM;
-        goto fail;
-    }
-    for (int k = 0; k < g->n_nodes; k++)
-        if ((st = resolve_node(g, k, &m->arena, &m->nodes[k]))) goto fail;
-    for (int k = 0; k < g->n_nodes; k++) {
-        compiled_node *cn = &m->nodes[k];
-        if (cn->kernel->init && (st = cn->kernel->init(&cn->info, &cn->state))) {
-            char label[256];
-            celer_error_wrap(st, "%s", node_label(&g->nodes[k], k, label, sizeof label));
-            goto fail;
-        }
-    }
+    if ((st = celer_runtime_compile_graph(m, g, NULL, &m->main))) goto fail;
     m->inputs = celer_arena_alloc(&m->arena, sizeof(celer_io_desc) * (size_t)(g->n_inputs + 1));
     m->outputs = celer_arena_alloc(&m->arena, sizeof(celer_io_desc) * (size_t)(g->n_outputs + 1));
     if (!m->inputs || !m->outputs) {
@@ -156,11 +186,7 @@ celer_status celer_model_load(const char *path, const celer_model_options *opts,
 
 void celer_model_free(celer_model *m) {
     if (!m) return;
-    if (m->nodes && m->graph)
-        for (int k = 0; k < m->graph->n_nodes; k++) {
-            compiled_node *cn = &m->nodes[k];
-            if (cn->state && cn->kernel && cn->kernel->free_state) cn->kernel->free_state(cn->state);
-        }
+    celer_runtime_free_graph(&m->main);
     celer_graph_free(m->graph);
     celer_onnx_free(m->onnx);
     celer_arena arena = m->arena;

@@ -1,6 +1,7 @@
 /* Conv / ConvTranspose / ConvInteger: the oneDNN kernels against the reference loops on random
  * shapes, plus hand-checked cases for geometry (auto_pad, output_shape) and error paths. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -308,6 +309,77 @@ static void test_convinteger(void **unused) {
     tu_free_outputs(out, 1);
 }
 
+/* One kernel state shared by threads, one local per thread, shapes alternating so each local is
+ * rebuilt: the way the executor uses a compiled model. */
+typedef struct {
+    const celer_kernel *k;
+    const celer_op_info *info;
+    const void *state;
+    const celer_tensor *x[2], *w;
+    const float *ref[2];
+    size_t ny[2];
+    int failures;
+} mt_job;
+
+static void *mt_worker(void *arg) {
+    mt_job *j = arg;
+    void *local = NULL;
+    for (int it = 0; it < 6; it++) {
+        int s = it % 2;
+        const celer_tensor *in[] = {j->x[s], j->w};
+        celer_tensor out = {.dtype = CELER_FLOAT};
+        celer_kernel_call call = {.info = j->info, .state = j->state, .local = &local, .in = in,
+                                  .n_in = 2, .out = &out, .n_out = 1};
+        if (j->k->reshape(&call)) { j->failures++; continue; }
+        out.data = malloc(j->ny[s] * 4);
+        call.scratch = call.scratch_size ? aligned_alloc(64, (call.scratch_size + 63) & ~(size_t)63) : NULL;
+        if (j->k->run(&call) || tu_max_rel_diff(out.data, j->ref[s], j->ny[s]) > 1e-4) j->failures++;
+        free(call.scratch);
+        free(out.data);
+    }
+    if (local) j->k->free_local(local);
+    return NULL;
+}
+
+static void test_conv_threads(void **unused) {
+    (void)unused;
+    uint64_t seed = 11;
+    attrs_t a = {0};
+    a_ints(&a, "pads", 4, (int64_t[]){1, 1, 1, 1});
+    celer_onnx_node node = make_node("Conv", &a, 2, 1);
+    celer_tensor x0 = make_f32(4, (int64_t[]){1, 4, 9, 9}, &seed);
+    celer_tensor x1 = make_f32(4, (int64_t[]){2, 4, 6, 7}, &seed);
+    celer_tensor w = make_f32(4, (int64_t[]){8, 4, 3, 3}, &seed);
+    celer_dtype types[2] = {CELER_FLOAT, CELER_FLOAT};
+    const celer_tensor *consts[2] = {0};
+    celer_op_info info = {.node = &node, .opset = 13, .n_inputs = 2, .n_outputs = 1,
+                          .input_types = types, .input_constants = consts};
+    const celer_kernel *k = celer_ops_find("", "Conv", 13, types, 2);
+    assert_non_null(k);
+    void *state = NULL;
+    assert_int_equal(k->init(&info, &state), CELER_OK);
+    celer_win_attrs wa;
+    assert_int_equal(celer_win_attrs_parse(&info, &wa), CELER_OK);
+    mt_job job = {.k = k, .info = &info, .state = state, .x = {&x0, &x1}, .w = &w};
+    float *refs[2];
+    for (int s = 0; s < 2; s++) {
+        celer_conv_geom g;
+        celer_shape ys;
+        assert_int_equal(celer_conv_geom_make("t", &wa, &job.x[s]->shape, &w.shape, false, &g, &ys), 0);
+        job.ny[s] = (size_t)celer_shape_numel(&ys);
+        refs[s] = malloc(job.ny[s] * 4);
+        celer_ref_conv_f32(&g, job.x[s]->data, w.data, NULL, refs[s]);
+        job.ref[s] = refs[s];
+    }
+    mt_job jobs[3] = {job, job, job};
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) pthread_create(&th[i], NULL, mt_worker, &jobs[i]);
+    for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 3; i++) assert_int_equal(jobs[i].failures, 0);
+    k->free_state(state);
+    free(refs[0]), free(refs[1]), free(x0.data), free(x1.data), free(w.data);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_known_values),
@@ -316,6 +388,7 @@ int main(void) {
         cmocka_unit_test(test_convtranspose_output_shape),
         cmocka_unit_test(test_conv_errors),
         cmocka_unit_test(test_convinteger),
+        cmocka_unit_test(test_conv_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

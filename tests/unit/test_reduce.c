@@ -390,6 +390,19 @@ static void test_softmax(void **st) {
     assert_int_equal(tu_run_op(&node, 13, in, 1, &out, 1), 0);
     assert_true(fabs(((float *)out.data)[3] - 0.6439142) < 1e-5);
     tu_free_outputs(&out, 1);
+
+    /* attention masks: -inf and -FLT_MAX give 0; a NaN poisons its row only */
+    float masked[8] = {0, -INFINITY, -3.4e38f, 1, 0, NAN, 0, 0};
+    int64_t md[2] = {2, 4};
+    celer_tensor tm = tensor(CELER_FLOAT, 2, md, masked);
+    in[0] = &tm;
+    assert_int_equal(tu_run_op(&node, 13, in, 1, &out, 1), 0);
+    const float *y = out.data;
+    double e = exp(1.0);
+    assert_true(fabs(y[0] - 1 / (1 + e)) < 1e-6 && fabs(y[3] - e / (1 + e)) < 1e-6);
+    assert_true(y[1] < 1e-30f && y[2] < 1e-30f && y[1] >= 0 && y[2] >= 0);
+    for (int i = 4; i < 8; i++) assert_true(isnan(y[i]));
+    tu_free_outputs(&out, 1);
 }
 
 static void test_softmax_f16(void **st) {
@@ -468,6 +481,30 @@ static void test_einsum(void **st) {
     }
 }
 
+static void test_einsum_batch_and_ints(void **st) {
+    (void)st;
+    /* "...ij,...jk->...ik" with the batch dim broadcast from 1 */
+    int64_t ad[3] = {2, 1, 2}, bd[3] = {1, 2, 2};
+    int64_t a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8};
+    celer_tensor ta = tensor(CELER_INT64, 3, ad, a), tb = tensor(CELER_INT64, 3, bd, b), out;
+    const celer_tensor *in[2] = {&ta, &tb};
+    attrs_t at = {0};
+    a_str(&at, "equation", "...ij,...jk->...ik");
+    celer_onnx_node node = make_node("Einsum", &at, 2, 1);
+    assert_int_equal(tu_run_op(&node, 12, in, 2, &out, 1), 0);
+    assert_int_equal(out.shape.rank, 3);
+    assert_int_equal(out.shape.dims[0], 2);
+    int64_t want[4] = {19, 22, 43, 50};
+    assert_memory_equal(out.data, want, sizeof want);
+    tu_free_outputs(&out, 1);
+
+    attrs_t bad = {0};
+    a_str(&bad, "equation", "...ij,...jk->...q");
+    node = make_node("Einsum", &bad, 2, 1);
+    assert_int_equal(tu_run_op(&node, 12, in, 2, &out, 1), CELER_ERR_INVALID);
+    tu_free_outputs(&out, 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reduce_all_axes), cmocka_unit_test(test_reduce_sum_axes_input),
@@ -475,7 +512,7 @@ int main(void) {
         cmocka_unit_test(test_argmax),          cmocka_unit_test(test_topk),
         cmocka_unit_test(test_cumsum),          cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_softmax_f16),     cmocka_unit_test(test_hardmax),
-        cmocka_unit_test(test_einsum),
+        cmocka_unit_test(test_einsum),          cmocka_unit_test(test_einsum_batch_and_ints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
