@@ -357,7 +357,7 @@ static celer_status build_graph(const celer_onnx_model *model, const celer_onnx_
             }
         }
         if (is_constant_node(n)) {
-            const celer_tensor *t;
+            const celer_tensor *t = NULL;
             if (n->n_outputs != 1) {
                 st = celer_errorf(CELER_ERR_INVALID, "%s must have one output",
                                   node_label(n, i, label, sizeof label));

@@ -13,7 +13,11 @@
  *    the outer dims with an odometer and calls the loop on contiguous inner rows; in a row every
  *    input either advances by one element or stays on one element (a scalar).
  *  - Each op is one row of `ops[]` (name, kind, loop tables, attribute names/defaults); the
- *    kernel table at the end maps ONNX versions and type sets to the generic kind handlers. */
+ *    kernel table at the end maps ONNX versions and type sets to the generic kind handlers.
+ * Where the spec is silent: integer x / 0 and x % 0 give 0 (and INT_MIN / -1 wraps) instead of
+ * trapping; Max/Min propagate NaN like numpy; float -> int casts saturate (NaN -> 0); Cast to
+ * string writes numpy-style shortest text ("NaN", "INF", "-INF" for the special values) into a
+ * per-context buffer; Where on strings copies the pointers (they point into the inputs). */
 /* Nothing here reads the floating-point exception flags, so let GCC if-convert float selects
  * (clamps, NaN checks); with trapping math on it keeps them as branches and will not vectorize
  * loops like fast_expf's. Results are unchanged. */
@@ -1079,27 +1083,38 @@ static celer_status run_variadic(celer_kernel_call *call) {
     celer_status st = check_fn(call->info, (const void *)fn, t);
     if (!st) st = check_same_types(call, 1);
     if (st) return st;
-    int n = 0;
+    /* the first two inputs combine into out in one pass, the rest fold into out; a lone input
+     * is copied (broadcast if need be) */
+    int n = 0, first = -1, second = -1;
     for (int k = 0; k < call->n_in; k++) {
-        const celer_tensor *x = call->in[k];
-        if (!x) continue;
-        if (n == 0) {
-            /* the first input is copied (broadcast) into out, then the others fold into it */
-            if (celer_shape_equal(&x->shape, &out->shape)) {
-                size_t bytes;
-                if ((st = celer_tensor_bytes(x, &bytes))) return st;
-                if (out->data != x->data && bytes) memmove(out->data, x->data, bytes);
-            } else {
-                size_t es = celer_dtype_size(t);
-                loop_fn copy = es <= 8 ? copy_by_size[es] : NULL;
-                if ((st = check_fn(call->info, (const void *)copy, t))) return st;
-                if ((st = apply(copy, out, &x, 1, &s->p))) return st;
-            }
-        } else {
-            const celer_tensor *two[2] = {out, x};
-            if ((st = apply(fn, out, two, 2, &s->p))) return st;
-        }
+        if (!call->in[k]) continue;
+        if (first < 0)
+            first = k;
+        else if (second < 0)
+            second = k;
         n++;
+    }
+    if (first < 0) return celer_errorf(CELER_ERR_INVALID, "%s: no inputs", call->info->node->op_type);
+    if (second < 0) {
+        const celer_tensor *x = call->in[first];
+        if (celer_shape_equal(&x->shape, &out->shape)) {
+            size_t bytes;
+            if ((st = celer_tensor_bytes(x, &bytes))) return st;
+            if (out->data != x->data && bytes) memmove(out->data, x->data, bytes);
+        } else {
+            size_t es = celer_dtype_size(t);
+            loop_fn copy = es <= 8 ? copy_by_size[es] : NULL;
+            if ((st = check_fn(call->info, (const void *)copy, t))) return st;
+            if ((st = apply(copy, out, &x, 1, &s->p))) return st;
+        }
+    } else {
+        const celer_tensor *two[2] = {call->in[first], call->in[second]};
+        if ((st = apply(fn, out, two, 2, &s->p))) return st;
+        for (int k = second + 1; k < call->n_in; k++) {
+            if (!call->in[k]) continue;
+            const celer_tensor *acc[2] = {out, call->in[k]};
+            if ((st = apply(fn, out, acc, 2, &s->p))) return st;
+        }
     }
     if (s->op->mean && n > 1) {
         ew_params p = s->p;

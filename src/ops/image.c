@@ -144,6 +144,21 @@ static celer_status attr_enum(const celer_op_info *info, const char *attr, const
     return CELER_OK;
 }
 
+/* Allocates a zeroed state of `size` bytes and fills it with `parse`; on failure nothing is kept
+ * (*state stays NULL). The state is owned by the caller and freed with free(). */
+static celer_status init_with(const celer_op_info *info, void **state, size_t size,
+                              celer_status (*parse)(const celer_op_info *, void *)) {
+    void *s = calloc(1, size);
+    if (!s) return op_err(info, CELER_ERR_NOMEM, "out of memory");
+    celer_status st = parse(info, s);
+    if (st) {
+        free(s);
+        return st;
+    }
+    *state = s;
+    return CELER_OK;
+}
+
 /* Keys's cubic convolution weights of the taps at floor(x)-1 .. floor(x)+2 for t = x - floor(x). */
 static void cubic_coeffs(double t, double a, double c[4]) {
     double t1 = t + 1, t2 = 1 - t, t3 = 2 - t;
@@ -153,7 +168,9 @@ static void cubic_coeffs(double t, double a, double c[4]) {
     c[3] = ((a * t3 - 5 * a) * t3 + 8 * a) * t3 - 4 * a;
 }
 
-static int64_t clamp_i64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+static int64_t clamp_i64(int64_t v, int64_t lo, int64_t hi) {
+    return v < lo ? lo : v > hi ? hi : v;
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Resize, Upsample                                                                            */
@@ -192,10 +209,8 @@ typedef struct rs_state {
     double attr_scales[CELER_MAX_RANK];
 } rs_state;
 
-static celer_status rs_init(const celer_op_info *info, void **state) {
-    rs_state *s = calloc(1, sizeof *s);
-    if (!s) return op_err(info, CELER_ERR_NOMEM, "out of memory");
-    *state = s;
+static celer_status rs_parse(const celer_op_info *info, void *state) {
+    rs_state *s = state;
     bool upsample = !strcmp(info->node->op_type, "Upsample");
     bool old = upsample || info->since_version < 11;
     s->source = upsample && info->since_version < 9 ? SRC_ATTR : old ? SRC_INPUT1 : SRC_RESIZE11;
@@ -226,6 +241,10 @@ static celer_status rs_init(const celer_op_info *info, void **state) {
                       "mode '%s' needs a float, double or float16 input, got %s",
                       celer_onnx_attr_string(info->node, "mode", "nearest"), celer_dtype_name(t));
     return CELER_OK;
+}
+
+static celer_status rs_init(const celer_op_info *info, void **state) {
+    return init_with(info, state, sizeof(rs_state), rs_parse);
 }
 
 /* One axis of the plan: output index o reads taps source indices idx[o*taps + k] (clamped into
@@ -413,7 +432,8 @@ static celer_status rs_geometry(const celer_kernel_call *c, const rs_state *s, d
             out_dims[i] = (int64_t)d;
         } else {
             int64_t n = celer_ops_int_at(sizes_t, i);
-            if (n <= 0)
+            /* 0 only keeps an empty axis empty (a batch of 0) */
+            if (n < 0 || (n == 0 && in > 0))
                 return op_err(info, CELER_ERR_INVALID, "size %lld of axis %d must be positive",
                               (long long)n, i);
             if ((double)n > MAX_DIM)
@@ -445,11 +465,14 @@ static celer_status rs_reshape(celer_kernel_call *c) {
     y->shape.rank = r;
     memcpy(y->shape.dims, out_dims, (size_t)r * sizeof *out_dims);
     TRY(check_out(info, y));
+    c->scratch_size = 0;
+    if (celer_shape_numel(&y->shape) == 0) return CELER_OK; /* run writes nothing */
 
     /* plan memory: per axis out*taps (idx, wd, wf) + out flags; every dim <= output numel */
     int k = mode_taps[s->mode];
     bool crop = s->ctm == CT_TF_CROP_AND_RESIZE;
-    size_t per = (size_t)k * (sizeof(int64_t) + sizeof(double) + sizeof(float)) + 1, bytes = sizeof(rs_local);
+    size_t per = (size_t)k * (sizeof(int64_t) + sizeof(double) + sizeof(float)) + 1;
+    size_t bytes = sizeof(rs_local);
     for (int i = 0; i < r; i++) {
         size_t b;
         if (celer_mul_size((size_t)out_dims[i], per, &b) || celer_add_size(bytes, b + 32, &bytes))
@@ -481,14 +504,15 @@ static celer_status rs_reshape(celer_kernel_call *c) {
     celer_ops_double_store(&e, 0, s->extrapolation);
 
     /* linear/cubic: passes from the smallest out/in ratio up (see the file comment) */
-    c->scratch_size = 0;
     L->n_pass = 0;
-    if (s->mode == M_NEAREST || celer_shape_numel(&y->shape) == 0) return CELER_OK;
+    if (s->mode == M_NEAREST) return CELER_OK;
     for (int i = 0; i < r; i++)
         if (!L->ax[i].identity) {
             int j = L->n_pass++;
             double ratio = (double)out_dims[i] / (double)L->ax[i].in;
-            while (j > 0 && (double)out_dims[L->order[j - 1]] / (double)L->ax[L->order[j - 1]].in > ratio) {
+            /* equal ratios: inner axes first, so the strided last-axis pass sees fewer rows */
+            while (j > 0 && (double)out_dims[L->order[j - 1]] / (double)L->ax[L->order[j - 1]].in >=
+                                ratio) {
                 L->order[j] = L->order[j - 1];
                 j--;
             }
@@ -571,8 +595,25 @@ static void rs_gather(const rs_local *L, const char *src, char *dst, size_t es) 
 
 /* One separable pass along an axis: src is [outer, a->in, inner], dst [outer, a->out, inner]. */
 #define RS_PASS(NAME, T, W)                                                                        \
-    static void NAME(const T *src, T *dst, int64_t outer, int64_t inner, const rs_axis *a, T ext) { \
+    static void NAME(const T *src, T *dst, int64_t outer, int64_t inner, const rs_axis *a,        \
+                     T ext) {                                                                      \
         int k = a->taps;                                                                           \
+        if (inner == 1 && !a->outside && (k == 2 || k == 4)) { /* last axis: one dot per output */ \
+            const int64_t *ix = a->idx;                                                            \
+            const T *w = a->W;                                                                     \
+            for (int64_t b = 0; b < outer; b++) {                                                  \
+                const T *s = src + b * a->in;                                                      \
+                T *d = dst + b * a->out;                                                           \
+                if (k == 2)                                                                        \
+                    for (int64_t o = 0; o < a->out; o++)                                           \
+                        d[o] = w[2 * o] * s[ix[2 * o]] + w[2 * o + 1] * s[ix[2 * o + 1]];          \
+                else                                                                               \
+                    for (int64_t o = 0; o < a->out; o++)                                           \
+                        d[o] = w[4 * o] * s[ix[4 * o]] + w[4 * o + 1] * s[ix[4 * o + 1]] +         \
+                               w[4 * o + 2] * s[ix[4 * o + 2]] + w[4 * o + 3] * s[ix[4 * o + 3]];  \
+            }                                                                                      \
+            return;                                                                                \
+        }                                                                                          \
         for (int64_t b = 0; b < outer; b++) {                                                      \
             const T *s = src + b * a->in * inner;                                                  \
             T *d = dst + b * a->out * inner;                                                       \
@@ -631,7 +672,8 @@ static celer_status rs_run(celer_kernel_call *c) {
     if (!native) { /* float16: widen into a scratch buffer first */
         int64_t n_in = celer_shape_numel(&x->shape);
         float *f = (float *)buf[0];
-        for (int64_t i = 0; i < n_in; i++) f[i] = celer_half_to_float(((const uint16_t *)x->data)[i]);
+        const uint16_t *h = x->data;
+        for (int64_t i = 0; i < n_in; i++) f[i] = celer_half_to_float(h[i]);
         src = f;
         next = 1;
     }
@@ -670,14 +712,16 @@ typedef struct gs_state {
     bool align;
 } gs_state;
 
-static celer_status gs_init(const celer_op_info *info, void **state) {
-    gs_state *s = calloc(1, sizeof *s);
-    if (!s) return op_err(info, CELER_ERR_NOMEM, "out of memory");
-    *state = s;
+static celer_status gs_parse(const celer_op_info *info, void *state) {
+    gs_state *s = state;
     TRY(attr_enum(info, "mode", "bilinear", gs_modes, &s->mode));
     TRY(attr_enum(info, "padding_mode", "zeros", gs_pads, &s->pad));
     s->align = celer_onnx_attr_int(info->node, "align_corners", 0) != 0;
     return CELER_OK;
+}
+
+static celer_status gs_init(const celer_op_info *info, void **state) {
+    return init_with(info, state, sizeof(gs_state), gs_parse);
 }
 
 static celer_status gs_reshape(celer_kernel_call *c) {
@@ -697,7 +741,8 @@ static celer_status gs_reshape(celer_kernel_call *c) {
                       shape_s(&x->shape, b2, sizeof b2), (long long)x->shape.dims[0]);
     }
     celer_tensor *y = &c->out[0];
-    y->shape = (celer_shape){4, {x->shape.dims[0], x->shape.dims[1], g->shape.dims[1], g->shape.dims[2]}};
+    y->shape = (celer_shape){
+        4, {x->shape.dims[0], x->shape.dims[1], g->shape.dims[1], g->shape.dims[2]}};
     return check_out(info, y);
 }
 
@@ -774,7 +819,8 @@ static celer_status gs_run(celer_kernel_call *c) {
                 double acc = 0;
                 for (int i = 0; i < k; i++) {
                     double row = 0;
-                    for (int j = 0; j < k; j++) row += wx[j] * gs_pixel(x, plane, h, w, ty[i], tx[j]);
+                    for (int j = 0; j < k; j++)
+                        row += wx[j] * gs_pixel(x, plane, h, w, ty[i], tx[j]);
                     acc += wy[i] * row;
                 }
                 celer_ops_double_store(y, (b * ch + cc) * hw + p, acc);
@@ -796,10 +842,8 @@ typedef struct ra_state {
     double spatial_scale;
 } ra_state;
 
-static celer_status ra_init(const celer_op_info *info, void **state) {
-    ra_state *s = calloc(1, sizeof *s);
-    if (!s) return op_err(info, CELER_ERR_NOMEM, "out of memory");
-    *state = s;
+static celer_status ra_parse(const celer_op_info *info, void *state) {
+    ra_state *s = state;
     TRY(attr_enum(info, "mode", "avg", ra_modes, &s->mode));
     /* opset 10 had no attribute and behaved as output_half_pixel */
     if (info->since_version >= 16)
@@ -820,6 +864,10 @@ static celer_status ra_init(const celer_op_info *info, void **state) {
     return CELER_OK;
 }
 
+static celer_status ra_init(const celer_op_info *info, void **state) {
+    return init_with(info, state, sizeof(ra_state), ra_parse);
+}
+
 /* A roi in input pixels and its per-bin sampling grid. */
 typedef struct ra_roi {
     double x0, y0, bin_w, bin_h;
@@ -828,7 +876,8 @@ typedef struct ra_roi {
 
 static ra_roi ra_geometry(const ra_state *s, const celer_tensor *rois, int64_t r) {
     double off = s->half_pixel ? 0.5 : 0, v[4];
-    for (int j = 0; j < 4; j++) v[j] = celer_ops_double_at(rois, r * 4 + j) * s->spatial_scale - off;
+    for (int j = 0; j < 4; j++)
+        v[j] = celer_ops_double_at(rois, r * 4 + j) * s->spatial_scale - off;
     double rw = v[2] - v[0], rh = v[3] - v[1];
     if (!s->half_pixel) rw = fmax(rw, 1), rh = fmax(rh, 1);
     ra_roi g = {v[0], v[1], rw / (double)s->ow, rh / (double)s->oh, 0, 0, 0};
@@ -856,6 +905,11 @@ static celer_status ra_reshape(celer_kernel_call *c) {
         return op_err(info, CELER_ERR_DTYPE, "input 'batch_indices' must be int64, got %s",
                       celer_dtype_name(bi->dtype));
     int64_t nr = rois->shape.dims[0];
+    if ((x->shape.dims[2] == 0 || x->shape.dims[3] == 0) && nr > 0 && x->shape.dims[1] > 0) {
+        char b[200];
+        return op_err(info, CELER_ERR_SHAPE, "input 'X' %s has no pixels to sample",
+                      shape_s(&x->shape, b, sizeof b));
+    }
     if (rois->shape.dims[1] != 4 || bi->shape.dims[0] != nr) {
         char b1[200], b2[200];
         return op_err(info, CELER_ERR_SHAPE, "rois %s must be [num_rois, 4] and batch_indices %s "
@@ -898,7 +952,8 @@ static celer_status ra_run(celer_kernel_call *c) {
                     double acc = 0;
                     bool first = true;
                     for (int64_t iy = 0; iy < g.gh; iy++) {
-                        double yy = g.y0 + (double)ph * g.bin_h + ((double)iy + 0.5) * g.bin_h / (double)g.gh;
+                        double yy = g.y0 + (double)ph * g.bin_h +
+                                    ((double)iy + 0.5) * g.bin_h / (double)g.gh;
                         for (int64_t ix = 0; ix < g.gw; ix++) {
                             double xx = g.x0 + (double)pw * g.bin_w +
                                         ((double)ix + 0.5) * g.bin_w / (double)g.gw;
@@ -951,16 +1006,18 @@ static celer_status nms_types(const celer_op_info *info, celer_dtype *out) {
     return CELER_OK;
 }
 
-static celer_status nms_init(const celer_op_info *info, void **state) {
-    nms_state *s = calloc(1, sizeof *s);
-    if (!s) return op_err(info, CELER_ERR_NOMEM, "out of memory");
-    *state = s;
+static celer_status nms_parse(const celer_op_info *info, void *state) {
+    nms_state *s = state;
     int64_t cpb = celer_onnx_attr_int(info->node, "center_point_box", 0);
     if (cpb != 0 && cpb != 1)
         return op_err(info, CELER_ERR_INVALID, "center_point_box must be 0 or 1, got %lld",
                       (long long)cpb);
     s->center_point_box = cpb == 1;
     return CELER_OK;
+}
+
+static celer_status nms_init(const celer_op_info *info, void **state) {
+    return init_with(info, state, sizeof(nms_state), nms_parse);
 }
 
 typedef struct nms_cand {
@@ -1044,7 +1101,8 @@ static celer_status nms_reshape(celer_kernel_call *c) {
     if (__builtin_mul_overflow(nb, nc, &total) || __builtin_mul_overflow(total, per_class, &total))
         return op_err(info, CELER_ERR_LIMIT, "too many selected boxes");
     TRY(check_bytes(info, "the selection", total, 3 * sizeof(int64_t)));
-    TRY(check_bytes(info, "the box list", ns, sizeof(nms_cand) + sizeof(int64_t) + 4 * sizeof(float)));
+    TRY(check_bytes(info, "the box list", ns,
+                    sizeof(nms_cand) + sizeof(int64_t) + 4 * sizeof(float)));
     size_t bytes = sizeof(nms_local) + (size_t)total * 3 * sizeof(int64_t) +
                    (size_t)ns * (sizeof(nms_cand) + sizeof(int64_t) + 4 * sizeof(float)) + 64;
     nms_local *L = *c->local;
@@ -1062,7 +1120,8 @@ static celer_status nms_reshape(celer_kernel_call *c) {
     for (int64_t b = 0; b < nb && per_class > 0; b++) {
         for (int64_t i = 0; i < ns; i++) {
             float v[4], *q = L->corners + i * 4;
-            for (int j = 0; j < 4; j++) v[j] = (float)celer_ops_double_at(boxes, (b * ns + i) * 4 + j);
+            for (int j = 0; j < 4; j++)
+                v[j] = (float)celer_ops_double_at(boxes, (b * ns + i) * 4 + j);
             if (s->center_point_box) { /* [x_center, y_center, width, height] */
                 q[0] = v[0] - v[2] / 2, q[2] = v[0] + v[2] / 2;
                 q[1] = v[1] - v[3] / 2, q[3] = v[1] + v[3] / 2;
@@ -1075,7 +1134,8 @@ static celer_status nms_reshape(celer_kernel_call *c) {
             int64_t n_cand = 0, n_sel = 0;
             for (int64_t i = 0; i < ns; i++) {
                 float sc = (float)celer_ops_double_at(scores, (b * nc + k) * ns + i);
-                if (has_score_thr && !(sc > score_thr)) continue;
+                /* NaN scores cannot be ranked: they are never selected */
+                if (isnan(sc) || (has_score_thr && !(sc > score_thr))) continue;
                 L->cand[n_cand++] = (nms_cand){sc, i};
             }
             qsort(L->cand, (size_t)n_cand, sizeof *L->cand, nms_cmp);

@@ -178,7 +178,8 @@ static celer_status bn_run(celer_kernel_call *call) {
     const celer_tensor *x = call->in[0], *scale = call->in[1], *bias = call->in[2];
     const celer_tensor *mean = call->in[3], *var = call->in[4];
     celer_tensor *y = &call->out[0];
-    double *bmean = call->scratch, *bvar = bmean + C;
+    /* scratch only exists in training mode (see bn_reshape) */
+    double *bmean = call->scratch, *bvar = s->training ? bmean + C : NULL;
     if (s->training) {
         /* batch statistics per channel over N and the spatial dims */
         for (int64_t c = 0; c < C; c++) {

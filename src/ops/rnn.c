@@ -13,12 +13,12 @@
  * directions; the reverse direction starts at sequence_lens[b] - 1). Inactive steps write zeros
  * to Y and leave the state alone; a row of length 0 reports zero Y_h/Y_c. */
 #include <cblas.h>
-#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ops.h"
 
@@ -307,6 +307,8 @@ static celer_status rnn_geom(const celer_kernel_call *c, geom *g) {
         return op_err(info, CELER_ERR_LIMIT, "sizes out of range (hidden %lld, input %lld, seq %lld, batch %lld)",
                       (long long)g->H, (long long)g->I, (long long)g->S, (long long)g->B);
     int64_t GH = g->G * g->H; /* G <= 4, H < 2^31: no overflow */
+    if (g->S * g->B > BLAS_MAX) /* rows of the input projection GEMM */
+        return op_err(info, CELER_ERR_LIMIT, "seq %lld * batch %lld is above 2^31-1", (long long)g->S, (long long)g->B);
     if (GH > BLAS_MAX) return op_err(info, CELER_ERR_LIMIT, "%lld gates * hidden %lld is too large", (long long)g->G, (long long)g->H);
     TRY(expect_shape(info, g->w, "W", 3, (int64_t[]){g->D, GH, g->I}));
     TRY(expect_shape(info, g->r, "R", 3, (int64_t[]){g->D, GH, g->H}));
@@ -414,7 +416,10 @@ static celer_status rnn_reshape(celer_kernel_call *c) {
         y = (celer_shape){.rank = 4, .dims = {g.B, g.S, g.D, g.H}};
         st = (celer_shape){.rank = 3, .dims = {g.B, g.D, g.H}};
     }
-    if (celer_shape_numel(&y) < 0) return op_err(c->info, CELER_ERR_LIMIT, "output Y is too large");
+    int64_t ny = celer_shape_numel(&y);
+    if (ny < 0 || (uint64_t)ny > MAX_SCRATCH / sizeof(double))
+        return op_err(c->info, CELER_ERR_LIMIT, "output Y of seq %lld, batch %lld, hidden %lld is too large",
+                      (long long)g.S, (long long)g.B, (long long)g.H);
     for (int i = 0; i < c->n_out && i < 3; i++) c->out[i].shape = i == OUT_Y ? y : st;
     carve cv = {0};
     bufs p = {0};
@@ -625,9 +630,11 @@ static celer_status rnn_run(celer_kernel_call *c) {
 #define K(op, since, until, init)                                                                  \
     {"", op, since, until, RNN_TYPES, 0, 0, NULL, init, rnn_reshape, rnn_run, free, NULL}
 
+/* opset 14 added `layout`; nothing else differs between the two entries */
 static const celer_kernel kernels[] = {
-    K("RNN", 7, 13, rnn_init),   K("RNN", 14, 21, rnn_init),   K("GRU", 7, 13, gru_init),
-    K("GRU", 14, 21, gru_init),  K("LSTM", 7, 13, lstm_init),  K("LSTM", 14, 21, lstm_init),
+    K("RNN", 7, 13, rnn_init),  K("RNN", 14, CELER_OPS_MAX_VERSION, rnn_init),
+    K("GRU", 7, 13, gru_init),  K("GRU", 14, CELER_OPS_MAX_VERSION, gru_init),
+    K("LSTM", 7, 13, lstm_init), K("LSTM", 14, CELER_OPS_MAX_VERSION, lstm_init),
 };
 
 const celer_kernel_family celer_family_rnn = {"rnn", kernels, (int)CELER_ARRAY_LEN(kernels)};

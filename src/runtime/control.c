@@ -24,12 +24,13 @@ typedef struct control_local {
     grow_buf *slices;            /* Scan: the current slice of each scan input */
     celer_tensor *body_in;       /* a body's formal inputs for the next iteration */
     grow_buf iter_and_cond;      /* Loop: storage of the iteration number and condition */
+    size_t max_bytes;            /* the model's cap on one buffer */
 } control_local;
 
-/* Makes buffer b at least `need` bytes; keeps its contents. */
-static celer_status grow(grow_buf *b, size_t need) {
+/* Makes buffer b at least `need` bytes (at most `cap`); keeps its contents. */
+static celer_status grow(grow_buf *b, size_t need, size_t cap_bytes) {
     if (need <= b->cap) return CELER_OK;
-    if (need > CELER_RUNTIME_MAX_ARENA)
+    if (need > cap_bytes)
         return celer_errorf(CELER_ERR_LIMIT, "control flow needs a %zu-byte buffer", need);
     size_t cap = CELER_MAX(need, b->cap * 2);
     unsigned char *p = realloc(b->p, cap);
@@ -79,7 +80,8 @@ static celer_status make_local(const celer_model *m, const compiled_node *cn, co
     l->carry[1] = calloc((size_t)n->n_inputs + 1, sizeof(grow_buf));
     l->slices = calloc((size_t)n->n_inputs + 1, sizeof(grow_buf));
     if (!l->outer || !l->body_in || !l->carry[0] || !l->carry[1] || !l->slices) return CELER_ERR_NOMEM;
-    return grow(&l->iter_and_cond, 16);
+    l->max_bytes = m->opts.max_arena_bytes;
+    return grow(&l->iter_and_cond, 16, l->max_bytes);
 }
 
 /* Binds the child's outer values to the parent's tensors. */
@@ -101,10 +103,10 @@ static celer_status emit(celer_context *c, int v, const celer_tensor *src) {
 }
 
 /* Copies `src` into carried buffer b and describes it in *dst. */
-static celer_status carry(grow_buf *b, const celer_tensor *src, celer_tensor *dst) {
+static celer_status carry(grow_buf *b, const celer_tensor *src, celer_tensor *dst, size_t max_bytes) {
     size_t bytes;
     celer_status st = celer_tensor_bytes(src, &bytes);
-    if (!st) st = grow(b, bytes ? bytes : 1);
+    if (!st) st = grow(b, bytes ? bytes : 1, max_bytes);
     if (st) return st;
     if (bytes) memmove(b->p, src->data, bytes);
     *dst = *src;
@@ -189,7 +191,7 @@ celer_status celer_control_compile(celer_model *m, celer_graph *g, int k, compil
 
 static celer_status run_if(celer_context *c, const compiled_node *cn, const celer_node *n, control_local *l) {
     const celer_tensor *cond = celer_exec_tensor(c, n->inputs[0]);
-    int s;
+    int s = 0;
     const compiled_graph *sub = sub_named(cn, n, truthy(cond) ? "then_branch" : "else_branch", &s);
     const celer_tensor *out;
     celer_status st = celer_exec_run(l->children[s], NULL, bind_outer(c, sub, l), &out);
@@ -198,7 +200,7 @@ static celer_status run_if(celer_context *c, const compiled_node *cn, const cele
 }
 
 static celer_status run_loop(celer_context *c, const compiled_node *cn, const celer_node *n, control_local *l) {
-    int s;
+    int s = 0;
     const compiled_graph *body = sub_named(cn, n, "body", &s);
     const int n_state = n->n_inputs - 2, n_scan = n->n_outputs - n_state;
     const celer_tensor *max_t = n->inputs[0] >= 0 ? celer_exec_tensor(c, n->inputs[0]) : NULL;
@@ -223,7 +225,7 @@ static celer_status run_loop(celer_context *c, const compiled_node *cn, const ce
         cond = truthy(&out[0]);
         grow_buf *next = l->carry[it & 1];
         for (int i = 0; i < n_state; i++)
-            if ((st = carry(&next[i], &out[1 + i], &l->body_in[2 + i]))) return st;
+            if ((st = carry(&next[i], &out[1 + i], &l->body_in[2 + i], l->max_bytes))) return st;
         for (int j = 0; j < n_scan; j++) {
             const celer_tensor *o = &out[1 + n_state + j];
             size_t bytes, total;
@@ -234,7 +236,7 @@ static celer_status run_loop(celer_context *c, const compiled_node *cn, const ce
                 return celer_errorf(CELER_ERR_SHAPE, "Loop: scan output %d changes shape between iterations", j);
             }
             if (celer_mul_size(bytes, (size_t)it + 1, &total)) return celer_errorf(CELER_ERR_LIMIT, "Loop: scan output too large");
-            if ((st = grow(&l->slices[j], total ? total : 1))) return st;
+            if ((st = grow(&l->slices[j], total ? total : 1, l->max_bytes))) return st;
             if (bytes) memcpy(l->slices[j].p + bytes * (size_t)it, o->data, bytes);
         }
     }
@@ -262,7 +264,7 @@ static void read_axes(const celer_onnx_node *node, const char *name, int n, int6
 }
 
 static celer_status run_scan(celer_context *c, const compiled_node *cn, const celer_node *n, control_local *l) {
-    int s;
+    int s = 0;
     const compiled_graph *body = sub_named(cn, n, "body", &s);
     const celer_onnx_node *src = n->src;
     const int n_scan_in = (int)celer_onnx_attr_int(src, "num_scan_inputs", 0);
@@ -300,7 +302,7 @@ static celer_status run_scan(celer_context *c, const compiled_node *cn, const ce
             size_t es = celer_dtype_size(x->dtype), outer = 1, inner = es;
             for (int d = 0; d < ax; d++) outer *= (size_t)x->shape.dims[d];
             for (int d = ax + 1; d < x->shape.rank; d++) inner *= (size_t)x->shape.dims[d];
-            if ((st = grow(&l->slices[i], outer * inner > 0 ? outer * inner : 1))) return st;
+            if ((st = grow(&l->slices[i], outer * inner > 0 ? outer * inner : 1, l->max_bytes))) return st;
             for (size_t o = 0; o < outer; o++)
                 memcpy(l->slices[i].p + o * inner, (const unsigned char *)x->data + (o * (size_t)T + (size_t)pos) * inner, inner);
             celer_tensor *b = &l->body_in[n_state + i];
@@ -339,7 +341,7 @@ static celer_status run_scan(celer_context *c, const compiled_node *cn, const ce
         }
         grow_buf *next = l->carry[t & 1];
         for (int i = 0; i < n_state; i++)
-            if ((st = carry(&next[i], &out[i], &l->body_in[i]))) return st;
+            if ((st = carry(&next[i], &out[i], &l->body_in[i], l->max_bytes))) return st;
     }
     for (int i = 0; i < n_state && !st; i++) st = emit(c, n->outputs[i], &l->body_in[i]);
     if (T == 0)
@@ -355,7 +357,7 @@ celer_status celer_control_run(celer_context *c, const celer_model *m, const com
     const compiled_node *cn = &cg->nodes[k];
     celer_status st;
     if (!*local) {
-        control_local *l;
+        control_local *l = NULL;
         st = make_local(m, cn, n, &l);
         *local = l;
         if (st) return st;

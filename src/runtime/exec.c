@@ -155,7 +155,7 @@ static celer_status buf_alloc(celer_context *c, int b, size_t bytes) {
         }
     } else {
         off = c->top;
-        if (off + size > CELER_RUNTIME_MAX_ARENA) goto limit;
+        if (off + size > c->model->opts.max_arena_bytes) goto limit;
         c->top += size;
     }
     if (off + size > c->peak) c->peak = off + size;
@@ -172,8 +172,8 @@ static celer_status buf_alloc(celer_context *c, int b, size_t bytes) {
     }
     return CELER_OK;
 limit:
-    return celer_errorf(CELER_ERR_LIMIT, "activations need more than %llu bytes",
-                        (unsigned long long)CELER_RUNTIME_MAX_ARENA);
+    return celer_errorf(CELER_ERR_LIMIT, "activations need more than the %zu bytes allowed per context",
+                        c->model->opts.max_arena_bytes);
 }
 
 /* Drops one pending read of buffer b; releases it when none remain. */

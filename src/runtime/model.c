@@ -156,6 +156,7 @@ celer_status celer_model_compile(celer_onnx_model *onnx, const celer_model_optio
     m->onnx = onnx;
     if (opts) m->opts = *opts;
     if (m->opts.threads <= 0) m->opts.threads = 1;
+    if (!m->opts.max_arena_bytes) m->opts.max_arena_bytes = CELER_RUNTIME_MAX_ARENA;
     celer_status st = celer_graph_build(onnx, &m->graph);
     if (st) goto fail;
     celer_graph *g = m->graph;

@@ -5,7 +5,7 @@
 #include "ops/ops.h"
 #include "runtime.h"
 
-/* Largest activation arena one run may use. */
+/* Largest activation arena one run may use, unless the model options say otherwise. */
 #define CELER_RUNTIME_MAX_ARENA (16ull << 30)
 /* Most iterations one Loop or Scan node may run. */
 #define CELER_RUNTIME_MAX_ITERATIONS (1ll << 24)

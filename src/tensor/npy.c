@@ -134,7 +134,7 @@ static celer_status parse_shape(hdr_cursor *c, celer_shape *shape) {
     shape->rank = 0;
     if (accept(c, ')')) return CELER_OK;
     for (;;) {
-        int64_t d;
+        int64_t d = 0;
         celer_status st = parse_dim(c, &d);
         if (st) return st;
         if (shape->rank >= CELER_MAX_RANK)

@@ -124,7 +124,7 @@ static int compare(const char *name, const celer_tensor *got, const celer_tensor
 
 static int count_files(const char *dir, const char *prefix) {
     int n = 0;
-    char path[4200];
+    char path[4608];
     for (;; n++) {
         snprintf(path, sizeof path, "%s/%s_%d.pb", dir, prefix, n);
         if (access(path, R_OK)) return n;
@@ -451,5 +451,8 @@ int main(int argc, char **argv) {
         }
     }
     printf("conformance: %d of %d cases passed\n", total_pass, n);
+    for (int m = 0; m < n_must; m++) free(must[m]);
+    free(must);
+    free(cases);
     return rc;
 }

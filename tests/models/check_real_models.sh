@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs real PyTorch-exported models (scripts/export_models.py) through `celer run` and compares
 # every output with PyTorch's: max|y-ref|/max|ref| <= 1e-4.
-# Usage: check_real_models.sh CELER_BIN OUTDIR   (OUTDIR caches the exported models between runs)
+# Usage: check_real_models.sh CELER_BIN OUTDIR   (OUTDIR caches the exported models between runs;
+# CELER_REAL_MODELS_DIR, when set, takes its place so several builds share one export)
 # Prints one line per model and "N passed, M failed"; exits non-zero when any failed.
 set -u
 
 CELER=${1:?usage: check_real_models.sh CELER_BIN OUTDIR}
-OUTDIR=${2:?usage: check_real_models.sh CELER_BIN OUTDIR}
+OUTDIR=${CELER_REAL_MODELS_DIR:-${2:?usage: check_real_models.sh CELER_BIN OUTDIR}}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 PY=/usr/bin/python3

@@ -21,7 +21,7 @@ celer_status tu_run_op(const celer_onnx_node *node, int opset, const celer_tenso
         for (int i = 0; i < n_out; i++) out_types[i] = types[k->type_input];
     }
     void *state = NULL, *local = NULL;
-    if (k->init && (st = k->init(&info, &state))) return st;
+    if (k->init && (st = k->init(&info, &state))) goto done;
     for (int i = 0; i < n_out; i++) {
         memset(&out[i], 0, sizeof out[i]);
         out[i].dtype = out_types[i];
