@@ -251,11 +251,11 @@ static int cmd_ops(int argc, char **argv) {
     (void)argv;
     if (argc) return fail("usage: celer ops");
     int nf;
-    const celer_kernel_family *fams = celer_ops_families(&nf);
+    const celer_kernel_family *const *fams = celer_ops_families(&nf);
     for (int f = 0; f < nf; f++)
-        for (int i = 0; i < fams[f].count; i++) {
-            const celer_kernel *k = &fams[f].kernels[i];
-            printf("%s\t%s\t%d\t%d\t", fams[f].name, k->domain[0] ? k->domain : "ai.onnx", k->since, k->until);
+        for (int i = 0; i < fams[f]->count; i++) {
+            const celer_kernel *k = &fams[f]->kernels[i];
+            printf("%s\t%s\t%d\t%d\t", fams[f]->name, k->domain[0] ? k->domain : "ai.onnx", k->since, k->until);
             printf("%s\t", k->op);
             int first = 1;
             for (int t = 1; t < CELER_DTYPE_COUNT; t++)

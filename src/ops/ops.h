@@ -91,12 +91,18 @@ typedef struct celer_kernel_family {
 const celer_kernel *celer_ops_find(const char *domain, const char *op, int opset,
                                    const celer_dtype *input_types, int n_inputs);
 
+/* Checks a node's input and output counts against the operator's schema at `opset`
+ * (present[i]: input i is named, not omitted). CELER_ERR_INVALID with a message naming the op
+ * when a required input or output is missing; ok for operators it does not know (arity.c). */
+celer_status celer_ops_check_arity(const char *domain, const char *op, int opset,
+                                   const bool *present, int n_in, int n_out);
+
 /* Whether any kernel exists for (domain, op) at any version: lets callers tell "unknown op" from
  * "known op, unsupported version/type". */
 bool celer_ops_known(const char *domain, const char *op);
 
 /* The families, for documentation and inspection. */
-const celer_kernel_family *celer_ops_families(int *count);
+const celer_kernel_family *const *celer_ops_families(int *count);
 
 /* ---- helpers kernels share (implemented in common.c) ---- */
 

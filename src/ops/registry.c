@@ -26,14 +26,9 @@ static const celer_kernel_family *const families[] = {
     &celer_family_control,
 };
 
-static celer_kernel_family family_list[CELER_ARRAY_LEN(families)];
-
-const celer_kernel_family *celer_ops_families(int *count) {
-    /* copy into a plain array once so callers can index it; idempotent and race-free in effect
-     * (every thread writes the same bytes) but done before threads start in practice */
-    for (size_t i = 0; i < CELER_ARRAY_LEN(families); i++) family_list[i] = *families[i];
+const celer_kernel_family *const *celer_ops_families(int *count) {
     *count = (int)CELER_ARRAY_LEN(families);
-    return family_list;
+    return families;
 }
 
 static bool same_domain(const char *a, const char *b) {

@@ -65,7 +65,7 @@ celer_status celer_exec_context_new(const celer_model *model, const compiled_gra
     c->bufs = calloc(nv + 2, sizeof *c->bufs);
     c->locals = calloc((size_t)g->n_nodes + 1, sizeof *c->locals);
     c->free_spans = calloc(nv + 2, sizeof *c->free_spans);
-    c->overflow = calloc(nv + 2, sizeof *c->overflow);
+    c->overflow = calloc(nv + (size_t)g->n_nodes + 2, sizeof *c->overflow); /* values + scratch per node */
     c->in_ptrs = calloc((size_t)max_in, sizeof *c->in_ptrs);
     c->outputs = calloc((size_t)g->n_outputs + 1, sizeof *c->outputs);
     if (!c->tensors || !c->buf_of || !c->bufs || !c->locals || !c->free_spans || !c->overflow ||

@@ -44,6 +44,13 @@ static celer_status resolve_node(celer_model *m, celer_graph *g, int k, celer_ar
                             node_label(n, k, label, sizeof label), domain[0] ? domain : "ai.onnx");
     const celer_kernel *kern = celer_ops_find(domain, n->src->op_type, (int)opset, types, n->n_inputs);
     if (!kern) return celer_error_wrap(CELER_ERR_UNSUPPORTED, "%s", node_label(n, k, label, sizeof label));
+    bool *present = celer_arena_alloc(arena, sizeof(bool) * (size_t)(n->n_inputs + 1));
+    if (!present) return CELER_ERR_NOMEM;
+    for (int j = 0; j < n->n_inputs; j++) present[j] = n->inputs[j] >= 0;
+    /* kernels index their required inputs and outputs without checking */
+    celer_status st = celer_ops_check_arity(domain, n->src->op_type, (int)opset, present,
+                                            n->n_inputs, n->n_outputs);
+    if (st) return celer_error_wrap(st, "%s", node_label(n, k, label, sizeof label));
     cn->kernel = kern;
     cn->info = (celer_op_info){.node = n->src, .opset = (int)opset, .since_version = kern->since,
                                .n_inputs = n->n_inputs, .n_outputs = n->n_outputs,
@@ -51,7 +58,6 @@ static celer_status resolve_node(celer_model *m, celer_graph *g, int k, celer_ar
     if (!kern->run && !(kern->flags & (CELER_KERNEL_ALIAS | CELER_KERNEL_CONTROL)))
         return celer_errorf(CELER_ERR_INTERNAL, "%s: kernel has no run function",
                             node_label(n, k, label, sizeof label));
-    celer_status st;
     if (kern->flags & CELER_KERNEL_CONTROL) {
         if (!m) { /* checking only: subgraph outputs are not typed here */
             for (int j = 0; j < n->n_outputs; j++) out_types[j] = CELER_FLOAT;
