@@ -73,6 +73,13 @@ static inline int celer_add_size(size_t a, size_t b, size_t *out) {
     return __builtin_add_overflow(a, b, out);
 }
 
+/* Returns from the calling function when `x` (a celer_status expression) fails. */
+#define CELER_TRY(x)                                                                               \
+    do {                                                                                           \
+        celer_status celer_try_ = (x);                                                             \
+        if (celer_try_) return celer_try_;                                                         \
+    } while (0)
+
 #define CELER_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define CELER_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CELER_MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -223,7 +223,7 @@ celer_status celer_ops_check_arity(const char *domain, const char *op, int opset
             a = &table[i];
     if (!a) return CELER_OK;
     if (n_in < a->min_in)
-        return celer_errorf(CELER_ERR_INVALID, "%s needs at least %d inputs, the node has %d", op,
+        return celer_errorf(CELER_ERR_INVALID, "%s needs at least %d input(s), the node has %d", op,
                             a->min_in, n_in);
     for (int i = 0; i < n_in; i++) {
         bool required = (i < 32 && (a->required >> i & 1)) || (a->variadic >= 0 && i >= a->variadic);
@@ -231,7 +231,7 @@ celer_status celer_ops_check_arity(const char *domain, const char *op, int opset
             return celer_errorf(CELER_ERR_INVALID, "%s: input %d is required but the node omits it", op, i);
     }
     if (n_out < a->min_out)
-        return celer_errorf(CELER_ERR_INVALID, "%s needs at least %d outputs, the node has %d", op,
+        return celer_errorf(CELER_ERR_INVALID, "%s needs at least %d output(s), the node has %d", op,
                             a->min_out, n_out);
     return CELER_OK;
 }

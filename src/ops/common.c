@@ -1,4 +1,5 @@
 /* Small helpers shared by kernels. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -79,4 +80,60 @@ void celer_ops_double_store(celer_tensor *t, int64_t i, double v) {
     case CELER_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
     default: break;
     }
+}
+
+celer_status celer_ops_error(const celer_op_info *info, celer_status status, const char *fmt, ...) {
+    char who[160], msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return celer_errorf(status, "%s: %s", celer_ops_who(info, who, sizeof who), msg);
+}
+
+const celer_tensor *celer_ops_input(const celer_kernel_call *call, int i) {
+    return i < call->n_in ? call->in[i] : NULL;
+}
+
+celer_status celer_ops_require(const celer_kernel_call *call, int n_required) {
+    if (call->n_out < 1) return celer_ops_error(call->info, CELER_ERR_INVALID, "the node has no output");
+    for (int i = 0; i < n_required; i++)
+        if (i >= call->n_in || !call->in[i])
+            return celer_ops_error(call->info, CELER_ERR_INVALID, "required input %d is missing", i);
+    return CELER_OK;
+}
+
+celer_status celer_ops_add_scratch(celer_kernel_call *call, size_t a, size_t b) {
+    size_t n;
+    if (celer_mul_size(a, b, &n) || celer_add_size(call->scratch_size, n, &call->scratch_size) ||
+        call->scratch_size > CELER_OPS_MAX_BYTES)
+        return celer_ops_error(call->info, CELER_ERR_LIMIT, "scratch memory would exceed %zu bytes",
+                               CELER_OPS_MAX_BYTES);
+    return CELER_OK;
+}
+
+int64_t celer_ops_dims_prod(const int64_t *dims, int from, int to) {
+    int64_t p = 1;
+    for (int d = from; d < to; d++) p *= dims[d];
+    return p;
+}
+
+void celer_ops_strides(const celer_shape *s, int64_t *strides) {
+    int64_t a = 1;
+    for (int i = s->rank - 1; i >= 0; i--) {
+        strides[i] = a;
+        a *= s->dims[i];
+    }
+}
+
+void *celer_ops_carve_elems(celer_ops_carve *cv, int64_t n, size_t es) {
+    size_t bytes;
+    if (n < 0 || celer_mul_size((size_t)n, es, &bytes) || bytes > CELER_OPS_MAX_BYTES) {
+        cv->overflow = true;
+        return NULL;
+    }
+    bytes = (bytes + 63) & ~(size_t)63;
+    void *p = cv->base && !cv->overflow ? cv->base + cv->off : NULL;
+    if (celer_add_size(cv->off, bytes, &cv->off) || cv->off > CELER_OPS_MAX_BYTES) cv->overflow = true;
+    return p;
 }

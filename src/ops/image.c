@@ -23,48 +23,26 @@
 #include "ops.h"
 
 /* An output (or a scratch need) bigger than this is refused: scales can ask for anything. */
-#define MAX_OUT_BYTES ((size_t)16 << 30)
+#define MAX_OUT_BYTES CELER_OPS_MAX_BYTES
 /* Largest dim a scale may produce, checked in double before converting to an integer. */
 #define MAX_DIM 1e12
 /* RoiAlign samples per output bin (adaptive sampling grows with the roi size). */
 #define MAX_ROI_SAMPLES (1 << 16)
 
-#define TRY(x)                                                                                     \
-    do {                                                                                           \
-        celer_status st_ = (x);                                                                    \
-        if (st_) return st_;                                                                       \
-    } while (0)
-
 /* ------------------------------------------------------------------------------------------ */
 /* helpers                                                                                     */
 
-static celer_status op_err(const celer_op_info *info, celer_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static celer_status op_err(const celer_op_info *info, celer_status st, const char *fmt, ...) {
-    char who[160], msg[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return celer_errorf(st, "%s: %s", celer_ops_who(info, who, sizeof who), msg);
-}
-
-/* Input i, or NULL when omitted. */
-static const celer_tensor *opt_in(const celer_kernel_call *c, int i) {
-    return i < c->n_in ? c->in[i] : NULL;
-}
-
 /* Input i, or NULL when omitted or empty (ONNX marks "not given" with either). */
 static const celer_tensor *given_in(const celer_kernel_call *c, int i) {
-    const celer_tensor *t = opt_in(c, i);
+    const celer_tensor *t = celer_ops_input(c, i);
     return t && celer_shape_numel(&t->shape) > 0 ? t : NULL;
 }
 
 static celer_status need(const celer_kernel_call *c, int n_required, const char *const *names) {
-    if (c->n_out < 1) return op_err(c->info, CELER_ERR_INVALID, "the node has no output");
+    if (c->n_out < 1) return celer_ops_error(c->info, CELER_ERR_INVALID, "the node has no output");
     for (int i = 0; i < n_required; i++)
-        if (!opt_in(c, i))
-            return op_err(c->info, CELER_ERR_INVALID, "required input '%s' is missing", names[i]);
+        if (!celer_ops_input(c, i))
+            return celer_ops_error(c->info, CELER_ERR_INVALID, "required input '%s' is missing", names[i]);
     return CELER_OK;
 }
 
@@ -76,7 +54,7 @@ static celer_status check_rank(const celer_op_info *info, const celer_tensor *t,
                                int rank) {
     if (t->shape.rank != rank) {
         char b[200];
-        return op_err(info, CELER_ERR_SHAPE, "input '%s' must have rank %d, got shape %s", what,
+        return celer_ops_error(info, CELER_ERR_SHAPE, "input '%s' must have rank %d, got shape %s", what,
                       rank, shape_s(&t->shape, b, sizeof b));
     }
     return CELER_OK;
@@ -86,7 +64,7 @@ static celer_status check_rank(const celer_op_info *info, const celer_tensor *t,
 static celer_status check_bytes(const celer_op_info *info, const char *what, int64_t n, size_t es) {
     size_t bytes = 0;
     if (n < 0 || celer_mul_size((size_t)n, es, &bytes) || bytes > MAX_OUT_BYTES)
-        return op_err(info, CELER_ERR_LIMIT, "%s is too large (limit %zu bytes)", what,
+        return celer_ops_error(info, CELER_ERR_LIMIT, "%s is too large (limit %zu bytes)", what,
                       MAX_OUT_BYTES);
     return CELER_OK;
 }
@@ -94,7 +72,7 @@ static celer_status check_bytes(const celer_op_info *info, const char *what, int
 static celer_status check_out(const celer_op_info *info, const celer_tensor *out) {
     if (celer_shape_numel(&out->shape) < 0) {
         char b[200];
-        return op_err(info, CELER_ERR_LIMIT, "output shape %s is too large",
+        return celer_ops_error(info, CELER_ERR_LIMIT, "output shape %s is too large",
                       shape_s(&out->shape, b, sizeof b));
     }
     return check_bytes(info, "the output", celer_shape_numel(&out->shape),
@@ -110,7 +88,7 @@ static bool is_float_dtype(celer_dtype t) {
 static celer_status grow_local(const celer_op_info *info, void **slot, size_t *cap, size_t bytes) {
     if (*slot && *cap >= bytes) return CELER_OK;
     void *p = realloc(*slot, bytes);
-    if (!p) return op_err(info, CELER_ERR_NOMEM, "cannot allocate %zu bytes of state", bytes);
+    if (!p) return celer_ops_error(info, CELER_ERR_NOMEM, "cannot allocate %zu bytes of state", bytes);
     *slot = p;
     *cap = bytes;
     return CELER_OK;
@@ -137,7 +115,7 @@ static celer_status attr_enum(const celer_op_info *info, const char *attr, const
         opts[0] = 0;
         for (const name_val *t = table; t->name && k < sizeof opts; t++)
             k += (size_t)snprintf(opts + k, sizeof opts - k, "%s%s", k ? ", " : "", t->name);
-        return op_err(info, CELER_ERR_UNSUPPORTED, "%s '%s' is not supported (expected one of %s)",
+        return celer_ops_error(info, CELER_ERR_UNSUPPORTED, "%s '%s' is not supported (expected one of %s)",
                       attr, s, opts);
     }
     *out = v;
@@ -149,7 +127,7 @@ static celer_status attr_enum(const celer_op_info *info, const char *attr, const
 static celer_status init_with(const celer_op_info *info, void **state, size_t size,
                               celer_status (*parse)(const celer_op_info *, void *)) {
     void *s = calloc(1, size);
-    if (!s) return op_err(info, CELER_ERR_NOMEM, "out of memory");
+    if (!s) return celer_ops_error(info, CELER_ERR_NOMEM, "out of memory");
     celer_status st = parse(info, s);
     if (st) {
         free(s);
@@ -214,13 +192,13 @@ static celer_status rs_parse(const celer_op_info *info, void *state) {
     bool upsample = !strcmp(info->node->op_type, "Upsample");
     bool old = upsample || info->since_version < 11;
     s->source = upsample && info->since_version < 9 ? SRC_ATTR : old ? SRC_INPUT1 : SRC_RESIZE11;
-    TRY(attr_enum(info, "mode", "nearest", old ? mode_names_old : mode_names, &s->mode));
+    CELER_TRY(attr_enum(info, "mode", "nearest", old ? mode_names_old : mode_names, &s->mode));
     if (old) {
         s->ctm = CT_ASYMMETRIC;
         s->nearest = NM_SIMPLE;
     } else {
-        TRY(attr_enum(info, "coordinate_transformation_mode", "half_pixel", ctm_names, &s->ctm));
-        TRY(attr_enum(info, "nearest_mode", "round_prefer_floor", nearest_names, &s->nearest));
+        CELER_TRY(attr_enum(info, "coordinate_transformation_mode", "half_pixel", ctm_names, &s->ctm));
+        CELER_TRY(attr_enum(info, "nearest_mode", "round_prefer_floor", nearest_names, &s->nearest));
         s->cubic_a = celer_onnx_attr_float(info->node, "cubic_coeff_a", -0.75f);
         s->exclude_outside = celer_onnx_attr_int(info->node, "exclude_outside", 0) != 0;
         s->extrapolation = celer_onnx_attr_float(info->node, "extrapolation_value", 0.0f);
@@ -228,16 +206,16 @@ static celer_status rs_parse(const celer_op_info *info, void *state) {
     if (s->source == SRC_ATTR) {
         const float *f = NULL;
         int n = celer_onnx_attr_floats(info->node, "scales", &f);
-        if (n < 0) return op_err(info, CELER_ERR_INVALID, "attribute 'scales' is required");
+        if (n < 0) return celer_ops_error(info, CELER_ERR_INVALID, "attribute 'scales' is required");
         if (n > CELER_MAX_RANK)
-            return op_err(info, CELER_ERR_LIMIT, "attribute 'scales' has %d values, at most %d",
+            return celer_ops_error(info, CELER_ERR_LIMIT, "attribute 'scales' has %d values, at most %d",
                           n, CELER_MAX_RANK);
         for (int i = 0; i < n; i++) s->attr_scales[i] = f[i];
         s->n_attr_scales = n;
     }
     celer_dtype t = info->n_inputs > 0 ? info->input_types[0] : CELER_UNDEFINED;
     if (s->mode != M_NEAREST && !is_float_dtype(t))
-        return op_err(info, CELER_ERR_UNSUPPORTED,
+        return celer_ops_error(info, CELER_ERR_UNSUPPORTED,
                       "mode '%s' needs a float, double or float16 input, got %s",
                       celer_onnx_attr_string(info->node, "mode", "nearest"), celer_dtype_name(t));
     return CELER_OK;
@@ -356,16 +334,16 @@ static void rs_fill_axis(const rs_state *s, rs_axis *a, double scale, double len
 static celer_status read_floats(const celer_op_info *info, const celer_tensor *t, const char *what,
                                 int n, double *v) {
     if (!is_float_dtype(t->dtype))
-        return op_err(info, CELER_ERR_DTYPE, "input '%s' must be float, got %s", what,
+        return celer_ops_error(info, CELER_ERR_DTYPE, "input '%s' must be float, got %s", what,
                       celer_dtype_name(t->dtype));
     int64_t cnt = celer_shape_numel(&t->shape);
     if (cnt != n)
-        return op_err(info, CELER_ERR_SHAPE, "input '%s' must have %d values (2 per axis for roi, "
+        return celer_ops_error(info, CELER_ERR_SHAPE, "input '%s' must have %d values (2 per axis for roi, "
                       "1 per axis otherwise), got %lld", what, n, (long long)cnt);
     for (int i = 0; i < n; i++) {
         v[i] = celer_ops_double_at(t, i);
         if (!isfinite(v[i]))
-            return op_err(info, CELER_ERR_INVALID, "input '%s' value %d is not finite", what, i);
+            return celer_ops_error(info, CELER_ERR_INVALID, "input '%s' value %d is not finite", what, i);
     }
     return CELER_OK;
 }
@@ -381,70 +359,70 @@ static celer_status rs_geometry(const celer_kernel_call *c, const rs_state *s, d
     bool have_scales = false;
     if (s->source == SRC_ATTR) {
         if (s->n_attr_scales != r)
-            return op_err(info, CELER_ERR_SHAPE,
+            return celer_ops_error(info, CELER_ERR_SHAPE,
                           "attribute 'scales' has %d values but the input has rank %d",
                           s->n_attr_scales, r);
         memcpy(scale, s->attr_scales, (size_t)r * sizeof *scale);
         have_scales = true;
     } else if (s->source == SRC_INPUT1) {
-        scales_t = opt_in(c, 1);
-        if (!scales_t) return op_err(info, CELER_ERR_INVALID, "input 'scales' is missing");
+        scales_t = celer_ops_input(c, 1);
+        if (!scales_t) return celer_ops_error(info, CELER_ERR_INVALID, "input 'scales' is missing");
     } else {
         scales_t = given_in(c, 2);
         sizes_t = given_in(c, 3);
         if (scales_t && sizes_t)
-            return op_err(info, CELER_ERR_INVALID,
+            return celer_ops_error(info, CELER_ERR_INVALID,
                           "only one of 'scales' and 'sizes' may be given, got both");
         if (!scales_t && !sizes_t)
-            return op_err(info, CELER_ERR_INVALID, "one of 'scales' and 'sizes' must be given");
+            return celer_ops_error(info, CELER_ERR_INVALID, "one of 'scales' and 'sizes' must be given");
     }
     if (scales_t) {
-        TRY(read_floats(info, scales_t, "scales", r, scale));
+        CELER_TRY(read_floats(info, scales_t, "scales", r, scale));
         have_scales = true;
     }
     for (int i = 0; i < r; i++) roi[i] = 0, roi[r + i] = 1;
     if (s->ctm == CT_TF_CROP_AND_RESIZE) {
         const celer_tensor *roi_t = given_in(c, 1);
         if (!roi_t)
-            return op_err(info, CELER_ERR_INVALID,
+            return celer_ops_error(info, CELER_ERR_INVALID,
                           "coordinate_transformation_mode tf_crop_and_resize needs input 'roi'");
-        TRY(read_floats(info, roi_t, "roi", 2 * r, roi));
+        CELER_TRY(read_floats(info, roi_t, "roi", 2 * r, roi));
     }
     if (sizes_t) {
         if (sizes_t->dtype != CELER_INT64)
-            return op_err(info, CELER_ERR_DTYPE, "input 'sizes' must be int64, got %s",
+            return celer_ops_error(info, CELER_ERR_DTYPE, "input 'sizes' must be int64, got %s",
                           celer_dtype_name(sizes_t->dtype));
         if (celer_shape_numel(&sizes_t->shape) != r)
-            return op_err(info, CELER_ERR_SHAPE, "input 'sizes' must have %d values (the input "
+            return celer_ops_error(info, CELER_ERR_SHAPE, "input 'sizes' must have %d values (the input "
                           "rank), got %lld", r, (long long)celer_shape_numel(&sizes_t->shape));
     }
     for (int i = 0; i < r; i++) {
         int64_t in = x->shape.dims[i];
         if (have_scales) {
             if (!(scale[i] > 0) || !isfinite(scale[i]))
-                return op_err(info, CELER_ERR_INVALID, "scale %g of axis %d must be positive",
+                return celer_ops_error(info, CELER_ERR_INVALID, "scale %g of axis %d must be positive",
                               scale[i], i);
             length[i] = (double)in * scale[i];
             double d = floor(length[i]);
             if (d > MAX_DIM)
-                return op_err(info, CELER_ERR_LIMIT, "axis %d: %lld * scale %g is too large", i,
+                return celer_ops_error(info, CELER_ERR_LIMIT, "axis %d: %lld * scale %g is too large", i,
                               (long long)in, scale[i]);
             out_dims[i] = (int64_t)d;
         } else {
             int64_t n = celer_ops_int_at(sizes_t, i);
             /* 0 only keeps an empty axis empty (a batch of 0) */
             if (n < 0 || (n == 0 && in > 0))
-                return op_err(info, CELER_ERR_INVALID, "size %lld of axis %d must be positive",
+                return celer_ops_error(info, CELER_ERR_INVALID, "size %lld of axis %d must be positive",
                               (long long)n, i);
             if ((double)n > MAX_DIM)
-                return op_err(info, CELER_ERR_LIMIT, "size %lld of axis %d is too large",
+                return celer_ops_error(info, CELER_ERR_LIMIT, "size %lld of axis %d is too large",
                               (long long)n, i);
             out_dims[i] = n;
             length[i] = (double)n;
             scale[i] = in > 0 ? (double)n / (double)in : 1;
         }
         if (in == 0 && out_dims[i] > 0)
-            return op_err(info, CELER_ERR_SHAPE, "axis %d is empty and cannot be resized to %lld",
+            return celer_ops_error(info, CELER_ERR_SHAPE, "axis %d is empty and cannot be resized to %lld",
                           i, (long long)out_dims[i]);
     }
     return CELER_OK;
@@ -452,19 +430,19 @@ static celer_status rs_geometry(const celer_kernel_call *c, const rs_state *s, d
 
 static celer_status rs_reshape(celer_kernel_call *c) {
     static const char *const names[] = {"X"};
-    TRY(need(c, 1, names));
+    CELER_TRY(need(c, 1, names));
     const celer_op_info *info = c->info;
     const rs_state *s = c->state;
     const celer_tensor *x = c->in[0];
     int r = x->shape.rank;
-    if (r < 1) return op_err(info, CELER_ERR_SHAPE, "input 'X' must have rank >= 1, got a scalar");
+    if (r < 1) return celer_ops_error(info, CELER_ERR_SHAPE, "input 'X' must have rank >= 1, got a scalar");
     double scale[CELER_MAX_RANK], length[CELER_MAX_RANK], roi[2 * CELER_MAX_RANK];
     int64_t out_dims[CELER_MAX_RANK];
-    TRY(rs_geometry(c, s, scale, length, out_dims, roi));
+    CELER_TRY(rs_geometry(c, s, scale, length, out_dims, roi));
     celer_tensor *y = &c->out[0];
     y->shape.rank = r;
     memcpy(y->shape.dims, out_dims, (size_t)r * sizeof *out_dims);
-    TRY(check_out(info, y));
+    CELER_TRY(check_out(info, y));
     c->scratch_size = 0;
     if (celer_shape_numel(&y->shape) == 0) return CELER_OK; /* run writes nothing */
 
@@ -476,15 +454,15 @@ static celer_status rs_reshape(celer_kernel_call *c) {
     for (int i = 0; i < r; i++) {
         size_t b;
         if (celer_mul_size((size_t)out_dims[i], per, &b) || celer_add_size(bytes, b + 32, &bytes))
-            return op_err(info, CELER_ERR_LIMIT, "resize plan is too large");
+            return celer_ops_error(info, CELER_ERR_LIMIT, "resize plan is too large");
     }
-    if (bytes > MAX_OUT_BYTES) return op_err(info, CELER_ERR_LIMIT, "resize plan is too large");
+    if (bytes > MAX_OUT_BYTES) return celer_ops_error(info, CELER_ERR_LIMIT, "resize plan is too large");
     rs_local *L = *c->local;
     if (!L) {
-        if (!(L = calloc(1, sizeof *L))) return op_err(info, CELER_ERR_NOMEM, "out of memory");
+        if (!(L = calloc(1, sizeof *L))) return celer_ops_error(info, CELER_ERR_NOMEM, "out of memory");
         *c->local = L;
     }
-    TRY(grow_local(info, &L->mem, &L->cap, bytes));
+    CELER_TRY(grow_local(info, &L->mem, &L->cap, bytes));
     char *p = L->mem;
     L->rank = r;
     for (int i = 0; i < r; i++) {
@@ -530,7 +508,7 @@ static celer_status rs_reshape(celer_kernel_call *c) {
     bool native = y->dtype == CELER_FLOAT || y->dtype == CELER_DOUBLE;
     if (L->n_pass > 1 || (!native && L->n_pass > 0)) {
         size_t es = y->dtype == CELER_DOUBLE ? sizeof(double) : sizeof(float);
-        TRY(check_bytes(info, "the resize scratch", mx, 2 * es));
+        CELER_TRY(check_bytes(info, "the resize scratch", mx, 2 * es));
         c->scratch_size = (size_t)mx * 2 * es;
     }
     return CELER_OK;
@@ -714,8 +692,8 @@ typedef struct gs_state {
 
 static celer_status gs_parse(const celer_op_info *info, void *state) {
     gs_state *s = state;
-    TRY(attr_enum(info, "mode", "bilinear", gs_modes, &s->mode));
-    TRY(attr_enum(info, "padding_mode", "zeros", gs_pads, &s->pad));
+    CELER_TRY(attr_enum(info, "mode", "bilinear", gs_modes, &s->mode));
+    CELER_TRY(attr_enum(info, "padding_mode", "zeros", gs_pads, &s->pad));
     s->align = celer_onnx_attr_int(info->node, "align_corners", 0) != 0;
     return CELER_OK;
 }
@@ -726,17 +704,17 @@ static celer_status gs_init(const celer_op_info *info, void **state) {
 
 static celer_status gs_reshape(celer_kernel_call *c) {
     static const char *const names[] = {"X", "grid"};
-    TRY(need(c, 2, names));
+    CELER_TRY(need(c, 2, names));
     const celer_op_info *info = c->info;
     const celer_tensor *x = c->in[0], *g = c->in[1];
-    TRY(check_rank(info, x, "X", 4));
-    TRY(check_rank(info, g, "grid", 4));
+    CELER_TRY(check_rank(info, x, "X", 4));
+    CELER_TRY(check_rank(info, g, "grid", 4));
     if (!is_float_dtype(g->dtype))
-        return op_err(info, CELER_ERR_DTYPE, "input 'grid' must be float, got %s",
+        return celer_ops_error(info, CELER_ERR_DTYPE, "input 'grid' must be float, got %s",
                       celer_dtype_name(g->dtype));
     if (g->shape.dims[0] != x->shape.dims[0] || g->shape.dims[3] != 2) {
         char b1[200], b2[200];
-        return op_err(info, CELER_ERR_SHAPE, "grid shape %s does not match X shape %s (expected "
+        return celer_ops_error(info, CELER_ERR_SHAPE, "grid shape %s does not match X shape %s (expected "
                       "[%lld, H_out, W_out, 2])", shape_s(&g->shape, b1, sizeof b1),
                       shape_s(&x->shape, b2, sizeof b2), (long long)x->shape.dims[0]);
     }
@@ -844,23 +822,23 @@ typedef struct ra_state {
 
 static celer_status ra_parse(const celer_op_info *info, void *state) {
     ra_state *s = state;
-    TRY(attr_enum(info, "mode", "avg", ra_modes, &s->mode));
+    CELER_TRY(attr_enum(info, "mode", "avg", ra_modes, &s->mode));
     /* opset 10 had no attribute and behaved as output_half_pixel */
     if (info->since_version >= 16)
-        TRY(attr_enum(info, "coordinate_transformation_mode", "half_pixel", ra_ctms,
+        CELER_TRY(attr_enum(info, "coordinate_transformation_mode", "half_pixel", ra_ctms,
                       &s->half_pixel));
     s->oh = celer_onnx_attr_int(info->node, "output_height", 1);
     s->ow = celer_onnx_attr_int(info->node, "output_width", 1);
     s->sampling = celer_onnx_attr_int(info->node, "sampling_ratio", 0);
     s->spatial_scale = celer_onnx_attr_float(info->node, "spatial_scale", 1.0f);
     if (s->oh < 1 || s->ow < 1 || s->oh > (1 << 20) || s->ow > (1 << 20))
-        return op_err(info, CELER_ERR_INVALID, "output_height %lld and output_width %lld must be "
+        return celer_ops_error(info, CELER_ERR_INVALID, "output_height %lld and output_width %lld must be "
                       "in [1, 1048576]", (long long)s->oh, (long long)s->ow);
     if (s->sampling < 0 || s->sampling > 1024)
-        return op_err(info, CELER_ERR_INVALID, "sampling_ratio %lld must be in [0, 1024]",
+        return celer_ops_error(info, CELER_ERR_INVALID, "sampling_ratio %lld must be in [0, 1024]",
                       (long long)s->sampling);
     if (!isfinite(s->spatial_scale))
-        return op_err(info, CELER_ERR_INVALID, "spatial_scale is not finite");
+        return celer_ops_error(info, CELER_ERR_INVALID, "spatial_scale is not finite");
     return CELER_OK;
 }
 
@@ -891,43 +869,43 @@ static ra_roi ra_geometry(const ra_state *s, const celer_tensor *rois, int64_t r
 
 static celer_status ra_reshape(celer_kernel_call *c) {
     static const char *const names[] = {"X", "rois", "batch_indices"};
-    TRY(need(c, 3, names));
+    CELER_TRY(need(c, 3, names));
     const celer_op_info *info = c->info;
     const ra_state *s = c->state;
     const celer_tensor *x = c->in[0], *rois = c->in[1], *bi = c->in[2];
-    TRY(check_rank(info, x, "X", 4));
-    TRY(check_rank(info, rois, "rois", 2));
-    TRY(check_rank(info, bi, "batch_indices", 1));
+    CELER_TRY(check_rank(info, x, "X", 4));
+    CELER_TRY(check_rank(info, rois, "rois", 2));
+    CELER_TRY(check_rank(info, bi, "batch_indices", 1));
     if (!is_float_dtype(rois->dtype))
-        return op_err(info, CELER_ERR_DTYPE, "input 'rois' must be float, got %s",
+        return celer_ops_error(info, CELER_ERR_DTYPE, "input 'rois' must be float, got %s",
                       celer_dtype_name(rois->dtype));
     if (bi->dtype != CELER_INT64 && bi->dtype != CELER_INT32)
-        return op_err(info, CELER_ERR_DTYPE, "input 'batch_indices' must be int64, got %s",
+        return celer_ops_error(info, CELER_ERR_DTYPE, "input 'batch_indices' must be int64, got %s",
                       celer_dtype_name(bi->dtype));
     int64_t nr = rois->shape.dims[0];
     if ((x->shape.dims[2] == 0 || x->shape.dims[3] == 0) && nr > 0 && x->shape.dims[1] > 0) {
         char b[200];
-        return op_err(info, CELER_ERR_SHAPE, "input 'X' %s has no pixels to sample",
+        return celer_ops_error(info, CELER_ERR_SHAPE, "input 'X' %s has no pixels to sample",
                       shape_s(&x->shape, b, sizeof b));
     }
     if (rois->shape.dims[1] != 4 || bi->shape.dims[0] != nr) {
         char b1[200], b2[200];
-        return op_err(info, CELER_ERR_SHAPE, "rois %s must be [num_rois, 4] and batch_indices %s "
+        return celer_ops_error(info, CELER_ERR_SHAPE, "rois %s must be [num_rois, 4] and batch_indices %s "
                       "[num_rois]", shape_s(&rois->shape, b1, sizeof b1),
                       shape_s(&bi->shape, b2, sizeof b2));
     }
     for (int64_t r = 0; r < nr; r++) {
         int64_t b = celer_ops_int_at(bi, r);
         if (b < 0 || b >= x->shape.dims[0])
-            return op_err(info, CELER_ERR_INVALID, "batch_indices[%lld] = %lld is out of range "
+            return celer_ops_error(info, CELER_ERR_INVALID, "batch_indices[%lld] = %lld is out of range "
                           "for batch size %lld", (long long)r, (long long)b,
                           (long long)x->shape.dims[0]);
         for (int j = 0; j < 4; j++)
             if (!isfinite(celer_ops_double_at(rois, r * 4 + j) * s->spatial_scale))
-                return op_err(info, CELER_ERR_INVALID, "rois[%lld] is not finite", (long long)r);
+                return celer_ops_error(info, CELER_ERR_INVALID, "rois[%lld] is not finite", (long long)r);
         ra_roi g = ra_geometry(s, rois, r);
         if (g.gh * g.gw > MAX_ROI_SAMPLES)
-            return op_err(info, CELER_ERR_LIMIT, "rois[%lld] needs %lld x %lld samples per bin "
+            return celer_ops_error(info, CELER_ERR_LIMIT, "rois[%lld] needs %lld x %lld samples per bin "
                           "(limit %d): set sampling_ratio", (long long)r, (long long)g.gh,
                           (long long)g.gw, MAX_ROI_SAMPLES);
     }
@@ -1010,7 +988,7 @@ static celer_status nms_parse(const celer_op_info *info, void *state) {
     nms_state *s = state;
     int64_t cpb = celer_onnx_attr_int(info->node, "center_point_box", 0);
     if (cpb != 0 && cpb != 1)
-        return op_err(info, CELER_ERR_INVALID, "center_point_box must be 0 or 1, got %lld",
+        return celer_ops_error(info, CELER_ERR_INVALID, "center_point_box must be 0 or 1, got %lld",
                       (long long)cpb);
     s->center_point_box = cpb == 1;
     return CELER_OK;
@@ -1056,19 +1034,19 @@ static bool nms_suppress(const float *a, const float *b, float thr) {
 
 static celer_status nms_reshape(celer_kernel_call *c) {
     static const char *const names[] = {"boxes", "scores"};
-    TRY(need(c, 2, names));
+    CELER_TRY(need(c, 2, names));
     const celer_op_info *info = c->info;
     const nms_state *s = c->state;
     const celer_tensor *boxes = c->in[0], *scores = c->in[1];
-    TRY(check_rank(info, boxes, "boxes", 3));
-    TRY(check_rank(info, scores, "scores", 3));
+    CELER_TRY(check_rank(info, boxes, "boxes", 3));
+    CELER_TRY(check_rank(info, scores, "scores", 3));
     if (scores->dtype != boxes->dtype)
-        return op_err(info, CELER_ERR_DTYPE, "scores (%s) must have the type of boxes (%s)",
+        return celer_ops_error(info, CELER_ERR_DTYPE, "scores (%s) must have the type of boxes (%s)",
                       celer_dtype_name(scores->dtype), celer_dtype_name(boxes->dtype));
     int64_t nb = boxes->shape.dims[0], ns = boxes->shape.dims[1], nc = scores->shape.dims[1];
     if (boxes->shape.dims[2] != 4 || scores->shape.dims[0] != nb || scores->shape.dims[2] != ns) {
         char b1[200], b2[200];
-        return op_err(info, CELER_ERR_SHAPE, "boxes %s must be [batches, boxes, 4] and scores %s "
+        return celer_ops_error(info, CELER_ERR_SHAPE, "boxes %s must be [batches, boxes, 4] and scores %s "
                       "[batches, classes, boxes]", shape_s(&boxes->shape, b1, sizeof b1),
                       shape_s(&scores->shape, b2, sizeof b2));
     }
@@ -1078,37 +1056,37 @@ static celer_status nms_reshape(celer_kernel_call *c) {
     bool has_score_thr = false;
     if ((t = given_in(c, 2))) {
         if (t->dtype != CELER_INT64 && t->dtype != CELER_INT32)
-            return op_err(info, CELER_ERR_DTYPE, "max_output_boxes_per_class must be int64, got %s",
+            return celer_ops_error(info, CELER_ERR_DTYPE, "max_output_boxes_per_class must be int64, got %s",
                           celer_dtype_name(t->dtype));
         max_out = CELER_MAX(celer_ops_int_at(t, 0), 0);
     }
     if ((t = given_in(c, 3))) {
         if (!is_float_dtype(t->dtype))
-            return op_err(info, CELER_ERR_DTYPE, "iou_threshold must be float, got %s",
+            return celer_ops_error(info, CELER_ERR_DTYPE, "iou_threshold must be float, got %s",
                           celer_dtype_name(t->dtype));
         iou = celer_ops_double_at(t, 0);
         if (!(iou >= 0 && iou <= 1))
-            return op_err(info, CELER_ERR_INVALID, "iou_threshold %g must be in [0, 1]", iou);
+            return celer_ops_error(info, CELER_ERR_INVALID, "iou_threshold %g must be in [0, 1]", iou);
     }
     if ((t = given_in(c, 4))) {
         if (!is_float_dtype(t->dtype))
-            return op_err(info, CELER_ERR_DTYPE, "score_threshold must be float, got %s",
+            return celer_ops_error(info, CELER_ERR_DTYPE, "score_threshold must be float, got %s",
                           celer_dtype_name(t->dtype));
         score_thr = celer_ops_double_at(t, 0);
         has_score_thr = true;
     }
     int64_t per_class = CELER_MIN(max_out, ns), total;
     if (__builtin_mul_overflow(nb, nc, &total) || __builtin_mul_overflow(total, per_class, &total))
-        return op_err(info, CELER_ERR_LIMIT, "too many selected boxes");
-    TRY(check_bytes(info, "the selection", total, 3 * sizeof(int64_t)));
-    TRY(check_bytes(info, "the box list", ns,
+        return celer_ops_error(info, CELER_ERR_LIMIT, "too many selected boxes");
+    CELER_TRY(check_bytes(info, "the selection", total, 3 * sizeof(int64_t)));
+    CELER_TRY(check_bytes(info, "the box list", ns,
                     sizeof(nms_cand) + sizeof(int64_t) + 4 * sizeof(float)));
     size_t bytes = sizeof(nms_local) + (size_t)total * 3 * sizeof(int64_t) +
                    (size_t)ns * (sizeof(nms_cand) + sizeof(int64_t) + 4 * sizeof(float)) + 64;
     nms_local *L = *c->local;
     size_t cap = L ? L->cap : 0;
     void *mem = L;
-    TRY(grow_local(info, &mem, &cap, bytes));
+    CELER_TRY(grow_local(info, &mem, &cap, bytes));
     *c->local = L = mem;
     L->cap = cap;
     char *p = (char *)(L + 1);

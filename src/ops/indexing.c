@@ -16,44 +16,13 @@
 #include "ops.h"
 
 /* An output bigger than this is refused: a depth input can ask for anything. */
-#define MAX_OUT_BYTES ((size_t)16 << 30)
-
-#define TRY(x)                                                                                     \
-    do {                                                                                           \
-        celer_status st_ = (x);                                                                    \
-        if (st_) return st_;                                                                       \
-    } while (0)
+#define MAX_OUT_BYTES CELER_OPS_MAX_BYTES
 
 /* ------------------------------------------------------------------------------------------ */
 /* helpers                                                                                     */
 
-static celer_status op_err(const celer_op_info *info, celer_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static celer_status op_err(const celer_op_info *info, celer_status st, const char *fmt, ...) {
-    char who[160], msg[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return celer_errorf(st, "%s: %s", celer_ops_who(info, who, sizeof who), msg);
-}
-
-static const celer_tensor *opt_in(const celer_kernel_call *c, int i) {
-    return i < c->n_in ? c->in[i] : NULL;
-}
-
-/* The executor passes whatever the node lists: check that the required inputs (and an output)
- * exist before touching them. */
-static celer_status need(const celer_kernel_call *c, int n_required) {
-    if (c->n_out < 1) return op_err(c->info, CELER_ERR_INVALID, "the node has no output");
-    for (int i = 0; i < n_required; i++)
-        if (i >= c->n_in || !c->in[i])
-            return op_err(c->info, CELER_ERR_INVALID, "required input %d is missing", i);
-    return CELER_OK;
-}
-
 static celer_status need_in(const celer_kernel_call *c, int i, const char *what) {
-    if (!opt_in(c, i)) return op_err(c->info, CELER_ERR_INVALID, "input '%s' is missing", what);
+    if (!celer_ops_input(c, i)) return celer_ops_error(c->info, CELER_ERR_INVALID, "input '%s' is missing", what);
     return CELER_OK;
 }
 
@@ -63,7 +32,7 @@ static celer_status check_out(const celer_op_info *info, const celer_tensor *out
     if (n < 0 || celer_mul_size((size_t)n, celer_dtype_size(out->dtype), &bytes) ||
         bytes > MAX_OUT_BYTES) {
         char b[200];
-        return op_err(info, CELER_ERR_LIMIT, "output shape %s is too large (limit %zu bytes)",
+        return celer_ops_error(info, CELER_ERR_LIMIT, "output shape %s is too large (limit %zu bytes)",
                       celer_shape_str(&out->shape, b, sizeof b), MAX_OUT_BYTES);
     }
     return CELER_OK;
@@ -71,23 +40,9 @@ static celer_status check_out(const celer_op_info *info, const celer_tensor *out
 
 static celer_status check_index_dtype(const celer_op_info *info, const celer_tensor *t) {
     if (t->dtype != CELER_INT64 && t->dtype != CELER_INT32)
-        return op_err(info, CELER_ERR_DTYPE, "indices must be int64 or int32, got %s",
+        return celer_ops_error(info, CELER_ERR_DTYPE, "indices must be int64 or int32, got %s",
                       celer_dtype_name(t->dtype));
     return CELER_OK;
-}
-
-static void row_major_strides(const celer_shape *s, int64_t *st) {
-    int64_t a = 1;
-    for (int i = s->rank - 1; i >= 0; i--) {
-        st[i] = a;
-        a *= s->dims[i];
-    }
-}
-
-static int64_t prod(const int64_t *d, int from, int to) {
-    int64_t p = 1;
-    for (int i = from; i < to; i++) p *= d[i];
-    return p;
 }
 
 static const char *sh(const celer_shape *s, char *buf, size_t cap) {
@@ -99,7 +54,7 @@ static celer_status index_at(const celer_op_info *info, const celer_tensor *t, i
                              int64_t dim, int axis, int64_t *out) {
     int64_t v = celer_ops_int_at(t, i);
     if (v < -dim || v >= dim)
-        return op_err(info, CELER_ERR_INVALID, "index %lld is out of range for axis %d of size %lld",
+        return celer_ops_error(info, CELER_ERR_INVALID, "index %lld is out of range for axis %d of size %lld",
                       (long long)v, axis, (long long)dim);
     *out = v < 0 ? v + dim : v;
     return CELER_OK;
@@ -122,16 +77,16 @@ static celer_status gather_axis(const celer_kernel_call *c, int *axis) {
 }
 
 static celer_status reshape_gather(celer_kernel_call *c) {
-    TRY(need(c, 2));
-    TRY(need_in(c, 1, "indices"));
+    CELER_TRY(celer_ops_require(c, 2));
+    CELER_TRY(need_in(c, 1, "indices"));
     const celer_shape *d = &c->in[0]->shape, *q = &c->in[1]->shape;
-    TRY(check_index_dtype(c->info, c->in[1]));
-    if (d->rank == 0) return op_err(c->info, CELER_ERR_SHAPE, "data must have rank >= 1");
+    CELER_TRY(check_index_dtype(c->info, c->in[1]));
+    if (d->rank == 0) return celer_ops_error(c->info, CELER_ERR_SHAPE, "data must have rank >= 1");
     int axis;
-    TRY(gather_axis(c, &axis));
+    CELER_TRY(gather_axis(c, &axis));
     int rank = d->rank - 1 + q->rank;
     if (rank > CELER_MAX_RANK)
-        return op_err(c->info, CELER_ERR_LIMIT, "output rank %d exceeds the maximum %d", rank,
+        return celer_ops_error(c->info, CELER_ERR_LIMIT, "output rank %d exceeds the maximum %d", rank,
                       CELER_MAX_RANK);
     celer_shape out = {.rank = rank};
     int k = 0;
@@ -145,12 +100,12 @@ static celer_status reshape_gather(celer_kernel_call *c) {
 static celer_status run_gather(celer_kernel_call *c) {
     const celer_tensor *x = c->in[0], *ind = c->in[1];
     int axis;
-    TRY(gather_axis(c, &axis));
+    CELER_TRY(gather_axis(c, &axis));
     int64_t n = celer_shape_numel(&ind->shape), dim = x->shape.dims[axis], v;
-    for (int64_t j = 0; j < n; j++) TRY(index_at(c->info, ind, j, dim, axis, &v));
+    for (int64_t j = 0; j < n; j++) CELER_TRY(index_at(c->info, ind, j, dim, axis, &v));
     size_t es = celer_dtype_size(x->dtype);
-    int64_t outer = prod(x->shape.dims, 0, axis);
-    size_t inner = (size_t)prod(x->shape.dims, axis + 1, x->shape.rank) * es;
+    int64_t outer = celer_ops_dims_prod(x->shape.dims, 0, axis);
+    size_t inner = (size_t)celer_ops_dims_prod(x->shape.dims, axis + 1, x->shape.rank) * es;
     if (!inner) return CELER_OK;
     char *dst = c->out[0].data;
     const char *src = x->data;
@@ -173,7 +128,7 @@ static celer_status check_elements(const celer_kernel_call *c, const celer_shape
     bool ok = d->rank == q->rank;
     for (int i = 0; ok && i < d->rank; i++) ok = i == axis || q->dims[i] <= d->dims[i];
     if (!ok)
-        return op_err(c->info, CELER_ERR_SHAPE,
+        return celer_ops_error(c->info, CELER_ERR_SHAPE,
                       "indices of shape %s do not fit data of shape %s (same rank, and no larger "
                       "outside axis %d)",
                       sh(q, b1, sizeof b1), sh(d, b2, sizeof b2), axis);
@@ -181,13 +136,13 @@ static celer_status check_elements(const celer_kernel_call *c, const celer_shape
 }
 
 static celer_status reshape_gather_elements(celer_kernel_call *c) {
-    TRY(need(c, 2));
-    TRY(need_in(c, 1, "indices"));
-    TRY(check_index_dtype(c->info, c->in[1]));
-    if (c->in[0]->shape.rank == 0) return op_err(c->info, CELER_ERR_SHAPE, "data must have rank >= 1");
+    CELER_TRY(celer_ops_require(c, 2));
+    CELER_TRY(need_in(c, 1, "indices"));
+    CELER_TRY(check_index_dtype(c->info, c->in[1]));
+    if (c->in[0]->shape.rank == 0) return celer_ops_error(c->info, CELER_ERR_SHAPE, "data must have rank >= 1");
     int axis;
-    TRY(gather_axis(c, &axis));
-    TRY(check_elements(c, &c->in[0]->shape, &c->in[1]->shape, axis));
+    CELER_TRY(gather_axis(c, &axis));
+    CELER_TRY(check_elements(c, &c->in[0]->shape, &c->in[1]->shape, axis));
     c->out[0].shape = c->in[1]->shape;
     return CELER_OK;
 }
@@ -199,9 +154,9 @@ typedef void (*elements_fn)(void *ctx, int64_t j, int64_t off);
 static celer_status walk_elements(const celer_kernel_call *c, const celer_tensor *data,
                                   const celer_tensor *ind, int axis, elements_fn fn, void *ctx) {
     int64_t st[CELER_MAX_RANK], idx[CELER_MAX_RANK] = {0}, v;
-    row_major_strides(&data->shape, st);
+    celer_ops_strides(&data->shape, st);
     int64_t n = celer_shape_numel(&ind->shape), dim = data->shape.dims[axis];
-    for (int64_t j = 0; j < n; j++) TRY(index_at(c->info, ind, j, dim, axis, &v));
+    for (int64_t j = 0; j < n; j++) CELER_TRY(index_at(c->info, ind, j, dim, axis, &v));
     for (int64_t j = 0; j < n; j++) {
         int64_t off = 0;
         for (int k = 0; k < ind->shape.rank; k++) off += (k == axis ? 0 : idx[k]) * st[k];
@@ -228,7 +183,7 @@ static void gather_one(void *ctx, int64_t j, int64_t off) {
 
 static celer_status run_gather_elements(celer_kernel_call *c) {
     int axis;
-    TRY(gather_axis(c, &axis));
+    CELER_TRY(gather_axis(c, &axis));
     move_ctx m = {.dst = c->out[0].data, .src = c->in[0]->data,
                   .es = celer_dtype_size(c->in[0]->dtype)};
     return walk_elements(c, c->in[0], c->in[1], axis, gather_one, &m);
@@ -246,10 +201,10 @@ static celer_status scatter_reduction(const celer_kernel_call *c, int *red) {
         if (!strcmp(s, names[i])) {
             *red = i;
             if (i != RED_NONE && c->in[0]->dtype == CELER_STRING)
-                return op_err(c->info, CELER_ERR_DTYPE, "reduction '%s' does not apply to strings", s);
+                return celer_ops_error(c->info, CELER_ERR_DTYPE, "reduction '%s' does not apply to strings", s);
             return CELER_OK;
         }
-    return op_err(c->info, CELER_ERR_UNSUPPORTED, "reduction '%s' is not supported", s);
+    return celer_ops_error(c->info, CELER_ERR_UNSUPPORTED, "reduction '%s' is not supported", s);
 }
 
 /* *dst = *dst (op) *src for one element of dtype t. */
@@ -320,31 +275,31 @@ static void scatter_one(void *ctx, int64_t j, int64_t off) {
 }
 
 static celer_status reshape_scatter_elements(celer_kernel_call *c) {
-    TRY(need(c, 3));
-    TRY(need_in(c, 1, "indices"));
-    TRY(need_in(c, 2, "updates"));
+    CELER_TRY(celer_ops_require(c, 3));
+    CELER_TRY(need_in(c, 1, "indices"));
+    CELER_TRY(need_in(c, 2, "updates"));
     const celer_tensor *x = c->in[0], *ind = c->in[1], *upd = c->in[2];
-    TRY(check_index_dtype(c->info, ind));
+    CELER_TRY(check_index_dtype(c->info, ind));
     int axis, red;
-    TRY(scatter_reduction(c, &red));
-    if (x->shape.rank == 0) return op_err(c->info, CELER_ERR_SHAPE, "data must have rank >= 1");
-    TRY(gather_axis(c, &axis));
+    CELER_TRY(scatter_reduction(c, &red));
+    if (x->shape.rank == 0) return celer_ops_error(c->info, CELER_ERR_SHAPE, "data must have rank >= 1");
+    CELER_TRY(gather_axis(c, &axis));
     char b1[200], b2[200];
     if (upd->dtype != x->dtype)
-        return op_err(c->info, CELER_ERR_DTYPE, "updates are %s but data is %s",
+        return celer_ops_error(c->info, CELER_ERR_DTYPE, "updates are %s but data is %s",
                       celer_dtype_name(upd->dtype), celer_dtype_name(x->dtype));
     if (!celer_shape_equal(&upd->shape, &ind->shape))
-        return op_err(c->info, CELER_ERR_SHAPE, "updates of shape %s must match indices of shape %s",
+        return celer_ops_error(c->info, CELER_ERR_SHAPE, "updates of shape %s must match indices of shape %s",
                       sh(&upd->shape, b1, sizeof b1), sh(&ind->shape, b2, sizeof b2));
-    TRY(check_elements(c, &x->shape, &ind->shape, axis));
+    CELER_TRY(check_elements(c, &x->shape, &ind->shape, axis));
     return celer_ops_reshape_same(c);
 }
 
 static celer_status run_scatter_elements(celer_kernel_call *c) {
     const celer_tensor *x = c->in[0];
     int axis, red;
-    TRY(gather_axis(c, &axis));
-    TRY(scatter_reduction(c, &red));
+    CELER_TRY(gather_axis(c, &axis));
+    CELER_TRY(scatter_reduction(c, &red));
     size_t es = celer_dtype_size(x->dtype), bytes = (size_t)celer_shape_numel(&x->shape) * es;
     if (bytes) memcpy(c->out[0].data, x->data, bytes);
     move_ctx m = {.dst = c->out[0].data, .src = c->in[2]->data, .es = es, .reduction = red,
@@ -365,28 +320,28 @@ typedef struct nd_plan {
 static celer_status nd_read(const celer_kernel_call *c, int b, nd_plan *p) {
     const celer_shape *d = &c->in[0]->shape, *q = &c->in[1]->shape;
     char b1[200], b2[200];
-    TRY(check_index_dtype(c->info, c->in[1]));
+    CELER_TRY(check_index_dtype(c->info, c->in[1]));
     if (q->rank < 1 || d->rank < 1)
-        return op_err(c->info, CELER_ERR_SHAPE, "data and indices must have rank >= 1");
+        return celer_ops_error(c->info, CELER_ERR_SHAPE, "data and indices must have rank >= 1");
     if (b < 0 || b >= CELER_MIN(q->rank, d->rank))
-        return op_err(c->info, CELER_ERR_INVALID, "batch_dims %d must be less than both ranks (%d, %d)",
+        return celer_ops_error(c->info, CELER_ERR_INVALID, "batch_dims %d must be less than both ranks (%d, %d)",
                       b, d->rank, q->rank);
     int64_t k = q->dims[q->rank - 1];
     if (k < 1 || k > d->rank - b)
-        return op_err(c->info, CELER_ERR_SHAPE,
+        return celer_ops_error(c->info, CELER_ERR_SHAPE,
                       "the last dim of indices (%lld) must be between 1 and %d for data of shape %s",
                       (long long)k, d->rank - b, sh(d, b1, sizeof b1));
     for (int i = 0; i < b; i++)
         if (d->dims[i] != q->dims[i])
-            return op_err(c->info, CELER_ERR_SHAPE,
+            return celer_ops_error(c->info, CELER_ERR_SHAPE,
                           "batch dims of data %s and indices %s differ", sh(d, b1, sizeof b1),
                           sh(q, b2, sizeof b2));
     p->b = b;
     p->k = (int)k;
-    p->batches = prod(d->dims, 0, b);
-    p->tuples = prod(q->dims, b, q->rank - 1);
-    p->slice = prod(d->dims, b + p->k, d->rank);
-    p->batch_size = prod(d->dims, b, d->rank);
+    p->batches = celer_ops_dims_prod(d->dims, 0, b);
+    p->tuples = celer_ops_dims_prod(q->dims, b, q->rank - 1);
+    p->slice = celer_ops_dims_prod(d->dims, b + p->k, d->rank);
+    p->batch_size = celer_ops_dims_prod(d->dims, b, d->rank);
     return CELER_OK;
 }
 
@@ -395,10 +350,10 @@ static celer_status nd_offset(const celer_kernel_call *c, const nd_plan *p, int6
                               int64_t *off) {
     const celer_shape *d = &c->in[0]->shape;
     int64_t st[CELER_MAX_RANK], v = 0;
-    row_major_strides(d, st);
+    celer_ops_strides(d, st);
     *off = (t / (p->tuples ? p->tuples : 1)) * p->batch_size;
     for (int i = 0; i < p->k; i++) {
-        TRY(index_at(c->info, c->in[1], t * p->k + i, d->dims[p->b + i], p->b + i, &v));
+        CELER_TRY(index_at(c->info, c->in[1], t * p->k + i, d->dims[p->b + i], p->b + i, &v));
         *off += v * st[p->b + i];
     }
     return CELER_OK;
@@ -407,19 +362,19 @@ static celer_status nd_offset(const celer_kernel_call *c, const nd_plan *p, int6
 static celer_status gathernd_plan(const celer_kernel_call *c, nd_plan *p) {
     int64_t b = c->info->since_version >= 12 ? celer_onnx_attr_int(c->info->node, "batch_dims", 0)
                                              : 0;
-    if (b < 0 || b > CELER_MAX_RANK) return op_err(c->info, CELER_ERR_INVALID, "batch_dims %lld is invalid", (long long)b);
+    if (b < 0 || b > CELER_MAX_RANK) return celer_ops_error(c->info, CELER_ERR_INVALID, "batch_dims %lld is invalid", (long long)b);
     return nd_read(c, (int)b, p);
 }
 
 static celer_status reshape_gathernd(celer_kernel_call *c) {
-    TRY(need(c, 2));
-    TRY(need_in(c, 1, "indices"));
+    CELER_TRY(celer_ops_require(c, 2));
+    CELER_TRY(need_in(c, 1, "indices"));
     nd_plan p;
-    TRY(gathernd_plan(c, &p));
+    CELER_TRY(gathernd_plan(c, &p));
     const celer_shape *d = &c->in[0]->shape, *q = &c->in[1]->shape;
     int rank = q->rank - 1 + d->rank - p.b - p.k;
     if (rank > CELER_MAX_RANK)
-        return op_err(c->info, CELER_ERR_LIMIT, "output rank %d exceeds the maximum %d", rank,
+        return celer_ops_error(c->info, CELER_ERR_LIMIT, "output rank %d exceeds the maximum %d", rank,
                       CELER_MAX_RANK);
     celer_shape out = {.rank = rank};
     int n = 0;
@@ -431,10 +386,10 @@ static celer_status reshape_gathernd(celer_kernel_call *c) {
 
 static celer_status run_gathernd(celer_kernel_call *c) {
     nd_plan p;
-    TRY(gathernd_plan(c, &p));
+    CELER_TRY(gathernd_plan(c, &p));
     size_t es = celer_dtype_size(c->in[0]->dtype), chunk = (size_t)p.slice * es;
     int64_t n = p.batches * p.tuples, off;
-    for (int64_t t = 0; t < n; t++) TRY(nd_offset(c, &p, t, &off)); /* check before writing */
+    for (int64_t t = 0; t < n; t++) CELER_TRY(nd_offset(c, &p, t, &off)); /* check before writing */
     if (!chunk) return CELER_OK;
     char *dst = c->out[0].data;
     for (int64_t t = 0; t < n; t++, dst += chunk) {
@@ -445,16 +400,16 @@ static celer_status run_gathernd(celer_kernel_call *c) {
 }
 
 static celer_status reshape_scatternd(celer_kernel_call *c) {
-    TRY(need(c, 3));
-    TRY(need_in(c, 1, "indices"));
-    TRY(need_in(c, 2, "updates"));
+    CELER_TRY(celer_ops_require(c, 3));
+    CELER_TRY(need_in(c, 1, "indices"));
+    CELER_TRY(need_in(c, 2, "updates"));
     int red;
-    TRY(scatter_reduction(c, &red));
+    CELER_TRY(scatter_reduction(c, &red));
     nd_plan p;
-    TRY(nd_read(c, 0, &p));
+    CELER_TRY(nd_read(c, 0, &p));
     const celer_shape *d = &c->in[0]->shape, *q = &c->in[1]->shape, *u = &c->in[2]->shape;
     if (c->in[2]->dtype != c->in[0]->dtype)
-        return op_err(c->info, CELER_ERR_DTYPE, "updates are %s but data is %s",
+        return celer_ops_error(c->info, CELER_ERR_DTYPE, "updates are %s but data is %s",
                       celer_dtype_name(c->in[2]->dtype), celer_dtype_name(c->in[0]->dtype));
     /* updates must have shape indices.shape[:-1] + data.shape[k:] */
     celer_shape want = {.rank = q->rank - 1 + d->rank - p.k};
@@ -463,7 +418,7 @@ static celer_status reshape_scatternd(celer_kernel_call *c) {
     for (int i = p.k, n = q->rank - 1; ok && i < d->rank; i++) want.dims[n++] = d->dims[i];
     if (!ok || !celer_shape_equal(&want, u)) {
         char b1[200], b2[200];
-        return op_err(c->info, CELER_ERR_SHAPE, "updates have shape %s, expected %s",
+        return celer_ops_error(c->info, CELER_ERR_SHAPE, "updates have shape %s, expected %s",
                       sh(u, b1, sizeof b1), ok ? sh(&want, b2, sizeof b2) : "(rank too large)");
     }
     return celer_ops_reshape_same(c);
@@ -471,14 +426,14 @@ static celer_status reshape_scatternd(celer_kernel_call *c) {
 
 static celer_status run_scatternd(celer_kernel_call *c) {
     int red;
-    TRY(scatter_reduction(c, &red));
+    CELER_TRY(scatter_reduction(c, &red));
     nd_plan p;
-    TRY(nd_read(c, 0, &p));
+    CELER_TRY(nd_read(c, 0, &p));
     const celer_tensor *x = c->in[0];
     celer_dtype t = x->dtype;
     size_t es = celer_dtype_size(t), bytes = (size_t)celer_shape_numel(&x->shape) * es;
     int64_t n = p.tuples, off;
-    for (int64_t j = 0; j < n; j++) TRY(nd_offset(c, &p, j, &off));
+    for (int64_t j = 0; j < n; j++) CELER_TRY(nd_offset(c, &p, j, &off));
     char *dst = c->out[0].data;
     const char *upd = c->in[2]->data;
     if (bytes) memcpy(dst, x->data, bytes);
@@ -501,7 +456,7 @@ static celer_status run_scatternd(celer_kernel_call *c) {
 
 static celer_status infer_onehot(const celer_op_info *info, celer_dtype *out) {
     if (info->n_inputs < 3 || info->input_types[2] == CELER_UNDEFINED)
-        return op_err(info, CELER_ERR_INVALID, "input 'values' is missing");
+        return celer_ops_error(info, CELER_ERR_INVALID, "input 'values' is missing");
     out[0] = info->input_types[2];
     return CELER_OK;
 }
@@ -512,34 +467,34 @@ typedef struct onehot_plan {
 } onehot_plan;
 
 static celer_status onehot_read(const celer_kernel_call *c, onehot_plan *p) {
-    TRY(need_in(c, 1, "depth"));
-    TRY(need_in(c, 2, "values"));
+    CELER_TRY(need_in(c, 1, "depth"));
+    CELER_TRY(need_in(c, 2, "values"));
     const celer_tensor *dep = c->in[1], *val = c->in[2];
     int r = c->in[0]->shape.rank;
     if (celer_shape_numel(&dep->shape) != 1 || dep->dtype == CELER_STRING ||
         dep->dtype == CELER_BOOL)
-        return op_err(c->info, CELER_ERR_INVALID, "'depth' must be a numeric scalar");
+        return celer_ops_error(c->info, CELER_ERR_INVALID, "'depth' must be a numeric scalar");
     double dd = celer_ops_double_at(dep, 0);
     if (!(dd >= 1 && dd <= 1e12))
-        return op_err(c->info, CELER_ERR_INVALID, "'depth' %g must be positive", dd);
+        return celer_ops_error(c->info, CELER_ERR_INVALID, "'depth' %g must be positive", dd);
     p->depth = (int64_t)dd;
     if (celer_shape_numel(&val->shape) != 2)
-        return op_err(c->info, CELER_ERR_INVALID, "'values' must hold two elements [off, on]");
+        return celer_ops_error(c->info, CELER_ERR_INVALID, "'values' must hold two elements [off, on]");
     int64_t axis = celer_onnx_attr_int(c->info->node, "axis", -1);
     if (axis < -(r + 1) || axis > r)
-        return op_err(c->info, CELER_ERR_INVALID, "axis %lld is out of range for output rank %d",
+        return celer_ops_error(c->info, CELER_ERR_INVALID, "axis %lld is out of range for output rank %d",
                       (long long)axis, r + 1);
     p->axis = (int)(axis < 0 ? axis + r + 1 : axis);
     return CELER_OK;
 }
 
 static celer_status reshape_onehot(celer_kernel_call *c) {
-    TRY(need(c, 3));
+    CELER_TRY(celer_ops_require(c, 3));
     onehot_plan p;
-    TRY(onehot_read(c, &p));
+    CELER_TRY(onehot_read(c, &p));
     const celer_shape *s = &c->in[0]->shape;
     if (s->rank + 1 > CELER_MAX_RANK)
-        return op_err(c->info, CELER_ERR_LIMIT, "output rank %d exceeds the maximum %d",
+        return celer_ops_error(c->info, CELER_ERR_LIMIT, "output rank %d exceeds the maximum %d",
                       s->rank + 1, CELER_MAX_RANK);
     celer_shape out = {.rank = s->rank + 1};
     for (int i = 0, k = 0; i <= s->rank; i++) out.dims[i] = i == p.axis ? p.depth : s->dims[k++];
@@ -549,14 +504,14 @@ static celer_status reshape_onehot(celer_kernel_call *c) {
 
 static celer_status run_onehot(celer_kernel_call *c) {
     onehot_plan p;
-    TRY(onehot_read(c, &p));
+    CELER_TRY(onehot_read(c, &p));
     const celer_tensor *ind = c->in[0];
     size_t es = celer_dtype_size(c->out[0].dtype);
     const char *off = c->in[2]->data, *on = off + es;
     char *dst = c->out[0].data;
     int64_t total = celer_shape_numel(&c->out[0].shape);
     for (int64_t i = 0; i < total; i++) memcpy(dst + (size_t)i * es, off, es);
-    int64_t inner = prod(ind->shape.dims, p.axis, ind->shape.rank);
+    int64_t inner = celer_ops_dims_prod(ind->shape.dims, p.axis, ind->shape.rank);
     int64_t n = celer_shape_numel(&ind->shape);
     bool is_float = ind->dtype == CELER_FLOAT || ind->dtype == CELER_DOUBLE ||
                     ind->dtype == CELER_FLOAT16 || ind->dtype == CELER_BFLOAT16;
@@ -619,7 +574,7 @@ static celer_status infer_int64(const celer_op_info *info, celer_dtype *out) {
 }
 
 static celer_status reshape_nonzero(celer_kernel_call *c) {
-    TRY(need(c, 1));
+    CELER_TRY(celer_ops_require(c, 1));
     const celer_tensor *x = c->in[0];
     int64_t n = celer_shape_numel(&x->shape), nnz = 0;
     size_t es = celer_dtype_size(x->dtype);
@@ -638,7 +593,7 @@ static celer_status run_nonzero(celer_kernel_call *c) {
     int64_t *out = c->out[0].data;
     for (int64_t i = 0; i < n; i++) {
         if (is_nonzero((const char *)x->data + (size_t)i * es, x->dtype)) {
-            if (k >= nnz) return op_err(c->info, CELER_ERR_INTERNAL, "input changed after reshape");
+            if (k >= nnz) return celer_ops_error(c->info, CELER_ERR_INTERNAL, "input changed after reshape");
             if (r == 0) out[k] = 0;
             for (int d = 0; d < r; d++) out[d * nnz + k] = idx[d];
             k++;
@@ -656,24 +611,24 @@ typedef struct compress_plan {
 } compress_plan;
 
 static celer_status compress_read(const celer_kernel_call *c, compress_plan *p) {
-    TRY(need_in(c, 1, "condition"));
+    CELER_TRY(need_in(c, 1, "condition"));
     const celer_tensor *x = c->in[0], *cond = c->in[1];
     p->has_axis = celer_onnx_attr_find(c->info->node, "axis") != NULL;
     p->axis = 0;
     if (p->has_axis) {
-        if (x->shape.rank == 0) return op_err(c->info, CELER_ERR_SHAPE, "input must have rank >= 1");
-        TRY(celer_ops_axis(c->info, celer_onnx_attr_int(c->info->node, "axis", 0), x->shape.rank,
+        if (x->shape.rank == 0) return celer_ops_error(c->info, CELER_ERR_SHAPE, "input must have rank >= 1");
+        CELER_TRY(celer_ops_axis(c->info, celer_onnx_attr_int(c->info->node, "axis", 0), x->shape.rank,
                            &p->axis));
     }
     p->n = p->has_axis ? x->shape.dims[p->axis] : celer_shape_numel(&x->shape);
     if (cond->shape.rank != 1 || cond->dtype == CELER_STRING)
-        return op_err(c->info, CELER_ERR_SHAPE, "'condition' must be a 1-D bool tensor");
+        return celer_ops_error(c->info, CELER_ERR_SHAPE, "'condition' must be a 1-D bool tensor");
     int64_t len = cond->shape.dims[0];
     p->kept = 0;
     for (int64_t i = 0; i < len; i++) {
         if (celer_ops_double_at(cond, i) == 0) continue;
         if (i >= p->n)
-            return op_err(c->info, CELER_ERR_INVALID,
+            return celer_ops_error(c->info, CELER_ERR_INVALID,
                           "'condition' selects index %lld but the input has only %lld %s",
                           (long long)i, (long long)p->n, p->has_axis ? "slices" : "elements");
         p->kept++;
@@ -682,9 +637,9 @@ static celer_status compress_read(const celer_kernel_call *c, compress_plan *p) 
 }
 
 static celer_status reshape_compress(celer_kernel_call *c) {
-    TRY(need(c, 2));
+    CELER_TRY(celer_ops_require(c, 2));
     compress_plan p;
-    TRY(compress_read(c, &p));
+    CELER_TRY(compress_read(c, &p));
     if (p.has_axis) {
         c->out[0].shape = c->in[0]->shape;
         c->out[0].shape.dims[p.axis] = p.kept;
@@ -696,12 +651,12 @@ static celer_status reshape_compress(celer_kernel_call *c) {
 
 static celer_status run_compress(celer_kernel_call *c) {
     compress_plan p;
-    TRY(compress_read(c, &p));
+    CELER_TRY(compress_read(c, &p));
     const celer_tensor *x = c->in[0], *cond = c->in[1];
     const celer_shape *s = &x->shape;
     size_t es = celer_dtype_size(x->dtype);
-    int64_t outer = p.has_axis ? prod(s->dims, 0, p.axis) : 1;
-    size_t inner = p.has_axis ? (size_t)prod(s->dims, p.axis + 1, s->rank) * es : es;
+    int64_t outer = p.has_axis ? celer_ops_dims_prod(s->dims, 0, p.axis) : 1;
+    size_t inner = p.has_axis ? (size_t)celer_ops_dims_prod(s->dims, p.axis + 1, s->rank) * es : es;
     int64_t len = CELER_MIN(cond->shape.dims[0], p.n);
     if (!inner) return CELER_OK;
     char *dst = c->out[0].data;
@@ -718,25 +673,25 @@ static celer_status run_compress(celer_kernel_call *c) {
 /* ReverseSequence                                                                             */
 
 static celer_status revseq_read(const celer_kernel_call *c, int *batch_axis, int *time_axis) {
-    TRY(need_in(c, 1, "sequence_lens"));
+    CELER_TRY(need_in(c, 1, "sequence_lens"));
     const celer_tensor *x = c->in[0], *lens = c->in[1];
     int64_t b = celer_onnx_attr_int(c->info->node, "batch_axis", 1);
     int64_t t = celer_onnx_attr_int(c->info->node, "time_axis", 0);
-    if (x->shape.rank < 2) return op_err(c->info, CELER_ERR_SHAPE, "input must have rank >= 2");
+    if (x->shape.rank < 2) return celer_ops_error(c->info, CELER_ERR_SHAPE, "input must have rank >= 2");
     if (!((b == 0 && t == 1) || (b == 1 && t == 0)))
-        return op_err(c->info, CELER_ERR_INVALID, "batch_axis %lld and time_axis %lld must be 0 and 1 "
+        return celer_ops_error(c->info, CELER_ERR_INVALID, "batch_axis %lld and time_axis %lld must be 0 and 1 "
                       "in some order", (long long)b, (long long)t);
     *batch_axis = (int)b;
     *time_axis = (int)t;
     int64_t batch = x->shape.dims[b], T = x->shape.dims[t];
-    TRY(check_index_dtype(c->info, lens));
+    CELER_TRY(check_index_dtype(c->info, lens));
     if (lens->shape.rank != 1 || lens->shape.dims[0] != batch)
-        return op_err(c->info, CELER_ERR_SHAPE, "'sequence_lens' must have shape [%lld]",
+        return celer_ops_error(c->info, CELER_ERR_SHAPE, "'sequence_lens' must have shape [%lld]",
                       (long long)batch);
     for (int64_t i = 0; i < batch; i++) {
         int64_t v = celer_ops_int_at(lens, i);
         if (v < 0 || v > T)
-            return op_err(c->info, CELER_ERR_INVALID,
+            return celer_ops_error(c->info, CELER_ERR_INVALID,
                           "sequence_lens[%lld] = %lld is outside [0, %lld]", (long long)i,
                           (long long)v, (long long)T);
     }
@@ -744,18 +699,18 @@ static celer_status revseq_read(const celer_kernel_call *c, int *batch_axis, int
 }
 
 static celer_status reshape_reverse_sequence(celer_kernel_call *c) {
-    TRY(need(c, 2));
+    CELER_TRY(celer_ops_require(c, 2));
     int b, t;
-    TRY(revseq_read(c, &b, &t));
+    CELER_TRY(revseq_read(c, &b, &t));
     return celer_ops_reshape_same(c);
 }
 
 static celer_status run_reverse_sequence(celer_kernel_call *c) {
     int ba, ta;
-    TRY(revseq_read(c, &ba, &ta));
+    CELER_TRY(revseq_read(c, &ba, &ta));
     const celer_tensor *x = c->in[0];
     const int64_t *d = x->shape.dims;
-    size_t inner = (size_t)prod(d, 2, x->shape.rank) * celer_dtype_size(x->dtype);
+    size_t inner = (size_t)celer_ops_dims_prod(d, 2, x->shape.rank) * celer_dtype_size(x->dtype);
     if (!inner) return CELER_OK;
     for (int64_t i0 = 0; i0 < d[0]; i0++)
         for (int64_t i1 = 0; i1 < d[1]; i1++) {
@@ -857,12 +812,12 @@ static celer_status unique_view_of(const celer_kernel_call *c, unique_view *u, i
     u->dtype = x->dtype;
     u->es = celer_dtype_size(x->dtype);
     if (*has_axis) {
-        if (x->shape.rank == 0) return op_err(c->info, CELER_ERR_SHAPE, "input must have rank >= 1");
-        TRY(celer_ops_axis(c->info, celer_onnx_attr_int(c->info->node, "axis", 0), x->shape.rank,
+        if (x->shape.rank == 0) return celer_ops_error(c->info, CELER_ERR_SHAPE, "input must have rank >= 1");
+        CELER_TRY(celer_ops_axis(c->info, celer_onnx_attr_int(c->info->node, "axis", 0), x->shape.rank,
                            axis));
-        u->outer = prod(x->shape.dims, 0, *axis);
+        u->outer = celer_ops_dims_prod(x->shape.dims, 0, *axis);
         u->n = x->shape.dims[*axis];
-        u->inner = prod(x->shape.dims, *axis + 1, x->shape.rank);
+        u->inner = celer_ops_dims_prod(x->shape.dims, *axis + 1, x->shape.rank);
     } else {
         *axis = 0;
         u->outer = u->inner = 1;
@@ -874,20 +829,20 @@ static celer_status unique_view_of(const celer_kernel_call *c, unique_view *u, i
 static void unique_free(void *p) { free(p); }
 
 static celer_status reshape_unique(celer_kernel_call *c) {
-    TRY(need(c, 1));
+    CELER_TRY(celer_ops_require(c, 1));
     unique_view u;
     int axis;
     bool has_axis;
-    TRY(unique_view_of(c, &u, &axis, &has_axis));
+    CELER_TRY(unique_view_of(c, &u, &axis, &has_axis));
     int64_t n = u.n;
     unique_local *L = *c->local;
     if (!L || L->cap < (size_t)n) {
         size_t cap = (size_t)CELER_MAX(n, 16), bytes;
         if (celer_mul_size(cap, 6 * sizeof(int64_t), &bytes) ||
             celer_add_size(bytes, sizeof *L, &bytes) || bytes > MAX_OUT_BYTES)
-            return op_err(c->info, CELER_ERR_LIMIT, "input with %lld slices is too large", (long long)n);
+            return celer_ops_error(c->info, CELER_ERR_LIMIT, "input with %lld slices is too large", (long long)n);
         unique_local *nl = realloc(L, bytes);
-        if (!nl) return op_err(c->info, CELER_ERR_NOMEM, "out of memory for %zu bytes", bytes);
+        if (!nl) return celer_ops_error(c->info, CELER_ERR_NOMEM, "out of memory for %zu bytes", bytes);
         L = nl;
         *c->local = L;
         L->cap = cap;
@@ -947,9 +902,9 @@ static celer_status run_unique(celer_kernel_call *c) {
     unique_view u;
     int axis;
     bool has_axis;
-    TRY(unique_view_of(c, &u, &axis, &has_axis));
+    CELER_TRY(unique_view_of(c, &u, &axis, &has_axis));
     if (!L || L->n != u.n)
-        return op_err(c->info, CELER_ERR_INTERNAL, "run called without a matching reshape");
+        return celer_ops_error(c->info, CELER_ERR_INTERNAL, "run called without a matching reshape");
     size_t chunk = (size_t)u.inner * u.es;
     char *dst = c->out[0].data;
     if (dst && chunk)

@@ -14,33 +14,12 @@
 #include "ops.h"
 
 /* Scratch or output bigger than this is refused (sizes come from input values). */
-#define MAX_BYTES ((size_t)16 << 30)
+#define MAX_BYTES CELER_OPS_MAX_BYTES
 /* Longest transform accepted: 2^30 points (Bluestein's work arrays are 4x that). */
 #define MAX_FFT (INT64_C(1) << 30)
 
-#define TRY(x)                                                                                     \
-    do {                                                                                           \
-        celer_status st_ = (x);                                                                    \
-        if (st_) return st_;                                                                       \
-    } while (0)
-
-static celer_status op_err(const celer_op_info *info, celer_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static celer_status op_err(const celer_op_info *info, celer_status st, const char *fmt, ...) {
-    char who[160], msg[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return celer_errorf(st, "%s: %s", celer_ops_who(info, who, sizeof who), msg);
-}
-
-static const celer_tensor *opt_in(const celer_kernel_call *c, int i) {
-    return i < c->n_in ? c->in[i] : NULL;
-}
-
 static celer_status need_in(const celer_kernel_call *c, int i, const char *name) {
-    if (!opt_in(c, i)) return op_err(c->info, CELER_ERR_INVALID, "input '%s' is required", name);
+    if (!celer_ops_input(c, i)) return celer_ops_error(c->info, CELER_ERR_INVALID, "input '%s' is required", name);
     return CELER_OK;
 }
 
@@ -48,11 +27,11 @@ static celer_status need_in(const celer_kernel_call *c, int i, const char *name)
 static celer_status scalar_int(const celer_kernel_call *c, int i, const char *name, int64_t *v) {
     const celer_tensor *t = c->in[i];
     if (t->dtype != CELER_INT32 && t->dtype != CELER_INT64)
-        return op_err(c->info, CELER_ERR_DTYPE, "input '%s' must be int32 or int64, got %s", name,
+        return celer_ops_error(c->info, CELER_ERR_DTYPE, "input '%s' must be int32 or int64, got %s", name,
                       celer_dtype_name(t->dtype));
     if (celer_shape_numel(&t->shape) != 1 || t->shape.rank > 1) {
         char b[200];
-        return op_err(c->info, CELER_ERR_SHAPE, "input '%s' must be a scalar, got shape %s", name,
+        return celer_ops_error(c->info, CELER_ERR_SHAPE, "input '%s' must be a scalar, got shape %s", name,
                       celer_shape_str(&t->shape, b, sizeof b));
     }
     *v = celer_ops_int_at(t, 0);
@@ -63,7 +42,7 @@ static celer_status scalar_float(const celer_kernel_call *c, int i, const char *
     const celer_tensor *t = c->in[i];
     if (celer_shape_numel(&t->shape) != 1 || t->shape.rank > 1 || t->dtype == CELER_STRING) {
         char b[200];
-        return op_err(c->info, CELER_ERR_SHAPE, "input '%s' must be a numeric scalar, got %s %s",
+        return celer_ops_error(c->info, CELER_ERR_SHAPE, "input '%s' must be a numeric scalar, got %s %s",
                       name, celer_dtype_name(t->dtype), celer_shape_str(&t->shape, b, sizeof b));
     }
     *v = celer_ops_double_at(t, 0);
@@ -77,38 +56,20 @@ static celer_status check_out(const celer_kernel_call *c, int i) {
     if (n < 0 || celer_mul_size((size_t)n, CELER_MAX(celer_dtype_size(c->out[i].dtype), 1), &bytes) ||
         bytes > MAX_BYTES) {
         char b[200];
-        return op_err(c->info, CELER_ERR_LIMIT, "output shape %s is too large",
+        return celer_ops_error(c->info, CELER_ERR_LIMIT, "output shape %s is too large",
                       celer_shape_str(&c->out[i].shape, b, sizeof b));
     }
     return CELER_OK;
 }
 
 /* Scratch carved in 64-byte aligned pieces; with base NULL only the size is computed (reshape). */
-typedef struct carve {
-    char *base;
-    size_t off;
-    bool overflow;
-} carve;
-
-static void *carve_elems(carve *cv, int64_t n, size_t es) {
-    size_t bytes;
-    if (n < 0 || celer_mul_size((size_t)n, es, &bytes) || bytes > MAX_BYTES) {
-        cv->overflow = true;
-        return NULL;
-    }
-    bytes = (bytes + 63) & ~(size_t)63;
-    void *p = cv->base && !cv->overflow ? cv->base + cv->off : NULL;
-    if (celer_add_size(cv->off, bytes, &cv->off) || cv->off > MAX_BYTES) cv->overflow = true;
-    return p;
-}
-
 /* Output element types allowed by output_datatype (windows, MelWeightMatrix). */
 #define DTS_WINDOW_OUT (CELER_DTS_NUMERIC | CELER_DT(CELER_BFLOAT16))
 
 static celer_status infer_output_datatype(const celer_op_info *info, celer_dtype *out) {
     int64_t t = celer_onnx_attr_int(info->node, "output_datatype", CELER_FLOAT);
     if (t <= 0 || t >= CELER_DTYPE_COUNT || !(DTS_WINDOW_OUT & CELER_DT(t)))
-        return op_err(info, CELER_ERR_UNSUPPORTED, "output_datatype %lld is not a supported numeric type",
+        return celer_ops_error(info, CELER_ERR_UNSUPPORTED, "output_datatype %lld is not a supported numeric type",
                       (long long)t);
     out[0] = (celer_dtype)t;
     return CELER_OK;
@@ -142,14 +103,14 @@ typedef struct fft_plan {
 } fft_plan;
 
 /* Carves the plan's arrays (sizes only when cv->base is NULL). */
-static void fft_carve(fft_plan *p, int64_t n, carve *cv) {
+static void fft_carve(fft_plan *p, int64_t n, celer_ops_carve *cv) {
     p->n = n;
     p->m = is_pow2(n) ? n : next_pow2(2 * n - 1);
-    p->tw = carve_elems(cv, p->m, sizeof(double)); /* m/2 complex = m doubles */
+    p->tw = celer_ops_carve_elems(cv, p->m, sizeof(double)); /* m/2 complex = m doubles */
     if (!is_pow2(n)) {
-        p->chirp = carve_elems(cv, 2 * n, sizeof(double));
-        p->kern = carve_elems(cv, 2 * p->m, sizeof(double));
-        p->work = carve_elems(cv, 2 * p->m, sizeof(double));
+        p->chirp = celer_ops_carve_elems(cv, 2 * n, sizeof(double));
+        p->kern = celer_ops_carve_elems(cv, 2 * p->m, sizeof(double));
+        p->work = celer_ops_carve_elems(cv, 2 * p->m, sizeof(double));
     }
 }
 
@@ -267,14 +228,14 @@ static celer_status dft_geom_of(const celer_kernel_call *c, dft_geom *g) {
     bool onesided = celer_onnx_attr_int(info->node, "onesided", 0) != 0;
     g->inverse = celer_onnx_attr_int(info->node, "inverse", 0) != 0;
     if (onesided && g->inverse)
-        return op_err(info, CELER_ERR_INVALID, "onesided and inverse cannot both be set");
+        return celer_ops_error(info, CELER_ERR_INVALID, "onesided and inverse cannot both be set");
     if (s->rank < 2 || (s->dims[s->rank - 1] != 1 && s->dims[s->rank - 1] != 2))
-        return op_err(info, CELER_ERR_SHAPE,
+        return celer_ops_error(info, CELER_ERR_SHAPE,
                       "input must be [batch, signal dims..., 1 or 2] (real or complex), got %s",
                       celer_shape_str(s, b, sizeof b));
-    TRY(celer_ops_axis(info, celer_onnx_attr_int(info->node, "axis", 1), s->rank, &g->axis));
+    CELER_TRY(celer_ops_axis(info, celer_onnx_attr_int(info->node, "axis", 1), s->rank, &g->axis));
     if (g->axis == s->rank - 1)
-        return op_err(info, CELER_ERR_INVALID, "axis %d is the real/imaginary axis of input %s",
+        return celer_ops_error(info, CELER_ERR_INVALID, "axis %d is the real/imaginary axis of input %s",
                       g->axis, celer_shape_str(s, b, sizeof b));
     g->outer = 1, g->inner = 1;
     for (int i = 0; i < g->axis; i++) g->outer *= s->dims[i];
@@ -282,52 +243,52 @@ static celer_status dft_geom_of(const celer_kernel_call *c, dft_geom *g) {
     g->len = s->dims[g->axis];
     g->comps = s->dims[s->rank - 1];
     g->n = g->len;
-    const celer_tensor *dl = opt_in(c, 1);
+    const celer_tensor *dl = celer_ops_input(c, 1);
     if (dl) {
-        TRY(scalar_int(c, 1, "dft_length", &g->n));
+        CELER_TRY(scalar_int(c, 1, "dft_length", &g->n));
         if (g->n < 1 || g->n > MAX_FFT)
-            return op_err(info, CELER_ERR_INVALID, "dft_length %lld is outside [1, %lld]",
+            return celer_ops_error(info, CELER_ERR_INVALID, "dft_length %lld is outside [1, %lld]",
                           (long long)g->n, (long long)MAX_FFT);
     }
-    if (g->n < 1) return op_err(info, CELER_ERR_INVALID, "the signal axis %d is empty", g->axis);
+    if (g->n < 1) return celer_ops_error(info, CELER_ERR_INVALID, "the signal axis %d is empty", g->axis);
     if (g->n > MAX_FFT)
-        return op_err(info, CELER_ERR_LIMIT, "signal length %lld is above %lld", (long long)g->n,
+        return celer_ops_error(info, CELER_ERR_LIMIT, "signal length %lld is above %lld", (long long)g->n,
                       (long long)MAX_FFT);
     g->k = onesided ? g->n / 2 + 1 : g->n;
     return CELER_OK;
 }
 
-static void dft_plan(const dft_geom *g, carve *cv, fft_plan *fp, double **buf) {
+static void dft_plan(const dft_geom *g, celer_ops_carve *cv, fft_plan *fp, double **buf) {
     fft_carve(fp, g->n, cv);
-    *buf = carve_elems(cv, 2 * g->n, sizeof(double));
+    *buf = celer_ops_carve_elems(cv, 2 * g->n, sizeof(double));
 }
 
 static celer_status dft_reshape(celer_kernel_call *c) {
     dft_geom g;
-    TRY(dft_geom_of(c, &g));
+    CELER_TRY(dft_geom_of(c, &g));
     celer_shape out = c->in[0]->shape;
     out.dims[g.axis] = g.k;
     out.dims[out.rank - 1] = 2;
     c->out[0].shape = out;
-    TRY(check_out(c, 0));
-    carve cv = {0};
+    CELER_TRY(check_out(c, 0));
+    celer_ops_carve cv = {0};
     fft_plan fp;
     double *buf;
     dft_plan(&g, &cv, &fp, &buf);
-    if (cv.overflow) return op_err(c->info, CELER_ERR_LIMIT, "transform of %lld points is too large", (long long)g.n);
+    if (cv.overflow) return celer_ops_error(c->info, CELER_ERR_LIMIT, "transform of %lld points is too large", (long long)g.n);
     c->scratch_size = cv.off;
     return CELER_OK;
 }
 
 static celer_status dft_run(celer_kernel_call *c) {
     dft_geom g;
-    TRY(dft_geom_of(c, &g));
-    carve cv = {.base = c->scratch};
+    CELER_TRY(dft_geom_of(c, &g));
+    celer_ops_carve cv = {.base = c->scratch};
     fft_plan fp;
     double *buf;
     dft_plan(&g, &cv, &fp, &buf);
     if (cv.overflow || cv.off > c->scratch_size)
-        return op_err(c->info, CELER_ERR_INTERNAL, "scratch smaller than planned");
+        return celer_ops_error(c->info, CELER_ERR_INTERNAL, "scratch smaller than planned");
     fft_prepare(&fp);
     const celer_tensor *x = c->in[0];
     celer_tensor *y = &c->out[0];
@@ -363,37 +324,37 @@ static celer_status stft_geom_of(const celer_kernel_call *c, stft_geom *g) {
     const celer_op_info *info = c->info;
     const celer_tensor *x = c->in[0];
     char b[200];
-    TRY(need_in(c, 1, "frame_step"));
+    CELER_TRY(need_in(c, 1, "frame_step"));
     if (x->shape.rank != 3 || (x->shape.dims[2] != 1 && x->shape.dims[2] != 2))
-        return op_err(info, CELER_ERR_SHAPE, "signal must be [batch, length, 1 or 2], got %s",
+        return celer_ops_error(info, CELER_ERR_SHAPE, "signal must be [batch, length, 1 or 2], got %s",
                       celer_shape_str(&x->shape, b, sizeof b));
     g->batch = x->shape.dims[0], g->len = x->shape.dims[1], g->comps = x->shape.dims[2];
-    TRY(scalar_int(c, 1, "frame_step", &g->step));
-    if (g->step < 1) return op_err(info, CELER_ERR_INVALID, "frame_step must be positive, got %lld", (long long)g->step);
-    g->window = opt_in(c, 2);
+    CELER_TRY(scalar_int(c, 1, "frame_step", &g->step));
+    if (g->step < 1) return celer_ops_error(info, CELER_ERR_INVALID, "frame_step must be positive, got %lld", (long long)g->step);
+    g->window = celer_ops_input(c, 2);
     g->flen = -1;
     if (g->window) {
         if (g->window->shape.rank != 1 || g->window->dtype != x->dtype)
-            return op_err(info, CELER_ERR_SHAPE, "window must be 1-D of the signal's type %s, got %s %s",
+            return celer_ops_error(info, CELER_ERR_SHAPE, "window must be 1-D of the signal's type %s, got %s %s",
                           celer_dtype_name(x->dtype), celer_dtype_name(g->window->dtype),
                           celer_shape_str(&g->window->shape, b, sizeof b));
         g->flen = g->window->shape.dims[0];
     }
-    if (opt_in(c, 3)) {
+    if (celer_ops_input(c, 3)) {
         int64_t fl;
-        TRY(scalar_int(c, 3, "frame_length", &fl));
+        CELER_TRY(scalar_int(c, 3, "frame_length", &fl));
         if (g->window && fl != g->flen)
-            return op_err(info, CELER_ERR_SHAPE, "frame_length %lld does not match the window length %lld",
+            return celer_ops_error(info, CELER_ERR_SHAPE, "frame_length %lld does not match the window length %lld",
                           (long long)fl, (long long)g->flen);
         g->flen = fl;
     }
     if (g->flen < 0 && !g->window)
-        return op_err(info, CELER_ERR_INVALID, "one of window and frame_length is required");
+        return celer_ops_error(info, CELER_ERR_INVALID, "one of window and frame_length is required");
     if (g->flen < 1 || g->flen > MAX_FFT)
-        return op_err(info, CELER_ERR_INVALID, "frame length %lld is outside [1, %lld]",
+        return celer_ops_error(info, CELER_ERR_INVALID, "frame length %lld is outside [1, %lld]",
                       (long long)g->flen, (long long)MAX_FFT);
     if (g->flen > g->len)
-        return op_err(info, CELER_ERR_SHAPE, "frame length %lld is longer than the signal (%lld)",
+        return celer_ops_error(info, CELER_ERR_SHAPE, "frame length %lld is longer than the signal (%lld)",
                       (long long)g->flen, (long long)g->len);
     g->frames = (g->len - g->flen) / g->step + 1;
     bool onesided = celer_onnx_attr_int(info->node, "onesided", 1) != 0;
@@ -403,27 +364,27 @@ static celer_status stft_geom_of(const celer_kernel_call *c, stft_geom *g) {
 
 static celer_status stft_reshape(celer_kernel_call *c) {
     stft_geom g;
-    TRY(stft_geom_of(c, &g));
+    CELER_TRY(stft_geom_of(c, &g));
     c->out[0].shape = (celer_shape){.rank = 4, .dims = {g.batch, g.frames, g.k, 2}};
-    TRY(check_out(c, 0));
-    carve cv = {0};
+    CELER_TRY(check_out(c, 0));
+    celer_ops_carve cv = {0};
     fft_plan fp;
     fft_carve(&fp, g.flen, &cv);
-    carve_elems(&cv, 2 * g.flen, sizeof(double));
-    if (cv.overflow) return op_err(c->info, CELER_ERR_LIMIT, "frame of %lld points is too large", (long long)g.flen);
+    celer_ops_carve_elems(&cv, 2 * g.flen, sizeof(double));
+    if (cv.overflow) return celer_ops_error(c->info, CELER_ERR_LIMIT, "frame of %lld points is too large", (long long)g.flen);
     c->scratch_size = cv.off;
     return CELER_OK;
 }
 
 static celer_status stft_run(celer_kernel_call *c) {
     stft_geom g;
-    TRY(stft_geom_of(c, &g));
-    carve cv = {.base = c->scratch};
+    CELER_TRY(stft_geom_of(c, &g));
+    celer_ops_carve cv = {.base = c->scratch};
     fft_plan fp;
     fft_carve(&fp, g.flen, &cv);
-    double *buf = carve_elems(&cv, 2 * g.flen, sizeof(double));
+    double *buf = celer_ops_carve_elems(&cv, 2 * g.flen, sizeof(double));
     if (cv.overflow || cv.off > c->scratch_size)
-        return op_err(c->info, CELER_ERR_INTERNAL, "scratch smaller than planned");
+        return celer_ops_error(c->info, CELER_ERR_INTERNAL, "scratch smaller than planned");
     fft_prepare(&fp);
     const celer_tensor *x = c->in[0];
     celer_tensor *y = &c->out[0];
@@ -467,22 +428,22 @@ static const window_def *window_of(const celer_op_info *info) {
 }
 
 static celer_status window_size(const celer_kernel_call *c, int64_t *n) {
-    TRY(scalar_int(c, 0, "size", n));
+    CELER_TRY(scalar_int(c, 0, "size", n));
     if (*n < 0 || *n > (INT64_C(1) << 32))
-        return op_err(c->info, CELER_ERR_INVALID, "size %lld is outside [0, 2^32]", (long long)*n);
+        return celer_ops_error(c->info, CELER_ERR_INVALID, "size %lld is outside [0, 2^32]", (long long)*n);
     return CELER_OK;
 }
 
 static celer_status window_reshape(celer_kernel_call *c) {
     int64_t n = 0;
-    TRY(window_size(c, &n));
+    CELER_TRY(window_size(c, &n));
     c->out[0].shape = (celer_shape){.rank = 1, .dims = {n}};
     return check_out(c, 0);
 }
 
 static celer_status window_run(celer_kernel_call *c) {
     int64_t n = 0;
-    TRY(window_size(c, &n));
+    CELER_TRY(window_size(c, &n));
     const window_def *w = window_of(c->info);
     bool periodic = celer_onnx_attr_int(c->info->node, "periodic", 1) != 0;
     double N = (double)(periodic ? n : n - 1);
@@ -506,35 +467,35 @@ typedef struct mel_args {
 static celer_status mel_args_of(const celer_kernel_call *c, mel_args *a) {
     static const char *names[] = {"num_mel_bins", "dft_length", "sample_rate", "lower_edge_hertz",
                                   "upper_edge_hertz"};
-    for (int i = 0; i < 5; i++) TRY(need_in(c, i, names[i]));
-    TRY(scalar_int(c, 0, names[0], &a->bins));
-    TRY(scalar_int(c, 1, names[1], &a->dft_len));
-    TRY(scalar_int(c, 2, names[2], &a->rate));
-    TRY(scalar_float(c, 3, names[3], &a->lo));
-    TRY(scalar_float(c, 4, names[4], &a->hi));
+    for (int i = 0; i < 5; i++) CELER_TRY(need_in(c, i, names[i]));
+    CELER_TRY(scalar_int(c, 0, names[0], &a->bins));
+    CELER_TRY(scalar_int(c, 1, names[1], &a->dft_len));
+    CELER_TRY(scalar_int(c, 2, names[2], &a->rate));
+    CELER_TRY(scalar_float(c, 3, names[3], &a->lo));
+    CELER_TRY(scalar_float(c, 4, names[4], &a->hi));
     if (a->bins < 1 || a->bins > (INT64_C(1) << 24) || a->dft_len < 1 || a->dft_len > (INT64_C(1) << 30) ||
         a->rate < 1)
-        return op_err(c->info, CELER_ERR_INVALID,
+        return celer_ops_error(c->info, CELER_ERR_INVALID,
                       "num_mel_bins (%lld), dft_length (%lld) and sample_rate (%lld) must be positive and not huge",
                       (long long)a->bins, (long long)a->dft_len, (long long)a->rate);
     if (!(a->lo >= 0) || !(a->hi > a->lo) || !isfinite(a->hi))
-        return op_err(c->info, CELER_ERR_INVALID,
+        return celer_ops_error(c->info, CELER_ERR_INVALID,
                       "need 0 <= lower_edge_hertz < upper_edge_hertz, got %g and %g", a->lo, a->hi);
     return CELER_OK;
 }
 
 static celer_status mel_reshape(celer_kernel_call *c) {
     mel_args a;
-    TRY(mel_args_of(c, &a));
+    CELER_TRY(mel_args_of(c, &a));
     c->out[0].shape = (celer_shape){.rank = 2, .dims = {a.dft_len / 2 + 1, a.bins}};
-    TRY(check_out(c, 0));
+    CELER_TRY(check_out(c, 0));
     c->scratch_size = (size_t)(a.bins + 2) * sizeof(int64_t);
     return CELER_OK;
 }
 
 static celer_status mel_run(celer_kernel_call *c) {
     mel_args a;
-    TRY(mel_args_of(c, &a));
+    CELER_TRY(mel_args_of(c, &a));
     celer_tensor *y = &c->out[0];
     const int64_t rows = a.dft_len / 2 + 1, nb = a.bins;
     int64_t *pt = c->scratch; /* nb + 2 edge points, as DFT bin indices */
@@ -571,16 +532,16 @@ static celer_status det_reshape(celer_kernel_call *c) {
     const celer_shape *s = &c->in[0]->shape;
     char b[200];
     if (s->rank < 2 || s->dims[s->rank - 1] != s->dims[s->rank - 2])
-        return op_err(c->info, CELER_ERR_SHAPE, "input must be [..., M, M], got %s",
+        return celer_ops_error(c->info, CELER_ERR_SHAPE, "input must be [..., M, M], got %s",
                       celer_shape_str(s, b, sizeof b));
     int64_t m = s->dims[s->rank - 1];
     size_t bytes;
     if (celer_mul_size((size_t)m, (size_t)m, &bytes) || celer_mul_size(bytes, sizeof(double), &bytes) ||
         bytes > MAX_BYTES)
-        return op_err(c->info, CELER_ERR_LIMIT, "matrix of %lld x %lld is too large", (long long)m, (long long)m);
+        return celer_ops_error(c->info, CELER_ERR_LIMIT, "matrix of %lld x %lld is too large", (long long)m, (long long)m);
     c->out[0].shape = (celer_shape){.rank = s->rank - 2};
     memcpy(c->out[0].shape.dims, s->dims, (size_t)(s->rank - 2) * sizeof(int64_t));
-    TRY(check_out(c, 0));
+    CELER_TRY(check_out(c, 0));
     c->scratch_size = bytes;
     return CELER_OK;
 }
@@ -652,12 +613,12 @@ static celer_status strnorm_init(const celer_op_info *info, void **state) {
     for (size_t i = 0; i < CELER_ARRAY_LEN(actions); i++)
         if (!strcmp(act, actions[i].name)) s.action = actions[i].a, found = true;
     if (!found)
-        return op_err(info, CELER_ERR_INVALID, "case_change_action '%s' is not NONE, LOWER or UPPER", act);
+        return celer_ops_error(info, CELER_ERR_INVALID, "case_change_action '%s' is not NONE, LOWER or UPPER", act);
     s.case_sensitive = celer_onnx_attr_int(info->node, "is_case_sensitive", 0) != 0;
     const celer_onnx_attr *sw = celer_onnx_attr_find(info->node, "stopwords");
     if (sw && sw->type == CELER_ATTR_STRINGS) s.n_stop = sw->n, s.stop = sw->strings;
     strnorm_state *p = malloc(sizeof *p);
-    if (!p) return op_err(info, CELER_ERR_NOMEM, "out of memory");
+    if (!p) return celer_ops_error(info, CELER_ERR_NOMEM, "out of memory");
     *p = s;
     *state = p;
     return CELER_OK;
@@ -688,7 +649,7 @@ static celer_status strnorm_check(const celer_kernel_call *c, int64_t *n) {
     const celer_shape *s = &c->in[0]->shape;
     if (!(s->rank == 1 || (s->rank == 2 && s->dims[0] == 1))) {
         char b[200];
-        return op_err(c->info, CELER_ERR_SHAPE, "input must be [C] or [1, C], got %s",
+        return celer_ops_error(c->info, CELER_ERR_SHAPE, "input must be [C] or [1, C], got %s",
                       celer_shape_str(s, b, sizeof b));
     }
     *n = s->dims[s->rank - 1];
@@ -698,7 +659,7 @@ static celer_status strnorm_check(const celer_kernel_call *c, int64_t *n) {
 static celer_status strnorm_reshape(celer_kernel_call *c) {
     const strnorm_state *s = c->state;
     int64_t n = 0;
-    TRY(strnorm_check(c, &n));
+    CELER_TRY(strnorm_check(c, &n));
     char *const *x = c->in[0]->data;
     int64_t kept = 0;
     size_t bytes = 1; /* the empty string of an empty result */
@@ -707,17 +668,17 @@ static celer_status strnorm_reshape(celer_kernel_call *c) {
         if (is_stopword(s, w)) continue;
         kept++;
         if (celer_add_size(bytes, strlen(w) + 1, &bytes) || bytes > MAX_BYTES)
-            return op_err(c->info, CELER_ERR_LIMIT, "strings are too large");
+            return celer_ops_error(c->info, CELER_ERR_LIMIT, "strings are too large");
     }
     strnorm_local *l = *c->local;
     if (!l) {
         l = calloc(1, sizeof *l);
-        if (!l) return op_err(c->info, CELER_ERR_NOMEM, "out of memory");
+        if (!l) return celer_ops_error(c->info, CELER_ERR_NOMEM, "out of memory");
         *c->local = l;
     }
     if (bytes > l->cap) {
         char *nb = realloc(l->buf, bytes);
-        if (!nb) return op_err(c->info, CELER_ERR_NOMEM, "out of memory for %zu bytes of strings", bytes);
+        if (!nb) return celer_ops_error(c->info, CELER_ERR_NOMEM, "out of memory for %zu bytes of strings", bytes);
         l->buf = nb, l->cap = bytes;
     }
     int64_t out_n = kept ? kept : 1; /* all dropped: one empty string */
@@ -730,8 +691,8 @@ static celer_status strnorm_run(celer_kernel_call *c) {
     const strnorm_state *s = c->state;
     strnorm_local *l = *c->local;
     int64_t n = 0;
-    TRY(strnorm_check(c, &n));
-    if (!l || !l->buf) return op_err(c->info, CELER_ERR_INTERNAL, "run without reshape");
+    CELER_TRY(strnorm_check(c, &n));
+    if (!l || !l->buf) return celer_ops_error(c->info, CELER_ERR_INTERNAL, "run without reshape");
     char *const *x = c->in[0]->data;
     char **y = c->out[0].data;
     const int64_t out_n = c->out[0].shape.dims[c->out[0].shape.rank - 1];
@@ -742,7 +703,7 @@ static celer_status strnorm_run(celer_kernel_call *c) {
         if (is_stopword(s, w)) continue;
         size_t len = strlen(w);
         if (k >= out_n || off + len + 1 > l->cap)
-            return op_err(c->info, CELER_ERR_INTERNAL, "input changed between reshape and run");
+            return celer_ops_error(c->info, CELER_ERR_INTERNAL, "input changed between reshape and run");
         char *d = l->buf + off;
         for (size_t j = 0; j < len; j++)
             d[j] = s->action == CASE_LOWER ? ascii_lower(w[j]) : s->action == CASE_UPPER ? ascii_upper(w[j]) : w[j];
@@ -839,34 +800,34 @@ static celer_status tfidf_parse(const celer_op_info *info, tfidf_state *s) {
     else if (!strcmp(mode, "TFIDF"))
         s->mode = MODE_TFIDF;
     else
-        return op_err(info, CELER_ERR_INVALID, "mode '%s' is not TF, IDF or TFIDF", mode);
+        return celer_ops_error(info, CELER_ERR_INVALID, "mode '%s' is not TF, IDF or TFIDF", mode);
     s->min_n = celer_onnx_attr_int(node, "min_gram_length", 0);
     s->max_n = celer_onnx_attr_int(node, "max_gram_length", 0);
     s->max_skip = celer_onnx_attr_int(node, "max_skip_count", 0);
     if (s->min_n < 1 || s->max_n < s->min_n || s->max_skip < 0)
-        return op_err(info, CELER_ERR_INVALID,
+        return celer_ops_error(info, CELER_ERR_INVALID,
                       "need 1 <= min_gram_length (%lld) <= max_gram_length (%lld) and max_skip_count (%lld) >= 0",
                       (long long)s->min_n, (long long)s->max_n, (long long)s->max_skip);
     const celer_onnx_attr *pi = celer_onnx_attr_find(node, "pool_int64s");
     const celer_onnx_attr *ps = celer_onnx_attr_find(node, "pool_strings");
     if (!!pi == !!ps)
-        return op_err(info, CELER_ERR_INVALID, "exactly one of pool_int64s and pool_strings must be given");
+        return celer_ops_error(info, CELER_ERR_INVALID, "exactly one of pool_int64s and pool_strings must be given");
     int64_t pool_n;
     if (pi) {
-        if (pi->type != CELER_ATTR_INTS) return op_err(info, CELER_ERR_INVALID, "pool_int64s must be INTS");
+        if (pi->type != CELER_ATTR_INTS) return celer_ops_error(info, CELER_ERR_INVALID, "pool_int64s must be INTS");
         s->pool_i = pi->ints, pool_n = pi->n;
     } else {
-        if (ps->type != CELER_ATTR_STRINGS) return op_err(info, CELER_ERR_INVALID, "pool_strings must be STRINGS");
+        if (ps->type != CELER_ATTR_STRINGS) return celer_ops_error(info, CELER_ERR_INVALID, "pool_strings must be STRINGS");
         s->strings = true, s->pool_s = ps->strings, pool_n = ps->n;
     }
     bool str_in = info->input_types[0] == CELER_STRING;
     if (str_in != s->strings)
-        return op_err(info, CELER_ERR_DTYPE, "input type %s does not match the %s pool",
+        return celer_ops_error(info, CELER_ERR_DTYPE, "input type %s does not match the %s pool",
                       celer_dtype_name(info->input_types[0]), s->strings ? "string" : "int64");
     const int64_t *counts = NULL;
     int levels = celer_onnx_attr_ints(node, "ngram_counts", &counts);
     if (levels < 1 || levels > TFIDF_MAX_N)
-        return op_err(info, CELER_ERR_INVALID, "ngram_counts must have 1 to %d values, got %d", TFIDF_MAX_N, levels);
+        return celer_ops_error(info, CELER_ERR_INVALID, "ngram_counts must have 1 to %d values, got %d", TFIDF_MAX_N, levels);
     int n_index = celer_onnx_attr_ints(node, "ngram_indexes", &s->index);
     if (n_index < 0) n_index = 0;
     s->n_grams = n_index;
@@ -875,28 +836,28 @@ static celer_status tfidf_parse(const celer_op_info *info, tfidf_state *s) {
     for (int i = 0; i < levels; i++) {
         int64_t a = counts[i], b = i + 1 < levels ? counts[i + 1] : pool_n;
         if (a < 0 || b < a || b > pool_n || (b - a) % (i + 1))
-            return op_err(info, CELER_ERR_INVALID,
+            return celer_ops_error(info, CELER_ERR_INVALID,
                           "ngram_counts[%d] = %lld does not start a whole number of %d-grams in a pool of %lld",
                           i, (long long)a, i + 1, (long long)pool_n);
         grams += (b - a) / (i + 1);
     }
     if (grams != s->n_grams)
-        return op_err(info, CELER_ERR_INVALID, "the pool holds %lld n-grams but ngram_indexes has %lld values",
+        return celer_ops_error(info, CELER_ERR_INVALID, "the pool holds %lld n-grams but ngram_indexes has %lld values",
                       (long long)grams, (long long)s->n_grams);
-    if (s->n_grams > (INT64_C(1) << 30)) return op_err(info, CELER_ERR_LIMIT, "too many n-grams");
+    if (s->n_grams > (INT64_C(1) << 30)) return celer_ops_error(info, CELER_ERR_LIMIT, "too many n-grams");
     s->n_out = 0;
     for (int64_t k = 0; k < s->n_grams; k++) {
         if (s->index[k] < 0 || s->index[k] >= (INT64_C(1) << 31))
-            return op_err(info, CELER_ERR_INVALID, "ngram_indexes[%lld] = %lld is outside [0, 2^31)",
+            return celer_ops_error(info, CELER_ERR_INVALID, "ngram_indexes[%lld] = %lld is outside [0, 2^31)",
                           (long long)k, (long long)s->index[k]);
         s->n_out = CELER_MAX(s->n_out, s->index[k] + 1);
     }
-    if (s->n_grams == 0) return op_err(info, CELER_ERR_INVALID, "ngram_indexes must not be empty");
+    if (s->n_grams == 0) return celer_ops_error(info, CELER_ERR_INVALID, "ngram_indexes must not be empty");
     const float *w = NULL;
     int nw = celer_onnx_attr_floats(node, "weights", &w);
     if (nw >= 0) {
         if (nw != s->n_grams)
-            return op_err(info, CELER_ERR_INVALID, "weights has %d values for %lld n-grams", nw, (long long)s->n_grams);
+            return celer_ops_error(info, CELER_ERR_INVALID, "weights has %d values for %lld n-grams", nw, (long long)s->n_grams);
         s->weights = w;
     }
     if (s->max_n > levels) s->max_n = levels; /* longer n-grams cannot be in the pool */
@@ -908,7 +869,7 @@ static celer_status tfidf_parse(const celer_op_info *info, tfidf_state *s) {
     uint64_t size = 16;
     while (size < 2 * (uint64_t)s->n_grams) size <<= 1;
     s->table = calloc(size, sizeof *s->table);
-    if (!s->gram_off || !s->gram_n || !s->table) return op_err(info, CELER_ERR_NOMEM, "out of memory");
+    if (!s->gram_off || !s->gram_n || !s->table) return celer_ops_error(info, CELER_ERR_NOMEM, "out of memory");
     s->mask = size - 1;
     int64_t k = 0;
     for (int i = 0; i < levels; i++) {
@@ -928,7 +889,7 @@ static celer_status tfidf_parse(const celer_op_info *info, tfidf_state *s) {
 
 static celer_status tfidf_init(const celer_op_info *info, void **state) {
     tfidf_state *s = calloc(1, sizeof *s);
-    if (!s) return op_err(info, CELER_ERR_NOMEM, "out of memory");
+    if (!s) return celer_ops_error(info, CELER_ERR_NOMEM, "out of memory");
     celer_status st_ = tfidf_parse(info, s);
     if (st_) {
         tfidf_free(s);
@@ -943,11 +904,11 @@ static celer_status tfidf_reshape(celer_kernel_call *c) {
     const celer_shape *x = &c->in[0]->shape;
     if (x->rank != 1 && x->rank != 2) {
         char b[200];
-        return op_err(c->info, CELER_ERR_SHAPE, "input must be [C] or [N, C], got %s", celer_shape_str(x, b, sizeof b));
+        return celer_ops_error(c->info, CELER_ERR_SHAPE, "input must be [C] or [N, C], got %s", celer_shape_str(x, b, sizeof b));
     }
     c->out[0].shape = (celer_shape){.rank = x->rank, .dims = {x->dims[0], s->n_out}};
     if (x->rank == 1) c->out[0].shape.dims[0] = s->n_out;
-    TRY(check_out(c, 0));
+    CELER_TRY(check_out(c, 0));
     c->scratch_size = (size_t)s->n_grams * sizeof(int64_t);
     return CELER_OK;
 }

@@ -13,12 +13,6 @@
 
 #define WHO(info) celer_ops_who((info), who, sizeof who)
 
-static int64_t dims_prod(const celer_shape *s, int from, int to) {
-    int64_t p = 1;
-    for (int d = from; d < to; d++) p *= s->dims[d];
-    return p;
-}
-
 static celer_status check_numel(const celer_op_info *info, const celer_tensor *t, int64_t *n) {
     char who[160];
     *n = celer_shape_numel(&t->shape);
@@ -27,24 +21,10 @@ static celer_status check_numel(const celer_op_info *info, const celer_tensor *t
     return CELER_OK;
 }
 
-static celer_status add_scratch(celer_kernel_call *call, size_t a, size_t b) {
-    size_t n;
-    if (celer_mul_size(a, b, &n) || celer_add_size(call->scratch_size, n, &call->scratch_size) ||
-        call->scratch_size > ((size_t)1 << 40)) {
-        char who[160];
-        return celer_errorf(CELER_ERR_LIMIT, "%s: scratch size overflows", WHO(call->info));
-    }
-    return CELER_OK;
-}
-
 /* Whether node output i exists (named) in the model. */
 static bool output_wanted(const celer_kernel_call *call, int i) {
     const celer_onnx_node *n = call->info->node;
     return i < call->n_out && i < n->n_outputs && n->outputs[i] && n->outputs[i][0];
-}
-
-static const celer_tensor *opt_in(const celer_kernel_call *call, int i) {
-    return i < call->n_in ? call->in[i] : NULL;
 }
 
 static celer_status need_numel(const celer_kernel_call *call, const celer_tensor *t,
@@ -141,11 +121,11 @@ static celer_status bn_geometry(const celer_kernel_call *call, int64_t *N, int64
                             WHO(call->info), celer_shape_str(&x->shape, buf, sizeof buf));
     *N = x->shape.dims[0];
     *C = x->shape.dims[1];
-    *inner = dims_prod(&x->shape, 2, x->shape.rank);
+    *inner = celer_ops_dims_prod(x->shape.dims, 2, x->shape.rank);
     *per = s->spatial ? 1 : *inner;
     static const char *names[] = {"scale", "B", "mean", "var"};
     for (int i = 1; i <= 4; i++)
-        if ((st = need_numel(call, opt_in(call, i), names[i - 1], *C * *per))) return st;
+        if ((st = need_numel(call, celer_ops_input(call, i), names[i - 1], *C * *per))) return st;
     return CELER_OK;
 }
 
@@ -167,7 +147,7 @@ static celer_status bn_reshape(celer_kernel_call *call) {
                             "supported with training_mode = 1 at opset >= 14",
                             WHO(call->info));
     /* per-channel batch mean and variance in training mode */
-    return s->training ? add_scratch(call, (size_t)C, 16) : CELER_OK;
+    return s->training ? celer_ops_add_scratch(call, (size_t)C, 16) : CELER_OK;
 }
 
 static celer_status bn_run(celer_kernel_call *call) {
@@ -252,9 +232,9 @@ static celer_status in_geometry(const celer_kernel_call *call, int64_t *N, int64
                             WHO(call->info), celer_shape_str(&x->shape, buf, sizeof buf));
     *N = x->shape.dims[0];
     *C = x->shape.dims[1];
-    *inner = dims_prod(&x->shape, 2, x->shape.rank);
-    if ((st = need_numel(call, opt_in(call, 1), "scale", *C))) return st;
-    return need_numel(call, opt_in(call, 2), "B", *C);
+    *inner = celer_ops_dims_prod(x->shape.dims, 2, x->shape.rank);
+    if ((st = need_numel(call, celer_ops_input(call, 1), "scale", *C))) return st;
+    return need_numel(call, celer_ops_input(call, 2), "B", *C);
 }
 
 static celer_status in_reshape(celer_kernel_call *call) {
@@ -348,9 +328,9 @@ static celer_status ln_geometry(const celer_kernel_call *call, ln_geom *g) {
     const celer_tensor *x = call->in[0];
     celer_status st = celer_ops_axis(call->info, s->axis, x->shape.rank, &g->axis);
     if (st || (st = check_numel(call->info, x, &g->numel))) return st;
-    g->rows = dims_prod(&x->shape, 0, g->axis);
-    g->cols = dims_prod(&x->shape, g->axis, x->shape.rank);
-    const celer_tensor *w = opt_in(call, 1), *b = opt_in(call, 2);
+    g->rows = celer_ops_dims_prod(x->shape.dims, 0, g->axis);
+    g->cols = celer_ops_dims_prod(x->shape.dims, g->axis, x->shape.rank);
+    const celer_tensor *w = celer_ops_input(call, 1), *b = celer_ops_input(call, 2);
     if (!w) return celer_errorf(CELER_ERR_INVALID, "%s: input 'Scale' is missing", WHO(call->info));
     if ((st = ln_param(call, w, "Scale", g->axis, &g->nw))) return st;
     g->nb = 0;
@@ -372,7 +352,7 @@ static celer_status ln_reshape(celer_kernel_call *call) {
     }
     celer_dtype t = call->in[0]->dtype;
     if (t == CELER_FLOAT16 || t == CELER_BFLOAT16) /* X, Y, Scale, B as float */
-        return add_scratch(call, (size_t)g.numel * 2 + (size_t)g.nw + (size_t)g.nb, 4);
+        return celer_ops_add_scratch(call, (size_t)g.numel * 2 + (size_t)g.nw + (size_t)g.nb, 4);
     return CELER_OK;
 }
 
@@ -426,7 +406,7 @@ static celer_status ln_run(celer_kernel_call *call) {
     celer_status st = ln_geometry(call, &g);
     if (st) return st;
     if (g.numel == 0) return CELER_OK;
-    const celer_tensor *x = call->in[0], *w = call->in[1], *b = opt_in(call, 2);
+    const celer_tensor *x = call->in[0], *w = call->in[1], *b = celer_ops_input(call, 2);
     celer_tensor *y = &call->out[0];
     float *mean = output_wanted(call, 1) ? call->out[1].data : NULL;
     float *inv = output_wanted(call, 2) ? call->out[2].data : NULL;
@@ -481,7 +461,7 @@ static celer_status lrn_reshape(celer_kernel_call *call) {
                             WHO(call->info), celer_shape_str(&x->shape, buf, sizeof buf));
     call->out[0].shape = x->shape;
     /* running sum of squares per spatial position */
-    return add_scratch(call, (size_t)dims_prod(&x->shape, 2, x->shape.rank), 8);
+    return celer_ops_add_scratch(call, (size_t)celer_ops_dims_prod(x->shape.dims, 2, x->shape.rank), 8);
 }
 
 static celer_status lrn_run(celer_kernel_call *call) {
@@ -489,7 +469,7 @@ static celer_status lrn_run(celer_kernel_call *call) {
     const celer_tensor *x = call->in[0];
     celer_tensor *y = &call->out[0];
     int64_t N = x->shape.dims[0], C = x->shape.dims[1];
-    int64_t inner = dims_prod(&x->shape, 2, x->shape.rank);
+    int64_t inner = celer_ops_dims_prod(x->shape.dims, 2, x->shape.rank);
     int64_t lo = (s->size - 1) / 2, hi = s->size - 1 - lo; /* floor / ceil of (size-1)/2 */
     double *sq = call->scratch, k = (double)s->alpha / (double)s->size;
     for (int64_t n = 0; n < N; n++)
@@ -578,7 +558,7 @@ static celer_status mvn_reshape(celer_kernel_call *call) {
     celer_status st = mvn_plan(call, ostride, &n_stats, &count);
     if (st || (st = check_numel(call->info, call->in[0], &n))) return st;
     call->out[0].shape = call->in[0]->shape;
-    return add_scratch(call, (size_t)n_stats, 16);
+    return celer_ops_add_scratch(call, (size_t)n_stats, 16);
 }
 
 static celer_status mvn_run(celer_kernel_call *call) {
@@ -656,8 +636,8 @@ static celer_status lp_run(celer_kernel_call *call) {
     int axis;
     celer_status st = celer_ops_axis(call->info, s->axis, x->shape.rank, &axis);
     if (st) return st;
-    int64_t outer = dims_prod(&x->shape, 0, axis), n = x->shape.rank ? x->shape.dims[axis] : 1;
-    int64_t inner = dims_prod(&x->shape, axis + 1, x->shape.rank);
+    int64_t outer = celer_ops_dims_prod(x->shape.dims, 0, axis), n = x->shape.rank ? x->shape.dims[axis] : 1;
+    int64_t inner = celer_ops_dims_prod(x->shape.dims, axis + 1, x->shape.rank);
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < inner; i++) {
             int64_t base = o * n * inner + i;
@@ -710,7 +690,7 @@ static celer_status dropout_types(const celer_op_info *info, celer_dtype *out) {
 /* Training ratio, or 0 when the node runs as identity. */
 static celer_status dropout_ratio(const celer_kernel_call *call, double *ratio) {
     char who[160];
-    const celer_tensor *r = opt_in(call, 1), *training = opt_in(call, 2);
+    const celer_tensor *r = celer_ops_input(call, 1), *training = celer_ops_input(call, 2);
     *ratio = 0;
     if (call->info->since_version < 12 || !training) return CELER_OK;
     if (training->dtype != CELER_BOOL || celer_shape_numel(&training->shape) != 1)
@@ -842,7 +822,7 @@ static celer_status loss_init(const celer_op_info *info, void **state) {
 static celer_status loss_geometry(const celer_kernel_call *call, int64_t *N, int64_t *C,
                                   int64_t *D) {
     char who[160], a[96], b[96];
-    const celer_tensor *x = call->in[0], *t = opt_in(call, 1), *w = opt_in(call, 2);
+    const celer_tensor *x = call->in[0], *t = celer_ops_input(call, 1), *w = celer_ops_input(call, 2);
     int64_t n;
     celer_status st = check_numel(call->info, x, &n);
     if (st) return st;
@@ -861,7 +841,7 @@ static celer_status loss_geometry(const celer_kernel_call *call, int64_t *N, int
                             celer_shape_str(&x->shape, b, sizeof b));
     *N = x->shape.dims[0];
     *C = x->shape.dims[1];
-    *D = dims_prod(&x->shape, 2, x->shape.rank);
+    *D = celer_ops_dims_prod(x->shape.dims, 2, x->shape.rank);
     if (w && (st = need_numel(call, w, "weight", *C))) return st;
     return CELER_OK;
 }
@@ -880,7 +860,7 @@ static celer_status loss_reshape(celer_kernel_call *call) {
     else call->out[0].shape.rank = 0;
     if (call->n_out > 1) call->out[1].shape = call->in[0]->shape;
     /* SCE: log-probabilities in double */
-    if (s->softmax) return add_scratch(call, (size_t)(N * C * D), 8);
+    if (s->softmax) return celer_ops_add_scratch(call, (size_t)(N * C * D), 8);
     return CELER_OK;
 }
 
@@ -890,7 +870,7 @@ static celer_status loss_run(celer_kernel_call *call) {
     int64_t N, C, D;
     celer_status st = loss_geometry(call, &N, &C, &D);
     if (st) return st;
-    const celer_tensor *x = call->in[0], *t = call->in[1], *w = opt_in(call, 2);
+    const celer_tensor *x = call->in[0], *t = call->in[1], *w = celer_ops_input(call, 2);
     const celer_tensor *lp = x;
     celer_tensor lpt;
     if (s->softmax) {

@@ -41,7 +41,7 @@ typedef struct celer_kernel_call {
     int n_in;
     celer_tensor *out;
     int n_out;
-    void *scratch;       /* run: scratch_size bytes, 64-byte aligned, uninitialised */
+    void *scratch;       /* run: scratch_size bytes, 64-byte aligned, uninitialised; never NULL */
     size_t scratch_size; /* reshape: set to the scratch bytes run will need (0 by default) */
 } celer_kernel_call;
 
@@ -106,6 +106,20 @@ const celer_kernel_family *const *celer_ops_families(int *count);
 
 /* ---- helpers kernels share (implemented in common.c) ---- */
 
+/* Largest output or scratch buffer a kernel accepts: sizes come from input values and
+ * attributes, so anything can be asked for. */
+#define CELER_OPS_MAX_BYTES ((size_t)16 << 30)
+
+/* Records "<Op 'name'>: <message>" and returns `status`. */
+celer_status celer_ops_error(const celer_op_info *info, celer_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Input i of the call, or NULL when the node omits it or lists fewer inputs. */
+const celer_tensor *celer_ops_input(const celer_kernel_call *call, int i);
+/* Checks that the node lists inputs 0..n_required-1 (none omitted) and at least one output. */
+celer_status celer_ops_require(const celer_kernel_call *call, int n_required);
+/* call->scratch_size += a * b bytes, overflow-checked and capped at CELER_OPS_MAX_BYTES. */
+celer_status celer_ops_add_scratch(celer_kernel_call *call, size_t a, size_t b);
+
 /* reshape for ops whose out[0] has in[0]'s shape. */
 celer_status celer_ops_reshape_same(celer_kernel_call *call);
 /* Normalises a possibly negative axis against `rank`; CELER_ERR_INVALID with the op name if out
@@ -117,6 +131,21 @@ int64_t celer_ops_int_at(const celer_tensor *t, int64_t i);
 double celer_ops_double_at(const celer_tensor *t, int64_t i);
 /* Writes v into element i of any numeric tensor (rounding/conversion as C casts do). */
 void celer_ops_double_store(celer_tensor *t, int64_t i, double v);
+/* Product of dims[from, to); dims of real tensors, so it cannot overflow. */
+int64_t celer_ops_dims_prod(const int64_t *dims, int from, int to);
+/* Row-major element strides of shape s into strides[0..rank). */
+void celer_ops_strides(const celer_shape *s, int64_t *strides);
+
+/* Scratch laid out in 64-byte aligned pieces, computed the same way by reshape (base NULL: only
+ * sizes, read `off` afterwards) and by run (base = call->scratch). */
+typedef struct celer_ops_carve {
+    char *base;
+    size_t off;
+    bool overflow; /* a piece was too large: report CELER_ERR_LIMIT */
+} celer_ops_carve;
+/* The next n elements of es bytes; NULL when base is NULL or after an overflow. */
+void *celer_ops_carve_elems(celer_ops_carve *cv, int64_t n, size_t es);
+
 /* Formats the standard "Op 'name'" prefix for messages into buf; returns buf. */
 const char *celer_ops_who(const celer_op_info *info, char *buf, size_t cap);
 

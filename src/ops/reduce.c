@@ -33,30 +33,11 @@ static void store_int(celer_tensor *t, int64_t i, int64_t v) {
     }
 }
 
-/* Product of dims [from, to). Shapes here belong to real tensors, so the product cannot
- * overflow once the whole shape's numel has been checked. */
-static int64_t dims_prod(const celer_shape *s, int from, int to) {
-    int64_t p = 1;
-    for (int d = from; d < to; d++) p *= s->dims[d];
-    return p;
-}
-
 static celer_status check_numel(const celer_op_info *info, const celer_tensor *t, int64_t *n) {
     char who[160];
     *n = celer_shape_numel(&t->shape);
     if (*n < 0)
         return celer_errorf(CELER_ERR_LIMIT, "%s: input element count overflows", WHO(info));
-    return CELER_OK;
-}
-
-/* scratch += a * b bytes, overflow-checked. */
-static celer_status add_scratch(celer_kernel_call *call, size_t a, size_t b) {
-    size_t n;
-    if (celer_mul_size(a, b, &n) || celer_add_size(call->scratch_size, n, &call->scratch_size) ||
-        call->scratch_size > ((size_t)1 << 40)) {
-        char who[160];
-        return celer_errorf(CELER_ERR_LIMIT, "%s: scratch size overflows", WHO(call->info));
-    }
     return CELER_OK;
 }
 
@@ -275,8 +256,8 @@ static celer_status reduce_reshape(celer_kernel_call *call) {
     if (p.noop) return CELER_OK;
     int64_t row = p.n ? p.len[p.n - 1] : 1;
     /* two accumulator arrays (LogSumExp keeps the max and the sum) and one converted row */
-    if ((st = add_scratch(call, (size_t)p.out_numel, 16))) return st;
-    return add_scratch(call, (size_t)row, 8);
+    if ((st = celer_ops_add_scratch(call, (size_t)p.out_numel, 16))) return st;
+    return celer_ops_add_scratch(call, (size_t)row, 8);
 }
 
 /* Converts `n` elements of x starting at `off` to double. */
@@ -500,7 +481,7 @@ static celer_status arg_reshape(celer_kernel_call *call) {
         if (d != axis) o->dims[o->rank++] = x->shape.dims[d];
         else if (s->keepdims) o->dims[o->rank++] = 1;
     }
-    return add_scratch(call, (size_t)dims_prod(&x->shape, axis + 1, x->shape.rank), 8);
+    return celer_ops_add_scratch(call, (size_t)celer_ops_dims_prod(x->shape.dims, axis + 1, x->shape.rank), 8);
 }
 
 static celer_status arg_run(celer_kernel_call *call) {
@@ -510,8 +491,8 @@ static celer_status arg_run(celer_kernel_call *call) {
     cmp_fn cmp;
     celer_status st = celer_ops_axis(call->info, s->axis, x->shape.rank, &axis);
     if (st || (st = need_cmp(call->info, x->dtype, &cmp))) return st;
-    int64_t outer = dims_prod(&x->shape, 0, axis), n = x->shape.dims[axis];
-    int64_t inner = dims_prod(&x->shape, axis + 1, x->shape.rank);
+    int64_t outer = celer_ops_dims_prod(x->shape.dims, 0, axis), n = x->shape.dims[axis];
+    int64_t inner = celer_ops_dims_prod(x->shape.dims, axis + 1, x->shape.rank);
     if (inner == 0) return CELER_OK; /* empty output; scratch is NULL */
     int64_t *best = call->scratch, *y = call->out[0].data;
     int want = s->is_max ? 1 : -1;
@@ -585,7 +566,7 @@ static celer_status topk_reshape(celer_kernel_call *call) {
         call->out[i].shape = call->in[0]->shape;
         call->out[i].shape.dims[axis] = k;
     }
-    return add_scratch(call, (size_t)call->in[0]->shape.dims[axis], 16);
+    return celer_ops_add_scratch(call, (size_t)call->in[0]->shape.dims[axis], 16);
 }
 
 /* Stable bottom-up merge sort of positions idx[0..n) (element idx[i]*stride + base); "before"
@@ -619,9 +600,9 @@ static celer_status topk_run(celer_kernel_call *call) {
     cmp_fn cmp;
     celer_status st = topk_params(call, &axis, &k);
     if (st || (st = need_cmp(call->info, x->dtype, &cmp))) return st;
-    int64_t outer = dims_prod(&x->shape, 0, axis), n = x->shape.dims[axis];
+    int64_t outer = celer_ops_dims_prod(x->shape.dims, 0, axis), n = x->shape.dims[axis];
     if (k == 0) return CELER_OK; /* empty outputs; scratch is NULL when the axis is empty */
-    int64_t inner = dims_prod(&x->shape, axis + 1, x->shape.rank);
+    int64_t inner = celer_ops_dims_prod(x->shape.dims, axis + 1, x->shape.rank);
     size_t es = celer_dtype_size(x->dtype);
     int64_t *idx = call->scratch, *tmp = idx + n;
     celer_tensor *vals = &call->out[0];
@@ -674,7 +655,7 @@ static celer_status cumsum_reshape(celer_kernel_call *call) {
     celer_status st = cumsum_axis(call, &axis);
     if (st || (st = check_numel(call->info, call->in[0], &n))) return st;
     call->out[0].shape = call->in[0]->shape;
-    return add_scratch(call, (size_t)dims_prod(&call->in[0]->shape, axis + 1,
+    return celer_ops_add_scratch(call, (size_t)celer_ops_dims_prod(call->in[0]->shape.dims, axis + 1,
                                                call->in[0]->shape.rank), 8);
 }
 
@@ -685,8 +666,8 @@ static celer_status cumsum_run(celer_kernel_call *call) {
     int axis;
     celer_status st = cumsum_axis(call, &axis);
     if (st) return st;
-    int64_t outer = dims_prod(&x->shape, 0, axis), n = x->shape.rank ? x->shape.dims[axis] : 1;
-    int64_t inner = dims_prod(&x->shape, axis + 1, x->shape.rank);
+    int64_t outer = celer_ops_dims_prod(x->shape.dims, 0, axis), n = x->shape.rank ? x->shape.dims[axis] : 1;
+    int64_t inner = celer_ops_dims_prod(x->shape.dims, axis + 1, x->shape.rank);
     bool ints = is_int_type(x->dtype);
     double *dacc = call->scratch;
     int64_t *iacc = call->scratch;
@@ -759,13 +740,13 @@ static celer_status sm_geometry(const celer_kernel_call *call, sm_dims *g) {
     if (sh->rank == 0) {
         g->outer = g->n = g->inner = 1;
     } else if (s->legacy) {
-        g->outer = dims_prod(sh, 0, axis);
-        g->n = dims_prod(sh, axis, sh->rank);
+        g->outer = celer_ops_dims_prod(sh->dims, 0, axis);
+        g->n = celer_ops_dims_prod(sh->dims, axis, sh->rank);
         g->inner = 1;
     } else {
-        g->outer = dims_prod(sh, 0, axis);
+        g->outer = celer_ops_dims_prod(sh->dims, 0, axis);
         g->n = sh->dims[axis];
-        g->inner = dims_prod(sh, axis + 1, sh->rank);
+        g->inner = celer_ops_dims_prod(sh->dims, axis + 1, sh->rank);
     }
     return CELER_OK;
 }
@@ -777,9 +758,9 @@ static celer_status sm_reshape(celer_kernel_call *call) {
     call->out[0].shape = call->in[0]->shape;
     celer_dtype t = call->in[0]->dtype;
     /* per-column max and sum for the strided form */
-    if ((st = add_scratch(call, (size_t)g.inner, 16))) return st;
+    if ((st = celer_ops_add_scratch(call, (size_t)g.inner, 16))) return st;
     /* half types run in float: input and output copies */
-    if (t == CELER_FLOAT16 || t == CELER_BFLOAT16) return add_scratch(call, (size_t)g.numel, 8);
+    if (t == CELER_FLOAT16 || t == CELER_BFLOAT16) return celer_ops_add_scratch(call, (size_t)g.numel, 8);
     return CELER_OK;
 }
 

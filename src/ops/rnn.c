@@ -26,26 +26,9 @@
 #undef I
 
 /* Scratch bigger than this is refused (it is sized from input shapes). */
-#define MAX_SCRATCH ((size_t)16 << 30)
+#define MAX_SCRATCH CELER_OPS_MAX_BYTES
 /* BLAS takes int sizes. */
 #define BLAS_MAX INT64_C(0x7fffffff)
-
-#define TRY(x)                                                                                     \
-    do {                                                                                           \
-        celer_status st_ = (x);                                                                    \
-        if (st_) return st_;                                                                       \
-    } while (0)
-
-static celer_status op_err(const celer_op_info *info, celer_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static celer_status op_err(const celer_op_info *info, celer_status st, const char *fmt, ...) {
-    char who[160], msg[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return celer_errorf(st, "%s: %s", celer_ops_who(info, who, sizeof who), msg);
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* activation functions                                                                        */
@@ -154,26 +137,26 @@ static celer_status rnn_init_kind(const celer_op_info *info, void **out, rnn_kin
     else if (!strcmp(dir, "bidirectional"))
         s.dir = DIR_BIDIRECTIONAL;
     else
-        return op_err(info, CELER_ERR_INVALID,
+        return celer_ops_error(info, CELER_ERR_INVALID,
                       "direction '%s' is not 'forward', 'reverse' or 'bidirectional'", dir);
     s.dirs = s.dir == DIR_BIDIRECTIONAL ? 2 : 1;
 
     const celer_onnx_attr *hs = celer_onnx_attr_find(node, "hidden_size");
     if (hs) {
         if (hs->type != CELER_ATTR_INT || hs->i <= 0 || hs->i > BLAS_MAX)
-            return op_err(info, CELER_ERR_INVALID, "hidden_size must be a positive integer below 2^31");
+            return celer_ops_error(info, CELER_ERR_INVALID, "hidden_size must be a positive integer below 2^31");
         s.hidden = hs->i;
     }
     if (info->since_version >= 14) {
         int64_t layout = celer_onnx_attr_int(node, "layout", 0);
         if (layout != 0 && layout != 1)
-            return op_err(info, CELER_ERR_INVALID, "layout must be 0 or 1, got %lld", (long long)layout);
+            return celer_ops_error(info, CELER_ERR_INVALID, "layout must be 0 or 1, got %lld", (long long)layout);
         s.layout = (int)layout;
     }
     const celer_onnx_attr *clip = celer_onnx_attr_find(node, "clip");
     if (clip) {
         if (!(clip->f > 0))
-            return op_err(info, CELER_ERR_INVALID, "clip must be positive, got %g", (double)clip->f);
+            return celer_ops_error(info, CELER_ERR_INVALID, "clip must be positive, got %g", (double)clip->f);
         s.clip = clip->f;
     }
     if (kind == KIND_GRU) s.lbr = celer_onnx_attr_int(node, "linear_before_reset", 0) != 0;
@@ -192,7 +175,7 @@ static celer_status rnn_init_kind(const celer_op_info *info, void **out, rnn_kin
     if (names) {
         int n = names->type == CELER_ATTR_STRINGS ? names->n : -1;
         if (n != kd->n_act && n != kd->n_act * s.dirs)
-            return op_err(info, CELER_ERR_INVALID,
+            return celer_ops_error(info, CELER_ERR_INVALID,
                           "activations must list %d function(s) per direction (%d in all), got %d",
                           kd->n_act, kd->n_act * s.dirs, n);
         const float *alpha = NULL, *beta = NULL;
@@ -204,7 +187,7 @@ static celer_status rnn_init_kind(const celer_op_info *info, void **out, rnn_kin
             for (size_t j = 0; j < CELER_ARRAY_LEN(act_defs); j++)
                 if (!strcasecmp(names->strings[i], act_defs[j].name)) def = &act_defs[j];
             if (!def)
-                return op_err(info, CELER_ERR_UNSUPPORTED, "activation function '%s' is not supported",
+                return celer_ops_error(info, CELER_ERR_UNSUPPORTED, "activation function '%s' is not supported",
                               names->strings[i]);
             act a = {def->kind, def->alpha, def->beta};
             if (def->n_alpha && ia < n_alpha) a.alpha = alpha[ia++];
@@ -214,7 +197,7 @@ static celer_status rnn_init_kind(const celer_op_info *info, void **out, rnn_kin
         }
     }
     rnn_state *p = malloc(sizeof *p);
-    if (!p) return op_err(info, CELER_ERR_NOMEM, "out of memory");
+    if (!p) return celer_ops_error(info, CELER_ERR_NOMEM, "out of memory");
     *p = s;
     *out = p;
     return CELER_OK;
@@ -242,10 +225,6 @@ typedef struct geom {
     bool want[3]; /* Y, Y_h, Y_c requested */
 } geom;
 
-static const celer_tensor *opt_in(const celer_kernel_call *c, int i) {
-    return i < c->n_in ? c->in[i] : NULL;
-}
-
 static bool out_wanted(const celer_kernel_call *c, int i) {
     const celer_onnx_node *n = c->info->node;
     return i < c->n_out && i < n->n_outputs && n->outputs[i] && n->outputs[i][0];
@@ -260,7 +239,7 @@ static celer_status expect_shape(const celer_op_info *info, const celer_tensor *
     celer_shape want = {.rank = rank};
     memcpy(want.dims, dims, (size_t)rank * sizeof *dims);
     char a[200], b[200];
-    return op_err(info, CELER_ERR_SHAPE, "input '%s' must have shape %s, got %s", name,
+    return celer_ops_error(info, CELER_ERR_SHAPE, "input '%s' must have shape %s, got %s", name,
                   celer_shape_str(&want, a, sizeof a), celer_shape_str(&t->shape, b, sizeof b));
 }
 
@@ -269,25 +248,25 @@ static celer_status rnn_geom(const celer_kernel_call *c, geom *g) {
     const rnn_state *s = c->state;
     memset(g, 0, sizeof *g);
     g->x = c->in[IN_X];
-    g->w = opt_in(c, IN_W);
-    g->r = opt_in(c, IN_R);
+    g->w = celer_ops_input(c, IN_W);
+    g->r = celer_ops_input(c, IN_R);
     if (!g->x || !g->w || !g->r)
-        return op_err(info, CELER_ERR_INVALID, "inputs X, W and R are required");
-    g->b = opt_in(c, IN_B);
-    g->seq = opt_in(c, IN_SEQ);
-    g->h0 = opt_in(c, IN_H0);
+        return celer_ops_error(info, CELER_ERR_INVALID, "inputs X, W and R are required");
+    g->b = celer_ops_input(c, IN_B);
+    g->seq = celer_ops_input(c, IN_SEQ);
+    g->h0 = celer_ops_input(c, IN_H0);
     if (s->kind == KIND_LSTM) {
-        g->c0 = opt_in(c, IN_C0);
-        g->p = opt_in(c, IN_P);
+        g->c0 = celer_ops_input(c, IN_C0);
+        g->p = celer_ops_input(c, IN_P);
     }
     const celer_tensor *fl[] = {g->w, g->r, g->b, g->h0, g->c0, g->p};
     for (size_t i = 0; i < CELER_ARRAY_LEN(fl); i++)
         if (fl[i] && fl[i]->dtype != g->x->dtype)
-            return op_err(info, CELER_ERR_DTYPE, "W, R, B, initial_h, initial_c and P must have X's type %s, got %s",
+            return celer_ops_error(info, CELER_ERR_DTYPE, "W, R, B, initial_h, initial_c and P must have X's type %s, got %s",
                           celer_dtype_name(g->x->dtype), celer_dtype_name(fl[i]->dtype));
     if (g->x->shape.rank != 3) {
         char a[200];
-        return op_err(info, CELER_ERR_SHAPE, "X must have rank 3 (%s), got %s",
+        return celer_ops_error(info, CELER_ERR_SHAPE, "X must have rank 3 (%s), got %s",
                       s->layout ? "[batch, seq, input]" : "[seq, batch, input]",
                       celer_shape_str(&g->x->shape, a, sizeof a));
     }
@@ -299,34 +278,34 @@ static celer_status rnn_geom(const celer_kernel_call *c, geom *g) {
     g->G = kind_defs[s->kind].gates;
     if (g->r->shape.rank != 3) {
         char a[200];
-        return op_err(info, CELER_ERR_SHAPE, "R must have rank 3 [directions, %lld*hidden, hidden], got %s",
+        return celer_ops_error(info, CELER_ERR_SHAPE, "R must have rank 3 [directions, %lld*hidden, hidden], got %s",
                       (long long)g->G, celer_shape_str(&g->r->shape, a, sizeof a));
     }
     g->H = s->hidden > 0 ? s->hidden : g->r->shape.dims[2];
     if (g->H <= 0 || g->H > BLAS_MAX || g->I > BLAS_MAX || g->S > BLAS_MAX || g->B > BLAS_MAX)
-        return op_err(info, CELER_ERR_LIMIT, "sizes out of range (hidden %lld, input %lld, seq %lld, batch %lld)",
+        return celer_ops_error(info, CELER_ERR_LIMIT, "sizes out of range (hidden %lld, input %lld, seq %lld, batch %lld)",
                       (long long)g->H, (long long)g->I, (long long)g->S, (long long)g->B);
     int64_t GH = g->G * g->H; /* G <= 4, H < 2^31: no overflow */
     if (g->S * g->B > BLAS_MAX) /* rows of the input projection GEMM */
-        return op_err(info, CELER_ERR_LIMIT, "seq %lld * batch %lld is above 2^31-1", (long long)g->S, (long long)g->B);
-    if (GH > BLAS_MAX) return op_err(info, CELER_ERR_LIMIT, "%lld gates * hidden %lld is too large", (long long)g->G, (long long)g->H);
-    TRY(expect_shape(info, g->w, "W", 3, (int64_t[]){g->D, GH, g->I}));
-    TRY(expect_shape(info, g->r, "R", 3, (int64_t[]){g->D, GH, g->H}));
-    if (g->b) TRY(expect_shape(info, g->b, "B", 2, (int64_t[]){g->D, 2 * GH}));
+        return celer_ops_error(info, CELER_ERR_LIMIT, "seq %lld * batch %lld is above 2^31-1", (long long)g->S, (long long)g->B);
+    if (GH > BLAS_MAX) return celer_ops_error(info, CELER_ERR_LIMIT, "%lld gates * hidden %lld is too large", (long long)g->G, (long long)g->H);
+    CELER_TRY(expect_shape(info, g->w, "W", 3, (int64_t[]){g->D, GH, g->I}));
+    CELER_TRY(expect_shape(info, g->r, "R", 3, (int64_t[]){g->D, GH, g->H}));
+    if (g->b) CELER_TRY(expect_shape(info, g->b, "B", 2, (int64_t[]){g->D, 2 * GH}));
     int64_t state_dims[3] = {g->D, g->B, g->H};
     if (s->layout) state_dims[0] = g->B, state_dims[1] = g->D;
-    if (g->h0) TRY(expect_shape(info, g->h0, "initial_h", 3, state_dims));
-    if (g->c0) TRY(expect_shape(info, g->c0, "initial_c", 3, state_dims));
-    if (g->p) TRY(expect_shape(info, g->p, "P", 2, (int64_t[]){g->D, 3 * g->H}));
+    if (g->h0) CELER_TRY(expect_shape(info, g->h0, "initial_h", 3, state_dims));
+    if (g->c0) CELER_TRY(expect_shape(info, g->c0, "initial_c", 3, state_dims));
+    if (g->p) CELER_TRY(expect_shape(info, g->p, "P", 2, (int64_t[]){g->D, 3 * g->H}));
     if (g->seq) {
         if (g->seq->dtype != CELER_INT32 && g->seq->dtype != CELER_INT64)
-            return op_err(info, CELER_ERR_DTYPE, "sequence_lens must be int32, got %s",
+            return celer_ops_error(info, CELER_ERR_DTYPE, "sequence_lens must be int32, got %s",
                           celer_dtype_name(g->seq->dtype));
-        TRY(expect_shape(info, g->seq, "sequence_lens", 1, (int64_t[]){g->B}));
+        CELER_TRY(expect_shape(info, g->seq, "sequence_lens", 1, (int64_t[]){g->B}));
         for (int64_t b = 0; b < g->B; b++) {
             int64_t len = celer_ops_int_at(g->seq, b);
             if (len < 0 || len > g->S)
-                return op_err(info, CELER_ERR_INVALID,
+                return celer_ops_error(info, CELER_ERR_INVALID,
                               "sequence_lens[%lld] = %lld is outside [0, %lld] (the sequence length)",
                               (long long)b, (long long)len, (long long)g->S);
         }
@@ -338,26 +317,7 @@ static celer_status rnn_geom(const celer_kernel_call *c, geom *g) {
 /* ------------------------------------------------------------------------------------------ */
 /* scratch layout: computed identically by reshape (base NULL: sizes only) and run              */
 
-typedef struct carve {
-    char *base;
-    size_t off;
-    bool overflow;
-} carve;
-
-/* n elements of es bytes, 64-byte aligned; NULL (sizes only) when cv->base is NULL. */
-static void *carve_elems(carve *cv, int64_t n, size_t es) {
-    size_t bytes;
-    if (n < 0 || celer_mul_size((size_t)n, es, &bytes) || bytes > MAX_SCRATCH) {
-        cv->overflow = true;
-        return NULL;
-    }
-    bytes = (bytes + 63) & ~(size_t)63;
-    void *p = cv->base && !cv->overflow ? cv->base + cv->off : NULL;
-    if (celer_add_size(cv->off, bytes, &cv->off) || cv->off > MAX_SCRATCH) cv->overflow = true;
-    return p;
-}
-
-static float *carve_floats(carve *cv, int64_t n) { return carve_elems(cv, n, sizeof(float)); }
+static float *carve_floats(celer_ops_carve *cv, int64_t n) { return celer_ops_carve_elems(cv, n, sizeof(float)); }
 
 /* Product of up to 4 non-negative factors; -1 on overflow (carve_floats then refuses it). */
 static int64_t mul4(int64_t a, int64_t b, int64_t c, int64_t d) {
@@ -382,7 +342,7 @@ typedef struct bufs {
     int64_t *lens; /* [B] active steps per batch row */
 } bufs;
 
-static void plan(const geom *g, bool convert, carve *cv, bufs *p) {
+static void plan(const geom *g, bool convert, celer_ops_carve *cv, bufs *p) {
     int64_t GH = g->G * g->H;
     if (convert) {
         p->x = carve_floats(cv, mul4(g->S, g->B, g->I, 1));
@@ -403,13 +363,13 @@ static void plan(const geom *g, bool convert, carve *cv, bufs *p) {
     p->tmp = carve_floats(cv, mul4(g->B, g->H, 1, 1));
     p->tmp2 = carve_floats(cv, mul4(g->B, g->H, 1, 1));
     p->bias = carve_floats(cv, GH);
-    p->lens = carve_elems(cv, g->B, sizeof(int64_t));
+    p->lens = celer_ops_carve_elems(cv, g->B, sizeof(int64_t));
 }
 
 static celer_status rnn_reshape(celer_kernel_call *c) {
     const rnn_state *s = c->state;
     geom g;
-    TRY(rnn_geom(c, &g));
+    CELER_TRY(rnn_geom(c, &g));
     celer_shape y = {.rank = 4, .dims = {g.S, g.D, g.B, g.H}};
     celer_shape st = {.rank = 3, .dims = {g.D, g.B, g.H}};
     if (s->layout) {
@@ -418,14 +378,14 @@ static celer_status rnn_reshape(celer_kernel_call *c) {
     }
     int64_t ny = celer_shape_numel(&y);
     if (ny < 0 || (uint64_t)ny > MAX_SCRATCH / sizeof(double))
-        return op_err(c->info, CELER_ERR_LIMIT, "output Y of seq %lld, batch %lld, hidden %lld is too large",
+        return celer_ops_error(c->info, CELER_ERR_LIMIT, "output Y of seq %lld, batch %lld, hidden %lld is too large",
                       (long long)g.S, (long long)g.B, (long long)g.H);
     for (int i = 0; i < c->n_out && i < 3; i++) c->out[i].shape = i == OUT_Y ? y : st;
-    carve cv = {0};
+    celer_ops_carve cv = {0};
     bufs p = {0};
     plan(&g, g.x->dtype != CELER_FLOAT, &cv, &p);
     if (cv.overflow)
-        return op_err(c->info, CELER_ERR_LIMIT, "working memory for seq %lld, batch %lld, hidden %lld is too large",
+        return celer_ops_error(c->info, CELER_ERR_LIMIT, "working memory for seq %lld, batch %lld, hidden %lld is too large",
                       (long long)g.S, (long long)g.B, (long long)g.H);
     c->scratch_size = cv.off;
     return CELER_OK;
@@ -585,13 +545,13 @@ static void run_direction(const rnn_state *s, const geom *g, const bufs *p, int 
 static celer_status rnn_run(celer_kernel_call *c) {
     const rnn_state *s = c->state;
     geom g;
-    TRY(rnn_geom(c, &g));
+    CELER_TRY(rnn_geom(c, &g));
     bool convert = g.x->dtype != CELER_FLOAT;
-    carve cv = {.base = c->scratch};
+    celer_ops_carve cv = {.base = c->scratch};
     bufs p = {0};
     plan(&g, convert, &cv, &p);
     if (cv.overflow || cv.off > c->scratch_size)
-        return op_err(c->info, CELER_ERR_INTERNAL, "scratch of %zu bytes is smaller than the %zu planned",
+        return celer_ops_error(c->info, CELER_ERR_INTERNAL, "scratch of %zu bytes is smaller than the %zu planned",
                       c->scratch_size, cv.off);
     if (convert) {
         to_float(g.x, (float *)p.x);

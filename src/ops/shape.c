@@ -16,43 +16,12 @@
 #include "ops.h"
 
 /* An output bigger than this is refused: a shape input can ask for anything. */
-#define MAX_OUT_BYTES ((size_t)16 << 30)
+#define MAX_OUT_BYTES CELER_OPS_MAX_BYTES
 /* Tile views an r-D output as 2r dims (repeat, dim) pairs. */
 #define VIEW_RANK (2 * CELER_MAX_RANK)
 
-#define TRY(x)                                                                                     \
-    do {                                                                                           \
-        celer_status st_ = (x);                                                                    \
-        if (st_) return st_;                                                                       \
-    } while (0)
-
 /* ------------------------------------------------------------------------------------------ */
 /* helpers                                                                                     */
-
-static celer_status op_err(const celer_op_info *info, celer_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static celer_status op_err(const celer_op_info *info, celer_status st, const char *fmt, ...) {
-    char who[160], msg[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return celer_errorf(st, "%s: %s", celer_ops_who(info, who, sizeof who), msg);
-}
-
-static const celer_tensor *opt_in(const celer_kernel_call *c, int i) {
-    return i < c->n_in ? c->in[i] : NULL;
-}
-
-/* The executor passes whatever the node lists: check that the required inputs (and an output)
- * exist before touching them. */
-static celer_status need(const celer_kernel_call *c, int n_required) {
-    if (c->n_out < 1) return op_err(c->info, CELER_ERR_INVALID, "the node has no output");
-    for (int i = 0; i < n_required; i++)
-        if (i >= c->n_in || !c->in[i])
-            return op_err(c->info, CELER_ERR_INVALID, "required input %d is missing", i);
-    return CELER_OK;
-}
 
 /* "[1,-1,3]" into buf (truncated to cap); returns buf. */
 static const char *ints_str(const int64_t *v, int n, char *buf, size_t cap) {
@@ -70,7 +39,7 @@ static celer_status check_out(const celer_op_info *info, const celer_tensor *out
     if (n < 0 || celer_mul_size((size_t)n, celer_dtype_size(out->dtype), &bytes) ||
         bytes > MAX_OUT_BYTES) {
         char b[200];
-        return op_err(info, CELER_ERR_LIMIT, "output shape %s is too large (limit %zu bytes)",
+        return celer_ops_error(info, CELER_ERR_LIMIT, "output shape %s is too large (limit %zu bytes)",
                       celer_shape_str(&out->shape, b, sizeof b), MAX_OUT_BYTES);
     }
     return CELER_OK;
@@ -82,16 +51,16 @@ static bool is_int_dtype(celer_dtype t) { return t == CELER_INT64 || t == CELER_
 static celer_status read_ints(const celer_op_info *info, const celer_tensor *t, const char *what,
                               int64_t *out, int max, int *n) {
     if (!is_int_dtype(t->dtype))
-        return op_err(info, CELER_ERR_DTYPE, "input '%s' must be int64 or int32, got %s", what,
+        return celer_ops_error(info, CELER_ERR_DTYPE, "input '%s' must be int64 or int32, got %s", what,
                       celer_dtype_name(t->dtype));
     if (t->shape.rank > 1) {
         char b[200];
-        return op_err(info, CELER_ERR_SHAPE, "input '%s' must be 1-D, got shape %s", what,
+        return celer_ops_error(info, CELER_ERR_SHAPE, "input '%s' must be 1-D, got shape %s", what,
                       celer_shape_str(&t->shape, b, sizeof b));
     }
     int64_t cnt = celer_shape_numel(&t->shape);
     if (cnt < 0 || cnt > max)
-        return op_err(info, CELER_ERR_LIMIT, "input '%s' has %lld values, at most %d allowed",
+        return celer_ops_error(info, CELER_ERR_LIMIT, "input '%s' has %lld values, at most %d allowed",
                       what, (long long)cnt, max);
     for (int64_t i = 0; i < cnt; i++) out[i] = celer_ops_int_at(t, i);
     *n = (int)cnt;
@@ -104,25 +73,11 @@ static celer_status read_attr_ints(const celer_op_info *info, const char *name, 
     const int64_t *p = NULL;
     int cnt = celer_onnx_attr_ints(info->node, name, &p);
     if (cnt > max)
-        return op_err(info, CELER_ERR_LIMIT, "attribute '%s' has %d values, at most %d allowed",
+        return celer_ops_error(info, CELER_ERR_LIMIT, "attribute '%s' has %d values, at most %d allowed",
                       name, cnt, max);
     for (int i = 0; i < cnt; i++) out[i] = p[i];
     *n = cnt;
     return CELER_OK;
-}
-
-static void row_major_strides(const celer_shape *s, int64_t *st) {
-    int64_t a = 1;
-    for (int i = s->rank - 1; i >= 0; i--) {
-        st[i] = a;
-        a *= s->dims[i];
-    }
-}
-
-static int64_t prod(const int64_t *d, int from, int to) {
-    int64_t p = 1;
-    for (int i = from; i < to; i++) p *= d[i];
-    return p;
 }
 
 /* Writes n copies of the element `val` (es bytes). */
@@ -243,7 +198,7 @@ static void copy_view(void *dst, const void *src, const view *in, size_t es) {
     bool tiled = v.rank >= 2 && v.strides[last] != 1 && v.strides[last - 1] == 1;
     int orank = tiled ? v.rank - 2 : v.rank - 1;
     int64_t inner = tiled ? v.dims[last - 1] * v.dims[last] : v.dims[last];
-    int64_t outer = prod(v.dims, 0, orank);
+    int64_t outer = celer_ops_dims_prod(v.dims, 0, orank);
     int64_t idx[VIEW_RANK] = {0}, off = 0, ies = (int64_t)es;
     for (int64_t o = 0; o < outer; o++) {
         char *dp = d + o * inner * ies;
@@ -267,13 +222,13 @@ static void copy_view(void *dst, const void *src, const view *in, size_t es) {
 /* Reshape, Flatten, Squeeze, Unsqueeze, Identity: output 0 is a view of input 0 (ALIAS).     */
 
 static celer_status reshape_reshape(celer_kernel_call *c) {
-    TRY(need(c, 2));
+    CELER_TRY(celer_ops_require(c, 2));
     const celer_op_info *info = c->info;
-    const celer_tensor *x = c->in[0], *shp = opt_in(c, 1);
-    if (!shp) return op_err(info, CELER_ERR_INVALID, "the 'shape' input is missing");
+    const celer_tensor *x = c->in[0], *shp = celer_ops_input(c, 1);
+    if (!shp) return celer_ops_error(info, CELER_ERR_INVALID, "the 'shape' input is missing");
     int64_t want[CELER_MAX_RANK];
     int n = 0;
-    TRY(read_ints(info, shp, "shape", want, CELER_MAX_RANK, &n));
+    CELER_TRY(read_ints(info, shp, "shape", want, CELER_MAX_RANK, &n));
     bool allowzero =
         info->since_version >= 14 && celer_onnx_attr_int(info->node, "allowzero", 0) != 0;
     celer_shape out = {.rank = n};
@@ -284,7 +239,7 @@ static celer_status reshape_reshape(celer_kernel_call *c) {
         int64_t v = want[i];
         if (v == 0 && !allowzero) {
             if (i >= x->shape.rank)
-                return op_err(info, CELER_ERR_SHAPE,
+                return celer_ops_error(info, CELER_ERR_SHAPE,
                               "shape %s has 0 (copy the input dim) at index %d but the input %s "
                               "has rank %d",
                               ints_str(want, n, b1, sizeof b1), i,
@@ -292,28 +247,28 @@ static celer_status reshape_reshape(celer_kernel_call *c) {
             v = x->shape.dims[i];
         } else if (v == -1) {
             if (infer >= 0)
-                return op_err(info, CELER_ERR_INVALID, "shape %s has more than one -1",
+                return celer_ops_error(info, CELER_ERR_INVALID, "shape %s has more than one -1",
                               ints_str(want, n, b1, sizeof b1));
             infer = i;
             continue;
         } else if (v < 0) {
-            return op_err(info, CELER_ERR_INVALID, "shape %s has invalid dim %lld",
+            return celer_ops_error(info, CELER_ERR_INVALID, "shape %s has invalid dim %lld",
                           ints_str(want, n, b1, sizeof b1), (long long)v);
         }
         out.dims[i] = v;
         if (__builtin_mul_overflow(known, v, &known))
-            return op_err(info, CELER_ERR_LIMIT, "shape %s overflows",
+            return celer_ops_error(info, CELER_ERR_LIMIT, "shape %s overflows",
                           ints_str(want, n, b1, sizeof b1));
     }
     int64_t total = celer_shape_numel(&x->shape);
     if (infer >= 0) {
         if (known == 0 || total % known)
-            return op_err(info, CELER_ERR_SHAPE, "cannot reshape input of shape %s into %s",
+            return celer_ops_error(info, CELER_ERR_SHAPE, "cannot reshape input of shape %s into %s",
                           celer_shape_str(&x->shape, b2, sizeof b2),
                           ints_str(want, n, b1, sizeof b1));
         out.dims[infer] = total / known;
     } else if (known != total) {
-        return op_err(info, CELER_ERR_SHAPE,
+        return celer_ops_error(info, CELER_ERR_SHAPE,
                       "cannot reshape input of shape %s (%lld elements) into %s (%lld elements)",
                       celer_shape_str(&x->shape, b2, sizeof b2), (long long)total,
                       ints_str(want, n, b1, sizeof b1), (long long)known);
@@ -323,22 +278,22 @@ static celer_status reshape_reshape(celer_kernel_call *c) {
 }
 
 static celer_status reshape_identity(celer_kernel_call *c) {
-    TRY(need(c, 1));
-    TRY(need(c, 1));
+    CELER_TRY(celer_ops_require(c, 1));
+    CELER_TRY(celer_ops_require(c, 1));
     return celer_ops_reshape_same(c);
 }
 
 static celer_status reshape_flatten(celer_kernel_call *c) {
-    TRY(need(c, 1));
+    CELER_TRY(celer_ops_require(c, 1));
     const celer_shape *s = &c->in[0]->shape;
     int64_t axis = celer_onnx_attr_int(c->info->node, "axis", 1);
     if (axis < -s->rank || axis > s->rank)
-        return op_err(c->info, CELER_ERR_INVALID, "axis %lld is out of range for rank %d",
+        return celer_ops_error(c->info, CELER_ERR_INVALID, "axis %lld is out of range for rank %d",
                       (long long)axis, s->rank);
     int a = (int)(axis < 0 ? axis + s->rank : axis);
     celer_shape out = {.rank = 2};
-    out.dims[0] = prod(s->dims, 0, a);
-    out.dims[1] = prod(s->dims, a, s->rank);
+    out.dims[0] = celer_ops_dims_prod(s->dims, 0, a);
+    out.dims[1] = celer_ops_dims_prod(s->dims, a, s->rank);
     c->out[0].shape = out;
     return CELER_OK;
 }
@@ -347,19 +302,19 @@ static celer_status reshape_flatten(celer_kernel_call *c) {
 static celer_status read_axes(const celer_kernel_call *c, int64_t *axes, int *n) {
     *n = -1;
     if (c->info->since_version >= 13) {
-        const celer_tensor *t = opt_in(c, 1);
+        const celer_tensor *t = celer_ops_input(c, 1);
         return t ? read_ints(c->info, t, "axes", axes, CELER_MAX_RANK, n) : CELER_OK;
     }
     return read_attr_ints(c->info, "axes", axes, CELER_MAX_RANK, n);
 }
 
 static celer_status reshape_squeeze(celer_kernel_call *c) {
-    TRY(need(c, 1));
+    CELER_TRY(celer_ops_require(c, 1));
     const celer_op_info *info = c->info;
     const celer_shape *s = &c->in[0]->shape;
     int64_t axes[CELER_MAX_RANK];
     int n;
-    TRY(read_axes(c, axes, &n));
+    CELER_TRY(read_axes(c, axes, &n));
     bool drop[CELER_MAX_RANK] = {0};
     char b[200];
     if (n <= 0) { /* no axes: every unit dim goes */
@@ -367,9 +322,9 @@ static celer_status reshape_squeeze(celer_kernel_call *c) {
     } else {
         for (int j = 0; j < n; j++) {
             int a;
-            TRY(celer_ops_axis(info, axes[j], s->rank, &a));
+            CELER_TRY(celer_ops_axis(info, axes[j], s->rank, &a));
             if (s->dims[a] != 1)
-                return op_err(info, CELER_ERR_SHAPE, "cannot squeeze axis %lld of shape %s: "
+                return celer_ops_error(info, CELER_ERR_SHAPE, "cannot squeeze axis %lld of shape %s: "
                               "its size is %lld, not 1", (long long)axes[j],
                               celer_shape_str(s, b, sizeof b), (long long)s->dims[a]);
             drop[a] = true;
@@ -383,23 +338,23 @@ static celer_status reshape_squeeze(celer_kernel_call *c) {
 }
 
 static celer_status reshape_unsqueeze(celer_kernel_call *c) {
-    TRY(need(c, 1));
+    CELER_TRY(celer_ops_require(c, 1));
     const celer_op_info *info = c->info;
     const celer_shape *s = &c->in[0]->shape;
     int64_t axes[CELER_MAX_RANK];
     int n;
-    TRY(read_axes(c, axes, &n));
-    if (n < 0) return op_err(info, CELER_ERR_INVALID, "'axes' is required");
+    CELER_TRY(read_axes(c, axes, &n));
+    if (n < 0) return celer_ops_error(info, CELER_ERR_INVALID, "'axes' is required");
     int rank = s->rank + n;
     if (rank > CELER_MAX_RANK)
-        return op_err(info, CELER_ERR_LIMIT, "output rank %d exceeds the maximum %d", rank,
+        return celer_ops_error(info, CELER_ERR_LIMIT, "output rank %d exceeds the maximum %d", rank,
                       CELER_MAX_RANK);
     bool add[CELER_MAX_RANK] = {0};
     for (int j = 0; j < n; j++) {
         int a;
-        TRY(celer_ops_axis(info, axes[j], rank, &a));
+        CELER_TRY(celer_ops_axis(info, axes[j], rank, &a));
         if (add[a])
-            return op_err(info, CELER_ERR_INVALID, "axis %lld is repeated in 'axes'",
+            return celer_ops_error(info, CELER_ERR_INVALID, "axis %lld is repeated in 'axes'",
                           (long long)axes[j]);
         add[a] = true;
     }
@@ -420,13 +375,13 @@ static celer_status transpose_perm(const celer_op_info *info, int rank, int *per
         return CELER_OK;
     }
     if (n != rank)
-        return op_err(info, CELER_ERR_INVALID, "'perm' has %d entries but the input has rank %d",
+        return celer_ops_error(info, CELER_ERR_INVALID, "'perm' has %d entries but the input has rank %d",
                       n, rank);
     bool seen[CELER_MAX_RANK] = {0};
     for (int i = 0; i < n; i++) {
         if (p[i] < 0 || p[i] >= rank || seen[p[i]]) {
             char b[200];
-            return op_err(info, CELER_ERR_INVALID, "'perm' %s is not a permutation of 0..%d",
+            return celer_ops_error(info, CELER_ERR_INVALID, "'perm' %s is not a permutation of 0..%d",
                           ints_str(p, n, b, sizeof b), rank - 1);
         }
         seen[p[i]] = true;
@@ -436,10 +391,10 @@ static celer_status transpose_perm(const celer_op_info *info, int rank, int *per
 }
 
 static celer_status reshape_transpose(celer_kernel_call *c) {
-    TRY(need(c, 1));
+    CELER_TRY(celer_ops_require(c, 1));
     const celer_shape *s = &c->in[0]->shape;
     int perm[CELER_MAX_RANK];
-    TRY(transpose_perm(c->info, s->rank, perm));
+    CELER_TRY(transpose_perm(c->info, s->rank, perm));
     celer_shape out = {.rank = s->rank};
     for (int i = 0; i < s->rank; i++) out.dims[i] = s->dims[perm[i]];
     c->out[0].shape = out;
@@ -449,9 +404,9 @@ static celer_status reshape_transpose(celer_kernel_call *c) {
 static celer_status run_transpose(celer_kernel_call *c) {
     const celer_tensor *x = c->in[0];
     int perm[CELER_MAX_RANK];
-    TRY(transpose_perm(c->info, x->shape.rank, perm));
+    CELER_TRY(transpose_perm(c->info, x->shape.rank, perm));
     int64_t st[CELER_MAX_RANK];
-    row_major_strides(&x->shape, st);
+    celer_ops_strides(&x->shape, st);
     view v = {.rank = x->shape.rank};
     for (int i = 0; i < v.rank; i++) {
         v.dims[i] = x->shape.dims[perm[i]];
@@ -465,36 +420,36 @@ static celer_status run_transpose(celer_kernel_call *c) {
 /* Concat, Split                                                                               */
 
 static celer_status reshape_concat(celer_kernel_call *c) {
-    TRY(need(c, 1));
+    CELER_TRY(celer_ops_require(c, 1));
     const celer_op_info *info = c->info;
     if (!celer_onnx_attr_find(info->node, "axis"))
-        return op_err(info, CELER_ERR_INVALID, "attribute 'axis' is required");
+        return celer_ops_error(info, CELER_ERR_INVALID, "attribute 'axis' is required");
     const celer_tensor *x0 = c->in[0];
-    if (!x0) return op_err(info, CELER_ERR_INVALID, "input 0 is missing");
+    if (!x0) return celer_ops_error(info, CELER_ERR_INVALID, "input 0 is missing");
     if (x0->shape.rank == 0)
-        return op_err(info, CELER_ERR_SHAPE, "inputs must have rank >= 1, got a scalar");
+        return celer_ops_error(info, CELER_ERR_SHAPE, "inputs must have rank >= 1, got a scalar");
     int axis;
-    TRY(celer_ops_axis(info, celer_onnx_attr_int(info->node, "axis", 0), x0->shape.rank, &axis));
+    CELER_TRY(celer_ops_axis(info, celer_onnx_attr_int(info->node, "axis", 0), x0->shape.rank, &axis));
     celer_shape out = x0->shape;
     out.dims[axis] = 0;
     char b1[200], b2[200];
     for (int i = 0; i < c->n_in; i++) {
         const celer_tensor *x = c->in[i];
-        if (!x) return op_err(info, CELER_ERR_INVALID, "input %d is missing", i);
+        if (!x) return celer_ops_error(info, CELER_ERR_INVALID, "input %d is missing", i);
         if (x->dtype != x0->dtype)
-            return op_err(info, CELER_ERR_DTYPE, "input %d is %s but input 0 is %s", i,
+            return celer_ops_error(info, CELER_ERR_DTYPE, "input %d is %s but input 0 is %s", i,
                           celer_dtype_name(x->dtype), celer_dtype_name(x0->dtype));
         bool ok = x->shape.rank == x0->shape.rank;
         for (int d = 0; ok && d < x->shape.rank; d++)
             ok = d == axis || x->shape.dims[d] == x0->shape.dims[d];
         if (!ok)
-            return op_err(info, CELER_ERR_SHAPE,
+            return celer_ops_error(info, CELER_ERR_SHAPE,
                           "input %d has shape %s, which does not match input 0's %s outside "
                           "axis %d",
                           i, celer_shape_str(&x->shape, b1, sizeof b1),
                           celer_shape_str(&x0->shape, b2, sizeof b2), axis);
         if (__builtin_add_overflow(out.dims[axis], x->shape.dims[axis], &out.dims[axis]))
-            return op_err(info, CELER_ERR_LIMIT, "concatenated axis overflows");
+            return celer_ops_error(info, CELER_ERR_LIMIT, "concatenated axis overflows");
     }
     c->out[0].shape = out;
     return check_out(info, &c->out[0]);
@@ -503,10 +458,10 @@ static celer_status reshape_concat(celer_kernel_call *c) {
 static celer_status run_concat(celer_kernel_call *c) {
     const celer_shape *s = &c->out[0].shape;
     int axis;
-    TRY(celer_ops_axis(c->info, celer_onnx_attr_int(c->info->node, "axis", 0), s->rank, &axis));
+    CELER_TRY(celer_ops_axis(c->info, celer_onnx_attr_int(c->info->node, "axis", 0), s->rank, &axis));
     size_t es = celer_dtype_size(c->out[0].dtype);
-    int64_t outer = prod(s->dims, 0, axis);
-    size_t inner = (size_t)prod(s->dims, axis + 1, s->rank) * es;
+    int64_t outer = celer_ops_dims_prod(s->dims, 0, axis);
+    size_t inner = (size_t)celer_ops_dims_prod(s->dims, axis + 1, s->rank) * es;
     char *dst = c->out[0].data;
     for (int64_t o = 0; o < outer; o++)
         for (int i = 0; i < c->n_in; i++) {
@@ -519,43 +474,43 @@ static celer_status run_concat(celer_kernel_call *c) {
 }
 
 static celer_status reshape_split(celer_kernel_call *c) {
-    TRY(need(c, 1));
+    CELER_TRY(celer_ops_require(c, 1));
     const celer_op_info *info = c->info;
     const celer_shape *s = &c->in[0]->shape;
     int axis;
-    TRY(celer_ops_axis(info, celer_onnx_attr_int(info->node, "axis", 0), s->rank, &axis));
+    CELER_TRY(celer_ops_axis(info, celer_onnx_attr_int(info->node, "axis", 0), s->rank, &axis));
     int64_t dim = s->dims[axis];
     /* sizes: input 1 since opset 13, attribute 'split' before; equal parts when absent */
-    const celer_tensor *t = info->since_version >= 13 ? opt_in(c, 1) : NULL;
+    const celer_tensor *t = info->since_version >= 13 ? celer_ops_input(c, 1) : NULL;
     const int64_t *attr = NULL;
     int n = -1;
     if (t) {
         if (!is_int_dtype(t->dtype) || t->shape.rank > 1)
-            return op_err(info, CELER_ERR_INVALID, "input 'split' must be a 1-D int64 tensor");
+            return celer_ops_error(info, CELER_ERR_INVALID, "input 'split' must be a 1-D int64 tensor");
         int64_t cnt = celer_shape_numel(&t->shape);
         n = cnt > c->n_out ? c->n_out + 1 : (int)cnt;
     } else if (info->since_version < 13) {
         n = celer_onnx_attr_ints(info->node, "split", &attr);
     }
     if (n >= 0 && n != c->n_out)
-        return op_err(info, CELER_ERR_INVALID, "'split' has %d sizes but the node has %d outputs",
+        return celer_ops_error(info, CELER_ERR_INVALID, "'split' has %d sizes but the node has %d outputs",
                       n, c->n_out);
     if (n < 0 && (c->n_out < 1 || dim % c->n_out))
-        return op_err(info, CELER_ERR_SHAPE,
+        return celer_ops_error(info, CELER_ERR_SHAPE,
                       "axis %d of size %lld cannot be split into %d equal parts", axis,
                       (long long)dim, c->n_out);
     int64_t sum = 0;
     for (int j = 0; j < c->n_out; j++) {
         int64_t sz = n < 0 ? dim / c->n_out : t ? celer_ops_int_at(t, j) : attr[j];
         if (sz < 0 || sz > dim)
-            return op_err(info, CELER_ERR_INVALID, "split size %lld for output %d is invalid",
+            return celer_ops_error(info, CELER_ERR_INVALID, "split size %lld for output %d is invalid",
                           (long long)sz, j);
         sum += sz;
         c->out[j].shape = *s;
         c->out[j].shape.dims[axis] = sz;
     }
     if (sum != dim)
-        return op_err(info, CELER_ERR_SHAPE, "split sizes add up to %lld but axis %d has size %lld",
+        return celer_ops_error(info, CELER_ERR_SHAPE, "split sizes add up to %lld but axis %d has size %lld",
                       (long long)sum, axis, (long long)dim);
     return CELER_OK;
 }
@@ -563,11 +518,11 @@ static celer_status reshape_split(celer_kernel_call *c) {
 static celer_status run_split(celer_kernel_call *c) {
     const celer_tensor *x = c->in[0];
     int axis;
-    TRY(celer_ops_axis(c->info, celer_onnx_attr_int(c->info->node, "axis", 0), x->shape.rank,
+    CELER_TRY(celer_ops_axis(c->info, celer_onnx_attr_int(c->info->node, "axis", 0), x->shape.rank,
                        &axis));
     size_t es = celer_dtype_size(x->dtype);
-    int64_t outer = prod(x->shape.dims, 0, axis), dim = x->shape.dims[axis];
-    size_t inner = (size_t)prod(x->shape.dims, axis + 1, x->shape.rank) * es;
+    int64_t outer = celer_ops_dims_prod(x->shape.dims, 0, axis), dim = x->shape.dims[axis];
+    size_t inner = (size_t)celer_ops_dims_prod(x->shape.dims, axis + 1, x->shape.rank) * es;
     int64_t at = 0;
     for (int j = 0; j < c->n_out; j++) {
         int64_t sz = c->out[j].shape.dims[axis];
@@ -594,25 +549,25 @@ static celer_status slice_plan(const celer_kernel_call *c, view *v, int64_t *fir
     int64_t starts[CELER_MAX_RANK], ends[CELER_MAX_RANK], axes[CELER_MAX_RANK],
         steps[CELER_MAX_RANK];
     if (info->since_version < 10) {
-        TRY(read_attr_ints(info, "starts", starts, CELER_MAX_RANK, &n));
-        TRY(read_attr_ints(info, "ends", ends, CELER_MAX_RANK, &ne));
-        TRY(read_attr_ints(info, "axes", axes, CELER_MAX_RANK, &na));
+        CELER_TRY(read_attr_ints(info, "starts", starts, CELER_MAX_RANK, &n));
+        CELER_TRY(read_attr_ints(info, "ends", ends, CELER_MAX_RANK, &ne));
+        CELER_TRY(read_attr_ints(info, "axes", axes, CELER_MAX_RANK, &na));
         if (n < 0 || ne < 0)
-            return op_err(info, CELER_ERR_INVALID, "attributes 'starts' and 'ends' are required");
+            return celer_ops_error(info, CELER_ERR_INVALID, "attributes 'starts' and 'ends' are required");
     } else {
-        if (!opt_in(c, 1) || !opt_in(c, 2))
-            return op_err(info, CELER_ERR_INVALID, "inputs 'starts' and 'ends' are required");
-        TRY(read_ints(info, c->in[1], "starts", starts, CELER_MAX_RANK, &n));
-        TRY(read_ints(info, c->in[2], "ends", ends, CELER_MAX_RANK, &ne));
-        if (opt_in(c, 3)) TRY(read_ints(info, c->in[3], "axes", axes, CELER_MAX_RANK, &na));
-        if (opt_in(c, 4)) TRY(read_ints(info, c->in[4], "steps", steps, CELER_MAX_RANK, &ns));
+        if (!celer_ops_input(c, 1) || !celer_ops_input(c, 2))
+            return celer_ops_error(info, CELER_ERR_INVALID, "inputs 'starts' and 'ends' are required");
+        CELER_TRY(read_ints(info, c->in[1], "starts", starts, CELER_MAX_RANK, &n));
+        CELER_TRY(read_ints(info, c->in[2], "ends", ends, CELER_MAX_RANK, &ne));
+        if (celer_ops_input(c, 3)) CELER_TRY(read_ints(info, c->in[3], "axes", axes, CELER_MAX_RANK, &na));
+        if (celer_ops_input(c, 4)) CELER_TRY(read_ints(info, c->in[4], "steps", steps, CELER_MAX_RANK, &ns));
     }
     if (ne != n || (na >= 0 && na != n) || (ns >= 0 && ns != n))
-        return op_err(info, CELER_ERR_INVALID,
+        return celer_ops_error(info, CELER_ERR_INVALID,
                       "starts, ends, axes and steps must have the same length (got %d, %d, %d, %d)",
                       n, ne, na, ns);
     int64_t st[CELER_MAX_RANK];
-    row_major_strides(s, st);
+    celer_ops_strides(s, st);
     v->rank = r;
     for (int i = 0; i < r; i++) {
         v->dims[i] = s->dims[i];
@@ -622,12 +577,12 @@ static celer_status slice_plan(const celer_kernel_call *c, view *v, int64_t *fir
     bool seen[CELER_MAX_RANK] = {0};
     for (int j = 0; j < n; j++) {
         int a;
-        TRY(celer_ops_axis(info, na >= 0 ? axes[j] : j, r, &a));
+        CELER_TRY(celer_ops_axis(info, na >= 0 ? axes[j] : j, r, &a));
         if (seen[a])
-            return op_err(info, CELER_ERR_INVALID, "axis %d is sliced twice", a);
+            return celer_ops_error(info, CELER_ERR_INVALID, "axis %d is sliced twice", a);
         seen[a] = true;
         int64_t step = ns >= 0 ? steps[j] : 1, dim = s->dims[a], b = starts[j], e = ends[j];
-        if (step == 0) return op_err(info, CELER_ERR_INVALID, "step for axis %d is 0", a);
+        if (step == 0) return celer_ops_error(info, CELER_ERR_INVALID, "step for axis %d is 0", a);
         if (b < 0) b += dim;
         if (e < 0) e += dim;
         int64_t len = 0;
@@ -649,10 +604,10 @@ static celer_status slice_plan(const celer_kernel_call *c, view *v, int64_t *fir
 }
 
 static celer_status reshape_slice(celer_kernel_call *c) {
-    TRY(need(c, 1));
+    CELER_TRY(celer_ops_require(c, 1));
     view v;
     int64_t first;
-    TRY(slice_plan(c, &v, &first));
+    CELER_TRY(slice_plan(c, &v, &first));
     c->out[0].shape.rank = v.rank;
     for (int i = 0; i < v.rank; i++) c->out[0].shape.dims[i] = v.dims[i];
     return CELER_OK;
@@ -661,7 +616,7 @@ static celer_status reshape_slice(celer_kernel_call *c) {
 static celer_status run_slice(celer_kernel_call *c) {
     view v;
     int64_t first;
-    TRY(slice_plan(c, &v, &first));
+    CELER_TRY(slice_plan(c, &v, &first));
     size_t es = celer_dtype_size(c->in[0]->dtype);
     copy_view(c->out[0].data, (const char *)c->in[0]->data + first * (int64_t)es, &v, es);
     return CELER_OK;
@@ -691,7 +646,7 @@ static void shape_range(const celer_kernel_call *c, int *from, int *to) {
 }
 
 static celer_status reshape_shape(celer_kernel_call *c) {
-    TRY(need(c, 1));
+    CELER_TRY(celer_ops_require(c, 1));
     int b, e;
     shape_range(c, &b, &e);
     c->out[0].shape = (celer_shape){.rank = 1, .dims = {e - b}};
@@ -707,7 +662,7 @@ static celer_status run_shape(celer_kernel_call *c) {
 }
 
 static celer_status reshape_size(celer_kernel_call *c) {
-    TRY(need(c, 1));
+    CELER_TRY(celer_ops_require(c, 1));
     c->out[0].shape = (celer_shape){.rank = 0};
     return CELER_OK;
 }
@@ -725,12 +680,12 @@ static celer_status read_shape(const celer_op_info *info, const celer_tensor *t,
                                celer_shape *out) {
     int64_t d[CELER_MAX_RANK];
     int n;
-    TRY(read_ints(info, t, what, d, CELER_MAX_RANK, &n));
+    CELER_TRY(read_ints(info, t, what, d, CELER_MAX_RANK, &n));
     out->rank = n;
     for (int i = 0; i < n; i++) {
         if (d[i] < 0) {
             char b[200];
-            return op_err(info, CELER_ERR_INVALID, "'%s' %s has a negative dim", what,
+            return celer_ops_error(info, CELER_ERR_INVALID, "'%s' %s has a negative dim", what,
                           ints_str(d, n, b, sizeof b));
         }
         out->dims[i] = d[i];
@@ -744,9 +699,9 @@ static celer_status cos_value(const celer_op_info *info, const celer_tensor **va
     if (!a) return CELER_OK;
     if (a->type != CELER_ATTR_TENSOR || !a->t || celer_shape_numel(&a->t->shape) != 1 ||
         !a->t->data)
-        return op_err(info, CELER_ERR_INVALID, "attribute 'value' must be a one-element tensor");
+        return celer_ops_error(info, CELER_ERR_INVALID, "attribute 'value' must be a one-element tensor");
     if (a->t->dtype == CELER_STRING || celer_dtype_size(a->t->dtype) == 0)
-        return op_err(info, CELER_ERR_UNSUPPORTED, "'value' of type %s is not supported",
+        return celer_ops_error(info, CELER_ERR_UNSUPPORTED, "'value' of type %s is not supported",
                       celer_dtype_name(a->t->dtype));
     *value = a->t;
     return CELER_OK;
@@ -754,20 +709,20 @@ static celer_status cos_value(const celer_op_info *info, const celer_tensor **va
 
 static celer_status infer_constant_of_shape(const celer_op_info *info, celer_dtype *out) {
     const celer_tensor *v;
-    TRY(cos_value(info, &v));
+    CELER_TRY(cos_value(info, &v));
     out[0] = v ? v->dtype : CELER_FLOAT;
     return CELER_OK;
 }
 
 static celer_status reshape_constant_of_shape(celer_kernel_call *c) {
-    TRY(need(c, 1));
-    TRY(read_shape(c->info, c->in[0], "input", &c->out[0].shape));
+    CELER_TRY(celer_ops_require(c, 1));
+    CELER_TRY(read_shape(c->info, c->in[0], "input", &c->out[0].shape));
     return check_out(c->info, &c->out[0]);
 }
 
 static celer_status run_constant_of_shape(celer_kernel_call *c) {
     const celer_tensor *v;
-    TRY(cos_value(c->info, &v));
+    CELER_TRY(cos_value(c->info, &v));
     unsigned char val[16] = {0};
     size_t es = celer_dtype_size(c->out[0].dtype);
     if (v && v->dtype == c->out[0].dtype) memcpy(val, v->data, es);
@@ -780,18 +735,18 @@ static celer_status run_constant_of_shape(celer_kernel_call *c) {
 static celer_status infer_eye_like(const celer_op_info *info, celer_dtype *out) {
     int64_t t = celer_onnx_attr_int(info->node, "dtype", info->input_types[0]);
     if (t <= 0 || t >= CELER_DTYPE_COUNT || !(DTS_EYE & CELER_DT(t)))
-        return op_err(info, CELER_ERR_UNSUPPORTED, "output dtype %lld is not supported",
+        return celer_ops_error(info, CELER_ERR_UNSUPPORTED, "output dtype %lld is not supported",
                       (long long)t);
     out[0] = (celer_dtype)t;
     return CELER_OK;
 }
 
 static celer_status reshape_eye_like(celer_kernel_call *c) {
-    TRY(need(c, 1));
+    CELER_TRY(celer_ops_require(c, 1));
     const celer_shape *s = &c->in[0]->shape;
     if (s->rank != 2) {
         char b[200];
-        return op_err(c->info, CELER_ERR_SHAPE, "input must be 2-D, got shape %s",
+        return celer_ops_error(c->info, CELER_ERR_SHAPE, "input must be 2-D, got shape %s",
                       celer_shape_str(s, b, sizeof b));
     }
     c->out[0].shape = *s;
@@ -813,13 +768,13 @@ static celer_status run_eye_like(celer_kernel_call *c) {
      CELER_DT(CELER_INT32) | CELER_DT(CELER_INT64))
 
 static celer_status reshape_range(celer_kernel_call *c) {
-    TRY(need(c, 3));
+    CELER_TRY(celer_ops_require(c, 3));
     const celer_op_info *info = c->info;
     static const char *const names[3] = {"start", "limit", "delta"};
     for (int i = 0; i < 3; i++) {
-        const celer_tensor *t = opt_in(c, i);
+        const celer_tensor *t = celer_ops_input(c, i);
         if (!t || t->dtype != c->in[0]->dtype || celer_shape_numel(&t->shape) != 1)
-            return op_err(info, CELER_ERR_INVALID, "'%s' must be a scalar of type %s", names[i],
+            return celer_ops_error(info, CELER_ERR_INVALID, "'%s' must be a scalar of type %s", names[i],
                           celer_dtype_name(c->in[0]->dtype));
     }
     int64_t n = 0;
@@ -828,17 +783,17 @@ static celer_status reshape_range(celer_kernel_call *c) {
                d = celer_ops_double_at(c->in[2], 0);
         if (c->in[0]->dtype == CELER_FLOAT) l = (float)(l - s); /* ONNX computes limit-start in T */
         else l = l - s;
-        if (d == 0 || d != d) return op_err(info, CELER_ERR_INVALID, "'delta' must be non-zero");
+        if (d == 0 || d != d) return celer_ops_error(info, CELER_ERR_INVALID, "'delta' must be non-zero");
         double q = ceil(l / d);
         if (q != q || q > 1e15)
-            return op_err(info, CELER_ERR_LIMIT, "range has too many elements");
+            return celer_ops_error(info, CELER_ERR_LIMIT, "range has too many elements");
         n = q > 0 ? (int64_t)q : 0;
     } else {
         int64_t s = celer_ops_int_at(c->in[0], 0), l = celer_ops_int_at(c->in[1], 0),
                 d = celer_ops_int_at(c->in[2], 0), diff;
-        if (d == 0) return op_err(info, CELER_ERR_INVALID, "'delta' must be non-zero");
+        if (d == 0) return celer_ops_error(info, CELER_ERR_INVALID, "'delta' must be non-zero");
         if (__builtin_sub_overflow(l, s, &diff))
-            return op_err(info, CELER_ERR_LIMIT, "range has too many elements");
+            return celer_ops_error(info, CELER_ERR_LIMIT, "range has too many elements");
         if ((diff > 0 && d > 0) || (diff < 0 && d < 0)) {
             /* ceil(diff / d) with both of the same sign, without overflow */
             uint64_t ad = diff > 0 ? (uint64_t)diff : 0 - (uint64_t)diff;
@@ -875,11 +830,11 @@ static celer_status run_range(celer_kernel_call *c) {
 /* Expand, Tile                                                                                */
 
 static celer_status reshape_expand(celer_kernel_call *c) {
-    TRY(need(c, 2));
-    const celer_tensor *shp = opt_in(c, 1);
-    if (!shp) return op_err(c->info, CELER_ERR_INVALID, "the 'shape' input is missing");
+    CELER_TRY(celer_ops_require(c, 2));
+    const celer_tensor *shp = celer_ops_input(c, 1);
+    if (!shp) return celer_ops_error(c->info, CELER_ERR_INVALID, "the 'shape' input is missing");
     celer_shape want;
-    TRY(read_shape(c->info, shp, "shape", &want));
+    CELER_TRY(read_shape(c->info, shp, "shape", &want));
     celer_status st = celer_shape_broadcast(&c->in[0]->shape, &want, &c->out[0].shape);
     if (st) {
         char who[160];
@@ -892,7 +847,7 @@ static celer_status run_expand(celer_kernel_call *c) {
     const celer_tensor *x = c->in[0];
     const celer_shape *o = &c->out[0].shape;
     int64_t st[CELER_MAX_RANK];
-    row_major_strides(&x->shape, st);
+    celer_ops_strides(&x->shape, st);
     view v = {.rank = o->rank};
     for (int i = 0; i < o->rank; i++) {
         int j = i - (o->rank - x->shape.rank);
@@ -904,19 +859,19 @@ static celer_status run_expand(celer_kernel_call *c) {
 }
 
 static celer_status reshape_tile(celer_kernel_call *c) {
-    TRY(need(c, 2));
+    CELER_TRY(celer_ops_require(c, 2));
     const celer_op_info *info = c->info;
-    const celer_tensor *x = c->in[0], *rep = opt_in(c, 1);
-    if (!rep) return op_err(info, CELER_ERR_INVALID, "the 'repeats' input is missing");
+    const celer_tensor *x = c->in[0], *rep = celer_ops_input(c, 1);
+    if (!rep) return celer_ops_error(info, CELER_ERR_INVALID, "the 'repeats' input is missing");
     celer_shape r;
-    TRY(read_shape(info, rep, "repeats", &r));
+    CELER_TRY(read_shape(info, rep, "repeats", &r));
     if (r.rank != x->shape.rank)
-        return op_err(info, CELER_ERR_SHAPE, "'repeats' has %d values but the input has rank %d",
+        return celer_ops_error(info, CELER_ERR_SHAPE, "'repeats' has %d values but the input has rank %d",
                       r.rank, x->shape.rank);
     celer_shape out = {.rank = r.rank};
     for (int i = 0; i < r.rank; i++)
         if (__builtin_mul_overflow(x->shape.dims[i], r.dims[i], &out.dims[i]))
-            return op_err(info, CELER_ERR_LIMIT, "output dim %d overflows", i);
+            return celer_ops_error(info, CELER_ERR_LIMIT, "output dim %d overflows", i);
     c->out[0].shape = out;
     return check_out(info, &c->out[0]);
 }
@@ -925,7 +880,7 @@ static celer_status run_tile(celer_kernel_call *c) {
     const celer_tensor *x = c->in[0];
     int r = x->shape.rank;
     int64_t st[CELER_MAX_RANK];
-    row_major_strides(&x->shape, st);
+    celer_ops_strides(&x->shape, st);
     /* output dim i = (repeat, dim) pair: row-major over the pairs is the tiled layout */
     view v = {.rank = 2 * r};
     for (int i = 0; i < r; i++) {
@@ -957,27 +912,27 @@ static celer_status pad_read(celer_kernel_call *c, pad_plan *p, bool set_shape) 
     if (!strcmp(mode, "constant")) p->mode = PAD_CONSTANT;
     else if (!strcmp(mode, "reflect")) p->mode = PAD_REFLECT;
     else if (!strcmp(mode, "edge")) p->mode = PAD_EDGE;
-    else return op_err(info, CELER_ERR_UNSUPPORTED, "mode '%s' is not supported", mode);
+    else return celer_ops_error(info, CELER_ERR_UNSUPPORTED, "mode '%s' is not supported", mode);
     int64_t pads[2 * CELER_MAX_RANK];
     zero_elem(x->dtype, p->value);
     if (info->since_version < 11) {
-        TRY(read_attr_ints(info, "pads", pads, 2 * CELER_MAX_RANK, &n));
-        if (n < 0) return op_err(info, CELER_ERR_INVALID, "attribute 'pads' is required");
+        CELER_TRY(read_attr_ints(info, "pads", pads, 2 * CELER_MAX_RANK, &n));
+        if (n < 0) return celer_ops_error(info, CELER_ERR_INVALID, "attribute 'pads' is required");
         celer_tensor t = {.dtype = x->dtype, .data = p->value};
         celer_ops_double_store(&t, 0, celer_onnx_attr_float(info->node, "value", 0.0f));
     } else {
-        if (!opt_in(c, 1)) return op_err(info, CELER_ERR_INVALID, "input 'pads' is required");
-        TRY(read_ints(info, c->in[1], "pads", pads, 2 * CELER_MAX_RANK, &n));
-        const celer_tensor *cv = opt_in(c, 2);
+        if (!celer_ops_input(c, 1)) return celer_ops_error(info, CELER_ERR_INVALID, "input 'pads' is required");
+        CELER_TRY(read_ints(info, c->in[1], "pads", pads, 2 * CELER_MAX_RANK, &n));
+        const celer_tensor *cv = celer_ops_input(c, 2);
         if (cv && celer_shape_numel(&cv->shape) > 0) {
             if (cv->dtype != x->dtype)
-                return op_err(info, CELER_ERR_DTYPE, "'constant_value' is %s but data is %s",
+                return celer_ops_error(info, CELER_ERR_DTYPE, "'constant_value' is %s but data is %s",
                               celer_dtype_name(cv->dtype), celer_dtype_name(x->dtype));
             memcpy(p->value, cv->data, celer_dtype_size(x->dtype));
         }
     }
     if (n != 2 * r)
-        return op_err(info, CELER_ERR_INVALID, "'pads' has %d values, expected %d for rank %d", n,
+        return celer_ops_error(info, CELER_ERR_INVALID, "'pads' has %d values, expected %d for rank %d", n,
                       2 * r, r);
     for (int i = 0; i < r; i++) p->begin[i] = pads[i];
     if (!set_shape) return CELER_OK; /* run: reshape checked the pads */
@@ -986,18 +941,18 @@ static celer_status pad_read(celer_kernel_call *c, pad_plan *p, bool set_shape) 
         int64_t d = x->shape.dims[i];
         if (pads[i] < -d || pads[r + i] < -d || pads[i] > INT32_MAX || pads[r + i] > INT32_MAX ||
             d + pads[i] + pads[r + i] < 0)
-            return op_err(info, CELER_ERR_INVALID, "pads %lld, %lld are invalid for axis %d of size %lld",
+            return celer_ops_error(info, CELER_ERR_INVALID, "pads %lld, %lld are invalid for axis %d of size %lld",
                           (long long)pads[i], (long long)pads[r + i], i, (long long)d);
         out.dims[i] = d + pads[i] + pads[r + i];
         if (d == 0 && out.dims[i] > 0 && p->mode != PAD_CONSTANT)
-            return op_err(info, CELER_ERR_INVALID, "mode '%s' cannot pad axis %d of size 0", mode, i);
+            return celer_ops_error(info, CELER_ERR_INVALID, "mode '%s' cannot pad axis %d of size 0", mode, i);
     }
     c->out[0].shape = out;
     return check_out(info, &c->out[0]);
 }
 
 static celer_status reshape_pad(celer_kernel_call *c) {
-    TRY(need(c, 1));
+    CELER_TRY(celer_ops_require(c, 1));
     pad_plan p;
     return pad_read(c, &p, true);
 }
@@ -1015,7 +970,7 @@ static int64_t pad_source(int64_t i, int64_t d, int mode) {
 
 static celer_status run_pad(celer_kernel_call *c) {
     pad_plan p;
-    TRY(pad_read(c, &p, false));
+    CELER_TRY(pad_read(c, &p, false));
     const celer_tensor *x = c->in[0];
     const celer_shape *o = &c->out[0].shape;
     size_t es = celer_dtype_size(x->dtype);
@@ -1027,9 +982,9 @@ static celer_status run_pad(celer_kernel_call *c) {
         return CELER_OK;
     }
     int64_t st[CELER_MAX_RANK], idx[CELER_MAX_RANK] = {0};
-    row_major_strides(&x->shape, st);
+    celer_ops_strides(&x->shape, st);
     int64_t w = o->dims[r - 1], d = x->shape.dims[r - 1], b = p.begin[r - 1];
-    int64_t outer = prod(o->dims, 0, r - 1);
+    int64_t outer = celer_ops_dims_prod(o->dims, 0, r - 1);
     if (w == 0) return CELER_OK;
     /* the output columns that read input columns 0..d-1 in order */
     int64_t mid0 = CELER_MAX(0, b), mid1 = CELER_MIN(w, b + d);
@@ -1070,22 +1025,22 @@ static celer_status run_pad(celer_kernel_call *c) {
 /* Trilu                                                                                       */
 
 static celer_status trilu_k(const celer_kernel_call *c, int64_t *k) {
-    const celer_tensor *t = opt_in(c, 1);
+    const celer_tensor *t = celer_ops_input(c, 1);
     *k = 0;
     if (!t) return CELER_OK;
     if (!is_int_dtype(t->dtype) || celer_shape_numel(&t->shape) != 1)
-        return op_err(c->info, CELER_ERR_INVALID, "'k' must be an int64 scalar");
+        return celer_ops_error(c->info, CELER_ERR_INVALID, "'k' must be an int64 scalar");
     *k = celer_ops_int_at(t, 0);
     return CELER_OK;
 }
 
 static celer_status reshape_trilu(celer_kernel_call *c) {
-    TRY(need(c, 1));
+    CELER_TRY(celer_ops_require(c, 1));
     int64_t k;
-    TRY(trilu_k(c, &k));
+    CELER_TRY(trilu_k(c, &k));
     if (c->in[0]->shape.rank < 2) {
         char b[200];
-        return op_err(c->info, CELER_ERR_SHAPE, "input must have rank >= 2, got shape %s",
+        return celer_ops_error(c->info, CELER_ERR_SHAPE, "input must have rank >= 2, got shape %s",
                       celer_shape_str(&c->in[0]->shape, b, sizeof b));
     }
     return celer_ops_reshape_same(c);
@@ -1093,11 +1048,11 @@ static celer_status reshape_trilu(celer_kernel_call *c) {
 
 static celer_status run_trilu(celer_kernel_call *c) {
     int64_t k;
-    TRY(trilu_k(c, &k));
+    CELER_TRY(trilu_k(c, &k));
     const celer_tensor *x = c->in[0];
     int r = x->shape.rank;
     int64_t rows = x->shape.dims[r - 2], cols = x->shape.dims[r - 1];
-    int64_t mats = prod(x->shape.dims, 0, r - 2), es = (int64_t)celer_dtype_size(x->dtype);
+    int64_t mats = celer_ops_dims_prod(x->shape.dims, 0, r - 2), es = (int64_t)celer_dtype_size(x->dtype);
     bool upper = celer_onnx_attr_int(c->info->node, "upper", 1) != 0;
     unsigned char zero[16];
     zero_elem(x->dtype, zero);
@@ -1124,10 +1079,10 @@ static celer_status d2s_block(const celer_kernel_call *c, int64_t *b) {
     *b = celer_onnx_attr_int(c->info->node, "blocksize", 0);
     char sb[200];
     if (s->rank != 4)
-        return op_err(c->info, CELER_ERR_SHAPE, "input must be 4-D NCHW, got shape %s",
+        return celer_ops_error(c->info, CELER_ERR_SHAPE, "input must be 4-D NCHW, got shape %s",
                       celer_shape_str(s, sb, sizeof sb));
     if (*b <= 0 || *b > 1 << 20)
-        return op_err(c->info, CELER_ERR_INVALID, "'blocksize' %lld is invalid", (long long)*b);
+        return celer_ops_error(c->info, CELER_ERR_INVALID, "'blocksize' %lld is invalid", (long long)*b);
     return CELER_OK;
 }
 
@@ -1137,28 +1092,28 @@ static bool d2s_crd(const celer_op_info *info) {
 }
 
 static celer_status reshape_depth_to_space(celer_kernel_call *c) {
-    TRY(need(c, 1));
+    CELER_TRY(celer_ops_require(c, 1));
     int64_t b;
-    TRY(d2s_block(c, &b));
+    CELER_TRY(d2s_block(c, &b));
     const char *mode = c->info->since_version >= 11
                            ? celer_onnx_attr_string(c->info->node, "mode", "DCR")
                            : "DCR";
     if (strcmp(mode, "DCR") && strcmp(mode, "CRD"))
-        return op_err(c->info, CELER_ERR_INVALID, "mode '%s' is not DCR or CRD", mode);
+        return celer_ops_error(c->info, CELER_ERR_INVALID, "mode '%s' is not DCR or CRD", mode);
     const int64_t *d = c->in[0]->shape.dims;
     if (d[1] % (b * b))
-        return op_err(c->info, CELER_ERR_SHAPE, "channels %lld are not a multiple of blocksize^2 = %lld",
+        return celer_ops_error(c->info, CELER_ERR_SHAPE, "channels %lld are not a multiple of blocksize^2 = %lld",
                       (long long)d[1], (long long)(b * b));
     celer_shape out = {.rank = 4, .dims = {d[0], d[1] / (b * b), 0, 0}};
     if (__builtin_mul_overflow(d[2], b, &out.dims[2]) || __builtin_mul_overflow(d[3], b, &out.dims[3]))
-        return op_err(c->info, CELER_ERR_LIMIT, "output size overflows");
+        return celer_ops_error(c->info, CELER_ERR_LIMIT, "output size overflows");
     c->out[0].shape = out;
     return CELER_OK;
 }
 
 static celer_status run_depth_to_space(celer_kernel_call *c) {
     int64_t b;
-    TRY(d2s_block(c, &b));
+    CELER_TRY(d2s_block(c, &b));
     const int64_t *d = c->in[0]->shape.dims;
     int64_t C = d[1], H = d[2], W = d[3], Cb = C / (b * b), HW = H * W;
     /* output [N, C', H, b1, W, b2] read from the input seen as [N, b1, b2, C', H, W] (DCR) or
@@ -1176,23 +1131,23 @@ static celer_status run_depth_to_space(celer_kernel_call *c) {
 }
 
 static celer_status reshape_space_to_depth(celer_kernel_call *c) {
-    TRY(need(c, 1));
+    CELER_TRY(celer_ops_require(c, 1));
     int64_t b;
-    TRY(d2s_block(c, &b));
+    CELER_TRY(d2s_block(c, &b));
     const int64_t *d = c->in[0]->shape.dims;
     if (d[2] % b || d[3] % b)
-        return op_err(c->info, CELER_ERR_SHAPE, "height %lld and width %lld must be multiples of blocksize %lld",
+        return celer_ops_error(c->info, CELER_ERR_SHAPE, "height %lld and width %lld must be multiples of blocksize %lld",
                       (long long)d[2], (long long)d[3], (long long)b);
     celer_shape out = {.rank = 4, .dims = {d[0], 0, d[2] / b, d[3] / b}};
     if (__builtin_mul_overflow(d[1], b * b, &out.dims[1]))
-        return op_err(c->info, CELER_ERR_LIMIT, "output size overflows");
+        return celer_ops_error(c->info, CELER_ERR_LIMIT, "output size overflows");
     c->out[0].shape = out;
     return CELER_OK;
 }
 
 static celer_status run_space_to_depth(celer_kernel_call *c) {
     int64_t b;
-    TRY(d2s_block(c, &b));
+    CELER_TRY(d2s_block(c, &b));
     const int64_t *d = c->in[0]->shape.dims;
     int64_t C = d[1], H = d[2], W = d[3], HW = H * W;
     /* output [N, b1, b2, C, H', W'] read from the input seen as [N, C, H', b1, W', b2] */

@@ -338,6 +338,9 @@ celer_status celer_exec_run(celer_context *c, const celer_tensor *inputs, const 
             if ((st = celer_exec_alloc_output(c, v, bytes))) goto node_fail;
         }
         if (kern->run) {
+            /* never NULL, so a kernel may form `scratch + 0` when it needs none (empty axes) */
+            static _Alignas(ALIGN) unsigned char no_scratch[ALIGN];
+            call.scratch = no_scratch;
             if (call.scratch_size) {
                 if ((st = buf_alloc(c, scratch_buf, call.scratch_size))) goto node_fail;
                 call.scratch = c->bufs[scratch_buf].ptr;

@@ -37,7 +37,7 @@ celer_status tu_run_op(const celer_onnx_node *node, int opset, const celer_tenso
     if (k->flags & CELER_KERNEL_ALIAS) {
         size_t bytes = 0;
         celer_tensor_bytes(&out[0], &bytes);
-        memcpy(out[0].data, in[0]->data, bytes);
+        if (bytes) memcpy(out[0].data, in[0]->data, bytes);
     } else {
         call.scratch = call.scratch_size ? aligned_alloc(64, (call.scratch_size + 63) & ~(size_t)63) : NULL;
         st = k->run(&call);
