@@ -5,7 +5,7 @@
 set -euo pipefail
 pkgs=(cmake ninja-build pkg-config gcc libc6-dev libdnnl-dev libopenblas-dev)
 if [[ "${1:-}" == "--test" ]]; then
-  pkgs+=(libcmocka-dev libonnx-testdata clang libclang-rt-14-dev
+  pkgs+=(libcmocka-dev libonnx-testdata clang libclang-rt-14-dev libomp-14-dev
          python3 python3-numpy python3-onnx python3-torch python3-torchvision)
 fi
 missing=()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds celer twice (release, and debug with AddressSanitizer + UndefinedBehaviorSanitizer), runs
-# the whole test suite (unit, ONNX conformance, CLI, real PyTorch models) on both, then fuzzes the
-# ONNX reader for a bounded time. Exits non-zero on the first failure.
+# the whole test suite (unit, ONNX conformance, CLI, real PyTorch models) on both, runs the
+# concurrency test under ThreadSanitizer, then fuzzes the ONNX reader for a bounded time. Exits
+# non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --test
@@ -19,6 +20,13 @@ ninja -C build-asan -j"$jobs"
 # the real models are exported once, into the release build's folder
 export CELER_REAL_MODELS_DIR="$PWD/build/real-models"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$jobs")
+
+echo "== thread sanitizer: one model run from 8 threads at once"
+cmake -S . -B build-tsan -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DCMAKE_C_FLAGS=-fsanitize=thread -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >/dev/null
+ninja -C build-tsan -j"$jobs" test_runtime
+CELER_EXAMPLES="$PWD/examples" TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
+  build-tsan/tests/test_runtime
 
 echo "== fuzzing the ONNX reader for ${FUZZ_SECONDS}s"
 tests/fuzz/run_fuzz.sh "$FUZZ_SECONDS"
