@@ -7,6 +7,7 @@
 
 #include "ops/ops.h"
 #include "runtime/runtime.h"
+#include "server/server.h"
 
 #define MAX_CLI_INPUTS 256
 
@@ -272,16 +273,38 @@ static int cmd_ops(int argc, char **argv) {
     return 0;
 }
 
+/* ---- celer serve ---- */
+
+static int cmd_serve(int argc, char **argv) {
+    celer_server_options opts;
+    celer_status st = celer_server_parse_args(argc, argv, &opts);
+    if (st) return fail_status(st);
+    return celer_server_run(&opts) ? 1 : 0;
+}
+
+static void serve_help(void) {
+    int n;
+    const celer_server_flag *f = celer_server_flags(&n);
+    printf("\nflags (each also settable from its environment variable; flags win):\n");
+    for (int i = 0; i < n; i++)
+        printf("  --%-24s %s\n  %-26s env %s, default %s\n", f[i].name, f[i].help, "", f[i].env,
+               f[i].dflt ? f[i].dflt : "(none)");
+}
+
 static const struct {
     const char *name;
     int (*fn)(int argc, char **argv);
     const char *usage;
+    void (*help)(void); /* more than the usage line for --help; may be NULL */
 } commands[] = {
+    {"serve", cmd_serve, "serve --model-repository DIR [--http-port 8000] [flags]\n"
+                         "      serves the models of DIR over HTTP (KServe v2 / Triton protocol)",
+     serve_help},
     {"run", cmd_run, "run MODEL.onnx --input NAME=FILE.npy [--input ...] --output-dir DIR [--threads N]\n"
-                     "      runs the model once and writes DIR/<output name>.npy for every output"},
+                     "      runs the model once and writes DIR/<output name>.npy for every output", NULL},
     {"inspect", cmd_inspect, "inspect MODEL.onnx\n"
-                             "      inputs, outputs, opsets, operators, parameters, and what celer cannot run"},
-    {"ops", cmd_ops, "ops\n      the kernel table: family, domain, versions, operator, types (tab-separated)"},
+                             "      inputs, outputs, opsets, operators, parameters, and what celer cannot run", NULL},
+    {"ops", cmd_ops, "ops\n      the kernel table: family, domain, versions, operator, types (tab-separated)", NULL},
 };
 
 static int usage(FILE *f) {
@@ -302,6 +325,7 @@ int main(int argc, char **argv) {
             for (int a = 2; a < argc; a++)
                 if (!strcmp(argv[a], "--help") || !strcmp(argv[a], "-h")) {
                     printf("usage: celer %s\n", commands[i].usage);
+                    if (commands[i].help) commands[i].help();
                     return 0;
                 }
             return commands[i].fn(argc - 2, argv + 2);

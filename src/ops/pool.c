@@ -89,6 +89,18 @@ static celer_status pool_reshape(celer_kernel_call *call) {
 
 #define WINDOW_LOOPS_END }
 
+/* The kernel taps k in [0, k_len) whose position b + k * dil lies in [lo, hi): [*first, *end).
+ * Looping over these alone keeps the work bounded by the input, not by kernel_shape (a huge
+ * kernel with SAME padding is valid and would otherwise spin over padding). */
+static void tap_range(int64_t b, int64_t dil, int64_t k_len, int64_t lo, int64_t hi, int64_t *first,
+                      int64_t *end) {
+    int64_t a = lo - b, z = hi - 1 - b; /* want a <= k * dil <= z */
+    int64_t f = a <= 0 ? 0 : (a + dil - 1) / dil;
+    int64_t e = z < 0 ? 0 : z / dil + 1;
+    *first = f;
+    *end = CELER_MAX(f, CELER_MIN(e, k_len));
+}
+
 /* ---- MaxPool ---- */
 
 #define DEFINE_MAXPOOL(NAME, T)                                                                \
@@ -100,15 +112,16 @@ static celer_status pool_reshape(celer_kernel_call *call) {
             WINDOW_LOOPS_BEGIN(v)                                                              \
             T best = 0;                                                                        \
             int64_t bi = -1, c0 = 0, c1 = 0, c2 = 0;                                           \
-            for (int64_t k0 = 0; k0 < v->k[0]; k0++) {                                         \
+            int64_t f0, e0, f1, e1, f2, e2;                                                    \
+            tap_range(b0, v->dil[0], v->k[0], 0, v->in[0], &f0, &e0);                          \
+            tap_range(b1, v->dil[1], v->k[1], 0, v->in[1], &f1, &e1);                          \
+            tap_range(b2, v->dil[2], v->k[2], 0, v->in[2], &f2, &e2);                          \
+            for (int64_t k0 = f0; k0 < e0; k0++) {                                             \
                 int64_t i0 = b0 + k0 * v->dil[0];                                              \
-                if (i0 < 0 || i0 >= v->in[0]) continue;                                        \
-                for (int64_t k1 = 0; k1 < v->k[1]; k1++) {                                     \
+                for (int64_t k1 = f1; k1 < e1; k1++) {                                         \
                     int64_t i1 = b1 + k1 * v->dil[1];                                          \
-                    if (i1 < 0 || i1 >= v->in[1]) continue;                                    \
-                    for (int64_t k2 = 0; k2 < v->k[2]; k2++) {                                 \
+                    for (int64_t k2 = f2; k2 < e2; k2++) {                                     \
                         int64_t i2 = b2 + k2 * v->dil[2];                                      \
-                        if (i2 < 0 || i2 >= v->in[2]) continue;                                \
                         int64_t idx = (i0 * v->in[1] + i1) * v->in[2] + i2;                    \
                         if (bi < 0 || xp[idx] > best) best = xp[idx], bi = idx, c0 = i0, c1 = i1, c2 = i2; \
                     }                                                                          \
@@ -169,29 +182,32 @@ enum { POOL_AVG, POOL_LP };
             const T *xp = x + pl * isz;                                                        \
             WINDOW_LOOPS_BEGIN(v)                                                              \
             double sum = 0;                                                                    \
-            int64_t n_valid = 0, n_padded = 0;                                                 \
-            for (int64_t k0 = 0; k0 < v->k[0]; k0++) {                                         \
+            int64_t n_valid = 0, pf, pe;                                                       \
+            double n_padded = 1; /* up to three padded extents multiplied: may pass int64 */   \
+            int64_t f0, e0, f1, e1, f2, e2;                                                    \
+            for (int d = 0; d < 3; d++) { /* taps inside the padded input, counted */          \
+                int64_t bd = d == 0 ? b0 : d == 1 ? b1 : b2;                                   \
+                tap_range(bd, v->dil[d], v->k[d], -v->pad_l[d], v->in[d] + v->pad_r[d], &pf, &pe); \
+                n_padded *= (double)(pe - pf);                                                 \
+            }                                                                                  \
+            tap_range(b0, v->dil[0], v->k[0], 0, v->in[0], &f0, &e0);                          \
+            tap_range(b1, v->dil[1], v->k[1], 0, v->in[1], &f1, &e1);                          \
+            tap_range(b2, v->dil[2], v->k[2], 0, v->in[2], &f2, &e2);                          \
+            for (int64_t k0 = f0; k0 < e0; k0++) {                                             \
                 int64_t i0 = b0 + k0 * v->dil[0];                                              \
-                if (i0 < -v->pad_l[0] || i0 >= v->in[0] + v->pad_r[0]) continue;               \
-                for (int64_t k1 = 0; k1 < v->k[1]; k1++) {                                     \
+                for (int64_t k1 = f1; k1 < e1; k1++) {                                         \
                     int64_t i1 = b1 + k1 * v->dil[1];                                          \
-                    if (i1 < -v->pad_l[1] || i1 >= v->in[1] + v->pad_r[1]) continue;           \
-                    for (int64_t k2 = 0; k2 < v->k[2]; k2++) {                                 \
+                    for (int64_t k2 = f2; k2 < e2; k2++) {                                     \
                         int64_t i2 = b2 + k2 * v->dil[2];                                      \
-                        if (i2 < -v->pad_l[2] || i2 >= v->in[2] + v->pad_r[2]) continue;       \
-                        n_padded++;                                                            \
-                        if (i0 < 0 || i0 >= v->in[0] || i1 < 0 || i1 >= v->in[1] || i2 < 0 || \
-                            i2 >= v->in[2])                                                    \
-                            continue;                                                          \
                         double e = xp[(i0 * v->in[1] + i1) * v->in[2] + i2];                   \
                         sum += kind == POOL_AVG ? e : p == 2 ? e * e : pow(fabs(e), p);        \
                         n_valid++;                                                             \
                     }                                                                          \
                 }                                                                              \
             }                                                                                  \
-            int64_t n = include_pad ? n_padded : n_valid;                                      \
+            double n = include_pad ? n_padded : (double)n_valid;                               \
             y[pl * osz + o] = (T)(kind == POOL_LP ? (p == 2 ? sqrt(sum) : pow(sum, 1 / p))     \
-                                  : n ? sum / (double)n : 0);                                  \
+                                  : n ? sum / n : 0);                                          \
             WINDOW_LOOPS_END                                                                   \
         }                                                                                      \
     }

@@ -267,9 +267,13 @@ static celer_status run_scan(celer_context *c, const compiled_node *cn, const ce
     int s = 0;
     const compiled_graph *body = sub_named(cn, n, "body", &s);
     const celer_onnx_node *src = n->src;
-    const int n_scan_in = (int)celer_onnx_attr_int(src, "num_scan_inputs", 0);
+    const int64_t n_scan_attr = celer_onnx_attr_int(src, "num_scan_inputs", 0);
+    if (n_scan_attr < 1 || n_scan_attr > n->n_inputs) /* before any int arithmetic on it */
+        return celer_errorf(CELER_ERR_INVALID, "Scan: num_scan_inputs %lld does not fit %d inputs",
+                            (long long)n_scan_attr, n->n_inputs);
+    const int n_scan_in = (int)n_scan_attr;
     const int n_state = n->n_inputs - n_scan_in, n_scan_out = n->n_outputs - n_state;
-    if (n_scan_in < 1 || n_state < 0 || n_scan_out < 0)
+    if (n_scan_out < 0)
         return celer_errorf(CELER_ERR_INVALID, "Scan: num_scan_inputs %d does not fit %d inputs", n_scan_in, n->n_inputs);
     int64_t in_axes[CELER_GRAPH_MAX_NODE_IO], in_dirs[CELER_GRAPH_MAX_NODE_IO];
     int64_t out_axes[CELER_GRAPH_MAX_NODE_IO], out_dirs[CELER_GRAPH_MAX_NODE_IO];

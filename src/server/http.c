@@ -1,0 +1,688 @@
+/* HTTP front end on libmicrohttpd: routes, request bodies, the KServe v2 endpoints, errors as
+ * {"error": "..."}, and the access log.
+ *
+ * Connection threads (MHD's pool) read bodies, decode requests and encode responses; they never
+ * compute. An inference request is decoded, handed to the model's queue, and its connection is
+ * suspended; the worker that ran it encodes the response and resumes the connection. Loads and
+ * unloads of the repository API run on a thread of their own the same way. */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http.h"
+
+typedef enum req_state { REQ_READING, REQ_WAITING, REQ_READY } req_state;
+
+struct celer_http {
+    struct MHD_Daemon *daemon;
+    const celer_server_options *opts;
+    celer_registry *registry;
+    celer_metrics *metrics;
+    atomic_ullong next_id;
+    atomic_int active; /* requests in flight (for graceful shutdown) */
+    celer_series *m_requests[6]; /* by status class: 1xx..5xx (index 1..5) */
+};
+
+typedef struct http_req {
+    celer_http *srv;
+    struct MHD_Connection *conn;
+    char method[16];
+    char path[2048];
+    char request_id[64];
+    int64_t start_ns;
+    char *body;
+    size_t body_len, body_cap;
+    bool too_large;
+    _Atomic req_state state;
+    /* response */
+    int status;
+    celer_jbuf resp;
+    size_t json_len; /* < resp.len: binary tail; send Inference-Header-Content-Length */
+    const char *content_type;
+    bool retry_after;
+    /* inference in flight */
+    celer_arena arena;
+    served_version *version;
+    celer_kserve_request kreq;
+    celer_tensor *inputs;
+    celer_job job;
+    bool predict;        /* KServe v1 :predict */
+    char model_name[256];
+    /* repository load/unload in flight */
+    bool unload;
+} http_req;
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- responses ---- */
+
+static void reply_json(http_req *q, int status) {
+    q->status = status;
+    q->content_type = "application/json";
+}
+
+static void reply_error(http_req *q, int status, const char *message) {
+    celer_jbuf_reset(&q->resp);
+    celer_kserve_encode_error(message, &q->resp);
+    reply_json(q, status);
+}
+
+/* HTTP status for a failed celer_status. */
+static int status_for(celer_status st) {
+    switch (st) {
+    case CELER_ERR_PARSE:
+    case CELER_ERR_INVALID:
+    case CELER_ERR_SHAPE:
+    case CELER_ERR_DTYPE:
+    case CELER_ERR_UNSUPPORTED: return 400;
+    case CELER_ERR_NOT_FOUND: return 404;
+    case CELER_ERR_LIMIT: return 413;
+    default: return 500;
+    }
+}
+
+static enum MHD_Result send_reply(http_req *q) {
+    if (q->resp.status) { /* the encoder hit its cap or ran out of memory */
+        char msg[256];
+        snprintf(msg, sizeof msg, "response too large or out of memory: %s", celer_status_name(q->resp.status));
+        celer_jbuf_free(&q->resp);
+        celer_jbuf_init(&q->resp, 0);
+        celer_kserve_encode_error(msg, &q->resp);
+        q->status = 500;
+        q->json_len = 0;
+        q->content_type = "application/json";
+    }
+    size_t len = q->resp.len;
+    char *data = q->resp.data;
+    q->resp.data = NULL;
+    q->resp.len = q->resp.cap = 0;
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(len, data ? data : (char *)"", data ? free : NULL);
+    if (!r) {
+        free(data);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", q->content_type ? q->content_type : "application/json");
+    MHD_add_response_header(r, "X-Request-Id", q->request_id);
+    if (q->json_len && q->json_len < len) {
+        char hl[32];
+        snprintf(hl, sizeof hl, "%zu", q->json_len);
+        MHD_add_response_header(r, "Inference-Header-Content-Length", hl);
+    }
+    if (q->retry_after) MHD_add_response_header(r, "Retry-After", "1");
+    if (q->status == 405) MHD_add_response_header(r, "Allow", "GET, POST");
+    enum MHD_Result ret = MHD_queue_response(q->conn, (unsigned)q->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* ---- inference ---- */
+
+static void infer_done(celer_job *job, celer_status st, const char *message, const celer_tensor *outputs, int n_outputs) {
+    http_req *q = job->user;
+    served_version *v = q->version;
+    int64_t end = now_ns();
+    celer_jbuf_reset(&q->resp);
+    if (st) {
+        bool overloaded = st == CELER_ERR_LIMIT;
+        reply_error(q, overloaded ? 503 : status_for(st), message);
+        q->retry_after = overloaded;
+        atomic_fetch_add(&v->n_failure, 1);
+        celer_metrics_add(v->m_failure, 1);
+    } else {
+        celer_status es;
+        if (q->predict) {
+            es = celer_kserve_encode_predict(v->output_names, outputs, n_outputs, &q->resp);
+            q->json_len = 0;
+        } else {
+            es = celer_kserve_encode_infer(&q->kreq, v->owner->name, v->version_str, v->output_names, outputs, n_outputs,
+                                           &q->resp, &q->json_len);
+        }
+        if (es) {
+            reply_error(q, 500, celer_error_message());
+        } else {
+            q->status = 200;
+            q->content_type = q->json_len && q->json_len < q->resp.len ? "application/octet-stream" : "application/json";
+        }
+        atomic_fetch_add(&v->n_success, 1);
+        atomic_fetch_add(&v->n_inferences, 1);
+        atomic_fetch_add(&v->n_exec, 1);
+        atomic_fetch_add(&v->ns_total, (unsigned long long)(end - q->start_ns));
+        atomic_fetch_add(&v->ns_queue, (unsigned long long)(job->start_ns - job->enqueue_ns));
+        atomic_fetch_add(&v->ns_compute, (unsigned long long)(job->end_ns - job->start_ns));
+        celer_metrics_add(v->m_success, 1);
+        celer_metrics_observe(v->m_duration, (double)(end - q->start_ns) * 1e-9);
+        celer_metrics_observe(v->m_queue, (double)(job->start_ns - job->enqueue_ns) * 1e-9);
+        celer_metrics_observe(v->m_compute, (double)(job->end_ns - job->start_ns) * 1e-9);
+        celer_metrics_observe(v->m_batch, job->batch_size);
+    }
+    atomic_store(&q->state, REQ_READY);
+    MHD_resume_connection(q->conn);
+}
+
+/* Orders the decoded inputs as the model lists them (the decoder checked names and shapes). */
+static bool order_inputs(http_req *q, char *msg, size_t cap) {
+    served_version *v = q->version;
+    q->inputs = celer_arena_alloc(&q->arena, sizeof(celer_tensor) * (size_t)(v->n_inputs + 1));
+    if (!q->inputs) return snprintf(msg, cap, "out of memory"), false;
+    for (int i = 0; i < v->n_inputs; i++) {
+        int found = -1;
+        for (int k = 0; k < q->kreq.n_inputs && found < 0; k++)
+            if (!strcmp(q->kreq.inputs[k].name, v->inputs[i].name)) found = k;
+        if (found < 0) return snprintf(msg, cap, "missing input '%s'", v->inputs[i].name), false;
+        q->inputs[i] = q->kreq.inputs[found].tensor;
+    }
+    for (int k = 0; k < q->kreq.n_outputs; k++) {
+        bool known = false;
+        for (int i = 0; i < v->n_outputs && !known; i++) known = !strcmp(v->output_names[i], q->kreq.outputs[k].name);
+        if (!known) return snprintf(msg, cap, "unknown output '%s' requested", q->kreq.outputs[k].name), false;
+    }
+    return true;
+}
+
+static enum MHD_Result start_infer(http_req *q, const char *model, const char *version) {
+    char msg[1024];
+    int code = 0;
+    snprintf(q->model_name, sizeof q->model_name, "%s", model);
+    q->version = celer_registry_acquire(q->srv->registry, model, version, &code, msg, sizeof msg);
+    if (!q->version) {
+        reply_error(q, code, msg);
+        return send_reply(q);
+    }
+    celer_arena_init(&q->arena, 64 * 1024, (size_t)q->srv->opts->max_body_bytes * 4 + (64u << 20));
+    const char *hl = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Inference-Header-Content-Length");
+    size_t json_len = SIZE_MAX;
+    if (hl) {
+        char *end;
+        unsigned long long v = strtoull(hl, &end, 10);
+        if (*end || end == hl || v > q->body_len) {
+            reply_error(q, 400, "Inference-Header-Content-Length is not a number within the body size");
+            return send_reply(q);
+        }
+        json_len = (size_t)v;
+    }
+    celer_status st;
+    if (q->predict)
+        st = celer_kserve_decode_predict(q->body ? q->body : "", q->body_len, q->version->inputs, q->version->n_inputs,
+                                         &q->arena, &q->kreq);
+    else
+        st = celer_kserve_decode_infer(q->body ? q->body : "", q->body_len, json_len, q->version->inputs,
+                                       q->version->n_inputs, &q->arena, &q->kreq);
+    if (st) {
+        snprintf(msg, sizeof msg, "%s", celer_error_message());
+        reply_error(q, status_for(st), msg);
+        atomic_fetch_add(&q->version->n_failure, 1);
+        celer_metrics_add(q->version->m_failure, 1);
+        return send_reply(q);
+    }
+    if (!order_inputs(q, msg, sizeof msg)) {
+        reply_error(q, 400, msg);
+        return send_reply(q);
+    }
+    const celer_model_config *cfg = &q->version->owner->config;
+    int64_t timeout_us = cfg->default_timeout_us;
+    if (q->kreq.timeout_us > 0 && (cfg->allow_timeout_override || !timeout_us)) timeout_us = q->kreq.timeout_us;
+    q->job = (celer_job){.inputs = q->inputs, .done = infer_done, .user = q,
+                         .deadline_ns = timeout_us > 0 ? now_ns() + timeout_us * 1000 : 0};
+    atomic_store(&q->state, REQ_WAITING);
+    MHD_suspend_connection(q->conn);
+    st = celer_sched_submit(q->version->queue, &q->job);
+    if (st) {
+        /* full queue or a version being unloaded: overloaded; a batch-shape problem: the request */
+        snprintf(msg, sizeof msg, "%s", celer_error_message());
+        bool overloaded = st == CELER_ERR_LIMIT || st == CELER_ERR_NOT_FOUND;
+        reply_error(q, overloaded ? 503 : status_for(st), msg);
+        q->retry_after = overloaded;
+        atomic_fetch_add(&q->version->n_failure, 1);
+        celer_metrics_add(q->version->m_failure, 1);
+        atomic_store(&q->state, REQ_READY);
+        MHD_resume_connection(q->conn);
+    }
+    return MHD_YES;
+}
+
+/* ---- repository API, run off the connection threads ---- */
+
+static void *repo_action(void *p) {
+    http_req *q = p;
+    celer_status st = q->unload ? celer_registry_unload(q->srv->registry, q->model_name)
+                                : celer_registry_load(q->srv->registry, q->model_name);
+    celer_jbuf_reset(&q->resp);
+    if (st) {
+        reply_error(q, st == CELER_ERR_NOT_FOUND ? 404 : 400, celer_error_message());
+    } else {
+        celer_jbuf_raw(&q->resp, "{}", 2);
+        reply_json(q, 200);
+    }
+    atomic_store(&q->state, REQ_READY);
+    MHD_resume_connection(q->conn);
+    return NULL;
+}
+
+static enum MHD_Result start_repo_action(http_req *q, const char *model, bool unload) {
+    snprintf(q->model_name, sizeof q->model_name, "%s", model);
+    q->unload = unload;
+    atomic_store(&q->state, REQ_WAITING);
+    MHD_suspend_connection(q->conn);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, repo_action, q)) {
+        reply_error(q, 500, "cannot start a thread for the repository action");
+        atomic_store(&q->state, REQ_READY);
+        MHD_resume_connection(q->conn);
+    }
+    pthread_attr_destroy(&attr);
+    return MHD_YES;
+}
+
+/* ---- routes ---- */
+
+typedef struct route_args {
+    const char *model, *version;
+    char predict_model[256]; /* "{m}:predict" segment without its suffix */
+} route_args;
+
+typedef enum MHD_Result (*route_fn)(http_req *q, const route_args *a);
+
+static enum MHD_Result h_live(http_req *q, const route_args *a) {
+    (void)a;
+    reply_json(q, 200);
+    return send_reply(q);
+}
+
+static enum MHD_Result h_ready(http_req *q, const route_args *a) {
+    (void)a;
+    if (celer_registry_ready(q->srv->registry))
+        reply_json(q, 200);
+    else
+        reply_error(q, 503, "not every model is ready (see POST /v2/repository/index)");
+    return send_reply(q);
+}
+
+static enum MHD_Result h_server_meta(http_req *q, const route_args *a) {
+    (void)a;
+    celer_jbuf_raw(&q->resp,
+                   "{\"name\":\"celer\",\"version\":\"0.1.0\",\"extensions\":[\"model_repository\",\"statistics\","
+                   "\"binary_tensor_data\",\"model_configuration\"]}",
+                   strlen("{\"name\":\"celer\",\"version\":\"0.1.0\",\"extensions\":[\"model_repository\",\"statistics\","
+                          "\"binary_tensor_data\",\"model_configuration\"]}"));
+    reply_json(q, 200);
+    return send_reply(q);
+}
+
+/* Runs `fn` on the version a route names, answering 404/503 itself when there is none. */
+static enum MHD_Result with_version(http_req *q, const route_args *a, void (*fn)(http_req *, served_version *)) {
+    char msg[1024];
+    int code = 0;
+    served_version *v = celer_registry_acquire(q->srv->registry, a->model, a->version, &code, msg, sizeof msg);
+    if (!v) {
+        reply_error(q, code, msg);
+        return send_reply(q);
+    }
+    fn(q, v);
+    celer_registry_release(v);
+    return send_reply(q);
+}
+
+static void model_meta(http_req *q, served_version *v) {
+    celer_registry_metadata_json(v, &q->resp);
+    reply_json(q, 200);
+}
+static void model_ready(http_req *q, served_version *v) {
+    (void)v;
+    reply_json(q, 200);
+}
+static void model_config(http_req *q, served_version *v) {
+    celer_config_to_json(&v->owner->config, &q->resp);
+    reply_json(q, 200);
+}
+
+static enum MHD_Result h_model_meta(http_req *q, const route_args *a) { return with_version(q, a, model_meta); }
+static enum MHD_Result h_model_ready(http_req *q, const route_args *a) { return with_version(q, a, model_ready); }
+static enum MHD_Result h_model_config(http_req *q, const route_args *a) { return with_version(q, a, model_config); }
+
+static enum MHD_Result h_stats(http_req *q, const route_args *a) {
+    celer_registry_stats_json(q->srv->registry, a->model, &q->resp);
+    reply_json(q, 200);
+    return send_reply(q);
+}
+
+static enum MHD_Result h_infer(http_req *q, const route_args *a) { return start_infer(q, a->model, a->version); }
+
+static enum MHD_Result h_predict(http_req *q, const route_args *a) {
+    q->predict = true;
+    return start_infer(q, a->model, NULL);
+}
+
+static enum MHD_Result h_index(http_req *q, const route_args *a) {
+    (void)a;
+    bool ready_only = false;
+    if (q->body_len) {
+        celer_arena arena;
+        celer_arena_init(&arena, 4096, 1 << 20);
+        celer_json *doc;
+        if (celer_json_parse(q->body, q->body_len, &arena, &doc) == CELER_OK) {
+            const celer_json *r = celer_json_get(doc, "ready");
+            ready_only = r && r->type == CELER_JSON_BOOL && r->boolean;
+        } else {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", celer_error_message());
+            celer_arena_free(&arena);
+            reply_error(q, 400, msg);
+            return send_reply(q);
+        }
+        celer_arena_free(&arena);
+    }
+    celer_registry_index_json(q->srv->registry, ready_only, &q->resp);
+    reply_json(q, 200);
+    return send_reply(q);
+}
+
+static enum MHD_Result h_load(http_req *q, const route_args *a) { return start_repo_action(q, a->model, false); }
+static enum MHD_Result h_unload(http_req *q, const route_args *a) { return start_repo_action(q, a->model, true); }
+
+static enum MHD_Result h_metrics(http_req *q, const route_args *a) {
+    (void)a;
+    celer_metrics_render(q->srv->metrics, &q->resp);
+    q->status = 200;
+    q->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return send_reply(q);
+}
+
+/* The route table: method, path pattern ({m}, {v} match one segment; "{m}:predict" a segment
+ * ending in ":predict"), handler. */
+static const struct route {
+    const char *method, *pattern;
+    route_fn fn;
+} routes[] = {
+    {"GET", "/v2/health/live", h_live},
+    {"GET", "/v2/health/ready", h_ready},
+    {"GET", "/v2", h_server_meta},
+    {"GET", "/v2/models/stats", h_stats},
+    {"GET", "/v2/models/{m}", h_model_meta},
+    {"GET", "/v2/models/{m}/versions/{v}", h_model_meta},
+    {"GET", "/v2/models/{m}/ready", h_model_ready},
+    {"GET", "/v2/models/{m}/versions/{v}/ready", h_model_ready},
+    {"GET", "/v2/models/{m}/config", h_model_config},
+    {"GET", "/v2/models/{m}/versions/{v}/config", h_model_config},
+    {"GET", "/v2/models/{m}/stats", h_stats},
+    {"GET", "/v2/models/{m}/versions/{v}/stats", h_stats},
+    {"POST", "/v2/models/{m}/infer", h_infer},
+    {"POST", "/v2/models/{m}/versions/{v}/infer", h_infer},
+    {"POST", "/v2/repository/index", h_index},
+    {"POST", "/v2/repository/models/{m}/load", h_load},
+    {"POST", "/v2/repository/models/{m}/unload", h_unload},
+    {"POST", "/v1/models/{m}:predict", h_predict},
+    {"GET", "/metrics", h_metrics},
+};
+
+#define MAX_SEGMENTS 16
+
+/* Splits and percent-decodes a path into segments (in place in `buf`); -1 when malformed. */
+static int split_path(const char *path, char *buf, size_t cap, char **seg) {
+    if (path[0] != '/') return -1;
+    size_t n = strlen(path);
+    if (n + 1 > cap) return -1;
+    memcpy(buf, path, n + 1);
+    int count = 0;
+    char *p = buf + 1;
+    while (*p || count == 0) {
+        if (count == MAX_SEGMENTS) return -1;
+        seg[count++] = p;
+        char *slash = strchr(p, '/');
+        if (slash) *slash = 0;
+        /* decode %XX in place */
+        char *w = p;
+        for (char *r = p; *r; r++) {
+            if (*r == '%' && r[1] && r[2]) {
+                char hex[3] = {r[1], r[2], 0}, *end;
+                long v = strtol(hex, &end, 16);
+                if (*end || v == 0) return -1;
+                *w++ = (char)v;
+                r += 2;
+            } else {
+                *w++ = *r;
+            }
+        }
+        *w = 0;
+        if (!slash) break;
+        p = slash + 1;
+    }
+    return count;
+}
+
+/* Whether `seg` (count segments) matches `pattern`; fills the captured args. */
+static bool match(const char *pattern, char *const *seg, int count, route_args *a) {
+    char pbuf[256], *pseg[MAX_SEGMENTS], *save = NULL;
+    snprintf(pbuf, sizeof pbuf, "%s", pattern);
+    int n = 0;
+    for (char *p = strtok_r(pbuf + 1, "/", &save); p && n < MAX_SEGMENTS; p = strtok_r(NULL, "/", &save)) pseg[n++] = p;
+    if (n == 0) pseg[n++] = pbuf + 1; /* "/" alone */
+    if (n != count) return false;
+    route_args got = {0};
+    for (int i = 0; i < n; i++) {
+        if (!strcmp(pseg[i], "{m}")) {
+            if (!seg[i][0]) return false;
+            got.model = seg[i];
+        } else if (!strcmp(pseg[i], "{v}")) {
+            if (!seg[i][0]) return false;
+            got.version = seg[i];
+        } else if (!strcmp(pseg[i], "{m}:predict")) {
+            size_t len = strlen(seg[i]);
+            if (len <= 8 || len - 8 >= sizeof got.predict_model || strcmp(seg[i] + len - 8, ":predict")) return false;
+            memcpy(got.predict_model, seg[i], len - 8);
+            got.predict_model[len - 8] = 0;
+        } else if (strcmp(pseg[i], seg[i])) {
+            return false;
+        }
+    }
+    *a = got;
+    if (a->predict_model[0]) a->model = a->predict_model;
+    return true;
+}
+
+static enum MHD_Result dispatch(http_req *q) {
+    char buf[2048], *seg[MAX_SEGMENTS];
+    int count = split_path(q->path, buf, sizeof buf, seg);
+    if (count < 0) {
+        reply_error(q, 400, "malformed path");
+        return send_reply(q);
+    }
+    bool path_known = false;
+    for (size_t i = 0; i < CELER_ARRAY_LEN(routes); i++) {
+        route_args a;
+        if (!match(routes[i].pattern, seg, count, &a)) continue;
+        path_known = true;
+        if (strcmp(routes[i].method, q->method)) continue;
+        return routes[i].fn(q, &a);
+    }
+    if (path_known) {
+        char msg[2200];
+        snprintf(msg, sizeof msg, "method %s is not allowed on %s", q->method, q->path);
+        reply_error(q, 405, msg);
+    } else {
+        char msg[2200];
+        snprintf(msg, sizeof msg, "no such endpoint: %s %s", q->method, q->path);
+        reply_error(q, 404, msg);
+    }
+    return send_reply(q);
+}
+
+/* ---- MHD callbacks ---- */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+    (void)version;
+    celer_http *srv = cls;
+    http_req *q = *con_cls;
+    if (!q) {
+        q = calloc(1, sizeof *q);
+        if (!q) return MHD_NO;
+        q->srv = srv;
+        q->conn = conn;
+        q->start_ns = now_ns();
+        q->status = 500;
+        snprintf(q->method, sizeof q->method, "%s", method);
+        snprintf(q->path, sizeof q->path, "%s", url);
+        celer_jbuf_init(&q->resp, 0);
+        const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+        if (rid && strlen(rid) < sizeof q->request_id)
+            snprintf(q->request_id, sizeof q->request_id, "%s", rid);
+        else
+            snprintf(q->request_id, sizeof q->request_id, "%llx",
+                     (unsigned long long)atomic_fetch_add(&srv->next_id, 1) + 1);
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)srv->opts->max_body_bytes) q->too_large = true;
+        atomic_fetch_add(&srv->active, 1);
+        *con_cls = q;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (q->too_large) return MHD_YES;
+        if (q->body_len + n > (size_t)srv->opts->max_body_bytes) {
+            q->too_large = true;
+            free(q->body);
+            q->body = NULL;
+            q->body_len = q->body_cap = 0;
+            return MHD_YES;
+        }
+        if (q->body_len + n + 1 > q->body_cap) {
+            size_t cap = CELER_MAX(q->body_cap * 2, q->body_len + n + 1);
+            if (cap > (size_t)srv->opts->max_body_bytes + 1) cap = (size_t)srv->opts->max_body_bytes + 1;
+            char *b = realloc(q->body, cap);
+            if (!b) return MHD_NO;
+            q->body = b;
+            q->body_cap = cap;
+        }
+        memcpy(q->body + q->body_len, upload_data, n);
+        q->body_len += n;
+        q->body[q->body_len] = 0;
+        return MHD_YES;
+    }
+    switch (atomic_load(&q->state)) {
+    case REQ_READY: return send_reply(q);
+    case REQ_WAITING: return MHD_YES; /* spurious call while suspended */
+    case REQ_READING: break;
+    }
+    if (q->too_large) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "request body exceeds the limit of %lld bytes (--max-body-bytes)",
+                 srv->opts->max_body_bytes);
+        reply_error(q, 413, msg);
+        return send_reply(q);
+    }
+    return dispatch(q);
+}
+
+static void log_request(const celer_http *srv, const http_req *q, struct MHD_Connection *conn) {
+    if (srv->opts->quiet) return;
+    char addr[64] = "-";
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, addr, sizeof addr);
+    double ms = (double)(now_ns() - q->start_ns) / 1e6;
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (srv->opts->log_format && !strcmp(srv->opts->log_format, "json")) {
+        celer_jbuf b;
+        celer_jbuf_init(&b, 1 << 16);
+        celer_jbuf_raw(&b, "{\"time\":", 8);
+        celer_jbuf_str(&b, when);
+        celer_jbuf_raw(&b, ",\"remote\":", 10);
+        celer_jbuf_str(&b, addr);
+        celer_jbuf_raw(&b, ",\"method\":", 10);
+        celer_jbuf_str(&b, q->method);
+        celer_jbuf_raw(&b, ",\"path\":", 8);
+        celer_jbuf_str(&b, q->path);
+        celer_jbuf_raw(&b, ",\"status\":", 10);
+        celer_jbuf_int(&b, q->status);
+        celer_jbuf_raw(&b, ",\"duration_ms\":", 15);
+        celer_jbuf_double(&b, ms);
+        celer_jbuf_raw(&b, ",\"request_id\":", 14);
+        celer_jbuf_str(&b, q->request_id);
+        celer_jbuf_raw(&b, "}\n", 2);
+        if (!b.status) fwrite(b.data, 1, b.len, stderr);
+        celer_jbuf_free(&b);
+    } else {
+        fprintf(stderr, "%s %s \"%s %s\" %d %.3fms id=%s\n", when, addr, q->method, q->path, q->status, ms, q->request_id);
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    (void)toe;
+    celer_http *srv = cls;
+    http_req *q = *con_cls;
+    if (!q) return;
+    /* a client that hung up while its request ran: the worker still owns q until it resumes,
+     * and MHD only completes a suspended connection after it was resumed */
+    log_request(srv, q, conn);
+    int cls_i = q->status / 100;
+    if (cls_i >= 1 && cls_i <= 5) celer_metrics_add(srv->m_requests[cls_i], 1);
+    if (q->version) celer_registry_release(q->version);
+    if (q->version) celer_arena_free(&q->arena);
+    celer_jbuf_free(&q->resp);
+    free(q->body);
+    free(q);
+    *con_cls = NULL;
+    atomic_fetch_sub(&srv->active, 1);
+}
+
+celer_status celer_http_start(const celer_server_options *opts, celer_registry *registry, celer_metrics *metrics,
+                              celer_http **out) {
+    celer_http *srv = calloc(1, sizeof *srv);
+    if (!srv) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
+    srv->opts = opts;
+    srv->registry = registry;
+    srv->metrics = metrics;
+    for (int c = 1; c <= 5; c++) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "code=\"%dxx\"", c);
+        srv->m_requests[c] = celer_metrics_counter(metrics, "celer_http_requests_total", "HTTP requests by status class.", labels);
+    }
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opts->http_port)};
+    if (inet_pton(AF_INET, opts->http_address, &addr.sin_addr) != 1) {
+        free(srv);
+        return celer_errorf(CELER_ERR_INVALID, "--http-address '%s' is not an IPv4 address", opts->http_address);
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    srv->daemon = MHD_start_daemon(flags, (uint16_t)opts->http_port, NULL, NULL, on_request, srv,
+                                   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                                   MHD_OPTION_THREAD_POOL_SIZE, (unsigned)CELER_MAX(opts->http_threads, 1),
+                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->request_timeout_secs,
+                                   MHD_OPTION_CONNECTION_LIMIT, 10000u,
+                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+    if (!srv->daemon) {
+        free(srv);
+        return celer_errorf(CELER_ERR_IO, "cannot listen on %s:%d (in use, or not allowed)", opts->http_address,
+                            opts->http_port);
+    }
+    *out = srv;
+    return CELER_OK;
+}
+
+void celer_http_quiesce(celer_http *h) {
+    if (h && h->daemon) MHD_quiesce_daemon(h->daemon);
+}
+
+int celer_http_active(const celer_http *h) { return h ? atomic_load(&h->active) : 0; }
+
+void celer_http_stop(celer_http *h) {
+    if (!h) return;
+    if (h->daemon) MHD_stop_daemon(h->daemon);
+    free(h);
+}

@@ -1,0 +1,20 @@
+/* The HTTP front end (http.c), private to src/server. */
+#ifndef CELER_SERVER_HTTP_H
+#define CELER_SERVER_HTTP_H
+
+#include "server_internal.h"
+
+typedef struct celer_http celer_http;
+
+/* Starts listening on opts->http_address:http_port with its own connection threads.
+ * CELER_ERR_IO when the port cannot be bound. */
+celer_status celer_http_start(const celer_server_options *opts, celer_registry *registry, celer_metrics *metrics,
+                              celer_http **out);
+/* Stops accepting new connections; open ones go on. */
+void celer_http_quiesce(celer_http *h);
+/* Requests received and not yet answered. */
+int celer_http_active(const celer_http *h);
+/* Closes every connection and frees the front end. */
+void celer_http_stop(celer_http *h);
+
+#endif

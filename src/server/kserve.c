@@ -1,0 +1,757 @@
+/* KServe v2 / Triton inference protocol: datatype table, infer request decoding (JSON, binary
+ * tensor extension, raw body), response encoding, and the KServe v1 predict form. */
+#include "server/kserve.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the binary tensor extension is little-endian; celer copies tensor bytes as they are"
+#endif
+
+static const struct {
+    const char *name;
+    celer_dtype dtype;
+} DATATYPES[] = {
+    {"BOOL", CELER_BOOL},       {"UINT8", CELER_UINT8},   {"UINT16", CELER_UINT16}, {"UINT32", CELER_UINT32},
+    {"UINT64", CELER_UINT64},   {"INT8", CELER_INT8},     {"INT16", CELER_INT16},   {"INT32", CELER_INT32},
+    {"INT64", CELER_INT64},     {"FP16", CELER_FLOAT16},  {"FP32", CELER_FLOAT},    {"FP64", CELER_DOUBLE},
+    {"BF16", CELER_BFLOAT16},   {"BYTES", CELER_STRING},
+};
+
+const char *celer_kserve_datatype_name(celer_dtype t) {
+    for (size_t i = 0; i < CELER_ARRAY_LEN(DATATYPES); i++)
+        if (DATATYPES[i].dtype == t) return DATATYPES[i].name;
+    return NULL;
+}
+
+celer_dtype celer_kserve_datatype_parse(const char *name) {
+    for (size_t i = 0; name && i < CELER_ARRAY_LEN(DATATYPES); i++)
+        if (strcmp(DATATYPES[i].name, name) == 0) return DATATYPES[i].dtype;
+    return CELER_UNDEFINED;
+}
+
+static const char *dt_name(celer_dtype t) {
+    const char *n = celer_kserve_datatype_name(t);
+    return n ? n : celer_dtype_name(t);
+}
+
+/* "[-1,3]": KServe writes variable dims as -1. */
+static const char *dims_text(const int64_t *dims, int rank, char *buf, size_t cap) {
+    size_t n = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < rank && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? "," : "", (long long)dims[i]);
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+    return buf;
+}
+
+/* "x, y" (truncated with "..." when long), for messages. */
+static const char *spec_names(const celer_kserve_tensor_spec *spec, int n_spec, char *buf, size_t cap) {
+    size_t n = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n_spec && n + 4 < cap; i++) {
+        int w = snprintf(buf + n, cap - n, "%s%s", i ? ", " : "", spec[i].name);
+        if (w < 0 || (size_t)w >= cap - n) {
+            snprintf(buf + (cap > 4 ? cap - 4 : 0), 4, "...");
+            return buf;
+        }
+        n += (size_t)w;
+    }
+    return buf;
+}
+
+static int find_spec(const celer_kserve_tensor_spec *spec, int n_spec, const char *name) {
+    for (int i = 0; i < n_spec; i++)
+        if (strcmp(spec[i].name, name) == 0) return i;
+    return -1;
+}
+
+static const char *what_name(celer_arena *arena, const char *fmt, const char *name) {
+    char tmp[300];
+    snprintf(tmp, sizeof tmp, fmt, name);
+    const char *w = celer_arena_strndup(arena, tmp, strlen(tmp));
+    return w ? w : "input";
+}
+
+/* A non-negative JSON integer (no fraction or exponent) from a number node. */
+static bool json_uint(const celer_json *v, uint64_t *out) {
+    if (!v || v->type != CELER_JSON_NUMBER || v->raw_len == 0 || v->raw_len > 19) return false;
+    uint64_t x = 0;
+    for (size_t i = 0; i < v->raw_len; i++) {
+        char c = v->raw[i];
+        if (c < '0' || c > '9') return false;
+        x = x * 10 + (uint64_t)(c - '0');
+    }
+    *out = x;
+    return true;
+}
+
+/* A shape: a JSON array of non-negative integers (a numeric span, or [] for a scalar). */
+static celer_status parse_shape(const celer_json *v, celer_shape *s, const char *what) {
+    s->rank = 0;
+    if (!v) return celer_errorf(CELER_ERR_INVALID, "%s: missing 'shape'", what);
+    if (v->type == CELER_JSON_ARRAY && v->n == 0) return CELER_OK;
+    if (v->type != CELER_JSON_NUMERIC_ARRAY) goto bad;
+    const char *p = v->raw + 1, *end = v->raw + v->raw_len - 1; /* inside the brackets */
+    for (;;) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+        if (p >= end || *p < '0' || *p > '9') goto bad;
+        if (*p == '0' && p + 1 < end && p[1] >= '0' && p[1] <= '9') goto bad;
+        uint64_t x = 0;
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (x > (uint64_t)INT64_MAX / 10) goto bad;
+            x = x * 10 + (uint64_t)(*p++ - '0');
+        }
+        if (x > (uint64_t)INT64_MAX) goto bad;
+        if (s->rank == CELER_MAX_RANK)
+            return celer_errorf(CELER_ERR_LIMIT, "%s: shape has more than %d dimensions", what, CELER_MAX_RANK);
+        s->dims[s->rank++] = (int64_t)x;
+        while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+        if (p >= end) return CELER_OK;
+        if (*p++ != ',') goto bad;
+    }
+bad:
+    return celer_errorf(CELER_ERR_INVALID, "%s: 'shape' must be an array of non-negative integers, got %.*s", what,
+                        (int)(v->raw_len > 60 ? 60 : v->raw_len), v->raw);
+}
+
+/* Checks a request shape against the spec. */
+static celer_status check_shape(const celer_kserve_tensor_spec *sp, const celer_shape *s, const char *what) {
+    char a[200], b[200];
+    if (s->rank != sp->rank)
+        return celer_errorf(CELER_ERR_SHAPE, "%s: expected shape %s (rank %d), got %s", what,
+                            dims_text(sp->dims, sp->rank, a, sizeof a), sp->rank, dims_text(s->dims, s->rank, b, sizeof b));
+    for (int d = 0; d < s->rank; d++)
+        if (sp->dims[d] >= 0 && sp->dims[d] != s->dims[d])
+            return celer_errorf(CELER_ERR_SHAPE, "%s: dimension %d is %lld, the model expects %lld (shape %s, got %s)", what, d,
+                                (long long)s->dims[d], (long long)sp->dims[d], dims_text(sp->dims, sp->rank, a, sizeof a),
+                                dims_text(s->dims, s->rank, b, sizeof b));
+    return CELER_OK;
+}
+
+/* Number of leaf elements in JSON tensor data (for messages before allocating). */
+static size_t count_leaves(const celer_json *v) {
+    if (v->type == CELER_JSON_ARRAY) {
+        size_t n = 0;
+        for (int i = 0; i < v->n; i++) n += count_leaves(&v->items[i]);
+        return n;
+    }
+    if (v->type != CELER_JSON_NUMERIC_ARRAY) return 1;
+    size_t n = 0;
+    bool after_sep = true;
+    for (size_t i = 0; i < v->raw_len; i++) {
+        char c = v->raw[i];
+        if (c == '[' || c == ',') after_sep = true;
+        else if (c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != ']') {
+            if (after_sep) n++;
+            after_sep = false;
+        }
+    }
+    return n;
+}
+
+/* Decodes JSON data into a fresh arena buffer, refusing counts the text cannot hold before
+ * allocating (each element takes at least one byte). */
+static celer_status decode_json_data(const celer_json *data, celer_dtype dtype, const celer_shape *shape,
+                                     celer_arena *arena, const char *what, void **out) {
+    int64_t numel = celer_shape_numel(shape);
+    char a[200];
+    if (numel < 0)
+        return celer_errorf(CELER_ERR_LIMIT, "%s: shape %s is too large", what, dims_text(shape->dims, shape->rank, a, sizeof a));
+    if ((uint64_t)numel > data->raw_len)
+        return celer_errorf(CELER_ERR_SHAPE, "%s: shape %s has %lld elements but data has %zu", what,
+                            dims_text(shape->dims, shape->rank, a, sizeof a), (long long)numel, count_leaves(data));
+    size_t esize = dtype == CELER_STRING ? sizeof(char *) : celer_dtype_size(dtype), bytes;
+    if (celer_mul_size((size_t)numel, esize, &bytes)) return celer_errorf(CELER_ERR_LIMIT, "%s: tensor too large", what);
+    void *buf = celer_arena_alloc(arena, bytes ? bytes : 1);
+    if (!buf) return celer_error_wrap(CELER_ERR_NOMEM, "%s: ", what);
+    CELER_TRY(celer_json_decode_tensor(data, dtype, shape, buf, arena, what));
+    *out = buf;
+    return CELER_OK;
+}
+
+static uint32_t read_le32(const char *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* BYTES elements in binary form: numel times (4-byte little-endian length, bytes), exactly filling
+ * [p, p + n). Strings are copied into the arena (NUL-terminated). */
+static celer_status decode_binary_bytes(const char *p, size_t n, size_t numel, celer_arena *arena, const char *what,
+                                        char ***out) {
+    if (numel > n / 4)
+        return celer_errorf(CELER_ERR_INVALID, "%s: %zu bytes cannot hold %zu BYTES elements (4-byte length each)", what, n, numel);
+    char **els = celer_arena_alloc(arena, numel ? numel * sizeof(char *) : 1);
+    if (!els) return CELER_ERR_NOMEM;
+    size_t off = 0;
+    for (size_t i = 0; i < numel; i++) {
+        if (n - off < 4)
+            return celer_errorf(CELER_ERR_INVALID, "%s: BYTES element %zu: data ends inside its 4-byte length", what, i);
+        uint32_t l = read_le32(p + off);
+        off += 4;
+        if (l > n - off)
+            return celer_errorf(CELER_ERR_INVALID, "%s: BYTES element %zu: length %u but only %zu bytes remain", what, i, l, n - off);
+        els[i] = celer_arena_strndup(arena, p + off, l);
+        if (!els[i]) return CELER_ERR_NOMEM;
+        off += l;
+    }
+    if (off != n)
+        return celer_errorf(CELER_ERR_INVALID, "%s: binary_data_size %zu but the %zu BYTES elements take %zu bytes", what, n, numel, off);
+    *out = els;
+    return CELER_OK;
+}
+
+/* Fixed-size elements from the body: zero-copy when the bytes are aligned for the type. */
+static celer_status binary_fixed(const char *p, size_t n, celer_dtype dtype, celer_arena *arena, void **out) {
+    size_t esize = celer_dtype_size(dtype);
+    if (((uintptr_t)p % esize) == 0) {
+        *out = (void *)(uintptr_t)p;
+        return CELER_OK;
+    }
+    void *buf = celer_arena_alloc(arena, n ? n : 1);
+    if (!buf) return CELER_ERR_NOMEM;
+    memcpy(buf, p, n);
+    *out = buf;
+    return CELER_OK;
+}
+
+static celer_status decode_raw_body(const char *body, size_t len, const celer_kserve_tensor_spec *spec, int n_spec,
+                                    celer_arena *arena, celer_kserve_request *out) {
+    char names[300], a[200];
+    if (n_spec != 1)
+        return celer_errorf(CELER_ERR_INVALID,
+                            "a raw binary body (Inference-Header-Content-Length: 0) needs a model with exactly one input; "
+                            "this model has %d (%s)",
+                            n_spec, spec_names(spec, n_spec, names, sizeof names));
+    const celer_kserve_tensor_spec *sp = &spec[0];
+    celer_tensor t = {.dtype = sp->dtype, .shape = {.rank = sp->rank}};
+    for (int d = 0; d < sp->rank; d++) {
+        if (sp->dims[d] < 0)
+            return celer_errorf(CELER_ERR_SHAPE,
+                                "input '%s': a raw binary body needs a fully known input shape, but the model's is %s; "
+                                "send JSON or use the binary tensor extension with an explicit shape",
+                                sp->name, dims_text(sp->dims, sp->rank, a, sizeof a));
+        t.shape.dims[d] = sp->dims[d];
+    }
+    int64_t numel = celer_shape_numel(&t.shape);
+    if (numel < 0) return celer_errorf(CELER_ERR_LIMIT, "input '%s': shape too large", sp->name);
+    const char *what = what_name(arena, "input '%s'", sp->name);
+    if (sp->dtype == CELER_STRING) {
+        CELER_TRY(decode_binary_bytes(body, len, (size_t)numel, arena, what, (char ***)&t.data));
+    } else {
+        size_t esize = celer_dtype_size(sp->dtype), need;
+        if (esize == 0 || !celer_kserve_datatype_name(sp->dtype))
+            return celer_errorf(CELER_ERR_UNSUPPORTED, "input '%s': type %s has no KServe datatype", sp->name, celer_dtype_name(sp->dtype));
+        if (celer_mul_size((size_t)numel, esize, &need)) return celer_errorf(CELER_ERR_LIMIT, "%s: shape too large", what);
+        if (len != need)
+            return celer_errorf(CELER_ERR_SHAPE, "%s: raw body has %zu bytes but shape %s of %s needs %zu", what, len,
+                                dims_text(t.shape.dims, t.shape.rank, a, sizeof a), dt_name(sp->dtype), need);
+        CELER_TRY(binary_fixed(body, len, sp->dtype, arena, &t.data));
+    }
+    out->inputs = celer_arena_alloc(arena, sizeof *out->inputs);
+    if (!out->inputs) return CELER_ERR_NOMEM;
+    out->inputs[0].name = sp->name;
+    out->inputs[0].tensor = t;
+    out->n_inputs = 1;
+    return CELER_OK;
+}
+
+static celer_status parse_outputs(const celer_json *outputs, celer_arena *arena, celer_kserve_request *out) {
+    if (outputs->type != CELER_JSON_ARRAY) return celer_errorf(CELER_ERR_INVALID, "'outputs' must be an array of objects");
+    if (outputs->n > CELER_KSERVE_MAX_TENSORS)
+        return celer_errorf(CELER_ERR_LIMIT, "%d outputs requested; at most %d are allowed", outputs->n, CELER_KSERVE_MAX_TENSORS);
+    if (outputs->n == 0) return CELER_OK;
+    out->outputs = celer_arena_alloc(arena, (size_t)outputs->n * sizeof *out->outputs);
+    if (!out->outputs) return CELER_ERR_NOMEM;
+    for (int i = 0; i < outputs->n; i++) {
+        const celer_json *o = &outputs->items[i], *name = celer_json_get(o, "name");
+        if (o->type != CELER_JSON_OBJECT) return celer_errorf(CELER_ERR_INVALID, "outputs[%d] must be an object", i);
+        if (!name || name->type != CELER_JSON_STRING)
+            return celer_errorf(CELER_ERR_INVALID, "outputs[%d]: missing or non-string 'name'", i);
+        for (int k = 0; k < i; k++)
+            if (strcmp(out->outputs[k].name, name->string) == 0)
+                return celer_errorf(CELER_ERR_INVALID, "output '%s' requested twice", name->string);
+        const celer_json *params = celer_json_get(o, "parameters");
+        bool binary = false;
+        if (params) {
+            if (params->type != CELER_JSON_OBJECT)
+                return celer_errorf(CELER_ERR_INVALID, "output '%s': 'parameters' must be an object", name->string);
+            const celer_json *bd = celer_json_get(params, "binary_data");
+            if (bd) {
+                if (bd->type != CELER_JSON_BOOL)
+                    return celer_errorf(CELER_ERR_INVALID, "output '%s': parameters.binary_data must be true or false", name->string);
+                binary = bd->boolean;
+            }
+        }
+        out->outputs[i].name = name->string;
+        out->outputs[i].binary = binary;
+    }
+    out->n_outputs = outputs->n;
+    return CELER_OK;
+}
+
+static celer_status parse_parameters(const celer_json *params, celer_kserve_request *out) {
+    if (params->type != CELER_JSON_OBJECT) return celer_errorf(CELER_ERR_INVALID, "request 'parameters' must be an object");
+    const celer_json *bdo = celer_json_get(params, "binary_data_output");
+    if (bdo) {
+        if (bdo->type != CELER_JSON_BOOL)
+            return celer_errorf(CELER_ERR_INVALID, "parameters.binary_data_output must be true or false");
+        out->binary_data_output = bdo->boolean;
+    }
+    const celer_json *timeout = celer_json_get(params, "timeout");
+    if (timeout) {
+        uint64_t us;
+        if (!json_uint(timeout, &us) || us > (uint64_t)INT64_MAX)
+            return celer_errorf(CELER_ERR_INVALID, "parameters.timeout must be a non-negative integer (microseconds), got %.*s",
+                                (int)(timeout->raw_len > 40 ? 40 : timeout->raw_len), timeout->raw);
+        out->timeout_us = (int64_t)us;
+    }
+    return CELER_OK;
+}
+
+celer_status celer_kserve_decode_infer(const char *body, size_t len, size_t json_len, const celer_kserve_tensor_spec *spec,
+                                       int n_spec, celer_arena *arena, celer_kserve_request *out) {
+    memset(out, 0, sizeof *out);
+    if (json_len == 0) return decode_raw_body(body, len, spec, n_spec, arena, out);
+    bool has_binary = json_len != SIZE_MAX;
+    size_t jl = has_binary ? json_len : len;
+    if (jl > len)
+        return celer_errorf(CELER_ERR_PARSE, "Inference-Header-Content-Length is %zu but the body has only %zu bytes", jl, len);
+    celer_json *root;
+    celer_status st = celer_json_parse(body, jl, arena, &root);
+    if (st) return celer_error_wrap(st, "request body: ");
+    if (root->type != CELER_JSON_OBJECT) return celer_errorf(CELER_ERR_INVALID, "request body must be a JSON object");
+
+    const celer_json *id = celer_json_get(root, "id");
+    if (id) {
+        if (id->type != CELER_JSON_STRING) return celer_errorf(CELER_ERR_INVALID, "request 'id' must be a string");
+        out->id = id->string;
+    }
+    const celer_json *params = celer_json_get(root, "parameters");
+    if (params) CELER_TRY(parse_parameters(params, out));
+    const celer_json *outputs = celer_json_get(root, "outputs");
+    if (outputs) CELER_TRY(parse_outputs(outputs, arena, out));
+
+    const celer_json *inputs = celer_json_get(root, "inputs");
+    if (!inputs) return celer_errorf(CELER_ERR_INVALID, "request has no 'inputs'");
+    if (inputs->type != CELER_JSON_ARRAY) return celer_errorf(CELER_ERR_INVALID, "'inputs' must be an array of objects");
+    if (inputs->n > CELER_KSERVE_MAX_TENSORS)
+        return celer_errorf(CELER_ERR_LIMIT, "request has %d inputs; at most %d are allowed", inputs->n, CELER_KSERVE_MAX_TENSORS);
+    out->inputs = celer_arena_alloc(arena, (size_t)(inputs->n ? inputs->n : 1) * sizeof *out->inputs);
+    uint8_t *seen = celer_arena_alloc(arena, (size_t)(n_spec > 0 ? n_spec : 1));
+    if (!out->inputs || !seen) return CELER_ERR_NOMEM;
+
+    const char *tail = body + jl;
+    size_t remaining = len - jl;
+    char names[300], a[200];
+    for (int i = 0; i < inputs->n; i++) {
+        const celer_json *in = &inputs->items[i];
+        if (in->type != CELER_JSON_OBJECT) return celer_errorf(CELER_ERR_INVALID, "inputs[%d] must be an object", i);
+        const celer_json *name = celer_json_get(in, "name");
+        if (!name || name->type != CELER_JSON_STRING)
+            return celer_errorf(CELER_ERR_INVALID, "inputs[%d]: missing or non-string 'name'", i);
+        int si = find_spec(spec, n_spec, name->string);
+        if (si < 0)
+            return celer_errorf(CELER_ERR_INVALID, "unknown input '%s' (model inputs: %s)", name->string,
+                                spec_names(spec, n_spec, names, sizeof names));
+        if (seen[si]) return celer_errorf(CELER_ERR_INVALID, "input '%s' given twice", name->string);
+        seen[si] = 1;
+        const celer_kserve_tensor_spec *sp = &spec[si];
+        const char *what = what_name(arena, "input '%s'", name->string);
+
+        const celer_json *dt = celer_json_get(in, "datatype");
+        if (!dt || dt->type != CELER_JSON_STRING)
+            return celer_errorf(CELER_ERR_INVALID, "%s: missing or non-string 'datatype' (expected %s)", what, dt_name(sp->dtype));
+        celer_dtype dtype = celer_kserve_datatype_parse(dt->string);
+        if (dtype == CELER_UNDEFINED)
+            return celer_errorf(CELER_ERR_DTYPE, "%s: unknown datatype '%.40s' (expected %s)", what, dt->string, dt_name(sp->dtype));
+        if (dtype != sp->dtype)
+            return celer_errorf(CELER_ERR_DTYPE, "%s: expected %s, got %s", what, dt_name(sp->dtype), dt->string);
+
+        celer_tensor t = {.dtype = dtype};
+        CELER_TRY(parse_shape(celer_json_get(in, "shape"), &t.shape, what));
+        CELER_TRY(check_shape(sp, &t.shape, what));
+        int64_t numel = celer_shape_numel(&t.shape);
+        if (numel < 0)
+            return celer_errorf(CELER_ERR_LIMIT, "%s: shape %s is too large", what, dims_text(t.shape.dims, t.shape.rank, a, sizeof a));
+
+        const celer_json *ip = celer_json_get(in, "parameters"), *bds = NULL;
+        if (ip) {
+            if (ip->type != CELER_JSON_OBJECT) return celer_errorf(CELER_ERR_INVALID, "%s: 'parameters' must be an object", what);
+            bds = celer_json_get(ip, "binary_data_size");
+        }
+        const celer_json *data = celer_json_get(in, "data");
+        if (bds) {
+            uint64_t size;
+            if (!json_uint(bds, &size))
+                return celer_errorf(CELER_ERR_INVALID, "%s: parameters.binary_data_size must be a non-negative integer", what);
+            if (data) return celer_errorf(CELER_ERR_INVALID, "%s: has both 'data' and parameters.binary_data_size", what);
+            if (!has_binary)
+                return celer_errorf(CELER_ERR_INVALID,
+                                    "%s: binary_data_size given but the request has no Inference-Header-Content-Length header",
+                                    what);
+            if (size > remaining)
+                return celer_errorf(CELER_ERR_INVALID, "%s: binary_data_size %llu but only %zu bytes remain in the body", what,
+                                    (unsigned long long)size, remaining);
+            if (dtype == CELER_STRING) {
+                CELER_TRY(decode_binary_bytes(tail, (size_t)size, (size_t)numel, arena, what, (char ***)&t.data));
+            } else {
+                size_t need;
+                if (celer_mul_size((size_t)numel, celer_dtype_size(dtype), &need))
+                    return celer_errorf(CELER_ERR_LIMIT, "%s: tensor too large", what);
+                if (size != need)
+                    return celer_errorf(CELER_ERR_INVALID, "%s: binary_data_size %llu but %zu bytes expected (shape %s, %s)", what,
+                                        (unsigned long long)size, need, dims_text(t.shape.dims, t.shape.rank, a, sizeof a),
+                                        dt_name(dtype));
+                CELER_TRY(binary_fixed(tail, need, dtype, arena, &t.data));
+            }
+            tail += size;
+            remaining -= (size_t)size;
+        } else if (data) {
+            CELER_TRY(decode_json_data(data, dtype, &t.shape, arena, what, &t.data));
+        } else {
+            return celer_errorf(CELER_ERR_INVALID, "%s: no 'data' and no parameters.binary_data_size", what);
+        }
+        out->inputs[i].name = name->string;
+        out->inputs[i].tensor = t;
+    }
+    out->n_inputs = inputs->n;
+    if (has_binary && remaining)
+        return celer_errorf(CELER_ERR_INVALID, "%zu trailing bytes after the binary inputs", remaining);
+    for (int s = 0; s < n_spec; s++)
+        if (!seen[s]) return celer_errorf(CELER_ERR_INVALID, "missing input '%s'", spec[s].name);
+    return CELER_OK;
+}
+
+/* ---- responses ---- */
+
+static void write_shape(celer_jbuf *b, const celer_shape *s) {
+    celer_jbuf_raw(b, "[", 1);
+    for (int d = 0; d < s->rank; d++) {
+        if (d) celer_jbuf_raw(b, ",", 1);
+        celer_jbuf_int(b, s->dims[d]);
+    }
+    celer_jbuf_raw(b, "]", 1);
+}
+
+/* Byte size of an output in binary form (BYTES: 4-byte length + bytes per element). */
+static celer_status binary_size(const celer_tensor *t, const char *name, size_t *out) {
+    if (t->dtype != CELER_STRING) {
+        celer_status st = celer_tensor_bytes(t, out);
+        return st ? celer_error_wrap(st, "output '%s': ", name) : CELER_OK;
+    }
+    int64_t n = celer_shape_numel(&t->shape);
+    if (n < 0) return celer_errorf(CELER_ERR_SHAPE, "output '%s': unknown shape", name);
+    size_t total = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const char *s = ((const char *const *)t->data)[i];
+        size_t l = s ? strlen(s) : 0;
+        if (l > UINT32_MAX || celer_add_size(total, 4 + l, &total))
+            return celer_errorf(CELER_ERR_LIMIT, "output '%s': BYTES element too large", name);
+    }
+    *out = total;
+    return CELER_OK;
+}
+
+static void write_binary(celer_jbuf *b, const celer_tensor *t, size_t size) {
+    if (t->dtype != CELER_STRING) {
+        celer_jbuf_raw(b, t->data, size);
+        return;
+    }
+    int64_t n = celer_shape_numel(&t->shape);
+    for (int64_t i = 0; i < n && !b->status; i++) {
+        const char *s = ((const char *const *)t->data)[i];
+        uint32_t l = (uint32_t)(s ? strlen(s) : 0);
+        celer_jbuf_raw(b, (const char *)&l, 4);
+        celer_jbuf_raw(b, s ? s : "", l);
+    }
+}
+
+celer_status celer_kserve_encode_infer(const celer_kserve_request *req, const char *model_name, const char *model_version,
+                                       const char *const *names, const celer_tensor *outputs, int n_outputs, celer_jbuf *out,
+                                       size_t *json_len) {
+    int sel[CELER_KSERVE_MAX_TENSORS];
+    bool bin[CELER_KSERVE_MAX_TENSORS];
+    size_t bsize[CELER_KSERVE_MAX_TENSORS];
+    int n_sel = 0;
+    bool all_binary = req && req->binary_data_output;
+    if (req && req->n_outputs > 0) {
+        if (req->n_outputs > CELER_KSERVE_MAX_TENSORS) return celer_errorf(CELER_ERR_LIMIT, "too many outputs requested");
+        for (int r = 0; r < req->n_outputs; r++) {
+            int found = -1;
+            for (int i = 0; i < n_outputs && found < 0; i++)
+                if (strcmp(names[i], req->outputs[r].name) == 0) found = i;
+            if (found < 0) return celer_errorf(CELER_ERR_NOT_FOUND, "unknown output '%s' requested", req->outputs[r].name);
+            sel[n_sel] = found;
+            bin[n_sel++] = all_binary || req->outputs[r].binary;
+        }
+    } else {
+        if (n_outputs > CELER_KSERVE_MAX_TENSORS) return celer_errorf(CELER_ERR_LIMIT, "model has too many outputs");
+        for (int i = 0; i < n_outputs; i++) {
+            sel[n_sel] = i;
+            bin[n_sel++] = all_binary;
+        }
+    }
+    for (int k = 0; k < n_sel; k++) {
+        const celer_tensor *t = &outputs[sel[k]];
+        if (!celer_kserve_datatype_name(t->dtype))
+            return celer_errorf(CELER_ERR_UNSUPPORTED, "output '%s' has type %s, which KServe cannot represent", names[sel[k]],
+                                celer_dtype_name(t->dtype));
+        if (bin[k]) CELER_TRY(binary_size(t, names[sel[k]], &bsize[k]));
+    }
+    celer_jbuf_reset(out);
+    celer_jbuf_raw(out, "{\"model_name\":", 14);
+    celer_jbuf_str(out, model_name ? model_name : "");
+    if (model_version) {
+        celer_jbuf_raw(out, ",\"model_version\":", 17);
+        celer_jbuf_str(out, model_version);
+    }
+    if (req && req->id) {
+        celer_jbuf_raw(out, ",\"id\":", 6);
+        celer_jbuf_str(out, req->id);
+    }
+    celer_jbuf_raw(out, ",\"outputs\":[", 12);
+    for (int k = 0; k < n_sel; k++) {
+        const celer_tensor *t = &outputs[sel[k]];
+        celer_jbuf_raw(out, k ? ",{\"name\":" : "{\"name\":", k ? 9 : 8);
+        celer_jbuf_str(out, names[sel[k]]);
+        const char *dtn = celer_kserve_datatype_name(t->dtype); /* plain ASCII: no escaping */
+        celer_jbuf_raw(out, ",\"datatype\":\"", 13);
+        celer_jbuf_raw(out, dtn, strlen(dtn));
+        celer_jbuf_raw(out, "\",\"shape\":", 10);
+        write_shape(out, &t->shape);
+        if (bin[k]) {
+            celer_jbuf_raw(out, ",\"parameters\":{\"binary_data_size\":", 34);
+            celer_jbuf_uint(out, bsize[k]);
+            celer_jbuf_raw(out, "}}", 2);
+        } else {
+            celer_jbuf_raw(out, ",\"data\":", 8);
+            celer_jbuf_tensor_data(out, t);
+            celer_jbuf_raw(out, "}", 1);
+        }
+    }
+    celer_jbuf_raw(out, "]}", 2);
+    if (json_len) *json_len = out->len;
+    for (int k = 0; k < n_sel; k++)
+        if (bin[k]) write_binary(out, &outputs[sel[k]], bsize[k]);
+    return out->status;
+}
+
+/* ---- KServe v1 ---- */
+
+static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* Elements of the raw array at p ('[') and where its first element starts. */
+static size_t raw_level_count(const char *p, const char *end, const char **first) {
+    int depth = 0;
+    size_t commas = 0;
+    bool any = false;
+    *first = NULL;
+    for (; p < end; p++) {
+        char c = *p;
+        if (c == '[') {
+            depth++;
+            if (depth == 2 && !*first) *first = p;
+            if (depth == 2) any = true;
+            continue;
+        }
+        if (c == ']') {
+            if (--depth == 0) break;
+            continue;
+        }
+        if (depth == 1) {
+            if (c == ',') commas++;
+            else if (!is_space(c)) {
+                any = true;
+                if (!*first) *first = p;
+            }
+        }
+    }
+    return any ? commas + 1 : 0;
+}
+
+/* The shape implied by JSON data, following the first element at each level (raggedness is
+ * caught later by the exact nested decode). */
+static celer_status infer_shape(const celer_json *v, celer_shape *s, const char *what) {
+    s->rank = 0;
+    while (v && v->type == CELER_JSON_ARRAY) {
+        if (s->rank == CELER_MAX_RANK) return celer_errorf(CELER_ERR_SHAPE, "%s: data nested deeper than %d levels", what, CELER_MAX_RANK);
+        s->dims[s->rank++] = v->n;
+        v = v->n ? &v->items[0] : NULL;
+    }
+    if (!v || v->type != CELER_JSON_NUMERIC_ARRAY) return CELER_OK;
+    const char *p = v->raw, *end = v->raw + v->raw_len;
+    while (p && *p == '[') {
+        if (s->rank == CELER_MAX_RANK) return celer_errorf(CELER_ERR_SHAPE, "%s: data nested deeper than %d levels", what, CELER_MAX_RANK);
+        const char *first;
+        s->dims[s->rank++] = (int64_t)raw_level_count(p, end, &first);
+        p = first;
+    }
+    return CELER_OK;
+}
+
+celer_status celer_kserve_decode_predict(const char *body, size_t len, const celer_kserve_tensor_spec *spec, int n_spec,
+                                         celer_arena *arena, celer_kserve_request *out) {
+    memset(out, 0, sizeof *out);
+    celer_json *root;
+    celer_status st = celer_json_parse(body, len, arena, &root);
+    if (st) return celer_error_wrap(st, "request body: ");
+    const celer_json *inst = celer_json_get(root, "instances");
+    if (!inst) return celer_errorf(CELER_ERR_INVALID, "request body must be a JSON object with an 'instances' array");
+    if (inst->type != CELER_JSON_ARRAY && inst->type != CELER_JSON_NUMERIC_ARRAY)
+        return celer_errorf(CELER_ERR_INVALID, "'instances' must be an array");
+    if (n_spec < 1 || n_spec > CELER_KSERVE_MAX_TENSORS) return celer_errorf(CELER_ERR_INVALID, "model has %d inputs", n_spec);
+    char names[300], a[200], b[200];
+    bool objects = inst->type == CELER_JSON_ARRAY && inst->n > 0 && inst->items[0].type == CELER_JSON_OBJECT;
+    out->inputs = celer_arena_alloc(arena, (size_t)n_spec * sizeof *out->inputs);
+    if (!out->inputs) return CELER_ERR_NOMEM;
+
+    if (!objects) {
+        if (n_spec != 1)
+            return celer_errorf(CELER_ERR_INVALID, "the model has %d inputs (%s): each instance must be an object {input name: value}",
+                                n_spec, spec_names(spec, n_spec, names, sizeof names));
+        const celer_kserve_tensor_spec *sp = &spec[0];
+        const char *what = what_name(arena, "input '%s'", sp->name);
+        celer_tensor t = {.dtype = sp->dtype};
+        CELER_TRY(infer_shape(inst, &t.shape, what));
+        if (t.shape.rank == 0 || t.shape.dims[0] == 0) return celer_errorf(CELER_ERR_INVALID, "'instances' is empty");
+        if (t.shape.rank != sp->rank)
+            return celer_errorf(CELER_ERR_SHAPE, "%s: instances form a batch of shape %s but the model input is %s (rank %d)", what,
+                                dims_text(t.shape.dims, t.shape.rank, a, sizeof a), dims_text(sp->dims, sp->rank, b, sizeof b),
+                                sp->rank);
+        CELER_TRY(check_shape(sp, &t.shape, what));
+        CELER_TRY(decode_json_data(inst, sp->dtype, &t.shape, arena, what, &t.data));
+        out->inputs[0].name = sp->name;
+        out->inputs[0].tensor = t;
+        out->n_inputs = 1;
+        return CELER_OK;
+    }
+
+    /* one object per instance: {input name: row} */
+    int n = inst->n;
+    for (int r = 0; r < n; r++) {
+        const celer_json *row = &inst->items[r];
+        if (row->type != CELER_JSON_OBJECT)
+            return celer_errorf(CELER_ERR_INVALID, "instances[%d] must be an object like instances[0]", r);
+        for (int k = 0; k < row->n; k++)
+            if (find_spec(spec, n_spec, row->keys[k]) < 0)
+                return celer_errorf(CELER_ERR_INVALID, "instances[%d]: unknown input '%s' (model inputs: %s)", r, row->keys[k],
+                                    spec_names(spec, n_spec, names, sizeof names));
+    }
+    for (int s = 0; s < n_spec; s++) {
+        const celer_kserve_tensor_spec *sp = &spec[s];
+        const char *what = what_name(arena, "input '%s'", sp->name);
+        const celer_json *first = celer_json_get(&inst->items[0], sp->name);
+        if (!first) return celer_errorf(CELER_ERR_INVALID, "instances[0]: missing input '%s'", sp->name);
+        celer_shape row;
+        CELER_TRY(infer_shape(first, &row, what));
+        if (row.rank + 1 > CELER_MAX_RANK) return celer_errorf(CELER_ERR_SHAPE, "%s: rows nested too deeply", what);
+        celer_tensor t = {.dtype = sp->dtype, .shape = {.rank = row.rank + 1, .dims = {n}}};
+        memcpy(t.shape.dims + 1, row.dims, (size_t)row.rank * sizeof row.dims[0]);
+        CELER_TRY(check_shape(sp, &t.shape, what));
+        int64_t row_numel = celer_shape_numel(&row);
+        size_t esize = sp->dtype == CELER_STRING ? sizeof(char *) : celer_dtype_size(sp->dtype), row_bytes, total;
+        /* every element takes at least a byte of the body */
+        size_t all;
+        if (row_numel < 0 || (uint64_t)row_numel > first->raw_len || celer_mul_size((size_t)row_numel, esize, &row_bytes) ||
+            celer_mul_size(row_bytes, (size_t)n, &total) || celer_mul_size((size_t)row_numel, (size_t)n, &all) || all > len)
+            return celer_errorf(CELER_ERR_SHAPE, "%s: rows of shape %s do not fit the request", what,
+                                dims_text(row.dims, row.rank, a, sizeof a));
+        char *buf = celer_arena_alloc(arena, total ? total : 1);
+        if (!buf) return CELER_ERR_NOMEM;
+        for (int r = 0; r < n; r++) {
+            const celer_json *v = celer_json_get(&inst->items[r], sp->name);
+            if (!v) return celer_errorf(CELER_ERR_INVALID, "instances[%d]: missing input '%s'", r, sp->name);
+            char rw[300];
+            snprintf(rw, sizeof rw, "instances[%d]: input '%s'", r, sp->name);
+            CELER_TRY(celer_json_decode_tensor(v, sp->dtype, &row, buf + (size_t)r * row_bytes, arena, rw));
+        }
+        t.data = buf;
+        out->inputs[s].name = sp->name;
+        out->inputs[s].tensor = t;
+    }
+    out->n_inputs = n_spec;
+    return CELER_OK;
+}
+
+/* Writes element `i` of `t` as one JSON value. */
+static void write_element(celer_jbuf *b, const celer_tensor *t, size_t i) {
+    size_t esize = t->dtype == CELER_STRING ? sizeof(char *) : celer_dtype_size(t->dtype);
+    celer_tensor one = {.dtype = t->dtype, .shape = {.rank = 1, .dims = {1}}, .data = (char *)t->data + i * esize};
+    size_t start = b->len;
+    celer_jbuf_tensor_data(b, &one); /* "[v]": drop the brackets */
+    if (b->status) return;
+    memmove(b->data + start, b->data + start + 1, b->len - start - 2);
+    b->len -= 2;
+    b->data[b->len] = 0;
+}
+
+/* Writes rows [row] of `t` (dims from `level` on) as nested arrays. */
+static void write_nested(celer_jbuf *b, const celer_tensor *t, int level, size_t offset) {
+    const celer_shape *s = &t->shape;
+    if (level == s->rank) {
+        write_element(b, t, offset);
+        return;
+    }
+    size_t inner = 1;
+    for (int d = level + 1; d < s->rank; d++) inner *= (size_t)s->dims[d];
+    if (level == s->rank - 1) { /* innermost: one flat array */
+        size_t esize = t->dtype == CELER_STRING ? sizeof(char *) : celer_dtype_size(t->dtype);
+        celer_tensor v = {.dtype = t->dtype, .shape = {.rank = 1, .dims = {s->dims[level]}}, .data = (char *)t->data + offset * esize};
+        celer_jbuf_tensor_data(b, &v);
+        return;
+    }
+    celer_jbuf_raw(b, "[", 1);
+    for (int64_t j = 0; j < s->dims[level] && !b->status; j++) {
+        if (j) celer_jbuf_raw(b, ",", 1);
+        write_nested(b, t, level + 1, offset + (size_t)j * inner);
+    }
+    celer_jbuf_raw(b, "]", 1);
+}
+
+celer_status celer_kserve_encode_predict(const char *const *names, const celer_tensor *outputs, int n_outputs, celer_jbuf *out) {
+    if (n_outputs < 1) return celer_errorf(CELER_ERR_INVALID, "model produced no outputs");
+    int64_t rows = outputs[0].shape.rank ? outputs[0].shape.dims[0] : 1;
+    for (int i = 0; i < n_outputs; i++) {
+        if (celer_shape_numel(&outputs[i].shape) < 0) return celer_errorf(CELER_ERR_SHAPE, "output '%s' has an unknown shape", names[i]);
+        if (!celer_kserve_datatype_name(outputs[i].dtype))
+            return celer_errorf(CELER_ERR_UNSUPPORTED, "output '%s' has type %s, which JSON responses cannot carry", names[i],
+                                celer_dtype_name(outputs[i].dtype));
+        if (n_outputs > 1 && (outputs[i].shape.rank == 0 || outputs[i].shape.dims[0] != rows))
+            return celer_errorf(CELER_ERR_SHAPE, "output '%s' does not have %lld rows like output '%s'", names[i], (long long)rows,
+                                names[0]);
+    }
+    celer_jbuf_reset(out);
+    celer_jbuf_raw(out, "{\"predictions\":[", 16);
+    for (int64_t r = 0; r < rows && !out->status; r++) {
+        if (r) celer_jbuf_raw(out, ",", 1);
+        if (n_outputs > 1) celer_jbuf_raw(out, "{", 1);
+        for (int i = 0; i < n_outputs; i++) {
+            const celer_tensor *t = &outputs[i];
+            if (n_outputs > 1) {
+                if (i) celer_jbuf_raw(out, ",", 1);
+                celer_jbuf_str(out, names[i]);
+                celer_jbuf_raw(out, ":", 1);
+            }
+            if (t->shape.rank == 0) {
+                write_element(out, t, 0);
+                continue;
+            }
+            size_t row_numel = 1;
+            for (int d = 1; d < t->shape.rank; d++) row_numel *= (size_t)t->shape.dims[d];
+            write_nested(out, t, 1, (size_t)r * row_numel);
+        }
+        if (n_outputs > 1) celer_jbuf_raw(out, "}", 1);
+    }
+    celer_jbuf_raw(out, "]}", 2);
+    return out->status;
+}
+
+void celer_kserve_encode_error(const char *message, celer_jbuf *out) {
+    celer_jbuf_reset(out);
+    celer_jbuf_raw(out, "{\"error\":", 9);
+    celer_jbuf_str(out, message ? message : "");
+    celer_jbuf_raw(out, "}", 1);
+}

@@ -1,0 +1,82 @@
+/* KServe v2 / Triton inference protocol over HTTP: datatype names, infer request decoding
+ * (JSON, Triton's binary tensor extension, raw octet-stream) and response encoding, and the
+ * KServe v1 `:predict` form. Private to src/server. */
+#ifndef CELER_SERVER_KSERVE_H
+#define CELER_SERVER_KSERVE_H
+
+#include "base/base.h"
+#include "server/json.h"
+#include "tensor/tensor.h"
+
+/* Caps on what a request may declare. */
+#define CELER_KSERVE_MAX_TENSORS 256
+
+/* "FP32" <-> CELER_FLOAT, ..., "BYTES" <-> CELER_STRING; NULL / CELER_UNDEFINED when unknown. */
+const char *celer_kserve_datatype_name(celer_dtype t);
+celer_dtype celer_kserve_datatype_parse(const char *name);
+
+/* What the model accepts, for decoding: one entry per model input. dims -1 = variable. */
+typedef struct celer_kserve_tensor_spec {
+    const char *name;
+    celer_dtype dtype;
+    int rank;
+    int64_t dims[CELER_MAX_RANK];
+} celer_kserve_tensor_spec;
+
+typedef struct celer_kserve_input {
+    const char *name;   /* as given */
+    celer_tensor tensor; /* data in the request arena or pointing into the body (binary) */
+} celer_kserve_input;
+
+typedef struct celer_kserve_output_request {
+    const char *name;
+    bool binary;         /* parameters.binary_data */
+} celer_kserve_output_request;
+
+typedef struct celer_kserve_request {
+    const char *id;              /* NULL when absent */
+    int n_inputs;
+    celer_kserve_input *inputs;  /* in request order */
+    int n_outputs;               /* 0: all outputs */
+    celer_kserve_output_request *outputs;
+    bool binary_data_output;     /* parameters.binary_data_output */
+    int64_t timeout_us;          /* parameters.timeout (microseconds); 0 when absent */
+} celer_kserve_request;
+
+/* Decodes an infer request body. `json_len` is the value of Inference-Header-Content-Length
+ * (SIZE_MAX when the header is absent: the whole body is JSON). `json_len` 0 means the raw form:
+ * the whole body is the bytes of the model's single input (shape taken from the spec when fully
+ * known, else an error naming the input). Every input is checked against `spec` (known name,
+ * dtype equal, rank equal, fixed dims equal, element count == product of shape, binary sizes
+ * exact); unknown requested outputs are left for the caller to check. Everything allocated goes
+ * into `arena`; tensor data may point into `body`, which must outlive the request. Errors are
+ * CELER_ERR_PARSE / CELER_ERR_INVALID / CELER_ERR_SHAPE / CELER_ERR_DTYPE with a message naming
+ * the input and expected vs got. */
+celer_status celer_kserve_decode_infer(const char *body, size_t len, size_t json_len,
+                                       const celer_kserve_tensor_spec *spec, int n_spec,
+                                       celer_arena *arena, celer_kserve_request *out);
+
+/* Encodes an infer response for the outputs selected by `req` (all when req->n_outputs is 0):
+ * {"model_name","model_version","id"?,"outputs":[{"name","datatype","shape","data"}]}; outputs
+ * asked binary get "parameters":{"binary_data_size":N} and their bytes are appended after the
+ * JSON into `out`, and *json_len is set to the JSON length (the caller sends it as
+ * Inference-Header-Content-Length when it differs from out->len). `names[i]` names `outputs[i]`. */
+celer_status celer_kserve_encode_infer(const celer_kserve_request *req, const char *model_name,
+                                       const char *model_version, const char *const *names,
+                                       const celer_tensor *outputs, int n_outputs, celer_jbuf *out,
+                                       size_t *json_len);
+
+/* KServe v1: {"instances": [...]} where each instance is one row of the model's single input
+ * (or an object {input name: row} for several inputs). Decodes into a batch: tensors of shape
+ * [n_instances, ...row shape]. Same ownership as celer_kserve_decode_infer. */
+celer_status celer_kserve_decode_predict(const char *body, size_t len, const celer_kserve_tensor_spec *spec,
+                                         int n_spec, celer_arena *arena, celer_kserve_request *out);
+/* {"predictions": [...]}: one entry per row of the first output (an object per row when there
+ * are several outputs). */
+celer_status celer_kserve_encode_predict(const char *const *names, const celer_tensor *outputs, int n_outputs,
+                                         celer_jbuf *out);
+
+/* {"error": "<message>"} */
+void celer_kserve_encode_error(const char *message, celer_jbuf *out);
+
+#endif

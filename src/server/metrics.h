@@ -1,0 +1,59 @@
+/* Prometheus metrics: a registry of counter, gauge and histogram series rendered as the text
+ * exposition format (version 0.0.4). Series are created rarely (server start, model load) under a
+ * lock and updated on the hot path with atomics only. Private to src/server. */
+#ifndef CELER_SERVER_METRICS_H
+#define CELER_SERVER_METRICS_H
+
+#include <stdint.h>
+
+#include "base/base.h"
+#include "server/json.h"
+
+typedef struct celer_metrics celer_metrics;
+typedef struct celer_series celer_series;
+
+typedef enum celer_metric_kind { CELER_METRIC_COUNTER, CELER_METRIC_GAUGE, CELER_METRIC_HISTOGRAM } celer_metric_kind;
+
+/* A gauge whose value is read at render time. */
+typedef double (*celer_gauge_fn)(void *user);
+
+/* Makes a registry that already holds the process metrics (process_resident_memory_bytes,
+ * process_virtual_memory_bytes, process_cpu_seconds_total, process_start_time_seconds,
+ * process_open_fds), read at render time from /proc/self. */
+celer_status celer_metrics_init(celer_metrics **out);
+void celer_metrics_free(celer_metrics *m);
+
+/* Finds or creates the series `name{labels}`; `labels` is the label text without braces, e.g.
+ * `model="resnet",version="1"` (values escaped by the caller with celer_metrics_escape), "" for
+ * none. All series of one name must have the same kind (and, for histograms, the same bounds);
+ * `help` is kept from the first call. Returns NULL (message set) on a kind clash or no memory.
+ * The series lives until celer_metrics_remove or the registry's free. */
+celer_series *celer_metrics_counter(celer_metrics *m, const char *name, const char *help, const char *labels);
+celer_series *celer_metrics_gauge(celer_metrics *m, const char *name, const char *help, const char *labels);
+celer_series *celer_metrics_gauge_fn(celer_metrics *m, const char *name, const char *help, const char *labels,
+                                     celer_gauge_fn fn, void *user);
+/* `bounds` ascending upper bounds (the +Inf bucket is added); at most 32. */
+celer_series *celer_metrics_histogram(celer_metrics *m, const char *name, const char *help, const char *labels,
+                                      const double *bounds, int n_bounds);
+
+/* Lock-free updates (NULL series are ignored, so callers need no checks). */
+void celer_metrics_add(celer_series *s, double v);     /* counter (v >= 0) or gauge */
+void celer_metrics_set(celer_series *s, double v);     /* gauge */
+void celer_metrics_observe(celer_series *s, double v); /* histogram */
+
+/* Removes every series whose label text contains `label_match` (e.g. `model="resnet"`), for
+ * models that are unloaded. Series pointers handed out for them die. */
+void celer_metrics_remove(celer_metrics *m, const char *label_match);
+
+/* Appends the exposition text (# HELP, # TYPE, samples; histograms as _bucket{le=...}, _sum,
+ * _count) to `out`. Safe while other threads update series. */
+void celer_metrics_render(celer_metrics *m, celer_jbuf *out);
+
+/* Escapes a label value (backslash, double quote, newline) into buf; returns buf. */
+const char *celer_metrics_escape(const char *value, char *buf, size_t cap);
+
+/* Latency buckets in seconds used by celer's histograms (50 us .. 60 s). */
+extern const double celer_metrics_latency_buckets[];
+extern const int celer_metrics_latency_bucket_count;
+
+#endif

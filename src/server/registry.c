@@ -1,0 +1,588 @@
+/* The registry of served models: loading from the repository, warm-up, version selection,
+ * reference counting of in-flight requests, and swaps that drain the old version first. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "server_internal.h"
+
+#define MAX_MODELS 4096
+
+const char *const celer_model_state_names[MODEL_STATE_COUNT] = {
+    [MODEL_LOADING] = "LOADING", [MODEL_READY] = "READY", [MODEL_UNAVAILABLE] = "UNAVAILABLE",
+    [MODEL_UNLOADING] = "UNLOADING"};
+
+struct celer_registry {
+    const celer_server_options *opts;
+    celer_sched *sched;
+    celer_metrics *metrics;
+    /* Readers (request lookups) hold the read lock only to find a version and bump its count. */
+    pthread_rwlock_t lock;
+    /* Loads and unloads run one at a time (API calls and the poller). */
+    pthread_mutex_t load_lock;
+    int n_models;
+    served_model *models[MAX_MODELS];
+};
+
+celer_status celer_registry_init(const celer_server_options *opts, celer_sched *sched, celer_metrics *metrics,
+                                 celer_registry **out) {
+    celer_registry *r = calloc(1, sizeof *r);
+    if (!r) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
+    r->opts = opts;
+    r->sched = sched;
+    r->metrics = metrics;
+    pthread_rwlock_init(&r->lock, NULL);
+    pthread_mutex_init(&r->load_lock, NULL);
+    *out = r;
+    return CELER_OK;
+}
+
+/* ---- versions ---- */
+
+static double queue_depth(void *user) {
+    served_version *v = user;
+    return v->queue ? celer_sched_queue_depth(v->queue) : 0;
+}
+
+static void version_metrics(celer_registry *r, served_version *v, double load_seconds) {
+    char name[600], labels[800];
+    celer_metrics_escape(v->owner->name, name, sizeof name);
+    snprintf(labels, sizeof labels, "model=\"%s\",version=\"%s\"", name, v->version_str);
+    char with_outcome[900];
+    snprintf(with_outcome, sizeof with_outcome, "%s,outcome=\"success\"", labels);
+    v->m_success = celer_metrics_counter(r->metrics, "celer_inference_requests_total",
+                                         "Inference requests by model, version and outcome.", with_outcome);
+    snprintf(with_outcome, sizeof with_outcome, "%s,outcome=\"failure\"", labels);
+    v->m_failure = celer_metrics_counter(r->metrics, "celer_inference_requests_total",
+                                         "Inference requests by model, version and outcome.", with_outcome);
+    const double *b = celer_metrics_latency_buckets;
+    int nb = celer_metrics_latency_bucket_count;
+    v->m_duration = celer_metrics_histogram(r->metrics, "celer_inference_request_duration_seconds",
+                                            "Time from request decoded to response encoded.", labels, b, nb);
+    v->m_queue = celer_metrics_histogram(r->metrics, "celer_inference_queue_duration_seconds",
+                                         "Time requests wait in the model's queue.", labels, b, nb);
+    v->m_compute = celer_metrics_histogram(r->metrics, "celer_inference_compute_duration_seconds",
+                                           "Time the model runs per batch, seen by each request.", labels, b, nb);
+    static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
+    v->m_batch = celer_metrics_histogram(r->metrics, "celer_inference_batch_size", "Rows per executed batch.", labels,
+                                         batch_bounds, (int)CELER_ARRAY_LEN(batch_bounds));
+    celer_metrics_gauge_fn(r->metrics, "celer_inference_queue_depth", "Requests waiting in the model's queue.", labels,
+                           queue_depth, v);
+    celer_metrics_set(celer_metrics_gauge(r->metrics, "celer_model_load_duration_seconds",
+                                          "Time to load, compile and warm up the version.", labels),
+                      load_seconds);
+}
+
+/* celer_model_state{model,state} is 1 for the model's current state, 0 for the others. */
+static void state_metrics(celer_registry *r, const served_model *m) {
+    char name[600], labels[800];
+    celer_metrics_escape(m->name, name, sizeof name);
+    for (int s = 0; s < MODEL_STATE_COUNT; s++) {
+        snprintf(labels, sizeof labels, "model=\"%s\",state=\"%s\"", name, celer_model_state_names[s]);
+        celer_metrics_set(celer_metrics_gauge(r->metrics, "celer_model_state", "1 for the model's current state.", labels),
+                          m->state == (model_state)s);
+    }
+}
+
+static void version_free(celer_registry *r, served_version *v) {
+    if (!v) return;
+    if (v->queue) celer_sched_queue_remove(r->sched, v->queue);
+    celer_model_free(v->model);
+    free(v->inputs);
+    free(v->output_names);
+    free(v);
+}
+
+/* Runs the model once on zeros (symbolic dims 1) so the first request does not pay for kernel
+ * set-up; models with string inputs are not warmed. */
+static celer_status warm_up(served_version *v) {
+    int n = celer_model_input_count(v->model);
+    celer_tensor *in = calloc((size_t)n + 1, sizeof *in);
+    if (!in) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
+    celer_status st = CELER_OK;
+    for (int i = 0; i < n && !st; i++) {
+        const celer_io_desc *d = celer_model_input(v->model, i);
+        if (d->dtype == CELER_STRING || !d->has_shape) goto skip;
+        in[i].dtype = d->dtype;
+        in[i].shape = d->shape;
+        for (int k = 0; k < d->shape.rank; k++)
+            if (in[i].shape.dims[k] < 0) in[i].shape.dims[k] = 1;
+        size_t bytes;
+        if ((st = celer_tensor_bytes(&in[i], &bytes))) break;
+        if (bytes > (256u << 20)) goto skip; /* huge inputs: let the first request pay */
+        in[i].data = calloc(1, bytes + 1);
+        if (!in[i].data) st = celer_errorf(CELER_ERR_NOMEM, "out of memory");
+    }
+    if (!st) {
+        celer_context *ctx;
+        if (!(st = celer_context_init(v->model, &ctx))) {
+            const celer_tensor *out;
+            st = celer_context_run(ctx, in, &out);
+            celer_context_free(ctx);
+            if (st) celer_error_wrap(st, "warm-up run");
+        }
+    }
+skip:
+    for (int i = 0; i < n; i++) free(in[i].data);
+    free(in);
+    return st;
+}
+
+/* Loads one version of model m: compile, complete the config against it (the first version
+ * completes m->config), build the request spec, make its queue, warm up. */
+static celer_status version_load(celer_registry *r, served_model *m, const celer_repo_version *rv, bool first,
+                                 served_version **out) {
+    served_version *v = calloc(1, sizeof *v);
+    if (!v) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
+    v->owner = m;
+    v->version = rv->version;
+    v->mtime_ns = rv->mtime_ns;
+    snprintf(v->version_str, sizeof v->version_str, "%lld", (long long)rv->version);
+    atomic_init(&v->refs, 1);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    celer_model_options mo = {.threads = r->opts->threads};
+    celer_status st = celer_model_load(rv->path, &mo, &v->model);
+    if (st) goto fail;
+    if (first && (st = celer_config_complete(&m->config, m->name, v->model, r->opts->default_max_batch, &m->arena)))
+        goto fail;
+    const celer_model_config *cfg = &m->config;
+    for (int c = 0; c < cfg->n_inputs + cfg->n_outputs; c++) {
+        const celer_config_io *io = c < cfg->n_inputs ? &cfg->inputs[c] : &cfg->outputs[c - cfg->n_inputs];
+        if (io->has_reshape) {
+            st = celer_errorf(CELER_ERR_UNSUPPORTED, "'%s': config 'reshape' is not supported yet", io->name);
+            goto fail;
+        }
+    }
+    v->n_inputs = celer_model_input_count(v->model);
+    v->n_outputs = celer_model_output_count(v->model);
+    v->inputs = calloc((size_t)v->n_inputs + 1, sizeof *v->inputs);
+    v->output_names = calloc((size_t)v->n_outputs + 1, sizeof *v->output_names);
+    if (!v->inputs || !v->output_names) {
+        st = celer_errorf(CELER_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < v->n_inputs; i++) {
+        const celer_io_desc *d = celer_model_input(v->model, i);
+        celer_kserve_tensor_spec *s = &v->inputs[i];
+        s->name = d->name;
+        s->dtype = d->dtype;
+        s->rank = d->has_shape ? d->shape.rank : 0;
+        for (int k = 0; k < s->rank; k++) s->dims[k] = d->shape.dims[k];
+        /* a declared config shape narrows the model's symbolic dims */
+        for (int c = 0; c < cfg->n_inputs; c++) {
+            const celer_config_io *io = &cfg->inputs[c];
+            if (strcmp(io->name, d->name)) continue;
+            int off = cfg->max_batch_size > 0 ? 1 : 0;
+            if (io->rank + off == s->rank)
+                for (int k = 0; k < io->rank; k++)
+                    if (s->dims[k + off] < 0) s->dims[k + off] = io->dims[k];
+        }
+    }
+    for (int i = 0; i < v->n_outputs; i++) v->output_names[i] = celer_model_output(v->model, i)->name;
+    if ((st = warm_up(v))) goto fail;
+    celer_sched_queue_options qo = {.max_batch_size = cfg->max_batch_size,
+                                    .max_queue_delay_us = cfg->max_queue_delay_us,
+                                    .max_queue_size = cfg->max_queue_size > 0 ? cfg->max_queue_size
+                                                                             : r->opts->max_queue_size};
+    if (!cfg->dynamic_batching) qo.max_batch_size = 0;
+    qo.n_preferred = CELER_MIN(cfg->n_preferred, 16);
+    memcpy(qo.preferred_batch_size, cfg->preferred_batch_size, sizeof(int) * (size_t)qo.n_preferred);
+    if ((st = celer_sched_queue_add(r->sched, v->model, &qo, &v->queue))) goto fail;
+    char qname[320];
+    snprintf(qname, sizeof qname, "%s version %s", m->name, v->version_str);
+    celer_sched_queue_set_name(v->queue, qname);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    version_metrics(r, v, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
+    *out = v;
+    return CELER_OK;
+fail:
+    celer_error_wrap(st, "model '%s' version %lld", m->name, (long long)rv->version);
+    version_free(r, v);
+    return st;
+}
+
+/* Waits until no request holds v, then frees it (the queue drains first). */
+static void version_retire(celer_registry *r, served_version *v) {
+    celer_registry_release(v); /* the registry's own reference */
+    while (atomic_load(&v->refs) > 0) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    char labels[800], name[600];
+    celer_metrics_escape(v->owner->name, name, sizeof name);
+    snprintf(labels, sizeof labels, "model=\"%s\",version=\"%s\"", name, v->version_str);
+    celer_metrics_remove(r->metrics, labels);
+    version_free(r, v);
+}
+
+void celer_registry_release(served_version *v) {
+    if (v) atomic_fetch_sub(&v->refs, 1);
+}
+
+/* ---- models ---- */
+
+static served_model *find_model(celer_registry *r, const char *name) {
+    for (int i = 0; i < r->n_models; i++)
+        if (!strcmp(r->models[i]->name, name)) return r->models[i];
+    return NULL;
+}
+
+static void set_state(celer_registry *r, served_model *m, model_state s, const char *reason) {
+    pthread_rwlock_wrlock(&r->lock);
+    m->state = s;
+    snprintf(m->reason, sizeof m->reason, "%s", reason ? reason : "");
+    pthread_rwlock_unlock(&r->lock);
+    state_metrics(r, m);
+}
+
+/* Loads (or reloads) model `rm`: new versions are loaded beside the serving ones and swapped in
+ * at once; versions no longer selected are retired after the swap. On failure the serving
+ * versions stay. Caller holds load_lock. */
+static celer_status load_model(celer_registry *r, const celer_repo_model *rm) {
+    served_model *m = find_model(r, rm->name);
+    bool fresh = !m;
+    if (fresh) {
+        if (r->n_models == MAX_MODELS) return celer_errorf(CELER_ERR_LIMIT, "more than %d models", MAX_MODELS);
+        m = calloc(1, sizeof *m);
+        if (!m) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
+        snprintf(m->name, sizeof m->name, "%s", rm->name);
+        celer_arena_init(&m->arena, 16 * 1024, 0);
+        m->state = MODEL_LOADING;
+        pthread_rwlock_wrlock(&r->lock);
+        r->models[r->n_models++] = m;
+        pthread_rwlock_unlock(&r->lock);
+    }
+    /* a fresh config for this load; swapped in with the versions */
+    celer_arena arena;
+    celer_arena_init(&arena, 16 * 1024, 0);
+    celer_model_config cfg = {0};
+    celer_status st = CELER_OK;
+    if (rm->config_path) {
+        FILE *f = fopen(rm->config_path, "rb");
+        char *text = NULL;
+        long len = 0;
+        if (f && !fseek(f, 0, SEEK_END) && (len = ftell(f)) >= 0 && len < (16 << 20) && !fseek(f, 0, SEEK_SET)) {
+            text = celer_arena_alloc(&arena, (size_t)len + 1);
+            if (text && fread(text, 1, (size_t)len, f) != (size_t)len) text = NULL;
+        }
+        if (f) fclose(f);
+        if (!text)
+            st = celer_errorf(CELER_ERR_IO, "cannot read %s", rm->config_path);
+        else
+            st = celer_config_parse(text, (size_t)len, rm->config_path, &arena, &cfg);
+    }
+    served_version *loaded[CELER_CONFIG_MAX_VERSIONS];
+    int n_loaded = 0;
+    int selected[CELER_CONFIG_MAX_VERSIONS];
+    int n_sel = 0;
+    if (!st) {
+        n_sel = celer_repo_select_versions(&cfg, rm, selected);
+        if (n_sel == 0) st = celer_errorf(CELER_ERR_NOT_FOUND, "no version folder with a model.onnx matches the version policy");
+    }
+    /* the config is completed against the first version loaded; keep it in m only on success */
+    served_model staging = *m;
+    staging.arena = arena;
+    staging.config = cfg;
+    for (int i = 0; i < n_sel && !st; i++) {
+        const celer_repo_version *rv = &rm->versions[selected[i]];
+        /* an unchanged serving version is kept as is */
+        served_version *keep = NULL;
+        for (int k = 0; k < m->n_versions; k++)
+            if (m->versions[k]->version == rv->version && m->versions[k]->mtime_ns == rv->mtime_ns &&
+                m->config_mtime_ns == rm->config_mtime_ns)
+                keep = m->versions[k];
+        if (keep) {
+            loaded[n_loaded++] = keep;
+            continue;
+        }
+        served_version *v = NULL;
+        if ((st = version_load(r, &staging, rv, i == 0, &v))) break;
+        v->owner = m;
+        loaded[n_loaded++] = v;
+    }
+    if (!st && n_loaded && staging.config.name == NULL) st = celer_errorf(CELER_ERR_INTERNAL, "config not completed");
+    if (st) {
+        char reason[1024];
+        snprintf(reason, sizeof reason, "%s", celer_error_message());
+        for (int i = 0; i < n_loaded; i++) {
+            bool serving = false;
+            for (int k = 0; k < m->n_versions; k++) serving |= m->versions[k] == loaded[i];
+            if (!serving) version_retire(r, loaded[i]);
+        }
+        celer_arena_free(&arena);
+        if (m->n_versions == 0) set_state(r, m, MODEL_UNAVAILABLE, reason);
+        /* else: the old versions keep serving; the failure is reported */
+        celer_errorf(st, "model '%s': %s", m->name, reason);
+        return st;
+    }
+    /* swap */
+    served_version *old[CELER_CONFIG_MAX_VERSIONS];
+    int n_old = m->n_versions;
+    memcpy(old, m->versions, sizeof(served_version *) * (size_t)n_old);
+    celer_arena old_arena = m->arena;
+    pthread_rwlock_wrlock(&r->lock);
+    /* keep versions ascending */
+    for (int a = 1; a < n_loaded; a++)
+        for (int b = a; b > 0 && loaded[b]->version < loaded[b - 1]->version; b--) {
+            served_version *t = loaded[b];
+            loaded[b] = loaded[b - 1];
+            loaded[b - 1] = t;
+        }
+    memcpy(m->versions, loaded, sizeof(served_version *) * (size_t)n_loaded);
+    m->n_versions = n_loaded;
+    m->arena = staging.arena;
+    m->config = staging.config;
+    m->config_mtime_ns = rm->config_mtime_ns;
+    m->state = MODEL_READY;
+    m->reason[0] = 0;
+    pthread_rwlock_unlock(&r->lock);
+    state_metrics(r, m);
+    for (int i = 0; i < n_old; i++) {
+        bool kept = false;
+        for (int k = 0; k < n_loaded; k++) kept |= loaded[k] == old[i];
+        if (!kept) version_retire(r, old[i]);
+    }
+    if (!fresh) celer_arena_free(&old_arena);
+    return CELER_OK;
+}
+
+static void unload_model(celer_registry *r, served_model *m) {
+    served_version *old[CELER_CONFIG_MAX_VERSIONS];
+    pthread_rwlock_wrlock(&r->lock);
+    int n_old = m->n_versions;
+    memcpy(old, m->versions, sizeof(served_version *) * (size_t)n_old);
+    m->n_versions = 0;
+    m->state = MODEL_UNLOADING;
+    pthread_rwlock_unlock(&r->lock);
+    for (int i = 0; i < n_old; i++) version_retire(r, old[i]);
+    set_state(r, m, MODEL_UNAVAILABLE, "unloaded");
+}
+
+void celer_registry_load_all(celer_registry *r) { celer_registry_poll(r); }
+
+void celer_registry_poll(celer_registry *r) {
+    pthread_mutex_lock(&r->load_lock);
+    celer_arena arena;
+    celer_arena_init(&arena, 64 * 1024, 0);
+    celer_repo_model *models;
+    int n;
+    if (celer_repo_scan(r->opts->model_repository, &arena, &models, &n)) {
+        fprintf(stderr, "celer: repository: %s\n", celer_error_message());
+    } else {
+        for (int i = 0; i < n; i++) {
+            served_model *m = find_model(r, models[i].name);
+            if (m && m->state == MODEL_UNAVAILABLE && !strcmp(m->reason, "unloaded")) continue; /* explicit unload */
+            /* changed: config mtime or any version's mtime differs, or versions were added/removed */
+            bool changed = !m || m->config_mtime_ns != models[i].config_mtime_ns;
+            if (m && !changed) {
+                int selected[CELER_CONFIG_MAX_VERSIONS];
+                int ns = celer_repo_select_versions(&m->config, &models[i], selected);
+                changed = ns != m->n_versions;
+                for (int k = 0; k < ns && !changed; k++) {
+                    const celer_repo_version *rv = &models[i].versions[selected[k]];
+                    bool found = false;
+                    for (int j = 0; j < m->n_versions; j++)
+                        found |= m->versions[j]->version == rv->version && m->versions[j]->mtime_ns == rv->mtime_ns;
+                    changed = !found;
+                }
+                if (m->state == MODEL_UNAVAILABLE && m->n_versions == 0) changed = false; /* retried on change only */
+            }
+            if (changed && load_model(r, &models[i]))
+                fprintf(stderr, "celer: %s\n", celer_error_message());
+        }
+        /* models whose folder disappeared */
+        for (int i = 0; i < r->n_models; i++) {
+            bool present = false;
+            for (int k = 0; k < n && !present; k++) present = !strcmp(models[k].name, r->models[i]->name);
+            if (!present && r->models[i]->n_versions) unload_model(r, r->models[i]);
+        }
+    }
+    celer_arena_free(&arena);
+    pthread_mutex_unlock(&r->load_lock);
+}
+
+celer_status celer_registry_load(celer_registry *r, const char *name) {
+    pthread_mutex_lock(&r->load_lock);
+    celer_arena arena;
+    celer_arena_init(&arena, 64 * 1024, 0);
+    celer_repo_model *models;
+    int n;
+    celer_status st = celer_repo_scan(r->opts->model_repository, &arena, &models, &n);
+    if (!st) {
+        st = celer_errorf(CELER_ERR_NOT_FOUND, "model '%s' is not in the repository", name);
+        for (int i = 0; i < n; i++)
+            if (!strcmp(models[i].name, name)) {
+                served_model *m = find_model(r, name);
+                if (m) m->config_mtime_ns = -1; /* force a reload of every version */
+                if (m)
+                    for (int k = 0; k < m->n_versions; k++) m->versions[k]->mtime_ns = -1;
+                st = load_model(r, &models[i]);
+            }
+    }
+    celer_arena_free(&arena);
+    pthread_mutex_unlock(&r->load_lock);
+    return st;
+}
+
+celer_status celer_registry_unload(celer_registry *r, const char *name) {
+    pthread_mutex_lock(&r->load_lock);
+    served_model *m = find_model(r, name);
+    celer_status st = CELER_OK;
+    if (!m)
+        st = celer_errorf(CELER_ERR_NOT_FOUND, "unknown model '%s'", name);
+    else
+        unload_model(r, m);
+    pthread_mutex_unlock(&r->load_lock);
+    return st;
+}
+
+void celer_registry_free(celer_registry *r) {
+    if (!r) return;
+    for (int i = 0; i < r->n_models; i++) {
+        served_model *m = r->models[i];
+        for (int k = 0; k < m->n_versions; k++) version_retire(r, m->versions[k]);
+        celer_arena_free(&m->arena);
+        free(m);
+    }
+    pthread_rwlock_destroy(&r->lock);
+    pthread_mutex_destroy(&r->load_lock);
+    free(r);
+}
+
+/* ---- lookups ---- */
+
+served_version *celer_registry_acquire(celer_registry *r, const char *name, const char *version, int *http_status,
+                                       char *msg, size_t msg_cap) {
+    served_version *found = NULL;
+    pthread_rwlock_rdlock(&r->lock);
+    served_model *m = find_model(r, name);
+    if (!m) {
+        *http_status = 404;
+        snprintf(msg, msg_cap, "unknown model '%s'", name);
+    } else if (m->state != MODEL_READY || !m->n_versions) {
+        *http_status = m->state == MODEL_UNAVAILABLE && !strcmp(m->reason, "unloaded") ? 404 : 503;
+        snprintf(msg, msg_cap, "model '%s' is %s%s%s", name, celer_model_state_names[m->state], m->reason[0] ? ": " : "",
+                 m->reason);
+    } else if (!version || !version[0]) {
+        found = m->versions[m->n_versions - 1];
+    } else {
+        for (int k = 0; k < m->n_versions && !found; k++)
+            if (!strcmp(m->versions[k]->version_str, version)) found = m->versions[k];
+        if (!found) {
+            *http_status = 404;
+            snprintf(msg, msg_cap, "model '%s' has no version '%s' loaded", name, version);
+        }
+    }
+    if (found) atomic_fetch_add(&found->refs, 1);
+    pthread_rwlock_unlock(&r->lock);
+    return found;
+}
+
+bool celer_registry_ready(celer_registry *r) {
+    bool ready = true;
+    pthread_rwlock_rdlock(&r->lock);
+    for (int i = 0; i < r->n_models; i++)
+        if (r->models[i]->state != MODEL_READY && strcmp(r->models[i]->reason, "unloaded")) ready = false;
+    pthread_rwlock_unlock(&r->lock);
+    return ready;
+}
+
+/* ---- JSON views ---- */
+
+void celer_registry_index_json(celer_registry *r, bool ready_only, celer_jbuf *out) {
+    pthread_rwlock_rdlock(&r->lock);
+    celer_jbuf_raw(out, "[", 1);
+    int n = 0;
+    for (int i = 0; i < r->n_models; i++) {
+        served_model *m = r->models[i];
+        if (ready_only && m->state != MODEL_READY) continue;
+        int count = m->n_versions ? m->n_versions : 1;
+        for (int k = 0; k < count; k++) {
+            if (n++) celer_jbuf_raw(out, ",", 1);
+            celer_jbuf_raw(out, "{\"name\":", 8);
+            celer_jbuf_str(out, m->name);
+            if (m->n_versions) {
+                celer_jbuf_raw(out, ",\"version\":", 11);
+                celer_jbuf_str(out, m->versions[k]->version_str);
+            }
+            celer_jbuf_raw(out, ",\"state\":", 9);
+            celer_jbuf_str(out, celer_model_state_names[m->state]);
+            celer_jbuf_raw(out, ",\"reason\":", 10);
+            celer_jbuf_str(out, m->reason);
+            celer_jbuf_raw(out, "}", 1);
+        }
+    }
+    celer_jbuf_raw(out, "]", 1);
+    pthread_rwlock_unlock(&r->lock);
+}
+
+static void tensor_meta(celer_jbuf *out, const char *name, celer_dtype dtype, int rank, const int64_t *dims) {
+    celer_jbuf_raw(out, "{\"name\":", 8);
+    celer_jbuf_str(out, name);
+    celer_jbuf_raw(out, ",\"datatype\":", 12);
+    const char *dt = celer_kserve_datatype_name(dtype);
+    celer_jbuf_str(out, dt ? dt : "UNKNOWN");
+    celer_jbuf_raw(out, ",\"shape\":[", 10);
+    for (int k = 0; k < rank; k++) {
+        if (k) celer_jbuf_raw(out, ",", 1);
+        celer_jbuf_int(out, dims[k]);
+    }
+    celer_jbuf_raw(out, "]}", 2);
+}
+
+void celer_registry_metadata_json(const served_version *v, celer_jbuf *out) {
+    const served_model *m = v->owner;
+    celer_jbuf_raw(out, "{\"name\":", 8);
+    celer_jbuf_str(out, m->name);
+    celer_jbuf_raw(out, ",\"versions\":[", 13);
+    for (int k = 0; k < m->n_versions; k++) {
+        if (k) celer_jbuf_raw(out, ",", 1);
+        celer_jbuf_str(out, m->versions[k]->version_str);
+    }
+    celer_jbuf_raw(out, "],\"platform\":\"onnxruntime_onnx\",\"inputs\":[", 42);
+    for (int i = 0; i < v->n_inputs; i++) {
+        if (i) celer_jbuf_raw(out, ",", 1);
+        tensor_meta(out, v->inputs[i].name, v->inputs[i].dtype, v->inputs[i].rank, v->inputs[i].dims);
+    }
+    celer_jbuf_raw(out, "],\"outputs\":[", 13);
+    for (int i = 0; i < v->n_outputs; i++) {
+        const celer_io_desc *d = celer_model_output(v->model, i);
+        if (i) celer_jbuf_raw(out, ",", 1);
+        tensor_meta(out, d->name, d->dtype, d->has_shape ? d->shape.rank : 0, d->shape.dims);
+    }
+    celer_jbuf_raw(out, "]}", 2);
+}
+
+void celer_registry_stats_json(celer_registry *r, const char *name, celer_jbuf *out) {
+    pthread_rwlock_rdlock(&r->lock);
+    celer_jbuf_raw(out, "{\"model_stats\":[", 16);
+    int n = 0;
+    for (int i = 0; i < r->n_models; i++) {
+        served_model *m = r->models[i];
+        if (name && strcmp(name, m->name)) continue;
+        for (int k = 0; k < m->n_versions; k++) {
+            served_version *v = m->versions[k];
+            if (n++) celer_jbuf_raw(out, ",", 1);
+            unsigned long long ok = atomic_load(&v->n_success), bad = atomic_load(&v->n_failure);
+            char buf[800];
+            snprintf(buf, sizeof buf,
+                     ",\"inference_count\":%llu,\"execution_count\":%llu,"
+                     "\"inference_stats\":{\"success\":{\"count\":%llu,\"ns\":%llu},\"fail\":{\"count\":%llu,\"ns\":0},"
+                     "\"queue\":{\"count\":%llu,\"ns\":%llu},\"compute_infer\":{\"count\":%llu,\"ns\":%llu}}}",
+                     (unsigned long long)atomic_load(&v->n_inferences), (unsigned long long)atomic_load(&v->n_exec), ok,
+                     (unsigned long long)atomic_load(&v->ns_total), bad, ok,
+                     (unsigned long long)atomic_load(&v->ns_queue), ok, (unsigned long long)atomic_load(&v->ns_compute));
+            celer_jbuf_raw(out, "{\"name\":", 8);
+            celer_jbuf_str(out, m->name);
+            celer_jbuf_raw(out, ",\"version\":", 11);
+            celer_jbuf_str(out, v->version_str);
+            celer_jbuf_raw(out, buf, strlen(buf));
+        }
+    }
+    celer_jbuf_raw(out, "]}", 2);
+    pthread_rwlock_unlock(&r->lock);
+}

@@ -1,0 +1,79 @@
+/* Scheduler: per model version a bounded queue with dynamic batching, and one worker pool (sized
+ * to the cores) that runs batches, each worker with its own execution context per model.
+ * Private to src/server.
+ *
+ * Flow: the HTTP thread decodes a request into a celer_job and submits it; a worker takes a
+ * batch of jobs from one queue (the largest preferred batch size available, else as many as fit
+ * in max_batch_size, waiting at most max_queue_delay_us for more while below the preferred size),
+ * concatenates their inputs along dim 0 when batching, runs the model once, and calls each job's
+ * `done` with its slice of the outputs. Jobs past their deadline are completed with
+ * CELER_ERR_LIMIT ("timed out in queue") without running. */
+#ifndef CELER_SERVER_SCHED_H
+#define CELER_SERVER_SCHED_H
+
+#include <stdint.h>
+
+#include "base/base.h"
+#include "runtime/runtime.h"
+
+typedef struct celer_sched celer_sched;
+typedef struct celer_sched_queue celer_sched_queue;
+typedef struct celer_job celer_job;
+
+/* Called once per job on a worker thread. On success `outputs` holds the model's outputs for this
+ * job (batch slice), valid only during the call (copy or encode them). */
+typedef void (*celer_job_done_fn)(celer_job *job, celer_status status, const char *message,
+                                  const celer_tensor *outputs, int n_outputs);
+
+struct celer_job {
+    const celer_tensor *inputs; /* one per model input, in model order; owned by the submitter
+                                   and untouched until done is called */
+    int64_t deadline_ns;        /* CLOCK_MONOTONIC; 0 = none */
+    celer_job_done_fn done;
+    void *user;
+    /* filled by the scheduler, for metrics: */
+    int64_t enqueue_ns, start_ns, end_ns; /* queue wait = start - enqueue, compute = end - start */
+    int batch_size;                       /* rows of the batch this job ran in */
+    celer_job *next;                      /* scheduler-private link */
+};
+
+typedef struct celer_sched_queue_options {
+    int max_batch_size;         /* 0: no batching (each job runs alone, inputs as given) */
+    int n_preferred;
+    int preferred_batch_size[16];
+    int64_t max_queue_delay_us; /* how long to wait for a fuller batch */
+    int max_queue_size;         /* jobs waiting; submit beyond it fails with CELER_ERR_LIMIT;
+                                   <= 0: 1024 */
+} celer_sched_queue_options;
+
+/* Starts `n_workers` worker threads (<= 0: one per online core). */
+celer_status celer_sched_init(int n_workers, celer_sched **out);
+/* Stops accepting, lets queued and running jobs finish (completing every queued job), joins the
+ * workers, frees everything. Queues must have been removed first or are removed here. */
+void celer_sched_free(celer_sched *s);
+
+/* Adds a queue for `model` (borrowed: must outlive the queue). CELER_ERR_INVALID for options out of
+ * range (preferred sizes outside [1, max_batch_size]; they are ignored when max_batch_size is 0)
+ * and, when max_batch_size > 0, for a model input whose first dim is fixed (batching needs a
+ * symbolic one). A model whose outputs' first dim is not the batch's rows (it reduces over the
+ * batch) is detected on its first multi-job batch: those jobs are rerun one by one and the queue
+ * runs jobs singly from then on. */
+celer_status celer_sched_queue_add(celer_sched *s, const celer_model *model, const celer_sched_queue_options *opts,
+                                   celer_sched_queue **out);
+/* Sets the name used in q's messages ("queue of model X is full"), e.g. "mlp" or "mlp version 2";
+ * copied (at most 255 bytes). Call before the first submit. Default: the ONNX graph's name. */
+void celer_sched_queue_set_name(celer_sched_queue *q, const char *name);
+/* Stops new submissions to q, waits until its queued and running jobs are done (each completed
+ * normally), frees the workers' contexts for it and the queue. After this the model may be freed. */
+void celer_sched_queue_remove(celer_sched *s, celer_sched_queue *q);
+
+/* Queues a job; returns at once. CELER_ERR_LIMIT (message "queue full") when the queue holds
+ * max_queue_size jobs, CELER_ERR_NOT_FOUND when the queue is being removed (or the scheduler
+ * freed). With max_batch_size > 0, CELER_ERR_SHAPE when an input has no first dim, the inputs'
+ * first dims differ, or it is above max_batch_size. On error `done` is not called. */
+celer_status celer_sched_submit(celer_sched_queue *q, celer_job *job);
+
+/* Jobs waiting in q right now (for the queue-depth gauge). */
+int celer_sched_queue_depth(const celer_sched_queue *q);
+
+#endif

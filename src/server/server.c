@@ -1,0 +1,159 @@
+/* `celer serve`: flags, start-up, the signal loop (repository polling, graceful shutdown). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http.h"
+
+#define OPT(field) offsetof(celer_server_options, field)
+
+/* The one table of flags: name, environment variable, default, help. */
+static const celer_server_flag flags[] = {
+    {"model-repository", "CELER_MODEL_REPOSITORY", NULL, "folder of models in Triton's layout <model>/<version>/model.onnx (required)",
+     CELER_FLAG_STRING, OPT(model_repository)},
+    {"http-address", "CELER_HTTP_ADDRESS", "0.0.0.0", "IPv4 address to listen on", CELER_FLAG_STRING, OPT(http_address)},
+    {"http-port", "CELER_HTTP_PORT", "8000", "HTTP port (KServe v2 API and /metrics)", CELER_FLAG_INT, OPT(http_port)},
+    {"http-threads", "CELER_HTTP_THREADS", "2", "connection threads (they parse and encode, never compute)", CELER_FLAG_INT,
+     OPT(http_threads)},
+    {"workers", "CELER_WORKERS", "0", "inference worker threads; 0 = one per core", CELER_FLAG_INT, OPT(workers)},
+    {"threads", "CELER_THREADS", "1", "intra-op threads per inference (latency); keep 1 under load", CELER_FLAG_INT,
+     OPT(threads)},
+    {"max-body-bytes", "CELER_MAX_BODY_BYTES", "67108864", "largest request body; larger ones get 413", CELER_FLAG_INT,
+     OPT(max_body_bytes)},
+    {"request-timeout-secs", "CELER_REQUEST_TIMEOUT_SECS", "30",
+     "close connections idle this long (slow headers or bodies cannot hold the server)", CELER_FLAG_INT,
+     OPT(request_timeout_secs)},
+    {"repository-poll-secs", "CELER_REPOSITORY_POLL_SECS", "0",
+     "rescan the repository this often and load new or changed versions; 0 = only through the API", CELER_FLAG_INT,
+     OPT(repository_poll_secs)},
+    {"default-max-batch", "CELER_DEFAULT_MAX_BATCH", "8",
+     "max_batch_size for models without a config whose first dims are symbolic", CELER_FLAG_INT, OPT(default_max_batch)},
+    {"max-queue-size", "CELER_MAX_QUEUE_SIZE", "1024", "queue cap for models whose config sets none; beyond it 503",
+     CELER_FLAG_INT, OPT(max_queue_size)},
+    {"shutdown-timeout-secs", "CELER_SHUTDOWN_TIMEOUT_SECS", "30", "how long SIGTERM waits for in-flight requests",
+     CELER_FLAG_INT, OPT(shutdown_timeout_secs)},
+    {"log-format", "CELER_LOG_FORMAT", "text", "access log format: text or json", CELER_FLAG_STRING, OPT(log_format)},
+    {"quiet", "CELER_QUIET", "0", "no access log", CELER_FLAG_BOOL, OPT(quiet)},
+};
+
+const celer_server_flag *celer_server_flags(int *count) {
+    *count = (int)CELER_ARRAY_LEN(flags);
+    return flags;
+}
+
+static celer_status set_flag(const celer_server_flag *f, const char *value, const char *origin, celer_server_options *o) {
+    char *field = (char *)o + f->offset;
+    if (f->kind == CELER_FLAG_STRING) {
+        *(const char **)field = value;
+        return CELER_OK;
+    }
+    if (f->kind == CELER_FLAG_BOOL) {
+        bool on = !strcmp(value, "1") || !strcmp(value, "true") || !strcmp(value, "yes");
+        if (!on && strcmp(value, "0") && strcmp(value, "false") && strcmp(value, "no"))
+            return celer_errorf(CELER_ERR_INVALID, "%s: '%s' is not a boolean (true/false)", origin, value);
+        *(int *)field = on;
+        return CELER_OK;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    if (errno || *end || end == value || v < 0)
+        return celer_errorf(CELER_ERR_INVALID, "%s: '%s' is not a non-negative integer", origin, value);
+    if (f->offset == OPT(max_body_bytes))
+        o->max_body_bytes = v;
+    else if (v > 1 << 30)
+        return celer_errorf(CELER_ERR_INVALID, "%s: %lld is too large", origin, v);
+    else
+        *(int *)field = (int)v;
+    return CELER_OK;
+}
+
+celer_status celer_server_parse_args(int argc, char **argv, celer_server_options *o) {
+    memset(o, 0, sizeof *o);
+    char origin[128];
+    for (size_t i = 0; i < CELER_ARRAY_LEN(flags); i++) {
+        const char *env = getenv(flags[i].env);
+        snprintf(origin, sizeof origin, "--%s", flags[i].name);
+        if (flags[i].dflt) CELER_TRY(set_flag(&flags[i], flags[i].dflt, origin, o));
+        snprintf(origin, sizeof origin, "environment variable %s", flags[i].env);
+        if (env && *env) CELER_TRY(set_flag(&flags[i], env, origin, o));
+    }
+    for (int a = 0; a < argc; a++) {
+        const char *arg = argv[a];
+        if (strncmp(arg, "--", 2))
+            return celer_errorf(CELER_ERR_INVALID, "unexpected argument '%s' (see celer serve --help)", arg);
+        const char *eq = strchr(arg, '=');
+        size_t len = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+        const celer_server_flag *f = NULL;
+        for (size_t i = 0; i < CELER_ARRAY_LEN(flags) && !f; i++)
+            if (strlen(flags[i].name) == len && !strncmp(flags[i].name, arg + 2, len)) f = &flags[i];
+        if (!f) return celer_errorf(CELER_ERR_INVALID, "unknown flag '%s' (see celer serve --help)", arg);
+        const char *value = eq ? eq + 1 : NULL;
+        if (!value && f->kind == CELER_FLAG_BOOL) value = "1";
+        if (!value && a + 1 < argc) value = argv[++a];
+        if (!value) return celer_errorf(CELER_ERR_INVALID, "--%s needs a value", f->name);
+        snprintf(origin, sizeof origin, "--%s", f->name);
+        CELER_TRY(set_flag(f, value, origin, o));
+    }
+    if (!o->model_repository || !o->model_repository[0])
+        return celer_errorf(CELER_ERR_INVALID, "--model-repository DIR is required (or CELER_MODEL_REPOSITORY)");
+    if (o->http_port < 1 || o->http_port > 65535)
+        return celer_errorf(CELER_ERR_INVALID, "--http-port %d is not a port number", o->http_port);
+    if (strcmp(o->log_format, "text") && strcmp(o->log_format, "json"))
+        return celer_errorf(CELER_ERR_INVALID, "--log-format must be text or json, not '%s'", o->log_format);
+    if (o->max_body_bytes < 1024) return celer_errorf(CELER_ERR_INVALID, "--max-body-bytes must be at least 1024");
+    if (o->threads < 1) o->threads = 1;
+    return CELER_OK;
+}
+
+celer_status celer_server_run(const celer_server_options *opts) {
+    /* signals are taken by this thread only (sigtimedwait); block them before any thread starts */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    celer_metrics *metrics = NULL;
+    celer_sched *sched = NULL;
+    celer_registry *registry = NULL;
+    celer_http *http = NULL;
+    celer_status st;
+    if ((st = celer_metrics_init(&metrics)) || (st = celer_sched_init(opts->workers, &sched)) ||
+        (st = celer_registry_init(opts, sched, metrics, &registry)))
+        goto done;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    celer_registry_load_all(registry);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if ((st = celer_http_start(opts, registry, metrics, &http))) goto done;
+    fprintf(stderr, "celer: serving %s on http://%s:%d (models loaded in %.0f ms)\n", opts->model_repository,
+            opts->http_address, opts->http_port,
+            (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+
+    for (;;) {
+        struct timespec wait = {opts->repository_poll_secs > 0 ? opts->repository_poll_secs : 3600, 0};
+        int sig = sigtimedwait(&sigs, NULL, &wait);
+        if (sig == SIGTERM || sig == SIGINT) break;
+        if (sig < 0 && errno == EAGAIN && opts->repository_poll_secs > 0) celer_registry_poll(registry);
+    }
+    fprintf(stderr, "celer: shutting down: finishing %d in-flight requests\n", celer_http_active(http));
+    celer_http_quiesce(http);
+    for (int waited_ms = 0; celer_http_active(http) > 0 && waited_ms < opts->shutdown_timeout_secs * 1000; waited_ms += 10) {
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+done:
+    if (st) fprintf(stderr, "celer: error: %s\n", celer_error_message());
+    /* models first: draining their queues completes (and resumes) any request still waiting,
+     * which needs the HTTP daemon alive */
+    celer_registry_free(registry);
+    celer_http_stop(http);
+    celer_sched_free(sched);
+    celer_metrics_free(metrics);
+    return st;
+}

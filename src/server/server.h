@@ -1,0 +1,50 @@
+/* server: `celer serve`, an inference server speaking the KServe v2 / Triton protocol over HTTP,
+ * serving a Triton-layout model repository with per-model queues, dynamic batching, metrics and
+ * clean JSON errors. The one public header of src/server; everything else there is private. */
+#ifndef CELER_SERVER_H
+#define CELER_SERVER_H
+
+#include <stddef.h>
+
+#include "base/base.h"
+
+typedef enum celer_log_format { CELER_LOG_TEXT, CELER_LOG_JSON } celer_log_format;
+
+typedef struct celer_server_options {
+    const char *model_repository;
+    const char *http_address;
+    int http_port;
+    int http_threads;           /* connection threads (parse and encode, never compute) */
+    int workers;                /* inference workers; 0 = one per core */
+    int threads;                /* intra-op threads per inference */
+    long long max_body_bytes;   /* larger bodies get 413 */
+    int request_timeout_secs;   /* a connection idle this long (slow header or body) is closed */
+    int repository_poll_secs;   /* 0 = no polling; models change through the repository API only */
+    int default_max_batch;      /* batch size given to batchable models without a config */
+    int max_queue_size;         /* queue cap for models whose config sets none */
+    int shutdown_timeout_secs;  /* how long SIGTERM waits for in-flight requests */
+    const char *log_format;     /* "text" or "json" */
+    int quiet;                  /* no access log */
+} celer_server_options;
+
+/* One command-line flag: `--name VALUE`, or the environment variable `env`; the table drives
+ * parsing and --help. */
+typedef struct celer_server_flag {
+    const char *name, *env, *dflt, *help;
+    enum { CELER_FLAG_STRING, CELER_FLAG_INT, CELER_FLAG_BOOL } kind;
+    size_t offset; /* into celer_server_options */
+} celer_server_flag;
+
+const celer_server_flag *celer_server_flags(int *count);
+
+/* Fills `opts` from defaults, then the environment, then argv (flags override the environment).
+ * CELER_ERR_INVALID with a message naming the flag on a bad value or unknown flag. */
+celer_status celer_server_parse_args(int argc, char **argv, celer_server_options *opts);
+
+/* Loads the repository, starts serving and blocks until SIGTERM/SIGINT; then stops accepting,
+ * lets in-flight requests finish (at most shutdown_timeout_secs) and returns CELER_OK. Fails
+ * early (CELER_ERR_IO naming the address/port or folder) when it cannot start. A model that
+ * fails to load does not stop the server: it is reported unavailable with its reason. */
+celer_status celer_server_run(const celer_server_options *opts);
+
+#endif

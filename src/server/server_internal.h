@@ -1,0 +1,83 @@
+/* Private to src/server: the registry of served models (registry.c) shared with the HTTP front
+ * end (http.c) and the program entry (server.c). */
+#ifndef CELER_SERVER_INTERNAL_H
+#define CELER_SERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "runtime/runtime.h"
+#include "server/config.h"
+#include "server/kserve.h"
+#include "server/metrics.h"
+#include "server/sched.h"
+#include "server/server.h"
+
+typedef enum model_state { MODEL_LOADING, MODEL_READY, MODEL_UNAVAILABLE, MODEL_UNLOADING, MODEL_STATE_COUNT } model_state;
+extern const char *const celer_model_state_names[MODEL_STATE_COUNT]; /* "LOADING", "READY"... */
+
+typedef struct served_model served_model;
+
+/* One loaded version: immutable once READY, shared by every request using it. */
+typedef struct served_version {
+    served_model *owner;
+    int64_t version;
+    char version_str[24];
+    celer_model *model;
+    celer_sched_queue *queue;
+    int n_inputs, n_outputs;
+    celer_kserve_tensor_spec *inputs; /* what requests must send (batch dim included) */
+    const char **output_names;
+    atomic_int refs;                  /* requests holding it; the registry holds one */
+    int64_t mtime_ns;                 /* of its folder when loaded, for polling */
+    /* metrics */
+    celer_series *m_success, *m_failure, *m_duration, *m_queue, *m_compute, *m_batch;
+    /* Triton statistics */
+    atomic_ullong n_success, n_failure, n_exec, n_inferences, ns_total, ns_queue, ns_compute;
+} served_version;
+
+struct served_model {
+    char name[256];
+    model_state state;
+    char reason[1024];              /* why UNAVAILABLE */
+    celer_arena arena;              /* config */
+    celer_model_config config;
+    int64_t config_mtime_ns;
+    int n_versions;
+    served_version *versions[CELER_CONFIG_MAX_VERSIONS]; /* ascending */
+};
+
+typedef struct celer_registry celer_registry;
+
+celer_status celer_registry_init(const celer_server_options *opts, celer_sched *sched, celer_metrics *metrics,
+                                 celer_registry **out);
+void celer_registry_free(celer_registry *r);
+
+/* Loads every model of the repository (failures are recorded as UNAVAILABLE, not returned). */
+void celer_registry_load_all(celer_registry *r);
+/* Rescans the repository: loads new or changed models/versions beside the serving ones and swaps
+ * them in, unloads removed ones (draining in-flight requests). */
+void celer_registry_poll(celer_registry *r);
+/* Repository API: (re)loads / unloads one model. Load errors are returned (and recorded). */
+celer_status celer_registry_load(celer_registry *r, const char *name);
+celer_status celer_registry_unload(celer_registry *r, const char *name);
+
+/* Finds a READY version (`version` NULL or "" = the latest loaded) and takes a reference;
+ * release it with celer_registry_release. On failure returns NULL with *http_status 404 (no such
+ * model or version) or 503 (the model exists but is not ready: the message gives its state and
+ * reason), and the message in msg. */
+served_version *celer_registry_acquire(celer_registry *r, const char *name, const char *version, int *http_status,
+                                       char *msg, size_t msg_cap);
+void celer_registry_release(served_version *v);
+
+/* True when every model that should be served is READY. */
+bool celer_registry_ready(celer_registry *r);
+
+/* Writes the repository index ([{"name","version","state","reason"}]); only ready ones when
+ * `ready_only`. */
+void celer_registry_index_json(celer_registry *r, bool ready_only, celer_jbuf *out);
+/* Writes model metadata / config / statistics JSON for a version. */
+void celer_registry_metadata_json(const served_version *v, celer_jbuf *out);
+void celer_registry_stats_json(celer_registry *r, const char *name, celer_jbuf *out);
+
+#endif

@@ -1,0 +1,257 @@
+#!/usr/bin/python3
+"""End-to-end tests of `celer serve`: starts the real server on loopback on a copy of the example
+repository and speaks HTTP to it (standard library only, plus numpy/onnx for reference outputs).
+
+usage: test_server.py CELER_BIN EXAMPLE_REPOSITORY
+Prints one line per check and "N passed, M failed"; exits non-zero when any failed."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+CELER, REPO_SRC = sys.argv[1], sys.argv[2]
+RESULTS = []
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, repo, *extra):
+        self.port = free_port()
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [CELER, "serve", "--model-repository", repo, "--http-address", "127.0.0.1",
+             "--http-port", str(self.port), "--workers", "2", *extra],
+            stdout=self.log, stderr=self.log)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                if self.request("GET", "/v2/health/live")[0] == 200:
+                    return
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError("server did not start: " + self.output())
+
+    def output(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def request(self, method, path, body=None, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            return r.status, r.read(), dict(r.getheaders())
+        finally:
+            conn.close()
+
+    def json(self, method, path, doc=None):
+        status, body, headers = self.request(method, path, None if doc is None else json.dumps(doc).encode())
+        try:
+            return status, json.loads(body) if body else None, headers
+        except ValueError:
+            return status, body, headers
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return -1
+
+
+def check(name, cond, detail=""):
+    RESULTS.append(bool(cond))
+    print(("PASS " if cond else "FAIL ") + name + ("" if cond else f": {detail}"), flush=True)
+
+
+def mlp_reference(repo, x):
+    m = onnx.load(os.path.join(repo, "mlp", "1", "model.onnx"))
+    w = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    h = np.maximum(x @ w["fc1.weight"].T + w["fc1.bias"], 0)
+    return h @ w["fc2.weight"] + w["fc2.bias"]
+
+
+def infer_body(x, **extra):
+    doc = {"inputs": [{"name": "features", "shape": list(x.shape), "datatype": "FP32",
+                       "data": x.flatten().tolist()}]}
+    doc.update(extra)
+    return doc
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="celer-e2e-")
+    repo = os.path.join(tmp, "repository")
+    shutil.copytree(REPO_SRC, repo)
+    # a broken model must not stop the server or the others
+    os.makedirs(os.path.join(repo, "broken", "1"))
+    with open(os.path.join(repo, "broken", "1", "model.onnx"), "wb") as f:
+        f.write(b"this is not an onnx file")
+    srv = Server(repo, "--max-body-bytes", "1048576")
+    rng = np.random.default_rng(7)
+    try:
+        status, _, _ = srv.request("GET", "/v2/health/live")
+        check("health live", status == 200, status)
+        status, _, _ = srv.request("GET", "/v2/health/ready")
+        check("health ready is 503 while a model is unavailable", status == 503, status)
+        status, doc, _ = srv.json("GET", "/v2")
+        check("server metadata", status == 200 and doc["name"] == "celer" and "extensions" in doc, doc)
+        status, doc, _ = srv.json("GET", "/v2/models/mlp")
+        check("model metadata", status == 200 and doc["inputs"][0]["name"] == "features"
+              and doc["inputs"][0]["datatype"] == "FP32" and doc["inputs"][0]["shape"] == [-1, 16], doc)
+        status, doc, _ = srv.json("GET", "/v2/models/mlp/versions/1/ready")
+        check("model ready", status == 200, (status, doc))
+        status, doc, _ = srv.json("GET", "/v2/models/mlp/config")
+        check("model config", status == 200 and doc.get("max_batch_size") == 64, doc)
+        status, doc, _ = srv.json("GET", "/v2/models/identity/config")
+        check("config completed from ONNX", status == 200 and doc.get("max_batch_size", 0) > 0, doc)
+
+        x = rng.standard_normal((3, 16)).astype(np.float32)
+        ref = mlp_reference(repo, x)
+        status, doc, _ = srv.json("POST", "/v2/models/mlp/infer", infer_body(x, id="req-1"))
+        ok = status == 200 and doc["outputs"][0]["shape"] == [3, 8] and doc["id"] == "req-1"
+        got = np.array(doc["outputs"][0]["data"], dtype=np.float32).reshape(3, 8) if ok else None
+        check("infer JSON matches numpy", ok and np.abs(got - ref).max() <= 1e-5 * max(1, np.abs(ref).max()), doc)
+        nested = {"inputs": [{"name": "features", "shape": [3, 16], "datatype": "FP32", "data": x.tolist()}]}
+        status, doc, _ = srv.json("POST", "/v2/models/mlp/versions/1/infer", nested)
+        check("infer nested data with version", status == 200 and np.allclose(
+            np.array(doc["outputs"][0]["data"], dtype=np.float32).reshape(3, 8), ref, atol=1e-5), (status, doc))
+
+        # binary extension: input binary, output binary
+        header = json.dumps({"inputs": [{"name": "features", "shape": [3, 16], "datatype": "FP32",
+                                         "parameters": {"binary_data_size": x.nbytes}}],
+                             "outputs": [{"name": "scores", "parameters": {"binary_data": True}}]}).encode()
+        status, body, headers = srv.request("POST", "/v2/models/mlp/infer", header + x.tobytes(),
+                                            {"Inference-Header-Content-Length": str(len(header)),
+                                             "Content-Type": "application/octet-stream"})
+        hl = int(headers.get("Inference-Header-Content-Length", "0"))
+        ok = status == 200 and 0 < hl < len(body)
+        if ok:
+            meta = json.loads(body[:hl])
+            out = np.frombuffer(body[hl:], dtype=np.float32).reshape(3, 8)
+            ok = meta["outputs"][0]["parameters"]["binary_data_size"] == 96 and np.allclose(out, ref, atol=1e-5)
+        check("binary tensor extension in and out", ok, (status, headers, body[:200]))
+
+        status, doc, _ = srv.json("POST", "/v1/models/mlp:predict", {"instances": x.tolist()})
+        check("v1 predict", status == 200 and np.allclose(np.array(doc["predictions"], dtype=np.float32), ref, atol=1e-5),
+              (status, doc))
+
+        # errors: status and a JSON body naming the problem
+        cases = [
+            ("unknown model", "POST", "/v2/models/nope/infer", json.dumps(infer_body(x)).encode(), 404, "nope"),
+            ("unknown version", "POST", "/v2/models/mlp/versions/9/infer", json.dumps(infer_body(x)).encode(), 404, "9"),
+            ("unavailable model", "POST", "/v2/models/broken/infer", json.dumps(infer_body(x)).encode(), 503, "broken"),
+            ("wrong method", "GET", "/v2/models/mlp/infer", None, 405, "GET"),
+            ("unknown endpoint", "GET", "/v3/nothing", None, 404, "/v3"),
+            ("malformed JSON", "POST", "/v2/models/mlp/infer", b'{"inputs": [', 400, ""),
+            ("garbage body", "POST", "/v2/models/mlp/infer", bytes(range(256)) * 4, 400, ""),
+            ("wrong datatype", "POST", "/v2/models/mlp/infer", json.dumps(
+                {"inputs": [{"name": "features", "shape": [1, 16], "datatype": "INT64", "data": [1] * 16}]}).encode(),
+             400, "INT64"),
+            ("wrong element count", "POST", "/v2/models/mlp/infer", json.dumps(
+                {"inputs": [{"name": "features", "shape": [1, 16], "datatype": "FP32", "data": [1.0] * 15}]}).encode(),
+             400, "15"),
+            ("wrong shape", "POST", "/v2/models/mlp/infer", json.dumps(
+                {"inputs": [{"name": "features", "shape": [1, 15], "datatype": "FP32", "data": [1.0] * 15}]}).encode(),
+             400, "features"),
+            ("unknown input", "POST", "/v2/models/mlp/infer", json.dumps(
+                {"inputs": [{"name": "feat", "shape": [1, 16], "datatype": "FP32", "data": [1.0] * 16}]}).encode(),
+             400, "feat"),
+            ("unknown output", "POST", "/v2/models/mlp/infer", json.dumps(
+                infer_body(x, outputs=[{"name": "nope"}])).encode(), 400, "nope"),
+            ("too large", "POST", "/v2/models/mlp/infer", b"[" + b"1," * 600000 + b"1]", 413, "limit"),
+        ]
+        for name, method, path, body, want, needle in cases:
+            status, resp, _ = srv.request(method, path, body)
+            try:
+                msg = json.loads(resp)["error"]
+            except (ValueError, KeyError, TypeError):
+                msg = None
+            check(f"error: {name} -> {want}", status == want and msg is not None and needle in msg, (status, resp[:300]))
+
+        # truncated bodies at many points and NaN data never crash the server
+        good = json.dumps(infer_body(x)).encode()
+        codes = set()
+        for cut in range(0, len(good), max(1, len(good) // 60)):
+            codes.add(srv.request("POST", "/v2/models/mlp/infer", good[:cut])[0])
+        check("truncated bodies are 400", codes == {400}, codes)
+        nan_body = b'{"inputs":[{"name":"features","shape":[1,16],"datatype":"FP32","data":[' + b",".join(
+            [b"NaN"] * 16) + b"]}]}"
+        status, doc, _ = srv.json("POST", "/v2/models/mlp/infer", json.loads(nan_body.decode().replace("NaN", "0")))
+        status2, _, _ = srv.request("POST", "/v2/models/mlp/infer", nan_body)
+        check("NaN-filled input is served", status == 200 and status2 == 200, (status, status2))
+
+        # concurrency: every request answered correctly
+        failures = []
+
+        def worker(seed):
+            r = np.random.default_rng(seed)
+            for _ in range(40):
+                xi = r.standard_normal((1 + seed % 3, 16)).astype(np.float32)
+                st, d, _ = srv.json("POST", "/v2/models/mlp/infer", infer_body(xi))
+                if st != 200 or not np.allclose(np.array(d["outputs"][0]["data"], dtype=np.float32).reshape(-1, 8),
+                                                mlp_reference(repo, xi), atol=1e-5):
+                    failures.append((st, d))
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        check("8 concurrent clients x 40 requests", not failures, failures[:2])
+
+        # repository API
+        status, doc, _ = srv.json("POST", "/v2/repository/index", {})
+        names = {(e["name"], e["state"]) for e in doc} if status == 200 else set()
+        check("repository index", ("mlp", "READY") in names and ("broken", "UNAVAILABLE") in names, doc)
+        broken_reason = [e.get("reason", "") for e in doc if e["name"] == "broken"] if status == 200 else []
+        check("unavailable model has a reason", broken_reason and broken_reason[0], doc)
+        status, _, _ = srv.json("POST", "/v2/repository/models/identity/unload")
+        status2, _, _ = srv.json("POST", "/v2/models/identity/infer",
+                                 {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]})
+        check("unload", status == 200 and status2 == 404, (status, status2))
+        status, _, _ = srv.json("POST", "/v2/repository/models/identity/load")
+        status2, doc, _ = srv.json("POST", "/v2/models/identity/infer",
+                                   {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]})
+        check("load", status == 200 and status2 == 200 and doc["outputs"][0]["data"] == [1, 2, 3, 4], (status, status2, doc))
+
+        status, body, headers = srv.request("GET", "/metrics")
+        text = body.decode()
+        check("metrics", status == 200 and "celer_inference_requests_total{" in text
+              and "celer_inference_request_duration_seconds_bucket" in text and "process_resident_memory_bytes" in text,
+              text[:500])
+        status, doc, _ = srv.json("GET", "/v2/models/mlp/stats")
+        check("statistics", status == 200 and doc["model_stats"][0]["inference_stats"]["success"]["count"] > 0, doc)
+        log = srv.output()
+        check("access log", "POST /v2/models/mlp/infer" in log and " 200 " in log, log[-500:])
+    finally:
+        code = srv.stop()
+        check("SIGTERM exits 0", code == 0, (code, srv.output()[-2000:]))
+        shutil.rmtree(tmp, ignore_errors=True)
+    passed = sum(RESULTS)
+    print(f"{passed} passed, {len(RESULTS) - passed} failed")
+    return 0 if passed == len(RESULTS) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,517 @@
+/* KServe v2 / v1 protocol: request decoding (JSON, binary extension, raw), validation messages,
+ * response encoding, and decode(encode(x)) == x for every datatype. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "server/kserve.h"
+
+static celer_arena arena;
+
+static int setup(void **state) {
+    (void)state;
+    celer_arena_init(&arena, 0, 0);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    celer_arena_free(&arena);
+    return 0;
+}
+
+static const celer_kserve_tensor_spec SPEC_XY[] = {
+    {.name = "x", .dtype = CELER_FLOAT, .rank = 2, .dims = {-1, 3}},
+    {.name = "y", .dtype = CELER_INT64, .rank = 1, .dims = {2}},
+};
+
+static celer_status dec(const char *body, celer_kserve_request *r) {
+    return celer_kserve_decode_infer(body, strlen(body), SIZE_MAX, SPEC_XY, 2, &arena, r);
+}
+
+static void expect_error(const char *body, celer_status want, const char *msg) {
+    celer_kserve_request r;
+    celer_status st = dec(body, &r);
+    if (st != want) fail_msg("status %d (want %d) for %s: %s", st, want, body, celer_error_message());
+    if (msg && strcmp(celer_error_message(), msg) != 0) fail_msg("message '%s', want '%s'", celer_error_message(), msg);
+}
+
+static void test_datatypes(void **state) {
+    (void)state;
+    const char *names[] = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16",
+                           "INT32", "INT64", "FP16", "FP32", "FP64", "BF16", "BYTES"};
+    for (size_t i = 0; i < CELER_ARRAY_LEN(names); i++) {
+        celer_dtype t = celer_kserve_datatype_parse(names[i]);
+        assert_int_not_equal(t, CELER_UNDEFINED);
+        assert_string_equal(celer_kserve_datatype_name(t), names[i]);
+    }
+    assert_int_equal(celer_kserve_datatype_parse("FP33"), CELER_UNDEFINED);
+    assert_int_equal(celer_kserve_datatype_parse("fp32"), CELER_UNDEFINED);
+    assert_int_equal(celer_kserve_datatype_parse(NULL), CELER_UNDEFINED);
+    assert_null(celer_kserve_datatype_name(CELER_COMPLEX64));
+    assert_int_equal(celer_kserve_datatype_parse("FP32"), CELER_FLOAT);
+    assert_int_equal(celer_kserve_datatype_parse("BYTES"), CELER_STRING);
+}
+
+static const char *GOOD =
+    "{\"id\":\"req-1\",\"parameters\":{\"binary_data_output\":true,\"timeout\":2500,\"priority\":1},"
+    "\"inputs\":[{\"name\":\"y\",\"shape\":[2],\"datatype\":\"INT64\",\"data\":[7,-9000000000]},"
+    "{\"name\":\"x\",\"shape\":[2,3],\"datatype\":\"FP32\",\"data\":[[1,2,3],[4.5,-0.25,1e-3]]}],"
+    "\"outputs\":[{\"name\":\"z\",\"parameters\":{\"binary_data\":false}},{\"name\":\"w\"}]}";
+
+static void test_decode_json(void **state) {
+    (void)state;
+    celer_kserve_request r;
+    assert_int_equal(dec(GOOD, &r), 0);
+    assert_string_equal(r.id, "req-1");
+    assert_true(r.binary_data_output);
+    assert_int_equal(r.timeout_us, 2500);
+    assert_int_equal(r.n_inputs, 2);
+    assert_string_equal(r.inputs[0].name, "y");
+    assert_int_equal(r.inputs[0].tensor.dtype, CELER_INT64);
+    assert_true(((int64_t *)r.inputs[0].tensor.data)[1] == -9000000000ll);
+    assert_string_equal(r.inputs[1].name, "x");
+    assert_int_equal(r.inputs[1].tensor.shape.rank, 2);
+    assert_int_equal(r.inputs[1].tensor.shape.dims[0], 2);
+    const float *x = r.inputs[1].tensor.data;
+    assert_true(x[3] == 4.5f && x[4] == -0.25f && x[5] == 1e-3f);
+    assert_int_equal(r.n_outputs, 2);
+    assert_string_equal(r.outputs[0].name, "z");
+    assert_false(r.outputs[0].binary);
+    /* flat data is accepted for any rank */
+    assert_int_equal(dec("{\"inputs\":[{\"name\":\"x\",\"shape\":[1,3],\"datatype\":\"FP32\",\"data\":[1,2,3]},"
+                         "{\"name\":\"y\",\"shape\":[2],\"datatype\":\"INT64\",\"data\":[1,2]}]}",
+                         &r),
+                     0);
+    assert_null(r.id);
+    assert_int_equal(r.n_outputs, 0);
+    assert_false(r.binary_data_output);
+    /* BYTES as JSON strings; BOOL; FP16 as numbers */
+    celer_kserve_tensor_spec sp[] = {{.name = "s", .dtype = CELER_STRING, .rank = 1, .dims = {2}},
+                                     {.name = "b", .dtype = CELER_BOOL, .rank = 1, .dims = {3}},
+                                     {.name = "h", .dtype = CELER_FLOAT16, .rank = 0}};
+    const char *body = "{\"inputs\":[{\"name\":\"s\",\"shape\":[2],\"datatype\":\"BYTES\",\"data\":[\"ab\",\"\\u00e9\"]},"
+                       "{\"name\":\"b\",\"shape\":[3],\"datatype\":\"BOOL\",\"data\":[true,false,true]},"
+                       "{\"name\":\"h\",\"shape\":[],\"datatype\":\"FP16\",\"data\":[1.5]}]}";
+    assert_int_equal(celer_kserve_decode_infer(body, strlen(body), SIZE_MAX, sp, 3, &arena, &r), 0);
+    assert_string_equal(((char **)r.inputs[0].tensor.data)[1], "\xc3\xa9");
+    assert_int_equal(((uint8_t *)r.inputs[1].tensor.data)[2], 1);
+    assert_int_equal(r.inputs[2].tensor.shape.rank, 0);
+    assert_int_equal(((uint16_t *)r.inputs[2].tensor.data)[0], 0x3e00);
+}
+
+static void test_decode_errors(void **state) {
+    (void)state;
+    const char *y = "{\"name\":\"y\",\"shape\":[2],\"datatype\":\"INT64\",\"data\":[1,2]}";
+    char body[1024];
+#define B(...) (snprintf(body, sizeof body, __VA_ARGS__), body)
+    expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[2,3],\"datatype\":\"INT64\",\"data\":[1,2,3,4,5,6]},%s]}", y),
+                 CELER_ERR_DTYPE, "input 'x': expected FP32, got INT64");
+    expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[2,3],\"datatype\":\"FP32\",\"data\":[1,2,3,4,5]},%s]}", y),
+                 CELER_ERR_SHAPE, "input 'x': shape [2,3] has 6 elements but data has 5");
+    expect_error(B("{\"inputs\":[{\"name\":\"foo\",\"shape\":[1],\"datatype\":\"FP32\",\"data\":[1]},%s]}", y),
+                 CELER_ERR_INVALID, "unknown input 'foo' (model inputs: x, y)");
+    expect_error(B("{\"inputs\":[%s]}", y), CELER_ERR_INVALID, "missing input 'x'");
+    expect_error(B("{\"inputs\":[%s,%s]}", y, y), CELER_ERR_INVALID, "input 'y' given twice");
+    expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[3],\"datatype\":\"FP32\",\"data\":[1,2,3]},%s]}", y),
+                 CELER_ERR_SHAPE, "input 'x': expected shape [-1,3] (rank 2), got [3]");
+    expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"FP32\",\"data\":[1,2,3,4]},%s]}", y),
+                 CELER_ERR_SHAPE, "input 'x': dimension 1 is 4, the model expects 3 (shape [-1,3], got [1,4])");
+    expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[1,3],\"datatype\":\"FP33\",\"data\":[1,2,3]},%s]}", y),
+                 CELER_ERR_DTYPE, "input 'x': unknown datatype 'FP33' (expected FP32)");
+    expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[1,3],\"datatype\":\"FP32\"},%s]}", y), CELER_ERR_INVALID,
+                 "input 'x': no 'data' and no parameters.binary_data_size");
+    expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[1,-3],\"datatype\":\"FP32\",\"data\":[1,2,3]},%s]}", y),
+                 CELER_ERR_INVALID, NULL);
+    expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[1,3.0],\"datatype\":\"FP32\",\"data\":[1,2,3]},%s]}", y),
+                 CELER_ERR_INVALID, NULL);
+    expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[1,,3],\"datatype\":\"FP32\",\"data\":[1,2,3]},%s]}", y),
+                 CELER_ERR_INVALID, NULL);
+    expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":\"1,3\",\"datatype\":\"FP32\",\"data\":[1,2,3]},%s]}", y),
+                 CELER_ERR_INVALID, NULL);
+    expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[1,2,3,4,5,6,7,8,9],\"datatype\":\"FP32\",\"data\":[1]},%s]}", y),
+                 CELER_ERR_LIMIT, NULL);
+    expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[1000000000000,3],\"datatype\":\"FP32\",\"data\":[1,2,3]},%s]}", y),
+                 CELER_ERR_SHAPE, "input 'x': shape [1000000000000,3] has 3000000000000 elements but data has 3");
+    expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[4611686018427387904,3],\"datatype\":\"FP32\",\"data\":[1]},%s]}", y),
+                 CELER_ERR_LIMIT, NULL);
+    expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[1,3],\"datatype\":\"FP32\",\"data\":[1,2,\"3\"]},%s]}", y),
+                 CELER_ERR_INVALID, NULL);
+    expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[2,3],\"datatype\":\"FP32\",\"data\":[[1,2],[3,4],[5,6]]},%s]}", y),
+                 CELER_ERR_SHAPE, NULL);
+    expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[1,3],\"datatype\":\"FP32\",\"data\":[1,2,3],"
+                   "\"parameters\":{\"binary_data_size\":12}},%s]}", y),
+                 CELER_ERR_INVALID, "input 'x': has both 'data' and parameters.binary_data_size");
+    expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[1,3],\"datatype\":\"FP32\","
+                   "\"parameters\":{\"binary_data_size\":12}},%s]}", y),
+                 CELER_ERR_INVALID, "input 'x': binary_data_size given but the request has no Inference-Header-Content-Length header");
+    expect_error(B("{\"id\":5,\"inputs\":[]}"), CELER_ERR_INVALID, "request 'id' must be a string");
+    expect_error(B("{\"inputs\":{}}"), CELER_ERR_INVALID, NULL);
+    expect_error(B("{\"inputs\":[1,2]}"), CELER_ERR_INVALID, NULL);
+    expect_error(B("{\"inputs\":[{\"shape\":[1]}]}"), CELER_ERR_INVALID, NULL);
+    expect_error(B("{}"), CELER_ERR_INVALID, "request has no 'inputs'");
+    expect_error(B("[1,2]"), CELER_ERR_INVALID, "request body must be a JSON object");
+    expect_error(B("{\"inputs\":[%s],\"parameters\":{\"timeout\":-1}}", y), CELER_ERR_INVALID, NULL);
+    expect_error(B("{\"inputs\":[%s],\"parameters\":{\"timeout\":1.5}}", y), CELER_ERR_INVALID, NULL);
+    expect_error(B("{\"inputs\":[%s],\"parameters\":{\"binary_data_output\":1}}", y), CELER_ERR_INVALID, NULL);
+    expect_error(B("{\"inputs\":[%s],\"outputs\":[{\"name\":\"a\"},{\"name\":\"a\"}]}", y), CELER_ERR_INVALID, NULL);
+    expect_error(B("{\"inputs\":[%s],\"outputs\":[{\"name\":\"a\",\"parameters\":{\"binary_data\":\"yes\"}}]}", y),
+                 CELER_ERR_INVALID, NULL);
+    expect_error(B("{\"inputs\":[%s],\"outputs\":[{}]}", y), CELER_ERR_INVALID, NULL);
+    expect_error(B("{\"inputs\":[%s]", y), CELER_ERR_PARSE, NULL);
+    expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[1,3],\"datatype\":\"FP32\",\"data\":[1,2,1e]},%s]}", y),
+                 CELER_ERR_PARSE, NULL);
+    expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[1,3],\"datatype\":\"FP32\",\"data\":[1,2,3]},"
+                   "{\"name\":\"y\",\"shape\":[2],\"datatype\":\"INT64\",\"data\":[1,2.5]}]}"),
+                 CELER_ERR_INVALID, NULL);
+    assert_non_null(strstr(celer_error_message(), "input 'y': element 1"));
+#undef B
+}
+
+/* JSON header + binary tail. */
+static size_t make_binary(char *out, const char *json, const void *tail, size_t tail_len) {
+    size_t jl = strlen(json);
+    memcpy(out, json, jl);
+    memcpy(out + jl, tail, tail_len);
+    return jl;
+}
+
+static void test_decode_binary(void **state) {
+    (void)state;
+    char body[1024];
+    float xs[6] = {1, 2, 3, 4, 5, 6};
+    int64_t ys[2] = {11, -12};
+    char tail[64];
+    memcpy(tail, xs, 24);
+    memcpy(tail + 24, ys, 16);
+    const char *json = "{\"inputs\":[{\"name\":\"x\",\"shape\":[2,3],\"datatype\":\"FP32\",\"parameters\":{\"binary_data_size\":24}},"
+                       "{\"name\":\"y\",\"shape\":[2],\"datatype\":\"INT64\",\"parameters\":{\"binary_data_size\":16}}]}";
+    size_t jl = make_binary(body, json, tail, 40);
+    celer_kserve_request r;
+    assert_int_equal(celer_kserve_decode_infer(body, jl + 40, jl, SPEC_XY, 2, &arena, &r), 0);
+    assert_memory_equal(r.inputs[0].tensor.data, xs, 24);
+    assert_memory_equal(r.inputs[1].tensor.data, ys, 16);
+    /* trailing bytes */
+    assert_int_equal(celer_kserve_decode_infer(body, jl + 41, jl, SPEC_XY, 2, &arena, &r), CELER_ERR_INVALID);
+    assert_string_equal(celer_error_message(), "1 trailing bytes after the binary inputs");
+    /* too short */
+    assert_int_equal(celer_kserve_decode_infer(body, jl + 39, jl, SPEC_XY, 2, &arena, &r), CELER_ERR_INVALID);
+    assert_non_null(strstr(celer_error_message(), "binary_data_size 16 but only 15 bytes remain"));
+    /* header length past the body */
+    assert_int_equal(celer_kserve_decode_infer(body, jl + 40, jl + 41, SPEC_XY, 2, &arena, &r), CELER_ERR_PARSE);
+    /* every prefix of the body and every header length: an error, never a crash */
+    for (size_t cut = 0; cut < jl + 40; cut++) {
+        char *copy = malloc(cut ? cut : 1);
+        memcpy(copy, body, cut);
+        assert_int_not_equal(celer_kserve_decode_infer(copy, cut, jl, SPEC_XY, 2, &arena, &r), 0);
+        assert_int_not_equal(celer_kserve_decode_infer(copy, cut, cut, SPEC_XY, 2, &arena, &r), 0);
+        free(copy);
+    }
+    /* wrong size */
+    const char *json2 = "{\"inputs\":[{\"name\":\"x\",\"shape\":[2,3],\"datatype\":\"FP32\",\"parameters\":{\"binary_data_size\":100}},"
+                        "{\"name\":\"y\",\"shape\":[2],\"datatype\":\"INT64\",\"data\":[1,2]}]}";
+    char big[100] = {0};
+    jl = make_binary(body, json2, big, 100);
+    assert_int_equal(celer_kserve_decode_infer(body, jl + 100, jl, SPEC_XY, 2, &arena, &r), CELER_ERR_INVALID);
+    assert_string_equal(celer_error_message(), "input 'x': binary_data_size 100 but 24 bytes expected (shape [2,3], FP32)");
+    /* misaligned tail: copied, still right */
+    const char *json3 = "{\"inputs\":[{\"name\":\"x\",\"shape\":[2,3],\"datatype\":\"FP32\",\"parameters\":{\"binary_data_size\":24}},"
+                        "{\"name\":\"y\",\"shape\":[2],\"datatype\":\"INT64\",\"parameters\":{\"binary_data_size\":16}}] }";
+    jl = make_binary(body + 1, json3, tail, 40);
+    assert_int_equal(celer_kserve_decode_infer(body + 1, jl + 40, jl, SPEC_XY, 2, &arena, &r), 0);
+    assert_memory_equal(r.inputs[0].tensor.data, xs, 24);
+    assert_memory_equal(r.inputs[1].tensor.data, ys, 16);
+    /* BYTES in binary: 4-byte little-endian length + bytes */
+    celer_kserve_tensor_spec sp[] = {{.name = "s", .dtype = CELER_STRING, .rank = 1, .dims = {-1}}};
+    const char sb[] = "\x02\x00\x00\x00hi\x00\x00\x00\x00\x03\x00\x00\x00" "abc";
+    const char *json4 = "{\"inputs\":[{\"name\":\"s\",\"shape\":[3],\"datatype\":\"BYTES\",\"parameters\":{\"binary_data_size\":17}}]}";
+    jl = make_binary(body, json4, sb, 17);
+    assert_int_equal(celer_kserve_decode_infer(body, jl + 17, jl, sp, 1, &arena, &r), 0);
+    char **s = r.inputs[0].tensor.data;
+    assert_string_equal(s[0], "hi");
+    assert_string_equal(s[1], "");
+    assert_string_equal(s[2], "abc");
+    for (size_t cut = jl; cut < jl + 17; cut++) /* truncated tails */
+        assert_int_not_equal(celer_kserve_decode_infer(body, cut, jl, sp, 1, &arena, &r), 0);
+    const char *json5 = "{\"inputs\":[{\"name\":\"s\",\"shape\":[2],\"datatype\":\"BYTES\",\"parameters\":{\"binary_data_size\":17}}]}";
+    jl = make_binary(body, json5, sb, 17);
+    assert_int_equal(celer_kserve_decode_infer(body, jl + 17, jl, sp, 1, &arena, &r), CELER_ERR_INVALID);
+    const char bad_len[] = "\xff\xff\xff\xff" "abc";
+    const char *json6 = "{\"inputs\":[{\"name\":\"s\",\"shape\":[1],\"datatype\":\"BYTES\",\"parameters\":{\"binary_data_size\":7}}]}";
+    jl = make_binary(body, json6, bad_len, 7);
+    assert_int_equal(celer_kserve_decode_infer(body, jl + 7, jl, sp, 1, &arena, &r), CELER_ERR_INVALID);
+}
+
+static void test_decode_raw(void **state) {
+    (void)state;
+    celer_kserve_tensor_spec sp[] = {{.name = "img", .dtype = CELER_FLOAT, .rank = 2, .dims = {1, 3}}};
+    float v[3] = {1, 2, 3};
+    celer_kserve_request r;
+    assert_int_equal(celer_kserve_decode_infer((const char *)v, 12, 0, sp, 1, &arena, &r), 0);
+    assert_int_equal(r.n_inputs, 1);
+    assert_string_equal(r.inputs[0].name, "img");
+    assert_memory_equal(r.inputs[0].tensor.data, v, 12);
+    assert_int_equal(r.inputs[0].tensor.shape.dims[1], 3);
+    assert_int_equal(celer_kserve_decode_infer((const char *)v, 8, 0, sp, 1, &arena, &r), CELER_ERR_SHAPE);
+    assert_string_equal(celer_error_message(), "input 'img': raw body has 8 bytes but shape [1,3] of FP32 needs 12");
+    assert_int_equal(celer_kserve_decode_infer((const char *)v, 12, 0, SPEC_XY, 2, &arena, &r), CELER_ERR_INVALID);
+    assert_non_null(strstr(celer_error_message(), "exactly one input; this model has 2 (x, y)"));
+    assert_int_equal(celer_kserve_decode_infer((const char *)v, 12, 0, SPEC_XY, 1, &arena, &r), CELER_ERR_SHAPE);
+    assert_non_null(strstr(celer_error_message(), "input 'x'"));
+    celer_kserve_tensor_spec ss[] = {{.name = "s", .dtype = CELER_STRING, .rank = 1, .dims = {2}}};
+    const char sb[] = "\x01\x00\x00\x00z\x00\x00\x00\x00";
+    assert_int_equal(celer_kserve_decode_infer(sb, 9, 0, ss, 1, &arena, &r), 0);
+    assert_string_equal(((char **)r.inputs[0].tensor.data)[0], "z");
+    assert_int_equal(celer_kserve_decode_infer(sb, 8, 0, ss, 1, &arena, &r), CELER_ERR_INVALID);
+}
+
+static void test_every_prefix_and_garbage(void **state) {
+    (void)state;
+    size_t n = strlen(GOOD);
+    celer_kserve_request r;
+    for (size_t cut = 0; cut < n; cut++) {
+        char *copy = malloc(cut ? cut : 1);
+        memcpy(copy, GOOD, cut);
+        celer_status st = celer_kserve_decode_infer(copy, cut, SIZE_MAX, SPEC_XY, 2, &arena, &r);
+        free(copy);
+        if (st == 0) fail_msg("prefix of %zu bytes accepted", cut);
+    }
+    /* mutate single bytes of a valid request: must never crash */
+    uint64_t seed = 7;
+    const char alphabet[] = "[]{},:\"\\0123456789.eE-xyntf ";
+    char *m = malloc(n);
+    for (int k = 0; k < 20000; k++) {
+        memcpy(m, GOOD, n);
+        for (int j = 0; j < 3; j++) {
+            seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+            m[seed % n] = alphabet[(seed >> 20) % (sizeof alphabet - 1)];
+        }
+        (void)celer_kserve_decode_infer(m, n, SIZE_MAX, SPEC_XY, 2, &arena, &r);
+        if (k % 1000 == 0) {
+            celer_arena_free(&arena);
+            celer_arena_init(&arena, 0, 0);
+        }
+    }
+    free(m);
+}
+
+/* ---- encoding ---- */
+
+static void test_encode(void **state) {
+    (void)state;
+    float z[4] = {0.5f, -1, NAN, INFINITY};
+    int32_t w[2] = {1, -2};
+    const char *sv[2] = {"a\"b", ""};
+    celer_tensor outs[3] = {
+        {.dtype = CELER_FLOAT, .shape = {.rank = 2, .dims = {2, 2}}, .data = z},
+        {.dtype = CELER_INT32, .shape = {.rank = 1, .dims = {2}}, .data = w},
+        {.dtype = CELER_STRING, .shape = {.rank = 1, .dims = {2}}, .data = sv},
+    };
+    const char *names[3] = {"z", "w", "s"};
+    celer_jbuf b;
+    celer_jbuf_init(&b, 0);
+    size_t jl;
+    celer_kserve_request req = {.id = "r1"};
+    assert_int_equal(celer_kserve_encode_infer(&req, "m", "1", names, outs, 3, &b, &jl), 0);
+    assert_string_equal(b.data, "{\"model_name\":\"m\",\"model_version\":\"1\",\"id\":\"r1\",\"outputs\":["
+                                "{\"name\":\"z\",\"datatype\":\"FP32\",\"shape\":[2,2],\"data\":[0.5,-1,NaN,Infinity]},"
+                                "{\"name\":\"w\",\"datatype\":\"INT32\",\"shape\":[2],\"data\":[1,-2]},"
+                                "{\"name\":\"s\",\"datatype\":\"BYTES\",\"shape\":[2],\"data\":[\"a\\\"b\",\"\"]}]}");
+    assert_int_equal(jl, b.len);
+    /* selection and binary outputs */
+    celer_kserve_output_request sel[2] = {{.name = "s", .binary = true}, {.name = "w", .binary = false}};
+    req = (celer_kserve_request){.n_outputs = 2, .outputs = sel};
+    assert_int_equal(celer_kserve_encode_infer(&req, "m", NULL, names, outs, 3, &b, &jl), 0);
+    const char *want = "{\"model_name\":\"m\",\"outputs\":["
+                       "{\"name\":\"s\",\"datatype\":\"BYTES\",\"shape\":[2],\"parameters\":{\"binary_data_size\":11}},"
+                       "{\"name\":\"w\",\"datatype\":\"INT32\",\"shape\":[2],\"data\":[1,-2]}]}";
+    assert_int_equal(jl, strlen(want));
+    assert_memory_equal(b.data, want, jl);
+    assert_int_equal(b.len, jl + 11);
+    assert_memory_equal(b.data + jl, "\x03\x00\x00\x00" "a\"b\x00\x00\x00\x00", 11);
+    /* binary_data_output applies to all */
+    req = (celer_kserve_request){.binary_data_output = true};
+    assert_int_equal(celer_kserve_encode_infer(&req, "m", NULL, names, outs, 2, &b, &jl), 0);
+    assert_int_equal(b.len, jl + 16 + 8);
+    assert_memory_equal(b.data + jl, z, 16);
+    assert_memory_equal(b.data + jl + 16, w, 8);
+    /* unknown requested output */
+    celer_kserve_output_request bad[1] = {{.name = "nope"}};
+    req = (celer_kserve_request){.n_outputs = 1, .outputs = bad};
+    assert_int_equal(celer_kserve_encode_infer(&req, "m", NULL, names, outs, 3, &b, &jl), CELER_ERR_NOT_FOUND);
+    /* error body */
+    celer_kserve_encode_error("input 'x': bad \"thing\"\n", &b);
+    assert_string_equal(b.data, "{\"error\":\"input 'x': bad \\\"thing\\\"\\n\"}");
+    celer_jbuf_free(&b);
+}
+
+/* Turns an encoded response into a request: "outputs" -> "inputs" (one byte shorter). */
+static size_t response_to_request(char *buf, size_t len, size_t json_len) {
+    char *p = strstr(buf, "\"outputs\":[");
+    assert_non_null(p);
+    memcpy(p, "\"inputs\":[", 10);
+    memmove(p + 10, p + 11, len - (size_t)(p + 11 - buf));
+    (void)json_len;
+    return len - 1;
+}
+
+static void test_round_trip_every_dtype(void **state) {
+    (void)state;
+    static const celer_dtype types[] = {CELER_BOOL,  CELER_UINT8,   CELER_UINT16, CELER_UINT32, CELER_UINT64,
+                                        CELER_INT8,  CELER_INT16,   CELER_INT32,  CELER_INT64,  CELER_FLOAT16,
+                                        CELER_FLOAT, CELER_DOUBLE,  CELER_BFLOAT16, CELER_STRING};
+    enum { N = 6 };
+    uint64_t seed = 99;
+    for (int binary = 0; binary < 2; binary++) {
+        for (size_t k = 0; k < CELER_ARRAY_LEN(types); k++) {
+            celer_dtype dt = types[k];
+            size_t es = dt == CELER_STRING ? sizeof(char *) : celer_dtype_size(dt);
+            unsigned char data[N * 8];
+            const char *strs[N] = {"", "a", "\xc3\xa9t\xc3\xa9", "q\"uote", "line\nbreak", "x"};
+            for (size_t i = 0; i < sizeof data; i++) {
+                seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+                data[i] = (unsigned char)seed;
+            }
+            if (dt == CELER_BOOL)
+                for (int i = 0; i < N; i++) data[i] &= 1;
+            if (dt == CELER_FLOAT) { /* specials too */
+                ((float *)data)[0] = INFINITY;
+                ((float *)data)[1] = -INFINITY;
+                ((float *)data)[2] = -0.0f;
+                ((float *)data)[3] = 1e-45f;
+            }
+            if (dt == CELER_DOUBLE) ((double *)data)[0] = 5e-324;
+            if (dt == CELER_FLOAT16 || dt == CELER_BFLOAT16) /* keep them finite: NaN payloads do not survive */
+                for (int i = 0; i < N; i++) ((uint16_t *)data)[i] &= 0xbfff;
+            if (dt == CELER_FLOAT || dt == CELER_DOUBLE) /* random bits: clear the top exponent bit to avoid NaN */
+                for (int i = 4; i < N; i++) data[i * es + es - 1] &= 0xbf;
+            if (dt == CELER_DOUBLE) data[es - 1] &= 0xbf;
+            celer_tensor t = {.dtype = dt, .shape = {.rank = 2, .dims = {2, 3}}, .data = dt == CELER_STRING ? (void *)strs : data};
+            const char *name = "t";
+            celer_jbuf b;
+            celer_jbuf_init(&b, 0);
+            size_t jl;
+            celer_kserve_request req = {.binary_data_output = binary};
+            assert_int_equal(celer_kserve_encode_infer(&req, "m", "1", &name, &t, 1, &b, &jl), 0);
+            size_t len = response_to_request(b.data, b.len, jl);
+            celer_kserve_tensor_spec sp = {.name = "t", .dtype = dt, .rank = 2, .dims = {-1, 3}};
+            celer_kserve_request r;
+            celer_status st = celer_kserve_decode_infer(b.data, len, binary ? jl - 1 : SIZE_MAX, &sp, 1, &arena, &r);
+            if (st) fail_msg("%s (%s): %s\n%s", celer_kserve_datatype_name(dt), binary ? "binary" : "json", celer_error_message(), b.data);
+            const celer_tensor *got = &r.inputs[0].tensor;
+            assert_int_equal(got->dtype, dt);
+            assert_true(celer_shape_equal(&got->shape, &t.shape));
+            if (dt == CELER_STRING) {
+                for (int i = 0; i < N; i++) assert_string_equal(((char **)got->data)[i], strs[i]);
+            } else {
+                if (memcmp(got->data, data, N * es) != 0) fail_msg("%s round trip differs:\n%s", celer_kserve_datatype_name(dt), b.data);
+            }
+            celer_jbuf_free(&b);
+        }
+    }
+    /* NaN survives as NaN (payload and sign are not kept by JSON) */
+    float nanv[3] = {NAN, -NAN, 1};
+    celer_tensor t = {.dtype = CELER_FLOAT, .shape = {.rank = 1, .dims = {3}}, .data = nanv};
+    const char *name = "t";
+    celer_jbuf b;
+    celer_jbuf_init(&b, 0);
+    size_t jl;
+    assert_int_equal(celer_kserve_encode_infer(NULL, "m", NULL, &name, &t, 1, &b, &jl), 0);
+    size_t len = response_to_request(b.data, b.len, jl);
+    celer_kserve_tensor_spec sp = {.name = "t", .dtype = CELER_FLOAT, .rank = 1, .dims = {3}};
+    celer_kserve_request r;
+    assert_int_equal(celer_kserve_decode_infer(b.data, len, SIZE_MAX, &sp, 1, &arena, &r), 0);
+    const float *g = r.inputs[0].tensor.data;
+    assert_true(isnan(g[0]) && isnan(g[1]) && g[2] == 1);
+    celer_jbuf_free(&b);
+}
+
+/* ---- KServe v1 ---- */
+
+static void test_predict(void **state) {
+    (void)state;
+    celer_kserve_tensor_spec sp[] = {{.name = "x", .dtype = CELER_FLOAT, .rank = 2, .dims = {-1, 3}}};
+    celer_kserve_request r;
+    const char *body = "{\"instances\": [[1,2,3],[4,5,6]]}";
+    assert_int_equal(celer_kserve_decode_predict(body, strlen(body), sp, 1, &arena, &r), 0);
+    assert_int_equal(r.n_inputs, 1);
+    assert_int_equal(r.inputs[0].tensor.shape.dims[0], 2);
+    assert_true(((float *)r.inputs[0].tensor.data)[5] == 6);
+    body = "{\"instances\": [[1,2,3],[4,5]]}";
+    assert_int_equal(celer_kserve_decode_predict(body, strlen(body), sp, 1, &arena, &r), CELER_ERR_SHAPE);
+    body = "{\"instances\": [[1,2],[4,5]]}";
+    assert_int_equal(celer_kserve_decode_predict(body, strlen(body), sp, 1, &arena, &r), CELER_ERR_SHAPE);
+    assert_non_null(strstr(celer_error_message(), "input 'x'"));
+    body = "{\"instances\": [1,2,3]}";
+    assert_int_equal(celer_kserve_decode_predict(body, strlen(body), sp, 1, &arena, &r), CELER_ERR_SHAPE);
+    body = "{\"instances\": []}";
+    assert_int_equal(celer_kserve_decode_predict(body, strlen(body), sp, 1, &arena, &r), CELER_ERR_INVALID);
+    body = "{\"inputs\": [[1,2,3]]}";
+    assert_int_equal(celer_kserve_decode_predict(body, strlen(body), sp, 1, &arena, &r), CELER_ERR_INVALID);
+    /* rank-1 input: scalar rows; strings */
+    celer_kserve_tensor_spec s1[] = {{.name = "t", .dtype = CELER_STRING, .rank = 1, .dims = {-1}}};
+    body = "{\"instances\": [\"a\", \"b\"]}";
+    assert_int_equal(celer_kserve_decode_predict(body, strlen(body), s1, 1, &arena, &r), 0);
+    assert_string_equal(((char **)r.inputs[0].tensor.data)[1], "b");
+    /* several inputs: an object per instance */
+    celer_kserve_tensor_spec s2[] = {{.name = "a", .dtype = CELER_INT64, .rank = 2, .dims = {-1, 2}},
+                                     {.name = "b", .dtype = CELER_FLOAT, .rank = 1, .dims = {-1}}};
+    body = "{\"instances\": [{\"a\": [1,2], \"b\": 0.5}, {\"b\": 1.5, \"a\": [3,4]}]}";
+    assert_int_equal(celer_kserve_decode_predict(body, strlen(body), s2, 2, &arena, &r), 0);
+    assert_int_equal(r.n_inputs, 2);
+    assert_int_equal(((int64_t *)r.inputs[0].tensor.data)[3], 4);
+    assert_true(((float *)r.inputs[1].tensor.data)[1] == 1.5f);
+    assert_int_equal(r.inputs[0].tensor.shape.dims[0], 2);
+    body = "{\"instances\": [{\"a\": [1,2], \"b\": 0.5}, {\"a\": [3,4]}]}";
+    assert_int_equal(celer_kserve_decode_predict(body, strlen(body), s2, 2, &arena, &r), CELER_ERR_INVALID);
+    assert_string_equal(celer_error_message(), "instances[1]: missing input 'b'");
+    body = "{\"instances\": [{\"a\": [1,2], \"b\": 0.5, \"c\": 1}]}";
+    assert_int_equal(celer_kserve_decode_predict(body, strlen(body), s2, 2, &arena, &r), CELER_ERR_INVALID);
+    body = "{\"instances\": [{\"a\": [1,2,3], \"b\": 0.5}]}";
+    assert_int_equal(celer_kserve_decode_predict(body, strlen(body), s2, 2, &arena, &r), CELER_ERR_SHAPE);
+    body = "{\"instances\": [[1,2]]}";
+    assert_int_equal(celer_kserve_decode_predict(body, strlen(body), s2, 2, &arena, &r), CELER_ERR_INVALID);
+    /* every prefix */
+    body = "{\"instances\": [{\"a\": [1,2], \"b\": 0.5}, {\"b\": 1.5, \"a\": [3,4]}]}";
+    for (size_t cut = 0; cut < strlen(body); cut++) {
+        char *copy = malloc(cut ? cut : 1);
+        memcpy(copy, body, cut);
+        assert_int_not_equal(celer_kserve_decode_predict(copy, cut, s2, 2, &arena, &r), 0);
+        free(copy);
+    }
+
+    /* encode */
+    float y[6] = {1, 2, 3, 4, 5, 6};
+    int64_t lab[2] = {7, 8};
+    celer_tensor outs[2] = {{.dtype = CELER_FLOAT, .shape = {.rank = 3, .dims = {2, 1, 3}}, .data = y},
+                            {.dtype = CELER_INT64, .shape = {.rank = 1, .dims = {2}}, .data = lab}};
+    const char *names[2] = {"y", "label"};
+    celer_jbuf b;
+    celer_jbuf_init(&b, 0);
+    assert_int_equal(celer_kserve_encode_predict(names, outs, 1, &b), 0);
+    assert_string_equal(b.data, "{\"predictions\":[[[1,2,3]],[[4,5,6]]]}");
+    assert_int_equal(celer_kserve_encode_predict(names + 1, outs + 1, 1, &b), 0);
+    assert_string_equal(b.data, "{\"predictions\":[7,8]}");
+    assert_int_equal(celer_kserve_encode_predict(names, outs, 2, &b), 0);
+    assert_string_equal(b.data, "{\"predictions\":[{\"y\":[[1,2,3]],\"label\":7},{\"y\":[[4,5,6]],\"label\":8}]}");
+    outs[1].shape.dims[0] = 3;
+    assert_int_equal(celer_kserve_encode_predict(names, outs, 2, &b), CELER_ERR_SHAPE);
+    celer_jbuf_free(&b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_datatypes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decode_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decode_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decode_binary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_decode_raw, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_prefix_and_garbage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_encode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_round_trip_every_dtype, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_predict, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
