@@ -24,6 +24,10 @@
 
 /* An output (or a scratch need) bigger than this is refused: scales can ask for anything. */
 #define MAX_OUT_BYTES CELER_OPS_MAX_BYTES
+/* Resize's per-context plan (~81 bytes per output position along each axis) is malloc'ed in
+ * reshape, before the executor checks the output against the model's activation cap, so it has
+ * its own, smaller cap: an output too large to ever be allocated must not make it huge. */
+#define MAX_PLAN_BYTES ((size_t)1 << 30)
 /* Largest dim a scale may produce, checked in double before converting to an integer. */
 #define MAX_DIM 1e12
 /* RoiAlign samples per output bin (adaptive sampling grows with the roi size). */
@@ -456,7 +460,9 @@ static celer_status rs_reshape(celer_kernel_call *c) {
         if (celer_mul_size((size_t)out_dims[i], per, &b) || celer_add_size(bytes, b + 32, &bytes))
             return celer_ops_error(info, CELER_ERR_LIMIT, "resize plan is too large");
     }
-    if (bytes > MAX_OUT_BYTES) return celer_ops_error(info, CELER_ERR_LIMIT, "resize plan is too large");
+    if (bytes > MAX_PLAN_BYTES)
+        return celer_ops_error(info, CELER_ERR_LIMIT, "resize plan of %zu bytes is over the %zu-byte cap "
+                               "(an output axis is too long)", bytes, MAX_PLAN_BYTES);
     rs_local *L = *c->local;
     if (!L) {
         if (!(L = calloc(1, sizeof *L))) return celer_ops_error(info, CELER_ERR_NOMEM, "out of memory");

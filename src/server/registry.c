@@ -25,7 +25,41 @@ struct celer_registry {
     pthread_mutex_t load_lock;
     int n_models;
     served_model *models[MAX_MODELS];
+    /* Polling takes a changed model only when two scans in a row see the same files, so a
+     * version folder still being copied is never loaded half-written. */
+    int n_pending;
+    struct pending {
+        char name[256];
+        uint64_t fp;
+    } pending[MAX_MODELS];
 };
+
+/* A fingerprint of what a model folder holds: config and version folders (mtimes and sizes). */
+static uint64_t fingerprint(const celer_repo_model *rm) {
+    uint64_t h = (1469598103934665603ull ^ (uint64_t)rm->config_mtime_ns) * 1099511628211ull;
+    for (int i = 0; i < rm->n_versions; i++) {
+        const celer_repo_version *v = &rm->versions[i];
+        h = (h ^ (uint64_t)v->version) * 1099511628211ull;
+        h = (h ^ (uint64_t)v->mtime_ns) * 1099511628211ull;
+        h = (h ^ (uint64_t)v->bytes) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* True when `fp` for `name` was already seen by the previous scan; records it otherwise. */
+static bool stable_since_last_scan(celer_registry *r, const char *name, uint64_t fp) {
+    for (int i = 0; i < r->n_pending; i++)
+        if (!strcmp(r->pending[i].name, name)) {
+            bool same = r->pending[i].fp == fp;
+            r->pending[i].fp = fp;
+            return same;
+        }
+    if (r->n_pending < MAX_MODELS) {
+        snprintf(r->pending[r->n_pending].name, sizeof r->pending[0].name, "%s", name);
+        r->pending[r->n_pending++].fp = fp;
+    }
+    return false;
+}
 
 celer_status celer_registry_init(const celer_server_options *opts, celer_sched *sched, celer_metrics *metrics,
                                  celer_registry **out) {
@@ -362,9 +396,8 @@ static void unload_model(celer_registry *r, served_model *m) {
     set_state(r, m, MODEL_UNAVAILABLE, "unloaded");
 }
 
-void celer_registry_load_all(celer_registry *r) { celer_registry_poll(r); }
-
-void celer_registry_poll(celer_registry *r) {
+/* Scans the repository and loads what changed; `wait_stable`: only what two scans in a row saw. */
+static void scan_and_load(celer_registry *r, bool wait_stable) {
     pthread_mutex_lock(&r->load_lock);
     celer_arena arena;
     celer_arena_init(&arena, 64 * 1024, 0);
@@ -376,23 +409,12 @@ void celer_registry_poll(celer_registry *r) {
         for (int i = 0; i < n; i++) {
             served_model *m = find_model(r, models[i].name);
             if (m && m->state == MODEL_UNAVAILABLE && !strcmp(m->reason, "unloaded")) continue; /* explicit unload */
-            /* changed: config mtime or any version's mtime differs, or versions were added/removed */
-            bool changed = !m || m->config_mtime_ns != models[i].config_mtime_ns;
-            if (m && !changed) {
-                int selected[CELER_CONFIG_MAX_VERSIONS];
-                int ns = celer_repo_select_versions(&m->config, &models[i], selected);
-                changed = ns != m->n_versions;
-                for (int k = 0; k < ns && !changed; k++) {
-                    const celer_repo_version *rv = &models[i].versions[selected[k]];
-                    bool found = false;
-                    for (int j = 0; j < m->n_versions; j++)
-                        found |= m->versions[j]->version == rv->version && m->versions[j]->mtime_ns == rv->mtime_ns;
-                    changed = !found;
-                }
-                if (m->state == MODEL_UNAVAILABLE && m->n_versions == 0) changed = false; /* retried on change only */
-            }
-            if (changed && load_model(r, &models[i]))
-                fprintf(stderr, "celer: %s\n", celer_error_message());
+            uint64_t fp = fingerprint(&models[i]);
+            if (m && m->tried_fp == fp) continue; /* nothing changed since the last attempt */
+            if (wait_stable && !stable_since_last_scan(r, models[i].name, fp)) continue;
+            celer_status st = load_model(r, &models[i]);
+            if ((m = find_model(r, models[i].name))) m->tried_fp = fp;
+            if (st) fprintf(stderr, "celer: %s\n", celer_error_message());
         }
         /* models whose folder disappeared */
         for (int i = 0; i < r->n_models; i++) {
@@ -404,6 +426,10 @@ void celer_registry_poll(celer_registry *r) {
     celer_arena_free(&arena);
     pthread_mutex_unlock(&r->load_lock);
 }
+
+void celer_registry_load_all(celer_registry *r) { scan_and_load(r, false); }
+
+void celer_registry_poll(celer_registry *r) { scan_and_load(r, true); }
 
 celer_status celer_registry_load(celer_registry *r, const char *name) {
     pthread_mutex_lock(&r->load_lock);
@@ -421,6 +447,7 @@ celer_status celer_registry_load(celer_registry *r, const char *name) {
                 if (m)
                     for (int k = 0; k < m->n_versions; k++) m->versions[k]->mtime_ns = -1;
                 st = load_model(r, &models[i]);
+                if ((m = find_model(r, name))) m->tried_fp = fingerprint(&models[i]);
             }
     }
     celer_arena_free(&arena);

@@ -43,6 +43,7 @@ struct served_model {
     celer_arena arena;              /* config */
     celer_model_config config;
     int64_t config_mtime_ns;
+    uint64_t tried_fp;              /* repository state of the last load attempt (see registry.c) */
     int n_versions;
     served_version *versions[CELER_CONFIG_MAX_VERSIONS]; /* ascending */
 };
