@@ -5,6 +5,7 @@
 
   OUTDIR/bench-repo/mlp/1/model.onnx       the FastAPI service's MLP, same seeded weights, opset 17
   OUTDIR/bench-repo/mlp/config.pbtxt       dynamic batching up to 64 rows
+  OUTDIR/bench-repo/mlp_nobatch/...         the same file with batching off (shows what batching buys)
   OUTDIR/bench-repo/identity/1/model.onnx  trivial model (Identity on FP32 [batch, 4]) for nginx
   OUTDIR/bench-repo/identity/config.pbtxt
   OUTDIR/bodies/celer_mlp.json             KServe v2 infer body, one row of 1000 features
@@ -13,6 +14,7 @@
 """
 import json
 import os
+import shutil
 import sys
 import warnings
 
@@ -30,6 +32,13 @@ max_batch_size: 64
 input [ { name: "features" data_type: TYPE_FP32 dims: [ 1000 ] } ]
 output [ { name: "output" data_type: TYPE_FP32 dims: [ 64 ] } ]
 dynamic_batching { max_queue_delay_microseconds: 100 }
+"""
+
+NOBATCH_CONFIG = """name: "mlp_nobatch"
+platform: "onnxruntime_onnx"
+max_batch_size: 0
+input [ { name: "features" data_type: TYPE_FP32 dims: [ 1, 1000 ] } ]
+output [ { name: "output" data_type: TYPE_FP32 dims: [ 1, 64 ] } ]
 """
 
 IDENTITY_CONFIG = """name: "identity"
@@ -80,6 +89,9 @@ def main():
     repo = os.path.join(out, "bench-repo")
     export_mlp(os.path.join(repo, "mlp", "1", "model.onnx"))
     write(os.path.join(repo, "mlp", "config.pbtxt"), MLP_CONFIG)
+    os.makedirs(os.path.join(repo, "mlp_nobatch", "1"), exist_ok=True)
+    shutil.copyfile(os.path.join(repo, "mlp", "1", "model.onnx"), os.path.join(repo, "mlp_nobatch", "1", "model.onnx"))
+    write(os.path.join(repo, "mlp_nobatch", "config.pbtxt"), NOBATCH_CONFIG)
     export_identity(os.path.join(repo, "identity", "1", "model.onnx"))
     write(os.path.join(repo, "identity", "config.pbtxt"), IDENTITY_CONFIG)
 

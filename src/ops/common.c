@@ -137,3 +137,14 @@ void *celer_ops_carve_elems(celer_ops_carve *cv, int64_t n, size_t es) {
     if (celer_add_size(cv->off, bytes, &cv->off) || cv->off > CELER_OPS_MAX_BYTES) cv->overflow = true;
     return p;
 }
+
+celer_status celer_ops_check_output(const celer_op_info *info, const celer_tensor *out) {
+    int64_t n = celer_shape_numel(&out->shape);
+    size_t bytes = 0;
+    if (n < 0 || celer_mul_size((size_t)n, celer_dtype_size(out->dtype), &bytes) || bytes > CELER_OPS_MAX_BYTES) {
+        char b[200];
+        return celer_ops_error(info, CELER_ERR_LIMIT, "output shape %s is too large (limit %zu bytes)",
+                               celer_shape_str(&out->shape, b, sizeof b), CELER_OPS_MAX_BYTES);
+    }
+    return CELER_OK;
+}

@@ -73,16 +73,6 @@ static celer_status check_bytes(const celer_op_info *info, const char *what, int
     return CELER_OK;
 }
 
-static celer_status check_out(const celer_op_info *info, const celer_tensor *out) {
-    if (celer_shape_numel(&out->shape) < 0) {
-        char b[200];
-        return celer_ops_error(info, CELER_ERR_LIMIT, "output shape %s is too large",
-                      shape_s(&out->shape, b, sizeof b));
-    }
-    return check_bytes(info, "the output", celer_shape_numel(&out->shape),
-                       celer_dtype_size(out->dtype));
-}
-
 static bool is_float_dtype(celer_dtype t) {
     return t == CELER_FLOAT || t == CELER_DOUBLE || t == CELER_FLOAT16;
 }
@@ -446,7 +436,7 @@ static celer_status rs_reshape(celer_kernel_call *c) {
     celer_tensor *y = &c->out[0];
     y->shape.rank = r;
     memcpy(y->shape.dims, out_dims, (size_t)r * sizeof *out_dims);
-    CELER_TRY(check_out(info, y));
+    CELER_TRY(celer_ops_check_output(info, y));
     c->scratch_size = 0;
     if (celer_shape_numel(&y->shape) == 0) return CELER_OK; /* run writes nothing */
 
@@ -727,7 +717,7 @@ static celer_status gs_reshape(celer_kernel_call *c) {
     celer_tensor *y = &c->out[0];
     y->shape = (celer_shape){
         4, {x->shape.dims[0], x->shape.dims[1], g->shape.dims[1], g->shape.dims[2]}};
-    return check_out(info, y);
+    return celer_ops_check_output(info, y);
 }
 
 /* Mirrors x into [lo2/2, hi2/2] (bounds given doubled, as the reflection is about half pixels). */
@@ -917,7 +907,7 @@ static celer_status ra_reshape(celer_kernel_call *c) {
     }
     celer_tensor *y = &c->out[0];
     y->shape = (celer_shape){4, {nr, x->shape.dims[1], s->oh, s->ow}};
-    return check_out(info, y);
+    return celer_ops_check_output(info, y);
 }
 
 static celer_status ra_run(celer_kernel_call *c) {

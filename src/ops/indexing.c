@@ -26,18 +26,6 @@ static celer_status need_in(const celer_kernel_call *c, int i, const char *what)
     return CELER_OK;
 }
 
-static celer_status check_out(const celer_op_info *info, const celer_tensor *out) {
-    int64_t n = celer_shape_numel(&out->shape);
-    size_t bytes = 0;
-    if (n < 0 || celer_mul_size((size_t)n, celer_dtype_size(out->dtype), &bytes) ||
-        bytes > MAX_OUT_BYTES) {
-        char b[200];
-        return celer_ops_error(info, CELER_ERR_LIMIT, "output shape %s is too large (limit %zu bytes)",
-                      celer_shape_str(&out->shape, b, sizeof b), MAX_OUT_BYTES);
-    }
-    return CELER_OK;
-}
-
 static celer_status check_index_dtype(const celer_op_info *info, const celer_tensor *t) {
     if (t->dtype != CELER_INT64 && t->dtype != CELER_INT32)
         return celer_ops_error(info, CELER_ERR_DTYPE, "indices must be int64 or int32, got %s",
@@ -94,7 +82,7 @@ static celer_status reshape_gather(celer_kernel_call *c) {
     for (int i = 0; i < q->rank; i++) out.dims[k++] = q->dims[i];
     for (int i = axis + 1; i < d->rank; i++) out.dims[k++] = d->dims[i];
     c->out[0].shape = out;
-    return check_out(c->info, &c->out[0]);
+    return celer_ops_check_output(c->info, &c->out[0]);
 }
 
 static celer_status run_gather(celer_kernel_call *c) {
@@ -381,7 +369,7 @@ static celer_status reshape_gathernd(celer_kernel_call *c) {
     for (int i = 0; i < q->rank - 1; i++) out.dims[n++] = q->dims[i];
     for (int i = p.b + p.k; i < d->rank; i++) out.dims[n++] = d->dims[i];
     c->out[0].shape = out;
-    return check_out(c->info, &c->out[0]);
+    return celer_ops_check_output(c->info, &c->out[0]);
 }
 
 static celer_status run_gathernd(celer_kernel_call *c) {
@@ -499,7 +487,7 @@ static celer_status reshape_onehot(celer_kernel_call *c) {
     celer_shape out = {.rank = s->rank + 1};
     for (int i = 0, k = 0; i <= s->rank; i++) out.dims[i] = i == p.axis ? p.depth : s->dims[k++];
     c->out[0].shape = out;
-    return check_out(c->info, &c->out[0]);
+    return celer_ops_check_output(c->info, &c->out[0]);
 }
 
 static celer_status run_onehot(celer_kernel_call *c) {
@@ -581,7 +569,7 @@ static celer_status reshape_nonzero(celer_kernel_call *c) {
     for (int64_t i = 0; i < n; i++) nnz += is_nonzero((const char *)x->data + (size_t)i * es, x->dtype);
     /* a scalar counts as shape [1], as numpy does */
     c->out[0].shape = (celer_shape){.rank = 2, .dims = {x->shape.rank ? x->shape.rank : 1, nnz}};
-    return check_out(c->info, &c->out[0]);
+    return celer_ops_check_output(c->info, &c->out[0]);
 }
 
 static celer_status run_nonzero(celer_kernel_call *c) {

@@ -115,6 +115,9 @@ celer_status celer_ops_error(const celer_op_info *info, celer_status status, con
     __attribute__((format(printf, 3, 4)));
 /* Input i of the call, or NULL when the node omits it or lists fewer inputs. */
 const celer_tensor *celer_ops_input(const celer_kernel_call *call, int i);
+/* CELER_ERR_LIMIT naming the shape when out's byte size overflows or passes CELER_OPS_MAX_BYTES
+ * (call it in reshape after computing an output shape from input values). */
+celer_status celer_ops_check_output(const celer_op_info *info, const celer_tensor *out);
 /* Checks that the node lists inputs 0..n_required-1 (none omitted) and at least one output. */
 celer_status celer_ops_require(const celer_kernel_call *call, int n_required);
 /* call->scratch_size += a * b bytes, overflow-checked and capped at CELER_OPS_MAX_BYTES. */

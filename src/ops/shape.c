@@ -32,19 +32,6 @@ static const char *ints_str(const int64_t *v, int n, char *buf, size_t cap) {
     return buf;
 }
 
-/* Refuses output shapes whose byte size overflows or passes MAX_OUT_BYTES. */
-static celer_status check_out(const celer_op_info *info, const celer_tensor *out) {
-    int64_t n = celer_shape_numel(&out->shape);
-    size_t bytes = 0;
-    if (n < 0 || celer_mul_size((size_t)n, celer_dtype_size(out->dtype), &bytes) ||
-        bytes > MAX_OUT_BYTES) {
-        char b[200];
-        return celer_ops_error(info, CELER_ERR_LIMIT, "output shape %s is too large (limit %zu bytes)",
-                      celer_shape_str(&out->shape, b, sizeof b), MAX_OUT_BYTES);
-    }
-    return CELER_OK;
-}
-
 static bool is_int_dtype(celer_dtype t) { return t == CELER_INT64 || t == CELER_INT32; }
 
 /* Reads a 1-D (or scalar) int32/int64 tensor of at most `max` values into out[]. */
@@ -452,7 +439,7 @@ static celer_status reshape_concat(celer_kernel_call *c) {
             return celer_ops_error(info, CELER_ERR_LIMIT, "concatenated axis overflows");
     }
     c->out[0].shape = out;
-    return check_out(info, &c->out[0]);
+    return celer_ops_check_output(info, &c->out[0]);
 }
 
 static celer_status run_concat(celer_kernel_call *c) {
@@ -717,7 +704,7 @@ static celer_status infer_constant_of_shape(const celer_op_info *info, celer_dty
 static celer_status reshape_constant_of_shape(celer_kernel_call *c) {
     CELER_TRY(celer_ops_require(c, 1));
     CELER_TRY(read_shape(c->info, c->in[0], "input", &c->out[0].shape));
-    return check_out(c->info, &c->out[0]);
+    return celer_ops_check_output(c->info, &c->out[0]);
 }
 
 static celer_status run_constant_of_shape(celer_kernel_call *c) {
@@ -802,7 +789,7 @@ static celer_status reshape_range(celer_kernel_call *c) {
         }
     }
     c->out[0].shape = (celer_shape){.rank = 1, .dims = {n}};
-    return check_out(info, &c->out[0]);
+    return celer_ops_check_output(info, &c->out[0]);
 }
 
 static celer_status run_range(celer_kernel_call *c) {
@@ -840,7 +827,7 @@ static celer_status reshape_expand(celer_kernel_call *c) {
         char who[160];
         return celer_error_wrap(st, "%s", celer_ops_who(c->info, who, sizeof who));
     }
-    return check_out(c->info, &c->out[0]);
+    return celer_ops_check_output(c->info, &c->out[0]);
 }
 
 static celer_status run_expand(celer_kernel_call *c) {
@@ -873,7 +860,7 @@ static celer_status reshape_tile(celer_kernel_call *c) {
         if (__builtin_mul_overflow(x->shape.dims[i], r.dims[i], &out.dims[i]))
             return celer_ops_error(info, CELER_ERR_LIMIT, "output dim %d overflows", i);
     c->out[0].shape = out;
-    return check_out(info, &c->out[0]);
+    return celer_ops_check_output(info, &c->out[0]);
 }
 
 static celer_status run_tile(celer_kernel_call *c) {
@@ -948,7 +935,7 @@ static celer_status pad_read(celer_kernel_call *c, pad_plan *p, bool set_shape) 
             return celer_ops_error(info, CELER_ERR_INVALID, "mode '%s' cannot pad axis %d of size 0", mode, i);
     }
     c->out[0].shape = out;
-    return check_out(info, &c->out[0]);
+    return celer_ops_check_output(info, &c->out[0]);
 }
 
 static celer_status reshape_pad(celer_kernel_call *c) {

@@ -201,6 +201,24 @@ def main():
         status2, _, _ = srv.request("POST", "/v2/models/mlp/infer", nan_body)
         check("NaN-filled input is served", status == 200 and status2 == 200, (status, status2))
 
+        # pipelining: several requests written at once on one keep-alive connection
+        body = json.dumps(infer_body(x)).encode()
+        req = b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        sock = socket.create_connection(("127.0.0.1", srv.port))
+        sock.sendall(req * 3 + b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.settimeout(10)
+        data = b""
+        try:
+            while data.count(b"HTTP/1.1 ") < 4:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except socket.timeout:
+            pass
+        sock.close()
+        check("pipelined requests on one connection", data.count(b"HTTP/1.1 200") == 4, data[:300])
+
         # concurrency: every request answered correctly
         failures = []
 

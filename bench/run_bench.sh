@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# celer vs FastAPI + uvicorn + PyTorch on the same recommendation MLP, and celer's trivial model vs
+# nginx answering a static 200. One command:
+#
+#   bench/run_bench.sh
+#
+# Builds celer (Release, BENCH_BUILD_DIR, default build-bench) if needed, writes the models, checks
+# that celer and FastAPI agree, then loads each server in turn with wrk at concurrency 1, 8 and 64
+# for BENCH_SECONDS (default 10) and prints one table and the ratios. Everything listens on and
+# targets 127.0.0.1 only; every server started here is stopped on exit. Logs, bodies and raw
+# results stay in BUILD/bench-run/. Env: BENCH_SECONDS, BENCH_WARMUP_SECONDS (2),
+# BENCH_PORT_BASE (18431: celer, +1 FastAPI 1 worker, +2 FastAPI 2 workers, +3 nginx),
+# BENCH_BUILD_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PY=/usr/bin/python3
+HOST=127.0.0.1
+DURATION=${BENCH_SECONDS:-10}
+WARMUP=${BENCH_WARMUP_SECONDS:-2}
+BUILD=${BENCH_BUILD_DIR:-$ROOT/build-bench}
+BASE=${BENCH_PORT_BASE:-18431}
+P_CELER=$BASE P_FAST1=$((BASE + 1)) P_FAST2=$((BASE + 2)) P_NGINX=$((BASE + 3))
+RUN=$BUILD/bench-run
+RESULTS=$RUN/results.tsv
+CONCURRENCY=(1 8 64)
+
+log() { echo "bench: $*" >&2; }
+
+# ---- tools: wrk, nginx, and uvicorn's fast loop/parser (what `pip install uvicorn[standard]` gives)
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+[[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+$PY -c 'import uvloop, httptools' 2>/dev/null || missing+=(python3-uvloop python3-httptools)
+if ((${#missing[@]})); then
+  log "installing ${missing[*]}"
+  apt-get install -y "${missing[@]}" >/dev/null || { apt-get update >/dev/null && apt-get install -y "${missing[@]}" >/dev/null; }
+fi
+
+# ---- celer (Release) and the models
+cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+if ! ninja -j2 -C "$BUILD" celer >"$BUILD/bench-build.log" 2>&1; then
+  [[ -x $BUILD/celer ]] || { cat "$BUILD/bench-build.log"; exit 1; }
+  log "build failed (see $BUILD/bench-build.log); using the existing $BUILD/celer"
+fi
+rm -rf "$RUN" && mkdir -p "$RUN"
+$PY bench/make_bench_models.py "$BUILD" >/dev/null
+BODIES=$BUILD/bodies
+
+# ---- processes: every server started here is stopped on exit
+PIDS=()
+stop() {  # stop PID: TERM, then KILL after 10 s
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  local keep=() p  # forget it: its pid may be reused
+  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
+cleanup() { local p; for p in "${PIDS[@]}"; do stop "$p"; done; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+for p in $P_CELER $P_FAST1 $P_FAST2 $P_NGINX; do
+  port_free "$p" || { log "port $p on $HOST is taken; set BENCH_PORT_BASE"; exit 1; }
+done
+
+wait_ready() {  # wait_ready PID URL NAME LOG: until URL answers 200 (60 s)
+  local i
+  for ((i = 0; i < 600; i++)); do
+    kill -0 "$1" 2>/dev/null || { log "$3 exited at start:"; tail -n 30 "$4" >&2; exit 1; }
+    curl -sf -o /dev/null "$2" && return 0
+    sleep 0.1
+  done
+  log "$3 not ready after 60 s:"; tail -n 30 "$4" >&2; exit 1
+}
+
+start_celer() {
+  "$BUILD/celer" serve --model-repository "$BUILD/bench-repo" --http-address $HOST \
+    --http-port $P_CELER --quiet >"$RUN/celer.log" 2>&1 &
+  CELER=$!; PIDS+=("$CELER")
+  wait_ready "$CELER" "http://$HOST:$P_CELER/v2/health/ready" celer "$RUN/celer.log"
+}
+
+start_fastapi() {  # start_fastapi WORKERS PORT: sets FASTAPI
+  $PY -m uvicorn fastapi_service:app --app-dir "$ROOT/bench" --host $HOST --port "$2" \
+    --workers "$1" --no-access-log >"$RUN/fastapi-$1w.log" 2>&1 &
+  FASTAPI=$!; PIDS+=("$FASTAPI")
+  wait_ready "$FASTAPI" "http://$HOST:$2/health" "FastAPI ($1 workers)" "$RUN/fastapi-$1w.log"
+}
+
+start_nginx() {
+  mkdir -p "$RUN/nginx"
+  cat >"$RUN/nginx/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+pid $RUN/nginx/nginx.pid;
+error_log $RUN/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $RUN/nginx/body;
+  proxy_temp_path $RUN/nginx/proxy;
+  fastcgi_temp_path $RUN/nginx/fastcgi;
+  uwsgi_temp_path $RUN/nginx/uwsgi;
+  scgi_temp_path $RUN/nginx/scgi;
+  server {
+    listen $HOST:$P_NGINX;
+    location / {
+      default_type application/json;
+      return 200 '{"model_name":"identity","outputs":[{"name":"y","datatype":"FP32","shape":[1,4],"data":[0.5,-1.25,2.0,3.75]}]}';
+    }
+  }
+}
+EOF
+  /usr/sbin/nginx -p "$RUN/nginx" -e "$RUN/nginx/error.log" -c "$RUN/nginx/nginx.conf" >"$RUN/nginx.log" 2>&1 &
+  NGINX=$!; PIDS+=("$NGINX")
+  wait_ready "$NGINX" "http://$HOST:$P_NGINX/" nginx "$RUN/nginx/error.log"
+}
+
+# ---- peak RSS of a process tree, sampled every 100 ms until STOPFILE exists
+tree_rss_kib() {  # sum of VmRSS over PID and all its descendants
+  local total=0 pid key val _ f kids
+  local -a todo=("$1")
+  while ((${#todo[@]})); do
+    pid=${todo[0]}; todo=("${todo[@]:1}")
+    while read -r key val _; do
+      [[ $key == VmRSS: ]] && total=$((total + val))
+    done 2>/dev/null </proc/"$pid"/status || true
+    for f in /proc/"$pid"/task/*/children; do
+      kids=(); read -ra kids 2>/dev/null <"$f" || true
+      todo+=("${kids[@]}")
+    done
+  done
+  echo "$total"
+}
+
+sample_peak_rss() {  # sample_peak_rss PID STOPFILE OUT
+  local peak=0 now
+  while [[ ! -e $2 ]]; do
+    now=$(tree_rss_kib "$1"); ((now > peak)) && peak=$now
+    sleep 0.1
+  done
+  echo "$peak" >"$3"
+}
+
+# ---- one wrk run; appends a line to RESULTS
+load() {  # load SERVER MODEL PID URL BODY CONCURRENCY
+  local server=$1 model=$2 pid=$3 url=$4 body=$5 c=$6 threads=2 out=$RUN/wrk-$1-$2-$6.txt line
+  ((c < threads)) && threads=$c
+  rm -f "$RUN/stop"
+  sample_peak_rss "$pid" "$RUN/stop" "$RUN/rss" &
+  local sampler=$!
+  wrk -t"$threads" -c"$c" -d"${DURATION}s" --timeout 10s -s bench/post.lua "$url" -- "$body" >"$out" 2>&1 || true
+  touch "$RUN/stop"; wait "$sampler"
+  line=$(grep '^BENCH ' "$out" || true)
+  if [[ -n $line ]]; then
+    # BENCH requests=.. seconds=.. p50_ms=.. p99_ms=.. http_errors=.. socket_errors=..
+    line=$(sed -E 's/^BENCH //; s/[a-z0-9_]+=//g; s/ /\t/g' <<<"$line")
+  else
+    log "wrk gave no result for $server $model c=$c:"; cat "$out" >&2
+    line=$'-\t-\t-\t-\t-\t-'
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\n' "$server" "$model" "$c" "$line" "$(cat "$RUN/rss")" >>"$RESULTS"
+  kill -0 "$pid" 2>/dev/null || { log "$server DIED during c=$c; its log:"; tail -n 50 "$RUN/$server.log" >&2; }
+}
+
+bench_server() {  # bench_server SERVER MODEL PID URL BODY: warm up, then each concurrency
+  log "$1 $2: warm-up ${WARMUP}s, then ${DURATION}s at each of concurrency ${CONCURRENCY[*]}"
+  wrk -t1 -c8 -d"${WARMUP}s" -s bench/post.lua "$4" -- "$5" >/dev/null 2>&1 || true
+  local c
+  for c in "${CONCURRENCY[@]}"; do load "$1" "$2" "$3" "$4" "$5" "$c"; done
+}
+
+# ---- the run
+START=$(date -u '+%Y-%m-%d %H:%M UTC')
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+start_fastapi 1 $P_FAST1
+start_celer
+$PY bench/check_same.py "http://$HOST:$P_CELER" "http://$HOST:$P_FAST1" "$BODIES"
+
+bench_server celer mlp "$CELER" "http://$HOST:$P_CELER/v2/models/mlp/infer" "$BODIES/celer_mlp.json"
+bench_server celer mlp-nobatch "$CELER" "http://$HOST:$P_CELER/v2/models/mlp_nobatch/infer" "$BODIES/celer_mlp.json"
+bench_server celer identity "$CELER" "http://$HOST:$P_CELER/v2/models/identity/infer" "$BODIES/identity.json"
+stop "$CELER"
+bench_server fastapi-1w mlp "$FASTAPI" "http://$HOST:$P_FAST1/predict" "$BODIES/fastapi_mlp.json"
+stop "$FASTAPI"
+start_fastapi 2 $P_FAST2
+bench_server fastapi-2w mlp "$FASTAPI" "http://$HOST:$P_FAST2/predict" "$BODIES/fastapi_mlp.json"
+stop "$FASTAPI"
+start_nginx
+bench_server nginx static "$NGINX" "http://$HOST:$P_NGINX/" "$BODIES/identity.json"
+stop "$NGINX"
+
+echo
+echo "celer benchmark, $START, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(uname -sr)"
+echo "celer $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?') (Release, default flags: one worker per core, 2 HTTP threads)," \
+  "FastAPI $($PY -c 'import fastapi; print(fastapi.__version__)'), uvicorn" \
+  "$($PY -c 'import uvicorn; print(uvicorn.__version__)') (uvloop, httptools), torch $($PY -c 'import torch; print(torch.__version__)'), $(/usr/sbin/nginx -v 2>&1 | cut -d' ' -f3)"
+echo "wrk on the same $(nproc) cores as the servers (nothing pinned; -t1 at c=1, -t2 otherwise), ${DURATION}s per row;" \
+  "1 row of 1000 features per request (JSON); access logs off everywhere;"
+echo "mlp-nobatch: the same model with max_batch_size 0 (dynamic batching off)"
+echo "load average before the run: $LOADAVG (the machine may be shared); logs and raw wrk output: $RUN"
+echo "errors = HTTP >= 400 + socket errors; peak RSS = VmRSS summed over the server's process tree, sampled every 100 ms"
+echo
+$PY bench/report.py "$RESULTS"
