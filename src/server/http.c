@@ -153,7 +153,7 @@ static void infer_done(celer_job *job, celer_status st, const char *message, con
         }
         atomic_fetch_add(&v->n_success, 1);
         atomic_fetch_add(&v->n_inferences, 1);
-        atomic_fetch_add(&v->n_exec, 1);
+        if (job->batch_first) atomic_fetch_add(&v->n_exec, 1);
         atomic_fetch_add(&v->ns_total, (unsigned long long)(end - q->start_ns));
         atomic_fetch_add(&v->ns_queue, (unsigned long long)(job->start_ns - job->enqueue_ns));
         atomic_fetch_add(&v->ns_compute, (unsigned long long)(job->end_ns - job->start_ns));
@@ -161,7 +161,7 @@ static void infer_done(celer_job *job, celer_status st, const char *message, con
         celer_metrics_observe(v->m_duration, (double)(end - q->start_ns) * 1e-9);
         celer_metrics_observe(v->m_queue, (double)(job->start_ns - job->enqueue_ns) * 1e-9);
         celer_metrics_observe(v->m_compute, (double)(job->end_ns - job->start_ns) * 1e-9);
-        celer_metrics_observe(v->m_batch, job->batch_size);
+        if (job->batch_first) celer_metrics_observe(v->m_batch, job->batch_size);
     }
     atomic_store(&q->state, REQ_READY);
     MHD_resume_connection(q->conn);

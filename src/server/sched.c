@@ -206,6 +206,7 @@ static void fail_job(worker *w, celer_job *j, celer_status st, int64_t start, in
     j->start_ns = start;
     j->end_ns = end;
     j->batch_size = batch;
+    j->batch_first = true;
     j->done(j, st, w->msg, NULL, 0);
 }
 
@@ -226,6 +227,7 @@ static void run_one(worker *w, celer_sched_queue *q, celer_context *ctx, celer_j
     j->start_ns = start;
     j->end_ns = end;
     j->batch_size = batch;
+    j->batch_first = true;
     j->done(j, CELER_OK, "", outs, q->n_outputs);
 }
 
@@ -342,6 +344,7 @@ static void run_batched(worker *w, celer_sched_queue *q, celer_context *ctx, cel
         j->start_ns = start;
         j->end_ns = end;
         j->batch_size = (int)rows;
+        j->batch_first = j == list;
         j->done(j, CELER_OK, "", w->out, q->n_outputs);
     }
 }
@@ -622,6 +625,7 @@ celer_status celer_sched_submit(celer_sched_queue *q, celer_job *job) {
     job->enqueue_ns = now_ns();
     job->start_ns = job->end_ns = 0;
     job->batch_size = 0;
+    job->batch_first = false;
     job->next = NULL;
     celer_sched *s = q->s;
     pthread_mutex_lock(&s->mu);

@@ -34,6 +34,7 @@ struct celer_job {
     /* filled by the scheduler, for metrics: */
     int64_t enqueue_ns, start_ns, end_ns; /* queue wait = start - enqueue, compute = end - start */
     int batch_size;                       /* rows of the batch this job ran in */
+    bool batch_first;                     /* first job of its executed batch: count batches with it */
     celer_job *next;                      /* scheduler-private link */
 };
 
