@@ -84,6 +84,12 @@ void celer_arena_free(celer_arena *arena) {
 }
 
 void *celer_arena_alloc(celer_arena *arena, size_t size) {
+    void *p = celer_arena_alloc_uninit(arena, size);
+    if (p) memset(p, 0, size);
+    return p;
+}
+
+void *celer_arena_alloc_uninit(celer_arena *arena, size_t size) {
     size_t rounded;
     if (celer_add_size(size, 63, &rounded)) goto too_big;
     rounded &= ~(size_t)63;
@@ -116,7 +122,6 @@ void *celer_arena_alloc(celer_arena *arena, size_t size) {
     }
     void *p = b->data + b->used;
     b->used += rounded;
-    memset(p, 0, rounded);
     return p;
 too_big:
     celer_errorf(CELER_ERR_LIMIT, "allocation of %zu bytes overflows", size);

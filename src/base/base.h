@@ -61,6 +61,8 @@ void celer_arena_free(celer_arena *arena);
 /* Returns zeroed memory owned by the arena, or NULL (and sets the error message) when out of
  * memory or past the cap. */
 void *celer_arena_alloc(celer_arena *arena, size_t size);
+/* Like celer_arena_alloc without zeroing, for buffers the caller fills completely (hot paths). */
+void *celer_arena_alloc_uninit(celer_arena *arena, size_t size);
 /* Copies `len` bytes of `s` and a terminating NUL into the arena; NULL on failure. */
 char *celer_arena_strndup(celer_arena *arena, const char *s, size_t len);
 

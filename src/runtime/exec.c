@@ -255,6 +255,20 @@ celer_status celer_exec_alloc_output(celer_context *c, int v, size_t bytes) {
     return CELER_OK;
 }
 
+/* Whether a shape's dims are as bounded as a real tensor's. A shape with a 0 dim holds nothing
+ * whatever its other dims, but kernels still multiply and loop over those ([0, 2^40, 2^40] would
+ * overflow or spin), so their product may not pass `cap` elements (the activation cap). */
+static bool dims_bounded(const celer_shape *s, size_t cap) {
+    uint64_t p = 1;
+    bool empty = false;
+    for (int i = 0; i < s->rank; i++) {
+        if (s->dims[i] < 0) return false;
+        if (!s->dims[i]) empty = true;
+        else if (__builtin_mul_overflow(p, (uint64_t)s->dims[i], &p)) p = UINT64_MAX;
+    }
+    return !empty || p <= cap;
+}
+
 /* Releases the reads node n made and the outputs nobody reads. */
 static void finish_node(celer_context *c, const celer_node *n) {
     for (int j = 0; j < n->n_inputs + n->n_implicit; j++) {
@@ -296,10 +310,17 @@ celer_status celer_exec_run(celer_context *c, const celer_tensor *inputs, const 
             continue;
         }
         for (int j = 0; j < n->n_inputs; j++) c->in_ptrs[j] = n->inputs[j] >= 0 ? &c->tensors[n->inputs[j]] : NULL;
+        for (int j = 0; j < n->n_inputs; j++)
+            if (c->in_ptrs[j] && !dims_bounded(&c->in_ptrs[j]->shape, m->opts.max_arena_bytes)) {
+                st = celer_errorf(CELER_ERR_LIMIT, "input %d has a 0 dim but its other dims multiply "
+                                  "past %zu elements", j, m->opts.max_arena_bytes);
+                goto node_fail;
+            }
         celer_tensor *outs = n->n_outputs ? &c->tensors[n->outputs[0]] : NULL;
         celer_kernel_call call = {.info = &cn->info, .state = cn->state, .local = &c->locals[k],
                                   .in = c->in_ptrs, .n_in = n->n_inputs, .out = outs, .n_out = n->n_outputs};
         if ((st = kern->reshape(&call))) goto node_fail;
+        bool any_data = false; /* run has nothing to write when every output is empty */
         for (int j = 0; j < n->n_outputs; j++) {
             int v = n->outputs[j];
             celer_tensor *t = &c->tensors[v];
@@ -308,6 +329,12 @@ celer_status celer_exec_run(celer_context *c, const celer_tensor *inputs, const 
                 st = celer_errorf(CELER_ERR_INTERNAL, "output %d has an invalid shape", j);
                 goto node_fail;
             }
+            if (!dims_bounded(&t->shape, m->opts.max_arena_bytes)) {
+                st = celer_errorf(CELER_ERR_LIMIT, "output %d has a 0 dim but its other dims multiply "
+                                  "past %zu elements", j, m->opts.max_arena_bytes);
+                goto node_fail;
+            }
+            if (bytes) any_data = true;
             int uses = g->values[v].n_uses + (g->values[v].is_output ? 1 : 0);
             const celer_tensor *in0 = n->n_inputs ? c->in_ptrs[0] : NULL;
             int b0 = n->n_inputs && n->inputs[0] >= 0 ? c->buf_of[n->inputs[0]] : -1;
@@ -337,7 +364,7 @@ celer_status celer_exec_run(celer_context *c, const celer_tensor *inputs, const 
             }
             if ((st = celer_exec_alloc_output(c, v, bytes))) goto node_fail;
         }
-        if (kern->run) {
+        if (kern->run && any_data) {
             /* never NULL, so a kernel may form `scratch + 0` when it needs none (empty axes) */
             static _Alignas(ALIGN) unsigned char no_scratch[ALIGN];
             call.scratch = no_scratch;

@@ -338,7 +338,7 @@ static void *bump(parser *ps, size_t n, size_t align) {
     size_t off = (ps->bump_used + align - 1) & ~(align - 1);
     if (!ps->bump || off > ps->bump_cap || n > ps->bump_cap - off) {
         size_t sz = n > 16384 ? n : 16384;
-        char *b = celer_arena_alloc(ps->arena, sz);
+        char *b = celer_arena_alloc_uninit(ps->arena, sz); /* each piece is zeroed when handed out */
         if (!b) {
             if (!ps->status) ps->status = CELER_ERR_NOMEM;
             return NULL;
@@ -348,6 +348,7 @@ static void *bump(parser *ps, size_t n, size_t align) {
         off = 0;
     }
     ps->bump_used = off + n;
+    memset(ps->bump + off, 0, n);
     return ps->bump + off;
 }
 

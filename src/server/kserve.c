@@ -164,7 +164,7 @@ static celer_status decode_json_data(const celer_json *data, celer_dtype dtype, 
                             dims_text(shape->dims, shape->rank, a, sizeof a), (long long)numel, count_leaves(data));
     size_t esize = dtype == CELER_STRING ? sizeof(char *) : celer_dtype_size(dtype), bytes;
     if (celer_mul_size((size_t)numel, esize, &bytes)) return celer_errorf(CELER_ERR_LIMIT, "%s: tensor too large", what);
-    void *buf = celer_arena_alloc(arena, bytes ? bytes : 1);
+    void *buf = celer_arena_alloc_uninit(arena, bytes ? bytes : 1); /* the decoder writes every element */
     if (!buf) return celer_error_wrap(CELER_ERR_NOMEM, "%s: ", what);
     CELER_TRY(celer_json_decode_tensor(data, dtype, shape, buf, arena, what));
     *out = buf;
@@ -210,7 +210,7 @@ static celer_status binary_fixed(const char *p, size_t n, celer_dtype dtype, cel
         *out = (void *)(uintptr_t)p;
         return CELER_OK;
     }
-    void *buf = celer_arena_alloc(arena, n ? n : 1);
+    void *buf = celer_arena_alloc_uninit(arena, n ? n : 1);
     if (!buf) return CELER_ERR_NOMEM;
     memcpy(buf, p, n);
     *out = buf;
