@@ -32,13 +32,15 @@ def free_port():
 
 
 class Server:
-    def __init__(self, repo, *extra):
+    def __init__(self, repo, *extra, env=None):
         self.port = free_port()
         self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [CELER, "serve", "--model-repository", repo, "--http-address", "127.0.0.1",
-             "--http-port", str(self.port), "--workers", "2", *extra],
-            stdout=self.log, stderr=self.log)
+        args = [CELER, "serve", "--model-repository", repo, "--http-address", "127.0.0.1", "--workers", "2"]
+        if env is None:
+            args += ["--http-port", str(self.port)]
+        else:
+            env = dict(os.environ, CELER_HTTP_PORT=str(self.port), **env)
+        self.proc = subprocess.Popen(args + list(extra), stdout=self.log, stderr=self.log, env=env)
         deadline = time.time() + 20
         while time.time() < deadline:
             try:
@@ -266,6 +268,23 @@ def main():
         code = srv.stop()
         check("SIGTERM exits 0", code == 0, (code, srv.output()[-2000:]))
         shutil.rmtree(tmp, ignore_errors=True)
+    # flags: --help documents each with its environment variable and default; the environment
+    # configures the server (port here), and the access log can be JSON lines
+    help_text = subprocess.run([CELER, "serve", "--help"], capture_output=True, text=True).stdout
+    check("serve --help lists flags, env variables and defaults", "--model-repository" in help_text
+          and "CELER_HTTP_PORT" in help_text and "default 8000" in help_text, help_text[:300])
+    bad = subprocess.run([CELER, "serve", "--model-repository", REPO_SRC, "--http-port", "x"], capture_output=True, text=True)
+    check("a bad flag value is one clear error", bad.returncode != 0 and "--http-port" in bad.stderr, bad.stderr)
+    srv = Server(REPO_SRC, "--log-format", "json", env={})
+    try:
+        srv.request("GET", "/v2/health/live", headers={"X-Request-Id": "abc-123"})
+        lines = [ln for ln in srv.output().splitlines() if ln.startswith("{")]
+        entry = json.loads(lines[-1]) if lines else {}
+        check("port from the environment, JSON access log with the request id",
+              entry.get("path") == "/v2/health/live" and entry.get("request_id") == "abc-123"
+              and entry.get("status") == 200, srv.output()[-500:])
+    finally:
+        srv.stop()
     passed = sum(RESULTS)
     print(f"{passed} passed, {len(RESULTS) - passed} failed")
     return 0 if passed == len(RESULTS) else 1
