@@ -149,8 +149,13 @@ celer_status celer_server_run(const celer_server_options *opts) {
     }
 done:
     if (st) fprintf(stderr, "celer: error: %s\n", celer_error_message());
-    /* models first: draining their queues completes (and resumes) any request still waiting,
-     * which needs the HTTP daemon alive */
+    /* With nothing in flight the front end goes first, so no keep-alive connection can reach
+     * the registry while it is freed. Otherwise the models go first: draining their queues
+     * completes (and resumes) the requests still waiting, which needs the daemon alive. */
+    if (celer_http_active(http) == 0) {
+        celer_http_stop(http);
+        http = NULL;
+    }
     celer_registry_free(registry);
     celer_http_stop(http);
     celer_sched_free(sched);
