@@ -278,8 +278,13 @@ def main():
     srv = Server(REPO_SRC, "--log-format", "json", env={})
     try:
         srv.request("GET", "/v2/health/live", headers={"X-Request-Id": "abc-123"})
-        lines = [ln for ln in srv.output().splitlines() if ln.startswith("{")]
-        entry = json.loads(lines[-1]) if lines else {}
+        entry = {}
+        for _ in range(100):  # the line is written once the response has gone out
+            lines = [ln for ln in srv.output().splitlines() if ln.startswith("{")]
+            if lines:
+                entry = json.loads(lines[-1])
+                break
+            time.sleep(0.02)
         check("port from the environment, JSON access log with the request id",
               entry.get("path") == "/v2/health/live" and entry.get("request_id") == "abc-123"
               and entry.get("status") == 200, srv.output()[-500:])
