@@ -16,18 +16,30 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_server import Server, check, RESULTS  # noqa: E402
 
-# A queue that holds requests for 1.5 s hoping for a batch of 64, and takes at most 2.
+# A queue that holds requests for 3 s hoping for a batch of 64, and takes at most 2.
 SLOW_CONFIG = """name: "slowq"
 max_batch_size: 64
 input [ { name: "features" data_type: TYPE_FP32 dims: [ 16 ] } ]
 output [ { name: "scores" data_type: TYPE_FP32 dims: [ 8 ] } ]
 dynamic_batching {
   preferred_batch_size: [ 64 ]
-  max_queue_delay_microseconds: 1500000
+  max_queue_delay_microseconds: 3000000
   default_queue_policy { max_queue_size: 2 allow_timeout_override: true }
 }
 """
 BODY = json.dumps({"inputs": [{"name": "features", "shape": [1, 16], "datatype": "FP32", "data": [0.5] * 16}]}).encode()
+
+
+def wait_queue_depth(srv, depth, timeout=10):
+    """Waits until slowq's queue holds `depth` requests (read from /metrics)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        text = srv.request("GET", "/metrics")[1].decode()
+        for line in text.splitlines():
+            if line.startswith("celer_inference_queue_depth{model=\"slowq\"") and float(line.split()[-1]) == depth:
+                return True
+        time.sleep(0.02)
+    return False
 
 
 def main():
@@ -48,11 +60,11 @@ def main():
         waiting = [threading.Thread(target=send) for _ in range(2)]
         for t in waiting:
             t.start()
-        time.sleep(0.3)  # both are queued now, waiting for a fuller batch
+        wait_queue_depth(srv, 2)  # both are queued now, waiting for a fuller batch
         t0 = time.time()
         status, body, headers = srv.request("POST", "/v2/models/slowq/infer", BODY)
         elapsed = time.time() - t0
-        check("full queue: 503 at once with Retry-After", status == 503 and headers.get("Retry-After") and elapsed < 0.5
+        check("full queue: 503 at once with Retry-After", status == 503 and headers.get("Retry-After") and elapsed < 1.0
               and b"full" in body, (status, body, headers, elapsed))
         for t in waiting:
             t.join()
@@ -84,7 +96,7 @@ def main():
         waiting = [threading.Thread(target=send) for _ in range(2)]
         for t in waiting:
             t.start()
-        time.sleep(0.3)
+        wait_queue_depth(srv, 2)
         srv.proc.send_signal(signal.SIGTERM)
         for t in waiting:
             t.join()

@@ -75,6 +75,7 @@ static const struct {
 } outcomes[] = {
     {"avgpool_huge_kernel_same_upper.onnx", CELER_OK, NULL},
     {"batchnorm_inference_scratch.onnx", CELER_OK, NULL},
+    {"compress_empty_huge_dims.onnx", CELER_ERR_LIMIT, "input 0 has a 0 dim but its other dims"},
     {"conv_missing_weight.onnx", CELER_ERR_INVALID, "Conv needs at least 2 input(s), the node has 1"},
     {"reduce_no_outputs.onnx", CELER_ERR_INVALID, "ReduceSum needs at least 1 output(s)"},
     {"resize_huge_plan.onnx", CELER_ERR_LIMIT, "resize plan of"},
