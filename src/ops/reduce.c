@@ -493,7 +493,7 @@ static celer_status arg_run(celer_kernel_call *call) {
     if (st || (st = need_cmp(call->info, x->dtype, &cmp))) return st;
     int64_t outer = celer_ops_dims_prod(x->shape.dims, 0, axis), n = x->shape.dims[axis];
     int64_t inner = celer_ops_dims_prod(x->shape.dims, axis + 1, x->shape.rank);
-    if (inner == 0) return CELER_OK; /* empty output; scratch is NULL */
+    if (inner == 0) return CELER_OK; /* empty output: nothing to select */
     int64_t *best = call->scratch, *y = call->out[0].data;
     int want = s->is_max ? 1 : -1;
     for (int64_t o = 0; o < outer; o++) {
@@ -601,7 +601,7 @@ static celer_status topk_run(celer_kernel_call *call) {
     celer_status st = topk_params(call, &axis, &k);
     if (st || (st = need_cmp(call->info, x->dtype, &cmp))) return st;
     int64_t outer = celer_ops_dims_prod(x->shape.dims, 0, axis), n = x->shape.dims[axis];
-    if (k == 0) return CELER_OK; /* empty outputs; scratch is NULL when the axis is empty */
+    if (k == 0) return CELER_OK; /* empty outputs (also when the axis is empty) */
     int64_t inner = celer_ops_dims_prod(x->shape.dims, axis + 1, x->shape.rank);
     size_t es = celer_dtype_size(x->dtype);
     int64_t *idx = call->scratch, *tmp = idx + n;
