@@ -460,31 +460,38 @@ static int split_path(const char *path, char *buf, size_t cap, char **seg) {
     return count;
 }
 
-/* Whether `seg` (count segments) matches `pattern`; fills the captured args. */
+/* Whether `seg` (count segments) matches `pattern`; fills the captured args. Walks the pattern
+ * in place: this runs for every request. */
 static bool match(const char *pattern, char *const *seg, int count, route_args *a) {
-    char pbuf[256], *pseg[MAX_SEGMENTS], *save = NULL;
-    snprintf(pbuf, sizeof pbuf, "%s", pattern);
-    int n = 0;
-    for (char *p = strtok_r(pbuf + 1, "/", &save); p && n < MAX_SEGMENTS; p = strtok_r(NULL, "/", &save)) pseg[n++] = p;
-    if (n == 0) pseg[n++] = pbuf + 1; /* "/" alone */
-    if (n != count) return false;
     route_args got = {0};
-    for (int i = 0; i < n; i++) {
-        if (!strcmp(pseg[i], "{m}")) {
-            if (!seg[i][0]) return false;
-            got.model = seg[i];
-        } else if (!strcmp(pseg[i], "{v}")) {
-            if (!seg[i][0]) return false;
-            got.version = seg[i];
-        } else if (!strcmp(pseg[i], "{m}:predict")) {
-            size_t len = strlen(seg[i]);
-            if (len <= 8 || len - 8 >= sizeof got.predict_model || strcmp(seg[i] + len - 8, ":predict")) return false;
-            memcpy(got.predict_model, seg[i], len - 8);
-            got.predict_model[len - 8] = 0;
-        } else if (strcmp(pseg[i], seg[i])) {
+    const char *p = pattern + 1;
+    int i = 0;
+    for (; *p || i == 0; i++) {
+        const char *end = strchr(p, '/');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (i >= count) return false;
+        const char *sg = seg[i];
+        if (len == 3 && !memcmp(p, "{m}", 3)) {
+            if (!sg[0]) return false;
+            got.model = sg;
+        } else if (len == 3 && !memcmp(p, "{v}", 3)) {
+            if (!sg[0]) return false;
+            got.version = sg;
+        } else if (len == 11 && !memcmp(p, "{m}:predict", 11)) {
+            size_t n = strlen(sg);
+            if (n <= 8 || n - 8 >= sizeof got.predict_model || strcmp(sg + n - 8, ":predict")) return false;
+            memcpy(got.predict_model, sg, n - 8);
+            got.predict_model[n - 8] = 0;
+        } else if (strlen(sg) != len || memcmp(p, sg, len)) {
             return false;
         }
+        if (!end) {
+            i++;
+            break;
+        }
+        p = end + 1;
     }
+    if (i != count) return false;
     *a = got;
     if (a->predict_model[0]) a->model = a->predict_model;
     return true;
@@ -519,6 +526,24 @@ static enum MHD_Result dispatch(http_req *q) {
 
 /* ---- MHD callbacks ---- */
 
+/* Bounded copy with a terminating NUL (no printf on the per-request path). */
+static void copy_text(char *dst, size_t cap, const char *src) {
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+static void hex_id(char *out, unsigned long long v) {
+    char tmp[17];
+    int n = 0;
+    do {
+        tmp[n++] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    for (int i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    out[n] = 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
@@ -532,15 +557,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         q->conn = conn;
         q->start_ns = now_ns();
         q->status = 500;
-        snprintf(q->method, sizeof q->method, "%s", method);
-        snprintf(q->path, sizeof q->path, "%s", url);
+        copy_text(q->method, sizeof q->method, method);
+        copy_text(q->path, sizeof q->path, url);
         celer_jbuf_init(&q->resp, 0);
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
         if (rid && strlen(rid) < sizeof q->request_id)
-            snprintf(q->request_id, sizeof q->request_id, "%s", rid);
+            copy_text(q->request_id, sizeof q->request_id, rid);
         else
-            snprintf(q->request_id, sizeof q->request_id, "%llx",
-                     (unsigned long long)atomic_fetch_add(&srv->next_id, 1) + 1);
+            hex_id(q->request_id, (unsigned long long)atomic_fetch_add(&srv->next_id, 1) + 1);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > (unsigned long long)srv->opts->max_body_bytes) q->too_large = true;
         atomic_fetch_add(&srv->active, 1);
@@ -665,6 +689,7 @@ celer_status celer_http_start(const celer_server_options *opts, celer_registry *
                                    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)CELER_MAX(opts->http_threads, 1),
                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->request_timeout_secs,
                                    MHD_OPTION_CONNECTION_LIMIT, 10000u,
+                                   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
                                    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
     if (!srv->daemon) {
         free(srv);
