@@ -227,14 +227,24 @@ static celer_status decode_raw_body(const char *body, size_t len, const celer_ks
                             n_spec, spec_names(spec, n_spec, names, sizeof names));
     const celer_kserve_tensor_spec *sp = &spec[0];
     celer_tensor t = {.dtype = sp->dtype, .shape = {.rank = sp->rank}};
+    /* one variable dim (typically the batch) is worked out from the body length */
+    int variable = -1, n_variable = 0;
+    size_t row_bytes = celer_dtype_size(sp->dtype);
     for (int d = 0; d < sp->rank; d++) {
-        if (sp->dims[d] < 0)
-            return celer_errorf(CELER_ERR_SHAPE,
-                                "input '%s': a raw binary body needs a fully known input shape, but the model's is %s; "
-                                "send JSON or use the binary tensor extension with an explicit shape",
-                                sp->name, dims_text(sp->dims, sp->rank, a, sizeof a));
         t.shape.dims[d] = sp->dims[d];
+        if (sp->dims[d] < 0) {
+            variable = d;
+            n_variable++;
+        } else if (celer_mul_size(row_bytes, (size_t)sp->dims[d], &row_bytes)) {
+            return celer_errorf(CELER_ERR_LIMIT, "input '%s': shape too large", sp->name);
+        }
     }
+    if (n_variable > 1 || (n_variable == 1 && (sp->dtype == CELER_STRING || row_bytes == 0 || len % row_bytes)))
+        return celer_errorf(CELER_ERR_SHAPE,
+                            "input '%s': a raw binary body of %zu bytes does not determine the shape %s; send JSON or "
+                            "use the binary tensor extension with an explicit shape",
+                            sp->name, len, dims_text(sp->dims, sp->rank, a, sizeof a));
+    if (n_variable == 1) t.shape.dims[variable] = (int64_t)(len / row_bytes);
     int64_t numel = celer_shape_numel(&t.shape);
     if (numel < 0) return celer_errorf(CELER_ERR_LIMIT, "input '%s': shape too large", sp->name);
     const char *what = what_name(arena, "input '%s'", sp->name);

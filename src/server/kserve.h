@@ -45,8 +45,8 @@ typedef struct celer_kserve_request {
 
 /* Decodes an infer request body. `json_len` is the value of Inference-Header-Content-Length
  * (SIZE_MAX when the header is absent: the whole body is JSON). `json_len` 0 means the raw form:
- * the whole body is the bytes of the model's single input (shape taken from the spec when fully
- * known, else an error naming the input). Every input is checked against `spec` (known name,
+ * the whole body is the bytes of the model's single input (shape from the spec; one variable dim
+ * is worked out from the body length, more are an error naming the input). Every input is checked against `spec` (known name,
  * dtype equal, rank equal, fixed dims equal, element count == product of shape, binary sizes
  * exact); unknown requested outputs are left for the caller to check. Everything allocated goes
  * into `arena`; tensor data may point into `body`, which must outlive the request. Errors are

@@ -154,6 +154,14 @@ def main():
             ok = meta["outputs"][0]["parameters"]["binary_data_size"] == 96 and np.allclose(out, ref, atol=1e-5)
         check("binary tensor extension in and out", ok, (status, headers, body[:200]))
 
+        # raw form: the whole body is the single input's bytes; the batch dim comes from its length
+        status, body, headers = srv.request("POST", "/v2/models/mlp/infer", x.tobytes(),
+                                            {"Inference-Header-Content-Length": "0",
+                                             "Content-Type": "application/octet-stream"})
+        doc = json.loads(body) if status == 200 else body
+        check("raw octet-stream body", status == 200 and np.allclose(
+            np.array(doc["outputs"][0]["data"], dtype=np.float32).reshape(3, 8), ref, atol=1e-5), (status, body[:200]))
+
         status, doc, _ = srv.json("POST", "/v1/models/mlp:predict", {"instances": x.tolist()})
         check("v1 predict", status == 200 and np.allclose(np.array(doc["predictions"], dtype=np.float32), ref, atol=1e-5),
               (status, doc))
