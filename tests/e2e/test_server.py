@@ -4,6 +4,7 @@ repository and speaks HTTP to it (standard library only, plus numpy/onnx for ref
 
 usage: test_server.py CELER_BIN EXAMPLE_REPOSITORY
 Prints one line per check and "N passed, M failed"; exits non-zero when any failed."""
+import atexit
 import http.client
 import json
 import os
@@ -34,7 +35,12 @@ def free_port():
 class Server:
     def __init__(self, repo, *extra, env=None):
         self.port = free_port()
-        self.log = tempfile.TemporaryFile()
+        # the server appends (O_APPEND) and we read through a handle of our own: a shared file
+        # offset would let our reads move where the server writes
+        fd, self.log_path = tempfile.mkstemp(prefix="celer-e2e-log-")
+        os.close(fd)
+        atexit.register(lambda path=self.log_path: os.path.exists(path) and os.remove(path))
+        self.log = open(self.log_path, "ab")
         args = [CELER, "serve", "--model-repository", repo, "--http-address", "127.0.0.1", "--workers", "2"]
         if env is None:
             args += ["--http-port", str(self.port)]
@@ -54,8 +60,8 @@ class Server:
         raise RuntimeError("server did not start: " + self.output())
 
     def output(self):
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
 
     def request(self, method, path, body=None, headers=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -80,6 +86,8 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return -1
+        finally:
+            self.log.close()
 
 
 def check(name, cond, detail=""):
@@ -109,6 +117,14 @@ def main():
     os.makedirs(os.path.join(repo, "broken", "1"))
     with open(os.path.join(repo, "broken", "1", "model.onnx"), "wb") as f:
         f.write(b"this is not an onnx file")
+    # version policies: "all" serves both versions, the default (latest 1) only the newest
+    for name, config in (("all_versions", 'version_policy: { all: {} }\n'), ("latest_only", None)):
+        for version in ("1", "2"):
+            os.makedirs(os.path.join(repo, name, version))
+            shutil.copy(os.path.join(repo, "mlp", "1", "model.onnx"), os.path.join(repo, name, version, "model.onnx"))
+        if config:
+            with open(os.path.join(repo, name, "config.pbtxt"), "w") as f:
+                f.write(config)
     srv = Server(repo, "--max-body-bytes", "1048576")
     rng = np.random.default_rng(7)
     try:
@@ -123,6 +139,12 @@ def main():
               and doc["inputs"][0]["datatype"] == "FP32" and doc["inputs"][0]["shape"] == [-1, 16], doc)
         status, doc, _ = srv.json("GET", "/v2/models/mlp/versions/1/ready")
         check("model ready", status == 200, (status, doc))
+        _, all_meta, _ = srv.json("GET", "/v2/models/all_versions")
+        _, latest_meta, _ = srv.json("GET", "/v2/models/latest_only")
+        s1 = srv.request("GET", "/v2/models/all_versions/versions/1/ready")[0]
+        s2 = srv.request("GET", "/v2/models/latest_only/versions/1/ready")[0]
+        check("version policies all and latest", all_meta.get("versions") == ["1", "2"] and latest_meta.get("versions")
+              == ["2"] and s1 == 200 and s2 == 404, (all_meta, latest_meta, s1, s2))
         status, doc, _ = srv.json("GET", "/v2/models/mlp/config")
         check("model config", status == 200 and doc.get("max_batch_size") == 64, doc)
         status, doc, _ = srv.json("GET", "/v2/models/identity/config")
