@@ -5,66 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "testutil.h"
-
-/* ---- tiny builders ---- */
-#define NARGS(T, ...) ((int)(sizeof((T[]){__VA_ARGS__}) / sizeof(T)))
-#define TEN(dt, ptr, ...)                                                                          \
-    ((celer_tensor){.dtype = dt,                                                                   \
-                    .shape = {.rank = NARGS(int64_t, __VA_ARGS__), .dims = {__VA_ARGS__}},         \
-                    .data = (void *)(ptr)})
-#define SCALAR(dt, ptr) ((celer_tensor){.dtype = dt, .shape = {.rank = 0}, .data = (void *)(ptr)})
-#define I64(...) ((int64_t[]){__VA_ARGS__})
-#define I32(...) ((int32_t[]){__VA_ARGS__})
-#define F32(...) ((float[]){__VA_ARGS__})
-#define AINT(nm, v) {.name = nm, .type = CELER_ATTR_INT, .i = (v)}
-#define AFLOAT(nm, v) {.name = nm, .type = CELER_ATTR_FLOAT, .f = (v)}
-#define ASTR(nm, v) {.name = nm, .type = CELER_ATTR_STRING, .s = (v), .s_len = sizeof(v) - 1}
-#define AINTS(nm, ...)                                                                             \
-    {.name = nm, .type = CELER_ATTR_INTS, .n = NARGS(int64_t, __VA_ARGS__),                        \
-     .ints = (const int64_t[]){__VA_ARGS__}}
-#define AT(...) (const celer_onnx_attr[]){__VA_ARGS__}, NARGS(celer_onnx_attr, __VA_ARGS__)
-#define NOAT NULL, 0
-#define IN(...)                                                                                    \
-    (const celer_tensor *const[]){__VA_ARGS__}, NARGS(const celer_tensor *, __VA_ARGS__)
-
-static celer_status run(const char *op, int opset, const celer_onnx_attr *at, int nat,
-                        const celer_tensor *const *in, int n_in, celer_tensor *out, int n_out) {
-    static const char *const ins[] = {"i0", "i1", "i2", "i3", "i4", "i5", "i6", "i7"};
-    static const char *const outs[] = {"o0", "o1", "o2", "o3", "o4", "o5", "o6", "o7"};
-    const char *in_names[8];
-    for (int i = 0; i < n_in && i < 8; i++) in_names[i] = in[i] ? ins[i] : "";
-    celer_onnx_node node = {.name = "n", .op_type = op, .domain = "", .n_inputs = n_in,
-                            .n_outputs = n_out, .n_attrs = nat, .inputs = in_names,
-                            .outputs = outs, .attrs = at};
-    celer_status st = tu_run_op(&node, opset, in, n_in, out, n_out);
-    if (st) printf("    (%s: %s)\n", op, celer_error_message());
-    return st;
-}
-
-static void check_shape(const celer_tensor *t, int rank, const int64_t *dims) {
-    assert_int_equal(t->shape.rank, rank);
-    for (int i = 0; i < rank; i++) assert_int_equal(t->shape.dims[i], dims[i]);
-}
-#define EXPECT_SHAPE(t, ...) check_shape(t, NARGS(int64_t, __VA_ARGS__), I64(__VA_ARGS__))
-#define EXPECT_RANK0(t) assert_int_equal((t)->shape.rank, 0)
-
-static void check_data(const celer_tensor *t, const void *want, size_t bytes) {
-    size_t have = 0;
-    assert_int_equal(celer_tensor_bytes(t, &have), 0);
-    assert_int_equal(have, bytes);
-    assert_memory_equal(t->data, want, bytes);
-}
-#define EXPECT_I64(t, ...) check_data(t, I64(__VA_ARGS__), sizeof(I64(__VA_ARGS__)))
-#define EXPECT_F32(t, ...) check_data(t, F32(__VA_ARGS__), sizeof(F32(__VA_ARGS__)))
-#define EXPECT_EMPTY(t) assert_int_equal(celer_shape_numel(&(t)->shape), 0)
-static void expect_err(celer_status st, celer_status want, const char *substr) {
-    assert_int_equal(st, want);
-    if (!strstr(celer_error_message(), substr)) {
-        printf("message '%s' lacks '%s'\n", celer_error_message(), substr);
-        fail();
-    }
-}
+#include "opcase.h"
 
 /* ---- Gather, GatherElements, GatherND ---- */
 
@@ -75,50 +16,50 @@ static void test_gather(void **s) {
     for (int i = 0; i < 12; i++) d[i] = i;
     celer_tensor x = TEN(CELER_INT64, d, 3, 4);
     celer_tensor ind = TEN(CELER_INT64, I64(-1, 0), 1, 2);
-    assert_int_equal(run("Gather", 13, AT(AINT("axis", 1)), IN(&x, &ind), out, 1), 0);
+    assert_int_equal(tu_run("Gather", 13, AT(AINT("axis", 1)), IN(&x, &ind), out, 1), 0);
     EXPECT_SHAPE(&out[0], 3, 1, 2);
     EXPECT_I64(&out[0], 3, 0, 7, 4, 11, 8);
     tu_free_outputs(out, 1);
     celer_tensor i32 = TEN(CELER_INT32, I32(2, -3), 2);
-    assert_int_equal(run("Gather", 11, NOAT, IN(&x, &i32), out, 1), 0);
+    assert_int_equal(tu_run("Gather", 11, NOAT, IN(&x, &i32), out, 1), 0);
     EXPECT_SHAPE(&out[0], 2, 4);
     EXPECT_I64(&out[0], 8, 9, 10, 11, 0, 1, 2, 3);
     tu_free_outputs(out, 1);
     /* scalar index drops the axis */
     celer_tensor sc = SCALAR(CELER_INT64, I64(1));
-    assert_int_equal(run("Gather", 13, AT(AINT("axis", -1)), IN(&x, &sc), out, 1), 0);
+    assert_int_equal(tu_run("Gather", 13, AT(AINT("axis", -1)), IN(&x, &sc), out, 1), 0);
     EXPECT_SHAPE(&out[0], 3);
     EXPECT_I64(&out[0], 1, 5, 9);
     tu_free_outputs(out, 1);
     /* empty indices */
     celer_tensor e = TEN(CELER_INT64, NULL, 0);
-    assert_int_equal(run("Gather", 13, NOAT, IN(&x, &e), out, 1), 0);
+    assert_int_equal(tu_run("Gather", 13, NOAT, IN(&x, &e), out, 1), 0);
     EXPECT_SHAPE(&out[0], 0, 4);
     tu_free_outputs(out, 1);
     /* strings */
     const char *strs[3] = {"x", "y", "z"};
     celer_tensor st = TEN(CELER_STRING, strs, 3);
-    assert_int_equal(run("Gather", 13, NOAT, IN(&st, &i32), out, 1), 0);
+    assert_int_equal(tu_run("Gather", 13, NOAT, IN(&st, &i32), out, 1), 0);
     assert_string_equal(((const char **)out[0].data)[0], "z");
     assert_string_equal(((const char **)out[0].data)[1], "x");
     tu_free_outputs(out, 1);
     /* errors */
     ind = TEN(CELER_INT64, I64(0, 4), 2);
-    expect_err(run("Gather", 13, AT(AINT("axis", 1)), IN(&x, &ind), out, 1), CELER_ERR_INVALID,
+    tu_expect_err(tu_run("Gather", 13, AT(AINT("axis", 1)), IN(&x, &ind), out, 1), CELER_ERR_INVALID,
                "index 4 is out of range for axis 1 of size 4");
     tu_free_outputs(out, 1);
     ind = TEN(CELER_INT64, I64(-4), 1);
-    expect_err(run("Gather", 13, NOAT, IN(&x, &ind), out, 1), CELER_ERR_INVALID, "index -4");
+    tu_expect_err(tu_run("Gather", 13, NOAT, IN(&x, &ind), out, 1), CELER_ERR_INVALID, "index -4");
     tu_free_outputs(out, 1);
     celer_tensor fi = TEN(CELER_FLOAT, F32(0), 1);
-    expect_err(run("Gather", 13, NOAT, IN(&x, &fi), out, 1), CELER_ERR_DTYPE, "int64");
+    tu_expect_err(tu_run("Gather", 13, NOAT, IN(&x, &fi), out, 1), CELER_ERR_DTYPE, "int64");
     tu_free_outputs(out, 1);
-    expect_err(run("Gather", 13, AT(AINT("axis", 2)), IN(&x, &sc), out, 1), CELER_ERR_INVALID,
+    tu_expect_err(tu_run("Gather", 13, AT(AINT("axis", 2)), IN(&x, &sc), out, 1), CELER_ERR_INVALID,
                "axis 2");
     tu_free_outputs(out, 1);
     /* empty data axis: any index is out of range */
     celer_tensor ed = TEN(CELER_INT64, NULL, 0, 3);
-    expect_err(run("Gather", 13, NOAT, IN(&ed, &sc), out, 1), CELER_ERR_INVALID, "size 0");
+    tu_expect_err(tu_run("Gather", 13, NOAT, IN(&ed, &sc), out, 1), CELER_ERR_INVALID, "size 0");
     tu_free_outputs(out, 1);
 }
 
@@ -127,22 +68,22 @@ static void test_gather_elements(void **s) {
     celer_tensor out[1];
     celer_tensor x = TEN(CELER_FLOAT, F32(1, 2, 3, 4, 5, 6, 7, 8, 9), 3, 3);
     celer_tensor ind = TEN(CELER_INT64, I64(-1, -2, 0, 2, 0, 0), 2, 3);
-    assert_int_equal(run("GatherElements", 13, NOAT, IN(&x, &ind), out, 1), 0);
+    assert_int_equal(tu_run("GatherElements", 13, NOAT, IN(&x, &ind), out, 1), 0);
     EXPECT_SHAPE(&out[0], 2, 3);
     EXPECT_F32(&out[0], 7, 5, 3, 7, 2, 3);
     tu_free_outputs(out, 1);
     celer_tensor i2 = TEN(CELER_INT32, I32(0, 0, 1, 0), 2, 2);
-    assert_int_equal(run("GatherElements", 11, AT(AINT("axis", 1)), IN(&x, &i2), out, 1), 0);
+    assert_int_equal(tu_run("GatherElements", 11, AT(AINT("axis", 1)), IN(&x, &i2), out, 1), 0);
     EXPECT_F32(&out[0], 1, 1, 5, 4);
     tu_free_outputs(out, 1);
     ind = TEN(CELER_INT64, I64(3), 1, 1);
-    expect_err(run("GatherElements", 13, NOAT, IN(&x, &ind), out, 1), CELER_ERR_INVALID, "index 3");
+    tu_expect_err(tu_run("GatherElements", 13, NOAT, IN(&x, &ind), out, 1), CELER_ERR_INVALID, "index 3");
     tu_free_outputs(out, 1);
     ind = TEN(CELER_INT64, I64(0, 0, 0, 0), 1, 4);
-    expect_err(run("GatherElements", 13, NOAT, IN(&x, &ind), out, 1), CELER_ERR_SHAPE, "do not fit");
+    tu_expect_err(tu_run("GatherElements", 13, NOAT, IN(&x, &ind), out, 1), CELER_ERR_SHAPE, "do not fit");
     tu_free_outputs(out, 1);
     ind = TEN(CELER_INT64, I64(0), 1);
-    expect_err(run("GatherElements", 13, NOAT, IN(&x, &ind), out, 1), CELER_ERR_SHAPE, "same rank");
+    tu_expect_err(tu_run("GatherElements", 13, NOAT, IN(&x, &ind), out, 1), CELER_ERR_SHAPE, "same rank");
     tu_free_outputs(out, 1);
 }
 
@@ -153,34 +94,34 @@ static void test_gathernd(void **s) {
     for (int i = 0; i < 8; i++) d[i] = i;
     celer_tensor x = TEN(CELER_INT64, d, 2, 2, 2);
     celer_tensor ind = TEN(CELER_INT64, I64(0, 1, 1, 0), 2, 2);
-    assert_int_equal(run("GatherND", 13, NOAT, IN(&x, &ind), out, 1), 0);
+    assert_int_equal(tu_run("GatherND", 13, NOAT, IN(&x, &ind), out, 1), 0);
     EXPECT_SHAPE(&out[0], 2, 2);
     EXPECT_I64(&out[0], 2, 3, 4, 5);
     tu_free_outputs(out, 1);
     /* full tuples, negative index */
     ind = TEN(CELER_INT64, I64(-1, 0, 1), 1, 3);
-    assert_int_equal(run("GatherND", 11, NOAT, IN(&x, &ind), out, 1), 0);
+    assert_int_equal(tu_run("GatherND", 11, NOAT, IN(&x, &ind), out, 1), 0);
     EXPECT_SHAPE(&out[0], 1);
     EXPECT_I64(&out[0], 5);
     tu_free_outputs(out, 1);
     /* batch_dims 1: batch b picks data[b][ind[b]] */
     ind = TEN(CELER_INT64, I64(1, 0), 2, 1);
-    assert_int_equal(run("GatherND", 12, AT(AINT("batch_dims", 1)), IN(&x, &ind), out, 1), 0);
+    assert_int_equal(tu_run("GatherND", 12, AT(AINT("batch_dims", 1)), IN(&x, &ind), out, 1), 0);
     EXPECT_SHAPE(&out[0], 2, 2);
     EXPECT_I64(&out[0], 2, 3, 4, 5);
     tu_free_outputs(out, 1);
     /* errors */
     ind = TEN(CELER_INT64, I64(0, 2), 1, 2);
-    expect_err(run("GatherND", 13, NOAT, IN(&x, &ind), out, 1), CELER_ERR_INVALID, "index 2");
+    tu_expect_err(tu_run("GatherND", 13, NOAT, IN(&x, &ind), out, 1), CELER_ERR_INVALID, "index 2");
     tu_free_outputs(out, 1);
     ind = TEN(CELER_INT64, I64(0, 0, 0, 0), 1, 4);
-    expect_err(run("GatherND", 13, NOAT, IN(&x, &ind), out, 1), CELER_ERR_SHAPE, "last dim");
+    tu_expect_err(tu_run("GatherND", 13, NOAT, IN(&x, &ind), out, 1), CELER_ERR_SHAPE, "last dim");
     tu_free_outputs(out, 1);
     ind = TEN(CELER_INT64, I64(0, 0, 0), 3, 1);
-    expect_err(run("GatherND", 13, AT(AINT("batch_dims", 1)), IN(&x, &ind), out, 1), CELER_ERR_SHAPE,
+    tu_expect_err(tu_run("GatherND", 13, AT(AINT("batch_dims", 1)), IN(&x, &ind), out, 1), CELER_ERR_SHAPE,
                "batch dims");
     tu_free_outputs(out, 1);
-    expect_err(run("GatherND", 13, AT(AINT("batch_dims", 2)), IN(&x, &ind), out, 1),
+    tu_expect_err(tu_run("GatherND", 13, AT(AINT("batch_dims", 2)), IN(&x, &ind), out, 1),
                CELER_ERR_INVALID, "batch_dims");
     tu_free_outputs(out, 1);
 }
@@ -193,14 +134,14 @@ static void test_scatter_elements(void **s) {
     celer_tensor x = TEN(CELER_FLOAT, F32(1, 2, 3, 4, 5), 1, 5);
     celer_tensor ind = TEN(CELER_INT64, I64(1, -2, 1), 1, 3);
     celer_tensor upd = TEN(CELER_FLOAT, F32(10, 20, 30), 1, 3);
-    assert_int_equal(run("ScatterElements", 13, AT(AINT("axis", 1)), IN(&x, &ind, &upd), out, 1), 0);
+    assert_int_equal(tu_run("ScatterElements", 13, AT(AINT("axis", 1)), IN(&x, &ind, &upd), out, 1), 0);
     EXPECT_F32(&out[0], 1, 30, 3, 20, 5);
     tu_free_outputs(out, 1);
-    assert_int_equal(run("ScatterElements", 16, AT(AINT("axis", 1), ASTR("reduction", "add")),
+    assert_int_equal(tu_run("ScatterElements", 16, AT(AINT("axis", 1), ASTR("reduction", "add")),
                          IN(&x, &ind, &upd), out, 1), 0);
     EXPECT_F32(&out[0], 1, 42, 3, 24, 5);
     tu_free_outputs(out, 1);
-    assert_int_equal(run("ScatterElements", 16, AT(AINT("axis", -1), ASTR("reduction", "mul")),
+    assert_int_equal(tu_run("ScatterElements", 16, AT(AINT("axis", -1), ASTR("reduction", "mul")),
                          IN(&x, &ind, &upd), out, 1), 0);
     EXPECT_F32(&out[0], 1, 600, 3, 80, 5);
     tu_free_outputs(out, 1);
@@ -208,31 +149,31 @@ static void test_scatter_elements(void **s) {
     celer_tensor m = TEN(CELER_INT64, I64(0, 0, 0, 0, 0, 0), 2, 3);
     celer_tensor i2 = TEN(CELER_INT32, I32(1, 0, 1), 1, 3);
     celer_tensor u2 = TEN(CELER_INT64, I64(7, 8, 9), 1, 3);
-    assert_int_equal(run("Scatter", 9, NOAT, IN(&m, &i2, &u2), out, 1), 0);
+    assert_int_equal(tu_run("Scatter", 9, NOAT, IN(&m, &i2, &u2), out, 1), 0);
     EXPECT_I64(&out[0], 0, 8, 0, 7, 0, 9);
     tu_free_outputs(out, 1);
     /* int64 add */
-    assert_int_equal(run("ScatterElements", 16, AT(ASTR("reduction", "add")), IN(&m, &i2, &u2), out, 1), 0);
+    assert_int_equal(tu_run("ScatterElements", 16, AT(ASTR("reduction", "add")), IN(&m, &i2, &u2), out, 1), 0);
     EXPECT_I64(&out[0], 0, 8, 0, 7, 0, 9);
     tu_free_outputs(out, 1);
     /* empty indices leave data unchanged */
     celer_tensor ei = TEN(CELER_INT64, NULL, 1, 0), eu = TEN(CELER_FLOAT, NULL, 1, 0);
-    assert_int_equal(run("ScatterElements", 13, NOAT, IN(&x, &ei, &eu), out, 1), 0);
+    assert_int_equal(tu_run("ScatterElements", 13, NOAT, IN(&x, &ei, &eu), out, 1), 0);
     EXPECT_F32(&out[0], 1, 2, 3, 4, 5);
     tu_free_outputs(out, 1);
     /* errors */
     ind = TEN(CELER_INT64, I64(1, 5, 1), 1, 3);
-    expect_err(run("ScatterElements", 13, AT(AINT("axis", 1)), IN(&x, &ind, &upd), out, 1),
+    tu_expect_err(tu_run("ScatterElements", 13, AT(AINT("axis", 1)), IN(&x, &ind, &upd), out, 1),
                CELER_ERR_INVALID, "index 5");
     tu_free_outputs(out, 1);
     celer_tensor u4 = TEN(CELER_FLOAT, F32(1, 2, 3, 4), 1, 4);
-    expect_err(run("ScatterElements", 13, NOAT, IN(&x, &ind, &u4), out, 1), CELER_ERR_SHAPE,
+    tu_expect_err(tu_run("ScatterElements", 13, NOAT, IN(&x, &ind, &u4), out, 1), CELER_ERR_SHAPE,
                "must match");
     tu_free_outputs(out, 1);
-    expect_err(run("ScatterElements", 16, AT(ASTR("reduction", "max")), IN(&x, &ind, &upd), out, 1),
+    tu_expect_err(tu_run("ScatterElements", 16, AT(ASTR("reduction", "max")), IN(&x, &ind, &upd), out, 1),
                CELER_ERR_UNSUPPORTED, "max");
     tu_free_outputs(out, 1);
-    expect_err(run("ScatterElements", 13, NOAT, IN(&x, &ind, &u2), out, 1), CELER_ERR_DTYPE, "int64");
+    tu_expect_err(tu_run("ScatterElements", 13, NOAT, IN(&x, &ind, &u2), out, 1), CELER_ERR_DTYPE, "int64");
     tu_free_outputs(out, 1);
 }
 
@@ -242,38 +183,38 @@ static void test_scatternd(void **s) {
     celer_tensor x = TEN(CELER_INT64, I64(1, 2, 3, 4, 5, 6, 7, 8), 8);
     celer_tensor ind = TEN(CELER_INT64, I64(4, 3, -7, 7), 4, 1);
     celer_tensor upd = TEN(CELER_INT64, I64(9, 10, 11, 12), 4);
-    assert_int_equal(run("ScatterND", 13, NOAT, IN(&x, &ind, &upd), out, 1), 0);
+    assert_int_equal(tu_run("ScatterND", 13, NOAT, IN(&x, &ind, &upd), out, 1), 0);
     EXPECT_I64(&out[0], 1, 11, 3, 10, 9, 6, 7, 12);
     tu_free_outputs(out, 1);
     /* slices and reductions: duplicate index accumulates */
     celer_tensor m = TEN(CELER_FLOAT, F32(1, 2, 3, 4), 2, 2);
     celer_tensor i2 = TEN(CELER_INT64, I64(1, 1), 2, 1);
     celer_tensor u2 = TEN(CELER_FLOAT, F32(2, 3, 4, 5), 2, 2);
-    assert_int_equal(run("ScatterND", 16, AT(ASTR("reduction", "mul")), IN(&m, &i2, &u2), out, 1), 0);
+    assert_int_equal(tu_run("ScatterND", 16, AT(ASTR("reduction", "mul")), IN(&m, &i2, &u2), out, 1), 0);
     EXPECT_F32(&out[0], 1, 2, 24, 60);
     tu_free_outputs(out, 1);
-    assert_int_equal(run("ScatterND", 16, AT(ASTR("reduction", "add")), IN(&m, &i2, &u2), out, 1), 0);
+    assert_int_equal(tu_run("ScatterND", 16, AT(ASTR("reduction", "add")), IN(&m, &i2, &u2), out, 1), 0);
     EXPECT_F32(&out[0], 1, 2, 9, 12);
     tu_free_outputs(out, 1);
     /* reduction is ignored before opset 16 */
-    assert_int_equal(run("ScatterND", 13, AT(ASTR("reduction", "add")), IN(&m, &i2, &u2), out, 1), 0);
+    assert_int_equal(tu_run("ScatterND", 13, AT(ASTR("reduction", "add")), IN(&m, &i2, &u2), out, 1), 0);
     EXPECT_F32(&out[0], 1, 2, 4, 5);
     tu_free_outputs(out, 1);
     /* errors */
     celer_tensor u3 = TEN(CELER_FLOAT, F32(2, 3, 4), 3);
-    expect_err(run("ScatterND", 16, NOAT, IN(&m, &i2, &u3), out, 1), CELER_ERR_SHAPE, "expected [2,2]");
+    tu_expect_err(tu_run("ScatterND", 16, NOAT, IN(&m, &i2, &u3), out, 1), CELER_ERR_SHAPE, "expected [2,2]");
     tu_free_outputs(out, 1);
     celer_tensor ib = TEN(CELER_INT64, I64(0, 2), 2, 1);
-    expect_err(run("ScatterND", 16, NOAT, IN(&m, &ib, &u2), out, 1), CELER_ERR_INVALID, "index 2");
+    tu_expect_err(tu_run("ScatterND", 16, NOAT, IN(&m, &ib, &u2), out, 1), CELER_ERR_INVALID, "index 2");
     tu_free_outputs(out, 1);
     const char *strs[2] = {"a", "b"};
     celer_tensor st = TEN(CELER_STRING, strs, 2), si = TEN(CELER_INT64, I64(0), 1, 1);
     const char *su[1] = {"c"};
     celer_tensor sup = TEN(CELER_STRING, su, 1);
-    assert_int_equal(run("ScatterND", 16, NOAT, IN(&st, &si, &sup), out, 1), 0);
+    assert_int_equal(tu_run("ScatterND", 16, NOAT, IN(&st, &si, &sup), out, 1), 0);
     assert_string_equal(((const char **)out[0].data)[0], "c");
     tu_free_outputs(out, 1);
-    expect_err(run("ScatterND", 16, AT(ASTR("reduction", "add")), IN(&st, &si, &sup), out, 1),
+    tu_expect_err(tu_run("ScatterND", 16, AT(ASTR("reduction", "add")), IN(&st, &si, &sup), out, 1),
                CELER_ERR_DTYPE, "strings");
     tu_free_outputs(out, 1);
 }
@@ -287,33 +228,33 @@ static void test_onehot(void **s) {
     float dep = 3;
     celer_tensor depth = SCALAR(CELER_FLOAT, &dep);
     celer_tensor vals = TEN(CELER_INT32, I32(0, 7), 2);
-    assert_int_equal(run("OneHot", 11, NOAT, IN(&ind, &depth, &vals), out, 1), 0);
+    assert_int_equal(tu_run("OneHot", 11, NOAT, IN(&ind, &depth, &vals), out, 1), 0);
     assert_int_equal(out[0].dtype, CELER_INT32);
     EXPECT_SHAPE(&out[0], 2, 2, 3);
-    check_data(&out[0], I32(7, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 7), 48);
+    tu_check_data(&out[0], I32(7, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 7), 48);
     tu_free_outputs(out, 1);
-    assert_int_equal(run("OneHot", 11, AT(AINT("axis", 0)), IN(&ind, &depth, &vals), out, 1), 0);
+    assert_int_equal(tu_run("OneHot", 11, AT(AINT("axis", 0)), IN(&ind, &depth, &vals), out, 1), 0);
     EXPECT_SHAPE(&out[0], 3, 2, 2);
-    check_data(&out[0], I32(7, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 7), 48);
+    tu_check_data(&out[0], I32(7, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 7), 48);
     tu_free_outputs(out, 1);
     celer_tensor fi = TEN(CELER_FLOAT, F32(1.0f, -2.0f), 2);
     celer_tensor fv = TEN(CELER_FLOAT, F32(-1, 1), 2);
-    assert_int_equal(run("OneHot", 9, AT(AINT("axis", -2)), IN(&fi, &depth, &fv), out, 1), 0);
+    assert_int_equal(tu_run("OneHot", 9, AT(AINT("axis", -2)), IN(&fi, &depth, &fv), out, 1), 0);
     EXPECT_SHAPE(&out[0], 3, 2);
     EXPECT_F32(&out[0], -1, -1, 1, 1, -1, -1);
     tu_free_outputs(out, 1);
     dep = 0;
-    expect_err(run("OneHot", 11, NOAT, IN(&ind, &depth, &vals), out, 1), CELER_ERR_INVALID, "depth");
+    tu_expect_err(tu_run("OneHot", 11, NOAT, IN(&ind, &depth, &vals), out, 1), CELER_ERR_INVALID, "depth");
     tu_free_outputs(out, 1);
     dep = 3;
-    expect_err(run("OneHot", 11, AT(AINT("axis", 3)), IN(&ind, &depth, &vals), out, 1),
+    tu_expect_err(tu_run("OneHot", 11, AT(AINT("axis", 3)), IN(&ind, &depth, &vals), out, 1),
                CELER_ERR_INVALID, "axis 3");
     tu_free_outputs(out, 1);
     celer_tensor v3 = TEN(CELER_INT32, I32(0, 1, 2), 3);
-    expect_err(run("OneHot", 11, NOAT, IN(&ind, &depth, &v3), out, 1), CELER_ERR_INVALID, "two");
+    tu_expect_err(tu_run("OneHot", 11, NOAT, IN(&ind, &depth, &v3), out, 1), CELER_ERR_INVALID, "two");
     tu_free_outputs(out, 1);
     dep = 1e30f;
-    expect_err(run("OneHot", 11, NOAT, IN(&ind, &depth, &vals), out, 1), CELER_ERR_INVALID, "depth");
+    tu_expect_err(tu_run("OneHot", 11, NOAT, IN(&ind, &depth, &vals), out, 1), CELER_ERR_INVALID, "depth");
     tu_free_outputs(out, 1);
 }
 
@@ -321,23 +262,23 @@ static void test_nonzero(void **s) {
     (void)s;
     celer_tensor out[1];
     celer_tensor x = TEN(CELER_FLOAT, F32(1, 0, -0.0f, 3, 0, 2), 2, 3);
-    assert_int_equal(run("NonZero", 13, NOAT, IN(&x), out, 1), 0);
+    assert_int_equal(tu_run("NonZero", 13, NOAT, IN(&x), out, 1), 0);
     assert_int_equal(out[0].dtype, CELER_INT64);
     EXPECT_SHAPE(&out[0], 2, 3);
     EXPECT_I64(&out[0], 0, 1, 1, 0, 0, 2);
     tu_free_outputs(out, 1);
     uint8_t b[3] = {0, 1, 1};
     celer_tensor bt = TEN(CELER_BOOL, b, 3);
-    assert_int_equal(run("NonZero", 9, NOAT, IN(&bt), out, 1), 0);
+    assert_int_equal(tu_run("NonZero", 9, NOAT, IN(&bt), out, 1), 0);
     EXPECT_SHAPE(&out[0], 1, 2);
     EXPECT_I64(&out[0], 1, 2);
     tu_free_outputs(out, 1);
     celer_tensor e = TEN(CELER_INT32, NULL, 0, 4);
-    assert_int_equal(run("NonZero", 13, NOAT, IN(&e), out, 1), 0);
+    assert_int_equal(tu_run("NonZero", 13, NOAT, IN(&e), out, 1), 0);
     EXPECT_SHAPE(&out[0], 2, 0);
     tu_free_outputs(out, 1);
     celer_tensor sc = SCALAR(CELER_INT32, I32(5));
-    assert_int_equal(run("NonZero", 13, NOAT, IN(&sc), out, 1), 0);
+    assert_int_equal(tu_run("NonZero", 13, NOAT, IN(&sc), out, 1), 0);
     EXPECT_SHAPE(&out[0], 1, 1);
     EXPECT_I64(&out[0], 0);
     tu_free_outputs(out, 1);
@@ -349,31 +290,31 @@ static void test_compress(void **s) {
     celer_tensor x = TEN(CELER_INT64, I64(1, 2, 3, 4, 5, 6), 3, 2);
     uint8_t c1[2] = {0, 1};
     celer_tensor cond = TEN(CELER_BOOL, c1, 2);
-    assert_int_equal(run("Compress", 11, AT(AINT("axis", 0)), IN(&x, &cond), out, 1), 0);
+    assert_int_equal(tu_run("Compress", 11, AT(AINT("axis", 0)), IN(&x, &cond), out, 1), 0);
     EXPECT_SHAPE(&out[0], 1, 2);
     EXPECT_I64(&out[0], 3, 4);
     tu_free_outputs(out, 1);
-    assert_int_equal(run("Compress", 11, AT(AINT("axis", -1)), IN(&x, &cond), out, 1), 0);
+    assert_int_equal(tu_run("Compress", 11, AT(AINT("axis", -1)), IN(&x, &cond), out, 1), 0);
     EXPECT_SHAPE(&out[0], 3, 1);
     EXPECT_I64(&out[0], 2, 4, 6);
     tu_free_outputs(out, 1);
     uint8_t c2[5] = {1, 0, 0, 1, 1};
     cond = TEN(CELER_BOOL, c2, 5);
-    assert_int_equal(run("Compress", 9, NOAT, IN(&x, &cond), out, 1), 0);
+    assert_int_equal(tu_run("Compress", 9, NOAT, IN(&x, &cond), out, 1), 0);
     EXPECT_SHAPE(&out[0], 3);
     EXPECT_I64(&out[0], 1, 4, 5);
     tu_free_outputs(out, 1);
     /* longer condition is fine if the extra entries are false */
     uint8_t c3[4] = {1, 0, 1, 0};
     cond = TEN(CELER_BOOL, c3, 4);
-    assert_int_equal(run("Compress", 11, AT(AINT("axis", 0)), IN(&x, &cond), out, 1), 0);
+    assert_int_equal(tu_run("Compress", 11, AT(AINT("axis", 0)), IN(&x, &cond), out, 1), 0);
     EXPECT_I64(&out[0], 1, 2, 5, 6);
     tu_free_outputs(out, 1);
-    expect_err(run("Compress", 11, AT(AINT("axis", 1)), IN(&x, &cond), out, 1), CELER_ERR_INVALID,
+    tu_expect_err(tu_run("Compress", 11, AT(AINT("axis", 1)), IN(&x, &cond), out, 1), CELER_ERR_INVALID,
                "selects index 2");
     tu_free_outputs(out, 1);
     celer_tensor c2d = TEN(CELER_BOOL, c3, 2, 2);
-    expect_err(run("Compress", 11, NOAT, IN(&x, &c2d), out, 1), CELER_ERR_SHAPE, "1-D");
+    tu_expect_err(tu_run("Compress", 11, NOAT, IN(&x, &c2d), out, 1), CELER_ERR_SHAPE, "1-D");
     tu_free_outputs(out, 1);
 }
 
@@ -386,23 +327,23 @@ static void test_reverse_sequence(void **s) {
     for (int i = 0; i < 16; i++) d[i] = i;
     /* [time 4, batch 4], lens per batch */
     celer_tensor x = TEN(CELER_INT64, d, 4, 4), lens = TEN(CELER_INT64, I64(4, 3, 2, 1), 4);
-    assert_int_equal(run("ReverseSequence", 10, NOAT, IN(&x, &lens), out, 1), 0);
+    assert_int_equal(tu_run("ReverseSequence", 10, NOAT, IN(&x, &lens), out, 1), 0);
     EXPECT_I64(&out[0], 12, 9, 6, 3, 8, 5, 2, 7, 4, 1, 10, 11, 0, 13, 14, 15);
     tu_free_outputs(out, 1);
     lens = TEN(CELER_INT64, I64(1, 2, 3, 4), 4);
-    assert_int_equal(run("ReverseSequence", 10, AT(AINT("batch_axis", 0), AINT("time_axis", 1)),
+    assert_int_equal(tu_run("ReverseSequence", 10, AT(AINT("batch_axis", 0), AINT("time_axis", 1)),
                          IN(&x, &lens), out, 1), 0);
     EXPECT_I64(&out[0], 0, 1, 2, 3, 5, 4, 6, 7, 10, 9, 8, 11, 15, 14, 13, 12);
     tu_free_outputs(out, 1);
     lens = TEN(CELER_INT64, I64(1, 2, 5, 4), 4);
-    expect_err(run("ReverseSequence", 10, NOAT, IN(&x, &lens), out, 1), CELER_ERR_INVALID,
+    tu_expect_err(tu_run("ReverseSequence", 10, NOAT, IN(&x, &lens), out, 1), CELER_ERR_INVALID,
                "sequence_lens[2] = 5");
     tu_free_outputs(out, 1);
     lens = TEN(CELER_INT64, I64(1, 2), 2);
-    expect_err(run("ReverseSequence", 10, NOAT, IN(&x, &lens), out, 1), CELER_ERR_SHAPE, "[4]");
+    tu_expect_err(tu_run("ReverseSequence", 10, NOAT, IN(&x, &lens), out, 1), CELER_ERR_SHAPE, "[4]");
     tu_free_outputs(out, 1);
     lens = TEN(CELER_INT64, I64(1, 2, 3, 4), 4);
-    expect_err(run("ReverseSequence", 10, AT(AINT("batch_axis", 0)), IN(&x, &lens), out, 1),
+    tu_expect_err(tu_run("ReverseSequence", 10, AT(AINT("batch_axis", 0)), IN(&x, &lens), out, 1),
                CELER_ERR_INVALID, "batch_axis");
     tu_free_outputs(out, 1);
 }
@@ -413,13 +354,13 @@ static void test_unique(void **s) {
     (void)s;
     celer_tensor out[4];
     celer_tensor x = TEN(CELER_INT64, I64(2, 1, 1, 3, 4, 3), 6);
-    assert_int_equal(run("Unique", 11, NOAT, IN(&x), out, 4), 0);
+    assert_int_equal(tu_run("Unique", 11, NOAT, IN(&x), out, 4), 0);
     EXPECT_I64(&out[0], 1, 2, 3, 4);
     EXPECT_I64(&out[1], 1, 0, 3, 4);
     EXPECT_I64(&out[2], 1, 0, 0, 2, 3, 2);
     EXPECT_I64(&out[3], 2, 1, 2, 1);
     tu_free_outputs(out, 4);
-    assert_int_equal(run("Unique", 11, AT(AINT("sorted", 0)), IN(&x), out, 4), 0);
+    assert_int_equal(tu_run("Unique", 11, AT(AINT("sorted", 0)), IN(&x), out, 4), 0);
     EXPECT_I64(&out[0], 2, 1, 3, 4);
     EXPECT_I64(&out[1], 0, 1, 3, 4);
     EXPECT_I64(&out[2], 0, 1, 1, 2, 3, 2);
@@ -427,7 +368,7 @@ static void test_unique(void **s) {
     tu_free_outputs(out, 4);
     /* along an axis (and a negative one) */
     celer_tensor m = TEN(CELER_INT64, I64(1, 1, 2, 3, 1, 1, 0, 5), 4, 2);
-    assert_int_equal(run("Unique", 11, AT(AINT("axis", 0)), IN(&m), out, 4), 0);
+    assert_int_equal(tu_run("Unique", 11, AT(AINT("axis", 0)), IN(&m), out, 4), 0);
     EXPECT_SHAPE(&out[0], 3, 2);
     EXPECT_I64(&out[0], 0, 5, 1, 1, 2, 3);
     EXPECT_I64(&out[1], 3, 0, 1);
@@ -435,26 +376,26 @@ static void test_unique(void **s) {
     EXPECT_I64(&out[3], 1, 2, 1);
     tu_free_outputs(out, 4);
     celer_tensor t = TEN(CELER_INT64, I64(1, 0, 1, 2, 0, 2), 2, 3);
-    assert_int_equal(run("Unique", 11, AT(AINT("axis", -1), AINT("sorted", 0)), IN(&t), out, 2), 0);
+    assert_int_equal(tu_run("Unique", 11, AT(AINT("axis", -1), AINT("sorted", 0)), IN(&t), out, 2), 0);
     EXPECT_SHAPE(&out[0], 2, 2);
     EXPECT_I64(&out[0], 1, 0, 2, 0);
     EXPECT_I64(&out[1], 0, 1);
     tu_free_outputs(out, 2);
     /* floats, strings, empty */
     celer_tensor f = TEN(CELER_FLOAT, F32(2.5f, -1, 2.5f), 3);
-    assert_int_equal(run("Unique", 11, NOAT, IN(&f), out, 1), 0);
+    assert_int_equal(tu_run("Unique", 11, NOAT, IN(&f), out, 1), 0);
     EXPECT_F32(&out[0], -1, 2.5f);
     tu_free_outputs(out, 1);
     const char *strs[4] = {"b", "a", "b", "c"};
     celer_tensor st = TEN(CELER_STRING, strs, 2, 2);
-    assert_int_equal(run("Unique", 11, NOAT, IN(&st), out, 4), 0);
+    assert_int_equal(tu_run("Unique", 11, NOAT, IN(&st), out, 4), 0);
     EXPECT_SHAPE(&out[0], 3);
     assert_string_equal(((const char **)out[0].data)[0], "a");
     assert_string_equal(((const char **)out[0].data)[2], "c");
     EXPECT_I64(&out[2], 1, 0, 1, 2);
     tu_free_outputs(out, 4);
     celer_tensor e = TEN(CELER_INT32, NULL, 0);
-    assert_int_equal(run("Unique", 11, NOAT, IN(&e), out, 4), 0);
+    assert_int_equal(tu_run("Unique", 11, NOAT, IN(&e), out, 4), 0);
     EXPECT_SHAPE(&out[0], 0);
     EXPECT_SHAPE(&out[2], 0);
     tu_free_outputs(out, 4);
@@ -462,7 +403,7 @@ static void test_unique(void **s) {
     int64_t big[1000];
     for (int i = 0; i < 1000; i++) big[i] = (i * 7919) % 97;
     celer_tensor bt = TEN(CELER_INT64, big, 1000);
-    assert_int_equal(run("Unique", 11, NOAT, IN(&bt), out, 4), 0);
+    assert_int_equal(tu_run("Unique", 11, NOAT, IN(&bt), out, 4), 0);
     EXPECT_SHAPE(&out[0], 97);
     for (int i = 0; i < 97; i++) {
         assert_int_equal(((int64_t *)out[0].data)[i], i);
@@ -470,7 +411,7 @@ static void test_unique(void **s) {
     }
     for (int i = 0; i < 1000; i++) assert_int_equal(((int64_t *)out[2].data)[i], big[i]);
     tu_free_outputs(out, 4);
-    expect_err(run("Unique", 11, AT(AINT("axis", 2)), IN(&m), out, 1), CELER_ERR_INVALID, "axis 2");
+    tu_expect_err(tu_run("Unique", 11, AT(AINT("axis", 2)), IN(&m), out, 1), CELER_ERR_INVALID, "axis 2");
     tu_free_outputs(out, 1);
 }
 
@@ -478,107 +419,15 @@ static void test_unique(void **s) {
  * Every op gets inputs of random rank (0-3) and dims (0-3), int64 inputs holding small,
  * negative and huge values, and random attributes; any status is fine, a crash or a sanitizer
  * report is not. */
-static uint64_t rnd(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-static int64_t rnd_value(uint64_t *s) {
-    static const int64_t odd[] = {INT64_MAX, INT64_MIN, 1LL << 40, -(1LL << 40), 7};
-    return rnd(s) % 4 ? (int64_t)(rnd(s) % 9) - 4 : odd[rnd(s) % CELER_ARRAY_LEN(odd)];
-}
-
-typedef struct fuzz_case {
-    const char *op;
-    int opset, n_in, n_out;
-} fuzz_case;
-
-static void fuzz_ops(const fuzz_case *cases, size_t n_cases, int iters) {
-    static const celer_dtype types[] = {CELER_FLOAT, CELER_INT64, CELER_INT32, CELER_BOOL,
-                                        CELER_STRING};
-    static const char *const modes[] = {"constant", "reflect", "edge", "DCR", "CRD", "add", "mul",
-                                        "none", "bogus"};
-    static const char *const names[] = {"axis", "batch_dims", "k", "blocksize", "sorted",
-                                        "upper", "allowzero", "start", "end", "time_axis",
-                                        "batch_axis", "dtype"};
-    static const char *const list_names[] = {"perm", "axes", "starts", "ends", "pads", "split"};
-    static const char *strs[256];
-    for (int i = 0; i < 256; i++) strs[i] = i % 3 ? "s" : "";
-    uint64_t seed = 0x9e3779b97f4a7c15ull;
-    for (size_t c = 0; c < n_cases; c++) {
-        int ok = 0;
-        for (int it = 0; it < iters; it++) {
-            int64_t buf[5][256];
-            celer_tensor t[5];
-            const celer_tensor *in[5];
-            bool same = rnd(&seed) % 3 == 0; /* inputs alike: reaches the success paths */
-            for (int i = 0; i < cases[c].n_in; i++) {
-                celer_dtype dt = i == 0 ? types[rnd(&seed) % CELER_ARRAY_LEN(types)]
-                                        : rnd(&seed) % 5 ? CELER_INT64 : types[rnd(&seed) % 4];
-                t[i] = (celer_tensor){.dtype = dt, .shape = {.rank = (int)(rnd(&seed) % (i ? 2 : 5))},
-                                      .data = buf[i]};
-                for (int d = 0; d < t[i].shape.rank; d++)
-                    t[i].shape.dims[d] = (int64_t)(rnd(&seed) % (i ? 5 : 4));
-                if (same && i > 0) {
-                    t[i].dtype = dt = t[0].dtype;
-                    t[i].shape = t[0].shape;
-                }
-                for (int k = 0; k < 256; k++) buf[i][k] = rnd_value(&seed);
-                /* int32 gets small values only: int32 extremes ask for valid multi-GB outputs
-                 * (a Range from INT32_MIN), which only slow the test down */
-                if (dt == CELER_INT32)
-                    for (int k = 0; k < 256; k++)
-                        ((int32_t *)buf[i])[k] = (int32_t)(rnd(&seed) % 9) - 4;
-                if (dt == CELER_BOOL)
-                    for (int k = 0; k < 256; k++) ((uint8_t *)buf[i])[k] = (uint8_t)(buf[i][k] & 1);
-                if (dt == CELER_STRING) memcpy(buf[i], strs, sizeof strs);
-                in[i] = rnd(&seed) % 16 || i == 0 ? &t[i] : NULL; /* sometimes omitted */
-            }
-            celer_onnx_attr at[10];
-            int64_t lists[10][4];
-            int nat = 0;
-            for (int a = (int)(rnd(&seed) % 4); a > 0; a--) {
-                const char *nm = names[rnd(&seed) % CELER_ARRAY_LEN(names)];
-                at[nat++] = (celer_onnx_attr){.name = nm, .type = CELER_ATTR_INT, .i = rnd_value(&seed)};
-            }
-            for (int l = (int)(rnd(&seed) % 4); l > 0; l--) {
-                const char *nm = list_names[rnd(&seed) % CELER_ARRAY_LEN(list_names)];
-                int n = (int)(rnd(&seed) % 5);
-                for (int k = 0; k < n; k++) lists[nat][k] = rnd_value(&seed);
-                at[nat] = (celer_onnx_attr){.name = nm, .type = CELER_ATTR_INTS, .n = n,
-                                            .ints = lists[nat]};
-                nat++;
-            }
-            if (rnd(&seed) % 2) {
-                const char *m = modes[rnd(&seed) % CELER_ARRAY_LEN(modes)];
-                at[nat++] = (celer_onnx_attr){.name = rnd(&seed) % 2 ? "mode" : "reduction",
-                                              .type = CELER_ATTR_STRING, .s = m, .s_len = strlen(m)};
-            }
-            static const char *const ins[] = {"i0", "i1", "i2", "i3", "i4"};
-            static const char *const outs[] = {"o0", "o1", "o2", "o3"};
-            celer_onnx_node node = {.name = "f", .op_type = cases[c].op, .domain = "",
-                                    .n_inputs = cases[c].n_in, .n_outputs = cases[c].n_out,
-                                    .n_attrs = nat, .inputs = ins, .outputs = outs, .attrs = at};
-            celer_tensor out[4];
-            memset(out, 0, sizeof out);
-            ok += tu_run_op(&node, cases[c].opset, in, cases[c].n_in, out, cases[c].n_out) == 0;
-            tu_free_outputs(out, cases[c].n_out);
-        }
-        printf("    fuzz %s-%d: %d of %d runs succeeded\n", cases[c].op, cases[c].opset, ok, iters);
-    }
-}
-
 static void test_fuzz(void **s) {
     (void)s;
-    static const fuzz_case cases[] = {
+    static const tu_fuzz_case cases[] = {
         {"Gather", 13, 2, 1},          {"GatherElements", 13, 2, 1}, {"GatherND", 13, 2, 1},
         {"Scatter", 9, 3, 1},          {"ScatterElements", 16, 3, 1}, {"ScatterND", 16, 3, 1},
         {"OneHot", 11, 3, 1},          {"NonZero", 13, 1, 1},         {"Compress", 11, 2, 1},
         {"ReverseSequence", 10, 2, 1}, {"Unique", 11, 1, 4},
     };
-    fuzz_ops(cases, CELER_ARRAY_LEN(cases), 1500);
+    tu_fuzz_ops(cases, CELER_ARRAY_LEN(cases), 1500);
 }
 
 int main(void) {

@@ -5,67 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "testutil.h"
-
-/* ---- tiny builders ---- */
-#define NARGS(T, ...) ((int)(sizeof((T[]){__VA_ARGS__}) / sizeof(T)))
-#define TEN(dt, ptr, ...)                                                                          \
-    ((celer_tensor){.dtype = dt,                                                                   \
-                    .shape = {.rank = NARGS(int64_t, __VA_ARGS__), .dims = {__VA_ARGS__}},         \
-                    .data = (void *)(ptr)})
-#define SCALAR(dt, ptr) ((celer_tensor){.dtype = dt, .shape = {.rank = 0}, .data = (void *)(ptr)})
-#define I64(...) ((int64_t[]){__VA_ARGS__})
-#define I32(...) ((int32_t[]){__VA_ARGS__})
-#define F32(...) ((float[]){__VA_ARGS__})
-#define AINT(nm, v) {.name = nm, .type = CELER_ATTR_INT, .i = (v)}
-#define AFLOAT(nm, v) {.name = nm, .type = CELER_ATTR_FLOAT, .f = (v)}
-#define ASTR(nm, v) {.name = nm, .type = CELER_ATTR_STRING, .s = (v), .s_len = sizeof(v) - 1}
-#define AINTS(nm, ...)                                                                             \
-    {.name = nm, .type = CELER_ATTR_INTS, .n = NARGS(int64_t, __VA_ARGS__),                        \
-     .ints = (const int64_t[]){__VA_ARGS__}}
-#define AT(...) (const celer_onnx_attr[]){__VA_ARGS__}, NARGS(celer_onnx_attr, __VA_ARGS__)
-#define NOAT NULL, 0
-#define IN(...)                                                                                    \
-    (const celer_tensor *const[]){__VA_ARGS__}, NARGS(const celer_tensor *, __VA_ARGS__)
-
-static celer_status run(const char *op, int opset, const celer_onnx_attr *at, int nat,
-                        const celer_tensor *const *in, int n_in, celer_tensor *out, int n_out) {
-    static const char *const ins[] = {"i0", "i1", "i2", "i3", "i4", "i5", "i6", "i7"};
-    static const char *const outs[] = {"o0", "o1", "o2", "o3", "o4", "o5", "o6", "o7"};
-    const char *in_names[8];
-    for (int i = 0; i < n_in && i < 8; i++) in_names[i] = in[i] ? ins[i] : "";
-    celer_onnx_node node = {.name = "n", .op_type = op, .domain = "", .n_inputs = n_in,
-                            .n_outputs = n_out, .n_attrs = nat, .inputs = in_names,
-                            .outputs = outs, .attrs = at};
-    celer_status st = tu_run_op(&node, opset, in, n_in, out, n_out);
-    if (st) printf("    (%s: %s)\n", op, celer_error_message());
-    return st;
-}
-
-static void check_shape(const celer_tensor *t, int rank, const int64_t *dims) {
-    assert_int_equal(t->shape.rank, rank);
-    for (int i = 0; i < rank; i++) assert_int_equal(t->shape.dims[i], dims[i]);
-}
-#define EXPECT_SHAPE(t, ...) check_shape(t, NARGS(int64_t, __VA_ARGS__), I64(__VA_ARGS__))
-#define EXPECT_RANK0(t) assert_int_equal((t)->shape.rank, 0)
-
-static void check_data(const celer_tensor *t, const void *want, size_t bytes) {
-    size_t have = 0;
-    assert_int_equal(celer_tensor_bytes(t, &have), 0);
-    assert_int_equal(have, bytes);
-    assert_memory_equal(t->data, want, bytes);
-}
-#define EXPECT_I64(t, ...) check_data(t, I64(__VA_ARGS__), sizeof(I64(__VA_ARGS__)))
-#define EXPECT_F32(t, ...) check_data(t, F32(__VA_ARGS__), sizeof(F32(__VA_ARGS__)))
-#define EXPECT_EMPTY(t) assert_int_equal(celer_shape_numel(&(t)->shape), 0)
-
-static void expect_err(celer_status st, celer_status want, const char *substr) {
-    assert_int_equal(st, want);
-    if (!strstr(celer_error_message(), substr)) {
-        printf("message '%s' lacks '%s'\n", celer_error_message(), substr);
-        fail();
-    }
-}
+#include "opcase.h"
 
 /* ---- Reshape-like ---- */
 
@@ -75,60 +15,60 @@ static void test_reshape(void **s) {
     for (int i = 0; i < 24; i++) x[i] = i;
     celer_tensor a = TEN(CELER_INT64, x, 2, 3, 4), out[1];
     celer_tensor sh = TEN(CELER_INT64, I64(4, -1), 2);
-    assert_int_equal(run("Reshape", 13, NOAT, IN(&a, &sh), out, 1), 0);
+    assert_int_equal(tu_run("Reshape", 13, NOAT, IN(&a, &sh), out, 1), 0);
     EXPECT_SHAPE(&out[0], 4, 6);
     assert_memory_equal(out[0].data, x, sizeof x);
     tu_free_outputs(out, 1);
     /* 0 copies the input dim */
     sh = TEN(CELER_INT64, I64(0, -1), 2);
-    assert_int_equal(run("Reshape", 14, NOAT, IN(&a, &sh), out, 1), 0);
+    assert_int_equal(tu_run("Reshape", 14, NOAT, IN(&a, &sh), out, 1), 0);
     EXPECT_SHAPE(&out[0], 2, 12);
     tu_free_outputs(out, 1);
     /* allowzero: 0 is a real 0 (a non-NULL pointer: the test harness copies aliased bytes) */
     celer_tensor e = TEN(CELER_FLOAT, x, 0, 3);
     sh = TEN(CELER_INT64, I64(3, 0), 2);
-    assert_int_equal(run("Reshape", 14, AT(AINT("allowzero", 1)), IN(&e, &sh), out, 1), 0);
+    assert_int_equal(tu_run("Reshape", 14, AT(AINT("allowzero", 1)), IN(&e, &sh), out, 1), 0);
     EXPECT_SHAPE(&out[0], 3, 0);
     tu_free_outputs(out, 1);
     /* rank-0 target */
     celer_tensor one = TEN(CELER_FLOAT, F32(5), 1, 1);
     sh = TEN(CELER_INT64, NULL, 0);
-    assert_int_equal(run("Reshape", 13, NOAT, IN(&one, &sh), out, 1), 0);
+    assert_int_equal(tu_run("Reshape", 13, NOAT, IN(&one, &sh), out, 1), 0);
     EXPECT_RANK0(&out[0]);
     tu_free_outputs(out, 1);
     /* strings */
     const char *strs[4] = {"a", "b", "c", "d"};
     celer_tensor st = TEN(CELER_STRING, strs, 4);
     sh = TEN(CELER_INT64, I64(2, 2), 2);
-    assert_int_equal(run("Reshape", 13, NOAT, IN(&st, &sh), out, 1), 0);
+    assert_int_equal(tu_run("Reshape", 13, NOAT, IN(&st, &sh), out, 1), 0);
     EXPECT_SHAPE(&out[0], 2, 2);
     assert_string_equal(((const char **)out[0].data)[3], "d");
     tu_free_outputs(out, 1);
     /* errors */
     sh = TEN(CELER_INT64, I64(-1, -1), 2);
-    expect_err(run("Reshape", 13, NOAT, IN(&a, &sh), out, 1), CELER_ERR_INVALID, "more than one -1");
+    tu_expect_err(tu_run("Reshape", 13, NOAT, IN(&a, &sh), out, 1), CELER_ERR_INVALID, "more than one -1");
     tu_free_outputs(out, 1);
     sh = TEN(CELER_INT64, I64(5, -1), 2);
-    expect_err(run("Reshape", 13, NOAT, IN(&a, &sh), out, 1), CELER_ERR_SHAPE, "cannot reshape");
+    tu_expect_err(tu_run("Reshape", 13, NOAT, IN(&a, &sh), out, 1), CELER_ERR_SHAPE, "cannot reshape");
     tu_free_outputs(out, 1);
     sh = TEN(CELER_INT64, I64(5, 5), 2);
-    expect_err(run("Reshape", 13, NOAT, IN(&a, &sh), out, 1), CELER_ERR_SHAPE, "24 elements");
+    tu_expect_err(tu_run("Reshape", 13, NOAT, IN(&a, &sh), out, 1), CELER_ERR_SHAPE, "24 elements");
     tu_free_outputs(out, 1);
     sh = TEN(CELER_INT64, I64(2, 3, 4, 0), 4);
-    expect_err(run("Reshape", 13, NOAT, IN(&a, &sh), out, 1), CELER_ERR_SHAPE, "rank 3");
+    tu_expect_err(tu_run("Reshape", 13, NOAT, IN(&a, &sh), out, 1), CELER_ERR_SHAPE, "rank 3");
     tu_free_outputs(out, 1);
     sh = TEN(CELER_INT64, I64(-2, 12), 2);
-    expect_err(run("Reshape", 13, NOAT, IN(&a, &sh), out, 1), CELER_ERR_INVALID, "invalid dim");
+    tu_expect_err(tu_run("Reshape", 13, NOAT, IN(&a, &sh), out, 1), CELER_ERR_INVALID, "invalid dim");
     tu_free_outputs(out, 1);
     sh = TEN(CELER_INT64, I64(0, -1), 2);
-    expect_err(run("Reshape", 14, AT(AINT("allowzero", 1)), IN(&a, &sh), out, 1), CELER_ERR_SHAPE,
+    tu_expect_err(tu_run("Reshape", 14, AT(AINT("allowzero", 1)), IN(&a, &sh), out, 1), CELER_ERR_SHAPE,
                "cannot reshape");
     tu_free_outputs(out, 1);
     sh = TEN(CELER_INT64, I64(1LL << 40, 1LL << 40, 1LL << 40), 3);
-    expect_err(run("Reshape", 13, NOAT, IN(&a, &sh), out, 1), CELER_ERR_LIMIT, "overflows");
+    tu_expect_err(tu_run("Reshape", 13, NOAT, IN(&a, &sh), out, 1), CELER_ERR_LIMIT, "overflows");
     tu_free_outputs(out, 1);
     celer_tensor fsh = TEN(CELER_FLOAT, F32(24), 1);
-    expect_err(run("Reshape", 13, NOAT, IN(&a, &fsh), out, 1), CELER_ERR_DTYPE, "int64");
+    tu_expect_err(tu_run("Reshape", 13, NOAT, IN(&a, &fsh), out, 1), CELER_ERR_DTYPE, "int64");
     tu_free_outputs(out, 1);
 }
 
@@ -140,21 +80,21 @@ static void test_flatten(void **s) {
     struct { int64_t axis; int64_t d0, d1; } cases[] = {{0, 1, 24}, {1, 2, 12}, {3, 24, 1},
                                                         {-1, 6, 4}, {-3, 1, 24}};
     for (size_t i = 0; i < CELER_ARRAY_LEN(cases); i++) {
-        assert_int_equal(run("Flatten", 13, AT(AINT("axis", cases[i].axis)), IN(&a), out, 1), 0);
+        assert_int_equal(tu_run("Flatten", 13, AT(AINT("axis", cases[i].axis)), IN(&a), out, 1), 0);
         EXPECT_SHAPE(&out[0], cases[i].d0, cases[i].d1);
         tu_free_outputs(out, 1);
     }
-    assert_int_equal(run("Flatten", 13, NOAT, IN(&a), out, 1), 0);
+    assert_int_equal(tu_run("Flatten", 13, NOAT, IN(&a), out, 1), 0);
     EXPECT_SHAPE(&out[0], 2, 12);
     tu_free_outputs(out, 1);
-    expect_err(run("Flatten", 13, AT(AINT("axis", 4)), IN(&a), out, 1), CELER_ERR_INVALID,
+    tu_expect_err(tu_run("Flatten", 13, AT(AINT("axis", 4)), IN(&a), out, 1), CELER_ERR_INVALID,
                "out of range");
     tu_free_outputs(out, 1);
     /* Flatten-1 is float-only */
     celer_tensor b = TEN(CELER_INT32, I32(1, 2), 2);
-    assert_int_equal(run("Flatten", 7, NOAT, IN(&b), out, 1), CELER_ERR_UNSUPPORTED);
+    assert_int_equal(tu_run("Flatten", 7, NOAT, IN(&b), out, 1), CELER_ERR_UNSUPPORTED);
     tu_free_outputs(out, 1);
-    assert_int_equal(run("Flatten", 9, NOAT, IN(&b), out, 1), 0);
+    assert_int_equal(tu_run("Flatten", 9, NOAT, IN(&b), out, 1), 0);
     EXPECT_SHAPE(&out[0], 2, 1);
     tu_free_outputs(out, 1);
 }
@@ -163,53 +103,53 @@ static void test_squeeze_unsqueeze(void **s) {
     (void)s;
     float x[6] = {1, 2, 3, 4, 5, 6};
     celer_tensor a = TEN(CELER_FLOAT, x, 1, 3, 1, 2), out[1];
-    assert_int_equal(run("Squeeze", 11, NOAT, IN(&a), out, 1), 0);
+    assert_int_equal(tu_run("Squeeze", 11, NOAT, IN(&a), out, 1), 0);
     EXPECT_SHAPE(&out[0], 3, 2);
     EXPECT_F32(&out[0], 1, 2, 3, 4, 5, 6);
     tu_free_outputs(out, 1);
-    assert_int_equal(run("Squeeze", 11, AT(AINTS("axes", -2)), IN(&a), out, 1), 0);
+    assert_int_equal(tu_run("Squeeze", 11, AT(AINTS("axes", -2)), IN(&a), out, 1), 0);
     EXPECT_SHAPE(&out[0], 1, 3, 2);
     tu_free_outputs(out, 1);
     celer_tensor axes = TEN(CELER_INT64, I64(0, 2), 2);
-    assert_int_equal(run("Squeeze", 13, NOAT, IN(&a, &axes), out, 1), 0);
+    assert_int_equal(tu_run("Squeeze", 13, NOAT, IN(&a, &axes), out, 1), 0);
     EXPECT_SHAPE(&out[0], 3, 2);
     tu_free_outputs(out, 1);
     /* opset 13 with the axes input omitted */
-    assert_int_equal(run("Squeeze", 13, NOAT, IN(&a, NULL), out, 1), 0);
+    assert_int_equal(tu_run("Squeeze", 13, NOAT, IN(&a, NULL), out, 1), 0);
     EXPECT_SHAPE(&out[0], 3, 2);
     tu_free_outputs(out, 1);
     axes = TEN(CELER_INT64, I64(1), 1);
-    expect_err(run("Squeeze", 13, NOAT, IN(&a, &axes), out, 1), CELER_ERR_SHAPE, "not 1");
+    tu_expect_err(tu_run("Squeeze", 13, NOAT, IN(&a, &axes), out, 1), CELER_ERR_SHAPE, "not 1");
     tu_free_outputs(out, 1);
     axes = TEN(CELER_INT64, I64(4), 1);
-    expect_err(run("Squeeze", 13, NOAT, IN(&a, &axes), out, 1), CELER_ERR_INVALID, "out of range");
+    tu_expect_err(tu_run("Squeeze", 13, NOAT, IN(&a, &axes), out, 1), CELER_ERR_INVALID, "out of range");
     tu_free_outputs(out, 1);
 
     celer_tensor v = TEN(CELER_FLOAT, x, 3);
     axes = TEN(CELER_INT64, I64(0, -1), 2);
-    assert_int_equal(run("Unsqueeze", 13, NOAT, IN(&v, &axes), out, 1), 0);
+    assert_int_equal(tu_run("Unsqueeze", 13, NOAT, IN(&v, &axes), out, 1), 0);
     EXPECT_SHAPE(&out[0], 1, 3, 1);
     tu_free_outputs(out, 1);
-    assert_int_equal(run("Unsqueeze", 11, AT(AINTS("axes", 2, -3)), IN(&v), out, 1), 0);
+    assert_int_equal(tu_run("Unsqueeze", 11, AT(AINTS("axes", 2, -3)), IN(&v), out, 1), 0);
     EXPECT_SHAPE(&out[0], 1, 3, 1);
     tu_free_outputs(out, 1);
     celer_tensor sc = SCALAR(CELER_FLOAT, x);
-    assert_int_equal(run("Unsqueeze", 9, AT(AINTS("axes", 0)), IN(&sc), out, 1), 0);
+    assert_int_equal(tu_run("Unsqueeze", 9, AT(AINTS("axes", 0)), IN(&sc), out, 1), 0);
     EXPECT_SHAPE(&out[0], 1);
     tu_free_outputs(out, 1);
     axes = TEN(CELER_INT64, I64(1, -2), 2);
-    expect_err(run("Unsqueeze", 13, NOAT, IN(&v, &axes), out, 1), CELER_ERR_INVALID, "repeated");
+    tu_expect_err(tu_run("Unsqueeze", 13, NOAT, IN(&v, &axes), out, 1), CELER_ERR_INVALID, "repeated");
     tu_free_outputs(out, 1);
-    expect_err(run("Unsqueeze", 11, NOAT, IN(&v), out, 1), CELER_ERR_INVALID, "required");
+    tu_expect_err(tu_run("Unsqueeze", 11, NOAT, IN(&v), out, 1), CELER_ERR_INVALID, "required");
     tu_free_outputs(out, 1);
     celer_tensor big = TEN(CELER_FLOAT, x, 1, 1, 1, 1, 1, 1, 1);
     axes = TEN(CELER_INT64, I64(0, 1), 2);
-    expect_err(run("Unsqueeze", 13, NOAT, IN(&big, &axes), out, 1), CELER_ERR_LIMIT, "rank");
+    tu_expect_err(tu_run("Unsqueeze", 13, NOAT, IN(&big, &axes), out, 1), CELER_ERR_LIMIT, "rank");
     tu_free_outputs(out, 1);
 
     uint8_t bools[3] = {1, 0, 1};
     celer_tensor bt = TEN(CELER_BOOL, bools, 3);
-    assert_int_equal(run("Identity", 16, NOAT, IN(&bt), out, 1), 0);
+    assert_int_equal(tu_run("Identity", 16, NOAT, IN(&bt), out, 1), 0);
     EXPECT_SHAPE(&out[0], 3);
     assert_memory_equal(out[0].data, bools, 3);
     tu_free_outputs(out, 1);
@@ -243,7 +183,7 @@ static void test_transpose(void **s) {
     celer_tensor out[1];
     float m[6] = {1, 2, 3, 4, 5, 6};
     celer_tensor a = TEN(CELER_FLOAT, m, 2, 3);
-    assert_int_equal(run("Transpose", 13, NOAT, IN(&a), out, 1), 0);
+    assert_int_equal(tu_run("Transpose", 13, NOAT, IN(&a), out, 1), 0);
     EXPECT_SHAPE(&out[0], 3, 2);
     EXPECT_F32(&out[0], 1, 4, 2, 5, 3, 6);
     tu_free_outputs(out, 1);
@@ -271,7 +211,7 @@ static void test_transpose(void **s) {
             const int *p = cases[c].perm;
             celer_onnx_attr at[1] = {{.name = "perm", .type = CELER_ATTR_INTS, .n = cases[c].rank,
                                       .ints = (const int64_t[]){p[0], p[1], p[2], p[3]}}};
-            assert_int_equal(run("Transpose", 13, at, 1, IN(&x), out, 1), 0);
+            assert_int_equal(tu_run("Transpose", 13, at, 1, IN(&x), out, 1), 0);
             for (int i = 0; i < x.shape.rank; i++)
                 assert_int_equal(out[0].shape.dims[i], x.shape.dims[p[i]]);
             assert_memory_equal(out[0].data, want, n * es);
@@ -282,21 +222,21 @@ static void test_transpose(void **s) {
 
     const char *strs[6] = {"a", "b", "c", "d", "e", "f"};
     celer_tensor st = TEN(CELER_STRING, strs, 2, 3);
-    assert_int_equal(run("Transpose", 7, AT(AINTS("perm", 1, 0)), IN(&st), out, 1), 0);
+    assert_int_equal(tu_run("Transpose", 7, AT(AINTS("perm", 1, 0)), IN(&st), out, 1), 0);
     assert_string_equal(((const char **)out[0].data)[1], "d");
     tu_free_outputs(out, 1);
     celer_tensor e = TEN(CELER_FLOAT, NULL, 0, 3);
-    assert_int_equal(run("Transpose", 13, NOAT, IN(&e), out, 1), 0);
+    assert_int_equal(tu_run("Transpose", 13, NOAT, IN(&e), out, 1), 0);
     EXPECT_SHAPE(&out[0], 3, 0);
     tu_free_outputs(out, 1);
 
-    expect_err(run("Transpose", 13, AT(AINTS("perm", 0, 0)), IN(&a), out, 1), CELER_ERR_INVALID,
+    tu_expect_err(tu_run("Transpose", 13, AT(AINTS("perm", 0, 0)), IN(&a), out, 1), CELER_ERR_INVALID,
                "not a permutation");
     tu_free_outputs(out, 1);
-    expect_err(run("Transpose", 13, AT(AINTS("perm", 0, 2)), IN(&a), out, 1), CELER_ERR_INVALID,
+    tu_expect_err(tu_run("Transpose", 13, AT(AINTS("perm", 0, 2)), IN(&a), out, 1), CELER_ERR_INVALID,
                "not a permutation");
     tu_free_outputs(out, 1);
-    expect_err(run("Transpose", 13, AT(AINTS("perm", 0, 1, 2)), IN(&a), out, 1), CELER_ERR_INVALID,
+    tu_expect_err(tu_run("Transpose", 13, AT(AINTS("perm", 0, 1, 2)), IN(&a), out, 1), CELER_ERR_INVALID,
                "rank 2");
     tu_free_outputs(out, 1);
 }
@@ -308,29 +248,29 @@ static void test_concat(void **s) {
     celer_tensor out[1];
     celer_tensor a = TEN(CELER_INT64, I64(1, 2), 2, 1), b = TEN(CELER_INT64, I64(3, 4, 5, 6), 2, 2);
     celer_tensor e = TEN(CELER_INT64, NULL, 2, 0);
-    assert_int_equal(run("Concat", 13, AT(AINT("axis", -1)), IN(&a, &e, &b), out, 1), 0);
+    assert_int_equal(tu_run("Concat", 13, AT(AINT("axis", -1)), IN(&a, &e, &b), out, 1), 0);
     EXPECT_SHAPE(&out[0], 2, 3);
     EXPECT_I64(&out[0], 1, 3, 4, 2, 5, 6);
     tu_free_outputs(out, 1);
     celer_tensor c = TEN(CELER_INT64, I64(7, 8), 1, 2);
-    assert_int_equal(run("Concat", 4, AT(AINT("axis", 0)), IN(&b, &c), out, 1), 0);
+    assert_int_equal(tu_run("Concat", 4, AT(AINT("axis", 0)), IN(&b, &c), out, 1), 0);
     EXPECT_SHAPE(&out[0], 3, 2);
     EXPECT_I64(&out[0], 3, 4, 5, 6, 7, 8);
     tu_free_outputs(out, 1);
     /* all empty */
-    assert_int_equal(run("Concat", 13, AT(AINT("axis", 1)), IN(&e, &e), out, 1), 0);
+    assert_int_equal(tu_run("Concat", 13, AT(AINT("axis", 1)), IN(&e, &e), out, 1), 0);
     EXPECT_SHAPE(&out[0], 2, 0);
     tu_free_outputs(out, 1);
-    expect_err(run("Concat", 13, AT(AINT("axis", 0)), IN(&a, &b), out, 1), CELER_ERR_SHAPE,
+    tu_expect_err(tu_run("Concat", 13, AT(AINT("axis", 0)), IN(&a, &b), out, 1), CELER_ERR_SHAPE,
                "outside axis 0");
     tu_free_outputs(out, 1);
-    expect_err(run("Concat", 13, NOAT, IN(&a, &b), out, 1), CELER_ERR_INVALID, "'axis'");
+    tu_expect_err(tu_run("Concat", 13, NOAT, IN(&a, &b), out, 1), CELER_ERR_INVALID, "'axis'");
     tu_free_outputs(out, 1);
-    expect_err(run("Concat", 13, AT(AINT("axis", 2)), IN(&a, &b), out, 1), CELER_ERR_INVALID,
+    tu_expect_err(tu_run("Concat", 13, AT(AINT("axis", 2)), IN(&a, &b), out, 1), CELER_ERR_INVALID,
                "out of range");
     tu_free_outputs(out, 1);
     celer_tensor f = TEN(CELER_FLOAT, F32(1, 2), 2, 1);
-    expect_err(run("Concat", 13, AT(AINT("axis", 1)), IN(&a, &f), out, 1), CELER_ERR_DTYPE, "float");
+    tu_expect_err(tu_run("Concat", 13, AT(AINT("axis", 1)), IN(&a, &f), out, 1), CELER_ERR_DTYPE, "float");
     tu_free_outputs(out, 1);
 }
 
@@ -339,41 +279,41 @@ static void test_split(void **s) {
     celer_tensor out[3];
     celer_tensor x = TEN(CELER_INT64, I64(1, 2, 3, 4, 5, 6), 2, 3);
     celer_tensor sp = TEN(CELER_INT64, I64(1, 2), 2);
-    assert_int_equal(run("Split", 13, AT(AINT("axis", -1)), IN(&x, &sp), out, 2), 0);
+    assert_int_equal(tu_run("Split", 13, AT(AINT("axis", -1)), IN(&x, &sp), out, 2), 0);
     EXPECT_SHAPE(&out[0], 2, 1);
     EXPECT_I64(&out[0], 1, 4);
     EXPECT_SHAPE(&out[1], 2, 2);
     EXPECT_I64(&out[1], 2, 3, 5, 6);
     tu_free_outputs(out, 2);
-    assert_int_equal(run("Split", 11, AT(AINT("axis", 1), AINTS("split", 2, 1)), IN(&x), out, 2), 0);
+    assert_int_equal(tu_run("Split", 11, AT(AINT("axis", 1), AINTS("split", 2, 1)), IN(&x), out, 2), 0);
     EXPECT_I64(&out[0], 1, 2, 4, 5);
     EXPECT_I64(&out[1], 3, 6);
     tu_free_outputs(out, 2);
     /* equal parts */
-    assert_int_equal(run("Split", 13, AT(AINT("axis", 1)), IN(&x), out, 3), 0);
+    assert_int_equal(tu_run("Split", 13, AT(AINT("axis", 1)), IN(&x), out, 3), 0);
     EXPECT_I64(&out[2], 3, 6);
     tu_free_outputs(out, 3);
-    assert_int_equal(run("Split", 2, NOAT, IN(&x), out, 2), 0);
+    assert_int_equal(tu_run("Split", 2, NOAT, IN(&x), out, 2), 0);
     EXPECT_I64(&out[1], 4, 5, 6);
     tu_free_outputs(out, 2);
     /* zero-sized parts */
     sp = TEN(CELER_INT64, I64(0, 3, 0), 3);
-    assert_int_equal(run("Split", 13, AT(AINT("axis", 1)), IN(&x, &sp), out, 3), 0);
+    assert_int_equal(tu_run("Split", 13, AT(AINT("axis", 1)), IN(&x, &sp), out, 3), 0);
     EXPECT_SHAPE(&out[0], 2, 0);
     EXPECT_I64(&out[1], 1, 2, 3, 4, 5, 6);
     tu_free_outputs(out, 3);
-    expect_err(run("Split", 13, AT(AINT("axis", 1)), IN(&x), out, 2), CELER_ERR_SHAPE, "equal parts");
+    tu_expect_err(tu_run("Split", 13, AT(AINT("axis", 1)), IN(&x), out, 2), CELER_ERR_SHAPE, "equal parts");
     tu_free_outputs(out, 2);
     sp = TEN(CELER_INT64, I64(1, 1), 2);
-    expect_err(run("Split", 13, AT(AINT("axis", 1)), IN(&x, &sp), out, 2), CELER_ERR_SHAPE,
+    tu_expect_err(tu_run("Split", 13, AT(AINT("axis", 1)), IN(&x, &sp), out, 2), CELER_ERR_SHAPE,
                "add up to 2");
     tu_free_outputs(out, 2);
     sp = TEN(CELER_INT64, I64(4, -1), 2);
-    expect_err(run("Split", 13, AT(AINT("axis", 1)), IN(&x, &sp), out, 2), CELER_ERR_INVALID,
+    tu_expect_err(tu_run("Split", 13, AT(AINT("axis", 1)), IN(&x, &sp), out, 2), CELER_ERR_INVALID,
                "invalid");
     tu_free_outputs(out, 2);
     sp = TEN(CELER_INT64, I64(1, 1, 1), 3);
-    expect_err(run("Split", 13, AT(AINT("axis", 1)), IN(&x, &sp), out, 2), CELER_ERR_INVALID,
+    tu_expect_err(tu_run("Split", 13, AT(AINT("axis", 1)), IN(&x, &sp), out, 2), CELER_ERR_INVALID,
                "2 outputs");
     tu_free_outputs(out, 2);
 }
@@ -388,21 +328,21 @@ static void test_slice(void **s) {
     celer_tensor x = TEN(CELER_INT64, r, 10);
     celer_tensor st = TEN(CELER_INT64, I64(8), 1), en = TEN(CELER_INT64, I64(1), 1);
     celer_tensor ax = TEN(CELER_INT64, I64(0), 1), sp = TEN(CELER_INT64, I64(-3), 1);
-    assert_int_equal(run("Slice", 13, NOAT, IN(&x, &st, &en, &ax, &sp), out, 1), 0);
+    assert_int_equal(tu_run("Slice", 13, NOAT, IN(&x, &st, &en, &ax, &sp), out, 1), 0);
     EXPECT_I64(&out[0], 8, 5, 2);
     tu_free_outputs(out, 1);
     /* 2-D, negative axis and step, ends far out of range, int32 indices */
     celer_tensor m = TEN(CELER_INT64, r, 2, 5);
     celer_tensor st32 = TEN(CELER_INT32, I32(-1), 1), en32 = TEN(CELER_INT32, I32(-100), 1);
     celer_tensor ax32 = TEN(CELER_INT32, I32(-1), 1), sp32 = TEN(CELER_INT32, I32(-2), 1);
-    assert_int_equal(run("Slice", 11, NOAT, IN(&m, &st32, &en32, &ax32, &sp32), out, 1), 0);
+    assert_int_equal(tu_run("Slice", 11, NOAT, IN(&m, &st32, &en32, &ax32, &sp32), out, 1), 0);
     EXPECT_SHAPE(&out[0], 2, 3);
     EXPECT_I64(&out[0], 4, 2, 0, 9, 7, 5);
     tu_free_outputs(out, 1);
     /* INT64_MAX end, default axes and steps */
     st = TEN(CELER_INT64, I64(1, 2), 2);
     en = TEN(CELER_INT64, I64(INT64_MAX, INT64_MAX), 2);
-    assert_int_equal(run("Slice", 10, NOAT, IN(&m, &st, &en), out, 1), 0);
+    assert_int_equal(tu_run("Slice", 10, NOAT, IN(&m, &st, &en), out, 1), 0);
     EXPECT_SHAPE(&out[0], 1, 3);
     EXPECT_I64(&out[0], 7, 8, 9);
     tu_free_outputs(out, 1);
@@ -410,18 +350,18 @@ static void test_slice(void **s) {
     st = TEN(CELER_INT64, I64(7), 1);
     en = TEN(CELER_INT64, I64(INT64_MAX), 1);
     ax = TEN(CELER_INT64, I64(1), 1);
-    assert_int_equal(run("Slice", 13, NOAT, IN(&m, &st, &en, &ax), out, 1), 0);
+    assert_int_equal(tu_run("Slice", 13, NOAT, IN(&m, &st, &en, &ax), out, 1), 0);
     EXPECT_SHAPE(&out[0], 2, 0);
     tu_free_outputs(out, 1);
     /* INT64_MIN step and end */
     st = TEN(CELER_INT64, I64(-1), 1);
     en = TEN(CELER_INT64, I64(INT64_MIN), 1);
     sp = TEN(CELER_INT64, I64(INT64_MIN), 1);
-    assert_int_equal(run("Slice", 13, NOAT, IN(&x, &st, &en, NULL, &sp), out, 1), 0);
+    assert_int_equal(tu_run("Slice", 13, NOAT, IN(&x, &st, &en, NULL, &sp), out, 1), 0);
     EXPECT_I64(&out[0], 9);
     tu_free_outputs(out, 1);
     /* opset 1: attributes */
-    assert_int_equal(run("Slice", 7, AT(AINTS("starts", 0, 1), AINTS("ends", 1, 1000), AINTS("axes", 0, 1)),
+    assert_int_equal(tu_run("Slice", 7, AT(AINTS("starts", 0, 1), AINTS("ends", 1, 1000), AINTS("axes", 0, 1)),
                          IN(&m), out, 1), 0);
     EXPECT_I64(&out[0], 1, 2, 3, 4);
     tu_free_outputs(out, 1);
@@ -429,16 +369,16 @@ static void test_slice(void **s) {
     sp = TEN(CELER_INT64, I64(0), 1);
     st = TEN(CELER_INT64, I64(0), 1);
     en = TEN(CELER_INT64, I64(1), 1);
-    expect_err(run("Slice", 13, NOAT, IN(&x, &st, &en, NULL, &sp), out, 1), CELER_ERR_INVALID, "step");
+    tu_expect_err(tu_run("Slice", 13, NOAT, IN(&x, &st, &en, NULL, &sp), out, 1), CELER_ERR_INVALID, "step");
     tu_free_outputs(out, 1);
     ax = TEN(CELER_INT64, I64(1), 1);
-    expect_err(run("Slice", 13, NOAT, IN(&x, &st, &en, &ax), out, 1), CELER_ERR_INVALID, "out of range");
+    tu_expect_err(tu_run("Slice", 13, NOAT, IN(&x, &st, &en, &ax), out, 1), CELER_ERR_INVALID, "out of range");
     tu_free_outputs(out, 1);
     celer_tensor st2 = TEN(CELER_INT64, I64(0, 0), 2);
-    expect_err(run("Slice", 13, NOAT, IN(&x, &st2, &en), out, 1), CELER_ERR_INVALID, "same length");
+    tu_expect_err(tu_run("Slice", 13, NOAT, IN(&x, &st2, &en), out, 1), CELER_ERR_INVALID, "same length");
     tu_free_outputs(out, 1);
     celer_tensor ax2 = TEN(CELER_INT64, I64(1, -1), 2), en2 = TEN(CELER_INT64, I64(1, 1), 2);
-    expect_err(run("Slice", 13, NOAT, IN(&m, &st2, &en2, &ax2), out, 1), CELER_ERR_INVALID, "twice");
+    tu_expect_err(tu_run("Slice", 13, NOAT, IN(&m, &st2, &en2, &ax2), out, 1), CELER_ERR_INVALID, "twice");
     tu_free_outputs(out, 1);
 }
 
@@ -448,32 +388,32 @@ static void test_shape_size(void **s) {
     (void)s;
     celer_tensor out[1];
     celer_tensor x = TEN(CELER_FLOAT, NULL, 2, 3, 0);
-    assert_int_equal(run("Shape", 13, NOAT, IN(&x), out, 1), 0);
+    assert_int_equal(tu_run("Shape", 13, NOAT, IN(&x), out, 1), 0);
     assert_int_equal(out[0].dtype, CELER_INT64);
     EXPECT_I64(&out[0], 2, 3, 0);
     tu_free_outputs(out, 1);
-    assert_int_equal(run("Shape", 15, AT(AINT("start", -2)), IN(&x), out, 1), 0);
+    assert_int_equal(tu_run("Shape", 15, AT(AINT("start", -2)), IN(&x), out, 1), 0);
     EXPECT_I64(&out[0], 3, 0);
     tu_free_outputs(out, 1);
-    assert_int_equal(run("Shape", 15, AT(AINT("start", 1), AINT("end", -1)), IN(&x), out, 1), 0);
+    assert_int_equal(tu_run("Shape", 15, AT(AINT("start", 1), AINT("end", -1)), IN(&x), out, 1), 0);
     EXPECT_I64(&out[0], 3);
     tu_free_outputs(out, 1);
-    assert_int_equal(run("Shape", 15, AT(AINT("start", -10), AINT("end", 10)), IN(&x), out, 1), 0);
+    assert_int_equal(tu_run("Shape", 15, AT(AINT("start", -10), AINT("end", 10)), IN(&x), out, 1), 0);
     EXPECT_I64(&out[0], 2, 3, 0);
     tu_free_outputs(out, 1);
-    assert_int_equal(run("Shape", 15, AT(AINT("start", 2), AINT("end", 1)), IN(&x), out, 1), 0);
+    assert_int_equal(tu_run("Shape", 15, AT(AINT("start", 2), AINT("end", 1)), IN(&x), out, 1), 0);
     EXPECT_SHAPE(&out[0], 0);
     tu_free_outputs(out, 1);
     /* before 15 start/end are ignored */
-    assert_int_equal(run("Shape", 13, AT(AINT("start", 2)), IN(&x), out, 1), 0);
+    assert_int_equal(tu_run("Shape", 13, AT(AINT("start", 2)), IN(&x), out, 1), 0);
     EXPECT_SHAPE(&out[0], 3);
     tu_free_outputs(out, 1);
-    assert_int_equal(run("Size", 13, NOAT, IN(&x), out, 1), 0);
+    assert_int_equal(tu_run("Size", 13, NOAT, IN(&x), out, 1), 0);
     EXPECT_RANK0(&out[0]);
     EXPECT_I64(&out[0], 0);
     tu_free_outputs(out, 1);
     celer_tensor y = TEN(CELER_UINT8, NULL, 4, 5);
-    assert_int_equal(run("Size", 7, NOAT, IN(&y), out, 1), 0);
+    assert_int_equal(tu_run("Size", 7, NOAT, IN(&y), out, 1), 0);
     EXPECT_I64(&out[0], 20);
     tu_free_outputs(out, 1);
 }
@@ -482,35 +422,35 @@ static void test_constant_of_shape(void **s) {
     (void)s;
     celer_tensor out[1];
     celer_tensor sh = TEN(CELER_INT64, I64(2, 3), 2);
-    assert_int_equal(run("ConstantOfShape", 9, NOAT, IN(&sh), out, 1), 0);
+    assert_int_equal(tu_run("ConstantOfShape", 9, NOAT, IN(&sh), out, 1), 0);
     assert_int_equal(out[0].dtype, CELER_FLOAT);
     EXPECT_F32(&out[0], 0, 0, 0, 0, 0, 0);
     tu_free_outputs(out, 1);
     int32_t seven = 7;
     celer_tensor val = TEN(CELER_INT32, &seven, 1);
     celer_onnx_attr at[1] = {{.name = "value", .type = CELER_ATTR_TENSOR, .t = &val}};
-    assert_int_equal(run("ConstantOfShape", 9, at, 1, IN(&sh), out, 1), 0);
+    assert_int_equal(tu_run("ConstantOfShape", 9, at, 1, IN(&sh), out, 1), 0);
     assert_int_equal(out[0].dtype, CELER_INT32);
-    check_data(&out[0], I32(7, 7, 7, 7, 7, 7), 24);
+    tu_check_data(&out[0], I32(7, 7, 7, 7, 7, 7), 24);
     tu_free_outputs(out, 1);
     celer_tensor empty = TEN(CELER_INT64, NULL, 0);
-    assert_int_equal(run("ConstantOfShape", 9, at, 1, IN(&empty), out, 1), 0);
+    assert_int_equal(tu_run("ConstantOfShape", 9, at, 1, IN(&empty), out, 1), 0);
     EXPECT_RANK0(&out[0]);
-    check_data(&out[0], I32(7), 4);
+    tu_check_data(&out[0], I32(7), 4);
     tu_free_outputs(out, 1);
     sh = TEN(CELER_INT64, I64(2, 0), 2);
-    assert_int_equal(run("ConstantOfShape", 9, at, 1, IN(&sh), out, 1), 0);
+    assert_int_equal(tu_run("ConstantOfShape", 9, at, 1, IN(&sh), out, 1), 0);
     EXPECT_EMPTY(&out[0]);
     tu_free_outputs(out, 1);
     sh = TEN(CELER_INT64, I64(2, -3), 2);
-    expect_err(run("ConstantOfShape", 9, NOAT, IN(&sh), out, 1), CELER_ERR_INVALID, "negative");
+    tu_expect_err(tu_run("ConstantOfShape", 9, NOAT, IN(&sh), out, 1), CELER_ERR_INVALID, "negative");
     tu_free_outputs(out, 1);
     sh = TEN(CELER_INT64, I64(1LL << 40, 1LL << 30), 2);
-    expect_err(run("ConstantOfShape", 9, NOAT, IN(&sh), out, 1), CELER_ERR_LIMIT, "too large");
+    tu_expect_err(tu_run("ConstantOfShape", 9, NOAT, IN(&sh), out, 1), CELER_ERR_LIMIT, "too large");
     tu_free_outputs(out, 1);
     celer_tensor two = TEN(CELER_INT32, I32(1, 2), 2);
     celer_onnx_attr bad[1] = {{.name = "value", .type = CELER_ATTR_TENSOR, .t = &two}};
-    expect_err(run("ConstantOfShape", 9, bad, 1, IN(&sh), out, 1), CELER_ERR_INVALID, "one-element");
+    tu_expect_err(tu_run("ConstantOfShape", 9, bad, 1, IN(&sh), out, 1), CELER_ERR_INVALID, "one-element");
     tu_free_outputs(out, 1);
 }
 
@@ -519,30 +459,30 @@ static void test_range(void **s) {
     celer_tensor out[1];
     float a = 1, b = 2.1f, d = 0.25f;
     celer_tensor fs = SCALAR(CELER_FLOAT, &a), fl = SCALAR(CELER_FLOAT, &b), fd = SCALAR(CELER_FLOAT, &d);
-    assert_int_equal(run("Range", 11, NOAT, IN(&fs, &fl, &fd), out, 1), 0);
+    assert_int_equal(tu_run("Range", 11, NOAT, IN(&fs, &fl, &fd), out, 1), 0);
     EXPECT_F32(&out[0], 1, 1.25f, 1.5f, 1.75f, 2);
     tu_free_outputs(out, 1);
     int32_t s0 = 10, l0 = 4, d0 = -3;
     celer_tensor is = SCALAR(CELER_INT32, &s0), il = SCALAR(CELER_INT32, &l0), id = SCALAR(CELER_INT32, &d0);
-    assert_int_equal(run("Range", 11, NOAT, IN(&is, &il, &id), out, 1), 0);
-    check_data(&out[0], I32(10, 7), 8);
+    assert_int_equal(tu_run("Range", 11, NOAT, IN(&is, &il, &id), out, 1), 0);
+    tu_check_data(&out[0], I32(10, 7), 8);
     tu_free_outputs(out, 1);
     /* wrong direction: empty */
     d0 = 3;
-    assert_int_equal(run("Range", 11, NOAT, IN(&is, &il, &id), out, 1), 0);
+    assert_int_equal(tu_run("Range", 11, NOAT, IN(&is, &il, &id), out, 1), 0);
     EXPECT_SHAPE(&out[0], 0);
     tu_free_outputs(out, 1);
     int64_t ls = INT64_MIN, ll = INT64_MAX, ld = 1;
     celer_tensor xs = SCALAR(CELER_INT64, &ls), xl = SCALAR(CELER_INT64, &ll), xd = SCALAR(CELER_INT64, &ld);
-    expect_err(run("Range", 11, NOAT, IN(&xs, &xl, &xd), out, 1), CELER_ERR_LIMIT, "too many");
+    tu_expect_err(tu_run("Range", 11, NOAT, IN(&xs, &xl, &xd), out, 1), CELER_ERR_LIMIT, "too many");
     tu_free_outputs(out, 1);
     ls = 0;
-    expect_err(run("Range", 11, NOAT, IN(&xs, &xl, &xd), out, 1), CELER_ERR_LIMIT, "too large");
+    tu_expect_err(tu_run("Range", 11, NOAT, IN(&xs, &xl, &xd), out, 1), CELER_ERR_LIMIT, "too large");
     tu_free_outputs(out, 1);
     d0 = 0;
-    expect_err(run("Range", 11, NOAT, IN(&is, &il, &id), out, 1), CELER_ERR_INVALID, "non-zero");
+    tu_expect_err(tu_run("Range", 11, NOAT, IN(&is, &il, &id), out, 1), CELER_ERR_INVALID, "non-zero");
     tu_free_outputs(out, 1);
-    expect_err(run("Range", 11, NOAT, IN(&is, &il, &fd), out, 1), CELER_ERR_INVALID, "delta");
+    tu_expect_err(tu_run("Range", 11, NOAT, IN(&is, &il, &fd), out, 1), CELER_ERR_INVALID, "delta");
     tu_free_outputs(out, 1);
 }
 
@@ -552,20 +492,20 @@ static void test_eye_like(void **s) {
     celer_tensor x = TEN(CELER_FLOAT, NULL, 3, 4);
     float dummy[12];
     x.data = dummy;
-    assert_int_equal(run("EyeLike", 9, AT(AINT("k", 1)), IN(&x), out, 1), 0);
+    assert_int_equal(tu_run("EyeLike", 9, AT(AINT("k", 1)), IN(&x), out, 1), 0);
     EXPECT_F32(&out[0], 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1);
     tu_free_outputs(out, 1);
-    assert_int_equal(run("EyeLike", 9, AT(AINT("k", -2), AINT("dtype", CELER_INT64)), IN(&x), out, 1), 0);
+    assert_int_equal(tu_run("EyeLike", 9, AT(AINT("k", -2), AINT("dtype", CELER_INT64)), IN(&x), out, 1), 0);
     assert_int_equal(out[0].dtype, CELER_INT64);
     EXPECT_I64(&out[0], 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0);
     tu_free_outputs(out, 1);
-    assert_int_equal(run("EyeLike", 9, AT(AINT("k", 100)), IN(&x), out, 1), 0);
+    assert_int_equal(tu_run("EyeLike", 9, AT(AINT("k", 100)), IN(&x), out, 1), 0);
     EXPECT_F32(&out[0], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     tu_free_outputs(out, 1);
     celer_tensor v = TEN(CELER_FLOAT, dummy, 3);
-    expect_err(run("EyeLike", 9, NOAT, IN(&v), out, 1), CELER_ERR_SHAPE, "2-D");
+    tu_expect_err(tu_run("EyeLike", 9, NOAT, IN(&v), out, 1), CELER_ERR_SHAPE, "2-D");
     tu_free_outputs(out, 1);
-    expect_err(run("EyeLike", 9, AT(AINT("dtype", CELER_STRING)), IN(&x), out, 1),
+    tu_expect_err(tu_run("EyeLike", 9, AT(AINT("dtype", CELER_STRING)), IN(&x), out, 1),
                CELER_ERR_UNSUPPORTED, "dtype");
     tu_free_outputs(out, 1);
 }
@@ -577,42 +517,42 @@ static void test_expand_tile(void **s) {
     celer_tensor out[1];
     celer_tensor x = TEN(CELER_INT64, I64(1, 2, 3), 3, 1);
     celer_tensor sh = TEN(CELER_INT64, I64(2, 1, 2), 3);
-    assert_int_equal(run("Expand", 13, NOAT, IN(&x, &sh), out, 1), 0);
+    assert_int_equal(tu_run("Expand", 13, NOAT, IN(&x, &sh), out, 1), 0);
     EXPECT_SHAPE(&out[0], 2, 3, 2);
     EXPECT_I64(&out[0], 1, 1, 2, 2, 3, 3, 1, 1, 2, 2, 3, 3);
     tu_free_outputs(out, 1);
     /* shape smaller than the input: bidirectional broadcast keeps the input's dims */
     sh = TEN(CELER_INT64, I64(1), 1);
-    assert_int_equal(run("Expand", 8, NOAT, IN(&x, &sh), out, 1), 0);
+    assert_int_equal(tu_run("Expand", 8, NOAT, IN(&x, &sh), out, 1), 0);
     EXPECT_SHAPE(&out[0], 3, 1);
     EXPECT_I64(&out[0], 1, 2, 3);
     tu_free_outputs(out, 1);
     sh = TEN(CELER_INT64, I64(3, 0), 2);
-    assert_int_equal(run("Expand", 13, NOAT, IN(&x, &sh), out, 1), 0);
+    assert_int_equal(tu_run("Expand", 13, NOAT, IN(&x, &sh), out, 1), 0);
     EXPECT_SHAPE(&out[0], 3, 0);
     tu_free_outputs(out, 1);
     sh = TEN(CELER_INT64, I64(2, 2), 2);
-    expect_err(run("Expand", 13, NOAT, IN(&x, &sh), out, 1), CELER_ERR_SHAPE, "broadcast");
+    tu_expect_err(tu_run("Expand", 13, NOAT, IN(&x, &sh), out, 1), CELER_ERR_SHAPE, "broadcast");
     tu_free_outputs(out, 1);
 
     celer_tensor t = TEN(CELER_INT64, I64(1, 2, 3, 4), 2, 2);
     celer_tensor rep = TEN(CELER_INT64, I64(2, 3), 2);
-    assert_int_equal(run("Tile", 13, NOAT, IN(&t, &rep), out, 1), 0);
+    assert_int_equal(tu_run("Tile", 13, NOAT, IN(&t, &rep), out, 1), 0);
     EXPECT_SHAPE(&out[0], 4, 6);
     EXPECT_I64(&out[0], 1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4, 1, 2, 1, 2, 1, 2, 3, 4, 3, 4, 3, 4);
     tu_free_outputs(out, 1);
     rep = TEN(CELER_INT64, I64(0, 1), 2);
-    assert_int_equal(run("Tile", 6, NOAT, IN(&t, &rep), out, 1), 0);
+    assert_int_equal(tu_run("Tile", 6, NOAT, IN(&t, &rep), out, 1), 0);
     EXPECT_SHAPE(&out[0], 0, 2);
     tu_free_outputs(out, 1);
     rep = TEN(CELER_INT64, I64(2), 1);
-    expect_err(run("Tile", 13, NOAT, IN(&t, &rep), out, 1), CELER_ERR_SHAPE, "rank 2");
+    tu_expect_err(tu_run("Tile", 13, NOAT, IN(&t, &rep), out, 1), CELER_ERR_SHAPE, "rank 2");
     tu_free_outputs(out, 1);
     rep = TEN(CELER_INT64, I64(1, -1), 2);
-    expect_err(run("Tile", 13, NOAT, IN(&t, &rep), out, 1), CELER_ERR_INVALID, "negative");
+    tu_expect_err(tu_run("Tile", 13, NOAT, IN(&t, &rep), out, 1), CELER_ERR_INVALID, "negative");
     tu_free_outputs(out, 1);
     rep = TEN(CELER_INT64, I64(INT64_MAX, 2), 2);
-    expect_err(run("Tile", 13, NOAT, IN(&t, &rep), out, 1), CELER_ERR_LIMIT, "overflow");
+    tu_expect_err(tu_run("Tile", 13, NOAT, IN(&t, &rep), out, 1), CELER_ERR_LIMIT, "overflow");
     tu_free_outputs(out, 1);
 }
 
@@ -623,13 +563,13 @@ static void test_pad(void **s) {
     celer_tensor out[1];
     celer_tensor x = TEN(CELER_FLOAT, F32(1, 2, 3, 4, 5, 6), 2, 3);
     celer_tensor pads = TEN(CELER_INT64, I64(1, 2, 1, 2), 4);
-    assert_int_equal(run("Pad", 13, AT(ASTR("mode", "reflect")), IN(&x, &pads), out, 1), 0);
+    assert_int_equal(tu_run("Pad", 13, AT(ASTR("mode", "reflect")), IN(&x, &pads), out, 1), 0);
     EXPECT_SHAPE(&out[0], 4, 7);
     EXPECT_F32(&out[0], 6, 5, 4, 5, 6, 5, 4, 3, 2, 1, 2, 3, 2, 1, 6, 5, 4, 5, 6, 5, 4, 3, 2, 1, 2,
                3, 2, 1);
     tu_free_outputs(out, 1);
     pads = TEN(CELER_INT64, I64(0, 1, 1, 0), 4);
-    assert_int_equal(run("Pad", 11, AT(ASTR("mode", "edge")), IN(&x, &pads), out, 1), 0);
+    assert_int_equal(tu_run("Pad", 11, AT(ASTR("mode", "edge")), IN(&x, &pads), out, 1), 0);
     EXPECT_SHAPE(&out[0], 3, 4);
     EXPECT_F32(&out[0], 1, 1, 2, 3, 4, 4, 5, 6, 4, 4, 5, 6);
     tu_free_outputs(out, 1);
@@ -637,54 +577,54 @@ static void test_pad(void **s) {
     float nine = 9;
     celer_tensor cv = SCALAR(CELER_FLOAT, &nine);
     pads = TEN(CELER_INT64, I64(1, -1, 0, 1), 4);
-    assert_int_equal(run("Pad", 13, NOAT, IN(&x, &pads, &cv), out, 1), 0);
+    assert_int_equal(tu_run("Pad", 13, NOAT, IN(&x, &pads, &cv), out, 1), 0);
     EXPECT_SHAPE(&out[0], 3, 3);
     EXPECT_F32(&out[0], 9, 9, 9, 2, 3, 9, 5, 6, 9);
     tu_free_outputs(out, 1);
     /* opset 2 attributes; default constant 0 */
-    assert_int_equal(run("Pad", 2, AT(AINTS("pads", 0, 1, 0, 0), AFLOAT("value", 1.5f)), IN(&x), out, 1), 0);
+    assert_int_equal(tu_run("Pad", 2, AT(AINTS("pads", 0, 1, 0, 0), AFLOAT("value", 1.5f)), IN(&x), out, 1), 0);
     EXPECT_F32(&out[0], 1.5f, 1, 2, 3, 1.5f, 4, 5, 6);
     tu_free_outputs(out, 1);
     /* int64 with an omitted constant_value */
     celer_tensor xi = TEN(CELER_INT64, I64(7, 8), 2);
     pads = TEN(CELER_INT64, I64(2, 1), 2);
-    assert_int_equal(run("Pad", 11, NOAT, IN(&xi, &pads, NULL), out, 1), 0);
+    assert_int_equal(tu_run("Pad", 11, NOAT, IN(&xi, &pads, NULL), out, 1), 0);
     EXPECT_I64(&out[0], 0, 0, 7, 8, 0);
     tu_free_outputs(out, 1);
     /* reflect with pads larger than the axis */
     pads = TEN(CELER_INT64, I64(3, 3), 2);
-    assert_int_equal(run("Pad", 11, AT(ASTR("mode", "reflect")), IN(&xi, &pads), out, 1), 0);
+    assert_int_equal(tu_run("Pad", 11, AT(ASTR("mode", "reflect")), IN(&xi, &pads), out, 1), 0);
     EXPECT_I64(&out[0], 8, 7, 8, 7, 8, 7, 8, 7);
     tu_free_outputs(out, 1);
     /* strings pad with "" */
     const char *strs[1] = {"s"};
     celer_tensor xs = TEN(CELER_STRING, strs, 1);
     pads = TEN(CELER_INT64, I64(1, 0), 2);
-    assert_int_equal(run("Pad", 13, NOAT, IN(&xs, &pads), out, 1), 0);
+    assert_int_equal(tu_run("Pad", 13, NOAT, IN(&xs, &pads), out, 1), 0);
     assert_string_equal(((const char **)out[0].data)[0], "");
     assert_string_equal(((const char **)out[0].data)[1], "s");
     tu_free_outputs(out, 1);
     /* empty input, constant pad */
     celer_tensor e = TEN(CELER_FLOAT, NULL, 0, 2);
     pads = TEN(CELER_INT64, I64(1, 0, 0, 0), 4);
-    assert_int_equal(run("Pad", 13, NOAT, IN(&e, &pads), out, 1), 0);
+    assert_int_equal(tu_run("Pad", 13, NOAT, IN(&e, &pads), out, 1), 0);
     EXPECT_F32(&out[0], 0, 0);
     tu_free_outputs(out, 1);
     /* errors */
-    expect_err(run("Pad", 13, AT(ASTR("mode", "edge")), IN(&e, &pads), out, 1), CELER_ERR_INVALID,
+    tu_expect_err(tu_run("Pad", 13, AT(ASTR("mode", "edge")), IN(&e, &pads), out, 1), CELER_ERR_INVALID,
                "size 0");
     tu_free_outputs(out, 1);
-    expect_err(run("Pad", 13, AT(ASTR("mode", "wrap")), IN(&x, &pads), out, 1),
+    tu_expect_err(tu_run("Pad", 13, AT(ASTR("mode", "wrap")), IN(&x, &pads), out, 1),
                CELER_ERR_UNSUPPORTED, "wrap");
     tu_free_outputs(out, 1);
     pads = TEN(CELER_INT64, I64(1, 1), 2);
-    expect_err(run("Pad", 13, NOAT, IN(&x, &pads), out, 1), CELER_ERR_INVALID, "expected 4");
+    tu_expect_err(tu_run("Pad", 13, NOAT, IN(&x, &pads), out, 1), CELER_ERR_INVALID, "expected 4");
     tu_free_outputs(out, 1);
     pads = TEN(CELER_INT64, I64(0, -3, 0, -1), 4);
-    expect_err(run("Pad", 13, NOAT, IN(&x, &pads), out, 1), CELER_ERR_INVALID, "invalid");
+    tu_expect_err(tu_run("Pad", 13, NOAT, IN(&x, &pads), out, 1), CELER_ERR_INVALID, "invalid");
     tu_free_outputs(out, 1);
     pads = TEN(CELER_INT64, I64(0, INT64_MAX, 0, INT64_MAX), 4);
-    expect_err(run("Pad", 13, NOAT, IN(&x, &pads), out, 1), CELER_ERR_INVALID, "invalid");
+    tu_expect_err(tu_run("Pad", 13, NOAT, IN(&x, &pads), out, 1), CELER_ERR_INVALID, "invalid");
     tu_free_outputs(out, 1);
 }
 
@@ -696,28 +636,28 @@ static void test_trilu(void **s) {
     int64_t a[12];
     for (int i = 0; i < 12; i++) a[i] = i;
     celer_tensor x = TEN(CELER_INT64, a, 3, 4), k = SCALAR(CELER_INT64, I64(-1));
-    assert_int_equal(run("Trilu", 14, AT(AINT("upper", 0)), IN(&x, &k), out, 1), 0);
+    assert_int_equal(tu_run("Trilu", 14, AT(AINT("upper", 0)), IN(&x, &k), out, 1), 0);
     EXPECT_I64(&out[0], 0, 0, 0, 0, 4, 0, 0, 0, 8, 9, 0, 0);
     tu_free_outputs(out, 1);
     k = SCALAR(CELER_INT64, I64(1));
-    assert_int_equal(run("Trilu", 14, NOAT, IN(&x, &k), out, 1), 0);
+    assert_int_equal(tu_run("Trilu", 14, NOAT, IN(&x, &k), out, 1), 0);
     EXPECT_I64(&out[0], 0, 1, 2, 3, 0, 0, 6, 7, 0, 0, 0, 11);
     tu_free_outputs(out, 1);
     k = SCALAR(CELER_INT64, I64(INT64_MIN));
-    assert_int_equal(run("Trilu", 14, NOAT, IN(&x, &k), out, 1), 0);
+    assert_int_equal(tu_run("Trilu", 14, NOAT, IN(&x, &k), out, 1), 0);
     assert_memory_equal(out[0].data, a, sizeof a);
     tu_free_outputs(out, 1);
     k = SCALAR(CELER_INT64, I64(INT64_MAX));
-    assert_int_equal(run("Trilu", 14, NOAT, IN(&x, &k), out, 1), 0);
+    assert_int_equal(tu_run("Trilu", 14, NOAT, IN(&x, &k), out, 1), 0);
     EXPECT_I64(&out[0], 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     tu_free_outputs(out, 1);
     /* batched, no k */
     celer_tensor b = TEN(CELER_INT64, a, 3, 2, 2);
-    assert_int_equal(run("Trilu", 14, AT(AINT("upper", 0)), IN(&b), out, 1), 0);
+    assert_int_equal(tu_run("Trilu", 14, AT(AINT("upper", 0)), IN(&b), out, 1), 0);
     EXPECT_I64(&out[0], 0, 0, 2, 3, 4, 0, 6, 7, 8, 0, 10, 11);
     tu_free_outputs(out, 1);
     celer_tensor v = TEN(CELER_INT64, a, 3);
-    expect_err(run("Trilu", 14, NOAT, IN(&v), out, 1), CELER_ERR_SHAPE, "rank >= 2");
+    tu_expect_err(tu_run("Trilu", 14, NOAT, IN(&v), out, 1), CELER_ERR_SHAPE, "rank >= 2");
     tu_free_outputs(out, 1);
 }
 
@@ -727,30 +667,30 @@ static void test_depth_space(void **s) {
     int64_t a[16];
     for (int i = 0; i < 16; i++) a[i] = i;
     celer_tensor x = TEN(CELER_INT64, a, 1, 8, 1, 2);
-    assert_int_equal(run("DepthToSpace", 13, AT(AINT("blocksize", 2)), IN(&x), out, 1), 0);
+    assert_int_equal(tu_run("DepthToSpace", 13, AT(AINT("blocksize", 2)), IN(&x), out, 1), 0);
     EXPECT_SHAPE(&out[0], 1, 2, 2, 4);
     EXPECT_I64(&out[0], 0, 4, 1, 5, 8, 12, 9, 13, 2, 6, 3, 7, 10, 14, 11, 15);
     tu_free_outputs(out, 1);
-    assert_int_equal(run("DepthToSpace", 11, AT(AINT("blocksize", 2), ASTR("mode", "CRD")), IN(&x),
+    assert_int_equal(tu_run("DepthToSpace", 11, AT(AINT("blocksize", 2), ASTR("mode", "CRD")), IN(&x),
                          out, 1), 0);
     EXPECT_I64(&out[0], 0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15);
     tu_free_outputs(out, 1);
     celer_tensor y = TEN(CELER_INT64, a, 1, 1, 4, 4);
-    assert_int_equal(run("SpaceToDepth", 13, AT(AINT("blocksize", 2)), IN(&y), out, 1), 0);
+    assert_int_equal(tu_run("SpaceToDepth", 13, AT(AINT("blocksize", 2)), IN(&y), out, 1), 0);
     EXPECT_SHAPE(&out[0], 1, 4, 2, 2);
     EXPECT_I64(&out[0], 0, 2, 8, 10, 1, 3, 9, 11, 4, 6, 12, 14, 5, 7, 13, 15);
     tu_free_outputs(out, 1);
-    expect_err(run("DepthToSpace", 13, AT(AINT("blocksize", 3)), IN(&x), out, 1), CELER_ERR_SHAPE,
+    tu_expect_err(tu_run("DepthToSpace", 13, AT(AINT("blocksize", 3)), IN(&x), out, 1), CELER_ERR_SHAPE,
                "multiple");
     tu_free_outputs(out, 1);
-    expect_err(run("DepthToSpace", 13, AT(AINT("blocksize", 0)), IN(&x), out, 1), CELER_ERR_INVALID,
+    tu_expect_err(tu_run("DepthToSpace", 13, AT(AINT("blocksize", 0)), IN(&x), out, 1), CELER_ERR_INVALID,
                "blocksize");
     tu_free_outputs(out, 1);
-    expect_err(run("SpaceToDepth", 13, AT(AINT("blocksize", 3)), IN(&y), out, 1), CELER_ERR_SHAPE,
+    tu_expect_err(tu_run("SpaceToDepth", 13, AT(AINT("blocksize", 3)), IN(&y), out, 1), CELER_ERR_SHAPE,
                "multiples");
     tu_free_outputs(out, 1);
     celer_tensor z = TEN(CELER_INT64, a, 16);
-    expect_err(run("SpaceToDepth", 13, AT(AINT("blocksize", 2)), IN(&z), out, 1), CELER_ERR_SHAPE,
+    tu_expect_err(tu_run("SpaceToDepth", 13, AT(AINT("blocksize", 2)), IN(&z), out, 1), CELER_ERR_SHAPE,
                "4-D");
     tu_free_outputs(out, 1);
 }
@@ -759,101 +699,9 @@ static void test_depth_space(void **s) {
  * Every op gets inputs of random rank (0-3) and dims (0-3), int64 inputs holding small,
  * negative and huge values, and random attributes; any status is fine, a crash or a sanitizer
  * report is not. */
-static uint64_t rnd(uint64_t *s) {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
-
-static int64_t rnd_value(uint64_t *s) {
-    static const int64_t odd[] = {INT64_MAX, INT64_MIN, 1LL << 40, -(1LL << 40), 7};
-    return rnd(s) % 4 ? (int64_t)(rnd(s) % 9) - 4 : odd[rnd(s) % CELER_ARRAY_LEN(odd)];
-}
-
-typedef struct fuzz_case {
-    const char *op;
-    int opset, n_in, n_out;
-} fuzz_case;
-
-static void fuzz_ops(const fuzz_case *cases, size_t n_cases, int iters) {
-    static const celer_dtype types[] = {CELER_FLOAT, CELER_INT64, CELER_INT32, CELER_BOOL,
-                                        CELER_STRING};
-    static const char *const modes[] = {"constant", "reflect", "edge", "DCR", "CRD", "add", "mul",
-                                        "none", "bogus"};
-    static const char *const names[] = {"axis", "batch_dims", "k", "blocksize", "sorted",
-                                        "upper", "allowzero", "start", "end", "time_axis",
-                                        "batch_axis", "dtype"};
-    static const char *const list_names[] = {"perm", "axes", "starts", "ends", "pads", "split"};
-    static const char *strs[256];
-    for (int i = 0; i < 256; i++) strs[i] = i % 3 ? "s" : "";
-    uint64_t seed = 0x9e3779b97f4a7c15ull;
-    for (size_t c = 0; c < n_cases; c++) {
-        int ok = 0;
-        for (int it = 0; it < iters; it++) {
-            int64_t buf[5][256];
-            celer_tensor t[5];
-            const celer_tensor *in[5];
-            bool same = rnd(&seed) % 3 == 0; /* inputs alike: reaches the success paths */
-            for (int i = 0; i < cases[c].n_in; i++) {
-                celer_dtype dt = i == 0 ? types[rnd(&seed) % CELER_ARRAY_LEN(types)]
-                                        : rnd(&seed) % 5 ? CELER_INT64 : types[rnd(&seed) % 4];
-                t[i] = (celer_tensor){.dtype = dt, .shape = {.rank = (int)(rnd(&seed) % (i ? 2 : 5))},
-                                      .data = buf[i]};
-                for (int d = 0; d < t[i].shape.rank; d++)
-                    t[i].shape.dims[d] = (int64_t)(rnd(&seed) % (i ? 5 : 4));
-                if (same && i > 0) {
-                    t[i].dtype = dt = t[0].dtype;
-                    t[i].shape = t[0].shape;
-                }
-                for (int k = 0; k < 256; k++) buf[i][k] = rnd_value(&seed);
-                /* int32 gets small values only: int32 extremes ask for valid multi-GB outputs
-                 * (a Range from INT32_MIN), which only slow the test down */
-                if (dt == CELER_INT32)
-                    for (int k = 0; k < 256; k++)
-                        ((int32_t *)buf[i])[k] = (int32_t)(rnd(&seed) % 9) - 4;
-                if (dt == CELER_BOOL)
-                    for (int k = 0; k < 256; k++) ((uint8_t *)buf[i])[k] = (uint8_t)(buf[i][k] & 1);
-                if (dt == CELER_STRING) memcpy(buf[i], strs, sizeof strs);
-                in[i] = rnd(&seed) % 16 || i == 0 ? &t[i] : NULL; /* sometimes omitted */
-            }
-            celer_onnx_attr at[10];
-            int64_t lists[10][4];
-            int nat = 0;
-            for (int a = (int)(rnd(&seed) % 4); a > 0; a--) {
-                const char *nm = names[rnd(&seed) % CELER_ARRAY_LEN(names)];
-                at[nat++] = (celer_onnx_attr){.name = nm, .type = CELER_ATTR_INT, .i = rnd_value(&seed)};
-            }
-            for (int l = (int)(rnd(&seed) % 4); l > 0; l--) {
-                const char *nm = list_names[rnd(&seed) % CELER_ARRAY_LEN(list_names)];
-                int n = (int)(rnd(&seed) % 5);
-                for (int k = 0; k < n; k++) lists[nat][k] = rnd_value(&seed);
-                at[nat] = (celer_onnx_attr){.name = nm, .type = CELER_ATTR_INTS, .n = n,
-                                            .ints = lists[nat]};
-                nat++;
-            }
-            if (rnd(&seed) % 2) {
-                const char *m = modes[rnd(&seed) % CELER_ARRAY_LEN(modes)];
-                at[nat++] = (celer_onnx_attr){.name = rnd(&seed) % 2 ? "mode" : "reduction",
-                                              .type = CELER_ATTR_STRING, .s = m, .s_len = strlen(m)};
-            }
-            static const char *const ins[] = {"i0", "i1", "i2", "i3", "i4"};
-            static const char *const outs[] = {"o0", "o1", "o2", "o3"};
-            celer_onnx_node node = {.name = "f", .op_type = cases[c].op, .domain = "",
-                                    .n_inputs = cases[c].n_in, .n_outputs = cases[c].n_out,
-                                    .n_attrs = nat, .inputs = ins, .outputs = outs, .attrs = at};
-            celer_tensor out[4];
-            memset(out, 0, sizeof out);
-            ok += tu_run_op(&node, cases[c].opset, in, cases[c].n_in, out, cases[c].n_out) == 0;
-            tu_free_outputs(out, cases[c].n_out);
-        }
-        printf("    fuzz %s-%d: %d of %d runs succeeded\n", cases[c].op, cases[c].opset, ok, iters);
-    }
-}
-
 static void test_fuzz(void **s) {
     (void)s;
-    static const fuzz_case cases[] = {
+    static const tu_fuzz_case cases[] = {
         {"Reshape", 13, 2, 1},   {"Reshape", 14, 2, 1},      {"Flatten", 13, 1, 1},
         {"Squeeze", 11, 1, 1},   {"Squeeze", 13, 2, 1},      {"Unsqueeze", 11, 1, 1},
         {"Unsqueeze", 13, 2, 1}, {"Identity", 13, 1, 1},     {"Transpose", 13, 1, 1},
@@ -864,7 +712,7 @@ static void test_fuzz(void **s) {
         {"Range", 11, 3, 1},     {"EyeLike", 9, 1, 1},       {"Trilu", 14, 2, 1},
         {"DepthToSpace", 13, 1, 1}, {"SpaceToDepth", 13, 1, 1},
     };
-    fuzz_ops(cases, CELER_ARRAY_LEN(cases), 1500);
+    tu_fuzz_ops(cases, CELER_ARRAY_LEN(cases), 1500);
 }
 
 int main(void) {
