@@ -307,10 +307,11 @@ def main():
     check("a bad flag value is one clear error", bad.returncode != 0 and "--http-port" in bad.stderr, bad.stderr)
     srv = Server(REPO_SRC, "--log-format", "json", env={})
     try:
-        srv.request("GET", "/v2/health/live", headers={"X-Request-Id": "abc-123"})
+        _, _, headers = srv.request("GET", "/v2/health/live", headers={"X-Request-Id": "abc-123"})
+        check("X-Request-Id is echoed", headers.get("X-Request-Id") == "abc-123", headers)
         entry = {}
-        for _ in range(100):  # the line is written once the response has gone out
-            lines = [ln for ln in srv.output().splitlines() if ln.startswith("{")]
+        for _ in range(500):  # the line is written once the response has gone out (slow when loaded)
+            lines = [ln for ln in srv.output().splitlines() if ln.startswith("{") and "abc-123" in ln]
             if lines:
                 entry = json.loads(lines[-1])
                 break
