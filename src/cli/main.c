@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "ops/ops.h"
 #include "runtime/runtime.h"
@@ -246,6 +247,179 @@ static int cmd_inspect(int argc, char **argv) {
     return 0;
 }
 
+/* ---- celer bench ---- */
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Peak resident set of this process in MB (VmHWM). */
+static double peak_rss_mb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmHWM:", 6)) kb = atof(line + 6);
+    if (f) fclose(f);
+    return kb / 1024.0;
+}
+
+/* Deterministic pseudo-random values for an input of any numeric dtype. */
+static void fill_random(celer_tensor *t, uint64_t *seed) {
+    int64_t n = celer_shape_numel(&t->shape);
+    for (int64_t i = 0; i < n; i++) {
+        *seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+        double u = (double)(*seed >> 11) * (1.0 / 9007199254740992.0);
+        bool integral = t->dtype != CELER_FLOAT && t->dtype != CELER_DOUBLE && t->dtype != CELER_FLOAT16 &&
+                        t->dtype != CELER_BFLOAT16;
+        celer_ops_double_store(t, i, integral ? (double)(int)(u * 10) : u * 2 - 1);
+    }
+}
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+#define MAX_BENCH_DIMS 64
+
+static int cmd_bench(int argc, char **argv) {
+    const char *model_path = NULL, *names[MAX_CLI_INPUTS], *files[MAX_CLI_INPUTS];
+    const char *dim_names[MAX_BENCH_DIMS];
+    long long dim_values[MAX_BENCH_DIMS];
+    int n_given = 0, n_dims = 0, threads = 1, iterations = 50, warmup = 5;
+    long long batch = 1;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--input") && v) {
+            char *eq = strchr(argv[++i], '=');
+            if (!eq || eq == argv[i] || !eq[1] || n_given == MAX_CLI_INPUTS)
+                return fail("--input '%s': expected NAME=FILE.npy", argv[i]);
+            *eq = 0;
+            names[n_given] = argv[i];
+            files[n_given++] = eq + 1;
+        } else if (!strcmp(a, "--dim") && v) {
+            char *eq = strchr(argv[++i], '=');
+            if (!eq || eq == argv[i] || n_dims == MAX_BENCH_DIMS || (dim_values[n_dims] = atoll(eq + 1)) < 1)
+                return fail("--dim '%s': expected NAME=VALUE with VALUE >= 1", argv[i]);
+            *eq = 0;
+            dim_names[n_dims++] = argv[i];
+        } else if (!strcmp(a, "--batch") && v) {
+            if ((batch = atoll(argv[++i])) < 1) return fail("--batch needs a number >= 1");
+        } else if (!strcmp(a, "--threads") && v) {
+            if ((threads = atoi(argv[++i])) < 1 || threads > 1024) return fail("--threads needs a number from 1 to 1024");
+        } else if (!strcmp(a, "--iterations") && v) {
+            if ((iterations = atoi(argv[++i])) < 1 || iterations > 10000000) return fail("--iterations needs a number >= 1");
+        } else if (!strcmp(a, "--warmup") && v) {
+            if ((warmup = atoi(argv[++i])) < 0) return fail("--warmup needs a number >= 0");
+        } else if (a[0] == '-') {
+            return fail("unknown or incomplete option '%s' (see celer bench --help)", a);
+        } else if (!model_path) {
+            model_path = a;
+        } else {
+            return fail("unexpected argument '%s'", a);
+        }
+    }
+    if (!model_path) return fail("celer bench: no model given");
+    celer_model_options opts = {.threads = threads};
+    celer_model *model;
+    double t0 = now_ms();
+    celer_status st = celer_model_load(model_path, &opts, &model);
+    if (st) return fail_status(st);
+    double load_ms = now_ms() - t0;
+    int rc = 1, n_in = celer_model_input_count(model);
+    celer_arena arena;
+    celer_arena_init(&arena, 1 << 20, 0);
+    celer_context *ctx = NULL;
+    double *times = NULL;
+    celer_tensor *inputs = celer_arena_alloc(&arena, sizeof(celer_tensor) * (size_t)(n_in + 1));
+    if (!inputs) goto done;
+    uint64_t seed = 42;
+    for (int j = 0; j < n_in; j++) {
+        const celer_io_desc *d = celer_model_input(model, j);
+        int given = -1;
+        for (int i = 0; i < n_given; i++)
+            if (!strcmp(names[i], d->name)) given = i;
+        if (given >= 0) {
+            if ((st = celer_npy_read(files[given], &arena, &inputs[j]))) {
+                fail_status(st);
+                goto done;
+            }
+            continue;
+        }
+        /* random input: symbolic dims from --dim NAME=VALUE, else the first from --batch, else 1 */
+        if (!d->has_shape || d->dtype == CELER_STRING) {
+            fail("input '%s' has no known shape or is a string: pass --input %s=FILE.npy", d->name, d->name);
+            goto done;
+        }
+        inputs[j].dtype = d->dtype;
+        inputs[j].shape = d->shape;
+        for (int r = 0; r < d->shape.rank; r++) {
+            if (d->shape.dims[r] >= 0) continue;
+            long long value = r == 0 ? batch : 1;
+            for (int k = 0; k < n_dims; k++)
+                if (d->dim_params && d->dim_params[r] && !strcmp(dim_names[k], d->dim_params[r])) value = dim_values[k];
+            inputs[j].shape.dims[r] = value;
+        }
+        size_t bytes;
+        if ((st = celer_tensor_bytes(&inputs[j], &bytes)) || !(inputs[j].data = celer_arena_alloc(&arena, bytes + 1))) {
+            fail("input '%s': shape too large", d->name);
+            goto done;
+        }
+        fill_random(&inputs[j], &seed);
+    }
+    if ((st = celer_context_init(model, &ctx))) {
+        fail_status(st);
+        goto done;
+    }
+    const celer_tensor *outputs;
+    for (int i = 0; i < warmup; i++)
+        if ((st = celer_context_run(ctx, inputs, &outputs))) {
+            fail_status(st);
+            goto done;
+        }
+    times = malloc(sizeof(double) * (size_t)iterations);
+    if (!times) goto done;
+    for (int i = 0; i < iterations; i++) {
+        double s = now_ms();
+        if ((st = celer_context_run(ctx, inputs, &outputs))) {
+            fail_status(st);
+            goto done;
+        }
+        times[i] = now_ms() - s;
+    }
+    qsort(times, (size_t)iterations, sizeof *times, cmp_double);
+    double median = times[iterations / 2], p90 = times[(int)((iterations - 1) * 0.9)], min = times[0];
+    double rss = peak_rss_mb();
+    printf("model        %s\n", model_path);
+    printf("load         %.1f ms\n", load_ms);
+    printf("batch        %lld\nthreads      %d\niterations   %d (after %d warm-up runs)\n", batch, threads, iterations,
+           warmup);
+    printf("latency      median %.3f ms, p90 %.3f ms, min %.3f ms\n", median, p90, min);
+    printf("throughput   %.1f runs/s (%.1f rows/s)\n", 1e3 / median, 1e3 / median * (double)batch);
+    printf("peak RSS     %.1f MB\n", rss);
+    char quoted[1024];
+    size_t q = 0;
+    for (const char *c = model_path; *c && q + 3 < sizeof quoted; c++) {
+        if (*c == '"' || *c == '\\') quoted[q++] = '\\';
+        quoted[q++] = (unsigned char)*c < 0x20 ? '?' : *c;
+    }
+    quoted[q] = 0;
+    printf("{\"model\": \"%s\", \"batch\": %lld, \"threads\": %d, \"iterations\": %d, \"load_ms\": %.3f, "
+           "\"median_ms\": %.4f, \"p90_ms\": %.4f, \"min_ms\": %.4f, \"throughput_per_s\": %.2f, \"peak_rss_mb\": %.1f}\n",
+           quoted, batch, threads, iterations, load_ms, median, p90, min, 1e3 / median * (double)batch, rss);
+    rc = 0;
+done:
+    free(times);
+    celer_context_free(ctx);
+    celer_arena_free(&arena);
+    celer_model_free(model);
+    return rc;
+}
+
 /* ---- celer ops ---- */
 
 static int cmd_ops(int argc, char **argv) {
@@ -304,6 +478,11 @@ static const struct {
                      "      runs the model once and writes DIR/<output name>.npy for every output", NULL},
     {"inspect", cmd_inspect, "inspect MODEL.onnx\n"
                              "      inputs, outputs, opsets, operators, parameters, and what celer cannot run", NULL},
+    {"bench", cmd_bench, "bench MODEL.onnx [--input NAME=FILE.npy ...] [--batch N] [--dim NAME=VALUE ...] [--threads N]\n"
+                         "            [--iterations N] [--warmup N]\n"
+                         "      runs the model repeatedly (random inputs where none are given; symbolic dims from --dim,\n"
+                         "      else the first from --batch) and prints latency, throughput and peak memory; the last\n"
+                         "      line is JSON", NULL},
     {"ops", cmd_ops, "ops\n      the kernel table: family, domain, versions, operator, types (tab-separated)", NULL},
 };
 

@@ -125,6 +125,14 @@ else
     fail inspect "$(head -c 400 "$tmp/inspect")"
 fi
 
+# bench: random inputs through the symbolic batch dim; the last line is JSON with the figures
+if "$CELER" bench "$MODEL" --batch 3 --iterations 20 --warmup 2 >"$tmp/bench" 2>&1 &&
+    tail -n 1 "$tmp/bench" | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["batch"] == 3 and d["iterations"] == 20 and all(k in d for k in ("model","threads","median_ms","p90_ms","min_ms","throughput_per_s","peak_rss_mb"))'; then
+    pass bench
+else
+    fail bench "$(tail -c 400 "$tmp/bench")"
+fi
+
 # error cases: one line, non-zero exit, a message naming what to fix
 out="$tmp/err-out"
 mkdir -p "$out"
@@ -139,6 +147,7 @@ run_err truncated_npy truncated.npy run "$MODEL" --input "features=$tmp/truncate
 run_err missing_npy missing.npy run "$MODEL" --input "features=$tmp/missing.npy" --output-dir "$out"
 run_err not_a_model input.npy inspect "$INPUT"
 run_err inspect_missing_model no-such-model.onnx inspect "$tmp/no-such-model.onnx"
+run_err bench_bad_option iterations bench "$MODEL" --iterations 0
 if [ -e "$out/scores.npy" ]; then fail no_output_on_error "$out/scores.npy written by a failed run"; else pass no_output_on_error; fi
 
 echo "$passed passed, $failed failed"
