@@ -44,6 +44,7 @@ typedef struct http_req {
     size_t json_len; /* < resp.len: binary tail; send Inference-Header-Content-Length */
     const char *content_type;
     bool retry_after;
+    char allow[32]; /* 405: the methods the path takes */
     /* inference in flight */
     celer_arena arena;
     served_version *version;
@@ -117,7 +118,7 @@ static enum MHD_Result send_reply(http_req *q) {
         MHD_add_response_header(r, "Inference-Header-Content-Length", hl);
     }
     if (q->retry_after) MHD_add_response_header(r, "Retry-After", "1");
-    if (q->status == 405) MHD_add_response_header(r, "Allow", "GET, POST");
+    if (q->status == 405) MHD_add_response_header(r, "Allow", q->allow);
     enum MHD_Result ret = MHD_queue_response(q->conn, (unsigned)q->status, r);
     MHD_destroy_response(r);
     return ret;
@@ -508,8 +509,15 @@ static enum MHD_Result dispatch(http_req *q) {
     for (size_t i = 0; i < CELER_ARRAY_LEN(routes); i++) {
         route_args a;
         if (!match(routes[i].pattern, seg, count, &a)) continue;
-        path_known = true;
-        if (strcmp(routes[i].method, q->method)) continue;
+        if (strcmp(routes[i].method, q->method)) {
+            /* remember what the path takes, for the 405's Allow header */
+            if (!strstr(q->allow, routes[i].method)) {
+                size_t n = strlen(q->allow);
+                snprintf(q->allow + n, sizeof q->allow - n, "%s%s", n ? ", " : "", routes[i].method);
+            }
+            path_known = true;
+            continue;
+        }
         return routes[i].fn(q, &a);
     }
     if (path_known) {

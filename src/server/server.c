@@ -21,7 +21,7 @@ static const celer_server_flag flags[] = {
     {"workers", "CELER_WORKERS", "0", "inference worker threads; 0 = one per core", CELER_FLAG_INT, OPT(workers)},
     {"threads", "CELER_THREADS", "1", "intra-op threads per inference (latency); keep 1 under load", CELER_FLAG_INT,
      OPT(threads)},
-    {"max-body-bytes", "CELER_MAX_BODY_BYTES", "67108864", "largest request body; larger ones get 413", CELER_FLAG_INT,
+    {"max-body-bytes", "CELER_MAX_BODY_BYTES", "67108864", "largest request body; larger ones get 413", CELER_FLAG_SIZE,
      OPT(max_body_bytes)},
     {"request-timeout-secs", "CELER_REQUEST_TIMEOUT_SECS", "30",
      "close connections idle this long (slow headers or bodies cannot hold the server)", CELER_FLAG_INT,
@@ -62,8 +62,8 @@ static celer_status set_flag(const celer_server_flag *f, const char *value, cons
     long long v = strtoll(value, &end, 10);
     if (errno || *end || end == value || v < 0)
         return celer_errorf(CELER_ERR_INVALID, "%s: '%s' is not a non-negative integer", origin, value);
-    if (f->offset == OPT(max_body_bytes))
-        o->max_body_bytes = v;
+    if (f->kind == CELER_FLAG_SIZE)
+        *(long long *)field = v;
     else if (v > 1 << 30)
         return celer_errorf(CELER_ERR_INVALID, "%s: %lld is too large", origin, v);
     else

@@ -31,7 +31,7 @@ typedef struct celer_server_options {
  * parsing and --help. */
 typedef struct celer_server_flag {
     const char *name, *env, *dflt, *help;
-    enum { CELER_FLAG_STRING, CELER_FLAG_INT, CELER_FLAG_BOOL } kind;
+    enum { CELER_FLAG_STRING, CELER_FLAG_INT, CELER_FLAG_SIZE, CELER_FLAG_BOOL } kind; /* int / long long / int */
     size_t offset; /* into celer_server_options */
 } celer_server_flag;
 

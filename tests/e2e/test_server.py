@@ -249,6 +249,8 @@ def main():
         except socket.timeout:
             pass
         sock.close()
+        status, _, headers = srv.request("GET", "/v2/models/mlp/infer")
+        check("405 names the allowed method", status == 405 and headers.get("Allow") == "POST", headers)
         check("pipelined requests on one connection", data.count(b"HTTP/1.1 200") == 4, data[:300])
 
         # concurrency: every request answered correctly
