@@ -195,6 +195,82 @@ static celer_status resolve_name(celer_graph *g, bool is_sub, const char *name, 
 static celer_status build_graph(const celer_onnx_model *model, const celer_onnx_graph *src, bool is_sub,
                                 int depth, celer_graph **out);
 
+static void count_uses(celer_graph *g) {
+    for (int v = 0; v < g->n_values; v++) {
+        g->values[v].n_uses = 0;
+        g->values[v].last_use = -1;
+    }
+    for (int k = 0; k < g->n_nodes; k++)
+        for (int j = 0; j < g->nodes[k].n_inputs + g->nodes[k].n_implicit; j++) {
+            int v = node_read(&g->nodes[k], j);
+            if (v < 0) continue;
+            g->values[v].n_uses++;
+            g->values[v].last_use = k;
+        }
+}
+
+int celer_graph_add_value(celer_graph *g, const char *name) {
+    if (g->n_values >= g->values_cap) {
+        int cap = g->values_cap * 2 + 16;
+        celer_value *nv = celer_arena_alloc(&g->arena, sizeof(celer_value) * (size_t)cap);
+        if (!nv) return -1;
+        memcpy(nv, g->values, sizeof(celer_value) * (size_t)g->n_values);
+        g->values = nv;
+        g->values_cap = cap;
+    }
+    size_t len = strlen(name ? name : "");
+    char *copy = celer_arena_alloc(&g->arena, len + 1);
+    if (!copy) return -1;
+    memcpy(copy, name ? name : "", len + 1);
+    int v = g->n_values++;
+    celer_value *val = &g->values[v];
+    memset(val, 0, sizeof *val);
+    val->name = copy;
+    val->producer = -1;
+    val->last_use = -1;
+    return v;
+}
+
+int celer_graph_add_node(celer_graph *g, const celer_onnx_node *src, int n_inputs, int n_outputs) {
+    if (g->n_nodes >= g->nodes_cap) {
+        int cap = g->nodes_cap * 2 + 16;
+        celer_node *nn = celer_arena_alloc(&g->arena, sizeof(celer_node) * (size_t)cap);
+        if (!nn) return -1;
+        memcpy(nn, g->nodes, sizeof(celer_node) * (size_t)g->n_nodes);
+        g->nodes = nn;
+        g->nodes_cap = cap;
+    }
+    celer_node *n = &g->nodes[g->n_nodes];
+    memset(n, 0, sizeof *n);
+    n->src = src;
+    n->n_inputs = n_inputs;
+    n->n_outputs = n_outputs;
+    n->inputs = celer_arena_alloc(&g->arena, sizeof(int) * (size_t)(n_inputs + 1));
+    n->outputs = celer_arena_alloc(&g->arena, sizeof(int) * (size_t)(n_outputs + 1));
+    if (!n->inputs || !n->outputs) return -1;
+    for (int j = 0; j < n_inputs; j++) n->inputs[j] = -1;
+    for (int j = 0; j < n_outputs; j++) n->outputs[j] = -1;
+    return g->n_nodes++;
+}
+
+celer_status celer_graph_finish_rewrite(celer_graph *g) {
+    int n = 0;
+    celer_node *live = celer_arena_alloc(&g->arena, sizeof(celer_node) * (size_t)(g->n_nodes + 1));
+    if (!live) return CELER_ERR_NOMEM;
+    for (int v = 0; v < g->n_values; v++) g->values[v].producer = -1;
+    for (int k = 0; k < g->n_nodes; k++) {
+        if (!g->nodes[k].src) continue;
+        live[n] = g->nodes[k];
+        for (int j = 0; j < live[n].n_outputs; j++) g->values[live[n].outputs[j]].producer = n;
+        n++;
+    }
+    g->n_nodes = n;
+    celer_status st = sort_nodes(g, live, n);
+    if (st) return st == CELER_ERR_NOMEM ? st : celer_error_wrap(CELER_ERR_INTERNAL, "after graph optimization");
+    count_uses(g);
+    return CELER_OK;
+}
+
 /* Builds every subgraph of the source graph's nodes up front (they do not depend on this graph's
  * values), so the value table can be sized for the enclosing-scope values they read. */
 static celer_status prebuild_subgraphs(celer_graph *g, const celer_onnx_graph *src, int depth, size_t *outer_reads) {
@@ -306,6 +382,7 @@ static celer_status build_graph(const celer_onnx_model *model, const celer_onnx_
     if ((st = prebuild_subgraphs(g, src, depth, &outer_reads))) goto fail;
     max_values += outer_reads;
     g->values = celer_arena_alloc(&g->arena, sizeof(celer_value) * (max_values + 1));
+    g->values_cap = (int)max_values + 1;
     g->names = celer_arena_alloc(&g->arena, sizeof *g->names);
     if (!g->values || !g->names) goto nomem;
     g->names->cap = 16;
@@ -355,6 +432,11 @@ static celer_status build_graph(const celer_onnx_model *model, const celer_onnx_
                                   node_label(n, i, label, sizeof label), name);
                 goto fail;
             }
+        }
+        if (n->domain && !strcmp(n->domain, CELER_GRAPH_INTERNAL_DOMAIN)) {
+            st = celer_errorf(CELER_ERR_INVALID, "%s: domain '%s' is reserved for celer's own operators",
+                              node_label(n, i, label, sizeof label), n->domain);
+            goto fail;
         }
         if (is_constant_node(n)) {
             const celer_tensor *t = NULL;
@@ -408,6 +490,7 @@ static celer_status build_graph(const celer_onnx_model *model, const celer_onnx_
     g->nodes = celer_arena_alloc(&g->arena, sizeof(celer_node) * (size_t)(n_kept + 1));
     if (!g->nodes) goto nomem;
     g->n_nodes = n_kept;
+    g->nodes_cap = n_kept + 1;
     if ((st = sort_nodes(g, unsorted, n_kept))) goto fail;
 
     for (int i = 0; i < src->n_value_infos; i++) {
@@ -427,13 +510,7 @@ static celer_status build_graph(const celer_onnx_model *model, const celer_onnx_
         g->values[v].is_output = true;
         g->outputs[g->n_outputs++] = v;
     }
-    for (int k = 0; k < g->n_nodes; k++)
-        for (int j = 0; j < g->nodes[k].n_inputs + g->nodes[k].n_implicit; j++) {
-            int v = node_read(&g->nodes[k], j);
-            if (v < 0) continue;
-            g->values[v].n_uses++;
-            g->values[v].last_use = k;
-        }
+    count_uses(g);
     *out = g;
     return CELER_OK;
 nomem:

@@ -51,6 +51,7 @@ struct celer_graph {
     const celer_onnx_graph *src;   /* borrowed */
     celer_arena arena;             /* everything below lives here */
     int n_values, n_nodes, n_inputs, n_outputs;
+    int values_cap, nodes_cap; /* room in values[] and nodes[] before they must grow */
     celer_value *values;
     celer_node *nodes;
     int *inputs;  /* run-time inputs in declaration order (initializer-backed inputs excluded) */
@@ -74,5 +75,37 @@ celer_graph *celer_graph_subgraph(const celer_node *node, const char *attr);
 
 /* Value index of `name`, or -1. */
 int celer_graph_find(const celer_graph *graph, const char *name);
+
+/* ---- rewriting, for the optimization passes (optimize.c) ----
+ * A pass edits nodes in place (inputs, outputs, src), appends nodes and values, and marks nodes
+ * dead by setting src to NULL; celer_graph_finish_rewrite then drops dead nodes, sorts the rest
+ * topologically and recomputes producers, uses and last users. Between the edits and that call
+ * the bookkeeping fields are stale. Everything new lives in the graph's arena. */
+
+/* Domain of the operators that passes create (FusedConv, ...). A file may not use it. */
+#define CELER_GRAPH_INTERNAL_DOMAIN "ai.celer.internal"
+
+/* Appends a value named `name` (copied; for messages only: it does not enter the name table, so
+ * celer_graph_find does not see it). Returns its index, or -1 when out of memory. */
+int celer_graph_add_value(celer_graph *graph, const char *name);
+/* Appends a node (src borrowed, must live as long as the graph) with room for n_inputs inputs and
+ * n_outputs outputs, all -1. Returns its index, or -1 when out of memory. Invalidates pointers
+ * into graph->nodes. */
+int celer_graph_add_node(celer_graph *graph, const celer_onnx_node *src, int n_inputs, int n_outputs);
+/* Drops dead nodes, re-sorts and recomputes the bookkeeping (see above). Fails only when out of
+ * memory or when a pass made a cycle (a bug, reported as CELER_ERR_INTERNAL). */
+celer_status celer_graph_finish_rewrite(celer_graph *graph);
+
+/* Graph-level optimizations, run on a built graph before kernels are resolved. */
+typedef struct celer_graph_opt {
+    /* channel block of the blocked activation layout (nChw8c: 8) that convolution chains keep
+     * between them; 0 keeps every activation plain */
+    int layout_block;
+} celer_graph_opt;
+
+/* Runs the passes of optimize.c (fusions, layout, dead nodes) on graph and its subgraphs. Every
+ * pass keeps the graph's outputs and their values; see docs/engine.md for each pass's
+ * preconditions. */
+celer_status celer_graph_optimize(celer_graph *graph, const celer_graph_opt *opt);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include <dnnl_debug.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
@@ -38,11 +39,8 @@ celer_status celer_dnnl_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims
                             "memory descriptor");
 }
 
-celer_status celer_dnnl_prim_create(celer_dnnl_prim *p, const void *op_desc,
-                                    const dnnl_memory_desc_t *src,
-                                    const dnnl_memory_desc_t *weights,
-                                    const dnnl_memory_desc_t *bias,
-                                    const dnnl_memory_desc_t *dst, const char *who) {
+celer_status celer_dnnl_prim_create(celer_dnnl_prim *p, const void *op_desc, bool has_bias,
+                                    const_dnnl_post_ops_t post_ops, const char *who) {
     memset(p, 0, sizeof *p);
     dnnl_engine_t eng = NULL;
     celer_status st = celer_dnnl_engine(&eng);
@@ -53,6 +51,8 @@ celer_status celer_dnnl_prim_create(celer_dnnl_prim *p, const void *op_desc,
         return st;
     st = celer_dnnl_check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user),
                           who, "scratchpad mode");
+    if (!st && post_ops)
+        st = celer_dnnl_check(dnnl_primitive_attr_set_post_ops(attr, post_ops), who, "post-ops");
     if (!st)
         st = celer_dnnl_check(dnnl_primitive_desc_create(&pd, op_desc, attr, eng, NULL), who,
                               "primitive descriptor creation");
@@ -60,12 +60,19 @@ celer_status celer_dnnl_prim_create(celer_dnnl_prim *p, const void *op_desc,
     if (st) return st;
 
     const dnnl_memory_desc_t *scratch_md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    p->src_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    p->weights_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    p->dst_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    const dnnl_memory_desc_t *bias_md = has_bias ? dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1) : NULL;
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl)
+        snprintf(p->impl, sizeof p->impl, "%s", impl);
     p->scratch_bytes = scratch_md ? dnnl_memory_desc_get_size(scratch_md) : 0;
     st = celer_dnnl_check(dnnl_primitive_create(&p->prim, pd), who, "primitive creation");
-    if (!st) st = celer_dnnl_check(dnnl_memory_create(&p->src, src, eng, DNNL_MEMORY_NONE), who, "memory");
-    if (!st) st = celer_dnnl_check(dnnl_memory_create(&p->weights, weights, eng, DNNL_MEMORY_NONE), who, "memory");
-    if (!st && bias) st = celer_dnnl_check(dnnl_memory_create(&p->bias, bias, eng, DNNL_MEMORY_NONE), who, "memory");
-    if (!st) st = celer_dnnl_check(dnnl_memory_create(&p->dst, dst, eng, DNNL_MEMORY_NONE), who, "memory");
+    if (!st) st = celer_dnnl_check(dnnl_memory_create(&p->src, &p->src_md, eng, DNNL_MEMORY_NONE), who, "memory");
+    if (!st) st = celer_dnnl_check(dnnl_memory_create(&p->weights, &p->weights_md, eng, DNNL_MEMORY_NONE), who, "memory");
+    if (!st && bias_md) st = celer_dnnl_check(dnnl_memory_create(&p->bias, bias_md, eng, DNNL_MEMORY_NONE), who, "memory");
+    if (!st) st = celer_dnnl_check(dnnl_memory_create(&p->dst, &p->dst_md, eng, DNNL_MEMORY_NONE), who, "memory");
     if (!st && p->scratch_bytes)
         st = celer_dnnl_check(dnnl_memory_create(&p->scratch, scratch_md, eng, DNNL_MEMORY_NONE), who, "memory");
     if (!st) st = celer_dnnl_check(dnnl_stream_create(&p->stream, eng, dnnl_stream_default_flags), who, "stream creation");
@@ -106,4 +113,42 @@ void celer_dnnl_prim_destroy(celer_dnnl_prim *p) {
     if (p->prim) dnnl_primitive_destroy(p->prim);
     if (p->stream) dnnl_stream_destroy(p->stream);
     memset(p, 0, sizeof *p);
+}
+
+celer_status celer_dnnl_reorder_create(celer_dnnl_reorder *r, const dnnl_memory_desc_t *from,
+                                       const dnnl_memory_desc_t *to, const char *who) {
+    memset(r, 0, sizeof *r);
+    dnnl_engine_t eng = NULL;
+    celer_status st = celer_dnnl_engine(&eng);
+    if (st) return st;
+    dnnl_primitive_desc_t pd = NULL;
+    if ((st = celer_dnnl_check(dnnl_reorder_primitive_desc_create(&pd, from, eng, to, eng, NULL), who,
+                               "reorder descriptor")))
+        return st;
+    st = celer_dnnl_check(dnnl_primitive_create(&r->prim, pd), who, "reorder creation");
+    dnnl_primitive_desc_destroy(pd);
+    if (!st) st = celer_dnnl_check(dnnl_memory_create(&r->from, from, eng, DNNL_MEMORY_NONE), who, "memory");
+    if (!st) st = celer_dnnl_check(dnnl_memory_create(&r->to, to, eng, DNNL_MEMORY_NONE), who, "memory");
+    if (!st) st = celer_dnnl_check(dnnl_stream_create(&r->stream, eng, dnnl_stream_default_flags), who, "stream creation");
+    if (st) celer_dnnl_reorder_destroy(r);
+    return st;
+}
+
+celer_status celer_dnnl_reorder_run(const celer_dnnl_reorder *r, const void *src, void *dst, const char *who) {
+    celer_status st;
+    if ((st = celer_dnnl_check(dnnl_memory_set_data_handle(r->from, (void *)src), who, "binding a buffer")) ||
+        (st = celer_dnnl_check(dnnl_memory_set_data_handle(r->to, dst), who, "binding a buffer")))
+        return st;
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, r->from}, {DNNL_ARG_TO, r->to}};
+    if ((st = celer_dnnl_check(dnnl_primitive_execute(r->prim, r->stream, 2, args), who, "reorder")))
+        return st;
+    return celer_dnnl_check(dnnl_stream_wait(r->stream), who, "stream wait");
+}
+
+void celer_dnnl_reorder_destroy(celer_dnnl_reorder *r) {
+    if (r->from) dnnl_memory_destroy(r->from);
+    if (r->to) dnnl_memory_destroy(r->to);
+    if (r->prim) dnnl_primitive_destroy(r->prim);
+    if (r->stream) dnnl_stream_destroy(r->stream);
+    memset(r, 0, sizeof *r);
 }

@@ -9,6 +9,8 @@
 
 #include <dnnl.h>
 
+#include <stdbool.h>
+
 #include "base/base.h"
 
 /* The process-wide CPU engine, created once. Never destroyed (lives until exit). */
@@ -27,16 +29,16 @@ typedef struct celer_dnnl_prim {
     dnnl_stream_t stream;
     dnnl_memory_t src, weights, bias, dst, scratch; /* no buffers of their own; bound by run */
     size_t scratch_bytes;                          /* what run needs in `scratch` */
+    dnnl_memory_desc_t src_md, weights_md, dst_md; /* the layouts the primitive chose */
+    char impl[64];                                 /* oneDNN's implementation name */
 } celer_dnnl_prim;
 
 /* Builds a forward primitive from an initialised op descriptor (convolution, deconvolution...)
- * with user-managed scratchpad. `bias` may be NULL. On failure *p is left empty (all NULL).
- * *p owns everything it holds; release with celer_dnnl_prim_destroy. */
-celer_status celer_dnnl_prim_create(celer_dnnl_prim *p, const void *op_desc,
-                                    const dnnl_memory_desc_t *src,
-                                    const dnnl_memory_desc_t *weights,
-                                    const dnnl_memory_desc_t *bias,
-                                    const dnnl_memory_desc_t *dst, const char *who);
+ * with user-managed scratchpad and optional post-ops (NULL: none). Descriptors given with
+ * dnnl_format_tag_any are resolved by oneDNN; the chosen ones are in p->*_md. On failure *p is
+ * left empty (all NULL). *p owns everything it holds; release with celer_dnnl_prim_destroy. */
+celer_status celer_dnnl_prim_create(celer_dnnl_prim *p, const void *op_desc, bool has_bias,
+                                    const_dnnl_post_ops_t post_ops, const char *who);
 
 /* Runs the primitive on the caller's buffers (bias NULL when built without; scratch must hold
  * scratch_bytes). Blocks until done. No allocation. */
@@ -45,5 +47,19 @@ celer_status celer_dnnl_prim_run(const celer_dnnl_prim *p, const void *src, cons
 
 /* Releases everything *p holds and zeroes it; safe on an empty or partly built prim. */
 void celer_dnnl_prim_destroy(celer_dnnl_prim *p);
+
+/* A reorder between two layouts of the same tensor, bound to buffers at run. */
+typedef struct celer_dnnl_reorder {
+    dnnl_primitive_t prim;
+    dnnl_stream_t stream;
+    dnnl_memory_t from, to;
+} celer_dnnl_reorder;
+
+/* Builds the reorder from layout `from` to layout `to`. Same ownership as celer_dnnl_prim. */
+celer_status celer_dnnl_reorder_create(celer_dnnl_reorder *r, const dnnl_memory_desc_t *from,
+                                       const dnnl_memory_desc_t *to, const char *who);
+/* Copies src (layout `from`) into dst (layout `to`). No allocation. */
+celer_status celer_dnnl_reorder_run(const celer_dnnl_reorder *r, const void *src, void *dst, const char *who);
+void celer_dnnl_reorder_destroy(celer_dnnl_reorder *r);
 
 #endif

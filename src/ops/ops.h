@@ -54,13 +54,18 @@ enum {
     /* out[0] is a view of in[0]'s bytes (Reshape, Identity, Squeeze...): the executor makes
      * out[0].data alias in[0].data after reshape; `run` may be NULL. */
     CELER_KERNEL_ALIAS = 1u << 0,
-    /* out[0] may be written into in[0]'s buffer when in[0] dies here and the sizes match
-     * (elementwise ops read element i before writing element i). */
+    /* out[0] may be written into in[0]'s buffer (in[i]'s with CELER_KERNEL_INPLACE_ON(i)) when
+     * that input dies here and the sizes match (elementwise ops read element i before writing
+     * element i). */
     CELER_KERNEL_INPLACE = 1u << 1,
     /* Control flow (If, Loop, Scan): run by the runtime itself, which owns subgraph execution;
      * the entry exists so resolution and documentation treat it like any operator. */
     CELER_KERNEL_CONTROL = 1u << 2,
 };
+
+/* In place over input i rather than input 0 (i < 256). */
+#define CELER_KERNEL_INPLACE_ON(i) (CELER_KERNEL_INPLACE | ((unsigned)(i) << 8))
+#define CELER_KERNEL_INPLACE_INPUT(flags) ((int)(((flags) >> 8) & 0xffu))
 
 typedef struct celer_kernel {
     const char *domain;       /* "" = ai.onnx, "ai.onnx.ml", "com.microsoft"... */
@@ -100,6 +105,10 @@ celer_status celer_ops_check_arity(const char *domain, const char *op, int opset
 /* Whether any kernel exists for (domain, op) at any version: lets callers tell "unknown op" from
  * "known op, unsupported version/type". */
 bool celer_ops_known(const char *domain, const char *op);
+
+/* Channel block of the blocked activation layout the fused convolutions keep between them on
+ * this CPU (8 or 16), for the graph's layout pass (fused.c). */
+int celer_ops_layout_block(void);
 
 /* The families, for documentation and inspection. */
 const celer_kernel_family *const *celer_ops_families(int *count);

@@ -340,6 +340,13 @@ celer_status celer_exec_run(celer_context *c, const celer_tensor *inputs, const 
             int b0 = n->n_inputs && n->inputs[0] >= 0 ? c->buf_of[n->inputs[0]] : -1;
             size_t in0_bytes = 0;
             if (in0) celer_tensor_bytes(in0, &in0_bytes);
+            if (j == 0 && (kern->flags & CELER_KERNEL_INPLACE) && CELER_KERNEL_INPLACE_INPUT(kern->flags)) {
+                int ip = CELER_KERNEL_INPLACE_INPUT(kern->flags);
+                in0 = ip < n->n_inputs ? c->in_ptrs[ip] : NULL;
+                b0 = in0 && n->inputs[ip] >= 0 ? c->buf_of[n->inputs[ip]] : -1;
+                in0_bytes = 0;
+                if (in0) celer_tensor_bytes(in0, &in0_bytes);
+            }
             if (j == 0 && (kern->flags & CELER_KERNEL_ALIAS)) {
                 if (!in0 || in0_bytes != bytes || celer_dtype_size(in0->dtype) != celer_dtype_size(t->dtype)) {
                     st = celer_errorf(CELER_ERR_SHAPE, "view of %zu bytes over an input of %zu bytes", bytes, in0_bytes);

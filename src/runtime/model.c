@@ -1,5 +1,6 @@
 /* Compiling a model: kernel resolution, type inference, kernel init. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "runtime_internal.h"
@@ -38,7 +39,8 @@ static celer_status resolve_node(celer_model *m, celer_graph *g, int k, celer_ar
         consts[j] = val->constant;
     }
     const char *domain = n->src->domain ? n->src->domain : "";
-    int64_t opset = celer_onnx_opset_version(g->model, domain);
+    /* the passes' own operators have one version */
+    int64_t opset = strcmp(domain, CELER_GRAPH_INTERNAL_DOMAIN) ? celer_onnx_opset_version(g->model, domain) : 1;
     if (opset <= 0)
         return celer_errorf(CELER_ERR_INVALID, "%s: the model imports no opset for domain '%s'",
                             node_label(n, k, label, sizeof label), domain[0] ? domain : "ai.onnx");
@@ -166,6 +168,12 @@ celer_status celer_model_compile(celer_onnx_model *onnx, const celer_model_optio
     celer_status st = celer_graph_build(onnx, &m->graph);
     if (st) goto fail;
     celer_graph *g = m->graph;
+    const char *env = getenv("CELER_OPTIMIZE"); /* CELER_OPTIMIZE=0: for comparing and debugging */
+    if (env && !strcmp(env, "0")) m->opts.no_optimize = true;
+    if (!m->opts.no_optimize) {
+        celer_graph_opt gopt = {.layout_block = celer_ops_layout_block()};
+        if ((st = celer_graph_optimize(g, &gopt))) goto fail;
+    }
     if ((st = celer_runtime_compile_graph(m, g, NULL, &m->main))) goto fail;
     m->inputs = celer_arena_alloc(&m->arena, sizeof(celer_io_desc) * (size_t)(g->n_inputs + 1));
     m->outputs = celer_arena_alloc(&m->arena, sizeof(celer_io_desc) * (size_t)(g->n_outputs + 1));

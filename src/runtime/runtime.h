@@ -19,6 +19,7 @@ typedef struct celer_context celer_context;
 typedef struct celer_model_options {
     int threads;            /* intra-op threads per run (oneDNN/OpenMP, OpenBLAS); 0 means 1 */
     size_t max_arena_bytes; /* cap on one context's activations; 0 means 16 GiB */
+    bool no_optimize;       /* run the graph as the file has it: no fusions, plain layouts */
 } celer_model_options;
 
 /* A graph input or output as a caller sees it. */

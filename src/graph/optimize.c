@@ -1,0 +1,410 @@
+/* Graph optimization passes, run once at load on the main graph before kernels are resolved.
+ *
+ * Each pass is small, states its preconditions next to its code, and leaves the graph's inputs,
+ * outputs and the names of surviving values as they were. The passes that fuse build one internal
+ * operator, FusedConv (domain CELER_GRAPH_INTERNAL_DOMAIN), whose kernel (ops/fused.c) folds
+ * BatchNormalization into the weights at load and runs activations and a residual Add as oneDNN
+ * post-ops:
+ *
+ *   FusedConv(X, W, B?, Sum?, bn_scale?, bn_bias?, bn_mean?, bn_var?) -> Y
+ *     Y = act2(act1(BN(conv(X, W) + B)) + Sum)
+ *
+ * The layout pass then keeps FusedConv outputs in oneDNN's channel-blocked layout (nChw8c) when
+ * another FusedConv reads them, and inserts LayoutToPlain nodes for every other reader.
+ * Subgraphs (If/Loop/Scan bodies) are left as they are: they bind enclosing values by name. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph.h"
+
+/* FusedConv's input slots. */
+enum { FC_X, FC_W, FC_B, FC_SUM, FC_BN_SCALE, FC_BN_BIAS, FC_BN_MEAN, FC_BN_VAR, FC_INPUTS };
+
+/* Extra attributes a FusedConv may gain beyond its Conv's. */
+#define FC_EXTRA_ATTRS 12
+
+/* A synthetic node: an onnx node whose attribute array the passes may extend. */
+typedef struct synth_node {
+    celer_onnx_node node;
+    celer_onnx_attr *attrs;
+    int cap;
+} synth_node;
+
+static bool is_op(const celer_node *n, const char *domain, const char *op) {
+    if (!n->src) return false;
+    const char *d = n->src->domain ? n->src->domain : "";
+    if (!strcmp(d, "ai.onnx")) d = "";
+    return !strcmp(d, domain) && !strcmp(n->src->op_type, op);
+}
+
+static bool is_onnx(const celer_node *n, const char *op) { return is_op(n, "", op); }
+static bool is_fused_conv(const celer_node *n) {
+    return is_op(n, CELER_GRAPH_INTERNAL_DOMAIN, "FusedConv");
+}
+
+static const celer_tensor *constant_of(const celer_graph *g, int v) {
+    return v >= 0 ? g->values[v].constant : NULL;
+}
+
+/* The node reading value v, when exactly one node input slot reads it (no subgraph reads, not a
+ * graph output); -1 otherwise. users[] is filled by index_users. */
+static int sole_user(const celer_graph *g, const int *users, int v) {
+    const celer_value *val = &g->values[v];
+    return val->n_uses == 1 && !val->is_output ? users[v] : -1;
+}
+
+/* users[v]: the last node reading v through an input slot (what sole_user needs). */
+static int *index_users(celer_graph *g) {
+    int *users = celer_arena_alloc(&g->arena, sizeof(int) * (size_t)(g->n_values + 1));
+    if (!users) return NULL;
+    for (int v = 0; v < g->n_values; v++) users[v] = -1;
+    for (int k = 0; k < g->n_nodes; k++)
+        for (int j = 0; j < g->nodes[k].n_inputs; j++)
+            if (g->nodes[k].inputs[j] >= 0) users[g->nodes[k].inputs[j]] = k;
+    return users;
+}
+
+static synth_node *synth_new(celer_graph *g, const celer_onnx_node *like, const char *op, int extra_attrs) {
+    synth_node *s = celer_arena_alloc(&g->arena, sizeof *s);
+    int base = like ? like->n_attrs : 0;
+    if (!s) return NULL;
+    memset(s, 0, sizeof *s);
+    s->cap = base + extra_attrs;
+    s->attrs = celer_arena_alloc(&g->arena, sizeof(celer_onnx_attr) * (size_t)(s->cap + 1));
+    if (!s->attrs) return NULL;
+    if (base) memcpy(s->attrs, like->attrs, sizeof(celer_onnx_attr) * (size_t)base);
+    s->node.name = like && like->name ? like->name : "";
+    s->node.op_type = op;
+    s->node.domain = CELER_GRAPH_INTERNAL_DOMAIN;
+    s->node.n_attrs = base;
+    s->node.attrs = s->attrs;
+    return s;
+}
+
+/* The synth_node behind a node the passes made (its src is the first member). */
+static synth_node *synth_of(const celer_node *n) { return (synth_node *)(uintptr_t)n->src; }
+
+static celer_onnx_attr *synth_attr(synth_node *s, const char *name) {
+    for (int i = 0; i < s->node.n_attrs; i++)
+        if (!strcmp(s->attrs[i].name, name)) return &s->attrs[i];
+    if (s->node.n_attrs >= s->cap) return NULL;
+    celer_onnx_attr *a = &s->attrs[s->node.n_attrs++];
+    memset(a, 0, sizeof *a);
+    a->name = name;
+    return a;
+}
+
+static celer_status set_int(synth_node *s, const char *name, int64_t v) {
+    celer_onnx_attr *a = synth_attr(s, name);
+    if (!a) return celer_errorf(CELER_ERR_INTERNAL, "optimize: no room for attribute '%s'", name);
+    a->type = CELER_ATTR_INT;
+    a->i = v;
+    return CELER_OK;
+}
+
+static celer_status set_float(synth_node *s, const char *name, float v) {
+    celer_onnx_attr *a = synth_attr(s, name);
+    if (!a) return celer_errorf(CELER_ERR_INTERNAL, "optimize: no room for attribute '%s'", name);
+    a->type = CELER_ATTR_FLOAT;
+    a->f = v;
+    return CELER_OK;
+}
+
+static celer_status set_string(synth_node *s, const char *name, const char *v) {
+    celer_onnx_attr *a = synth_attr(s, name);
+    if (!a) return celer_errorf(CELER_ERR_INTERNAL, "optimize: no room for attribute '%s'", name);
+    a->type = CELER_ATTR_STRING;
+    a->s = v;
+    a->s_len = strlen(v);
+    return CELER_OK;
+}
+
+static bool has_attr(const celer_node *n, const char *name) {
+    return celer_onnx_attr_find(n->src, name) != NULL;
+}
+
+/* Reads node n's input slots from `from` on as a node-wide array of FC_INPUTS, growing n. */
+static celer_status widen_inputs(celer_graph *g, celer_node *n, int count) {
+    int *in = celer_arena_alloc(&g->arena, sizeof(int) * (size_t)count);
+    if (!in) return CELER_ERR_NOMEM;
+    for (int j = 0; j < count; j++) in[j] = j < n->n_inputs ? n->inputs[j] : -1;
+    n->inputs = in;
+    n->n_inputs = count;
+    return CELER_OK;
+}
+
+/* ---- conv-to-fused: Conv with constant float weights (and constant bias) -> FusedConv.
+ * Preconditions: default domain, W an initializer or Constant of type float and rank 3 to 5, B
+ * absent or constant float. Everything else about the Conv is checked by the kernel. */
+static celer_status pass_conv_to_fused(celer_graph *g, const celer_graph_opt *opt) {
+    (void)opt;
+    for (int k = 0; k < g->n_nodes; k++) {
+        celer_node *n = &g->nodes[k];
+        if (!is_onnx(n, "Conv") || n->n_inputs < 2 || n->n_outputs != 1) continue;
+        const celer_tensor *w = constant_of(g, n->inputs[1]);
+        const celer_tensor *b = n->n_inputs > 2 ? constant_of(g, n->inputs[2]) : NULL;
+        if (!w || w->dtype != CELER_FLOAT || w->shape.rank < 3 || w->shape.rank > 5) continue;
+        if (n->n_inputs > 2 && n->inputs[2] >= 0 && (!b || b->dtype != CELER_FLOAT)) continue;
+        if (n->n_inputs > 3) continue;
+        synth_node *s = synth_new(g, n->src, "FusedConv", FC_EXTRA_ATTRS);
+        if (!s) return CELER_ERR_NOMEM;
+        celer_status st = widen_inputs(g, n, FC_INPUTS);
+        if (st) return st;
+        n->src = &s->node;
+    }
+    return CELER_OK;
+}
+
+/* ---- fold-batchnorm: FusedConv -> BatchNormalization (inference form) becomes one FusedConv
+ * carrying the BN parameters; its kernel folds them into W and B at load.
+ * Preconditions: the conv output is read only by the BN; the conv has no activation or residual
+ * yet; the BN's four parameters are constants; BN is not in training mode and its extra outputs
+ * (opsets < 14 list them) are unused. */
+static celer_status pass_fold_batchnorm(celer_graph *g, const celer_graph_opt *opt) {
+    (void)opt;
+    int *users = index_users(g);
+    if (!users) return CELER_ERR_NOMEM;
+    for (int k = 0; k < g->n_nodes; k++) {
+        celer_node *f = &g->nodes[k];
+        if (!is_fused_conv(f) || f->inputs[FC_BN_SCALE] >= 0 || f->inputs[FC_SUM] >= 0 ||
+            has_attr(f, "activation"))
+            continue;
+        int u = sole_user(g, users, f->outputs[0]);
+        if (u < 0) continue;
+        celer_node *bn = &g->nodes[u];
+        if (!is_onnx(bn, "BatchNormalization") || bn->n_inputs != 5 || bn->inputs[0] != f->outputs[0] ||
+            celer_onnx_attr_int(bn->src, "training_mode", 0) != 0 || celer_onnx_attr_find(bn->src, "spatial"))
+            continue;
+        bool ok = true;
+        for (int j = 1; j < 5 && ok; j++) {
+            const celer_tensor *p = constant_of(g, bn->inputs[j]);
+            ok = p && p->dtype == CELER_FLOAT && p->shape.rank == 1;
+        }
+        for (int j = 1; j < bn->n_outputs && ok; j++)
+            ok = g->values[bn->outputs[j]].n_uses == 0 && !g->values[bn->outputs[j]].is_output;
+        if (!ok) continue;
+        synth_node *s = synth_of(f);
+        celer_status st = set_float(s, "bn_epsilon", celer_onnx_attr_float(bn->src, "epsilon", 1e-5f));
+        if (st) return st;
+        for (int j = 0; j < 4; j++) f->inputs[FC_BN_SCALE + j] = bn->inputs[1 + j];
+        f->outputs[0] = bn->outputs[0];
+        bn->src = NULL;
+    }
+    return CELER_OK;
+}
+
+/* Activations a FusedConv runs as a post-op, with their parameters. */
+static bool activation_of(const celer_graph *g, const celer_node *n, const char **name, float *alpha,
+                          float *beta) {
+    *alpha = 0.f;
+    *beta = 0.f;
+    if (n->n_outputs != 1 || n->n_inputs < 1) return false;
+    if (is_onnx(n, "Relu") || is_onnx(n, "Sigmoid") || is_onnx(n, "Tanh")) {
+        *name = n->src->op_type;
+        return n->n_inputs == 1;
+    }
+    if (is_onnx(n, "LeakyRelu")) {
+        *name = "LeakyRelu";
+        *alpha = celer_onnx_attr_float(n->src, "alpha", 0.01f);
+        return n->n_inputs == 1;
+    }
+    if (is_onnx(n, "Clip")) {
+        *name = "Clip";
+        *alpha = celer_onnx_attr_float(n->src, "min", -3.402823466e38f);
+        *beta = celer_onnx_attr_float(n->src, "max", 3.402823466e38f);
+        for (int j = 1; j < n->n_inputs; j++) { /* opset 11+: min and max are inputs */
+            if (n->inputs[j] < 0) continue;
+            const celer_tensor *t = constant_of(g, n->inputs[j]);
+            if (!t || t->dtype != CELER_FLOAT || celer_shape_numel(&t->shape) != 1) return false;
+            *(j == 1 ? alpha : beta) = *(const float *)t->data;
+        }
+        return true;
+    }
+    return false;
+}
+
+/* ---- fuse-conv-activation: FusedConv -> Relu / LeakyRelu / Clip / Sigmoid / Tanh.
+ * Preconditions: the conv output is read only by the activation; Clip's bounds are constants.
+ * Before a residual Add it becomes "activation", after one "sum_activation". */
+static celer_status pass_fuse_activation(celer_graph *g, const celer_graph_opt *opt) {
+    (void)opt;
+    int *users = index_users(g);
+    if (!users) return CELER_ERR_NOMEM;
+    for (int k = 0; k < g->n_nodes; k++) {
+        celer_node *f = &g->nodes[k];
+        if (!is_fused_conv(f)) continue;
+        bool after_sum = f->inputs[FC_SUM] >= 0;
+        const char *slot = after_sum ? "sum_activation" : "activation";
+        if (has_attr(f, slot)) continue;
+        int u = sole_user(g, users, f->outputs[0]);
+        if (u < 0) continue;
+        celer_node *a = &g->nodes[u];
+        const char *name;
+        float alpha, beta;
+        if (!activation_of(g, a, &name, &alpha, &beta) || a->inputs[0] != f->outputs[0]) continue;
+        synth_node *s = synth_of(f);
+        celer_status st;
+        if ((st = set_string(s, slot, name)) ||
+            (st = set_float(s, after_sum ? "sum_activation_alpha" : "activation_alpha", alpha)) ||
+            (st = set_float(s, after_sum ? "sum_activation_beta" : "activation_beta", beta)))
+            return st;
+        f->outputs[0] = a->outputs[0];
+        a->src = NULL;
+        users[f->outputs[0]] = -1; /* stale until the next index: no further fusion this pass */
+    }
+    return CELER_OK;
+}
+
+/* Output channels of a FusedConv (W is [M, C/group, k...]). */
+static int64_t fused_out_channels(const celer_graph *g, const celer_node *f) {
+    return constant_of(g, f->inputs[FC_W])->shape.dims[0];
+}
+
+/* ---- fuse-conv-add: Add(FusedConv F, FusedConv G) -> F with G's output as its residual input,
+ * run as oneDNN's sum post-op (in place into G's buffer when the Add was its last reader).
+ * Preconditions: both operands are outputs of FusedConvs with the same number of output channels
+ * and weight rank (so no broadcasting can be involved but for spatial sizes, which the kernel
+ * checks); F's output is read only by the Add; F has no residual and no post-residual activation.
+ * When both qualify, the one computed later becomes F. */
+static celer_status pass_fuse_add(celer_graph *g, const celer_graph_opt *opt) {
+    (void)opt;
+    int *users = index_users(g);
+    if (!users) return CELER_ERR_NOMEM;
+    for (int k = 0; k < g->n_nodes; k++) {
+        celer_node *add = &g->nodes[k];
+        if (!is_onnx(add, "Add") || add->n_inputs != 2 || add->n_outputs != 1 || has_attr(add, "broadcast"))
+            continue;
+        int a = add->inputs[0], b = add->inputs[1];
+        if (a < 0 || b < 0 || a == b) continue;
+        int pa = g->values[a].producer, pb = g->values[b].producer;
+        if (pa < 0 || pb < 0 || !is_fused_conv(&g->nodes[pa]) || !is_fused_conv(&g->nodes[pb])) continue;
+        const celer_tensor *wa = constant_of(g, g->nodes[pa].inputs[FC_W]);
+        const celer_tensor *wb = constant_of(g, g->nodes[pb].inputs[FC_W]);
+        if (wa->shape.rank != wb->shape.rank || wa->shape.dims[0] != wb->shape.dims[0]) continue;
+        bool ok_a = sole_user(g, users, a) == k && g->nodes[pa].inputs[FC_SUM] < 0;
+        bool ok_b = sole_user(g, users, b) == k && g->nodes[pb].inputs[FC_SUM] < 0;
+        if (ok_a && ok_b) ok_a = pa > pb; /* fuse into the later one */
+        else if (!ok_a && !ok_b) continue;
+        celer_node *f = &g->nodes[ok_a ? pa : pb];
+        f->inputs[FC_SUM] = ok_a ? b : a;
+        f->outputs[0] = add->outputs[0];
+        add->src = NULL;
+        users[f->outputs[0]] = -1;
+    }
+    return CELER_OK;
+}
+
+/* ---- blocked-layout: FusedConv outputs stay in the blocked layout (channels in blocks of
+ * opt->layout_block, innermost) when another FusedConv reads them as X or as its residual.
+ * Preconditions: output channels a multiple of the block. A FusedConv with a residual uses the
+ * residual's layout for its output (the sum post-op accumulates in place), which holds because
+ * both have the same channel count. Every other reader (and a graph output) gets the plain
+ * tensor from one LayoutToPlain node, which takes over the original value and its name. */
+static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *opt) {
+    int block = opt->layout_block;
+    if (block <= 0) return CELER_OK;
+    int n0 = g->n_nodes;
+    bool *blocked = celer_arena_alloc(&g->arena, sizeof(bool) * (size_t)(n0 + 1));
+    if (!blocked) return CELER_ERR_NOMEM;
+    for (int k = 0; k < n0; k++) {
+        const celer_node *f = &g->nodes[k];
+        blocked[k] = false;
+        if (!is_fused_conv(f) || fused_out_channels(g, f) % block) continue;
+        if (f->inputs[FC_SUM] >= 0) {
+            blocked[k] = true;
+            continue;
+        }
+        int y = f->outputs[0];
+        for (int u = k + 1; u < n0 && !blocked[k]; u++) {
+            const celer_node *r = &g->nodes[u];
+            if (is_fused_conv(r) && (r->inputs[FC_X] == y || r->inputs[FC_SUM] == y)) blocked[k] = true;
+        }
+    }
+    for (int k = 0; k < n0; k++) {
+        if (!blocked[k]) continue;
+        int y = g->nodes[k].outputs[0];
+        char name[256];
+        snprintf(name, sizeof name, "%s (blocked)", g->values[y].name);
+        int yb = celer_graph_add_value(g, name);
+        if (yb < 0) return CELER_ERR_NOMEM;
+        g->values[yb].dtype = g->values[y].dtype;
+        celer_node *f = &g->nodes[k];
+        celer_status st;
+        if ((st = set_int(synth_of(f), "y_blocked", block))) return st;
+        f->outputs[0] = yb;
+        bool plain_readers = g->values[y].is_output;
+        for (int u = 0; u < g->n_nodes; u++) {
+            celer_node *r = &g->nodes[u];
+            for (int j = 0; j < r->n_inputs; j++) {
+                if (r->inputs[j] != y) continue;
+                if (is_fused_conv(r) && j == FC_X) {
+                    r->inputs[j] = yb;
+                    if ((st = set_int(synth_of(r), "x_blocked", block))) return st;
+                } else if (is_fused_conv(r) && j == FC_SUM) {
+                    r->inputs[j] = yb;
+                } else {
+                    plain_readers = true;
+                }
+            }
+            for (int j = 0; j < r->n_implicit; j++) plain_readers |= r->implicit[j] == y;
+        }
+        if (!plain_readers) continue;
+        synth_node *s = synth_new(g, NULL, "LayoutToPlain", 1);
+        if (!s) return CELER_ERR_NOMEM;
+        s->node.name = g->nodes[k].src->name;
+        if ((st = set_int(s, "block", block))) return st;
+        int r = celer_graph_add_node(g, &s->node, 1, 1);
+        if (r < 0) return CELER_ERR_NOMEM;
+        g->nodes[r].inputs[0] = yb;
+        g->nodes[r].outputs[0] = y;
+    }
+    return CELER_OK;
+}
+
+/* ---- dead-nodes: nodes none of whose outputs is read or is a graph output. ONNX operators have
+ * no side effects, so removing them changes nothing but time and memory. A node without outputs
+ * is malformed and stays, for kernel resolution to report. */
+static celer_status pass_dead_nodes(celer_graph *g, const celer_graph_opt *opt) {
+    (void)opt;
+    int *live_uses = celer_arena_alloc(&g->arena, sizeof(int) * (size_t)(g->n_values + 1));
+    if (!live_uses) return CELER_ERR_NOMEM;
+    for (int v = 0; v < g->n_values; v++) live_uses[v] = g->values[v].n_uses + g->values[v].is_output;
+    for (int k = g->n_nodes - 1; k >= 0; k--) { /* reverse topological order: one sweep */
+        celer_node *n = &g->nodes[k];
+        bool used = n->n_outputs == 0;
+        for (int j = 0; j < n->n_outputs && !used; j++) used = live_uses[n->outputs[j]] > 0;
+        if (used) continue;
+        for (int j = 0; j < n->n_inputs + n->n_implicit; j++) {
+            int v = j < n->n_inputs ? n->inputs[j] : n->implicit[j - n->n_inputs];
+            if (v >= 0) live_uses[v]--;
+        }
+        n->src = NULL;
+    }
+    return CELER_OK;
+}
+
+typedef struct pass {
+    const char *name;
+    celer_status (*run)(celer_graph *g, const celer_graph_opt *opt);
+} pass;
+
+/* In order; fusions before layout, which needs the final FusedConv nodes. */
+static const pass passes[] = {
+    {"dead-nodes", pass_dead_nodes},
+    {"conv-to-fused", pass_conv_to_fused},
+    {"fold-batchnorm", pass_fold_batchnorm},
+    {"fuse-conv-activation", pass_fuse_activation},
+    {"fuse-conv-add", pass_fuse_add},
+    {"fuse-conv-activation", pass_fuse_activation}, /* the activation after a residual Add */
+    {"blocked-layout", pass_blocked_layout},
+};
+
+celer_status celer_graph_optimize(celer_graph *g, const celer_graph_opt *opt) {
+    for (size_t i = 0; i < CELER_ARRAY_LEN(passes); i++) {
+        celer_status st = passes[i].run(g, opt);
+        if (!st) st = celer_graph_finish_rewrite(g);
+        if (st) return celer_error_wrap(st, "graph optimization pass '%s'", passes[i].name);
+    }
+    return CELER_OK;
+}

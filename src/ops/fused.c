@@ -1,0 +1,469 @@
+/* fused operators: the internal operators that graph passes create (graph/optimize.c), in domain
+ * CELER_GRAPH_INTERNAL_DOMAIN. A file cannot name them.
+ *
+ *   FusedConv(X, W, B?, Sum?, bn_scale?, bn_bias?, bn_mean?, bn_var?) -> Y
+ *       Y = sum_activation(activation(BN(conv(X, W) + B)) + Sum), float only, W and the BN
+ *       parameters constant. At load (init) BatchNormalization is folded into the weights and
+ *       bias and the weights are reordered once into the layout oneDNN's convolution wants;
+ *       nothing reads W afterwards. The activations and the residual Sum are oneDNN post-ops;
+ *       Sum is accumulated in place when the executor lets Y share its buffer.
+ *       Attributes: the Conv's, plus activation / sum_activation (Relu, LeakyRelu, Clip,
+ *       Sigmoid, Tanh) with *_alpha / *_beta, bn_epsilon, and x_blocked / y_blocked: the channel
+ *       block of X's and Y's (and Sum's) layout when they are blocked (nChw8c for 8), else plain.
+ *   LayoutToPlain(X) -> Y: a blocked tensor (attribute `block`) back to the plain layout.
+ *
+ * A blocked tensor has its logical NCHW shape in celer_tensor.shape and its bytes in
+ * N, C/block, spatial..., block order; the layout pass only blocks tensors whose channel count
+ * is a multiple of the block, so the byte size is the plain one. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dnnl_util.h"
+#include "graph/graph.h"
+#include "ops.h"
+#include "reference.h"
+
+enum { FC_X, FC_W, FC_B, FC_SUM, FC_BN_SCALE, FC_BN_BIAS, FC_BN_MEAN, FC_BN_VAR, FC_INPUTS };
+
+int celer_ops_layout_block(void) {
+    /* oneDNN's AVX-512 convolutions block channels by 16, the AVX2 and SSE4.1 ones by 8 */
+    return dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core ? 16 : 8;
+}
+
+typedef struct activation {
+    bool on;
+    dnnl_alg_kind_t alg;
+    float alpha, beta;
+} activation;
+
+typedef struct fused_state {
+    celer_win_attrs a;
+    int nsp;           /* spatial dims: 1 to 3 */
+    celer_shape w;     /* [M, C/group, k...] */
+    int x_block, y_block;
+    bool has_sum;
+    activation act, sum_act;
+    float *bias;       /* M folded bias values, or NULL */
+    void *packed;      /* folded weights in packed_md's layout (aligned, owned) */
+    dnnl_memory_desc_t packed_md;
+} fused_state;
+
+typedef struct fused_local {
+    celer_shape x; /* shape the primitive was built for; rank -1 until built */
+    bool built;    /* false for empty tensors: nothing to compute */
+    celer_conv_geom g;
+    celer_dnnl_prim prim;
+    void *weights; /* own copy when the primitive wanted another layout than packed_md */
+    dnnl_memory_desc_t y_user;
+    bool reorder_x, reorder_y;
+    celer_dnnl_reorder rx, ry_in, ry_out;
+    size_t x_bytes, y_bytes;
+} fused_local;
+
+static dnnl_format_tag_t plain_tag(int rank) {
+    static const dnnl_format_tag_t t[] = {dnnl_abc, dnnl_abcd, dnnl_abcde, dnnl_abcdef};
+    return t[rank - 3];
+}
+
+static dnnl_format_tag_t blocked_tag(int rank, int block) {
+    static const dnnl_format_tag_t b8[] = {dnnl_aBc8b, dnnl_aBcd8b, dnnl_aBcde8b};
+    static const dnnl_format_tag_t b16[] = {dnnl_aBc16b, dnnl_aBcd16b, dnnl_aBcde16b};
+    return block == 16 ? b16[rank - 3] : b8[rank - 3];
+}
+
+/* Layout of a data tensor of `rank` with channel block `block` (0: plain). */
+static celer_status data_md(dnnl_memory_desc_t *md, const int64_t *dims, int rank, int block, const char *who) {
+    return celer_dnnl_md(md, rank, dims, dnnl_f32, block ? blocked_tag(rank, block) : plain_tag(rank), who);
+}
+
+static celer_status parse_activation(const celer_op_info *info, const char *slot, activation *out) {
+    char key[64], who[160];
+    const char *name = celer_onnx_attr_string(info->node, slot, NULL);
+    memset(out, 0, sizeof *out);
+    if (!name) return CELER_OK;
+    snprintf(key, sizeof key, "%s_alpha", slot);
+    out->alpha = celer_onnx_attr_float(info->node, key, 0.f);
+    snprintf(key, sizeof key, "%s_beta", slot);
+    out->beta = celer_onnx_attr_float(info->node, key, 0.f);
+    out->on = true;
+    if (!strcmp(name, "Relu")) out->alg = dnnl_eltwise_relu, out->alpha = 0.f;
+    else if (!strcmp(name, "LeakyRelu")) out->alg = dnnl_eltwise_relu;
+    else if (!strcmp(name, "Sigmoid")) out->alg = dnnl_eltwise_logistic;
+    else if (!strcmp(name, "Tanh")) out->alg = dnnl_eltwise_tanh;
+    else if (!strcmp(name, "Clip")) out->alg = dnnl_eltwise_clip;
+    else
+        return celer_errorf(CELER_ERR_INTERNAL, "%s: unknown fused activation '%s'",
+                            celer_ops_who(info, who, sizeof who), name);
+    return CELER_OK;
+}
+
+static void fused_free_state(void *p) {
+    fused_state *s = p;
+    if (!s) return;
+    free(s->bias);
+    free(s->packed);
+    free(s);
+}
+
+/* Builds the convolution for geometry g: X and Y in their graph layouts when blocked (else
+ * oneDNN's choice), weights in `wmd` (NULL: oneDNN's choice). */
+static celer_status build_conv(const fused_state *s, const celer_conv_geom *g, const dnnl_memory_desc_t *wmd,
+                               celer_dnnl_prim *p, const char *who) {
+    const celer_window *v = &g->win;
+    int nsp = s->nsp, first = 3 - nsp, rank = nsp + 2;
+    int64_t xd[5] = {g->n, g->c}, yd[5] = {g->n, g->m}, wd[6], bd[1] = {g->m};
+    dnnl_dims_t strides, dil, pl, pr;
+    for (int i = 0; i < nsp; i++) {
+        xd[2 + i] = v->in[first + i];
+        yd[2 + i] = v->out[first + i];
+        strides[i] = v->stride[first + i];
+        dil[i] = v->dil[first + i] - 1; /* oneDNN counts dilation from 0 */
+        pl[i] = v->pad_l[first + i];
+        pr[i] = v->pad_r[first + i];
+    }
+    int wr = 0;
+    if (g->group > 1) wd[wr++] = g->group;
+    wd[wr++] = g->m / g->group;
+    wd[wr++] = g->c / g->group;
+    for (int i = 0; i < nsp; i++) wd[wr++] = v->k[first + i];
+    dnnl_memory_desc_t xmd, wany, bmd, ymd;
+    celer_status st;
+    if ((st = s->x_block ? data_md(&xmd, xd, rank, s->x_block, who)
+                         : celer_dnnl_md(&xmd, rank, xd, dnnl_f32, dnnl_format_tag_any, who)) ||
+        (st = s->y_block ? data_md(&ymd, yd, rank, s->y_block, who)
+                         : celer_dnnl_md(&ymd, rank, yd, dnnl_f32, dnnl_format_tag_any, who)) ||
+        (!wmd && (st = celer_dnnl_md(&wany, wr, wd, dnnl_f32, dnnl_format_tag_any, who))) ||
+        (s->bias && (st = celer_dnnl_md(&bmd, 1, bd, dnnl_f32, dnnl_a, who))))
+        return st;
+    dnnl_convolution_desc_t d;
+    if ((st = celer_dnnl_check(dnnl_dilated_convolution_forward_desc_init(
+                                   &d, dnnl_forward_inference, dnnl_convolution_direct, &xmd,
+                                   wmd ? wmd : &wany, s->bias ? &bmd : NULL, &ymd, strides, dil, pl, pr),
+                               who, "convolution descriptor")))
+        return st;
+    dnnl_post_ops_t po = NULL;
+    if ((st = celer_dnnl_check(dnnl_post_ops_create(&po), who, "post-ops"))) return st;
+    if (s->act.on)
+        st = celer_dnnl_check(dnnl_post_ops_append_eltwise(po, 1.f, s->act.alg, s->act.alpha, s->act.beta),
+                              who, "post-ops");
+    if (!st && s->has_sum) st = celer_dnnl_check(dnnl_post_ops_append_sum(po, 1.f), who, "post-ops");
+    if (!st && s->sum_act.on)
+        st = celer_dnnl_check(dnnl_post_ops_append_eltwise(po, 1.f, s->sum_act.alg, s->sum_act.alpha,
+                                                           s->sum_act.beta),
+                              who, "post-ops");
+    if (!st) st = celer_dnnl_prim_create(p, &d, s->bias != NULL, po, who);
+    dnnl_post_ops_destroy(po);
+    return st;
+}
+
+/* A constant input of the node that must be a float vector of m values (NULL when omitted). */
+static celer_status vector_input(const celer_op_info *info, int slot, int64_t m, const float **out) {
+    char who[160];
+    *out = NULL;
+    if (slot >= info->n_inputs || info->input_types[slot] == CELER_UNDEFINED) return CELER_OK;
+    const celer_tensor *t = info->input_constants[slot];
+    if (!t || t->dtype != CELER_FLOAT || celer_shape_numel(&t->shape) != m)
+        return celer_errorf(CELER_ERR_SHAPE, "%s: input %d must be a constant float vector of %lld values",
+                            celer_ops_who(info, who, sizeof who), slot, (long long)m);
+    *out = t->data;
+    return CELER_OK;
+}
+
+/* Folds BN (when given) into copies of W and B: w' = w * g, b' = (b - mean) * g + beta with
+ * g = scale / sqrt(var + eps). Returns the plain folded weights (malloc, caller frees) and sets
+ * s->bias. */
+static celer_status fold_weights(const celer_op_info *info, fused_state *s, float **out) {
+    char who[160];
+    celer_ops_who(info, who, sizeof who);
+    const celer_tensor *w = info->input_constants[FC_W];
+    int64_t m = w->shape.dims[0], per = m ? celer_shape_numel(&w->shape) / m : 0;
+    const float *b, *scale, *beta, *mean, *var;
+    celer_status st;
+    if ((st = vector_input(info, FC_B, m, &b)) || (st = vector_input(info, FC_BN_SCALE, m, &scale)) ||
+        (st = vector_input(info, FC_BN_BIAS, m, &beta)) || (st = vector_input(info, FC_BN_MEAN, m, &mean)) ||
+        (st = vector_input(info, FC_BN_VAR, m, &var)))
+        return st;
+    bool bn = scale && beta && mean && var;
+    if (!bn && (scale || beta || mean || var))
+        return celer_errorf(CELER_ERR_INTERNAL, "%s: partial BatchNormalization parameters", who);
+    float eps = celer_onnx_attr_float(info->node, "bn_epsilon", 1e-5f);
+    float *fw = malloc(sizeof(float) * (size_t)(m * per + 1));
+    if (!fw) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory folding weights", who);
+    if (b || bn) {
+        if (!(s->bias = malloc(sizeof(float) * (size_t)(m + 1)))) {
+            free(fw);
+            return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory folding weights", who);
+        }
+    }
+    const float *src = w->data;
+    for (int64_t o = 0; o < m; o++) {
+        double gain = bn ? scale[o] / sqrt((double)var[o] + (double)eps) : 1.0;
+        for (int64_t i = 0; i < per; i++) fw[o * per + i] = (float)(src[o * per + i] * gain);
+        if (s->bias)
+            s->bias[o] = (float)(((b ? b[o] : 0.0) - (bn ? mean[o] : 0.0)) * gain + (bn ? beta[o] : 0.0));
+    }
+    *out = fw;
+    return CELER_OK;
+}
+
+/* The weight descriptor of W in plain ONNX order ([G,] M/G, C/G, k...). */
+static celer_status plain_weights_md(const fused_state *s, dnnl_memory_desc_t *md, const char *who) {
+    static const dnnl_format_tag_t grouped[] = {dnnl_abcd, dnnl_abcde, dnnl_abcdef};
+    int64_t wd[6];
+    int wr = 0;
+    if (s->a.group > 1) wd[wr++] = s->a.group;
+    wd[wr++] = s->w.dims[0] / s->a.group;
+    for (int i = 1; i < s->w.rank; i++) wd[wr++] = s->w.dims[i];
+    return celer_dnnl_md(md, wr, wd, dnnl_f32, s->a.group > 1 ? grouped[s->nsp - 1] : plain_tag(wr), who);
+}
+
+/* Copies `from` (layout fmd) into a new aligned buffer of layout tmd. */
+static celer_status reorder_copy(const void *from, const dnnl_memory_desc_t *fmd, const dnnl_memory_desc_t *tmd,
+                                 void **out, const char *who) {
+    size_t bytes = dnnl_memory_desc_get_size(tmd);
+    void *buf = aligned_alloc(64, celer_ref_align64(bytes ? bytes : 1));
+    if (!buf) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory packing weights", who);
+    celer_dnnl_reorder r;
+    celer_status st = celer_dnnl_reorder_create(&r, fmd, tmd, who);
+    if (!st) st = celer_dnnl_reorder_run(&r, from, buf, who);
+    celer_dnnl_reorder_destroy(&r);
+    if (st) {
+        free(buf);
+        return st;
+    }
+    *out = buf;
+    return CELER_OK;
+}
+
+/* Weights packing at load: the layout oneDNN wants depends on channels, kernel and ISA, hardly
+ * on the image size, which is not known yet; a representative input (28 pixels a side, or the
+ * kernel's extent) asks for it. A run with other shapes that wants another layout repacks into
+ * its context (see fused_reshape). */
+static celer_status pack_weights(const celer_op_info *info, fused_state *s, float *fw, const char *who) {
+    dnnl_memory_desc_t plain;
+    celer_status st = plain_weights_md(s, &plain, who);
+    if (st) return st;
+    celer_shape x = {.rank = s->w.rank, .dims = {1, s->w.dims[1] * s->a.group}};
+    for (int i = 0; i < s->nsp; i++) {
+        int64_t dil = i < s->a.n_dilations ? s->a.dilations[i] : 1;
+        int64_t stride = i < s->a.n_strides ? s->a.strides[i] : 1;
+        x.dims[2 + i] = CELER_MAX((s->w.dims[2 + i] - 1) * dil + 1, 28 * stride);
+    }
+    celer_conv_geom g;
+    celer_shape y;
+    celer_dnnl_prim p = {0};
+    const dnnl_memory_desc_t *want = &plain;
+    celer_status guess = celer_conv_geom_make(who, &s->a, &x, &s->w, false, &g, &y);
+    if (!guess) guess = build_conv(s, &g, NULL, &p, who);
+    if (!guess) want = &p.weights_md;
+    st = reorder_copy(fw, &plain, want, &s->packed, who);
+    s->packed_md = *want;
+    celer_dnnl_prim_destroy(&p);
+    (void)info;
+    return st;
+}
+
+static celer_status fused_init(const celer_op_info *info, void **state) {
+    char who[160];
+    celer_ops_who(info, who, sizeof who);
+    const celer_tensor *w = info->n_inputs == FC_INPUTS ? info->input_constants[FC_W] : NULL;
+    if (!w || w->dtype != CELER_FLOAT || w->shape.rank < 3 || w->shape.rank > 5)
+        return celer_errorf(CELER_ERR_INTERNAL, "%s: weights must be a constant float tensor of rank 3 to 5", who);
+    fused_state *s = calloc(1, sizeof *s);
+    if (!s) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", who);
+    s->w = w->shape;
+    s->nsp = w->shape.rank - 2;
+    s->has_sum = info->input_types[FC_SUM] != CELER_UNDEFINED;
+    s->x_block = (int)celer_onnx_attr_int(info->node, "x_blocked", 0);
+    s->y_block = (int)celer_onnx_attr_int(info->node, "y_blocked", 0);
+    float *fw = NULL;
+    celer_status st = celer_win_attrs_parse(info, &s->a);
+    if (!st && (s->a.group < 1 || w->shape.dims[0] % s->a.group))
+        st = celer_errorf(CELER_ERR_SHAPE, "%s: %lld output channels do not split into %lld groups", who,
+                          (long long)w->shape.dims[0], (long long)s->a.group);
+    if (!st) st = parse_activation(info, "activation", &s->act);
+    if (!st) st = parse_activation(info, "sum_activation", &s->sum_act);
+    if (!st) st = fold_weights(info, s, &fw);
+    if (!st) st = pack_weights(info, s, fw, who);
+    free(fw);
+    if (st) {
+        fused_free_state(s);
+        return st;
+    }
+    *state = s;
+    return CELER_OK;
+}
+
+static void local_reset(fused_local *l) {
+    celer_dnnl_prim_destroy(&l->prim);
+    celer_dnnl_reorder_destroy(&l->rx);
+    celer_dnnl_reorder_destroy(&l->ry_in);
+    celer_dnnl_reorder_destroy(&l->ry_out);
+    free(l->weights);
+    l->weights = NULL;
+    l->built = l->reorder_x = l->reorder_y = false;
+    l->x_bytes = l->y_bytes = 0;
+    l->x.rank = -1;
+}
+
+static void fused_free_local(void *p) {
+    fused_local *l = p;
+    if (!l) return;
+    local_reset(l);
+    free(l);
+}
+
+/* Builds this context's primitive and reorders for input shape x. */
+static celer_status local_build(const fused_state *s, fused_local *l, const celer_shape *x, const char *who) {
+    celer_status st = build_conv(s, &l->g, &s->packed_md, &l->prim, who);
+    if (st) { /* the packed layout does not suit these shapes: let oneDNN choose, repack */
+            if ((st = build_conv(s, &l->g, NULL, &l->prim, who)) ||
+            (st = reorder_copy(s->packed, &s->packed_md, &l->prim.weights_md, &l->weights, who)))
+            return st;
+    }
+    int rank = s->nsp + 2;
+    int64_t yd[5] = {l->g.n, l->g.m};
+    for (int i = 0; i < s->nsp; i++) yd[2 + i] = l->g.win.out[3 - s->nsp + i];
+    dnnl_memory_desc_t x_user;
+    if ((st = data_md(&x_user, x->dims, rank, s->x_block, who)) ||
+        (st = data_md(&l->y_user, yd, rank, s->y_block, who)))
+        return st;
+    if (!dnnl_memory_desc_equal(&x_user, &l->prim.src_md)) {
+        l->reorder_x = true;
+        l->x_bytes = dnnl_memory_desc_get_size(&l->prim.src_md);
+        if ((st = celer_dnnl_reorder_create(&l->rx, &x_user, &l->prim.src_md, who))) return st;
+    }
+    if (!dnnl_memory_desc_equal(&l->y_user, &l->prim.dst_md)) {
+        l->reorder_y = true;
+        l->y_bytes = dnnl_memory_desc_get_size(&l->prim.dst_md);
+        if ((st = celer_dnnl_reorder_create(&l->ry_out, &l->prim.dst_md, &l->y_user, who)) ||
+            (s->has_sum && (st = celer_dnnl_reorder_create(&l->ry_in, &l->y_user, &l->prim.dst_md, who))))
+            return st;
+    }
+    l->built = true;
+    return CELER_OK;
+}
+
+/* Scratch: oneDNN's scratchpad, then X and Y in the primitive's layouts when they differ. */
+static void carve(const fused_local *l, void *base, void **pad, void **xb, void **yb, size_t *total) {
+    celer_ops_carve cv = {.base = base};
+    *pad = celer_ops_carve_elems(&cv, (int64_t)l->prim.scratch_bytes, 1);
+    *xb = celer_ops_carve_elems(&cv, (int64_t)l->x_bytes, 1);
+    *yb = celer_ops_carve_elems(&cv, (int64_t)l->y_bytes, 1);
+    *total = cv.off;
+}
+
+static celer_status fused_reshape(celer_kernel_call *call) {
+    char who[160];
+    celer_ops_who(call->info, who, sizeof who);
+    const fused_state *s = call->state;
+    const celer_tensor *x = call->in[FC_X];
+    const celer_tensor *sum = s->has_sum ? call->in[FC_SUM] : NULL;
+    if (!x || x->dtype != CELER_FLOAT || (sum && sum->dtype != CELER_FLOAT))
+        return celer_errorf(CELER_ERR_DTYPE, "%s: X and the residual must be float", who);
+    fused_local *l = *call->local;
+    if (!l) {
+        if (!(l = calloc(1, sizeof *l))) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", who);
+        l->x.rank = -1;
+        *call->local = l;
+    }
+    if (!celer_shape_equal(&l->x, &x->shape)) {
+        local_reset(l);
+        celer_shape y;
+        celer_status st = celer_conv_geom_make(who, &s->a, &x->shape, &s->w, false, &l->g, &y);
+        if (st) return st;
+        if ((s->x_block && l->g.c % s->x_block) || (s->y_block && l->g.m % s->y_block))
+            return celer_errorf(CELER_ERR_INTERNAL, "%s: blocked layout over %lld -> %lld channels", who,
+                                (long long)l->g.c, (long long)l->g.m);
+        if (celer_shape_numel(&x->shape) && celer_shape_numel(&y) && (st = local_build(s, l, &x->shape, who)))
+            return st;
+        l->x = x->shape;
+    }
+    celer_shape y = {.rank = l->x.rank, .dims = {l->g.n, l->g.m}};
+    for (int i = 0; i < s->nsp; i++) y.dims[2 + i] = l->g.win.out[3 - s->nsp + i];
+    if (sum && !celer_shape_equal(&sum->shape, &y)) {
+        char b1[160], b2[160];
+        return celer_errorf(CELER_ERR_SHAPE, "%s: the fused residual Add needs equal shapes: conv output %s, "
+                            "residual %s (CELER_OPTIMIZE=0 runs the graph unfused)", who,
+                            celer_shape_str(&y, b1, sizeof b1), celer_shape_str(&sum->shape, b2, sizeof b2));
+    }
+    call->out[0].shape = y;
+    void *pad, *xb, *yb;
+    carve(l, NULL, &pad, &xb, &yb, &call->scratch_size);
+    return CELER_OK;
+}
+
+static celer_status fused_run(celer_kernel_call *call) {
+    const fused_state *s = call->state;
+    const fused_local *l = *call->local;
+    if (!l->built) return CELER_OK;
+    char who[160];
+    celer_ops_who(call->info, who, sizeof who);
+    const celer_tensor *x = call->in[FC_X];
+    const celer_tensor *sum = s->has_sum ? call->in[FC_SUM] : NULL;
+    void *pad, *xb, *yb, *y = call->out[0].data;
+    size_t total;
+    carve(l, call->scratch, &pad, &xb, &yb, &total);
+    const void *src = x->data;
+    void *dst = y;
+    celer_status st;
+    if (l->reorder_x) {
+        if ((st = celer_dnnl_reorder_run(&l->rx, x->data, xb, who))) return st;
+        src = xb;
+    }
+    if (l->reorder_y) {
+        dst = yb;
+        if (sum && (st = celer_dnnl_reorder_run(&l->ry_in, sum->data, yb, who))) return st;
+    } else if (sum && sum->data != y) { /* not in place: start from a copy of the residual */
+        memcpy(y, sum->data, dnnl_memory_desc_get_size(&l->y_user));
+    }
+    if ((st = celer_dnnl_prim_run(&l->prim, src, l->weights ? l->weights : s->packed, s->bias, dst, pad, who)))
+        return st;
+    if (l->reorder_y) return celer_dnnl_reorder_run(&l->ry_out, yb, y, who);
+    return CELER_OK;
+}
+
+/* ---- LayoutToPlain ---- */
+
+static celer_status to_plain_reshape(celer_kernel_call *call) {
+    char who[160];
+    int64_t block = celer_onnx_attr_int(call->info->node, "block", 0);
+    const celer_tensor *x = call->in[0];
+    if (block <= 0 || x->shape.rank < 2 || x->shape.dims[1] % block)
+        return celer_errorf(CELER_ERR_INTERNAL, "%s: block %lld does not divide the channels",
+                            celer_ops_who(call->info, who, sizeof who), (long long)block);
+    return celer_ops_reshape_same(call);
+}
+
+static celer_status to_plain_run(celer_kernel_call *call) {
+    int64_t b = celer_onnx_attr_int(call->info->node, "block", 8);
+    const celer_tensor *x = call->in[0];
+    const float *in = x->data;
+    float *out = call->out[0].data;
+    int64_t n = x->shape.dims[0], c = x->shape.dims[1];
+    int64_t sp = celer_ops_dims_prod(x->shape.dims, 2, x->shape.rank);
+    /* in: [n][c/b][sp][b] -> out: [n][c][sp] */
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t cb = 0; cb < c / b; cb++) {
+            const float *src = in + (i * c + cb * b) * sp;
+            float *dst = out + (i * c + cb * b) * sp;
+            for (int64_t p = 0; p < sp; p++)
+                for (int64_t j = 0; j < b; j++) dst[j * sp + p] = src[p * b + j];
+        }
+    return CELER_OK;
+}
+
+#define F32 CELER_DT(CELER_FLOAT)
+
+static const celer_kernel kernels[] = {
+    {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = "FusedConv", .since = 1, .until = CELER_OPS_MAX_VERSION,
+     .dtypes = F32, .type_input = FC_X, .flags = CELER_KERNEL_INPLACE_ON(FC_SUM),
+     .init = fused_init, .reshape = fused_reshape, .run = fused_run, .free_state = fused_free_state,
+     .free_local = fused_free_local},
+    {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = "LayoutToPlain", .since = 1, .until = CELER_OPS_MAX_VERSION,
+     .dtypes = F32, .type_input = 0, .reshape = to_plain_reshape, .run = to_plain_run},
+};
+
+const celer_kernel_family celer_family_fused = {"fused", kernels, (int)CELER_ARRAY_LEN(kernels)};
