@@ -124,7 +124,13 @@ static bool has_attr(const celer_node *n, const char *name) {
     return celer_onnx_attr_find(n->src, name) != NULL;
 }
 
-/* Reads node n's input slots from `from` on as a node-wide array of FC_INPUTS, growing n. */
+/* Makes fused node k produce value v (taking it over from the node it fused). */
+static void take_output(celer_graph *g, int k, int v) {
+    g->nodes[k].outputs[0] = v;
+    g->values[v].producer = k;
+}
+
+/* Gives node n `count` input slots, the new ones omitted (-1). */
 static celer_status widen_inputs(celer_graph *g, celer_node *n, int count) {
     int *in = celer_arena_alloc(&g->arena, sizeof(int) * (size_t)count);
     if (!in) return CELER_ERR_NOMEM;
@@ -188,7 +194,7 @@ static celer_status pass_fold_batchnorm(celer_graph *g, const celer_graph_opt *o
         celer_status st = set_float(s, "bn_epsilon", celer_onnx_attr_float(bn->src, "epsilon", 1e-5f));
         if (st) return st;
         for (int j = 0; j < 4; j++) f->inputs[FC_BN_SCALE + j] = bn->inputs[1 + j];
-        f->outputs[0] = bn->outputs[0];
+        take_output(g, k, bn->outputs[0]);
         bn->src = NULL;
     }
     return CELER_OK;
@@ -224,34 +230,39 @@ static bool activation_of(const celer_graph *g, const celer_node *n, const char 
     return false;
 }
 
+/* Fuses the activation that alone reads FusedConv k's output, if any; before a residual Add it
+ * becomes "activation", after one "sum_activation". */
+static celer_status absorb_activation(celer_graph *g, const int *users, int k) {
+    celer_node *f = &g->nodes[k];
+    bool after_sum = f->inputs[FC_SUM] >= 0;
+    const char *slot = after_sum ? "sum_activation" : "activation";
+    if (has_attr(f, slot)) return CELER_OK;
+    int u = sole_user(g, users, f->outputs[0]);
+    if (u < 0) return CELER_OK;
+    celer_node *a = &g->nodes[u];
+    const char *name;
+    float alpha, beta;
+    if (!activation_of(g, a, &name, &alpha, &beta) || a->inputs[0] != f->outputs[0]) return CELER_OK;
+    synth_node *s = synth_of(f);
+    celer_status st;
+    if ((st = set_string(s, slot, name)) ||
+        (st = set_float(s, after_sum ? "sum_activation_alpha" : "activation_alpha", alpha)) ||
+        (st = set_float(s, after_sum ? "sum_activation_beta" : "activation_beta", beta)))
+        return st;
+    take_output(g, k, a->outputs[0]);
+    a->src = NULL;
+    return CELER_OK;
+}
+
 /* ---- fuse-conv-activation: FusedConv -> Relu / LeakyRelu / Clip / Sigmoid / Tanh.
- * Preconditions: the conv output is read only by the activation; Clip's bounds are constants.
- * Before a residual Add it becomes "activation", after one "sum_activation". */
+ * Preconditions: the conv output is read only by the activation; Clip's bounds are constants. */
 static celer_status pass_fuse_activation(celer_graph *g, const celer_graph_opt *opt) {
     (void)opt;
     int *users = index_users(g);
     if (!users) return CELER_ERR_NOMEM;
     for (int k = 0; k < g->n_nodes; k++) {
-        celer_node *f = &g->nodes[k];
-        if (!is_fused_conv(f)) continue;
-        bool after_sum = f->inputs[FC_SUM] >= 0;
-        const char *slot = after_sum ? "sum_activation" : "activation";
-        if (has_attr(f, slot)) continue;
-        int u = sole_user(g, users, f->outputs[0]);
-        if (u < 0) continue;
-        celer_node *a = &g->nodes[u];
-        const char *name;
-        float alpha, beta;
-        if (!activation_of(g, a, &name, &alpha, &beta) || a->inputs[0] != f->outputs[0]) continue;
-        synth_node *s = synth_of(f);
-        celer_status st;
-        if ((st = set_string(s, slot, name)) ||
-            (st = set_float(s, after_sum ? "sum_activation_alpha" : "activation_alpha", alpha)) ||
-            (st = set_float(s, after_sum ? "sum_activation_beta" : "activation_beta", beta)))
-            return st;
-        f->outputs[0] = a->outputs[0];
-        a->src = NULL;
-        users[f->outputs[0]] = -1; /* stale until the next index: no further fusion this pass */
+        celer_status st = is_fused_conv(&g->nodes[k]) ? absorb_activation(g, users, k) : CELER_OK;
+        if (st) return st;
     }
     return CELER_OK;
 }
@@ -266,7 +277,8 @@ static int64_t fused_out_channels(const celer_graph *g, const celer_node *f) {
  * Preconditions: both operands are outputs of FusedConvs with the same number of output channels
  * and weight rank (so no broadcasting can be involved but for spatial sizes, which the kernel
  * checks); F's output is read only by the Add; F has no residual and no post-residual activation.
- * When both qualify, the one computed later becomes F. */
+ * When both qualify, the one computed later becomes F. An activation reading the sum alone is
+ * fused as well (sum_activation). */
 static celer_status pass_fuse_add(celer_graph *g, const celer_graph_opt *opt) {
     (void)opt;
     int *users = index_users(g);
@@ -286,11 +298,13 @@ static celer_status pass_fuse_add(celer_graph *g, const celer_graph_opt *opt) {
         bool ok_b = sole_user(g, users, b) == k && g->nodes[pb].inputs[FC_SUM] < 0;
         if (ok_a && ok_b) ok_a = pa > pb; /* fuse into the later one */
         else if (!ok_a && !ok_b) continue;
-        celer_node *f = &g->nodes[ok_a ? pa : pb];
-        f->inputs[FC_SUM] = ok_a ? b : a;
-        f->outputs[0] = add->outputs[0];
+        int fk = ok_a ? pa : pb;
+        g->nodes[fk].inputs[FC_SUM] = ok_a ? b : a;
+        take_output(g, fk, add->outputs[0]);
         add->src = NULL;
-        users[f->outputs[0]] = -1;
+        /* the activation after the Add right away: the next block's Add reads its output */
+        celer_status st = absorb_activation(g, users, fk);
+        if (st) return st;
     }
     return CELER_OK;
 }
@@ -396,7 +410,6 @@ static const pass passes[] = {
     {"fold-batchnorm", pass_fold_batchnorm},
     {"fuse-conv-activation", pass_fuse_activation},
     {"fuse-conv-add", pass_fuse_add},
-    {"fuse-conv-activation", pass_fuse_activation}, /* the activation after a residual Add */
     {"blocked-layout", pass_blocked_layout},
 };
 

@@ -53,8 +53,19 @@ typedef struct ext_file {
     size_t size;
 } ext_file;
 
+/* A copy of misaligned raw data large enough to have its own mapping, so that it can be given
+ * back alone (celer_onnx_release_data). */
+typedef struct big_copy {
+    struct big_copy *next;
+    void *data; /* NULL once released */
+    size_t len;
+} big_copy;
+
+#define BIG_COPY_BYTES ((size_t)64 * 1024)
+
 struct celer_onnx_private {
     celer_arena arena;
+    big_copy *copies;
     void *map; /* the model file (celer_onnx_load only) */
     size_t map_len;
     ext_file *ext; /* external data files, each mapped once */
@@ -275,7 +286,25 @@ static bool bools_clean(const uint8_t *p, size_t n) {
     return true;
 }
 
-/* Points t->data at `src` when that is allowed and aligned, else copies into the arena. */
+/* Whether [p, p+n) lies in one of the model's file mappings. */
+static bool in_mapping(const struct celer_onnx_private *priv, const void *p, size_t n) {
+    uintptr_t a = (uintptr_t)p;
+    if (priv->map && a >= (uintptr_t)priv->map && a + n <= (uintptr_t)priv->map + priv->map_len) return true;
+    for (const ext_file *e = priv->ext; e; e = e->next)
+        if (e->data && a >= (uintptr_t)e->data && a + n <= (uintptr_t)e->data + e->size) return true;
+    return false;
+}
+
+/* Gives the pages under [p, p+n) of a read-only file mapping back: they stop counting in the
+ * process's memory and are read from the file again if touched. */
+static void drop_pages(const void *p, size_t n) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)p & ~(page - 1), hi = ((uintptr_t)p + n + page - 1) & ~(page - 1);
+    if (n) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+/* Points t->data at `src` when that is allowed and aligned, else copies it (into the arena, or
+ * into a mapping of its own when large; the file pages read are then dropped). */
 static celer_status place_bytes(dec *d, celer_tensor *t, const uint8_t *src, size_t nbytes) {
     size_t esz = celer_dtype_size(t->dtype);
     bool clean = t->dtype != CELER_BOOL || bools_clean(src, nbytes);
@@ -283,9 +312,24 @@ static celer_status place_bytes(dec *d, celer_tensor *t, const uint8_t *src, siz
         t->data = (void *)(uintptr_t)src; /* read-only mapping; onnx.h documents it */
         return CELER_OK;
     }
-    uint8_t *dst = dalloc(d, nbytes ? nbytes : 1, 64);
-    if (!dst) return CELER_ERR_NOMEM;
-    if (nbytes) memcpy(dst, src, nbytes);
+    uint8_t *dst;
+    if (d->priv && nbytes >= BIG_COPY_BYTES) {
+        big_copy *c = dalloc(d, sizeof *c, 16);
+        if (!c) return CELER_ERR_NOMEM;
+        void *m = mmap(NULL, nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return CELER_ERR_NOMEM;
+        c->data = m;
+        c->len = nbytes;
+        c->next = d->priv->copies;
+        d->priv->copies = c;
+        dst = m;
+        memcpy(dst, src, nbytes);
+        if (in_mapping(d->priv, src, nbytes)) drop_pages(src, nbytes);
+    } else {
+        dst = dalloc(d, nbytes ? nbytes : 1, 64);
+        if (!dst) return CELER_ERR_NOMEM;
+        if (nbytes) memcpy(dst, src, nbytes);
+    }
     if (!clean)
         for (size_t i = 0; i < nbytes; i++) dst[i] = dst[i] != 0;
     t->data = dst;
@@ -987,6 +1031,8 @@ static celer_status decode_model(dec *d, const uint8_t *p, size_t n, celer_onnx_
 }
 
 static void release_private(struct celer_onnx_private *priv) {
+    for (big_copy *c = priv->copies; c; c = c->next)
+        if (c->data) munmap(c->data, c->len);
     for (ext_file *e = priv->ext; e; e = e->next)
         if (e->data) munmap((void *)(uintptr_t)e->data, e->size);
     if (priv->map) munmap(priv->map, priv->map_len);
@@ -994,14 +1040,21 @@ static void release_private(struct celer_onnx_private *priv) {
     free(priv);
 }
 
-/* Decodes with `what` (file name or "ONNX model") in front of any message. */
-static celer_status parse_model(const void *bytes, size_t len, const char *base_dir, const char *what,
-                                celer_onnx_model **out) {
+/* Decodes with `what` (file name or "ONNX model") in front of any message. `map` (NULL for bytes
+ * the caller owns) is the file mapping holding `bytes`: the model owns it from here on, also
+ * when decoding fails. */
+static celer_status parse_model(const void *bytes, size_t len, void *map, const char *base_dir,
+                                const char *what, celer_onnx_model **out) {
     *out = NULL;
     if (!bytes && len) return celer_errorf(CELER_ERR_INVALID, "%s: NULL bytes", what);
     struct celer_onnx_private *priv = calloc(1, sizeof *priv);
-    if (!priv) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", what);
+    if (!priv) {
+        if (map) munmap(map, len);
+        return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", what);
+    }
     celer_arena_init(&priv->arena, 64 * 1024, 0);
+    priv->map = map; /* set before decoding: copies out of it drop its pages */
+    priv->map_len = map ? len : 0;
     dec d = {.arena = &priv->arena, .base_dir = base_dir, .priv = priv};
     celer_onnx_model *m = dalloc(&d, sizeof *m, 16);
     celer_status st = m ? decode_model(&d, bytes, len, m) : CELER_ERR_NOMEM;
@@ -1015,7 +1068,7 @@ static celer_status parse_model(const void *bytes, size_t len, const char *base_
 }
 
 celer_status celer_onnx_parse(const void *bytes, size_t len, const char *base_dir, celer_onnx_model **out) {
-    return parse_model(bytes, len, base_dir, "ONNX model", out);
+    return parse_model(bytes, len, NULL, base_dir, "ONNX model", out);
 }
 
 celer_status celer_onnx_load(const char *path, celer_onnx_model **out) {
@@ -1053,14 +1106,20 @@ celer_status celer_onnx_load(const char *path, celer_onnx_model **out) {
         munmap(map, len);
         return celer_errorf(CELER_ERR_LIMIT, "path '%s' is too long", path);
     }
-    celer_status s = parse_model(map, len, dir, path, out);
-    if (s) {
-        munmap(map, len);
-        return s;
-    }
-    (*out)->priv->map = map;
-    (*out)->priv->map_len = len;
-    return CELER_OK;
+    return parse_model(map, len, map, dir, path, out);
+}
+
+void celer_onnx_release_data(celer_onnx_model *model, const celer_tensor *t) {
+    struct celer_onnx_private *priv = model->priv;
+    size_t n;
+    if (!t->data || celer_tensor_bytes(t, &n) || !n) return;
+    for (big_copy *c = priv->copies; c; c = c->next)
+        if (c->data == t->data) {
+            munmap(c->data, c->len);
+            c->data = NULL;
+            return;
+        }
+    if (in_mapping(priv, t->data, n)) drop_pages(t->data, n);
 }
 
 void celer_onnx_free(celer_onnx_model *model) {

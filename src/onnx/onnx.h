@@ -121,6 +121,12 @@ celer_status celer_onnx_load(const char *path, celer_onnx_model **out);
 celer_status celer_onnx_parse(const void *bytes, size_t len, const char *base_dir,
                               celer_onnx_model **out);
 
+/* Says that nobody reads t's bytes again (a kernel copied them into its own layout at load): a
+ * large copy made by the loader is unmapped, pages of the model file under it are dropped from
+ * memory. t must be one of the model's initializers or Constant tensors. Whoever still holds t
+ * may keep its shape and type, never dereference t->data. */
+void celer_onnx_release_data(celer_onnx_model *model, const celer_tensor *t);
+
 /* Releases the model, its arena and its mappings; every pointer taken from it dies. NULL is ok. */
 void celer_onnx_free(celer_onnx_model *model);
 

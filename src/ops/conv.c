@@ -82,7 +82,7 @@ static celer_status conv_build(conv_local *l, bool transpose, bool has_bias, con
                                        pl, pr),
                                    who, "deconvolution descriptor")))
             return st;
-        return celer_dnnl_prim_create(&l->prim, &d, has_bias, NULL, who);
+        return celer_dnnl_prim_create(&l->prim, &d, has_bias, NULL, false, who);
     }
     dnnl_convolution_desc_t d;
     if ((st = celer_dnnl_check(dnnl_dilated_convolution_forward_desc_init(
@@ -90,7 +90,7 @@ static celer_status conv_build(conv_local *l, bool transpose, bool has_bias, con
                                    &wmd, has_bias ? &bmd : NULL, &ymd, strides, dil, pl, pr),
                                who, "convolution descriptor")))
         return st;
-    return celer_dnnl_prim_create(&l->prim, &d, has_bias, NULL, who);
+    return celer_dnnl_prim_create(&l->prim, &d, has_bias, NULL, false, who);
 }
 
 /* Gets this context's local, (re)computing geometry and primitive when the shapes changed. */

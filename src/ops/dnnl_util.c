@@ -40,7 +40,7 @@ celer_status celer_dnnl_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims
 }
 
 celer_status celer_dnnl_prim_create(celer_dnnl_prim *p, const void *op_desc, bool has_bias,
-                                    const_dnnl_post_ops_t post_ops, const char *who) {
+                                    const_dnnl_post_ops_t post_ops, bool layouts_only, const char *who) {
     memset(p, 0, sizeof *p);
     dnnl_engine_t eng = NULL;
     celer_status st = celer_dnnl_engine(&eng);
@@ -68,6 +68,10 @@ celer_status celer_dnnl_prim_create(celer_dnnl_prim *p, const void *op_desc, boo
     if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl)
         snprintf(p->impl, sizeof p->impl, "%s", impl);
     p->scratch_bytes = scratch_md ? dnnl_memory_desc_get_size(scratch_md) : 0;
+    if (layouts_only) {
+        dnnl_primitive_desc_destroy(pd);
+        return CELER_OK;
+    }
     st = celer_dnnl_check(dnnl_primitive_create(&p->prim, pd), who, "primitive creation");
     if (!st) st = celer_dnnl_check(dnnl_memory_create(&p->src, &p->src_md, eng, DNNL_MEMORY_NONE), who, "memory");
     if (!st) st = celer_dnnl_check(dnnl_memory_create(&p->weights, &p->weights_md, eng, DNNL_MEMORY_NONE), who, "memory");

@@ -35,10 +35,12 @@ typedef struct celer_dnnl_prim {
 
 /* Builds a forward primitive from an initialised op descriptor (convolution, deconvolution...)
  * with user-managed scratchpad and optional post-ops (NULL: none). Descriptors given with
- * dnnl_format_tag_any are resolved by oneDNN; the chosen ones are in p->*_md. On failure *p is
- * left empty (all NULL). *p owns everything it holds; release with celer_dnnl_prim_destroy. */
+ * dnnl_format_tag_any are resolved by oneDNN; the chosen ones are in p->*_md. With
+ * `layouts_only` only those are filled (no code is generated, *p holds nothing to destroy). On
+ * failure *p is left empty (all NULL). *p owns everything it holds; release with
+ * celer_dnnl_prim_destroy. */
 celer_status celer_dnnl_prim_create(celer_dnnl_prim *p, const void *op_desc, bool has_bias,
-                                    const_dnnl_post_ops_t post_ops, const char *who);
+                                    const_dnnl_post_ops_t post_ops, bool layouts_only, const char *who);
 
 /* Runs the primitive on the caller's buffers (bias NULL when built without; scratch must hold
  * scratch_bytes). Blocks until done. No allocation. */

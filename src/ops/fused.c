@@ -108,9 +108,10 @@ static void fused_free_state(void *p) {
 }
 
 /* Builds the convolution for geometry g: X and Y in their graph layouts when blocked (else
- * oneDNN's choice), weights in `wmd` (NULL: oneDNN's choice). */
+ * oneDNN's choice), weights in `wmd` (NULL: oneDNN's choice); only its layouts with
+ * `layouts_only`. */
 static celer_status build_conv(const fused_state *s, const celer_conv_geom *g, const dnnl_memory_desc_t *wmd,
-                               celer_dnnl_prim *p, const char *who) {
+                               bool layouts_only, celer_dnnl_prim *p, const char *who) {
     const celer_window *v = &g->win;
     int nsp = s->nsp, first = 3 - nsp, rank = nsp + 2;
     int64_t xd[5] = {g->n, g->c}, yd[5] = {g->n, g->m}, wd[6], bd[1] = {g->m};
@@ -153,7 +154,7 @@ static celer_status build_conv(const fused_state *s, const celer_conv_geom *g, c
         st = celer_dnnl_check(dnnl_post_ops_append_eltwise(po, 1.f, s->sum_act.alg, s->sum_act.alpha,
                                                            s->sum_act.beta),
                               who, "post-ops");
-    if (!st) st = celer_dnnl_prim_create(p, &d, s->bias != NULL, po, who);
+    if (!st) st = celer_dnnl_prim_create(p, &d, s->bias != NULL, po, layouts_only, who);
     dnnl_post_ops_destroy(po);
     return st;
 }
@@ -256,11 +257,10 @@ static celer_status pack_weights(const celer_op_info *info, fused_state *s, floa
     celer_dnnl_prim p = {0};
     const dnnl_memory_desc_t *want = &plain;
     celer_status guess = celer_conv_geom_make(who, &s->a, &x, &s->w, false, &g, &y);
-    if (!guess) guess = build_conv(s, &g, NULL, &p, who);
+    if (!guess) guess = build_conv(s, &g, NULL, true, &p, who);
     if (!guess) want = &p.weights_md;
     st = reorder_copy(fw, &plain, want, &s->packed, who);
     s->packed_md = *want;
-    celer_dnnl_prim_destroy(&p);
     (void)info;
     return st;
 }
@@ -317,9 +317,9 @@ static void fused_free_local(void *p) {
 
 /* Builds this context's primitive and reorders for input shape x. */
 static celer_status local_build(const fused_state *s, fused_local *l, const celer_shape *x, const char *who) {
-    celer_status st = build_conv(s, &l->g, &s->packed_md, &l->prim, who);
+    celer_status st = build_conv(s, &l->g, &s->packed_md, false, &l->prim, who);
     if (st) { /* the packed layout does not suit these shapes: let oneDNN choose, repack */
-            if ((st = build_conv(s, &l->g, NULL, &l->prim, who)) ||
+            if ((st = build_conv(s, &l->g, NULL, false, &l->prim, who)) ||
             (st = reorder_copy(s->packed, &s->packed_md, &l->prim.weights_md, &l->weights, who)))
             return st;
     }
@@ -459,7 +459,7 @@ static celer_status to_plain_run(celer_kernel_call *call) {
 
 static const celer_kernel kernels[] = {
     {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = "FusedConv", .since = 1, .until = CELER_OPS_MAX_VERSION,
-     .dtypes = F32, .type_input = FC_X, .flags = CELER_KERNEL_INPLACE_ON(FC_SUM),
+     .dtypes = F32, .type_input = FC_X, .flags = CELER_KERNEL_INPLACE_ON(FC_SUM) | CELER_KERNEL_PACKS_CONSTANTS,
      .init = fused_init, .reshape = fused_reshape, .run = fused_run, .free_state = fused_free_state,
      .free_local = fused_free_local},
     {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = "LayoutToPlain", .since = 1, .until = CELER_OPS_MAX_VERSION,

@@ -61,6 +61,9 @@ enum {
     /* Control flow (If, Loop, Scan): run by the runtime itself, which owns subgraph execution;
      * the entry exists so resolution and documentation treat it like any operator. */
     CELER_KERNEL_CONTROL = 1u << 2,
+    /* init copies what it needs of every input that is constant at load (packed weights) and
+     * reshape/run never read those inputs' bytes: the runtime may give their memory back. */
+    CELER_KERNEL_PACKS_CONSTANTS = 1u << 3,
 };
 
 /* In place over input i rather than input 0 (i < 256). */

@@ -238,9 +238,13 @@ celer_status celer_context_run(celer_context *c, const celer_tensor *inputs, con
     const celer_model *m = c->model;
     celer_status st = check_inputs(m, inputs);
     if (st) return st;
-    omp_set_num_threads(m->opts.threads);
-    if (openblas_get_num_threads() != m->opts.threads) openblas_set_num_threads(m->opts.threads);
+    celer_runtime_set_threads(m->opts.threads);
     return celer_exec_run(c, inputs, NULL, outputs);
+}
+
+void celer_runtime_set_threads(int n) {
+    omp_set_num_threads(n); /* per calling thread: each worker sets its own */
+    if (openblas_get_num_threads() != n) openblas_set_num_threads(n);
 }
 
 celer_tensor *celer_exec_tensor(celer_context *c, int v) { return &c->tensors[v]; }

@@ -131,10 +131,27 @@ celer_status celer_runtime_compile_graph(celer_model *m, celer_graph *g, const c
     }
     for (int k = 0; k < g->n_nodes; k++)
         if ((st = resolve_node(m, g, k, &m->arena, &cg->nodes[k]))) return st;
+    /* constants read only by kernels that pack them: released after the last such init, so the
+     * raw and the packed weights are never all in memory at once */
+    int *unpacked = celer_arena_alloc(&m->arena, sizeof(int) * (size_t)(g->n_values + 1));
+    if (!unpacked) return CELER_ERR_NOMEM;
+    for (int v = 0; v < g->n_values; v++) unpacked[v] = g->values[v].n_uses;
+    for (int k = 0; k < g->n_nodes; k++)
+        if (cg->nodes[k].kernel->flags & CELER_KERNEL_PACKS_CONSTANTS)
+            for (int j = 0; j < g->nodes[k].n_inputs; j++)
+                if (g->nodes[k].inputs[j] >= 0) unpacked[g->nodes[k].inputs[j]]--;
     for (int k = 0; k < g->n_nodes; k++) {
         compiled_node *cn = &cg->nodes[k];
         if (cn->kernel->init && (st = cn->kernel->init(&cn->info, &cn->state)))
             return celer_error_wrap(st, "%s", node_label(&g->nodes[k], k, label, sizeof label));
+        for (int j = 0; j < g->nodes[k].n_inputs; j++) {
+            int v = g->nodes[k].inputs[j];
+            const celer_value *val = v >= 0 ? &g->values[v] : NULL;
+            if (!val || !val->constant || val->is_output || unpacked[v] != 0 || val->last_use != k ||
+                !(cn->kernel->flags & CELER_KERNEL_PACKS_CONSTANTS))
+                continue;
+            celer_onnx_release_data(m->onnx, val->constant);
+        }
     }
     return CELER_OK;
 }
@@ -174,6 +191,7 @@ celer_status celer_model_compile(celer_onnx_model *onnx, const celer_model_optio
         celer_graph_opt gopt = {.layout_block = celer_ops_layout_block()};
         if ((st = celer_graph_optimize(g, &gopt))) goto fail;
     }
+    celer_runtime_set_threads(m->opts.threads); /* weight packing runs oneDNN reorders */
     if ((st = celer_runtime_compile_graph(m, g, NULL, &m->main))) goto fail;
     m->inputs = celer_arena_alloc(&m->arena, sizeof(celer_io_desc) * (size_t)(g->n_inputs + 1));
     m->outputs = celer_arena_alloc(&m->arena, sizeof(celer_io_desc) * (size_t)(g->n_outputs + 1));

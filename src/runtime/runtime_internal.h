@@ -41,6 +41,9 @@ celer_status celer_runtime_compile_graph(celer_model *m, celer_graph *g, const c
 /* Frees the kernel states of cg and its subgraphs. */
 void celer_runtime_free_graph(compiled_graph *cg);
 
+/* exec.c: intra-op threads of the calling thread's next kernels (OpenMP for oneDNN, OpenBLAS). */
+void celer_runtime_set_threads(int n);
+
 /* exec.c: contexts over any compiled graph. */
 celer_status celer_exec_context_new(const celer_model *m, const compiled_graph *cg, celer_context **out);
 /* Runs ctx's graph on its formal inputs (graph->inputs order) with `outer` bound to
