@@ -284,12 +284,68 @@ static double now_ms(void) {
 }
 
 #define MAX_BENCH_DIMS 64
+#define MAX_PROFILE_OPS 64
+
+typedef struct op_time {
+    const char *op;
+    double ms, flop;
+    int nodes;
+} op_time;
+
+/* --profile: `iterations` more runs with per-node timing (apart from the timed runs, so the clock
+ * reads never enter the latency figures); prints time per operator type and appends
+ * `, "op_ms": {...}, "op_gflop": {...}` (per run) to json. Returns non-zero on failure. */
+static int bench_profile(celer_context *ctx, const celer_tensor *inputs, int iterations, char *json, size_t cap) {
+    celer_status st = celer_context_set_profiling(ctx, true);
+    const celer_tensor *outputs;
+    for (int i = 0; !st && i < iterations; i++) st = celer_context_run(ctx, inputs, &outputs);
+    if (st) return fail_status(st);
+    const celer_node_profile *p;
+    int n = celer_context_profile(ctx, &p), n_ops = 0;
+    op_time ops[MAX_PROFILE_OPS];
+    double total = 0;
+    for (int k = 0; k < n; k++) {
+        int j = 0;
+        while (j < n_ops && strcmp(ops[j].op, p[k].op_type)) j++;
+        if (j == n_ops) {
+            if (n_ops == MAX_PROFILE_OPS) continue;
+            ops[n_ops++] = (op_time){p[k].op_type, 0, 0, 0};
+        }
+        ops[j].ms += p[k].ms / iterations;
+        ops[j].flop += p[k].flop / iterations;
+        ops[j].nodes++;
+        total += p[k].ms / iterations;
+    }
+    for (int a = 1; a < n_ops; a++) /* most time first */
+        for (int b = a; b > 0 && ops[b].ms > ops[b - 1].ms; b--) {
+            op_time t = ops[b];
+            ops[b] = ops[b - 1];
+            ops[b - 1] = t;
+        }
+    printf("profile      mean per run over %d more runs, by operator (fused nodes under their own names)\n", iterations);
+    size_t len = (size_t)snprintf(json, cap, ", \"op_ms\": {");
+    for (int j = 0; j < n_ops; j++) {
+        printf("  %-22s %4d nodes %10.3f ms %5.1f%%", ops[j].op, ops[j].nodes, ops[j].ms, total > 0 ? 100 * ops[j].ms / total : 0);
+        if (ops[j].flop > 0) printf("  %7.2f GFLOP  %6.1f GFLOP/s", ops[j].flop / 1e9, ops[j].flop / 1e6 / ops[j].ms);
+        printf("\n");
+        if (len < cap) len += (size_t)snprintf(json + len, cap - len, "%s\"%s\": %.4f", j ? ", " : "", ops[j].op, ops[j].ms);
+    }
+    if (len < cap) len += (size_t)snprintf(json + len, cap - len, "}, \"op_gflop\": {");
+    for (int j = 0, first = 1; j < n_ops; j++)
+        if (ops[j].flop > 0 && len < cap) {
+            len += (size_t)snprintf(json + len, cap - len, "%s\"%s\": %.4f", first ? "" : ", ", ops[j].op, ops[j].flop / 1e9);
+            first = 0;
+        }
+    if (len < cap) snprintf(json + len, cap - len, "}");
+    return 0;
+}
 
 static int cmd_bench(int argc, char **argv) {
     const char *model_path = NULL, *names[MAX_CLI_INPUTS], *files[MAX_CLI_INPUTS];
     const char *dim_names[MAX_BENCH_DIMS];
     long long dim_values[MAX_BENCH_DIMS];
     int n_given = 0, n_dims = 0, threads = 1, iterations = 50, warmup = 5;
+    bool profile = false, no_optimize = false;
     long long batch = 1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -315,6 +371,10 @@ static int cmd_bench(int argc, char **argv) {
             if ((iterations = atoi(argv[++i])) < 1 || iterations > 10000000) return fail("--iterations needs a number >= 1");
         } else if (!strcmp(a, "--warmup") && v) {
             if ((warmup = atoi(argv[++i])) < 0) return fail("--warmup needs a number >= 0");
+        } else if (!strcmp(a, "--profile")) {
+            profile = true;
+        } else if (!strcmp(a, "--no-optimize")) {
+            no_optimize = true;
         } else if (a[0] == '-') {
             return fail("unknown or incomplete option '%s' (see celer bench --help)", a);
         } else if (!model_path) {
@@ -324,7 +384,7 @@ static int cmd_bench(int argc, char **argv) {
         }
     }
     if (!model_path) return fail("celer bench: no model given");
-    celer_model_options opts = {.threads = threads};
+    celer_model_options opts = {.threads = threads, .no_optimize = no_optimize};
     celer_model *model;
     double t0 = now_ms();
     celer_status st = celer_model_load(model_path, &opts, &model);
@@ -408,9 +468,11 @@ static int cmd_bench(int argc, char **argv) {
         quoted[q++] = (unsigned char)*c < 0x20 ? '?' : *c;
     }
     quoted[q] = 0;
+    char ops_json[4096] = "";
+    if (profile && bench_profile(ctx, inputs, iterations, ops_json, sizeof ops_json)) goto done;
     printf("{\"model\": \"%s\", \"batch\": %lld, \"threads\": %d, \"iterations\": %d, \"load_ms\": %.3f, "
-           "\"median_ms\": %.4f, \"p90_ms\": %.4f, \"min_ms\": %.4f, \"throughput_per_s\": %.2f, \"peak_rss_mb\": %.1f}\n",
-           quoted, batch, threads, iterations, load_ms, median, p90, min, 1e3 / median * (double)batch, rss);
+           "\"median_ms\": %.4f, \"p90_ms\": %.4f, \"min_ms\": %.4f, \"throughput_per_s\": %.2f, \"peak_rss_mb\": %.1f%s}\n",
+           quoted, batch, threads, iterations, load_ms, median, p90, min, 1e3 / median * (double)batch, rss, ops_json);
     rc = 0;
 done:
     free(times);
@@ -479,10 +541,11 @@ static const struct {
     {"inspect", cmd_inspect, "inspect MODEL.onnx\n"
                              "      inputs, outputs, opsets, operators, parameters, and what celer cannot run", NULL},
     {"bench", cmd_bench, "bench MODEL.onnx [--input NAME=FILE.npy ...] [--batch N] [--dim NAME=VALUE ...] [--threads N]\n"
-                         "            [--iterations N] [--warmup N]\n"
+                         "            [--iterations N] [--warmup N] [--profile] [--no-optimize]\n"
                          "      runs the model repeatedly (random inputs where none are given; symbolic dims from --dim,\n"
                          "      else the first from --batch) and prints latency, throughput and peak memory; the last\n"
-                         "      line is JSON", NULL},
+                         "      line is JSON. --profile adds time per operator type (from separate runs);\n"
+                         "      --no-optimize runs the graph without fusions (as CELER_OPTIMIZE=0 does)", NULL},
     {"ops", cmd_ops, "ops\n      the kernel table: family, domain, versions, operator, types (tab-separated)", NULL},
 };
 

@@ -309,59 +309,115 @@ static celer_status pass_fuse_add(celer_graph *g, const celer_graph_opt *opt) {
     return CELER_OK;
 }
 
-/* ---- blocked-layout: FusedConv outputs stay in the blocked layout (channels in blocks of
- * opt->layout_block, innermost) when another FusedConv reads them as X or as its residual.
- * Preconditions: output channels a multiple of the block. A FusedConv with a residual uses the
- * residual's layout for its output (the sum post-op accumulates in place), which holds because
- * both have the same channel count. Every other reader (and a graph output) gets the plain
+/* Every reader of every value: (node, input slot) pairs, CSR by value. Implicit (subgraph)
+ * reads have slot -1. */
+typedef struct readers {
+    int *head; /* readers of v: at[head[v]] .. at[head[v+1]-1] */
+    struct { int node, slot; } *at;
+} readers;
+
+static celer_status index_readers(celer_graph *g, readers *r) {
+    int nv = g->n_values;
+    r->head = celer_arena_alloc(&g->arena, sizeof(int) * (size_t)(nv + 2));
+    if (!r->head) return CELER_ERR_NOMEM;
+    size_t total = 0;
+    for (int k = 0; k < g->n_nodes; k++) {
+        const celer_node *n = &g->nodes[k];
+        for (int j = 0; j < n->n_inputs + n->n_implicit; j++) {
+            int v = j < n->n_inputs ? n->inputs[j] : n->implicit[j - n->n_inputs];
+            if (v >= 0) r->head[v + 1]++, total++;
+        }
+    }
+    for (int v = 0; v < nv; v++) r->head[v + 1] += r->head[v];
+    r->at = celer_arena_alloc(&g->arena, sizeof(*r->at) * (total + 1));
+    int *fill = celer_arena_alloc(&g->arena, sizeof(int) * (size_t)(nv + 1));
+    if (!r->at || !fill) return CELER_ERR_NOMEM;
+    memcpy(fill, r->head, sizeof(int) * (size_t)nv);
+    for (int k = 0; k < g->n_nodes; k++) {
+        const celer_node *n = &g->nodes[k];
+        for (int j = 0; j < n->n_inputs + n->n_implicit; j++) {
+            int v = j < n->n_inputs ? n->inputs[j] : n->implicit[j - n->n_inputs];
+            if (v < 0) continue;
+            r->at[fill[v]].node = k;
+            r->at[fill[v]++].slot = j < n->n_inputs ? j : -1;
+        }
+    }
+    return CELER_OK;
+}
+
+/* A 2-D float MaxPool (no Indices output) or AveragePool (no ceil_mode) that oneDNN's pooling
+ * can run on blocked data as BlockedPool. */
+static bool poolable(const celer_node *n) {
+    bool max = is_onnx(n, "MaxPool"), avg = is_onnx(n, "AveragePool");
+    const int64_t *k;
+    if ((!max && !avg) || n->n_inputs != 1 || n->n_outputs != 1) return false;
+    if (celer_onnx_attr_ints(n->src, "kernel_shape", &k) != 2) return false;
+    return max || celer_onnx_attr_int(n->src, "ceil_mode", 0) == 0;
+}
+
+/* ---- blocked-layout: activations stay in the blocked layout (channels in blocks of
+ * opt->layout_block, innermost) between the nodes that can read and write it: FusedConv (X,
+ * residual and Y) and 2-D pooling (converted to BlockedPool). Going in topological order, a
+ * FusedConv output is blocked when its channel count is a multiple of the block and a reader
+ * can take it blocked (or it has a residual: the sum post-op accumulates in place, so Y takes
+ * the residual's layout, which is blocked by the same rule since both have the same channels);
+ * a pool is blocked when its input is. Every other reader (and a graph output) gets the plain
  * tensor from one LayoutToPlain node, which takes over the original value and its name. */
 static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *opt) {
     int block = opt->layout_block;
     if (block <= 0) return CELER_OK;
     int n0 = g->n_nodes;
+    readers rd;
+    celer_status st = index_readers(g, &rd);
+    if (st) return st;
     bool *blocked = celer_arena_alloc(&g->arena, sizeof(bool) * (size_t)(n0 + 1));
     if (!blocked) return CELER_ERR_NOMEM;
     for (int k = 0; k < n0; k++) {
         const celer_node *f = &g->nodes[k];
-        blocked[k] = false;
-        if (!is_fused_conv(f) || fused_out_channels(g, f) % block) continue;
-        if (f->inputs[FC_SUM] >= 0) {
-            blocked[k] = true;
-            continue;
-        }
         int y = f->outputs[0];
-        for (int u = k + 1; u < n0 && !blocked[k]; u++) {
-            const celer_node *r = &g->nodes[u];
-            if (is_fused_conv(r) && (r->inputs[FC_X] == y || r->inputs[FC_SUM] == y)) blocked[k] = true;
+        blocked[k] = false;
+        if (poolable(f)) {
+            int p = g->values[f->inputs[0]].producer;
+            blocked[k] = p >= 0 && p < k && blocked[p];
+        } else if (is_fused_conv(f) && fused_out_channels(g, f) % block == 0) {
+            blocked[k] = f->inputs[FC_SUM] >= 0;
+            for (int e = rd.head[y]; e < rd.head[y + 1] && !blocked[k]; e++) {
+                const celer_node *r = &g->nodes[rd.at[e].node];
+                int j = rd.at[e].slot;
+                blocked[k] = (is_fused_conv(r) && (j == FC_X || j == FC_SUM)) || (poolable(r) && j == 0);
+            }
         }
     }
     for (int k = 0; k < n0; k++) {
         if (!blocked[k]) continue;
         int y = g->nodes[k].outputs[0];
+        if (poolable(&g->nodes[k])) { /* its input was rewired when its producer was seen */
+            synth_node *s = synth_new(g, g->nodes[k].src, "BlockedPool", 4);
+            if (!s) return CELER_ERR_NOMEM;
+            if ((st = set_string(s, "mode", is_onnx(&g->nodes[k], "MaxPool") ? "max" : "avg")) ||
+                (st = set_int(s, "x_blocked", block)))
+                return st;
+            g->nodes[k].src = &s->node;
+        }
         char name[256];
         snprintf(name, sizeof name, "%s (blocked)", g->values[y].name);
         int yb = celer_graph_add_value(g, name);
         if (yb < 0) return CELER_ERR_NOMEM;
         g->values[yb].dtype = g->values[y].dtype;
-        celer_node *f = &g->nodes[k];
-        celer_status st;
-        if ((st = set_int(synth_of(f), "y_blocked", block))) return st;
-        f->outputs[0] = yb;
+        if ((st = set_int(synth_of(&g->nodes[k]), "y_blocked", block))) return st;
+        g->nodes[k].outputs[0] = yb;
         bool plain_readers = g->values[y].is_output;
-        for (int u = 0; u < g->n_nodes; u++) {
+        for (int e = rd.head[y]; e < rd.head[y + 1]; e++) {
+            int u = rd.at[e].node, j = rd.at[e].slot;
             celer_node *r = &g->nodes[u];
-            for (int j = 0; j < r->n_inputs; j++) {
-                if (r->inputs[j] != y) continue;
-                if (is_fused_conv(r) && j == FC_X) {
-                    r->inputs[j] = yb;
-                    if ((st = set_int(synth_of(r), "x_blocked", block))) return st;
-                } else if (is_fused_conv(r) && j == FC_SUM) {
-                    r->inputs[j] = yb;
-                } else {
-                    plain_readers = true;
-                }
+            if (is_fused_conv(r) && j == FC_X) {
+                r->inputs[j] = yb;
+                if ((st = set_int(synth_of(r), "x_blocked", block))) return st;
+            } else if ((is_fused_conv(r) && j == FC_SUM) || (poolable(r) && j == 0 && blocked[u])) {
+                r->inputs[j] = yb;
+            } else {
+                plain_readers = true;
             }
-            for (int j = 0; j < r->n_implicit; j++) plain_readers |= r->implicit[j] == y;
         }
         if (!plain_readers) continue;
         synth_node *s = synth_new(g, NULL, "LayoutToPlain", 1);

@@ -60,9 +60,12 @@ celer_status celer_dnnl_prim_create(celer_dnnl_prim *p, const void *op_desc, boo
     if (st) return st;
 
     const dnnl_memory_desc_t *scratch_md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    p->src_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
-    p->weights_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    p->dst_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    const dnnl_memory_desc_t *src_md = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    const dnnl_memory_desc_t *weights_md = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    const dnnl_memory_desc_t *dst_md = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    if (src_md) p->src_md = *src_md;
+    if (weights_md) p->weights_md = *weights_md; /* none for pooling */
+    if (dst_md) p->dst_md = *dst_md;
     const dnnl_memory_desc_t *bias_md = has_bias ? dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1) : NULL;
     const char *impl = NULL;
     if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl)
@@ -74,7 +77,8 @@ celer_status celer_dnnl_prim_create(celer_dnnl_prim *p, const void *op_desc, boo
     }
     st = celer_dnnl_check(dnnl_primitive_create(&p->prim, pd), who, "primitive creation");
     if (!st) st = celer_dnnl_check(dnnl_memory_create(&p->src, &p->src_md, eng, DNNL_MEMORY_NONE), who, "memory");
-    if (!st) st = celer_dnnl_check(dnnl_memory_create(&p->weights, &p->weights_md, eng, DNNL_MEMORY_NONE), who, "memory");
+    if (!st && weights_md)
+        st = celer_dnnl_check(dnnl_memory_create(&p->weights, &p->weights_md, eng, DNNL_MEMORY_NONE), who, "memory");
     if (!st && bias_md) st = celer_dnnl_check(dnnl_memory_create(&p->bias, bias_md, eng, DNNL_MEMORY_NONE), who, "memory");
     if (!st) st = celer_dnnl_check(dnnl_memory_create(&p->dst, &p->dst_md, eng, DNNL_MEMORY_NONE), who, "memory");
     if (!st && p->scratch_bytes)

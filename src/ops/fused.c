@@ -10,6 +10,8 @@
  *       Attributes: the Conv's, plus activation / sum_activation (Relu, LeakyRelu, Clip,
  *       Sigmoid, Tanh) with *_alpha / *_beta, bn_epsilon, and x_blocked / y_blocked: the channel
  *       block of X's and Y's (and Sum's) layout when they are blocked (nChw8c for 8), else plain.
+ *   BlockedPool(X) -> Y: 2-D MaxPool (mode "max") or AveragePool ("avg", count_include_pad) with
+ *       the ONNX op's window attributes, through oneDNN's pooling, X and Y blocked.
  *   LayoutToPlain(X) -> Y: a blocked tensor (attribute `block`) back to the plain layout.
  *
  * A blocked tensor has its logical NCHW shape in celer_tensor.shape and its bytes in
@@ -425,6 +427,114 @@ static celer_status fused_run(celer_kernel_call *call) {
     return CELER_OK;
 }
 
+/* ---- BlockedPool: MaxPool / AveragePool through oneDNN's pooling on blocked data ---- */
+
+typedef struct pool_state {
+    celer_win_attrs a;
+    bool max, include_pad;
+    int x_block, y_block;
+} pool_state;
+
+typedef struct pool_local {
+    celer_shape x; /* rank -1 until built */
+    celer_shape y;
+    bool built;
+    celer_dnnl_prim prim;
+} pool_local;
+
+static celer_status pool_init(const celer_op_info *info, void **state) {
+    char who[160];
+    pool_state *s = calloc(1, sizeof *s);
+    if (!s) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", celer_ops_who(info, who, sizeof who));
+    celer_status st = celer_win_attrs_parse(info, &s->a);
+    s->max = !strcmp(celer_onnx_attr_string(info->node, "mode", "max"), "max");
+    s->include_pad = celer_onnx_attr_int(info->node, "count_include_pad", 0) == 1;
+    s->x_block = (int)celer_onnx_attr_int(info->node, "x_blocked", 0);
+    s->y_block = (int)celer_onnx_attr_int(info->node, "y_blocked", 0);
+    if (!st && s->a.n_kernel != 2)
+        st = celer_errorf(CELER_ERR_INTERNAL, "%s: a 2-D kernel_shape is required", celer_ops_who(info, who, sizeof who));
+    if (st) {
+        free(s);
+        return st;
+    }
+    *state = s;
+    return CELER_OK;
+}
+
+static void pool_free_local(void *p) {
+    pool_local *l = p;
+    if (!l) return;
+    celer_dnnl_prim_destroy(&l->prim);
+    free(l);
+}
+
+static celer_status pool_build(const pool_state *s, pool_local *l, const celer_window *w, const char *who) {
+    dnnl_memory_desc_t xmd, ymd;
+    dnnl_dims_t strides, kernel, dil, pl, pr;
+    for (int i = 0; i < 2; i++) {
+        strides[i] = w->stride[1 + i];
+        kernel[i] = w->k[1 + i];
+        dil[i] = w->dil[1 + i] - 1;
+        pl[i] = w->pad_l[1 + i];
+        /* right padding as oneDNN counts it: whatever makes its output size ours (ceil_mode) */
+        pr[i] = (w->out[1 + i] - 1) * w->stride[1 + i] + (w->k[1 + i] - 1) * w->dil[1 + i] + 1 - w->in[1 + i] - pl[i];
+    }
+    celer_status st;
+    if ((st = data_md(&xmd, l->x.dims, 4, s->x_block, who)) || (st = data_md(&ymd, l->y.dims, 4, s->y_block, who)))
+        return st;
+    dnnl_alg_kind_t alg = s->max ? dnnl_pooling_max
+                          : s->include_pad ? dnnl_pooling_avg_include_padding : dnnl_pooling_avg_exclude_padding;
+    dnnl_pooling_v2_desc_t d;
+    if ((st = celer_dnnl_check(dnnl_pooling_v2_forward_desc_init(&d, dnnl_forward_inference, alg, &xmd, &ymd,
+                                                                 strides, kernel, dil, pl, pr),
+                               who, "pooling descriptor")))
+        return st;
+    return celer_dnnl_prim_create(&l->prim, &d, false, NULL, false, who);
+}
+
+static celer_status pool_reshape(celer_kernel_call *call) {
+    char who[160];
+    celer_ops_who(call->info, who, sizeof who);
+    const pool_state *s = call->state;
+    const celer_tensor *x = call->in[0];
+    if (x->dtype != CELER_FLOAT || x->shape.rank != 4)
+        return celer_errorf(CELER_ERR_SHAPE, "%s: X must be a float tensor of rank 4", who);
+    pool_local *l = *call->local;
+    if (!l) {
+        if (!(l = calloc(1, sizeof *l))) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", who);
+        l->x.rank = -1;
+        *call->local = l;
+    }
+    if (!celer_shape_equal(&l->x, &x->shape)) {
+        celer_dnnl_prim_destroy(&l->prim);
+        l->built = false;
+        l->x.rank = -1;
+        celer_window w;
+        celer_status st = celer_window_forward(who, &s->a, 2, x->shape.dims + 2, s->a.kernel, &w);
+        if (st) return st;
+        l->y = (celer_shape){4, {x->shape.dims[0], x->shape.dims[1], w.out[1], w.out[2]}};
+        l->x = x->shape;
+        if (celer_shape_numel(&x->shape) && celer_shape_numel(&l->y)) {
+            if ((st = pool_build(s, l, &w, who))) {
+                l->x.rank = -1;
+                return st;
+            }
+            l->built = true;
+        }
+    }
+    call->out[0].shape = l->y;
+    call->scratch_size = l->built ? l->prim.scratch_bytes : 0;
+    return CELER_OK;
+}
+
+static celer_status pool_run(celer_kernel_call *call) {
+    const pool_local *l = *call->local;
+    if (!l->built) return CELER_OK;
+    char who[160];
+    return celer_dnnl_prim_run(&l->prim, call->in[0]->data, NULL, NULL, call->out[0].data, call->scratch,
+                               celer_ops_who(call->info, who, sizeof who));
+}
+
 /* ---- LayoutToPlain ---- */
 
 static celer_status to_plain_reshape(celer_kernel_call *call) {
@@ -462,6 +572,9 @@ static const celer_kernel kernels[] = {
      .dtypes = F32, .type_input = FC_X, .flags = CELER_KERNEL_INPLACE_ON(FC_SUM) | CELER_KERNEL_PACKS_CONSTANTS,
      .init = fused_init, .reshape = fused_reshape, .run = fused_run, .free_state = fused_free_state,
      .free_local = fused_free_local},
+    {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = "BlockedPool", .since = 1, .until = CELER_OPS_MAX_VERSION,
+     .dtypes = F32, .type_input = 0, .init = pool_init, .reshape = pool_reshape, .run = pool_run,
+     .free_state = free, .free_local = pool_free_local},
     {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = "LayoutToPlain", .since = 1, .until = CELER_OPS_MAX_VERSION,
      .dtypes = F32, .type_input = 0, .reshape = to_plain_reshape, .run = to_plain_run},
 };

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cblas.h>
 
@@ -44,6 +45,7 @@ struct celer_context {
     int n_overflow;
     const celer_tensor **in_ptrs; /* scratch for node input pointers */
     celer_tensor *outputs;        /* the graph outputs of the last run */
+    celer_node_profile *profile;  /* per node while profiling, else NULL */
 };
 
 celer_status celer_context_init(const celer_model *model, celer_context **out) {
@@ -103,7 +105,52 @@ void celer_context_free(celer_context *c) {
     free(c->overflow);
     free(c->in_ptrs);
     free(c->outputs);
+    free(c->profile);
     free(c);
+}
+
+celer_status celer_context_set_profiling(celer_context *c, bool on) {
+    free(c->profile);
+    c->profile = NULL;
+    if (!on) return CELER_OK;
+    const celer_graph *g = c->cg->graph;
+    if (!(c->profile = calloc((size_t)g->n_nodes + 1, sizeof *c->profile)))
+        return celer_errorf(CELER_ERR_NOMEM, "out of memory starting a profile");
+    for (int k = 0; k < g->n_nodes; k++) {
+        c->profile[k].op_type = g->nodes[k].src->op_type;
+        c->profile[k].name = g->nodes[k].src->name ? g->nodes[k].src->name : "";
+    }
+    return CELER_OK;
+}
+
+int celer_context_profile(const celer_context *c, const celer_node_profile **out) {
+    *out = c->profile;
+    return c->profile ? c->cg->graph->n_nodes : 0;
+}
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+/* Multiply-adds x 2 of the node just run, for the ops that are mostly that. */
+static double node_flop(const char *op, const celer_kernel_call *call) {
+    const celer_tensor *y = &call->out[0];
+    if (!strcmp(op, "Conv") || !strcmp(op, "FusedConv")) {
+        const celer_tensor *w = call->n_in > 1 ? call->in[1] : NULL;
+        if (!w) return 0;
+        /* each output element: C/group x kernel products */
+        return 2.0 * (double)celer_shape_numel(&y->shape) * (double)(celer_shape_numel(&w->shape) / w->shape.dims[0]);
+    }
+    if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul") || !strcmp(op, "FusedGemm")) {
+        const celer_tensor *a = call->in[0];
+        if (!a || a->shape.rank < 1 || y->shape.rank < 1) return 0;
+        int64_t k = a->shape.rank == 1 ? a->shape.dims[0] : a->shape.dims[a->shape.rank - 1];
+        if (!strcmp(op, "Gemm") && celer_onnx_attr_int(call->info->node, "transA", 0)) k = a->shape.dims[0];
+        return 2.0 * (double)celer_shape_numel(&y->shape) * (double)k;
+    }
+    return 0;
 }
 
 size_t celer_context_arena_bytes(const celer_context *c) { return c->arena_cap; }
@@ -384,7 +431,13 @@ celer_status celer_exec_run(celer_context *c, const celer_tensor *inputs, const 
                 call.scratch = c->bufs[scratch_buf].ptr;
                 c->bufs[scratch_buf].refs = 1;
             }
+            double t0 = c->profile ? now_ms() : 0;
             st = kern->run(&call);
+            if (c->profile && !st) {
+                c->profile[k].ms += now_ms() - t0;
+                c->profile[k].flop += node_flop(n->src->op_type, &call);
+                c->profile[k].runs++;
+            }
             if (call.scratch_size) buf_unref(c, scratch_buf);
             if (st) goto node_fail;
         }

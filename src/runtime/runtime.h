@@ -67,6 +67,21 @@ void celer_context_free(celer_context *ctx);
 celer_status celer_context_run(celer_context *ctx, const celer_tensor *inputs,
                                const celer_tensor **outputs);
 
+/* Time spent in one node over the profiled runs of a context. */
+typedef struct celer_node_profile {
+    const char *op_type, *name; /* of the node as compiled (fused nodes: FusedConv...) */
+    double ms;                  /* wall time summed over the profiled runs */
+    double flop;                /* floating-point operations summed likewise (convolutions, GEMMs; 0 else) */
+    int runs;
+} celer_node_profile;
+
+/* Starts (on) or stops timing every node of the context's main graph in the runs that follow;
+ * starting clears what was gathered. Costs two clock reads per node. */
+celer_status celer_context_set_profiling(celer_context *ctx, bool on);
+/* The per-node figures so far, one per node of the compiled main graph (owned by the context);
+ * returns their count (0 when profiling never started). */
+int celer_context_profile(const celer_context *ctx, const celer_node_profile **out);
+
 /* Bytes of the context's activation arena (after the runs so far). */
 size_t celer_context_arena_bytes(const celer_context *ctx);
 
