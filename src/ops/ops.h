@@ -54,9 +54,10 @@ enum {
     /* out[0] is a view of in[0]'s bytes (Reshape, Identity, Squeeze...): the executor makes
      * out[0].data alias in[0].data after reshape; `run` may be NULL. */
     CELER_KERNEL_ALIAS = 1u << 0,
-    /* out[0] may be written into in[0]'s buffer (in[i]'s with CELER_KERNEL_INPLACE_ON(i)) when
-     * that input dies here and the sizes match (elementwise ops read element i before writing
-     * element i). */
+    /* out[0] may be written into in[0]'s buffer when that input dies here and the sizes match
+     * (elementwise ops read element i before writing element i). With CELER_KERNEL_INPLACE_ON(i)
+     * the buffer is in[i]'s, and only when no other input reads that buffer (the kernel reads its
+     * other inputs in any order: a convolution accumulating into its residual input). */
     CELER_KERNEL_INPLACE = 1u << 1,
     /* Control flow (If, Loop, Scan): run by the runtime itself, which owns subgraph execution;
      * the entry exists so resolution and documentation treat it like any operator. */

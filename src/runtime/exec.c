@@ -413,7 +413,8 @@ celer_status celer_exec_run(celer_context *c, const celer_tensor *inputs, const 
                 int reads_here = 0;
                 for (int i = 0; i < n->n_inputs; i++)
                     if (n->inputs[i] >= 0 && c->buf_of[n->inputs[i]] == b0) reads_here++;
-                if (c->bufs[b0].refs == reads_here) {
+                bool exclusive = CELER_KERNEL_INPLACE_INPUT(kern->flags) != 0;
+                if (c->bufs[b0].refs == reads_here && (!exclusive || reads_here == 1)) {
                     t->data = c->bufs[b0].ptr;
                     c->buf_of[v] = b0;
                     c->bufs[b0].refs += uses;

@@ -132,7 +132,47 @@ static int count_files(const char *dir, const char *prefix) {
 }
 
 /* Runs one case; writes a one-line message to `out_fd`; returns the exit code (an outcome). */
-static int run_case(const char *dir, int out_fd) {
+/* --constant-inputs: every graph input but the first becomes an initializer holding
+ * test_data_set_0's value, so that the graph passes which need constant weights (fusions, BN
+ * folding, weight packing) run on every case. The model keeps its other inputs' data in arena. */
+static celer_status load_constant_inputs(const char *dir, celer_arena *arena, celer_model **out) {
+    char path[4608];
+    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    celer_onnx_model *onnx;
+    celer_status st = celer_onnx_load(path, &onnx);
+    if (st) return st;
+    const celer_onnx_graph *g = onnx->graph;
+    celer_onnx_graph *ng = celer_arena_alloc(arena, sizeof *ng);
+    celer_onnx_named_tensor *inits =
+        celer_arena_alloc(arena, sizeof *inits * (size_t)(g->n_initializers + g->n_inputs + 1));
+    if (!ng || !inits) {
+        celer_onnx_free(onnx);
+        return CELER_ERR_NOMEM;
+    }
+    *ng = *g;
+    memcpy(inits, g->initializers, sizeof *inits * (size_t)g->n_initializers);
+    int n = g->n_initializers, data_input = 0;
+    for (int i = 0; i < g->n_inputs; i++) {
+        bool has_init = false;
+        for (int j = 0; j < g->n_initializers && !has_init; j++)
+            has_init = !strcmp(g->initializers[j].name, g->inputs[i].name);
+        if (has_init) continue;
+        if (data_input++ == 0) continue; /* the first stays an input */
+        snprintf(path, sizeof path, "%s/test_data_set_0/input_%d.pb", dir, data_input - 1);
+        inits[n].name = g->inputs[i].name;
+        if ((st = read_pb(path, arena, &inits[n].tensor))) {
+            celer_onnx_free(onnx);
+            return st;
+        }
+        n++;
+    }
+    ng->initializers = inits;
+    ng->n_initializers = n;
+    onnx->graph = ng;
+    return celer_model_compile(onnx, NULL, out);
+}
+
+static int run_case(const char *dir, bool constant_inputs, int out_fd) {
     char path[4608], msg[MSG_CAP] = "";
     int rc = PASS;
     celer_model *model = NULL;
@@ -140,7 +180,7 @@ static int run_case(const char *dir, int out_fd) {
     celer_arena arena;
     celer_arena_init(&arena, 1 << 20, 0);
     snprintf(path, sizeof path, "%s/model.onnx", dir);
-    celer_status st = celer_model_load(path, NULL, &model);
+    celer_status st = constant_inputs ? load_constant_inputs(dir, &arena, &model) : celer_model_load(path, NULL, &model);
     if (st) {
         snprintf(msg, sizeof msg, "%s", celer_error_message());
         rc = st == CELER_ERR_UNSUPPORTED ? UNSUPPORTED : FAIL;
@@ -160,11 +200,13 @@ static int run_case(const char *dir, int out_fd) {
         if (!strncmp(e->d_name, "test_data_set_", 14)) sets[n_sets++] = strdup(e->d_name);
     if (d) closedir(d);
     qsort(sets, (size_t)n_sets, sizeof *sets, cmp_str);
+    if (constant_inputs && n_sets > 1) n_sets = 1; /* the constants came from set 0 */
     for (int s = 0; s < n_sets && rc == PASS; s++) {
         char set_dir[4400];
         snprintf(set_dir, sizeof set_dir, "%s/%s", dir, sets[s]);
         int n_in = count_files(set_dir, "input"), n_out = count_files(set_dir, "output");
         int want_in = celer_model_input_count(model);
+        if (constant_inputs && n_in > 1) n_in = 1;
         if (n_in != want_in || n_in > MAX_IO || n_out > MAX_IO) {
             snprintf(msg, sizeof msg, "%s: %d input files for %d model inputs", sets[s], n_in, want_in);
             rc = FAIL;
@@ -266,8 +308,11 @@ static int usage(void) {
     fprintf(stderr,
             "usage: celer_conformance --data DIR [--manifest FILE] [--report FILE] [--write-manifest FILE]\n"
             "                         [--case FOLDER/CASE]... [--filter SUBSTRING] [--jobs N] [--timeout S] [--quiet]\n"
+            "                         [--constant-inputs]\n"
             "  runs every case of DIR/{node,pytorch-converted,pytorch-operator,simple} (or the given ones),\n"
-            "  each in a child process; fails when a case of the manifest does not pass.\n");
+            "  each in a child process; fails when a case of the manifest does not pass.\n"
+            "  --constant-inputs: inputs after the first become initializers (data set 0), so the graph\n"
+            "  optimizations that need constant weights run on every case\n");
     return 2;
 }
 
@@ -275,6 +320,7 @@ int main(int argc, char **argv) {
     const char *data = NULL, *manifest = NULL, *report = NULL, *write_manifest = NULL, *filter = NULL;
     const char *only[256];
     int n_only = 0, timeout_s = 60, quiet = 0, jobs = 2;
+    bool constant_inputs = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -287,6 +333,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--timeout") && v) timeout_s = atoi(argv[++i]);
         else if (!strcmp(a, "--jobs") && v) jobs = atoi(argv[++i]);
         else if (!strcmp(a, "--quiet")) quiet = 1;
+        else if (!strcmp(a, "--constant-inputs")) constant_inputs = true;
         else return usage();
     }
     if (!data) return usage();
@@ -339,7 +386,7 @@ int main(int argc, char **argv) {
             if (pid == 0) {
                 close(fds[0]);
                 alarm((unsigned)timeout_s);
-                _exit(run_case(dir, fds[1]));
+                _exit(run_case(dir, constant_inputs, fds[1]));
             }
             close(fds[1]);
             pids[s] = pid;
