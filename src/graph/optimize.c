@@ -267,6 +267,128 @@ static celer_status pass_fuse_activation(celer_graph *g, const celer_graph_opt *
     return CELER_OK;
 }
 
+/* ---- fuse-gelu: the erf form of GELU as exporters write it,
+ *   Mul(Mul(x, Add(Erf(Div(x, sqrt 2)), 1)), 0.5)    (or Mul(x, 1/sqrt 2) for the Div,
+ * operands of Add and Mul in either order) becomes one Gelu(x) node.
+ * Preconditions: the constants are float scalars equal to those values within 1e-6 relative;
+ * every intermediate value is read only by the next node of the pattern. */
+static bool scalar_is(const celer_graph *g, int v, double want) {
+    const celer_tensor *t = constant_of(g, v);
+    if (!t || t->dtype != CELER_FLOAT || celer_shape_numel(&t->shape) != 1) return false;
+    double got = *(const float *)t->data;
+    return got == got && (got - want < 0 ? want - got : got - want) <= 1e-6 * (want < 0 ? -want : want);
+}
+
+/* The operand of binary node n other than v (n reads v once), or -1. */
+static int other_operand(const celer_node *n, int v) {
+    if (n->n_inputs != 2) return -1;
+    return n->inputs[0] == v ? n->inputs[1] : n->inputs[1] == v ? n->inputs[0] : -1;
+}
+
+static celer_status pass_fuse_gelu(celer_graph *g, const celer_graph_opt *opt) {
+    (void)opt;
+    int *users = index_users(g);
+    if (!users) return CELER_ERR_NOMEM;
+    for (int k = 0; k < g->n_nodes; k++) {
+        celer_node *e = &g->nodes[k];
+        if (!is_onnx(e, "Erf") || e->n_inputs != 1 || e->n_outputs != 1 || e->inputs[0] < 0) continue;
+        int dv = e->inputs[0], dk = g->values[dv].producer;
+        if (dk < 0 || sole_user(g, users, dv) != k) continue;
+        celer_node *d = &g->nodes[dk];
+        int x;
+        if (is_onnx(d, "Div") && d->n_inputs == 2 && scalar_is(g, d->inputs[1], 1.4142135623730951)) {
+            x = d->inputs[0];
+        } else if (is_onnx(d, "Mul") && d->n_inputs == 2) {
+            x = scalar_is(g, d->inputs[1], 0.7071067811865476) ? d->inputs[0]
+                : scalar_is(g, d->inputs[0], 0.7071067811865476) ? d->inputs[1] : -1;
+        } else {
+            continue;
+        }
+        int ak = sole_user(g, users, e->outputs[0]);
+        if (x < 0 || ak < 0 || !is_onnx(&g->nodes[ak], "Add") ||
+            !scalar_is(g, other_operand(&g->nodes[ak], e->outputs[0]), 1.0))
+            continue;
+        int m1 = sole_user(g, users, g->nodes[ak].outputs[0]);
+        if (m1 < 0 || !is_onnx(&g->nodes[m1], "Mul") || other_operand(&g->nodes[m1], g->nodes[ak].outputs[0]) != x)
+            continue;
+        int m2 = sole_user(g, users, g->nodes[m1].outputs[0]);
+        if (m2 < 0 || !is_onnx(&g->nodes[m2], "Mul") || !scalar_is(g, other_operand(&g->nodes[m2], g->nodes[m1].outputs[0]), 0.5))
+            continue;
+        synth_node *s = synth_new(g, NULL, "Gelu", 0);
+        if (!s) return CELER_ERR_NOMEM;
+        s->node.name = g->nodes[m2].src->name;
+        celer_node *out = &g->nodes[m2];
+        out->src = &s->node;
+        out->inputs[0] = x;
+        out->n_inputs = 1;
+        d->src = e->src = g->nodes[ak].src = g->nodes[m1].src = NULL;
+    }
+    return CELER_OK;
+}
+
+/* ---- matmul-to-fused: MatMul(A, B) [+ Add(bias)] and Gemm(A, B, C) with a constant float
+ * matrix B become FusedMatMul(A, B, bias), and an activation alone reading its output is fused.
+ * Preconditions: MatMul's bias is a constant float vector of N values read by the Add alone
+ * with the MatMul's output (Add's other operand); Gemm has alpha = beta = 1, transA = 0, and C
+ * absent or a constant of N values ([N] or [1, N]). */
+static celer_status pass_fuse_matmul(celer_graph *g, const celer_graph_opt *opt) {
+    (void)opt;
+    int *users = index_users(g);
+    if (!users) return CELER_ERR_NOMEM;
+    for (int k = 0; k < g->n_nodes; k++) {
+        celer_node *n = &g->nodes[k];
+        bool gemm = is_onnx(n, "Gemm");
+        if ((!gemm && !is_onnx(n, "MatMul")) || n->n_outputs != 1 || n->n_inputs < 2) continue;
+        const celer_tensor *b = constant_of(g, n->inputs[1]);
+        if (!b || b->dtype != CELER_FLOAT || b->shape.rank != 2) continue;
+        int64_t cols = b->shape.dims[gemm && celer_onnx_attr_int(n->src, "transB", 0) ? 0 : 1];
+        int bias = -1;
+        if (gemm) {
+            if (celer_onnx_attr_float(n->src, "alpha", 1.f) != 1.f || celer_onnx_attr_int(n->src, "transA", 0) ||
+                (n->n_inputs > 2 && n->inputs[2] >= 0 && celer_onnx_attr_float(n->src, "beta", 1.f) != 1.f))
+                continue;
+            if (n->n_inputs > 2 && n->inputs[2] >= 0) {
+                const celer_tensor *c = constant_of(g, n->inputs[2]);
+                if (!c || c->dtype != CELER_FLOAT || c->shape.rank > 2 || celer_shape_numel(&c->shape) != cols ||
+                    (c->shape.rank == 2 && c->shape.dims[0] != 1))
+                    continue;
+                bias = n->inputs[2];
+            }
+        }
+        synth_node *s = synth_new(g, n->src, "FusedMatMul", 3);
+        if (!s) return CELER_ERR_NOMEM;
+        celer_status st = widen_inputs(g, n, 3);
+        if (st) return st;
+        n->src = &s->node;
+        n->inputs[2] = bias;
+        if (!gemm) { /* a bias Add after the MatMul */
+            int u = sole_user(g, users, n->outputs[0]);
+            int c = u >= 0 && is_onnx(&g->nodes[u], "Add") ? other_operand(&g->nodes[u], n->outputs[0]) : -1;
+            const celer_tensor *ct = constant_of(g, c);
+            if (ct && ct->dtype == CELER_FLOAT && ct->shape.rank == 1 && ct->shape.dims[0] == cols &&
+                g->nodes[u].n_outputs == 1) {
+                n->inputs[2] = c;
+                take_output(g, k, g->nodes[u].outputs[0]);
+                g->nodes[u].src = NULL;
+            }
+        }
+        int u = sole_user(g, users, n->outputs[0]);
+        if (u < 0) continue;
+        celer_node *a = &g->nodes[u];
+        const char *name = NULL;
+        float alpha = 0, beta = 0;
+        if (is_op(a, CELER_GRAPH_INTERNAL_DOMAIN, "Gelu")) name = "Gelu";
+        else if (!activation_of(g, a, &name, &alpha, &beta)) continue;
+        if (a->inputs[0] != n->outputs[0]) continue;
+        if ((st = set_string(s, "activation", name)) || (st = set_float(s, "activation_alpha", alpha)) ||
+            (st = set_float(s, "activation_beta", beta)))
+            return st;
+        take_output(g, k, a->outputs[0]);
+        a->src = NULL;
+    }
+    return CELER_OK;
+}
+
 /* Output channels of a FusedConv (W is [M, C/group, k...]). */
 static int64_t fused_out_channels(const celer_graph *g, const celer_node *f) {
     return constant_of(g, f->inputs[FC_W])->shape.dims[0];
@@ -466,6 +588,8 @@ static const pass passes[] = {
     {"fold-batchnorm", pass_fold_batchnorm},
     {"fuse-conv-activation", pass_fuse_activation},
     {"fuse-conv-add", pass_fuse_add},
+    {"fuse-gelu", pass_fuse_gelu},
+    {"matmul-to-fused", pass_fuse_matmul},
     {"blocked-layout", pass_blocked_layout},
 };
 

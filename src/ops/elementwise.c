@@ -33,6 +33,7 @@
 #include <tgmath.h>
 
 #include "ops.h"
+#include "vmath.h"
 
 #define WHO(info) celer_ops_who((info), who, sizeof who)
 #define EW_BLOCK 16
@@ -193,38 +194,10 @@ static inline uint64_t sat_u64(double v) {
 #define DEF_CMP(dt, sfx, T, C, U, LD, ST, CV, op, EXPR) \
     DEF_BIN_BODY(op##_##sfx, T, C, U, LD, uint8_t, (uint8_t)((EXPR) != 0))
 
-/* exp for float32 written so loops over it vectorize (libm's expf is a scalar call): Cody-Waite
- * reduction x = n ln2 + r, |r| <= ln2/2, then a degree-6 polynomial fitted here for relative
- * error (max 1.2e-7 over the interval) and a scale by 2^n built from exponent bits in two halves
- * so that overflow and gradual underflow come out right. No branches (they would stop the
- * vectorizer) and no float -> int conversion: n is read from the bits of the rounded value. A NaN
- * input passes the clamps unchanged and makes r, hence the result, NaN. */
-static inline float fast_expf(float x) {
-    float xc = x < -104.0f ? -104.0f : x; /* e^-104 is below the smallest subnormal */
-    xc = xc > 89.0f ? 89.0f : xc;         /* e^89 overflows to inf */
-    const float shifter = 12582912.0f;    /* 1.5 * 2^23: adding it rounds to an integer */
-    float t = xc * 1.44269504088896341f + shifter;
-    float n = t - shifter;
-    uint32_t tb;
-    memcpy(&tb, &t, 4);
-    int32_t ni = (int32_t)(tb - 0x4B400000u); /* t's low mantissa bits hold n */
-    float r = xc - n * 0.693359375f;          /* ln2 high part: exact product for |n| <= 256 */
-    r = r - n * -2.12194440054690583e-4f;     /* ln2 - high part */
-    float q = 0.001381461275741458f;
-    q = q * r + 0.008368710055947304f;
-    q = q * r + 0.04166838899254799f;
-    q = q * r + 0.1666652113199234f;
-    q = q * r + 0.4999999403953552f;
-    float p = 1.0f + r + r * r * q;
-    int32_t n1 = ni >> 1, n2 = ni - n1;
-    uint32_t b1 = (uint32_t)(n1 + 127) << 23, b2 = (uint32_t)(n2 + 127) << 23;
-    float s1, s2;
-    memcpy(&s1, &b1, 4);
-    memcpy(&s2, &b2, 4);
-    return p * s1 * s2;
-}
-/* exp of the compute type: the vectorizable one for float (also float16/bfloat16), libm else */
-#define EW_EXP(v) _Generic((v), float: fast_expf, default: exp)(v)
+/* exp and erf of the compute type: the vectorizable ones (vmath.h) for float (also
+ * float16/bfloat16), libm else */
+#define EW_EXP(v) _Generic((v), float: celer_fast_expf, default: exp)(v)
+#define EW_ERF(v) _Generic((v), float: celer_fast_erff, default: erf)(v)
 
 /* ---- unary ops ---- */
 TL_FLT(DEF_UNARY, abs, fabs(v))
@@ -247,7 +220,7 @@ TL_FLT(DEF_UNARY, cosh, cosh(v))
 TL_FLT(DEF_UNARY, asinh, asinh(v))
 TL_FLT(DEF_UNARY, acosh, acosh(v))
 TL_FLT(DEF_UNARY, atanh, atanh(v))
-TL_FLT(DEF_UNARY, erf, erf(v))
+TL_FLT(DEF_UNARY, erf, EW_ERF(v))
 TL_INT(DEF_UNARY, erf, erf((double)v))
 TL_FLT(DEF_UNARY, sigmoid, (ct)1 / ((ct)1 + EW_EXP(-v)))
 TL_FLT(DEF_UNARY, tanh, tanh(v))

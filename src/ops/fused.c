@@ -13,19 +13,35 @@
  *   BlockedPool(X) -> Y: 2-D MaxPool (mode "max") or AveragePool ("avg", count_include_pad) with
  *       the ONNX op's window attributes, through oneDNN's pooling, X and Y blocked.
  *   LayoutToPlain(X) -> Y: a blocked tensor (attribute `block`) back to the plain layout.
+ *   FusedMatMul(A, B, bias?) -> Y = activation(A B + bias), float, B a constant matrix ([K, N], or
+ *       [N, K] with transB = 1), bias a constant of N values; from MatMul (+ Add) and from Gemm
+ *       with alpha = beta = 1. One row of A runs as a matrix-vector product (sgemv reads B once;
+ *       sgemm would repack it on every call). activation: Relu, LeakyRelu, Clip, Sigmoid, Tanh,
+ *       Gelu, with activation_alpha / activation_beta.
+ *   Gelu(X) -> Y = X/2 (1 + erf(X / sqrt 2)), from the Div/Erf/Add/Mul/Mul pattern exporters write.
  *
  * A blocked tensor has its logical NCHW shape in celer_tensor.shape and its bytes in
  * N, C/block, spatial..., block order; the layout pass only blocks tensors whose channel count
  * is a multiple of the block, so the byte size is the plain one. */
+/* Nothing here reads floating-point exception flags: lets GCC keep the selects of the
+ * activation loops (and of vmath.h, inlined into them) branch-free, so they vectorize. A
+ * function-level attribute would not do: GCC does not inline across differing options. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "dnnl_util.h"
 #include "graph/graph.h"
 #include "ops.h"
 #include "reference.h"
+#include "vmath.h"
 
 enum { FC_X, FC_W, FC_B, FC_SUM, FC_BN_SCALE, FC_BN_BIAS, FC_BN_MEAN, FC_BN_VAR, FC_INPUTS };
 
@@ -535,6 +551,132 @@ static celer_status pool_run(celer_kernel_call *call) {
                                celer_ops_who(call->info, who, sizeof who));
 }
 
+/* ---- FusedMatMul and Gelu ---- */
+
+/* Activations FusedMatMul applies to its output in one pass after the product. */
+typedef enum mm_act { MM_NONE, MM_RELU, MM_LEAKY, MM_CLIP, MM_SIGMOID, MM_TANH, MM_GELU } mm_act;
+
+static const struct {
+    const char *name;
+    mm_act act;
+} mm_acts[] = {
+    {"Relu", MM_RELU}, {"LeakyRelu", MM_LEAKY}, {"Clip", MM_CLIP}, {"Sigmoid", MM_SIGMOID},
+    {"Tanh", MM_TANH}, {"Gelu", MM_GELU},
+};
+
+typedef struct mm_state {
+    bool trans_b;
+    int64_t k, n; /* B is [K, N], or [N, K] with trans_b */
+    mm_act act;
+    float alpha, beta;
+} mm_state;
+
+/* GELU, erf form: x/2 (1 + erf(x / sqrt 2)). Also built for AVX2 + FMA, picked at load when the
+ * CPU has them: the loop is mostly polynomial evaluations (twice as wide, fused). */
+CELER_VECTOR_CLONES
+static void gelu_f32(const float *x, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + celer_fast_erff(x[i] * 0.70710678118654752f));
+}
+
+CELER_VECTOR_CLONES
+static void activate(const mm_state *s, float *y, int64_t n) {
+    float a = s->alpha, b = s->beta;
+    switch (s->act) {
+    case MM_NONE: break;
+    case MM_RELU: for (int64_t i = 0; i < n; i++) y[i] = y[i] < 0 ? 0.0f : y[i]; break;
+    case MM_LEAKY: for (int64_t i = 0; i < n; i++) y[i] = y[i] < 0 ? y[i] * a : y[i]; break;
+    case MM_CLIP: for (int64_t i = 0; i < n; i++) y[i] = y[i] < a ? a : y[i] > b ? b : y[i]; break;
+    case MM_SIGMOID: for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + celer_fast_expf(-y[i])); break;
+    case MM_TANH: for (int64_t i = 0; i < n; i++) y[i] = tanhf(y[i]); break;
+    case MM_GELU: gelu_f32(y, y, n); break;
+    }
+}
+
+static celer_status mm_init(const celer_op_info *info, void **state) {
+    char who[160];
+    celer_ops_who(info, who, sizeof who);
+    const celer_tensor *b = info->input_constants[1];
+    const celer_tensor *bias = info->n_inputs > 2 ? info->input_constants[2] : NULL;
+    mm_state *s = calloc(1, sizeof *s);
+    if (!s) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", who);
+    s->trans_b = celer_onnx_attr_int(info->node, "transB", 0) != 0;
+    celer_status st = CELER_OK;
+    if (!b || b->dtype != CELER_FLOAT || b->shape.rank != 2)
+        st = celer_errorf(CELER_ERR_INTERNAL, "%s: B must be a constant float matrix", who);
+    else {
+        s->k = b->shape.dims[s->trans_b ? 1 : 0];
+        s->n = b->shape.dims[s->trans_b ? 0 : 1];
+    }
+    if (!st && info->n_inputs > 2 && info->input_types[2] != CELER_UNDEFINED &&
+        (!bias || bias->dtype != CELER_FLOAT || celer_shape_numel(&bias->shape) != s->n))
+        st = celer_errorf(CELER_ERR_INTERNAL, "%s: the bias must be a constant float vector of %lld values", who,
+                          (long long)s->n);
+    const char *act = celer_onnx_attr_string(info->node, "activation", NULL);
+    if (!st && act) {
+        size_t i = 0;
+        while (i < CELER_ARRAY_LEN(mm_acts) && strcmp(mm_acts[i].name, act)) i++;
+        if (i == CELER_ARRAY_LEN(mm_acts))
+            st = celer_errorf(CELER_ERR_INTERNAL, "%s: unknown fused activation '%s'", who, act);
+        else
+            s->act = mm_acts[i].act;
+        s->alpha = celer_onnx_attr_float(info->node, "activation_alpha", 0.f);
+        s->beta = celer_onnx_attr_float(info->node, "activation_beta", 0.f);
+    }
+    if (st) {
+        free(s);
+        return st;
+    }
+    *state = s;
+    return CELER_OK;
+}
+
+static celer_status mm_reshape(celer_kernel_call *call) {
+    char who[160], b1[160];
+    celer_ops_who(call->info, who, sizeof who);
+    const mm_state *s = call->state;
+    const celer_tensor *a = call->in[0];
+    if (a->dtype != CELER_FLOAT) return celer_errorf(CELER_ERR_DTYPE, "%s: A must be float", who);
+    if (a->shape.rank < 1 || a->shape.dims[a->shape.rank - 1] != s->k || (s->trans_b && a->shape.rank != 2))
+        return celer_errorf(CELER_ERR_SHAPE, "%s: A %s does not match B's K=%lld", who,
+                            celer_shape_str(&a->shape, b1, sizeof b1), (long long)s->k);
+    celer_shape y = a->shape;
+    y.dims[y.rank - 1] = s->n;
+    if (!s->trans_b && a->shape.rank == 1) y.rank = 1; /* MatMul of a vector: [K] x [K,N] -> [N] */
+    int64_t rows = s->k ? celer_shape_numel(&a->shape) / s->k : 0;
+    if (rows > INT32_MAX || s->n > INT32_MAX || s->k > INT32_MAX)
+        return celer_errorf(CELER_ERR_LIMIT, "%s: matrix dimension above 2^31-1", who);
+    call->out[0].shape = y;
+    return CELER_OK;
+}
+
+static celer_status mm_run(celer_kernel_call *call) {
+    const mm_state *s = call->state;
+    const float *a = call->in[0]->data, *b = call->in[1]->data;
+    const celer_tensor *bias = call->n_in > 2 ? call->in[2] : NULL;
+    float *y = call->out[0].data;
+    int m = (int)(s->k ? celer_shape_numel(&call->in[0]->shape) / s->k : 0), n = (int)s->n, k = (int)s->k;
+    if (!m || !n) return CELER_OK;
+    if (bias)
+        for (int i = 0; i < m; i++) memcpy(y + (size_t)i * (size_t)n, bias->data, sizeof(float) * (size_t)n);
+    float beta = bias ? 1.f : 0.f;
+    if (!k) {
+        if (!bias) memset(y, 0, sizeof(float) * (size_t)m * (size_t)n);
+    } else if (m == 1) { /* a matrix-vector product: no packing of B, which GEMM would do per call */
+        if (s->trans_b) cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.f, b, k, a, 1, beta, y, 1);
+        else cblas_sgemv(CblasRowMajor, CblasTrans, k, n, 1.f, b, n, a, 1, beta, y, 1);
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, s->trans_b ? CblasTrans : CblasNoTrans, m, n, k, 1.f, a, k, b,
+                    s->trans_b ? k : n, beta, y, n);
+    }
+    activate(s, y, (int64_t)m * n);
+    return CELER_OK;
+}
+
+static celer_status gelu_run(celer_kernel_call *call) {
+    gelu_f32(call->in[0]->data, call->out[0].data, celer_shape_numel(&call->in[0]->shape));
+    return CELER_OK;
+}
+
 /* ---- LayoutToPlain ---- */
 
 static celer_status to_plain_reshape(celer_kernel_call *call) {
@@ -575,6 +717,11 @@ static const celer_kernel kernels[] = {
     {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = "BlockedPool", .since = 1, .until = CELER_OPS_MAX_VERSION,
      .dtypes = F32, .type_input = 0, .init = pool_init, .reshape = pool_reshape, .run = pool_run,
      .free_state = free, .free_local = pool_free_local},
+    {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = "FusedMatMul", .since = 1, .until = CELER_OPS_MAX_VERSION,
+     .dtypes = F32, .type_input = 0, .init = mm_init, .reshape = mm_reshape, .run = mm_run, .free_state = free},
+    {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = "Gelu", .since = 1, .until = CELER_OPS_MAX_VERSION,
+     .dtypes = F32, .type_input = 0, .flags = CELER_KERNEL_INPLACE, .reshape = celer_ops_reshape_same,
+     .run = gelu_run},
     {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = "LayoutToPlain", .since = 1, .until = CELER_OPS_MAX_VERSION,
      .dtypes = F32, .type_input = 0, .reshape = to_plain_reshape, .run = to_plain_run},
 };

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "ops.h"
+#include "vmath.h"
 
 #define WHO(info) celer_ops_who((info), who, sizeof who)
 
@@ -774,7 +775,7 @@ static celer_status sm_reshape(celer_kernel_call *call) {
 #else
 #define NO_TRAPPING_MATH /* clang does not assume trapping FP compares by default */
 #endif
-NO_TRAPPING_MATH
+NO_TRAPPING_MATH CELER_VECTOR_CLONES
 static void exp_shifted_f32(const float *x, float m, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         float d = x[i] - m, v = d;

@@ -143,7 +143,7 @@ static double node_flop(const char *op, const celer_kernel_call *call) {
         /* each output element: C/group x kernel products */
         return 2.0 * (double)celer_shape_numel(&y->shape) * (double)(celer_shape_numel(&w->shape) / w->shape.dims[0]);
     }
-    if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul") || !strcmp(op, "FusedGemm")) {
+    if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul") || !strcmp(op, "FusedMatMul")) {
         const celer_tensor *a = call->in[0];
         if (!a || a->shape.rank < 1 || y->shape.rank < 1) return 0;
         int64_t k = a->shape.rank == 1 ? a->shape.dims[0] : a->shape.dims[a->shape.rank - 1];

@@ -140,6 +140,38 @@ def dead_and_shared():
     return b.model([1, 8, 7, 7], [s1, s2, right, left]), {"absent": ["Sigmoid"]}
 
 
+def transformer_mlp():
+    """MatMul + bias Add on a 3-D input, the erf form of GELU (Div and Mul variants, operands in
+    both orders), Gemm with bias and transB followed by Relu, Gemm without bias, Sigmoid after a
+    MatMul, and a bias that is not a vector (left as an Add)."""
+    b = Builder()
+    h = b.op("Add", [b.const(RNG.standard_normal(32) * 0.1, "b"), b.op("MatMul", ["x", b.const(RNG.standard_normal((16, 32)) * 0.2)])])
+    d = b.op("Div", [h, b.const(np.float32(1.4142135623730951), "c")])
+    h = b.op("Mul", [b.op("Mul", [h, b.op("Add", [b.op("Erf", [d]), b.const(np.float32(1.0), "one")])]),
+                     b.const(np.float32(0.5), "half")])
+    h2 = b.op("MatMul", [h, b.const(RNG.standard_normal((32, 24)) * 0.2)])
+    g = b.op("Mul", [h2, b.const(np.float32(0.7071067811865476), "c")])
+    h2 = b.op("Mul", [b.const(np.float32(0.5), "half"),
+                      b.op("Mul", [b.op("Add", [b.const(np.float32(1.0), "one"), b.op("Erf", [g])]), h2])])
+    flat = b.name("flat")
+    b.nodes.append(helper.make_node("Flatten", [h2], [flat], axis=2))
+    y = b.op("Relu", [b.op("Gemm", [flat, b.const(RNG.standard_normal((8, 24)) * 0.2), b.const(RNG.standard_normal(8), "b")],
+                          transB=1)])
+    y = b.op("Gemm", [y, b.const(RNG.standard_normal((8, 8)) * 0.3)])
+    y = b.op("Sigmoid", [b.op("MatMul", [y, b.const(RNG.standard_normal((8, 4)))])])
+    y = b.op("Add", [b.op("MatMul", [y, b.const(RNG.standard_normal((4, 4)))]), b.const(RNG.standard_normal((1, 4)), "b2")])
+    return b.model([3, 5, 16], [y]), {"absent": ["Erf", "Div", "Relu", "Gemm", "Sigmoid"], "present": ["FusedMatMul", "Add"]}
+
+
+def matvec():
+    """One row: the matrix-vector path, MatMul with B [K, N] and Gemm with transB."""
+    b = Builder()
+    y = b.op("Relu", [b.op("Gemm", ["x", b.const(RNG.standard_normal((32, 20)) * 0.2), b.const(RNG.standard_normal(32), "b")],
+                          transB=1)])
+    y = b.op("Add", [b.op("MatMul", [y, b.const(RNG.standard_normal((32, 7)) * 0.2)]), b.const(RNG.standard_normal(7), "b")])
+    return b.model([1, 20], [y]), {"absent": ["Relu", "Gemm", "MatMul"], "present": ["FusedMatMul"]}
+
+
 def run(celer, model_path, x, outdir, optimize):
     os.makedirs(outdir, exist_ok=True)
     np.save(os.path.join(outdir, "x.npy"), x)
@@ -189,7 +221,7 @@ def main():
     celer = sys.argv[1]
     keep = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--keep" else None
     cases = []
-    for fn in (resnet_block, activations, shapes, dead_and_shared):
+    for fn in (resnet_block, activations, shapes, dead_and_shared, transformer_mlp, matvec):
         (model, shape), expect = fn()
         cases.append((fn.__name__, model, shape, expect))
     cases += conv_1d_3d()
