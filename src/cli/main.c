@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ops/ops.h"
 #include "runtime/runtime.h"
@@ -555,7 +556,28 @@ static int usage(FILE *f) {
     return f == stderr ? 2 : 0;
 }
 
+/* Idle compute threads must not spin (docs/engine.md, Threads). libgomp (oneDNN's threads) and
+ * OpenBLAS read their wait policies once, when they are loaded, before main runs: so when the
+ * environment does not choose, celer chooses (OpenMP workers sleep when idle, OpenBLAS workers
+ * after the shortest wait) and starts itself again, once. An explicit setting is kept. */
+static void own_thread_policy(char **argv) {
+    static const struct { const char *name, *value; } policy[] = {
+        {"OMP_WAIT_POLICY", "PASSIVE"},
+        {"OPENBLAS_THREAD_TIMEOUT", "4"}, /* 2^4 cycles */
+    };
+    if (getenv("CELER_THREAD_POLICY_SET")) return;
+    bool changed = false;
+    for (size_t i = 0; i < CELER_ARRAY_LEN(policy); i++)
+        if (!getenv(policy[i].name)) {
+            setenv(policy[i].name, policy[i].value, 0);
+            changed = true;
+        }
+    setenv("CELER_THREAD_POLICY_SET", "1", 1);
+    if (changed) execv("/proc/self/exe", argv); /* on failure: go on as we are */
+}
+
 int main(int argc, char **argv) {
+    own_thread_policy(argv);
     if (argc < 2) return usage(stderr);
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) return usage(stdout);
     if (!strcmp(argv[1], "--version")) {
