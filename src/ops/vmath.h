@@ -78,4 +78,20 @@ static inline float celer_fast_erff(float x) {
     return a < 0.5f ? small : big;
 }
 
+/* GELU, erf form: x/2 (1 + erf(x / sqrt 2)), with erfc(a) = t P(t) exp(-a^2), t = 1 / (1 + p a):
+ * Abramowitz and Stegun 7.1.26, absolute error below 1.5e-7, which near 0 is relative error of
+ * that size in 1 + erf, hence in GELU (so the small-argument series erf itself needs is not). */
+static inline float celer_fast_gelu(float x) {
+    float u = x * 0.70710678118654752f, a = fabsf(u);
+    float t = 1.0f / (1.0f + 0.3275911f * a);
+    float p = 1.061405429f;
+    p = p * t - 1.453152027f;
+    p = p * t + 1.421413741f;
+    p = p * t - 0.284496736f;
+    p = p * t + 0.254829592f;
+    float erfc = t * p * celer_fast_expf(-u * u); /* erfc(|u|) */
+    float one_plus_erf = u < 0 ? erfc : 2.0f - erfc;
+    return 0.5f * x * one_plus_erf;
+}
+
 #endif

@@ -105,6 +105,101 @@ int celer_model_check(const celer_onnx_model *onnx, celer_check_fn report, void 
     return problems;
 }
 
+/* ---- constant folding: a node whose inputs are all constants runs once, at load, through its
+ * own kernel, and its outputs become constants (graph arena). The graph passes then see them
+ * (a BN scale computed by Sqrt/Div, a Reshape target made by Concat...). Skipped: control flow,
+ * random operators (their outputs must differ per run), nodes without inputs, strings, outputs
+ * above FOLD_MAX_BYTES (a ConstantOfShape must not grow the model), and any node whose kernel
+ * fails here, which is left for the run to report. */
+#define FOLD_MAX_BYTES ((size_t)16 << 20)
+
+static bool foldable_op(const celer_node *n) {
+    static const char *const never[] = {"RandomNormal", "RandomUniform", "RandomNormalLike",
+                                        "RandomUniformLike", "Multinomial", "Bernoulli"};
+    if (n->n_inputs == 0 || n->n_outputs == 0 || n->n_subgraphs) return false;
+    for (size_t i = 0; i < CELER_ARRAY_LEN(never); i++)
+        if (!strcmp(n->src->op_type, never[i])) return false;
+    return true;
+}
+
+/* Runs node k of g on its constant inputs; on success its outputs are constants of g. */
+static celer_status fold_node(celer_graph *g, int k, celer_arena *tmp) {
+    celer_node *n = &g->nodes[k];
+    compiled_node cn = {0};
+    celer_status st = resolve_node(NULL, g, k, tmp, &cn);
+    if (st) return st;
+    const celer_kernel *kern = cn.kernel;
+    if (kern->flags & CELER_KERNEL_CONTROL) return CELER_ERR_UNSUPPORTED;
+    const celer_tensor **in = celer_arena_alloc(tmp, sizeof(void *) * (size_t)(n->n_inputs + 1));
+    celer_tensor *out = celer_arena_alloc(&g->arena, sizeof(celer_tensor) * (size_t)(n->n_outputs + 1));
+    if (!in || !out) return CELER_ERR_NOMEM;
+    for (int j = 0; j < n->n_inputs; j++) {
+        in[j] = n->inputs[j] >= 0 ? g->values[n->inputs[j]].constant : NULL;
+        if (in[j] && in[j]->dtype == CELER_STRING) return CELER_ERR_UNSUPPORTED;
+    }
+    for (int j = 0; j < n->n_outputs; j++) {
+        out[j].dtype = g->values[n->outputs[j]].dtype;
+        if (out[j].dtype == CELER_STRING) return CELER_ERR_UNSUPPORTED;
+    }
+    void *state = NULL, *local = NULL, *scratch = NULL;
+    celer_kernel_call call = {.info = &cn.info, .local = &local, .in = in, .n_in = n->n_inputs, .out = out,
+                              .n_out = n->n_outputs};
+    if (kern->init && (st = kern->init(&cn.info, &state))) return st;
+    call.state = state;
+    st = kern->reshape(&call);
+    size_t total = 0;
+    for (int j = 0; !st && j < n->n_outputs; j++) {
+        size_t bytes;
+        if (celer_tensor_bytes(&out[j], &bytes) || (total += bytes) > FOLD_MAX_BYTES) st = CELER_ERR_LIMIT;
+        else if (j == 0 && (kern->flags & CELER_KERNEL_ALIAS)) out[j].data = in[0]->data;
+        else if (!(out[j].data = celer_arena_alloc(&g->arena, bytes ? bytes : 1))) st = CELER_ERR_NOMEM;
+    }
+    if (!st && call.scratch_size > FOLD_MAX_BYTES) st = CELER_ERR_LIMIT;
+    if (!st && kern->run) {
+        static _Alignas(64) unsigned char no_scratch[64];
+        scratch = call.scratch_size ? aligned_alloc(64, (call.scratch_size + 63) & ~(size_t)63) : NULL;
+        call.scratch = call.scratch_size ? scratch : no_scratch;
+        st = call.scratch ? kern->run(&call) : CELER_ERR_NOMEM;
+    }
+    free(scratch);
+    if (local && kern->free_local) kern->free_local(local);
+    if (state && kern->free_state) kern->free_state(state);
+    if (st) return st;
+    for (int j = 0; j < n->n_outputs; j++) {
+        celer_value *v = &g->values[n->outputs[j]];
+        v->constant = &out[j];
+        v->has_shape = true;
+        v->shape = out[j].shape;
+        v->producer = -1;
+    }
+    n->src = NULL;
+    return CELER_OK;
+}
+
+static celer_status fold_constants(celer_graph *g) {
+    celer_arena tmp;
+    celer_arena_init(&tmp, 16 * 1024, 0);
+    bool folded = false;
+    for (int k = 0; k < g->n_nodes; k++) {
+        const celer_node *n = &g->nodes[k];
+        if (!foldable_op(n)) continue;
+        bool all_constant = true;
+        for (int j = 0; j < n->n_inputs && all_constant; j++)
+            all_constant = n->inputs[j] < 0 || g->values[n->inputs[j]].constant;
+        for (int j = 0; j < n->n_outputs && all_constant; j++)
+            all_constant = !g->values[n->outputs[j]].is_output; /* outputs stay computed values */
+        if (!all_constant) continue;
+        celer_status st = fold_node(g, k, &tmp);
+        if (st == CELER_ERR_NOMEM) {
+            celer_arena_free(&tmp);
+            return st;
+        }
+        folded |= st == CELER_OK;
+    }
+    celer_arena_free(&tmp);
+    return folded ? celer_graph_finish_rewrite(g) : CELER_OK;
+}
+
 static void describe(const celer_value *v, celer_io_desc *d) {
     d->name = v->name;
     d->dtype = v->dtype;
@@ -189,7 +284,7 @@ celer_status celer_model_compile(celer_onnx_model *onnx, const celer_model_optio
     if (env && !strcmp(env, "0")) m->opts.no_optimize = true;
     if (!m->opts.no_optimize) {
         celer_graph_opt gopt = {.layout_block = celer_ops_layout_block()};
-        if ((st = celer_graph_optimize(g, &gopt))) goto fail;
+        if ((st = fold_constants(g)) || (st = celer_graph_optimize(g, &gopt))) goto fail;
     }
     celer_runtime_set_threads(m->opts.threads); /* weight packing runs oneDNN reorders */
     if ((st = celer_runtime_compile_graph(m, g, NULL, &m->main))) goto fail;

@@ -172,6 +172,26 @@ def matvec():
     return b.model([1, 20], [y]), {"absent": ["Relu", "Gemm", "MatMul"], "present": ["FusedMatMul"]}
 
 
+def constant_folding():
+    """Subexpressions of constants only (Sqrt, Div, Cast, Concat feeding a Reshape target, a BN
+    whose scale is computed) are computed at load; a Conv then folds the computed BN."""
+    b = Builder()
+    var = b.op("Sqrt", [b.const(RNG.uniform(0.5, 2.0, 8), "v")])
+    scale = b.op("Div", [b.const(np.ones(8), "one"), var])
+    p = [scale, b.const(RNG.standard_normal(8) * 0.1, "beta"), b.const(RNG.standard_normal(8) * 0.1, "mean"),
+         b.const(RNG.uniform(0.5, 1.5, 8), "var")]
+    y = b.op("BatchNormalization", [b.conv("x", 4, 8)] + p)
+    ints = b.name("ints")
+    b.inits.append(numpy_helper.from_array(np.array([8, 2], dtype=np.int64), ints))
+    minus1 = b.name("minus1")
+    b.inits.append(numpy_helper.from_array(np.array([-1], dtype=np.int64), minus1))
+    shape = b.op("Concat", [minus1, ints], axis=0)
+    y = b.op("Reshape", [y, shape])
+    y = b.op("Add", [y, b.op("Cast", [b.op("Mul", [ints, ints])], to=TensorProto.FLOAT)])
+    return b.model([2, 4, 4, 4], [y]), {"absent": ["Sqrt", "Div", "Concat", "Cast", "BatchNormalization"],
+                                        "present": ["FusedConv", "Reshape", "Add"]}
+
+
 def run(celer, model_path, x, outdir, optimize):
     os.makedirs(outdir, exist_ok=True)
     np.save(os.path.join(outdir, "x.npy"), x)
@@ -221,7 +241,7 @@ def main():
     celer = sys.argv[1]
     keep = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--keep" else None
     cases = []
-    for fn in (resnet_block, activations, shapes, dead_and_shared, transformer_mlp, matvec):
+    for fn in (resnet_block, activations, shapes, dead_and_shared, transformer_mlp, matvec, constant_folding):
         (model, shape), expect = fn()
         cases.append((fn.__name__, model, shape, expect))
     cases += conv_1d_3d()
