@@ -326,6 +326,115 @@ static celer_status pass_fuse_gelu(celer_graph *g, const celer_graph_opt *opt) {
     return CELER_OK;
 }
 
+/* Whether reduction node n (ReduceMean) averages over the last axis only, keeping it: axes
+ * [-1] as attribute (opsets < 18) or constant input. */
+static bool mean_over_last(const celer_graph *g, const celer_node *n) {
+    if (!is_onnx(n, "ReduceMean") || n->n_outputs != 1 || celer_onnx_attr_int(n->src, "keepdims", 1) != 1)
+        return false;
+    const int64_t *axes;
+    if (celer_onnx_attr_ints(n->src, "axes", &axes) == 1) return axes[0] == -1 && n->n_inputs == 1;
+    const celer_tensor *t = n->n_inputs == 2 ? constant_of(g, n->inputs[1]) : NULL;
+    return t && t->dtype == CELER_INT64 && celer_shape_numel(&t->shape) == 1 && *(const int64_t *)t->data == -1;
+}
+
+/* ---- fuse-layernorm: LayerNormalization written out, as exporters do below opset 17:
+ *   d = Sub(x, ReduceMean(x)); y = Div(d, Sqrt(Add(ReduceMean(Pow(d, 2)), eps)))
+ *   [ y = Mul(y, gamma) ] [ y = Add(y, beta) ]
+ * becomes the internal LayerNormalization (same kernel as ONNX's, at any opset), axis -1.
+ * Preconditions: both means over the last axis with keepdims; eps a float scalar constant; Pow's
+ * exponent 2 (or Mul(d, d)); gamma and beta float constants; every intermediate read only inside
+ * the pattern (d by the square and the Div). Without gamma, a scale of 1 is made. */
+static celer_status pass_fuse_layernorm(celer_graph *g, const celer_graph_opt *opt) {
+    (void)opt;
+    int *users = index_users(g);
+    if (!users) return CELER_ERR_NOMEM;
+    for (int k = 0; k < g->n_nodes; k++) {
+        celer_node *m1 = &g->nodes[k];
+        if (!mean_over_last(g, m1)) continue;
+        int x = m1->inputs[0], sk = sole_user(g, users, m1->outputs[0]);
+        if (sk < 0 || !is_onnx(&g->nodes[sk], "Sub") || g->nodes[sk].inputs[0] != x ||
+            g->nodes[sk].inputs[1] != m1->outputs[0])
+            continue;
+        int d = g->nodes[sk].outputs[0];
+        if (g->values[d].n_uses > 3 || g->values[d].is_output) continue;
+        /* the square: the node reading d that is not the final Div */
+        int pk = -1, dk = -1;
+        for (int u = sk + 1; u < g->n_nodes && (pk < 0 || dk < 0); u++) {
+            const celer_node *r = &g->nodes[u];
+            if (!r->src) continue;
+            bool reads = false;
+            for (int j = 0; j < r->n_inputs; j++) reads |= r->inputs[j] == d;
+            if (!reads) continue;
+            if (is_onnx(r, "Div") && r->inputs[0] == d) dk = u;
+            else if ((is_onnx(r, "Pow") && r->inputs[0] == d && scalar_is(g, r->inputs[1], 2.0)) ||
+                     (is_onnx(r, "Mul") && r->inputs[0] == d && r->inputs[1] == d))
+                pk = u;
+            else
+                break;
+        }
+        /* d read by the square (once, or twice as Mul(d, d)) and the Div only */
+        if (pk < 0 || dk < 0 || g->values[d].n_uses != (is_onnx(&g->nodes[pk], "Mul") ? 3 : 2)) continue;
+        int m2 = sole_user(g, users, g->nodes[pk].outputs[0]);
+        if (m2 < 0 || !mean_over_last(g, &g->nodes[m2])) continue;
+        int ak = sole_user(g, users, g->nodes[m2].outputs[0]);
+        if (ak < 0 || !is_onnx(&g->nodes[ak], "Add")) continue;
+        int eps_v = other_operand(&g->nodes[ak], g->nodes[m2].outputs[0]);
+        const celer_tensor *eps = constant_of(g, eps_v);
+        if (!eps || eps->dtype != CELER_FLOAT || celer_shape_numel(&eps->shape) != 1) continue;
+        int qk = sole_user(g, users, g->nodes[ak].outputs[0]);
+        if (qk < 0 || !is_onnx(&g->nodes[qk], "Sqrt") || sole_user(g, users, g->nodes[qk].outputs[0]) != dk ||
+            g->nodes[dk].inputs[1] != g->nodes[qk].outputs[0])
+            continue;
+        /* optional affine tail */
+        int last = dk, gamma = -1, beta = -1, mk = -1, bk = -1;
+        int u = sole_user(g, users, g->nodes[dk].outputs[0]);
+        if (u >= 0 && is_onnx(&g->nodes[u], "Mul")) {
+            int c = other_operand(&g->nodes[u], g->nodes[dk].outputs[0]);
+            const celer_tensor *t = constant_of(g, c);
+            if (t && t->dtype == CELER_FLOAT) {
+                gamma = c;
+                last = mk = u;
+                u = sole_user(g, users, g->nodes[u].outputs[0]);
+            }
+        }
+        if (u >= 0 && is_onnx(&g->nodes[u], "Add")) {
+            int c = other_operand(&g->nodes[u], g->nodes[last].outputs[0]);
+            const celer_tensor *t = constant_of(g, c);
+            if (t && t->dtype == CELER_FLOAT) {
+                beta = c;
+                last = bk = u;
+            }
+        }
+        if (gamma < 0) { /* the kernel needs a scale: 1 */
+            celer_tensor *one = celer_arena_alloc(&g->arena, sizeof *one);
+            float *v = celer_arena_alloc(&g->arena, sizeof(float));
+            gamma = celer_graph_add_value(g, "layernorm scale 1");
+            if (!one || !v || gamma < 0) return CELER_ERR_NOMEM;
+            *v = 1.0f;
+            *one = (celer_tensor){.dtype = CELER_FLOAT, .shape = {1, {1}}, .data = v};
+            g->values[gamma].constant = one;
+            g->values[gamma].dtype = CELER_FLOAT;
+            g->values[gamma].has_shape = true;
+            g->values[gamma].shape = one->shape;
+        }
+        synth_node *s = synth_new(g, NULL, "LayerNormalization", 2);
+        celer_status st;
+        if (!s) return CELER_ERR_NOMEM;
+        s->node.name = g->nodes[last].src->name;
+        if ((st = set_int(s, "axis", -1)) || (st = set_float(s, "epsilon", *(const float *)eps->data))) return st;
+        celer_node *out = &g->nodes[last];
+        if ((st = widen_inputs(g, out, 3))) return st;
+        out->src = &s->node;
+        out->inputs[0] = x;
+        out->inputs[1] = gamma;
+        out->inputs[2] = beta;
+        int dead[] = {k, sk, pk, m2, ak, qk, dk, mk, bk};
+        for (size_t i = 0; i < CELER_ARRAY_LEN(dead); i++)
+            if (dead[i] >= 0 && dead[i] != last) g->nodes[dead[i]].src = NULL;
+    }
+    return CELER_OK;
+}
+
 /* ---- matmul-to-fused: MatMul(A, B) [+ Add(bias)] and Gemm(A, B, C) with a constant float
  * matrix B become FusedMatMul(A, B, bias), and an activation alone reading its output is fused.
  * Preconditions: MatMul's bias is a constant float vector of N values read by the Add alone
@@ -589,6 +698,7 @@ static const pass passes[] = {
     {"fuse-conv-activation", pass_fuse_activation},
     {"fuse-conv-add", pass_fuse_add},
     {"fuse-gelu", pass_fuse_gelu},
+    {"fuse-layernorm", pass_fuse_layernorm},
     {"matmul-to-fused", pass_fuse_matmul},
     {"blocked-layout", pass_blocked_layout},
 };

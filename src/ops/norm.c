@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graph/graph.h"
 #include "ops.h"
 
 #define WHO(info) celer_ops_who((info), who, sizeof who)
@@ -929,6 +930,10 @@ static const celer_kernel kernels[] = {
     KERNEL("BatchNormalization", 15, 17, NORM_TYPES, bn_types, bn_init, bn),
     KERNEL("InstanceNormalization", 1, 17, CELER_DTS_FLOATS, NULL, in_init, in),
     KERNEL("LayerNormalization", 17, 17, NORM_TYPES, ln_types, ln_init, ln),
+    /* the same kernel under celer's domain, for the pass that finds LayerNormalization written
+     * out in files of any opset (graph/optimize.c) */
+    {CELER_GRAPH_INTERNAL_DOMAIN, "LayerNormalization", 1, CELER_OPS_MAX_VERSION, NORM_TYPES, 0, 0, ln_types,
+     ln_init, ln_reshape, ln_run, free, NULL},
     KERNEL("LRN", 1, 12, NORM_TYPES, NULL, lrn_init, lrn),
     KERNEL("LRN", 13, 17, NORM_TYPES, NULL, lrn_init, lrn),
     KERNEL("MeanVarianceNormalization", 9, 12, NORM_TYPES, NULL, mvn_init, mvn),

@@ -192,6 +192,27 @@ def constant_folding():
                                         "present": ["FusedConv", "Reshape", "Add"]}
 
 
+def layernorm():
+    """LayerNormalization written out as opset-13 exporters do (ReduceMean/Sub/Pow/Sqrt/Div, then
+    Mul gamma and Add beta), once with the affine tail and once without (and with Mul(d, d))."""
+    b = Builder()
+
+    def ln(x, c, affine, square="Pow"):
+        d = b.op("Sub", [x, b.op("ReduceMean", [x], axes=[-1])])
+        sq = b.op("Pow", [d, b.const(np.float32(2.0), "two")]) if square == "Pow" else b.op("Mul", [d, d])
+        den = b.op("Sqrt", [b.op("Add", [b.op("ReduceMean", [sq], axes=[-1]), b.const(np.float32(1e-5), "eps")])])
+        y = b.op("Div", [d, den])
+        if affine:
+            y = b.op("Add", [b.op("Mul", [y, b.const(RNG.uniform(0.5, 1.5, c), "gamma")]),
+                             b.const(RNG.standard_normal(c) * 0.1, "beta")])
+        return y
+
+    y = ln("x", 24, True)
+    y = ln(b.op("MatMul", [y, b.const(RNG.standard_normal((24, 24)) * 0.2)]), 24, False, "Mul")
+    return b.model([2, 5, 24], [y], opset=13), {"absent": ["ReduceMean", "Sqrt", "Pow", "Div", "Sub"],
+                                               "present": ["LayerNormalization", "FusedMatMul"]}
+
+
 def run(celer, model_path, x, outdir, optimize):
     os.makedirs(outdir, exist_ok=True)
     np.save(os.path.join(outdir, "x.npy"), x)
@@ -241,7 +262,7 @@ def main():
     celer = sys.argv[1]
     keep = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--keep" else None
     cases = []
-    for fn in (resnet_block, activations, shapes, dead_and_shared, transformer_mlp, matvec, constant_folding):
+    for fn in (resnet_block, activations, shapes, dead_and_shared, transformer_mlp, matvec, constant_folding, layernorm):
         (model, shape), expect = fn()
         cases.append((fn.__name__, model, shape, expect))
     cases += conv_1d_3d()
