@@ -1,17 +1,19 @@
-/* Graph optimization passes, run once at load on the main graph before kernels are resolved.
+/* Graph optimization passes, run once at load on the main graph before kernels are resolved
+ * (after the runtime's constant folding, which needs kernels). `passes[]` at the end lists them
+ * in order; docs/engine.md has the table of what each rewrites and when.
  *
  * Each pass is small, states its preconditions next to its code, and leaves the graph's inputs,
- * outputs and the names of surviving values as they were. The passes that fuse build one internal
- * operator, FusedConv (domain CELER_GRAPH_INTERNAL_DOMAIN), whose kernel (ops/fused.c) folds
- * BatchNormalization into the weights at load and runs activations and a residual Add as oneDNN
- * post-ops:
+ * outputs and the names of surviving values as they were. The fusions build internal operators
+ * (domain CELER_GRAPH_INTERNAL_DOMAIN, kernels in ops/fused.c), chiefly
  *
  *   FusedConv(X, W, B?, Sum?, bn_scale?, bn_bias?, bn_mean?, bn_var?) -> Y
- *     Y = act2(act1(BN(conv(X, W) + B)) + Sum)
+ *     Y = sum_activation(activation(BN(conv(X, W) + B)) + Sum)
+ *   FusedMatMul(A, B, bias?) -> Y = activation(A B + bias)
  *
- * The layout pass then keeps FusedConv outputs in oneDNN's channel-blocked layout (nChw8c) when
- * another FusedConv reads them, and inserts LayoutToPlain nodes for every other reader.
- * Subgraphs (If/Loop/Scan bodies) are left as they are: they bind enclosing values by name. */
+ * and Gelu, LayerNormalization (any opset), BlockedPool. The layout pass then keeps FusedConv
+ * outputs in oneDNN's channel-blocked layout (nChw8c) while convolutions and pools read them,
+ * and inserts LayoutToPlain nodes for every other reader. Subgraphs (If/Loop/Scan bodies) are
+ * left as they are: they bind enclosing values by name. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -260,7 +260,7 @@ static celer_status reorder_copy(const void *from, const dnnl_memory_desc_t *fmd
  * on the image size, which is not known yet; a representative input (28 pixels a side, or the
  * kernel's extent) asks for it. A run with other shapes that wants another layout repacks into
  * its context (see fused_reshape). */
-static celer_status pack_weights(const celer_op_info *info, fused_state *s, float *fw, const char *who) {
+static celer_status pack_weights(fused_state *s, const float *fw, const char *who) {
     dnnl_memory_desc_t plain;
     celer_status st = plain_weights_md(s, &plain, who);
     if (st) return st;
@@ -279,8 +279,7 @@ static celer_status pack_weights(const celer_op_info *info, fused_state *s, floa
     if (!guess) want = &p.weights_md;
     st = reorder_copy(fw, &plain, want, &s->packed, who);
     s->packed_md = *want;
-    (void)info;
-    return st;
+    return st; /* (a failed guess only means plain weights: its message is not kept) */
 }
 
 static celer_status fused_init(const celer_op_info *info, void **state) {
@@ -304,7 +303,7 @@ static celer_status fused_init(const celer_op_info *info, void **state) {
     if (!st) st = parse_activation(info, "activation", &s->act);
     if (!st) st = parse_activation(info, "sum_activation", &s->sum_act);
     if (!st) st = fold_weights(info, s, &fw);
-    if (!st) st = pack_weights(info, s, fw, who);
+    if (!st) st = pack_weights(s, fw, who);
     free(fw);
     if (st) {
         fused_free_state(s);
