@@ -164,12 +164,13 @@ def transformer_mlp():
 
 
 def matvec():
-    """One row: the matrix-vector path, MatMul with B [K, N] and Gemm with transB."""
+    """A few rows: the matrix-vector path (one SGEMV per row), MatMul with B [K, N] and Gemm
+    with transB."""
     b = Builder()
     y = b.op("Relu", [b.op("Gemm", ["x", b.const(RNG.standard_normal((32, 20)) * 0.2), b.const(RNG.standard_normal(32), "b")],
                           transB=1)])
     y = b.op("Add", [b.op("MatMul", [y, b.const(RNG.standard_normal((32, 7)) * 0.2)]), b.const(RNG.standard_normal(7), "b")])
-    return b.model([1, 20], [y]), {"absent": ["Relu", "Gemm", "MatMul"], "present": ["FusedMatMul"]}
+    return b.model([3, 20], [y]), {"absent": ["Relu", "Gemm", "MatMul"], "present": ["FusedMatMul"]}
 
 
 def constant_folding():
