@@ -15,7 +15,7 @@
  *   LayoutToPlain(X) -> Y: a blocked tensor (attribute `block`) back to the plain layout.
  *   FusedMatMul(A, B, bias?) -> Y = activation(A B + bias), float, B a constant matrix ([K, N], or
  *       [N, K] with transB = 1), bias a constant of N values; from MatMul (+ Add) and from Gemm
- *       with alpha = beta = 1. Up to 8 rows of A run as matrix-vector products (SGEMV reads B
+ *       with alpha = beta = 1. Up to 6 rows of A run as matrix-vector products (SGEMV reads B
  *       once; SGEMM would repack it on every call). activation: Relu, LeakyRelu, Clip, Sigmoid, Tanh,
  *       Gelu, with activation_alpha / activation_beta.
  *   Gelu(X) -> Y = X/2 (1 + erf(X / sqrt 2)), from the Div/Erf/Add/Mul/Mul pattern exporters write.
@@ -649,8 +649,9 @@ static celer_status mm_reshape(celer_kernel_call *call) {
 }
 
 /* Up to this many rows of A, one SGEMV per row beats one SGEMM, which repacks all of B on every
- * call (the recommendation MLP: 8 rows in 0.31 ms against 0.39). */
-#define GEMV_ROWS 8
+ * call (the recommendation MLP, side by side: 2 rows 0.08 ms against 0.24, 6 rows 0.24 against
+ * 0.31; at 8 rows SGEMM wins, 0.27 against 0.31). */
+#define GEMV_ROWS 6
 
 static celer_status mm_run(celer_kernel_call *call) {
     const mm_state *s = call->state;
