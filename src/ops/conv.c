@@ -44,42 +44,29 @@ static void conv_free_local(void *p) {
 /* Builds the oneDNN (de)convolution for geometry g into l->prim. */
 static celer_status conv_build(conv_local *l, bool transpose, bool has_bias, const char *who) {
     const celer_conv_geom *g = &l->g;
-    const celer_window *v = &g->win;
-    int nsp = v->nsp, first = 3 - nsp;
+    int nsp = g->win.nsp;
     static const dnnl_format_tag_t plain[] = {dnnl_abc, dnnl_abcd, dnnl_abcde, dnnl_abcdef};
     /* ONNX ConvTranspose weights are (C_in, C_out/group, k...): oneDNN's "io" order */
     static const dnnl_format_tag_t io[] = {dnnl_bac, dnnl_bacd, dnnl_bacde};
     static const dnnl_format_tag_t gio[] = {dnnl_acbd, dnnl_acbde, dnnl_acbdef};
-    int64_t xd[6] = {g->n, g->c}, yd[6] = {g->n, g->m}, wd[6], bd[1] = {g->m};
-    dnnl_dims_t strides, dil, pl, pr;
-    for (int i = 0; i < nsp; i++) {
-        xd[2 + i] = v->in[first + i];
-        yd[2 + i] = v->out[first + i];
-        strides[i] = v->stride[first + i];
-        dil[i] = v->dil[first + i] - 1; /* oneDNN counts dilation from 0 */
-        pl[i] = v->pad_l[first + i];
-        pr[i] = v->pad_r[first + i];
-    }
-    int wr = 0;
-    if (g->group > 1) wd[wr++] = g->group;
-    wd[wr++] = g->m / g->group;
-    wd[wr++] = g->c / g->group;
-    for (int i = 0; i < nsp; i++) wd[wr++] = v->k[first + i];
-    dnnl_format_tag_t wtag = !transpose ? plain[wr - 3] : g->group > 1 ? gio[nsp - 1] : io[nsp - 1];
+    celer_dnnl_conv_dims cd;
+    celer_dnnl_conv_dims_of(g, &cd);
+    int64_t bd[1] = {g->m};
+    dnnl_format_tag_t wtag = !transpose ? plain[cd.w_rank - 3] : g->group > 1 ? gio[nsp - 1] : io[nsp - 1];
 
     dnnl_memory_desc_t xmd, wmd, bmd, ymd;
     celer_status st;
-    if ((st = celer_dnnl_md(&xmd, nsp + 2, xd, dnnl_f32, plain[nsp - 1], who)) ||
-        (st = celer_dnnl_md(&ymd, nsp + 2, yd, dnnl_f32, plain[nsp - 1], who)) ||
-        (st = celer_dnnl_md(&wmd, wr, wd, dnnl_f32, wtag, who)) ||
+    if ((st = celer_dnnl_md(&xmd, cd.rank, cd.x, dnnl_f32, plain[nsp - 1], who)) ||
+        (st = celer_dnnl_md(&ymd, cd.rank, cd.y, dnnl_f32, plain[nsp - 1], who)) ||
+        (st = celer_dnnl_md(&wmd, cd.w_rank, cd.w, dnnl_f32, wtag, who)) ||
         (has_bias && (st = celer_dnnl_md(&bmd, 1, bd, dnnl_f32, dnnl_a, who))))
         return st;
     if (transpose) {
         dnnl_deconvolution_desc_t d;
         if ((st = celer_dnnl_check(dnnl_dilated_deconvolution_forward_desc_init(
                                        &d, dnnl_forward_inference, dnnl_deconvolution_direct,
-                                       &xmd, &wmd, has_bias ? &bmd : NULL, &ymd, strides, dil,
-                                       pl, pr),
+                                       &xmd, &wmd, has_bias ? &bmd : NULL, &ymd, cd.strides, cd.dil,
+                                       cd.pad_l, cd.pad_r),
                                    who, "deconvolution descriptor")))
             return st;
         return celer_dnnl_prim_create(&l->prim, &d, has_bias, NULL, false, who);
@@ -87,7 +74,7 @@ static celer_status conv_build(conv_local *l, bool transpose, bool has_bias, con
     dnnl_convolution_desc_t d;
     if ((st = celer_dnnl_check(dnnl_dilated_convolution_forward_desc_init(
                                    &d, dnnl_forward_inference, dnnl_convolution_direct, &xmd,
-                                   &wmd, has_bias ? &bmd : NULL, &ymd, strides, dil, pl, pr),
+                                   &wmd, has_bias ? &bmd : NULL, &ymd, cd.strides, cd.dil, cd.pad_l, cd.pad_r),
                                who, "convolution descriptor")))
         return st;
     return celer_dnnl_prim_create(&l->prim, &d, has_bias, NULL, false, who);

@@ -29,6 +29,29 @@ celer_status celer_dnnl_check(dnnl_status_t s, const char *who, const char *what
     return celer_errorf(code, "%s: oneDNN %s failed: %s", who, what, dnnl_status2str(s));
 }
 
+void celer_dnnl_conv_dims_of(const celer_conv_geom *g, celer_dnnl_conv_dims *d) {
+    const celer_window *v = &g->win;
+    int nsp = v->nsp, first = 3 - nsp; /* the window keeps spatial dims right-aligned in 3 slots */
+    d->rank = nsp + 2;
+    d->x[0] = d->y[0] = g->n;
+    d->x[1] = g->c;
+    d->y[1] = g->m;
+    for (int i = 0; i < nsp; i++) {
+        d->x[2 + i] = v->in[first + i];
+        d->y[2 + i] = v->out[first + i];
+        d->strides[i] = v->stride[first + i];
+        d->dil[i] = v->dil[first + i] - 1;
+        d->pad_l[i] = v->pad_l[first + i];
+        d->pad_r[i] = v->pad_r[first + i];
+    }
+    int wr = 0;
+    if (g->group > 1) d->w[wr++] = g->group;
+    d->w[wr++] = g->m / g->group;
+    d->w[wr++] = g->c / g->group;
+    for (int i = 0; i < nsp; i++) d->w[wr++] = v->k[first + i];
+    d->w_rank = wr;
+}
+
 celer_status celer_dnnl_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims,
                            dnnl_data_type_t dt, dnnl_format_tag_t tag, const char *who) {
     dnnl_dims_t d;

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 
 #include "base/base.h"
+#include "reference.h"
 
 /* The process-wide CPU engine, created once. Never destroyed (lives until exit). */
 celer_status celer_dnnl_engine(dnnl_engine_t *out);
@@ -19,6 +20,15 @@ celer_status celer_dnnl_engine(dnnl_engine_t *out);
 /* Converts a failed dnnl call into a celer error whose message names `who` (op) and `what`
  * (the call); returns CELER_OK for dnnl_success. */
 celer_status celer_dnnl_check(dnnl_status_t s, const char *who, const char *what);
+
+/* oneDNN's view of a (de)convolution geometry: data dims (N, C or M, spatial), weight dims
+ * ([G,] M/G, C/G, kernel), strides, dilations (counted from 0 as oneDNN does) and pads. */
+typedef struct celer_dnnl_conv_dims {
+    int rank, w_rank; /* of the data tensors (spatial dims + 2) and of the weights */
+    int64_t x[5], y[5], w[6];
+    dnnl_dims_t strides, dil, pad_l, pad_r;
+} celer_dnnl_conv_dims;
+void celer_dnnl_conv_dims_of(const celer_conv_geom *g, celer_dnnl_conv_dims *d);
 
 /* Plain (dense, row-major with the given letter order) descriptor of rank <= 6. */
 celer_status celer_dnnl_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims,

@@ -130,36 +130,23 @@ static void fused_free_state(void *p) {
  * `layouts_only`. */
 static celer_status build_conv(const fused_state *s, const celer_conv_geom *g, const dnnl_memory_desc_t *wmd,
                                bool layouts_only, celer_dnnl_prim *p, const char *who) {
-    const celer_window *v = &g->win;
-    int nsp = s->nsp, first = 3 - nsp, rank = nsp + 2;
-    int64_t xd[5] = {g->n, g->c}, yd[5] = {g->n, g->m}, wd[6], bd[1] = {g->m};
-    dnnl_dims_t strides, dil, pl, pr;
-    for (int i = 0; i < nsp; i++) {
-        xd[2 + i] = v->in[first + i];
-        yd[2 + i] = v->out[first + i];
-        strides[i] = v->stride[first + i];
-        dil[i] = v->dil[first + i] - 1; /* oneDNN counts dilation from 0 */
-        pl[i] = v->pad_l[first + i];
-        pr[i] = v->pad_r[first + i];
-    }
-    int wr = 0;
-    if (g->group > 1) wd[wr++] = g->group;
-    wd[wr++] = g->m / g->group;
-    wd[wr++] = g->c / g->group;
-    for (int i = 0; i < nsp; i++) wd[wr++] = v->k[first + i];
+    celer_dnnl_conv_dims cd;
+    celer_dnnl_conv_dims_of(g, &cd);
+    int64_t bd[1] = {g->m};
     dnnl_memory_desc_t xmd, wany, bmd, ymd;
     celer_status st;
-    if ((st = s->x_block ? data_md(&xmd, xd, rank, s->x_block, who)
-                         : celer_dnnl_md(&xmd, rank, xd, dnnl_f32, dnnl_format_tag_any, who)) ||
-        (st = s->y_block ? data_md(&ymd, yd, rank, s->y_block, who)
-                         : celer_dnnl_md(&ymd, rank, yd, dnnl_f32, dnnl_format_tag_any, who)) ||
-        (!wmd && (st = celer_dnnl_md(&wany, wr, wd, dnnl_f32, dnnl_format_tag_any, who))) ||
+    if ((st = s->x_block ? data_md(&xmd, cd.x, cd.rank, s->x_block, who)
+                         : celer_dnnl_md(&xmd, cd.rank, cd.x, dnnl_f32, dnnl_format_tag_any, who)) ||
+        (st = s->y_block ? data_md(&ymd, cd.y, cd.rank, s->y_block, who)
+                         : celer_dnnl_md(&ymd, cd.rank, cd.y, dnnl_f32, dnnl_format_tag_any, who)) ||
+        (!wmd && (st = celer_dnnl_md(&wany, cd.w_rank, cd.w, dnnl_f32, dnnl_format_tag_any, who))) ||
         (s->bias && (st = celer_dnnl_md(&bmd, 1, bd, dnnl_f32, dnnl_a, who))))
         return st;
     dnnl_convolution_desc_t d;
     if ((st = celer_dnnl_check(dnnl_dilated_convolution_forward_desc_init(
                                    &d, dnnl_forward_inference, dnnl_convolution_direct, &xmd,
-                                   wmd ? wmd : &wany, s->bias ? &bmd : NULL, &ymd, strides, dil, pl, pr),
+                                   wmd ? wmd : &wany, s->bias ? &bmd : NULL, &ymd, cd.strides, cd.dil,
+                                   cd.pad_l, cd.pad_r),
                                who, "convolution descriptor")))
         return st;
     dnnl_post_ops_t po = NULL;
