@@ -139,7 +139,7 @@ static double node_flop(const char *op, const celer_kernel_call *call) {
     const celer_tensor *y = &call->out[0];
     if (!strcmp(op, "Conv") || !strcmp(op, "FusedConv")) {
         const celer_tensor *w = call->n_in > 1 ? call->in[1] : NULL;
-        if (!w) return 0;
+        if (!w || w->shape.rank < 1 || w->shape.dims[0] <= 0) return 0;
         /* each output element: C/group x kernel products */
         return 2.0 * (double)celer_shape_numel(&y->shape) * (double)(celer_shape_numel(&w->shape) / w->shape.dims[0]);
     }
