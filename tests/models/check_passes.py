@@ -270,6 +270,7 @@ def main():
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         tmp = keep or tmp
+        os.makedirs(tmp, exist_ok=True)
         for name, model, shape, expect in cases:
             try:
                 line = check(celer, tmp, name, model, shape, expect)
