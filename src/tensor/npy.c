@@ -375,10 +375,10 @@ static celer_status read_strings(const char *what, const npy_header *h, const un
     return CELER_OK;
 }
 
-celer_status celer_npy_parse(const void *bytes, size_t len, const char *what, celer_arena *arena,
-                             celer_tensor *out) {
-    const unsigned char *b = bytes;
-    if (!what) what = "<memory>";
+/* Checks the magic, version and header of an in-memory .npy image and that the data that
+ * follows has the size dtype and shape need; *data_off is where it starts. */
+static celer_status parse_image(const unsigned char *b, size_t len, const char *what, npy_header *hp,
+                                size_t *data_off) {
     if (len < NPY_MAGIC_LEN + 2 || memcmp(b, NPY_MAGIC, NPY_MAGIC_LEN) != 0)
         return celer_errorf(CELER_ERR_PARSE, "%s: not a .npy file (missing \\x93NUMPY magic)", what);
     unsigned major = b[6], minor = b[7];
@@ -407,7 +407,7 @@ celer_status celer_npy_parse(const void *bytes, size_t len, const char *what, ce
     if (st) return st;
 
     int64_t numel = celer_shape_numel(&h.shape);
-    size_t nbytes, out_bytes;
+    size_t nbytes;
     if (numel < 0 || celer_mul_size((size_t)numel, h.item_size, &nbytes))
         return celer_errorf(CELER_ERR_LIMIT, "%s: .npy array size overflows", what);
     size_t have = len - prefix - hlen;
@@ -416,11 +416,25 @@ celer_status celer_npy_parse(const void *bytes, size_t len, const char *what, ce
         return celer_errorf(CELER_ERR_PARSE, "%s: .npy data is %zu bytes but dtype and shape %s need %zu", what,
                             have, celer_shape_str(&h.shape, sb, sizeof sb), nbytes);
     }
+    *hp = h;
+    *data_off = prefix + hlen;
+    return CELER_OK;
+}
+
+celer_status celer_npy_parse(const void *bytes, size_t len, const char *what, celer_arena *arena,
+                             celer_tensor *out) {
+    if (!what) what = "<memory>";
+    npy_header h;
+    size_t off, nbytes, out_bytes;
+    celer_status st = parse_image(bytes, len, what, &h, &off);
+    if (st) return st;
+    int64_t numel = celer_shape_numel(&h.shape);
+    nbytes = len - off;
     if (celer_mul_size((size_t)numel, celer_dtype_size(h.dtype), &out_bytes))
         return celer_errorf(CELER_ERR_LIMIT, "%s: .npy array size overflows", what);
     void *data = celer_arena_alloc(arena, out_bytes);
     if (!data) return celer_error_wrap(CELER_ERR_NOMEM, "%s", what);
-    const unsigned char *src = b + prefix + hlen;
+    const unsigned char *src = (const unsigned char *)bytes + off;
     if (h.dtype == CELER_STRING) {
         st = read_strings(what, &h, src, (size_t)numel, data, arena);
         if (st) return st;
@@ -435,7 +449,8 @@ celer_status celer_npy_parse(const void *bytes, size_t len, const char *what, ce
     return CELER_OK;
 }
 
-celer_status celer_npy_read(const char *path, celer_arena *arena, celer_tensor *out) {
+/* Maps `path` read-only into (*map, *len_out); on failure the message names the file. */
+static celer_status map_file(const char *path, void **map, size_t *len_out) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return celer_errorf(CELER_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
@@ -453,12 +468,51 @@ celer_status celer_npy_read(const char *path, celer_arena *arena, celer_tensor *
         close(fd);
         return celer_errorf(CELER_ERR_PARSE, "%s: not a .npy file (it is empty)", path);
     }
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *m = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (map == MAP_FAILED) return celer_errorf(CELER_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
-    celer_status st = celer_npy_parse(map, len, path, arena, out);
+    if (m == MAP_FAILED) return celer_errorf(CELER_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+    *map = m;
+    *len_out = len;
+    return CELER_OK;
+}
+
+celer_status celer_npy_read(const char *path, celer_arena *arena, celer_tensor *out) {
+    void *map = NULL;
+    size_t len = 0;
+    celer_status st = map_file(path, &map, &len);
+    if (st) return st;
+    st = celer_npy_parse(map, len, path, arena, out);
     munmap(map, len);
     return st;
+}
+
+celer_status celer_npy_map_open(const char *path, celer_npy_map *out) {
+    memset(out, 0, sizeof *out);
+    void *map = NULL;
+    size_t len = 0, off = 0;
+    npy_header h;
+    celer_status st = map_file(path, &map, &len);
+    if (st) return st;
+    if ((st = parse_image(map, len, path, &h, &off))) {
+        munmap(map, len);
+        return st;
+    }
+    const char *data = (const char *)map + off;
+    size_t es = celer_dtype_size(h.dtype);
+    if (h.dtype == CELER_STRING || h.dtype == CELER_BOOL || h.item_size != es || (uintptr_t)data % es) {
+        munmap(map, len);
+        return celer_errorf(CELER_ERR_UNSUPPORTED, "%s: only numeric arrays whose data is aligned to their "
+                            "element size can be mapped (this one is %s)", path, celer_dtype_name(h.dtype));
+    }
+    out->tensor = (celer_tensor){.dtype = h.dtype, .shape = h.shape, .data = (void *)(uintptr_t)data};
+    out->map = map;
+    out->len = len;
+    return CELER_OK;
+}
+
+void celer_npy_map_close(celer_npy_map *m) {
+    if (m->map) munmap(m->map, m->len);
+    memset(m, 0, sizeof *m);
 }
 
 /* ---- writing ---- */

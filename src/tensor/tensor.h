@@ -91,6 +91,18 @@ celer_status celer_npy_read(const char *path, celer_arena *arena, celer_tensor *
 /* Parses an in-memory .npy image; same ownership as celer_npy_read. */
 celer_status celer_npy_parse(const void *bytes, size_t len, const char *what, celer_arena *arena,
                              celer_tensor *out);
+/* A .npy file mapped read-only with its tensor pointing into the mapping, for large tables read
+ * in place (a recommender's item matrix): nothing is copied, pages come in as they are read. */
+typedef struct celer_npy_map {
+    celer_tensor tensor; /* data points into `map`; valid until celer_npy_map_close */
+    void *map;
+    size_t len;
+} celer_npy_map;
+/* Maps `path`. Numeric dtypes only, with data aligned to the element size (NumPy pads headers
+ * to 64 bytes, so files it writes qualify); anything else is refused naming the file. On success
+ * *out owns the mapping: celer_npy_map_close. */
+celer_status celer_npy_map_open(const char *path, celer_npy_map *out);
+void celer_npy_map_close(celer_npy_map *m);
 /* Writes `t` to `path` (version 1.0 header). Strings are written as '<U' arrays. */
 celer_status celer_npy_write(const char *path, const celer_tensor *t);
 
