@@ -24,6 +24,9 @@ import warnings
 import torch
 from torch import nn
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+from export_models import BertEncoder, randomize_batchnorm  # noqa: E402  (the tests' models, same code)
+
 OPSET = 17
 BERT_SEQ = 128  # the sequence length the benchmark times BERT at
 
@@ -33,42 +36,15 @@ def build_resnet50():
 
     torch.manual_seed(50)
     model = torchvision.models.resnet50(weights=None)
-    # Non-trivial BatchNorm statistics (scales near 1), so activations keep a sane range through 50
-    # layers instead of drifting towards denormals or overflow, which would distort the timing.
-    g = torch.Generator().manual_seed(51)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                m.running_mean.copy_(torch.randn(c, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(c, generator=g) * 0.5 + 0.75)
-                m.weight.copy_(torch.rand(c, generator=g) * 0.5 + 0.5)
-                m.bias.copy_(torch.randn(c, generator=g) * 0.1)
+    randomize_batchnorm(model, 51)
     return model.eval()
-
-
-class BertBase(nn.Module):
-    """Token + learned position embeddings, 12 post-norm encoder layers (GELU), a final LayerNorm."""
-
-    def __init__(self, vocab=30522, d=768, heads=12, ff=3072, layers=12, max_len=512):
-        super().__init__()
-        self.tok = nn.Embedding(vocab, d)
-        self.pos = nn.Parameter(torch.randn(1, max_len, d) * 0.02)
-        layer = nn.TransformerEncoderLayer(d, heads, ff, dropout=0.0, activation="gelu", batch_first=True)
-        # enable_nested_tensor=False (and exporting with grad-enabled parameters) keeps torch 1.13
-        # off its fused fast path, which the ONNX exporter cannot translate. Eager timing under
-        # inference_mode still takes the fast path, as a PyTorch user would get.
-        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(d)
-
-    def forward(self, input_ids):
-        x = self.tok(input_ids) + self.pos[:, : input_ids.shape[1]]
-        return self.norm(self.encoder(x))
 
 
 def build_bert_base():
     torch.manual_seed(768)
-    model = BertBase()
+    # BertEncoder keeps torch 1.13 off its fused fast path for export; eager timing under
+    # inference_mode still takes it, as a PyTorch user would get.
+    model = BertEncoder(vocab=30522, d=768, heads=12, ff=3072, layers=12, max_len=512)
     # nn.TransformerEncoder deep-copies one layer, so all 12 start with the same weights, and the
     # ONNX exporter would then store one copy shared by every layer (a 124 MB file whose weights
     # fit the caches better than a real BERT's). Give each layer weights of its own.

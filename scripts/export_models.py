@@ -36,14 +36,11 @@ def seeded(seed):
 
 # ---- models ----
 
-def build_resnet50():
-    import torchvision
-
-    seeded(50)
-    model = torchvision.models.resnet50(weights=None)
-    # Non-trivial BatchNorm statistics and affine parameters, so that folding or running BN is
-    # actually exercised. Scales stay near 1 so activations keep a sane range through 50 layers.
-    g = torch.Generator().manual_seed(51)
+def randomize_batchnorm(model, seed):
+    """Non-trivial BatchNorm statistics and affine parameters, so that folding or running BN is
+    actually exercised. Scales stay near 1 so activations keep a sane range through 50 layers
+    (instead of drifting towards denormals or overflow, which would also distort timings)."""
+    g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -52,6 +49,14 @@ def build_resnet50():
                 m.running_var.copy_(torch.rand(c, generator=g) * 0.5 + 0.75)
                 m.weight.copy_(torch.rand(c, generator=g) * 0.5 + 0.5)
                 m.bias.copy_(torch.randn(c, generator=g) * 0.1)
+
+
+def build_resnet50():
+    import torchvision
+
+    seeded(50)
+    model = torchvision.models.resnet50(weights=None)
+    randomize_batchnorm(model, 51)
     model.eval()
     x = torch.from_numpy(np.random.default_rng(52).standard_normal((1, 3, 224, 224)).astype(np.float32))
     # TrainingMode.PRESERVE (the model is in eval mode) keeps BatchNormalization nodes in the file,
@@ -60,8 +65,9 @@ def build_resnet50():
     return model, [{"input": x}], ["logits"], {"input": {0: "batch"}, "logits": {0: "batch"}}, export
 
 
-class BertTiny(nn.Module):
-    """Token + learned positional embeddings, a 2-layer post-norm encoder (GELU) and a final LayerNorm."""
+class BertEncoder(nn.Module):
+    """Token + learned positional embeddings, a post-norm encoder (GELU) and a final LayerNorm; the
+    defaults are the tests' tiny one (bench/engine_models.py builds BERT-base with it)."""
 
     def __init__(self, vocab=1000, d=64, heads=4, ff=128, layers=2, max_len=128):
         super().__init__()
@@ -80,7 +86,7 @@ class BertTiny(nn.Module):
 
 def build_bert_tiny():
     seeded(64)
-    model = BertTiny()
+    model = BertEncoder()
     with torch.no_grad():  # LayerNorm affine parameters away from the 1/0 defaults
         for m in model.modules():
             if isinstance(m, nn.LayerNorm):
