@@ -1,14 +1,100 @@
-/* pipeline: pre/post-processing and business logic declared beside a model (issue 5).
+/* pipeline: pre/post-processing and business logic declared in a model repository folder as
+ * pipeline.yaml (docs/pipelines.md): request fields -> steps (numeric, image, postprocess,
+ * recommend, route, calls of the repository's models) -> outputs, run in C, in process.
  *
- * First piece: the recommend step, which scores a user embedding against an item matrix by dot
- * product and returns the top-k item ids and scores. The matrix is a .npy file mapped read-only
- * (100k x 64 float32 is 25.6 MB; larger ones just map more), shared by every worker thread: a
- * loaded index is immutable, and each call brings its own scratch. */
+ * A loaded pipeline is immutable and shared by every request. A request's run is a small state
+ * machine over the pipeline's steps, all its memory in one arena the caller gives: the caller
+ * sets the inputs, calls celer_pipeline_run_steps until it either finishes or asks for a model
+ * call; the caller performs the call (the server through the model's queue, so batching applies)
+ * and hands the outputs back with celer_pipeline_resume. Nothing blocks, so a worker never waits
+ * for another. */
 #ifndef CELER_PIPELINE_H
 #define CELER_PIPELINE_H
 
 #include "base/base.h"
 #include "tensor/tensor.h"
+
+/* Caps on what a pipeline file may declare. */
+#define CELER_PIPELINE_MAX_IO 64      /* inputs, outputs */
+#define CELER_PIPELINE_MAX_STEPS 1024 /* steps, branches included */
+#define CELER_PIPELINE_MAX_FILE (1 << 20)
+
+typedef struct celer_pipeline celer_pipeline;
+
+/* A declared input: per-row shape (without the leading batch dim; -1 = variable), and the row
+ * used when a request leaves it out. */
+typedef struct celer_pipeline_io {
+    const char *name;
+    celer_dtype dtype;
+    int rank;
+    int64_t dims[CELER_MAX_RANK];
+    bool has_default;
+    celer_tensor default_row; /* shape = dims, a variable dim from the default's length */
+} celer_pipeline_io;
+
+/* Loads and validates `path` (a pipeline.yaml); files it names are relative to its folder. Errors
+ * are CELER_ERR_PARSE / CELER_ERR_INVALID / CELER_ERR_IO naming the file, line and step. On
+ * success *out is owned by the caller: celer_pipeline_free. */
+celer_status celer_pipeline_load(const char *path, celer_pipeline **out);
+/* Same from text in memory; `path` is used in messages and `dir` for relative file names. */
+celer_status celer_pipeline_parse(const char *text, size_t len, const char *path, const char *dir,
+                                  celer_pipeline **out);
+void celer_pipeline_free(celer_pipeline *p);
+
+const char *celer_pipeline_description(const celer_pipeline *p); /* "" when none */
+int celer_pipeline_input_count(const celer_pipeline *p);
+const celer_pipeline_io *celer_pipeline_input(const celer_pipeline *p, int i);
+int celer_pipeline_output_count(const celer_pipeline *p);
+const char *celer_pipeline_output_name(const celer_pipeline *p, int i);
+/* Steps in file order (branches included), with labels like "3_bucketize" for metrics. */
+int celer_pipeline_step_count(const celer_pipeline *p);
+const char *celer_pipeline_step_name(const celer_pipeline *p, int i);
+/* Names of the models the pipeline calls (each once), to check against the repository. */
+int celer_pipeline_model_count(const celer_pipeline *p);
+const char *celer_pipeline_model_name(const celer_pipeline *p, int i);
+
+/* ---- running ---- */
+typedef struct celer_pipeline_run celer_pipeline_run;
+
+/* A model call the caller performs, then answers with celer_pipeline_resume. Arrays are valid
+ * until then. */
+typedef struct celer_pipeline_call {
+    const char *model;
+    const char *version;             /* "" = latest */
+    int n_inputs;
+    const char *const *input_names;  /* model input names */
+    const celer_tensor *inputs;
+} celer_pipeline_call;
+
+/* Starts a run of `p` with everything in `arena` (the request's; its cap bounds the run's
+ * memory). *out lives in the arena. */
+celer_status celer_pipeline_run_init(const celer_pipeline *p, celer_arena *arena, celer_pipeline_run **out);
+/* Sets input i (with its leading batch dim) from a tensor the caller keeps alive for the run;
+ * `lens` (may be NULL) are STRING element byte lengths when elements may hold NUL bytes.
+ * Checks dtype and per-row shape (CELER_ERR_DTYPE / CELER_ERR_SHAPE naming the input). */
+celer_status celer_pipeline_set_input(celer_pipeline_run *r, int i, const celer_tensor *t, const size_t *lens);
+/* Request parameters a `route` step may read (borrowed for the run). */
+void celer_pipeline_set_parameters(celer_pipeline_run *r, const char *const *keys, const char *const *values,
+                                   int n);
+/* Runs steps until the pipeline finishes (*call = NULL) or needs a model (*call set). Inputs not
+ * set take their defaults (CELER_ERR_INVALID "missing input" without one). Errors name the step
+ * and are the request's fault (bad values, shapes, an unmatched route), except CELER_ERR_NOMEM
+ * and CELER_ERR_LIMIT (the arena's cap). */
+celer_status celer_pipeline_run_steps(celer_pipeline_run *r, const celer_pipeline_call **call);
+/* Hands back the outputs of the call asked for: copies the ones the step maps into the arena. */
+celer_status celer_pipeline_resume(celer_pipeline_run *r, const char *const *names, const celer_tensor *outputs,
+                                   int n_outputs);
+/* After a run finished: the outputs in declared order (celer_pipeline_output_count of them). */
+const celer_tensor *celer_pipeline_run_outputs(const celer_pipeline_run *r);
+/* Nanoseconds spent in each step by this run (0 for steps not run); a model step counts the
+ * time from the call's request to its resume. Indexed like celer_pipeline_step_name. */
+const int64_t *celer_pipeline_run_step_ns(const celer_pipeline_run *r);
+
+/* ---- the recommend index (also usable on its own) ----
+ * Scores a user embedding against an item matrix by dot product and returns the top-k item ids
+ * and scores. The matrix is a .npy file mapped read-only (100k x 64 float32 is 25.6 MB; larger
+ * ones just map more), shared by every worker thread: a loaded index is immutable, and each call
+ * brings its own scratch. */
 
 /* Caps on what a request may ask of the recommend step. */
 #define CELER_RECOMMEND_MAX_K 10000

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline.h"
+#include "step.h"
 
 #define BLOCK 2048 /* rows scored per SGEMV: 8 KiB of scores */
 
@@ -166,3 +166,91 @@ celer_status celer_recommend_topk(const celer_recommend *r, const float *user, i
     *n_out = kept;
     return CELER_OK;
 }
+
+/* ---- the pipeline step ----
+ * recommend {input: user embeddings [N, dim], items: items.npy, ids: ids.npy, k, exclude: name,
+ * output: [ids, scores]}: per row, the k best items. `exclude` (optional) is an integer tensor
+ * [N, E] (or [N]: one id per row) of ids to leave out for that row. Rows with fewer than k
+ * candidates left are padded with id -1 and score 0. */
+
+typedef struct recommend_params {
+    celer_recommend *index;
+    int64_t k;
+    bool has_exclude;
+} recommend_params;
+
+static celer_status recommend_parse(pl_parse *c, const yaml_node_t *args, pl_step *s) {
+    recommend_params *p = celer_arena_alloc(pl_arena(c), sizeof *p);
+    if (!p) return CELER_ERR_NOMEM;
+    const char *items = NULL, *ids = NULL;
+    CELER_TRY(pl_arg_path(c, args, "items", true, &items));
+    CELER_TRY(pl_arg_path(c, args, "ids", false, &ids));
+    p->k = 10;
+    CELER_TRY(pl_arg_int(c, args, "k", false, 1, CELER_RECOMMEND_MAX_K, &p->k));
+    CELER_TRY(pl_arg_input(c, args, "input", s));
+    if (pl_arg(c, args, "exclude")) {
+        CELER_TRY(pl_arg_input(c, args, "exclude", s));
+        p->has_exclude = true;
+    }
+    CELER_TRY(pl_arg_outputs(c, args, "output", 2, s));
+    if (celer_recommend_open(items, ids, &p->index)) return pl_error(c, pl_arg(c, args, "items"), "%s", celer_error_message());
+    s->params = p;
+    return CELER_OK;
+}
+
+static void recommend_free(pl_step *s) {
+    recommend_params *p = s->params;
+    if (p) celer_recommend_free(p->index);
+}
+
+static celer_status recommend_run(const pl_step *s, pl_exec *x) {
+    const recommend_params *p = s->params;
+    const celer_tensor *user = &pl_in(x, s, 0)->t;
+    int64_t dim = celer_recommend_dim(p->index);
+    char b[128];
+    if (user->dtype != CELER_FLOAT || user->shape.rank != 2 || user->shape.dims[1] != dim)
+        return celer_errorf(CELER_ERR_SHAPE, "the user embedding must be float32 [rows, %lld], got %s %s", (long long)dim,
+                            celer_dtype_name(user->dtype), celer_shape_str(&user->shape, b, sizeof b));
+    int64_t rows = user->shape.dims[0], n_ex = 0;
+    const celer_tensor *ex = p->has_exclude ? &pl_in(x, s, 1)->t : NULL;
+    const int64_t *ex_ids = NULL;
+    if (ex) {
+        if (ex->shape.rank < 1 || ex->shape.rank > 2 || ex->shape.dims[0] != rows || !pl_is_numeric(ex->dtype) ||
+            ex->dtype == CELER_FLOAT || ex->dtype == CELER_DOUBLE)
+            return celer_errorf(CELER_ERR_SHAPE, "exclude must be integers [%lld, E] (one list per row), got %s %s",
+                                (long long)rows, celer_dtype_name(ex->dtype), celer_shape_str(&ex->shape, b, sizeof b));
+        n_ex = ex->shape.rank == 2 ? ex->shape.dims[1] : 1;
+        if (n_ex > CELER_RECOMMEND_MAX_EXCLUDE)
+            return celer_errorf(CELER_ERR_LIMIT, "exclude has %lld ids per row, at most %d", (long long)n_ex,
+                                CELER_RECOMMEND_MAX_EXCLUDE);
+        if (ex->dtype == CELER_INT64) {
+            ex_ids = ex->data;
+        } else {
+            int64_t *conv = pl_scratch(x, sizeof *conv * (size_t)(rows * n_ex));
+            if (!conv) return CELER_ERR_LIMIT;
+            for (int64_t i = 0; i < rows * n_ex; i++) conv[i] = (int64_t)pl_get(ex, i);
+            ex_ids = conv;
+        }
+    }
+    int k = (int)p->k;
+    celer_shape shape = {.rank = 2, .dims = {rows, k}};
+    celer_tensor *ids = pl_out(x, s, 0, CELER_INT64, &shape);
+    celer_tensor *scores = ids ? pl_out(x, s, 1, CELER_FLOAT, &shape) : NULL;
+    void *scratch = scores ? pl_scratch(x, celer_recommend_scratch_bytes(p->index, k, (int)n_ex)) : NULL;
+    if (!scratch) return CELER_ERR_LIMIT;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t *oi = (int64_t *)ids->data + r * k;
+        float *os = (float *)scores->data + r * k;
+        int got = 0;
+        CELER_TRY(celer_recommend_topk(p->index, (const float *)user->data + r * dim, dim,
+                                       ex_ids ? ex_ids + r * n_ex : NULL, (int)n_ex, k, scratch, oi, os, &got));
+        for (int j = got; j < k; j++) {
+            oi[j] = -1;
+            os[j] = 0;
+        }
+    }
+    return CELER_OK;
+}
+
+const pl_kind pl_kind_recommend = {"recommend", "input output items ids k exclude", recommend_parse, recommend_run,
+                                   recommend_free};

@@ -1343,6 +1343,11 @@ static celer_status scan_model(const char *dir, celer_arena *arena, celer_repo_m
         m->config_path = join(arena, dir, m->name, "config.pbtxt");
         m->config_mtime_ns = mtime_ns(&st);
     }
+    if (!fstatat(fd, "pipeline.yaml", &st, 0) && S_ISREG(st.st_mode)) {
+        m->pipeline_path = join(arena, dir, m->name, "pipeline.yaml");
+        /* the folder's files (pipeline.yaml, item matrices, vocabularies) decide a reload */
+        tally_files(fd, ".", 0, &m->pipeline_mtime_ns, &m->pipeline_bytes);
+    }
     DIR *d = fdopendir(fd);
     if (!d) {
         close(fd);

@@ -93,6 +93,8 @@ typedef struct celer_repo_model {
     int64_t config_mtime_ns;
     int n_versions;
     celer_repo_version *versions; /* ascending; only numeric folders holding model.onnx */
+    const char *pipeline_path;    /* <repo>/<model>/pipeline.yaml: the folder is a pipeline */
+    int64_t pipeline_mtime_ns, pipeline_bytes; /* newest mtime and total size of its files */
 } celer_repo_model;
 
 /* Lists the models of a repository folder (sorted by name; hidden and non-folder entries are

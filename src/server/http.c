@@ -52,6 +52,11 @@ typedef struct http_req {
     celer_tensor *inputs;
     celer_job job;
     bool predict;        /* KServe v1 :predict */
+    /* pipeline in flight: the run, and the model call it waits for */
+    celer_pipeline_run *run;
+    served_version *call_version;
+    celer_tensor *call_inputs;
+    celer_job call_job;
     char model_name[256];
     /* repository load/unload in flight */
     bool unload;
@@ -139,7 +144,10 @@ static void infer_done(celer_job *job, celer_status st, const char *message, con
         celer_metrics_add(v->m_failure, 1);
     } else {
         celer_status es;
-        if (q->predict) {
+        if (q->kreq.object_form) {
+            es = celer_kserve_encode_object(q->kreq.object_single, v->output_names, outputs, n_outputs, &q->resp);
+            q->json_len = 0;
+        } else if (q->predict) {
             es = celer_kserve_encode_predict(v->output_names, outputs, n_outputs, &q->resp);
             q->json_len = 0;
         } else {
@@ -163,6 +171,11 @@ static void infer_done(celer_job *job, celer_status st, const char *message, con
         celer_metrics_observe(v->m_queue, (double)(job->start_ns - job->enqueue_ns) * 1e-9);
         celer_metrics_observe(v->m_compute, (double)(job->end_ns - job->start_ns) * 1e-9);
         if (job->batch_first) celer_metrics_observe(v->m_batch, job->batch_size);
+        if (v->pipeline) {
+            const int64_t *ns = celer_pipeline_run_step_ns(q->run);
+            for (int i = 0; i < celer_pipeline_step_count(v->pipeline); i++)
+                if (ns[i] > 0) celer_metrics_observe(v->m_steps[i], (double)ns[i] * 1e-9);
+        }
     }
     atomic_store(&q->state, REQ_READY);
     MHD_resume_connection(q->conn);
@@ -184,6 +197,169 @@ static bool order_inputs(http_req *q, char *msg, size_t cap) {
         bool known = false;
         for (int i = 0; i < v->n_outputs && !known; i++) known = !strcmp(v->output_names[i], q->kreq.outputs[k].name);
         if (!known) return snprintf(msg, cap, "unknown output '%s' requested", q->kreq.outputs[k].name), false;
+    }
+    return true;
+}
+
+/* ---- pipelines ----
+ * A pipeline request is a job on the pipeline's task queue: a worker runs its steps until the end
+ * or a model call; a call is a job on that model's queue (so it batches with other requests), and
+ * its completion hands the outputs back and queues the pipeline job again, so the model's worker
+ * goes on with its batch. The connection stays suspended throughout, as for a model. */
+
+static void pipeline_fail(http_req *q, celer_status st, const char *message) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", message);
+    infer_done(&q->job, st, msg, NULL, 0);
+}
+
+static void pipeline_model_done(celer_job *job, celer_status st, const char *message, const celer_tensor *outputs,
+                                int n_outputs) {
+    http_req *q = job->user;
+    served_version *mv = q->call_version;
+    q->call_version = NULL;
+    if (!st) st = celer_pipeline_resume(q->run, mv->output_names, outputs, n_outputs);
+    if (st) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "model '%s': %s", mv->owner->name, message && *message ? message : celer_error_message());
+        atomic_fetch_add(&mv->n_failure, 1);
+        celer_metrics_add(mv->m_failure, 1);
+        celer_registry_release(mv);
+        pipeline_fail(q, st, msg);
+        return;
+    }
+    atomic_fetch_add(&mv->n_success, 1);
+    atomic_fetch_add(&mv->n_inferences, 1);
+    if (job->batch_first) atomic_fetch_add(&mv->n_exec, 1);
+    atomic_fetch_add(&mv->ns_queue, (unsigned long long)(job->start_ns - job->enqueue_ns));
+    atomic_fetch_add(&mv->ns_compute, (unsigned long long)(job->end_ns - job->start_ns));
+    celer_metrics_add(mv->m_success, 1);
+    celer_metrics_observe(mv->m_queue, (double)(job->start_ns - job->enqueue_ns) * 1e-9);
+    celer_metrics_observe(mv->m_compute, (double)(job->end_ns - job->start_ns) * 1e-9);
+    if (job->batch_first) celer_metrics_observe(mv->m_batch, job->batch_size);
+    celer_registry_release(mv);
+    st = celer_sched_submit(q->version->queue, &q->job);
+    if (st) pipeline_fail(q, st == CELER_ERR_NOT_FOUND ? CELER_ERR_LIMIT : st, celer_error_message());
+}
+
+/* Runs on a worker: steps until done (answer) or a model call (submitted; the worker moves on). */
+static void pipeline_task(celer_job *job, celer_status st, const char *message, const celer_tensor *outputs,
+                          int n_outputs) {
+    (void)outputs, (void)n_outputs;
+    http_req *q = job->user;
+    if (st) {
+        pipeline_fail(q, st, message);
+        return;
+    }
+    const celer_pipeline_call *call = NULL;
+    st = celer_pipeline_run_steps(q->run, &call);
+    if (st) {
+        pipeline_fail(q, st == CELER_ERR_NOMEM ? CELER_ERR_LIMIT : st, celer_error_message());
+        return;
+    }
+    if (!call) {
+        infer_done(job, CELER_OK, "", celer_pipeline_run_outputs(q->run), celer_pipeline_output_count(q->version->pipeline));
+        return;
+    }
+    char msg[1024];
+    int code = 0;
+    served_version *mv = celer_registry_acquire(q->srv->registry, call->model, call->version, &code, msg, sizeof msg);
+    if (!mv) {
+        /* the pipeline is fine; the model it needs is not serving: the service is unavailable */
+        pipeline_fail(q, CELER_ERR_LIMIT, msg);
+        return;
+    }
+    q->call_inputs = celer_arena_alloc(&q->arena, sizeof *q->call_inputs * (size_t)(mv->n_inputs + 1));
+    for (int i = 0; q->call_inputs && i < mv->n_inputs; i++) {
+        int found = -1;
+        for (int k = 0; k < call->n_inputs && found < 0; k++)
+            if (!strcmp(call->input_names[k], mv->inputs[i].name)) found = k;
+        if (found < 0) {
+            snprintf(msg, sizeof msg, "pipeline '%s' gives model '%s' no input '%s'", q->version->owner->name, call->model,
+                     mv->inputs[i].name);
+            celer_registry_release(mv);
+            pipeline_fail(q, CELER_ERR_INTERNAL, msg);
+            return;
+        }
+        q->call_inputs[i] = call->inputs[found];
+    }
+    if (!q->call_inputs) {
+        celer_registry_release(mv);
+        pipeline_fail(q, CELER_ERR_LIMIT, "request memory cap reached");
+        return;
+    }
+    q->call_version = mv;
+    q->call_job = (celer_job){.inputs = q->call_inputs, .done = pipeline_model_done, .user = q,
+                              .deadline_ns = q->job.deadline_ns};
+    st = celer_sched_submit(mv->queue, &q->call_job);
+    if (st) {
+        snprintf(msg, sizeof msg, "model '%s': %s", call->model, celer_error_message());
+        q->call_version = NULL;
+        celer_registry_release(mv);
+        pipeline_fail(q, st == CELER_ERR_NOT_FOUND ? CELER_ERR_LIMIT : st, msg);
+    }
+}
+
+/* Decodes a pipeline request (business-object JSON, KServe v2, or a raw image body for a
+ * pipeline with one BYTES input) into a run. Returns false with the reply set. */
+static bool pipeline_decode(http_req *q, size_t json_len) {
+    served_version *v = q->version;
+    const celer_pipeline *p = v->pipeline;
+    const char *ct = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Content-Type");
+    int bytes_input = -1, n_bytes = 0;
+    for (int i = 0; i < v->n_inputs; i++)
+        if (v->inputs[i].dtype == CELER_STRING) bytes_input = i, n_bytes++;
+    bool raw = json_len == SIZE_MAX && ct && !strstr(ct, "json") && n_bytes == 1 &&
+               (!strncmp(ct, "image/", 6) || !strncmp(ct, "application/octet-stream", 24));
+    celer_status st = CELER_OK;
+    if (raw) {
+        memset(&q->kreq, 0, sizeof q->kreq);
+        q->kreq.inputs = celer_arena_alloc(&q->arena, sizeof *q->kreq.inputs);
+        char **el = celer_arena_alloc(&q->arena, sizeof *el);
+        size_t *len = celer_arena_alloc(&q->arena, sizeof *len);
+        if (!q->kreq.inputs || !el || !len || !(el[0] = celer_arena_strndup(&q->arena, q->body ? q->body : "", q->body_len))) {
+            reply_error(q, 413, "request memory cap reached");
+            return false;
+        }
+        *len = q->body_len;
+        q->kreq.inputs[0] = (celer_kserve_input){.name = v->inputs[bytes_input].name, .lens = len,
+                                                 .tensor = {.dtype = CELER_STRING, .shape = {.rank = 1, .dims = {1}}, .data = el}};
+        q->kreq.n_inputs = 1;
+    } else {
+        celer_json *root = NULL;
+        bool object = false;
+        if (json_len == SIZE_MAX) {
+            st = celer_json_parse(q->body ? q->body : "", q->body_len, &q->arena, &root);
+            if (st) celer_error_wrap(st, "request body: ");
+            object = !st && (root->type == CELER_JSON_ARRAY ||
+                             (root->type == CELER_JSON_OBJECT && !celer_json_get(root, "inputs")));
+        }
+        if (!st && object) st = celer_kserve_decode_object(root, v->inputs, v->n_inputs, &q->arena, &q->kreq);
+        else if (!st)
+            st = celer_kserve_decode_infer(q->body ? q->body : "", q->body_len, json_len, v->inputs, v->n_inputs,
+                                           &q->arena, &q->kreq);
+    }
+    if (!st) st = celer_pipeline_run_init(p, &q->arena, &q->run);
+    for (int k = 0; !st && k < q->kreq.n_inputs; k++) {
+        int i = 0;
+        while (i < v->n_inputs && strcmp(v->inputs[i].name, q->kreq.inputs[k].name)) i++;
+        st = celer_pipeline_set_input(q->run, i, &q->kreq.inputs[k].tensor, q->kreq.inputs[k].lens);
+    }
+    if (!st) {
+        celer_pipeline_set_parameters(q->run, q->kreq.param_keys, q->kreq.param_values, q->kreq.n_params);
+        for (int k = 0; k < q->kreq.n_outputs; k++) {
+            bool known = false;
+            for (int i = 0; i < v->n_outputs && !known; i++) known = !strcmp(v->output_names[i], q->kreq.outputs[k].name);
+            if (!known) st = celer_errorf(CELER_ERR_INVALID, "unknown output '%s' requested", q->kreq.outputs[k].name);
+        }
+    }
+    if (st) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", celer_error_message());
+        reply_error(q, status_for(st), msg);
+        atomic_fetch_add(&v->n_failure, 1);
+        celer_metrics_add(v->m_failure, 1);
+        return false;
     }
     return true;
 }
@@ -210,7 +386,14 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
         json_len = (size_t)v;
     }
     celer_status st;
-    if (q->predict)
+    if (q->version->pipeline) {
+        if (q->predict) {
+            reply_error(q, 400, "pipelines take /v2/models/{name}/infer requests (business objects or KServe v2)");
+            return send_reply(q);
+        }
+        if (!pipeline_decode(q, json_len)) return send_reply(q);
+        st = CELER_OK;
+    } else if (q->predict)
         st = celer_kserve_decode_predict(q->body ? q->body : "", q->body_len, q->version->inputs, q->version->n_inputs,
                                          &q->arena, &q->kreq);
     else
@@ -223,14 +406,14 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
         celer_metrics_add(q->version->m_failure, 1);
         return send_reply(q);
     }
-    if (!order_inputs(q, msg, sizeof msg)) {
+    if (!q->version->pipeline && !order_inputs(q, msg, sizeof msg)) {
         reply_error(q, 400, msg);
         return send_reply(q);
     }
     const celer_model_config *cfg = &q->version->owner->config;
     int64_t timeout_us = cfg->default_timeout_us;
     if (q->kreq.timeout_us > 0 && (cfg->allow_timeout_override || !timeout_us)) timeout_us = q->kreq.timeout_us;
-    q->job = (celer_job){.inputs = q->inputs, .done = infer_done, .user = q,
+    q->job = (celer_job){.inputs = q->inputs, .done = q->version->pipeline ? pipeline_task : infer_done, .user = q,
                          .deadline_ns = timeout_us > 0 ? now_ns() + timeout_us * 1000 : 0};
     atomic_store(&q->state, REQ_WAITING);
     MHD_suspend_connection(q->conn);

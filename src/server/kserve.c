@@ -2,6 +2,7 @@
  * tensor extension, raw body), response encoding, and the KServe v1 predict form. */
 #include "server/kserve.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,11 +181,12 @@ static uint32_t read_le32(const char *p) {
 /* BYTES elements in binary form: numel times (4-byte little-endian length, bytes), exactly filling
  * [p, p + n). Strings are copied into the arena (NUL-terminated). */
 static celer_status decode_binary_bytes(const char *p, size_t n, size_t numel, celer_arena *arena, const char *what,
-                                        char ***out) {
+                                        char ***out, size_t **lens_out) {
     if (numel > n / 4)
         return celer_errorf(CELER_ERR_INVALID, "%s: %zu bytes cannot hold %zu BYTES elements (4-byte length each)", what, n, numel);
     char **els = celer_arena_alloc(arena, numel ? numel * sizeof(char *) : 1);
-    if (!els) return CELER_ERR_NOMEM;
+    size_t *lens = celer_arena_alloc(arena, numel ? numel * sizeof(size_t) : 1);
+    if (!els || !lens) return CELER_ERR_NOMEM;
     size_t off = 0;
     for (size_t i = 0; i < numel; i++) {
         if (n - off < 4)
@@ -195,11 +197,13 @@ static celer_status decode_binary_bytes(const char *p, size_t n, size_t numel, c
             return celer_errorf(CELER_ERR_INVALID, "%s: BYTES element %zu: length %u but only %zu bytes remain", what, i, l, n - off);
         els[i] = celer_arena_strndup(arena, p + off, l);
         if (!els[i]) return CELER_ERR_NOMEM;
+        lens[i] = l; /* binary elements may hold NUL bytes (images) */
         off += l;
     }
     if (off != n)
         return celer_errorf(CELER_ERR_INVALID, "%s: binary_data_size %zu but the %zu BYTES elements take %zu bytes", what, n, numel, off);
     *out = els;
+    *lens_out = lens;
     return CELER_OK;
 }
 
@@ -227,6 +231,7 @@ static celer_status decode_raw_body(const char *body, size_t len, const celer_ks
                             n_spec, spec_names(spec, n_spec, names, sizeof names));
     const celer_kserve_tensor_spec *sp = &spec[0];
     celer_tensor t = {.dtype = sp->dtype, .shape = {.rank = sp->rank}};
+    size_t *lens = NULL;
     /* one variable dim (typically the batch) is worked out from the body length */
     int variable = -1, n_variable = 0;
     size_t row_bytes = celer_dtype_size(sp->dtype);
@@ -249,7 +254,7 @@ static celer_status decode_raw_body(const char *body, size_t len, const celer_ks
     if (numel < 0) return celer_errorf(CELER_ERR_LIMIT, "input '%s': shape too large", sp->name);
     const char *what = what_name(arena, "input '%s'", sp->name);
     if (sp->dtype == CELER_STRING) {
-        CELER_TRY(decode_binary_bytes(body, len, (size_t)numel, arena, what, (char ***)&t.data));
+        CELER_TRY(decode_binary_bytes(body, len, (size_t)numel, arena, what, (char ***)&t.data, &lens));
     } else {
         size_t esize = celer_dtype_size(sp->dtype), need;
         if (esize == 0 || !celer_kserve_datatype_name(sp->dtype))
@@ -264,6 +269,7 @@ static celer_status decode_raw_body(const char *body, size_t len, const celer_ks
     if (!out->inputs) return CELER_ERR_NOMEM;
     out->inputs[0].name = sp->name;
     out->inputs[0].tensor = t;
+    out->inputs[0].lens = lens;
     out->n_inputs = 1;
     return CELER_OK;
 }
@@ -302,13 +308,26 @@ static celer_status parse_outputs(const celer_json *outputs, celer_arena *arena,
     return CELER_OK;
 }
 
-static celer_status parse_parameters(const celer_json *params, celer_kserve_request *out) {
+static celer_status parse_parameters(const celer_json *params, celer_arena *arena, celer_kserve_request *out) {
     if (params->type != CELER_JSON_OBJECT) return celer_errorf(CELER_ERR_INVALID, "request 'parameters' must be an object");
     const celer_json *bdo = celer_json_get(params, "binary_data_output");
     if (bdo) {
         if (bdo->type != CELER_JSON_BOOL)
             return celer_errorf(CELER_ERR_INVALID, "parameters.binary_data_output must be true or false");
         out->binary_data_output = bdo->boolean;
+    }
+    out->param_keys = arena ? celer_arena_alloc(arena, sizeof(char *) * (size_t)(params->n + 1) * 2) : NULL;
+    if (out->param_keys) {
+        out->param_values = out->param_keys + params->n + 1;
+        for (int i = 0; i < params->n; i++) {
+            const celer_json *v = &params->items[i];
+            const char *text = v->type == CELER_JSON_STRING ? v->string
+                               : v->type == CELER_JSON_BOOL ? (v->boolean ? "true" : "false")
+                               : v->type == CELER_JSON_NUMBER ? celer_arena_strndup(arena, v->raw, v->raw_len) : NULL;
+            if (!text) continue;
+            out->param_keys[out->n_params] = params->keys[i];
+            out->param_values[out->n_params++] = text;
+        }
     }
     const celer_json *timeout = celer_json_get(params, "timeout");
     if (timeout) {
@@ -340,7 +359,7 @@ celer_status celer_kserve_decode_infer(const char *body, size_t len, size_t json
         out->id = id->string;
     }
     const celer_json *params = celer_json_get(root, "parameters");
-    if (params) CELER_TRY(parse_parameters(params, out));
+    if (params) CELER_TRY(parse_parameters(params, arena, out));
     const celer_json *outputs = celer_json_get(root, "outputs");
     if (outputs) CELER_TRY(parse_outputs(outputs, arena, out));
 
@@ -406,7 +425,8 @@ celer_status celer_kserve_decode_infer(const char *body, size_t len, size_t json
                 return celer_errorf(CELER_ERR_INVALID, "%s: binary_data_size %llu but only %zu bytes remain in the body", what,
                                     (unsigned long long)size, remaining);
             if (dtype == CELER_STRING) {
-                CELER_TRY(decode_binary_bytes(tail, (size_t)size, (size_t)numel, arena, what, (char ***)&t.data));
+                CELER_TRY(decode_binary_bytes(tail, (size_t)size, (size_t)numel, arena, what, (char ***)&t.data,
+                                              (size_t **)&out->inputs[i].lens));
             } else {
                 size_t need;
                 if (celer_mul_size((size_t)numel, celer_dtype_size(dtype), &need))
@@ -431,7 +451,7 @@ celer_status celer_kserve_decode_infer(const char *body, size_t len, size_t json
     if (has_binary && remaining)
         return celer_errorf(CELER_ERR_INVALID, "%zu trailing bytes after the binary inputs", remaining);
     for (int s = 0; s < n_spec; s++)
-        if (!seen[s]) return celer_errorf(CELER_ERR_INVALID, "missing input '%s'", spec[s].name);
+        if (!seen[s] && !spec[s].optional) return celer_errorf(CELER_ERR_INVALID, "missing input '%s'", spec[s].name);
     return CELER_OK;
 }
 
@@ -764,4 +784,160 @@ void celer_kserve_encode_error(const char *message, celer_jbuf *out) {
     celer_jbuf_raw(out, "{\"error\":", 9);
     celer_jbuf_str(out, message ? message : "");
     celer_jbuf_raw(out, "}", 1);
+}
+
+/* ---- business objects (pipelines) ---- */
+
+#define MAX_OBJECT_ROWS 4096
+
+/* Elements of a JSON array value (a NUMERIC_ARRAY is counted from its text: numbers hold no
+ * commas or brackets). -1 when not an array. */
+static int64_t array_count(const celer_json *v) {
+    if (v->type == CELER_JSON_ARRAY) return v->n;
+    if (v->type != CELER_JSON_NUMERIC_ARRAY) return -1;
+    int64_t n = 1;
+    int depth = 0;
+    for (size_t i = 0; i < v->raw_len; i++) {
+        char c = v->raw[i];
+        if (c == '[') depth++;
+        else if (c == ']') depth--;
+        else if (c == ',' && depth == 1) n++;
+    }
+    return n;
+}
+
+/* One scalar field value into element `i` of t. */
+static celer_status object_scalar(const celer_json *v, celer_tensor *t, int64_t i, celer_arena *arena, const char *what) {
+    if (t->dtype == CELER_STRING) {
+        if (v->type != CELER_JSON_STRING) return celer_errorf(CELER_ERR_DTYPE, "%s must be a string", what);
+        ((const char **)t->data)[i] = v->string;
+        return CELER_OK;
+    }
+    if (t->dtype == CELER_BOOL) {
+        if (v->type != CELER_JSON_BOOL) return celer_errorf(CELER_ERR_DTYPE, "%s must be true or false", what);
+        ((uint8_t *)t->data)[i] = v->boolean;
+        return CELER_OK;
+    }
+    if (v->type == CELER_JSON_NULL && (t->dtype == CELER_FLOAT || t->dtype == CELER_DOUBLE)) {
+        if (t->dtype == CELER_FLOAT) ((float *)t->data)[i] = NAN;
+        else ((double *)t->data)[i] = NAN;
+        return CELER_OK;
+    }
+    if (v->type != CELER_JSON_NUMBER)
+        return celer_errorf(CELER_ERR_DTYPE, "%s must be a number, got %.*s", what, (int)CELER_MIN(v->raw_len, 40), v->raw);
+    /* through the tensor decoder on a one-element view, for exact and range-checked parsing */
+    celer_json one = {.type = CELER_JSON_NUMERIC_ARRAY};
+    char *text = celer_arena_alloc(arena, v->raw_len + 3);
+    if (!text) return CELER_ERR_NOMEM;
+    text[0] = '[';
+    memcpy(text + 1, v->raw, v->raw_len);
+    text[v->raw_len + 1] = ']';
+    one.raw = text;
+    one.raw_len = v->raw_len + 2;
+    celer_shape s1 = {.rank = 1, .dims = {1}};
+    return celer_json_decode_tensor(&one, t->dtype, &s1, (char *)t->data + (size_t)i * celer_dtype_size(t->dtype), arena,
+                                    what);
+}
+
+celer_status celer_kserve_decode_object(const celer_json *root, const celer_kserve_tensor_spec *spec, int n_spec,
+                                        celer_arena *arena, celer_kserve_request *out) {
+    memset(out, 0, sizeof *out);
+    out->object_form = true;
+    out->object_single = root->type == CELER_JSON_OBJECT;
+    int64_t rows = root->type == CELER_JSON_OBJECT ? 1 : root->type == CELER_JSON_ARRAY ? root->n : -1;
+    if (rows < 1) return celer_errorf(CELER_ERR_INVALID, "the body must be a JSON object of fields, or a non-empty array of them");
+    if (rows > MAX_OBJECT_ROWS) return celer_errorf(CELER_ERR_LIMIT, "%lld objects in one request, at most %d", (long long)rows, MAX_OBJECT_ROWS);
+    for (int64_t r = 0; r < rows; r++) {
+        const celer_json *o = root->type == CELER_JSON_OBJECT ? root : &root->items[r];
+        if (o->type != CELER_JSON_OBJECT) return celer_errorf(CELER_ERR_INVALID, "element %lld of the body is not an object", (long long)r);
+        for (int k = 0; k < o->n; k++) {
+            bool known = false;
+            for (int s = 0; s < n_spec && !known; s++) known = !strcmp(spec[s].name, o->keys[k]);
+            if (known) continue;
+            char names[512] = "";
+            for (int s = 0; s < n_spec; s++) {
+                size_t l = strlen(names);
+                snprintf(names + l, sizeof names - l, "%s%s", s ? ", " : "", spec[s].name);
+            }
+            return celer_errorf(CELER_ERR_INVALID, "unknown field '%.100s' (fields: %s)", o->keys[k], names);
+        }
+    }
+    out->inputs = celer_arena_alloc(arena, sizeof *out->inputs * (size_t)(n_spec + 1));
+    if (!out->inputs) return CELER_ERR_NOMEM;
+    for (int s = 0; s < n_spec; s++) {
+        const celer_kserve_tensor_spec *sp = &spec[s];
+        const char *what = what_name(arena, "field '%s'", sp->name);
+        int64_t present = 0;
+        for (int64_t r = 0; r < rows; r++) {
+            const celer_json *v = celer_json_get(root->type == CELER_JSON_OBJECT ? root : &root->items[r], sp->name);
+            if (v && (v->type != CELER_JSON_NULL || sp->dtype == CELER_FLOAT || sp->dtype == CELER_DOUBLE)) present++;
+        }
+        if (present == 0) continue;
+        if (present != rows)
+            return celer_errorf(CELER_ERR_INVALID, "%s is in %lld of the %lld objects: give it in all or none", what,
+                                (long long)present, (long long)rows);
+        /* per-row shape; one variable dim is taken from the first row's array length */
+        celer_shape row = {.rank = sp->rank - 1};
+        for (int d = 1; d < sp->rank; d++) row.dims[d - 1] = sp->dims[d];
+        const celer_json *first = celer_json_get(root->type == CELER_JSON_OBJECT ? root : &root->items[0], sp->name);
+        if (row.rank == 1 && row.dims[0] < 0) row.dims[0] = CELER_MAX(array_count(first), 0);
+        for (int d = 0; d < row.rank; d++)
+            if (row.dims[d] < 0)
+                return celer_errorf(CELER_ERR_UNSUPPORTED, "%s: only one-dimensional fields may vary in length", what);
+        int64_t per_row = celer_shape_numel(&row);
+        celer_tensor t = {.dtype = sp->dtype, .shape = {.rank = row.rank + 1, .dims = {rows}}};
+        memcpy(t.shape.dims + 1, row.dims, sizeof(int64_t) * (size_t)row.rank);
+        size_t esize = sp->dtype == CELER_STRING ? sizeof(char *) : celer_dtype_size(sp->dtype), bytes;
+        if (per_row < 0 || celer_mul_size(esize, (size_t)(per_row * rows), &bytes))
+            return celer_errorf(CELER_ERR_LIMIT, "%s: too large", what);
+        t.data = celer_arena_alloc(arena, bytes ? bytes : 1);
+        if (!t.data) return CELER_ERR_NOMEM;
+        for (int64_t r = 0; r < rows; r++) {
+            const celer_json *v = celer_json_get(root->type == CELER_JSON_OBJECT ? root : &root->items[r], sp->name);
+            if (row.rank == 0) {
+                CELER_TRY(object_scalar(v, &t, r, arena, what));
+                continue;
+            }
+            int64_t count = array_count(v);
+            if (count < 0) return celer_errorf(CELER_ERR_SHAPE, "%s must be a list", what);
+            if (row.rank == 1 && count != row.dims[0])
+                return celer_errorf(CELER_ERR_SHAPE, "%s has %lld values in object %lld but %lld in object 0%s", what,
+                                    (long long)count, (long long)r, (long long)row.dims[0],
+                                    sp->dims[1] < 0 ? " (one request's lists must be equally long)" : "");
+            if (count == 0) continue;
+            CELER_TRY(celer_json_decode_tensor(v, sp->dtype, &row, (char *)t.data + (size_t)r * (size_t)per_row * esize,
+                                               arena, what));
+        }
+        out->inputs[out->n_inputs].name = sp->name;
+        out->inputs[out->n_inputs].tensor = t;
+        out->n_inputs++;
+    }
+    return CELER_OK;
+}
+
+celer_status celer_kserve_encode_object(bool single, const char *const *names, const celer_tensor *outputs,
+                                        int n_outputs, celer_jbuf *out) {
+    int64_t rows = -1;
+    for (int o = 0; o < n_outputs; o++) {
+        if (outputs[o].shape.rank < 1 || (rows >= 0 && outputs[o].shape.dims[0] != rows))
+            return celer_errorf(CELER_ERR_SHAPE, "output '%s' does not have one row per object", names[o]);
+        rows = outputs[o].shape.dims[0];
+    }
+    if (single && rows != 1) return celer_errorf(CELER_ERR_SHAPE, "one object asked, %lld rows answered", (long long)rows);
+    if (!single) celer_jbuf_raw(out, "[", 1);
+    for (int64_t r = 0; r < rows; r++) {
+        celer_jbuf_raw(out, r ? ",{" : "{", r ? 2 : 1);
+        for (int o = 0; o < n_outputs; o++) {
+            if (o) celer_jbuf_raw(out, ",", 1);
+            celer_jbuf_str(out, names[o]);
+            celer_jbuf_raw(out, ":", 1);
+            const celer_tensor *t = &outputs[o];
+            size_t row_numel = 1;
+            for (int d = 1; d < t->shape.rank; d++) row_numel *= (size_t)t->shape.dims[d];
+            write_nested(out, t, 1, (size_t)r * row_numel);
+        }
+        celer_jbuf_raw(out, "}", 1);
+    }
+    if (!single) celer_jbuf_raw(out, "]", 1);
+    return out->status;
 }

@@ -21,11 +21,13 @@ typedef struct celer_kserve_tensor_spec {
     celer_dtype dtype;
     int rank;
     int64_t dims[CELER_MAX_RANK];
+    bool optional;      /* may be left out (a pipeline input with a default) */
 } celer_kserve_tensor_spec;
 
 typedef struct celer_kserve_input {
     const char *name;   /* as given */
     celer_tensor tensor; /* data in the request arena or pointing into the body (binary) */
+    const size_t *lens;  /* BYTES in binary form: each element's length (they may hold NULs); else NULL */
 } celer_kserve_input;
 
 typedef struct celer_kserve_output_request {
@@ -41,6 +43,10 @@ typedef struct celer_kserve_request {
     celer_kserve_output_request *outputs;
     bool binary_data_output;     /* parameters.binary_data_output */
     int64_t timeout_us;          /* parameters.timeout (microseconds); 0 when absent */
+    int n_params;                /* request parameters with a string, number or boolean value, as text */
+    const char **param_keys, **param_values;
+    bool object_form;            /* decoded by celer_kserve_decode_object: answer in the same form */
+    bool object_single;          /* ...from one object (not an array of them) */
 } celer_kserve_request;
 
 /* Decodes an infer request body. `json_len` is the value of Inference-Header-Content-Length
@@ -75,6 +81,20 @@ celer_status celer_kserve_decode_predict(const char *body, size_t len, const cel
  * are several outputs). */
 celer_status celer_kserve_encode_predict(const char *const *names, const celer_tensor *outputs, int n_outputs,
                                          celer_jbuf *out);
+
+/* A pipeline's business-object form: a JSON object of named fields (`{"age": 31, "country":
+ * "de"}`) is one row, an array of such objects is one row each (at most 4096). Each field is a
+ * spec input (per-row shape = dims after the leading -1): a scalar per row is a JSON number,
+ * string or boolean, a vector a JSON array. A field absent from every row is left out (the
+ * pipeline applies its default); a field in some rows but not others is an error; null is NaN for
+ * float inputs and absent otherwise. Unknown fields are an error naming the known ones. Same
+ * ownership as celer_kserve_decode_infer; `root` is the parsed body. */
+celer_status celer_kserve_decode_object(const celer_json *root, const celer_kserve_tensor_spec *spec, int n_spec,
+                                        celer_arena *arena, celer_kserve_request *out);
+/* The answer in the same form: {"output": row value, ...} for a single object, else an array of
+ * such objects, one per row. */
+celer_status celer_kserve_encode_object(bool single, const char *const *names, const celer_tensor *outputs,
+                                        int n_outputs, celer_jbuf *out);
 
 /* {"error": "<message>"} */
 void celer_kserve_encode_error(const char *message, celer_jbuf *out);

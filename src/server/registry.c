@@ -37,6 +37,8 @@ struct celer_registry {
 /* A fingerprint of what a model folder holds: config and version folders (mtimes and sizes). */
 static uint64_t fingerprint(const celer_repo_model *rm) {
     uint64_t h = (1469598103934665603ull ^ (uint64_t)rm->config_mtime_ns) * 1099511628211ull;
+    h = (h ^ (uint64_t)rm->pipeline_mtime_ns ^ ((uint64_t)rm->pipeline_bytes << 20) ^ (rm->pipeline_path != NULL)) *
+        1099511628211ull;
     for (int i = 0; i < rm->n_versions; i++) {
         const celer_repo_version *v = &rm->versions[i];
         h = (h ^ (uint64_t)v->version) * 1099511628211ull;
@@ -125,6 +127,8 @@ static void version_free(celer_registry *r, served_version *v) {
     if (!v) return;
     if (v->queue) celer_sched_queue_remove(r->sched, v->queue);
     celer_model_free(v->model);
+    celer_pipeline_free(v->pipeline);
+    free(v->m_steps);
     free(v->inputs);
     free(v->output_names);
     free(v);
@@ -273,6 +277,77 @@ static void set_state(celer_registry *r, served_model *m, model_state s, const c
     state_metrics(r, m);
 }
 
+/* A pipeline folder is served as version 1 of an endpoint: its pipeline, the request spec from
+ * its declared inputs (rows first), a task queue on the shared workers, step metrics. Models it
+ * calls must be in the repository; when one is loaded, the names the pipeline maps must be its
+ * inputs and outputs. */
+static celer_status pipeline_load(celer_registry *r, served_model *m, const celer_repo_model *rm, served_version **out) {
+    served_version *v = calloc(1, sizeof *v);
+    if (!v) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
+    v->owner = m;
+    v->version = 1;
+    v->mtime_ns = rm->pipeline_mtime_ns;
+    snprintf(v->version_str, sizeof v->version_str, "1");
+    atomic_init(&v->refs, 1);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    celer_status st = celer_pipeline_load(rm->pipeline_path, &v->pipeline);
+    if (st) goto fail;
+    const celer_pipeline *p = v->pipeline;
+    for (int i = 0; i < celer_pipeline_model_count(p) && !st; i++) {
+        const char *called = celer_pipeline_model_name(p, i);
+        served_model *cm = NULL;
+        for (int k = 0; k < r->n_models && !cm; k++)
+            if (!strcmp(r->models[k]->name, called)) cm = r->models[k];
+        if (!cm || (!cm->n_versions && cm->state != MODEL_LOADING))
+            st = celer_errorf(CELER_ERR_NOT_FOUND, "%s: calls model '%s', which is not %s", rm->pipeline_path, called,
+                              cm ? "loaded" : "in the repository");
+        else if (cm->n_versions && cm->versions[0]->pipeline)
+            st = celer_errorf(CELER_ERR_INVALID, "%s: calls '%s', which is a pipeline (call its models instead)",
+                              rm->pipeline_path, called);
+    }
+    if (st) goto fail;
+    v->n_inputs = celer_pipeline_input_count(p);
+    v->n_outputs = celer_pipeline_output_count(p);
+    v->inputs = calloc((size_t)v->n_inputs + 1, sizeof *v->inputs);
+    v->output_names = calloc((size_t)v->n_outputs + 1, sizeof *v->output_names);
+    v->m_steps = calloc((size_t)celer_pipeline_step_count(p) + 1, sizeof *v->m_steps);
+    if (!v->inputs || !v->output_names || !v->m_steps) {
+        st = celer_errorf(CELER_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < v->n_inputs; i++) {
+        const celer_pipeline_io *io = celer_pipeline_input(p, i);
+        celer_kserve_tensor_spec *s = &v->inputs[i];
+        s->name = io->name;
+        s->dtype = io->dtype;
+        s->rank = io->rank + 1;
+        s->dims[0] = -1;
+        for (int k = 0; k < io->rank; k++) s->dims[k + 1] = io->dims[k];
+    }
+    for (int i = 0; i < v->n_outputs; i++) v->output_names[i] = celer_pipeline_output_name(p, i);
+    celer_sched_queue_options qo = {.max_queue_size = r->opts->max_queue_size};
+    if ((st = celer_sched_queue_add(r->sched, NULL, &qo, &v->queue))) goto fail;
+    char qname[320];
+    snprintf(qname, sizeof qname, "pipeline %s", m->name);
+    celer_sched_queue_set_name(v->queue, qname);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    version_metrics(r, v, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
+    char name[600], labels[900];
+    celer_metrics_escape(m->name, name, sizeof name);
+    for (int i = 0; i < celer_pipeline_step_count(p); i++) {
+        snprintf(labels, sizeof labels, "pipeline=\"%s\",step=\"%s\"", name, celer_pipeline_step_name(p, i));
+        v->m_steps[i] = celer_metrics_histogram(r->metrics, "celer_pipeline_step_duration_seconds",
+                                                "Time per pipeline step (a model step: from its call to its outputs).",
+                                                labels, celer_metrics_latency_buckets, celer_metrics_latency_bucket_count);
+    }
+    *out = v;
+    return CELER_OK;
+fail:
+    version_free(r, v);
+    return st;
+}
+
 /* Loads (or reloads) model `rm`: new versions are loaded beside the serving ones and swapped in
  * at once; versions no longer selected are retired after the swap. On failure the serving
  * versions stay. Caller holds load_lock. */
@@ -313,7 +388,20 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm) {
     int n_loaded = 0;
     int selected[CELER_CONFIG_MAX_VERSIONS];
     int n_sel = 0;
-    if (!st) {
+    if (!st && rm->pipeline_path) {
+        if (rm->n_versions)
+            st = celer_errorf(CELER_ERR_INVALID,
+                              "the folder has both pipeline.yaml and version folders: a pipeline calls models that "
+                              "live in folders of their own");
+        served_version *v = NULL;
+        if (!st && !(st = pipeline_load(r, m, rm, &v))) {
+            loaded[n_loaded++] = v;
+            cfg.name = celer_arena_strndup(&arena, rm->name, strlen(rm->name));
+            cfg.platform = "celer_pipeline";
+        }
+        n_sel = -1; /* no version folders to load */
+    }
+    if (!st && n_sel == 0) {
         n_sel = celer_repo_select_versions(&cfg, rm, selected);
         if (n_sel == 0) st = celer_errorf(CELER_ERR_NOT_FOUND, "no version folder with a model.onnx matches the version policy");
     }
@@ -321,7 +409,7 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm) {
     served_model staging = *m;
     staging.arena = arena;
     staging.config = cfg;
-    for (int i = 0; i < n_sel && !st; i++) {
+    for (int i = 0; i < n_sel && !st; i++) { /* n_sel < 0 for pipelines */
         const celer_repo_version *rv = &rm->versions[selected[i]];
         /* an unchanged serving version is kept as is */
         served_version *keep = NULL;
@@ -406,7 +494,10 @@ static void scan_and_load(celer_registry *r, bool wait_stable) {
     if (celer_repo_scan(r->opts->model_repository, &arena, &models, &n)) {
         fprintf(stderr, "celer: repository: %s\n", celer_error_message());
     } else {
-        for (int i = 0; i < n; i++) {
+        /* models first, then pipelines, which check the models they call */
+        for (int pass = 0, i = 0; pass < 2; i = 0, pass++)
+        for (; i < n; i++) {
+            if ((models[i].pipeline_path != NULL) != (pass == 1)) continue;
             served_model *m = find_model(r, models[i].name);
             if (m && m->state == MODEL_UNAVAILABLE && !strcmp(m->reason, "unloaded")) continue; /* explicit unload */
             uint64_t fp = fingerprint(&models[i]);
@@ -570,15 +661,23 @@ void celer_registry_metadata_json(const served_version *v, celer_jbuf *out) {
         if (k) celer_jbuf_raw(out, ",", 1);
         celer_jbuf_str(out, m->versions[k]->version_str);
     }
-    celer_jbuf_raw(out, "],\"platform\":\"onnxruntime_onnx\",\"inputs\":[", 42);
+    celer_jbuf_raw(out, "],\"platform\":", 13);
+    celer_jbuf_str(out, v->pipeline ? "celer_pipeline" : "onnxruntime_onnx");
+    celer_jbuf_raw(out, ",\"inputs\":[", 11);
     for (int i = 0; i < v->n_inputs; i++) {
         if (i) celer_jbuf_raw(out, ",", 1);
         tensor_meta(out, v->inputs[i].name, v->inputs[i].dtype, v->inputs[i].rank, v->inputs[i].dims);
     }
     celer_jbuf_raw(out, "],\"outputs\":[", 13);
     for (int i = 0; i < v->n_outputs; i++) {
-        const celer_io_desc *d = celer_model_output(v->model, i);
         if (i) celer_jbuf_raw(out, ",", 1);
+        if (v->pipeline) { /* a pipeline's output types are known when it runs */
+            celer_jbuf_raw(out, "{\"name\":", 8);
+            celer_jbuf_str(out, v->output_names[i]);
+            celer_jbuf_raw(out, "}", 1);
+            continue;
+        }
+        const celer_io_desc *d = celer_model_output(v->model, i);
         tensor_meta(out, d->name, d->dtype, d->has_shape ? d->shape.rank : 0, d->shape.dims);
     }
     celer_jbuf_raw(out, "]}", 2);

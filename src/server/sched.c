@@ -217,7 +217,7 @@ static void keep_message(worker *w) { snprintf(w->msg, sizeof w->msg, "%s", cele
 static void run_one(worker *w, celer_sched_queue *q, celer_context *ctx, celer_job *j, int batch) {
     const celer_tensor *outs = NULL;
     int64_t start = now_ns();
-    celer_status st = celer_context_run(ctx, j->inputs, &outs);
+    celer_status st = q->model ? celer_context_run(ctx, j->inputs, &outs) : CELER_OK; /* a task: done is the work */
     int64_t end = now_ns();
     if (st) {
         keep_message(w);
@@ -371,6 +371,10 @@ static void run_batch(worker *w, celer_sched_queue *q, celer_job *list) {
     }
     if (!live) return;
     celer_context **ctx = &q->ctx[w->index];
+    if (!q->model) {
+        run_each(w, q, NULL, live);
+        return;
+    }
     if (!*ctx) {
         celer_status st = celer_context_init(q->model, ctx);
         if (st) {
@@ -534,7 +538,7 @@ celer_status celer_sched_queue_add(celer_sched *s, const celer_model *model, con
     if (opts->max_queue_size > MAX_QUEUE_SIZE)
         return celer_errorf(CELER_ERR_INVALID, "max_queue_size %d is above %d", opts->max_queue_size,
                             MAX_QUEUE_SIZE);
-    int n_in = celer_model_input_count(model);
+    int n_in = model ? celer_model_input_count(model) : 0;
     if (opts->max_batch_size > 0) {
         /* batching concatenates along dim 0: every input needs a variable first dim */
         for (int i = 0; i < n_in; i++) {
@@ -562,9 +566,9 @@ celer_status celer_sched_queue_add(celer_sched *s, const celer_model *model, con
     q->max_queue_size = opts->max_queue_size > 0 ? opts->max_queue_size : DEFAULT_QUEUE_SIZE;
     q->target_rows = target;
     q->n_inputs = n_in;
-    q->n_outputs = celer_model_output_count(model);
+    q->n_outputs = model ? celer_model_output_count(model) : 0;
     q->ctx = ctx;
-    const celer_onnx_model *onnx = celer_model_onnx(model);
+    const celer_onnx_model *onnx = model ? celer_model_onnx(model) : NULL;
     const char *name = onnx && onnx->graph && onnx->graph->name && *onnx->graph->name ? onnx->graph->name : "?";
     snprintf(q->name, sizeof q->name, "%s", name);
     pthread_cond_init(&q->drained, NULL);

@@ -53,7 +53,10 @@ celer_status celer_sched_init(int n_workers, celer_sched **out);
  * workers, frees everything. Queues must have been removed first or are removed here. */
 void celer_sched_free(celer_sched *s);
 
-/* Adds a queue for `model` (borrowed: must outlive the queue). CELER_ERR_INVALID for options out of
+/* Adds a queue for `model` (borrowed: must outlive the queue). With `model` NULL the queue holds
+ * tasks: a worker "runs" a job by calling its `done` with CELER_OK and no outputs (or with
+ * CELER_ERR_LIMIT past its deadline), so pipelines share the workers, queue caps and fairness of
+ * models (use max_batch_size 0). CELER_ERR_INVALID for options out of
  * range (preferred sizes outside [1, max_batch_size]; they are ignored when max_batch_size is 0)
  * and, when max_batch_size > 0, for a model input whose first dim is fixed (batching needs a
  * symbolic one). A model whose outputs' first dim is not the batch's rows (it reduces over the

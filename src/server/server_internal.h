@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "pipeline/pipeline.h"
 #include "runtime/runtime.h"
 #include "server/config.h"
 #include "server/kserve.h"
@@ -23,7 +24,9 @@ typedef struct served_version {
     served_model *owner;
     int64_t version;
     char version_str[24];
-    celer_model *model;
+    celer_model *model;               /* NULL for a pipeline */
+    celer_pipeline *pipeline;         /* the folder's pipeline.yaml; its queue holds tasks */
+    celer_series **m_steps;           /* pipeline: per-step duration histograms */
     celer_sched_queue *queue;
     int n_inputs, n_outputs;
     celer_kserve_tensor_spec *inputs; /* what requests must send (batch dim included) */

@@ -1,0 +1,122 @@
+/* Private to src/pipeline: what a step family file (steps_numeric.c, steps_image.c,
+ * steps_post.c, recommend.c) needs to declare a step kind: reading its arguments from
+ * pipeline.yaml at load (with errors naming file, line and step), and reading and writing named
+ * tensors at run time.
+ *
+ * A step kind is one table entry (pl_kind). At load, `parse` validates the step's arguments,
+ * resolves its tensor names to slots (pl_arg_input / pl_arg_output) and keeps its parameters in
+ * the pipeline's arena; the pipeline is then immutable and shared by every request. At run,
+ * `run` reads its inputs (pl_in) and allocates its outputs in the request's arena (pl_out); it
+ * must not keep state between calls. Errors from `run` are the request's fault (a 400): return
+ * celer_errorf with what was expected and what came; the executor prefixes the step's label. */
+#ifndef CELER_PIPELINE_STEP_H
+#define CELER_PIPELINE_STEP_H
+
+#include <yaml.h>
+
+#include "pipeline/pipeline.h"
+
+#define PL_MAX_IO 16/* tensors a step reads or writes */
+
+typedef struct pl_parse pl_parse; /* load-time context (pipeline.c) */
+typedef struct pl_exec pl_exec;   /* run-time context (pipeline.c) */
+typedef struct pl_step pl_step;
+
+typedef struct pl_kind {
+    const char *name; /* as written in pipeline.yaml: "normalize" */
+    const char *keys; /* the argument keys it accepts, space-separated (others are an error) */
+    /* Validates `args` (a mapping) and fills s->in / s->out / s->params. */
+    celer_status (*parse)(pl_parse *c, const yaml_node_t *args, pl_step *s);
+    celer_status (*run)(const pl_step *s, pl_exec *x);
+    void (*free)(pl_step *s); /* releases what parse opened beyond the arena (files); may be NULL */
+} pl_kind;
+
+struct pl_step {
+    const pl_kind *kind;
+    int line;        /* 1-based line of the step in pipeline.yaml */
+    int index;       /* position among the pipeline's steps, for metrics */
+    char label[64];  /* "step 3 (bucketize)" for messages */
+    int n_in, n_out;
+    int in[PL_MAX_IO], out[PL_MAX_IO]; /* slots */
+    void *params;    /* the kind's, in the pipeline's arena */
+};
+
+/* A tensor of the request as steps see it. `lens`, when not NULL, gives the byte length of each
+ * element of a STRING tensor (binary data such as image bytes may hold NULs); NULL means each
+ * element is NUL-terminated text. */
+typedef struct pl_value {
+    celer_tensor t;
+    const size_t *lens;
+    bool set;
+} pl_value;
+
+/* ---- load time ---- */
+
+/* The pipeline's arena: parameters live as long as the pipeline. */
+celer_arena *pl_arena(pl_parse *c);
+/* CELER_ERR_INVALID "<file>:<line>: <step label>: <message>" with the node's line. */
+celer_status pl_error(pl_parse *c, const yaml_node_t *node, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The value of `key` in mapping `args`, or NULL when absent. */
+const yaml_node_t *pl_arg(pl_parse *c, const yaml_node_t *args, const char *key);
+
+/* Typed arguments. `required`: absence is an error; otherwise *out is left as the caller set it.
+ * Each returns CELER_OK, or an error naming the key and what it must be. */
+celer_status pl_arg_double(pl_parse *c, const yaml_node_t *args, const char *key, bool required, double *out);
+celer_status pl_arg_int(pl_parse *c, const yaml_node_t *args, const char *key, bool required, int64_t min,
+                        int64_t max, int64_t *out);
+celer_status pl_arg_string(pl_parse *c, const yaml_node_t *args, const char *key, bool required, const char **out);
+/* A number or a sequence of numbers (a scalar gives *n = 1); at most `max` of them. Arena-owned. */
+celer_status pl_arg_doubles(pl_parse *c, const yaml_node_t *args, const char *key, bool required, int max,
+                            double **out, int *n);
+/* A sequence of scalars as strings (at most `max`). Arena-owned. */
+celer_status pl_arg_strings(pl_parse *c, const yaml_node_t *args, const char *key, bool required, int max,
+                            const char ***out, int *n);
+/* A file name relative to the pipeline's folder; *out is the joined path (arena-owned). The file
+ * must exist. */
+celer_status pl_arg_path(pl_parse *c, const yaml_node_t *args, const char *key, bool required, const char **out);
+/* A dtype named as in KServe ("FP32", "INT64", "BYTES"...) or ONNX ("float", "int64"). */
+celer_status pl_arg_dtype(pl_parse *c, const yaml_node_t *args, const char *key, bool required, celer_dtype *out);
+
+/* Tensor names. pl_arg_input resolves `key` (default "input") to a tensor that earlier steps or
+ * the pipeline's inputs define on every path to this step and appends it to s->in.
+ * pl_arg_inputs does the same for a sequence of names. pl_arg_output appends the slot for the
+ * name under `key` (when absent: `dflt`, NULL = error) to s->out and marks it defined.
+ * pl_arg_outputs reads a sequence of exactly `n` names. */
+celer_status pl_arg_input(pl_parse *c, const yaml_node_t *args, const char *key, pl_step *s);
+celer_status pl_arg_inputs(pl_parse *c, const yaml_node_t *args, const char *key, int max, pl_step *s);
+celer_status pl_arg_output(pl_parse *c, const yaml_node_t *args, const char *key, const char *dflt, pl_step *s);
+celer_status pl_arg_outputs(pl_parse *c, const yaml_node_t *args, const char *key, int n, pl_step *s);
+/* The name of the tensor in slot `slot` (for defaults like "output defaults to the input"). */
+const char *pl_slot_name(pl_parse *c, int slot);
+
+/* ---- run time ---- */
+
+/* The value of the step's i-th input (always set: load checked the data flow). */
+const pl_value *pl_in(pl_exec *x, const pl_step *s, int i);
+/* Allocates the step's i-th output in the request arena: a tensor of `dtype` and `shape`, data
+ * uninitialised (STRING: zeroed pointers). Returns NULL (error set) past the request's memory cap. */
+celer_tensor *pl_out(pl_exec *x, const pl_step *s, int i, celer_dtype dtype, const celer_shape *shape);
+/* Element byte lengths for output i (a STRING output holding binary data); optional. */
+celer_status pl_out_lens(pl_exec *x, const pl_step *s, int i, const size_t *lens);
+/* Scratch memory for the run, freed with the request. NULL with the error set past the cap. */
+void *pl_scratch(pl_exec *x, size_t bytes);
+/* Rows of the request (the leading dim every input shares). */
+int64_t pl_rows(const pl_exec *x);
+
+/* Helpers for kinds. */
+/* Reads element i of a numeric tensor (any integer or float dtype, BOOL) as a double. */
+double pl_get(const celer_tensor *t, int64_t i);
+/* True for dtypes pl_get reads. */
+bool pl_is_numeric(celer_dtype t);
+/* CELER_ERR_DTYPE "<what> must be numeric, got <dtype>" when t is not. */
+celer_status pl_need_numeric(const celer_tensor *t, const char *what);
+
+/* ---- the step kinds (one table in pipeline.c) ---- */
+extern const pl_kind pl_kind_normalize, pl_kind_scale, pl_kind_clip, pl_kind_log1p, pl_kind_fill_missing,
+    pl_kind_cast, pl_kind_bucketize, pl_kind_lookup, pl_kind_one_hot, pl_kind_concat;
+extern const pl_kind pl_kind_decode_image, pl_kind_resize, pl_kind_center_crop, pl_kind_to_chw;
+extern const pl_kind pl_kind_softmax, pl_kind_sigmoid, pl_kind_argmax, pl_kind_top_k, pl_kind_threshold;
+extern const pl_kind pl_kind_recommend;
+
+#endif
