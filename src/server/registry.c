@@ -322,6 +322,7 @@ static celer_status pipeline_load(celer_registry *r, served_model *m, const cele
         s->name = io->name;
         s->dtype = io->dtype;
         s->rank = io->rank + 1;
+        s->optional = io->has_default;
         s->dims[0] = -1;
         for (int k = 0; k < io->rank; k++) s->dims[k + 1] = io->dims[k];
     }
