@@ -11,6 +11,7 @@
  * or a call; the caller performs the call and resumes. Every tensor lives in the request's arena. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,10 +239,50 @@ celer_status pl_arg_dtype(pl_parse *c, const yaml_node_t *args, const char *key,
     CELER_TRY(pl_arg_string(c, args, key, required, &s));
     if (!s) return CELER_OK;
     celer_dtype t = dtype_parse(s);
-    if (t == CELER_UNDEFINED || t == CELER_FLOAT16)
+    bool known = false; /* the types steps produce and requests carry: the table's, FP16 aside */
+    for (size_t i = 0; i < CELER_ARRAY_LEN(dtype_names); i++) known |= dtype_names[i].dtype == t;
+    if (!known || t == CELER_FLOAT16)
         return pl_error(c, pl_arg(c, args, key),
                         "'%s': unknown type '%s' (FP32, FP64, INT64, INT32, INT16, INT8, UINT8, BOOL, BYTES)", key, s);
     *out = t;
+    return CELER_OK;
+}
+
+celer_status pl_read_lines(pl_parse *c, const yaml_node_t *at, const char *path, int max, const char ***out, int *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return pl_error(c, at, "cannot open %s", path);
+    int cap = 256, count = 0;
+    const char **list = celer_arena_alloc(pl_arena(c), sizeof *list * (size_t)cap);
+    char line[4096];
+    celer_status st = list ? CELER_OK : CELER_ERR_NOMEM;
+    while (!st && fgets(line, sizeof line, f)) {
+        size_t l = strlen(line);
+        if (l == sizeof line - 1 && line[l - 1] != '\n') {
+            st = pl_error(c, at, "%s: line %d is longer than %zu bytes", path, count + 1, sizeof line - 2);
+            break;
+        }
+        while (l && (line[l - 1] == '\n' || line[l - 1] == '\r')) line[--l] = 0;
+        if (count == max) {
+            st = pl_error(c, at, "%s: more than %d lines", path, max);
+            break;
+        }
+        if (count == cap) {
+            const char **grown = celer_arena_alloc(pl_arena(c), sizeof *grown * (size_t)cap * 2);
+            if (!grown) {
+                st = CELER_ERR_NOMEM;
+                break;
+            }
+            memcpy(grown, list, sizeof *list * (size_t)cap);
+            list = grown;
+            cap *= 2;
+        }
+        list[count] = celer_arena_strndup(pl_arena(c), line, l);
+        if (!list[count++]) st = CELER_ERR_NOMEM;
+    }
+    fclose(f);
+    if (st) return st;
+    *out = list;
+    *n = count;
     return CELER_OK;
 }
 
@@ -833,13 +874,15 @@ struct pl_exec {
     pl_value *slots;
     int64_t rows;
     pl_value ins[PL_MAX_IO]; /* the running step's inputs, copied: an output may replace its input's name */
+    celer_status status;     /* a batch step's failure of this request, and its message */
+    char msg[768];
 };
 
 struct celer_pipeline_run {
     pl_exec x;
     const celer_pipeline *p;
     int pc;
-    bool started, waiting, done;
+    bool started, waiting, done, batching;
     int64_t *step_ns;
     int64_t call_start;
     celer_pipeline_call call;
@@ -884,6 +927,13 @@ celer_status pl_out_lens(pl_exec *x, const pl_step *s, int i, const size_t *lens
     return CELER_OK;
 }
 
+void pl_fail(pl_exec *x, celer_status status) {
+    x->status = status;
+    snprintf(x->msg, sizeof x->msg, "%s", celer_error_message());
+}
+
+bool pl_failed(const pl_exec *x) { return x->status != CELER_OK; }
+
 void *pl_scratch(pl_exec *x, size_t bytes) { return celer_arena_alloc_uninit(x->arena, bytes ? bytes : 1); }
 
 int64_t pl_rows(const pl_exec *x) { return x->rows; }
@@ -899,6 +949,26 @@ bool pl_is_numeric(celer_dtype t) {
 celer_status pl_need_numeric(const celer_tensor *t, const char *what) {
     if (pl_is_numeric(t->dtype)) return CELER_OK;
     return celer_errorf(CELER_ERR_DTYPE, "%s must be numeric, got %s", what, celer_dtype_name(t->dtype));
+}
+
+int64_t pl_get_i64(const celer_tensor *t, int64_t i) {
+    switch (t->dtype) {
+    case CELER_INT64: return ((const int64_t *)t->data)[i];
+    case CELER_INT32: return ((const int32_t *)t->data)[i];
+    case CELER_INT16: return ((const int16_t *)t->data)[i];
+    case CELER_INT8: return ((const int8_t *)t->data)[i];
+    case CELER_UINT8: case CELER_BOOL: return ((const uint8_t *)t->data)[i];
+    case CELER_UINT16: return ((const uint16_t *)t->data)[i];
+    case CELER_UINT32: return ((const uint32_t *)t->data)[i];
+    case CELER_UINT64: { /* above INT64_MAX: saturated (ids that large do not occur) */
+        uint64_t v = ((const uint64_t *)t->data)[i];
+        return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
+    }
+    default: {
+        double d = pl_get(t, i);
+        return d >= -9.2e18 && d <= 9.2e18 ? (int64_t)d : 0;
+    }
+    }
 }
 
 double pl_get(const celer_tensor *t, int64_t i) {
@@ -1009,8 +1079,12 @@ static const char *route_value(const pl_value *v, int64_t row, char *buf, size_t
         return s ? s : "";
     }
     if (t->dtype == CELER_BOOL) return ((const uint8_t *)t->data)[row] ? "true" : "false";
+    if (t->dtype != CELER_FLOAT && t->dtype != CELER_DOUBLE) {
+        snprintf(buf, cap, "%lld", (long long)pl_get_i64(t, row));
+        return buf;
+    }
     double d = pl_get(t, row);
-    if (d == (double)(long long)d) snprintf(buf, cap, "%lld", (long long)d);
+    if (d >= -9e15 && d <= 9e15 && d == (double)(long long)d) snprintf(buf, cap, "%lld", (long long)d);
     else snprintf(buf, cap, "%g", d);
     return buf;
 }
@@ -1071,6 +1145,10 @@ celer_status celer_pipeline_run_steps(celer_pipeline_run *r, const celer_pipelin
     const celer_pipeline *p = r->p;
     if (r->waiting) return celer_errorf(CELER_ERR_INTERNAL, "pipeline run waits for a model call");
     if (r->done) return CELER_OK;
+    if (r->x.status) { /* failed in a batch step */
+        const instr *in = &p->instrs[r->pc];
+        return celer_errorf(r->x.status, "%s (%s line %d): %s", in->step.label, p->path, in->step.line, r->x.msg);
+    }
     if (!r->started) {
         r->started = true;
         CELER_TRY(start(r));
@@ -1084,8 +1162,23 @@ celer_status celer_pipeline_run_steps(celer_pipeline_run *r, const celer_pipelin
         case OP_JUMP: next = in->jump; break;
         case OP_ROUTE: st = run_route(r, in, &next); break;
         case OP_STEP:
+            if (in->step.kind->run_batch && r->batching) {
+                r->call = (celer_pipeline_call){.batch_step = in->step.index};
+                r->call_start = t0;
+                r->waiting = true;
+                *call = &r->call;
+                return CELER_OK;
+            }
             for (int i = 0; i < in->step.n_in; i++) r->x.ins[i] = r->x.slots[in->step.in[i]];
-            st = in->step.kind->run(&in->step, &r->x);
+            if (in->step.kind->run) {
+                st = in->step.kind->run(&in->step, &r->x);
+            } else {
+                pl_exec *one = &r->x;
+                r->x.status = CELER_OK;
+                in->step.kind->run_batch(&in->step, &one, 1);
+                st = r->x.status;
+                if (st) celer_errorf(st, "%s", r->x.msg);
+            }
             break;
         case OP_MODEL: {
             const model_params *m = in->step.params;
@@ -1115,8 +1208,9 @@ celer_status celer_pipeline_run_steps(celer_pipeline_run *r, const celer_pipelin
 
 celer_status celer_pipeline_resume(celer_pipeline_run *r, const char *const *names, const celer_tensor *outputs,
                                    int n_outputs) {
-    if (!r->waiting) return celer_errorf(CELER_ERR_INTERNAL, "pipeline run is not waiting for a model call");
     const instr *in = &r->p->instrs[r->pc];
+    if (!r->waiting || in->op != OP_MODEL)
+        return celer_errorf(CELER_ERR_INTERNAL, "pipeline run is not waiting for a model call");
     const model_params *m = in->step.params;
     for (int o = 0; o < in->step.n_out; o++) {
         int found = -1;
@@ -1143,6 +1237,50 @@ celer_status celer_pipeline_resume(celer_pipeline_run *r, const char *const *nam
     r->waiting = false;
     r->pc++;
     return CELER_OK;
+}
+
+void celer_pipeline_set_batching(celer_pipeline_run *r, bool on) { r->batching = on; }
+
+bool celer_pipeline_step_batches(const celer_pipeline *p, int i) {
+    for (int k = 0; k < p->n_instrs; k++)
+        if (p->instrs[k].op == OP_STEP && p->instrs[k].step.index == i) return p->instrs[k].step.kind->run_batch != NULL;
+    return false;
+}
+
+void celer_pipeline_run_batch(celer_pipeline_run *const *runs, int n) {
+    if (n < 1) return;
+    const celer_pipeline *p = runs[0]->p;
+    int pc = runs[0]->pc;
+    const instr *in = &p->instrs[pc];
+    bool batch_step = in->op == OP_STEP && in->step.kind->run_batch;
+    pl_exec *xs[256];
+    int m = 0;
+    int64_t now;
+    for (int j = 0; j <= n; j++) {
+        if (j < n) {
+            celer_pipeline_run *r = runs[j];
+            if (r->p != p || r->pc != pc || !r->waiting || !batch_step) { /* misuse: that run fails */
+                celer_errorf(CELER_ERR_INTERNAL, "pipeline run is not waiting at this batch step");
+                pl_fail(&r->x, CELER_ERR_INTERNAL);
+                r->waiting = false;
+                continue;
+            }
+            for (int i = 0; i < in->step.n_in; i++) r->x.ins[i] = r->x.slots[in->step.in[i]];
+            r->x.status = CELER_OK;
+            xs[m++] = &r->x;
+        }
+        if (m == (int)CELER_ARRAY_LEN(xs) || (j == n && m)) {
+            in->step.kind->run_batch(&in->step, xs, m);
+            now = now_ns();
+            for (int i = 0; i < m; i++) {
+                celer_pipeline_run *r = (celer_pipeline_run *)((char *)xs[i] - offsetof(celer_pipeline_run, x));
+                r->step_ns[in->step.index] += now - r->call_start;
+                r->waiting = false;
+                if (!r->x.status) r->pc++;
+            }
+            m = 0;
+        }
+    }
 }
 
 const celer_tensor *celer_pipeline_run_outputs(const celer_pipeline_run *r) { return r->outputs; }

@@ -59,7 +59,9 @@ typedef struct celer_pipeline_run celer_pipeline_run;
 /* A model call the caller performs, then answers with celer_pipeline_resume. Arrays are valid
  * until then. */
 typedef struct celer_pipeline_call {
-    const char *model;
+    const char *model;               /* NULL: a batch step instead (below) */
+    int batch_step;                  /* model NULL: this step (index as in celer_pipeline_step_name) runs
+                                        for many requests at once: celer_pipeline_run_batch */
     const char *version;             /* "" = latest */
     int n_inputs;
     const char *const *input_names;  /* model input names */
@@ -81,6 +83,14 @@ void celer_pipeline_set_parameters(celer_pipeline_run *r, const char *const *key
  * and are the request's fault (bad values, shapes, an unmatched route), except CELER_ERR_NOMEM
  * and CELER_ERR_LIMIT (the arena's cap). */
 celer_status celer_pipeline_run_steps(celer_pipeline_run *r, const celer_pipeline_call **call);
+/* Lets run_steps stop at steps that batch across requests (celer_pipeline_step_batches) instead
+ * of running them alone; off by default. */
+void celer_pipeline_set_batching(celer_pipeline_run *r, bool on);
+/* True when step i can run for many requests at once. */
+bool celer_pipeline_step_batches(const celer_pipeline *p, int i);
+/* Runs the batch step that each of the n runs (of one pipeline) stopped at, at once. Each run then
+ * goes on with celer_pipeline_run_steps, which first reports that run's own failure, if any. */
+void celer_pipeline_run_batch(celer_pipeline_run *const *runs, int n);
 /* Hands back the outputs of the call asked for: copies the ones the step maps into the arena. */
 celer_status celer_pipeline_resume(celer_pipeline_run *r, const char *const *names, const celer_tensor *outputs,
                                    int n_outputs);
@@ -99,6 +109,7 @@ const int64_t *celer_pipeline_run_step_ns(const celer_pipeline_run *r);
 /* Caps on what a request may ask of the recommend step. */
 #define CELER_RECOMMEND_MAX_K 10000
 #define CELER_RECOMMEND_MAX_EXCLUDE 100000
+#define CELER_RECOMMEND_MAX_BATCH 256 /* users scored in one pass */
 
 typedef struct celer_recommend celer_recommend;
 
@@ -123,5 +134,14 @@ size_t celer_recommend_scratch_bytes(const celer_recommend *r, int k, int n_excl
 celer_status celer_recommend_topk(const celer_recommend *r, const float *user, int64_t dim,
                                   const int64_t *exclude, int n_exclude, int k, void *scratch,
                                   int64_t *ids, float *scores, int *n_out);
+
+/* The same for n_users embeddings at once ([n_users, dim] row-major) in one pass over the matrix:
+ * the matrix is read once for all of them, which is what makes concurrent requests cheap.
+ * exclude[u] / n_exclude[u] per user; results [n_users, k] with n_out[u] per user. Scratch from
+ * celer_recommend_batch_scratch_bytes (n_exclude_total = sum of n_exclude). No allocation. */
+size_t celer_recommend_batch_scratch_bytes(const celer_recommend *r, int n_users, int k, int64_t n_exclude_total);
+celer_status celer_recommend_topk_batch(const celer_recommend *r, const float *users, int n_users,
+                                        const int64_t *const *exclude, const int *n_exclude, int k, void *scratch,
+                                        int64_t *ids, float *scores, int *n_out);
 
 #endif

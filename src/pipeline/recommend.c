@@ -12,6 +12,7 @@
 #include "step.h"
 
 #define BLOCK 2048 /* rows scored per SGEMV: 8 KiB of scores */
+#define BATCH_BLOCK 512 /* items scored per SGEMM for a batch of users: 64 KiB of scores at 64 users */
 
 struct celer_recommend {
     celer_npy_map items, ids; /* ids.map NULL: an item's id is its row */
@@ -115,6 +116,32 @@ static bool excluded(const int64_t *ex, int n, int64_t id) {
     return lo < n && ex[lo] == id;
 }
 
+/* Offers (s, id) to a row's top-k heap: most scores fail the first test against the worst kept. */
+static inline void offer(hit *heap, int *kept, int k, float s, int64_t id, const int64_t *ex, int n_ex) {
+    if (s != s) return; /* NaN */
+    if (*kept == k && s < heap[0].score) return;
+    hit h = {s, id};
+    if (*kept == k && !worse(heap[0], h)) return;
+    if (n_ex && excluded(ex, n_ex, id)) return;
+    if (*kept < k) {
+        heap[*kept] = h;
+        sift_up(heap, (*kept)++);
+    } else {
+        heap[0] = h;
+        sift_down(heap, *kept, 0);
+    }
+}
+
+/* Pops a heap into ids/scores, best first. */
+static void drain(hit *heap, int kept, int64_t *ids, float *scores) {
+    for (int n = kept; n > 0; n--) {
+        ids[n - 1] = heap[0].id;
+        scores[n - 1] = heap[0].score;
+        heap[0] = heap[n - 1];
+        sift_down(heap, n - 1, 0);
+    }
+}
+
 celer_status celer_recommend_topk(const celer_recommend *r, const float *user, int64_t dim,
                                   const int64_t *exclude, int n_exclude, int k, void *scratch,
                                   int64_t *ids, float *scores, int *n_out) {
@@ -140,30 +167,70 @@ celer_status celer_recommend_topk(const celer_recommend *r, const float *user, i
         int rows = (int)(r->n - b0 < BLOCK ? r->n - b0 : BLOCK);
         cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, (int)r->dim, 1.f, items + b0 * r->dim, (int)r->dim, user, 1,
                     0.f, block, 1);
-        for (int i = 0; i < rows; i++) {
-            float s = block[i];
-            if (s != s) continue; /* NaN */
-            if (kept == k && s < heap[0].score) continue; /* the common case: not among the best */
-            hit h = {s, item_ids ? item_ids[b0 + i] : b0 + i};
-            if (kept == k && !worse(heap[0], h)) continue;
-            if (n_exclude && excluded(ex, n_exclude, h.id)) continue;
-            if (kept < k) {
-                heap[kept] = h;
-                sift_up(heap, kept++);
-            } else {
-                heap[0] = h;
-                sift_down(heap, kept, 0);
+        for (int i = 0; i < rows; i++)
+            offer(heap, &kept, k, block[i], item_ids ? item_ids[b0 + i] : b0 + i, ex, n_exclude);
+    }
+    drain(heap, kept, ids, scores);
+    *n_out = kept;
+    return CELER_OK;
+}
+
+size_t celer_recommend_batch_scratch_bytes(const celer_recommend *r, int n_users, int k, int64_t n_exclude_total) {
+    (void)r;
+    return align64(sizeof(float) * BATCH_BLOCK * (size_t)n_users) + align64(sizeof(hit) * (size_t)(k + 1)) * (size_t)n_users +
+           align64(sizeof(int64_t) * (size_t)(n_exclude_total + 1)) + align64(sizeof(int) * (size_t)n_users);
+}
+
+celer_status celer_recommend_topk_batch(const celer_recommend *r, const float *users, int n_users,
+                                        const int64_t *const *exclude, const int *n_exclude, int k, void *scratch,
+                                        int64_t *ids, float *scores, int *n_out) {
+    if (n_users < 1 || n_users > CELER_RECOMMEND_MAX_BATCH)
+        return celer_errorf(CELER_ERR_INVALID, "recommend: %d users in a batch, 1 to %d", n_users, CELER_RECOMMEND_MAX_BATCH);
+    if (k < 1 || k > CELER_RECOMMEND_MAX_K)
+        return celer_errorf(CELER_ERR_INVALID, "recommend: k = %d must be 1 to %d", k, CELER_RECOMMEND_MAX_K);
+    char *base = scratch;
+    float *block = (float *)base;
+    base += align64(sizeof(float) * BATCH_BLOCK * (size_t)n_users);
+    hit *heaps = (hit *)base;
+    size_t heap_stride = align64(sizeof(hit) * (size_t)(k + 1)) / sizeof(hit);
+    base += align64(sizeof(hit) * (size_t)(k + 1)) * (size_t)n_users;
+    int64_t *ex_all = (int64_t *)base;
+    const int64_t *ex[CELER_RECOMMEND_MAX_BATCH];
+    int64_t off = 0;
+    for (int u = 0; u < n_users; u++) {
+        if (n_exclude[u] < 0 || n_exclude[u] > CELER_RECOMMEND_MAX_EXCLUDE)
+            return celer_errorf(CELER_ERR_INVALID, "recommend: %d excluded ids, at most %d", n_exclude[u],
+                                CELER_RECOMMEND_MAX_EXCLUDE);
+        if (n_exclude[u]) memcpy(ex_all + off, exclude[u], sizeof(int64_t) * (size_t)n_exclude[u]);
+        qsort(ex_all + off, (size_t)n_exclude[u], sizeof(int64_t), cmp_i64);
+        ex[u] = ex_all + off;
+        off += n_exclude[u];
+    }
+    int kept[CELER_RECOMMEND_MAX_BATCH] = {0};
+    const float *items = r->items.tensor.data;
+    const int64_t *item_ids = r->ids.map ? r->ids.tensor.data : NULL;
+    /* one pass over the matrix for every user: SGEMM scores a block of items for all of them */
+    for (int64_t b0 = 0; b0 < r->n; b0 += BATCH_BLOCK) {
+        int rows = (int)(r->n - b0 < BATCH_BLOCK ? r->n - b0 : BATCH_BLOCK);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_users, rows, (int)r->dim, 1.f, users, (int)r->dim,
+                    items + b0 * r->dim, (int)r->dim, 0.f, block, rows);
+        for (int u = 0; u < n_users; u++) {
+            const float *sc = block + (size_t)u * (size_t)rows;
+            hit *heap = heaps + (size_t)u * heap_stride;
+            if (kept[u] == k) { /* most blocks hold nothing better than the worst kept: one vector pass */
+                float thr = heap[0].score;
+                int any = 0;
+                for (int i = 0; i < rows; i++) any |= sc[i] >= thr;
+                if (!any) continue;
             }
+            for (int i = 0; i < rows; i++)
+                offer(heap, &kept[u], k, sc[i], item_ids ? item_ids[b0 + i] : b0 + i, ex[u], n_exclude[u]);
         }
     }
-    /* best first: pop the worst to the back */
-    for (int n = kept; n > 0; n--) {
-        ids[n - 1] = heap[0].id;
-        scores[n - 1] = heap[0].score;
-        heap[0] = heap[n - 1];
-        sift_down(heap, n - 1, 0);
+    for (int u = 0; u < n_users; u++) {
+        drain(heaps + (size_t)u * heap_stride, kept[u], ids + (size_t)u * (size_t)k, scores + (size_t)u * (size_t)k);
+        n_out[u] = kept[u];
     }
-    *n_out = kept;
     return CELER_OK;
 }
 
@@ -203,54 +270,122 @@ static void recommend_free(pl_step *s) {
     if (p) celer_recommend_free(p->index);
 }
 
-static celer_status recommend_run(const pl_step *s, pl_exec *x) {
-    const recommend_params *p = s->params;
-    const celer_tensor *user = &pl_in(x, s, 0)->t;
+/* Checks one request's inputs; sets its user rows and exclusion lists. */
+static celer_status recommend_prepare(const recommend_params *p, pl_exec *x, const pl_step *s, const float **user,
+                                      int64_t *rows, const int64_t **ex_ids, int64_t *n_ex) {
+    const celer_tensor *u = &pl_in(x, s, 0)->t;
     int64_t dim = celer_recommend_dim(p->index);
     char b[128];
-    if (user->dtype != CELER_FLOAT || user->shape.rank != 2 || user->shape.dims[1] != dim)
+    if (u->dtype != CELER_FLOAT || u->shape.rank != 2 || u->shape.dims[1] != dim)
         return celer_errorf(CELER_ERR_SHAPE, "the user embedding must be float32 [rows, %lld], got %s %s", (long long)dim,
-                            celer_dtype_name(user->dtype), celer_shape_str(&user->shape, b, sizeof b));
-    int64_t rows = user->shape.dims[0], n_ex = 0;
-    const celer_tensor *ex = p->has_exclude ? &pl_in(x, s, 1)->t : NULL;
-    const int64_t *ex_ids = NULL;
-    if (ex) {
-        if (ex->shape.rank < 1 || ex->shape.rank > 2 || ex->shape.dims[0] != rows || !pl_is_numeric(ex->dtype) ||
-            ex->dtype == CELER_FLOAT || ex->dtype == CELER_DOUBLE)
-            return celer_errorf(CELER_ERR_SHAPE, "exclude must be integers [%lld, E] (one list per row), got %s %s",
-                                (long long)rows, celer_dtype_name(ex->dtype), celer_shape_str(&ex->shape, b, sizeof b));
-        n_ex = ex->shape.rank == 2 ? ex->shape.dims[1] : 1;
-        if (n_ex > CELER_RECOMMEND_MAX_EXCLUDE)
-            return celer_errorf(CELER_ERR_LIMIT, "exclude has %lld ids per row, at most %d", (long long)n_ex,
-                                CELER_RECOMMEND_MAX_EXCLUDE);
-        if (ex->dtype == CELER_INT64) {
-            ex_ids = ex->data;
-        } else {
-            int64_t *conv = pl_scratch(x, sizeof *conv * (size_t)(rows * n_ex));
-            if (!conv) return CELER_ERR_LIMIT;
-            for (int64_t i = 0; i < rows * n_ex; i++) conv[i] = (int64_t)pl_get(ex, i);
-            ex_ids = conv;
-        }
+                            celer_dtype_name(u->dtype), celer_shape_str(&u->shape, b, sizeof b));
+    *user = u->data;
+    *rows = u->shape.dims[0];
+    *ex_ids = NULL;
+    *n_ex = 0;
+    if (!p->has_exclude) return CELER_OK;
+    const celer_tensor *ex = &pl_in(x, s, 1)->t;
+    if (ex->shape.rank < 1 || ex->shape.rank > 2 || ex->shape.dims[0] != *rows || !pl_is_numeric(ex->dtype) ||
+        ex->dtype == CELER_FLOAT || ex->dtype == CELER_DOUBLE)
+        return celer_errorf(CELER_ERR_SHAPE, "exclude must be integers [%lld, E] (one list per row), got %s %s",
+                            (long long)*rows, celer_dtype_name(ex->dtype), celer_shape_str(&ex->shape, b, sizeof b));
+    *n_ex = ex->shape.rank == 2 ? ex->shape.dims[1] : 1;
+    if (*n_ex > CELER_RECOMMEND_MAX_EXCLUDE)
+        return celer_errorf(CELER_ERR_LIMIT, "exclude has %lld ids per row, at most %d", (long long)*n_ex,
+                            CELER_RECOMMEND_MAX_EXCLUDE);
+    if (ex->dtype == CELER_INT64) {
+        *ex_ids = ex->data;
+        return CELER_OK;
     }
-    int k = (int)p->k;
-    celer_shape shape = {.rank = 2, .dims = {rows, k}};
-    celer_tensor *ids = pl_out(x, s, 0, CELER_INT64, &shape);
-    celer_tensor *scores = ids ? pl_out(x, s, 1, CELER_FLOAT, &shape) : NULL;
-    void *scratch = scores ? pl_scratch(x, celer_recommend_scratch_bytes(p->index, k, (int)n_ex)) : NULL;
-    if (!scratch) return CELER_ERR_LIMIT;
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t *oi = (int64_t *)ids->data + r * k;
-        float *os = (float *)scores->data + r * k;
-        int got = 0;
-        CELER_TRY(celer_recommend_topk(p->index, (const float *)user->data + r * dim, dim,
-                                       ex_ids ? ex_ids + r * n_ex : NULL, (int)n_ex, k, scratch, oi, os, &got));
-        for (int j = got; j < k; j++) {
-            oi[j] = -1;
-            os[j] = 0;
-        }
-    }
+    int64_t *conv = pl_scratch(x, sizeof *conv * (size_t)(*rows * *n_ex));
+    if (!conv) return CELER_ERR_LIMIT;
+    for (int64_t i = 0; i < *rows * *n_ex; i++) conv[i] = (int64_t)pl_get(ex, i);
+    *ex_ids = conv;
     return CELER_OK;
 }
 
-const pl_kind pl_kind_recommend = {"recommend", "input output items ids k exclude", recommend_parse, recommend_run,
-                                   recommend_free};
+/* Rows gathered from the requests of a batch, scored together. */
+typedef struct rec_batch {
+    int m;
+    int64_t ex_total;
+    int req[CELER_RECOMMEND_MAX_BATCH];        /* index in xs */
+    int64_t row[CELER_RECOMMEND_MAX_BATCH];    /* row of that request */
+    const float *users[CELER_RECOMMEND_MAX_BATCH];
+    const int64_t *ex[CELER_RECOMMEND_MAX_BATCH];
+    int n_ex[CELER_RECOMMEND_MAX_BATCH], n_out[CELER_RECOMMEND_MAX_BATCH];
+} rec_batch;
+
+/* Scores the gathered rows in one pass and writes each into its request's outputs. Scratch comes
+ * from the arena of the request `scratch_from`. */
+static void rec_flush(const recommend_params *p, rec_batch *b, pl_exec *const *xs, int64_t *const *out_ids,
+                      float *const *out_scores, pl_exec *scratch_from) {
+    if (b->m == 0) return;
+    int64_t dim = celer_recommend_dim(p->index);
+    int k = (int)p->k, m = b->m;
+    float *u = pl_scratch(scratch_from, sizeof(float) * (size_t)(m * dim));
+    int64_t *ids = pl_scratch(scratch_from, sizeof(int64_t) * (size_t)m * (size_t)k);
+    float *sc = pl_scratch(scratch_from, sizeof(float) * (size_t)m * (size_t)k);
+    /* one user: SGEMV straight over the matrix (SGEMM would copy it into its packed form) */
+    void *scratch = pl_scratch(scratch_from, m == 1 ? celer_recommend_scratch_bytes(p->index, k, b->n_ex[0])
+                                                    : celer_recommend_batch_scratch_bytes(p->index, m, k, b->ex_total));
+    celer_status st = u && ids && sc && scratch ? CELER_OK : CELER_ERR_LIMIT;
+    for (int i = 0; i < m && !st; i++) memcpy(u + i * dim, b->users[i], sizeof(float) * (size_t)dim);
+    if (!st && m == 1) st = celer_recommend_topk(p->index, u, dim, b->ex[0], b->n_ex[0], k, scratch, ids, sc, b->n_out);
+    else if (!st) st = celer_recommend_topk_batch(p->index, u, m, b->ex, b->n_ex, k, scratch, ids, sc, b->n_out);
+    for (int i = 0; i < m; i++) {
+        pl_exec *x = xs[b->req[i]];
+        if (st) {
+            if (!pl_failed(x)) pl_fail(x, st);
+            continue;
+        }
+        int64_t *oi = out_ids[b->req[i]] + b->row[i] * k;
+        float *os = out_scores[b->req[i]] + b->row[i] * k;
+        for (int c = 0; c < k; c++) { /* fewer than k candidates left: padded */
+            oi[c] = c < b->n_out[i] ? ids[(int64_t)i * k + c] : -1;
+            os[c] = c < b->n_out[i] ? sc[(int64_t)i * k + c] : 0;
+        }
+    }
+    b->m = 0;
+    b->ex_total = 0;
+}
+
+/* Every row of every request through one pass over the matrix per CELER_RECOMMEND_MAX_BATCH rows;
+ * a request with bad input fails alone. */
+static void recommend_run_batch(const pl_step *s, pl_exec *const *xs, int n) {
+    const recommend_params *p = s->params;
+    int k = (int)p->k;
+    int64_t *out_ids[256];
+    float *out_scores[256];
+    rec_batch b = {0};
+    n = CELER_MIN(n, 256); /* the executor hands at most 256 */
+    for (int j = 0; j < n; j++) {
+        const float *user = NULL;
+        const int64_t *ex_ids = NULL;
+        int64_t rows = 0, ne = 0;
+        celer_status st = recommend_prepare(p, xs[j], s, &user, &rows, &ex_ids, &ne);
+        celer_shape shape = {.rank = 2, .dims = {rows, k}};
+        celer_tensor *ids = st ? NULL : pl_out(xs[j], s, 0, CELER_INT64, &shape);
+        celer_tensor *scores = ids ? pl_out(xs[j], s, 1, CELER_FLOAT, &shape) : NULL;
+        if (!st && !scores) st = CELER_ERR_LIMIT;
+        if (st) {
+            pl_fail(xs[j], st);
+            continue;
+        }
+        out_ids[j] = ids->data;
+        out_scores[j] = scores->data;
+        for (int64_t r = 0; r < rows; r++) {
+            if (b.m == CELER_RECOMMEND_MAX_BATCH) rec_flush(p, &b, xs, out_ids, out_scores, xs[j]);
+            b.req[b.m] = j;
+            b.row[b.m] = r;
+            b.users[b.m] = user + r * celer_recommend_dim(p->index);
+            b.ex[b.m] = ex_ids ? ex_ids + r * ne : NULL;
+            b.n_ex[b.m] = (int)ne;
+            b.ex_total += ne;
+            b.m++;
+        }
+    }
+    if (b.m) rec_flush(p, &b, xs, out_ids, out_scores, xs[b.req[0]]);
+}
+
+const pl_kind pl_kind_recommend = {"recommend", "input output items ids k exclude", recommend_parse, NULL,
+                                   recommend_free, recommend_run_batch};

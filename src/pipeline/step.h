@@ -29,6 +29,10 @@ typedef struct pl_kind {
     celer_status (*parse)(pl_parse *c, const yaml_node_t *args, pl_step *s);
     celer_status (*run)(const pl_step *s, pl_exec *x);
     void (*free)(pl_step *s); /* releases what parse opened beyond the arena (files); may be NULL */
+    /* Optional: runs the step for n requests waiting at it, at once (the recommend step reads its
+     * item matrix once for all of them). A request whose own data is wrong fails alone: pl_fail.
+     * Scratch shared by the batch comes from xs[0] (pl_scratch). With run_batch, run may be NULL. */
+    void (*run_batch)(const pl_step *s, pl_exec *const *xs, int n);
 } pl_kind;
 
 struct pl_step {
@@ -75,6 +79,9 @@ celer_status pl_arg_strings(pl_parse *c, const yaml_node_t *args, const char *ke
 /* A file name relative to the pipeline's folder; *out is the joined path (arena-owned). The file
  * must exist. */
 celer_status pl_arg_path(pl_parse *c, const yaml_node_t *args, const char *key, bool required, const char **out);
+/* The lines of a text file (trailing \r\n dropped; a line over 4094 bytes or more than `max`
+ * lines is an error naming the file), arena-owned: vocabularies, labels. */
+celer_status pl_read_lines(pl_parse *c, const yaml_node_t *at, const char *path, int max, const char ***out, int *n);
 /* A dtype named as in KServe ("FP32", "INT64", "BYTES"...) or ONNX ("float", "int64"). */
 celer_status pl_arg_dtype(pl_parse *c, const yaml_node_t *args, const char *key, bool required, celer_dtype *out);
 
@@ -101,12 +108,17 @@ celer_tensor *pl_out(pl_exec *x, const pl_step *s, int i, celer_dtype dtype, con
 celer_status pl_out_lens(pl_exec *x, const pl_step *s, int i, const size_t *lens);
 /* Scratch memory for the run, freed with the request. NULL with the error set past the cap. */
 void *pl_scratch(pl_exec *x, size_t bytes);
+/* In run_batch: marks request x failed with `status` and the current error message. */
+void pl_fail(pl_exec *x, celer_status status);
+bool pl_failed(const pl_exec *x);
 /* Rows of the request (the leading dim every input shares). */
 int64_t pl_rows(const pl_exec *x);
 
 /* Helpers for kinds. */
 /* Reads element i of a numeric tensor (any integer or float dtype, BOOL) as a double. */
 double pl_get(const celer_tensor *t, int64_t i);
+/* Element i of an integer tensor, exactly (floats: truncated, 0 when out of range). */
+int64_t pl_get_i64(const celer_tensor *t, int64_t i);
 /* True for dtypes pl_get reads. */
 bool pl_is_numeric(celer_dtype t);
 /* CELER_ERR_DTYPE "<what> must be numeric, got <dtype>" when t is not. */

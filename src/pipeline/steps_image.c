@@ -2,10 +2,11 @@
  * resize (bilinear, half-pixel centres), center_crop and to_chw, all on [N, H, W, C] tensors.
  *
  * The numbers follow what a model trained with torchvision / PIL saw: resize is PyTorch's
- * interpolate(mode="bilinear", align_corners=False, antialias=False) with its float arithmetic
- * (UINT8 goes through float and is rounded half to even, as torchvision does on tensors),
- * shorter_side and center_crop use torchvision's size and offset formulas, and decoding drops a
- * PNG's alpha channel (PIL's convert("RGB")) rather than compositing it.
+ * interpolate(mode="bilinear", align_corners=False, antialias=False), bit for bit with its CPU
+ * kernel on [N, C, H, W] tensors of 2+ channels (UINT8 goes through float and is rounded half to
+ * even, as torchvision does on tensors); shorter_side and center_crop use torchvision's size and
+ * offset formulas; decoding drops a PNG's alpha channel (PIL's convert("RGB")) rather than
+ * compositing it.
  *
  * Decoding reads every header first, so sizes are checked against the caps before any pixel
  * memory is taken; pixels go straight into the output tensor in the request's arena. All decoder
@@ -390,23 +391,32 @@ typedef struct resize_params {
     int64_t shorter_side;
 } resize_params;
 
-/* Source taps of one output coordinate, as PyTorch computes them (in float). */
+/* Source taps of one output coordinate, as PyTorch's CPU kernel computes them: a float scale,
+ * the source coordinate in double (its accumulate type), float weights; an axis that keeps its
+ * size copies. */
 typedef struct tap {
     int64_t i0, i1;
     float l0, l1;
 } tap;
 
 static void make_taps(int64_t in, int64_t out, tap *t) {
-    float scale = (float)in / (float)out;
+    double scale = (float)in / (float)out;
     for (int64_t d = 0; d < out; d++) {
-        float src = scale * ((float)d + 0.5f) - 0.5f;
+        if (in == out) {
+            t[d] = (tap){d, d, 1.0f, 0.0f};
+            continue;
+        }
+        double src = scale * ((double)d + 0.5) - 0.5;
         if (src < 0) src = 0;
         int64_t i0 = (int64_t)src;
-        float l1 = src - (float)i0;
-        l1 = l1 < 0 ? 0 : l1 > 1 ? 1 : l1;
+        float l1 = (float)CELER_MIN(CELER_MAX(src - (double)i0, 0.0), 1.0);
         t[d] = (tap){i0, i0 + (i0 < in - 1 ? 1 : 0), 1.0f - l1, l1};
     }
 }
+
+/* a * wa + b * wb rounded as PyTorch's x86-64 build does it (contracted to one fma), so results
+ * match it bit for bit and UINT8 ties round the same way as torchvision's */
+static inline float lerp2(float a, float wa, float b, float wb) { return fmaf(a, wa, b * wb); }
 
 static celer_status resize_parse(pl_parse *c, const yaml_node_t *args, pl_step *s) {
     resize_params *p = celer_arena_alloc(pl_arena(c), sizeof *p);
@@ -469,8 +479,8 @@ static celer_status resize_run(const pl_step *s, pl_exec *x) {
                     const uint8_t *p = in->data;
                     uint8_t *q = out->data;
                     for (int64_t k = 0; k < ch; k++) {
-                        float v = (p[r0 + c0 + k] * wx0 + p[r0 + c1 + k] * wx1) * wy0 +
-                                  (p[r1 + c0 + k] * wx0 + p[r1 + c1 + k] * wx1) * wy1;
+                        float v = lerp2(lerp2(p[r0 + c0 + k], wx0, p[r0 + c1 + k], wx1), wy0,
+                                        lerp2(p[r1 + c0 + k], wx0, p[r1 + c1 + k], wx1), wy1);
                         v = nearbyintf(v); /* half to even, like torch.round */
                         q[o + k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
                     }
@@ -478,8 +488,8 @@ static celer_status resize_run(const pl_step *s, pl_exec *x) {
                     const float *p = in->data;
                     float *q = out->data;
                     for (int64_t k = 0; k < ch; k++)
-                        q[o + k] = (p[r0 + c0 + k] * wx0 + p[r0 + c1 + k] * wx1) * wy0 +
-                                   (p[r1 + c0 + k] * wx0 + p[r1 + c1 + k] * wx1) * wy1;
+                        q[o + k] = lerp2(lerp2(p[r0 + c0 + k], wx0, p[r0 + c1 + k], wx1), wy0,
+                                         lerp2(p[r1 + c0 + k], wx0, p[r1 + c1 + k], wx1), wy1);
                 }
             }
         }
@@ -575,7 +585,11 @@ static celer_status chw_run(const pl_step *s, pl_exec *x) {
     return CELER_OK;
 }
 
-const pl_kind pl_kind_decode_image = {"decode_image", "input channels output", decode_parse, decode_run, NULL};
-const pl_kind pl_kind_resize = {"resize", "input size shorter_side output", resize_parse, resize_run, NULL};
-const pl_kind pl_kind_center_crop = {"center_crop", "input size output", crop_parse, crop_run, NULL};
-const pl_kind pl_kind_to_chw = {"to_chw", "input output", chw_parse, chw_run, NULL};
+/* designated: the fields a kind leaves out (free, run_batch) are NULL */
+const pl_kind pl_kind_decode_image = {
+    .name = "decode_image", .keys = "input channels output", .parse = decode_parse, .run = decode_run};
+const pl_kind pl_kind_resize = {
+    .name = "resize", .keys = "input size shorter_side output", .parse = resize_parse, .run = resize_run};
+const pl_kind pl_kind_center_crop = {
+    .name = "center_crop", .keys = "input size output", .parse = crop_parse, .run = crop_run};
+const pl_kind pl_kind_to_chw = {.name = "to_chw", .keys = "input output", .parse = chw_parse, .run = chw_run};

@@ -157,11 +157,11 @@ static celer_status fill_parse(pl_parse *c, const yaml_node_t *args, pl_step *s)
 }
 static celer_status fill_run(const pl_step *s, pl_exec *x) { return map_float(s, x, fill_f, "fill_missing input"); }
 
-const pl_kind pl_kind_normalize = {"normalize", "input output mean std axis", normalize_parse, normalize_run, NULL};
-const pl_kind pl_kind_scale = {"scale", "input output factor offset", scale_parse, scale_run, NULL};
-const pl_kind pl_kind_clip = {"clip", "input output min max", clip_parse, clip_run, NULL};
-const pl_kind pl_kind_log1p = {"log1p", "input output", log1p_parse, log1p_run, NULL};
-const pl_kind pl_kind_fill_missing = {"fill_missing", "input output value", fill_parse, fill_run, NULL};
+const pl_kind pl_kind_normalize = {"normalize", "input output mean std axis", normalize_parse, normalize_run, NULL, NULL};
+const pl_kind pl_kind_scale = {"scale", "input output factor offset", scale_parse, scale_run, NULL, NULL};
+const pl_kind pl_kind_clip = {"clip", "input output min max", clip_parse, clip_run, NULL, NULL};
+const pl_kind pl_kind_log1p = {"log1p", "input output", log1p_parse, log1p_run, NULL, NULL};
+const pl_kind pl_kind_fill_missing = {"fill_missing", "input output value", fill_parse, fill_run, NULL, NULL};
 
 /* ---- cast ---- */
 
@@ -184,6 +184,7 @@ static celer_status cast_parse(pl_parse *c, const yaml_node_t *args, pl_step *s)
     if (!t) return CELER_ERR_NOMEM;
     CELER_TRY(pl_arg_dtype(c, args, "dtype", true, t));
     if (*t == CELER_STRING) return pl_error(c, pl_arg(c, args, "dtype"), "cast to BYTES is not supported");
+    if (*t == CELER_FLOAT16) return pl_error(c, pl_arg(c, args, "dtype"), "cast to FP16 is not supported");
     s->params = t;
     return parse_io(c, args, s);
 }
@@ -211,6 +212,7 @@ static celer_status cast_run(const pl_step *s, pl_exec *x) {
             v = pl_get(in, i);
         }
         if (is_int) {
+            v = trunc(v); /* toward zero, then the range of the type */
             double lo = to == CELER_INT64 ? -9.2233720368547758e18 : to == CELER_INT32 ? -2147483648.0
                       : to == CELER_INT16 ? -32768.0 : to == CELER_INT8 ? -128.0 : 0;
             double hi = to == CELER_INT64 ? 9.2233720368547758e18 : to == CELER_INT32 ? 2147483647.0
@@ -224,7 +226,7 @@ static celer_status cast_run(const pl_step *s, pl_exec *x) {
     return CELER_OK;
 }
 
-const pl_kind pl_kind_cast = {"cast", "input output dtype", cast_parse, cast_run, NULL};
+const pl_kind pl_kind_cast = {"cast", "input output dtype", cast_parse, cast_run, NULL, NULL};
 
 /* ---- bucketize / quantile binning ---- */
 
@@ -326,7 +328,7 @@ static celer_status bucketize_run(const pl_step *s, pl_exec *x) {
     return CELER_OK;
 }
 
-const pl_kind pl_kind_bucketize = {"bucketize", "input output boundaries sample bins", bucketize_parse, bucketize_run, NULL};
+const pl_kind pl_kind_bucketize = {"bucketize", "input output boundaries sample bins", bucketize_parse, bucketize_run, NULL, NULL};
 
 /* ---- lookup: value -> index in a vocabulary ---- */
 
@@ -344,45 +346,6 @@ static int cmp_entry(const void *a, const void *b) {
     return strcmp(((const vocab_entry *)a)->key, ((const vocab_entry *)b)->key);
 }
 
-/* A vocabulary file: one entry per line (trailing \r and empty last line ignored). */
-static celer_status read_vocab(pl_parse *c, const yaml_node_t *at, const char *path, const char ***out, int *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return pl_error(c, at, "cannot open %s", path);
-    int cap = 256, count = 0;
-    const char **list = celer_arena_alloc(pl_arena(c), sizeof *list * (size_t)cap);
-    char line[4096];
-    celer_status st = list ? CELER_OK : CELER_ERR_NOMEM;
-    while (!st && fgets(line, sizeof line, f)) {
-        size_t l = strlen(line);
-        if (l == sizeof line - 1 && line[l - 1] != '\n') {
-            st = pl_error(c, at, "%s: line %d is longer than %zu bytes", path, count + 1, sizeof line - 2);
-            break;
-        }
-        while (l && (line[l - 1] == '\n' || line[l - 1] == '\r')) line[--l] = 0;
-        if (count == MAX_VOCAB) {
-            st = pl_error(c, at, "%s: more than %d entries", path, MAX_VOCAB);
-            break;
-        }
-        if (count == cap) {
-            const char **grown = celer_arena_alloc(pl_arena(c), sizeof *grown * (size_t)cap * 2);
-            if (!grown) {
-                st = CELER_ERR_NOMEM;
-                break;
-            }
-            memcpy(grown, list, sizeof *list * (size_t)cap);
-            list = grown;
-            cap *= 2;
-        }
-        list[count] = celer_arena_strndup(pl_arena(c), line, l);
-        if (!list[count++]) st = CELER_ERR_NOMEM;
-    }
-    fclose(f);
-    if (st) return st;
-    *out = list;
-    *n = count;
-    return CELER_OK;
-}
-
 static celer_status lookup_parse(pl_parse *c, const yaml_node_t *args, pl_step *s) {
     lookup_params *p = celer_arena_alloc(pl_arena(c), sizeof *p);
     if (!p) return CELER_ERR_NOMEM;
@@ -392,7 +355,7 @@ static celer_status lookup_parse(pl_parse *c, const yaml_node_t *args, pl_step *
     const yaml_node_t *v = pl_arg(c, args, "vocabulary");
     if (!v == !file) return pl_error(c, args, "give exactly one of 'vocabulary' (a list) or 'file'");
     if (v) CELER_TRY(pl_arg_strings(c, args, "vocabulary", true, MAX_VOCAB, &words, &n));
-    else CELER_TRY(read_vocab(c, pl_arg(c, args, "file"), file, &words, &n));
+    else CELER_TRY(pl_read_lines(c, pl_arg(c, args, "file"), file, MAX_VOCAB, &words, &n));
     if (n == 0) return pl_error(c, v ? v : args, "the vocabulary is empty");
     p->dflt = -1;
     CELER_TRY(pl_arg_int(c, args, "default", false, INT32_MIN, INT32_MAX, &p->dflt));
@@ -429,7 +392,7 @@ static celer_status lookup_run(const pl_step *s, pl_exec *x) {
             key = ((const char *const *)in->data)[i];
             if (!key) key = "";
         } else {
-            snprintf(buf, sizeof buf, "%lld", (long long)pl_get(in, i));
+            snprintf(buf, sizeof buf, "%lld", (long long)pl_get_i64(in, i));
             key = buf;
         }
         ((int64_t *)out->data)[i] = lookup_one(s->params, key);
@@ -437,7 +400,7 @@ static celer_status lookup_run(const pl_step *s, pl_exec *x) {
     return CELER_OK;
 }
 
-const pl_kind pl_kind_lookup = {"lookup", "input output vocabulary file default", lookup_parse, lookup_run, NULL};
+const pl_kind pl_kind_lookup = {"lookup", "input output vocabulary file default", lookup_parse, lookup_run, NULL, NULL};
 
 /* ---- one_hot ---- */
 
@@ -472,7 +435,7 @@ static celer_status one_hot_run(const pl_step *s, pl_exec *x) {
     return CELER_OK;
 }
 
-const pl_kind pl_kind_one_hot = {"one_hot", "input output depth", one_hot_parse, one_hot_run, NULL};
+const pl_kind pl_kind_one_hot = {"one_hot", "input output depth", one_hot_parse, one_hot_run, NULL, NULL};
 
 /* ---- concat: features side by side ---- */
 
@@ -511,4 +474,4 @@ static celer_status concat_run(const pl_step *s, pl_exec *x) {
     return CELER_OK;
 }
 
-const pl_kind pl_kind_concat = {"concat", "inputs output", concat_parse, concat_run, NULL};
+const pl_kind pl_kind_concat = {"concat", "inputs output", concat_parse, concat_run, NULL, NULL};

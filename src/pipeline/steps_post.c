@@ -126,27 +126,7 @@ static celer_status top_k_parse(pl_parse *c, const yaml_node_t *args, pl_step *s
     const char *file = NULL;
     CELER_TRY(pl_arg_path(c, args, "labels", false, &file));
     if (file) {
-        FILE *f = fopen(file, "rb");
-        if (!f) return pl_error(c, pl_arg(c, args, "labels"), "cannot open %s", file);
-        int cap = 64;
-        p->labels = celer_arena_alloc(pl_arena(c), sizeof *p->labels * (size_t)cap);
-        char line[4096];
-        celer_status st = p->labels ? CELER_OK : CELER_ERR_NOMEM;
-        while (!st && fgets(line, sizeof line, f)) {
-            size_t l = strlen(line);
-            while (l && (line[l - 1] == '\n' || line[l - 1] == '\r')) line[--l] = 0;
-            if (p->n_labels == MAX_LABELS) st = pl_error(c, args, "%s: more than %d labels", file, MAX_LABELS);
-            if (!st && p->n_labels == cap) {
-                const char **g = celer_arena_alloc(pl_arena(c), sizeof *g * (size_t)cap * 2);
-                if (g) memcpy(g, p->labels, sizeof *g * (size_t)cap);
-                else st = CELER_ERR_NOMEM;
-                p->labels = g;
-                cap *= 2;
-            }
-            if (!st && !(p->labels[p->n_labels++] = celer_arena_strndup(pl_arena(c), line, l))) st = CELER_ERR_NOMEM;
-        }
-        fclose(f);
-        CELER_TRY(st);
+        CELER_TRY(pl_read_lines(c, pl_arg(c, args, "labels"), file, MAX_LABELS, &p->labels, &p->n_labels));
         if (!p->n_labels) return pl_error(c, pl_arg(c, args, "labels"), "%s has no labels", file);
     }
     s->params = p;
@@ -217,8 +197,8 @@ static celer_status threshold_run(const pl_step *s, pl_exec *x) {
     return CELER_OK;
 }
 
-const pl_kind pl_kind_softmax = {"softmax", "input output axis", axis_parse, softmax_run, NULL};
-const pl_kind pl_kind_sigmoid = {"sigmoid", "input output", sigmoid_parse, sigmoid_run, NULL};
-const pl_kind pl_kind_argmax = {"argmax", "input output axis", axis_parse, argmax_run, NULL};
-const pl_kind pl_kind_top_k = {"top_k", "input output k labels", top_k_parse, top_k_run, NULL};
-const pl_kind pl_kind_threshold = {"threshold", "input output value", threshold_parse, threshold_run, NULL};
+const pl_kind pl_kind_softmax = {"softmax", "input output axis", axis_parse, softmax_run, NULL, NULL};
+const pl_kind pl_kind_sigmoid = {"sigmoid", "input output", sigmoid_parse, sigmoid_run, NULL, NULL};
+const pl_kind pl_kind_argmax = {"argmax", "input output axis", axis_parse, argmax_run, NULL, NULL};
+const pl_kind pl_kind_top_k = {"top_k", "input output k labels", top_k_parse, top_k_run, NULL, NULL};
+const pl_kind pl_kind_threshold = {"threshold", "input output value", threshold_parse, threshold_run, NULL, NULL};

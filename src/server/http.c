@@ -54,6 +54,7 @@ typedef struct http_req {
     bool predict;        /* KServe v1 :predict */
     /* pipeline in flight: the run, and the model call it waits for */
     celer_pipeline_run *run;
+    bool before_batch; /* counted in version->before_batch */
     served_version *call_version;
     celer_tensor *call_inputs;
     celer_job call_job;
@@ -131,9 +132,17 @@ static enum MHD_Result send_reply(http_req *q) {
 
 /* ---- inference ---- */
 
+/* The request no longer counts as on its way to the pipeline's batch step. */
+static void left_before_batch(http_req *q) {
+    if (!q->before_batch) return;
+    q->before_batch = false;
+    atomic_fetch_sub(&q->version->before_batch, 1);
+}
+
 static void infer_done(celer_job *job, celer_status st, const char *message, const celer_tensor *outputs, int n_outputs) {
     http_req *q = job->user;
     served_version *v = q->version;
+    left_before_batch(q);
     int64_t end = now_ns();
     celer_jbuf_reset(&q->resp);
     if (st) {
@@ -261,6 +270,12 @@ static void pipeline_task(celer_job *job, celer_status st, const char *message, 
         infer_done(job, CELER_OK, "", celer_pipeline_run_outputs(q->run), celer_pipeline_output_count(q->version->pipeline));
         return;
     }
+    if (!call->model) { /* a step that batches across requests: wait for it in its queue */
+        left_before_batch(q);
+        st = celer_sched_submit(q->version->step_queues[call->batch_step], job);
+        if (st) pipeline_fail(q, st == CELER_ERR_NOT_FOUND ? CELER_ERR_LIMIT : st, celer_error_message());
+        return;
+    }
     char msg[1024];
     int code = 0;
     served_version *mv = celer_registry_acquire(q->srv->registry, call->model, call->version, &code, msg, sizeof msg);
@@ -340,6 +355,7 @@ static bool pipeline_decode(http_req *q, size_t json_len) {
                                            &q->arena, &q->kreq);
     }
     if (!st) st = celer_pipeline_run_init(p, &q->arena, &q->run);
+    if (!st) celer_pipeline_set_batching(q->run, true);
     for (int k = 0; !st && k < q->kreq.n_inputs; k++) {
         int i = 0;
         while (i < v->n_inputs && strcmp(v->inputs[i].name, q->kreq.inputs[k].name)) i++;
@@ -414,13 +430,19 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
     int64_t timeout_us = cfg->default_timeout_us;
     if (q->kreq.timeout_us > 0 && (cfg->allow_timeout_override || !timeout_us)) timeout_us = q->kreq.timeout_us;
     q->job = (celer_job){.inputs = q->inputs, .done = q->version->pipeline ? pipeline_task : infer_done, .user = q,
+                         .task = q->run,
                          .deadline_ns = timeout_us > 0 ? now_ns() + timeout_us * 1000 : 0};
     atomic_store(&q->state, REQ_WAITING);
     MHD_suspend_connection(q->conn);
+    if (q->version->n_batch_steps) {
+        q->before_batch = true;
+        atomic_fetch_add(&q->version->before_batch, 1);
+    }
     st = celer_sched_submit(q->version->queue, &q->job);
     if (st) {
         /* full queue or a version being unloaded: overloaded; a batch-shape problem: the request */
         snprintf(msg, sizeof msg, "%s", celer_error_message());
+        left_before_batch(q);
         bool overloaded = st == CELER_ERR_LIMIT || st == CELER_ERR_NOT_FOUND;
         reply_error(q, overloaded ? 503 : status_for(st), msg);
         q->retry_after = overloaded;

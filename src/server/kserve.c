@@ -873,14 +873,21 @@ celer_status celer_kserve_decode_object(const celer_json *root, const celer_kser
             if (v && (v->type != CELER_JSON_NULL || sp->dtype == CELER_FLOAT || sp->dtype == CELER_DOUBLE)) present++;
         }
         if (present == 0) continue;
-        if (present != rows)
-            return celer_errorf(CELER_ERR_INVALID, "%s is in %lld of the %lld objects: give it in all or none", what,
+        if (present != rows && !sp->default_row)
+            return celer_errorf(CELER_ERR_INVALID, "%s is in %lld of the %lld objects and has no default", what,
                                 (long long)present, (long long)rows);
-        /* per-row shape; one variable dim is taken from the first row's array length */
+        /* per-row shape; one variable dim is taken from the first given array's length */
         celer_shape row = {.rank = sp->rank - 1};
         for (int d = 1; d < sp->rank; d++) row.dims[d - 1] = sp->dims[d];
-        const celer_json *first = celer_json_get(root->type == CELER_JSON_OBJECT ? root : &root->items[0], sp->name);
+        const celer_json *first = NULL;
+        for (int64_t r = 0; r < rows && !first; r++) {
+            first = celer_json_get(root->type == CELER_JSON_OBJECT ? root : &root->items[r], sp->name);
+            if (first && first->type == CELER_JSON_NULL && sp->dtype != CELER_FLOAT && sp->dtype != CELER_DOUBLE) first = NULL;
+        }
         if (row.rank == 1 && row.dims[0] < 0) row.dims[0] = CELER_MAX(array_count(first), 0);
+        if (present != rows && !celer_shape_equal(&row, &sp->default_row->shape))
+            return celer_errorf(CELER_ERR_SHAPE, "%s is in %lld of the %lld objects and its default has another length",
+                                what, (long long)present, (long long)rows);
         for (int d = 0; d < row.rank; d++)
             if (row.dims[d] < 0)
                 return celer_errorf(CELER_ERR_UNSUPPORTED, "%s: only one-dimensional fields may vary in length", what);
@@ -894,6 +901,10 @@ celer_status celer_kserve_decode_object(const celer_json *root, const celer_kser
         if (!t.data) return CELER_ERR_NOMEM;
         for (int64_t r = 0; r < rows; r++) {
             const celer_json *v = celer_json_get(root->type == CELER_JSON_OBJECT ? root : &root->items[r], sp->name);
+            if (!v || (v->type == CELER_JSON_NULL && sp->dtype != CELER_FLOAT && sp->dtype != CELER_DOUBLE)) {
+                memcpy((char *)t.data + (size_t)r * (size_t)per_row * esize, sp->default_row->data, (size_t)per_row * esize);
+                continue;
+            }
             if (row.rank == 0) {
                 CELER_TRY(object_scalar(v, &t, r, arena, what));
                 continue;

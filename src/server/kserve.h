@@ -22,6 +22,7 @@ typedef struct celer_kserve_tensor_spec {
     int rank;
     int64_t dims[CELER_MAX_RANK];
     bool optional;      /* may be left out (a pipeline input with a default) */
+    const celer_tensor *default_row; /* business objects: one row used for objects lacking the field */
 } celer_kserve_tensor_spec;
 
 typedef struct celer_kserve_input {
@@ -86,7 +87,8 @@ celer_status celer_kserve_encode_predict(const char *const *names, const celer_t
  * "de"}`) is one row, an array of such objects is one row each (at most 4096). Each field is a
  * spec input (per-row shape = dims after the leading -1): a scalar per row is a JSON number,
  * string or boolean, a vector a JSON array. A field absent from every row is left out (the
- * pipeline applies its default); a field in some rows but not others is an error; null is NaN for
+ * pipeline applies its default); a field in some rows but not others takes the spec's
+ * default_row in the others (an error without one, or when its shape differs); null is NaN for
  * float inputs and absent otherwise. Unknown fields are an error naming the known ones. Same
  * ownership as celer_kserve_decode_infer; `root` is the parsed body. */
 celer_status celer_kserve_decode_object(const celer_json *root, const celer_kserve_tensor_spec *spec, int n_spec,

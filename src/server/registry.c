@@ -10,6 +10,8 @@
 #include "server_internal.h"
 
 #define MAX_MODELS 4096
+/* How long a batch step of a pipeline waits for requests still on their way to it. */
+#define PIPELINE_BATCH_DELAY_US 2000
 
 const char *const celer_model_state_names[MODEL_STATE_COUNT] = {
     [MODEL_LOADING] = "LOADING", [MODEL_READY] = "READY", [MODEL_UNAVAILABLE] = "UNAVAILABLE",
@@ -125,6 +127,10 @@ static void state_metrics(celer_registry *r, const served_model *m) {
 
 static void version_free(celer_registry *r, served_version *v) {
     if (!v) return;
+    /* step queues hand their jobs to the pipeline's queue: they drain first */
+    for (int i = 0; v->step_queues && i < celer_pipeline_step_count(v->pipeline); i++)
+        if (v->step_queues[i]) celer_sched_queue_remove(r->sched, v->step_queues[i]);
+    free(v->step_queues);
     if (v->queue) celer_sched_queue_remove(r->sched, v->queue);
     celer_model_free(v->model);
     celer_pipeline_free(v->pipeline);
@@ -277,6 +283,22 @@ static void set_state(celer_registry *r, served_model *m, model_state s, const c
     state_metrics(r, m);
 }
 
+/* A batch of pipeline requests waiting at one batch step (e.g. recommend): runs the step for all
+ * of them at once, then hands each back to the pipeline's queue. */
+static void pipeline_step_batch(void *user, celer_job *const *jobs, int n) {
+    served_version *v = user;
+    celer_pipeline_run *runs[256] = {0};
+    for (int i = 0; i < n; i++) runs[i] = jobs[i]->task;
+    celer_pipeline_run_batch(runs, n);
+    for (int i = 0; i < n; i++) {
+        celer_status st = celer_sched_submit(v->queue, jobs[i]);
+        if (st) jobs[i]->done(jobs[i], st == CELER_ERR_NOT_FOUND ? CELER_ERR_LIMIT : st, celer_error_message(), NULL, 0);
+    }
+}
+
+/* A batch step waits for requests still before it (bounded by the queue's delay). */
+static bool pipeline_step_wait(void *user) { return atomic_load(&((served_version *)user)->before_batch) > 0; }
+
 /* A pipeline folder is served as version 1 of an endpoint: its pipeline, the request spec from
  * its declared inputs (rows first), a task queue on the shared workers, step metrics. Models it
  * calls must be in the repository; when one is loaded, the names the pipeline maps must be its
@@ -323,12 +345,32 @@ static celer_status pipeline_load(celer_registry *r, served_model *m, const cele
         s->dtype = io->dtype;
         s->rank = io->rank + 1;
         s->optional = io->has_default;
+        s->default_row = io->has_default ? &io->default_row : NULL;
         s->dims[0] = -1;
         for (int k = 0; k < io->rank; k++) s->dims[k + 1] = io->dims[k];
     }
     for (int i = 0; i < v->n_outputs; i++) v->output_names[i] = celer_pipeline_output_name(p, i);
     celer_sched_queue_options qo = {.max_queue_size = r->opts->max_queue_size};
     if ((st = celer_sched_queue_add(r->sched, NULL, &qo, &v->queue))) goto fail;
+    v->step_queues = calloc((size_t)celer_pipeline_step_count(p) + 1, sizeof *v->step_queues);
+    if (!v->step_queues) {
+        st = celer_errorf(CELER_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < celer_pipeline_step_count(p); i++) {
+        if (!celer_pipeline_step_batches(p, i)) continue;
+        /* the batch is what is queued, plus the requests on their way (at most
+         * PIPELINE_BATCH_DELAY_US): a lone request never waits, and under load requests share one
+         * pass over the data */
+        celer_sched_queue_options bo = {.max_queue_size = r->opts->max_queue_size, .max_batch_size = CELER_RECOMMEND_MAX_BATCH,
+                                        .batch_fn = pipeline_step_batch, .batch_user = v,
+                                        .batch_wait = pipeline_step_wait, .max_queue_delay_us = PIPELINE_BATCH_DELAY_US};
+        if ((st = celer_sched_queue_add(r->sched, NULL, &bo, &v->step_queues[i]))) goto fail;
+        v->n_batch_steps++;
+        char qname[400];
+        snprintf(qname, sizeof qname, "pipeline %s step %s", m->name, celer_pipeline_step_name(p, i));
+        celer_sched_queue_set_name(v->step_queues[i], qname);
+    }
     char qname[320];
     snprintf(qname, sizeof qname, "pipeline %s", m->name);
     celer_sched_queue_set_name(v->queue, qname);

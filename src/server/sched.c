@@ -106,7 +106,7 @@ static size_t row_bytes(const celer_tensor *t) {
 
 /* May j be batched with the batch started by head: same dtypes and non-batch dims, rows > 0. */
 static bool batchable_with(const celer_sched_queue *q, const celer_job *head, const celer_job *j) {
-    if (j == head) return true;
+    if (j == head || q->opts.batch_fn) return true;
     if (job_rows(q, j) <= 0) return false;
     for (int i = 0; i < q->n_inputs; i++) {
         const celer_tensor *a = &head->inputs[i], *b = &j->inputs[i];
@@ -134,6 +134,17 @@ typedef struct plan {
 static plan plan_queue(const celer_sched_queue *q, int64_t now, bool flush) {
     plan p = {.ready = true, .n_take = 1};
     const celer_job *head = q->head;
+    if (q->opts.batch_fn) { /* everything queued, up to the cap: batch_fn work is cheap per job */
+        int depth = atomic_load_explicit(&q->depth, memory_order_relaxed);
+        int cap = q->opts.max_batch_size > 0 ? q->opts.max_batch_size : 1;
+        p.n_take = CELER_MAX(1, CELER_MIN(depth, cap));
+        int64_t wake = head->enqueue_ns + q->opts.max_queue_delay_us * 1000;
+        if (depth < cap && !flush && now < wake && q->opts.batch_wait && q->opts.batch_wait(q->opts.batch_user)) {
+            p.ready = false;
+            p.wake_ns = wake;
+        }
+        return p;
+    }
     if (!batching(q) || q->single_only) return p;
     /* an expired oldest job is completed now rather than after the batch's delay */
     if (head->deadline_ns > 0 && now >= head->deadline_ns) return p;
@@ -370,6 +381,22 @@ static void run_batch(worker *w, celer_sched_queue *q, celer_job *list) {
         if (batching(q)) rows += job_rows(q, j);
     }
     if (!live) return;
+    if (q->opts.batch_fn) {
+        celer_job *jobs[256];
+        int n = 0;
+        for (celer_job *j = live, *next; j; j = next) {
+            next = j->next;
+            j->start_ns = now;
+            j->batch_size = n_live;
+            j->batch_first = j == live;
+            jobs[n++] = j;
+            if (n == (int)CELER_ARRAY_LEN(jobs) || !next) {
+                q->opts.batch_fn(q->opts.batch_user, jobs, n);
+                n = 0;
+            }
+        }
+        return;
+    }
     celer_context **ctx = &q->ctx[w->index];
     if (!q->model) {
         run_each(w, q, NULL, live);
@@ -535,6 +562,8 @@ celer_status celer_sched_queue_add(celer_sched *s, const celer_model *model, con
     if (opts->max_queue_delay_us < 0 || opts->max_queue_delay_us > MAX_DELAY_US)
         return celer_errorf(CELER_ERR_INVALID, "max_queue_delay_microseconds %lld is out of range [0, %lld]",
                             (long long)opts->max_queue_delay_us, (long long)MAX_DELAY_US);
+    if (opts->batch_fn && model)
+        return celer_errorf(CELER_ERR_INVALID, "batch_fn is for task queues (no model)");
     if (opts->max_queue_size > MAX_QUEUE_SIZE)
         return celer_errorf(CELER_ERR_INVALID, "max_queue_size %d is above %d", opts->max_queue_size,
                             MAX_QUEUE_SIZE);

@@ -28,6 +28,7 @@ typedef void (*celer_job_done_fn)(celer_job *job, celer_status status, const cha
 struct celer_job {
     const celer_tensor *inputs; /* one per model input, in model order; owned by the submitter
                                    and untouched until done is called */
+    void *task;                 /* for a queue's batch_fn: the job's payload (a pipeline run) */
     int64_t deadline_ns;        /* CLOCK_MONOTONIC; 0 = none */
     celer_job_done_fn done;
     void *user;
@@ -45,6 +46,16 @@ typedef struct celer_sched_queue_options {
     int64_t max_queue_delay_us; /* how long to wait for a fuller batch */
     int max_queue_size;         /* jobs waiting; submit beyond it fails with CELER_ERR_LIMIT;
                                    <= 0: 1024 */
+    /* A task queue (no model) may take its jobs in batches: a worker takes up to max_batch_size
+     * queued jobs at once (never waiting for more) and calls batch_fn with them, which completes
+     * every one (calls done, or hands it on). Jobs past their deadline get done(CELER_ERR_LIMIT)
+     * instead. */
+    void (*batch_fn)(void *user, celer_job *const *jobs, int n);
+    void *batch_user;
+    /* Optional, with batch_fn: true while more jobs are on their way (e.g. requests upstream in a
+     * pipeline); a batch below max_batch_size then waits for them, at most max_queue_delay_us
+     * from its oldest job. */
+    bool (*batch_wait)(void *user);
 } celer_sched_queue_options;
 
 /* Starts `n_workers` worker threads (<= 0: one per online core). */

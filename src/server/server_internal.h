@@ -27,6 +27,9 @@ typedef struct served_version {
     celer_model *model;               /* NULL for a pipeline */
     celer_pipeline *pipeline;         /* the folder's pipeline.yaml; its queue holds tasks */
     celer_series **m_steps;           /* pipeline: per-step duration histograms */
+    celer_sched_queue **step_queues;  /* pipeline: for steps that batch across requests, their queue */
+    int n_batch_steps;                /* pipeline: steps that batch across requests */
+    atomic_int before_batch;          /* pipeline: requests that have not reached a batch step yet */
     celer_sched_queue *queue;
     int n_inputs, n_outputs;
     celer_kserve_tensor_spec *inputs; /* what requests must send (batch dim included) */

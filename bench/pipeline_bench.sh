@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# The recommendation pipeline (examples/repository/recommend) served by celer vs the same service
+# written as a typical FastAPI + uvicorn + PyTorch + numpy app (bench/fastapi_pipeline.py, 1 and 2
+# workers), side by side in one run. One command:
+#
+#   bench/pipeline_bench.sh
+#
+# Builds celer (Release, BENCH_BUILD_DIR, default build-bench) if needed, writes the benchmark's
+# repository (scripts/make_pipeline_examples.py --bench: 100,000 x 64 item matrix, a user tower
+# with a 64-d embedding) and request bodies, checks that celer and FastAPI return the same items
+# for several users, then loads each server in turn with wrk at concurrency 1, 8 and 64 for
+# BENCH_SECONDS (default 10), and prints one table and the ratios. Both servers get the same
+# request body, byte for byte: one user's fields and 20 excluded item ids as a plain JSON object
+# (celer: POST /v2/models/recommend/infer, FastAPI: POST /recommend). Everything listens on and
+# targets 127.0.0.1 only; every server started here is stopped on exit. Logs, bodies and raw
+# results stay in BUILD/pipeline-bench/. Env: BENCH_SECONDS, BENCH_WARMUP_SECONDS (2),
+# BENCH_PORT_BASE (18451: celer, +1 FastAPI 1 worker, +2 FastAPI 2 workers), BENCH_BUILD_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PY=/usr/bin/python3
+HOST=127.0.0.1
+DURATION=${BENCH_SECONDS:-10}
+WARMUP=${BENCH_WARMUP_SECONDS:-2}
+BUILD=${BENCH_BUILD_DIR:-$ROOT/build-bench}
+BASE=${BENCH_PORT_BASE:-18451}
+P_CELER=$BASE P_FAST1=$((BASE + 1)) P_FAST2=$((BASE + 2))
+OUT=$BUILD/pipeline-bench
+REPO=$OUT/repo
+BODIES=$OUT/bodies
+RUN=$OUT/run
+RESULTS=$RUN/results.tsv
+CONCURRENCY=(1 8 64)
+
+log() { echo "pipeline-bench: $*" >&2; }
+
+# ---- tools: wrk, and uvicorn's fast loop/parser (what `pip install uvicorn[standard]` gives)
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+$PY -c 'import uvloop, httptools' 2>/dev/null || missing+=(python3-uvloop python3-httptools)
+$PY -c 'import fastapi, uvicorn' 2>/dev/null || missing+=(python3-fastapi python3-uvicorn)
+if ((${#missing[@]})); then
+  log "installing ${missing[*]}"
+  apt-get install -y "${missing[@]}" >/dev/null || { apt-get update >/dev/null && apt-get install -y "${missing[@]}" >/dev/null; }
+fi
+
+# ---- celer (Release), the repository and the bodies
+cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+if ! ninja -j2 -C "$BUILD" celer >"$BUILD/pipeline-bench-build.log" 2>&1; then
+  [[ -x $BUILD/celer ]] || { cat "$BUILD/pipeline-bench-build.log"; exit 1; }
+  log "build failed (see $BUILD/pipeline-bench-build.log); using the existing $BUILD/celer"
+fi
+rm -rf "$RUN" && mkdir -p "$RUN" "$BODIES"
+$PY scripts/make_pipeline_examples.py --bench "$REPO" >/dev/null
+
+# bench.json: the timed body. check-N.json: users whose answers must agree before timing.
+$PY - "$REPO" "$BODIES" <<'EOF'
+import json, os, sys
+import numpy as np
+repo, bodies = sys.argv[1:]
+ids = np.load(os.path.join(repo, "recommend", "item_ids.npy"))
+rng = np.random.default_rng(5)
+excluded = [int(i) for i in rng.choice(ids, 20, replace=False)]  # e.g. items already bought
+users = [
+    {"user_id": 42, "age": 31, "income": 52000, "country": "de", "device": "ios", "exclude": excluded},
+    {"user_id": 7, "age": 58, "income": 120000, "country": "us", "device": "web", "exclude": []},
+    {"user_id": 8, "age": 19, "income": 0, "country": "br", "device": "android", "exclude": excluded[:3]},
+    {"user_id": 9, "age": 44.5, "country": "jp"},
+    {"user_id": 10},
+]
+with open(os.path.join(bodies, "bench.json"), "w") as f:
+    json.dump(users[0], f)
+for n, u in enumerate(users):
+    with open(os.path.join(bodies, f"check-{n}.json"), "w") as f:
+        json.dump(u, f)
+EOF
+
+# ---- processes: every server started here is stopped on exit
+PIDS=()
+stop() {  # stop PID: TERM, then KILL after 10 s
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  local keep=() p  # forget it: its pid may be reused
+  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+  PIDS=("${keep[@]}")
+}
+cleanup() { local p; for p in "${PIDS[@]}"; do stop "$p"; done; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+for p in $P_CELER $P_FAST1 $P_FAST2; do
+  port_free "$p" || { log "port $p on $HOST is taken; set BENCH_PORT_BASE"; exit 1; }
+done
+
+wait_ready() {  # wait_ready PID URL NAME LOG: until URL answers 200 (60 s)
+  local i
+  for ((i = 0; i < 600; i++)); do
+    kill -0 "$1" 2>/dev/null || { log "$3 exited at start:"; tail -n 30 "$4" >&2; exit 1; }
+    curl -sf -o /dev/null "$2" && return 0
+    sleep 0.1
+  done
+  log "$3 not ready after 60 s:"; tail -n 30 "$4" >&2; exit 1
+}
+
+start_celer() {
+  "$BUILD/celer" serve --model-repository "$REPO" --http-address $HOST \
+    --http-port "$P_CELER" --quiet >"$RUN/celer.log" 2>&1 &
+  CELER=$!; PIDS+=("$CELER")
+  wait_ready "$CELER" "http://$HOST:$P_CELER/v2/health/ready" celer "$RUN/celer.log"
+}
+
+start_fastapi() {  # start_fastapi WORKERS PORT: sets FASTAPI
+  PIPELINE_REPO=$REPO $PY -m uvicorn fastapi_pipeline:app --app-dir "$ROOT/bench" --host $HOST --port "$2" \
+    --workers "$1" --loop uvloop --http httptools --no-access-log >"$RUN/fastapi-$1w.log" 2>&1 &
+  FASTAPI=$!; PIDS+=("$FASTAPI")
+  wait_ready "$FASTAPI" "http://$HOST:$2/health" "FastAPI ($1 workers)" "$RUN/fastapi-$1w.log"
+}
+
+# ---- peak RSS of a process tree, sampled every 100 ms until STOPFILE exists
+tree_rss_kib() {  # sum of VmRSS over PID and all its descendants
+  local total=0 pid key val _ f kids
+  local -a todo=("$1")
+  while ((${#todo[@]})); do
+    pid=${todo[0]}; todo=("${todo[@]:1}")
+    while read -r key val _; do
+      [[ $key == VmRSS: ]] && total=$((total + val))
+    done 2>/dev/null </proc/"$pid"/status || true
+    for f in /proc/"$pid"/task/*/children; do
+      kids=(); read -ra kids 2>/dev/null <"$f" || true
+      todo+=("${kids[@]}")
+    done
+  done
+  echo "$total"
+}
+
+sample_peak_rss() {  # sample_peak_rss PID STOPFILE OUT
+  local peak=0 now
+  while [[ ! -e $2 ]]; do
+    now=$(tree_rss_kib "$1"); ((now > peak)) && peak=$now
+    sleep 0.1
+  done
+  echo "$peak" >"$3"
+}
+
+# ---- one wrk run (bench/post.lua: POSTs the body, prints one BENCH line); appends to RESULTS
+load() {  # load SERVER PID URL CONCURRENCY
+  local server=$1 pid=$2 url=$3 c=$4 threads=2 out=$RUN/wrk-$1-$4.txt line
+  ((c < threads)) && threads=$c
+  rm -f "$RUN/stop"
+  sample_peak_rss "$pid" "$RUN/stop" "$RUN/rss" &
+  local sampler=$!
+  wrk -t"$threads" -c"$c" -d"${DURATION}s" --timeout 10s -s bench/post.lua "$url" -- "$BODIES/bench.json" >"$out" 2>&1 || true
+  touch "$RUN/stop"; wait "$sampler"
+  line=$(grep '^BENCH ' "$out" || true)
+  if [[ -n $line ]]; then
+    # BENCH requests=.. seconds=.. p50_ms=.. p99_ms=.. http_errors=.. socket_errors=..
+    line=$(sed -E 's/^BENCH //; s/[a-z0-9_]+=//g; s/ /\t/g' <<<"$line")
+  else
+    log "wrk gave no result for $server c=$c:"; cat "$out" >&2
+    line=$'-\t-\t-\t-\t-\t-'
+  fi
+  printf '%s\t%s\t%s\t%s\n' "$server" "$c" "$line" "$(cat "$RUN/rss")" >>"$RESULTS"
+  kill -0 "$pid" 2>/dev/null || { log "$server DIED during c=$c; its log:"; tail -n 50 "$RUN/${server%%-*}"*.log >&2; }
+}
+
+bench_server() {  # bench_server SERVER PID URL: warm up, then each concurrency
+  log "$1: warm-up ${WARMUP}s, then ${DURATION}s at each of concurrency ${CONCURRENCY[*]}"
+  wrk -t1 -c8 -d"${WARMUP}s" -s bench/post.lua "$3" -- "$BODIES/bench.json" >/dev/null 2>&1 || true
+  local c
+  for c in "${CONCURRENCY[@]}"; do load "$1" "$2" "$3" "$c"; done
+}
+
+# ---- both answer the same before anything is timed
+check_same() {  # check_same CELER_URL FASTAPI_URL
+  $PY - "$1" "$2" "$BODIES" <<'EOF'
+import glob, json, sys, urllib.request
+celer, fastapi, bodies = sys.argv[1:]
+
+def post(url, body):
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+failed = 0
+for path in sorted(glob.glob(bodies + "/check-*.json")):
+    body = open(path, "rb").read()
+    a, b = post(celer, body), post(fastapi, body)
+    if not isinstance(a, dict) or "item_ids" not in a:
+        sys.exit(f"check: celer's answer is not {{item_ids, scores}}: {str(a)[:300]}")
+    scale = max(abs(s) for s in b["scores"])
+    diff = max(abs(x - y) for x, y in zip(a["scores"], b["scores"])) / scale if len(a["scores"]) == len(b["scores"]) else 1
+    same = a["item_ids"] == b["item_ids"] and diff <= 1e-4
+    print(f"check: {path.rsplit('/', 1)[1]}: {'same' if same else 'DIFFERENT'} "
+          f"{len(a['item_ids'])} ids, max score diff / max |score| = {diff:.1e}")
+    if not same:
+        print(f"  celer   {a['item_ids']}\n  FastAPI {b['item_ids']}")
+        failed += 1
+sys.exit(1 if failed else 0)
+EOF
+}
+
+# ---- the run
+START=$(date -u '+%Y-%m-%d %H:%M UTC')
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+start_fastapi 1 $P_FAST1
+start_celer
+check_same "http://$HOST:$P_CELER/v2/models/recommend/infer" "http://$HOST:$P_FAST1/recommend" ||
+  { log "celer and FastAPI disagree: nothing timed"; exit 1; }
+
+bench_server celer "$CELER" "http://$HOST:$P_CELER/v2/models/recommend/infer"
+stop "$CELER"
+bench_server fastapi-1w "$FASTAPI" "http://$HOST:$P_FAST1/recommend"
+stop "$FASTAPI"
+start_fastapi 2 $P_FAST2
+bench_server fastapi-2w "$FASTAPI" "http://$HOST:$P_FAST2/recommend"
+stop "$FASTAPI"
+
+echo
+echo "celer pipeline benchmark, $START, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(uname -sr)"
+echo "celer $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?') (Release, default flags)," \
+  "FastAPI $($PY -c 'import fastapi; print(fastapi.__version__)'), uvicorn" \
+  "$($PY -c 'import uvicorn; print(uvicorn.__version__)') (uvloop, httptools), torch $($PY -c 'import torch; print(torch.__version__)')," \
+  "numpy $($PY -c 'import numpy; print(numpy.__version__)')"
+echo "pipeline: recommend (age quantile bins, log income, one-hot country/device -> 19 -> 64 -> 64 user tower" \
+  "-> top 10 of 100,000 x 64 items, 20 excluded ids), one user per request as a plain JSON object"
+echo "wrk on the same $(nproc) cores as the servers (nothing pinned; -t1 at c=1, -t2 otherwise), ${DURATION}s per row"
+echo "load average before the run: $LOADAVG (the machine may be shared); logs and raw wrk output: $RUN"
+echo "errors = HTTP >= 400 + socket errors; peak RSS = VmRSS summed over the server's process tree," \
+  "sampled every 100 ms (celer's includes the mapped item matrix pages it touched)"
+echo
+$PY - "$RESULTS" <<'EOF'
+import sys
+
+COLS = ["server", "conc", "requests", "seconds", "p50", "p99", "http_err", "sock_err", "rss"]
+rows = []
+for line in open(sys.argv[1]):
+    r = dict(zip(COLS, line.rstrip("\n").split("\t")))
+    for k in COLS[1:]:
+        r[k] = None if r[k] == "-" else float(r[k])
+    r["rps"] = r["requests"] / r["seconds"] if r["requests"] is not None and r["seconds"] else None
+    rows.append(r)
+
+def fmt(v, spec):
+    return "n/a" if v is None else format(v, spec)
+
+print(f"{'server':<12}{'conc':>5}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'peak RSS MiB':>14}")
+for r in rows:
+    errs = None if r["http_err"] is None else int(r["http_err"] + r["sock_err"])
+    rss = None if r["rss"] is None else r["rss"] / 1024
+    print(f"{r['server']:<12}{int(r['conc']):>5}{fmt(r['rps'], '.0f'):>10}{fmt(r['p50'], '.2f'):>9}"
+          f"{fmt(r['p99'], '.2f'):>9}{fmt(errs, 'd'):>8}{fmt(rss, '.1f'):>14}")
+
+def at(server, c):
+    return next((r for r in rows if r["server"] == server and r["conc"] == c), None)
+
+def ratio(a, b, key):
+    return None if not a or not b or a[key] is None or not b[key] else a[key] / b[key]
+
+for c in sorted({int(r["conc"]) for r in rows}):
+    celer = at("celer", c)
+    fast = [r for r in (at("fastapi-1w", c), at("fastapi-2w", c)) if r and r["rps"]]
+    best = max(fast, key=lambda r: r["rps"]) if fast else None
+    tput, p99 = ratio(celer, best, "rps"), ratio(celer, best, "p99")
+    print(f"\nratios at concurrency {c} (FastAPI best = {best['server'] if best else 'n/a'}, by throughput):")
+    checks = [("throughput celer / FastAPI-best", tput, 20, True, ">= 20"),
+              ("p99 celer / FastAPI-best", p99, 0.1, False, "<= 0.10")]
+    for name, value, target, higher, shown in checks:
+        if c == 64:
+            verdict = "n/a" if value is None else ("met" if (value >= target if higher else value <= target) else "NOT met")
+            print(f"  {name:<36}{fmt(value, '.3g'):>8}   target {shown:<8} {verdict}")
+        else:
+            print(f"  {name:<36}{fmt(value, '.3g'):>8}")
+EOF
