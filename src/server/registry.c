@@ -300,9 +300,8 @@ static void pipeline_step_batch(void *user, celer_job *const *jobs, int n) {
 static bool pipeline_step_wait(void *user) { return atomic_load(&((served_version *)user)->before_batch) > 0; }
 
 /* A pipeline folder is served as version 1 of an endpoint: its pipeline, the request spec from
- * its declared inputs (rows first), a task queue on the shared workers, step metrics. Models it
- * calls must be in the repository; when one is loaded, the names the pipeline maps must be its
- * inputs and outputs. */
+ * its declared inputs (rows first), a task queue on the shared workers (and one per batch step),
+ * step metrics. Models it calls must be in the repository. */
 static celer_status pipeline_load(celer_registry *r, served_model *m, const celer_repo_model *rm, served_version **out) {
     served_version *v = calloc(1, sizeof *v);
     if (!v) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
@@ -321,9 +320,10 @@ static celer_status pipeline_load(celer_registry *r, served_model *m, const cele
         served_model *cm = NULL;
         for (int k = 0; k < r->n_models && !cm; k++)
             if (!strcmp(r->models[k]->name, called)) cm = r->models[k];
-        if (!cm || (!cm->n_versions && cm->state != MODEL_LOADING))
-            st = celer_errorf(CELER_ERR_NOT_FOUND, "%s: calls model '%s', which is not %s", rm->pipeline_path, called,
-                              cm ? "loaded" : "in the repository");
+        /* a model that is in the repository but not serving (yet) answers 503 per request */
+        if (!cm)
+            st = celer_errorf(CELER_ERR_NOT_FOUND, "%s: calls model '%s', which is not in the repository",
+                              rm->pipeline_path, called);
         else if (cm->n_versions && cm->versions[0]->pipeline)
             st = celer_errorf(CELER_ERR_INVALID, "%s: calls '%s', which is a pipeline (call its models instead)",
                               rm->pipeline_path, called);

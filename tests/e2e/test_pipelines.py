@@ -471,6 +471,34 @@ def test_metadata(srv):
           body[:600])
 
 
+def test_reload(srv, repo):
+    """Edits recommend/pipeline.yaml and reloads it through the repository API: a good edit takes
+    effect, a broken one is refused with file and line while the loaded pipeline keeps serving."""
+    path = os.path.join(repo, "recommend", "pipeline.yaml")
+    original = open(path).read()
+    body = {"age": 31, "country": "de"}
+    try:
+        with open(path, "w") as f:
+            f.write(original.replace("k: 10,", "k: 3,"))
+        code, doc, _ = srv.json("POST", "/v2/repository/models/recommend/load")
+        check("reload: edited pipeline loads", code == 200, (code, doc))
+        code, doc, _ = srv.json("POST", "/v2/models/recommend/infer", body)
+        check("reload: the edit takes effect (k 3)", code == 200 and len(doc.get("item_ids", [])) == 3, (code, doc))
+        with open(path, "w") as f:
+            f.write(original.replace("one_hot: {input: age_bin, depth: 8", "one_hot: {input: age_bin, dpth: 8"))
+        code, doc, _ = srv.json("POST", "/v2/repository/models/recommend/load")
+        msg = doc.get("error", "") if isinstance(doc, dict) else ""
+        check("reload: a broken pipeline is refused naming file, line and step",
+              code == 400 and "pipeline.yaml:" in msg and "one_hot" in msg and "dpth" in msg, (code, doc))
+        code, doc, _ = srv.json("POST", "/v2/models/recommend/infer", body)
+        check("reload: the loaded pipeline keeps serving", code == 200 and len(doc.get("item_ids", [])) == 3,
+              (code, doc))
+    finally:
+        with open(path, "w") as f:
+            f.write(original)
+        srv.json("POST", "/v2/repository/models/recommend/load")
+
+
 def main():
     celer, repo_src = sys.argv[1], sys.argv[2]
     if not os.path.isfile(os.path.join(repo_src, "recommend", "pipeline.yaml")):
@@ -486,7 +514,8 @@ def main():
                           ("classify", lambda: test_classify(srv, Classify(repo))),
                           ("route", lambda: test_route(srv, repo)),
                           ("errors", lambda: test_errors(srv, repo)),
-                          ("metadata", lambda: test_metadata(srv))):
+                          ("metadata", lambda: test_metadata(srv)),
+                          ("reload", lambda: test_reload(srv, repo))):
             try:
                 run()
             except Exception as e:  # an unexpected answer shape: one failure, then the next group
