@@ -17,7 +17,31 @@
 struct celer_recommend {
     celer_npy_map items, ids; /* ids.map NULL: an item's id is its row */
     int64_t n, dim;
+    /* On AVX2 + FMA the matrix is repacked at load into panels of 8 items, [panel][dim][8], and
+     * the mapping closed: scoring then needs no packing per call (see score_panels). */
+    float *panels;
 };
+
+static int have_fma(void) {
+    static int have = -1; /* benign race: every thread computes the same value */
+    if (have < 0) have = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return have;
+}
+
+static void pack_panels(celer_recommend *r) {
+    int64_t n8 = (r->n + 7) & ~(int64_t)7;
+    size_t bytes = sizeof(float) * (size_t)n8 * (size_t)r->dim;
+    r->panels = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!r->panels) return; /* no memory for the copy: the mapped matrix serves, through BLAS */
+    const float *items = r->items.tensor.data;
+    for (int64_t p = 0; p < n8 / 8; p++)
+        for (int64_t k = 0; k < r->dim; k++)
+            for (int j = 0; j < 8; j++) {
+                int64_t i = p * 8 + j;
+                r->panels[(p * r->dim + k) * 8 + j] = i < r->n ? items[i * r->dim + k] : 0.f;
+            }
+    celer_npy_map_close(&r->items);
+}
 
 celer_status celer_recommend_open(const char *items_npy, const char *ids_npy, celer_recommend **out) {
     celer_recommend *r = calloc(1, sizeof *r);
@@ -47,6 +71,7 @@ celer_status celer_recommend_open(const char *items_npy, const char *ids_npy, ce
         celer_recommend_free(r);
         return st;
     }
+    if (have_fma() && !getenv("CELER_RECOMMEND_PLAIN")) pack_panels(r); /* the variable: tests of the BLAS path */
     *out = r;
     return CELER_OK;
 }
@@ -55,6 +80,7 @@ void celer_recommend_free(celer_recommend *r) {
     if (!r) return;
     celer_npy_map_close(&r->items);
     celer_npy_map_close(&r->ids);
+    free(r->panels);
     free(r);
 }
 
@@ -69,7 +95,7 @@ typedef struct hit {
 static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 size_t celer_recommend_scratch_bytes(const celer_recommend *r, int k, int n_exclude) {
-    (void)r;
+    if (r->panels) return celer_recommend_batch_scratch_bytes(r, 1, k, n_exclude);
     k = k < 0 ? 0 : k > CELER_RECOMMEND_MAX_K ? CELER_RECOMMEND_MAX_K : k;
     n_exclude = n_exclude < 0 ? 0 : n_exclude > CELER_RECOMMEND_MAX_EXCLUDE ? CELER_RECOMMEND_MAX_EXCLUDE : n_exclude;
     return align64(sizeof(float) * BLOCK) + align64(sizeof(hit) * (size_t)(k + 1)) +
@@ -154,6 +180,11 @@ celer_status celer_recommend_topk(const celer_recommend *r, const float *user, i
     if (n_exclude < 0 || n_exclude > CELER_RECOMMEND_MAX_EXCLUDE)
         return celer_errorf(CELER_ERR_INVALID, "recommend: %d excluded ids, at most %d", n_exclude,
                             CELER_RECOMMEND_MAX_EXCLUDE);
+    if (r->panels) { /* the panel kernel, as a batch of one */
+        const int64_t *exs[1] = {exclude};
+        int nex[1] = {n_exclude};
+        return celer_recommend_topk_batch(r, user, 1, exs, nex, k, scratch, ids, scores, n_out);
+    }
     char *base = scratch;
     float *block = (float *)base;
     hit *heap = (hit *)(base + align64(sizeof(float) * BLOCK));
@@ -175,9 +206,80 @@ celer_status celer_recommend_topk(const celer_recommend *r, const float *user, i
     return CELER_OK;
 }
 
+/* ---- scoring a block of items ----
+ * With panels: out[u * ld + i] = users[u] . item i for the items of panels [p0, p0 + np) and
+ * users in groups of 4 (the caller pads with zero users). Two panels by four users make eight
+ * 8-wide accumulators; each step of dim loads two panel rows and broadcasts four user values: the
+ * GEMM micro-kernel shape, with the item side packed once at load instead of per call. Scores of
+ * the padding items of the last panel are written too (ld must allow it) and ignored. */
+#include <immintrin.h>
+
+__attribute__((target("avx2,fma"))) static void score_panels(const float *panels, int64_t p0, int np, int dim,
+                                                             const float *users, int n_users4, float *out, int ld) {
+    for (int p = 0; p < np; p += 2) {
+        const float *a = panels + (size_t)(p0 + p) * (size_t)dim * 8;
+        const float *b = p + 1 < np ? a + (size_t)dim * 8 : a; /* an odd last panel is scored twice */
+        for (int u = 0; u < n_users4; u += 4) {
+            const float *u0 = users + (size_t)u * (size_t)dim, *u1 = u0 + dim, *u2 = u1 + dim, *u3 = u2 + dim;
+            __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+            for (int k = 0; k < dim; k++) {
+                __m256 pa = _mm256_load_ps(a + (size_t)k * 8), pb = _mm256_load_ps(b + (size_t)k * 8);
+                __m256 v0 = _mm256_broadcast_ss(u0 + k), v1 = _mm256_broadcast_ss(u1 + k);
+                __m256 v2 = _mm256_broadcast_ss(u2 + k), v3 = _mm256_broadcast_ss(u3 + k);
+                c0 = _mm256_fmadd_ps(pa, v0, c0);
+                c1 = _mm256_fmadd_ps(pa, v1, c1);
+                c2 = _mm256_fmadd_ps(pa, v2, c2);
+                c3 = _mm256_fmadd_ps(pa, v3, c3);
+                c4 = _mm256_fmadd_ps(pb, v0, c4);
+                c5 = _mm256_fmadd_ps(pb, v1, c5);
+                c6 = _mm256_fmadd_ps(pb, v2, c6);
+                c7 = _mm256_fmadd_ps(pb, v3, c7);
+            }
+            float *o = out + (size_t)u * (size_t)ld + (size_t)p * 8;
+            _mm256_storeu_ps(o, c0);
+            _mm256_storeu_ps(o + ld, c1);
+            _mm256_storeu_ps(o + 2 * (size_t)ld, c2);
+            _mm256_storeu_ps(o + 3 * (size_t)ld, c3);
+            if (p + 1 < np) {
+                _mm256_storeu_ps(o + 8, c4);
+                _mm256_storeu_ps(o + ld + 8, c5);
+                _mm256_storeu_ps(o + 2 * (size_t)ld + 8, c6);
+                _mm256_storeu_ps(o + 3 * (size_t)ld + 8, c7);
+            }
+        }
+    }
+}
+
+/* One user: four panels at a time, no padding users (the pass is bound by memory, not FMAs). */
+__attribute__((target("avx2,fma"))) static void score_panels1(const float *panels, int64_t p0, int np, int dim,
+                                                              const float *user, float *out) {
+    int p = 0;
+    for (; p + 4 <= np; p += 4) {
+        const float *a = panels + (size_t)(p0 + p) * (size_t)dim * 8;
+        __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+        for (int k = 0; k < dim; k++) {
+            __m256 v = _mm256_broadcast_ss(user + k);
+            c0 = _mm256_fmadd_ps(_mm256_load_ps(a + (size_t)k * 8), v, c0);
+            c1 = _mm256_fmadd_ps(_mm256_load_ps(a + ((size_t)dim + (size_t)k) * 8), v, c1);
+            c2 = _mm256_fmadd_ps(_mm256_load_ps(a + (2 * (size_t)dim + (size_t)k) * 8), v, c2);
+            c3 = _mm256_fmadd_ps(_mm256_load_ps(a + (3 * (size_t)dim + (size_t)k) * 8), v, c3);
+        }
+        _mm256_storeu_ps(out + (size_t)p * 8, c0);
+        _mm256_storeu_ps(out + (size_t)p * 8 + 8, c1);
+        _mm256_storeu_ps(out + (size_t)p * 8 + 16, c2);
+        _mm256_storeu_ps(out + (size_t)p * 8 + 24, c3);
+    }
+    for (; p < np; p++) {
+        const float *a = panels + (size_t)(p0 + p) * (size_t)dim * 8;
+        __m256 c0 = _mm256_setzero_ps();
+        for (int k = 0; k < dim; k++) c0 = _mm256_fmadd_ps(_mm256_load_ps(a + (size_t)k * 8), _mm256_broadcast_ss(user + k), c0);
+        _mm256_storeu_ps(out + (size_t)p * 8, c0);
+    }
+}
+
 size_t celer_recommend_batch_scratch_bytes(const celer_recommend *r, int n_users, int k, int64_t n_exclude_total) {
-    (void)r;
-    return align64(sizeof(float) * BATCH_BLOCK * (size_t)n_users) + align64(sizeof(hit) * (size_t)(k + 1)) * (size_t)n_users +
+    int n4 = (n_users + 3) & ~3;
+    return align64(sizeof(float) * (size_t)n4 * (size_t)r->dim) + align64(sizeof(float) * BATCH_BLOCK * (size_t)n4) + align64(sizeof(hit) * (size_t)(k + 1)) * (size_t)n_users +
            align64(sizeof(int64_t) * (size_t)(n_exclude_total + 1)) + align64(sizeof(int) * (size_t)n_users);
 }
 
@@ -188,9 +290,12 @@ celer_status celer_recommend_topk_batch(const celer_recommend *r, const float *u
         return celer_errorf(CELER_ERR_INVALID, "recommend: %d users in a batch, 1 to %d", n_users, CELER_RECOMMEND_MAX_BATCH);
     if (k < 1 || k > CELER_RECOMMEND_MAX_K)
         return celer_errorf(CELER_ERR_INVALID, "recommend: k = %d must be 1 to %d", k, CELER_RECOMMEND_MAX_K);
+    int n4 = (n_users + 3) & ~3;
     char *base = scratch;
+    float *padded = (float *)base; /* users, then zero rows up to a multiple of 4 */
+    base += align64(sizeof(float) * (size_t)n4 * (size_t)r->dim);
     float *block = (float *)base;
-    base += align64(sizeof(float) * BATCH_BLOCK * (size_t)n_users);
+    base += align64(sizeof(float) * BATCH_BLOCK * (size_t)n4);
     hit *heaps = (hit *)base;
     size_t heap_stride = align64(sizeof(hit) * (size_t)(k + 1)) / sizeof(hit);
     base += align64(sizeof(hit) * (size_t)(k + 1)) * (size_t)n_users;
@@ -207,15 +312,26 @@ celer_status celer_recommend_topk_batch(const celer_recommend *r, const float *u
         off += n_exclude[u];
     }
     int kept[CELER_RECOMMEND_MAX_BATCH] = {0};
+    bool fast = r->panels != NULL;
+    if (fast) {
+        memcpy(padded, users, sizeof(float) * (size_t)n_users * (size_t)r->dim);
+        memset(padded + (size_t)n_users * (size_t)r->dim, 0, sizeof(float) * (size_t)(n4 - n_users) * (size_t)r->dim);
+    }
     const float *items = r->items.tensor.data;
     const int64_t *item_ids = r->ids.map ? r->ids.tensor.data : NULL;
     /* one pass over the matrix for every user: SGEMM scores a block of items for all of them */
     for (int64_t b0 = 0; b0 < r->n; b0 += BATCH_BLOCK) {
         int rows = (int)(r->n - b0 < BATCH_BLOCK ? r->n - b0 : BATCH_BLOCK);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_users, rows, (int)r->dim, 1.f, users, (int)r->dim,
-                    items + b0 * r->dim, (int)r->dim, 0.f, block, rows);
+        int ld = fast ? BATCH_BLOCK : rows;
+        if (fast && n_users == 1)
+            score_panels1(r->panels, b0 / 8, (rows + 7) / 8, (int)r->dim, users, block);
+        else if (fast)
+            score_panels(r->panels, b0 / 8, (rows + 7) / 8, (int)r->dim, padded, n4, block, BATCH_BLOCK);
+        else
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_users, rows, (int)r->dim, 1.f, users, (int)r->dim,
+                        items + b0 * r->dim, (int)r->dim, 0.f, block, rows);
         for (int u = 0; u < n_users; u++) {
-            const float *sc = block + (size_t)u * (size_t)rows;
+            const float *sc = block + (size_t)u * (size_t)ld;
             hit *heap = heaps + (size_t)u * heap_stride;
             if (kept[u] == k) { /* most blocks hold nothing better than the worst kept: one vector pass */
                 float thr = heap[0].score;
