@@ -6,6 +6,7 @@
  * the sorted exclusion list. The pass is bound by memory bandwidth (bench/recommend_bench.sh
  * compares it with a plain read of the matrix). */
 #include <cblas.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,7 +223,11 @@ __attribute__((target("avx2,fma"))) static void score_panels(const float *panels
         for (int u = 0; u < n_users4; u += 4) {
             const float *u0 = users + (size_t)u * (size_t)dim, *u1 = u0 + dim, *u2 = u1 + dim, *u3 = u2 + dim;
             __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+            /* the first group pulls the next panel pair in, one cache line per step of dim
+             * (a pair is 64 * dim bytes) */
+            const char *next = p + 2 < np && u == 0 ? (const char *)(a + (size_t)dim * 16) : NULL;
             for (int k = 0; k < dim; k++) {
+                if (next) _mm_prefetch(next + (size_t)k * 64, _MM_HINT_T0);
                 __m256 pa = _mm256_load_ps(a + (size_t)k * 8), pb = _mm256_load_ps(b + (size_t)k * 8);
                 __m256 v0 = _mm256_broadcast_ss(u0 + k), v1 = _mm256_broadcast_ss(u1 + k);
                 __m256 v2 = _mm256_broadcast_ss(u2 + k), v3 = _mm256_broadcast_ss(u3 + k);
@@ -248,6 +253,16 @@ __attribute__((target("avx2,fma"))) static void score_panels(const float *panels
             }
         }
     }
+}
+
+/* True when some s[i] >= thr (NaN never is). */
+__attribute__((target("avx2"))) static int any_at_least(const float *s, int n, float thr) {
+    __m256 t = _mm256_set1_ps(thr), m = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) m = _mm256_or_ps(m, _mm256_cmp_ps(_mm256_loadu_ps(s + i), t, _CMP_GE_OQ));
+    int any = _mm256_movemask_ps(m);
+    for (; i < n; i++) any |= s[i] >= thr;
+    return any;
 }
 
 /* One user: four panels at a time, no padding users (the pass is bound by memory, not FMAs). */
@@ -336,11 +351,21 @@ celer_status celer_recommend_topk_batch(const celer_recommend *r, const float *u
             if (kept[u] == k) { /* most blocks hold nothing better than the worst kept: one vector pass */
                 float thr = heap[0].score;
                 int any = 0;
-                for (int i = 0; i < rows; i++) any |= sc[i] >= thr;
+                if (fast) {
+                    any = any_at_least(sc, rows, thr);
+                } else {
+                    for (int i = 0; i < rows; i++) any |= sc[i] >= thr;
+                }
                 if (!any) continue;
             }
-            for (int i = 0; i < rows; i++)
-                offer(heap, &kept[u], k, sc[i], item_ids ? item_ids[b0 + i] : b0 + i, ex[u], n_exclude[u]);
+            int kp = kept[u];
+            float thr = kp == k ? heap[0].score : -INFINITY;
+            for (int i = 0; i < rows; i++) {
+                if (!(sc[i] >= thr)) continue; /* below the worst kept, or NaN */
+                offer(heap, &kp, k, sc[i], item_ids ? item_ids[b0 + i] : b0 + i, ex[u], n_exclude[u]);
+                if (kp == k) thr = heap[0].score;
+            }
+            kept[u] = kp;
         }
     }
     for (int u = 0; u < n_users; u++) {
