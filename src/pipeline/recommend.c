@@ -1,10 +1,11 @@
-/* The recommend step: top-k items by dot product with a user embedding.
+/* The recommend step: top-k items by dot product with user embeddings.
  *
- * One pass over the mapped matrix, in blocks of BLOCK rows: OpenBLAS's SGEMV scores a block into
- * a buffer that stays in L1, then each score is compared with the worst of the k kept so far
- * (the root of a min-heap); only the few that beat it pay for a heap update and for the lookup in
- * the sorted exclusion list. The pass is bound by memory bandwidth (bench/recommend_bench.sh
- * compares it with a plain read of the matrix). */
+ * One pass over the matrix per call, for one user or a batch: scores for a block of items come
+ * from the panel kernels (AVX2 + FMA, matrix packed at load) or OpenBLAS (SGEMV / SGEMM on the
+ * mapping elsewhere); each user's scores are checked against the worst of the k it keeps (the
+ * root of a min-heap), and only the few that beat it pay for a heap update and for the lookup in
+ * the sorted exclusion list. One user's pass is bound by memory bandwidth
+ * (bench/recommend_bench.sh compares it with a plain read of the matrix); a batch shares it. */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
