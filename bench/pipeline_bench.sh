@@ -22,7 +22,7 @@ PY=/usr/bin/python3
 HOST=127.0.0.1
 DURATION=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP_SECONDS:-2}
-BUILD=${BENCH_BUILD_DIR:-$ROOT/build-bench}
+BUILD=$(realpath -m "${BENCH_BUILD_DIR:-$ROOT/build-bench}")
 BASE=${BENCH_PORT_BASE:-18451}
 P_CELER=$BASE P_FAST1=$((BASE + 1)) P_FAST2=$((BASE + 2))
 OUT=$BUILD/pipeline-bench
@@ -75,36 +75,11 @@ for n, u in enumerate(users):
         json.dump(u, f)
 EOF
 
-# ---- processes: every server started here is stopped on exit
-PIDS=()
-stop() {  # stop PID: TERM, then KILL after 10 s
-  local pid=$1 i
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  local keep=() p  # forget it: its pid may be reused
-  for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
-}
-cleanup() { local p; for p in "${PIDS[@]}"; do stop "$p"; done; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port_free() { ! (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+# ---- processes (every server started here is stopped on exit) and memory sampling
+source "$ROOT/bench/lib.sh"
 for p in $P_CELER $P_FAST1 $P_FAST2; do
   port_free "$p" || { log "port $p on $HOST is taken; set BENCH_PORT_BASE"; exit 1; }
 done
-
-wait_ready() {  # wait_ready PID URL NAME LOG: until URL answers 200 (60 s)
-  local i
-  for ((i = 0; i < 600; i++)); do
-    kill -0 "$1" 2>/dev/null || { log "$3 exited at start:"; tail -n 30 "$4" >&2; exit 1; }
-    curl -sf -o /dev/null "$2" && return 0
-    sleep 0.1
-  done
-  log "$3 not ready after 60 s:"; tail -n 30 "$4" >&2; exit 1
-}
 
 start_celer() {
   "$BUILD/celer" serve --model-repository "$REPO" --http-address $HOST \
@@ -120,31 +95,6 @@ start_fastapi() {  # start_fastapi WORKERS PORT: sets FASTAPI
   wait_ready "$FASTAPI" "http://$HOST:$2/health" "FastAPI ($1 workers)" "$RUN/fastapi-$1w.log"
 }
 
-# ---- peak RSS of a process tree, sampled every 100 ms until STOPFILE exists
-tree_rss_kib() {  # sum of VmRSS over PID and all its descendants
-  local total=0 pid key val _ f kids
-  local -a todo=("$1")
-  while ((${#todo[@]})); do
-    pid=${todo[0]}; todo=("${todo[@]:1}")
-    while read -r key val _; do
-      [[ $key == VmRSS: ]] && total=$((total + val))
-    done 2>/dev/null </proc/"$pid"/status || true
-    for f in /proc/"$pid"/task/*/children; do
-      kids=(); read -ra kids 2>/dev/null <"$f" || true
-      todo+=("${kids[@]}")
-    done
-  done
-  echo "$total"
-}
-
-sample_peak_rss() {  # sample_peak_rss PID STOPFILE OUT
-  local peak=0 now
-  while [[ ! -e $2 ]]; do
-    now=$(tree_rss_kib "$1"); ((now > peak)) && peak=$now
-    sleep 0.1
-  done
-  echo "$peak" >"$3"
-}
 
 # ---- one wrk run (bench/post.lua: POSTs the body, prints one BENCH line); appends to RESULTS
 load() {  # load SERVER PID URL CONCURRENCY

@@ -218,30 +218,22 @@ celer_status pl_arg_path(pl_parse *c, const yaml_node_t *args, const char *key, 
     return CELER_OK;
 }
 
-static const struct {
-    const char *name;
-    celer_dtype dtype;
-} dtype_names[] = {
-    {"FP32", CELER_FLOAT}, {"FP64", CELER_DOUBLE}, {"INT64", CELER_INT64}, {"INT32", CELER_INT32},
-    {"INT16", CELER_INT16}, {"INT8", CELER_INT8},  {"UINT8", CELER_UINT8}, {"BOOL", CELER_BOOL},
-    {"BYTES", CELER_STRING}, {"FP16", CELER_FLOAT16},
-};
-
-static celer_dtype dtype_parse(const char *s) {
-    if (!s) return CELER_UNDEFINED;
-    for (size_t i = 0; i < CELER_ARRAY_LEN(dtype_names); i++)
-        if (!strcmp(s, dtype_names[i].name)) return dtype_names[i].dtype;
-    return celer_dtype_from_name(s);
+/* The types steps produce and requests carry. */
+static bool step_dtype(celer_dtype t) {
+    switch (t) {
+    case CELER_FLOAT: case CELER_DOUBLE: case CELER_INT64: case CELER_INT32: case CELER_INT16: case CELER_INT8:
+    case CELER_UINT8: case CELER_BOOL: case CELER_STRING: return true;
+    default: return false;
+    }
 }
 
 celer_status pl_arg_dtype(pl_parse *c, const yaml_node_t *args, const char *key, bool required, celer_dtype *out) {
     const char *s = NULL;
     CELER_TRY(pl_arg_string(c, args, key, required, &s));
     if (!s) return CELER_OK;
-    celer_dtype t = dtype_parse(s);
-    bool known = false; /* the types steps produce and requests carry: the table's, FP16 aside */
-    for (size_t i = 0; i < CELER_ARRAY_LEN(dtype_names); i++) known |= dtype_names[i].dtype == t;
-    if (!known || t == CELER_FLOAT16)
+    celer_dtype t = celer_dtype_from_kserve_name(s);
+    if (t == CELER_UNDEFINED) t = celer_dtype_from_name(s);
+    if (!step_dtype(t))
         return pl_error(c, pl_arg(c, args, key),
                         "'%s': unknown type '%s' (FP32, FP64, INT64, INT32, INT16, INT8, UINT8, BOOL, BYTES)", key, s);
     *out = t;
@@ -965,27 +957,12 @@ int64_t pl_get_i64(const celer_tensor *t, int64_t i) {
         return v > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)v;
     }
     default: {
-        double d = pl_get(t, i);
+        double d = celer_ops_double_at(t, i);
         return d >= -9.2e18 && d <= 9.2e18 ? (int64_t)d : 0;
     }
     }
 }
 
-double pl_get(const celer_tensor *t, int64_t i) {
-    switch (t->dtype) {
-    case CELER_FLOAT: return ((const float *)t->data)[i];
-    case CELER_DOUBLE: return ((const double *)t->data)[i];
-    case CELER_INT64: return (double)((const int64_t *)t->data)[i];
-    case CELER_INT32: return ((const int32_t *)t->data)[i];
-    case CELER_INT16: return ((const int16_t *)t->data)[i];
-    case CELER_INT8: return ((const int8_t *)t->data)[i];
-    case CELER_UINT8: case CELER_BOOL: return ((const uint8_t *)t->data)[i];
-    case CELER_UINT16: return ((const uint16_t *)t->data)[i];
-    case CELER_UINT32: return ((const uint32_t *)t->data)[i];
-    case CELER_UINT64: return (double)((const uint64_t *)t->data)[i];
-    default: return 0;
-    }
-}
 
 celer_status celer_pipeline_run_init(const celer_pipeline *p, celer_arena *arena, celer_pipeline_run **out) {
     celer_pipeline_run *r = celer_arena_alloc(arena, sizeof *r);
@@ -1083,7 +1060,7 @@ static const char *route_value(const pl_value *v, int64_t row, char *buf, size_t
         snprintf(buf, cap, "%lld", (long long)pl_get_i64(t, row));
         return buf;
     }
-    double d = pl_get(t, row);
+    double d = celer_ops_double_at(t, row);
     if (d >= -9e15 && d <= 9e15 && d == (double)(long long)d) snprintf(buf, cap, "%lld", (long long)d);
     else snprintf(buf, cap, "%g", d);
     return buf;

@@ -441,7 +441,7 @@ static celer_status recommend_prepare(const recommend_params *p, pl_exec *x, con
     }
     int64_t *conv = pl_scratch(x, sizeof *conv * (size_t)(*rows * *n_ex));
     if (!conv) return CELER_ERR_LIMIT;
-    for (int64_t i = 0; i < *rows * *n_ex; i++) conv[i] = (int64_t)pl_get(ex, i);
+    for (int64_t i = 0; i < *rows * *n_ex; i++) conv[i] = (int64_t)celer_ops_double_at(ex, i);
     *ex_ids = conv;
     return CELER_OK;
 }

@@ -14,6 +14,7 @@
 
 #include <yaml.h>
 
+#include "ops/ops.h"
 #include "pipeline/pipeline.h"
 
 #define PL_MAX_IO 16/* tensors a step reads or writes */
@@ -115,11 +116,10 @@ bool pl_failed(const pl_exec *x);
 int64_t pl_rows(const pl_exec *x);
 
 /* Helpers for kinds. */
-/* Reads element i of a numeric tensor (any integer or float dtype, BOOL) as a double. */
-double pl_get(const celer_tensor *t, int64_t i);
+/* Element i of a numeric tensor as a double: celer_ops_double_at (ops/ops.h). */
 /* Element i of an integer tensor, exactly (floats: truncated, 0 when out of range). */
 int64_t pl_get_i64(const celer_tensor *t, int64_t i);
-/* True for dtypes pl_get reads. */
+/* True for the numeric dtypes (integers, floats, BOOL). */
 bool pl_is_numeric(celer_dtype t);
 /* CELER_ERR_DTYPE "<what> must be numeric, got <dtype>" when t is not. */
 celer_status pl_need_numeric(const celer_tensor *t, const char *what);

@@ -579,7 +579,7 @@ static celer_status chw_run(const pl_step *s, pl_exec *x) {
                 const float *p = (const float *)in->data + base;
                 for (int64_t i = 0; i < hw; i++) dst[i] = p[i * ch];
             } else {
-                for (int64_t i = 0; i < hw; i++) dst[i] = (float)pl_get(in, base + i * ch);
+                for (int64_t i = 0; i < hw; i++) dst[i] = (float)celer_ops_double_at(in, base + i * ch);
             }
         }
     return CELER_OK;

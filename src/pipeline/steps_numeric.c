@@ -44,7 +44,7 @@ static celer_status map_float(const pl_step *s, pl_exec *x, float (*f)(const map
         const float *v = in->data;
         for (int64_t i = 0; i < n; i++) o[i] = f(p, v[i], i);
     } else {
-        for (int64_t i = 0; i < n; i++) o[i] = f(p, pl_get(in, i), i);
+        for (int64_t i = 0; i < n; i++) o[i] = f(p, celer_ops_double_at(in, i), i);
     }
     return CELER_OK;
 }
@@ -97,7 +97,7 @@ static celer_status normalize_run(const pl_step *s, pl_exec *x) {
     float *o = out->data;
     for (int64_t i = 0; i < n; i++) {
         int64_t j = p->n_param == 1 ? 0 : (i / inner) % len;
-        o[i] = (float)((pl_get(in, i) - p->mean[j]) / p->std[j]);
+        o[i] = (float)((celer_ops_double_at(in, i) - p->mean[j]) / p->std[j]);
     }
     return CELER_OK;
 }
@@ -165,19 +165,6 @@ const pl_kind pl_kind_fill_missing = {"fill_missing", "input output value", fill
 
 /* ---- cast ---- */
 
-static void put(celer_tensor *t, int64_t i, double v) {
-    switch (t->dtype) {
-    case CELER_FLOAT: ((float *)t->data)[i] = (float)v; break;
-    case CELER_DOUBLE: ((double *)t->data)[i] = v; break;
-    case CELER_INT64: ((int64_t *)t->data)[i] = (int64_t)v; break;
-    case CELER_INT32: ((int32_t *)t->data)[i] = (int32_t)v; break;
-    case CELER_INT16: ((int16_t *)t->data)[i] = (int16_t)v; break;
-    case CELER_INT8: ((int8_t *)t->data)[i] = (int8_t)v; break;
-    case CELER_UINT8: ((uint8_t *)t->data)[i] = (uint8_t)v; break;
-    case CELER_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
-    default: break;
-    }
-}
 
 static celer_status cast_parse(pl_parse *c, const yaml_node_t *args, pl_step *s) {
     celer_dtype *t = celer_arena_alloc(pl_arena(c), sizeof *t);
@@ -209,7 +196,7 @@ static celer_status cast_run(const pl_step *s, pl_exec *x) {
                 return celer_errorf(CELER_ERR_INVALID, "element %lld ('%.40s') is not a number", (long long)i,
                                     str ? str : "");
         } else {
-            v = pl_get(in, i);
+            v = celer_ops_double_at(in, i);
         }
         if (is_int) {
             v = trunc(v); /* toward zero, then the range of the type */
@@ -221,7 +208,7 @@ static celer_status cast_run(const pl_step *s, pl_exec *x) {
                 return celer_errorf(CELER_ERR_INVALID, "element %lld (%g) does not fit %s", (long long)i, v,
                                     celer_dtype_name(to));
         }
-        put(out, i, v);
+        celer_ops_double_store(out, i, v);
     }
     return CELER_OK;
 }
@@ -256,7 +243,7 @@ static celer_status quantiles(pl_parse *c, const yaml_node_t *args, const char *
     double *v = n > 0 && pl_is_numeric(t.dtype) ? malloc(sizeof *v * (size_t)n) : NULL;
     int64_t m = 0;
     for (int64_t i = 0; v && i < n; i++) {
-        double d = pl_get(&t, i);
+        double d = celer_ops_double_at(&t, i);
         if (!isnan(d)) v[m++] = d;
     }
     celer_arena_free(&tmp);
@@ -324,7 +311,7 @@ static celer_status bucketize_run(const pl_step *s, pl_exec *x) {
     celer_tensor *out = pl_out(x, s, 0, CELER_INT64, &in->shape);
     if (!out) return CELER_ERR_LIMIT;
     int64_t n = celer_shape_numel(&in->shape);
-    for (int64_t i = 0; i < n; i++) ((int64_t *)out->data)[i] = bucket_of(s->params, pl_get(in, i));
+    for (int64_t i = 0; i < n; i++) ((int64_t *)out->data)[i] = bucket_of(s->params, celer_ops_double_at(in, i));
     return CELER_OK;
 }
 
@@ -427,7 +414,7 @@ static celer_status one_hot_run(const pl_step *s, pl_exec *x) {
     float *o = out->data;
     memset(o, 0, sizeof *o * (size_t)(n * depth));
     for (int64_t i = 0; i < n; i++) {
-        double v = pl_get(in, i);
+        double v = celer_ops_double_at(in, i);
         if (v != floor(v))
             return celer_errorf(CELER_ERR_INVALID, "one_hot element %lld is %g, not an integer", (long long)i, v);
         if (v >= 0 && v < (double)depth) o[i * depth + (int64_t)v] = 1;
@@ -468,7 +455,7 @@ static celer_status concat_run(const pl_step *s, pl_exec *x) {
     for (int i = 0; i < s->n_in; i++) {
         const celer_tensor *t = &pl_in(x, s, i)->t;
         for (int64_t r = 0; r < rows; r++)
-            for (int64_t j = 0; j < k[i]; j++) o[r * width + col + j] = (float)pl_get(t, r * k[i] + j);
+            for (int64_t j = 0; j < k[i]; j++) o[r * width + col + j] = (float)celer_ops_double_at(t, r * k[i] + j);
         col += k[i];
     }
     return CELER_OK;

@@ -66,9 +66,9 @@ static celer_status softmax_run(const pl_step *s, pl_exec *x) {
         for (int64_t b = 0; b < inner; b++) {
             int64_t base = a * len * inner + b;
             double mx = -INFINITY, sum = 0;
-            for (int64_t i = 0; i < len; i++) mx = fmax(mx, pl_get(in, base + i * inner));
-            for (int64_t i = 0; i < len; i++) sum += exp(pl_get(in, base + i * inner) - mx);
-            for (int64_t i = 0; i < len; i++) o[base + i * inner] = (float)(exp(pl_get(in, base + i * inner) - mx) / sum);
+            for (int64_t i = 0; i < len; i++) mx = fmax(mx, celer_ops_double_at(in, base + i * inner));
+            for (int64_t i = 0; i < len; i++) sum += exp(celer_ops_double_at(in, base + i * inner) - mx);
+            for (int64_t i = 0; i < len; i++) o[base + i * inner] = (float)(exp(celer_ops_double_at(in, base + i * inner) - mx) / sum);
         }
     return CELER_OK;
 }
@@ -81,7 +81,7 @@ static celer_status sigmoid_run(const pl_step *s, pl_exec *x) {
     celer_tensor *out = pl_out(x, s, 0, CELER_FLOAT, &in->shape);
     if (!out) return CELER_ERR_LIMIT;
     int64_t n = celer_shape_numel(&in->shape);
-    for (int64_t i = 0; i < n; i++) ((float *)out->data)[i] = (float)(1.0 / (1.0 + exp(-pl_get(in, i))));
+    for (int64_t i = 0; i < n; i++) ((float *)out->data)[i] = (float)(1.0 / (1.0 + exp(-celer_ops_double_at(in, i))));
     return CELER_OK;
 }
 
@@ -105,7 +105,7 @@ static celer_status argmax_run(const pl_step *s, pl_exec *x) {
             double bv = -INFINITY;
             bool found = false;
             for (int64_t i = 0; i < len; i++) {
-                double v = pl_get(in, base + i * inner);
+                double v = celer_ops_double_at(in, base + i * inner);
                 if (!isnan(v) && (!found || v > bv)) {
                     bv = v;
                     best = i;
@@ -160,7 +160,7 @@ static celer_status top_k_run(const pl_step *s, pl_exec *x) {
             double bv = 0;
             for (int64_t i = 0; i < len; i++) {
                 if (taken[i]) continue;
-                double v = pl_get(in, a * len + i);
+                double v = celer_ops_double_at(in, a * len + i);
                 if (best < 0 || (isnan(bv) && !isnan(v)) || v > bv) {
                     best = i;
                     bv = v;
@@ -193,7 +193,7 @@ static celer_status threshold_run(const pl_step *s, pl_exec *x) {
     celer_tensor *out = pl_out(x, s, 0, CELER_BOOL, &in->shape);
     if (!out) return CELER_ERR_LIMIT;
     int64_t n = celer_shape_numel(&in->shape);
-    for (int64_t i = 0; i < n; i++) ((uint8_t *)out->data)[i] = pl_get(in, i) > p->value;
+    for (int64_t i = 0; i < n; i++) ((uint8_t *)out->data)[i] = celer_ops_double_at(in, i) > p->value;
     return CELER_OK;
 }
 

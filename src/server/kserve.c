@@ -11,30 +11,8 @@
 #error "the binary tensor extension is little-endian; celer copies tensor bytes as they are"
 #endif
 
-static const struct {
-    const char *name;
-    celer_dtype dtype;
-} DATATYPES[] = {
-    {"BOOL", CELER_BOOL},       {"UINT8", CELER_UINT8},   {"UINT16", CELER_UINT16}, {"UINT32", CELER_UINT32},
-    {"UINT64", CELER_UINT64},   {"INT8", CELER_INT8},     {"INT16", CELER_INT16},   {"INT32", CELER_INT32},
-    {"INT64", CELER_INT64},     {"FP16", CELER_FLOAT16},  {"FP32", CELER_FLOAT},    {"FP64", CELER_DOUBLE},
-    {"BF16", CELER_BFLOAT16},   {"BYTES", CELER_STRING},
-};
-
-const char *celer_kserve_datatype_name(celer_dtype t) {
-    for (size_t i = 0; i < CELER_ARRAY_LEN(DATATYPES); i++)
-        if (DATATYPES[i].dtype == t) return DATATYPES[i].name;
-    return NULL;
-}
-
-celer_dtype celer_kserve_datatype_parse(const char *name) {
-    for (size_t i = 0; name && i < CELER_ARRAY_LEN(DATATYPES); i++)
-        if (strcmp(DATATYPES[i].name, name) == 0) return DATATYPES[i].dtype;
-    return CELER_UNDEFINED;
-}
-
 static const char *dt_name(celer_dtype t) {
-    const char *n = celer_kserve_datatype_name(t);
+    const char *n = celer_dtype_kserve_name(t);
     return n ? n : celer_dtype_name(t);
 }
 
@@ -257,7 +235,7 @@ static celer_status decode_raw_body(const char *body, size_t len, const celer_ks
         CELER_TRY(decode_binary_bytes(body, len, (size_t)numel, arena, what, (char ***)&t.data, &lens));
     } else {
         size_t esize = celer_dtype_size(sp->dtype), need;
-        if (esize == 0 || !celer_kserve_datatype_name(sp->dtype))
+        if (esize == 0 || !celer_dtype_kserve_name(sp->dtype))
             return celer_errorf(CELER_ERR_UNSUPPORTED, "input '%s': type %s has no KServe datatype", sp->name, celer_dtype_name(sp->dtype));
         if (celer_mul_size((size_t)numel, esize, &need)) return celer_errorf(CELER_ERR_LIMIT, "%s: shape too large", what);
         if (len != need)
@@ -393,7 +371,7 @@ celer_status celer_kserve_decode_infer(const char *body, size_t len, size_t json
         const celer_json *dt = celer_json_get(in, "datatype");
         if (!dt || dt->type != CELER_JSON_STRING)
             return celer_errorf(CELER_ERR_INVALID, "%s: missing or non-string 'datatype' (expected %s)", what, dt_name(sp->dtype));
-        celer_dtype dtype = celer_kserve_datatype_parse(dt->string);
+        celer_dtype dtype = celer_dtype_from_kserve_name(dt->string);
         if (dtype == CELER_UNDEFINED)
             return celer_errorf(CELER_ERR_DTYPE, "%s: unknown datatype '%.40s' (expected %s)", what, dt->string, dt_name(sp->dtype));
         if (dtype != sp->dtype)
@@ -526,7 +504,7 @@ celer_status celer_kserve_encode_infer(const celer_kserve_request *req, const ch
     }
     for (int k = 0; k < n_sel; k++) {
         const celer_tensor *t = &outputs[sel[k]];
-        if (!celer_kserve_datatype_name(t->dtype))
+        if (!celer_dtype_kserve_name(t->dtype))
             return celer_errorf(CELER_ERR_UNSUPPORTED, "output '%s' has type %s, which KServe cannot represent", names[sel[k]],
                                 celer_dtype_name(t->dtype));
         if (bin[k]) CELER_TRY(binary_size(t, names[sel[k]], &bsize[k]));
@@ -547,7 +525,7 @@ celer_status celer_kserve_encode_infer(const celer_kserve_request *req, const ch
         const celer_tensor *t = &outputs[sel[k]];
         celer_jbuf_raw(out, k ? ",{\"name\":" : "{\"name\":", k ? 9 : 8);
         celer_jbuf_str(out, names[sel[k]]);
-        const char *dtn = celer_kserve_datatype_name(t->dtype); /* plain ASCII: no escaping */
+        const char *dtn = celer_dtype_kserve_name(t->dtype); /* plain ASCII: no escaping */
         celer_jbuf_raw(out, ",\"datatype\":\"", 13);
         celer_jbuf_raw(out, dtn, strlen(dtn));
         celer_jbuf_raw(out, "\",\"shape\":", 10);
@@ -746,7 +724,7 @@ celer_status celer_kserve_encode_predict(const char *const *names, const celer_t
     int64_t rows = outputs[0].shape.rank ? outputs[0].shape.dims[0] : 1;
     for (int i = 0; i < n_outputs; i++) {
         if (celer_shape_numel(&outputs[i].shape) < 0) return celer_errorf(CELER_ERR_SHAPE, "output '%s' has an unknown shape", names[i]);
-        if (!celer_kserve_datatype_name(outputs[i].dtype))
+        if (!celer_dtype_kserve_name(outputs[i].dtype))
             return celer_errorf(CELER_ERR_UNSUPPORTED, "output '%s' has type %s, which JSON responses cannot carry", names[i],
                                 celer_dtype_name(outputs[i].dtype));
         if (n_outputs > 1 && (outputs[i].shape.rank == 0 || outputs[i].shape.dims[0] != rows))

@@ -11,9 +11,7 @@
 /* Caps on what a request may declare. */
 #define CELER_KSERVE_MAX_TENSORS 256
 
-/* "FP32" <-> CELER_FLOAT, ..., "BYTES" <-> CELER_STRING; NULL / CELER_UNDEFINED when unknown. */
-const char *celer_kserve_datatype_name(celer_dtype t);
-celer_dtype celer_kserve_datatype_parse(const char *name);
+/* Datatype names: celer_dtype_kserve_name / celer_dtype_from_kserve_name (tensor.h). */
 
 /* What the model accepts, for decoding: one entry per model input. dims -1 = variable. */
 typedef struct celer_kserve_tensor_spec {

@@ -685,7 +685,7 @@ static void tensor_meta(celer_jbuf *out, const char *name, celer_dtype dtype, in
     celer_jbuf_raw(out, "{\"name\":", 8);
     celer_jbuf_str(out, name);
     celer_jbuf_raw(out, ",\"datatype\":", 12);
-    const char *dt = celer_kserve_datatype_name(dtype);
+    const char *dt = celer_dtype_kserve_name(dtype);
     celer_jbuf_str(out, dt ? dt : "UNKNOWN");
     celer_jbuf_raw(out, ",\"shape\":[", 10);
     for (int k = 0; k < rank; k++) {

@@ -5,20 +5,21 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The one table of element types: size and ONNX name, indexed by celer_dtype. */
+/* The one table of element types: size, ONNX name and KServe v2 datatype name (NULL: none),
+ * indexed by celer_dtype. */
 static const struct {
     size_t size;
-    const char *name;
+    const char *name, *kserve;
 } dtype_table[CELER_DTYPE_COUNT] = {
-    [CELER_UNDEFINED] = {0, "undefined"}, [CELER_FLOAT] = {4, "float"},
-    [CELER_UINT8] = {1, "uint8"},         [CELER_INT8] = {1, "int8"},
-    [CELER_UINT16] = {2, "uint16"},       [CELER_INT16] = {2, "int16"},
-    [CELER_INT32] = {4, "int32"},         [CELER_INT64] = {8, "int64"},
-    [CELER_STRING] = {sizeof(char *), "string"}, [CELER_BOOL] = {1, "bool"},
-    [CELER_FLOAT16] = {2, "float16"},     [CELER_DOUBLE] = {8, "double"},
-    [CELER_UINT32] = {4, "uint32"},       [CELER_UINT64] = {8, "uint64"},
-    [CELER_COMPLEX64] = {8, "complex64"}, [CELER_COMPLEX128] = {16, "complex128"},
-    [CELER_BFLOAT16] = {2, "bfloat16"},
+    [CELER_UNDEFINED] = {0, "undefined", NULL},      [CELER_FLOAT] = {4, "float", "FP32"},
+    [CELER_UINT8] = {1, "uint8", "UINT8"},           [CELER_INT8] = {1, "int8", "INT8"},
+    [CELER_UINT16] = {2, "uint16", "UINT16"},        [CELER_INT16] = {2, "int16", "INT16"},
+    [CELER_INT32] = {4, "int32", "INT32"},           [CELER_INT64] = {8, "int64", "INT64"},
+    [CELER_STRING] = {sizeof(char *), "string", "BYTES"}, [CELER_BOOL] = {1, "bool", "BOOL"},
+    [CELER_FLOAT16] = {2, "float16", "FP16"},        [CELER_DOUBLE] = {8, "double", "FP64"},
+    [CELER_UINT32] = {4, "uint32", "UINT32"},        [CELER_UINT64] = {8, "uint64", "UINT64"},
+    [CELER_COMPLEX64] = {8, "complex64", NULL},      [CELER_COMPLEX128] = {16, "complex128", NULL},
+    [CELER_BFLOAT16] = {2, "bfloat16", "BF16"},
 };
 
 size_t celer_dtype_size(celer_dtype t) {
@@ -32,6 +33,16 @@ const char *celer_dtype_name(celer_dtype t) {
 celer_dtype celer_dtype_from_name(const char *name) {
     for (int t = 1; t < CELER_DTYPE_COUNT; t++)
         if (strcmp(dtype_table[t].name, name) == 0) return (celer_dtype)t;
+    return CELER_UNDEFINED;
+}
+
+const char *celer_dtype_kserve_name(celer_dtype t) {
+    return (unsigned)t < CELER_DTYPE_COUNT ? dtype_table[t].kserve : NULL;
+}
+
+celer_dtype celer_dtype_from_kserve_name(const char *name) {
+    for (int t = 1; name && t < CELER_DTYPE_COUNT; t++)
+        if (dtype_table[t].kserve && strcmp(dtype_table[t].kserve, name) == 0) return (celer_dtype)t;
     return CELER_UNDEFINED;
 }
 

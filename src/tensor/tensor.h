@@ -47,6 +47,10 @@ size_t celer_dtype_size(celer_dtype t);
 const char *celer_dtype_name(celer_dtype t);
 /* Parses an ONNX name back ("float" -> CELER_FLOAT); CELER_UNDEFINED when unknown. */
 celer_dtype celer_dtype_from_name(const char *name);
+/* KServe v2 / Triton datatype name ("FP32", "BYTES"...); NULL for types KServe has none for. */
+const char *celer_dtype_kserve_name(celer_dtype t);
+/* "FP32" -> CELER_FLOAT ...; CELER_UNDEFINED when unknown. */
+celer_dtype celer_dtype_from_kserve_name(const char *name);
 
 #define CELER_MAX_RANK 8
 

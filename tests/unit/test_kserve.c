@@ -43,16 +43,16 @@ static void test_datatypes(void **state) {
     const char *names[] = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16",
                            "INT32", "INT64", "FP16", "FP32", "FP64", "BF16", "BYTES"};
     for (size_t i = 0; i < CELER_ARRAY_LEN(names); i++) {
-        celer_dtype t = celer_kserve_datatype_parse(names[i]);
+        celer_dtype t = celer_dtype_from_kserve_name(names[i]);
         assert_int_not_equal(t, CELER_UNDEFINED);
-        assert_string_equal(celer_kserve_datatype_name(t), names[i]);
+        assert_string_equal(celer_dtype_kserve_name(t), names[i]);
     }
-    assert_int_equal(celer_kserve_datatype_parse("FP33"), CELER_UNDEFINED);
-    assert_int_equal(celer_kserve_datatype_parse("fp32"), CELER_UNDEFINED);
-    assert_int_equal(celer_kserve_datatype_parse(NULL), CELER_UNDEFINED);
-    assert_null(celer_kserve_datatype_name(CELER_COMPLEX64));
-    assert_int_equal(celer_kserve_datatype_parse("FP32"), CELER_FLOAT);
-    assert_int_equal(celer_kserve_datatype_parse("BYTES"), CELER_STRING);
+    assert_int_equal(celer_dtype_from_kserve_name("FP33"), CELER_UNDEFINED);
+    assert_int_equal(celer_dtype_from_kserve_name("fp32"), CELER_UNDEFINED);
+    assert_int_equal(celer_dtype_from_kserve_name(NULL), CELER_UNDEFINED);
+    assert_null(celer_dtype_kserve_name(CELER_COMPLEX64));
+    assert_int_equal(celer_dtype_from_kserve_name("FP32"), CELER_FLOAT);
+    assert_int_equal(celer_dtype_from_kserve_name("BYTES"), CELER_STRING);
 }
 
 static const char *GOOD =
@@ -402,14 +402,14 @@ static void test_round_trip_every_dtype(void **state) {
             celer_kserve_tensor_spec sp = {.name = "t", .dtype = dt, .rank = 2, .dims = {-1, 3}};
             celer_kserve_request r;
             celer_status st = celer_kserve_decode_infer(b.data, len, binary ? jl - 1 : SIZE_MAX, &sp, 1, &arena, &r);
-            if (st) fail_msg("%s (%s): %s\n%s", celer_kserve_datatype_name(dt), binary ? "binary" : "json", celer_error_message(), b.data);
+            if (st) fail_msg("%s (%s): %s\n%s", celer_dtype_kserve_name(dt), binary ? "binary" : "json", celer_error_message(), b.data);
             const celer_tensor *got = &r.inputs[0].tensor;
             assert_int_equal(got->dtype, dt);
             assert_true(celer_shape_equal(&got->shape, &t.shape));
             if (dt == CELER_STRING) {
                 for (int i = 0; i < N; i++) assert_string_equal(((char **)got->data)[i], strs[i]);
             } else {
-                if (memcmp(got->data, data, N * es) != 0) fail_msg("%s round trip differs:\n%s", celer_kserve_datatype_name(dt), b.data);
+                if (memcmp(got->data, data, N * es) != 0) fail_msg("%s round trip differs:\n%s", celer_dtype_kserve_name(dt), b.data);
             }
             celer_jbuf_free(&b);
         }
