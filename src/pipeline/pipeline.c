@@ -556,7 +556,6 @@ static celer_status compile_step(pl_parse *c, const yaml_node_t *item) {
         bool model = kind[0] == 'm';
         CELER_TRY(new_instr(c, item, model ? OP_MODEL : OP_ROUTE, &at));
         set_label(c, &p->instrs[at], kind);
-        c->label = p->instrs[at].step.label;
         char label[64];
         memcpy(label, p->instrs[at].step.label, sizeof label);
         c->label = label; /* instrs may move while a route compiles its branches */
