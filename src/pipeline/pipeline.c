@@ -72,6 +72,7 @@ struct celer_pipeline {
     const char **models;
     int n_slots;
     const char **slot_names;
+    double cache_ttl_s; /* 0: results are not cached */
 };
 
 struct pl_parse {
@@ -595,6 +596,24 @@ static celer_status compile_steps(pl_parse *c, const yaml_node_t *seq, const cha
     return CELER_OK;
 }
 
+/* `cache: true` (60 s), `cache: false`, or `cache: {ttl: SECONDS}`. */
+static celer_status parse_cache(pl_parse *c, const yaml_node_t *root) {
+    const yaml_node_t *v = pl_arg(c, root, "cache");
+    if (!v) return CELER_OK;
+    const char *sv = scalar(v);
+    if (sv && (!strcmp(sv, "true") || !strcmp(sv, "false"))) {
+        c->p->cache_ttl_s = sv[0] == 't' ? 60 : 0;
+        return CELER_OK;
+    }
+    if (v->type != YAML_MAPPING_NODE) return pl_error(c, v, "'cache' is true, false or {ttl: seconds}");
+    CELER_TRY(check_keys(c, v, "ttl"));
+    double ttl = 60;
+    CELER_TRY(pl_arg_double(c, v, "ttl", false, &ttl));
+    if (!(ttl > 0 && ttl <= 30 * 86400)) return pl_error(c, v, "'cache' ttl must be 0 to 30 days in seconds, not %g", ttl);
+    c->p->cache_ttl_s = ttl;
+    return CELER_OK;
+}
+
 /* ---- inputs and outputs ---- */
 
 /* Fills the default row of `io` from the YAML value. */
@@ -784,8 +803,9 @@ celer_status celer_pipeline_parse(const char *text, size_t len, const char *path
     if (!st && (!root || root->type != YAML_MAPPING_NODE))
         st = celer_errorf(CELER_ERR_INVALID, "%s:%d: a pipeline is a mapping with inputs, steps and outputs", path,
                           line_of(root));
-    if (!st) st = check_keys(&c, root, "description inputs steps outputs");
+    if (!st) st = check_keys(&c, root, "description inputs steps outputs cache");
     if (!st) st = pl_arg_string(&c, root, "description", false, &p->description);
+    if (!st) st = parse_cache(&c, root);
     if (!st) st = parse_inputs(&c, pl_arg(&c, root, "inputs") ? pl_arg(&c, root, "inputs") : root);
     if (!st) st = compile_steps(&c, pl_arg(&c, root, "steps") ? pl_arg(&c, root, "steps") : root, "'steps'");
     if (!st) st = parse_outputs(&c, pl_arg(&c, root, "outputs") ? pl_arg(&c, root, "outputs") : root);
@@ -849,6 +869,7 @@ void celer_pipeline_free(celer_pipeline *p) {
 }
 
 const char *celer_pipeline_description(const celer_pipeline *p) { return p->description; }
+double celer_pipeline_cache_ttl(const celer_pipeline *p) { return p->cache_ttl_s; }
 int celer_pipeline_input_count(const celer_pipeline *p) { return p->n_inputs; }
 const celer_pipeline_io *celer_pipeline_input(const celer_pipeline *p, int i) { return &p->inputs[i]; }
 int celer_pipeline_output_count(const celer_pipeline *p) { return p->n_outputs; }

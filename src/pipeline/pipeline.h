@@ -42,6 +42,8 @@ celer_status celer_pipeline_parse(const char *text, size_t len, const char *path
 void celer_pipeline_free(celer_pipeline *p);
 
 const char *celer_pipeline_description(const celer_pipeline *p); /* "" when none */
+/* Seconds a result may be served from the result cache (`cache:` in the file); 0 = not cached. */
+double celer_pipeline_cache_ttl(const celer_pipeline *p);
 int celer_pipeline_input_count(const celer_pipeline *p);
 const celer_pipeline_io *celer_pipeline_input(const celer_pipeline *p, int i);
 int celer_pipeline_output_count(const celer_pipeline *p);

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,12 @@ struct celer_http {
     atomic_ullong next_id;
     atomic_int active; /* requests in flight (for graceful shutdown) */
     celer_series *m_requests[6]; /* by status class: 1xx..5xx (index 1..5) */
+    celer_cache *cache;
+    celer_series *m_cache_hits, *m_cache_misses, *m_cache_lookup;
 };
+
+typedef enum cache_state { CACHE_NONE, CACHE_BYPASS, CACHE_HIT, CACHE_MISS } cache_state;
+static const char *const cache_state_names[] = {NULL, "bypass", "hit", "miss"};
 
 typedef struct http_req {
     celer_http *srv;
@@ -61,6 +67,11 @@ typedef struct http_req {
     char model_name[256];
     /* repository load/unload in flight */
     bool unload;
+    /* result cache */
+    cache_state cache;
+    bool cache_leader;         /* computes for the requests coalesced on cache_key */
+    celer_cache_key cache_key;
+    celer_cache_waiter waiter;
 } http_req;
 
 static int64_t now_ns(void) {
@@ -124,6 +135,7 @@ static enum MHD_Result send_reply(http_req *q) {
         MHD_add_response_header(r, "Inference-Header-Content-Length", hl);
     }
     if (q->retry_after) MHD_add_response_header(r, "Retry-After", "1");
+    if (q->cache != CACHE_NONE) MHD_add_response_header(r, "X-Celer-Cache", cache_state_names[q->cache]);
     if (q->status == 405) MHD_add_response_header(r, "Allow", q->allow);
     enum MHD_Result ret = MHD_queue_response(q->conn, (unsigned)q->status, r);
     MHD_destroy_response(r);
@@ -139,11 +151,10 @@ static void left_before_batch(http_req *q) {
     atomic_fetch_sub(&q->version->before_batch, 1);
 }
 
-static void infer_done(celer_job *job, celer_status st, const char *message, const celer_tensor *outputs, int n_outputs) {
-    http_req *q = job->user;
+/* Sets q's reply from a result (outputs, or the failure), as the request asked for it, and counts
+ * it in the version's success/failure statistics. */
+static void answer(http_req *q, celer_status st, const char *message, const celer_tensor *outputs, int n_outputs) {
     served_version *v = q->version;
-    left_before_batch(q);
-    int64_t end = now_ns();
     celer_jbuf_reset(&q->resp);
     if (st) {
         bool overloaded = st == CELER_ERR_LIMIT;
@@ -151,32 +162,67 @@ static void infer_done(celer_job *job, celer_status st, const char *message, con
         q->retry_after = overloaded;
         atomic_fetch_add(&v->n_failure, 1);
         celer_metrics_add(v->m_failure, 1);
+        return;
+    }
+    celer_status es;
+    if (q->kreq.object_form) {
+        es = celer_kserve_encode_object(q->kreq.object_single, v->output_names, outputs, n_outputs, &q->resp);
+        q->json_len = 0;
+    } else if (q->predict) {
+        es = celer_kserve_encode_predict(v->output_names, outputs, n_outputs, &q->resp);
+        q->json_len = 0;
     } else {
-        celer_status es;
-        if (q->kreq.object_form) {
-            es = celer_kserve_encode_object(q->kreq.object_single, v->output_names, outputs, n_outputs, &q->resp);
-            q->json_len = 0;
-        } else if (q->predict) {
-            es = celer_kserve_encode_predict(v->output_names, outputs, n_outputs, &q->resp);
-            q->json_len = 0;
-        } else {
-            es = celer_kserve_encode_infer(&q->kreq, v->owner->name, v->version_str, v->output_names, outputs, n_outputs,
-                                           &q->resp, &q->json_len);
+        es = celer_kserve_encode_infer(&q->kreq, v->owner->name, v->version_str, v->output_names, outputs, n_outputs,
+                                       &q->resp, &q->json_len);
+    }
+    if (es) {
+        reply_error(q, 500, celer_error_message());
+    } else {
+        q->status = 200;
+        q->content_type = q->json_len && q->json_len < q->resp.len ? "application/octet-stream" : "application/json";
+    }
+    atomic_fetch_add(&v->n_success, 1);
+    atomic_fetch_add(&v->n_inferences, 1);
+    celer_metrics_add(v->m_success, 1);
+    celer_metrics_observe(v->m_duration, (double)(now_ns() - q->start_ns) * 1e-9);
+}
+
+/* The leader of a cache key is done: stores a success, then answers every request coalesced on
+ * the key with the same result. */
+static void lead_done(http_req *q, celer_status st, const char *message, const celer_tensor *outputs, int n_outputs) {
+    q->cache_leader = false;
+    celer_cache *cache = q->srv->cache;
+    if (!st) {
+        void *packed;
+        size_t len;
+        if (!celer_cache_pack(outputs, n_outputs, (size_t)q->srv->opts->cache_bytes, &packed, &len)) {
+            celer_cache_put(cache, q->cache_key, packed, len, now_ns() + q->version->cache_ttl_ns);
+            free(packed);
         }
-        if (es) {
-            reply_error(q, 500, celer_error_message());
-        } else {
-            q->status = 200;
-            q->content_type = q->json_len && q->json_len < q->resp.len ? "application/octet-stream" : "application/json";
-        }
-        atomic_fetch_add(&v->n_success, 1);
-        atomic_fetch_add(&v->n_inferences, 1);
+    }
+    celer_cache_waiter *w = celer_cache_finish(cache, q->cache_key);
+    while (w) {
+        http_req *wq = w->user;
+        w = w->next; /* the waiter's request is gone once resumed */
+        answer(wq, st, message, outputs, n_outputs);
+        wq->cache = st ? CACHE_MISS : CACHE_HIT;
+        atomic_store(&wq->state, REQ_READY);
+        MHD_resume_connection(wq->conn);
+    }
+}
+
+static void infer_done(celer_job *job, celer_status st, const char *message, const celer_tensor *outputs, int n_outputs) {
+    http_req *q = job->user;
+    served_version *v = q->version;
+    left_before_batch(q);
+    int64_t end = now_ns();
+    answer(q, st, message, outputs, n_outputs);
+    if (q->cache_leader) lead_done(q, st, message, outputs, n_outputs);
+    if (!st) {
         if (job->batch_first) atomic_fetch_add(&v->n_exec, 1);
         atomic_fetch_add(&v->ns_total, (unsigned long long)(end - q->start_ns));
         atomic_fetch_add(&v->ns_queue, (unsigned long long)(job->start_ns - job->enqueue_ns));
         atomic_fetch_add(&v->ns_compute, (unsigned long long)(job->end_ns - job->start_ns));
-        celer_metrics_add(v->m_success, 1);
-        celer_metrics_observe(v->m_duration, (double)(end - q->start_ns) * 1e-9);
         celer_metrics_observe(v->m_queue, (double)(job->start_ns - job->enqueue_ns) * 1e-9);
         celer_metrics_observe(v->m_compute, (double)(job->end_ns - job->start_ns) * 1e-9);
         if (job->batch_first) celer_metrics_observe(v->m_batch, job->batch_size);
@@ -380,6 +426,33 @@ static bool pipeline_decode(http_req *q, size_t json_len) {
     return true;
 }
 
+/* The cache key of a decoded request: what is asked (endpoint, version, its config and files) and
+ * every input as sent (name, dtype, shape, bytes; absent ones too, their defaults being part of
+ * the config), the outputs selected and the request parameters that can steer a pipeline. */
+static celer_cache_key request_key(const http_req *q) {
+    const served_version *v = q->version;
+    celer_cache_keyer k;
+    celer_cache_key_begin(&k);
+    celer_cache_key_str(&k, v->owner->name);
+    celer_cache_key_str(&k, v->version_str);
+    celer_cache_key_u64(&k, v->cache_salt);
+    for (int i = 0; i < v->n_inputs; i++) {
+        const celer_kserve_input *in = NULL;
+        for (int j = 0; j < q->kreq.n_inputs && !in; j++)
+            if (!strcmp(q->kreq.inputs[j].name, v->inputs[i].name)) in = &q->kreq.inputs[j];
+        if (in) celer_cache_key_tensor(&k, in->name, &in->tensor, in->lens);
+        else celer_cache_key_str(&k, ""); /* absent: the default */
+    }
+    celer_cache_key_u64(&k, (uint64_t)q->kreq.n_outputs);
+    for (int i = 0; i < q->kreq.n_outputs; i++) celer_cache_key_str(&k, q->kreq.outputs[i].name);
+    if (v->pipeline)
+        for (int i = 0; i < q->kreq.n_params; i++) {
+            celer_cache_key_str(&k, q->kreq.param_keys[i]);
+            celer_cache_key_str(&k, q->kreq.param_values[i]);
+        }
+    return celer_cache_key_end(&k);
+}
+
 static enum MHD_Result start_infer(http_req *q, const char *model, const char *version) {
     char msg[1024];
     int code = 0;
@@ -432,8 +505,33 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
     q->job = (celer_job){.inputs = q->inputs, .done = q->version->pipeline ? pipeline_task : infer_done, .user = q,
                          .task = q->run,
                          .deadline_ns = timeout_us > 0 ? now_ns() + timeout_us * 1000 : 0};
+    q->cache = CACHE_BYPASS;
+    if (q->version->cache_ttl_ns > 0) {
+        q->cache_key = request_key(q);
+        int64_t t0 = now_ns();
+        void *value;
+        size_t len;
+        celer_tensor *outs;
+        int n;
+        bool hit = celer_cache_get(q->srv->cache, q->cache_key, t0, &q->arena, &value, &len) &&
+                   !celer_cache_unpack(value, len, &q->arena, &outs, &n) && n == q->version->n_outputs;
+        celer_metrics_observe(q->srv->m_cache_lookup, (double)(now_ns() - t0) * 1e-9);
+        celer_metrics_add(hit ? q->srv->m_cache_hits : q->srv->m_cache_misses, 1);
+        if (hit) { /* answered here: encoding one result is the connection thread's work */
+            q->cache = CACHE_HIT;
+            answer(q, CELER_OK, "", outs, n);
+            return send_reply(q);
+        }
+        q->cache = CACHE_MISS;
+    }
     atomic_store(&q->state, REQ_WAITING);
     MHD_suspend_connection(q->conn);
+    if (q->cache == CACHE_MISS) {
+        /* an identical request computing right now answers this one too */
+        q->waiter.user = q;
+        if (!celer_cache_join(q->srv->cache, q->cache_key, &q->waiter)) return MHD_YES;
+        q->cache_leader = true;
+    }
     if (q->version->n_batch_steps) {
         q->before_batch = true;
         atomic_fetch_add(&q->version->before_batch, 1);
@@ -448,6 +546,7 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
         q->retry_after = overloaded;
         atomic_fetch_add(&q->version->n_failure, 1);
         celer_metrics_add(q->version->m_failure, 1);
+        if (q->cache_leader) lead_done(q, overloaded ? CELER_ERR_LIMIT : st, msg, NULL, 0);
         atomic_store(&q->state, REQ_READY);
         MHD_resume_connection(q->conn);
     }
@@ -879,13 +978,47 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&srv->active, 1);
 }
 
+/* Cache metrics read from the cache's own counters at render time. */
+static double cache_stat(celer_cache *c, size_t offset) {
+    celer_cache_stats st;
+    celer_cache_get_stats(c, &st);
+    return (double)*(const uint64_t *)((const char *)&st + offset);
+}
+static double cache_evictions(void *c) { return cache_stat(c, offsetof(celer_cache_stats, evictions)); }
+static double cache_expirations(void *c) { return cache_stat(c, offsetof(celer_cache_stats, expirations)); }
+static double cache_coalesced(void *c) { return cache_stat(c, offsetof(celer_cache_stats, coalesced)); }
+static double cache_bytes(void *c) { return cache_stat(c, offsetof(celer_cache_stats, bytes)); }
+static double cache_entries(void *c) { return cache_stat(c, offsetof(celer_cache_stats, entries)); }
+
+static void cache_metrics(celer_http *srv) {
+    celer_metrics *m = srv->metrics;
+    const char *tier = "tier=\"memory\"";
+    srv->m_cache_hits = celer_metrics_counter(m, "celer_cache_hits_total", "Results answered from the cache.", tier);
+    srv->m_cache_misses = celer_metrics_counter(m, "celer_cache_misses_total", "Cache lookups that found nothing.", tier);
+    srv->m_cache_lookup = celer_metrics_histogram(m, "celer_cache_lookup_duration_seconds",
+                                                  "Time to look a result up (and unpack it on a hit).", tier,
+                                                  celer_metrics_latency_buckets, celer_metrics_latency_bucket_count);
+    celer_metrics_counter_fn(m, "celer_cache_evictions_total", "Entries evicted to stay under the byte bound.", tier,
+                             cache_evictions, srv->cache);
+    celer_metrics_counter_fn(m, "celer_cache_expirations_total", "Entries dropped past their TTL.", tier,
+                             cache_expirations, srv->cache);
+    celer_metrics_counter_fn(m, "celer_cache_coalesced_total",
+                             "Requests answered by an identical request computing at the same time.", "",
+                             cache_coalesced, srv->cache);
+    celer_metrics_gauge_fn(m, "celer_cache_bytes", "Bytes held (values and entry overhead).", tier, cache_bytes,
+                           srv->cache);
+    celer_metrics_gauge_fn(m, "celer_cache_entries", "Entries held.", tier, cache_entries, srv->cache);
+}
+
 celer_status celer_http_start(const celer_server_options *opts, celer_registry *registry, celer_metrics *metrics,
-                              celer_http **out) {
+                              celer_cache *cache, celer_http **out) {
     celer_http *srv = calloc(1, sizeof *srv);
     if (!srv) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
     srv->opts = opts;
     srv->registry = registry;
     srv->metrics = metrics;
+    srv->cache = cache;
+    cache_metrics(srv);
     for (int c = 1; c <= 5; c++) {
         char labels[32];
         snprintf(labels, sizeof labels, "code=\"%dxx\"", c);

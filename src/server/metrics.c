@@ -414,6 +414,11 @@ celer_series *celer_metrics_gauge_fn(celer_metrics *m, const char *name, const c
     return get(m, name, help, labels, CELER_METRIC_GAUGE, NULL, 0, fn, user, PROC_NONE);
 }
 
+celer_series *celer_metrics_counter_fn(celer_metrics *m, const char *name, const char *help, const char *labels,
+                                       celer_gauge_fn fn, void *user) {
+    return get(m, name, help, labels, CELER_METRIC_COUNTER, NULL, 0, fn, user, PROC_NONE);
+}
+
 celer_series *celer_metrics_histogram(celer_metrics *m, const char *name, const char *help, const char *labels,
                                       const double *bounds, int n_bounds) {
     return get(m, name, help, labels, CELER_METRIC_HISTOGRAM, bounds, n_bounds, NULL, NULL, PROC_NONE);

@@ -32,6 +32,9 @@ celer_series *celer_metrics_counter(celer_metrics *m, const char *name, const ch
 celer_series *celer_metrics_gauge(celer_metrics *m, const char *name, const char *help, const char *labels);
 celer_series *celer_metrics_gauge_fn(celer_metrics *m, const char *name, const char *help, const char *labels,
                                      celer_gauge_fn fn, void *user);
+/* A counter kept elsewhere (e.g. by the cache), read at render time. */
+celer_series *celer_metrics_counter_fn(celer_metrics *m, const char *name, const char *help, const char *labels,
+                                       celer_gauge_fn fn, void *user);
 /* `bounds` ascending upper bounds (the +Inf bucket is added); at most 32. */
 celer_series *celer_metrics_histogram(celer_metrics *m, const char *name, const char *help, const char *labels,
                                       const double *bounds, int n_bounds);

@@ -175,6 +175,27 @@ skip:
     return st;
 }
 
+/* Result caching for a model version: Triton's `response_cache { enable: true }`, for
+ * parameters { key: "cache_ttl_seconds" } seconds (60 when absent). The salt hashes the config as
+ * served and the version's files, so a changed model never answers from an old entry. */
+static void cache_settings(served_version *v, const celer_model_config *cfg, int64_t bytes) {
+    double ttl = 60;
+    for (int i = 0; i < cfg->n_parameters; i++)
+        if (!strcmp(cfg->parameter_keys[i], "cache_ttl_seconds")) {
+            char *end;
+            double t = strtod(cfg->parameter_values[i], &end);
+            if (!*end && t > 0) ttl = t;
+        }
+    v->cache_ttl_ns = cfg->response_cache ? (int64_t)(ttl * 1e9) : 0;
+    celer_jbuf b;
+    celer_jbuf_init(&b, 0);
+    celer_config_to_json(cfg, &b);
+    uint64_t h = XXH3_64bits(b.data ? b.data : "", b.len);
+    celer_jbuf_free(&b);
+    int64_t parts[3] = {v->version, v->mtime_ns, bytes};
+    v->cache_salt = XXH3_64bits_withSeed(parts, sizeof parts, h);
+}
+
 /* Loads one version of model m: compile, complete the config against it (the first version
  * completes m->config), build the request spec, make its queue, warm up. */
 static celer_status version_load(celer_registry *r, served_model *m, const celer_repo_version *rv, bool first,
@@ -228,6 +249,7 @@ static celer_status version_load(celer_registry *r, served_model *m, const celer
     }
     for (int i = 0; i < v->n_outputs; i++) v->output_names[i] = celer_model_output(v->model, i)->name;
     if ((st = warm_up(v))) goto fail;
+    cache_settings(v, cfg, rv->bytes);
     celer_sched_queue_options qo = {.max_batch_size = cfg->max_batch_size,
                                     .max_queue_delay_us = cfg->max_queue_delay_us,
                                     .max_queue_size = cfg->max_queue_size > 0 ? cfg->max_queue_size
@@ -350,6 +372,9 @@ static celer_status pipeline_load(celer_registry *r, served_model *m, const cele
         for (int k = 0; k < io->rank; k++) s->dims[k + 1] = io->dims[k];
     }
     for (int i = 0; i < v->n_outputs; i++) v->output_names[i] = celer_pipeline_output_name(p, i);
+    v->cache_ttl_ns = (int64_t)(celer_pipeline_cache_ttl(p) * 1e9);
+    int64_t parts[2] = {rm->pipeline_mtime_ns, rm->pipeline_bytes}; /* pipeline.yaml and its files */
+    v->cache_salt = XXH3_64bits(parts, sizeof parts);
     celer_sched_queue_options qo = {.max_queue_size = r->opts->max_queue_size};
     if ((st = celer_sched_queue_add(r->sched, NULL, &qo, &v->queue))) goto fail;
     v->step_queues = calloc((size_t)celer_pipeline_step_count(p) + 1, sizeof *v->step_queues);

@@ -37,6 +37,10 @@ static const celer_server_flag flags[] = {
      CELER_FLAG_INT, OPT(shutdown_timeout_secs)},
     {"log-format", "CELER_LOG_FORMAT", "text", "access log format: text or json", CELER_FLAG_STRING, OPT(log_format)},
     {"quiet", "CELER_QUIET", "0", "no access log", CELER_FLAG_BOOL, OPT(quiet)},
+    {"cache-bytes", "CELER_CACHE_BYTES", "268435456",
+     "in-process result cache for models and pipelines that enable it (config response_cache, pipeline.yaml "
+     "cache); 0 = none",
+     CELER_FLAG_SIZE, OPT(cache_bytes)},
 };
 
 const celer_server_flag *celer_server_flags(int *count) {
@@ -106,6 +110,7 @@ celer_status celer_server_parse_args(int argc, char **argv, celer_server_options
         return celer_errorf(CELER_ERR_INVALID, "--log-format must be text or json, not '%s'", o->log_format);
     if (o->max_body_bytes < 1024) return celer_errorf(CELER_ERR_INVALID, "--max-body-bytes must be at least 1024");
     if (o->threads < 1) o->threads = 1;
+    if (o->cache_bytes < 0) return celer_errorf(CELER_ERR_INVALID, "--cache-bytes must not be negative");
     return CELER_OK;
 }
 
@@ -122,15 +127,17 @@ celer_status celer_server_run(const celer_server_options *opts) {
     celer_sched *sched = NULL;
     celer_registry *registry = NULL;
     celer_http *http = NULL;
+    celer_cache *cache = NULL;
     celer_status st;
-    if ((st = celer_metrics_init(&metrics)) || (st = celer_sched_init(opts->workers, &sched)) ||
+    if ((st = celer_metrics_init(&metrics)) || (st = celer_cache_init((size_t)opts->cache_bytes, &cache)) ||
+        (st = celer_sched_init(opts->workers, &sched)) ||
         (st = celer_registry_init(opts, sched, metrics, &registry)))
         goto done;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     celer_registry_load_all(registry);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    if ((st = celer_http_start(opts, registry, metrics, &http))) goto done;
+    if ((st = celer_http_start(opts, registry, metrics, cache, &http))) goto done;
     fprintf(stderr, "celer: serving %s on http://%s:%d (models loaded in %.0f ms)\n", opts->model_repository,
             opts->http_address, opts->http_port,
             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
@@ -160,5 +167,6 @@ done:
     celer_http_stop(http);
     celer_sched_free(sched);
     celer_metrics_free(metrics);
+    celer_cache_free(cache);
     return st;
 }

@@ -25,6 +25,7 @@ typedef struct celer_server_options {
     int shutdown_timeout_secs;  /* how long SIGTERM waits for in-flight requests */
     const char *log_format;     /* "text" or "json" */
     int quiet;                  /* no access log */
+    long long cache_bytes;      /* in-process result cache; 0 = none (identical requests still coalesce) */
 } celer_server_options;
 
 /* One command-line flag: `--name VALUE`, or the environment variable `env`; the table drives

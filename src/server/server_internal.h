@@ -8,6 +8,7 @@
 
 #include "pipeline/pipeline.h"
 #include "runtime/runtime.h"
+#include "server/cache.h"
 #include "server/config.h"
 #include "server/kserve.h"
 #include "server/metrics.h"
@@ -36,6 +37,8 @@ typedef struct served_version {
     const char **output_names;
     atomic_int refs;                  /* requests holding it; the registry holds one */
     int64_t mtime_ns;                 /* of its folder when loaded, for polling */
+    int64_t cache_ttl_ns;             /* results cached this long; 0 = not cached */
+    uint64_t cache_salt;              /* hash of its config and files: part of every cache key */
     /* metrics */
     celer_series *m_success, *m_failure, *m_duration, *m_queue, *m_compute, *m_batch;
     /* Triton statistics */
