@@ -3,10 +3,10 @@
 #   scripts/deps.sh          build dependencies
 #   scripts/deps.sh --test   build + test dependencies (conformance data, PyTorch, clang for fuzzing)
 set -euo pipefail
-pkgs=(cmake ninja-build pkg-config gcc libc6-dev libdnnl-dev libopenblas-dev libmicrohttpd-dev libyaml-dev libjpeg62-turbo-dev libpng-dev libxxhash-dev)
+pkgs=(cmake ninja-build pkg-config gcc libc6-dev libdnnl-dev libopenblas-dev libmicrohttpd-dev libyaml-dev libjpeg62-turbo-dev libpng-dev libxxhash-dev libhiredis-dev)
 if [[ "${1:-}" == "--test" ]]; then
   pkgs+=(libcmocka-dev libonnx-testdata clang libclang-rt-14-dev libomp-14-dev
-         python3 python3-numpy python3-onnx python3-torch python3-torchvision curl)
+         python3 python3-numpy python3-onnx python3-torch python3-torchvision curl redis-server)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

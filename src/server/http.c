@@ -27,8 +27,12 @@ struct celer_http {
     atomic_int active; /* requests in flight (for graceful shutdown) */
     celer_series *m_requests[6]; /* by status class: 1xx..5xx (index 1..5) */
     celer_cache *cache;
+    celer_redis *redis; /* NULL: no shared tier */
     celer_series *m_cache_hits, *m_cache_misses, *m_cache_lookup;
+    celer_series *m_redis_hits, *m_redis_misses, *m_redis_lookup;
 };
+
+#define PACK_MAX ((size_t)64 << 20) /* larger results are not cached */
 
 typedef enum cache_state { CACHE_NONE, CACHE_BYPASS, CACHE_HIT, CACHE_MISS } cache_state;
 static const char *const cache_state_names[] = {NULL, "bypass", "hit", "miss"};
@@ -187,6 +191,11 @@ static void answer(http_req *q, celer_status st, const char *message, const cele
     celer_metrics_observe(v->m_duration, (double)(now_ns() - q->start_ns) * 1e-9);
 }
 
+/* "celer:" and the key in hex: 38 characters (and a NUL). */
+static void redis_key(celer_cache_key k, char out[40]) {
+    snprintf(out, 40, "celer:%016llx%016llx", (unsigned long long)k.hi, (unsigned long long)k.lo);
+}
+
 /* The leader of a cache key is done: stores a success, then answers every request coalesced on
  * the key with the same result. */
 static void lead_done(http_req *q, celer_status st, const char *message, const celer_tensor *outputs, int n_outputs) {
@@ -195,8 +204,13 @@ static void lead_done(http_req *q, celer_status st, const char *message, const c
     if (!st) {
         void *packed;
         size_t len;
-        if (!celer_cache_pack(outputs, n_outputs, (size_t)q->srv->opts->cache_bytes, &packed, &len)) {
+        if (!celer_cache_pack(outputs, n_outputs, PACK_MAX, &packed, &len)) {
             celer_cache_put(cache, q->cache_key, packed, len, now_ns() + q->version->cache_ttl_ns);
+            if (q->srv->redis) { /* a slow or dead Redis costs at most its timeout, once per backoff */
+                char rk[40];
+                redis_key(q->cache_key, rk);
+                celer_redis_set(q->srv->redis, rk, 38, packed, len, q->version->cache_ttl_ns / 1000000);
+            }
             free(packed);
         }
     }
@@ -517,6 +531,22 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
                    !celer_cache_unpack(value, len, &q->arena, &outs, &n) && n == q->version->n_outputs;
         celer_metrics_observe(q->srv->m_cache_lookup, (double)(now_ns() - t0) * 1e-9);
         celer_metrics_add(hit ? q->srv->m_cache_hits : q->srv->m_cache_misses, 1);
+        if (!hit && q->srv->redis) {
+            /* the shared tier: one round trip (GET + PTTL), bounded by its timeout */
+            char rk[40];
+            redis_key(q->cache_key, rk);
+            int64_t ttl_ms = -1, t1 = now_ns();
+            celer_redis_result rr = celer_redis_get(q->srv->redis, rk, 38, &q->arena, &value, &len, &ttl_ms);
+            hit = rr == CELER_REDIS_HIT && !celer_cache_unpack(value, len, &q->arena, &outs, &n) &&
+                  n == q->version->n_outputs;
+            celer_metrics_observe(q->srv->m_redis_lookup, (double)(now_ns() - t1) * 1e-9);
+            if (rr != CELER_REDIS_UNAVAILABLE) celer_metrics_add(hit ? q->srv->m_redis_hits : q->srv->m_redis_misses, 1);
+            if (hit) { /* kept here too, no longer than Redis keeps it */
+                int64_t ttl_ns = q->version->cache_ttl_ns;
+                if (ttl_ms >= 0) ttl_ns = CELER_MIN(ttl_ns, ttl_ms * 1000000);
+                celer_cache_put(q->srv->cache, q->cache_key, value, len, now_ns() + ttl_ns);
+            }
+        }
         if (hit) { /* answered here: encoding one result is the connection thread's work */
             q->cache = CACHE_HIT;
             answer(q, CELER_OK, "", outs, n);
@@ -990,6 +1020,17 @@ static double cache_coalesced(void *c) { return cache_stat(c, offsetof(celer_cac
 static double cache_bytes(void *c) { return cache_stat(c, offsetof(celer_cache_stats, bytes)); }
 static double cache_entries(void *c) { return cache_stat(c, offsetof(celer_cache_stats, entries)); }
 
+static double redis_errors(void *r) {
+    celer_redis_stats st;
+    celer_redis_get_stats(r, &st);
+    return (double)st.errors;
+}
+static double redis_up(void *r) {
+    celer_redis_stats st;
+    celer_redis_get_stats(r, &st);
+    return st.up;
+}
+
 static void cache_metrics(celer_http *srv) {
     celer_metrics *m = srv->metrics;
     const char *tier = "tier=\"memory\"";
@@ -1008,16 +1049,28 @@ static void cache_metrics(celer_http *srv) {
     celer_metrics_gauge_fn(m, "celer_cache_bytes", "Bytes held (values and entry overhead).", tier, cache_bytes,
                            srv->cache);
     celer_metrics_gauge_fn(m, "celer_cache_entries", "Entries held.", tier, cache_entries, srv->cache);
+    if (!srv->redis) return;
+    tier = "tier=\"redis\"";
+    srv->m_redis_hits = celer_metrics_counter(m, "celer_cache_hits_total", "Results answered from the cache.", tier);
+    srv->m_redis_misses = celer_metrics_counter(m, "celer_cache_misses_total", "Cache lookups that found nothing.", tier);
+    srv->m_redis_lookup = celer_metrics_histogram(m, "celer_cache_lookup_duration_seconds",
+                                                  "Time to look a result up (and unpack it on a hit).", tier,
+                                                  celer_metrics_latency_buckets, celer_metrics_latency_bucket_count);
+    celer_metrics_counter_fn(m, "celer_cache_errors_total",
+                             "Cache commands that failed or timed out (the request went on without the tier).", tier,
+                             redis_errors, srv->redis);
+    celer_metrics_gauge_fn(m, "celer_cache_up", "1 while the tier answers.", tier, redis_up, srv->redis);
 }
 
 celer_status celer_http_start(const celer_server_options *opts, celer_registry *registry, celer_metrics *metrics,
-                              celer_cache *cache, celer_http **out) {
+                              celer_cache *cache, celer_redis *redis, celer_http **out) {
     celer_http *srv = calloc(1, sizeof *srv);
     if (!srv) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
     srv->opts = opts;
     srv->registry = registry;
     srv->metrics = metrics;
     srv->cache = cache;
+    srv->redis = redis;
     cache_metrics(srv);
     for (int c = 1; c <= 5; c++) {
         char labels[32];

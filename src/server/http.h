@@ -7,10 +7,11 @@
 typedef struct celer_http celer_http;
 
 /* Starts listening on opts->http_address:http_port with its own connection threads. `cache`
- * (borrowed) serves the results of models and pipelines that enable caching.
+ * and `redis` (borrowed; redis may be NULL) serve the results of models and pipelines that enable
+ * caching.
  * CELER_ERR_IO when the port cannot be bound. */
 celer_status celer_http_start(const celer_server_options *opts, celer_registry *registry, celer_metrics *metrics,
-                              celer_cache *cache, celer_http **out);
+                              celer_cache *cache, celer_redis *redis, celer_http **out);
 /* Stops accepting new connections; open ones go on. */
 void celer_http_quiesce(celer_http *h);
 /* Requests received and not yet answered. */

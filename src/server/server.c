@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "http.h"
 
@@ -41,6 +42,12 @@ static const celer_server_flag flags[] = {
      "in-process result cache for models and pipelines that enable it (config response_cache, pipeline.yaml "
      "cache); 0 = none",
      CELER_FLAG_SIZE, OPT(cache_bytes)},
+    {"cache-redis", "CELER_CACHE_REDIS", "",
+     "redis://[[user]:password@]host[:port][/db]: a shared result cache tier behind the in-process one", CELER_FLAG_STRING,
+     OPT(cache_redis)},
+    {"cache-redis-timeout-ms", "CELER_CACHE_REDIS_TIMEOUT_MS", "10",
+     "Redis connect and command timeout; a slow or dead Redis is skipped (backoff up to 5 s)", CELER_FLAG_INT,
+     OPT(cache_redis_timeout_ms)},
 };
 
 const celer_server_flag *celer_server_flags(int *count) {
@@ -128,8 +135,11 @@ celer_status celer_server_run(const celer_server_options *opts) {
     celer_registry *registry = NULL;
     celer_http *http = NULL;
     celer_cache *cache = NULL;
+    celer_redis *redis = NULL;
     celer_status st;
+    int redis_pool = CELER_MAX(opts->http_threads, 1) + (opts->workers > 0 ? opts->workers : (int)sysconf(_SC_NPROCESSORS_ONLN));
     if ((st = celer_metrics_init(&metrics)) || (st = celer_cache_init((size_t)opts->cache_bytes, &cache)) ||
+        (opts->cache_redis[0] && (st = celer_redis_open(opts->cache_redis, opts->cache_redis_timeout_ms, redis_pool, &redis))) ||
         (st = celer_sched_init(opts->workers, &sched)) ||
         (st = celer_registry_init(opts, sched, metrics, &registry)))
         goto done;
@@ -137,7 +147,7 @@ celer_status celer_server_run(const celer_server_options *opts) {
     clock_gettime(CLOCK_MONOTONIC, &t0);
     celer_registry_load_all(registry);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    if ((st = celer_http_start(opts, registry, metrics, cache, &http))) goto done;
+    if ((st = celer_http_start(opts, registry, metrics, cache, redis, &http))) goto done;
     fprintf(stderr, "celer: serving %s on http://%s:%d (models loaded in %.0f ms)\n", opts->model_repository,
             opts->http_address, opts->http_port,
             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
@@ -168,5 +178,6 @@ done:
     celer_sched_free(sched);
     celer_metrics_free(metrics);
     celer_cache_free(cache);
+    celer_redis_close(redis);
     return st;
 }

@@ -26,6 +26,8 @@ typedef struct celer_server_options {
     const char *log_format;     /* "text" or "json" */
     int quiet;                  /* no access log */
     long long cache_bytes;      /* in-process result cache; 0 = none (identical requests still coalesce) */
+    const char *cache_redis;    /* redis://... for the shared tier; "" = none */
+    int cache_redis_timeout_ms; /* connect and command timeout */
 } celer_server_options;
 
 /* One command-line flag: `--name VALUE`, or the environment variable `env`; the table drives

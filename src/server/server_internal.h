@@ -10,6 +10,7 @@
 #include "runtime/runtime.h"
 #include "server/cache.h"
 #include "server/config.h"
+#include "server/redis.h"
 #include "server/kserve.h"
 #include "server/metrics.h"
 #include "server/sched.h"
