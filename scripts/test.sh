@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds celer twice (release, and debug with AddressSanitizer + UndefinedBehaviorSanitizer), runs
 # the whole test suite (unit, ONNX conformance, CLI, real PyTorch models) on both, runs the
-# concurrency test and the pipeline end-to-end test under ThreadSanitizer, then fuzzes the ONNX
-# reader and the pipeline inputs for a bounded time. Exits non-zero on the first failure.
+# concurrency test and the pipeline and cache end-to-end tests under ThreadSanitizer, then fuzzes
+# the ONNX reader and the pipeline inputs for a bounded time. Exits non-zero on the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh --test
@@ -27,10 +27,13 @@ cmake -S . -B build-tsan -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Re
 ninja -C build-tsan -j"$jobs" test_runtime
 CELER_EXAMPLES="$PWD/examples" TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
   build-tsan/tests/test_runtime
-echo "== thread sanitizer: the server under the pipeline end-to-end test (requests move between workers)"
+echo "== thread sanitizer: the server under the pipeline and cache end-to-end tests (requests move between"
+echo "   workers; coalesced requests are answered by another request's worker)"
 ninja -C build-tsan -j"$jobs" celer
-TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
-  /usr/bin/python3 tests/e2e/test_pipelines.py build-tsan/celer examples/repository
+for t in test_pipelines test_cache test_cache_redis; do
+  TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
+    /usr/bin/python3 "tests/e2e/$t.py" build-tsan/celer examples/repository
+done
 
 echo "== fuzzing the ONNX reader for ${FUZZ_SECONDS}s"
 tests/fuzz/run_fuzz.sh "$FUZZ_SECONDS"
