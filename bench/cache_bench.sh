@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# Cache hits: the recommendation MLP served by celer with its result cache vs the same MLP behind
+# FastAPI + uvicorn + PyTorch with a Redis cache keyed by a hash of the body (bench/fastapi_cache.py,
+# 1 and 2 workers), side by side in one run, both on hits. One command:
+#
+#   bench/cache_bench.sh
+#
+# Builds celer (Release, BENCH_BUILD_DIR, default build-bench) if needed, writes the models and
+# bodies (bench/make_bench_models.py) and a repository holding run_bench.sh's mlp with
+# response_cache on (TTL 600 s, so the run stays on hits), and starts one redis-server that both
+# sides use: celer with --cache-redis (its hits come from its in-process tier, in front of Redis),
+# FastAPI as its only cache (its hits are a GET to Redis). Each side sends one body on every
+# request (run_bench.sh's: KServe v2 JSON for celer, {"features": [...]} for FastAPI, the same
+# 1000 numbers): warmed up with it, checked to be a hit (X-Celer-Cache: hit, X-Cache: hit), the
+# two answers checked to agree, then loaded with wrk at concurrency 1, 8 and 64 for BENCH_SECONDS
+# (default 10). The hit counts over the timed runs (celer's metrics, Redis's INFO) show that they
+# were hits. Prints one table and the ratios. Everything listens on and targets 127.0.0.1 only;
+# every process started here is stopped on exit. Logs and raw results stay in BUILD/cache-bench/.
+# Env: BENCH_SECONDS, BENCH_WARMUP_SECONDS (2), BENCH_PORT_BASE (18471: celer, +1 FastAPI 1 worker,
+# +2 FastAPI 2 workers, +3 redis-server), BENCH_BUILD_DIR.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PY=/usr/bin/python3
+HOST=127.0.0.1
+DURATION=${BENCH_SECONDS:-10}
+WARMUP=${BENCH_WARMUP_SECONDS:-2}
+BUILD=$(realpath -m "${BENCH_BUILD_DIR:-$ROOT/build-bench}")
+BASE=${BENCH_PORT_BASE:-18471}
+P_CELER=$BASE P_FAST1=$((BASE + 1)) P_FAST2=$((BASE + 2)) P_REDIS=$((BASE + 3))
+TTL=600
+OUT=$BUILD/cache-bench
+REPO=$OUT/repo
+RUN=$OUT/run
+RESULTS=$RUN/results.tsv
+BODIES=$BUILD/bodies
+REDIS_URL=redis://$HOST:$P_REDIS/0
+CONCURRENCY=(1 8 64)
+
+log() { echo "cache-bench: $*" >&2; }
+
+# ---- tools: wrk, redis-server, uvicorn's fast loop/parser, and the redis client (redis.asyncio)
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+[[ -x /usr/bin/redis-server && -x /usr/bin/redis-cli ]] || missing+=(redis-server redis-tools)
+$PY -c 'import uvloop, httptools' 2>/dev/null || missing+=(python3-uvloop python3-httptools)
+$PY -c 'import fastapi, uvicorn' 2>/dev/null || missing+=(python3-fastapi python3-uvicorn)
+$PY -c 'import redis.asyncio' 2>/dev/null || missing+=(python3-redis)
+if ((${#missing[@]})); then
+  log "installing ${missing[*]}"
+  apt-get install -y "${missing[@]}" >/dev/null || { apt-get update >/dev/null && apt-get install -y "${missing[@]}" >/dev/null; }
+fi
+
+# ---- celer (Release), the models, and the caching repository
+cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+if ! ninja -j2 -C "$BUILD" celer >"$BUILD/cache-bench-build.log" 2>&1; then
+  [[ -x $BUILD/celer ]] || { cat "$BUILD/cache-bench-build.log"; exit 1; }
+  log "build failed (see $BUILD/cache-bench-build.log); using the existing $BUILD/celer"
+fi
+rm -rf "$OUT" && mkdir -p "$RUN" "$REPO/mlp/1"
+$PY bench/make_bench_models.py "$BUILD" >/dev/null
+# run_bench.sh's mlp (dynamic batching up to 64 rows), with its results cached for TTL seconds
+cp "$BUILD/bench-repo/mlp/1/model.onnx" "$REPO/mlp/1/model.onnx"
+{
+  cat "$BUILD/bench-repo/mlp/config.pbtxt"
+  echo 'response_cache { enable: true }'
+  echo "parameters { key: \"cache_ttl_seconds\" value: { string_value: \"$TTL\" } }"
+} >"$REPO/mlp/config.pbtxt"
+
+# ---- processes (every process started here is stopped on exit) and memory sampling
+source "$ROOT/bench/lib.sh"
+# also stop a memory sampler left running (an exit in the middle of a wrk run would orphan it, and
+# it would write its peak into a later run's files)
+SAMPLER=
+trap '[[ -z $SAMPLER ]] || kill "$SAMPLER" 2>/dev/null; cleanup' EXIT
+for p in $P_CELER $P_FAST1 $P_FAST2 $P_REDIS; do
+  port_free "$p" || { log "port $p on $HOST is taken; set BENCH_PORT_BASE"; exit 1; }
+done
+
+start_redis() {  # no persistence; its own directory and log
+  mkdir -p "$RUN/redis"
+  /usr/bin/redis-server --bind $HOST --port "$P_REDIS" --save '' --appendonly no --dir "$RUN/redis" \
+    --logfile "$RUN/redis.log" --daemonize no >/dev/null 2>&1 &
+  REDIS=$!; PIDS+=("$REDIS")
+  local i
+  for ((i = 0; i < 100; i++)); do
+    kill -0 "$REDIS" 2>/dev/null || { log "redis-server exited at start:"; tail -n 30 "$RUN/redis.log" >&2; exit 1; }
+    [[ $(redis-cli -h $HOST -p "$P_REDIS" ping 2>/dev/null) == PONG ]] && return 0
+    sleep 0.1
+  done
+  log "redis-server not ready after 10 s:"; tail -n 30 "$RUN/redis.log" >&2; exit 1
+}
+
+start_celer() {
+  "$BUILD/celer" serve --model-repository "$REPO" --http-address $HOST --http-port "$P_CELER" \
+    --cache-redis "$REDIS_URL" --quiet >"$RUN/celer.log" 2>&1 &
+  CELER=$!; PIDS+=("$CELER")
+  wait_ready "$CELER" "http://$HOST:$P_CELER/v2/health/ready" celer "$RUN/celer.log"
+}
+
+start_fastapi() {  # start_fastapi WORKERS PORT: sets FASTAPI
+  CACHE_REDIS_URL=$REDIS_URL CACHE_TTL_SECONDS=$TTL $PY -m uvicorn fastapi_cache:app --app-dir "$ROOT/bench" \
+    --host $HOST --port "$2" --workers "$1" --loop uvloop --http httptools --no-access-log \
+    >"$RUN/fastapi-$1w.log" 2>&1 &
+  FASTAPI=$!; PIDS+=("$FASTAPI")
+  wait_ready "$FASTAPI" "http://$HOST:$2/health" "FastAPI ($1 workers)" "$RUN/fastapi-$1w.log"
+}
+
+# ---- hit counters, read before and after the timed runs
+celer_hits() {  # "HITS MISSES" of celer's memory tier
+  { curl -sf "http://$HOST:$P_CELER/metrics" || true; } | awk '
+    /^celer_cache_hits_total\{tier="memory"\}/ { h = $2 }
+    /^celer_cache_misses_total\{tier="memory"\}/ { m = $2 }
+    END { printf "%d %d\n", h, m }'
+}
+redis_hits() {  # "HITS MISSES" of Redis's keyspace
+  { redis-cli -h $HOST -p "$P_REDIS" info stats || true; } | tr -d '\r' | awk -F: '
+    $1 == "keyspace_hits" { h = $2 } $1 == "keyspace_misses" { m = $2 } END { printf "%d %d\n", h, m }'
+}
+hits_during() {  # hits_during "H0 M0" "H1 M1": "hits/lookups"
+  local h0 m0 h1 m1
+  read -r h0 m0 <<<"$1"; read -r h1 m1 <<<"$2"
+  echo "$((h1 - h0))/$((h1 - h0 + m1 - m0))"
+}
+
+# ---- one wrk run (bench/post.lua: POSTs the body, prints one BENCH line); appends to RESULTS
+load() {  # load SERVER PID URL BODY CONCURRENCY
+  local server=$1 pid=$2 url=$3 body=$4 c=$5 threads=2 out=$RUN/wrk-$1-$5.txt line
+  ((c < threads)) && threads=$c
+  rm -f "$RUN/stop"
+  sample_peak_rss "$pid" "$RUN/stop" "$RUN/rss-$server-$c" &
+  SAMPLER=$!
+  wrk -t"$threads" -c"$c" -d"${DURATION}s" --timeout 10s -s bench/post.lua "$url" -- "$body" >"$out" 2>&1 || true
+  touch "$RUN/stop"; wait "$SAMPLER"; SAMPLER=
+  line=$(grep '^BENCH ' "$out" || true)
+  if [[ -n $line ]]; then
+    # BENCH requests=.. seconds=.. p50_ms=.. p99_ms=.. http_errors=.. socket_errors=..
+    line=$(sed -E 's/^BENCH //; s/[a-z0-9_]+=//g; s/ /\t/g' <<<"$line")
+  else
+    log "wrk gave no result for $server c=$c:"; cat "$out" >&2
+    line=$'-\t-\t-\t-\t-\t-'
+  fi
+  printf '%s\t%s\t%s\t%s\n' "$server" "$c" "$line" "$(cat "$RUN/rss-$server-$c")" >>"$RESULTS"
+  kill -0 "$pid" 2>/dev/null || { log "$server DIED during c=$c; its log:"; tail -n 50 "$RUN/$server.log" >&2; }
+}
+
+bench_server() {  # bench_server SERVER PID URL BODY: warm up, then each concurrency
+  log "$1: warm-up ${WARMUP}s, then ${DURATION}s at each of concurrency ${CONCURRENCY[*]}"
+  wrk -t1 -c8 -d"${WARMUP}s" -s bench/post.lua "$3" -- "$4" >/dev/null 2>&1 || true
+  local c
+  for c in "${CONCURRENCY[@]}"; do load "$1" "$2" "$3" "$4" "$c"; done
+}
+
+# ---- each answer is a hit from the second request on, and both sides agree
+check_hits() {  # check_hits CELER_URL FASTAPI_URL [FASTAPI_ONLY]
+  $PY - "$1" "$2" "$BODIES" "${3:-}" <<'EOF'
+import json, sys, urllib.request
+celer, fastapi, bodies, fastapi_only = sys.argv[1:]
+MAX_DIFF = 1e-5
+
+def post(url, path, header):
+    body = open(path, "rb").read()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.headers.get(header), json.loads(r.read())
+
+def twice(name, url, path, header, scores):
+    first, a = post(url, path, header)
+    second, b = post(url, path, header)
+    print(f"check: {name}: first request {header}: {first}, second: {second}")
+    if second != "hit":
+        sys.exit(f"check: FAILED, {name}'s second answer is not from its cache")
+    if scores(a) != scores(b):
+        sys.exit(f"check: FAILED, {name}'s cached answer differs from the computed one")
+    return scores(b)
+
+want = twice("FastAPI", fastapi, bodies + "/fastapi_mlp.json", "X-Cache", lambda r: r["scores"])
+if fastapi_only:
+    sys.exit(0)
+got = twice("celer", celer, bodies + "/celer_mlp.json", "X-Celer-Cache", lambda r: r["outputs"][0]["data"])
+if len(got) != len(want):
+    sys.exit(f"check: FAILED, celer returned {len(got)} scores, FastAPI {len(want)}")
+diff = max(abs(g - w) for g, w in zip(got, want))
+print(f"check: cached answers, celer vs FastAPI: {len(got)} scores, max |diff| = {diff:.2e}")
+if not diff <= MAX_DIFF:
+    sys.exit(f"check: FAILED, limit {MAX_DIFF:g}")
+EOF
+}
+
+# ---- the run
+START=$(date -u '+%Y-%m-%d %H:%M UTC')
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+start_redis
+start_fastapi 1 $P_FAST1
+start_celer
+URL_CELER=http://$HOST:$P_CELER/v2/models/mlp/infer
+check_hits "$URL_CELER" "http://$HOST:$P_FAST1/predict" || { log "not on hits, or celer and FastAPI disagree: nothing timed"; exit 1; }
+
+h0=$(celer_hits)
+bench_server celer "$CELER" "$URL_CELER" "$BODIES/celer_mlp.json"
+HITS_CELER=$(hits_during "$h0" "$(celer_hits)")
+stop "$CELER"
+h0=$(redis_hits)
+bench_server fastapi-1w "$FASTAPI" "http://$HOST:$P_FAST1/predict" "$BODIES/fastapi_mlp.json"
+HITS_FAST1=$(hits_during "$h0" "$(redis_hits)")
+stop "$FASTAPI"
+start_fastapi 2 $P_FAST2
+check_hits - "http://$HOST:$P_FAST2/predict" fastapi-only || { log "FastAPI (2 workers) not on hits: not timed"; exit 1; }
+h0=$(redis_hits)
+bench_server fastapi-2w "$FASTAPI" "http://$HOST:$P_FAST2/predict" "$BODIES/fastapi_mlp.json"
+HITS_FAST2=$(hits_during "$h0" "$(redis_hits)")
+stop "$FASTAPI"
+REDIS_PEAK=$(awk '$1 == "VmHWM:" { printf "%.1f", $2 / 1024 }' /proc/"$REDIS"/status)
+stop "$REDIS"
+
+echo
+echo "celer cache-hit benchmark, $START, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(uname -sr)"
+echo "celer $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?') (Release, default flags," \
+  "--cache-redis; hits from its in-process tier), FastAPI $($PY -c 'import fastapi; print(fastapi.__version__)')," \
+  "uvicorn $($PY -c 'import uvicorn; print(uvicorn.__version__)') (uvloop, httptools)," \
+  "redis-py $($PY -c 'import redis; print(redis.__version__)') (redis.asyncio), torch $($PY -c 'import torch; print(torch.__version__)')," \
+  "$(/usr/bin/redis-server --version | cut -d' ' -f1-3)"
+echo "model: the recommendation MLP of run_bench.sh (1000 -> 512 -> 256 -> 64), response_cache on, TTL ${TTL} s;" \
+  "FastAPI: Redis GET of sha256(body) before parsing, SET EX ${TTL} on a miss"
+echo "one body per side on every request (1 row of 1000 features, JSON), warmed up and checked to be a hit first;" \
+  "hits/lookups from warm-up to the last timed run: celer $HITS_CELER (memory tier), fastapi-1w $HITS_FAST1, fastapi-2w $HITS_FAST2 (Redis keyspace)"
+echo "wrk on the same $(nproc) cores as the servers (nothing pinned; -t1 at c=1, -t2 otherwise), ${DURATION}s per row;" \
+  "access logs off everywhere"
+echo "load average before the run: $LOADAVG (the machine may be shared); logs and raw wrk output: $RUN"
+echo "errors = HTTP >= 400 + socket errors; peak RSS = VmRSS summed over the server's process tree," \
+  "sampled every 100 ms (redis-server, shared by both, not included: its own peak was ${REDIS_PEAK:-?} MiB)"
+echo
+$PY - "$RESULTS" <<'EOF'
+import sys
+
+COLS = ["server", "conc", "requests", "seconds", "p50", "p99", "http_err", "sock_err", "rss"]
+rows = []
+for line in open(sys.argv[1]):
+    r = dict(zip(COLS, line.rstrip("\n").split("\t")))
+    for k in COLS[1:]:
+        r[k] = None if r[k] == "-" else float(r[k])
+    r["rps"] = r["requests"] / r["seconds"] if r["requests"] is not None and r["seconds"] else None
+    rows.append(r)
+
+def fmt(v, spec):
+    return "n/a" if v is None else format(v, spec)
+
+print(f"{'server':<12}{'conc':>5}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'peak RSS MiB':>14}")
+for r in rows:
+    errs = None if r["http_err"] is None else int(r["http_err"] + r["sock_err"])
+    rss = None if r["rss"] is None else r["rss"] / 1024
+    print(f"{r['server']:<12}{int(r['conc']):>5}{fmt(r['rps'], '.0f'):>10}{fmt(r['p50'], '.2f'):>9}"
+          f"{fmt(r['p99'], '.2f'):>9}{fmt(errs, 'd'):>8}{fmt(rss, '.1f'):>14}")
+
+def at(server, c):
+    return next((r for r in rows if r["server"] == server and r["conc"] == c), None)
+
+def ratio(a, b, key):
+    return None if not a or not b or a[key] is None or not b[key] else a[key] / b[key]
+
+for c in sorted({int(r["conc"]) for r in rows}):
+    celer = at("celer", c)
+    fast = [r for r in (at("fastapi-1w", c), at("fastapi-2w", c)) if r and r["rps"]]
+    best = max(fast, key=lambda r: r["rps"]) if fast else None
+    tput, p99 = ratio(celer, best, "rps"), ratio(celer, best, "p99")
+    print(f"\nratios at concurrency {c}, on hits (FastAPI best = {best['server'] if best else 'n/a'}, by throughput):")
+    line = f"  {'throughput celer / FastAPI-best':<36}{fmt(tput, '.3g'):>8}"
+    if c == 64:
+        verdict = "n/a" if tput is None else ("met" if tput >= 20 else "NOT met")
+        line += f"   target {'>= 20':<8} {verdict}"
+    print(line)
+    print(f"  {'p99 celer / FastAPI-best':<36}{fmt(p99, '.3g'):>8}")
+EOF
