@@ -274,6 +274,11 @@ static entry *find(shard *s, celer_cache_key k) {
 
 bool celer_cache_get(celer_cache *c, celer_cache_key key, int64_t now_ns, celer_arena *arena, void **value,
                      size_t *len) {
+    return celer_cache_get_ex(c, key, now_ns, arena, value, len, NULL);
+}
+
+bool celer_cache_get_ex(celer_cache *c, celer_cache_key key, int64_t now_ns, celer_arena *arena, void **value,
+                        size_t *len, int64_t *expires_ns) {
     shard *s = shard_of(c, key);
     pthread_mutex_lock(&s->mu);
     entry *e = find(s, key);
@@ -288,6 +293,7 @@ bool celer_cache_get(celer_cache *c, celer_cache_key key, int64_t now_ns, celer_
         if (copy) {
             memcpy(copy, e->data, e->len);
             *len = e->len;
+            if (expires_ns) *expires_ns = e->expires_ns;
             lru_unlink(s, e);
             lru_push(s, e);
         }

@@ -60,6 +60,9 @@ void celer_cache_free(celer_cache *c);
  * and returns true. An expired entry is dropped. */
 bool celer_cache_get(celer_cache *c, celer_cache_key key, int64_t now_ns, celer_arena *arena, void **value,
                      size_t *len);
+/* The same, also giving the entry's expiry. */
+bool celer_cache_get_ex(celer_cache *c, celer_cache_key key, int64_t now_ns, celer_arena *arena, void **value,
+                        size_t *len, int64_t *expires_ns);
 /* Stores a copy of the value until expires_ns, evicting least recently used entries of its shard
  * to stay under the bound; a value larger than a shard's share is not stored. Replaces an
  * existing entry. */

@@ -76,6 +76,9 @@ typedef struct http_req {
     bool cache_leader;         /* computes for the requests coalesced on cache_key */
     celer_cache_key cache_key;
     celer_cache_waiter waiter;
+    bool raw_keyed;            /* raw_key is set: a successful answer is kept under it */
+    celer_cache_key raw_key;
+    int64_t raw_expires_ns;    /* when the result it comes from expires */
 } http_req;
 
 static int64_t now_ns(void) {
@@ -155,6 +158,56 @@ static void left_before_batch(http_req *q) {
     atomic_fetch_sub(&q->version->before_batch, 1);
 }
 
+/* ---- the response cache in front of the result cache ----
+ * The same request bytes (body and the headers that decide its reading) to the same endpoint get
+ * the same response bytes: the response is kept under a key over the raw request, so a repeat is
+ * answered by hashing its body, without parsing it. The result cache behind it (keys over decoded
+ * tensors) still serves the same tensors sent in another form. An entry lives no longer than the
+ * result it was encoded from. Values: json_len (8 bytes), a content-type byte, the body. */
+
+static celer_cache_key raw_request_key(const http_req *q, const char *header_len, const char *content_type) {
+    const served_version *v = q->version;
+    celer_cache_keyer k;
+    celer_cache_key_begin(&k);
+    celer_cache_key_str(&k, "raw response");
+    celer_cache_key_str(&k, v->owner->name);
+    celer_cache_key_str(&k, v->version_str);
+    celer_cache_key_u64(&k, v->cache_salt);
+    celer_cache_key_u64(&k, q->predict);
+    celer_cache_key_str(&k, header_len ? header_len : "(none)");
+    celer_cache_key_str(&k, v->pipeline && content_type ? content_type : ""); /* pipelines read raw images by it */
+    celer_cache_key_bytes(&k, q->body ? q->body : "", q->body_len);
+    return celer_cache_key_end(&k);
+}
+
+static void keep_response(http_req *q) {
+    size_t len = 9 + q->resp.len;
+    char *v = malloc(len);
+    if (!v) return;
+    uint64_t jl = q->json_len;
+    memcpy(v, &jl, 8);
+    v[8] = q->content_type && !strcmp(q->content_type, "application/octet-stream");
+    memcpy(v + 9, q->resp.data, q->resp.len);
+    celer_cache_put(q->srv->cache, q->raw_key, v, len, q->raw_expires_ns);
+    free(v);
+}
+
+/* Answers q from a kept response; false when there is none. */
+static bool answer_kept(http_req *q) {
+    void *value;
+    size_t len;
+    if (!celer_cache_get(q->srv->cache, q->raw_key, now_ns(), &q->arena, &value, &len) || len < 9) return false;
+    uint64_t jl;
+    memcpy(&jl, value, 8);
+    celer_jbuf_reset(&q->resp);
+    celer_jbuf_raw(&q->resp, (const char *)value + 9, len - 9);
+    if (q->resp.status) return false;
+    q->json_len = (size_t)jl;
+    q->content_type = ((const char *)value)[8] ? "application/octet-stream" : "application/json";
+    q->status = 200;
+    return true;
+}
+
 /* Sets q's reply from a result (outputs, or the failure), as the request asked for it, and counts
  * it in the version's success/failure statistics. */
 static void answer(http_req *q, celer_status st, const char *message, const celer_tensor *outputs, int n_outputs) {
@@ -184,6 +237,7 @@ static void answer(http_req *q, celer_status st, const char *message, const cele
     } else {
         q->status = 200;
         q->content_type = q->json_len && q->json_len < q->resp.len ? "application/octet-stream" : "application/json";
+        if (q->raw_keyed) keep_response(q);
     }
     atomic_fetch_add(&v->n_success, 1);
     atomic_fetch_add(&v->n_inferences, 1);
@@ -488,6 +542,23 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
         }
         json_len = (size_t)v;
     }
+    if (q->version->cache_ttl_ns > 0) {
+        int64_t t0 = now_ns();
+        q->raw_key = raw_request_key(q, hl, MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Content-Type"));
+        q->raw_keyed = true;
+        q->raw_expires_ns = t0 + q->version->cache_ttl_ns;
+        if (answer_kept(q)) {
+            celer_metrics_observe(q->srv->m_cache_lookup, (double)(now_ns() - t0) * 1e-9);
+            celer_metrics_add(q->srv->m_cache_hits, 1);
+            atomic_fetch_add(&q->version->n_success, 1);
+            atomic_fetch_add(&q->version->n_inferences, 1);
+            celer_metrics_add(q->version->m_success, 1);
+            celer_metrics_observe(q->version->m_duration, (double)(now_ns() - q->start_ns) * 1e-9);
+            q->cache = CACHE_HIT;
+            q->raw_keyed = false;
+            return send_reply(q);
+        }
+    }
     celer_status st;
     if (q->version->pipeline) {
         if (q->predict) {
@@ -527,8 +598,10 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
         size_t len;
         celer_tensor *outs;
         int n;
-        bool hit = celer_cache_get(q->srv->cache, q->cache_key, t0, &q->arena, &value, &len) &&
+        int64_t expires = 0;
+        bool hit = celer_cache_get_ex(q->srv->cache, q->cache_key, t0, &q->arena, &value, &len, &expires) &&
                    !celer_cache_unpack(value, len, &q->arena, &outs, &n) && n == q->version->n_outputs;
+        if (hit) q->raw_expires_ns = expires;
         celer_metrics_observe(q->srv->m_cache_lookup, (double)(now_ns() - t0) * 1e-9);
         celer_metrics_add(hit ? q->srv->m_cache_hits : q->srv->m_cache_misses, 1);
         if (!hit && q->srv->redis) {
@@ -544,7 +617,8 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
             if (hit) { /* kept here too, no longer than Redis keeps it */
                 int64_t ttl_ns = q->version->cache_ttl_ns;
                 if (ttl_ms >= 0) ttl_ns = CELER_MIN(ttl_ns, ttl_ms * 1000000);
-                celer_cache_put(q->srv->cache, q->cache_key, value, len, now_ns() + ttl_ns);
+                q->raw_expires_ns = now_ns() + ttl_ns;
+                celer_cache_put(q->srv->cache, q->cache_key, value, len, q->raw_expires_ns);
             }
         }
         if (hit) { /* answered here: encoding one result is the connection thread's work */
