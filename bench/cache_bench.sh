@@ -69,10 +69,6 @@ cp "$BUILD/bench-repo/mlp/1/model.onnx" "$REPO/mlp/1/model.onnx"
 
 # ---- processes (every process started here is stopped on exit) and memory sampling
 source "$ROOT/bench/lib.sh"
-# also stop a memory sampler left running (an exit in the middle of a wrk run would orphan it, and
-# it would write its peak into a later run's files)
-SAMPLER=
-trap '[[ -z $SAMPLER ]] || kill "$SAMPLER" 2>/dev/null; cleanup' EXIT
 for p in $P_CELER $P_FAST1 $P_FAST2 $P_REDIS; do
   port_free "$p" || { log "port $p on $HOST is taken; set BENCH_PORT_BASE"; exit 1; }
 done

@@ -14,7 +14,14 @@ stop() {  # stop PID: TERM, then KILL after 10 s
   for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
   PIDS=("${keep[@]}")
 }
-cleanup() { local p; for p in "${PIDS[@]}"; do stop "$p"; done; }
+# SAMPLER: the memory sampler of the wrk run in progress; an exit in the middle of a run would
+# otherwise orphan it, and it would write its peak into a later run's file
+SAMPLER=
+cleanup() {
+  local p
+  [[ -z $SAMPLER ]] || kill "$SAMPLER" 2>/dev/null || true
+  for p in "${PIDS[@]}"; do stop "$p"; done
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 

@@ -102,9 +102,9 @@ load() {  # load SERVER PID URL CONCURRENCY
   ((c < threads)) && threads=$c
   rm -f "$RUN/stop"
   sample_peak_rss "$pid" "$RUN/stop" "$RUN/rss" &
-  local sampler=$!
+  SAMPLER=$!
   wrk -t"$threads" -c"$c" -d"${DURATION}s" --timeout 10s -s bench/post.lua "$url" -- "$BODIES/bench.json" >"$out" 2>&1 || true
-  touch "$RUN/stop"; wait "$sampler"
+  touch "$RUN/stop"; wait "$SAMPLER"; SAMPLER=
   line=$(grep '^BENCH ' "$out" || true)
   if [[ -n $line ]]; then
     # BENCH requests=.. seconds=.. p50_ms=.. p99_ms=.. http_errors=.. socket_errors=..
