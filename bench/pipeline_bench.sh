@@ -182,46 +182,4 @@ echo "load average before the run: $LOADAVG (the machine may be shared); logs an
 echo "errors = HTTP >= 400 + socket errors; peak RSS = VmRSS summed over the server's process tree," \
   "sampled every 100 ms (celer's includes the mapped item matrix pages it touched)"
 echo
-$PY - "$RESULTS" <<'EOF'
-import sys
-
-COLS = ["server", "conc", "requests", "seconds", "p50", "p99", "http_err", "sock_err", "rss"]
-rows = []
-for line in open(sys.argv[1]):
-    r = dict(zip(COLS, line.rstrip("\n").split("\t")))
-    for k in COLS[1:]:
-        r[k] = None if r[k] == "-" else float(r[k])
-    r["rps"] = r["requests"] / r["seconds"] if r["requests"] is not None and r["seconds"] else None
-    rows.append(r)
-
-def fmt(v, spec):
-    return "n/a" if v is None else format(v, spec)
-
-print(f"{'server':<12}{'conc':>5}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'peak RSS MiB':>14}")
-for r in rows:
-    errs = None if r["http_err"] is None else int(r["http_err"] + r["sock_err"])
-    rss = None if r["rss"] is None else r["rss"] / 1024
-    print(f"{r['server']:<12}{int(r['conc']):>5}{fmt(r['rps'], '.0f'):>10}{fmt(r['p50'], '.2f'):>9}"
-          f"{fmt(r['p99'], '.2f'):>9}{fmt(errs, 'd'):>8}{fmt(rss, '.1f'):>14}")
-
-def at(server, c):
-    return next((r for r in rows if r["server"] == server and r["conc"] == c), None)
-
-def ratio(a, b, key):
-    return None if not a or not b or a[key] is None or not b[key] else a[key] / b[key]
-
-for c in sorted({int(r["conc"]) for r in rows}):
-    celer = at("celer", c)
-    fast = [r for r in (at("fastapi-1w", c), at("fastapi-2w", c)) if r and r["rps"]]
-    best = max(fast, key=lambda r: r["rps"]) if fast else None
-    tput, p99 = ratio(celer, best, "rps"), ratio(celer, best, "p99")
-    print(f"\nratios at concurrency {c} (FastAPI best = {best['server'] if best else 'n/a'}, by throughput):")
-    checks = [("throughput celer / FastAPI-best", tput, 20, True, ">= 20"),
-              ("p99 celer / FastAPI-best", p99, 0.1, False, "<= 0.10")]
-    for name, value, target, higher, shown in checks:
-        if c == 64:
-            verdict = "n/a" if value is None else ("met" if (value >= target if higher else value <= target) else "NOT met")
-            print(f"  {name:<36}{fmt(value, '.3g'):>8}   target {shown:<8} {verdict}")
-        else:
-            print(f"  {name:<36}{fmt(value, '.3g'):>8}")
-EOF
+$PY bench/report_vs_fastapi.py "$RESULTS"
