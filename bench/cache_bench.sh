@@ -121,22 +121,8 @@ hits_during() {  # hits_during "H0 M0" "H1 M1": "hits/lookups"
 
 # ---- one wrk run (bench/post.lua: POSTs the body, prints one BENCH line); appends to RESULTS
 load() {  # load SERVER PID URL BODY CONCURRENCY
-  local server=$1 pid=$2 url=$3 body=$4 c=$5 threads=2 out=$RUN/wrk-$1-$5.txt line
-  ((c < threads)) && threads=$c
-  rm -f "$RUN/stop"
-  sample_peak_rss "$pid" "$RUN/stop" "$RUN/rss-$server-$c" &
-  SAMPLER=$!
-  wrk -t"$threads" -c"$c" -d"${DURATION}s" --timeout 10s -s bench/post.lua "$url" -- "$body" >"$out" 2>&1 || true
-  touch "$RUN/stop"; wait "$SAMPLER"; SAMPLER=
-  line=$(grep '^BENCH ' "$out" || true)
-  if [[ -n $line ]]; then
-    # BENCH requests=.. seconds=.. p50_ms=.. p99_ms=.. http_errors=.. socket_errors=..
-    line=$(sed -E 's/^BENCH //; s/[a-z0-9_]+=//g; s/ /\t/g' <<<"$line")
-  else
-    log "wrk gave no result for $server c=$c:"; cat "$out" >&2
-    line=$'-\t-\t-\t-\t-\t-'
-  fi
-  printf '%s\t%s\t%s\t%s\n' "$server" "$c" "$line" "$(cat "$RUN/rss-$server-$c")" >>"$RESULTS"
+  local server=$1 pid=$2 c=$5
+  printf '%s\t%s\t%s\n' "$server" "$c" "$(wrk_run "$server" "$pid" "$3" "$4" "$c")" >>"$RESULTS"
   kill -0 "$pid" 2>/dev/null || { log "$server DIED during c=$c; its log:"; tail -n 50 "$RUN/$server.log" >&2; }
 }
 

@@ -62,3 +62,27 @@ sample_peak_rss() {  # sample_peak_rss PID STOPFILE OUT
   done
   echo "$peak" >"$3"
 }
+
+# ---- one wrk run
+# wrk_run LABEL PID URL BODY CONCURRENCY: loads URL with wrk (bench/post.lua POSTs BODY) for
+# DURATION seconds while sampling PID's memory; prints "requests seconds p50_ms p99_ms http_errors
+# socket_errors peak_rss_kib", tab-separated ("-" where wrk gave nothing). Raw output:
+# $RUN/wrk-LABEL-CONCURRENCY.txt.
+wrk_run() {
+  local label=$1 pid=$2 url=$3 body=$4 c=$5 threads=2 out=$RUN/wrk-$1-$5.txt rss=$RUN/rss-$1-$5 line
+  ((c < threads)) && threads=$c
+  rm -f "$RUN/stop"
+  sample_peak_rss "$pid" "$RUN/stop" "$rss" &
+  SAMPLER=$!
+  wrk -t"$threads" -c"$c" -d"${DURATION}s" --timeout 10s -s bench/post.lua "$url" -- "$body" >"$out" 2>&1 || true
+  touch "$RUN/stop"; wait "$SAMPLER"; SAMPLER=
+  line=$(grep '^BENCH ' "$out" || true)
+  if [[ -n $line ]]; then
+    # BENCH requests=.. seconds=.. p50_ms=.. p99_ms=.. http_errors=.. socket_errors=..
+    line=$(sed -E 's/^BENCH //; s/[a-z0-9_]+=//g; s/ /\t/g' <<<"$line")
+  else
+    log "wrk gave no result for $label c=$c:"; cat "$out" >&2
+    line=$'-\t-\t-\t-\t-\t-'
+  fi
+  printf '%s\t%s\n' "$line" "$(cat "$rss")"
+}

@@ -98,22 +98,8 @@ start_fastapi() {  # start_fastapi WORKERS PORT: sets FASTAPI
 
 # ---- one wrk run (bench/post.lua: POSTs the body, prints one BENCH line); appends to RESULTS
 load() {  # load SERVER PID URL CONCURRENCY
-  local server=$1 pid=$2 url=$3 c=$4 threads=2 out=$RUN/wrk-$1-$4.txt line
-  ((c < threads)) && threads=$c
-  rm -f "$RUN/stop"
-  sample_peak_rss "$pid" "$RUN/stop" "$RUN/rss" &
-  SAMPLER=$!
-  wrk -t"$threads" -c"$c" -d"${DURATION}s" --timeout 10s -s bench/post.lua "$url" -- "$BODIES/bench.json" >"$out" 2>&1 || true
-  touch "$RUN/stop"; wait "$SAMPLER"; SAMPLER=
-  line=$(grep '^BENCH ' "$out" || true)
-  if [[ -n $line ]]; then
-    # BENCH requests=.. seconds=.. p50_ms=.. p99_ms=.. http_errors=.. socket_errors=..
-    line=$(sed -E 's/^BENCH //; s/[a-z0-9_]+=//g; s/ /\t/g' <<<"$line")
-  else
-    log "wrk gave no result for $server c=$c:"; cat "$out" >&2
-    line=$'-\t-\t-\t-\t-\t-'
-  fi
-  printf '%s\t%s\t%s\t%s\n' "$server" "$c" "$line" "$(cat "$RUN/rss")" >>"$RESULTS"
+  local server=$1 pid=$2 c=$4
+  printf '%s\t%s\t%s\n' "$server" "$c" "$(wrk_run "$server" "$pid" "$3" "$BODIES/bench.json" "$c")" >>"$RESULTS"
   kill -0 "$pid" 2>/dev/null || { log "$server DIED during c=$c; its log:"; tail -n 50 "$RUN/${server%%-*}"*.log >&2; }
 }
 

@@ -100,22 +100,8 @@ EOF
 
 # ---- one wrk run; appends a line to RESULTS
 load() {  # load SERVER MODEL PID URL BODY CONCURRENCY
-  local server=$1 model=$2 pid=$3 url=$4 body=$5 c=$6 threads=2 out=$RUN/wrk-$1-$2-$6.txt line
-  ((c < threads)) && threads=$c
-  rm -f "$RUN/stop"
-  sample_peak_rss "$pid" "$RUN/stop" "$RUN/rss" &
-  SAMPLER=$!
-  wrk -t"$threads" -c"$c" -d"${DURATION}s" --timeout 10s -s bench/post.lua "$url" -- "$body" >"$out" 2>&1 || true
-  touch "$RUN/stop"; wait "$SAMPLER"; SAMPLER=
-  line=$(grep '^BENCH ' "$out" || true)
-  if [[ -n $line ]]; then
-    # BENCH requests=.. seconds=.. p50_ms=.. p99_ms=.. http_errors=.. socket_errors=..
-    line=$(sed -E 's/^BENCH //; s/[a-z0-9_]+=//g; s/ /\t/g' <<<"$line")
-  else
-    log "wrk gave no result for $server $model c=$c:"; cat "$out" >&2
-    line=$'-\t-\t-\t-\t-\t-'
-  fi
-  printf '%s\t%s\t%s\t%s\t%s\n' "$server" "$model" "$c" "$line" "$(cat "$RUN/rss")" >>"$RESULTS"
+  local server=$1 model=$2 pid=$3 c=$6
+  printf '%s\t%s\t%s\t%s\n' "$server" "$model" "$c" "$(wrk_run "$server-$model" "$pid" "$4" "$5" "$c")" >>"$RESULTS"
   kill -0 "$pid" 2>/dev/null || { log "$server DIED during c=$c; its log:"; tail -n 50 "$RUN/$server.log" >&2; }
 }
 
