@@ -14,10 +14,12 @@
 # 1000 numbers): warmed up with it, checked to be a hit (X-Celer-Cache: hit, X-Cache: hit), the
 # two answers checked to agree, then loaded with wrk at concurrency 1, 8 and 64 for BENCH_SECONDS
 # (default 10). The hit counts over the timed runs (celer's metrics, Redis's INFO) show that they
-# were hits. Prints one table and the ratios. Everything listens on and targets 127.0.0.1 only;
-# every process started here is stopped on exit. Logs and raw results stay in BUILD/cache-bench/.
+# were hits. Last, two servers that answer the same POSTs with celer's cached answer and do nothing
+# else give the ceiling, what any HTTP server reaches with this client on this machine: nginx
+# (`return 200`), and bench/fixed_answer.c, a bare epoll loop. Prints one table and the ratios. Everything listens on and targets 127.0.0.1 only; every process started
+# here is stopped on exit. Logs and raw results stay in BUILD/cache-bench/.
 # Env: BENCH_SECONDS, BENCH_WARMUP_SECONDS (2), BENCH_PORT_BASE (18471: celer, +1 FastAPI 1 worker,
-# +2 FastAPI 2 workers, +3 redis-server), BENCH_BUILD_DIR.
+# +2 FastAPI 2 workers, +3 redis-server, +4 nginx, +5 fixed_answer), BENCH_BUILD_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -27,7 +29,8 @@ DURATION=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP_SECONDS:-2}
 BUILD=$(realpath -m "${BENCH_BUILD_DIR:-$ROOT/build-bench}")
 BASE=${BENCH_PORT_BASE:-18471}
-P_CELER=$BASE P_FAST1=$((BASE + 1)) P_FAST2=$((BASE + 2)) P_REDIS=$((BASE + 3))
+P_CELER=$BASE P_FAST1=$((BASE + 1)) P_FAST2=$((BASE + 2)) P_REDIS=$((BASE + 3)) P_NGINX=$((BASE + 4))
+P_FIXED=$((BASE + 5))
 TTL=600
 OUT=$BUILD/cache-bench
 REPO=$OUT/repo
@@ -39,9 +42,10 @@ CONCURRENCY=(1 8 64)
 
 log() { echo "cache-bench: $*" >&2; }
 
-# ---- tools: wrk, redis-server, uvicorn's fast loop/parser, and the redis client (redis.asyncio)
+# ---- tools: wrk, redis-server, nginx, uvicorn's fast loop/parser, and the redis client (redis.asyncio)
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
+[[ -x /usr/sbin/nginx ]] || missing+=(nginx)
 [[ -x /usr/bin/redis-server && -x /usr/bin/redis-cli ]] || missing+=(redis-server redis-tools)
 $PY -c 'import uvloop, httptools' 2>/dev/null || missing+=(python3-uvloop python3-httptools)
 $PY -c 'import fastapi, uvicorn' 2>/dev/null || missing+=(python3-fastapi python3-uvicorn)
@@ -57,6 +61,7 @@ if ! ninja -j2 -C "$BUILD" celer >"$BUILD/cache-bench-build.log" 2>&1; then
   [[ -x $BUILD/celer ]] || { cat "$BUILD/cache-bench-build.log"; exit 1; }
   log "build failed (see $BUILD/cache-bench-build.log); using the existing $BUILD/celer"
 fi
+cc -O2 -std=gnu17 -Wall -Wextra -Werror -pthread -o "$BUILD/fixed_answer" bench/fixed_answer.c
 rm -rf "$OUT" && mkdir -p "$RUN" "$REPO/mlp/1"
 $PY bench/make_bench_models.py "$BUILD" >/dev/null
 # run_bench.sh's mlp (dynamic batching up to 64 rows), with its results cached for TTL seconds
@@ -69,7 +74,7 @@ cp "$BUILD/bench-repo/mlp/1/model.onnx" "$REPO/mlp/1/model.onnx"
 
 # ---- processes (every process started here is stopped on exit) and memory sampling
 source "$ROOT/bench/lib.sh"
-for p in $P_CELER $P_FAST1 $P_FAST2 $P_REDIS; do
+for p in $P_CELER $P_FAST1 $P_FAST2 $P_REDIS $P_NGINX $P_FIXED; do
   port_free "$p" || { log "port $p on $HOST is taken; set BENCH_PORT_BASE"; exit 1; }
 done
 
@@ -181,6 +186,7 @@ check_hits "$URL_CELER" "http://$HOST:$P_FAST1/predict" || { log "not on hits, o
 h0=$(celer_hits)
 bench_server celer "$CELER" "$URL_CELER" "$BODIES/celer_mlp.json"
 HITS_CELER=$(hits_during "$h0" "$(celer_hits)")
+ANSWER=$(curl -sf -H 'Content-Type: application/json' --data-binary "@$BODIES/celer_mlp.json" "$URL_CELER")
 stop "$CELER"
 h0=$(redis_hits)
 bench_server fastapi-1w "$FASTAPI" "http://$HOST:$P_FAST1/predict" "$BODIES/fastapi_mlp.json"
@@ -192,6 +198,15 @@ h0=$(redis_hits)
 bench_server fastapi-2w "$FASTAPI" "http://$HOST:$P_FAST2/predict" "$BODIES/fastapi_mlp.json"
 HITS_FAST2=$(hits_during "$h0" "$(redis_hits)")
 stop "$FASTAPI"
+start_nginx "$P_NGINX" "$ANSWER"
+bench_server nginx-fixed "$NGINX" "http://$HOST:$P_NGINX/v2/models/mlp/infer" "$BODIES/celer_mlp.json"
+stop "$NGINX"
+printf '%s' "$ANSWER" >"$RUN/answer.json"
+"$BUILD/fixed_answer" "$P_FIXED" "$(nproc)" "$RUN/answer.json" >"$RUN/fixed-answer.log" 2>&1 &
+FIXED=$!; PIDS+=("$FIXED")
+wait_ready "$FIXED" "http://$HOST:$P_FIXED/" fixed_answer "$RUN/fixed-answer.log"
+bench_server fixed-answer "$FIXED" "http://$HOST:$P_FIXED/v2/models/mlp/infer" "$BODIES/celer_mlp.json"
+stop "$FIXED"
 REDIS_PEAK=$(awk '$1 == "VmHWM:" { printf "%.1f", $2 / 1024 }' /proc/"$REDIS"/status)
 stop "$REDIS"
 
@@ -201,9 +216,11 @@ echo "celer $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?') 
   "--cache-redis; hits from its in-process tier), FastAPI $($PY -c 'import fastapi; print(fastapi.__version__)')," \
   "uvicorn $($PY -c 'import uvicorn; print(uvicorn.__version__)') (uvloop, httptools)," \
   "redis-py $($PY -c 'import redis; print(redis.__version__)') (redis.asyncio), torch $($PY -c 'import torch; print(torch.__version__)')," \
-  "$(/usr/bin/redis-server --version | cut -d' ' -f1-3)"
+  "$(/usr/bin/redis-server --version | cut -d' ' -f1-3), $(/usr/sbin/nginx -v 2>&1 | cut -d' ' -f3)"
 echo "model: the recommendation MLP of run_bench.sh (1000 -> 512 -> 256 -> 64), response_cache on, TTL ${TTL} s;" \
-  "FastAPI: Redis GET of sha256(body) before parsing, SET EX ${TTL} on a miss"
+  "FastAPI: Redis GET of sha256(body) before parsing, SET EX ${TTL} on a miss;" \
+  "nginx-fixed and fixed-answer (bench/fixed_answer.c, $(nproc) threads): celer's answer (${#ANSWER} bytes) to every POST," \
+  "the request read and dropped, nothing else"
 echo "one body per side on every request (1 row of 1000 features, JSON), warmed up and checked to be a hit first;" \
   "hits/lookups from warm-up to the last timed run: celer $HITS_CELER (memory tier), fastapi-1w $HITS_FAST1, fastapi-2w $HITS_FAST2 (Redis keyspace)"
 echo "wrk on the same $(nproc) cores as the servers (nothing pinned; -t1 at c=1, -t2 otherwise), ${DURATION}s per row;" \
@@ -212,4 +229,4 @@ echo "load average before the run: $LOADAVG (the machine may be shared); logs an
 echo "errors = HTTP >= 400 + socket errors; peak RSS = VmRSS summed over the server's process tree," \
   "sampled every 100 ms (redis-server, shared by both, not included: its own peak was ${REDIS_PEAK:-?} MiB)"
 echo
-$PY bench/report_vs_fastapi.py "$RESULTS" --hits --no-p99-target
+$PY bench/report_vs_fastapi.py "$RESULTS" --hits --no-p99-target --ceiling nginx-fixed,fixed-answer

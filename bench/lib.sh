@@ -1,6 +1,6 @@
-# Shell functions the benchmark scripts share (sourced by bench/run_bench.sh and
-# bench/pipeline_bench.sh, which define `log` and HOST first): starting and stopping servers,
-# and sampling their memory.
+# Shell functions the benchmark scripts share (sourced by bench/run_bench.sh,
+# bench/pipeline_bench.sh and bench/cache_bench.sh, which define `log`, HOST and RUN first):
+# starting and stopping servers, sampling their memory, and one wrk run.
 
 # ---- processes: every server started here is stopped on exit
 PIDS=()
@@ -35,6 +35,40 @@ wait_ready() {  # wait_ready PID URL NAME LOG: until URL answers 200 (60 s)
     sleep 0.1
   done
   log "$3 not ready after 60 s:"; tail -n 30 "$4" >&2; exit 1
+}
+
+# start_nginx PORT ANSWER: nginx answering every request on PORT with 200 and ANSWER (JSON without
+# single quotes), whatever the method and body (it reads and drops the body): a server that does
+# no work, for reference. Sets NGINX; its files are in $RUN/nginx.
+start_nginx() {
+  mkdir -p "$RUN/nginx"
+  cat >"$RUN/nginx/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+pid $RUN/nginx/nginx.pid;
+error_log $RUN/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_max_body_size 64m;
+  client_body_temp_path $RUN/nginx/body;
+  proxy_temp_path $RUN/nginx/proxy;
+  fastcgi_temp_path $RUN/nginx/fastcgi;
+  uwsgi_temp_path $RUN/nginx/uwsgi;
+  scgi_temp_path $RUN/nginx/scgi;
+  server {
+    listen $HOST:$1;
+    location / {
+      default_type application/json;
+      return 200 '$2';
+    }
+  }
+}
+EOF
+  /usr/sbin/nginx -p "$RUN/nginx" -e "$RUN/nginx/error.log" -c "$RUN/nginx/nginx.conf" >"$RUN/nginx.log" 2>&1 &
+  NGINX=$!; PIDS+=("$NGINX")
+  wait_ready "$NGINX" "http://$HOST:$1/" nginx "$RUN/nginx/error.log"
 }
 
 # ---- peak RSS of a process tree, sampled every 100 ms until STOPFILE exists

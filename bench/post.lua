@@ -2,19 +2,17 @@
 --   wrk -t2 -c64 -d10s -s post.lua http://127.0.0.1:PORT/path -- BODY.json
 -- Output: "BENCH requests=N seconds=S p50_ms=X p99_ms=Y http_errors=N socket_errors=N"
 -- (http_errors: responses with status > 399, as wrk counts them; nothing here answers 3xx)
-
-local req
+--
+-- The request is set up once in init and defines no request() or response(): wrk then sends
+-- the same prebuilt bytes without calling Lua per request. A request() function cost the client
+-- about 20% more CPU, taken from the servers it shares the cores with.
 
 function init(args)
   local f = assert(io.open(args[1], "rb"), "cannot open body file " .. tostring(args[1]))
-  local body = f:read("*a")
+  wrk.body = f:read("*a")
   f:close()
-  -- built once: formatting a request per call would make wrk, not the server, the bottleneck
-  req = wrk.format("POST", nil, { ["Content-Type"] = "application/json" }, body)
-end
-
-function request()
-  return req
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
 end
 
 function done(summary, latency, requests)

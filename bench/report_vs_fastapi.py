@@ -2,18 +2,20 @@
 """Prints the table and the ratios against FastAPI's best for bench/pipeline_bench.sh and
 bench/cache_bench.sh.
 
-    report_vs_fastapi.py RESULTS.tsv [--hits] [--no-p99-target]
+    report_vs_fastapi.py RESULTS.tsv [--hits] [--no-p99-target] [--ceiling SERVER[,SERVER...]]
 
 RESULTS.tsv: one line per load run, tab-separated:
 server conc requests seconds p50_ms p99_ms http_errors socket_errors peak_rss_kib ("-" where a run
 produced no numbers). Targets at concurrency 64: throughput >= 20x and (unless --no-p99-target)
 p99 <= 0.10x of the best FastAPI server (fastapi-1w or fastapi-2w, by throughput). --hits labels
-the ratios as measured on cache hits.
+the ratios as measured on cache hits. --ceiling names servers that do no work (a fixed answer):
+their ratio to FastAPI is the most any server reaches with this client on this machine.
 """
 import sys
 
 HITS = ", on hits" if "--hits" in sys.argv else ""
 P99_TARGET = "--no-p99-target" not in sys.argv
+CEILINGS = sys.argv[sys.argv.index("--ceiling") + 1].split(",") if "--ceiling" in sys.argv else []
 
 COLS = ["server", "conc", "requests", "seconds", "p50", "p99", "http_err", "sock_err", "rss"]
 rows = []
@@ -51,6 +53,11 @@ for c in sorted({int(r["conc"]) for r in rows}):
     for name, value, target, higher, shown in checks:
         if c == 64 and (higher or P99_TARGET):
             verdict = "n/a" if value is None else ("met" if (value >= target if higher else value <= target) else "NOT met")
-            print(f"  {name:<36}{fmt(value, '.3g'):>8}   target {shown:<8} {verdict}")
+            print(f"  {name:<40}{fmt(value, '.3g'):>8}   target {shown:<8} {verdict}")
         else:
-            print(f"  {name:<36}{fmt(value, '.3g'):>8}")
+            print(f"  {name:<40}{fmt(value, '.3g'):>8}")
+    for name in CEILINGS:
+        top = at(name, c)
+        print(f"  {'throughput ' + name + ' / FastAPI-best':<40}{fmt(ratio(top, best, 'rps'), '.3g'):>8}"
+              "   (no work: a ceiling)")
+        print(f"  {'throughput celer / ' + name:<40}{fmt(ratio(celer, top, 'rps'), '.3g'):>8}")

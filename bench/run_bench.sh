@@ -67,37 +67,6 @@ start_fastapi() {  # start_fastapi WORKERS PORT: sets FASTAPI
   wait_ready "$FASTAPI" "http://$HOST:$2/health" "FastAPI ($1 workers)" "$RUN/fastapi-$1w.log"
 }
 
-start_nginx() {
-  mkdir -p "$RUN/nginx"
-  cat >"$RUN/nginx/nginx.conf" <<EOF
-worker_processes auto;
-daemon off;
-pid $RUN/nginx/nginx.pid;
-error_log $RUN/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $RUN/nginx/body;
-  proxy_temp_path $RUN/nginx/proxy;
-  fastcgi_temp_path $RUN/nginx/fastcgi;
-  uwsgi_temp_path $RUN/nginx/uwsgi;
-  scgi_temp_path $RUN/nginx/scgi;
-  server {
-    listen $HOST:$P_NGINX;
-    location / {
-      default_type application/json;
-      return 200 '{"model_name":"identity","outputs":[{"name":"y","datatype":"FP32","shape":[1,4],"data":[0.5,-1.25,2.0,3.75]}]}';
-    }
-  }
-}
-EOF
-  /usr/sbin/nginx -p "$RUN/nginx" -e "$RUN/nginx/error.log" -c "$RUN/nginx/nginx.conf" >"$RUN/nginx.log" 2>&1 &
-  NGINX=$!; PIDS+=("$NGINX")
-  wait_ready "$NGINX" "http://$HOST:$P_NGINX/" nginx "$RUN/nginx/error.log"
-}
-
-
 # ---- one wrk run; appends a line to RESULTS
 load() {  # load SERVER MODEL PID URL BODY CONCURRENCY
   local server=$1 model=$2 pid=$3 c=$6
@@ -128,7 +97,7 @@ stop "$FASTAPI"
 start_fastapi 2 $P_FAST2
 bench_server fastapi-2w mlp "$FASTAPI" "http://$HOST:$P_FAST2/predict" "$BODIES/fastapi_mlp.json"
 stop "$FASTAPI"
-start_nginx
+start_nginx "$P_NGINX" '{"model_name":"identity","outputs":[{"name":"y","datatype":"FP32","shape":[1,4],"data":[0.5,-1.25,2.0,3.75]}]}'
 bench_server nginx static "$NGINX" "http://$HOST:$P_NGINX/" "$BODIES/identity.json"
 stop "$NGINX"
 

@@ -87,6 +87,13 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Bounded copy with a terminating NUL (no printf on the per-request path). */
+static void copy_text(char *dst, size_t cap, const char *src) {
+    size_t n = strnlen(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
 /* ---- responses ---- */
 
 static void reply_json(http_req *q, int status) {
@@ -196,14 +203,20 @@ static void keep_response(http_req *q) {
 static bool answer_kept(http_req *q) {
     void *value;
     size_t len;
-    if (!celer_cache_get(q->srv->cache, q->raw_key, now_ns(), &q->arena, &value, &len) || len < 9) return false;
-    uint64_t jl;
-    memcpy(&jl, value, 8);
-    celer_jbuf_reset(&q->resp);
-    celer_jbuf_raw(&q->resp, (const char *)value + 9, len - 9);
-    if (q->resp.status) return false;
+    /* an arena of its own, sized for one response: a hit takes no request arena (64 KiB blocks) */
+    celer_arena kept;
+    celer_arena_init(&kept, 4096, 0);
+    bool hit = celer_cache_get(q->srv->cache, q->raw_key, now_ns(), &kept, &value, &len) && len >= 9;
+    uint64_t jl = 0;
+    if (hit) {
+        memcpy(&jl, value, 8);
+        celer_jbuf_reset(&q->resp);
+        celer_jbuf_raw(&q->resp, (const char *)value + 9, len - 9);
+        q->content_type = ((const char *)value)[8] ? "application/octet-stream" : "application/json";
+    }
+    celer_arena_free(&kept);
+    if (!hit || q->resp.status) return false;
     q->json_len = (size_t)jl;
-    q->content_type = ((const char *)value)[8] ? "application/octet-stream" : "application/json";
     q->status = 200;
     return true;
 }
@@ -524,7 +537,7 @@ static celer_cache_key request_key(const http_req *q) {
 static enum MHD_Result start_infer(http_req *q, const char *model, const char *version) {
     char msg[1024];
     int code = 0;
-    snprintf(q->model_name, sizeof q->model_name, "%s", model);
+    copy_text(q->model_name, sizeof q->model_name, model);
     q->version = celer_registry_acquire(q->srv->registry, model, version, &code, msg, sizeof msg);
     if (!q->version) {
         reply_error(q, code, msg);
@@ -676,7 +689,7 @@ static void *repo_action(void *p) {
 }
 
 static enum MHD_Result start_repo_action(http_req *q, const char *model, bool unload) {
-    snprintf(q->model_name, sizeof q->model_name, "%s", model);
+    copy_text(q->model_name, sizeof q->model_name, model);
     q->unload = unload;
     atomic_store(&q->state, REQ_WAITING);
     MHD_suspend_connection(q->conn);
@@ -942,13 +955,6 @@ static enum MHD_Result dispatch(http_req *q) {
 
 /* ---- MHD callbacks ---- */
 
-/* Bounded copy with a terminating NUL (no printf on the per-request path). */
-static void copy_text(char *dst, size_t cap, const char *src) {
-    size_t n = strnlen(src, cap - 1);
-    memcpy(dst, src, n);
-    dst[n] = 0;
-}
-
 static void hex_id(char *out, unsigned long long v) {
     char tmp[17];
     int n = 0;
@@ -982,7 +988,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         else
             hex_id(q->request_id, (unsigned long long)atomic_fetch_add(&srv->next_id, 1) + 1);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)srv->opts->max_body_bytes) q->too_large = true;
+        unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
+        if (declared > (unsigned long long)srv->opts->max_body_bytes) q->too_large = true;
+        else if (declared) { /* one allocation, not grown chunk by chunk; up to 1 MiB before any byte came */
+            size_t cap = (size_t)CELER_MIN(declared, 1ull << 20) + 1;
+            q->body = malloc(cap);
+            if (!q->body) {
+                free(q);
+                return MHD_NO;
+            }
+            q->body_cap = cap;
+        }
         atomic_fetch_add(&srv->active, 1);
         *con_cls = q;
         return MHD_YES;
