@@ -125,9 +125,9 @@ hits_during() {  # hits_during "H0 M0" "H1 M1": "hits/lookups"
 }
 
 # ---- one wrk run (bench/post.lua: POSTs the body, prints one BENCH line); appends to RESULTS
-load() {  # load SERVER PID URL BODY CONCURRENCY
+load() {  # load SERVER PID URL BODY CONCURRENCY (CPU: the server's and redis-server's)
   local server=$1 pid=$2 c=$5
-  printf '%s\t%s\t%s\n' "$server" "$c" "$(wrk_run "$server" "$pid" "$3" "$4" "$c")" >>"$RESULTS"
+  printf '%s\t%s\t%s\n' "$server" "$c" "$(wrk_run "$server" "$pid" "$3" "$4" "$c" "$REDIS")" >>"$RESULTS"
   kill -0 "$pid" 2>/dev/null || { log "$server DIED during c=$c; its log:"; tail -n 50 "$RUN/$server.log" >&2; }
 }
 
@@ -227,6 +227,7 @@ echo "wrk on the same $(nproc) cores as the servers (nothing pinned; -t1 at c=1,
   "access logs off everywhere"
 echo "load average before the run: $LOADAVG (the machine may be shared); logs and raw wrk output: $RUN"
 echo "errors = HTTP >= 400 + socket errors; peak RSS = VmRSS summed over the server's process tree," \
-  "sampled every 100 ms (redis-server, shared by both, not included: its own peak was ${REDIS_PEAK:-?} MiB)"
+  "sampled every 100 ms (redis-server, shared by both, not included: its own peak was ${REDIS_PEAK:-?} MiB);" \
+  "CPU us/req = CPU time of the server's process tree and of redis-server during the run, per request (wrk's excluded)"
 echo
 $PY bench/report_vs_fastapi.py "$RESULTS" --hits --no-p99-target --ceiling nginx-fixed,fixed-answer

@@ -88,6 +88,23 @@ tree_rss_kib() {  # sum of VmRSS over PID and all its descendants
   echo "$total"
 }
 
+tree_cpu_ms() {  # CPU time (user + system, all threads) used so far by each PID and its descendants
+  local total=0 pid line f kids
+  local -a todo=("$@") t
+  while ((${#todo[@]})); do
+    pid=${todo[0]}; todo=("${todo[@]:1}")
+    if read -r line 2>/dev/null </proc/"$pid"/stat; then
+      read -ra t <<<"${line##*) }"  # the fields after the command name: utime and stime are 12th and 13th
+      total=$((total + t[11] + t[12]))
+    fi
+    for f in /proc/"$pid"/task/*/children; do
+      kids=(); read -ra kids 2>/dev/null <"$f" || true
+      todo+=("${kids[@]}")
+    done
+  done
+  echo $((total * 1000 / $(getconf CLK_TCK)))
+}
+
 sample_peak_rss() {  # sample_peak_rss PID STOPFILE OUT
   local peak=0 now
   while [[ ! -e $2 ]]; do
@@ -98,17 +115,21 @@ sample_peak_rss() {  # sample_peak_rss PID STOPFILE OUT
 }
 
 # ---- one wrk run
-# wrk_run LABEL PID URL BODY CONCURRENCY: loads URL with wrk (bench/post.lua POSTs BODY) for
-# DURATION seconds while sampling PID's memory; prints "requests seconds p50_ms p99_ms http_errors
-# socket_errors peak_rss_kib", tab-separated ("-" where wrk gave nothing). Raw output:
-# $RUN/wrk-LABEL-CONCURRENCY.txt.
+# wrk_run LABEL PID URL BODY CONCURRENCY [ALSO_PID]: loads URL with wrk (bench/post.lua POSTs
+# BODY) for DURATION seconds while sampling PID's memory; prints "requests seconds p50_ms p99_ms
+# http_errors socket_errors peak_rss_kib cpu_ms", tab-separated ("-" where wrk gave nothing).
+# cpu_ms: CPU time PID's process tree (and ALSO_PID's, a service it depends on) used during the
+# run. Raw output: $RUN/wrk-LABEL-CONCURRENCY.txt.
 wrk_run() {
-  local label=$1 pid=$2 url=$3 body=$4 c=$5 threads=2 out=$RUN/wrk-$1-$5.txt rss=$RUN/rss-$1-$5 line
+  local label=$1 pid=$2 url=$3 body=$4 c=$5 threads=2 out=$RUN/wrk-$1-$5.txt rss=$RUN/rss-$1-$5 line cpu0
+  local -a cpu_pids=("$2" ${6:+"$6"})
   ((c < threads)) && threads=$c
   rm -f "$RUN/stop"
   sample_peak_rss "$pid" "$RUN/stop" "$rss" &
   SAMPLER=$!
+  cpu0=$(tree_cpu_ms "${cpu_pids[@]}")
   wrk -t"$threads" -c"$c" -d"${DURATION}s" --timeout 10s -s bench/post.lua "$url" -- "$body" >"$out" 2>&1 || true
+  cpu0=$(($(tree_cpu_ms "${cpu_pids[@]}") - cpu0))
   touch "$RUN/stop"; wait "$SAMPLER"; SAMPLER=
   line=$(grep '^BENCH ' "$out" || true)
   if [[ -n $line ]]; then
@@ -118,5 +139,5 @@ wrk_run() {
     log "wrk gave no result for $label c=$c:"; cat "$out" >&2
     line=$'-\t-\t-\t-\t-\t-'
   fi
-  printf '%s\t%s\n' "$line" "$(cat "$rss")"
+  printf '%s\t%s\t%s\n' "$line" "$(cat "$rss")" "$cpu0"
 }

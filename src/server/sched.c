@@ -676,8 +676,10 @@ celer_status celer_sched_submit(celer_sched_queue *q, celer_job *job) {
     else q->head = job;
     q->tail = job;
     atomic_store_explicit(&q->depth, depth + 1, memory_order_relaxed);
-    if (s->n_idle > 0) pthread_cond_signal(&s->work);
+    bool wake = s->n_idle > 0;
     pthread_mutex_unlock(&s->mu);
+    /* signalled after unlocking: the woken worker does not block at once on the lock we hold */
+    if (wake) pthread_cond_signal(&s->work);
     return CELER_OK;
 }
 
