@@ -166,6 +166,7 @@ echo "pipeline: recommend (age quantile bins, log income, one-hot country/device
 echo "wrk on the same $(nproc) cores as the servers (nothing pinned; -t1 at c=1, -t2 otherwise), ${DURATION}s per row"
 echo "load average before the run: $LOADAVG (the machine may be shared); logs and raw wrk output: $RUN"
 echo "errors = HTTP >= 400 + socket errors; peak RSS = VmRSS summed over the server's process tree," \
-  "sampled every 100 ms (celer's includes the mapped item matrix pages it touched)"
+  "sampled every 100 ms (celer's includes the mapped item matrix pages it touched);" \
+  "CPU us/req = CPU time of the server's process tree during the run, per request (wrk's excluded)"
 echo
 $PY bench/report_vs_fastapi.py "$RESULTS"

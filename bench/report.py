@@ -5,11 +5,11 @@
 
 RESULTS.tsv: one line per load run, tab-separated:
 server model concurrency requests seconds p50_ms p99_ms http_errors socket_errors peak_rss_kib
-("-" where a run produced no numbers).
+cpu_ms ("-" where a run produced no numbers; cpu_ms: the server's CPU time during the run).
 """
 import sys
 
-COLS = ["server", "model", "conc", "requests", "seconds", "p50", "p99", "http_err", "sock_err", "rss"]
+COLS = ["server", "model", "conc", "requests", "seconds", "p50", "p99", "http_err", "sock_err", "rss", "cpu"]
 LOAD = 64  # the concurrency the targets are stated at
 
 
@@ -22,8 +22,9 @@ def load(path):
     for line in open(path):
         r = dict(zip(COLS, line.rstrip("\n").split("\t")))
         for k in COLS[2:]:
-            r[k] = num(r[k])
+            r[k] = num(r.get(k, "-"))
         r["rps"] = r["requests"] / r["seconds"] if r["requests"] is not None and r["seconds"] else None
+        r["cpu_us"] = r["cpu"] * 1e3 / r["requests"] if r["cpu"] is not None and r["requests"] else None
         rows.append(r)
     return rows
 
@@ -34,12 +35,13 @@ def fmt(v, spec):
 
 def table(rows):
     print(f"{'server':<12}{'model':<13}{'conc':>5}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'errors':>8}{'peak RSS MiB':>14}")
+          f"{'errors':>8}{'peak RSS MiB':>14}{'CPU us/req':>12}")
     for r in rows:
         errs = None if r["http_err"] is None else int(r["http_err"] + r["sock_err"])
         rss = None if r["rss"] is None else r["rss"] / 1024
         print(f"{r['server']:<12}{r['model']:<13}{int(r['conc']):>5}{fmt(r['rps'], '.0f'):>10}"
-              f"{fmt(r['p50'], '.2f'):>9}{fmt(r['p99'], '.2f'):>9}{fmt(errs, 'd'):>8}{fmt(rss, '.1f'):>14}")
+              f"{fmt(r['p50'], '.2f'):>9}{fmt(r['p99'], '.2f'):>9}{fmt(errs, 'd'):>8}{fmt(rss, '.1f'):>14}"
+              f"{fmt(r['cpu_us'], '.1f'):>12}")
 
 
 def at_load(rows, server, model):

@@ -110,6 +110,7 @@ echo "wrk on the same $(nproc) cores as the servers (nothing pinned; -t1 at c=1,
   "1 row of 1000 features per request (JSON); access logs off everywhere;"
 echo "mlp-nobatch: the same model with max_batch_size 0 (dynamic batching off)"
 echo "load average before the run: $LOADAVG (the machine may be shared); logs and raw wrk output: $RUN"
-echo "errors = HTTP >= 400 + socket errors; peak RSS = VmRSS summed over the server's process tree, sampled every 100 ms"
+echo "errors = HTTP >= 400 + socket errors; peak RSS = VmRSS summed over the server's process tree, sampled every 100 ms;" \
+  "CPU us/req = CPU time of the server's process tree during the run, per request (wrk's excluded)"
 echo
 $PY bench/report.py "$RESULTS"
