@@ -41,6 +41,7 @@ REDIS_URL=redis://$HOST:$P_REDIS/0
 CONCURRENCY=(1 8 64)
 
 log() { echo "cache-bench: $*" >&2; }
+source "$ROOT/bench/lib.sh"
 
 # ---- tools: wrk, redis-server, nginx, uvicorn's fast loop/parser, and the redis client (redis.asyncio)
 missing=()
@@ -50,17 +51,10 @@ command -v wrk >/dev/null || missing+=(wrk)
 $PY -c 'import uvloop, httptools' 2>/dev/null || missing+=(python3-uvloop python3-httptools)
 $PY -c 'import fastapi, uvicorn' 2>/dev/null || missing+=(python3-fastapi python3-uvicorn)
 $PY -c 'import redis.asyncio' 2>/dev/null || missing+=(python3-redis)
-if ((${#missing[@]})); then
-  log "installing ${missing[*]}"
-  apt-get install -y "${missing[@]}" >/dev/null || { apt-get update >/dev/null && apt-get install -y "${missing[@]}" >/dev/null; }
-fi
+install_missing "${missing[@]}"
 
 # ---- celer (Release), the models, and the caching repository
-cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-if ! ninja -j2 -C "$BUILD" celer >"$BUILD/cache-bench-build.log" 2>&1; then
-  [[ -x $BUILD/celer ]] || { cat "$BUILD/cache-bench-build.log"; exit 1; }
-  log "build failed (see $BUILD/cache-bench-build.log); using the existing $BUILD/celer"
-fi
+build_celer cache-bench
 cc -O2 -std=gnu17 -Wall -Wextra -Werror -pthread -o "$BUILD/fixed_answer" bench/fixed_answer.c
 rm -rf "$OUT" && mkdir -p "$RUN" "$REPO/mlp/1"
 $PY bench/make_bench_models.py "$BUILD" >/dev/null
@@ -72,8 +66,7 @@ cp "$BUILD/bench-repo/mlp/1/model.onnx" "$REPO/mlp/1/model.onnx"
   echo "parameters { key: \"cache_ttl_seconds\" value: { string_value: \"$TTL\" } }"
 } >"$REPO/mlp/config.pbtxt"
 
-# ---- processes (every process started here is stopped on exit) and memory sampling
-source "$ROOT/bench/lib.sh"
+# ---- ports (every process started below is stopped on exit: bench/lib.sh)
 for p in $P_CELER $P_FAST1 $P_FAST2 $P_REDIS $P_NGINX $P_FIXED; do
   port_free "$p" || { log "port $p on $HOST is taken; set BENCH_PORT_BASE"; exit 1; }
 done

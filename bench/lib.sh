@@ -1,6 +1,22 @@
 # Shell functions the benchmark scripts share (sourced by bench/run_bench.sh,
-# bench/pipeline_bench.sh and bench/cache_bench.sh, which define `log`, HOST and RUN first):
-# starting and stopping servers, sampling their memory, and one wrk run.
+# bench/pipeline_bench.sh and bench/cache_bench.sh, which define `log`, ROOT, BUILD, HOST and RUN
+# first): installing tools, building celer, starting and stopping servers, sampling their memory
+# and CPU, and one wrk run.
+
+# ---- tools and build
+install_missing() {  # install_missing PKG...: installs these Debian packages (apt-get update if needed)
+  (($#)) || return 0
+  log "installing $*"
+  apt-get install -y "$@" >/dev/null || { apt-get update >/dev/null && apt-get install -y "$@" >/dev/null; }
+}
+
+build_celer() {  # build_celer NAME: celer (Release) in BUILD; a failed build falls back on an existing binary
+  cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  if ! ninja -j2 -C "$BUILD" celer >"$BUILD/$1-build.log" 2>&1; then
+    [[ -x $BUILD/celer ]] || { cat "$BUILD/$1-build.log"; exit 1; }
+    log "build failed (see $BUILD/$1-build.log); using the existing $BUILD/celer"
+  fi
+}
 
 # ---- processes: every server started here is stopped on exit
 PIDS=()

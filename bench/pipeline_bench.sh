@@ -33,23 +33,17 @@ RESULTS=$RUN/results.tsv
 CONCURRENCY=(1 8 64)
 
 log() { echo "pipeline-bench: $*" >&2; }
+source "$ROOT/bench/lib.sh"
 
 # ---- tools: wrk, and uvicorn's fast loop/parser (what `pip install uvicorn[standard]` gives)
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 $PY -c 'import uvloop, httptools' 2>/dev/null || missing+=(python3-uvloop python3-httptools)
 $PY -c 'import fastapi, uvicorn' 2>/dev/null || missing+=(python3-fastapi python3-uvicorn)
-if ((${#missing[@]})); then
-  log "installing ${missing[*]}"
-  apt-get install -y "${missing[@]}" >/dev/null || { apt-get update >/dev/null && apt-get install -y "${missing[@]}" >/dev/null; }
-fi
+install_missing "${missing[@]}"
 
 # ---- celer (Release), the repository and the bodies
-cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-if ! ninja -j2 -C "$BUILD" celer >"$BUILD/pipeline-bench-build.log" 2>&1; then
-  [[ -x $BUILD/celer ]] || { cat "$BUILD/pipeline-bench-build.log"; exit 1; }
-  log "build failed (see $BUILD/pipeline-bench-build.log); using the existing $BUILD/celer"
-fi
+build_celer pipeline-bench
 rm -rf "$RUN" && mkdir -p "$RUN" "$BODIES"
 $PY scripts/make_pipeline_examples.py --bench "$REPO" >/dev/null
 
@@ -75,8 +69,7 @@ for n, u in enumerate(users):
         json.dump(u, f)
 EOF
 
-# ---- processes (every server started here is stopped on exit) and memory sampling
-source "$ROOT/bench/lib.sh"
+# ---- ports (every server started below is stopped on exit: bench/lib.sh)
 for p in $P_CELER $P_FAST1 $P_FAST2; do
   port_free "$p" || { log "port $p on $HOST is taken; set BENCH_PORT_BASE"; exit 1; }
 done

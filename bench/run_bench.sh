@@ -26,29 +26,22 @@ RESULTS=$RUN/results.tsv
 CONCURRENCY=(1 8 64)
 
 log() { echo "bench: $*" >&2; }
+source "$ROOT/bench/lib.sh"
 
 # ---- tools: wrk, nginx, and uvicorn's fast loop/parser (what `pip install uvicorn[standard]` gives)
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
 $PY -c 'import uvloop, httptools' 2>/dev/null || missing+=(python3-uvloop python3-httptools)
-if ((${#missing[@]})); then
-  log "installing ${missing[*]}"
-  apt-get install -y "${missing[@]}" >/dev/null || { apt-get update >/dev/null && apt-get install -y "${missing[@]}" >/dev/null; }
-fi
+install_missing "${missing[@]}"
 
 # ---- celer (Release) and the models
-cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-if ! ninja -j2 -C "$BUILD" celer >"$BUILD/bench-build.log" 2>&1; then
-  [[ -x $BUILD/celer ]] || { cat "$BUILD/bench-build.log"; exit 1; }
-  log "build failed (see $BUILD/bench-build.log); using the existing $BUILD/celer"
-fi
+build_celer bench
 rm -rf "$RUN" && mkdir -p "$RUN"
 $PY bench/make_bench_models.py "$BUILD" >/dev/null
 BODIES=$BUILD/bodies
 
-# ---- processes (every server started here is stopped on exit) and memory sampling
-source "$ROOT/bench/lib.sh"
+# ---- ports (every server started below is stopped on exit: bench/lib.sh)
 for p in $P_CELER $P_FAST1 $P_FAST2 $P_NGINX; do
   port_free "$p" || { log "port $p on $HOST is taken; set BENCH_PORT_BASE"; exit 1; }
 done
