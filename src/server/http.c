@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -849,8 +850,41 @@ static const struct route {
 
 #define MAX_SEGMENTS 16
 
-/* Splits and percent-decodes a path into segments (in place in `buf`); -1 when malformed. */
-static int split_path(const char *path, char *buf, size_t cap, char **seg) {
+/* The patterns split into segments once, so that matching a request compares segment counts,
+ * then lengths, instead of walking every pattern's text (this runs for every request). */
+typedef enum seg_kind { SEG_TEXT, SEG_MODEL, SEG_VERSION, SEG_PREDICT } seg_kind;
+typedef struct route_seg {
+    const char *text;
+    size_t len;
+    seg_kind kind;
+} route_seg;
+static struct compiled_route {
+    int count;
+    route_seg seg[MAX_SEGMENTS];
+} compiled[CELER_ARRAY_LEN(routes)];
+static pthread_once_t compiled_once = PTHREAD_ONCE_INIT;
+
+static void compile_routes(void) {
+    for (size_t r = 0; r < CELER_ARRAY_LEN(routes); r++) {
+        struct compiled_route *c = &compiled[r];
+        const char *p = routes[r].pattern + 1;
+        for (;;) {
+            const char *end = strchr(p, '/');
+            size_t len = end ? (size_t)(end - p) : strlen(p);
+            route_seg *sg = &c->seg[c->count++];
+            *sg = (route_seg){p, len, SEG_TEXT};
+            if (len == 3 && !memcmp(p, "{m}", 3)) sg->kind = SEG_MODEL;
+            else if (len == 3 && !memcmp(p, "{v}", 3)) sg->kind = SEG_VERSION;
+            else if (len == 11 && !memcmp(p, "{m}:predict", 11)) sg->kind = SEG_PREDICT;
+            if (!end) break;
+            p = end + 1;
+        }
+    }
+}
+
+/* Splits and percent-decodes a path into segments (in place in `buf`) and their lengths; -1 when
+ * malformed. */
+static int split_path(const char *path, char *buf, size_t cap, char **seg, size_t *seg_len) {
     if (path[0] != '/') return -1;
     size_t n = strlen(path);
     if (n + 1 > cap) return -1;
@@ -876,52 +910,48 @@ static int split_path(const char *path, char *buf, size_t cap, char **seg) {
             }
         }
         *w = 0;
+        seg_len[count - 1] = (size_t)(w - p);
         if (!slash) break;
         p = slash + 1;
     }
     return count;
 }
 
-/* Whether `seg` (count segments) matches `pattern`; fills the captured args. Walks the pattern
- * in place: this runs for every request. */
-static bool match(const char *pattern, char *const *seg, int count, route_args *a) {
-    route_args got = {0};
-    const char *p = pattern + 1;
-    int i = 0;
-    for (; *p || i == 0; i++) {
-        const char *end = strchr(p, '/');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (i >= count) return false;
-        const char *sg = seg[i];
-        if (len == 3 && !memcmp(p, "{m}", 3)) {
-            if (!sg[0]) return false;
-            got.model = sg;
-        } else if (len == 3 && !memcmp(p, "{v}", 3)) {
-            if (!sg[0]) return false;
-            got.version = sg;
-        } else if (len == 11 && !memcmp(p, "{m}:predict", 11)) {
-            size_t n = strlen(sg);
-            if (n <= 8 || n - 8 >= sizeof got.predict_model || strcmp(sg + n - 8, ":predict")) return false;
-            memcpy(got.predict_model, sg, n - 8);
-            got.predict_model[n - 8] = 0;
-        } else if (strlen(sg) != len || memcmp(p, sg, len)) {
-            return false;
-        }
-        if (!end) {
-            i++;
+/* Whether the request's segments match route c; fills the captured args. */
+static bool match(const struct compiled_route *c, char *const *seg, const size_t *seg_len, int count,
+                  route_args *a) {
+    if (c->count != count) return false;
+    a->model = a->version = NULL;
+    for (int i = 0; i < count; i++) {
+        const route_seg *p = &c->seg[i];
+        size_t n = seg_len[i];
+        switch (p->kind) {
+        case SEG_TEXT:
+            if (n != p->len || memcmp(p->text, seg[i], n)) return false;
+            break;
+        case SEG_MODEL:
+            if (!n) return false;
+            a->model = seg[i];
+            break;
+        case SEG_VERSION:
+            if (!n) return false;
+            a->version = seg[i];
+            break;
+        case SEG_PREDICT:
+            if (n <= 8 || n - 8 >= sizeof a->predict_model || memcmp(seg[i] + n - 8, ":predict", 8)) return false;
+            memcpy(a->predict_model, seg[i], n - 8);
+            a->predict_model[n - 8] = 0;
+            a->model = a->predict_model;
             break;
         }
-        p = end + 1;
     }
-    if (i != count) return false;
-    *a = got;
-    if (a->predict_model[0]) a->model = a->predict_model;
     return true;
 }
 
 static enum MHD_Result dispatch(http_req *q) {
     char buf[2048], *seg[MAX_SEGMENTS];
-    int count = split_path(q->path, buf, sizeof buf, seg);
+    size_t seg_len[MAX_SEGMENTS];
+    int count = split_path(q->path, buf, sizeof buf, seg, seg_len);
     if (count < 0) {
         reply_error(q, 400, "malformed path");
         return send_reply(q);
@@ -929,7 +959,7 @@ static enum MHD_Result dispatch(http_req *q) {
     bool path_known = false;
     for (size_t i = 0; i < CELER_ARRAY_LEN(routes); i++) {
         route_args a;
-        if (!match(routes[i].pattern, seg, count, &a)) continue;
+        if (!match(&compiled[i], seg, seg_len, count, &a)) continue;
         if (strcmp(routes[i].method, q->method)) {
             /* remember what the path takes, for the 405's Allow header */
             if (!strstr(q->allow, routes[i].method)) {
@@ -1154,6 +1184,7 @@ static void cache_metrics(celer_http *srv) {
 
 celer_status celer_http_start(const celer_server_options *opts, celer_registry *registry, celer_metrics *metrics,
                               celer_cache *cache, celer_redis *redis, celer_http **out) {
+    pthread_once(&compiled_once, compile_routes);
     celer_http *srv = calloc(1, sizeof *srv);
     if (!srv) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
     srv->opts = opts;
