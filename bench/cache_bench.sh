@@ -16,18 +16,14 @@
 # (default 10). The hit counts over the timed runs (celer's metrics, Redis's INFO) show that they
 # were hits. Last, two servers that answer the same POSTs with celer's cached answer and do nothing
 # else give the ceiling, what any HTTP server reaches with this client on this machine: nginx
-# (`return 200`), and bench/fixed_answer.c, a bare epoll loop. Prints one table and the ratios. Everything listens on and targets 127.0.0.1 only; every process started
-# here is stopped on exit. Logs and raw results stay in BUILD/cache-bench/.
+# (`return 200`), and bench/fixed_answer.c, a bare epoll loop. Prints one table and the ratios.
+# Everything listens on and targets 127.0.0.1 only; every process started here is stopped on exit.
+# Logs and raw results stay in BUILD/cache-bench/.
 # Env: BENCH_SECONDS, BENCH_WARMUP_SECONDS (2), BENCH_PORT_BASE (18471: celer, +1 FastAPI 1 worker,
 # +2 FastAPI 2 workers, +3 redis-server, +4 nginx, +5 fixed_answer), BENCH_BUILD_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-PY=/usr/bin/python3
-HOST=127.0.0.1
-DURATION=${BENCH_SECONDS:-10}
-WARMUP=${BENCH_WARMUP_SECONDS:-2}
-BUILD=$(realpath -m "${BENCH_BUILD_DIR:-$ROOT/build-bench}")
+source bench/lib.sh
 BASE=${BENCH_PORT_BASE:-18471}
 P_CELER=$BASE P_FAST1=$((BASE + 1)) P_FAST2=$((BASE + 2)) P_REDIS=$((BASE + 3)) P_NGINX=$((BASE + 4))
 P_FIXED=$((BASE + 5))
@@ -38,10 +34,8 @@ RUN=$OUT/run
 RESULTS=$RUN/results.tsv
 BODIES=$BUILD/bodies
 REDIS_URL=redis://$HOST:$P_REDIS/0
-CONCURRENCY=(1 8 64)
 
 log() { echo "cache-bench: $*" >&2; }
-source "$ROOT/bench/lib.sh"
 
 # ---- tools: wrk, redis-server, nginx, uvicorn's fast loop/parser, and the redis client (redis.asyncio)
 missing=()

@@ -1,7 +1,16 @@
-# Shell functions the benchmark scripts share (sourced by bench/run_bench.sh,
-# bench/pipeline_bench.sh and bench/cache_bench.sh, which define `log`, ROOT, BUILD, HOST and RUN
-# first): installing tools, building celer, starting and stopping servers, sampling their memory
+# What the HTTP benchmark scripts share (sourced by bench/run_bench.sh, bench/pipeline_bench.sh
+# and bench/cache_bench.sh, which then set their own ports and RUN, and define `log`): the common
+# settings, installing tools, building celer, starting and stopping servers, sampling their memory
 # and CPU, and one wrk run.
+
+# ---- settings (env: BENCH_SECONDS, BENCH_WARMUP_SECONDS, BENCH_BUILD_DIR)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PY=/usr/bin/python3
+HOST=127.0.0.1
+DURATION=${BENCH_SECONDS:-10}
+WARMUP=${BENCH_WARMUP_SECONDS:-2}
+BUILD=$(realpath -m "${BENCH_BUILD_DIR:-$ROOT/build-bench}")  # absolute: nginx -p would prefix a relative one
+CONCURRENCY=(1 8 64)
 
 # ---- tools and build
 install_missing() {  # install_missing PKG...: installs these Debian packages (apt-get update if needed)

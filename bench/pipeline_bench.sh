@@ -17,12 +17,7 @@
 # BENCH_PORT_BASE (18451: celer, +1 FastAPI 1 worker, +2 FastAPI 2 workers), BENCH_BUILD_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-PY=/usr/bin/python3
-HOST=127.0.0.1
-DURATION=${BENCH_SECONDS:-10}
-WARMUP=${BENCH_WARMUP_SECONDS:-2}
-BUILD=$(realpath -m "${BENCH_BUILD_DIR:-$ROOT/build-bench}")
+source bench/lib.sh
 BASE=${BENCH_PORT_BASE:-18451}
 P_CELER=$BASE P_FAST1=$((BASE + 1)) P_FAST2=$((BASE + 2))
 OUT=$BUILD/pipeline-bench
@@ -30,10 +25,8 @@ REPO=$OUT/repo
 BODIES=$OUT/bodies
 RUN=$OUT/run
 RESULTS=$RUN/results.tsv
-CONCURRENCY=(1 8 64)
 
 log() { echo "pipeline-bench: $*" >&2; }
-source "$ROOT/bench/lib.sh"
 
 # ---- tools: wrk, and uvicorn's fast loop/parser (what `pip install uvicorn[standard]` gives)
 missing=()

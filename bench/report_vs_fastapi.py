@@ -6,8 +6,9 @@ bench/cache_bench.sh.
 
 RESULTS.tsv: one line per load run, tab-separated:
 server conc requests seconds p50_ms p99_ms http_errors socket_errors peak_rss_kib cpu_ms ("-" where
-a run produced no numbers; cpu_ms: the CPU time the server, and what it depends on, used in the run). Targets at concurrency 64: throughput >= 20x and (unless --no-p99-target)
-p99 <= 0.10x of the best FastAPI server (fastapi-1w or fastapi-2w, by throughput). --hits labels
+a run produced no numbers; cpu_ms: the CPU time the server, and what it depends on, used in the
+run). Targets at concurrency 64: throughput >= 20x and (unless --no-p99-target) p99 <= 0.10x of
+the best FastAPI server (fastapi-1w or fastapi-2w, by throughput). --hits labels
 the ratios as measured on cache hits. --ceiling names servers that do no work (a fixed answer):
 their ratio to FastAPI is the most any server reaches with this client on this machine. The
 server CPU per request (the client's excluded) is what throughput would scale with if the client

@@ -13,20 +13,13 @@
 # BENCH_BUILD_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
-PY=/usr/bin/python3
-HOST=127.0.0.1
-DURATION=${BENCH_SECONDS:-10}
-WARMUP=${BENCH_WARMUP_SECONDS:-2}
-BUILD=$(realpath -m "${BENCH_BUILD_DIR:-$ROOT/build-bench}")  # absolute: nginx -p would prefix a relative one
+source bench/lib.sh
 BASE=${BENCH_PORT_BASE:-18431}
 P_CELER=$BASE P_FAST1=$((BASE + 1)) P_FAST2=$((BASE + 2)) P_NGINX=$((BASE + 3))
 RUN=$BUILD/bench-run
 RESULTS=$RUN/results.tsv
-CONCURRENCY=(1 8 64)
 
 log() { echo "bench: $*" >&2; }
-source "$ROOT/bench/lib.sh"
 
 # ---- tools: wrk, nginx, and uvicorn's fast loop/parser (what `pip install uvicorn[standard]` gives)
 missing=()
