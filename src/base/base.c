@@ -5,25 +5,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The one table of status texts; indexed by celer_status. */
-static const char *const status_names[CELER_STATUS_COUNT] = {
-    [CELER_OK] = "ok",
-    [CELER_ERR_IO] = "I/O error",
-    [CELER_ERR_PARSE] = "malformed input",
-    [CELER_ERR_INVALID] = "invalid model or argument",
-    [CELER_ERR_UNSUPPORTED] = "unsupported",
-    [CELER_ERR_SHAPE] = "shape mismatch",
-    [CELER_ERR_DTYPE] = "type mismatch",
-    [CELER_ERR_NOMEM] = "out of memory",
-    [CELER_ERR_LIMIT] = "limit exceeded",
-    [CELER_ERR_NOT_FOUND] = "not found",
-    [CELER_ERR_INTERNAL] = "internal error",
+/* The one table of status codes: text, HTTP status, gRPC code, and whether a client should retry.
+ * Client errors are 4xx; overload and unavailability 503 with Retry-After. */
+static const struct status_info {
+    const char *name;
+    int http, grpc, retry;
+} status_table[CELER_STATUS_COUNT] = {
+    [CELER_OK] = {"ok", 200, 0, 0},
+    [CELER_ERR_IO] = {"I/O error", 500, 13 /* INTERNAL */, 0},
+    [CELER_ERR_PARSE] = {"malformed input", 400, 3 /* INVALID_ARGUMENT */, 0},
+    [CELER_ERR_INVALID] = {"invalid model or argument", 400, 3, 0},
+    [CELER_ERR_UNSUPPORTED] = {"unsupported", 400, 3, 0},
+    [CELER_ERR_SHAPE] = {"shape mismatch", 400, 3, 0},
+    [CELER_ERR_DTYPE] = {"type mismatch", 400, 3, 0},
+    [CELER_ERR_NOMEM] = {"out of memory", 503, 8 /* RESOURCE_EXHAUSTED */, 1},
+    [CELER_ERR_LIMIT] = {"limit exceeded", 413, 8, 0},
+    [CELER_ERR_NOT_FOUND] = {"not found", 404, 5 /* NOT_FOUND */, 0},
+    [CELER_ERR_INTERNAL] = {"internal error", 500, 13, 0},
+    [CELER_ERR_UNAVAILABLE] = {"unavailable", 503, 14 /* UNAVAILABLE */, 1},
+    [CELER_ERR_TIMEOUT] = {"deadline exceeded", 503, 4 /* DEADLINE_EXCEEDED */, 1},
 };
+
+static const struct status_info *status_info(celer_status status) {
+    return (unsigned)status < CELER_STATUS_COUNT ? &status_table[status] : &status_table[CELER_ERR_INTERNAL];
+}
 
 const char *celer_status_name(celer_status status) {
     if ((unsigned)status >= CELER_STATUS_COUNT) return "unknown status";
-    return status_names[status];
+    return status_table[status].name;
 }
+int celer_status_http(celer_status status) { return status_info(status)->http; }
+int celer_status_grpc(celer_status status) { return status_info(status)->grpc; }
+int celer_status_retryable(celer_status status) { return status_info(status)->retry; }
 
 #define ERROR_CAP 1024
 static _Thread_local char error_text[ERROR_CAP];

@@ -21,14 +21,22 @@ typedef enum celer_status {
     CELER_ERR_SHAPE,       /* shapes do not agree */
     CELER_ERR_DTYPE,       /* element types do not agree */
     CELER_ERR_NOMEM,       /* an allocation failed */
-    CELER_ERR_LIMIT,       /* a size cap was hit */
+    CELER_ERR_LIMIT,       /* a size cap was hit: the input is too large (the client must send less) */
     CELER_ERR_NOT_FOUND,   /* a named thing does not exist */
     CELER_ERR_INTERNAL,    /* a bug in celer or a library it calls */
+    CELER_ERR_UNAVAILABLE, /* overloaded or not ready (full queue, model loading, shutting down): retry later */
+    CELER_ERR_TIMEOUT,     /* the request's deadline passed before it was done */
     CELER_STATUS_COUNT
 } celer_status;
 
 /* Short fixed text for a code ("shape mismatch"); never NULL. */
 const char *celer_status_name(celer_status status);
+/* The HTTP status a request failing with `status` gets (400, 404, 413, 500, 503...). */
+int celer_status_http(celer_status status);
+/* The gRPC status code (INVALID_ARGUMENT = 3, RESOURCE_EXHAUSTED = 8, UNAVAILABLE = 14...). */
+int celer_status_grpc(celer_status status);
+/* True when the same request may succeed later (answers carry Retry-After). */
+int celer_status_retryable(celer_status status);
 
 /* Records a detailed message for the calling thread and returns `status` unchanged. */
 celer_status celer_errorf(celer_status status, const char *fmt, ...)

@@ -108,18 +108,11 @@ static void reply_error(http_req *q, int status, const char *message) {
     reply_json(q, status);
 }
 
-/* HTTP status for a failed celer_status. */
-static int status_for(celer_status st) {
-    switch (st) {
-    case CELER_ERR_PARSE:
-    case CELER_ERR_INVALID:
-    case CELER_ERR_SHAPE:
-    case CELER_ERR_DTYPE:
-    case CELER_ERR_UNSUPPORTED: return 400;
-    case CELER_ERR_NOT_FOUND: return 404;
-    case CELER_ERR_LIMIT: return 413;
-    default: return 500;
-    }
+/* Sets q's reply to the failure `st`: its HTTP status (and Retry-After) come from the status
+ * table in src/base, the one place that decides them. */
+static void reply_status(http_req *q, celer_status st, const char *message) {
+    reply_error(q, celer_status_http(st), message);
+    q->retry_after = celer_status_retryable(st);
 }
 
 static enum MHD_Result send_reply(http_req *q) {
@@ -222,17 +215,28 @@ static bool answer_kept(http_req *q) {
     return true;
 }
 
+/* Counts a request's outcome in its version's statistics and metrics: the one place that does. */
+static void count_outcome(http_req *q, bool ok) {
+    served_version *v = q->version;
+    if (!ok) {
+        atomic_fetch_add(&v->n_failure, 1);
+        celer_metrics_add(v->m_failure, 1);
+        return;
+    }
+    atomic_fetch_add(&v->n_success, 1);
+    atomic_fetch_add(&v->n_inferences, 1);
+    celer_metrics_add(v->m_success, 1);
+    celer_metrics_observe(v->m_duration, (double)(now_ns() - q->start_ns) * 1e-9);
+}
+
 /* Sets q's reply from a result (outputs, or the failure), as the request asked for it, and counts
  * it in the version's success/failure statistics. */
 static void answer(http_req *q, celer_status st, const char *message, const celer_tensor *outputs, int n_outputs) {
     served_version *v = q->version;
     celer_jbuf_reset(&q->resp);
     if (st) {
-        bool overloaded = st == CELER_ERR_LIMIT;
-        reply_error(q, overloaded ? 503 : status_for(st), message);
-        q->retry_after = overloaded;
-        atomic_fetch_add(&v->n_failure, 1);
-        celer_metrics_add(v->m_failure, 1);
+        reply_status(q, st, message);
+        count_outcome(q, false);
         return;
     }
     celer_status es;
@@ -247,16 +251,16 @@ static void answer(http_req *q, celer_status st, const char *message, const cele
                                        &q->resp, &q->json_len);
     }
     if (es) {
-        reply_error(q, 500, celer_error_message());
-    } else {
-        q->status = 200;
-        q->content_type = q->json_len && q->json_len < q->resp.len ? "application/octet-stream" : "application/json";
-        if (q->raw_keyed) keep_response(q);
+        char msg[1024];
+        snprintf(msg, sizeof msg, "encoding the response: %s", celer_error_message());
+        reply_status(q, es == CELER_ERR_LIMIT ? CELER_ERR_INTERNAL : es, msg);
+        count_outcome(q, false);
+        return;
     }
-    atomic_fetch_add(&v->n_success, 1);
-    atomic_fetch_add(&v->n_inferences, 1);
-    celer_metrics_add(v->m_success, 1);
-    celer_metrics_observe(v->m_duration, (double)(now_ns() - q->start_ns) * 1e-9);
+    q->status = 200;
+    q->content_type = q->json_len && q->json_len < q->resp.len ? "application/octet-stream" : "application/json";
+    if (q->raw_keyed) keep_response(q);
+    count_outcome(q, true);
 }
 
 /* "celer:" and the key in hex: 38 characters (and a NUL). */
@@ -376,7 +380,7 @@ static void pipeline_model_done(celer_job *job, celer_status st, const char *mes
     if (job->batch_first) celer_metrics_observe(mv->m_batch, job->batch_size);
     celer_registry_release(mv);
     st = celer_sched_submit(q->version->queue, &q->job);
-    if (st) pipeline_fail(q, st == CELER_ERR_NOT_FOUND ? CELER_ERR_LIMIT : st, celer_error_message());
+    if (st) pipeline_fail(q, st, celer_error_message());
 }
 
 /* Runs on a worker: steps until done (answer) or a model call (submitted; the worker moves on). */
@@ -391,7 +395,7 @@ static void pipeline_task(celer_job *job, celer_status st, const char *message, 
     const celer_pipeline_call *call = NULL;
     st = celer_pipeline_run_steps(q->run, &call);
     if (st) {
-        pipeline_fail(q, st == CELER_ERR_NOMEM ? CELER_ERR_LIMIT : st, celer_error_message());
+        pipeline_fail(q, st, celer_error_message());
         return;
     }
     if (!call) {
@@ -401,15 +405,15 @@ static void pipeline_task(celer_job *job, celer_status st, const char *message, 
     if (!call->model) { /* a step that batches across requests: wait for it in its queue */
         left_before_batch(q);
         st = celer_sched_submit(q->version->step_queues[call->batch_step], job);
-        if (st) pipeline_fail(q, st == CELER_ERR_NOT_FOUND ? CELER_ERR_LIMIT : st, celer_error_message());
+        if (st) pipeline_fail(q, st, celer_error_message());
         return;
     }
     char msg[1024];
-    int code = 0;
+    celer_status code = CELER_OK;
     served_version *mv = celer_registry_acquire(q->srv->registry, call->model, call->version, &code, msg, sizeof msg);
     if (!mv) {
         /* the pipeline is fine; the model it needs is not serving: the service is unavailable */
-        pipeline_fail(q, CELER_ERR_LIMIT, msg);
+        pipeline_fail(q, CELER_ERR_UNAVAILABLE, msg);
         return;
     }
     q->call_inputs = celer_arena_alloc(&q->arena, sizeof *q->call_inputs * (size_t)(mv->n_inputs + 1));
@@ -427,8 +431,9 @@ static void pipeline_task(celer_job *job, celer_status st, const char *message, 
         q->call_inputs[i] = call->inputs[found];
     }
     if (!q->call_inputs) {
+        snprintf(msg, sizeof msg, "%s", celer_error_message());
         celer_registry_release(mv);
-        pipeline_fail(q, CELER_ERR_LIMIT, "request memory cap reached");
+        pipeline_fail(q, CELER_ERR_LIMIT, msg);
         return;
     }
     q->call_version = mv;
@@ -439,7 +444,7 @@ static void pipeline_task(celer_job *job, celer_status st, const char *message, 
         snprintf(msg, sizeof msg, "model '%s': %s", call->model, celer_error_message());
         q->call_version = NULL;
         celer_registry_release(mv);
-        pipeline_fail(q, st == CELER_ERR_NOT_FOUND ? CELER_ERR_LIMIT : st, msg);
+        pipeline_fail(q, st, msg);
     }
 }
 
@@ -461,7 +466,7 @@ static bool pipeline_decode(http_req *q, size_t json_len) {
         char **el = celer_arena_alloc(&q->arena, sizeof *el);
         size_t *len = celer_arena_alloc(&q->arena, sizeof *len);
         if (!q->kreq.inputs || !el || !len || !(el[0] = celer_arena_strndup(&q->arena, q->body ? q->body : "", q->body_len))) {
-            reply_error(q, 413, "request memory cap reached");
+            reply_status(q, CELER_ERR_LIMIT, celer_error_message());
             return false;
         }
         *len = q->body_len;
@@ -500,9 +505,8 @@ static bool pipeline_decode(http_req *q, size_t json_len) {
     if (st) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", celer_error_message());
-        reply_error(q, status_for(st), msg);
-        atomic_fetch_add(&v->n_failure, 1);
-        celer_metrics_add(v->m_failure, 1);
+        reply_status(q, st, msg);
+        count_outcome(q, false);
         return false;
     }
     return true;
@@ -537,11 +541,11 @@ static celer_cache_key request_key(const http_req *q) {
 
 static enum MHD_Result start_infer(http_req *q, const char *model, const char *version) {
     char msg[1024];
-    int code = 0;
+    celer_status code = CELER_OK;
     copy_text(q->model_name, sizeof q->model_name, model);
     q->version = celer_registry_acquire(q->srv->registry, model, version, &code, msg, sizeof msg);
     if (!q->version) {
-        reply_error(q, code, msg);
+        reply_status(q, code, msg);
         return send_reply(q);
     }
     celer_arena_init(&q->arena, 64 * 1024, (size_t)q->srv->opts->max_body_bytes * 4 + (64u << 20));
@@ -551,7 +555,8 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
         char *end;
         unsigned long long v = strtoull(hl, &end, 10);
         if (*end || end == hl || v > q->body_len) {
-            reply_error(q, 400, "Inference-Header-Content-Length is not a number within the body size");
+            reply_status(q, CELER_ERR_INVALID, "Inference-Header-Content-Length is not a number within the body size");
+            count_outcome(q, false);
             return send_reply(q);
         }
         json_len = (size_t)v;
@@ -564,10 +569,7 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
         if (answer_kept(q)) {
             celer_metrics_observe(q->srv->m_cache_lookup, (double)(now_ns() - t0) * 1e-9);
             celer_metrics_add(q->srv->m_cache_hits, 1);
-            atomic_fetch_add(&q->version->n_success, 1);
-            atomic_fetch_add(&q->version->n_inferences, 1);
-            celer_metrics_add(q->version->m_success, 1);
-            celer_metrics_observe(q->version->m_duration, (double)(now_ns() - q->start_ns) * 1e-9);
+            count_outcome(q, true);
             q->cache = CACHE_HIT;
             q->raw_keyed = false;
             return send_reply(q);
@@ -576,7 +578,8 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
     celer_status st;
     if (q->version->pipeline) {
         if (q->predict) {
-            reply_error(q, 400, "pipelines take /v2/models/{name}/infer requests (business objects or KServe v2)");
+            reply_status(q, CELER_ERR_INVALID, "pipelines take /v2/models/{name}/infer requests (business objects or KServe v2)");
+            count_outcome(q, false);
             return send_reply(q);
         }
         if (!pipeline_decode(q, json_len)) return send_reply(q);
@@ -589,13 +592,13 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
                                        q->version->n_inputs, &q->arena, &q->kreq);
     if (st) {
         snprintf(msg, sizeof msg, "%s", celer_error_message());
-        reply_error(q, status_for(st), msg);
-        atomic_fetch_add(&q->version->n_failure, 1);
-        celer_metrics_add(q->version->m_failure, 1);
+        reply_status(q, st, msg);
+        count_outcome(q, false);
         return send_reply(q);
     }
     if (!q->version->pipeline && !order_inputs(q, msg, sizeof msg)) {
-        reply_error(q, 400, msg);
+        reply_status(q, CELER_ERR_INVALID, msg);
+        count_outcome(q, false);
         return send_reply(q);
     }
     const celer_model_config *cfg = &q->version->owner->config;
@@ -659,12 +662,9 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
         /* full queue or a version being unloaded: overloaded; a batch-shape problem: the request */
         snprintf(msg, sizeof msg, "%s", celer_error_message());
         left_before_batch(q);
-        bool overloaded = st == CELER_ERR_LIMIT || st == CELER_ERR_NOT_FOUND;
-        reply_error(q, overloaded ? 503 : status_for(st), msg);
-        q->retry_after = overloaded;
-        atomic_fetch_add(&q->version->n_failure, 1);
-        celer_metrics_add(q->version->m_failure, 1);
-        if (q->cache_leader) lead_done(q, overloaded ? CELER_ERR_LIMIT : st, msg, NULL, 0);
+        reply_status(q, st, msg);
+        count_outcome(q, false);
+        if (q->cache_leader) lead_done(q, st, msg, NULL, 0);
         atomic_store(&q->state, REQ_READY);
         MHD_resume_connection(q->conn);
     }
@@ -679,7 +679,7 @@ static void *repo_action(void *p) {
                                 : celer_registry_load(q->srv->registry, q->model_name);
     celer_jbuf_reset(&q->resp);
     if (st) {
-        reply_error(q, st == CELER_ERR_NOT_FOUND ? 404 : 400, celer_error_message());
+        reply_status(q, st, celer_error_message());
     } else {
         celer_jbuf_raw(&q->resp, "{}", 2);
         reply_json(q, 200);
@@ -727,7 +727,7 @@ static enum MHD_Result h_ready(http_req *q, const route_args *a) {
     if (celer_registry_ready(q->srv->registry))
         reply_json(q, 200);
     else
-        reply_error(q, 503, "not every model is ready (see POST /v2/repository/index)");
+        reply_status(q, CELER_ERR_UNAVAILABLE, "not every model is ready (see POST /v2/repository/index)");
     return send_reply(q);
 }
 
@@ -745,10 +745,10 @@ static enum MHD_Result h_server_meta(http_req *q, const route_args *a) {
 /* Runs `fn` on the version a route names, answering 404/503 itself when there is none. */
 static enum MHD_Result with_version(http_req *q, const route_args *a, void (*fn)(http_req *, served_version *)) {
     char msg[1024];
-    int code = 0;
+    celer_status code = CELER_OK;
     served_version *v = celer_registry_acquire(q->srv->registry, a->model, a->version, &code, msg, sizeof msg);
     if (!v) {
-        reply_error(q, code, msg);
+        reply_status(q, code, msg);
         return send_reply(q);
     }
     fn(q, v);
@@ -800,7 +800,7 @@ static enum MHD_Result h_index(http_req *q, const route_args *a) {
             char msg[512];
             snprintf(msg, sizeof msg, "%s", celer_error_message());
             celer_arena_free(&arena);
-            reply_error(q, 400, msg);
+            reply_status(q, CELER_ERR_PARSE, msg);
             return send_reply(q);
         }
         celer_arena_free(&arena);
@@ -1066,7 +1066,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         char msg[160];
         snprintf(msg, sizeof msg, "request body exceeds the limit of %lld bytes (--max-body-bytes)",
                  srv->opts->max_body_bytes);
-        reply_error(q, 413, msg);
+        reply_status(q, CELER_ERR_LIMIT, msg);
         return send_reply(q);
     }
     return dispatch(q);

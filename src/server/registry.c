@@ -314,7 +314,7 @@ static void pipeline_step_batch(void *user, celer_job *const *jobs, int n) {
     celer_pipeline_run_batch(runs, n);
     for (int i = 0; i < n; i++) {
         celer_status st = celer_sched_submit(v->queue, jobs[i]);
-        if (st) jobs[i]->done(jobs[i], st == CELER_ERR_NOT_FOUND ? CELER_ERR_LIMIT : st, celer_error_message(), NULL, 0);
+        if (st) jobs[i]->done(jobs[i], st, celer_error_message(), NULL, 0);
     }
 }
 
@@ -641,16 +641,17 @@ void celer_registry_free(celer_registry *r) {
 
 /* ---- lookups ---- */
 
-served_version *celer_registry_acquire(celer_registry *r, const char *name, const char *version, int *http_status,
+served_version *celer_registry_acquire(celer_registry *r, const char *name, const char *version, celer_status *status,
                                        char *msg, size_t msg_cap) {
     served_version *found = NULL;
     pthread_rwlock_rdlock(&r->lock);
     served_model *m = find_model(r, name);
     if (!m) {
-        *http_status = 404;
+        *status = CELER_ERR_NOT_FOUND;
         snprintf(msg, msg_cap, "unknown model '%s'", name);
     } else if (m->state != MODEL_READY || !m->n_versions) {
-        *http_status = m->state == MODEL_UNAVAILABLE && !strcmp(m->reason, "unloaded") ? 404 : 503;
+        *status = m->state == MODEL_UNAVAILABLE && !strcmp(m->reason, "unloaded") ? CELER_ERR_NOT_FOUND
+                                                                                    : CELER_ERR_UNAVAILABLE;
         snprintf(msg, msg_cap, "model '%s' is %s%s%s", name, celer_model_state_names[m->state], m->reason[0] ? ": " : "",
                  m->reason);
     } else if (!version || !version[0]) {
@@ -659,7 +660,7 @@ served_version *celer_registry_acquire(celer_registry *r, const char *name, cons
         for (int k = 0; k < m->n_versions && !found; k++)
             if (!strcmp(m->versions[k]->version_str, version)) found = m->versions[k];
         if (!found) {
-            *http_status = 404;
+            *status = CELER_ERR_NOT_FOUND;
             snprintf(msg, msg_cap, "model '%s' has no version '%s' loaded", name, version);
         }
     }

@@ -372,7 +372,7 @@ static void run_batch(worker *w, celer_sched_queue *q, celer_job *list) {
         if (j->deadline_ns > 0 && now >= j->deadline_ns) {
             snprintf(w->msg, sizeof w->msg, "request timed out after %lld us in the queue",
                      (long long)((now - j->enqueue_ns) / 1000));
-            fail_job(w, j, CELER_ERR_LIMIT, now, now, 0);
+            fail_job(w, j, CELER_ERR_TIMEOUT, now, now, 0);
             continue;
         }
         *tail = j;
@@ -664,12 +664,12 @@ celer_status celer_sched_submit(celer_sched_queue *q, celer_job *job) {
     pthread_mutex_lock(&s->mu);
     if (q->removing || s->stopping) {
         pthread_mutex_unlock(&s->mu);
-        return celer_errorf(CELER_ERR_NOT_FOUND, "model %s is being unloaded", q->name);
+        return celer_errorf(CELER_ERR_UNAVAILABLE, "model %s is being unloaded", q->name);
     }
     int depth = atomic_load_explicit(&q->depth, memory_order_relaxed);
     if (depth >= q->max_queue_size) {
         pthread_mutex_unlock(&s->mu);
-        return celer_errorf(CELER_ERR_LIMIT, "queue of model %s is full (max_queue_size %d)", q->name,
+        return celer_errorf(CELER_ERR_UNAVAILABLE, "queue of model %s is full (max_queue_size %d)", q->name,
                             q->max_queue_size);
     }
     if (q->tail) q->tail->next = job;

@@ -7,7 +7,7 @@
  * in max_batch_size, waiting at most max_queue_delay_us for more while below the preferred size),
  * concatenates their inputs along dim 0 when batching, runs the model once, and calls each job's
  * `done` with its slice of the outputs. Jobs past their deadline are completed with
- * CELER_ERR_LIMIT ("timed out in queue") without running. */
+ * CELER_ERR_TIMEOUT ("timed out in queue") without running. */
 #ifndef CELER_SERVER_SCHED_H
 #define CELER_SERVER_SCHED_H
 
@@ -44,11 +44,11 @@ typedef struct celer_sched_queue_options {
     int n_preferred;
     int preferred_batch_size[16];
     int64_t max_queue_delay_us; /* how long to wait for a fuller batch */
-    int max_queue_size;         /* jobs waiting; submit beyond it fails with CELER_ERR_LIMIT;
+    int max_queue_size;         /* jobs waiting; submit beyond it fails with CELER_ERR_UNAVAILABLE;
                                    <= 0: 1024 */
     /* A task queue (no model) may take its jobs in batches: a worker takes up to max_batch_size
      * queued jobs at once (never waiting for more) and calls batch_fn with them, which completes
-     * every one (calls done, or hands it on). Jobs past their deadline get done(CELER_ERR_LIMIT)
+     * every one (calls done, or hands it on). Jobs past their deadline get done(CELER_ERR_TIMEOUT)
      * instead. */
     void (*batch_fn)(void *user, celer_job *const *jobs, int n);
     void *batch_user;
@@ -66,7 +66,7 @@ void celer_sched_free(celer_sched *s);
 
 /* Adds a queue for `model` (borrowed: must outlive the queue). With `model` NULL the queue holds
  * tasks: a worker "runs" a job by calling its `done` with CELER_OK and no outputs (or with
- * CELER_ERR_LIMIT past its deadline), so pipelines share the workers, queue caps and fairness of
+ * CELER_ERR_TIMEOUT past its deadline), so pipelines share the workers, queue caps and fairness of
  * models (use max_batch_size 0). CELER_ERR_INVALID for options out of
  * range (preferred sizes outside [1, max_batch_size]; they are ignored when max_batch_size is 0)
  * and, when max_batch_size > 0, for a model input whose first dim is fixed (batching needs a
@@ -82,9 +82,8 @@ void celer_sched_queue_set_name(celer_sched_queue *q, const char *name);
  * normally), frees the workers' contexts for it and the queue. After this the model may be freed. */
 void celer_sched_queue_remove(celer_sched *s, celer_sched_queue *q);
 
-/* Queues a job; returns at once. CELER_ERR_LIMIT (message "queue full") when the queue holds
- * max_queue_size jobs, CELER_ERR_NOT_FOUND when the queue is being removed (or the scheduler
- * freed). With max_batch_size > 0, CELER_ERR_SHAPE when an input has no first dim, the inputs'
+/* Queues a job; returns at once. CELER_ERR_UNAVAILABLE when the queue holds max_queue_size jobs
+ * ("queue ... is full") or is being removed (or the scheduler freed). With max_batch_size > 0, CELER_ERR_SHAPE when an input has no first dim, the inputs'
  * first dims differ, or it is above max_batch_size. On error `done` is not called. */
 celer_status celer_sched_submit(celer_sched_queue *q, celer_job *job);
 

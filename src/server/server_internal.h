@@ -74,10 +74,10 @@ celer_status celer_registry_load(celer_registry *r, const char *name);
 celer_status celer_registry_unload(celer_registry *r, const char *name);
 
 /* Finds a READY version (`version` NULL or "" = the latest loaded) and takes a reference;
- * release it with celer_registry_release. On failure returns NULL with *http_status 404 (no such
- * model or version) or 503 (the model exists but is not ready: the message gives its state and
- * reason), and the message in msg. */
-served_version *celer_registry_acquire(celer_registry *r, const char *name, const char *version, int *http_status,
+ * release it with celer_registry_release. On failure returns NULL with *status
+ * CELER_ERR_NOT_FOUND (no such model or version) or CELER_ERR_UNAVAILABLE (the model exists but
+ * is not ready: the message gives its state and reason), and the message in msg. */
+served_version *celer_registry_acquire(celer_registry *r, const char *name, const char *version, celer_status *status,
                                        char *msg, size_t msg_cap);
 void celer_registry_release(served_version *v);
 

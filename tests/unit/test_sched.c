@@ -371,7 +371,7 @@ static void *submit_main(void *p) {
         const int64_t dims[2] = {1, 16};
         tjob_init(&a->jobs[i], 2, dims, a->ref_in[(i + a->thread) % N_REF], NULL, a->ctr);
         celer_status st;
-        while ((st = celer_sched_submit(a->q, &a->jobs[i].job)) == CELER_ERR_LIMIT) {
+        while ((st = celer_sched_submit(a->q, &a->jobs[i].job)) == CELER_ERR_UNAVAILABLE) {
             a->limits++;
             usleep(200);
         }
@@ -567,7 +567,7 @@ static void test_queue_full(void **state) {
     assert_int_equal(celer_sched_submit(q, &jobs[0].job), CELER_OK);
     assert_int_equal(celer_sched_submit(q, &jobs[1].job), CELER_OK);
     assert_int_equal(celer_sched_queue_depth(q), 2);
-    assert_int_equal(celer_sched_submit(q, &jobs[2].job), CELER_ERR_LIMIT);
+    assert_int_equal(celer_sched_submit(q, &jobs[2].job), CELER_ERR_UNAVAILABLE);
     assert_string_equal(celer_error_message(), "queue of model mlp version 1 is full (max_queue_size 2)");
     gate_release(&g);
     assert_int_equal(counter_wait(&ctr, 3, 10000), 3);
@@ -590,7 +590,7 @@ static void test_queue_full(void **state) {
     celer_model_free(m);
 }
 
-/* A job whose deadline passes while queued completes with CELER_ERR_LIMIT, never runs; the others
+/* A job whose deadline passes while queued completes with CELER_ERR_TIMEOUT, never runs; the others
  * of its batch still run together. */
 static void test_deadlines(void **state) {
     (void)state;
@@ -620,7 +620,7 @@ static void test_deadlines(void **state) {
     for (int i = 0; i < 6; i++) {
         assert_int_equal(atomic_load(&jobs[i].calls), 1);
         if (i % 3 == 0) {
-            assert_int_equal(jobs[i].status, CELER_ERR_LIMIT);
+            assert_int_equal(jobs[i].status, CELER_ERR_TIMEOUT);
             assert_non_null(strstr(jobs[i].msg, "request timed out after "));
             assert_non_null(strstr(jobs[i].msg, " us in the queue"));
             assert_null(jobs[i].out.data);
@@ -637,7 +637,7 @@ static void test_deadlines(void **state) {
     jobs[0].job.deadline_ns = now_ns() + 50 * 1000000;
     assert_int_equal(celer_sched_submit(slow, &jobs[0].job), CELER_OK);
     assert_int_equal(counter_wait(&ctr, 8, 10000), 8);
-    assert_int_equal(jobs[0].status, CELER_ERR_LIMIT);
+    assert_int_equal(jobs[0].status, CELER_ERR_TIMEOUT);
     assert_true(jobs[0].job.end_ns - jobs[0].job.enqueue_ns < 5LL * 1000000000);
     tjob_free(&jobs[0]);
     celer_sched_queue_remove(s, slow);
@@ -664,7 +664,7 @@ static void *remove_main(void *p) {
     return NULL;
 }
 
-/* Removing a busy queue refuses new jobs (NOT_FOUND) but runs every queued one before returning. */
+/* Removing a busy queue refuses new jobs (UNAVAILABLE) but runs every queued one before returning. */
 static void test_remove_drains(void **state) {
     (void)state;
     celer_model *m = load(mlp_path());
@@ -711,7 +711,7 @@ static void test_remove_drains(void **state) {
     for (int tries = 0; tries < 1000; tries++) {
         tjob_init(&jobs[accepted], 2, one, NULL, &seed, &ctr);
         celer_status st = celer_sched_submit(q2, &jobs[accepted].job);
-        if (st == CELER_ERR_NOT_FOUND) {
+        if (st == CELER_ERR_UNAVAILABLE) {
             assert_non_null(strstr(celer_error_message(), "is being unloaded"));
             tjob_free(&jobs[accepted]);
             break;
