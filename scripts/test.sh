@@ -27,10 +27,10 @@ cmake -S . -B build-tsan -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Re
 ninja -C build-tsan -j"$jobs" test_runtime
 CELER_EXAMPLES="$PWD/examples" TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
   build-tsan/tests/test_runtime
-echo "== thread sanitizer: the server under the pipeline and cache end-to-end tests (requests move between"
-echo "   workers; coalesced requests are answered by another request's worker)"
+echo "== thread sanitizer: the server under the pipeline, cache and hardening end-to-end tests (requests move"
+echo "   between workers; coalesced requests are answered by another request's worker; shutdown under load)"
 ninja -C build-tsan -j"$jobs" celer
-for t in test_pipelines test_cache test_cache_redis; do
+for t in test_pipelines test_cache test_cache_redis test_hardening; do
   TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
     /usr/bin/python3 "tests/e2e/$t.py" build-tsan/celer examples/repository
 done

@@ -6,9 +6,13 @@
  * suspended; the worker that ran it encodes the response and resumes the connection. Loads and
  * unloads of the repository API run on a thread of their own the same way. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,13 +23,31 @@
 
 typedef enum req_state { REQ_READING, REQ_WAITING, REQ_READY } req_state;
 
+/* One open connection, for the reaper: a trickle of bytes restarts MHD's idle timeout, so the
+ * total time a request's headers, then its body, may take is enforced here. */
+typedef struct conn_ctx {
+    struct conn_ctx *prev, *next;
+    int fd;
+    _Atomic int64_t deadline_ns; /* CLOCK_MONOTONIC; 0 = none (the request is being answered) */
+} conn_ctx;
+
 struct celer_http {
     struct MHD_Daemon *daemon;
     const celer_server_options *opts;
     celer_registry *registry;
     celer_metrics *metrics;
     atomic_ullong next_id;
-    atomic_int active; /* requests in flight (for graceful shutdown) */
+    atomic_int active;         /* requests received and not completed (for graceful shutdown) */
+    atomic_int suspended;      /* of those, waiting on a worker: the daemon must not stop under them */
+    atomic_bool draining;      /* shutting down: answers close their connection */
+    atomic_llong body_bytes;   /* request body bytes reserved across all connections */
+    unsigned max_connections;  /* below the open-files limit */
+    /* the reaper: connections past their header or body deadline are shut down */
+    pthread_mutex_t conns_lock;
+    pthread_cond_t reaper_wake;
+    conn_ctx *conns;
+    bool reaper_started, reaper_stop;
+    pthread_t reaper;
     celer_series *m_requests[6]; /* by status class: 1xx..5xx (index 1..5) */
     celer_cache *cache;
     celer_redis *redis; /* NULL: no shared tier */
@@ -38,16 +60,27 @@ struct celer_http {
 typedef enum cache_state { CACHE_NONE, CACHE_BYPASS, CACHE_HIT, CACHE_MISS } cache_state;
 static const char *const cache_state_names[] = {NULL, "bypass", "hit", "miss"};
 
+#define MAX_URL 2048 /* longer paths get 414 */
+
+typedef struct route_args {
+    const char *model, *version;
+    char predict_model[256]; /* "{m}:predict" segment without its suffix */
+} route_args;
+
 typedef struct http_req {
     celer_http *srv;
     struct MHD_Connection *conn;
+    conn_ctx *cctx; /* NULL when the connection could not be tracked */
     char method[16];
-    char path[2048];
+    char path[MAX_URL];
+    char segbuf[MAX_URL]; /* the path split into segments; route_args point into it */
     char request_id[64];
     int64_t start_ns;
+    int route;            /* index in routes[], or a ROUTE_ value */
+    route_args args;
     char *body;
     size_t body_len, body_cap;
-    bool too_large;
+    size_t body_reserved; /* counted in srv->body_bytes */
     _Atomic req_state state;
     /* response */
     int status;
@@ -145,9 +178,26 @@ static enum MHD_Result send_reply(http_req *q) {
     if (q->retry_after) MHD_add_response_header(r, "Retry-After", "1");
     if (q->cache != CACHE_NONE) MHD_add_response_header(r, "X-Celer-Cache", cache_state_names[q->cache]);
     if (q->status == 405) MHD_add_response_header(r, "Allow", q->allow);
+    if (atomic_load(&q->srv->draining)) MHD_add_response_header(r, "Connection", "close");
     enum MHD_Result ret = MHD_queue_response(q->conn, (unsigned)q->status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+/* ---- suspension: a request waits for a worker with its connection suspended ---- */
+
+static void suspend(http_req *q) {
+    atomic_fetch_add(&q->srv->suspended, 1);
+    atomic_store(&q->state, REQ_WAITING);
+    MHD_suspend_connection(q->conn);
+}
+
+/* Hands q's answer to its connection thread; q may be freed as soon as this returns. */
+static void resume(http_req *q) {
+    celer_http *srv = q->srv;
+    atomic_store(&q->state, REQ_READY);
+    MHD_resume_connection(q->conn);
+    atomic_fetch_sub(&srv->suspended, 1); /* after the resume: the daemon may stop from now on */
 }
 
 /* ---- inference ---- */
@@ -292,8 +342,7 @@ static void lead_done(http_req *q, celer_status st, const char *message, const c
         w = w->next; /* the waiter's request is gone once resumed */
         answer(wq, st, message, outputs, n_outputs);
         wq->cache = st ? CACHE_MISS : CACHE_HIT;
-        atomic_store(&wq->state, REQ_READY);
-        MHD_resume_connection(wq->conn);
+        resume(wq);
     }
 }
 
@@ -318,8 +367,7 @@ static void infer_done(celer_job *job, celer_status st, const char *message, con
                 if (ns[i] > 0) celer_metrics_observe(v->m_steps[i], (double)ns[i] * 1e-9);
         }
     }
-    atomic_store(&q->state, REQ_READY);
-    MHD_resume_connection(q->conn);
+    resume(q);
 }
 
 /* Orders the decoded inputs as the model lists them (the decoder checked names and shapes). */
@@ -541,13 +589,8 @@ static celer_cache_key request_key(const http_req *q) {
 
 static enum MHD_Result start_infer(http_req *q, const char *model, const char *version) {
     char msg[1024];
-    celer_status code = CELER_OK;
+    (void)version; /* admit() acquired q->version from the headers */
     copy_text(q->model_name, sizeof q->model_name, model);
-    q->version = celer_registry_acquire(q->srv->registry, model, version, &code, msg, sizeof msg);
-    if (!q->version) {
-        reply_status(q, code, msg);
-        return send_reply(q);
-    }
     celer_arena_init(&q->arena, 64 * 1024, (size_t)q->srv->opts->max_body_bytes * 4 + (64u << 20));
     const char *hl = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Inference-Header-Content-Length");
     size_t json_len = SIZE_MAX;
@@ -645,8 +688,7 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
         }
         q->cache = CACHE_MISS;
     }
-    atomic_store(&q->state, REQ_WAITING);
-    MHD_suspend_connection(q->conn);
+    suspend(q);
     if (q->cache == CACHE_MISS) {
         /* an identical request computing right now answers this one too */
         q->waiter.user = q;
@@ -665,8 +707,7 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
         reply_status(q, st, msg);
         count_outcome(q, false);
         if (q->cache_leader) lead_done(q, st, msg, NULL, 0);
-        atomic_store(&q->state, REQ_READY);
-        MHD_resume_connection(q->conn);
+        resume(q);
     }
     return MHD_YES;
 }
@@ -684,35 +725,27 @@ static void *repo_action(void *p) {
         celer_jbuf_raw(&q->resp, "{}", 2);
         reply_json(q, 200);
     }
-    atomic_store(&q->state, REQ_READY);
-    MHD_resume_connection(q->conn);
+    resume(q);
     return NULL;
 }
 
 static enum MHD_Result start_repo_action(http_req *q, const char *model, bool unload) {
     copy_text(q->model_name, sizeof q->model_name, model);
     q->unload = unload;
-    atomic_store(&q->state, REQ_WAITING);
-    MHD_suspend_connection(q->conn);
+    suspend(q);
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     if (pthread_create(&t, &attr, repo_action, q)) {
         reply_error(q, 500, "cannot start a thread for the repository action");
-        atomic_store(&q->state, REQ_READY);
-        MHD_resume_connection(q->conn);
+        resume(q);
     }
     pthread_attr_destroy(&attr);
     return MHD_YES;
 }
 
 /* ---- routes ---- */
-
-typedef struct route_args {
-    const char *model, *version;
-    char predict_model[256]; /* "{m}:predict" segment without its suffix */
-} route_args;
 
 typedef enum MHD_Result (*route_fn)(http_req *q, const route_args *a);
 
@@ -882,8 +915,9 @@ static void compile_routes(void) {
     }
 }
 
-/* Splits and percent-decodes a path into segments (in place in `buf`) and their lengths; -1 when
- * malformed. */
+/* Splits a path into segments (in place in `buf`) and their lengths; -1 when malformed. The path
+ * is not percent-decoded here: libmicrohttpd decoded it once already, and decoding twice would
+ * let "%2572" through a proxy's path rules as "r". */
 static int split_path(const char *path, char *buf, size_t cap, char **seg, size_t *seg_len) {
     if (path[0] != '/') return -1;
     size_t n = strlen(path);
@@ -891,26 +925,12 @@ static int split_path(const char *path, char *buf, size_t cap, char **seg, size_
     memcpy(buf, path, n + 1);
     int count = 0;
     char *p = buf + 1;
-    while (*p || count == 0) {
+    for (;;) {
         if (count == MAX_SEGMENTS) return -1;
         seg[count++] = p;
         char *slash = strchr(p, '/');
         if (slash) *slash = 0;
-        /* decode %XX in place */
-        char *w = p;
-        for (char *r = p; *r; r++) {
-            if (*r == '%' && r[1] && r[2]) {
-                char hex[3] = {r[1], r[2], 0}, *end;
-                long v = strtol(hex, &end, 16);
-                if (*end || v == 0) return -1;
-                *w++ = (char)v;
-                r += 2;
-            } else {
-                *w++ = *r;
-            }
-        }
-        *w = 0;
-        seg_len[count - 1] = (size_t)(w - p);
+        seg_len[count - 1] = slash ? (size_t)(slash - p) : strlen(p);
         if (!slash) break;
         p = slash + 1;
     }
@@ -948,16 +968,16 @@ static bool match(const struct compiled_route *c, char *const *seg, const size_t
     return true;
 }
 
-static enum MHD_Result dispatch(http_req *q) {
-    char buf[2048], *seg[MAX_SEGMENTS];
+enum { ROUTE_MALFORMED = -1, ROUTE_UNKNOWN = -2, ROUTE_METHOD = -3 };
+
+/* Finds q's route from its method and path, once, when its headers arrive: q->route is the index
+ * in routes[] (q->args its captures) or a ROUTE_ value (q->allow set for ROUTE_METHOD). */
+static void find_route(http_req *q) {
+    char *seg[MAX_SEGMENTS];
     size_t seg_len[MAX_SEGMENTS];
-    int count = split_path(q->path, buf, sizeof buf, seg, seg_len);
-    if (count < 0) {
-        reply_error(q, 400, "malformed path");
-        return send_reply(q);
-    }
-    bool path_known = false;
-    for (size_t i = 0; i < CELER_ARRAY_LEN(routes); i++) {
+    int count = split_path(q->path, q->segbuf, sizeof q->segbuf, seg, seg_len);
+    q->route = count < 0 ? ROUTE_MALFORMED : ROUTE_UNKNOWN;
+    for (size_t i = 0; count > 0 && i < CELER_ARRAY_LEN(routes); i++) {
         route_args a;
         if (!match(&compiled[i], seg, seg_len, count, &a)) continue;
         if (strcmp(routes[i].method, q->method)) {
@@ -966,17 +986,25 @@ static enum MHD_Result dispatch(http_req *q) {
                 size_t n = strlen(q->allow);
                 snprintf(q->allow + n, sizeof q->allow - n, "%s%s", n ? ", " : "", routes[i].method);
             }
-            path_known = true;
+            q->route = ROUTE_METHOD;
             continue;
         }
-        return routes[i].fn(q, &a);
+        q->route = (int)i;
+        q->args = a;
+        if (a.model == a.predict_model) q->args.model = q->args.predict_model;
+        return;
     }
-    if (path_known) {
-        char msg[2200];
+}
+
+/* Answers a request whose route was not found. */
+static enum MHD_Result reply_no_route(http_req *q) {
+    char msg[MAX_URL + 64];
+    if (q->route == ROUTE_MALFORMED) {
+        reply_error(q, 400, "malformed path");
+    } else if (q->route == ROUTE_METHOD) {
         snprintf(msg, sizeof msg, "method %s is not allowed on %s", q->method, q->path);
         reply_error(q, 405, msg);
     } else {
-        char msg[2200];
         snprintf(msg, sizeof msg, "no such endpoint: %s %s", q->method, q->path);
         reply_error(q, 404, msg);
     }
@@ -996,6 +1024,109 @@ static void hex_id(char *out, unsigned long long v) {
     out[n] = 0;
 }
 
+/* A client's X-Request-Id is echoed in a header and the access log: only visible ASCII is taken. */
+static bool request_id_ok(const char *id) {
+    size_t n = 0;
+    for (; id[n]; n++)
+        if (id[n] < 0x21 || id[n] > 0x7e || n + 1 >= 64) return false;
+    return n > 0;
+}
+
+/* Whether the route computes on a model or pipeline (its queue is asked before the body is read). */
+static bool is_infer_route(int route) {
+    return route >= 0 && (routes[route].fn == h_infer || routes[route].fn == h_predict);
+}
+
+/* Counts `total` bytes of body for q against what all connections may hold together; false
+ * with a 503 set when that is full (the bytes come back when the request completes). */
+static bool reserve_body(http_req *q, size_t total) {
+    celer_http *srv = q->srv;
+    if (total <= q->body_reserved) return true;
+    long long more = (long long)(total - q->body_reserved);
+    long long now = atomic_fetch_add(&srv->body_bytes, more) + more;
+    if (now > srv->opts->max_body_total_bytes) {
+        atomic_fetch_sub(&srv->body_bytes, more);
+        char msg[160];
+        snprintf(msg, sizeof msg, "request bodies being received hold %lld bytes already (--max-body-total-bytes %lld)",
+                 now - more, srv->opts->max_body_total_bytes);
+        reply_status(q, CELER_ERR_UNAVAILABLE, msg);
+        return false;
+    }
+    q->body_reserved = total;
+    return true;
+}
+
+/* Frees q's body and its reservation: the request was answered without it. */
+static void drop_body(http_req *q) {
+    free(q->body);
+    q->body = NULL;
+    q->body_len = q->body_cap = 0;
+    atomic_fetch_sub(&q->srv->body_bytes, (long long)q->body_reserved);
+    q->body_reserved = 0;
+    atomic_store(&q->state, REQ_READY);
+}
+
+/* Decides what it can from the headers alone, before any body byte is read or buffered: a path
+ * too long or unknown, a body over its cap or over what all connections may buffer together, a
+ * model that is missing, loading or whose queue is full. Returns false with the reply set. */
+static bool admit(http_req *q, struct MHD_Connection *conn, const char *url) {
+    celer_http *srv = q->srv;
+    /* q counts in srv->active before this is read, so shutdown either sees q or q sees it */
+    if (atomic_load(&srv->draining)) {
+        reply_status(q, CELER_ERR_UNAVAILABLE, "the server is shutting down");
+        return false;
+    }
+    if (strlen(url) >= MAX_URL) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "request path longer than %d bytes", MAX_URL - 1);
+        reply_error(q, 414, msg);
+        return false;
+    }
+    find_route(q);
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
+    char msg[1024];
+    if (declared > (unsigned long long)srv->opts->max_body_bytes) {
+        snprintf(msg, sizeof msg, "request body of %llu bytes exceeds the limit of %lld bytes (--max-body-bytes)",
+                 declared, srv->opts->max_body_bytes);
+        reply_status(q, CELER_ERR_LIMIT, msg);
+        return false;
+    }
+    if (q->route < 0) return true; /* answered once the body (if any) is discarded */
+    if (is_infer_route(q->route)) {
+        celer_status code = CELER_OK;
+        const char *model = q->args.model;
+        q->version = celer_registry_acquire(srv->registry, model, routes[q->route].fn == h_predict ? NULL : q->args.version,
+                                            &code, msg, sizeof msg);
+        if (!q->version) {
+            reply_status(q, code, msg);
+            return false;
+        }
+        if (celer_sched_queue_full(q->version->queue)) {
+            snprintf(msg, sizeof msg, "queue of model '%s' is full", model);
+            reply_status(q, CELER_ERR_UNAVAILABLE, msg);
+            count_outcome(q, false);
+            return false;
+        }
+    }
+    if (declared) { /* one allocation, not grown chunk by chunk; up to 1 MiB before any byte came */
+        if (!reserve_body(q, (size_t)declared + 1)) return false;
+        size_t cap = (size_t)CELER_MIN(declared, 1ull << 20) + 1;
+        q->body = malloc(cap);
+        if (!q->body) {
+            reply_status(q, CELER_ERR_NOMEM, "out of memory for the request body");
+            return false;
+        }
+        q->body_cap = cap;
+    }
+    return true;
+}
+
+/* Sets when q's connection must have delivered what it is reading now; 0: no deadline. */
+static void set_deadline(http_req *q, int secs) {
+    if (q->cctx) atomic_store(&q->cctx->deadline_ns, secs > 0 ? now_ns() + (int64_t)secs * 1000000000 : 0);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls) {
@@ -1009,44 +1140,44 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         q->conn = conn;
         q->start_ns = now_ns();
         q->status = 500;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        q->cctx = ci ? ci->socket_context : NULL;
         copy_text(q->method, sizeof q->method, method);
         copy_text(q->path, sizeof q->path, url);
         celer_jbuf_init(&q->resp, 0);
         const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
-        if (rid && strlen(rid) < sizeof q->request_id)
+        if (rid && request_id_ok(rid))
             copy_text(q->request_id, sizeof q->request_id, rid);
         else
             hex_id(q->request_id, (unsigned long long)atomic_fetch_add(&srv->next_id, 1) + 1);
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
-        if (declared > (unsigned long long)srv->opts->max_body_bytes) q->too_large = true;
-        else if (declared) { /* one allocation, not grown chunk by chunk; up to 1 MiB before any byte came */
-            size_t cap = (size_t)CELER_MIN(declared, 1ull << 20) + 1;
-            q->body = malloc(cap);
-            if (!q->body) {
-                free(q);
-                return MHD_NO;
-            }
-            q->body_cap = cap;
-        }
         atomic_fetch_add(&srv->active, 1);
         *con_cls = q;
+        if (!admit(q, conn, url)) {
+            atomic_store(&q->state, REQ_READY); /* the body is not read: MHD closes the connection after */
+            return send_reply(q);
+        }
+        set_deadline(q, srv->opts->body_timeout_secs);
         return MHD_YES;
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (q->too_large) return MHD_YES;
+        if (atomic_load(&q->state) == REQ_READY) return MHD_YES; /* answered already: discarded */
         if (q->body_len + n > (size_t)srv->opts->max_body_bytes) {
-            q->too_large = true;
-            free(q->body);
-            q->body = NULL;
-            q->body_len = q->body_cap = 0;
+            char msg[160];
+            snprintf(msg, sizeof msg, "request body exceeds the limit of %lld bytes (--max-body-bytes)",
+                     srv->opts->max_body_bytes);
+            reply_status(q, CELER_ERR_LIMIT, msg);
+            drop_body(q); /* the rest is read and discarded; the answer goes at the end */
             return MHD_YES;
         }
         if (q->body_len + n + 1 > q->body_cap) {
             size_t cap = CELER_MAX(q->body_cap * 2, q->body_len + n + 1);
             if (cap > (size_t)srv->opts->max_body_bytes + 1) cap = (size_t)srv->opts->max_body_bytes + 1;
+            if (!reserve_body(q, cap)) {
+                drop_body(q);
+                return MHD_YES;
+            }
             char *b = realloc(q->body, cap);
             if (!b) return MHD_NO;
             q->body = b;
@@ -1062,14 +1193,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     case REQ_WAITING: return MHD_YES; /* spurious call while suspended */
     case REQ_READING: break;
     }
-    if (q->too_large) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "request body exceeds the limit of %lld bytes (--max-body-bytes)",
-                 srv->opts->max_body_bytes);
-        reply_status(q, CELER_ERR_LIMIT, msg);
-        return send_reply(q);
+    set_deadline(q, 0); /* the whole request is here: computing and answering it has no deadline here */
+    if (q->route < 0) return reply_no_route(q);
+    return routes[q->route].fn(q, &q->args);
+}
+
+/* The path for the text access log: bytes outside visible ASCII (a decoded %0a, say) as %XX, so
+ * a path cannot forge log lines. */
+static void log_escape(const char *in, char *out, size_t cap) {
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p && o + 4 < cap; p++) {
+        if (*p > 0x20 && *p < 0x7f && *p != '"' && *p != '%') out[o++] = (char)*p;
+        else o += (size_t)snprintf(out + o, cap - o, "%%%02X", *p);
     }
-    return dispatch(q);
+    out[o] = 0;
 }
 
 static void log_request(const celer_http *srv, const http_req *q, struct MHD_Connection *conn) {
@@ -1105,7 +1242,10 @@ static void log_request(const celer_http *srv, const http_req *q, struct MHD_Con
         if (!b.status) fwrite(b.data, 1, b.len, stderr);
         celer_jbuf_free(&b);
     } else {
-        fprintf(stderr, "%s %s \"%s %s\" %d %.3fms id=%s\n", when, addr, q->method, q->path, q->status, ms, q->request_id);
+        char method[64], path[3 * MAX_URL];
+        log_escape(q->method, method, sizeof method);
+        log_escape(q->path, path, sizeof path);
+        fprintf(stderr, "%s %s \"%s %s\" %d %.3fms id=%s\n", when, addr, method, path, q->status, ms, q->request_id);
     }
 }
 
@@ -1117,12 +1257,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     /* a client that hung up while its request ran: the worker still owns q until it resumes,
      * and MHD only completes a suspended connection after it was resumed */
     log_request(srv, q, conn);
+    set_deadline(q, srv->opts->header_timeout_secs); /* for the connection's next request */
     int cls_i = q->status / 100;
     if (cls_i >= 1 && cls_i <= 5) celer_metrics_add(srv->m_requests[cls_i], 1);
     if (q->version) celer_registry_release(q->version);
     if (q->version) celer_arena_free(&q->arena);
     celer_jbuf_free(&q->resp);
-    free(q->body);
+    drop_body(q);
     free(q);
     *con_cls = NULL;
     atomic_fetch_sub(&srv->active, 1);
@@ -1182,6 +1323,83 @@ static void cache_metrics(celer_http *srv) {
     celer_metrics_gauge_fn(m, "celer_cache_up", "1 while the tier answers.", tier, redis_up, srv->redis);
 }
 
+/* ---- slow clients ----
+ * MHD's idle timeout restarts on every byte, so a client sending a byte a second would hold its
+ * connection for ever. Each connection gets a deadline (its request's headers must be complete by
+ * then, then its body); a reaper thread shuts down the sockets past it, and MHD closes them as on
+ * any network error. The CLOSED notification takes the lock before MHD closes the descriptor, so
+ * the reaper never shuts down a descriptor that was closed and reused. */
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    celer_http *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn_ctx *c = ci ? calloc(1, sizeof *c) : NULL;
+        if (!c) return; /* untracked: only MHD's idle timeout applies to it */
+        c->fd = ci->connect_fd;
+        atomic_store(&c->deadline_ns, now_ns() + (int64_t)srv->opts->header_timeout_secs * 1000000000);
+        pthread_mutex_lock(&srv->conns_lock);
+        c->next = srv->conns;
+        if (srv->conns) srv->conns->prev = c;
+        srv->conns = c;
+        pthread_mutex_unlock(&srv->conns_lock);
+        *socket_context = c;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        conn_ctx *c = *socket_context;
+        if (!c) return;
+        pthread_mutex_lock(&srv->conns_lock);
+        if (c->prev) c->prev->next = c->next;
+        else srv->conns = c->next;
+        if (c->next) c->next->prev = c->prev;
+        pthread_mutex_unlock(&srv->conns_lock);
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
+static void *reaper_main(void *p) {
+    celer_http *srv = p;
+    pthread_mutex_lock(&srv->conns_lock);
+    while (!srv->reaper_stop) {
+        int64_t now = now_ns();
+        for (conn_ctx *c = srv->conns; c; c = c->next) {
+            int64_t d = atomic_load(&c->deadline_ns);
+            if (d && d < now) {
+                atomic_store(&c->deadline_ns, 0);
+                shutdown(c->fd, SHUT_RDWR);
+            }
+        }
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += 250000000; /* deadlines are whole seconds: a quarter of one is precise enough */
+        if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
+        pthread_cond_timedwait(&srv->reaper_wake, &srv->conns_lock, &until);
+    }
+    pthread_mutex_unlock(&srv->conns_lock);
+    return NULL;
+}
+
+/* Connections allowed at once: below the open-files limit (raised to its hard maximum first), so
+ * accept() never fails for want of a descriptor; the rest is left for model files, Redis and logs. */
+static unsigned connection_limit(const celer_server_options *opts) {
+    struct rlimit rl;
+    unsigned limit = 10000;
+    if (!getrlimit(RLIMIT_NOFILE, &rl)) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+            getrlimit(RLIMIT_NOFILE, &rl);
+        }
+        const rlim_t reserve = 64;
+        if (rl.rlim_cur != RLIM_INFINITY)
+            limit = rl.rlim_cur > 2 * reserve ? (unsigned)CELER_MIN(rl.rlim_cur - reserve, (rlim_t)limit)
+                                              : (unsigned)CELER_MAX(rl.rlim_cur / 2, 1);
+    }
+    if (opts->max_connections > 0) limit = CELER_MIN(limit, (unsigned)opts->max_connections);
+    return limit;
+}
+
 celer_status celer_http_start(const celer_server_options *opts, celer_registry *registry, celer_metrics *metrics,
                               celer_cache *cache, celer_redis *redis, celer_http **out) {
     pthread_once(&compiled_once, compile_routes);
@@ -1203,15 +1421,29 @@ celer_status celer_http_start(const celer_server_options *opts, celer_registry *
         free(srv);
         return celer_errorf(CELER_ERR_INVALID, "--http-address '%s' is not an IPv4 address", opts->http_address);
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    srv->max_connections = connection_limit(opts);
+    pthread_mutex_init(&srv->conns_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&srv->reaper_wake, &ca);
+    pthread_condattr_destroy(&ca);
+    /* MHD_USE_ITC: quiescing (closing the listener at shutdown) needs it with a thread pool */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
     srv->daemon = MHD_start_daemon(flags, (uint16_t)opts->http_port, NULL, NULL, on_request, srv,
                                    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)CELER_MAX(opts->http_threads, 1),
                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->request_timeout_secs,
-                                   MHD_OPTION_CONNECTION_LIMIT, 10000u,
-                                   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
+                                   MHD_OPTION_CONNECTION_LIMIT, srv->max_connections,
+                                   /* room for a request line up to MAX_URL and headers, and for MHD's own 414/431 */
+                                   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
+                                   MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
                                    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
-    if (!srv->daemon) {
+    if (srv->daemon && !pthread_create(&srv->reaper, NULL, reaper_main, srv)) srv->reaper_started = true;
+    if (!srv->daemon || !srv->reaper_started) {
+        if (srv->daemon) MHD_stop_daemon(srv->daemon);
+        pthread_cond_destroy(&srv->reaper_wake);
+        pthread_mutex_destroy(&srv->conns_lock);
         free(srv);
         return celer_errorf(CELER_ERR_IO, "cannot listen on %s:%d (in use, or not allowed)", opts->http_address,
                             opts->http_port);
@@ -1220,14 +1452,27 @@ celer_status celer_http_start(const celer_server_options *opts, celer_registry *
     return CELER_OK;
 }
 
-void celer_http_quiesce(celer_http *h) {
-    if (h && h->daemon) MHD_quiesce_daemon(h->daemon);
+void celer_http_drain(celer_http *h) {
+    if (!h || !h->daemon) return;
+    atomic_store(&h->draining, true);
+    /* MHD stops polling the listener and hands it back: closing it refuses new connections at once
+     * instead of leaving them in the backlog unanswered */
+    MHD_socket fd = MHD_quiesce_daemon(h->daemon);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
 }
 
 int celer_http_active(const celer_http *h) { return h ? atomic_load(&h->active) : 0; }
+int celer_http_suspended(const celer_http *h) { return h ? atomic_load(&h->suspended) : 0; }
 
 void celer_http_stop(celer_http *h) {
     if (!h) return;
     if (h->daemon) MHD_stop_daemon(h->daemon);
+    pthread_mutex_lock(&h->conns_lock);
+    h->reaper_stop = true;
+    pthread_cond_signal(&h->reaper_wake);
+    pthread_mutex_unlock(&h->conns_lock);
+    pthread_join(h->reaper, NULL);
+    pthread_cond_destroy(&h->reaper_wake);
+    pthread_mutex_destroy(&h->conns_lock);
     free(h);
 }

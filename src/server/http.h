@@ -12,10 +12,14 @@ typedef struct celer_http celer_http;
  * CELER_ERR_IO when the port cannot be bound. */
 celer_status celer_http_start(const celer_server_options *opts, celer_registry *registry, celer_metrics *metrics,
                               celer_cache *cache, celer_redis *redis, celer_http **out);
-/* Stops accepting new connections; open ones go on. */
-void celer_http_quiesce(celer_http *h);
-/* Requests received and not yet answered. */
+/* Shutdown begins: closes the listening socket (new connections are refused) and makes every
+ * answer from now on close its connection; requests in flight go on. */
+void celer_http_drain(celer_http *h);
+/* Requests received and not yet completed (answered and sent, or dropped). */
 int celer_http_active(const celer_http *h);
+/* Of those, the ones waiting on a worker or a repository action; celer_http_stop must not be
+ * called while any is. */
+int celer_http_suspended(const celer_http *h);
 /* Closes every connection and frees the front end. */
 void celer_http_stop(celer_http *h);
 

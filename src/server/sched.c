@@ -78,6 +78,7 @@ struct celer_sched {
     pthread_mutex_t mu;
     pthread_cond_t work;
     bool stopping;
+    bool cancelled; /* celer_sched_cancel: submits are refused */
     int n_workers, n_started, n_idle;
     worker *workers;
     celer_sched_queue *queues;
@@ -662,8 +663,9 @@ celer_status celer_sched_submit(celer_sched_queue *q, celer_job *job) {
     job->next = NULL;
     celer_sched *s = q->s;
     pthread_mutex_lock(&s->mu);
-    if (q->removing || s->stopping) {
+    if (q->removing || s->stopping || s->cancelled) {
         pthread_mutex_unlock(&s->mu);
+        if (s->cancelled) return celer_errorf(CELER_ERR_UNAVAILABLE, "the server is shutting down");
         return celer_errorf(CELER_ERR_UNAVAILABLE, "model %s is being unloaded", q->name);
     }
     int depth = atomic_load_explicit(&q->depth, memory_order_relaxed);
@@ -685,4 +687,33 @@ celer_status celer_sched_submit(celer_sched_queue *q, celer_job *job) {
 
 int celer_sched_queue_depth(const celer_sched_queue *q) {
     return atomic_load_explicit(&q->depth, memory_order_relaxed);
+}
+
+bool celer_sched_queue_full(const celer_sched_queue *q) {
+    return atomic_load_explicit(&q->depth, memory_order_relaxed) >= q->max_queue_size;
+}
+
+void celer_sched_cancel(celer_sched *s, const char *reason) {
+    celer_job *list = NULL, **tail = &list;
+    pthread_mutex_lock(&s->mu);
+    s->cancelled = true;
+    for (celer_sched_queue *q = s->queues; q; q = q->next) {
+        if (q->head) {
+            *tail = q->head;
+            tail = &q->tail->next;
+            q->head = q->tail = NULL;
+            atomic_store_explicit(&q->depth, 0, memory_order_relaxed);
+        }
+        if (!q->running) pthread_cond_broadcast(&q->drained);
+    }
+    pthread_mutex_unlock(&s->mu);
+    int64_t now = now_ns();
+    while (list) { /* completed outside the lock: a done callback may submit (and be refused) */
+        celer_job *j = list;
+        list = j->next;
+        j->start_ns = j->end_ns = now;
+        j->batch_size = 0;
+        j->batch_first = false;
+        j->done(j, CELER_ERR_UNAVAILABLE, reason, NULL, 0);
+    }
 }

@@ -89,5 +89,13 @@ celer_status celer_sched_submit(celer_sched_queue *q, celer_job *job);
 
 /* Jobs waiting in q right now (for the queue-depth gauge). */
 int celer_sched_queue_depth(const celer_sched_queue *q);
+/* Whether a submit to q would be refused for a full queue right now (a hint, read without the
+ * lock: the front end answers 503 from a request's headers instead of reading its body first). */
+bool celer_sched_queue_full(const celer_sched_queue *q);
+
+/* Shutdown past its grace period: every queued job is completed at once, on the calling thread,
+ * with CELER_ERR_UNAVAILABLE and `reason` (copied by nobody: it must outlive the done calls), and
+ * every later submit is refused. Jobs running finish normally. */
+void celer_sched_cancel(celer_sched *s, const char *reason);
 
 #endif

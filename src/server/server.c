@@ -1,5 +1,6 @@
 /* `celer serve`: flags, start-up, the signal loop (repository polling, graceful shutdown). */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,9 +25,21 @@ static const celer_server_flag flags[] = {
      OPT(threads)},
     {"max-body-bytes", "CELER_MAX_BODY_BYTES", "67108864", "largest request body; larger ones get 413", CELER_FLAG_SIZE,
      OPT(max_body_bytes)},
+    {"max-body-total-bytes", "CELER_MAX_BODY_TOTAL_BYTES", "268435456",
+     "request body bytes all connections may hold together; a request that would go past it gets 503",
+     CELER_FLAG_SIZE, OPT(max_body_total_bytes)},
     {"request-timeout-secs", "CELER_REQUEST_TIMEOUT_SECS", "30",
-     "close connections idle this long (slow headers or bodies cannot hold the server)", CELER_FLAG_INT,
-     OPT(request_timeout_secs)},
+     "close connections idle this long (no byte received or sent)", CELER_FLAG_INT, OPT(request_timeout_secs)},
+    {"header-timeout-secs", "CELER_HEADER_TIMEOUT_SECS", "10",
+     "a request's headers must be complete this long after its connection opened or answered the previous "
+     "request, however slowly bytes keep coming; then the connection is closed",
+     CELER_FLAG_INT, OPT(header_timeout_secs)},
+    {"body-timeout-secs", "CELER_BODY_TIMEOUT_SECS", "60",
+     "a request's body must be complete this long after its headers; then the connection is closed",
+     CELER_FLAG_INT, OPT(body_timeout_secs)},
+    {"max-connections", "CELER_MAX_CONNECTIONS", "0",
+     "open connections at most; 0 = the open-files limit less 64 (raised to its hard limit at start)",
+     CELER_FLAG_INT, OPT(max_connections)},
     {"repository-poll-secs", "CELER_REPOSITORY_POLL_SECS", "0",
      "rescan the repository this often and load new or changed versions; 0 = only through the API", CELER_FLAG_INT,
      OPT(repository_poll_secs)},
@@ -34,7 +47,8 @@ static const celer_server_flag flags[] = {
      "max_batch_size for models without a config whose first dims are symbolic", CELER_FLAG_INT, OPT(default_max_batch)},
     {"max-queue-size", "CELER_MAX_QUEUE_SIZE", "1024", "queue cap for models whose config sets none; beyond it 503",
      CELER_FLAG_INT, OPT(max_queue_size)},
-    {"shutdown-timeout-secs", "CELER_SHUTDOWN_TIMEOUT_SECS", "30", "how long SIGTERM waits for in-flight requests",
+    {"shutdown-timeout-secs", "CELER_SHUTDOWN_TIMEOUT_SECS", "30",
+     "on SIGTERM the process exits within this long: in-flight requests finish, then those still queued get 503",
      CELER_FLAG_INT, OPT(shutdown_timeout_secs)},
     {"log-format", "CELER_LOG_FORMAT", "text", "access log format: text or json", CELER_FLAG_STRING, OPT(log_format)},
     {"quiet", "CELER_QUIET", "0", "no access log", CELER_FLAG_BOOL, OPT(quiet)},
@@ -116,9 +130,46 @@ celer_status celer_server_parse_args(int argc, char **argv, celer_server_options
     if (strcmp(o->log_format, "text") && strcmp(o->log_format, "json"))
         return celer_errorf(CELER_ERR_INVALID, "--log-format must be text or json, not '%s'", o->log_format);
     if (o->max_body_bytes < 1024) return celer_errorf(CELER_ERR_INVALID, "--max-body-bytes must be at least 1024");
+    if (o->max_body_total_bytes < o->max_body_bytes)
+        return celer_errorf(CELER_ERR_INVALID, "--max-body-total-bytes (%lld) must be at least --max-body-bytes (%lld)",
+                            o->max_body_total_bytes, o->max_body_bytes);
+    if (o->header_timeout_secs < 1 || o->body_timeout_secs < 1)
+        return celer_errorf(CELER_ERR_INVALID, "--header-timeout-secs and --body-timeout-secs must be at least 1");
     if (o->threads < 1) o->threads = 1;
     if (o->cache_bytes < 0) return celer_errorf(CELER_ERR_INVALID, "--cache-bytes must not be negative");
     return CELER_OK;
+}
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until count(http) is 0 or the clock passes `until_ms`; true when it is 0. */
+static bool wait_zero(int (*count)(const celer_http *), celer_http *http, int64_t until_ms) {
+    while (count(http) > 0 && mono_ms() < until_ms) {
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    return count(http) == 0;
+}
+
+/* SIGTERM: the listener closes at once (new connections refused), answers close their keep-alive
+ * connections, requests in flight finish; a second before the timeout, requests still queued are
+ * answered 503, so every suspended connection is resumed before the daemon stops. */
+static void shutdown_http(const celer_server_options *opts, celer_http *http, celer_sched *sched) {
+    int64_t t0 = mono_ms(), limit = (int64_t)opts->shutdown_timeout_secs * 1000;
+    fprintf(stderr, "celer: shutting down: finishing %d in-flight requests\n", celer_http_active(http));
+    celer_http_drain(http);
+    int64_t grace = limit > 2000 ? limit - 1000 : limit / 2;
+    if (wait_zero(celer_http_active, http, t0 + grace)) return;
+    fprintf(stderr, "celer: shutdown timeout near: answering %d queued requests with 503\n",
+            celer_http_suspended(http));
+    celer_sched_cancel(sched, "the server is shutting down");
+    /* their answers are sent while the daemon runs; a client that does not read its answer is
+     * cut off at the limit (only suspended requests would keep the daemon from stopping) */
+    wait_zero(celer_http_active, http, t0 + limit);
 }
 
 celer_status celer_server_run(const celer_server_options *opts) {
@@ -129,6 +180,10 @@ celer_status celer_server_run(const celer_server_options *opts) {
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A fixed threshold (glibc raises its default after each large free): request bodies and
+     * tensors above it get pages of their own, returned when the request ends, so memory goes back
+     * to its idle level after a burst instead of staying in the heap. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
     celer_metrics *metrics = NULL;
     celer_sched *sched = NULL;
@@ -158,23 +213,21 @@ celer_status celer_server_run(const celer_server_options *opts) {
         if (sig == SIGTERM || sig == SIGINT) break;
         if (sig < 0 && errno == EAGAIN && opts->repository_poll_secs > 0) celer_registry_poll(registry);
     }
-    fprintf(stderr, "celer: shutting down: finishing %d in-flight requests\n", celer_http_active(http));
-    celer_http_quiesce(http);
-    for (int waited_ms = 0; celer_http_active(http) > 0 && waited_ms < opts->shutdown_timeout_secs * 1000; waited_ms += 10) {
-        struct timespec ts = {0, 10000000};
-        nanosleep(&ts, NULL);
-    }
+    shutdown_http(opts, http, sched);
 done:
     if (st) fprintf(stderr, "celer: error: %s\n", celer_error_message());
-    /* With nothing in flight the front end goes first, so no keep-alive connection can reach
-     * the registry while it is freed. Otherwise the models go first: draining their queues
-     * completes (and resumes) the requests still waiting, which needs the daemon alive. */
-    if (celer_http_active(http) == 0) {
-        celer_http_stop(http);
-        http = NULL;
+    if (celer_http_suspended(http) > 0) {
+        /* an execution outlived the timeout: nothing can be freed while it may still answer; the
+         * process ends here and the kernel reclaims the rest */
+        fprintf(stderr, "celer: %d requests still running at the shutdown timeout; exiting without them\n",
+                celer_http_suspended(http));
+        fflush(stderr);
+        _exit(0);
     }
-    celer_registry_free(registry);
+    /* no request waits on a worker: the front end goes first (closing every connection, answered or
+     * not), so no request can reach a model while the registry frees it */
     celer_http_stop(http);
+    celer_registry_free(registry);
     celer_sched_free(sched);
     celer_metrics_free(metrics);
     celer_cache_free(cache);

@@ -18,7 +18,12 @@ typedef struct celer_server_options {
     int workers;                /* inference workers; 0 = one per core */
     int threads;                /* intra-op threads per inference */
     long long max_body_bytes;   /* larger bodies get 413 */
-    int request_timeout_secs;   /* a connection idle this long (slow header or body) is closed */
+    long long max_body_total_bytes; /* body bytes all connections may buffer together; beyond: 503 */
+    int request_timeout_secs;   /* a connection idle this long is closed */
+    int header_timeout_secs;    /* a request's headers must be complete this long after the connection
+                                   opened or answered its previous request */
+    int body_timeout_secs;      /* a request's body must be complete this long after its headers */
+    int max_connections;        /* 0 = as many as the open-files limit allows */
     int repository_poll_secs;   /* 0 = no polling; models change through the repository API only */
     int default_max_batch;      /* batch size given to batchable models without a config */
     int max_queue_size;         /* queue cap for models whose config sets none */
