@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "http.h"
@@ -1153,8 +1154,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&srv->active, 1);
         *con_cls = q;
         if (!admit(q, conn, url)) {
-            atomic_store(&q->state, REQ_READY); /* the body is not read: MHD closes the connection after */
-            return send_reply(q);
+            /* Decided from the headers: nothing of the body is buffered. A client that waits for
+             * "100 Continue" gets the answer now and never sends its body; any other is answered
+             * once its body has been read and dropped (within --body-timeout-secs): closing on
+             * unread bytes would reset the connection and lose the answer. */
+            drop_body(q);
+            const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+            if (expect && !strcasecmp(expect, "100-continue")) return send_reply(q);
+            set_deadline(q, srv->opts->body_timeout_secs);
+            return MHD_YES;
         }
         set_deadline(q, srv->opts->body_timeout_secs);
         return MHD_YES;

@@ -51,6 +51,9 @@ def status_of(answer):
     return int(answer.split(b" ", 2)[1]) if answer and answer.startswith(b"HTTP/1.1 ") else None
 
 
+EXPECT = b"Expect: 100-continue\r\n\r\n"
+
+
 def make_repo(tmp, src):
     repo = os.path.join(tmp, "repository")
     os.makedirs(os.path.join(repo, "slowq", "1"))
@@ -186,14 +189,15 @@ def test_paths_and_ids(repo):
 
 
 def test_admission(repo):
-    """Answers that need only the headers come before any body byte is sent."""
+    """Answers that need only the headers come before any body byte is sent (to a client that waits
+    for 100 Continue; any other is answered after its body was read and dropped)."""
     srv = Server(repo, "--quiet", "--max-body-bytes", "1048576", "--max-body-total-bytes", "2097152")
     try:
         port = srv.port
         t0 = time.time()
-        a = raw(port, b"POST /v2/models/nope/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 900000\r\n\r\n")
+        a = raw(port, b"POST /v2/models/nope/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 900000\r\n" + EXPECT)
         check("unknown model: 404 from the headers", status_of(a) == 404 and time.time() - t0 < 1, a)
-        a = raw(port, b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n")
+        a = raw(port, b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n" + EXPECT)
         check("Content-Length over --max-body-bytes: 413 from the headers", status_of(a) == 413, a)
 
         # bodies of all connections together: two hold 1.8 MB of the 2 MiB budget, a third is refused
@@ -203,7 +207,7 @@ def test_admission(repo):
             s.sendall(b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 900000\r\n\r\n{")
             holders.append(s)
         time.sleep(0.3)
-        a = raw(port, b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 900000\r\n\r\n")
+        a = raw(port, b"POST /v2/models/mlp/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 900000\r\n" + EXPECT)
         check("bodies over --max-body-total-bytes: 503 with Retry-After from the headers",
               status_of(a) == 503 and b"Retry-After" in a and b"max-body-total-bytes" in a, a)
         for s in holders:
@@ -220,9 +224,14 @@ def test_admission(repo):
             t.start()
         wait_queue_depth(srv, 2)
         t0 = time.time()
-        a = raw(port, b"POST /v2/models/slowq/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 900000\r\n\r\n")
+        a = raw(port, b"POST /v2/models/slowq/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 900000\r\n" + EXPECT)
         check("full queue: 503 with Retry-After from the headers, in milliseconds",
               status_of(a) == 503 and b"Retry-After" in a and time.time() - t0 < 0.5, (a, time.time() - t0))
+        t0 = time.time()
+        a = raw(port, b"POST /v2/models/slowq/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 900000\r\n\r\n"
+                + b" " * 900000)
+        check("full queue, a client that sends its body at once: 503 after it, not a reset",
+              status_of(a) == 503 and time.time() - t0 < 1, (a, time.time() - t0))
         for t in waiting:
             t.join()
     finally:
