@@ -8,9 +8,13 @@
  * route, what every branch defines).
  *
  * Run: a program counter over the instructions. celer_pipeline_run_steps executes until the end
- * or a call; the caller performs the call and resumes. Every tensor lives in the request's arena. */
+ * or a call; the caller performs the call and resumes. Every tensor lives in the request's arena,
+ * except decoded images (pl_out_image): those are malloc'd against a process-wide budget and freed
+ * as soon as no step still to run reads them, so a full-size decode followed by a resize is not
+ * held while the request waits for its model. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -881,9 +885,17 @@ const char *celer_pipeline_model_name(const celer_pipeline *p, int i) { return p
 
 /* ---- running ---- */
 
+/* A decoded image the run owns (pl_out_image); the node lives in the arena, the data on the heap. */
+typedef struct image_buf {
+    struct image_buf *next;
+    void *data;
+    size_t bytes; /* reserved against the image budget */
+} image_buf;
+
 struct pl_exec {
     celer_arena *arena;
     pl_value *slots;
+    image_buf *images; /* live ones */
     int64_t rows;
     pl_value ins[PL_MAX_IO]; /* the running step's inputs, copied: an output may replace its input's name */
     celer_status status;     /* a batch step's failure of this request, and its message */
@@ -915,16 +927,16 @@ const pl_value *pl_in(pl_exec *x, const pl_step *s, int i) {
     return &x->ins[i];
 }
 
-celer_tensor *pl_out(pl_exec *x, const pl_step *s, int i, celer_dtype dtype, const celer_shape *shape) {
+static bool out_bytes(celer_dtype dtype, const celer_shape *shape, size_t *bytes) {
     int64_t numel = celer_shape_numel(shape);
-    size_t esize = dtype == CELER_STRING ? sizeof(char *) : celer_dtype_size(dtype), bytes;
-    if (numel < 0 || celer_mul_size((size_t)numel, esize, &bytes)) {
-        celer_errorf(CELER_ERR_LIMIT, "output too large");
-        return NULL;
-    }
-    void *data = dtype == CELER_STRING ? celer_arena_alloc(x->arena, bytes ? bytes : 1)
-                                       : celer_arena_alloc_uninit(x->arena, bytes ? bytes : 1);
-    if (!data) return NULL;
+    size_t esize = dtype == CELER_STRING ? sizeof(char *) : celer_dtype_size(dtype);
+    if (numel >= 0 && !celer_mul_size((size_t)numel, esize, bytes)) return true;
+    celer_errorf(CELER_ERR_LIMIT, "output too large");
+    return false;
+}
+
+static celer_tensor *set_out(pl_exec *x, const pl_step *s, int i, celer_dtype dtype, const celer_shape *shape,
+                             void *data) {
     pl_value *v = &x->slots[s->out[i]];
     v->t.dtype = dtype;
     v->t.shape = *shape;
@@ -932,6 +944,68 @@ celer_tensor *pl_out(pl_exec *x, const pl_step *s, int i, celer_dtype dtype, con
     v->lens = NULL;
     v->set = true;
     return &v->t;
+}
+
+celer_tensor *pl_out(pl_exec *x, const pl_step *s, int i, celer_dtype dtype, const celer_shape *shape) {
+    size_t bytes;
+    if (!out_bytes(dtype, shape, &bytes)) return NULL;
+    void *data = dtype == CELER_STRING ? celer_arena_alloc(x->arena, bytes ? bytes : 1)
+                                       : celer_arena_alloc_uninit(x->arena, bytes ? bytes : 1);
+    return data ? set_out(x, s, i, dtype, shape, data) : NULL;
+}
+
+/* ---- image memory ---- */
+
+static _Atomic size_t image_budget = CELER_PIPELINE_IMAGE_BUDGET_DEFAULT;
+static _Atomic size_t image_in_use;
+
+void celer_pipeline_set_image_budget(size_t bytes) { atomic_store(&image_budget, bytes); }
+size_t celer_pipeline_image_bytes_in_use(void) { return atomic_load(&image_in_use); }
+size_t pl_image_budget(void) { return atomic_load(&image_budget); }
+
+static double mib(size_t bytes) { return (double)bytes / (1 << 20); }
+
+/* One compare-and-swap loop: concurrent reservations together never pass the budget. */
+celer_status pl_image_take(size_t bytes, const char *what) {
+    size_t budget = atomic_load(&image_budget), cur = atomic_load(&image_in_use), sum;
+    if (budget && bytes > budget)
+        return celer_errorf(CELER_ERR_LIMIT,
+                            "'%s' needs %.1f MiB of image memory, more than the server's image memory budget of %.1f "
+                            "MiB; send smaller images",
+                            what, mib(bytes), mib(budget));
+    do {
+        if (celer_add_size(cur, bytes, &sum) || (budget && sum > budget))
+            return celer_errorf(CELER_ERR_UNAVAILABLE,
+                                "'%s' needs %.1f MiB of image memory; other requests hold %.1f MiB of the %.1f MiB "
+                                "budget: retry later",
+                                what, mib(bytes), mib(cur), mib(budget));
+    } while (!atomic_compare_exchange_weak(&image_in_use, &cur, sum));
+    return CELER_OK;
+}
+
+void pl_image_give(size_t bytes) { atomic_fetch_sub(&image_in_use, bytes); }
+
+celer_status pl_out_image(pl_exec *x, const pl_step *s, int i, celer_dtype dtype, const celer_shape *shape,
+                          const char *what, celer_tensor **out) {
+    size_t bytes;
+    if (dtype == CELER_STRING) return celer_errorf(CELER_ERR_INTERNAL, "pl_out_image: %s is not numeric", what);
+    if (!out_bytes(dtype, shape, &bytes)) return CELER_ERR_LIMIT;
+    if (!bytes) { /* nothing to count: the arena will do */
+        *out = pl_out(x, s, i, dtype, shape);
+        return *out ? CELER_OK : celer_error_wrap(CELER_ERR_LIMIT, "'%s': ", what);
+    }
+    CELER_TRY(pl_image_take(bytes, what));
+    image_buf *b = celer_arena_alloc(x->arena, sizeof *b);
+    void *data = b ? malloc(bytes) : NULL;
+    if (!data) {
+        pl_image_give(bytes);
+        return b ? celer_errorf(CELER_ERR_NOMEM, "'%s': out of memory allocating %.1f MiB", what, mib(bytes))
+                 : celer_error_wrap(CELER_ERR_LIMIT, "'%s': ", what);
+    }
+    *b = (image_buf){x->images, data, bytes};
+    x->images = b;
+    *out = set_out(x, s, i, dtype, shape, data);
+    return CELER_OK;
 }
 
 celer_status pl_out_lens(pl_exec *x, const pl_step *s, int i, const size_t *lens) {
@@ -1137,6 +1211,49 @@ static celer_status run_route(celer_pipeline_run *r, const instr *in, int *next)
                         rp->field >= 0 ? r->p->slot_names[rp->field] : rp->parameter, value, known);
 }
 
+/* True when slot `slot` may still be read: a pipeline output, or an input of an instruction from
+ * the program counter on (jumps only go forward, so nothing before it runs again). */
+static bool slot_needed(const celer_pipeline_run *r, int slot) {
+    const celer_pipeline *p = r->p;
+    for (int i = 0; i < p->n_outputs; i++)
+        if (p->output_slots[i] == slot) return true;
+    for (int k = r->pc; k < p->n_instrs; k++) {
+        const instr *in = &p->instrs[k];
+        if (in->op == OP_ROUTE && ((const route_params *)in->step.params)->field == slot) return true;
+        if (in->op == OP_STEP || in->op == OP_MODEL)
+            for (int j = 0; j < in->step.n_in; j++)
+                if (in->step.in[j] == slot) return true;
+    }
+    return false;
+}
+
+/* Frees the run's images (all of them, or those no slot still needed points into: steps copy,
+ * never alias, so the slot that pl_out_image set is the only way to reach one) and gives their
+ * bytes back to the budget. */
+static void free_images(celer_pipeline_run *r, bool all) {
+    image_buf **link = &r->x.images;
+    while (*link) {
+        image_buf *b = *link;
+        const char *lo = b->data, *hi = lo + b->bytes;
+        bool live = false;
+        for (int s = 0; !all && !live && s < r->p->n_slots; s++) {
+            const pl_value *v = &r->x.slots[s];
+            live = v->set && (const char *)v->t.data >= lo && (const char *)v->t.data < hi && slot_needed(r, s);
+        }
+        if (live) {
+            link = &b->next;
+            continue;
+        }
+        *link = b->next;
+        free(b->data);
+        pl_image_give(b->bytes);
+    }
+}
+
+void celer_pipeline_run_end(celer_pipeline_run *r) {
+    if (r) free_images(r, true);
+}
+
 celer_status celer_pipeline_run_steps(celer_pipeline_run *r, const celer_pipeline_call **call) {
     *call = NULL;
     const celer_pipeline *p = r->p;
@@ -1144,6 +1261,7 @@ celer_status celer_pipeline_run_steps(celer_pipeline_run *r, const celer_pipelin
     if (r->done) return CELER_OK;
     if (r->x.status) { /* failed in a batch step */
         const instr *in = &p->instrs[r->pc];
+        free_images(r, true);
         return celer_errorf(r->x.status, "%s (%s line %d): %s", in->step.label, p->path, in->step.line, r->x.msg);
     }
     if (!r->started) {
@@ -1152,6 +1270,7 @@ celer_status celer_pipeline_run_steps(celer_pipeline_run *r, const celer_pipelin
     }
     while (r->pc < p->n_instrs) {
         const instr *in = &p->instrs[r->pc];
+        if (r->x.images) free_images(r, false); /* those the steps before read last */
         int64_t t0 = now_ns();
         celer_status st = CELER_OK;
         int next = r->pc + 1;
@@ -1192,11 +1311,13 @@ celer_status celer_pipeline_run_steps(celer_pipeline_run *r, const celer_pipelin
         if (st) {
             char msg[1024];
             snprintf(msg, sizeof msg, "%s", celer_error_message());
+            free_images(r, true); /* the run is over */
             return celer_errorf(st, "%s (%s line %d): %s", in->step.label, p->path, in->step.line, msg);
         }
         r->pc = next;
     }
     r->done = true;
+    if (r->x.images) free_images(r, false); /* all but the outputs' */
     r->outputs = celer_arena_alloc(r->x.arena, sizeof *r->outputs * (size_t)p->n_outputs);
     if (!r->outputs) return celer_error_wrap(CELER_ERR_NOMEM, "pipeline outputs: ");
     for (int i = 0; i < p->n_outputs; i++) r->outputs[i] = r->x.slots[p->output_slots[i]].t;

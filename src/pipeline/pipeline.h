@@ -98,9 +98,27 @@ celer_status celer_pipeline_resume(celer_pipeline_run *r, const char *const *nam
                                    int n_outputs);
 /* After a run finished: the outputs in declared order (celer_pipeline_output_count of them). */
 const celer_tensor *celer_pipeline_run_outputs(const celer_pipeline_run *r);
+/* Ends a run: frees what it holds outside the caller's arena, its decoded images, and gives their
+ * share of the image budget back. Call it once the outputs are no longer needed (they may point
+ * into those images), before freeing the arena, whether the run finished, failed or was abandoned
+ * while a model call was pending. Idempotent; NULL does nothing. (A run frees an image itself as
+ * soon as no step still to run reads it, and all of them when a step fails.) */
+void celer_pipeline_run_end(celer_pipeline_run *r);
 /* Nanoseconds spent in each step by this run (0 for steps not run); a model step counts the
  * time from the call's request to its resume. Indexed like celer_pipeline_step_name. */
 const int64_t *celer_pipeline_run_step_ns(const celer_pipeline_run *r);
+
+/* ---- image memory ----
+ * Decoded pixels (and the decoders' working memory) are counted against one budget for the whole
+ * process, reserved from the image headers before any pixel memory is taken: a small compressed
+ * file can decode to hundreds of MiB. A request whose images alone need more than the budget fails
+ * with CELER_ERR_LIMIT (413); one that finds the budget held by other requests fails with
+ * CELER_ERR_UNAVAILABLE (503, retry later). */
+#define CELER_PIPELINE_IMAGE_BUDGET_DEFAULT ((size_t)512 << 20)
+/* Sets the budget in bytes (0 = no budget); takes effect for reservations made afterwards. */
+void celer_pipeline_set_image_budget(size_t bytes);
+/* Bytes reserved by image decodes in flight (for a gauge, and tests). */
+size_t celer_pipeline_image_bytes_in_use(void);
 
 /* ---- the recommend index (also usable on its own) ----
  * Scores a user embedding against an item matrix by dot product and returns the top-k item ids

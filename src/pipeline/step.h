@@ -107,6 +107,18 @@ const pl_value *pl_in(pl_exec *x, const pl_step *s, int i);
 celer_tensor *pl_out(pl_exec *x, const pl_step *s, int i, celer_dtype dtype, const celer_shape *shape);
 /* Element byte lengths for output i (a STRING output holding binary data); optional. */
 celer_status pl_out_lens(pl_exec *x, const pl_step *s, int i, const size_t *lens);
+/* Like pl_out for a large decoded image: the data is malloc'd outside the request arena and
+ * reserved against the image budget first (celer_pipeline_set_image_budget). The run owns it and
+ * frees it once no step still to run reads the tensor (or at celer_pipeline_run_end). Errors:
+ * CELER_ERR_LIMIT when the image alone needs more than the budget, CELER_ERR_UNAVAILABLE when other
+ * requests hold it, CELER_ERR_NOMEM when malloc fails; `what` names the tensor in messages. */
+celer_status pl_out_image(pl_exec *x, const pl_step *s, int i, celer_dtype dtype, const celer_shape *shape,
+                          const char *what, celer_tensor **out);
+/* The image budget for memory a step holds only during its call (decoder working memory): take
+ * `bytes` (errors as pl_out_image) and give them back before returning. */
+size_t pl_image_budget(void); /* 0 = none */
+celer_status pl_image_take(size_t bytes, const char *what);
+void pl_image_give(size_t bytes);
 /* Scratch memory for the run, freed with the request. NULL with the error set past the cap. */
 void *pl_scratch(pl_exec *x, size_t bytes);
 /* In run_batch: marks request x failed with `status` and the current error message. */

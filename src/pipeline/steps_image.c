@@ -8,14 +8,17 @@
  * offset formulas; decoding drops a PNG's alpha channel (PIL's convert("RGB")) rather than
  * compositing it.
  *
- * Decoding reads every header first, so sizes are checked against the caps before any pixel
- * memory is taken; pixels go straight into the output tensor in the request's arena. All decoder
- * state is on the stack of the call (libjpeg's error manager longjmps back to it), so concurrent
- * requests share nothing. */
+ * Decoding reads every header first, so sizes are checked against the caps, and the memory the
+ * decode will take (pixels, a PNG conversion buffer, a progressive JPEG's coefficients) reserved
+ * against the process-wide image budget, before any pixel memory is taken; pixels go straight into
+ * the output tensor, which the run frees as soon as no later step reads it (pl_out_image). All
+ * decoder state is on the stack of the call (libjpeg's error manager longjmps back to it), so
+ * concurrent requests share nothing but the budget. */
 #include <math.h>
 #include <setjmp.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jpeglib.h>
@@ -91,6 +94,8 @@ typedef struct img_src {
     int fmt;
     bool base64;
     uint32_t w, h;
+    int png_ch;       /* PNG: channels libpng gives before our conversion */
+    size_t jpeg_coef; /* JPEG: bytes of coefficients libjpeg keeps for a multi-scan file, else 0 */
 } img_src;
 
 static int sniff(const uint8_t *p, size_t n) {
@@ -219,15 +224,32 @@ static void jpeg_warn(j_common_ptr ci, int level) {
 
 static void jpeg_quiet(j_common_ptr ci) { (void)ci; }
 
-/* Reads the header (dst NULL) or decodes into dst (h rows of w * channels bytes). Returns
- * false with e->msg set on a libjpeg error. The setjmp lives in this small function so that
- * only `ci` (in the caller's frame) is used after a jump. */
-static bool jpeg_run(struct jpeg_decompress_struct *ci, jpeg_err *e, const img_src *src, int channels, uint8_t *dst) {
+/* What libjpeg allocates for a file of several scans (progressive, or components in separate
+ * scans): every component's DCT blocks for the whole image, rounded up to whole MCUs, as its
+ * coefficient controller requests them. Single-scan files decode a row of blocks at a time. */
+static size_t jpeg_coef_bytes(j_decompress_ptr ci) {
+    if (!jpeg_has_multiple_scans(ci)) return 0;
+    size_t total = 0;
+    for (int c = 0; c < ci->num_components; c++) {
+        const jpeg_component_info *k = &ci->comp_info[c];
+        size_t h = (size_t)k->h_samp_factor, v = (size_t)k->v_samp_factor;
+        total += (k->width_in_blocks + h - 1) / h * h * ((k->height_in_blocks + v - 1) / v * v) * sizeof(JBLOCK);
+    }
+    return total;
+}
+
+/* Reads the header (dst NULL: also src->jpeg_coef) or decodes into dst (h rows of w * channels
+ * bytes). Returns false with e->msg set on a libjpeg error. The setjmp lives in this small
+ * function so that only `ci` (in the caller's frame) is used after a jump. */
+static bool jpeg_run(struct jpeg_decompress_struct *ci, jpeg_err *e, img_src *src, int channels, uint8_t *dst) {
     if (setjmp(e->jump)) return false;
     jpeg_create_decompress(ci);
     jpeg_mem_src(ci, src->p, (unsigned long)src->n);
     jpeg_read_header(ci, TRUE);
-    if (!dst) return true;
+    if (!dst) {
+        src->jpeg_coef = jpeg_coef_bytes(ci);
+        return true;
+    }
     ci->out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
     jpeg_start_decompress(ci);
     if (ci->output_width != src->w || ci->output_height != src->h || ci->output_components != channels) {
@@ -265,13 +287,20 @@ static celer_status jpeg_decode(const decode_params *dp, int64_t i, img_src *src
     return CELER_OK;
 }
 
+/* The format asked of libpng for an image of format `have`: RGB or grey as stored (grey
+ * replicated when 3 channels are wanted), alpha kept, so that we drop it ourselves. */
+static png_uint_32 png_want(png_uint_32 have, int channels) {
+    bool alpha = have & PNG_FORMAT_FLAG_ALPHA, color = have & PNG_FORMAT_FLAG_COLOR;
+    return (channels == 3 || color ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY) | (alpha ? PNG_FORMAT_FLAG_ALPHA : 0);
+}
+
 /* PNG through libpng's simplified API (its own setjmp inside, state in `im`). 16-bit files are
  * taken as sRGB like 8-bit ones (libpng would otherwise assume linear light and re-encode).
  * Alpha is dropped, and colour is turned into grey with PIL's integer ITU-R 601 weights (libpng
  * would convert in linear light), so PNG and JPEG inputs give what PIL gives. Conversions go
- * through `tmp` (w * h * 4 bytes, allocated once per request since all images share a size). */
-static celer_status png_decode(pl_exec *x, const decode_params *dp, int64_t i, img_src *src, uint8_t *dst,
-                               uint8_t **tmp) {
+ * through `tmp` (w * h * src->png_ch bytes at least, shared by the request's images). The header
+ * pass (dst NULL) sets w, h and png_ch. */
+static celer_status png_decode(const decode_params *dp, int64_t i, img_src *src, uint8_t *dst, uint8_t *tmp) {
     png_image im;
     memset(&im, 0, sizeof im);
     im.version = PNG_IMAGE_VERSION;
@@ -284,24 +313,22 @@ static celer_status png_decode(pl_exec *x, const decode_params *dp, int64_t i, i
     if (!dst) {
         src->w = im.width;
         src->h = im.height;
+        src->png_ch = (int)PNG_IMAGE_SAMPLE_CHANNELS(png_want(im.format, dp->channels));
         png_image_free(&im);
         return CELER_OK;
     }
-    bool alpha = im.format & PNG_FORMAT_FLAG_ALPHA, color = im.format & PNG_FORMAT_FLAG_COLOR;
-    bool to_gray = dp->channels == 1 && color;
+    bool to_gray = dp->channels == 1 && (im.format & PNG_FORMAT_FLAG_COLOR);
     im.flags |= PNG_IMAGE_FLAG_16BIT_sRGB;
-    im.format = (dp->channels == 3 || color ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY) | (alpha ? PNG_FORMAT_FLAG_ALPHA : 0);
+    im.format = png_want(im.format, dp->channels);
     int in_ch = (int)PNG_IMAGE_SAMPLE_CHANNELS(im.format);
     bool direct = in_ch == dp->channels;
     size_t pixels = (size_t)src->w * src->h;
-    if (!direct && !*tmp) {
-        *tmp = pl_scratch(x, pixels * 4);
-        if (!*tmp) {
-            png_image_free(&im);
-            return celer_error_wrap(CELER_ERR_LIMIT, "'%s' element %lld: ", dp->name, (long long)i);
-        }
+    if (!direct && (!tmp || in_ch > src->png_ch)) { /* the header pass said otherwise: cannot happen */
+        png_image_free(&im);
+        return celer_errorf(CELER_ERR_INTERNAL, "'%s' element %lld: PNG format changed between reads", dp->name,
+                            (long long)i);
     }
-    uint8_t *buf = direct ? dst : *tmp;
+    uint8_t *buf = direct ? dst : tmp;
     if (!png_image_finish_read(&im, NULL, buf, (png_int_32)(src->w * (uint32_t)in_ch), NULL))
         return celer_errorf(CELER_ERR_INVALID, "'%s' element %lld: bad PNG%s: %s", dp->name, (long long)i, what,
                             im.message);
@@ -353,7 +380,7 @@ static celer_status decode_run(const pl_step *s, pl_exec *x) {
         size_t len = !e ? 0 : v->lens ? v->lens[i] : strlen(e);
         img_src *src = &srcs[i];
         CELER_TRY(image_bytes(x, dp, i, e, len, src));
-        CELER_TRY(src->fmt == FMT_JPEG ? jpeg_decode(dp, i, src, NULL) : png_decode(x, dp, i, src, NULL, NULL));
+        CELER_TRY(src->fmt == FMT_JPEG ? jpeg_decode(dp, i, src, NULL) : png_decode(dp, i, src, NULL, NULL));
         const char *fmt = src->fmt == FMT_JPEG ? "JPEG" : "PNG";
         if (src->w > IMG_MAX_SIDE || src->h > IMG_MAX_SIDE)
             return celer_errorf(CELER_ERR_LIMIT, "'%s' element %lld: %s of %ux%u (width x height); at most %d a side",
@@ -371,16 +398,44 @@ static celer_status decode_run(const pl_step *s, pl_exec *x) {
                                 "%lld is %ux%u (width x height); resize them first or send them separately",
                                 dp->name, srcs[0].w, srcs[0].h, (long long)i, src->w, src->h);
     }
+    /* the memory the decode will take (sizes within the caps above: no overflow) */
     celer_shape shape = {4, {n, n ? srcs[0].h : 0, n ? srcs[0].w : 0, dp->channels}};
-    celer_tensor *out = pl_out(x, s, 0, CELER_UINT8, &shape);
-    if (!out) return celer_error_wrap(CELER_ERR_LIMIT, "'%s': ", dp->name);
     size_t each = (size_t)shape.dims[1] * (size_t)shape.dims[2] * (size_t)dp->channels;
-    uint8_t *tmp = NULL;
+    size_t pixels_bytes = each * (size_t)n, coef = 0;
+    int tmp_ch = 0; /* PNGs decode through one conversion buffer; JPEGs one at a time */
     for (int64_t i = 0; i < n; i++) {
-        uint8_t *dst = (uint8_t *)out->data + (size_t)i * each;
-        CELER_TRY(srcs[i].fmt == FMT_JPEG ? jpeg_decode(dp, i, &srcs[i], dst) : png_decode(x, dp, i, &srcs[i], dst, &tmp));
+        if (srcs[i].fmt == FMT_PNG && srcs[i].png_ch != dp->channels) tmp_ch = CELER_MAX(tmp_ch, srcs[i].png_ch);
+        coef = CELER_MAX(coef, srcs[i].jpeg_coef);
     }
-    return CELER_OK;
+    size_t scratch = (size_t)shape.dims[1] * (size_t)shape.dims[2] * (size_t)tmp_ch + coef;
+    size_t budget = pl_image_budget();
+    if (budget && pixels_bytes + scratch > budget)
+        return celer_errorf(CELER_ERR_LIMIT,
+                            "'%s': %lld image%s of %lldx%lld (width x height) need %.1f MiB to decode (%.1f MiB of "
+                            "pixels%s), more than the server's image memory budget of %.1f MiB; send smaller images",
+                            dp->name, (long long)n, n == 1 ? "" : "s", (long long)shape.dims[2], (long long)shape.dims[1],
+                            (double)(pixels_bytes + scratch) / (1 << 20), (double)pixels_bytes / (1 << 20),
+                            coef && tmp_ch ? " and the decoders' working memory"
+                            : coef        ? " and a progressive JPEG's coefficients"
+                            : tmp_ch      ? " and a conversion buffer"
+                                          : "",
+                            (double)budget / (1 << 20));
+    celer_tensor *out;
+    CELER_TRY(pl_out_image(x, s, 0, CELER_UINT8, &shape, dp->name, &out));
+    if (scratch) CELER_TRY(pl_image_take(scratch, dp->name));
+    /* the run frees `out` (also after an error); the scratch is ours until we return */
+    uint8_t *tmp = NULL;
+    celer_status st = CELER_OK;
+    if (tmp_ch && !(tmp = malloc((size_t)shape.dims[1] * (size_t)shape.dims[2] * (size_t)tmp_ch)))
+        st = celer_errorf(CELER_ERR_NOMEM, "'%s': out of memory for a %lldx%lld conversion buffer", dp->name,
+                          (long long)shape.dims[2], (long long)shape.dims[1]);
+    for (int64_t i = 0; !st && i < n; i++) {
+        uint8_t *dst = (uint8_t *)out->data + (size_t)i * each;
+        st = srcs[i].fmt == FMT_JPEG ? jpeg_decode(dp, i, &srcs[i], dst) : png_decode(dp, i, &srcs[i], dst, tmp);
+    }
+    free(tmp);
+    if (scratch) pl_image_give(scratch);
+    return st;
 }
 
 /* ---- resize ---- */

@@ -30,6 +30,7 @@ static void run_defaults(const celer_pipeline *p, const celer_tensor *input, con
             const celer_pipeline_call *call;
             celer_pipeline_run_steps(r, &call);
         }
+        celer_pipeline_run_end(r); /* decoded images live outside the arena */
     }
     celer_arena_free(&arena);
 }

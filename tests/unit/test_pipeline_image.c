@@ -2,9 +2,12 @@
  * on JPEG and PNG files written here with libjpeg / libpng (raw and base64, grayscale, batches,
  * corrupt and oversized inputs), resize against a per-pixel bilinear formula in doubles and
  * against numbers printed by PyTorch 1.13 / torchvision 0.14, center_crop against torchvision's
- * offsets, to_chw, and the load-time errors for bad arguments. */
+ * offsets, to_chw, the load-time errors for bad arguments, and the image memory budget (refusals,
+ * release after a run and after the last step that reads a decode, threads). */
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,11 +158,23 @@ static celer_pipeline *load(const char *yaml) {
     return p;
 }
 
+/* The last run started on this thread: finish() ends it (its decoded images live outside the
+ * arena, until then when they are outputs) and frees the arena. */
+static _Thread_local celer_pipeline_run *last_run;
+
+static void finish(celer_arena *arena) {
+    celer_pipeline_run_end(last_run);
+    last_run = NULL;
+    celer_arena_free(arena);
+}
+
 /* Runs a one-input pipeline in `arena`; *out is its first output. */
 static celer_status run(const celer_pipeline *p, celer_arena *arena, const celer_tensor *in, const size_t *lens,
                         const celer_tensor **out) {
     celer_pipeline_run *r;
+    last_run = NULL;
     CELER_TRY(celer_pipeline_run_init(p, arena, &r));
+    last_run = r;
     CELER_TRY(celer_pipeline_set_input(r, 0, in, lens));
     const celer_pipeline_call *call;
     CELER_TRY(celer_pipeline_run_steps(r, &call));
@@ -221,7 +236,7 @@ static void test_png(void **state) {
     assert_int_equal(decode(rgb, &a, 1, e, &len, &out), CELER_OK);
     expect_shape(out, CELER_UINT8, 1, 5, 7, 3);
     assert_memory_equal(out->data, px, 7 * 5 * 3);
-    celer_arena_free(&a);
+    finish(&a);
 
     /* the same as base64 in a data: URL, with line breaks, read as NUL-terminated text */
     char *text = base64(png, len, "data:image/png;base64,", 60, true);
@@ -229,7 +244,7 @@ static void test_png(void **state) {
     assert_int_equal(decode(rgb, &a, 1, t, NULL, &out), CELER_OK);
     expect_shape(out, CELER_UINT8, 1, 5, 7, 3);
     assert_memory_equal(out->data, px, 7 * 5 * 3);
-    celer_arena_free(&a);
+    finish(&a);
 
     /* RGB to one channel: PIL's convert("L") (numbers printed by Pillow 9.4) */
     uint8_t six[] = {255, 0, 0, 0, 255, 0, 0, 0, 255, 12, 200, 99, 128, 128, 128, 1, 2, 3};
@@ -239,7 +254,7 @@ static void test_png(void **state) {
     assert_int_equal(decode(gray, &a, 1, e6, &len, &out), CELER_OK);
     expect_shape(out, CELER_UINT8, 1, 1, 6, 1);
     assert_memory_equal(out->data, want_l, 6);
-    celer_arena_free(&a);
+    finish(&a);
     free(png6);
 
     /* grayscale PNG: exact with channels 1, replicated with channels 3; base64 without padding */
@@ -250,12 +265,12 @@ static void test_png(void **state) {
     assert_int_equal(decode(gray, &a, 1, ge, NULL, &out), CELER_OK);
     expect_shape(out, CELER_UINT8, 1, 4, 6, 1);
     assert_memory_equal(out->data, g, 24);
-    celer_arena_free(&a);
+    finish(&a);
     assert_int_equal(decode(rgb, &a, 1, ge, NULL, &out), CELER_OK);
     expect_shape(out, CELER_UINT8, 1, 4, 6, 3);
     for (int i = 0; i < 24; i++)
         for (int c = 0; c < 3; c++) assert_int_equal(((uint8_t *)out->data)[i * 3 + c], g[i]);
-    celer_arena_free(&a);
+    finish(&a);
 
     /* RGBA: the alpha channel is dropped, colours kept as stored */
     uint8_t *rgba = pattern(5, 3, 4, true, 3);
@@ -264,13 +279,13 @@ static void test_png(void **state) {
     assert_int_equal(decode(rgb, &a, 1, ae, &len, &out), CELER_OK);
     expect_shape(out, CELER_UINT8, 1, 3, 5, 3);
     for (int i = 0; i < 15; i++) assert_memory_equal((uint8_t *)out->data + i * 3, rgba + i * 4, 3);
-    celer_arena_free(&a);
+    finish(&a);
     assert_int_equal(decode(gray, &a, 1, ae, &len, &out), CELER_OK);
     for (int i = 0; i < 15; i++) {
         const uint8_t *q = rgba + i * 4;
         assert_int_equal(((uint8_t *)out->data)[i], (q[0] * 19595u + q[1] * 38470u + q[2] * 7471u + 0x8000u) >> 16);
     }
-    celer_arena_free(&a);
+    finish(&a);
 
     free(px), free(png), free(text), free(g), free(gpng), free(gtext), free(rgba), free(apng);
     celer_pipeline_free(rgb);
@@ -294,13 +309,13 @@ static void test_jpeg(void **state) {
         expect_shape(out, CELER_UINT8, 1, h, w, 3);
         assert_memory_equal(out->data, ref, (size_t)w * h * 3);
         for (int i = 0; i < w * h * 3; i++) assert_true(abs(((uint8_t *)out->data)[i] - px[i]) <= 6);
-        celer_arena_free(&a);
+        finish(&a);
         /* base64 in a data: URL, no padding, and leading whitespace */
         char *b = base64(jpg, len, "  data:image/jpeg;base64,", 76, false);
         const void *t[] = {b};
         assert_int_equal(decode(rgb, &a, 1, t, NULL, &out), CELER_OK);
         assert_memory_equal(out->data, ref, (size_t)w * h * 3);
-        celer_arena_free(&a);
+        finish(&a);
         /* colour JPEG to one channel: its luma */
         assert_int_equal(decode(gray, &a, 1, e, &len, &out), CELER_OK);
         expect_shape(out, CELER_UINT8, 1, h, w, 1);
@@ -309,7 +324,7 @@ static void test_jpeg(void **state) {
             const uint8_t *q = px + i * 3;
             assert_true(fabs(((uint8_t *)out->data)[i] - (0.299 * q[0] + 0.587 * q[1] + 0.114 * q[2])) <= 6);
         }
-        celer_arena_free(&a);
+        finish(&a);
         free(jpg), free(ref), free(ref1), free(b);
     }
     /* a grayscale JPEG, as one channel and as three */
@@ -320,14 +335,14 @@ static void test_jpeg(void **state) {
     assert_int_equal(decode(gray, &a, 1, e, &len, &out), CELER_OK);
     expect_shape(out, CELER_UINT8, 1, h, w, 1);
     for (int i = 0; i < w * h; i++) assert_true(abs(((uint8_t *)out->data)[i] - g[i]) <= 4);
-    celer_arena_free(&a);
+    finish(&a);
     assert_int_equal(decode(rgb, &a, 1, e, &len, &out), CELER_OK);
     expect_shape(out, CELER_UINT8, 1, h, w, 3);
     for (int i = 0; i < w * h; i++) {
         const uint8_t *q = (uint8_t *)out->data + i * 3;
         assert_true(q[0] == q[1] && q[1] == q[2] && abs(q[0] - g[i]) <= 4);
     }
-    celer_arena_free(&a);
+    finish(&a);
     free(px), free(g), free(gj);
     celer_pipeline_free(rgb);
     celer_pipeline_free(gray);
@@ -351,19 +366,19 @@ static void test_batch(void **state) {
     expect_shape(out, CELER_UINT8, 2, 6, 9, 3);
     assert_memory_equal(out->data, ref, 9 * 6 * 3);
     assert_memory_equal((uint8_t *)out->data + 9 * 6 * 3, px1, 9 * 6 * 3);
-    celer_arena_free(&a);
+    finish(&a);
 
     /* sizes that differ */
     const void *e2[] = {png, other};
     size_t lens2[] = {l1, l2};
     expect_error(decode(p, &a, 2, e2, lens2, &out), CELER_ERR_SHAPE, "same size");
     expect_error(CELER_ERR_SHAPE, CELER_ERR_SHAPE, "element 1 is 6x9");
-    celer_arena_free(&a);
+    finish(&a);
 
     /* no rows: an empty batch */
     assert_int_equal(decode(p, &a, 0, e, lens, &out), CELER_OK);
     expect_shape(out, CELER_UINT8, 0, 0, 0, 3);
-    celer_arena_free(&a);
+    finish(&a);
 
     free(px0), free(px1), free(px2), free(jpg), free(png), free(other), free(ref);
     celer_pipeline_free(p);
@@ -383,43 +398,43 @@ static void test_bad_images(void **state) {
     const void *e[] = {junk};
     size_t n = sizeof junk;
     expect_error(decode(p, &a, 1, e, &n, &out), CELER_ERR_INVALID, "not a JPEG or PNG image (8 bytes starting 00 01 02");
-    celer_arena_free(&a);
+    finish(&a);
     const void *t[] = {"hello world!"};
     expect_error(decode(p, &a, 1, t, NULL, &out), CELER_ERR_INVALID, "nor base64 text");
-    celer_arena_free(&a);
+    finish(&a);
     const void *t2[] = {"aGVsbG8="}; /* "hello" */
     expect_error(decode(p, &a, 1, t2, NULL, &out), CELER_ERR_INVALID, "decodes to 5 bytes that are not");
-    celer_arena_free(&a);
+    finish(&a);
     const void *t3[] = {"data:image/png,iVBORw0KGgo="};
     expect_error(decode(p, &a, 1, t3, NULL, &out), CELER_ERR_INVALID, ";base64,");
-    celer_arena_free(&a);
+    finish(&a);
 
     /* empty elements: "", only whitespace, a NULL pointer */
     const void *em[] = {"", " \n", NULL};
     for (int i = 0; i < 3; i++) {
         expect_error(decode(p, &a, 1, em + i, NULL, &out), CELER_ERR_INVALID, "element 0 is empty");
-        celer_arena_free(&a);
+        finish(&a);
     }
 
     /* truncated files: raw and through base64 */
     const void *tj[] = {jpg};
     size_t half = jl / 2;
     expect_error(decode(p, &a, 1, tj, &half, &out), CELER_ERR_INVALID, "bad JPEG: Premature end");
-    celer_arena_free(&a);
+    finish(&a);
     size_t few = 40; /* inside the header */
     expect_error(decode(p, &a, 1, tj, &few, &out), CELER_ERR_INVALID, "bad JPEG");
-    celer_arena_free(&a);
+    finish(&a);
     char *b = base64(jpg, jl - 200, "", 0, true);
     const void *tb[] = {b};
     expect_error(decode(p, &a, 1, tb, NULL, &out), CELER_ERR_INVALID, "bad JPEG (from base64)");
-    celer_arena_free(&a);
+    finish(&a);
     const void *tp[] = {png};
     size_t part = pl * 6 / 10;
     expect_error(decode(p, &a, 1, tp, &part, &out), CELER_ERR_INVALID, "bad PNG");
-    celer_arena_free(&a);
+    finish(&a);
     part = 20; /* inside IHDR */
     expect_error(decode(p, &a, 1, tp, &part, &out), CELER_ERR_INVALID, "bad PNG");
-    celer_arena_free(&a);
+    finish(&a);
 
     /* a corrupt PNG checksum */
     uint8_t *bad = malloc(pl);
@@ -427,16 +442,24 @@ static void test_bad_images(void **state) {
     bad[30] ^= 0x55;
     const void *tc[] = {bad};
     expect_error(decode(p, &a, 1, tc, &pl, &out), CELER_ERR_INVALID, "bad PNG");
-    celer_arena_free(&a);
+    finish(&a);
 
     /* the second element is the bad one: the message says which */
     const void *two[] = {png, junk};
     size_t two_l[] = {pl, sizeof junk};
     expect_error(decode(p, &a, 2, two, two_l, &out), CELER_ERR_INVALID, "'img' element 1 is not");
-    celer_arena_free(&a);
+    finish(&a);
 
     free(px), free(jpg), free(png), free(b), free(bad);
     celer_pipeline_free(p);
+}
+
+/* An image over a cap is the client's to fix: 413, not to be retried, and nothing reserved. */
+static void expect_client_limit(celer_status st) {
+    assert_int_equal(st, CELER_ERR_LIMIT);
+    assert_int_equal(celer_status_http(st), 413);
+    assert_false(celer_status_retryable(st));
+    assert_int_equal(celer_pipeline_image_bytes_in_use(), 0);
 }
 
 static void test_limits(void **state) {
@@ -449,22 +472,39 @@ static void test_limits(void **state) {
     /* a PNG claiming 100000 x 100000: refused from its header, before any pixel memory */
     uint8_t *huge = png_claiming(100000, 100000, &len);
     const void *e[] = {huge};
-    expect_error(decode(p, &a, 1, e, &len, &out), CELER_ERR_LIMIT, "100000x100000");
+    celer_status st = decode(p, &a, 1, e, &len, &out);
+    expect_error(st, CELER_ERR_LIMIT, "100000x100000");
+    expect_client_limit(st);
     assert_true(a.total < ((size_t)1 << 20));
-    celer_arena_free(&a);
+    finish(&a);
+    /* the same with no image budget at all, and with one too small even for the cap's images:
+     * the side cap answers first, never the budget */
+    celer_pipeline_set_image_budget(0);
+    st = decode(p, &a, 1, e, &len, &out);
+    expect_error(st, CELER_ERR_LIMIT, "at most 8192 a side");
+    expect_client_limit(st);
+    finish(&a);
+    celer_pipeline_set_image_budget(1);
+    st = decode(p, &a, 1, e, &len, &out);
+    expect_error(st, CELER_ERR_LIMIT, "at most 8192 a side");
+    expect_client_limit(st);
+    finish(&a);
+    celer_pipeline_set_image_budget(CELER_PIPELINE_IMAGE_BUDGET_DEFAULT);
     char *b = base64(huge, len, "data:image/png;base64,", 0, true);
     const void *eb[] = {b};
     expect_error(decode(p, &a, 1, eb, NULL, &out), CELER_ERR_LIMIT, "at most 8192 a side");
     assert_true(a.total < ((size_t)1 << 20));
-    celer_arena_free(&a);
+    finish(&a);
 
     /* two of 6000 x 6000 pass the side cap but not the per-request pixel cap */
     uint8_t *big = png_claiming(6000, 6000, &len);
     const void *e2[] = {big, big};
     size_t lens[] = {len, len};
-    expect_error(decode(p, &a, 2, e2, lens, &out), CELER_ERR_LIMIT, "Mpixel");
+    st = decode(p, &a, 2, e2, lens, &out);
+    expect_error(st, CELER_ERR_LIMIT, "Mpixel");
+    expect_client_limit(st);
     assert_true(a.total < ((size_t)1 << 20));
-    celer_arena_free(&a);
+    finish(&a);
 
     /* a JPEG whose frame header says 9000 rows */
     uint8_t px[16 * 16 * 3] = {0};
@@ -475,9 +515,11 @@ static void test_limits(void **state) {
     jpg[sof + 5] = 9000 >> 8;
     jpg[sof + 6] = 9000 & 255;
     const void *ej[] = {jpg};
-    expect_error(decode(p, &a, 1, ej, &len, &out), CELER_ERR_LIMIT, "JPEG of 16x9000");
+    st = decode(p, &a, 1, ej, &len, &out);
+    expect_error(st, CELER_ERR_LIMIT, "JPEG of 16x9000");
+    expect_client_limit(st);
     assert_true(a.total < ((size_t)1 << 20));
-    celer_arena_free(&a);
+    finish(&a);
 
     free(huge), free(b), free(big), free(jpg);
     celer_pipeline_free(p);
@@ -500,13 +542,13 @@ static void *decode_loop(void *arg) {
         const celer_tensor *out = NULL;
         celer_status st = decode(j->p, &a, 2, j->elems, j->lens, &out);
         if (st || memcmp(out->data, j->want, j->want_len)) j->failures++;
-        celer_arena_free(&a);
+        finish(&a);
         /* a bad one in between: errors are per thread and leave nothing behind */
         const void *junk[] = {"!!"};
         if (decode(j->p, &a, 1, junk, NULL, &out) != CELER_ERR_INVALID ||
             !strstr(celer_error_message(), "2 bytes starting 21 21"))
             j->failures++;
-        celer_arena_free(&a);
+        finish(&a);
     }
     return NULL;
 }
@@ -552,7 +594,7 @@ static void test_decode_dtype(void **state) {
     const celer_tensor *out = NULL;
     expect_error(run(p, &a, &in, NULL, &out), CELER_ERR_DTYPE, "'img' must be BYTES");
     expect_error(CELER_ERR_DTYPE, CELER_ERR_DTYPE, "test.yaml line 5");
-    celer_arena_free(&a);
+    finish(&a);
     celer_pipeline_free(p);
 }
 
@@ -621,7 +663,7 @@ static void check_resize(celer_dtype dtype, int n, int h, int w, int c, int oh, 
                                     got, want);
                     assert_true(fabs(got - want) <= tol);
                 }
-    celer_arena_free(&a);
+    finish(&a);
     free(ref);
     free(data);
     celer_pipeline_free(p);
@@ -671,7 +713,7 @@ static void test_resize_torch(void **state) {
         if (((float *)out->data)[i] != up[i]) print_error("up %d: %.9g, torch %.9g\n", i, ((float *)out->data)[i], up[i]);
         assert_true(((float *)out->data)[i] == up[i]);
     }
-    celer_arena_free(&a);
+    finish(&a);
     celer_pipeline_free(p);
 
     p = image_pipeline("FP32", "resize: {input: x, size: [3, 2], output: y}");
@@ -682,7 +724,7 @@ static void test_resize_torch(void **state) {
     assert_int_equal(run_image(p, &a, CELER_FLOAT, 1, 7, 5, 2, y, &out), CELER_OK);
     expect_shape(out, CELER_FLOAT, 1, 3, 2, 2);
     for (int i = 0; i < 12; i++) assert_true(((float *)out->data)[i] == down[i]);
-    celer_arena_free(&a);
+    finish(&a);
     celer_pipeline_free(p);
 
     uint8_t u[6 * 8 * 3];
@@ -695,7 +737,7 @@ static void test_resize_torch(void **state) {
     assert_int_equal(run_image(p, &a, CELER_UINT8, 1, 6, 8, 3, u, &out), CELER_OK);
     expect_shape(out, CELER_UINT8, 1, 4, 5, 3);
     assert_memory_equal(out->data, u_down, 60);
-    celer_arena_free(&a);
+    finish(&a);
     celer_pipeline_free(p);
     p = image_pipeline("UINT8", "resize: {input: x, size: [9, 11], output: y}");
     static const uint8_t u_up[33] = {0,   37,  74,  66, 103, 140, 146, 102, 139, 215, 8,   45,  110, 89, 126, 133, 170,
@@ -703,7 +745,7 @@ static void test_resize_torch(void **state) {
     assert_int_equal(run_image(p, &a, CELER_UINT8, 1, 6, 8, 3, u, &out), CELER_OK);
     expect_shape(out, CELER_UINT8, 1, 9, 11, 3);
     assert_memory_equal(out->data, u_up, 33);
-    celer_arena_free(&a);
+    finish(&a);
     celer_pipeline_free(p);
 }
 
@@ -720,7 +762,7 @@ static void test_shorter_side(void **state) {
         celer_pipeline *p = image_pipeline("UINT8", step);
         assert_int_equal(run_image(p, &a, CELER_UINT8, 1, cases[i][0], cases[i][1], 3, data, &out), CELER_OK);
         expect_shape(out, CELER_UINT8, 1, cases[i][3], cases[i][4], 3);
-        celer_arena_free(&a);
+        finish(&a);
         celer_pipeline_free(p);
     }
     /* values: the same as resizing to the computed size */
@@ -729,14 +771,14 @@ static void test_shorter_side(void **state) {
     static float big[333 * 500];
     assert_int_equal(run_image(p, &a, CELER_FLOAT, 1, 333, 500, 1, big, &out), CELER_OK);
     expect_shape(out, CELER_FLOAT, 1, 224, 336, 1);
-    celer_arena_free(&a);
+    finish(&a);
     celer_pipeline_free(p);
 
     /* a long thin image: the longer side would pass the cap */
     p = image_pipeline("UINT8", "resize: {input: x, shorter_side: 8192, output: y}");
     expect_error(run_image(p, &a, CELER_UINT8, 1, 1, 10, 3, data, &out), CELER_ERR_LIMIT, "at most 8192 a side");
     assert_true(a.total < ((size_t)1 << 20));
-    celer_arena_free(&a);
+    finish(&a);
     celer_pipeline_free(p);
 }
 
@@ -751,12 +793,12 @@ static void test_resize_errors(void **state) {
                              "  - resize: {input: x, size: [2, 2], output: y}\n");
     int64_t d[12] = {0};
     expect_error(run_image(p, &a, CELER_INT64, 1, 2, 2, 3, d, &out), CELER_ERR_DTYPE, "'x' must be UINT8 or FP32, got int64");
-    celer_arena_free(&a);
+    finish(&a);
     celer_pipeline_free(p);
     p = image_pipeline("FP32", "resize: {input: x, size: [2, 2], output: y}");
     float f[12] = {0};
     expect_error(run_image(p, &a, CELER_FLOAT, 1, 0, 2, 3, f, &out), CELER_ERR_SHAPE, "no pixels");
-    celer_arena_free(&a);
+    finish(&a);
     celer_pipeline_free(p);
     /* rank 2 into resize */
     p = load("inputs:\n"
@@ -767,7 +809,7 @@ static void test_resize_errors(void **state) {
     celer_arena_init(&a, 1 << 16, 0);
     celer_tensor in = {CELER_FLOAT, {2, {1, 12}}, f};
     expect_error(run(p, &a, &in, NULL, &out), CELER_ERR_SHAPE, "[N, H, W, C] (rank 4), got shape [1,12]");
-    celer_arena_free(&a);
+    finish(&a);
     celer_pipeline_free(p);
 }
 
@@ -797,7 +839,7 @@ static void test_center_crop(void **state) {
                     for (int k = 0; k < 2; k++)
                         assert_float_equal(o[((b * h + y) * w + x) * 2 + k],
                                            img[((b * H + y + top) * W + x + left) * 2 + k], 0);
-        celer_arena_free(&a);
+        finish(&a);
         celer_pipeline_free(p);
     }
     /* uint8 too, and a crop larger than the image */
@@ -808,10 +850,10 @@ static void test_center_crop(void **state) {
     /* (5-3)/2 = 1 -> top 1; (4-3)/2 = 0.5 -> left 0 */
     static const uint8_t want[9] = {4, 5, 6, 8, 9, 10, 12, 13, 14};
     assert_memory_equal(out->data, want, 9);
-    celer_arena_free(&a);
+    finish(&a);
     expect_error(run_image(p, &a, CELER_UINT8, 1, 2, 4, 1, u, &out), CELER_ERR_SHAPE,
                  "crop 3x3 (height x width) is larger than the image, 2x4");
-    celer_arena_free(&a);
+    finish(&a);
     celer_pipeline_free(p);
 }
 
@@ -830,7 +872,7 @@ static void test_to_chw(void **state) {
             for (int y = 0; y < 3; y++)
                 for (int x = 0; x < 4; x++)
                     assert_float_equal(o[((b * 3 + k) * 3 + y) * 4 + x], u[((b * 3 + y) * 4 + x) * 3 + k], 0);
-    celer_arena_free(&a);
+    finish(&a);
     celer_pipeline_free(p);
 
     /* other dtypes through pl_get; the short form `to_chw: x` replaces x */
@@ -846,7 +888,7 @@ static void test_to_chw(void **state) {
     expect_shape(out, CELER_FLOAT, 1, 2, 2, 2);
     static const float want[8] = {1.5f, 3, 5, 7, -2, 4, 6, 8};
     assert_memory_equal(out->data, want, sizeof want);
-    celer_arena_free(&a);
+    finish(&a);
     celer_pipeline_free(p);
 }
 
@@ -875,7 +917,7 @@ static void test_chain(void **state) {
     for (int i = 0; i < 30 * 20 * 3; i++) ref[i] = px[i];
     double want = nearbyint(ref_bilinear(ref, 20, 30, 3, 12, 18, 0, 1, 4, 1));
     assert_true(fabs(((float *)out->data)[100] - want) <= 1);
-    celer_arena_free(&a);
+    finish(&a);
     free(px), free(png), free(b);
     celer_pipeline_free(p);
 }
@@ -931,6 +973,223 @@ static void test_bad_configs(void **state) {
 #undef HEAD
 }
 
+/* ---- the image memory budget ---- */
+
+#define MIB ((size_t)1 << 20)
+
+/* Decodes one image into a[i]'s run; the run stays open (its output is the decoded image). */
+static celer_status decode_open(const celer_pipeline *p, celer_arena *a, celer_pipeline_run **r, const void *img,
+                                size_t len) {
+    const void *e[] = {img};
+    const celer_tensor *out;
+    celer_status st = decode(p, a, 1, e, &len, &out);
+    *r = last_run;
+    last_run = NULL;
+    return st;
+}
+
+static void end_run(celer_arena *a, celer_pipeline_run *r) {
+    celer_pipeline_run_end(r);
+    celer_arena_free(a);
+}
+
+static void test_budget(void **state) {
+    (void)state;
+    celer_pipeline *p = decode_pipeline(3);
+    celer_arena a, b;
+    celer_pipeline_run *ra, *rb;
+    /* 512 x 512 RGB: 0.75 MiB decoded; 1024 x 512: 1.5 MiB */
+    uint8_t *px = pattern(1024, 512, 4, false, 0);
+    size_t len, big_len, rgba_len, jl, pjl;
+    uint8_t *png = make_png(512, 512, PNG_FORMAT_RGB, px, &len);
+    uint8_t *big = make_png(1024, 512, PNG_FORMAT_RGB, px, &big_len);
+    uint8_t *rgba = make_png(512, 512, PNG_FORMAT_RGBA, px, &rgba_len);
+    uint8_t *jpg = make_jpeg(512, 512, 3, px, false, &jl), *pjpg = make_jpeg(512, 512, 3, px, true, &pjl);
+    celer_pipeline_set_image_budget(MIB);
+    assert_int_equal(celer_pipeline_image_bytes_in_use(), 0);
+
+    /* A holds 0.75 MiB until its run ends (the decoded image is its output) */
+    assert_int_equal(decode_open(p, &a, &ra, png, len), CELER_OK);
+    assert_int_equal(celer_pipeline_image_bytes_in_use(), 512 * 512 * 3);
+    /* B needs as much: the budget is busy, 503 to retry, and B holds nothing */
+    celer_status st = decode_open(p, &b, &rb, png, len);
+    expect_error(st, CELER_ERR_UNAVAILABLE, "'img' needs 0.8 MiB of image memory; other requests hold 0.8 MiB of the 1.0 MiB budget: retry later");
+    assert_int_equal(celer_status_http(st), 503);
+    assert_true(celer_status_retryable(st));
+    end_run(&b, rb);
+    assert_int_equal(celer_pipeline_image_bytes_in_use(), 512 * 512 * 3);
+    /* an image that alone needs more than the whole budget is the client's: 413, even while A holds it */
+    st = decode_open(p, &b, &rb, big, big_len);
+    expect_error(st, CELER_ERR_LIMIT, "1 image of 1024x512 (width x height) need 1.5 MiB to decode (1.5 MiB of "
+                                      "pixels), more than the server's image memory budget of 1.0 MiB");
+    assert_int_equal(celer_status_http(st), 413);
+    assert_false(celer_status_retryable(st));
+    assert_true(b.total < MIB / 4);
+    end_run(&b, rb);
+    /* A ends: B gets it */
+    end_run(&a, ra);
+    assert_int_equal(celer_pipeline_image_bytes_in_use(), 0);
+    assert_int_equal(decode_open(p, &b, &rb, png, len), CELER_OK);
+    end_run(&b, rb);
+    assert_int_equal(celer_pipeline_image_bytes_in_use(), 0);
+
+    /* the decoders' working memory counts too: an RGBA PNG's conversion buffer (1 MiB), a
+     * progressive JPEG's coefficients (3 x 64 x 64 blocks of 128 bytes: 1.5 MiB); a baseline
+     * JPEG of the same size decodes a row of blocks at a time */
+    st = decode_open(p, &b, &rb, rgba, rgba_len);
+    expect_error(st, CELER_ERR_LIMIT, "need 1.8 MiB to decode (0.8 MiB of pixels and a conversion buffer)");
+    end_run(&b, rb);
+    st = decode_open(p, &b, &rb, pjpg, pjl);
+    expect_error(st, CELER_ERR_LIMIT, "need 2.2 MiB to decode (0.8 MiB of pixels and a progressive JPEG's coefficients)");
+    end_run(&b, rb);
+    assert_int_equal(decode_open(p, &b, &rb, jpg, jl), CELER_OK);
+    end_run(&b, rb);
+    /* with room, they decode and give everything back */
+    celer_pipeline_set_image_budget(3 * MIB);
+    assert_int_equal(decode_open(p, &b, &rb, rgba, rgba_len), CELER_OK);
+    assert_int_equal(celer_pipeline_image_bytes_in_use(), 512 * 512 * 3);
+    end_run(&b, rb);
+    assert_int_equal(decode_open(p, &b, &rb, pjpg, pjl), CELER_OK);
+    end_run(&b, rb);
+    /* no budget: counted, never refused */
+    celer_pipeline_set_image_budget(0);
+    assert_int_equal(decode_open(p, &b, &rb, big, big_len), CELER_OK);
+    assert_int_equal(celer_pipeline_image_bytes_in_use(), 1024 * 512 * 3);
+    end_run(&b, rb);
+    assert_int_equal(celer_pipeline_image_bytes_in_use(), 0);
+
+    celer_pipeline_set_image_budget(CELER_PIPELINE_IMAGE_BUDGET_DEFAULT);
+    free(px), free(png), free(big), free(rgba), free(jpg), free(pjpg);
+    celer_pipeline_free(p);
+}
+
+/* A decode is freed after the last step that reads it, not at the end of the request: a resize
+ * before a model call leaves nothing held while the call waits; a failing step frees it. */
+static void test_budget_early_release(void **state) {
+    (void)state;
+    uint8_t *px = pattern(64, 48, 3, false, 0);
+    size_t len;
+    uint8_t *png = make_png(64, 48, PNG_FORMAT_RGB, px, &len);
+    const void *e[] = {png};
+    celer_tensor in = {CELER_STRING, {1, {1}}, (void *)e};
+    static const char *const yaml[] = {
+        /* resized before the call: nothing held at the call */
+        "inputs: [{name: img, dtype: BYTES}]\noutputs: [y]\nsteps:\n"
+        "  - decode_image: {input: img, output: pixels}\n"
+        "  - resize: {input: pixels, size: [8, 8], output: small}\n"
+        "  - model: {name: m, inputs: {a: small}, outputs: {b: y}}\n",
+        /* the decode goes to the model: held until the run ends */
+        "inputs: [{name: img, dtype: BYTES}]\noutputs: [y]\nsteps:\n"
+        "  - decode_image: {input: img, output: pixels}\n"
+        "  - model: {name: m, inputs: {a: pixels}, outputs: {b: y}}\n",
+        /* the resize replaces the name: the decode is unreachable after it */
+        "inputs: [{name: img, dtype: BYTES}]\noutputs: [y]\nsteps:\n"
+        "  - decode_image: img\n"
+        "  - resize: {input: img, shorter_side: 4}\n"
+        "  - model: {name: m, inputs: {a: img}, outputs: {b: y}}\n",
+    };
+    static const size_t held[] = {0, 64 * 48 * 3, 0};
+    for (int k = 0; k < 3; k++) {
+        celer_pipeline *p = load(yaml[k]);
+        celer_arena a;
+        celer_arena_init(&a, 1 << 16, 0);
+        celer_pipeline_run *r;
+        const celer_pipeline_call *call = NULL;
+        assert_int_equal(celer_pipeline_run_init(p, &a, &r), CELER_OK);
+        assert_int_equal(celer_pipeline_set_input(r, 0, &in, &len), CELER_OK);
+        assert_int_equal(celer_pipeline_run_steps(r, &call), CELER_OK);
+        assert_non_null(call);
+        assert_string_equal(call->model, "m");
+        assert_int_equal(celer_pipeline_image_bytes_in_use(), held[k]);
+        if (k == 1) assert_memory_equal(call->inputs[0].data, px, 64 * 48 * 3);
+        /* abandoned while the call is pending (a failed model, a cancelled request) */
+        celer_pipeline_run_end(r);
+        celer_pipeline_run_end(r); /* twice is fine */
+        assert_int_equal(celer_pipeline_image_bytes_in_use(), 0);
+        celer_arena_free(&a);
+        celer_pipeline_free(p);
+    }
+
+    /* a step failing after the decode ends the run and frees it */
+    celer_pipeline *p = load("inputs: [{name: img, dtype: BYTES}]\noutputs: [y]\nsteps:\n"
+                             "  - decode_image: img\n"
+                             "  - center_crop: {input: img, size: [100, 100], output: y}\n");
+    celer_arena a;
+    celer_arena_init(&a, 1 << 16, 0);
+    const celer_tensor *out;
+    expect_error(run(p, &a, &in, &len, &out), CELER_ERR_SHAPE, "larger than the image");
+    assert_int_equal(celer_pipeline_image_bytes_in_use(), 0);
+    finish(&a);
+    celer_pipeline_free(p);
+    free(px), free(png);
+}
+
+/* Requests decoding at once from several threads never hold more than the budget together: each
+ * succeeds or is told to retry. */
+typedef struct budget_job {
+    const celer_pipeline *p;
+    const void *img;
+    size_t len;
+    int ok, busy, bad;
+} budget_job;
+
+static atomic_int holding, most_holding;
+static const size_t budget_image = 64 * 64 * 3;
+
+static void *budget_loop(void *arg) {
+    budget_job *j = arg;
+    for (int i = 0; i < 60; i++) {
+        celer_arena a;
+        celer_pipeline_run *r;
+        celer_status st = decode_open(j->p, &a, &r, j->img, j->len);
+        if (!st) {
+            int h = atomic_fetch_add(&holding, 1) + 1, m = atomic_load(&most_holding);
+            while (h > m && !atomic_compare_exchange_weak(&most_holding, &m, h)) {
+            }
+            if (celer_pipeline_image_bytes_in_use() > budget_image * 5 / 2) j->bad++;
+            for (int y = 0; y < 20; y++) sched_yield(); /* hold it a little */
+            atomic_fetch_sub(&holding, 1);
+            j->ok++;
+        } else if (st == CELER_ERR_UNAVAILABLE) {
+            j->busy++;
+        } else {
+            j->bad++;
+        }
+        end_run(&a, r);
+    }
+    return NULL;
+}
+
+static void test_budget_threads(void **state) {
+    (void)state;
+    celer_pipeline *p = decode_pipeline(3);
+    uint8_t *px = pattern(64, 64, 3, true, 8);
+    size_t len;
+    uint8_t *png = make_png(64, 64, PNG_FORMAT_RGB, px, &len);
+    celer_pipeline_set_image_budget(budget_image * 5 / 2); /* room for two */
+    enum { T = 4 };
+    pthread_t th[T];
+    budget_job jobs[T];
+    for (int t = 0; t < T; t++) {
+        jobs[t] = (budget_job){.p = p, .img = png, .len = len};
+        assert_int_equal(pthread_create(&th[t], NULL, budget_loop, &jobs[t]), 0);
+    }
+    int ok = 0, busy = 0;
+    for (int t = 0; t < T; t++) {
+        pthread_join(th[t], NULL);
+        assert_int_equal(jobs[t].bad, 0);
+        ok += jobs[t].ok;
+        busy += jobs[t].busy;
+    }
+    assert_int_equal(ok + busy, T * 60);
+    assert_true(ok > 0);
+    assert_true(atomic_load(&most_holding) <= 2);
+    assert_int_equal(celer_pipeline_image_bytes_in_use(), 0);
+    celer_pipeline_set_image_budget(CELER_PIPELINE_IMAGE_BUDGET_DEFAULT);
+    free(px), free(png);
+    celer_pipeline_free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_png),
@@ -948,6 +1207,9 @@ int main(void) {
         cmocka_unit_test(test_to_chw),
         cmocka_unit_test(test_chain),
         cmocka_unit_test(test_bad_configs),
+        cmocka_unit_test(test_budget),
+        cmocka_unit_test(test_budget_early_release),
+        cmocka_unit_test(test_budget_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
