@@ -1268,8 +1268,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     set_deadline(q, srv->opts->header_timeout_secs); /* for the connection's next request */
     int cls_i = q->status / 100;
     if (cls_i >= 1 && cls_i <= 5) celer_metrics_add(srv->m_requests[cls_i], 1);
-    if (q->version) celer_registry_release(q->version);
-    if (q->version) celer_arena_free(&q->arena);
+    if (q->version) {
+        celer_pipeline_run_end(q->run); /* images a failed or cancelled run still holds, and their budget */
+        celer_arena_free(&q->arena);
+        celer_registry_release(q->version);
+    }
     celer_jbuf_free(&q->resp);
     drop_body(q);
     free(q);

@@ -28,6 +28,10 @@ static const celer_server_flag flags[] = {
     {"max-body-total-bytes", "CELER_MAX_BODY_TOTAL_BYTES", "268435456",
      "request body bytes all connections may hold together; a request that would go past it gets 503",
      CELER_FLAG_SIZE, OPT(max_body_total_bytes)},
+    {"image-memory-bytes", "CELER_IMAGE_MEMORY_BYTES", "536870912",
+     "decoded image pixels all requests may hold together (pipelines' decode_image); an image needing more than "
+     "this gets 413, one that finds it held by others 503; 0 = no cap",
+     CELER_FLAG_SIZE, OPT(image_memory_bytes)},
     {"request-timeout-secs", "CELER_REQUEST_TIMEOUT_SECS", "30",
      "close connections idle this long (no byte received or sent)", CELER_FLAG_INT, OPT(request_timeout_secs)},
     {"header-timeout-secs", "CELER_HEADER_TIMEOUT_SECS", "10",
@@ -184,6 +188,7 @@ celer_status celer_server_run(const celer_server_options *opts) {
      * tensors above it get pages of their own, returned when the request ends, so memory goes back
      * to its idle level after a burst instead of staying in the heap. */
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    celer_pipeline_set_image_budget((size_t)opts->image_memory_bytes);
 
     celer_metrics *metrics = NULL;
     celer_sched *sched = NULL;

@@ -24,6 +24,7 @@ typedef struct celer_server_options {
                                    opened or answered its previous request */
     int body_timeout_secs;      /* a request's body must be complete this long after its headers */
     int max_connections;        /* 0 = as many as the open-files limit allows */
+    long long image_memory_bytes; /* decoded image pixels all requests may hold together; 0 = no cap */
     int repository_poll_secs;   /* 0 = no polling; models change through the repository API only */
     int default_max_batch;      /* batch size given to batchable models without a config */
     int max_queue_size;         /* queue cap for models whose config sets none */

@@ -60,7 +60,8 @@ def make_repo(tmp, src):
     shutil.copy(os.path.join(src, "mlp", "1", "model.onnx"), os.path.join(repo, "slowq", "1", "model.onnx"))
     with open(os.path.join(repo, "slowq", "config.pbtxt"), "w") as f:
         f.write(SLOW_CONFIG)
-    shutil.copytree(os.path.join(src, "mlp"), os.path.join(repo, "mlp"))
+    for m in ("mlp", "classify", "tiny_cnn"):
+        shutil.copytree(os.path.join(src, m), os.path.join(repo, m))
     return repo
 
 
@@ -184,6 +185,37 @@ def test_paths_and_ids(repo):
               and "%0Aforged" in log, log[-500:])
         a = raw(port, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Request-Id: abc-123\r\n\r\n")
         check("a printable X-Request-Id is echoed", b"X-Request-Id: abc-123" in (a or b""), a)
+    finally:
+        srv.stop()
+
+
+def png(width, height):
+    """A grey PNG of width x height, all zero: a few hundred bytes that decode to a lot."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = zlib.compress(b"".join(b"\0" + bytes(width) for _ in range(height)), 9)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+
+
+def test_image_limits(repo):
+    """An image over the side limit is the client's error (413, no Retry-After); one that finds
+    the image memory budget held by other requests is 503 with Retry-After."""
+    srv = Server(repo, "--quiet", "--image-memory-bytes", "4000000")
+    try:
+        st, body, headers = srv.request("POST", "/v2/models/classify/infer", png(9000, 1),
+                                        {"Content-Type": "image/png"})
+        check("an image over the side limit: 413 without Retry-After", st == 413 and "Retry-After" not in headers
+              and b"side" in body, (st, body[:300], headers))
+        st, body, headers = srv.request("POST", "/v2/models/classify/infer", png(2000, 2000),
+                                        {"Content-Type": "image/png"})
+        check("an image over the whole image budget: 413 naming it", st == 413 and (b"image-memory" in body
+              or b"budget" in body), (st, body[:300]))
+        st, body, _ = srv.request("POST", "/v2/models/classify/infer", png(300, 200), {"Content-Type": "image/png"})
+        check("an image within the budget is served", st == 200, (st, body[:300]))
     finally:
         srv.stop()
 
@@ -312,6 +344,7 @@ def main():
         repo = make_repo(tmp, sys.argv[2])
         test_paths_and_ids(repo)
         test_admission(repo)
+        test_image_limits(repo)
         test_slow_clients(repo)
         test_connection_limit(repo, tmp)
         test_shutdown_timeout(repo)
