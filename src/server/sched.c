@@ -19,7 +19,9 @@
  *
  * Models whose outputs cannot be split by rows (an output's first dim differs from the batch's
  * rows, e.g. a model reducing over the batch) are detected on the first such batch: its jobs are
- * rerun one by one and the queue runs single jobs from then on.
+ * rerun one by one and the queue runs single jobs from then on. A batch whose run fails is rerun
+ * one by one too (the queue keeps batching): the failure may come from one job's input (an index
+ * out of range), and only that job should fail.
  *
  * Contexts: q->ctx[w] belongs to worker w, made on its first batch for q, freed by
  * celer_sched_queue_remove once q has drained (or by celer_sched_free after the join). */
@@ -319,11 +321,10 @@ static void run_batched(worker *w, celer_sched_queue *q, celer_context *ctx, cel
     celer_status st = celer_context_run(ctx, w->in, &outs);
     int64_t end = now_ns();
     if (st) {
-        keep_message(w);
-        for (celer_job *j = list, *next; j; j = next) {
-            next = j->next;
-            fail_job(w, j, st, start, end, (int)rows);
-        }
+        /* the cause may be one job's input (an index out of range, a value a kernel refuses):
+         * rerun the jobs one by one, as for unsplittable outputs, so only the guilty fail and
+         * each failure names its own input; the queue goes on batching */
+        run_each(w, q, ctx, list);
         return;
     }
     bool splittable = true;

@@ -6,8 +6,9 @@
  * batch of jobs from one queue (the largest preferred batch size available, else as many as fit
  * in max_batch_size, waiting at most max_queue_delay_us for more while below the preferred size),
  * concatenates their inputs along dim 0 when batching, runs the model once, and calls each job's
- * `done` with its slice of the outputs. Jobs past their deadline are completed with
- * CELER_ERR_TIMEOUT ("timed out in queue") without running. */
+ * `done` with its slice of the outputs. When a batch's run fails, its jobs are rerun one by one,
+ * so a job whose input makes the model fail fails alone. Jobs past their deadline are completed
+ * with CELER_ERR_TIMEOUT ("timed out in queue") without running. */
 #ifndef CELER_SERVER_SCHED_H
 #define CELER_SERVER_SCHED_H
 
