@@ -1,5 +1,5 @@
 /* Scheduler: batched results equal single runs bit for bit, concurrent submitters, preferred
- * sizes, max_queue_delay, queue full, deadlines, draining
+ * sizes, max_queue_delay, queue full, deadlines (also while every worker is busy), draining
  * removal, free with queued jobs, mixed shapes, models whose outputs cannot be split, a batch
  * with one failing job, and a throughput figure (printed only). */
 #include <pthread.h>
@@ -938,6 +938,86 @@ static void test_failing_job_in_batch(void **state) {
     celer_model_free(hm);
 }
 
+/* Deadlines are kept while every worker is busy (held in a done callback, as by a long run):
+ * queued jobs past their deadline complete with CELER_ERR_TIMEOUT close to it and leave their
+ * queue (the depth drops), in a plain and a batching queue, a deadline already past (1 us) at
+ * once; jobs without a deadline or with a far one wait and then run. */
+static void test_deadline_while_busy(void **state) {
+    (void)state;
+    celer_model *m = load(mlp_path());
+    celer_sched *s;
+    assert_int_equal(celer_sched_init(1, &s), CELER_OK);
+    celer_sched_queue *hold_q = add_queue(s, m, 0, 0, 8, NULL, 0);
+    celer_sched_queue *plain = add_queue(s, m, 0, 0, 8, NULL, 0);
+    celer_sched_queue *batched = add_queue(s, m, 8, 0, 8, NULL, 0);
+    counter ctr;
+    counter_init(&ctr);
+    gate g;
+    gate_init(&g);
+    tjob hold, jobs[5];
+    uint64_t seed = 41;
+    const int64_t one[2] = {1, 16};
+    hold_worker(hold_q, &hold, &g, &ctr);
+    /* after: 0 none; 1 us, 30 ms, 50 ms, an hour; plain gets jobs 0-1, batched 2-4 */
+    const int64_t after_ns[5] = {0, 30 * 1000000, 1000, 50 * 1000000, 3600LL * 1000000000};
+    for (int i = 0; i < 5; i++) {
+        tjob_init(&jobs[i], 2, one, NULL, &seed, &ctr);
+        jobs[i].job.deadline_ns = after_ns[i] ? now_ns() + after_ns[i] : 0;
+        assert_int_equal(celer_sched_submit(i < 2 ? plain : batched, &jobs[i].job), CELER_OK);
+    }
+    assert_int_equal(counter_wait(&ctr, 3, 5000), 3);
+    for (int i = 1; i < 4; i++) {
+        tjob *t = &jobs[i];
+        assert_int_equal(atomic_load(&t->calls), 1);
+        assert_int_equal(t->status, CELER_ERR_TIMEOUT);
+        assert_non_null(strstr(t->msg, " us in the queue"));
+        assert_null(t->out.data);
+        int64_t late = t->job.end_ns - t->job.deadline_ns;
+        if (late < 0 || late > 100 * 1000000)
+            fail_msg("job %d completed %lld us after its deadline", i, (long long)(late / 1000));
+    }
+    assert_int_equal(celer_sched_queue_depth(plain), 1);
+    assert_int_equal(celer_sched_queue_depth(batched), 1);
+    assert_int_equal(atomic_load(&jobs[0].calls), 0);
+    assert_int_equal(atomic_load(&jobs[4].calls), 0);
+    gate_release(&g);
+    assert_int_equal(counter_wait(&ctr, 6, 10000), 6);
+    check_against_single(m, &jobs[0]);
+    check_against_single(m, &jobs[4]);
+    for (int i = 0; i < 5; i++) tjob_free(&jobs[i]);
+    celer_sched_queue_remove(s, batched);
+    celer_sched_queue_remove(s, plain);
+    celer_sched_queue_remove(s, hold_q);
+    celer_sched_free(s);
+    tjob_free(&hold);
+    gate_destroy(&g);
+    counter_destroy(&ctr);
+
+    /* the deadline thread racing the workers and a removal: every job completes exactly once */
+    assert_int_equal(celer_sched_init(2, &s), CELER_OK);
+    celer_sched_queue *q = add_queue(s, m, 8, 200, 1000, NULL, 0);
+    counter_init(&ctr);
+    enum { N = 300 };
+    tjob *many = calloc(N, sizeof *many);
+    for (int i = 0; i < N; i++) {
+        tjob_init(&many[i], 2, one, NULL, &seed, &ctr);
+        many[i].job.deadline_ns = i % 4 ? now_ns() + (int64_t)(i % 7) * 300000 : 0;
+        assert_int_equal(celer_sched_submit(q, &many[i].job), CELER_OK);
+    }
+    celer_sched_queue_remove(s, q);
+    assert_int_equal(counter_get(&ctr), N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(atomic_load(&many[i].calls), 1);
+        if (many[i].status != CELER_OK) assert_int_equal(many[i].status, CELER_ERR_TIMEOUT);
+        if (i % 4 == 0) assert_int_equal(many[i].status, CELER_OK);
+        tjob_free(&many[i]);
+    }
+    free(many);
+    celer_sched_free(s);
+    counter_destroy(&ctr);
+    celer_model_free(m);
+}
+
 /* A conformance model without a batch dim runs with max_batch_size 0 (inputs as given, from
  * several workers); a batching queue for it is refused. */
 static void test_no_batch_dim(void **state) {
@@ -1143,6 +1223,7 @@ int main(void) {
         cmocka_unit_test(test_mixed_shapes),
         cmocka_unit_test(test_unsplittable_outputs),
         cmocka_unit_test(test_failing_job_in_batch),
+        cmocka_unit_test(test_deadline_while_busy),
         cmocka_unit_test(test_no_batch_dim),
         cmocka_unit_test(test_submit_errors),
         cmocka_unit_test(test_throughput),
