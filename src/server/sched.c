@@ -19,7 +19,15 @@
  *
  * Models whose outputs cannot be split by rows (an output's first dim differs from the batch's
  * rows, e.g. a model reducing over the batch) are detected on the first such batch: its jobs are
- * rerun one by one and the queue runs single jobs from then on.
+ * rerun one by one and the queue runs single jobs from then on. A batch whose run fails is rerun
+ * one by one too (the queue keeps batching): the failure may come from one job's input (an index
+ * out of range), and only that job should fail.
+ *
+ * Deadlines: a worker completes an expired job it takes with CELER_ERR_TIMEOUT. So that a job
+ * expires on time while every worker is busy, a reaper thread sleeps until the earliest deadline
+ * of a queued job (s->reap_at), unlinks the expired jobs and completes them. Submit signals it
+ * only for a deadline earlier than the one it sleeps until: no cost for jobs without one. A scan
+ * walks the queues holding jobs with a deadline; REAP_SLACK_NS bounds how often.
  *
  * Contexts: q->ctx[w] belongs to worker w, made on its first batch for q, freed by
  * celer_sched_queue_remove once q has drained (or by celer_sched_free after the join). */
@@ -41,6 +49,9 @@
 #define MAX_DELAY_US (3600LL * 1000000)   /* an hour: keeps enqueue + delay far from overflow */
 #define BATCH_BYTES_CAP ((size_t)256 << 20) /* per input of one concatenated batch */
 #define SKIP_LIMIT 64                    /* jobs of other shapes looked past when forming a batch */
+#define REAP_SLACK_NS 1000000            /* the reaper sleeps at least this long between scans: when
+                                            jobs expire back to back it scans 1000 times a second,
+                                            not once per job, and a job ends <= 1 ms late */
 
 typedef struct worker {
     celer_sched *s;
@@ -70,6 +81,7 @@ struct celer_sched_queue {
     int running;         /* batches taken and not yet completed */
     bool removing;
     bool single_only;    /* outputs cannot be split by rows */
+    int n_deadlines;     /* queued jobs with a deadline: the reaper skips queues without */
     pthread_cond_t drained;
     celer_sched_queue *prev, *next;
 };
@@ -82,6 +94,12 @@ struct celer_sched {
     int n_workers, n_started, n_idle;
     worker *workers;
     celer_sched_queue *queues;
+    pthread_t reaper;
+    bool reaper_started;
+    pthread_cond_t reap;  /* wakes the reaper: an earlier deadline was queued, or stopping */
+    int64_t reap_at;      /* deadline the reaper sleeps until; INT64_MAX none; 0 while it is awake
+                             (it rescans every queue before sleeping again) */
+    char reap_msg[128];   /* the reaper's message buffer */
 };
 
 static int64_t now_ns(void) {
@@ -206,6 +224,7 @@ static celer_job *take_jobs(celer_sched_queue *q, int n) {
         *tail = j;
         tail = &j->next;
         taken++;
+        if (j->deadline_ns > 0) q->n_deadlines--;
     }
     atomic_store_explicit(&q->depth, atomic_load_explicit(&q->depth, memory_order_relaxed) - taken,
                           memory_order_relaxed);
@@ -213,6 +232,16 @@ static celer_job *take_jobs(celer_sched_queue *q, int n) {
 }
 
 /* ---- running ---- */
+
+/* Completes j, past its deadline at `now`, with CELER_ERR_TIMEOUT without running it; the
+ * message is written into msg[cap]. */
+static void expire_job(celer_job *j, int64_t now, char *msg, size_t cap) {
+    snprintf(msg, cap, "request timed out after %lld us in the queue", (long long)((now - j->enqueue_ns) / 1000));
+    j->start_ns = j->end_ns = now;
+    j->batch_size = 0;
+    j->batch_first = true;
+    j->done(j, CELER_ERR_TIMEOUT, msg, NULL, 0);
+}
 
 static void fail_job(worker *w, celer_job *j, celer_status st, int64_t start, int64_t end, int batch) {
     j->start_ns = start;
@@ -320,11 +349,10 @@ static void run_batched(worker *w, celer_sched_queue *q, celer_context *ctx, cel
     celer_status st = celer_context_run(ctx, w->in, &outs);
     int64_t end = now_ns();
     if (st) {
-        keep_message(w);
-        for (celer_job *j = list, *next; j; j = next) {
-            next = j->next;
-            fail_job(w, j, st, start, end, (int)rows);
-        }
+        /* the cause may be one job's input (an index out of range, a value a kernel refuses):
+         * rerun the jobs one by one, as for unsplittable outputs, so only the guilty fail and
+         * each failure names its own input; the queue goes on batching */
+        run_each(w, q, ctx, list);
         return;
     }
     bool splittable = true;
@@ -371,9 +399,7 @@ static void run_batch(worker *w, celer_sched_queue *q, celer_job *list) {
         next = j->next;
         j->next = NULL;
         if (j->deadline_ns > 0 && now >= j->deadline_ns) {
-            snprintf(w->msg, sizeof w->msg, "request timed out after %lld us in the queue",
-                     (long long)((now - j->enqueue_ns) / 1000));
-            fail_job(w, j, CELER_ERR_TIMEOUT, now, now, 0);
+            expire_job(j, now, w->msg, sizeof w->msg);
             continue;
         }
         *tail = j;
@@ -476,6 +502,70 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
+/* ---- reaper ---- */
+
+/* Unlinks q's queued jobs whose deadline is <= now and returns them linked by ->next; lowers
+ * *next to the earliest deadline among the jobs left. Caller holds s->mu. */
+static celer_job *take_expired(celer_sched_queue *q, int64_t now, int64_t *next) {
+    celer_job *expired = NULL, **tail = &expired, *prev = NULL;
+    int taken = 0;
+    for (celer_job *j = q->head, *after; j; j = after) {
+        after = j->next;
+        if (j->deadline_ns <= 0 || j->deadline_ns > now) {
+            if (j->deadline_ns > 0) *next = CELER_MIN(*next, j->deadline_ns);
+            prev = j;
+            continue;
+        }
+        if (prev) prev->next = after;
+        else q->head = after;
+        if (q->tail == j) q->tail = prev;
+        j->next = NULL;
+        *tail = j;
+        tail = &j->next;
+        taken++;
+    }
+    q->n_deadlines -= taken;
+    atomic_store_explicit(&q->depth, atomic_load_explicit(&q->depth, memory_order_relaxed) - taken,
+                          memory_order_relaxed);
+    return expired;
+}
+
+/* Sleeps until the earliest deadline of a queued job, then completes the expired jobs of one
+ * queue at a time (counted as running there, so a removal waits for them) and looks again. */
+static void *reaper_main(void *arg) {
+    celer_sched *s = arg;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping) { /* stopping: the workers complete what is queued, deadlines included */
+        int64_t now = now_ns(), next = INT64_MAX;
+        celer_sched_queue *q;
+        celer_job *expired = NULL;
+        for (q = s->queues; q; q = q->next)
+            if (q->n_deadlines > 0 && (expired = take_expired(q, now, &next))) break;
+        if (expired) {
+            q->running++;
+            s->reap_at = 0; /* submitters need not wake us: we rescan before sleeping */
+            pthread_mutex_unlock(&s->mu);
+            for (celer_job *j = expired, *after; j; j = after) {
+                after = j->next; /* done may free j */
+                expire_job(j, now, s->reap_msg, sizeof s->reap_msg);
+            }
+            pthread_mutex_lock(&s->mu);
+            if (--q->running == 0 && q->removing && !q->head) pthread_cond_broadcast(&q->drained);
+            continue;
+        }
+        s->reap_at = next; /* a deadline after it is seen on this wake-up anyway */
+        if (next == INT64_MAX) {
+            pthread_cond_wait(&s->reap, &s->mu);
+        } else {
+            int64_t until = CELER_MAX(next, now + REAP_SLACK_NS);
+            struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
+            pthread_cond_timedwait(&s->reap, &s->mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
 /* ---- public ---- */
 
 static void free_queue(celer_sched *s, celer_sched_queue *q) {
@@ -507,7 +597,15 @@ celer_status celer_sched_init(int n_workers, celer_sched **out) {
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work, &attr);
+    pthread_cond_init(&s->reap, &attr);
     pthread_condattr_destroy(&attr);
+    s->reap_at = INT64_MAX;
+    int err = pthread_create(&s->reaper, NULL, reaper_main, s);
+    if (err) {
+        celer_sched_free(s);
+        return celer_errorf(CELER_ERR_INTERNAL, "scheduler: cannot start the deadline thread: %s", strerror(err));
+    }
+    s->reaper_started = true;
     for (int i = 0; i < n_workers; i++) {
         ws[i].s = s;
         ws[i].index = i;
@@ -528,14 +626,17 @@ void celer_sched_free(celer_sched *s) {
     pthread_mutex_lock(&s->mu);
     s->stopping = true;
     pthread_cond_broadcast(&s->work);
+    pthread_cond_signal(&s->reap);
     pthread_mutex_unlock(&s->mu);
     for (int i = 0; i < s->n_started; i++) pthread_join(s->workers[i].thread, NULL);
+    if (s->reaper_started) pthread_join(s->reaper, NULL);
     /* the workers ran every queued job before leaving; what is left is empty queues */
     for (celer_sched_queue *q = s->queues, *next; q; q = next) {
         next = q->next;
         free_queue(s, q);
     }
     pthread_cond_destroy(&s->work);
+    pthread_cond_destroy(&s->reap);
     pthread_mutex_destroy(&s->mu);
     free(s->workers);
     free(s);
@@ -678,10 +779,19 @@ celer_status celer_sched_submit(celer_sched_queue *q, celer_job *job) {
     else q->head = job;
     q->tail = job;
     atomic_store_explicit(&q->depth, depth + 1, memory_order_relaxed);
-    bool wake = s->n_idle > 0;
+    bool wake = s->n_idle > 0, wake_reaper = false;
+    if (job->deadline_ns > 0) {
+        q->n_deadlines++;
+        /* the reaper sleeps until reap_at: only an earlier deadline needs it awake */
+        if (job->deadline_ns < s->reap_at) {
+            s->reap_at = job->deadline_ns;
+            wake_reaper = true;
+        }
+    }
     pthread_mutex_unlock(&s->mu);
     /* signalled after unlocking: the woken worker does not block at once on the lock we hold */
     if (wake) pthread_cond_signal(&s->work);
+    if (wake_reaper) pthread_cond_signal(&s->reap);
     return CELER_OK;
 }
 

@@ -6,8 +6,10 @@
  * batch of jobs from one queue (the largest preferred batch size available, else as many as fit
  * in max_batch_size, waiting at most max_queue_delay_us for more while below the preferred size),
  * concatenates their inputs along dim 0 when batching, runs the model once, and calls each job's
- * `done` with its slice of the outputs. Jobs past their deadline are completed with
- * CELER_ERR_TIMEOUT ("timed out in queue") without running. */
+ * `done` with its slice of the outputs. When a batch's run fails, its jobs are rerun one by one,
+ * so a job whose input makes the model fail fails alone. Jobs past their deadline are completed
+ * with CELER_ERR_TIMEOUT ("timed out ... in the queue") without running, at their deadline even
+ * while every worker is busy (a scheduler thread watches the queued deadlines). */
 #ifndef CELER_SERVER_SCHED_H
 #define CELER_SERVER_SCHED_H
 
@@ -20,8 +22,10 @@ typedef struct celer_sched celer_sched;
 typedef struct celer_sched_queue celer_sched_queue;
 typedef struct celer_job celer_job;
 
-/* Called once per job on a worker thread. On success `outputs` holds the model's outputs for this
- * job (batch slice), valid only during the call (copy or encode them). */
+/* Called once per job, on a worker thread, or for a CELER_ERR_TIMEOUT on the scheduler's deadline
+ * thread (a job that expired while queued), never with the scheduler's lock held (it may submit).
+ * Callbacks of different jobs may run at the same time. On success `outputs` holds the model's
+ * outputs for this job (batch slice), valid only during the call (copy or encode them). */
 typedef void (*celer_job_done_fn)(celer_job *job, celer_status status, const char *message,
                                   const celer_tensor *outputs, int n_outputs);
 
@@ -58,7 +62,7 @@ typedef struct celer_sched_queue_options {
     bool (*batch_wait)(void *user);
 } celer_sched_queue_options;
 
-/* Starts `n_workers` worker threads (<= 0: one per online core). */
+/* Starts `n_workers` worker threads (<= 0: one per online core) and the deadline thread. */
 celer_status celer_sched_init(int n_workers, celer_sched **out);
 /* Stops accepting, lets queued and running jobs finish (completing every queued job), joins the
  * workers, frees everything. Queues must have been removed first or are removed here. */

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Fuzzes the ONNX reader for SECONDS (default 60), then what pipelines take from outside
 # (pipeline.yaml, image bytes, business-object JSON: fuzz_pipeline) for PIPELINE_SECONDS (default
-# 30): configures a clang build in build-fuzz, builds the targets, seeds corpora from the
-# conformance models and the example pipelines, and runs libFuzzer on one core.
+# 30), then the KServe request decoders (fuzz_kserve) for KSERVE_SECONDS (default 30): configures
+# a clang build in build-fuzz, builds the targets, seeds corpora from the conformance models, the
+# example pipelines and a few valid requests, and runs libFuzzer on one core.
 # Exits non-zero when a crash (or leak, timeout, OOM) is found; artifacts go to build-fuzz/artifacts.
 set -eu
 SECS=${1:-60}
@@ -12,11 +13,12 @@ DATA=${ONNX_TESTDATA:-/usr/share/libonnx-testdata/data}
 
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DCELER_FUZZ=ON >/dev/null
-ninja -C "$BUILD" -j2 fuzz_onnx fuzz_pipeline
+ninja -C "$BUILD" -j2 fuzz_onnx fuzz_pipeline fuzz_kserve
 
 CORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-corpus.XXXXXX")
 PCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-pipeline.XXXXXX")
-trap 'rm -rf "$CORPUS" "$PCORPUS"' EXIT
+KCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-kserve.XXXXXX")
+trap 'rm -rf "$CORPUS" "$PCORPUS" "$KCORPUS"' EXIT
 mkdir -p "$BUILD/artifacts"
 
 # fuzz TARGET SECONDS MAX_LEN CORPUS: runs one target; a crash prints the log's tail and exits 1.
@@ -57,3 +59,33 @@ done
 printf '\002[{"age": 31, "id": 7, "country": "de", "exclude": [1, 2], "v": [1, 2, 3], "flag": true}, {"age": null}]' \
     >"$PCORPUS/json"
 fuzz fuzz_pipeline "${PIPELINE_SECONDS:-30}" 65536 "$PCORPUS"
+
+# fuzz_kserve: byte 0 picks the decoder (% 3: infer, predict, objects) and the spec set (/ 3: the
+# model sets x/y, img [1,3], mixed dtypes; for objects the pipeline sets tabular, image), bytes 1-2
+# are Inference-Header-Content-Length little-endian (0xffff: absent), then the body.
+# kseed NAME BYTE0 HEADER: writes the seed from the body on stdin.
+kseed() {
+    { printf "\\$(printf %03o "$2")\\$(printf %03o $(($3 & 255)))\\$(printf %03o $(($3 >> 8)))"; cat; } \
+        >"$KCORPUS/$1"
+}
+ABSENT=65535
+printf '%s' '{"id":"r1","parameters":{"binary_data_output":true,"timeout":2500},"inputs":[{"name":"y","shape":[2],"datatype":"INT64","data":[7,-9000000000]},{"name":"x","shape":[2,3],"datatype":"FP32","data":[[1,2,3],[4.5,-0.25,1e-3]]}],"outputs":[{"name":"z","parameters":{"binary_data":true}}]}' |
+    kseed infer_json 0 $ABSENT
+json='{"inputs":[{"name":"x","shape":[2,3],"datatype":"FP32","parameters":{"binary_data_size":24}},{"name":"y","shape":[2],"datatype":"INT64","parameters":{"binary_data_size":16}}]}'
+{ printf '%s' "$json"; printf '\000\000\200\077\000\000\000\100\000\000\100\100\000\000\200\100\000\000\240\100\000\000\300\100'
+  printf '\013\000\000\000\000\000\000\000\364\377\377\377\377\377\377\377'; } |
+    kseed infer_binary 0 "$(printf '%s' "$json" | wc -c)"
+printf '\000\000\200\077\000\000\000\100\000\000\100\100' | kseed infer_raw 3 0
+printf '%s' '{"inputs":[{"name":"s","shape":[2],"datatype":"BYTES","data":["a","bc"]},{"name":"b","shape":[1,2],"datatype":"BOOL","data":[true,false]},{"name":"h","shape":[2,1],"datatype":"FP16","data":[1.5,-2]},{"name":"u","shape":[1,3],"datatype":"UINT8","data":[1,2,255]},{"name":"n","shape":[],"datatype":"INT32","data":[7]}]}' |
+    kseed infer_mixed 6 $ABSENT
+json='{"inputs":[{"name":"s","shape":[3],"datatype":"BYTES","parameters":{"binary_data_size":17}},{"name":"b","shape":[0,2],"datatype":"BOOL","data":[]},{"name":"h","shape":[2,0],"datatype":"FP16","data":[]},{"name":"u","shape":[1,1],"datatype":"UINT8","data":[[9]]},{"name":"n","shape":[],"datatype":"INT32","data":7}]}'
+{ printf '%s' "$json"; printf '\002\000\000\000hi\000\000\000\000\003\000\000\000abc'; } |
+    kseed infer_bytes 6 "$(printf '%s' "$json" | wc -c)"
+printf '%s' '{"instances":[[1,2,3]]}' | kseed predict_img 4 $ABSENT
+printf '%s' '{"instances":[{"x":[1,2,3],"y":[4,5]},{"x":[6,7,8],"y":[9,10]}]}' | kseed predict_xy 1 $ABSENT
+printf '%s' '{"instances":[{"s":"a","b":[true,false],"u":[1],"n":3}]}' | kseed predict_mixed 7 $ABSENT
+printf '%s' '[{"age":31,"id":7,"country":"de","exclude":[1,2],"v":[1,2,3],"flag":true},{"age":null,"id":8,"exclude":[3,4],"flag":false}]' |
+    kseed object_tabular 2 $ABSENT
+printf '%s' '[{"image":"aGk=","score":[0.5,1]},{"image":"x"}]' | kseed object_image 5 $ABSENT
+echo "fuzz_kserve: $(ls "$KCORPUS" | wc -l) seed requests, running ${KSERVE_SECONDS:-30}s"
+fuzz fuzz_kserve "${KSERVE_SECONDS:-30}" 65536 "$KCORPUS"

@@ -1,6 +1,7 @@
 /* Scheduler: batched results equal single runs bit for bit, concurrent submitters, preferred
- * sizes, max_queue_delay, queue full, deadlines, draining removal, free with queued jobs, mixed
- * shapes, models whose outputs cannot be split, and a throughput figure (printed only). */
+ * sizes, max_queue_delay, queue full, deadlines (also while every worker is busy), draining
+ * removal, free with queued jobs, mixed shapes, models whose outputs cannot be split, a batch
+ * with one failing job, and a throughput figure (printed only). */
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
@@ -248,31 +249,42 @@ static void pb_bytes(pb *p, int field, const void *d, size_t n) {
 static void pb_str(pb *p, int field, const char *s) { pb_bytes(p, field, s, strlen(s)); }
 static void pb_msg(pb *p, int field, const pb *m) { pb_bytes(p, field, m->b, m->n); }
 
-/* ValueInfoProto: float tensor `name`, with dims N, M when `shaped`. */
-static void pb_value_info(pb *p, int field, const char *name, bool shaped) {
+/* ValueInfoProto: tensor `name` of dtype `elem`, with dims N, `dim1` when dim1 is not NULL. */
+static void pb_value_info(pb *p, int field, const char *name, celer_dtype elem, const char *dim1) {
     pb dn = {0}, dm = {0}, shape = {0}, tt = {0}, type = {0}, vi = {0};
     pb_str(&dn, 2, "N");
-    pb_str(&dm, 2, "M");
+    pb_str(&dm, 2, dim1 ? dim1 : "M");
     pb_msg(&shape, 1, &dn);
     pb_msg(&shape, 1, &dm);
-    pb_int(&tt, 1, CELER_FLOAT);
-    if (shaped) pb_msg(&tt, 2, &shape);
+    pb_int(&tt, 1, elem);
+    if (dim1) pb_msg(&tt, 2, &shape);
     pb_msg(&type, 1, &tt);
     pb_str(&vi, 1, name);
     pb_msg(&vi, 2, &type);
     pb_msg(p, field, &vi);
 }
 
-/* Model with one node `op`(X) -> Y at opset 13, X float [N, M]. `bytes` must outlive it. */
-static celer_model *tiny_model(const char *op, pb *bytes) {
+/* Model with one node `op`(X) -> Y at opset 13, X float [N, M]; with `index` true the node is
+ * op(X, I) with I int64 [N, K] and attribute axis=1 (GatherElements picking within each row).
+ * `bytes` must outlive it. */
+static celer_model *tiny_model_with(const char *op, bool index, pb *bytes) {
     pb node = {0}, graph = {0}, opset = {0};
     pb_str(&node, 1, "X");
+    if (index) pb_str(&node, 1, "I");
     pb_str(&node, 2, "Y");
     pb_str(&node, 4, op);
+    if (index) {
+        pb axis = {0};
+        pb_str(&axis, 1, "axis");
+        pb_int(&axis, 3, 1);
+        pb_int(&axis, 20, 2); /* AttributeProto.INT */
+        pb_msg(&node, 5, &axis);
+    }
     pb_msg(&graph, 1, &node);
     pb_str(&graph, 2, op);
-    pb_value_info(&graph, 11, "X", true);
-    pb_value_info(&graph, 12, "Y", false);
+    pb_value_info(&graph, 11, "X", CELER_FLOAT, "M");
+    if (index) pb_value_info(&graph, 11, "I", CELER_INT64, "K");
+    pb_value_info(&graph, 12, "Y", CELER_FLOAT, NULL);
     pb_str(&opset, 1, "");
     pb_int(&opset, 2, 13);
     memset(bytes, 0, sizeof *bytes);
@@ -285,6 +297,8 @@ static celer_model *tiny_model(const char *op, pb *bytes) {
     if (celer_model_compile(onnx, NULL, &m)) fail_msg("compile %s: %s", op, celer_error_message());
     return m;
 }
+
+static celer_model *tiny_model(const char *op, pb *bytes) { return tiny_model_with(op, false, bytes); }
 
 /* ---- tests ---- */
 
@@ -861,6 +875,149 @@ static void test_unsplittable_outputs(void **state) {
     celer_model_free(hm);
 }
 
+/* One job whose input makes the batch's run fail (a GatherElements index out of range) fails
+ * alone: the batch is rerun one by one, the other jobs get their own rows, and the queue goes on
+ * batching (the second round, all good, runs as one batch). */
+static void test_failing_job_in_batch(void **state) {
+    (void)state;
+    pb bytes;
+    celer_model *m = tiny_model_with("GatherElements", true, &bytes);
+    celer_model *hm = load(mlp_path());
+    celer_sched *s;
+    assert_int_equal(celer_sched_init(1, &s), CELER_OK);
+    celer_sched_queue *hold_q = add_queue(s, hm, 0, 0, 8, NULL, 0);
+    celer_sched_queue *q = add_queue(s, m, 16, 0, 64, NULL, 0);
+    counter ctr;
+    counter_init(&ctr);
+    gate g;
+    tjob hold, jobs[4];
+    int64_t idx[4][4];
+    uint64_t seed = 37;
+    const int64_t xdims[2] = {2, 3};
+    for (int round = 0; round < 2; round++) {
+        int bad = round == 0 ? 2 : -1;
+        gate_init(&g);
+        hold_worker(hold_q, &hold, &g, &ctr);
+        for (int i = 0; i < 4; i++) {
+            tjob_init(&jobs[i], 2, xdims, NULL, &seed, &ctr);
+            for (int k = 0; k < 4; k++) idx[i][k] = (i + k) % 3;
+            if (i == bad) idx[i][3] = 7; /* row 1 of X has 3 columns */
+            jobs[i].in[1] = (celer_tensor){.dtype = CELER_INT64, .shape = {.rank = 2, .dims = {2, 2}}, .data = idx[i]};
+            assert_int_equal(celer_sched_submit(q, &jobs[i].job), CELER_OK);
+        }
+        gate_release(&g);
+        int want = 5 * (round + 1);
+        assert_int_equal(counter_wait(&ctr, want, 10000), want);
+        for (int i = 0; i < 4; i++) {
+            tjob *t = &jobs[i];
+            assert_int_equal(atomic_load(&t->calls), 1);
+            if (i == bad) {
+                assert_int_equal(t->status, CELER_ERR_INVALID);
+                if (!strstr(t->msg, "index 7 is out of range")) fail_msg("message: %s", t->msg);
+                assert_null(t->out.data);
+            } else {
+                if (t->status != CELER_OK) fail_msg("job %d: %s", i, t->msg);
+                assert_int_equal(t->batch_size, bad < 0 ? 8 : 2);
+                assert_int_equal(t->out.shape.rank, 2);
+                assert_int_equal(t->out.shape.dims[0], 2);
+                assert_int_equal(t->out.shape.dims[1], 2);
+                const float *x = t->in[0].data, *y = t->out.data;
+                for (int r = 0; r < 2; r++)
+                    for (int k = 0; k < 2; k++) assert_true(y[r * 2 + k] == x[r * 3 + idx[i][r * 2 + k]]);
+            }
+            tjob_free(t);
+        }
+        tjob_free(&hold);
+        gate_destroy(&g);
+    }
+    celer_sched_queue_remove(s, q);
+    celer_sched_queue_remove(s, hold_q);
+    celer_sched_free(s);
+    counter_destroy(&ctr);
+    celer_model_free(m);
+    celer_model_free(hm);
+}
+
+/* Deadlines are kept while every worker is busy (held in a done callback, as by a long run):
+ * queued jobs past their deadline complete with CELER_ERR_TIMEOUT close to it and leave their
+ * queue (the depth drops), in a plain and a batching queue, a deadline already past (1 us) at
+ * once; jobs without a deadline or with a far one wait and then run. */
+static void test_deadline_while_busy(void **state) {
+    (void)state;
+    celer_model *m = load(mlp_path());
+    celer_sched *s;
+    assert_int_equal(celer_sched_init(1, &s), CELER_OK);
+    celer_sched_queue *hold_q = add_queue(s, m, 0, 0, 8, NULL, 0);
+    celer_sched_queue *plain = add_queue(s, m, 0, 0, 8, NULL, 0);
+    celer_sched_queue *batched = add_queue(s, m, 8, 0, 8, NULL, 0);
+    counter ctr;
+    counter_init(&ctr);
+    gate g;
+    gate_init(&g);
+    tjob hold, jobs[5];
+    uint64_t seed = 41;
+    const int64_t one[2] = {1, 16};
+    hold_worker(hold_q, &hold, &g, &ctr);
+    /* after: 0 none; 1 us, 30 ms, 50 ms, an hour; plain gets jobs 0-1, batched 2-4 */
+    const int64_t after_ns[5] = {0, 30 * 1000000, 1000, 50 * 1000000, 3600LL * 1000000000};
+    for (int i = 0; i < 5; i++) {
+        tjob_init(&jobs[i], 2, one, NULL, &seed, &ctr);
+        jobs[i].job.deadline_ns = after_ns[i] ? now_ns() + after_ns[i] : 0;
+        assert_int_equal(celer_sched_submit(i < 2 ? plain : batched, &jobs[i].job), CELER_OK);
+    }
+    assert_int_equal(counter_wait(&ctr, 3, 5000), 3);
+    for (int i = 1; i < 4; i++) {
+        tjob *t = &jobs[i];
+        assert_int_equal(atomic_load(&t->calls), 1);
+        assert_int_equal(t->status, CELER_ERR_TIMEOUT);
+        assert_non_null(strstr(t->msg, " us in the queue"));
+        assert_null(t->out.data);
+        int64_t late = t->job.end_ns - t->job.deadline_ns;
+        if (late < 0 || late > 100 * 1000000)
+            fail_msg("job %d completed %lld us after its deadline", i, (long long)(late / 1000));
+    }
+    assert_int_equal(celer_sched_queue_depth(plain), 1);
+    assert_int_equal(celer_sched_queue_depth(batched), 1);
+    assert_int_equal(atomic_load(&jobs[0].calls), 0);
+    assert_int_equal(atomic_load(&jobs[4].calls), 0);
+    gate_release(&g);
+    assert_int_equal(counter_wait(&ctr, 6, 10000), 6);
+    check_against_single(m, &jobs[0]);
+    check_against_single(m, &jobs[4]);
+    for (int i = 0; i < 5; i++) tjob_free(&jobs[i]);
+    celer_sched_queue_remove(s, batched);
+    celer_sched_queue_remove(s, plain);
+    celer_sched_queue_remove(s, hold_q);
+    celer_sched_free(s);
+    tjob_free(&hold);
+    gate_destroy(&g);
+    counter_destroy(&ctr);
+
+    /* the deadline thread racing the workers and a removal: every job completes exactly once */
+    assert_int_equal(celer_sched_init(2, &s), CELER_OK);
+    celer_sched_queue *q = add_queue(s, m, 8, 200, 1000, NULL, 0);
+    counter_init(&ctr);
+    enum { N = 300 };
+    tjob *many = calloc(N, sizeof *many);
+    for (int i = 0; i < N; i++) {
+        tjob_init(&many[i], 2, one, NULL, &seed, &ctr);
+        many[i].job.deadline_ns = i % 4 ? now_ns() + (int64_t)(i % 7) * 300000 : 0;
+        assert_int_equal(celer_sched_submit(q, &many[i].job), CELER_OK);
+    }
+    celer_sched_queue_remove(s, q);
+    assert_int_equal(counter_get(&ctr), N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(atomic_load(&many[i].calls), 1);
+        if (many[i].status != CELER_OK) assert_int_equal(many[i].status, CELER_ERR_TIMEOUT);
+        if (i % 4 == 0) assert_int_equal(many[i].status, CELER_OK);
+        tjob_free(&many[i]);
+    }
+    free(many);
+    celer_sched_free(s);
+    counter_destroy(&ctr);
+    celer_model_free(m);
+}
+
 /* A conformance model without a batch dim runs with max_batch_size 0 (inputs as given, from
  * several workers); a batching queue for it is refused. */
 static void test_no_batch_dim(void **state) {
@@ -1065,6 +1222,8 @@ int main(void) {
         cmocka_unit_test(test_free_with_queued),
         cmocka_unit_test(test_mixed_shapes),
         cmocka_unit_test(test_unsplittable_outputs),
+        cmocka_unit_test(test_failing_job_in_batch),
+        cmocka_unit_test(test_deadline_while_busy),
         cmocka_unit_test(test_no_batch_dim),
         cmocka_unit_test(test_submit_errors),
         cmocka_unit_test(test_throughput),
