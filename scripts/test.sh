@@ -35,5 +35,5 @@ for t in test_pipelines test_cache test_cache_redis test_hardening; do
     /usr/bin/python3 "tests/e2e/$t.py" build-tsan/celer examples/repository
 done
 
-echo "== fuzzing the ONNX reader for ${FUZZ_SECONDS}s"
+echo "== fuzzing the ONNX reader, the pipeline inputs and the KServe decoders (${FUZZ_SECONDS}s and their own shares)"
 tests/fuzz/run_fuzz.sh "$FUZZ_SECONDS"

@@ -248,6 +248,14 @@ def test_admission(repo):
         st, _, _ = srv.request("POST", "/v2/models/mlp/infer", BODY_MLP)
         check("the budget comes back when those connections close", st == 200, st)
 
+        # a deadline is kept while the request waits (the queue would hold it 3 s for a batch)
+        timed = json.loads(BODY)
+        timed["parameters"] = {"timeout": 1}
+        t0 = time.time()
+        st, body, headers = srv.request("POST", "/v2/models/slowq/infer", json.dumps(timed).encode())
+        check("a 1 us timeout is answered at once: 503 with Retry-After", st == 503 and b"timed out" in body
+              and headers.get("Retry-After") and time.time() - t0 < 0.5, (st, body, time.time() - t0))
+
         # a full queue answers from the headers: the body is never sent
         results = []
         waiting = [threading.Thread(target=lambda: results.append(srv.request("POST", "/v2/models/slowq/infer", BODY)[0]))
