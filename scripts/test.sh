@@ -19,6 +19,8 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCELER_SANITIZE=ON >
 ninja -C build-asan -j"$jobs"
 # the real models are exported once, into the release build's folder
 export CELER_REAL_MODELS_DIR="$PWD/build/real-models"
+# every ctest test, the end-to-end ones included (test_model_files: a served model's file
+# truncated and overwritten in place), runs here against build-asan/celer
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$jobs")
 
 echo "== thread sanitizer: one model run from 8 threads at once"

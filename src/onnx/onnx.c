@@ -46,15 +46,17 @@ enum { T_DIMS = 1, T_DTYPE = 2, T_SEGMENT = 3, T_FLOAT = 4, T_INT32 = 5, T_STRIN
        T_NAME = 8, T_RAW = 9, T_DOUBLE = 10, T_UINT64 = 11, T_EXTERNAL = 13, T_LOCATION = 14,
        T_FIELD_COUNT = 15 };
 
+/* An external data file, open while the model is decoded: each tensor reads its own bytes out of
+ * it into memory of the model, so nothing refers to the file once the load is done. */
 typedef struct ext_file {
     struct ext_file *next;
     const char *location; /* as written in the model, arena copy */
-    const uint8_t *data;  /* NULL when the file is empty */
+    int fd;               /* -1 once closed (end of the decode) */
     size_t size;
 } ext_file;
 
-/* A copy of misaligned raw data large enough to have its own mapping, so that it can be given
- * back alone (celer_onnx_release_data). */
+/* A copy of raw data large enough to have its own mapping, so that it can be given back alone
+ * (celer_onnx_release_data). */
 typedef struct big_copy {
     struct big_copy *next;
     void *data; /* NULL once released */
@@ -66,9 +68,13 @@ typedef struct big_copy {
 struct celer_onnx_private {
     celer_arena arena;
     big_copy *copies;
-    void *map; /* the model file (celer_onnx_load only) */
-    size_t map_len;
-    ext_file *ext; /* external data files, each mapped once */
+    /* The model file read into anonymous memory (celer_onnx_load only): tensors use their raw
+     * bytes where they lie in it, and a file changed or truncated under a loaded model changes
+     * nothing (a mapping of the file would, down to SIGBUS on a truncated page). */
+    void *image;
+    size_t image_len;
+    const char *base_real; /* the model's folder with symlinks resolved, once external data needs it */
+    ext_file *ext;         /* external data files, each opened once */
     int n_ext;
 };
 
@@ -180,7 +186,19 @@ static bool location_is_safe(const char *loc, size_t len) {
     return true;
 }
 
-static celer_status map_external(dec *d, const char *loc, ext_file **out) {
+/* Whether the resolved path `path` lies below the resolved folder `dir`. */
+static bool path_inside(const char *path, const char *dir) {
+    size_t n = strlen(dir);
+    if (n == 1 && dir[0] == '/') return path[0] == '/' && path[1];
+    return strncmp(path, dir, n) == 0 && path[n] == '/';
+}
+
+/* Opens external data file `loc` (already checked by location_is_safe) once per decode. The text
+ * check alone lets a symlink lead anywhere, so the file is taken only when its path with every
+ * symlink resolved lies inside the model's folder, and only when that path names the very file
+ * opened (a symlink swapped between open and check is caught by the inode compare). The fd is
+ * the model's until close_external. */
+static celer_status open_external(dec *d, const char *loc, ext_file **out) {
     struct celer_onnx_private *priv = d->priv;
     for (ext_file *e = priv->ext; e; e = e->next) {
         if (strcmp(e->location, loc) == 0) {
@@ -190,47 +208,74 @@ static celer_status map_external(dec *d, const char *loc, ext_file **out) {
     }
     if (priv->n_ext >= MAX_EXTERNAL_FILES)
         return celer_errorf(CELER_ERR_LIMIT, "more than %d external data files", MAX_EXTERNAL_FILES);
+    char real[PATH_MAX];
+    if (!priv->base_real) {
+        if (!realpath(d->base_dir, real))
+            return celer_errorf(CELER_ERR_IO, "cannot resolve the model's folder '%s': %s", d->base_dir,
+                                strerror(errno));
+        char *copy = dalloc(d, strlen(real) + 1, 1);
+        if (!copy) return CELER_ERR_NOMEM;
+        priv->base_real = strcpy(copy, real);
+    }
     char path[PATH_MAX];
     int n = snprintf(path, sizeof path, "%s/%s", d->base_dir, loc);
     if (n < 0 || (size_t)n >= sizeof path)
         return celer_errorf(CELER_ERR_LIMIT, "external data path '%s/%s' is too long", d->base_dir, loc);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return celer_errorf(CELER_ERR_IO, "cannot open external data file '%s': %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return celer_errorf(CELER_ERR_IO, "external data '%s' is not a regular file", path);
-    }
-    if ((unsigned long long)st.st_size > CELER_ONNX_MAX_FILE) {
-        close(fd);
-        return celer_errorf(CELER_ERR_LIMIT, "external data file '%s' is larger than %llu bytes", path,
-                            (unsigned long long)CELER_ONNX_MAX_FILE);
-    }
-    size_t size = (size_t)st.st_size;
-    void *map = NULL;
-    if (size > 0) {
-        map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (map == MAP_FAILED) {
-            int err = errno;
-            close(fd);
-            return celer_errorf(CELER_ERR_IO, "cannot map external data file '%s': %s", path, strerror(err));
-        }
-    }
-    close(fd);
     ext_file *e = dalloc(d, sizeof *e, 16);
     char *name = e ? dalloc(d, strlen(loc) + 1, 1) : NULL;
-    if (!name) {
-        if (map) munmap(map, size);
-        return CELER_ERR_NOMEM;
+    if (!name) return CELER_ERR_NOMEM;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return celer_errorf(CELER_ERR_IO, "cannot open external data file '%s': %s", path, strerror(errno));
+    struct stat st, st_real;
+    celer_status st_code = CELER_OK;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        st_code = celer_errorf(CELER_ERR_IO, "external data '%s' is not a regular file", path);
+    else if (!realpath(path, real))
+        st_code = celer_errorf(CELER_ERR_IO, "cannot resolve external data file '%s': %s", path, strerror(errno));
+    else if (!path_inside(real, priv->base_real))
+        st_code = celer_errorf(CELER_ERR_INVALID,
+                               "external data location '%.200s' is refused: it resolves to '%s', outside the "
+                               "model's folder '%s'", loc, real, priv->base_real);
+    else if (stat(real, &st_real) != 0 || st_real.st_dev != st.st_dev || st_real.st_ino != st.st_ino)
+        st_code = celer_errorf(CELER_ERR_IO, "external data file '%s' changed while it was opened", path);
+    else if ((unsigned long long)st.st_size > CELER_ONNX_MAX_FILE)
+        st_code = celer_errorf(CELER_ERR_LIMIT, "external data file '%s' is larger than %llu bytes", path,
+                               (unsigned long long)CELER_ONNX_MAX_FILE);
+    if (st_code) {
+        close(fd);
+        return st_code;
     }
-    strcpy(name, loc);
-    e->location = name;
-    e->data = map;
-    e->size = size;
+    e->location = strcpy(name, loc);
+    e->fd = fd;
+    e->size = (size_t)st.st_size;
     e->next = priv->ext;
     priv->ext = e;
     priv->n_ext++;
     *out = e;
+    return CELER_OK;
+}
+
+/* Closes the external data files: the decode has read all it needs from them. */
+static void close_external(struct celer_onnx_private *priv) {
+    for (ext_file *e = priv->ext; e; e = e->next)
+        if (e->fd >= 0) {
+            close(e->fd);
+            e->fd = -1;
+        }
+}
+
+/* Reads len bytes at `offset` of fd into dst; a short read means the file shrank since fstat. */
+static celer_status read_exact(int fd, uint64_t offset, void *dst, size_t len, const char *what) {
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = pread(fd, (char *)dst + done, CELER_MIN(len - done, (size_t)1 << 30), (off_t)(offset + done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return celer_errorf(CELER_ERR_IO, "cannot read '%s': %s", what, strerror(errno));
+        if (r == 0)
+            return celer_errorf(CELER_ERR_IO, "'%s' shrank while being read (%llu of %zu bytes at offset %llu)",
+                                what, (unsigned long long)done, len, (unsigned long long)offset);
+        done += (size_t)r;
+    }
     return CELER_OK;
 }
 
@@ -286,33 +331,25 @@ static bool bools_clean(const uint8_t *p, size_t n) {
     return true;
 }
 
-/* Whether [p, p+n) lies in one of the model's file mappings. */
-static bool in_mapping(const struct celer_onnx_private *priv, const void *p, size_t n) {
-    uintptr_t a = (uintptr_t)p;
-    if (priv->map && a >= (uintptr_t)priv->map && a + n <= (uintptr_t)priv->map + priv->map_len) return true;
-    for (const ext_file *e = priv->ext; e; e = e->next)
-        if (e->data && a >= (uintptr_t)e->data && a + n <= (uintptr_t)e->data + e->size) return true;
-    return false;
+/* Whether [p, p+n) lies in the model's image of its file (never for a standalone tensor). */
+static bool in_image(const struct celer_onnx_private *priv, const void *p, size_t n) {
+    if (!priv || !priv->image) return false;
+    uintptr_t a = (uintptr_t)p, lo = (uintptr_t)priv->image;
+    return a >= lo && a + n <= lo + priv->image_len;
 }
 
-/* Gives the pages under [p, p+n) of a read-only file mapping back: they stop counting in the
- * process's memory and are read from the file again if touched. */
+/* Gives back the pages of the image that lie wholly inside [p, p+n): they stop counting in the
+ * process's memory (and would read as zeros). Pages shared with a neighbour stay, since raw data
+ * fields do not start or end on page boundaries. */
 static void drop_pages(const void *p, size_t n) {
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t lo = (uintptr_t)p & ~(page - 1), hi = ((uintptr_t)p + n + page - 1) & ~(page - 1);
-    if (n) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1), hi = ((uintptr_t)p + n) & ~(page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
-/* Points t->data at `src` when that is allowed and aligned, else copies it (into the arena, or
- * into a mapping of its own when large; the file pages read are then dropped). */
-static celer_status place_bytes(dec *d, celer_tensor *t, const uint8_t *src, size_t nbytes) {
-    size_t esz = celer_dtype_size(t->dtype);
-    bool clean = t->dtype != CELER_BOOL || bools_clean(src, nbytes);
-    if (d->priv && clean && nbytes > 0 && ((uintptr_t)src % esz) == 0) {
-        t->data = (void *)(uintptr_t)src; /* read-only mapping; onnx.h documents it */
-        return CELER_OK;
-    }
-    uint8_t *dst;
+/* nbytes of memory of the model for a tensor's data: a mapping of its own when large (so that
+ * celer_onnx_release_data can give it back), else the arena. */
+static celer_status alloc_data(dec *d, size_t nbytes, uint8_t **out) {
     if (d->priv && nbytes >= BIG_COPY_BYTES) {
         big_copy *c = dalloc(d, sizeof *c, 16);
         if (!c) return CELER_ERR_NOMEM;
@@ -322,16 +359,32 @@ static celer_status place_bytes(dec *d, celer_tensor *t, const uint8_t *src, siz
         c->len = nbytes;
         c->next = d->priv->copies;
         d->priv->copies = c;
-        dst = m;
-        memcpy(dst, src, nbytes);
-        if (in_mapping(d->priv, src, nbytes)) drop_pages(src, nbytes);
-    } else {
-        dst = dalloc(d, nbytes ? nbytes : 1, 64);
-        if (!dst) return CELER_ERR_NOMEM;
-        if (nbytes) memcpy(dst, src, nbytes);
+        *out = m;
+        return CELER_OK;
     }
-    if (!clean)
-        for (size_t i = 0; i < nbytes; i++) dst[i] = dst[i] != 0;
+    *out = dalloc(d, nbytes ? nbytes : 1, 64);
+    return *out ? CELER_OK : CELER_ERR_NOMEM;
+}
+
+/* Makes a bool tensor's bytes 0 or 1 (C `bool` must not hold anything else). */
+static void clean_bools(uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n; i++) p[i] = p[i] != 0;
+}
+
+/* Points t->data at `src` when that is allowed and aligned, else copies it (the image pages it
+ * came from are then given back when the copy has its own mapping). */
+static celer_status place_bytes(dec *d, celer_tensor *t, const uint8_t *src, size_t nbytes) {
+    size_t esz = celer_dtype_size(t->dtype);
+    bool clean = t->dtype != CELER_BOOL || bools_clean(src, nbytes);
+    if (d->priv && clean && nbytes > 0 && ((uintptr_t)src % esz) == 0) {
+        t->data = (void *)(uintptr_t)src; /* read-only image or caller's bytes; onnx.h documents it */
+        return CELER_OK;
+    }
+    uint8_t *dst;
+    TRY(alloc_data(d, nbytes, &dst));
+    if (nbytes) memcpy(dst, src, nbytes);
+    if (nbytes >= BIG_COPY_BYTES && in_image(d->priv, src, nbytes)) drop_pages(src, nbytes);
+    if (!clean) clean_bools(dst, nbytes);
     t->data = dst;
     return CELER_OK;
 }
@@ -391,7 +444,7 @@ static celer_status resolve_external(dec *d, const uint8_t *p, size_t n, celer_t
                             "external data location '%.200s' is refused: it must be a relative path "
                             "inside the model's folder (no '..', not absolute)", loc);
     ext_file *e = NULL;
-    TRY(map_external(d, loc, &e));
+    TRY(open_external(d, loc, &e));
     if (offset > e->size)
         return celer_errorf(CELER_ERR_INVALID, "external data offset %llu is past the end of '%s' (%zu bytes)",
                             (unsigned long long)offset, loc, e->size);
@@ -405,8 +458,12 @@ static celer_status resolve_external(dec *d, const uint8_t *p, size_t n, celer_t
                             (unsigned long long)length, celer_shape_str(&t->shape, sb, sizeof sb),
                             celer_dtype_name(t->dtype), nbytes);
     }
-    static const uint8_t empty[1];
-    return place_bytes(d, t, e->data ? e->data + offset : empty, nbytes);
+    uint8_t *dst;
+    TRY(alloc_data(d, nbytes, &dst));
+    TRY(read_exact(e->fd, offset, dst, nbytes, loc));
+    if (t->dtype == CELER_BOOL) clean_bools(dst, nbytes);
+    t->data = dst;
+    return CELER_OK;
 }
 
 /* Decodes a TensorProto into *t (and its name into *name_out when not NULL). */
@@ -1033,28 +1090,27 @@ static celer_status decode_model(dec *d, const uint8_t *p, size_t n, celer_onnx_
 static void release_private(struct celer_onnx_private *priv) {
     for (big_copy *c = priv->copies; c; c = c->next)
         if (c->data) munmap(c->data, c->len);
-    for (ext_file *e = priv->ext; e; e = e->next)
-        if (e->data) munmap((void *)(uintptr_t)e->data, e->size);
-    if (priv->map) munmap(priv->map, priv->map_len);
+    close_external(priv);
+    if (priv->image) munmap(priv->image, priv->image_len);
     celer_arena_free(&priv->arena);
     free(priv);
 }
 
-/* Decodes with `what` (file name or "ONNX model") in front of any message. `map` (NULL for bytes
- * the caller owns) is the file mapping holding `bytes`: the model owns it from here on, also
- * when decoding fails. */
-static celer_status parse_model(const void *bytes, size_t len, void *map, const char *base_dir,
+/* Decodes with `what` (file name or "ONNX model") in front of any message. `image` (NULL for
+ * bytes the caller owns) is the anonymous mapping holding `bytes`: the model owns it from here
+ * on, also when decoding fails, and makes it read-only once decoded. */
+static celer_status parse_model(const void *bytes, size_t len, void *image, const char *base_dir,
                                 const char *what, celer_onnx_model **out) {
     *out = NULL;
     if (!bytes && len) return celer_errorf(CELER_ERR_INVALID, "%s: NULL bytes", what);
     struct celer_onnx_private *priv = calloc(1, sizeof *priv);
     if (!priv) {
-        if (map) munmap(map, len);
+        if (image) munmap(image, len);
         return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", what);
     }
     celer_arena_init(&priv->arena, 64 * 1024, 0);
-    priv->map = map; /* set before decoding: copies out of it drop its pages */
-    priv->map_len = map ? len : 0;
+    priv->image = image; /* set before decoding: copies out of it give its pages back */
+    priv->image_len = image ? len : 0;
     dec d = {.arena = &priv->arena, .base_dir = base_dir, .priv = priv};
     celer_onnx_model *m = dalloc(&d, sizeof *m, 16);
     celer_status st = m ? decode_model(&d, bytes, len, m) : CELER_ERR_NOMEM;
@@ -1062,6 +1118,9 @@ static celer_status parse_model(const void *bytes, size_t len, void *map, const 
         release_private(priv);
         return celer_error_wrap(st, "%s", what);
     }
+    close_external(priv);
+    /* weights are used in place: a stray write into them faults instead of changing answers */
+    if (image) mprotect(image, len, PROT_READ);
     m->priv = priv;
     *out = m;
     return CELER_OK;
@@ -1071,30 +1130,21 @@ celer_status celer_onnx_parse(const void *bytes, size_t len, const char *base_di
     return parse_model(bytes, len, NULL, base_dir, "ONNX model", out);
 }
 
+/* Reads the len bytes of fd into a fresh anonymous mapping, *out (the caller munmaps it). */
+static celer_status read_image(int fd, size_t len, const char *path, void **out) {
+    void *image = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (image == MAP_FAILED) return celer_errorf(CELER_ERR_NOMEM, "no memory for the %zu bytes of '%s'", len, path);
+    celer_status st = read_exact(fd, 0, image, len, path);
+    if (st) {
+        munmap(image, len);
+        return st;
+    }
+    *out = image;
+    return CELER_OK;
+}
+
 celer_status celer_onnx_load(const char *path, celer_onnx_model **out) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return celer_errorf(CELER_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return celer_errorf(CELER_ERR_IO, "'%s' is not a regular file", path);
-    }
-    if (st.st_size == 0) {
-        close(fd);
-        return celer_errorf(CELER_ERR_PARSE, "'%s' is empty", path);
-    }
-    if ((unsigned long long)st.st_size > CELER_ONNX_MAX_FILE) {
-        close(fd);
-        return celer_errorf(CELER_ERR_LIMIT, "'%s' is larger than %llu bytes", path,
-                            (unsigned long long)CELER_ONNX_MAX_FILE);
-    }
-    size_t len = (size_t)st.st_size;
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    int err = errno;
-    close(fd);
-    if (map == MAP_FAILED) return celer_errorf(CELER_ERR_IO, "cannot map '%s': %s", path, strerror(err));
-
     char dir[PATH_MAX];
     const char *slash = strrchr(path, '/');
     if (!slash) strcpy(dir, ".");
@@ -1103,10 +1153,25 @@ celer_status celer_onnx_load(const char *path, celer_onnx_model **out) {
         memcpy(dir, path, (size_t)(slash - path));
         dir[slash - path] = 0;
     } else {
-        munmap(map, len);
         return celer_errorf(CELER_ERR_LIMIT, "path '%s' is too long", path);
     }
-    return parse_model(map, len, map, dir, path, out);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return celer_errorf(CELER_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    celer_status code = CELER_OK;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        code = celer_errorf(CELER_ERR_IO, "'%s' is not a regular file", path);
+    else if (st.st_size == 0)
+        code = celer_errorf(CELER_ERR_PARSE, "'%s' is empty", path);
+    else if ((unsigned long long)st.st_size > CELER_ONNX_MAX_FILE)
+        code = celer_errorf(CELER_ERR_LIMIT, "'%s' is larger than %llu bytes", path,
+                            (unsigned long long)CELER_ONNX_MAX_FILE);
+    size_t len = code ? 0 : (size_t)st.st_size;
+    void *image = NULL;
+    if (!code) code = read_image(fd, len, path, &image);
+    close(fd);
+    if (code) return code;
+    return parse_model(image, len, image, dir, path, out);
 }
 
 void celer_onnx_release_data(celer_onnx_model *model, const celer_tensor *t) {
@@ -1119,7 +1184,7 @@ void celer_onnx_release_data(celer_onnx_model *model, const celer_tensor *t) {
             c->data = NULL;
             return;
         }
-    if (in_mapping(priv, t->data, n)) drop_pages(t->data, n);
+    if (in_image(priv, t->data, n)) drop_pages(t->data, n);
 }
 
 void celer_onnx_free(celer_onnx_model *model) {

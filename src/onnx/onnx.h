@@ -1,8 +1,11 @@
 /* onnx: reads .onnx files (ModelProto) into plain C structs, with weights referenced in place.
  *
- * The file is mmapped read-only; raw tensor bytes that are suitably aligned are used where they
- * lie (the mapping lives as long as the model), everything else (typed repeated fields, misaligned
- * raw data, strings) is decoded once into the model's arena. External data files are mapped too.
+ * The file is read once into anonymous memory the model owns (its "image", read-only after the
+ * decode); raw tensor bytes that are suitably aligned are used where they lie in it, everything
+ * else (typed repeated fields, misaligned raw data, strings) is decoded once into the model's
+ * arena or a mapping of its own. External data is read tensor by tensor into memory of the model.
+ * So a loaded model never reads its files again: one overwritten, truncated or deleted under it
+ * changes nothing until it is loaded anew (a mapping of the file would die of SIGBUS).
  * Nothing here trusts the file: every length, count and nesting depth is checked, and a bad file
  * gives CELER_ERR_PARSE / CELER_ERR_INVALID / CELER_ERR_LIMIT with a message, never a crash. */
 #ifndef CELER_ONNX_H
@@ -82,7 +85,7 @@ typedef struct celer_onnx_value_info {
 
 typedef struct celer_onnx_named_tensor {
     const char *name;
-    celer_tensor tensor; /* data is read-only (may point into the mapped file) */
+    celer_tensor tensor; /* data is read-only (may point into the model's image of its file) */
 } celer_onnx_named_tensor;
 
 struct celer_onnx_graph {
@@ -109,11 +112,13 @@ typedef struct celer_onnx_model {
     const celer_onnx_opset *opsets;
     const celer_onnx_prop *props;
     const celer_onnx_graph *graph;
-    struct celer_onnx_private *priv; /* mapping, arena: owned by the model */
+    struct celer_onnx_private *priv; /* image, copies, arena: owned by the model */
 } celer_onnx_model;
 
-/* Maps and decodes `path`. External data files are looked up relative to the model's folder and
- * must stay inside it. On success *out owns everything it points to; free with celer_onnx_free. */
+/* Reads and decodes `path`. External data files are looked up relative to the model's folder and
+ * must lie inside it with symlinks resolved (a location that leads outside is refused, named as
+ * written). On success *out owns everything it points to, the files are closed and no longer
+ * read; free with celer_onnx_free. */
 celer_status celer_onnx_load(const char *path, celer_onnx_model **out);
 
 /* Decodes a model image already in memory. `bytes` must outlive the model (tensors may point
@@ -122,12 +127,13 @@ celer_status celer_onnx_parse(const void *bytes, size_t len, const char *base_di
                               celer_onnx_model **out);
 
 /* Says that nobody reads t's bytes again (a kernel copied them into its own layout at load): a
- * large copy made by the loader is unmapped, pages of the model file under it are dropped from
- * memory. t must be one of the model's initializers or Constant tensors. Whoever still holds t
- * may keep its shape and type, never dereference t->data. */
+ * large copy made by the loader is unmapped, the image pages wholly under it are given back (they
+ * read as zeros afterwards). t must be one of the model's initializers or Constant tensors, and no
+ * other tensor still read may share its bytes. Whoever still holds t may keep its shape and type,
+ * never dereference t->data. */
 void celer_onnx_release_data(celer_onnx_model *model, const celer_tensor *t);
 
-/* Releases the model, its arena and its mappings; every pointer taken from it dies. NULL is ok. */
+/* Releases the model, its arena, image and copies; every pointer taken from it dies. NULL is ok. */
 void celer_onnx_free(celer_onnx_model *model);
 
 /* Decodes one serialized TensorProto (the conformance suite's .pb files). Data and name are

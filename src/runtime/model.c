@@ -208,6 +208,24 @@ static void describe(const celer_value *v, celer_io_desc *d) {
     d->dim_params = v->dim_params;
 }
 
+/* Whether a constant other than v shares bytes with v's (a folded Reshape points at its input's
+ * data) and may still be read after node k: then v's bytes must stay, since the loader's pages
+ * given back read as zeros. */
+static bool bytes_shared(const celer_graph *g, int v, int k, const int *unpacked) {
+    const celer_tensor *t = g->values[v].constant;
+    size_t n, m;
+    if (celer_tensor_bytes(t, &n)) return true;
+    uintptr_t a = (uintptr_t)t->data;
+    for (int u = 0; u < g->n_values; u++) {
+        const celer_value *o = &g->values[u];
+        if (u == v || !o->constant || !o->constant->data || celer_tensor_bytes(o->constant, &m)) continue;
+        uintptr_t b = (uintptr_t)o->constant->data;
+        if (b >= a + n || a >= b + m) continue;
+        if (o->is_output || unpacked[u] != 0 || o->last_use > k) return true;
+    }
+    return false;
+}
+
 celer_status celer_runtime_compile_graph(celer_model *m, celer_graph *g, const celer_graph *parent,
                                          compiled_graph *cg) {
     char label[256];
@@ -243,7 +261,7 @@ celer_status celer_runtime_compile_graph(celer_model *m, celer_graph *g, const c
             int v = g->nodes[k].inputs[j];
             const celer_value *val = v >= 0 ? &g->values[v] : NULL;
             if (!val || !val->constant || val->is_output || unpacked[v] != 0 || val->last_use != k ||
-                !(cn->kernel->flags & CELER_KERNEL_PACKS_CONSTANTS))
+                !(cn->kernel->flags & CELER_KERNEL_PACKS_CONSTANTS) || bytes_shared(g, v, k, unpacked))
                 continue;
             celer_onnx_release_data(m->onnx, val->constant);
         }

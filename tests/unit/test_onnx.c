@@ -1,10 +1,13 @@
 /* onnx reader: conformance models, .pb tensors, hand-built edge cases, hostile input. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "runtime/runtime.h"
 #include "testutil.h"
 
 #define DATA "/usr/share/libonnx-testdata/data"
@@ -868,6 +871,298 @@ static void test_external_fixture(void **state) {
     free(bytes);
 }
 
+/* ---- a loaded model no longer depends on its files ---- */
+
+#define BIG_N (64 * 1024) /* floats: 256 KiB, several whole pages */
+
+static float big_value(size_t i) { return (float)(i % 1000) * 0.25f + 1.0f; }
+
+/* Writes <dir>/model.onnx with initializers "big" (BIG_N floats) and "small" (4 floats), placed
+ * so that big's raw data starts 4-aligned in the file (the loader then uses it in place), and
+ * "ext" (8 floats in <dir>/ext.bin). */
+static void write_inplace_model(const char *dir) {
+    float *w = malloc(BIG_N * sizeof *w);
+    assert_non_null(w);
+    for (size_t i = 0; i < BIG_N; i++) w[i] = big_value(i);
+    const float small[4] = {7, 8, 9, 10}, ext[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    int64_t big_dims[1] = {BIG_N}, small_dims[1] = {4};
+    wbuf m = {0};
+    for (int pad = 0; pad < 4; pad++) { /* the name's length moves the raw data by one byte */
+        char name[8] = "big";
+        memset(name + 3, 'x', (size_t)pad);
+        name[3 + pad] = 0;
+        wbuf ts[3];
+        ts[0] = mk_tensor(name, CELER_FLOAT, big_dims, 1, w, BIG_N * sizeof *w);
+        ts[1] = mk_tensor("small", CELER_FLOAT, small_dims, 1, small, sizeof small);
+        ts[2] = mk_external("ext", "ext.bin", NULL, NULL, 8);
+        wbuf g = mk_graph_node("Relu", NULL, NULL, 0);
+        for (int i = 0; i < 3; i++) w_msg(&g, 5, &ts[i]);
+        free(m.p);
+        m = mk_model(8, &g);
+        const unsigned char *at = memmem(m.p, m.n, w, BIG_N * sizeof *w);
+        assert_non_null(at);
+        if ((at - m.p) % 4 == 0) break;
+    }
+    char path[256];
+    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(m.p, 1, m.n, f), m.n);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/ext.bin", dir);
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(ext, 1, sizeof ext, f), sizeof ext);
+    fclose(f);
+    free(m.p);
+    free(w);
+}
+
+/* Runs fn(arg) in a child process, which exits 0 when fn returns true: a SIGBUS (a page of a
+ * truncated file mapping) or SIGSEGV (an unmapped copy) fails the test with its reason instead
+ * of killing the whole run. */
+static void run_in_child(bool (*fn)(const void *), const void *arg, const char *when) {
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        signal(SIGBUS, SIG_DFL); /* cmocka's handlers would turn the signal into a plain failure */
+        signal(SIGSEGV, SIG_DFL);
+        _exit(fn(arg) ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status)) fail_msg("%s: died of signal %d", when, WTERMSIG(status));
+    if (WEXITSTATUS(status) != 0) fail_msg("%s: wrong values", when);
+}
+
+/* Whether the weights of the model written by write_inplace_model are those written. */
+static bool inplace_values_ok(const void *arg) {
+    const celer_onnx_graph *g = ((const celer_onnx_model *)arg)->graph;
+    const float *big = g->initializers[0].tensor.data, *small = g->initializers[1].tensor.data;
+    const float *ext = g->initializers[2].tensor.data;
+    int bad = 0;
+    for (size_t i = 0; i < BIG_N; i++) bad += big[i] != big_value(i);
+    for (int i = 0; i < 4; i++) bad += small[i] != (float)(7 + i);
+    for (int i = 0; i < 8; i++) bad += ext[i] != (float)(1 + i);
+    return bad == 0;
+}
+
+/* `cp new.onnx model.onnx` truncates the file, then writes: a model loaded before keeps its
+ * weights (in place in its image, copied, or external), and dies of nothing. */
+static void test_file_overwritten(void **state) {
+    (void)state;
+    char dir[64] = "/tmp/celer_onnx_XXXXXX", path[256], ext_path[256];
+    assert_non_null(mkdtemp(dir));
+    write_inplace_model(dir);
+    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    snprintf(ext_path, sizeof ext_path, "%s/ext.bin", dir);
+    celer_onnx_model *model = NULL;
+    assert_int_equal(celer_onnx_load(path, &model), CELER_OK);
+    const celer_onnx_graph *g = model->graph;
+    assert_int_equal(g->n_initializers, 3);
+    assert_int_equal((uintptr_t)g->initializers[0].tensor.data % 4, 0); /* the in-place case */
+    run_in_child(inplace_values_ok, model, "loaded");
+
+    assert_int_equal(truncate(path, 0), 0);
+    assert_int_equal(truncate(ext_path, 0), 0);
+    run_in_child(inplace_values_ok, model, "files truncated");
+
+    /* different bytes of the old length, as the copy's writes would leave them */
+    size_t len = sizeof(float) * BIG_N + 4096;
+    unsigned char *junk = malloc(len);
+    assert_non_null(junk);
+    memset(junk, 0x5a, len);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fwrite(junk, 1, len, f), len);
+    fclose(f);
+    f = fopen(ext_path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fwrite(junk, 1, 32, f), 32);
+    fclose(f);
+    free(junk);
+    run_in_child(inplace_values_ok, model, "files overwritten");
+
+    unlink(path);
+    unlink(ext_path);
+    run_in_child(inplace_values_ok, model, "files deleted");
+
+    /* released bytes give back only whole pages of their own: the neighbour keeps its values */
+    celer_onnx_release_data(model, &g->initializers[0].tensor);
+    const float *small = g->initializers[1].tensor.data;
+    for (int i = 0; i < 4; i++) assert_float_equal(small[i], (float)(7 + i), 0);
+    celer_onnx_free(model);
+    rmdir(dir);
+}
+
+/* A symlink may not take external data outside the model's folder; one that stays inside may. */
+static void test_external_symlinks(void **state) {
+    (void)state;
+    char outside[64] = "/tmp/celer_onnx_out_XXXXXX", path[256], target[256];
+    strcpy(tmpdir, "/tmp/celer_onnx_XXXXXX");
+    assert_non_null(mkdtemp(tmpdir));
+    assert_non_null(mkdtemp(outside));
+    float w[8] = {1, 2, 3, 4, 5, 6, 7, 8}, secret[8] = {42, 42, 42, 42, 42, 42, 42, 42};
+    write_path("weights.bin", w, sizeof w);
+    snprintf(path, sizeof path, "%s/secret.bin", outside);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(secret, 1, sizeof secret, f), sizeof secret);
+    fclose(f);
+
+    snprintf(path, sizeof path, "%s/out.bin", tmpdir); /* file symlink to outside */
+    snprintf(target, sizeof target, "%s/secret.bin", outside);
+    assert_int_equal(symlink(target, path), 0);
+    snprintf(path, sizeof path, "%s/outdir", tmpdir); /* folder symlink to outside */
+    assert_int_equal(symlink(outside, path), 0);
+    snprintf(path, sizeof path, "%s/rel.bin", tmpdir); /* relative symlink climbing out */
+    snprintf(target, sizeof target, "../%s/secret.bin", strrchr(outside, '/') + 1);
+    assert_int_equal(symlink(target, path), 0);
+    snprintf(path, sizeof path, "%s/alias.bin", tmpdir); /* stays inside: allowed */
+    assert_int_equal(symlink("weights.bin", path), 0);
+
+    static const char *refused[] = {"out.bin", "outdir/secret.bin", "rel.bin"};
+    celer_onnx_model *model = NULL;
+    for (size_t i = 0; i < CELER_ARRAY_LEN(refused); i++) {
+        wbuf t = mk_external("w", refused[i], NULL, NULL, 8);
+        model = NULL;
+        assert_int_equal(load_with(&t, 1, &model), CELER_ERR_INVALID);
+        assert_null(model);
+        char text[128];
+        snprintf(text, sizeof text, "external data location '%s' is refused", refused[i]);
+        ASSERT_MSG_HAS(text);
+        ASSERT_MSG_HAS("outside the model's folder");
+    }
+    wbuf t = mk_external("w", "alias.bin", NULL, NULL, 8);
+    assert_int_equal(load_with(&t, 1, &model), CELER_OK);
+    assert_memory_equal(model->graph->initializers[0].tensor.data, w, sizeof w);
+    celer_onnx_free(model);
+
+    static const char *files[] = {"out.bin", "outdir", "rel.bin", "alias.bin", "weights.bin", "model.onnx"};
+    for (size_t i = 0; i < CELER_ARRAY_LEN(files); i++) {
+        snprintf(path, sizeof path, "%s/%s", tmpdir, files[i]);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/secret.bin", outside);
+    unlink(path);
+    rmdir(outside);
+    rmdir(tmpdir);
+}
+
+/* ValueInfoProto: float tensor `name` of the given dims (rank 0: no shape). */
+static wbuf mk_float_info(const char *name, const int64_t *dims, int rank) {
+    wbuf vi = {0}, tp = {0}, tt = {0}, shape = {0}, dim = {0};
+    w_int(&tt, 1, CELER_FLOAT);
+    for (int i = 0; i < rank; i++) {
+        w_int(&dim, 1, dims[i]);
+        w_msg(&shape, 1, &dim);
+    }
+    if (rank) w_msg(&tt, 2, &shape);
+    w_msg(&tp, 1, &tt);
+    w_str(&vi, 1, name);
+    w_msg(&vi, 2, &tp);
+    return vi;
+}
+
+/* NodeProto with named inputs and one output; attrs serialized already (freed). */
+static wbuf mk_node(const char *op, const char *const *in, int n_in, const char *out, wbuf *attrs, int n_attrs) {
+    wbuf n = {0};
+    for (int i = 0; i < n_in; i++) w_str(&n, 1, in[i]);
+    w_str(&n, 2, out);
+    w_str(&n, 4, op);
+    for (int i = 0; i < n_attrs; i++) w_msg(&n, 5, &attrs[i]);
+    return n;
+}
+
+#define ALIAS_N (64 * 32 * 9) /* 72 KiB of weights: a copy of its own, or whole pages in place */
+
+typedef struct alias_case {
+    const char *path;
+    const float *w;
+} alias_case;
+
+/* Runs the model of test_released_alias: z = v + W with v = 0 must give W back. */
+static bool alias_run_ok(const void *arg) {
+    const alias_case *c = arg;
+    celer_model *m = NULL;
+    celer_context *ctx = NULL;
+    if (celer_model_load(c->path, NULL, &m) || celer_context_init(m, &ctx)) return false;
+    float *x = calloc(32 * 16, sizeof *x), *v = calloc(ALIAS_N, sizeof *v);
+    celer_tensor in[2] = {{CELER_FLOAT, {4, {1, 32, 4, 4}}, x}, {CELER_FLOAT, {1, {ALIAS_N}}, v}};
+    const celer_tensor *out;
+    bool ok = x && v && celer_context_run(ctx, in, &out) == CELER_OK &&
+              memcmp(out[1].data, c->w, ALIAS_N * sizeof(float)) == 0;
+    free(x);
+    free(v);
+    celer_context_free(ctx);
+    celer_model_free(m);
+    return ok;
+}
+
+/* W feeds a Conv through a Reshape (folded at load: its output shares W's bytes) and an Add.
+ * The Conv packs its weight and the runtime releases it, which must leave W's bytes to the Add,
+ * whether W lies in the image (pages given back would read as zeros) or in a copy of its own
+ * (unmapped). */
+static void test_released_alias(void **state) {
+    (void)state;
+    char dir[64] = "/tmp/celer_onnx_XXXXXX", path[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    float *w = malloc(ALIAS_N * sizeof *w);
+    assert_non_null(w);
+    uint64_t seed = 7;
+    tu_fill_random(w, ALIAS_N, -1, 1, &seed);
+    bool seen[2] = {false, false}; /* W in place, W copied */
+    for (int pad = 0; pad < 4; pad++) { /* the doc string's length moves W's raw data by one byte */
+        const int64_t w_dims[1] = {ALIAS_N}, shape_dims[1] = {4}, target[4] = {64, 32, 3, 3};
+        const int64_t x_dims[4] = {1, 32, 4, 4}, v_dims[1] = {ALIAS_N}, pads[4] = {1, 1, 1, 1};
+        wbuf g = {0}, a = {0}, t;
+        static const char *const reshape_in[] = {"W", "wshape"}, *const conv_in[] = {"x", "W4"},
+                                 *const add_in[] = {"v", "W"};
+        w_str(&a, 1, "pads");
+        w_packed_ints(&a, 8, pads, 4);
+        w_int(&a, 20, CELER_ATTR_INTS);
+        t = mk_node("Reshape", reshape_in, 2, "W4", NULL, 0);
+        w_msg(&g, 1, &t);
+        t = mk_node("Conv", conv_in, 2, "y", &a, 1);
+        w_msg(&g, 1, &t);
+        t = mk_node("Add", add_in, 2, "z", NULL, 0);
+        w_msg(&g, 1, &t);
+        w_str(&g, 2, "alias");
+        w_str(&g, 10, &"...."[4 - pad]);
+        t = mk_tensor("W", CELER_FLOAT, w_dims, 1, w, ALIAS_N * sizeof *w);
+        w_msg(&g, 5, &t);
+        t = mk_tensor("wshape", CELER_INT64, shape_dims, 1, target, sizeof target);
+        w_msg(&g, 5, &t);
+        t = mk_float_info("x", x_dims, 4);
+        w_msg(&g, 11, &t);
+        t = mk_float_info("v", v_dims, 1);
+        w_msg(&g, 11, &t);
+        t = mk_float_info("y", NULL, 0);
+        w_msg(&g, 12, &t);
+        t = mk_float_info("z", NULL, 0);
+        w_msg(&g, 12, &t);
+        wbuf m = mk_model(8, &g);
+        const unsigned char *at = memmem(m.p, m.n, w, ALIAS_N * sizeof *w);
+        assert_non_null(at);
+        seen[(at - m.p) % 4 != 0] = true;
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(m.p, 1, m.n, f), m.n);
+        fclose(f);
+        free(m.p);
+        alias_case c = {path, w};
+        char when[64];
+        snprintf(when, sizeof when, "W %s", (at - m.p) % 4 ? "copied" : "in place");
+        run_in_child(alias_run_ok, &c, when);
+    }
+    assert_true(seen[0] && seen[1]);
+    unlink(path);
+    rmdir(dir);
+    free(w);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_strides_padding),
@@ -883,6 +1178,9 @@ int main(void) {
         cmocka_unit_test(test_bad_models),
         cmocka_unit_test(test_external_data),
         cmocka_unit_test(test_external_fixture),
+        cmocka_unit_test(test_file_overwritten),
+        cmocka_unit_test(test_external_symlinks),
+        cmocka_unit_test(test_released_alias),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
