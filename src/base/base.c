@@ -1,6 +1,8 @@
 /* Status message table, per-thread error detail, and the arena allocator. */
 #include "base.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,4 +149,30 @@ char *celer_arena_strndup(celer_arena *arena, const char *s, size_t len) {
     memcpy(p, s, len);
     p[len] = 0;
     return p;
+}
+
+/* ---- paths ---- */
+
+celer_status celer_path_inside(const char *root, const char *name, char *out, size_t cap) {
+    /* an absolute name is not repeated: it may be a server path */
+    if (name[0] == '/')
+        return celer_errorf(CELER_ERR_INVALID, "an absolute path is refused: name a file inside the folder");
+    if (!name[0]) return celer_errorf(CELER_ERR_INVALID, "an empty name: name a file inside the folder");
+    char base[PATH_MAX], joined[PATH_MAX], real[PATH_MAX];
+    if (!realpath(root, base))
+        return celer_errorf(CELER_ERR_IO, "'%s': its folder cannot be resolved: %s", name, strerror(errno));
+    if ((size_t)snprintf(joined, sizeof joined, "%s/%s", base, name) >= sizeof joined)
+        return celer_errorf(CELER_ERR_IO, "'%s': the path is too long", name);
+    if (!realpath(joined, real)) {
+        int err = errno;
+        if (err == ENOENT || err == ENOTDIR) return celer_errorf(CELER_ERR_NOT_FOUND, "'%s' not found", name);
+        return celer_errorf(CELER_ERR_IO, "'%s': %s", name, strerror(err));
+    }
+    size_t n = strlen(base);
+    if (n == 1) n = 0; /* root is "/": every path is below it */
+    if (strncmp(real, base, n) || real[n] != '/' || !real[n + 1])
+        return celer_errorf(CELER_ERR_INVALID, "'%s' resolves outside its folder (through a symlink or '..')", name);
+    if (strlen(real) >= cap) return celer_errorf(CELER_ERR_IO, "'%s': the path is too long", name);
+    memcpy(out, real, strlen(real) + 1);
+    return CELER_OK;
 }

@@ -74,6 +74,19 @@ void *celer_arena_alloc_uninit(celer_arena *arena, size_t size);
 /* Copies `len` bytes of `s` and a terminating NUL into the arena; NULL on failure. */
 char *celer_arena_strndup(celer_arena *arena, const char *s, size_t len);
 
+/* ---- paths ----
+ * Resolves `name` against the folder `root`, following every symlink (of root too), and checks
+ * that what it reaches lies strictly inside root: the guard for every file a model folder or a
+ * pipeline names, so neither a symlink nor `..` nor an absolute name reads outside. `name` must
+ * be relative; `..` is fine while the result stays inside. The caller checks the kind of file.
+ * Writes the resolved absolute path to `out` (`cap` bytes; PATH_MAX is enough). Messages name
+ * only a relative `name`, never root nor an absolute name (server paths a client must not see):
+ * CELER_ERR_INVALID when `name` is absolute or resolves outside, CELER_ERR_NOT_FOUND when it does
+ * not exist, CELER_ERR_IO otherwise (unreadable, symlink loop, path too long). A file swapped
+ * for a symlink between this check and its open is not caught: the repository's writers are
+ * trusted not to race the server, its readers (clients) are not trusted. */
+celer_status celer_path_inside(const char *root, const char *name, char *out, size_t cap);
+
 /* ---- checked arithmetic: every size computed from input goes through these ---- */
 /* *out = a * b; returns 0 on success, non-zero on overflow (out untouched). */
 static inline int celer_mul_size(size_t a, size_t b, size_t *out) {

@@ -13,6 +13,7 @@
  * as soon as no step still to run reads them, so a full-size decode followed by a resize is not
  * held while the request waits for its model. */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -211,15 +212,15 @@ celer_status pl_arg_path(pl_parse *c, const yaml_node_t *args, const char *key, 
     const char *name = NULL;
     CELER_TRY(pl_arg_string(c, args, key, required, &name));
     if (!name) return CELER_OK;
-    size_t len = strlen(c->dir) + strlen(name) + 2;
-    char *path = celer_arena_alloc(pl_arena(c), len);
-    if (!path) return CELER_ERR_NOMEM;
-    if (name[0] == '/') snprintf(path, len, "%s", name);
-    else snprintf(path, len, "%s/%s", c->dir, name);
+    /* confined to the pipeline's folder: neither an absolute name, `..` nor a symlink reads
+     * outside it (a served pipeline's folder is its model folder in the repository) */
+    char path[PATH_MAX];
+    if (celer_path_inside(c->dir, name, path, sizeof path))
+        return pl_error(c, pl_arg(c, args, key), "'%s': %s", key, celer_error_message());
     struct stat st;
     if (stat(path, &st) || !S_ISREG(st.st_mode))
-        return pl_error(c, pl_arg(c, args, key), "'%s': file %s not found", key, path);
-    *out = path;
+        return pl_error(c, pl_arg(c, args, key), "'%s': '%s' is not a regular file", key, name);
+    if (!(*out = celer_arena_strndup(pl_arena(c), path, strlen(path)))) return CELER_ERR_NOMEM;
     return CELER_OK;
 }
 

@@ -32,9 +32,10 @@ typedef struct celer_pipeline_io {
     celer_tensor default_row; /* shape = dims, a variable dim from the default's length */
 } celer_pipeline_io;
 
-/* Loads and validates `path` (a pipeline.yaml); files it names are relative to its folder. Errors
- * are CELER_ERR_PARSE / CELER_ERR_INVALID / CELER_ERR_IO naming the file, line and step. On
- * success *out is owned by the caller: celer_pipeline_free. */
+/* Loads and validates `path` (a pipeline.yaml); files it names are relative to its folder and must
+ * resolve inside it (celer_path_inside). Errors are CELER_ERR_PARSE / CELER_ERR_INVALID /
+ * CELER_ERR_IO naming the file, line and step. On success *out is owned by the caller:
+ * celer_pipeline_free. */
 celer_status celer_pipeline_load(const char *path, celer_pipeline **out);
 /* Same from text in memory; `path` is used in messages and `dir` for relative file names. */
 celer_status celer_pipeline_parse(const char *text, size_t len, const char *path, const char *dir,

@@ -77,8 +77,8 @@ celer_status pl_arg_doubles(pl_parse *c, const yaml_node_t *args, const char *ke
 /* A sequence of scalars as strings (at most `max`). Arena-owned. */
 celer_status pl_arg_strings(pl_parse *c, const yaml_node_t *args, const char *key, bool required, int max,
                             const char ***out, int *n);
-/* A file name relative to the pipeline's folder; *out is the joined path (arena-owned). The file
- * must exist. */
+/* A file name relative to the pipeline's folder; *out is its resolved path (arena-owned). The file
+ * must exist and resolve inside the folder (no absolute name; `..` and symlinks must not leave it). */
 celer_status pl_arg_path(pl_parse *c, const yaml_node_t *args, const char *key, bool required, const char **out);
 /* The lines of a text file (trailing \r\n dropped; a line over 4094 bytes or more than `max`
  * lines is an error naming the file), arena-owned: vocabularies, labels. */

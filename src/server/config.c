@@ -23,7 +23,7 @@
 #define CFG_MAX_BATCH 65536
 #define CFG_MAX_INSTANCES 65536
 #define CFG_MAX_MICROS INT64_C(1000000000000) /* 11.6 days: times * 1000 stay far from overflow */
-#define REPO_MAX_ENTRIES 65536                /* models per repository, versions per model */
+#define REPO_MAX_ENTRIES 65536                /* models per repository, files per folder tallied */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Lexer                                                                                       */
@@ -669,8 +669,8 @@ static celer_status map_version_policy(const mapper *m, const pnode *msg, celer_
             out->latest_num_versions = 1;
             for (const pnode *d = c->child; d; d = d->next)
                 if (is(d, "num_versions"))
-                    CELER_TRY(
-                        get_int32(m, d, "version_policy latest num_versions", 1, INT32_MAX, &out->latest_num_versions));
+                    CELER_TRY(get_int32(m, d, "version_policy latest num_versions", 1, CELER_CONFIG_MAX_VERSIONS,
+                                        &out->latest_num_versions)); /* the most versions a model serves */
         } else if (is(c, "all")) {
             out->version_policy = CELER_VERSIONS_ALL;
         } else {
@@ -1335,7 +1335,7 @@ static int cmp_version(const void *a, const void *b) {
 /* Scans one model folder's version sub-folders into m->versions. */
 static celer_status scan_model(const char *dir, celer_arena *arena, celer_repo_model *m) {
     char *mdir = join(arena, dir, m->name, NULL);
-    if (!mdir) return celer_error_wrap(CELER_ERR_NOMEM, "scanning '%s'", dir);
+    if (!mdir) return celer_error_wrap(CELER_ERR_NOMEM, "scanning model folder '%s'", m->name);
     int fd = open(mdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return CELER_OK; /* unreadable model folder: no versions, reported when loading */
     struct stat st;
@@ -1354,7 +1354,7 @@ static celer_status scan_model(const char *dir, celer_arena *arena, celer_repo_m
         return CELER_OK;
     }
     celer_repo_version *v = NULL;
-    int n = 0, cap = 0;
+    int n = 0, cap = 0, found = 0;
     celer_status status = CELER_OK;
     struct dirent *e;
     while ((e = readdir(d))) {
@@ -1364,16 +1364,13 @@ static celer_status scan_model(const char *dir, celer_arena *arena, celer_repo_m
         char rel[NAME_MAX + 16];
         snprintf(rel, sizeof rel, "%s/model.onnx", e->d_name);
         if (fstatat(fd, rel, &st, 0) || !S_ISREG(st.st_mode)) continue;
+        /* past the cap only counted, for the message: the registry's arrays hold at most this many */
+        if (found++ >= CELER_CONFIG_MAX_VERSIONS) continue;
         if (n == cap) {
-            if (n >= REPO_MAX_ENTRIES) {
-                status = celer_errorf(CELER_ERR_LIMIT, "model folder '%s' has more than %d versions", mdir,
-                                      REPO_MAX_ENTRIES);
-                break;
-            }
-            int ncap = cap ? cap * 2 : 8;
+            int ncap = cap ? CELER_MIN(cap * 2, CELER_CONFIG_MAX_VERSIONS) : 8;
             celer_repo_version *nv = realloc(v, sizeof *v * (size_t)ncap);
             if (!nv) {
-                status = celer_errorf(CELER_ERR_NOMEM, "out of memory scanning '%s'", mdir);
+                status = celer_errorf(CELER_ERR_NOMEM, "out of memory scanning model folder '%s'", m->name);
                 break;
             }
             v = nv;
@@ -1388,11 +1385,20 @@ static celer_status scan_model(const char *dir, celer_arena *arena, celer_repo_m
         n++;
     }
     closedir(d);
+    if (!status && found > CELER_CONFIG_MAX_VERSIONS) {
+        char msg[400];
+        snprintf(msg, sizeof msg,
+                 "model folder '%s' has %d version folders, at most %d are served: remove old versions", m->name,
+                 found, CELER_CONFIG_MAX_VERSIONS);
+        m->problem = celer_arena_strndup(arena, msg, strlen(msg));
+        if (!m->problem) status = celer_error_wrap(CELER_ERR_NOMEM, "scanning model folder '%s'", m->name);
+        n = 0; /* none served rather than an arbitrary subset */
+    }
     if (!status && n > 0) {
         qsort(v, (size_t)n, sizeof *v, cmp_version);
         m->versions = celer_arena_alloc(arena, sizeof *v * (size_t)n);
         if (!m->versions)
-            status = celer_error_wrap(CELER_ERR_NOMEM, "scanning '%s'", mdir);
+            status = celer_error_wrap(CELER_ERR_NOMEM, "scanning model folder '%s'", m->name);
         else
             memcpy(m->versions, v, sizeof *v * (size_t)n), m->n_versions = n;
     }

@@ -91,14 +91,19 @@ typedef struct celer_repo_model {
     const char *name;             /* folder name */
     const char *config_path;      /* <repo>/<model>/config.pbtxt, NULL when absent */
     int64_t config_mtime_ns;
-    int n_versions;
+    int n_versions;               /* at most CELER_CONFIG_MAX_VERSIONS */
     celer_repo_version *versions; /* ascending; only numeric folders holding model.onnx */
+    const char *problem;          /* why the folder cannot be served as it is (more version folders than
+                                     CELER_CONFIG_MAX_VERSIONS: then no versions are listed); NULL when none */
     const char *pipeline_path;    /* <repo>/<model>/pipeline.yaml: the folder is a pipeline */
     int64_t pipeline_mtime_ns, pipeline_bytes; /* newest mtime and total size of its files */
 } celer_repo_model;
 
 /* Lists the models of a repository folder (sorted by name; hidden and non-folder entries are
- * skipped). Allocations in `arena`. CELER_ERR_IO names the folder when it cannot be read. */
+ * skipped). Allocations in `arena`. CELER_ERR_IO names the folder when it cannot be read. A model
+ * folder over a cap is listed with its `problem` set, and the others are unaffected. Paths are
+ * joined as found: symlinks are followed, and whether they stay inside the model's folder is for
+ * the loader to check (celer_path_inside) right before it opens the file. */
 celer_status celer_repo_scan(const char *dir, celer_arena *arena, celer_repo_model **models, int *n_models);
 
 /* The versions `cfg`'s policy selects among `m`'s (latest N, all, or specific ones that exist);

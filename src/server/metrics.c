@@ -319,7 +319,12 @@ static celer_series *get_locked(celer_metrics *m, const char *name, const char *
     }
 
     int si = find_series(f->live, f->n_live, labels);
-    if (si >= 0) return f->live[si];
+    if (si >= 0) {
+        /* a callback series asked for again reads through the new callback (a model version
+         * reloaded in place); the render calls it under this lock, so the old user may die after */
+        if (fn) f->live[si]->fn = fn, f->live[si]->user = user;
+        return f->live[si];
+    }
     si = -si - 1;
     if (!GROW(f->live, f->n_live, f->cap_live)) goto nomem;
 

@@ -27,7 +27,8 @@ void celer_metrics_free(celer_metrics *m);
  * `model="resnet",version="1"` (values escaped by the caller with celer_metrics_escape), "" for
  * none. All series of one name must have the same kind (and, for histograms, the same bounds);
  * `help` is kept from the first call. Returns NULL (message set) on a kind clash or no memory.
- * The series lives until celer_metrics_remove or the registry's free. */
+ * The series lives until celer_metrics_remove or the registry's free. Asking again for a live
+ * callback series (gauge_fn, counter_fn) points it at the new fn and user. */
 celer_series *celer_metrics_counter(celer_metrics *m, const char *name, const char *help, const char *labels);
 celer_series *celer_metrics_gauge(celer_metrics *m, const char *name, const char *help, const char *labels);
 celer_series *celer_metrics_gauge_fn(celer_metrics *m, const char *name, const char *help, const char *labels,

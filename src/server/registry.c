@@ -1,6 +1,7 @@
 /* The registry of served models: loading from the repository, warm-up, version selection,
  * reference counting of in-flight requests, and swaps that drain the old version first. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,20 @@
 #define MAX_MODELS 4096
 /* How long a batch step of a pipeline waits for requests still on their way to it. */
 #define PIPELINE_BATCH_DELAY_US 2000
+/* Repository actions (load/unload through the API) run on a small pool fed by a bounded queue,
+ * so a burst of requests neither starts a thread each nor piles up without end. One thread is
+ * enough: loads and unloads run one at a time under load_lock anyway. */
+#define ACTION_THREADS 1
+/* config.pbtxt is read whole; the parser has a tighter cap of its own and says so */
+#define CONFIG_MAX_BYTES (16 << 20)
+#define ACTION_QUEUE_CAP 64
+
+typedef struct repo_action {
+    char name[256];
+    bool unload;
+    void (*done)(void *user, celer_status st, const char *message);
+    void *user;
+} repo_action;
 
 const char *const celer_model_state_names[MODEL_STATE_COUNT] = {
     [MODEL_LOADING] = "LOADING", [MODEL_READY] = "READY", [MODEL_UNAVAILABLE] = "UNAVAILABLE",
@@ -34,12 +49,20 @@ struct celer_registry {
         char name[256];
         uint64_t fp;
     } pending[MAX_MODELS];
+    /* the action pool: a ring of queued actions, its workers, and whether it was stopped */
+    pthread_mutex_t act_lock;
+    pthread_cond_t act_cond;
+    repo_action actions[ACTION_QUEUE_CAP];
+    int act_head, act_len, act_threads;
+    bool act_stop, act_joined;
+    pthread_t act_thread[ACTION_THREADS];
 };
 
 /* A fingerprint of what a model folder holds: config and version folders (mtimes and sizes). */
 static uint64_t fingerprint(const celer_repo_model *rm) {
     uint64_t h = (1469598103934665603ull ^ (uint64_t)rm->config_mtime_ns) * 1099511628211ull;
-    h = (h ^ (uint64_t)rm->pipeline_mtime_ns ^ ((uint64_t)rm->pipeline_bytes << 20) ^ (rm->pipeline_path != NULL)) *
+    h = (h ^ (uint64_t)rm->pipeline_mtime_ns ^ ((uint64_t)rm->pipeline_bytes << 20) ^ (rm->pipeline_path != NULL) ^
+         ((uint64_t)(rm->problem != NULL) << 1)) *
         1099511628211ull;
     for (int i = 0; i < rm->n_versions; i++) {
         const celer_repo_version *v = &rm->versions[i];
@@ -65,6 +88,8 @@ static bool stable_since_last_scan(celer_registry *r, const char *name, uint64_t
     return false;
 }
 
+static void *action_worker(void *arg);
+
 celer_status celer_registry_init(const celer_server_options *opts, celer_sched *sched, celer_metrics *metrics,
                                  celer_registry **out) {
     celer_registry *r = calloc(1, sizeof *r);
@@ -74,6 +99,13 @@ celer_status celer_registry_init(const celer_server_options *opts, celer_sched *
     r->metrics = metrics;
     pthread_rwlock_init(&r->lock, NULL);
     pthread_mutex_init(&r->load_lock, NULL);
+    pthread_mutex_init(&r->act_lock, NULL);
+    pthread_cond_init(&r->act_cond, NULL);
+    for (; r->act_threads < ACTION_THREADS; r->act_threads++)
+        if (pthread_create(&r->act_thread[r->act_threads], NULL, action_worker, r)) {
+            celer_registry_free(r);
+            return celer_errorf(CELER_ERR_NOMEM, "cannot start the repository action thread");
+        }
     *out = r;
     return CELER_OK;
 }
@@ -107,11 +139,21 @@ static void version_metrics(celer_registry *r, served_version *v, double load_se
     static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
     v->m_batch = celer_metrics_histogram(r->metrics, "celer_inference_batch_size", "Rows per executed batch.", labels,
                                          batch_bounds, (int)CELER_ARRAY_LEN(batch_bounds));
+    v->load_seconds = load_seconds;
+}
+
+/* The series that read the version (its queue depth) and its load time are pointed at it once it
+ * serves: every load of one version number shares the series of that number, so a reload of the
+ * same version must not touch them before the swap (nor a failed one at all). */
+static void version_publish(celer_registry *r, served_version *v) {
+    char name[600], labels[800];
+    celer_metrics_escape(v->owner->name, name, sizeof name);
+    snprintf(labels, sizeof labels, "model=\"%s\",version=\"%s\"", name, v->version_str);
     celer_metrics_gauge_fn(r->metrics, "celer_inference_queue_depth", "Requests waiting in the model's queue.", labels,
                            queue_depth, v);
     celer_metrics_set(celer_metrics_gauge(r->metrics, "celer_model_load_duration_seconds",
                                           "Time to load, compile and warm up the version.", labels),
-                      load_seconds);
+                      v->load_seconds);
 }
 
 /* celer_model_state{model,state} is 1 for the model's current state, 0 for the others. */
@@ -196,10 +238,11 @@ static void cache_settings(served_version *v, const celer_model_config *cfg, int
     v->cache_salt = XXH3_64bits_withSeed(parts, sizeof parts, h);
 }
 
-/* Loads one version of model m: compile, complete the config against it (the first version
- * completes m->config), build the request spec, make its queue, warm up. */
-static celer_status version_load(celer_registry *r, served_model *m, const celer_repo_version *rv, bool first,
-                                 served_version **out) {
+/* Loads one version of model m from <mdir>/<version>/model.onnx (`mdir` the model folder
+ * resolved): compile, complete the config against it (the first version completes m->config),
+ * build the request spec, make its queue, warm up. */
+static celer_status version_load(celer_registry *r, served_model *m, const char *mdir, const celer_repo_version *rv,
+                                 bool first, served_version **out) {
     served_version *v = calloc(1, sizeof *v);
     if (!v) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
     v->owner = m;
@@ -210,7 +253,10 @@ static celer_status version_load(celer_registry *r, served_model *m, const celer
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     celer_model_options mo = {.threads = r->opts->threads};
-    celer_status st = celer_model_load(rv->path, &mo, &v->model);
+    char rel[64], path[PATH_MAX];
+    snprintf(rel, sizeof rel, "%lld/model.onnx", (long long)rv->version); /* the folder's name: no leading 0 */
+    celer_status st = celer_path_inside(mdir, rel, path, sizeof path);
+    if (!st) st = celer_model_load(path, &mo, &v->model);
     if (st) goto fail;
     if (first && (st = celer_config_complete(&m->config, m->name, v->model, r->opts->default_max_batch, &m->arena)))
         goto fail;
@@ -266,7 +312,7 @@ static celer_status version_load(celer_registry *r, served_model *m, const celer
     *out = v;
     return CELER_OK;
 fail:
-    celer_error_wrap(st, "model '%s' version %lld", m->name, (long long)rv->version);
+    celer_error_wrap(st, "version %lld", (long long)rv->version); /* load_model names the model */
     version_free(r, v);
     return st;
 }
@@ -278,10 +324,20 @@ static void version_retire(celer_registry *r, served_version *v) {
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
-    char labels[800], name[600];
-    celer_metrics_escape(v->owner->name, name, sizeof name);
-    snprintf(labels, sizeof labels, "model=\"%s\",version=\"%s\"", name, v->version_str);
-    celer_metrics_remove(r->metrics, labels);
+    /* the series of a version number stay while a version of that number serves: the one that
+     * replaced v (a reload of the same version) or the one v failed to replace */
+    const served_model *m = v->owner;
+    served_version *same = NULL;
+    for (int k = 0; k < m->n_versions; k++)
+        if (m->versions[k] != v && m->versions[k]->version == v->version) same = m->versions[k];
+    if (same) {
+        version_publish(r, same); /* the queue-depth series may still point at v */
+    } else {
+        char labels[800], name[600];
+        celer_metrics_escape(m->name, name, sizeof name);
+        snprintf(labels, sizeof labels, "model=\"%s\",version=\"%s\"", name, v->version_str);
+        celer_metrics_remove(r->metrics, labels);
+    }
     version_free(r, v);
 }
 
@@ -321,10 +377,35 @@ static void pipeline_step_batch(void *user, celer_job *const *jobs, int n) {
 /* A batch step waits for requests still before it (bounded by the queue's delay). */
 static bool pipeline_step_wait(void *user) { return atomic_load(&((served_version *)user)->before_batch) > 0; }
 
-/* A pipeline folder is served as version 1 of an endpoint: its pipeline, the request spec from
- * its declared inputs (rows first), a task queue on the shared workers (and one per batch step),
- * step metrics. Models it calls must be in the repository. */
-static celer_status pipeline_load(celer_registry *r, served_model *m, const celer_repo_model *rm, served_version **out) {
+/* Reads <mdir>/<name> (resolved inside mdir) into `arena`, NUL-terminated, at most `cap` bytes;
+ * messages name <model>/<name>. */
+static celer_status read_model_file(const char *mdir, const char *model, const char *name, size_t cap,
+                                    celer_arena *arena, char **text, size_t *len) {
+    char path[PATH_MAX];
+    CELER_TRY(celer_path_inside(mdir, name, path, sizeof path));
+    FILE *f = fopen(path, "rb");
+    if (!f) return celer_errorf(CELER_ERR_IO, "cannot open %s/%s: %s", model, name, strerror(errno));
+    struct stat sb;
+    celer_status st = CELER_OK;
+    if (fstat(fileno(f), &sb) || !S_ISREG(sb.st_mode))
+        st = celer_errorf(CELER_ERR_INVALID, "%s/%s is not a regular file", model, name);
+    else if ((uint64_t)sb.st_size > cap)
+        st = celer_errorf(CELER_ERR_LIMIT, "%s/%s has %lld bytes, at most %zu", model, name, (long long)sb.st_size,
+                          cap);
+    else if (!(*text = celer_arena_alloc(arena, (size_t)sb.st_size + 1)))
+        st = celer_errorf(CELER_ERR_NOMEM, "out of memory reading %s/%s", model, name);
+    else if ((*len = fread(*text, 1, (size_t)sb.st_size, f)) != (size_t)sb.st_size || ferror(f))
+        st = celer_errorf(CELER_ERR_IO, "cannot read %s/%s", model, name);
+    fclose(f);
+    return st;
+}
+
+/* A pipeline folder is served as version 1 of an endpoint: its pipeline (files it names must be
+ * inside `mdir`, the model folder resolved), the request spec from its declared inputs (rows
+ * first), a task queue on the shared workers (and one per batch step), step metrics. Models it
+ * calls must be in the repository. */
+static celer_status pipeline_load(celer_registry *r, served_model *m, const celer_repo_model *rm, const char *mdir,
+                                  served_version **out) {
     served_version *v = calloc(1, sizeof *v);
     if (!v) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
     v->owner = m;
@@ -334,7 +415,18 @@ static celer_status pipeline_load(celer_registry *r, served_model *m, const cele
     atomic_init(&v->refs, 1);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    celer_status st = celer_pipeline_load(rm->pipeline_path, &v->pipeline);
+    /* read here rather than by celer_pipeline_load: the pipeline names itself by its path relative
+     * to the repository (in load errors and in errors of requests) and its files resolve in mdir */
+    char shown[300];
+    snprintf(shown, sizeof shown, "%s/pipeline.yaml", rm->name);
+    celer_arena text_arena;
+    celer_arena_init(&text_arena, 0, 0);
+    char *text = NULL;
+    size_t len = 0;
+    celer_status st =
+        read_model_file(mdir, rm->name, "pipeline.yaml", CELER_PIPELINE_MAX_FILE, &text_arena, &text, &len);
+    if (!st) st = celer_pipeline_parse(text, len, shown, mdir, &v->pipeline);
+    celer_arena_free(&text_arena);
     if (st) goto fail;
     const celer_pipeline *p = v->pipeline;
     for (int i = 0; i < celer_pipeline_model_count(p) && !st; i++) {
@@ -344,11 +436,11 @@ static celer_status pipeline_load(celer_registry *r, served_model *m, const cele
             if (!strcmp(r->models[k]->name, called)) cm = r->models[k];
         /* a model that is in the repository but not serving (yet) answers 503 per request */
         if (!cm)
-            st = celer_errorf(CELER_ERR_NOT_FOUND, "%s: calls model '%s', which is not in the repository",
-                              rm->pipeline_path, called);
+            st = celer_errorf(CELER_ERR_NOT_FOUND, "%s: calls model '%s', which is not in the repository", shown,
+                              called);
         else if (cm->n_versions && cm->versions[0]->pipeline)
-            st = celer_errorf(CELER_ERR_INVALID, "%s: calls '%s', which is a pipeline (call its models instead)",
-                              rm->pipeline_path, called);
+            st = celer_errorf(CELER_ERR_INVALID, "%s: calls '%s', which is a pipeline (call its models instead)", shown,
+                              called);
     }
     if (st) goto fail;
     v->n_inputs = celer_pipeline_input_count(p);
@@ -416,6 +508,41 @@ fail:
     return st;
 }
 
+/* Copies `msg` to out (`cap` bytes) with the repository's folder taken out of every path in it
+ * ("/srv/repo/mlp/1/model.onnx" -> "mlp/1/model.onnx"): the loaders below the registry name the
+ * files they open by their full path, and load errors reach clients (the repository index and
+ * API) and logs. Both the folder as configured and as resolved are taken out, where a path starts
+ * (after a space, quote, parenthesis or colon, or at the start). */
+static void repository_relative(const char *repo, const char *msg, char *out, size_t cap) {
+    char prefix[2][PATH_MAX + 1];
+    size_t plen[2] = {0, 0};
+    snprintf(prefix[0], sizeof prefix[0], "%s", repo);
+    if (!realpath(repo, prefix[1])) prefix[1][0] = 0;
+    for (int i = 0; i < 2; i++) {
+        size_t n = strlen(prefix[i]);
+        while (n > 1 && prefix[i][n - 1] == '/') prefix[i][--n] = 0;
+        if (n == 0 || n + 1 >= sizeof prefix[i] || !strcmp(prefix[i], "/")) continue;
+        prefix[i][n] = '/';
+        prefix[i][n + 1] = 0;
+        plen[i] = n + 1;
+    }
+    int longest = plen[1] > plen[0]; /* try the longer first: one may extend the other */
+    size_t o = 0;
+    for (const char *p = msg; *p && o + 1 < cap;) {
+        bool start = p == msg || strchr(" '\"(:=`", p[-1]);
+        size_t skip = 0;
+        for (int k = 0; k < 2 && start && !skip; k++) {
+            int i = k ? !longest : longest;
+            if (plen[i] && !strncmp(p, prefix[i], plen[i])) skip = plen[i];
+        }
+        if (skip)
+            p += skip;
+        else
+            out[o++] = *p++;
+    }
+    out[o] = 0;
+}
+
 /* Loads (or reloads) model `rm`: new versions are loaded beside the serving ones and swapped in
  * at once; versions no longer selected are retired after the swap. On failure the serving
  * versions stay. Caller holds load_lock. */
@@ -438,19 +565,24 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm) {
     celer_arena_init(&arena, 16 * 1024, 0);
     celer_model_config cfg = {0};
     celer_status st = CELER_OK;
-    if (rm->config_path) {
-        FILE *f = fopen(rm->config_path, "rb");
-        char *text = NULL;
-        long len = 0;
-        if (f && !fseek(f, 0, SEEK_END) && (len = ftell(f)) >= 0 && len < (16 << 20) && !fseek(f, 0, SEEK_SET)) {
-            text = celer_arena_alloc(&arena, (size_t)len + 1);
-            if (text && fread(text, 1, (size_t)len, f) != (size_t)len) text = NULL;
-        }
-        if (f) fclose(f);
-        if (!text)
-            st = celer_errorf(CELER_ERR_IO, "cannot read %s", rm->config_path);
-        else
-            st = celer_config_parse(text, (size_t)len, rm->config_path, &arena, &cfg);
+    if (rm->problem) st = celer_errorf(CELER_ERR_LIMIT, "%s", rm->problem);
+    else if (rm->n_versions > CELER_CONFIG_MAX_VERSIONS) /* the scan keeps to it: the arrays below rely on it */
+        st = celer_errorf(CELER_ERR_LIMIT, "more than %d versions", CELER_CONFIG_MAX_VERSIONS);
+    /* every file of the model resolves inside its folder, itself inside the repository */
+    char mdir[PATH_MAX];
+    if (!st && (st = celer_path_inside(r->opts->model_repository, rm->name, mdir, sizeof mdir)) == CELER_ERR_INVALID)
+        celer_errorf(st, "the model folder '%s' resolves outside the repository (through a symlink)", rm->name);
+    if (!st) {
+        struct stat sb;
+        if (stat(mdir, &sb) || !S_ISDIR(sb.st_mode))
+            st = celer_errorf(CELER_ERR_NOT_FOUND, "'%s' is not a folder", rm->name);
+    }
+    if (!st && rm->config_path) {
+        char shown[300], *text = NULL;
+        size_t len = 0;
+        snprintf(shown, sizeof shown, "%s/config.pbtxt", rm->name);
+        st = read_model_file(mdir, rm->name, "config.pbtxt", CONFIG_MAX_BYTES, &arena, &text, &len);
+        if (!st) st = celer_config_parse(text, len, shown, &arena, &cfg);
     }
     served_version *loaded[CELER_CONFIG_MAX_VERSIONS];
     int n_loaded = 0;
@@ -462,7 +594,7 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm) {
                               "the folder has both pipeline.yaml and version folders: a pipeline calls models that "
                               "live in folders of their own");
         served_version *v = NULL;
-        if (!st && !(st = pipeline_load(r, m, rm, &v))) {
+        if (!st && !(st = pipeline_load(r, m, rm, mdir, &v))) {
             loaded[n_loaded++] = v;
             cfg.name = celer_arena_strndup(&arena, rm->name, strlen(rm->name));
             cfg.platform = "celer_pipeline";
@@ -490,20 +622,20 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm) {
             continue;
         }
         served_version *v = NULL;
-        if ((st = version_load(r, &staging, rv, i == 0, &v))) break;
+        if ((st = version_load(r, &staging, mdir, rv, i == 0, &v))) break;
         v->owner = m;
         loaded[n_loaded++] = v;
     }
     if (!st && n_loaded && staging.config.name == NULL) st = celer_errorf(CELER_ERR_INTERNAL, "config not completed");
     if (st) {
         char reason[1024];
-        snprintf(reason, sizeof reason, "%s", celer_error_message());
+        repository_relative(r->opts->model_repository, celer_error_message(), reason, sizeof reason);
         for (int i = 0; i < n_loaded; i++) {
             bool serving = false;
             for (int k = 0; k < m->n_versions; k++) serving |= m->versions[k] == loaded[i];
             if (!serving) version_retire(r, loaded[i]);
         }
-        celer_arena_free(&arena);
+        celer_arena_free(&staging.arena); /* `arena` and the blocks completion added */
         if (m->n_versions == 0) set_state(r, m, MODEL_UNAVAILABLE, reason);
         /* else: the old versions keep serving; the failure is reported */
         celer_errorf(st, "model '%s': %s", m->name, reason);
@@ -531,6 +663,7 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm) {
     m->reason[0] = 0;
     pthread_rwlock_unlock(&r->lock);
     state_metrics(r, m);
+    for (int k = 0; k < n_loaded; k++) version_publish(r, loaded[k]);
     for (int i = 0; i < n_old; i++) {
         bool kept = false;
         for (int k = 0; k < n_loaded; k++) kept |= loaded[k] == old[i];
@@ -608,6 +741,9 @@ celer_status celer_registry_load(celer_registry *r, const char *name) {
                 st = load_model(r, &models[i]);
                 if ((m = find_model(r, name))) m->tried_fp = fingerprint(&models[i]);
             }
+    } else { /* the message names the repository's path: for the log only */
+        fprintf(stderr, "celer: repository: %s\n", celer_error_message());
+        celer_errorf(st, "the model repository cannot be scanned (the server log says why)");
     }
     celer_arena_free(&arena);
     pthread_mutex_unlock(&r->load_lock);
@@ -626,16 +762,84 @@ celer_status celer_registry_unload(celer_registry *r, const char *name) {
     return st;
 }
 
+/* ---- the action pool ---- */
+
+static void *action_worker(void *arg) {
+    celer_registry *r = arg;
+    pthread_mutex_lock(&r->act_lock);
+    for (;;) {
+        while (!r->act_len && !r->act_stop) pthread_cond_wait(&r->act_cond, &r->act_lock);
+        if (!r->act_len) break; /* stopped: what was queued was cancelled by the stopper */
+        repo_action a = r->actions[r->act_head];
+        r->act_head = (r->act_head + 1) % ACTION_QUEUE_CAP;
+        r->act_len--;
+        pthread_mutex_unlock(&r->act_lock);
+        celer_status st = a.unload ? celer_registry_unload(r, a.name) : celer_registry_load(r, a.name);
+        a.done(a.user, st, st ? celer_error_message() : "");
+        pthread_mutex_lock(&r->act_lock);
+    }
+    pthread_mutex_unlock(&r->act_lock);
+    return NULL;
+}
+
+celer_status celer_registry_submit_action(celer_registry *r, const char *name, bool unload,
+                                          void (*done)(void *user, celer_status st, const char *message), void *user) {
+    if (strlen(name) >= sizeof r->actions[0].name)
+        return celer_errorf(CELER_ERR_LIMIT, "model name of %zu bytes, at most %zu", strlen(name),
+                            sizeof r->actions[0].name - 1);
+    pthread_mutex_lock(&r->act_lock);
+    celer_status st = CELER_OK;
+    if (r->act_stop)
+        st = celer_errorf(CELER_ERR_UNAVAILABLE, "the server is shutting down");
+    else if (r->act_len == ACTION_QUEUE_CAP)
+        st = celer_errorf(CELER_ERR_UNAVAILABLE, "%d repository actions are already waiting: retry later",
+                          ACTION_QUEUE_CAP);
+    if (!st) {
+        repo_action *a = &r->actions[(r->act_head + r->act_len) % ACTION_QUEUE_CAP];
+        snprintf(a->name, sizeof a->name, "%s", name);
+        a->unload = unload;
+        a->done = done;
+        a->user = user;
+        r->act_len++;
+        pthread_cond_signal(&r->act_cond);
+    }
+    pthread_mutex_unlock(&r->act_lock);
+    return st;
+}
+
+void celer_registry_stop_actions(celer_registry *r) {
+    repo_action cancelled[ACTION_QUEUE_CAP];
+    int n = 0;
+    pthread_mutex_lock(&r->act_lock);
+    bool join = !r->act_joined;
+    r->act_stop = r->act_joined = true;
+    for (; r->act_len; r->act_len--, r->act_head = (r->act_head + 1) % ACTION_QUEUE_CAP)
+        cancelled[n++] = r->actions[r->act_head];
+    pthread_cond_broadcast(&r->act_cond);
+    pthread_mutex_unlock(&r->act_lock);
+    for (int i = 0; i < n; i++) {
+        celer_errorf(CELER_ERR_UNAVAILABLE, "the server is shutting down: the %s of '%s' did not run",
+                     cancelled[i].unload ? "unload" : "load", cancelled[i].name);
+        cancelled[i].done(cancelled[i].user, CELER_ERR_UNAVAILABLE, celer_error_message());
+    }
+    for (int i = 0; join && i < r->act_threads; i++) pthread_join(r->act_thread[i], NULL);
+}
+
 void celer_registry_free(celer_registry *r) {
     if (!r) return;
+    celer_registry_stop_actions(r);
     for (int i = 0; i < r->n_models; i++) {
         served_model *m = r->models[i];
-        for (int k = 0; k < m->n_versions; k++) version_retire(r, m->versions[k]);
+        int n = m->n_versions;
+        m->n_versions = 0; /* taken out first: version_retire looks at the serving ones */
+        for (int k = 0; k < n; k++) version_retire(r, m->versions[k]);
         celer_arena_free(&m->arena);
         free(m);
     }
     pthread_rwlock_destroy(&r->lock);
     pthread_mutex_destroy(&r->load_lock);
+    pthread_mutex_destroy(&r->act_lock);
+    pthread_cond_destroy(&r->act_cond);
     free(r);
 }
 

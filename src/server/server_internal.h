@@ -38,6 +38,7 @@ typedef struct served_version {
     const char **output_names;
     atomic_int refs;                  /* requests holding it; the registry holds one */
     int64_t mtime_ns;                 /* of its folder when loaded, for polling */
+    double load_seconds;              /* load, compile and warm-up time (a gauge once it serves) */
     int64_t cache_ttl_ns;             /* results cached this long; 0 = not cached */
     uint64_t cache_salt;              /* hash of its config and files: part of every cache key */
     /* metrics */
@@ -69,9 +70,28 @@ void celer_registry_load_all(celer_registry *r);
 /* Rescans the repository: loads new or changed models/versions beside the serving ones and swaps
  * them in, unloads removed ones (draining in-flight requests). */
 void celer_registry_poll(celer_registry *r);
-/* Repository API: (re)loads / unloads one model. Load errors are returned (and recorded). */
+/* Repository API: (re)loads / unloads one model. Load errors are returned (and recorded). They
+ * block for as long as the load takes; HTTP handlers use celer_registry_submit_action. Every file
+ * a load opens must resolve inside the model's folder (symlinks followed), and messages name files
+ * relative to the repository root. */
 celer_status celer_registry_load(celer_registry *r, const char *name);
 celer_status celer_registry_unload(celer_registry *r, const char *name);
+
+/* Queues a load (or an unload when `unload`) of model `name` for the registry's action pool (one
+ * thread, at most 64 actions waiting) and returns at once. `name` is copied (at most 255 bytes:
+ * longer is CELER_ERR_LIMIT). When the queue is full, or the pool is stopped, returns
+ * CELER_ERR_UNAVAILABLE with a message and `done` is never called. Otherwise returns CELER_OK and
+ * calls done(user, status, message) exactly once: on the pool thread when the action finished
+ * (message: the error, "" on success), or on the thread stopping the pool with
+ * CELER_ERR_UNAVAILABLE when it was still queued then. `message` is valid only during the call;
+ * `user` stays the caller's. */
+celer_status celer_registry_submit_action(celer_registry *r, const char *name, bool unload,
+                                          void (*done)(void *user, celer_status st, const char *message), void *user);
+/* Stops the action pool: queued actions get done(CELER_ERR_UNAVAILABLE) on the calling thread, the
+ * running one finishes, later submits are refused. For shutdown before the HTTP server stops (its
+ * suspended connections get their answers); celer_registry_free calls it too. Idempotent; must
+ * not be called from a `done` callback. */
+void celer_registry_stop_actions(celer_registry *r);
 
 /* Finds a READY version (`version` NULL or "" = the latest loaded) and takes a reference;
  * release it with celer_registry_release. On failure returns NULL with *status

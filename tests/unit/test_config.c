@@ -732,6 +732,129 @@ static void test_repo_scan(void **state) {
     assert_int_equal(nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
 }
 
+/* More version folders than the registry serves (CELER_CONFIG_MAX_VERSIONS): the model is listed
+ * with a problem naming the count and no versions (a server used to overflow arrays of 256 on
+ * it), the other models are unaffected; exactly the cap is fine. The config caps latest too. */
+static void test_repo_version_cap(void **state) {
+    (void)state;
+    char dir[] = "/tmp/celer_repo_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char rel[64];
+    for (int v = 1; v <= 300; v++) {
+        snprintf(rel, sizeof rel, "many/%d/model.onnx", v);
+        put_file(dir, rel, 1);
+        if (v <= CELER_CONFIG_MAX_VERSIONS) {
+            snprintf(rel, sizeof rel, "at_cap/%d/model.onnx", v);
+            put_file(dir, rel, 1);
+        }
+    }
+    put_file(dir, "many/config.pbtxt", 1);
+    put_file(dir, "one/1/model.onnx", 1);
+    celer_arena arena;
+    celer_arena_init(&arena, 0, 0);
+    celer_repo_model *models;
+    int n;
+    assert_int_equal(celer_repo_scan(dir, &arena, &models, &n), CELER_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(models[0].name, "at_cap");
+    assert_null(models[0].problem);
+    assert_int_equal(models[0].n_versions, CELER_CONFIG_MAX_VERSIONS);
+    assert_int_equal(models[0].versions[CELER_CONFIG_MAX_VERSIONS - 1].version, CELER_CONFIG_MAX_VERSIONS);
+    assert_string_equal(models[1].name, "many");
+    assert_non_null(models[1].problem);
+    assert_non_null(strstr(models[1].problem, "'many' has 300 version folders, at most 256"));
+    assert_null(strstr(models[1].problem, dir)); /* names the model, not the server's path */
+    assert_int_equal(models[1].n_versions, 0);
+    assert_non_null(models[1].config_path);
+    assert_null(models[2].problem);
+    assert_int_equal(models[2].n_versions, 1);
+    int sel[CELER_CONFIG_MAX_VERSIONS];
+    celer_model_config c;
+    assert_int_equal(parse("version_policy { all {} }", &arena, &c), CELER_OK);
+    assert_int_equal(celer_repo_select_versions(&c, &models[0], sel), CELER_CONFIG_MAX_VERSIONS);
+    assert_int_equal(celer_repo_select_versions(&c, &models[1], sel), 0);
+    celer_arena_free(&arena);
+    assert_int_equal(nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+
+    expect_error("version_policy { latest { num_versions: 257 } }", CELER_ERR_INVALID,
+                 "num_versions: 257 is out of range [1, 256]");
+    celer_arena_init(&arena, 0, 0);
+    assert_int_equal(parse("version_policy { latest { num_versions: 256 } }", &arena, &c), CELER_OK);
+    assert_int_equal(c.latest_num_versions, 256);
+    celer_arena_free(&arena);
+}
+
+/* celer_path_inside, the guard of every file a model folder names: inside after symlinks and
+ * `..`, or refused with a message that names the file as given and never the folder. */
+static void test_path_inside(void **state) {
+    (void)state;
+    char dir[] = "/tmp/celer_paths_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    put_file(dir, "secret.txt", 3);
+    put_file(dir, "m/config.pbtxt", 3);
+    put_file(dir, "m/1/model.onnx", 3);
+    put_dir(dir, "outside_version");
+    put_file(dir, "outside_version/model.onnx", 3);
+    char p[4200], target[4200], root[4200], out[PATH_MAX], want[PATH_MAX];
+    snprintf(root, sizeof root, "%s/m", dir);
+    struct {
+        const char *link, *target;
+    } links[] = {{"m/escape.pbtxt", "../secret.txt"},  {"m/alias.pbtxt", "config.pbtxt"},
+                 {"m/2", "../outside_version"},        {"m/3", "1"},
+                 {"m/loop", "loop"},                   {"m_link", "m"}};
+    for (size_t i = 0; i < CELER_ARRAY_LEN(links); i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, links[i].link);
+        assert_int_equal(symlink(links[i].target, p), 0);
+    }
+    snprintf(p, sizeof p, "%s/m/abs.pbtxt", dir);
+    snprintf(target, sizeof target, "%s/secret.txt", dir);
+    assert_int_equal(symlink(target, p), 0);
+
+    assert_non_null(realpath(root, want));
+    strcat(want, "/config.pbtxt");
+    assert_int_equal(celer_path_inside(root, "config.pbtxt", out, sizeof out), CELER_OK);
+    assert_string_equal(out, want);
+    assert_int_equal(celer_path_inside(root, "alias.pbtxt", out, sizeof out), CELER_OK);
+    assert_string_equal(out, want);
+    assert_int_equal(celer_path_inside(root, "1/../config.pbtxt", out, sizeof out), CELER_OK);
+    assert_string_equal(out, want);
+    assert_int_equal(celer_path_inside(root, "3/model.onnx", out, sizeof out), CELER_OK);
+    /* a root reached through a symlink: its files are inside it */
+    snprintf(p, sizeof p, "%s/m_link", dir);
+    assert_int_equal(celer_path_inside(p, "config.pbtxt", out, sizeof out), CELER_OK);
+    assert_string_equal(out, want);
+    assert_int_equal(celer_path_inside(dir, "m_link", out, sizeof out), CELER_OK);
+
+    static const struct {
+        const char *name;
+        celer_status st;
+        const char *substr;
+    } bad[] = {
+        {"/etc/passwd", CELER_ERR_INVALID, "an absolute path is refused"},
+        {"", CELER_ERR_INVALID, "an empty name"},
+        {"../secret.txt", CELER_ERR_INVALID, "'../secret.txt' resolves outside its folder"},
+        {"1/../../secret.txt", CELER_ERR_INVALID, "resolves outside"},
+        {"escape.pbtxt", CELER_ERR_INVALID, "'escape.pbtxt' resolves outside"},
+        {"abs.pbtxt", CELER_ERR_INVALID, "'abs.pbtxt' resolves outside"},
+        {"2/model.onnx", CELER_ERR_INVALID, "'2/model.onnx' resolves outside"}, /* a version folder linked out */
+        {".", CELER_ERR_INVALID, "resolves outside"},                           /* the folder itself */
+        {"1/..", CELER_ERR_INVALID, "resolves outside"},
+        {"absent.txt", CELER_ERR_NOT_FOUND, "'absent.txt' not found"},
+        {"config.pbtxt/x", CELER_ERR_NOT_FOUND, "not found"},
+        {"loop", CELER_ERR_IO, "'loop'"},
+    };
+    for (size_t i = 0; i < CELER_ARRAY_LEN(bad); i++) {
+        celer_status st = celer_path_inside(root, bad[i].name, out, sizeof out);
+        const char *msg = celer_error_message();
+        if (st != bad[i].st || !strstr(msg, bad[i].substr) || strstr(msg, dir))
+            fail_msg("'%s': got %d '%s', want %d with '%s' and not '%s'", bad[i].name, st, msg, bad[i].st,
+                     bad[i].substr, dir);
+    }
+    /* an output buffer too small is an error, not a truncated path */
+    assert_int_equal(celer_path_inside(root, "config.pbtxt", out, 8), CELER_ERR_IO);
+    assert_int_equal(nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
+
 /* A repository scanned and completed end to end from the example model. */
 static void test_repo_with_example(void **state) {
     (void)state;
@@ -776,6 +899,8 @@ int main(void) {
         cmocka_unit_test(test_complete_mismatches),
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_repo_scan),
+        cmocka_unit_test(test_repo_version_cap),
+        cmocka_unit_test(test_path_inside),
         cmocka_unit_test(test_repo_with_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1947,6 +1947,77 @@ static void test_load_file(void **state) {
     assert_null(p);
 }
 
+/* Every file a pipeline names resolves inside its folder: an absolute name, `..` leaving it or a
+ * symlink to outside is refused at load, naming the key and the name as written (never the
+ * folder's server path); `..` that stays inside and a symlink inside are fine. */
+static void test_paths_confined(void **state) {
+    (void)state;
+    char folder[128], link[192];
+    snprintf(folder, sizeof folder, "%s/pipe", tmpdir);
+    assert_int_equal(mkdir(folder, 0755), 0);
+    snprintf(link, sizeof link, "%s/pipe/sub", tmpdir);
+    assert_int_equal(mkdir(link, 0755), 0);
+    write_text("secret.txt", "root:x:0:0\n"); /* beside the folder, not in it */
+    write_text("pipe/labels.txt", "cat\ndog\n");
+    write_npy("secret.npy", CELER_FLOAT, 1, I64(3), F32(1, 2, 3));
+    write_npy("items.npy", CELER_FLOAT, 2, I64(2, 3), F32(1, 2, 3, 4, 5, 6));
+    snprintf(link, sizeof link, "%s/pipe/escape.txt", tmpdir);
+    assert_int_equal(symlink("../secret.txt", link), 0);
+    snprintf(link, sizeof link, "%s/pipe/abs_escape.txt", tmpdir);
+    char target[160];
+    snprintf(target, sizeof target, "%s/secret.txt", tmpdir);
+    assert_int_equal(symlink(target, link), 0);
+    snprintf(link, sizeof link, "%s/pipe/alias.txt", tmpdir);
+    assert_int_equal(symlink("labels.txt", link), 0);
+    snprintf(link, sizeof link, "%s/pipe/outside_dir", tmpdir);
+    assert_int_equal(symlink("..", link), 0);
+
+    static const struct {
+        const char *step, *substr;
+    } bad[] = {
+        {"top_k: {input: x, k: 1, labels: /etc/passwd, output: [i, s, n]}", "'labels': an absolute path is refused"},
+        {"top_k: {input: x, k: 1, labels: ../secret.txt, output: [i, s, n]}",
+         "'labels': '../secret.txt' resolves outside"},
+        {"top_k: {input: x, k: 1, labels: sub/../../secret.txt, output: [i, s, n]}", "resolves outside"},
+        {"top_k: {input: x, k: 1, labels: escape.txt, output: [i, s, n]}", "'escape.txt' resolves outside"},
+        {"top_k: {input: x, k: 1, labels: abs_escape.txt, output: [i, s, n]}", "'abs_escape.txt' resolves outside"},
+        {"top_k: {input: x, k: 1, labels: outside_dir/secret.txt, output: [i, s, n]}", "resolves outside"},
+        {"top_k: {input: x, k: 1, labels: sub, output: [i, s, n]}", "'sub' is not a regular file"},
+        {"top_k: {input: x, k: 1, labels: absent.txt, output: [i, s, n]}", "'absent.txt' not found"},
+        {"lookup: {input: s, file: ../secret.txt, output: y}", "'file': '../secret.txt' resolves outside"},
+        {"bucketize: {input: x, sample: ../secret.npy, bins: 2, output: y}", "'sample': '../secret.npy' resolves"},
+        {"recommend: {input: x, items: ../items.npy, k: 1, output: [i, s]}", "'items': '../items.npy' resolves"},
+        {"recommend: {input: x, items: /tmp/items.npy, k: 1, output: [i, s]}", "'items': an absolute path is refused"},
+    };
+    for (size_t i = 0; i < CELER_ARRAY_LEN(bad); i++) {
+        char yaml[512];
+        snprintf(yaml, sizeof yaml, HDR "  - %s\noutputs: [x]\n", bad[i].step);
+        celer_pipeline *p = NULL;
+        celer_status st = celer_pipeline_parse(yaml, strlen(yaml), "m/pipeline.yaml", folder, &p);
+        const char *msg = celer_error_message();
+        if (st != CELER_ERR_INVALID || !strstr(msg, bad[i].substr) || strstr(msg, tmpdir) ||
+            !strstr(msg, "m/pipeline.yaml:5:")) {
+            printf("case %zu: want INVALID with '%s' and no '%s', got %s: '%s'\n", i, bad[i].substr, tmpdir,
+                   celer_status_name(st), msg);
+            celer_pipeline_free(p);
+            fail();
+        }
+        assert_null(p);
+    }
+    /* inside: a symlink to a file of the folder, `..` that comes back in */
+    static const char *const good[] = {"alias.txt", "sub/../labels.txt", "./labels.txt"};
+    for (size_t i = 0; i < CELER_ARRAY_LEN(good); i++) {
+        char yaml[512];
+        snprintf(yaml, sizeof yaml, HDR "  - top_k: {input: x, k: 1, labels: %s, output: [i, sc, n]}\noutputs: [n]\n",
+                 good[i]);
+        celer_pipeline *p = NULL;
+        celer_status st = celer_pipeline_parse(yaml, strlen(yaml), "m/pipeline.yaml", folder, &p);
+        if (st) printf("%s: %s\n", good[i], celer_error_message());
+        assert_int_equal(st, CELER_OK);
+        celer_pipeline_free(p);
+    }
+}
+
 /* ---- labels and metrics ---- */
 
 static void test_labels_metrics(void **state) {
@@ -2130,6 +2201,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_route_parameter_nested, cleanup),
         cmocka_unit_test_teardown(test_bad_configs, cleanup),
         cmocka_unit_test_teardown(test_load_file, cleanup),
+        cmocka_unit_test_teardown(test_paths_confined, cleanup),
         cmocka_unit_test_teardown(test_labels_metrics, cleanup),
         cmocka_unit_test_teardown(test_limits_and_empty, cleanup),
         cmocka_unit_test_teardown(test_in_place_output, cleanup),
