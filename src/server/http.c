@@ -4,7 +4,11 @@
  * Connection threads (MHD's pool) read bodies, decode requests and encode responses; they never
  * compute. An inference request is decoded, handed to the model's queue, and its connection is
  * suspended; the worker that ran it encodes the response and resumes the connection. Loads and
- * unloads of the repository API run on a thread of their own the same way. */
+ * unloads of the repository API run on the registry's action pool the same way.
+ *
+ * Hostile clients: what the headers decide (route, body caps, a full queue) is answered before any
+ * body byte is buffered; headers and bodies have total deadlines (the reaper); bodies buffered
+ * across connections have a budget. Limits: docs/server.md, "Limits and failure behaviour". */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
@@ -104,8 +108,6 @@ typedef struct http_req {
     celer_tensor *call_inputs;
     celer_job call_job;
     char model_name[256];
-    /* repository load/unload in flight */
-    bool unload;
     /* result cache */
     cache_state cache;
     bool cache_leader;         /* computes for the requests coalesced on cache_key */
@@ -715,34 +717,28 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
 
 /* ---- repository API, run off the connection threads ---- */
 
-static void *repo_action(void *p) {
-    http_req *q = p;
-    celer_status st = q->unload ? celer_registry_unload(q->srv->registry, q->model_name)
-                                : celer_registry_load(q->srv->registry, q->model_name);
+/* On the registry's action pool: the load or unload is done; answers its request. */
+static void repo_action_done(void *user, celer_status st, const char *message) {
+    http_req *q = user;
     celer_jbuf_reset(&q->resp);
     if (st) {
-        reply_status(q, st, celer_error_message());
+        reply_status(q, st, message);
     } else {
         celer_jbuf_raw(&q->resp, "{}", 2);
         reply_json(q, 200);
     }
     resume(q);
-    return NULL;
 }
 
+/* Loads and unloads run on the registry's pool (one thread, a bounded queue): a flood of them
+ * waits there, or gets 503 when the queue is full, instead of starting a thread each. */
 static enum MHD_Result start_repo_action(http_req *q, const char *model, bool unload) {
-    copy_text(q->model_name, sizeof q->model_name, model);
-    q->unload = unload;
-    suspend(q);
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &attr, repo_action, q)) {
-        reply_error(q, 500, "cannot start a thread for the repository action");
+    suspend(q); /* before the submit: the pool may answer before it returns */
+    celer_status st = celer_registry_submit_action(q->srv->registry, model, unload, repo_action_done, q);
+    if (st) {
+        reply_status(q, st, celer_error_message());
         resume(q);
     }
-    pthread_attr_destroy(&attr);
     return MHD_YES;
 }
 

@@ -162,10 +162,12 @@ static bool wait_zero(int (*count)(const celer_http *), celer_http *http, int64_
 /* SIGTERM: the listener closes at once (new connections refused), answers close their keep-alive
  * connections, requests in flight finish; a second before the timeout, requests still queued are
  * answered 503, so every suspended connection is resumed before the daemon stops. */
-static void shutdown_http(const celer_server_options *opts, celer_http *http, celer_sched *sched) {
+static void shutdown_http(const celer_server_options *opts, celer_http *http, celer_registry *registry,
+                          celer_sched *sched) {
     int64_t t0 = mono_ms(), limit = (int64_t)opts->shutdown_timeout_secs * 1000;
     fprintf(stderr, "celer: shutting down: finishing %d in-flight requests\n", celer_http_active(http));
     celer_http_drain(http);
+    celer_registry_stop_actions(registry); /* queued loads and unloads get 503; the running one finishes */
     int64_t grace = limit > 2000 ? limit - 1000 : limit / 2;
     if (wait_zero(celer_http_active, http, t0 + grace)) return;
     fprintf(stderr, "celer: shutdown timeout near: answering %d queued requests with 503\n",
@@ -218,7 +220,7 @@ celer_status celer_server_run(const celer_server_options *opts) {
         if (sig == SIGTERM || sig == SIGINT) break;
         if (sig < 0 && errno == EAGAIN && opts->repository_poll_secs > 0) celer_registry_poll(registry);
     }
-    shutdown_http(opts, http, sched);
+    shutdown_http(opts, http, registry, sched);
 done:
     if (st) fprintf(stderr, "celer: error: %s\n", celer_error_message());
     if (celer_http_suspended(http) > 0) {

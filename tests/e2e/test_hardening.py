@@ -278,6 +278,47 @@ def test_admission(repo):
         srv.stop()
 
 
+def threads_of(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("Threads:")).split()[1])
+
+
+def test_repository_actions(repo):
+    """400 concurrent loads: one pool thread runs them, a bounded queue holds them, the rest 503."""
+    srv = Server(repo, "--quiet")
+    try:
+        base = threads_of(srv.proc.pid)
+        statuses, peak, stop = [], [base], threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                peak[0] = max(peak[0], threads_of(srv.proc.pid))
+                time.sleep(0.005)
+
+        def load():
+            try:
+                statuses.append(srv.request("POST", "/v2/repository/models/mlp/load", b"")[0])
+            except OSError as e:
+                statuses.append(type(e).__name__)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        clients = [threading.Thread(target=load) for _ in range(400)]
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join()
+        stop.set()
+        sampler.join()
+        check("400 concurrent loads: each answered 200 or 503", statuses and set(statuses) <= {200, 503}
+              and 200 in statuses, sorted(set(map(str, statuses))))
+        check("400 concurrent loads start no thread of their own", peak[0] <= base + 1, (base, peak[0]))
+        st, _, _ = srv.request("POST", "/v2/models/mlp/infer", BODY_MLP)
+        check("the model serves after them", st == 200, st)
+    finally:
+        srv.stop()
+
+
 def trickle(port, data, interval, until):
     """Sends data a byte at a time; returns seconds until the server closed, or None."""
     s = socket.create_connection(("127.0.0.1", port))
@@ -353,6 +394,7 @@ def main():
         test_paths_and_ids(repo)
         test_admission(repo)
         test_image_limits(repo)
+        test_repository_actions(repo)
         test_slow_clients(repo)
         test_connection_limit(repo, tmp)
         test_shutdown_timeout(repo)
