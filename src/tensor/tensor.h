@@ -95,14 +95,15 @@ celer_status celer_npy_read(const char *path, celer_arena *arena, celer_tensor *
 /* Parses an in-memory .npy image; same ownership as celer_npy_read. */
 celer_status celer_npy_parse(const void *bytes, size_t len, const char *what, celer_arena *arena,
                              celer_tensor *out);
-/* A .npy file mapped read-only with its tensor pointing into the mapping, for large tables read
- * in place (a recommender's item matrix): nothing is copied, pages come in as they are read. */
+/* A .npy file read whole into pages of its own (read-only), its tensor pointing into them, for
+ * large tables used in place (a recommender's item matrix): parsed without a second copy, and
+ * unchanged when the file is overwritten or truncated later (a file mapping would fault). */
 typedef struct celer_npy_map {
     celer_tensor tensor; /* data points into `map`; valid until celer_npy_map_close */
     void *map;
     size_t len;
 } celer_npy_map;
-/* Maps `path`. Numeric dtypes only, with data aligned to the element size (NumPy pads headers
+/* Reads `path`. Numeric dtypes only, with data aligned to the element size (NumPy pads headers
  * to 64 bytes, so files it writes qualify); anything else is refused naming the file. On success
  * *out owns the mapping: celer_npy_map_close. */
 celer_status celer_npy_map_open(const char *path, celer_npy_map *out);
