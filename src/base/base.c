@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,7 +119,7 @@ void *celer_arena_alloc_uninit(celer_arena *arena, size_t size) {
                          arena->cap, size);
             return NULL;
         }
-        b = malloc(total);
+        b = celer_malloc(total);
         if (!b) {
             celer_errorf(CELER_ERR_NOMEM, "out of memory allocating %zu bytes", total);
             return NULL;
@@ -176,3 +177,41 @@ celer_status celer_path_inside(const char *root, const char *name, char *out, si
     memcpy(out, real, strlen(real) + 1);
     return CELER_OK;
 }
+
+/* ---- allocation with failure injection ---- */
+
+/* 0 = off. Relaxed is enough: arming happens before the run it is meant for (a test arms, then
+ * calls), and which thread draws the n-th allocation is not ordered anyway. */
+static atomic_long fail_at;
+static atomic_long alloc_count;
+
+void celer_alloc_fail_at(long n) {
+    atomic_store_explicit(&fail_at, 0, memory_order_relaxed);
+    atomic_store_explicit(&alloc_count, 0, memory_order_relaxed);
+    atomic_store_explicit(&fail_at, n > 0 ? n : 0, memory_order_relaxed);
+}
+
+long celer_alloc_count(void) { return atomic_load_explicit(&alloc_count, memory_order_relaxed); }
+
+/* Read before main so that every allocation of the process is counted; an unparsable value is
+ * ignored rather than failing allocations at random. */
+__attribute__((constructor)) static void alloc_fail_from_env(void) {
+    const char *v = getenv("CELER_FAIL_ALLOC_AT");
+    if (!v || !*v) return;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end == 0 && n > 0) celer_alloc_fail_at(n);
+}
+
+/* True when this allocation is the one to fail. */
+static inline int alloc_injected_failure(void) {
+    long n = atomic_load_explicit(&fail_at, memory_order_relaxed);
+    if (__builtin_expect(n == 0, 1)) return 0;
+    return atomic_fetch_add_explicit(&alloc_count, 1, memory_order_relaxed) + 1 == n;
+}
+
+void *celer_malloc(size_t size) { return alloc_injected_failure() ? NULL : malloc(size); }
+
+void *celer_calloc(size_t n, size_t size) { return alloc_injected_failure() ? NULL : calloc(n, size); }
+
+void *celer_realloc(void *p, size_t size) { return alloc_injected_failure() ? NULL : realloc(p, size); }

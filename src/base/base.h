@@ -107,4 +107,29 @@ static inline int celer_add_size(size_t a, size_t b, size_t *out) {
 #define CELER_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CELER_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* ---- allocation with failure injection ----
+ * Allocations that must survive running out of memory go through these (the arena's blocks, the
+ * server's JSON writer and parser scratch, the result cache), so tests can make any one of them
+ * fail, as curl's torture tests do: count the allocations of a successful run, then fail the 1st,
+ * the 2nd, ... and check that each failure answers CELER_ERR_NOMEM and leaks nothing.
+ * Memory from them is released with free(). When the hook is off they cost one relaxed atomic
+ * load on top of malloc; armed, one atomic increment more. They never set an error message: the
+ * caller says what it was allocating. */
+void *celer_malloc(size_t size);
+void *celer_calloc(size_t n, size_t size);
+/* On failure (real or injected) returns NULL and leaves `p` allocated, as realloc does. */
+void *celer_realloc(void *p, size_t size);
+
+/* Arms the hook for the whole process: the counter restarts at 0 and the n-th allocation through
+ * the wrappers from now on returns NULL (only that one: later ones succeed again, so cleanup
+ * paths that allocate are exercised too). n = 0 turns the hook off and stops counting (the count
+ * is kept for celer_alloc_count); n = LONG_MAX only counts. Thread-safe: with several threads allocating, exactly one of them gets
+ * the failure.
+ * The environment variable CELER_FAIL_ALLOC_AT=N, read once when the program starts, arms it
+ * the same way from the first allocation on, so a whole `celer serve` process can be run with
+ * its N-th allocation failing. */
+void celer_alloc_fail_at(long n);
+/* Allocations through the wrappers between the last arming and now (or the disarming). */
+long celer_alloc_count(void);
+
 #endif

@@ -57,11 +57,12 @@ static bool key_eq(celer_cache_key a, celer_cache_key b) { return a.lo == b.lo &
 typedef struct wbuf {
     char *p;
     size_t len, cap, max;
-    bool over;
+    bool over;  /* past max, or a bad shape: later writes are ignored */
+    bool nomem; /* growing failed: the same, but the answer is CELER_ERR_NOMEM, not LIMIT */
 } wbuf;
 
 static void put_bytes(wbuf *b, const void *d, size_t n) {
-    if (b->over) return;
+    if (b->over || b->nomem) return;
     if (n > b->max - b->len) {
         b->over = true;
         return;
@@ -69,9 +70,9 @@ static void put_bytes(wbuf *b, const void *d, size_t n) {
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + n) cap *= 2;
-        char *p = realloc(b->p, cap);
+        char *p = celer_realloc(b->p, cap);
         if (!p) {
-            b->over = true;
+            b->nomem = true;
             return;
         }
         b->p = p;
@@ -106,8 +107,9 @@ celer_status celer_cache_pack(const celer_tensor *t, int n, size_t max, void **o
             put_bytes(&b, t[i].data, bytes);
         }
     }
-    if (b.over) {
+    if (b.over || b.nomem) {
         free(b.p);
+        if (b.nomem) return celer_errorf(CELER_ERR_NOMEM, "cache: out of memory packing a result (%zu bytes so far)", b.len);
         return celer_errorf(CELER_ERR_LIMIT, "result larger than the cache takes (%zu bytes)", max);
     }
     *out = b.p;
@@ -207,7 +209,7 @@ struct celer_cache {
 static size_t cost(size_t len) { return sizeof(entry) + len; }
 
 celer_status celer_cache_init(size_t max_bytes, celer_cache **out) {
-    celer_cache *c = calloc(1, sizeof *c);
+    celer_cache *c = celer_calloc(1, sizeof *c);
     if (!c) return celer_errorf(CELER_ERR_NOMEM, "cache: out of memory");
     for (int i = 0; i < SHARDS; i++) {
         pthread_mutex_init(&c->shards[i].mu, NULL);
@@ -308,7 +310,7 @@ bool celer_cache_get_ex(celer_cache *c, celer_cache_key key, int64_t now_ns, cel
 static void grow(shard *s) {
     if (s->n_entries < s->n_buckets) return;
     size_t n = s->n_buckets ? s->n_buckets * 2 : 64;
-    entry **b = calloc(n, sizeof *b);
+    entry **b = celer_calloc(n, sizeof *b);
     if (!b) return; /* longer chains, still correct */
     for (size_t i = 0; i < s->n_buckets; i++)
         for (entry *e = s->buckets[i], *next; e; e = next) {
@@ -325,7 +327,7 @@ static void grow(shard *s) {
 void celer_cache_put(celer_cache *c, celer_cache_key key, const void *value, size_t len, int64_t expires_ns) {
     shard *s = shard_of(c, key);
     if (cost(len) > s->max_bytes) return;
-    entry *fresh = malloc(sizeof *fresh + len);
+    entry *fresh = celer_malloc(sizeof *fresh + len);
     if (!fresh) return;
     fresh->key = key;
     fresh->expires_ns = expires_ns;
@@ -371,7 +373,7 @@ bool celer_cache_join(celer_cache *c, celer_cache_key key, celer_cache_waiter *w
         atomic_fetch_add(&c->coalesced, 1);
         return false;
     }
-    f = calloc(1, sizeof *f);
+    f = celer_calloc(1, sizeof *f);
     if (f) { /* without memory the request just computes on its own */
         f->key = key;
         f->next = s->inflight;

@@ -164,27 +164,29 @@ static inline __attribute__((always_inline)) size_t scan_number(const char *p, c
 }
 
 /* Slow paths: strtod/strtof on a NUL-terminated copy of the token (JSON numbers are a subset of
- * what strtod reads in the C locale; NaN/Infinity never get here). */
-static double slow_double(const char *p, size_t len) {
+ * what strtod reads in the C locale; NaN/Infinity never get here). A token of 128 bytes or more
+ * is copied to the heap: false when that fails (the caller answers CELER_ERR_NOMEM rather than
+ * storing a made-up value). */
+static __attribute__((noinline, cold)) bool slow_double(const char *p, size_t len, double *out) {
     char small[128];
-    char *buf = len < sizeof small ? small : malloc(len + 1);
-    if (!buf) return NAN;
+    char *buf = len < sizeof small ? small : celer_malloc(len + 1);
+    if (!buf) return false;
     memcpy(buf, p, len);
     buf[len] = 0;
-    double d = strtod(buf, NULL);
+    *out = strtod(buf, NULL);
     if (buf != small) free(buf);
-    return d;
+    return true;
 }
 
-static float slow_float(const char *p, size_t len) {
+static __attribute__((noinline, cold)) bool slow_float(const char *p, size_t len, float *out) {
     char small[128];
-    char *buf = len < sizeof small ? small : malloc(len + 1);
-    if (!buf) return NAN;
+    char *buf = len < sizeof small ? small : celer_malloc(len + 1);
+    if (!buf) return false;
     memcpy(buf, p, len);
     buf[len] = 0;
-    float f = strtof(buf, NULL);
+    *out = strtof(buf, NULL);
     if (buf != small) free(buf);
-    return f;
+    return true;
 }
 
 static inline double tok_special(const numtok *t) {
@@ -193,16 +195,24 @@ static inline double tok_special(const numtok *t) {
 }
 
 /* Exact (strtod-equal) conversion. Fast path (Clinger): a mantissa <= 2^53 and a power of ten
- * <= 10^22 are both exact doubles, so one IEEE multiply/divide rounds correctly. */
-static inline double tok_to_double(const numtok *t, const char *p, size_t len) {
-    if (t->kind != NUM_FINITE) return tok_special(t);
-    if (t->mant == 0) return t->neg ? -0.0 : 0.0;
+ * <= 10^22 are both exact doubles, so one IEEE multiply/divide rounds correctly. False only when
+ * the slow path runs out of memory. */
+static inline bool tok_to_double(const numtok *t, const char *p, size_t len, double *out) {
+    if (t->kind != NUM_FINITE) {
+        *out = tok_special(t);
+        return true;
+    }
+    if (t->mant == 0) {
+        *out = t->neg ? -0.0 : 0.0;
+        return true;
+    }
     if (!t->truncated && t->mant <= (1ull << 53) && t->exp10 >= -22 && t->exp10 <= 22) {
         double d = (double)t->mant;
         d = t->exp10 < 0 ? d / P10[-t->exp10] : d * P10[t->exp10];
-        return t->neg ? -d : d;
+        *out = t->neg ? -d : d;
+        return true;
     }
-    return slow_double(p, len);
+    return slow_double(p, len, out);
 }
 
 /* Exact (strtof-equal) conversion. The value is computed in double and then rounded to float;
@@ -239,24 +249,21 @@ static inline bool tok_to_float_fast(const numtok *t, float *out) {
     return true;
 }
 
-static inline float tok_to_float(const numtok *t, const char *p, size_t len) {
-    float f;
-    if (tok_to_float_fast(t, &f)) return f;
-    return slow_float(p, len);
+static inline bool tok_to_float(const numtok *t, const char *p, size_t len, float *out) {
+    if (tok_to_float_fast(t, out)) return true;
+    return slow_float(p, len, out);
 }
 
 size_t celer_json_parse_double(const char *p, const char *end, double *out) {
     numtok t;
     size_t n = scan_number(p, end, &t);
-    if (n) *out = tok_to_double(&t, p, n);
-    return n;
+    return n && tok_to_double(&t, p, n, out) ? n : 0;
 }
 
 size_t celer_json_parse_float(const char *p, const char *end, float *out) {
     numtok t;
     size_t n = scan_number(p, end, &t);
-    if (n) *out = tok_to_float(&t, p, n);
-    return n;
+    return n && tok_to_float(&t, p, n, out) ? n : 0;
 }
 
 enum { INT_OK, INT_NOT_INTEGER, INT_RANGE };
@@ -371,10 +378,10 @@ static celer_status count_node(parser *ps) {
 static celer_status push_item(parser *ps, const celer_json *v, const char *key) {
     if (ps->n_items == ps->cap_items) {
         size_t cap = ps->cap_items ? ps->cap_items * 2 : 64;
-        celer_json *items = realloc(ps->items, cap * sizeof *items);
+        celer_json *items = celer_realloc(ps->items, cap * sizeof *items);
         if (!items) return ps->status = celer_errorf(CELER_ERR_NOMEM, "JSON: out of memory");
         ps->items = items;
-        const char **keys = realloc(ps->keys, cap * sizeof *keys);
+        const char **keys = celer_realloc(ps->keys, cap * sizeof *keys);
         if (!keys) return ps->status = celer_errorf(CELER_ERR_NOMEM, "JSON: out of memory");
         ps->keys = keys;
         ps->cap_items = cap;
@@ -678,7 +685,9 @@ static celer_status parse_value(parser *ps, celer_json *v) {
         size_t n = scan_number(ps->p, ps->end, &t);
         if (!n) return perr(ps, ps->p, "expected a value");
         v->type = CELER_JSON_NUMBER;
-        v->number = tok_to_double(&t, ps->p, n);
+        if (!tok_to_double(&t, ps->p, n, &v->number))
+            return ps->status = celer_errorf(CELER_ERR_NOMEM, "JSON: out of memory reading a %zu-byte number at byte %zu", n,
+                                             (size_t)(ps->p - ps->text));
         ps->p += n;
         break;
     }
@@ -794,14 +803,26 @@ static inline __attribute__((always_inline)) celer_status store_number(dec *c, c
         return celer_errorf(CELER_ERR_PARSE, "%s: element %zu: invalid number '%.*s'", c->what, c->idx, (int)l, p);
     }
     *next = p + n;
+    float f;
     switch (c->dtype) {
-    case CELER_FLOAT: ((float *)c->out)[c->idx] = tok_to_float(&t, p, n); return CELER_OK;
-    case CELER_DOUBLE: ((double *)c->out)[c->idx] = tok_to_double(&t, p, n); return CELER_OK;
-    case CELER_FLOAT16: ((uint16_t *)c->out)[c->idx] = celer_float_to_half(tok_to_float(&t, p, n)); return CELER_OK;
-    case CELER_BFLOAT16: ((uint16_t *)c->out)[c->idx] = celer_float_to_bf16(tok_to_float(&t, p, n)); return CELER_OK;
+    case CELER_FLOAT:
+        if (!tok_to_float(&t, p, n, &((float *)c->out)[c->idx])) break;
+        return CELER_OK;
+    case CELER_DOUBLE:
+        if (!tok_to_double(&t, p, n, &((double *)c->out)[c->idx])) break;
+        return CELER_OK;
+    case CELER_FLOAT16:
+        if (!tok_to_float(&t, p, n, &f)) break;
+        ((uint16_t *)c->out)[c->idx] = celer_float_to_half(f);
+        return CELER_OK;
+    case CELER_BFLOAT16:
+        if (!tok_to_float(&t, p, n, &f)) break;
+        ((uint16_t *)c->out)[c->idx] = celer_float_to_bf16(f);
+        return CELER_OK;
     case CELER_STRING: return elem_error(c, p, n, "is a number; BYTES data must be strings");
     default: return store_int(c, &t, p, n);
     }
+    return celer_errorf(CELER_ERR_NOMEM, "%s: element %zu: out of memory reading a %zu-byte number", c->what, c->idx, n);
 }
 
 static celer_status nest_error(dec *c, int level, size_t got) {
@@ -986,7 +1007,7 @@ static char *jb_reserve(celer_jbuf *b, size_t n) {
     if (need + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < need + 1) cap = cap > SIZE_MAX / 2 ? need + 1 : cap * 2;
-        char *d = realloc(b->data, cap);
+        char *d = celer_realloc(b->data, cap);
         if (!d) {
             b->status = celer_errorf(CELER_ERR_NOMEM, "out of memory growing a %zu-byte response", b->len);
             return NULL;
