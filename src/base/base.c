@@ -43,12 +43,14 @@ int celer_status_retryable(celer_status status) { return status_info(status)->re
 
 #define ERROR_CAP 1024
 static _Thread_local char error_text[ERROR_CAP];
+static _Thread_local celer_status error_code;
 
 celer_status celer_errorf(celer_status status, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(error_text, sizeof error_text, fmt, ap);
     va_end(ap);
+    error_code = status;
     return status;
 }
 
@@ -69,10 +71,12 @@ celer_status celer_error_wrap(celer_status status, const char *fmt, ...) {
     size_t m = CELER_MIN(strlen(tail), sizeof error_text - 1 - n);
     memcpy(error_text + n, tail, m);
     error_text[n + m] = 0;
+    error_code = status;
     return status;
 }
 
 const char *celer_error_message(void) { return error_text; }
+celer_status celer_error_status(void) { return error_code; }
 
 /* ---- arena ---- */
 struct celer_arena_block {

@@ -50,6 +50,9 @@ celer_status celer_error_wrap(celer_status status, const char *fmt, ...)
 /* The calling thread's last message; points into thread-local storage valid until the next
  * celer_errorf/celer_error_wrap on this thread. Empty string when none was set. */
 const char *celer_error_message(void);
+/* The code the calling thread's last celer_errorf recorded: what a NULL from an allocator meant
+ * (CELER_ERR_LIMIT for an arena's cap, CELER_ERR_NOMEM for a failed malloc). */
+celer_status celer_error_status(void);
 
 /* ---- arena ----
  * A growing region of blocks for things that live and die together (a model's graph, a request).

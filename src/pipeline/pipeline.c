@@ -993,7 +993,7 @@ celer_status pl_out_image(pl_exec *x, const pl_step *s, int i, celer_dtype dtype
     if (!out_bytes(dtype, shape, &bytes)) return CELER_ERR_LIMIT;
     if (!bytes) { /* nothing to count: the arena will do */
         *out = pl_out(x, s, i, dtype, shape);
-        return *out ? CELER_OK : celer_error_wrap(CELER_ERR_LIMIT, "'%s': ", what);
+        return *out ? CELER_OK : celer_error_wrap(celer_error_status(), "'%s'", what);
     }
     CELER_TRY(pl_image_take(bytes, what));
     image_buf *b = celer_arena_alloc(x->arena, sizeof *b);
@@ -1001,7 +1001,7 @@ celer_status pl_out_image(pl_exec *x, const pl_step *s, int i, celer_dtype dtype
     if (!data) {
         pl_image_give(bytes);
         return b ? celer_errorf(CELER_ERR_NOMEM, "'%s': out of memory allocating %.1f MiB", what, mib(bytes))
-                 : celer_error_wrap(CELER_ERR_LIMIT, "'%s': ", what);
+                 : celer_error_wrap(celer_error_status(), "'%s'", what);
     }
     *b = (image_buf){x->images, data, bytes};
     x->images = b;
@@ -1064,7 +1064,7 @@ celer_status celer_pipeline_run_init(const celer_pipeline *p, celer_arena *arena
     pl_value *slots = celer_arena_alloc(arena, sizeof *slots * (size_t)(p->n_slots + 1));
     int64_t *ns = celer_arena_alloc(arena, sizeof *ns * (size_t)(p->n_steps + 1));
     celer_tensor *ci = celer_arena_alloc(arena, sizeof *ci * PL_MAX_IO);
-    if (!r || !slots || !ns || !ci) return celer_error_wrap(CELER_ERR_NOMEM, "pipeline: ");
+    if (!r || !slots || !ns || !ci) return celer_error_wrap(celer_error_status(), "pipeline");
     r->p = p;
     r->x.arena = arena;
     r->x.slots = slots;
@@ -1130,7 +1130,7 @@ static celer_status start(celer_pipeline_run *r) {
         size_t row = esize * (size_t)CELER_MAX(celer_shape_numel(&d->shape), 0), total;
         if (celer_mul_size(row, (size_t)rows, &total)) return celer_errorf(CELER_ERR_LIMIT, "too many rows");
         char *data = celer_arena_alloc_uninit(r->x.arena, total ? total : 1);
-        if (!data) return celer_error_wrap(CELER_ERR_LIMIT, "input '%s' default: ", io->name);
+        if (!data) return celer_error_wrap(celer_error_status(), "input '%s' default", io->name);
         for (int64_t k = 0; k < rows; k++) memcpy(data + (size_t)k * row, d->data, row);
         v->t.dtype = d->dtype;
         v->t.shape.rank = d->shape.rank + 1;
@@ -1320,7 +1320,7 @@ celer_status celer_pipeline_run_steps(celer_pipeline_run *r, const celer_pipelin
     r->done = true;
     if (r->x.images) free_images(r, false); /* all but the outputs' */
     r->outputs = celer_arena_alloc(r->x.arena, sizeof *r->outputs * (size_t)p->n_outputs);
-    if (!r->outputs) return celer_error_wrap(CELER_ERR_NOMEM, "pipeline outputs: ");
+    if (!r->outputs) return celer_error_wrap(celer_error_status(), "pipeline outputs");
     for (int i = 0; i < p->n_outputs; i++) r->outputs[i] = r->x.slots[p->output_slots[i]].t;
     return CELER_OK;
 }
@@ -1340,13 +1340,13 @@ celer_status celer_pipeline_resume(celer_pipeline_run *r, const char *const *nam
                                 m->out_names[o]);
         const celer_tensor *t = &outputs[found];
         celer_tensor *dst = pl_out(&r->x, &in->step, o, t->dtype, &t->shape);
-        if (!dst) return celer_error_wrap(CELER_ERR_LIMIT, "%s: ", in->step.label);
+        if (!dst) return celer_error_wrap(celer_error_status(), "%s", in->step.label);
         int64_t n = celer_shape_numel(&t->shape);
         if (t->dtype == CELER_STRING) {
             for (int64_t i = 0; i < n; i++) {
                 const char *s = ((const char *const *)t->data)[i];
                 ((char **)dst->data)[i] = celer_arena_strndup(r->x.arena, s ? s : "", s ? strlen(s) : 0);
-                if (!((char **)dst->data)[i]) return celer_error_wrap(CELER_ERR_LIMIT, "%s: ", in->step.label);
+                if (!((char **)dst->data)[i]) return celer_error_wrap(celer_error_status(), "%s", in->step.label);
             }
         } else if (n > 0) {
             memcpy(dst->data, t->data, (size_t)n * celer_dtype_size(t->dtype));

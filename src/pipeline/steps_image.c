@@ -179,7 +179,7 @@ static celer_status image_bytes(pl_exec *x, const decode_params *dp, int64_t i, 
         return CELER_OK;
     }
     uint8_t *buf = pl_scratch(x, n / 4 * 3 + 3);
-    if (!buf) return celer_error_wrap(CELER_ERR_LIMIT, "'%s' element %lld: ", dp->name, (long long)i);
+    if (!buf) return celer_error_wrap(celer_error_status(), "'%s' element %lld", dp->name, (long long)i);
     const char *why = NULL;
     size_t len = 0;
     if (!b64_decode(p, n, buf, &len, &why)) {
@@ -371,7 +371,7 @@ static celer_status decode_run(const pl_step *s, pl_exec *x) {
                             celer_shape_str(&t->shape, b, sizeof b));
     int64_t n = t->shape.dims[0];
     img_src *srcs = pl_scratch(x, sizeof *srcs * (size_t)(n ? n : 1));
-    if (!srcs) return celer_error_wrap(CELER_ERR_LIMIT, "'%s': ", dp->name);
+    if (!srcs) return celer_error_wrap(celer_error_status(), "'%s'", dp->name);
     memset(srcs, 0, sizeof *srcs * (size_t)n);
     /* headers first: sizes are checked before pixel memory is taken */
     int64_t total = 0;
@@ -510,14 +510,14 @@ static celer_status resize_run(const pl_step *s, pl_exec *x) {
     CELER_TRY(check_out_size(rp->name, n, oh, ow));
     celer_shape shape = {4, {n, oh, ow, ch}};
     celer_tensor *out = pl_out(x, s, 0, in->dtype, &shape);
-    if (!out) return celer_error_wrap(CELER_ERR_LIMIT, "'%s': ", rp->name);
+    if (!out) return celer_error_wrap(celer_error_status(), "'%s'", rp->name);
     size_t esize = celer_dtype_size(in->dtype);
     if (oh == h && ow == w) {
         memcpy(out->data, in->data, (size_t)(n * h * w * ch) * esize);
         return CELER_OK;
     }
     tap *ty = pl_scratch(x, sizeof *ty * (size_t)(oh + ow));
-    if (!ty) return celer_error_wrap(CELER_ERR_LIMIT, "'%s': ", rp->name);
+    if (!ty) return celer_error_wrap(celer_error_status(), "'%s'", rp->name);
     tap *tx = ty + oh;
     make_taps(h, oh, ty);
     make_taps(w, ow, tx);
@@ -586,7 +586,7 @@ static celer_status crop_run(const pl_step *s, pl_exec *x) {
                             cp->name, (long long)oh, (long long)ow, (long long)h, (long long)w);
     celer_shape shape = {4, {n, oh, ow, ch}};
     celer_tensor *out = pl_out(x, s, 0, in->dtype, &shape);
-    if (!out) return celer_error_wrap(CELER_ERR_LIMIT, "'%s': ", cp->name);
+    if (!out) return celer_error_wrap(celer_error_status(), "'%s'", cp->name);
     size_t es = celer_dtype_size(in->dtype), row = (size_t)(ow * ch) * es;
     int64_t top = crop_offset(h - oh), left = crop_offset(w - ow);
     const char *p = in->data;
@@ -620,7 +620,7 @@ static celer_status chw_run(const pl_step *s, pl_exec *x) {
     int64_t n = in->shape.dims[0], h = in->shape.dims[1], w = in->shape.dims[2], ch = in->shape.dims[3];
     celer_shape shape = {4, {n, ch, h, w}};
     celer_tensor *out = pl_out(x, s, 0, CELER_FLOAT, &shape);
-    if (!out) return celer_error_wrap(CELER_ERR_LIMIT, "'%s': ", cp->name);
+    if (!out) return celer_error_wrap(celer_error_status(), "'%s'", cp->name);
     int64_t hw = h * w;
     float *q = out->data;
     for (int64_t b = 0; b < n; b++)

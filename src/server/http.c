@@ -152,15 +152,14 @@ static void reply_status(http_req *q, celer_status st, const char *message) {
 }
 
 static enum MHD_Result send_reply(http_req *q) {
-    if (q->resp.status) { /* the encoder hit its cap or ran out of memory */
+    if (q->resp.status) { /* the encoder hit its cap (the server's answer is too large: its fault) or malloc failed */
         char msg[256];
         snprintf(msg, sizeof msg, "response too large or out of memory: %s", celer_status_name(q->resp.status));
+        celer_status st = q->resp.status == CELER_ERR_LIMIT ? CELER_ERR_INTERNAL : q->resp.status;
         celer_jbuf_free(&q->resp);
         celer_jbuf_init(&q->resp, 0);
-        celer_kserve_encode_error(msg, &q->resp);
-        q->status = 500;
+        reply_status(q, st, msg);
         q->json_len = 0;
-        q->content_type = "application/json";
     }
     size_t len = q->resp.len;
     char *data = q->resp.data;
@@ -484,7 +483,7 @@ static void pipeline_task(celer_job *job, celer_status st, const char *message, 
     if (!q->call_inputs) {
         snprintf(msg, sizeof msg, "%s", celer_error_message());
         celer_registry_release(mv);
-        pipeline_fail(q, CELER_ERR_LIMIT, msg);
+        pipeline_fail(q, celer_error_status(), msg);
         return;
     }
     q->call_version = mv;
@@ -517,7 +516,7 @@ static bool pipeline_decode(http_req *q, size_t json_len) {
         char **el = celer_arena_alloc(&q->arena, sizeof *el);
         size_t *len = celer_arena_alloc(&q->arena, sizeof *len);
         if (!q->kreq.inputs || !el || !len || !(el[0] = celer_arena_strndup(&q->arena, q->body ? q->body : "", q->body_len))) {
-            reply_status(q, CELER_ERR_LIMIT, celer_error_message());
+            reply_status(q, celer_error_status(), celer_error_message());
             return false;
         }
         *len = q->body_len;
@@ -529,7 +528,7 @@ static bool pipeline_decode(http_req *q, size_t json_len) {
         bool object = false;
         if (json_len == SIZE_MAX) {
             st = celer_json_parse(q->body ? q->body : "", q->body_len, &q->arena, &root);
-            if (st) celer_error_wrap(st, "request body: ");
+            if (st) celer_error_wrap(st, "request body");
             object = !st && (root->type == CELER_JSON_ARRAY ||
                              (root->type == CELER_JSON_OBJECT && !celer_json_get(root, "inputs")));
         }

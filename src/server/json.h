@@ -85,7 +85,8 @@ int celer_json_format_float(float f, char *buf);
 int celer_json_format_double(double d, char *buf);
 
 /* Exact parsing of a JSON number in [p, end) as float / double; returns the number of bytes
- * consumed, 0 when the text is not a JSON number. */
+ * consumed, 0 when the text is not a JSON number or (128 characters or more) its copy could not
+ * be allocated: celer_error_status() then says CELER_ERR_NOMEM. */
 size_t celer_json_parse_float(const char *p, const char *end, float *out);
 size_t celer_json_parse_double(const char *p, const char *end, double *out);
 

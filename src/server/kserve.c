@@ -144,7 +144,7 @@ static celer_status decode_json_data(const celer_json *data, celer_dtype dtype, 
     size_t esize = dtype == CELER_STRING ? sizeof(char *) : celer_dtype_size(dtype), bytes;
     if (celer_mul_size((size_t)numel, esize, &bytes)) return celer_errorf(CELER_ERR_LIMIT, "%s: tensor too large", what);
     void *buf = celer_arena_alloc_uninit(arena, bytes ? bytes : 1); /* the decoder writes every element */
-    if (!buf) return celer_error_wrap(CELER_ERR_NOMEM, "%s: ", what);
+    if (!buf) return celer_error_wrap(celer_error_status(), "%s", what);
     CELER_TRY(celer_json_decode_tensor(data, dtype, shape, buf, arena, what));
     *out = buf;
     return CELER_OK;
@@ -294,14 +294,17 @@ static celer_status parse_parameters(const celer_json *params, celer_arena *aren
             return celer_errorf(CELER_ERR_INVALID, "parameters.binary_data_output must be true or false");
         out->binary_data_output = bdo->boolean;
     }
-    out->param_keys = arena ? celer_arena_alloc(arena, sizeof(char *) * (size_t)(params->n + 1) * 2) : NULL;
-    if (out->param_keys) {
+    if (arena) { /* a parameter lost to a failed allocation would change the answer: fail instead */
+        out->param_keys = celer_arena_alloc(arena, sizeof(char *) * (size_t)(params->n + 1) * 2);
+        if (!out->param_keys) return celer_error_wrap(celer_error_status(), "request parameters");
         out->param_values = out->param_keys + params->n + 1;
         for (int i = 0; i < params->n; i++) {
             const celer_json *v = &params->items[i];
             const char *text = v->type == CELER_JSON_STRING ? v->string
                                : v->type == CELER_JSON_BOOL ? (v->boolean ? "true" : "false")
-                               : v->type == CELER_JSON_NUMBER ? celer_arena_strndup(arena, v->raw, v->raw_len) : NULL;
+                               : NULL;
+            if (v->type == CELER_JSON_NUMBER && !(text = celer_arena_strndup(arena, v->raw, v->raw_len)))
+                return celer_error_wrap(celer_error_status(), "request parameter '%s'", params->keys[i]);
             if (!text) continue;
             out->param_keys[out->n_params] = params->keys[i];
             out->param_values[out->n_params++] = text;
@@ -328,7 +331,7 @@ celer_status celer_kserve_decode_infer(const char *body, size_t len, size_t json
         return celer_errorf(CELER_ERR_PARSE, "Inference-Header-Content-Length is %zu but the body has only %zu bytes", jl, len);
     celer_json *root;
     celer_status st = celer_json_parse(body, jl, arena, &root);
-    if (st) return celer_error_wrap(st, "request body: ");
+    if (st) return celer_error_wrap(st, "request body");
     if (root->type != CELER_JSON_OBJECT) return celer_errorf(CELER_ERR_INVALID, "request body must be a JSON object");
 
     const celer_json *id = celer_json_get(root, "id");
@@ -448,7 +451,7 @@ static void write_shape(celer_jbuf *b, const celer_shape *s) {
 static celer_status binary_size(const celer_tensor *t, const char *name, size_t *out) {
     if (t->dtype != CELER_STRING) {
         celer_status st = celer_tensor_bytes(t, out);
-        return st ? celer_error_wrap(st, "output '%s': ", name) : CELER_OK;
+        return st ? celer_error_wrap(st, "output '%s'", name) : CELER_OK;
     }
     int64_t n = celer_shape_numel(&t->shape);
     if (n < 0) return celer_errorf(CELER_ERR_SHAPE, "output '%s': unknown shape", name);
@@ -605,7 +608,7 @@ celer_status celer_kserve_decode_predict(const char *body, size_t len, const cel
     memset(out, 0, sizeof *out);
     celer_json *root;
     celer_status st = celer_json_parse(body, len, arena, &root);
-    if (st) return celer_error_wrap(st, "request body: ");
+    if (st) return celer_error_wrap(st, "request body");
     const celer_json *inst = celer_json_get(root, "instances");
     if (!inst) return celer_errorf(CELER_ERR_INVALID, "request body must be a JSON object with an 'instances' array");
     if (inst->type != CELER_JSON_ARRAY && inst->type != CELER_JSON_NUMERIC_ARRAY)
