@@ -705,7 +705,8 @@ static void scan_and_load(celer_registry *r, bool wait_stable) {
             if (m && m->tried_fp == fp) continue; /* nothing changed since the last attempt */
             if (wait_stable && !stable_since_last_scan(r, models[i].name, fp)) continue;
             celer_status st = load_model(r, &models[i]);
-            if ((m = find_model(r, models[i].name))) m->tried_fp = fp;
+            /* a failure that may pass (memory ran short) is tried again at the next scan */
+            if ((m = find_model(r, models[i].name))) m->tried_fp = celer_status_retryable(st) ? 0 : fp;
             if (st) fprintf(stderr, "celer: %s\n", celer_error_message());
         }
         /* models whose folder disappeared */
