@@ -5,7 +5,8 @@ binary tensor extension) to a server whose queue holds 8. Prints per server: ans
 idle before it and 3 s after it.
 
 usage: bench/overload_bench.py MODEL.onnx NAME=CELER_BIN [NAME=CELER_BIN ...]
-       (CONNS=2000 by default; EXPECT=1 sends Expect: 100-continue; run `python3 scripts/export_models.py` or the real-model test first
+       (CONNS=2000 by default; EXPECT=1 sends Expect: 100-continue; FLOOR=1 posts to an unknown
+       model instead, and the 503 columns read its 404s; run `python3 scripts/export_models.py` or the real-model test first
        for build/real-models/resnet50/model.onnx)"""
 import asyncio
 import json
@@ -20,6 +21,9 @@ import time
 
 CONNS = int(os.environ.get("CONNS", "2000"))
 EXPECT = os.environ.get("EXPECT", "0") == "1"  # send Expect: 100-continue, as curl does for large bodies
+# FLOOR=1: the burst goes to a model that does not exist (404 from the headers, nothing computed):
+# what this client and the accept path take alone, for reading the 503 latency
+TARGET = b"nope" if os.environ.get("FLOOR", "0") == "1" else b"resnet50"
 TENSOR = 3 * 224 * 224 * 4
 
 
@@ -37,12 +41,12 @@ def rss_kib(pid):
     return 0
 
 
-def request_bytes():
+def request_bytes(target=b"resnet50"):
     """(headers, body) of one request."""
     head = json.dumps({"inputs": [{"name": "input", "shape": [1, 3, 224, 224], "datatype": "FP32",
                                    "parameters": {"binary_data_size": TENSOR}}]}).encode()
     body = head + bytes(TENSOR)
-    return (b"POST /v2/models/resnet50/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    return (b"POST /v2/models/" + target + b"/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
             b"Content-Type: application/octet-stream\r\n" + (b"Expect: 100-continue\r\n" if EXPECT else b"") +
             b"Inference-Header-Content-Length: %d\r\nContent-Length: %d\r\n\r\n" % (len(head), len(body))), body
 
@@ -109,7 +113,7 @@ def run(name, celer, model):
 
         th = threading.Thread(target=sample)
         th.start()
-        out = asyncio.run(burst(port, request_bytes()))
+        out = asyncio.run(burst(port, request_bytes(TARGET)))
         time.sleep(3)
         stop.set()
         th.join()
@@ -121,7 +125,7 @@ def run(name, celer, model):
     counts = {}
     for st, _ in out:
         counts[st] = counts.get(st, 0) + 1
-    lat = sorted(t for st, t in out if st == 503)
+    lat = sorted(t for st, t in out if st in (503, 404))
     pct = (lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1e3) if lat else (lambda p: float("nan"))
     print(f"| {name} | {CONNS} | {counts} | {pct(0.5):.0f} | {pct(0.99):.0f} | {idle / 1024:.0f} | "
           f"{peak[0] / 1024:.0f} | {after / 1024:.0f} |", flush=True)

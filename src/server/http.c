@@ -86,6 +86,7 @@ typedef struct http_req {
     char *body;
     size_t body_len, body_cap;
     size_t body_reserved; /* counted in srv->body_bytes */
+    bool admitted;        /* holds a place in its version's queue (celer_sched_queue_admit) */
     _Atomic req_state state;
     /* response */
     int status;
@@ -243,6 +244,13 @@ static void keep_response(http_req *q) {
     memcpy(v + 9, q->resp.data, q->resp.len);
     celer_cache_put(q->srv->cache, q->raw_key, v, len, q->raw_expires_ns);
     free(v);
+}
+
+/* Gives back q's place in its queue, taken from its headers. */
+static void unadmit(http_req *q) {
+    if (!q->admitted) return;
+    q->admitted = false;
+    celer_sched_queue_unadmit(q->version->queue);
 }
 
 /* Answers q from a kept response; false when there is none. */
@@ -701,6 +709,7 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
         q->before_batch = true;
         atomic_fetch_add(&q->version->before_batch, 1);
     }
+    unadmit(q); /* the job takes its place in the queue now */
     st = celer_sched_submit(q->version->queue, &q->job);
     if (st) {
         /* full queue or a version being unloaded: overloaded; a batch-shape problem: the request */
@@ -1098,7 +1107,7 @@ static bool admit(http_req *q, struct MHD_Connection *conn, const char *url) {
             reply_status(q, code, msg);
             return false;
         }
-        if (celer_sched_queue_full(q->version->queue)) {
+        if (!(q->admitted = celer_sched_queue_admit(q->version->queue))) {
             snprintf(msg, sizeof msg, "queue of model '%s' is full", model);
             reply_status(q, CELER_ERR_UNAVAILABLE, msg);
             count_outcome(q, false);
@@ -1264,6 +1273,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     int cls_i = q->status / 100;
     if (cls_i >= 1 && cls_i <= 5) celer_metrics_add(srv->m_requests[cls_i], 1);
     if (q->version) {
+        unadmit(q);
         celer_pipeline_run_end(q->run); /* images a failed or cancelled run still holds, and their budget */
         celer_arena_free(&q->arena);
         celer_registry_release(q->version);

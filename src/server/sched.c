@@ -78,6 +78,7 @@ struct celer_sched_queue {
     celer_context **ctx; /* [n_workers], see above */
     celer_job *head, *tail;
     atomic_int depth;    /* jobs queued; written under s->mu, read lock-free for the gauge */
+    atomic_int admitted; /* requests admitted from their headers, body still on its way */
     int running;         /* batches taken and not yet completed */
     bool removing;
     bool single_only;    /* outputs cannot be split by rows */
@@ -799,9 +800,16 @@ int celer_sched_queue_depth(const celer_sched_queue *q) {
     return atomic_load_explicit(&q->depth, memory_order_relaxed);
 }
 
-bool celer_sched_queue_full(const celer_sched_queue *q) {
-    return atomic_load_explicit(&q->depth, memory_order_relaxed) >= q->max_queue_size;
+bool celer_sched_queue_admit(celer_sched_queue *q) {
+    int a = atomic_load_explicit(&q->admitted, memory_order_relaxed);
+    do {
+        if (a + atomic_load_explicit(&q->depth, memory_order_relaxed) >= q->max_queue_size) return false;
+    } while (!atomic_compare_exchange_weak_explicit(&q->admitted, &a, a + 1, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return true;
 }
+
+void celer_sched_queue_unadmit(celer_sched_queue *q) { atomic_fetch_sub_explicit(&q->admitted, 1, memory_order_relaxed); }
 
 void celer_sched_cancel(celer_sched *s, const char *reason) {
     celer_job *list = NULL, **tail = &list;

@@ -93,9 +93,13 @@ celer_status celer_sched_submit(celer_sched_queue *q, celer_job *job);
 
 /* Jobs waiting in q right now (for the queue-depth gauge). */
 int celer_sched_queue_depth(const celer_sched_queue *q);
-/* Whether a submit to q would be refused for a full queue right now (a hint, read without the
- * lock: the front end answers 503 from a request's headers instead of reading its body first). */
-bool celer_sched_queue_full(const celer_sched_queue *q);
+/* Admission from a request's headers, before its body is read: takes one of q's places (queued
+ * jobs and admitted requests together stay within max_queue_size) and returns true, or false when
+ * there is none, so an overloaded model answers 503 without receiving bodies it could not queue.
+ * Every admission is given back with celer_sched_queue_unadmit just before the request's submit
+ * (its job then holds the place), or when it ends without one. Lock-free. */
+bool celer_sched_queue_admit(celer_sched_queue *q);
+void celer_sched_queue_unadmit(celer_sched_queue *q);
 
 /* Shutdown past its grace period: every queued job is completed at once, on the calling thread,
  * with CELER_ERR_UNAVAILABLE and `reason` (copied by nobody: it must outlive the done calls), and
