@@ -26,6 +26,7 @@ missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
 $PY -c 'import uvloop, httptools' 2>/dev/null || missing+=(python3-uvloop python3-httptools)
+$PY -c 'import fastapi, uvicorn' 2>/dev/null || missing+=(python3-fastapi python3-uvicorn)
 install_missing "${missing[@]}"
 
 # ---- celer (Release) and the models
