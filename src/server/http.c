@@ -236,7 +236,7 @@ static celer_cache_key raw_request_key(const http_req *q, const char *header_len
 
 static void keep_response(http_req *q) {
     size_t len = 9 + q->resp.len;
-    char *v = malloc(len);
+    char *v = celer_malloc(len);
     if (!v) return;
     uint64_t jl = q->json_len;
     memcpy(v, &jl, 8);
@@ -275,9 +275,10 @@ static bool answer_kept(http_req *q) {
     return true;
 }
 
-/* Counts a request's outcome in its version's statistics and metrics: the one place that does. */
-static void count_outcome(http_req *q, bool ok) {
-    served_version *v = q->version;
+/* Counts an outcome of version v (a request, or a pipeline's call of it) in its statistics and
+ * metrics: the one place that does. start_ns: when the request began, for its duration; 0 for a
+ * call, whose duration is its pipeline's. */
+static void count_outcome(served_version *v, bool ok, int64_t start_ns) {
     if (!ok) {
         atomic_fetch_add(&v->n_failure, 1);
         celer_metrics_add(v->m_failure, 1);
@@ -286,7 +287,17 @@ static void count_outcome(http_req *q, bool ok) {
     atomic_fetch_add(&v->n_success, 1);
     atomic_fetch_add(&v->n_inferences, 1);
     celer_metrics_add(v->m_success, 1);
-    celer_metrics_observe(v->m_duration, (double)(now_ns() - q->start_ns) * 1e-9);
+    if (start_ns) celer_metrics_observe(v->m_duration, (double)(now_ns() - start_ns) * 1e-9);
+}
+
+/* Counts how a job of v ran: its wait in the queue, its compute, and its batch. */
+static void count_run(served_version *v, const celer_job *job) {
+    if (job->batch_first) atomic_fetch_add(&v->n_exec, 1);
+    atomic_fetch_add(&v->ns_queue, (unsigned long long)(job->start_ns - job->enqueue_ns));
+    atomic_fetch_add(&v->ns_compute, (unsigned long long)(job->end_ns - job->start_ns));
+    celer_metrics_observe(v->m_queue, (double)(job->start_ns - job->enqueue_ns) * 1e-9);
+    celer_metrics_observe(v->m_compute, (double)(job->end_ns - job->start_ns) * 1e-9);
+    if (job->batch_first) celer_metrics_observe(v->m_batch, job->batch_size);
 }
 
 /* Sets q's reply from a result (outputs, or the failure), as the request asked for it, and counts
@@ -296,7 +307,7 @@ static void answer(http_req *q, celer_status st, const char *message, const cele
     celer_jbuf_reset(&q->resp);
     if (st) {
         reply_status(q, st, message);
-        count_outcome(q, false);
+        count_outcome(q->version, false, 0);
         return;
     }
     celer_status es;
@@ -314,13 +325,13 @@ static void answer(http_req *q, celer_status st, const char *message, const cele
         char msg[1024];
         snprintf(msg, sizeof msg, "encoding the response: %s", celer_error_message());
         reply_status(q, es == CELER_ERR_LIMIT ? CELER_ERR_INTERNAL : es, msg);
-        count_outcome(q, false);
+        count_outcome(q->version, false, 0);
         return;
     }
     q->status = 200;
     q->content_type = q->json_len && q->json_len < q->resp.len ? "application/octet-stream" : "application/json";
     if (q->raw_keyed) keep_response(q);
-    count_outcome(q, true);
+    count_outcome(q->version, true, q->start_ns);
 }
 
 /* "celer:" and the key in hex: 38 characters (and a NUL). */
@@ -364,13 +375,8 @@ static void infer_done(celer_job *job, celer_status st, const char *message, con
     answer(q, st, message, outputs, n_outputs);
     if (q->cache_leader) lead_done(q, st, message, outputs, n_outputs);
     if (!st) {
-        if (job->batch_first) atomic_fetch_add(&v->n_exec, 1);
         atomic_fetch_add(&v->ns_total, (unsigned long long)(end - q->start_ns));
-        atomic_fetch_add(&v->ns_queue, (unsigned long long)(job->start_ns - job->enqueue_ns));
-        atomic_fetch_add(&v->ns_compute, (unsigned long long)(job->end_ns - job->start_ns));
-        celer_metrics_observe(v->m_queue, (double)(job->start_ns - job->enqueue_ns) * 1e-9);
-        celer_metrics_observe(v->m_compute, (double)(job->end_ns - job->start_ns) * 1e-9);
-        if (job->batch_first) celer_metrics_observe(v->m_batch, job->batch_size);
+        count_run(v, job);
         if (v->pipeline) {
             const int64_t *ns = celer_pipeline_run_step_ns(q->run);
             for (int i = 0; i < celer_pipeline_step_count(v->pipeline); i++)
@@ -421,21 +427,13 @@ static void pipeline_model_done(celer_job *job, celer_status st, const char *mes
     if (st) {
         char msg[1024];
         snprintf(msg, sizeof msg, "model '%s': %s", mv->owner->name, message && *message ? message : celer_error_message());
-        atomic_fetch_add(&mv->n_failure, 1);
-        celer_metrics_add(mv->m_failure, 1);
+        count_outcome(mv, false, 0);
         celer_registry_release(mv);
         pipeline_fail(q, st, msg);
         return;
     }
-    atomic_fetch_add(&mv->n_success, 1);
-    atomic_fetch_add(&mv->n_inferences, 1);
-    if (job->batch_first) atomic_fetch_add(&mv->n_exec, 1);
-    atomic_fetch_add(&mv->ns_queue, (unsigned long long)(job->start_ns - job->enqueue_ns));
-    atomic_fetch_add(&mv->ns_compute, (unsigned long long)(job->end_ns - job->start_ns));
-    celer_metrics_add(mv->m_success, 1);
-    celer_metrics_observe(mv->m_queue, (double)(job->start_ns - job->enqueue_ns) * 1e-9);
-    celer_metrics_observe(mv->m_compute, (double)(job->end_ns - job->start_ns) * 1e-9);
-    if (job->batch_first) celer_metrics_observe(mv->m_batch, job->batch_size);
+    count_outcome(mv, true, 0);
+    count_run(mv, job);
     celer_registry_release(mv);
     st = celer_sched_submit(q->version->queue, &q->job);
     if (st) pipeline_fail(q, st, celer_error_message());
@@ -564,7 +562,7 @@ static bool pipeline_decode(http_req *q, size_t json_len) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", celer_error_message());
         reply_status(q, st, msg);
-        count_outcome(q, false);
+        count_outcome(q->version, false, 0);
         return false;
     }
     return true;
@@ -609,7 +607,7 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
         unsigned long long v = strtoull(hl, &end, 10);
         if (*end || end == hl || v > q->body_len) {
             reply_status(q, CELER_ERR_INVALID, "Inference-Header-Content-Length is not a number within the body size");
-            count_outcome(q, false);
+            count_outcome(q->version, false, 0);
             return send_reply(q);
         }
         json_len = (size_t)v;
@@ -622,7 +620,7 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
         if (answer_kept(q)) {
             celer_metrics_observe(q->srv->m_cache_lookup, (double)(now_ns() - t0) * 1e-9);
             celer_metrics_add(q->srv->m_cache_hits, 1);
-            count_outcome(q, true);
+            count_outcome(q->version, true, q->start_ns);
             q->cache = CACHE_HIT;
             q->raw_keyed = false;
             return send_reply(q);
@@ -632,7 +630,7 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
     if (q->version->pipeline) {
         if (q->predict) {
             reply_status(q, CELER_ERR_INVALID, "pipelines take /v2/models/{name}/infer requests (business objects or KServe v2)");
-            count_outcome(q, false);
+            count_outcome(q->version, false, 0);
             return send_reply(q);
         }
         if (!pipeline_decode(q, json_len)) return send_reply(q);
@@ -646,12 +644,12 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
     if (st) {
         snprintf(msg, sizeof msg, "%s", celer_error_message());
         reply_status(q, st, msg);
-        count_outcome(q, false);
+        count_outcome(q->version, false, 0);
         return send_reply(q);
     }
     if (!q->version->pipeline && !order_inputs(q, msg, sizeof msg)) {
         reply_status(q, CELER_ERR_INVALID, msg);
-        count_outcome(q, false);
+        count_outcome(q->version, false, 0);
         return send_reply(q);
     }
     const celer_model_config *cfg = &q->version->owner->config;
@@ -716,7 +714,7 @@ static enum MHD_Result start_infer(http_req *q, const char *model, const char *v
         snprintf(msg, sizeof msg, "%s", celer_error_message());
         left_before_batch(q);
         reply_status(q, st, msg);
-        count_outcome(q, false);
+        count_outcome(q->version, false, 0);
         if (q->cache_leader) lead_done(q, st, msg, NULL, 0);
         resume(q);
     }
@@ -1110,14 +1108,14 @@ static bool admit(http_req *q, struct MHD_Connection *conn, const char *url) {
         if (!(q->admitted = celer_sched_queue_admit(q->version->queue))) {
             snprintf(msg, sizeof msg, "queue of model '%s' is full", model);
             reply_status(q, CELER_ERR_UNAVAILABLE, msg);
-            count_outcome(q, false);
+            count_outcome(q->version, false, 0);
             return false;
         }
     }
     if (declared) { /* one allocation, not grown chunk by chunk; up to 1 MiB before any byte came */
         if (!reserve_body(q, (size_t)declared + 1)) return false;
         size_t cap = (size_t)CELER_MIN(declared, 1ull << 20) + 1;
-        q->body = malloc(cap);
+        q->body = celer_malloc(cap);
         if (!q->body) {
             reply_status(q, CELER_ERR_NOMEM, "out of memory for the request body");
             return false;
@@ -1139,7 +1137,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     celer_http *srv = cls;
     http_req *q = *con_cls;
     if (!q) {
-        q = calloc(1, sizeof *q);
+        q = celer_calloc(1, sizeof *q);
         if (!q) return MHD_NO;
         q->srv = srv;
         q->conn = conn;
@@ -1190,8 +1188,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 drop_body(q);
                 return MHD_YES;
             }
-            char *b = realloc(q->body, cap);
-            if (!b) return MHD_NO;
+            char *b = celer_realloc(q->body, cap);
+            if (!b) {
+                reply_status(q, CELER_ERR_NOMEM, "out of memory for the request body");
+                drop_body(q);
+                return MHD_YES;
+            }
             q->body = b;
             q->body_cap = cap;
         }
@@ -1351,7 +1353,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     celer_http *srv = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        conn_ctx *c = ci ? calloc(1, sizeof *c) : NULL;
+        conn_ctx *c = ci ? celer_calloc(1, sizeof *c) : NULL;
         if (!c) return; /* untracked: only MHD's idle timeout applies to it */
         c->fd = ci->connect_fd;
         atomic_store(&c->deadline_ns, now_ns() + (int64_t)srv->opts->header_timeout_secs * 1000000000);
