@@ -47,6 +47,7 @@ struct celer_http {
     atomic_bool draining;      /* shutting down: answers close their connection */
     atomic_llong body_bytes;   /* request body bytes reserved across all connections */
     unsigned max_connections;  /* below the open-files limit */
+    MHD_socket listen_fd;      /* handed back by MHD at shutdown; else MHD_INVALID_SOCKET */
     /* the reaper: connections past their header or body deadline are shut down */
     pthread_mutex_t conns_lock;
     pthread_cond_t reaper_wake;
@@ -1440,6 +1441,7 @@ celer_status celer_http_start(const celer_server_options *opts, celer_registry *
         return celer_errorf(CELER_ERR_INVALID, "--http-address '%s' is not an IPv4 address", opts->http_address);
     }
     srv->max_connections = connection_limit(opts);
+    srv->listen_fd = MHD_INVALID_SOCKET;
     pthread_mutex_init(&srv->conns_lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -1473,10 +1475,11 @@ celer_status celer_http_start(const celer_server_options *opts, celer_registry *
 void celer_http_drain(celer_http *h) {
     if (!h || !h->daemon) return;
     atomic_store(&h->draining, true);
-    /* MHD stops polling the listener and hands it back: closing it refuses new connections at once
-     * instead of leaving them in the backlog unanswered */
-    MHD_socket fd = MHD_quiesce_daemon(h->daemon);
-    if (fd != MHD_INVALID_SOCKET) close(fd);
+    /* MHD stops polling the listener and hands it back. Shutting it down refuses new connections at
+     * once instead of leaving them in the backlog unanswered; it is closed only after the daemon
+     * stopped, as MHD's threads may still be taking it out of their epoll sets. */
+    h->listen_fd = MHD_quiesce_daemon(h->daemon);
+    if (h->listen_fd != MHD_INVALID_SOCKET) shutdown(h->listen_fd, SHUT_RDWR);
 }
 
 int celer_http_active(const celer_http *h) { return h ? atomic_load(&h->active) : 0; }
@@ -1485,6 +1488,7 @@ int celer_http_suspended(const celer_http *h) { return h ? atomic_load(&h->suspe
 void celer_http_stop(celer_http *h) {
     if (!h) return;
     if (h->daemon) MHD_stop_daemon(h->daemon);
+    if (h->listen_fd != MHD_INVALID_SOCKET) close(h->listen_fd);
     pthread_mutex_lock(&h->conns_lock);
     h->reaper_stop = true;
     pthread_cond_signal(&h->reaper_wake);
