@@ -820,6 +820,7 @@ void celer_sched_cancel(celer_sched *s, const char *reason) {
             *tail = q->head;
             tail = &q->tail->next;
             q->head = q->tail = NULL;
+            q->n_deadlines = 0;
             atomic_store_explicit(&q->depth, 0, memory_order_relaxed);
         }
         if (!q->running) pthread_cond_broadcast(&q->drained);
