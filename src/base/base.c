@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* The one table of status codes: text, HTTP status, gRPC code, and whether a client should retry.
  * Client errors are 4xx; overload and unavailability 503 with Retry-After. */
@@ -179,6 +181,34 @@ celer_status celer_path_inside(const char *root, const char *name, char *out, si
         return celer_errorf(CELER_ERR_INVALID, "'%s' resolves outside its folder (through a symlink or '..')", name);
     if (strlen(real) >= cap) return celer_errorf(CELER_ERR_IO, "'%s': the path is too long", name);
     memcpy(out, real, strlen(real) + 1);
+    return CELER_OK;
+}
+
+/* ---- files ---- */
+
+celer_status celer_read_exact(int fd, uint64_t offset, void *dst, size_t len, const char *what) {
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = pread(fd, (char *)dst + done, CELER_MIN(len - done, (size_t)1 << 30), (off_t)(offset + done));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return celer_errorf(CELER_ERR_IO, "cannot read '%s': %s", what, strerror(errno));
+        if (r == 0)
+            return celer_errorf(CELER_ERR_IO, "'%s' shrank while being read (%llu of %zu bytes at offset %llu)",
+                                what, (unsigned long long)done, len, (unsigned long long)offset);
+        done += (size_t)r;
+    }
+    return CELER_OK;
+}
+
+celer_status celer_read_pages(int fd, size_t len, const char *what, void **out) {
+    void *pages = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (pages == MAP_FAILED) return celer_errorf(CELER_ERR_NOMEM, "no memory for the %zu bytes of '%s'", len, what);
+    celer_status st = celer_read_exact(fd, 0, pages, len, what);
+    if (st) {
+        munmap(pages, len);
+        return st;
+    }
+    *out = pages;
     return CELER_OK;
 }
 

@@ -90,6 +90,16 @@ char *celer_arena_strndup(celer_arena *arena, const char *s, size_t len);
  * trusted not to race the server, its readers (clients) are not trusted. */
 celer_status celer_path_inside(const char *root, const char *name, char *out, size_t cap);
 
+/* ---- files read into memory of our own ----
+ * Model files are read, not mapped: a mapping dies of SIGBUS when `cp` truncates the file under a
+ * serving model, a copy changes nothing until a reload. */
+/* Reads len bytes at `offset` of fd into dst, however pread splits them. CELER_ERR_IO naming
+ * `what` on an error, or when the file ends early (it shrank since it was measured). */
+celer_status celer_read_exact(int fd, uint64_t offset, void *dst, size_t len, const char *what);
+/* Reads the first len (> 0) bytes of fd into fresh anonymous pages, writable, at *out; the caller
+ * owns them and releases them with munmap(*out, len). CELER_ERR_NOMEM when they cannot be had. */
+celer_status celer_read_pages(int fd, size_t len, const char *what, void **out);
+
 /* ---- checked arithmetic: every size computed from input goes through these ---- */
 /* *out = a * b; returns 0 on success, non-zero on overflow (out untouched). */
 static inline int celer_mul_size(size_t a, size_t b, size_t *out) {

@@ -264,21 +264,6 @@ static void close_external(struct celer_onnx_private *priv) {
         }
 }
 
-/* Reads len bytes at `offset` of fd into dst; a short read means the file shrank since fstat. */
-static celer_status read_exact(int fd, uint64_t offset, void *dst, size_t len, const char *what) {
-    size_t done = 0;
-    while (done < len) {
-        ssize_t r = pread(fd, (char *)dst + done, CELER_MIN(len - done, (size_t)1 << 30), (off_t)(offset + done));
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return celer_errorf(CELER_ERR_IO, "cannot read '%s': %s", what, strerror(errno));
-        if (r == 0)
-            return celer_errorf(CELER_ERR_IO, "'%s' shrank while being read (%llu of %zu bytes at offset %llu)",
-                                what, (unsigned long long)done, len, (unsigned long long)offset);
-        done += (size_t)r;
-    }
-    return CELER_OK;
-}
-
 /* Parses the decimal offset/length strings of external_data; -1 when not a plain number. */
 static int parse_decimal(const char *s, size_t len, uint64_t *out) {
     uint64_t v = 0;
@@ -460,7 +445,7 @@ static celer_status resolve_external(dec *d, const uint8_t *p, size_t n, celer_t
     }
     uint8_t *dst;
     TRY(alloc_data(d, nbytes, &dst));
-    TRY(read_exact(e->fd, offset, dst, nbytes, loc));
+    TRY(celer_read_exact(e->fd, offset, dst, nbytes, loc));
     if (t->dtype == CELER_BOOL) clean_bools(dst, nbytes);
     t->data = dst;
     return CELER_OK;
@@ -1130,19 +1115,6 @@ celer_status celer_onnx_parse(const void *bytes, size_t len, const char *base_di
     return parse_model(bytes, len, NULL, base_dir, "ONNX model", out);
 }
 
-/* Reads the len bytes of fd into a fresh anonymous mapping, *out (the caller munmaps it). */
-static celer_status read_image(int fd, size_t len, const char *path, void **out) {
-    void *image = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (image == MAP_FAILED) return celer_errorf(CELER_ERR_NOMEM, "no memory for the %zu bytes of '%s'", len, path);
-    celer_status st = read_exact(fd, 0, image, len, path);
-    if (st) {
-        munmap(image, len);
-        return st;
-    }
-    *out = image;
-    return CELER_OK;
-}
-
 celer_status celer_onnx_load(const char *path, celer_onnx_model **out) {
     *out = NULL;
     char dir[PATH_MAX];
@@ -1168,7 +1140,7 @@ celer_status celer_onnx_load(const char *path, celer_onnx_model **out) {
                             (unsigned long long)CELER_ONNX_MAX_FILE);
     size_t len = code ? 0 : (size_t)st.st_size;
     void *image = NULL;
-    if (!code) code = read_image(fd, len, path, &image);
+    if (!code) code = celer_read_pages(fd, len, path, &image);
     close(fd);
     if (code) return code;
     return parse_model(image, len, image, dir, path, out);

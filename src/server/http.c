@@ -109,7 +109,6 @@ typedef struct http_req {
     served_version *call_version;
     celer_tensor *call_inputs;
     celer_job call_job;
-    char model_name[256];
     /* result cache */
     cache_state cache;
     bool cache_leader;         /* computes for the requests coalesced on cache_key */
@@ -596,10 +595,9 @@ static celer_cache_key request_key(const http_req *q) {
     return celer_cache_key_end(&k);
 }
 
-static enum MHD_Result start_infer(http_req *q, const char *model, const char *version) {
+/* Decodes and queues an inference request; admit() acquired q->version from its headers. */
+static enum MHD_Result start_infer(http_req *q) {
     char msg[1024];
-    (void)version; /* admit() acquired q->version from the headers */
-    copy_text(q->model_name, sizeof q->model_name, model);
     celer_arena_init(&q->arena, 64 * 1024, (size_t)q->srv->opts->max_body_bytes * 4 + (64u << 20));
     const char *hl = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Inference-Header-Content-Length");
     size_t json_len = SIZE_MAX;
@@ -816,11 +814,15 @@ static enum MHD_Result h_stats(http_req *q, const route_args *a) {
     return send_reply(q);
 }
 
-static enum MHD_Result h_infer(http_req *q, const route_args *a) { return start_infer(q, a->model, a->version); }
+static enum MHD_Result h_infer(http_req *q, const route_args *a) {
+    (void)a;
+    return start_infer(q);
+}
 
 static enum MHD_Result h_predict(http_req *q, const route_args *a) {
+    (void)a;
     q->predict = true;
-    return start_infer(q, a->model, NULL);
+    return start_infer(q);
 }
 
 static enum MHD_Result h_index(http_req *q, const route_args *a) {
@@ -1100,8 +1102,7 @@ static bool admit(http_req *q, struct MHD_Connection *conn, const char *url) {
     if (is_infer_route(q->route)) {
         celer_status code = CELER_OK;
         const char *model = q->args.model;
-        q->version = celer_registry_acquire(srv->registry, model, routes[q->route].fn == h_predict ? NULL : q->args.version,
-                                            &code, msg, sizeof msg);
+        q->version = celer_registry_acquire(srv->registry, model, q->args.version, &code, msg, sizeof msg);
         if (!q->version) {
             reply_status(q, code, msg);
             return false;

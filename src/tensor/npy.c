@@ -449,9 +449,8 @@ celer_status celer_npy_parse(const void *bytes, size_t len, const char *what, ce
     return CELER_OK;
 }
 
-/* Reads `path` whole into anonymous pages (*map, *len_out; release with munmap), so that the file
- * overwritten, truncated or deleted later cannot change or fault what was read (a file mapping
- * would die of SIGBUS when `cp` truncates it). On failure the message names the file. */
+/* Reads `path` whole into read-only pages of our own (*map, *len_out; release with munmap): see
+ * celer_read_pages. On failure the message names the file. */
 static celer_status map_file(const char *path, void **map, size_t *len_out) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return celer_errorf(CELER_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -470,25 +469,10 @@ static celer_status map_file(const char *path, void **map, size_t *len_out) {
         close(fd);
         return celer_errorf(CELER_ERR_PARSE, "%s: not a .npy file (it is empty)", path);
     }
-    void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) {
-        close(fd);
-        return celer_errorf(CELER_ERR_NOMEM, "%s: cannot allocate %zu bytes to read it", path, len);
-    }
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = pread(fd, (char *)m + got, len - got, (off_t)got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            celer_status st = n < 0 ? celer_errorf(CELER_ERR_IO, "%s: cannot read: %s", path, strerror(errno))
-                                    : celer_errorf(CELER_ERR_IO, "%s: shrank while being read", path);
-            close(fd);
-            munmap(m, len);
-            return st;
-        }
-        got += (size_t)n;
-    }
+    void *m = NULL;
+    celer_status st = celer_read_pages(fd, len, path, &m);
     close(fd);
+    if (st) return st;
     mprotect(m, len, PROT_READ);
     *map = m;
     *len_out = len;
