@@ -659,6 +659,15 @@ static celer_status parse_default(pl_parse *c, const yaml_node_t *v, celer_pipel
         double d;
         if (io->dtype == CELER_BOOL && (!strcmp(s, "true") || !strcmp(s, "false"))) d = s[0] == 't';
         else if (!parse_double(s, &d)) return pl_error(c, e, "input '%s': default '%s' is not a number", io->name, s);
+        /* integer types: the range first, converting a double outside it (or NaN) is undefined */
+        static const struct { celer_dtype dtype; double lo, hi; } int_range[] = {
+            {CELER_INT64, -9223372036854775808.0, 9223372036854774784.0}, {CELER_INT32, INT32_MIN, INT32_MAX},
+            {CELER_INT16, INT16_MIN, INT16_MAX}, {CELER_INT8, INT8_MIN, INT8_MAX}, {CELER_UINT8, 0, UINT8_MAX},
+        };
+        for (size_t k = 0; k < CELER_ARRAY_LEN(int_range); k++)
+            if (int_range[k].dtype == io->dtype && !(d >= int_range[k].lo && d <= int_range[k].hi))
+                return pl_error(c, e, "input '%s': default '%s' is outside the range of %s", io->name, s,
+                                celer_dtype_name(io->dtype));
         switch (io->dtype) {
         case CELER_FLOAT: ((float *)t->data)[i] = (float)d; break;
         case CELER_DOUBLE: ((double *)t->data)[i] = d; break;
@@ -699,7 +708,8 @@ static celer_status parse_inputs(pl_parse *c, const yaml_node_t *seq) {
         if (shape && shape->type != YAML_SEQUENCE_NODE) return pl_error(c, shape, "'shape' must be a list");
         io->rank = rank;
         for (int d = 0; d < rank; d++) {
-            if (dims[d] != (int64_t)dims[d] || dims[d] < -1 || dims[d] > (1 << 30))
+            /* the range first: converting an out-of-range double (or NaN) to an integer is undefined */
+            if (!(dims[d] >= -1 && dims[d] <= (1 << 30)) || dims[d] != (int64_t)dims[d])
                 return pl_error(c, shape, "input '%s': dims must be integers >= 0, or -1 for variable", io->name);
             io->dims[d] = (int64_t)dims[d];
         }

@@ -1912,6 +1912,13 @@ static void test_bad_configs(void **state) {
                CELER_ERR_INVALID, "clip", "step 2 (clip)");
     load_fails(HDR "  - route:\n      field: s\n      cases:\n        a: [{clip: {input: x}}]\noutputs: [x]\n",
                CELER_ERR_INVALID, "clip", "step 2 (clip)");
+    /* a dim far outside int64 (found by fuzz_pipeline: its conversion was undefined) */
+    load_fails("inputs:\n  - {name: x, dtype: FP32, shape: [1677777777777777777777777777777777777777777777777777]}\n"
+               "steps:\n  - scale: {input: x, output: y}\noutputs: [y]\n",
+               CELER_ERR_INVALID, "shape", "dims must be integers");
+    load_fails("inputs:\n  - {name: x, dtype: INT32, shape: [1], default: 1e300}\n"
+               "steps:\n  - cast: {input: x, output: y, to: FP32}\noutputs: [y]\n",
+               CELER_ERR_INVALID, "default", "outside the range of");
 }
 
 /* celer_pipeline_load reads a file; names in it are relative to its folder. */
