@@ -55,16 +55,8 @@ struct celer_http {
     bool reaper_started, reaper_stop;
     pthread_t reaper;
     celer_series *m_requests[6]; /* by status class: 1xx..5xx (index 1..5) */
-    celer_cache *cache;
-    celer_redis *redis; /* NULL: no shared tier */
-    celer_series *m_cache_hits, *m_cache_misses, *m_cache_lookup;
-    celer_series *m_redis_hits, *m_redis_misses, *m_redis_lookup;
+    celer_service *service;
 };
-
-#define PACK_MAX ((size_t)64 << 20) /* larger results are not cached */
-
-typedef enum cache_state { CACHE_NONE, CACHE_BYPASS, CACHE_HIT, CACHE_MISS } cache_state;
-static const char *const cache_state_names[] = {NULL, "bypass", "hit", "miss"};
 
 #define MAX_URL 2048 /* longer paths get 414 */
 
@@ -87,7 +79,6 @@ typedef struct http_req {
     char *body;
     size_t body_len, body_cap;
     size_t body_reserved; /* counted in srv->body_bytes */
-    bool admitted;        /* holds a place in its version's queue (celer_sched_queue_admit) */
     _Atomic req_state state;
     /* response */
     int status;
@@ -96,27 +87,12 @@ typedef struct http_req {
     const char *content_type;
     bool retry_after;
     char allow[32]; /* 405: the methods the path takes */
-    /* inference in flight */
-    celer_arena arena;
-    served_version *version;
+    /* inference: the service's call, and the request decoded for it (in the call's arena) */
+    celer_service_call *call;
     celer_kserve_request kreq;
-    celer_tensor *inputs;
-    celer_job job;
-    bool predict;        /* KServe v1 :predict */
-    /* pipeline in flight: the run, and the model call it waits for */
-    celer_pipeline_run *run;
-    bool before_batch; /* counted in version->before_batch */
-    served_version *call_version;
-    celer_tensor *call_inputs;
-    celer_job call_job;
-    /* result cache */
-    cache_state cache;
-    bool cache_leader;         /* computes for the requests coalesced on cache_key */
-    celer_cache_key cache_key;
-    celer_cache_waiter waiter;
-    bool raw_keyed;            /* raw_key is set: a successful answer is kept under it */
-    celer_cache_key raw_key;
-    int64_t raw_expires_ns;    /* when the result it comes from expires */
+    bool predict;               /* KServe v1 :predict */
+    bool parked;                /* suspended for the service: a worker resumes it */
+    celer_service_cache cache;  /* for X-Celer-Cache */
 } http_req;
 
 static int64_t now_ns(void) {
@@ -179,7 +155,8 @@ static enum MHD_Result send_reply(http_req *q) {
         MHD_add_response_header(r, "Inference-Header-Content-Length", hl);
     }
     if (q->retry_after) MHD_add_response_header(r, "Retry-After", "1");
-    if (q->cache != CACHE_NONE) MHD_add_response_header(r, "X-Celer-Cache", cache_state_names[q->cache]);
+    if (q->cache != CELER_SERVICE_CACHE_NONE)
+        MHD_add_response_header(r, "X-Celer-Cache", celer_service_cache_names[q->cache]);
     if (q->status == 405) MHD_add_response_header(r, "Allow", q->allow);
     if (atomic_load(&q->srv->draining)) MHD_add_response_header(r, "Connection", "close");
     enum MHD_Result ret = MHD_queue_response(q->conn, (unsigned)q->status, r);
@@ -190,6 +167,7 @@ static enum MHD_Result send_reply(http_req *q) {
 /* ---- suspension: a request waits for a worker with its connection suspended ---- */
 
 static void suspend(http_req *q) {
+    q->parked = true;
     atomic_fetch_add(&q->srv->suspended, 1);
     atomic_store(&q->state, REQ_WAITING);
     MHD_suspend_connection(q->conn);
@@ -203,521 +181,159 @@ static void resume(http_req *q) {
     atomic_fetch_sub(&srv->suspended, 1); /* after the resume: the daemon may stop from now on */
 }
 
-/* ---- inference ---- */
+/* ---- inference: the KServe codec around the request service ---- */
 
-/* The request no longer counts as on its way to the pipeline's batch step. */
-static void left_before_batch(http_req *q) {
-    if (!q->before_batch) return;
-    q->before_batch = false;
-    atomic_fetch_sub(&q->version->before_batch, 1);
-}
+static void svc_suspend(void *user) { suspend(user); }
+static void svc_resume(void *user) { resume(user); }
 
-/* ---- the response cache in front of the result cache ----
- * The same request bytes (body and the headers that decide its reading) to the same endpoint get
- * the same response bytes: the response is kept under a key over the raw request, so a repeat is
- * answered by hashing its body, without parsing it. The result cache behind it (keys over decoded
- * tensors) still serves the same tensors sent in another form. An entry lives no longer than the
- * result it was encoded from. Values: json_len (8 bytes), a content-type byte, the body. */
-
-static celer_cache_key raw_request_key(const http_req *q, const char *header_len, const char *content_type) {
-    const served_version *v = q->version;
-    celer_cache_keyer k;
-    celer_cache_key_begin(&k);
-    celer_cache_key_str(&k, "raw response");
-    celer_cache_key_str(&k, v->owner->name);
-    celer_cache_key_str(&k, v->version_str);
-    celer_cache_key_u64(&k, v->cache_salt);
-    celer_cache_key_u64(&k, q->predict);
-    celer_cache_key_str(&k, header_len ? header_len : "(none)");
-    celer_cache_key_str(&k, v->pipeline && content_type ? content_type : ""); /* pipelines read raw images by it */
-    celer_cache_key_bytes(&k, q->body ? q->body : "", q->body_len);
-    return celer_cache_key_end(&k);
-}
+/* The response cache's value: json_len (8 bytes), a content-type byte, the body. */
+#define KEPT_HEADER 9
 
 static void keep_response(http_req *q) {
-    size_t len = 9 + q->resp.len;
+    size_t len = KEPT_HEADER + q->resp.len;
     char *v = celer_malloc(len);
     if (!v) return;
     uint64_t jl = q->json_len;
     memcpy(v, &jl, 8);
     v[8] = q->content_type && !strcmp(q->content_type, "application/octet-stream");
-    memcpy(v + 9, q->resp.data, q->resp.len);
-    celer_cache_put(q->srv->cache, q->raw_key, v, len, q->raw_expires_ns);
+    memcpy(v + KEPT_HEADER, q->resp.data, q->resp.len);
+    celer_service_keep_response(q->call, v, len);
     free(v);
 }
 
-/* Gives back q's place in its queue, taken from its headers. */
-static void unadmit(http_req *q) {
-    if (!q->admitted) return;
-    q->admitted = false;
-    celer_sched_queue_unadmit(q->version->queue);
-}
-
 /* Answers q from a kept response; false when there is none. */
-static bool answer_kept(http_req *q) {
-    void *value;
-    size_t len;
-    /* an arena of its own, sized for one response: a hit takes no request arena (64 KiB blocks) */
-    celer_arena kept;
-    celer_arena_init(&kept, 4096, 0);
-    bool hit = celer_cache_get(q->srv->cache, q->raw_key, now_ns(), &kept, &value, &len) && len >= 9;
-    uint64_t jl = 0;
-    if (hit) {
-        memcpy(&jl, value, 8);
+static bool answer_kept(http_req *q, const char *header_len, const char *content_type) {
+    const served_version *v = celer_service_version(q->call);
+    const char *parts[] = {"http", q->predict ? "predict" : "infer", header_len,
+                           v->pipeline && content_type ? content_type : ""}; /* pipelines read raw images by it */
+    celer_jbuf_reset(&q->resp);
+    if (!celer_service_find_response(q->call, parts, (int)CELER_ARRAY_LEN(parts), q->body, q->body_len, &q->resp))
+        return false;
+    if (q->resp.len < KEPT_HEADER) { /* not ours: cannot happen, but never answer garbage */
         celer_jbuf_reset(&q->resp);
-        celer_jbuf_raw(&q->resp, (const char *)value + 9, len - 9);
-        q->content_type = ((const char *)value)[8] ? "application/octet-stream" : "application/json";
+        reply_status(q, CELER_ERR_INTERNAL, "malformed response cache entry");
+        return true;
     }
-    celer_arena_free(&kept);
-    if (!hit || q->resp.status) return false;
+    uint64_t jl;
+    memcpy(&jl, q->resp.data, 8);
+    q->content_type = q->resp.data[8] ? "application/octet-stream" : "application/json";
+    memmove(q->resp.data, q->resp.data + KEPT_HEADER, q->resp.len - KEPT_HEADER);
+    q->resp.len -= KEPT_HEADER;
     q->json_len = (size_t)jl;
     q->status = 200;
+    q->cache = CELER_SERVICE_CACHE_HIT;
     return true;
 }
 
-/* Counts an outcome of version v (a request, or a pipeline's call of it) in its statistics and
- * metrics: the one place that does. start_ns: when the request began, for its duration; 0 for a
- * call, whose duration is its pipeline's. */
-static void count_outcome(served_version *v, bool ok, int64_t start_ns) {
-    if (!ok) {
-        atomic_fetch_add(&v->n_failure, 1);
-        celer_metrics_add(v->m_failure, 1);
-        return;
-    }
-    atomic_fetch_add(&v->n_success, 1);
-    atomic_fetch_add(&v->n_inferences, 1);
-    celer_metrics_add(v->m_success, 1);
-    if (start_ns) celer_metrics_observe(v->m_duration, (double)(now_ns() - start_ns) * 1e-9);
-}
-
-/* Counts how a job of v ran: its wait in the queue, its compute, and its batch. */
-static void count_run(served_version *v, const celer_job *job) {
-    if (job->batch_first) atomic_fetch_add(&v->n_exec, 1);
-    atomic_fetch_add(&v->ns_queue, (unsigned long long)(job->start_ns - job->enqueue_ns));
-    atomic_fetch_add(&v->ns_compute, (unsigned long long)(job->end_ns - job->start_ns));
-    celer_metrics_observe(v->m_queue, (double)(job->start_ns - job->enqueue_ns) * 1e-9);
-    celer_metrics_observe(v->m_compute, (double)(job->end_ns - job->start_ns) * 1e-9);
-    if (job->batch_first) celer_metrics_observe(v->m_batch, job->batch_size);
-}
-
-/* Sets q's reply from a result (outputs, or the failure), as the request asked for it, and counts
- * it in the version's success/failure statistics. */
-static void answer(http_req *q, celer_status st, const char *message, const celer_tensor *outputs, int n_outputs) {
-    served_version *v = q->version;
+/* The service's answer, encoded as the request asked for it (on a worker, or on the connection
+ * thread for a cache hit or a refused request). */
+static celer_status svc_done(void *user, const celer_service_result *r) {
+    http_req *q = user;
+    const served_version *v = r->version;
+    q->cache = r->cache;
     celer_jbuf_reset(&q->resp);
-    if (st) {
-        reply_status(q, st, message);
-        count_outcome(q->version, false, 0);
-        return;
+    if (r->status) {
+        reply_status(q, r->status, r->message);
+        return CELER_OK;
     }
     celer_status es;
     if (q->kreq.object_form) {
-        es = celer_kserve_encode_object(q->kreq.object_single, v->output_names, outputs, n_outputs, &q->resp);
+        es = celer_kserve_encode_object(q->kreq.object_single, v->output_names, r->outputs, r->n_outputs, &q->resp);
         q->json_len = 0;
     } else if (q->predict) {
-        es = celer_kserve_encode_predict(v->output_names, outputs, n_outputs, &q->resp);
+        es = celer_kserve_encode_predict(v->output_names, r->outputs, r->n_outputs, &q->resp);
         q->json_len = 0;
     } else {
-        es = celer_kserve_encode_infer(&q->kreq, v->owner->name, v->version_str, v->output_names, outputs, n_outputs,
-                                       &q->resp, &q->json_len);
+        es = celer_kserve_encode_infer(&q->kreq, v->owner->name, v->version_str, v->output_names, r->outputs,
+                                       r->n_outputs, &q->resp, &q->json_len);
     }
     if (es) {
         char msg[1024];
         snprintf(msg, sizeof msg, "encoding the response: %s", celer_error_message());
         reply_status(q, es == CELER_ERR_LIMIT ? CELER_ERR_INTERNAL : es, msg);
-        count_outcome(q->version, false, 0);
-        return;
+        return es;
     }
     q->status = 200;
     q->content_type = q->json_len && q->json_len < q->resp.len ? "application/octet-stream" : "application/json";
-    if (q->raw_keyed) keep_response(q);
-    count_outcome(q->version, true, q->start_ns);
+    keep_response(q);
+    return CELER_OK;
 }
 
-/* "celer:" and the key in hex: 38 characters (and a NUL). */
-static void redis_key(celer_cache_key k, char out[40]) {
-    snprintf(out, 40, "celer:%016llx%016llx", (unsigned long long)k.hi, (unsigned long long)k.lo);
-}
+static const celer_service_callbacks svc_callbacks = {svc_suspend, svc_done, svc_resume};
 
-/* The leader of a cache key is done: stores a success, then answers every request coalesced on
- * the key with the same result. */
-static void lead_done(http_req *q, celer_status st, const char *message, const celer_tensor *outputs, int n_outputs) {
-    q->cache_leader = false;
-    celer_cache *cache = q->srv->cache;
-    if (!st) {
-        void *packed;
-        size_t len;
-        if (!celer_cache_pack(outputs, n_outputs, PACK_MAX, &packed, &len)) {
-            celer_cache_put(cache, q->cache_key, packed, len, now_ns() + q->version->cache_ttl_ns);
-            if (q->srv->redis) { /* a slow or dead Redis costs at most its timeout, once per backoff */
-                char rk[40];
-                redis_key(q->cache_key, rk);
-                celer_redis_set(q->srv->redis, rk, 38, packed, len, q->version->cache_ttl_ns / 1000000);
-            }
-            free(packed);
-        }
-    }
-    celer_cache_waiter *w = celer_cache_finish(cache, q->cache_key);
-    while (w) {
-        http_req *wq = w->user;
-        w = w->next; /* the waiter's request is gone once resumed */
-        answer(wq, st, message, outputs, n_outputs);
-        wq->cache = st ? CACHE_MISS : CACHE_HIT;
-        resume(wq);
-    }
-}
-
-static void infer_done(celer_job *job, celer_status st, const char *message, const celer_tensor *outputs, int n_outputs) {
-    http_req *q = job->user;
-    served_version *v = q->version;
-    left_before_batch(q);
-    int64_t end = now_ns();
-    answer(q, st, message, outputs, n_outputs);
-    if (q->cache_leader) lead_done(q, st, message, outputs, n_outputs);
-    if (!st) {
-        atomic_fetch_add(&v->ns_total, (unsigned long long)(end - q->start_ns));
-        count_run(v, job);
-        if (v->pipeline) {
-            const int64_t *ns = celer_pipeline_run_step_ns(q->run);
-            for (int i = 0; i < celer_pipeline_step_count(v->pipeline); i++)
-                if (ns[i] > 0) celer_metrics_observe(v->m_steps[i], (double)ns[i] * 1e-9);
-        }
-    }
-    resume(q);
-}
-
-/* Orders the decoded inputs as the model lists them (the decoder checked names and shapes). */
-static bool order_inputs(http_req *q, char *msg, size_t cap) {
-    served_version *v = q->version;
-    q->inputs = celer_arena_alloc(&q->arena, sizeof(celer_tensor) * (size_t)(v->n_inputs + 1));
-    if (!q->inputs) return snprintf(msg, cap, "out of memory"), false;
-    for (int i = 0; i < v->n_inputs; i++) {
-        int found = -1;
-        for (int k = 0; k < q->kreq.n_inputs && found < 0; k++)
-            if (!strcmp(q->kreq.inputs[k].name, v->inputs[i].name)) found = k;
-        if (found < 0) return snprintf(msg, cap, "missing input '%s'", v->inputs[i].name), false;
-        q->inputs[i] = q->kreq.inputs[found].tensor;
-    }
-    for (int k = 0; k < q->kreq.n_outputs; k++) {
-        bool known = false;
-        for (int i = 0; i < v->n_outputs && !known; i++) known = !strcmp(v->output_names[i], q->kreq.outputs[k].name);
-        if (!known) return snprintf(msg, cap, "unknown output '%s' requested", q->kreq.outputs[k].name), false;
-    }
-    return true;
-}
-
-/* ---- pipelines ----
- * A pipeline request is a job on the pipeline's task queue: a worker runs its steps until the end
- * or a model call; a call is a job on that model's queue (so it batches with other requests), and
- * its completion hands the outputs back and queues the pipeline job again, so the model's worker
- * goes on with its batch. The connection stays suspended throughout, as for a model. */
-
-static void pipeline_fail(http_req *q, celer_status st, const char *message) {
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s", message);
-    infer_done(&q->job, st, msg, NULL, 0);
-}
-
-static void pipeline_model_done(celer_job *job, celer_status st, const char *message, const celer_tensor *outputs,
-                                int n_outputs) {
-    http_req *q = job->user;
-    served_version *mv = q->call_version;
-    q->call_version = NULL;
-    if (!st) st = celer_pipeline_resume(q->run, mv->output_names, outputs, n_outputs);
-    if (st) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "model '%s': %s", mv->owner->name, message && *message ? message : celer_error_message());
-        count_outcome(mv, false, 0);
-        celer_registry_release(mv);
-        pipeline_fail(q, st, msg);
-        return;
-    }
-    count_outcome(mv, true, 0);
-    count_run(mv, job);
-    celer_registry_release(mv);
-    st = celer_sched_submit(q->version->queue, &q->job);
-    if (st) pipeline_fail(q, st, celer_error_message());
-}
-
-/* Runs on a worker: steps until done (answer) or a model call (submitted; the worker moves on). */
-static void pipeline_task(celer_job *job, celer_status st, const char *message, const celer_tensor *outputs,
-                          int n_outputs) {
-    (void)outputs, (void)n_outputs;
-    http_req *q = job->user;
-    if (st) {
-        pipeline_fail(q, st, message);
-        return;
-    }
-    const celer_pipeline_call *call = NULL;
-    st = celer_pipeline_run_steps(q->run, &call);
-    if (st) {
-        pipeline_fail(q, st, celer_error_message());
-        return;
-    }
-    if (!call) {
-        infer_done(job, CELER_OK, "", celer_pipeline_run_outputs(q->run), celer_pipeline_output_count(q->version->pipeline));
-        return;
-    }
-    if (!call->model) { /* a step that batches across requests: wait for it in its queue */
-        left_before_batch(q);
-        st = celer_sched_submit(q->version->step_queues[call->batch_step], job);
-        if (st) pipeline_fail(q, st, celer_error_message());
-        return;
-    }
-    char msg[1024];
-    celer_status code = CELER_OK;
-    served_version *mv = celer_registry_acquire(q->srv->registry, call->model, call->version, &code, msg, sizeof msg);
-    if (!mv) {
-        /* the pipeline is fine; the model it needs is not serving: the service is unavailable */
-        pipeline_fail(q, CELER_ERR_UNAVAILABLE, msg);
-        return;
-    }
-    q->call_inputs = celer_arena_alloc(&q->arena, sizeof *q->call_inputs * (size_t)(mv->n_inputs + 1));
-    for (int i = 0; q->call_inputs && i < mv->n_inputs; i++) {
-        int found = -1;
-        for (int k = 0; k < call->n_inputs && found < 0; k++)
-            if (!strcmp(call->input_names[k], mv->inputs[i].name)) found = k;
-        if (found < 0) {
-            snprintf(msg, sizeof msg, "pipeline '%s' gives model '%s' no input '%s'", q->version->owner->name, call->model,
-                     mv->inputs[i].name);
-            celer_registry_release(mv);
-            pipeline_fail(q, CELER_ERR_INTERNAL, msg);
-            return;
-        }
-        q->call_inputs[i] = call->inputs[found];
-    }
-    if (!q->call_inputs) {
-        snprintf(msg, sizeof msg, "%s", celer_error_message());
-        celer_registry_release(mv);
-        pipeline_fail(q, celer_error_status(), msg);
-        return;
-    }
-    q->call_version = mv;
-    q->call_job = (celer_job){.inputs = q->call_inputs, .done = pipeline_model_done, .user = q,
-                              .deadline_ns = q->job.deadline_ns};
-    st = celer_sched_submit(mv->queue, &q->call_job);
-    if (st) {
-        snprintf(msg, sizeof msg, "model '%s': %s", call->model, celer_error_message());
-        q->call_version = NULL;
-        celer_registry_release(mv);
-        pipeline_fail(q, st, msg);
-    }
-}
-
-/* Decodes a pipeline request (business-object JSON, KServe v2, or a raw image body for a
- * pipeline with one BYTES input) into a run. Returns false with the reply set. */
-static bool pipeline_decode(http_req *q, size_t json_len) {
-    served_version *v = q->version;
-    const celer_pipeline *p = v->pipeline;
+/* Decodes a pipeline request: business-object JSON, KServe v2, or a raw image body for a
+ * pipeline with one BYTES input. */
+static celer_status pipeline_decode(http_req *q, size_t json_len) {
+    const served_version *v = celer_service_version(q->call);
+    celer_arena *arena = celer_service_arena(q->call);
     const char *ct = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Content-Type");
     int bytes_input = -1, n_bytes = 0;
     for (int i = 0; i < v->n_inputs; i++)
         if (v->inputs[i].dtype == CELER_STRING) bytes_input = i, n_bytes++;
     bool raw = json_len == SIZE_MAX && ct && !strstr(ct, "json") && n_bytes == 1 &&
                (!strncmp(ct, "image/", 6) || !strncmp(ct, "application/octet-stream", 24));
-    celer_status st = CELER_OK;
     if (raw) {
         memset(&q->kreq, 0, sizeof q->kreq);
-        q->kreq.inputs = celer_arena_alloc(&q->arena, sizeof *q->kreq.inputs);
-        char **el = celer_arena_alloc(&q->arena, sizeof *el);
-        size_t *len = celer_arena_alloc(&q->arena, sizeof *len);
-        if (!q->kreq.inputs || !el || !len || !(el[0] = celer_arena_strndup(&q->arena, q->body ? q->body : "", q->body_len))) {
-            reply_status(q, celer_error_status(), celer_error_message());
-            return false;
-        }
+        q->kreq.inputs = celer_arena_alloc(arena, sizeof *q->kreq.inputs);
+        char **el = celer_arena_alloc(arena, sizeof *el);
+        size_t *len = celer_arena_alloc(arena, sizeof *len);
+        if (!q->kreq.inputs || !el || !len || !(el[0] = celer_arena_strndup(arena, q->body ? q->body : "", q->body_len)))
+            return celer_errorf(celer_error_status(), "%s", celer_error_message());
         *len = q->body_len;
         q->kreq.inputs[0] = (celer_kserve_input){.name = v->inputs[bytes_input].name, .lens = len,
                                                  .tensor = {.dtype = CELER_STRING, .shape = {.rank = 1, .dims = {1}}, .data = el}};
         q->kreq.n_inputs = 1;
-    } else {
+        return CELER_OK;
+    }
+    if (json_len == SIZE_MAX) {
         celer_json *root = NULL;
-        bool object = false;
-        if (json_len == SIZE_MAX) {
-            st = celer_json_parse(q->body ? q->body : "", q->body_len, &q->arena, &root);
-            if (st) celer_error_wrap(st, "request body");
-            object = !st && (root->type == CELER_JSON_ARRAY ||
-                             (root->type == CELER_JSON_OBJECT && !celer_json_get(root, "inputs")));
-        }
-        if (!st && object) st = celer_kserve_decode_object(root, v->inputs, v->n_inputs, &q->arena, &q->kreq);
-        else if (!st)
-            st = celer_kserve_decode_infer(q->body ? q->body : "", q->body_len, json_len, v->inputs, v->n_inputs,
-                                           &q->arena, &q->kreq);
+        celer_status st = celer_json_parse(q->body ? q->body : "", q->body_len, arena, &root);
+        if (st) return celer_error_wrap(st, "request body");
+        if (root->type == CELER_JSON_ARRAY || (root->type == CELER_JSON_OBJECT && !celer_json_get(root, "inputs")))
+            return celer_kserve_decode_object(root, v->inputs, v->n_inputs, arena, &q->kreq);
     }
-    if (!st) st = celer_pipeline_run_init(p, &q->arena, &q->run);
-    if (!st) celer_pipeline_set_batching(q->run, true);
-    for (int k = 0; !st && k < q->kreq.n_inputs; k++) {
-        int i = 0;
-        while (i < v->n_inputs && strcmp(v->inputs[i].name, q->kreq.inputs[k].name)) i++;
-        st = celer_pipeline_set_input(q->run, i, &q->kreq.inputs[k].tensor, q->kreq.inputs[k].lens);
-    }
-    if (!st) {
-        celer_pipeline_set_parameters(q->run, q->kreq.param_keys, q->kreq.param_values, q->kreq.n_params);
-        for (int k = 0; k < q->kreq.n_outputs; k++) {
-            bool known = false;
-            for (int i = 0; i < v->n_outputs && !known; i++) known = !strcmp(v->output_names[i], q->kreq.outputs[k].name);
-            if (!known) st = celer_errorf(CELER_ERR_INVALID, "unknown output '%s' requested", q->kreq.outputs[k].name);
-        }
-    }
-    if (st) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", celer_error_message());
-        reply_status(q, st, msg);
-        count_outcome(q->version, false, 0);
-        return false;
-    }
-    return true;
+    return celer_kserve_decode_infer(q->body ? q->body : "", q->body_len, json_len, v->inputs, v->n_inputs, arena,
+                                     &q->kreq);
 }
 
-/* The cache key of a decoded request: what is asked (endpoint, version, its config and files) and
- * every input as sent (name, dtype, shape, bytes; absent ones too, their defaults being part of
- * the config), the outputs selected and the request parameters that can steer a pipeline. */
-static celer_cache_key request_key(const http_req *q) {
-    const served_version *v = q->version;
-    celer_cache_keyer k;
-    celer_cache_key_begin(&k);
-    celer_cache_key_str(&k, v->owner->name);
-    celer_cache_key_str(&k, v->version_str);
-    celer_cache_key_u64(&k, v->cache_salt);
-    for (int i = 0; i < v->n_inputs; i++) {
-        const celer_kserve_input *in = NULL;
-        for (int j = 0; j < q->kreq.n_inputs && !in; j++)
-            if (!strcmp(q->kreq.inputs[j].name, v->inputs[i].name)) in = &q->kreq.inputs[j];
-        if (in) celer_cache_key_tensor(&k, in->name, &in->tensor, in->lens);
-        else celer_cache_key_str(&k, ""); /* absent: the default */
-    }
-    celer_cache_key_u64(&k, (uint64_t)q->kreq.n_outputs);
-    for (int i = 0; i < q->kreq.n_outputs; i++) celer_cache_key_str(&k, q->kreq.outputs[i].name);
-    if (v->pipeline)
-        for (int i = 0; i < q->kreq.n_params; i++) {
-            celer_cache_key_str(&k, q->kreq.param_keys[i]);
-            celer_cache_key_str(&k, q->kreq.param_values[i]);
-        }
-    return celer_cache_key_end(&k);
-}
-
-/* Decodes and queues an inference request; admit() acquired q->version from its headers. */
+/* Decodes an inference request and starts it on the service; admit() began the call. */
 static enum MHD_Result start_infer(http_req *q) {
-    char msg[1024];
-    celer_arena_init(&q->arena, 64 * 1024, (size_t)q->srv->opts->max_body_bytes * 4 + (64u << 20));
+    const served_version *v = celer_service_version(q->call);
+    celer_arena *arena = celer_service_arena(q->call);
     const char *hl = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Inference-Header-Content-Length");
     size_t json_len = SIZE_MAX;
     if (hl) {
         char *end;
-        unsigned long long v = strtoull(hl, &end, 10);
-        if (*end || end == hl || v > q->body_len) {
+        unsigned long long n = strtoull(hl, &end, 10);
+        if (*end || end == hl || n > q->body_len) {
             reply_status(q, CELER_ERR_INVALID, "Inference-Header-Content-Length is not a number within the body size");
-            count_outcome(q->version, false, 0);
+            celer_service_reject(q->call);
             return send_reply(q);
         }
-        json_len = (size_t)v;
+        json_len = (size_t)n;
     }
-    if (q->version->cache_ttl_ns > 0) {
-        int64_t t0 = now_ns();
-        q->raw_key = raw_request_key(q, hl, MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Content-Type"));
-        q->raw_keyed = true;
-        q->raw_expires_ns = t0 + q->version->cache_ttl_ns;
-        if (answer_kept(q)) {
-            celer_metrics_observe(q->srv->m_cache_lookup, (double)(now_ns() - t0) * 1e-9);
-            celer_metrics_add(q->srv->m_cache_hits, 1);
-            count_outcome(q->version, true, q->start_ns);
-            q->cache = CACHE_HIT;
-            q->raw_keyed = false;
-            return send_reply(q);
-        }
-    }
+    if (answer_kept(q, hl, MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Content-Type")))
+        return send_reply(q);
     celer_status st;
-    if (q->version->pipeline) {
-        if (q->predict) {
-            reply_status(q, CELER_ERR_INVALID, "pipelines take /v2/models/{name}/infer requests (business objects or KServe v2)");
-            count_outcome(q->version, false, 0);
-            return send_reply(q);
-        }
-        if (!pipeline_decode(q, json_len)) return send_reply(q);
-        st = CELER_OK;
-    } else if (q->predict)
-        st = celer_kserve_decode_predict(q->body ? q->body : "", q->body_len, q->version->inputs, q->version->n_inputs,
-                                         &q->arena, &q->kreq);
+    if (v->pipeline && q->predict)
+        st = celer_errorf(CELER_ERR_INVALID, "pipelines take /v2/models/{name}/infer requests (business objects or KServe v2)");
+    else if (v->pipeline)
+        st = pipeline_decode(q, json_len);
+    else if (q->predict)
+        st = celer_kserve_decode_predict(q->body ? q->body : "", q->body_len, v->inputs, v->n_inputs, arena, &q->kreq);
     else
-        st = celer_kserve_decode_infer(q->body ? q->body : "", q->body_len, json_len, q->version->inputs,
-                                       q->version->n_inputs, &q->arena, &q->kreq);
+        st = celer_kserve_decode_infer(q->body ? q->body : "", q->body_len, json_len, v->inputs, v->n_inputs, arena,
+                                       &q->kreq);
     if (st) {
+        char msg[1024];
         snprintf(msg, sizeof msg, "%s", celer_error_message());
         reply_status(q, st, msg);
-        count_outcome(q->version, false, 0);
+        celer_service_reject(q->call);
         return send_reply(q);
     }
-    if (!q->version->pipeline && !order_inputs(q, msg, sizeof msg)) {
-        reply_status(q, CELER_ERR_INVALID, msg);
-        count_outcome(q->version, false, 0);
-        return send_reply(q);
-    }
-    const celer_model_config *cfg = &q->version->owner->config;
-    int64_t timeout_us = cfg->default_timeout_us;
-    if (q->kreq.timeout_us > 0 && (cfg->allow_timeout_override || !timeout_us)) timeout_us = q->kreq.timeout_us;
-    q->job = (celer_job){.inputs = q->inputs, .done = q->version->pipeline ? pipeline_task : infer_done, .user = q,
-                         .task = q->run,
-                         .deadline_ns = timeout_us > 0 ? now_ns() + timeout_us * 1000 : 0};
-    q->cache = CACHE_BYPASS;
-    if (q->version->cache_ttl_ns > 0) {
-        q->cache_key = request_key(q);
-        int64_t t0 = now_ns();
-        void *value;
-        size_t len;
-        celer_tensor *outs;
-        int n;
-        int64_t expires = 0;
-        bool hit = celer_cache_get_ex(q->srv->cache, q->cache_key, t0, &q->arena, &value, &len, &expires) &&
-                   !celer_cache_unpack(value, len, &q->arena, &outs, &n) && n == q->version->n_outputs;
-        if (hit) q->raw_expires_ns = expires;
-        celer_metrics_observe(q->srv->m_cache_lookup, (double)(now_ns() - t0) * 1e-9);
-        celer_metrics_add(hit ? q->srv->m_cache_hits : q->srv->m_cache_misses, 1);
-        if (!hit && q->srv->redis) {
-            /* the shared tier: one round trip (GET + PTTL), bounded by its timeout */
-            char rk[40];
-            redis_key(q->cache_key, rk);
-            int64_t ttl_ms = -1, t1 = now_ns();
-            celer_redis_result rr = celer_redis_get(q->srv->redis, rk, 38, &q->arena, &value, &len, &ttl_ms);
-            hit = rr == CELER_REDIS_HIT && !celer_cache_unpack(value, len, &q->arena, &outs, &n) &&
-                  n == q->version->n_outputs;
-            celer_metrics_observe(q->srv->m_redis_lookup, (double)(now_ns() - t1) * 1e-9);
-            if (rr != CELER_REDIS_UNAVAILABLE) celer_metrics_add(hit ? q->srv->m_redis_hits : q->srv->m_redis_misses, 1);
-            if (hit) { /* kept here too, no longer than Redis keeps it */
-                int64_t ttl_ns = q->version->cache_ttl_ns;
-                if (ttl_ms >= 0) ttl_ns = CELER_MIN(ttl_ns, ttl_ms * 1000000);
-                q->raw_expires_ns = now_ns() + ttl_ns;
-                celer_cache_put(q->srv->cache, q->cache_key, value, len, q->raw_expires_ns);
-            }
-        }
-        if (hit) { /* answered here: encoding one result is the connection thread's work */
-            q->cache = CACHE_HIT;
-            answer(q, CELER_OK, "", outs, n);
-            return send_reply(q);
-        }
-        q->cache = CACHE_MISS;
-    }
-    suspend(q);
-    if (q->cache == CACHE_MISS) {
-        /* an identical request computing right now answers this one too */
-        q->waiter.user = q;
-        if (!celer_cache_join(q->srv->cache, q->cache_key, &q->waiter)) return MHD_YES;
-        q->cache_leader = true;
-    }
-    if (q->version->n_batch_steps) {
-        q->before_batch = true;
-        atomic_fetch_add(&q->version->before_batch, 1);
-    }
-    unadmit(q); /* the job takes its place in the queue now */
-    st = celer_sched_submit(q->version->queue, &q->job);
-    if (st) {
-        /* full queue or a version being unloaded: overloaded; a batch-shape problem: the request */
-        snprintf(msg, sizeof msg, "%s", celer_error_message());
-        left_before_batch(q);
-        reply_status(q, st, msg);
-        count_outcome(q->version, false, 0);
-        if (q->cache_leader) lead_done(q, st, msg, NULL, 0);
-        resume(q);
-    }
-    return MHD_YES;
+    celer_service_start(q->call, &q->kreq, &svc_callbacks, q);
+    /* suspended: the worker resumes the connection with the answer; else it is answered already */
+    return q->parked ? MHD_YES : send_reply(q);
 }
 
 /* ---- repository API, run off the connection threads ---- */
@@ -809,8 +425,14 @@ static enum MHD_Result h_model_ready(http_req *q, const route_args *a) { return 
 static enum MHD_Result h_model_config(http_req *q, const route_args *a) { return with_version(q, a, model_config); }
 
 static enum MHD_Result h_stats(http_req *q, const route_args *a) {
-    celer_registry_stats_json(q->srv->registry, a->model, &q->resp);
-    reply_json(q, 200);
+    celer_status st = celer_service_stats_json(q->srv->service, a->model, a->version, &q->resp);
+    if (st) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", celer_error_message());
+        reply_status(q, st, msg);
+    } else {
+        reply_json(q, 200);
+    }
     return send_reply(q);
 }
 
@@ -1101,16 +723,9 @@ static bool admit(http_req *q, struct MHD_Connection *conn, const char *url) {
     if (q->route < 0) return true; /* answered once the body (if any) is discarded */
     if (is_infer_route(q->route)) {
         celer_status code = CELER_OK;
-        const char *model = q->args.model;
-        q->version = celer_registry_acquire(srv->registry, model, q->args.version, &code, msg, sizeof msg);
-        if (!q->version) {
+        q->call = celer_service_begin(srv->service, q->args.model, q->args.version, q->start_ns, &code, msg, sizeof msg);
+        if (!q->call) {
             reply_status(q, code, msg);
-            return false;
-        }
-        if (!(q->admitted = celer_sched_queue_admit(q->version->queue))) {
-            snprintf(msg, sizeof msg, "queue of model '%s' is full", model);
-            reply_status(q, CELER_ERR_UNAVAILABLE, msg);
-            count_outcome(q->version, false, 0);
             return false;
         }
     }
@@ -1276,71 +891,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     set_deadline(q, srv->opts->header_timeout_secs); /* for the connection's next request */
     int cls_i = q->status / 100;
     if (cls_i >= 1 && cls_i <= 5) celer_metrics_add(srv->m_requests[cls_i], 1);
-    if (q->version) {
-        unadmit(q);
-        celer_pipeline_run_end(q->run); /* images a failed or cancelled run still holds, and their budget */
-        celer_arena_free(&q->arena);
-        celer_registry_release(q->version);
-    }
+    celer_service_end(q->call);
     celer_jbuf_free(&q->resp);
     drop_body(q);
     free(q);
     *con_cls = NULL;
     atomic_fetch_sub(&srv->active, 1);
-}
-
-/* Cache metrics read from the cache's own counters at render time. */
-static double cache_stat(celer_cache *c, size_t offset) {
-    celer_cache_stats st;
-    celer_cache_get_stats(c, &st);
-    return (double)*(const uint64_t *)((const char *)&st + offset);
-}
-static double cache_evictions(void *c) { return cache_stat(c, offsetof(celer_cache_stats, evictions)); }
-static double cache_expirations(void *c) { return cache_stat(c, offsetof(celer_cache_stats, expirations)); }
-static double cache_coalesced(void *c) { return cache_stat(c, offsetof(celer_cache_stats, coalesced)); }
-static double cache_bytes(void *c) { return cache_stat(c, offsetof(celer_cache_stats, bytes)); }
-static double cache_entries(void *c) { return cache_stat(c, offsetof(celer_cache_stats, entries)); }
-
-static double redis_errors(void *r) {
-    celer_redis_stats st;
-    celer_redis_get_stats(r, &st);
-    return (double)st.errors;
-}
-static double redis_up(void *r) {
-    celer_redis_stats st;
-    celer_redis_get_stats(r, &st);
-    return st.up;
-}
-
-static void cache_metrics(celer_http *srv) {
-    celer_metrics *m = srv->metrics;
-    const char *tier = "tier=\"memory\"";
-    srv->m_cache_hits = celer_metrics_counter(m, "celer_cache_hits_total", "Results answered from the cache.", tier);
-    srv->m_cache_misses = celer_metrics_counter(m, "celer_cache_misses_total", "Cache lookups that found nothing.", tier);
-    srv->m_cache_lookup = celer_metrics_histogram(m, "celer_cache_lookup_duration_seconds",
-                                                  "Time to look a result up (and unpack it on a hit).", tier,
-                                                  celer_metrics_latency_buckets, celer_metrics_latency_bucket_count);
-    celer_metrics_counter_fn(m, "celer_cache_evictions_total", "Entries evicted to stay under the byte bound.", tier,
-                             cache_evictions, srv->cache);
-    celer_metrics_counter_fn(m, "celer_cache_expirations_total", "Entries dropped past their TTL.", tier,
-                             cache_expirations, srv->cache);
-    celer_metrics_counter_fn(m, "celer_cache_coalesced_total",
-                             "Requests answered by an identical request computing at the same time.", "",
-                             cache_coalesced, srv->cache);
-    celer_metrics_gauge_fn(m, "celer_cache_bytes", "Bytes held (values and entry overhead).", tier, cache_bytes,
-                           srv->cache);
-    celer_metrics_gauge_fn(m, "celer_cache_entries", "Entries held.", tier, cache_entries, srv->cache);
-    if (!srv->redis) return;
-    tier = "tier=\"redis\"";
-    srv->m_redis_hits = celer_metrics_counter(m, "celer_cache_hits_total", "Results answered from the cache.", tier);
-    srv->m_redis_misses = celer_metrics_counter(m, "celer_cache_misses_total", "Cache lookups that found nothing.", tier);
-    srv->m_redis_lookup = celer_metrics_histogram(m, "celer_cache_lookup_duration_seconds",
-                                                  "Time to look a result up (and unpack it on a hit).", tier,
-                                                  celer_metrics_latency_buckets, celer_metrics_latency_bucket_count);
-    celer_metrics_counter_fn(m, "celer_cache_errors_total",
-                             "Cache commands that failed or timed out (the request went on without the tier).", tier,
-                             redis_errors, srv->redis);
-    celer_metrics_gauge_fn(m, "celer_cache_up", "1 while the tier answers.", tier, redis_up, srv->redis);
 }
 
 /* ---- slow clients ----
@@ -1420,17 +976,15 @@ static unsigned connection_limit(const celer_server_options *opts) {
     return limit;
 }
 
-celer_status celer_http_start(const celer_server_options *opts, celer_registry *registry, celer_metrics *metrics,
-                              celer_cache *cache, celer_redis *redis, celer_http **out) {
+celer_status celer_http_start(const celer_server_options *opts, celer_service *service, celer_metrics *metrics,
+                              celer_http **out) {
     pthread_once(&compiled_once, compile_routes);
     celer_http *srv = calloc(1, sizeof *srv);
     if (!srv) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
     srv->opts = opts;
-    srv->registry = registry;
+    srv->service = service;
+    srv->registry = celer_service_registry(service);
     srv->metrics = metrics;
-    srv->cache = cache;
-    srv->redis = redis;
-    cache_metrics(srv);
     for (int c = 1; c <= 5; c++) {
         char labels[32];
         snprintf(labels, sizeof labels, "code=\"%dxx\"", c);

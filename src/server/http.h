@@ -2,16 +2,15 @@
 #ifndef CELER_SERVER_HTTP_H
 #define CELER_SERVER_HTTP_H
 
-#include "server_internal.h"
+#include "service.h"
 
 typedef struct celer_http celer_http;
 
-/* Starts listening on opts->http_address:http_port with its own connection threads. `cache`
- * and `redis` (borrowed; redis may be NULL) serve the results of models and pipelines that enable
- * caching.
- * CELER_ERR_IO when the port cannot be bound. */
-celer_status celer_http_start(const celer_server_options *opts, celer_registry *registry, celer_metrics *metrics,
-                              celer_cache *cache, celer_redis *redis, celer_http **out);
+/* Starts listening on opts->http_address:http_port with its own connection threads, answering
+ * through `service` (borrowed: it must outlive the front end). CELER_ERR_IO when the port cannot
+ * be bound. */
+celer_status celer_http_start(const celer_server_options *opts, celer_service *service, celer_metrics *metrics,
+                              celer_http **out);
 /* Shutdown begins: closes the listening socket (new connections are refused) and makes every
  * answer from now on close its connection; requests in flight go on. */
 void celer_http_drain(celer_http *h);

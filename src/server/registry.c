@@ -957,8 +957,20 @@ void celer_registry_metadata_json(const served_version *v, celer_jbuf *out) {
     celer_jbuf_raw(out, "]}", 2);
 }
 
-void celer_registry_stats_json(celer_registry *r, const char *name, celer_jbuf *out) {
+celer_status celer_registry_stats_json(celer_registry *r, const char *name, const char *version, celer_jbuf *out) {
     pthread_rwlock_rdlock(&r->lock);
+    bool model_found = !name, version_found = !version;
+    for (int i = 0; i < r->n_models && !(model_found && version_found); i++) {
+        served_model *m = r->models[i];
+        if (name && strcmp(name, m->name)) continue;
+        model_found = true;
+        for (int k = 0; k < m->n_versions && !version_found; k++) version_found = !strcmp(m->versions[k]->version_str, version);
+    }
+    if (!model_found || !version_found) {
+        pthread_rwlock_unlock(&r->lock);
+        if (!model_found) return celer_errorf(CELER_ERR_NOT_FOUND, "unknown model '%s'", name);
+        return celer_errorf(CELER_ERR_NOT_FOUND, "model '%s' has no version '%s' loaded", name, version);
+    }
     celer_jbuf_raw(out, "{\"model_stats\":[", 16);
     int n = 0;
     for (int i = 0; i < r->n_models; i++) {
@@ -966,6 +978,7 @@ void celer_registry_stats_json(celer_registry *r, const char *name, celer_jbuf *
         if (name && strcmp(name, m->name)) continue;
         for (int k = 0; k < m->n_versions; k++) {
             served_version *v = m->versions[k];
+            if (version && strcmp(v->version_str, version)) continue;
             if (n++) celer_jbuf_raw(out, ",", 1);
             unsigned long long ok = atomic_load(&v->n_success), bad = atomic_load(&v->n_failure);
             char buf[800];
@@ -985,4 +998,5 @@ void celer_registry_stats_json(celer_registry *r, const char *name, celer_jbuf *
     }
     celer_jbuf_raw(out, "]}", 2);
     pthread_rwlock_unlock(&r->lock);
+    return CELER_OK;
 }

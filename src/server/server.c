@@ -195,6 +195,7 @@ celer_status celer_server_run(const celer_server_options *opts) {
     celer_metrics *metrics = NULL;
     celer_sched *sched = NULL;
     celer_registry *registry = NULL;
+    celer_service *service = NULL;
     celer_http *http = NULL;
     celer_cache *cache = NULL;
     celer_redis *redis = NULL;
@@ -209,7 +210,9 @@ celer_status celer_server_run(const celer_server_options *opts) {
     clock_gettime(CLOCK_MONOTONIC, &t0);
     celer_registry_load_all(registry);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    if ((st = celer_http_start(opts, registry, metrics, cache, redis, &http))) goto done;
+    if ((st = celer_service_init(opts, registry, metrics, cache, redis, &service)) ||
+        (st = celer_http_start(opts, service, metrics, &http)))
+        goto done;
     fprintf(stderr, "celer: serving %s on http://%s:%d (models loaded in %.0f ms)\n", opts->model_repository,
             opts->http_address, opts->http_port,
             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
@@ -234,6 +237,7 @@ done:
     /* no request waits on a worker: the front end goes first (closing every connection, answered or
      * not), so no request can reach a model while the registry frees it */
     celer_http_stop(http);
+    celer_service_free(service);
     celer_registry_free(registry);
     celer_sched_free(sched);
     celer_metrics_free(metrics);

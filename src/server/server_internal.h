@@ -109,6 +109,8 @@ bool celer_registry_ready(celer_registry *r);
 void celer_registry_index_json(celer_registry *r, bool ready_only, celer_jbuf *out);
 /* Writes model metadata / config / statistics JSON for a version. */
 void celer_registry_metadata_json(const served_version *v, celer_jbuf *out);
-void celer_registry_stats_json(celer_registry *r, const char *name, celer_jbuf *out);
+/* Statistics of model `name` (NULL: every model), version `version` (NULL: every loaded one);
+ * CELER_ERR_NOT_FOUND with a message naming what is unknown (nothing written then). */
+celer_status celer_registry_stats_json(celer_registry *r, const char *name, const char *version, celer_jbuf *out);
 
 #endif

@@ -1,0 +1,593 @@
+/* The request service: one request path for every transport (see service.h for the life of a
+ * call). Transports decode and encode; everything a request goes through between is here.
+ *
+ * Threads: begin, find_response, reject, start and end run on the transport's IO thread; done
+ * callbacks run there (answered at once) or on a scheduler worker. A model request is one job on
+ * its version's queue; a pipeline request is a job on the pipeline's task queue whose model calls
+ * are jobs on those models' queues (see "pipelines" below). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "service.h"
+
+#define PACK_MAX ((size_t)64 << 20) /* larger results are not cached */
+
+const char *const celer_service_cache_names[4] = {NULL, "bypass", "hit", "miss"};
+
+struct celer_service {
+    const celer_server_options *opts;
+    celer_registry *registry;
+    celer_metrics *metrics;
+    celer_cache *cache;
+    celer_redis *redis; /* NULL: no shared tier */
+    celer_series *m_cache_hits, *m_cache_misses, *m_cache_lookup;
+    celer_series *m_redis_hits, *m_redis_misses, *m_redis_lookup;
+};
+
+struct celer_service_call {
+    celer_service *svc;
+    served_version *version;
+    celer_arena arena;
+    int64_t start_ns;
+    bool admitted; /* holds a place in its version's queue (celer_sched_queue_admit) */
+    const celer_kserve_request *req;
+    const celer_service_callbacks *cb;
+    void *user;
+    bool suspended; /* cb->suspend was called: done comes on another thread, then cb->resume */
+    /* the model's inputs in its order, and its job */
+    celer_tensor *inputs;
+    celer_job job;
+    /* pipeline in flight: the run, and the model call it waits for */
+    celer_pipeline_run *run;
+    bool before_batch; /* counted in version->before_batch */
+    served_version *call_version;
+    celer_tensor *call_inputs;
+    celer_job call_job;
+    /* result cache */
+    celer_service_cache cache;
+    bool cache_leader; /* computes for the calls coalesced on cache_key */
+    celer_cache_key cache_key;
+    celer_cache_waiter waiter;
+    /* response cache */
+    bool raw_keyed; /* raw_key is set: a successful answer may be kept under it */
+    celer_cache_key raw_key;
+    int64_t raw_expires_ns; /* when the result it comes from expires */
+};
+
+static int64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- statistics and metrics ---- */
+
+/* Counts an outcome of version v (a request, or a pipeline's call of it) in its statistics and
+ * metrics: the one place that does. start_ns: when the request began, for its duration; 0 for a
+ * call, whose duration is its pipeline's. */
+static void count_outcome(served_version *v, bool ok, int64_t start_ns) {
+    if (!ok) {
+        atomic_fetch_add(&v->n_failure, 1);
+        celer_metrics_add(v->m_failure, 1);
+        return;
+    }
+    atomic_fetch_add(&v->n_success, 1);
+    atomic_fetch_add(&v->n_inferences, 1);
+    celer_metrics_add(v->m_success, 1);
+    if (start_ns) celer_metrics_observe(v->m_duration, (double)(now_ns() - start_ns) * 1e-9);
+}
+
+/* Counts how a job of v ran: its wait in the queue, its compute, and its batch. */
+static void count_run(served_version *v, const celer_job *job) {
+    if (job->batch_first) atomic_fetch_add(&v->n_exec, 1);
+    atomic_fetch_add(&v->ns_queue, (unsigned long long)(job->start_ns - job->enqueue_ns));
+    atomic_fetch_add(&v->ns_compute, (unsigned long long)(job->end_ns - job->start_ns));
+    celer_metrics_observe(v->m_queue, (double)(job->start_ns - job->enqueue_ns) * 1e-9);
+    celer_metrics_observe(v->m_compute, (double)(job->end_ns - job->start_ns) * 1e-9);
+    if (job->batch_first) celer_metrics_observe(v->m_batch, job->batch_size);
+}
+
+/* Cache metrics read from the cache's own counters at render time. */
+static double cache_stat(celer_cache *c, size_t offset) {
+    celer_cache_stats st;
+    celer_cache_get_stats(c, &st);
+    return (double)*(const uint64_t *)((const char *)&st + offset);
+}
+static double cache_evictions(void *c) { return cache_stat(c, offsetof(celer_cache_stats, evictions)); }
+static double cache_expirations(void *c) { return cache_stat(c, offsetof(celer_cache_stats, expirations)); }
+static double cache_coalesced(void *c) { return cache_stat(c, offsetof(celer_cache_stats, coalesced)); }
+static double cache_bytes(void *c) { return cache_stat(c, offsetof(celer_cache_stats, bytes)); }
+static double cache_entries(void *c) { return cache_stat(c, offsetof(celer_cache_stats, entries)); }
+
+static double redis_errors(void *r) {
+    celer_redis_stats st;
+    celer_redis_get_stats(r, &st);
+    return (double)st.errors;
+}
+static double redis_up(void *r) {
+    celer_redis_stats st;
+    celer_redis_get_stats(r, &st);
+    return st.up;
+}
+
+static void cache_metrics(celer_service *s) {
+    celer_metrics *m = s->metrics;
+    const char *tier = "tier=\"memory\"";
+    s->m_cache_hits = celer_metrics_counter(m, "celer_cache_hits_total", "Results answered from the cache.", tier);
+    s->m_cache_misses = celer_metrics_counter(m, "celer_cache_misses_total", "Cache lookups that found nothing.", tier);
+    s->m_cache_lookup = celer_metrics_histogram(m, "celer_cache_lookup_duration_seconds",
+                                                "Time to look a result up (and unpack it on a hit).", tier,
+                                                celer_metrics_latency_buckets, celer_metrics_latency_bucket_count);
+    celer_metrics_counter_fn(m, "celer_cache_evictions_total", "Entries evicted to stay under the byte bound.", tier,
+                             cache_evictions, s->cache);
+    celer_metrics_counter_fn(m, "celer_cache_expirations_total", "Entries dropped past their TTL.", tier,
+                             cache_expirations, s->cache);
+    celer_metrics_counter_fn(m, "celer_cache_coalesced_total",
+                             "Requests answered by an identical request computing at the same time.", "",
+                             cache_coalesced, s->cache);
+    celer_metrics_gauge_fn(m, "celer_cache_bytes", "Bytes held (values and entry overhead).", tier, cache_bytes,
+                           s->cache);
+    celer_metrics_gauge_fn(m, "celer_cache_entries", "Entries held.", tier, cache_entries, s->cache);
+    if (!s->redis) return;
+    tier = "tier=\"redis\"";
+    s->m_redis_hits = celer_metrics_counter(m, "celer_cache_hits_total", "Results answered from the cache.", tier);
+    s->m_redis_misses = celer_metrics_counter(m, "celer_cache_misses_total", "Cache lookups that found nothing.", tier);
+    s->m_redis_lookup = celer_metrics_histogram(m, "celer_cache_lookup_duration_seconds",
+                                                "Time to look a result up (and unpack it on a hit).", tier,
+                                                celer_metrics_latency_buckets, celer_metrics_latency_bucket_count);
+    celer_metrics_counter_fn(m, "celer_cache_errors_total",
+                             "Cache commands that failed or timed out (the request went on without the tier).", tier,
+                             redis_errors, s->redis);
+    celer_metrics_gauge_fn(m, "celer_cache_up", "1 while the tier answers.", tier, redis_up, s->redis);
+}
+
+celer_status celer_service_init(const celer_server_options *opts, celer_registry *registry, celer_metrics *metrics,
+                                celer_cache *cache, celer_redis *redis, celer_service **out) {
+    celer_service *s = celer_calloc(1, sizeof *s);
+    if (!s) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
+    *s = (celer_service){.opts = opts, .registry = registry, .metrics = metrics, .cache = cache, .redis = redis};
+    cache_metrics(s);
+    *out = s;
+    return CELER_OK;
+}
+
+void celer_service_free(celer_service *s) { free(s); }
+
+celer_registry *celer_service_registry(celer_service *s) { return s->registry; }
+
+/* ---- a call ---- */
+
+celer_service_call *celer_service_begin(celer_service *s, const char *model, const char *version, int64_t start_ns,
+                                        celer_status *status, char *msg, size_t msg_cap) {
+    *status = CELER_OK;
+    served_version *v = celer_registry_acquire(s->registry, model, version, status, msg, msg_cap);
+    if (!v) return NULL;
+    if (!celer_sched_queue_admit(v->queue)) {
+        snprintf(msg, msg_cap, "queue of model '%s' is full", model);
+        *status = CELER_ERR_UNAVAILABLE;
+        count_outcome(v, false, 0);
+        celer_registry_release(v);
+        return NULL;
+    }
+    celer_service_call *c = celer_calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(msg, msg_cap, "out of memory");
+        *status = CELER_ERR_NOMEM;
+        celer_sched_queue_unadmit(v->queue);
+        celer_registry_release(v);
+        return NULL;
+    }
+    c->svc = s;
+    c->version = v;
+    c->start_ns = start_ns;
+    c->admitted = true;
+    celer_arena_init(&c->arena, 64 * 1024, (size_t)s->opts->max_body_bytes * 4 + (64u << 20));
+    return c;
+}
+
+const served_version *celer_service_version(const celer_service_call *c) { return c->version; }
+celer_arena *celer_service_arena(celer_service_call *c) { return &c->arena; }
+
+/* Gives back c's place in its queue, taken at begin. */
+static void unadmit(celer_service_call *c) {
+    if (!c->admitted) return;
+    c->admitted = false;
+    celer_sched_queue_unadmit(c->version->queue);
+}
+
+void celer_service_end(celer_service_call *c) {
+    if (!c) return;
+    unadmit(c);
+    celer_pipeline_run_end(c->run); /* images a failed or cancelled run still holds, and their budget */
+    celer_arena_free(&c->arena);
+    celer_registry_release(c->version);
+    free(c);
+}
+
+void celer_service_reject(celer_service_call *c) { count_outcome(c->version, false, 0); }
+
+/* ---- the response cache in front of the result cache ----
+ * The same request bytes (body and the headers that decide its reading) to the same endpoint get
+ * the same response bytes: the response is kept under a key over the raw request, so a repeat is
+ * answered by hashing its body, without parsing it. The result cache behind it (keys over decoded
+ * tensors) still serves the same tensors sent in another form. An entry lives no longer than the
+ * result it was encoded from. */
+
+bool celer_service_find_response(celer_service_call *c, const char *const *parts, int n_parts, const void *body,
+                                 size_t len, celer_jbuf *out) {
+    const served_version *v = c->version;
+    if (v->cache_ttl_ns <= 0) return false;
+    int64_t t0 = now_ns();
+    celer_cache_keyer k;
+    celer_cache_key_begin(&k);
+    celer_cache_key_str(&k, "raw response");
+    celer_cache_key_str(&k, v->owner->name);
+    celer_cache_key_str(&k, v->version_str);
+    celer_cache_key_u64(&k, v->cache_salt);
+    for (int i = 0; i < n_parts; i++) celer_cache_key_str(&k, parts[i] ? parts[i] : "(none)");
+    celer_cache_key_bytes(&k, body ? body : "", len);
+    c->raw_key = celer_cache_key_end(&k);
+    c->raw_keyed = true;
+    c->raw_expires_ns = t0 + v->cache_ttl_ns;
+    /* an arena of its own, sized for one response: a hit takes no request arena (64 KiB blocks) */
+    celer_arena kept;
+    celer_arena_init(&kept, 4096, 0);
+    void *value;
+    size_t vlen;
+    size_t before = out->len;
+    bool hit = celer_cache_get(c->svc->cache, c->raw_key, now_ns(), &kept, &value, &vlen);
+    if (hit) celer_jbuf_raw(out, value, vlen);
+    celer_arena_free(&kept);
+    if (!hit || out->status) {
+        out->len = before;
+        return false;
+    }
+    celer_metrics_observe(c->svc->m_cache_lookup, (double)(now_ns() - t0) * 1e-9);
+    celer_metrics_add(c->svc->m_cache_hits, 1);
+    count_outcome(c->version, true, c->start_ns);
+    c->raw_keyed = false;
+    c->cache = CELER_SERVICE_CACHE_HIT;
+    return true;
+}
+
+void celer_service_keep_response(celer_service_call *c, const void *bytes, size_t len) {
+    if (!c->raw_keyed) return;
+    celer_cache_put(c->svc->cache, c->raw_key, bytes, len, c->raw_expires_ns);
+}
+
+/* ---- answering ---- */
+
+/* The request no longer counts as on its way to the pipeline's batch step. */
+static void left_before_batch(celer_service_call *c) {
+    if (!c->before_batch) return;
+    c->before_batch = false;
+    atomic_fetch_sub(&c->version->before_batch, 1);
+}
+
+/* Hands c's result to its transport to encode, counts it (a success only when it also encoded),
+ * then lets the transport send it when it waits on another thread: c may be gone after that. */
+static void answer(celer_service_call *c, celer_status st, const char *message, const celer_tensor *outputs,
+                   int n_outputs) {
+    celer_service_result r = {.status = st, .message = st ? (message ? message : "") : "", .outputs = outputs,
+                              .n_outputs = st ? 0 : n_outputs, .version = c->version, .cache = c->cache};
+    celer_status es = c->cb->done(c->user, &r);
+    count_outcome(c->version, !st && !es, c->start_ns);
+    if (c->suspended) c->cb->resume(c->user);
+}
+
+/* "celer:" and the key in hex: 38 characters (and a NUL). */
+static void redis_key(celer_cache_key k, char out[40]) {
+    snprintf(out, 40, "celer:%016llx%016llx", (unsigned long long)k.hi, (unsigned long long)k.lo);
+}
+
+/* The leader of a cache key is done: stores a success, then answers every call coalesced on the
+ * key with the same result. */
+static void lead_done(celer_service_call *c, celer_status st, const char *message, const celer_tensor *outputs,
+                      int n_outputs) {
+    c->cache_leader = false;
+    celer_service *s = c->svc;
+    if (!st) {
+        void *packed;
+        size_t len;
+        if (!celer_cache_pack(outputs, n_outputs, PACK_MAX, &packed, &len)) {
+            celer_cache_put(s->cache, c->cache_key, packed, len, now_ns() + c->version->cache_ttl_ns);
+            if (s->redis) { /* a slow or dead Redis costs at most its timeout, once per backoff */
+                char rk[40];
+                redis_key(c->cache_key, rk);
+                celer_redis_set(s->redis, rk, 38, packed, len, c->version->cache_ttl_ns / 1000000);
+            }
+            free(packed);
+        }
+    }
+    celer_cache_waiter *w = celer_cache_finish(s->cache, c->cache_key);
+    while (w) {
+        celer_service_call *wc = w->user;
+        w = w->next; /* the waiter's call is gone once answered */
+        wc->cache = st ? CELER_SERVICE_CACHE_MISS : CELER_SERVICE_CACHE_HIT;
+        answer(wc, st, message, outputs, n_outputs);
+    }
+}
+
+/* c is done (its job completed, or it failed before or while queued). */
+static void finish(celer_service_call *c, const celer_job *job, celer_status st, const char *message,
+                   const celer_tensor *outputs, int n_outputs) {
+    served_version *v = c->version;
+    left_before_batch(c);
+    int64_t end = now_ns();
+    bool leader = c->cache_leader;
+    if (!st && job) {
+        atomic_fetch_add(&v->ns_total, (unsigned long long)(end - c->start_ns));
+        count_run(v, job);
+        if (v->pipeline) {
+            const int64_t *ns = celer_pipeline_run_step_ns(c->run);
+            for (int i = 0; i < celer_pipeline_step_count(v->pipeline); i++)
+                if (ns[i] > 0) celer_metrics_observe(v->m_steps[i], (double)ns[i] * 1e-9);
+        }
+    }
+    if (leader) lead_done(c, st, message, outputs, n_outputs); /* c's outputs stay valid until its answer */
+    answer(c, st, message, outputs, n_outputs);                /* c may be gone from here on */
+}
+
+static void infer_done(celer_job *job, celer_status st, const char *message, const celer_tensor *outputs,
+                       int n_outputs) {
+    finish(job->user, job, st, message, outputs, n_outputs);
+}
+
+/* ---- pipelines ----
+ * A pipeline request is a job on the pipeline's task queue: a worker runs its steps until the end
+ * or a model call; a call is a job on that model's queue (so it batches with other requests), and
+ * its completion hands the outputs back and queues the pipeline job again, so the model's worker
+ * goes on with its batch. The transport's connection or stream waits throughout, as for a model. */
+
+static void pipeline_fail(celer_service_call *c, celer_status st, const char *message) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", message);
+    finish(c, NULL, st, msg, NULL, 0);
+}
+
+static void pipeline_model_done(celer_job *job, celer_status st, const char *message, const celer_tensor *outputs,
+                                int n_outputs) {
+    celer_service_call *c = job->user;
+    served_version *mv = c->call_version;
+    c->call_version = NULL;
+    if (!st) st = celer_pipeline_resume(c->run, mv->output_names, outputs, n_outputs);
+    if (st) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "model '%s': %s", mv->owner->name, message && *message ? message : celer_error_message());
+        count_outcome(mv, false, 0);
+        celer_registry_release(mv);
+        pipeline_fail(c, st, msg);
+        return;
+    }
+    count_outcome(mv, true, 0);
+    count_run(mv, job);
+    celer_registry_release(mv);
+    st = celer_sched_submit(c->version->queue, &c->job);
+    if (st) pipeline_fail(c, st, celer_error_message());
+}
+
+/* Runs on a worker: steps until done (answer) or a model call (submitted; the worker moves on). */
+static void pipeline_task(celer_job *job, celer_status st, const char *message, const celer_tensor *outputs,
+                          int n_outputs) {
+    (void)outputs, (void)n_outputs;
+    celer_service_call *c = job->user;
+    if (st) {
+        pipeline_fail(c, st, message);
+        return;
+    }
+    const celer_pipeline_call *call = NULL;
+    st = celer_pipeline_run_steps(c->run, &call);
+    if (st) {
+        pipeline_fail(c, st, celer_error_message());
+        return;
+    }
+    if (!call) {
+        finish(c, job, CELER_OK, "", celer_pipeline_run_outputs(c->run), celer_pipeline_output_count(c->version->pipeline));
+        return;
+    }
+    if (!call->model) { /* a step that batches across requests: wait for it in its queue */
+        left_before_batch(c);
+        st = celer_sched_submit(c->version->step_queues[call->batch_step], job);
+        if (st) pipeline_fail(c, st, celer_error_message());
+        return;
+    }
+    char msg[1024];
+    celer_status code = CELER_OK;
+    served_version *mv = celer_registry_acquire(c->svc->registry, call->model, call->version, &code, msg, sizeof msg);
+    if (!mv) {
+        /* the pipeline is fine; the model it needs is not serving: the service is unavailable */
+        pipeline_fail(c, CELER_ERR_UNAVAILABLE, msg);
+        return;
+    }
+    c->call_inputs = celer_arena_alloc(&c->arena, sizeof *c->call_inputs * (size_t)(mv->n_inputs + 1));
+    for (int i = 0; c->call_inputs && i < mv->n_inputs; i++) {
+        int found = -1;
+        for (int k = 0; k < call->n_inputs && found < 0; k++)
+            if (!strcmp(call->input_names[k], mv->inputs[i].name)) found = k;
+        if (found < 0) {
+            snprintf(msg, sizeof msg, "pipeline '%s' gives model '%s' no input '%s'", c->version->owner->name, call->model,
+                     mv->inputs[i].name);
+            celer_registry_release(mv);
+            pipeline_fail(c, CELER_ERR_INTERNAL, msg);
+            return;
+        }
+        c->call_inputs[i] = call->inputs[found];
+    }
+    if (!c->call_inputs) {
+        snprintf(msg, sizeof msg, "%s", celer_error_message());
+        celer_registry_release(mv);
+        pipeline_fail(c, celer_error_status(), msg);
+        return;
+    }
+    c->call_version = mv;
+    c->call_job = (celer_job){.inputs = c->call_inputs, .done = pipeline_model_done, .user = c,
+                              .deadline_ns = c->job.deadline_ns};
+    st = celer_sched_submit(mv->queue, &c->call_job);
+    if (st) {
+        snprintf(msg, sizeof msg, "model '%s': %s", call->model, celer_error_message());
+        c->call_version = NULL;
+        celer_registry_release(mv);
+        pipeline_fail(c, st, msg);
+    }
+}
+
+/* ---- starting a call ---- */
+
+/* Whether every requested output is one the version has. */
+static celer_status check_outputs(const served_version *v, const celer_kserve_request *req) {
+    for (int k = 0; k < req->n_outputs; k++) {
+        bool known = false;
+        for (int i = 0; i < v->n_outputs && !known; i++) known = !strcmp(v->output_names[i], req->outputs[k].name);
+        if (!known) return celer_errorf(CELER_ERR_INVALID, "unknown output '%s' requested", req->outputs[k].name);
+    }
+    return CELER_OK;
+}
+
+/* Orders a model's inputs as the model lists them (the decoder checked names and shapes). */
+static celer_status order_inputs(celer_service_call *c) {
+    const served_version *v = c->version;
+    const celer_kserve_request *req = c->req;
+    c->inputs = celer_arena_alloc(&c->arena, sizeof(celer_tensor) * (size_t)(v->n_inputs + 1));
+    if (!c->inputs) return celer_errorf(celer_error_status(), "%s", celer_error_message());
+    for (int i = 0; i < v->n_inputs; i++) {
+        int found = -1;
+        for (int k = 0; k < req->n_inputs && found < 0; k++)
+            if (!strcmp(req->inputs[k].name, v->inputs[i].name)) found = k;
+        if (found < 0) return celer_errorf(CELER_ERR_INVALID, "missing input '%s'", v->inputs[i].name);
+        c->inputs[i] = req->inputs[found].tensor;
+    }
+    return check_outputs(v, req);
+}
+
+/* A pipeline's run from the decoded request: its inputs, parameters and outputs checked. */
+static celer_status pipeline_prepare(celer_service_call *c) {
+    const served_version *v = c->version;
+    const celer_kserve_request *req = c->req;
+    CELER_TRY(celer_pipeline_run_init(v->pipeline, &c->arena, &c->run));
+    celer_pipeline_set_batching(c->run, true);
+    for (int k = 0; k < req->n_inputs; k++) {
+        int i = 0;
+        while (i < v->n_inputs && strcmp(v->inputs[i].name, req->inputs[k].name)) i++;
+        CELER_TRY(celer_pipeline_set_input(c->run, i, &req->inputs[k].tensor, req->inputs[k].lens));
+    }
+    celer_pipeline_set_parameters(c->run, req->param_keys, req->param_values, req->n_params);
+    return check_outputs(v, req);
+}
+
+/* The cache key of a decoded request: what is asked (endpoint, version, its config and files) and
+ * every input as sent (name, dtype, shape, bytes; absent ones too, their defaults being part of
+ * the config), the outputs selected and the request parameters that can steer a pipeline. */
+static celer_cache_key request_key(const celer_service_call *c) {
+    const served_version *v = c->version;
+    const celer_kserve_request *req = c->req;
+    celer_cache_keyer k;
+    celer_cache_key_begin(&k);
+    celer_cache_key_str(&k, v->owner->name);
+    celer_cache_key_str(&k, v->version_str);
+    celer_cache_key_u64(&k, v->cache_salt);
+    for (int i = 0; i < v->n_inputs; i++) {
+        const celer_kserve_input *in = NULL;
+        for (int j = 0; j < req->n_inputs && !in; j++)
+            if (!strcmp(req->inputs[j].name, v->inputs[i].name)) in = &req->inputs[j];
+        if (in) celer_cache_key_tensor(&k, in->name, &in->tensor, in->lens);
+        else celer_cache_key_str(&k, ""); /* absent: the default */
+    }
+    celer_cache_key_u64(&k, (uint64_t)req->n_outputs);
+    for (int i = 0; i < req->n_outputs; i++) celer_cache_key_str(&k, req->outputs[i].name);
+    if (v->pipeline)
+        for (int i = 0; i < req->n_params; i++) {
+            celer_cache_key_str(&k, req->param_keys[i]);
+            celer_cache_key_str(&k, req->param_values[i]);
+        }
+    return celer_cache_key_end(&k);
+}
+
+/* Looks c's result up in the memory tier, then the shared one; true with the outputs on a hit. */
+static bool cache_lookup(celer_service_call *c, celer_tensor **outs, int *n) {
+    celer_service *s = c->svc;
+    const served_version *v = c->version;
+    int64_t t0 = now_ns(), expires = 0;
+    void *value;
+    size_t len;
+    bool hit = celer_cache_get_ex(s->cache, c->cache_key, t0, &c->arena, &value, &len, &expires) &&
+               !celer_cache_unpack(value, len, &c->arena, outs, n) && *n == v->n_outputs;
+    if (hit) c->raw_expires_ns = expires;
+    celer_metrics_observe(s->m_cache_lookup, (double)(now_ns() - t0) * 1e-9);
+    celer_metrics_add(hit ? s->m_cache_hits : s->m_cache_misses, 1);
+    if (hit || !s->redis) return hit;
+    /* the shared tier: one round trip (GET + PTTL), bounded by its timeout */
+    char rk[40];
+    redis_key(c->cache_key, rk);
+    int64_t ttl_ms = -1, t1 = now_ns();
+    celer_redis_result rr = celer_redis_get(s->redis, rk, 38, &c->arena, &value, &len, &ttl_ms);
+    hit = rr == CELER_REDIS_HIT && !celer_cache_unpack(value, len, &c->arena, outs, n) && *n == v->n_outputs;
+    celer_metrics_observe(s->m_redis_lookup, (double)(now_ns() - t1) * 1e-9);
+    if (rr != CELER_REDIS_UNAVAILABLE) celer_metrics_add(hit ? s->m_redis_hits : s->m_redis_misses, 1);
+    if (hit) { /* kept here too, no longer than Redis keeps it */
+        int64_t ttl_ns = v->cache_ttl_ns;
+        if (ttl_ms >= 0) ttl_ns = CELER_MIN(ttl_ns, ttl_ms * 1000000);
+        c->raw_expires_ns = now_ns() + ttl_ns;
+        celer_cache_put(s->cache, c->cache_key, value, len, c->raw_expires_ns);
+    }
+    return hit;
+}
+
+void celer_service_start(celer_service_call *c, const celer_kserve_request *req, const celer_service_callbacks *cb,
+                         void *user) {
+    served_version *v = c->version;
+    c->req = req;
+    c->cb = cb;
+    c->user = user;
+    celer_status st = v->pipeline ? pipeline_prepare(c) : order_inputs(c);
+    if (st) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", celer_error_message());
+        answer(c, st, msg, NULL, 0);
+        return;
+    }
+    const celer_model_config *cfg = &v->owner->config;
+    int64_t timeout_us = cfg->default_timeout_us;
+    if (req->timeout_us > 0 && (cfg->allow_timeout_override || !timeout_us)) timeout_us = req->timeout_us;
+    c->job = (celer_job){.inputs = c->inputs, .done = v->pipeline ? pipeline_task : infer_done, .user = c,
+                         .task = c->run, .deadline_ns = timeout_us > 0 ? now_ns() + timeout_us * 1000 : 0};
+    c->cache = CELER_SERVICE_CACHE_BYPASS;
+    if (v->cache_ttl_ns > 0) {
+        c->cache_key = request_key(c);
+        celer_tensor *outs;
+        int n;
+        if (cache_lookup(c, &outs, &n)) { /* answered here: encoding one result is the IO thread's work */
+            c->cache = CELER_SERVICE_CACHE_HIT;
+            answer(c, CELER_OK, "", outs, n);
+            return;
+        }
+        c->cache = CELER_SERVICE_CACHE_MISS;
+    }
+    c->suspended = true;
+    cb->suspend(user); /* from here on, done may come on another thread at any time */
+    if (c->cache == CELER_SERVICE_CACHE_MISS) {
+        /* an identical request computing right now answers this one too */
+        c->waiter.user = c;
+        if (!celer_cache_join(c->svc->cache, c->cache_key, &c->waiter)) return;
+        c->cache_leader = true;
+    }
+    if (v->n_batch_steps) {
+        c->before_batch = true;
+        atomic_fetch_add(&v->before_batch, 1);
+    }
+    unadmit(c); /* the job takes its place in the queue now */
+    st = celer_sched_submit(v->queue, &c->job);
+    if (st) {
+        /* full queue or a version being unloaded: overloaded; a batch-shape problem: the request */
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", celer_error_message());
+        finish(c, NULL, st, msg, NULL, 0);
+    }
+}
+
+/* ---- statistics ---- */
+
+celer_status celer_service_stats_json(celer_service *s, const char *model, const char *version, celer_jbuf *out) {
+    return celer_registry_stats_json(s->registry, model, version, out);
+}

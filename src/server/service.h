@@ -1,0 +1,115 @@
+/* The request service (service.c), private to src/server: the request path every transport
+ * shares. A transport (HTTP today, gRPC next) decodes bytes into a celer_kserve_request, hands it
+ * here, and encodes what comes back; everything between is here: admission to a version's queue,
+ * the result cache and its shared tier, coalescing of identical requests, the response cache,
+ * pipelines and the model calls they make, deadlines, statistics and metrics.
+ *
+ * A call goes:
+ *   celer_service_begin      (model and version from the route or message: acquire, admit)
+ *   [celer_service_find_response]  (the transport's encoded answer to the same request bytes)
+ *   the transport decodes its body into the call's arena, against celer_service_version(c)
+ *   celer_service_start      (or celer_service_reject when the body did not decode)
+ *   done(...)                exactly once, on the starting thread, or later on a worker after
+ *                            suspend(...) and followed by resume(...)
+ *   celer_service_end        (after the transport has sent its answer)
+ * See docs/server.md, "The request service". */
+#ifndef CELER_SERVER_SERVICE_H
+#define CELER_SERVER_SERVICE_H
+
+#include "server_internal.h"
+
+typedef struct celer_service celer_service;
+typedef struct celer_service_call celer_service_call;
+
+/* How the result cache took part in an answer (the X-Celer-Cache header). */
+typedef enum celer_service_cache {
+    CELER_SERVICE_CACHE_NONE,   /* not an inference, or answered before a lookup */
+    CELER_SERVICE_CACHE_BYPASS, /* the version does not cache */
+    CELER_SERVICE_CACHE_HIT,
+    CELER_SERVICE_CACHE_MISS,
+} celer_service_cache;
+extern const char *const celer_service_cache_names[4]; /* NULL, "bypass", "hit", "miss" */
+
+/* What a call produced, for the transport to encode. Valid only during the done callback. */
+typedef struct celer_service_result {
+    celer_status status;         /* CELER_OK, or the failure (its HTTP status and gRPC code: base.h) */
+    const char *message;         /* the failure's text; "" on success */
+    const celer_tensor *outputs; /* on success: every output, in the order of version->output_names */
+    int n_outputs;
+    const served_version *version;
+    celer_service_cache cache;
+} celer_service_result;
+
+typedef struct celer_service_callbacks {
+    /* The call goes on another thread: the transport parks its connection or stream now (done and
+     * resume follow on a worker, possibly before suspend's caller returns). Not called when done
+     * comes during celer_service_start. */
+    void (*suspend)(void *user);
+    /* The answer: encodes it and returns the encoder's status (CELER_OK counts the call as a
+     * success of its version, anything else as a failure). The call is still alive: the answer is
+     * not sent yet. Runs on the thread of celer_service_start (a cache hit, a refused request) or
+     * on a worker; never under a lock of the service. */
+    celer_status (*done)(void *user, const celer_service_result *r);
+    /* After done, when suspend was called: the transport sends the answer; from then on the call
+     * may be ended at any time by the transport's own thread. */
+    void (*resume)(void *user);
+} celer_service_callbacks;
+
+/* Creates the service over the registry, metrics, result cache and optional Redis tier (all
+ * borrowed; they must outlive it) and registers the cache metrics. */
+celer_status celer_service_init(const celer_server_options *opts, celer_registry *registry, celer_metrics *metrics,
+                                celer_cache *cache, celer_redis *redis, celer_service **out);
+void celer_service_free(celer_service *s);
+
+celer_registry *celer_service_registry(celer_service *s);
+
+/* Begins an inference call of `model` (`version` NULL or "" = the latest): takes a reference on
+ * the version and a place in its queue, decided before any body byte is read. start_ns: when the
+ * request arrived (CLOCK_MONOTONIC), for its duration. On failure returns NULL with *status
+ * (CELER_ERR_NOT_FOUND, CELER_ERR_UNAVAILABLE for a model not ready or a full queue, counted as a
+ * failure of the version, CELER_ERR_NOMEM) and the message in msg. The call is the caller's until
+ * celer_service_end. */
+celer_service_call *celer_service_begin(celer_service *s, const char *model, const char *version, int64_t start_ns,
+                                        celer_status *status, char *msg, size_t msg_cap);
+
+/* The version being called: its inputs (decoding spec), output names, name and version. */
+const served_version *celer_service_version(const celer_service_call *c);
+/* The call's arena: what the transport decodes goes here, freed by celer_service_end. Bounded by
+ * four times --max-body-bytes plus 64 MiB. */
+celer_arena *celer_service_arena(celer_service_call *c);
+
+/* The response cache, for versions that cache: the same request bytes to the same endpoint get
+ * the same encoded answer without being decoded. `parts` (n_parts strings: the transport, the
+ * endpoint form and the headers that decide how the body is read) and the body make the key. On
+ * a hit appends the kept bytes to `out`, counts a cache hit and a success, and returns true: the
+ * transport answers with them and calls celer_service_end. On a miss returns false and remembers
+ * the key: a successful answer of this call can be kept under it with celer_service_keep_response. */
+bool celer_service_find_response(celer_service_call *c, const char *const *parts, int n_parts, const void *body,
+                                 size_t len, celer_jbuf *out);
+/* From the done callback of a successful call that looked for its response: keeps `bytes` (copied)
+ * as the answer to the same request bytes, for no longer than the result it was encoded from. */
+void celer_service_keep_response(celer_service_call *c, const void *bytes, size_t len);
+
+/* The transport could not decode the request: counts a failure of the version. The transport
+ * answers with its own error and calls celer_service_end. */
+void celer_service_reject(celer_service_call *c);
+
+/* Starts the decoded request `req` (it and every tensor it points to stay untouched until done;
+ * they live in the call's arena or the transport's body). Checks it against the version (inputs
+ * in the model's order, requested outputs known; for a pipeline, its inputs and parameters),
+ * sets its deadline (the config's default_timeout, or req->timeout_us where allowed), looks the
+ * result up in the cache tiers or joins an identical request computing now, else queues it.
+ * cb->done is called exactly once (see celer_service_callbacks); `cb` and `user` must stay valid
+ * until then. */
+void celer_service_start(celer_service_call *c, const celer_kserve_request *req, const celer_service_callbacks *cb,
+                         void *user);
+
+/* Ends a call: gives back its queue place if still held, the images a pipeline run holds, the
+ * arena and the version. After done was called (or when start was never called). */
+void celer_service_end(celer_service_call *c);
+
+/* Statistics of `model` (NULL: every model) and `version` (NULL: every version) as Triton's JSON.
+ * CELER_ERR_NOT_FOUND with a message for an unknown model or version. */
+celer_status celer_service_stats_json(celer_service *s, const char *model, const char *version, celer_jbuf *out);
+
+#endif
