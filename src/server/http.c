@@ -471,8 +471,50 @@ static enum MHD_Result h_index(http_req *q, const route_args *a) {
     return send_reply(q);
 }
 
-static enum MHD_Result h_load(http_req *q, const route_args *a) { return start_repo_action(q, a->model, false); }
-static enum MHD_Result h_unload(http_req *q, const route_args *a) { return start_repo_action(q, a->model, true); }
+/* The body of a load or unload: {"parameters": {...}}. Triton's parameters that celer does not
+ * implement are refused by name: a load would otherwise answer 200 having ignored them. */
+static celer_status check_repo_body(const http_req *q, bool unload) {
+    if (!q->body_len) return CELER_OK;
+    celer_arena arena;
+    celer_arena_init(&arena, 4096, 1 << 20);
+    celer_json *doc;
+    celer_status st = celer_json_parse(q->body, q->body_len, &arena, &doc);
+    if (st) st = celer_error_wrap(st, "request body");
+    else if (doc->type != CELER_JSON_OBJECT) st = celer_errorf(CELER_ERR_INVALID, "request body must be a JSON object");
+    for (int i = 0; !st && i < doc->n; i++)
+        if (strcmp(doc->keys[i], "parameters"))
+            st = celer_errorf(CELER_ERR_INVALID, "unknown field '%.64s' (a %s request takes 'parameters')", doc->keys[i],
+                              unload ? "unload" : "load");
+    const celer_json *params = st ? NULL : celer_json_get(doc, "parameters");
+    if (params && params->type != CELER_JSON_OBJECT) st = celer_errorf(CELER_ERR_INVALID, "'parameters' must be an object");
+    for (int i = 0; !st && params && i < params->n; i++) {
+        const char *key = params->keys[i];
+        const celer_json *v = &params->items[i];
+        if (unload && !strcmp(key, "unload_dependents") && v->type == CELER_JSON_BOOL && !v->boolean) continue;
+        if (!unload && (!strcmp(key, "config") || !strncmp(key, "file:", 5)))
+            st = celer_errorf(CELER_ERR_INVALID,
+                              "load parameter '%.64s' is not supported yet: put the model's files and config.pbtxt in "
+                              "its folder of the repository and load it without parameters", key);
+        else
+            st = celer_errorf(CELER_ERR_INVALID, "%s parameter '%.64s' is not supported", unload ? "unload" : "load", key);
+    }
+    celer_arena_free(&arena);
+    return st;
+}
+
+static enum MHD_Result repo_action(http_req *q, const route_args *a, bool unload) {
+    celer_status st = check_repo_body(q, unload);
+    if (st) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", celer_error_message());
+        reply_status(q, st, msg);
+        return send_reply(q);
+    }
+    return start_repo_action(q, a->model, unload);
+}
+
+static enum MHD_Result h_load(http_req *q, const route_args *a) { return repo_action(q, a, false); }
+static enum MHD_Result h_unload(http_req *q, const route_args *a) { return repo_action(q, a, true); }
 
 static enum MHD_Result h_metrics(http_req *q, const route_args *a) {
     (void)a;
@@ -711,6 +753,13 @@ static bool admit(http_req *q, struct MHD_Connection *conn, const char *url) {
         return false;
     }
     find_route(q);
+    const char *ce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Encoding");
+    if (ce && strcasecmp(ce, "identity")) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "Content-Encoding '%.64s' is not supported: send the body uncompressed", ce);
+        reply_status(q, CELER_ERR_INVALID, msg);
+        return false;
+    }
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
     char msg[1024];

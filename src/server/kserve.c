@@ -252,6 +252,53 @@ static celer_status decode_raw_body(const char *body, size_t len, const celer_ks
     return CELER_OK;
 }
 
+/* ---- parameters celer does not act on: refused by name, never ignored ----
+ * Request level: Triton's reserved names that celer does not implement (a zero or false value
+ * asks for nothing and passes); any other name is the caller's own and reaches pipelines. Tensor
+ * level: only the names celer reads. */
+static const struct unsupported_param {
+    const char *name, *why;
+} unsupported_request_params[] = {
+    {"sequence_id", "celer has no sequence batching (stateful models are not served)"},
+    {"sequence_start", "celer has no sequence batching (stateful models are not served)"},
+    {"sequence_end", "celer has no sequence batching (stateful models are not served)"},
+    {"priority", "celer has no priority levels"},
+    {"headers", "celer does not forward HTTP headers to models"},
+}, unsupported_tensor_params[] = {
+    {"classification", "celer does not implement the classification extension yet; request the raw output"},
+    {"shared_memory_region", "celer does not implement shared memory; send the data in the request"},
+    {"shared_memory_byte_size", "celer does not implement shared memory; send the data in the request"},
+    {"shared_memory_offset", "celer does not implement shared memory; send the data in the request"},
+};
+
+static const char *unsupported_why(const struct unsupported_param *table, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(table[i].name, name)) return table[i].why;
+    return NULL;
+}
+
+/* Refuses a reserved request parameter celer does not implement, unless it asks for nothing. */
+static celer_status check_request_param(const char *key, const celer_json *v) {
+    const char *why = unsupported_why(unsupported_request_params, CELER_ARRAY_LEN(unsupported_request_params), key);
+    if (!why) return CELER_OK;
+    bool nothing = (v->type == CELER_JSON_BOOL && !v->boolean) || (v->type == CELER_JSON_NUMBER && v->number == 0) ||
+                   (v->type == CELER_JSON_STRING && (!v->string[0] || !strcmp(v->string, "0")));
+    if (nothing) return CELER_OK;
+    return celer_errorf(CELER_ERR_INVALID, "request parameter '%s' is refused: %s", key, why);
+}
+
+/* Refuses every parameter of an input or output (`what`: "output 'x'") other than `known`. */
+static celer_status check_tensor_params(const celer_json *params, const char *known, const char *what) {
+    for (int i = 0; i < params->n; i++) {
+        const char *key = params->keys[i];
+        if (!strcmp(key, known)) continue;
+        const char *why = unsupported_why(unsupported_tensor_params, CELER_ARRAY_LEN(unsupported_tensor_params), key);
+        if (why) return celer_errorf(CELER_ERR_INVALID, "%s: parameter '%s' is refused: %s", what, key, why);
+        return celer_errorf(CELER_ERR_INVALID, "%s: unknown parameter '%s' (celer reads '%s' here)", what, key, known);
+    }
+    return CELER_OK;
+}
+
 static celer_status parse_outputs(const celer_json *outputs, celer_arena *arena, celer_kserve_request *out) {
     if (outputs->type != CELER_JSON_ARRAY) return celer_errorf(CELER_ERR_INVALID, "'outputs' must be an array of objects");
     if (outputs->n > CELER_KSERVE_MAX_TENSORS)
@@ -272,6 +319,9 @@ static celer_status parse_outputs(const celer_json *outputs, celer_arena *arena,
         if (params) {
             if (params->type != CELER_JSON_OBJECT)
                 return celer_errorf(CELER_ERR_INVALID, "output '%s': 'parameters' must be an object", name->string);
+            char what[300];
+            snprintf(what, sizeof what, "output '%.256s'", name->string);
+            CELER_TRY(check_tensor_params(params, "binary_data", what));
             const celer_json *bd = celer_json_get(params, "binary_data");
             if (bd) {
                 if (bd->type != CELER_JSON_BOOL)
@@ -288,6 +338,7 @@ static celer_status parse_outputs(const celer_json *outputs, celer_arena *arena,
 
 static celer_status parse_parameters(const celer_json *params, celer_arena *arena, celer_kserve_request *out) {
     if (params->type != CELER_JSON_OBJECT) return celer_errorf(CELER_ERR_INVALID, "request 'parameters' must be an object");
+    for (int i = 0; i < params->n; i++) CELER_TRY(check_request_param(params->keys[i], &params->items[i]));
     const celer_json *bdo = celer_json_get(params, "binary_data_output");
     if (bdo) {
         if (bdo->type != CELER_JSON_BOOL)
@@ -390,6 +441,7 @@ celer_status celer_kserve_decode_infer(const char *body, size_t len, size_t json
         const celer_json *ip = celer_json_get(in, "parameters"), *bds = NULL;
         if (ip) {
             if (ip->type != CELER_JSON_OBJECT) return celer_errorf(CELER_ERR_INVALID, "%s: 'parameters' must be an object", what);
+            CELER_TRY(check_tensor_params(ip, "binary_data_size", what));
             bds = celer_json_get(ip, "binary_data_size");
         }
         const celer_json *data = celer_json_get(in, "data");
