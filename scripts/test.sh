@@ -23,12 +23,14 @@ export CELER_REAL_MODELS_DIR="$PWD/build/real-models"
 # truncated and overwritten in place), runs here against build-asan/celer
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$jobs")
 
-echo "== thread sanitizer: one model run from 8 threads at once"
+echo "== thread sanitizer: one model run from 8 threads at once; the request service in process"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DCMAKE_C_FLAGS=-fsanitize=thread -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >/dev/null
-ninja -C build-tsan -j"$jobs" test_runtime
-CELER_EXAMPLES="$PWD/examples" TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
-  build-tsan/tests/test_runtime
+ninja -C build-tsan -j"$jobs" test_runtime test_service
+for t in test_runtime test_service; do
+  CELER_EXAMPLES="$PWD/examples" TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
+    "build-tsan/tests/$t"
+done
 echo "== thread sanitizer: the server under the pipeline, cache and hardening end-to-end tests (requests move"
 echo "   between workers; coalesced requests are answered by another request's worker; shutdown under load)"
 ninja -C build-tsan -j"$jobs" celer
