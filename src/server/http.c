@@ -519,14 +519,12 @@ static bool pipeline_decode(http_req *q, size_t json_len) {
     if (raw) {
         memset(&q->kreq, 0, sizeof q->kreq);
         q->kreq.inputs = celer_arena_alloc(&q->arena, sizeof *q->kreq.inputs);
-        char **el = celer_arena_alloc(&q->arena, sizeof *el);
-        size_t *len = celer_arena_alloc(&q->arena, sizeof *len);
-        if (!q->kreq.inputs || !el || !len || !(el[0] = celer_arena_strndup(&q->arena, q->body ? q->body : "", q->body_len))) {
+        celer_str *el = celer_arena_alloc(&q->arena, sizeof *el);
+        if (!q->kreq.inputs || !el || celer_str_dup(&q->arena, (celer_str){q->body, q->body_len}, el)) {
             reply_status(q, celer_error_status(), celer_error_message());
             return false;
         }
-        *len = q->body_len;
-        q->kreq.inputs[0] = (celer_kserve_input){.name = v->inputs[bytes_input].name, .lens = len,
+        q->kreq.inputs[0] = (celer_kserve_input){.name = v->inputs[bytes_input].name,
                                                  .tensor = {.dtype = CELER_STRING, .shape = {.rank = 1, .dims = {1}}, .data = el}};
         q->kreq.n_inputs = 1;
     } else {
@@ -548,7 +546,7 @@ static bool pipeline_decode(http_req *q, size_t json_len) {
     for (int k = 0; !st && k < q->kreq.n_inputs; k++) {
         int i = 0;
         while (i < v->n_inputs && strcmp(v->inputs[i].name, q->kreq.inputs[k].name)) i++;
-        st = celer_pipeline_set_input(q->run, i, &q->kreq.inputs[k].tensor, q->kreq.inputs[k].lens);
+        st = celer_pipeline_set_input(q->run, i, &q->kreq.inputs[k].tensor);
     }
     if (!st) {
         celer_pipeline_set_parameters(q->run, q->kreq.param_keys, q->kreq.param_values, q->kreq.n_params);
@@ -582,7 +580,7 @@ static celer_cache_key request_key(const http_req *q) {
         const celer_kserve_input *in = NULL;
         for (int j = 0; j < q->kreq.n_inputs && !in; j++)
             if (!strcmp(q->kreq.inputs[j].name, v->inputs[i].name)) in = &q->kreq.inputs[j];
-        if (in) celer_cache_key_tensor(&k, in->name, &in->tensor, in->lens);
+        if (in) celer_cache_key_tensor(&k, in->name, &in->tensor);
         else celer_cache_key_str(&k, ""); /* absent: the default */
     }
     celer_cache_key_u64(&k, (uint64_t)q->kreq.n_outputs);
