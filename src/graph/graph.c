@@ -73,6 +73,7 @@ static celer_status constant_tensor(celer_graph *g, const celer_onnx_node *n, co
     if (!t) return CELER_ERR_NOMEM;
     size_t count = 1, esize;
     const void *src;
+    celer_str one; /* value_string as a tensor element */
     if (!strcmp(a->name, "value_float") && a->type == CELER_ATTR_FLOAT) {
         t->dtype = CELER_FLOAT;
         src = &a->f;
@@ -91,7 +92,8 @@ static celer_status constant_tensor(celer_graph *g, const celer_onnx_node *n, co
         src = a->ints;
     } else if (!strcmp(a->name, "value_string") && a->type == CELER_ATTR_STRING) {
         t->dtype = CELER_STRING;
-        src = &a->s;
+        one = (celer_str){a->s ? a->s : "", a->s ? a->s_len : 0};
+        src = &one;
     } else if (!strcmp(a->name, "value_strings") && a->type == CELER_ATTR_STRINGS) {
         t->dtype = CELER_STRING;
         t->shape = (celer_shape){1, {a->n}};

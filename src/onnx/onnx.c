@@ -565,10 +565,10 @@ static celer_status decode_tensor_body(dec *d, const uint8_t *p, size_t n, celer
     while ((rc = pb_next(&r, &f)) == 1) {
         if (f.num != (uint32_t)want) continue;
         if (want == T_STRING) {
-            const char *s;
+            celer_str s;
             if (k >= need) break;
-            TRY(dup_field(d, &f, false, &s, NULL));
-            ((const char **)(void *)dst)[k++] = s;
+            TRY(dup_field(d, &f, false, &s.data, &s.len));
+            memcpy(dst + k++ * sizeof s, &s, sizeof s);
             continue;
         }
         pb_scalars it;
@@ -796,7 +796,7 @@ static celer_status decode_attr_body(dec *d, const uint8_t *p, size_t n, celer_o
     TRY(count_to_int(counts[lf], "list values", &a->n));
     if (a->type >= CELER_ATTR_SPARSE_TENSOR) return CELER_OK; /* recorded by type and count only */
     static const size_t elem_size[] = {[CELER_ATTR_FLOATS] = sizeof(float), [CELER_ATTR_INTS] = sizeof(int64_t),
-                                       [CELER_ATTR_STRINGS] = sizeof(char *),
+                                       [CELER_ATTR_STRINGS] = sizeof(celer_str),
                                        [CELER_ATTR_TENSORS] = sizeof(celer_tensor),
                                        [CELER_ATTR_GRAPHS] = sizeof(celer_onnx_graph *)};
     void *arr = NULL;
@@ -821,7 +821,8 @@ static celer_status decode_attr_body(dec *d, const uint8_t *p, size_t n, celer_o
         }
         if (k >= cap) break;
         if (a->type == CELER_ATTR_STRINGS) {
-            TRY(dup_field(d, &f, false, (const char **)arr + k, NULL));
+            celer_str *e = (celer_str *)arr + k;
+            TRY(dup_field(d, &f, false, &e->data, &e->len));
         } else if (a->type == CELER_ATTR_TENSORS) {
             celer_status st = decode_tensor(d, f.data, f.len, (celer_tensor *)arr + k, NULL);
             if (st) return celer_error_wrap(st, "tensors[%zu]", k);

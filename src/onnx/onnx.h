@@ -51,7 +51,7 @@ typedef struct celer_onnx_attr {
     int n;               /* element count of the list types below */
     const float *floats;
     const int64_t *ints;
-    const char *const *strings;
+    const celer_str *strings; /* CELER_ATTR_STRINGS: bytes with their length (NUL-terminated copies) */
     const celer_tensor *tensors;
     celer_onnx_graph *const *graphs;
 } celer_onnx_attr;

@@ -315,13 +315,10 @@ TL_NUM(DEF_CMP, le, a <= b)
 
 static void eq_str(void *yv, const void *const *xv, unsigned m, size_t n, const ew_params *p) {
     (void)p;
-    const char *const *xa = xv[0], *const *xb = xv[1];
+    const celer_str *xa = xv[0], *xb = xv[1];
     uint8_t *y = yv;
     size_t sa = m & 1u, sb = (m >> 1) & 1u;
-    for (size_t i = 0; i < n; i++) {
-        const char *a = xa[i * sa], *b = xb[i * sb];
-        y[i] = strcmp(a ? a : "", b ? b : "") == 0;
-    }
+    for (size_t i = 0; i < n; i++) y[i] = celer_str_eq(xa[i * sa], xb[i * sb]);
 }
 
 /* ---- Pow with base and exponent of different types (opset >= 12) ---- */
@@ -1207,10 +1204,21 @@ static void store_i64(celer_tensor *y, size_t i, int64_t v) {
 
 /* Parses s into element i of y: integers exactly when written as integers, otherwise through
  * strtod, which also reads "INF", "-inf" and "NaN" in any case. */
-static celer_status parse_value(const celer_op_info *info, const char *s, celer_tensor *y,
+/* Longest text read as a number; longer strings (and any holding a NUL byte) are refused. */
+#define EW_PARSE_MAX 255
+
+static celer_status parse_value(const celer_op_info *info, celer_str str, celer_tensor *y,
                                 size_t i) {
-    char *end;
-    if (!s) s = "";
+    char buf[EW_PARSE_MAX + 1], *end;
+    /* strtod needs a C string: a copy, so bytes after an embedded NUL are not ignored */
+    if (str.len > EW_PARSE_MAX || (str.len && memchr(str.data, 0, str.len))) {
+        char who[160];
+        return celer_errorf(CELER_ERR_INVALID, "%s: cannot read a string of %zu bytes%s as %s", WHO(info), str.len,
+                            str.len > EW_PARSE_MAX ? "" : " holding a NUL byte", celer_dtype_name(y->dtype));
+    }
+    if (str.len) memcpy(buf, str.data, str.len);
+    buf[str.len] = 0;
+    const char *s = buf;
     if (is_int(y->dtype)) {
         errno = 0;
         if (y->dtype == CELER_UINT64 && !strchr(s, '-')) {
@@ -1257,15 +1265,16 @@ static celer_status run_cast(celer_kernel_call *call) {
         str_buf *b = *call->local;
         if (!b || b->cap < n * EW_STR_SLOT)
             return celer_errorf(CELER_ERR_INTERNAL, "Cast: string buffer missing");
-        char **out = y->data;
+        celer_str *out = y->data;
         for (size_t i = 0; i < n; i++) {
-            out[i] = b->data + i * EW_STR_SLOT;
-            format_value(out[i], EW_STR_SLOT, x, i);
+            char *slot = b->data + i * EW_STR_SLOT;
+            format_value(slot, EW_STR_SLOT, x, i);
+            out[i] = (celer_str){slot, strlen(slot)};
         }
         return CELER_OK;
     }
     if (from == CELER_STRING) {
-        const char *const *in = x->data;
+        const celer_str *in = x->data;
         for (size_t i = 0; i < n; i++) {
             celer_status st = parse_value(call->info, in[i], y, i);
             if (st) return st;

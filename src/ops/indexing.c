@@ -542,9 +542,9 @@ static bool is_nonzero(const char *p, celer_dtype t) {
         return (h & 0x7fff) != 0; /* -0 is zero */
     }
     case CELER_STRING: {
-        const char *s;
+        celer_str s;
         memcpy(&s, p, sizeof s);
-        return s && s[0];
+        return s.len != 0;
     }
     default: {
         size_t es = celer_dtype_size(t);
@@ -735,10 +735,10 @@ static int cmp_elem(const unique_view *u, const char *a, const char *b) {
 #define CMP3(x, y) ((x) < (y) ? -1 : (x) > (y) ? 1 : 0)
     switch (u->dtype) {
     case CELER_STRING: {
-        const char *sa, *sb;
+        celer_str sa, sb;
         memcpy(&sa, a, sizeof sa);
         memcpy(&sb, b, sizeof sb);
-        int r = strcmp(sa ? sa : "", sb ? sb : "");
+        int r = celer_str_cmp(sa, sb);
         return CMP3(r, 0);
     }
     case CELER_FLOAT:

@@ -593,7 +593,7 @@ typedef struct strnorm_state {
     case_action action;
     bool case_sensitive;
     int n_stop;
-    const char *const *stop; /* the node's attribute strings (owned by the model) */
+    const celer_str *stop; /* the node's attribute strings (owned by the model) */
 } strnorm_state;
 
 /* The output's strings; owned by the context, replaced by the next reshape. */
@@ -633,15 +633,16 @@ static void strnorm_free_local(void *p) {
 static char ascii_lower(char ch) { return ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch; }
 static char ascii_upper(char ch) { return ch >= 'a' && ch <= 'z' ? (char)(ch - 32) : ch; }
 
-static bool ascii_caseless_eq(const char *a, const char *b) {
-    for (; *a && *b; a++, b++)
-        if (ascii_lower(*a) != ascii_lower(*b)) return false;
-    return *a == *b;
+static bool ascii_caseless_eq(celer_str a, celer_str b) {
+    if (a.len != b.len) return false;
+    for (size_t i = 0; i < a.len; i++)
+        if (ascii_lower(a.data[i]) != ascii_lower(b.data[i])) return false;
+    return true;
 }
 
-static bool is_stopword(const strnorm_state *s, const char *w) {
+static bool is_stopword(const strnorm_state *s, celer_str w) {
     for (int i = 0; i < s->n_stop; i++)
-        if (s->case_sensitive ? !strcmp(w, s->stop[i]) : ascii_caseless_eq(w, s->stop[i])) return true;
+        if (s->case_sensitive ? celer_str_eq(w, s->stop[i]) : ascii_caseless_eq(w, s->stop[i])) return true;
     return false;
 }
 
@@ -660,14 +661,13 @@ static celer_status strnorm_reshape(celer_kernel_call *c) {
     const strnorm_state *s = c->state;
     int64_t n = 0;
     CELER_TRY(strnorm_check(c, &n));
-    char *const *x = c->in[0]->data;
+    const celer_str *x = c->in[0]->data;
     int64_t kept = 0;
     size_t bytes = 1; /* the empty string of an empty result */
     for (int64_t i = 0; i < n; i++) {
-        const char *w = x[i] ? x[i] : "";
-        if (is_stopword(s, w)) continue;
+        if (is_stopword(s, x[i])) continue;
         kept++;
-        if (celer_add_size(bytes, strlen(w) + 1, &bytes) || bytes > MAX_BYTES)
+        if (celer_add_size(bytes, x[i].len + 1, &bytes) || bytes > MAX_BYTES)
             return celer_ops_error(c->info, CELER_ERR_LIMIT, "strings are too large");
     }
     strnorm_local *l = *c->local;
@@ -693,27 +693,27 @@ static celer_status strnorm_run(celer_kernel_call *c) {
     int64_t n = 0;
     CELER_TRY(strnorm_check(c, &n));
     if (!l || !l->buf) return celer_ops_error(c->info, CELER_ERR_INTERNAL, "run without reshape");
-    char *const *x = c->in[0]->data;
-    char **y = c->out[0].data;
+    const celer_str *x = c->in[0]->data;
+    celer_str *y = c->out[0].data;
     const int64_t out_n = c->out[0].shape.dims[c->out[0].shape.rank - 1];
     size_t off = 0;
     int64_t k = 0;
     for (int64_t i = 0; i < n; i++) {
-        const char *w = x[i] ? x[i] : "";
-        if (is_stopword(s, w)) continue;
-        size_t len = strlen(w);
+        if (is_stopword(s, x[i])) continue;
+        const char *w = x[i].data;
+        size_t len = x[i].len;
         if (k >= out_n || off + len + 1 > l->cap)
             return celer_ops_error(c->info, CELER_ERR_INTERNAL, "input changed between reshape and run");
         char *d = l->buf + off;
         for (size_t j = 0; j < len; j++)
             d[j] = s->action == CASE_LOWER ? ascii_lower(w[j]) : s->action == CASE_UPPER ? ascii_upper(w[j]) : w[j];
         d[len] = '\0';
-        y[k++] = d;
+        y[k++] = (celer_str){d, len};
         off += len + 1;
     }
     if (k == 0) {
         l->buf[off] = '\0';
-        y[k++] = l->buf + off;
+        y[k++] = (celer_str){l->buf + off, 0};
     }
     return CELER_OK;
 }
@@ -732,7 +732,7 @@ typedef struct tfidf_state {
     int64_t min_n, max_n, max_skip;
     bool strings;
     const int64_t *pool_i;      /* attribute data (owned by the model) */
-    const char *const *pool_s;
+    const celer_str *pool_s;
     int64_t n_grams;            /* pool n-grams = length of ngram_indexes */
     int64_t *gram_off;          /* [n_grams] first pool element of n-gram k */
     int *gram_n;                /* [n_grams] its length */
@@ -750,30 +750,30 @@ static uint64_t mix64(uint64_t h) {
     return h;
 }
 
-static uint64_t hash_str(const char *s) {
+static uint64_t hash_str(celer_str s) {
     uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    for (size_t i = 0; i < s.len; i++) h = (h ^ (unsigned char)s.data[i]) * 1099511628211ULL;
     return h;
 }
 
 /* Hash of an n-gram given as int64 items or string items (exactly one of iv / sv non-NULL). */
-static uint64_t hash_gram(int n, const int64_t *iv, const char *const *sv) {
+static uint64_t hash_gram(int n, const int64_t *iv, const celer_str *sv) {
     uint64_t h = mix64((uint64_t)n + 0x9e3779b97f4a7c15ULL);
-    for (int i = 0; i < n; i++) h = mix64(h ^ (iv ? (uint64_t)iv[i] : hash_str(sv[i] ? sv[i] : "")));
+    for (int i = 0; i < n; i++) h = mix64(h ^ (iv ? (uint64_t)iv[i] : hash_str(sv[i])));
     return h;
 }
 
-static bool gram_eq(const tfidf_state *s, int64_t k, int n, const int64_t *iv, const char *const *sv) {
+static bool gram_eq(const tfidf_state *s, int64_t k, int n, const int64_t *iv, const celer_str *sv) {
     if (s->gram_n[k] != n) return false;
     int64_t off = s->gram_off[k];
     for (int i = 0; i < n; i++) {
-        if (iv ? s->pool_i[off + i] != iv[i] : strcmp(s->pool_s[off + i], sv[i] ? sv[i] : "")) return false;
+        if (iv ? s->pool_i[off + i] != iv[i] : !celer_str_eq(s->pool_s[off + i], sv[i])) return false;
     }
     return true;
 }
 
 /* Pool id of the n-gram, or -1. */
-static int64_t tfidf_find(const tfidf_state *s, int n, const int64_t *iv, const char *const *sv) {
+static int64_t tfidf_find(const tfidf_state *s, int n, const int64_t *iv, const celer_str *sv) {
     for (uint64_t h = hash_gram(n, iv, sv) & s->mask;; h = (h + 1) & s->mask) {
         uint32_t e = s->table[h];
         if (!e) return -1;
@@ -921,7 +921,7 @@ static celer_status tfidf_run(celer_kernel_call *c) {
     int64_t *cnt = c->scratch;
     float *y = c->out[0].data;
     int64_t iv[TFIDF_MAX_N];
-    const char *sv[TFIDF_MAX_N];
+    celer_str sv[TFIDF_MAX_N];
     for (int64_t r = 0; r < rows; r++) {
         memset(cnt, 0, (size_t)s->n_grams * sizeof *cnt);
         const int64_t base = r * cols;
@@ -931,7 +931,7 @@ static celer_status tfidf_run(celer_kernel_call *c) {
                 int n = 0;
                 for (int64_t pos = start; n < s->max_n && pos < cols; pos += skip + 1, n++) {
                     if (s->strings)
-                        sv[n] = ((char *const *)x->data)[base + pos];
+                        sv[n] = ((const celer_str *)x->data)[base + pos];
                     else
                         iv[n] = celer_ops_int_at(x, base + pos);
                 }

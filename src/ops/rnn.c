@@ -185,10 +185,10 @@ static celer_status rnn_init_kind(const celer_op_info *info, void **out, rnn_kin
         for (int i = 0; i < n; i++) {
             const struct act_def *def = NULL;
             for (size_t j = 0; j < CELER_ARRAY_LEN(act_defs); j++)
-                if (!strcasecmp(names->strings[i], act_defs[j].name)) def = &act_defs[j];
+                if (!strcasecmp(names->strings[i].data, act_defs[j].name)) def = &act_defs[j];
             if (!def)
                 return celer_ops_error(info, CELER_ERR_UNSUPPORTED, "activation function '%s' is not supported",
-                              names->strings[i]);
+                              names->strings[i].data);
             act a = {def->kind, def->alpha, def->beta};
             if (def->n_alpha && ia < n_alpha) a.alpha = alpha[ia++];
             if (def->n_beta && ib < n_beta) a.beta = beta[ib++];

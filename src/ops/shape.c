@@ -91,8 +91,8 @@ static const char empty_string[] = "";
 static void zero_elem(celer_dtype t, unsigned char *val) {
     memset(val, 0, 16);
     if (t == CELER_STRING) {
-        const char *p = empty_string;
-        memcpy(val, &p, sizeof p);
+        const celer_str e = {empty_string, 0};
+        memcpy(val, &e, sizeof e);
     }
 }
 

@@ -645,7 +645,7 @@ static celer_status parse_default(pl_parse *c, const yaml_node_t *v, celer_pipel
     } else if (count != fixed && !(io->rank == 0 && v->type != YAML_SEQUENCE_NODE)) {
         return pl_error(c, v, "input '%s': default has %d values, shape needs %lld", io->name, count, (long long)fixed);
     }
-    size_t esize = io->dtype == CELER_STRING ? sizeof(char *) : celer_dtype_size(io->dtype);
+    size_t esize = celer_dtype_size(io->dtype);
     t->data = celer_arena_alloc(pl_arena(c), esize * (size_t)(count ? count : 1));
     if (!t->data) return CELER_ERR_NOMEM;
     for (int i = 0; i < count; i++) {
@@ -653,7 +653,7 @@ static celer_status parse_default(pl_parse *c, const yaml_node_t *v, celer_pipel
         const char *s = scalar(e);
         if (!s) return pl_error(c, e, "input '%s': default values must be single values", io->name);
         if (io->dtype == CELER_STRING) {
-            ((const char **)t->data)[i] = s;
+            ((celer_str *)t->data)[i] = celer_str_c(s); /* YAML scalars are text: no NULs */
             continue;
         }
         double d;
@@ -940,7 +940,7 @@ const pl_value *pl_in(pl_exec *x, const pl_step *s, int i) {
 
 static bool out_bytes(celer_dtype dtype, const celer_shape *shape, size_t *bytes) {
     int64_t numel = celer_shape_numel(shape);
-    size_t esize = dtype == CELER_STRING ? sizeof(char *) : celer_dtype_size(dtype);
+    size_t esize = celer_dtype_size(dtype);
     if (numel >= 0 && !celer_mul_size((size_t)numel, esize, bytes)) return true;
     celer_errorf(CELER_ERR_LIMIT, "output too large");
     return false;
@@ -952,7 +952,6 @@ static celer_tensor *set_out(pl_exec *x, const pl_step *s, int i, celer_dtype dt
     v->t.dtype = dtype;
     v->t.shape = *shape;
     v->t.data = data;
-    v->lens = NULL;
     v->set = true;
     return &v->t;
 }
@@ -1019,11 +1018,6 @@ celer_status pl_out_image(pl_exec *x, const pl_step *s, int i, celer_dtype dtype
     return CELER_OK;
 }
 
-celer_status pl_out_lens(pl_exec *x, const pl_step *s, int i, const size_t *lens) {
-    x->slots[s->out[i]].lens = lens;
-    return CELER_OK;
-}
-
 void pl_fail(pl_exec *x, celer_status status) {
     x->status = status;
     snprintf(x->msg, sizeof x->msg, "%s", celer_error_message());
@@ -1084,7 +1078,7 @@ celer_status celer_pipeline_run_init(const celer_pipeline *p, celer_arena *arena
     return CELER_OK;
 }
 
-celer_status celer_pipeline_set_input(celer_pipeline_run *r, int i, const celer_tensor *t, const size_t *lens) {
+celer_status celer_pipeline_set_input(celer_pipeline_run *r, int i, const celer_tensor *t) {
     const celer_pipeline_io *io = &r->p->inputs[i];
     char a[128], b[128];
     if (t->dtype != io->dtype)
@@ -1101,7 +1095,6 @@ celer_status celer_pipeline_set_input(celer_pipeline_run *r, int i, const celer_
     }
     pl_value *v = &r->x.slots[r->p->input_slots[i]];
     v->t = *t;
-    v->lens = t->dtype == CELER_STRING ? lens : NULL;
     v->set = true;
     return CELER_OK;
 }
@@ -1136,7 +1129,7 @@ static celer_status start(celer_pipeline_run *r) {
         if (v->set) continue;
         if (!io->has_default) return celer_errorf(CELER_ERR_INVALID, "missing input '%s' (it has no default)", io->name);
         const celer_tensor *d = &io->default_row;
-        size_t esize = d->dtype == CELER_STRING ? sizeof(char *) : celer_dtype_size(d->dtype);
+        size_t esize = celer_dtype_size(d->dtype);
         size_t row = esize * (size_t)CELER_MAX(celer_shape_numel(&d->shape), 0), total;
         if (celer_mul_size(row, (size_t)rows, &total)) return celer_errorf(CELER_ERR_LIMIT, "too many rows");
         char *data = celer_arena_alloc_uninit(r->x.arena, total ? total : 1);
@@ -1147,34 +1140,30 @@ static celer_status start(celer_pipeline_run *r) {
         v->t.shape.dims[0] = rows;
         memcpy(v->t.shape.dims + 1, d->shape.dims, sizeof(int64_t) * (size_t)d->shape.rank);
         v->t.data = data;
-        v->lens = NULL;
         v->set = true;
     }
     return CELER_OK;
 }
 
-/* The value a route compares: element `row` of its field as text. */
-static const char *route_value(const pl_value *v, int64_t row, char *buf, size_t cap) {
+/* The value a route compares: element `row` of its field as bytes (a string may hold NULs). */
+static celer_str route_value(const pl_value *v, int64_t row, char *buf, size_t cap) {
     const celer_tensor *t = &v->t;
-    if (t->dtype == CELER_STRING) {
-        const char *s = ((const char *const *)t->data)[row];
-        return s ? s : "";
-    }
-    if (t->dtype == CELER_BOOL) return ((const uint8_t *)t->data)[row] ? "true" : "false";
+    if (t->dtype == CELER_STRING) return ((const celer_str *)t->data)[row];
+    if (t->dtype == CELER_BOOL) return celer_str_c(((const uint8_t *)t->data)[row] ? "true" : "false");
     if (t->dtype != CELER_FLOAT && t->dtype != CELER_DOUBLE) {
         snprintf(buf, cap, "%lld", (long long)pl_get_i64(t, row));
-        return buf;
+        return celer_str_c(buf);
     }
     double d = celer_ops_double_at(t, row);
     if (d >= -9e15 && d <= 9e15 && d == (double)(long long)d) snprintf(buf, cap, "%lld", (long long)d);
     else snprintf(buf, cap, "%g", d);
-    return buf;
+    return celer_str_c(buf);
 }
 
 static celer_status run_route(celer_pipeline_run *r, const instr *in, int *next) {
     const route_params *rp = in->step.params;
     char b0[64], b1[64];
-    const char *value;
+    celer_str value;
     if (rp->field >= 0) {
         const pl_value *v = &r->x.slots[rp->field];
         int64_t n = celer_shape_numel(&v->t.shape);
@@ -1184,18 +1173,20 @@ static celer_status run_route(celer_pipeline_run *r, const instr *in, int *next)
                                 r->p->slot_names[rp->field]);
         value = route_value(v, 0, b0, sizeof b0);
         for (int64_t i = 1; i < n; i++) {
-            const char *o = route_value(v, i, b1, sizeof b1);
-            if (strcmp(o, value))
+            celer_str o = route_value(v, i, b1, sizeof b1);
+            if (!celer_str_eq(o, value))
                 return celer_errorf(CELER_ERR_INVALID,
-                                    "route field '%s': rows disagree ('%s' and '%s'); one request takes one branch: send "
-                                    "rows of different kinds as separate requests",
-                                    r->p->slot_names[rp->field], value, o);
+                                    "route field '%s': rows disagree ('%.*s' and '%.*s'); one request takes one branch: "
+                                    "send rows of different kinds as separate requests",
+                                    r->p->slot_names[rp->field], (int)CELER_MIN(value.len, 200), value.data,
+                                    (int)CELER_MIN(o.len, 200), o.data);
         }
     } else {
-        value = NULL;
-        for (int i = 0; i < r->n_params && !value; i++)
-            if (!strcmp(r->param_keys[i], rp->parameter)) value = r->param_values[i];
-        if (!value) {
+        const char *param = NULL;
+        for (int i = 0; i < r->n_params && !param; i++)
+            if (!strcmp(r->param_keys[i], rp->parameter)) param = r->param_values[i];
+        value = celer_str_c(param);
+        if (!param) {
             if (rp->default_target >= 0) {
                 *next = rp->default_target;
                 return CELER_OK;
@@ -1204,7 +1195,7 @@ static celer_status run_route(celer_pipeline_run *r, const instr *in, int *next)
         }
     }
     for (int i = 0; i < rp->n_cases; i++)
-        if (!strcmp(rp->values[i], value)) {
+        if (celer_str_eq(celer_str_c(rp->values[i]), value)) {
             *next = rp->targets[i];
             return CELER_OK;
         }
@@ -1217,9 +1208,10 @@ static celer_status run_route(celer_pipeline_run *r, const instr *in, int *next)
         size_t l = strlen(known);
         snprintf(known + l, sizeof known - l, "%s'%s'", i ? ", " : "", rp->values[i]);
     }
-    return celer_errorf(CELER_ERR_INVALID, "%s '%s' is '%s', which no case matches (cases: %s) and there is no default",
+    return celer_errorf(CELER_ERR_INVALID, "%s '%s' is '%.*s', which no case matches (cases: %s) and there is no default",
                         rp->field >= 0 ? "field" : "parameter",
-                        rp->field >= 0 ? r->p->slot_names[rp->field] : rp->parameter, value, known);
+                        rp->field >= 0 ? r->p->slot_names[rp->field] : rp->parameter, (int)CELER_MIN(value.len, 200),
+                        value.data, known);
 }
 
 /* True when slot `slot` may still be read: a pipeline output, or an input of an instruction from
@@ -1352,12 +1344,10 @@ celer_status celer_pipeline_resume(celer_pipeline_run *r, const char *const *nam
         celer_tensor *dst = pl_out(&r->x, &in->step, o, t->dtype, &t->shape);
         if (!dst) return celer_error_wrap(celer_error_status(), "%s", in->step.label);
         int64_t n = celer_shape_numel(&t->shape);
-        if (t->dtype == CELER_STRING) {
-            for (int64_t i = 0; i < n; i++) {
-                const char *s = ((const char *const *)t->data)[i];
-                ((char **)dst->data)[i] = celer_arena_strndup(r->x.arena, s ? s : "", s ? strlen(s) : 0);
-                if (!((char **)dst->data)[i]) return celer_error_wrap(celer_error_status(), "%s", in->step.label);
-            }
+        if (t->dtype == CELER_STRING) { /* the model's strings die with its run: copies */
+            for (int64_t i = 0; i < n; i++)
+                if (celer_str_dup(r->x.arena, ((const celer_str *)t->data)[i], (celer_str *)dst->data + i))
+                    return celer_error_wrap(celer_error_status(), "%s", in->step.label);
         } else if (n > 0) {
             memcpy(dst->data, t->data, (size_t)n * celer_dtype_size(t->dtype));
         }

@@ -74,10 +74,10 @@ typedef struct celer_pipeline_call {
 /* Starts a run of `p` with everything in `arena` (the request's; its cap bounds the run's
  * memory). *out lives in the arena. */
 celer_status celer_pipeline_run_init(const celer_pipeline *p, celer_arena *arena, celer_pipeline_run **out);
-/* Sets input i (with its leading batch dim) from a tensor the caller keeps alive for the run;
- * `lens` (may be NULL) are STRING element byte lengths when elements may hold NUL bytes.
- * Checks dtype and per-row shape (CELER_ERR_DTYPE / CELER_ERR_SHAPE naming the input). */
-celer_status celer_pipeline_set_input(celer_pipeline_run *r, int i, const celer_tensor *t, const size_t *lens);
+/* Sets input i (with its leading batch dim) from a tensor the caller keeps alive for the run
+ * (STRING elements are celer_str: they may hold NUL bytes). Checks dtype and per-row shape
+ * (CELER_ERR_DTYPE / CELER_ERR_SHAPE naming the input). */
+celer_status celer_pipeline_set_input(celer_pipeline_run *r, int i, const celer_tensor *t);
 /* Request parameters a `route` step may read (borrowed for the run). */
 void celer_pipeline_set_parameters(celer_pipeline_run *r, const char *const *keys, const char *const *values,
                                    int n);

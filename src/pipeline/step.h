@@ -46,12 +46,9 @@ struct pl_step {
     void *params;    /* the kind's, in the pipeline's arena */
 };
 
-/* A tensor of the request as steps see it. `lens`, when not NULL, gives the byte length of each
- * element of a STRING tensor (binary data such as image bytes may hold NULs); NULL means each
- * element is NUL-terminated text. */
+/* A tensor of the request as steps see it (STRING elements are celer_str: image bytes hold NULs). */
 typedef struct pl_value {
     celer_tensor t;
-    const size_t *lens;
     bool set;
 } pl_value;
 
@@ -103,10 +100,8 @@ const char *pl_slot_name(pl_parse *c, int slot);
 /* The value of the step's i-th input (always set: load checked the data flow). */
 const pl_value *pl_in(pl_exec *x, const pl_step *s, int i);
 /* Allocates the step's i-th output in the request arena: a tensor of `dtype` and `shape`, data
- * uninitialised (STRING: zeroed pointers). Returns NULL (error set) past the request's memory cap. */
+ * uninitialised (STRING: zeroed, i.e. empty strings). Returns NULL (error set) past the request's memory cap. */
 celer_tensor *pl_out(pl_exec *x, const pl_step *s, int i, celer_dtype dtype, const celer_shape *shape);
-/* Element byte lengths for output i (a STRING output holding binary data); optional. */
-celer_status pl_out_lens(pl_exec *x, const pl_step *s, int i, const size_t *lens);
 /* Like pl_out for a large decoded image: the data is malloc'd outside the request arena and
  * reserved against the image budget first (celer_pipeline_set_image_budget). The run owns it and
  * frees it once no step still to run reads the tensor (or at celer_pipeline_run_end). Errors:

@@ -376,10 +376,9 @@ static celer_status decode_run(const pl_step *s, pl_exec *x) {
     /* headers first: sizes are checked before pixel memory is taken */
     int64_t total = 0;
     for (int64_t i = 0; i < n; i++) {
-        const char *e = ((const char *const *)t->data)[i];
-        size_t len = !e ? 0 : v->lens ? v->lens[i] : strlen(e);
+        celer_str e = ((const celer_str *)t->data)[i];
         img_src *src = &srcs[i];
-        CELER_TRY(image_bytes(x, dp, i, e, len, src));
+        CELER_TRY(image_bytes(x, dp, i, e.len ? e.data : "", e.len, src));
         CELER_TRY(src->fmt == FMT_JPEG ? jpeg_decode(dp, i, src, NULL) : png_decode(dp, i, src, NULL, NULL));
         const char *fmt = src->fmt == FMT_JPEG ? "JPEG" : "PNG";
         if (src->w > IMG_MAX_SIDE || src->h > IMG_MAX_SIDE)

@@ -189,12 +189,18 @@ static celer_status cast_run(const pl_step *s, pl_exec *x) {
     for (int64_t i = 0; i < n; i++) {
         double v;
         if (in->dtype == CELER_STRING) {
-            const char *str = ((const char *const *)in->data)[i];
-            char *end;
-            v = str ? strtod(str, &end) : 0;
-            if (!str || !*str || *end)
-                return celer_errorf(CELER_ERR_INVALID, "element %lld ('%.40s') is not a number", (long long)i,
-                                    str ? str : "");
+            /* strtod reads a C string: a bounded copy, so a NUL inside cannot end the number early */
+            celer_str str = ((const celer_str *)in->data)[i];
+            char text[128], *end = text;
+            bool fits = str.len < sizeof text && (!str.len || !memchr(str.data, 0, str.len));
+            if (fits) {
+                if (str.len) memcpy(text, str.data, str.len);
+                text[str.len] = 0;
+                v = strtod(text, &end);
+            }
+            if (!fits || !str.len || *end)
+                return celer_errorf(CELER_ERR_INVALID, "element %lld ('%.*s') is not a number", (long long)i,
+                                    (int)CELER_MIN(str.len, 40), str.data ? str.data : "");
         } else {
             v = celer_ops_double_at(in, i);
         }
@@ -320,7 +326,7 @@ const pl_kind pl_kind_bucketize = {"bucketize", "input output boundaries sample 
 /* ---- lookup: value -> index in a vocabulary ---- */
 
 typedef struct vocab_entry {
-    const char *key;
+    celer_str key; /* compared as bytes: "fr\0x" is not "fr" */
     int64_t index;
 } vocab_entry;
 
@@ -330,7 +336,7 @@ typedef struct lookup_params {
 } lookup_params;
 
 static int cmp_entry(const void *a, const void *b) {
-    return strcmp(((const vocab_entry *)a)->key, ((const vocab_entry *)b)->key);
+    return celer_str_cmp(((const vocab_entry *)a)->key, ((const vocab_entry *)b)->key);
 }
 
 static celer_status lookup_parse(pl_parse *c, const yaml_node_t *args, pl_step *s) {
@@ -348,17 +354,17 @@ static celer_status lookup_parse(pl_parse *c, const yaml_node_t *args, pl_step *
     CELER_TRY(pl_arg_int(c, args, "default", false, INT32_MIN, INT32_MAX, &p->dflt));
     p->sorted = celer_arena_alloc(pl_arena(c), sizeof *p->sorted * (size_t)n);
     if (!p->sorted) return CELER_ERR_NOMEM;
-    for (int i = 0; i < n; i++) p->sorted[i] = (vocab_entry){words[i], i};
+    for (int i = 0; i < n; i++) p->sorted[i] = (vocab_entry){celer_str_c(words[i]), i};
     qsort(p->sorted, (size_t)n, sizeof *p->sorted, cmp_entry);
     for (int i = 1; i < n; i++)
-        if (!strcmp(p->sorted[i].key, p->sorted[i - 1].key))
-            return pl_error(c, v ? v : args, "'%s' is in the vocabulary twice", p->sorted[i].key);
+        if (celer_str_eq(p->sorted[i].key, p->sorted[i - 1].key))
+            return pl_error(c, v ? v : args, "'%s' is in the vocabulary twice", p->sorted[i].key.data);
     p->n = n;
     s->params = p;
     return parse_io(c, args, s);
 }
 
-static int64_t lookup_one(const lookup_params *p, const char *key) {
+static int64_t lookup_one(const lookup_params *p, celer_str key) {
     vocab_entry k = {key, 0};
     const vocab_entry *e = bsearch(&k, p->sorted, (size_t)p->n, sizeof k, cmp_entry);
     return e ? e->index : p->dflt;
@@ -374,13 +380,12 @@ static celer_status lookup_run(const pl_step *s, pl_exec *x) {
     int64_t n = celer_shape_numel(&in->shape);
     char buf[32];
     for (int64_t i = 0; i < n; i++) {
-        const char *key;
+        celer_str key;
         if (in->dtype == CELER_STRING) {
-            key = ((const char *const *)in->data)[i];
-            if (!key) key = "";
+            key = ((const celer_str *)in->data)[i];
         } else {
             snprintf(buf, sizeof buf, "%lld", (long long)pl_get_i64(in, i));
-            key = buf;
+            key = celer_str_c(buf);
         }
         ((int64_t *)out->data)[i] = lookup_one(s->params, key);
     }

@@ -169,7 +169,7 @@ static celer_status top_k_run(const pl_step *s, pl_exec *x) {
             taken[best] = true;
             ((int64_t *)ids->data)[a * k + j] = best;
             ((float *)scores->data)[a * k + j] = (float)bv;
-            if (labels) ((const char **)labels->data)[a * k + j] = best < p->n_labels ? p->labels[best] : "";
+            if (labels) ((celer_str *)labels->data)[a * k + j] = celer_str_c(best < p->n_labels ? p->labels[best] : "");
         }
     }
     return CELER_OK;

@@ -27,7 +27,7 @@ void celer_cache_key_str(celer_cache_keyer *k, const char *s) { celer_cache_key_
 
 void celer_cache_key_u64(celer_cache_keyer *k, uint64_t v) { XXH3_128bits_update(&k->state, &v, sizeof v); }
 
-void celer_cache_key_tensor(celer_cache_keyer *k, const char *name, const celer_tensor *t, const size_t *lens) {
+void celer_cache_key_tensor(celer_cache_keyer *k, const char *name, const celer_tensor *t) {
     celer_cache_key_str(k, name);
     celer_cache_key_u64(k, (uint64_t)t->dtype);
     celer_cache_key_u64(k, (uint64_t)t->shape.rank);
@@ -36,8 +36,8 @@ void celer_cache_key_tensor(celer_cache_keyer *k, const char *name, const celer_
     if (n <= 0) return;
     if (t->dtype == CELER_STRING) {
         for (int64_t i = 0; i < n; i++) {
-            const char *s = ((const char *const *)t->data)[i];
-            celer_cache_key_bytes(k, s ? s : "", lens ? lens[i] : s ? strlen(s) : 0);
+            celer_str s = ((const celer_str *)t->data)[i];
+            celer_cache_key_bytes(k, s.data, s.len); /* framed by the length: NULs inside count */
         }
         return;
     }
@@ -96,10 +96,9 @@ celer_status celer_cache_pack(const celer_tensor *t, int n, size_t max, void **o
         if (numel < 0) b.over = true;
         if (t[i].dtype == CELER_STRING) {
             for (int64_t e = 0; e < numel; e++) {
-                const char *s = ((const char *const *)t[i].data)[e];
-                size_t l = s ? strlen(s) : 0;
-                put_u64(&b, l);
-                put_bytes(&b, s ? s : "", l);
+                celer_str s = ((const celer_str *)t[i].data)[e];
+                put_u64(&b, s.len);
+                put_bytes(&b, s.data, s.len);
             }
         } else {
             size_t bytes = (size_t)(numel > 0 ? numel : 0) * celer_dtype_size(t[i].dtype);
@@ -150,12 +149,14 @@ celer_status celer_cache_unpack(const void *data, size_t len, celer_arena *arena
         int64_t numel = celer_shape_numel(&t[i].shape);
         if (numel < 0) return celer_errorf(CELER_ERR_PARSE, "cache: malformed value");
         if (t[i].dtype == CELER_STRING) {
-            char **els = celer_arena_alloc(arena, sizeof(char *) * (size_t)(numel + 1));
+            /* every element takes at least its 8-byte length */
+            if ((uint64_t)numel > (r.len - r.off) / sizeof(uint64_t)) return celer_errorf(CELER_ERR_PARSE, "cache: malformed value");
+            celer_str *els = celer_arena_alloc(arena, sizeof *els * (size_t)(numel + 1));
             if (!els) return CELER_ERR_NOMEM;
             for (int64_t e = 0; e < numel; e++) {
                 uint64_t l;
                 if (!get_u64(&r, &l) || l > r.len - r.off) return celer_errorf(CELER_ERR_PARSE, "cache: malformed value");
-                if (!(els[e] = celer_arena_strndup(arena, r.p + r.off, (size_t)l))) return CELER_ERR_NOMEM;
+                CELER_TRY(celer_str_dup(arena, (celer_str){r.p + r.off, (size_t)l}, &els[e]));
                 r.off += (size_t)l;
             }
             t[i].data = els;

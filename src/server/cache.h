@@ -29,9 +29,8 @@ void celer_cache_key_begin(celer_cache_keyer *k);
 void celer_cache_key_bytes(celer_cache_keyer *k, const void *data, size_t len);
 void celer_cache_key_str(celer_cache_keyer *k, const char *s);
 void celer_cache_key_u64(celer_cache_keyer *k, uint64_t v);
-/* name, dtype, shape and every byte of the data (BYTES: each element's length and bytes;
- * `lens` may be NULL: NUL-terminated). */
-void celer_cache_key_tensor(celer_cache_keyer *k, const char *name, const celer_tensor *t, const size_t *lens);
+/* name, dtype, shape and every byte of the data (BYTES: each element's length and bytes). */
+void celer_cache_key_tensor(celer_cache_keyer *k, const char *name, const celer_tensor *t);
 celer_cache_key celer_cache_key_end(celer_cache_keyer *k);
 
 /* ---- values: outputs packed into one buffer ---- */

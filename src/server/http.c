@@ -275,12 +275,10 @@ static celer_status pipeline_decode(http_req *q, size_t json_len) {
     if (raw) {
         memset(&q->kreq, 0, sizeof q->kreq);
         q->kreq.inputs = celer_arena_alloc(arena, sizeof *q->kreq.inputs);
-        char **el = celer_arena_alloc(arena, sizeof *el);
-        size_t *len = celer_arena_alloc(arena, sizeof *len);
-        if (!q->kreq.inputs || !el || !len || !(el[0] = celer_arena_strndup(arena, q->body ? q->body : "", q->body_len)))
+        celer_str *el = celer_arena_alloc(arena, sizeof *el);
+        if (!q->kreq.inputs || !el || celer_str_dup(arena, (celer_str){q->body ? q->body : "", q->body_len}, el))
             return celer_errorf(celer_error_status(), "%s", celer_error_message());
-        *len = q->body_len;
-        q->kreq.inputs[0] = (celer_kserve_input){.name = v->inputs[bytes_input].name, .lens = len,
+        q->kreq.inputs[0] = (celer_kserve_input){.name = v->inputs[bytes_input].name,
                                                  .tensor = {.dtype = CELER_STRING, .shape = {.rank = 1, .dims = {1}}, .data = el}};
         q->kreq.n_inputs = 1;
         return CELER_OK;

@@ -937,7 +937,7 @@ static celer_status decode_node(dec *c, const celer_json *v, int level) {
         break;
     case CELER_JSON_STRING:
         if (c->dtype != CELER_STRING) return elem_error(c, v->raw, v->raw_len, "is a string; expected a number");
-        ((const char **)c->out)[c->idx] = v->string;
+        ((celer_str *)c->out)[c->idx] = (celer_str){v->string, v->string_len}; /* may hold NULs (\u0000) */
         break;
     default: return elem_error(c, v->raw, v->raw_len, "is not a valid tensor element");
     }
@@ -1048,6 +1048,16 @@ static size_t utf8_len(const unsigned char *s, size_t n) {
     if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
         return 0;
     return len;
+}
+
+bool celer_json_utf8_valid(const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s, *e = p + n;
+    while (p < e) {
+        size_t l = utf8_len(p, (size_t)(e - p));
+        if (!l) return false;
+        p += l;
+    }
+    return true;
 }
 
 /* Escapes quotes, backslashes and control characters; invalid UTF-8 bytes become U+FFFD so the
@@ -1345,9 +1355,16 @@ void celer_jbuf_tensor_data(celer_jbuf *b, const celer_tensor *t) {
     const void *d = t->data;
     for (size_t i = 0; i < n && !b->status; i++) {
         if (t->dtype == CELER_STRING) {
+            /* a JSON string carries text: bytes that are not UTF-8 would come back as U+FFFD */
+            celer_str s = ((const celer_str *)d)[i];
+            if (!celer_json_utf8_valid(s.data, s.len)) {
+                b->status = celer_errorf(CELER_ERR_UNSUPPORTED,
+                                         "BYTES element %zu is not UTF-8 text, which JSON cannot carry: ask for this "
+                                         "output in binary form (KServe v2 parameters.binary_data)", i);
+                return;
+            }
             if (i) celer_jbuf_raw(b, ",", 1);
-            const char *s = ((const char *const *)d)[i];
-            celer_jbuf_str(b, s ? s : "");
+            celer_jbuf_strn(b, s.data, s.len); /* NUL and control bytes as \u00XX */
             continue;
         }
         char *w = jb_reserve(b, 64);

@@ -69,14 +69,20 @@ void celer_jbuf_free(celer_jbuf *b);
 void celer_jbuf_reset(celer_jbuf *b); /* len = 0, keeps memory */
 void celer_jbuf_raw(celer_jbuf *b, const char *s, size_t n);
 void celer_jbuf_str(celer_jbuf *b, const char *s);       /* a JSON string literal, escaped */
+/* n bytes as a JSON string literal; bytes that are not UTF-8 become U+FFFD. */
 void celer_jbuf_strn(celer_jbuf *b, const char *s, size_t n);
 void celer_jbuf_int(celer_jbuf *b, int64_t v);
 void celer_jbuf_uint(celer_jbuf *b, uint64_t v);
 /* Shortest round trip. JSON has no NaN/Infinity: they are written as the bare tokens NaN,
  * Infinity and -Infinity (what Python's json module reads and writes), and accepted on input. */
 void celer_jbuf_double(celer_jbuf *b, double v);
-/* Writes the elements of `t` as a flat JSON array, every dtype; floats shortest-round-trip. */
+/* Writes the elements of `t` as a flat JSON array, every dtype; floats shortest-round-trip.
+ * Strings are escaped (NUL and control bytes as \u00XX); a string that is not UTF-8 sets
+ * CELER_ERR_UNSUPPORTED (JSON has no way to carry it: see celer_json_utf8_valid). */
 void celer_jbuf_tensor_data(celer_jbuf *b, const celer_tensor *t);
+
+/* Whether n bytes at s are valid UTF-8 (no overlongs, no surrogates), so a JSON string can carry them. */
+bool celer_json_utf8_valid(const char *s, size_t n);
 
 /* Shortest decimal text that parses back (strtof) to exactly `f`; returns its length (<= 16),
  * writes a NUL. Non-finite values are written as NaN, Infinity, -Infinity. */

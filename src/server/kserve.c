@@ -141,7 +141,7 @@ static celer_status decode_json_data(const celer_json *data, celer_dtype dtype, 
     if ((uint64_t)numel > data->raw_len)
         return celer_errorf(CELER_ERR_SHAPE, "%s: shape %s has %lld elements but data has %zu", what,
                             dims_text(shape->dims, shape->rank, a, sizeof a), (long long)numel, count_leaves(data));
-    size_t esize = dtype == CELER_STRING ? sizeof(char *) : celer_dtype_size(dtype), bytes;
+    size_t esize = celer_dtype_size(dtype), bytes;
     if (celer_mul_size((size_t)numel, esize, &bytes)) return celer_errorf(CELER_ERR_LIMIT, "%s: tensor too large", what);
     void *buf = celer_arena_alloc_uninit(arena, bytes ? bytes : 1); /* the decoder writes every element */
     if (!buf) return celer_error_wrap(celer_error_status(), "%s", what);
@@ -157,14 +157,13 @@ static uint32_t read_le32(const char *p) {
 }
 
 /* BYTES elements in binary form: numel times (4-byte little-endian length, bytes), exactly filling
- * [p, p + n). Strings are copied into the arena (NUL-terminated). */
+ * [p, p + n). Elements are copied into the arena (with a NUL after them; they may hold NULs). */
 static celer_status decode_binary_bytes(const char *p, size_t n, size_t numel, celer_arena *arena, const char *what,
-                                        char ***out, size_t **lens_out) {
+                                        void **out) {
     if (numel > n / 4)
         return celer_errorf(CELER_ERR_INVALID, "%s: %zu bytes cannot hold %zu BYTES elements (4-byte length each)", what, n, numel);
-    char **els = celer_arena_alloc(arena, numel ? numel * sizeof(char *) : 1);
-    size_t *lens = celer_arena_alloc(arena, numel ? numel * sizeof(size_t) : 1);
-    if (!els || !lens) return CELER_ERR_NOMEM;
+    celer_str *els = celer_arena_alloc(arena, numel ? numel * sizeof *els : 1);
+    if (!els) return CELER_ERR_NOMEM;
     size_t off = 0;
     for (size_t i = 0; i < numel; i++) {
         if (n - off < 4)
@@ -173,15 +172,12 @@ static celer_status decode_binary_bytes(const char *p, size_t n, size_t numel, c
         off += 4;
         if (l > n - off)
             return celer_errorf(CELER_ERR_INVALID, "%s: BYTES element %zu: length %u but only %zu bytes remain", what, i, l, n - off);
-        els[i] = celer_arena_strndup(arena, p + off, l);
-        if (!els[i]) return CELER_ERR_NOMEM;
-        lens[i] = l; /* binary elements may hold NUL bytes (images) */
+        CELER_TRY(celer_str_dup(arena, (celer_str){p + off, l}, &els[i]));
         off += l;
     }
     if (off != n)
         return celer_errorf(CELER_ERR_INVALID, "%s: binary_data_size %zu but the %zu BYTES elements take %zu bytes", what, n, numel, off);
     *out = els;
-    *lens_out = lens;
     return CELER_OK;
 }
 
@@ -209,7 +205,6 @@ static celer_status decode_raw_body(const char *body, size_t len, const celer_ks
                             n_spec, spec_names(spec, n_spec, names, sizeof names));
     const celer_kserve_tensor_spec *sp = &spec[0];
     celer_tensor t = {.dtype = sp->dtype, .shape = {.rank = sp->rank}};
-    size_t *lens = NULL;
     /* one variable dim (typically the batch) is worked out from the body length */
     int variable = -1, n_variable = 0;
     size_t row_bytes = celer_dtype_size(sp->dtype);
@@ -232,7 +227,7 @@ static celer_status decode_raw_body(const char *body, size_t len, const celer_ks
     if (numel < 0) return celer_errorf(CELER_ERR_LIMIT, "input '%s': shape too large", sp->name);
     const char *what = what_name(arena, "input '%s'", sp->name);
     if (sp->dtype == CELER_STRING) {
-        CELER_TRY(decode_binary_bytes(body, len, (size_t)numel, arena, what, (char ***)&t.data, &lens));
+        CELER_TRY(decode_binary_bytes(body, len, (size_t)numel, arena, what, &t.data));
     } else {
         size_t esize = celer_dtype_size(sp->dtype), need;
         if (esize == 0 || !celer_dtype_kserve_name(sp->dtype))
@@ -247,7 +242,6 @@ static celer_status decode_raw_body(const char *body, size_t len, const celer_ks
     if (!out->inputs) return CELER_ERR_NOMEM;
     out->inputs[0].name = sp->name;
     out->inputs[0].tensor = t;
-    out->inputs[0].lens = lens;
     out->n_inputs = 1;
     return CELER_OK;
 }
@@ -458,8 +452,7 @@ celer_status celer_kserve_decode_infer(const char *body, size_t len, size_t json
                 return celer_errorf(CELER_ERR_INVALID, "%s: binary_data_size %llu but only %zu bytes remain in the body", what,
                                     (unsigned long long)size, remaining);
             if (dtype == CELER_STRING) {
-                CELER_TRY(decode_binary_bytes(tail, (size_t)size, (size_t)numel, arena, what, (char ***)&t.data,
-                                              (size_t **)&out->inputs[i].lens));
+                CELER_TRY(decode_binary_bytes(tail, (size_t)size, (size_t)numel, arena, what, &t.data));
             } else {
                 size_t need;
                 if (celer_mul_size((size_t)numel, celer_dtype_size(dtype), &need))
@@ -509,13 +502,33 @@ static celer_status binary_size(const celer_tensor *t, const char *name, size_t 
     if (n < 0) return celer_errorf(CELER_ERR_SHAPE, "output '%s': unknown shape", name);
     size_t total = 0;
     for (int64_t i = 0; i < n; i++) {
-        const char *s = ((const char *const *)t->data)[i];
-        size_t l = s ? strlen(s) : 0;
+        size_t l = ((const celer_str *)t->data)[i].len;
         if (l > UINT32_MAX || celer_add_size(total, 4 + l, &total))
             return celer_errorf(CELER_ERR_LIMIT, "output '%s': BYTES element too large", name);
     }
     *out = total;
     return CELER_OK;
+}
+
+/* Index of the first element of a BYTES tensor that is not UTF-8 text (a JSON string cannot carry
+ * it), or -1 (also for other dtypes). */
+static int64_t first_non_text(const celer_tensor *t) {
+    int64_t n = t->dtype == CELER_STRING ? celer_shape_numel(&t->shape) : 0;
+    for (int64_t i = 0; i < n; i++) {
+        celer_str s = ((const celer_str *)t->data)[i];
+        if (!celer_json_utf8_valid(s.data, s.len)) return i;
+    }
+    return -1;
+}
+
+/* For the forms that only have JSON (v1, business objects): a BYTES output must be text. */
+static celer_status check_json_text(const char *name, const celer_tensor *t) {
+    int64_t i = first_non_text(t);
+    if (i < 0) return CELER_OK;
+    return celer_errorf(CELER_ERR_UNSUPPORTED,
+                        "output '%s' element %lld is not UTF-8 text, which JSON cannot carry: ask for it through "
+                        "KServe v2 /infer, which sends such outputs in binary form",
+                        name, (long long)i);
 }
 
 static void write_binary(celer_jbuf *b, const celer_tensor *t, size_t size) {
@@ -525,10 +538,10 @@ static void write_binary(celer_jbuf *b, const celer_tensor *t, size_t size) {
     }
     int64_t n = celer_shape_numel(&t->shape);
     for (int64_t i = 0; i < n && !b->status; i++) {
-        const char *s = ((const char *const *)t->data)[i];
-        uint32_t l = (uint32_t)(s ? strlen(s) : 0);
+        celer_str s = ((const celer_str *)t->data)[i];
+        uint32_t l = (uint32_t)s.len; /* checked by binary_size */
         celer_jbuf_raw(b, (const char *)&l, 4);
-        celer_jbuf_raw(b, s ? s : "", l);
+        celer_jbuf_raw(b, s.data, l);
     }
 }
 
@@ -562,6 +575,9 @@ celer_status celer_kserve_encode_infer(const celer_kserve_request *req, const ch
         if (!celer_dtype_kserve_name(t->dtype))
             return celer_errorf(CELER_ERR_UNSUPPORTED, "output '%s' has type %s, which KServe cannot represent", names[sel[k]],
                                 celer_dtype_name(t->dtype));
+        /* JSON strings carry text only: a BYTES output holding other bytes goes in binary form
+         * (its binary_data_size tells the client), rather than losing bytes to U+FFFD */
+        if (!bin[k] && first_non_text(t) >= 0) bin[k] = true;
         if (bin[k]) CELER_TRY(binary_size(t, names[sel[k]], &bsize[k]));
     }
     celer_jbuf_reset(out);
@@ -715,7 +731,7 @@ celer_status celer_kserve_decode_predict(const char *body, size_t len, const cel
         memcpy(t.shape.dims + 1, row.dims, (size_t)row.rank * sizeof row.dims[0]);
         CELER_TRY(check_shape(sp, &t.shape, what));
         int64_t row_numel = celer_shape_numel(&row);
-        size_t esize = sp->dtype == CELER_STRING ? sizeof(char *) : celer_dtype_size(sp->dtype), row_bytes, total;
+        size_t esize = celer_dtype_size(sp->dtype), row_bytes, total;
         /* every element takes at least a byte of the body */
         size_t all;
         if (row_numel < 0 || (uint64_t)row_numel > first->raw_len || celer_mul_size((size_t)row_numel, esize, &row_bytes) ||
@@ -741,7 +757,7 @@ celer_status celer_kserve_decode_predict(const char *body, size_t len, const cel
 
 /* Writes element `i` of `t` as one JSON value. */
 static void write_element(celer_jbuf *b, const celer_tensor *t, size_t i) {
-    size_t esize = t->dtype == CELER_STRING ? sizeof(char *) : celer_dtype_size(t->dtype);
+    size_t esize = celer_dtype_size(t->dtype);
     celer_tensor one = {.dtype = t->dtype, .shape = {.rank = 1, .dims = {1}}, .data = (char *)t->data + i * esize};
     size_t start = b->len;
     celer_jbuf_tensor_data(b, &one); /* "[v]": drop the brackets */
@@ -761,7 +777,7 @@ static void write_nested(celer_jbuf *b, const celer_tensor *t, int level, size_t
     size_t inner = 1;
     for (int d = level + 1; d < s->rank; d++) inner *= (size_t)s->dims[d];
     if (level == s->rank - 1) { /* innermost: one flat array */
-        size_t esize = t->dtype == CELER_STRING ? sizeof(char *) : celer_dtype_size(t->dtype);
+        size_t esize = celer_dtype_size(t->dtype);
         celer_tensor v = {.dtype = t->dtype, .shape = {.rank = 1, .dims = {s->dims[level]}}, .data = (char *)t->data + offset * esize};
         celer_jbuf_tensor_data(b, &v);
         return;
@@ -785,6 +801,7 @@ celer_status celer_kserve_encode_predict(const char *const *names, const celer_t
         if (n_outputs > 1 && (outputs[i].shape.rank == 0 || outputs[i].shape.dims[0] != rows))
             return celer_errorf(CELER_ERR_SHAPE, "output '%s' does not have %lld rows like output '%s'", names[i], (long long)rows,
                                 names[0]);
+        CELER_TRY(check_json_text(names[i], &outputs[i]));
     }
     celer_jbuf_reset(out);
     celer_jbuf_raw(out, "{\"predictions\":[", 16);
@@ -843,7 +860,7 @@ static int64_t array_count(const celer_json *v) {
 static celer_status object_scalar(const celer_json *v, celer_tensor *t, int64_t i, celer_arena *arena, const char *what) {
     if (t->dtype == CELER_STRING) {
         if (v->type != CELER_JSON_STRING) return celer_errorf(CELER_ERR_DTYPE, "%s must be a string", what);
-        ((const char **)t->data)[i] = v->string;
+        ((celer_str *)t->data)[i] = (celer_str){v->string, v->string_len};
         return CELER_OK;
     }
     if (t->dtype == CELER_BOOL) {
@@ -927,7 +944,7 @@ celer_status celer_kserve_decode_object(const celer_json *root, const celer_kser
         int64_t per_row = celer_shape_numel(&row);
         celer_tensor t = {.dtype = sp->dtype, .shape = {.rank = row.rank + 1, .dims = {rows}}};
         memcpy(t.shape.dims + 1, row.dims, sizeof(int64_t) * (size_t)row.rank);
-        size_t esize = sp->dtype == CELER_STRING ? sizeof(char *) : celer_dtype_size(sp->dtype), bytes;
+        size_t esize = celer_dtype_size(sp->dtype), bytes;
         if (per_row < 0 || celer_mul_size(esize, (size_t)(per_row * rows), &bytes))
             return celer_errorf(CELER_ERR_LIMIT, "%s: too large", what);
         t.data = celer_arena_alloc(arena, bytes ? bytes : 1);
@@ -966,6 +983,7 @@ celer_status celer_kserve_encode_object(bool single, const char *const *names, c
         if (outputs[o].shape.rank < 1 || (rows >= 0 && outputs[o].shape.dims[0] != rows))
             return celer_errorf(CELER_ERR_SHAPE, "output '%s' does not have one row per object", names[o]);
         rows = outputs[o].shape.dims[0];
+        CELER_TRY(check_json_text(names[o], &outputs[o]));
     }
     if (single && rows != 1) return celer_errorf(CELER_ERR_SHAPE, "one object asked, %lld rows answered", (long long)rows);
     if (!single) celer_jbuf_raw(out, "[", 1);

@@ -26,7 +26,6 @@ typedef struct celer_kserve_tensor_spec {
 typedef struct celer_kserve_input {
     const char *name;   /* as given */
     celer_tensor tensor; /* data in the request arena or pointing into the body (binary) */
-    const size_t *lens;  /* BYTES in binary form: each element's length (they may hold NULs); else NULL */
 } celer_kserve_input;
 
 typedef struct celer_kserve_output_request {
@@ -63,7 +62,8 @@ celer_status celer_kserve_decode_infer(const char *body, size_t len, size_t json
 
 /* Encodes an infer response for the outputs selected by `req` (all when req->n_outputs is 0):
  * {"model_name","model_version","id"?,"outputs":[{"name","datatype","shape","data"}]}; outputs
- * asked binary get "parameters":{"binary_data_size":N} and their bytes are appended after the
+ * asked binary, and BYTES outputs that are not all UTF-8 text (a JSON string cannot carry them),
+ * get "parameters":{"binary_data_size":N} and their bytes are appended after the
  * JSON into `out`, and *json_len is set to the JSON length (the caller sends it as
  * Inference-Header-Content-Length when it differs from out->len). `names[i]` names `outputs[i]`. */
 celer_status celer_kserve_encode_infer(const celer_kserve_request *req, const char *model_name,

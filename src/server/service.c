@@ -470,7 +470,7 @@ static celer_status pipeline_prepare(celer_service_call *c) {
     for (int k = 0; k < req->n_inputs; k++) {
         int i = 0;
         while (i < v->n_inputs && strcmp(v->inputs[i].name, req->inputs[k].name)) i++;
-        CELER_TRY(celer_pipeline_set_input(c->run, i, &req->inputs[k].tensor, req->inputs[k].lens));
+        CELER_TRY(celer_pipeline_set_input(c->run, i, &req->inputs[k].tensor));
     }
     celer_pipeline_set_parameters(c->run, req->param_keys, req->param_values, req->n_params);
     return check_outputs(v, req);
@@ -491,7 +491,7 @@ static celer_cache_key request_key(const celer_service_call *c) {
         const celer_kserve_input *in = NULL;
         for (int j = 0; j < req->n_inputs && !in; j++)
             if (!strcmp(req->inputs[j].name, v->inputs[i].name)) in = &req->inputs[j];
-        if (in) celer_cache_key_tensor(&k, in->name, &in->tensor, in->lens);
+        if (in) celer_cache_key_tensor(&k, in->name, &in->tensor);
         else celer_cache_key_str(&k, ""); /* absent: the default */
     }
     celer_cache_key_u64(&k, (uint64_t)req->n_outputs);

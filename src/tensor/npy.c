@@ -7,11 +7,12 @@
  *
  * Dtype choices:
  * - Read: '<', '=' and '|' byte orders ('>' only for one-byte types, where order is meaningless).
- *   '<U<n>' (UCS-4) and '|S<n>' (bytes) string arrays become NUL-terminated UTF-8 `char *` elements
- *   in the arena; a string stops at its first NUL, as numpy's own trailing-NUL stripping does.
+ *   '<U<n>' (UCS-4) and '|S<n>' (bytes) string arrays become celer_str elements (UTF-8 for '<U')
+ *   in the arena; trailing NULs are padding and dropped, as numpy does, inner NULs are kept.
  *   Bool bytes are normalised to 0/1.
  * - Write: version 1.0, header padded so the data starts on a 64-byte boundary (as numpy does).
- *   Strings are written as '<U<n>' with n the longest string in code points (at least 1).
+ *   Strings are written as '<U<n>' with n the longest string in code points (at least 1) when all
+ *   are UTF-8, else as '|S<n>' bytes; an element ending in NUL is refused (numpy would drop it).
  *   bfloat16 has no numpy dtype: it is written as '<f4'. Every bfloat16 value is exact in float32,
  *   so the file holds the true values and numpy reads them as numbers (a '<u2' file would show bit
  *   patterns); reading such a file back yields a CELER_FLOAT tensor. */
@@ -316,13 +317,14 @@ static size_t utf8_encode(uint32_t cp, char *out) {
 }
 
 /* Decodes one code point from s (NUL-terminated); returns its length, 0 when malformed. */
-static size_t utf8_decode(const unsigned char *s, uint32_t *cp) {
+static size_t utf8_decode(const unsigned char *s, size_t avail, uint32_t *cp) {
     static const struct {
         unsigned char mask, lead;
         uint32_t min;
     } forms[] = {{0x80, 0x00, 0}, {0xe0, 0xc0, 0x80}, {0xf0, 0xe0, 0x800}, {0xf8, 0xf0, 0x10000}};
     for (size_t n = 0; n < CELER_ARRAY_LEN(forms); n++) {
         if ((s[0] & forms[n].mask) != forms[n].lead) continue;
+        if (n >= avail) return 0; /* the sequence is cut by the end of the string */
         uint32_t v = n == 0 ? s[0] : (uint32_t)(s[0] & (0x3f >> n));
         for (size_t i = 1; i <= n; i++) {
             if ((s[i] & 0xc0) != 0x80) return 0;
@@ -341,25 +343,27 @@ static uint32_t load_u32le(const unsigned char *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* Converts n string elements of h's layout at src into arena strings at dst. */
+/* Converts n string elements of h's layout at src into arena strings at dst. As NumPy does,
+ * only trailing NULs are padding: NULs inside an element are part of it. */
 static celer_status read_strings(const char *what, const npy_header *h, const unsigned char *src,
-                                 size_t count, char **dst, celer_arena *arena) {
+                                 size_t count, celer_str *dst, celer_arena *arena) {
     for (size_t i = 0; i < count; i++) {
         const unsigned char *e = src + i * h->item_size;
-        size_t chars = 0;
+        size_t chars = h->str_chars;
         if (h->ucs4) {
-            while (chars < h->str_chars && load_u32le(e + chars * 4) != 0) chars++;
+            while (chars > 0 && load_u32le(e + (chars - 1) * 4) == 0) chars--;
         } else {
-            while (chars < h->str_chars && e[chars] != 0) chars++;
+            while (chars > 0 && e[chars - 1] == 0) chars--;
         }
         /* UTF-8 needs at most 4 bytes per code point; byte strings are copied as they are */
         size_t cap = h->ucs4 ? chars * 4 : chars;
         char *s = celer_arena_alloc(arena, cap + 1);
         if (!s) return celer_error_wrap(CELER_ERR_NOMEM, "%s", what);
+        size_t n = chars;
         if (!h->ucs4) {
             memcpy(s, e, chars);
         } else {
-            size_t n = 0;
+            n = 0;
             for (size_t j = 0; j < chars; j++) {
                 uint32_t cp = load_u32le(e + j * 4);
                 size_t w = utf8_encode(cp, s + n);
@@ -370,7 +374,7 @@ static celer_status read_strings(const char *what, const npy_header *h, const un
             }
             s[n] = 0;
         }
-        dst[i] = s;
+        dst[i] = (celer_str){s, n};
     }
     return CELER_OK;
 }
@@ -532,23 +536,30 @@ static const char *npy_descr_of(celer_dtype t) {
     return (unsigned)t < CELER_DTYPE_COUNT ? descr[t] : NULL;
 }
 
-/* Longest string of t in code points; CELER_ERR_INVALID when one is not UTF-8. */
-static celer_status max_code_points(const char *const *s, size_t count, const char *path, size_t *out) {
-    size_t best = 1;
+/* The file layout of t's strings: '<U' (UTF-32) when every element is UTF-8 text, else '|S'
+ * (bytes as they are). *chars is the longest element in code points ('<U') or bytes ('|S').
+ * NumPy drops trailing NULs of an element as padding, so an element ending in NUL cannot be
+ * written faithfully: CELER_ERR_INVALID naming it. */
+static celer_status string_layout(const celer_str *s, size_t count, const char *path, bool *ucs4, size_t *chars) {
+    size_t best_cp = 1, best_bytes = 1;
+    bool utf8 = true;
     for (size_t i = 0; i < count; i++) {
-        const unsigned char *p = (const unsigned char *)(s[i] ? s[i] : "");
-        size_t n = 0;
-        while (*p) {
+        const unsigned char *p = (const unsigned char *)s[i].data;
+        size_t len = s[i].len, n = 0;
+        if (len && p[len - 1] == 0)
+            return celer_errorf(CELER_ERR_INVALID, "%s: string element %zu ends with a NUL byte, which .npy drops as padding",
+                                path, i);
+        for (size_t off = 0; utf8 && off < len; n++) {
             uint32_t cp;
-            size_t w = utf8_decode(p, &cp);
-            if (!w)
-                return celer_errorf(CELER_ERR_INVALID, "%s: string element %zu is not valid UTF-8", path, i);
-            p += w;
-            n++;
+            size_t w = utf8_decode(p + off, len - off, &cp);
+            if (!w) utf8 = false;
+            off += w;
         }
-        if (n > best) best = n;
+        if (n > best_cp) best_cp = n;
+        if (len > best_bytes) best_bytes = len;
     }
-    *out = best;
+    *ucs4 = utf8;
+    *chars = utf8 ? best_cp : best_bytes;
     return CELER_OK;
 }
 
@@ -559,21 +570,22 @@ static celer_status write_all(FILE *f, const void *p, size_t n, const char *path
 }
 
 /* Writes the elements of t (already validated) in file layout. */
-static celer_status write_data(FILE *f, const celer_tensor *t, size_t count, size_t str_chars,
+static celer_status write_data(FILE *f, const celer_tensor *t, size_t count, bool ucs4, size_t str_chars,
                                const char *path) {
     if (t->dtype == CELER_STRING) {
-        size_t elem;
-        if (celer_mul_size(str_chars, 4, &elem)) return celer_errorf(CELER_ERR_LIMIT, "%s: string too long", path);
+        size_t elem = str_chars;
+        if (ucs4 && celer_mul_size(str_chars, 4, &elem)) return celer_errorf(CELER_ERR_LIMIT, "%s: string too long", path);
         unsigned char *buf = malloc(elem);
         if (!buf) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", path);
         celer_status st = CELER_OK;
         for (size_t i = 0; i < count && !st; i++) {
-            const char *s = ((char *const *)t->data)[i];
-            const unsigned char *p = (const unsigned char *)(s ? s : "");
+            celer_str s = ((const celer_str *)t->data)[i];
+            const unsigned char *p = (const unsigned char *)s.data;
             memset(buf, 0, elem);
-            for (size_t j = 0; *p; j++) {
+            if (!ucs4 && s.len) memcpy(buf, p, s.len);
+            for (size_t j = 0, off = 0; ucs4 && off < s.len; j++) {
                 uint32_t cp = 0;
-                p += utf8_decode(p, &cp); /* validated by max_code_points */
+                off += utf8_decode(p + off, s.len - off, &cp); /* validated by string_layout */
                 buf[j * 4] = (unsigned char)cp;
                 buf[j * 4 + 1] = (unsigned char)(cp >> 8);
                 buf[j * 4 + 2] = (unsigned char)(cp >> 16);
@@ -612,10 +624,11 @@ celer_status celer_npy_write(const char *path, const celer_tensor *t) {
 
     char descr_buf[32];
     size_t str_chars = 0;
+    bool ucs4 = true;
     if (t->dtype == CELER_STRING) {
-        celer_status st = max_code_points(t->data, count, path, &str_chars);
+        celer_status st = string_layout(t->data, count, path, &ucs4, &str_chars);
         if (st) return st;
-        snprintf(descr_buf, sizeof descr_buf, "<U%zu", str_chars);
+        snprintf(descr_buf, sizeof descr_buf, "%s%zu", ucs4 ? "<U" : "|S", str_chars);
         descr = descr_buf;
     }
 
@@ -637,7 +650,7 @@ celer_status celer_npy_write(const char *path, const celer_tensor *t) {
     if (!f) return celer_errorf(CELER_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     celer_status st = write_all(f, prefix, sizeof prefix, path);
     if (!st) st = write_all(f, header, hlen, path);
-    if (!st) st = write_data(f, t, count, str_chars, path);
+    if (!st) st = write_data(f, t, count, ucs4, str_chars, path);
     if (fclose(f) != 0 && !st) st = celer_errorf(CELER_ERR_IO, "%s: write failed: %s", path, strerror(errno));
     if (st) remove(path);
     return st;

@@ -15,7 +15,7 @@ static const struct {
     [CELER_UINT8] = {1, "uint8", "UINT8"},           [CELER_INT8] = {1, "int8", "INT8"},
     [CELER_UINT16] = {2, "uint16", "UINT16"},        [CELER_INT16] = {2, "int16", "INT16"},
     [CELER_INT32] = {4, "int32", "INT32"},           [CELER_INT64] = {8, "int64", "INT64"},
-    [CELER_STRING] = {sizeof(char *), "string", "BYTES"}, [CELER_BOOL] = {1, "bool", "BOOL"},
+    [CELER_STRING] = {sizeof(celer_str), "string", "BYTES"}, [CELER_BOOL] = {1, "bool", "BOOL"},
     [CELER_FLOAT16] = {2, "float16", "FP16"},        [CELER_DOUBLE] = {8, "double", "FP64"},
     [CELER_UINT32] = {4, "uint32", "UINT32"},        [CELER_UINT64] = {8, "uint64", "UINT64"},
     [CELER_COMPLEX64] = {8, "complex64", NULL},      [CELER_COMPLEX128] = {16, "complex128", NULL},
@@ -44,6 +44,20 @@ celer_dtype celer_dtype_from_kserve_name(const char *name) {
     for (int t = 1; name && t < CELER_DTYPE_COUNT; t++)
         if (dtype_table[t].kserve && strcmp(dtype_table[t].kserve, name) == 0) return (celer_dtype)t;
     return CELER_UNDEFINED;
+}
+
+bool celer_str_eq(celer_str a, celer_str b) { return a.len == b.len && (!a.len || !memcmp(a.data, b.data, a.len)); }
+
+int celer_str_cmp(celer_str a, celer_str b) {
+    int r = memcmp(a.data ? a.data : "", b.data ? b.data : "", CELER_MIN(a.len, b.len));
+    return r ? r : a.len < b.len ? -1 : a.len > b.len;
+}
+
+celer_status celer_str_dup(celer_arena *arena, celer_str s, celer_str *out) {
+    char *d = celer_arena_strndup(arena, s.len ? s.data : "", s.len);
+    if (!d) return CELER_ERR_NOMEM;
+    *out = (celer_str){d, s.len};
+    return CELER_OK;
 }
 
 int64_t celer_shape_numel(const celer_shape *s) {

@@ -18,7 +18,7 @@ typedef enum celer_dtype {
     CELER_INT16 = 5,
     CELER_INT32 = 6,
     CELER_INT64 = 7,
-    CELER_STRING = 8, /* elements are `char *` (NUL-terminated), owned by whoever owns the tensor */
+    CELER_STRING = 8, /* elements are celer_str (bytes + length), the bytes owned by whoever owns the tensor */
     CELER_BOOL = 9,   /* one byte, 0 or 1 */
     CELER_FLOAT16 = 10,
     CELER_DOUBLE = 11,
@@ -29,6 +29,30 @@ typedef enum celer_dtype {
     CELER_BFLOAT16 = 16,
     CELER_DTYPE_COUNT
 } celer_dtype;
+
+/* The element of a CELER_STRING tensor: a byte string that may hold any byte, NUL included
+ * (KServe BYTES, ONNX string). Readers use `len` only; bytes made by celer keep a NUL at
+ * data[len] so they can be printed, but that NUL is not part of the value. `data` may be NULL
+ * when len is 0. Elements are copied by value (sizeof(celer_str) bytes), the bytes are shared. */
+typedef struct celer_str {
+    const char *data;
+    size_t len;
+} celer_str;
+
+/* A celer_str over a NUL-terminated C string (NULL gives the empty string). */
+static inline celer_str celer_str_c(const char *s) {
+    size_t n = 0;
+    if (s)
+        while (s[n]) n++;
+    return (celer_str){s ? s : "", n};
+}
+/* Byte equality of two strings. */
+bool celer_str_eq(celer_str a, celer_str b);
+/* Byte-wise order (memcmp, then the shorter first): <0, 0, >0. */
+int celer_str_cmp(celer_str a, celer_str b);
+/* Copies s into `arena` with a NUL after its bytes; *out points to the copy. NOMEM when the
+ * arena is full. The copy is owned by the arena. */
+celer_status celer_str_dup(celer_arena *arena, celer_str s, celer_str *out);
 
 /* Bit for a dtype in a dtype set (kernel tables use sets). */
 #define CELER_DT(t) (1u << (t))
@@ -108,7 +132,8 @@ typedef struct celer_npy_map {
  * *out owns the mapping: celer_npy_map_close. */
 celer_status celer_npy_map_open(const char *path, celer_npy_map *out);
 void celer_npy_map_close(celer_npy_map *m);
-/* Writes `t` to `path` (version 1.0 header). Strings are written as '<U' arrays. */
+/* Writes `t` to `path` (version 1.0 header). Strings are written as '<U' arrays when they are all
+ * UTF-8, else as '|S' byte arrays. */
 celer_status celer_npy_write(const char *path, const celer_tensor *t);
 
 #endif

@@ -79,10 +79,11 @@ static int compare(const char *name, const celer_tensor *got, const celer_tensor
         int bad = 0;
         double x = 0, y = 0;
         if (t == CELER_STRING) {
-            const char *s1 = ((char *const *)got->data)[i], *s2 = ((char *const *)want->data)[i];
-            if (strcmp(s1 ? s1 : "", s2 ? s2 : "")) {
-                snprintf(msg, MSG_CAP, "output %s[%lld]: \"%.60s\", expected \"%.60s\"", name, (long long)i,
-                         s1 ? s1 : "", s2 ? s2 : "");
+            celer_str s1 = ((const celer_str *)got->data)[i], s2 = ((const celer_str *)want->data)[i];
+            if (!celer_str_eq(s1, s2)) {
+                snprintf(msg, MSG_CAP, "output %s[%lld]: \"%.*s\" (%zu bytes), expected \"%.*s\" (%zu bytes)", name,
+                         (long long)i, (int)CELER_MIN(s1.len, 60), s1.data ? s1.data : "", s1.len,
+                         (int)CELER_MIN(s2.len, 60), s2.data ? s2.data : "", s2.len);
                 return 1;
             }
             continue;

@@ -19,7 +19,7 @@ static const float v_default[3] = {0, 0, 0};
 static const celer_tensor v_row = {.dtype = CELER_FLOAT, .shape = {.rank = 1, .dims = {3}}, .data = (void *)v_default};
 static const float age_default = 40;
 static const celer_tensor age_row = {.dtype = CELER_FLOAT, .shape = {.rank = 0}, .data = (void *)&age_default};
-static const char *const country_default[1] = {"?"};
+static const celer_str country_default[1] = {{"?", 1}};
 static const celer_tensor country_row = {.dtype = CELER_STRING, .shape = {.rank = 0}, .data = (void *)country_default};
 static const double score_default[2] = {0.5, -1};
 static const celer_tensor score_row = {.dtype = CELER_DOUBLE, .shape = {.rank = 1, .dims = {2}}, .data = (void *)score_default};
@@ -76,11 +76,9 @@ static void check_input(const celer_kserve_input *in, const spec_set *set) {
     int64_t numel = celer_shape_numel(&t->shape);
     uint8_t acc = 0;
     if (t->dtype == CELER_STRING) {
-        char *const *els = t->data;
-        for (int64_t i = 0; i < numel; i++) {
-            size_t n = in->lens ? in->lens[i] : strlen(els[i]);
-            for (size_t k = 0; k < n; k++) acc ^= (uint8_t)els[i][k];
-        }
+        const celer_str *els = t->data;
+        for (int64_t i = 0; i < numel; i++)
+            for (size_t k = 0; k < els[i].len; k++) acc ^= (uint8_t)els[i].data[k];
     } else {
         size_t bytes;
         if (celer_tensor_bytes(t, &bytes)) abort();

@@ -20,7 +20,7 @@ static uint64_t touch_tensor(const celer_tensor *t) {
     if (numel < 0) __builtin_trap(); /* the reader promised a known shape */
     if (t->dtype == CELER_STRING) {
         uint64_t h = 0;
-        for (int64_t i = 0; i < numel; i++) h += strlen(((char *const *)t->data)[i]);
+        for (int64_t i = 0; i < numel; i++) h += ((const celer_str *)t->data)[i].len;
         return h;
     }
     return touch_bytes(t->data, (size_t)numel * celer_dtype_size(t->dtype));
@@ -48,7 +48,7 @@ static uint64_t touch_graph(const celer_onnx_graph *g) {
             case CELER_ATTR_FLOATS: h += touch_bytes(a->floats, (size_t)a->n * sizeof(float)); break;
             case CELER_ATTR_INTS: h += touch_bytes(a->ints, (size_t)a->n * sizeof(int64_t)); break;
             case CELER_ATTR_STRINGS:
-                for (int j = 0; j < a->n; j++) h += strlen(a->strings[j]);
+                for (int j = 0; j < a->n; j++) h += a->strings[j].len;
                 break;
             case CELER_ATTR_TENSORS:
                 for (int j = 0; j < a->n; j++) h += touch_tensor(&a->tensors[j]);

@@ -21,12 +21,12 @@ static const char image_yaml[] = "inputs: [{name: image, dtype: BYTES}]\n"
                                  "  - to_chw: {input: image, output: chw}\n"
                                  "outputs: [chw]\n";
 
-static void run_defaults(const celer_pipeline *p, const celer_tensor *input, const size_t *lens) {
+static void run_defaults(const celer_pipeline *p, const celer_tensor *input) {
     celer_arena arena;
     celer_arena_init(&arena, 64 * 1024, 64u << 20);
     celer_pipeline_run *r;
     if (!celer_pipeline_run_init(p, &arena, &r)) {
-        if (!input || !celer_pipeline_set_input(r, 0, input, lens)) {
+        if (!input || !celer_pipeline_set_input(r, 0, input)) {
             const celer_pipeline_call *call;
             celer_pipeline_run_steps(r, &call);
         }
@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     celer_pipeline *p = NULL;
     switch (data[0] % 3) {
     case 0:
-        if (!celer_pipeline_parse(text, len, "fuzz.yaml", "/nonexistent", &p)) run_defaults(p, NULL, NULL);
+        if (!celer_pipeline_parse(text, len, "fuzz.yaml", "/nonexistent", &p)) run_defaults(p, NULL);
         break;
     case 1:
         if (!celer_pipeline_parse(image_yaml, sizeof image_yaml - 1, "image.yaml", "/nonexistent", &p)) {
@@ -50,10 +50,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (copy) {
                 memcpy(copy, text, len);
                 copy[len] = 0;
-                char *els[1] = {copy};
-                size_t lens[1] = {len};
+                celer_str els[1] = {{copy, len}};
                 celer_tensor t = {.dtype = CELER_STRING, .shape = {.rank = 1, .dims = {1}}, .data = els};
-                run_defaults(p, &t, lens);
+                run_defaults(p, &t);
                 free(copy);
             }
         }

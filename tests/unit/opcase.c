@@ -58,8 +58,8 @@ void tu_fuzz_ops(const tu_fuzz_case *cases, size_t n_cases, int iters) {
                                         "upper", "allowzero", "start", "end", "time_axis",
                                         "batch_axis", "dtype"};
     static const char *const list_names[] = {"perm", "axes", "starts", "ends", "pads", "split"};
-    static const char *strs[256];
-    for (int i = 0; i < 256; i++) strs[i] = i % 3 ? "s" : "";
+    static celer_str strs[256 * sizeof(int64_t) / sizeof(celer_str)]; /* fills a buf[i] exactly */
+    for (size_t i = 0; i < CELER_ARRAY_LEN(strs); i++) strs[i] = i % 3 ? (celer_str){"s", 1} : (celer_str){"", 0};
     uint64_t seed = 0x9e3779b97f4a7c15ull;
     for (size_t c = 0; c < n_cases; c++) {
         int ok = 0;

@@ -45,15 +45,14 @@ static uint64_t hash_bytes(const void *p, size_t n, uint64_t h) {
     return h;
 }
 
-static void fp_tensor(fp *f, const celer_tensor *t, const size_t *lens) {
+static void fp_tensor(fp *f, const celer_tensor *t) {
     char shape[128];
     int64_t numel = celer_shape_numel(&t->shape);
     uint64_t h = 0xcbf29ce484222325ull;
     if (t->dtype == CELER_STRING) {
         for (int64_t i = 0; i < numel; i++) {
-            const char *s = ((const char *const *)t->data)[i];
-            size_t l = lens ? lens[i] : strlen(s);
-            h = hash_bytes(&l, sizeof l, hash_bytes(s, l, h));
+            celer_str s = ((const celer_str *)t->data)[i];
+            h = hash_bytes(&s.len, sizeof s.len, hash_bytes(s.data, s.len, h));
         }
     } else if (numel > 0) {
         h = hash_bytes(t->data, (size_t)numel * celer_dtype_size(t->dtype), h);
@@ -69,7 +68,7 @@ static void fp_request(fp *f, const celer_kserve_request *r) {
     for (int i = 0; i < r->n_outputs; i++) fp_add(f, "out %s%s;", r->outputs[i].name, r->outputs[i].binary ? " bin" : "");
     for (int i = 0; i < r->n_inputs; i++) {
         fp_add(f, "in %s ", r->inputs[i].name);
-        fp_tensor(f, &r->inputs[i].tensor, r->inputs[i].lens);
+        fp_tensor(f, &r->inputs[i].tensor);
     }
 }
 
@@ -101,7 +100,7 @@ static void build_json_body(void) {
         snprintf(strings + l, sizeof strings - l, "%s\"s%d\\n\"", i ? "," : "", i);
     }
     const char *fmt =
-        "{\"id\":\"req-7\",\"parameters\":{\"binary_data_output\":false,\"timeout\":2500,\"priority\":3,"
+        "{\"id\":\"req-7\",\"parameters\":{\"binary_data_output\":false,\"timeout\":2500,\"tier\":3,"
         "\"threshold\":" LONG_NUMBER ",\"tag\":\"a\\u00e9\"},"
         "\"inputs\":[{\"name\":\"x\",\"shape\":[2,3],\"datatype\":\"FP32\",\"data\":[[1,2,3],[4.5,-0.25,1e-3]]},"
         "{\"name\":\"y\",\"shape\":[2],\"datatype\":\"INT64\",\"data\":[7,-9000000000]},"
@@ -209,7 +208,7 @@ static celer_status op_decode_object(fp *f) {
 /* Outputs for the encoders: enough data for the response buffer to grow several times. */
 static float out_z[2 * 150];
 static const int32_t out_w[4] = {1, -2, 3, -4};
-static const char *out_s[3] = {"a\"b", "", "caf\xc3\xa9"};
+static const celer_str out_s[3] = {{"a\"b", 3}, {"", 0}, {"caf\xc3\xa9", 5}};
 static const celer_tensor OUTS[3] = {
     {.dtype = CELER_FLOAT, .shape = {.rank = 2, .dims = {2, 150}}, .data = out_z},
     {.dtype = CELER_INT32, .shape = {.rank = 2, .dims = {2, 2}}, .data = (void *)out_w},
@@ -295,7 +294,7 @@ static celer_status op_json_parse(fp *f) {
 static celer_status op_cache_pack(fp *f) {
     static float big[1000];
     static const int64_t ids[4] = {7, 8, 9, 10};
-    static const char *labels[2] = {"cat", ""};
+    static const celer_str labels[2] = {{"cat", 3}, {"", 0}};
     const celer_tensor t[3] = {{CELER_FLOAT, {1, {1000}}, big},
                                {CELER_INT64, {2, {2, 2}}, (void *)ids},
                                {CELER_STRING, {1, {2}}, (void *)labels}};
@@ -310,7 +309,7 @@ static celer_status op_cache_pack(fp *f) {
     st = celer_cache_unpack(buf, len, &arena, &out, &n);
     if (!st) {
         fp_add(f, "len=%zu n=%d;", len, n);
-        for (int i = 0; i < n; i++) fp_tensor(f, &out[i], NULL);
+        for (int i = 0; i < n; i++) fp_tensor(f, &out[i]);
     }
     celer_arena_free(&arena);
     free(buf);

@@ -364,9 +364,17 @@ static void test_compare_bool(void **st) {
     /* strings */
     char *s1[] = {"abc", "", "x"}, *s2[] = {"abc", "", "y"};
     uint8_t seq[] = {1, 1, 0};
-    celer_tensor ts1 = T(CELER_STRING, s1, 3), ts2 = T(CELER_STRING, s2, 3);
+    celer_tensor ts1 = T(CELER_STRING, tu_strs((const char *const *)s1, CELER_ARRAY_LEN(s1)), 3), ts2 = T(CELER_STRING, tu_strs((const char *const *)s2, CELER_ARRAY_LEN(s2)), 3);
     assert_int_equal(run2("Equal", NULL, 13, &ts1, &ts2, &out), CELER_OK);
     expect_bytes(&out, CELER_BOOL, seq, 3);
+    tu_free_outputs(&out, 1);
+    /* strings are bytes with a length: what follows a NUL counts, and "a" is not "a\0" */
+    celer_str n1[] = {TU_LIT("a\0b"), TU_LIT("a\0b"), TU_LIT("a"), TU_LIT("")};
+    celer_str n2[] = {TU_LIT("a\0c"), TU_LIT("a\0b"), TU_LIT("a\0"), TU_LIT("\0")};
+    uint8_t neq[] = {0, 1, 0, 0};
+    celer_tensor tn1 = T(CELER_STRING, n1, 4), tn2 = T(CELER_STRING, n2, 4);
+    assert_int_equal(run2("Equal", NULL, 13, &tn1, &tn2, &out), CELER_OK);
+    expect_bytes(&out, CELER_BOOL, neq, 4);
     tu_free_outputs(&out, 1);
 }
 
@@ -659,14 +667,14 @@ static void test_cast_strings(void **st) {
     assert_int_equal(ot, CELER_STRING);
     void *state = NULL, *local = NULL;
     assert_int_equal(k->init(&info, &state), CELER_OK);
-    char *strs[9];
+    celer_str strs[9];
     out = (celer_tensor){.dtype = CELER_STRING, .data = strs};
     const celer_tensor *in[1] = {&tx};
     celer_kernel_call call = {.info = &info, .state = state, .local = &local, .in = in, .n_in = 1,
                               .out = &out, .n_out = 1};
     assert_int_equal(k->reshape(&call), CELER_OK);
     assert_int_equal(k->run(&call), CELER_OK);
-    for (int i = 0; i < 9; i++) assert_string_equal(strs[i], want[i]);
+    for (int i = 0; i < 9; i++) TU_ASSERT_STR(&out, i, celer_str_c(want[i]));
 
     /* and back: strings to float and int */
     celer_tensor ts = T(CELER_STRING, strs, 9), back;
@@ -679,7 +687,7 @@ static void test_cast_strings(void **st) {
     k->free_state(state);
 
     char *ints[] = {"42", "-7", "9007199254740993", "+INF", "1e3", "-inf"};
-    celer_tensor ti = T(CELER_STRING, ints, 6);
+    celer_tensor ti = T(CELER_STRING, tu_strs((const char *const *)ints, CELER_ARRAY_LEN(ints)), 6);
     attrs_t i64 = {0};
     a_int(&i64, "to", CELER_INT64);
     int64_t wi[] = {42, -7, 9007199254740993LL, INT64_MAX, 1000, INT64_MIN};
@@ -687,9 +695,15 @@ static void test_cast_strings(void **st) {
     expect_bytes(&back, CELER_INT64, wi, 6);
     tu_free_outputs(&back, 1);
     char *junk[] = {"12abc"};
-    celer_tensor tj = T(CELER_STRING, junk, 1);
+    celer_tensor tj = T(CELER_STRING, tu_strs((const char *const *)junk, CELER_ARRAY_LEN(junk)), 1);
     assert_int_equal(run1("Cast", &f, 13, &tj, &back), CELER_ERR_INVALID);
     tu_free_outputs(&back, 1); /* run-time failures leave the outputs allocated */
+    /* a NUL ends no number early: "12\0abc" is not 12 */
+    celer_str nul[] = {TU_LIT("12\0abc")};
+    celer_tensor tnul = T(CELER_STRING, nul, 1);
+    assert_int_equal(run1("Cast", &f, 13, &tnul, &back), CELER_ERR_INVALID);
+    assert_non_null(strstr(celer_error_message(), "NUL"));
+    tu_free_outputs(&back, 1);
 }
 
 /* ---- in place and large same-shape runs ---- */

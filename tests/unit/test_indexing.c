@@ -38,10 +38,10 @@ static void test_gather(void **s) {
     tu_free_outputs(out, 1);
     /* strings */
     const char *strs[3] = {"x", "y", "z"};
-    celer_tensor st = TEN(CELER_STRING, strs, 3);
+    celer_tensor st = TEN(CELER_STRING, tu_strs((const char *const *)strs, CELER_ARRAY_LEN(strs)), 3);
     assert_int_equal(tu_run("Gather", 13, NOAT, IN(&st, &i32), out, 1), 0);
-    assert_string_equal(((const char **)out[0].data)[0], "z");
-    assert_string_equal(((const char **)out[0].data)[1], "x");
+    assert_string_equal(((const celer_str *)out[0].data)[0].data, "z");
+    assert_string_equal(((const celer_str *)out[0].data)[1].data, "x");
     tu_free_outputs(out, 1);
     /* errors */
     ind = TEN(CELER_INT64, I64(0, 4), 2);
@@ -208,11 +208,11 @@ static void test_scatternd(void **s) {
     tu_expect_err(tu_run("ScatterND", 16, NOAT, IN(&m, &ib, &u2), out, 1), CELER_ERR_INVALID, "index 2");
     tu_free_outputs(out, 1);
     const char *strs[2] = {"a", "b"};
-    celer_tensor st = TEN(CELER_STRING, strs, 2), si = TEN(CELER_INT64, I64(0), 1, 1);
+    celer_tensor st = TEN(CELER_STRING, tu_strs((const char *const *)strs, CELER_ARRAY_LEN(strs)), 2), si = TEN(CELER_INT64, I64(0), 1, 1);
     const char *su[1] = {"c"};
-    celer_tensor sup = TEN(CELER_STRING, su, 1);
+    celer_tensor sup = TEN(CELER_STRING, tu_strs((const char *const *)su, CELER_ARRAY_LEN(su)), 1);
     assert_int_equal(tu_run("ScatterND", 16, NOAT, IN(&st, &si, &sup), out, 1), 0);
-    assert_string_equal(((const char **)out[0].data)[0], "c");
+    assert_string_equal(((const celer_str *)out[0].data)[0].data, "c");
     tu_free_outputs(out, 1);
     tu_expect_err(tu_run("ScatterND", 16, AT(ASTR("reduction", "add")), IN(&st, &si, &sup), out, 1),
                CELER_ERR_DTYPE, "strings");
@@ -387,11 +387,11 @@ static void test_unique(void **s) {
     EXPECT_F32(&out[0], -1, 2.5f);
     tu_free_outputs(out, 1);
     const char *strs[4] = {"b", "a", "b", "c"};
-    celer_tensor st = TEN(CELER_STRING, strs, 2, 2);
+    celer_tensor st = TEN(CELER_STRING, tu_strs((const char *const *)strs, CELER_ARRAY_LEN(strs)), 2, 2);
     assert_int_equal(tu_run("Unique", 11, NOAT, IN(&st), out, 4), 0);
     EXPECT_SHAPE(&out[0], 3);
-    assert_string_equal(((const char **)out[0].data)[0], "a");
-    assert_string_equal(((const char **)out[0].data)[2], "c");
+    assert_string_equal(((const celer_str *)out[0].data)[0].data, "a");
+    assert_string_equal(((const celer_str *)out[0].data)[2].data, "c");
     EXPECT_I64(&out[2], 1, 0, 1, 2);
     tu_free_outputs(out, 4);
     celer_tensor e = TEN(CELER_INT32, NULL, 0);

@@ -313,17 +313,23 @@ static void test_decode_dtypes(void **state) {
     assert_int_equal(h[2], 0x7bff);
     assert_int_equal(decode("[1.5,-2,3]", CELER_BFLOAT16, 1, d3, h), 0);
     assert_int_equal(h[0], 0x3fc0);
-    const char *s[3];
+    celer_str s[3];
     assert_int_equal(decode("[\"a\",\"\\u00e9\",\"\"]", CELER_STRING, 1, d3, s), 0);
-    assert_string_equal(s[0], "a");
-    assert_string_equal(s[1], "\xc3\xa9");
-    assert_string_equal(s[2], "");
+    assert_string_equal(s[0].data, "a");
+    assert_string_equal(s[1].data, "\xc3\xa9");
+    assert_int_equal(s[2].len, 0);
+    /* \u0000 is a byte of the string, not its end */
+    assert_int_equal(decode("[\"he\\u0000llo\",\"\\u0000\",\"x\"]", CELER_STRING, 1, d3, s), 0);
+    assert_int_equal(s[0].len, 6);
+    assert_memory_equal(s[0].data, "he\0llo", 6);
+    assert_int_equal(s[1].len, 1);
+    assert_int_equal(s[1].data[0], 0);
     assert_int_equal(decode("[\"a\",1,\"b\"]", CELER_STRING, 1, d3, s), CELER_ERR_INVALID);
     assert_int_equal(decode("[1,2,3]", CELER_STRING, 1, d3, s), CELER_ERR_INVALID);
     int64_t d22[] = {2, 2};
-    const char *s4[4];
+    celer_str s4[4];
     assert_int_equal(decode("[[\"a\",\"b\"],[\"c\",\"d\"]]", CELER_STRING, 2, d22, s4), 0);
-    assert_string_equal(s4[3], "d");
+    assert_string_equal(s4[3].data, "d");
 }
 
 /* ---- exact number parsing ---- */
@@ -565,11 +571,19 @@ static void test_jbuf(void **state) {
     celer_jbuf_tensor_data(&b, &t);
     assert_string_equal(b.data, "[true,false]");
     celer_jbuf_reset(&b);
-    const char *ss[] = {"x", "\"y\""};
-    t = (celer_tensor){.dtype = CELER_STRING, .shape = {.rank = 1, .dims = {2}}, .data = ss};
+    celer_str ss[] = {TU_LIT("x"), TU_LIT("\"y\""), TU_LIT("a\0b\x01")};
+    t = (celer_tensor){.dtype = CELER_STRING, .shape = {.rank = 1, .dims = {3}}, .data = ss};
     celer_jbuf_tensor_data(&b, &t);
-    assert_string_equal(b.data, "[\"x\",\"\\\"y\\\"\"]");
+    assert_string_equal(b.data, "[\"x\",\"\\\"y\\\"\",\"a\\u0000b\\u0001\"]");
     celer_jbuf_reset(&b);
+    /* bytes that are not UTF-8: an error rather than U+FFFD in their place */
+    celer_str bad[] = {TU_LIT("ok"), TU_LIT("\xc3")};
+    t = (celer_tensor){.dtype = CELER_STRING, .shape = {.rank = 1, .dims = {2}}, .data = bad};
+    celer_jbuf_tensor_data(&b, &t);
+    assert_int_equal(b.status, CELER_ERR_UNSUPPORTED);
+    assert_non_null(strstr(celer_error_message(), "element 1"));
+    celer_jbuf_free(&b);
+    celer_jbuf_init(&b, 0);
     uint16_t hh[] = {0x3e00, 0x3c00};
     t = (celer_tensor){.dtype = CELER_FLOAT16, .shape = {.rank = 1, .dims = {2}}, .data = hh};
     celer_jbuf_tensor_data(&b, &t);

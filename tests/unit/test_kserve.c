@@ -56,7 +56,7 @@ static void test_datatypes(void **state) {
 }
 
 static const char *GOOD =
-    "{\"id\":\"req-1\",\"parameters\":{\"binary_data_output\":true,\"timeout\":2500,\"priority\":1},"
+    "{\"id\":\"req-1\",\"parameters\":{\"binary_data_output\":true,\"timeout\":2500,\"tier\":1},"
     "\"inputs\":[{\"name\":\"y\",\"shape\":[2],\"datatype\":\"INT64\",\"data\":[7,-9000000000]},"
     "{\"name\":\"x\",\"shape\":[2,3],\"datatype\":\"FP32\",\"data\":[[1,2,3],[4.5,-0.25,1e-3]]}],"
     "\"outputs\":[{\"name\":\"z\",\"parameters\":{\"binary_data\":false}},{\"name\":\"w\"}]}";
@@ -96,7 +96,7 @@ static void test_decode_json(void **state) {
                        "{\"name\":\"b\",\"shape\":[3],\"datatype\":\"BOOL\",\"data\":[true,false,true]},"
                        "{\"name\":\"h\",\"shape\":[],\"datatype\":\"FP16\",\"data\":[1.5]}]}";
     assert_int_equal(celer_kserve_decode_infer(body, strlen(body), SIZE_MAX, sp, 3, &arena, &r), 0);
-    assert_string_equal(((char **)r.inputs[0].tensor.data)[1], "\xc3\xa9");
+    assert_string_equal(((const celer_str *)r.inputs[0].tensor.data)[1].data, "\xc3\xa9");
     assert_int_equal(((uint8_t *)r.inputs[1].tensor.data)[2], 1);
     assert_int_equal(r.inputs[2].tensor.shape.rank, 0);
     assert_int_equal(((uint16_t *)r.inputs[2].tensor.data)[0], 0x3e00);
@@ -229,10 +229,9 @@ static void test_decode_binary(void **state) {
     const char *json4 = "{\"inputs\":[{\"name\":\"s\",\"shape\":[3],\"datatype\":\"BYTES\",\"parameters\":{\"binary_data_size\":17}}]}";
     jl = make_binary(body, json4, sb, 17);
     assert_int_equal(celer_kserve_decode_infer(body, jl + 17, jl, sp, 1, &arena, &r), 0);
-    char **s = r.inputs[0].tensor.data;
-    assert_string_equal(s[0], "hi");
-    assert_string_equal(s[1], "");
-    assert_string_equal(s[2], "abc");
+    TU_ASSERT_STR(&r.inputs[0].tensor, 0, TU_LIT("hi"));
+    TU_ASSERT_STR(&r.inputs[0].tensor, 1, TU_LIT(""));
+    TU_ASSERT_STR(&r.inputs[0].tensor, 2, TU_LIT("abc"));
     for (size_t cut = jl; cut < jl + 17; cut++) /* truncated tails */
         assert_int_not_equal(celer_kserve_decode_infer(body, cut, jl, sp, 1, &arena, &r), 0);
     const char *json5 = "{\"inputs\":[{\"name\":\"s\",\"shape\":[2],\"datatype\":\"BYTES\",\"parameters\":{\"binary_data_size\":17}}]}";
@@ -266,7 +265,7 @@ static void test_decode_raw(void **state) {
     celer_kserve_tensor_spec ss[] = {{.name = "s", .dtype = CELER_STRING, .rank = 1, .dims = {2}}};
     const char sb[] = "\x01\x00\x00\x00z\x00\x00\x00\x00";
     assert_int_equal(celer_kserve_decode_infer(sb, 9, 0, ss, 1, &arena, &r), 0);
-    assert_string_equal(((char **)r.inputs[0].tensor.data)[0], "z");
+    assert_string_equal(((const celer_str *)r.inputs[0].tensor.data)[0].data, "z");
     assert_int_equal(celer_kserve_decode_infer(sb, 8, 0, ss, 1, &arena, &r), CELER_ERR_INVALID);
 }
 
@@ -306,7 +305,7 @@ static void test_encode(void **state) {
     (void)state;
     float z[4] = {0.5f, -1, NAN, INFINITY};
     int32_t w[2] = {1, -2};
-    const char *sv[2] = {"a\"b", ""};
+    celer_str sv[2] = {TU_LIT("a\"b"), TU_LIT("")};
     celer_tensor outs[3] = {
         {.dtype = CELER_FLOAT, .shape = {.rank = 2, .dims = {2, 2}}, .data = z},
         {.dtype = CELER_INT32, .shape = {.rank = 1, .dims = {2}}, .data = w},
@@ -350,6 +349,64 @@ static void test_encode(void **state) {
     celer_jbuf_free(&b);
 }
 
+/* BYTES elements are byte strings with a length: a NUL does not end them, in JSON (\u0000) or
+ * binary (4-byte length prefixes), on the way in and out. */
+static void test_bytes_any_byte(void **state) {
+    (void)state;
+    celer_kserve_tensor_spec sp[] = {{.name = "s", .dtype = CELER_STRING, .rank = 1, .dims = {-1}}};
+    celer_kserve_request r;
+    /* JSON in: \u0000 is a byte of the element, "" an empty element */
+    const char *body = "{\"inputs\":[{\"name\":\"s\",\"shape\":[3],\"datatype\":\"BYTES\","
+                       "\"data\":[\"he\\u0000llo\",\"\",\"\\u0000\"]}]}";
+    assert_int_equal(celer_kserve_decode_infer(body, strlen(body), SIZE_MAX, sp, 1, &arena, &r), CELER_OK);
+    TU_ASSERT_STR(&r.inputs[0].tensor, 0, TU_LIT("he\0llo"));
+    TU_ASSERT_STR(&r.inputs[0].tensor, 1, TU_LIT(""));
+    TU_ASSERT_STR(&r.inputs[0].tensor, 2, TU_LIT("\0"));
+    /* binary in: 00 01 02 03 and an empty element */
+    char buf[512];
+    const char tail[] = "\x04\x00\x00\x00\x00\x01\x02\x03\x00\x00\x00\x00";
+    const char *json = "{\"inputs\":[{\"name\":\"s\",\"shape\":[2],\"datatype\":\"BYTES\","
+                       "\"parameters\":{\"binary_data_size\":12}}]}";
+    size_t jl = make_binary(buf, json, tail, 12);
+    assert_int_equal(celer_kserve_decode_infer(buf, jl + 12, jl, sp, 1, &arena, &r), CELER_OK);
+    TU_ASSERT_STR(&r.inputs[0].tensor, 0, TU_LIT("\x00\x01\x02\x03"));
+    TU_ASSERT_STR(&r.inputs[0].tensor, 1, TU_LIT(""));
+    /* raw body (the model's single BYTES input): the bytes as they are */
+    celer_kserve_tensor_spec one[] = {{.name = "s", .dtype = CELER_STRING, .rank = 1, .dims = {1}}};
+    assert_int_equal(celer_kserve_decode_infer(tail, 8, 0, one, 1, &arena, &r), CELER_OK);
+    TU_ASSERT_STR(&r.inputs[0].tensor, 0, TU_LIT("\x00\x01\x02\x03"));
+
+    /* JSON out: NUL and control bytes escaped, nothing cut */
+    celer_str sv[3] = {TU_LIT("he\0llo"), TU_LIT(""), TU_LIT("\x01\x1f")};
+    celer_tensor t = {.dtype = CELER_STRING, .shape = {.rank = 1, .dims = {3}}, .data = sv};
+    const char *name = "s";
+    celer_jbuf b;
+    celer_jbuf_init(&b, 0);
+    assert_int_equal(celer_kserve_encode_infer(NULL, "m", NULL, &name, &t, 1, &b, &jl), CELER_OK);
+    assert_string_equal(b.data, "{\"model_name\":\"m\",\"outputs\":[{\"name\":\"s\",\"datatype\":\"BYTES\","
+                                "\"shape\":[3],\"data\":[\"he\\u0000llo\",\"\",\"\\u0001\\u001f\"]}]}");
+    assert_int_equal(jl, b.len);
+    /* binary out: 4-byte length prefixes, every byte */
+    celer_str bv[2] = {TU_LIT("\x00\x01\x02\x03"), TU_LIT("")};
+    celer_tensor tb = {.dtype = CELER_STRING, .shape = {.rank = 1, .dims = {2}}, .data = bv};
+    celer_kserve_request req = {.binary_data_output = true};
+    assert_int_equal(celer_kserve_encode_infer(&req, "m", NULL, &name, &tb, 1, &b, &jl), CELER_OK);
+    assert_non_null(strstr(b.data, "\"binary_data_size\":12"));
+    assert_int_equal(b.len, jl + 12);
+    assert_memory_equal(b.data + jl, tail, 12);
+    /* bytes that are not UTF-8 cannot be a JSON string: that output goes binary, not U+FFFD */
+    celer_str nv[1] = {TU_LIT("\xff\x00")};
+    celer_tensor tn = {.dtype = CELER_STRING, .shape = {.rank = 1, .dims = {1}}, .data = nv};
+    assert_int_equal(celer_kserve_encode_infer(NULL, "m", NULL, &name, &tn, 1, &b, &jl), CELER_OK);
+    assert_non_null(strstr(b.data, "\"binary_data_size\":6"));
+    assert_int_equal(b.len, jl + 6);
+    assert_memory_equal(b.data + jl, "\x02\x00\x00\x00\xff\x00", 6);
+    /* ... and the v1 form, which has no binary form, says so */
+    assert_int_equal(celer_kserve_encode_predict(&name, &tn, 1, &b), CELER_ERR_UNSUPPORTED);
+    assert_non_null(strstr(celer_error_message(), "not UTF-8"));
+    celer_jbuf_free(&b);
+}
+
 /* Turns an encoded response into a request: "outputs" -> "inputs" (one byte shorter). */
 static size_t response_to_request(char *buf, size_t len, size_t json_len) {
     char *p = strstr(buf, "\"outputs\":[");
@@ -370,9 +427,10 @@ static void test_round_trip_every_dtype(void **state) {
     for (int binary = 0; binary < 2; binary++) {
         for (size_t k = 0; k < CELER_ARRAY_LEN(types); k++) {
             celer_dtype dt = types[k];
-            size_t es = dt == CELER_STRING ? sizeof(char *) : celer_dtype_size(dt);
+            size_t es = celer_dtype_size(dt);
             unsigned char data[N * 8];
-            const char *strs[N] = {"", "a", "\xc3\xa9t\xc3\xa9", "q\"uote", "line\nbreak", "x"};
+            celer_str strs[N] = {TU_LIT(""), TU_LIT("a\0b"), TU_LIT("\xc3\xa9t\xc3\xa9"), TU_LIT("q\"uote"),
+                                 TU_LIT("line\nbreak\x01"), TU_LIT("\0")};
             for (size_t i = 0; i < sizeof data; i++) {
                 seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
                 data[i] = (unsigned char)seed;
@@ -407,7 +465,7 @@ static void test_round_trip_every_dtype(void **state) {
             assert_int_equal(got->dtype, dt);
             assert_true(celer_shape_equal(&got->shape, &t.shape));
             if (dt == CELER_STRING) {
-                for (int i = 0; i < N; i++) assert_string_equal(((char **)got->data)[i], strs[i]);
+                for (int i = 0; i < N; i++) TU_ASSERT_STR(got, i, strs[i]);
             } else {
                 if (memcmp(got->data, data, N * es) != 0) fail_msg("%s round trip differs:\n%s", celer_dtype_kserve_name(dt), b.data);
             }
@@ -457,7 +515,7 @@ static void test_predict(void **state) {
     celer_kserve_tensor_spec s1[] = {{.name = "t", .dtype = CELER_STRING, .rank = 1, .dims = {-1}}};
     body = "{\"instances\": [\"a\", \"b\"]}";
     assert_int_equal(celer_kserve_decode_predict(body, strlen(body), s1, 1, &arena, &r), 0);
-    assert_string_equal(((char **)r.inputs[0].tensor.data)[1], "b");
+    assert_string_equal(((const celer_str *)r.inputs[0].tensor.data)[1].data, "b");
     /* several inputs: an object per instance */
     celer_kserve_tensor_spec s2[] = {{.name = "a", .dtype = CELER_INT64, .rank = 2, .dims = {-1, 2}},
                                      {.name = "b", .dtype = CELER_FLOAT, .rank = 1, .dims = {-1}}};
@@ -514,6 +572,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_every_prefix_and_garbage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_trip_every_dtype, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bytes_any_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(test_predict, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

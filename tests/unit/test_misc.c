@@ -26,7 +26,7 @@ static void a_floats(attrs_t *a, const char *name, const float *v, int n) {
     a->attrs[a->n++] = (celer_onnx_attr){.name = name, .type = CELER_ATTR_FLOATS, .n = n, .floats = v};
 }
 static void a_strs(attrs_t *a, const char *name, const char *const *v, int n) {
-    a->attrs[a->n++] = (celer_onnx_attr){.name = name, .type = CELER_ATTR_STRINGS, .n = n, .strings = v};
+    a->attrs[a->n++] = (celer_onnx_attr){.name = name, .type = CELER_ATTR_STRINGS, .n = n, .strings = tu_strs(v, (size_t)n)};
 }
 
 static celer_onnx_node make_node(const char *op, attrs_t *a, int n_in) {
@@ -436,7 +436,7 @@ static celer_status strnorm_run(str_run *r, const celer_onnx_node *node, const c
     celer_kernel_call call = {.info = &r->info, .state = r->state, .local = &r->local, .in = in, .n_in = 1,
                               .out = &r->out, .n_out = 1};
     if ((st = r->k->reshape(&call))) return st;
-    r->out.data = calloc((size_t)celer_shape_numel(&r->out.shape) + 1, sizeof(char *));
+    r->out.data = calloc((size_t)celer_shape_numel(&r->out.shape) + 1, sizeof(celer_str));
     return r->k->run(&call);
 }
 
@@ -449,7 +449,7 @@ static void strnorm_done(str_run *r) {
 static void test_strnormalizer(void **unused) {
     (void)unused;
     char *words[] = {"Monday", "tuesday", "MONDAY", "Straße", "monday"};
-    celer_tensor x = tens(CELER_STRING, 2, (int64_t[]){1, 5}, words);
+    celer_tensor x = tens(CELER_STRING, 2, (int64_t[]){1, 5}, tu_strs((const char *const *)words, CELER_ARRAY_LEN(words)));
     const char *stop[] = {"monday"};
     static const struct {
         const char *action;
@@ -473,12 +473,12 @@ static void test_strnormalizer(void **unused) {
         assert_int_equal(r.out.shape.rank, 2);
         assert_int_equal(r.out.shape.dims[0], 1);
         assert_int_equal(r.out.shape.dims[1], cases[c].n);
-        for (int i = 0; i < cases[c].n; i++) assert_string_equal(((char **)r.out.data)[i], cases[c].want[i]);
+        for (int i = 0; i < cases[c].n; i++) assert_string_equal(((const celer_str *)r.out.data)[i].data, cases[c].want[i]);
         strnorm_done(&r);
     }
     /* everything dropped: one empty string, [1] for 1-D input */
     char *mondays[] = {"monday", "MonDay"};
-    celer_tensor m = tens(CELER_STRING, 1, (int64_t[]){2}, mondays);
+    celer_tensor m = tens(CELER_STRING, 1, (int64_t[]){2}, tu_strs((const char *const *)mondays, CELER_ARRAY_LEN(mondays)));
     attrs_t a = {0};
     a_strs(&a, "stopwords", stop, 1);
     celer_onnx_node node = make_node("StringNormalizer", &a, 1);
@@ -486,10 +486,22 @@ static void test_strnormalizer(void **unused) {
     assert_int_equal(strnorm_run(&r, &node, &m), CELER_OK);
     assert_int_equal(r.out.shape.rank, 1);
     assert_int_equal(r.out.shape.dims[0], 1);
-    assert_string_equal(((char **)r.out.data)[0], "");
+    assert_string_equal(((const celer_str *)r.out.data)[0].data, "");
+    strnorm_done(&r);
+    /* strings are bytes with a length: "monday\0x" is not the stopword "monday", and is kept whole */
+    celer_str nul[] = {TU_LIT("monday\0x"), TU_LIT("MONDAY"), TU_LIT("a\0B")};
+    celer_tensor tn = tens(CELER_STRING, 1, (int64_t[]){3}, nul);
+    attrs_t an = {0};
+    a_strs(&an, "stopwords", stop, 1);
+    a_str(&an, "case_change_action", "UPPER");
+    node = make_node("StringNormalizer", &an, 1);
+    assert_int_equal(strnorm_run(&r, &node, &tn), CELER_OK);
+    assert_int_equal(r.out.shape.dims[0], 2);
+    TU_ASSERT_STR(&r.out, 0, TU_LIT("MONDAY\0X"));
+    TU_ASSERT_STR(&r.out, 1, TU_LIT("A\0B"));
     strnorm_done(&r);
     /* [2, C] is refused; so is an unknown action */
-    celer_tensor bad = tens(CELER_STRING, 2, (int64_t[]){2, 2}, words);
+    celer_tensor bad = tens(CELER_STRING, 2, (int64_t[]){2, 2}, tu_strs((const char *const *)words, CELER_ARRAY_LEN(words)));
     assert_int_equal(strnorm_run(&r, &node, &bad), CELER_ERR_SHAPE);
     strnorm_done(&r);
     a_str(&a, "case_change_action", "TITLE");
@@ -558,7 +570,7 @@ static void test_tfidf_ints(void **unused) {
 static void test_tfidf_strings_and_modes(void **unused) {
     (void)unused;
     char *x[] = {"the", "cat", "sat", "on", "the", "cat", "mat", "the"};
-    celer_tensor t = tens(CELER_STRING, 1, (int64_t[]){8}, x);
+    celer_tensor t = tens(CELER_STRING, 1, (int64_t[]){8}, tu_strs((const char *const *)x, CELER_ARRAY_LEN(x)));
     static const char *const pool[] = {"the", "cat", "dog", "the", "cat", "cat", "sat"};
     static const int64_t counts[] = {0, 3}, idx[] = {4, 0, 3, 1, 2};
     static const float weights[] = {0.5f, 2.0f, 3.0f, 0.25f, 4.0f};

@@ -325,7 +325,7 @@ static void test_pb_tensors(void **state) {
     assert_int_equal(t.dtype, CELER_STRING);
     int64_t numel = celer_shape_numel(&t.shape);
     assert_true(numel > 0);
-    for (int64_t i = 0; i < numel; i++) assert_non_null(((char **)t.data)[i]);
+    for (int64_t i = 0; i < numel; i++) assert_non_null(((const celer_str *)t.data)[i].data);
     free(bytes);
 
     /* bool raw data */
@@ -484,8 +484,9 @@ static void test_attribute_kinds(void **state) {
     assert_string_equal(celer_onnx_attr_string(n, "missing", "dflt"), "dflt");
     const celer_onnx_attr *ss = celer_onnx_attr_find(n, "names");
     assert_int_equal(ss->n, 2);
-    assert_string_equal(ss->strings[0], "one");
-    assert_string_equal(ss->strings[1], "");
+    assert_string_equal(ss->strings[0].data, "one");
+    assert_int_equal(ss->strings[0].len, 3);
+    assert_int_equal(ss->strings[1].len, 0);
     const celer_onnx_attr *ts = celer_onnx_attr_find(n, "ts");
     assert_int_equal(ts->n, 2);
     assert_int_equal(ts->tensors[0].dtype, CELER_FLOAT16);

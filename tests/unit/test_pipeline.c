@@ -154,7 +154,7 @@ static int input_index(const celer_pipeline *p, const char *name) {
 
 /* The tensor struct is copied; its data must outlive the run. */
 static void set_in(run_ctx *c, const char *name, celer_tensor t) {
-    celer_status st = celer_pipeline_set_input(c->r, input_index(c->p, name), &t, NULL);
+    celer_status st = celer_pipeline_set_input(c->r, input_index(c->p, name), &t);
     if (st) {
         printf("set_input %s: %s\n", name, celer_error_message());
         fail();
@@ -162,7 +162,7 @@ static void set_in(run_ctx *c, const char *name, celer_tensor t) {
 }
 
 static celer_status try_set(run_ctx *c, const char *name, celer_tensor t) {
-    return celer_pipeline_set_input(c->r, input_index(c->p, name), &t, NULL);
+    return celer_pipeline_set_input(c->r, input_index(c->p, name), &t);
 }
 
 /* Runs to the end (no model call expected); returns the outputs. */
@@ -337,7 +337,7 @@ static void test_cast(void **state) {
                  "  - cast: {input: f, dtype: BOOL, output: fb}\n"
                  "outputs: [fi, sf, di, fb]\n");
     set_in(c, "f", TEN(CELER_FLOAT, F32(1.7f, -1.7f, 2, -0.0f, 1e6f), 5));
-    set_in(c, "s", TEN(CELER_STRING, STR("3.5", "-2", "1e3", "0", "7"), 5));
+    set_in(c, "s", TEN(CELER_STRING, TU_STRS("3.5", "-2", "1e3", "0", "7"), 5));
     set_in(c, "d", TEN(CELER_DOUBLE, F64(2147483647.9, -2147483648.0, 0.5, -0.5, 42), 5));
     const celer_tensor *o = run_ok(c);
     EXPECT_I64N(&o[0], 1, -1, 2, 0, 1000000); /* truncation toward zero */
@@ -348,16 +348,16 @@ static void test_cast(void **state) {
 
     /* text that is not a number */
     ctx_again(c);
-    set_in(c, "s", TEN(CELER_STRING, STR("3.5", "abc"), 2));
+    set_in(c, "s", TEN(CELER_STRING, TU_STRS("3.5", "abc"), 2));
     tu_expect_err(run_err(c), CELER_ERR_INVALID, "abc");
     assert_non_null(strstr(celer_error_message(), "step 2 (cast)"));
     /* asked again after the error: the same error, no crash */
     tu_expect_err(run_err(c), CELER_ERR_INVALID, "abc");
     ctx_again(c);
-    set_in(c, "s", TEN(CELER_STRING, STR(""), 1));
+    set_in(c, "s", TEN(CELER_STRING, TU_STRS(""), 1));
     tu_expect_err(run_err(c), CELER_ERR_INVALID, "not a number");
     ctx_again(c);
-    set_in(c, "s", TEN(CELER_STRING, STR("12abc"), 1));
+    set_in(c, "s", TEN(CELER_STRING, TU_STRS("12abc"), 1));
     tu_expect_err(run_err(c), CELER_ERR_INVALID, "not a number");
     /* out of range for the integer type */
     ctx_again(c);
@@ -598,9 +598,9 @@ static void test_lookup(void **state) {
                  "  - lookup: {input: color, file: vocab.txt, output: col}\n"
                  "  - lookup: {input: small, vocabulary: ['20'], default: 99, output: si}\n"
                  "outputs: [ci, ci7, ii, col, si]\n");
-    set_in(c, "country", TEN(CELER_STRING, STR("fr", "xx", "", "de", "us", "DE"), 6));
+    set_in(c, "country", TEN(CELER_STRING, TU_STRS("fr", "xx", "", "de", "us", "DE"), 6));
     set_in(c, "id", TEN(CELER_INT64, I64(20, 10, -3, 30, 0, 3), 6));
-    set_in(c, "color", TEN(CELER_STRING, STR("red", "green", "blue", "red\r", "Blue", "green"), 6));
+    set_in(c, "color", TEN(CELER_STRING, TU_STRS("red", "green", "blue", "red\r", "Blue", "green"), 6));
     const celer_tensor *o = run_ok(c);
     EXPECT_SHAPE(&o[0], 6);
     EXPECT_I64N(&o[0], 1, -1, -1, 0, 2, -1);
@@ -881,7 +881,7 @@ static void test_top_k(void **state) {
             const celer_tensor *names = &o[4];
             assert_int_equal(names->dtype, CELER_STRING);
             EXPECT_SHAPE(names, N, kk);
-            for (int i = 0; i < N * kk; i++) assert_string_equal(((const char *const *)names->data)[i], labels[wi[i]]);
+            for (int i = 0; i < N * kk; i++) assert_string_equal(((const celer_str *)names->data)[i].data, labels[wi[i]]);
         }
     }
     EXPECT_I64N(&o[0], 1, 2, 4, /**/ 0, 1, 2, /**/ 1, 4, 3, /**/ 0, 1, 2);
@@ -903,8 +903,8 @@ static void test_top_k(void **state) {
         if (big[i] == 99) snprintf(want0, sizeof want0, "L%d", i);
         if (big[i] == 98) snprintf(want1, sizeof want1, "L%d", i);
     }
-    assert_string_equal(((const char *const *)o[0].data)[0], want0);
-    assert_string_equal(((const char *const *)o[0].data)[1], want1);
+    assert_string_equal(((const celer_str *)o[0].data)[0].data, want0);
+    assert_string_equal(((const celer_str *)o[0].data)[1].data, want1);
     ctx_close(c);
 }
 
@@ -933,7 +933,7 @@ static void test_top_k_long_label_regression(void **state) {
     run_ctx *c = ctx_adopt(p);
     set_in(c, "x", TEN(CELER_FLOAT, F32(0.1f, 0.9f), 1, 2));
     const celer_tensor *o = run_ok(c);
-    const char *got = ((const char *const *)o[0].data)[0];
+    const char *got = ((const celer_str *)o[0].data)[0].data;
     if (strcmp(got, "dog")) fail_msg("label of id 1: '%.20s...' (%zu bytes), want 'dog'", got, strlen(got));
     ctx_close(c);
 }
@@ -1083,15 +1083,15 @@ static void test_recommend_batch(void **state) {
             celer_arena_init(&arenas[j], 64 * 1024, 64u << 20);
             assert_int_equal(celer_pipeline_run_init(p, &arenas[j], &runs[j]), CELER_OK);
             celer_tensor u = TEN(CELER_FLOAT, users[j], rows[j], DIM);
-            assert_int_equal(celer_pipeline_set_input(runs[j], 0, &u, NULL), CELER_OK);
+            assert_int_equal(celer_pipeline_set_input(runs[j], 0, &u), CELER_OK);
             if (n_ex[j]) {
                 celer_tensor e = TEN(CELER_INT64, ex[j], rows[j], n_ex[j]);
-                assert_int_equal(celer_pipeline_set_input(runs[j], 1, &e, NULL), CELER_OK);
+                assert_int_equal(celer_pipeline_set_input(runs[j], 1, &e), CELER_OK);
             }
             if (j == 3) {
-                static const char *bad[2] = {"bad", "bad"}; /* must outlive the run */
-                celer_tensor kind = TEN(CELER_STRING, bad, 2);
-                assert_int_equal(celer_pipeline_set_input(runs[j], 2, &kind, NULL), CELER_OK);
+                static const celer_str bad[2] = {{"bad", 3}, {"bad", 3}}; /* must outlive the run */
+                celer_tensor kind = TEN(CELER_STRING, (void *)bad, 2);
+                assert_int_equal(celer_pipeline_set_input(runs[j], 2, &kind), CELER_OK);
             }
             celer_pipeline_set_batching(runs[j], batched);
         }
@@ -1166,7 +1166,7 @@ static int misuse_start(celer_pipeline **p, celer_arena *a, celer_pipeline_run *
     celer_arena_init(a, 64 * 1024, 0);
     if (celer_pipeline_run_init(*p, a, r)) return 11;
     celer_tensor u = TEN(CELER_FLOAT, user, 1, 2);
-    if (celer_pipeline_set_input(*r, 0, &u, NULL)) return 12;
+    if (celer_pipeline_set_input(*r, 0, &u)) return 12;
     celer_pipeline_set_batching(*r, true);
     return 0;
 }
@@ -1264,7 +1264,7 @@ static void test_inputs(void **state) {
     EXPECT_F32N(&o[0], 0, 35, 35, 35);
     EXPECT_SHAPE(&o[1], 3);
     assert_int_equal(o[1].dtype, CELER_STRING);
-    for (int i = 0; i < 3; i++) assert_string_equal(((const char *const *)o[1].data)[i], "other");
+    for (int i = 0; i < 3; i++) assert_string_equal(((const celer_str *)o[1].data)[i].data, "other");
     assert_int_equal(o[2].dtype, CELER_INT64);
     EXPECT_SHAPE(&o[2], 3, 0);
     EXPECT_SHAPE(&o[3], 3, 2);
@@ -1272,7 +1272,7 @@ static void test_inputs(void **state) {
     EXPECT_SHAPE(&o[4], 3);
     expect_bool(&o[4], U8(1, 1, 1), 3);
     EXPECT_SHAPE(&o[5], 3, 3);
-    for (int i = 0; i < 9; i++) assert_string_equal(((const char *const *)o[5].data)[i], STR("a", "b", "c")[i % 3]);
+    for (int i = 0; i < 9; i++) assert_string_equal(((const celer_str *)o[5].data)[i].data, STR("a", "b", "c")[i % 3]);
     EXPECT_SHAPE(&o[6], 3, 2);
     EXPECT_F32N(&o[6], 0, 1, 2, 3, 4, 5, 6);
 
@@ -1280,10 +1280,10 @@ static void test_inputs(void **state) {
     ctx_again(c);
     set_in(c, "need", TEN(CELER_FLOAT, F32(1, 2, 3, 4), 2, 2));
     set_in(c, "exclude", TEN(CELER_INT64, I64(1, 2, 3, 4, 5, 6), 2, 3));
-    set_in(c, "country", TEN(CELER_STRING, STR("de", "fr"), 2));
+    set_in(c, "country", TEN(CELER_STRING, TU_STRS("de", "fr"), 2));
     o = run_ok(c);
     EXPECT_SHAPE(&o[2], 2, 3);
-    assert_string_equal(((const char *const *)o[1].data)[1], "fr");
+    assert_string_equal(((const celer_str *)o[1].data)[1].data, "fr");
     EXPECT_F32N(&o[0], 0, 35, 35);
 
     /* missing input without a default */
@@ -1401,7 +1401,7 @@ static void test_model_call(void **state) {
     expect_f32(&call->inputs[0], probs, 6, 1e-6);
     char tag0[8] = "alpha", tag1[8] = "beta";
     celer_tensor ranker_out[2] = {TEN(CELER_FLOAT, F32(0.25f, 0.75f), 2),
-                                  TEN(CELER_STRING, ((char *[]){tag0, tag1}), 2)};
+                                  TEN(CELER_STRING, ((celer_str[]){{tag0, 5}, {tag1, 4}}), 2)};
     assert_int_equal(celer_pipeline_resume(c->r, STR("score", "tag"), ranker_out, 2), CELER_OK);
     tag0[0] = 'X';
 
@@ -1424,8 +1424,8 @@ static void test_model_call(void **state) {
     EXPECT_F32N(&o[1], 0, 9, 8, 7, 6, 5, 4);
     EXPECT_F32N(&o[2], 0, 0.25, 0.75);
     assert_int_equal(o[3].dtype, CELER_STRING);
-    assert_string_equal(((const char *const *)o[3].data)[0], "alpha");
-    assert_string_equal(((const char *const *)o[3].data)[1], "beta");
+    assert_string_equal(((const celer_str *)o[3].data)[0].data, "alpha");
+    assert_string_equal(((const celer_str *)o[3].data)[1].data, "beta");
     EXPECT_F32N(&o[4], 0, 42, 43);
     /* a model step counts the time from its call to its resume */
     const int64_t *ns = celer_pipeline_run_step_ns(c->r);
@@ -1464,7 +1464,7 @@ static void test_route_field(void **state) {
     for (size_t k = 0; k < CELER_ARRAY_LEN(cases); k++) {
         if (k) ctx_again(c);
         float x[2] = {1, 2};
-        if (cases[k].v[0]) set_in(c, "country", TEN(CELER_STRING, cases[k].v, cases[k].rows));
+        if (cases[k].v[0]) set_in(c, "country", TEN(CELER_STRING, tu_strs(cases[k].v, 2), cases[k].rows));
         set_in(c, "x", TEN(CELER_FLOAT, x, cases[k].rows));
         const celer_tensor *o = run_ok(c);
         float w[2] = {x[0] * cases[k].factor + 1, x[1] * cases[k].factor + 1};
@@ -1472,7 +1472,7 @@ static void test_route_field(void **state) {
     }
     /* rows that disagree */
     ctx_again(c);
-    set_in(c, "country", TEN(CELER_STRING, STR("de", "fr"), 2));
+    set_in(c, "country", TEN(CELER_STRING, TU_STRS("de", "fr"), 2));
     set_in(c, "x", TEN(CELER_FLOAT, F32(1, 2), 2));
     tu_expect_err(run_err(c), CELER_ERR_INVALID, "rows disagree");
     assert_non_null(strstr(celer_error_message(), "step 1 (route)"));
@@ -1488,12 +1488,12 @@ static void test_route_field(void **state) {
                  "        de: [{scale: {input: x, factor: 2, output: y}}]\n"
                  "        fr: [{scale: {input: x, factor: 3, output: y}}]\n"
                  "outputs: [y]\n");
-    set_in(c, "country", TEN(CELER_STRING, STR("it"), 1));
+    set_in(c, "country", TEN(CELER_STRING, TU_STRS("it"), 1));
     set_in(c, "x", TEN(CELER_FLOAT, F32(1), 1));
     tu_expect_err(run_err(c), CELER_ERR_INVALID, "cases: 'de', 'fr'");
     assert_non_null(strstr(celer_error_message(), "'it'"));
     ctx_again(c);
-    set_in(c, "country", TEN(CELER_STRING, STR("fr"), 1));
+    set_in(c, "country", TEN(CELER_STRING, TU_STRS("fr"), 1));
     set_in(c, "x", TEN(CELER_FLOAT, F32(1), 1));
     EXPECT_F32N(&run_ok(c)[0], 0, 3);
     ctx_close(c);
@@ -1613,7 +1613,7 @@ static void test_route_parameter_nested(void **state) {
                  {"r", NULL, 8.5f},                    {"s", "slow", 9.5f}};
     for (size_t k = 0; k < CELER_ARRAY_LEN(cases); k++) {
         ctx_again(c);
-        set_in(c, "kind", TEN(CELER_STRING, &cases[k].kind, 1));
+        set_in(c, "kind", TEN(CELER_STRING, tu_strs(&cases[k].kind, 1), 1));
         set_in(c, "x", TEN(CELER_FLOAT, F32(1), 1));
         const char *mk[1] = {"mode"};
         if (cases[k].mode) celer_pipeline_set_parameters(c->r, mk, &cases[k].mode, 1);
@@ -1937,7 +1937,7 @@ static void test_load_file(void **state) {
     celer_pipeline *p = NULL;
     assert_int_equal(celer_pipeline_load(path, &p), CELER_OK);
     run_ctx *c = ctx_adopt(p);
-    set_in(c, "w", TEN(CELER_STRING, STR("two", "zero", "three"), 3));
+    set_in(c, "w", TEN(CELER_STRING, TU_STRS("two", "zero", "three"), 3));
     EXPECT_I64N(&run_ok(c)[0], 2, 0, -1);
     ctx_close(c);
 

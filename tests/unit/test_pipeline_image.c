@@ -169,13 +169,12 @@ static void finish(celer_arena *arena) {
 }
 
 /* Runs a one-input pipeline in `arena`; *out is its first output. */
-static celer_status run(const celer_pipeline *p, celer_arena *arena, const celer_tensor *in, const size_t *lens,
-                        const celer_tensor **out) {
+static celer_status run(const celer_pipeline *p, celer_arena *arena, const celer_tensor *in, const celer_tensor **out) {
     celer_pipeline_run *r;
     last_run = NULL;
     CELER_TRY(celer_pipeline_run_init(p, arena, &r));
     last_run = r;
-    CELER_TRY(celer_pipeline_set_input(r, 0, in, lens));
+    CELER_TRY(celer_pipeline_set_input(r, 0, in));
     const celer_pipeline_call *call;
     CELER_TRY(celer_pipeline_run_steps(r, &call));
     assert_null(call);
@@ -216,8 +215,11 @@ static celer_pipeline *decode_pipeline(int channels) {
 static celer_status decode(const celer_pipeline *p, celer_arena *arena, int n, const void *const *elems,
                            const size_t *lens, const celer_tensor **out) {
     celer_arena_init(arena, 1 << 16, (size_t)1 << 30);
-    celer_tensor in = {CELER_STRING, {1, {n}}, (void *)elems};
-    return run(p, arena, &in, lens, out);
+    celer_str *els = celer_arena_alloc(arena, sizeof *els * (size_t)(n ? n : 1));
+    assert_non_null(els);
+    for (int i = 0; i < n; i++) els[i] = (celer_str){elems[i], lens ? lens[i] : elems[i] ? strlen((const char *)elems[i]) : 0};
+    celer_tensor in = {CELER_STRING, {1, {n}}, els};
+    return run(p, arena, &in, out);
 }
 
 /* ---- decode_image ---- */
@@ -409,7 +411,7 @@ static void test_bad_images(void **state) {
     expect_error(decode(p, &a, 1, t3, NULL, &out), CELER_ERR_INVALID, ";base64,");
     finish(&a);
 
-    /* empty elements: "", only whitespace, a NULL pointer */
+    /* empty elements: "", only whitespace, a NULL pointer (length 0) */
     const void *em[] = {"", " \n", NULL};
     for (int i = 0; i < 3; i++) {
         expect_error(decode(p, &a, 1, em + i, NULL, &out), CELER_ERR_INVALID, "element 0 is empty");
@@ -592,7 +594,7 @@ static void test_decode_dtype(void **state) {
     float v = 1;
     celer_tensor in = {CELER_FLOAT, {1, {1}}, &v};
     const celer_tensor *out = NULL;
-    expect_error(run(p, &a, &in, NULL, &out), CELER_ERR_DTYPE, "'img' must be BYTES");
+    expect_error(run(p, &a, &in, &out), CELER_ERR_DTYPE, "'img' must be BYTES");
     expect_error(CELER_ERR_DTYPE, CELER_ERR_DTYPE, "test.yaml line 5");
     finish(&a);
     celer_pipeline_free(p);
@@ -617,7 +619,7 @@ static celer_status run_image(const celer_pipeline *p, celer_arena *a, celer_dty
                               void *data, const celer_tensor **out) {
     celer_arena_init(a, 1 << 16, (size_t)1 << 30);
     celer_tensor in = {dtype, {4, {n, h, w, c}}, data};
-    return run(p, a, &in, NULL, out);
+    return run(p, a, &in, out);
 }
 
 /* PyTorch's bilinear (align_corners=False), written out per output pixel in doubles. */
@@ -808,7 +810,7 @@ static void test_resize_errors(void **state) {
              "  - resize: {input: x, size: [2, 2], output: y}\n");
     celer_arena_init(&a, 1 << 16, 0);
     celer_tensor in = {CELER_FLOAT, {2, {1, 12}}, f};
-    expect_error(run(p, &a, &in, NULL, &out), CELER_ERR_SHAPE, "[N, H, W, C] (rank 4), got shape [1,12]");
+    expect_error(run(p, &a, &in, &out), CELER_ERR_SHAPE, "[N, H, W, C] (rank 4), got shape [1,12]");
     finish(&a);
     celer_pipeline_free(p);
 }
@@ -884,7 +886,7 @@ static void test_to_chw(void **state) {
              "outputs: [x]\n"
              "steps:\n"
              "  - to_chw: x\n");
-    assert_int_equal(run(p, &a, &in, NULL, &out), CELER_OK);
+    assert_int_equal(run(p, &a, &in, &out), CELER_OK);
     expect_shape(out, CELER_FLOAT, 1, 2, 2, 2);
     static const float want[8] = {1.5f, 3, 5, 7, -2, 4, 6, 8};
     assert_memory_equal(out->data, want, sizeof want);
@@ -1070,8 +1072,8 @@ static void test_budget_early_release(void **state) {
     uint8_t *px = pattern(64, 48, 3, false, 0);
     size_t len;
     uint8_t *png = make_png(64, 48, PNG_FORMAT_RGB, px, &len);
-    const void *e[] = {png};
-    celer_tensor in = {CELER_STRING, {1, {1}}, (void *)e};
+    celer_str e[] = {{(const char *)png, len}};
+    celer_tensor in = {CELER_STRING, {1, {1}}, e};
     static const char *const yaml[] = {
         /* resized before the call: nothing held at the call */
         "inputs: [{name: img, dtype: BYTES}]\noutputs: [y]\nsteps:\n"
@@ -1096,7 +1098,7 @@ static void test_budget_early_release(void **state) {
         celer_pipeline_run *r;
         const celer_pipeline_call *call = NULL;
         assert_int_equal(celer_pipeline_run_init(p, &a, &r), CELER_OK);
-        assert_int_equal(celer_pipeline_set_input(r, 0, &in, &len), CELER_OK);
+        assert_int_equal(celer_pipeline_set_input(r, 0, &in), CELER_OK);
         assert_int_equal(celer_pipeline_run_steps(r, &call), CELER_OK);
         assert_non_null(call);
         assert_string_equal(call->model, "m");
@@ -1117,7 +1119,7 @@ static void test_budget_early_release(void **state) {
     celer_arena a;
     celer_arena_init(&a, 1 << 16, 0);
     const celer_tensor *out;
-    expect_error(run(p, &a, &in, &len, &out), CELER_ERR_SHAPE, "larger than the image");
+    expect_error(run(p, &a, &in, &out), CELER_ERR_SHAPE, "larger than the image");
     assert_int_equal(celer_pipeline_image_bytes_in_use(), 0);
     finish(&a);
     celer_pipeline_free(p);

@@ -197,7 +197,7 @@ static void reference(const cfg *c, const inputs *in, double *y, double *yh, dou
 
 typedef struct node_buf {
     celer_onnx_attr attrs[12];
-    const char *act_names[6];
+    celer_str act_names[6];
     celer_onnx_node node;
 } node_buf;
 
@@ -214,7 +214,7 @@ static void build_node(const cfg *c, node_buf *nb, int n_in, int n_out) {
         nb->attrs[n++] = (celer_onnx_attr){.name = "linear_before_reset", .type = CELER_ATTR_INT, .i = c->lbr};
     if (c->input_forget) nb->attrs[n++] = (celer_onnx_attr){.name = "input_forget", .type = CELER_ATTR_INT, .i = 1};
     if (c->n_acts) {
-        for (int i = 0; i < c->n_acts; i++) nb->act_names[i] = c->acts[i];
+        for (int i = 0; i < c->n_acts; i++) nb->act_names[i] = celer_str_c(c->acts[i]);
         nb->attrs[n++] = (celer_onnx_attr){.name = "activations", .type = CELER_ATTR_STRINGS, .n = c->n_acts,
                                            .strings = nb->act_names};
     }

@@ -38,11 +38,11 @@ static void test_reshape(void **s) {
     tu_free_outputs(out, 1);
     /* strings */
     const char *strs[4] = {"a", "b", "c", "d"};
-    celer_tensor st = TEN(CELER_STRING, strs, 4);
+    celer_tensor st = TEN(CELER_STRING, tu_strs((const char *const *)strs, CELER_ARRAY_LEN(strs)), 4);
     sh = TEN(CELER_INT64, I64(2, 2), 2);
     assert_int_equal(tu_run("Reshape", 13, NOAT, IN(&st, &sh), out, 1), 0);
     EXPECT_SHAPE(&out[0], 2, 2);
-    assert_string_equal(((const char **)out[0].data)[3], "d");
+    assert_string_equal(((const celer_str *)out[0].data)[3].data, "d");
     tu_free_outputs(out, 1);
     /* errors */
     sh = TEN(CELER_INT64, I64(-1, -1), 2);
@@ -221,9 +221,9 @@ static void test_transpose(void **s) {
         }
 
     const char *strs[6] = {"a", "b", "c", "d", "e", "f"};
-    celer_tensor st = TEN(CELER_STRING, strs, 2, 3);
+    celer_tensor st = TEN(CELER_STRING, tu_strs((const char *const *)strs, CELER_ARRAY_LEN(strs)), 2, 3);
     assert_int_equal(tu_run("Transpose", 7, AT(AINTS("perm", 1, 0)), IN(&st), out, 1), 0);
-    assert_string_equal(((const char **)out[0].data)[1], "d");
+    assert_string_equal(((const celer_str *)out[0].data)[1].data, "d");
     tu_free_outputs(out, 1);
     celer_tensor e = TEN(CELER_FLOAT, NULL, 0, 3);
     assert_int_equal(tu_run("Transpose", 13, NOAT, IN(&e), out, 1), 0);
@@ -598,11 +598,11 @@ static void test_pad(void **s) {
     tu_free_outputs(out, 1);
     /* strings pad with "" */
     const char *strs[1] = {"s"};
-    celer_tensor xs = TEN(CELER_STRING, strs, 1);
+    celer_tensor xs = TEN(CELER_STRING, tu_strs((const char *const *)strs, CELER_ARRAY_LEN(strs)), 1);
     pads = TEN(CELER_INT64, I64(1, 0), 2);
     assert_int_equal(tu_run("Pad", 13, NOAT, IN(&xs, &pads), out, 1), 0);
-    assert_string_equal(((const char **)out[0].data)[0], "");
-    assert_string_equal(((const char **)out[0].data)[1], "s");
+    assert_string_equal(((const celer_str *)out[0].data)[0].data, "");
+    assert_string_equal(((const celer_str *)out[0].data)[1].data, "s");
     tu_free_outputs(out, 1);
     /* empty input, constant pad */
     celer_tensor e = TEN(CELER_FLOAT, NULL, 0, 2);

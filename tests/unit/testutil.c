@@ -76,3 +76,24 @@ double tu_max_rel_diff(const float *a, const float *b, size_t n) {
     }
     return maxdiff / maxref;
 }
+
+/* Arrays made by tu_strs, freed at exit so leak checkers stay quiet. */
+static celer_str **made_strs;
+static size_t n_made_strs;
+
+static void free_made_strs(void) {
+    for (size_t i = 0; i < n_made_strs; i++) free(made_strs[i]);
+    free(made_strs);
+}
+
+celer_str *tu_strs(const char *const *v, size_t n) {
+    celer_str **grown = realloc(made_strs, sizeof *grown * (n_made_strs + 1));
+    celer_str *s = malloc(sizeof *s * (n ? n : 1));
+    assert_non_null(grown);
+    assert_non_null(s);
+    if (!made_strs) atexit(free_made_strs);
+    made_strs = grown;
+    made_strs[n_made_strs++] = s;
+    for (size_t i = 0; i < n; i++) s[i] = celer_str_c(v[i]);
+    return s;
+}

@@ -25,4 +25,22 @@ void tu_fill_random(float *p, size_t n, float lo, float hi, uint64_t *seed);
 /* max |a-b| / max(|b|, tiny) over n floats. */
 double tu_max_rel_diff(const float *a, const float *b, size_t n);
 
+/* ---- STRING tensors (elements are celer_str) ---- */
+/* n C strings (NULL: "") as celer_str elements, in memory freed at exit. */
+celer_str *tu_strs(const char *const *v, size_t n);
+#define TU_STRS(...)                                    \
+    tu_strs((const char *const[]){__VA_ARGS__},         \
+            sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *))
+/* A string literal as one element, NULs inside included: TU_LIT("a\0b") has length 3. */
+#define TU_LIT(s) ((celer_str){(s), sizeof(s) - 1})
+/* Element i of STRING tensor t as a C string, for assert_string_equal on text without NULs. */
+#define TU_S(t, i) (((const celer_str *)(t)->data)[i].data)
+/* Asserts element i of STRING tensor t is exactly the bytes of `want`. */
+#define TU_ASSERT_STR(t, i, want)                                                  \
+    do {                                                                           \
+        celer_str got_ = ((const celer_str *)(t)->data)[i], want_ = (want);        \
+        assert_int_equal(got_.len, want_.len);                                     \
+        if (want_.len) assert_memory_equal(got_.data, want_.data, want_.len);      \
+    } while (0)
+
 #endif
