@@ -247,7 +247,7 @@ static celer_status decode_raw_body(const char *body, size_t len, const celer_ks
 }
 
 /* ---- parameters celer does not act on: refused by name, never ignored ----
- * Request level: Triton's reserved names that celer does not implement (a zero or false value
+ * Request level: Triton's reserved names (and the prefix triton_) celer does not implement (a zero or false value
  * asks for nothing and passes); any other name is the caller's own and reaches pipelines. Tensor
  * level: only the names celer reads. */
 static const struct unsupported_param {
@@ -274,6 +274,7 @@ static const char *unsupported_why(const struct unsupported_param *table, size_t
 /* Refuses a reserved request parameter celer does not implement, unless it asks for nothing. */
 static celer_status check_request_param(const char *key, const celer_json *v) {
     const char *why = unsupported_why(unsupported_request_params, CELER_ARRAY_LEN(unsupported_request_params), key);
+    if (!why && !strncmp(key, "triton_", 7)) why = "names starting with triton_ are reserved by the protocol";
     if (!why) return CELER_OK;
     bool nothing = (v->type == CELER_JSON_BOOL && !v->boolean) || (v->type == CELER_JSON_NUMBER && v->number == 0) ||
                    (v->type == CELER_JSON_STRING && (!v->string[0] || !strcmp(v->string, "0")));

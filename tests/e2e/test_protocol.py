@@ -42,7 +42,8 @@ def main():
         for key, value, words in (("sequence_id", 7, ("sequence_id", "sequence batching")),
                                   ("sequence_start", True, ("sequence_start",)),
                                   ("priority", 2, ("priority", "priority levels")),
-                                  ("headers", {"a": "b"}, ("headers",))):
+                                  ("headers", {"a": "b"}, ("headers",)),
+                                  ("triton_enable_empty_final_response", True, ("triton_",))):
             refused(srv, f"request parameter {key} refused", "POST", infer,
                     infer_body(x, parameters={key: value}), words=words)
         for key, value in (("sequence_id", 0), ("sequence_end", False), ("priority", 0)):
