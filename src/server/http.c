@@ -2,9 +2,11 @@
  * {"error": "..."}, and the access log.
  *
  * Connection threads (MHD's pool) read bodies, decode requests and encode responses; they never
- * compute. An inference request is decoded, handed to the model's queue, and its connection is
- * suspended; the worker that ran it encodes the response and resumes the connection. Loads and
- * unloads of the repository API run on the registry's action pool the same way.
+ * compute. An inference request is begun on the request service from its headers, decoded with
+ * the KServe codec (kserve.c) and started there (service.h: cache, coalescing, pipelines, queues
+ * and statistics live behind it); when it goes to a worker its connection is suspended, and the
+ * worker encodes the response and resumes the connection. Loads and unloads of the repository API
+ * run on the registry's action pool the same way.
  *
  * Hostile clients: what the headers decide (route, body caps, a full queue) is answered before any
  * body byte is buffered; headers and bodies have total deadlines (the reaper); bodies buffered
