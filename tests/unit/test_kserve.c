@@ -7,6 +7,7 @@
 
 #include "testutil.h"
 #include "server/kserve.h"
+#include "opcase.h"
 
 static celer_arena arena;
 
@@ -417,6 +418,56 @@ static size_t response_to_request(char *buf, size_t len, size_t json_len) {
     return len - 1;
 }
 
+/* What celer does not implement is refused by name, never ignored: Triton's reserved request
+ * parameters (unless they ask for nothing) and the prefix triton_, tensor parameters other than
+ * the ones celer reads (classification, shared memory, unknown). */
+static void test_refused_parameters(void **state) {
+    (void)state;
+    static const char *const in = "\"inputs\":[{\"name\":\"y\",\"shape\":[2],\"datatype\":\"INT64\",\"data\":[1,2]},{\"name\":\"x\",\"shape\":[1,3],\"datatype\":\"FP32\",\"data\":[1,2,3]";
+    static const struct {
+        const char *params, *in_params, *out_params, *want;
+    } cases[] = {
+        {"\"sequence_id\":7", NULL, NULL, "request parameter 'sequence_id' is refused"},
+        {"\"sequence_start\":true", NULL, NULL, "'sequence_start'"},
+        {"\"sequence_end\":\"1\"", NULL, NULL, "'sequence_end'"},
+        {"\"priority\":1", NULL, NULL, "priority levels"},
+        {"\"headers\":{\"a\":\"b\"}", NULL, NULL, "'headers'"},
+        {"\"triton_x\":1", NULL, NULL, "triton_"},
+        {NULL, "\"shared_memory_region\":\"r\"", NULL, "input 'x': parameter 'shared_memory_region' is refused"},
+        {NULL, "\"binary\":true", NULL, "input 'x': unknown parameter 'binary'"},
+        {NULL, NULL, "\"classification\":3", "output 'z': parameter 'classification' is refused"},
+        {NULL, NULL, "\"shared_memory_byte_size\":8", "'shared_memory_byte_size'"},
+        {NULL, NULL, "\"binary_data\":true,\"class\":1", "output 'z': unknown parameter 'class'"},
+        /* asking for nothing passes */
+        {"\"sequence_id\":0,\"sequence_start\":false,\"priority\":0,\"mine\":\"x\"", NULL, NULL, NULL},
+    };
+    for (size_t i = 0; i < CELER_ARRAY_LEN(cases); i++) {
+        char body[1024];
+        int n = snprintf(body, sizeof body, "{%s%s%s%s", cases[i].params ? "\"parameters\":{" : "",
+                         cases[i].params ? cases[i].params : "", cases[i].params ? "}," : "", in);
+        if (cases[i].in_params) n += snprintf(body + n, sizeof body - (size_t)n, ",\"parameters\":{%s}", cases[i].in_params);
+        n += snprintf(body + n, sizeof body - (size_t)n, "}]");
+        if (cases[i].out_params)
+            n += snprintf(body + n, sizeof body - (size_t)n, ",\"outputs\":[{\"name\":\"z\",\"parameters\":{%s}}]",
+                          cases[i].out_params);
+        snprintf(body + n, sizeof body - (size_t)n, "}");
+        celer_kserve_request r;
+        if (!cases[i].want) {
+            if (dec(body, &r)) fail_msg("%s: %s", body, celer_error_message());
+            continue;
+        }
+        tu_expect_err(dec(body, &r), CELER_ERR_INVALID, cases[i].want);
+    }
+    /* binary_data_size is the one parameter an input takes: 12 bytes after the JSON */
+    char bin[512];
+    int jl = snprintf(bin, sizeof bin, "%s",
+                      "{\"inputs\":[{\"name\":\"y\",\"shape\":[2],\"datatype\":\"INT64\",\"data\":[1,2]},"
+                      "{\"name\":\"x\",\"shape\":[1,3],\"datatype\":\"FP32\",\"parameters\":{\"binary_data_size\":12}}]}");
+    memset(bin + jl, 0, 12);
+    celer_kserve_request r;
+    assert_int_equal(celer_kserve_decode_infer(bin, (size_t)jl + 12, (size_t)jl, SPEC_XY, 2, &arena, &r), CELER_OK);
+}
+
 static void test_round_trip_every_dtype(void **state) {
     (void)state;
     static const celer_dtype types[] = {CELER_BOOL,  CELER_UINT8,   CELER_UINT16, CELER_UINT32, CELER_UINT64,
@@ -574,6 +625,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_round_trip_every_dtype, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bytes_any_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(test_predict, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused_parameters, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
