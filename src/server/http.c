@@ -331,7 +331,8 @@ static enum MHD_Result start_infer(http_req *q) {
         celer_service_reject(q->call);
         return send_reply(q);
     }
-    celer_service_start(q->call, &q->kreq, &svc_callbacks, q);
+    celer_service_request r = {.kreq = &q->kreq, .request_id = q->request_id};
+    celer_service_start(q->call, &r, &svc_callbacks, q);
     /* suspended: the worker resumes the connection with the answer; else it is answered already */
     return q->parked ? MHD_YES : send_reply(q);
 }

@@ -33,6 +33,7 @@ struct celer_service_call {
     int64_t start_ns;
     bool admitted; /* holds a place in its version's queue (celer_sched_queue_admit) */
     const celer_kserve_request *req;
+    celer_service_request r; /* the transport's fields (id, deadline, salt) */
     const celer_service_callbacks *cb;
     void *user;
     bool suspended; /* cb->suspend was called: done comes on another thread, then cb->resume */
@@ -487,6 +488,7 @@ static celer_cache_key request_key(const celer_service_call *c) {
     celer_cache_key_str(&k, v->owner->name);
     celer_cache_key_str(&k, v->version_str);
     celer_cache_key_u64(&k, v->cache_salt);
+    celer_cache_key_u64(&k, c->r.cache_salt);
     for (int i = 0; i < v->n_inputs; i++) {
         const celer_kserve_input *in = NULL;
         for (int j = 0; j < req->n_inputs && !in; j++)
@@ -534,9 +536,11 @@ static bool cache_lookup(celer_service_call *c, celer_tensor **outs, int *n) {
     return hit;
 }
 
-void celer_service_start(celer_service_call *c, const celer_kserve_request *req, const celer_service_callbacks *cb,
+void celer_service_start(celer_service_call *c, const celer_service_request *r, const celer_service_callbacks *cb,
                          void *user) {
     served_version *v = c->version;
+    const celer_kserve_request *req = r->kreq;
+    c->r = *r;
     c->req = req;
     c->cb = cb;
     c->user = user;
@@ -550,8 +554,10 @@ void celer_service_start(celer_service_call *c, const celer_kserve_request *req,
     const celer_model_config *cfg = &v->owner->config;
     int64_t timeout_us = cfg->default_timeout_us;
     if (req->timeout_us > 0 && (cfg->allow_timeout_override || !timeout_us)) timeout_us = req->timeout_us;
+    int64_t deadline = timeout_us > 0 ? now_ns() + timeout_us * 1000 : 0;
+    if (r->deadline_ns > 0 && (!deadline || r->deadline_ns < deadline)) deadline = r->deadline_ns;
     c->job = (celer_job){.inputs = c->inputs, .done = v->pipeline ? pipeline_task : infer_done, .user = c,
-                         .task = c->run, .deadline_ns = timeout_us > 0 ? now_ns() + timeout_us * 1000 : 0};
+                         .task = c->run, .deadline_ns = deadline};
     c->cache = CELER_SERVICE_CACHE_BYPASS;
     if (v->cache_ttl_ns > 0) {
         c->cache_key = request_key(c);

@@ -21,6 +21,16 @@
 typedef struct celer_service celer_service;
 typedef struct celer_service_call celer_service_call;
 
+/* A request as its transport decoded it. */
+typedef struct celer_service_request {
+    const celer_kserve_request *kreq; /* inputs, requested outputs, parameters, timeout, id */
+    const char *request_id;           /* the transport's id (X-Request-Id...), for messages; may be NULL */
+    int64_t deadline_ns;              /* the transport's own deadline (CLOCK_MONOTONIC; 0 = none, e.g.
+                                         grpc-timeout): the earlier of it and the request's applies */
+    uint64_t cache_salt;              /* results are shared only between requests of equal salt (a
+                                         tenant, a key scope); 0 for the common pool */
+} celer_service_request;
+
 /* How the result cache took part in an answer (the X-Celer-Cache header). */
 typedef enum celer_service_cache {
     CELER_SERVICE_CACHE_NONE,   /* not an inference, or answered before a lookup */
@@ -94,14 +104,14 @@ void celer_service_keep_response(celer_service_call *c, const void *bytes, size_
  * answers with its own error and calls celer_service_end. */
 void celer_service_reject(celer_service_call *c);
 
-/* Starts the decoded request `req` (it and every tensor it points to stay untouched until done;
- * they live in the call's arena or the transport's body). Checks it against the version (inputs
- * in the model's order, requested outputs known; for a pipeline, its inputs and parameters),
- * sets its deadline (the config's default_timeout, or req->timeout_us where allowed), looks the
- * result up in the cache tiers or joins an identical request computing now, else queues it.
- * cb->done is called exactly once (see celer_service_callbacks); `cb` and `user` must stay valid
- * until then. */
-void celer_service_start(celer_service_call *c, const celer_kserve_request *req, const celer_service_callbacks *cb,
+/* Starts the decoded request `r` (r->kreq and every tensor it points to stay untouched until done;
+ * they live in the call's arena or the transport's body; `r` itself is copied). Checks it against
+ * the version (inputs in the model's order, requested outputs known; for a pipeline, its inputs
+ * and parameters), sets its deadline (the config's default_timeout, or kreq->timeout_us where
+ * allowed, and r->deadline_ns, the earlier), looks the result up in the cache tiers or joins an
+ * identical request computing now, else queues it. cb->done is called exactly once (see
+ * celer_service_callbacks); `cb` and `user` must stay valid until then. */
+void celer_service_start(celer_service_call *c, const celer_service_request *r, const celer_service_callbacks *cb,
                          void *user);
 
 /* Ends a call: gives back its queue place if still held, the images a pipeline run holds, the

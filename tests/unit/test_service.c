@@ -139,6 +139,8 @@ typedef struct answer {
     celer_kserve_input input;
     celer_kserve_output_request output;
     celer_kserve_request req;
+    int64_t deadline_ns; /* the transport's */
+    uint64_t salt;
 } answer;
 
 static void on_suspend(void *user) {
@@ -208,7 +210,9 @@ static celer_service_call *start(fixture *f, const char *model, answer *a) {
     char msg[256];
     celer_service_call *c = celer_service_begin(f->svc, model, NULL, 1, &st, msg, sizeof msg);
     assert_non_null(c);
-    celer_service_start(c, &a->req, &callbacks, a);
+    celer_service_request r = {.kreq = &a->req, .request_id = "test", .deadline_ns = a->deadline_ns,
+                               .cache_salt = a->salt};
+    celer_service_start(c, &r, &callbacks, a);
     return c;
 }
 
@@ -299,6 +303,18 @@ static void test_cache(void **state) {
     assert_memory_not_equal(a.scores, d.scores, sizeof a.scores);
     celer_service_end(cd);
     assert_int_equal(stat_of(f, "cached", "\"inference_count\":"), 4);
+
+    /* another cache salt (another tenant): the same request is a miss, then a hit of its own */
+    for (int round = 0; round < 2; round++) {
+        answer s;
+        answer_init(&s, 0.25f);
+        s.salt = 42;
+        celer_service_call *cs = start(f, "cached", &s);
+        answer_wait(&s);
+        assert_int_equal(s.cache, round ? CELER_SERVICE_CACHE_HIT : CELER_SERVICE_CACHE_MISS);
+        assert_memory_equal(a.scores, s.scores, sizeof a.scores);
+        celer_service_end(cs);
+    }
 }
 
 /* The response cache: a transport's encoded answer kept under the raw request bytes. */
@@ -391,6 +407,12 @@ static void test_errors(void **state) {
     answer_init(&a, 0);
     a.req.timeout_us = 1000;
     expect_failure(f, "narrow", &a, CELER_ERR_TIMEOUT, "", 503, 4);
+    /* the transport's own deadline (gRPC's grpc-timeout) applies the same way */
+    answer_init(&a, 0);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    a.deadline_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + 1000000;
+    expect_failure(f, "narrow", &a, CELER_ERR_TIMEOUT, "", 503, 4);
     /* a pipeline whose model is not served: the service is unavailable, the request is fine */
     assert_int_equal(celer_registry_unload(f->registry, "victim"), CELER_OK);
     answer_init(&a, 0);
@@ -425,7 +447,7 @@ static void test_encode_failure(void **state) {
     celer_status st;
     char msg[256];
     celer_service_call *c = celer_service_begin(f->svc, "mlp", NULL, 1, &st, msg, sizeof msg);
-    celer_service_start(c, &a.req, &failing, &a);
+    celer_service_start(c, &(celer_service_request){.kreq = &a.req}, &failing, &a);
     answer_wait(&a);
     celer_service_end(c);
     assert_int_equal(stat_of(f, "mlp", "\"success\":{\"count\":"), ok);
