@@ -16,7 +16,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_server import free_port, check, RESULTS  # noqa: E402
+from test_server import free_port, check, summary  # noqa: E402
 
 BODY = json.dumps({"inputs": [{"name": "features", "shape": [1, 16], "datatype": "FP32",
                                "data": [0.5] * 16}]}).encode()
@@ -95,9 +95,7 @@ def main():
               "to start cleanly", not bad, bad)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    passed = sum(RESULTS)
-    print(f"{passed} passed, {len(RESULTS) - passed} failed")
-    return 0 if passed == len(RESULTS) else 1
+    return summary()
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from onnx import TensorProto, helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from test_server import Server, check, RESULTS  # noqa: E402
+from test_server import Server, check, summary  # noqa: E402
 
 STR_IO = 'input [ {{ name: "{i}" data_type: TYPE_STRING dims: [ -1 ] }} ]\n'
 
@@ -197,10 +197,8 @@ def main():
             check("SIGTERM exits 0", code == 0, (code, srv.output()[-2000:]))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    passed = sum(RESULTS)
     print(f"took {time.time() - started:.1f} s")
-    print(f"{passed} passed, {len(RESULTS) - passed} failed")
-    return 0 if passed == len(RESULTS) else 1
+    return summary()
 
 
 if __name__ == "__main__":

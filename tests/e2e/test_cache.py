@@ -31,7 +31,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from test_server import Server, check, RESULTS  # noqa: E402
+from test_server import Server, check, summary  # noqa: E402
 
 CACHE_ON = "response_cache { enable: true }\n"
 
@@ -483,10 +483,8 @@ def main():
         test_bound(repo, rng)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    passed = sum(RESULTS)
     print(f"took {time.time() - started:.1f} s")
-    print(f"{passed} passed, {len(RESULTS) - passed} failed")
-    return 0 if passed == len(RESULTS) else 1
+    return summary()
 
 
 if __name__ == "__main__":

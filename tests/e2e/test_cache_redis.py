@@ -23,7 +23,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from test_server import Server, check, RESULTS, free_port  # noqa: E402
+from test_server import Server, check, free_port, summary  # noqa: E402
 
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -211,9 +211,7 @@ def main():
         except Exception:
             pass
         shutil.rmtree(tmp, ignore_errors=True)
-    passed = sum(RESULTS)
-    print(f"{passed} passed, {len(RESULTS) - passed} failed")
-    return 0 if passed == len(RESULTS) else 1
+    return summary()
 
 
 if __name__ == "__main__":

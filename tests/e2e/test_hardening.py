@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_server  # noqa: E402
-from test_server import Server, check, RESULTS  # noqa: E402
+from test_server import Server, check, summary  # noqa: E402
 from test_overload import SLOW_CONFIG, BODY, wait_queue_depth  # noqa: E402
 
 
@@ -404,9 +404,7 @@ def main():
         test_shutdown_keepalive(repo)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    passed = sum(RESULTS)
-    print(f"{passed} passed, {len(RESULTS) - passed} failed")
-    return 0 if passed == len(RESULTS) else 1
+    return summary()
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_server import RESULTS, Server, check, infer_body, mlp_reference  # noqa: E402
+from test_server import Server, check, infer_body, mlp_reference, summary  # noqa: E402
 
 
 def main():
@@ -73,9 +73,7 @@ def main():
         code = srv.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     check("SIGTERM exits 0", code == 0, (code, srv.output()[-2000:]))
-    failed = RESULTS.count(False)
-    print(f"{len(RESULTS) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    return summary()
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from onnx import numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from test_server import Server, check, RESULTS  # noqa: E402
+from test_server import Server, check, summary  # noqa: E402
 
 PICTURES = os.path.join(os.path.dirname(HERE), "data", "pipeline")
 K = 10
@@ -524,9 +524,7 @@ def main():
         code = srv.stop()
         check("SIGTERM exits 0", code == 0, (code, srv.output()[-2000:]))
         shutil.rmtree(tmp, ignore_errors=True)
-    passed = sum(RESULTS)
-    print(f"{passed} passed, {len(RESULTS) - passed} failed")
-    return 0 if passed == len(RESULTS) else 1
+    return summary()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from test_server import Server, check, infer_body, RESULTS  # noqa: E402
+from test_server import Server, check, infer_body, summary  # noqa: E402
 
 CELER, REPO_SRC = sys.argv[1], sys.argv[2]
 
@@ -100,9 +100,7 @@ def main():
         code = srv.stop()
         check("server exits cleanly", code == 0, srv.output()[-2000:])
         shutil.rmtree(tmp, ignore_errors=True)
-    passed = sum(RESULTS)
-    print(f"{passed} passed, {len(RESULTS) - passed} failed")
-    return 0 if passed == len(RESULTS) else 1
+    return summary()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from test_server import Server, check, RESULTS  # noqa: E402
+from test_server import Server, check, summary  # noqa: E402
 
 SECRET = "SECRETTOKEN4711"  # in every outside file: must never appear in an answer
 
@@ -180,9 +180,7 @@ def main():
         code = srv.stop()
         check("clean shutdown", code == 0, code)
         shutil.rmtree(tmp, ignore_errors=True)
-    failed = RESULTS.count(False)
-    print(f"{RESULTS.count(True)} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    sys.exit(summary())
 
 
 if __name__ == "__main__":

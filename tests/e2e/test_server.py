@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -88,6 +87,13 @@ class Server:
             return -1
         finally:
             self.log.close()
+
+
+def summary():
+    """Prints the closing line ("N passed, M failed") and returns the exit code."""
+    passed = sum(RESULTS)
+    print(f"{passed} passed, {len(RESULTS) - passed} failed")
+    return 0 if passed == len(RESULTS) else 1
 
 
 def check(name, cond, detail=""):
@@ -323,9 +329,7 @@ def main():
               and entry.get("status") == 200, srv.output()[-500:])
     finally:
         srv.stop()
-    passed = sum(RESULTS)
-    print(f"{passed} passed, {len(RESULTS) - passed} failed")
-    return 0 if passed == len(RESULTS) else 1
+    return summary()
 
 
 if __name__ == "__main__":
