@@ -120,6 +120,11 @@ static inline int celer_add_size(size_t a, size_t b, size_t *out) {
 #define CELER_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CELER_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* The most requests one batch of a batch step carries: the scheduler hands a batch_fn at most
+ * this many jobs, the pipeline executor runs a batch step on at most this many runs, and the
+ * steps size their per-request arrays by it (on the stack). */
+#define CELER_MAX_BATCH_JOBS 256
+
 /* ---- allocation with failure injection ----
  * Allocations that must survive running out of memory go through these (the arena's blocks, the
  * server's JSON writer and parser scratch, the result cache), so tests can make any one of them

@@ -4,7 +4,8 @@
  *
  * Each pass is small, states its preconditions next to its code, and leaves the graph's inputs,
  * outputs and the names of surviving values as they were. The fusions build internal operators
- * (domain CELER_GRAPH_INTERNAL_DOMAIN, kernels in ops/fused.c), chiefly
+ * (domain CELER_GRAPH_INTERNAL_DOMAIN, names and attributes in fused.h, kernels in ops/fused.c),
+ * chiefly
  *
  *   FusedConv(X, W, B?, Sum?, bn_scale?, bn_bias?, bn_mean?, bn_var?) -> Y
  *     Y = sum_activation(activation(BN(conv(X, W) + B)) + Sum)
@@ -18,10 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fused.h"
 #include "graph.h"
-
-/* FusedConv's input slots. */
-enum { FC_X, FC_W, FC_B, FC_SUM, FC_BN_SCALE, FC_BN_BIAS, FC_BN_MEAN, FC_BN_VAR, FC_INPUTS };
 
 /* Extra attributes a FusedConv may gain beyond its Conv's. */
 #define FC_EXTRA_ATTRS 12
@@ -42,7 +41,7 @@ static bool is_op(const celer_node *n, const char *domain, const char *op) {
 
 static bool is_onnx(const celer_node *n, const char *op) { return is_op(n, "", op); }
 static bool is_fused_conv(const celer_node *n) {
-    return is_op(n, CELER_GRAPH_INTERNAL_DOMAIN, "FusedConv");
+    return is_op(n, CELER_GRAPH_INTERNAL_DOMAIN, FUSED_OP_CONV);
 }
 
 static const celer_tensor *constant_of(const celer_graph *g, int v) {
@@ -155,7 +154,7 @@ static celer_status pass_conv_to_fused(celer_graph *g, const celer_graph_opt *op
         if (!w || w->dtype != CELER_FLOAT || w->shape.rank < 3 || w->shape.rank > 5) continue;
         if (n->n_inputs > 2 && n->inputs[2] >= 0 && (!b || b->dtype != CELER_FLOAT)) continue;
         if (n->n_inputs > 3) continue;
-        synth_node *s = synth_new(g, n->src, "FusedConv", FC_EXTRA_ATTRS);
+        synth_node *s = synth_new(g, n->src, FUSED_OP_CONV, FC_EXTRA_ATTRS);
         if (!s) return CELER_ERR_NOMEM;
         celer_status st = widen_inputs(g, n, FC_INPUTS);
         if (st) return st;
@@ -176,7 +175,7 @@ static celer_status pass_fold_batchnorm(celer_graph *g, const celer_graph_opt *o
     for (int k = 0; k < g->n_nodes; k++) {
         celer_node *f = &g->nodes[k];
         if (!is_fused_conv(f) || f->inputs[FC_BN_SCALE] >= 0 || f->inputs[FC_SUM] >= 0 ||
-            has_attr(f, "activation"))
+            has_attr(f, FUSED_ATTR_ACTIVATION))
             continue;
         int u = sole_user(g, users, f->outputs[0]);
         if (u < 0) continue;
@@ -193,7 +192,7 @@ static celer_status pass_fold_batchnorm(celer_graph *g, const celer_graph_opt *o
             ok = g->values[bn->outputs[j]].n_uses == 0 && !g->values[bn->outputs[j]].is_output;
         if (!ok) continue;
         synth_node *s = synth_of(f);
-        celer_status st = set_float(s, "bn_epsilon", celer_onnx_attr_float(bn->src, "epsilon", 1e-5f));
+        celer_status st = set_float(s, FUSED_ATTR_BN_EPSILON, celer_onnx_attr_float(bn->src, "epsilon", 1e-5f));
         if (st) return st;
         for (int j = 0; j < 4; j++) f->inputs[FC_BN_SCALE + j] = bn->inputs[1 + j];
         take_output(g, k, bn->outputs[0]);
@@ -237,7 +236,7 @@ static bool activation_of(const celer_graph *g, const celer_node *n, const char 
 static celer_status absorb_activation(celer_graph *g, const int *users, int k) {
     celer_node *f = &g->nodes[k];
     bool after_sum = f->inputs[FC_SUM] >= 0;
-    const char *slot = after_sum ? "sum_activation" : "activation";
+    const char *slot = after_sum ? FUSED_ATTR_SUM_ACTIVATION : FUSED_ATTR_ACTIVATION;
     if (has_attr(f, slot)) return CELER_OK;
     int u = sole_user(g, users, f->outputs[0]);
     if (u < 0) return CELER_OK;
@@ -248,8 +247,8 @@ static celer_status absorb_activation(celer_graph *g, const int *users, int k) {
     synth_node *s = synth_of(f);
     celer_status st;
     if ((st = set_string(s, slot, name)) ||
-        (st = set_float(s, after_sum ? "sum_activation_alpha" : "activation_alpha", alpha)) ||
-        (st = set_float(s, after_sum ? "sum_activation_beta" : "activation_beta", beta)))
+        (st = set_float(s, after_sum ? FUSED_ATTR_SUM_ACTIVATION_ALPHA : FUSED_ATTR_ACTIVATION_ALPHA, alpha)) ||
+        (st = set_float(s, after_sum ? FUSED_ATTR_SUM_ACTIVATION_BETA : FUSED_ATTR_ACTIVATION_BETA, beta)))
         return st;
     take_output(g, k, a->outputs[0]);
     a->src = NULL;
@@ -316,7 +315,7 @@ static celer_status pass_fuse_gelu(celer_graph *g, const celer_graph_opt *opt) {
         int m2 = sole_user(g, users, g->nodes[m1].outputs[0]);
         if (m2 < 0 || !is_onnx(&g->nodes[m2], "Mul") || !scalar_is(g, other_operand(&g->nodes[m2], g->nodes[m1].outputs[0]), 0.5))
             continue;
-        synth_node *s = synth_new(g, NULL, "Gelu", 0);
+        synth_node *s = synth_new(g, NULL, FUSED_OP_GELU, 0);
         if (!s) return CELER_ERR_NOMEM;
         s->node.name = g->nodes[m2].src->name;
         celer_node *out = &g->nodes[m2];
@@ -466,7 +465,7 @@ static celer_status pass_fuse_matmul(celer_graph *g, const celer_graph_opt *opt)
                 bias = n->inputs[2];
             }
         }
-        synth_node *s = synth_new(g, n->src, "FusedMatMul", 3);
+        synth_node *s = synth_new(g, n->src, FUSED_OP_MATMUL, 3);
         if (!s) return CELER_ERR_NOMEM;
         celer_status st = widen_inputs(g, n, 3);
         if (st) return st;
@@ -488,11 +487,11 @@ static celer_status pass_fuse_matmul(celer_graph *g, const celer_graph_opt *opt)
         celer_node *a = &g->nodes[u];
         const char *name = NULL;
         float alpha = 0, beta = 0;
-        if (is_op(a, CELER_GRAPH_INTERNAL_DOMAIN, "Gelu")) name = "Gelu";
+        if (is_op(a, CELER_GRAPH_INTERNAL_DOMAIN, FUSED_OP_GELU)) name = "Gelu";
         else if (!activation_of(g, a, &name, &alpha, &beta)) continue;
         if (a->inputs[0] != n->outputs[0]) continue;
-        if ((st = set_string(s, "activation", name)) || (st = set_float(s, "activation_alpha", alpha)) ||
-            (st = set_float(s, "activation_beta", beta)))
+        if ((st = set_string(s, FUSED_ATTR_ACTIVATION, name)) || (st = set_float(s, FUSED_ATTR_ACTIVATION_ALPHA, alpha)) ||
+            (st = set_float(s, FUSED_ATTR_ACTIVATION_BETA, beta)))
             return st;
         take_output(g, k, a->outputs[0]);
         a->src = NULL;
@@ -625,10 +624,10 @@ static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *o
         if (!blocked[k]) continue;
         int y = g->nodes[k].outputs[0];
         if (poolable(&g->nodes[k])) { /* its input was rewired when its producer was seen */
-            synth_node *s = synth_new(g, g->nodes[k].src, "BlockedPool", 4);
+            synth_node *s = synth_new(g, g->nodes[k].src, FUSED_OP_BLOCKED_POOL, 4);
             if (!s) return CELER_ERR_NOMEM;
-            if ((st = set_string(s, "mode", is_onnx(&g->nodes[k], "MaxPool") ? "max" : "avg")) ||
-                (st = set_int(s, "x_blocked", block)))
+            if ((st = set_string(s, FUSED_ATTR_POOL_MODE, is_onnx(&g->nodes[k], "MaxPool") ? FUSED_POOL_MAX : FUSED_POOL_AVG)) ||
+                (st = set_int(s, FUSED_ATTR_X_BLOCKED, block)))
                 return st;
             g->nodes[k].src = &s->node;
         }
@@ -637,7 +636,7 @@ static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *o
         int yb = celer_graph_add_value(g, name);
         if (yb < 0) return CELER_ERR_NOMEM;
         g->values[yb].dtype = g->values[y].dtype;
-        if ((st = set_int(synth_of(&g->nodes[k]), "y_blocked", block))) return st;
+        if ((st = set_int(synth_of(&g->nodes[k]), FUSED_ATTR_Y_BLOCKED, block))) return st;
         g->nodes[k].outputs[0] = yb;
         bool plain_readers = g->values[y].is_output;
         for (int e = rd.head[y]; e < rd.head[y + 1]; e++) {
@@ -645,7 +644,7 @@ static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *o
             celer_node *r = &g->nodes[u];
             if (is_fused_conv(r) && j == FC_X) {
                 r->inputs[j] = yb;
-                if ((st = set_int(synth_of(r), "x_blocked", block))) return st;
+                if ((st = set_int(synth_of(r), FUSED_ATTR_X_BLOCKED, block))) return st;
             } else if ((is_fused_conv(r) && j == FC_SUM) || (poolable(r) && j == 0 && blocked[u])) {
                 r->inputs[j] = yb;
             } else {
@@ -653,10 +652,10 @@ static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *o
             }
         }
         if (!plain_readers) continue;
-        synth_node *s = synth_new(g, NULL, "LayoutToPlain", 1);
+        synth_node *s = synth_new(g, NULL, FUSED_OP_LAYOUT_TO_PLAIN, 1);
         if (!s) return CELER_ERR_NOMEM;
         s->node.name = g->nodes[k].src->name;
-        if ((st = set_int(s, "block", block))) return st;
+        if ((st = set_int(s, FUSED_ATTR_BLOCK, block))) return st;
         int r = celer_graph_add_node(g, &s->node, 1, 1);
         if (r < 0) return CELER_ERR_NOMEM;
         g->nodes[r].inputs[0] = yb;

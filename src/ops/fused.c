@@ -1,5 +1,6 @@
 /* fused operators: the internal operators that graph passes create (graph/optimize.c), in domain
- * CELER_GRAPH_INTERNAL_DOMAIN. A file cannot name them.
+ * CELER_GRAPH_INTERNAL_DOMAIN; their names, input slots and attributes are in graph/fused.h. A
+ * file cannot name them.
  *
  *   FusedConv(X, W, B?, Sum?, bn_scale?, bn_bias?, bn_mean?, bn_var?) -> Y
  *       Y = sum_activation(activation(BN(conv(X, W) + B)) + Sum), float only, W and the BN
@@ -38,12 +39,12 @@
 #include <cblas.h>
 
 #include "dnnl_util.h"
+#include "graph/fused.h"
 #include "graph/graph.h"
 #include "ops.h"
 #include "reference.h"
 #include "vmath.h"
 
-enum { FC_X, FC_W, FC_B, FC_SUM, FC_BN_SCALE, FC_BN_BIAS, FC_BN_MEAN, FC_BN_VAR, FC_INPUTS };
 
 int celer_ops_layout_block(void) {
     /* oneDNN's AVX-512 convolutions block channels by 16, the AVX2 and SSE4.1 ones by 8 */
@@ -96,15 +97,15 @@ static celer_status data_md(dnnl_memory_desc_t *md, const int64_t *dims, int ran
     return celer_dnnl_md(md, rank, dims, dnnl_f32, block ? blocked_tag(rank, block) : plain_tag(rank), who);
 }
 
-static celer_status parse_activation(const celer_op_info *info, const char *slot, activation *out) {
-    char key[64], who[160];
+/* The activation named by attribute `slot` with its parameters in attributes `alpha`, `beta`. */
+static celer_status parse_activation(const celer_op_info *info, const char *slot, const char *alpha, const char *beta,
+                                     activation *out) {
+    char who[160];
     const char *name = celer_onnx_attr_string(info->node, slot, NULL);
     memset(out, 0, sizeof *out);
     if (!name) return CELER_OK;
-    snprintf(key, sizeof key, "%s_alpha", slot);
-    out->alpha = celer_onnx_attr_float(info->node, key, 0.f);
-    snprintf(key, sizeof key, "%s_beta", slot);
-    out->beta = celer_onnx_attr_float(info->node, key, 0.f);
+    out->alpha = celer_onnx_attr_float(info->node, alpha, 0.f);
+    out->beta = celer_onnx_attr_float(info->node, beta, 0.f);
     out->on = true;
     if (!strcmp(name, "Relu")) out->alg = dnnl_eltwise_relu, out->alpha = 0.f;
     else if (!strcmp(name, "LeakyRelu")) out->alg = dnnl_eltwise_relu;
@@ -194,7 +195,7 @@ static celer_status fold_weights(const celer_op_info *info, fused_state *s, floa
     bool bn = scale && beta && mean && var;
     if (!bn && (scale || beta || mean || var))
         return celer_errorf(CELER_ERR_INTERNAL, "%s: partial BatchNormalization parameters", who);
-    float eps = celer_onnx_attr_float(info->node, "bn_epsilon", 1e-5f);
+    float eps = celer_onnx_attr_float(info->node, FUSED_ATTR_BN_EPSILON, 1e-5f);
     float *fw = malloc(sizeof(float) * (size_t)(m * per + 1));
     if (!fw) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory folding weights", who);
     if (b || bn) {
@@ -280,15 +281,19 @@ static celer_status fused_init(const celer_op_info *info, void **state) {
     s->w = w->shape;
     s->nsp = w->shape.rank - 2;
     s->has_sum = info->input_types[FC_SUM] != CELER_UNDEFINED;
-    s->x_block = (int)celer_onnx_attr_int(info->node, "x_blocked", 0);
-    s->y_block = (int)celer_onnx_attr_int(info->node, "y_blocked", 0);
+    s->x_block = (int)celer_onnx_attr_int(info->node, FUSED_ATTR_X_BLOCKED, 0);
+    s->y_block = (int)celer_onnx_attr_int(info->node, FUSED_ATTR_Y_BLOCKED, 0);
     float *fw = NULL;
     celer_status st = celer_win_attrs_parse(info, &s->a);
     if (!st && (s->a.group < 1 || w->shape.dims[0] % s->a.group))
         st = celer_errorf(CELER_ERR_SHAPE, "%s: %lld output channels do not split into %lld groups", who,
                           (long long)w->shape.dims[0], (long long)s->a.group);
-    if (!st) st = parse_activation(info, "activation", &s->act);
-    if (!st) st = parse_activation(info, "sum_activation", &s->sum_act);
+    if (!st)
+        st = parse_activation(info, FUSED_ATTR_ACTIVATION, FUSED_ATTR_ACTIVATION_ALPHA, FUSED_ATTR_ACTIVATION_BETA,
+                              &s->act);
+    if (!st)
+        st = parse_activation(info, FUSED_ATTR_SUM_ACTIVATION, FUSED_ATTR_SUM_ACTIVATION_ALPHA,
+                              FUSED_ATTR_SUM_ACTIVATION_BETA, &s->sum_act);
     if (!st) st = fold_weights(info, s, &fw);
     if (!st) st = pack_weights(s, fw, who);
     free(fw);
@@ -449,10 +454,10 @@ static celer_status pool_init(const celer_op_info *info, void **state) {
     pool_state *s = calloc(1, sizeof *s);
     if (!s) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", celer_ops_who(info, who, sizeof who));
     celer_status st = celer_win_attrs_parse(info, &s->a);
-    s->max = !strcmp(celer_onnx_attr_string(info->node, "mode", "max"), "max");
+    s->max = !strcmp(celer_onnx_attr_string(info->node, FUSED_ATTR_POOL_MODE, FUSED_POOL_MAX), FUSED_POOL_MAX);
     s->include_pad = celer_onnx_attr_int(info->node, "count_include_pad", 0) == 1;
-    s->x_block = (int)celer_onnx_attr_int(info->node, "x_blocked", 0);
-    s->y_block = (int)celer_onnx_attr_int(info->node, "y_blocked", 0);
+    s->x_block = (int)celer_onnx_attr_int(info->node, FUSED_ATTR_X_BLOCKED, 0);
+    s->y_block = (int)celer_onnx_attr_int(info->node, FUSED_ATTR_Y_BLOCKED, 0);
     if (!st && s->a.n_kernel != 2)
         st = celer_errorf(CELER_ERR_INTERNAL, "%s: a 2-D kernel_shape is required", celer_ops_who(info, who, sizeof who));
     if (st) {
@@ -597,7 +602,7 @@ static celer_status mm_init(const celer_op_info *info, void **state) {
         (!bias || bias->dtype != CELER_FLOAT || celer_shape_numel(&bias->shape) != s->n))
         st = celer_errorf(CELER_ERR_INTERNAL, "%s: the bias must be a constant float vector of %lld values", who,
                           (long long)s->n);
-    const char *act = celer_onnx_attr_string(info->node, "activation", NULL);
+    const char *act = celer_onnx_attr_string(info->node, FUSED_ATTR_ACTIVATION, NULL);
     if (!st && act) {
         size_t i = 0;
         while (i < CELER_ARRAY_LEN(mm_acts) && strcmp(mm_acts[i].name, act)) i++;
@@ -605,8 +610,8 @@ static celer_status mm_init(const celer_op_info *info, void **state) {
             st = celer_errorf(CELER_ERR_INTERNAL, "%s: unknown fused activation '%s'", who, act);
         else
             s->act = mm_acts[i].act;
-        s->alpha = celer_onnx_attr_float(info->node, "activation_alpha", 0.f);
-        s->beta = celer_onnx_attr_float(info->node, "activation_beta", 0.f);
+        s->alpha = celer_onnx_attr_float(info->node, FUSED_ATTR_ACTIVATION_ALPHA, 0.f);
+        s->beta = celer_onnx_attr_float(info->node, FUSED_ATTR_ACTIVATION_BETA, 0.f);
     }
     if (st) {
         free(s);
@@ -676,7 +681,7 @@ static celer_status gelu_run(celer_kernel_call *call) {
 
 static celer_status to_plain_reshape(celer_kernel_call *call) {
     char who[160];
-    int64_t block = celer_onnx_attr_int(call->info->node, "block", 0);
+    int64_t block = celer_onnx_attr_int(call->info->node, FUSED_ATTR_BLOCK, 0);
     const celer_tensor *x = call->in[0];
     if (block <= 0 || x->shape.rank < 2 || x->shape.dims[1] % block)
         return celer_errorf(CELER_ERR_INTERNAL, "%s: block %lld does not divide the channels",
@@ -685,7 +690,7 @@ static celer_status to_plain_reshape(celer_kernel_call *call) {
 }
 
 static celer_status to_plain_run(celer_kernel_call *call) {
-    int64_t b = celer_onnx_attr_int(call->info->node, "block", 8);
+    int64_t b = celer_onnx_attr_int(call->info->node, FUSED_ATTR_BLOCK, 8);
     const celer_tensor *x = call->in[0];
     const float *in = x->data;
     float *out = call->out[0].data;
@@ -705,19 +710,19 @@ static celer_status to_plain_run(celer_kernel_call *call) {
 #define F32 CELER_DT(CELER_FLOAT)
 
 static const celer_kernel kernels[] = {
-    {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = "FusedConv", .since = 1, .until = CELER_OPS_MAX_VERSION,
+    {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = FUSED_OP_CONV, .since = 1, .until = CELER_OPS_MAX_VERSION,
      .dtypes = F32, .type_input = FC_X, .flags = CELER_KERNEL_INPLACE_ON(FC_SUM) | CELER_KERNEL_PACKS_CONSTANTS,
      .init = fused_init, .reshape = fused_reshape, .run = fused_run, .free_state = fused_free_state,
      .free_local = fused_free_local},
-    {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = "BlockedPool", .since = 1, .until = CELER_OPS_MAX_VERSION,
+    {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = FUSED_OP_BLOCKED_POOL, .since = 1, .until = CELER_OPS_MAX_VERSION,
      .dtypes = F32, .type_input = 0, .init = pool_init, .reshape = pool_reshape, .run = pool_run,
      .free_state = free, .free_local = pool_free_local},
-    {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = "FusedMatMul", .since = 1, .until = CELER_OPS_MAX_VERSION,
+    {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = FUSED_OP_MATMUL, .since = 1, .until = CELER_OPS_MAX_VERSION,
      .dtypes = F32, .type_input = 0, .init = mm_init, .reshape = mm_reshape, .run = mm_run, .free_state = free},
-    {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = "Gelu", .since = 1, .until = CELER_OPS_MAX_VERSION,
+    {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = FUSED_OP_GELU, .since = 1, .until = CELER_OPS_MAX_VERSION,
      .dtypes = F32, .type_input = 0, .flags = CELER_KERNEL_INPLACE, .reshape = celer_ops_reshape_same,
      .run = gelu_run},
-    {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = "LayoutToPlain", .since = 1, .until = CELER_OPS_MAX_VERSION,
+    {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = FUSED_OP_LAYOUT_TO_PLAIN, .since = 1, .until = CELER_OPS_MAX_VERSION,
      .dtypes = F32, .type_input = 0, .reshape = to_plain_reshape, .run = to_plain_run},
 };
 

@@ -1372,7 +1372,7 @@ void celer_pipeline_run_batch(celer_pipeline_run *const *runs, int n) {
     int pc = runs[0]->pc;
     const instr *in = &p->instrs[pc];
     bool batch_step = in->op == OP_STEP && in->step.kind->run_batch;
-    pl_exec *xs[256];
+    pl_exec *xs[CELER_MAX_BATCH_JOBS];
     int m = 0;
     int64_t now;
     for (int j = 0; j <= n; j++) {

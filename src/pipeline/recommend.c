@@ -496,10 +496,10 @@ static void rec_flush(const recommend_params *p, rec_batch *b, pl_exec *const *x
 static void recommend_run_batch(const pl_step *s, pl_exec *const *xs, int n) {
     const recommend_params *p = s->params;
     int k = (int)p->k;
-    int64_t *out_ids[256];
-    float *out_scores[256];
+    int64_t *out_ids[CELER_MAX_BATCH_JOBS];
+    float *out_scores[CELER_MAX_BATCH_JOBS];
     rec_batch b = {0};
-    n = CELER_MIN(n, 256); /* the executor hands at most 256 */
+    n = CELER_MIN(n, CELER_MAX_BATCH_JOBS); /* the executor hands at most that many */
     for (int j = 0; j < n; j++) {
         const float *user = NULL;
         const int64_t *ex_ids = NULL;

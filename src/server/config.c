@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -786,79 +787,156 @@ static celer_status map_instance_group(const mapper *m, const pnode *msg, celer_
     return CELER_OK;
 }
 
-static celer_status map_config(const mapper *m, const pnode *root, celer_model_config *out) {
-    static const char *const singular[] = {"name",
-                                           "platform",
-                                           "backend",
-                                           "max_batch_size",
-                                           "version_policy",
-                                           "dynamic_batching",
-                                           "response_cache",
-                                           "default_model_filename",
-                                           "sequence_batching",
-                                           "ensemble_scheduling",
-                                           "optimization",
-                                           NULL};
-    CELER_TRY(check_singular(m, root, singular, ""));
-    int n_in = 0, n_out = 0, n_par = 0;
-    for (const pnode *c = root->child; c; c = c->next) {
-        if (c->empty_list) continue;
-        int *counter = is(c, "input") ? &n_in : is(c, "output") ? &n_out : is(c, "parameters") ? &n_par : NULL;
-        if (!counter) continue;
-        int cap = counter == &n_par ? CFG_MAX_PARAMS : CELER_CONFIG_MAX_IO;
-        if (++*counter > cap)
-            return merr(m, c, CELER_ERR_LIMIT, "more than %d %.*s entries", cap, (int)c->name_len, c->name);
-    }
-    out->inputs = celer_arena_alloc(m->dst, sizeof(celer_config_io) * (size_t)(n_in + 1));
-    out->outputs = celer_arena_alloc(m->dst, sizeof(celer_config_io) * (size_t)(n_out + 1));
-    out->parameter_keys = celer_arena_alloc(m->dst, sizeof(char *) * (size_t)(n_par + 1));
-    out->parameter_values = celer_arena_alloc(m->dst, sizeof(char *) * (size_t)(n_par + 1));
-    if (!out->inputs || !out->outputs || !out->parameter_keys || !out->parameter_values)
-        return celer_error_wrap(CELER_ERR_NOMEM, "%s", m->path);
+/* Repeated key `n`'s entries from n on (empty lists aside): at its first entry, the size of the
+ * array it fills. */
+static int entries_from(const pnode *n) {
+    int count = 0;
+    for (const pnode *c = n; c; c = c->next)
+        if (!c->empty_list && c->name_len == n->name_len && !memcmp(c->name, n->name, n->name_len)) count++;
+    return count;
+}
 
+static celer_status map_io_entry(const mapper *m, const pnode *c, bool in, celer_model_config *out) {
+    celer_config_io **list = in ? &out->inputs : &out->outputs;
+    int *n = in ? &out->n_inputs : &out->n_outputs;
+    if (!*list && !(*list = celer_arena_alloc(m->dst, sizeof(celer_config_io) * (size_t)entries_from(c))))
+        return celer_error_wrap(CELER_ERR_NOMEM, "%s", m->path);
+    CELER_TRY(map_io(m, c, in, *n, &(*list)[*n]));
+    for (int i = 0; i < *n; i++)
+        if (!strcmp((*list)[i].name, (*list)[*n].name))
+            return merr(m, c, CELER_ERR_INVALID, "%s '%s' is declared twice", in ? "input" : "output", (*list)[i].name);
+    (*n)++;
+    return CELER_OK;
+}
+
+static celer_status map_input(const mapper *m, const pnode *c, celer_model_config *out) {
+    return map_io_entry(m, c, true, out);
+}
+
+static celer_status map_output(const mapper *m, const pnode *c, celer_model_config *out) {
+    return map_io_entry(m, c, false, out);
+}
+
+static celer_status map_parameters(const mapper *m, const pnode *c, celer_model_config *out) {
+    if (!out->parameter_keys) {
+        size_t n = (size_t)entries_from(c);
+        out->parameter_keys = celer_arena_alloc(m->dst, sizeof(char *) * n);
+        out->parameter_values = celer_arena_alloc(m->dst, sizeof(char *) * n);
+        if (!out->parameter_keys || !out->parameter_values) return celer_error_wrap(CELER_ERR_NOMEM, "%s", m->path);
+    }
+    return map_parameter(m, c, out);
+}
+
+static celer_status map_response_cache(const mapper *m, const pnode *c, celer_model_config *out) {
+    CELER_TRY(want_msg(m, c, "response_cache"));
+    for (const pnode *d = c->child; d; d = d->next)
+        if (is(d, "enable")) CELER_TRY(get_bool(m, d, "response_cache enable", &out->response_cache));
+    return CELER_OK;
+}
+
+static celer_status map_default_model_filename(const mapper *m, const pnode *c, celer_model_config *out) {
+    (void)out;
+    const char *f = NULL;
+    CELER_TRY(get_str(m, c, "default_model_filename", &f));
+    if (strcmp(f, "model.onnx"))
+        return merr(m, c, CELER_ERR_UNSUPPORTED,
+                    "default_model_filename \"%s\" is not supported: celer loads <version>/model.onnx", f);
+    return CELER_OK;
+}
+
+/* ---- the top-level keys of config.pbtxt ----
+ * One row per key of ModelConfig that celer reads, refuses, or must see at most once: the parser,
+ * the check of singular keys and the JSON of GET /v2/models/{m}/config (written in the order of
+ * the rows) all go by this table, so a new key is one row here (and its field in
+ * celer_model_config). Keys without a row are skipped, as Triton has many celer does not use. */
+typedef enum key_kind {
+    KEY_STRING,      /* a quoted string, into the const char * at `offset` */
+    KEY_INT,         /* an integer in [min, max], into the int at `offset` */
+    KEY_MAPPED,      /* by `map`: messages, and values with checks of their own */
+    KEY_UNSUPPORTED, /* refused: the model would be served with the wrong semantics */
+    KEY_SKIPPED,     /* accepted and ignored (a row only to be checked singular) */
+} key_kind;
+
+typedef struct config_key config_key;
+struct config_key {
+    const char *name;
+    key_kind kind;
+    bool repeated;        /* else given at most once, as protobuf requires */
+    size_t offset;        /* KEY_STRING, KEY_INT */
+    int64_t min, max;     /* KEY_INT: the range; repeated keys: the most entries (0: no cap) */
+    celer_status (*map)(const mapper *m, const pnode *n, celer_model_config *out); /* KEY_MAPPED */
+    /* Writes the key's JSON value; NULL: the key is not written back. */
+    void (*to_json)(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
+    bool (*in_json)(const celer_model_config *cfg); /* NULL, or false when the key is left out */
+};
+
+static void json_string_field(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
+static void json_int_field(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
+static void json_version_policy(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
+static void json_inputs(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
+static void json_outputs(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
+static void json_instance_group(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
+static bool has_instance_group(const celer_model_config *cfg);
+static void json_dynamic_batching(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
+static bool has_dynamic_batching(const celer_model_config *cfg);
+static void json_response_cache(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
+static void json_parameters(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
+static void json_default_model_filename(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
+
+#define FIELD(f) offsetof(celer_model_config, f)
+static const config_key k_config_keys[] = {
+    {"name", KEY_STRING, .offset = FIELD(name), .to_json = json_string_field},
+    {"platform", KEY_STRING, .offset = FIELD(platform), .to_json = json_string_field},
+    {"backend", KEY_STRING, .offset = FIELD(backend), .to_json = json_string_field},
+    {"version_policy", KEY_MAPPED, .map = map_version_policy, .to_json = json_version_policy},
+    {"max_batch_size", KEY_INT, .offset = FIELD(max_batch_size), .min = 0, .max = CFG_MAX_BATCH,
+     .to_json = json_int_field},
+    {"input", KEY_MAPPED, .repeated = true, .max = CELER_CONFIG_MAX_IO, .map = map_input, .to_json = json_inputs},
+    {"output", KEY_MAPPED, .repeated = true, .max = CELER_CONFIG_MAX_IO, .map = map_output, .to_json = json_outputs},
+    {"instance_group", KEY_MAPPED, .repeated = true, .map = map_instance_group, .to_json = json_instance_group,
+     .in_json = has_instance_group},
+    {"dynamic_batching", KEY_MAPPED, .map = map_dynamic_batching, .to_json = json_dynamic_batching,
+     .in_json = has_dynamic_batching},
+    {"response_cache", KEY_MAPPED, .map = map_response_cache, .to_json = json_response_cache},
+    {"parameters", KEY_MAPPED, .repeated = true, .max = CFG_MAX_PARAMS, .map = map_parameters,
+     .to_json = json_parameters},
+    {"default_model_filename", KEY_MAPPED, .map = map_default_model_filename, .to_json = json_default_model_filename},
+    /* Stateful and ensemble models would be served with the wrong semantics. */
+    {"sequence_batching", .kind = KEY_UNSUPPORTED},
+    {"ensemble_scheduling", .kind = KEY_UNSUPPORTED},
+    {"optimization", .kind = KEY_SKIPPED},
+    /* Everything else (model_warmup, batch_input, metric_tags, ...) is skipped without a row. */
+};
+#undef FIELD
+
+static const config_key *find_key(const pnode *n) {
+    for (size_t i = 0; i < CELER_ARRAY_LEN(k_config_keys); i++)
+        if (is(n, k_config_keys[i].name)) return &k_config_keys[i];
+    return NULL;
+}
+
+static celer_status map_config(const mapper *m, const pnode *root, celer_model_config *out) {
+    int entries[CELER_ARRAY_LEN(k_config_keys)] = {0};
+    for (size_t i = 0; i < CELER_ARRAY_LEN(k_config_keys); i++) {
+        const char *const once[] = {k_config_keys[i].name, NULL};
+        if (!k_config_keys[i].repeated) CELER_TRY(check_singular(m, root, once, ""));
+    }
+    for (const pnode *c = root->child; c; c = c->next) { /* caps first: nothing is mapped past one */
+        const config_key *k = c->empty_list ? NULL : find_key(c);
+        if (k && k->repeated && k->max && ++entries[k - k_config_keys] > k->max)
+            return merr(m, c, CELER_ERR_LIMIT, "more than %d %s entries", (int)k->max, k->name);
+    }
     for (const pnode *c = root->child; c; c = c->next) {
-        if (c->empty_list) continue;
-        if (is(c, "name")) {
-            CELER_TRY(get_str(m, c, "name", &out->name));
-        } else if (is(c, "platform")) {
-            CELER_TRY(get_str(m, c, "platform", &out->platform));
-        } else if (is(c, "backend")) {
-            CELER_TRY(get_str(m, c, "backend", &out->backend));
-        } else if (is(c, "max_batch_size")) {
-            CELER_TRY(get_int32(m, c, "max_batch_size", 0, CFG_MAX_BATCH, &out->max_batch_size));
-        } else if (is(c, "input") || is(c, "output")) {
-            bool in = is(c, "input");
-            celer_config_io *list = in ? out->inputs : out->outputs;
-            int *n = in ? &out->n_inputs : &out->n_outputs;
-            CELER_TRY(map_io(m, c, in, *n, &list[*n]));
-            for (int i = 0; i < *n; i++)
-                if (!strcmp(list[i].name, list[*n].name))
-                    return merr(m, c, CELER_ERR_INVALID, "%s '%s' is declared twice", in ? "input" : "output",
-                                list[i].name);
-            (*n)++;
-        } else if (is(c, "version_policy")) {
-            CELER_TRY(map_version_policy(m, c, out));
-        } else if (is(c, "instance_group")) {
-            CELER_TRY(map_instance_group(m, c, out));
-        } else if (is(c, "dynamic_batching")) {
-            CELER_TRY(map_dynamic_batching(m, c, out));
-        } else if (is(c, "response_cache")) {
-            CELER_TRY(want_msg(m, c, "response_cache"));
-            for (const pnode *d = c->child; d; d = d->next)
-                if (is(d, "enable")) CELER_TRY(get_bool(m, d, "response_cache enable", &out->response_cache));
-        } else if (is(c, "parameters")) {
-            CELER_TRY(map_parameter(m, c, out));
-        } else if (is(c, "default_model_filename")) {
-            const char *f;
-            CELER_TRY(get_str(m, c, "default_model_filename", &f));
-            if (strcmp(f, "model.onnx"))
-                return merr(m, c, CELER_ERR_UNSUPPORTED,
-                            "default_model_filename \"%s\" is not supported: celer loads <version>/model.onnx", f);
-        } else if (is(c, "sequence_batching") || is(c, "ensemble_scheduling")) {
-            /* Stateful and ensemble models would be served with the wrong semantics: refuse. */
-            return merr(m, c, CELER_ERR_UNSUPPORTED, "%.*s is not supported by celer", (int)c->name_len, c->name);
+        const config_key *k = c->empty_list ? NULL : find_key(c);
+        void *field = k ? (char *)out + k->offset : NULL;
+        if (!k) continue;
+        switch (k->kind) {
+        case KEY_STRING: CELER_TRY(get_str(m, c, k->name, field)); break;
+        case KEY_INT: CELER_TRY(get_int32(m, c, k->name, k->min, k->max, field)); break;
+        case KEY_MAPPED: CELER_TRY(k->map(m, c, out)); break;
+        case KEY_UNSUPPORTED: return merr(m, c, CELER_ERR_UNSUPPORTED, "%s is not supported by celer", k->name);
+        case KEY_SKIPPED: break;
         }
-        /* Everything else (optimization, model_warmup, batch_input, metric_tags, ...) is skipped. */
     }
     return CELER_OK;
 }
@@ -1185,16 +1263,21 @@ static void json_io(celer_jbuf *b, const celer_config_io *io, bool input) {
     RAW(b, "}");
 }
 
-void celer_config_to_json(const celer_model_config *cfg, celer_jbuf *b) {
-    bool first = true;
-    RAW(b, "{");
-    json_key(b, "name", &first);
-    celer_jbuf_str(b, cfg->name ? cfg->name : "");
-    json_key(b, "platform", &first);
-    celer_jbuf_str(b, cfg->platform ? cfg->platform : "");
-    json_key(b, "backend", &first);
-    celer_jbuf_str(b, cfg->backend ? cfg->backend : "");
-    json_key(b, "version_policy", &first);
+static const void *field_of(const config_key *k, const celer_model_config *cfg) {
+    return (const char *)cfg + k->offset;
+}
+
+static void json_string_field(const config_key *k, const celer_model_config *cfg, celer_jbuf *b) {
+    const char *s = *(const char *const *)field_of(k, cfg);
+    celer_jbuf_str(b, s ? s : "");
+}
+
+static void json_int_field(const config_key *k, const celer_model_config *cfg, celer_jbuf *b) {
+    celer_jbuf_int(b, *(const int *)field_of(k, cfg));
+}
+
+static void json_version_policy(const config_key *k, const celer_model_config *cfg, celer_jbuf *b) {
+    (void)k;
     if (cfg->version_policy == CELER_VERSIONS_ALL) {
         RAW(b, "{\"all\":{}}");
     } else if (cfg->version_policy == CELER_VERSIONS_SPECIFIC) {
@@ -1206,50 +1289,69 @@ void celer_config_to_json(const celer_model_config *cfg, celer_jbuf *b) {
         celer_jbuf_int(b, cfg->latest_num_versions < 1 ? 1 : cfg->latest_num_versions);
         RAW(b, "}}");
     }
-    json_key(b, "max_batch_size", &first);
-    celer_jbuf_int(b, cfg->max_batch_size);
-    for (int pass = 0; pass < 2; pass++) {
-        bool in = pass == 0;
-        json_key(b, in ? "input" : "output", &first);
-        RAW(b, "[");
-        int n = in ? cfg->n_inputs : cfg->n_outputs;
-        for (int i = 0; i < n; i++) {
-            if (i) RAW(b, ",");
-            json_io(b, in ? &cfg->inputs[i] : &cfg->outputs[i], in);
-        }
-        RAW(b, "]");
+}
+
+static void json_io_list(celer_jbuf *b, const celer_config_io *list, int n, bool input) {
+    RAW(b, "[");
+    for (int i = 0; i < n; i++) {
+        if (i) RAW(b, ",");
+        json_io(b, &list[i], input);
     }
-    if (cfg->instance_count > 0) { /* 0: not set; the server picks its worker count */
-        json_key(b, "instance_group", &first);
-        RAW(b, "[{\"name\":");
-        celer_jbuf_str(b, cfg->name ? cfg->name : "");
-        RAW(b, ",\"kind\":\"KIND_CPU\",\"count\":");
-        celer_jbuf_int(b, cfg->instance_count);
-        RAW(b, "}]");
+    RAW(b, "]");
+}
+
+static void json_inputs(const config_key *k, const celer_model_config *cfg, celer_jbuf *b) {
+    (void)k;
+    json_io_list(b, cfg->inputs, cfg->n_inputs, true);
+}
+
+static void json_outputs(const config_key *k, const celer_model_config *cfg, celer_jbuf *b) {
+    (void)k;
+    json_io_list(b, cfg->outputs, cfg->n_outputs, false);
+}
+
+/* 0 instances: not set; the server picks its worker count. */
+static bool has_instance_group(const celer_model_config *cfg) { return cfg->instance_count > 0; }
+
+static void json_instance_group(const config_key *k, const celer_model_config *cfg, celer_jbuf *b) {
+    (void)k;
+    RAW(b, "[{\"name\":");
+    celer_jbuf_str(b, cfg->name ? cfg->name : "");
+    RAW(b, ",\"kind\":\"KIND_CPU\",\"count\":");
+    celer_jbuf_int(b, cfg->instance_count);
+    RAW(b, "}]");
+}
+
+static bool has_dynamic_batching(const celer_model_config *cfg) { return cfg->dynamic_batching; }
+
+static void json_dynamic_batching(const config_key *k, const celer_model_config *cfg, celer_jbuf *b) {
+    (void)k;
+    RAW(b, "{\"preferred_batch_size\":");
+    RAW(b, "[");
+    for (int i = 0; i < cfg->n_preferred; i++) {
+        if (i) RAW(b, ",");
+        celer_jbuf_int(b, cfg->preferred_batch_size[i]);
     }
-    if (cfg->dynamic_batching) {
-        json_key(b, "dynamic_batching", &first);
-        RAW(b, "{\"preferred_batch_size\":");
-        RAW(b, "[");
-        for (int i = 0; i < cfg->n_preferred; i++) {
-            if (i) RAW(b, ",");
-            celer_jbuf_int(b, cfg->preferred_batch_size[i]);
-        }
-        RAW(b, "],\"max_queue_delay_microseconds\":");
-        celer_jbuf_int(b, cfg->max_queue_delay_us);
-        RAW(b, ",\"preserve_ordering\":false,\"default_queue_policy\":{\"default_timeout_microseconds\":");
-        celer_jbuf_int(b, cfg->default_timeout_us);
-        RAW(b, ",\"allow_timeout_override\":");
-        json_bool(b, cfg->allow_timeout_override);
-        RAW(b, ",\"max_queue_size\":");
-        celer_jbuf_int(b, cfg->max_queue_size);
-        RAW(b, "}}");
-    }
-    json_key(b, "response_cache", &first);
+    RAW(b, "],\"max_queue_delay_microseconds\":");
+    celer_jbuf_int(b, cfg->max_queue_delay_us);
+    RAW(b, ",\"preserve_ordering\":false,\"default_queue_policy\":{\"default_timeout_microseconds\":");
+    celer_jbuf_int(b, cfg->default_timeout_us);
+    RAW(b, ",\"allow_timeout_override\":");
+    json_bool(b, cfg->allow_timeout_override);
+    RAW(b, ",\"max_queue_size\":");
+    celer_jbuf_int(b, cfg->max_queue_size);
+    RAW(b, "}}");
+}
+
+static void json_response_cache(const config_key *k, const celer_model_config *cfg, celer_jbuf *b) {
+    (void)k;
     RAW(b, "{\"enable\":");
     json_bool(b, cfg->response_cache);
     RAW(b, "}");
-    json_key(b, "parameters", &first);
+}
+
+static void json_parameters(const config_key *k, const celer_model_config *cfg, celer_jbuf *b) {
+    (void)k;
     RAW(b, "{");
     for (int i = 0; i < cfg->n_parameters; i++) {
         if (i) RAW(b, ",");
@@ -1259,8 +1361,23 @@ void celer_config_to_json(const celer_model_config *cfg, celer_jbuf *b) {
         RAW(b, "}");
     }
     RAW(b, "}");
-    json_key(b, "default_model_filename", &first);
+}
+
+static void json_default_model_filename(const config_key *k, const celer_model_config *cfg, celer_jbuf *b) {
+    (void)k, (void)cfg;
     celer_jbuf_str(b, "model.onnx");
+}
+
+/* The keys in the order of k_config_keys. */
+void celer_config_to_json(const celer_model_config *cfg, celer_jbuf *b) {
+    bool first = true;
+    RAW(b, "{");
+    for (size_t i = 0; i < CELER_ARRAY_LEN(k_config_keys); i++) {
+        const config_key *k = &k_config_keys[i];
+        if (!k->to_json || (k->in_json && !k->in_json(cfg))) continue;
+        json_key(b, k->name, &first);
+        k->to_json(k, cfg, b);
+    }
     RAW(b, "}");
 }
 

@@ -365,7 +365,7 @@ static void set_state(celer_registry *r, served_model *m, model_state s, const c
  * of them at once, then hands each back to the pipeline's queue. */
 static void pipeline_step_batch(void *user, celer_job *const *jobs, int n) {
     served_version *v = user;
-    celer_pipeline_run *runs[256] = {0};
+    celer_pipeline_run *runs[CELER_MAX_BATCH_JOBS] = {0};
     for (int i = 0; i < n; i++) runs[i] = jobs[i]->task;
     celer_pipeline_run_batch(runs, n);
     for (int i = 0; i < n; i++) {
@@ -479,7 +479,7 @@ static celer_status pipeline_load(celer_registry *r, served_model *m, const cele
         /* the batch is what is queued, plus the requests on their way (at most
          * PIPELINE_BATCH_DELAY_US): a lone request never waits, and under load requests share one
          * pass over the data */
-        celer_sched_queue_options bo = {.max_queue_size = r->opts->max_queue_size, .max_batch_size = CELER_RECOMMEND_MAX_BATCH,
+        celer_sched_queue_options bo = {.max_queue_size = r->opts->max_queue_size, .max_batch_size = CELER_MAX_BATCH_JOBS,
                                         .batch_fn = pipeline_step_batch, .batch_user = v,
                                         .batch_wait = pipeline_step_wait, .max_queue_delay_us = PIPELINE_BATCH_DELAY_US};
         if ((st = celer_sched_queue_add(r->sched, NULL, &bo, &v->step_queues[i]))) goto fail;

@@ -410,7 +410,7 @@ static void run_batch(worker *w, celer_sched_queue *q, celer_job *list) {
     }
     if (!live) return;
     if (q->opts.batch_fn) {
-        celer_job *jobs[256];
+        celer_job *jobs[CELER_MAX_BATCH_JOBS];
         int n = 0;
         for (celer_job *j = live, *next; j; j = next) {
             next = j->next;
