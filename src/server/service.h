@@ -104,8 +104,10 @@ void celer_service_keep_response(celer_service_call *c, const void *bytes, size_
  * answers with its own error and calls celer_service_end. */
 void celer_service_reject(celer_service_call *c);
 
-/* Starts the decoded request `r` (r->kreq and every tensor it points to stay untouched until done;
- * they live in the call's arena or the transport's body; `r` itself is copied). Checks it against
+/* Starts the decoded request `r` (r->kreq, r->request_id and every tensor they point to stay
+ * untouched until done; they live in the call's arena or the transport's memory; `r` itself is
+ * copied). The transport must not end the call before this returns, even when resume came
+ * first (HTTP: the connection's thread is the one calling this). Checks it against
  * the version (inputs in the model's order, requested outputs known; for a pipeline, its inputs
  * and parameters), sets its deadline (the config's default_timeout, or kreq->timeout_us where
  * allowed, and r->deadline_ns, the earlier), looks the result up in the cache tiers or joins an
