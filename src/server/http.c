@@ -1053,8 +1053,13 @@ celer_status celer_http_start(const celer_server_options *opts, celer_service *s
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&srv->reaper_wake, &ca);
     pthread_condattr_destroy(&ca);
-    /* MHD_USE_ITC: quiescing (closing the listener at shutdown) needs it with a thread pool */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
+    /* MHD_USE_ITC: quiescing (closing the listener at shutdown) needs it with a thread pool.
+     * poll(), not epoll: in libmicrohttpd 0.9.75 MHD_quiesce_daemon races the epoll loop of the
+     * daemon's own threads (both take the listener out of the epoll set; the loser panics with
+     * "Failed to remove listen FD from epoll set" and the process aborts: seen once at SIGTERM
+     * in a CI run); with poll() quiescing only sets a flag the threads read. Each thread polls
+     * its own connections only. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
     srv->daemon = MHD_start_daemon(flags, (uint16_t)opts->http_port, NULL, NULL, on_request, srv,
                                    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)CELER_MAX(opts->http_threads, 1),
