@@ -1087,7 +1087,7 @@ void celer_http_drain(celer_http *h) {
     atomic_store(&h->draining, true);
     /* MHD stops polling the listener and hands it back. Shutting it down refuses new connections at
      * once instead of leaving them in the backlog unanswered; it is closed only after the daemon
-     * stopped, as MHD's threads may still be taking it out of their epoll sets. */
+     * stopped, as MHD's threads may still be polling it until they see the flag quiescing set. */
     h->listen_fd = MHD_quiesce_daemon(h->daemon);
     if (h->listen_fd != MHD_INVALID_SOCKET) shutdown(h->listen_fd, SHUT_RDWR);
 }
