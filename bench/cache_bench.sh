@@ -81,7 +81,7 @@ start_redis() {  # no persistence; its own directory and log
 
 start_celer() {
   "$BUILD/celer" serve --model-repository "$REPO" --http-address $HOST --http-port "$P_CELER" \
-    --cache-redis "$REDIS_URL" --quiet >"$RUN/celer.log" 2>&1 &
+    --grpc-port 0 --cache-redis "$REDIS_URL" --quiet >"$RUN/celer.log" 2>&1 &
   CELER=$!; PIDS+=("$CELER")
   wait_ready "$CELER" "http://$HOST:$P_CELER/v2/health/ready" celer "$RUN/celer.log"
 }

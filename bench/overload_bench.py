@@ -91,7 +91,7 @@ def run(name, celer, model):
     shutil.copy(model, os.path.join(tmp, "resnet50", "1", "model.onnx"))
     port = free_port()
     proc = subprocess.Popen([celer, "serve", "--model-repository", tmp, "--http-address", "127.0.0.1",
-                             "--http-port", str(port), "--max-queue-size", "8", "--quiet"],
+                             "--http-port", str(port), "--grpc-port", "0", "--max-queue-size", "8", "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(400):

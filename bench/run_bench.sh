@@ -42,7 +42,7 @@ done
 
 start_celer() {
   "$BUILD/celer" serve --model-repository "$BUILD/bench-repo" --http-address $HOST \
-    --http-port $P_CELER --quiet >"$RUN/celer.log" 2>&1 &
+    --http-port $P_CELER --grpc-port 0 --quiet >"$RUN/celer.log" 2>&1 &
   CELER=$!; PIDS+=("$CELER")
   wait_ready "$CELER" "http://$HOST:$P_CELER/v2/health/ready" celer "$RUN/celer.log"
 }

@@ -20,7 +20,7 @@ static const struct status_info {
     [CELER_ERR_IO] = {"I/O error", 500, 13 /* INTERNAL */, 0},
     [CELER_ERR_PARSE] = {"malformed input", 400, 3 /* INVALID_ARGUMENT */, 0},
     [CELER_ERR_INVALID] = {"invalid model or argument", 400, 3, 0},
-    [CELER_ERR_UNSUPPORTED] = {"unsupported", 400, 3, 0},
+    [CELER_ERR_UNSUPPORTED] = {"unsupported", 400, 12 /* UNIMPLEMENTED, as Triton maps it */, 0},
     [CELER_ERR_SHAPE] = {"shape mismatch", 400, 3, 0},
     [CELER_ERR_DTYPE] = {"type mismatch", 400, 3, 0},
     [CELER_ERR_NOMEM] = {"out of memory", 503, 8 /* RESOURCE_EXHAUSTED */, 1},

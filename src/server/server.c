@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "grpc.h"
 #include "http.h"
 
 #define OPT(field) offsetof(celer_server_options, field)
@@ -18,6 +19,12 @@ static const celer_server_flag flags[] = {
      CELER_FLAG_STRING, OPT(model_repository)},
     {"http-address", "CELER_HTTP_ADDRESS", "0.0.0.0", "IPv4 address to listen on", CELER_FLAG_STRING, OPT(http_address)},
     {"http-port", "CELER_HTTP_PORT", "8000", "HTTP port (KServe v2 API and /metrics)", CELER_FLAG_INT, OPT(http_port)},
+    {"grpc-address", "CELER_GRPC_ADDRESS", "0.0.0.0", "IPv4 address to listen on for gRPC", CELER_FLAG_STRING,
+     OPT(grpc_address)},
+    {"grpc-port", "CELER_GRPC_PORT", "8001", "gRPC port (Triton's GRPCInferenceService and grpc.health.v1, h2c); 0 = off",
+     CELER_FLAG_INT, OPT(grpc_port)},
+    {"grpc-max-message-bytes", "CELER_GRPC_MAX_MESSAGE_BYTES", "67108864",
+     "largest gRPC request message; larger ones get RESOURCE_EXHAUSTED", CELER_FLAG_SIZE, OPT(grpc_max_message_bytes)},
     {"http-threads", "CELER_HTTP_THREADS", "2", "connection threads (they parse and encode, never compute)", CELER_FLAG_INT,
      OPT(http_threads)},
     {"workers", "CELER_WORKERS", "0", "inference worker threads; 0 = one per core", CELER_FLAG_INT, OPT(workers)},
@@ -131,6 +138,11 @@ celer_status celer_server_parse_args(int argc, char **argv, celer_server_options
         return celer_errorf(CELER_ERR_INVALID, "--model-repository DIR is required (or CELER_MODEL_REPOSITORY)");
     if (o->http_port < 1 || o->http_port > 65535)
         return celer_errorf(CELER_ERR_INVALID, "--http-port %d is not a port number", o->http_port);
+    if (o->grpc_port > 65535)
+        return celer_errorf(CELER_ERR_INVALID, "--grpc-port %d is not a port number (0 turns gRPC off)", o->grpc_port);
+    if (o->grpc_max_message_bytes < 1024 || o->grpc_max_message_bytes > 0xffffffffLL)
+        return celer_errorf(CELER_ERR_INVALID, "--grpc-max-message-bytes must be between 1024 and 4294967295 (the "
+                            "gRPC prefix's limit), not %lld", o->grpc_max_message_bytes);
     if (strcmp(o->log_format, "text") && strcmp(o->log_format, "json"))
         return celer_errorf(CELER_ERR_INVALID, "--log-format must be text or json, not '%s'", o->log_format);
     if (o->max_body_bytes < 1024) return celer_errorf(CELER_ERR_INVALID, "--max-body-bytes must be at least 1024");
@@ -150,32 +162,39 @@ static int64_t mono_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Waits until count(http) is 0 or the clock passes `until_ms`; true when it is 0. */
-static bool wait_zero(int (*count)(const celer_http *), celer_http *http, int64_t until_ms) {
-    while (count(http) > 0 && mono_ms() < until_ms) {
+/* Requests in flight on both front ends. */
+static int active(celer_http *http, celer_grpc *grpc) { return celer_http_active(http) + celer_grpc_active(grpc); }
+static int suspended(celer_http *http, celer_grpc *grpc) {
+    return celer_http_suspended(http) + celer_grpc_suspended(grpc);
+}
+
+/* Waits until count(http, grpc) is 0 or the clock passes `until_ms`; true when it is 0. */
+static bool wait_zero(int (*count)(celer_http *, celer_grpc *), celer_http *http, celer_grpc *grpc, int64_t until_ms) {
+    while (count(http, grpc) > 0 && mono_ms() < until_ms) {
         struct timespec ts = {0, 10000000};
         nanosleep(&ts, NULL);
     }
-    return count(http) == 0;
+    return count(http, grpc) == 0;
 }
 
-/* SIGTERM: the listener closes at once (new connections refused), answers close their keep-alive
- * connections, requests in flight finish; a second before the timeout, requests still queued are
+/* SIGTERM: the listeners close at once (new connections refused), answers close their keep-alive
+ * connections (gRPC: a GOAWAY notice, then the final GOAWAY once a connection's calls are
+ * answered), requests in flight finish; a second before the timeout, requests still queued are
  * answered 503, so every suspended connection is resumed before the daemon stops. */
-static void shutdown_http(const celer_server_options *opts, celer_http *http, celer_registry *registry,
-                          celer_sched *sched) {
+static void shutdown_http(const celer_server_options *opts, celer_http *http, celer_grpc *grpc,
+                          celer_registry *registry, celer_sched *sched) {
     int64_t t0 = mono_ms(), limit = (int64_t)opts->shutdown_timeout_secs * 1000;
-    fprintf(stderr, "celer: shutting down: finishing %d in-flight requests\n", celer_http_active(http));
+    fprintf(stderr, "celer: shutting down: finishing %d in-flight requests\n", active(http, grpc));
     celer_http_drain(http);
+    celer_grpc_drain(grpc);
     celer_registry_stop_actions(registry); /* queued loads and unloads get 503; the running one finishes */
     int64_t grace = limit > 2000 ? limit - 1000 : limit / 2;
-    if (wait_zero(celer_http_active, http, t0 + grace)) return;
-    fprintf(stderr, "celer: shutdown timeout near: answering %d queued requests with 503\n",
-            celer_http_suspended(http));
+    if (wait_zero(active, http, grpc, t0 + grace)) return;
+    fprintf(stderr, "celer: shutdown timeout near: answering %d queued requests with 503\n", suspended(http, grpc));
     celer_sched_cancel(sched, "the server is shutting down");
     /* their answers are sent while the daemon runs; a client that does not read its answer is
      * cut off at the limit (only suspended requests would keep the daemon from stopping) */
-    wait_zero(celer_http_active, http, t0 + limit);
+    wait_zero(active, http, grpc, t0 + limit);
 }
 
 celer_status celer_server_run(const celer_server_options *opts) {
@@ -197,6 +216,7 @@ celer_status celer_server_run(const celer_server_options *opts) {
     celer_registry *registry = NULL;
     celer_service *service = NULL;
     celer_http *http = NULL;
+    celer_grpc *grpc = NULL;
     celer_cache *cache = NULL;
     celer_redis *redis = NULL;
     celer_status st;
@@ -211,10 +231,13 @@ celer_status celer_server_run(const celer_server_options *opts) {
     celer_registry_load_all(registry);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if ((st = celer_service_init(opts, registry, metrics, cache, redis, &service)) ||
-        (st = celer_http_start(opts, service, metrics, &http)))
+        (st = celer_http_start(opts, service, metrics, &http)) ||
+        (st = celer_grpc_start(opts, service, metrics, &grpc)))
         goto done;
-    fprintf(stderr, "celer: serving %s on http://%s:%d (models loaded in %.0f ms)\n", opts->model_repository,
-            opts->http_address, opts->http_port,
+    char grpc_at[80] = "";
+    if (grpc) snprintf(grpc_at, sizeof grpc_at, " and grpc://%s:%d", opts->grpc_address, opts->grpc_port);
+    fprintf(stderr, "celer: serving %s on http://%s:%d%s (models loaded in %.0f ms)\n", opts->model_repository,
+            opts->http_address, opts->http_port, grpc_at,
             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 
     for (;;) {
@@ -223,19 +246,20 @@ celer_status celer_server_run(const celer_server_options *opts) {
         if (sig == SIGTERM || sig == SIGINT) break;
         if (sig < 0 && errno == EAGAIN && opts->repository_poll_secs > 0) celer_registry_poll(registry);
     }
-    shutdown_http(opts, http, registry, sched);
+    shutdown_http(opts, http, grpc, registry, sched);
 done:
     if (st) fprintf(stderr, "celer: error: %s\n", celer_error_message());
-    if (celer_http_suspended(http) > 0) {
+    if (suspended(http, grpc) > 0) {
         /* an execution outlived the timeout: nothing can be freed while it may still answer; the
          * process ends here and the kernel reclaims the rest */
         fprintf(stderr, "celer: %d requests still running at the shutdown timeout; exiting without them\n",
-                celer_http_suspended(http));
+                suspended(http, grpc));
         fflush(stderr);
         _exit(0);
     }
     /* no request waits on a worker: the front end goes first (closing every connection, answered or
      * not), so no request can reach a model while the registry frees it */
+    celer_grpc_stop(grpc);
     celer_http_stop(http);
     celer_service_free(service);
     celer_registry_free(registry);

@@ -1,4 +1,5 @@
-/* server: `celer serve`, an inference server speaking the KServe v2 / Triton protocol over HTTP,
+/* server: `celer serve`, an inference server speaking the KServe v2 / Triton protocol over HTTP
+ * and gRPC,
  * serving a Triton-layout model repository with per-model queues, dynamic batching, metrics and
  * clean JSON errors. The one public header of src/server; everything else there is private. */
 #ifndef CELER_SERVER_H
@@ -14,6 +15,9 @@ typedef struct celer_server_options {
     const char *model_repository;
     const char *http_address;
     int http_port;
+    const char *grpc_address;
+    int grpc_port;              /* 0 = no gRPC */
+    long long grpc_max_message_bytes; /* larger request messages get RESOURCE_EXHAUSTED */
     int http_threads;           /* connection threads (parse and encode, never compute) */
     int workers;                /* inference workers; 0 = one per core */
     int threads;                /* intra-op threads per inference */

@@ -200,7 +200,7 @@ def main():
         check("a wrong password: the request still answers", status == 200, status)
         check("and the failure is counted", (metric(d, 'celer_cache_errors_total{tier="redis"}') or 0) >= 1)
         secure.stop()
-        bad = subprocess.run([celer, "serve", "--model-repository", repo, "--cache-redis", "http://x"],
+        bad = subprocess.run([celer, "serve", "--model-repository", repo, "--grpc-port", "0", "--cache-redis", "http://x"],
                              capture_output=True, text=True, timeout=30)
         check("a malformed URL is refused at start", bad.returncode != 0 and "redis://" in bad.stderr, bad.stderr[-300:])
     finally:

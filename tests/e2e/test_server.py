@@ -41,10 +41,12 @@ class Server:
         atexit.register(lambda path=self.log_path: os.path.exists(path) and os.remove(path))
         self.log = open(self.log_path, "ab")
         args = [CELER, "serve", "--model-repository", repo, "--http-address", "127.0.0.1", "--workers", "2"]
+        # gRPC off unless a test asks for it (`extra` comes after and wins): its default port, 8001,
+        # would collide between servers of tests running at once
         if env is None:
-            args += ["--http-port", str(self.port)]
+            args += ["--http-port", str(self.port), "--grpc-port", "0"]
         else:
-            env = dict(os.environ, CELER_HTTP_PORT=str(self.port), **env)
+            env = dict(os.environ, CELER_HTTP_PORT=str(self.port), CELER_GRPC_PORT="0", **env)
         self.proc = subprocess.Popen(args + list(extra), stdout=self.log, stderr=self.log, env=env)
         deadline = time.time() + 20
         while time.time() < deadline:

@@ -1,0 +1,888 @@
+/* The gRPC front end: HTTP/2 cleartext with prior knowledge on libnghttp2, gRPC's framing
+ * (a 5-byte prefix per message, answers as HEADERS + DATA + trailers, Trailers-Only for an error
+ * before any message), and a table of RPCs. See docs/server.md, "gRPC", and
+ * shared/reference/grpc.md for the wire rules.
+ *
+ * Threading: one IO thread owns the listening socket, every connection and its nghttp2 session
+ * (a session is not thread-safe). One is enough for now: the cheap RPCs answered on it cost a few
+ * microseconds each, and the measured prototype served 360k calls/s from one IO thread; more (one
+ * SO_REUSEPORT listener each) when ModelInfer makes it the limit. Calls that compute go to
+ * workers: a worker never touches the session; it encodes its answer into the stream's buffer and
+ * puts the stream on the done list (mutex'd) and writes the eventfd; the IO thread drains the whole
+ * list per wake-up and submits the answers. A stream whose connection closed while a worker held it
+ * is freed when the worker hands it back. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "grpc.h"
+#include "grpc_codec.h"
+
+#define MAX_STREAMS 256                  /* concurrent streams per connection (nghttp2: unlimited) */
+#define STREAM_WINDOW (1 << 20)          /* initial window of each stream */
+#define CONN_WINDOW (16 << 20)           /* the connection's window */
+#define MAX_HEADER_BYTES (16 << 10)      /* a stream's header list (names + values + 32 each, as RFC 9113) */
+#define GATHER_BYTES (64 << 10)          /* what one write() sends at most */
+#define MAX_NAME 256                     /* model names and versions read from messages */
+#define SMALL_MESSAGE_CAP (1 << 20)      /* encoded answers of the inline RPCs */
+#define SERVICE_PREFIX "/inference.GRPCInferenceService/"
+
+typedef struct grpc_conn grpc_conn;
+typedef struct grpc_stream grpc_stream;
+
+/* An RPC's handler, run on the IO thread: reads the request message (msg, len: the stream's, valid
+ * during the call) and writes the response message into `out`; on failure returns the status with
+ * its message set (celer_errorf) and `out` is ignored. */
+typedef celer_status (*rpc_fn)(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out);
+
+typedef struct grpc_rpc {
+    const char *path;
+    rpc_fn fn; /* NULL: answered UNIMPLEMENTED ("<Name> is not implemented yet") */
+    bool inline_io; /* answered on the IO thread (cheap); otherwise handed to the request service */
+} grpc_rpc;
+
+struct grpc_stream {
+    grpc_conn *conn;     /* NULL once the connection is gone while a worker holds the stream */
+    grpc_stream *prev, *next; /* the connection's streams */
+    grpc_stream *next_done;   /* the done list */
+    int32_t id;
+    const grpc_rpc *rpc;
+    const char *bad_path; /* set when :path named no RPC (points into `path`) */
+    char path[128];
+    size_t header_bytes;
+    int64_t deadline_ns;  /* from grpc-timeout (CLOCK_MONOTONIC); 0 = none. For the service later. */
+    bool is_post, is_grpc, compressed_ok, answered, in_worker, reset_after_answer;
+    celer_status early;  /* an error found in the headers, answered at their end */
+    char early_msg[256];
+    /* the request message: the 5-byte prefix, then `len` bytes into `msg` (malloc'ed, owned) */
+    uint8_t prefix[5];
+    size_t prefix_got, msg_len, msg_got;
+    uint8_t *msg;
+    int n_msgs;
+    /* the answer: the response message with its prefix (owned), how much nghttp2 took, trailers */
+    celer_jbuf resp;
+    size_t resp_off;
+    int grpc_status;
+    char grpc_message[768]; /* percent-encoded */
+};
+
+struct grpc_conn {
+    celer_grpc *g;
+    int fd;
+    nghttp2_session *session;
+    grpc_conn *prev, *next;
+    grpc_stream *streams;
+    int n_streams;
+    int64_t last_active_ms;
+    bool want_out, goaway_sent;
+    uint8_t *out; /* bytes from nghttp2 not yet written (malloc'ed, owned) */
+    size_t out_len, out_off, out_cap;
+};
+
+struct celer_grpc {
+    const celer_server_options *opts;
+    celer_service *service;
+    celer_registry *registry;
+    int listen_fd, event_fd, epoll_fd;
+    pthread_t thread;
+    bool started;
+    atomic_bool draining, stopping;
+    bool drain_done; /* IO thread: the listener is closed and notices sent */
+    grpc_conn *conns;
+    int n_conns, max_conns;
+    int64_t msg_bytes; /* request message bytes all streams hold (IO thread only) */
+    atomic_int active, suspended;
+    pthread_mutex_t done_lock;
+    grpc_stream *done; /* streams handed back by workers */
+    nghttp2_session_callbacks *callbacks;
+    nghttp2_option *option;
+};
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- the RPCs ---- */
+
+/* Copies a string field NUL-terminated; CELER_ERR_LIMIT beyond the cap. */
+static celer_status copy_name(const celer_pb_field *f, char *dst, size_t cap, const char *what) {
+    if (f->wire != 2) return celer_errorf(CELER_ERR_PARSE, "%s: expected a string (wire type 2), got wire type %d", what, f->wire);
+    if (f->len >= cap) return celer_errorf(CELER_ERR_LIMIT, "%s is %zu bytes long; at most %zu", what, f->len, cap - 1);
+    memcpy(dst, f->p, f->len);
+    dst[f->len] = 0;
+    return CELER_OK;
+}
+
+static celer_status rpc_server_live(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
+    (void)g, (void)msg, (void)len;
+    celer_pb_put_bool(out, 1, true); /* ServerLiveResponse.live */
+    return CELER_OK;
+}
+
+static celer_status rpc_server_ready(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
+    (void)msg, (void)len;
+    celer_pb_put_bool(out, 1, celer_registry_ready(g->registry)); /* ServerReadyResponse.ready */
+    return CELER_OK;
+}
+
+/* ModelReadyRequest{name=1, version=2} -> ModelReadyResponse{ready=1}: an unknown model or
+ * version is NOT_FOUND (its message says which), a known one not ready answers ready=false. */
+static celer_status rpc_model_ready(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
+    char name[MAX_NAME] = "", version[MAX_NAME] = "", err[1024];
+    celer_pb_reader r = {msg, msg + len};
+    celer_pb_field f;
+    int more;
+    while ((more = celer_pb_next(&r, &f, "ModelReadyRequest")) > 0) {
+        if (f.number == 1) CELER_TRY(copy_name(&f, name, sizeof name, "ModelReadyRequest.name"));
+        if (f.number == 2) CELER_TRY(copy_name(&f, version, sizeof version, "ModelReadyRequest.version"));
+    }
+    if (more < 0) return CELER_ERR_PARSE;
+    if (!name[0]) return celer_errorf(CELER_ERR_INVALID, "ModelReadyRequest: the model name (field 1) is empty");
+    celer_status st = CELER_OK;
+    served_version *v = celer_registry_acquire(g->registry, name, version, &st, err, sizeof err);
+    if (!v && st != CELER_ERR_UNAVAILABLE) return celer_errorf(st, "%s", err);
+    celer_pb_put_bool(out, 1, v != NULL);
+    if (v) celer_registry_release(v);
+    return CELER_OK;
+}
+
+/* grpc.health.v1 HealthCheckRequest{service=1} -> HealthCheckResponse{status=1}: "" (or the
+ * service's own name) by the server's readiness, a model name by that model's; an unknown name is
+ * NOT_FOUND, as the gRPC health spec says for Check. */
+static celer_status rpc_health_check(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
+    enum { SERVING = 1, NOT_SERVING = 2 };
+    char service[MAX_NAME] = "", err[1024];
+    celer_pb_reader r = {msg, msg + len};
+    celer_pb_field f;
+    int more;
+    while ((more = celer_pb_next(&r, &f, "HealthCheckRequest")) > 0)
+        if (f.number == 1) CELER_TRY(copy_name(&f, service, sizeof service, "HealthCheckRequest.service"));
+    if (more < 0) return CELER_ERR_PARSE;
+    bool ok;
+    if (!service[0] || !strcmp(service, "inference.GRPCInferenceService")) {
+        ok = celer_registry_ready(g->registry);
+    } else {
+        celer_status st = CELER_OK;
+        served_version *v = celer_registry_acquire(g->registry, service, NULL, &st, err, sizeof err);
+        if (!v && st != CELER_ERR_UNAVAILABLE)
+            return celer_errorf(st, "health check of service '%s': no such model (%s)", service, err);
+        ok = v != NULL;
+        if (v) celer_registry_release(v);
+    }
+    celer_pb_put_varint(out, 1, ok ? SERVING : NOT_SERVING);
+    return CELER_OK;
+}
+
+/* Every RPC of Triton's grpc_service.proto and health.proto. */
+static const grpc_rpc rpcs[] = {
+    {SERVICE_PREFIX "ServerLive", rpc_server_live, true},
+    {SERVICE_PREFIX "ServerReady", rpc_server_ready, true},
+    {SERVICE_PREFIX "ModelReady", rpc_model_ready, true},
+    {SERVICE_PREFIX "ServerMetadata", NULL, true},
+    {SERVICE_PREFIX "ModelMetadata", NULL, true},
+    {SERVICE_PREFIX "ModelInfer", NULL, false},
+    {SERVICE_PREFIX "ModelStreamInfer", NULL, false},
+    {SERVICE_PREFIX "ModelConfig", NULL, true},
+    {SERVICE_PREFIX "ModelStatistics", NULL, true},
+    {SERVICE_PREFIX "RepositoryIndex", NULL, true},
+    {SERVICE_PREFIX "RepositoryModelLoad", NULL, false},
+    {SERVICE_PREFIX "RepositoryModelUnload", NULL, false},
+    {SERVICE_PREFIX "SystemSharedMemoryStatus", NULL, true},
+    {SERVICE_PREFIX "SystemSharedMemoryRegister", NULL, true},
+    {SERVICE_PREFIX "SystemSharedMemoryUnregister", NULL, true},
+    {SERVICE_PREFIX "CudaSharedMemoryStatus", NULL, true},
+    {SERVICE_PREFIX "CudaSharedMemoryRegister", NULL, true},
+    {SERVICE_PREFIX "CudaSharedMemoryUnregister", NULL, true},
+    {SERVICE_PREFIX "TraceSetting", NULL, true},
+    {SERVICE_PREFIX "LogSettings", NULL, true},
+    {"/grpc.health.v1.Health/Check", rpc_health_check, true},
+};
+
+static const grpc_rpc *find_rpc(const char *path, size_t len) {
+    for (size_t i = 0; i < CELER_ARRAY_LEN(rpcs); i++)
+        if (strlen(rpcs[i].path) == len && !memcmp(rpcs[i].path, path, len)) return &rpcs[i];
+    return NULL;
+}
+
+/* ---- answers ---- */
+
+/* grpc-message: UTF-8 with every byte outside 0x20-0x7E, and '%', as %XX; cut at the buffer. */
+static void percent_encode(const char *s, char *out, size_t cap) {
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    for (; *s && n + 4 <= cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c > 0x7e || c == '%') {
+            out[n++] = '%';
+            out[n++] = hex[c >> 4];
+            out[n++] = hex[c & 15];
+        } else {
+            out[n++] = (char)c;
+        }
+    }
+    out[n] = 0;
+}
+
+#define NV(name, value)                                                                                           \
+    { (uint8_t *)(name), (uint8_t *)(value), sizeof(name) - 1, strlen(value), NGHTTP2_NV_FLAG_NO_COPY_NAME }
+
+static void stream_set_status(grpc_stream *s, celer_status st, const char *message) {
+    s->grpc_status = celer_status_grpc(st);
+    percent_encode(st ? message : "", s->grpc_message, sizeof s->grpc_message);
+}
+
+static int submit_trailers(grpc_stream *s) {
+    char code[16];
+    snprintf(code, sizeof code, "%d", s->grpc_status);
+    nghttp2_nv nv[] = {NV("grpc-status", code), NV("grpc-message", s->grpc_message)};
+    return nghttp2_submit_trailer(s->conn->session, s->id, nv, s->grpc_message[0] ? 2 : 1);
+}
+
+/* The DATA of an answer: the response message, then trailers (EOF without END_STREAM). */
+static ssize_t read_answer(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length, uint32_t *flags,
+                           nghttp2_data_source *source, void *user) {
+    (void)session, (void)id, (void)user;
+    grpc_stream *s = source->ptr;
+    size_t n = CELER_MIN(length, s->resp.len - s->resp_off);
+    memcpy(buf, s->resp.data + s->resp_off, n);
+    s->resp_off += n;
+    if (s->resp_off == s->resp.len) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        if (submit_trailers(s)) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    return (ssize_t)n;
+}
+
+/* Answers the stream: with a message (s->resp holds it, prefix included) and trailers when the
+ * status is OK, else Trailers-Only (one HEADERS frame with END_STREAM). Always :status 200: clients
+ * turn other HTTP statuses into codes of their own. */
+static void answer(grpc_stream *s) {
+    if (s->answered || !s->conn) return;
+    s->answered = true;
+    char code[16];
+    snprintf(code, sizeof code, "%d", s->grpc_status);
+    if (s->grpc_status == 0) {
+        nghttp2_nv nv[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
+                           NV("grpc-accept-encoding", "identity")};
+        nghttp2_data_provider data = {.source.ptr = s, .read_callback = read_answer};
+        if (!nghttp2_submit_response(s->conn->session, s->id, nv, CELER_ARRAY_LEN(nv), &data)) return;
+    } else {
+        nghttp2_nv nv[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
+                           NV("grpc-accept-encoding", "identity"), NV("grpc-status", code),
+                           NV("grpc-message", s->grpc_message)};
+        if (!nghttp2_submit_response(s->conn->session, s->id, nv, CELER_ARRAY_LEN(nv) - !s->grpc_message[0], NULL))
+            return;
+    }
+    nghttp2_submit_rst_stream(s->conn->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+}
+
+static void answer_error(grpc_stream *s, celer_status st, const char *message) {
+    stream_set_status(s, st, message);
+    answer(s);
+}
+
+/* Runs the stream's RPC on its one request message. */
+static void run_rpc(celer_grpc *g, grpc_stream *s) {
+    if (s->deadline_ns && mono_ns() > s->deadline_ns) {
+        answer_error(s, CELER_ERR_TIMEOUT, "the deadline (grpc-timeout) passed before the call was run");
+        return;
+    }
+    celer_jbuf_init(&s->resp, SMALL_MESSAGE_CAP);
+    celer_jbuf_raw(&s->resp, "\0\0\0\0\0", 5);
+    celer_status st = s->rpc->fn(g, s->msg, s->msg_len, &s->resp);
+    if (!st && s->resp.status) st = celer_errorf(s->resp.status, "%s: the answer could not be encoded", s->rpc->path);
+    if (st) {
+        answer_error(s, st, celer_error_message());
+        return;
+    }
+    uint32_t n = (uint32_t)(s->resp.len - 5);
+    uint8_t be[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    memcpy(s->resp.data + 1, be, 4);
+    stream_set_status(s, CELER_OK, "");
+    answer(s);
+}
+
+/* A worker's hand-back (for ModelInfer: the request service's resume callback calls it once the
+ * answer is encoded into s->resp and its status set): the IO thread submits it. Any thread. */
+__attribute__((unused)) static void hand_back(celer_grpc *g, grpc_stream *s) {
+    pthread_mutex_lock(&g->done_lock);
+    s->next_done = g->done;
+    g->done = s;
+    pthread_mutex_unlock(&g->done_lock);
+    uint64_t one = 1;
+    (void)!write(g->event_fd, &one, sizeof one);
+}
+
+/* ---- streams ---- */
+
+static void stream_free(grpc_stream *s) {
+    celer_grpc *g = s->conn ? s->conn->g : NULL;
+    if (g && s->msg) g->msg_bytes -= (int64_t)s->msg_len;
+    free(s->msg);
+    celer_jbuf_free(&s->resp);
+    free(s);
+}
+
+/* Unlinks the stream from its connection; frees it unless a worker holds it (then it is freed
+ * when handed back). */
+static void stream_close(grpc_stream *s) {
+    grpc_conn *c = s->conn;
+    celer_grpc *g = c->g;
+    if (s->prev) s->prev->next = s->next;
+    else c->streams = s->next;
+    if (s->next) s->next->prev = s->prev;
+    c->n_streams--;
+    nghttp2_session_set_stream_user_data(c->session, s->id, NULL);
+    if (s->msg) g->msg_bytes -= (int64_t)s->msg_len;
+    free(s->msg);
+    s->msg = NULL;
+    if (s->in_worker) {
+        s->conn = NULL; /* the worker still writes into it */
+        return;
+    }
+    atomic_fetch_sub(&g->active, 1);
+    stream_free(s);
+}
+
+/* grpc-timeout: 1 to 8 digits and a unit (H M S m u n); -1 when malformed. */
+static int64_t parse_timeout_ns(const uint8_t *v, size_t n) {
+    if (n < 2 || n > 9) return -1;
+    int64_t x = 0;
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (v[i] < '0' || v[i] > '9') return -1;
+        x = x * 10 + (v[i] - '0');
+    }
+    static const struct { char unit; int64_t ns; } units[] = {
+        {'H', 3600000000000LL}, {'M', 60000000000LL}, {'S', 1000000000LL}, {'m', 1000000LL}, {'u', 1000LL}, {'n', 1},
+    };
+    for (size_t i = 0; i < CELER_ARRAY_LEN(units); i++)
+        if (v[n - 1] == units[i].unit) return x > INT64_MAX / units[i].ns ? INT64_MAX : x * units[i].ns;
+    return -1;
+}
+
+static void set_early(grpc_stream *s, celer_status st, const char *fmt, const char *arg, size_t arg_len) {
+    if (s->early) return;
+    s->early = st;
+    char quoted[160];
+    snprintf(quoted, sizeof quoted, "%.*s", (int)CELER_MIN(arg_len, 128), arg);
+    snprintf(s->early_msg, sizeof s->early_msg, fmt, quoted);
+}
+
+/* ---- nghttp2 callbacks (IO thread) ---- */
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user) {
+    grpc_conn *c = user;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    grpc_stream *s = calloc(1, sizeof *s);
+    if (!s) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* the stream is reset */
+    s->conn = c;
+    s->id = frame->hd.stream_id;
+    s->compressed_ok = true;
+    s->next = c->streams;
+    if (c->streams) c->streams->prev = s;
+    c->streams = s;
+    c->n_streams++;
+    atomic_fetch_add(&c->g->active, 1);
+    nghttp2_session_set_stream_user_data(session, s->id, s);
+    return 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
+                     const uint8_t *value, size_t valuelen, uint8_t flags, void *user) {
+    (void)flags, (void)user;
+    grpc_stream *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (!s || frame->hd.type != NGHTTP2_HEADERS) return 0;
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0; /* request trailers: nothing we use */
+    s->header_bytes += namelen + valuelen + 32;
+    if (s->header_bytes > MAX_HEADER_BYTES) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* reset */
+#define IS(lit) (namelen == sizeof(lit) - 1 && !memcmp(name, lit, namelen))
+    if (IS(":method")) {
+        s->is_post = valuelen == 4 && !memcmp(value, "POST", 4);
+    } else if (IS(":path")) {
+        s->rpc = find_rpc((const char *)value, valuelen);
+        if (!s->rpc) set_early(s, CELER_ERR_UNSUPPORTED, "unknown method '%s': see tests/grpc/proto", (const char *)value, valuelen);
+    } else if (IS("content-type")) {
+        s->is_grpc = valuelen >= 16 && !memcmp(value, "application/grpc", 16) &&
+                     (valuelen == 16 || value[16] == '+' || value[16] == ';');
+    } else if (IS("grpc-encoding")) {
+        s->compressed_ok = valuelen == 8 && !memcmp(value, "identity", 8);
+    } else if (IS("grpc-timeout")) {
+        int64_t ns = parse_timeout_ns(value, valuelen);
+        if (ns < 0)
+            set_early(s, CELER_ERR_INVALID, "grpc-timeout '%s' is malformed: 1 to 8 digits and a unit (H, M, S, m, u, n)",
+                      (const char *)value, valuelen);
+        else
+            s->deadline_ns = mono_ns() + CELER_MIN(ns, INT64_MAX / 4);
+    }
+#undef IS
+    return 0;
+}
+
+/* The request's headers are complete: errors found in them are answered now. */
+static void headers_done(grpc_stream *s) {
+    if (!s->is_grpc) {
+        /* not a gRPC client: plain HTTP 415, as gRPC's protocol says */
+        nghttp2_nv nv[] = {NV(":status", "415"), NV("content-type", "text/plain")};
+        s->answered = true;
+        nghttp2_submit_response(s->conn->session, s->id, nv, CELER_ARRAY_LEN(nv), NULL);
+        s->reset_after_answer = true;
+        return;
+    }
+    if (!s->is_post && !s->early) set_early(s, CELER_ERR_INVALID, "gRPC calls are POST requests%s", "", 0);
+    if (!s->rpc && !s->early) set_early(s, CELER_ERR_UNSUPPORTED, "no method named (:path missing)%s", "", 0);
+    if (!s->early && !s->rpc->fn) {
+        const char *name = strrchr(s->rpc->path, '/') + 1;
+        set_early(s, CELER_ERR_UNSUPPORTED, "%s is not implemented yet", name, strlen(name));
+    }
+    if (!s->early && !s->rpc->inline_io) /* none yet: ModelInfer comes with the codec */
+        set_early(s, CELER_ERR_UNSUPPORTED, "%s is not implemented yet", s->rpc->path, strlen(s->rpc->path));
+    if (s->early) {
+        answer_error(s, s->early, s->early_msg);
+        s->reset_after_answer = true;
+    }
+}
+
+/* The request is complete (END_STREAM): exactly one message for a unary RPC. */
+static void request_done(celer_grpc *g, grpc_stream *s) {
+    if (s->answered) return;
+    if (s->n_msgs != 1 || s->prefix_got != 0) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s takes exactly one request message: got %s", strrchr(s->rpc->path, '/') + 1,
+                 s->n_msgs ? "a truncated one" : "none");
+        answer_error(s, CELER_ERR_PARSE, msg);
+        return;
+    }
+    run_rpc(g, s);
+}
+
+static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+                         void *user) {
+    (void)flags;
+    grpc_conn *c = user;
+    celer_grpc *g = c->g;
+    grpc_stream *s = nghttp2_session_get_stream_user_data(session, id);
+    if (!s || s->answered) return 0; /* answered early: the rest is dropped */
+    while (len > 0) {
+        if (s->prefix_got < 5) {
+            size_t n = CELER_MIN(len, 5 - s->prefix_got);
+            memcpy(s->prefix + s->prefix_got, data, n);
+            s->prefix_got += n, data += n, len -= n;
+            if (s->prefix_got < 5) break;
+            char msg[256];
+            if (++s->n_msgs > 1) {
+                snprintf(msg, sizeof msg, "%s takes exactly one request message: got more",
+                         strrchr(s->rpc->path, '/') + 1);
+                answer_error(s, CELER_ERR_INVALID, msg);
+                s->reset_after_answer = true;
+                return 0;
+            }
+            size_t m = (size_t)s->prefix[1] << 24 | (size_t)s->prefix[2] << 16 | (size_t)s->prefix[3] << 8 | s->prefix[4];
+            if (s->prefix[0] && !s->compressed_ok) {
+                answer_error(s, CELER_ERR_UNSUPPORTED,
+                             "compressed messages are not supported: send grpc-encoding identity (uncompressed)");
+                s->reset_after_answer = true;
+                return 0;
+            }
+            if (s->prefix[0] > 1) {
+                snprintf(msg, sizeof msg, "the message prefix's compressed flag is %d; expected 0 or 1", s->prefix[0]);
+                answer_error(s, CELER_ERR_PARSE, msg);
+                s->reset_after_answer = true;
+                return 0;
+            }
+            /* the cap is checked from the prefix, before any byte is kept */
+            if ((long long)m > g->opts->grpc_max_message_bytes) {
+                snprintf(msg, sizeof msg, "the request message is %zu bytes; the server takes at most %lld "
+                         "(--grpc-max-message-bytes)", m, g->opts->grpc_max_message_bytes);
+                answer_error(s, CELER_ERR_LIMIT, msg);
+                s->reset_after_answer = true;
+                return 0;
+            }
+            if (g->msg_bytes + (int64_t)m > g->opts->max_body_total_bytes) {
+                snprintf(msg, sizeof msg, "request messages being received hold %lld bytes already "
+                         "(--max-body-total-bytes %lld)", (long long)g->msg_bytes, g->opts->max_body_total_bytes);
+                answer_error(s, CELER_ERR_UNAVAILABLE, msg);
+                s->reset_after_answer = true;
+                return 0;
+            }
+            s->msg = malloc(m ? m : 1);
+            if (!s->msg) {
+                answer_error(s, CELER_ERR_NOMEM, "no memory for the request message");
+                s->reset_after_answer = true;
+                return 0;
+            }
+            s->msg_len = m;
+            s->msg_got = 0;
+            g->msg_bytes += (int64_t)m;
+            s->prefix_got = m ? 5 : 0; /* an empty message is complete at once */
+            if (!m) continue;
+        }
+        size_t n = CELER_MIN(len, s->msg_len - s->msg_got);
+        memcpy(s->msg + s->msg_got, data, n);
+        s->msg_got += n, data += n, len -= n;
+        if (s->msg_got == s->msg_len) s->prefix_got = 0; /* a next message would start here */
+    }
+    return 0;
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user) {
+    grpc_conn *c = user;
+    grpc_stream *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (!s) return 0;
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) headers_done(s);
+    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        request_done(c->g, s);
+    return 0;
+}
+
+/* An answer sent early, before the client's END_STREAM: reset the stream (NO_ERROR) so the client
+ * stops sending a message nobody reads. */
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user) {
+    (void)user;
+    if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
+    grpc_stream *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+    if (s && s->reset_after_answer) {
+        /* still open on the client's side (this callback runs before our END_STREAM changes it) */
+        nghttp2_stream *st = nghttp2_session_find_stream(session, s->id);
+        nghttp2_stream_proto_state state = st ? nghttp2_stream_get_state(st) : NGHTTP2_STREAM_STATE_CLOSED;
+        if (state == NGHTTP2_STREAM_STATE_OPEN || state == NGHTTP2_STREAM_STATE_HALF_CLOSED_LOCAL)
+            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
+    }
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_code, void *user) {
+    (void)error_code, (void)user;
+    grpc_stream *s = nghttp2_session_get_stream_user_data(session, id);
+    if (s) stream_close(s);
+    return 0;
+}
+
+/* ---- connections ---- */
+
+static void conn_close(celer_grpc *g, grpc_conn *c) {
+    while (c->streams) stream_close(c->streams);
+    nghttp2_session_del(c->session);
+    epoll_ctl(g->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    if (c->prev) c->prev->next = c->next;
+    else g->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    g->n_conns--;
+    free(c->out);
+    free(c);
+}
+
+static void conn_want_out(celer_grpc *g, grpc_conn *c, bool on) {
+    if (c->want_out == on) return;
+    c->want_out = on;
+    struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c};
+    epoll_ctl(g->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* Sends what nghttp2 has, up to GATHER_BYTES a write; what the socket does not take waits for
+ * EPOLLOUT. Then closes the connection when it is finished. Returns false when it was closed. */
+static bool conn_flush(celer_grpc *g, grpc_conn *c) {
+    for (;;) {
+        /* draining: once its calls are answered (streams close while sending), the final GOAWAY */
+        if (g->drain_done && !c->goaway_sent && c->n_streams == 0) {
+            nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->session),
+                                  NGHTTP2_NO_ERROR, NULL, 0);
+            c->goaway_sent = true;
+        }
+        if (c->out_off < c->out_len) {
+            ssize_t w = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+            if (w < 0 && errno == EINTR) continue;
+            if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                conn_want_out(g, c, true);
+                return true;
+            }
+            if (w < 0) goto close;
+            c->out_off += (size_t)w;
+            c->last_active_ms = mono_ms();
+            continue;
+        }
+        c->out_off = c->out_len = 0;
+        while (c->out_len < GATHER_BYTES) {
+            const uint8_t *p;
+            ssize_t n = nghttp2_session_mem_send(c->session, &p);
+            if (n < 0) goto close;
+            if (n == 0) break;
+            if (c->out_len + (size_t)n > c->out_cap) { /* at most GATHER_BYTES plus one frame */
+                size_t cap = c->out_len + (size_t)n + GATHER_BYTES;
+                uint8_t *q = realloc(c->out, cap);
+                if (!q) goto close;
+                c->out = q, c->out_cap = cap;
+            }
+            memcpy(c->out + c->out_len, p, (size_t)n);
+            c->out_len += (size_t)n;
+        }
+        if (c->out_len == 0 && !(g->drain_done && !c->goaway_sent && c->n_streams == 0)) break;
+    }
+    conn_want_out(g, c, false);
+    if (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) goto close;
+    if (c->goaway_sent) goto close; /* flushed: nothing more will be answered */
+    return true;
+close:
+    conn_close(g, c);
+    return false;
+}
+
+static void conn_read(celer_grpc *g, grpc_conn *c) {
+    uint8_t buf[16384];
+    for (;;) {
+        ssize_t n = read(c->fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+        if (n <= 0) {
+            conn_close(g, c);
+            return;
+        }
+        c->last_active_ms = mono_ms();
+        if (nghttp2_session_mem_recv(c->session, buf, (size_t)n) < 0) {
+            conn_close(g, c);
+            return;
+        }
+        if ((size_t)n < sizeof buf) break;
+    }
+    conn_flush(g, c);
+}
+
+static void accept_all(celer_grpc *g) {
+    for (;;) {
+        int fd = accept4(g->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) return; /* EAGAIN, or out of descriptors: the next turn tries again */
+        if (g->n_conns >= g->max_conns) { /* over the cap: refused at once */
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        grpc_conn *c = calloc(1, sizeof *c);
+        if (!c || nghttp2_session_server_new2(&c->session, g->callbacks, c, g->option)) {
+            free(c);
+            close(fd);
+            continue;
+        }
+        c->g = g;
+        c->fd = fd;
+        c->last_active_ms = mono_ms();
+        nghttp2_settings_entry settings[] = {
+            {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS},
+            {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
+            {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_BYTES},
+        };
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        if (nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, settings, CELER_ARRAY_LEN(settings)) ||
+            nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW) ||
+            epoll_ctl(g->epoll_fd, EPOLL_CTL_ADD, fd, &ev)) {
+            nghttp2_session_del(c->session);
+            free(c);
+            close(fd);
+            continue;
+        }
+        c->next = g->conns;
+        if (g->conns) g->conns->prev = c;
+        g->conns = c;
+        g->n_conns++;
+        if (g->drain_done) nghttp2_submit_shutdown_notice(c->session);
+        conn_flush(g, c);
+    }
+}
+
+/* The eventfd: answers handed back by workers, and drain/stop. */
+static void on_event(celer_grpc *g) {
+    uint64_t v;
+    (void)!read(g->event_fd, &v, sizeof v);
+    pthread_mutex_lock(&g->done_lock);
+    grpc_stream *list = g->done;
+    g->done = NULL;
+    pthread_mutex_unlock(&g->done_lock);
+    while (list) {
+        grpc_stream *s = list;
+        list = s->next_done;
+        s->in_worker = false;
+        atomic_fetch_sub(&g->suspended, 1);
+        if (!s->conn) { /* its connection or stream went away meanwhile */
+            atomic_fetch_sub(&g->active, 1);
+            stream_free(s);
+            continue;
+        }
+        answer(s);
+    }
+    if (atomic_load(&g->draining) && !g->drain_done) {
+        g->drain_done = true;
+        epoll_ctl(g->epoll_fd, EPOLL_CTL_DEL, g->listen_fd, NULL);
+        close(g->listen_fd);
+        g->listen_fd = -1;
+        for (grpc_conn *c = g->conns; c; c = c->next) nghttp2_submit_shutdown_notice(c->session);
+    }
+    for (grpc_conn *c = g->conns, *next; c; c = next) {
+        next = c->next;
+        conn_flush(g, c);
+    }
+}
+
+/* Closes connections idle longer than --request-timeout-secs (no byte either way, no call a
+ * worker holds). */
+static void close_idle(celer_grpc *g) {
+    int64_t now = mono_ms(), limit = (int64_t)g->opts->request_timeout_secs * 1000;
+    if (limit <= 0) return;
+    for (grpc_conn *c = g->conns, *next; c; c = next) {
+        next = c->next;
+        bool held = false;
+        for (grpc_stream *s = c->streams; s && !held; s = s->next) held = s->in_worker;
+        if (!held && now - c->last_active_ms > limit) conn_close(g, c);
+    }
+}
+
+static void *io_thread(void *arg) {
+    celer_grpc *g = arg;
+    struct epoll_event evs[64];
+    int64_t last_sweep = mono_ms();
+    while (!atomic_load(&g->stopping)) {
+        int n = epoll_wait(g->epoll_fd, evs, CELER_ARRAY_LEN(evs), 1000);
+        bool event = false;
+        for (int i = 0; i < n; i++) {
+            void *p = evs[i].data.ptr;
+            if (p == &g->listen_fd) {
+                accept_all(g);
+            } else if (p == &g->event_fd) {
+                event = true; /* after the batch: it may close connections the batch still names */
+            } else {
+                grpc_conn *c = p;
+                /* each fd appears once per batch and only its own event closes it (a new one from
+                 * accept_all cannot be in this batch) */
+                if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) conn_read(g, c);
+                else if (evs[i].events & EPOLLOUT) conn_flush(g, c);
+            }
+        }
+        if (event) on_event(g);
+        if (mono_ms() - last_sweep >= 1000) {
+            close_idle(g);
+            last_sweep = mono_ms();
+        }
+    }
+    return NULL;
+}
+
+/* ---- start, drain, stop ---- */
+
+static void grpc_free(celer_grpc *g) {
+    while (g->conns) conn_close(g, g->conns);
+    if (g->listen_fd >= 0) close(g->listen_fd);
+    if (g->event_fd >= 0) close(g->event_fd);
+    if (g->epoll_fd >= 0) close(g->epoll_fd);
+    if (g->callbacks) nghttp2_session_callbacks_del(g->callbacks);
+    if (g->option) nghttp2_option_del(g->option);
+    pthread_mutex_destroy(&g->done_lock);
+    free(g);
+}
+
+celer_status celer_grpc_start(const celer_server_options *opts, celer_service *service, celer_metrics *metrics,
+                              celer_grpc **out) {
+    (void)metrics; /* gRPC series come with ModelInfer */
+    *out = NULL;
+    if (opts->grpc_port == 0) return CELER_OK;
+    celer_grpc *g = calloc(1, sizeof *g);
+    if (!g) return celer_errorf(CELER_ERR_NOMEM, "no memory for the gRPC front end");
+    g->opts = opts;
+    g->service = service;
+    g->registry = celer_service_registry(service);
+    g->listen_fd = g->event_fd = g->epoll_fd = -1;
+    pthread_mutex_init(&g->done_lock, NULL);
+    struct rlimit rl;
+    g->max_conns = opts->max_connections > 0 ? opts->max_connections : 1024;
+    if (opts->max_connections <= 0 && !getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 128)
+        g->max_conns = (int)CELER_MIN(rl.rlim_cur - 64, 1 << 20);
+    celer_status st = CELER_OK;
+    if (nghttp2_session_callbacks_new(&g->callbacks) || nghttp2_option_new(&g->option)) {
+        st = celer_errorf(CELER_ERR_NOMEM, "no memory for the gRPC front end");
+        goto fail;
+    }
+    nghttp2_session_callbacks_set_on_begin_headers_callback(g->callbacks, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(g->callbacks, on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(g->callbacks, on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(g->callbacks, on_frame_recv);
+    nghttp2_session_callbacks_set_on_frame_send_callback(g->callbacks, on_frame_send);
+    nghttp2_session_callbacks_set_on_stream_close_callback(g->callbacks, on_stream_close);
+    /* nghttp2's own protections (rapid reset, CONTINUATION floods, SETTINGS and ACK floods) stay at
+     * their defaults; streams beyond MAX_STREAMS are refused by nghttp2 from our SETTINGS */
+
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opts->grpc_port)};
+    if (inet_pton(AF_INET, opts->grpc_address, &addr.sin_addr) != 1) {
+        st = celer_errorf(CELER_ERR_INVALID, "--grpc-address '%s' is not an IPv4 address", opts->grpc_address);
+        goto fail;
+    }
+    int one = 1;
+    g->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (g->listen_fd < 0 || setsockopt(g->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+        bind(g->listen_fd, (struct sockaddr *)&addr, sizeof addr) || listen(g->listen_fd, 1024)) {
+        st = celer_errorf(CELER_ERR_IO, "cannot listen for gRPC on %s:%d: %s", opts->grpc_address, opts->grpc_port,
+                          strerror(errno));
+        goto fail;
+    }
+    g->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    g->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event lev = {.events = EPOLLIN, .data.ptr = &g->listen_fd};
+    struct epoll_event eev = {.events = EPOLLIN, .data.ptr = &g->event_fd};
+    if (g->event_fd < 0 || g->epoll_fd < 0 || epoll_ctl(g->epoll_fd, EPOLL_CTL_ADD, g->listen_fd, &lev) ||
+        epoll_ctl(g->epoll_fd, EPOLL_CTL_ADD, g->event_fd, &eev)) {
+        st = celer_errorf(CELER_ERR_IO, "gRPC front end: epoll/eventfd: %s", strerror(errno));
+        goto fail;
+    }
+    if (pthread_create(&g->thread, NULL, io_thread, g)) {
+        st = celer_errorf(CELER_ERR_IO, "gRPC front end: cannot start its IO thread");
+        goto fail;
+    }
+    g->started = true;
+    *out = g;
+    return CELER_OK;
+fail:
+    grpc_free(g);
+    return st;
+}
+
+static void wake(celer_grpc *g) {
+    uint64_t one = 1;
+    (void)!write(g->event_fd, &one, sizeof one);
+}
+
+void celer_grpc_drain(celer_grpc *g) {
+    if (!g) return;
+    atomic_store(&g->draining, true);
+    wake(g);
+}
+
+int celer_grpc_active(const celer_grpc *g) { return g ? atomic_load(&g->active) : 0; }
+int celer_grpc_suspended(const celer_grpc *g) { return g ? atomic_load(&g->suspended) : 0; }
+
+void celer_grpc_stop(celer_grpc *g) {
+    if (!g) return;
+    atomic_store(&g->stopping, true);
+    wake(g);
+    pthread_join(g->thread, NULL);
+    grpc_free(g);
+}

@@ -1,0 +1,29 @@
+/* The gRPC front end (grpc.c), private to src/server: Triton's GRPCInferenceService and
+ * grpc.health.v1.Health over HTTP/2 cleartext (h2c, prior knowledge) on libnghttp2. One IO thread
+ * owns the listening socket, every connection and its nghttp2 session; cheap RPCs are answered on
+ * it, the others go to the request service's workers, which hand their encoded answers back
+ * through a done list and an eventfd. */
+#ifndef CELER_SERVER_GRPC_H
+#define CELER_SERVER_GRPC_H
+
+#include "service.h"
+
+typedef struct celer_grpc celer_grpc;
+
+/* Starts listening on opts->grpc_address:grpc_port with its IO thread, answering through
+ * `service` (borrowed: it must outlive the front end). *out is NULL (and CELER_OK) when
+ * opts->grpc_port is 0. CELER_ERR_IO when the port cannot be bound. */
+celer_status celer_grpc_start(const celer_server_options *opts, celer_service *service, celer_metrics *metrics,
+                              celer_grpc **out);
+/* Shutdown begins: closes the listening socket and sends every connection a shutdown notice
+ * (GOAWAY); calls in flight go on, and each connection is closed once its calls are answered.
+ * NULL: nothing. */
+void celer_grpc_drain(celer_grpc *g);
+/* Calls received and not yet finished (answered and sent, or reset). 0 for NULL. */
+int celer_grpc_active(const celer_grpc *g);
+/* Of those, the ones a worker holds; celer_grpc_stop must not be called while any is. */
+int celer_grpc_suspended(const celer_grpc *g);
+/* Stops the IO thread, closes every connection and frees the front end. NULL: nothing. */
+void celer_grpc_stop(celer_grpc *g);
+
+#endif

@@ -1,0 +1,192 @@
+#!/usr/bin/python3
+"""End-to-end: the gRPC front end with a client nobody here wrote. @grpc/grpc-js and
+@grpc/proto-loader (installed with npm into a cache folder outside the repository when missing) load
+Triton's unmodified grpc_service.proto and health.proto (tests/grpc/proto) and call `celer serve` on
+loopback: ServerLive, ServerReady, ModelReady, grpc.health.v1.Health/Check, the RPCs not implemented
+yet, deadlines and cancellation; Node's own http2 sends what grpc-js never would (a non-gRPC
+content-type, a message over the cap, a compressed message, malformed grpc-timeout). SIGTERM exits 0.
+If the client cannot be installed the test fails: it never passes without having run.
+
+usage: test_grpc.py CELER_BIN EXAMPLE_REPOSITORY
+environment: CELER_NODE_CACHE, the folder holding node_modules (default ~/.cache/celer-test/node)"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_server import Server, check, free_port, summary  # noqa: E402
+
+CELER, REPO_SRC = sys.argv[1], sys.argv[2]
+HERE = os.path.dirname(os.path.abspath(__file__))
+GRPC_DIR = os.path.join(HERE, "..", "grpc")
+PROTO_DIR = os.path.join(GRPC_DIR, "proto")
+NODE_CACHE = os.environ.get("CELER_NODE_CACHE") or os.path.expanduser("~/.cache/celer-test/node")
+NODE_PACKAGES = ["@grpc/grpc-js@1.14.7", "@grpc/proto-loader@0.8.1"]
+OK, DEADLINE_EXCEEDED, NOT_FOUND, RESOURCE_EXHAUSTED, UNIMPLEMENTED = 0, 4, 5, 8, 12
+INVALID_ARGUMENT = 3
+
+
+def node_client():
+    """The folder holding node_modules with grpc-js and proto-loader; installs them when missing
+    (idempotent: an installed copy is used offline). None when they cannot be had."""
+    have = all(os.path.isdir(os.path.join(NODE_CACHE, "node_modules", p.rsplit("@", 1)[0])) for p in NODE_PACKAGES)
+    if have:
+        return NODE_CACHE
+    os.makedirs(NODE_CACHE, exist_ok=True)
+    try:
+        r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", NODE_CACHE] + NODE_PACKAGES,
+                           capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        print(f"npm install failed: {e}", flush=True)
+        return None
+    if r.returncode != 0:
+        print(f"npm install failed ({r.returncode}): {r.stderr[-2000:]}", flush=True)
+        return None
+    return NODE_CACHE
+
+
+def calls(port, items, node_path):
+    """Runs the calls through tests/grpc/client.js; returns their outcomes."""
+    r = subprocess.run(["node", os.path.join(GRPC_DIR, "client.js"), f"127.0.0.1:{port}", PROTO_DIR],
+                       input=json.dumps(items), capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, NODE_PATH=os.path.join(node_path, "node_modules")))
+    if r.returncode != 0:
+        raise RuntimeError(f"client.js exited {r.returncode}: {r.stderr[-2000:]}")
+    return json.loads(r.stdout)
+
+
+def call(method, request=None, service="inference", **extra):
+    return dict(service=service, method=method, request=request or {}, **extra)
+
+
+def raw(path, headers, body_hex=""):
+    return dict(raw=True, path=path, headers=headers, body_hex=body_hex)
+
+
+GRPC_HEADERS = {"content-type": "application/grpc", "te": "trailers"}
+
+
+def wait_port(port, proc):
+    deadline = time.time() + 20
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def main():
+    node_path = node_client()
+    check("grpc-js and proto-loader are installed (npm)", node_path is not None,
+          f"npm could not install {NODE_PACKAGES} into {NODE_CACHE}")
+    if node_path is None:
+        return summary()
+
+    gport = free_port()
+    srv = Server(REPO_SRC, "--grpc-port", str(gport), "--grpc-address", "127.0.0.1",
+                 "--grpc-max-message-bytes", "65536")
+    check("the gRPC port listens", wait_port(gport, srv.proc), srv.output()[-2000:])
+    svc = "/inference.GRPCInferenceService/"
+    out = calls(gport, [
+        call("ServerLive"),                                                         # 0
+        call("ServerReady"),                                                        # 1
+        call("ModelReady", {"name": "mlp"}),                                        # 2
+        call("ModelReady", {"name": "mlp", "version": "1"}),                        # 3
+        call("ModelReady", {"name": "no_such_model"}),                              # 4
+        call("ModelReady", {"name": "mlp", "version": "7"}),                        # 5
+        call("Check", {"service": ""}, service="health"),                           # 6
+        call("Check", {"service": "identity"}, service="health"),                   # 7
+        call("Check", {"service": "no_such_model"}, service="health"),              # 8
+        call("ModelMetadata", {"name": "mlp"}),                                     # 9
+        call("ServerLive", deadline_ms=0),                                          # 10
+        call("ModelInfer", {"model_name": "mlp"}, cancel_after_ms=0),               # 11
+        call("LogSettings"),                                                        # 12
+        raw(svc + "ServerLive", {"content-type": "application/json"}, "0000000000"),  # 13
+        raw(svc + "ServerLive", GRPC_HEADERS, "0000100000"),                        # 14: 1 MiB announced
+        raw(svc + "ServerLive", dict(GRPC_HEADERS, **{"grpc-encoding": "gzip"}), "0100000000"),  # 15
+        raw(svc + "ServerLive", dict(GRPC_HEADERS, **{"grpc-timeout": "1n"}), "0000000000"),     # 16
+        raw(svc + "ServerLive", dict(GRPC_HEADERS, **{"grpc-timeout": "12x%"}), "0000000000"),   # 17
+        raw("/no.Such/Method", GRPC_HEADERS, "0000000000"),                          # 18
+        raw(svc + "ServerLive", GRPC_HEADERS, ""),                                   # 19: no message
+        raw(svc + "ServerLive", GRPC_HEADERS, "0000000000"),                         # 20
+        raw(svc + "ModelReady", GRPC_HEADERS, "00000000040a036d6c"),              # 21: name's length past the end
+        call("ServerLive"),                                                         # 22: still up
+    ], node_path)
+
+    def show(i):
+        return json.dumps(out[i])[:400]
+
+    check("ServerLive: live", out[0]["code"] == OK and out[0]["response"]["live"] is True, show(0))
+    check("ServerReady: ready", out[1]["code"] == OK and out[1]["response"]["ready"] is True, show(1))
+    check("ModelReady mlp: ready", out[2]["code"] == OK and out[2]["response"]["ready"] is True, show(2))
+    check("ModelReady mlp version 1: ready", out[3]["code"] == OK and out[3]["response"]["ready"] is True, show(3))
+    check("ModelReady of an unknown model: NOT_FOUND naming it",
+          out[4]["code"] == NOT_FOUND and "no_such_model" in out[4]["details"], show(4))
+    check("ModelReady of an unknown version: NOT_FOUND", out[5]["code"] == NOT_FOUND and "7" in out[5]["details"],
+          show(5))
+    check("Health/Check '': SERVING", out[6]["code"] == OK and out[6]["response"]["status"] == "SERVING", show(6))
+    check("Health/Check of a model: SERVING", out[7]["code"] == OK and out[7]["response"]["status"] == "SERVING",
+          show(7))
+    check("Health/Check of an unknown name: NOT_FOUND naming it",
+          out[8]["code"] == NOT_FOUND and "no_such_model" in out[8]["details"], show(8))
+    check("an RPC not implemented yet: UNIMPLEMENTED naming it",
+          out[9]["code"] == UNIMPLEMENTED and "ModelMetadata" in out[9]["details"]
+          and "not implemented yet" in out[9]["details"], show(9))
+    check("a call past its deadline: DEADLINE_EXCEEDED (or answered in time)",
+          out[10]["code"] in (OK, DEADLINE_EXCEEDED), show(10))
+    check("a cancelled call: CANCELLED or answered", out[11]["code"] in (1, UNIMPLEMENTED), show(11))
+    check("LogSettings: UNIMPLEMENTED naming it",
+          out[12]["code"] == UNIMPLEMENTED and "LogSettings" in out[12]["details"], show(12))
+    check("a non-gRPC content-type: HTTP 415", str(out[13]["status"]) == "415", show(13))
+
+    def status(i):
+        o = out[i]
+        hs = o["trailers"] if "grpc-status" in o["trailers"] else o["headers"]
+        return (str(o["status"]), int(hs.get("grpc-status", -1)), urllib.parse.unquote(hs.get("grpc-message", "")),
+                "grpc-status" not in o["trailers"])
+
+    st = status(14)
+    check("a message over --grpc-max-message-bytes: RESOURCE_EXHAUSTED from the prefix, Trailers-Only, :status 200",
+          st[:2] == ("200", RESOURCE_EXHAUSTED) and "1048576" in st[2] and "65536" in st[2] and st[3], show(14))
+    st = status(15)
+    check("a compressed message (gzip): UNIMPLEMENTED", st[1] == UNIMPLEMENTED and "identity" in st[2], show(15))
+    st = status(16)
+    check("grpc-timeout 1n: DEADLINE_EXCEEDED", st[1] == DEADLINE_EXCEEDED, show(16))
+    st = status(17)
+    check("a malformed grpc-timeout: INVALID_ARGUMENT, grpc-message percent-encoded",
+          st[1] == INVALID_ARGUMENT and "12x%" in st[2] and "12x%25" in out[17]["headers"].get("grpc-message", ""),
+          show(17))
+    st = status(18)
+    check("an unknown method: UNIMPLEMENTED naming it", st[1] == UNIMPLEMENTED and "/no.Such/Method" in st[2],
+          show(18))
+    st = status(19)
+    check("a unary call without a message: INVALID_ARGUMENT", st[1] == INVALID_ARGUMENT and "none" in st[2], show(19))
+    o = out[20]
+    check("raw ServerLive: HEADERS, one message {live: true}, trailers grpc-status 0",
+          str(o["status"]) == "200" and o["headers"].get("content-type") == "application/grpc"
+          and o["data_hex"] == "00000000020801" and o["trailers"].get("grpc-status") == "0", show(20))
+    st = status(21)
+    check("a truncated protobuf: INVALID_ARGUMENT naming the message",
+          st[1] == INVALID_ARGUMENT and "ModelReadyRequest" in st[2], show(21))
+    check("the server still answers after all that", out[22]["code"] == OK, show(22))
+
+    code = srv.stop()
+    check("SIGTERM exits 0", code == 0, srv.output()[-2000:])
+    log = srv.output()
+    check("no sanitizer report", "Sanitizer" not in log and "runtime error" not in log, log[-2000:])
+
+    # --grpc-port 0 turns gRPC off
+    srv = Server(REPO_SRC, "--grpc-port", "0")
+    check("--grpc-port 0: no gRPC listener named at start", "grpc://" not in srv.output(), srv.output()[-500:])
+    check("--grpc-port 0: SIGTERM exits 0", srv.stop() == 0)
+    return summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
