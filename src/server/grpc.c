@@ -128,7 +128,8 @@ static int64_t mono_ns(void) {
 
 /* Copies a string field NUL-terminated; CELER_ERR_LIMIT beyond the cap. */
 static celer_status copy_name(const celer_pb_field *f, char *dst, size_t cap, const char *what) {
-    if (f->wire != 2) return celer_errorf(CELER_ERR_PARSE, "%s: expected a string (wire type 2), got wire type %d", what, f->wire);
+    if (f->wire != 2)
+        return celer_errorf(CELER_ERR_PARSE, "%s: expected a string (wire type 2), got wire type %d", what, f->wire);
     if (f->len >= cap) return celer_errorf(CELER_ERR_LIMIT, "%s is %zu bytes long; at most %zu", what, f->len, cap - 1);
     memcpy(dst, f->p, f->len);
     dst[f->len] = 0;
@@ -325,7 +326,9 @@ static void run_rpc(celer_grpc *g, grpc_stream *s) {
 }
 
 /* A worker's hand-back (for ModelInfer: the request service's resume callback calls it once the
- * answer is encoded into s->resp and its status set): the IO thread submits it. Any thread. */
+ * answer is encoded into s->resp and its status set): the IO thread submits it. Any thread. The
+ * IO thread set s->in_worker and counted g->suspended when it handed the stream over; on_event
+ * undoes both. Unused until ModelInfer lands with the codec. */
 __attribute__((unused)) static void hand_back(celer_grpc *g, grpc_stream *s) {
     pthread_mutex_lock(&g->done_lock);
     s->next_done = g->done;
@@ -337,9 +340,8 @@ __attribute__((unused)) static void hand_back(celer_grpc *g, grpc_stream *s) {
 
 /* ---- streams ---- */
 
+/* Frees a stream whose message stream_close already gave back. */
 static void stream_free(grpc_stream *s) {
-    celer_grpc *g = s->conn ? s->conn->g : NULL;
-    if (g && s->msg) g->msg_bytes -= (int64_t)s->msg_len;
     free(s->msg);
     celer_jbuf_free(&s->resp);
     free(s);
@@ -422,7 +424,10 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         s->is_post = valuelen == 4 && !memcmp(value, "POST", 4);
     } else if (IS(":path")) {
         s->rpc = find_rpc((const char *)value, valuelen);
-        if (!s->rpc) set_early(s, CELER_ERR_UNSUPPORTED, "unknown method '%s': see tests/grpc/proto", (const char *)value, valuelen);
+        if (!s->rpc)
+            set_early(s, CELER_ERR_UNSUPPORTED,
+                      "unknown method '%s' (served: inference.GRPCInferenceService, grpc.health.v1.Health)",
+                      (const char *)value, valuelen);
     } else if (IS("content-type")) {
         s->is_grpc = valuelen >= 16 && !memcmp(value, "application/grpc", 16) &&
                      (valuelen == 16 || value[16] == '+' || value[16] == ';');

@@ -116,7 +116,8 @@ def main():
         raw(svc + "ServerLive", GRPC_HEADERS, ""),                                   # 19: no message
         raw(svc + "ServerLive", GRPC_HEADERS, "0000000000"),                         # 20
         raw(svc + "ModelReady", GRPC_HEADERS, "00000000040a036d6c"),              # 21: name's length past the end
-        call("ServerLive"),                                                         # 22: still up
+        raw(svc + "ServerLive", dict(GRPC_HEADERS, **{"x-big": "a" * 20000}), "0000000000"),  # 22: headers > 16 KiB
+        call("ServerLive"),                                                         # 23: still up
     ], node_path)
 
     def show(i):
@@ -174,12 +175,30 @@ def main():
     st = status(21)
     check("a truncated protobuf: INVALID_ARGUMENT naming the message",
           st[1] == INVALID_ARGUMENT and "ModelReadyRequest" in st[2], show(21))
-    check("the server still answers after all that", out[22]["code"] == OK, show(22))
+    check("a header list over 16 KiB: refused (stream reset), not answered",
+          out[22]["trailers"].get("grpc-status") != "0" and out[22]["data_hex"] == "", show(22))
+    check("the server still answers after all that", out[23]["code"] == OK, show(23))
 
     code = srv.stop()
     check("SIGTERM exits 0", code == 0, srv.output()[-2000:])
     log = srv.output()
     check("no sanitizer report", "Sanitizer" not in log and "runtime error" not in log, log[-2000:])
+
+    # an idle connection (the HTTP/2 preface, then nothing) is closed after --request-timeout-secs
+    gport = free_port()
+    srv = Server(REPO_SRC, "--grpc-port", str(gport), "--grpc-address", "127.0.0.1", "--request-timeout-secs", "1")
+    wait_port(gport, srv.proc)
+    with socket.create_connection(("127.0.0.1", gport), timeout=10) as sock:
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+        t0, closed = time.time(), False
+        try:
+            while not closed and time.time() - t0 < 8:
+                closed = sock.recv(65536) == b""
+        except OSError:
+            closed = True
+        waited = time.time() - t0
+    check("an idle connection is closed after --request-timeout-secs 1", closed and 0.9 < waited < 4, f"{waited:.1f} s")
+    check("SIGTERM exits 0 (idle-timeout server)", srv.stop() == 0, srv.output()[-1000:])
 
     # --grpc-port 0 turns gRPC off
     srv = Server(REPO_SRC, "--grpc-port", "0")
