@@ -208,9 +208,10 @@ static celer_status want_wire(const celer_pb_field *f, int wire, const char *wha
 /* A protobuf string as a NUL-terminated arena copy. Protobuf strings are UTF-8 (protobuf's own
  * parsers refuse others); a NUL byte is refused too, as the copy is read as a C string. */
 static celer_status pb_string(span s, celer_arena *arena, const char *what, const char **out) {
-    if (s.len && memchr(s.p, 0, s.len)) return celer_errorf(CELER_ERR_INVALID, "%s holds a NUL byte", what);
+    if (!s.len) s.p = (const uint8_t *)""; /* an absent field: {NULL, 0} */
+    if (memchr(s.p, 0, s.len)) return celer_errorf(CELER_ERR_INVALID, "%s holds a NUL byte", what);
     if (!celer_json_utf8_valid((const char *)s.p, s.len)) return celer_errorf(CELER_ERR_INVALID, "%s is not valid UTF-8", what);
-    char *c = celer_arena_strndup(arena, s.len ? (const char *)s.p : "", s.len);
+    char *c = celer_arena_strndup(arena, (const char *)s.p, s.len);
     if (!c) return celer_error_wrap(celer_error_status(), "%s", what);
     *out = c;
     return CELER_OK;
@@ -458,6 +459,7 @@ static celer_status walk_contents(span input, celer_dtype dtype, void *dst, size
     int k;
     while ((k = celer_pb_next(&r, &f, what)) > 0) {
         if (f.number != IN_CONTENTS) continue;
+        CELER_TRY(want_wire(&f, WIRE_LEN, what, "contents"));
         celer_pb_reader c = {f.p, f.p + f.len};
         celer_pb_field e;
         int kc;
@@ -562,8 +564,8 @@ static celer_status read_shape(span msg, celer_shape *s, const char *what) {
     int k;
     while ((k = celer_pb_next(&r, &f, what)) > 0) {
         if (f.number != IN_SHAPE) continue;
-        const uint8_t *p = f.p, *end = f.p + f.len;
         bool packed = f.wire == WIRE_LEN;
+        const uint8_t *p = f.p, *end = packed ? f.p + f.len : NULL;
         if (!packed) CELER_TRY(want_wire(&f, WIRE_VARINT, what, "shape"));
         for (;;) {
             uint64_t v = f.varint;
@@ -655,6 +657,7 @@ celer_status celer_grpc_decode_infer(const uint8_t *msg, size_t len, const celer
                                      celer_arena *arena, celer_kserve_request *out) {
     static const char what[] = "ModelInferRequest";
     memset(out, 0, sizeof *out);
+    if (!msg) msg = (const uint8_t *)""; /* an empty message (len 0): no arithmetic on NULL */
     /* first pass: count the repeated fields (fields come in any order) */
     int n_in = 0, n_out = 0, n_raw = 0, n_par = 0;
     celer_pb_reader r = {msg, msg + len};
@@ -757,6 +760,7 @@ celer_status celer_grpc_infer_target(const uint8_t *msg, size_t len, char *model
                                      size_t version_cap) {
     static const char what[] = "ModelInferRequest";
     span m = {0}, v = {0};
+    if (!msg) msg = (const uint8_t *)"";
     celer_pb_reader r = {msg, msg + len};
     celer_pb_field f;
     int k;

@@ -560,6 +560,14 @@ static void test_wire_rules(void **state) {
     assert_int_equal(r.inputs[0].tensor.shape.dims[0], 2);
     assert_int_equal(r.inputs[0].tensor.shape.dims[1], 2);
     assert_memory_equal(r.inputs[0].tensor.data, v, 16);
+    /* found by fuzz_grpc_infer (UBSan: arithmetic on NULL): an empty message given as NULL, a
+     * parameter without a key (an empty name), an unpacked shape beside a packed one */
+    expect(celer_grpc_decode_infer(NULL, 0, sp, 1, &arena, &r), CELER_ERR_INVALID, "missing input 'x'");
+    celer_jbuf_raw(&msg, "\x22\x06\x12\x04\x10\x05\x10\x06", 8); /* parameters {value {int64_param 5, 6}} */
+    expect(decode(sp, 1, &r), 0, NULL);
+    assert_int_equal(r.n_params, 1);
+    assert_string_equal(r.param_keys[0], "");
+    assert_string_equal(r.param_values[0], "6"); /* the oneof's last value */
     /* groups and wire types 6/7 are malformed */
     celer_jbuf_raw(&msg, "\xa3\x06", 2);
     expect(decode(sp, 1, &r), CELER_ERR_PARSE, "groups");
