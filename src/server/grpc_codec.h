@@ -19,7 +19,7 @@
 void celer_pb_put_varint(celer_jbuf *b, int field, uint64_t v);        /* wire type 0 */
 void celer_pb_put_bool(celer_jbuf *b, int field, bool v);              /* written only when true */
 void celer_pb_put_bytes(celer_jbuf *b, int field, const void *p, size_t n); /* wire type 2 */
-void celer_pb_put_str(celer_jbuf *b, int field, const char *s);        /* strlen(s) bytes */
+void celer_pb_put_str(celer_jbuf *b, int field, const char *s);        /* strlen(s) bytes; NULL: nothing */
 /* A nested message: begin reserves room for its length (5 bytes, a padded varint) and returns
  * the offset to pass to end, which writes the length. */
 size_t celer_pb_begin(celer_jbuf *b, int field);
@@ -36,8 +36,9 @@ typedef struct celer_pb_field {
 typedef struct celer_pb_reader {
     const uint8_t *p, *end;
 } celer_pb_reader;
-/* Reads the next field; 1 with *f set, 0 at the end, or CELER_ERR_PARSE (negated: -1) with a
- * message naming `what` on a malformed field (truncated, bad wire type, length past the end). */
+/* Reads the next field; 1 with *f set, 0 at the end, or -1 on a malformed field (truncated, field
+ * number 0, a group or an invalid wire type, a length past the end), with a CELER_ERR_PARSE
+ * message naming `what`. f->p points into the reader's bytes. */
 int celer_pb_next(celer_pb_reader *r, celer_pb_field *f, const char *what);
 
 /* ---- ModelInferRequest / ModelInferResponse ---- */
@@ -50,8 +51,10 @@ celer_status celer_grpc_infer_target(const uint8_t *msg, size_t len, char *model
 /* Decodes a ModelInferRequest against the model's inputs, with the checks of the HTTP codec
  * (names, datatypes, shapes, sizes; the same messages). Inputs come from raw_input_contents (one
  * entry per input, in order; bytes used in place: tensors point into `msg`, which must outlive the
- * request) or from typed contents (copied into `arena`); FP16/BF16 only raw; BYTES raw as 4-byte
- * little-endian lengths then bytes, or one bytes_contents entry per element. Requested outputs and
+ * request; copied into `arena` only when not aligned for the element type) or from typed contents
+ * (copied into `arena`, narrower integers range-checked); never both (Triton's message). FP16/BF16
+ * only raw; BYTES raw as 4-byte little-endian lengths then bytes, or one bytes_contents entry per
+ * element: celer_str elements in `arena` pointing into `msg` either way. Requested outputs and
  * parameters fill `out` as the HTTP codec does (timeout as int64_param in microseconds; reserved
  * parameters refused the same way; the output parameter classification refused). */
 celer_status celer_grpc_decode_infer(const uint8_t *msg, size_t len, const celer_kserve_tensor_spec *spec, int n_spec,

@@ -17,7 +17,7 @@ static const char *dt_name(celer_dtype t) {
 }
 
 /* "[-1,3]": KServe writes variable dims as -1. */
-static const char *dims_text(const int64_t *dims, int rank, char *buf, size_t cap) {
+const char *celer_kserve_dims_text(const int64_t *dims, int rank, char *buf, size_t cap) {
     size_t n = (size_t)snprintf(buf, cap, "[");
     for (int i = 0; i < rank && n < cap; i++)
         n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? "," : "", (long long)dims[i]);
@@ -26,7 +26,7 @@ static const char *dims_text(const int64_t *dims, int rank, char *buf, size_t ca
 }
 
 /* "x, y" (truncated with "..." when long), for messages. */
-static const char *spec_names(const celer_kserve_tensor_spec *spec, int n_spec, char *buf, size_t cap) {
+const char *celer_kserve_spec_names(const celer_kserve_tensor_spec *spec, int n_spec, char *buf, size_t cap) {
     size_t n = 0;
     buf[0] = 0;
     for (int i = 0; i < n_spec && n + 4 < cap; i++) {
@@ -96,16 +96,16 @@ bad:
 }
 
 /* Checks a request shape against the spec. */
-static celer_status check_shape(const celer_kserve_tensor_spec *sp, const celer_shape *s, const char *what) {
+celer_status celer_kserve_check_shape(const celer_kserve_tensor_spec *sp, const celer_shape *s, const char *what) {
     char a[200], b[200];
     if (s->rank != sp->rank)
         return celer_errorf(CELER_ERR_SHAPE, "%s: expected shape %s (rank %d), got %s", what,
-                            dims_text(sp->dims, sp->rank, a, sizeof a), sp->rank, dims_text(s->dims, s->rank, b, sizeof b));
+                            celer_kserve_dims_text(sp->dims, sp->rank, a, sizeof a), sp->rank, celer_kserve_dims_text(s->dims, s->rank, b, sizeof b));
     for (int d = 0; d < s->rank; d++)
         if (sp->dims[d] >= 0 && sp->dims[d] != s->dims[d])
             return celer_errorf(CELER_ERR_SHAPE, "%s: dimension %d is %lld, the model expects %lld (shape %s, got %s)", what, d,
-                                (long long)s->dims[d], (long long)sp->dims[d], dims_text(sp->dims, sp->rank, a, sizeof a),
-                                dims_text(s->dims, s->rank, b, sizeof b));
+                                (long long)s->dims[d], (long long)sp->dims[d], celer_kserve_dims_text(sp->dims, sp->rank, a, sizeof a),
+                                celer_kserve_dims_text(s->dims, s->rank, b, sizeof b));
     return CELER_OK;
 }
 
@@ -137,10 +137,10 @@ static celer_status decode_json_data(const celer_json *data, celer_dtype dtype, 
     int64_t numel = celer_shape_numel(shape);
     char a[200];
     if (numel < 0)
-        return celer_errorf(CELER_ERR_LIMIT, "%s: shape %s is too large", what, dims_text(shape->dims, shape->rank, a, sizeof a));
+        return celer_errorf(CELER_ERR_LIMIT, "%s: shape %s is too large", what, celer_kserve_dims_text(shape->dims, shape->rank, a, sizeof a));
     if ((uint64_t)numel > data->raw_len)
         return celer_errorf(CELER_ERR_SHAPE, "%s: shape %s has %lld elements but data has %zu", what,
-                            dims_text(shape->dims, shape->rank, a, sizeof a), (long long)numel, count_leaves(data));
+                            celer_kserve_dims_text(shape->dims, shape->rank, a, sizeof a), (long long)numel, count_leaves(data));
     size_t esize = celer_dtype_size(dtype), bytes;
     if (celer_mul_size((size_t)numel, esize, &bytes)) return celer_errorf(CELER_ERR_LIMIT, "%s: tensor too large", what);
     void *buf = celer_arena_alloc_uninit(arena, bytes ? bytes : 1); /* the decoder writes every element */
@@ -156,10 +156,9 @@ static uint32_t read_le32(const char *p) {
     return v;
 }
 
-/* BYTES elements in binary form: numel times (4-byte little-endian length, bytes), exactly filling
- * [p, p + n). Elements are copied into the arena (with a NUL after them; they may hold NULs). */
-static celer_status decode_binary_bytes(const char *p, size_t n, size_t numel, celer_arena *arena, const char *what,
-                                        void **out) {
+/* BYTES elements in binary form (kserve.h). */
+celer_status celer_kserve_decode_bytes(const char *p, size_t n, size_t numel, bool copy, celer_arena *arena,
+                                       const char *what, void **out) {
     if (numel > n / 4)
         return celer_errorf(CELER_ERR_INVALID, "%s: %zu bytes cannot hold %zu BYTES elements (4-byte length each)", what, n, numel);
     celer_str *els = celer_arena_alloc(arena, numel ? numel * sizeof *els : 1);
@@ -172,11 +171,12 @@ static celer_status decode_binary_bytes(const char *p, size_t n, size_t numel, c
         off += 4;
         if (l > n - off)
             return celer_errorf(CELER_ERR_INVALID, "%s: BYTES element %zu: length %u but only %zu bytes remain", what, i, l, n - off);
-        CELER_TRY(celer_str_dup(arena, (celer_str){p + off, l}, &els[i]));
+        if (copy) CELER_TRY(celer_str_dup(arena, (celer_str){p + off, l}, &els[i]));
+        else els[i] = (celer_str){p + off, l};
         off += l;
     }
     if (off != n)
-        return celer_errorf(CELER_ERR_INVALID, "%s: binary_data_size %zu but the %zu BYTES elements take %zu bytes", what, n, numel, off);
+        return celer_errorf(CELER_ERR_INVALID, "%s: %zu bytes given but the %zu BYTES elements take %zu", what, n, numel, off);
     *out = els;
     return CELER_OK;
 }
@@ -202,7 +202,7 @@ static celer_status decode_raw_body(const char *body, size_t len, const celer_ks
         return celer_errorf(CELER_ERR_INVALID,
                             "a raw binary body (Inference-Header-Content-Length: 0) needs a model with exactly one input; "
                             "this model has %d (%s)",
-                            n_spec, spec_names(spec, n_spec, names, sizeof names));
+                            n_spec, celer_kserve_spec_names(spec, n_spec, names, sizeof names));
     const celer_kserve_tensor_spec *sp = &spec[0];
     celer_tensor t = {.dtype = sp->dtype, .shape = {.rank = sp->rank}};
     /* one variable dim (typically the batch) is worked out from the body length */
@@ -221,13 +221,13 @@ static celer_status decode_raw_body(const char *body, size_t len, const celer_ks
         return celer_errorf(CELER_ERR_SHAPE,
                             "input '%s': a raw binary body of %zu bytes does not determine the shape %s; send JSON or "
                             "use the binary tensor extension with an explicit shape",
-                            sp->name, len, dims_text(sp->dims, sp->rank, a, sizeof a));
+                            sp->name, len, celer_kserve_dims_text(sp->dims, sp->rank, a, sizeof a));
     if (n_variable == 1) t.shape.dims[variable] = (int64_t)(len / row_bytes);
     int64_t numel = celer_shape_numel(&t.shape);
     if (numel < 0) return celer_errorf(CELER_ERR_LIMIT, "input '%s': shape too large", sp->name);
     const char *what = what_name(arena, "input '%s'", sp->name);
     if (sp->dtype == CELER_STRING) {
-        CELER_TRY(decode_binary_bytes(body, len, (size_t)numel, arena, what, &t.data));
+        CELER_TRY(celer_kserve_decode_bytes(body, len, (size_t)numel, true, arena, what, &t.data));
     } else {
         size_t esize = celer_dtype_size(sp->dtype), need;
         if (esize == 0 || !celer_dtype_kserve_name(sp->dtype))
@@ -235,7 +235,7 @@ static celer_status decode_raw_body(const char *body, size_t len, const celer_ks
         if (celer_mul_size((size_t)numel, esize, &need)) return celer_errorf(CELER_ERR_LIMIT, "%s: shape too large", what);
         if (len != need)
             return celer_errorf(CELER_ERR_SHAPE, "%s: raw body has %zu bytes but shape %s of %s needs %zu", what, len,
-                                dims_text(t.shape.dims, t.shape.rank, a, sizeof a), dt_name(sp->dtype), need);
+                                celer_kserve_dims_text(t.shape.dims, t.shape.rank, a, sizeof a), dt_name(sp->dtype), need);
         CELER_TRY(binary_fixed(body, len, sp->dtype, arena, &t.data));
     }
     out->inputs = celer_arena_alloc(arena, sizeof *out->inputs);
@@ -271,26 +271,31 @@ static const char *unsupported_why(const struct unsupported_param *table, size_t
     return NULL;
 }
 
-/* Refuses a reserved request parameter celer does not implement, unless it asks for nothing. */
-static celer_status check_request_param(const char *key, const celer_json *v) {
+celer_status celer_kserve_check_request_param(const char *key, bool asks_nothing) {
     const char *why = unsupported_why(unsupported_request_params, CELER_ARRAY_LEN(unsupported_request_params), key);
     if (!why && !strncmp(key, "triton_", 7)) why = "names starting with triton_ are reserved by the protocol";
-    if (!why) return CELER_OK;
+    if (!why || asks_nothing) return CELER_OK;
+    return celer_errorf(CELER_ERR_INVALID, "request parameter '%s' is refused: %s", key, why);
+}
+
+/* Refuses a reserved request parameter celer does not implement, unless it asks for nothing. */
+static celer_status check_request_param(const char *key, const celer_json *v) {
     bool nothing = (v->type == CELER_JSON_BOOL && !v->boolean) || (v->type == CELER_JSON_NUMBER && v->number == 0) ||
                    (v->type == CELER_JSON_STRING && (!v->string[0] || !strcmp(v->string, "0")));
-    if (nothing) return CELER_OK;
-    return celer_errorf(CELER_ERR_INVALID, "request parameter '%s' is refused: %s", key, why);
+    return celer_kserve_check_request_param(key, nothing);
+}
+
+celer_status celer_kserve_check_tensor_param(const char *key, const char *known, const char *what) {
+    if (known && !strcmp(key, known)) return CELER_OK;
+    const char *why = unsupported_why(unsupported_tensor_params, CELER_ARRAY_LEN(unsupported_tensor_params), key);
+    if (why) return celer_errorf(CELER_ERR_INVALID, "%s: parameter '%s' is refused: %s", what, key, why);
+    if (!known) return celer_errorf(CELER_ERR_INVALID, "%s: unknown parameter '%s' (celer reads none here)", what, key);
+    return celer_errorf(CELER_ERR_INVALID, "%s: unknown parameter '%s' (celer reads '%s' here)", what, key, known);
 }
 
 /* Refuses every parameter of an input or output (`what`: "output 'x'") other than `known`. */
 static celer_status check_tensor_params(const celer_json *params, const char *known, const char *what) {
-    for (int i = 0; i < params->n; i++) {
-        const char *key = params->keys[i];
-        if (!strcmp(key, known)) continue;
-        const char *why = unsupported_why(unsupported_tensor_params, CELER_ARRAY_LEN(unsupported_tensor_params), key);
-        if (why) return celer_errorf(CELER_ERR_INVALID, "%s: parameter '%s' is refused: %s", what, key, why);
-        return celer_errorf(CELER_ERR_INVALID, "%s: unknown parameter '%s' (celer reads '%s' here)", what, key, known);
-    }
+    for (int i = 0; i < params->n; i++) CELER_TRY(celer_kserve_check_tensor_param(params->keys[i], known, what));
     return CELER_OK;
 }
 
@@ -411,7 +416,7 @@ celer_status celer_kserve_decode_infer(const char *body, size_t len, size_t json
         int si = find_spec(spec, n_spec, name->string);
         if (si < 0)
             return celer_errorf(CELER_ERR_INVALID, "unknown input '%s' (model inputs: %s)", name->string,
-                                spec_names(spec, n_spec, names, sizeof names));
+                                celer_kserve_spec_names(spec, n_spec, names, sizeof names));
         if (seen[si]) return celer_errorf(CELER_ERR_INVALID, "input '%s' given twice", name->string);
         seen[si] = 1;
         const celer_kserve_tensor_spec *sp = &spec[si];
@@ -428,10 +433,10 @@ celer_status celer_kserve_decode_infer(const char *body, size_t len, size_t json
 
         celer_tensor t = {.dtype = dtype};
         CELER_TRY(parse_shape(celer_json_get(in, "shape"), &t.shape, what));
-        CELER_TRY(check_shape(sp, &t.shape, what));
+        CELER_TRY(celer_kserve_check_shape(sp, &t.shape, what));
         int64_t numel = celer_shape_numel(&t.shape);
         if (numel < 0)
-            return celer_errorf(CELER_ERR_LIMIT, "%s: shape %s is too large", what, dims_text(t.shape.dims, t.shape.rank, a, sizeof a));
+            return celer_errorf(CELER_ERR_LIMIT, "%s: shape %s is too large", what, celer_kserve_dims_text(t.shape.dims, t.shape.rank, a, sizeof a));
 
         const celer_json *ip = celer_json_get(in, "parameters"), *bds = NULL;
         if (ip) {
@@ -453,14 +458,14 @@ celer_status celer_kserve_decode_infer(const char *body, size_t len, size_t json
                 return celer_errorf(CELER_ERR_INVALID, "%s: binary_data_size %llu but only %zu bytes remain in the body", what,
                                     (unsigned long long)size, remaining);
             if (dtype == CELER_STRING) {
-                CELER_TRY(decode_binary_bytes(tail, (size_t)size, (size_t)numel, arena, what, &t.data));
+                CELER_TRY(celer_kserve_decode_bytes(tail, (size_t)size, (size_t)numel, true, arena, what, &t.data));
             } else {
                 size_t need;
                 if (celer_mul_size((size_t)numel, celer_dtype_size(dtype), &need))
                     return celer_errorf(CELER_ERR_LIMIT, "%s: tensor too large", what);
                 if (size != need)
                     return celer_errorf(CELER_ERR_INVALID, "%s: binary_data_size %llu but %zu bytes expected (shape %s, %s)", what,
-                                        (unsigned long long)size, need, dims_text(t.shape.dims, t.shape.rank, a, sizeof a),
+                                        (unsigned long long)size, need, celer_kserve_dims_text(t.shape.dims, t.shape.rank, a, sizeof a),
                                         dt_name(dtype));
                 CELER_TRY(binary_fixed(tail, need, dtype, arena, &t.data));
             }
@@ -493,8 +498,8 @@ static void write_shape(celer_jbuf *b, const celer_shape *s) {
     celer_jbuf_raw(b, "]", 1);
 }
 
-/* Byte size of an output in binary form (BYTES: 4-byte length + bytes per element). */
-static celer_status binary_size(const celer_tensor *t, const char *name, size_t *out) {
+/* Byte size of an output in binary form (kserve.h). */
+celer_status celer_kserve_binary_size(const celer_tensor *t, const char *name, size_t *out) {
     if (t->dtype != CELER_STRING) {
         celer_status st = celer_tensor_bytes(t, out);
         return st ? celer_error_wrap(st, "output '%s'", name) : CELER_OK;
@@ -532,7 +537,7 @@ static celer_status check_json_text(const char *name, const celer_tensor *t) {
                         name, (long long)i);
 }
 
-static void write_binary(celer_jbuf *b, const celer_tensor *t, size_t size) {
+void celer_kserve_write_binary(celer_jbuf *b, const celer_tensor *t, size_t size) {
     if (t->dtype != CELER_STRING) {
         celer_jbuf_raw(b, t->data, size);
         return;
@@ -579,7 +584,7 @@ celer_status celer_kserve_encode_infer(const celer_kserve_request *req, const ch
         /* JSON strings carry text only: a BYTES output holding other bytes goes in binary form
          * (its binary_data_size tells the client), rather than losing bytes to U+FFFD */
         if (!bin[k] && first_non_text(t) >= 0) bin[k] = true;
-        if (bin[k]) CELER_TRY(binary_size(t, names[sel[k]], &bsize[k]));
+        if (bin[k]) CELER_TRY(celer_kserve_binary_size(t, names[sel[k]], &bsize[k]));
     }
     celer_jbuf_reset(out);
     celer_jbuf_raw(out, "{\"model_name\":", 14);
@@ -615,7 +620,7 @@ celer_status celer_kserve_encode_infer(const celer_kserve_request *req, const ch
     celer_jbuf_raw(out, "]}", 2);
     if (json_len) *json_len = out->len;
     for (int k = 0; k < n_sel; k++)
-        if (bin[k]) write_binary(out, &outputs[sel[k]], bsize[k]);
+        if (bin[k]) celer_kserve_write_binary(out, &outputs[sel[k]], bsize[k]);
     return out->status;
 }
 
@@ -691,7 +696,7 @@ celer_status celer_kserve_decode_predict(const char *body, size_t len, const cel
     if (!objects) {
         if (n_spec != 1)
             return celer_errorf(CELER_ERR_INVALID, "the model has %d inputs (%s): each instance must be an object {input name: value}",
-                                n_spec, spec_names(spec, n_spec, names, sizeof names));
+                                n_spec, celer_kserve_spec_names(spec, n_spec, names, sizeof names));
         const celer_kserve_tensor_spec *sp = &spec[0];
         const char *what = what_name(arena, "input '%s'", sp->name);
         celer_tensor t = {.dtype = sp->dtype};
@@ -699,9 +704,9 @@ celer_status celer_kserve_decode_predict(const char *body, size_t len, const cel
         if (t.shape.rank == 0 || t.shape.dims[0] == 0) return celer_errorf(CELER_ERR_INVALID, "'instances' is empty");
         if (t.shape.rank != sp->rank)
             return celer_errorf(CELER_ERR_SHAPE, "%s: instances form a batch of shape %s but the model input is %s (rank %d)", what,
-                                dims_text(t.shape.dims, t.shape.rank, a, sizeof a), dims_text(sp->dims, sp->rank, b, sizeof b),
+                                celer_kserve_dims_text(t.shape.dims, t.shape.rank, a, sizeof a), celer_kserve_dims_text(sp->dims, sp->rank, b, sizeof b),
                                 sp->rank);
-        CELER_TRY(check_shape(sp, &t.shape, what));
+        CELER_TRY(celer_kserve_check_shape(sp, &t.shape, what));
         CELER_TRY(decode_json_data(inst, sp->dtype, &t.shape, arena, what, &t.data));
         out->inputs[0].name = sp->name;
         out->inputs[0].tensor = t;
@@ -718,7 +723,7 @@ celer_status celer_kserve_decode_predict(const char *body, size_t len, const cel
         for (int k = 0; k < row->n; k++)
             if (find_spec(spec, n_spec, row->keys[k]) < 0)
                 return celer_errorf(CELER_ERR_INVALID, "instances[%d]: unknown input '%s' (model inputs: %s)", r, row->keys[k],
-                                    spec_names(spec, n_spec, names, sizeof names));
+                                    celer_kserve_spec_names(spec, n_spec, names, sizeof names));
     }
     for (int s = 0; s < n_spec; s++) {
         const celer_kserve_tensor_spec *sp = &spec[s];
@@ -730,7 +735,7 @@ celer_status celer_kserve_decode_predict(const char *body, size_t len, const cel
         if (row.rank + 1 > CELER_MAX_RANK) return celer_errorf(CELER_ERR_SHAPE, "%s: rows nested too deeply", what);
         celer_tensor t = {.dtype = sp->dtype, .shape = {.rank = row.rank + 1, .dims = {n}}};
         memcpy(t.shape.dims + 1, row.dims, (size_t)row.rank * sizeof row.dims[0]);
-        CELER_TRY(check_shape(sp, &t.shape, what));
+        CELER_TRY(celer_kserve_check_shape(sp, &t.shape, what));
         int64_t row_numel = celer_shape_numel(&row);
         size_t esize = celer_dtype_size(sp->dtype), row_bytes, total;
         /* every element takes at least a byte of the body */
@@ -738,7 +743,7 @@ celer_status celer_kserve_decode_predict(const char *body, size_t len, const cel
         if (row_numel < 0 || (uint64_t)row_numel > first->raw_len || celer_mul_size((size_t)row_numel, esize, &row_bytes) ||
             celer_mul_size(row_bytes, (size_t)n, &total) || celer_mul_size((size_t)row_numel, (size_t)n, &all) || all > len)
             return celer_errorf(CELER_ERR_SHAPE, "%s: rows of shape %s do not fit the request", what,
-                                dims_text(row.dims, row.rank, a, sizeof a));
+                                celer_kserve_dims_text(row.dims, row.rank, a, sizeof a));
         char *buf = celer_arena_alloc(arena, total ? total : 1);
         if (!buf) return CELER_ERR_NOMEM;
         for (int r = 0; r < n; r++) {

@@ -99,4 +99,31 @@ celer_status celer_kserve_encode_object(bool single, const char *const *names, c
 /* {"error": "<message>"} */
 void celer_kserve_encode_error(const char *message, celer_jbuf *out);
 
+/* ---- checks and forms shared with the gRPC codec (grpc_codec.c), so both protocols apply the
+ * same rules with the same messages. `what` names the tensor in messages ("input 'x'"). ---- */
+
+/* "[-1,3]" into buf (cap bytes); returns buf. */
+const char *celer_kserve_dims_text(const int64_t *dims, int rank, char *buf, size_t cap);
+/* The spec's names as "x, y" (ending in "..." when longer than buf), for messages; returns buf. */
+const char *celer_kserve_spec_names(const celer_kserve_tensor_spec *spec, int n_spec, char *buf, size_t cap);
+/* A request shape against the spec: rank and fixed dims (CELER_ERR_SHAPE, expected vs got). */
+celer_status celer_kserve_check_shape(const celer_kserve_tensor_spec *sp, const celer_shape *s, const char *what);
+/* Refuses a reserved request parameter celer does not implement (sequence_*, priority, headers,
+ * triton_*), unless its value asks for nothing (`asks_nothing`: false, 0, "" or "0"). */
+celer_status celer_kserve_check_request_param(const char *key, bool asks_nothing);
+/* Refuses a parameter of an input or output other than `known` (NULL: none is read): the
+ * refused table's reason (classification, shared memory) or "unknown parameter". */
+celer_status celer_kserve_check_tensor_param(const char *key, const char *known, const char *what);
+/* BYTES elements in binary form: numel times (4-byte little-endian length, bytes), exactly filling
+ * [p, p + n); elements may hold NULs. The celer_str array goes into `arena`; with `copy` the bytes
+ * are copied there too (with a NUL after them), otherwise they point into [p, p + n), which must
+ * outlive the tensor. CELER_ERR_INVALID naming `what` and the element on a bad length. */
+celer_status celer_kserve_decode_bytes(const char *p, size_t n, size_t numel, bool copy, celer_arena *arena,
+                                       const char *what, void **out);
+/* Byte size of a tensor in binary form (BYTES: 4-byte length + bytes per element); errors name
+ * output `name`. */
+celer_status celer_kserve_binary_size(const celer_tensor *t, const char *name, size_t *out);
+/* Appends `t` in binary form to b; `size` comes from celer_kserve_binary_size. */
+void celer_kserve_write_binary(celer_jbuf *b, const celer_tensor *t, size_t size);
+
 #endif

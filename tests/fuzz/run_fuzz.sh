@@ -1,8 +1,9 @@
 #!/bin/sh
 # Fuzzes the ONNX reader for SECONDS (default 60), then what pipelines take from outside
 # (pipeline.yaml, image bytes, business-object JSON: fuzz_pipeline) for PIPELINE_SECONDS (default
-# 30), then the KServe request decoders (fuzz_kserve) for KSERVE_SECONDS (default 30): configures
-# a clang build in build-fuzz, builds the targets, seeds corpora from the conformance models, the
+# 30), then the KServe request decoders (fuzz_kserve) for KSERVE_SECONDS (default 30), then the
+# gRPC ModelInferRequest decoder (fuzz_grpc_infer) for GRPC_SECONDS (default 30): configures a
+# clang build in build-fuzz, builds the targets, seeds corpora from the conformance models, the
 # example pipelines and a few valid requests, and runs libFuzzer on one core.
 # Exits non-zero when a crash (or leak, timeout, OOM) is found; artifacts go to build-fuzz/artifacts.
 set -eu
@@ -13,12 +14,13 @@ DATA=${ONNX_TESTDATA:-/usr/share/libonnx-testdata/data}
 
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DCELER_FUZZ=ON >/dev/null
-ninja -C "$BUILD" -j2 fuzz_onnx fuzz_pipeline fuzz_kserve
+ninja -C "$BUILD" -j2 fuzz_onnx fuzz_pipeline fuzz_kserve fuzz_grpc_infer
 
 CORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-corpus.XXXXXX")
 PCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-pipeline.XXXXXX")
 KCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-kserve.XXXXXX")
-trap 'rm -rf "$CORPUS" "$PCORPUS" "$KCORPUS"' EXIT
+GCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-grpc.XXXXXX")
+trap 'rm -rf "$CORPUS" "$PCORPUS" "$KCORPUS" "$GCORPUS"' EXIT
 mkdir -p "$BUILD/artifacts"
 
 # fuzz TARGET SECONDS MAX_LEN CORPUS: runs one target; a crash prints the log's tail and exits 1.
@@ -89,3 +91,9 @@ printf '%s' '[{"age":31,"id":7,"country":"de","exclude":[1,2],"v":[1,2,3],"flag"
 printf '%s' '[{"image":"aGk=","score":[0.5,1]},{"image":"x"}]' | kseed object_image 5 $ABSENT
 echo "fuzz_kserve: $(ls "$KCORPUS" | wc -l) seed requests, running ${KSERVE_SECONDS:-30}s"
 fuzz fuzz_kserve "${KSERVE_SECONDS:-30}" 65536 "$KCORPUS"
+
+# fuzz_grpc_infer: byte 0 picks the spec set (x/y, mixed dtypes, every datatype), then the
+# ModelInferRequest; the seeds (raw and typed contents) come from grpc_seeds.py.
+/usr/bin/python3 "$ROOT/tests/fuzz/grpc_seeds.py" "$GCORPUS"
+echo "fuzz_grpc_infer: $(ls "$GCORPUS" | wc -l) seed requests, running ${GRPC_SECONDS:-30}s"
+fuzz fuzz_grpc_infer "${GRPC_SECONDS:-30}" 65536 "$GCORPUS"
