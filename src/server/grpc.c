@@ -49,13 +49,18 @@ typedef struct grpc_stream grpc_stream;
  * its message set (celer_errorf) and `out` is ignored. */
 typedef celer_status (*rpc_fn)(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out);
 
+/* An RPC that computes: started on the request service from the IO thread; its answer comes back
+ * through the done list. */
+typedef void (*rpc_start_fn)(celer_grpc *g, grpc_stream *s);
+
 typedef struct grpc_rpc {
     const char *path;
-    rpc_fn fn; /* NULL: answered UNIMPLEMENTED ("<Name> is not implemented yet") */
-    bool inline_io; /* answered on the IO thread (cheap); otherwise handed to the request service */
+    rpc_fn fn;          /* answered on the IO thread (cheap) */
+    rpc_start_fn start; /* or handed to the request service; neither: UNIMPLEMENTED ("<Name> is not implemented yet") */
 } grpc_rpc;
 
 struct grpc_stream {
+    celer_grpc *g;
     grpc_conn *conn;     /* NULL once the connection is gone while a worker holds the stream */
     grpc_stream *prev, *next; /* the connection's streams */
     grpc_stream *next_done;   /* the done list */
@@ -64,7 +69,8 @@ struct grpc_stream {
     const char *bad_path; /* set when :path named no RPC (points into `path`) */
     char path[128];
     size_t header_bytes;
-    int64_t deadline_ns;  /* from grpc-timeout (CLOCK_MONOTONIC); 0 = none. For the service later. */
+    int64_t start_ns;     /* when its headers began (CLOCK_MONOTONIC) */
+    int64_t deadline_ns;  /* from grpc-timeout (CLOCK_MONOTONIC); 0 = none */
     bool is_post, is_grpc, compressed_ok, answered, in_worker, reset_after_answer;
     celer_status early;  /* an error found in the headers, answered at their end */
     char early_msg[256];
@@ -78,6 +84,9 @@ struct grpc_stream {
     size_t resp_off;
     int grpc_status;
     char grpc_message[768]; /* percent-encoded */
+    /* a call of the request service (ModelInfer): its tensors point into `msg` until it ends */
+    celer_service_call *call;
+    celer_kserve_request kreq;
 };
 
 struct grpc_conn {
@@ -196,29 +205,31 @@ static celer_status rpc_health_check(celer_grpc *g, const uint8_t *msg, size_t l
     return CELER_OK;
 }
 
+static void start_model_infer(celer_grpc *g, grpc_stream *s);
+
 /* Every RPC of Triton's grpc_service.proto and health.proto. */
 static const grpc_rpc rpcs[] = {
-    {SERVICE_PREFIX "ServerLive", rpc_server_live, true},
-    {SERVICE_PREFIX "ServerReady", rpc_server_ready, true},
-    {SERVICE_PREFIX "ModelReady", rpc_model_ready, true},
-    {SERVICE_PREFIX "ServerMetadata", NULL, true},
-    {SERVICE_PREFIX "ModelMetadata", NULL, true},
-    {SERVICE_PREFIX "ModelInfer", NULL, false},
-    {SERVICE_PREFIX "ModelStreamInfer", NULL, false},
-    {SERVICE_PREFIX "ModelConfig", NULL, true},
-    {SERVICE_PREFIX "ModelStatistics", NULL, true},
-    {SERVICE_PREFIX "RepositoryIndex", NULL, true},
-    {SERVICE_PREFIX "RepositoryModelLoad", NULL, false},
-    {SERVICE_PREFIX "RepositoryModelUnload", NULL, false},
-    {SERVICE_PREFIX "SystemSharedMemoryStatus", NULL, true},
-    {SERVICE_PREFIX "SystemSharedMemoryRegister", NULL, true},
-    {SERVICE_PREFIX "SystemSharedMemoryUnregister", NULL, true},
-    {SERVICE_PREFIX "CudaSharedMemoryStatus", NULL, true},
-    {SERVICE_PREFIX "CudaSharedMemoryRegister", NULL, true},
-    {SERVICE_PREFIX "CudaSharedMemoryUnregister", NULL, true},
-    {SERVICE_PREFIX "TraceSetting", NULL, true},
-    {SERVICE_PREFIX "LogSettings", NULL, true},
-    {"/grpc.health.v1.Health/Check", rpc_health_check, true},
+    {SERVICE_PREFIX "ServerLive", rpc_server_live, NULL},
+    {SERVICE_PREFIX "ServerReady", rpc_server_ready, NULL},
+    {SERVICE_PREFIX "ModelReady", rpc_model_ready, NULL},
+    {SERVICE_PREFIX "ServerMetadata", NULL, NULL},
+    {SERVICE_PREFIX "ModelMetadata", NULL, NULL},
+    {SERVICE_PREFIX "ModelInfer", NULL, start_model_infer},
+    {SERVICE_PREFIX "ModelStreamInfer", NULL, NULL},
+    {SERVICE_PREFIX "ModelConfig", NULL, NULL},
+    {SERVICE_PREFIX "ModelStatistics", NULL, NULL},
+    {SERVICE_PREFIX "RepositoryIndex", NULL, NULL},
+    {SERVICE_PREFIX "RepositoryModelLoad", NULL, NULL},
+    {SERVICE_PREFIX "RepositoryModelUnload", NULL, NULL},
+    {SERVICE_PREFIX "SystemSharedMemoryStatus", NULL, NULL},
+    {SERVICE_PREFIX "SystemSharedMemoryRegister", NULL, NULL},
+    {SERVICE_PREFIX "SystemSharedMemoryUnregister", NULL, NULL},
+    {SERVICE_PREFIX "CudaSharedMemoryStatus", NULL, NULL},
+    {SERVICE_PREFIX "CudaSharedMemoryRegister", NULL, NULL},
+    {SERVICE_PREFIX "CudaSharedMemoryUnregister", NULL, NULL},
+    {SERVICE_PREFIX "TraceSetting", NULL, NULL},
+    {SERVICE_PREFIX "LogSettings", NULL, NULL},
+    {"/grpc.health.v1.Health/Check", rpc_health_check, NULL},
 };
 
 static const grpc_rpc *find_rpc(const char *path, size_t len) {
@@ -325,11 +336,10 @@ static void run_rpc(celer_grpc *g, grpc_stream *s) {
     answer(s);
 }
 
-/* A worker's hand-back (for ModelInfer: the request service's resume callback calls it once the
- * answer is encoded into s->resp and its status set): the IO thread submits it. Any thread. The
- * IO thread set s->in_worker and counted g->suspended when it handed the stream over; on_event
- * undoes both. Unused until ModelInfer lands with the codec. */
-__attribute__((unused)) static void hand_back(celer_grpc *g, grpc_stream *s) {
+/* A worker's hand-back (the request service's resume callback, once the answer is encoded into
+ * s->resp and its status set): the IO thread submits it. Any thread. The IO thread set
+ * s->in_worker and counted g->suspended when it handed the stream over; on_event undoes both. */
+static void hand_back(celer_grpc *g, grpc_stream *s) {
     pthread_mutex_lock(&g->done_lock);
     s->next_done = g->done;
     g->done = s;
@@ -338,10 +348,97 @@ __attribute__((unused)) static void hand_back(celer_grpc *g, grpc_stream *s) {
     (void)!write(g->event_fd, &one, sizeof one);
 }
 
+/* ---- ModelInfer, through the request service ----
+ * The IO thread reads the target, begins the call, decodes the message against the model (tensor
+ * bytes used in place in s->msg) and starts it; the answer is encoded where the service gives it
+ * (a worker, or here for a cache hit or a refusal) and submitted by the IO thread. */
+
+static void svc_suspend(void *user) {
+    grpc_stream *s = user;
+    s->in_worker = true;
+    atomic_fetch_add(&s->g->suspended, 1);
+}
+
+static void svc_resume(void *user) {
+    grpc_stream *s = user;
+    hand_back(s->g, s);
+}
+
+/* Encodes the service's answer into s->resp (the message with its prefix) and sets the status. */
+static celer_status svc_done(void *user, const celer_service_result *r) {
+    grpc_stream *s = user;
+    if (r->status) {
+        stream_set_status(s, r->status, r->message);
+        return CELER_OK;
+    }
+    const served_version *v = r->version;
+    celer_jbuf_init(&s->resp, (size_t)s->g->opts->grpc_max_message_bytes + 5);
+    celer_jbuf_raw(&s->resp, "\0\0\0\0\0", 5);
+    celer_status es = celer_grpc_encode_infer(&s->kreq, v->owner->name, v->version_str, v->output_names, r->outputs,
+                                              r->n_outputs, &s->resp);
+    if (!es && s->resp.status)
+        es = celer_errorf(s->resp.status, "%s", s->resp.status == CELER_ERR_LIMIT
+                                                    ? "the response is larger than --grpc-max-message-bytes"
+                                                    : "out of memory for the response");
+    if (es) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "encoding the response: %s", celer_error_message());
+        celer_jbuf_free(&s->resp);
+        stream_set_status(s, es == CELER_ERR_LIMIT ? CELER_ERR_INTERNAL : es, msg); /* the server's answer: its fault */
+        return es;
+    }
+    uint32_t n = (uint32_t)(s->resp.len - 5);
+    uint8_t be[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    memcpy(s->resp.data + 1, be, 4);
+    stream_set_status(s, CELER_OK, "");
+    return CELER_OK;
+}
+
+static const celer_service_callbacks svc_callbacks = {svc_suspend, svc_done, svc_resume};
+
+/* The call is answered (submitted): its arena, version and queue place go back now. */
+static void end_call(grpc_stream *s) {
+    celer_service_end(s->call);
+    s->call = NULL;
+}
+
+static void start_model_infer(celer_grpc *g, grpc_stream *s) {
+    char model[MAX_NAME], version[MAX_NAME], msg[1024];
+    celer_status st = celer_grpc_infer_target(s->msg, s->msg_len, model, sizeof model, version, sizeof version);
+    if (st) {
+        answer_error(s, st, celer_error_message());
+        return;
+    }
+    if (!model[0]) {
+        answer_error(s, CELER_ERR_INVALID, "ModelInferRequest: the model name (field 1) is empty");
+        return;
+    }
+    s->call = celer_service_begin(g->service, model, version, s->start_ns, &st, msg, sizeof msg);
+    if (!s->call) {
+        answer_error(s, st, msg);
+        return;
+    }
+    const served_version *v = celer_service_version(s->call);
+    st = celer_grpc_decode_infer(s->msg, s->msg_len, v->inputs, v->n_inputs, celer_service_arena(s->call), &s->kreq);
+    if (st) {
+        snprintf(msg, sizeof msg, "%s", celer_error_message());
+        celer_service_reject(s->call);
+        end_call(s);
+        answer_error(s, st, msg);
+        return;
+    }
+    celer_service_request r = {.kreq = &s->kreq, .request_id = s->kreq.id, .deadline_ns = s->deadline_ns};
+    celer_service_start(s->call, &r, &svc_callbacks, s);
+    if (s->in_worker) return; /* answered through the done list */
+    answer(s);
+    end_call(s);
+}
+
 /* ---- streams ---- */
 
 /* Frees a stream whose message stream_close already gave back. */
 static void stream_free(grpc_stream *s) {
+    celer_service_end(s->call);
     free(s->msg);
     celer_jbuf_free(&s->resp);
     free(s);
@@ -358,12 +455,12 @@ static void stream_close(grpc_stream *s) {
     c->n_streams--;
     nghttp2_session_set_stream_user_data(c->session, s->id, NULL);
     if (s->msg) g->msg_bytes -= (int64_t)s->msg_len;
-    free(s->msg);
-    s->msg = NULL;
     if (s->in_worker) {
-        s->conn = NULL; /* the worker still writes into it */
+        s->conn = NULL; /* the worker still reads its message and writes its answer */
         return;
     }
+    free(s->msg);
+    s->msg = NULL;
     atomic_fetch_sub(&g->active, 1);
     stream_free(s);
 }
@@ -399,8 +496,10 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     grpc_stream *s = calloc(1, sizeof *s);
     if (!s) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* the stream is reset */
+    s->g = c->g;
     s->conn = c;
     s->id = frame->hd.stream_id;
+    s->start_ns = mono_ns();
     s->compressed_ok = true;
     s->next = c->streams;
     if (c->streams) c->streams->prev = s;
@@ -457,12 +556,10 @@ static void headers_done(grpc_stream *s) {
     }
     if (!s->is_post && !s->early) set_early(s, CELER_ERR_INVALID, "gRPC calls are POST requests%s", "", 0);
     if (!s->rpc && !s->early) set_early(s, CELER_ERR_UNSUPPORTED, "no method named (:path missing)%s", "", 0);
-    if (!s->early && !s->rpc->fn) {
+    if (!s->early && !s->rpc->fn && !s->rpc->start) {
         const char *name = strrchr(s->rpc->path, '/') + 1;
         set_early(s, CELER_ERR_UNSUPPORTED, "%s is not implemented yet", name, strlen(name));
     }
-    if (!s->early && !s->rpc->inline_io) /* none yet: ModelInfer comes with the codec */
-        set_early(s, CELER_ERR_UNSUPPORTED, "%s is not implemented yet", s->rpc->path, strlen(s->rpc->path));
     if (s->early) {
         answer_error(s, s->early, s->early_msg);
         s->reset_after_answer = true;
@@ -479,7 +576,8 @@ static void request_done(celer_grpc *g, grpc_stream *s) {
         answer_error(s, CELER_ERR_PARSE, msg);
         return;
     }
-    run_rpc(g, s);
+    if (s->rpc->start) s->rpc->start(g, s);
+    else run_rpc(g, s);
 }
 
 static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
@@ -736,6 +834,7 @@ static void on_event(celer_grpc *g) {
             continue;
         }
         answer(s);
+        end_call(s);
     }
     if (atomic_load(&g->draining) && !g->drain_done) {
         g->drain_done = true;

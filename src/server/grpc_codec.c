@@ -808,7 +808,6 @@ celer_status celer_grpc_encode_infer(const celer_kserve_request *req, const char
                                 celer_dtype_name(t->dtype));
         CELER_TRY(celer_kserve_binary_size(t, names[sel[k]], &bsize[k]));
     }
-    celer_jbuf_reset(out);
     if (model_name && *model_name) celer_pb_put_str(out, RESP_MODEL_NAME, model_name);
     if (model_version && *model_version) celer_pb_put_str(out, RESP_MODEL_VERSION, model_version);
     if (req && req->id && *req->id) celer_pb_put_str(out, RESP_ID, req->id);

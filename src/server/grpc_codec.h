@@ -60,7 +60,8 @@ celer_status celer_grpc_infer_target(const uint8_t *msg, size_t len, char *model
 celer_status celer_grpc_decode_infer(const uint8_t *msg, size_t len, const celer_kserve_tensor_spec *spec, int n_spec,
                                      celer_arena *arena, celer_kserve_request *out);
 
-/* Encodes a ModelInferResponse: model_name, model_version, id (req->id when set), and the outputs
+/* Appends a ModelInferResponse to `out` (after what it holds: the transport's 5-byte prefix):
+ * model_name, model_version, id (req->id when set), and the outputs
  * selected by `req` (all when req->n_outputs is 0) as InferOutputTensor{name, datatype, shape}
  * with their bytes in raw_output_contents, in the same order. `names[i]` names `outputs[i]`. */
 celer_status celer_grpc_encode_infer(const celer_kserve_request *req, const char *model_name, const char *model_version,
