@@ -157,24 +157,79 @@ static celer_status rpc_server_ready(celer_grpc *g, const uint8_t *msg, size_t l
     return CELER_OK;
 }
 
-/* ModelReadyRequest{name=1, version=2} -> ModelReadyResponse{ready=1}: an unknown model or
- * version is NOT_FOUND (its message says which), a known one not ready answers ready=false. */
-static celer_status rpc_model_ready(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
-    char name[MAX_NAME] = "", version[MAX_NAME] = "", err[1024];
+/* The name (field 1) and version (field 2) of a ModelReadyRequest or ModelMetadataRequest. */
+static celer_status read_model_request(const uint8_t *msg, size_t len, const char *what, char name[MAX_NAME],
+                                       char version[MAX_NAME]) {
+    char field[96];
     celer_pb_reader r = {msg, msg + len};
     celer_pb_field f;
     int more;
-    while ((more = celer_pb_next(&r, &f, "ModelReadyRequest")) > 0) {
-        if (f.number == 1) CELER_TRY(copy_name(&f, name, sizeof name, "ModelReadyRequest.name"));
-        if (f.number == 2) CELER_TRY(copy_name(&f, version, sizeof version, "ModelReadyRequest.version"));
+    name[0] = version[0] = 0;
+    while ((more = celer_pb_next(&r, &f, what)) > 0) {
+        if (f.number != 1 && f.number != 2) continue;
+        snprintf(field, sizeof field, "%s.%s", what, f.number == 1 ? "name" : "version");
+        CELER_TRY(copy_name(&f, f.number == 1 ? name : version, MAX_NAME, field));
     }
     if (more < 0) return CELER_ERR_PARSE;
-    if (!name[0]) return celer_errorf(CELER_ERR_INVALID, "ModelReadyRequest: the model name (field 1) is empty");
+    if (!name[0]) return celer_errorf(CELER_ERR_INVALID, "%s: the model name (field 1) is empty", what);
+    return CELER_OK;
+}
+
+/* ModelReadyRequest{name=1, version=2} -> ModelReadyResponse{ready=1}: an unknown model or
+ * version is NOT_FOUND (its message says which), a known one not ready answers ready=false. */
+static celer_status rpc_model_ready(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
+    char name[MAX_NAME], version[MAX_NAME], err[1024];
+    CELER_TRY(read_model_request(msg, len, "ModelReadyRequest", name, version));
     celer_status st = CELER_OK;
     served_version *v = celer_registry_acquire(g->registry, name, version, &st, err, sizeof err);
     if (!v && st != CELER_ERR_UNAVAILABLE) return celer_errorf(st, "%s", err);
     celer_pb_put_bool(out, 1, v != NULL);
     if (v) celer_registry_release(v);
+    return CELER_OK;
+}
+
+/* ServerMetadataResponse{name=1, version=2, extensions=3}: what GET /v2 says. */
+static celer_status rpc_server_metadata(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
+    (void)g, (void)msg, (void)len;
+    celer_pb_put_str(out, 1, CELER_SERVER_NAME);
+    celer_pb_put_str(out, 2, CELER_SERVER_VERSION);
+    for (int i = 0; celer_server_extensions[i]; i++) celer_pb_put_str(out, 3, celer_server_extensions[i]);
+    return CELER_OK;
+}
+
+/* ModelMetadataRequest{name=1, version=2} -> ModelMetadataResponse{name=1, versions=2, platform=3,
+ * inputs=4, outputs=5: TensorMetadata{name=1, datatype=2, shape=3}}: what GET /v2/models/{m}
+ * says, from the same celer_registry_metadata. */
+static celer_status rpc_model_metadata(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
+    char name[MAX_NAME], version[MAX_NAME], err[1024];
+    CELER_TRY(read_model_request(msg, len, "ModelMetadataRequest", name, version));
+    celer_status st = CELER_OK;
+    served_version *v = celer_registry_acquire(g->registry, name, version, &st, err, sizeof err);
+    if (!v) return celer_errorf(st, "%s", err);
+    celer_model_meta *m = celer_malloc(sizeof *m); /* 20 KiB: not on the IO thread's stack */
+    if (!m) {
+        celer_registry_release(v);
+        return celer_errorf(CELER_ERR_NOMEM, "out of memory for the metadata of model '%s'", name);
+    }
+    celer_registry_metadata(v, m);
+    celer_pb_put_str(out, 1, m->name);
+    for (int k = 0; k < m->n_versions; k++) celer_pb_put_str(out, 2, m->versions[k]);
+    celer_pb_put_str(out, 3, m->platform);
+    for (int io = 0; io < 2; io++) {
+        const celer_tensor_meta *t = io ? m->outputs : m->inputs;
+        for (int i = 0; i < (io ? m->n_outputs : m->n_inputs); i++) {
+            size_t mark = celer_pb_begin(out, io ? 5 : 4);
+            celer_pb_put_str(out, 1, t[i].name);
+            if (t[i].typed) {
+                const char *dt = celer_dtype_kserve_name(t[i].dtype);
+                celer_pb_put_str(out, 2, dt ? dt : "UNKNOWN");
+                for (int k = 0; k < t[i].rank; k++) celer_pb_put_varint(out, 3, (uint64_t)t[i].dims[k]); /* -1: variable */
+            }
+            celer_pb_end(out, mark);
+        }
+    }
+    free(m);
+    celer_registry_release(v);
     return CELER_OK;
 }
 
@@ -212,8 +267,8 @@ static const grpc_rpc rpcs[] = {
     {SERVICE_PREFIX "ServerLive", rpc_server_live, NULL},
     {SERVICE_PREFIX "ServerReady", rpc_server_ready, NULL},
     {SERVICE_PREFIX "ModelReady", rpc_model_ready, NULL},
-    {SERVICE_PREFIX "ServerMetadata", NULL, NULL},
-    {SERVICE_PREFIX "ModelMetadata", NULL, NULL},
+    {SERVICE_PREFIX "ServerMetadata", rpc_server_metadata, NULL},
+    {SERVICE_PREFIX "ModelMetadata", rpc_model_metadata, NULL},
     {SERVICE_PREFIX "ModelInfer", NULL, start_model_infer},
     {SERVICE_PREFIX "ModelStreamInfer", NULL, NULL},
     {SERVICE_PREFIX "ModelConfig", NULL, NULL},

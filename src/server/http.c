@@ -385,11 +385,16 @@ static enum MHD_Result h_ready(http_req *q, const route_args *a) {
 
 static enum MHD_Result h_server_meta(http_req *q, const route_args *a) {
     (void)a;
-    celer_jbuf_raw(&q->resp,
-                   "{\"name\":\"celer\",\"version\":\"0.1.0\",\"extensions\":[\"model_repository\",\"statistics\","
-                   "\"binary_tensor_data\",\"model_configuration\"]}",
-                   strlen("{\"name\":\"celer\",\"version\":\"0.1.0\",\"extensions\":[\"model_repository\",\"statistics\","
-                          "\"binary_tensor_data\",\"model_configuration\"]}"));
+    celer_jbuf_raw(&q->resp, "{\"name\":", 8);
+    celer_jbuf_str(&q->resp, CELER_SERVER_NAME);
+    celer_jbuf_raw(&q->resp, ",\"version\":", 11);
+    celer_jbuf_str(&q->resp, CELER_SERVER_VERSION);
+    celer_jbuf_raw(&q->resp, ",\"extensions\":[", 15);
+    for (int i = 0; celer_server_extensions[i]; i++) {
+        if (i) celer_jbuf_raw(&q->resp, ",", 1);
+        celer_jbuf_str(&q->resp, celer_server_extensions[i]);
+    }
+    celer_jbuf_raw(&q->resp, "]}", 2);
     reply_json(q, 200);
     return send_reply(q);
 }

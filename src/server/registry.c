@@ -912,49 +912,69 @@ void celer_registry_index_json(celer_registry *r, bool ready_only, celer_jbuf *o
     pthread_rwlock_unlock(&r->lock);
 }
 
-static void tensor_meta(celer_jbuf *out, const char *name, celer_dtype dtype, int rank, const int64_t *dims) {
-    celer_jbuf_raw(out, "{\"name\":", 8);
-    celer_jbuf_str(out, name);
-    celer_jbuf_raw(out, ",\"datatype\":", 12);
-    const char *dt = celer_dtype_kserve_name(dtype);
-    celer_jbuf_str(out, dt ? dt : "UNKNOWN");
-    celer_jbuf_raw(out, ",\"shape\":[", 10);
-    for (int k = 0; k < rank; k++) {
-        if (k) celer_jbuf_raw(out, ",", 1);
-        celer_jbuf_int(out, dims[k]);
+void celer_registry_metadata(const served_version *v, celer_model_meta *out) {
+    const served_model *m = v->owner;
+    out->name = m->name;
+    out->platform = v->pipeline ? "celer_pipeline" : "onnxruntime_onnx";
+    out->n_versions = m->n_versions;
+    for (int k = 0; k < m->n_versions; k++) out->versions[k] = m->versions[k]->version_str;
+    out->n_inputs = v->n_inputs;
+    for (int i = 0; i < v->n_inputs; i++)
+        out->inputs[i] = (celer_tensor_meta){v->inputs[i].name, v->inputs[i].dtype, v->inputs[i].rank, v->inputs[i].dims, true};
+    out->n_outputs = v->n_outputs;
+    for (int i = 0; i < v->n_outputs; i++) {
+        if (v->pipeline) { /* a pipeline's output types are known when it runs */
+            out->outputs[i] = (celer_tensor_meta){.name = v->output_names[i]};
+            continue;
+        }
+        const celer_io_desc *d = celer_model_output(v->model, i);
+        out->outputs[i] = (celer_tensor_meta){d->name, d->dtype, d->has_shape ? d->shape.rank : 0, d->shape.dims, true};
     }
-    celer_jbuf_raw(out, "]}", 2);
+}
+
+static void tensor_meta_json(celer_jbuf *out, const celer_tensor_meta *t) {
+    celer_jbuf_raw(out, "{\"name\":", 8);
+    celer_jbuf_str(out, t->name);
+    if (t->typed) {
+        celer_jbuf_raw(out, ",\"datatype\":", 12);
+        const char *dt = celer_dtype_kserve_name(t->dtype);
+        celer_jbuf_str(out, dt ? dt : "UNKNOWN");
+        celer_jbuf_raw(out, ",\"shape\":[", 10);
+        for (int k = 0; k < t->rank; k++) {
+            if (k) celer_jbuf_raw(out, ",", 1);
+            celer_jbuf_int(out, t->dims[k]);
+        }
+        celer_jbuf_raw(out, "]", 1);
+    }
+    celer_jbuf_raw(out, "}", 1);
 }
 
 void celer_registry_metadata_json(const served_version *v, celer_jbuf *out) {
-    const served_model *m = v->owner;
+    celer_model_meta *m = celer_malloc(sizeof *m); /* 20 KiB: not on a connection thread's stack */
+    if (!m) {
+        out->status = CELER_ERR_NOMEM;
+        return;
+    }
+    celer_registry_metadata(v, m);
     celer_jbuf_raw(out, "{\"name\":", 8);
     celer_jbuf_str(out, m->name);
     celer_jbuf_raw(out, ",\"versions\":[", 13);
     for (int k = 0; k < m->n_versions; k++) {
         if (k) celer_jbuf_raw(out, ",", 1);
-        celer_jbuf_str(out, m->versions[k]->version_str);
+        celer_jbuf_str(out, m->versions[k]);
     }
     celer_jbuf_raw(out, "],\"platform\":", 13);
-    celer_jbuf_str(out, v->pipeline ? "celer_pipeline" : "onnxruntime_onnx");
-    celer_jbuf_raw(out, ",\"inputs\":[", 11);
-    for (int i = 0; i < v->n_inputs; i++) {
-        if (i) celer_jbuf_raw(out, ",", 1);
-        tensor_meta(out, v->inputs[i].name, v->inputs[i].dtype, v->inputs[i].rank, v->inputs[i].dims);
-    }
-    celer_jbuf_raw(out, "],\"outputs\":[", 13);
-    for (int i = 0; i < v->n_outputs; i++) {
-        if (i) celer_jbuf_raw(out, ",", 1);
-        if (v->pipeline) { /* a pipeline's output types are known when it runs */
-            celer_jbuf_raw(out, "{\"name\":", 8);
-            celer_jbuf_str(out, v->output_names[i]);
-            celer_jbuf_raw(out, "}", 1);
-            continue;
+    celer_jbuf_str(out, m->platform);
+    for (int io = 0; io < 2; io++) {
+        celer_jbuf_raw(out, io ? "],\"outputs\":[" : ",\"inputs\":[", io ? 13 : 11);
+        int n = io ? m->n_outputs : m->n_inputs;
+        for (int i = 0; i < n; i++) {
+            if (i) celer_jbuf_raw(out, ",", 1);
+            tensor_meta_json(out, io ? &m->outputs[i] : &m->inputs[i]);
         }
-        const celer_io_desc *d = celer_model_output(v->model, i);
-        tensor_meta(out, d->name, d->dtype, d->has_shape ? d->shape.rank : 0, d->shape.dims);
     }
     celer_jbuf_raw(out, "]}", 2);
+    free(m);
 }
 
 celer_status celer_registry_stats_json(celer_registry *r, const char *name, const char *version, celer_jbuf *out) {

@@ -107,6 +107,23 @@ bool celer_registry_ready(celer_registry *r);
 /* Writes the repository index ([{"name","version","state","reason"}]); only ready ones when
  * `ready_only`. */
 void celer_registry_index_json(celer_registry *r, bool ready_only, celer_jbuf *out);
+/* A version's metadata, for each transport to encode (KServe JSON, gRPC ModelMetadataResponse).
+ * Pointers into v: valid while it is held. */
+typedef struct celer_tensor_meta {
+    const char *name;
+    celer_dtype dtype;
+    int rank;
+    const int64_t *dims; /* -1: variable */
+    bool typed;          /* false: a pipeline output, whose type is known when it runs */
+} celer_tensor_meta;
+typedef struct celer_model_meta {
+    const char *name, *platform;
+    int n_versions, n_inputs, n_outputs;
+    const char *versions[CELER_CONFIG_MAX_VERSIONS];
+    celer_tensor_meta inputs[CELER_CONFIG_MAX_IO], outputs[CELER_CONFIG_MAX_IO];
+} celer_model_meta;
+void celer_registry_metadata(const served_version *v, celer_model_meta *out);
+
 /* Writes model metadata / config / statistics JSON for a version. */
 void celer_registry_metadata_json(const served_version *v, celer_jbuf *out);
 /* Statistics of model `name` (NULL: every model), version `version` (NULL: every loaded one);

@@ -15,6 +15,8 @@
 #define PACK_MAX ((size_t)64 << 20) /* larger results are not cached */
 
 const char *const celer_service_cache_names[4] = {NULL, "bypass", "hit", "miss"};
+const char *const celer_server_extensions[] = {"model_repository", "statistics", "binary_tensor_data",
+                                               "model_configuration", NULL};
 
 struct celer_service {
     const celer_server_options *opts;

@@ -73,6 +73,11 @@ void celer_service_free(celer_service *s);
 
 celer_registry *celer_service_registry(celer_service *s);
 
+/* What the server metadata says on every protocol. */
+#define CELER_SERVER_NAME "celer"
+#define CELER_SERVER_VERSION "0.1.0"
+extern const char *const celer_server_extensions[]; /* the protocol extensions celer implements; NULL-terminated */
+
 /* Begins an inference call of `model` (`version` NULL or "" = the latest): takes a reference on
  * the version and a place in its queue, decided before any body byte is read. start_ns: when the
  * request arrived (CLOCK_MONOTONIC), for its duration. On failure returns NULL with *status

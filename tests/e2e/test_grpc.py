@@ -237,7 +237,7 @@ def main():
         call("Check", {"service": ""}, service="health"),                           # 6
         call("Check", {"service": "identity"}, service="health"),                   # 7
         call("Check", {"service": "no_such_model"}, service="health"),              # 8
-        call("ModelMetadata", {"name": "mlp"}),                                     # 9
+        call("ModelConfig", {"name": "mlp"}),                                       # 9
         call("ServerLive", deadline_ms=0),                                          # 10
         call("ModelInfer", {"model_name": "mlp"}, cancel_after_ms=0),               # 11
         call("LogSettings"),                                                        # 12
@@ -252,6 +252,10 @@ def main():
         raw(svc + "ModelReady", GRPC_HEADERS, "00000000040a036d6c"),              # 21: name's length past the end
         raw(svc + "ServerLive", dict(GRPC_HEADERS, **{"x-big": "a" * 20000}), "0000000000"),  # 22: headers > 16 KiB
         call("ServerLive"),                                                         # 23: still up
+        call("ServerMetadata"),                                                     # 24
+        call("ModelMetadata", {"name": "mlp"}),                                     # 25
+        call("ModelMetadata", {"name": "route", "version": "1"}),                   # 26
+        call("ModelMetadata", {"name": "no_such_model"}),                           # 27
     ], node_path)
 
     def show(i):
@@ -271,7 +275,7 @@ def main():
     check("Health/Check of an unknown name: NOT_FOUND naming it",
           out[8]["code"] == NOT_FOUND and "no_such_model" in out[8]["details"], show(8))
     check("an RPC not implemented yet: UNIMPLEMENTED naming it",
-          out[9]["code"] == UNIMPLEMENTED and "ModelMetadata" in out[9]["details"]
+          out[9]["code"] == UNIMPLEMENTED and "ModelConfig" in out[9]["details"]
           and "not implemented yet" in out[9]["details"], show(9))
     check("a call past its deadline: DEADLINE_EXCEEDED (or answered in time)",
           out[10]["code"] in (OK, DEADLINE_EXCEEDED), show(10))
@@ -312,6 +316,25 @@ def main():
     check("a header list over 16 KiB: refused (stream reset), not answered",
           out[22]["trailers"].get("grpc-status") != "0" and out[22]["data_hex"] == "", show(22))
     check("the server still answers after all that", out[23]["code"] == OK, show(23))
+    status, http_meta, _ = srv.json("GET", "/v2")
+    r = out[24]["response"] or {}
+    check("ServerMetadata: what GET /v2 says", out[24]["code"] == OK and r.get("name") == http_meta["name"]
+          and r.get("version") == http_meta["version"] and r.get("extensions") == http_meta["extensions"], show(24))
+    for i, model in ((25, "mlp"), (26, "route")):
+        status, want, _ = srv.json("GET", f"/v2/models/{model}")
+        r = out[i]["response"] or {}
+
+        def tensors(ts):
+            return [{k: ([int(d) for d in v] if k == "shape" else v) for k, v in t.items()
+                     if k != "shape" or t.get("datatype")} for t in ts]
+
+        got = {"name": r.get("name"), "versions": r.get("versions"), "platform": r.get("platform"),
+               "inputs": tensors(r.get("inputs", [])),
+               "outputs": [{k: v for k, v in t.items() if v not in ("", [])} for t in tensors(r.get("outputs", []))]}
+        check(f"ModelMetadata {model}: what GET /v2/models/{model} says", out[i]["code"] == OK and got == want,
+              show(i) + " vs " + json.dumps(want))
+    check("ModelMetadata of an unknown model: NOT_FOUND naming it",
+          out[27]["code"] == NOT_FOUND and "no_such_model" in out[27]["details"], show(27))
 
     code = srv.stop()
     check("SIGTERM exits 0", code == 0, srv.output()[-2000:])
