@@ -157,9 +157,10 @@ static celer_status rpc_server_ready(celer_grpc *g, const uint8_t *msg, size_t l
     return CELER_OK;
 }
 
-/* The name (field 1) and version (field 2) of a ModelReadyRequest or ModelMetadataRequest. */
-static celer_status read_model_request(const uint8_t *msg, size_t len, const char *what, char name[MAX_NAME],
-                                       char version[MAX_NAME]) {
+/* The name (field 1) and version (field 2) of a ModelReadyRequest, ModelMetadataRequest or
+ * ModelStatisticsRequest; an empty name is an error when `required`. */
+static celer_status read_model_request(const uint8_t *msg, size_t len, const char *what, bool required,
+                                       char name[MAX_NAME], char version[MAX_NAME]) {
     char field[96];
     celer_pb_reader r = {msg, msg + len};
     celer_pb_field f;
@@ -171,7 +172,7 @@ static celer_status read_model_request(const uint8_t *msg, size_t len, const cha
         CELER_TRY(copy_name(&f, f.number == 1 ? name : version, MAX_NAME, field));
     }
     if (more < 0) return CELER_ERR_PARSE;
-    if (!name[0]) return celer_errorf(CELER_ERR_INVALID, "%s: the model name (field 1) is empty", what);
+    if (required && !name[0]) return celer_errorf(CELER_ERR_INVALID, "%s: the model name (field 1) is empty", what);
     return CELER_OK;
 }
 
@@ -179,7 +180,7 @@ static celer_status read_model_request(const uint8_t *msg, size_t len, const cha
  * version is NOT_FOUND (its message says which), a known one not ready answers ready=false. */
 static celer_status rpc_model_ready(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
     char name[MAX_NAME], version[MAX_NAME], err[1024];
-    CELER_TRY(read_model_request(msg, len, "ModelReadyRequest", name, version));
+    CELER_TRY(read_model_request(msg, len, "ModelReadyRequest", true, name, version));
     celer_status st = CELER_OK;
     served_version *v = celer_registry_acquire(g->registry, name, version, &st, err, sizeof err);
     if (!v && st != CELER_ERR_UNAVAILABLE) return celer_errorf(st, "%s", err);
@@ -202,7 +203,7 @@ static celer_status rpc_server_metadata(celer_grpc *g, const uint8_t *msg, size_
  * says, from the same celer_registry_metadata. */
 static celer_status rpc_model_metadata(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
     char name[MAX_NAME], version[MAX_NAME], err[1024];
-    CELER_TRY(read_model_request(msg, len, "ModelMetadataRequest", name, version));
+    CELER_TRY(read_model_request(msg, len, "ModelMetadataRequest", true, name, version));
     celer_status st = CELER_OK;
     served_version *v = celer_registry_acquire(g->registry, name, version, &st, err, sizeof err);
     if (!v) return celer_errorf(st, "%s", err);
@@ -230,6 +231,69 @@ static celer_status rpc_model_metadata(celer_grpc *g, const uint8_t *msg, size_t
     }
     free(m);
     celer_registry_release(v);
+    return CELER_OK;
+}
+
+/* StatisticDuration{count=1, ns=2} as field `field` of the message being written. */
+static void put_duration(celer_jbuf *out, int field, unsigned long long count, unsigned long long ns) {
+    size_t mark = celer_pb_begin(out, field);
+    if (count) celer_pb_put_varint(out, 1, count);
+    if (ns) celer_pb_put_varint(out, 2, ns);
+    celer_pb_end(out, mark);
+}
+
+/* One ModelStatistics{name=1, version=2, inference_count=4, execution_count=5, inference_stats=6:
+ * InferStatistics{success=1, fail=2, queue=3, compute_infer=5}} of ModelStatisticsResponse (field 1). */
+static void version_stats_pb(void *user, const celer_version_stats *st) {
+    celer_jbuf *out = user;
+    size_t mark = celer_pb_begin(out, 1);
+    celer_pb_put_str(out, 1, st->name);
+    celer_pb_put_str(out, 2, st->version);
+    if (st->inference_count) celer_pb_put_varint(out, 4, st->inference_count);
+    if (st->execution_count) celer_pb_put_varint(out, 5, st->execution_count);
+    size_t infer = celer_pb_begin(out, 6);
+    put_duration(out, 1, st->success_count, st->success_ns);
+    put_duration(out, 2, st->fail_count, 0);
+    put_duration(out, 3, st->queue_count, st->queue_ns);
+    put_duration(out, 5, st->compute_count, st->compute_ns);
+    celer_pb_end(out, infer);
+    celer_pb_end(out, mark);
+}
+
+/* ModelStatisticsRequest{name=1, version=2} ("" = every model, every version): what
+ * GET /v2/models[/{m}[/versions/{v}]]/stats says, from the same celer_registry_stats. */
+static celer_status rpc_model_statistics(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
+    char name[MAX_NAME], version[MAX_NAME];
+    CELER_TRY(read_model_request(msg, len, "ModelStatisticsRequest", false, name, version)); /* "": every model */
+    return celer_registry_stats(g->registry, name[0] ? name : NULL, version[0] ? version : NULL, version_stats_pb, out);
+}
+
+/* One RepositoryIndexResponse.ModelIndex{name=1, version=2, state=3, reason=4} (field 1). */
+static void index_entry_pb(void *user, const celer_index_entry *e) {
+    celer_jbuf *out = user;
+    size_t mark = celer_pb_begin(out, 1);
+    celer_pb_put_str(out, 1, e->name);
+    if (e->version) celer_pb_put_str(out, 2, e->version);
+    celer_pb_put_str(out, 3, e->state);
+    if (e->reason[0]) celer_pb_put_str(out, 4, e->reason);
+    celer_pb_end(out, mark);
+}
+
+/* RepositoryIndexRequest{repository_name=1, ready=2}: what POST /v2/repository/index says. celer
+ * serves one repository: a name other than "" is NOT_FOUND. */
+static celer_status rpc_repository_index(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
+    celer_pb_reader r = {msg, msg + len};
+    celer_pb_field f;
+    int more;
+    bool ready = false;
+    while ((more = celer_pb_next(&r, &f, "RepositoryIndexRequest")) > 0) {
+        if (f.number == 1 && f.wire == 2 && f.len)
+            return celer_errorf(CELER_ERR_NOT_FOUND, "repository '%.*s': celer serves one repository; leave the name empty",
+                                (int)CELER_MIN(f.len, 128), (const char *)f.p);
+        if (f.number == 2 && f.wire == 0) ready = f.varint != 0;
+    }
+    if (more < 0) return CELER_ERR_PARSE;
+    celer_registry_index(g->registry, ready, index_entry_pb, out);
     return CELER_OK;
 }
 
@@ -272,8 +336,8 @@ static const grpc_rpc rpcs[] = {
     {SERVICE_PREFIX "ModelInfer", NULL, start_model_infer},
     {SERVICE_PREFIX "ModelStreamInfer", NULL, NULL},
     {SERVICE_PREFIX "ModelConfig", NULL, NULL},
-    {SERVICE_PREFIX "ModelStatistics", NULL, NULL},
-    {SERVICE_PREFIX "RepositoryIndex", NULL, NULL},
+    {SERVICE_PREFIX "ModelStatistics", rpc_model_statistics, NULL},
+    {SERVICE_PREFIX "RepositoryIndex", rpc_repository_index, NULL},
     {SERVICE_PREFIX "RepositoryModelLoad", NULL, NULL},
     {SERVICE_PREFIX "RepositoryModelUnload", NULL, NULL},
     {SERVICE_PREFIX "SystemSharedMemoryStatus", NULL, NULL},

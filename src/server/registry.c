@@ -885,31 +885,49 @@ bool celer_registry_ready(celer_registry *r) {
 
 /* ---- JSON views ---- */
 
-void celer_registry_index_json(celer_registry *r, bool ready_only, celer_jbuf *out) {
+void celer_registry_index(celer_registry *r, bool ready_only, void (*each)(void *user, const celer_index_entry *e),
+                          void *user) {
     pthread_rwlock_rdlock(&r->lock);
-    celer_jbuf_raw(out, "[", 1);
-    int n = 0;
     for (int i = 0; i < r->n_models; i++) {
         served_model *m = r->models[i];
         if (ready_only && m->state != MODEL_READY) continue;
         int count = m->n_versions ? m->n_versions : 1;
         for (int k = 0; k < count; k++) {
-            if (n++) celer_jbuf_raw(out, ",", 1);
-            celer_jbuf_raw(out, "{\"name\":", 8);
-            celer_jbuf_str(out, m->name);
-            if (m->n_versions) {
-                celer_jbuf_raw(out, ",\"version\":", 11);
-                celer_jbuf_str(out, m->versions[k]->version_str);
-            }
-            celer_jbuf_raw(out, ",\"state\":", 9);
-            celer_jbuf_str(out, celer_model_state_names[m->state]);
-            celer_jbuf_raw(out, ",\"reason\":", 10);
-            celer_jbuf_str(out, m->reason);
-            celer_jbuf_raw(out, "}", 1);
+            celer_index_entry e = {m->name, m->n_versions ? m->versions[k]->version_str : NULL,
+                                   celer_model_state_names[m->state], m->reason};
+            each(user, &e);
         }
     }
-    celer_jbuf_raw(out, "]", 1);
     pthread_rwlock_unlock(&r->lock);
+}
+
+typedef struct json_list {
+    celer_jbuf *out;
+    int n;
+} json_list;
+
+static void index_entry_json(void *user, const celer_index_entry *e) {
+    json_list *l = user;
+    celer_jbuf *out = l->out;
+    if (l->n++) celer_jbuf_raw(out, ",", 1);
+    celer_jbuf_raw(out, "{\"name\":", 8);
+    celer_jbuf_str(out, e->name);
+    if (e->version) {
+        celer_jbuf_raw(out, ",\"version\":", 11);
+        celer_jbuf_str(out, e->version);
+    }
+    celer_jbuf_raw(out, ",\"state\":", 9);
+    celer_jbuf_str(out, e->state);
+    celer_jbuf_raw(out, ",\"reason\":", 10);
+    celer_jbuf_str(out, e->reason);
+    celer_jbuf_raw(out, "}", 1);
+}
+
+void celer_registry_index_json(celer_registry *r, bool ready_only, celer_jbuf *out) {
+    json_list l = {out, 0};
+    celer_jbuf_raw(out, "[", 1);
+    celer_registry_index(r, ready_only, index_entry_json, &l);
+    celer_jbuf_raw(out, "]", 1);
 }
 
 void celer_registry_metadata(const served_version *v, celer_model_meta *out) {
@@ -977,7 +995,8 @@ void celer_registry_metadata_json(const served_version *v, celer_jbuf *out) {
     free(m);
 }
 
-celer_status celer_registry_stats_json(celer_registry *r, const char *name, const char *version, celer_jbuf *out) {
+celer_status celer_registry_stats(celer_registry *r, const char *name, const char *version,
+                                  void (*each)(void *user, const celer_version_stats *st), void *user) {
     pthread_rwlock_rdlock(&r->lock);
     bool model_found = !name, version_found = !version;
     for (int i = 0; i < r->n_models && !(model_found && version_found); i++) {
@@ -991,32 +1010,53 @@ celer_status celer_registry_stats_json(celer_registry *r, const char *name, cons
         if (!model_found) return celer_errorf(CELER_ERR_NOT_FOUND, "unknown model '%s'", name);
         return celer_errorf(CELER_ERR_NOT_FOUND, "model '%s' has no version '%s' loaded", name, version);
     }
-    celer_jbuf_raw(out, "{\"model_stats\":[", 16);
-    int n = 0;
     for (int i = 0; i < r->n_models; i++) {
         served_model *m = r->models[i];
         if (name && strcmp(name, m->name)) continue;
         for (int k = 0; k < m->n_versions; k++) {
             served_version *v = m->versions[k];
             if (version && strcmp(v->version_str, version)) continue;
-            if (n++) celer_jbuf_raw(out, ",", 1);
-            unsigned long long ok = atomic_load(&v->n_success), bad = atomic_load(&v->n_failure);
-            char buf[800];
-            snprintf(buf, sizeof buf,
-                     ",\"inference_count\":%llu,\"execution_count\":%llu,"
-                     "\"inference_stats\":{\"success\":{\"count\":%llu,\"ns\":%llu},\"fail\":{\"count\":%llu,\"ns\":0},"
-                     "\"queue\":{\"count\":%llu,\"ns\":%llu},\"compute_infer\":{\"count\":%llu,\"ns\":%llu}}}",
-                     (unsigned long long)atomic_load(&v->n_inferences), (unsigned long long)atomic_load(&v->n_exec), ok,
-                     (unsigned long long)atomic_load(&v->ns_total), bad, ok,
-                     (unsigned long long)atomic_load(&v->ns_queue), ok, (unsigned long long)atomic_load(&v->ns_compute));
-            celer_jbuf_raw(out, "{\"name\":", 8);
-            celer_jbuf_str(out, m->name);
-            celer_jbuf_raw(out, ",\"version\":", 11);
-            celer_jbuf_str(out, v->version_str);
-            celer_jbuf_raw(out, buf, strlen(buf));
+            unsigned long long ok = atomic_load(&v->n_success);
+            celer_version_stats st = {
+                .name = m->name, .version = v->version_str,
+                .inference_count = atomic_load(&v->n_inferences), .execution_count = atomic_load(&v->n_exec),
+                .success_count = ok, .success_ns = atomic_load(&v->ns_total), .fail_count = atomic_load(&v->n_failure),
+                .queue_count = ok, .queue_ns = atomic_load(&v->ns_queue),
+                .compute_count = ok, .compute_ns = atomic_load(&v->ns_compute)};
+            each(user, &st);
         }
     }
-    celer_jbuf_raw(out, "]}", 2);
     pthread_rwlock_unlock(&r->lock);
+    return CELER_OK;
+}
+
+static void version_stats_json(void *user, const celer_version_stats *st) {
+    json_list *l = user;
+    celer_jbuf *out = l->out;
+    if (l->n++) celer_jbuf_raw(out, ",", 1);
+    char buf[800];
+    snprintf(buf, sizeof buf,
+             ",\"inference_count\":%llu,\"execution_count\":%llu,"
+             "\"inference_stats\":{\"success\":{\"count\":%llu,\"ns\":%llu},\"fail\":{\"count\":%llu,\"ns\":0},"
+             "\"queue\":{\"count\":%llu,\"ns\":%llu},\"compute_infer\":{\"count\":%llu,\"ns\":%llu}}}",
+             st->inference_count, st->execution_count, st->success_count, st->success_ns, st->fail_count,
+             st->queue_count, st->queue_ns, st->compute_count, st->compute_ns);
+    celer_jbuf_raw(out, "{\"name\":", 8);
+    celer_jbuf_str(out, st->name);
+    celer_jbuf_raw(out, ",\"version\":", 11);
+    celer_jbuf_str(out, st->version);
+    celer_jbuf_raw(out, buf, strlen(buf));
+}
+
+celer_status celer_registry_stats_json(celer_registry *r, const char *name, const char *version, celer_jbuf *out) {
+    json_list l = {out, 0};
+    size_t start = out->len;
+    celer_jbuf_raw(out, "{\"model_stats\":[", 16);
+    celer_status st = celer_registry_stats(r, name, version, version_stats_json, &l);
+    if (st) {
+        out->len = start; /* nothing written */
+        return st;
+    }
+    celer_jbuf_raw(out, "]}", 2);
     return CELER_OK;
 }

@@ -104,8 +104,16 @@ void celer_registry_release(served_version *v);
 /* True when every model that should be served is READY. */
 bool celer_registry_ready(celer_registry *r);
 
-/* Writes the repository index ([{"name","version","state","reason"}]); only ready ones when
- * `ready_only`. */
+/* The repository index, one entry per model version (or per model with no version loaded), for
+ * each transport to encode; only ready ones when `ready_only`. each(user, e) runs under the
+ * registry's read lock: it must not call the registry; `e` is valid during the call. */
+typedef struct celer_index_entry {
+    const char *name, *version; /* version NULL: none loaded */
+    const char *state, *reason;
+} celer_index_entry;
+void celer_registry_index(celer_registry *r, bool ready_only, void (*each)(void *user, const celer_index_entry *e),
+                          void *user);
+/* The index as KServe JSON: [{"name","version","state","reason"}]. */
 void celer_registry_index_json(celer_registry *r, bool ready_only, celer_jbuf *out);
 /* A version's metadata, for each transport to encode (KServe JSON, gRPC ModelMetadataResponse).
  * Pointers into v: valid while it is held. */
@@ -126,8 +134,19 @@ void celer_registry_metadata(const served_version *v, celer_model_meta *out);
 
 /* Writes model metadata / config / statistics JSON for a version. */
 void celer_registry_metadata_json(const served_version *v, celer_jbuf *out);
-/* Statistics of model `name` (NULL: every model), version `version` (NULL: every loaded one);
- * CELER_ERR_NOT_FOUND with a message naming what is unknown (nothing written then). */
+/* Triton statistics of one version, for each transport to encode. */
+typedef struct celer_version_stats {
+    const char *name, *version;
+    unsigned long long inference_count, execution_count, success_count, success_ns, fail_count, queue_count, queue_ns,
+        compute_count, compute_ns;
+} celer_version_stats;
+/* Calls each(user, st) for every loaded version of model `name` (NULL: every model) and `version`
+ * (NULL: every one), under the registry's read lock (each must not call the registry; `st` is
+ * valid during the call). CELER_ERR_NOT_FOUND with a message naming what is unknown, before any
+ * call. */
+celer_status celer_registry_stats(celer_registry *r, const char *name, const char *version,
+                                  void (*each)(void *user, const celer_version_stats *st), void *user);
+/* The statistics as Triton's JSON; the same errors (nothing written then). */
 celer_status celer_registry_stats_json(celer_registry *r, const char *name, const char *version, celer_jbuf *out);
 
 #endif

@@ -211,6 +211,34 @@ def test_model_infer(node_path):
     status, doc, _ = srv.json("GET", "/v2/models/mlp/stats")
     count = doc["model_stats"][0]["inference_count"] if status == 200 else -1
     check("gRPC inferences are counted in the model's statistics", count >= 3, doc)
+    out = calls(gport, [call("ModelStatistics", {"name": "mlp"}), call("ModelStatistics", {"name": "mlp", "version": "1"}),
+                        call("ModelStatistics", {}), call("ModelStatistics", {"name": "no_such_model"}),
+                        call("RepositoryIndex", {}), call("RepositoryIndex", {"ready": True}),
+                        call("RepositoryIndex", {"repository_name": "other"})], node_path)
+    status, http_stats, _ = srv.json("GET", "/v2/models/mlp/stats")
+
+    def stats(r):
+        """ModelStatisticsResponse as GET .../stats writes it (grpc-js gives uint64 as strings)."""
+        def dur(d):
+            return {"count": int(d["count"]), "ns": int(d["ns"])}
+        return {"model_stats": [{"name": m["name"], "version": m["version"], "inference_count": int(m["inference_count"]),
+                                 "execution_count": int(m["execution_count"]),
+                                 "inference_stats": {k: dur(m["inference_stats"][k])
+                                                     for k in ("success", "fail", "queue", "compute_infer")}}
+                                for m in r["model_stats"]]}
+    for i, what in ((0, "mlp"), (1, "mlp version 1")):
+        check(f"ModelStatistics {what}: what GET /v2/models/mlp/stats says",
+              out[i]["code"] == OK and stats(out[i]["response"]) == http_stats, json.dumps(out[i])[:400] + str(http_stats))
+    check("ModelStatistics of every model: one entry per loaded version",
+          out[2]["code"] == OK and len(out[2]["response"]["model_stats"]) >= 7, json.dumps(out[2])[:300])
+    check("ModelStatistics of an unknown model: NOT_FOUND", out[3]["code"] == NOT_FOUND, json.dumps(out[3])[:300])
+    for i, ready in ((4, False), (5, True)):
+        status, want, _ = srv.json("POST", "/v2/repository/index", {"ready": ready})
+        got = [{k: v for k, v in m.items() if v != "" or k == "reason"} for m in out[i]["response"]["models"]] \
+            if out[i]["code"] == OK else None
+        check(f"RepositoryIndex (ready={ready}): what POST /v2/repository/index says", got == want,
+              json.dumps(out[i])[:300] + " vs " + json.dumps(want)[:300])
+    check("RepositoryIndex of another repository: NOT_FOUND", out[6]["code"] == NOT_FOUND, json.dumps(out[6])[:300])
     check("SIGTERM exits 0 (ModelInfer server)", srv.stop() == 0, srv.output()[-2000:])
     shutil.rmtree(tmp, ignore_errors=True)
 
