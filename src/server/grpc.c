@@ -176,16 +176,25 @@ static celer_status read_model_request(const uint8_t *msg, size_t len, const cha
     return CELER_OK;
 }
 
+/* The version a ModelReadyRequest or ModelMetadataRequest names, acquired into *v (release it);
+ * CELER_ERR_NOT_FOUND, or CELER_ERR_UNAVAILABLE for a model not ready, with the message set. */
+static celer_status acquire_requested(celer_grpc *g, const uint8_t *msg, size_t len, const char *what,
+                                      served_version **v) {
+    char name[MAX_NAME], version[MAX_NAME], err[1024];
+    CELER_TRY(read_model_request(msg, len, what, true, name, version));
+    celer_status st = CELER_OK;
+    *v = celer_registry_acquire(g->registry, name, version, &st, err, sizeof err);
+    return *v ? CELER_OK : celer_errorf(st, "%s", err);
+}
+
 /* ModelReadyRequest{name=1, version=2} -> ModelReadyResponse{ready=1}: an unknown model or
  * version is NOT_FOUND (its message says which), a known one not ready answers ready=false. */
 static celer_status rpc_model_ready(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
-    char name[MAX_NAME], version[MAX_NAME], err[1024];
-    CELER_TRY(read_model_request(msg, len, "ModelReadyRequest", true, name, version));
-    celer_status st = CELER_OK;
-    served_version *v = celer_registry_acquire(g->registry, name, version, &st, err, sizeof err);
-    if (!v && st != CELER_ERR_UNAVAILABLE) return celer_errorf(st, "%s", err);
-    celer_pb_put_bool(out, 1, v != NULL);
-    if (v) celer_registry_release(v);
+    served_version *v;
+    celer_status st = acquire_requested(g, msg, len, "ModelReadyRequest", &v);
+    if (st && st != CELER_ERR_UNAVAILABLE) return st;
+    celer_pb_put_bool(out, 1, !st);
+    if (!st) celer_registry_release(v);
     return CELER_OK;
 }
 
@@ -202,15 +211,13 @@ static celer_status rpc_server_metadata(celer_grpc *g, const uint8_t *msg, size_
  * inputs=4, outputs=5: TensorMetadata{name=1, datatype=2, shape=3}}: what GET /v2/models/{m}
  * says, from the same celer_registry_metadata. */
 static celer_status rpc_model_metadata(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
-    char name[MAX_NAME], version[MAX_NAME], err[1024];
-    CELER_TRY(read_model_request(msg, len, "ModelMetadataRequest", true, name, version));
-    celer_status st = CELER_OK;
-    served_version *v = celer_registry_acquire(g->registry, name, version, &st, err, sizeof err);
-    if (!v) return celer_errorf(st, "%s", err);
+    served_version *v;
+    CELER_TRY(acquire_requested(g, msg, len, "ModelMetadataRequest", &v));
     celer_model_meta *m = celer_malloc(sizeof *m); /* 20 KiB: not on the IO thread's stack */
     if (!m) {
+        celer_status st = celer_errorf(CELER_ERR_NOMEM, "out of memory for the metadata of model '%s'", v->owner->name);
         celer_registry_release(v);
-        return celer_errorf(CELER_ERR_NOMEM, "out of memory for the metadata of model '%s'", name);
+        return st;
     }
     celer_registry_metadata(v, m);
     celer_pb_put_str(out, 1, m->name);

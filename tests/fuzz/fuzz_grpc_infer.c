@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "server/grpc_codec.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -43,38 +44,8 @@ static const celer_kserve_tensor_spec model_every[] = {
     {.name = "str", .dtype = CELER_STRING, .rank = 1, .dims = {-1}, .optional = true},
 };
 
-typedef struct spec_set {
-    const celer_kserve_tensor_spec *spec;
-    int n;
-} spec_set;
-#define SET(a) {a, (int)(sizeof a / sizeof a[0])}
 static const spec_set sets[] = {SET(model_xy), SET(model_mixed), SET(model_every)};
 enum { N_SETS = sizeof sets / sizeof sets[0] };
-
-static volatile uint8_t sink;
-
-static void check_input(const celer_kserve_input *in, const spec_set *set) {
-    const celer_kserve_tensor_spec *sp = NULL;
-    for (int s = 0; s < set->n && !sp; s++)
-        if (in->name && !strcmp(in->name, set->spec[s].name)) sp = &set->spec[s];
-    const celer_tensor *t = &in->tensor;
-    if (!sp || t->dtype != sp->dtype || t->shape.rank != sp->rank || !t->data) abort();
-    for (int d = 0; d < sp->rank; d++)
-        if ((sp->dims[d] >= 0 && t->shape.dims[d] != sp->dims[d]) || t->shape.dims[d] < 0) abort();
-    int64_t numel = celer_shape_numel(&t->shape);
-    if (numel < 0) abort();
-    uint8_t acc = 0;
-    if (t->dtype == CELER_STRING) {
-        const celer_str *els = t->data;
-        for (int64_t i = 0; i < numel; i++)
-            for (size_t k = 0; k < els[i].len; k++) acc ^= (uint8_t)els[i].data[k];
-    } else {
-        size_t bytes;
-        if (celer_tensor_bytes(t, &bytes)) abort();
-        for (size_t k = 0; k < bytes; k++) acc ^= ((const uint8_t *)t->data)[k];
-    }
-    sink ^= acc;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
@@ -91,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     celer_status st = celer_grpc_decode_infer(msg, len, set->spec, set->n, &arena, &req);
     if (!st) {
         if (req.n_inputs < 0 || req.n_inputs > CELER_KSERVE_MAX_TENSORS) abort();
-        for (int i = 0; i < req.n_inputs; i++) check_input(&req.inputs[i], set);
+        for (int i = 0; i < req.n_inputs; i++) fuzz_check_input(&req.inputs[i], set);
         for (int i = 0; i < req.n_outputs; i++)
             if (!req.outputs[i].name) abort();
         for (int i = 0; i < req.n_params; i++)
