@@ -34,7 +34,7 @@ done
 echo "== thread sanitizer: the server under the pipeline, cache, hardening and gRPC end-to-end tests (requests move"
 echo "   between workers; coalesced requests are answered by another request's worker; shutdown under load)"
 ninja -C build-tsan -j"$jobs" celer
-for t in test_pipelines test_cache test_cache_redis test_hardening test_grpc; do
+for t in test_pipelines test_cache test_cache_redis test_hardening test_grpc test_grpc_abuse; do
   TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
     /usr/bin/python3 "tests/e2e/$t.py" build-tsan/celer examples/repository
 done

@@ -37,6 +37,7 @@
 #define CONN_WINDOW (16 << 20)           /* the connection's window */
 #define MAX_HEADER_BYTES (16 << 10)      /* a stream's header list (names + values + 32 each, as RFC 9113) */
 #define GATHER_BYTES (64 << 10)          /* what one write() sends at most */
+#define READ_BYTES_PER_TURN (64 << 10)   /* what one connection's turn reads at most */
 #define MAX_NAME 256                     /* model names and versions read from messages */
 #define SMALL_MESSAGE_CAP (1 << 20)      /* encoded answers of the inline RPCs */
 #define SERVICE_PREFIX "/inference.GRPCInferenceService/"
@@ -879,9 +880,13 @@ close:
     return false;
 }
 
+/* Reads what the socket has, READ_BYTES_PER_TURN at most: a client that keeps its socket full
+ * cannot hold the IO thread, and what nghttp2 queued meanwhile (a GOAWAY past its stream reset
+ * rate limit: nghttp2 keeps taking new streams until that GOAWAY is sent) goes out each turn. The
+ * rest stays readable for the next epoll turn (level-triggered). */
 static void conn_read(celer_grpc *g, grpc_conn *c) {
     uint8_t buf[16384];
-    for (;;) {
+    for (size_t got = 0; got < READ_BYTES_PER_TURN;) {
         ssize_t n = read(c->fd, buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
@@ -890,6 +895,7 @@ static void conn_read(celer_grpc *g, grpc_conn *c) {
             return;
         }
         c->last_active_ms = mono_ms();
+        got += (size_t)n;
         if (nghttp2_session_mem_recv(c->session, buf, (size_t)n) < 0) {
             conn_close(g, c);
             return;
