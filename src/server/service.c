@@ -39,6 +39,7 @@ struct celer_service_call {
     const celer_service_callbacks *cb;
     void *user;
     bool suspended; /* cb->suspend was called: done comes on another thread, then cb->resume */
+    atomic_bool cancelled; /* celer_service_cancel: its queued jobs are dropped */
     /* the model's inputs in its order, and its job */
     celer_tensor *inputs;
     celer_job job;
@@ -426,7 +427,7 @@ static void pipeline_task(celer_job *job, celer_status st, const char *message, 
     }
     c->call_version = mv;
     c->call_job = (celer_job){.inputs = c->call_inputs, .done = pipeline_model_done, .user = c,
-                              .deadline_ns = c->job.deadline_ns};
+                              .deadline_ns = c->job.deadline_ns, .cancelled = c->job.cancelled};
     st = celer_sched_submit(mv->queue, &c->call_job);
     if (st) {
         snprintf(msg, sizeof msg, "model '%s': %s", call->model, celer_error_message());
@@ -584,6 +585,9 @@ void celer_service_start(celer_service_call *c, const celer_service_request *r, 
         c->before_batch = true;
         atomic_fetch_add(&v->before_batch, 1);
     }
+    /* a leader's result answers the calls coalesced on it and is cached: it computes even when its
+     * own client goes away */
+    if (!c->cache_leader) c->job.cancelled = &c->cancelled;
     unadmit(c); /* the job takes its place in the queue now */
     st = celer_sched_submit(v->queue, &c->job);
     if (st) {
@@ -593,6 +597,17 @@ void celer_service_start(celer_service_call *c, const celer_service_request *r, 
         finish(c, NULL, st, msg, NULL, 0);
     }
 }
+
+celer_status celer_service_repo_param(bool unload, const char *key, bool is_false) {
+    if (unload && !strcmp(key, "unload_dependents") && is_false) return CELER_OK;
+    if (!unload && (!strcmp(key, "config") || !strncmp(key, "file:", 5)))
+        return celer_errorf(CELER_ERR_INVALID,
+                            "load parameter '%.64s' is not supported yet: put the model's files and config.pbtxt in "
+                            "its folder of the repository and load it without parameters", key);
+    return celer_errorf(CELER_ERR_INVALID, "%s parameter '%.64s' is not supported", unload ? "unload" : "load", key);
+}
+
+void celer_service_cancel(celer_service_call *c) { atomic_store(&c->cancelled, true); }
 
 /* ---- statistics ---- */
 

@@ -121,9 +121,21 @@ void celer_service_reject(celer_service_call *c);
 void celer_service_start(celer_service_call *c, const celer_service_request *r, const celer_service_callbacks *cb,
                          void *user);
 
+/* The transport's client went away (a reset gRPC stream): the call's jobs still queued (its
+ * model's, a pipeline's steps and model calls) complete with CELER_ERR_CANCELLED without running,
+ * unless the result cache shares its result with identical requests. done still comes, as always.
+ * Any thread, between celer_service_start and celer_service_end. */
+void celer_service_cancel(celer_service_call *c);
+
 /* Ends a call: gives back its queue place if still held, the images a pipeline run holds, the
  * arena and the version. After done was called (or when start was never called). */
 void celer_service_end(celer_service_call *c);
+
+/* A parameter of a load (or an unload when `unload`) of the repository API, on any protocol:
+ * CELER_OK for the one celer takes (unload_dependents, when `is_false`: a bool false), else
+ * CELER_ERR_INVALID naming it (Triton's `config` and `file:` say how to load instead). Refusing
+ * them beats answering success having ignored them. */
+celer_status celer_service_repo_param(bool unload, const char *key, bool is_false);
 
 /* Statistics of `model` (NULL: every model) and `version` (NULL: every version) as Triton's JSON.
  * CELER_ERR_NOT_FOUND with a message for an unknown model or version. */
