@@ -40,6 +40,8 @@
 #define MAX_NAME 256                     /* model names and versions read from messages */
 #define SMALL_MESSAGE_CAP (1 << 20)      /* encoded answers of the inline RPCs */
 #define SERVICE_PREFIX "/inference.GRPCInferenceService/"
+#define MAX_RPCS 32                      /* entries of rpcs[] (checked there) */
+#define GRPC_CODES 17                    /* gRPC's canonical codes, OK (0) to UNAUTHENTICATED (16) */
 
 typedef struct grpc_conn grpc_conn;
 typedef struct grpc_stream grpc_stream;
@@ -119,6 +121,10 @@ struct celer_grpc {
     grpc_stream *done; /* streams handed back by workers */
     nghttp2_session_callbacks *callbacks;
     nghttp2_option *option;
+    /* celer_grpc_requests_total{method,code}, made on first use (IO thread only): by the RPC's
+     * index in rpcs[] (MAX_RPCS: a method not in it) and code */
+    celer_metrics *metrics;
+    celer_series *m_status[MAX_RPCS + 1][GRPC_CODES];
 };
 
 static int64_t mono_ms(void) {
@@ -358,6 +364,8 @@ static const grpc_rpc rpcs[] = {
     {"/grpc.health.v1.Health/Check", rpc_health_check, NULL},
 };
 
+_Static_assert(CELER_ARRAY_LEN(rpcs) <= MAX_RPCS, "rpcs[] outgrew celer_grpc.m_status: raise MAX_RPCS");
+
 static const grpc_rpc *find_rpc(const char *path, size_t len) {
     for (size_t i = 0; i < CELER_ARRAY_LEN(rpcs); i++)
         if (strlen(rpcs[i].path) == len && !memcmp(rpcs[i].path, path, len)) return &rpcs[i];
@@ -381,6 +389,30 @@ static void percent_encode(const char *s, char *out, size_t cap) {
         }
     }
     out[n] = 0;
+}
+
+/* The `code` label: gRPC's canonical names (grpc/grpc doc/statuscodes.md). */
+static const char *const grpc_code_names[GRPC_CODES] = {
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+    "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+
+/* Counts a call of `rpc` (NULL: a method not in rpcs[], counted as "unknown") answered with `code`
+ * in celer_grpc_requests_total{method,code}. IO thread. A series is made the first time its pair
+ * is answered, under the metrics lock (a /metrics render holds it: the wait happens once per pair);
+ * 22 methods x 17 codes up front would be 374 lines of zeros in every scrape. */
+static void count_status(celer_grpc *g, const grpc_rpc *rpc, int code) {
+    if (code < 0 || code >= GRPC_CODES) code = 2; /* UNKNOWN */
+    size_t i = rpc ? (size_t)(rpc - rpcs) : MAX_RPCS;
+    celer_series **series = &g->m_status[i][code];
+    if (!*series && g->metrics) {
+        char labels[128];
+        snprintf(labels, sizeof labels, "method=\"%s\",code=\"%s\"", rpc ? strrchr(rpc->path, '/') + 1 : "unknown",
+                 grpc_code_names[code]);
+        *series = celer_metrics_counter(g->metrics, "celer_grpc_requests_total", "gRPC calls by method and status.",
+                                        labels); /* NULL on no memory: not counted, tried again next time */
+    }
+    celer_metrics_add(*series, 1);
 }
 
 #define NV(name, value)                                                                                           \
@@ -419,6 +451,7 @@ static ssize_t read_answer(nghttp2_session *session, int32_t id, uint8_t *buf, s
 static void answer(grpc_stream *s) {
     if (s->answered || !s->conn) return;
     s->answered = true;
+    count_status(s->g, s->rpc, s->grpc_status);
     char code[16];
     snprintf(code, sizeof code, "%d", s->grpc_status);
     if (s->grpc_status == 0) {
@@ -539,7 +572,7 @@ static void start_model_infer(celer_grpc *g, grpc_stream *s) {
         answer_error(s, CELER_ERR_INVALID, "ModelInferRequest: the model name (field 1) is empty");
         return;
     }
-    s->call = celer_service_begin(g->service, model, version, s->start_ns, &st, msg, sizeof msg);
+    s->call = celer_service_begin(g->service, CELER_PROTOCOL_GRPC, model, version, s->start_ns, &st, msg, sizeof msg);
     if (!s->call) {
         answer_error(s, st, msg);
         return;
@@ -1033,7 +1066,6 @@ static void grpc_free(celer_grpc *g) {
 
 celer_status celer_grpc_start(const celer_server_options *opts, celer_service *service, celer_metrics *metrics,
                               celer_grpc **out) {
-    (void)metrics; /* gRPC series come with ModelInfer */
     *out = NULL;
     if (opts->grpc_port == 0) return CELER_OK;
     celer_grpc *g = calloc(1, sizeof *g);
@@ -1041,6 +1073,7 @@ celer_status celer_grpc_start(const celer_server_options *opts, celer_service *s
     g->opts = opts;
     g->service = service;
     g->registry = celer_service_registry(service);
+    g->metrics = metrics;
     g->listen_fd = g->event_fd = g->epoll_fd = -1;
     pthread_mutex_init(&g->done_lock, NULL);
     struct rlimit rl;
