@@ -52,6 +52,8 @@
 #define STREAM_MAX_CALLS 128             /* a streaming RPC's calls running or unsent before it pauses */
 #define STREAM_MAX_OUT_BYTES (16 << 20)  /* ... or its unsent answers' bytes */
 #define SERVICE_PREFIX "/inference.GRPCInferenceService/"
+#define MAX_RPCS 32                      /* entries of rpcs[] (checked there) */
+#define GRPC_CODES 17                    /* gRPC's canonical codes, OK (0) to UNAUTHENTICATED (16) */
 
 typedef struct grpc_conn grpc_conn;
 typedef struct grpc_stream grpc_stream;
@@ -159,6 +161,10 @@ struct celer_grpc {
     grpc_call *done;   /* calls handed back by workers and the action pool */
     nghttp2_session_callbacks *callbacks;
     nghttp2_option *option;
+    /* celer_grpc_requests_total{method,code}, made on first use (IO thread only): by the RPC's
+     * index in rpcs[] (MAX_RPCS: a method not in it) and code */
+    celer_metrics *metrics;
+    celer_series *m_status[MAX_RPCS + 1][GRPC_CODES];
 };
 
 static int64_t mono_ms(void) {
@@ -400,6 +406,8 @@ static const grpc_rpc rpcs[] = {
     {"/grpc.health.v1.Health/Check", rpc_health_check, NULL, false},
 };
 
+_Static_assert(CELER_ARRAY_LEN(rpcs) <= MAX_RPCS, "rpcs[] outgrew celer_grpc.m_status: raise MAX_RPCS");
+
 static const grpc_rpc *find_rpc(const char *path, size_t len) {
     for (size_t i = 0; i < CELER_ARRAY_LEN(rpcs); i++)
         if (strlen(rpcs[i].path) == len && !memcmp(rpcs[i].path, path, len)) return &rpcs[i];
@@ -425,6 +433,30 @@ static void percent_encode(const char *s, char *out, size_t cap) {
         }
     }
     out[n] = 0;
+}
+
+/* The `code` label: gRPC's canonical names (grpc/grpc doc/statuscodes.md). */
+static const char *const grpc_code_names[GRPC_CODES] = {
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+    "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+
+/* Counts a call of `rpc` (NULL: a method not in rpcs[], counted as "unknown") answered with `code`
+ * in celer_grpc_requests_total{method,code}. IO thread. A series is made the first time its pair
+ * is answered, under the metrics lock (a /metrics render holds it: the wait happens once per pair);
+ * 22 methods x 17 codes up front would be 374 lines of zeros in every scrape. */
+static void count_status(celer_grpc *g, const grpc_rpc *rpc, int code) {
+    if (code < 0 || code >= GRPC_CODES) code = 2; /* UNKNOWN */
+    size_t i = rpc ? (size_t)(rpc - rpcs) : MAX_RPCS;
+    celer_series **series = &g->m_status[i][code];
+    if (!*series && g->metrics) {
+        char labels[128];
+        snprintf(labels, sizeof labels, "method=\"%s\",code=\"%s\"", rpc ? strrchr(rpc->path, '/') + 1 : "unknown",
+                 grpc_code_names[code]);
+        *series = celer_metrics_counter(g->metrics, "celer_grpc_requests_total", "gRPC calls by method and status.",
+                                        labels); /* NULL on no memory: not counted, tried again next time */
+    }
+    celer_metrics_add(*series, 1);
 }
 
 #define NV(name, value)                                                                                           \
@@ -547,6 +579,7 @@ static void stream_finish(grpc_stream *s, celer_status st, const char *message) 
     if (s->finished) return;
     s->finished = true;
     s->grpc_status = celer_status_grpc(st);
+    count_status(s->g, s->rpc, s->grpc_status);
     percent_encode(st ? message : "", s->grpc_message, sizeof s->grpc_message);
     stream_send(s);
 }
@@ -771,7 +804,7 @@ static void start_model_infer(celer_grpc *g, grpc_call *c) {
         call_answered(g, c);
         return;
     }
-    c->svc = celer_service_begin(g->service, model, version, s->start_ns, &st, msg, sizeof msg);
+    c->svc = celer_service_begin(g->service, CELER_PROTOCOL_GRPC, model, version, s->start_ns, &st, msg, sizeof msg);
     if (!c->svc) {
         call_fail(c, st, msg);
         call_answered(g, c);
@@ -881,6 +914,7 @@ static void stream_close(grpc_stream *s) {
     if (s->next) s->next->prev = s->prev;
     conn->n_streams--;
     nghttp2_session_set_stream_user_data(conn->session, s->id, NULL);
+    if (!s->finished && s->rpc) count_status(g, s->rpc, 1 /* CANCELLED: the client reset it, or went away */);
     if (s->unconsumed) nghttp2_session_consume_connection(conn->session, s->unconsumed);
     for (grpc_call *c = s->running, *next; c; c = next) {
         next = c->next;
@@ -1351,7 +1385,6 @@ static void grpc_free(celer_grpc *g) {
 
 celer_status celer_grpc_start(const celer_server_options *opts, celer_service *service, celer_metrics *metrics,
                               celer_grpc **out) {
-    (void)metrics; /* gRPC series come with ModelInfer */
     *out = NULL;
     if (opts->grpc_port == 0) return CELER_OK;
     celer_grpc *g = calloc(1, sizeof *g);
@@ -1359,6 +1392,7 @@ celer_status celer_grpc_start(const celer_server_options *opts, celer_service *s
     g->opts = opts;
     g->service = service;
     g->registry = celer_service_registry(service);
+    g->metrics = metrics;
     g->listen_fd = g->event_fd = g->epoll_fd = -1;
     pthread_mutex_init(&g->done_lock, NULL);
     struct rlimit rl;

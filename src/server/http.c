@@ -771,7 +771,8 @@ static bool admit(http_req *q, struct MHD_Connection *conn, const char *url) {
     if (q->route < 0) return true; /* answered once the body (if any) is discarded */
     if (is_infer_route(q->route)) {
         celer_status code = CELER_OK;
-        q->call = celer_service_begin(srv->service, q->args.model, q->args.version, q->start_ns, &code, msg, sizeof msg);
+        q->call = celer_service_begin(srv->service, CELER_PROTOCOL_HTTP, q->args.model, q->args.version, q->start_ns,
+                                      &code, msg, sizeof msg);
         if (!q->call) {
             reply_status(q, code, msg);
             return false;

@@ -5,7 +5,8 @@
  * pipelines and the model calls they make, deadlines, statistics and metrics.
  *
  * A call goes:
- *   celer_service_begin      (model and version from the route or message: acquire, admit)
+ *   celer_service_begin      (the protocol, and model and version from the route or message:
+ *                            acquire, admit)
  *   [celer_service_find_response]  (the transport's encoded answer to the same request bytes)
  *   the transport decodes its body into the call's arena, against celer_service_version(c)
  *   celer_service_start      (or celer_service_reject when the body did not decode)
@@ -78,14 +79,16 @@ celer_registry *celer_service_registry(celer_service *s);
 #define CELER_SERVER_VERSION "0.1.0"
 extern const char *const celer_server_extensions[]; /* the protocol extensions celer implements; NULL-terminated */
 
-/* Begins an inference call of `model` (`version` NULL or "" = the latest): takes a reference on
- * the version and a place in its queue, decided before any body byte is read. start_ns: when the
- * request arrived (CLOCK_MONOTONIC), for its duration. On failure returns NULL with *status
- * (CELER_ERR_NOT_FOUND, CELER_ERR_UNAVAILABLE for a model not ready or a full queue, counted as a
- * failure of the version, CELER_ERR_NOMEM) and the message in msg. The call is the caller's until
- * celer_service_end. */
-celer_service_call *celer_service_begin(celer_service *s, const char *model, const char *version, int64_t start_ns,
-                                        celer_status *status, char *msg, size_t msg_cap);
+/* Begins an inference call of `model` (`version` NULL or "" = the latest) that came by `protocol`
+ * (the `protocol` label its outcome, and its pipeline's model calls, count under): takes a
+ * reference on the version and a place in its queue, decided before any body byte is read.
+ * start_ns: when the request arrived (CLOCK_MONOTONIC), for its duration. On failure returns NULL
+ * with *status (CELER_ERR_NOT_FOUND, CELER_ERR_UNAVAILABLE for a model not ready or a full queue,
+ * counted as a failure of the version, CELER_ERR_NOMEM) and the message in msg. The call is the
+ * caller's until celer_service_end. */
+celer_service_call *celer_service_begin(celer_service *s, celer_service_protocol protocol, const char *model,
+                                        const char *version, int64_t start_ns, celer_status *status, char *msg,
+                                        size_t msg_cap);
 
 /* The version being called: its inputs (decoding spec), output names, name and version. */
 const served_version *celer_service_version(const celer_service_call *c);

@@ -4,7 +4,8 @@
 Triton's unmodified grpc_service.proto and health.proto (tests/grpc/proto) and call `celer serve` on
 loopback: ServerLive, ServerReady, ModelReady, grpc.health.v1.Health/Check, the RPCs not implemented
 yet, deadlines and cancellation; Node's own http2 sends what grpc-js never would (a non-gRPC
-content-type, a message over the cap, a compressed message, malformed grpc-timeout). SIGTERM exits 0.
+content-type, a message over the cap, a compressed message, malformed grpc-timeout). /metrics counts
+gRPC inferences under protocol="grpc" and every call by method and status code. SIGTERM exits 0.
 If the client cannot be installed the test fails: it never passes without having run.
 
 usage: test_grpc.py CELER_BIN EXAMPLE_REPOSITORY
@@ -394,6 +395,66 @@ def test_repository(node_path):
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_grpc_metrics(node_path):
+    """/metrics: inference series carry the request's protocol, and gRPC calls are counted by method
+    and status code, exactly."""
+    gport = free_port()
+    srv = Server(REPO_SRC, "--grpc-port", str(gport), "--grpc-address", "127.0.0.1")
+    wait_port(gport, srv.proc)
+    rng = np.random.default_rng(7)
+    feats = [rng.standard_normal((1, 16)).astype(np.float32) for _ in range(5)]
+
+    def infer(x, shape=(1, 16)):
+        return call("ModelInfer", {"model_name": "mlp", "inputs": [{"name": "features", "datatype": "FP32",
+                                                                     "shape": list(shape)}],
+                                   "raw_input_contents": [b64(x)]})
+    out = calls(gport, [infer(feats[0]), infer(feats[1]), infer(feats[2]),
+                        infer(feats[3][:, :15], (1, 15)),                   # INVALID_ARGUMENT: a failure of mlp
+                        call("ModelInfer", {"model_name": "no_such_model"}),  # NOT_FOUND: no version to count
+                        call("ServerLive"), call("ServerLive"), call("Check", {"service": ""}, service="health"),
+                        raw("/no.Such/Method", GRPC_HEADERS, "0000000000")], node_path)
+    check("metrics: the gRPC calls answered as expected",
+          [o.get("code") for o in out[:8]] == [OK, OK, OK, INVALID_ARGUMENT, NOT_FOUND, OK, OK, OK],
+          json.dumps(out)[:600])
+    for x in feats[3:]:
+        status, _, _ = srv.json("POST", "/v2/models/mlp/infer", {"inputs": [
+            {"name": "features", "shape": [1, 16], "datatype": "FP32", "data": x.ravel().tolist()}]})
+        check("metrics: HTTP infer of mlp", status == 200, status)
+    _, text, _ = srv.request("GET", "/metrics")
+    samples = {}
+    for line in text.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    want = {
+        'celer_inference_requests_total{model="mlp",version="1",protocol="grpc",outcome="success"}': 3,
+        'celer_inference_requests_total{model="mlp",version="1",protocol="grpc",outcome="failure"}': 1,
+        'celer_inference_requests_total{model="mlp",version="1",protocol="http",outcome="success"}': 2,
+        'celer_inference_requests_total{model="mlp",version="1",protocol="http",outcome="failure"}': 0,
+        'celer_inference_request_duration_seconds_count{model="mlp",version="1",protocol="grpc"}': 3,
+        'celer_inference_request_duration_seconds_count{model="mlp",version="1",protocol="http"}': 2,
+        'celer_inference_requests_total{model="identity",version="1",protocol="grpc",outcome="success"}': 0,
+        'celer_grpc_requests_total{method="ModelInfer",code="OK"}': 3,
+        'celer_grpc_requests_total{method="ModelInfer",code="INVALID_ARGUMENT"}': 1,
+        'celer_grpc_requests_total{method="ModelInfer",code="NOT_FOUND"}': 1,
+        'celer_grpc_requests_total{method="ServerLive",code="OK"}': 2,
+        'celer_grpc_requests_total{method="Check",code="OK"}': 1,
+        'celer_grpc_requests_total{method="unknown",code="UNIMPLEMENTED"}': 1,
+    }
+    got = {k: samples.get(k) for k in want}
+    check("metrics: requests by protocol and gRPC calls by method and code, exact", got == want,
+          "\n".join(f"{k}: got {got[k]}, want {v}" for k, v in want.items() if got[k] != v))
+    check("metrics: the model's own series have no protocol label",
+          'celer_inference_queue_duration_seconds_count{model="mlp",version="1"}' in samples
+          and not any(k.startswith("celer_inference_queue_duration") and "protocol=" in k for k in samples),
+          [k for k in samples if k.startswith("celer_inference_queue_duration_seconds_count")])
+    check("metrics: a gRPC series is made when its method and code are first answered",
+          'celer_grpc_requests_total{method="ServerLive",code="NOT_FOUND"}' not in samples
+          and not any(k.startswith('celer_grpc_requests_total{method="ModelStreamInfer"') for k in samples),
+          [k for k in samples if k.startswith("celer_grpc_")])
+    check("SIGTERM exits 0 (metrics server)", srv.stop() == 0, srv.output()[-2000:])
+
+
 def main():
     node_path = node_client()
     check("grpc-js and proto-loader are installed (npm)", node_path is not None,
@@ -523,6 +584,7 @@ def main():
     test_model_infer(node_path)
     test_stream_infer(node_path)
     test_repository(node_path)
+    test_grpc_metrics(node_path)
 
     # an idle connection (the HTTP/2 preface, then nothing) is closed after --request-timeout-secs
     gport = free_port()
