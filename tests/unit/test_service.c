@@ -231,6 +231,28 @@ static unsigned long long stat_of(fixture *f, const char *model, const char *fie
 
 /* ---- tests ---- */
 
+/* A call its transport cancels while it waits in the queue (narrow batches wait up to 300 ms for
+ * company) is answered CELER_ERR_CANCELLED without running: no inference counted, a failure. */
+static void test_cancel(void **state) {
+    fixture *f = *state;
+    answer a;
+    answer_init(&a, 1.0f);
+    celer_service_call *c = start(f, "narrow", &a);
+    celer_service_cancel(c);
+    answer_wait(&a);
+    assert_int_equal(a.status, CELER_ERR_CANCELLED);
+    assert_non_null(strstr(a.message, "cancelled"));
+    celer_service_end(c);
+    assert_int_equal(stat_of(f, "narrow", "\"inference_count\":"), 0);
+    assert_int_equal(stat_of(f, "narrow", "\"fail\":{\"count\":"), 1);
+    /* the next call runs */
+    answer_init(&a, 2.0f);
+    c = start(f, "narrow", &a);
+    answer_wait(&a);
+    assert_int_equal(a.status, CELER_OK);
+    celer_service_end(c);
+}
+
 /* A model call: answered on a worker after a suspend, then resumed; counted as a success. */
 static void test_model_call(void **state) {
     fixture *f = *state;
@@ -534,6 +556,7 @@ static void test_protocol_series(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_model_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_response_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
