@@ -233,12 +233,13 @@ static celer_status acquire_requested(celer_grpc *g, const uint8_t *msg, size_t 
     return *v ? CELER_OK : celer_errorf(st, "%s", err);
 }
 
-/* ModelReadyRequest{name=1, version=2} -> ModelReadyResponse{ready=1}: an unknown model or
- * version is NOT_FOUND (its message says which), a known one not ready answers ready=false. */
+/* ModelReadyRequest{name=1, version=2} -> ModelReadyResponse{ready=1}: false for a model or
+ * version that is unknown, unloaded or not ready, as Triton answers (clients poll it in a loop:
+ * tritonclient's is_model_ready returns False rather than raising); an empty name is an error. */
 static celer_status rpc_model_ready(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
     served_version *v;
     celer_status st = acquire_requested(g, msg, len, "ModelReadyRequest", &v);
-    if (st && st != CELER_ERR_UNAVAILABLE) return st;
+    if (st && st != CELER_ERR_UNAVAILABLE && st != CELER_ERR_NOT_FOUND) return st;
     celer_pb_put_bool(out, 1, !st);
     if (!st) celer_registry_release(v);
     return CELER_OK;
