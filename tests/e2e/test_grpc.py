@@ -332,6 +332,8 @@ def test_model_config(node_path):
     check("ModelConfig without a name: INVALID_ARGUMENT", o["code"] == INVALID_ARGUMENT and "name" in o["details"],
           json.dumps(o))
     check("SIGTERM exits 0 (ModelConfig server)", srv.stop() == 0, srv.output()[-2000:])
+    log = srv.output()
+    check("no sanitizer report (ModelConfig server)", "Sanitizer" not in log and "runtime error" not in log, log[-2000:])
     shutil.rmtree(tmp, ignore_errors=True)
 
 
