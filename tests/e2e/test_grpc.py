@@ -3,8 +3,10 @@
 @grpc/proto-loader (installed with npm into a cache folder outside the repository when missing) load
 Triton's unmodified grpc_service.proto and health.proto (tests/grpc/proto) and call `celer serve` on
 loopback: ServerLive, ServerReady, ModelReady, grpc.health.v1.Health/Check, ModelConfig against
-GET .../config, the RPCs not implemented yet, deadlines and cancellation; Node's own http2 sends what grpc-js never would (a non-gRPC
-content-type, a message over the cap, a compressed message, malformed grpc-timeout). SIGTERM exits 0.
+GET .../config, the RPCs not implemented yet, deadlines and cancellation; Node's own http2 sends what
+grpc-js never would (a non-gRPC content-type, a message over the cap, a compressed message,
+malformed grpc-timeout). /metrics counts gRPC inferences under protocol="grpc" and every call by
+method and status code. SIGTERM exits 0.
 If the client cannot be installed the test fails: it never passes without having run.
 
 usage: test_grpc.py CELER_BIN EXAMPLE_REPOSITORY
@@ -337,6 +339,217 @@ def test_model_config(node_path):
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def infer_request(model, inputs, rid):
+    """A ModelInferRequest as grpc-js takes it: inputs [(name, datatype, array or list of bytes)] raw."""
+    req = {"model_name": model, "id": rid, "inputs": [], "raw_input_contents": []}
+    for iname, dt, a in inputs:
+        shape = [len(a)] if dt == "BYTES" else list(a.shape)
+        req["inputs"].append({"name": iname, "datatype": dt, "shape": shape})
+        req["raw_input_contents"].append(base64.b64encode(bytes_raw(a) if dt == "BYTES" else a.tobytes()).decode())
+    return req
+
+
+def stream_out(r):
+    """(id, error_message, first output as float32 or None) of a ModelStreamInferResponse."""
+    inner = r.get("infer_response") or {}
+    raw_out = inner.get("raw_output_contents") or []
+    got = None
+    if raw_out:
+        got = np.frombuffer(bytes(raw_out[0]["data"]) if isinstance(raw_out[0], dict) else base64.b64decode(raw_out[0]),
+                            np.float32)
+    return inner.get("id", ""), r.get("error_message", ""), got
+
+
+def test_stream_infer(node_path):
+    """ModelStreamInfer: many requests on one stream answered as each finishes (the id ties them),
+    errors as error_message without ending the stream, more requests than a stream holds before it
+    pauses, a client that writes each request after the previous answer, cancellation, an empty
+    stream, a pipeline."""
+    gport = free_port()
+    srv = Server(REPO_SRC, "--grpc-port", str(gport), "--grpc-address", "127.0.0.1")
+    wait_port(gport, srv.proc)
+    rng = np.random.default_rng(11)
+    xs = [rng.standard_normal((1, 16)).astype(np.float32) for _ in range(40)]
+    reqs = [infer_request("mlp", [("features", "FP32", x)], f"s-{i}") for i, x in enumerate(xs)]
+    reqs.insert(10, {"model_name": "no_such_model", "id": "bad-model"})
+    reqs.insert(20, infer_request("mlp", [("features", "FP32", xs[0][:, :15])], "bad-shape"))
+    many = [infer_request("identity", [("x", "FP32", np.full((1, 4), i, np.float32))], f"i-{i}") for i in range(600)]
+    route = infer_request("route", [("segment", "BYTES", [b"premium"]), ("features", "FP32", xs[1])], "r-1")
+    out = calls(gport, [
+        call("ModelStreamInfer", stream=reqs),                                        # 0
+        call("ModelStreamInfer", stream=many),                                        # 1
+        call("ModelStreamInfer", stream=reqs[:6], write_after_each=True),             # 2
+        call("ModelStreamInfer", stream=[]),                                          # 3
+        call("ModelStreamInfer", stream=many, cancel_after=1),                        # 4
+        call("ServerLive"),                                                           # 5
+        call("ModelStreamInfer", stream=[route]),                                     # 6
+    ], node_path)
+    want = {}
+    for i, x in enumerate(xs):
+        status, doc, _ = srv.json("POST", "/v2/models/mlp/infer",
+                                  {"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 16],
+                                               "data": x.ravel().tolist()}]})
+        want[f"s-{i}"] = np.array(doc["outputs"][0]["data"], np.float32)
+    o = out[0]
+    got = {rid: (err, t) for rid, err, t in map(stream_out, o.get("responses", []))}
+    check("ModelStreamInfer: every request answered on the stream, status OK",
+          o["code"] == OK and len(o["responses"]) == len(reqs), json.dumps(o)[:400])
+    # requests on a stream run concurrently, so the model batches them: batched rows may differ from
+    # a batch of one in the last bits (another GEMM blocking), on either protocol
+    check("ModelStreamInfer: each answer is HTTP's for the request its id names",
+          all(k in got and got[k][1] is not None and np.allclose(got[k][1], v, rtol=1e-5, atol=1e-6)
+              for k, v in want.items()),
+          str(sorted(got))[:300])
+    err = got.get("bad-model", ("", None))[0]
+    check("ModelStreamInfer: an unknown model is an error_message with its id, the stream goes on",
+          "no_such_model" in err, json.dumps(o)[:300])
+    err = got.get("bad-shape", ("", None))[0]
+    check("ModelStreamInfer: a wrong shape is an error_message with its id", "features" in err, err)
+    o = out[1]
+    ids = [stream_out(r)[0] for r in o.get("responses", [])]
+    ok = o["code"] == OK and sorted(ids) == sorted(f"i-{i}" for i in range(600)) and all(
+        np.array_equal(stream_out(r)[2], np.full(4, int(stream_out(r)[0][2:]), np.float32)) for r in o["responses"])
+    check("ModelStreamInfer: 600 requests written at once (more than a stream holds before pausing): all answered",
+          ok, f"code {o['code']} {o['details']} {len(ids)} answers")
+    o = out[2]
+    check("ModelStreamInfer: a client writing each request after the previous answer (answers come before the "
+          "stream ends)", o["code"] == OK and len(o["responses"]) == 6, json.dumps(o)[:300])
+    check("ModelStreamInfer: an empty stream ends with OK", out[3]["code"] == OK and out[3]["responses"] == [],
+          json.dumps(out[3])[:300])
+    check("ModelStreamInfer: a cancelled stream ends CANCELLED on the client", out[4]["code"] == 1,
+          json.dumps(out[4])[:300])
+    check("the server still answers after a cancelled stream", out[5]["code"] == OK, json.dumps(out[5])[:300])
+    status, doc, _ = srv.json("POST", "/v2/models/route/infer",
+                              {"inputs": [{"name": "segment", "datatype": "BYTES", "shape": [1], "data": ["premium"]},
+                                          {"name": "features", "datatype": "FP32", "shape": [1, 16],
+                                           "data": xs[1].ravel().tolist()}]})
+    o = out[6]
+    r = stream_out(o["responses"][0]) if o.get("responses") else ("", "", None)
+    check("ModelStreamInfer of a pipeline: HTTP's answer",
+          o["code"] == OK and r[0] == "r-1" and r[2] is not None
+          and np.array_equal(r[2], np.array(doc["outputs"][0]["data"], np.float32)), json.dumps(o)[:300])
+    code = srv.stop()
+    check("SIGTERM exits 0 (streaming server)", code == 0, srv.output()[-2000:])
+    log = srv.output()
+    check("no sanitizer report (streaming server)", "Sanitizer" not in log and "runtime error" not in log, log[-2000:])
+
+
+def test_repository(node_path):
+    """RepositoryModelUnload and RepositoryModelLoad on the registry's action pool, with HTTP's
+    refusals of the parameters celer does not take."""
+    tmp = tempfile.mkdtemp(prefix="celer-e2e-grpc-repo-")
+    repo = os.path.join(tmp, "repository")
+    shutil.copytree(REPO_SRC, repo)
+    gport = free_port()
+    srv = Server(repo, "--grpc-port", str(gport), "--grpc-address", "127.0.0.1")
+    wait_port(gport, srv.proc)
+    out = calls(gport, [
+        call("RepositoryModelUnload", {"model_name": "mlp_basic"}),                                   # 0
+        call("ModelReady", {"name": "mlp_basic"}),                                                    # 1
+        call("RepositoryIndex", {}),                                                                  # 2
+        call("RepositoryModelLoad", {"model_name": "mlp_basic"}),                                     # 3
+        call("ModelReady", {"name": "mlp_basic"}),                                                    # 4
+        call("RepositoryModelLoad", {"model_name": "mlp_basic",
+                                     "parameters": {"config": {"string_param": "{}"}}}),              # 5
+        call("RepositoryModelUnload", {"model_name": "mlp_basic",
+                                       "parameters": {"unload_dependents": {"bool_param": True}}}),   # 6
+        call("RepositoryModelUnload", {"model_name": "mlp_basic",
+                                       "parameters": {"unload_dependents": {"bool_param": False}}}),  # 7
+        call("RepositoryModelLoad", {"model_name": "no_such_model"}),                                 # 8
+        call("RepositoryModelLoad", {"repository_name": "other", "model_name": "mlp_basic"}),         # 9
+        call("RepositoryModelLoad", {}),                                                              # 10
+        call("RepositoryModelLoad", {"model_name": "mlp_basic"}),                                     # 11
+    ], node_path)
+
+    def show(i):
+        return json.dumps(out[i])[:300]
+
+    check("RepositoryModelUnload: OK", out[0]["code"] == OK, show(0))
+    check("after the unload, ModelReady is false", out[1]["code"] == OK and out[1]["response"]["ready"] is False
+          or out[1]["code"] in (NOT_FOUND, 14), show(1))
+    idx = {m["name"]: m for m in (out[2]["response"] or {}).get("models", [])}
+    check("after the unload, RepositoryIndex says UNAVAILABLE",
+          idx.get("mlp_basic", {}).get("state") == "UNAVAILABLE", show(2))
+    check("RepositoryModelLoad: OK, and the model is ready again",
+          out[3]["code"] == OK and out[4]["code"] == OK and out[4]["response"]["ready"] is True, show(3) + show(4))
+    check("a load parameter 'config': INVALID_ARGUMENT saying how to load instead",
+          out[5]["code"] == INVALID_ARGUMENT and "config" in out[5]["details"] and "folder" in out[5]["details"], show(5))
+    check("unload_dependents true: INVALID_ARGUMENT naming it",
+          out[6]["code"] == INVALID_ARGUMENT and "unload_dependents" in out[6]["details"], show(6))
+    check("unload_dependents false: OK", out[7]["code"] == OK, show(7))
+    status, body, _ = srv.request("POST", "/v2/repository/models/no_such_model/load")
+    check("loading an unknown model: the code and message HTTP gives",
+          out[8]["code"] != OK and str(status).startswith("4") and "no_such_model" in out[8]["details"],
+          show(8) + f" HTTP {status} {body[:200]!r}")
+    check("a repository_name: UNIMPLEMENTED (celer serves one repository)",
+          out[9]["code"] == UNIMPLEMENTED and "one repository" in out[9]["details"], show(9))
+    check("a load without a model name: INVALID_ARGUMENT", out[10]["code"] == INVALID_ARGUMENT, show(10))
+    check("loading it again after the refusals: OK", out[11]["code"] == OK, show(11))
+    code = srv.stop()
+    check("SIGTERM exits 0 (repository server)", code == 0, srv.output()[-2000:])
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_grpc_metrics(node_path):
+    """/metrics: inference series carry the request's protocol, and gRPC calls are counted by method
+    and status code, exactly."""
+    gport = free_port()
+    srv = Server(REPO_SRC, "--grpc-port", str(gport), "--grpc-address", "127.0.0.1")
+    wait_port(gport, srv.proc)
+    rng = np.random.default_rng(7)
+    feats = [rng.standard_normal((1, 16)).astype(np.float32) for _ in range(5)]
+
+    def infer(x, shape=(1, 16)):
+        return call("ModelInfer", {"model_name": "mlp", "inputs": [{"name": "features", "datatype": "FP32",
+                                                                     "shape": list(shape)}],
+                                   "raw_input_contents": [b64(x)]})
+    out = calls(gport, [infer(feats[0]), infer(feats[1]), infer(feats[2]),
+                        infer(feats[3][:, :15], (1, 15)),                   # INVALID_ARGUMENT: a failure of mlp
+                        call("ModelInfer", {"model_name": "no_such_model"}),  # NOT_FOUND: no version to count
+                        call("ServerLive"), call("ServerLive"), call("Check", {"service": ""}, service="health"),
+                        raw("/no.Such/Method", GRPC_HEADERS, "0000000000")], node_path)
+    check("metrics: the gRPC calls answered as expected",
+          [o.get("code") for o in out[:8]] == [OK, OK, OK, INVALID_ARGUMENT, NOT_FOUND, OK, OK, OK],
+          json.dumps(out)[:600])
+    for x in feats[3:]:
+        status, _, _ = srv.json("POST", "/v2/models/mlp/infer", {"inputs": [
+            {"name": "features", "shape": [1, 16], "datatype": "FP32", "data": x.ravel().tolist()}]})
+        check("metrics: HTTP infer of mlp", status == 200, status)
+    _, text, _ = srv.request("GET", "/metrics")
+    samples = {}
+    for line in text.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    want = {
+        'celer_inference_requests_total{model="mlp",version="1",protocol="grpc",outcome="success"}': 3,
+        'celer_inference_requests_total{model="mlp",version="1",protocol="grpc",outcome="failure"}': 1,
+        'celer_inference_requests_total{model="mlp",version="1",protocol="http",outcome="success"}': 2,
+        'celer_inference_requests_total{model="mlp",version="1",protocol="http",outcome="failure"}': 0,
+        'celer_inference_request_duration_seconds_count{model="mlp",version="1",protocol="grpc"}': 3,
+        'celer_inference_request_duration_seconds_count{model="mlp",version="1",protocol="http"}': 2,
+        'celer_inference_requests_total{model="identity",version="1",protocol="grpc",outcome="success"}': 0,
+        'celer_grpc_requests_total{method="ModelInfer",code="OK"}': 3,
+        'celer_grpc_requests_total{method="ModelInfer",code="INVALID_ARGUMENT"}': 1,
+        'celer_grpc_requests_total{method="ModelInfer",code="NOT_FOUND"}': 1,
+        'celer_grpc_requests_total{method="ServerLive",code="OK"}': 2,
+        'celer_grpc_requests_total{method="Check",code="OK"}': 1,
+        'celer_grpc_requests_total{method="unknown",code="UNIMPLEMENTED"}': 1,
+    }
+    got = {k: samples.get(k) for k in want}
+    check("metrics: requests by protocol and gRPC calls by method and code, exact", got == want,
+          "\n".join(f"{k}: got {got[k]}, want {v}" for k, v in want.items() if got[k] != v))
+    check("metrics: the model's own series have no protocol label",
+          'celer_inference_queue_duration_seconds_count{model="mlp",version="1"}' in samples
+          and not any(k.startswith("celer_inference_queue_duration") and "protocol=" in k for k in samples),
+          [k for k in samples if k.startswith("celer_inference_queue_duration_seconds_count")])
+    check("metrics: a gRPC series is made when its method and code are first answered",
+          'celer_grpc_requests_total{method="ServerLive",code="NOT_FOUND"}' not in samples
+          and not any(k.startswith('celer_grpc_requests_total{method="ModelStreamInfer"') for k in samples),
+          [k for k in samples if k.startswith("celer_grpc_")])
+    check("SIGTERM exits 0 (metrics server)", srv.stop() == 0, srv.output()[-2000:])
+
+
 def main():
     node_path = node_client()
     check("grpc-js and proto-loader are installed (npm)", node_path is not None,
@@ -465,6 +678,9 @@ def main():
 
     test_model_infer(node_path)
     test_model_config(node_path)
+    test_stream_infer(node_path)
+    test_repository(node_path)
+    test_grpc_metrics(node_path)
 
     # an idle connection (the HTTP/2 preface, then nothing) is closed after --request-timeout-secs
     gport = free_port()
