@@ -288,6 +288,18 @@ static celer_status rpc_model_metadata(celer_grpc *g, const uint8_t *msg, size_t
     return CELER_OK;
 }
 
+/* ModelConfigRequest{name=1, version=2} -> ModelConfigResponse{config=1: ModelConfig}: the
+ * completed config GET /v2/models/{m}[/versions/{v}]/config writes, by the same walk. */
+static celer_status rpc_model_config(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
+    served_version *v;
+    CELER_TRY(acquire_requested(g, msg, len, "ModelConfigRequest", &v));
+    size_t mark = celer_pb_begin(out, 1);
+    celer_config_to_pb(&v->owner->config, out);
+    celer_pb_end(out, mark);
+    celer_registry_release(v);
+    return CELER_OK;
+}
+
 /* StatisticDuration{count=1, ns=2} as field `field` of the message being written. */
 static void put_duration(celer_jbuf *out, int field, unsigned long long count, unsigned long long ns) {
     size_t mark = celer_pb_begin(out, field);
@@ -391,7 +403,7 @@ static const grpc_rpc rpcs[] = {
     {SERVICE_PREFIX "ModelMetadata", rpc_model_metadata, NULL, false},
     {SERVICE_PREFIX "ModelInfer", NULL, start_model_infer, false},
     {SERVICE_PREFIX "ModelStreamInfer", NULL, start_model_infer, true},
-    {SERVICE_PREFIX "ModelConfig", NULL, NULL, false},
+    {SERVICE_PREFIX "ModelConfig", rpc_model_config, NULL, false},
     {SERVICE_PREFIX "ModelStatistics", rpc_model_statistics, NULL, false},
     {SERVICE_PREFIX "RepositoryIndex", rpc_repository_index, NULL, false},
     {SERVICE_PREFIX "RepositoryModelLoad", NULL, start_model_load, false},
