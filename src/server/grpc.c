@@ -222,7 +222,7 @@ static celer_status read_model_request(const uint8_t *msg, size_t len, const cha
     return CELER_OK;
 }
 
-/* The version a ModelReadyRequest or ModelMetadataRequest names, acquired into *v (release it);
+/* The version a ModelReady, ModelMetadata or ModelConfig request names, acquired into *v (release it);
  * CELER_ERR_NOT_FOUND, or CELER_ERR_UNAVAILABLE for a model not ready, with the message set. */
 static celer_status acquire_requested(celer_grpc *g, const uint8_t *msg, size_t len, const char *what,
                                       served_version **v) {
