@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """End-to-end: the gRPC front end with a client nobody here wrote. @grpc/grpc-js and
 @grpc/proto-loader (installed with npm into a cache folder outside the repository when missing) load
-Triton's unmodified grpc_service.proto and health.proto (tests/grpc/proto) and call `celer serve` on
-loopback: ServerLive, ServerReady, ModelReady, grpc.health.v1.Health/Check, ModelConfig against
-GET .../config, the RPCs not implemented yet, deadlines and cancellation; Node's own http2 sends what
-grpc-js never would (a non-gRPC content-type, a message over the cap, a compressed message,
-malformed grpc-timeout). /metrics counts gRPC inferences under protocol="grpc" and every call by
-method and status code. SIGTERM exits 0.
-If the client cannot be installed the test fails: it never passes without having run.
+Triton's unmodified grpc_service.proto, model_config.proto and health.proto (tests/grpc/proto) and
+call `celer serve` on loopback: every RPC of GRPCInferenceService and grpc.health.v1.Health/Check;
+ModelInfer against HTTP for every example model and pipeline, every datatype and a 16 MiB tensor;
+ModelStreamInfer (answers as each finishes, errors in the stream, more requests than a stream
+holds before it pauses, cancellation); loads and unloads; deadlines; metrics by protocol and gRPC
+status. Node's own http2 sends what grpc-js never would (a non-gRPC content-type, a message over
+the cap, a compressed message, malformed grpc-timeout). SIGTERM exits 0. If the client cannot be
+installed the test fails: it never passes without having run.
 
 usage: test_grpc.py CELER_BIN EXAMPLE_REPOSITORY
 environment: CELER_NODE_CACHE, the folder holding node_modules (default ~/.cache/celer-test/node)"""
@@ -434,6 +435,121 @@ def test_stream_infer(node_path):
     check("no sanitizer report (streaming server)", "Sanitizer" not in log and "runtime error" not in log, log[-2000:])
 
 
+# every KServe datatype celer serves: (KServe name, numpy dtype, ONNX type, typed contents field or None)
+DATATYPES = [
+    ("BOOL", np.bool_, TensorProto.BOOL, "bool_contents"),
+    ("UINT8", np.uint8, TensorProto.UINT8, "uint_contents"),
+    ("UINT16", np.uint16, TensorProto.UINT16, "uint_contents"),
+    ("UINT32", np.uint32, TensorProto.UINT32, "uint_contents"),
+    ("UINT64", np.uint64, TensorProto.UINT64, "uint64_contents"),
+    ("INT8", np.int8, TensorProto.INT8, "int_contents"),
+    ("INT16", np.int16, TensorProto.INT16, "int_contents"),
+    ("INT32", np.int32, TensorProto.INT32, "int_contents"),
+    ("INT64", np.int64, TensorProto.INT64, "int64_contents"),
+    ("FP16", np.float16, TensorProto.FLOAT16, None),
+    ("BF16", "bf16", TensorProto.BFLOAT16, None),  # no numpy type: its bits as uint16
+    ("FP32", np.float32, TensorProto.FLOAT, "fp32_contents"),
+    ("FP64", np.float64, TensorProto.DOUBLE, "fp64_contents"),
+]
+
+
+def test_datatypes_and_pipelines(node_path):
+    """Every datatype round-trips exactly through an Identity model over gRPC (raw, and typed
+    contents where the proto has them), a 16 MiB tensor too; the recommend and classify pipelines
+    answer over gRPC what they answer over HTTP."""
+    tmp = tempfile.mkdtemp(prefix="celer-e2e-grpc-types-")
+    repo = os.path.join(tmp, "repository")
+    shutil.copytree(REPO_SRC, repo)
+    for name, _, onnx_type, _ in DATATYPES:
+        os.makedirs(os.path.join(repo, f"id_{name.lower()}", "1"))
+        g = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", onnx_type, ["n", 3])],
+                              [helper.make_tensor_value_info("y", onnx_type, ["n", 3])])
+        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]),
+                  os.path.join(repo, f"id_{name.lower()}", "1", "model.onnx"))
+    os.makedirs(os.path.join(repo, "big", "1"))
+    g = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "m"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "m"])])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]),
+              os.path.join(repo, "big", "1", "model.onnx"))
+    gport = free_port()
+    srv = Server(repo, "--grpc-port", str(gport), "--grpc-address", "127.0.0.1")
+    wait_port(gport, srv.proc)
+    rng = np.random.default_rng(23)
+    arrays, items = {}, []
+    for name, npt, _, field in DATATYPES:
+        if npt == "bf16":
+            a = (np.array([[0.001, -0.0, 1.5], [3.0e38, 1.0e-38, -2.25]], np.float32).view(np.uint32) >> 16).astype(np.uint16)
+            npt = np.uint16
+        elif npt == np.bool_:
+            a = rng.integers(0, 2, (2, 3)).astype(np.bool_)
+        elif np.issubdtype(npt, np.integer):
+            info = np.iinfo(npt)
+            a = np.array([[info.min, info.max, 0], [1, info.max - 1, 7]], npt)
+        else:
+            a = np.array([[0.001, -0.0, 1.5], [np.finfo(npt).max, np.finfo(npt).tiny, -2.25]], npt)
+        arrays[name] = a
+        tensor = {"name": "x", "datatype": name, "shape": [2, 3]}
+        items.append(call("ModelInfer", {"model_name": f"id_{name.lower()}", "inputs": [tensor],
+                                         "raw_input_contents": [b64(a)]}))
+        if field:
+            vals = a.ravel().tolist()
+            if field in ("uint64_contents", "int64_contents"):
+                vals = [str(v) for v in vals]
+            items.append(call("ModelInfer", {"model_name": f"id_{name.lower()}",
+                                             "inputs": [dict(tensor, contents={field: vals})]}))
+    big = rng.standard_normal((1, 4 * 1024 * 1024)).astype(np.float32)  # 16 MiB
+    items.append(call("ModelInfer", {"model_name": "big", "inputs": [{"name": "x", "datatype": "FP32",
+                                     "shape": list(big.shape)}], "raw_input_contents": [b64(big)]}))
+    rec_inputs = [("age", "FP32", np.array([31], np.float32)), ("income", "FP32", np.array([52000], np.float32)),
+                  ("country", "BYTES", [b"de"]), ("device", "BYTES", [b"ios"]),
+                  ("exclude", "INT64", np.array([[100007]], np.int64))]
+    items.append(call("ModelInfer", infer_request("recommend", rec_inputs, "rec")))
+    with open(os.path.join(HERE, "..", "data", "pipeline", "cat.jpg"), "rb") as f:
+        jpeg = f.read()
+    items.append(call("ModelInfer", infer_request("classify", [("image", "BYTES", [jpeg])], "cls")))
+    out = calls(gport, items, node_path)
+    k = 0
+    for name, npt, _, field in DATATYPES:
+        for form in (("raw", "contents") if field else ("raw",)):
+            o = out[k]
+            k += 1
+            ok = o["code"] == OK and o["response"]["outputs"][0]["datatype"] == name
+            got = np.frombuffer(raw_bytes(o, 0), np.uint16 if npt == "bf16" else npt).reshape(2, 3) if ok else None
+            ok = ok and got.tobytes() == arrays[name].tobytes()
+            check(f"{name} through Identity over gRPC ({form}): exact, outputs raw", ok, json.dumps(o)[:300])
+    o = out[k]
+    k += 1
+    ok = o["code"] == OK and raw_bytes(o, 0) == big.tobytes()
+    check(f"a 16 MiB FP32 tensor round-trips exactly over gRPC ({big.nbytes} bytes)", ok, json.dumps(o)[:200])
+    status, doc, _ = srv.json("POST", "/v2/models/recommend/infer",
+                              {"age": 31, "income": 52000, "country": "de", "device": "ios", "exclude": [100007]})
+    o = out[k]
+    k += 1
+    ok = o["code"] == OK and status == 200
+    if ok:
+        names = [t["name"] for t in o["response"]["outputs"]]
+        ids = np.frombuffer(raw_bytes(o, names.index("item_ids")), np.int64)
+        scores = np.frombuffer(raw_bytes(o, names.index("scores")), np.float32)
+        ok = ids.tolist() == [int(v) for v in np.ravel(doc["item_ids"])] and np.array_equal(
+            scores, np.array(np.ravel(doc["scores"]), np.float32))
+    check("the recommend pipeline over gRPC: HTTP's item ids and scores", ok, json.dumps(o)[:300] + str(doc)[:300])
+    status, body, _ = srv.request("POST", "/v2/models/classify/infer", jpeg, {"Content-Type": "image/jpeg"})
+    doc = json.loads(body) if status == 200 else {}
+    o = out[k]
+    ok = o["code"] == OK and status == 200
+    if ok:
+        names = [t["name"] for t in o["response"]["outputs"]]
+        labels = [e.decode() for e in bytes_elements(raw_bytes(o, names.index("labels")))]
+        want = next(t["data"] for t in doc["outputs"] if t["name"] == "labels")
+        ok = labels == list(want)
+    check("the classify pipeline over gRPC (the JPEG as one BYTES element): HTTP's labels", ok,
+          json.dumps(o)[:300] + str(doc)[:300])
+    check("SIGTERM exits 0 (datatypes server)", srv.stop() == 0, srv.output()[-2000:])
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_repository(node_path):
     """RepositoryModelUnload and RepositoryModelLoad on the registry's action pool, with HTTP's
     refusals of the parameters celer does not take."""
@@ -679,6 +795,7 @@ def main():
     test_model_infer(node_path)
     test_model_config(node_path)
     test_stream_infer(node_path)
+    test_datatypes_and_pipelines(node_path)
     test_repository(node_path)
     test_grpc_metrics(node_path)
 
