@@ -29,6 +29,8 @@ static const struct status_info {
     [CELER_ERR_INTERNAL] = {"internal error", 500, 13, 0},
     [CELER_ERR_UNAVAILABLE] = {"unavailable", 503, 14 /* UNAVAILABLE */, 1},
     [CELER_ERR_TIMEOUT] = {"deadline exceeded", 503, 4 /* DEADLINE_EXCEEDED */, 1},
+    /* nobody reads the answer; 499 is the "client closed request" of proxies' logs */
+    [CELER_ERR_CANCELLED] = {"cancelled", 499, 1 /* CANCELLED */, 0},
 };
 
 static const struct status_info *status_info(celer_status status) {

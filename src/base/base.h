@@ -26,6 +26,7 @@ typedef enum celer_status {
     CELER_ERR_INTERNAL,    /* a bug in celer or a library it calls */
     CELER_ERR_UNAVAILABLE, /* overloaded or not ready (full queue, model loading, shutting down): retry later */
     CELER_ERR_TIMEOUT,     /* the request's deadline passed before it was done */
+    CELER_ERR_CANCELLED,   /* the client went away (a reset gRPC stream) before its request ran */
     CELER_STATUS_COUNT
 } celer_status;
 

@@ -1,7 +1,7 @@
 /* Model configuration: a parser for the protobuf text format Triton's config.pbtxt is written in
  * (first into a small generic tree, so unknown fields of any shape are skipped the same way),
- * mapping of the ModelConfig fields celer uses, completion from the ONNX model, the JSON form,
- * and the repository layout on disk. */
+ * mapping of the ModelConfig fields celer uses, completion from the ONNX model, the JSON and
+ * protobuf forms, and the repository layout on disk. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "server/config.h"
+#include "server/grpc_codec.h"
 
 /* Caps on hostile input. Triton configs are a few KiB with nesting depth ~5. */
 #define CFG_MAX_TEXT ((size_t)4 << 20)
@@ -566,11 +567,18 @@ static const celer_dtype k_type_dtypes[] = {
 static const char *const k_kind_names[] = {"KIND_AUTO", "KIND_GPU", "KIND_CPU", "KIND_MODEL"};
 static const char *const k_timeout_actions[] = {"REJECT", "DELAY"};
 
-/* "TYPE_FP32" for a dtype; NULL when the protocol has no such type (complex numbers). */
-static const char *triton_type(celer_dtype dt) {
+/* The DataType number of a dtype (TYPE_FP32 = 11); 0, TYPE_INVALID, when the protocol has no such
+ * type (complex numbers). */
+static int triton_type_number(celer_dtype dt) {
     for (size_t i = 1; i < CELER_ARRAY_LEN(k_type_dtypes); i++)
-        if (k_type_dtypes[i] == dt) return k_type_names[i];
-    return NULL;
+        if (k_type_dtypes[i] == dt) return (int)i;
+    return 0;
+}
+
+/* "TYPE_FP32" for a dtype; NULL when the protocol has no such type. */
+static const char *triton_type(celer_dtype dt) {
+    int i = triton_type_number(dt);
+    return i ? k_type_names[i] : NULL;
 }
 
 /* A list of dims: -1 or >= 1, at most CELER_MAX_RANK. Every node named `field` in `msg`. */
@@ -846,9 +854,10 @@ static celer_status map_default_model_filename(const mapper *m, const pnode *c, 
 
 /* ---- the top-level keys of config.pbtxt ----
  * One row per key of ModelConfig that celer reads, refuses, or must see at most once: the parser,
- * the check of singular keys and the JSON of GET /v2/models/{m}/config (written in the order of
- * the rows) all go by this table, so a new key is one row here (and its field in
- * celer_model_config). Keys without a row are skipped, as Triton has many celer does not use. */
+ * the check of singular keys, the JSON of GET /v2/models/{m}/config and the protobuf of the gRPC
+ * ModelConfig RPC (both written in the order of the rows, by one walk) all go by this table, so a
+ * new key is one row here (and its field in celer_model_config). Keys without a row are skipped,
+ * as Triton has many celer does not use. */
 typedef enum key_kind {
     KEY_STRING,      /* a quoted string, into the const char * at `offset` */
     KEY_INT,         /* an integer in [min, max], into the int at `offset` */
@@ -858,6 +867,7 @@ typedef enum key_kind {
 } key_kind;
 
 typedef struct config_key config_key;
+typedef struct cfg_out cfg_out;
 struct config_key {
     const char *name;
     key_kind kind;
@@ -865,42 +875,46 @@ struct config_key {
     size_t offset;        /* KEY_STRING, KEY_INT */
     int64_t min, max;     /* KEY_INT: the range; repeated keys: the most entries (0: no cap) */
     celer_status (*map)(const mapper *m, const pnode *n, celer_model_config *out); /* KEY_MAPPED */
-    /* Writes the key's JSON value; NULL: the key is not written back. */
-    void (*to_json)(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
-    bool (*in_json)(const celer_model_config *cfg); /* NULL, or false when the key is left out */
+    int pb_field; /* its field number in ModelConfig (model_config.proto) */
+    /* Writes the key and its value, as JSON or protobuf; NULL: the key is not written back. */
+    void (*write)(const config_key *k, const celer_model_config *cfg, cfg_out *o);
+    bool (*present)(const celer_model_config *cfg); /* NULL, or false when the key is left out of both */
 };
 
-static void json_string_field(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
-static void json_int_field(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
-static void json_version_policy(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
-static void json_inputs(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
-static void json_outputs(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
-static void json_instance_group(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
+static void write_string_field(const config_key *k, const celer_model_config *cfg, cfg_out *o);
+static void write_int_field(const config_key *k, const celer_model_config *cfg, cfg_out *o);
+static void write_version_policy(const config_key *k, const celer_model_config *cfg, cfg_out *o);
+static void write_inputs(const config_key *k, const celer_model_config *cfg, cfg_out *o);
+static void write_outputs(const config_key *k, const celer_model_config *cfg, cfg_out *o);
+static void write_instance_group(const config_key *k, const celer_model_config *cfg, cfg_out *o);
 static bool has_instance_group(const celer_model_config *cfg);
-static void json_dynamic_batching(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
+static void write_dynamic_batching(const config_key *k, const celer_model_config *cfg, cfg_out *o);
 static bool has_dynamic_batching(const celer_model_config *cfg);
-static void json_response_cache(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
-static void json_parameters(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
-static void json_default_model_filename(const config_key *k, const celer_model_config *cfg, celer_jbuf *b);
+static void write_response_cache(const config_key *k, const celer_model_config *cfg, cfg_out *o);
+static void write_parameters(const config_key *k, const celer_model_config *cfg, cfg_out *o);
+static void write_default_model_filename(const config_key *k, const celer_model_config *cfg, cfg_out *o);
 
 #define FIELD(f) offsetof(celer_model_config, f)
 static const config_key k_config_keys[] = {
-    {"name", KEY_STRING, .offset = FIELD(name), .to_json = json_string_field},
-    {"platform", KEY_STRING, .offset = FIELD(platform), .to_json = json_string_field},
-    {"backend", KEY_STRING, .offset = FIELD(backend), .to_json = json_string_field},
-    {"version_policy", KEY_MAPPED, .map = map_version_policy, .to_json = json_version_policy},
-    {"max_batch_size", KEY_INT, .offset = FIELD(max_batch_size), .min = 0, .max = CFG_MAX_BATCH,
-     .to_json = json_int_field},
-    {"input", KEY_MAPPED, .repeated = true, .max = CELER_CONFIG_MAX_IO, .map = map_input, .to_json = json_inputs},
-    {"output", KEY_MAPPED, .repeated = true, .max = CELER_CONFIG_MAX_IO, .map = map_output, .to_json = json_outputs},
-    {"instance_group", KEY_MAPPED, .repeated = true, .map = map_instance_group, .to_json = json_instance_group,
-     .in_json = has_instance_group},
-    {"dynamic_batching", KEY_MAPPED, .map = map_dynamic_batching, .to_json = json_dynamic_batching,
-     .in_json = has_dynamic_batching},
-    {"response_cache", KEY_MAPPED, .map = map_response_cache, .to_json = json_response_cache},
-    {"parameters", KEY_MAPPED, .repeated = true, .max = CFG_MAX_PARAMS, .map = map_parameters,
-     .to_json = json_parameters},
-    {"default_model_filename", KEY_MAPPED, .map = map_default_model_filename, .to_json = json_default_model_filename},
+    {"name", KEY_STRING, .offset = FIELD(name), .pb_field = 1, .write = write_string_field},
+    {"platform", KEY_STRING, .offset = FIELD(platform), .pb_field = 2, .write = write_string_field},
+    {"backend", KEY_STRING, .offset = FIELD(backend), .pb_field = 17, .write = write_string_field},
+    {"version_policy", KEY_MAPPED, .map = map_version_policy, .pb_field = 3, .write = write_version_policy},
+    {"max_batch_size", KEY_INT, .offset = FIELD(max_batch_size), .min = 0, .max = CFG_MAX_BATCH, .pb_field = 4,
+     .write = write_int_field},
+    {"input", KEY_MAPPED, .repeated = true, .max = CELER_CONFIG_MAX_IO, .map = map_input, .pb_field = 5,
+     .write = write_inputs},
+    {"output", KEY_MAPPED, .repeated = true, .max = CELER_CONFIG_MAX_IO, .map = map_output, .pb_field = 6,
+     .write = write_outputs},
+    {"instance_group", KEY_MAPPED, .repeated = true, .map = map_instance_group, .pb_field = 7,
+     .write = write_instance_group, .present = has_instance_group},
+    {"dynamic_batching", KEY_MAPPED, .map = map_dynamic_batching, .pb_field = 11, .write = write_dynamic_batching,
+     .present = has_dynamic_batching},
+    {"response_cache", KEY_MAPPED, .map = map_response_cache, .pb_field = 24, .write = write_response_cache},
+    {"parameters", KEY_MAPPED, .repeated = true, .max = CFG_MAX_PARAMS, .map = map_parameters, .pb_field = 14,
+     .write = write_parameters},
+    {"default_model_filename", KEY_MAPPED, .map = map_default_model_filename, .pb_field = 8,
+     .write = write_default_model_filename},
     /* Stateful and ensemble models would be served with the wrong semantics. */
     {"sequence_batching", .kind = KEY_UNSUPPORTED},
     {"ensemble_scheduling", .kind = KEY_UNSUPPORTED},
@@ -1200,185 +1214,286 @@ celer_status celer_config_complete(celer_model_config *cfg, const char *model_na
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* JSON                                                                                        */
+/* JSON and protobuf                                                                           */
 /* ------------------------------------------------------------------------------------------ */
+
+/* One walk of the config writes either form, so HTTP and gRPC clients see one config: Triton's
+ * JSON model config (GET /v2/models/{m}/config) or the ModelConfig message of model_config.proto
+ * (the ModelConfig RPC). Every value is named by its JSON key and its field number; protobuf leaves
+ * out what is at its default, as proto3 does (a decoder reads it back as that default). */
+#define OUT_MAX_DEPTH 8 /* the deepest: config > parameters > entry > value (> spare) */
+
+typedef enum out_level { LEVEL_MESSAGE, LEVEL_LIST, LEVEL_MAP, LEVEL_ENTRY } out_level;
+
+struct cfg_out {
+    celer_jbuf *b;
+    bool pb;
+    int depth;
+    out_level level[OUT_MAX_DEPTH];
+    bool more[OUT_MAX_DEPTH];     /* JSON: a value was written at this level (a comma goes first) */
+    int field[OUT_MAX_DEPTH];     /* protobuf: a list's or map's field number, for its entries */
+    size_t mark[OUT_MAX_DEPTH][2]; /* protobuf: the open message's length marks (an entry has two) */
+};
 
 #define RAW(b, lit) celer_jbuf_raw((b), (lit), sizeof(lit) - 1)
 
-static void json_key(celer_jbuf *b, const char *key, bool *first) {
-    if (!*first) RAW(b, ",");
-    *first = false;
-    celer_jbuf_str(b, key);
-    RAW(b, ":");
+/* JSON: the comma before a value, and its key when the level is an object. */
+static void out_key(cfg_out *o, const char *name) {
+    if (o->more[o->depth]) RAW(o->b, ",");
+    o->more[o->depth] = true;
+    if (!name) return;
+    celer_jbuf_str(o->b, name);
+    RAW(o->b, ":");
 }
 
-static void json_bool(celer_jbuf *b, bool v) {
+static void out_str(cfg_out *o, const char *name, int field, const char *s) {
+    if (o->pb) {
+        if (s && *s) celer_pb_put_str(o->b, field, s);
+        return;
+    }
+    out_key(o, name);
+    celer_jbuf_str(o->b, s ? s : "");
+}
+
+/* int32, int64, uint32 and uint64 fields alike: a negative value is sign-extended, as protobuf
+ * writes int32 and int64. */
+static void out_int(cfg_out *o, const char *name, int field, int64_t v) {
+    if (o->pb) {
+        if (v) celer_pb_put_varint(o->b, field, (uint64_t)v);
+        return;
+    }
+    out_key(o, name);
+    celer_jbuf_int(o->b, v);
+}
+
+static void out_bool(cfg_out *o, const char *name, int field, bool v) {
+    if (o->pb) {
+        celer_pb_put_bool(o->b, field, v);
+        return;
+    }
+    out_key(o, name);
     if (v)
-        RAW(b, "true");
+        RAW(o->b, "true");
     else
-        RAW(b, "false");
+        RAW(o->b, "false");
 }
 
-static void json_dims(celer_jbuf *b, const int64_t *dims, int rank) {
-    RAW(b, "[");
-    for (int i = 0; i < rank; i++) {
-        if (i) RAW(b, ",");
-        celer_jbuf_int(b, dims[i]);
+/* An enum: JSON writes its name, protobuf its number. */
+static void out_enum(cfg_out *o, const char *name, int field, const char *label, int number) {
+    if (o->pb) {
+        if (number) celer_pb_put_varint(o->b, field, (uint64_t)number);
+        return;
     }
-    RAW(b, "]");
+    out_key(o, name);
+    celer_jbuf_str(o->b, label);
 }
 
-static void json_io(celer_jbuf *b, const celer_config_io *io, bool input) {
-    bool first = true;
-    const char *t = triton_type(io->dtype);
-    RAW(b, "{");
-    json_key(b, "name", &first);
-    celer_jbuf_str(b, io->name ? io->name : "");
-    json_key(b, "data_type", &first);
-    celer_jbuf_str(b, t ? t : "TYPE_INVALID");
-    if (input) {
-        json_key(b, "format", &first);
-        celer_jbuf_str(b, "FORMAT_NONE");
+/* A repeated integer field (unpacked: every protobuf decoder takes both forms). */
+static void out_ints(cfg_out *o, const char *name, int field, const int64_t *v, int n) {
+    if (o->pb) {
+        for (int i = 0; i < n; i++) celer_pb_put_varint(o->b, field, (uint64_t)v[i]);
+        return;
     }
-    json_key(b, "dims", &first);
-    json_dims(b, io->dims, io->rank < 0 ? 0 : io->rank);
-    if (io->has_reshape) {
-        json_key(b, "reshape", &first);
-        RAW(b, "{\"shape\":");
-        json_dims(b, io->reshape, io->reshape_rank);
-        RAW(b, "}");
+    out_key(o, name);
+    RAW(o->b, "[");
+    for (int i = 0; i < n; i++) {
+        if (i) RAW(o->b, ",");
+        celer_jbuf_int(o->b, v[i]);
     }
-    if (!input) {
-        json_key(b, "label_filename", &first);
-        celer_jbuf_str(b, io->label_filename ? io->label_filename : "");
-    }
-    json_key(b, "is_shape_tensor", &first);
-    json_bool(b, false);
-    if (input) {
-        json_key(b, "allow_ragged_batch", &first);
-        json_bool(b, false);
-        json_key(b, "optional", &first);
-        json_bool(b, io->optional);
-    }
-    RAW(b, "}");
+    RAW(o->b, "]");
 }
+
+/* Opens a level; `json` is its opening bracket. Deeper than OUT_MAX_DEPTH is a bug of the rows
+ * below, not of the input: the buffer records it. */
+static void out_open(cfg_out *o, const char *name, out_level level, int field, const char *json) {
+    if (!o->pb) {
+        out_key(o, name);
+        celer_jbuf_raw(o->b, json, 1);
+    }
+    if (o->depth + 1 >= OUT_MAX_DEPTH) {
+        if (!o->b->status) o->b->status = celer_errorf(CELER_ERR_INTERNAL, "model config nested too deep to write");
+        return;
+    }
+    o->depth++;
+    o->level[o->depth] = level;
+    o->more[o->depth] = false;
+    o->field[o->depth] = field;
+    if (o->pb && level == LEVEL_MESSAGE) o->mark[o->depth][0] = celer_pb_begin(o->b, field);
+}
+
+/* A message field; out_close ends it. */
+static void out_message(cfg_out *o, const char *name, int field) { out_open(o, name, LEVEL_MESSAGE, field, "{"); }
+/* A repeated message field: out_item per element, out_close at the end. */
+static void out_list(cfg_out *o, const char *name, int field) { out_open(o, name, LEVEL_LIST, field, "["); }
+static void out_item(cfg_out *o) { out_open(o, NULL, LEVEL_MESSAGE, o->field[o->depth], "{"); }
+/* A map<string, message> field: out_entry per key (its value's fields follow), out_close at the
+ * end. Protobuf writes each as a message {key = 1, value = 2}. */
+static void out_map(cfg_out *o, const char *name, int field) { out_open(o, name, LEVEL_MAP, field, "{"); }
+static void out_entry(cfg_out *o, const char *key) {
+    int field = o->field[o->depth];
+    out_open(o, key, LEVEL_ENTRY, field, "{");
+    if (!o->pb || o->b->status) return;
+    o->mark[o->depth][0] = celer_pb_begin(o->b, field);
+    celer_pb_put_str(o->b, 1, key);
+    o->mark[o->depth][1] = celer_pb_begin(o->b, 2);
+}
+
+static void out_close(cfg_out *o) {
+    if (o->depth == 0) return;
+    out_level level = o->level[o->depth];
+    if (o->pb) {
+        if (level == LEVEL_ENTRY) celer_pb_end(o->b, o->mark[o->depth][1]);
+        if (level == LEVEL_ENTRY || level == LEVEL_MESSAGE) celer_pb_end(o->b, o->mark[o->depth][0]);
+    } else if (level == LEVEL_LIST) {
+        RAW(o->b, "]");
+    } else {
+        RAW(o->b, "}");
+    }
+    o->depth--;
+}
+
+/* ---- the values of the rows of k_config_keys ---- */
 
 static const void *field_of(const config_key *k, const celer_model_config *cfg) {
     return (const char *)cfg + k->offset;
 }
 
-static void json_string_field(const config_key *k, const celer_model_config *cfg, celer_jbuf *b) {
-    const char *s = *(const char *const *)field_of(k, cfg);
-    celer_jbuf_str(b, s ? s : "");
+static void write_string_field(const config_key *k, const celer_model_config *cfg, cfg_out *o) {
+    out_str(o, k->name, k->pb_field, *(const char *const *)field_of(k, cfg));
 }
 
-static void json_int_field(const config_key *k, const celer_model_config *cfg, celer_jbuf *b) {
-    celer_jbuf_int(b, *(const int *)field_of(k, cfg));
+static void write_int_field(const config_key *k, const celer_model_config *cfg, cfg_out *o) {
+    out_int(o, k->name, k->pb_field, *(const int *)field_of(k, cfg));
 }
 
-static void json_version_policy(const config_key *k, const celer_model_config *cfg, celer_jbuf *b) {
-    (void)k;
+/* ModelVersionPolicy: the oneof latest = 1, all = 2, specific = 3. */
+static void write_version_policy(const config_key *k, const celer_model_config *cfg, cfg_out *o) {
+    out_message(o, k->name, k->pb_field);
     if (cfg->version_policy == CELER_VERSIONS_ALL) {
-        RAW(b, "{\"all\":{}}");
+        out_message(o, "all", 2);
     } else if (cfg->version_policy == CELER_VERSIONS_SPECIFIC) {
-        RAW(b, "{\"specific\":{\"versions\":");
-        json_dims(b, cfg->versions, cfg->n_versions);
-        RAW(b, "}}");
+        out_message(o, "specific", 3);
+        out_ints(o, "versions", 1, cfg->versions, cfg->n_versions);
     } else {
-        RAW(b, "{\"latest\":{\"num_versions\":");
-        celer_jbuf_int(b, cfg->latest_num_versions < 1 ? 1 : cfg->latest_num_versions);
-        RAW(b, "}}");
+        out_message(o, "latest", 1);
+        out_int(o, "num_versions", 1, cfg->latest_num_versions < 1 ? 1 : cfg->latest_num_versions);
     }
+    out_close(o);
+    out_close(o);
 }
 
-static void json_io_list(celer_jbuf *b, const celer_config_io *list, int n, bool input) {
-    RAW(b, "[");
-    for (int i = 0; i < n; i++) {
-        if (i) RAW(b, ",");
-        json_io(b, &list[i], input);
+/* ModelInput{name=1, data_type=2, format=3, dims=4, reshape=5, is_shape_tensor=6,
+ * allow_ragged_batch=7, optional=8} or ModelOutput{name=1, data_type=2, dims=3, label_filename=4,
+ * reshape=5, is_shape_tensor=6}. */
+static void write_io(cfg_out *o, const celer_config_io *io, bool input) {
+    int type = triton_type_number(io->dtype);
+    out_item(o);
+    out_str(o, "name", 1, io->name);
+    out_enum(o, "data_type", 2, k_type_names[type], type);
+    if (input) out_enum(o, "format", 3, "FORMAT_NONE", 0);
+    out_ints(o, "dims", input ? 4 : 3, io->dims, io->rank < 0 ? 0 : io->rank);
+    if (io->has_reshape) {
+        out_message(o, "reshape", 5);
+        out_ints(o, "shape", 1, io->reshape, io->reshape_rank);
+        out_close(o);
     }
-    RAW(b, "]");
+    if (!input) out_str(o, "label_filename", 4, io->label_filename);
+    out_bool(o, "is_shape_tensor", 6, false);
+    if (input) {
+        out_bool(o, "allow_ragged_batch", 7, false);
+        out_bool(o, "optional", 8, io->optional);
+    }
+    out_close(o);
 }
 
-static void json_inputs(const config_key *k, const celer_model_config *cfg, celer_jbuf *b) {
-    (void)k;
-    json_io_list(b, cfg->inputs, cfg->n_inputs, true);
+static void write_inputs(const config_key *k, const celer_model_config *cfg, cfg_out *o) {
+    out_list(o, k->name, k->pb_field);
+    for (int i = 0; i < cfg->n_inputs; i++) write_io(o, &cfg->inputs[i], true);
+    out_close(o);
 }
 
-static void json_outputs(const config_key *k, const celer_model_config *cfg, celer_jbuf *b) {
-    (void)k;
-    json_io_list(b, cfg->outputs, cfg->n_outputs, false);
+static void write_outputs(const config_key *k, const celer_model_config *cfg, cfg_out *o) {
+    out_list(o, k->name, k->pb_field);
+    for (int i = 0; i < cfg->n_outputs; i++) write_io(o, &cfg->outputs[i], false);
+    out_close(o);
 }
 
 /* 0 instances: not set; the server picks its worker count. */
 static bool has_instance_group(const celer_model_config *cfg) { return cfg->instance_count > 0; }
 
-static void json_instance_group(const config_key *k, const celer_model_config *cfg, celer_jbuf *b) {
-    (void)k;
-    RAW(b, "[{\"name\":");
-    celer_jbuf_str(b, cfg->name ? cfg->name : "");
-    RAW(b, ",\"kind\":\"KIND_CPU\",\"count\":");
-    celer_jbuf_int(b, cfg->instance_count);
-    RAW(b, "}]");
+/* ModelInstanceGroup{name=1, count=2, kind=4}: one group of every instance, on the CPU. */
+static void write_instance_group(const config_key *k, const celer_model_config *cfg, cfg_out *o) {
+    out_list(o, k->name, k->pb_field);
+    out_item(o);
+    out_str(o, "name", 1, cfg->name);
+    out_enum(o, "kind", 4, k_kind_names[2], 2);
+    out_int(o, "count", 2, cfg->instance_count);
+    out_close(o);
+    out_close(o);
 }
 
 static bool has_dynamic_batching(const celer_model_config *cfg) { return cfg->dynamic_batching; }
 
-static void json_dynamic_batching(const config_key *k, const celer_model_config *cfg, celer_jbuf *b) {
-    (void)k;
-    RAW(b, "{\"preferred_batch_size\":");
-    RAW(b, "[");
-    for (int i = 0; i < cfg->n_preferred; i++) {
-        if (i) RAW(b, ",");
-        celer_jbuf_int(b, cfg->preferred_batch_size[i]);
-    }
-    RAW(b, "],\"max_queue_delay_microseconds\":");
-    celer_jbuf_int(b, cfg->max_queue_delay_us);
-    RAW(b, ",\"preserve_ordering\":false,\"default_queue_policy\":{\"default_timeout_microseconds\":");
-    celer_jbuf_int(b, cfg->default_timeout_us);
-    RAW(b, ",\"allow_timeout_override\":");
-    json_bool(b, cfg->allow_timeout_override);
-    RAW(b, ",\"max_queue_size\":");
-    celer_jbuf_int(b, cfg->max_queue_size);
-    RAW(b, "}}");
+/* ModelDynamicBatching{preferred_batch_size=1, max_queue_delay_microseconds=2, preserve_ordering=3,
+ * default_queue_policy=6: ModelQueuePolicy{default_timeout_microseconds=2,
+ * allow_timeout_override=3, max_queue_size=4}}. */
+static void write_dynamic_batching(const config_key *k, const celer_model_config *cfg, cfg_out *o) {
+    int64_t preferred[CELER_CONFIG_MAX_PREFERRED];
+    for (int i = 0; i < cfg->n_preferred; i++) preferred[i] = cfg->preferred_batch_size[i];
+    out_message(o, k->name, k->pb_field);
+    out_ints(o, "preferred_batch_size", 1, preferred, cfg->n_preferred);
+    out_int(o, "max_queue_delay_microseconds", 2, cfg->max_queue_delay_us);
+    out_bool(o, "preserve_ordering", 3, false);
+    out_message(o, "default_queue_policy", 6);
+    out_int(o, "default_timeout_microseconds", 2, cfg->default_timeout_us);
+    out_bool(o, "allow_timeout_override", 3, cfg->allow_timeout_override);
+    out_int(o, "max_queue_size", 4, cfg->max_queue_size);
+    out_close(o);
+    out_close(o);
 }
 
-static void json_response_cache(const config_key *k, const celer_model_config *cfg, celer_jbuf *b) {
-    (void)k;
-    RAW(b, "{\"enable\":");
-    json_bool(b, cfg->response_cache);
-    RAW(b, "}");
+/* ModelResponseCache{enable=1}. */
+static void write_response_cache(const config_key *k, const celer_model_config *cfg, cfg_out *o) {
+    out_message(o, k->name, k->pb_field);
+    out_bool(o, "enable", 1, cfg->response_cache);
+    out_close(o);
 }
 
-static void json_parameters(const config_key *k, const celer_model_config *cfg, celer_jbuf *b) {
-    (void)k;
-    RAW(b, "{");
+/* map<string, ModelParameter{string_value=1}>. */
+static void write_parameters(const config_key *k, const celer_model_config *cfg, cfg_out *o) {
+    out_map(o, k->name, k->pb_field);
     for (int i = 0; i < cfg->n_parameters; i++) {
-        if (i) RAW(b, ",");
-        celer_jbuf_str(b, cfg->parameter_keys[i]);
-        RAW(b, ":{\"string_value\":");
-        celer_jbuf_str(b, cfg->parameter_values[i]);
-        RAW(b, "}");
+        out_entry(o, cfg->parameter_keys[i]);
+        out_str(o, "string_value", 1, cfg->parameter_values[i]);
+        out_close(o);
     }
-    RAW(b, "}");
+    out_close(o);
 }
 
-static void json_default_model_filename(const config_key *k, const celer_model_config *cfg, celer_jbuf *b) {
-    (void)k, (void)cfg;
-    celer_jbuf_str(b, "model.onnx");
+static void write_default_model_filename(const config_key *k, const celer_model_config *cfg, cfg_out *o) {
+    (void)cfg;
+    out_str(o, k->name, k->pb_field, "model.onnx");
 }
 
 /* The keys in the order of k_config_keys. */
-void celer_config_to_json(const celer_model_config *cfg, celer_jbuf *b) {
-    bool first = true;
-    RAW(b, "{");
+static void write_config(const celer_model_config *cfg, cfg_out *o) {
+    if (!o->pb) RAW(o->b, "{");
     for (size_t i = 0; i < CELER_ARRAY_LEN(k_config_keys); i++) {
         const config_key *k = &k_config_keys[i];
-        if (!k->to_json || (k->in_json && !k->in_json(cfg))) continue;
-        json_key(b, k->name, &first);
-        k->to_json(k, cfg, b);
+        if (!k->write || (k->present && !k->present(cfg))) continue;
+        k->write(k, cfg, o);
     }
-    RAW(b, "}");
+    if (!o->pb) RAW(o->b, "}");
+}
+
+void celer_config_to_json(const celer_model_config *cfg, celer_jbuf *b) {
+    cfg_out o = {.b = b};
+    write_config(cfg, &o);
+}
+
+void celer_config_to_pb(const celer_model_config *cfg, celer_jbuf *b) {
+    cfg_out o = {.b = b, .pb = true};
+    write_config(cfg, &o);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -76,8 +76,14 @@ celer_status celer_config_parse(const char *text, size_t len, const char *path, 
 celer_status celer_config_complete(celer_model_config *cfg, const char *model_name, const celer_model *model,
                                    int default_max_batch, celer_arena *arena);
 
-/* Writes the config as Triton's JSON model config (GET /v2/models/{m}/config). */
+/* Writes the config as Triton's JSON model config (GET /v2/models/{m}/config), appended to `out`
+ * (a failed growth is recorded in out->status). */
 void celer_config_to_json(const celer_model_config *cfg, celer_jbuf *out);
+
+/* Appends the same config as the protobuf ModelConfig message of Triton's model_config.proto (the
+ * gRPC ModelConfig RPC): one walk writes both forms, so every key of the JSON is a field here with
+ * the same value; values at their proto3 default are left out. Failures are in out->status. */
+void celer_config_to_pb(const celer_model_config *cfg, celer_jbuf *out);
 
 /* ---- repository layout ---- */
 typedef struct celer_repo_version {

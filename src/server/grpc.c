@@ -3,14 +3,24 @@
  * before any message), and a table of RPCs. See docs/server.md, "gRPC", and
  * shared/reference/grpc.md for the wire rules.
  *
+ * A stream carries one RPC; each request message it receives is a call (grpc_call): a unary RPC
+ * has one, ModelStreamInfer one per message, answered as each finishes. Calls that compute or
+ * wait (ModelInfer, loads) are started on the request service or the registry's action pool and
+ * come back through the done list.
+ *
  * Threading: one IO thread owns the listening socket, every connection and its nghttp2 session
  * (a session is not thread-safe). One is enough for now: the cheap RPCs answered on it cost a few
  * microseconds each, and the measured prototype served 360k calls/s from one IO thread; more (one
- * SO_REUSEPORT listener each) when ModelInfer makes it the limit. Calls that compute go to
- * workers: a worker never touches the session; it encodes its answer into the stream's buffer and
- * puts the stream on the done list (mutex'd) and writes the eventfd; the IO thread drains the whole
- * list per wake-up and submits the answers. A stream whose connection closed while a worker held it
- * is freed when the worker hands it back. */
+ * SO_REUSEPORT listener each) when ModelInfer makes it the limit. A worker never touches the
+ * session: it encodes its answer into the call's buffer, puts the call on the done list (mutex'd)
+ * and writes the eventfd; the IO thread drains the whole list per wake-up and submits the answers.
+ * A call whose stream closed (reset by the client, or its connection gone) while a worker held it
+ * is cancelled (its queued work is dropped) and freed when the worker hands it back.
+ *
+ * Flow control: nghttp2 gives no window back by itself (no_auto_window_update); the IO thread
+ * consumes the bytes of a unary message as they arrive, and those of a streaming RPC only while
+ * the stream holds fewer than STREAM_MAX_CALLS calls and STREAM_MAX_OUT_BYTES of unsent answers:
+ * a client that does not read its answers stalls its own sender. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -40,54 +50,85 @@
 #define READ_BYTES_PER_TURN (64 << 10)   /* what one connection's turn reads at most */
 #define MAX_NAME 256                     /* model names and versions read from messages */
 #define SMALL_MESSAGE_CAP (1 << 20)      /* encoded answers of the inline RPCs */
+#define STREAM_MAX_CALLS 128             /* a streaming RPC's calls running or unsent before it pauses */
+#define STREAM_MAX_OUT_BYTES (16 << 20)  /* ... or its unsent answers' bytes */
 #define SERVICE_PREFIX "/inference.GRPCInferenceService/"
+#define MAX_RPCS 32                      /* entries of rpcs[] (checked there) */
+#define GRPC_CODES 17                    /* gRPC's canonical codes, OK (0) to UNAUTHENTICATED (16) */
 
 typedef struct grpc_conn grpc_conn;
 typedef struct grpc_stream grpc_stream;
+typedef struct grpc_call grpc_call;
 
-/* An RPC's handler, run on the IO thread: reads the request message (msg, len: the stream's, valid
+/* An RPC's handler, run on the IO thread: reads the request message (msg, len: the call's, valid
  * during the call) and writes the response message into `out`; on failure returns the status with
  * its message set (celer_errorf) and `out` is ignored. */
 typedef celer_status (*rpc_fn)(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out);
 
-/* An RPC that computes: started on the request service from the IO thread; its answer comes back
- * through the done list. */
-typedef void (*rpc_start_fn)(celer_grpc *g, grpc_stream *s);
+/* An RPC that computes or waits: started from the IO thread with its request in c->msg; its
+ * answer comes back through call_answered, at once or through the done list. */
+typedef void (*rpc_start_fn)(celer_grpc *g, grpc_call *c);
 
 typedef struct grpc_rpc {
     const char *path;
     rpc_fn fn;          /* answered on the IO thread (cheap) */
-    rpc_start_fn start; /* or handed to the request service; neither: UNIMPLEMENTED ("<Name> is not implemented yet") */
+    rpc_start_fn start; /* or started there and answered later; neither: UNIMPLEMENTED ("<Name> is not implemented yet") */
+    bool streaming;     /* many request messages, each answered by a message of its own */
 } grpc_rpc;
+
+/* One request message and its answer. */
+struct grpc_call {
+    celer_grpc *g;
+    grpc_stream *stream;    /* NULL once its stream is gone while a worker or the action pool holds it */
+    bool streaming;         /* of a streaming RPC: an error is a message, not the stream's status */
+    bool running;           /* held by a worker or the action pool (in the stream's `running` list) */
+    grpc_call *prev, *next; /* the stream's running calls */
+    grpc_call *link;        /* the done list; the stream's waiting list or answer queue */
+    /* the request message (malloc'ed, owned, counted in g->msg_bytes until freed) */
+    uint8_t *msg;
+    size_t msg_len;
+    /* an inference: its call of the request service; its tensors point into msg until it ends */
+    celer_service_call *svc;
+    celer_kserve_request kreq;
+    /* the answer: one message with its 5-byte prefix (owned), how much of it nghttp2 took, and a
+     * unary call's status (streaming calls always answer with a message) */
+    celer_jbuf resp;
+    size_t resp_off;
+    celer_status status;
+    char message[1024];
+};
 
 struct grpc_stream {
     celer_grpc *g;
-    grpc_conn *conn;     /* NULL once the connection is gone while a worker holds the stream */
+    grpc_conn *conn;
     grpc_stream *prev, *next; /* the connection's streams */
-    grpc_stream *next_done;   /* the done list */
     int32_t id;
     const grpc_rpc *rpc;
-    const char *bad_path; /* set when :path named no RPC (points into `path`) */
-    char path[128];
     size_t header_bytes;
     int64_t start_ns;     /* when its headers began (CLOCK_MONOTONIC) */
     int64_t deadline_ns;  /* from grpc-timeout (CLOCK_MONOTONIC); 0 = none */
-    bool is_post, is_grpc, compressed_ok, answered, in_worker, reset_after_answer;
+    bool is_post, is_grpc, compressed_ok, reset_after_answer;
     celer_status early;  /* an error found in the headers, answered at their end */
     char early_msg[256];
-    /* the request message: the 5-byte prefix, then `len` bytes into `msg` (malloc'ed, owned) */
+    /* receiving: the prefix of the message being read, then its bytes into `reading` */
     uint8_t prefix[5];
-    size_t prefix_got, msg_len, msg_got;
-    uint8_t *msg;
+    size_t prefix_got, msg_got;
+    grpc_call *reading;
     int n_msgs;
-    /* the answer: the response message with its prefix (owned), how much nghttp2 took, trailers */
-    celer_jbuf resp;
-    size_t resp_off;
+    bool half_closed;     /* the client's END_STREAM came */
+    size_t unconsumed;    /* DATA bytes whose window is held back while the stream is paused */
+    /* calls: running, complete but not started (a paused stream, or a unary one until END_STREAM),
+     * and answered but not sent, in order; n_held counts the running and unsent ones */
+    grpc_call *running;
+    grpc_call *waiting, *waiting_tail;
+    grpc_call *out, *out_tail;
+    int n_held;
+    size_t out_bytes;
+    /* answering: response HEADERS submitted; the data provider waits for an answer; the status is
+     * final (trailers follow the queued answers); nothing more is sent */
+    bool responding, deferred, finished, done_sending;
     int grpc_status;
     char grpc_message[768]; /* percent-encoded */
-    /* a call of the request service (ModelInfer): its tensors point into `msg` until it ends */
-    celer_service_call *call;
-    celer_kserve_request kreq;
 };
 
 struct grpc_conn {
@@ -99,6 +140,7 @@ struct grpc_conn {
     int n_streams;
     int64_t last_active_ms;
     bool want_out, goaway_sent;
+    bool pump; /* a stream may start calls it held back (see pump_streams) */
     uint8_t *out; /* bytes from nghttp2 not yet written (malloc'ed, owned) */
     size_t out_len, out_off, out_cap;
 };
@@ -117,9 +159,13 @@ struct celer_grpc {
     int64_t msg_bytes; /* request message bytes all streams hold (IO thread only) */
     atomic_int active, suspended;
     pthread_mutex_t done_lock;
-    grpc_stream *done; /* streams handed back by workers */
+    grpc_call *done;   /* calls handed back by workers and the action pool */
     nghttp2_session_callbacks *callbacks;
     nghttp2_option *option;
+    /* celer_grpc_requests_total{method,code}, made on first use (IO thread only): by the RPC's
+     * index in rpcs[] (MAX_RPCS: a method not in it) and code */
+    celer_metrics *metrics;
+    celer_series *m_status[MAX_RPCS + 1][GRPC_CODES];
 };
 
 static int64_t mono_ms(void) {
@@ -177,7 +223,7 @@ static celer_status read_model_request(const uint8_t *msg, size_t len, const cha
     return CELER_OK;
 }
 
-/* The version a ModelReadyRequest or ModelMetadataRequest names, acquired into *v (release it);
+/* The version a ModelReady, ModelMetadata or ModelConfig request names, acquired into *v (release it);
  * CELER_ERR_NOT_FOUND, or CELER_ERR_UNAVAILABLE for a model not ready, with the message set. */
 static celer_status acquire_requested(celer_grpc *g, const uint8_t *msg, size_t len, const char *what,
                                       served_version **v) {
@@ -188,12 +234,13 @@ static celer_status acquire_requested(celer_grpc *g, const uint8_t *msg, size_t 
     return *v ? CELER_OK : celer_errorf(st, "%s", err);
 }
 
-/* ModelReadyRequest{name=1, version=2} -> ModelReadyResponse{ready=1}: an unknown model or
- * version is NOT_FOUND (its message says which), a known one not ready answers ready=false. */
+/* ModelReadyRequest{name=1, version=2} -> ModelReadyResponse{ready=1}: false for a model or
+ * version that is unknown, unloaded or not ready, as Triton answers (clients poll it in a loop:
+ * tritonclient's is_model_ready returns False rather than raising); an empty name is an error. */
 static celer_status rpc_model_ready(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
     served_version *v;
     celer_status st = acquire_requested(g, msg, len, "ModelReadyRequest", &v);
-    if (st && st != CELER_ERR_UNAVAILABLE) return st;
+    if (st && st != CELER_ERR_UNAVAILABLE && st != CELER_ERR_NOT_FOUND) return st;
     celer_pb_put_bool(out, 1, !st);
     if (!st) celer_registry_release(v);
     return CELER_OK;
@@ -238,6 +285,18 @@ static celer_status rpc_model_metadata(celer_grpc *g, const uint8_t *msg, size_t
         }
     }
     free(m);
+    celer_registry_release(v);
+    return CELER_OK;
+}
+
+/* ModelConfigRequest{name=1, version=2} -> ModelConfigResponse{config=1: ModelConfig}: the
+ * completed config GET /v2/models/{m}[/versions/{v}]/config writes, by the same walk. */
+static celer_status rpc_model_config(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
+    served_version *v;
+    CELER_TRY(acquire_requested(g, msg, len, "ModelConfigRequest", &v));
+    size_t mark = celer_pb_begin(out, 1);
+    celer_config_to_pb(&v->owner->config, out);
+    celer_pb_end(out, mark);
     celer_registry_release(v);
     return CELER_OK;
 }
@@ -332,38 +391,44 @@ static celer_status rpc_health_check(celer_grpc *g, const uint8_t *msg, size_t l
     return CELER_OK;
 }
 
-static void start_model_infer(celer_grpc *g, grpc_stream *s);
+static void start_model_infer(celer_grpc *g, grpc_call *c);
+static void start_model_load(celer_grpc *g, grpc_call *c);
+static void start_model_unload(celer_grpc *g, grpc_call *c);
 
 /* Every RPC of Triton's grpc_service.proto and health.proto. */
 static const grpc_rpc rpcs[] = {
-    {SERVICE_PREFIX "ServerLive", rpc_server_live, NULL},
-    {SERVICE_PREFIX "ServerReady", rpc_server_ready, NULL},
-    {SERVICE_PREFIX "ModelReady", rpc_model_ready, NULL},
-    {SERVICE_PREFIX "ServerMetadata", rpc_server_metadata, NULL},
-    {SERVICE_PREFIX "ModelMetadata", rpc_model_metadata, NULL},
-    {SERVICE_PREFIX "ModelInfer", NULL, start_model_infer},
-    {SERVICE_PREFIX "ModelStreamInfer", NULL, NULL},
-    {SERVICE_PREFIX "ModelConfig", NULL, NULL},
-    {SERVICE_PREFIX "ModelStatistics", rpc_model_statistics, NULL},
-    {SERVICE_PREFIX "RepositoryIndex", rpc_repository_index, NULL},
-    {SERVICE_PREFIX "RepositoryModelLoad", NULL, NULL},
-    {SERVICE_PREFIX "RepositoryModelUnload", NULL, NULL},
-    {SERVICE_PREFIX "SystemSharedMemoryStatus", NULL, NULL},
-    {SERVICE_PREFIX "SystemSharedMemoryRegister", NULL, NULL},
-    {SERVICE_PREFIX "SystemSharedMemoryUnregister", NULL, NULL},
-    {SERVICE_PREFIX "CudaSharedMemoryStatus", NULL, NULL},
-    {SERVICE_PREFIX "CudaSharedMemoryRegister", NULL, NULL},
-    {SERVICE_PREFIX "CudaSharedMemoryUnregister", NULL, NULL},
-    {SERVICE_PREFIX "TraceSetting", NULL, NULL},
-    {SERVICE_PREFIX "LogSettings", NULL, NULL},
-    {"/grpc.health.v1.Health/Check", rpc_health_check, NULL},
+    {SERVICE_PREFIX "ServerLive", rpc_server_live, NULL, false},
+    {SERVICE_PREFIX "ServerReady", rpc_server_ready, NULL, false},
+    {SERVICE_PREFIX "ModelReady", rpc_model_ready, NULL, false},
+    {SERVICE_PREFIX "ServerMetadata", rpc_server_metadata, NULL, false},
+    {SERVICE_PREFIX "ModelMetadata", rpc_model_metadata, NULL, false},
+    {SERVICE_PREFIX "ModelInfer", NULL, start_model_infer, false},
+    {SERVICE_PREFIX "ModelStreamInfer", NULL, start_model_infer, true},
+    {SERVICE_PREFIX "ModelConfig", rpc_model_config, NULL, false},
+    {SERVICE_PREFIX "ModelStatistics", rpc_model_statistics, NULL, false},
+    {SERVICE_PREFIX "RepositoryIndex", rpc_repository_index, NULL, false},
+    {SERVICE_PREFIX "RepositoryModelLoad", NULL, start_model_load, false},
+    {SERVICE_PREFIX "RepositoryModelUnload", NULL, start_model_unload, false},
+    {SERVICE_PREFIX "SystemSharedMemoryStatus", NULL, NULL, false},
+    {SERVICE_PREFIX "SystemSharedMemoryRegister", NULL, NULL, false},
+    {SERVICE_PREFIX "SystemSharedMemoryUnregister", NULL, NULL, false},
+    {SERVICE_PREFIX "CudaSharedMemoryStatus", NULL, NULL, false},
+    {SERVICE_PREFIX "CudaSharedMemoryRegister", NULL, NULL, false},
+    {SERVICE_PREFIX "CudaSharedMemoryUnregister", NULL, NULL, false},
+    {SERVICE_PREFIX "TraceSetting", NULL, NULL, false},
+    {SERVICE_PREFIX "LogSettings", NULL, NULL, false},
+    {"/grpc.health.v1.Health/Check", rpc_health_check, NULL, false},
 };
+
+_Static_assert(CELER_ARRAY_LEN(rpcs) <= MAX_RPCS, "rpcs[] outgrew celer_grpc.m_status: raise MAX_RPCS");
 
 static const grpc_rpc *find_rpc(const char *path, size_t len) {
     for (size_t i = 0; i < CELER_ARRAY_LEN(rpcs); i++)
         if (strlen(rpcs[i].path) == len && !memcmp(rpcs[i].path, path, len)) return &rpcs[i];
     return NULL;
 }
+
+static const char *rpc_name(const grpc_rpc *rpc) { return strrchr(rpc->path, '/') + 1; }
 
 /* ---- answers ---- */
 
@@ -384,13 +449,32 @@ static void percent_encode(const char *s, char *out, size_t cap) {
     out[n] = 0;
 }
 
+/* The `code` label: gRPC's canonical names (grpc/grpc doc/statuscodes.md). */
+static const char *const grpc_code_names[GRPC_CODES] = {
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+    "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+
+/* Counts a call of `rpc` (NULL: a method not in rpcs[], counted as "unknown") answered with `code`
+ * in celer_grpc_requests_total{method,code}. IO thread. A series is made the first time its pair
+ * is answered, under the metrics lock (a /metrics render holds it: the wait happens once per pair);
+ * 22 methods x 17 codes up front would be 374 lines of zeros in every scrape. */
+static void count_status(celer_grpc *g, const grpc_rpc *rpc, int code) {
+    if (code < 0 || code >= GRPC_CODES) code = 2; /* UNKNOWN */
+    size_t i = rpc ? (size_t)(rpc - rpcs) : MAX_RPCS;
+    celer_series **series = &g->m_status[i][code];
+    if (!*series && g->metrics) {
+        char labels[128];
+        snprintf(labels, sizeof labels, "method=\"%s\",code=\"%s\"", rpc ? strrchr(rpc->path, '/') + 1 : "unknown",
+                 grpc_code_names[code]);
+        *series = celer_metrics_counter(g->metrics, "celer_grpc_requests_total", "gRPC calls by method and status.",
+                                        labels); /* NULL on no memory: not counted, tried again next time */
+    }
+    celer_metrics_add(*series, 1);
+}
+
 #define NV(name, value)                                                                                           \
     { (uint8_t *)(name), (uint8_t *)(value), sizeof(name) - 1, strlen(value), NGHTTP2_NV_FLAG_NO_COPY_NAME }
-
-static void stream_set_status(grpc_stream *s, celer_status st, const char *message) {
-    s->grpc_status = celer_status_grpc(st);
-    percent_encode(st ? message : "", s->grpc_message, sizeof s->grpc_message);
-}
 
 static int submit_trailers(grpc_stream *s) {
     char code[16];
@@ -399,200 +483,466 @@ static int submit_trailers(grpc_stream *s) {
     return nghttp2_submit_trailer(s->conn->session, s->id, nv, s->grpc_message[0] ? 2 : 1);
 }
 
-/* The DATA of an answer: the response message, then trailers (EOF without END_STREAM). */
+/* Frees a call; its request message and answer go with it. IO thread. */
+static void call_free(celer_grpc *g, grpc_call *c) {
+    celer_service_end(c->svc);
+    if (c->msg) g->msg_bytes -= (int64_t)c->msg_len;
+    free(c->msg);
+    celer_jbuf_free(&c->resp);
+    free(c);
+}
+
+/* Pops the head of a call list (waiting or out). */
+static grpc_call *pop(grpc_call **head, grpc_call **tail) {
+    grpc_call *c = *head;
+    if (c && !(*head = c->link)) *tail = NULL;
+    if (c) c->link = NULL;
+    return c;
+}
+
+static void push(grpc_call **head, grpc_call **tail, grpc_call *c) {
+    c->link = NULL;
+    if (*tail) (*tail)->link = c;
+    else *head = c;
+    *tail = c;
+}
+
+static bool stream_paused(const grpc_stream *s) {
+    return s->n_held >= STREAM_MAX_CALLS || s->out_bytes >= STREAM_MAX_OUT_BYTES;
+}
+
+/* One of the stream's calls is gone: when that unpauses it, the window held back is given back
+ * and its waiting calls are started (by pump_streams, outside nghttp2's callbacks). */
+static void stream_release(grpc_stream *s) {
+    s->n_held--;
+    if (stream_paused(s) || !s->conn) return;
+    if (s->unconsumed) {
+        nghttp2_session_consume(s->conn->session, s->id, s->unconsumed);
+        s->unconsumed = 0;
+    }
+    if (s->waiting && s->rpc->streaming) s->conn->pump = true;
+}
+
+/* The DATA of an answer: the queued answers as they come, then trailers (EOF without END_STREAM)
+ * once the status is final; deferred while the queue is empty. */
 static ssize_t read_answer(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length, uint32_t *flags,
                            nghttp2_data_source *source, void *user) {
     (void)session, (void)id, (void)user;
     grpc_stream *s = source->ptr;
-    size_t n = CELER_MIN(length, s->resp.len - s->resp_off);
-    memcpy(buf, s->resp.data + s->resp_off, n);
-    s->resp_off += n;
-    if (s->resp_off == s->resp.len) {
-        *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-        if (submit_trailers(s)) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    size_t n = 0;
+    grpc_call *c = s->out;
+    if (c) {
+        n = CELER_MIN(length, c->resp.len - c->resp_off);
+        memcpy(buf, c->resp.data + c->resp_off, n);
+        c->resp_off += n;
+        if (c->resp_off == c->resp.len) {
+            pop(&s->out, &s->out_tail);
+            s->out_bytes -= c->resp.len;
+            call_free(s->g, c);
+            stream_release(s);
+        }
     }
+    if (s->out) return (ssize_t)n;
+    if (!s->finished) {
+        if (n) return (ssize_t)n;
+        s->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    s->done_sending = true;
+    if (submit_trailers(s)) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     return (ssize_t)n;
 }
 
-/* Answers the stream: with a message (s->resp holds it, prefix included) and trailers when the
- * status is OK, else Trailers-Only (one HEADERS frame with END_STREAM). Always :status 200: clients
- * turn other HTTP statuses into codes of their own. */
-static void answer(grpc_stream *s) {
-    if (s->answered || !s->conn) return;
-    s->answered = true;
+/* Sends what the stream has: the response HEADERS with a data provider at its first answer, or
+ * Trailers-Only (one HEADERS frame with END_STREAM) when its status is final before any answer;
+ * later answers resume the provider. Always :status 200: clients turn other HTTP statuses into
+ * codes of their own. IO thread, outside nghttp2's callbacks or from its receive callbacks. */
+static void stream_send(grpc_stream *s) {
+    if (!s->conn || s->done_sending) return;
+    nghttp2_session *session = s->conn->session;
+    if (s->responding) {
+        if (s->deferred && (s->out || s->finished)) {
+            s->deferred = false;
+            nghttp2_session_resume_data(session, s->id);
+        }
+        return;
+    }
+    if (!s->out && !s->finished) return;
+    s->responding = true;
     char code[16];
     snprintf(code, sizeof code, "%d", s->grpc_status);
-    if (s->grpc_status == 0) {
+    int rv;
+    if (s->out) {
         nghttp2_nv nv[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
                            NV("grpc-accept-encoding", "identity")};
         nghttp2_data_provider data = {.source.ptr = s, .read_callback = read_answer};
-        if (!nghttp2_submit_response(s->conn->session, s->id, nv, CELER_ARRAY_LEN(nv), &data)) return;
+        rv = nghttp2_submit_response(session, s->id, nv, CELER_ARRAY_LEN(nv), &data);
     } else {
         nghttp2_nv nv[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
                            NV("grpc-accept-encoding", "identity"), NV("grpc-status", code),
                            NV("grpc-message", s->grpc_message)};
-        if (!nghttp2_submit_response(s->conn->session, s->id, nv, CELER_ARRAY_LEN(nv) - !s->grpc_message[0], NULL))
-            return;
+        s->done_sending = true;
+        rv = nghttp2_submit_response(session, s->id, nv, CELER_ARRAY_LEN(nv) - !s->grpc_message[0], NULL);
     }
-    nghttp2_submit_rst_stream(s->conn->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+    if (rv) nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
 }
 
-static void answer_error(grpc_stream *s, celer_status st, const char *message) {
-    stream_set_status(s, st, message);
-    answer(s);
+/* The stream's status is final: trailers follow its queued answers. The first status wins. */
+static void stream_finish(grpc_stream *s, celer_status st, const char *message) {
+    if (s->finished) return;
+    s->finished = true;
+    s->grpc_status = celer_status_grpc(st);
+    count_status(s->g, s->rpc, s->grpc_status);
+    percent_encode(st ? message : "", s->grpc_message, sizeof s->grpc_message);
+    stream_send(s);
 }
 
-/* Runs the stream's RPC on its one request message. */
-static void run_rpc(celer_grpc *g, grpc_stream *s) {
-    if (s->deadline_ns && mono_ns() > s->deadline_ns) {
-        answer_error(s, CELER_ERR_TIMEOUT, "the deadline (grpc-timeout) passed before the call was run");
-        return;
+/* The stream fails as a whole (a malformed or oversized message, a refused header): calls not
+ * started are dropped, running ones cancelled (their answers dropped when they come back), and the
+ * status goes out after the answers already queued. The rest of the request is not read: the
+ * stream is reset once answered. */
+static void stream_fail(grpc_stream *s, celer_status st, const char *message) {
+    if (s->finished) return;
+    for (grpc_call *c; (c = pop(&s->waiting, &s->waiting_tail));) call_free(s->g, c);
+    if (s->reading) {
+        call_free(s->g, s->reading);
+        s->reading = NULL;
     }
-    celer_jbuf_init(&s->resp, SMALL_MESSAGE_CAP);
-    celer_jbuf_raw(&s->resp, "\0\0\0\0\0", 5);
-    celer_status st = s->rpc->fn(g, s->msg, s->msg_len, &s->resp);
-    if (!st && s->resp.status) st = celer_errorf(s->resp.status, "%s: the answer could not be encoded", s->rpc->path);
-    if (st) {
-        answer_error(s, st, celer_error_message());
-        return;
-    }
-    uint32_t n = (uint32_t)(s->resp.len - 5);
+    for (grpc_call *c = s->running; c; c = c->next)
+        if (c->svc) celer_service_cancel(c->svc);
+    s->reset_after_answer = true;
+    stream_finish(s, st, message);
+}
+
+/* A streaming RPC ends well when the client has half-closed and every call is answered. */
+static void stream_maybe_finish(grpc_stream *s) {
+    if (s->rpc && s->rpc->streaming && s->half_closed && !s->running && !s->waiting && !s->reading)
+        stream_finish(s, CELER_OK, "");
+}
+
+/* Writes the 5-byte prefix of the message c->resp holds (its first 5 bytes were reserved). */
+static void seal_message(grpc_call *c) {
+    uint32_t n = (uint32_t)(c->resp.len - 5);
     uint8_t be[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
-    memcpy(s->resp.data + 1, be, 4);
-    stream_set_status(s, CELER_OK, "");
-    answer(s);
+    memcpy(c->resp.data + 1, be, 4);
 }
 
-/* A worker's hand-back (the request service's resume callback, once the answer is encoded into
- * s->resp and its status set): the IO thread submits it. Any thread. The IO thread set
- * s->in_worker and counted g->suspended when it handed the stream over; on_event undoes both. */
-static void hand_back(celer_grpc *g, grpc_stream *s) {
+/* The id (field 3) of a ModelInferRequest, for an error answered before the request decoded
+ * (then kreq.id is not set); "" when absent or malformed. */
+static void infer_request_id(const grpc_call *c, char *out, size_t cap) {
+    out[0] = 0;
+    if (c->kreq.id) {
+        snprintf(out, cap, "%s", c->kreq.id);
+        return;
+    }
+    celer_pb_reader r = {c->msg, c->msg + c->msg_len};
+    celer_pb_field f;
+    while (celer_pb_next(&r, &f, "ModelInferRequest") > 0)
+        if (f.number == 3 && f.wire == 2 && f.len < cap) {
+            memcpy(out, f.p, f.len);
+            out[f.len] = 0;
+        }
+}
+
+/* A call failed: a unary call keeps the status for the stream's trailers; a streaming one answers
+ * with a ModelStreamInferResponse{error_message=1, infer_response=2{id=3}} (the id ties the error
+ * to its request) and the stream goes on. Any thread (the call's owner). */
+static void call_fail(grpc_call *c, celer_status st, const char *message) {
+    if (!c->streaming) {
+        c->status = st;
+        snprintf(c->message, sizeof c->message, "%s", message);
+        return;
+    }
+    char id[MAX_NAME];
+    infer_request_id(c, id, sizeof id);
+    celer_jbuf_free(&c->resp);
+    celer_jbuf_init(&c->resp, SMALL_MESSAGE_CAP);
+    celer_jbuf_raw(&c->resp, "\0\0\0\0\0", 5);
+    celer_pb_put_str(&c->resp, 1, message[0] ? message : celer_status_name(st));
+    if (id[0]) {
+        size_t mark = celer_pb_begin(&c->resp, 2);
+        celer_pb_put_str(&c->resp, 3, id);
+        celer_pb_end(&c->resp, mark);
+    }
+    seal_message(c); /* a failed growth leaves it short of the id: still a valid message */
+}
+
+/* The call's answer is ready (IO thread): queued to be sent, or the stream's status (a unary
+ * error); a call whose stream is gone, or failed, is freed. */
+static void call_answered(celer_grpc *g, grpc_call *c) {
+    celer_service_end(c->svc); /* its version, arena and queue place go back now */
+    c->svc = NULL;
+    grpc_stream *s = c->stream;
+    if (!s) {
+        atomic_fetch_sub(&g->active, 1); /* counted while detached (see stream_close) */
+        call_free(g, c);
+        return;
+    }
+    if (c->running) {
+        c->running = false;
+        if (c->prev) c->prev->next = c->next;
+        else s->running = c->next;
+        if (c->next) c->next->prev = c->prev;
+    }
+    if (c->msg) { /* not needed any more: the answer is encoded */
+        g->msg_bytes -= (int64_t)c->msg_len;
+        free(c->msg);
+        c->msg = NULL;
+    }
+    if (s->finished || (!c->streaming && c->status)) {
+        if (!c->streaming) stream_finish(s, c->status, c->message);
+        call_free(g, c);
+        stream_release(s);
+    } else {
+        push(&s->out, &s->out_tail, c);
+        s->out_bytes += c->resp.len;
+        if (!c->streaming) stream_finish(s, CELER_OK, "");
+        stream_send(s);
+    }
+    stream_maybe_finish(s);
+}
+
+/* A worker's or the action pool's hand-back, once the answer is encoded into c->resp: the IO
+ * thread takes it from the done list. Any thread. */
+static void hand_back(celer_grpc *g, grpc_call *c) {
     pthread_mutex_lock(&g->done_lock);
-    s->next_done = g->done;
-    g->done = s;
+    c->link = g->done;
+    g->done = c;
     pthread_mutex_unlock(&g->done_lock);
     uint64_t one = 1;
     (void)!write(g->event_fd, &one, sizeof one);
 }
 
-/* ---- ModelInfer, through the request service ----
+/* The call goes to another thread (IO thread): counted, and listed on its stream so a reset can
+ * cancel it. */
+static void call_park(celer_grpc *g, grpc_call *c) {
+    grpc_stream *s = c->stream;
+    c->running = true;
+    c->prev = NULL;
+    c->next = s->running;
+    if (s->running) s->running->prev = c;
+    s->running = c;
+    atomic_fetch_add(&g->suspended, 1);
+}
+
+/* Runs an inline RPC on its request message. */
+static void run_inline(celer_grpc *g, grpc_call *c) {
+    const grpc_rpc *rpc = c->stream->rpc;
+    celer_jbuf_init(&c->resp, SMALL_MESSAGE_CAP);
+    celer_jbuf_raw(&c->resp, "\0\0\0\0\0", 5);
+    celer_status st = rpc->fn(g, c->msg, c->msg_len, &c->resp);
+    if (!st && c->resp.status) st = celer_errorf(c->resp.status, "%s: the answer could not be encoded", rpc->path);
+    if (st) call_fail(c, st, celer_error_message());
+    else seal_message(c);
+    call_answered(g, c);
+}
+
+/* Starts a complete request message (IO thread): it is held (n_held) until its answer is sent. */
+static void call_start(celer_grpc *g, grpc_call *c) {
+    grpc_stream *s = c->stream;
+    s->n_held++;
+    if (s->deadline_ns && mono_ns() > s->deadline_ns) {
+        call_fail(c, CELER_ERR_TIMEOUT, "the deadline (grpc-timeout) passed before the call was run");
+        call_answered(g, c);
+        return;
+    }
+    if (s->rpc->start) s->rpc->start(g, c);
+    else run_inline(g, c);
+}
+
+/* Starts the calls a streaming RPC held back while it was paused, on every stream of c that has
+ * some, until each pauses again. Outside nghttp2's callbacks: a call may be answered at once. */
+static void pump_streams(grpc_conn *conn) {
+    conn->pump = false;
+    for (grpc_stream *s = conn->streams, *next; s; s = next) {
+        next = s->next; /* starting calls never closes a stream */
+        while (s->waiting && !s->finished && !stream_paused(s))
+            call_start(conn->g, pop(&s->waiting, &s->waiting_tail));
+    }
+}
+
+/* ---- ModelInfer and ModelStreamInfer, through the request service ----
  * The IO thread reads the target, begins the call, decodes the message against the model (tensor
- * bytes used in place in s->msg) and starts it; the answer is encoded where the service gives it
+ * bytes used in place in c->msg) and starts it; the answer is encoded where the service gives it
  * (a worker, or here for a cache hit or a refusal) and submitted by the IO thread. */
 
 static void svc_suspend(void *user) {
-    grpc_stream *s = user;
-    s->in_worker = true;
-    atomic_fetch_add(&s->g->suspended, 1);
+    grpc_call *c = user;
+    call_park(c->g, c);
 }
 
 static void svc_resume(void *user) {
-    grpc_stream *s = user;
-    hand_back(s->g, s);
+    grpc_call *c = user;
+    hand_back(c->g, c);
 }
 
-/* Encodes the service's answer into s->resp (the message with its prefix) and sets the status. */
+/* Encodes the service's answer into c->resp: a ModelInferResponse, wrapped as
+ * ModelStreamInferResponse.infer_response (field 2) on a stream. Any thread: reads only the call. */
 static celer_status svc_done(void *user, const celer_service_result *r) {
-    grpc_stream *s = user;
+    grpc_call *c = user;
     if (r->status) {
-        stream_set_status(s, r->status, r->message);
+        call_fail(c, r->status, r->message);
         return CELER_OK;
     }
     const served_version *v = r->version;
-    celer_jbuf_init(&s->resp, (size_t)s->g->opts->grpc_max_message_bytes + 5);
-    celer_jbuf_raw(&s->resp, "\0\0\0\0\0", 5);
-    celer_status es = celer_grpc_encode_infer(&s->kreq, v->owner->name, v->version_str, v->output_names, r->outputs,
-                                              r->n_outputs, &s->resp);
-    if (!es && s->resp.status)
-        es = celer_errorf(s->resp.status, "%s", s->resp.status == CELER_ERR_LIMIT
+    celer_jbuf_init(&c->resp, (size_t)c->g->opts->grpc_max_message_bytes + 5);
+    celer_jbuf_raw(&c->resp, "\0\0\0\0\0", 5);
+    size_t mark = c->streaming ? celer_pb_begin(&c->resp, 2) : 0;
+    celer_status es = celer_grpc_encode_infer(&c->kreq, v->owner->name, v->version_str, v->output_names, r->outputs,
+                                              r->n_outputs, &c->resp);
+    if (c->streaming) celer_pb_end(&c->resp, mark);
+    if (!es && c->resp.status)
+        es = celer_errorf(c->resp.status, "%s", c->resp.status == CELER_ERR_LIMIT
                                                     ? "the response is larger than --grpc-max-message-bytes"
                                                     : "out of memory for the response");
     if (es) {
         char msg[1024];
         snprintf(msg, sizeof msg, "encoding the response: %s", celer_error_message());
-        celer_jbuf_free(&s->resp);
-        stream_set_status(s, es == CELER_ERR_LIMIT ? CELER_ERR_INTERNAL : es, msg); /* the server's answer: its fault */
+        call_fail(c, es == CELER_ERR_LIMIT ? CELER_ERR_INTERNAL : es, msg); /* the server's answer: its fault */
         return es;
     }
-    uint32_t n = (uint32_t)(s->resp.len - 5);
-    uint8_t be[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
-    memcpy(s->resp.data + 1, be, 4);
-    stream_set_status(s, CELER_OK, "");
+    seal_message(c);
     return CELER_OK;
 }
 
 static const celer_service_callbacks svc_callbacks = {svc_suspend, svc_done, svc_resume};
 
-/* The call is answered (submitted): its arena, version and queue place go back now. */
-static void end_call(grpc_stream *s) {
-    celer_service_end(s->call);
-    s->call = NULL;
-}
-
-static void start_model_infer(celer_grpc *g, grpc_stream *s) {
+static void start_model_infer(celer_grpc *g, grpc_call *c) {
+    grpc_stream *s = c->stream;
     char model[MAX_NAME], version[MAX_NAME], msg[1024];
-    celer_status st = celer_grpc_infer_target(s->msg, s->msg_len, model, sizeof model, version, sizeof version);
+    celer_status st = celer_grpc_infer_target(c->msg, c->msg_len, model, sizeof model, version, sizeof version);
+    if (!st && !model[0]) st = celer_errorf(CELER_ERR_INVALID, "ModelInferRequest: the model name (field 1) is empty");
     if (st) {
-        answer_error(s, st, celer_error_message());
+        call_fail(c, st, celer_error_message());
+        call_answered(g, c);
         return;
     }
-    if (!model[0]) {
-        answer_error(s, CELER_ERR_INVALID, "ModelInferRequest: the model name (field 1) is empty");
+    c->svc = celer_service_begin(g->service, CELER_PROTOCOL_GRPC, model, version, s->start_ns, &st, msg, sizeof msg);
+    if (!c->svc) {
+        call_fail(c, st, msg);
+        call_answered(g, c);
         return;
     }
-    s->call = celer_service_begin(g->service, model, version, s->start_ns, &st, msg, sizeof msg);
-    if (!s->call) {
-        answer_error(s, st, msg);
-        return;
-    }
-    const served_version *v = celer_service_version(s->call);
-    st = celer_grpc_decode_infer(s->msg, s->msg_len, v->inputs, v->n_inputs, celer_service_arena(s->call), &s->kreq);
+    const served_version *v = celer_service_version(c->svc);
+    st = celer_grpc_decode_infer(c->msg, c->msg_len, v->inputs, v->n_inputs, celer_service_arena(c->svc), &c->kreq);
     if (st) {
         snprintf(msg, sizeof msg, "%s", celer_error_message());
-        celer_service_reject(s->call);
-        end_call(s);
-        answer_error(s, st, msg);
+        celer_service_reject(c->svc);
+        call_fail(c, st, msg);
+        call_answered(g, c);
         return;
     }
-    celer_service_request r = {.kreq = &s->kreq, .request_id = s->kreq.id, .deadline_ns = s->deadline_ns};
-    celer_service_start(s->call, &r, &svc_callbacks, s);
-    if (s->in_worker) return; /* answered through the done list */
-    answer(s);
-    end_call(s);
+    celer_service_request r = {.kreq = &c->kreq, .request_id = c->kreq.id, .deadline_ns = s->deadline_ns};
+    celer_service_start(c->svc, &r, &svc_callbacks, c);
+    if (!c->running) call_answered(g, c); /* answered during start (a cache hit, a refusal) */
 }
+
+/* ---- RepositoryModelLoad and RepositoryModelUnload, on the registry's action pool ---- */
+
+/* The action is done (on the action pool): an empty response, or the error. */
+static void repo_done(void *user, celer_status st, const char *message) {
+    grpc_call *c = user;
+    if (st) {
+        call_fail(c, st, message);
+    } else {
+        celer_jbuf_init(&c->resp, 16);
+        celer_jbuf_raw(&c->resp, "\0\0\0\0\0", 5); /* RepositoryModelLoadResponse{} */
+    }
+    hand_back(c->g, c);
+}
+
+/* RepositoryModel{Load,Unload}Request{repository_name=1, model_name=2, parameters=3:
+ * map<string, ModelRepositoryParameter{bool_param=1, int64_param=2, string_param=3, bytes_param=4}>}:
+ * the model's name, and its parameters checked as HTTP checks them (celer_service_repo_param). */
+static celer_status read_repo_request(const grpc_call *c, bool unload, char name[MAX_NAME]) {
+    const char *what = unload ? "RepositoryModelUnloadRequest" : "RepositoryModelLoadRequest";
+    char field[96];
+    celer_pb_reader r = {c->msg, c->msg + c->msg_len};
+    celer_pb_field f;
+    int more;
+    name[0] = 0;
+    while ((more = celer_pb_next(&r, &f, what)) > 0) {
+        if (f.number == 1 && f.wire == 2 && f.len)
+            return celer_errorf(CELER_ERR_UNSUPPORTED, "%s: repository_name '%.*s': celer serves one repository; "
+                                "leave it empty", what, (int)CELER_MIN(f.len, 128), (const char *)f.p);
+        if (f.number == 2) {
+            snprintf(field, sizeof field, "%s.model_name", what);
+            CELER_TRY(copy_name(&f, name, MAX_NAME, field));
+        }
+        if (f.number != 3 || f.wire != 2) continue;
+        /* a map entry {key=1, value=2}; of the value only "bool_param = false" matters */
+        char key[MAX_NAME] = "";
+        bool is_false = false;
+        celer_pb_reader e = {f.p, f.p + f.len};
+        celer_pb_field k;
+        while ((more = celer_pb_next(&e, &k, what)) > 0) {
+            snprintf(field, sizeof field, "%s.parameters key", what);
+            if (k.number == 1) CELER_TRY(copy_name(&k, key, sizeof key, field));
+            if (k.number != 2 || k.wire != 2) continue;
+            celer_pb_reader vr = {k.p, k.p + k.len};
+            celer_pb_field v;
+            is_false = true; /* an empty value is bool_param's default, false */
+            while ((more = celer_pb_next(&vr, &v, what)) > 0) is_false = v.number == 1 && v.wire == 0 && !v.varint;
+            if (more < 0) return CELER_ERR_PARSE;
+        }
+        if (more < 0) return CELER_ERR_PARSE;
+        CELER_TRY(celer_service_repo_param(unload, key, is_false));
+    }
+    if (more < 0) return CELER_ERR_PARSE;
+    if (!name[0]) return celer_errorf(CELER_ERR_INVALID, "%s: the model name (field 2) is empty", what);
+    return CELER_OK;
+}
+
+static void start_repo_action(celer_grpc *g, grpc_call *c, bool unload) {
+    char name[MAX_NAME];
+    celer_status st = read_repo_request(c, unload, name);
+    if (!st) {
+        call_park(g, c); /* before the submit: the pool may answer before it returns */
+        st = celer_registry_submit_action(g->registry, name, unload, repo_done, c);
+        if (!st) return;
+        c->running = false; /* refused at once (a full queue, shutting down): answered here */
+        grpc_stream *s = c->stream;
+        if (c->prev) c->prev->next = c->next;
+        else s->running = c->next;
+        if (c->next) c->next->prev = c->prev;
+        atomic_fetch_sub(&g->suspended, 1);
+    }
+    call_fail(c, st, celer_error_message());
+    call_answered(g, c);
+}
+
+static void start_model_load(celer_grpc *g, grpc_call *c) { start_repo_action(g, c, false); }
+static void start_model_unload(celer_grpc *g, grpc_call *c) { start_repo_action(g, c, true); }
 
 /* ---- streams ---- */
 
-/* Frees a stream whose message stream_close already gave back. */
-static void stream_free(grpc_stream *s) {
-    celer_service_end(s->call);
-    free(s->msg);
-    celer_jbuf_free(&s->resp);
+/* Unlinks the stream from its connection and frees it: calls a worker or the action pool holds
+ * are cancelled and detached (freed when handed back, counted in g->active until then); the
+ * window of bytes it held back goes back to the connection. */
+static void stream_close(grpc_stream *s) {
+    grpc_conn *conn = s->conn;
+    celer_grpc *g = conn->g;
+    if (s->prev) s->prev->next = s->next;
+    else conn->streams = s->next;
+    if (s->next) s->next->prev = s->prev;
+    conn->n_streams--;
+    nghttp2_session_set_stream_user_data(conn->session, s->id, NULL);
+    if (!s->finished && s->rpc) count_status(g, s->rpc, 1 /* CANCELLED: the client reset it, or went away */);
+    if (s->unconsumed) nghttp2_session_consume_connection(conn->session, s->unconsumed);
+    for (grpc_call *c = s->running, *next; c; c = next) {
+        next = c->next;
+        c->stream = NULL;
+        c->running = false;
+        if (c->svc) celer_service_cancel(c->svc);
+        atomic_fetch_add(&g->active, 1);
+    }
+    for (grpc_call *c; (c = pop(&s->waiting, &s->waiting_tail));) call_free(g, c);
+    for (grpc_call *c; (c = pop(&s->out, &s->out_tail));) call_free(g, c);
+    if (s->reading) call_free(g, s->reading);
+    atomic_fetch_sub(&g->active, 1);
     free(s);
 }
-
-/* Unlinks the stream from its connection; frees it unless a worker holds it (then it is freed
- * when handed back). */
-static void stream_close(grpc_stream *s) {
-    grpc_conn *c = s->conn;
-    celer_grpc *g = c->g;
-    if (s->prev) s->prev->next = s->next;
-    else c->streams = s->next;
-    if (s->next) s->next->prev = s->prev;
-    c->n_streams--;
-    nghttp2_session_set_stream_user_data(c->session, s->id, NULL);
-    if (s->msg) g->msg_bytes -= (int64_t)s->msg_len;
-    if (s->in_worker) {
-        s->conn = NULL; /* the worker still reads its message and writes its answer */
-        return;
-    }
-    free(s->msg);
-    s->msg = NULL;
-    atomic_fetch_sub(&g->active, 1);
-    stream_free(s);
-}
-
-/* grpc-timeout: 1 to 8 digits and a unit (H M S m u n); -1 when malformed. */
 static int64_t parse_timeout_ns(const uint8_t *v, size_t n) {
     if (n < 2 || n > 9) return -1;
     int64_t x = 0;
@@ -676,103 +1026,124 @@ static void headers_done(grpc_stream *s) {
     if (!s->is_grpc) {
         /* not a gRPC client: plain HTTP 415, as gRPC's protocol says */
         nghttp2_nv nv[] = {NV(":status", "415"), NV("content-type", "text/plain")};
-        s->answered = true;
+        s->finished = s->responding = s->done_sending = s->reset_after_answer = true;
         nghttp2_submit_response(s->conn->session, s->id, nv, CELER_ARRAY_LEN(nv), NULL);
-        s->reset_after_answer = true;
         return;
     }
     if (!s->is_post && !s->early) set_early(s, CELER_ERR_INVALID, "gRPC calls are POST requests%s", "", 0);
     if (!s->rpc && !s->early) set_early(s, CELER_ERR_UNSUPPORTED, "no method named (:path missing)%s", "", 0);
     if (!s->early && !s->rpc->fn && !s->rpc->start) {
-        const char *name = strrchr(s->rpc->path, '/') + 1;
+        const char *name = rpc_name(s->rpc);
         set_early(s, CELER_ERR_UNSUPPORTED, "%s is not implemented yet", name, strlen(name));
     }
-    if (s->early) {
-        answer_error(s, s->early, s->early_msg);
-        s->reset_after_answer = true;
-    }
+    if (s->early) stream_fail(s, s->early, s->early_msg);
 }
 
-/* The request is complete (END_STREAM): exactly one message for a unary RPC. */
+/* A request message is complete: a streaming RPC starts it (or holds it while paused); a unary
+ * one waits for the client's END_STREAM. */
+static void message_done(celer_grpc *g, grpc_stream *s) {
+    grpc_call *c = s->reading;
+    s->reading = NULL;
+    s->prefix_got = 0; /* a next message would start here */
+    if (s->rpc->streaming && !s->waiting && !stream_paused(s)) call_start(g, c);
+    else push(&s->waiting, &s->waiting_tail, c);
+}
+
+/* The request is complete (END_STREAM): a unary RPC runs its one message; a streaming one ends
+ * when its calls are answered. */
 static void request_done(celer_grpc *g, grpc_stream *s) {
-    if (s->answered) return;
-    if (s->n_msgs != 1 || s->prefix_got != 0) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "%s takes exactly one request message: got %s", strrchr(s->rpc->path, '/') + 1,
-                 s->n_msgs ? "a truncated one" : "none");
-        answer_error(s, CELER_ERR_PARSE, msg);
+    s->half_closed = true;
+    if (s->finished) return;
+    char msg[256];
+    if (s->rpc->streaming) {
+        if (s->reading || s->prefix_got) stream_fail(s, CELER_ERR_PARSE, "the last request message is truncated");
+        else stream_maybe_finish(s);
         return;
     }
-    if (s->rpc->start) s->rpc->start(g, s);
-    else run_rpc(g, s);
+    if (s->n_msgs != 1 || s->prefix_got != 0) {
+        snprintf(msg, sizeof msg, "%s takes exactly one request message: got %s", rpc_name(s->rpc),
+                 s->n_msgs ? "a truncated one" : "none");
+        stream_fail(s, CELER_ERR_PARSE, msg);
+        return;
+    }
+    call_start(g, pop(&s->waiting, &s->waiting_tail));
+}
+
+/* A message's 5-byte prefix is read: checks it and makes its call. False when the stream failed. */
+static bool message_begin(celer_grpc *g, grpc_stream *s) {
+    char msg[256];
+    if (++s->n_msgs > 1 && !s->rpc->streaming) {
+        snprintf(msg, sizeof msg, "%s takes exactly one request message: got more", rpc_name(s->rpc));
+        stream_fail(s, CELER_ERR_INVALID, msg);
+        return false;
+    }
+    size_t m = (size_t)s->prefix[1] << 24 | (size_t)s->prefix[2] << 16 | (size_t)s->prefix[3] << 8 | s->prefix[4];
+    if (s->prefix[0] && !s->compressed_ok) {
+        stream_fail(s, CELER_ERR_UNSUPPORTED,
+                    "compressed messages are not supported: send grpc-encoding identity (uncompressed)");
+        return false;
+    }
+    if (s->prefix[0] > 1) {
+        snprintf(msg, sizeof msg, "the message prefix's compressed flag is %d; expected 0 or 1", s->prefix[0]);
+        stream_fail(s, CELER_ERR_PARSE, msg);
+        return false;
+    }
+    /* the cap is checked from the prefix, before any byte is kept */
+    if ((long long)m > g->opts->grpc_max_message_bytes) {
+        snprintf(msg, sizeof msg, "the request message is %zu bytes; the server takes at most %lld "
+                 "(--grpc-max-message-bytes)", m, g->opts->grpc_max_message_bytes);
+        stream_fail(s, CELER_ERR_LIMIT, msg);
+        return false;
+    }
+    if (g->msg_bytes + (int64_t)m > g->opts->max_body_total_bytes) {
+        snprintf(msg, sizeof msg, "request messages being received hold %lld bytes already "
+                 "(--max-body-total-bytes %lld)", (long long)g->msg_bytes, g->opts->max_body_total_bytes);
+        stream_fail(s, CELER_ERR_UNAVAILABLE, msg);
+        return false;
+    }
+    grpc_call *c = calloc(1, sizeof *c);
+    uint8_t *p = c ? malloc(m ? m : 1) : NULL;
+    if (!p) {
+        free(c);
+        stream_fail(s, CELER_ERR_NOMEM, "no memory for the request message");
+        return false;
+    }
+    c->g = g;
+    c->stream = s;
+    c->streaming = s->rpc->streaming;
+    c->msg = p;
+    c->msg_len = m;
+    g->msg_bytes += (int64_t)m;
+    s->reading = c;
+    s->msg_got = 0;
+    return true;
 }
 
 static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
                          void *user) {
     (void)flags;
-    grpc_conn *c = user;
-    celer_grpc *g = c->g;
+    grpc_conn *conn = user;
+    celer_grpc *g = conn->g;
     grpc_stream *s = nghttp2_session_get_stream_user_data(session, id);
-    if (!s || s->answered) return 0; /* answered early: the rest is dropped */
-    while (len > 0) {
-        if (s->prefix_got < 5) {
+    size_t n_data = len;
+    while (s && !s->finished && len > 0) { /* once finished (answered early, failed) the rest is dropped */
+        if (!s->reading) {
             size_t n = CELER_MIN(len, 5 - s->prefix_got);
             memcpy(s->prefix + s->prefix_got, data, n);
             s->prefix_got += n, data += n, len -= n;
-            if (s->prefix_got < 5) break;
-            char msg[256];
-            if (++s->n_msgs > 1) {
-                snprintf(msg, sizeof msg, "%s takes exactly one request message: got more",
-                         strrchr(s->rpc->path, '/') + 1);
-                answer_error(s, CELER_ERR_INVALID, msg);
-                s->reset_after_answer = true;
-                return 0;
-            }
-            size_t m = (size_t)s->prefix[1] << 24 | (size_t)s->prefix[2] << 16 | (size_t)s->prefix[3] << 8 | s->prefix[4];
-            if (s->prefix[0] && !s->compressed_ok) {
-                answer_error(s, CELER_ERR_UNSUPPORTED,
-                             "compressed messages are not supported: send grpc-encoding identity (uncompressed)");
-                s->reset_after_answer = true;
-                return 0;
-            }
-            if (s->prefix[0] > 1) {
-                snprintf(msg, sizeof msg, "the message prefix's compressed flag is %d; expected 0 or 1", s->prefix[0]);
-                answer_error(s, CELER_ERR_PARSE, msg);
-                s->reset_after_answer = true;
-                return 0;
-            }
-            /* the cap is checked from the prefix, before any byte is kept */
-            if ((long long)m > g->opts->grpc_max_message_bytes) {
-                snprintf(msg, sizeof msg, "the request message is %zu bytes; the server takes at most %lld "
-                         "(--grpc-max-message-bytes)", m, g->opts->grpc_max_message_bytes);
-                answer_error(s, CELER_ERR_LIMIT, msg);
-                s->reset_after_answer = true;
-                return 0;
-            }
-            if (g->msg_bytes + (int64_t)m > g->opts->max_body_total_bytes) {
-                snprintf(msg, sizeof msg, "request messages being received hold %lld bytes already "
-                         "(--max-body-total-bytes %lld)", (long long)g->msg_bytes, g->opts->max_body_total_bytes);
-                answer_error(s, CELER_ERR_UNAVAILABLE, msg);
-                s->reset_after_answer = true;
-                return 0;
-            }
-            s->msg = malloc(m ? m : 1);
-            if (!s->msg) {
-                answer_error(s, CELER_ERR_NOMEM, "no memory for the request message");
-                s->reset_after_answer = true;
-                return 0;
-            }
-            s->msg_len = m;
-            s->msg_got = 0;
-            g->msg_bytes += (int64_t)m;
-            s->prefix_got = m ? 5 : 0; /* an empty message is complete at once */
-            if (!m) continue;
+            if (s->prefix_got < 5 || !message_begin(g, s)) continue;
+            if (!s->reading->msg_len) message_done(g, s); /* an empty message is complete at once */
+            continue;
         }
-        size_t n = CELER_MIN(len, s->msg_len - s->msg_got);
-        memcpy(s->msg + s->msg_got, data, n);
+        grpc_call *c = s->reading;
+        size_t n = CELER_MIN(len, c->msg_len - s->msg_got);
+        memcpy(c->msg + s->msg_got, data, n);
         s->msg_got += n, data += n, len -= n;
-        if (s->msg_got == s->msg_len) s->prefix_got = 0; /* a next message would start here */
+        if (s->msg_got == c->msg_len) message_done(g, s);
     }
+    /* the window is given back now, unless a streaming RPC is paused: then when it resumes */
+    if (s && !s->finished && s->rpc->streaming && stream_paused(s)) s->unconsumed += n_data;
+    else nghttp2_session_consume(session, id, n_data);
     return 0;
 }
 
@@ -836,6 +1207,7 @@ static void conn_want_out(celer_grpc *g, grpc_conn *c, bool on) {
  * EPOLLOUT. Then closes the connection when it is finished. Returns false when it was closed. */
 static bool conn_flush(celer_grpc *g, grpc_conn *c) {
     for (;;) {
+        if (c->pump) pump_streams(c);
         /* draining: once its calls are answered (streams close while sending), the final GOAWAY */
         if (g->drain_done && !c->goaway_sent && c->n_streams == 0) {
             nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->session),
@@ -869,7 +1241,7 @@ static bool conn_flush(celer_grpc *g, grpc_conn *c) {
             memcpy(c->out + c->out_len, p, (size_t)n);
             c->out_len += (size_t)n;
         }
-        if (c->out_len == 0 && !(g->drain_done && !c->goaway_sent && c->n_streams == 0)) break;
+        if (c->out_len == 0 && !c->pump && !(g->drain_done && !c->goaway_sent && c->n_streams == 0)) break;
     }
     conn_want_out(g, c, false);
     if (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) goto close;
@@ -952,21 +1324,14 @@ static void on_event(celer_grpc *g) {
     uint64_t v;
     (void)!read(g->event_fd, &v, sizeof v);
     pthread_mutex_lock(&g->done_lock);
-    grpc_stream *list = g->done;
+    grpc_call *list = g->done;
     g->done = NULL;
     pthread_mutex_unlock(&g->done_lock);
     while (list) {
-        grpc_stream *s = list;
-        list = s->next_done;
-        s->in_worker = false;
+        grpc_call *c = list;
+        list = c->link;
         atomic_fetch_sub(&g->suspended, 1);
-        if (!s->conn) { /* its connection or stream went away meanwhile */
-            atomic_fetch_sub(&g->active, 1);
-            stream_free(s);
-            continue;
-        }
-        answer(s);
-        end_call(s);
+        call_answered(g, c);
     }
     if (atomic_load(&g->draining) && !g->drain_done) {
         g->drain_done = true;
@@ -989,7 +1354,7 @@ static void close_idle(celer_grpc *g) {
     for (grpc_conn *c = g->conns, *next; c; c = next) {
         next = c->next;
         bool held = false;
-        for (grpc_stream *s = c->streams; s && !held; s = s->next) held = s->in_worker;
+        for (grpc_stream *s = c->streams; s && !held; s = s->next) held = s->running != NULL;
         if (!held && now - c->last_active_ms > limit) conn_close(g, c);
     }
 }
@@ -1039,7 +1404,6 @@ static void grpc_free(celer_grpc *g) {
 
 celer_status celer_grpc_start(const celer_server_options *opts, celer_service *service, celer_metrics *metrics,
                               celer_grpc **out) {
-    (void)metrics; /* gRPC series come with ModelInfer */
     *out = NULL;
     if (opts->grpc_port == 0) return CELER_OK;
     celer_grpc *g = calloc(1, sizeof *g);
@@ -1047,6 +1411,7 @@ celer_status celer_grpc_start(const celer_server_options *opts, celer_service *s
     g->opts = opts;
     g->service = service;
     g->registry = celer_service_registry(service);
+    g->metrics = metrics;
     g->listen_fd = g->event_fd = g->epoll_fd = -1;
     pthread_mutex_init(&g->done_lock, NULL);
     struct rlimit rl;
@@ -1064,6 +1429,8 @@ celer_status celer_grpc_start(const celer_server_options *opts, celer_service *s
     nghttp2_session_callbacks_set_on_frame_recv_callback(g->callbacks, on_frame_recv);
     nghttp2_session_callbacks_set_on_frame_send_callback(g->callbacks, on_frame_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(g->callbacks, on_stream_close);
+    /* windows are given back as the IO thread takes the bytes (see "Flow control" at the top) */
+    nghttp2_option_set_no_auto_window_update(g->option, 1);
     /* nghttp2's own protections (rapid reset, CONTINUATION floods, SETTINGS and ACK floods) stay at
      * their defaults; streams beyond MAX_STREAMS are refused by nghttp2 from our SETTINGS */
 

@@ -11,7 +11,8 @@
 typedef struct celer_grpc celer_grpc;
 
 /* Starts listening on opts->grpc_address:grpc_port with its IO thread, answering through
- * `service` (borrowed: it must outlive the front end). *out is NULL (and CELER_OK) when
+ * `service` and counting calls in `metrics` (both borrowed: they must outlive the front end; NULL
+ * metrics: not counted). *out is NULL (and CELER_OK) when
  * opts->grpc_port is 0. CELER_ERR_IO when the port cannot be bound. */
 celer_status celer_grpc_start(const celer_server_options *opts, celer_service *service, celer_metrics *metrics,
                               celer_grpc **out);

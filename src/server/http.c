@@ -477,8 +477,7 @@ static enum MHD_Result h_index(http_req *q, const route_args *a) {
     return send_reply(q);
 }
 
-/* The body of a load or unload: {"parameters": {...}}. Triton's parameters that celer does not
- * implement are refused by name: a load would otherwise answer 200 having ignored them. */
+/* The body of a load or unload: {"parameters": {...}}, each checked by celer_service_repo_param. */
 static celer_status check_repo_body(const http_req *q, bool unload) {
     if (!q->body_len) return CELER_OK;
     celer_arena arena;
@@ -496,13 +495,7 @@ static celer_status check_repo_body(const http_req *q, bool unload) {
     for (int i = 0; !st && params && i < params->n; i++) {
         const char *key = params->keys[i];
         const celer_json *v = &params->items[i];
-        if (unload && !strcmp(key, "unload_dependents") && v->type == CELER_JSON_BOOL && !v->boolean) continue;
-        if (!unload && (!strcmp(key, "config") || !strncmp(key, "file:", 5)))
-            st = celer_errorf(CELER_ERR_INVALID,
-                              "load parameter '%.64s' is not supported yet: put the model's files and config.pbtxt in "
-                              "its folder of the repository and load it without parameters", key);
-        else
-            st = celer_errorf(CELER_ERR_INVALID, "%s parameter '%.64s' is not supported", unload ? "unload" : "load", key);
+        st = celer_service_repo_param(unload, key, v->type == CELER_JSON_BOOL && !v->boolean);
     }
     celer_arena_free(&arena);
     return st;
@@ -778,7 +771,8 @@ static bool admit(http_req *q, struct MHD_Connection *conn, const char *url) {
     if (q->route < 0) return true; /* answered once the body (if any) is discarded */
     if (is_infer_route(q->route)) {
         celer_status code = CELER_OK;
-        q->call = celer_service_begin(srv->service, q->args.model, q->args.version, q->start_ns, &code, msg, sizeof msg);
+        q->call = celer_service_begin(srv->service, CELER_PROTOCOL_HTTP, q->args.model, q->args.version, q->start_ns,
+                                      &code, msg, sizeof msg);
         if (!q->call) {
             reply_status(q, code, msg);
             return false;

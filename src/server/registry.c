@@ -28,6 +28,8 @@ typedef struct repo_action {
     void *user;
 } repo_action;
 
+const char *const celer_protocol_names[CELER_PROTOCOL_COUNT] = {"http", "grpc"};
+
 const char *const celer_model_state_names[MODEL_STATE_COUNT] = {
     [MODEL_LOADING] = "LOADING", [MODEL_READY] = "READY", [MODEL_UNAVAILABLE] = "UNAVAILABLE",
     [MODEL_UNLOADING] = "UNLOADING"};
@@ -121,17 +123,23 @@ static void version_metrics(celer_registry *r, served_version *v, double load_se
     char name[600], labels[800];
     celer_metrics_escape(v->owner->name, name, sizeof name);
     snprintf(labels, sizeof labels, "model=\"%s\",version=\"%s\"", name, v->version_str);
-    char with_outcome[900];
-    snprintf(with_outcome, sizeof with_outcome, "%s,outcome=\"success\"", labels);
-    v->m_success = celer_metrics_counter(r->metrics, "celer_inference_requests_total",
-                                         "Inference requests by model, version and outcome.", with_outcome);
-    snprintf(with_outcome, sizeof with_outcome, "%s,outcome=\"failure\"", labels);
-    v->m_failure = celer_metrics_counter(r->metrics, "celer_inference_requests_total",
-                                         "Inference requests by model, version and outcome.", with_outcome);
     const double *b = celer_metrics_latency_buckets;
     int nb = celer_metrics_latency_bucket_count;
-    v->m_duration = celer_metrics_histogram(r->metrics, "celer_inference_request_duration_seconds",
-                                            "Time from request decoded to response encoded.", labels, b, nb);
+    for (int p = 0; p < CELER_PROTOCOL_COUNT; p++) { /* up front: two protocols, three series each */
+        char with_protocol[900], with_outcome[1000];
+        snprintf(with_protocol, sizeof with_protocol, "%s,protocol=\"%s\"", labels, celer_protocol_names[p]);
+        snprintf(with_outcome, sizeof with_outcome, "%s,outcome=\"success\"", with_protocol);
+        v->m_success[p] = celer_metrics_counter(r->metrics, "celer_inference_requests_total",
+                                                "Inference requests by model, version, protocol and outcome.",
+                                                with_outcome);
+        snprintf(with_outcome, sizeof with_outcome, "%s,outcome=\"failure\"", with_protocol);
+        v->m_failure[p] = celer_metrics_counter(r->metrics, "celer_inference_requests_total",
+                                                "Inference requests by model, version, protocol and outcome.",
+                                                with_outcome);
+        v->m_duration[p] = celer_metrics_histogram(r->metrics, "celer_inference_request_duration_seconds",
+                                                   "Time from request decoded to response encoded.", with_protocol, b,
+                                                   nb);
+    }
     v->m_queue = celer_metrics_histogram(r->metrics, "celer_inference_queue_duration_seconds",
                                          "Time requests wait in the model's queue.", labels, b, nb);
     v->m_compute = celer_metrics_histogram(r->metrics, "celer_inference_compute_duration_seconds",

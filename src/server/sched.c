@@ -244,6 +244,15 @@ static void expire_job(celer_job *j, int64_t now, char *msg, size_t cap) {
     j->done(j, CELER_ERR_TIMEOUT, msg, NULL, 0);
 }
 
+/* Completes j, whose client went away while it was queued, with CELER_ERR_CANCELLED without
+ * running it. */
+static void cancel_job(celer_job *j, int64_t now) {
+    j->start_ns = j->end_ns = now;
+    j->batch_size = 0;
+    j->batch_first = true;
+    j->done(j, CELER_ERR_CANCELLED, "the request was cancelled by its client before it ran", NULL, 0);
+}
+
 static void fail_job(worker *w, celer_job *j, celer_status st, int64_t start, int64_t end, int batch) {
     j->start_ns = start;
     j->end_ns = end;
@@ -390,7 +399,7 @@ static void run_batched(worker *w, celer_sched_queue *q, celer_context *ctx, cel
     }
 }
 
-/* Completes expired jobs, then runs the rest (one batch, or one by one). */
+/* Completes expired and cancelled jobs, then runs the rest (one batch, or one by one). */
 static void run_batch(worker *w, celer_sched_queue *q, celer_job *list) {
     int64_t now = now_ns();
     celer_job *live = NULL, **tail = &live;
@@ -401,6 +410,10 @@ static void run_batch(worker *w, celer_sched_queue *q, celer_job *list) {
         j->next = NULL;
         if (j->deadline_ns > 0 && now >= j->deadline_ns) {
             expire_job(j, now, w->msg, sizeof w->msg);
+            continue;
+        }
+        if (j->cancelled && atomic_load_explicit(j->cancelled, memory_order_relaxed)) {
+            cancel_job(j, now);
             continue;
         }
         *tail = j;

@@ -9,10 +9,12 @@
  * `done` with its slice of the outputs. When a batch's run fails, its jobs are rerun one by one,
  * so a job whose input makes the model fail fails alone. Jobs past their deadline are completed
  * with CELER_ERR_TIMEOUT ("timed out ... in the queue") without running, at their deadline even
- * while every worker is busy (a scheduler thread watches the queued deadlines). */
+ * while every worker is busy (a scheduler thread watches the queued deadlines); jobs whose client
+ * cancelled them complete with CELER_ERR_CANCELLED without running when a worker reaches them. */
 #ifndef CELER_SERVER_SCHED_H
 #define CELER_SERVER_SCHED_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "base/base.h"
@@ -34,6 +36,9 @@ struct celer_job {
                                    and untouched until done is called */
     void *task;                 /* for a queue's batch_fn: the job's payload (a pipeline run) */
     int64_t deadline_ns;        /* CLOCK_MONOTONIC; 0 = none */
+    const atomic_bool *cancelled; /* optional; set (any thread) when nobody waits for the answer any
+                                     more: a queued job is then completed with CELER_ERR_CANCELLED
+                                     without running (a running one finishes) */
     celer_job_done_fn done;
     void *user;
     /* filled by the scheduler, for metrics: */

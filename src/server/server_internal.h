@@ -19,6 +19,11 @@
 typedef enum model_state { MODEL_LOADING, MODEL_READY, MODEL_UNAVAILABLE, MODEL_UNLOADING, MODEL_STATE_COUNT } model_state;
 extern const char *const celer_model_state_names[MODEL_STATE_COUNT]; /* "LOADING", "READY"... */
 
+/* The transport a request came by: the `protocol` label of a version's request series (the
+ * transport passes it to celer_service_begin, service.h). */
+typedef enum celer_service_protocol { CELER_PROTOCOL_HTTP, CELER_PROTOCOL_GRPC, CELER_PROTOCOL_COUNT } celer_service_protocol;
+extern const char *const celer_protocol_names[CELER_PROTOCOL_COUNT]; /* "http", "grpc" */
+
 typedef struct served_model served_model;
 
 /* One loaded version: immutable once READY, shared by every request using it. */
@@ -42,7 +47,9 @@ typedef struct served_version {
     int64_t cache_ttl_ns;             /* results cached this long; 0 = not cached */
     uint64_t cache_salt;              /* hash of its config and files: part of every cache key */
     /* metrics */
-    celer_series *m_success, *m_failure, *m_duration, *m_queue, *m_compute, *m_batch;
+    celer_series *m_success[CELER_PROTOCOL_COUNT], *m_failure[CELER_PROTOCOL_COUNT]; /* by the request's protocol */
+    celer_series *m_duration[CELER_PROTOCOL_COUNT];
+    celer_series *m_queue, *m_compute, *m_batch; /* the model's, whoever asked */
     /* Triton statistics */
     atomic_ullong n_success, n_failure, n_exec, n_inferences, ns_total, ns_queue, ns_compute;
 } served_version;

@@ -33,12 +33,14 @@ struct celer_service_call {
     served_version *version;
     celer_arena arena;
     int64_t start_ns;
+    celer_service_protocol protocol; /* the series its outcomes count in, its pipeline's model calls' too */
     bool admitted; /* holds a place in its version's queue (celer_sched_queue_admit) */
     const celer_kserve_request *req;
     celer_service_request r; /* the transport's fields (id, deadline, salt) */
     const celer_service_callbacks *cb;
     void *user;
     bool suspended; /* cb->suspend was called: done comes on another thread, then cb->resume */
+    atomic_bool cancelled; /* celer_service_cancel: its queued jobs are dropped */
     /* the model's inputs in its order, and its job */
     celer_tensor *inputs;
     celer_job job;
@@ -68,18 +70,19 @@ static int64_t now_ns(void) {
 /* ---- statistics and metrics ---- */
 
 /* Counts an outcome of version v (a request, or a pipeline's call of it) in its statistics and
- * metrics: the one place that does. start_ns: when the request began, for its duration; 0 for a
- * call, whose duration is its pipeline's. */
-static void count_outcome(served_version *v, bool ok, int64_t start_ns) {
+ * metrics: the one place that does. p: the protocol of the request (for a call, its pipeline
+ * request's). start_ns: when the request began, for its duration; 0 for a call, whose duration is
+ * its pipeline's. */
+static void count_outcome(served_version *v, celer_service_protocol p, bool ok, int64_t start_ns) {
     if (!ok) {
         atomic_fetch_add(&v->n_failure, 1);
-        celer_metrics_add(v->m_failure, 1);
+        celer_metrics_add(v->m_failure[p], 1);
         return;
     }
     atomic_fetch_add(&v->n_success, 1);
     atomic_fetch_add(&v->n_inferences, 1);
-    celer_metrics_add(v->m_success, 1);
-    if (start_ns) celer_metrics_observe(v->m_duration, (double)(now_ns() - start_ns) * 1e-9);
+    celer_metrics_add(v->m_success[p], 1);
+    if (start_ns) celer_metrics_observe(v->m_duration[p], (double)(now_ns() - start_ns) * 1e-9);
 }
 
 /* Counts how a job of v ran: its wait in the queue, its compute, and its batch. */
@@ -162,15 +165,16 @@ celer_registry *celer_service_registry(celer_service *s) { return s->registry; }
 
 /* ---- a call ---- */
 
-celer_service_call *celer_service_begin(celer_service *s, const char *model, const char *version, int64_t start_ns,
-                                        celer_status *status, char *msg, size_t msg_cap) {
+celer_service_call *celer_service_begin(celer_service *s, celer_service_protocol protocol, const char *model,
+                                        const char *version, int64_t start_ns, celer_status *status, char *msg,
+                                        size_t msg_cap) {
     *status = CELER_OK;
     served_version *v = celer_registry_acquire(s->registry, model, version, status, msg, msg_cap);
     if (!v) return NULL;
     if (!celer_sched_queue_admit(v->queue)) {
         snprintf(msg, msg_cap, "queue of model '%s' is full", model);
         *status = CELER_ERR_UNAVAILABLE;
-        count_outcome(v, false, 0);
+        count_outcome(v, protocol, false, 0);
         celer_registry_release(v);
         return NULL;
     }
@@ -185,6 +189,7 @@ celer_service_call *celer_service_begin(celer_service *s, const char *model, con
     c->svc = s;
     c->version = v;
     c->start_ns = start_ns;
+    c->protocol = protocol;
     c->admitted = true;
     celer_arena_init(&c->arena, 64 * 1024, (size_t)s->opts->max_body_bytes * 4 + (64u << 20));
     return c;
@@ -209,7 +214,7 @@ void celer_service_end(celer_service_call *c) {
     free(c);
 }
 
-void celer_service_reject(celer_service_call *c) { count_outcome(c->version, false, 0); }
+void celer_service_reject(celer_service_call *c) { count_outcome(c->version, c->protocol, false, 0); }
 
 /* ---- the response cache in front of the result cache ----
  * The same request bytes (body and the headers that decide its reading) to the same endpoint get
@@ -249,7 +254,7 @@ bool celer_service_find_response(celer_service_call *c, const char *const *parts
     }
     celer_metrics_observe(c->svc->m_cache_lookup, (double)(now_ns() - t0) * 1e-9);
     celer_metrics_add(c->svc->m_cache_hits, 1);
-    count_outcome(c->version, true, c->start_ns);
+    count_outcome(c->version, c->protocol, true, c->start_ns);
     c->raw_keyed = false;
     c->cache = CELER_SERVICE_CACHE_HIT;
     return true;
@@ -276,7 +281,7 @@ static void answer(celer_service_call *c, celer_status st, const char *message, 
     celer_service_result r = {.status = st, .message = st ? (message ? message : "") : "", .outputs = outputs,
                               .n_outputs = st ? 0 : n_outputs, .version = c->version, .cache = c->cache};
     celer_status es = c->cb->done(c->user, &r);
-    count_outcome(c->version, !st && !es, c->start_ns);
+    count_outcome(c->version, c->protocol, !st && !es, c->start_ns);
     if (c->suspended) c->cb->resume(c->user);
 }
 
@@ -359,12 +364,12 @@ static void pipeline_model_done(celer_job *job, celer_status st, const char *mes
     if (st) {
         char msg[1024];
         snprintf(msg, sizeof msg, "model '%s': %s", mv->owner->name, message && *message ? message : celer_error_message());
-        count_outcome(mv, false, 0);
+        count_outcome(mv, c->protocol, false, 0);
         celer_registry_release(mv);
         pipeline_fail(c, st, msg);
         return;
     }
-    count_outcome(mv, true, 0);
+    count_outcome(mv, c->protocol, true, 0);
     count_run(mv, job);
     celer_registry_release(mv);
     st = celer_sched_submit(c->version->queue, &c->job);
@@ -426,7 +431,7 @@ static void pipeline_task(celer_job *job, celer_status st, const char *message, 
     }
     c->call_version = mv;
     c->call_job = (celer_job){.inputs = c->call_inputs, .done = pipeline_model_done, .user = c,
-                              .deadline_ns = c->job.deadline_ns};
+                              .deadline_ns = c->job.deadline_ns, .cancelled = c->job.cancelled};
     st = celer_sched_submit(mv->queue, &c->call_job);
     if (st) {
         snprintf(msg, sizeof msg, "model '%s': %s", call->model, celer_error_message());
@@ -584,6 +589,9 @@ void celer_service_start(celer_service_call *c, const celer_service_request *r, 
         c->before_batch = true;
         atomic_fetch_add(&v->before_batch, 1);
     }
+    /* a leader's result answers the calls coalesced on it and is cached: it computes even when its
+     * own client goes away */
+    if (!c->cache_leader) c->job.cancelled = &c->cancelled;
     unadmit(c); /* the job takes its place in the queue now */
     st = celer_sched_submit(v->queue, &c->job);
     if (st) {
@@ -593,6 +601,17 @@ void celer_service_start(celer_service_call *c, const celer_service_request *r, 
         finish(c, NULL, st, msg, NULL, 0);
     }
 }
+
+celer_status celer_service_repo_param(bool unload, const char *key, bool is_false) {
+    if (unload && !strcmp(key, "unload_dependents") && is_false) return CELER_OK;
+    if (!unload && (!strcmp(key, "config") || !strncmp(key, "file:", 5)))
+        return celer_errorf(CELER_ERR_INVALID,
+                            "load parameter '%.64s' is not supported yet: put the model's files and config.pbtxt in "
+                            "its folder of the repository and load it without parameters", key);
+    return celer_errorf(CELER_ERR_INVALID, "%s parameter '%.64s' is not supported", unload ? "unload" : "load", key);
+}
+
+void celer_service_cancel(celer_service_call *c) { atomic_store(&c->cancelled, true); }
 
 /* ---- statistics ---- */
 

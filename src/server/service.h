@@ -5,7 +5,8 @@
  * pipelines and the model calls they make, deadlines, statistics and metrics.
  *
  * A call goes:
- *   celer_service_begin      (model and version from the route or message: acquire, admit)
+ *   celer_service_begin      (the protocol, and model and version from the route or message:
+ *                            acquire, admit)
  *   [celer_service_find_response]  (the transport's encoded answer to the same request bytes)
  *   the transport decodes its body into the call's arena, against celer_service_version(c)
  *   celer_service_start      (or celer_service_reject when the body did not decode)
@@ -78,14 +79,16 @@ celer_registry *celer_service_registry(celer_service *s);
 #define CELER_SERVER_VERSION "0.1.0"
 extern const char *const celer_server_extensions[]; /* the protocol extensions celer implements; NULL-terminated */
 
-/* Begins an inference call of `model` (`version` NULL or "" = the latest): takes a reference on
- * the version and a place in its queue, decided before any body byte is read. start_ns: when the
- * request arrived (CLOCK_MONOTONIC), for its duration. On failure returns NULL with *status
- * (CELER_ERR_NOT_FOUND, CELER_ERR_UNAVAILABLE for a model not ready or a full queue, counted as a
- * failure of the version, CELER_ERR_NOMEM) and the message in msg. The call is the caller's until
- * celer_service_end. */
-celer_service_call *celer_service_begin(celer_service *s, const char *model, const char *version, int64_t start_ns,
-                                        celer_status *status, char *msg, size_t msg_cap);
+/* Begins an inference call of `model` (`version` NULL or "" = the latest) that came by `protocol`
+ * (the `protocol` label its outcome, and its pipeline's model calls, count under): takes a
+ * reference on the version and a place in its queue, decided before any body byte is read.
+ * start_ns: when the request arrived (CLOCK_MONOTONIC), for its duration. On failure returns NULL
+ * with *status (CELER_ERR_NOT_FOUND, CELER_ERR_UNAVAILABLE for a model not ready or a full queue,
+ * counted as a failure of the version, CELER_ERR_NOMEM) and the message in msg. The call is the
+ * caller's until celer_service_end. */
+celer_service_call *celer_service_begin(celer_service *s, celer_service_protocol protocol, const char *model,
+                                        const char *version, int64_t start_ns, celer_status *status, char *msg,
+                                        size_t msg_cap);
 
 /* The version being called: its inputs (decoding spec), output names, name and version. */
 const served_version *celer_service_version(const celer_service_call *c);
@@ -121,9 +124,21 @@ void celer_service_reject(celer_service_call *c);
 void celer_service_start(celer_service_call *c, const celer_service_request *r, const celer_service_callbacks *cb,
                          void *user);
 
+/* The transport's client went away (a reset gRPC stream): the call's jobs still queued (its
+ * model's, a pipeline's steps and model calls) complete with CELER_ERR_CANCELLED without running,
+ * unless the result cache shares its result with identical requests. done still comes, as always.
+ * Any thread, between celer_service_start and celer_service_end. */
+void celer_service_cancel(celer_service_call *c);
+
 /* Ends a call: gives back its queue place if still held, the images a pipeline run holds, the
  * arena and the version. After done was called (or when start was never called). */
 void celer_service_end(celer_service_call *c);
+
+/* A parameter of a load (or an unload when `unload`) of the repository API, on any protocol:
+ * CELER_OK for the one celer takes (unload_dependents, when `is_false`: a bool false), else
+ * CELER_ERR_INVALID naming it (Triton's `config` and `file:` say how to load instead). Refusing
+ * them beats answering success having ignored them. */
+celer_status celer_service_repo_param(bool unload, const char *key, bool is_false);
 
 /* Statistics of `model` (NULL: every model) and `version` (NULL: every version) as Triton's JSON.
  * CELER_ERR_NOT_FOUND with a message for an unknown model or version. */

@@ -141,10 +141,10 @@ def main():
             _, text, _ = srv.request("GET", "/metrics")
             text = text.decode()
             found = {}
-            for name in ('celer_inference_requests_total{model="mlp",version="1",outcome="success"}',
+            for name in ('celer_inference_requests_total{model="mlp",version="1",protocol="http",outcome="success"}',
                          'celer_inference_queue_depth{model="mlp",version="1"}',
                          'celer_model_load_duration_seconds{model="mlp",version="1"}',
-                         'celer_inference_request_duration_seconds_count{model="mlp",version="1"}'):
+                         'celer_inference_request_duration_seconds_count{model="mlp",version="1",protocol="http"}'):
                 m = re.search(re.escape(name) + r" (\S+)", text)
                 found[name] = float(m.group(1)) if m else None
             return found
@@ -159,7 +159,7 @@ def main():
               all(v is not None for v in after.values()), after)
         status, _, _ = srv.json("POST", "/v2/models/mlp/infer", body)
         later = series()
-        key = 'celer_inference_requests_total{model="mlp",version="1",outcome="success"}'
+        key = 'celer_inference_requests_total{model="mlp",version="1",protocol="http",outcome="success"}'
         check("the request counter goes on counting after the reload", (before[key] or 0) >= 1
               and later[key] == before[key] + 1, (before, later))
         # a reload that fails keeps the serving version's series too

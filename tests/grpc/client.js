@@ -6,6 +6,10 @@
 //   a call:    {"service": "inference" | "health", "method": "ServerLive", "request": {...},
 //               "deadline_ms": 5 (optional), "cancel_after_ms": 5 (optional)}
 //   an outcome: {"code": 0, "details": "...", "response": {...} | null}
+// a streaming call (ModelStreamInfer): {"service": "inference", "method": "ModelStreamInfer",
+//   "stream": [request, ...], "deadline_ms": .., "cancel_after": N (cancel once N responses came),
+//   "write_after_each": true (write a request only after the previous one's response)} ->
+//   {"code": 0, "details": "...", "responses": [...]}
 // or a raw HTTP/2 request, through Node's own http2 (for what grpc-js would never send):
 //   {"raw": true, "path": "/...", "headers": {...}, "body_hex": "00000000.."} ->
 //   {"status": 200, "headers": {...}, "trailers": {...}, "data_hex": "...", "error": "..."}
@@ -46,8 +50,31 @@ function raw(call) {
   });
 }
 
+function stream(call) {
+  return new Promise((resolve) => {
+    const opts = call.deadline_ms !== undefined ? {deadline: new Date(Date.now() + call.deadline_ms)} : {};
+    const c = clients[call.service][call.method](opts);
+    const responses = [];
+    let next = 0;
+    const writeNext = () => {
+      if (next < call.stream.length) c.write(call.stream[next++]);
+      if (next === call.stream.length) { next++; c.end(); }
+    };
+    c.on('data', (r) => {
+      responses.push(r);
+      if (call.cancel_after !== undefined && responses.length === call.cancel_after) c.cancel();
+      if (call.write_after_each) writeNext();
+    });
+    c.on('error', () => {}); // the status below says it
+    c.on('status', (st) => resolve({code: st.code, details: st.details, responses}));
+    if (call.write_after_each) writeNext();
+    else while (next <= call.stream.length) writeNext();
+  });
+}
+
 function run(call) {
   if (call.raw) return raw(call);
+  if (call.stream) return stream(call);
   return new Promise((resolve) => {
     const client = clients[call.service];
     const opts = call.deadline_ms !== undefined ? {deadline: new Date(Date.now() + call.deadline_ms)} : {};

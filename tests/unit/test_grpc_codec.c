@@ -1,11 +1,13 @@
 /* The gRPC protobuf codec (grpc_codec.c): ModelInferRequest decoding (raw and typed contents, every
  * datatype, BYTES, parameters, protobuf's wire rules, truncation), the checks shared with the
- * HTTP codec, and ModelInferResponse encoding read back by a small decoder written here. */
+ * HTTP codec, ModelInferResponse encoding read back by a small decoder written here, and the
+ * ModelConfig message of the ModelConfig RPC. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "testutil.h"
+#include "server/config.h"
 #include "server/grpc_codec.h"
 
 static celer_arena arena;
@@ -836,6 +838,91 @@ static void test_writer_reader(void **state) {
     }
 }
 
+/* ---- ModelConfig (model_config.proto), read back by a small dumper ---- */
+
+/* Appends the message as "field:value" tokens: varints as signed 64-bit numbers, the
+ * length-delimited fields whose dotted path is in `nested` as "field{...}", other ones as
+ * 'strings'. */
+static void dump_pb(const uint8_t *p, size_t n, const char *path, const char *const *nested, celer_jbuf *out) {
+    celer_pb_reader r = {p, p + n};
+    celer_pb_field f;
+    int more;
+    while ((more = celer_pb_next(&r, &f, "ModelConfig")) > 0) {
+        char sub[64], tok[64];
+        snprintf(sub, sizeof sub, "%s%s%d", path, *path ? "." : "", f.number);
+        bool message = false;
+        for (int i = 0; nested[i]; i++) message = message || !strcmp(nested[i], sub);
+        if (out->len && out->data[out->len - 1] != '{') celer_jbuf_raw(out, " ", 1);
+        if (f.wire == 0) {
+            snprintf(tok, sizeof tok, "%d:%lld", f.number, (long long)f.varint);
+            celer_jbuf_raw(out, tok, strlen(tok));
+        } else if (message) {
+            snprintf(tok, sizeof tok, "%d{", f.number);
+            celer_jbuf_raw(out, tok, strlen(tok));
+            dump_pb(f.p, f.len, sub, nested, out);
+            celer_jbuf_raw(out, "}", 1);
+        } else {
+            assert_int_equal(f.wire, 2);
+            snprintf(tok, sizeof tok, "%d:'", f.number);
+            celer_jbuf_raw(out, tok, strlen(tok));
+            celer_jbuf_raw(out, (const char *)f.p, f.len);
+            celer_jbuf_raw(out, "'", 1);
+        }
+    }
+    assert_int_equal(more, 0);
+}
+
+/* The config parsed from `text`, written by celer_config_to_pb and dumped. */
+static void expect_config_pb(const char *text, const char *want) {
+    static const char *const nested[] = {
+        "3",  "3.1", "3.2", "3.3", /* version_policy: latest, all, specific */
+        "5",  "5.5", "6",   "6.5", /* input, output, their reshape */
+        "7",                       /* instance_group */
+        "11", "11.6",              /* dynamic_batching, default_queue_policy */
+        "14", "14.2",              /* parameters entry, its ModelParameter */
+        "24",                      /* response_cache */
+        NULL};
+    celer_model_config cfg;
+    assert_int_equal(celer_config_parse(text, strlen(text), "config.pbtxt", &arena, &cfg), CELER_OK);
+    celer_config_to_pb(&cfg, &msg);
+    assert_int_equal(msg.status, CELER_OK);
+    celer_jbuf dump;
+    celer_jbuf_init(&dump, 0);
+    dump_pb((const uint8_t *)msg.data, msg.len, "", nested, &dump);
+    if (strcmp(dump.data ? dump.data : "", want)) fail_msg("got  %s\nwant %s", dump.data ? dump.data : "", want);
+    celer_jbuf_free(&dump);
+    celer_jbuf_reset(&msg);
+}
+
+/* Every key the JSON config has, with model_config.proto's field numbers and enum values
+ * (TYPE_INT64 = 9, TYPE_FP32 = 11, KIND_CPU = 2); -1 dims sign-extended; proto3 defaults (false,
+ * 0, "", FORMAT_NONE) left out, but the messages the JSON always has (response_cache, the
+ * version policy) present even when empty. */
+static void test_model_config(void **state) {
+    (void)state;
+    expect_config_pb("name: \"m\" platform: \"onnxruntime_onnx\" max_batch_size: 8\n"
+                     "version_policy { specific { versions: [3, 1] } }\n"
+                     "input { name: \"x\" data_type: TYPE_INT64 dims: [-1, 4] optional: true }\n"
+                     "input { name: \"r\" data_type: TYPE_FP32 dims: [2, 3] reshape { shape: [6] } }\n"
+                     "output { name: \"y\" data_type: TYPE_FP32 dims: [5] label_filename: \"l.txt\" }\n"
+                     "instance_group { count: 2 kind: KIND_CPU }\n"
+                     "dynamic_batching { preferred_batch_size: [2, 4] max_queue_delay_microseconds: 50\n"
+                     "  default_queue_policy { default_timeout_microseconds: 7 allow_timeout_override: true\n"
+                     "    max_queue_size: 10 } }\n"
+                     "response_cache { enable: true }\n"
+                     "parameters { key: \"k\" value { string_value: \"v\" } }",
+                     "1:'m' 2:'onnxruntime_onnx' 3{3{1:3 1:1}} 4:8"
+                     " 5{1:'x' 2:9 4:-1 4:4 8:1} 5{1:'r' 2:11 4:2 4:3 5{1:6}}"
+                     " 6{1:'y' 2:11 3:5 4:'l.txt'}"
+                     " 7{1:'m' 4:2 2:2}"
+                     " 11{1:2 1:4 2:50 6{2:7 3:1 4:10}}"
+                     " 24{1:1}"
+                     " 14{1:'k' 2{1:'v'}}"
+                     " 8:'model.onnx'");
+    expect_config_pb("", "3{1{1:1}} 24{} 8:'model.onnx'");
+    expect_config_pb("version_policy { all { } }", "3{2{}} 24{} 8:'model.onnx'");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_writer_reader, setup, teardown),
@@ -850,6 +937,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_parameters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_narrowing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_infer_target, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_model_config, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

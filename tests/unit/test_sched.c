@@ -604,6 +604,56 @@ static void test_queue_full(void **state) {
     celer_model_free(m);
 }
 
+/* A job whose client cancelled it while queued completes with CELER_ERR_CANCELLED without running;
+ * the others of its batch run together; a flag set after a job ran changes nothing. */
+static void test_cancelled(void **state) {
+    (void)state;
+    celer_model *m = load(mlp_path());
+    celer_sched *s;
+    assert_int_equal(celer_sched_init(1, &s), CELER_OK);
+    celer_sched_queue *hold_q = add_queue(s, m, 0, 0, 8, NULL, 0);
+    celer_sched_queue *batched = add_queue(s, m, 8, 0, 8, NULL, 0);
+    counter ctr;
+    counter_init(&ctr);
+    gate g;
+    gate_init(&g);
+    tjob hold, jobs[4];
+    atomic_bool cancelled[4];
+    uint64_t seed = 17;
+    const int64_t one[2] = {1, 16};
+    hold_worker(hold_q, &hold, &g, &ctr);
+    for (int i = 0; i < 4; i++) {
+        tjob_init(&jobs[i], 2, one, NULL, &seed, &ctr);
+        atomic_init(&cancelled[i], false);
+        jobs[i].job.cancelled = &cancelled[i];
+        assert_int_equal(celer_sched_submit(batched, &jobs[i].job), CELER_OK);
+    }
+    atomic_store(&cancelled[1], true); /* while queued: the worker is held */
+    atomic_store(&cancelled[3], true);
+    gate_release(&g);
+    assert_int_equal(counter_wait(&ctr, 5, 10000), 5);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(atomic_load(&jobs[i].calls), 1);
+        if (i % 2) {
+            assert_int_equal(jobs[i].status, CELER_ERR_CANCELLED);
+            assert_non_null(strstr(jobs[i].msg, "cancelled"));
+            assert_null(jobs[i].out.data);
+        } else {
+            assert_int_equal(jobs[i].batch_size, 2); /* the two live jobs ran as one batch */
+            check_against_single(m, &jobs[i]);
+        }
+        tjob_free(&jobs[i]);
+    }
+    assert_int_equal(celer_status_grpc(CELER_ERR_CANCELLED), 1);
+    celer_sched_queue_remove(s, batched);
+    celer_sched_queue_remove(s, hold_q);
+    celer_sched_free(s);
+    tjob_free(&hold);
+    gate_destroy(&g);
+    counter_destroy(&ctr);
+    celer_model_free(m);
+}
+
 /* A job whose deadline passes while queued completes with CELER_ERR_TIMEOUT, never runs; the others
  * of its batch still run together. */
 static void test_deadlines(void **state) {
@@ -1218,6 +1268,7 @@ int main(void) {
         cmocka_unit_test(test_delay_partial_batch),
         cmocka_unit_test(test_queue_full),
         cmocka_unit_test(test_deadlines),
+        cmocka_unit_test(test_cancelled),
         cmocka_unit_test(test_remove_drains),
         cmocka_unit_test(test_free_with_queued),
         cmocka_unit_test(test_mixed_shapes),

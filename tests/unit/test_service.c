@@ -141,6 +141,7 @@ typedef struct answer {
     celer_kserve_request req;
     int64_t deadline_ns; /* the transport's */
     uint64_t salt;
+    celer_service_protocol protocol; /* HTTP unless a test says */
 } answer;
 
 static void on_suspend(void *user) {
@@ -208,7 +209,7 @@ static void answer_wait(answer *a) {
 static celer_service_call *start(fixture *f, const char *model, answer *a) {
     celer_status st;
     char msg[256];
-    celer_service_call *c = celer_service_begin(f->svc, model, NULL, 1, &st, msg, sizeof msg);
+    celer_service_call *c = celer_service_begin(f->svc, a->protocol, model, NULL, 1, &st, msg, sizeof msg);
     assert_non_null(c);
     celer_service_request r = {.kreq = &a->req, .request_id = "test", .deadline_ns = a->deadline_ns,
                                .cache_salt = a->salt};
@@ -229,6 +230,28 @@ static unsigned long long stat_of(fixture *f, const char *model, const char *fie
 }
 
 /* ---- tests ---- */
+
+/* A call its transport cancels while it waits in the queue (narrow batches wait up to 300 ms for
+ * company) is answered CELER_ERR_CANCELLED without running: no inference counted, a failure. */
+static void test_cancel(void **state) {
+    fixture *f = *state;
+    answer a;
+    answer_init(&a, 1.0f);
+    celer_service_call *c = start(f, "narrow", &a);
+    celer_service_cancel(c);
+    answer_wait(&a);
+    assert_int_equal(a.status, CELER_ERR_CANCELLED);
+    assert_non_null(strstr(a.message, "cancelled"));
+    celer_service_end(c);
+    assert_int_equal(stat_of(f, "narrow", "\"inference_count\":"), 0);
+    assert_int_equal(stat_of(f, "narrow", "\"fail\":{\"count\":"), 1);
+    /* the next call runs */
+    answer_init(&a, 2.0f);
+    c = start(f, "narrow", &a);
+    answer_wait(&a);
+    assert_int_equal(a.status, CELER_OK);
+    celer_service_end(c);
+}
 
 /* A model call: answered on a worker after a suspend, then resumed; counted as a success. */
 static void test_model_call(void **state) {
@@ -325,20 +348,21 @@ static void test_response_cache(void **state) {
     celer_jbuf_init(&out, 0);
     celer_status st;
     char msg[256];
-    celer_service_call *c = celer_service_begin(f->svc, "cached", NULL, 1, &st, msg, sizeof msg);
+    celer_service_call *c = celer_service_begin(f->svc, CELER_PROTOCOL_HTTP, "cached", NULL, 1, &st, msg, sizeof msg);
     assert_false(celer_service_find_response(c, parts, 2, "body", 4, &out));
     celer_service_keep_response(c, "answer", 6);
     celer_service_end(c);
-    c = celer_service_begin(f->svc, "cached", NULL, 1, &st, msg, sizeof msg);
+    c = celer_service_begin(f->svc, CELER_PROTOCOL_HTTP, "cached", NULL, 1, &st, msg, sizeof msg);
     assert_true(celer_service_find_response(c, parts, 2, "body", 4, &out));
     assert_int_equal(out.len, 6);
     assert_memory_equal(out.data, "answer", 6);
     celer_service_end(c);
     out.len = 0;
-    c = celer_service_begin(f->svc, "cached", NULL, 1, &st, msg, sizeof msg);
+    c = celer_service_begin(f->svc, CELER_PROTOCOL_HTTP, "cached", NULL, 1, &st, msg, sizeof msg);
     assert_false(celer_service_find_response(c, parts, 2, "body2", 5, &out)); /* other bytes */
     celer_service_end(c);
-    c = celer_service_begin(f->svc, "mlp", NULL, 1, &st, msg, sizeof msg); /* a version that does not cache */
+    /* a version that does not cache */
+    c = celer_service_begin(f->svc, CELER_PROTOCOL_HTTP, "mlp", NULL, 1, &st, msg, sizeof msg);
     assert_false(celer_service_find_response(c, parts, 2, "body", 4, &out));
     celer_service_end(c);
     celer_jbuf_free(&out);
@@ -363,30 +387,31 @@ static void test_errors(void **state) {
     celer_status st;
     char msg[256];
     /* unknown model, unknown version: before any body is read */
-    assert_null(celer_service_begin(f->svc, "nope", NULL, 1, &st, msg, sizeof msg));
+    assert_null(celer_service_begin(f->svc, CELER_PROTOCOL_HTTP, "nope", NULL, 1, &st, msg, sizeof msg));
     assert_int_equal(st, CELER_ERR_NOT_FOUND);
     assert_int_equal(celer_status_http(st), 404);
     assert_int_equal(celer_status_grpc(st), 5);
-    assert_null(celer_service_begin(f->svc, "mlp", "7", 1, &st, msg, sizeof msg));
+    assert_null(celer_service_begin(f->svc, CELER_PROTOCOL_HTTP, "mlp", "7", 1, &st, msg, sizeof msg));
     assert_int_equal(st, CELER_ERR_NOT_FOUND);
 
     /* a full queue: the second place is refused at begin, and counted as a failure */
     unsigned long long failed = stat_of(f, "narrow", "\"fail\":{\"count\":");
-    celer_service_call *held = celer_service_begin(f->svc, "narrow", NULL, 1, &st, msg, sizeof msg);
+    celer_service_call *held =
+        celer_service_begin(f->svc, CELER_PROTOCOL_HTTP, "narrow", NULL, 1, &st, msg, sizeof msg);
     assert_non_null(held);
-    assert_null(celer_service_begin(f->svc, "narrow", NULL, 1, &st, msg, sizeof msg));
+    assert_null(celer_service_begin(f->svc, CELER_PROTOCOL_HTTP, "narrow", NULL, 1, &st, msg, sizeof msg));
     assert_int_equal(st, CELER_ERR_UNAVAILABLE);
     assert_int_equal(celer_status_http(st), 503);
     assert_true(celer_status_retryable(st));
     assert_non_null(strstr(msg, "queue of model 'narrow' is full"));
     assert_int_equal(stat_of(f, "narrow", "\"fail\":{\"count\":"), failed + 1);
     celer_service_end(held); /* never started: its place comes back */
-    held = celer_service_begin(f->svc, "narrow", NULL, 1, &st, msg, sizeof msg);
+    held = celer_service_begin(f->svc, CELER_PROTOCOL_HTTP, "narrow", NULL, 1, &st, msg, sizeof msg);
     assert_non_null(held);
     celer_service_end(held);
 
     /* a request the transport could not decode */
-    held = celer_service_begin(f->svc, "mlp", NULL, 1, &st, msg, sizeof msg);
+    held = celer_service_begin(f->svc, CELER_PROTOCOL_HTTP, "mlp", NULL, 1, &st, msg, sizeof msg);
     celer_service_reject(held);
     celer_service_end(held);
     assert_int_equal(stat_of(f, "mlp", "\"fail\":{\"count\":"), 1);
@@ -446,7 +471,7 @@ static void test_encode_failure(void **state) {
     answer_init(&a, 0.5f);
     celer_status st;
     char msg[256];
-    celer_service_call *c = celer_service_begin(f->svc, "mlp", NULL, 1, &st, msg, sizeof msg);
+    celer_service_call *c = celer_service_begin(f->svc, CELER_PROTOCOL_HTTP, "mlp", NULL, 1, &st, msg, sizeof msg);
     celer_service_start(c, &(celer_service_request){.kreq = &a.req}, &failing, &a);
     answer_wait(&a);
     celer_service_end(c);
@@ -454,13 +479,89 @@ static void test_encode_failure(void **state) {
     assert_int_equal(stat_of(f, "mlp", "\"fail\":{\"count\":"), bad + 1);
 }
 
+/* The value of the sample `series` (name{labels}) in /metrics' text; -1 when it is not there. */
+static double metric_of(fixture *f, const char *series) {
+    celer_jbuf b;
+    celer_jbuf_init(&b, 0);
+    celer_metrics_render(f->metrics, &b);
+    celer_jbuf_raw(&b, "", 1);
+    double v = -1;
+    for (const char *p = b.data; (p = strstr(p, series)); p++)
+        if ((p == b.data || p[-1] == '\n') && p[strlen(series)] == ' ') {
+            v = strtod(p + strlen(series) + 1, NULL);
+            break;
+        }
+    celer_jbuf_free(&b);
+    return v;
+}
+
+/* Each outcome counts under the protocol its request came by: a refusal at begin, a reject, a
+ * success with its duration, and a pipeline's model call under the pipeline request's protocol. */
+static void test_protocol_series(void **state) {
+    fixture *f = *state;
+#define SERIES(model, proto, outcome)                                                                              \
+    "celer_inference_requests_total{model=\"" model "\",version=\"1\",protocol=\"" proto "\",outcome=\"" outcome "\"}"
+    /* every version has both protocols' series from its load */
+    assert_true(metric_of(f, SERIES("mlp", "http", "success")) == 0);
+    assert_true(metric_of(f, SERIES("mlp", "grpc", "failure")) == 0);
+    assert_true(metric_of(f, "celer_inference_request_duration_seconds_count{model=\"mlp\",version=\"1\","
+                             "protocol=\"grpc\"}") == 0);
+    /* the model's own series have no protocol */
+    assert_true(metric_of(f, "celer_inference_queue_duration_seconds_count{model=\"mlp\",version=\"1\"}") == 0);
+
+    answer a;
+    answer_init(&a, 0.5f);
+    a.protocol = CELER_PROTOCOL_GRPC;
+    celer_service_call *c = start(f, "mlp", &a);
+    answer_wait(&a);
+    assert_int_equal(a.status, CELER_OK);
+    celer_service_end(c);
+    answer_init(&a, 0.5f);
+    a.protocol = CELER_PROTOCOL_GRPC;
+    c = start(f, "piped", &a);
+    answer_wait(&a);
+    assert_int_equal(a.status, CELER_OK);
+    celer_service_end(c);
+    answer_init(&a, 0.25f);
+    c = start(f, "mlp", &a); /* HTTP */
+    answer_wait(&a);
+    assert_int_equal(a.status, CELER_OK);
+    celer_service_end(c);
+
+    celer_status st;
+    char msg[256];
+    c = celer_service_begin(f->svc, CELER_PROTOCOL_GRPC, "mlp", NULL, 1, &st, msg, sizeof msg);
+    celer_service_reject(c);
+    celer_service_end(c);
+    celer_service_call *held = celer_service_begin(f->svc, CELER_PROTOCOL_GRPC, "narrow", NULL, 1, &st, msg, sizeof msg);
+    assert_null(celer_service_begin(f->svc, CELER_PROTOCOL_GRPC, "narrow", NULL, 1, &st, msg, sizeof msg));
+    celer_service_end(held);
+
+    assert_true(metric_of(f, SERIES("mlp", "grpc", "success")) == 2); /* its own request and piped's call */
+    assert_true(metric_of(f, SERIES("mlp", "http", "success")) == 1);
+    assert_true(metric_of(f, SERIES("mlp", "grpc", "failure")) == 1);
+    assert_true(metric_of(f, SERIES("mlp", "http", "failure")) == 0);
+    assert_true(metric_of(f, SERIES("piped", "grpc", "success")) == 1);
+    assert_true(metric_of(f, SERIES("piped", "http", "success")) == 0);
+    assert_true(metric_of(f, SERIES("narrow", "grpc", "failure")) == 1);
+    assert_true(metric_of(f, SERIES("narrow", "http", "failure")) == 0);
+    /* a duration per request, none for a pipeline's model call */
+    assert_true(metric_of(f, "celer_inference_request_duration_seconds_count{model=\"mlp\",version=\"1\","
+                             "protocol=\"grpc\"}") == 1);
+    assert_true(metric_of(f, "celer_inference_request_duration_seconds_count{model=\"mlp\",version=\"1\","
+                             "protocol=\"http\"}") == 1);
+#undef SERIES
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_model_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_response_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_protocol_series, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
