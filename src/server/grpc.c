@@ -156,7 +156,9 @@ struct celer_grpc {
     bool drain_done; /* IO thread: the listener is closed and notices sent */
     grpc_conn *conns;
     int n_conns, max_conns;
-    int64_t msg_bytes; /* request message bytes all streams hold (IO thread only) */
+    /* request message bytes all streams hold, and bytes of answers not sent yet (clients reading
+     * slowly): together within --max-body-total-bytes (IO thread only) */
+    int64_t msg_bytes, unsent_bytes;
     atomic_int active, suspended;
     pthread_mutex_t done_lock;
     grpc_call *done;   /* calls handed back by workers and the action pool */
@@ -538,6 +540,7 @@ static ssize_t read_answer(nghttp2_session *session, int32_t id, uint8_t *buf, s
         if (c->resp_off == c->resp.len) {
             pop(&s->out, &s->out_tail);
             s->out_bytes -= c->resp.len;
+            s->g->unsent_bytes -= (int64_t)c->resp.len;
             call_free(s->g, c);
             stream_release(s);
         }
@@ -697,6 +700,7 @@ static void call_answered(celer_grpc *g, grpc_call *c) {
     } else {
         push(&s->out, &s->out_tail, c);
         s->out_bytes += c->resp.len;
+        g->unsent_bytes += (int64_t)c->resp.len;
         if (!c->streaming) stream_finish(s, CELER_OK, "");
         stream_send(s);
     }
@@ -938,7 +942,10 @@ static void stream_close(grpc_stream *s) {
         atomic_fetch_add(&g->active, 1);
     }
     for (grpc_call *c; (c = pop(&s->waiting, &s->waiting_tail));) call_free(g, c);
-    for (grpc_call *c; (c = pop(&s->out, &s->out_tail));) call_free(g, c);
+    for (grpc_call *c; (c = pop(&s->out, &s->out_tail));) {
+        g->unsent_bytes -= (int64_t)c->resp.len;
+        call_free(g, c);
+    }
     if (s->reading) call_free(g, s->reading);
     atomic_fetch_sub(&g->active, 1);
     free(s);
@@ -1095,9 +1102,10 @@ static bool message_begin(celer_grpc *g, grpc_stream *s) {
         stream_fail(s, CELER_ERR_LIMIT, msg);
         return false;
     }
-    if (g->msg_bytes + (int64_t)m > g->opts->max_body_total_bytes) {
-        snprintf(msg, sizeof msg, "request messages being received hold %lld bytes already "
-                 "(--max-body-total-bytes %lld)", (long long)g->msg_bytes, g->opts->max_body_total_bytes);
+    if (g->msg_bytes + g->unsent_bytes + (int64_t)m > g->opts->max_body_total_bytes) {
+        snprintf(msg, sizeof msg, "request messages being received and answers waiting to be sent hold %lld bytes "
+                 "already (--max-body-total-bytes %lld)", (long long)(g->msg_bytes + g->unsent_bytes),
+                 g->opts->max_body_total_bytes);
         stream_fail(s, CELER_ERR_UNAVAILABLE, msg);
         return false;
     }

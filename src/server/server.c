@@ -33,7 +33,8 @@ static const celer_server_flag flags[] = {
     {"max-body-bytes", "CELER_MAX_BODY_BYTES", "67108864", "largest request body; larger ones get 413", CELER_FLAG_SIZE,
      OPT(max_body_bytes)},
     {"max-body-total-bytes", "CELER_MAX_BODY_TOTAL_BYTES", "268435456",
-     "request body bytes all connections may hold together; a request that would go past it gets 503",
+     "request body bytes all connections may hold together (gRPC: with the answers clients have not read yet); "
+     "a request that would go past it gets 503",
      CELER_FLAG_SIZE, OPT(max_body_total_bytes)},
     {"image-memory-bytes", "CELER_IMAGE_MEMORY_BYTES", "536870912",
      "decoded image pixels all requests may hold together (pipelines' decode_image); an image needing more than "

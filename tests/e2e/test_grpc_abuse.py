@@ -4,7 +4,8 @@ frames over raw sockets (a 9-byte frame header; HPACK literals without indexing 
 written here; the server's header blocks are read with Debian's python3-hpack): rapid reset
 (CVE-2023-44487), CONTINUATION floods (CVE-2024-28182), huge header lists, more streams than
 SETTINGS_MAX_CONCURRENT_STREAMS, SETTINGS and PING floods nobody reads, a slow reader of large
-ModelInfer answers, malformed frames, and a connection flood past --max-connections. After each:
+ModelInfer answers, a ModelStreamInfer client that writes without reading, malformed frames,
+and a connection flood past --max-connections. After each:
 the server answered as it should (GOAWAY with its code, RST_STREAM, or the connection closed), a
 fresh ServerLive call still succeeds, and its resident memory stays bounded. SIGTERM exits 0 with
 no sanitizer report.
@@ -535,6 +536,66 @@ def test_slow_reader(srv, mem):
     check("slow reader: a fresh ServerLive call succeeds after it left", live_ok(port))
 
 
+def grpc_messages(data):
+    """The gRPC messages in a stream's DATA bytes (complete ones)."""
+    out, k = [], 0
+    while k + 5 <= len(data):
+        n = struct.unpack(">I", data[k + 1:k + 5])[0]
+        if k + 5 + n > len(data):
+            break
+        out.append(data[k + 5:k + 5 + n])
+        k += 5 + n
+    return out
+
+
+def test_stream_slow_reader(srv, mem):
+    """ModelStreamInfer with a client that writes requests and does not read the answers (it grants
+    the server 16 bytes of window): the server stops giving back window once the stream holds 128
+    calls, so the writer stalls after about its 1 MiB window instead of the server buffering every
+    request; once the client opens its window, every request is answered and the stream ends OK."""
+    port = srv.grpc_port
+    x = np.ones((1, 1024), dtype=np.float32)  # 4 KiB per request
+    n = 1000                                   # 4 MiB in all: four times the stream's window
+    body = infer_request(x)
+    c = Conn(port, settings=[(SETTINGS_INITIAL_WINDOW_SIZE, 16)])
+    c.wait(lambda: c.server_settings_seen)
+    sid = 1
+    c.send(frame(HEADERS, END_HEADERS, sid, request_block(SERVICE + "ModelStreamInfer")))
+    sent = [0]
+
+    def writer():
+        try:
+            for _ in range(n):
+                c.send_data(sid, body, end_stream=False)
+                sent[0] += 1
+            c.send(frame(DATA, END_STREAM, sid))
+        except (OSError, TimeoutError):
+            pass  # the stall this test expects (send_data gives up after 10 s without window)
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    time.sleep(2.0)
+    stalled = sent[0]
+    print(f"stream slow reader: {stalled} of {n} requests written before the server stopped giving window",
+          flush=True)
+    check("stream slow reader: the writer stalls (the server holds back its window)", 128 <= stalled < n // 2, stalled)
+    mem.check("stream slow reader: stalled", 64)
+    check("stream slow reader: a fresh ServerLive call succeeds meanwhile", live_ok(port))
+    # the client reads again: a large window for the stream and the connection
+    c.send(frame(SETTINGS, 0, 0, struct.pack(">HI", SETTINGS_INITIAL_WINDOW_SIZE, 1 << 30)) +
+           frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1 << 30)))
+    t.join(30)
+    if sent[0] < n:  # the writer gave up while stalled: write the rest now
+        for _ in range(n - sent[0]):
+            c.send_data(sid, body, end_stream=False)
+        c.send(frame(DATA, END_STREAM, sid))
+    status, data, rst = c.answer(sid, 60)
+    answers = grpc_messages(data)
+    check("stream slow reader: once it reads, every request is answered and the stream ends OK",
+          status == 0 and len(answers) == n and rst is None, (status, len(answers), rst))
+    c.close()
+
+
 def test_endless_writer(srv, mem):
     """A client that writes without pause (empty frames of an unknown type, which HTTP/2 says to
     ignore, and PRIORITY frames: cheap for the server, yet more than it reads per turn) must not
@@ -671,7 +732,8 @@ def main():
         check("a ModelInfer by hand-built frames succeeds", warm[0] == 0 and len(warm[1]) > 16384, warm[0])
         mem = Memory(srv)
         for test in (test_malformed, test_huge_headers, test_max_streams, test_continuation_flood, test_ack_floods,
-                     test_rapid_reset, test_endless_writer, test_slow_reader, test_connection_flood):
+                     test_rapid_reset, test_endless_writer, test_slow_reader, test_stream_slow_reader,
+                     test_connection_flood):
             t = time.time()
             try:
                 test(srv, mem)
