@@ -532,18 +532,16 @@ static ssize_t read_answer(nghttp2_session *session, int32_t id, uint8_t *buf, s
     (void)session, (void)id, (void)user;
     grpc_stream *s = source->ptr;
     size_t n = 0;
-    grpc_call *c = s->out;
-    if (c) {
-        n = CELER_MIN(length, c->resp.len - c->resp_off);
-        memcpy(buf, c->resp.data + c->resp_off, n);
-        c->resp_off += n;
-        if (c->resp_off == c->resp.len) {
-            pop(&s->out, &s->out_tail);
-            s->out_bytes -= c->resp.len;
-            s->g->unsent_bytes -= (int64_t)c->resp.len;
-            call_free(s->g, c);
-            stream_release(s);
-        }
+    for (grpc_call *c; (c = s->out) && n < length;) { /* small answers share a DATA frame */
+        size_t k = CELER_MIN(length - n, c->resp.len - c->resp_off);
+        memcpy(buf + n, c->resp.data + c->resp_off, k);
+        c->resp_off += k, n += k;
+        if (c->resp_off < c->resp.len) break;
+        pop(&s->out, &s->out_tail);
+        s->out_bytes -= c->resp.len;
+        s->g->unsent_bytes -= (int64_t)c->resp.len;
+        call_free(s->g, c);
+        stream_release(s);
     }
     if (s->out) return (ssize_t)n;
     if (!s->finished) {
