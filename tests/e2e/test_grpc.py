@@ -116,18 +116,22 @@ def bytes_raw(elements):
     return b"".join(len(e).to_bytes(4, "little") + e for e in elements)
 
 
+def identity_model(repo, name, onnx_type, dims):
+    """repo/name/1/model.onnx: an Identity of one input x (onnx_type, dims) to y, without config."""
+    os.makedirs(os.path.join(repo, name, "1"))
+    g = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", onnx_type, dims)],
+                          [helper.make_tensor_value_info("y", onnx_type, dims)])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), os.path.join(repo, name, "1", "model.onnx"))
+
+
 def test_model_infer(node_path):
     """ModelInfer through the request service: every example model and the route pipeline give the
     tensors HTTP gives; BYTES keep NUL bytes; errors carry their codes."""
     tmp = tempfile.mkdtemp(prefix="celer-e2e-grpc-")
     repo = os.path.join(tmp, "repository")
     shutil.copytree(REPO_SRC, repo)
-    os.makedirs(os.path.join(repo, "strid", "1"))
-    g = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.STRING, ["n"])],
-                          [helper.make_tensor_value_info("y", TensorProto.STRING, ["n"])])
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]),
-              os.path.join(repo, "strid", "1", "model.onnx"))
+    identity_model(repo, "strid", TensorProto.STRING, ["n"])
     gport = free_port()
     srv = Server(repo, "--grpc-port", str(gport), "--grpc-address", "127.0.0.1")
     wait_port(gport, srv.proc)
@@ -461,18 +465,8 @@ def test_datatypes_and_pipelines(node_path):
     repo = os.path.join(tmp, "repository")
     shutil.copytree(REPO_SRC, repo)
     for name, _, onnx_type, _ in DATATYPES:
-        os.makedirs(os.path.join(repo, f"id_{name.lower()}", "1"))
-        g = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", onnx_type, ["n", 3])],
-                              [helper.make_tensor_value_info("y", onnx_type, ["n", 3])])
-        onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]),
-                  os.path.join(repo, f"id_{name.lower()}", "1", "model.onnx"))
-    os.makedirs(os.path.join(repo, "big", "1"))
-    g = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "m"])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "m"])])
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]),
-              os.path.join(repo, "big", "1", "model.onnx"))
+        identity_model(repo, f"id_{name.lower()}", onnx_type, ["n", 3])
+    identity_model(repo, "big", TensorProto.FLOAT, ["n", "m"])
     gport = free_port()
     srv = Server(repo, "--grpc-port", str(gport), "--grpc-address", "127.0.0.1")
     wait_port(gport, srv.proc)
