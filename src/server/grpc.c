@@ -1352,15 +1352,18 @@ static void on_event(celer_grpc *g) {
     }
 }
 
-/* Closes connections idle longer than --request-timeout-secs (no byte either way, no call a
- * worker holds). */
+/* Closes connections idle longer than --request-timeout-secs (no byte either way), unless a
+ * worker holds one of their calls or they carry an open ModelStreamInfer: a stream may rightly
+ * wait minutes between requests, and closing its connection would fail it (each such connection
+ * still counts against --max-connections). */
 static void close_idle(celer_grpc *g) {
     int64_t now = mono_ms(), limit = (int64_t)g->opts->request_timeout_secs * 1000;
     if (limit <= 0) return;
     for (grpc_conn *c = g->conns, *next; c; c = next) {
         next = c->next;
         bool held = false;
-        for (grpc_stream *s = c->streams; s && !held; s = s->next) held = s->running != NULL;
+        for (grpc_stream *s = c->streams; s && !held; s = s->next)
+            held = s->running != NULL || (s->rpc && s->rpc->streaming && !s->finished);
         if (!held && now - c->last_active_ms > limit) conn_close(g, c);
     }
 }

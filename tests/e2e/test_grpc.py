@@ -807,6 +807,13 @@ def main():
             closed = True
         waited = time.time() - t0
     check("an idle connection is closed after --request-timeout-secs 1", closed and 0.9 < waited < 4, f"{waited:.1f} s")
+    # ... but not one carrying a ModelStreamInfer that waits between its requests
+    x = np.ones((1, 4), np.float32)
+    out = calls(gport, [call("ModelStreamInfer", stream=[infer_request("identity", [("x", "FP32", x)], f"w-{i}")
+                                                         for i in range(2)], write_after_each=True, write_delay_ms=2500)],
+                node_path)
+    check("an open ModelStreamInfer idle for 2.5 s between requests is not cut by --request-timeout-secs 1",
+          out[0]["code"] == OK and len(out[0]["responses"]) == 2, json.dumps(out[0])[:300])
     check("SIGTERM exits 0 (idle-timeout server)", srv.stop() == 0, srv.output()[-1000:])
 
     # --grpc-port 0 turns gRPC off

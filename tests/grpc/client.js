@@ -8,7 +8,8 @@
 //   an outcome: {"code": 0, "details": "...", "response": {...} | null}
 // a streaming call (ModelStreamInfer): {"service": "inference", "method": "ModelStreamInfer",
 //   "stream": [request, ...], "deadline_ms": .., "cancel_after": N (cancel once N responses came),
-//   "write_after_each": true (write a request only after the previous one's response)} ->
+//   "write_after_each": true (write a request only after the previous one's response),
+//   "write_delay_ms": N (with write_after_each: wait N ms before writing each next one)} ->
 //   {"code": 0, "details": "...", "responses": [...]}
 // or a raw HTTP/2 request, through Node's own http2 (for what grpc-js would never send):
 //   {"raw": true, "path": "/...", "headers": {...}, "body_hex": "00000000.."} ->
@@ -63,7 +64,7 @@ function stream(call) {
     c.on('data', (r) => {
       responses.push(r);
       if (call.cancel_after !== undefined && responses.length === call.cancel_after) c.cancel();
-      if (call.write_after_each) writeNext();
+      if (call.write_after_each) setTimeout(writeNext, call.write_delay_ms || 0);
     });
     c.on('error', () => {}); // the status below says it
     c.on('status', (st) => resolve({code: st.code, details: st.details, responses}));
