@@ -26,12 +26,12 @@ FCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-grpc-frames.XXXXXX")
 trap 'rm -rf "$CORPUS" "$PCORPUS" "$KCORPUS" "$GCORPUS" "$FCORPUS"' EXIT
 mkdir -p "$BUILD/artifacts"
 
-# fuzz TARGET SECONDS MAX_LEN CORPUS: runs one target; a crash prints the log's tail and exits 1.
+# fuzz TARGET SECONDS MAX_LEN CORPUS [DICT]: runs one target; a crash prints the log's tail and exits 1.
 fuzz() {
     log="$BUILD/$1.log"
     start=$(date +%s)
     set +e
-    "$BUILD/tests/fuzz/$1" -max_total_time="$2" -max_len="$3" -rss_limit_mb=2048 \
+    "$BUILD/tests/fuzz/$1" -max_total_time="$2" -max_len="$3" -rss_limit_mb=2048 ${5:+-dict="$5"} \
         -timeout=10 -print_final_stats=1 -artifact_prefix="$BUILD/artifacts/" "$4" >"$log" 2>&1
     rc=$?
     set -e
@@ -103,8 +103,9 @@ fuzz fuzz_grpc_infer "${GRPC_SECONDS:-30}" 65536 "$GCORPUS"
 
 # fuzz_grpc_frames: byte 0 bit 0 picks whether the answers are read before the client's EOF, then
 # the frames after the HTTP/2 preface; the seeds (calls of every RPC, CONTINUATION, padding,
-# resets, GOAWAY, what must be refused) come from grpc_frame_seeds.py. The target starts the server
-# in-process on a free loopback port and copies the identity and mlp models into a temporary folder.
+# resets, GOAWAY, what must be refused) come from grpc_frame_seeds.py, header names, values and RPC
+# paths from grpc_frames.dict. The target starts the server in-process on a free loopback port and
+# copies the identity and mlp models into a temporary folder.
 /usr/bin/python3 "$ROOT/tests/fuzz/grpc_frame_seeds.py" "$FCORPUS"
 echo "fuzz_grpc_frames: $(ls "$FCORPUS" | wc -l) seed connections, running ${GRPC_FRAMES_SECONDS:-30}s"
-fuzz fuzz_grpc_frames "${GRPC_FRAMES_SECONDS:-30}" 65536 "$FCORPUS"
+fuzz fuzz_grpc_frames "${GRPC_FRAMES_SECONDS:-30}" 65536 "$FCORPUS" "$ROOT/tests/fuzz/grpc_frames.dict"
