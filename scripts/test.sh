@@ -39,5 +39,5 @@ for t in test_pipelines test_cache test_cache_redis test_hardening test_grpc tes
     /usr/bin/python3 "tests/e2e/$t.py" build-tsan/celer examples/repository
 done
 
-echo "== fuzzing the ONNX reader, the pipeline inputs and the KServe decoders (${FUZZ_SECONDS}s and their own shares)"
+echo "== fuzzing the ONNX reader, the pipeline inputs, the KServe decoders and the gRPC framing (${FUZZ_SECONDS}s and their own shares)"
 tests/fuzz/run_fuzz.sh "$FUZZ_SECONDS"

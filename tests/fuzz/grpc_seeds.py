@@ -94,7 +94,8 @@ seeds = {
     + raw(struct.pack("<2e", 0.5, 2)) + raw(b"\x80\x3f") + raw(bytes_raw(b"", b"\0\0")),
 }
 
-os.makedirs(sys.argv[1], exist_ok=True)
-for name, data in seeds.items():
-    with open(os.path.join(sys.argv[1], name), "wb") as f:
-        f.write(data)
+if __name__ == "__main__":  # grpc_frame_seeds.py imports the writers above
+    os.makedirs(sys.argv[1], exist_ok=True)
+    for name, data in seeds.items():
+        with open(os.path.join(sys.argv[1], name), "wb") as f:
+            f.write(data)

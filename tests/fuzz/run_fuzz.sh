@@ -2,9 +2,11 @@
 # Fuzzes the ONNX reader for SECONDS (default 60), then what pipelines take from outside
 # (pipeline.yaml, image bytes, business-object JSON: fuzz_pipeline) for PIPELINE_SECONDS (default
 # 30), then the KServe request decoders (fuzz_kserve) for KSERVE_SECONDS (default 30), then the
-# gRPC ModelInferRequest decoder (fuzz_grpc_infer) for GRPC_SECONDS (default 30): configures a
-# clang build in build-fuzz, builds the targets, seeds corpora from the conformance models, the
-# example pipelines and a few valid requests, and runs libFuzzer on one core.
+# gRPC ModelInferRequest decoder (fuzz_grpc_infer) for GRPC_SECONDS (default 30), then the gRPC
+# front end's HTTP/2 and gRPC framing on an in-process server (fuzz_grpc_frames) for
+# GRPC_FRAMES_SECONDS (default 30): configures a clang build in build-fuzz, builds the targets,
+# seeds corpora from the conformance models, the example pipelines and a few valid requests, and
+# runs libFuzzer on one core.
 # Exits non-zero when a crash (or leak, timeout, OOM) is found; artifacts go to build-fuzz/artifacts.
 set -eu
 SECS=${1:-60}
@@ -14,21 +16,22 @@ DATA=${ONNX_TESTDATA:-/usr/share/libonnx-testdata/data}
 
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DCELER_FUZZ=ON >/dev/null
-ninja -C "$BUILD" -j2 fuzz_onnx fuzz_pipeline fuzz_kserve fuzz_grpc_infer
+ninja -C "$BUILD" -j2 fuzz_onnx fuzz_pipeline fuzz_kserve fuzz_grpc_infer fuzz_grpc_frames
 
 CORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-corpus.XXXXXX")
 PCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-pipeline.XXXXXX")
 KCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-kserve.XXXXXX")
 GCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-grpc.XXXXXX")
-trap 'rm -rf "$CORPUS" "$PCORPUS" "$KCORPUS" "$GCORPUS"' EXIT
+FCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-grpc-frames.XXXXXX")
+trap 'rm -rf "$CORPUS" "$PCORPUS" "$KCORPUS" "$GCORPUS" "$FCORPUS"' EXIT
 mkdir -p "$BUILD/artifacts"
 
-# fuzz TARGET SECONDS MAX_LEN CORPUS: runs one target; a crash prints the log's tail and exits 1.
+# fuzz TARGET SECONDS MAX_LEN CORPUS [DICT]: runs one target; a crash prints the log's tail and exits 1.
 fuzz() {
     log="$BUILD/$1.log"
     start=$(date +%s)
     set +e
-    "$BUILD/tests/fuzz/$1" -max_total_time="$2" -max_len="$3" -rss_limit_mb=2048 \
+    "$BUILD/tests/fuzz/$1" -max_total_time="$2" -max_len="$3" -rss_limit_mb=2048 ${5:+-dict="$5"} \
         -timeout=10 -print_final_stats=1 -artifact_prefix="$BUILD/artifacts/" "$4" >"$log" 2>&1
     rc=$?
     set -e
@@ -97,3 +100,12 @@ fuzz fuzz_kserve "${KSERVE_SECONDS:-30}" 65536 "$KCORPUS"
 /usr/bin/python3 "$ROOT/tests/fuzz/grpc_seeds.py" "$GCORPUS"
 echo "fuzz_grpc_infer: $(ls "$GCORPUS" | wc -l) seed requests, running ${GRPC_SECONDS:-30}s"
 fuzz fuzz_grpc_infer "${GRPC_SECONDS:-30}" 65536 "$GCORPUS"
+
+# fuzz_grpc_frames: byte 0 bit 0 picks whether the answers are read before the client's EOF, then
+# the frames after the HTTP/2 preface; the seeds (calls of every RPC, CONTINUATION, padding,
+# resets, GOAWAY, what must be refused) come from grpc_frame_seeds.py, header names, values and RPC
+# paths from grpc_frames.dict. The target starts the server in-process on a free loopback port and
+# copies the identity and mlp models into a temporary folder.
+/usr/bin/python3 "$ROOT/tests/fuzz/grpc_frame_seeds.py" "$FCORPUS"
+echo "fuzz_grpc_frames: $(ls "$FCORPUS" | wc -l) seed connections, running ${GRPC_FRAMES_SECONDS:-30}s"
+fuzz fuzz_grpc_frames "${GRPC_FRAMES_SECONDS:-30}" 65536 "$FCORPUS" "$ROOT/tests/fuzz/grpc_frames.dict"
