@@ -126,6 +126,20 @@ seeds = {
     + call(3, "ModelInfer", ld(1, "missing") + raw(X4)) + call(5, "ModelInfer", b"")
     + call(7, "ModelInfer", ld(1, "mlp") + tensor("features", "FP32", [2, 16], packed(6, [1, 2])))
     + frame(PUSH_PROMISE, END_HEADERS, 1, struct.pack(">I", 2)),
+    # ModelStreamInfer: three requests in one DATA frame and one split across two, an error among
+    # them, a second stream reset while its calls run, a stream ending on a truncated message
+    "stream": frame(HEADERS, END_HEADERS, 1, request_headers(SERVICE + "ModelStreamInfer"))
+    + frame(DATA, 0, 1, message(infer_identity) + message(infer_mlp) + message(ld(1, "missing") + ld(3, "bad")))
+    + frame(DATA, 0, 1, message(infer_typed)[:9]) + frame(DATA, END_STREAM, 1, message(infer_typed)[9:])
+    + frame(HEADERS, END_HEADERS, 3, request_headers(SERVICE + "ModelStreamInfer"))
+    + frame(DATA, 0, 3, message(infer_identity) * 4) + frame(RST_STREAM, 0, 3, struct.pack(">I", 8))
+    + frame(HEADERS, END_HEADERS, 5, request_headers(SERVICE + "ModelStreamInfer"))
+    + frame(DATA, END_STREAM, 5, message(infer_identity)[:12]),
+    # loads and unloads: an unknown model, a refused parameter, another repository
+    "repository": call(1, "RepositoryModelLoad", ld(2, "missing"))
+    + call(3, "RepositoryModelLoad", ld(2, "mlp") + ld(3, ld(1, "config") + ld(2, ld(3, "{}"))))
+    + call(5, "RepositoryModelUnload", ld(1, "other") + ld(2, "mlp"))
+    + call(7, "RepositoryModelUnload", ld(2, "mlp") + ld(3, ld(1, "unload_dependents") + ld(2, b"\x08\x01"))),
 }
 
 os.makedirs(sys.argv[1], exist_ok=True)
