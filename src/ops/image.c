@@ -1153,7 +1153,7 @@ static const celer_kernel kernels[] = {
     K("Resize", 13, 17, NEAREST_TYPES, NULL, rs_init, rs_reshape, rs_run, rs_free_local),
     K("GridSample", 16, 19, F_TYPES, NULL, gs_init, gs_reshape, gs_run, NULL),
     K("RoiAlign", 10, 15, F_TYPES, NULL, ra_init, ra_reshape, ra_run, NULL),
-    K("RoiAlign", 16, 21, F_TYPES, NULL, ra_init, ra_reshape, ra_run, NULL),
+    K("RoiAlign", 16, CELER_OPS_MAX_VERSION, F_TYPES, NULL, ra_init, ra_reshape, ra_run, NULL),
     K("NonMaxSuppression", 10, 10, CELER_DT(CELER_FLOAT), nms_types, nms_init, nms_reshape,
       nms_run, free),
     K("NonMaxSuppression", 11, CELER_OPS_MAX_VERSION, CELER_DT(CELER_FLOAT), nms_types, nms_init,

@@ -344,7 +344,7 @@ static const celer_kernel kernels[] = {
      qdq_reshape, dequantize_run, NULL, NULL},
     {"", "DynamicQuantizeLinear", 11, CELER_OPS_MAX_VERSION, CELER_DT(CELER_FLOAT), 0, 0,
      dynq_types, NULL, dynq_reshape, dynq_run, NULL, NULL},
-    {"", "QLinearMatMul", 10, 20, Q8, 0, 0, qmatmul_types, NULL, qmatmul_reshape, qmatmul_run,
+    {"", "QLinearMatMul", 10, CELER_OPS_MAX_VERSION, Q8, 0, 0, qmatmul_types, NULL, qmatmul_reshape, qmatmul_run,
      NULL, NULL},
     {"", "QLinearConv", 10, CELER_OPS_MAX_VERSION, Q8, 0, 0, qconv_types, qconv_init,
      qconv_reshape, qconv_run, free, NULL},

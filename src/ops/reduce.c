@@ -1171,7 +1171,7 @@ static celer_status ein_run(celer_kernel_call *call) {
 
 static const celer_kernel kernels[] = {
     REDUCE("ReduceSum", 1, 12, REDUCE_TYPES),
-    REDUCE("ReduceSum", 13, 17, REDUCE_TYPES),
+    REDUCE("ReduceSum", 13, CELER_OPS_MAX_VERSION, REDUCE_TYPES),
     REDUCE("ReduceMean", 1, 17, REDUCE_TYPES),
     REDUCE("ReduceMax", 1, 17, MINMAX_TYPES),
     REDUCE("ReduceMin", 1, 17, MINMAX_TYPES),
@@ -1181,18 +1181,18 @@ static const celer_kernel kernels[] = {
     REDUCE("ReduceLogSum", 1, 17, REDUCE_TYPES),
     REDUCE("ReduceLogSumExp", 1, 17, REDUCE_TYPES),
     REDUCE("ReduceSumSquare", 1, 17, REDUCE_TYPES),
-    KERNEL("ArgMax", 1, 17, ARG_TYPES, int64_outputs, arg_init, arg),
-    KERNEL("ArgMin", 1, 17, ARG_TYPES, int64_outputs, arg_init, arg),
+    KERNEL("ArgMax", 1, CELER_OPS_MAX_VERSION, ARG_TYPES, int64_outputs, arg_init, arg),
+    KERNEL("ArgMin", 1, CELER_OPS_MAX_VERSION, ARG_TYPES, int64_outputs, arg_init, arg),
     KERNEL("TopK", 1, 9, ARG_TYPES, topk_types, topk_init, topk),
-    KERNEL("TopK", 10, 17, ARG_TYPES, topk_types, topk_init, topk),
-    KERNEL("CumSum", 11, 17, REDUCE_TYPES, NULL, cumsum_init, cumsum),
+    KERNEL("TopK", 10, CELER_OPS_MAX_VERSION, ARG_TYPES, topk_types, topk_init, topk),
+    KERNEL("CumSum", 11, CELER_OPS_MAX_VERSION, REDUCE_TYPES, NULL, cumsum_init, cumsum),
     KERNEL("Softmax", 1, 12, SOFTMAX_TYPES, NULL, sm_init, sm),
-    KERNEL("Softmax", 13, 17, SOFTMAX_TYPES, NULL, sm_init, sm),
+    KERNEL("Softmax", 13, CELER_OPS_MAX_VERSION, SOFTMAX_TYPES, NULL, sm_init, sm),
     KERNEL("LogSoftmax", 1, 12, SOFTMAX_TYPES, NULL, sm_init, sm),
-    KERNEL("LogSoftmax", 13, 17, SOFTMAX_TYPES, NULL, sm_init, sm),
+    KERNEL("LogSoftmax", 13, CELER_OPS_MAX_VERSION, SOFTMAX_TYPES, NULL, sm_init, sm),
     KERNEL("Hardmax", 1, 12, SOFTMAX_TYPES, NULL, sm_init, sm),
-    KERNEL("Hardmax", 13, 17, SOFTMAX_TYPES, NULL, sm_init, sm),
-    KERNEL("Einsum", 12, 17, EINSUM_TYPES, NULL, ein_init, ein),
+    KERNEL("Hardmax", 13, CELER_OPS_MAX_VERSION, SOFTMAX_TYPES, NULL, sm_init, sm),
+    KERNEL("Einsum", 12, CELER_OPS_MAX_VERSION, EINSUM_TYPES, NULL, ein_init, ein),
 };
 
 const celer_kernel_family celer_family_reduce = {"reduce", kernels, (int)CELER_ARRAY_LEN(kernels)};
