@@ -86,19 +86,31 @@ int celer_model_check(const celer_onnx_model *onnx, celer_check_fn report, void 
     }
     celer_arena arena;
     celer_arena_init(&arena, 64 * 1024, 0);
+    /* values whose type this check cannot know: outputs of a node that cannot run, of a control
+     * node (its subgraphs are not typed here), and of every node fed by one. Their consumers are
+     * not checked: a guessed type would only report errors that are not the model's (one gap
+     * would cascade into wrong type complaints). */
+    bool *unknown = celer_arena_alloc(&arena, sizeof(bool) * (size_t)(g->n_values + 1));
+    if (!unknown) {
+        report(user, -1, NULL, CELER_ERR_NOMEM, "out of memory checking the model");
+        celer_arena_free(&arena);
+        celer_graph_free(g);
+        return 1;
+    }
+    memset(unknown, 0, sizeof(bool) * (size_t)(g->n_values + 1));
     int problems = 0;
     for (int k = 0; k < g->n_nodes; k++) {
+        const celer_node *n = &g->nodes[k];
+        bool skip = false;
+        for (int j = 0; j < n->n_inputs && !skip; j++) skip = n->inputs[j] >= 0 && unknown[n->inputs[j]];
         compiled_node cn = {0};
-        celer_status st = resolve_node(NULL, g, k, &arena, &cn);
+        celer_status st = skip ? CELER_OK : resolve_node(NULL, g, k, &arena, &cn);
         if (st) {
-            report(user, k, g->nodes[k].src, st, celer_error_message());
+            report(user, k, n->src, st, celer_error_message());
             problems++;
-            /* let later nodes see some type so one gap does not cascade */
-            for (int j = 0; j < g->nodes[k].n_outputs; j++) {
-                celer_value *v = &g->values[g->nodes[k].outputs[j]];
-                if (v->dtype == CELER_UNDEFINED) v->dtype = CELER_FLOAT;
-            }
         }
+        if (st || skip || (cn.kernel && (cn.kernel->flags & CELER_KERNEL_CONTROL)))
+            for (int j = 0; j < n->n_outputs; j++) unknown[n->outputs[j]] = true;
     }
     celer_arena_free(&arena);
     celer_graph_free(g);

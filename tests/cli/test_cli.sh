@@ -118,6 +118,35 @@ EOF
 run_ok run_batch2 "$INPUT"
 run_ok run_batch5 "$tmp/batch5.npy"
 
+# inspect on a model with an operator celer does not run: it names that node, its operator and
+# domain, and nothing about the nodes its outputs feed (their types are not known), nor about those
+# fed by a control node, whose subgraph outputs inspect does not type
+"$PY" - "$tmp/gap.onnx" <<'EOF'
+import sys
+import onnx
+from onnx import TensorProto as T, helper
+body = helper.make_graph([helper.make_node("Identity", ["yi"], ["yo"]), helper.make_node("Identity", ["c_in"], ["c_out"])],
+                         "body",
+                         [helper.make_tensor_value_info("i", T.INT64, []), helper.make_tensor_value_info("c_in", T.BOOL, []),
+                          helper.make_tensor_value_info("yi", T.INT32, [4])],
+                         [helper.make_tensor_value_info("c_out", T.BOOL, []), helper.make_tensor_value_info("yo", T.INT32, [4])])
+n = [helper.make_node("NoSuchOp", ["x"], ["c"], name="gap"), helper.make_node("Add", ["c", "y"], ["z"], name="after"),
+     helper.make_node("Loop", ["m", "", "y"], ["w"], name="loop", body=body),
+     helper.make_node("Add", ["w", "y"], ["v"], name="after_loop")]
+g = helper.make_graph(n, "g", [helper.make_tensor_value_info("x", T.INT32, [4]), helper.make_tensor_value_info("y", T.INT32, [4])],
+                      [helper.make_tensor_value_info("z", T.INT32, None), helper.make_tensor_value_info("v", T.INT32, None)],
+                      [helper.make_tensor("m", T.INT64, [], [2])])
+m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
+m.ir_version = 10
+onnx.save(m, sys.argv[1])
+EOF
+"$CELER" inspect "$tmp/gap.onnx" >"$tmp/gap" 2>&1
+if grep -q "node 0 (NoSuchOp 'gap').*NoSuchOp (domain ai.onnx) is not supported" "$tmp/gap" && ! grep -q "after" "$tmp/gap"; then
+    pass inspect_gap_no_cascade
+else
+    fail inspect_gap_no_cascade "$(tail -n 4 "$tmp/gap")"
+fi
+
 # inspect names the input and the output
 if "$CELER" inspect "$MODEL" >"$tmp/inspect" 2>&1 && grep -q features "$tmp/inspect" && grep -q scores "$tmp/inspect"; then
     pass inspect
