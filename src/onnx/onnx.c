@@ -171,6 +171,22 @@ static str_slice scan_name(const uint8_t *p, size_t n, uint32_t num) {
     return out;
 }
 
+/* ONNX's element types celer has no kernels for, by name (onnx.proto's DataType), for messages:
+ * a model using them is refused saying which, not with a number. */
+static const char *const onnx_type_names[] = {
+    [14] = "COMPLEX64",  [15] = "COMPLEX128", [17] = "FLOAT8E4M3FN", [18] = "FLOAT8E4M3FNUZ",
+    [19] = "FLOAT8E5M2", [20] = "FLOAT8E5M2FNUZ", [21] = "UINT4",     [22] = "INT4",
+    [23] = "FLOAT4E2M1", [24] = "FLOAT8E8M0", [25] = "UINT2",      [26] = "INT2",
+};
+
+/* CELER_ERR_UNSUPPORTED for element type `e` of `what` ("data_type", "element type"). */
+static celer_status unsupported_type(const char *what, int64_t e) {
+    if (e > 0 && e < (int64_t)CELER_ARRAY_LEN(onnx_type_names) && onnx_type_names[e])
+        return celer_errorf(CELER_ERR_UNSUPPORTED, "%s %s (%lld) is not supported: celer has no kernels for it", what,
+                            onnx_type_names[e], (long long)e);
+    return celer_errorf(CELER_ERR_UNSUPPORTED, "%s %lld is not supported", what, (long long)e);
+}
+
 /* ---- external data ---- */
 
 /* A location must stay inside the model's folder: relative, and no ".." component. */
@@ -521,7 +537,7 @@ static celer_status decode_tensor_body(dec *d, const uint8_t *p, size_t n, celer
     if (bad_dim) return celer_errorf(CELER_ERR_INVALID, "negative dimension in dims");
     if (dtype == 0) return celer_errorf(CELER_ERR_INVALID, "data_type is not set");
     if (dtype < 0 || dtype >= CELER_DTYPE_COUNT || celer_dtype_size((celer_dtype)dtype) == 0)
-        return celer_errorf(CELER_ERR_UNSUPPORTED, "data_type %lld is not supported", (long long)dtype);
+        return unsupported_type("data_type", dtype);
     t->dtype = (celer_dtype)dtype;
     int64_t numel = celer_shape_numel(&t->shape);
     size_t esz = celer_dtype_size(t->dtype), nbytes;
@@ -636,7 +652,7 @@ static celer_status decode_tensor_type(const uint8_t *p, size_t n, dec *d, celer
             if (pb_expect(&f, PB_VARINT) < 0) return CELER_ERR_PARSE;
             int64_t e = (int64_t)f.u;
             if (e < 0 || e >= CELER_DTYPE_COUNT)
-                return celer_errorf(CELER_ERR_UNSUPPORTED, "element type %lld is not supported", (long long)e);
+                return unsupported_type("element type", e);
             vi->dtype = (celer_dtype)e;
         } else if (f.num == TT_SHAPE) {
             if (pb_expect(&f, PB_LEN) < 0) return CELER_ERR_PARSE;
