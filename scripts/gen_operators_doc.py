@@ -1,17 +1,71 @@
 #!/usr/bin/env python3
-"""Writes docs/operators.md from the kernel table (`celer ops`) and a conformance report.
+"""Writes docs/operators.md from the kernel table (`celer ops`), the conformance reports and the
+opset 18-23 cases.
 
-usage: scripts/gen_operators_doc.py CELER_BIN CONFORMANCE_REPORT > docs/operators.md
-The report is the file the conformance runner writes with --report (ctest leaves it at
-build/tests/conformance-report.txt).
+usage: scripts/gen_operators_doc.py CELER_BIN CONFORMANCE_REPORT [OPSET_REPORT] > docs/operators.md
+The reports are the files the conformance runner writes with --report (ctest leaves them at
+build/tests/conformance-report.txt and build/tests/conformance-opset-report.txt). The section on
+opsets 18 to 23 reads every version of the spec (tests/conformance/opset/onnx_versions.json), what
+each changed (CHANGES below), which kernel serves it, and which cases of tests/data/onnx-opset run it.
 """
 import collections
+import glob
+import json
+import os
 import subprocess
 import sys
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+# What a version from 18 to 23 changed, where it is more than element types; the rest by version:
+# 19 float8 types, 20 bfloat16/float8, 21 int4/uint4 (and float8), 22 bfloat16, 23 float4 (and
+# int4/uint4, float8 for some). From onnx's docs/Changelog.md.
+CHANGES = {
+    ("AveragePool", 19): "`dilations` attribute",
+    ("Cast", 19): "float8 types; `saturate` attribute (float8 targets only)",
+    ("CastLike", 19): "float8 types; `saturate` attribute (float8 targets only)",
+    ("DFT", 20): "`dft_length` and `axis` became inputs; `inverse` and `onesided` kept",
+    ("DequantizeLinear", 19): "float8 types",
+    ("DequantizeLinear", 21): "`block_size` (blocked quantization); int4/uint4 types",
+    ("DequantizeLinear", 23): "float4 types; `output_dtype`",
+    ("Equal", 19): "string inputs",
+    ("GridSample", 20): "N-D input; modes renamed `linear` and `cubic`",
+    ("LpPool", 18): "`ceil_mode` attribute",
+    ("Pad", 18): "optional `axes` input",
+    ("Pad", 19): "mode `wrap`",
+    ("QuantizeLinear", 19): "float8 types; `saturate` attribute",
+    ("QuantizeLinear", 21): "`block_size` (blocked quantization); int4/uint4 types; `output_dtype`",
+    ("QuantizeLinear", 23): "float4 types; `precision` attribute",
+    ("ReduceMax", 20): "bool input",
+    ("ReduceMin", 20): "bool input",
+    ("Resize", 18): "`antialias`, `keep_aspect_ratio_policy`, `axes` attributes",
+    ("Resize", 19): "coordinate_transformation_mode `half_pixel_symmetric`",
+    ("ScatterElements", 18): "reduction `max` and `min`",
+    ("ScatterND", 18): "reduction `max` and `min`",
+    ("Split", 18): "`num_outputs` attribute",
+}
+for _op in ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin",
+            "ReduceProd", "ReduceSumSquare"):
+    CHANGES[(_op, 18)] = "`axes` became an optional input; `noop_with_empty_axes` attribute"
+BY_VERSION = {18: "new operator or attribute (see the changelog)", 19: "float8 types", 20: "bfloat16 and float8 types",
+              21: "int4 and uint4 types", 22: "bfloat16 types", 23: "float4 (and int4/uint4, float8) types"}
+
+
+def opset_cases(data):
+    """{(op, opset of the model)}: case names, from each case's model.onnx."""
+    import onnx  # only for this section
+    found = collections.defaultdict(list)
+    for path in sorted(glob.glob(os.path.join(data, "node", "*", "model.onnx"))):
+        m = onnx.load(path)
+        opset = next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 0)
+        for op in {n.op_type for n in m.graph.node}:
+            found[(op, opset)].append(os.path.basename(os.path.dirname(path)))
+    return found
 
 
 def main():
     celer, report = sys.argv[1], sys.argv[2]
+    opset_report = sys.argv[3] if len(sys.argv) > 3 else None
     table = subprocess.run([celer, "ops"], check=True, capture_output=True, text=True).stdout
     kernels = collections.OrderedDict()  # (domain, op) -> list of (since, until, types)
     families = {}
@@ -58,7 +112,44 @@ def main():
     missing = sorted(op for op in total if op != "Constant" and not any(k[1] == op for k in kernels))
     out += ["", "## Operators in the conformance data that celer does not run yet", "",
             ", ".join(missing) if missing else "none"]
+    out += opset_section(kernels, opset_report)
     print("\n".join(out))
+
+
+def opset_section(kernels, report):
+    """Every version from 18 to 23 of the operators celer runs: what changed, whether a kernel
+    serves it, and the cases (tests/data/onnx-opset) that run the operator at an opset where that
+    version applies."""
+    spec = json.load(open(os.path.join(ROOT, "tests", "conformance", "opset", "onnx_versions.json")))["versions"]
+    data = os.path.join(ROOT, "tests", "data", "onnx-opset")
+    cases = opset_cases(data)
+    outcome = {}
+    if report:
+        for line in open(report):
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) >= 2:
+                outcome[parts[1].split("/")[-1]] = parts[0]
+    n_pass = sum(1 for o in outcome.values() if o == "PASS")
+    out = ["", "## Opsets 18 to 23", "",
+           "Cases generated by `tests/conformance/opset/gen.py` (models written with Debian's onnx helper at",
+           "the opset, expected outputs computed by ONNX Runtime 1.31 from npm) and checked in under",
+           f"`tests/data/onnx-opset`: {n_pass} of {len(outcome)} pass." if outcome else "`tests/data/onnx-opset`.", "",
+           "| operator | version | what changed | celer | cases |", "|---|---|---|---|---|"]
+    for (domain, op), entries in sorted(kernels.items()):
+        if domain != "ai.onnx":
+            continue
+        vs = spec.get(op, [])
+        for i, v in enumerate(vs):
+            if v < 18:
+                continue
+            nxt = vs[i + 1] if i + 1 < len(vs) else 24
+            served = any(s <= v <= u for s, u, _ in entries)
+            names = sorted({c for o in range(v, nxt) for c in cases.get((op, o), [])})
+            shown = ", ".join(f"{c[5:]}" + ("" if outcome.get(c, "PASS") == "PASS" else f" ({outcome[c]})")
+                              for c in names) or "-"
+            out.append(f"| {op} | {v} | {CHANGES.get((op, v), BY_VERSION[v])} | "
+                       f"{'runs' if served else 'not yet: refused at load'} | {shown} |")
+    return out
 
 
 if __name__ == "__main__":
