@@ -31,6 +31,8 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "onnx: big-endian host
 enum { MODEL_IR = 1, MODEL_PRODUCER = 2, MODEL_PRODUCER_VER = 3, MODEL_DOMAIN = 4, MODEL_VERSION = 5,
        MODEL_DOC = 6, MODEL_GRAPH = 7, MODEL_OPSET = 8, MODEL_PROPS = 14, MODEL_FUNCTIONS = 25 };
 enum { OPSET_DOMAIN = 1, OPSET_VERSION = 2 };
+enum { FN_NAME = 1, FN_INPUT = 4, FN_OUTPUT = 5, FN_ATTR_NAME = 6, FN_NODE = 7, FN_OPSET = 9, FN_DOMAIN = 10,
+       FN_ATTR_PROTO = 11, FN_OVERLOAD = 13, FN_FIELD_COUNT = 14 };
 enum { ENTRY_KEY = 1, ENTRY_VALUE = 2 };
 enum { GRAPH_NODE = 1, GRAPH_NAME = 2, GRAPH_INIT = 5, GRAPH_DOC = 10, GRAPH_INPUT = 11,
        GRAPH_OUTPUT = 12, GRAPH_VALUE_INFO = 13, GRAPH_SPARSE_INIT = 15 };
@@ -86,7 +88,8 @@ typedef struct dec {
     const char *base_dir;            /* NULL: external data forbidden */
     struct celer_onnx_private *priv; /* NULL: standalone tensor, data always copied */
     int graph_depth;
-    bool direct; /* caller's arena (one tensor): no 16 KiB chunk for a few bytes */
+    bool direct;      /* caller's arena (one tensor): no 16 KiB chunk for a few bytes */
+    bool in_function; /* decoding a function body: attributes may refer to the function's */
 } dec;
 
 #define TRY(expr)                         \
@@ -774,9 +777,10 @@ static celer_status decode_attr_body(dec *d, const uint8_t *p, size_t n, celer_o
         last[f.num] = f;
     }
     if (rc < 0) return CELER_ERR_PARSE;
-    if (counts[ATTR_REF])
+    if (counts[ATTR_REF] && !d->in_function)
         return celer_errorf(CELER_ERR_INVALID, "refers to a function attribute (ref_attr_name), which is only "
                                                "valid inside a function body");
+    if (counts[ATTR_REF]) return dup_field(d, &last[ATTR_REF], true, &a->ref, NULL); /* its value comes from the call */
     if (!has_type) {
         for (size_t i = 0; i < CELER_ARRAY_LEN(attr_infer) && !type; i++)
             if (counts[attr_infer[i].field]) type = attr_infer[i].type;
@@ -1001,6 +1005,230 @@ static celer_status decode_graph(dec *d, const uint8_t *p, size_t n, celer_onnx_
     return CELER_OK;
 }
 
+/* ---- model-local functions ----
+ * A FunctionProto (IR >= 8) is an operator defined by the model: a node whose (domain, op_type)
+ * names one is replaced by the function's body at load, with the body's formal inputs and
+ * outputs renamed to the call's, its other values given names of their own, and attributes that
+ * refer to the function's (ref_attr_name) taking the call's value or the function's default.
+ * Calls inside function bodies are expanded too, MAX_FUNCTION_DEPTH deep at most. */
+
+static celer_status decode_string_pair(dec *d, const pb_field *f, uint32_t k1, uint32_t k2, const char **a,
+                                       const char **b, int64_t *v);
+
+#define MAX_FUNCTION_DEPTH 16
+#define MAX_INLINED_NODES (1 << 20)
+
+typedef struct onnx_function {
+    const char *name, *domain;
+    int n_inputs, n_outputs, n_attr_names, n_defaults, n_nodes;
+    const char **inputs, **outputs, **attr_names;
+    celer_onnx_attr *defaults; /* attribute_proto: default values */
+    celer_onnx_node *nodes;
+    int64_t default_opset; /* the body's version of the default domain; 0 when not imported */
+} onnx_function;
+
+static celer_status decode_function_body(dec *d, const uint8_t *p, size_t n, onnx_function *fn) {
+    size_t counts[FN_FIELD_COUNT] = {0};
+    pb_reader r = pb_init(p, n);
+    pb_field f;
+    int rc;
+    fn->name = fn->domain = "";
+    while ((rc = pb_next(&r, &f)) == 1) {
+        if (f.num >= FN_FIELD_COUNT) continue;
+        switch (f.num) {
+        case FN_NAME: TRY(dup_field(d, &f, true, &fn->name, NULL)); break;
+        case FN_DOMAIN: TRY(dup_field(d, &f, true, &fn->domain, NULL)); break;
+        case FN_OVERLOAD:
+            if (f.wire == PB_LEN && f.len)
+                return celer_errorf(CELER_ERR_UNSUPPORTED, "overloaded functions are not supported");
+            break;
+        case FN_INPUT: case FN_OUTPUT: case FN_ATTR_NAME: case FN_NODE: case FN_OPSET: case FN_ATTR_PROTO:
+            if (pb_expect(&f, PB_LEN) < 0) return CELER_ERR_PARSE;
+            counts[f.num]++;
+            break;
+        default: break;
+        }
+    }
+    if (rc < 0) return CELER_ERR_PARSE;
+    if (!fn->name[0]) return celer_errorf(CELER_ERR_INVALID, "function has no name");
+    TRY(count_to_int(counts[FN_INPUT], "inputs", &fn->n_inputs));
+    TRY(count_to_int(counts[FN_OUTPUT], "outputs", &fn->n_outputs));
+    TRY(count_to_int(counts[FN_ATTR_NAME], "attributes", &fn->n_attr_names));
+    TRY(count_to_int(counts[FN_ATTR_PROTO], "attribute defaults", &fn->n_defaults));
+    TRY(count_to_int(counts[FN_NODE], "nodes", &fn->n_nodes));
+    TRY(dalloc_array(d, counts[FN_INPUT], sizeof *fn->inputs, (void **)&fn->inputs));
+    TRY(dalloc_array(d, counts[FN_OUTPUT], sizeof *fn->outputs, (void **)&fn->outputs));
+    TRY(dalloc_array(d, counts[FN_ATTR_NAME], sizeof *fn->attr_names, (void **)&fn->attr_names));
+    TRY(dalloc_array(d, counts[FN_ATTR_PROTO], sizeof *fn->defaults, (void **)&fn->defaults));
+    TRY(dalloc_array(d, counts[FN_NODE], sizeof *fn->nodes, (void **)&fn->nodes));
+    size_t k[FN_FIELD_COUNT] = {0};
+    r = pb_init(p, n);
+    while ((rc = pb_next(&r, &f)) == 1) {
+        if (f.num >= FN_FIELD_COUNT || f.wire != PB_LEN) continue;
+        size_t i = k[f.num];
+        if (f.num == FN_INPUT) TRY(dup_field(d, &f, true, &fn->inputs[i], NULL));
+        else if (f.num == FN_OUTPUT) TRY(dup_field(d, &f, true, &fn->outputs[i], NULL));
+        else if (f.num == FN_ATTR_NAME) TRY(dup_field(d, &f, true, &fn->attr_names[i], NULL));
+        else if (f.num == FN_ATTR_PROTO) TRY(decode_attr(d, f.data, f.len, (int)i, &fn->defaults[i]));
+        else if (f.num == FN_NODE) {
+            d->in_function = true;
+            celer_status st = decode_node(d, f.data, f.len, (int)i, &fn->nodes[i]);
+            d->in_function = false;
+            TRY(st);
+        } else if (f.num == FN_OPSET) {
+            const char *dom;
+            int64_t version;
+            TRY(decode_string_pair(d, &f, OPSET_DOMAIN, OPSET_VERSION, &dom, NULL, &version));
+            if (!dom[0] || !strcmp(dom, "ai.onnx")) fn->default_opset = version;
+        } else {
+            continue;
+        }
+        k[f.num]++;
+    }
+    if (rc < 0) return CELER_ERR_PARSE;
+    return CELER_OK;
+}
+
+/* The model's functions, and a counter that names the values of each expansion apart. */
+typedef struct inliner {
+    dec *d;
+    const onnx_function *fns;
+    int n_fns;
+    int64_t model_opset; /* the model's default-domain version */
+    long expansions;
+    celer_onnx_node *out; /* the expanded node list being built */
+    size_t n_out, cap_out;
+} inliner;
+
+static const onnx_function *find_function(const inliner *in, const celer_onnx_node *node) {
+    for (int i = 0; i < in->n_fns; i++)
+        if (!strcmp(in->fns[i].name, node->op_type) && !strcmp(in->fns[i].domain, node->domain)) return &in->fns[i];
+    return NULL;
+}
+
+static celer_status push_node(inliner *in, const celer_onnx_node *node) {
+    if (in->n_out == in->cap_out) {
+        size_t cap = in->cap_out ? 2 * in->cap_out : 64;
+        if (cap > MAX_INLINED_NODES)
+            return celer_errorf(CELER_ERR_LIMIT, "more than %d nodes once model-local functions are inlined",
+                                MAX_INLINED_NODES);
+        celer_onnx_node *nodes = NULL;
+        TRY(dalloc_array(in->d, cap, sizeof *nodes, (void **)&nodes));
+        if (in->n_out) memcpy(nodes, in->out, in->n_out * sizeof *nodes);
+        in->out = nodes, in->cap_out = cap; /* the old array stays in the arena until the model goes */
+    }
+    in->out[in->n_out++] = *node;
+    return CELER_OK;
+}
+
+static celer_status expand(inliner *in, const celer_onnx_node *node, int depth);
+
+/* The name a body value takes in one expansion: the call's input or output for a formal one, ""
+ * for a formal input the call omits, else one of its own. */
+static celer_status rename_value(inliner *in, const onnx_function *fn, const celer_onnx_node *call, long id,
+                           const char *name, const char **out) {
+    if (!name[0]) {
+        *out = "";
+        return CELER_OK;
+    }
+    for (int i = 0; i < fn->n_inputs; i++)
+        if (!strcmp(fn->inputs[i], name)) {
+            *out = i < call->n_inputs ? call->inputs[i] : "";
+            return CELER_OK;
+        }
+    for (int i = 0; i < fn->n_outputs; i++)
+        if (!strcmp(fn->outputs[i], name)) {
+            *out = i < call->n_outputs ? call->outputs[i] : "";
+            return CELER_OK;
+        }
+    size_t len = strlen(fn->name) + strlen(name) + 32;
+    char *s = dalloc(in->d, len, 1);
+    if (!s) return CELER_ERR_NOMEM;
+    snprintf(s, len, "%s#%ld/%s", fn->name, id, name);
+    *out = s;
+    return CELER_OK;
+}
+
+/* Appends the body of `fn` for `call`, renamed, its calls expanded in turn. */
+static celer_status expand_call(inliner *in, const onnx_function *fn, const celer_onnx_node *call, int depth) {
+    if (depth >= MAX_FUNCTION_DEPTH)
+        return celer_errorf(CELER_ERR_LIMIT, "function '%s' calls functions more than %d deep (recursion?)", fn->name,
+                            MAX_FUNCTION_DEPTH);
+    if (fn->default_opset && in->model_opset && fn->default_opset != in->model_opset)
+        return celer_errorf(CELER_ERR_UNSUPPORTED, "function '%s' imports opset %lld of ai.onnx and the model %lld: "
+                            "a body is run at the model's version", fn->name, (long long)fn->default_opset,
+                            (long long)in->model_opset);
+    if (call->n_inputs > fn->n_inputs || call->n_outputs > fn->n_outputs)
+        return celer_errorf(CELER_ERR_INVALID, "the call of function '%s' has %d inputs and %d outputs; it takes at "
+                            "most %d and %d", fn->name, call->n_inputs, call->n_outputs, fn->n_inputs, fn->n_outputs);
+    long id = in->expansions++;
+    for (int k = 0; k < fn->n_nodes; k++) {
+        const celer_onnx_node *b = &fn->nodes[k];
+        celer_onnx_node node = *b;
+        const char **ins = NULL, **outs = NULL;
+        celer_onnx_attr *attrs = NULL;
+        TRY(dalloc_array(in->d, (size_t)b->n_inputs, sizeof *ins, (void **)&ins));
+        TRY(dalloc_array(in->d, (size_t)b->n_outputs, sizeof *outs, (void **)&outs));
+        TRY(dalloc_array(in->d, (size_t)b->n_attrs, sizeof *attrs, (void **)&attrs));
+        for (int i = 0; i < b->n_inputs; i++) TRY(rename_value(in, fn, call, id, b->inputs[i], &ins[i]));
+        for (int i = 0; i < b->n_outputs; i++) TRY(rename_value(in, fn, call, id, b->outputs[i], &outs[i]));
+        int n_attrs = 0;
+        for (int i = 0; i < b->n_attrs; i++) {
+            const celer_onnx_attr *a = &b->attrs[i], *v = NULL;
+            if (a->type == CELER_ATTR_GRAPH || a->type == CELER_ATTR_GRAPHS)
+                return celer_errorf(CELER_ERR_UNSUPPORTED, "function '%s': node %d (%s) has a subgraph attribute; "
+                                    "subgraphs inside functions are not supported", fn->name, k, b->op_type);
+            if (!a->ref) {
+                attrs[n_attrs++] = *a;
+                continue;
+            }
+            for (int j = 0; j < call->n_attrs && !v; j++)
+                if (!strcmp(call->attrs[j].name, a->ref)) v = &call->attrs[j];
+            for (int j = 0; j < fn->n_defaults && !v; j++)
+                if (!strcmp(fn->defaults[j].name, a->ref)) v = &fn->defaults[j];
+            if (!v) continue; /* neither given nor defaulted: the attribute is absent */
+            attrs[n_attrs] = *v;
+            attrs[n_attrs].name = a->name;
+            attrs[n_attrs++].ref = NULL;
+        }
+        node.inputs = ins, node.outputs = outs, node.attrs = attrs, node.n_attrs = n_attrs;
+        if (call->name[0]) { /* messages name the call and the body node */
+            size_t len = strlen(call->name) + strlen(b->name) + 2;
+            char *s = dalloc(in->d, len, 1);
+            if (!s) return CELER_ERR_NOMEM;
+            snprintf(s, len, "%s/%s", call->name, b->name);
+            node.name = s;
+        }
+        TRY(expand(in, &node, depth + 1));
+    }
+    return CELER_OK;
+}
+
+static celer_status expand(inliner *in, const celer_onnx_node *node, int depth) {
+    const onnx_function *fn = find_function(in, node);
+    if (!fn) return push_node(in, node);
+    celer_status st = expand_call(in, fn, node, depth);
+    return st ? celer_error_wrap(st, "node '%s' (function %s)", node->name, fn->name) : CELER_OK;
+}
+
+/* Decodes the model's functions (fields `fields`, n of them) and inlines their calls in g. */
+static celer_status inline_functions(dec *d, const pb_field *fields, int n, celer_onnx_model *m, celer_onnx_graph *g) {
+    onnx_function *fns = NULL;
+    TRY(dalloc_array(d, (size_t)n, sizeof *fns, (void **)&fns));
+    for (int i = 0; i < n; i++) {
+        celer_status st = decode_function_body(d, fields[i].data, fields[i].len, &fns[i]);
+        if (st) {
+            str_slice nm = scan_name(fields[i].data, fields[i].len, FN_NAME);
+            return celer_error_wrap(st, "function %d '%.*s'", i, nm.len, nm.s);
+        }
+    }
+    inliner in = {.d = d, .fns = fns, .n_fns = n, .model_opset = celer_onnx_opset_version(m, "")};
+    for (int k = 0; k < g->n_nodes; k++) TRY(expand(&in, &g->nodes[k], 0));
+    TRY(count_to_int(in.n_out, "nodes", &g->n_nodes));
+    g->nodes = in.out;
+    return CELER_OK;
+}
+
 /* ---- model ---- */
 
 static celer_status decode_string_pair(dec *d, const pb_field *f, uint32_t k1, uint32_t k2, const char **a,
@@ -1086,7 +1314,14 @@ static celer_status decode_model(dec *d, const uint8_t *p, size_t n, celer_onnx_
     celer_onnx_graph *g = NULL;
     TRY(decode_graph(d, graph.data, graph.len, &g));
     m->graph = g;
-    return CELER_OK;
+    if (!n_functions) return CELER_OK;
+    pb_field *fields = NULL;
+    TRY(dalloc_array(d, n_functions, sizeof *fields, (void **)&fields));
+    size_t kf = 0;
+    r = pb_init(p, n);
+    while ((rc = pb_next(&r, &f)) == 1)
+        if (f.num == MODEL_FUNCTIONS && kf < n_functions) fields[kf++] = f;
+    return inline_functions(d, fields, m->n_functions, m, g);
 }
 
 static void release_private(struct celer_onnx_private *priv) {

@@ -41,6 +41,8 @@ typedef struct celer_onnx_graph celer_onnx_graph;
 /* Strings from the file are NUL-terminated copies in the model arena. */
 typedef struct celer_onnx_attr {
     const char *name;
+    const char *ref; /* inside a model-local function's body: the function attribute it takes
+                        (ref_attr_name); NULL elsewhere (functions are inlined at load) */
     celer_attr_type type;
     float f;
     int64_t i;
@@ -108,7 +110,7 @@ typedef struct celer_onnx_prop {
 typedef struct celer_onnx_model {
     int64_t ir_version, model_version;
     const char *producer_name, *producer_version, *domain, *doc_string;
-    int n_opsets, n_props, n_functions; /* model-local functions (IR >= 8) are counted, not kept */
+    int n_opsets, n_props, n_functions; /* model-local functions (IR >= 8): inlined into the main graph at load */
     const celer_onnx_opset *opsets;
     const celer_onnx_prop *props;
     const celer_onnx_graph *graph;

@@ -578,7 +578,7 @@ static void test_bad_tensors(void **state) {
     t = mk_tensor("huge", CELER_FLOAT, (int64_t[]){INT64_MAX, 4}, 2, data, 4);
     expect_initializer_error(&t, CELER_ERR_LIMIT, "too large");
     t = mk_tensor("f8", 19, dims2, 2, data, 6);
-    expect_initializer_error(&t, CELER_ERR_UNSUPPORTED, "data_type 19");
+    expect_initializer_error(&t, CELER_ERR_UNSUPPORTED, "data_type FLOAT8E5M2 (19) is not supported");
     t = mk_tensor(NULL, CELER_FLOAT, dims2, 2, data, 24);
     expect_initializer_error(&t, CELER_ERR_INVALID, "initializer 0 has no name");
     t = mk_tensor("ext_in_memory", CELER_FLOAT, dims2, 2, NULL, 0);
@@ -723,6 +723,40 @@ static void test_bad_models(void **state) {
     assert_int_equal(model->n_functions, 1);
     assert_string_equal(model->doc_string, "doc");
     celer_onnx_free(model);
+    free(m.p);
+
+    /* functions are inlined: one that calls itself is refused at a depth cap, one whose body
+     * imports another version of ai.onnx than the model is refused naming both */
+    g = mk_graph_node("Selfie", "call", NULL, 0);
+    m = mk_model(8, &g);
+    wbuf self = {0}, body = {0};
+    w_str(&self, 1, "Selfie");
+    w_str(&self, 4, "x");
+    w_str(&self, 5, "y");
+    w_str(&body, 1, "x");
+    w_str(&body, 2, "y");
+    w_str(&body, 4, "Selfie");
+    w_msg(&self, 7, &body);
+    w_msg(&m, 25, &self);
+    assert_int_equal(parse_buf(&m, NULL, &model), CELER_ERR_LIMIT);
+    ASSERT_MSG_HAS("function 'Selfie' calls functions more than 16 deep");
+    free(m.p);
+    g = mk_graph_node("Older", NULL, NULL, 0);
+    m = mk_model(8, &g);
+    wbuf older = {0}, relu = {0}, op = {0};
+    w_str(&older, 1, "Older");
+    w_str(&older, 4, "x");
+    w_str(&older, 5, "y");
+    w_str(&relu, 1, "x");
+    w_str(&relu, 2, "y");
+    w_str(&relu, 4, "Relu");
+    w_msg(&older, 7, &relu);
+    w_str(&op, 1, "");
+    w_int(&op, 2, 11);
+    w_msg(&older, 9, &op);
+    w_msg(&m, 25, &older);
+    assert_int_equal(parse_buf(&m, NULL, &model), CELER_ERR_UNSUPPORTED);
+    ASSERT_MSG_HAS("function 'Older' imports opset 11 of ai.onnx and the model 13");
     free(m.p);
 
     celer_onnx_free(NULL);

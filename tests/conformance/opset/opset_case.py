@@ -26,13 +26,15 @@ class Case:
 def case(name, opset, nodes, inputs, outputs, initializers=(), functions=()):
     """A case test_<name>: `nodes` (onnx NodeProto) at `opset` of the default domain; `inputs` a
     list of (name, numpy array), fed in that order; `outputs` a list of (name, numpy dtype) (shape
-    left to the engines); `initializers` (name, numpy array) constants of the graph."""
+    left to the engines); `initializers` (name, numpy array) constants of the graph; `functions`
+    model-local FunctionProtos (their domains are imported at version 1)."""
     graph = helper.make_graph(
         nodes, name,
         [helper.make_tensor_value_info(n, ELEM[np.asarray(a).dtype], np.asarray(a).shape) for n, a in inputs],
         [helper.make_tensor_value_info(n, ELEM[np.dtype(t)], None) for n, t in outputs],
         [numpy_helper.from_array(np.asarray(a), n) for n, a in initializers])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="celer-opset-gen")
+    imports = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, 1) for d in sorted({f.domain for f in functions})]
+    model = helper.make_model(graph, opset_imports=imports, producer_name="celer-opset-gen")
     model.ir_version = IR_OF_OPSET[opset]
     if functions:
         model.functions.extend(functions)
