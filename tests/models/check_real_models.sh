@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs real PyTorch-exported models (scripts/export_models.py) through `celer run` and compares
-# every output with PyTorch's: max|y-ref|/max|ref| <= 1e-4.
+# every output with PyTorch's: max|y-ref|/max|ref| <= 1e-4; then each again converted from its
+# opset 17 to opset 23 (scripts/upgrade_opset.py), against the same outputs.
 # Usage: check_real_models.sh CELER_BIN OUTDIR   (OUTDIR caches the exported models between runs;
 # CELER_REAL_MODELS_DIR, when set, takes its place so several builds share one export)
 # Prints one line per model and "N passed, M failed"; exits non-zero when any failed.
@@ -12,6 +13,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 PY=/usr/bin/python3
 TOL=${CELER_MODEL_TOL:-1e-4}
+NEW_OPSET=23 # each model runs again converted to it (scripts/upgrade_opset.py)
 
 passed=0
 failed=0
@@ -34,11 +36,9 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/celer-models.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
-for dir in "$OUTDIR"/*/; do
-    dir=${dir%/}
-    name=$(basename "$dir")
-    case $name in *.tmp) continue ;; esac
-    [ -f "$dir/model.onnx" ] || continue
+# check_model NAME MODEL DIR: every input set of DIR through MODEL, compared with DIR's expected
+check_model() {
+    local name=$1 model=$2 dir=$3
     # one run per input set: inputs/ + expected/, then inputs_K/ + expected_K/ (other batch or
     # sequence sizes); the model passes when every set does
     ok=1
@@ -54,7 +54,7 @@ for dir in "$OUTDIR"/*/; do
         out="$tmp/$name/$set_name"
         mkdir -p "$out"
         start=$EPOCHREALTIME
-        if ! "$CELER" run "$dir/model.onnx" "${args[@]}" --output-dir "$out" >"$tmp/$name.log" 2>&1; then
+        if ! "$CELER" run "$model" "${args[@]}" --output-dir "$out" >"$tmp/$name.log" 2>&1; then
             ok=0
             summary="$summary [$set_name] celer run exited non-zero: $(head -c 400 "$tmp/$name.log" | tr '\n' ' ')"
             continue
@@ -73,6 +73,23 @@ for dir in "$OUTDIR"/*/; do
     else
         failed=$((failed + 1))
         echo "FAIL $name:$summary"
+    fi
+}
+
+for dir in "$OUTDIR"/*/; do
+    dir=${dir%/}
+    name=$(basename "$dir")
+    case $name in *.tmp) continue ;; esac
+    [ -f "$dir/model.onnx" ] || continue
+    check_model "$name" "$dir/model.onnx" "$dir"
+    # the same model as exporters of today write it, at the newest opset celer runs (the
+    # differences converted by scripts/upgrade_opset.py), against the same expected outputs
+    if "$PY" "$ROOT/scripts/upgrade_opset.py" "$dir/model.onnx" "$tmp/$name-opset$NEW_OPSET.onnx" "$NEW_OPSET" \
+        >"$tmp/$name-upgrade.log" 2>&1; then
+        check_model "$name@opset$NEW_OPSET" "$tmp/$name-opset$NEW_OPSET.onnx" "$dir"
+    else
+        failed=$((failed + 1))
+        echo "FAIL $name@opset$NEW_OPSET: upgrade_opset.py: $(tail -n 2 "$tmp/$name-upgrade.log" | tr '\n' ' ')"
     fi
 done
 
