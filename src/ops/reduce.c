@@ -139,18 +139,41 @@ typedef struct reduce_state {
     int64_t axes[CELER_MAX_RANK];
 } reduce_state;
 
+/* Reads a boolean attribute: 0 or 1, as the schema means it. Any other value is refused at load:
+ * engines disagree on it (ONNX Runtime 1.31 reads keepdims=2 as 0, a C test as 1). */
+static celer_status flag_attr(const celer_op_info *info, const char *name, int64_t dflt, bool *out) {
+    int64_t v = celer_onnx_attr_int(info->node, name, dflt);
+    if (v != 0 && v != 1)
+        return celer_ops_error(info, CELER_ERR_UNSUPPORTED, "attribute '%s' = %lld is not supported (expected 0 or 1)",
+                               name, (long long)v);
+    *out = v != 0;
+    return CELER_OK;
+}
+
 static celer_status reduce_init(const celer_op_info *info, void **state) {
     char who[160];
     reduce_state *s = calloc(1, sizeof *s);
     if (!s) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", WHO(info));
     for (size_t i = 0; i < CELER_ARRAY_LEN(reduce_ops); i++)
         if (!strcmp(reduce_ops[i].op, info->node->op_type)) s->kind = reduce_ops[i].kind;
-    s->keepdims = celer_onnx_attr_int(info->node, "keepdims", 1) != 0;
-    s->noop_with_empty_axes = celer_onnx_attr_int(info->node, "noop_with_empty_axes", 0) != 0;
-    /* ReduceSum took axes as an input from opset 13; the others only from opset 18 */
-    s->axes_from_input = s->kind == R_SUM && info->since_version >= 13;
+    celer_status st = flag_attr(info, "keepdims", 1, &s->keepdims);
+    if (!st) st = flag_attr(info, "noop_with_empty_axes", 0, &s->noop_with_empty_axes);
+    if (st) {
+        free(s);
+        return st;
+    }
+    /* ReduceSum took axes as an input from opset 13; the others from opset 18 */
+    s->axes_from_input = info->since_version >= (s->kind == R_SUM ? 13 : 18);
     const int64_t *axes = NULL;
     int n = celer_onnx_attr_ints(info->node, "axes", &axes);
+    if (s->axes_from_input && n >= 0) {
+        /* the attribute left the schema: a model still setting it was converted wrongly, and
+         * reading it would disagree with ONNX Runtime, which refuses it */
+        free(s);
+        return celer_ops_error(info, CELER_ERR_INVALID,
+                               "attribute 'axes' is not part of %s-%d (axes is its second input since then)",
+                               info->node->op_type, info->since_version);
+    }
     if (n > CELER_MAX_RANK) {
         free(s);
         return celer_errorf(CELER_ERR_INVALID, "%s: %d axes given, at most %d allowed",
@@ -201,7 +224,12 @@ static celer_status reduce_plan(const celer_kernel_call *call, rplan *p, celer_s
     bool mask[CELER_MAX_RANK] = {0};
     memset(p, 0, sizeof *p);
     if (n_axes == 0) {
-        if (s->noop_with_empty_axes) p->noop = true;
+        /* a reduction over the empty set of axes: the identity for the plain kinds; the composite
+         * ones still apply their elementwise step (ReduceLogSum gives log(x), ReduceSumSquare
+         * x*x), so they run the ordinary path with nothing reduced */
+        if (s->noop_with_empty_axes)
+            p->noop = s->kind == R_SUM || s->kind == R_MEAN || s->kind == R_MAX ||
+                      s->kind == R_MIN || s->kind == R_PROD;
         else
             for (int d = 0; d < rank; d++) mask[d] = true;
     }
@@ -243,6 +271,25 @@ static celer_status reduce_plan(const celer_kernel_call *call, rplan *p, celer_s
         if (!p->red[r]) stride *= p->len[r];
     }
     return CELER_OK;
+}
+
+/* The range of each integer element type as int64; the last row serves int64 and uint64 (which
+ * the integer accumulators compare as int64). */
+typedef struct int_limit {
+    celer_dtype t;
+    int64_t lo, hi;
+} int_limit;
+static const int_limit int_limits[] = {
+    {CELER_INT8, INT8_MIN, INT8_MAX},     {CELER_UINT8, 0, UINT8_MAX},
+    {CELER_INT16, INT16_MIN, INT16_MAX},  {CELER_UINT16, 0, UINT16_MAX},
+    {CELER_INT32, INT32_MIN, INT32_MAX},  {CELER_UINT32, 0, UINT32_MAX},
+    {CELER_BOOL, 0, 1},                   {CELER_INT64, INT64_MIN, INT64_MAX},
+};
+
+static const int_limit *int_limit_of(celer_dtype t) {
+    for (size_t i = 0; i < CELER_ARRAY_LEN(int_limits) - 1; i++)
+        if (int_limits[i].t == t) return &int_limits[i];
+    return &int_limits[CELER_ARRAY_LEN(int_limits) - 1];
 }
 
 /* Whether this reduction accumulates exactly in int64. */
@@ -393,9 +440,15 @@ static celer_status reduce_run(celer_kernel_call *call) {
     case R_L1: op = A_ABSSUM; break;
     case R_L2: case R_SUMSQ: op = A_SQSUM; break;
     }
+    /* an empty max (min) is the type's lowest (highest) value, so integers start from those */
+    int64_t iinit = (int64_t)init;
+    if (int_domain && (op == A_MAX || op == A_MIN)) {
+        const int_limit *l = int_limit_of(x->dtype);
+        iinit = op == A_MAX ? l->lo : l->hi;
+    }
     for (int64_t i = 0; i < n_out; i++) {
         if (int_domain)
-            iacc[i] = op == A_MAX ? INT64_MIN : op == A_MIN ? INT64_MAX : (int64_t)init;
+            iacc[i] = iinit;
         else
             acc[i] = init;
     }
@@ -1172,15 +1225,27 @@ static celer_status ein_run(celer_kernel_call *call) {
 static const celer_kernel kernels[] = {
     REDUCE("ReduceSum", 1, 12, REDUCE_TYPES),
     REDUCE("ReduceSum", 13, CELER_OPS_MAX_VERSION, REDUCE_TYPES),
+    /* from 18 axes is the optional second input (reduce_init); ReduceMax/Min 20 add bool */
     REDUCE("ReduceMean", 1, 17, REDUCE_TYPES),
+    REDUCE("ReduceMean", 18, CELER_OPS_MAX_VERSION, REDUCE_TYPES),
     REDUCE("ReduceMax", 1, 17, MINMAX_TYPES),
+    REDUCE("ReduceMax", 18, 19, MINMAX_TYPES),
+    REDUCE("ReduceMax", 20, CELER_OPS_MAX_VERSION, MINMAX_TYPES | CELER_DT(CELER_BOOL)),
     REDUCE("ReduceMin", 1, 17, MINMAX_TYPES),
+    REDUCE("ReduceMin", 18, 19, MINMAX_TYPES),
+    REDUCE("ReduceMin", 20, CELER_OPS_MAX_VERSION, MINMAX_TYPES | CELER_DT(CELER_BOOL)),
     REDUCE("ReduceProd", 1, 17, REDUCE_TYPES),
+    REDUCE("ReduceProd", 18, CELER_OPS_MAX_VERSION, REDUCE_TYPES),
     REDUCE("ReduceL1", 1, 17, REDUCE_TYPES),
+    REDUCE("ReduceL1", 18, CELER_OPS_MAX_VERSION, REDUCE_TYPES),
     REDUCE("ReduceL2", 1, 17, REDUCE_TYPES),
+    REDUCE("ReduceL2", 18, CELER_OPS_MAX_VERSION, REDUCE_TYPES),
     REDUCE("ReduceLogSum", 1, 17, REDUCE_TYPES),
+    REDUCE("ReduceLogSum", 18, CELER_OPS_MAX_VERSION, REDUCE_TYPES),
     REDUCE("ReduceLogSumExp", 1, 17, REDUCE_TYPES),
+    REDUCE("ReduceLogSumExp", 18, CELER_OPS_MAX_VERSION, REDUCE_TYPES),
     REDUCE("ReduceSumSquare", 1, 17, REDUCE_TYPES),
+    REDUCE("ReduceSumSquare", 18, CELER_OPS_MAX_VERSION, REDUCE_TYPES),
     KERNEL("ArgMax", 1, CELER_OPS_MAX_VERSION, ARG_TYPES, int64_outputs, arg_init, arg),
     KERNEL("ArgMin", 1, CELER_OPS_MAX_VERSION, ARG_TYPES, int64_outputs, arg_init, arg),
     KERNEL("TopK", 1, 9, ARG_TYPES, topk_types, topk_init, topk),

@@ -198,6 +198,80 @@ static void test_reduce_errors(void **st) {
     tu_free_outputs(&out, 1);
 }
 
+/* From opset 18 (ReduceSum 13) axes is an input: the attribute is refused at load, as are flags
+ * other than 0/1; over the empty set of axes the composite reductions keep their elementwise step. */
+static void test_reduce_opset18(void **st) {
+    (void)st;
+    int64_t dims[2] = {2, 2};
+    float x[4] = {-1, 2, -3, 4};
+    celer_tensor tx = tensor(CELER_FLOAT, 2, dims, x), out = {0};
+    const celer_tensor *in[1] = {&tx};
+    attrs_t a = {0};
+    int64_t ax[1] = {1};
+    a_ints(&a, "axes", 1, ax);
+    celer_onnx_node node = make_node("ReduceMean", &a, 1, 1);
+    assert_int_equal(tu_run_op(&node, 18, in, 1, &out, 1), CELER_ERR_INVALID);
+    assert_non_null(strstr(celer_error_message(), "attribute 'axes' is not part of ReduceMean-18"));
+    node = make_node("ReduceSum", &a, 1, 1);
+    assert_int_equal(tu_run_op(&node, 23, in, 1, &out, 1), CELER_ERR_INVALID);
+    assert_non_null(strstr(celer_error_message(), "ReduceSum-13"));
+
+    attrs_t b = {0};
+    a_int(&b, "keepdims", 2);
+    node = make_node("ReduceL2", &b, 1, 1);
+    assert_int_equal(tu_run_op(&node, 18, in, 1, &out, 1), CELER_ERR_UNSUPPORTED);
+    assert_non_null(strstr(celer_error_message(), "ReduceL2 'n': attribute 'keepdims' = 2 is not supported"));
+    attrs_t c = {0};
+    a_int(&c, "noop_with_empty_axes", -1);
+    node = make_node("ReduceMax", &c, 1, 1);
+    assert_int_equal(tu_run_op(&node, 20, in, 1, &out, 1), CELER_ERR_UNSUPPORTED);
+    assert_non_null(strstr(celer_error_message(), "'noop_with_empty_axes' = -1"));
+
+    attrs_t d = {0};
+    a_int(&d, "noop_with_empty_axes", 1);
+    node = make_node("ReduceSumSquare", &d, 1, 1);
+    assert_int_equal(tu_run_op(&node, 18, in, 1, &out, 1), 0);
+    assert_memory_equal(out.data, ((float[]){1, 4, 9, 16}), 4 * sizeof(float));
+    tu_free_outputs(&out, 1);
+    node = make_node("ReduceL1", &d, 1, 1);
+    assert_int_equal(tu_run_op(&node, 18, in, 1, &out, 1), 0);
+    assert_memory_equal(out.data, ((float[]){1, 2, 3, 4}), 4 * sizeof(float));
+    tu_free_outputs(&out, 1);
+}
+
+/* An empty max (min) over integers is the type's lowest (highest) value; bool joins at 20. */
+static void test_reduce_minmax_empty_and_bool(void **st) {
+    (void)st;
+    int64_t edims[2] = {2, 0}, bdims[2] = {2, 3};
+    int8_t e8[1] = {0};
+    uint8_t b[6] = {0, 1, 0, 0, 0, 0};
+    int64_t ax[1] = {1}, adims[1] = {1};
+    celer_tensor te = tensor(CELER_INT8, 2, edims, e8), ta = tensor(CELER_INT64, 1, adims, ax), out;
+    const celer_tensor *in[2] = {&te, &ta};
+    attrs_t a = {0};
+    celer_onnx_node node = make_node("ReduceMax", &a, 2, 1);
+    assert_int_equal(tu_run_op(&node, 18, in, 2, &out, 1), 0);
+    assert_int_equal(((int8_t *)out.data)[0], INT8_MIN);
+    tu_free_outputs(&out, 1);
+    node = make_node("ReduceMin", &a, 2, 1);
+    assert_int_equal(tu_run_op(&node, 18, in, 2, &out, 1), 0);
+    assert_int_equal(((int8_t *)out.data)[1], INT8_MAX);
+    tu_free_outputs(&out, 1);
+
+    celer_tensor tb = tensor(CELER_BOOL, 2, bdims, b);
+    in[0] = &tb;
+    node = make_node("ReduceMax", &a, 2, 1);
+    assert_int_not_equal(tu_run_op(&node, 18, in, 2, &out, 1), 0); /* no bool before 20 */
+    assert_int_equal(tu_run_op(&node, 20, in, 2, &out, 1), 0);
+    assert_int_equal(out.dtype, CELER_BOOL);
+    assert_memory_equal(out.data, ((uint8_t[]){1, 0}), 2);
+    tu_free_outputs(&out, 1);
+    node = make_node("ReduceMin", &a, 2, 1);
+    assert_int_equal(tu_run_op(&node, 23, in, 2, &out, 1), 0);
+    assert_memory_equal(out.data, ((uint8_t[]){0, 0}), 2);
+    tu_free_outputs(&out, 1);
+}
+
 static void test_reduce_int_exact(void **st) {
     (void)st;
     int64_t dims[2] = {2, 3};
@@ -509,6 +583,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reduce_all_axes), cmocka_unit_test(test_reduce_sum_axes_input),
         cmocka_unit_test(test_reduce_errors),   cmocka_unit_test(test_reduce_int_exact),
+        cmocka_unit_test(test_reduce_opset18),  cmocka_unit_test(test_reduce_minmax_empty_and_bool),
         cmocka_unit_test(test_argmax),          cmocka_unit_test(test_topk),
         cmocka_unit_test(test_cumsum),          cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_softmax_f16),     cmocka_unit_test(test_hardmax),
