@@ -105,6 +105,15 @@ int celer_model_check(const celer_onnx_model *onnx, celer_check_fn report, void 
         for (int j = 0; j < n->n_inputs && !skip; j++) skip = n->inputs[j] >= 0 && unknown[n->inputs[j]];
         compiled_node cn = {0};
         celer_status st = skip ? CELER_OK : resolve_node(NULL, g, k, &arena, &cn);
+        if (!st && !skip && cn.kernel->init && !(cn.kernel->flags & CELER_KERNEL_CONTROL)) {
+            /* what a kernel refuses at init (an attribute value it does not implement) is the
+             * model's problem too: load would stop there */
+            void *state = NULL;
+            char label[256];
+            if ((st = cn.kernel->init(&cn.info, &state)))
+                st = celer_error_wrap(st, "%s", node_label(n, k, label, sizeof label));
+            if (state && cn.kernel->free_state) cn.kernel->free_state(state);
+        }
         if (st) {
             report(user, k, n->src, st, celer_error_message());
             problems++;

@@ -163,6 +163,23 @@ else
     fail inspect_float8_named "$(tail -n 2 "$tmp/float8")"
 fi
 
+# inspect reports what a kernel refuses when it is set up (an attribute value celer does not
+# implement), as loading would
+"$PY" - "$tmp/keepdims.onnx" <<'EOF'
+import sys
+import onnx
+from onnx import TensorProto as T, helper
+g = helper.make_graph([helper.make_node("ReduceMean", ["x"], ["y"], axes=[1], keepdims=2)], "g",
+                      [helper.make_tensor_value_info("x", T.FLOAT, [4, 4])], [helper.make_tensor_value_info("y", T.FLOAT, None)])
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), sys.argv[1])
+EOF
+"$CELER" inspect "$tmp/keepdims.onnx" >"$tmp/keepdims" 2>&1
+if grep -q "node 0 (ReduceMean).*attribute 'keepdims' = 2 is not supported" "$tmp/keepdims"; then
+    pass inspect_init_refusal
+else
+    fail inspect_init_refusal "$(tail -n 2 "$tmp/keepdims")"
+fi
+
 # inspect names the input and the output
 if "$CELER" inspect "$MODEL" >"$tmp/inspect" 2>&1 && grep -q features "$tmp/inspect" && grep -q scores "$tmp/inspect"; then
     pass inspect
