@@ -1,0 +1,95 @@
+"""QuantizeLinear/DequantizeLinear 19, 21 and 23 (per tensor, per axis, blocked with block_size,
+int16/uint16 from 21, output_dtype) and Resize 18/19 (axes, keep_aspect_ratio_policy,
+half_pixel_symmetric), each against ONNX Runtime, some also run at opset 23 (the newest version
+that serves it)."""
+import numpy as np
+from onnx import TensorProto, helper
+
+from opset_case import case
+
+rng = np.random.default_rng(1921)
+f32 = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+N = helper.make_node
+
+
+def ramp(*s):
+    """x with ties (k + 0.5 after scaling by 0.5), zero and values far past every type's range."""
+    base = np.array([0, 0.25, 0.75, 1.25, -1.25, 3.75, -3.75, 1e6, -1e6, 70000, -70000, 127.5], np.float32)
+    n = int(np.prod(s))
+    return np.concatenate([base, f32(max(n - len(base), 0)) * 40])[:n].reshape(s).astype(np.float32)
+
+
+def q(name, opset, x, scale, zp=None, out=np.uint8, **attrs):
+    ins = ["x", "s"] + (["z"] if zp is not None else [])
+    inits = [("s", scale)] + ([("z", zp)] if zp is not None else [])
+    return case(name, opset, [N("QuantizeLinear", ins, ["y"], **attrs)], [("x", x)], [("y", out)], inits)
+
+
+def dq(name, opset, x, scale, zp=None, out=np.float32, **attrs):
+    ins = ["x", "s"] + (["z"] if zp is not None else [])
+    inits = [("s", scale)] + ([("z", zp)] if zp is not None else [])
+    return case(name, opset, [N("DequantizeLinear", ins, ["y"], **attrs)], [("x", x)], [("y", out)], inits)
+
+
+def ints(t, lo, hi, *s):
+    return rng.integers(lo, hi, s).astype(t)
+
+
+def pos(*s):
+    return (np.abs(f32(*s)) + 0.25).astype(np.float32)
+
+
+QUANT = [
+    # 19: saturate only concerns float8; integer outputs saturate regardless
+    q("quantizelinear_opset19_int8", 19, ramp(3, 4), np.float32(0.5), np.int8(3), np.int8, saturate=1),
+    q("quantizelinear_opset19_uint8_no_zero_point", 19, ramp(12), np.float32(0.5)),
+    q("quantizelinear_opset19_per_axis_negative_axis", 19, ramp(2, 3, 4), pos(3), ints(np.uint8, 0, 255, 3),
+      np.uint8, axis=-2),
+    q("quantizelinear_opset19_float16", 19, np.clip(ramp(2, 6), -6e4, 6e4).astype(np.float16), np.float16(0.5), np.int8(-2), np.int8),
+    dq("dequantizelinear_opset19_per_axis_int8", 19, ints(np.int8, -128, 127, 2, 3, 4), pos(4),
+       ints(np.int8, -5, 5, 4), axis=-1),
+    dq("dequantizelinear_opset19_int32", 19, ints(np.int32, -100000, 100000, 7), np.float32(0.01)),
+    dq("dequantizelinear_opset19_float16_scale", 19, ints(np.uint8, 0, 255, 2, 5), np.float16(0.125),
+       np.uint8(128), np.float16),
+    # 21: 16-bit types, blocked quantization, output_dtype
+    q("quantizelinear_opset21_int16", 21, ramp(4, 5) * 300, np.float32(0.5), np.int16(-7), np.int16),
+    q("quantizelinear_opset21_uint16_per_axis", 21, ramp(3, 5) * 300, pos(3), ints(np.uint16, 0, 65535, 3),
+      np.uint16, axis=0),
+    q("quantizelinear_opset21_blocked_int8", 21, ramp(3, 8), pos(3, 4), ints(np.int8, -10, 10, 3, 4), np.int8,
+      axis=1, block_size=2),
+    q("quantizelinear_opset21_blocked_ragged_axis0", 21, ramp(5, 3), pos(2, 3), ints(np.uint8, 0, 255, 2, 3),
+      np.uint8, axis=0, block_size=3),
+    q("quantizelinear_opset21_blocked_3d_negative_axis", 21, ramp(2, 6, 3), pos(2, 2, 3), None, np.uint8,
+      axis=-2, block_size=4),
+    q("quantizelinear_opset21_output_dtype_int8", 21, ramp(10), np.float32(0.5), None, np.int8,
+      output_dtype=TensorProto.INT8),
+    q("quantizelinear_opset21_output_dtype_uint16_with_zero_point", 21, ramp(10) * 500, np.float32(0.5),
+      np.uint16(1000), np.uint16, output_dtype=TensorProto.UINT16),
+    dq("dequantizelinear_opset21_int16", 21, ints(np.int16, -32768, 32767, 3, 4), np.float32(0.001),
+       np.int16(-12)),
+    dq("dequantizelinear_opset21_uint16_per_axis", 21, ints(np.uint16, 0, 65535, 2, 3), pos(3),
+       ints(np.uint16, 0, 65535, 3), axis=1),
+    dq("dequantizelinear_opset21_blocked_int8", 21, ints(np.int8, -128, 127, 4, 6), pos(2, 6),
+       ints(np.int8, -3, 3, 2, 6), axis=0, block_size=2),
+    dq("dequantizelinear_opset21_blocked_ragged_last_axis", 21, ints(np.uint8, 0, 255, 2, 7), pos(2, 3),
+       ints(np.uint8, 100, 150, 2, 3), axis=-1, block_size=3),
+    # 23: output_dtype on DequantizeLinear, blocked at the newest opset
+    q("quantizelinear_opset23_blocked_int16", 23, ramp(4, 6) * 100, pos(4, 2), ints(np.int16, -9, 9, 4, 2),
+      np.int16, axis=1, block_size=3),
+    q("quantizelinear_opset23_per_tensor_uint8", 23, ramp(2, 3, 2), np.float32(0.5), np.uint8(128)),
+    q("quantizelinear_opset23_precision_float", 23, ramp(2, 6), np.float32(0.25), np.int8(0), np.int8,
+      precision=TensorProto.FLOAT),
+    dq("dequantizelinear_opset23_blocked_uint16", 23, ints(np.uint16, 0, 65535, 3, 4), pos(3, 2),
+       ints(np.uint16, 0, 65535, 3, 2), axis=1, block_size=2),
+    dq("dequantizelinear_opset23_output_dtype_float", 23, ints(np.int8, -128, 127, 2, 4), pos(4),
+       ints(np.int8, -4, 4, 4), axis=-1, output_dtype=TensorProto.FLOAT),
+    # QDQ pair as exported by quantization tools, at opset 21
+    case("qdq_opset21_blocked_pair", 21,
+         [N("QuantizeLinear", ["x", "s", "z"], ["q"], axis=1, block_size=4),
+          N("DequantizeLinear", ["q", "s", "z"], ["y"], axis=1, block_size=4)],
+         [("x", f32(2, 8) * 3)], [("y", np.float32)],
+         [("s", pos(2, 2) * 0.05), ("z", ints(np.int8, -3, 3, 2, 2))]),
+]
+
+
+CASES = QUANT
