@@ -92,4 +92,55 @@ QUANT = [
 ]
 
 
-CASES = QUANT
+def rs(name, opset, x, scales=None, sizes=None, roi=None, **attrs):
+    ins = ["x", "roi" if roi is not None else "", "scales" if scales is not None else "",
+           "sizes" if sizes is not None else ""]
+    while ins[-1] == "":
+        ins.pop()
+    inits = [(n, a) for n, a in (("roi", roi), ("scales", scales), ("sizes", sizes)) if a is not None]
+    return case(name, opset, [N("Resize", ins, ["y"], **attrs)], [("x", x)], [("y", x.dtype)], inits)
+
+
+F = lambda *v: np.array(v, np.float32)  # noqa: E731
+I = lambda *v: np.array(v, np.int64)  # noqa: E731
+
+RESIZE = [
+    # 18: axes
+    rs("resize_opset18_axes_scales_linear", 18, f32(1, 2, 4, 5), scales=F(2.0, 0.6), mode="linear", axes=[2, 3]),
+    rs("resize_opset18_axes_negative_sizes_nearest", 18, f32(2, 3, 4), sizes=I(7), axes=[-1]),
+    rs("resize_opset18_axes_reversed_cubic", 18, f32(1, 1, 5, 6), sizes=I(4, 9), mode="cubic", axes=[3, 2]),
+    rs("resize_opset18_axes_tf_crop_and_resize", 18, f32(1, 2, 6, 6), sizes=I(4, 3), roi=F(0.2, 0.1, 0.8, 0.7),
+       mode="linear", coordinate_transformation_mode="tf_crop_and_resize", axes=[2, 3], extrapolation_value=-1.0),
+    rs("resize_opset18_axes_uint8_nearest", 18, ints(np.uint8, 0, 255, 3, 4), scales=F(2.5), axes=[0],
+       nearest_mode="round_prefer_ceil"),
+    # 18: keep_aspect_ratio_policy
+    rs("resize_opset18_stretch", 18, f32(1, 1, 4, 6), sizes=I(1, 1, 3, 8), mode="linear",
+       keep_aspect_ratio_policy="stretch"),
+    rs("resize_opset18_not_larger", 18, f32(1, 2, 4, 6), sizes=I(5, 5), mode="linear", axes=[2, 3],
+       keep_aspect_ratio_policy="not_larger"),
+    rs("resize_opset18_not_smaller", 18, f32(1, 2, 4, 6), sizes=I(5, 5), mode="linear", axes=[2, 3],
+       keep_aspect_ratio_policy="not_smaller"),
+    rs("resize_opset18_not_larger_all_axes_nearest", 18, f32(1, 1, 3, 7), sizes=I(1, 1, 2, 2),
+       keep_aspect_ratio_policy="not_larger"),
+    # positive axes: ONNX Runtime 1.31.1 leaves the input unresized with axes=[-2, -1] and a policy
+    # (its output [1,1,4,5] against [1,1,10,13] from ONNX's shape inference and celer)
+    rs("resize_opset18_not_smaller_cubic_round_half_up", 18, f32(1, 1, 4, 5), sizes=I(10, 10), mode="cubic",
+       axes=[2, 3], keep_aspect_ratio_policy="not_smaller"),
+    # 19: half_pixel_symmetric
+    rs("resize_opset19_half_pixel_symmetric_down", 19, f32(1, 1, 5, 7), scales=F(1, 1, 0.6, 0.55), mode="linear",
+       coordinate_transformation_mode="half_pixel_symmetric"),
+    rs("resize_opset19_half_pixel_symmetric_up", 19, f32(1, 1, 3, 4), scales=F(1, 1, 1.7, 2.3), mode="linear",
+       coordinate_transformation_mode="half_pixel_symmetric"),
+    rs("resize_opset19_half_pixel_symmetric_cubic", 19, f32(1, 2, 6, 5), scales=F(0.7, 1.45), mode="cubic",
+       coordinate_transformation_mode="half_pixel_symmetric", axes=[2, 3]),
+    rs("resize_opset19_half_pixel_symmetric_nearest", 19, f32(1, 1, 4, 6), scales=F(1, 1, 1.3, 0.7),
+       coordinate_transformation_mode="half_pixel_symmetric"),
+    rs("resize_opset19_half_pixel_symmetric_sizes", 19, f32(1, 1, 4, 5), sizes=I(1, 1, 7, 3), mode="linear",
+       coordinate_transformation_mode="half_pixel_symmetric"),
+    # the newest opset (Resize-19 serves it)
+    rs("resize_opset23_axes_not_larger_half_pixel_symmetric", 23, f32(1, 3, 8, 6), sizes=I(5, 5), mode="linear",
+       axes=[2, 3], keep_aspect_ratio_policy="not_larger", coordinate_transformation_mode="half_pixel_symmetric"),
+    rs("resize_opset23_linear_scales", 23, f32(2, 3, 4, 4), scales=F(1, 1, 1.5, 0.5), mode="linear"),
+]
+
+CASES = QUANT + RESIZE
