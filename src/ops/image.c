@@ -2,8 +2,8 @@
  * NonMaxSuppression). MaxRoiPool lives in pool.c.
  *
  * Resize/Upsample: reshape turns the scales/sizes/roi inputs into one table per axis (for each
- * output index: the source indices and weights of its 1, 2 or 4 taps, clamped as the spec's edge
- * padding does) kept in the per-context local state. run then needs no coordinate math:
+ * output index: the source indices and weights of its 1, 2 or 4 taps, or of the antialias
+ * filter's window, clamped as the spec's edge padding does) kept in the per-context local state. run then needs no coordinate math:
  *   nearest       one N-D gather over element bytes (any dtype), a row whose source row equals
  *                 the previous one is a memcpy of the previous output row;
  *   linear/cubic  separable 1-D passes, one per axis that actually changes, in float (double for
@@ -188,7 +188,7 @@ static const int mode_taps[] = {[M_NEAREST] = 1, [M_LINEAR] = 2, [M_CUBIC] = 4};
 /* Parsed attributes (init); immutable. */
 typedef struct rs_state {
     int mode, ctm, nearest, source, keep_aspect;
-    bool exclude_outside;
+    bool exclude_outside, antialias;
     double cubic_a, extrapolation;
     int n_attr_scales;
     double attr_scales[CELER_MAX_RANK];
@@ -224,11 +224,8 @@ static celer_status rs_parse(const celer_op_info *info, void *state) {
             return celer_ops_error(info, CELER_ERR_INVALID, "attribute 'axes' is empty");
         for (int i = 0; i < n; i++) s->axes[i] = ax[i];
         s->n_axes = n > 0 ? n : 0;
-        int64_t aa = celer_onnx_attr_int(info->node, "antialias", 0);
-        if (aa != 0 && s->mode != M_NEAREST)
-            return celer_ops_error(info, CELER_ERR_UNSUPPORTED,
-                                   "antialias %lld is not supported (mode '%s'; only antialias 0)",
-                                   (long long)aa, celer_onnx_attr_string(info->node, "mode", "nearest"));
+        /* the spec's filter applies to linear and cubic only: nearest ignores it */
+        s->antialias = celer_onnx_attr_int(info->node, "antialias", 0) != 0 && s->mode != M_NEAREST;
     }
     if (s->source == SRC_ATTR) {
         const float *f = NULL;
@@ -362,6 +359,69 @@ static void rs_fill_axis(const rs_state *s, rs_axis *a, double scale, double len
             a->wf[o * k + j] = (float)w[j];
             if (ix[j] == o) self += w[j];
             else if (w[j] != 0) identity = false;
+        }
+        if (self != 1 || outside) identity = false;
+    }
+    a->identity = identity;
+}
+
+/* Antialias (opset 18, linear/cubic): when shrinking, the filter is stretched by 1/scale so every
+ * input sample contributes. The window is the filter's support around the sample's center; taps
+ * past the edges read the edge sample (or, with exclude_outside, are dropped) and the weights are
+ * renormalised, as ONNX Runtime does. */
+static double rs_aa_support(const rs_state *s, double scale) {
+    return (s->mode == M_CUBIC ? 2.0 : 1.0) * (scale < 1 ? 1 / scale : 1);
+}
+
+static double rs_aa_filter(const rs_state *s, double t) {
+    double a = s->cubic_a;
+    t = fabs(t);
+    if (s->mode == M_LINEAR) return t < 1 ? 1 - t : 0;
+    if (t < 1) return ((a + 2) * t - (a + 3)) * t * t + 1;
+    if (t < 2) return ((t - 5) * t + 8) * t * a - 4 * a;
+    return 0;
+}
+
+/* Most taps of one antialiased output: a longer window comes from a scale that makes the plan
+ * too large anyway. */
+#define MAX_AA_TAPS (1 << 20)
+
+/* Taps per output index along an axis of `in` samples resized by `scale`; -1 past MAX_AA_TAPS. */
+static int rs_axis_taps(const rs_state *s, double scale, int64_t in) {
+    if (!s->antialias) return mode_taps[s->mode];
+    double k = 2 * ceil(rs_aa_support(s, scale)) + 1;
+    if (s->exclude_outside) k = fmax(1, fmin(k, (double)in)); /* a window never holds more than the input */
+    return k > MAX_AA_TAPS ? -1 : (int)k;
+}
+
+static void rs_fill_axis_aa(const rs_state *s, rs_axis *a, double scale, double length, double start,
+                            double end) {
+    int k = a->taps;
+    double support = rs_aa_support(s, scale), stretch = scale < 1 ? 1 / scale : 1;
+    bool identity = a->in == a->out;
+    for (int64_t o = 0; o < a->out; o++) {
+        double x = rs_coord(s, o, a->in, a->out, length, scale, start, end);
+        bool outside = s->ctm == CT_TF_CROP_AND_RESIZE && (x < 0 || x > (double)(a->in - 1));
+        if (a->outside) a->outside[o] = outside;
+        double center = fmin(fmax(x, -8.0 - support), (double)a->in + 8.0 + support) + 0.5;
+        int64_t lo = (int64_t)floor(center - support + 0.5), hi = (int64_t)floor(center + support + 0.5);
+        if (s->exclude_outside) lo = clamp_i64(lo, 0, a->in), hi = clamp_i64(hi, lo, a->in);
+        hi = CELER_MIN(hi, lo + k);
+        double sum = 0;
+        int64_t *ix = a->idx + o * k;
+        double *wd = a->wd + o * k;
+        for (int j = 0; j < k; j++) {
+            int64_t src = lo + j;
+            wd[j] = src < hi ? rs_aa_filter(s, ((double)src - center + 0.5) / stretch) : 0;
+            ix[j] = clamp_i64(src, 0, a->in - 1);
+            sum += wd[j];
+        }
+        double self = 0;
+        for (int j = 0; j < k; j++) {
+            wd[j] = sum != 0 ? wd[j] / sum : 0;
+            a->wf[o * k + j] = (float)wd[j];
+            if (ix[j] == o) self += wd[j];
+            else if (wd[j] != 0) identity = false;
         }
         if (self != 1 || outside) identity = false;
     }
@@ -528,12 +588,15 @@ static celer_status rs_reshape(celer_kernel_call *c) {
     if (celer_shape_numel(&y->shape) == 0) return CELER_OK; /* run writes nothing */
 
     /* plan memory: per axis out*taps (idx, wd, wf) + out flags; every dim <= output numel */
-    int k = mode_taps[s->mode];
     bool crop = s->ctm == CT_TF_CROP_AND_RESIZE;
-    size_t per = (size_t)k * (sizeof(int64_t) + sizeof(double) + sizeof(float)) + 1;
+    int taps[CELER_MAX_RANK];
     size_t bytes = sizeof(rs_local);
     for (int i = 0; i < r; i++) {
-        size_t b;
+        taps[i] = rs_axis_taps(s, scale[i], x->shape.dims[i]);
+        if (taps[i] < 0)
+            return celer_ops_error(info, CELER_ERR_LIMIT, "antialias: scale %g of axis %d needs a window of "
+                                   "more than %d samples", scale[i], i, MAX_AA_TAPS);
+        size_t per = (size_t)taps[i] * (sizeof(int64_t) + sizeof(double) + sizeof(float)) + 1, b;
         if (celer_mul_size((size_t)out_dims[i], per, &b) || celer_add_size(bytes, b + 32, &bytes))
             return celer_ops_error(info, CELER_ERR_LIMIT, "resize plan is too large");
     }
@@ -550,15 +613,16 @@ static celer_status rs_reshape(celer_kernel_call *c) {
     L->rank = r;
     for (int i = 0; i < r; i++) {
         rs_axis *a = &L->ax[i];
-        size_t n = (size_t)out_dims[i] * (size_t)k;
+        size_t n = (size_t)out_dims[i] * (size_t)taps[i];
         a->in = x->shape.dims[i];
         a->out = out_dims[i];
-        a->taps = k;
+        a->taps = taps[i];
         a->idx = (int64_t *)p, p += n * sizeof(int64_t);
         a->wd = (double *)p, p += n * sizeof(double);
         a->wf = (float *)p, p += (n * sizeof(float) + 7) & ~(size_t)7;
         a->outside = crop ? (unsigned char *)p : NULL, p += ((size_t)out_dims[i] + 7) & ~(size_t)7;
-        rs_fill_axis(s, a, scale[i], length[i], roi[i], roi[r + i]);
+        if (s->antialias) rs_fill_axis_aa(s, a, scale[i], length[i], roi[i], roi[r + i]);
+        else rs_fill_axis(s, a, scale[i], length[i], roi[i], roi[r + i]);
     }
     celer_tensor e = {y->dtype, {0, {0}}, L->extrap};
     memset(L->extrap, 0, sizeof L->extrap);
