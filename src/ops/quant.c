@@ -141,15 +141,16 @@ static celer_status param_map(const celer_kernel_call *call, const char *who, ax
         return CELER_OK;
     }
     /* blocked: scale has x's shape but for ceil(d / block) blocks along the axis */
+    int64_t blocks = m->d / block + (m->d % block != 0); /* block may be huge: no d + block - 1 */
     bool ok = scale->shape.rank == x->shape.rank;
     for (int i = 0; ok && i < x->shape.rank; i++)
-        ok = scale->shape.dims[i] == (i == axis ? (m->d + block - 1) / block : x->shape.dims[i]);
+        ok = scale->shape.dims[i] == (i == axis ? blocks : x->shape.dims[i]);
     if (!ok)
         return celer_errorf(CELER_ERR_SHAPE,
                             "%s: blocked scale %s must have x %s's shape with ceil(%lld / block_size %lld) = "
                             "%lld on axis %d", who, celer_shape_str(&scale->shape, b1, sizeof b1),
                             celer_shape_str(&x->shape, b2, sizeof b2), (long long)m->d, (long long)block,
-                            (long long)((m->d + block - 1) / block), axis);
+                            (long long)blocks, axis);
     m->blocked = true;
     m->block = block;
     m->s = scale->shape.dims[axis];
@@ -159,7 +160,9 @@ static celer_status param_map(const celer_kernel_call *call, const char *who, ax
 static celer_status qdq_reshape(celer_kernel_call *call) {
     char who[160];
     axis_map m;
-    celer_status st = param_map(call, celer_ops_who(call->info, who, sizeof who), &m);
+    celer_status st = celer_ops_require(call, 2); /* x and the scale */
+    if (st) return st;
+    st = param_map(call, celer_ops_who(call->info, who, sizeof who), &m);
     if (st) return st;
     call->out[0].shape = call->in[0]->shape;
     return CELER_OK;
@@ -218,6 +221,13 @@ static celer_status dequantize_types(const celer_op_info *info, celer_dtype *out
     qdq_attrs a;
     celer_status st = qdq_attrs_read(info, false, DQ_OUT, &a);
     if (st) return st;
+    celer_dtype zt = info->n_inputs > 2 ? info->input_types[2] : CELER_UNDEFINED;
+    if (zt != CELER_UNDEFINED && zt != info->input_types[0]) {
+        char who[160];
+        return celer_errorf(CELER_ERR_DTYPE, "%s: x_zero_point is %s, expected x's type %s",
+                            celer_ops_who(info, who, sizeof who), celer_dtype_name(zt),
+                            celer_dtype_name(info->input_types[0]));
+    }
     out[0] = a.out_type != CELER_UNDEFINED    ? a.out_type
              : info->input_types[1] == CELER_UNDEFINED ? CELER_FLOAT
                                                        : info->input_types[1];
