@@ -2,8 +2,8 @@
  * NonMaxSuppression). MaxRoiPool lives in pool.c.
  *
  * Resize/Upsample: reshape turns the scales/sizes/roi inputs into one table per axis (for each
- * output index: the source indices and weights of its 1, 2 or 4 taps, clamped as the spec's edge
- * padding does) kept in the per-context local state. run then needs no coordinate math:
+ * output index: the source indices and weights of its 1, 2 or 4 taps, or of the antialias
+ * filter's window, clamped as the spec's edge padding does) kept in the per-context local state. run then needs no coordinate math:
  *   nearest       one N-D gather over element bytes (any dtype), a row whose source row equals
  *                 the previous one is a memcpy of the previous output row;
  *   linear/cubic  separable 1-D passes, one per axis that actually changes, in float (double for
@@ -149,7 +149,9 @@ static int64_t clamp_i64(int64_t v, int64_t lo, int64_t hi) {
 
 enum { M_NEAREST, M_LINEAR, M_CUBIC };
 enum { CT_HALF_PIXEL, CT_PYTORCH_HALF_PIXEL, CT_ALIGN_CORNERS, CT_ASYMMETRIC, CT_TF_HALF_PIXEL_NN,
-       CT_TF_CROP_AND_RESIZE };
+       CT_TF_CROP_AND_RESIZE, CT_HALF_PIXEL_SYMMETRIC };
+/* keep_aspect_ratio_policy (opset 18): how `sizes` is read. */
+enum { KA_STRETCH, KA_NOT_LARGER, KA_NOT_SMALLER };
 /* NM_SIMPLE is the pre-opset-11 rule: floor when enlarging, ceil when shrinking. */
 enum { NM_ROUND_PREFER_FLOOR, NM_ROUND_PREFER_CEIL, NM_FLOOR, NM_CEIL, NM_SIMPLE };
 /* Where the scales come from. */
@@ -165,6 +167,17 @@ static const name_val ctm_names[] = {{"half_pixel", CT_HALF_PIXEL},
                                      {"tf_half_pixel_for_nn", CT_TF_HALF_PIXEL_NN},
                                      {"tf_crop_and_resize", CT_TF_CROP_AND_RESIZE},
                                      {0, 0}};
+/* opset 19 adds half_pixel_symmetric */
+static const name_val ctm_names19[] = {{"half_pixel", CT_HALF_PIXEL},
+                                       {"half_pixel_symmetric", CT_HALF_PIXEL_SYMMETRIC},
+                                       {"pytorch_half_pixel", CT_PYTORCH_HALF_PIXEL},
+                                       {"align_corners", CT_ALIGN_CORNERS},
+                                       {"asymmetric", CT_ASYMMETRIC},
+                                       {"tf_half_pixel_for_nn", CT_TF_HALF_PIXEL_NN},
+                                       {"tf_crop_and_resize", CT_TF_CROP_AND_RESIZE},
+                                       {0, 0}};
+static const name_val keep_aspect_names[] = {
+    {"stretch", KA_STRETCH}, {"not_larger", KA_NOT_LARGER}, {"not_smaller", KA_NOT_SMALLER}, {0, 0}};
 static const name_val nearest_names[] = {{"round_prefer_floor", NM_ROUND_PREFER_FLOOR},
                                          {"round_prefer_ceil", NM_ROUND_PREFER_CEIL},
                                          {"floor", NM_FLOOR},
@@ -174,11 +187,13 @@ static const int mode_taps[] = {[M_NEAREST] = 1, [M_LINEAR] = 2, [M_CUBIC] = 4};
 
 /* Parsed attributes (init); immutable. */
 typedef struct rs_state {
-    int mode, ctm, nearest, source;
-    bool exclude_outside;
+    int mode, ctm, nearest, source, keep_aspect;
+    bool exclude_outside, antialias;
     double cubic_a, extrapolation;
     int n_attr_scales;
     double attr_scales[CELER_MAX_RANK];
+    int n_axes; /* opset 18 `axes`: roi/scales/sizes cover these axes only; 0: every axis */
+    int64_t axes[CELER_MAX_RANK];
 } rs_state;
 
 static celer_status rs_parse(const celer_op_info *info, void *state) {
@@ -191,11 +206,26 @@ static celer_status rs_parse(const celer_op_info *info, void *state) {
         s->ctm = CT_ASYMMETRIC;
         s->nearest = NM_SIMPLE;
     } else {
-        CELER_TRY(attr_enum(info, "coordinate_transformation_mode", "half_pixel", ctm_names, &s->ctm));
+        CELER_TRY(attr_enum(info, "coordinate_transformation_mode", "half_pixel",
+                            info->since_version >= 19 ? ctm_names19 : ctm_names, &s->ctm));
         CELER_TRY(attr_enum(info, "nearest_mode", "round_prefer_floor", nearest_names, &s->nearest));
         s->cubic_a = celer_onnx_attr_float(info->node, "cubic_coeff_a", -0.75f);
         s->exclude_outside = celer_onnx_attr_int(info->node, "exclude_outside", 0) != 0;
         s->extrapolation = celer_onnx_attr_float(info->node, "extrapolation_value", 0.0f);
+    }
+    if (!upsample && info->since_version >= 18) {
+        CELER_TRY(attr_enum(info, "keep_aspect_ratio_policy", "stretch", keep_aspect_names, &s->keep_aspect));
+        const int64_t *ax = NULL;
+        int n = celer_onnx_attr_ints(info->node, "axes", &ax);
+        if (n > CELER_MAX_RANK)
+            return celer_ops_error(info, CELER_ERR_LIMIT, "attribute 'axes' has %d values, at most %d", n,
+                                   CELER_MAX_RANK);
+        if (n == 0)
+            return celer_ops_error(info, CELER_ERR_INVALID, "attribute 'axes' is empty");
+        for (int i = 0; i < n; i++) s->axes[i] = ax[i];
+        s->n_axes = n > 0 ? n : 0;
+        /* the spec's filter applies to linear and cubic only: nearest ignores it */
+        s->antialias = celer_onnx_attr_int(info->node, "antialias", 0) != 0 && s->mode != M_NEAREST;
     }
     if (s->source == SRC_ATTR) {
         const float *f = NULL;
@@ -217,6 +247,15 @@ static celer_status rs_parse(const celer_op_info *info, void *state) {
 
 static celer_status rs_init(const celer_op_info *info, void **state) {
     return init_with(info, state, sizeof(rs_state), rs_parse);
+}
+
+/* Output type is X's; parsing here too makes `celer inspect` (which stops before init) name an
+ * attribute value celer refuses. */
+static celer_status rs_types(const celer_op_info *info, celer_dtype *out) {
+    rs_state s = {0};
+    CELER_TRY(rs_parse(info, &s));
+    out[0] = info->n_inputs > 0 ? info->input_types[0] : CELER_UNDEFINED;
+    return CELER_OK;
 }
 
 /* One axis of the plan: output index o reads taps source indices idx[o*taps + k] (clamped into
@@ -253,11 +292,13 @@ static void rs_free_local(void *p) {
 /* Source coordinate of output index o along one axis (the spec's coordinate transformation). */
 /* `out` is the resized length before flooring (in * scale, or the given size), as the spec's
  * reference uses it. */
-static double rs_coord(const rs_state *s, int64_t o, int64_t in, double out, double scale,
-                       double start, double end) {
+static double rs_coord(const rs_state *s, int64_t o, int64_t in, int64_t out_int, double out,
+                       double scale, double start, double end) {
     double x = (double)o, span = (double)(in - 1);
     switch (s->ctm) {
     case CT_HALF_PIXEL: return (x + 0.5) / scale - 0.5;
+    case CT_HALF_PIXEL_SYMMETRIC: /* half_pixel with the floored-off part split evenly at both ends */
+        return (double)in / 2 * (1 - (double)out_int / out) + (x + 0.5) / scale - 0.5;
     case CT_PYTORCH_HALF_PIXEL: return out > 1 ? (x + 0.5) / scale - 0.5 : 0.0;
     case CT_ALIGN_CORNERS: return out == 1 ? 0.0 : x * span / (out - 1);
     case CT_TF_HALF_PIXEL_NN: return (x + 0.5) / scale;
@@ -285,7 +326,7 @@ static void rs_fill_axis(const rs_state *s, rs_axis *a, double scale, double len
     int k = a->taps;
     bool identity = a->in == a->out;
     for (int64_t o = 0; o < a->out; o++) {
-        double x = rs_coord(s, o, a->in, length, scale, start, end);
+        double x = rs_coord(s, o, a->in, a->out, length, scale, start, end);
         bool outside = s->ctm == CT_TF_CROP_AND_RESIZE && (x < 0 || x > (double)(a->in - 1));
         if (a->outside) a->outside[o] = outside;
         /* far-away samples only clamp to the edge; keep x where int64 conversion is safe */
@@ -318,6 +359,69 @@ static void rs_fill_axis(const rs_state *s, rs_axis *a, double scale, double len
             a->wf[o * k + j] = (float)w[j];
             if (ix[j] == o) self += w[j];
             else if (w[j] != 0) identity = false;
+        }
+        if (self != 1 || outside) identity = false;
+    }
+    a->identity = identity;
+}
+
+/* Antialias (opset 18, linear/cubic): when shrinking, the filter is stretched by 1/scale so every
+ * input sample contributes. The window is the filter's support around the sample's center; taps
+ * past the edges read the edge sample (or, with exclude_outside, are dropped) and the weights are
+ * renormalised, as ONNX Runtime does. */
+static double rs_aa_support(const rs_state *s, double scale) {
+    return (s->mode == M_CUBIC ? 2.0 : 1.0) * (scale < 1 ? 1 / scale : 1);
+}
+
+static double rs_aa_filter(const rs_state *s, double t) {
+    double a = s->cubic_a;
+    t = fabs(t);
+    if (s->mode == M_LINEAR) return t < 1 ? 1 - t : 0;
+    if (t < 1) return ((a + 2) * t - (a + 3)) * t * t + 1;
+    if (t < 2) return ((t - 5) * t + 8) * t * a - 4 * a;
+    return 0;
+}
+
+/* Most taps of one antialiased output: a longer window comes from a scale that makes the plan
+ * too large anyway. */
+#define MAX_AA_TAPS (1 << 20)
+
+/* Taps per output index along an axis of `in` samples resized by `scale`; -1 past MAX_AA_TAPS. */
+static int rs_axis_taps(const rs_state *s, double scale, int64_t in) {
+    if (!s->antialias) return mode_taps[s->mode];
+    double k = 2 * ceil(rs_aa_support(s, scale)) + 1;
+    if (s->exclude_outside) k = fmax(1, fmin(k, (double)in)); /* a window never holds more than the input */
+    return k > MAX_AA_TAPS ? -1 : (int)k;
+}
+
+static void rs_fill_axis_aa(const rs_state *s, rs_axis *a, double scale, double length, double start,
+                            double end) {
+    int k = a->taps;
+    double support = rs_aa_support(s, scale), stretch = scale < 1 ? 1 / scale : 1;
+    bool identity = a->in == a->out;
+    for (int64_t o = 0; o < a->out; o++) {
+        double x = rs_coord(s, o, a->in, a->out, length, scale, start, end);
+        bool outside = s->ctm == CT_TF_CROP_AND_RESIZE && (x < 0 || x > (double)(a->in - 1));
+        if (a->outside) a->outside[o] = outside;
+        double center = fmin(fmax(x, -8.0 - support), (double)a->in + 8.0 + support) + 0.5;
+        int64_t lo = (int64_t)floor(center - support + 0.5), hi = (int64_t)floor(center + support + 0.5);
+        if (s->exclude_outside) lo = clamp_i64(lo, 0, a->in), hi = clamp_i64(hi, lo, a->in);
+        hi = CELER_MIN(hi, lo + k);
+        double sum = 0;
+        int64_t *ix = a->idx + o * k;
+        double *wd = a->wd + o * k;
+        for (int j = 0; j < k; j++) {
+            int64_t src = lo + j;
+            wd[j] = src < hi ? rs_aa_filter(s, ((double)src - center + 0.5) / stretch) : 0;
+            ix[j] = clamp_i64(src, 0, a->in - 1);
+            sum += wd[j];
+        }
+        double self = 0;
+        for (int j = 0; j < k; j++) {
+            wd[j] = sum != 0 ? wd[j] / sum : 0;
+            a->wf[o * k + j] = (float)wd[j];
+            if (ix[j] == o) self += wd[j];
+            else if (wd[j] != 0) identity = false;
         }
         if (self != 1 || outside) identity = false;
     }
@@ -370,8 +474,21 @@ static celer_status rs_geometry(const celer_kernel_call *c, const rs_state *s, d
         if (!scales_t && !sizes_t)
             return celer_ops_error(info, CELER_ERR_INVALID, "one of 'scales' and 'sizes' must be given");
     }
+    /* roi, scales and sizes hold one value (roi: two) per axis of `axes` (opset 18), else per axis */
+    int na = s->n_axes ? s->n_axes : r, ax[CELER_MAX_RANK];
+    bool listed[CELER_MAX_RANK] = {false};
+    for (int i = 0; i < na; i++) {
+        if (!s->n_axes) ax[i] = i;
+        else CELER_TRY(celer_ops_axis(info, s->axes[i], r, &ax[i]));
+        if (listed[ax[i]])
+            return celer_ops_error(info, CELER_ERR_INVALID, "attribute 'axes' repeats axis %d", ax[i]);
+        listed[ax[i]] = true;
+    }
+    double v[2 * CELER_MAX_RANK];
     if (scales_t) {
-        CELER_TRY(read_floats(info, scales_t, "scales", r, scale));
+        CELER_TRY(read_floats(info, scales_t, "scales", na, v));
+        for (int i = 0; i < r; i++) scale[i] = 1;
+        for (int i = 0; i < na; i++) scale[ax[i]] = v[i];
         have_scales = true;
     }
     for (int i = 0; i < r; i++) roi[i] = 0, roi[r + i] = 1;
@@ -380,19 +497,49 @@ static celer_status rs_geometry(const celer_kernel_call *c, const rs_state *s, d
         if (!roi_t)
             return celer_ops_error(info, CELER_ERR_INVALID,
                           "coordinate_transformation_mode tf_crop_and_resize needs input 'roi'");
-        CELER_TRY(read_floats(info, roi_t, "roi", 2 * r, roi));
+        CELER_TRY(read_floats(info, roi_t, "roi", 2 * na, v));
+        for (int i = 0; i < na; i++) roi[ax[i]] = v[i], roi[r + ax[i]] = v[na + i];
     }
+    int64_t sizes[CELER_MAX_RANK];
     if (sizes_t) {
         if (sizes_t->dtype != CELER_INT64)
             return celer_ops_error(info, CELER_ERR_DTYPE, "input 'sizes' must be int64, got %s",
                           celer_dtype_name(sizes_t->dtype));
-        if (celer_shape_numel(&sizes_t->shape) != r)
-            return celer_ops_error(info, CELER_ERR_SHAPE, "input 'sizes' must have %d values (the input "
-                          "rank), got %lld", r, (long long)celer_shape_numel(&sizes_t->shape));
+        if (celer_shape_numel(&sizes_t->shape) != na)
+            return celer_ops_error(info, CELER_ERR_SHAPE, "input 'sizes' must have %d values (the %s), "
+                          "got %lld", na, s->n_axes ? "length of 'axes'" : "input rank",
+                          (long long)celer_shape_numel(&sizes_t->shape));
+        for (int i = 0; i < r; i++) sizes[i] = x->shape.dims[i];
+        for (int i = 0; i < na; i++) sizes[ax[i]] = celer_ops_int_at(sizes_t, i);
+        if (s->keep_aspect != KA_STRETCH) {
+            /* one scale for every listed axis, the smallest (not_larger) or largest (not_smaller)
+             * of sizes/in; the dims are then round-half-up of in * scale */
+            double k = 0;
+            for (int i = 0; i < na; i++) {
+                int64_t in = x->shape.dims[ax[i]], n = sizes[ax[i]];
+                if (in <= 0 || n <= 0)
+                    return celer_ops_error(info, CELER_ERR_INVALID, "keep_aspect_ratio_policy needs "
+                                  "positive dims and sizes, got %lld for axis %d of length %lld",
+                                  (long long)n, ax[i], (long long)in);
+                double q = (double)n / (double)in;
+                if (i == 0 || (s->keep_aspect == KA_NOT_LARGER ? q < k : q > k)) k = q;
+            }
+            for (int i = 0; i < r; i++) scale[i] = 1;
+            for (int i = 0; i < na; i++) {
+                double d = floor(k * (double)x->shape.dims[ax[i]] + 0.5);
+                if (d > MAX_DIM)
+                    return celer_ops_error(info, CELER_ERR_LIMIT, "axis %d: size %g is too large", ax[i], d);
+                scale[ax[i]] = k;
+                sizes[ax[i]] = (int64_t)d;
+            }
+        }
     }
     for (int i = 0; i < r; i++) {
         int64_t in = x->shape.dims[i];
-        if (have_scales) {
+        if (sizes_t && s->keep_aspect != KA_STRETCH) {
+            out_dims[i] = sizes[i];
+            length[i] = (double)in * scale[i];
+        } else if (have_scales) {
             if (!(scale[i] > 0) || !isfinite(scale[i]))
                 return celer_ops_error(info, CELER_ERR_INVALID, "scale %g of axis %d must be positive",
                               scale[i], i);
@@ -403,7 +550,7 @@ static celer_status rs_geometry(const celer_kernel_call *c, const rs_state *s, d
                               (long long)in, scale[i]);
             out_dims[i] = (int64_t)d;
         } else {
-            int64_t n = celer_ops_int_at(sizes_t, i);
+            int64_t n = sizes[i];
             /* 0 only keeps an empty axis empty (a batch of 0) */
             if (n < 0 || (n == 0 && in > 0))
                 return celer_ops_error(info, CELER_ERR_INVALID, "size %lld of axis %d must be positive",
@@ -441,12 +588,15 @@ static celer_status rs_reshape(celer_kernel_call *c) {
     if (celer_shape_numel(&y->shape) == 0) return CELER_OK; /* run writes nothing */
 
     /* plan memory: per axis out*taps (idx, wd, wf) + out flags; every dim <= output numel */
-    int k = mode_taps[s->mode];
     bool crop = s->ctm == CT_TF_CROP_AND_RESIZE;
-    size_t per = (size_t)k * (sizeof(int64_t) + sizeof(double) + sizeof(float)) + 1;
+    int taps[CELER_MAX_RANK];
     size_t bytes = sizeof(rs_local);
     for (int i = 0; i < r; i++) {
-        size_t b;
+        taps[i] = rs_axis_taps(s, scale[i], x->shape.dims[i]);
+        if (taps[i] < 0)
+            return celer_ops_error(info, CELER_ERR_LIMIT, "antialias: scale %g of axis %d needs a window of "
+                                   "more than %d samples", scale[i], i, MAX_AA_TAPS);
+        size_t per = (size_t)taps[i] * (sizeof(int64_t) + sizeof(double) + sizeof(float)) + 1, b;
         if (celer_mul_size((size_t)out_dims[i], per, &b) || celer_add_size(bytes, b + 32, &bytes))
             return celer_ops_error(info, CELER_ERR_LIMIT, "resize plan is too large");
     }
@@ -463,15 +613,16 @@ static celer_status rs_reshape(celer_kernel_call *c) {
     L->rank = r;
     for (int i = 0; i < r; i++) {
         rs_axis *a = &L->ax[i];
-        size_t n = (size_t)out_dims[i] * (size_t)k;
+        size_t n = (size_t)out_dims[i] * (size_t)taps[i];
         a->in = x->shape.dims[i];
         a->out = out_dims[i];
-        a->taps = k;
+        a->taps = taps[i];
         a->idx = (int64_t *)p, p += n * sizeof(int64_t);
         a->wd = (double *)p, p += n * sizeof(double);
         a->wf = (float *)p, p += (n * sizeof(float) + 7) & ~(size_t)7;
         a->outside = crop ? (unsigned char *)p : NULL, p += ((size_t)out_dims[i] + 7) & ~(size_t)7;
-        rs_fill_axis(s, a, scale[i], length[i], roi[i], roi[r + i]);
+        if (s->antialias) rs_fill_axis_aa(s, a, scale[i], length[i], roi[i], roi[r + i]);
+        else rs_fill_axis(s, a, scale[i], length[i], roi[i], roi[r + i]);
     }
     celer_tensor e = {y->dtype, {0, {0}}, L->extrap};
     memset(L->extrap, 0, sizeof L->extrap);
@@ -1146,11 +1297,14 @@ static celer_status nms_run(celer_kernel_call *c) {
     {"", op, since, until, dts, 0, 0, infer, init, reshape, run, free, free_local}
 
 static const celer_kernel kernels[] = {
-    K("Upsample", 7, 8, NEAREST_TYPES, NULL, rs_init, rs_reshape, rs_run, rs_free_local),
-    K("Upsample", 9, 9, NEAREST_TYPES, NULL, rs_init, rs_reshape, rs_run, rs_free_local),
-    K("Resize", 10, 10, NEAREST_TYPES, NULL, rs_init, rs_reshape, rs_run, rs_free_local),
-    K("Resize", 11, 12, NEAREST_TYPES, NULL, rs_init, rs_reshape, rs_run, rs_free_local),
-    K("Resize", 13, 17, NEAREST_TYPES, NULL, rs_init, rs_reshape, rs_run, rs_free_local),
+    K("Upsample", 7, 8, NEAREST_TYPES, rs_types, rs_init, rs_reshape, rs_run, rs_free_local),
+    K("Upsample", 9, 9, NEAREST_TYPES, rs_types, rs_init, rs_reshape, rs_run, rs_free_local),
+    K("Resize", 10, 10, NEAREST_TYPES, rs_types, rs_init, rs_reshape, rs_run, rs_free_local),
+    K("Resize", 11, 12, NEAREST_TYPES, rs_types, rs_init, rs_reshape, rs_run, rs_free_local),
+    K("Resize", 13, 17, NEAREST_TYPES, rs_types, rs_init, rs_reshape, rs_run, rs_free_local),
+    /* 18: axes, keep_aspect_ratio_policy, antialias (refused for linear/cubic); 19: half_pixel_symmetric */
+    K("Resize", 18, 18, NEAREST_TYPES, rs_types, rs_init, rs_reshape, rs_run, rs_free_local),
+    K("Resize", 19, CELER_OPS_MAX_VERSION, NEAREST_TYPES, rs_types, rs_init, rs_reshape, rs_run, rs_free_local),
     K("GridSample", 16, 19, F_TYPES, NULL, gs_init, gs_reshape, gs_run, NULL),
     K("RoiAlign", 10, 15, F_TYPES, NULL, ra_init, ra_reshape, ra_run, NULL),
     K("RoiAlign", 16, CELER_OPS_MAX_VERSION, F_TYPES, NULL, ra_init, ra_reshape, ra_run, NULL),

@@ -1,4 +1,4 @@
-/* quant operators: QuantizeLinear, DequantizeLinear (per tensor and per axis),
+/* quant operators: QuantizeLinear, DequantizeLinear (per tensor, per axis and blocked),
  * DynamicQuantizeLinear, QLinearMatMul and QLinearConv.
  *
  * Integer products go through the reference loops on operands widened to int32 with their zero
@@ -30,54 +30,164 @@ static bool is_q8(celer_dtype t) { return t == CELER_INT8 || t == CELER_UINT8; }
 
 /* ---- QuantizeLinear / DequantizeLinear ---- */
 
+/* ONNX element types that QuantizeLinear/DequantizeLinear take from opset 19 on and celer has
+ * no tensor type for: named in the refusal so the user knows what to re-export. */
+static const struct {
+    int onnx;
+    const char *name;
+} missing_types[] = {
+    {17, "float8e4m3fn"}, {18, "float8e4m3fnuz"}, {19, "float8e5m2"}, {20, "float8e5m2fnuz"},
+    {21, "uint4"},        {22, "int4"},           {23, "float4e2m1"},
+};
+
+static const char *missing_type_name(int64_t t) {
+    for (size_t i = 0; i < CELER_ARRAY_LEN(missing_types); i++)
+        if (missing_types[i].onnx == t) return missing_types[i].name;
+    return NULL;
+}
+
+/* Attributes of both operators, checked once at load (infer_types) and read again where used. */
+typedef struct qdq_attrs {
+    int64_t block_size;   /* 0: per tensor or per axis */
+    celer_dtype out_type; /* from output_dtype; CELER_UNDEFINED when not given */
+} qdq_attrs;
+
+/* Reads block_size (21+) and output_dtype (QuantizeLinear 21+, DequantizeLinear 23+); refuses
+ * values celer cannot serve, naming the attribute and its value. `allowed`: output types. */
+static celer_status qdq_attrs_read(const celer_op_info *info, bool quantize, uint32_t allowed,
+                                   qdq_attrs *a) {
+    char who[160];
+    celer_ops_who(info, who, sizeof who);
+    a->block_size = 0;
+    a->out_type = CELER_UNDEFINED;
+    if (info->since_version >= 21) {
+        a->block_size = celer_onnx_attr_int(info->node, "block_size", 0);
+        if (a->block_size < 0)
+            return celer_errorf(CELER_ERR_INVALID, "%s: block_size must be positive (or 0), got %lld", who,
+                                (long long)a->block_size);
+    }
+    int64_t od = 0;
+    if (info->since_version >= (quantize ? 21 : 23)) od = celer_onnx_attr_int(info->node, "output_dtype", 0);
+    if (od != 0) {
+        const char *missing = missing_type_name(od);
+        if (missing)
+            return celer_errorf(CELER_ERR_UNSUPPORTED,
+                                "%s: output_dtype %lld (%s) is an element type celer does not have", who,
+                                (long long)od, missing);
+        if (od < 0 || od >= 32 || !(allowed & CELER_DT(od)))
+            return celer_errorf(CELER_ERR_UNSUPPORTED, "%s: output_dtype %lld (%s) is not supported here",
+                                who, (long long)od,
+                                od > 0 && od < CELER_DTYPE_COUNT ? celer_dtype_name((celer_dtype)od) : "unknown");
+        a->out_type = (celer_dtype)od;
+    }
+    if (quantize && info->since_version >= 23) {
+        /* the division runs in float; a narrower precision would round differently */
+        int64_t pr = celer_onnx_attr_int(info->node, "precision", 0);
+        if (pr != 0 && pr != CELER_FLOAT) {
+            const char *missing = missing_type_name(pr);
+            return celer_errorf(CELER_ERR_UNSUPPORTED, "%s: precision %lld (%s) is not supported (only float)",
+                                who, (long long)pr,
+                                missing           ? missing
+                                : pr > 0 && pr < CELER_DTYPE_COUNT ? celer_dtype_name((celer_dtype)pr)
+                                                                   : "unknown");
+        }
+    }
+    return CELER_OK;
+}
+
+/* How scale/zero point map onto x's elements: element i, at index j = (i / inner) % d along the
+ * axis, uses parameter (j / block) for per axis, and for blocked quantization the parameter at
+ * the same index with j replaced by j / block (the parameter tensor has s blocks on the axis). */
 typedef struct axis_map {
-    int64_t inner, n; /* element i uses parameter (i / inner) % n */
+    int64_t inner, d, block, s;
+    bool blocked, per_tensor;
 } axis_map;
 
-/* Checks scale/zero point against x and how they map onto x's elements (per tensor or per
- * `axis`). */
+static int64_t param_index(const axis_map *m, int64_t i) {
+    if (m->per_tensor) return 0;
+    int64_t q = (i / m->inner) % m->d / m->block;
+    if (!m->blocked) return q;
+    return ((i / (m->inner * m->d)) * m->s + q) * m->inner + i % m->inner;
+}
+
+/* Checks scale/zero point against x and how they map onto x's elements (per tensor, per `axis`
+ * or blocked along `axis` with block_size). */
 static celer_status param_map(const celer_kernel_call *call, const char *who, axis_map *m) {
     const celer_tensor *x = call->in[0], *scale = call->in[1];
     const celer_tensor *zp = call->n_in > 2 ? call->in[2] : NULL;
     int64_t ns = celer_shape_numel(&scale->shape);
-    m->inner = 1;
-    m->n = 1;
+    int64_t block = call->info->since_version >= 21 ? celer_onnx_attr_int(call->info->node, "block_size", 0) : 0;
+    char b1[160], b2[160];
+    *m = (axis_map){.inner = 1, .d = 1, .block = 1, .s = 1, .per_tensor = true};
     if (zp && !celer_shape_equal(&zp->shape, &scale->shape) && celer_shape_numel(&zp->shape) != ns)
-        return celer_errorf(CELER_ERR_SHAPE, "%s: scale and zero point must have the same shape", who);
-    if (ns == 1 && scale->shape.rank <= 1) return CELER_OK;
+        return celer_errorf(CELER_ERR_SHAPE, "%s: scale %s and zero point %s must have the same shape", who,
+                            celer_shape_str(&scale->shape, b1, sizeof b1),
+                            celer_shape_str(&zp->shape, b2, sizeof b2));
+    if (block <= 0 && ns == 1 && scale->shape.rank <= 1) return CELER_OK;
     int axis;
     celer_status st = celer_ops_axis(call->info, celer_onnx_attr_int(call->info->node, "axis", 1),
                                      x->shape.rank, &axis);
     if (st) return st;
-    if (scale->shape.rank != 1 || ns != x->shape.dims[axis]) {
-        char b1[160], b2[160];
-        return celer_errorf(CELER_ERR_SHAPE,
-                            "%s: scale %s must be a scalar or 1-D with x %s's dim %d", who,
-                            celer_shape_str(&scale->shape, b1, sizeof b1),
-                            celer_shape_str(&x->shape, b2, sizeof b2), axis);
-    }
+    m->per_tensor = false;
+    m->d = x->shape.dims[axis];
     for (int i = axis + 1; i < x->shape.rank; i++) m->inner *= x->shape.dims[i];
-    m->n = ns;
+    if (block <= 0) {
+        if (scale->shape.rank != 1 || ns != m->d)
+            return celer_errorf(CELER_ERR_SHAPE,
+                                "%s: scale %s must be a scalar or 1-D with x %s's dim %d (or blocked, with "
+                                "block_size)", who, celer_shape_str(&scale->shape, b1, sizeof b1),
+                                celer_shape_str(&x->shape, b2, sizeof b2), axis);
+        m->s = ns;
+        return CELER_OK;
+    }
+    /* blocked: scale has x's shape but for ceil(d / block) blocks along the axis */
+    int64_t blocks = m->d / block + (m->d % block != 0); /* block may be huge: no d + block - 1 */
+    bool ok = scale->shape.rank == x->shape.rank;
+    for (int i = 0; ok && i < x->shape.rank; i++)
+        ok = scale->shape.dims[i] == (i == axis ? blocks : x->shape.dims[i]);
+    if (!ok)
+        return celer_errorf(CELER_ERR_SHAPE,
+                            "%s: blocked scale %s must have x %s's shape with ceil(%lld / block_size %lld) = "
+                            "%lld on axis %d", who, celer_shape_str(&scale->shape, b1, sizeof b1),
+                            celer_shape_str(&x->shape, b2, sizeof b2), (long long)m->d, (long long)block,
+                            (long long)blocks, axis);
+    m->blocked = true;
+    m->block = block;
+    m->s = scale->shape.dims[axis];
     return CELER_OK;
 }
 
 static celer_status qdq_reshape(celer_kernel_call *call) {
     char who[160];
     axis_map m;
-    celer_status st = param_map(call, celer_ops_who(call->info, who, sizeof who), &m);
+    celer_status st = celer_ops_require(call, 2); /* x and the scale */
+    if (st) return st;
+    st = param_map(call, celer_ops_who(call->info, who, sizeof who), &m);
     if (st) return st;
     call->out[0].shape = call->in[0]->shape;
     return CELER_OK;
 }
 
+/* Quantized types: 8-bit, and 16-bit from opset 21. */
+#define Q_OUT8 (CELER_DT(CELER_UINT8) | CELER_DT(CELER_INT8))
+#define Q_OUT16 (Q_OUT8 | CELER_DT(CELER_UINT16) | CELER_DT(CELER_INT16))
+
 static celer_status quantize_types(const celer_op_info *info, celer_dtype *out) {
+    char who[160];
+    uint32_t allowed = info->since_version >= 21 ? Q_OUT16 : Q_OUT8;
+    qdq_attrs a;
+    celer_status st = qdq_attrs_read(info, true, allowed, &a);
+    if (st) return st;
     celer_dtype zt = info->n_inputs > 2 ? info->input_types[2] : CELER_UNDEFINED;
-    out[0] = zt == CELER_UNDEFINED ? CELER_UINT8 : zt;
-    if (!is_q8(out[0])) {
-        char who[160];
-        return celer_errorf(CELER_ERR_UNSUPPORTED, "%s: output type %s (zero point) is not int8/uint8",
-                            celer_ops_who(info, who, sizeof who), celer_dtype_name(out[0]));
-    }
+    if (a.out_type != CELER_UNDEFINED && zt != CELER_UNDEFINED && zt != a.out_type)
+        return celer_errorf(CELER_ERR_DTYPE, "%s: output_dtype %s differs from the zero point's type %s",
+                            celer_ops_who(info, who, sizeof who), celer_dtype_name(a.out_type),
+                            celer_dtype_name(zt));
+    out[0] = a.out_type != CELER_UNDEFINED ? a.out_type : zt == CELER_UNDEFINED ? CELER_UINT8 : zt;
+    if (!(allowed & CELER_DT(out[0])))
+        return celer_errorf(CELER_ERR_UNSUPPORTED, "%s: output type %s (zero point) is not %s",
+                            celer_ops_who(info, who, sizeof who), celer_dtype_name(out[0]),
+                            info->since_version >= 21 ? "int8/uint8/int16/uint16" : "int8/uint8");
     return CELER_OK;
 }
 
@@ -89,7 +199,7 @@ static celer_status quantize_run(celer_kernel_call *call) {
     celer_status st = param_map(call, "QuantizeLinear", &m);
     if (st) return st;
     int64_t n = celer_shape_numel(&x->shape);
-    if (x->dtype == CELER_FLOAT && m.n == 1) { /* the common case, in float as reference engines do */
+    if (x->dtype == CELER_FLOAT && m.per_tensor) { /* the common case, in float as reference engines do */
         float s = (float)celer_ops_double_at(scale, 0);
         int64_t z = zp ? celer_ops_int_at(zp, 0) : 0;
         const float *xf = x->data;
@@ -97,7 +207,7 @@ static celer_status quantize_run(celer_kernel_call *call) {
         return CELER_OK;
     }
     for (int64_t i = 0; i < n; i++) {
-        int64_t p = (i / m.inner) % m.n;
+        int64_t p = param_index(&m, i);
         float s = (float)celer_ops_double_at(scale, p);
         store_q(y->dtype, y->data, i, (double)((float)celer_ops_double_at(x, i) / s),
                 zp ? celer_ops_int_at(zp, p) : 0);
@@ -105,8 +215,22 @@ static celer_status quantize_run(celer_kernel_call *call) {
     return CELER_OK;
 }
 
+#define DQ_OUT (CELER_DT(CELER_FLOAT) | CELER_DT(CELER_FLOAT16) | CELER_DT(CELER_BFLOAT16))
+
 static celer_status dequantize_types(const celer_op_info *info, celer_dtype *out) {
-    out[0] = info->input_types[1] == CELER_UNDEFINED ? CELER_FLOAT : info->input_types[1];
+    qdq_attrs a;
+    celer_status st = qdq_attrs_read(info, false, DQ_OUT, &a);
+    if (st) return st;
+    celer_dtype zt = info->n_inputs > 2 ? info->input_types[2] : CELER_UNDEFINED;
+    if (zt != CELER_UNDEFINED && zt != info->input_types[0]) {
+        char who[160];
+        return celer_errorf(CELER_ERR_DTYPE, "%s: x_zero_point is %s, expected x's type %s",
+                            celer_ops_who(info, who, sizeof who), celer_dtype_name(zt),
+                            celer_dtype_name(info->input_types[0]));
+    }
+    out[0] = a.out_type != CELER_UNDEFINED    ? a.out_type
+             : info->input_types[1] == CELER_UNDEFINED ? CELER_FLOAT
+                                                       : info->input_types[1];
     return CELER_OK;
 }
 
@@ -119,7 +243,7 @@ static celer_status dequantize_run(celer_kernel_call *call) {
     if (st) return st;
     int64_t n = celer_shape_numel(&x->shape);
     for (int64_t i = 0; i < n; i++) {
-        int64_t p = (i / m.inner) % m.n;
+        int64_t p = param_index(&m, i);
         int64_t z = zp ? celer_ops_int_at(zp, p) : 0;
         float v = (float)(celer_ops_int_at(x, i) - z) * (float)celer_ops_double_at(scale, p);
         celer_ops_double_store(y, i, v);
@@ -332,16 +456,32 @@ static celer_status qconv_run(celer_kernel_call *call) {
 }
 
 #define Q8 (CELER_DT(CELER_UINT8) | CELER_DT(CELER_INT8))
+/* x of QuantizeLinear from opset 19 */
+#define Q_IN (CELER_DT(CELER_FLOAT) | CELER_DT(CELER_FLOAT16) | CELER_DT(CELER_BFLOAT16) | CELER_DT(CELER_INT32))
 
 static const celer_kernel kernels[] = {
     {"", "QuantizeLinear", 10, 12, CELER_DT(CELER_FLOAT) | CELER_DT(CELER_INT32), 0, 0,
      quantize_types, NULL, qdq_reshape, quantize_run, NULL, NULL},
     {"", "QuantizeLinear", 13, 18, CELER_DT(CELER_FLOAT) | CELER_DT(CELER_INT32), 0, 0,
      quantize_types, NULL, qdq_reshape, quantize_run, NULL, NULL},
+    /* 19: float8 outputs and `saturate` (float8 only); 21: int16/uint16, block_size,
+     * output_dtype; 23: int4/float4, x and scale of different types, precision */
+    {"", "QuantizeLinear", 19, 20, Q_IN, 0, 0, quantize_types, NULL, qdq_reshape, quantize_run, NULL, NULL},
+    {"", "QuantizeLinear", 21, 22, Q_IN, 0, 0, quantize_types, NULL, qdq_reshape, quantize_run, NULL, NULL},
+    {"", "QuantizeLinear", 23, CELER_OPS_MAX_VERSION, Q_IN, 0, 0, quantize_types, NULL, qdq_reshape,
+     quantize_run, NULL, NULL},
     {"", "DequantizeLinear", 10, 12, Q8 | CELER_DT(CELER_INT32), 0, 0, dequantize_types, NULL,
      qdq_reshape, dequantize_run, NULL, NULL},
     {"", "DequantizeLinear", 13, 18, Q8 | CELER_DT(CELER_INT32), 0, 0, dequantize_types, NULL,
      qdq_reshape, dequantize_run, NULL, NULL},
+    /* 19: float8 inputs, float16/bfloat16 scales; 21: int16/uint16, int4, block_size;
+     * 23: float4, output_dtype */
+    {"", "DequantizeLinear", 19, 20, Q8 | CELER_DT(CELER_INT32), 0, 0, dequantize_types, NULL,
+     qdq_reshape, dequantize_run, NULL, NULL},
+    {"", "DequantizeLinear", 21, 22, Q_OUT16 | CELER_DT(CELER_INT32), 0, 0, dequantize_types, NULL,
+     qdq_reshape, dequantize_run, NULL, NULL},
+    {"", "DequantizeLinear", 23, CELER_OPS_MAX_VERSION, Q_OUT16 | CELER_DT(CELER_INT32), 0, 0,
+     dequantize_types, NULL, qdq_reshape, dequantize_run, NULL, NULL},
     {"", "DynamicQuantizeLinear", 11, CELER_OPS_MAX_VERSION, CELER_DT(CELER_FLOAT), 0, 0,
      dynq_types, NULL, dynq_reshape, dynq_run, NULL, NULL},
     {"", "QLinearMatMul", 10, CELER_OPS_MAX_VERSION, Q8, 0, 0, qmatmul_types, NULL, qmatmul_reshape, qmatmul_run,

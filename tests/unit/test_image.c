@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "opcase.h"
 #include "testutil.h"
 
 typedef struct {
@@ -408,6 +409,69 @@ static void test_nms(void **unused) {
     assert_int_equal(tu_run_op(&node, 11, in4, 4, out, 1), CELER_ERR_INVALID);
 }
 
+/* Resize 18/19: axes, keep_aspect_ratio_policy, antialias (values worked by hand), and the
+ * attribute values refused at load. */
+static void test_resize18(void **unused) {
+    (void)unused;
+    celer_tensor out[1];
+    celer_tensor x = TEN(CELER_FLOAT, F32(1, 2, 3, 4), 2, 2), two = TEN(CELER_FLOAT, F32(2), 1);
+    /* axes [-1]: the scale applies to the last axis only; asymmetric o / 2 -> 0, 0, 1, 1 */
+    assert_int_equal(tu_run("Resize", 18, AT(AINTS("axes", -1), ASTR("coordinate_transformation_mode", "asymmetric")),
+                            IN(&x, NULL, &two), out, 1), CELER_OK);
+    EXPECT_SHAPE(&out[0], 2, 4);
+    EXPECT_F32(&out[0], 1, 1, 2, 2, 3, 3, 4, 4);
+    tu_free_outputs(out, 1);
+    /* [4, 6] to sizes [3, 3]: one scale, min 0.5 -> [2, 3]; max 0.75 -> [3, 4.5 rounded up = 5] */
+    static float img[24];
+    celer_tensor x4 = TEN(CELER_FLOAT, img, 1, 1, 4, 6), sz = TEN(CELER_INT64, I64(3, 3), 2);
+    assert_int_equal(tu_run("Resize", 18, AT(AINTS("axes", 2, 3), ASTR("keep_aspect_ratio_policy", "not_larger")),
+                            IN(&x4, NULL, NULL, &sz), out, 1), CELER_OK);
+    EXPECT_SHAPE(&out[0], 1, 1, 2, 3);
+    tu_free_outputs(out, 1);
+    assert_int_equal(tu_run("Resize", 18, AT(AINTS("axes", 2, 3), ASTR("keep_aspect_ratio_policy", "not_smaller")),
+                            IN(&x4, NULL, NULL, &sz), out, 1), CELER_OK);
+    EXPECT_SHAPE(&out[0], 1, 1, 3, 5);
+    tu_free_outputs(out, 1);
+    /* antialias, [0, 4, 8, 12] halved: output 0 centred on 1.0 reads -1..2 (-1 as the edge) with
+     * the tent stretched 2x, weights 1/8 3/8 3/8 1/8 -> 2.5; output 1 reads 1..4 -> 9.5. With
+     * exclude_outside the taps past the edge are dropped: 5/1.75 and 16/1.75. */
+    celer_tensor r = TEN(CELER_FLOAT, F32(0, 4, 8, 12), 1, 4), half = TEN(CELER_FLOAT, F32(0.5f), 1);
+    assert_int_equal(tu_run("Resize", 18, AT(AINTS("axes", 1), ASTR("mode", "linear"), AINT("antialias", 1)),
+                            IN(&r, NULL, &half), out, 1), CELER_OK);
+    EXPECT_F32(&out[0], 2.5f, 9.5f);
+    tu_free_outputs(out, 1);
+    assert_int_equal(tu_run("Resize", 18,
+                            AT(AINTS("axes", 1), ASTR("mode", "linear"), AINT("antialias", 1), AINT("exclude_outside", 1)),
+                            IN(&r, NULL, &half), out, 1), CELER_OK);
+    assert_float_equal(((float *)out[0].data)[0], 5 / 1.75f, 1e-6);
+    assert_float_equal(((float *)out[0].data)[1], 16 / 1.75f, 1e-6);
+    tu_free_outputs(out, 1);
+    /* refusals, naming attribute and value */
+    tu_expect_err(tu_run("Resize", 18, AT(ASTR("coordinate_transformation_mode", "half_pixel_symmetric")),
+                         IN(&x, NULL, &two), out, 1),
+                  CELER_ERR_UNSUPPORTED, "coordinate_transformation_mode 'half_pixel_symmetric' is not supported");
+    tu_expect_err(tu_run("Resize", 18, AT(ASTR("keep_aspect_ratio_policy", "fit")), IN(&x4, NULL, NULL, &sz), out, 1),
+                  CELER_ERR_UNSUPPORTED, "keep_aspect_ratio_policy 'fit' is not supported");
+    tu_expect_err(tu_run("Resize", 19, AT(AINTS("axes", 1, -1)), IN(&x, NULL, &sz), out, 1), CELER_ERR_INVALID,
+                  "attribute 'axes' repeats axis 1");
+    tu_expect_err(tu_run("Resize", 19, AT(AINTS("axes", 1)), IN(&x, NULL, NULL, &sz), out, 1), CELER_ERR_SHAPE,
+                  "'sizes' must have 1 values (the length of 'axes')");
+    /* one output from 2^18 samples: the cubic window with edge taps is 2^20 + 1 taps, past the
+     * cap; without the edge taps it is the input's length */
+    static float wide[1 << 18];
+    celer_tensor xw = TEN(CELER_FLOAT, wide, 1, 1 << 18), sz1 = TEN(CELER_INT64, I64(1), 1);
+    tu_expect_err(tu_run("Resize", 19, AT(AINTS("axes", 1), ASTR("mode", "cubic"), AINT("antialias", 1)),
+                         IN(&xw, NULL, NULL, &sz1), out, 1), CELER_ERR_LIMIT, "needs a window of more than 1048576");
+    assert_int_equal(tu_run("Resize", 19, AT(AINTS("axes", 1), ASTR("mode", "cubic"), AINT("antialias", 1),
+                                             AINT("exclude_outside", 1)), IN(&xw, NULL, NULL, &sz1), out, 1),
+                     CELER_OK);
+    EXPECT_SHAPE(&out[0], 1, 1);
+    tu_free_outputs(out, 1);
+    /* random inputs and attributes (axes lists with extreme values among them) */
+    static const tu_fuzz_case fz[] = {{"Resize", 18, 4, 1}, {"Resize", 19, 4, 1}};
+    tu_fuzz_ops(fz, CELER_ARRAY_LEN(fz), 1500);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resize_nearest),
@@ -416,6 +480,7 @@ int main(void) {
         cmocka_unit_test(test_resize_cubic_and_crop),
         cmocka_unit_test(test_resize_bad_inputs),
         cmocka_unit_test(test_upsample_and_resize10),
+        cmocka_unit_test(test_resize18),
         cmocka_unit_test(test_gridsample),
         cmocka_unit_test(test_roialign),
         cmocka_unit_test(test_nms),

@@ -1,9 +1,11 @@
 /* Quantisation operators: rounding (half to even), saturation, per-axis parameters, dynamic
  * range, and QLinearMatMul / QLinearConv against float computations on dequantised values. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "opcase.h"
 #include "testutil.h"
 
 static celer_onnx_attr attrs[4];
@@ -151,11 +153,84 @@ static void test_qlinearconv(void **unused) {
     tu_free_outputs(out, 1);
 }
 
+/* Opset 21: blocked quantization (x [2, 5], axis 1, block_size 2: three blocks, the last one
+ * short) and 16-bit outputs; values worked by hand. */
+static void test_blocked(void **unused) {
+    (void)unused;
+    celer_tensor x = TEN(CELER_FLOAT, F32(1, 2, 3, 4, 5, -1, -2, -3, -4, -5), 2, 5);
+    celer_tensor sc = TEN(CELER_FLOAT, F32(1, 2, 0.5f, 0.5f, 1, 4), 2, 3);
+    celer_tensor zp = TEN(CELER_INT8, ((int8_t[]){0, 1, -1, 2, 0, 3}), 2, 3);
+    celer_tensor out[1], back[1];
+    assert_int_equal(tu_run("QuantizeLinear", 21, AT(AINT("axis", 1), AINT("block_size", 2)),
+                            IN(&x, &sc, &zp), out, 1), CELER_OK);
+    assert_int_equal(out[0].dtype, CELER_INT8);
+    /* 1/1, 2/1 | 3/2 = 1.5 -> 2, 4/2 = 2 (+1) | 5/0.5 - 1 ; -1/0.5 + 2, -2/0.5 + 2 | -3, -4 | -5/4 -> -1 (+3) */
+    int8_t want[10] = {1, 2, 3, 3, 9, 0, -2, -3, -4, 2};
+    assert_memory_equal(out[0].data, want, 10);
+    const celer_tensor *din[] = {&out[0], &sc, &zp};
+    assert_int_equal(tu_run("DequantizeLinear", 21, AT(AINT("axis", -1), AINT("block_size", 2)), din, 3,
+                            back, 1), CELER_OK);
+    EXPECT_F32(&back[0], 1, 2, 4, 4, 5, -1, -2, -3, -4, -4);
+    tu_free_outputs(back, 1);
+    tu_free_outputs(out, 1);
+    /* a scale that does not have ceil(5 / 2) = 3 blocks on the axis */
+    celer_tensor sc2 = TEN(CELER_FLOAT, F32(1, 1, 1, 1), 2, 2);
+    tu_expect_err(tu_run("QuantizeLinear", 21, AT(AINT("axis", 1), AINT("block_size", 2)), IN(&x, &sc2),
+                         out, 1), CELER_ERR_SHAPE, "ceil(5 / block_size 2) = 3 on axis 1");
+    /* a block larger than the axis is one block; INT64_MAX must not overflow the count */
+    celer_tensor sc1 = TEN(CELER_FLOAT, F32(1, 2), 2, 1);
+    assert_int_equal(tu_run("QuantizeLinear", 21, AT(AINT("axis", 1), AINT("block_size", INT64_MAX)),
+                            IN(&x, &sc1), out, 1), CELER_OK);
+    uint8_t w1[10] = {1, 2, 3, 4, 5, 0, 0, 0, 0, 0};
+    assert_memory_equal(out[0].data, w1, 10);
+    tu_free_outputs(out, 1);
+    /* int16 through output_dtype, saturated */
+    celer_tensor s1 = SCALAR(CELER_FLOAT, F32(0.0001f));
+    assert_int_equal(tu_run("QuantizeLinear", 21, AT(AINT("output_dtype", CELER_INT16)), IN(&x, &s1), out, 1),
+                     CELER_OK);
+    assert_int_equal(out[0].dtype, CELER_INT16);
+    int16_t w16[10] = {10000, 20000, 30000, 32767, 32767, -10000, -20000, -30000, -32768, -32768};
+    assert_memory_equal(out[0].data, w16, sizeof w16);
+    tu_free_outputs(out, 1);
+}
+
+/* Types celer does not have are refused at load naming the attribute, value and type; so are
+ * 16-bit types before opset 21 and a precision other than float. */
+static void test_refusals(void **unused) {
+    (void)unused;
+    celer_tensor x = TEN(CELER_FLOAT, F32(1, 2), 2), s = SCALAR(CELER_FLOAT, F32(1));
+    celer_tensor q = TEN(CELER_INT8, ((int8_t[]){1, 2}), 2);
+    celer_tensor z16 = SCALAR(CELER_INT16, ((int16_t[]){0}));
+    celer_tensor out[1];
+    tu_expect_err(tu_run("QuantizeLinear", 21, AT(AINT("output_dtype", 17)), IN(&x, &s), out, 1),
+                  CELER_ERR_UNSUPPORTED, "output_dtype 17 (float8e4m3fn) is an element type celer does not have");
+    tu_expect_err(tu_run("QuantizeLinear", 23, AT(AINT("output_dtype", 22)), IN(&x, &s), out, 1),
+                  CELER_ERR_UNSUPPORTED, "output_dtype 22 (int4)");
+    tu_expect_err(tu_run("QuantizeLinear", 23, AT(AINT("output_dtype", 23)), IN(&x, &s), out, 1),
+                  CELER_ERR_UNSUPPORTED, "output_dtype 23 (float4e2m1)");
+    tu_expect_err(tu_run("DequantizeLinear", 23, AT(AINT("output_dtype", 18)), IN(&q, &s), out, 1),
+                  CELER_ERR_UNSUPPORTED, "output_dtype 18 (float8e4m3fnuz)");
+    tu_expect_err(tu_run("QuantizeLinear", 23, AT(AINT("precision", 10)), IN(&x, &s), out, 1),
+                  CELER_ERR_UNSUPPORTED, "precision 10 (float16) is not supported");
+    tu_expect_err(tu_run("QuantizeLinear", 19, NOAT, IN(&x, &s, &z16), out, 1), CELER_ERR_UNSUPPORTED,
+                  "output type int16 (zero point) is not int8/uint8");
+    tu_expect_err(tu_run("QuantizeLinear", 21, AT(AINT("output_dtype", CELER_UINT8)), IN(&x, &s, &z16), out, 1),
+                  CELER_ERR_DTYPE, "output_dtype uint8 differs from the zero point's type int16");
+    celer_tensor zu = SCALAR(CELER_UINT8, ((uint8_t[]){0}));
+    tu_expect_err(tu_run("DequantizeLinear", 21, NOAT, IN(&q, &s, &zu), out, 1), CELER_ERR_DTYPE,
+                  "x_zero_point is uint8, expected x's type int8");
+    tu_expect_err(tu_run("DequantizeLinear", 21, NOAT, IN(&q, NULL), out, 1), CELER_ERR_INVALID, "");
+    static const tu_fuzz_case fz[] = {{"QuantizeLinear", 21, 3, 1}, {"DequantizeLinear", 21, 3, 1},
+                                      {"QuantizeLinear", 23, 3, 1}, {"DequantizeLinear", 23, 3, 1}};
+    tu_fuzz_ops(fz, CELER_ARRAY_LEN(fz), 1500);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quantize),      cmocka_unit_test(test_per_axis),
         cmocka_unit_test(test_dynamic),       cmocka_unit_test(test_qlinearmatmul),
-        cmocka_unit_test(test_qlinearconv),
+        cmocka_unit_test(test_qlinearconv),   cmocka_unit_test(test_blocked),
+        cmocka_unit_test(test_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
