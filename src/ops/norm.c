@@ -579,9 +579,11 @@ static celer_status gn_geometry(const celer_kernel_call *call, int64_t *N, int64
                             "%s: num_groups = %lld does not divide the %lld channels of X %s",
                             WHO(call->info), (long long)s->groups, (long long)*C,
                             celer_shape_str(&x->shape, buf, sizeof buf));
+    /* before 21 one value per group: say so, the shape of 21 being the one users expect */
     int64_t per = s->per_channel ? *C : s->groups;
-    if ((st = need_numel(call, call->in[1], "scale", per))) return st;
-    if ((st = need_numel(call, call->in[2], "bias", per))) return st;
+    if ((st = need_numel(call, call->in[1], s->per_channel ? "scale" : "scale (per group before opset 21)", per)) ||
+        (st = need_numel(call, call->in[2], s->per_channel ? "bias" : "bias (per group before opset 21)", per)))
+        return st;
     if (call->in[1]->dtype != x->dtype || call->in[2]->dtype != x->dtype)
         return celer_errorf(CELER_ERR_DTYPE, "%s: scale and bias must have X's type %s",
                             WHO(call->info), celer_dtype_name(x->dtype));

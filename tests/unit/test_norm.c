@@ -1,5 +1,6 @@
 /* norm family: BatchNormalization (inference, training, spatial = 0), InstanceNormalization,
- * LayerNormalization (every axis, optional outputs, float16), LRN, MeanVarianceNormalization,
+ * LayerNormalization (every axis, optional outputs, float16), RMSNormalization (types ONNX
+ * Runtime cannot check) and GroupNormalization refusals, LRN, MeanVarianceNormalization,
  * LpNormalization, Dropout and the two losses, each against a naive reference or hand values. */
 #include <math.h>
 #include <stdlib.h>
@@ -250,6 +251,84 @@ static void test_layernorm_broadcast_and_f16(void **st) {
     tu_free_outputs(&out, 1);
 }
 
+/* ---- GroupNormalization, RMSNormalization ---- */
+
+static void expect_refused(celer_status got, celer_status want, const char *substr) {
+    assert_int_equal(got, want);
+    if (!strstr(celer_error_message(), substr))
+        fail_msg("message '%s' lacks '%s'", celer_error_message(), substr);
+}
+
+/* Values ONNX Runtime gives no oracle for (X and scale of different types), and the refusals. */
+static void test_rmsnorm_mixed_types_and_refusals(void **st) {
+    (void)st;
+    int64_t xd[2] = {2, 4}, wd[1] = {4};
+    float x[8] = {1, 2, 3, 4, -4, 0, 0, 0}, w[4] = {1, 2, 0.5f, -1};
+    uint16_t xh[8], wh[4];
+    for (int i = 0; i < 8; i++) xh[i] = celer_float_to_half(x[i]);
+    for (int i = 0; i < 4; i++) wh[i] = celer_float_to_half(w[i]);
+    double ref[8];
+    for (int r = 0; r < 2; r++) {
+        double sq = 0;
+        for (int i = 0; i < 4; i++) sq += (double)x[r * 4 + i] * x[r * 4 + i];
+        for (int i = 0; i < 4; i++) ref[r * 4 + i] = x[r * 4 + i] / sqrt(sq / 4 + 1e-5) * w[i];
+    }
+    attrs_t a = {0};
+    celer_onnx_node node = make_node("RMSNormalization", &a, 2, 1);
+    celer_tensor out;
+    /* float16 X, float scale: Y is float (the scale's type) */
+    celer_tensor th = tensor(CELER_FLOAT16, 2, xd, xh), tw = tensor(CELER_FLOAT, 1, wd, w);
+    const celer_tensor *in[2] = {&th, &tw};
+    assert_int_equal(tu_run_op(&node, 23, in, 2, &out, 1), 0);
+    assert_int_equal(out.dtype, CELER_FLOAT);
+    expect_close(out.data, ref, 8, 1e-3, "float16 X, float scale");
+    tu_free_outputs(&out, 1);
+    /* float X, float16 scale: Y is float16 */
+    celer_tensor tx = tensor(CELER_FLOAT, 2, xd, x), twh = tensor(CELER_FLOAT16, 1, wd, wh);
+    in[0] = &tx;
+    in[1] = &twh;
+    assert_int_equal(tu_run_op(&node, 23, in, 2, &out, 1), 0);
+    assert_int_equal(out.dtype, CELER_FLOAT16);
+    float yf[8];
+    for (int i = 0; i < 8; i++) yf[i] = celer_half_to_float(((uint16_t *)out.data)[i]);
+    expect_close(yf, ref, 8, 2e-3, "float X, float16 scale");
+    tu_free_outputs(&out, 1);
+    /* stash_type other than 1 (float) is refused at load (init: out stays untouched), naming it */
+    a_int(&a, "stash_type", 11);
+    node = make_node("RMSNormalization", &a, 2, 1);
+    out = (celer_tensor){0};
+    expect_refused(tu_run_op(&node, 23, in, 2, &out, 1), CELER_ERR_UNSUPPORTED, "stash_type = 11");
+}
+
+static void test_groupnorm_refusals(void **st) {
+    (void)st;
+    int64_t xd[3] = {1, 4, 2}, pd[1] = {4};
+    float x[8] = {0}, p[4] = {1, 1, 1, 1};
+    celer_tensor tx = tensor(CELER_FLOAT, 3, xd, x), tp = tensor(CELER_FLOAT, 1, pd, p);
+    const celer_tensor *in[3] = {&tx, &tp, &tp};
+    celer_tensor out = {0}; /* a refusal at init leaves it untouched */
+    static const struct {
+        int64_t groups, stash;
+        int opset;
+        celer_status want;
+        const char *msg;
+    } cases[] = {
+        {0, 1, 21, CELER_ERR_INVALID, "num_groups must be >= 1, got 0"},
+        {3, 1, 21, CELER_ERR_SHAPE, "num_groups = 3 does not divide the 4 channels"},
+        {2, 11, 21, CELER_ERR_UNSUPPORTED, "stash_type = 11"},
+        {2, 1, 18, CELER_ERR_SHAPE, "scale (per group before opset 21)"}, /* 4 = C, not 2 */
+        {-1, 1, 21, CELER_ERR_INVALID, "'num_groups' (int) is required"},
+    };
+    for (size_t i = 0; i < CELER_ARRAY_LEN(cases); i++) {
+        attrs_t a = {0};
+        if (cases[i].groups >= 0) a_int(&a, "num_groups", cases[i].groups);
+        a_int(&a, "stash_type", cases[i].stash);
+        celer_onnx_node node = make_node("GroupNormalization", &a, 3, 1);
+        expect_refused(tu_run_op(&node, cases[i].opset, in, 3, &out, 1), cases[i].want, cases[i].msg);
+        tu_free_outputs(&out, 1);
+    }
+}
+
 /* ---- LRN, MVN, LpNormalization ---- */
 
 static void test_lrn(void **st) {
@@ -448,6 +527,8 @@ int main(void) {
         cmocka_unit_test(test_batchnorm),   cmocka_unit_test(test_batchnorm_not_spatial),
         cmocka_unit_test(test_instancenorm), cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_layernorm_broadcast_and_f16),
+        cmocka_unit_test(test_rmsnorm_mixed_types_and_refusals),
+        cmocka_unit_test(test_groupnorm_refusals),
         cmocka_unit_test(test_lrn),         cmocka_unit_test(test_mvn),
         cmocka_unit_test(test_lpnorm),      cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_nllloss),     cmocka_unit_test(test_sce),

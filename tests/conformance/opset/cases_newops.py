@@ -25,10 +25,14 @@ def ints(dt, *s):
 
 # Gelu's interesting range and both tails (where erf and tanh saturate)
 gelu_x = np.concatenate([np.linspace(-12, 12, 97), [-0.0, 1e-6, -1e-6, 30, -30]]).astype(np.float32)
+# -inf gives NaN (the formula's -inf * 0) in ONNX Runtime, not the limit 0
+special = np.array([np.inf, -np.inf, np.nan, 0.0, -0.0], np.float32)
 
 CASES = [
     unary("gelu_opset20", 20, "Gelu", gelu_x),
     unary("gelu_opset20_tanh", 20, "Gelu", gelu_x, approximate="tanh"),
+    unary("gelu_opset20_special", 20, "Gelu", special),
+    unary("gelu_opset20_tanh_special", 20, "Gelu", special, approximate="tanh"),
     unary("gelu_opset20_none_explicit", 20, "Gelu", fl(np.float32, 2, 3, 5), approximate="none"),
     # no double erf form: ONNX Runtime 1.31 has no double Erf kernel to expand it with
     unary("gelu_opset23_double_tanh", 23, "Gelu", gelu_x.astype(np.float64), approximate="tanh"),
@@ -36,6 +40,7 @@ CASES = [
     unary("gelu_opset23_float16_tanh", 23, "Gelu", fl(np.float16, 4, 9), approximate="tanh"),
     unary("gelu_opset23_4d", 23, "Gelu", fl(np.float32, 2, 3, 4, 5), approximate="tanh"),
     unary("mish_opset18", 18, "Mish", np.concatenate([np.linspace(-30, 30, 121), [0, 90, -110]]).astype(np.float32)),
+    unary("mish_opset18_special", 18, "Mish", special),
     unary("mish_opset18_double", 18, "Mish", np.linspace(-40, 40, 81)),
     unary("mish_opset23_float16", 23, "Mish", fl(np.float16, 3, 7)),
     unary("mish_opset23_3d", 23, "Mish", fl(np.float32, 2, 5, 19)),
