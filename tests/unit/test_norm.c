@@ -3,6 +3,7 @@
  * Runtime cannot check) and GroupNormalization refusals, LRN, MeanVarianceNormalization,
  * LpNormalization, Dropout and the two losses, each against a naive reference or hand values. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -329,6 +330,46 @@ static void test_groupnorm_refusals(void **st) {
     }
 }
 
+/* Random shapes (empty dims among them), num_groups, axes and scale sizes, fitting or not: any
+ * status is fine, a read or write out of bounds (ASan) is not. */
+static void test_group_rms_random(void **st) {
+    (void)st;
+    uint64_t seed = 23;
+    static float x[6 * 6 * 6 * 6], p[6 * 6 * 6], q[6 * 6 * 6];
+    tu_fill_random(x, CELER_ARRAY_LEN(x), -3, 3, &seed);
+    tu_fill_random(p, CELER_ARRAY_LEN(p), -1, 1, &seed);
+    tu_fill_random(q, CELER_ARRAY_LEN(q), -1, 1, &seed);
+    int ran[2] = {0, 0};
+    for (int it = 0; it < 2000; it++) {
+        seed = seed * 6364136223846793005u + 1442695040888963407u;
+        uint64_t r = seed >> 11;
+        int rank = 1 + (int)(r % 4), prank = (int)(r / 4 % 4);
+        int64_t xd[4], pd[3];
+        for (int d = 0; d < rank; d++) xd[d] = (int64_t)(r >> (8 + 3 * d) & 7) % 6;
+        for (int d = 0; d < prank; d++) pd[d] = (int64_t)(r >> (24 + 3 * d) & 7) % 6;
+        bool group = r >> 40 & 1;
+        int64_t groups = (int64_t)(r >> 44 & 7) - 1;
+        int opset = group ? 18 + (int)(r >> 47 & 3) : 23;
+        /* GroupNormalization's scale sized to fit most of the time: C at 21, num_groups before */
+        if (group && r >> 41 & 3) {
+            prank = 1;
+            pd[0] = opset >= 21 ? (rank > 1 ? xd[1] : 1) : groups;
+        }
+        celer_tensor tx = tensor(CELER_FLOAT, rank, xd, x), tp = tensor(CELER_FLOAT, prank, pd, p),
+                     tq = tensor(CELER_FLOAT, prank, pd, q), out = {0};
+        const celer_tensor *in[3] = {&tx, &tp, &tq};
+        attrs_t a = {0};
+        if (group) a_int(&a, "num_groups", groups);
+        else a_int(&a, "axis", (int64_t)(r >> 44 & 7) - 4);
+        celer_onnx_node node = make_node(group ? "GroupNormalization" : "RMSNormalization", &a,
+                                         group ? 3 : 2, 1);
+        if (!tu_run_op(&node, opset, in, group ? 3 : 2, &out, 1)) ran[group]++;
+        tu_free_outputs(&out, 1);
+    }
+    printf("random cases that ran: %d RMSNormalization, %d GroupNormalization\n", ran[0], ran[1]);
+    assert_true(ran[0] > 100 && ran[1] > 100);
+}
+
 /* ---- LRN, MVN, LpNormalization ---- */
 
 static void test_lrn(void **st) {
@@ -529,6 +570,7 @@ int main(void) {
         cmocka_unit_test(test_layernorm_broadcast_and_f16),
         cmocka_unit_test(test_rmsnorm_mixed_types_and_refusals),
         cmocka_unit_test(test_groupnorm_refusals),
+        cmocka_unit_test(test_group_rms_random),
         cmocka_unit_test(test_lrn),         cmocka_unit_test(test_mvn),
         cmocka_unit_test(test_lpnorm),      cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_nllloss),     cmocka_unit_test(test_sce),
