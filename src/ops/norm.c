@@ -59,14 +59,35 @@ static void affine_span(const celer_tensor *x, celer_tensor *y, int64_t off, int
     }
 }
 
+/* Sum of p[i] - m (sq: of its square) over n floats: eight float partial sums per block of
+ * STATS_BLOCK elements, which the compiler vectorises, added up in double, so the rounding of a
+ * float partial stays that of a short sum however long the span (GroupNormalization's run over
+ * whole groups of channels). */
+#define STATS_BLOCK 1024
+static double sum_f32(const float *p, int64_t n, float m, bool sq) {
+    double total = 0;
+    for (int64_t b = 0; b < n; b += STATS_BLOCK) {
+        int64_t e = CELER_MIN(n, b + STATS_BLOCK), i = b;
+        float part[8] = {0};
+        if (sq)
+            for (; i + 8 <= e; i += 8)
+                for (int k = 0; k < 8; k++) part[k] += (p[i + k] - m) * (p[i + k] - m);
+        else
+            for (; i + 8 <= e; i += 8)
+                for (int k = 0; k < 8; k++) part[k] += p[i + k] - m;
+        for (; i < e; i++) part[0] += sq ? (p[i] - m) * (p[i] - m) : p[i] - m;
+        for (int k = 0; k < 8; k++) total += part[k];
+    }
+    return total;
+}
+
 /* Mean and population variance of n elements at off (two passes: exact enough in double). */
 static void span_stats(const celer_tensor *x, int64_t off, int64_t n, double *mean, double *var) {
     double s = 0, q = 0;
     if (x->dtype == CELER_FLOAT) {
         const float *p = (const float *)x->data + off;
-        for (int64_t i = 0; i < n; i++) s += p[i];
-        double m = n ? s / (double)n : 0;
-        for (int64_t i = 0; i < n; i++) q += (p[i] - m) * (p[i] - m);
+        double m = n ? sum_f32(p, n, 0, false) / (double)n : 0;
+        q = sum_f32(p, n, (float)m, true);
         *mean = m;
     } else {
         for (int64_t i = 0; i < n; i++) s += celer_ops_double_at(x, off + i);
