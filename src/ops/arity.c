@@ -3,7 +3,8 @@
  *
  * The table is data from the ONNX operator schemas (generated with python3-onnx 1.12:
  * onnx.defs.get_all_schemas_with_history(), domain ai.onnx), one row per version where the
- * counts change. Only the lower bounds are enforced: newer opsets add optional inputs, so an
+ * counts change; rows of operators newer than 1.12 knows (opsets 18-23) are read off onnx's
+ * docs/Changelog.md. Only the lower bounds are enforced: newer opsets add optional inputs, so an
  * upper bound taken from an older schema would reject valid models, and kernels ignore inputs
  * they do not know. Operators not listed are not checked. */
 #include <string.h>
@@ -35,6 +36,10 @@ static const arity table[] = {
     {"BatchNormalization", 1, 5, 0x1f, -1, 1},
     {"Bernoulli", 15, 1, 0x1, -1, 1},
     {"BitShift", 11, 2, 0x3, -1, 1},
+    {"BitwiseAnd", 18, 2, 0x3, -1, 1},
+    {"BitwiseNot", 18, 1, 0x1, -1, 1},
+    {"BitwiseOr", 18, 2, 0x3, -1, 1},
+    {"BitwiseXor", 18, 2, 0x3, -1, 1},
     {"BlackmanWindow", 17, 1, 0x1, -1, 1},
     {"Cast", 1, 1, 0x1, -1, 1},
     {"CastLike", 15, 2, 0x3, -1, 1},
@@ -73,6 +78,7 @@ static const arity table[] = {
     {"Gather", 1, 2, 0x3, -1, 1},
     {"GatherElements", 11, 2, 0x3, -1, 1},
     {"GatherND", 11, 2, 0x3, -1, 1},
+    {"Gelu", 20, 1, 0x1, -1, 1},
     {"Gemm", 1, 3, 0x7, -1, 1},
     {"Gemm", 11, 2, 0x3, -1, 1},
     {"GlobalAveragePool", 1, 1, 0x1, -1, 1},
@@ -80,6 +86,7 @@ static const arity table[] = {
     {"GlobalMaxPool", 1, 1, 0x1, -1, 1},
     {"Greater", 1, 2, 0x3, -1, 1},
     {"GreaterOrEqual", 12, 2, 0x3, -1, 1},
+    {"GroupNormalization", 18, 3, 0x7, -1, 1},
     {"GridSample", 16, 2, 0x3, -1, 1},
     {"HammingWindow", 17, 1, 0x1, -1, 1},
     {"HannWindow", 17, 1, 0x1, -1, 1},
@@ -113,6 +120,7 @@ static const arity table[] = {
     {"MeanVarianceNormalization", 9, 1, 0x1, -1, 1},
     {"MelWeightMatrix", 17, 5, 0x1f, -1, 1},
     {"Min", 1, 1, 0x0, 0, 1},
+    {"Mish", 18, 1, 0x1, -1, 1},
     {"Mod", 10, 2, 0x3, -1, 1},
     {"Mul", 1, 2, 0x3, -1, 1},
     {"Multinomial", 7, 1, 0x1, -1, 1},
@@ -158,6 +166,7 @@ static const arity table[] = {
     {"Resize", 13, 1, 0x1, -1, 1},
     {"ReverseSequence", 10, 2, 0x3, -1, 1},
     {"RoiAlign", 10, 3, 0x7, -1, 1},
+    {"RMSNormalization", 23, 2, 0x3, -1, 1},
     {"Round", 11, 1, 0x1, -1, 1},
     {"STFT", 17, 2, 0x3, -1, 1},
     {"Scan", 8, 2, 0x0, 1, 1},

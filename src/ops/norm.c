@@ -1,6 +1,6 @@
-/* norm: normalisations (BatchNormalization, InstanceNormalization, LayerNormalization, LRN,
- * MeanVarianceNormalization, LpNormalization), Dropout, and the two losses
- * (NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss).
+/* norm: normalisations (BatchNormalization, InstanceNormalization, LayerNormalization,
+ * RMSNormalization, GroupNormalization, LRN, MeanVarianceNormalization, LpNormalization),
+ * Dropout, and the two losses (NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss).
  *
  * Statistics are accumulated in double; the per-element passes over float data are plain
  * contiguous loops (LayerNorm over the last axis is the hot one for transformers). Float16 and
@@ -59,14 +59,35 @@ static void affine_span(const celer_tensor *x, celer_tensor *y, int64_t off, int
     }
 }
 
+/* Sum of p[i] - m (sq: of its square) over n floats: eight float partial sums per block of
+ * STATS_BLOCK elements, which the compiler vectorises, added up in double, so the rounding of a
+ * float partial stays that of a short sum however long the span (GroupNormalization's run over
+ * whole groups of channels). */
+#define STATS_BLOCK 1024
+static double sum_f32(const float *p, int64_t n, float m, bool sq) {
+    double total = 0;
+    for (int64_t b = 0; b < n; b += STATS_BLOCK) {
+        int64_t e = CELER_MIN(n, b + STATS_BLOCK), i = b;
+        float part[8] = {0};
+        if (sq)
+            for (; i + 8 <= e; i += 8)
+                for (int k = 0; k < 8; k++) part[k] += (p[i + k] - m) * (p[i + k] - m);
+        else
+            for (; i + 8 <= e; i += 8)
+                for (int k = 0; k < 8; k++) part[k] += p[i + k] - m;
+        for (; i < e; i++) part[0] += sq ? (p[i] - m) * (p[i] - m) : p[i] - m;
+        for (int k = 0; k < 8; k++) total += part[k];
+    }
+    return total;
+}
+
 /* Mean and population variance of n elements at off (two passes: exact enough in double). */
 static void span_stats(const celer_tensor *x, int64_t off, int64_t n, double *mean, double *var) {
     double s = 0, q = 0;
     if (x->dtype == CELER_FLOAT) {
         const float *p = (const float *)x->data + off;
-        for (int64_t i = 0; i < n; i++) s += p[i];
-        double m = n ? s / (double)n : 0;
-        for (int64_t i = 0; i < n; i++) q += (p[i] - m) * (p[i] - m);
+        double m = n ? sum_f32(p, n, 0, false) / (double)n : 0;
+        q = sum_f32(p, n, (float)m, true);
         *mean = m;
     } else {
         for (int64_t i = 0; i < n; i++) s += celer_ops_double_at(x, off + i);
@@ -423,6 +444,199 @@ static celer_status ln_run(celer_kernel_call *call) {
         ln_rows_f32(xf, yf, wf, b ? bf : NULL, &g, s->epsilon, mean, inv);
         for (int64_t i = 0; i < g.numel; i++) celer_ops_double_store(y, i, yf[i]);
     }
+    return CELER_OK;
+}
+
+/* ======================================================================================
+ * RMSNormalization (23): Y = X / sqrt(mean of X^2 over dims [axis, rank) + epsilon) * scale.
+ * scale covers the normalised dims (or a trailing part of them, repeated) as in
+ * LayerNormalization, and gives Y its type, which may differ from X's.
+ * ====================================================================================== */
+
+static celer_status rms_init(const celer_op_info *info, void **state) {
+    char who[160];
+    int64_t stash = celer_onnx_attr_int(info->node, "stash_type", 1);
+    if (stash != 1)
+        return celer_errorf(CELER_ERR_UNSUPPORTED,
+                            "%s: attribute stash_type = %lld is not supported (only 1, float)",
+                            WHO(info), (long long)stash);
+    ln_state *s = calloc(1, sizeof *s);
+    if (!s) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", WHO(info));
+    s->axis = celer_onnx_attr_int(info->node, "axis", -1);
+    s->epsilon = celer_onnx_attr_float(info->node, "epsilon", 1e-5f);
+    *state = s;
+    return CELER_OK;
+}
+
+static celer_status rms_types(const celer_op_info *info, celer_dtype *out) {
+    out[0] = info->n_inputs > 1 ? info->input_types[1] : info->input_types[0];
+    return CELER_OK;
+}
+
+static celer_status rms_geometry(const celer_kernel_call *call, ln_geom *g) {
+    const ln_state *s = call->state;
+    const celer_tensor *x = call->in[0];
+    celer_status st = celer_ops_axis(call->info, s->axis, x->shape.rank, &g->axis);
+    if (st || (st = check_numel(call->info, x, &g->numel))) return st;
+    g->rows = celer_ops_dims_prod(x->shape.dims, 0, g->axis);
+    g->cols = celer_ops_dims_prod(x->shape.dims, g->axis, x->shape.rank);
+    g->nb = 0;
+    return ln_param(call, call->in[1], "scale", g->axis, &g->nw);
+}
+
+/* X and scale of one type T, computed in T: float and double. */
+static bool rms_direct(const celer_kernel_call *call) {
+    celer_dtype t = call->in[0]->dtype;
+    return t == call->in[1]->dtype && (t == CELER_FLOAT || t == CELER_DOUBLE);
+}
+
+static celer_status rms_reshape(celer_kernel_call *call) {
+    ln_geom g;
+    celer_status st = rms_geometry(call, &g);
+    if (st) return st;
+    call->out[0].shape = call->in[0]->shape;
+    if (rms_direct(call)) return CELER_OK;
+    /* other type pairs: X, Y and scale as float */
+    return celer_ops_add_scratch(call, (size_t)g.numel * 2 + (size_t)g.nw, 4);
+}
+
+/* Mean square per row with eight partial sums (vectorised like LayerNorm's), then one pass. */
+#define DEFINE_RMS_ROWS(T, SUF)                                                                    \
+    static void rms_rows_##SUF(const T *x, T *y, const T *w, const ln_geom *g, double eps) {       \
+        int64_t n = g->cols;                                                                       \
+        for (int64_t r = 0; r < g->rows; r++) {                                                    \
+            const T *xr = x + r * n;                                                               \
+            T *yr = y + r * n;                                                                     \
+            T part[8] = {0};                                                                       \
+            int64_t i = 0;                                                                         \
+            for (; i + 8 <= n; i += 8)                                                             \
+                for (int k = 0; k < 8; k++) part[k] += xr[i + k] * xr[i + k];                      \
+            double sq = 0;                                                                         \
+            for (int k = 0; k < 8; k++) sq += part[k];                                             \
+            for (; i < n; i++) sq += (double)(xr[i] * xr[i]);                                      \
+            T inv = (T)(1.0 / sqrt(sq / (double)n + eps));                                         \
+            if (g->nw == n)                                                                        \
+                for (i = 0; i < n; i++) yr[i] = xr[i] * inv * w[i];                                \
+            else                                                                                   \
+                for (i = 0; i < n; i++) yr[i] = xr[i] * inv * w[i % g->nw];                        \
+        }                                                                                          \
+    }
+DEFINE_RMS_ROWS(float, f32)
+DEFINE_RMS_ROWS(double, f64)
+
+static celer_status rms_run(celer_kernel_call *call) {
+    const ln_state *s = call->state;
+    ln_geom g;
+    celer_status st = rms_geometry(call, &g);
+    if (st) return st;
+    if (g.numel == 0) return CELER_OK;
+    const celer_tensor *x = call->in[0], *w = call->in[1];
+    celer_tensor *y = &call->out[0];
+    if (rms_direct(call)) {
+        if (x->dtype == CELER_FLOAT) rms_rows_f32(x->data, y->data, w->data, &g, s->epsilon);
+        else rms_rows_f64(x->data, y->data, w->data, &g, s->epsilon);
+        return CELER_OK;
+    }
+    float *xf = call->scratch, *yf = xf + g.numel, *wf = yf + g.numel;
+    to_float(x, xf, g.numel);
+    to_float(w, wf, g.nw);
+    rms_rows_f32(xf, yf, wf, &g, s->epsilon);
+    for (int64_t i = 0; i < g.numel; i++) celer_ops_double_store(y, i, yf[i]);
+    return CELER_OK;
+}
+
+/* ======================================================================================
+ * GroupNormalization (18, 21): X [N, C, ...] in num_groups groups of C / num_groups channels;
+ * each (n, group) is normalised over its channels and spatial dims together, then scaled and
+ * shifted per group at 18 (scale and bias of num_groups elements: the version onnx deprecated)
+ * or per channel from 21 (C elements).
+ * ====================================================================================== */
+
+typedef struct gn_state {
+    int64_t groups;
+    float epsilon;
+    bool per_channel;
+} gn_state;
+
+static celer_status gn_init(const celer_op_info *info, void **state) {
+    char who[160];
+    const celer_onnx_attr *a = celer_onnx_attr_find(info->node, "num_groups");
+    if (!a || a->type != CELER_ATTR_INT)
+        return celer_errorf(CELER_ERR_INVALID, "%s: attribute 'num_groups' (int) is required",
+                            WHO(info));
+    if (a->i < 1)
+        return celer_errorf(CELER_ERR_INVALID, "%s: num_groups must be >= 1, got %lld", WHO(info),
+                            (long long)a->i);
+    int64_t stash = info->since_version >= 21 ? celer_onnx_attr_int(info->node, "stash_type", 1) : 1;
+    if (stash != 1)
+        return celer_errorf(CELER_ERR_UNSUPPORTED,
+                            "%s: attribute stash_type = %lld is not supported (only 1, float)",
+                            WHO(info), (long long)stash);
+    gn_state *s = calloc(1, sizeof *s);
+    if (!s) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", WHO(info));
+    s->groups = a->i;
+    s->epsilon = celer_onnx_attr_float(info->node, "epsilon", 1e-5f);
+    s->per_channel = info->since_version >= 21;
+    *state = s;
+    return CELER_OK;
+}
+
+static celer_status gn_geometry(const celer_kernel_call *call, int64_t *N, int64_t *C,
+                                int64_t *inner) {
+    char who[160], buf[96];
+    const gn_state *s = call->state;
+    const celer_tensor *x = call->in[0];
+    int64_t n;
+    celer_status st = check_numel(call->info, x, &n);
+    if (st) return st;
+    if (x->shape.rank < 2)
+        return celer_errorf(CELER_ERR_SHAPE, "%s: input X has shape %s, expected [N, C, ...]",
+                            WHO(call->info), celer_shape_str(&x->shape, buf, sizeof buf));
+    *N = x->shape.dims[0];
+    *C = x->shape.dims[1];
+    *inner = celer_ops_dims_prod(x->shape.dims, 2, x->shape.rank);
+    if (*C % s->groups)
+        return celer_errorf(CELER_ERR_SHAPE,
+                            "%s: num_groups = %lld does not divide the %lld channels of X %s",
+                            WHO(call->info), (long long)s->groups, (long long)*C,
+                            celer_shape_str(&x->shape, buf, sizeof buf));
+    /* before 21 one value per group: say so, the shape of 21 being the one users expect */
+    int64_t per = s->per_channel ? *C : s->groups;
+    if ((st = need_numel(call, call->in[1], s->per_channel ? "scale" : "scale (per group before opset 21)", per)) ||
+        (st = need_numel(call, call->in[2], s->per_channel ? "bias" : "bias (per group before opset 21)", per)))
+        return st;
+    if (call->in[1]->dtype != x->dtype || call->in[2]->dtype != x->dtype)
+        return celer_errorf(CELER_ERR_DTYPE, "%s: scale and bias must have X's type %s",
+                            WHO(call->info), celer_dtype_name(x->dtype));
+    return CELER_OK;
+}
+
+static celer_status gn_reshape(celer_kernel_call *call) {
+    int64_t N, C, inner;
+    celer_status st = gn_geometry(call, &N, &C, &inner);
+    if (st) return st;
+    call->out[0].shape = call->in[0]->shape;
+    return CELER_OK;
+}
+
+static celer_status gn_run(celer_kernel_call *call) {
+    const gn_state *s = call->state;
+    int64_t N, C, inner;
+    celer_status st = gn_geometry(call, &N, &C, &inner);
+    if (st) return st;
+    const celer_tensor *x = call->in[0], *scale = call->in[1], *bias = call->in[2];
+    int64_t G = s->groups, cpg = C / G;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t g = 0; g < G; g++) {
+            double m, v;
+            span_stats(x, (n * C + g * cpg) * inner, cpg * inner, &m, &v);
+            double inv = 1.0 / sqrt(v + (double)s->epsilon);
+            for (int64_t c = g * cpg; c < (g + 1) * cpg; c++) {
+                int64_t k = s->per_channel ? c : g;
+                affine_span(x, &call->out[0], (n * C + c) * inner, inner, m,
+                            celer_ops_double_at(scale, k) * inv, celer_ops_double_at(bias, k));
+            }
+        }
     return CELER_OK;
 }
 
@@ -934,6 +1148,9 @@ static const celer_kernel kernels[] = {
      * out in files of any opset (graph/optimize.c) */
     {CELER_GRAPH_INTERNAL_DOMAIN, "LayerNormalization", 1, CELER_OPS_MAX_VERSION, NORM_TYPES, 0, 0, ln_types,
      ln_init, ln_reshape, ln_run, free, NULL},
+    KERNEL("GroupNormalization", 18, 20, NORM_TYPES, NULL, gn_init, gn),
+    KERNEL("GroupNormalization", 21, CELER_OPS_MAX_VERSION, NORM_TYPES, NULL, gn_init, gn),
+    KERNEL("RMSNormalization", 23, CELER_OPS_MAX_VERSION, NORM_TYPES, rms_types, rms_init, rms),
     KERNEL("LRN", 1, 12, NORM_TYPES, NULL, lrn_init, lrn),
     KERNEL("LRN", 13, CELER_OPS_MAX_VERSION, NORM_TYPES, NULL, lrn_init, lrn),
     KERNEL("MeanVarianceNormalization", 9, 12, NORM_TYPES, NULL, mvn_init, mvn),

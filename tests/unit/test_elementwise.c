@@ -772,6 +772,49 @@ static void test_float16_math(void **st) {
     tu_free_outputs(&out, 1);
 }
 
+/* Gelu (both forms) and Mish in float through the vectorised paths, against libm in double over
+ * -40..40 (both tails, where e^x saturates) plus infinities and NaN; Gelu's unknown
+ * `approximate` refused at load, naming the value. */
+static void test_gelu_mish(void **st) {
+    (void)st;
+    enum { NV = 803 };
+    static float x[NV], want[3][NV];
+    for (int i = 0; i < NV - 3; i++) x[i] = -40.0f + 0.1f * (float)i;
+    x[NV - 3] = INFINITY;
+    x[NV - 2] = -INFINITY;
+    x[NV - 1] = NAN;
+    for (int i = 0; i < NV; i++) {
+        double v = x[i], z = 0.7978845608028654 * (v + 0.044715 * v * v * v);
+        want[0][i] = (float)(0.5 * v * (1 + erf(v / sqrt(2.0))));
+        want[1][i] = isinf(v) ? (float)v * 0.5f * (1 + tanhf((float)v)) : (float)(0.5 * v * (1 + tanh(z)));
+        want[2][i] = isinf(v) ? (float)v * tanhf(v > 0 ? (float)v : 0.0f)
+                              : (float)(v * tanh(v > 0 ? v + log1p(exp(-v)) : log1p(exp(v))));
+    }
+    /* -inf gives the formula's -inf * 0 = NaN in all three, as ONNX Runtime does (not the limit 0) */
+    celer_tensor tx = T(CELER_FLOAT, x, NV), out;
+    static const char *const approx[2] = {"none", "tanh"};
+    for (int k = 0; k < 3; k++) {
+        attrs_t a = {0};
+        if (k < 2) a_str(&a, "approximate", approx[k]);
+        celer_status r = run1(k < 2 ? "Gelu" : "Mish", &a, k < 2 ? 20 : 18, &tx, &out);
+        assert_int_equal(r, CELER_OK);
+        const float *got = out.data;
+        for (int i = 0; i < NV; i++) {
+            float w = want[k][i], g = got[i];
+            bool ok = isnan(w) ? isnan(g)
+                      : isinf(w) ? g == w
+                                 : fabsf(g - w) <= 1e-6f + 2e-6f * fabsf(w) || (w == 0 && fabsf(g) < 1e-30f);
+            if (!ok) fail_msg("%s x = %g: got %.9g, want %.9g", k < 2 ? approx[k] : "mish", (double)x[i], (double)g, (double)w);
+        }
+        tu_free_outputs(&out, 1);
+    }
+    attrs_t bad = {0};
+    a_str(&bad, "approximate", "erf");
+    out = (celer_tensor){0};
+    assert_int_equal(run1("Gelu", &bad, 20, &tx, &out), CELER_ERR_UNSUPPORTED);
+    assert_non_null(strstr(celer_error_message(), "approximate = \"erf\""));
+}
+
 static void test_empty_tensors(void **st) {
     (void)st;
     float a[1] = {0}, b[3] = {1, 2, 3};
@@ -795,7 +838,7 @@ int main(void) {
         cmocka_unit_test(test_where),             cmocka_unit_test(test_cast_float16),
         cmocka_unit_test(test_cast_ints_bool),    cmocka_unit_test(test_cast_strings),
         cmocka_unit_test(test_inplace_and_large), cmocka_unit_test(test_float16_math),
-        cmocka_unit_test(test_empty_tensors),
+        cmocka_unit_test(test_empty_tensors),     cmocka_unit_test(test_gelu_mish),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

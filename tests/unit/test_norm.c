@@ -1,7 +1,9 @@
 /* norm family: BatchNormalization (inference, training, spatial = 0), InstanceNormalization,
- * LayerNormalization (every axis, optional outputs, float16), LRN, MeanVarianceNormalization,
+ * LayerNormalization (every axis, optional outputs, float16), RMSNormalization (types ONNX
+ * Runtime cannot check) and GroupNormalization refusals, LRN, MeanVarianceNormalization,
  * LpNormalization, Dropout and the two losses, each against a naive reference or hand values. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -250,6 +252,124 @@ static void test_layernorm_broadcast_and_f16(void **st) {
     tu_free_outputs(&out, 1);
 }
 
+/* ---- GroupNormalization, RMSNormalization ---- */
+
+static void expect_refused(celer_status got, celer_status want, const char *substr) {
+    assert_int_equal(got, want);
+    if (!strstr(celer_error_message(), substr))
+        fail_msg("message '%s' lacks '%s'", celer_error_message(), substr);
+}
+
+/* Values ONNX Runtime gives no oracle for (X and scale of different types), and the refusals. */
+static void test_rmsnorm_mixed_types_and_refusals(void **st) {
+    (void)st;
+    int64_t xd[2] = {2, 4}, wd[1] = {4};
+    float x[8] = {1, 2, 3, 4, -4, 0, 0, 0}, w[4] = {1, 2, 0.5f, -1};
+    uint16_t xh[8], wh[4];
+    for (int i = 0; i < 8; i++) xh[i] = celer_float_to_half(x[i]);
+    for (int i = 0; i < 4; i++) wh[i] = celer_float_to_half(w[i]);
+    double ref[8];
+    for (int r = 0; r < 2; r++) {
+        double sq = 0;
+        for (int i = 0; i < 4; i++) sq += (double)x[r * 4 + i] * x[r * 4 + i];
+        for (int i = 0; i < 4; i++) ref[r * 4 + i] = x[r * 4 + i] / sqrt(sq / 4 + 1e-5) * w[i];
+    }
+    attrs_t a = {0};
+    celer_onnx_node node = make_node("RMSNormalization", &a, 2, 1);
+    celer_tensor out;
+    /* float16 X, float scale: Y is float (the scale's type) */
+    celer_tensor th = tensor(CELER_FLOAT16, 2, xd, xh), tw = tensor(CELER_FLOAT, 1, wd, w);
+    const celer_tensor *in[2] = {&th, &tw};
+    assert_int_equal(tu_run_op(&node, 23, in, 2, &out, 1), 0);
+    assert_int_equal(out.dtype, CELER_FLOAT);
+    expect_close(out.data, ref, 8, 1e-3, "float16 X, float scale");
+    tu_free_outputs(&out, 1);
+    /* float X, float16 scale: Y is float16 */
+    celer_tensor tx = tensor(CELER_FLOAT, 2, xd, x), twh = tensor(CELER_FLOAT16, 1, wd, wh);
+    in[0] = &tx;
+    in[1] = &twh;
+    assert_int_equal(tu_run_op(&node, 23, in, 2, &out, 1), 0);
+    assert_int_equal(out.dtype, CELER_FLOAT16);
+    float yf[8];
+    for (int i = 0; i < 8; i++) yf[i] = celer_half_to_float(((uint16_t *)out.data)[i]);
+    expect_close(yf, ref, 8, 2e-3, "float X, float16 scale");
+    tu_free_outputs(&out, 1);
+    /* stash_type other than 1 (float) is refused at load (init: out stays untouched), naming it */
+    a_int(&a, "stash_type", 11);
+    node = make_node("RMSNormalization", &a, 2, 1);
+    out = (celer_tensor){0};
+    expect_refused(tu_run_op(&node, 23, in, 2, &out, 1), CELER_ERR_UNSUPPORTED, "stash_type = 11");
+}
+
+static void test_groupnorm_refusals(void **st) {
+    (void)st;
+    int64_t xd[3] = {1, 4, 2}, pd[1] = {4};
+    float x[8] = {0}, p[4] = {1, 1, 1, 1};
+    celer_tensor tx = tensor(CELER_FLOAT, 3, xd, x), tp = tensor(CELER_FLOAT, 1, pd, p);
+    const celer_tensor *in[3] = {&tx, &tp, &tp};
+    celer_tensor out = {0}; /* a refusal at init leaves it untouched */
+    static const struct {
+        int64_t groups, stash;
+        int opset;
+        celer_status want;
+        const char *msg;
+    } cases[] = {
+        {0, 1, 21, CELER_ERR_INVALID, "num_groups must be >= 1, got 0"},
+        {3, 1, 21, CELER_ERR_SHAPE, "num_groups = 3 does not divide the 4 channels"},
+        {2, 11, 21, CELER_ERR_UNSUPPORTED, "stash_type = 11"},
+        {2, 1, 18, CELER_ERR_SHAPE, "scale (per group before opset 21)"}, /* 4 = C, not 2 */
+        {-1, 1, 21, CELER_ERR_INVALID, "'num_groups' (int) is required"},
+    };
+    for (size_t i = 0; i < CELER_ARRAY_LEN(cases); i++) {
+        attrs_t a = {0};
+        if (cases[i].groups >= 0) a_int(&a, "num_groups", cases[i].groups);
+        a_int(&a, "stash_type", cases[i].stash);
+        celer_onnx_node node = make_node("GroupNormalization", &a, 3, 1);
+        expect_refused(tu_run_op(&node, cases[i].opset, in, 3, &out, 1), cases[i].want, cases[i].msg);
+        tu_free_outputs(&out, 1);
+    }
+}
+
+/* Random shapes (empty dims among them), num_groups, axes and scale sizes, fitting or not: any
+ * status is fine, a read or write out of bounds (ASan) is not. */
+static void test_group_rms_random(void **st) {
+    (void)st;
+    uint64_t seed = 23;
+    static float x[6 * 6 * 6 * 6], p[6 * 6 * 6], q[6 * 6 * 6];
+    tu_fill_random(x, CELER_ARRAY_LEN(x), -3, 3, &seed);
+    tu_fill_random(p, CELER_ARRAY_LEN(p), -1, 1, &seed);
+    tu_fill_random(q, CELER_ARRAY_LEN(q), -1, 1, &seed);
+    int ran[2] = {0, 0};
+    for (int it = 0; it < 2000; it++) {
+        seed = seed * 6364136223846793005u + 1442695040888963407u;
+        uint64_t r = seed >> 11;
+        int rank = 1 + (int)(r % 4), prank = (int)(r / 4 % 4);
+        int64_t xd[4], pd[3];
+        for (int d = 0; d < rank; d++) xd[d] = (int64_t)(r >> (8 + 3 * d) & 7) % 6;
+        for (int d = 0; d < prank; d++) pd[d] = (int64_t)(r >> (24 + 3 * d) & 7) % 6;
+        bool group = r >> 40 & 1;
+        int64_t groups = (int64_t)(r >> 44 & 7) - 1;
+        int opset = group ? 18 + (int)(r >> 47 & 3) : 23;
+        /* GroupNormalization's scale sized to fit most of the time: C at 21, num_groups before */
+        if (group && r >> 41 & 3) {
+            prank = 1;
+            pd[0] = opset >= 21 ? (rank > 1 ? xd[1] : 1) : groups;
+        }
+        celer_tensor tx = tensor(CELER_FLOAT, rank, xd, x), tp = tensor(CELER_FLOAT, prank, pd, p),
+                     tq = tensor(CELER_FLOAT, prank, pd, q), out = {0};
+        const celer_tensor *in[3] = {&tx, &tp, &tq};
+        attrs_t a = {0};
+        if (group) a_int(&a, "num_groups", groups);
+        else a_int(&a, "axis", (int64_t)(r >> 44 & 7) - 4);
+        celer_onnx_node node = make_node(group ? "GroupNormalization" : "RMSNormalization", &a,
+                                         group ? 3 : 2, 1);
+        if (!tu_run_op(&node, opset, in, group ? 3 : 2, &out, 1)) ran[group]++;
+        tu_free_outputs(&out, 1);
+    }
+    printf("random cases that ran: %d RMSNormalization, %d GroupNormalization\n", ran[0], ran[1]);
+    assert_true(ran[0] > 100 && ran[1] > 100);
+}
+
 /* ---- LRN, MVN, LpNormalization ---- */
 
 static void test_lrn(void **st) {
@@ -448,6 +568,9 @@ int main(void) {
         cmocka_unit_test(test_batchnorm),   cmocka_unit_test(test_batchnorm_not_spatial),
         cmocka_unit_test(test_instancenorm), cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_layernorm_broadcast_and_f16),
+        cmocka_unit_test(test_rmsnorm_mixed_types_and_refusals),
+        cmocka_unit_test(test_groupnorm_refusals),
+        cmocka_unit_test(test_group_rms_random),
         cmocka_unit_test(test_lrn),         cmocka_unit_test(test_mvn),
         cmocka_unit_test(test_lpnorm),      cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_nllloss),     cmocka_unit_test(test_sce),
