@@ -125,6 +125,14 @@ static bool has_attr(const celer_node *n, const char *name) {
     return celer_onnx_attr_find(n->src, name) != NULL;
 }
 
+/* ONNX's own Gelu (opset 20) in its exact (erf) form: the same function as the internal Gelu
+ * the Gelu pass makes from its erf pattern. */
+static bool is_exact_gelu(const celer_node *n) {
+    if (!is_onnx(n, "Gelu") || n->n_inputs != 1 || n->n_outputs != 1) return false;
+    const celer_onnx_attr *a = celer_onnx_attr_find(n->src, "approximate");
+    return !a || (a->type == CELER_ATTR_STRING && !strcmp(a->s, "none"));
+}
+
 /* Makes fused node k produce value v (taking it over from the node it fused). */
 static void take_output(celer_graph *g, int k, int v) {
     g->nodes[k].outputs[0] = v;
@@ -487,7 +495,7 @@ static celer_status pass_fuse_matmul(celer_graph *g, const celer_graph_opt *opt)
         celer_node *a = &g->nodes[u];
         const char *name = NULL;
         float alpha = 0, beta = 0;
-        if (is_op(a, CELER_GRAPH_INTERNAL_DOMAIN, FUSED_OP_GELU)) name = "Gelu";
+        if (is_op(a, CELER_GRAPH_INTERNAL_DOMAIN, FUSED_OP_GELU) || is_exact_gelu(a)) name = "Gelu";
         else if (!activation_of(g, a, &name, &alpha, &beta)) continue;
         if (a->inputs[0] != n->outputs[0]) continue;
         if ((st = set_string(s, FUSED_ATTR_ACTIVATION, name)) || (st = set_float(s, FUSED_ATTR_ACTIVATION_ALPHA, alpha)) ||

@@ -163,6 +163,18 @@ def transformer_mlp():
     return b.model([3, 5, 16], [y]), {"absent": ["Erf", "Div", "Relu", "Gemm", "Sigmoid"], "present": ["FusedMatMul", "Add"]}
 
 
+def gelu20(approximate):
+    """ONNX's own Gelu (opset 20) after MatMul + bias: the exact form is fused into the MatMul like
+    the erf pattern; the tanh form stays a node of its own."""
+    b = Builder()
+    h = b.op("Add", [b.op("MatMul", ["x", b.const(RNG.standard_normal((16, 32)) * 0.2)]), b.const(RNG.standard_normal(32), "b")])
+    m, shape = b.model([3, 16], [b.op("Gelu", [h], approximate=approximate)], opset=20)
+    m.ir_version = 9
+    if approximate == "none":
+        return (m, shape), {"present": ["FusedMatMul"], "absent": ["MatMul", "Add", "Gelu"]}
+    return (m, shape), {"present": ["FusedMatMul", "Gelu"], "absent": ["MatMul", "Add"]}
+
+
 def matvec():
     """A few rows: the matrix-vector path (one SGEMV per row), MatMul with B [K, N] and Gemm
     with transB."""
@@ -267,6 +279,9 @@ def main():
         (model, shape), expect = fn()
         cases.append((fn.__name__, model, shape, expect))
     cases += conv_1d_3d()
+    for form in ("none", "tanh"):
+        (model, shape), expect = gelu20(form)
+        cases.append((f"gelu20_{form}", model, shape, expect))
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         tmp = keep or tmp
