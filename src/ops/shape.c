@@ -992,6 +992,10 @@ static celer_status pad_axes(const celer_kernel_call *c, int64_t *pads, int *n, 
     return CELER_OK;
 }
 
+/* Elements a pad removes from an axis of size d (pads below -d, refused by reshape, are cut at d
+ * so that INT64_MIN is never negated). */
+static int64_t pad_cut(int64_t pad, int64_t d) { return pad >= 0 ? 0 : pad < -d ? d : -pad; }
+
 static celer_status pad_read(celer_kernel_call *c, pad_plan *p, bool set_shape) {
     const celer_op_info *info = c->info;
     const celer_tensor *x = c->in[0];
@@ -1022,8 +1026,8 @@ static celer_status pad_read(celer_kernel_call *c, pad_plan *p, bool set_shape) 
                       2 * r, r);
     for (int i = 0; i < r; i++) {
         p->begin[i] = pads[i];
-        p->lo[i] = CELER_MAX(0, -pads[i]);
-        p->kept[i] = x->shape.dims[i] - p->lo[i] - CELER_MAX(0, -pads[r + i]);
+        p->lo[i] = pad_cut(pads[i], x->shape.dims[i]);
+        p->kept[i] = x->shape.dims[i] - p->lo[i] - pad_cut(pads[r + i], x->shape.dims[i]);
     }
     if (!set_shape) return CELER_OK; /* run: reshape checked the pads */
     celer_shape out = {.rank = r};
