@@ -179,62 +179,81 @@ static celer_status run_gather_elements(celer_kernel_call *c) {
 
 enum { RED_NONE, RED_ADD, RED_MUL, RED_MAX, RED_MIN };
 
-/* The 'reduction' attribute (opset 16+); strings and unknown names are errors. */
-static celer_status scatter_reduction(const celer_kernel_call *c, int *red) {
-    static const char *const names[] = {"none", "add", "mul"};
-    const char *s = c->info->since_version >= 16
-                        ? celer_onnx_attr_string(c->info->node, "reduction", "none")
-                        : "none";
-    for (int i = 0; i < (int)CELER_ARRAY_LEN(names); i++)
-        if (!strcmp(s, names[i])) {
-            *red = i;
-            if (i != RED_NONE && c->in[0]->dtype == CELER_STRING)
-                return celer_ops_error(c->info, CELER_ERR_DTYPE, "reduction '%s' does not apply to strings", s);
-            return CELER_OK;
-        }
-    return celer_ops_error(c->info, CELER_ERR_UNSUPPORTED, "reduction '%s' is not supported", s);
+/* The 'reduction' values and the version of ScatterElements/ScatterND that brought each. */
+static const struct {
+    const char *name;
+    int since;
+} reductions[] = {
+    [RED_NONE] = {"none", 1}, [RED_ADD] = {"add", 16}, [RED_MUL] = {"mul", 16},
+    [RED_MAX] = {"max", 18},  [RED_MIN] = {"min", 18},
+};
+
+/* The 'reduction' attribute of a data tensor of type t (opset 16+; absent before: none); values
+ * of later versions, unknown names and reductions of strings are errors. */
+static celer_status parse_reduction(const celer_op_info *info, celer_dtype t, int *red) {
+    const char *s = info->since_version >= 16 ? celer_onnx_attr_string(info->node, "reduction", "none")
+                                              : "none";
+    for (int i = 0; i < (int)CELER_ARRAY_LEN(reductions); i++) {
+        if (strcmp(s, reductions[i].name)) continue;
+        if (info->since_version < reductions[i].since)
+            return celer_ops_error(info, CELER_ERR_UNSUPPORTED,
+                                   "attribute 'reduction' value '%s' needs opset %d or later, the model's is %d",
+                                   s, reductions[i].since, info->opset);
+        if (i != RED_NONE && t == CELER_STRING)
+            return celer_ops_error(info, CELER_ERR_DTYPE, "reduction '%s' does not apply to strings", s);
+        *red = i;
+        return CELER_OK;
+    }
+    return celer_ops_error(info, CELER_ERR_UNSUPPORTED,
+                           "attribute 'reduction' value '%s' is not supported (none, add, mul, max, min)", s);
 }
 
-/* *dst = *dst (op) *src for one element of dtype t. */
-#define RED_CASE(CT, T)                                                                            \
+static celer_status scatter_reduction(const celer_kernel_call *c, int *red) {
+    return parse_reduction(c->info, c->in[0]->dtype, red);
+}
+
+/* init of ScatterElements and ScatterND: only checks 'reduction', so that a model asking for one
+ * celer does not have fails at load rather than at its first request. No state. */
+static celer_status init_scatter(const celer_op_info *info, void **state) {
+    int red;
+    (void)state;
+    return parse_reduction(info, info->n_inputs > 0 ? info->input_types[0] : CELER_UNDEFINED, &red);
+}
+
+/* *dst = *dst (op) *src for one element of dtype t. Sums and products are computed in the
+ * unsigned type U and converted back, so integers wrap around rather than overflow (signed
+ * overflow is UB, and uint16 * uint16 would overflow int); max and min compare in T. A NaN in
+ * *dst stays, a NaN in *src is skipped (a < NaN is false). */
+#define RED_CASE(CT, T, U)                                                                         \
     case CT: {                                                                                     \
         T a, b;                                                                                    \
         memcpy(&a, dst, sizeof a);                                                                 \
         memcpy(&b, src, sizeof b);                                                                 \
-        a = op == RED_ADD ? (T)(a + b) : (T)(a * b);                                               \
+        switch (op) {                                                                              \
+        case RED_ADD: a = (T)((U)a + (U)b); break;                                                 \
+        case RED_MUL: a = (T)((U)a * (U)b); break;                                                 \
+        case RED_MAX: a = a < b ? b : a; break;                                                    \
+        case RED_MIN: a = b < a ? b : a; break;                                                    \
+        }                                                                                          \
         memcpy(dst, &a, sizeof a);                                                                 \
         break;                                                                                     \
     }
 static void reduce_elem(celer_dtype t, int op, void *dst, const void *src) {
     switch (t) {
-        RED_CASE(CELER_FLOAT, float)
-        RED_CASE(CELER_DOUBLE, double)
-        RED_CASE(CELER_INT8, int8_t)
-        RED_CASE(CELER_INT16, int16_t)
-        RED_CASE(CELER_UINT8, uint8_t)
-        RED_CASE(CELER_UINT16, uint16_t)
-        RED_CASE(CELER_UINT32, uint32_t)
-        RED_CASE(CELER_UINT64, uint64_t)
-    case CELER_INT32: { /* wrap-around like the unsigned type, not signed-overflow UB */
-        uint32_t a, b;
-        memcpy(&a, dst, 4);
-        memcpy(&b, src, 4);
-        a = op == RED_ADD ? a + b : a * b;
-        memcpy(dst, &a, 4);
-        break;
-    }
-    case CELER_INT64: {
-        uint64_t a, b;
-        memcpy(&a, dst, 8);
-        memcpy(&b, src, 8);
-        a = op == RED_ADD ? a + b : a * b;
-        memcpy(dst, &a, 8);
-        break;
-    }
-    case CELER_BOOL: {
+        RED_CASE(CELER_FLOAT, float, float)
+        RED_CASE(CELER_DOUBLE, double, double)
+        RED_CASE(CELER_INT8, int8_t, uint32_t)
+        RED_CASE(CELER_INT16, int16_t, uint32_t)
+        RED_CASE(CELER_INT32, int32_t, uint32_t)
+        RED_CASE(CELER_INT64, int64_t, uint64_t)
+        RED_CASE(CELER_UINT8, uint8_t, uint32_t)
+        RED_CASE(CELER_UINT16, uint16_t, uint32_t)
+        RED_CASE(CELER_UINT32, uint32_t, uint32_t)
+        RED_CASE(CELER_UINT64, uint64_t, uint64_t)
+    case CELER_BOOL: { /* add and max: or; mul and min: and */
         uint8_t *a = dst;
         uint8_t b = *(const uint8_t *)src;
-        *a = op == RED_ADD ? (*a || b) : (*a && b);
+        *a = op == RED_ADD || op == RED_MAX ? (*a || b) : (*a && b);
         break;
     }
     case CELER_FLOAT16:
@@ -245,6 +264,10 @@ static void reduce_elem(celer_dtype t, int op, void *dst, const void *src) {
         bool bf = t == CELER_BFLOAT16;
         float fa = bf ? celer_bf16_to_float(a) : celer_half_to_float(a);
         float fb = bf ? celer_bf16_to_float(b) : celer_half_to_float(b);
+        if (op == RED_MAX || op == RED_MIN) {
+            if (op == RED_MAX ? fa < fb : fb < fa) memcpy(dst, &b, 2); /* exact: no rounding */
+            break;
+        }
         float r = op == RED_ADD ? fa + fb : fa * fb;
         a = bf ? celer_float_to_bf16(r) : celer_float_to_half(r);
         memcpy(dst, &a, 2);
@@ -913,6 +936,9 @@ static celer_status run_unique(celer_kernel_call *c) {
 /* op, since, until, dtypes of input 0, infer_types, reshape, run, free_local */
 #define K(op, since, until, dts, infer, reshape, run, free_local)                                  \
     {"", op, since, until, dts, 0, 0, infer, NULL, reshape, run, NULL, free_local}
+/* the Scatter ops with a 'reduction' attribute, checked at load */
+#define KS(op, since, until, reshape, run)                                                         \
+    {"", op, since, until, ALL, 0, 0, NULL, init_scatter, reshape, run, NULL, NULL}
 
 static const celer_kernel kernels[] = {
     K("Gather", 1, 10, ALL, NULL, reshape_gather, run_gather, NULL),
@@ -926,12 +952,15 @@ static const celer_kernel kernels[] = {
     K("Scatter", 9, 10, ALL, NULL, reshape_scatter_elements, run_scatter_elements, NULL),
     /* deprecated at 11 in favour of ScatterElements, with the same meaning */
     K("Scatter", 11, CELER_OPS_MAX_VERSION, ALL, NULL, reshape_scatter_elements, run_scatter_elements, NULL),
-    K("ScatterElements", 11, 12, ALL, NULL, reshape_scatter_elements, run_scatter_elements, NULL),
-    K("ScatterElements", 13, 15, ALL, NULL, reshape_scatter_elements, run_scatter_elements, NULL),
-    K("ScatterElements", 16, 17, ALL, NULL, reshape_scatter_elements, run_scatter_elements, NULL),
-    K("ScatterND", 11, 12, ALL, NULL, reshape_scatternd, run_scatternd, NULL),
-    K("ScatterND", 13, 15, ALL, NULL, reshape_scatternd, run_scatternd, NULL),
-    K("ScatterND", 16, 17, ALL, NULL, reshape_scatternd, run_scatternd, NULL),
+    KS("ScatterElements", 11, 12, reshape_scatter_elements, run_scatter_elements),
+    KS("ScatterElements", 13, 15, reshape_scatter_elements, run_scatter_elements),
+    KS("ScatterElements", 16, 17, reshape_scatter_elements, run_scatter_elements),
+    /* 18: reductions max and min */
+    KS("ScatterElements", 18, CELER_OPS_MAX_VERSION, reshape_scatter_elements, run_scatter_elements),
+    KS("ScatterND", 11, 12, reshape_scatternd, run_scatternd),
+    KS("ScatterND", 13, 15, reshape_scatternd, run_scatternd),
+    KS("ScatterND", 16, 17, reshape_scatternd, run_scatternd),
+    KS("ScatterND", 18, CELER_OPS_MAX_VERSION, reshape_scatternd, run_scatternd),
     K("OneHot", 9, 10, DTS_ONEHOT_IND, infer_onehot, reshape_onehot, run_onehot, NULL),
     K("OneHot", 11, CELER_OPS_MAX_VERSION, DTS_ONEHOT_IND, infer_onehot, reshape_onehot, run_onehot, NULL),
     K("NonZero", 9, 12, ALL, infer_int64, reshape_nonzero, run_nonzero, NULL),

@@ -460,15 +460,44 @@ static celer_status run_concat(celer_kernel_call *c) {
     return CELER_OK;
 }
 
+/* Split 18 takes exactly one of input 'split' and attribute 'num_outputs', which must equal the
+ * node's output count; *num = the attribute's value, 0 when absent (and before opset 18). */
+static celer_status split_num_outputs(const celer_op_info *info, bool has_split, int *num) {
+    *num = 0;
+    if (info->since_version < 18) return CELER_OK;
+    bool has_num = celer_onnx_attr_find(info->node, "num_outputs") != NULL;
+    if (has_num && has_split)
+        return celer_ops_error(info, CELER_ERR_INVALID,
+                               "input 'split' and attribute 'num_outputs' are both given: give one of them");
+    if (!has_num && !has_split)
+        return celer_ops_error(info, CELER_ERR_INVALID, "give input 'split' or attribute 'num_outputs'");
+    if (!has_num) return CELER_OK;
+    int64_t k = celer_onnx_attr_int(info->node, "num_outputs", 0);
+    if (k != info->n_outputs)
+        return celer_ops_error(info, CELER_ERR_INVALID, "attribute 'num_outputs' is %lld but the node has %d outputs",
+                               (long long)k, info->n_outputs);
+    *num = (int)k;
+    return CELER_OK;
+}
+
+/* init: checks 'num_outputs' against input 'split' at load. No state. */
+static celer_status init_split(const celer_op_info *info, void **state) {
+    int num;
+    (void)state;
+    bool has_split = info->n_inputs > 1 && info->input_types[1] != CELER_UNDEFINED;
+    return split_num_outputs(info, has_split, &num);
+}
+
 static celer_status reshape_split(celer_kernel_call *c) {
     CELER_TRY(celer_ops_require(c, 1));
     const celer_op_info *info = c->info;
     const celer_shape *s = &c->in[0]->shape;
-    int axis;
+    int axis, num;
     CELER_TRY(celer_ops_axis(info, celer_onnx_attr_int(info->node, "axis", 0), s->rank, &axis));
     int64_t dim = s->dims[axis];
     /* sizes: input 1 since opset 13, attribute 'split' before; equal parts when absent */
     const celer_tensor *t = info->since_version >= 13 ? celer_ops_input(c, 1) : NULL;
+    CELER_TRY(split_num_outputs(info, t != NULL, &num));
     const int64_t *attr = NULL;
     int n = -1;
     if (t) {
@@ -482,13 +511,22 @@ static celer_status reshape_split(celer_kernel_call *c) {
     if (n >= 0 && n != c->n_out)
         return celer_ops_error(info, CELER_ERR_INVALID, "'split' has %d sizes but the node has %d outputs",
                       n, c->n_out);
-    if (n < 0 && (c->n_out < 1 || dim % c->n_out))
+    /* num_outputs (18): parts of ceil(dim / num), the last one what remains */
+    int64_t chunk = num > 0 ? dim / num + (dim % num != 0) : 0;
+    if (num > 0 && chunk * (num - 1) > dim)
+        return celer_ops_error(info, CELER_ERR_SHAPE,
+                      "axis %d of size %lld cannot be split into %d parts of %lld, the last smaller", axis,
+                      (long long)dim, num, (long long)chunk);
+    if (n < 0 && num == 0 && (c->n_out < 1 || dim % c->n_out))
         return celer_ops_error(info, CELER_ERR_SHAPE,
                       "axis %d of size %lld cannot be split into %d equal parts", axis,
                       (long long)dim, c->n_out);
     int64_t sum = 0;
     for (int j = 0; j < c->n_out; j++) {
-        int64_t sz = n < 0 ? dim / c->n_out : t ? celer_ops_int_at(t, j) : attr[j];
+        int64_t sz = num > 0   ? (j < num - 1 ? chunk : dim - chunk * (num - 1))
+                     : n < 0 ? dim / c->n_out
+                     : t     ? celer_ops_int_at(t, j)
+                             : attr[j];
         if (sz < 0 || sz > dim)
             return celer_ops_error(info, CELER_ERR_INVALID, "split size %lld for output %d is invalid",
                           (long long)sz, j);
@@ -883,23 +921,87 @@ static celer_status run_tile(celer_kernel_call *c) {
 /* ------------------------------------------------------------------------------------------ */
 /* Pad                                                                                         */
 
-enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE };
+enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE, PAD_WRAP };
+
+/* The modes and the version of Pad that brought each. */
+static const struct {
+    const char *name;
+    int since;
+} pad_modes[] = {
+    [PAD_CONSTANT] = {"constant", 1}, [PAD_REFLECT] = {"reflect", 1}, [PAD_EDGE] = {"edge", 1},
+    [PAD_WRAP] = {"wrap", 19},
+};
+
+static celer_status pad_mode(const celer_op_info *info, int *mode) {
+    const char *s = celer_onnx_attr_string(info->node, "mode", "constant");
+    for (int i = 0; i < (int)CELER_ARRAY_LEN(pad_modes); i++) {
+        if (strcmp(s, pad_modes[i].name)) continue;
+        if (info->since_version < pad_modes[i].since)
+            return celer_ops_error(info, CELER_ERR_UNSUPPORTED,
+                                   "attribute 'mode' value '%s' needs opset %d or later, the model's is %d", s,
+                                   pad_modes[i].since, info->opset);
+        *mode = i;
+        return CELER_OK;
+    }
+    return celer_ops_error(info, CELER_ERR_UNSUPPORTED,
+                           "attribute 'mode' value '%s' is not supported (constant, reflect, edge, wrap)", s);
+}
+
+/* init: only checks 'mode', so that a model asking for one celer does not have fails at load.
+ * No state. */
+static celer_status init_pad(const celer_op_info *info, void **state) {
+    int mode;
+    (void)state;
+    return pad_mode(info, &mode);
+}
 
 typedef struct pad_plan {
     int mode;
     int64_t begin[CELER_MAX_RANK];
+    /* Negative pads remove elements first: the modes then read only the kept input elements
+     * [lo, lo + kept) of each axis (as ONNX Runtime does; reflecting or wrapping into the removed
+     * part would differ from it). */
+    int64_t lo[CELER_MAX_RANK], kept[CELER_MAX_RANK];
     unsigned char value[16]; /* the constant, one element */
 } pad_plan;
+
+/* Spreads pads given for `axes` (input 3, opset 18+: n/2 of them, negative counting from the
+ * back) over all r axes of the data: pads[] becomes [begin of axis 0..r-1, end of axis 0..r-1],
+ * zero for the axes not listed. */
+static celer_status pad_axes(const celer_kernel_call *c, int64_t *pads, int *n, int r) {
+    const celer_op_info *info = c->info;
+    const celer_tensor *t = info->since_version >= 18 ? celer_ops_input(c, 3) : NULL;
+    if (!t) return CELER_OK;
+    int64_t axes[CELER_MAX_RANK], full[2 * CELER_MAX_RANK] = {0};
+    int na;
+    CELER_TRY(read_ints(info, t, "axes", axes, CELER_MAX_RANK, &na));
+    if (*n != 2 * na)
+        return celer_ops_error(info, CELER_ERR_INVALID, "'pads' has %d values, expected %d for %d axes", *n,
+                               2 * na, na);
+    bool seen[CELER_MAX_RANK] = {false};
+    for (int i = 0; i < na; i++) {
+        int ax;
+        CELER_TRY(celer_ops_axis(info, axes[i], r, &ax));
+        if (seen[ax]) return celer_ops_error(info, CELER_ERR_INVALID, "axis %d is listed twice in 'axes'", ax);
+        seen[ax] = true;
+        full[ax] = pads[i];
+        full[r + ax] = pads[na + i];
+    }
+    memcpy(pads, full, sizeof full);
+    *n = 2 * r;
+    return CELER_OK;
+}
+
+/* Elements a pad removes from an axis of size d (pads below -d, refused by reshape, are cut at d
+ * so that INT64_MIN is never negated). */
+static int64_t pad_cut(int64_t pad, int64_t d) { return pad >= 0 ? 0 : pad < -d ? d : -pad; }
 
 static celer_status pad_read(celer_kernel_call *c, pad_plan *p, bool set_shape) {
     const celer_op_info *info = c->info;
     const celer_tensor *x = c->in[0];
     int r = x->shape.rank, n = 0;
-    const char *mode = celer_onnx_attr_string(info->node, "mode", "constant");
-    if (!strcmp(mode, "constant")) p->mode = PAD_CONSTANT;
-    else if (!strcmp(mode, "reflect")) p->mode = PAD_REFLECT;
-    else if (!strcmp(mode, "edge")) p->mode = PAD_EDGE;
-    else return celer_ops_error(info, CELER_ERR_UNSUPPORTED, "mode '%s' is not supported", mode);
+    CELER_TRY(pad_mode(info, &p->mode));
+    const char *mode = pad_modes[p->mode].name;
     int64_t pads[2 * CELER_MAX_RANK];
     zero_elem(x->dtype, p->value);
     if (info->since_version < 11) {
@@ -917,11 +1019,16 @@ static celer_status pad_read(celer_kernel_call *c, pad_plan *p, bool set_shape) 
                               celer_dtype_name(cv->dtype), celer_dtype_name(x->dtype));
             memcpy(p->value, cv->data, celer_dtype_size(x->dtype));
         }
+        CELER_TRY(pad_axes(c, pads, &n, r));
     }
     if (n != 2 * r)
         return celer_ops_error(info, CELER_ERR_INVALID, "'pads' has %d values, expected %d for rank %d", n,
                       2 * r, r);
-    for (int i = 0; i < r; i++) p->begin[i] = pads[i];
+    for (int i = 0; i < r; i++) {
+        p->begin[i] = pads[i];
+        p->lo[i] = pad_cut(pads[i], x->shape.dims[i]);
+        p->kept[i] = x->shape.dims[i] - p->lo[i] - pad_cut(pads[r + i], x->shape.dims[i]);
+    }
     if (!set_shape) return CELER_OK; /* run: reshape checked the pads */
     celer_shape out = {.rank = r};
     for (int i = 0; i < r; i++) {
@@ -931,8 +1038,10 @@ static celer_status pad_read(celer_kernel_call *c, pad_plan *p, bool set_shape) 
             return celer_ops_error(info, CELER_ERR_INVALID, "pads %lld, %lld are invalid for axis %d of size %lld",
                           (long long)pads[i], (long long)pads[r + i], i, (long long)d);
         out.dims[i] = d + pads[i] + pads[r + i];
-        if (d == 0 && out.dims[i] > 0 && p->mode != PAD_CONSTANT)
-            return celer_ops_error(info, CELER_ERR_INVALID, "mode '%s' cannot pad axis %d of size 0", mode, i);
+        if (p->kept[i] <= 0 && out.dims[i] > 0 && p->mode != PAD_CONSTANT)
+            return celer_ops_error(info, CELER_ERR_INVALID,
+                          "mode '%s' cannot pad axis %d: no element of it is left (size %lld, pads %lld, %lld)",
+                          mode, i, (long long)d, (long long)pads[i], (long long)pads[r + i]);
     }
     c->out[0].shape = out;
     return celer_ops_check_output(info, &c->out[0]);
@@ -944,15 +1053,18 @@ static celer_status reshape_pad(celer_kernel_call *c) {
     return pad_read(c, &p, true);
 }
 
-/* Input index read for output index i + begin along an axis of size d; -1 = the constant. */
-static int64_t pad_source(int64_t i, int64_t d, int mode) {
-    if (i >= 0 && i < d) return i;
+/* Input index read for output index i + begin along an axis whose kept elements are
+ * [lo, lo + d); -1 = the constant. */
+static int64_t pad_source(int64_t i, int64_t lo, int64_t d, int mode) {
+    i -= lo;
+    if (i >= 0 && i < d) return lo + i;
     if (mode == PAD_CONSTANT) return -1;
-    if (mode == PAD_EDGE) return i < 0 ? 0 : d - 1;
-    if (d == 1) return 0;
+    if (mode == PAD_EDGE) return lo + (i < 0 ? 0 : d - 1);
+    if (mode == PAD_WRAP) return lo + (i % d + d) % d; /* the data repeats: any number of periods */
+    if (d == 1) return lo;
     int64_t period = 2 * (d - 1), m = i % period; /* reflect, repeatedly if pads exceed d-1 */
     if (m < 0) m += period;
-    return m < d ? m : period - m;
+    return lo + (m < d ? m : period - m);
 }
 
 static celer_status run_pad(celer_kernel_call *c) {
@@ -971,6 +1083,7 @@ static celer_status run_pad(celer_kernel_call *c) {
     int64_t st[CELER_MAX_RANK], idx[CELER_MAX_RANK] = {0};
     celer_ops_strides(&x->shape, st);
     int64_t w = o->dims[r - 1], d = x->shape.dims[r - 1], b = p.begin[r - 1];
+    int64_t lo = p.lo[r - 1], kept = p.kept[r - 1];
     int64_t outer = celer_ops_dims_prod(o->dims, 0, r - 1);
     if (w == 0) return CELER_OK;
     /* the output columns that read input columns 0..d-1 in order */
@@ -979,7 +1092,7 @@ static celer_status run_pad(celer_kernel_call *c) {
         int64_t off = 0;
         bool constant = false;
         for (int k = 0; k < r - 1 && !constant; k++) {
-            int64_t i = pad_source(idx[k] - p.begin[k], x->shape.dims[k], p.mode);
+            int64_t i = pad_source(idx[k] - p.begin[k], p.lo[k], p.kept[k], p.mode);
             if (i < 0) constant = true;
             else off += i * st[k];
         }
@@ -1002,7 +1115,7 @@ static celer_status run_pad(celer_kernel_call *c) {
         }
         for (int64_t j = 0; j < w; j++) {
             if (j >= mid0 && j < mid1) continue;
-            memcpy(dst + j * (int64_t)es, s + pad_source(j - b, d, p.mode) * (int64_t)es, es);
+            memcpy(dst + j * (int64_t)es, s + pad_source(j - b, lo, kept, p.mode) * (int64_t)es, es);
         }
     }
     return CELER_OK;
@@ -1152,6 +1265,9 @@ static celer_status run_space_to_depth(celer_kernel_call *c) {
 /* domain, op, since, until, dtypes of input 0, flags, infer_types, reshape, run */
 #define K(op, since, until, dts, flags, infer, reshape, run)                                       \
     {"", op, since, until, dts, 0, flags, infer, NULL, reshape, run, NULL, NULL}
+/* with an init that checks attributes at load (no state) */
+#define KI(op, since, until, dts, init, reshape, run)                                              \
+    {"", op, since, until, dts, 0, 0, NULL, init, reshape, run, NULL, NULL}
 
 static const celer_kernel kernels[] = {
     K("Reshape", 5, 12, ALL, ALIAS, NULL, reshape_reshape, NULL),
@@ -1179,6 +1295,7 @@ static const celer_kernel kernels[] = {
     K("Split", 2, 10, ALL, 0, NULL, reshape_split, run_split),
     K("Split", 11, 12, ALL, 0, NULL, reshape_split, run_split),
     K("Split", 13, 17, ALL, 0, NULL, reshape_split, run_split),
+    KI("Split", 18, CELER_OPS_MAX_VERSION, ALL, init_split, reshape_split, run_split), /* num_outputs */
     K("Slice", 1, 9, ALL, 0, NULL, reshape_slice, run_slice),
     K("Slice", 10, 10, ALL, 0, NULL, reshape_slice, run_slice),
     K("Slice", 11, 12, ALL, 0, NULL, reshape_slice, run_slice),
@@ -1194,9 +1311,13 @@ static const celer_kernel kernels[] = {
     K("Expand", 13, CELER_OPS_MAX_VERSION, ALL, 0, NULL, reshape_expand, run_expand),
     K("Tile", 6, 12, ALL, 0, NULL, reshape_tile, run_tile),
     K("Tile", 13, CELER_OPS_MAX_VERSION, ALL, 0, NULL, reshape_tile, run_tile),
-    K("Pad", 2, 10, CELER_DTS_FLOATS, 0, NULL, reshape_pad, run_pad),
-    K("Pad", 11, 12, CELER_DTS_NUMERIC, 0, NULL, reshape_pad, run_pad),
-    K("Pad", 13, 17, ALL, 0, NULL, reshape_pad, run_pad),
+    KI("Pad", 2, 10, CELER_DTS_FLOATS, init_pad, reshape_pad, run_pad),
+    KI("Pad", 11, 12, CELER_DTS_NUMERIC, init_pad, reshape_pad, run_pad),
+    KI("Pad", 13, 17, ALL, init_pad, reshape_pad, run_pad),
+    KI("Pad", 18, 18, ALL, init_pad, reshape_pad, run_pad),   /* input 'axes' */
+    KI("Pad", 19, 20, ALL, init_pad, reshape_pad, run_pad),   /* mode 'wrap' */
+    KI("Pad", 21, 22, ALL, init_pad, reshape_pad, run_pad),   /* 21, 23: more element types */
+    KI("Pad", 23, CELER_OPS_MAX_VERSION, ALL, init_pad, reshape_pad, run_pad),
     K("Range", 11, CELER_OPS_MAX_VERSION, DTS_RANGE, 0, NULL, reshape_range, run_range),
     K("EyeLike", 9, CELER_OPS_MAX_VERSION, DTS_EYE, 0, infer_eye_like, reshape_eye_like, run_eye_like),
     K("Trilu", 14, CELER_OPS_MAX_VERSION, ALL, 0, NULL, reshape_trilu, run_trilu),

@@ -177,6 +177,58 @@ static void test_scatter_elements(void **s) {
     tu_free_outputs(out, 1);
 }
 
+/* 18: reductions max and min, with the data element taking part; compared in the element type
+ * (int32 as signed), sums and products wrapping (uint16 * uint16 must not overflow int) */
+static void test_scatter_max_min(void **s) {
+    (void)s;
+    celer_tensor out[1];
+    celer_tensor x = TEN(CELER_FLOAT, F32(1, 2, 3, 4, 5), 5);
+    celer_tensor ind = TEN(CELER_INT64, I64(1, 1, -1, 0), 4);
+    celer_tensor upd = TEN(CELER_FLOAT, F32(7, -3, 4, -1), 4);
+    assert_int_equal(tu_run("ScatterElements", 18, AT(ASTR("reduction", "max")), IN(&x, &ind, &upd), out, 1), 0);
+    EXPECT_F32(&out[0], 1, 7, 3, 4, 5);
+    tu_free_outputs(out, 1);
+    assert_int_equal(tu_run("ScatterElements", 18, AT(ASTR("reduction", "min")), IN(&x, &ind, &upd), out, 1), 0);
+    EXPECT_F32(&out[0], -1, -3, 3, 4, 4);
+    tu_free_outputs(out, 1);
+    celer_tensor xi = TEN(CELER_INT32, I32(-5, 5), 2), ii = TEN(CELER_INT64, I64(0, 0, 1), 3, 1);
+    celer_tensor ui = TEN(CELER_INT32, I32(-7, 3, -9), 3);
+    assert_int_equal(tu_run("ScatterND", 18, AT(ASTR("reduction", "min")), IN(&xi, &ii, &ui), out, 1), 0);
+    int32_t want_min[2] = {-7, -9};
+    tu_check_data(&out[0], want_min, sizeof want_min);
+    tu_free_outputs(out, 1);
+    assert_int_equal(tu_run("ScatterND", 18, AT(ASTR("reduction", "max")), IN(&xi, &ii, &ui), out, 1), 0);
+    int32_t want_max[2] = {3, 5};
+    tu_check_data(&out[0], want_max, sizeof want_max);
+    tu_free_outputs(out, 1);
+    /* float16 1, 2 with updates -2, 2: compared as numbers, not as bits */
+    celer_tensor h = TEN(CELER_FLOAT16, ((uint16_t[]){0x3C00, 0x4000}), 2);
+    celer_tensor hu = TEN(CELER_FLOAT16, ((uint16_t[]){0xC000, 0x4000}), 2), hi = TEN(CELER_INT64, I64(0, 0), 2);
+    assert_int_equal(tu_run("ScatterElements", 18, AT(ASTR("reduction", "max")), IN(&h, &hi, &hu), out, 1), 0);
+    uint16_t want_h[2] = {0x4000, 0x4000};
+    tu_check_data(&out[0], want_h, sizeof want_h);
+    tu_free_outputs(out, 1);
+    celer_tensor b = TEN(CELER_BOOL, ((uint8_t[]){1, 0}), 2), bu = TEN(CELER_BOOL, ((uint8_t[]){0, 1}), 2);
+    celer_tensor bi = TEN(CELER_INT64, I64(0, 1), 2);
+    assert_int_equal(tu_run("ScatterElements", 18, AT(ASTR("reduction", "min")), IN(&b, &bi, &bu), out, 1), 0);
+    uint8_t want_b[2] = {0, 0};
+    tu_check_data(&out[0], want_b, sizeof want_b);
+    tu_free_outputs(out, 1);
+    celer_tensor w = TEN(CELER_UINT16, ((uint16_t[]){65535}), 1), wu = TEN(CELER_UINT16, ((uint16_t[]){65535}), 1);
+    celer_tensor wi = TEN(CELER_INT64, I64(0), 1);
+    assert_int_equal(tu_run("ScatterElements", 18, AT(ASTR("reduction", "mul")), IN(&w, &wi, &wu), out, 1), 0);
+    uint16_t want_w[1] = {1}; /* 65535^2 mod 65536 */
+    tu_check_data(&out[0], want_w, sizeof want_w);
+    tu_free_outputs(out, 1);
+    /* a reduction of a later version, or none celer knows, is refused at init (load) */
+    tu_expect_err(tu_run("ScatterND", 17, AT(ASTR("reduction", "min")), IN(&xi, &ii, &ui), out, 1),
+               CELER_ERR_UNSUPPORTED, "'min' needs opset 18 or later");
+    tu_free_outputs(out, 1);
+    tu_expect_err(tu_run("ScatterElements", 18, AT(ASTR("reduction", "mean")), IN(&x, &ind, &upd), out, 1),
+               CELER_ERR_UNSUPPORTED, "attribute 'reduction' value 'mean' is not supported");
+    tu_free_outputs(out, 1);
+}
+
 static void test_scatternd(void **s) {
     (void)s;
     celer_tensor out[1];
@@ -434,7 +486,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gather),           cmocka_unit_test(test_gather_elements),
         cmocka_unit_test(test_gathernd),         cmocka_unit_test(test_scatter_elements),
-        cmocka_unit_test(test_scatternd),        cmocka_unit_test(test_onehot),
+        cmocka_unit_test(test_scatternd),
+        cmocka_unit_test(test_scatter_max_min), cmocka_unit_test(test_onehot),
         cmocka_unit_test(test_nonzero),          cmocka_unit_test(test_compress),
         cmocka_unit_test(test_reverse_sequence), cmocka_unit_test(test_unique), cmocka_unit_test(test_fuzz),
     };

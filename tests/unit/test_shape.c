@@ -316,6 +316,31 @@ static void test_split(void **s) {
     tu_expect_err(tu_run("Split", 13, AT(AINT("axis", 1)), IN(&x, &sp), out, 2), CELER_ERR_INVALID,
                "2 outputs");
     tu_free_outputs(out, 2);
+    /* 18: num_outputs, the last part smaller; exactly one of it and input 'split' */
+    celer_tensor x7 = TEN(CELER_INT64, I64(1, 2, 3, 4, 5, 6, 7), 7);
+    assert_int_equal(tu_run("Split", 18, AT(AINT("num_outputs", 3)), IN(&x7), out, 3), 0);
+    EXPECT_I64(&out[0], 1, 2, 3);
+    EXPECT_I64(&out[1], 4, 5, 6);
+    EXPECT_I64(&out[2], 7);
+    tu_free_outputs(out, 3);
+    celer_tensor x4 = TEN(CELER_INT64, I64(1, 2, 3, 4), 4);
+    assert_int_equal(tu_run("Split", 18, AT(AINT("num_outputs", 3)), IN(&x4), out, 3), 0);
+    EXPECT_SHAPE(&out[2], 0); /* 2, 2, 0: what remains after parts of ceil(4/3) */
+    tu_free_outputs(out, 3);
+    celer_tensor x5 = TEN(CELER_INT64, I64(1, 2, 3, 4, 5), 5);
+    celer_tensor out4[4];
+    tu_expect_err(tu_run("Split", 18, AT(AINT("num_outputs", 4)), IN(&x5), out4, 4), CELER_ERR_SHAPE,
+               "size 5 cannot be split into 4 parts of 2");
+    tu_free_outputs(out4, 4);
+    tu_expect_err(tu_run("Split", 18, AT(AINT("num_outputs", 3)), IN(&x7), out, 2), CELER_ERR_INVALID,
+               "'num_outputs' is 3 but the node has 2 outputs");
+    tu_free_outputs(out, 2);
+    sp = TEN(CELER_INT64, I64(3, 4), 2);
+    tu_expect_err(tu_run("Split", 18, AT(AINT("num_outputs", 2)), IN(&x7, &sp), out, 2), CELER_ERR_INVALID,
+               "both given");
+    tu_free_outputs(out, 2);
+    tu_expect_err(tu_run("Split", 18, NOAT, IN(&x7), out, 2), CELER_ERR_INVALID, "give input 'split'");
+    tu_free_outputs(out, 2);
 }
 
 /* ---- Slice ---- */
@@ -628,6 +653,55 @@ static void test_pad(void **s) {
     tu_free_outputs(out, 1);
 }
 
+/* Pad 18 (axes), 19 (wrap), and negative pads, which remove elements before any mode reads */
+static void test_pad_axes_wrap(void **s) {
+    (void)s;
+    celer_tensor out[1];
+    celer_tensor x = TEN(CELER_FLOAT, F32(1, 2, 3, 4, 5, 6), 2, 3);
+    celer_tensor pads = TEN(CELER_INT64, I64(1, 2), 2);
+    celer_tensor ax = TEN(CELER_INT32, I32(-1), 1);
+    assert_int_equal(tu_run("Pad", 18, AT(ASTR("mode", "edge")), IN(&x, &pads, NULL, &ax), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 2, 6);
+    EXPECT_F32(&out[0], 1, 1, 2, 3, 3, 3, 4, 4, 5, 6, 6, 6);
+    tu_free_outputs(out, 1);
+    /* wrap: pads longer than the axis go round it more than once */
+    pads = TEN(CELER_INT64, I64(4, 0), 2);
+    celer_tensor ax1 = TEN(CELER_INT64, I64(1), 1);
+    assert_int_equal(tu_run("Pad", 19, AT(ASTR("mode", "wrap")), IN(&x, &pads, NULL, &ax1), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 2, 7);
+    EXPECT_F32(&out[0], 3, 1, 2, 3, 1, 2, 3, 6, 4, 5, 6, 4, 5, 6);
+    tu_free_outputs(out, 1);
+    /* wrap after removing the last column: the kept [1, 2] repeat, not [1, 2, 3] */
+    pads = TEN(CELER_INT64, I64(0, 3, 0, -1), 4);
+    assert_int_equal(tu_run("Pad", 19, AT(ASTR("mode", "wrap")), IN(&x, &pads), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 2, 5);
+    EXPECT_F32(&out[0], 2, 1, 2, 1, 2, 5, 4, 5, 4, 5);
+    tu_free_outputs(out, 1);
+    /* reflect likewise: about the kept [2, 3] after removing the first column */
+    pads = TEN(CELER_INT64, I64(0, -1, 0, 2), 4);
+    assert_int_equal(tu_run("Pad", 13, AT(ASTR("mode", "reflect")), IN(&x, &pads), out, 1), 0);
+    EXPECT_F32(&out[0], 2, 3, 2, 3, 5, 6, 5, 6);
+    tu_free_outputs(out, 1);
+    /* errors */
+    pads = TEN(CELER_INT64, I64(0, 1, 1, 0), 4);
+    tu_expect_err(tu_run("Pad", 18, AT(ASTR("mode", "wrap")), IN(&x, &pads), out, 1), CELER_ERR_UNSUPPORTED,
+               "'wrap' needs opset 19");
+    tu_free_outputs(out, 1);
+    tu_expect_err(tu_run("Pad", 19, AT(ASTR("mode", "mirror")), IN(&x, &pads), out, 1), CELER_ERR_UNSUPPORTED,
+               "attribute 'mode' value 'mirror' is not supported");
+    tu_free_outputs(out, 1);
+    celer_tensor dup = TEN(CELER_INT64, I64(1, -1), 2);
+    tu_expect_err(tu_run("Pad", 18, NOAT, IN(&x, &pads, NULL, &dup), out, 1), CELER_ERR_INVALID, "listed twice");
+    tu_free_outputs(out, 1);
+    tu_expect_err(tu_run("Pad", 18, NOAT, IN(&x, &pads, NULL, &ax1), out, 1), CELER_ERR_INVALID,
+               "expected 2 for 1 axes");
+    tu_free_outputs(out, 1);
+    pads = TEN(CELER_INT64, I64(0, -3, 0, 1), 4);
+    tu_expect_err(tu_run("Pad", 19, AT(ASTR("mode", "wrap")), IN(&x, &pads), out, 1), CELER_ERR_INVALID,
+               "no element of it is left");
+    tu_free_outputs(out, 1);
+}
+
 /* ---- Trilu, DepthToSpace, SpaceToDepth ---- */
 
 static void test_trilu(void **s) {
@@ -723,7 +797,8 @@ int main(void) {
         cmocka_unit_test(test_slice),           cmocka_unit_test(test_shape_size),
         cmocka_unit_test(test_constant_of_shape), cmocka_unit_test(test_range),
         cmocka_unit_test(test_eye_like),        cmocka_unit_test(test_expand_tile),
-        cmocka_unit_test(test_pad),             cmocka_unit_test(test_trilu),
+        cmocka_unit_test(test_pad),             cmocka_unit_test(test_pad_axes_wrap),
+        cmocka_unit_test(test_trilu),
         cmocka_unit_test(test_depth_space), cmocka_unit_test(test_fuzz),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
