@@ -1,7 +1,8 @@
 """Operator versions from 18 to 23 that only widened element types (bfloat16 at 22, float8 at 19,
 int4/uint4 at 21, float4 at 23): each runs at that version's opset with the types celer serves, so
-the kernel lookup picks the new version and the results are ONNX Runtime's. (GlobalLpPool 22 and
-RoiAlign 22 have none: ONNX Runtime 1.31 has no kernel for those versions to compare with.)"""
+the kernel lookup picks the new version and the results are ONNX Runtime's. (GlobalLpPool 22,
+MaxRoiPool 22 and RoiAlign 22 have none: ONNX Runtime 1.31 has no kernel for those versions to
+compare with.)"""
 import numpy as np
 from onnx import TensorProto, helper
 
@@ -93,3 +94,24 @@ for opset in (19, 21, 23):
         [helper.make_tensor_value_info("s_out", TensorProto.FLOAT, [2]), helper.make_tensor_value_info("o", TensorProto.FLOAT, [2])])
     CASES.append(case(f"scan_opset{opset}", opset, [N("Scan", ["s0", "xs"], ["s", "ys"], body=sbody, num_scan_inputs=1)],
                       [("s0", f32(2)), ("xs", f32(4, 2))], [("s", np.float32), ("ys", np.float32)]))
+
+# the recurrent operators (22: bfloat16) with their optional inputs: bias, sequence lengths, initial state
+H = 3
+CASES += [
+    case("rnn_opset22", 22, [N("RNN", ["x", "w", "r", "b"], ["y", "yh"], hidden_size=H)], [("x", f32(4, 2, 5))],
+         [("y", np.float32), ("yh", np.float32)],
+         initializers=[("w", f32(1, H, 5)), ("r", f32(1, H, H)), ("b", f32(1, 2 * H))]),
+    case("gru_opset22", 22, [N("GRU", ["x", "w", "r", "b"], ["y", "yh"], hidden_size=H, linear_before_reset=1)],
+         [("x", f32(4, 2, 5))], [("y", np.float32), ("yh", np.float32)],
+         initializers=[("w", f32(1, 3 * H, 5)), ("r", f32(1, 3 * H, H)), ("b", f32(1, 6 * H))]),
+    case("lstm_opset22_bidirectional", 22, [N("LSTM", ["x", "w", "r", "b"], ["y", "yh", "yc"], hidden_size=H,
+                                              direction="bidirectional")],
+         [("x", f32(4, 2, 5))], [("y", np.float32), ("yh", np.float32), ("yc", np.float32)],
+         initializers=[("w", f32(2, 4 * H, 5)), ("r", f32(2, 4 * H, H)), ("b", f32(2, 8 * H))]),
+    case("lppool_opset18_ceil_mode", 18, [N("LpPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2], p=2,
+                                            ceil_mode=1)], [("x", f32(1, 2, 5, 5))], [("y", np.float32)]),
+    case("castlike_opset19", 19, [N("CastLike", ["x", "t"], ["y"])], [("x", f32(4, lo=-9, hi=9))], [("y", np.int64)],
+         initializers=[("t", np.zeros(1, np.int64))]),
+    case("maxunpool_opset22", 22, [N("MaxUnpool", ["x", "i"], ["y"], kernel_shape=[2, 2], strides=[2, 2])],
+         [("x", f32(1, 1, 2, 2))], [("y", np.float32)], initializers=[("i", np.array([[[[0, 3], [9, 14]]]], np.int64))]),
+]
