@@ -11,18 +11,29 @@ rng = np.random.default_rng(18)
 f32 = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
 N = helper.make_node
 
+def triton_simple(elem, first):
+    """The graph of Triton's simple, simple_int8 and simple_string: both inputs to INT32 (Identity
+    when they are INT32 already, else Cast), then Add and Sub, each cast back to the input type."""
+    to_int = [N(first, [f"INPUT{i}"], [f"_INPUT{i}"], **({} if first == "Identity" else {"to": TensorProto.INT32}))
+              for i in range(2)]
+    return to_int + [N("Add", ["_INPUT0", "_INPUT1"], ["CAST0"]), N("Sub", ["_INPUT0", "_INPUT1"], ["CAST1"]),
+                     N("Cast", ["CAST0"], ["OUTPUT0"], to=elem), N("Cast", ["CAST1"], ["OUTPUT1"], to=elem)]
+
+
 CASES = [
-    # Triton's quickstart repository (docs/examples/model_repository), same graphs at opset 21 / IR 10
-    case("triton_simple_opset21", 21, [N("Add", ["INPUT0", "INPUT1"], ["OUTPUT0"]),
-                                        N("Sub", ["INPUT0", "INPUT1"], ["OUTPUT1"])],
+    # Triton's quickstart repository (docs/examples/model_repository): the same graphs at opset 21 / IR 10
+    case("triton_simple_opset21", 21, triton_simple(TensorProto.INT32, "Identity"),
          [("INPUT0", rng.integers(-100, 100, (1, 16)).astype(np.int32)),
           ("INPUT1", rng.integers(-100, 100, (1, 16)).astype(np.int32))],
          [("OUTPUT0", np.int32), ("OUTPUT1", np.int32)]),
-    case("triton_simple_int8_opset21", 21, [N("Add", ["INPUT0", "INPUT1"], ["OUTPUT0"]),
-                                             N("Sub", ["INPUT0", "INPUT1"], ["OUTPUT1"])],
+    case("triton_simple_int8_opset21", 21, triton_simple(TensorProto.INT8, "Cast"),
          [("INPUT0", rng.integers(-50, 50, (1, 16)).astype(np.int8)),
           ("INPUT1", rng.integers(-50, 50, (1, 16)).astype(np.int8))],
          [("OUTPUT0", np.int8), ("OUTPUT1", np.int8)]),
+    case("triton_simple_string_opset21", 21, triton_simple(TensorProto.STRING, "Cast"),
+         [("INPUT0", np.array([[str(v) for v in rng.integers(-100, 100, 16)]], dtype=object)),
+          ("INPUT1", np.array([[str(v) for v in rng.integers(-100, 100, 16)]], dtype=object))],
+         [("OUTPUT0", object), ("OUTPUT1", object)]),
     case("triton_simple_identity_opset21", 21, [N("Identity", ["INPUT0"], ["OUTPUT0"])],
          [("INPUT0", f32(1, 16))], [("OUTPUT0", np.float32)]),
     case("identity_opset23_int64", 23, [N("Identity", ["x"], ["y"])],
