@@ -1,5 +1,5 @@
-/* image: resampling and detection operators (Resize, Upsample, GridSample, RoiAlign,
- * NonMaxSuppression). MaxRoiPool lives in pool.c.
+/* image: resampling and detection operators (Resize, Upsample, GridSample, AffineGrid, Col2Im,
+ * RoiAlign, NonMaxSuppression). MaxRoiPool lives in pool.c.
  *
  * Resize/Upsample: reshape turns the scales/sizes/roi inputs into one table per axis (for each
  * output index: the source indices and weights of its 1, 2 or 4 taps, or of the antialias
@@ -10,7 +10,8 @@
  *                 double tensors) through two scratch buffers; axes are visited from the
  *                 smallest out/in ratio up, which keeps every intermediate no bigger than
  *                 max(input, output).
- * GridSample and RoiAlign compute coordinates per output location and loop over channels.
+ * GridSample and RoiAlign compute coordinates per output location and loop over channels
+ * (GridSample: the taps of all its axes combined first, 1, 2^r or 4^r of them).
  * NonMaxSuppression's output size depends on the data: reshape runs the whole selection into a
  * per-context buffer and run copies it out. */
 #include <math.h>
@@ -823,30 +824,61 @@ static celer_status rs_run(celer_kernel_call *c) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* GridSample (opset 16: 4-D input, grid [N, H_out, W_out, 2] of (x, y) in [-1, 1])            */
+/* GridSample (16: 4-D X, grid [N, H_out, W_out, 2]; 20: X of rank r+2 for any r >= 1, grid     */
+/* [N, D1_out..Dr_out, r], modes renamed linear/cubic; 22: bfloat16) and AffineGrid (20)        */
 
-enum { GS_BILINEAR, GS_NEAREST, GS_BICUBIC };
+enum { GS_LINEAR, GS_NEAREST, GS_CUBIC };
 enum { GS_ZEROS, GS_BORDER, GS_REFLECTION };
-static const name_val gs_modes[] = {
-    {"bilinear", GS_BILINEAR}, {"nearest", GS_NEAREST}, {"bicubic", GS_BICUBIC}, {0, 0}};
+/* both tables list the modes in enum order: gs_parse indexes them by mode */
+static const name_val gs_modes16[] = {
+    {"bilinear", GS_LINEAR}, {"nearest", GS_NEAREST}, {"bicubic", GS_CUBIC}, {0, 0}};
+static const name_val gs_modes20[] = {
+    {"linear", GS_LINEAR}, {"nearest", GS_NEAREST}, {"cubic", GS_CUBIC}, {0, 0}};
 static const name_val gs_pads[] = {
     {"zeros", GS_ZEROS}, {"border", GS_BORDER}, {"reflection", GS_REFLECTION}, {0, 0}};
+/* taps per spatial axis of each mode */
+static const int gs_axis_taps[] = {[GS_LINEAR] = 2, [GS_NEAREST] = 1, [GS_CUBIC] = 4};
 
 typedef struct gs_state {
     int mode, pad;
     bool align;
 } gs_state;
 
+/* align_corners of GridSample and AffineGrid: a flag, anything but 0 or 1 is refused. */
+static celer_status attr_align(const celer_op_info *info, bool *out) {
+    int64_t v = celer_onnx_attr_int(info->node, "align_corners", 0);
+    if (v != 0 && v != 1)
+        return celer_ops_error(info, CELER_ERR_INVALID, "align_corners %lld is not supported "
+                               "(expected 0 or 1)", (long long)v);
+    *out = v == 1;
+    return CELER_OK;
+}
+
 static celer_status gs_parse(const celer_op_info *info, void *state) {
     gs_state *s = state;
-    CELER_TRY(attr_enum(info, "mode", "bilinear", gs_modes, &s->mode));
+    bool v16 = info->since_version < 20; /* 20 renamed bilinear/bicubic to linear/cubic */
+    const name_val *mine = v16 ? gs_modes16 : gs_modes20, *other = v16 ? gs_modes20 : gs_modes16;
+    const char *mode = celer_onnx_attr_string(info->node, "mode", v16 ? "bilinear" : "linear");
+    int renamed = lookup(mine, mode) < 0 ? lookup(other, mode) : -1;
+    if (renamed >= 0) /* the other version's name: say which one this opset uses */
+        return celer_ops_error(info, CELER_ERR_UNSUPPORTED, "mode '%s' is %s; at opset %d it is '%s'", mode,
+                               v16 ? "only defined from opset 20" : "the name before opset 20",
+                               info->opset, mine[renamed].name);
+    CELER_TRY(attr_enum(info, "mode", v16 ? "bilinear" : "linear", v16 ? gs_modes16 : gs_modes20,
+                        &s->mode));
     CELER_TRY(attr_enum(info, "padding_mode", "zeros", gs_pads, &s->pad));
-    s->align = celer_onnx_attr_int(info->node, "align_corners", 0) != 0;
-    return CELER_OK;
+    return attr_align(info, &s->align);
 }
 
 static celer_status gs_init(const celer_op_info *info, void **state) {
     return init_with(info, state, sizeof(gs_state), gs_parse);
+}
+
+/* Taps of one output location: all combinations of the per-axis taps, k^r of them. */
+static int64_t gs_taps(const gs_state *s, int r) {
+    int64_t k = 1;
+    for (int d = 0; d < r; d++) k *= gs_axis_taps[s->mode];
+    return k;
 }
 
 static celer_status gs_reshape(celer_kernel_call *c) {
@@ -854,21 +886,30 @@ static celer_status gs_reshape(celer_kernel_call *c) {
     CELER_TRY(need(c, 2, names));
     const celer_op_info *info = c->info;
     const celer_tensor *x = c->in[0], *g = c->in[1];
-    CELER_TRY(check_rank(info, x, "X", 4));
-    CELER_TRY(check_rank(info, g, "grid", 4));
-    if (!is_float_dtype(g->dtype))
+    if (info->since_version < 20) CELER_TRY(check_rank(info, x, "X", 4));
+    int r = x->shape.rank - 2;
+    if (r < 1) {
+        char b[200];
+        return celer_ops_error(info, CELER_ERR_SHAPE, "input 'X' must have rank 3 or more (N, C and "
+                               "spatial axes), got shape %s", shape_s(&x->shape, b, sizeof b));
+    }
+    CELER_TRY(check_rank(info, g, "grid", r + 2));
+    bool bf16 = g->dtype == CELER_BFLOAT16 && info->since_version >= 22;
+    if (!is_float_dtype(g->dtype) && !bf16)
         return celer_ops_error(info, CELER_ERR_DTYPE, "input 'grid' must be float, got %s",
-                      celer_dtype_name(g->dtype));
-    if (g->shape.dims[0] != x->shape.dims[0] || g->shape.dims[3] != 2) {
+                               celer_dtype_name(g->dtype));
+    if (g->shape.dims[0] != x->shape.dims[0] || g->shape.dims[r + 1] != r) {
         char b1[200], b2[200];
         return celer_ops_error(info, CELER_ERR_SHAPE, "grid shape %s does not match X shape %s (expected "
-                      "[%lld, H_out, W_out, 2])", shape_s(&g->shape, b1, sizeof b1),
-                      shape_s(&x->shape, b2, sizeof b2), (long long)x->shape.dims[0]);
+                      "[%lld, <%d output dims>, %d])", shape_s(&g->shape, b1, sizeof b1),
+                      shape_s(&x->shape, b2, sizeof b2), (long long)x->shape.dims[0], r, r);
     }
     celer_tensor *y = &c->out[0];
-    y->shape = (celer_shape){
-        4, {x->shape.dims[0], x->shape.dims[1], g->shape.dims[1], g->shape.dims[2]}};
-    return celer_ops_check_output(info, y);
+    y->shape = x->shape;
+    for (int d = 0; d < r; d++) y->shape.dims[2 + d] = g->shape.dims[1 + d];
+    CELER_TRY(celer_ops_check_output(info, y));
+    /* run keeps one location's taps (plane offset and weight) in scratch: at most 4^6 */
+    return celer_ops_add_scratch(c, (size_t)gs_taps(c->state, r), sizeof(int64_t) + sizeof(double));
 }
 
 /* Mirrors x into [lo2/2, hi2/2] (bounds given doubled, as the reflection is about half pixels). */
@@ -890,67 +931,294 @@ static double gs_pad_coord(const gs_state *s, double x, int64_t size) {
     return fmin(fmax(x, 0), (double)(size - 1));
 }
 
-/* Pixel (yy, xx) of one channel plane, 0 outside; coordinates are integral doubles. */
-static double gs_pixel(const celer_tensor *x, int64_t plane, int64_t h, int64_t w, double yy,
-                       double xx) {
-    if (!(yy >= 0 && yy < (double)h && xx >= 0 && xx < (double)w)) return 0;
-    return celer_ops_double_at(x, plane + (int64_t)yy * w + (int64_t)xx);
+/* The taps of one axis for normalised coordinate `gv` on an axis of `size` pixels: indices (-1
+ * outside the axis: those read 0) and weights. Returns the tap count. */
+static int gs_axis(const gs_state *s, double gv, int64_t size, int64_t idx[4], double w[4]) {
+    /* unnormalise: -1/1 are the corner pixels' centres (align) or outer edges */
+    double f = s->align ? (gv + 1) / 2 * (double)(size - 1) : ((gv + 1) * (double)size - 1) / 2;
+    /* coordinates stay doubles until bounds-checked, so any finite value is safe */
+    if (!isfinite(f)) f = -2.0 * (double)size - 4;
+    double t[4];
+    int k;
+    if (s->mode == GS_CUBIC) {
+        double f0 = floor(f);
+        cubic_coeffs(f - f0, -0.75, w);
+        for (int j = 0; j < 4; j++) t[j] = gs_pad_coord(s, f0 - 1 + j, size);
+        k = 4;
+    } else if (s->mode == GS_NEAREST) {
+        /* halfway rounds to even (the spec), and before padding: a reflected position then stays
+         * a pixel centre, as ONNX Runtime and the ONNX reference compute it */
+        t[0] = nearbyint(gs_pad_coord(s, nearbyint(f), size));
+        w[0] = 1;
+        k = 1;
+    } else {
+        f = gs_pad_coord(s, f, size);
+        t[0] = floor(f), t[1] = t[0] + 1;
+        w[1] = f - t[0], w[0] = 1 - w[1];
+        k = 2;
+    }
+    for (int j = 0; j < k; j++) idx[j] = t[j] >= 0 && t[j] < (double)size ? (int64_t)t[j] : -1;
+    return k;
 }
 
 static celer_status gs_run(celer_kernel_call *c) {
     const gs_state *s = c->state;
     const celer_tensor *x = c->in[0], *g = c->in[1];
     celer_tensor *y = &c->out[0];
-    int64_t n = x->shape.dims[0], ch = x->shape.dims[1], h = x->shape.dims[2], w = x->shape.dims[3];
-    int64_t ho = g->shape.dims[1], wo = g->shape.dims[2], hw = ho * wo;
+    int r = x->shape.rank - 2;
+    int64_t n = x->shape.dims[0], ch = x->shape.dims[1];
+    int64_t plane = celer_ops_dims_prod(x->shape.dims, 2, r + 2);
+    int64_t pts = celer_ops_dims_prod(y->shape.dims, 2, r + 2);
+    int64_t *off = c->scratch; /* offset in the channel plane, -1: outside (reads 0) */
+    double *wt = (double *)(off + gs_taps(s, r));
     for (int64_t b = 0; b < n; b++)
-        for (int64_t p = 0; p < hw; p++) {
-            double gx = celer_ops_double_at(g, (b * hw + p) * 2);
-            double gy = celer_ops_double_at(g, (b * hw + p) * 2 + 1);
-            /* unnormalise: -1/1 are the corner pixels' centres (align) or outer edges */
-            double fx = s->align ? (gx + 1) / 2 * (double)(w - 1) : ((gx + 1) * (double)w - 1) / 2;
-            double fy = s->align ? (gy + 1) / 2 * (double)(h - 1) : ((gy + 1) * (double)h - 1) / 2;
-            /* indices stay doubles until bounds-checked, so any finite value is safe */
-            if (!isfinite(fx)) fx = -2.0 * (double)w - 4;
-            if (!isfinite(fy)) fy = -2.0 * (double)h - 4;
-            double tx[4], ty[4], wx[4], wy[4];
-            int k;
-            if (s->mode == GS_BICUBIC) {
-                double x0 = floor(fx), y0 = floor(fy);
-                cubic_coeffs(fx - x0, -0.75, wx);
-                cubic_coeffs(fy - y0, -0.75, wy);
-                for (int j = 0; j < 4; j++) {
-                    tx[j] = gs_pad_coord(s, x0 - 1 + j, w);
-                    ty[j] = gs_pad_coord(s, y0 - 1 + j, h);
+        for (int64_t p = 0; p < pts; p++) {
+            /* grid lists the innermost axis first; taps combine axis by axis, outermost first */
+            int64_t k = 1;
+            off[0] = 0, wt[0] = 1;
+            for (int d = 0; d < r; d++) {
+                int64_t size = x->shape.dims[2 + d];
+                int64_t idx[4];
+                double w[4];
+                int m = gs_axis(s, celer_ops_double_at(g, (b * pts + p) * r + (r - 1 - d)), size, idx, w);
+                /* expand in place from the back: entry i becomes entries i*m .. i*m+m-1 */
+                for (int64_t i = k - 1; i >= 0; i--) {
+                    int64_t o = off[i];
+                    double v = wt[i];
+                    for (int j = m - 1; j >= 0; j--) {
+                        off[i * m + j] = o < 0 || idx[j] < 0 ? -1 : o * size + idx[j];
+                        wt[i * m + j] = v * w[j];
+                    }
                 }
-                k = 4;
-            } else {
-                fx = gs_pad_coord(s, fx, w);
-                fy = gs_pad_coord(s, fy, h);
-                if (s->mode == GS_NEAREST) {
-                    tx[0] = nearbyint(fx), ty[0] = nearbyint(fy);
-                    wx[0] = wy[0] = 1;
-                    k = 1;
-                } else {
-                    tx[0] = floor(fx), ty[0] = floor(fy);
-                    tx[1] = tx[0] + 1, ty[1] = ty[0] + 1;
-                    wx[1] = fx - tx[0], wy[1] = fy - ty[0];
-                    wx[0] = 1 - wx[1], wy[0] = 1 - wy[1];
-                    k = 2;
-                }
+                k *= m;
             }
             for (int64_t cc = 0; cc < ch; cc++) {
-                int64_t plane = (b * ch + cc) * h * w;
+                int64_t base = (b * ch + cc) * plane;
                 double acc = 0;
-                for (int i = 0; i < k; i++) {
-                    double row = 0;
-                    for (int j = 0; j < k; j++)
-                        row += wx[j] * gs_pixel(x, plane, h, w, ty[i], tx[j]);
-                    acc += wy[i] * row;
-                }
-                celer_ops_double_store(y, (b * ch + cc) * hw + p, acc);
+                for (int64_t i = 0; i < k; i++)
+                    if (off[i] >= 0) acc += wt[i] * celer_ops_double_at(x, base + off[i]);
+                celer_ops_double_store(y, (b * ch + cc) * pts + p, acc);
             }
         }
+    return CELER_OK;
+}
+
+/* AffineGrid: theta [N, 2, 3] (2-D) or [N, 3, 4] (3-D), size [N, C, H, W] or [N, C, D, H, W];
+ * grid [N, H, W, 2] or [N, D, H, W, 3] = theta applied to evenly spaced positions (x, y[, z], 1),
+ * x along the innermost axis. */
+typedef struct ag_state {
+    bool align;
+} ag_state;
+
+static celer_status ag_parse(const celer_op_info *info, void *state) {
+    return attr_align(info, &((ag_state *)state)->align);
+}
+
+static celer_status ag_init(const celer_op_info *info, void **state) {
+    return init_with(info, state, sizeof(ag_state), ag_parse);
+}
+
+static celer_status ag_reshape(celer_kernel_call *c) {
+    static const char *const names[] = {"theta", "size"};
+    CELER_TRY(need(c, 2, names));
+    const celer_op_info *info = c->info;
+    const celer_tensor *th = c->in[0], *sz = c->in[1];
+    char b1[200], b2[200];
+    int r = th->shape.rank == 3 ? (int)th->shape.dims[1] : 0;
+    if (!(r == 2 || r == 3) || th->shape.dims[2] != r + 1)
+        return celer_ops_error(info, CELER_ERR_SHAPE, "input 'theta' must have shape [N, 2, 3] or "
+                               "[N, 3, 4], got %s", shape_s(&th->shape, b1, sizeof b1));
+    if (sz->shape.rank != 1 || sz->shape.dims[0] != r + 2 || sz->dtype != CELER_INT64)
+        return celer_ops_error(info, CELER_ERR_SHAPE, "input 'size' must be %d int64 values for "
+                               "theta %s, got %s of shape %s", r + 2, shape_s(&th->shape, b1, sizeof b1),
+                               celer_dtype_name(sz->dtype), shape_s(&sz->shape, b2, sizeof b2));
+    celer_tensor *y = &c->out[0];
+    y->shape.rank = r + 2;
+    y->shape.dims[0] = th->shape.dims[0];
+    y->shape.dims[r + 1] = r;
+    for (int d = 0; d < r; d++) y->shape.dims[1 + d] = celer_ops_int_at(sz, 2 + d);
+    if (celer_ops_int_at(sz, 0) != th->shape.dims[0] || celer_shape_numel(&y->shape) < 0)
+        return celer_ops_error(info, CELER_ERR_INVALID, "size [%lld, ..] must give theta's N (%lld) and "
+                               "spatial dims >= 0, got grid shape %s", (long long)celer_ops_int_at(sz, 0),
+                               (long long)th->shape.dims[0], shape_s(&y->shape, b1, sizeof b1));
+    return celer_ops_check_output(info, y);
+}
+
+/* Position i of `len` evenly spaced ones in [-1, 1]: pixel centres (align_corners=0) or the
+ * corner centres at -1 and 1 (align_corners=1). A single position is 0 without align_corners;
+ * with it ONNX Runtime, the oracle, gives 1 (PyTorch 0, the ONNX reference -1): we follow it. */
+static double ag_pos(bool align, int64_t i, int64_t len) {
+    if (!align) return (2.0 * (double)i + 1) / (double)len - 1;
+    return len > 1 ? -1 + 2.0 * (double)i / (double)(len - 1) : 1;
+}
+
+static celer_status ag_run(celer_kernel_call *c) {
+    const ag_state *s = c->state;
+    const celer_tensor *th = c->in[0];
+    celer_tensor *y = &c->out[0];
+    int r = y->shape.rank - 2;
+    const int64_t *dims = y->shape.dims + 1; /* spatial dims, outermost first */
+    int64_t pts = celer_ops_dims_prod(dims, 0, r), at[3] = {0, 0, 0};
+    for (int64_t b = 0; b < y->shape.dims[0]; b++) {
+        double m[3][4];
+        for (int i = 0; i < r; i++)
+            for (int j = 0; j <= r; j++) m[i][j] = celer_ops_double_at(th, (b * r + i) * (r + 1) + j);
+        for (int64_t p = 0; p < pts; p++) {
+            /* at[] counts positions outermost axis first; v lists them innermost first, then 1 */
+            double v[4];
+            for (int d = 0; d < r; d++) v[r - 1 - d] = ag_pos(s->align, at[d], dims[d]);
+            v[r] = 1;
+            for (int i = 0; i < r; i++) {
+                double acc = 0;
+                for (int j = 0; j <= r; j++) acc += m[i][j] * v[j];
+                celer_ops_double_store(y, (b * pts + p) * r + i, acc);
+            }
+            for (int d = r - 1; d >= 0 && ++at[d] == dims[d]; d--) at[d] = 0;
+        }
+    }
+    return CELER_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Col2Im (18): input [N, C * prod(block), L] of column blocks summed back into [N, C, image...] */
+
+typedef struct c2_state {
+    int n_strides, n_dil, n_pads; /* -1: attribute absent */
+    int64_t strides[CELER_MAX_RANK], dil[CELER_MAX_RANK], pads[2 * CELER_MAX_RANK];
+} c2_state;
+
+/* Copies the INTS attribute `name` (at most `cap` values, each in [lo, 2^30]) into out; *n = -1
+ * when absent. */
+static celer_status c2_ints(const celer_op_info *info, const char *name, int64_t lo, int cap,
+                            int64_t *out, int *n) {
+    const int64_t *v = NULL;
+    *n = celer_onnx_attr_ints(info->node, name, &v);
+    if (*n > cap)
+        return celer_ops_error(info, CELER_ERR_INVALID, "%s has %d values, more than the %d a %d-D "
+                               "image can use", name, *n, cap, CELER_MAX_RANK - 2);
+    for (int i = 0; i < *n; i++) {
+        if (v[i] < lo || v[i] > (1 << 30))
+            return celer_ops_error(info, CELER_ERR_INVALID, "%s[%d] = %lld must be in [%lld, 2^30]", name,
+                                   i, (long long)v[i], (long long)lo);
+        out[i] = v[i];
+    }
+    return CELER_OK;
+}
+
+static celer_status c2_parse(const celer_op_info *info, void *state) {
+    c2_state *s = state;
+    CELER_TRY(c2_ints(info, "strides", 1, CELER_MAX_RANK - 2, s->strides, &s->n_strides));
+    CELER_TRY(c2_ints(info, "dilations", 1, CELER_MAX_RANK - 2, s->dil, &s->n_dil));
+    return c2_ints(info, "pads", 0, 2 * (CELER_MAX_RANK - 2), s->pads, &s->n_pads);
+}
+
+static celer_status c2_init(const celer_op_info *info, void **state) {
+    return init_with(info, state, sizeof(c2_state), c2_parse);
+}
+
+/* The geometry of one call, from the shapes and the attributes. */
+typedef struct c2_geom {
+    int r;
+    int64_t img[CELER_MAX_RANK], blk[CELER_MAX_RANK], nb[CELER_MAX_RANK]; /* nb: blocks per axis */
+    int64_t st[CELER_MAX_RANK], dil[CELER_MAX_RANK], pad[CELER_MAX_RANK]; /* pad: at the start */
+} c2_geom;
+
+static celer_status c2_geometry(const celer_kernel_call *c, c2_geom *G) {
+    const celer_op_info *info = c->info;
+    const c2_state *s = c->state;
+    const celer_tensor *x = c->in[0], *im = c->in[1], *bl = c->in[2];
+    char b1[200], b2[200];
+    if (x->shape.rank != 3)
+        return celer_ops_error(info, CELER_ERR_SHAPE, "input 'input' must have rank 3 [N, C * prod(block), "
+                               "L], got shape %s", shape_s(&x->shape, b1, sizeof b1));
+    int r = im->shape.rank == 1 ? (int)im->shape.dims[0] : -1;
+    if (r < 1 || r > CELER_MAX_RANK - 2 || !celer_shape_equal(&im->shape, &bl->shape) ||
+        im->dtype != CELER_INT64 || bl->dtype != CELER_INT64)
+        return celer_ops_error(info, CELER_ERR_SHAPE, "image_shape %s and block_shape %s must be int64 "
+                               "vectors of the same length in [1, %d]", shape_s(&im->shape, b1, sizeof b1),
+                               shape_s(&bl->shape, b2, sizeof b2), CELER_MAX_RANK - 2);
+    if ((s->n_strides >= 0 && s->n_strides != r) || (s->n_dil >= 0 && s->n_dil != r) ||
+        (s->n_pads >= 0 && s->n_pads != 2 * r))
+        return celer_ops_error(info, CELER_ERR_INVALID, "strides (%d values), dilations (%d) and pads (%d) "
+                               "must have %d, %d and %d values for a %d-D image", s->n_strides, s->n_dil,
+                               s->n_pads, r, r, 2 * r, r);
+    G->r = r;
+    int64_t blocks = 1, blk_all = 1;
+    for (int d = 0; d < r; d++) {
+        G->img[d] = celer_ops_int_at(im, d), G->blk[d] = celer_ops_int_at(bl, d);
+        G->st[d] = s->n_strides >= 0 ? s->strides[d] : 1;
+        G->dil[d] = s->n_dil >= 0 ? s->dil[d] : 1;
+        G->pad[d] = s->n_pads >= 0 ? s->pads[d] : 0;
+        int64_t end = s->n_pads >= 0 ? s->pads[r + d] : 0;
+        if (G->img[d] < 0 || G->img[d] > ((int64_t)1 << 40) || G->blk[d] < 1 || G->blk[d] > (1 << 30))
+            return celer_ops_error(info, CELER_ERR_INVALID, "image_shape[%d] = %lld must be in [0, 2^40] "
+                                   "and block_shape[%d] = %lld in [1, 2^30]", d, (long long)G->img[d], d,
+                                   (long long)G->blk[d]);
+        /* all terms are below 2^62: no overflow */
+        int64_t span = G->dil[d] * (G->blk[d] - 1) + 1, room = G->img[d] + G->pad[d] + end;
+        if (span > room)
+            return celer_ops_error(info, CELER_ERR_INVALID, "axis %d: the dilated block (%lld) is larger "
+                                   "than the padded image (%lld)", d, (long long)span, (long long)room);
+        G->nb[d] = (room - span) / G->st[d] + 1;
+        if (__builtin_mul_overflow(blocks, G->nb[d], &blocks) ||
+            __builtin_mul_overflow(blk_all, G->blk[d], &blk_all))
+            blocks = blk_all = -1;
+    }
+    if (blocks < 0 || blk_all < 0 || x->shape.dims[2] != blocks || x->shape.dims[1] % blk_all)
+        return celer_ops_error(info, CELER_ERR_SHAPE, "input shape %s does not match the image and block "
+                               "shapes (expected [N, C * %lld, %lld])", shape_s(&x->shape, b1, sizeof b1),
+                               (long long)blk_all, (long long)blocks);
+    return CELER_OK;
+}
+
+static celer_status c2_reshape(celer_kernel_call *c) {
+    static const char *const names[] = {"input", "image_shape", "block_shape"};
+    CELER_TRY(need(c, 3, names));
+    c2_geom G;
+    CELER_TRY(c2_geometry(c, &G));
+    const celer_tensor *x = c->in[0];
+    celer_tensor *y = &c->out[0];
+    int64_t blk_all = celer_ops_dims_prod(G.blk, 0, G.r);
+    y->shape.rank = G.r + 2;
+    y->shape.dims[0] = x->shape.dims[0];
+    y->shape.dims[1] = x->shape.dims[1] / blk_all;
+    for (int d = 0; d < G.r; d++) y->shape.dims[2 + d] = G.img[d];
+    CELER_TRY(celer_ops_check_output(c->info, y));
+    /* sums in double, stored once at the end (float16 would round at every add) */
+    return celer_ops_add_scratch(c, (size_t)celer_shape_numel(&y->shape), sizeof(double));
+}
+
+static celer_status c2_run(celer_kernel_call *c) {
+    c2_geom G;
+    CELER_TRY(c2_geometry(c, &G));
+    const celer_tensor *x = c->in[0];
+    celer_tensor *y = &c->out[0];
+    int r = G.r;
+    int64_t n_out = celer_shape_numel(&y->shape), L = x->shape.dims[2];
+    int64_t nc = x->shape.dims[0] * y->shape.dims[1], img_all = celer_ops_dims_prod(G.img, 0, r);
+    int64_t blk_all = celer_ops_dims_prod(G.blk, 0, r);
+    double *acc = c->scratch;
+    memset(acc, 0, (size_t)n_out * sizeof *acc);
+    /* input row (channel, offset in the block) and column (block position), both row-major */
+    for (int64_t q = 0; q < nc; q++)
+        for (int64_t kb = 0; kb < blk_all; kb++) {
+            int64_t ko[CELER_MAX_RANK], t = kb;
+            for (int d = r - 1; d >= 0; d--) ko[d] = t % G.blk[d], t /= G.blk[d];
+            const int64_t row = q * blk_all + kb; /* (n, c) as q, so n * rows + c * blk_all = q * blk_all */
+            int64_t at[CELER_MAX_RANK] = {0};
+            for (int64_t l = 0; l < L; l++) {
+                int64_t pos = 0;
+                bool inside = true;
+                for (int d = 0; d < r && inside; d++) {
+                    int64_t v = at[d] * G.st[d] - G.pad[d] + ko[d] * G.dil[d];
+                    inside = v >= 0 && v < G.img[d];
+                    pos = pos * G.img[d] + v;
+                }
+                if (inside) acc[q * img_all + pos] += celer_ops_double_at(x, row * L + l);
+                for (int d = r - 1; d >= 0 && ++at[d] == G.nb[d]; d--) at[d] = 0;
+            }
+        }
+    for (int64_t i = 0; i < n_out; i++) celer_ops_double_store(y, i, acc[i]);
     return CELER_OK;
 }
 
@@ -1291,6 +1559,7 @@ static celer_status nms_run(celer_kernel_call *c) {
 
 #define NEAREST_TYPES (CELER_DTS_NUMERIC | CELER_DT(CELER_BOOL))
 #define F_TYPES CELER_DTS_FLOATS
+#define BF_TYPES (CELER_DTS_FLOATS | CELER_DT(CELER_BFLOAT16))
 
 /* op, since, until, dtypes of input 0, infer_types, init, reshape, run, free_local */
 #define K(op, since, until, dts, infer, init, reshape, run, free_local)                            \
@@ -1306,6 +1575,11 @@ static const celer_kernel kernels[] = {
     K("Resize", 18, 18, NEAREST_TYPES, rs_types, rs_init, rs_reshape, rs_run, rs_free_local),
     K("Resize", 19, CELER_OPS_MAX_VERSION, NEAREST_TYPES, rs_types, rs_init, rs_reshape, rs_run, rs_free_local),
     K("GridSample", 16, 19, F_TYPES, NULL, gs_init, gs_reshape, gs_run, NULL),
+    /* 20: N-D, modes linear/nearest/cubic; 22: bfloat16 */
+    K("GridSample", 20, 21, F_TYPES, NULL, gs_init, gs_reshape, gs_run, NULL),
+    K("GridSample", 22, CELER_OPS_MAX_VERSION, BF_TYPES, NULL, gs_init, gs_reshape, gs_run, NULL),
+    K("AffineGrid", 20, CELER_OPS_MAX_VERSION, BF_TYPES, NULL, ag_init, ag_reshape, ag_run, NULL),
+    K("Col2Im", 18, CELER_OPS_MAX_VERSION, BF_TYPES, NULL, c2_init, c2_reshape, c2_run, NULL),
     K("RoiAlign", 10, 15, F_TYPES, NULL, ra_init, ra_reshape, ra_run, NULL),
     K("RoiAlign", 16, CELER_OPS_MAX_VERSION, F_TYPES, NULL, ra_init, ra_reshape, ra_run, NULL),
     K("NonMaxSuppression", 10, 10, CELER_DT(CELER_FLOAT), nms_types, nms_init, nms_reshape,

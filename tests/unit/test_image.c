@@ -1,5 +1,5 @@
 /* Image operators on small hand-checked inputs: Resize (modes, coordinate transforms, nearest
- * rules, tf_crop_and_resize, dtypes, bad inputs), Upsample, GridSample, RoiAlign,
+ * rules, tf_crop_and_resize, dtypes, bad inputs), Upsample, GridSample, AffineGrid, Col2Im, RoiAlign,
  * NonMaxSuppression. The ONNX conformance cases cover the spec's examples; these pin the rest. */
 #include <math.h>
 #include <stdlib.h>
@@ -472,6 +472,119 @@ static void test_resize18(void **unused) {
     tu_fuzz_ops(fz, CELER_ARRAY_LEN(fz), 1500);
 }
 
+/* GridSample 20/22: N-D input, the renamed modes, bfloat16; nearest rounds before it pads. */
+static void test_gridsample20(void **unused) {
+    (void)unused;
+    celer_tensor out[1];
+    /* W=4, align_corners=0: x = 2g + 1.5; g = 2.5 gives 6.5, rounded to 6 (even), reflected about
+     * [-0.5, 3.5] to pixel 1. Reflecting 6.5 first gave 0.5 and pixel 0 (opset 16 did so). */
+    celer_tensor x = TEN(CELER_FLOAT, F32(10, 11, 12, 13), 1, 1, 1, 4);
+    celer_tensor g = TEN(CELER_FLOAT, F32(2.5f, 0), 1, 1, 1, 2);
+    for (int opset = 16; opset <= 20; opset += 4) {
+        assert_int_equal(tu_run("GridSample", opset, AT(ASTR("mode", "nearest"), ASTR("padding_mode", "reflection")),
+                                IN(&x, &g), out, 1), CELER_OK);
+        EXPECT_F32(&out[0], 11);
+        tu_free_outputs(out, 1);
+    }
+    /* one spatial axis (rank 3): align_corners=1 puts g at x = g + 1 */
+    celer_tensor x1 = TEN(CELER_FLOAT, F32(0, 10, 20), 1, 1, 3);
+    celer_tensor g1 = TEN(CELER_FLOAT, F32(-1, -0.5f, 0.25f, 1), 1, 4, 1);
+    assert_int_equal(tu_run("GridSample", 20, AT(AINT("align_corners", 1)), IN(&x1, &g1), out, 1), CELER_OK);
+    EXPECT_SHAPE(&out[0], 1, 1, 4);
+    EXPECT_F32(&out[0], 0, 5, 12.5f, 20);
+    tu_free_outputs(out, 1);
+    /* 5-D cubic (ONNX Runtime has no 5-D cubic to compare with): the voxel centres with
+     * align_corners=1 reproduce X, whatever the padding */
+    float xv[24], gv[72];
+    for (int i = 0; i < 24; i++) xv[i] = (float)(i * 7 % 11) - 3;
+    for (int d = 0, i = 0; d < 2; d++)
+        for (int h = 0; h < 3; h++)
+            for (int w = 0; w < 4; w++, i++) {
+                gv[i * 3] = (float)w * 2 / 3 - 1, gv[i * 3 + 1] = (float)h - 1, gv[i * 3 + 2] = (float)d * 2 - 1;
+            }
+    celer_tensor x5 = TEN(CELER_FLOAT, xv, 1, 1, 2, 3, 4), g5 = TEN(CELER_FLOAT, gv, 1, 2, 3, 4, 3);
+    assert_int_equal(tu_run("GridSample", 20, AT(ASTR("mode", "cubic"), AINT("align_corners", 1),
+                                                 ASTR("padding_mode", "reflection")), IN(&x5, &g5), out, 1),
+                     CELER_OK);
+    EXPECT_SHAPE(&out[0], 1, 1, 2, 3, 4);
+    for (int i = 0; i < 24; i++) assert_true(fabsf(((float *)out[0].data)[i] - xv[i]) < 1e-5f);
+    tu_free_outputs(out, 1);
+    /* bfloat16 X and grid from 22: halfway between 1 and 3 */
+    uint16_t xb[] = {celer_float_to_bf16(1), celer_float_to_bf16(3)}, gb[] = {0, 0};
+    celer_tensor xh = TEN(CELER_BFLOAT16, xb, 1, 1, 1, 2), gh = TEN(CELER_BFLOAT16, gb, 1, 1, 1, 2);
+    assert_int_equal(tu_run("GridSample", 22, NOAT, IN(&xh, &gh), out, 1), CELER_OK);
+    assert_int_equal(out[0].dtype, CELER_BFLOAT16);
+    assert_true(celer_bf16_to_float(((uint16_t *)out[0].data)[0]) == 2);
+    tu_free_outputs(out, 1);
+    /* refusals name the attribute and value; opset 16 stays 4-D */
+    tu_expect_err(tu_run("GridSample", 20, AT(ASTR("mode", "bilinear")), IN(&x, &g), out, 1),
+                  CELER_ERR_UNSUPPORTED, "mode 'bilinear' is the name before opset 20; at opset 20 it is 'linear'");
+    tu_expect_err(tu_run("GridSample", 16, AT(ASTR("mode", "cubic")), IN(&x, &g), out, 1),
+                  CELER_ERR_UNSUPPORTED, "mode 'cubic' is only defined from opset 20; at opset 16 it is 'bicubic'");
+    tu_expect_err(tu_run("GridSample", 22, AT(AINT("align_corners", 2)), IN(&x, &g), out, 1),
+                  CELER_ERR_INVALID, "align_corners 2");
+    tu_expect_err(tu_run("GridSample", 16, NOAT, IN(&x5, &g5), out, 1), CELER_ERR_SHAPE, "rank 4");
+    tu_expect_err(tu_run("GridSample", 20, NOAT, IN(&x5, &g), out, 1), CELER_ERR_SHAPE, "rank 5");
+}
+
+static void test_affinegrid(void **unused) {
+    (void)unused;
+    celer_tensor out[1];
+    /* the identity gives the pixel centres, x first */
+    celer_tensor id = TEN(CELER_FLOAT, F32(1, 0, 0, 0, 1, 0), 1, 2, 3);
+    celer_tensor sz = TEN(CELER_INT64, I64(1, 3, 2, 2), 4);
+    assert_int_equal(tu_run("AffineGrid", 20, NOAT, IN(&id, &sz), out, 1), CELER_OK);
+    EXPECT_SHAPE(&out[0], 1, 2, 2, 2);
+    EXPECT_F32(&out[0], -0.5f, -0.5f, 0.5f, -0.5f, -0.5f, 0.5f, 0.5f, 0.5f);
+    tu_free_outputs(out, 1);
+    /* 3-D: a translation by (1, 2, 3); D=1, H=1, W=3 with align_corners; a single position is 1 */
+    celer_tensor tr = TEN(CELER_FLOAT, F32(1, 0, 0, 1, 0, 1, 0, 2, 0, 0, 1, 3), 1, 3, 4);
+    celer_tensor sz3 = TEN(CELER_INT64, I64(1, 1, 1, 1, 3), 5);
+    assert_int_equal(tu_run("AffineGrid", 20, AT(AINT("align_corners", 1)), IN(&tr, &sz3), out, 1), CELER_OK);
+    EXPECT_SHAPE(&out[0], 1, 1, 1, 3, 3);
+    EXPECT_F32(&out[0], 0, 3, 4, 1, 3, 4, 2, 3, 4);
+    tu_free_outputs(out, 1);
+    celer_tensor bad_n = TEN(CELER_INT64, I64(2, 3, 2, 2), 4), neg = TEN(CELER_INT64, I64(1, 3, -1, 2), 4);
+    tu_expect_err(tu_run("AffineGrid", 20, NOAT, IN(&id, &bad_n), out, 1), CELER_ERR_INVALID, "theta's N (1)");
+    tu_expect_err(tu_run("AffineGrid", 20, NOAT, IN(&id, &neg), out, 1), CELER_ERR_INVALID, "dims >= 0");
+    tu_expect_err(tu_run("AffineGrid", 20, NOAT, IN(&id, &sz3), out, 1), CELER_ERR_SHAPE, "must be 4 int64 values");
+    tu_expect_err(tu_run("AffineGrid", 20, AT(AINT("align_corners", -1)), IN(&id, &sz), out, 1),
+                  CELER_ERR_INVALID, "align_corners -1");
+}
+
+static void test_col2im(void **unused) {
+    (void)unused;
+    celer_tensor out[1];
+    /* 2x2 blocks of ones over a 3x3 image: each pixel counts the blocks covering it */
+    float ones[16];
+    for (int i = 0; i < 16; i++) ones[i] = 1;
+    celer_tensor x = TEN(CELER_FLOAT, ones, 1, 4, 4);
+    celer_tensor im = TEN(CELER_INT64, I64(3, 3), 2), bl = TEN(CELER_INT64, I64(2, 2), 2);
+    assert_int_equal(tu_run("Col2Im", 18, NOAT, IN(&x, &im, &bl), out, 1), CELER_OK);
+    EXPECT_SHAPE(&out[0], 1, 1, 3, 3);
+    EXPECT_F32(&out[0], 1, 2, 1, 2, 4, 2, 1, 2, 1);
+    tu_free_outputs(out, 1);
+    /* pads drop what falls outside: 1-D-like [1, 5] image, block 3, pads 1/1, stride 2: blocks at
+     * -1..1 and 1..3 (L=2) */
+    celer_tensor x2 = TEN(CELER_FLOAT, F32(1, 10, 2, 20, 3, 30), 1, 3, 2);
+    celer_tensor im2 = TEN(CELER_INT64, I64(1, 4), 2), bl2 = TEN(CELER_INT64, I64(1, 3), 2);
+    assert_int_equal(tu_run("Col2Im", 18, AT(AINTS("pads", 0, 1, 0, 1), AINTS("strides", 1, 2)),
+                            IN(&x2, &im2, &bl2), out, 1), CELER_OK);
+    EXPECT_F32(&out[0], 2, 3 + 10, 20, 30);
+    tu_free_outputs(out, 1);
+    tu_expect_err(tu_run("Col2Im", 18, NOAT, IN(&x2, &im, &bl), out, 1), CELER_ERR_SHAPE, "expected [N, C * 4, 4]");
+    tu_expect_err(tu_run("Col2Im", 18, AT(AINTS("strides", 1)), IN(&x, &im, &bl), out, 1), CELER_ERR_INVALID,
+                  "strides (1 values)");
+    tu_expect_err(tu_run("Col2Im", 18, AT(AINTS("dilations", 1, 0)), IN(&x, &im, &bl), out, 1), CELER_ERR_INVALID,
+                  "dilations[1] = 0");
+    celer_tensor big = TEN(CELER_INT64, I64(4, 4), 2);
+    tu_expect_err(tu_run("Col2Im", 18, NOAT, IN(&x, &im, &big), out, 1), CELER_ERR_INVALID, "larger than");
+    /* random inputs and attributes: any status, no crash */
+    static const tu_fuzz_case fz[] = {{"Col2Im", 18, 3, 1}, {"AffineGrid", 20, 2, 1},
+                                      {"GridSample", 20, 2, 1}, {"GridSample", 22, 2, 1}};
+    tu_fuzz_ops(fz, CELER_ARRAY_LEN(fz), 1500);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_resize_nearest),
@@ -482,6 +595,9 @@ int main(void) {
         cmocka_unit_test(test_upsample_and_resize10),
         cmocka_unit_test(test_resize18),
         cmocka_unit_test(test_gridsample),
+        cmocka_unit_test(test_gridsample20),
+        cmocka_unit_test(test_affinegrid),
+        cmocka_unit_test(test_col2im),
         cmocka_unit_test(test_roialign),
         cmocka_unit_test(test_nms),
     };
