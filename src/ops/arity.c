@@ -45,6 +45,7 @@ static const arity table[] = {
     {"CastLike", 15, 2, 0x3, -1, 1},
     {"Ceil", 1, 1, 0x1, -1, 1},
     {"Celu", 12, 1, 0x1, -1, 1},
+    {"CenterCropPad", 18, 2, 0x3, -1, 1},
     {"Clip", 1, 1, 0x1, -1, 1},
     {"Compress", 9, 2, 0x3, -1, 1},
     {"Concat", 1, 1, 0x0, 0, 1},
