@@ -46,6 +46,7 @@ static const arity table[] = {
     {"CastLike", 15, 2, 0x3, -1, 1},
     {"Ceil", 1, 1, 0x1, -1, 1},
     {"Celu", 12, 1, 0x1, -1, 1},
+    {"CenterCropPad", 18, 2, 0x3, -1, 1},
     {"Clip", 1, 1, 0x1, -1, 1},
     {"Col2Im", 18, 3, 0x7, -1, 1},
     {"Compress", 9, 2, 0x3, -1, 1},

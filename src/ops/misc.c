@@ -211,38 +211,73 @@ static inline void st(celer_tensor *t, int64_t i, double v) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* DFT (opset 17): input [batch, signal dims..., 1 | 2], optional dft_length                  */
+/* DFT (opset 17, 20): input [signal dims..., 1 | 2], optional dft_length; the axis is an
+ * attribute (default 1) at 17 and input 2 (default -2) from 20. onesided with inverse is IRFFT:
+ * one-sided complex bins in, a real signal of dft_length (default 2 * (bins - 1)) out.         */
 
 typedef struct dft_geom {
     int axis;
     int64_t outer, len, inner, comps; /* input viewed as [outer, len, inner, comps] */
     int64_t n, k;                     /* transform length, output length along axis */
-    bool inverse;
+    bool inverse, irfft;
 } dft_geom;
+
+/* inverse and onesided are flags; other values are refused at load rather than read as 1. */
+static celer_status dft_flag(const celer_op_info *info, const char *name, bool *v) {
+    int64_t f = celer_onnx_attr_int(info->node, name, 0);
+    if (f != 0 && f != 1)
+        return celer_ops_error(info, CELER_ERR_UNSUPPORTED, "attribute '%s' value %lld is not 0 or 1", name,
+                               (long long)f);
+    *v = f != 0;
+    return CELER_OK;
+}
+
+/* init: checks the attributes at load (no state). From opset 20 the axis is input 2: an 'axis'
+ * attribute there would be silently ignored, so it is refused. */
+static celer_status dft_init(const celer_op_info *info, void **state) {
+    bool f;
+    (void)state;
+    CELER_TRY(dft_flag(info, "inverse", &f));
+    CELER_TRY(dft_flag(info, "onesided", &f));
+    if (info->since_version >= 20 && celer_onnx_attr_find(info->node, "axis"))
+        return celer_ops_error(info, CELER_ERR_UNSUPPORTED,
+                               "attribute 'axis' is not part of DFT at opset %d: the axis is input 2 since opset 20",
+                               info->opset);
+    return CELER_OK;
+}
 
 static celer_status dft_geom_of(const celer_kernel_call *c, dft_geom *g) {
     const celer_op_info *info = c->info;
     const celer_tensor *x = c->in[0];
     const celer_shape *s = &x->shape;
     char b[200];
-    bool onesided = celer_onnx_attr_int(info->node, "onesided", 0) != 0;
-    g->inverse = celer_onnx_attr_int(info->node, "inverse", 0) != 0;
-    if (onesided && g->inverse)
-        return celer_ops_error(info, CELER_ERR_INVALID, "onesided and inverse cannot both be set");
+    bool onesided = false;
+    CELER_TRY(dft_flag(info, "onesided", &onesided));
+    CELER_TRY(dft_flag(info, "inverse", &g->inverse));
+    g->irfft = onesided && g->inverse;
     if (s->rank < 2 || (s->dims[s->rank - 1] != 1 && s->dims[s->rank - 1] != 2))
         return celer_ops_error(info, CELER_ERR_SHAPE,
-                      "input must be [batch, signal dims..., 1 or 2] (real or complex), got %s",
+                      "input must be [signal dims..., 1 or 2] (real or complex), got %s",
                       celer_shape_str(s, b, sizeof b));
-    CELER_TRY(celer_ops_axis(info, celer_onnx_attr_int(info->node, "axis", 1), s->rank, &g->axis));
+    if (g->irfft && s->dims[s->rank - 1] != 2)
+        return celer_ops_error(info, CELER_ERR_SHAPE,
+                      "onesided with inverse (IRFFT) takes complex input [..., 2], got %s",
+                      celer_shape_str(s, b, sizeof b));
+    int64_t axis = celer_onnx_attr_int(info->node, "axis", 1);
+    if (info->since_version >= 20) {
+        axis = -2;
+        if (celer_ops_input(c, 2)) CELER_TRY(scalar_int(c, 2, "axis", &axis));
+    }
+    CELER_TRY(celer_ops_axis(info, axis, s->rank, &g->axis));
     if (g->axis == s->rank - 1)
-        return celer_ops_error(info, CELER_ERR_INVALID, "axis %d is the real/imaginary axis of input %s",
-                      g->axis, celer_shape_str(s, b, sizeof b));
+        return celer_ops_error(info, CELER_ERR_INVALID, "axis %lld is the real/imaginary axis of input %s",
+                      (long long)axis, celer_shape_str(s, b, sizeof b));
     g->outer = 1, g->inner = 1;
     for (int i = 0; i < g->axis; i++) g->outer *= s->dims[i];
     for (int i = g->axis + 1; i < s->rank - 1; i++) g->inner *= s->dims[i];
     g->len = s->dims[g->axis];
     g->comps = s->dims[s->rank - 1];
-    g->n = g->len;
+    g->n = g->irfft ? 2 * (g->len - 1) : g->len;
     const celer_tensor *dl = celer_ops_input(c, 1);
     if (dl) {
         CELER_TRY(scalar_int(c, 1, "dft_length", &g->n));
@@ -250,11 +285,14 @@ static celer_status dft_geom_of(const celer_kernel_call *c, dft_geom *g) {
             return celer_ops_error(info, CELER_ERR_INVALID, "dft_length %lld is outside [1, %lld]",
                           (long long)g->n, (long long)MAX_FFT);
     }
-    if (g->n < 1) return celer_ops_error(info, CELER_ERR_INVALID, "the signal axis %d is empty", g->axis);
+    if (g->n < 1)
+        return celer_ops_error(info, CELER_ERR_INVALID, "the signal axis %d has %lld values: %s", g->axis,
+                      (long long)g->len,
+                      g->irfft ? "IRFFT needs 2 bins or more, or dft_length" : "the transform is empty");
     if (g->n > MAX_FFT)
         return celer_ops_error(info, CELER_ERR_LIMIT, "signal length %lld is above %lld", (long long)g->n,
                       (long long)MAX_FFT);
-    g->k = onesided ? g->n / 2 + 1 : g->n;
+    g->k = onesided && !g->inverse ? g->n / 2 + 1 : g->n;
     return CELER_OK;
 }
 
@@ -268,7 +306,7 @@ static celer_status dft_reshape(celer_kernel_call *c) {
     CELER_TRY(dft_geom_of(c, &g));
     celer_shape out = c->in[0]->shape;
     out.dims[g.axis] = g.k;
-    out.dims[out.rank - 1] = 2;
+    out.dims[out.rank - 1] = g.irfft ? 1 : 2;
     c->out[0].shape = out;
     CELER_TRY(check_out(c, 0));
     celer_ops_carve cv = {0};
@@ -292,7 +330,11 @@ static celer_status dft_run(celer_kernel_call *c) {
     fft_prepare(&fp);
     const celer_tensor *x = c->in[0];
     celer_tensor *y = &c->out[0];
-    const int64_t used = CELER_MIN(g.len, g.n);
+    /* IRFFT reads bins 0..n/2 (zeros past the input) and mirrors the rest as their conjugates,
+     * as numpy's irfft and onnx's reference do: the imaginary parts of bin 0 and of bin n/2 (n
+     * even) then only reach the imaginary part of the result, which is dropped. */
+    const int64_t used = CELER_MIN(g.len, g.irfft ? g.n / 2 + 1 : g.n);
+    const int64_t out_comps = g.irfft ? 1 : 2;
     const double scale = g.inverse ? 1.0 / (double)g.n : 1.0;
     for (int64_t o = 0; o < g.outer; o++)
         for (int64_t i = 0; i < g.inner; i++) {
@@ -302,11 +344,14 @@ static celer_status dft_run(celer_kernel_call *c) {
                 buf[2 * j + 1] = g.comps == 2 ? ld(x, src + 1) : 0.0;
             }
             memset(buf + 2 * used, 0, (size_t)(2 * (g.n - used)) * sizeof(double));
+            if (g.irfft)
+                for (int64_t j = g.n / 2 + 1; j < g.n; j++)
+                    buf[2 * j] = buf[2 * (g.n - j)], buf[2 * j + 1] = -buf[2 * (g.n - j) + 1];
             fft_run(&fp, buf, g.inverse);
             for (int64_t k = 0; k < g.k; k++) {
-                int64_t dst = ((o * g.k + k) * g.inner + i) * 2;
+                int64_t dst = ((o * g.k + k) * g.inner + i) * out_comps;
                 st(y, dst, buf[2 * k] * scale);
-                st(y, dst + 1, buf[2 * k + 1] * scale);
+                if (!g.irfft) st(y, dst + 1, buf[2 * k + 1] * scale);
             }
         }
     return CELER_OK;
@@ -964,7 +1009,8 @@ static celer_status tfidf_run(celer_kernel_call *c) {
     {"", op, since, until, dts, 0, 0, infer, init, reshape, run, fs, fl}
 
 static const celer_kernel kernels[] = {
-    K("DFT", 17, 19, FLOATS, NULL, NULL, dft_reshape, dft_run, NULL, NULL),
+    K("DFT", 17, 19, FLOATS, NULL, dft_init, dft_reshape, dft_run, NULL, NULL),
+    K("DFT", 20, MAXV, FLOATS, NULL, dft_init, dft_reshape, dft_run, NULL, NULL), /* axis input */
     K("STFT", 17, MAXV, FLOATS, NULL, NULL, stft_reshape, stft_run, NULL, NULL),
     K("HannWindow", 17, MAXV, INTS32_64, infer_output_datatype, NULL, window_reshape, window_run, NULL, NULL),
     K("HammingWindow", 17, MAXV, INTS32_64, infer_output_datatype, NULL, window_reshape, window_run, NULL, NULL),

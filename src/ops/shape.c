@@ -1067,9 +1067,9 @@ static int64_t pad_source(int64_t i, int64_t lo, int64_t d, int mode) {
     return lo + (m < d ? m : period - m);
 }
 
-static celer_status run_pad(celer_kernel_call *c) {
-    pad_plan p;
-    CELER_TRY(pad_read(c, &p, false));
+/* Writes out[0] from in[0] as the plan says (Pad and CenterCropPad). */
+static celer_status pad_copy(celer_kernel_call *c, const pad_plan *pp) {
+    const pad_plan p = *pp;
     const celer_tensor *x = c->in[0];
     const celer_shape *o = &c->out[0].shape;
     size_t es = celer_dtype_size(x->dtype);
@@ -1119,6 +1119,87 @@ static celer_status run_pad(celer_kernel_call *c) {
         }
     }
     return CELER_OK;
+}
+
+static celer_status run_pad(celer_kernel_call *c) {
+    pad_plan p;
+    CELER_TRY(pad_read(c, &p, false));
+    return pad_copy(c, &p);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* CenterCropPad (opset 18): each axis listed in 'axes' (all by default) becomes shape[i] long,
+ * centred. It is a Pad plan with zeros and begin = trunc((out - in) / 2): a crop starts at
+ * floor((in - out) / 2), a pad puts its odd element on the right, as the spec rounds.          */
+
+/* init: refuses at load an 'axes' that lists the same value twice (the spec leaves it undefined)
+ * or whose length differs from a constant 'shape'. No state. */
+static celer_status init_center_crop_pad(const celer_op_info *info, void **state) {
+    int64_t axes[CELER_MAX_RANK];
+    int na = -1;
+    (void)state;
+    CELER_TRY(read_attr_ints(info, "axes", axes, CELER_MAX_RANK, &na));
+    for (int i = 0; i < na; i++)
+        for (int j = 0; j < i; j++)
+            if (axes[i] == axes[j])
+                return celer_ops_error(info, CELER_ERR_UNSUPPORTED, "attribute 'axes' lists axis %lld twice",
+                                       (long long)axes[i]);
+    const celer_tensor *shp = info->n_inputs > 1 ? info->input_constants[1] : NULL;
+    int64_t cnt = shp ? celer_shape_numel(&shp->shape) : -1;
+    if (shp && na >= 0 && cnt != na)
+        return celer_ops_error(info, CELER_ERR_INVALID, "'shape' has %lld values but 'axes' has %d",
+                               (long long)cnt, na);
+    return CELER_OK;
+}
+
+static celer_status ccp_read(celer_kernel_call *c, pad_plan *p, bool set_shape) {
+    const celer_op_info *info = c->info;
+    const celer_tensor *x = c->in[0];
+    const int r = x->shape.rank;
+    int64_t want[CELER_MAX_RANK], axes[CELER_MAX_RANK];
+    int n, na = -1;
+    CELER_TRY(read_ints(info, c->in[1], "shape", want, CELER_MAX_RANK, &n));
+    CELER_TRY(read_attr_ints(info, "axes", axes, CELER_MAX_RANK, &na));
+    if (na < 0)
+        for (na = 0; na < r; na++) axes[na] = na;
+    if (n != na)
+        return celer_ops_error(info, CELER_ERR_INVALID, "'shape' has %d values, expected %d (%s)", n, na,
+                               celer_onnx_attr_find(info->node, "axes") ? "one per axis in 'axes'" : "the input's rank");
+    p->mode = PAD_CONSTANT;
+    zero_elem(x->dtype, p->value);
+    celer_shape out = x->shape;
+    for (int i = 0; i < r; i++) p->begin[i] = 0, p->lo[i] = 0, p->kept[i] = x->shape.dims[i];
+    bool seen[CELER_MAX_RANK] = {false};
+    for (int i = 0; i < na; i++) {
+        int ax;
+        CELER_TRY(celer_ops_axis(info, axes[i], r, &ax));
+        if (seen[ax]) return celer_ops_error(info, CELER_ERR_INVALID, "axis %d is listed twice in 'axes'", ax);
+        seen[ax] = true;
+        int64_t d = x->shape.dims[ax];
+        if (want[i] < 0 || want[i] > INT32_MAX)
+            return celer_ops_error(info, CELER_ERR_INVALID, "'shape' value %lld for axis %d is outside [0, %d]",
+                                   (long long)want[i], ax, INT32_MAX);
+        int64_t diff = want[i] - d, begin = diff / 2; /* C division truncates toward zero */
+        p->begin[ax] = begin;
+        p->lo[ax] = pad_cut(begin, d);
+        p->kept[ax] = d - p->lo[ax] - pad_cut(diff - begin, d);
+        out.dims[ax] = want[i];
+    }
+    if (!set_shape) return CELER_OK;
+    c->out[0].shape = out;
+    return celer_ops_check_output(info, &c->out[0]);
+}
+
+static celer_status reshape_center_crop_pad(celer_kernel_call *c) {
+    CELER_TRY(celer_ops_require(c, 2));
+    pad_plan p;
+    return ccp_read(c, &p, true);
+}
+
+static celer_status run_center_crop_pad(celer_kernel_call *c) {
+    pad_plan p;
+    CELER_TRY(ccp_read(c, &p, false));
+    return pad_copy(c, &p);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1318,6 +1399,8 @@ static const celer_kernel kernels[] = {
     KI("Pad", 19, 20, ALL, init_pad, reshape_pad, run_pad),   /* mode 'wrap' */
     KI("Pad", 21, 22, ALL, init_pad, reshape_pad, run_pad),   /* 21, 23: more element types */
     KI("Pad", 23, CELER_OPS_MAX_VERSION, ALL, init_pad, reshape_pad, run_pad),
+    KI("CenterCropPad", 18, CELER_OPS_MAX_VERSION, ALL, init_center_crop_pad, reshape_center_crop_pad,
+       run_center_crop_pad),
     K("Range", 11, CELER_OPS_MAX_VERSION, DTS_RANGE, 0, NULL, reshape_range, run_range),
     K("EyeLike", 9, CELER_OPS_MAX_VERSION, DTS_EYE, 0, infer_eye_like, reshape_eye_like, run_eye_like),
     K("Trilu", 14, CELER_OPS_MAX_VERSION, ALL, 0, NULL, reshape_trilu, run_trilu),

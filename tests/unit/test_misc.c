@@ -167,11 +167,27 @@ static void test_dft_roundtrip_and_errors(void **unused) {
     for (int i = 0; i < 48; i++) assert_true(fabsf(((float *)b[0].data)[i] - x[i]) < 1e-5f);
     tu_free_outputs(f, 1), tu_free_outputs(b, 1);
 
-    /* onesided with inverse, the complex axis, a bad last dim, a bad dft_length */
+    /* onesided with inverse is IRFFT: 12 complex bins give 22 real values; real input is refused */
     attrs_t e = {0};
     a_int(&e, "onesided", 1), a_int(&e, "inverse", 1);
     node = make_node("DFT", &e, 1);
-    assert_int_equal(tu_run_op(&node, 17, in, 1, f, 1), CELER_ERR_INVALID);
+    assert_int_equal(tu_run_op(&node, 17, in, 1, f, 1), CELER_OK);
+    assert_int_equal(f[0].shape.dims[1], 22);
+    assert_int_equal(f[0].shape.dims[2], 1);
+    tu_free_outputs(f, 1);
+    celer_tensor treal = tens(CELER_FLOAT, 3, (int64_t[]){2, 24, 1}, x);
+    const celer_tensor *inr[] = {&treal};
+    assert_int_equal(tu_run_op(&node, 20, inr, 1, f, 1), CELER_ERR_SHAPE);
+    /* flags other than 0 and 1, and the axis attribute at opset 20, are refused at init */
+    e.n = 0, a_int(&e, "onesided", 2);
+    node = make_node("DFT", &e, 1);
+    assert_int_equal(tu_run_op(&node, 20, in, 1, f, 1), CELER_ERR_UNSUPPORTED);
+    assert_non_null(strstr(celer_error_message(), "'onesided' value 2"));
+    e.n = 0, a_int(&e, "axis", 1);
+    node = make_node("DFT", &e, 1);
+    assert_int_equal(tu_run_op(&node, 20, in, 1, f, 1), CELER_ERR_UNSUPPORTED);
+    assert_non_null(strstr(celer_error_message(), "'axis'"));
+    /* the complex axis, a bad last dim, a bad dft_length */
     e.n = 0, a_int(&e, "axis", 2);
     node = make_node("DFT", &e, 1);
     assert_int_equal(tu_run_op(&node, 17, in, 1, f, 1), CELER_ERR_INVALID);

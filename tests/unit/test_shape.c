@@ -702,6 +702,40 @@ static void test_pad_axes_wrap(void **s) {
     tu_free_outputs(out, 1);
 }
 
+/* CenterCropPad 18: crops start at floor((in - out) / 2), pads put the odd zero on the right */
+static void test_center_crop_pad(void **s) {
+    (void)s;
+    celer_tensor out[1];
+    celer_tensor x = TEN(CELER_FLOAT, F32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12), 3, 4);
+    celer_tensor shp = TEN(CELER_INT64, I64(1, 7), 2);
+    assert_int_equal(tu_run("CenterCropPad", 18, NOAT, IN(&x, &shp), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 1, 7);
+    EXPECT_F32(&out[0], 0, 5, 6, 7, 8, 0, 0);
+    tu_free_outputs(out, 1);
+    celer_tensor one = TEN(CELER_INT64, I64(1), 1);
+    assert_int_equal(tu_run("CenterCropPad", 18, AT(AINTS("axes", -1)), IN(&x, &one), out, 1), 0);
+    EXPECT_SHAPE(&out[0], 3, 1);
+    EXPECT_F32(&out[0], 2, 6, 10);
+    tu_free_outputs(out, 1);
+    /* refusals: an axis twice (at init), 'shape' not one per axis, a negative size */
+    tu_expect_err(tu_run("CenterCropPad", 18, AT(AINTS("axes", 1, 1)), IN(&x, &shp), out, 1),
+                  CELER_ERR_UNSUPPORTED, "attribute 'axes' lists axis 1 twice");
+    tu_free_outputs(out, 1);
+    tu_expect_err(tu_run("CenterCropPad", 18, AT(AINTS("axes", 0)), IN(&x, &shp), out, 1), CELER_ERR_INVALID,
+                  "'shape' has 2 values, expected 1");
+    tu_free_outputs(out, 1);
+    tu_expect_err(tu_run("CenterCropPad", 18, AT(AINTS("axes", 1, -1)), IN(&x, &shp), out, 1), CELER_ERR_INVALID,
+                  "listed twice");
+    tu_free_outputs(out, 1);
+    celer_tensor neg = TEN(CELER_INT64, I64(-1), 1);
+    tu_expect_err(tu_run("CenterCropPad", 18, AT(AINTS("axes", 0)), IN(&x, &neg), out, 1), CELER_ERR_INVALID,
+                  "outside [0,");
+    tu_free_outputs(out, 1);
+    /* not served before opset 18 */
+    assert_int_equal(tu_run("CenterCropPad", 17, NOAT, IN(&x, &shp), out, 1), CELER_ERR_UNSUPPORTED);
+    tu_free_outputs(out, 1);
+}
+
 /* ---- Trilu, DepthToSpace, SpaceToDepth ---- */
 
 static void test_trilu(void **s) {
@@ -798,7 +832,7 @@ int main(void) {
         cmocka_unit_test(test_constant_of_shape), cmocka_unit_test(test_range),
         cmocka_unit_test(test_eye_like),        cmocka_unit_test(test_expand_tile),
         cmocka_unit_test(test_pad),             cmocka_unit_test(test_pad_axes_wrap),
-        cmocka_unit_test(test_trilu),
+        cmocka_unit_test(test_center_crop_pad), cmocka_unit_test(test_trilu),
         cmocka_unit_test(test_depth_space), cmocka_unit_test(test_fuzz),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
