@@ -66,6 +66,8 @@ typedef struct rope_geom {
 static celer_status rope_geometry(const celer_kernel_call *call, rope_geom *g) {
     char who[160], b1[160], b2[160];
     const rope_state *st = call->state;
+    celer_status status = celer_ops_require(call, 3);
+    if (status) return status;
     const celer_tensor *x = call->in[0], *cs = call->in[1], *sn = call->in[2];
     const celer_tensor *pos = celer_ops_input(call, 3);
     const int64_t *d = x->shape.dims;
@@ -152,8 +154,11 @@ static celer_status rope_run(celer_kernel_call *call) {
     const celer_tensor *x = call->in[0], *cs = call->in[1], *sn = call->in[2];
     const celer_tensor *pos = celer_ops_input(call, 3);
     celer_tensor *y = &call->out[0];
+    if (celer_shape_numel(&x->shape) == 0) return CELER_OK; /* heads may still be many */
     /* other types: one head at a time widened into scratch (x, y, cos, sin rows) */
-    float *xf = call->scratch, *yf = xf + g.D, *cf = yf + g.D, *sf = cf + g.half;
+    bool wide = x->dtype != CELER_FLOAT && x->dtype != CELER_DOUBLE;
+    float *xf = call->scratch, *yf = wide ? xf + g.D : NULL, *cf = wide ? yf + g.D : NULL;
+    float *sf = wide ? cf + g.half : NULL;
     for (int64_t b = 0; b < g.B; b++)
         for (int64_t t = 0; t < g.S; t++) {
             int64_t row = b * g.S + t;
@@ -167,7 +172,7 @@ static celer_status rope_run(celer_kernel_call *call) {
                 row = p;
             }
             int64_t co = row * g.half;
-            if (x->dtype != CELER_FLOAT && x->dtype != CELER_DOUBLE)
+            if (wide)
                 for (int64_t i = 0; i < g.half; i++) {
                     cf[i] = (float)celer_ops_double_at(cs, co + i);
                     sf[i] = (float)celer_ops_double_at(sn, co + i);
@@ -297,6 +302,8 @@ static celer_status attn_dims(const char *who, const char *name, const celer_ten
 static celer_status attn_geometry(const celer_kernel_call *call, attn_geom *g) {
     char who[160], b1[160];
     const attn_state *s = call->state;
+    celer_status st = celer_ops_require(call, 3);
+    if (st) return st;
     const celer_tensor *q = call->in[0], *k = call->in[1], *v = call->in[2];
     const celer_tensor *mask = celer_ops_input(call, 3), *pk = celer_ops_input(call, 4),
                        *pv = celer_ops_input(call, 5);
@@ -310,7 +317,7 @@ static celer_status attn_geometry(const celer_kernel_call *call, attn_geom *g) {
         return celer_errorf(CELER_ERR_SHAPE, "%s: Q %s must be 3-D or 4-D", who,
                             celer_shape_str(&q->shape, b1, sizeof b1));
     int64_t qd[4], kd[4], vd[4];
-    celer_status st = attn_dims(who, "Q", q, g->three_d, s->q_heads, qd);
+    st = attn_dims(who, "Q", q, g->three_d, s->q_heads, qd);
     if (!st) st = attn_dims(who, "K", k, g->three_d, s->kv_heads, kd);
     if (!st) st = attn_dims(who, "V", v, g->three_d, s->kv_heads, vd);
     if (st) return st;
@@ -452,6 +459,8 @@ static inline double narrowed(celer_dtype t, double x) {
                                  celer_dtype narrow, T *y, T *sc) {                                \
         T scale = s->has_scale ? (T)s->scale : (T)(1.0 / sqrt((double)g->D));                      \
         int64_t group = g->qH / g->kvH, P = g->P, T_ = g->tot;                                        \
+        /* an empty Y may still have many heads (a zero sequence): nothing to compute */           \
+        if (g->Sq == 0 || g->Dv == 0) return;                                                      \
         for (int64_t b = 0; b < g->B; b++)                                                         \
             for (int64_t h = 0; h < g->qH; h++) {                                                  \
                 int64_t kh = h / group;                                                            \
@@ -491,6 +500,7 @@ static inline double narrowed(celer_dtype t, double x) {
     /* present = past then the new keys, [B, kvH, T, d] whatever K's layout */                     \
     static void attn_present_##SUF(const attn_geom *g, const T *past, const T *cur,                \
                                    const attn_layout *l, int64_t d, T *out) {                      \
+        if (g->tot == 0 || d == 0) return;                                                         \
         for (int64_t b = 0; b < g->B; b++)                                                         \
             for (int64_t h = 0; h < g->kvH; h++) {                                                 \
                 T *o = out + (b * g->kvH + h) * g->tot * d;                                          \
@@ -557,6 +567,7 @@ static celer_status attn_run(celer_kernel_call *call) {
         } else {
             const celer_tensor *past = t[2 + o], *cur = t[o];
             int64_t n = 0;
+            if (celer_shape_numel(&pr->shape) == 0) continue;
             for (int64_t b = 0; b < g.B; b++)
                 for (int64_t h = 0; h < g.kvH; h++) {
                     for (int64_t p = 0; p < g.P * d; p++)
