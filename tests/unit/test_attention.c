@@ -114,6 +114,30 @@ static void test_mask_broadcast_and_past_without_present(void **st) {
     free(q), free(k), free(v), free(pk), free(pv), free(m);
 }
 
+/* Causal rows run in blocks of 32, each with the keys up to its last row: 70 queries after 5
+ * past keys (blocks of 32, 32, 6) with two query heads on one key/value head, and the present caches. */
+static void test_causal_blocks_with_past(void **st) {
+    (void)st;
+    uint64_t seed = 11;
+    ref_cfg c = {.B = 1, .qH = 2, .kvH = 1, .Sq = 70, .Skv = 70, .P = 5, .D = 8, .Dv = 4,
+                 .causal = true, .scale = 1 / sqrt(8.0)};
+    float *q = randf(c.qH * c.Sq * c.D, &seed), *k = randf(c.Skv * c.D, &seed), *v = randf(c.Skv * c.Dv, &seed);
+    float *pk = randf(c.P * c.D, &seed), *pv = randf(c.P * c.Dv, &seed);
+    celer_tensor tq = TEN(CELER_FLOAT, q, 1, 2, 70, 8), tk = TEN(CELER_FLOAT, k, 1, 1, 70, 8);
+    celer_tensor tv = TEN(CELER_FLOAT, v, 1, 1, 70, 4), tpk = TEN(CELER_FLOAT, pk, 1, 1, 5, 8);
+    celer_tensor tpv = TEN(CELER_FLOAT, pv, 1, 1, 5, 4), out[3];
+    double want[2 * 70 * 4];
+    ref_attention(&c, q, k, v, pk, pv, want);
+    assert_int_equal(tu_run("Attention", 23, AT(AINT("is_causal", 1)), IN(&tq, &tk, &tv, NULL, &tpk, &tpv), out, 3), 0);
+    expect_near(&out[0], want, 2 * 70 * 4, "causal blocks after a past");
+    EXPECT_SHAPE(&out[1], 1, 1, 75, 8);
+    assert_memory_equal(out[1].data, pk, 5 * 8 * sizeof(float));
+    assert_memory_equal((float *)out[1].data + 5 * 8, k, 70 * 8 * sizeof(float));
+    assert_memory_equal((float *)out[2].data + 5 * 4, v, 70 * 4 * sizeof(float));
+    tu_free_outputs(out, 3);
+    free(q), free(k), free(v), free(pk), free(pv);
+}
+
 /* No keys at all (kv sequence 0, no past): every row is fully masked and Y is zeros; no queries:
  * Y is empty. */
 static void test_empty_sequences(void **st) {
@@ -215,6 +239,7 @@ static void test_random_inputs(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mask_broadcast_and_past_without_present),
+        cmocka_unit_test(test_causal_blocks_with_past),
         cmocka_unit_test(test_empty_sequences),
         cmocka_unit_test(test_rope_by_hand),
         cmocka_unit_test(test_refusals),
