@@ -143,7 +143,6 @@ static celer_status rope_reshape(celer_kernel_call *call) {
         for (int64_t i = 2 * n; i < g->D; i++) y[i] = x[i];                                        \
     }
 DEFINE_ROPE_HEAD(float, f32)
-DEFINE_ROPE_HEAD(double, f64)
 
 static celer_status rope_run(celer_kernel_call *call) {
     char who[160];
@@ -156,7 +155,7 @@ static celer_status rope_run(celer_kernel_call *call) {
     celer_tensor *y = &call->out[0];
     if (celer_shape_numel(&x->shape) == 0) return CELER_OK; /* heads may still be many */
     /* other types: one head at a time widened into scratch (x, y, cos, sin rows) */
-    bool wide = x->dtype != CELER_FLOAT && x->dtype != CELER_DOUBLE;
+    bool wide = x->dtype != CELER_FLOAT;
     float *xf = call->scratch, *yf = wide ? xf + g.D : NULL, *cf = wide ? yf + g.D : NULL;
     float *sf = wide ? cf + g.half : NULL;
     for (int64_t b = 0; b < g.B; b++)
@@ -183,10 +182,6 @@ static celer_status rope_run(celer_kernel_call *call) {
                     rope_head_f32((const float *)x->data + o, (float *)y->data + o,
                                   (const float *)cs->data + co, (const float *)sn->data + co, &g,
                                   st->interleaved);
-                } else if (x->dtype == CELER_DOUBLE) {
-                    rope_head_f64((const double *)x->data + o, (double *)y->data + o,
-                                  (const double *)cs->data + co, (const double *)sn->data + co, &g,
-                                  st->interleaved);
                 } else {
                     for (int64_t i = 0; i < g.D; i++) xf[i] = (float)celer_ops_double_at(x, o + i);
                     rope_head_f32(xf, yf, cf, sf, &g, st->interleaved);
@@ -199,7 +194,7 @@ static celer_status rope_run(celer_kernel_call *call) {
 
 static celer_status rope_reshape_scratch(celer_kernel_call *call) {
     celer_status st = rope_reshape(call);
-    if (st || call->in[0]->dtype == CELER_FLOAT || call->in[0]->dtype == CELER_DOUBLE) return st;
+    if (st || call->in[0]->dtype == CELER_FLOAT) return st;
     const int64_t *d = call->in[0]->shape.dims;
     int64_t D = call->in[0]->shape.rank == 4 ? d[3] : d[2]; /* a bound on the head size */
     return celer_ops_add_scratch(call, (size_t)D * 4, sizeof(float));
