@@ -18,13 +18,14 @@ extern const celer_kernel_family celer_family_image;
 extern const celer_kernel_family celer_family_misc;
 extern const celer_kernel_family celer_family_control;
 extern const celer_kernel_family celer_family_fused;
+extern const celer_kernel_family celer_family_attention;
 
 static const celer_kernel_family *const families[] = {
     &celer_family_elementwise, &celer_family_reduce, &celer_family_norm,
     &celer_family_shape,       &celer_family_indexing, &celer_family_conv,
     &celer_family_pool,        &celer_family_gemm,   &celer_family_quant,
     &celer_family_rnn,         &celer_family_image,  &celer_family_misc,
-    &celer_family_control,     &celer_family_fused,
+    &celer_family_control,     &celer_family_fused,  &celer_family_attention,
 };
 
 const celer_kernel_family *const *celer_ops_families(int *count) {
