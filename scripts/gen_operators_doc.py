@@ -150,7 +150,8 @@ def opset_section(kernels, report):
             shown = ", ".join(f"{c[5:]}" + ("" if outcome.get(c, "PASS") == "PASS" else f" ({outcome[c]})")
                               for c in names) or ("no case: ONNX Runtime has no kernel to compare with"
                                                    if (op, v) in NO_ORACLE else "-")
-            out.append(f"| {op} | {v} | {CHANGES.get((op, v), BY_VERSION[v])} | "
+            what = "new operator" if i == 0 else CHANGES.get((op, v), BY_VERSION[v])
+            out.append(f"| {op} | {v} | {what} | "
                        f"{'runs' if served else 'not yet: refused at load'} | {shown} |")
     return out
 
