@@ -62,6 +62,7 @@ static const arity table[] = {
     {"Cosh", 9, 1, 0x1, -1, 1},
     {"CumSum", 11, 2, 0x3, -1, 1},
     {"DFT", 17, 1, 0x1, -1, 1},
+    {"DeformConv", 19, 3, 0x7, -1, 1},
     {"DepthToSpace", 1, 1, 0x1, -1, 1},
     {"DequantizeLinear", 10, 2, 0x3, -1, 1},
     {"Det", 11, 1, 0x1, -1, 1},

@@ -19,6 +19,7 @@ extern const celer_kernel_family celer_family_misc;
 extern const celer_kernel_family celer_family_control;
 extern const celer_kernel_family celer_family_fused;
 extern const celer_kernel_family celer_family_attention;
+extern const celer_kernel_family celer_family_deform;
 
 static const celer_kernel_family *const families[] = {
     &celer_family_elementwise, &celer_family_reduce, &celer_family_norm,
@@ -26,6 +27,7 @@ static const celer_kernel_family *const families[] = {
     &celer_family_pool,        &celer_family_gemm,   &celer_family_quant,
     &celer_family_rnn,         &celer_family_image,  &celer_family_misc,
     &celer_family_control,     &celer_family_fused,  &celer_family_attention,
+    &celer_family_deform,
 };
 
 const celer_kernel_family *const *celer_ops_families(int *count) {
