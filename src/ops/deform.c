@@ -98,6 +98,8 @@ static celer_status deform_reshape(celer_kernel_call *call) {
     const deform_state *s = call->state;
     char who[160];
     celer_ops_who(call->info, who, sizeof who);
+    celer_status st = celer_ops_require(call, 3);
+    if (st) return st;
     const celer_tensor *x = call->in[0], *w = call->in[1], *off = call->in[2];
     const celer_tensor *b = celer_ops_input(call, 3), *mask = celer_ops_input(call, 4);
     if (x->shape.rank != 4 || w->shape.rank != 4) {
@@ -118,7 +120,7 @@ static celer_status deform_reshape(celer_kernel_call *call) {
         *call->local = d;
     }
     celer_shape y;
-    celer_status st = celer_conv_geom_make(who, &s->a, &x->shape, &w->shape, false, &d->g, &y);
+    st = celer_conv_geom_make(who, &s->a, &x->shape, &w->shape, false, &d->g, &y);
     if (st) return st;
     d->og = s->offset_group;
     if (d->g.c % d->og)
