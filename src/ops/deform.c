@@ -131,6 +131,11 @@ static celer_status deform_reshape(celer_kernel_call *call) {
         return celer_errorf(CELER_ERR_LIMIT, "%s: a channel of X has more than %d elements", who, INT32_MAX);
     d->taps = w->shape.dims[2] * w->shape.dims[3];
     d->p = y.dims[2] * y.dims[3];
+    /* cblas takes int dimensions */
+    if (d->p > INT32_MAX || (d->g.c / d->g.group) * d->taps > INT32_MAX)
+        return celer_errorf(CELER_ERR_LIMIT, "%s: %lld output positions or %lld x %lld channel taps pass %d",
+                            who, (long long)d->p, (long long)(d->g.c / d->g.group), (long long)d->taps,
+                            INT32_MAX);
     if ((st = check_side(who, "offset", off, &y, d->og * d->taps * 2)) ||
         (mask && (st = check_side(who, "mask", mask, &y, d->og * d->taps))))
         return st;
