@@ -1,9 +1,9 @@
 """ImageDecoder 20: encoded JPEG / PNG bytes (1-D uint8) -> uint8 [H, W, C] in RGB, BGR or
 Grayscale.
 
-ONNX Runtime (1.2x CPU) has no ImageDecoder kernel, so it cannot be the oracle here: the expected
-outputs are the ONNX reference implementation's (onnx/reference/ops/op_image_decoder.py), which
-is PIL: Image.open, RGB/BGR as decoded (convert("RGB") for the PNGs that are not RGB, where the
+ONNX Runtime (onnxruntime-node 1.31.1, CPU) has no ImageDecoder kernel, so it cannot be the
+oracle here: the expected outputs are the ONNX reference implementation's
+(onnx/reference/ops/op_image_decoder.py), which is PIL: Image.open, RGB/BGR as decoded (convert("RGB") for the PNGs that are not RGB, where the
 reference would return 2 or 4 channels against the spec's [H, W, 3]), Grayscale convert("L").
 gen.py would send CASES to ONNX Runtime, so CASES stays empty and this file writes its own cases:
     /usr/bin/python3 tests/conformance/opset/cases_imagedecoder.py [out_dir]
