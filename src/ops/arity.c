@@ -100,6 +100,7 @@ static const arity table[] = {
     {"Hardmax", 1, 1, 0x1, -1, 1},
     {"Identity", 1, 1, 0x1, -1, 1},
     {"If", 1, 1, 0x1, -1, 1},
+    {"ImageDecoder", 20, 1, 0x1, -1, 1},
     {"InstanceNormalization", 1, 3, 0x7, -1, 1},
     {"IsInf", 10, 1, 0x1, -1, 1},
     {"IsNaN", 9, 1, 0x1, -1, 1},

@@ -1,5 +1,5 @@
 /* image: resampling and detection operators (Resize, Upsample, GridSample, AffineGrid, Col2Im,
- * RoiAlign, NonMaxSuppression). MaxRoiPool lives in pool.c.
+ * RoiAlign, NonMaxSuppression, ImageDecoder). MaxRoiPool lives in pool.c.
  *
  * Resize/Upsample: reshape turns the scales/sizes/roi inputs into one table per axis (for each
  * output index: the source indices and weights of its 1, 2 or 4 taps, or of the antialias
@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "ops.h"
+#include "pipeline/pipeline.h"
 
 /* An output (or a scratch need) bigger than this is refused: scales can ask for anything. */
 #define MAX_OUT_BYTES CELER_OPS_MAX_BYTES
@@ -1555,6 +1556,142 @@ static celer_status nms_run(celer_kernel_call *c) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* ImageDecoder                                                                                */
+/* The pipeline's decoders (libjpeg-turbo, libpng) decode to RGB; BGR swaps channels in place and
+ * Grayscale converts from RGB with PIL's integer ITU-R 601 weights, as the spec's reference
+ * (PIL's convert("L")) does, so a JPEG's grey is not its Y plane. The output size is read from the
+ * header in reshape. */
+
+enum { PX_RGB, PX_BGR, PX_GRAY };
+
+typedef struct id_state {
+    int format; /* PX_* */
+} id_state;
+
+static const struct {
+    const char *name;
+    int format, channels;
+} id_formats[] = {{"RGB", PX_RGB, 3}, {"BGR", PX_BGR, 3}, {"Grayscale", PX_GRAY, 1}};
+
+/* Encoded formats the spec allows that celer does not decode, by their leading bytes. */
+static const struct {
+    const char *name;
+    size_t off, len;
+    const char *magic;
+} id_refused[] = {
+    {"BMP", 0, 2, "BM"},
+    {"GIF", 0, 4, "GIF8"},
+    {"WebP", 8, 4, "WEBP"},
+    {"TIFF", 0, 4, "II*\0"},
+    {"TIFF", 0, 4, "MM\0*"},
+    {"JPEG 2000", 4, 4, "jP  "},
+    {"JPEG 2000 codestream", 0, 4, "\xff\x4f\xff\x51"},
+    {"OpenEXR", 0, 4, "\x76\x2f\x31\x01"},
+    {"Radiance HDR", 0, 2, "#?"},
+    {"PNM", 0, 1, "P"}, /* P1..P7: checked with the digit below */
+};
+
+static celer_status id_parse(const celer_op_info *info, void *state) {
+    id_state *s = state;
+    const char *f = celer_onnx_attr_string(info->node, "pixel_format", "RGB");
+    for (size_t i = 0; i < CELER_ARRAY_LEN(id_formats); i++)
+        if (!strcmp(f, id_formats[i].name)) {
+            s->format = id_formats[i].format;
+            return CELER_OK;
+        }
+    return celer_ops_error(info, CELER_ERR_UNSUPPORTED,
+                           "attribute pixel_format '%s' is not supported (RGB, BGR or Grayscale)", f);
+}
+
+static celer_status id_init(const celer_op_info *info, void **state) {
+    return init_with(info, state, sizeof(id_state), id_parse);
+}
+
+static celer_status id_types(const celer_op_info *info, celer_dtype *out) {
+    (void)info;
+    out[0] = CELER_UINT8;
+    return CELER_OK;
+}
+
+static int id_channels(int format) { return format == PX_GRAY ? 1 : 3; }
+
+/* The encoded bytes, after checking that they are a JPEG or PNG file; names what was found
+ * otherwise. */
+static celer_status id_bytes(const celer_kernel_call *c, const uint8_t **p, size_t *n) {
+    static const char *const names[] = {"encoded_stream"};
+    CELER_TRY(need(c, 1, names));
+    const celer_tensor *x = c->in[0];
+    char b[200];
+    if (x->dtype != CELER_UINT8 || x->shape.rank != 1)
+        return celer_ops_error(c->info, CELER_ERR_SHAPE, "input 'encoded_stream' must be 1-D uint8 (the bytes of "
+                               "a JPEG or PNG file), got %s of shape %s", celer_dtype_name(x->dtype),
+                               shape_s(&x->shape, b, sizeof b));
+    *p = x->data;
+    *n = (size_t)x->shape.dims[0];
+    static const uint8_t jpeg[] = {0xFF, 0xD8, 0xFF}, png[] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+    if ((*n >= sizeof jpeg && !memcmp(*p, jpeg, sizeof jpeg)) || (*n >= sizeof png && !memcmp(*p, png, sizeof png)))
+        return CELER_OK;
+    for (size_t i = 0; i < CELER_ARRAY_LEN(id_refused); i++) {
+        size_t off = id_refused[i].off, len = id_refused[i].len;
+        if (*n < off + len || memcmp(*p + off, id_refused[i].magic, len)) continue;
+        if (!strcmp(id_refused[i].name, "PNM") && (*n < 2 || (*p)[1] < '1' || (*p)[1] > '7')) continue;
+        return celer_ops_error(c->info, CELER_ERR_UNSUPPORTED, "input 'encoded_stream' holds a %s image; celer "
+                               "decodes JPEG and PNG only", id_refused[i].name);
+    }
+    char head[3 * 8 + 1] = "";
+    for (size_t i = 0; i < *n && i < 8; i++) snprintf(head + 3 * i, 4, " %02x", (*p)[i]);
+    return celer_ops_error(c->info, CELER_ERR_INVALID, "input 'encoded_stream' (%zu bytes, starting%s) is not a "
+                           "JPEG or PNG file", *n, *n ? head : " with nothing");
+}
+
+static celer_status id_reshape(celer_kernel_call *c) {
+    const id_state *s = c->state;
+    const uint8_t *p = NULL;
+    size_t n = 0;
+    CELER_TRY(id_bytes(c, &p, &n));
+    celer_image_info im;
+    celer_status st = celer_image_probe(p, n, "encoded_stream", &im);
+    if (st) {
+        char who[160];
+        return celer_error_wrap(st, "%s", celer_ops_who(c->info, who, sizeof who));
+    }
+    c->out[0].shape = (celer_shape){3, {im.height, im.width, id_channels(s->format)}};
+    CELER_TRY(celer_ops_check_output(c->info, &c->out[0]));
+    /* PNG conversion buffer, then Grayscale's RGB pixels */
+    CELER_TRY(celer_ops_add_scratch(c, im.tmp_bytes, 1));
+    if (s->format == PX_GRAY) CELER_TRY(celer_ops_add_scratch(c, (size_t)im.height * im.width, 3));
+    return CELER_OK;
+}
+
+static celer_status id_run(celer_kernel_call *c) {
+    const id_state *s = c->state;
+    const uint8_t *p = c->in[0]->data;
+    size_t n = (size_t)c->in[0]->shape.dims[0];
+    size_t px = (size_t)c->out[0].shape.dims[0] * (size_t)c->out[0].shape.dims[1];
+    uint8_t *out = c->out[0].data, *rgb = s->format == PX_GRAY ? (uint8_t *)c->scratch : out;
+    uint8_t *tmp = s->format == PX_GRAY ? rgb + px * 3 : (uint8_t *)c->scratch;
+    /* tmp is only used when the probe asked for it, and then lies within the scratch */
+    celer_status st = celer_image_decode_rgb(p, n, "encoded_stream", rgb, tmp);
+    if (st) {
+        char who[160];
+        return celer_error_wrap(st, "%s", celer_ops_who(c->info, who, sizeof who));
+    }
+    if (s->format == PX_BGR) {
+        for (size_t k = 0; k < px; k++) {
+            uint8_t r = out[3 * k];
+            out[3 * k] = out[3 * k + 2];
+            out[3 * k + 2] = r;
+        }
+    } else if (s->format == PX_GRAY) {
+        for (size_t k = 0; k < px; k++) {
+            const uint8_t *q = rgb + 3 * k;
+            out[k] = (uint8_t)((q[0] * 19595u + q[1] * 38470u + q[2] * 7471u + 0x8000u) >> 16);
+        }
+    }
+    return CELER_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* table                                                                                       */
 
 #define NEAREST_TYPES (CELER_DTS_NUMERIC | CELER_DT(CELER_BOOL))
@@ -1582,6 +1719,8 @@ static const celer_kernel kernels[] = {
     K("Col2Im", 18, CELER_OPS_MAX_VERSION, BF_TYPES, NULL, c2_init, c2_reshape, c2_run, NULL),
     K("RoiAlign", 10, 15, F_TYPES, NULL, ra_init, ra_reshape, ra_run, NULL),
     K("RoiAlign", 16, CELER_OPS_MAX_VERSION, F_TYPES, NULL, ra_init, ra_reshape, ra_run, NULL),
+    K("ImageDecoder", 20, CELER_OPS_MAX_VERSION, CELER_DT(CELER_UINT8), id_types, id_init, id_reshape, id_run,
+      NULL),
     K("NonMaxSuppression", 10, 10, CELER_DT(CELER_FLOAT), nms_types, nms_init, nms_reshape,
       nms_run, free),
     K("NonMaxSuppression", 11, CELER_OPS_MAX_VERSION, CELER_DT(CELER_FLOAT), nms_types, nms_init,

@@ -121,6 +121,20 @@ void celer_pipeline_set_image_budget(size_t bytes);
 /* Bytes reserved by image decodes in flight (for a gauge, and tests). */
 size_t celer_pipeline_image_bytes_in_use(void);
 
+/* ---- one encoded image, outside a pipeline (for the ImageDecoder operator) ----
+ * The decode_image step's decoders (libjpeg-turbo, libpng) on one JPEG or PNG file of n bytes at
+ * p, as RGB: a PNG's alpha dropped, grey replicated. `name` is used in messages. Not counted
+ * against the image budget: the caller's memory holds the pixels. */
+typedef struct celer_image_info {
+    uint32_t width, height;
+    size_t tmp_bytes; /* conversion buffer celer_image_decode_rgb needs (0: pass NULL) */
+} celer_image_info;
+/* Reads the header: CELER_ERR_INVALID when the bytes are not a readable JPEG / PNG header,
+ * CELER_ERR_LIMIT for a side over 8192. */
+celer_status celer_image_probe(const uint8_t *p, size_t n, const char *name, celer_image_info *info);
+/* Decodes into dst (height * width * 3 bytes, caller's), through tmp (info.tmp_bytes, caller's). */
+celer_status celer_image_decode_rgb(const uint8_t *p, size_t n, const char *name, uint8_t *dst, uint8_t *tmp);
+
 /* ---- the recommend index (also usable on its own) ----
  * Scores a user embedding against an item matrix by dot product and returns the top-k item ids
  * and scores. The matrix is a .npy file, mapped; on CPUs with AVX2 and FMA it is repacked once at

@@ -341,6 +341,38 @@ static celer_status png_decode(const decode_params *dp, int64_t i, img_src *src,
     return CELER_OK;
 }
 
+/* ---- one image outside a pipeline (the ImageDecoder operator) ---- */
+
+/* Header pass over `p`: sizes, the side cap, and the conversion buffer an RGB decode needs. */
+static celer_status probe(const uint8_t *p, size_t n, const char *name, img_src *src) {
+    decode_params dp = {name, 3};
+    *src = (img_src){.p = p, .n = n, .fmt = sniff(p, n)};
+    if (src->fmt == FMT_NONE)
+        return celer_errorf(CELER_ERR_INVALID, "'%s': %zu bytes that are not a JPEG or PNG image", name, n);
+    CELER_TRY(src->fmt == FMT_JPEG ? jpeg_decode(&dp, 0, src, NULL) : png_decode(&dp, 0, src, NULL, NULL));
+    const char *fmt = src->fmt == FMT_JPEG ? "JPEG" : "PNG";
+    if (src->w > IMG_MAX_SIDE || src->h > IMG_MAX_SIDE)
+        return celer_errorf(CELER_ERR_LIMIT, "'%s': %s of %ux%u (width x height); at most %d a side", name, fmt,
+                            src->w, src->h, IMG_MAX_SIDE);
+    return CELER_OK;
+}
+
+celer_status celer_image_probe(const uint8_t *p, size_t n, const char *name, celer_image_info *info) {
+    img_src src;
+    CELER_TRY(probe(p, n, name, &src));
+    info->width = src.w;
+    info->height = src.h;
+    info->tmp_bytes = src.fmt == FMT_PNG && src.png_ch != 3 ? (size_t)src.w * src.h * (size_t)src.png_ch : 0;
+    return CELER_OK;
+}
+
+celer_status celer_image_decode_rgb(const uint8_t *p, size_t n, const char *name, uint8_t *dst, uint8_t *tmp) {
+    decode_params dp = {name, 3};
+    img_src src;
+    CELER_TRY(probe(p, n, name, &src));
+    return src.fmt == FMT_JPEG ? jpeg_decode(&dp, 0, &src, dst) : png_decode(&dp, 0, &src, dst, tmp);
+}
+
 static celer_status decode_parse(pl_parse *c, const yaml_node_t *args, pl_step *s) {
     decode_params *p = celer_arena_alloc(pl_arena(c), sizeof *p);
     if (!p) return CELER_ERR_NOMEM;

@@ -191,7 +191,7 @@ static void version_free(celer_registry *r, served_version *v) {
 }
 
 /* Runs the model once on zeros (symbolic dims 1) so the first request does not pay for kernel
- * set-up; models with string inputs are not warmed. */
+ * set-up; models with string inputs are not warmed, nor those that refuse zeros as input values. */
 static celer_status warm_up(served_version *v) {
     int n = celer_model_input_count(v->model);
     celer_tensor *in = calloc((size_t)n + 1, sizeof *in);
@@ -216,6 +216,9 @@ static celer_status warm_up(served_version *v) {
             const celer_tensor *out;
             st = celer_context_run(ctx, in, &out);
             celer_context_free(ctx);
+            /* zeros are not a valid input of every model (an ImageDecoder's encoded bytes):
+             * a value the model refuses leaves it cold, not unavailable */
+            if (st == CELER_ERR_INVALID) st = CELER_OK;
             if (st) celer_error_wrap(st, "warm-up run");
         }
     }

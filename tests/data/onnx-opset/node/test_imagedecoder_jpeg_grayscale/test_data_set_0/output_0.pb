@@ -1,0 +1,1 @@
+ByJ÷+'3/CE@JKPU#*?</;?QFCZ_`b'6235A=?KIWX[gihg#$1>H?=GQYV^innrrr;8=29ILOd`amnmqvƒ‡NNZFM]_blolws{{…‹‘KEZPdsnmm€}‚x˜ˆ“–šfWi[ioin€Š‡™‰‘Ÿ›®­¬mrtnv|{‹’–ˆ™“£›©¸½»jqyy…ŽŽž£¥¢¦¬¯²¼ÂÈÇ{‚ŒŽ—Ÿžª¨¨±¨º°¾ÄÒÖÓ“–¡¡¤©§°²µÂ·Ç½ÌÒÞáÛ››§¨©°±¸¹ÄËÉÎÍÕßãçâ
