@@ -174,11 +174,15 @@ static int64_t split_one(const split_state *s, celer_str x, celer_str *row, char
         const char *cut = NULL;
         if (n < s->maxsplit) {
             if (dl) {
-                for (const char *q = p; (size_t)(end - q) >= dl; q++)
-                    if (!memcmp(q, s->delim.data, dl)) {
+                /* memchr finds the delimiter's first byte, memcmp checks the rest */
+                for (const char *q = p; (size_t)(end - q) >= dl; q++) {
+                    q = memchr(q, s->delim.data[0], (size_t)(end - q) - dl + 1);
+                    if (!q) break;
+                    if (!memcmp(q + 1, s->delim.data + 1, dl - 1)) {
                         cut = q;
                         break;
                     }
+                }
             } else {
                 cut = memchr(p, ' ', (size_t)(end - p));
             }
