@@ -16,18 +16,19 @@ extern const celer_kernel_family celer_family_quant;
 extern const celer_kernel_family celer_family_rnn;
 extern const celer_kernel_family celer_family_image;
 extern const celer_kernel_family celer_family_misc;
+extern const celer_kernel_family celer_family_strings;
 extern const celer_kernel_family celer_family_control;
 extern const celer_kernel_family celer_family_fused;
 extern const celer_kernel_family celer_family_attention;
 extern const celer_kernel_family celer_family_deform;
 
 static const celer_kernel_family *const families[] = {
-    &celer_family_elementwise, &celer_family_reduce, &celer_family_norm,
+    &celer_family_elementwise, &celer_family_reduce,  &celer_family_norm,
     &celer_family_shape,       &celer_family_indexing, &celer_family_conv,
-    &celer_family_pool,        &celer_family_gemm,   &celer_family_quant,
-    &celer_family_rnn,         &celer_family_image,  &celer_family_misc,
-    &celer_family_control,     &celer_family_fused,  &celer_family_attention,
-    &celer_family_deform,
+    &celer_family_pool,        &celer_family_gemm,    &celer_family_quant,
+    &celer_family_rnn,         &celer_family_image,   &celer_family_misc,
+    &celer_family_strings,     &celer_family_control, &celer_family_fused,
+    &celer_family_attention,   &celer_family_deform,
 };
 
 const celer_kernel_family *const *celer_ops_families(int *count) {
@@ -69,7 +70,8 @@ const celer_kernel *celer_ops_find(const char *domain, const char *op, int opset
         }
     const char *dom = domain && *domain ? domain : "ai.onnx";
     if (!op_seen)
-        celer_errorf(CELER_ERR_UNSUPPORTED, "operator %s (domain %s) is not supported", op, dom);
+        celer_errorf(CELER_ERR_UNSUPPORTED, "operator %s (domain %s) is not supported at any version (model opset %d)",
+                     op, dom, opset);
     else if (!version_seen)
         celer_errorf(CELER_ERR_UNSUPPORTED, "operator %s is not supported at opset %d of %s", op,
                      opset, dom);

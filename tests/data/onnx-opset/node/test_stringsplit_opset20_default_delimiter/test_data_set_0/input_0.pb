@@ -1,0 +1,1 @@
+2x y  z2 lead2trail  Bx
