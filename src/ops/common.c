@@ -1,6 +1,7 @@
 /* Small helpers shared by kernels. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ops.h"
@@ -147,4 +148,28 @@ celer_status celer_ops_check_output(const celer_op_info *info, const celer_tenso
                                celer_shape_str(&out->shape, b, sizeof b), CELER_OPS_MAX_BYTES);
     }
     return CELER_OK;
+}
+
+celer_status celer_ops_str_buf_reserve(celer_kernel_call *c, size_t bytes) {
+    if (bytes > CELER_OPS_MAX_BYTES)
+        return celer_ops_error(c->info, CELER_ERR_LIMIT, "output strings need %zu bytes (limit %zu)", bytes,
+                               (size_t)CELER_OPS_MAX_BYTES);
+    celer_ops_str_buf *l = *c->local;
+    if (!l) {
+        l = calloc(1, sizeof *l);
+        if (!l) return celer_ops_error(c->info, CELER_ERR_NOMEM, "out of memory");
+        *c->local = l;
+    }
+    if (bytes > l->cap) {
+        char *nb = realloc(l->buf, bytes);
+        if (!nb) return celer_ops_error(c->info, CELER_ERR_NOMEM, "out of memory for %zu bytes of strings", bytes);
+        l->buf = nb, l->cap = bytes;
+    }
+    return CELER_OK;
+}
+
+void celer_ops_str_buf_free(void *p) {
+    celer_ops_str_buf *l = p;
+    if (l) free(l->buf);
+    free(l);
 }

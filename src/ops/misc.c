@@ -641,12 +641,6 @@ typedef struct strnorm_state {
     const celer_str *stop; /* the node's attribute strings (owned by the model) */
 } strnorm_state;
 
-/* The output's strings; owned by the context, replaced by the next reshape. */
-typedef struct strnorm_local {
-    char *buf;
-    size_t cap;
-} strnorm_local;
-
 static celer_status strnorm_init(const celer_op_info *info, void **state) {
     strnorm_state s = {0};
     const char *act = celer_onnx_attr_string(info->node, "case_change_action", "NONE");
@@ -667,12 +661,6 @@ static celer_status strnorm_init(const celer_op_info *info, void **state) {
     *p = s;
     *state = p;
     return CELER_OK;
-}
-
-static void strnorm_free_local(void *p) {
-    strnorm_local *l = p;
-    if (l) free(l->buf);
-    free(l);
 }
 
 static char ascii_lower(char ch) { return ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch; }
@@ -715,17 +703,7 @@ static celer_status strnorm_reshape(celer_kernel_call *c) {
         if (celer_add_size(bytes, x[i].len + 1, &bytes) || bytes > MAX_BYTES)
             return celer_ops_error(c->info, CELER_ERR_LIMIT, "strings are too large");
     }
-    strnorm_local *l = *c->local;
-    if (!l) {
-        l = calloc(1, sizeof *l);
-        if (!l) return celer_ops_error(c->info, CELER_ERR_NOMEM, "out of memory");
-        *c->local = l;
-    }
-    if (bytes > l->cap) {
-        char *nb = realloc(l->buf, bytes);
-        if (!nb) return celer_ops_error(c->info, CELER_ERR_NOMEM, "out of memory for %zu bytes of strings", bytes);
-        l->buf = nb, l->cap = bytes;
-    }
+    CELER_TRY(celer_ops_str_buf_reserve(c, bytes));
     int64_t out_n = kept ? kept : 1; /* all dropped: one empty string */
     c->out[0].shape = c->in[0]->shape;
     c->out[0].shape.dims[c->out[0].shape.rank - 1] = out_n;
@@ -734,7 +712,7 @@ static celer_status strnorm_reshape(celer_kernel_call *c) {
 
 static celer_status strnorm_run(celer_kernel_call *c) {
     const strnorm_state *s = c->state;
-    strnorm_local *l = *c->local;
+    celer_ops_str_buf *l = *c->local;
     int64_t n = 0;
     CELER_TRY(strnorm_check(c, &n));
     if (!l || !l->buf) return celer_ops_error(c->info, CELER_ERR_INTERNAL, "run without reshape");
@@ -1018,7 +996,7 @@ static const celer_kernel kernels[] = {
     K("MelWeightMatrix", 17, MAXV, INTS32_64, infer_output_datatype, NULL, mel_reshape, mel_run, NULL, NULL),
     K("Det", 11, MAXV, FLOATS, NULL, NULL, det_reshape, det_run, NULL, NULL),
     K("StringNormalizer", 10, MAXV, CELER_DT(CELER_STRING), NULL, strnorm_init, strnorm_reshape, strnorm_run, free,
-      strnorm_free_local),
+      celer_ops_str_buf_free),
     K("TfIdfVectorizer", 9, MAXV, INTS32_64 | CELER_DT(CELER_STRING), infer_float, tfidf_init, tfidf_reshape,
       tfidf_run, tfidf_free, NULL),
 };

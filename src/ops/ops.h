@@ -123,6 +123,18 @@ const celer_kernel_family *const *celer_ops_families(int *count);
  * attributes, so anything can be asked for. */
 #define CELER_OPS_MAX_BYTES ((size_t)16 << 30)
 
+/* A kernel's output strings (BYTES elements point into it): held in the execution context's
+ * per-node slot (*call->local), grown by reshape (which may allocate; run never does) and replaced
+ * by the next reshape. Kernels that use it give celer_ops_str_buf_free as their free_local. */
+typedef struct celer_ops_str_buf {
+    char *buf;
+    size_t cap;
+} celer_ops_str_buf;
+/* Makes *c->local a string buffer of at least `bytes` bytes; CELER_ERR_LIMIT past
+ * CELER_OPS_MAX_BYTES, CELER_ERR_NOMEM with the node named. */
+celer_status celer_ops_str_buf_reserve(celer_kernel_call *c, size_t bytes);
+void celer_ops_str_buf_free(void *p);
+
 /* Records "<Op 'name'>: <message>" and returns `status`. */
 celer_status celer_ops_error(const celer_op_info *info, celer_status status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -18,37 +18,6 @@
 
 static const char empty_string[] = "";
 
-/* The bytes of a node's output strings; owned by the context, replaced by the next reshape. */
-typedef struct str_local {
-    char *buf;
-    size_t cap;
-} str_local;
-
-static void str_local_free(void *p) {
-    str_local *l = p;
-    if (l) free(l->buf);
-    free(l);
-}
-
-/* Makes *call->local hold at least `bytes` bytes (reshape only: it allocates). */
-static celer_status str_local_reserve(celer_kernel_call *c, size_t bytes) {
-    if (bytes > MAX_BYTES)
-        return celer_ops_error(c->info, CELER_ERR_LIMIT, "output strings need %zu bytes (limit %zu)", bytes,
-                               MAX_BYTES);
-    str_local *l = *c->local;
-    if (!l) {
-        l = calloc(1, sizeof *l);
-        if (!l) return celer_ops_error(c->info, CELER_ERR_NOMEM, "out of memory");
-        *c->local = l;
-    }
-    if (bytes > l->cap) {
-        char *nb = realloc(l->buf, bytes);
-        if (!nb) return celer_ops_error(c->info, CELER_ERR_NOMEM, "out of memory for %zu bytes of strings", bytes);
-        l->buf = nb, l->cap = bytes;
-    }
-    return CELER_OK;
-}
-
 /* Copies s to *dst with a NUL after it and advances *dst; returns the copy. */
 static celer_str put_str(char **dst, const char *s, size_t len) {
     char *d = *dst;
@@ -126,11 +95,11 @@ static celer_status concat_reshape(celer_kernel_call *c) {
     size_t bytes = 0;
     if (!concat_walk(c, &bytes, NULL, NULL))
         return celer_ops_error(c->info, CELER_ERR_LIMIT, "output strings need more than %zu bytes", MAX_BYTES);
-    return str_local_reserve(c, bytes ? bytes : 1);
+    return celer_ops_str_buf_reserve(c, bytes ? bytes : 1);
 }
 
 static celer_status concat_run(celer_kernel_call *c) {
-    str_local *l = *c->local;
+    celer_ops_str_buf *l = *c->local;
     if (!l || !l->buf) return celer_ops_error(c->info, CELER_ERR_INTERNAL, "run without reshape");
     size_t bytes = 0;
     concat_walk(c, &bytes, c->out[0].data, l->buf);
@@ -219,12 +188,12 @@ static celer_status split_reshape(celer_kernel_call *c) {
     c->out[0].shape.dims[c->out[0].shape.rank++] = widest;
     CELER_TRY(celer_ops_check_output(c->info, &c->out[0]));
     if (c->n_out > 1) c->out[1].shape = x->shape;
-    return str_local_reserve(c, bytes);
+    return celer_ops_str_buf_reserve(c, bytes);
 }
 
 static celer_status split_run(celer_kernel_call *c) {
     const split_state *s = c->state;
-    str_local *l = *c->local;
+    celer_ops_str_buf *l = *c->local;
     if (!l || !l->buf) return celer_ops_error(c->info, CELER_ERR_INTERNAL, "run without reshape");
     const celer_str *xs = c->in[0]->data;
     const int64_t n = celer_shape_numel(&c->in[0]->shape);
@@ -253,8 +222,8 @@ static celer_status split_infer(const celer_op_info *info, celer_dtype *out) {
 #define STR CELER_DT(CELER_STRING)
 
 static const celer_kernel kernels[] = {
-    {"", "StringConcat", 20, MAXV, STR, 0, 0, NULL, NULL, concat_reshape, concat_run, NULL, str_local_free},
-    {"", "StringSplit", 20, MAXV, STR, 0, 0, split_infer, split_init, split_reshape, split_run, free, str_local_free},
+    {"", "StringConcat", 20, MAXV, STR, 0, 0, NULL, NULL, concat_reshape, concat_run, NULL, celer_ops_str_buf_free},
+    {"", "StringSplit", 20, MAXV, STR, 0, 0, split_infer, split_init, split_reshape, split_run, free, celer_ops_str_buf_free},
 };
 
 const celer_kernel_family celer_family_strings = {"strings", kernels, (int)CELER_ARRAY_LEN(kernels)};
