@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs real PyTorch-exported models (scripts/export_models.py) through `celer run` and compares
 # every output with PyTorch's: max|y-ref|/max|ref| <= 1e-4; then each again converted from its
-# opset 17 to opset 23 (scripts/upgrade_opset.py), against the same outputs.
+# opset 17 to opset 23 (scripts/upgrade_opset.py), against the same outputs and against ONNX
+# Runtime's on the converted model (tests/models/ort_reference.py: npm onnxruntime-node, installed
+# into a cache folder when missing; its outputs are kept in OUTDIR beside the model).
 # Usage: check_real_models.sh CELER_BIN OUTDIR   (OUTDIR caches the exported models between runs;
 # CELER_REAL_MODELS_DIR, when set, takes its place so several builds share one export)
 # Prints one line per model and "N passed, M failed"; exits non-zero when any failed.
@@ -36,9 +38,11 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/celer-models.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
-# check_model NAME MODEL DIR: every input set of DIR through MODEL, compared with DIR's expected
+# check_model NAME MODEL DIR [LABEL=REFDIR...]: every input set of DIR through MODEL, compared with
+# DIR's expected outputs (PyTorch's), and with REFDIR's (expected/, expected_K/) for each one given
 check_model() {
     local name=$1 model=$2 dir=$3
+    shift 3
     # one run per input set: inputs/ + expected/, then inputs_K/ + expected_K/ (other batch or
     # sequence sizes); the model passes when every set does
     ok=1
@@ -66,6 +70,14 @@ check_model() {
             ok=0
             summary="$summary [$set_name] $result"
         fi
+        for ref in "$@"; do
+            if result=$("$PY" "$HERE/compare.py" "${ref#*=}/expected${set_name#inputs}" "$out" --tol "$TOL" 2>&1); then
+                summary="$summary [$set_name vs ${ref%%=*}] $result"
+            else
+                ok=0
+                summary="$summary [$set_name vs ${ref%%=*}] $result"
+            fi
+        done
     done
     if [ "$ok" -eq 1 ]; then
         passed=$((passed + 1))
@@ -86,7 +98,15 @@ for dir in "$OUTDIR"/*/; do
     # differences converted by scripts/upgrade_opset.py), against the same expected outputs
     if "$PY" "$ROOT/scripts/upgrade_opset.py" "$dir/model.onnx" "$tmp/$name-opset$NEW_OPSET.onnx" "$NEW_OPSET" \
         >"$tmp/$name-upgrade.log" 2>&1; then
-        check_model "$name@opset$NEW_OPSET" "$tmp/$name-opset$NEW_OPSET.onnx" "$dir"
+        # and against ONNX Runtime's outputs on the converted model (Triton's ONNX backend)
+        if "$PY" "$HERE/ort_reference.py" "$tmp/$name-opset$NEW_OPSET.onnx" "$dir" "$dir/ort-opset$NEW_OPSET" \
+            >"$tmp/$name-ort.log" 2>&1; then
+            check_model "$name@opset$NEW_OPSET" "$tmp/$name-opset$NEW_OPSET.onnx" "$dir" \
+                "onnxruntime=$dir/ort-opset$NEW_OPSET"
+        else
+            failed=$((failed + 1))
+            echo "FAIL $name@opset$NEW_OPSET: ort_reference.py: $(tail -n 3 "$tmp/$name-ort.log" | tr '\n' ' ')"
+        fi
     else
         failed=$((failed + 1))
         echo "FAIL $name@opset$NEW_OPSET: upgrade_opset.py: $(tail -n 2 "$tmp/$name-upgrade.log" | tr '\n' ' ')"
