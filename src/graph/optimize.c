@@ -125,6 +125,12 @@ static bool has_attr(const celer_node *n, const char *name) {
     return celer_onnx_attr_find(n->src, name) != NULL;
 }
 
+/* The operand of binary node n other than v (n reads v once), or -1. */
+static int other_operand(const celer_node *n, int v) {
+    if (n->n_inputs != 2) return -1;
+    return n->inputs[0] == v ? n->inputs[1] : n->inputs[1] == v ? n->inputs[0] : -1;
+}
+
 /* ONNX's own Gelu (opset 20) in its exact (erf) form: the same function as the internal Gelu
  * the Gelu pass makes from its erf pattern. */
 static bool is_exact_gelu(const celer_node *n) {
@@ -239,19 +245,67 @@ static bool activation_of(const celer_graph *g, const celer_node *n, const char 
     return false;
 }
 
-/* Fuses the activation that alone reads FusedConv k's output, if any; before a residual Add it
- * becomes "activation", after one "sum_activation". */
+/* ONNX's Gelu (opset 20) in its tanh form. */
+static bool is_tanh_gelu(const celer_node *n) {
+    if (!is_onnx(n, "Gelu") || n->n_inputs != 1 || n->n_outputs != 1) return false;
+    const celer_onnx_attr *a = celer_onnx_attr_find(n->src, "approximate");
+    return a && a->type == CELER_ATTR_STRING && !strcmp(a->s, "tanh");
+}
+
+/* Activations only a FusedConv runs (oneDNN post-ops), beyond activation_of's. */
+static bool conv_activation_of(const celer_graph *g, const celer_node *n, const char **name, float *alpha,
+                               float *beta) {
+    if (activation_of(g, n, name, alpha, beta)) return true;
+    if (n->n_outputs != 1 || n->n_inputs != 1) return false;
+    if (is_onnx(n, "HardSwish")) *name = "HardSwish";
+    else if (is_onnx(n, "HardSigmoid")) {
+        *name = "HardSigmoid";
+        *alpha = celer_onnx_attr_float(n->src, "alpha", 0.2f);
+        *beta = celer_onnx_attr_float(n->src, "beta", 0.5f);
+    } else if (is_op(n, CELER_GRAPH_INTERNAL_DOMAIN, FUSED_OP_GELU) || is_exact_gelu(n)) *name = "Gelu";
+    else if (is_tanh_gelu(n)) *name = "GeluTanh";
+    else return false;
+    return true;
+}
+
+/* SiLU as exporters write it, Mul(v, Sigmoid(v)) (operands in either order), with v read by
+ * those two nodes alone and the Sigmoid's output by the Mul alone: the Mul's node index, and
+ * the Sigmoid's in *sig; -1 otherwise. */
+static int silu_of(const celer_graph *g, const int *users, int v, int *sig) {
+    const celer_value *val = &g->values[v];
+    int m = users[v];
+    if (val->n_uses != 2 || val->is_output || m < 0 || !is_onnx(&g->nodes[m], "Mul") ||
+        g->nodes[m].n_outputs != 1)
+        return -1;
+    int sv = other_operand(&g->nodes[m], v);
+    int sk = sv >= 0 && sv != v ? g->values[sv].producer : -1;
+    if (sk < 0 || !is_onnx(&g->nodes[sk], "Sigmoid") || g->nodes[sk].n_inputs != 1 || g->nodes[sk].inputs[0] != v ||
+        sole_user(g, users, sv) != m)
+        return -1;
+    *sig = sk;
+    return m;
+}
+
+/* Fuses the activation that alone reads FusedConv k's output, if any, or the SiLU pattern
+ * reading it; before a residual Add it becomes "activation", after one "sum_activation". */
 static celer_status absorb_activation(celer_graph *g, const int *users, int k) {
     celer_node *f = &g->nodes[k];
     bool after_sum = f->inputs[FC_SUM] >= 0;
     const char *slot = after_sum ? FUSED_ATTR_SUM_ACTIVATION : FUSED_ATTR_ACTIVATION;
     if (has_attr(f, slot)) return CELER_OK;
-    int u = sole_user(g, users, f->outputs[0]);
-    if (u < 0) return CELER_OK;
-    celer_node *a = &g->nodes[u];
     const char *name;
     float alpha, beta;
-    if (!activation_of(g, a, &name, &alpha, &beta) || a->inputs[0] != f->outputs[0]) return CELER_OK;
+    int sig = -1, u = sole_user(g, users, f->outputs[0]);
+    if (u >= 0) {
+        if (!conv_activation_of(g, &g->nodes[u], &name, &alpha, &beta) || g->nodes[u].inputs[0] != f->outputs[0])
+            return CELER_OK;
+    } else if ((u = silu_of(g, users, f->outputs[0], &sig)) >= 0) {
+        name = "Swish", alpha = 1.f, beta = 0.f;
+    } else {
+        return CELER_OK;
+    }
+    celer_node *a = &g->nodes[u];
+    if (sig >= 0) g->nodes[sig].src = NULL;
     synth_node *s = synth_of(f);
     celer_status st;
     if ((st = set_string(s, slot, name)) ||
@@ -263,8 +317,10 @@ static celer_status absorb_activation(celer_graph *g, const int *users, int k) {
     return CELER_OK;
 }
 
-/* ---- fuse-conv-activation: FusedConv -> Relu / LeakyRelu / Clip / Sigmoid / Tanh.
- * Preconditions: the conv output is read only by the activation; Clip's bounds are constants. */
+/* ---- fuse-conv-activation: FusedConv -> Relu / LeakyRelu / Clip / Sigmoid / Tanh / HardSwish /
+ * HardSigmoid / Gelu (internal, or ONNX's in either form) / SiLU as Mul(x, Sigmoid(x)).
+ * Preconditions: the conv output is read only by the activation (by the Sigmoid and the Mul for
+ * SiLU); Clip's bounds are constants. */
 static celer_status pass_fuse_activation(celer_graph *g, const celer_graph_opt *opt) {
     (void)opt;
     int *users = index_users(g);
@@ -286,12 +342,6 @@ static bool scalar_is(const celer_graph *g, int v, double want) {
     if (!t || t->dtype != CELER_FLOAT || celer_shape_numel(&t->shape) != 1) return false;
     double got = *(const float *)t->data;
     return got == got && (got - want < 0 ? want - got : got - want) <= 1e-6 * (want < 0 ? -want : want);
-}
-
-/* The operand of binary node n other than v (n reads v once), or -1. */
-static int other_operand(const celer_node *n, int v) {
-    if (n->n_inputs != 2) return -1;
-    return n->inputs[0] == v ? n->inputs[1] : n->inputs[1] == v ? n->inputs[0] : -1;
 }
 
 static celer_status pass_fuse_gelu(celer_graph *g, const celer_graph_opt *opt) {
@@ -704,9 +754,9 @@ static const pass passes[] = {
     {"dead-nodes", pass_dead_nodes},
     {"conv-to-fused", pass_conv_to_fused},
     {"fold-batchnorm", pass_fold_batchnorm},
+    {"fuse-gelu", pass_fuse_gelu}, /* before the activation fusions, which take its Gelu */
     {"fuse-conv-activation", pass_fuse_activation},
     {"fuse-conv-add", pass_fuse_add},
-    {"fuse-gelu", pass_fuse_gelu},
     {"fuse-layernorm", pass_fuse_layernorm},
     {"matmul-to-fused", pass_fuse_matmul},
     {"blocked-layout", pass_blocked_layout},

@@ -9,7 +9,7 @@
  *       nothing reads W afterwards. The activations and the residual Sum are oneDNN post-ops;
  *       Sum is accumulated in place when the executor lets Y share its buffer.
  *       Attributes: the Conv's, plus activation / sum_activation (Relu, LeakyRelu, Clip,
- *       Sigmoid, Tanh) with *_alpha / *_beta, bn_epsilon, and x_blocked / y_blocked: the channel
+ *       Sigmoid, Tanh, HardSwish, HardSigmoid, Swish, Gelu, GeluTanh) with *_alpha / *_beta, bn_epsilon, and x_blocked / y_blocked: the channel
  *       block of X's and Y's (and Sum's) layout when they are blocked (nChw8c for 8), else plain.
  *   BlockedPool(X) -> Y: 2-D MaxPool (mode "max") or AveragePool ("avg", count_include_pad) with
  *       the ONNX op's window attributes, through oneDNN's pooling, X and Y blocked.
@@ -57,11 +57,31 @@ static atomic_long reference_convs;
 
 long celer_ops_reference_convs(void) { return atomic_load(&reference_convs); }
 
+/* A fused activation as up to two oneDNN eltwise post-ops (n 0: none). */
 typedef struct activation {
-    bool on;
-    dnnl_alg_kind_t alg;
-    float alpha, beta;
+    int n;
+    struct { dnnl_alg_kind_t alg; float alpha, beta; } op[2];
 } activation;
+
+/* How each activation FusedConv takes runs: the first post-op gets the node's activation_alpha
+ * and activation_beta (which the graph pass sets as the ONNX op means them), the second fixed
+ * parameters. oneDNN 2.6 has no hard sigmoid: max(0, min(1, alpha x + beta)) is linear, clip. */
+static const struct {
+    const char *name;
+    dnnl_alg_kind_t alg, then; /* then: 0 for none */
+    float then_alpha, then_beta;
+} conv_acts[] = {
+    {.name = "Relu", .alg = dnnl_eltwise_relu},
+    {.name = "LeakyRelu", .alg = dnnl_eltwise_relu},
+    {.name = "Sigmoid", .alg = dnnl_eltwise_logistic},
+    {.name = "Tanh", .alg = dnnl_eltwise_tanh},
+    {.name = "Clip", .alg = dnnl_eltwise_clip},
+    {.name = "HardSwish", .alg = dnnl_eltwise_hardswish},
+    {.name = "Swish", .alg = dnnl_eltwise_swish},
+    {.name = "Gelu", .alg = dnnl_eltwise_gelu_erf},
+    {.name = "GeluTanh", .alg = dnnl_eltwise_gelu_tanh},
+    {.name = "HardSigmoid", .alg = dnnl_eltwise_linear, .then = dnnl_eltwise_clip, .then_alpha = 0.f, .then_beta = 1.f},
+};
 
 typedef struct fused_state {
     celer_win_attrs a;
@@ -111,18 +131,31 @@ static celer_status parse_activation(const celer_op_info *info, const char *slot
     const char *name = celer_onnx_attr_string(info->node, slot, NULL);
     memset(out, 0, sizeof *out);
     if (!name) return CELER_OK;
-    out->alpha = celer_onnx_attr_float(info->node, alpha, 0.f);
-    out->beta = celer_onnx_attr_float(info->node, beta, 0.f);
-    out->on = true;
-    if (!strcmp(name, "Relu")) out->alg = dnnl_eltwise_relu, out->alpha = 0.f;
-    else if (!strcmp(name, "LeakyRelu")) out->alg = dnnl_eltwise_relu;
-    else if (!strcmp(name, "Sigmoid")) out->alg = dnnl_eltwise_logistic;
-    else if (!strcmp(name, "Tanh")) out->alg = dnnl_eltwise_tanh;
-    else if (!strcmp(name, "Clip")) out->alg = dnnl_eltwise_clip;
-    else
+    size_t i = 0;
+    while (i < CELER_ARRAY_LEN(conv_acts) && strcmp(conv_acts[i].name, name)) i++;
+    if (i == CELER_ARRAY_LEN(conv_acts))
         return celer_errorf(CELER_ERR_INTERNAL, "%s: unknown fused activation '%s'",
                             celer_ops_who(info, who, sizeof who), name);
+    out->op[0].alg = conv_acts[i].alg;
+    out->op[0].alpha = celer_onnx_attr_float(info->node, alpha, 0.f);
+    out->op[0].beta = celer_onnx_attr_float(info->node, beta, 0.f);
+    out->n = 1;
+    if (conv_acts[i].then) {
+        out->op[1].alg = conv_acts[i].then;
+        out->op[1].alpha = conv_acts[i].then_alpha;
+        out->op[1].beta = conv_acts[i].then_beta;
+        out->n = 2;
+    }
     return CELER_OK;
+}
+
+/* Appends activation a's post-ops to po. */
+static celer_status append_activation(dnnl_post_ops_t po, const activation *a, const char *who) {
+    celer_status st = CELER_OK;
+    for (int i = 0; i < a->n && !st; i++)
+        st = celer_dnnl_check(dnnl_post_ops_append_eltwise(po, 1.f, a->op[i].alg, a->op[i].alpha, a->op[i].beta),
+                              who, "post-ops");
+    return st;
 }
 
 static void fused_free_state(void *p) {
@@ -160,14 +193,9 @@ static celer_status build_conv(const fused_state *s, const celer_conv_geom *g, c
         return st;
     dnnl_post_ops_t po = NULL;
     if ((st = celer_dnnl_check(dnnl_post_ops_create(&po), who, "post-ops"))) return st;
-    if (s->act.on)
-        st = celer_dnnl_check(dnnl_post_ops_append_eltwise(po, 1.f, s->act.alg, s->act.alpha, s->act.beta),
-                              who, "post-ops");
+    st = append_activation(po, &s->act, who);
     if (!st && s->has_sum) st = celer_dnnl_check(dnnl_post_ops_append_sum(po, 1.f), who, "post-ops");
-    if (!st && s->sum_act.on)
-        st = celer_dnnl_check(dnnl_post_ops_append_eltwise(po, 1.f, s->sum_act.alg, s->sum_act.alpha,
-                                                           s->sum_act.beta),
-                              who, "post-ops");
+    if (!st) st = append_activation(po, &s->sum_act, who);
     if (!st) st = celer_dnnl_prim_create(p, &d, s->bias != NULL, po, layouts_only, who);
     dnnl_post_ops_destroy(po);
     return st;

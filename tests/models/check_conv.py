@@ -45,6 +45,44 @@ def squeeze_excite():
     return b.model([1, 16, 14, 14], [b.conv(b.op("Mul", [x, s]), 96, 32, k=1, pads=[0, 0, 0, 0])]), {}
 
 
+def gelu_erf(b, x):
+    """GELU as PyTorch exports it below opset 20 (the erf pattern the fuse-gelu pass collapses)."""
+    d = b.op("Div", [x, b.const(np.float32(1.4142135623730951), "c")])
+    return b.op("Mul", [b.op("Mul", [x, b.op("Add", [b.op("Erf", [d]), b.const(np.float32(1.0), "one")])]),
+                        b.const(np.float32(0.5), "half")])
+
+
+def activations():
+    """Each activation fused only into convolutions: HardSwish, HardSigmoid (default and given
+    alpha/beta), SiLU as Mul(x, Sigmoid(x)) with the operands both ways, GELU's erf pattern; and
+    the same after a residual Add (sum_activation)."""
+    b = Builder()
+    y = b.op("HardSwish", [b.conv("x", 4, 16)])
+    y = b.op("HardSigmoid", [b.conv(y, 16, 16)])
+    y = b.op("HardSigmoid", [b.conv(y, 16, 8)], alpha=0.3, beta=0.4)
+    c = b.conv(y, 8, 16)
+    y = b.op("Mul", [c, b.op("Sigmoid", [c])])
+    c = b.conv(y, 16, 16)
+    y = b.op("Mul", [b.op("Sigmoid", [c]), c])
+    y = gelu_erf(b, b.conv(y, 16, 16))
+    y = b.op("HardSwish", [b.op("Add", [y, b.conv(y, 16, 16)])])
+    s = b.op("Add", [y, b.conv(y, 16, 16)])
+    y = b.op("Mul", [s, b.op("Sigmoid", [s])])
+    y = gelu_erf(b, b.op("Add", [y, b.conv(y, 16, 16)]))
+    return b.model([2, 4, 11, 9], [y]), {"absent": ["HardSwish", "HardSigmoid", "Sigmoid", "Mul", "Erf", "Gelu", "Add"],
+                                         "present": ["FusedConv"]}
+
+
+def gelu20():
+    """ONNX's Gelu (opset 20) after convolutions, in both forms."""
+    b = Builder()
+    y = b.op("Gelu", [b.conv("x", 8, 16)], approximate="none")
+    y = b.op("Gelu", [b.conv(y, 16, 16)], approximate="tanh")
+    m, shape = b.model([1, 8, 12, 12], [b.conv(y, 16, 8)], opset=20)
+    m.ir_version = 9
+    return (m, shape), {"absent": ["Gelu"], "present": ["FusedConv"]}
+
+
 def run(celer, model_path, x, outdir, optimize, threads):
     os.makedirs(outdir, exist_ok=True)
     np.save(os.path.join(outdir, "x.npy"), x)
@@ -96,7 +134,7 @@ def main():
         return 2
     celer = sys.argv[1]
     cases = []
-    for fn in (conv1d, squeeze_excite):
+    for fn in (conv1d, squeeze_excite, activations, gelu20):
         (model, shape), expect = fn()
         cases.append((fn.__name__, model, shape, expect))
     failed = total = 0
