@@ -12,6 +12,8 @@
 #define FUSED_OP_GELU "Gelu"
 #define FUSED_OP_BLOCKED_POOL "BlockedPool"
 #define FUSED_OP_LAYOUT_TO_PLAIN "LayoutToPlain"
+#define FUSED_OP_BLOCKED_GLOBAL_AVG "BlockedGlobalAveragePool"
+#define FUSED_OP_BLOCKED_SCALE "BlockedScale"
 
 /* FusedConv's input slots: X, W, B?, Sum?, then the BatchNormalization it folded, if any. */
 enum { FC_X, FC_W, FC_B, FC_SUM, FC_BN_SCALE, FC_BN_BIAS, FC_BN_MEAN, FC_BN_VAR, FC_INPUTS };
@@ -39,7 +41,8 @@ enum { FC_X, FC_W, FC_B, FC_SUM, FC_BN_SCALE, FC_BN_BIAS, FC_BN_MEAN, FC_BN_VAR,
 #define FUSED_ATTR_POOL_MODE "mode"
 #define FUSED_POOL_MAX "max"
 #define FUSED_POOL_AVG "avg"
-/* LayoutToPlain: the channel block of its blocked input (int). */
+/* LayoutToPlain, BlockedGlobalAveragePool, BlockedScale: the channel block of the blocked
+ * input (int). */
 #define FUSED_ATTR_BLOCK "block"
 
 #endif

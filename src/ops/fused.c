@@ -11,8 +11,12 @@
  *       Attributes: the Conv's, plus activation / sum_activation (Relu, LeakyRelu, Clip,
  *       Sigmoid, Tanh, HardSwish, HardSigmoid, Swish, Gelu, GeluTanh) with *_alpha / *_beta, bn_epsilon, and x_blocked / y_blocked: the channel
  *       block of X's and Y's (and Sum's) layout when they are blocked (nChw8c for 8), else plain.
- *   BlockedPool(X) -> Y: 2-D MaxPool (mode "max") or AveragePool ("avg", count_include_pad) with
+ *   BlockedPool(X) -> Y: 1-D or 2-D MaxPool (mode "max") or AveragePool ("avg", count_include_pad) with
  *       the ONNX op's window attributes, through oneDNN's pooling, X and Y blocked.
+ *   BlockedGlobalAveragePool(X) -> Y: GlobalAveragePool of a blocked X (attribute `block`); Y is
+ *       [N, C, 1...], whose bytes are the same in both layouts.
+ *   BlockedScale(X, S) -> Y = X * S: a blocked X times channel scales S [N or 1, C, 1...] (the
+ *       squeeze-excite Mul), Y blocked.
  *   LayoutToPlain(X) -> Y: a blocked tensor (attribute `block`) back to the plain layout.
  *   FusedMatMul(A, B, bias?) -> Y = activation(A B + bias), float, B a constant matrix ([K, N], or
  *       [N, K] with transB = 1), bias a constant of N values; from MatMul (+ Add) and from Gemm
@@ -505,6 +509,7 @@ static celer_status fused_run(celer_kernel_call *call) {
 typedef struct pool_state {
     celer_win_attrs a;
     bool max, include_pad;
+    int nsp; /* 1 or 2 */
     int x_block, y_block;
 } pool_state;
 
@@ -524,8 +529,10 @@ static celer_status pool_init(const celer_op_info *info, void **state) {
     s->include_pad = celer_onnx_attr_int(info->node, "count_include_pad", 0) == 1;
     s->x_block = (int)celer_onnx_attr_int(info->node, FUSED_ATTR_X_BLOCKED, 0);
     s->y_block = (int)celer_onnx_attr_int(info->node, FUSED_ATTR_Y_BLOCKED, 0);
-    if (!st && s->a.n_kernel != 2)
-        st = celer_errorf(CELER_ERR_INTERNAL, "%s: a 2-D kernel_shape is required", celer_ops_who(info, who, sizeof who));
+    s->nsp = s->a.n_kernel;
+    if (!st && s->nsp != 1 && s->nsp != 2)
+        st = celer_errorf(CELER_ERR_INTERNAL, "%s: a 1-D or 2-D kernel_shape is required",
+                          celer_ops_who(info, who, sizeof who));
     if (st) {
         free(s);
         return st;
@@ -544,16 +551,17 @@ static void pool_free_local(void *p) {
 static celer_status pool_build(const pool_state *s, pool_local *l, const celer_window *w, const char *who) {
     dnnl_memory_desc_t xmd, ymd;
     dnnl_dims_t strides, kernel, dil, pl, pr;
-    for (int i = 0; i < 2; i++) {
-        strides[i] = w->stride[1 + i];
-        kernel[i] = w->k[1 + i];
-        dil[i] = w->dil[1 + i] - 1;
-        pl[i] = w->pad_l[1 + i];
+    for (int i = 0, a = 3 - s->nsp; i < s->nsp; i++, a++) { /* the window right-aligns its dims */
+        strides[i] = w->stride[a];
+        kernel[i] = w->k[a];
+        dil[i] = w->dil[a] - 1;
+        pl[i] = w->pad_l[a];
         /* right padding as oneDNN counts it: whatever makes its output size ours (ceil_mode) */
-        pr[i] = (w->out[1 + i] - 1) * w->stride[1 + i] + (w->k[1 + i] - 1) * w->dil[1 + i] + 1 - w->in[1 + i] - pl[i];
+        pr[i] = (w->out[a] - 1) * w->stride[a] + (w->k[a] - 1) * w->dil[a] + 1 - w->in[a] - pl[i];
     }
     celer_status st;
-    if ((st = data_md(&xmd, l->x.dims, 4, s->x_block, who)) || (st = data_md(&ymd, l->y.dims, 4, s->y_block, who)))
+    if ((st = data_md(&xmd, l->x.dims, s->nsp + 2, s->x_block, who)) ||
+        (st = data_md(&ymd, l->y.dims, s->nsp + 2, s->y_block, who)))
         return st;
     dnnl_alg_kind_t alg = s->max ? dnnl_pooling_max
                           : s->include_pad ? dnnl_pooling_avg_include_padding : dnnl_pooling_avg_exclude_padding;
@@ -570,8 +578,8 @@ static celer_status pool_reshape(celer_kernel_call *call) {
     celer_ops_who(call->info, who, sizeof who);
     const pool_state *s = call->state;
     const celer_tensor *x = call->in[0];
-    if (x->dtype != CELER_FLOAT || x->shape.rank != 4)
-        return celer_errorf(CELER_ERR_SHAPE, "%s: X must be a float tensor of rank 4", who);
+    if (x->dtype != CELER_FLOAT || x->shape.rank != s->nsp + 2)
+        return celer_errorf(CELER_ERR_SHAPE, "%s: X must be a float tensor of rank %d", who, s->nsp + 2);
     pool_local *l = *call->local;
     if (!l) {
         if (!(l = calloc(1, sizeof *l))) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", who);
@@ -583,9 +591,10 @@ static celer_status pool_reshape(celer_kernel_call *call) {
         l->built = false;
         l->x.rank = -1;
         celer_window w;
-        celer_status st = celer_window_forward(who, &s->a, 2, x->shape.dims + 2, s->a.kernel, &w);
+        celer_status st = celer_window_forward(who, &s->a, s->nsp, x->shape.dims + 2, s->a.kernel, &w);
         if (st) return st;
-        l->y = (celer_shape){4, {x->shape.dims[0], x->shape.dims[1], w.out[1], w.out[2]}};
+        l->y = (celer_shape){s->nsp + 2, {x->shape.dims[0], x->shape.dims[1]}};
+        for (int i = 0; i < s->nsp; i++) l->y.dims[2 + i] = w.out[3 - s->nsp + i];
         l->x = x->shape;
         if (celer_shape_numel(&x->shape) && celer_shape_numel(&l->y)) {
             if ((st = pool_build(s, l, &w, who))) {
@@ -743,6 +752,87 @@ static celer_status gelu_run(celer_kernel_call *call) {
     return CELER_OK;
 }
 
+/* ---- BlockedGlobalAveragePool and BlockedScale: the squeeze-excite chain on blocked data ---- */
+
+/* The channel block of a blocked input (attribute `block`), checked against X's channels. */
+static celer_status block_of(const celer_kernel_call *call, const celer_tensor *x, int64_t *block) {
+    char who[160];
+    *block = celer_onnx_attr_int(call->info->node, FUSED_ATTR_BLOCK, 0);
+    if (*block <= 0 || x->shape.rank < 3 || x->shape.dims[1] % *block)
+        return celer_errorf(CELER_ERR_INTERNAL, "%s: block %lld does not divide the channels of a rank-%d X",
+                            celer_ops_who(call->info, who, sizeof who), (long long)*block, x->shape.rank);
+    return CELER_OK;
+}
+
+/* BlockedGlobalAveragePool(X blocked) -> Y [N, C, 1...]: a 1x1 tensor has the same bytes in the
+ * blocked and the plain layout, so Y serves readers of either. */
+static celer_status gap_reshape(celer_kernel_call *call) {
+    const celer_tensor *x = call->in[0];
+    int64_t block;
+    celer_status st = block_of(call, x, &block);
+    if (st) return st;
+    celer_shape y = x->shape;
+    for (int i = 2; i < y.rank; i++) y.dims[i] = 1;
+    call->out[0].shape = y;
+    return CELER_OK;
+}
+
+static celer_status gap_run(celer_kernel_call *call) {
+    const celer_tensor *x = call->in[0];
+    int64_t b = celer_onnx_attr_int(call->info->node, FUSED_ATTR_BLOCK, 8);
+    int64_t n = x->shape.dims[0], c = x->shape.dims[1], sp = celer_ops_dims_prod(x->shape.dims, 2, x->shape.rank);
+    const float *in = x->data;
+    float *out = call->out[0].data;
+    float acc[64]; /* b <= 16: oneDNN's blocks */
+    if (b > 64) return celer_errorf(CELER_ERR_INTERNAL, "BlockedGlobalAveragePool: block %lld", (long long)b);
+    float inv = sp ? 1.0f / (float)sp : 0.0f;
+    for (int64_t i = 0; i < n * (c / b); i++) { /* in: [n][c/b][sp][b], out: [n][c] = [n][c/b][b] */
+        const float *src = in + i * sp * b;
+        for (int64_t j = 0; j < b; j++) acc[j] = 0.0f;
+        for (int64_t p = 0; p < sp; p++)
+            for (int64_t j = 0; j < b; j++) acc[j] += src[p * b + j];
+        for (int64_t j = 0; j < b; j++) out[i * b + j] = sp ? acc[j] * inv : NAN;
+    }
+    return CELER_OK;
+}
+
+/* BlockedScale(X blocked, S [N or 1, C, 1...]) -> Y blocked = X * S broadcast over space (the
+ * squeeze-excite Mul). S has the same bytes in both layouts. */
+static celer_status scale_reshape(celer_kernel_call *call) {
+    char who[160], b1[160], b2[160];
+    const celer_tensor *x = call->in[0], *sc = call->in[1];
+    int64_t block;
+    celer_status st = block_of(call, x, &block);
+    if (st) return st;
+    bool ok = sc->dtype == CELER_FLOAT && x->dtype == CELER_FLOAT && sc->shape.rank == x->shape.rank &&
+              (sc->shape.dims[0] == x->shape.dims[0] || sc->shape.dims[0] == 1) &&
+              sc->shape.dims[1] == x->shape.dims[1];
+    for (int i = 2; i < sc->shape.rank && ok; i++) ok = sc->shape.dims[i] == 1;
+    if (!ok)
+        return celer_errorf(CELER_ERR_SHAPE, "%s: the channel scales must be float [N or 1, C, 1...] for X %s, got %s "
+                            "(CELER_OPTIMIZE=0 runs the graph unfused)", celer_ops_who(call->info, who, sizeof who),
+                            celer_shape_str(&x->shape, b1, sizeof b1), celer_shape_str(&sc->shape, b2, sizeof b2));
+    return celer_ops_reshape_same(call);
+}
+
+static celer_status scale_run(celer_kernel_call *call) {
+    const celer_tensor *x = call->in[0], *sc = call->in[1];
+    int64_t b = celer_onnx_attr_int(call->info->node, FUSED_ATTR_BLOCK, 8);
+    int64_t n = x->shape.dims[0], c = x->shape.dims[1], sp = celer_ops_dims_prod(x->shape.dims, 2, x->shape.rank);
+    const float *in = x->data, *scale = sc->data;
+    float *out = call->out[0].data;
+    for (int64_t i = 0; i < n; i++) {
+        const float *si = scale + (sc->shape.dims[0] == 1 ? 0 : i * c);
+        for (int64_t cb = 0; cb < c / b; cb++) { /* [n][c/b][sp][b] */
+            const float *src = in + (i * c + cb * b) * sp, *s8 = si + cb * b;
+            float *dst = out + (i * c + cb * b) * sp;
+            for (int64_t p = 0; p < sp; p++)
+                for (int64_t j = 0; j < b; j++) dst[p * b + j] = src[p * b + j] * s8[j];
+        }
+    }
+    return CELER_OK;
+}
+
 /* ---- LayoutToPlain ---- */
 
 static celer_status to_plain_reshape(celer_kernel_call *call) {
@@ -788,6 +878,10 @@ static const celer_kernel kernels[] = {
     {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = FUSED_OP_GELU, .since = 1, .until = CELER_OPS_MAX_VERSION,
      .dtypes = F32, .type_input = 0, .flags = CELER_KERNEL_INPLACE, .reshape = celer_ops_reshape_same,
      .run = gelu_run},
+    {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = FUSED_OP_BLOCKED_GLOBAL_AVG, .since = 1, .until = CELER_OPS_MAX_VERSION,
+     .dtypes = F32, .type_input = 0, .reshape = gap_reshape, .run = gap_run},
+    {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = FUSED_OP_BLOCKED_SCALE, .since = 1, .until = CELER_OPS_MAX_VERSION,
+     .dtypes = F32, .type_input = 0, .flags = CELER_KERNEL_INPLACE, .reshape = scale_reshape, .run = scale_run},
     {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = FUSED_OP_LAYOUT_TO_PLAIN, .since = 1, .until = CELER_OPS_MAX_VERSION,
      .dtypes = F32, .type_input = 0, .reshape = to_plain_reshape, .run = to_plain_run},
 };

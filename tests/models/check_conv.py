@@ -30,7 +30,9 @@ def conv1d():
     y = b.op("Relu", [b.conv("x", 32, 64, nd=1)])
     y = b.op("Relu", [b.conv(y, 64, 64, nd=1)])
     y = b.op("MaxPool", [y], kernel_shape=[2], strides=[2])
-    return b.model([1, 32, 250], [b.conv(y, 64, 64, nd=1)]), {}
+    y = b.op("AveragePool", [b.conv(y, 64, 64, nd=1)], kernel_shape=[3], strides=[2], pads=[1, 1])
+    return b.model([1, 32, 250], [b.conv(y, 64, 64, nd=1)]), {"present": ["BlockedPool"],
+                                                              "absent": ["MaxPool", "AveragePool", "LayoutToPlain"]}
 
 
 def squeeze_excite():
@@ -42,7 +44,29 @@ def squeeze_excite():
     s = b.conv(s, 96, 24, k=1, pads=[0, 0, 0, 0])
     s = b.op("Mul", [s, b.op("Sigmoid", [s])])
     s = b.op("Sigmoid", [b.conv(s, 24, 96, k=1, pads=[0, 0, 0, 0])])
-    return b.model([1, 16, 14, 14], [b.conv(b.op("Mul", [x, s]), 96, 32, k=1, pads=[0, 0, 0, 0])]), {}
+    y = b.conv(b.op("Mul", [x, s]), 96, 32, k=1, pads=[0, 0, 0, 0])
+    return b.model([1, 16, 14, 14], [y]), {"present": ["BlockedGlobalAveragePool", "BlockedScale"],
+                                           "absent": ["GlobalAveragePool", "Mul", "LayoutToPlain"]}
+
+
+def blocked_chain():
+    """MobileNetV3's block at batch 2: HardSwish fused, a squeeze-excite with HardSigmoid and the
+    Mul's operands swapped, per-sample scales; an activation that cannot be fused (its input has
+    another reader) runs on blocked data; a GlobalAveragePool output read by a conv and a graph
+    output, a blocked value read by a non-blocked op (LayoutToPlain)."""
+    b = Builder()
+    x = b.op("HardSwish", [b.bn(b.conv("x", 8, 32, strides=[2, 2]), 32)])
+    x = b.op("Relu", [b.conv(x, 32, 32, group=32)])
+    g = b.op("GlobalAveragePool", [x])
+    s = b.op("Relu", [b.conv(g, 32, 8, k=1, pads=[0, 0, 0, 0])])
+    s = b.op("HardSigmoid", [b.conv(s, 8, 32, k=1, pads=[0, 0, 0, 0])], alpha=1.0 / 6, beta=0.5)
+    y = b.conv(b.op("Mul", [s, x]), 32, 16, k=1, pads=[0, 0, 0, 0])
+    c = b.conv(y, 16, 16)
+    e = b.op("Elu", [c])
+    y = b.op("Add", [b.conv(e, 16, 16), b.conv(c, 16, 16)])
+    side = b.op("Softmax", [b.conv(y, 16, 16)], axis=1)
+    return b.model([2, 8, 19, 17], [side, g]), {"present": ["BlockedGlobalAveragePool", "BlockedScale", "Elu"],
+                                                "absent": ["GlobalAveragePool", "Mul", "HardSigmoid", "HardSwish"]}
 
 
 def gelu_erf(b, x):
@@ -134,7 +158,7 @@ def main():
         return 2
     celer = sys.argv[1]
     cases = []
-    for fn in (conv1d, squeeze_excite, activations, gelu20):
+    for fn in (conv1d, squeeze_excite, blocked_chain, activations, gelu20):
         (model, shape), expect = fn()
         cases.append((fn.__name__, model, shape, expect))
     failed = total = 0
