@@ -472,8 +472,10 @@ static int cmd_bench(int argc, char **argv) {
     char ops_json[4096] = "";
     if (profile && bench_profile(ctx, inputs, iterations, ops_json, sizeof ops_json)) goto done;
     printf("{\"model\": \"%s\", \"batch\": %lld, \"threads\": %d, \"iterations\": %d, \"load_ms\": %.3f, "
-           "\"median_ms\": %.4f, \"p90_ms\": %.4f, \"min_ms\": %.4f, \"throughput_per_s\": %.2f, \"peak_rss_mb\": %.1f%s}\n",
-           quoted, batch, threads, iterations, load_ms, median, p90, min, 1e3 / median * (double)batch, rss, ops_json);
+           "\"median_ms\": %.4f, \"p90_ms\": %.4f, \"min_ms\": %.4f, \"throughput_per_s\": %.2f, \"peak_rss_mb\": %.1f, "
+           "\"reference_convs\": %ld%s}\n",
+           quoted, batch, threads, iterations, load_ms, median, p90, min, 1e3 / median * (double)batch, rss,
+           celer_ops_reference_convs(), ops_json);
     rc = 0;
 done:
     free(times);

@@ -12,6 +12,8 @@
 #define FUSED_OP_GELU "Gelu"
 #define FUSED_OP_BLOCKED_POOL "BlockedPool"
 #define FUSED_OP_LAYOUT_TO_PLAIN "LayoutToPlain"
+#define FUSED_OP_BLOCKED_GLOBAL_AVG "BlockedGlobalAveragePool"
+#define FUSED_OP_BLOCKED_SCALE "BlockedScale"
 
 /* FusedConv's input slots: X, W, B?, Sum?, then the BatchNormalization it folded, if any. */
 enum { FC_X, FC_W, FC_B, FC_SUM, FC_BN_SCALE, FC_BN_BIAS, FC_BN_MEAN, FC_BN_VAR, FC_INPUTS };
@@ -20,7 +22,9 @@ enum { FC_X, FC_W, FC_B, FC_SUM, FC_BN_SCALE, FC_BN_BIAS, FC_BN_MEAN, FC_BN_VAR,
  *
  * The activation of FusedConv and FusedMatMul (after a residual Sum: sum_activation, FusedConv
  * only) is named by its ONNX operator: Relu, LeakyRelu (alpha), Clip (alpha = min, beta = max),
- * Sigmoid, Tanh; FusedMatMul also Gelu. Its parameters are floats, 0 when unused. */
+ * Sigmoid, Tanh, Gelu (erf form); FusedConv also HardSwish, HardSigmoid (alpha, beta), GeluTanh
+ * (ONNX Gelu with approximate "tanh") and Swish (x sigmoid(alpha x), alpha 1: SiLU written as
+ * Mul(x, Sigmoid(x))). Its parameters are floats, 0 when unused. */
 #define FUSED_ATTR_ACTIVATION "activation"
 #define FUSED_ATTR_ACTIVATION_ALPHA "activation_alpha"
 #define FUSED_ATTR_ACTIVATION_BETA "activation_beta"
@@ -37,7 +41,8 @@ enum { FC_X, FC_W, FC_B, FC_SUM, FC_BN_SCALE, FC_BN_BIAS, FC_BN_MEAN, FC_BN_VAR,
 #define FUSED_ATTR_POOL_MODE "mode"
 #define FUSED_POOL_MAX "max"
 #define FUSED_POOL_AVG "avg"
-/* LayoutToPlain: the channel block of its blocked input (int). */
+/* LayoutToPlain, BlockedGlobalAveragePool, BlockedScale: the channel block of the blocked
+ * input (int). */
 #define FUSED_ATTR_BLOCK "block"
 
 #endif

@@ -125,6 +125,12 @@ static bool has_attr(const celer_node *n, const char *name) {
     return celer_onnx_attr_find(n->src, name) != NULL;
 }
 
+/* The operand of binary node n other than v (n reads v once), or -1. */
+static int other_operand(const celer_node *n, int v) {
+    if (n->n_inputs != 2) return -1;
+    return n->inputs[0] == v ? n->inputs[1] : n->inputs[1] == v ? n->inputs[0] : -1;
+}
+
 /* ONNX's own Gelu (opset 20) in its exact (erf) form: the same function as the internal Gelu
  * the Gelu pass makes from its erf pattern. */
 static bool is_exact_gelu(const celer_node *n) {
@@ -239,19 +245,67 @@ static bool activation_of(const celer_graph *g, const celer_node *n, const char 
     return false;
 }
 
-/* Fuses the activation that alone reads FusedConv k's output, if any; before a residual Add it
- * becomes "activation", after one "sum_activation". */
+/* ONNX's Gelu (opset 20) in its tanh form. */
+static bool is_tanh_gelu(const celer_node *n) {
+    if (!is_onnx(n, "Gelu") || n->n_inputs != 1 || n->n_outputs != 1) return false;
+    const celer_onnx_attr *a = celer_onnx_attr_find(n->src, "approximate");
+    return a && a->type == CELER_ATTR_STRING && !strcmp(a->s, "tanh");
+}
+
+/* Activations only a FusedConv runs (oneDNN post-ops), beyond activation_of's. */
+static bool conv_activation_of(const celer_graph *g, const celer_node *n, const char **name, float *alpha,
+                               float *beta) {
+    if (activation_of(g, n, name, alpha, beta)) return true;
+    if (n->n_outputs != 1 || n->n_inputs != 1) return false;
+    if (is_onnx(n, "HardSwish")) *name = "HardSwish";
+    else if (is_onnx(n, "HardSigmoid")) {
+        *name = "HardSigmoid";
+        *alpha = celer_onnx_attr_float(n->src, "alpha", 0.2f);
+        *beta = celer_onnx_attr_float(n->src, "beta", 0.5f);
+    } else if (is_op(n, CELER_GRAPH_INTERNAL_DOMAIN, FUSED_OP_GELU) || is_exact_gelu(n)) *name = "Gelu";
+    else if (is_tanh_gelu(n)) *name = "GeluTanh";
+    else return false;
+    return true;
+}
+
+/* SiLU as exporters write it, Mul(v, Sigmoid(v)) (operands in either order), with v read by
+ * those two nodes alone and the Sigmoid's output by the Mul alone: the Mul's node index, and
+ * the Sigmoid's in *sig; -1 otherwise. */
+static int silu_of(const celer_graph *g, const int *users, int v, int *sig) {
+    const celer_value *val = &g->values[v];
+    int m = users[v];
+    if (val->n_uses != 2 || val->is_output || m < 0 || !is_onnx(&g->nodes[m], "Mul") ||
+        g->nodes[m].n_outputs != 1)
+        return -1;
+    int sv = other_operand(&g->nodes[m], v);
+    int sk = sv >= 0 && sv != v ? g->values[sv].producer : -1;
+    if (sk < 0 || !is_onnx(&g->nodes[sk], "Sigmoid") || g->nodes[sk].n_inputs != 1 || g->nodes[sk].inputs[0] != v ||
+        sole_user(g, users, sv) != m)
+        return -1;
+    *sig = sk;
+    return m;
+}
+
+/* Fuses the activation that alone reads FusedConv k's output, if any, or the SiLU pattern
+ * reading it; before a residual Add it becomes "activation", after one "sum_activation". */
 static celer_status absorb_activation(celer_graph *g, const int *users, int k) {
     celer_node *f = &g->nodes[k];
     bool after_sum = f->inputs[FC_SUM] >= 0;
     const char *slot = after_sum ? FUSED_ATTR_SUM_ACTIVATION : FUSED_ATTR_ACTIVATION;
     if (has_attr(f, slot)) return CELER_OK;
-    int u = sole_user(g, users, f->outputs[0]);
-    if (u < 0) return CELER_OK;
-    celer_node *a = &g->nodes[u];
     const char *name;
     float alpha, beta;
-    if (!activation_of(g, a, &name, &alpha, &beta) || a->inputs[0] != f->outputs[0]) return CELER_OK;
+    int sig = -1, u = sole_user(g, users, f->outputs[0]);
+    if (u >= 0) {
+        if (!conv_activation_of(g, &g->nodes[u], &name, &alpha, &beta) || g->nodes[u].inputs[0] != f->outputs[0])
+            return CELER_OK;
+    } else if ((u = silu_of(g, users, f->outputs[0], &sig)) >= 0) {
+        name = "Swish", alpha = 1.f, beta = 0.f;
+    } else {
+        return CELER_OK;
+    }
+    celer_node *a = &g->nodes[u];
+    if (sig >= 0) g->nodes[sig].src = NULL;
     synth_node *s = synth_of(f);
     celer_status st;
     if ((st = set_string(s, slot, name)) ||
@@ -263,8 +317,10 @@ static celer_status absorb_activation(celer_graph *g, const int *users, int k) {
     return CELER_OK;
 }
 
-/* ---- fuse-conv-activation: FusedConv -> Relu / LeakyRelu / Clip / Sigmoid / Tanh.
- * Preconditions: the conv output is read only by the activation; Clip's bounds are constants. */
+/* ---- fuse-conv-activation: FusedConv -> Relu / LeakyRelu / Clip / Sigmoid / Tanh / HardSwish /
+ * HardSigmoid / Gelu (internal, or ONNX's in either form) / SiLU as Mul(x, Sigmoid(x)).
+ * Preconditions: the conv output is read only by the activation (by the Sigmoid and the Mul for
+ * SiLU); Clip's bounds are constants. */
 static celer_status pass_fuse_activation(celer_graph *g, const celer_graph_opt *opt) {
     (void)opt;
     int *users = index_users(g);
@@ -286,12 +342,6 @@ static bool scalar_is(const celer_graph *g, int v, double want) {
     if (!t || t->dtype != CELER_FLOAT || celer_shape_numel(&t->shape) != 1) return false;
     double got = *(const float *)t->data;
     return got == got && (got - want < 0 ? want - got : got - want) <= 1e-6 * (want < 0 ? -want : want);
-}
-
-/* The operand of binary node n other than v (n reads v once), or -1. */
-static int other_operand(const celer_node *n, int v) {
-    if (n->n_inputs != 2) return -1;
-    return n->inputs[0] == v ? n->inputs[1] : n->inputs[1] == v ? n->inputs[0] : -1;
 }
 
 static celer_status pass_fuse_gelu(celer_graph *g, const celer_graph_opt *opt) {
@@ -585,24 +635,84 @@ static celer_status index_readers(celer_graph *g, readers *r) {
     return CELER_OK;
 }
 
-/* A 2-D float MaxPool (no Indices output) or AveragePool (no ceil_mode) that oneDNN's pooling
- * can run on blocked data as BlockedPool. */
+/* A 1-D or 2-D float MaxPool (no Indices output) or AveragePool (no ceil_mode) that oneDNN's
+ * pooling can run on blocked data as BlockedPool. */
 static bool poolable(const celer_node *n) {
     bool max = is_onnx(n, "MaxPool"), avg = is_onnx(n, "AveragePool");
     const int64_t *k;
     if ((!max && !avg) || n->n_inputs != 1 || n->n_outputs != 1) return false;
-    if (celer_onnx_attr_ints(n->src, "kernel_shape", &k) != 2) return false;
+    int nk = celer_onnx_attr_ints(n->src, "kernel_shape", &k);
+    if (nk != 1 && nk != 2) return false;
     return max || celer_onnx_attr_int(n->src, "ceil_mode", 0) == 0;
+}
+
+/* Elementwise activations whose kernels run on blocked data as on plain (the same values in
+ * another order): the ones FusedConv did not absorb. */
+static bool layout_free_unary(const celer_node *n) {
+    static const char *const ops[] = {"Relu", "LeakyRelu", "Sigmoid", "Tanh", "HardSwish", "HardSigmoid",
+                                      "Elu", "Selu", "Softplus", "Gelu", "Erf", "Abs", "Neg", "Exp"};
+    if (n->n_inputs != 1 || n->n_outputs != 1) return false;
+    for (size_t i = 0; i < CELER_ARRAY_LEN(ops); i++)
+        if (is_onnx(n, ops[i])) return true;
+    return is_op(n, CELER_GRAPH_INTERNAL_DOMAIN, FUSED_OP_GELU);
+}
+
+static bool is_global_avg(const celer_node *n) {
+    return is_onnx(n, "GlobalAveragePool") && n->n_inputs == 1 && n->n_outputs == 1;
+}
+
+/* A FusedConv that maps a 1x1 (1, 1x1x1) input to a 1x1 output: kernel of ones, no padding. */
+static bool conv_keeps_one(const celer_graph *g, const celer_node *f) {
+    const celer_tensor *w = constant_of(g, f->inputs[FC_W]);
+    for (int i = 2; i < w->shape.rank; i++)
+        if (w->shape.dims[i] != 1) return false;
+    const int64_t *pads;
+    int np = celer_onnx_attr_ints(f->src, "pads", &pads);
+    for (int i = 0; i < np; i++)
+        if (pads[i]) return false;
+    const char *ap = celer_onnx_attr_string(f->src, "auto_pad", "NOTSET");
+    return !strcmp(ap, "NOTSET") || !strcmp(ap, "VALID");
+}
+
+/* Node roles in the layout pass. BLOCKED: writes a new blocked value (plain readers get a
+ * LayoutToPlain). ONE: writes [N, C, 1...] with C a multiple of the block, whose bytes are the
+ * same in both layouts, so its value serves blocked and plain readers as it is. */
+enum { LAYOUT_PLAIN, LAYOUT_BLOCKED, LAYOUT_ONE };
+
+/* What the layout pass knows of each node before choosing: whether its output is 1x1 in space
+ * (a GlobalAveragePool, or a FusedConv keeping a 1x1 input 1x1), and whether it could be ONE
+ * (that, with channels a multiple of the block, known for a FusedConv; for a GlobalAveragePool
+ * only once its input is blocked). */
+typedef struct layout_info {
+    bool spatial_one, maybe_one;
+} layout_info;
+
+static int producer_of(const celer_graph *g, const celer_node *n, int slot) {
+    return slot < n->n_inputs && n->inputs[slot] >= 0 ? g->values[n->inputs[slot]].producer : -1;
+}
+
+/* Whether node r can read a blocked value at input slot j (a Mul only as the X of a
+ * squeeze-excite scale: its other operand could be ONE). */
+static bool reads_blocked(const celer_graph *g, const layout_info *li, const celer_node *r, int j) {
+    if (is_fused_conv(r)) return j == FC_X || j == FC_SUM;
+    if (poolable(r) || is_global_avg(r) || layout_free_unary(r)) return j == 0;
+    if (!is_onnx(r, "Mul") || r->n_inputs != 2 || r->n_outputs != 1 || j > 1) return false;
+    int ps = producer_of(g, r, 1 - j);
+    return ps >= 0 && li[ps].maybe_one;
 }
 
 /* ---- blocked-layout: activations stay in the blocked layout (channels in blocks of
  * opt->layout_block, innermost) between the nodes that can read and write it: FusedConv (X,
- * residual and Y) and 2-D pooling (converted to BlockedPool). Going in topological order, a
- * FusedConv output is blocked when its channel count is a multiple of the block and a reader
- * can take it blocked (or it has a residual: the sum post-op accumulates in place, so Y takes
- * the residual's layout, which is blocked by the same rule since both have the same channels);
- * a pool is blocked when its input is. Every other reader (and a graph output) gets the plain
- * tensor from one LayoutToPlain node, which takes over the original value and its name. */
+ * residual and Y), 1-D and 2-D pooling (converted to BlockedPool), the activations FusedConv did
+ * not absorb (layout_free_unary: run as they are), and the squeeze-excite chain: a
+ * GlobalAveragePool of a blocked tensor (BlockedGlobalAveragePool) and the 1x1 convolutions after
+ * it write [N, C, 1, 1], the same bytes in both layouts, and Mul(X blocked, those scales) becomes
+ * BlockedScale. Going in topological order, a FusedConv output is blocked when its channel count
+ * is a multiple of the block and a reader can take it blocked (or it has a residual: the sum
+ * post-op accumulates in place, so Y takes the residual's layout, which is blocked by the same
+ * rule since both have the same channels); a pool, activation or scale is blocked when its input
+ * is. Every other reader (and a graph output) gets the plain tensor from one LayoutToPlain node,
+ * which takes over the original value and its name. */
 static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *opt) {
     int block = opt->layout_block;
     if (block <= 0) return CELER_OK;
@@ -610,42 +720,86 @@ static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *o
     readers rd;
     celer_status st = index_readers(g, &rd);
     if (st) return st;
-    bool *blocked = celer_arena_alloc(&g->arena, sizeof(bool) * (size_t)(n0 + 1));
-    if (!blocked) return CELER_ERR_NOMEM;
+    unsigned char *role = celer_arena_alloc(&g->arena, (size_t)(n0 + 1));
+    signed char *xslot = celer_arena_alloc(&g->arena, (size_t)(n0 + 1)); /* a scale's X slot, else -1 */
+    layout_info *li = celer_arena_alloc(&g->arena, sizeof *li * (size_t)(n0 + 1));
+    if (!role || !xslot || !li) return CELER_ERR_NOMEM;
     for (int k = 0; k < n0; k++) {
         const celer_node *f = &g->nodes[k];
-        int y = f->outputs[0];
-        blocked[k] = false;
-        if (poolable(f)) {
-            int p = g->values[f->inputs[0]].producer;
-            blocked[k] = p >= 0 && p < k && blocked[p];
-        } else if (is_fused_conv(f) && fused_out_channels(g, f) % block == 0) {
-            blocked[k] = f->inputs[FC_SUM] >= 0;
-            for (int e = rd.head[y]; e < rd.head[y + 1] && !blocked[k]; e++) {
-                const celer_node *r = &g->nodes[rd.at[e].node];
-                int j = rd.at[e].slot;
-                blocked[k] = (is_fused_conv(r) && (j == FC_X || j == FC_SUM)) || (poolable(r) && j == 0);
-            }
+        int p = f->src ? producer_of(g, f, 0) : -1;
+        li[k].spatial_one = li[k].maybe_one = false;
+        if (f->src && is_global_avg(f)) {
+            li[k].spatial_one = li[k].maybe_one = true;
+        } else if (f->src && is_fused_conv(f) && f->inputs[FC_SUM] < 0 && p >= 0 && li[p].spatial_one &&
+                   conv_keeps_one(g, f)) {
+            li[k].spatial_one = true;
+            li[k].maybe_one = fused_out_channels(g, f) % block == 0;
         }
     }
     for (int k = 0; k < n0; k++) {
-        if (!blocked[k]) continue;
-        int y = g->nodes[k].outputs[0];
-        if (poolable(&g->nodes[k])) { /* its input was rewired when its producer was seen */
-            synth_node *s = synth_new(g, g->nodes[k].src, FUSED_OP_BLOCKED_POOL, 4);
-            if (!s) return CELER_ERR_NOMEM;
-            if ((st = set_string(s, FUSED_ATTR_POOL_MODE, is_onnx(&g->nodes[k], "MaxPool") ? FUSED_POOL_MAX : FUSED_POOL_AVG)) ||
-                (st = set_int(s, FUSED_ATTR_X_BLOCKED, block)))
+        const celer_node *f = &g->nodes[k];
+        role[k] = LAYOUT_PLAIN;
+        xslot[k] = -1;
+        if (!f->src || f->n_outputs < 1) continue;
+        int y = f->outputs[0], p = producer_of(g, f, 0);
+        bool in_blocked = p >= 0 && role[p] == LAYOUT_BLOCKED;
+        if (poolable(f) || layout_free_unary(f)) {
+            role[k] = in_blocked ? LAYOUT_BLOCKED : LAYOUT_PLAIN;
+        } else if (is_global_avg(f)) {
+            role[k] = in_blocked ? LAYOUT_ONE : LAYOUT_PLAIN;
+        } else if (is_onnx(f, "Mul")) {
+            for (int j = 0; j < 2 && f->n_inputs == 2 && f->n_outputs == 1 && xslot[k] < 0; j++) {
+                int px = producer_of(g, f, j), ps = producer_of(g, f, 1 - j);
+                if (px >= 0 && ps >= 0 && role[px] == LAYOUT_BLOCKED && role[ps] == LAYOUT_ONE) xslot[k] = (signed char)j;
+            }
+            role[k] = xslot[k] >= 0 ? LAYOUT_BLOCKED : LAYOUT_PLAIN;
+        } else if (is_fused_conv(f) && li[k].maybe_one) {
+            role[k] = LAYOUT_ONE;
+        } else if (is_fused_conv(f) && fused_out_channels(g, f) % block == 0) {
+            bool b = f->inputs[FC_SUM] >= 0;
+            for (int e = rd.head[y]; e < rd.head[y + 1] && !b; e++)
+                b = reads_blocked(g, li, &g->nodes[rd.at[e].node], rd.at[e].slot);
+            role[k] = b ? LAYOUT_BLOCKED : LAYOUT_PLAIN;
+        }
+    }
+    for (int k = 0; k < n0; k++) {
+        if (role[k] == LAYOUT_PLAIN) continue;
+        celer_node *f = &g->nodes[k];
+        int y = f->outputs[0];
+        synth_node *s = NULL;
+        if (poolable(f)) { /* its input was rewired when its producer was seen */
+            if (!(s = synth_new(g, f->src, FUSED_OP_BLOCKED_POOL, 4))) return CELER_ERR_NOMEM;
+            if ((st = set_string(s, FUSED_ATTR_POOL_MODE, is_onnx(f, "MaxPool") ? FUSED_POOL_MAX : FUSED_POOL_AVG)) ||
+                (st = set_int(s, FUSED_ATTR_X_BLOCKED, block)) || (st = set_int(s, FUSED_ATTR_Y_BLOCKED, block)))
                 return st;
-            g->nodes[k].src = &s->node;
+        } else if (is_global_avg(f) || xslot[k] >= 0) {
+            if (!(s = synth_new(g, f->src, is_global_avg(f) ? FUSED_OP_BLOCKED_GLOBAL_AVG : FUSED_OP_BLOCKED_SCALE, 1)))
+                return CELER_ERR_NOMEM;
+            if ((st = set_int(s, FUSED_ATTR_BLOCK, block))) return st;
+            if (xslot[k] == 1) { /* X first */
+                int t = f->inputs[0];
+                f->inputs[0] = f->inputs[1];
+                f->inputs[1] = t;
+            }
+        } else if (is_fused_conv(f) && (st = set_int(synth_of(f), FUSED_ATTR_Y_BLOCKED, block))) {
+            return st;
+        }
+        if (s) f->src = &s->node;
+        if (role[k] == LAYOUT_ONE) { /* same bytes: readers keep the value; convolutions are told */
+            for (int e = rd.head[y]; e < rd.head[y + 1]; e++) {
+                celer_node *r = &g->nodes[rd.at[e].node];
+                if (is_fused_conv(r) && rd.at[e].slot == FC_X &&
+                    (st = set_int(synth_of(r), FUSED_ATTR_X_BLOCKED, block)))
+                    return st;
+            }
+            continue;
         }
         char name[256];
         snprintf(name, sizeof name, "%s (blocked)", g->values[y].name);
         int yb = celer_graph_add_value(g, name);
         if (yb < 0) return CELER_ERR_NOMEM;
         g->values[yb].dtype = g->values[y].dtype;
-        if ((st = set_int(synth_of(&g->nodes[k]), FUSED_ATTR_Y_BLOCKED, block))) return st;
-        g->nodes[k].outputs[0] = yb;
+        f->outputs[0] = yb;
         bool plain_readers = g->values[y].is_output;
         for (int e = rd.head[y]; e < rd.head[y + 1]; e++) {
             int u = rd.at[e].node, j = rd.at[e].slot;
@@ -653,18 +807,19 @@ static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *o
             if (is_fused_conv(r) && j == FC_X) {
                 r->inputs[j] = yb;
                 if ((st = set_int(synth_of(r), FUSED_ATTR_X_BLOCKED, block))) return st;
-            } else if ((is_fused_conv(r) && j == FC_SUM) || (poolable(r) && j == 0 && blocked[u])) {
-                r->inputs[j] = yb;
+            } else if ((is_fused_conv(r) && j == FC_SUM) || (role[u] != LAYOUT_PLAIN && xslot[u] < 0 && j == 0) ||
+                       (xslot[u] >= 0 && j == xslot[u])) {
+                r->inputs[j] = yb; /* a blocked pool, activation, average or scale (not yet rewritten) */
             } else {
                 plain_readers = true;
             }
         }
         if (!plain_readers) continue;
-        synth_node *s = synth_new(g, NULL, FUSED_OP_LAYOUT_TO_PLAIN, 1);
-        if (!s) return CELER_ERR_NOMEM;
-        s->node.name = g->nodes[k].src->name;
-        if ((st = set_int(s, FUSED_ATTR_BLOCK, block))) return st;
-        int r = celer_graph_add_node(g, &s->node, 1, 1);
+        synth_node *t = synth_new(g, NULL, FUSED_OP_LAYOUT_TO_PLAIN, 1);
+        if (!t) return CELER_ERR_NOMEM;
+        t->node.name = f->src->name;
+        if ((st = set_int(t, FUSED_ATTR_BLOCK, block))) return st;
+        int r = celer_graph_add_node(g, &t->node, 1, 1);
         if (r < 0) return CELER_ERR_NOMEM;
         g->nodes[r].inputs[0] = yb;
         g->nodes[r].outputs[0] = y;
@@ -704,9 +859,9 @@ static const pass passes[] = {
     {"dead-nodes", pass_dead_nodes},
     {"conv-to-fused", pass_conv_to_fused},
     {"fold-batchnorm", pass_fold_batchnorm},
+    {"fuse-gelu", pass_fuse_gelu}, /* before the activation fusions, which take its Gelu */
     {"fuse-conv-activation", pass_fuse_activation},
     {"fuse-conv-add", pass_fuse_add},
-    {"fuse-gelu", pass_fuse_gelu},
     {"fuse-layernorm", pass_fuse_layernorm},
     {"matmul-to-fused", pass_fuse_matmul},
     {"blocked-layout", pass_blocked_layout},

@@ -9,10 +9,14 @@
  *       nothing reads W afterwards. The activations and the residual Sum are oneDNN post-ops;
  *       Sum is accumulated in place when the executor lets Y share its buffer.
  *       Attributes: the Conv's, plus activation / sum_activation (Relu, LeakyRelu, Clip,
- *       Sigmoid, Tanh) with *_alpha / *_beta, bn_epsilon, and x_blocked / y_blocked: the channel
+ *       Sigmoid, Tanh, HardSwish, HardSigmoid, Swish, Gelu, GeluTanh) with *_alpha / *_beta, bn_epsilon, and x_blocked / y_blocked: the channel
  *       block of X's and Y's (and Sum's) layout when they are blocked (nChw8c for 8), else plain.
- *   BlockedPool(X) -> Y: 2-D MaxPool (mode "max") or AveragePool ("avg", count_include_pad) with
+ *   BlockedPool(X) -> Y: 1-D or 2-D MaxPool (mode "max") or AveragePool ("avg", count_include_pad) with
  *       the ONNX op's window attributes, through oneDNN's pooling, X and Y blocked.
+ *   BlockedGlobalAveragePool(X) -> Y: GlobalAveragePool of a blocked X (attribute `block`); Y is
+ *       [N, C, 1...], whose bytes are the same in both layouts.
+ *   BlockedScale(X, S) -> Y = X * S: a blocked X times channel scales S [N or 1, C, 1...] (the
+ *       squeeze-excite Mul), Y blocked.
  *   LayoutToPlain(X) -> Y: a blocked tensor (attribute `block`) back to the plain layout.
  *   FusedMatMul(A, B, bias?) -> Y = activation(A B + bias), float, B a constant matrix ([K, N], or
  *       [N, K] with transB = 1), bias a constant of N values; from MatMul (+ Add) and from Gemm
@@ -32,6 +36,7 @@
 #endif
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,11 +56,36 @@ int celer_ops_layout_block(void) {
     return dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core ? 16 : 8;
 }
 
+/* Live FusedConv primitives on a reference implementation (see celer_ops_reference_convs). */
+static atomic_long reference_convs;
+
+long celer_ops_reference_convs(void) { return atomic_load(&reference_convs); }
+
+/* A fused activation as up to two oneDNN eltwise post-ops (n 0: none). */
 typedef struct activation {
-    bool on;
-    dnnl_alg_kind_t alg;
-    float alpha, beta;
+    int n;
+    struct { dnnl_alg_kind_t alg; float alpha, beta; } op[2];
 } activation;
+
+/* How each activation FusedConv takes runs: the first post-op gets the node's activation_alpha
+ * and activation_beta (which the graph pass sets as the ONNX op means them), the second fixed
+ * parameters. oneDNN 2.6 has no hard sigmoid: max(0, min(1, alpha x + beta)) is linear, clip. */
+static const struct {
+    const char *name;
+    dnnl_alg_kind_t alg, then; /* then: 0 for none */
+    float then_alpha, then_beta;
+} conv_acts[] = {
+    {.name = "Relu", .alg = dnnl_eltwise_relu},
+    {.name = "LeakyRelu", .alg = dnnl_eltwise_relu},
+    {.name = "Sigmoid", .alg = dnnl_eltwise_logistic},
+    {.name = "Tanh", .alg = dnnl_eltwise_tanh},
+    {.name = "Clip", .alg = dnnl_eltwise_clip},
+    {.name = "HardSwish", .alg = dnnl_eltwise_hardswish},
+    {.name = "Swish", .alg = dnnl_eltwise_swish},
+    {.name = "Gelu", .alg = dnnl_eltwise_gelu_erf},
+    {.name = "GeluTanh", .alg = dnnl_eltwise_gelu_tanh},
+    {.name = "HardSigmoid", .alg = dnnl_eltwise_linear, .then = dnnl_eltwise_clip, .then_alpha = 0.f, .then_beta = 1.f},
+};
 
 typedef struct fused_state {
     celer_win_attrs a;
@@ -77,6 +107,7 @@ typedef struct fused_local {
     void *weights; /* own copy when the primitive wanted another layout than packed_md */
     dnnl_memory_desc_t y_user;
     bool reorder_x, reorder_y;
+    bool on_reference; /* counted in reference_convs */
     celer_dnnl_reorder rx, ry_in, ry_out;
     size_t x_bytes, y_bytes;
 } fused_local;
@@ -104,18 +135,31 @@ static celer_status parse_activation(const celer_op_info *info, const char *slot
     const char *name = celer_onnx_attr_string(info->node, slot, NULL);
     memset(out, 0, sizeof *out);
     if (!name) return CELER_OK;
-    out->alpha = celer_onnx_attr_float(info->node, alpha, 0.f);
-    out->beta = celer_onnx_attr_float(info->node, beta, 0.f);
-    out->on = true;
-    if (!strcmp(name, "Relu")) out->alg = dnnl_eltwise_relu, out->alpha = 0.f;
-    else if (!strcmp(name, "LeakyRelu")) out->alg = dnnl_eltwise_relu;
-    else if (!strcmp(name, "Sigmoid")) out->alg = dnnl_eltwise_logistic;
-    else if (!strcmp(name, "Tanh")) out->alg = dnnl_eltwise_tanh;
-    else if (!strcmp(name, "Clip")) out->alg = dnnl_eltwise_clip;
-    else
+    size_t i = 0;
+    while (i < CELER_ARRAY_LEN(conv_acts) && strcmp(conv_acts[i].name, name)) i++;
+    if (i == CELER_ARRAY_LEN(conv_acts))
         return celer_errorf(CELER_ERR_INTERNAL, "%s: unknown fused activation '%s'",
                             celer_ops_who(info, who, sizeof who), name);
+    out->op[0].alg = conv_acts[i].alg;
+    out->op[0].alpha = celer_onnx_attr_float(info->node, alpha, 0.f);
+    out->op[0].beta = celer_onnx_attr_float(info->node, beta, 0.f);
+    out->n = 1;
+    if (conv_acts[i].then) {
+        out->op[1].alg = conv_acts[i].then;
+        out->op[1].alpha = conv_acts[i].then_alpha;
+        out->op[1].beta = conv_acts[i].then_beta;
+        out->n = 2;
+    }
     return CELER_OK;
+}
+
+/* Appends activation a's post-ops to po. */
+static celer_status append_activation(dnnl_post_ops_t po, const activation *a, const char *who) {
+    celer_status st = CELER_OK;
+    for (int i = 0; i < a->n && !st; i++)
+        st = celer_dnnl_check(dnnl_post_ops_append_eltwise(po, 1.f, a->op[i].alg, a->op[i].alpha, a->op[i].beta),
+                              who, "post-ops");
+    return st;
 }
 
 static void fused_free_state(void *p) {
@@ -126,20 +170,21 @@ static void fused_free_state(void *p) {
     free(s);
 }
 
-/* Builds the convolution for geometry g: X and Y in their graph layouts when blocked (else
- * oneDNN's choice), weights in `wmd` (NULL: oneDNN's choice); only its layouts with
- * `layouts_only`. */
+/* Builds the convolution for geometry g: X and Y in their graph layouts when blocked and
+ * `graph_data` (else oneDNN's choice), weights in `wmd` (NULL: oneDNN's choice); only its
+ * layouts with `layouts_only`. */
 static celer_status build_conv(const fused_state *s, const celer_conv_geom *g, const dnnl_memory_desc_t *wmd,
-                               bool layouts_only, celer_dnnl_prim *p, const char *who) {
+                               bool graph_data, bool layouts_only, celer_dnnl_prim *p, const char *who) {
     celer_dnnl_conv_dims cd;
     celer_dnnl_conv_dims_of(g, &cd);
     int64_t bd[1] = {g->m};
     dnnl_memory_desc_t xmd, wany, bmd, ymd;
     celer_status st;
-    if ((st = s->x_block ? data_md(&xmd, cd.x, cd.rank, s->x_block, who)
-                         : celer_dnnl_md(&xmd, cd.rank, cd.x, dnnl_f32, dnnl_format_tag_any, who)) ||
-        (st = s->y_block ? data_md(&ymd, cd.y, cd.rank, s->y_block, who)
-                         : celer_dnnl_md(&ymd, cd.rank, cd.y, dnnl_f32, dnnl_format_tag_any, who)) ||
+    int xb = graph_data ? s->x_block : 0, yb = graph_data ? s->y_block : 0;
+    if ((st = xb ? data_md(&xmd, cd.x, cd.rank, xb, who)
+                 : celer_dnnl_md(&xmd, cd.rank, cd.x, dnnl_f32, dnnl_format_tag_any, who)) ||
+        (st = yb ? data_md(&ymd, cd.y, cd.rank, yb, who)
+                 : celer_dnnl_md(&ymd, cd.rank, cd.y, dnnl_f32, dnnl_format_tag_any, who)) ||
         (!wmd && (st = celer_dnnl_md(&wany, cd.w_rank, cd.w, dnnl_f32, dnnl_format_tag_any, who))) ||
         (s->bias && (st = celer_dnnl_md(&bmd, 1, bd, dnnl_f32, dnnl_a, who))))
         return st;
@@ -152,14 +197,9 @@ static celer_status build_conv(const fused_state *s, const celer_conv_geom *g, c
         return st;
     dnnl_post_ops_t po = NULL;
     if ((st = celer_dnnl_check(dnnl_post_ops_create(&po), who, "post-ops"))) return st;
-    if (s->act.on)
-        st = celer_dnnl_check(dnnl_post_ops_append_eltwise(po, 1.f, s->act.alg, s->act.alpha, s->act.beta),
-                              who, "post-ops");
+    st = append_activation(po, &s->act, who);
     if (!st && s->has_sum) st = celer_dnnl_check(dnnl_post_ops_append_sum(po, 1.f), who, "post-ops");
-    if (!st && s->sum_act.on)
-        st = celer_dnnl_check(dnnl_post_ops_append_eltwise(po, 1.f, s->sum_act.alg, s->sum_act.alpha,
-                                                           s->sum_act.beta),
-                              who, "post-ops");
+    if (!st) st = append_activation(po, &s->sum_act, who);
     if (!st) st = celer_dnnl_prim_create(p, &d, s->bias != NULL, po, layouts_only, who);
     dnnl_post_ops_destroy(po);
     return st;
@@ -263,7 +303,7 @@ static celer_status pack_weights(fused_state *s, const float *fw, const char *wh
     celer_dnnl_prim p = {0};
     const dnnl_memory_desc_t *want = &plain;
     celer_status guess = celer_conv_geom_make(who, &s->a, &x, &s->w, false, &g, &y);
-    if (!guess) guess = build_conv(s, &g, NULL, true, &p, who);
+    if (!guess) guess = build_conv(s, &g, NULL, true, true, &p, who);
     if (!guess) want = &p.weights_md;
     st = reorder_copy(fw, &plain, want, &s->packed, who);
     s->packed_md = *want;
@@ -312,7 +352,8 @@ static void local_reset(fused_local *l) {
     celer_dnnl_reorder_destroy(&l->ry_out);
     free(l->weights);
     l->weights = NULL;
-    l->built = l->reorder_x = l->reorder_y = false;
+    if (l->on_reference) atomic_fetch_sub(&reference_convs, 1);
+    l->built = l->reorder_x = l->reorder_y = l->on_reference = false;
     l->x_bytes = l->y_bytes = 0;
     l->x.rank = -1;
 }
@@ -324,13 +365,42 @@ static void fused_free_local(void *p) {
     free(l);
 }
 
+static bool on_reference(const celer_dnnl_prim *p) { return !strncmp(p->impl, "ref", 3); }
+
+/* The layouts a context's convolution is tried with, in order: the first that oneDNN runs with
+ * its own code (not a reference implementation, which accepts any layout and so never fails, but
+ * loops in scalar code: a conv1d 32 -> 64 channels over 250 steps took 137 ms at 2 threads
+ * instead of 0.03) is kept; if all end on one, the last that could be built. */
+static const struct {
+    bool packed_weights; /* the layout packed at load, else oneDNN's choice (a repacked copy) */
+    bool graph_data;     /* X and Y blocked as the graph has them, else oneDNN's choice (reorders) */
+} attempts[] = {{true, true}, {false, true}, {false, false}};
+
 /* Builds this context's primitive and reorders for input shape x. */
 static celer_status local_build(const fused_state *s, fused_local *l, const celer_shape *x, const char *who) {
-    celer_status st = build_conv(s, &l->g, &s->packed_md, false, &l->prim, who);
-    if (st) { /* the packed layout does not suit these shapes: let oneDNN choose, repack */
-            if ((st = build_conv(s, &l->g, NULL, false, &l->prim, who)) ||
-            (st = reorder_copy(s->packed, &s->packed_md, &l->prim.weights_md, &l->weights, who)))
-            return st;
+    celer_status st = CELER_ERR_INTERNAL;
+    for (size_t i = 0; i < CELER_ARRAY_LEN(attempts); i++) {
+        if (!attempts[i].graph_data && !s->x_block && !s->y_block) continue; /* same as the one before */
+        celer_dnnl_prim p;
+        celer_status got = build_conv(s, &l->g, attempts[i].packed_weights ? &s->packed_md : NULL,
+                                      attempts[i].graph_data, false, &p, who);
+        if (got && !st) continue; /* keep the reference one built before */
+        if (got) {
+            st = got;
+            continue;
+        }
+        celer_dnnl_prim_destroy(&l->prim);
+        l->prim = p;
+        st = CELER_OK;
+        if (!on_reference(&p)) break;
+    }
+    if (st) return st;
+    if (!dnnl_memory_desc_equal(&l->prim.weights_md, &s->packed_md) &&
+        (st = reorder_copy(s->packed, &s->packed_md, &l->prim.weights_md, &l->weights, who)))
+        return st;
+    if (on_reference(&l->prim)) {
+        l->on_reference = true;
+        atomic_fetch_add(&reference_convs, 1);
     }
     int rank = s->nsp + 2;
     int64_t yd[5] = {l->g.n, l->g.m};
@@ -439,6 +509,7 @@ static celer_status fused_run(celer_kernel_call *call) {
 typedef struct pool_state {
     celer_win_attrs a;
     bool max, include_pad;
+    int nsp; /* 1 or 2 */
     int x_block, y_block;
 } pool_state;
 
@@ -458,8 +529,10 @@ static celer_status pool_init(const celer_op_info *info, void **state) {
     s->include_pad = celer_onnx_attr_int(info->node, "count_include_pad", 0) == 1;
     s->x_block = (int)celer_onnx_attr_int(info->node, FUSED_ATTR_X_BLOCKED, 0);
     s->y_block = (int)celer_onnx_attr_int(info->node, FUSED_ATTR_Y_BLOCKED, 0);
-    if (!st && s->a.n_kernel != 2)
-        st = celer_errorf(CELER_ERR_INTERNAL, "%s: a 2-D kernel_shape is required", celer_ops_who(info, who, sizeof who));
+    s->nsp = s->a.n_kernel;
+    if (!st && s->nsp != 1 && s->nsp != 2)
+        st = celer_errorf(CELER_ERR_INTERNAL, "%s: a 1-D or 2-D kernel_shape is required",
+                          celer_ops_who(info, who, sizeof who));
     if (st) {
         free(s);
         return st;
@@ -478,16 +551,17 @@ static void pool_free_local(void *p) {
 static celer_status pool_build(const pool_state *s, pool_local *l, const celer_window *w, const char *who) {
     dnnl_memory_desc_t xmd, ymd;
     dnnl_dims_t strides, kernel, dil, pl, pr;
-    for (int i = 0; i < 2; i++) {
-        strides[i] = w->stride[1 + i];
-        kernel[i] = w->k[1 + i];
-        dil[i] = w->dil[1 + i] - 1;
-        pl[i] = w->pad_l[1 + i];
+    for (int i = 0, a = 3 - s->nsp; i < s->nsp; i++, a++) { /* the window right-aligns its dims */
+        strides[i] = w->stride[a];
+        kernel[i] = w->k[a];
+        dil[i] = w->dil[a] - 1;
+        pl[i] = w->pad_l[a];
         /* right padding as oneDNN counts it: whatever makes its output size ours (ceil_mode) */
-        pr[i] = (w->out[1 + i] - 1) * w->stride[1 + i] + (w->k[1 + i] - 1) * w->dil[1 + i] + 1 - w->in[1 + i] - pl[i];
+        pr[i] = (w->out[a] - 1) * w->stride[a] + (w->k[a] - 1) * w->dil[a] + 1 - w->in[a] - pl[i];
     }
     celer_status st;
-    if ((st = data_md(&xmd, l->x.dims, 4, s->x_block, who)) || (st = data_md(&ymd, l->y.dims, 4, s->y_block, who)))
+    if ((st = data_md(&xmd, l->x.dims, s->nsp + 2, s->x_block, who)) ||
+        (st = data_md(&ymd, l->y.dims, s->nsp + 2, s->y_block, who)))
         return st;
     dnnl_alg_kind_t alg = s->max ? dnnl_pooling_max
                           : s->include_pad ? dnnl_pooling_avg_include_padding : dnnl_pooling_avg_exclude_padding;
@@ -504,8 +578,8 @@ static celer_status pool_reshape(celer_kernel_call *call) {
     celer_ops_who(call->info, who, sizeof who);
     const pool_state *s = call->state;
     const celer_tensor *x = call->in[0];
-    if (x->dtype != CELER_FLOAT || x->shape.rank != 4)
-        return celer_errorf(CELER_ERR_SHAPE, "%s: X must be a float tensor of rank 4", who);
+    if (x->dtype != CELER_FLOAT || x->shape.rank != s->nsp + 2)
+        return celer_errorf(CELER_ERR_SHAPE, "%s: X must be a float tensor of rank %d", who, s->nsp + 2);
     pool_local *l = *call->local;
     if (!l) {
         if (!(l = calloc(1, sizeof *l))) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", who);
@@ -517,9 +591,10 @@ static celer_status pool_reshape(celer_kernel_call *call) {
         l->built = false;
         l->x.rank = -1;
         celer_window w;
-        celer_status st = celer_window_forward(who, &s->a, 2, x->shape.dims + 2, s->a.kernel, &w);
+        celer_status st = celer_window_forward(who, &s->a, s->nsp, x->shape.dims + 2, s->a.kernel, &w);
         if (st) return st;
-        l->y = (celer_shape){4, {x->shape.dims[0], x->shape.dims[1], w.out[1], w.out[2]}};
+        l->y = (celer_shape){s->nsp + 2, {x->shape.dims[0], x->shape.dims[1]}};
+        for (int i = 0; i < s->nsp; i++) l->y.dims[2 + i] = w.out[3 - s->nsp + i];
         l->x = x->shape;
         if (celer_shape_numel(&x->shape) && celer_shape_numel(&l->y)) {
             if ((st = pool_build(s, l, &w, who))) {
@@ -677,6 +752,87 @@ static celer_status gelu_run(celer_kernel_call *call) {
     return CELER_OK;
 }
 
+/* ---- BlockedGlobalAveragePool and BlockedScale: the squeeze-excite chain on blocked data ---- */
+
+/* The channel block of a blocked input (attribute `block`), checked against X's channels. */
+static celer_status block_of(const celer_kernel_call *call, const celer_tensor *x, int64_t *block) {
+    char who[160];
+    *block = celer_onnx_attr_int(call->info->node, FUSED_ATTR_BLOCK, 0);
+    if (*block <= 0 || x->shape.rank < 3 || x->shape.dims[1] % *block)
+        return celer_errorf(CELER_ERR_INTERNAL, "%s: block %lld does not divide the channels of a rank-%d X",
+                            celer_ops_who(call->info, who, sizeof who), (long long)*block, x->shape.rank);
+    return CELER_OK;
+}
+
+/* BlockedGlobalAveragePool(X blocked) -> Y [N, C, 1...]: a 1x1 tensor has the same bytes in the
+ * blocked and the plain layout, so Y serves readers of either. */
+static celer_status gap_reshape(celer_kernel_call *call) {
+    const celer_tensor *x = call->in[0];
+    int64_t block;
+    celer_status st = block_of(call, x, &block);
+    if (st) return st;
+    celer_shape y = x->shape;
+    for (int i = 2; i < y.rank; i++) y.dims[i] = 1;
+    call->out[0].shape = y;
+    return CELER_OK;
+}
+
+static celer_status gap_run(celer_kernel_call *call) {
+    const celer_tensor *x = call->in[0];
+    int64_t b = celer_onnx_attr_int(call->info->node, FUSED_ATTR_BLOCK, 8);
+    int64_t n = x->shape.dims[0], c = x->shape.dims[1], sp = celer_ops_dims_prod(x->shape.dims, 2, x->shape.rank);
+    const float *in = x->data;
+    float *out = call->out[0].data;
+    float acc[64]; /* b <= 16: oneDNN's blocks */
+    if (b > 64) return celer_errorf(CELER_ERR_INTERNAL, "BlockedGlobalAveragePool: block %lld", (long long)b);
+    float inv = sp ? 1.0f / (float)sp : 0.0f;
+    for (int64_t i = 0; i < n * (c / b); i++) { /* in: [n][c/b][sp][b], out: [n][c] = [n][c/b][b] */
+        const float *src = in + i * sp * b;
+        for (int64_t j = 0; j < b; j++) acc[j] = 0.0f;
+        for (int64_t p = 0; p < sp; p++)
+            for (int64_t j = 0; j < b; j++) acc[j] += src[p * b + j];
+        for (int64_t j = 0; j < b; j++) out[i * b + j] = sp ? acc[j] * inv : NAN;
+    }
+    return CELER_OK;
+}
+
+/* BlockedScale(X blocked, S [N or 1, C, 1...]) -> Y blocked = X * S broadcast over space (the
+ * squeeze-excite Mul). S has the same bytes in both layouts. */
+static celer_status scale_reshape(celer_kernel_call *call) {
+    char who[160], b1[160], b2[160];
+    const celer_tensor *x = call->in[0], *sc = call->in[1];
+    int64_t block;
+    celer_status st = block_of(call, x, &block);
+    if (st) return st;
+    bool ok = sc->dtype == CELER_FLOAT && x->dtype == CELER_FLOAT && sc->shape.rank == x->shape.rank &&
+              (sc->shape.dims[0] == x->shape.dims[0] || sc->shape.dims[0] == 1) &&
+              sc->shape.dims[1] == x->shape.dims[1];
+    for (int i = 2; i < sc->shape.rank && ok; i++) ok = sc->shape.dims[i] == 1;
+    if (!ok)
+        return celer_errorf(CELER_ERR_SHAPE, "%s: the channel scales must be float [N or 1, C, 1...] for X %s, got %s "
+                            "(CELER_OPTIMIZE=0 runs the graph unfused)", celer_ops_who(call->info, who, sizeof who),
+                            celer_shape_str(&x->shape, b1, sizeof b1), celer_shape_str(&sc->shape, b2, sizeof b2));
+    return celer_ops_reshape_same(call);
+}
+
+static celer_status scale_run(celer_kernel_call *call) {
+    const celer_tensor *x = call->in[0], *sc = call->in[1];
+    int64_t b = celer_onnx_attr_int(call->info->node, FUSED_ATTR_BLOCK, 8);
+    int64_t n = x->shape.dims[0], c = x->shape.dims[1], sp = celer_ops_dims_prod(x->shape.dims, 2, x->shape.rank);
+    const float *in = x->data, *scale = sc->data;
+    float *out = call->out[0].data;
+    for (int64_t i = 0; i < n; i++) {
+        const float *si = scale + (sc->shape.dims[0] == 1 ? 0 : i * c);
+        for (int64_t cb = 0; cb < c / b; cb++) { /* [n][c/b][sp][b] */
+            const float *src = in + (i * c + cb * b) * sp, *s8 = si + cb * b;
+            float *dst = out + (i * c + cb * b) * sp;
+            for (int64_t p = 0; p < sp; p++)
+                for (int64_t j = 0; j < b; j++) dst[p * b + j] = src[p * b + j] * s8[j];
+        }
+    }
+    return CELER_OK;
+}
+
 /* ---- LayoutToPlain ---- */
 
 static celer_status to_plain_reshape(celer_kernel_call *call) {
@@ -722,6 +878,10 @@ static const celer_kernel kernels[] = {
     {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = FUSED_OP_GELU, .since = 1, .until = CELER_OPS_MAX_VERSION,
      .dtypes = F32, .type_input = 0, .flags = CELER_KERNEL_INPLACE, .reshape = celer_ops_reshape_same,
      .run = gelu_run},
+    {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = FUSED_OP_BLOCKED_GLOBAL_AVG, .since = 1, .until = CELER_OPS_MAX_VERSION,
+     .dtypes = F32, .type_input = 0, .reshape = gap_reshape, .run = gap_run},
+    {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = FUSED_OP_BLOCKED_SCALE, .since = 1, .until = CELER_OPS_MAX_VERSION,
+     .dtypes = F32, .type_input = 0, .flags = CELER_KERNEL_INPLACE, .reshape = scale_reshape, .run = scale_run},
     {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = FUSED_OP_LAYOUT_TO_PLAIN, .since = 1, .until = CELER_OPS_MAX_VERSION,
      .dtypes = F32, .type_input = 0, .reshape = to_plain_reshape, .run = to_plain_run},
 };

@@ -114,6 +114,11 @@ bool celer_ops_known(const char *domain, const char *op);
  * this CPU (8 or 16), for the graph's layout pass (fused.c). */
 int celer_ops_layout_block(void);
 
+/* Convolution primitives alive in any context that run on one of oneDNN's reference
+ * implementations (slow scalar loops: a layout or shape oneDNN has no fast code for), for
+ * `celer bench` and the tests; 0 is what a model should get. Thread-safe. */
+long celer_ops_reference_convs(void);
+
 /* The families, for documentation and inspection. */
 const celer_kernel_family *const *celer_ops_families(int *count);
 

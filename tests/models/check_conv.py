@@ -1,0 +1,180 @@
+#!/usr/bin/python3
+"""Checks celer's fused convolutions beyond check_passes.py: models at 1 and 2 threads run
+optimized and with CELER_OPTIMIZE=0 (outputs within 1e-4 relative of each other), and `celer bench`
+must report no convolution on one of oneDNN's reference implementations ("reference_convs": 0,
+which forcing the weight layout packed at load caused at 2 threads: a conv1d, the 1x1 convs of a
+squeeze-excite block on 1x1 inputs).
+
+  check_conv.py CELER_BIN
+
+Needs /usr/bin/python3 with python3-onnx and numpy. Prints one line per model and thread count and
+exits non-zero when any fails."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_passes import RNG, Builder  # noqa: E402
+
+TOL = 1e-4
+
+
+def conv1d():
+    """The audio model's shapes: conv1d 32 -> 64 channels over 250 steps, kernel 3, then a second
+    one reading it blocked, and a MaxPool."""
+    b = Builder()
+    y = b.op("Relu", [b.conv("x", 32, 64, nd=1)])
+    y = b.op("Relu", [b.conv(y, 64, 64, nd=1)])
+    y = b.op("MaxPool", [y], kernel_shape=[2], strides=[2])
+    y = b.op("AveragePool", [b.conv(y, 64, 64, nd=1)], kernel_shape=[3], strides=[2], pads=[1, 1])
+    return b.model([1, 32, 250], [b.conv(y, 64, 64, nd=1)]), {"present": ["BlockedPool"],
+                                                              "absent": ["MaxPool", "AveragePool", "LayoutToPlain"]}
+
+
+def squeeze_excite():
+    """EfficientNet's squeeze-excite: GlobalAveragePool, 1x1 conv on the 1x1 result, SiLU, 1x1
+    conv, Sigmoid, Mul with the block's input."""
+    b = Builder()
+    x = b.op("Relu", [b.conv("x", 16, 96)])
+    s = b.op("GlobalAveragePool", [x])
+    s = b.conv(s, 96, 24, k=1, pads=[0, 0, 0, 0])
+    s = b.op("Mul", [s, b.op("Sigmoid", [s])])
+    s = b.op("Sigmoid", [b.conv(s, 24, 96, k=1, pads=[0, 0, 0, 0])])
+    y = b.conv(b.op("Mul", [x, s]), 96, 32, k=1, pads=[0, 0, 0, 0])
+    return b.model([1, 16, 14, 14], [y]), {"present": ["BlockedGlobalAveragePool", "BlockedScale"],
+                                           "absent": ["GlobalAveragePool", "Mul", "LayoutToPlain"]}
+
+
+def blocked_chain():
+    """MobileNetV3's block at batch 2: HardSwish fused, a squeeze-excite with HardSigmoid and the
+    Mul's operands swapped, per-sample scales; an activation that cannot be fused (its input has
+    another reader) runs on blocked data; a GlobalAveragePool output read by a conv and a graph
+    output, a blocked value read by a non-blocked op (LayoutToPlain)."""
+    b = Builder()
+    x = b.op("HardSwish", [b.bn(b.conv("x", 8, 32, strides=[2, 2]), 32)])
+    x = b.op("Relu", [b.conv(x, 32, 32, group=32)])
+    g = b.op("GlobalAveragePool", [x])
+    s = b.op("Relu", [b.conv(g, 32, 8, k=1, pads=[0, 0, 0, 0])])
+    s = b.op("HardSigmoid", [b.conv(s, 8, 32, k=1, pads=[0, 0, 0, 0])], alpha=1.0 / 6, beta=0.5)
+    y = b.conv(b.op("Mul", [s, x]), 32, 16, k=1, pads=[0, 0, 0, 0])
+    c = b.conv(y, 16, 16)
+    e = b.op("Elu", [c])
+    y = b.op("Add", [b.conv(e, 16, 16), b.conv(c, 16, 16)])
+    side = b.op("Softmax", [b.conv(y, 16, 16)], axis=1)
+    return b.model([2, 8, 19, 17], [side, g]), {"present": ["BlockedGlobalAveragePool", "BlockedScale", "Elu"],
+                                                "absent": ["GlobalAveragePool", "Mul", "HardSigmoid", "HardSwish"]}
+
+
+def gelu_erf(b, x):
+    """GELU as PyTorch exports it below opset 20 (the erf pattern the fuse-gelu pass collapses)."""
+    d = b.op("Div", [x, b.const(np.float32(1.4142135623730951), "c")])
+    return b.op("Mul", [b.op("Mul", [x, b.op("Add", [b.op("Erf", [d]), b.const(np.float32(1.0), "one")])]),
+                        b.const(np.float32(0.5), "half")])
+
+
+def activations():
+    """Each activation fused only into convolutions: HardSwish, HardSigmoid (default and given
+    alpha/beta), SiLU as Mul(x, Sigmoid(x)) with the operands both ways, GELU's erf pattern; and
+    the same after a residual Add (sum_activation)."""
+    b = Builder()
+    y = b.op("HardSwish", [b.conv("x", 4, 16)])
+    y = b.op("HardSigmoid", [b.conv(y, 16, 16)])
+    y = b.op("HardSigmoid", [b.conv(y, 16, 8)], alpha=0.3, beta=0.4)
+    c = b.conv(y, 8, 16)
+    y = b.op("Mul", [c, b.op("Sigmoid", [c])])
+    c = b.conv(y, 16, 16)
+    y = b.op("Mul", [b.op("Sigmoid", [c]), c])
+    y = gelu_erf(b, b.conv(y, 16, 16))
+    y = b.op("HardSwish", [b.op("Add", [y, b.conv(y, 16, 16)])])
+    s = b.op("Add", [y, b.conv(y, 16, 16)])
+    y = b.op("Mul", [s, b.op("Sigmoid", [s])])
+    y = gelu_erf(b, b.op("Add", [y, b.conv(y, 16, 16)]))
+    return b.model([2, 4, 11, 9], [y]), {"absent": ["HardSwish", "HardSigmoid", "Sigmoid", "Mul", "Erf", "Gelu", "Add"],
+                                         "present": ["FusedConv"]}
+
+
+def gelu20():
+    """ONNX's Gelu (opset 20) after convolutions, in both forms."""
+    b = Builder()
+    y = b.op("Gelu", [b.conv("x", 8, 16)], approximate="none")
+    y = b.op("Gelu", [b.conv(y, 16, 16)], approximate="tanh")
+    m, shape = b.model([1, 8, 12, 12], [b.conv(y, 16, 8)], opset=20)
+    m.ir_version = 9
+    return (m, shape), {"absent": ["Gelu"], "present": ["FusedConv"]}
+
+
+def run(celer, model_path, x, outdir, optimize, threads):
+    os.makedirs(outdir, exist_ok=True)
+    np.save(os.path.join(outdir, "x.npy"), x)
+    env = dict(os.environ, CELER_OPTIMIZE="1" if optimize else "0", OMP_NUM_THREADS=str(threads))
+    r = subprocess.run([celer, "run", model_path, "--input", f"x={outdir}/x.npy", "--output-dir", outdir],
+                       env=env, capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(f"celer run ({'optimized' if optimize else 'CELER_OPTIMIZE=0'}): {r.stderr.strip()[:400]}")
+    return {f[:-4]: np.load(os.path.join(outdir, f)) for f in os.listdir(outdir) if f != "x.npy"}
+
+
+def bench(celer, model_path, batch, threads):
+    r = subprocess.run([celer, "bench", model_path, "--batch", str(batch), "--threads", str(threads),
+                        "--iterations", "1", "--warmup", "0", "--profile"], capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(f"celer bench --profile: {r.stderr.strip()[:400]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def check(celer, tmp, name, model, shape, expect, threads):
+    path = os.path.join(tmp, name + ".onnx")
+    with open(path, "wb") as f:
+        f.write(model.SerializeToString())
+    x = RNG.standard_normal(shape).astype(np.float32)
+    ref = run(celer, path, x, os.path.join(tmp, name, "plain"), False, threads)
+    got = run(celer, path, x, os.path.join(tmp, name, "optimized"), True, threads)
+    worst = 0.0
+    for k, want in ref.items():
+        if got[k].shape != want.shape:
+            return f"FAIL {name}: output {k} has shape {got[k].shape}, unoptimized {want.shape}"
+        err = float(np.abs(got[k] - want).max() / max(float(np.abs(want).max()), 1e-30))
+        worst = max(worst, err)
+        if not err <= TOL:
+            return f"FAIL {name}: output {k} differs from the unoptimized run by {err:.3g} (relative)"
+    res = bench(celer, path, shape[0], threads)
+    ops = res["op_ms"]
+    if res.get("reference_convs") != 0:
+        return f"FAIL {name}: {res.get('reference_convs')} convolutions on oneDNN's reference implementation"
+    missing = [o for o in expect.get("present", []) if o not in ops]
+    left = [o for o in expect.get("absent", []) if o in ops]
+    if missing or left:
+        return f"FAIL {name}: ran {sorted(ops)}; expected {missing} to run and {left} to be fused away"
+    return f"PASS {name}: max rel diff {worst:.2e}, ran {', '.join(sorted(ops))}"
+
+
+def main():
+    if len(sys.argv) < 2:
+        print(__doc__)
+        return 2
+    celer = sys.argv[1]
+    cases = []
+    for fn in (conv1d, squeeze_excite, blocked_chain, activations, gelu20):
+        (model, shape), expect = fn()
+        cases.append((fn.__name__, model, shape, expect))
+    failed = total = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, model, shape, expect in cases:
+            for threads in (1, 2):
+                try:
+                    line = check(celer, tmp, name, model, shape, expect, threads)
+                except Exception as e:  # a failed run is a failed case, reported with its message
+                    line = f"FAIL {name}: {e}"
+                total += 1
+                failed += line.startswith("FAIL")
+                print(f"{line} ({threads} thread{'s' if threads > 1 else ''})")
+    print(f"{total - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
