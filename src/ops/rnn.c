@@ -6,14 +6,29 @@
  * step does the recurrent GEMM H_prev[B, H] · R^T and the gate arithmetic per batch row. GRU with
  * linear_before_reset = 0 needs a second, smaller GEMM per step ((r ⊙ H_prev) · R_h^T).
  *
+ * Speed (batch 1-2 is the serving case): the input projection of all steps and both directions
+ * is one GEMM before the recurrence. The recurrent product of up to PANEL_ROWS batch rows runs on
+ * R packed once (at init when R is a constant) into column panels that a step streams front to
+ * back, in a kernel compiled for AVX-512, AVX2 and baseline and picked at load; more rows go to
+ * OpenBLAS SGEMM. The default activations (Sigmoid/Tanh) run as whole-vector loops over vmath's
+ * functions; other activations take the per-element act_one(). The two directions of a
+ * bidirectional layer run on two OpenMP threads when the context has two.
+ *
  * Float runs through OpenBLAS directly. Double and float16 inputs are converted to float in
  * scratch, computed in float and converted back: their results have float precision.
  *
  * Sequence lengths: batch row b is active at time index s when s < sequence_lens[b] (both
  * directions; the reverse direction starts at sequence_lens[b] - 1). Inactive steps write zeros
  * to Y and leave the state alone; a row of length 0 reports zero Y_h/Y_c. */
+/* Nothing here reads the floating-point exception flags: let GCC if-convert the selects in the
+ * gate loops (clip, vmath) so that they vectorize (see elementwise.c). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +36,7 @@
 #include <strings.h>
 
 #include "ops.h"
+#include "vmath.h"
 
 /* OpenBLAS's cblas.h pulls in <complex.h>, whose `I` macro would clash with the input size I. */
 #undef I
@@ -94,6 +110,96 @@ static inline float act_one(const act *a, float x) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* recurrent product on packed panels                                                          */
+
+/* Each step multiplies 1-2 state rows by R^T [H, G*H]: a matrix-vector product that streams all
+ * of R, where OpenBLAS SGEMM would repack R on every call. R is packed once into panels of TILE
+ * output columns: panel t holds, for k = 0..H-1, the TILE values R[t*TILE + jj][k] side by side,
+ * so a step reads memory front to back and keeps TILE sums per row in vector registers. */
+enum { TILE = 64 };       /* 4 AVX-512 vectors: 8 accumulators for 2 rows */
+enum { PANEL_ROWS = 4 };  /* batch rows up to which the panels beat SGEMM (panels stay in L1 per row pair) */
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define RNN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define RNN_CLONES
+#endif
+
+typedef float vtile __attribute__((vector_size(TILE / 4 * sizeof(float)))); /* a quarter panel row */
+
+static int64_t n_panels(int64_t n) { return (n + TILE - 1) / TILE; }
+
+/* Packs rows [n0, n0 + n) of R [*, K] (row-major) into n_panels(n) panels at dst (n_panels(n) *
+ * K * TILE floats, caller-owned), zero-padding the last panel's columns past n. */
+static void pack_panels(const float *r, int64_t n0, int64_t n, int64_t K, float *dst) {
+    for (int64_t t = 0; t < n_panels(n); t++)
+        for (int64_t k = 0; k < K; k++) {
+            float *o = dst + (t * K + k) * TILE;
+            for (int64_t jj = 0; jj < TILE; jj++) {
+                int64_t j = t * TILE + jj;
+                o[jj] = j < n ? r[(n0 + j) * K + k] : 0.0f;
+            }
+        }
+}
+
+/* Floats of one direction's panels: the gate rows the per-step product covers (GRU without
+ * linear_before_reset: z and r only), then the GRU's h-gate rows for its second product. */
+static int64_t panel_floats(int64_t G, int64_t H, bool gru_split) {
+    int64_t a = gru_split ? 2 * H : G * H, b = gru_split ? H : 0;
+    return (n_panels(a) + n_panels(b)) * H * TILE;
+}
+
+/* Packs direction d's R [G*H, H] (float) as panel_floats() describes into dst. */
+static void pack_direction(const float *r, int64_t G, int64_t H, bool gru_split, float *dst) {
+    int64_t a = gru_split ? 2 * H : G * H;
+    pack_panels(r, 0, a, H, dst);
+    if (gru_split) pack_panels(r, 2 * H, H, H, dst + n_panels(a) * H * TILE);
+}
+
+/* out[b, 0 .. np*TILE) = h[b, 0..K) · panels pk, for b < B. h rows are ldh apart; out rows are
+ * ldo apart, 64-byte aligned, with room for np*TILE columns; pk is 64-byte aligned. Row pairs
+ * share each panel load; a single row splits k in two halves of accumulators for more
+ * independent FMAs. */
+RNN_CLONES static void panel_gemv(int64_t B, int64_t K, int64_t np, const float *pk, const float *h,
+                                  int64_t ldh, float *out, int64_t ldo) {
+    for (int64_t t = 0; t < np; t++) {
+        const vtile *p = (const vtile *)(pk + t * K * TILE);
+        int64_t b = 0;
+        for (; b + 1 < B; b += 2) {
+            const float *h0 = h + b * ldh, *h1 = h0 + ldh;
+            vtile a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};
+            for (int64_t k = 0; k < K; k++) {
+                const vtile *q = p + 4 * k;
+                float u = h0[k], v = h1[k];
+                a0 += u * q[0], a1 += u * q[1], a2 += u * q[2], a3 += u * q[3];
+                c0 += v * q[0], c1 += v * q[1], c2 += v * q[2], c3 += v * q[3];
+            }
+            vtile *o = (vtile *)(out + b * ldo + t * TILE), *o1 = (vtile *)(out + (b + 1) * ldo + t * TILE);
+            o[0] = a0, o[1] = a1, o[2] = a2, o[3] = a3;
+            o1[0] = c0, o1[1] = c1, o1[2] = c2, o1[3] = c3;
+        }
+        if (b < B) {
+            const float *h0 = h + b * ldh;
+            vtile a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};
+            int64_t k = 0;
+            for (; k + 1 < K; k += 2) {
+                const vtile *q = p + 4 * k;
+                float u = h0[k], v = h0[k + 1];
+                a0 += u * q[0], a1 += u * q[1], a2 += u * q[2], a3 += u * q[3];
+                c0 += v * q[4], c1 += v * q[5], c2 += v * q[6], c3 += v * q[7];
+            }
+            if (k < K) {
+                const vtile *q = p + 4 * k;
+                float u = h0[k];
+                a0 += u * q[0], a1 += u * q[1], a2 += u * q[2], a3 += u * q[3];
+            }
+            vtile *o = (vtile *)(out + b * ldo + t * TILE);
+            o[0] = a0 + c0, o[1] = a1 + c1, o[2] = a2 + c2, o[3] = a3 + c3;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* attributes                                                                                  */
 
 typedef enum rnn_kind { KIND_RNN, KIND_GRU, KIND_LSTM } rnn_kind;
@@ -109,6 +215,9 @@ static const struct kind_def {
     [KIND_LSTM] = {"LSTM", 4, 3, {ACT_SIGMOID, ACT_TANH, ACT_TANH}},
 };
 
+enum { IN_X, IN_W, IN_R, IN_B, IN_SEQ, IN_H0, IN_C0, IN_P };
+enum { OUT_Y, OUT_YH, OUT_YC };
+
 typedef enum rnn_dir { DIR_FORWARD, DIR_REVERSE, DIR_BIDIRECTIONAL } rnn_dir;
 
 /* Immutable after init. */
@@ -122,7 +231,42 @@ typedef struct rnn_state {
     bool lbr;           /* GRU linear_before_reset */
     bool input_forget;  /* LSTM: forget gate = 1 - input gate */
     act acts[2][3];     /* [direction][f, g, h] */
+    bool fast[2];       /* [direction]: the default activations, run as vector loops */
+    float *panels;      /* R packed per direction (panel_floats() each) when R is a constant; owned */
+    int64_t panels_h;   /* the hidden size they were packed for */
 } rnn_state;
+
+static void rnn_free(void *p) {
+    rnn_state *s = p;
+    if (s) free(s->panels);
+    free(s);
+}
+
+/* When R is a constant of a consistent shape, packs it for the panel kernel into s->panels
+ * (owned by s): runs then skip the packing. Anything unusual is left to run, which packs into
+ * scratch or reports the shape error. */
+static celer_status pack_constant_r(const celer_op_info *info, rnn_state *s) {
+    const celer_tensor *r = info->input_constants && info->n_inputs > IN_R ? info->input_constants[IN_R] : NULL;
+    if (!r || r->shape.rank != 3) return CELER_OK;
+    int64_t G = kind_defs[s->kind].gates, D = r->shape.dims[0], GH = r->shape.dims[1], H = r->shape.dims[2];
+    /* H bound: keeps the products below from overflowing; larger layers pack in run */
+    if (D != s->dirs || H <= 0 || H > 65536 || GH != G * H || (s->hidden > 0 && s->hidden != H)) return CELER_OK;
+    bool split = s->kind == KIND_GRU && !s->lbr;
+    size_t n = (size_t)D * (size_t)panel_floats(G, H, split), nr = (size_t)(D * GH * H);
+    if (n > MAX_SCRATCH / sizeof(float)) return CELER_OK; /* run refuses or packs into scratch */
+    float *rf = malloc(nr * sizeof *rf);
+    s->panels = aligned_alloc(64, (n * sizeof(float) + 63) & ~(size_t)63);
+    if (!rf || !s->panels) {
+        free(rf);
+        return celer_ops_error(info, CELER_ERR_NOMEM, "out of memory packing R (%zu bytes)", n * sizeof(float));
+    }
+    for (size_t i = 0; i < nr; i++) rf[i] = (float)celer_ops_double_at(r, (int64_t)i);
+    for (int64_t d = 0; d < D; d++)
+        pack_direction(rf + d * GH * H, G, H, split, s->panels + d * panel_floats(G, H, split));
+    free(rf);
+    s->panels_h = H;
+    return CELER_OK;
+}
 
 static celer_status rnn_init_kind(const celer_op_info *info, void **out, rnn_kind kind) {
     const celer_onnx_node *node = info->node;
@@ -196,9 +340,21 @@ static celer_status rnn_init_kind(const celer_op_info *info, void **out, rnn_kin
             if (n == kd->n_act) s.acts[1][i] = a;
         }
     }
+    /* the default activation sets (whatever alpha/beta: these functions take none) */
+    static const act_kind fast_sets[][3] = {
+        [KIND_RNN] = {ACT_TANH}, [KIND_GRU] = {ACT_SIGMOID, ACT_TANH}, [KIND_LSTM] = {ACT_SIGMOID, ACT_TANH, ACT_TANH}};
+    for (int d = 0; d < 2; d++) {
+        s.fast[d] = true;
+        for (int k = 0; k < kd->n_act; k++) s.fast[d] &= s.acts[d][k].kind == fast_sets[kind][k];
+    }
     rnn_state *p = malloc(sizeof *p);
     if (!p) return celer_ops_error(info, CELER_ERR_NOMEM, "out of memory");
     *p = s;
+    celer_status st = pack_constant_r(info, p);
+    if (st) {
+        rnn_free(p);
+        return st;
+    }
     *out = p;
     return CELER_OK;
 }
@@ -216,8 +372,6 @@ static celer_status lstm_init(const celer_op_info *info, void **out) {
 /* ------------------------------------------------------------------------------------------ */
 /* geometry                                                                                    */
 
-enum { IN_X, IN_W, IN_R, IN_B, IN_SEQ, IN_H0, IN_C0, IN_P };
-enum { OUT_Y, OUT_YH, OUT_YC };
 
 typedef struct geom {
     int64_t S, B, I, H, D, G; /* steps, batch, input size, hidden, directions, gate blocks */
@@ -288,7 +442,10 @@ static celer_status rnn_geom(const celer_kernel_call *c, geom *g) {
     int64_t GH = g->G * g->H; /* G <= 4, H < 2^31: no overflow */
     if (g->S * g->B > BLAS_MAX) /* rows of the input projection GEMM */
         return celer_ops_error(info, CELER_ERR_LIMIT, "seq %lld * batch %lld is above 2^31-1", (long long)g->S, (long long)g->B);
-    if (GH > BLAS_MAX) return celer_ops_error(info, CELER_ERR_LIMIT, "%lld gates * hidden %lld is too large", (long long)g->G, (long long)g->H);
+    /* both directions' projections side by side, rows padded to whole panels: BLAS's int strides */
+    if (g->D * (GH + TILE) > BLAS_MAX)
+        return celer_ops_error(info, CELER_ERR_LIMIT, "%lld directions * %lld gates * hidden %lld is too large",
+                               (long long)g->D, (long long)g->G, (long long)g->H);
     CELER_TRY(expect_shape(info, g->w, "W", 3, (int64_t[]){g->D, GH, g->I}));
     CELER_TRY(expect_shape(info, g->r, "R", 3, (int64_t[]){g->D, GH, g->H}));
     if (g->b) CELER_TRY(expect_shape(info, g->b, "B", 2, (int64_t[]){g->D, 2 * GH}));
@@ -328,21 +485,26 @@ static int64_t mul4(int64_t a, int64_t b, int64_t c, int64_t d) {
     return r;
 }
 
+/* Columns rounded up to whole panels: the panel kernel writes full panels. */
+static int64_t padded(int64_t n) { return n_panels(n) * TILE; }
+
 typedef struct bufs {
     /* float views of the inputs and outputs (converted copies when X is not float) */
     const float *x, *w, *r, *b, *h0, *c0, *p;
     float *y, *yh, *yc;
-    /* per-direction work */
-    float *xw;    /* [S*B, G*H] input projection (+ biases) in X's row order */
-    float *gates; /* [B, G*H] recurrent projection */
-    float *h, *c; /* [B, H] running state */
-    float *tmp;   /* [B, H] GRU: r ⊙ H_prev, then its projection */
-    float *tmp2;  /* [B, H] */
-    float *bias;  /* [G*H] Wb + Rb (GRU lbr: h block has Wb only) */
+    float *xw;     /* [S*B, D*G*H] input projection of both directions (+ biases) in X's row order */
+    float *bias;   /* [D, G*H] Wb + Rb (GRU lbr: h block has Wb only) */
+    float *zeros;  /* [3H] stands in for absent peepholes and GRU h-gate bias in the vector loops */
+    float *panels; /* [D, panel_floats] R packed here when init did not (NULL otherwise or > PANEL_ROWS) */
+    /* per direction, so that the two can run at once */
+    float *gates;  /* [D, B, padded(G*H)] recurrent projection */
+    float *h, *c;  /* [D, B, H] running state */
+    float *tmp;    /* [D, B, H] GRU: r ⊙ H_prev */
+    float *tmp2;   /* [D, B, padded(H)] its projection */
     int64_t *lens; /* [B] active steps per batch row */
 } bufs;
 
-static void plan(const geom *g, bool convert, celer_ops_carve *cv, bufs *p) {
+static void plan(const rnn_state *s, const geom *g, bool convert, celer_ops_carve *cv, bufs *p) {
     int64_t GH = g->G * g->H;
     if (convert) {
         p->x = carve_floats(cv, mul4(g->S, g->B, g->I, 1));
@@ -356,13 +518,17 @@ static void plan(const geom *g, bool convert, celer_ops_carve *cv, bufs *p) {
         p->yh = g->want[OUT_YH] ? carve_floats(cv, mul4(g->D, g->B, g->H, 1)) : NULL;
         p->yc = g->want[OUT_YC] ? carve_floats(cv, mul4(g->D, g->B, g->H, 1)) : NULL;
     }
-    p->xw = carve_floats(cv, mul4(g->S, g->B, GH, 1));
-    p->gates = carve_floats(cv, mul4(g->B, GH, 1, 1));
-    p->h = carve_floats(cv, mul4(g->B, g->H, 1, 1));
-    p->c = carve_floats(cv, mul4(g->B, g->H, 1, 1));
-    p->tmp = carve_floats(cv, mul4(g->B, g->H, 1, 1));
-    p->tmp2 = carve_floats(cv, mul4(g->B, g->H, 1, 1));
-    p->bias = carve_floats(cv, GH);
+    p->xw = carve_floats(cv, mul4(g->S, g->B, g->D, GH));
+    p->bias = carve_floats(cv, mul4(g->D, GH, 1, 1));
+    p->zeros = carve_floats(cv, mul4(3, g->H, 1, 1));
+    bool own_panels = g->B <= PANEL_ROWS && !(s->panels && s->panels_h == g->H);
+    p->panels = own_panels ? carve_floats(cv, mul4(g->D, panel_floats(g->G, g->H, s->kind == KIND_GRU && !s->lbr), 1, 1))
+                           : NULL;
+    p->gates = carve_floats(cv, mul4(g->D, g->B, padded(GH), 1));
+    p->h = carve_floats(cv, mul4(g->D, g->B, g->H, 1));
+    p->c = carve_floats(cv, mul4(g->D, g->B, g->H, 1));
+    p->tmp = carve_floats(cv, mul4(g->D, g->B, g->H, 1));
+    p->tmp2 = carve_floats(cv, mul4(g->D, g->B, padded(g->H), 1));
     p->lens = celer_ops_carve_elems(cv, g->B, sizeof(int64_t));
 }
 
@@ -383,7 +549,7 @@ static celer_status rnn_reshape(celer_kernel_call *c) {
     for (int i = 0; i < c->n_out && i < 3; i++) c->out[i].shape = i == OUT_Y ? y : st;
     celer_ops_carve cv = {0};
     bufs p = {0};
-    plan(&g, g.x->dtype != CELER_FLOAT, &cv, &p);
+    plan(s, &g, g.x->dtype != CELER_FLOAT, &cv, &p);
     if (cv.overflow)
         return celer_ops_error(c->info, CELER_ERR_LIMIT, "working memory for seq %lld, batch %lld, hidden %lld is too large",
                       (long long)g.S, (long long)g.B, (long long)g.H);
@@ -392,7 +558,7 @@ static celer_status rnn_reshape(celer_kernel_call *c) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* run                                                                                         */
+/* gate arithmetic                                                                             */
 
 /* C[m, n] = A[m, k] · B^T where B is stored [n, k] with row stride ldb; handles empty sizes. */
 static void gemm_abt(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
@@ -411,6 +577,63 @@ static inline float clipf(float x, float clip) {
     return x;
 }
 
+/* The vector loops' clip: c is INFINITY when the layer has none (a select, no branch; NaN passes
+ * as in clipf). */
+static inline float clampf(float x, float c) { return x < -c ? -c : x > c ? c : x; }
+
+/* One LSTM row with the default activations: c, h [H] updated in place from the input
+ * projection xr and recurrent projection gt [4H] ("iofc"); P [3H] peepholes (zeros when none). */
+RNN_CLONES static void lstm_row(int64_t H, const float *xr, const float *gt, const float *P, float clip,
+                                bool input_forget, float *restrict c, float *restrict h) {
+    const float *xi = xr, *xo = xr + H, *xf = xr + 2 * H, *xc = xr + 3 * H;
+    const float *gi = gt, *go = gt + H, *gf = gt + 2 * H, *gc = gt + 3 * H;
+    const float *pi = P, *po = P + H, *pf = P + 2 * H;
+    const float fmask = input_forget ? 0.0f : 1.0f; /* f = 1 - i with input_forget, as a blend */
+    for (int64_t j = 0; j < H; j++) {
+        float cp = c[j];
+        float i = celer_fast_sigmoidf(clampf(xi[j] + gi[j] + pi[j] * cp, clip));
+        float f = celer_fast_sigmoidf(clampf(xf[j] + gf[j] + pf[j] * cp, clip));
+        f = fmask * f + (1.0f - fmask) * (1.0f - i);
+        float g = celer_fast_tanhf(clampf(xc[j] + gc[j], clip));
+        float cn = f * cp + i * g;
+        float o = celer_fast_sigmoidf(clampf(xo[j] + go[j] + po[j] * cn, clip));
+        c[j] = cn;
+        h[j] = o * celer_fast_tanhf(cn);
+    }
+}
+
+/* GRU z and r gates of one row, default activations: gt[0, 2H) <- sigmoid(xr + gt); with rh,
+ * rh <- r ⊙ h (the input of linear_before_reset 0's second product). */
+RNN_CLONES static void gru_zr_row(int64_t H, const float *xr, float *gt, float clip, const float *h, float *rh) {
+    for (int64_t j = 0; j < 2 * H; j++) gt[j] = celer_fast_sigmoidf(clampf(xr[j] + gt[j], clip));
+    if (rh)
+        for (int64_t j = 0; j < H; j++) rh[j] = gt[H + j] * h[j];
+}
+
+/* GRU candidate and new state of one row, default activations: z, r from gru_zr_row; lin is
+ * R_h·h (linear_before_reset, rs = r, rbh its bias) or R_h·(r ⊙ h) with the bias in xr (rs NULL). */
+RNN_CLONES static void gru_h_row(int64_t H, const float *xh, const float *z, const float *rs, const float *lin,
+                                 const float *rbh, float clip, float *h) {
+    if (rs) {
+        for (int64_t j = 0; j < H; j++) {
+            float hh = celer_fast_tanhf(clampf(xh[j] + rs[j] * (lin[j] + rbh[j]), clip));
+            h[j] = (1 - z[j]) * hh + z[j] * h[j];
+        }
+    } else {
+        for (int64_t j = 0; j < H; j++) {
+            float hh = celer_fast_tanhf(clampf(xh[j] + lin[j], clip));
+            h[j] = (1 - z[j]) * hh + z[j] * h[j];
+        }
+    }
+}
+
+RNN_CLONES static void rnn_row(int64_t H, const float *xr, const float *gt, float clip, float *h) {
+    for (int64_t j = 0; j < H; j++) h[j] = celer_fast_tanhf(clampf(xr[j] + gt[j], clip));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* run                                                                                         */
+
 static void to_float(const celer_tensor *t, float *dst) {
     int64_t n = celer_shape_numel(&t->shape);
     for (int64_t i = 0; i < n; i++) dst[i] = (float)celer_ops_double_at(t, i);
@@ -421,102 +644,134 @@ static void from_float(const float *src, celer_tensor *t) {
     for (int64_t i = 0; i < n; i++) celer_ops_double_store(t, i, src[i]);
 }
 
-/* One direction d of the layer; `rev` walks time backwards. */
+/* One direction d of the layer; `rev` walks time backwards. Touches only direction d's slices of
+ * the per-direction buffers (and of Y, Y_h, Y_c), so the two directions may run concurrently. */
 static void run_direction(const rnn_state *s, const geom *g, const bufs *p, int d, bool rev) {
     const int64_t *lens = p->lens;
-    const int64_t S = g->S, B = g->B, I = g->I, H = g->H, D = g->D, G = g->G, GH = G * H;
-    const float *W = p->w + d * GH * I, *R = p->r + d * GH * H;
-    const float *Wb = p->b ? p->b + d * 2 * GH : NULL, *Rb = Wb ? Wb + GH : NULL;
+    const int64_t S = g->S, B = g->B, H = g->H, D = g->D, G = g->G, GH = G * H;
+    const int64_t ldg = padded(GH), ldt = padded(H), ldx = D * GH;
+    const float *R = p->r + d * GH * H;
+    const float *Rb = p->b ? p->b + d * 2 * GH + GH : NULL;
     const float *P = p->p ? p->p + d * 3 * H : NULL;
     const act *acts = s->acts[d];
-    const bool gru_lbr = s->kind == KIND_GRU && s->lbr;
+    const bool gru_lbr = s->kind == KIND_GRU && s->lbr, gru_split = s->kind == KIND_GRU && !s->lbr;
+    const bool fast = s->fast[d];
+    float *gates = p->gates + d * B * ldg, *hs = p->h + d * B * H, *cs_all = p->c + d * B * H;
+    float *tmp = p->tmp + d * B * H, *tmp2 = p->tmp2 + d * B * ldt;
 
-    for (int64_t j = 0; j < GH; j++) {
-        p->bias[j] = Wb ? Wb[j] : 0;
-        /* GRU with linear_before_reset keeps Rb_h inside r ⊙ (...) */
-        if (Rb && !(gru_lbr && j >= 2 * H)) p->bias[j] += Rb[j];
+    /* R in panels when the batch is small enough for the panel kernel */
+    const bool use_panels = B <= PANEL_ROWS;
+    const float *pk = NULL, *pk_h = NULL;
+    /* recurrent projection; GRU without lbr projects z and r only here */
+    const int64_t ncols = gru_split ? 2 * H : GH;
+    if (use_panels) {
+        int64_t pf = panel_floats(G, H, gru_split);
+        if (p->panels) {
+            pack_direction(R, G, H, gru_split, p->panels + d * pf);
+            pk = p->panels + d * pf;
+        } else {
+            pk = s->panels + d * pf;
+        }
+        pk_h = pk + n_panels(ncols) * H * TILE;
     }
-    /* input projection of every step at once */
-    gemm_abt(S * B, GH, I, p->x, I, W, I, p->xw, GH);
-    for (int64_t r = 0; r < S * B; r++) {
-        float *row = p->xw + r * GH;
-        for (int64_t j = 0; j < GH; j++) row[j] += p->bias[j];
-    }
+
     /* initial state */
     for (int64_t b = 0; b < B; b++) {
         int64_t off = (s->layout ? b * D + d : d * B + b) * H;
         if (p->h0)
-            memcpy(p->h + b * H, p->h0 + off, (size_t)H * sizeof(float));
+            memcpy(hs + b * H, p->h0 + off, (size_t)H * sizeof(float));
         else
-            memset(p->h + b * H, 0, (size_t)H * sizeof(float));
+            memset(hs + b * H, 0, (size_t)H * sizeof(float));
         if (p->c0)
-            memcpy(p->c + b * H, p->c0 + off, (size_t)H * sizeof(float));
+            memcpy(cs_all + b * H, p->c0 + off, (size_t)H * sizeof(float));
         else
-            memset(p->c + b * H, 0, (size_t)H * sizeof(float));
+            memset(cs_all + b * H, 0, (size_t)H * sizeof(float));
     }
 
-    const float clip = s->clip;
+    const float clip = s->clip, vclip = s->clip > 0 ? s->clip : INFINITY;
+    const float *Pz = P ? P : p->zeros, *rbh = Rb ? Rb + 2 * H : p->zeros;
     for (int64_t k = 0; k < S; k++) {
         const int64_t t = rev ? S - 1 - k : k;
-        /* recurrent projection; GRU without lbr projects z and r only here */
-        int64_t ncols = s->kind == KIND_GRU && !gru_lbr ? 2 * H : GH;
-        gemm_abt(B, ncols, H, p->h, H, R, H, p->gates, GH);
+        if (use_panels)
+            panel_gemv(B, H, n_panels(ncols), pk, hs, H, gates, ldg);
+        else
+            gemm_abt(B, ncols, H, hs, H, R, H, gates, ldg);
         if (s->kind == KIND_GRU) {
             /* z, r first; then the candidate needs r */
             for (int64_t b = 0; b < B; b++) {
                 if (t >= lens[b]) {
-                    /* the row still goes through the GEMM below: keep it finite */
-                    if (!gru_lbr) memset(p->tmp + b * H, 0, (size_t)H * sizeof(float));
+                    /* the row still goes through the product below: keep it finite */
+                    if (gru_split) memset(tmp + b * H, 0, (size_t)H * sizeof(float));
                     continue;
                 }
-                const float *xr = p->xw + (s->layout ? b * S + t : t * B + b) * GH;
-                float *gt = p->gates + b * GH;
+                const float *xr = p->xw + (s->layout ? b * S + t : t * B + b) * ldx + d * GH;
+                float *gt = gates + b * ldg;
+                if (fast) {
+                    gru_zr_row(H, xr, gt, vclip, hs + b * H, gru_split ? tmp + b * H : NULL);
+                    continue;
+                }
                 for (int64_t j = 0; j < 2 * H; j++) gt[j] = act_one(&acts[0], clipf(xr[j] + gt[j], clip));
-                if (!gru_lbr)
-                    for (int64_t j = 0; j < H; j++) p->tmp[b * H + j] = gt[H + j] * p->h[b * H + j];
+                if (gru_split)
+                    for (int64_t j = 0; j < H; j++) tmp[b * H + j] = gt[H + j] * hs[b * H + j];
             }
-            if (!gru_lbr) gemm_abt(B, H, H, p->tmp, H, R + 2 * H * H, H, p->tmp2, H);
+            if (gru_split) {
+                if (use_panels)
+                    panel_gemv(B, H, n_panels(H), pk_h, tmp, H, tmp2, ldt);
+                else
+                    gemm_abt(B, H, H, tmp, H, R + 2 * H * H, H, tmp2, ldt);
+            }
         }
         for (int64_t b = 0; b < B; b++) {
             if (t >= lens[b]) continue;
-            const float *xr = p->xw + (s->layout ? b * S + t : t * B + b) * GH;
-            float *gt = p->gates + b * GH, *h = p->h + b * H, *cs = p->c + b * H;
-            switch (s->kind) {
-            case KIND_RNN:
-                for (int64_t j = 0; j < H; j++) h[j] = act_one(&acts[0], clipf(xr[j] + gt[j], clip));
-                break;
-            case KIND_GRU:
-                for (int64_t j = 0; j < H; j++) {
-                    float z = gt[j], r = gt[H + j], pre;
-                    if (gru_lbr)
-                        pre = xr[2 * H + j] + r * (gt[2 * H + j] + (Rb ? Rb[2 * H + j] : 0));
-                    else
-                        pre = xr[2 * H + j] + p->tmp2[b * H + j];
-                    float hh = act_one(&acts[1], clipf(pre, clip));
-                    h[j] = (1 - z) * hh + z * h[j];
+            const float *xr = p->xw + (s->layout ? b * S + t : t * B + b) * ldx + d * GH;
+            float *gt = gates + b * ldg, *h = hs + b * H, *cs = cs_all + b * H;
+            if (fast) {
+                switch (s->kind) {
+                case KIND_RNN: rnn_row(H, xr, gt, vclip, h); break;
+                case KIND_GRU:
+                    gru_h_row(H, xr + 2 * H, gt, gru_lbr ? gt + H : NULL, gru_lbr ? gt + 2 * H : tmp2 + b * ldt, rbh,
+                              vclip, h);
+                    break;
+                case KIND_LSTM: lstm_row(H, xr, gt, Pz, vclip, s->input_forget, cs, h); break;
                 }
-                break;
-            case KIND_LSTM:
-                for (int64_t j = 0; j < H; j++) {
-                    float c_prev = cs[j];
-                    float gi = xr[j] + gt[j], go = xr[H + j] + gt[H + j];
-                    float gf = xr[2 * H + j] + gt[2 * H + j], gc = xr[3 * H + j] + gt[3 * H + j];
-                    if (P) gi += P[j] * c_prev;
-                    float i = act_one(&acts[0], clipf(gi, clip)), f;
-                    if (s->input_forget) {
-                        f = 1 - i;
-                    } else {
-                        if (P) gf += P[2 * H + j] * c_prev;
-                        f = act_one(&acts[0], clipf(gf, clip));
+            } else {
+                switch (s->kind) {
+                case KIND_RNN:
+                    for (int64_t j = 0; j < H; j++) h[j] = act_one(&acts[0], clipf(xr[j] + gt[j], clip));
+                    break;
+                case KIND_GRU:
+                    for (int64_t j = 0; j < H; j++) {
+                        float z = gt[j], r = gt[H + j], pre;
+                        if (gru_lbr)
+                            pre = xr[2 * H + j] + r * (gt[2 * H + j] + (Rb ? Rb[2 * H + j] : 0));
+                        else
+                            pre = xr[2 * H + j] + tmp2[b * ldt + j];
+                        float hh = act_one(&acts[1], clipf(pre, clip));
+                        h[j] = (1 - z) * hh + z * h[j];
                     }
-                    float cc = act_one(&acts[1], clipf(gc, clip));
-                    float cn = f * c_prev + i * cc;
-                    if (P) go += P[H + j] * cn;
-                    float o = act_one(&acts[0], clipf(go, clip));
-                    cs[j] = cn;
-                    h[j] = o * act_one(&acts[2], cn);
+                    break;
+                case KIND_LSTM:
+                    for (int64_t j = 0; j < H; j++) {
+                        float c_prev = cs[j];
+                        float gi = xr[j] + gt[j], go = xr[H + j] + gt[H + j];
+                        float gf = xr[2 * H + j] + gt[2 * H + j], gc = xr[3 * H + j] + gt[3 * H + j];
+                        if (P) gi += P[j] * c_prev;
+                        float i = act_one(&acts[0], clipf(gi, clip)), f;
+                        if (s->input_forget) {
+                            f = 1 - i;
+                        } else {
+                            if (P) gf += P[2 * H + j] * c_prev;
+                            f = act_one(&acts[0], clipf(gf, clip));
+                        }
+                        float cc = act_one(&acts[1], clipf(gc, clip));
+                        float cn = f * c_prev + i * cc;
+                        if (P) go += P[H + j] * cn;
+                        float o = act_one(&acts[0], clipf(go, clip));
+                        cs[j] = cn;
+                        h[j] = o * act_one(&acts[2], cn);
+                    }
+                    break;
                 }
-                break;
             }
             if (p->y) {
                 int64_t off = (s->layout ? (b * S + t) * D + d : (t * D + d) * B + b) * H;
@@ -531,13 +786,13 @@ static void run_direction(const rnn_state *s, const geom *g, const bufs *p, int 
             if (empty)
                 memset(p->yh + off, 0, (size_t)H * sizeof(float));
             else
-                memcpy(p->yh + off, p->h + b * H, (size_t)H * sizeof(float));
+                memcpy(p->yh + off, hs + b * H, (size_t)H * sizeof(float));
         }
         if (p->yc) {
             if (empty)
                 memset(p->yc + off, 0, (size_t)H * sizeof(float));
             else
-                memcpy(p->yc + off, p->c + b * H, (size_t)H * sizeof(float));
+                memcpy(p->yc + off, cs_all + b * H, (size_t)H * sizeof(float));
         }
     }
 }
@@ -549,7 +804,7 @@ static celer_status rnn_run(celer_kernel_call *c) {
     bool convert = g.x->dtype != CELER_FLOAT;
     celer_ops_carve cv = {.base = c->scratch};
     bufs p = {0};
-    plan(&g, convert, &cv, &p);
+    plan(s, &g, convert, &cv, &p);
     if (cv.overflow || cv.off > c->scratch_size)
         return celer_ops_error(c->info, CELER_ERR_INTERNAL, "scratch of %zu bytes is smaller than the %zu planned",
                       c->scratch_size, cv.off);
@@ -575,7 +830,30 @@ static celer_status rnn_run(celer_kernel_call *c) {
     }
     for (int64_t b = 0; b < g.B; b++) p.lens[b] = g.seq ? celer_ops_int_at(g.seq, b) : g.S;
     if (p.y) memset(p.y, 0, (size_t)(g.S * g.D * g.B * g.H) * sizeof(float));
-    for (int d = 0; d < g.D; d++) run_direction(s, &g, &p, d, s->dir == DIR_REVERSE || d == 1);
+    memset(p.zeros, 0, (size_t)(3 * g.H) * sizeof(float));
+
+    /* input projection of every step and both directions at once (W is [D*G*H, I]), plus biases */
+    const int64_t GH = g.G * g.H, DGH = g.D * GH;
+    for (int64_t d = 0; d < g.D; d++) {
+        const float *Wb = p.b ? p.b + d * 2 * GH : NULL, *Rb = Wb ? Wb + GH : NULL;
+        for (int64_t j = 0; j < GH; j++) {
+            float v = Wb ? Wb[j] : 0;
+            /* GRU with linear_before_reset keeps Rb_h inside r ⊙ (...) */
+            if (Rb && !(s->kind == KIND_GRU && s->lbr && j >= 2 * g.H)) v += Rb[j];
+            p.bias[d * GH + j] = v;
+        }
+    }
+    gemm_abt(g.S * g.B, DGH, g.I, p.x, g.I, p.w, g.I, p.xw, DGH);
+    for (int64_t r = 0; r < g.S * g.B; r++) {
+        float *row = p.xw + r * DGH;
+        for (int64_t j = 0; j < DGH; j++) row[j] += p.bias[j];
+    }
+
+    /* the directions on two threads when the context has two; only with the panel kernel, which
+     * is our own code (OpenBLAS would start its own threads inside) */
+    bool two = g.D == 2 && g.B <= PANEL_ROWS && omp_get_max_threads() > 1;
+#pragma omp parallel for num_threads(2) schedule(static, 1) if (two)
+    for (int d = 0; d < (int)g.D; d++) run_direction(s, &g, &p, d, s->dir == DIR_REVERSE || d == 1);
     if (convert) {
         if (p.y) from_float(p.y, &c->out[OUT_Y]);
         if (p.yh) from_float(p.yh, &c->out[OUT_YH]);
@@ -588,7 +866,7 @@ static celer_status rnn_run(celer_kernel_call *c) {
 
 #define RNN_TYPES (CELER_DT(CELER_FLOAT) | CELER_DT(CELER_DOUBLE) | CELER_DT(CELER_FLOAT16))
 #define K(op, since, until, init)                                                                  \
-    {"", op, since, until, RNN_TYPES, 0, 0, NULL, init, rnn_reshape, rnn_run, free, NULL}
+    {"", op, since, until, RNN_TYPES, 0, 0, NULL, init, rnn_reshape, rnn_run, rnn_free, NULL}
 
 /* opset 14 added `layout`; nothing else differs between the two entries */
 static const celer_kernel kernels[] = {
