@@ -29,6 +29,8 @@
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,31 +131,49 @@ typedef float vtile __attribute__((vector_size(TILE / 4 * sizeof(float)))); /* a
 
 static int64_t n_panels(int64_t n) { return (n + TILE - 1) / TILE; }
 
-/* Packs rows [n0, n0 + n) of R [*, K] (row-major) into n_panels(n) panels at dst (n_panels(n) *
- * K * TILE floats, caller-owned), zero-padding the last panel's columns past n. */
-static void pack_panels(const float *r, int64_t n0, int64_t n, int64_t K, float *dst) {
-    for (int64_t t = 0; t < n_panels(n); t++)
-        for (int64_t k = 0; k < K; k++) {
-            float *o = dst + (t * K + k) * TILE;
-            for (int64_t jj = 0; jj < TILE; jj++) {
-                int64_t j = t * TILE + jj;
-                o[jj] = j < n ? r[(n0 + j) * K + k] : 0.0f;
-            }
-        }
+/* A direction's hidden units [u0, u0 + n) with their own panels, so that two threads can each run
+ * one part of every step (a unidirectional layer at 2 threads; one thread runs both in turn).
+ * pk_a: offset in floats of the panels of the part's gate columns g*H + u0 + jj (g < G; GRU
+ * without linear_before_reset: z and r only), ordered g-major, so a step's output row holds the
+ * part's gates n apart; pk_b: the GRU's h-gate columns for its second product. */
+typedef struct part {
+    int64_t u0, n, pk_a, pk_b;
+} part;
+
+/* Splits H units into parts (2 for a unidirectional layer of 64+ units, where two threads pay for
+ * their barrier per step; else 1), in halves rounded to 16 for the vector loops. Returns the count
+ * and sets *floats to the direction's panel floats. */
+static int split_parts(int64_t G, int64_t H, int64_t D, bool gru_split, part pt[2], int64_t *floats) {
+    int np = D == 1 && H >= 64 ? 2 : 1;
+    int64_t ga = gru_split ? 2 : G, half = (H / 2 + 15) / 16 * 16, off = 0;
+    for (int i = 0; i < np; i++) {
+        pt[i].u0 = i == 0 ? 0 : half;
+        pt[i].n = np == 1 ? H : i == 0 ? half : H - half;
+        pt[i].pk_a = off;
+        off += n_panels(ga * pt[i].n) * H * TILE;
+        pt[i].pk_b = off;
+        off += gru_split ? n_panels(pt[i].n) * H * TILE : 0;
+    }
+    *floats = off;
+    return np;
 }
 
-/* Floats of one direction's panels: the gate rows the per-step product covers (GRU without
- * linear_before_reset: z and r only), then the GRU's h-gate rows for its second product. */
-static int64_t panel_floats(int64_t G, int64_t H, bool gru_split) {
-    int64_t a = gru_split ? 2 * H : G * H, b = gru_split ? H : 0;
-    return (n_panels(a) + n_panels(b)) * H * TILE;
+/* Packs into dst the columns c < ng*n, taken from R [*, H] row (g0 + c / n) * H + u0 + c % n, as
+ * panels (zero-padded past ng*n). */
+static void pack_cols(const float *r, int64_t H, int64_t g0, int64_t ng, int64_t u0, int64_t n, float *dst) {
+    int64_t cols = ng * n, np = n_panels(cols);
+    memset(dst + (np - 1) * H * TILE, 0, (size_t)(H * TILE) * sizeof(float)); /* the last panel's padding */
+    for (int64_t c = 0; c < cols; c++) {
+        const float *row = r + ((g0 + c / n) * H + u0 + c % n) * H;
+        float *o = dst + (c / TILE) * H * TILE + c % TILE;
+        for (int64_t k = 0; k < H; k++) o[k * TILE] = row[k];
+    }
 }
 
-/* Packs direction d's R [G*H, H] (float) as panel_floats() describes into dst. */
-static void pack_direction(const float *r, int64_t G, int64_t H, bool gru_split, float *dst) {
-    int64_t a = gru_split ? 2 * H : G * H;
-    pack_panels(r, 0, a, H, dst);
-    if (gru_split) pack_panels(r, 2 * H, H, H, dst + n_panels(a) * H * TILE);
+/* Packs part q of direction's R [G*H, H] (float) into the direction's panels dst. */
+static void pack_part(const float *r, int64_t G, int64_t H, bool gru_split, const part *q, float *dst) {
+    pack_cols(r, H, 0, gru_split ? 2 : G, q->u0, q->n, dst + q->pk_a);
+    if (gru_split) pack_cols(r, H, 2, 1, q->u0, q->n, dst + q->pk_b);
 }
 
 /* out[b, 0 .. np*TILE) = h[b, 0..K) · panels pk, for b < B. h rows are ldh apart; out rows are
@@ -232,7 +252,7 @@ typedef struct rnn_state {
     bool input_forget;  /* LSTM: forget gate = 1 - input gate */
     act acts[2][3];     /* [direction][f, g, h] */
     bool fast[2];       /* [direction]: the default activations, run as vector loops */
-    float *panels;      /* R packed per direction (panel_floats() each) when R is a constant; owned */
+    float *panels;      /* R packed per direction (split_parts() floats each) when R is a constant; owned */
     int64_t panels_h;   /* the hidden size they were packed for */
 } rnn_state;
 
@@ -252,7 +272,10 @@ static celer_status pack_constant_r(const celer_op_info *info, rnn_state *s) {
     /* H bound: keeps the products below from overflowing; larger layers pack in run */
     if (D != s->dirs || H <= 0 || H > 65536 || GH != G * H || (s->hidden > 0 && s->hidden != H)) return CELER_OK;
     bool split = s->kind == KIND_GRU && !s->lbr;
-    size_t n = (size_t)D * (size_t)panel_floats(G, H, split), nr = (size_t)(D * GH * H);
+    part pt[2];
+    int64_t pf;
+    int np = split_parts(G, H, D, split, pt, &pf);
+    size_t n = (size_t)D * (size_t)pf, nr = (size_t)(D * GH * H);
     if (n > MAX_SCRATCH / sizeof(float)) return CELER_OK; /* run refuses or packs into scratch */
     float *rf = malloc(nr * sizeof *rf);
     s->panels = aligned_alloc(64, (n * sizeof(float) + 63) & ~(size_t)63);
@@ -262,7 +285,7 @@ static celer_status pack_constant_r(const celer_op_info *info, rnn_state *s) {
     }
     for (size_t i = 0; i < nr; i++) rf[i] = (float)celer_ops_double_at(r, (int64_t)i);
     for (int64_t d = 0; d < D; d++)
-        pack_direction(rf + d * GH * H, G, H, split, s->panels + d * panel_floats(G, H, split));
+        for (int i = 0; i < np; i++) pack_part(rf + d * GH * H, G, H, split, &pt[i], s->panels + d * pf);
     free(rf);
     s->panels_h = H;
     return CELER_OK;
@@ -494,13 +517,14 @@ typedef struct bufs {
     float *y, *yh, *yc;
     float *xw;     /* [S*B, D*G*H] input projection of both directions (+ biases) in X's row order */
     float *bias;   /* [D, G*H] Wb + Rb (GRU lbr: h block has Wb only) */
-    float *zeros;  /* [3H] stands in for absent peepholes and GRU h-gate bias in the vector loops */
-    float *panels; /* [D, panel_floats] R packed here when init did not (NULL otherwise or > PANEL_ROWS) */
+    float *zeros;  /* [3H] stands in for absent peepholes and GRU h-gate bias */
+    float *panels; /* [D, split_parts floats] R packed here when init did not (else NULL; NULL above PANEL_ROWS) */
     /* per direction, so that the two can run at once */
-    float *gates;  /* [D, B, padded(G*H)] recurrent projection */
-    float *h, *c;  /* [D, B, H] running state */
-    float *tmp;    /* [D, B, H] GRU: r ⊙ H_prev */
-    float *tmp2;   /* [D, B, padded(H)] its projection */
+    float *gates;  /* [D, 2 parts, B, padded(G*H)] recurrent projection, a part's gates n apart */
+    float *h;      /* [D, 2, B, H] state: step k reads [k % 2], writes [(k + 1) % 2] (threads read all of it) */
+    float *c;      /* [D, B, H] LSTM cell state */
+    float *rh;     /* [D, B, H] GRU: r ⊙ H_prev */
+    float *tmp2;   /* [D, 2 parts, B, padded(H)] its projection */
     int64_t *lens; /* [B] active steps per batch row */
 } bufs;
 
@@ -521,14 +545,18 @@ static void plan(const rnn_state *s, const geom *g, bool convert, celer_ops_carv
     p->xw = carve_floats(cv, mul4(g->S, g->B, g->D, GH));
     p->bias = carve_floats(cv, mul4(g->D, GH, 1, 1));
     p->zeros = carve_floats(cv, mul4(3, g->H, 1, 1));
-    bool own_panels = g->B <= PANEL_ROWS && !(s->panels && s->panels_h == g->H);
-    p->panels = own_panels ? carve_floats(cv, mul4(g->D, panel_floats(g->G, g->H, s->kind == KIND_GRU && !s->lbr), 1, 1))
-                           : NULL;
-    p->gates = carve_floats(cv, mul4(g->D, g->B, padded(GH), 1));
-    p->h = carve_floats(cv, mul4(g->D, g->B, g->H, 1));
+    p->panels = NULL;
+    if (g->B <= PANEL_ROWS && !(s->panels && s->panels_h == g->H)) {
+        part pt[2];
+        int64_t pf = -1;
+        if (g->H <= 65536) split_parts(g->G, g->H, g->D, s->kind == KIND_GRU && !s->lbr, pt, &pf);
+        p->panels = carve_floats(cv, mul4(g->D, pf, 1, 1));
+    }
+    p->gates = carve_floats(cv, mul4(g->D, 2, g->B, padded(GH)));
+    p->h = carve_floats(cv, mul4(g->D, 2, g->B, g->H));
     p->c = carve_floats(cv, mul4(g->D, g->B, g->H, 1));
-    p->tmp = carve_floats(cv, mul4(g->D, g->B, g->H, 1));
-    p->tmp2 = carve_floats(cv, mul4(g->D, g->B, padded(g->H), 1));
+    p->rh = carve_floats(cv, mul4(g->D, g->B, g->H, 1));
+    p->tmp2 = carve_floats(cv, mul4(g->D, 2, g->B, padded(g->H)));
     p->lens = celer_ops_carve_elems(cv, g->B, sizeof(int64_t));
 }
 
@@ -560,6 +588,11 @@ static celer_status rnn_reshape(celer_kernel_call *c) {
 /* ------------------------------------------------------------------------------------------ */
 /* gate arithmetic                                                                             */
 
+/* The gate functions below work on n hidden units of one batch row: xr is the row's input
+ * projection at the first unit, its gates xs apart (H); gt the recurrent projection, gates gs
+ * apart; P the peepholes (i, o, f; zeros when none), xs apart. The *_fast versions are the default
+ * activations as loops over vmath that vectorize; the others call act_one() per element. */
+
 /* C[m, n] = A[m, k] · B^T where B is stored [n, k] with row stride ldb; handles empty sizes. */
 static void gemm_abt(int64_t m, int64_t n, int64_t k, const float *a, int64_t lda, const float *b,
                      int64_t ldb, float *cmat, int64_t ldc) {
@@ -581,15 +614,15 @@ static inline float clipf(float x, float clip) {
  * as in clipf). */
 static inline float clampf(float x, float c) { return x < -c ? -c : x > c ? c : x; }
 
-/* One LSTM row with the default activations: c, h [H] updated in place from the input
- * projection xr and recurrent projection gt [4H] ("iofc"); P [3H] peepholes (zeros when none). */
-RNN_CLONES static void lstm_row(int64_t H, const float *xr, const float *gt, const float *P, float clip,
-                                bool input_forget, float *restrict c, float *restrict h) {
-    const float *xi = xr, *xo = xr + H, *xf = xr + 2 * H, *xc = xr + 3 * H;
-    const float *gi = gt, *go = gt + H, *gf = gt + 2 * H, *gc = gt + 3 * H;
-    const float *pi = P, *po = P + H, *pf = P + 2 * H;
-    const float fmask = input_forget ? 0.0f : 1.0f; /* f = 1 - i with input_forget, as a blend */
-    for (int64_t j = 0; j < H; j++) {
+/* LSTM ("iofc"): c [n] updated in place, h [n] written. */
+RNN_CLONES static void lstm_fast(int64_t n, const float *xr, int64_t xs, const float *gt, int64_t gs, const float *P,
+                                 float clip, bool input_forget, float *restrict c, float *restrict h) {
+    const float *xi = xr, *xo = xr + xs, *xf = xr + 2 * xs, *xc = xr + 3 * xs;
+    const float *gi = gt, *go = gt + gs, *gf = gt + 2 * gs, *gc = gt + 3 * gs;
+    const float *pi = P, *po = P + xs, *pf = P + 2 * xs;
+    const float fmask = input_forget ? 0.0f : 1.0f; /* f = 1 - i with input_forget, as a blend: a
+                                                       select on the bool stops the vectorizer */
+    for (int64_t j = 0; j < n; j++) {
         float cp = c[j];
         float i = celer_fast_sigmoidf(clampf(xi[j] + gi[j] + pi[j] * cp, clip));
         float f = celer_fast_sigmoidf(clampf(xf[j] + gf[j] + pf[j] * cp, clip));
@@ -602,33 +635,72 @@ RNN_CLONES static void lstm_row(int64_t H, const float *xr, const float *gt, con
     }
 }
 
-/* GRU z and r gates of one row, default activations: gt[0, 2H) <- sigmoid(xr + gt); with rh,
- * rh <- r ⊙ h (the input of linear_before_reset 0's second product). */
-RNN_CLONES static void gru_zr_row(int64_t H, const float *xr, float *gt, float clip, const float *h, float *rh) {
-    for (int64_t j = 0; j < 2 * H; j++) gt[j] = celer_fast_sigmoidf(clampf(xr[j] + gt[j], clip));
-    if (rh)
-        for (int64_t j = 0; j < H; j++) rh[j] = gt[H + j] * h[j];
+static void lstm_acts(const act *a, int64_t n, const float *xr, int64_t xs, const float *gt, int64_t gs,
+                      const float *P, float clip, bool input_forget, float *c, float *h) {
+    for (int64_t j = 0; j < n; j++) {
+        float c_prev = c[j];
+        float gi = xr[j] + gt[j] + P[j] * c_prev, go = xr[xs + j] + gt[gs + j];
+        float gf = xr[2 * xs + j] + gt[2 * gs + j] + P[2 * xs + j] * c_prev, gc = xr[3 * xs + j] + gt[3 * gs + j];
+        float i = act_one(&a[0], clipf(gi, clip));
+        float f = input_forget ? 1 - i : act_one(&a[0], clipf(gf, clip));
+        float cn = f * c_prev + i * act_one(&a[1], clipf(gc, clip));
+        float o = act_one(&a[0], clipf(go + P[xs + j] * cn, clip));
+        c[j] = cn;
+        h[j] = o * act_one(&a[2], cn);
+    }
 }
 
-/* GRU candidate and new state of one row, default activations: z, r from gru_zr_row; lin is
- * R_h·h (linear_before_reset, rs = r, rbh its bias) or R_h·(r ⊙ h) with the bias in xr (rs NULL). */
-RNN_CLONES static void gru_h_row(int64_t H, const float *xh, const float *z, const float *rs, const float *lin,
-                                 const float *rbh, float clip, float *h) {
+/* GRU z and r gates in place in gt; with rh, rh <- r ⊙ h_prev (linear_before_reset 0's second
+ * product's input). */
+RNN_CLONES static void gru_zr_fast(int64_t n, const float *xr, int64_t xs, float *gt, int64_t gs, float clip,
+                                   const float *h_prev, float *rh) {
+    for (int64_t j = 0; j < n; j++) gt[j] = celer_fast_sigmoidf(clampf(xr[j] + gt[j], clip));
+    for (int64_t j = 0; j < n; j++) gt[gs + j] = celer_fast_sigmoidf(clampf(xr[xs + j] + gt[gs + j], clip));
+    if (rh)
+        for (int64_t j = 0; j < n; j++) rh[j] = gt[gs + j] * h_prev[j];
+}
+
+static void gru_zr_acts(const act *a, int64_t n, const float *xr, int64_t xs, float *gt, int64_t gs, float clip,
+                        const float *h_prev, float *rh) {
+    for (int64_t j = 0; j < n; j++) gt[j] = act_one(&a[0], clipf(xr[j] + gt[j], clip));
+    for (int64_t j = 0; j < n; j++) gt[gs + j] = act_one(&a[0], clipf(xr[xs + j] + gt[gs + j], clip));
+    if (rh)
+        for (int64_t j = 0; j < n; j++) rh[j] = gt[gs + j] * h_prev[j];
+}
+
+/* GRU candidate and new state: xh the h gate's input projection, z and r from gru_zr; lin is
+ * R_h·h_prev (linear_before_reset: rs = r, rbh its bias) or R_h·(r ⊙ h_prev) with the bias
+ * already in xh (rs NULL). */
+RNN_CLONES static void gru_h_fast(int64_t n, const float *xh, const float *z, const float *rs, const float *lin,
+                                  const float *rbh, float clip, const float *h_prev, float *restrict h) {
     if (rs) {
-        for (int64_t j = 0; j < H; j++) {
+        for (int64_t j = 0; j < n; j++) {
             float hh = celer_fast_tanhf(clampf(xh[j] + rs[j] * (lin[j] + rbh[j]), clip));
-            h[j] = (1 - z[j]) * hh + z[j] * h[j];
+            h[j] = (1 - z[j]) * hh + z[j] * h_prev[j];
         }
     } else {
-        for (int64_t j = 0; j < H; j++) {
+        for (int64_t j = 0; j < n; j++) {
             float hh = celer_fast_tanhf(clampf(xh[j] + lin[j], clip));
-            h[j] = (1 - z[j]) * hh + z[j] * h[j];
+            h[j] = (1 - z[j]) * hh + z[j] * h_prev[j];
         }
     }
 }
 
-RNN_CLONES static void rnn_row(int64_t H, const float *xr, const float *gt, float clip, float *h) {
-    for (int64_t j = 0; j < H; j++) h[j] = celer_fast_tanhf(clampf(xr[j] + gt[j], clip));
+static void gru_h_acts(const act *a, int64_t n, const float *xh, const float *z, const float *rs, const float *lin,
+                       const float *rbh, float clip, const float *h_prev, float *h) {
+    for (int64_t j = 0; j < n; j++) {
+        float pre = rs ? xh[j] + rs[j] * (lin[j] + rbh[j]) : xh[j] + lin[j];
+        float hh = act_one(&a[1], clipf(pre, clip));
+        h[j] = (1 - z[j]) * hh + z[j] * h_prev[j];
+    }
+}
+
+RNN_CLONES static void rnn_fast(int64_t n, const float *xr, const float *gt, float clip, float *restrict h) {
+    for (int64_t j = 0; j < n; j++) h[j] = celer_fast_tanhf(clampf(xr[j] + gt[j], clip));
+}
+
+static void rnn_acts(const act *a, int64_t n, const float *xr, const float *gt, float clip, float *h) {
+    for (int64_t j = 0; j < n; j++) h[j] = act_one(&a[0], clipf(xr[j] + gt[j], clip));
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -644,155 +716,188 @@ static void from_float(const float *src, celer_tensor *t) {
     for (int64_t i = 0; i < n; i++) celer_ops_double_store(t, i, src[i]);
 }
 
-/* One direction d of the layer; `rev` walks time backwards. Touches only direction d's slices of
- * the per-direction buffers (and of Y, Y_h, Y_c), so the two directions may run concurrently. */
-static void run_direction(const rnn_state *s, const geom *g, const bufs *p, int d, bool rev) {
+/* The barrier between the threads sharing each step. Not OpenMP's: celer runs OpenMP with the
+ * passive wait policy (idle workers sleep, docs/engine.md), under which every `omp barrier`
+ * goes through a futex sleep and wake, more than a 5-10 us step (measured: 2-layer LSTM, H 256,
+ * at 2 threads 2.05 ms with it against 1.63 on one). This one spins while the other thread is
+ * still computing its part, and yields the core after a while in case that thread is not
+ * running (a loaded machine). */
+typedef struct step_barrier {
+    atomic_uint count, phase;
+} step_barrier;
+
+static void step_wait(step_barrier *sb, int nthr) {
+    if (nthr < 2) return;
+    unsigned ph = atomic_load_explicit(&sb->phase, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&sb->count, 1, memory_order_acq_rel) + 1 == (unsigned)nthr) {
+        atomic_store_explicit(&sb->count, 0, memory_order_relaxed);
+        atomic_store_explicit(&sb->phase, ph + 1, memory_order_release);
+        return;
+    }
+    for (unsigned spins = 0; atomic_load_explicit(&sb->phase, memory_order_acquire) == ph; spins++) {
+        if (spins >= 4000) {
+            sched_yield();
+        } else {
+#if defined(__x86_64__)
+            __builtin_ia32_pause();
+#endif
+        }
+    }
+}
+
+/* One direction d of the layer; `rev` walks time backwards. Thread tid of nthr (1 or 2) runs the
+ * parts i with i % nthr == tid of every step; with 2 they meet at a barrier once per step (twice
+ * for GRU without linear_before_reset), and every thread must call this with the same
+ * arguments but tid. Touches only direction d's slices of the per-direction buffers, of Y, Y_h and
+ * Y_c, so the two directions may also run concurrently (nthr 1 each). */
+static void run_direction(const rnn_state *s, const geom *g, const bufs *p, int d, bool rev, int tid, int nthr,
+                          step_barrier *sb) {
     const int64_t *lens = p->lens;
     const int64_t S = g->S, B = g->B, H = g->H, D = g->D, G = g->G, GH = G * H;
     const int64_t ldg = padded(GH), ldt = padded(H), ldx = D * GH;
     const float *R = p->r + d * GH * H;
     const float *Rb = p->b ? p->b + d * 2 * GH + GH : NULL;
-    const float *P = p->p ? p->p + d * 3 * H : NULL;
+    const float *Pz = p->p ? p->p + d * 3 * H : p->zeros, *rbh = Rb ? Rb + 2 * H : p->zeros;
     const act *acts = s->acts[d];
     const bool gru_lbr = s->kind == KIND_GRU && s->lbr, gru_split = s->kind == KIND_GRU && !s->lbr;
     const bool fast = s->fast[d];
-    float *gates = p->gates + d * B * ldg, *hs = p->h + d * B * H, *cs_all = p->c + d * B * H;
-    float *tmp = p->tmp + d * B * H, *tmp2 = p->tmp2 + d * B * ldt;
+    const float clip = s->clip, vclip = s->clip > 0 ? s->clip : INFINITY;
+    const int64_t ga = gru_split ? 2 : G; /* gate blocks of the per-step product */
+    float *hb[2] = {p->h + d * 2 * B * H, p->h + (d * 2 + 1) * B * H};
+    float *cs = p->c + d * B * H, *rh = p->rh + d * B * H;
 
-    /* R in panels when the batch is small enough for the panel kernel */
+    /* R in panels when the batch is small enough for the panel kernel; SGEMM's single part is
+     * all units with the gates H apart, as R's own rows are */
     const bool use_panels = B <= PANEL_ROWS;
-    const float *pk = NULL, *pk_h = NULL;
-    /* recurrent projection; GRU without lbr projects z and r only here */
-    const int64_t ncols = gru_split ? 2 * H : GH;
+    part pt[2] = {{0, H, 0, 0}};
+    int64_t pf = 0;
+    const int np = use_panels ? split_parts(G, H, D, gru_split, pt, &pf) : 1;
+    const float *pk = NULL;
     if (use_panels) {
-        int64_t pf = panel_floats(G, H, gru_split);
         if (p->panels) {
-            pack_direction(R, G, H, gru_split, p->panels + d * pf);
+            for (int i = tid; i < np; i += nthr) pack_part(R, G, H, gru_split, &pt[i], p->panels + d * pf);
             pk = p->panels + d * pf;
         } else {
             pk = s->panels + d * pf;
         }
-        pk_h = pk + n_panels(ncols) * H * TILE;
     }
 
-    /* initial state */
-    for (int64_t b = 0; b < B; b++) {
-        int64_t off = (s->layout ? b * D + d : d * B + b) * H;
-        if (p->h0)
-            memcpy(hs + b * H, p->h0 + off, (size_t)H * sizeof(float));
-        else
-            memset(hs + b * H, 0, (size_t)H * sizeof(float));
-        if (p->c0)
-            memcpy(cs_all + b * H, p->c0 + off, (size_t)H * sizeof(float));
-        else
-            memset(cs_all + b * H, 0, (size_t)H * sizeof(float));
+    /* initial state of this thread's units */
+    for (int i = tid; i < np; i += nthr) {
+        const int64_t u0 = pt[i].u0, n = pt[i].n;
+        for (int64_t b = 0; b < B; b++) {
+            int64_t off = (s->layout ? b * D + d : d * B + b) * H + u0;
+            float *h = hb[0] + b * H + u0, *c = cs + b * H + u0;
+            if (p->h0)
+                memcpy(h, p->h0 + off, (size_t)n * sizeof(float));
+            else
+                memset(h, 0, (size_t)n * sizeof(float));
+            if (p->c0)
+                memcpy(c, p->c0 + off, (size_t)n * sizeof(float));
+            else
+                memset(c, 0, (size_t)n * sizeof(float));
+        }
     }
+    step_wait(sb, nthr);
 
-    const float clip = s->clip, vclip = s->clip > 0 ? s->clip : INFINITY;
-    const float *Pz = P ? P : p->zeros, *rbh = Rb ? Rb + 2 * H : p->zeros;
     for (int64_t k = 0; k < S; k++) {
         const int64_t t = rev ? S - 1 - k : k;
-        if (use_panels)
-            panel_gemv(B, H, n_panels(ncols), pk, hs, H, gates, ldg);
-        else
-            gemm_abt(B, ncols, H, hs, H, R, H, gates, ldg);
-        if (s->kind == KIND_GRU) {
-            /* z, r first; then the candidate needs r */
+        const float *h_prev = hb[k & 1];
+        float *h_next = hb[(k + 1) & 1];
+        /* recurrent projection; GRU without lbr projects z and r only here, then the candidate's
+         * product needs all of r ⊙ h_prev */
+        for (int i = tid; i < np; i += nthr) {
+            const part *q = &pt[i];
+            float *gq = p->gates + ((d * 2 + i) * B) * ldg;
+            if (use_panels)
+                panel_gemv(B, H, n_panels(ga * q->n), pk + q->pk_a, h_prev, H, gq, ldg);
+            else
+                gemm_abt(B, ga * H, H, h_prev, H, R, H, gq, ldg);
+            if (s->kind != KIND_GRU) continue;
             for (int64_t b = 0; b < B; b++) {
+                float *rq = gru_split ? rh + b * H + q->u0 : NULL;
                 if (t >= lens[b]) {
                     /* the row still goes through the product below: keep it finite */
-                    if (gru_split) memset(tmp + b * H, 0, (size_t)H * sizeof(float));
+                    if (rq) memset(rq, 0, (size_t)q->n * sizeof(float));
                     continue;
                 }
-                const float *xr = p->xw + (s->layout ? b * S + t : t * B + b) * ldx + d * GH;
-                float *gt = gates + b * ldg;
-                if (fast) {
-                    gru_zr_row(H, xr, gt, vclip, hs + b * H, gru_split ? tmp + b * H : NULL);
-                    continue;
-                }
-                for (int64_t j = 0; j < 2 * H; j++) gt[j] = act_one(&acts[0], clipf(xr[j] + gt[j], clip));
-                if (gru_split)
-                    for (int64_t j = 0; j < H; j++) tmp[b * H + j] = gt[H + j] * hs[b * H + j];
-            }
-            if (gru_split) {
-                if (use_panels)
-                    panel_gemv(B, H, n_panels(H), pk_h, tmp, H, tmp2, ldt);
+                const float *xr = p->xw + (s->layout ? b * S + t : t * B + b) * ldx + d * GH + q->u0;
+                if (fast)
+                    gru_zr_fast(q->n, xr, H, gq + b * ldg, q->n, vclip, h_prev + b * H + q->u0, rq);
                 else
-                    gemm_abt(B, H, H, tmp, H, R + 2 * H * H, H, tmp2, ldt);
+                    gru_zr_acts(acts, q->n, xr, H, gq + b * ldg, q->n, clip, h_prev + b * H + q->u0, rq);
             }
         }
-        for (int64_t b = 0; b < B; b++) {
-            if (t >= lens[b]) continue;
-            const float *xr = p->xw + (s->layout ? b * S + t : t * B + b) * ldx + d * GH;
-            float *gt = gates + b * ldg, *h = hs + b * H, *cs = cs_all + b * H;
-            if (fast) {
-                switch (s->kind) {
-                case KIND_RNN: rnn_row(H, xr, gt, vclip, h); break;
-                case KIND_GRU:
-                    gru_h_row(H, xr + 2 * H, gt, gru_lbr ? gt + H : NULL, gru_lbr ? gt + 2 * H : tmp2 + b * ldt, rbh,
-                              vclip, h);
-                    break;
-                case KIND_LSTM: lstm_row(H, xr, gt, Pz, vclip, s->input_forget, cs, h); break;
+        if (gru_split) {
+            step_wait(sb, nthr);
+            for (int i = tid; i < np; i += nthr) {
+                float *tq = p->tmp2 + ((d * 2 + i) * B) * ldt;
+                if (use_panels)
+                    panel_gemv(B, H, n_panels(pt[i].n), pk + pt[i].pk_b, rh, H, tq, ldt);
+                else
+                    gemm_abt(B, H, H, rh, H, R + 2 * H * H, H, tq, ldt);
+            }
+        }
+        for (int i = tid; i < np; i += nthr) {
+            const int64_t u0 = pt[i].u0, n = pt[i].n;
+            const float *gq = p->gates + ((d * 2 + i) * B) * ldg, *tq = p->tmp2 + ((d * 2 + i) * B) * ldt;
+            for (int64_t b = 0; b < B; b++) {
+                const float *hp = h_prev + b * H + u0;
+                float *h = h_next + b * H + u0;
+                if (t >= lens[b]) {
+                    memcpy(h, hp, (size_t)n * sizeof(float)); /* the state carries over */
+                    continue;
                 }
-            } else {
+                const float *xr = p->xw + (s->layout ? b * S + t : t * B + b) * ldx + d * GH + u0;
+                const float *gt = gq + b * ldg;
+                float *c = cs + b * H + u0;
                 switch (s->kind) {
                 case KIND_RNN:
-                    for (int64_t j = 0; j < H; j++) h[j] = act_one(&acts[0], clipf(xr[j] + gt[j], clip));
+                    if (fast)
+                        rnn_fast(n, xr, gt, vclip, h);
+                    else
+                        rnn_acts(acts, n, xr, gt, clip, h);
                     break;
-                case KIND_GRU:
-                    for (int64_t j = 0; j < H; j++) {
-                        float z = gt[j], r = gt[H + j], pre;
-                        if (gru_lbr)
-                            pre = xr[2 * H + j] + r * (gt[2 * H + j] + (Rb ? Rb[2 * H + j] : 0));
-                        else
-                            pre = xr[2 * H + j] + tmp2[b * ldt + j];
-                        float hh = act_one(&acts[1], clipf(pre, clip));
-                        h[j] = (1 - z) * hh + z * h[j];
-                    }
-                    break;
-                case KIND_LSTM:
-                    for (int64_t j = 0; j < H; j++) {
-                        float c_prev = cs[j];
-                        float gi = xr[j] + gt[j], go = xr[H + j] + gt[H + j];
-                        float gf = xr[2 * H + j] + gt[2 * H + j], gc = xr[3 * H + j] + gt[3 * H + j];
-                        if (P) gi += P[j] * c_prev;
-                        float i = act_one(&acts[0], clipf(gi, clip)), f;
-                        if (s->input_forget) {
-                            f = 1 - i;
-                        } else {
-                            if (P) gf += P[2 * H + j] * c_prev;
-                            f = act_one(&acts[0], clipf(gf, clip));
-                        }
-                        float cc = act_one(&acts[1], clipf(gc, clip));
-                        float cn = f * c_prev + i * cc;
-                        if (P) go += P[H + j] * cn;
-                        float o = act_one(&acts[0], clipf(go, clip));
-                        cs[j] = cn;
-                        h[j] = o * act_one(&acts[2], cn);
-                    }
+                case KIND_GRU: {
+                    const float *rs = gru_lbr ? gt + n : NULL, *lin = gru_lbr ? gt + 2 * n : tq + b * ldt;
+                    if (fast)
+                        gru_h_fast(n, xr + 2 * H, gt, rs, lin, rbh + u0, vclip, hp, h);
+                    else
+                        gru_h_acts(acts, n, xr + 2 * H, gt, rs, lin, rbh + u0, clip, hp, h);
                     break;
                 }
-            }
-            if (p->y) {
-                int64_t off = (s->layout ? (b * S + t) * D + d : (t * D + d) * B + b) * H;
-                memcpy(p->y + off, h, (size_t)H * sizeof(float));
+                case KIND_LSTM:
+                    if (fast)
+                        lstm_fast(n, xr, H, gt, n, Pz + u0, vclip, s->input_forget, c, h);
+                    else
+                        lstm_acts(acts, n, xr, H, gt, n, Pz + u0, clip, s->input_forget, c, h);
+                    break;
+                }
+                if (p->y) {
+                    int64_t off = (s->layout ? (b * S + t) * D + d : (t * D + d) * B + b) * H + u0;
+                    memcpy(p->y + off, h, (size_t)n * sizeof(float));
+                }
             }
         }
+        step_wait(sb, nthr); /* h_next complete before the next step reads it */
     }
-    for (int64_t b = 0; b < B; b++) {
-        int64_t off = (s->layout ? b * D + d : d * B + b) * H;
-        bool empty = lens[b] == 0;
-        if (p->yh) {
-            if (empty)
-                memset(p->yh + off, 0, (size_t)H * sizeof(float));
-            else
-                memcpy(p->yh + off, hs + b * H, (size_t)H * sizeof(float));
-        }
-        if (p->yc) {
-            if (empty)
-                memset(p->yc + off, 0, (size_t)H * sizeof(float));
-            else
-                memcpy(p->yc + off, cs_all + b * H, (size_t)H * sizeof(float));
+    for (int i = tid; i < np; i += nthr) {
+        const int64_t u0 = pt[i].u0, n = pt[i].n;
+        for (int64_t b = 0; b < B; b++) {
+            int64_t off = (s->layout ? b * D + d : d * B + b) * H + u0;
+            bool empty = lens[b] == 0;
+            if (p->yh) {
+                if (empty)
+                    memset(p->yh + off, 0, (size_t)n * sizeof(float));
+                else
+                    memcpy(p->yh + off, hb[S & 1] + b * H + u0, (size_t)n * sizeof(float));
+            }
+            if (p->yc) {
+                if (empty)
+                    memset(p->yc + off, 0, (size_t)n * sizeof(float));
+                else
+                    memcpy(p->yc + off, cs + b * H + u0, (size_t)n * sizeof(float));
+            }
         }
     }
 }
@@ -849,11 +954,23 @@ static celer_status rnn_run(celer_kernel_call *c) {
         for (int64_t j = 0; j < DGH; j++) row[j] += p.bias[j];
     }
 
-    /* the directions on two threads when the context has two; only with the panel kernel, which
-     * is our own code (OpenBLAS would start its own threads inside) */
-    bool two = g.D == 2 && g.B <= PANEL_ROWS && omp_get_max_threads() > 1;
-#pragma omp parallel for num_threads(2) schedule(static, 1) if (two)
-    for (int d = 0; d < (int)g.D; d++) run_direction(s, &g, &p, d, s->dir == DIR_REVERSE || d == 1);
+    /* two threads when the context has two, with the panel kernel (our own code: OpenBLAS would
+     * start threads of its own inside): a bidirectional layer's directions, or a unidirectional
+     * layer's two parts of every step */
+    part pt[2];
+    int64_t pf;
+    int np = g.H <= 65536 ? split_parts(g.G, g.H, g.D, s->kind == KIND_GRU && !s->lbr, pt, &pf) : 1;
+    step_barrier sb = {0};
+    bool two = g.B <= PANEL_ROWS && (g.D == 2 || np == 2) && omp_get_max_threads() > 1;
+#pragma omp parallel num_threads(2) if (two)
+    {
+        int nt = omp_get_num_threads(), tid = omp_get_thread_num();
+        if (g.D == 2 && nt == 2)
+            run_direction(s, &g, &p, tid, tid == 1, 0, 1, &sb);
+        else
+            for (int d = 0; d < (int)g.D; d++)
+                run_direction(s, &g, &p, d, s->dir == DIR_REVERSE || d == 1, tid, nt, &sb);
+    }
     if (convert) {
         if (p.y) from_float(p.y, &c->out[OUT_Y]);
         if (p.yh) from_float(p.yh, &c->out[OUT_YH]);
