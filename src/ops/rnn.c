@@ -21,9 +21,11 @@
  * directions; the reverse direction starts at sequence_lens[b] - 1). Inactive steps write zeros
  * to Y and leave the state alone; a row of length 0 reports zero Y_h/Y_c. */
 /* Nothing here reads the floating-point exception flags: let GCC if-convert the selects in the
- * gate loops (clip, vmath) so that they vectorize (see elementwise.c). */
+ * gate loops (clip, vmath) so that they vectorize (see elementwise.c). And let it fuse a*b + c
+ * into FMA where the target has it: -std=c17 turns contraction off, which made the panel kernel a
+ * multiply and an add per product (as fused.c does). */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
+#pragma GCC optimize("no-trapping-math", "fp-contract=fast")
 #endif
 
 #include <cblas.h>
@@ -158,22 +160,23 @@ static int split_parts(int64_t G, int64_t H, int64_t D, bool gru_split, part pt[
     return np;
 }
 
-/* Packs into dst the columns c < ng*n, taken from R [*, H] row (g0 + c / n) * H + u0 + c % n, as
- * panels (zero-padded past ng*n). */
-static void pack_cols(const float *r, int64_t H, int64_t g0, int64_t ng, int64_t u0, int64_t n, float *dst) {
+/* Packs into dst the columns c < ng*n, taken from row (g0 + c / n) * H + u0 + c % n of r (rows of
+ * K floats: R with K = H, or W with K = I), as panels (zero-padded past ng*n). */
+static void pack_cols(const float *r, int64_t K, int64_t H, int64_t g0, int64_t ng, int64_t u0, int64_t n,
+                      float *dst) {
     int64_t cols = ng * n, np = n_panels(cols);
-    memset(dst + (np - 1) * H * TILE, 0, (size_t)(H * TILE) * sizeof(float)); /* the last panel's padding */
+    if (np > 0) memset(dst + (np - 1) * K * TILE, 0, (size_t)(K * TILE) * sizeof(float)); /* last panel's padding */
     for (int64_t c = 0; c < cols; c++) {
-        const float *row = r + ((g0 + c / n) * H + u0 + c % n) * H;
-        float *o = dst + (c / TILE) * H * TILE + c % TILE;
-        for (int64_t k = 0; k < H; k++) o[k * TILE] = row[k];
+        const float *row = r + ((g0 + c / n) * H + u0 + c % n) * K;
+        float *o = dst + (c / TILE) * K * TILE + c % TILE;
+        for (int64_t k = 0; k < K; k++) o[k * TILE] = row[k];
     }
 }
 
 /* Packs part q of direction's R [G*H, H] (float) into the direction's panels dst. */
 static void pack_part(const float *r, int64_t G, int64_t H, bool gru_split, const part *q, float *dst) {
-    pack_cols(r, H, 0, gru_split ? 2 : G, q->u0, q->n, dst + q->pk_a);
-    if (gru_split) pack_cols(r, H, 2, 1, q->u0, q->n, dst + q->pk_b);
+    pack_cols(r, H, H, 0, gru_split ? 2 : G, q->u0, q->n, dst + q->pk_a);
+    if (gru_split) pack_cols(r, H, H, 2, 1, q->u0, q->n, dst + q->pk_b);
 }
 
 /* out[b, 0 .. np*TILE) = h[b, 0..K) · panels pk, for b < B. h rows are ldh apart; out rows are
@@ -254,11 +257,14 @@ typedef struct rnn_state {
     bool fast[2];       /* [direction]: the default activations, run as vector loops */
     float *panels;      /* R packed per direction (split_parts() floats each) when R is a constant; owned */
     int64_t panels_h;   /* the hidden size they were packed for */
+    float *wpanels;     /* W packed per direction (n_panels(G*H) panels of I rows) when W is a constant
+                           with I <= WPANEL_MAX_I; owned */
+    int64_t wpanels_i, wpanels_gh; /* the input size and gate columns they were packed for */
 } rnn_state;
 
 static void rnn_free(void *p) {
     rnn_state *s = p;
-    if (s) free(s->panels);
+    if (s) free(s->panels), free(s->wpanels);
     free(s);
 }
 
@@ -288,6 +294,35 @@ static celer_status pack_constant_r(const celer_op_info *info, rnn_state *s) {
         for (int i = 0; i < np; i++) pack_part(rf + d * GH * H, G, H, split, &pt[i], s->panels + d * pf);
     free(rf);
     s->panels_h = H;
+    return CELER_OK;
+}
+
+/* Input sizes up to which the input projection runs on W packed in panels: a panel (I * 256
+ * bytes) stays in L2 while every row of X passes it. Larger goes to OpenBLAS SGEMM. */
+#define WPANEL_MAX_I 1024
+
+/* When W is a constant [dirs, G*H, I] with I <= WPANEL_MAX_I, packs it into s->wpanels (owned by
+ * s) for the input projection: OpenBLAS would copy W on every call. Else leaves it to run. */
+static celer_status pack_constant_w(const celer_op_info *info, rnn_state *s) {
+    const celer_tensor *w = info->input_constants && info->n_inputs > IN_W ? info->input_constants[IN_W] : NULL;
+    if (!w || w->shape.rank != 3) return CELER_OK;
+    int64_t G = kind_defs[s->kind].gates, D = w->shape.dims[0], GH = w->shape.dims[1], I = w->shape.dims[2];
+    if (D != s->dirs || I < 1 || I > WPANEL_MAX_I || GH < G || GH % G || GH > (INT64_C(1) << 20) ||
+        (s->hidden > 0 && s->hidden * G != GH))
+        return CELER_OK;
+    size_t n = (size_t)(D * n_panels(GH) * I * TILE), nw = (size_t)(D * GH * I);
+    float *wf = malloc(nw * sizeof *wf);
+    s->wpanels = aligned_alloc(64, (n * sizeof(float) + 63) & ~(size_t)63);
+    if (!wf || !s->wpanels) {
+        free(wf);
+        return celer_ops_error(info, CELER_ERR_NOMEM, "out of memory packing W (%zu bytes)", n * sizeof(float));
+    }
+    for (size_t i = 0; i < nw; i++) wf[i] = (float)celer_ops_double_at(w, (int64_t)i);
+    for (int64_t d = 0; d < D; d++)
+        pack_cols(wf + d * GH * I, I, GH, 0, 1, 0, GH, s->wpanels + d * n_panels(GH) * I * TILE);
+    free(wf);
+    s->wpanels_i = I;
+    s->wpanels_gh = GH;
     return CELER_OK;
 }
 
@@ -374,6 +409,7 @@ static celer_status rnn_init_kind(const celer_op_info *info, void **out, rnn_kin
     if (!p) return celer_ops_error(info, CELER_ERR_NOMEM, "out of memory");
     *p = s;
     celer_status st = pack_constant_r(info, p);
+    if (!st) st = pack_constant_w(info, p);
     if (st) {
         rnn_free(p);
         return st;
@@ -515,7 +551,10 @@ typedef struct bufs {
     /* float views of the inputs and outputs (converted copies when X is not float) */
     const float *x, *w, *r, *b, *h0, *c0, *p;
     float *y, *yh, *yc;
-    float *xw;     /* [S*B, D*G*H] input projection of both directions (+ biases) in X's row order */
+    float *xw;     /* [S*B, ldx] input projection (+ biases) in X's row order, direction d's from column
+                      d * xcols: xcols = G*H (one SGEMM for both), or padded(G*H) (W in panels) */
+    int64_t ldx, xcols;
+    bool wpanels;  /* the projection runs on the state's W panels */
     float *bias;   /* [D, G*H] Wb + Rb (GRU lbr: h block has Wb only) */
     float *zeros;  /* [3H] stands in for absent peepholes and GRU h-gate bias */
     float *panels; /* [D, split_parts floats] R packed here when init did not (else NULL; NULL above PANEL_ROWS) */
@@ -542,7 +581,10 @@ static void plan(const rnn_state *s, const geom *g, bool convert, celer_ops_carv
         p->yh = g->want[OUT_YH] ? carve_floats(cv, mul4(g->D, g->B, g->H, 1)) : NULL;
         p->yc = g->want[OUT_YC] ? carve_floats(cv, mul4(g->D, g->B, g->H, 1)) : NULL;
     }
-    p->xw = carve_floats(cv, mul4(g->S, g->B, g->D, GH));
+    p->wpanels = s->wpanels && s->wpanels_i == g->I && s->wpanels_gh == GH;
+    p->xcols = p->wpanels ? padded(GH) : GH;
+    p->ldx = g->D * p->xcols;
+    p->xw = carve_floats(cv, mul4(g->S, g->B, g->D, p->xcols));
     p->bias = carve_floats(cv, mul4(g->D, GH, 1, 1));
     p->zeros = carve_floats(cv, mul4(3, g->H, 1, 1));
     p->panels = NULL;
@@ -754,7 +796,7 @@ static void run_direction(const rnn_state *s, const geom *g, const bufs *p, int 
                           step_barrier *sb) {
     const int64_t *lens = p->lens;
     const int64_t S = g->S, B = g->B, H = g->H, D = g->D, G = g->G, GH = G * H;
-    const int64_t ldg = padded(GH), ldt = padded(H), ldx = D * GH;
+    const int64_t ldg = padded(GH), ldt = padded(H), ldx = p->ldx, xoff = d * p->xcols;
     const float *R = p->r + d * GH * H;
     const float *Rb = p->b ? p->b + d * 2 * GH + GH : NULL;
     const float *Pz = p->p ? p->p + d * 3 * H : p->zeros, *rbh = Rb ? Rb + 2 * H : p->zeros;
@@ -821,7 +863,7 @@ static void run_direction(const rnn_state *s, const geom *g, const bufs *p, int 
                     if (rq) memset(rq, 0, (size_t)q->n * sizeof(float));
                     continue;
                 }
-                const float *xr = p->xw + (s->layout ? b * S + t : t * B + b) * ldx + d * GH + q->u0;
+                const float *xr = p->xw + (s->layout ? b * S + t : t * B + b) * ldx + xoff + q->u0;
                 if (fast)
                     gru_zr_fast(q->n, xr, H, gq + b * ldg, q->n, vclip, h_prev + b * H + q->u0, rq);
                 else
@@ -848,7 +890,7 @@ static void run_direction(const rnn_state *s, const geom *g, const bufs *p, int 
                     memcpy(h, hp, (size_t)n * sizeof(float)); /* the state carries over */
                     continue;
                 }
-                const float *xr = p->xw + (s->layout ? b * S + t : t * B + b) * ldx + d * GH + u0;
+                const float *xr = p->xw + (s->layout ? b * S + t : t * B + b) * ldx + xoff + u0;
                 const float *gt = gq + b * ldg;
                 float *c = cs + b * H + u0;
                 switch (s->kind) {
@@ -902,6 +944,20 @@ static void run_direction(const rnn_state *s, const geom *g, const bufs *p, int 
     }
 }
 
+/* The input projection on W's panels: thread tid of nthr computes panels q with q % nthr == tid
+ * of every direction, for all S*B rows of X, and adds the biases. */
+static void project_panels(const geom *g, const bufs *p, const float *wp, int tid, int nthr) {
+    const int64_t GH = g->G * g->H, npan = n_panels(GH), rows = g->S * g->B;
+    for (int64_t q = tid; q < g->D * npan; q += nthr) {
+        int64_t d = q / npan, t = q % npan, w = GH - t * TILE < TILE ? GH - t * TILE : TILE;
+        float *out = p->xw + d * p->xcols + t * TILE;
+        panel_gemv(rows, g->I, 1, wp + q * g->I * TILE, p->x, g->I, out, p->ldx);
+        const float *bias = p->bias + d * GH + t * TILE;
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t j = 0; j < w; j++) out[r * p->ldx + j] += bias[j];
+    }
+}
+
 static celer_status rnn_run(celer_kernel_call *c) {
     const rnn_state *s = c->state;
     geom g;
@@ -948,10 +1004,12 @@ static celer_status rnn_run(celer_kernel_call *c) {
             p.bias[d * GH + j] = v;
         }
     }
-    gemm_abt(g.S * g.B, DGH, g.I, p.x, g.I, p.w, g.I, p.xw, DGH);
-    for (int64_t r = 0; r < g.S * g.B; r++) {
-        float *row = p.xw + r * DGH;
-        for (int64_t j = 0; j < DGH; j++) row[j] += p.bias[j];
+    if (!p.wpanels) {
+        gemm_abt(g.S * g.B, DGH, g.I, p.x, g.I, p.w, g.I, p.xw, DGH);
+        for (int64_t r = 0; r < g.S * g.B; r++) {
+            float *row = p.xw + r * DGH;
+            for (int64_t j = 0; j < DGH; j++) row[j] += p.bias[j];
+        }
     }
 
     /* two threads when the context has two, with the panel kernel (our own code: OpenBLAS would
@@ -965,6 +1023,10 @@ static celer_status rnn_run(celer_kernel_call *c) {
 #pragma omp parallel num_threads(2) if (two)
     {
         int nt = omp_get_num_threads(), tid = omp_get_thread_num();
+        if (p.wpanels) {
+            project_panels(&g, &p, s->wpanels, tid, nt);
+            step_wait(&sb, nt);
+        }
         if (g.D == 2 && nt == 2)
             run_direction(s, &g, &p, tid, tid == 1, 0, 1, &sb);
         else
