@@ -758,25 +758,47 @@ static void from_float(const float *src, celer_tensor *t) {
     for (int64_t i = 0; i < n; i++) celer_ops_double_store(t, i, src[i]);
 }
 
-/* The barrier between the threads sharing each step. Not OpenMP's: celer runs OpenMP with the
- * passive wait policy (idle workers sleep, docs/engine.md), under which every `omp barrier`
- * goes through a futex sleep and wake, more than a 5-10 us step (measured: 2-layer LSTM, H 256,
- * at 2 threads 2.05 ms with it against 1.63 on one). This one spins while the other thread is
- * still computing its part, and yields the core after a while in case that thread is not
- * running (a loaded machine). */
-typedef struct step_barrier {
-    atomic_uint count, phase;
-} step_barrier;
+/* Work shared between the threads of rnn_run's parallel region, in phases: every thread walks the
+ * same sequence of phases; within one, it claims items one at a time until none is left, then
+ * waits until all are done. Not OpenMP's barrier: celer runs OpenMP with the passive wait policy
+ * (idle workers sleep, docs/engine.md), so an `omp barrier` is a futex sleep and wake, more than
+ * a 5-10 us step (2-layer LSTM H 256 at 2 threads: 2.05 ms with it against 1.63 on one). And not
+ * a fixed split of items either: on a loaded machine the other thread may not be running, and
+ * then whoever runs takes its items instead of waiting a time slice for it. Items are numbered
+ * across phases, so the counters never reset. */
+typedef struct work_queue {
+    atomic_llong next, done; /* items claimed, items finished */
+} work_queue;
 
-static void step_wait(step_barrier *sb, int nthr) {
-    if (nthr < 2) return;
-    unsigned ph = atomic_load_explicit(&sb->phase, memory_order_acquire);
-    if (atomic_fetch_add_explicit(&sb->count, 1, memory_order_acq_rel) + 1 == (unsigned)nthr) {
-        atomic_store_explicit(&sb->count, 0, memory_order_relaxed);
-        atomic_store_explicit(&sb->phase, ph + 1, memory_order_release);
+/* One thread's view: the queue (NULL when the thread works alone) and the first item number of
+ * its current phase. */
+typedef struct worker {
+    work_queue *q;
+    int64_t base;
+} worker;
+
+typedef struct dir_ctx dir_ctx;
+typedef void (*item_fn)(const dir_ctx *x, int64_t k, int64_t item);
+
+/* Runs items 0..n-1 of the phase (k: the step, passed through) and returns when all are done. */
+static void run_phase(worker *w, int64_t n, item_fn fn, const dir_ctx *x, int64_t k) {
+    if (!w->q) {
+        for (int64_t i = 0; i < n; i++) fn(x, k, i);
         return;
     }
-    for (unsigned spins = 0; atomic_load_explicit(&sb->phase, memory_order_acquire) == ph; spins++) {
+    const long long end = w->base + n;
+    for (;;) {
+        long long c = atomic_load_explicit(&w->q->next, memory_order_relaxed);
+        if (c >= end) break;
+        if (atomic_compare_exchange_weak_explicit(&w->q->next, &c, c + 1, memory_order_acq_rel,
+                                                  memory_order_relaxed)) {
+            fn(x, k, c - w->base);
+            atomic_fetch_add_explicit(&w->q->done, 1, memory_order_release);
+        }
+    }
+    /* only items other threads are running now are left: spin, then yield in case their thread
+     * was preempted */
+    for (unsigned spins = 0; atomic_load_explicit(&w->q->done, memory_order_acquire) < end; spins++) {
         if (spins >= 4000) {
             sched_yield();
         } else {
@@ -785,177 +807,235 @@ static void step_wait(step_barrier *sb, int nthr) {
 #endif
         }
     }
+    w->base = end;
 }
 
-/* One direction d of the layer; `rev` walks time backwards. Thread tid of nthr (1 or 2) runs the
- * parts i with i % nthr == tid of every step; with 2 they meet at a barrier once per step (twice
- * for GRU without linear_before_reset), and every thread must call this with the same
- * arguments but tid. Touches only direction d's slices of the per-direction buffers, of Y, Y_h and
- * Y_c, so the two directions may also run concurrently (nthr 1 each). */
-static void run_direction(const rnn_state *s, const geom *g, const bufs *p, int d, bool rev, int tid, int nthr,
-                          step_barrier *sb) {
-    const int64_t *lens = p->lens;
-    const int64_t S = g->S, B = g->B, H = g->H, D = g->D, G = g->G, GH = G * H;
-    const int64_t ldg = padded(GH), ldt = padded(H), ldx = p->ldx, xoff = d * p->xcols;
-    const float *R = p->r + d * GH * H;
-    const float *Rb = p->b ? p->b + d * 2 * GH + GH : NULL;
-    const float *Pz = p->p ? p->p + d * 3 * H : p->zeros, *rbh = Rb ? Rb + 2 * H : p->zeros;
-    const act *acts = s->acts[d];
-    const bool gru_lbr = s->kind == KIND_GRU && s->lbr, gru_split = s->kind == KIND_GRU && !s->lbr;
-    const bool fast = s->fast[d];
-    const float clip = s->clip, vclip = s->clip > 0 ? s->clip : INFINITY;
-    const int64_t ga = gru_split ? 2 : G; /* gate blocks of the per-step product */
-    float *hb[2] = {p->h + d * 2 * B * H, p->h + (d * 2 + 1) * B * H};
-    float *cs = p->c + d * B * H, *rh = p->rh + d * B * H;
+/* What every item of one direction needs; each thread builds its own identical copy. */
+struct dir_ctx {
+    const rnn_state *s;
+    const geom *g;
+    const bufs *p;
+    int d;
+    bool rev, use_panels, fast, gru_lbr, gru_split;
+    int np;                         /* parts */
+    part pt[2];
+    int64_t ga, ldg, ldt, ldx, xoff; /* gate blocks of the per-step product; row strides */
+    const float *R, *Rb, *Pz, *rbh, *pk;
+    float *pk_own;                  /* panels to fill in the init phase (R not packed at init) */
+    float *hb[2], *cs, *rh;
+    float clip, vclip;
+    const act *acts;
+};
 
+static void dir_ctx_init(dir_ctx *x, const rnn_state *s, const geom *g, const bufs *p, int d, bool rev) {
+    const int64_t H = g->H, B = g->B, GH = g->G * H;
+    memset(x, 0, sizeof *x);
+    x->s = s, x->g = g, x->p = p, x->d = d, x->rev = rev;
+    x->gru_lbr = s->kind == KIND_GRU && s->lbr;
+    x->gru_split = s->kind == KIND_GRU && !s->lbr;
+    x->fast = s->fast[d];
+    x->ga = x->gru_split ? 2 : g->G;
+    x->ldg = padded(GH), x->ldt = padded(H), x->ldx = p->ldx, x->xoff = d * p->xcols;
+    x->R = p->r + d * GH * H;
+    x->Rb = p->b ? p->b + d * 2 * GH + GH : NULL;
+    x->Pz = p->p ? p->p + d * 3 * H : p->zeros;
+    x->rbh = x->Rb ? x->Rb + 2 * H : p->zeros;
+    x->acts = s->acts[d];
+    x->clip = s->clip, x->vclip = s->clip > 0 ? s->clip : INFINITY;
+    x->hb[0] = p->h + d * 2 * B * H, x->hb[1] = p->h + (d * 2 + 1) * B * H;
+    x->cs = p->c + d * B * H, x->rh = p->rh + d * B * H;
     /* R in panels when the batch is small enough for the panel kernel; SGEMM's single part is
      * all units with the gates H apart, as R's own rows are */
-    const bool use_panels = B <= PANEL_ROWS;
-    part pt[2] = {{0, H, 0, 0}};
-    int64_t pf = 0;
-    const int np = use_panels ? split_parts(G, H, D, gru_split, pt, &pf) : 1;
-    const float *pk = NULL;
-    if (use_panels) {
-        if (p->panels) {
-            for (int i = tid; i < np; i += nthr) pack_part(R, G, H, gru_split, &pt[i], p->panels + d * pf);
-            pk = p->panels + d * pf;
-        } else {
-            pk = s->panels + d * pf;
-        }
+    x->use_panels = B <= PANEL_ROWS;
+    x->pt[0] = (part){0, H, 0, 0};
+    x->np = 1;
+    if (x->use_panels) {
+        int64_t pf = 0;
+        x->np = split_parts(g->G, H, g->D, x->gru_split, x->pt, &pf);
+        x->pk_own = p->panels ? p->panels + d * pf : NULL;
+        x->pk = p->panels ? x->pk_own : s->panels + d * pf;
     }
+}
 
-    /* initial state of this thread's units */
-    for (int i = tid; i < np; i += nthr) {
-        const int64_t u0 = pt[i].u0, n = pt[i].n;
-        for (int64_t b = 0; b < B; b++) {
-            int64_t off = (s->layout ? b * D + d : d * B + b) * H + u0;
-            float *h = hb[0] + b * H + u0, *c = cs + b * H + u0;
-            if (p->h0)
-                memcpy(h, p->h0 + off, (size_t)n * sizeof(float));
-            else
-                memset(h, 0, (size_t)n * sizeof(float));
-            if (p->c0)
-                memcpy(c, p->c0 + off, (size_t)n * sizeof(float));
-            else
-                memset(c, 0, (size_t)n * sizeof(float));
-        }
+/* init phase, part i: its panels (when run packs R) and initial state */
+static void item_init(const dir_ctx *x, int64_t k, int64_t i) {
+    (void)k;
+    const geom *g = x->g;
+    const bufs *p = x->p;
+    const int64_t B = g->B, H = g->H, D = g->D, u0 = x->pt[i].u0, n = x->pt[i].n;
+    if (x->pk_own) pack_part(x->R, g->G, H, x->gru_split, &x->pt[i], x->pk_own);
+    for (int64_t b = 0; b < B; b++) {
+        int64_t off = (x->s->layout ? b * D + x->d : x->d * B + b) * H + u0;
+        float *h = x->hb[0] + b * H + u0, *c = x->cs + b * H + u0;
+        if (p->h0)
+            memcpy(h, p->h0 + off, (size_t)n * sizeof(float));
+        else
+            memset(h, 0, (size_t)n * sizeof(float));
+        if (p->c0)
+            memcpy(c, p->c0 + off, (size_t)n * sizeof(float));
+        else
+            memset(c, 0, (size_t)n * sizeof(float));
     }
-    step_wait(sb, nthr);
+}
 
-    for (int64_t k = 0; k < S; k++) {
-        const int64_t t = rev ? S - 1 - k : k;
-        const float *h_prev = hb[k & 1];
-        float *h_next = hb[(k + 1) & 1];
-        /* recurrent projection; GRU without lbr projects z and r only here, then the candidate's
-         * product needs all of r ⊙ h_prev */
-        for (int i = tid; i < np; i += nthr) {
-            const part *q = &pt[i];
-            float *gq = p->gates + ((d * 2 + i) * B) * ldg;
-            if (use_panels)
-                panel_gemv(B, H, n_panels(ga * q->n), pk + q->pk_a, h_prev, H, gq, ldg);
+static int64_t time_of(const dir_ctx *x, int64_t k) { return x->rev ? x->g->S - 1 - k : k; }
+
+static const float *xrow(const dir_ctx *x, int64_t b, int64_t t) {
+    const geom *g = x->g;
+    return x->p->xw + (x->s->layout ? b * g->S + t : t * g->B + b) * x->ldx + x->xoff;
+}
+
+/* step k, part i: the gate math of its units for every active batch row, into h_next and Y */
+static void part_gates(const dir_ctx *x, int64_t k, int64_t i) {
+    const rnn_state *s = x->s;
+    const geom *g = x->g;
+    const bufs *p = x->p;
+    const int64_t B = g->B, H = g->H, S = g->S, D = g->D, t = time_of(x, k);
+    const int64_t u0 = x->pt[i].u0, n = x->pt[i].n;
+    const float *h_prev = x->hb[k & 1], *gq = p->gates + ((x->d * 2 + i) * B) * x->ldg;
+    const float *tq = p->tmp2 + ((x->d * 2 + i) * B) * x->ldt;
+    float *h_next = x->hb[(k + 1) & 1];
+    for (int64_t b = 0; b < B; b++) {
+        const float *hp = h_prev + b * H + u0;
+        float *h = h_next + b * H + u0;
+        if (t >= p->lens[b]) {
+            memcpy(h, hp, (size_t)n * sizeof(float)); /* the state carries over */
+            continue;
+        }
+        const float *xr = xrow(x, b, t) + u0, *gt = gq + b * x->ldg;
+        float *c = x->cs + b * H + u0;
+        switch (s->kind) {
+        case KIND_RNN:
+            if (x->fast)
+                rnn_fast(n, xr, gt, x->vclip, h);
             else
-                gemm_abt(B, ga * H, H, h_prev, H, R, H, gq, ldg);
-            if (s->kind != KIND_GRU) continue;
-            for (int64_t b = 0; b < B; b++) {
-                float *rq = gru_split ? rh + b * H + q->u0 : NULL;
-                if (t >= lens[b]) {
-                    /* the row still goes through the product below: keep it finite */
-                    if (rq) memset(rq, 0, (size_t)q->n * sizeof(float));
-                    continue;
-                }
-                const float *xr = p->xw + (s->layout ? b * S + t : t * B + b) * ldx + xoff + q->u0;
-                if (fast)
-                    gru_zr_fast(q->n, xr, H, gq + b * ldg, q->n, vclip, h_prev + b * H + q->u0, rq);
-                else
-                    gru_zr_acts(acts, q->n, xr, H, gq + b * ldg, q->n, clip, h_prev + b * H + q->u0, rq);
-            }
+                rnn_acts(x->acts, n, xr, gt, x->clip, h);
+            break;
+        case KIND_GRU: {
+            const float *rs = x->gru_lbr ? gt + n : NULL, *lin = x->gru_lbr ? gt + 2 * n : tq + b * x->ldt;
+            if (x->fast)
+                gru_h_fast(n, xr + 2 * H, gt, rs, lin, x->rbh + u0, x->vclip, hp, h);
+            else
+                gru_h_acts(x->acts, n, xr + 2 * H, gt, rs, lin, x->rbh + u0, x->clip, hp, h);
+            break;
         }
-        if (gru_split) {
-            step_wait(sb, nthr);
-            for (int i = tid; i < np; i += nthr) {
-                float *tq = p->tmp2 + ((d * 2 + i) * B) * ldt;
-                if (use_panels)
-                    panel_gemv(B, H, n_panels(pt[i].n), pk + pt[i].pk_b, rh, H, tq, ldt);
-                else
-                    gemm_abt(B, H, H, rh, H, R + 2 * H * H, H, tq, ldt);
-            }
+        case KIND_LSTM:
+            if (x->fast)
+                lstm_fast(n, xr, H, gt, n, x->Pz + u0, x->vclip, s->input_forget, c, h);
+            else
+                lstm_acts(x->acts, n, xr, H, gt, n, x->Pz + u0, x->clip, s->input_forget, c, h);
+            break;
         }
-        for (int i = tid; i < np; i += nthr) {
-            const int64_t u0 = pt[i].u0, n = pt[i].n;
-            const float *gq = p->gates + ((d * 2 + i) * B) * ldg, *tq = p->tmp2 + ((d * 2 + i) * B) * ldt;
-            for (int64_t b = 0; b < B; b++) {
-                const float *hp = h_prev + b * H + u0;
-                float *h = h_next + b * H + u0;
-                if (t >= lens[b]) {
-                    memcpy(h, hp, (size_t)n * sizeof(float)); /* the state carries over */
-                    continue;
-                }
-                const float *xr = p->xw + (s->layout ? b * S + t : t * B + b) * ldx + xoff + u0;
-                const float *gt = gq + b * ldg;
-                float *c = cs + b * H + u0;
-                switch (s->kind) {
-                case KIND_RNN:
-                    if (fast)
-                        rnn_fast(n, xr, gt, vclip, h);
-                    else
-                        rnn_acts(acts, n, xr, gt, clip, h);
-                    break;
-                case KIND_GRU: {
-                    const float *rs = gru_lbr ? gt + n : NULL, *lin = gru_lbr ? gt + 2 * n : tq + b * ldt;
-                    if (fast)
-                        gru_h_fast(n, xr + 2 * H, gt, rs, lin, rbh + u0, vclip, hp, h);
-                    else
-                        gru_h_acts(acts, n, xr + 2 * H, gt, rs, lin, rbh + u0, clip, hp, h);
-                    break;
-                }
-                case KIND_LSTM:
-                    if (fast)
-                        lstm_fast(n, xr, H, gt, n, Pz + u0, vclip, s->input_forget, c, h);
-                    else
-                        lstm_acts(acts, n, xr, H, gt, n, Pz + u0, clip, s->input_forget, c, h);
-                    break;
-                }
-                if (p->y) {
-                    int64_t off = (s->layout ? (b * S + t) * D + d : (t * D + d) * B + b) * H + u0;
-                    memcpy(p->y + off, h, (size_t)n * sizeof(float));
-                }
-            }
-        }
-        step_wait(sb, nthr); /* h_next complete before the next step reads it */
-    }
-    for (int i = tid; i < np; i += nthr) {
-        const int64_t u0 = pt[i].u0, n = pt[i].n;
-        for (int64_t b = 0; b < B; b++) {
-            int64_t off = (s->layout ? b * D + d : d * B + b) * H + u0;
-            bool empty = lens[b] == 0;
-            if (p->yh) {
-                if (empty)
-                    memset(p->yh + off, 0, (size_t)n * sizeof(float));
-                else
-                    memcpy(p->yh + off, hb[S & 1] + b * H + u0, (size_t)n * sizeof(float));
-            }
-            if (p->yc) {
-                if (empty)
-                    memset(p->yc + off, 0, (size_t)n * sizeof(float));
-                else
-                    memcpy(p->yc + off, cs + b * H + u0, (size_t)n * sizeof(float));
-            }
+        if (p->y) {
+            int64_t off = (s->layout ? (b * S + t) * D + x->d : (t * D + x->d) * B + b) * H + u0;
+            memcpy(p->y + off, h, (size_t)n * sizeof(float));
         }
     }
 }
 
-/* The input projection on W's panels: thread tid of nthr computes panels q with q % nthr == tid
- * of every direction, for all S*B rows of X, and adds the biases. */
-static void project_panels(const geom *g, const bufs *p, const float *wp, int tid, int nthr) {
-    const int64_t GH = g->G * g->H, npan = n_panels(GH), rows = g->S * g->B;
-    for (int64_t q = tid; q < g->D * npan; q += nthr) {
-        int64_t d = q / npan, t = q % npan, w = GH - t * TILE < TILE ? GH - t * TILE : TILE;
-        float *out = p->xw + d * p->xcols + t * TILE;
-        panel_gemv(rows, g->I, 1, wp + q * g->I * TILE, p->x, g->I, out, p->ldx);
-        const float *bias = p->bias + d * GH + t * TILE;
-        for (int64_t r = 0; r < rows; r++)
-            for (int64_t j = 0; j < w; j++) out[r * p->ldx + j] += bias[j];
+/* step k, part i, first phase: the recurrent product of its gate columns; GRU: z and r (and
+ * r ⊙ h_prev without linear_before_reset, whose candidate waits for the next phase); the others
+ * finish the part's step here */
+static void item_step(const dir_ctx *x, int64_t k, int64_t i) {
+    const geom *g = x->g;
+    const bufs *p = x->p;
+    const int64_t B = g->B, H = g->H, t = time_of(x, k);
+    const part *q = &x->pt[i];
+    const float *h_prev = x->hb[k & 1];
+    float *gq = p->gates + ((x->d * 2 + i) * B) * x->ldg;
+    if (x->use_panels)
+        panel_gemv(B, H, n_panels(x->ga * q->n), x->pk + q->pk_a, h_prev, H, gq, x->ldg);
+    else
+        gemm_abt(B, x->ga * H, H, h_prev, H, x->R, H, gq, x->ldg);
+    if (x->s->kind == KIND_GRU) {
+        for (int64_t b = 0; b < B; b++) {
+            float *rq = x->gru_split ? x->rh + b * H + q->u0 : NULL;
+            if (t >= p->lens[b]) {
+                /* the row still goes through the product of the next phase: keep it finite */
+                if (rq) memset(rq, 0, (size_t)q->n * sizeof(float));
+                continue;
+            }
+            const float *xr = xrow(x, b, t) + q->u0;
+            if (x->fast)
+                gru_zr_fast(q->n, xr, H, gq + b * x->ldg, q->n, x->vclip, h_prev + b * H + q->u0, rq);
+            else
+                gru_zr_acts(x->acts, q->n, xr, H, gq + b * x->ldg, q->n, x->clip, h_prev + b * H + q->u0, rq);
+        }
     }
+    if (!x->gru_split) part_gates(x, k, i);
+}
+
+/* step k, part i, second phase (GRU without linear_before_reset): R_h · (r ⊙ h_prev), then the
+ * gate math */
+static void item_step2(const dir_ctx *x, int64_t k, int64_t i) {
+    const geom *g = x->g;
+    const int64_t B = g->B, H = g->H;
+    float *tq = x->p->tmp2 + ((x->d * 2 + i) * B) * x->ldt;
+    if (x->use_panels)
+        panel_gemv(B, H, n_panels(x->pt[i].n), x->pk + x->pt[i].pk_b, x->rh, H, tq, x->ldt);
+    else
+        gemm_abt(B, H, H, x->rh, H, x->R + 2 * H * H, H, tq, x->ldt);
+    part_gates(x, k, i);
+}
+
+/* final phase, part i: Y_h and Y_c */
+static void item_final(const dir_ctx *x, int64_t k, int64_t i) {
+    (void)k;
+    const geom *g = x->g;
+    const bufs *p = x->p;
+    const int64_t B = g->B, H = g->H, D = g->D, u0 = x->pt[i].u0, n = x->pt[i].n;
+    for (int64_t b = 0; b < B; b++) {
+        int64_t off = (x->s->layout ? b * D + x->d : x->d * B + b) * H + u0;
+        bool empty = p->lens[b] == 0;
+        if (p->yh) {
+            if (empty)
+                memset(p->yh + off, 0, (size_t)n * sizeof(float));
+            else
+                memcpy(p->yh + off, x->hb[g->S & 1] + b * H + u0, (size_t)n * sizeof(float));
+        }
+        if (p->yc) {
+            if (empty)
+                memset(p->yc + off, 0, (size_t)n * sizeof(float));
+            else
+                memcpy(p->yc + off, x->cs + b * H + u0, (size_t)n * sizeof(float));
+        }
+    }
+}
+
+/* One direction d of the layer; `rev` walks time backwards. With a shared worker, the threads
+ * calling this together split each step's parts (every one must call it with the same
+ * arguments). Touches only direction d's slices of the per-direction buffers, of Y, Y_h and Y_c,
+ * so the two directions may also run concurrently (each on its own worker). */
+static void run_direction(const rnn_state *s, const geom *g, const bufs *p, int d, bool rev, worker *w) {
+    dir_ctx x;
+    dir_ctx_init(&x, s, g, p, d, rev);
+    run_phase(w, x.np, item_init, &x, 0);
+    for (int64_t k = 0; k < g->S; k++) {
+        run_phase(w, x.np, item_step, &x, k);
+        if (x.gru_split) run_phase(w, x.np, item_step2, &x, k);
+    }
+    run_phase(w, x.np, item_final, &x, 0);
+}
+
+/* input projection item: panel q of W's (over directions), for all S*B rows of X, plus biases */
+static void item_project(const dir_ctx *x, int64_t k, int64_t q) {
+    (void)k;
+    const geom *g = x->g;
+    const bufs *p = x->p;
+    const int64_t GH = g->G * g->H, npan = n_panels(GH), rows = g->S * g->B;
+    const int64_t d = q / npan, t = q % npan, w = GH - t * TILE < TILE ? GH - t * TILE : TILE;
+    float *out = p->xw + d * p->xcols + t * TILE;
+    panel_gemv(rows, g->I, 1, x->s->wpanels + q * g->I * TILE, p->x, g->I, out, p->ldx);
+    const float *bias = p->bias + d * GH + t * TILE;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < w; j++) out[r * p->ldx + j] += bias[j];
+}
+
+/* a whole direction as one item (directions of a bidirectional layer, one per thread) */
+static void item_direction(const dir_ctx *x, int64_t k, int64_t d) {
+    (void)k;
+    worker alone = {0};
+    run_direction(x->s, x->g, x->p, (int)d, x->s->dir == DIR_REVERSE || d == 1, &alone);
 }
 
 static celer_status rnn_run(celer_kernel_call *c) {
@@ -1014,24 +1094,21 @@ static celer_status rnn_run(celer_kernel_call *c) {
 
     /* two threads when the context has two, with the panel kernel (our own code: OpenBLAS would
      * start threads of its own inside): a bidirectional layer's directions, or a unidirectional
-     * layer's two parts of every step */
+     * layer's two parts of every step, and the input projection's panels */
     part pt[2];
     int64_t pf;
     int np = g.H <= 65536 ? split_parts(g.G, g.H, g.D, s->kind == KIND_GRU && !s->lbr, pt, &pf) : 1;
-    step_barrier sb = {0};
+    work_queue wq = {0};
     bool two = g.B <= PANEL_ROWS && (g.D == 2 || np == 2) && omp_get_max_threads() > 1;
 #pragma omp parallel num_threads(2) if (two)
     {
-        int nt = omp_get_num_threads(), tid = omp_get_thread_num();
-        if (p.wpanels) {
-            project_panels(&g, &p, s->wpanels, tid, nt);
-            step_wait(&sb, nt);
-        }
-        if (g.D == 2 && nt == 2)
-            run_direction(s, &g, &p, tid, tid == 1, 0, 1, &sb);
+        worker w = {omp_get_num_threads() > 1 ? &wq : NULL, 0};
+        dir_ctx x = {.s = s, .g = &g, .p = &p};
+        if (p.wpanels) run_phase(&w, g.D * n_panels(GH), item_project, &x, 0);
+        if (g.D == 2)
+            run_phase(&w, 2, item_direction, &x, 0);
         else
-            for (int d = 0; d < (int)g.D; d++)
-                run_direction(s, &g, &p, d, s->dir == DIR_REVERSE || d == 1, tid, nt, &sb);
+            run_direction(s, &g, &p, 0, s->dir == DIR_REVERSE, &w);
     }
     if (convert) {
         if (p.y) from_float(p.y, &c->out[OUT_Y]);
