@@ -1,21 +1,25 @@
 /* rnn: the recurrent layers RNN, GRU and LSTM (ai.onnx, opsets 7 and 14).
  *
  * One routine serves the three: a layer is G gate blocks of H hidden units (RNN 1, GRU 3 "zrh",
- * LSTM 4 "iofc"). Per direction, the input projection of every time step is one GEMM
- * (X[S*B, I] · W^T -> [S*B, G*H], in X's own row order, so layout 1 needs no transpose), then each
- * step does the recurrent GEMM H_prev[B, H] · R^T and the gate arithmetic per batch row. GRU with
- * linear_before_reset = 0 needs a second, smaller GEMM per step ((r ⊙ H_prev) · R_h^T).
+ * LSTM 4 "iofc"). The input projection of every time step and both directions is computed before
+ * the recurrence (X[S*B, I] · W^T -> [S*B, D*G*H], in X's own row order, so layout 1 needs no
+ * transpose), then each step does the recurrent product H_prev[B, H] · R^T and the gate
+ * arithmetic per batch row. GRU with linear_before_reset = 0 needs a second, smaller product per
+ * step ((r ⊙ H_prev) · R_h^T).
  *
- * Speed (batch 1-2 is the serving case): the input projection of all steps and both directions
- * is one GEMM before the recurrence. The recurrent product of up to PANEL_ROWS batch rows runs on
- * R packed once (at init when R is a constant) into column panels that a step streams front to
- * back, in a kernel compiled for AVX-512, AVX2 and baseline and picked at load; more rows go to
- * OpenBLAS SGEMM. The default activations (Sigmoid/Tanh) run as whole-vector loops over vmath's
- * functions; other activations take the per-element act_one(). The two directions of a
- * bidirectional layer run on two OpenMP threads when the context has two.
+ * Speed (batch 1-2 is the serving case):
+ * - the products run on weights packed once (at init when W, R are constants) into column panels
+ *   that a kernel streams front to back (panel_gemv, compiled for AVX-512, AVX2 and baseline and
+ *   picked at load): R for up to PANEL_ROWS batch rows, W when I <= WPANEL_MAX_I; else OpenBLAS
+ *   SGEMM (W for both directions in one call, R per step);
+ * - the default activations (Sigmoid/Tanh) run as whole-vector loops over vmath's functions;
+ *   other activations take the per-element act_one();
+ * - at 2 threads, a bidirectional layer's directions run side by side, and a unidirectional
+ *   layer's step is split in two halves of the hidden units, claimed by whichever thread runs
+ *   (work_queue).
  *
- * Float runs through OpenBLAS directly. Double and float16 inputs are converted to float in
- * scratch, computed in float and converted back: their results have float precision.
+ * Double and float16 inputs are converted to float in scratch, computed in float and converted
+ * back: their results have float precision.
  *
  * Sequence lengths: batch row b is active at time index s when s < sequence_lens[b] (both
  * directions; the reverse direction starts at sequence_lens[b] - 1). Inactive steps write zeros
@@ -121,7 +125,8 @@ static inline float act_one(const act *a, float x) {
  * output columns: panel t holds, for k = 0..H-1, the TILE values R[t*TILE + jj][k] side by side,
  * so a step reads memory front to back and keeps TILE sums per row in vector registers. */
 enum { TILE = 64 };       /* 4 AVX-512 vectors: 8 accumulators for 2 rows */
-enum { PANEL_ROWS = 4 };  /* batch rows up to which the panels beat SGEMM (panels stay in L1 per row pair) */
+enum { PANEL_ROWS = 4 };  /* batch rows up to which a step runs on the panels: the kernel re-reads a panel per
+                             row pair, where SGEMM blocks for many rows (not tuned: 1-2 rows measured) */
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
 #define RNN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
