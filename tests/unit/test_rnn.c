@@ -3,6 +3,7 @@
  * from the ONNX spec for the options PyTorch lacks (reverse, layout 1, clip, activations with
  * alpha/beta, peepholes, input_forget, GRU linear_before_reset 0, double), plus error paths. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,7 @@ typedef struct cfg {
     int n_alpha, n_beta;
     float alpha[6], beta[6];
     celer_dtype dtype;
+    bool const_r; /* R given to init as a constant (the kernel packs it there) */
 } cfg;
 
 typedef struct inputs {
@@ -128,7 +130,10 @@ static void reference(const cfg *c, const inputs *in, double *y, double *yh, dou
         for (int64_t b = 0; b < B; b++) {
             int64_t len = c->seq ? in->seq[b] : S;
             int64_t so = (c->layout ? b * D + d : d * B + b) * H;
-            double h[16] = {0}, cs[16] = {0};
+            double *h = calloc((size_t)H, sizeof *h), *cs = calloc((size_t)H, sizeof *cs);
+            double *xw = malloc((size_t)(G * H) * sizeof *xw), *hr = malloc((size_t)(G * H) * sizeof *hr);
+            double *hn = malloc((size_t)H * sizeof *hn), *z = malloc((size_t)H * sizeof *z),
+                   *r = malloc((size_t)H * sizeof *r);
             for (int64_t j = 0; j < H; j++) {
                 h[j] = c->h0 ? in->h0[so + j] : 0;
                 cs[j] = c->c0 ? in->c0[so + j] : 0;
@@ -136,14 +141,12 @@ static void reference(const cfg *c, const inputs *in, double *y, double *yh, dou
             for (int64_t k = 0; k < len; k++) {
                 int64_t t = rev ? len - 1 - k : k;
                 const float *x = in->x + (c->layout ? b * S + t : t * B + b) * I;
-                double xw[64], hr[64];
                 for (int64_t g = 0; g < G * H; g++) {
                     xw[g] = 0, hr[g] = 0;
                     for (int64_t i = 0; i < I; i++) xw[g] += x[i] * (double)W[g * I + i];
                     for (int64_t i = 0; i < H; i++) hr[g] += h[i] * (double)R[g * H + i];
                     if (c->bias) xw[g] += Wb[g], hr[g] += Rb[g];
                 }
-                double hn[16];
                 for (int64_t j = 0; j < H; j++) {
                     if (c->kind == KIND_RNN) {
                         hn[j] = act(f[d][0].name, f[d][0].alpha, f[d][0].beta, cl(c, xw[j] + hr[j]));
@@ -162,7 +165,6 @@ static void reference(const cfg *c, const inputs *in, double *y, double *yh, dou
                     }
                 }
                 if (c->kind == KIND_GRU) {
-                    double z[16], r[16];
                     const fn *F = f[d];
                     for (int64_t j = 0; j < H; j++) {
                         z[j] = act(F[0].name, F[0].alpha, F[0].beta, cl(c, xw[j] + hr[j]));
@@ -181,7 +183,7 @@ static void reference(const cfg *c, const inputs *in, double *y, double *yh, dou
                         hn[j] = (1 - z[j]) * hh + z[j] * h[j];
                     }
                 }
-                memcpy(h, hn, sizeof hn);
+                memcpy(h, hn, (size_t)H * sizeof *h);
                 int64_t yo = (c->layout ? (b * S + t) * D + d : (t * D + d) * B + b) * H;
                 for (int64_t j = 0; j < H; j++) y[yo + j] = h[j];
             }
@@ -189,6 +191,7 @@ static void reference(const cfg *c, const inputs *in, double *y, double *yh, dou
                 yh[so + j] = len ? h[j] : 0;
                 if (yc) yc[so + j] = len ? cs[j] : 0;
             }
+            free(h), free(cs), free(xw), free(hr), free(hn), free(z), free(r);
         }
     }
 }
@@ -247,6 +250,37 @@ static double out_at(const celer_tensor *t, int64_t i) {
     return t->dtype == CELER_DOUBLE ? ((const double *)t->data)[i] : ((const float *)t->data)[i];
 }
 
+/* tu_run_op, but with the node's inputs W, R, B known at init, as a model's initializers are:
+ * the path where the kernel packs R once. */
+static celer_status run_op_constants(const celer_onnx_node *node, const celer_tensor *const *in, int n_in,
+                                     celer_tensor *out, int n_out) {
+    celer_dtype types[8] = {0};
+    const celer_tensor *consts[8] = {NULL, in[1], in[2], in[3]};
+    for (int i = 0; i < n_in; i++) types[i] = in[i] ? in[i]->dtype : CELER_UNDEFINED;
+    celer_op_info info = {.node = node, .opset = 14, .n_inputs = n_in, .n_outputs = n_out, .input_types = types,
+                          .input_constants = consts};
+    const celer_kernel *k = celer_ops_find(node->domain, node->op_type, 14, types, n_in);
+    assert_non_null(k);
+    info.since_version = k->since;
+    void *state = NULL;
+    celer_status st = k->init(&info, &state);
+    if (st) return st;
+    for (int i = 0; i < n_out; i++) out[i] = (celer_tensor){.dtype = types[0]};
+    celer_kernel_call call = {.info = &info, .state = state, .in = in, .n_in = n_in, .out = out, .n_out = n_out};
+    if (!(st = k->reshape(&call))) {
+        for (int i = 0; i < n_out; i++) {
+            size_t bytes = 0;
+            celer_tensor_bytes(&out[i], &bytes);
+            out[i].data = calloc(1, bytes ? bytes : 1);
+        }
+        call.scratch = aligned_alloc(64, (call.scratch_size + 64) & ~(size_t)63);
+        st = k->run(&call);
+        free(call.scratch);
+    }
+    k->free_state(state);
+    return st;
+}
+
 /* Runs the kernel for config c; out[] gets Y, Y_h (and Y_c). Returns the status. */
 static celer_status run_cfg(const cfg *c, const inputs *in, celer_tensor *out, int *n_out) {
     const int64_t S = c->S, B = c->B, I = c->I, H = c->H, D = c->dirs, GH = n_gates[c->kind] * H;
@@ -267,7 +301,8 @@ static celer_status run_cfg(const cfg *c, const inputs *in, celer_tensor *out, i
     *n_out = c->kind == KIND_LSTM ? 3 : 2;
     node_buf nb;
     build_node(c, &nb, n_in, *n_out);
-    celer_status st = tu_run_op(&nb.node, 14, ins, n_in, out, *n_out);
+    celer_status st = c->const_r ? run_op_constants(&nb.node, ins, n_in, out, *n_out)
+                                 : tu_run_op(&nb.node, 14, ins, n_in, out, *n_out);
     for (int i = 0; i < 7; i++)
         if (t != CELER_FLOAT) free(bufs[i]);
     return st;
@@ -391,6 +426,48 @@ static void test_double_and_sizes(void **unused) {
     check_against_reference(&r, 5, 2e-5);
 }
 
+/* splitmix64: well mixed in every bit, so the fields drawn from one value are independent */
+static uint64_t next_rand(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+/* The fast paths (input projection of both directions in one GEMM, R in 64-column panels for up
+ * to 4 batch rows and SGEMM above, vector gate loops for the default activations, the two
+ * directions on two threads) against the double reference on random shapes: hidden sizes across
+ * panel boundaries, batches on both sides of the panel limit, with and without sequence_lens,
+ * both GRU variants, R packed at init or per run, 1 and 2 threads. */
+static void test_fast_paths_random_shapes(void **unused) {
+    (void)unused;
+    uint64_t seed = 2024;
+    int saved = omp_get_max_threads();
+    for (int trial = 0; trial < 150; trial++) {
+        uint64_t r = next_rand(&seed);
+        cfg c = {.kind = (int)(r % 3), .dirs = 1 + (int)(r / 3 % 2), .layout = (int)(r / 6 % 2)};
+        c.reverse = c.dirs == 1 && r / 12 % 2;
+        c.S = 1 + (int64_t)(r / 24 % 7);
+        c.B = 1 + (int64_t)(r / 168 % 6);
+        c.I = 1 + (int64_t)(r / 1008 % 9);
+        static const int64_t hs[] = {1, 3, 8, 16, 17, 31, 33, 63, 64, 65, 70};
+        c.H = hs[r / 9072 % CELER_ARRAY_LEN(hs)];
+        uint64_t o = next_rand(&seed);
+        c.bias = o % 4 != 0;
+        c.h0 = o / 4 % 2;
+        c.c0 = c.kind == KIND_LSTM && o / 8 % 2;
+        c.seq = o / 16 % 2;
+        c.lbr = c.kind == KIND_GRU && o / 32 % 2;
+        c.peep = c.kind == KIND_LSTM && o / 64 % 2;
+        c.input_forget = c.kind == KIND_LSTM && o / 128 % 4 == 0;
+        c.clip = o / 512 % 4 == 0 ? 0.8f : 0;
+        c.const_r = o / 2048 % 2;
+        omp_set_num_threads(1 + (int)(o / 4096 % 2));
+        check_against_reference(&c, seed++, 2e-5);
+    }
+    omp_set_num_threads(saved);
+}
+
 static void test_errors(void **unused) {
     (void)unused;
     cfg c = {.kind = KIND_LSTM, .dirs = 1, .S = 3, .B = 2, .I = 2, .H = 3, .seq = true};
@@ -449,6 +526,7 @@ int main(void) {
         cmocka_unit_test(test_options_against_reference),
         cmocka_unit_test(test_single_direction_activation_list),
         cmocka_unit_test(test_double_and_sizes),
+        cmocka_unit_test(test_fast_paths_random_shapes),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
