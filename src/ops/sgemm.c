@@ -44,13 +44,14 @@ celer_status celer_sgemm_pack(const char *who, const float *b, int64_t k, int64_
     for (int64_t p = 0; p < panels; p++) {
         int64_t cols = n - p * NR < NR ? n - p * NR : NR;
         float *dst = out->data + (size_t)p * (size_t)k * NR;
-        for (int64_t kk = 0; kk < k; kk++, dst += NR) {
-            if (trans_b)
-                for (int64_t j = 0; j < cols; j++) dst[j] = b[(p * NR + j) * k + kk];
-            else
-                memcpy(dst, b + kk * n + p * NR, sizeof(float) * (size_t)cols);
-            for (int64_t j = cols; j < NR; j++) dst[j] = 0.f;
-        }
+        if (trans_b) /* column j of the panel is row p NR + j of B: read each row in order */
+            for (int64_t j = 0; j < NR; j++)
+                for (int64_t kk = 0; kk < k; kk++) dst[kk * NR + j] = j < cols ? b[(p * NR + j) * k + kk] : 0.f;
+        else
+            for (int64_t kk = 0; kk < k; kk++) {
+                memcpy(dst + kk * NR, b + kk * n + p * NR, sizeof(float) * (size_t)cols);
+                for (int64_t j = cols; j < NR; j++) dst[kk * NR + j] = 0.f;
+            }
         if (bias)
             for (int64_t j = 0; j < NR; j++) out->bias[p * NR + j] = j < cols ? bias[p * NR + j] : 0.f;
     }
