@@ -1,7 +1,8 @@
 /* sgemm (B packed at load) against a plain double-precision product on random shapes, with each
  * micro-kernel variant the CPU has forced in turn (plain C, AVX2 + FMA, AVX-512), on one thread
  * and on two (panels and rows split); and FusedMatMul, which runs on it, with every activation
- * against the reference GEMM followed by libm's activation. */
+ * against the reference GEMM followed by libm's activation; Gemm and MatMul with a constant B,
+ * which run on it too. */
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -115,21 +116,21 @@ static void test_sgemm_empty(void **unused) {
 
 /* ---- FusedMatMul ---- */
 
-/* Runs FusedMatMul(a, b, bias?) with B and the bias given as constants, as the runtime does. */
-static celer_status run_fused(const celer_onnx_attr *attrs, int n_attrs, const celer_tensor *a,
-                              const celer_tensor *b, const celer_tensor *bias, celer_tensor *out) {
-    static const char *const names[] = {"a", "b", "bias"}, *const outs[] = {"y"};
-    int n_in = bias ? 3 : 2;
-    celer_onnx_node node = {.name = "mm", .op_type = FUSED_OP_MATMUL, .domain = CELER_GRAPH_INTERNAL_DOMAIN,
-                            .n_inputs = n_in, .n_outputs = 1, .n_attrs = n_attrs, .inputs = names,
-                            .outputs = outs, .attrs = attrs};
+/* Runs `op` (opset 13 for ai.onnx) on in[0..n_in) with every input but the first given as a constant
+ * at init, as the runtime does for initializers; out is malloc'd. The constants' bytes are NaN
+ * during run when the kernel says it packs them (it may not read them then). */
+static celer_status run_const(const char *domain, const char *op, const celer_onnx_attr *attrs, int n_attrs,
+                              const celer_tensor *const *in, int n_in, celer_tensor *out) {
+    static const char *const names[] = {"a", "b", "c"}, *const outs[] = {"y"};
+    celer_onnx_node node = {.name = "mm", .op_type = op, .domain = domain, .n_inputs = n_in, .n_outputs = 1,
+                            .n_attrs = n_attrs, .inputs = names, .outputs = outs, .attrs = attrs};
     celer_dtype types[3] = {CELER_FLOAT, CELER_FLOAT, CELER_FLOAT};
-    const celer_tensor *consts[3] = {NULL, b, bias}, *in[3] = {a, b, bias};
-    celer_op_info info = {.node = &node, .opset = 1, .n_inputs = n_in, .n_outputs = 1, .input_types = types,
+    const celer_tensor *consts[3] = {NULL, in[1], n_in > 2 ? in[2] : NULL};
+    int opset = *domain ? 1 : 13;
+    celer_op_info info = {.node = &node, .opset = opset, .n_inputs = n_in, .n_outputs = 1, .input_types = types,
                           .input_constants = consts};
-    const celer_kernel *k = celer_ops_find(node.domain, node.op_type, 1, types, n_in);
+    const celer_kernel *k = celer_ops_find(domain, op, opset, types, n_in);
     assert_non_null(k);
-    assert_true(k->flags & CELER_KERNEL_PACKS_CONSTANTS);
     void *state = NULL;
     celer_status st = k->init(&info, &state);
     if (st) return st;
@@ -138,17 +139,63 @@ static celer_status run_fused(const celer_onnx_attr *attrs, int n_attrs, const c
     celer_kernel_call call = {.info = &info, .state = state, .in = in, .n_in = n_in, .out = out, .n_out = 1};
     if (!(st = k->reshape(&call))) {
         out->data = malloc(sizeof(float) * (size_t)(celer_shape_numel(&out->shape) + 1));
-        /* B's bytes are not read after init (the runtime may release them): poison them */
-        size_t nb = (size_t)celer_shape_numel(&b->shape);
+        size_t nb = (size_t)celer_shape_numel(&in[1]->shape);
         float *saved = malloc(sizeof(float) * (nb + 1));
-        memcpy(saved, b->data, sizeof(float) * nb);
-        for (size_t i = 0; i < nb; i++) ((float *)b->data)[i] = NAN;
+        memcpy(saved, in[1]->data, sizeof(float) * nb);
+        if (k->flags & CELER_KERNEL_PACKS_CONSTANTS)
+            for (size_t i = 0; i < nb; i++) ((float *)in[1]->data)[i] = NAN;
         st = k->run(&call);
-        memcpy(b->data, saved, sizeof(float) * nb);
+        memcpy(in[1]->data, saved, sizeof(float) * nb);
         free(saved);
     }
     k->free_state(state);
     return st;
+}
+
+static celer_status run_fused(const celer_onnx_attr *attrs, int n_attrs, const celer_tensor *a,
+                              const celer_tensor *b, const celer_tensor *bias, celer_tensor *out) {
+    const celer_tensor *in[3] = {a, b, bias};
+    return run_const(CELER_GRAPH_INTERNAL_DOMAIN, FUSED_OP_MATMUL, attrs, n_attrs, in, bias ? 3 : 2, out);
+}
+
+/* Gemm (alpha, beta, transB, C broadcast) and MatMul (batched A) with a constant B run on the
+ * packed panels: against the reference loops. */
+static void test_gemm_matmul_constant_b(void **unused) {
+    (void)unused;
+    uint64_t seed = 3;
+    for (int it = 0; it < 60; it++) {
+        int64_t m = rnd(&seed, 1, 40), k = rnd(&seed, 0, 300) | 1, n = rnd(&seed, 1, 80) | 1;
+        bool tb = it & 1, gemm = (it >> 1) & 1;
+        float alpha = it % 3 ? 1.f : 0.5f, beta = it % 5 ? 1.f : -2.f;
+        int ckind = it % 4; /* Gemm's C: none, [n], [m, 1], [m, n] */
+        int64_t batch = gemm ? 1 : rnd(&seed, 1, 3);
+        celer_tensor a = {CELER_FLOAT, {gemm ? 2 : 3, {0}}, random_floats((size_t)(batch * m * k), &seed)};
+        if (gemm) memcpy(a.shape.dims, (int64_t[]){m, k}, 2 * sizeof(int64_t));
+        else memcpy(a.shape.dims, (int64_t[]){batch, m, k}, 3 * sizeof(int64_t));
+        if (!gemm) tb = false;
+        celer_tensor b = {CELER_FLOAT, {2, {tb ? n : k, tb ? k : n}}, random_floats((size_t)(k * n), &seed)};
+        celer_tensor c = {CELER_FLOAT, {ckind == 1 ? 1 : 2, {0}}, random_floats((size_t)(m * n), &seed)};
+        if (ckind == 1) c.shape.dims[0] = n;
+        else memcpy(c.shape.dims, (int64_t[]){m, ckind == 2 ? 1 : n}, 2 * sizeof(int64_t));
+        celer_onnx_attr at[3] = {{.name = "alpha", .type = CELER_ATTR_FLOAT, .f = alpha},
+                                 {.name = "beta", .type = CELER_ATTR_FLOAT, .f = beta},
+                                 {.name = "transB", .type = CELER_ATTR_INT, .i = tb}};
+        const celer_tensor *in[3] = {&a, &b, &c};
+        int n_in = gemm && ckind ? 3 : 2;
+        celer_tensor y;
+        assert_int_equal(run_const("", gemm ? "Gemm" : "MatMul", gemm ? at : NULL, gemm ? 3 : 0, in, n_in, &y),
+                         CELER_OK);
+        int64_t rows = batch * m;
+        assert_int_equal(celer_shape_numel(&y.shape), rows * n);
+        float *ref = malloc(sizeof(float) * (size_t)(rows * n));
+        if (gemm) celer_ref_gemm_f32(false, tb, m, n, k, alpha, a.data, b.data, beta, ckind ? c.data : NULL, &c.shape, ref);
+        else celer_ref_gemm_f32(false, false, rows, n, k, 1.f, a.data, b.data, 0.f, NULL, NULL, ref);
+        double err = tu_max_rel_diff(y.data, ref, (size_t)(rows * n));
+        if (err > 1e-5) print_error("%s it=%d m=%lld k=%lld n=%lld: err %g\n", gemm ? "Gemm" : "MatMul", it,
+                                    (long long)rows, (long long)k, (long long)n, err);
+        assert_true(err <= 1e-5);
+        free(ref), free(y.data), free(a.data), free(b.data), free(c.data);
+    }
 }
 
 static double act_ref(int act, double x, double alpha, double beta) {
@@ -211,6 +258,7 @@ int main(void) {
         cmocka_unit_test(test_sgemm_threads),
         cmocka_unit_test(test_sgemm_empty),
         cmocka_unit_test(test_fused_matmul_activations),
+        cmocka_unit_test(test_gemm_matmul_constant_b),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
