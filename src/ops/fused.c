@@ -20,9 +20,10 @@
  *   LayoutToPlain(X) -> Y: a blocked tensor (attribute `block`) back to the plain layout.
  *   FusedMatMul(A, B, bias?) -> Y = activation(A B + bias), float, B a constant matrix ([K, N], or
  *       [N, K] with transB = 1), bias a constant of N values; from MatMul (+ Add) and from Gemm
- *       with alpha = beta = 1. Up to 6 rows of A run as matrix-vector products (SGEMV reads B
- *       once; SGEMM would repack it on every call). activation: Relu, LeakyRelu, Clip, Sigmoid, Tanh,
- *       Gelu, with activation_alpha / activation_beta.
+ *       with alpha = beta = 1. B and the bias are packed at load into column panels (sgemm.h) and
+ *       the file's copies released; the bias and the activation are applied to each tile of Y
+ *       as its product finishes. activation: Relu, LeakyRelu, Clip, Sigmoid, Tanh, Gelu, with
+ *       activation_alpha / activation_beta.
  *   Gelu(X) -> Y = X/2 (1 + erf(X / sqrt 2)), from the Div/Erf/Add/Mul/Mul pattern exporters write.
  *
  * A blocked tensor has its logical NCHW shape in celer_tensor.shape and its bytes in
@@ -41,13 +42,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
 
 #include "dnnl_util.h"
 #include "graph/fused.h"
 #include "graph/graph.h"
 #include "ops.h"
 #include "reference.h"
+#include "sgemm.h"
 #include "vmath.h"
 
 
@@ -635,6 +636,7 @@ typedef struct mm_state {
     int64_t k, n; /* B is [K, N], or [N, K] with trans_b */
     mm_act act;
     float alpha, beta;
+    celer_sgemm_b packed; /* B and the bias, packed at init (owned) */
 } mm_state;
 
 /* GELU, erf form: x/2 (1 + erf(x / sqrt 2)). Also built for AVX2 + FMA, picked at load when the
@@ -678,6 +680,8 @@ static celer_status mm_init(const celer_op_info *info, void **state) {
         st = celer_errorf(CELER_ERR_INTERNAL, "%s: the bias must be a constant float vector of %lld values", who,
                           (long long)s->n);
     const char *act = celer_onnx_attr_string(info->node, FUSED_ATTR_ACTIVATION, NULL);
+    if (!st && s->k <= INT32_MAX && s->n <= INT32_MAX) /* larger: refused by reshape, as before */
+        st = celer_sgemm_pack(who, b->data, s->k, s->n, s->trans_b, bias ? bias->data : NULL, &s->packed);
     if (!st && act) {
         size_t i = 0;
         while (i < CELER_ARRAY_LEN(mm_acts) && strcmp(mm_acts[i].name, act)) i++;
@@ -689,11 +693,19 @@ static celer_status mm_init(const celer_op_info *info, void **state) {
         s->beta = celer_onnx_attr_float(info->node, FUSED_ATTR_ACTIVATION_BETA, 0.f);
     }
     if (st) {
+        celer_sgemm_b_free(&s->packed);
         free(s);
         return st;
     }
     *state = s;
     return CELER_OK;
+}
+
+/* Frees the state of mm_init and its packed B. */
+static void mm_free(void *state) {
+    mm_state *s = state;
+    if (s) celer_sgemm_b_free(&s->packed);
+    free(s);
 }
 
 static celer_status mm_reshape(celer_kernel_call *call) {
@@ -715,35 +727,15 @@ static celer_status mm_reshape(celer_kernel_call *call) {
     return CELER_OK;
 }
 
-/* Up to this many rows of A, one SGEMV per row beats one SGEMM, which repacks all of B on every
- * call (the recommendation MLP, side by side: 2 rows 0.08 ms against 0.24, 6 rows 0.24 against
- * 0.31; at 8 rows SGEMM wins, 0.27 against 0.31). */
-#define GEMV_ROWS 6
+/* The activation of each finished stretch of Y (celer_sgemm_epilogue; ctx is the mm_state). */
+static void mm_epilogue(const void *ctx, float *y, int64_t n) { activate(ctx, y, n); }
 
 static celer_status mm_run(celer_kernel_call *call) {
     const mm_state *s = call->state;
-    const float *a = call->in[0]->data, *b = call->in[1]->data;
-    const celer_tensor *bias = call->n_in > 2 ? call->in[2] : NULL;
-    float *y = call->out[0].data;
-    int m = (int)(s->k ? celer_shape_numel(&call->in[0]->shape) / s->k : 0), n = (int)s->n, k = (int)s->k;
-    if (!m || !n) return CELER_OK;
-    if (bias)
-        for (int i = 0; i < m; i++) memcpy(y + (size_t)i * (size_t)n, bias->data, sizeof(float) * (size_t)n);
-    float beta = bias ? 1.f : 0.f;
-    if (!k) {
-        if (!bias) memset(y, 0, sizeof(float) * (size_t)m * (size_t)n);
-    } else if (m <= GEMV_ROWS) { /* row by row: no packing of B, which SGEMM does on every call */
-        for (int i = 0; i < m; i++) {
-            const float *ai = a + (size_t)i * (size_t)k;
-            float *yi = y + (size_t)i * (size_t)n;
-            if (s->trans_b) cblas_sgemv(CblasRowMajor, CblasNoTrans, n, k, 1.f, b, k, ai, 1, beta, yi, 1);
-            else cblas_sgemv(CblasRowMajor, CblasTrans, k, n, 1.f, b, n, ai, 1, beta, yi, 1);
-        }
-    } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, s->trans_b ? CblasTrans : CblasNoTrans, m, n, k, 1.f, a, k, b,
-                    s->trans_b ? k : n, beta, y, n);
-    }
-    activate(s, y, (int64_t)m * n);
+    int64_t m = s->k ? celer_shape_numel(&call->in[0]->shape) / s->k : 0;
+    if (!m) m = celer_shape_numel(&call->out[0].shape) / (s->n ? s->n : 1); /* K = 0: Y = bias */
+    celer_sgemm_run(&s->packed, m, call->in[0]->data, s->k, call->out[0].data, s->n, false,
+                    s->act == MM_NONE ? NULL : mm_epilogue, s);
     return CELER_OK;
 }
 
@@ -874,7 +866,8 @@ static const celer_kernel kernels[] = {
      .dtypes = F32, .type_input = 0, .init = pool_init, .reshape = pool_reshape, .run = pool_run,
      .free_state = free, .free_local = pool_free_local},
     {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = FUSED_OP_MATMUL, .since = 1, .until = CELER_OPS_MAX_VERSION,
-     .dtypes = F32, .type_input = 0, .init = mm_init, .reshape = mm_reshape, .run = mm_run, .free_state = free},
+     .dtypes = F32, .type_input = 0, .flags = CELER_KERNEL_PACKS_CONSTANTS, .init = mm_init, .reshape = mm_reshape,
+     .run = mm_run, .free_state = mm_free},
     {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = FUSED_OP_GELU, .since = 1, .until = CELER_OPS_MAX_VERSION,
      .dtypes = F32, .type_input = 0, .flags = CELER_KERNEL_INPLACE, .reshape = celer_ops_reshape_same,
      .run = gelu_run},

@@ -1,6 +1,11 @@
 /* gemm operators: Gemm and MatMul (float/double through OpenBLAS, integer types through the
  * reference loops) and MatMulInteger (int32 accumulation on widened operands).
  *
+ * A float B that is a constant matrix is packed at load (sgemm.h) and the products run on the
+ * packed panels instead of SGEMM, which repacks B on every call; the file's B stays (these
+ * kernels may also see B as a variable). The graph passes turn most such nodes into FusedMatMul;
+ * these are the rest (Gemm with alpha or beta other than 1, CELER_OPTIMIZE=0).
+ *
  * Nothing here is shape-dependent enough to need per-context state: reshape validates and plans,
  * run recomputes the (cheap) plan and calls BLAS. Thread counts belong to the executor. */
 #include <cblas.h>
@@ -9,6 +14,7 @@
 
 #include "ops.h"
 #include "reference.h"
+#include "sgemm.h"
 
 /* BLAS takes int sizes: larger matrices are rejected rather than truncated. */
 #define BLAS_MAX_DIM INT64_C(0x7fffffff)
@@ -44,10 +50,33 @@ static void blas_gemm(celer_dtype t, bool ta, bool tb, int64_t m, int64_t n, int
 
 /* ---- Gemm ---- */
 
+/* B, when it is a constant float matrix (scaled by `alpha` for Gemm), packed into *out (data
+ * NULL otherwise: the BLAS path serves). */
+static celer_status pack_constant_b(const celer_op_info *info, bool tb, float alpha, celer_sgemm_b *out) {
+    const celer_tensor *b = info->n_inputs > 1 ? info->input_constants[1] : NULL;
+    memset(out, 0, sizeof *out);
+    if (!b || b->dtype != CELER_FLOAT || b->shape.rank != 2 || b->shape.dims[0] > BLAS_MAX_DIM ||
+        b->shape.dims[1] > BLAS_MAX_DIM || info->input_types[0] != CELER_FLOAT)
+        return CELER_OK;
+    char who[160];
+    int64_t k = b->shape.dims[tb ? 1 : 0], n = b->shape.dims[tb ? 0 : 1];
+    celer_status st = celer_sgemm_pack(celer_ops_who(info, who, sizeof who), b->data, k, n, tb, NULL, out);
+    if (!st && alpha != 1.f)
+        for (size_t i = 0; i < (size_t)(out->panels * out->k * CELER_SGEMM_NR); i++) out->data[i] *= alpha;
+    return st;
+}
+
 typedef struct gemm_state {
     double alpha, beta;
     bool ta, tb;
+    celer_sgemm_b packed; /* alpha B when B is a constant float matrix and transA = 0 (owned) */
 } gemm_state;
+
+static void gemm_free(void *state) {
+    gemm_state *s = state;
+    if (s) celer_sgemm_b_free(&s->packed);
+    free(s);
+}
 
 static celer_status gemm_init(const celer_op_info *info, void **state) {
     gemm_state *s = calloc(1, sizeof *s);
@@ -56,6 +85,11 @@ static celer_status gemm_init(const celer_op_info *info, void **state) {
     s->beta = celer_onnx_attr_float(info->node, "beta", 1.0f);
     s->ta = celer_onnx_attr_int(info->node, "transA", 0) != 0;
     s->tb = celer_onnx_attr_int(info->node, "transB", 0) != 0;
+    celer_status st = s->ta ? CELER_OK : pack_constant_b(info, s->tb, (float)s->alpha, &s->packed);
+    if (st) {
+        gemm_free(s);
+        return st;
+    }
     *state = s;
     return CELER_OK;
 }
@@ -111,6 +145,14 @@ static celer_status gemm_run(celer_kernel_call *call) {
         return CELER_OK;
     }
     bool use_c = c && s->beta != 0;
+    if (s->packed.data && a->dtype == CELER_FLOAT) { /* Y = beta C, then alpha A B added from the panels */
+        float *yf = y->data, beta = (float)s->beta;
+        for (int64_t i = 0; use_c && i < d.m; i++)
+            for (int64_t j = 0; j < d.n; j++)
+                yf[i * d.n + j] = beta * ((const float *)c->data)[celer_gemm_c_index(&c->shape, i, j)];
+        celer_sgemm_run(&s->packed, d.m, a->data, d.k, yf, d.n, use_c, NULL, NULL);
+        return CELER_OK;
+    }
     if (use_c) { /* Y = broadcast C, then BLAS accumulates alpha*A*B onto beta*Y */
         for (int64_t i = 0; i < d.m; i++)
             for (int64_t j = 0; j < d.n; j++) {
@@ -125,6 +167,24 @@ static celer_status gemm_run(celer_kernel_call *call) {
 }
 
 /* ---- MatMul ---- */
+
+/* The state: a celer_sgemm_b, its data NULL unless B is a constant float matrix (owned). */
+static celer_status matmul_init(const celer_op_info *info, void **state) {
+    celer_sgemm_b *s = calloc(1, sizeof *s);
+    if (!s) return celer_errorf(CELER_ERR_NOMEM, "MatMul: out of memory");
+    celer_status st = pack_constant_b(info, false, 1.f, s);
+    if (st) {
+        free(s);
+        return st;
+    }
+    *state = s;
+    return CELER_OK;
+}
+
+static void matmul_free(void *state) {
+    if (state) celer_sgemm_b_free(state);
+    free(state);
+}
 
 static celer_status matmul_reshape(celer_kernel_call *call) {
     char who[160];
@@ -153,6 +213,11 @@ static celer_status matmul_run(celer_kernel_call *call) {
         return CELER_OK;
     }
     size_t es = celer_dtype_size(a->dtype);
+    const celer_sgemm_b *packed = call->state;
+    if (packed && packed->data && p.b_shared && p.a_dense && a->dtype == CELER_FLOAT) {
+        celer_sgemm_run(packed, p.batch * p.m, a->data, p.k, y->data, p.n, false, NULL, NULL);
+        return CELER_OK;
+    }
     if (p.b_shared && p.a_dense) { /* one tall GEMM: (batch*m, k) x (k, n) */
         blas_gemm(a->dtype, false, false, p.batch * p.m, p.n, p.k, 1.0, a->data, b->data, 0.0,
                   y->data);
@@ -220,16 +285,16 @@ static celer_status matmulint_run(celer_kernel_call *call) {
 
 static const celer_kernel kernels[] = {
     /* opsets 1-6 also had a `broadcast` flag; broadcasting C always is a superset */
-    {"", "Gemm", 1, 6, F32_F64, 0, 0, NULL, gemm_init, gemm_reshape, gemm_run, free, NULL},
-    {"", "Gemm", 7, 8, F32_F64, 0, 0, NULL, gemm_init, gemm_reshape, gemm_run, free, NULL},
-    {"", "Gemm", 9, 10, F32_F64 | GEMM_INTS, 0, 0, NULL, gemm_init, gemm_reshape, gemm_run, free, NULL},
-    {"", "Gemm", 11, 12, F32_F64 | GEMM_INTS, 0, 0, NULL, gemm_init, gemm_reshape, gemm_run, free, NULL},
+    {"", "Gemm", 1, 6, F32_F64, 0, 0, NULL, gemm_init, gemm_reshape, gemm_run, gemm_free, NULL},
+    {"", "Gemm", 7, 8, F32_F64, 0, 0, NULL, gemm_init, gemm_reshape, gemm_run, gemm_free, NULL},
+    {"", "Gemm", 9, 10, F32_F64 | GEMM_INTS, 0, 0, NULL, gemm_init, gemm_reshape, gemm_run, gemm_free, NULL},
+    {"", "Gemm", 11, 12, F32_F64 | GEMM_INTS, 0, 0, NULL, gemm_init, gemm_reshape, gemm_run, gemm_free, NULL},
     {"", "Gemm", 13, CELER_OPS_MAX_VERSION, F32_F64 | GEMM_INTS, 0, 0, NULL, gemm_init, gemm_reshape,
-     gemm_run, free, NULL},
-    {"", "MatMul", 1, 8, F32_F64, 0, 0, NULL, NULL, matmul_reshape, matmul_run, NULL, NULL},
-    {"", "MatMul", 9, 12, F32_F64 | GEMM_INTS, 0, 0, NULL, NULL, matmul_reshape, matmul_run, NULL, NULL},
-    {"", "MatMul", 13, CELER_OPS_MAX_VERSION, F32_F64 | GEMM_INTS, 0, 0, NULL, NULL, matmul_reshape,
-     matmul_run, NULL, NULL},
+     gemm_run, gemm_free, NULL},
+    {"", "MatMul", 1, 8, F32_F64, 0, 0, NULL, matmul_init, matmul_reshape, matmul_run, matmul_free, NULL},
+    {"", "MatMul", 9, 12, F32_F64 | GEMM_INTS, 0, 0, NULL, matmul_init, matmul_reshape, matmul_run, matmul_free, NULL},
+    {"", "MatMul", 13, CELER_OPS_MAX_VERSION, F32_F64 | GEMM_INTS, 0, 0, NULL, matmul_init, matmul_reshape,
+     matmul_run, matmul_free, NULL},
     {"", "MatMulInteger", 10, CELER_OPS_MAX_VERSION, CELER_DT(CELER_UINT8) | CELER_DT(CELER_INT8), 0,
      0, int32_out, NULL, matmulint_reshape, matmulint_run, NULL, NULL},
 };
