@@ -38,6 +38,10 @@
 
 #define WHO(info) celer_ops_who((info), who, sizeof who)
 #define EW_BLOCK 16
+/* Elements per thread below which a loop stays on one thread (waking the team costs more), and
+ * the granule of the split (a whole number of cache lines of the output for any type). */
+#define EW_PAR_MIN ((size_t)1 << 15)
+#define EW_PAR_ALIGN 64
 /* Cast to string: bytes reserved per output string (longest is a double, 24 chars + NUL). */
 #define EW_STR_SLOT 32
 #define EW_STR_CAP ((size_t)1 << 30)
@@ -117,6 +121,24 @@ static inline uint64_t sat_u64(double v) {
 #define TL_FS(X, ...) TL_FLT(X, __VA_ARGS__) TL_SINT(X, __VA_ARGS__)
 #define TL_NUM(X, ...) TL_FLT(X, __VA_ARGS__) TL_INT(X, __VA_ARGS__)
 
+/* Loop functions of float32 (the type models run in) are also built for AVX2 and AVX-512
+ * (CELER_VECTOR_CLONES, picked at load time); the other types keep one portable version, which
+ * keeps the binary from tripling in size for loops that rarely run on big tensors. */
+#define EW_CLONES_f32 CELER_VECTOR_CLONES
+#define EW_CLONES_f64
+#define EW_CLONES_f16
+#define EW_CLONES_bf16
+#define EW_CLONES_i8
+#define EW_CLONES_i16
+#define EW_CLONES_i32
+#define EW_CLONES_i64
+#define EW_CLONES_u8
+#define EW_CLONES_u16
+#define EW_CLONES_u32
+#define EW_CLONES_u64
+#define EW_CLONES_b8
+#define EW_CLONES(sfx) EW_CLONES_##sfx
+
 /* Table entry for function op_suffix at index dtype. */
 #define TBL(dt, sfx, T, C, U, LD, ST, CV, op) [dt] = op##_##sfx,
 
@@ -146,7 +168,7 @@ static inline uint64_t sat_u64(double v) {
 
 /* Unary: EXPR of `v` (type ct) gives y in T. */
 #define DEF_UNARY(dt, sfx, T, C, U, LD, ST, CV, op, EXPR)                                      \
-    static void op##_##sfx(void *yv, const void *xv, size_t n, const ew_params *p) {          \
+    EW_CLONES(sfx) static void op##_##sfx(void *yv, const void *xv, size_t n, const ew_params *p) {          \
         TYPEDEFS(C, U);                                                                        \
         (void)p;                                                                               \
         const T *x = xv;                                                                       \
@@ -165,8 +187,8 @@ static inline uint64_t sat_u64(double v) {
 
 /* Binary body: OUT is an expression of `a`, `b` (type ct) yielding the stored OT value. The four
  * stride patterns get their own loops so the common ones stay simple enough to vectorize. */
-#define DEF_BIN_BODY(name, T, C, U, LD, OT, OUT)                                               \
-    static void name(void *yv, const void *const *xv, unsigned m, size_t n,                   \
+#define DEF_BIN_BODY(CLONES, name, T, C, U, LD, OT, OUT)                                       \
+    CLONES static void name(void *yv, const void *const *xv, unsigned m, size_t n,                   \
                      const ew_params *p) {                                                     \
         TYPEDEFS(C, U);                                                                        \
         (void)p;                                                                               \
@@ -194,14 +216,54 @@ static inline uint64_t sat_u64(double v) {
         }                                                                                      \
     }
 #define DEF_ARITH(dt, sfx, T, C, U, LD, ST, CV, op, EXPR) \
-    DEF_BIN_BODY(op##_##sfx, T, C, U, LD, T, ST(CV(EXPR)))
+    DEF_BIN_BODY(EW_CLONES(sfx), op##_##sfx, T, C, U, LD, T, ST(CV(EXPR)))
 #define DEF_CMP(dt, sfx, T, C, U, LD, ST, CV, op, EXPR) \
-    DEF_BIN_BODY(op##_##sfx, T, C, U, LD, uint8_t, (uint8_t)((EXPR) != 0))
+    DEF_BIN_BODY(EW_CLONES(sfx), op##_##sfx, T, C, U, LD, uint8_t, (uint8_t)((EXPR) != 0))
 
 /* exp and erf of the compute type: the vectorizable ones (vmath.h) for float (also
  * float16/bfloat16), libm else */
 #define EW_EXP(v) _Generic((v), float: celer_fast_expf, default: exp)(v)
 #define EW_ERF(v) _Generic((v), float: celer_fast_erff, default: erf)(v)
+/* and the other transcendental activations: no libm call per float element (a call stops the
+ * vectorizer); double keeps libm */
+#define EW_EXPM1(v) _Generic((v), float: celer_fast_expm1f, default: expm1)(v)
+#define EW_TANH(v) _Generic((v), float: celer_fast_tanhf, default: tanh)(v)
+#define EW_SIGMOID(v) _Generic((v), float: celer_fast_sigmoidf, default: sigmoid_d)(v)
+#define EW_SOFTPLUS(v) _Generic((v), float: softplus_f, default: softplus_d)(v)
+static inline double sigmoid_d(double v) { return 1 / (1 + exp(-v)); }
+/* log(1 + e^v) = max(v, 0) + log1p(e^-|v|), without overflow for large v. In float log1p(u),
+ * u in (0, 1], is 2 atanh(s) with s = u / (2 + u) <= 1/3: the odd series to s^15 (truncation
+ * under 2e-8 relative), no cancellation. */
+static inline float softplus_f(float v) {
+    float u = celer_fast_expf(-fabsf(v)), s = u / (2.0f + u), z = s * s;
+    float q = 1.0f / 15;
+    q = q * z + 1.0f / 13;
+    q = q * z + 1.0f / 11;
+    q = q * z + 1.0f / 9;
+    q = q * z + 1.0f / 7;
+    q = q * z + 1.0f / 5;
+    q = q * z + 1.0f / 3;
+    q = q * z + 1.0f;
+    return (v > 0 ? v : 0.0f) + 2.0f * s * q;
+}
+static inline double softplus_d(double v) { return v > 0 ? v + log1p(exp(-v)) : log1p(exp(v)); }
+/* min(max(v, 0), 1) with plain compares (fmin/fmax's NaN rules keep GCC from vectorizing):
+ * NaN passes through. */
+/* Elu and Celu with the exponential computed before the select: GCC will not if-convert a
+ * conditional call of it (it does for Selu's else-branch, so that one stays an expression). */
+static inline float elu_f(float v, float a) {
+    float e = a * celer_fast_expm1f(v);
+    return v < 0 ? e : v;
+}
+static inline double elu_d(double v, double a) { return v < 0 ? a * expm1(v) : v; }
+static inline float celu_f(float v, float a) {
+    float e = a * celer_fast_expm1f(v / a);
+    return v > 0 ? v : e;
+}
+static inline double celu_d(double v, double a) { return v > 0 ? v : a * expm1(v / a); }
+#define EW_ELU(v, a) _Generic((v), float: elu_f, default: elu_d)(v, a)
+#define EW_CELU(v, a) _Generic((v), float: celu_f, default: celu_d)(v, a)
+#define EW_UNIT(v) ((v) < 0 ? (ct)0 : (v) > 1 ? (ct)1 : (v))
 
 /* GELU (Gelu-20) in double: x/2 (1 + erf(x / sqrt 2)), or with approximate = "tanh"
  * x/2 (1 + tanh(z)), z = sqrt(2/pi) (x + 0.044715 x^3), written as x / (1 + e^-2z): the same value
@@ -253,18 +315,17 @@ TL_FLT(DEF_UNARY, acosh, acosh(v))
 TL_FLT(DEF_UNARY, atanh, atanh(v))
 TL_FLT(DEF_UNARY, erf, EW_ERF(v))
 TL_INT(DEF_UNARY, erf, erf((double)v))
-TL_FLT(DEF_UNARY, sigmoid, (ct)1 / ((ct)1 + EW_EXP(-v)))
-TL_FLT(DEF_UNARY, tanh, tanh(v))
+TL_FLT(DEF_UNARY, sigmoid, EW_SIGMOID(v))
+TL_FLT(DEF_UNARY, tanh, EW_TANH(v))
 /* NaN passes through Relu unchanged (v < 0 is false), as in numpy's maximum-based reference. */
 TL_FS(DEF_UNARY, relu, v < 0 ? (ct)0 : v)
 TL_FLT(DEF_UNARY, leaky, v < 0 ? v * (ct)p->alpha : v)
-TL_FLT(DEF_UNARY, elu, v < 0 ? (ct)p->alpha * expm1(v) : v)
-TL_FLT(DEF_UNARY, selu, v > 0 ? (ct)p->gamma * v : (ct)p->gamma * (ct)p->alpha * expm1(v))
-TL_FLT(DEF_UNARY, celu, v > 0 ? v : (ct)p->alpha * expm1(v / (ct)p->alpha))
-TL_FLT(DEF_UNARY, hsig, fmax((ct)0, fmin((ct)1, (ct)p->alpha * v + (ct)p->beta)))
-TL_FLT(DEF_UNARY, hswish, v * fmax((ct)0, fmin((ct)1, v * ((ct)1 / 6) + (ct)0.5)))
-/* log(1 + exp(v)) without overflow for large v */
-TL_FLT(DEF_UNARY, softplus, v > 0 ? v + log1p(exp(-v)) : log1p(exp(v)))
+TL_FLT(DEF_UNARY, elu, EW_ELU(v, (ct)p->alpha))
+TL_FLT(DEF_UNARY, selu, v > 0 ? (ct)p->gamma * v : (ct)p->gamma * (ct)p->alpha * EW_EXPM1(v))
+TL_FLT(DEF_UNARY, celu, EW_CELU(v, (ct)p->alpha))
+TL_FLT(DEF_UNARY, hsig, EW_UNIT((ct)p->alpha * v + (ct)p->beta))
+TL_FLT(DEF_UNARY, hswish, v * EW_UNIT(v * ((ct)1 / 6) + (ct)0.5))
+TL_FLT(DEF_UNARY, softplus, EW_SOFTPLUS(v))
 TL_FLT(DEF_UNARY, softsign, v / ((ct)1 + fabs(v)))
 TL_FLT(DEF_UNARY, thrrelu, v > (ct)p->alpha ? v : (ct)0)
 TL_FLT_NOT32(DEF_UNARY, gelu, EW_GELU(v))
@@ -303,7 +364,7 @@ TL_FLT(DEF_PRED, isinf, isinf(v) && (v > 0 ? (p->flag & 1) : (p->flag & 2)))
 
 /* Clip: bounds are single elements of the input's own type; NaN passes through. */
 #define DEF_CLIP(dt, sfx, T, C, U, LD, ST, CV, op)                                             \
-    static void op##_##sfx(void *yv, const void *xv, size_t n, const ew_params *p) {          \
+    EW_CLONES(sfx) static void op##_##sfx(void *yv, const void *xv, size_t n, const ew_params *p) {          \
         TYPEDEFS(C, U);                                                                        \
         const T *x = xv;                                                                       \
         T *y = yv;                                                                             \
@@ -729,23 +790,43 @@ static celer_status bc_make(bc_plan *pl, const celer_shape *out, const celer_ten
     return CELER_OK;
 }
 
-/* Runs fn over every inner row of the plan; out is contiguous. */
-static void bc_walk(const bc_plan *pl, void *out, size_t out_size, const void *const *x,
-                    const size_t *x_size, loop_fn fn, const ew_params *p) {
+/* One broadcast loop over the output, split across the run's threads by element ranges. */
+typedef struct bc_job {
+    const bc_plan *pl;
+    char *out;
+    size_t out_size;
+    const void *const *x;
+    const size_t *x_size;
+    loop_fn fn;
+    const ew_params *p;
+} bc_job;
+
+/* Runs fn over output elements [lo, hi) of the plan (out is contiguous): the odometer starts at
+ * lo's row, and the first and last rows may be partial. */
+static void bc_range(void *ctx, size_t lo, size_t hi) {
+    const bc_job *j = ctx;
+    const bc_plan *pl = j->pl;
     const int r = pl->rank;
-    const int64_t inner = pl->dims[r - 1];
-    int64_t outer = 1, idx[CELER_MAX_RANK] = {0}, off[3] = {0};
-    for (int d = 0; d < r - 1; d++) outer *= pl->dims[d];
-    if (inner == 0 || outer == 0) return;
+    const size_t inner = (size_t)pl->dims[r - 1];
+    int64_t idx[CELER_MAX_RANK] = {0}, off[3] = {0};
     unsigned contig = 0;
     for (int k = 0; k < pl->n_in; k++)
         if (pl->strides[k][r - 1]) contig |= 1u << k;
-    char *y = out;
+    size_t row = lo / inner, col = lo % inner;
+    for (int d = r - 2; d >= 0; d--) { /* row -> odometer position */
+        idx[d] = (int64_t)(row % (size_t)pl->dims[d]);
+        row /= (size_t)pl->dims[d];
+        for (int k = 0; k < pl->n_in; k++) off[k] += idx[d] * pl->strides[k][d];
+    }
     const void *xp[3];
-    for (int64_t o = 0; o < outer; o++) {
-        for (int k = 0; k < pl->n_in; k++) xp[k] = (const char *)x[k] + off[k] * (int64_t)x_size[k];
-        fn(y, xp, contig, (size_t)inner, p);
-        y += (size_t)inner * out_size;
+    for (size_t e = lo; e < hi;) {
+        size_t len = CELER_MIN(inner - col, hi - e);
+        for (int k = 0; k < pl->n_in; k++)
+            xp[k] = (const char *)j->x[k] +
+                    (off[k] + (int64_t)col * pl->strides[k][r - 1]) * (int64_t)j->x_size[k];
+        j->fn(j->out + e * j->out_size, xp, contig, len, j->p);
+        e += len;
+        col = 0;
         for (int d = r - 2; d >= 0; d--) { /* odometer over the outer dims */
             for (int k = 0; k < pl->n_in; k++) off[k] += pl->strides[k][d];
             if (++idx[d] < pl->dims[d]) break;
@@ -753,6 +834,15 @@ static void bc_walk(const bc_plan *pl, void *out, size_t out_size, const void *c
             idx[d] = 0;
         }
     }
+}
+
+/* Runs fn over every output element of the plan; out is contiguous. */
+static void bc_walk(const bc_plan *pl, void *out, size_t out_size, const void *const *x,
+                    const size_t *x_size, loop_fn fn, const ew_params *p) {
+    size_t total = 1;
+    for (int d = 0; d < pl->rank; d++) total *= (size_t)pl->dims[d];
+    bc_job j = {pl, out, out_size, x, x_size, fn, p};
+    celer_ops_parallel_for(total, EW_PAR_MIN, EW_PAR_ALIGN, bc_range, &j);
 }
 
 /* out = fn(x[0], ..., x[n_in-1]) broadcast to out's shape. */
@@ -1068,6 +1158,19 @@ static celer_status check_same_types(celer_kernel_call *call, int from) {
     return CELER_OK;
 }
 
+/* A unary loop split across the run's threads by element ranges. */
+typedef struct unary_job {
+    unary_fn fn;
+    char *y;
+    const char *x;
+    size_t y_size, x_size;
+    const ew_params *p;
+} unary_job;
+static void unary_range(void *ctx, size_t lo, size_t hi) {
+    const unary_job *j = ctx;
+    j->fn(j->y + lo * j->y_size, j->x + lo * j->x_size, hi - lo, j->p);
+}
+
 static celer_status run_unary(celer_kernel_call *call) {
     const ew_state *s = call->state;
     const celer_tensor *x = call->in[0];
@@ -1080,7 +1183,10 @@ static celer_status run_unary(celer_kernel_call *call) {
         p.lo = call->n_in > 1 && call->in[1] ? call->in[1]->data : NULL;
         p.hi = call->n_in > 2 && call->in[2] ? call->in[2]->data : NULL;
     }
-    fn(call->out[0].data, x->data, (size_t)celer_shape_numel(&x->shape), &p);
+    unary_job j = {fn, call->out[0].data, x->data, celer_dtype_size(call->out[0].dtype),
+                   celer_dtype_size(x->dtype), &p};
+    celer_ops_parallel_for((size_t)celer_shape_numel(&x->shape), EW_PAR_MIN, EW_PAR_ALIGN,
+                           unary_range, &j);
     return CELER_OK;
 }
 
