@@ -188,6 +188,25 @@ static float pool1d_edge(const celer_window *v, const float *xp, int64_t o, bool
     return n ? sum / (float)n : 0;
 }
 
+/* Interior outputs [o_lo, o_hi) of one plane, x0 = the plane's start minus pad_l: a pass per tap
+ * over the output row. Inlined with constant strides by pool1d_planes, so that the strided loads
+ * of the common non-overlapping windows (stride = kernel = 2, 3, 4) vectorize as well. */
+static inline __attribute__((always_inline)) void pool1d_interior(float *yp, const float *x0,
+                                                                  int64_t o_lo, int64_t o_hi,
+                                                                  int64_t K, int64_t d, int64_t s,
+                                                                  bool is_max) {
+    for (int64_t o = o_lo; o < o_hi; o++) yp[o] = x0[o * s];
+    for (int64_t k = 1; k < K; k++) {
+        const float *xk = x0 + k * d;
+        if (is_max)
+            for (int64_t o = o_lo; o < o_hi; o++) yp[o] = xk[o * s] > yp[o] ? xk[o * s] : yp[o];
+        else
+            for (int64_t o = o_lo; o < o_hi; o++) yp[o] += xk[o * s];
+    }
+    if (!is_max)
+        for (int64_t o = o_lo; o < o_hi; o++) yp[o] *= 1.0f / (float)K;
+}
+
 /* Planes [lo, hi). Interior outputs o in [o_lo, o_hi): o * stride - pad_l >= 0 and the last tap
  * below in. The first tap initializes the maximum, later ones replace it when greater: a NaN at
  * the first tap stays, later NaNs are skipped, as in the N-D loop. */
@@ -200,35 +219,17 @@ static void pool1d_planes(void *ctx, size_t lo, size_t hi) {
     int64_t o_lo = (pad + s - 1) / s, o_hi = in - span + pad <= 0 ? 0 : (in - 1 - span + pad) / s + 1;
     o_hi = CELER_MIN(o_hi, out);
     if (o_lo > o_hi) o_lo = o_hi;
-    const float inv_k = 1.0f / (float)K;
     for (size_t pl = lo; pl < hi; pl++) {
         const float *xp = j->x + (int64_t)pl * in;
         float *yp = j->y + (int64_t)pl * out;
         for (int64_t o = 0; o < o_lo; o++) yp[o] = pool1d_edge(v, xp, o, j->is_max, j->include_pad);
-        if (s == 1) {
-            const float *x0 = xp - pad;
-            for (int64_t o = o_lo; o < o_hi; o++) yp[o] = x0[o];
-            for (int64_t k = 1; k < K; k++) {
-                const float *xk = x0 + k * d;
-                if (j->is_max)
-                    for (int64_t o = o_lo; o < o_hi; o++) yp[o] = xk[o] > yp[o] ? xk[o] : yp[o];
-                else
-                    for (int64_t o = o_lo; o < o_hi; o++) yp[o] += xk[o];
-            }
-            if (!j->is_max)
-                for (int64_t o = o_lo; o < o_hi; o++) yp[o] *= inv_k;
-        } else {
-            for (int64_t o = o_lo; o < o_hi; o++) {
-                const float *xw = xp + o * s - pad;
-                float r = xw[0];
-                if (j->is_max)
-                    for (int64_t k = 1; k < K; k++) r = xw[k * d] > r ? xw[k * d] : r;
-                else {
-                    for (int64_t k = 1; k < K; k++) r += xw[k * d];
-                    r *= inv_k;
-                }
-                yp[o] = r;
-            }
+        const float *x0 = xp - pad;
+        switch (s) {
+        case 1: pool1d_interior(yp, x0, o_lo, o_hi, K, d, 1, j->is_max); break;
+        case 2: pool1d_interior(yp, x0, o_lo, o_hi, K, d, 2, j->is_max); break;
+        case 3: pool1d_interior(yp, x0, o_lo, o_hi, K, d, 3, j->is_max); break;
+        case 4: pool1d_interior(yp, x0, o_lo, o_hi, K, d, 4, j->is_max); break;
+        default: pool1d_interior(yp, x0, o_lo, o_hi, K, d, s, j->is_max); break;
         }
         for (int64_t o = o_hi; o < out; o++) yp[o] = pool1d_edge(v, xp, o, j->is_max, j->include_pad);
     }
