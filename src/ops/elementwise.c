@@ -38,9 +38,14 @@
 
 #define WHO(info) celer_ops_who((info), who, sizeof who)
 #define EW_BLOCK 16
-/* Elements per thread below which a loop stays on one thread (waking the team costs more), and
- * the granule of the split (a whole number of cache lines of the output for any type). */
-#define EW_PAR_MIN ((size_t)1 << 15)
+/* Elements per thread below which a loop stays on one thread, and the granule of the split (a
+ * whole number of cache lines of the output for any type). Waking the (passive) OpenMP team
+ * costs about 8 us a node, measured on the shared 2-core Zen 4: a Sigmoid over 256K floats went
+ * 1.04 -> 0.79 ms on 2 threads while 64K and 128K lost (0.26 -> 0.33, 0.52 -> 0.59), and the
+ * loops of a few instructions an element (Add, HardSwish) are bound by memory and lost up to 1M
+ * (Add 512K: 0.46 -> 0.57); so those split only past 1M per thread. */
+#define EW_PAR_MIN_HEAVY ((size_t)1 << 17)
+#define EW_PAR_MIN_CHEAP ((size_t)1 << 20)
 #define EW_PAR_ALIGN 64
 /* Cast to string: bytes reserved per output string (longest is a double, 24 chars + NUL). */
 #define EW_STR_SLOT 32
@@ -575,6 +580,8 @@ typedef struct ew_op {
     const loop_fn *loop;   /* EW_BINARY / EW_CMP / EW_PRELU / EW_POW / EW_VARIADIC */
     ew_attr alpha, beta, gamma;
     bool mean;             /* EW_VARIADIC: divide by the input count */
+    bool heavy;            /* tens of instructions an element (exp, libm): splits across threads
+                            * from EW_PAR_MIN_HEAVY elements a thread, else EW_PAR_MIN_CHEAP */
 } ew_op;
 
 #define UTAB(op, ...) static const unary_fn op##_tab[CELER_DTYPE_COUNT] = {__VA_ARGS__}
@@ -653,34 +660,34 @@ static const ew_op ops[] = {
     {"Neg", EW_UNARY, .unary = neg_tab},
     {"Reciprocal", EW_UNARY, .unary = recip_tab},
     {"Sqrt", EW_UNARY, .unary = sqrt_tab},
-    {"Exp", EW_UNARY, .unary = exp_tab},
-    {"Log", EW_UNARY, .unary = log_tab},
-    {"Sin", EW_UNARY, .unary = sin_tab},
-    {"Cos", EW_UNARY, .unary = cos_tab},
-    {"Tan", EW_UNARY, .unary = tan_tab},
-    {"Asin", EW_UNARY, .unary = asin_tab},
-    {"Acos", EW_UNARY, .unary = acos_tab},
-    {"Atan", EW_UNARY, .unary = atan_tab},
-    {"Sinh", EW_UNARY, .unary = sinh_tab},
-    {"Cosh", EW_UNARY, .unary = cosh_tab},
-    {"Asinh", EW_UNARY, .unary = asinh_tab},
-    {"Acosh", EW_UNARY, .unary = acosh_tab},
-    {"Atanh", EW_UNARY, .unary = atanh_tab},
-    {"Erf", EW_UNARY, .unary = erf_tab},
-    {"Sigmoid", EW_UNARY, .unary = sigmoid_tab},
-    {"Tanh", EW_UNARY, .unary = tanh_tab},
+    {"Exp", EW_UNARY, .unary = exp_tab, .heavy = true},
+    {"Log", EW_UNARY, .unary = log_tab, .heavy = true},
+    {"Sin", EW_UNARY, .unary = sin_tab, .heavy = true},
+    {"Cos", EW_UNARY, .unary = cos_tab, .heavy = true},
+    {"Tan", EW_UNARY, .unary = tan_tab, .heavy = true},
+    {"Asin", EW_UNARY, .unary = asin_tab, .heavy = true},
+    {"Acos", EW_UNARY, .unary = acos_tab, .heavy = true},
+    {"Atan", EW_UNARY, .unary = atan_tab, .heavy = true},
+    {"Sinh", EW_UNARY, .unary = sinh_tab, .heavy = true},
+    {"Cosh", EW_UNARY, .unary = cosh_tab, .heavy = true},
+    {"Asinh", EW_UNARY, .unary = asinh_tab, .heavy = true},
+    {"Acosh", EW_UNARY, .unary = acosh_tab, .heavy = true},
+    {"Atanh", EW_UNARY, .unary = atanh_tab, .heavy = true},
+    {"Erf", EW_UNARY, .unary = erf_tab, .heavy = true},
+    {"Sigmoid", EW_UNARY, .unary = sigmoid_tab, .heavy = true},
+    {"Tanh", EW_UNARY, .unary = tanh_tab, .heavy = true},
     {"Relu", EW_UNARY, .unary = relu_tab},
     {"LeakyRelu", EW_UNARY, .unary = leaky_tab, .alpha = {"alpha", 0.01f}},
-    {"Elu", EW_UNARY, .unary = elu_tab, .alpha = {"alpha", 1.0f}},
-    {"Selu", EW_UNARY, .unary = selu_tab, .alpha = {"alpha", SELU_ALPHA}, .gamma = {"gamma", SELU_GAMMA}},
-    {"Celu", EW_UNARY, .unary = celu_tab, .alpha = {"alpha", 1.0f}},
+    {"Elu", EW_UNARY, .unary = elu_tab, .alpha = {"alpha", 1.0f}, .heavy = true},
+    {"Selu", EW_UNARY, .unary = selu_tab, .alpha = {"alpha", SELU_ALPHA}, .gamma = {"gamma", SELU_GAMMA}, .heavy = true},
+    {"Celu", EW_UNARY, .unary = celu_tab, .alpha = {"alpha", 1.0f}, .heavy = true},
     {"HardSigmoid", EW_UNARY, .unary = hsig_tab, .alpha = {"alpha", 0.2f}, .beta = {"beta", 0.5f}},
     {"HardSwish", EW_UNARY, .unary = hswish_tab},
-    {"Softplus", EW_UNARY, .unary = softplus_tab},
+    {"Softplus", EW_UNARY, .unary = softplus_tab, .heavy = true},
     {"Softsign", EW_UNARY, .unary = softsign_tab},
     {"ThresholdedRelu", EW_UNARY, .unary = thrrelu_tab, .alpha = {"alpha", 1.0f}},
-    {"Gelu", EW_UNARY, .unary = gelu_tab}, /* approximate = "tanh": gelu_tanh_op */
-    {"Mish", EW_UNARY, .unary = mish_tab},
+    {"Gelu", EW_UNARY, .unary = gelu_tab, .heavy = true}, /* approximate = "tanh": gelu_tanh_op */
+    {"Mish", EW_UNARY, .unary = mish_tab, .heavy = true},
     {"BitwiseNot", EW_UNARY, .unary = bnot_tab},
     {"Shrink", EW_UNARY, .unary = shrink_tab, .alpha = {"bias", 0.0f}, .beta = {"lambd", 0.5f}},
     {"Sign", EW_UNARY, .unary = sign_tab},
@@ -695,7 +702,7 @@ static const ew_op ops[] = {
     {"Sub", EW_BINARY, .loop = sub_tab},
     {"Mul", EW_BINARY, .loop = mul_tab},
     {"Div", EW_BINARY, .loop = div_tab},
-    {"Mod", EW_BINARY, .loop = mod_tab},
+    {"Mod", EW_BINARY, .loop = mod_tab, .heavy = true},
     {"BitShift", EW_BINARY, .loop = shift_tab},
     {"And", EW_BINARY, .loop = and_tab},
     {"Or", EW_BINARY, .loop = or_tab},
@@ -703,7 +710,7 @@ static const ew_op ops[] = {
     {"BitwiseAnd", EW_BINARY, .loop = band_tab},
     {"BitwiseOr", EW_BINARY, .loop = bor_tab},
     {"BitwiseXor", EW_BINARY, .loop = bxor_tab},
-    {"Pow", EW_POW, .loop = pow_tab},
+    {"Pow", EW_POW, .loop = pow_tab, .heavy = true},
     {"PRelu", EW_PRELU, .loop = prelu_tab},
     {"Equal", EW_CMP, .loop = eq_tab},
     {"Greater", EW_CMP, .loop = gt_tab},
@@ -720,7 +727,7 @@ static const ew_op ops[] = {
 };
 
 /* Gelu's other row, chosen by its attribute in ew_init rather than by name. */
-static const ew_op gelu_tanh_op = {"Gelu", EW_UNARY, .unary = gelu_tanh_tab};
+static const ew_op gelu_tanh_op = {"Gelu", EW_UNARY, .unary = gelu_tanh_tab, .heavy = true};
 
 static const ew_op *find_op(const char *name) {
     for (size_t i = 0; i < CELER_ARRAY_LEN(ops); i++)
@@ -838,16 +845,17 @@ static void bc_range(void *ctx, size_t lo, size_t hi) {
 
 /* Runs fn over every output element of the plan; out is contiguous. */
 static void bc_walk(const bc_plan *pl, void *out, size_t out_size, const void *const *x,
-                    const size_t *x_size, loop_fn fn, const ew_params *p) {
+                    const size_t *x_size, loop_fn fn, const ew_params *p, size_t par_min) {
     size_t total = 1;
     for (int d = 0; d < pl->rank; d++) total *= (size_t)pl->dims[d];
     bc_job j = {pl, out, out_size, x, x_size, fn, p};
-    celer_ops_parallel_for(total, EW_PAR_MIN, EW_PAR_ALIGN, bc_range, &j);
+    celer_ops_parallel_for(total, par_min, EW_PAR_ALIGN, bc_range, &j);
 }
 
-/* out = fn(x[0], ..., x[n_in-1]) broadcast to out's shape. */
+/* out = fn(x[0], ..., x[n_in-1]) broadcast to out's shape; split across threads from par_min
+ * elements a thread. */
 static celer_status apply(loop_fn fn, celer_tensor *out, const celer_tensor *const *x, int n_in,
-                          const ew_params *p) {
+                          const ew_params *p, size_t par_min) {
     bc_plan pl;
     celer_status st = bc_make(&pl, &out->shape, x, n_in);
     if (st) return st;
@@ -857,7 +865,7 @@ static celer_status apply(loop_fn fn, celer_tensor *out, const celer_tensor *con
         xd[k] = x[k]->data;
         xs[k] = celer_dtype_size(x[k]->dtype);
     }
-    bc_walk(&pl, out->data, celer_dtype_size(out->dtype), xd, xs, fn, p);
+    bc_walk(&pl, out->data, celer_dtype_size(out->dtype), xd, xs, fn, p, par_min);
     return CELER_OK;
 }
 
@@ -1171,6 +1179,8 @@ static void unary_range(void *ctx, size_t lo, size_t hi) {
     j->fn(j->y + lo * j->y_size, j->x + lo * j->x_size, hi - lo, j->p);
 }
 
+static size_t op_par_min(const ew_op *op) { return op->heavy ? EW_PAR_MIN_HEAVY : EW_PAR_MIN_CHEAP; }
+
 static celer_status run_unary(celer_kernel_call *call) {
     const ew_state *s = call->state;
     const celer_tensor *x = call->in[0];
@@ -1185,7 +1195,7 @@ static celer_status run_unary(celer_kernel_call *call) {
     }
     unary_job j = {fn, call->out[0].data, x->data, celer_dtype_size(call->out[0].dtype),
                    celer_dtype_size(x->dtype), &p};
-    celer_ops_parallel_for((size_t)celer_shape_numel(&x->shape), EW_PAR_MIN, EW_PAR_ALIGN,
+    celer_ops_parallel_for((size_t)celer_shape_numel(&x->shape), op_par_min(s->op), EW_PAR_ALIGN,
                            unary_range, &j);
     return CELER_OK;
 }
@@ -1200,7 +1210,7 @@ static celer_status run_binary(celer_kernel_call *call) {
     celer_tensor tmp;
     const celer_tensor *ins[2];
     if ((st = binary_inputs(call, &tmp, ins))) return st;
-    return apply(fn, &call->out[0], ins, 2, &s->p);
+    return apply(fn, &call->out[0], ins, 2, &s->p, op_par_min(s->op));
 }
 
 static celer_status run_pow(celer_kernel_call *call) {
@@ -1225,7 +1235,7 @@ static celer_status run_pow(celer_kernel_call *call) {
     const celer_tensor *ins[2];
     celer_status st = binary_inputs(call, &tmp, ins);
     if (st) return st;
-    return apply(fn, &call->out[0], ins, 2, &p);
+    return apply(fn, &call->out[0], ins, 2, &p, op_par_min(s->op));
 }
 
 static celer_status run_variadic(celer_kernel_call *call) {
@@ -1258,15 +1268,15 @@ static celer_status run_variadic(celer_kernel_call *call) {
             size_t es = celer_dtype_size(t);
             loop_fn copy = es <= 8 ? copy_by_size[es] : NULL;
             if ((st = check_fn(call->info, (const void *)copy, t))) return st;
-            if ((st = apply(copy, out, &x, 1, &s->p))) return st;
+            if ((st = apply(copy, out, &x, 1, &s->p, op_par_min(s->op)))) return st;
         }
     } else {
         const celer_tensor *two[2] = {call->in[first], call->in[second]};
-        if ((st = apply(fn, out, two, 2, &s->p))) return st;
+        if ((st = apply(fn, out, two, 2, &s->p, op_par_min(s->op)))) return st;
         for (int k = second + 1; k < call->n_in; k++) {
             if (!call->in[k]) continue;
             const celer_tensor *acc[2] = {out, call->in[k]};
-            if ((st = apply(fn, out, acc, 2, &s->p))) return st;
+            if ((st = apply(fn, out, acc, 2, &s->p, op_par_min(s->op)))) return st;
         }
     }
     if (s->op->mean && n > 1) {
@@ -1288,7 +1298,7 @@ static celer_status run_where(celer_kernel_call *call) {
         char who[160];
         return celer_errorf(CELER_ERR_DTYPE, "%s: expects (bool, T, T) inputs", WHO(call->info));
     }
-    return apply(fn, &call->out[0], call->in, 3, &((const ew_state *)call->state)->p);
+    return apply(fn, &call->out[0], call->in, 3, &((const ew_state *)call->state)->p, EW_PAR_MIN_CHEAP);
 }
 
 /* Copies src into out[cap], truncating (formatted numbers always fit EW_STR_SLOT). */

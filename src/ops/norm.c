@@ -421,9 +421,9 @@ static celer_status ln_reshape(celer_kernel_call *call) {
 DEFINE_LN_ROWS(float, f32)
 DEFINE_LN_ROWS(double, f64)
 
-/* Float rows split across the run's threads when there are enough elements to pay (as in
- * elementwise.c: 32K per thread). */
-#define LN_PAR_MIN ((int64_t)1 << 15)
+/* Float rows split across the run's threads from 128K elements a thread (two passes of a few
+ * operations an element: a little lighter than elementwise.c's EW_PAR_MIN_HEAVY case). */
+#define LN_PAR_MIN ((int64_t)1 << 17)
 typedef struct ln_job {
     const float *x, *w, *b;
     float *y, *mean, *inv;

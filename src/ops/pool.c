@@ -11,8 +11,9 @@
 #include "reference.h"
 #include "vmath.h"
 
-/* Elements of input per thread below which a pool stays on one thread (as elementwise.c). */
-#define POOL_PAR_MIN ((int64_t)1 << 15)
+/* Elements of input per thread below which a pool stays on one thread: the pools are bound by
+ * memory, and waking the OpenMP team costs about 8 us (see elementwise.c). */
+#define POOL_PAR_MIN ((int64_t)1 << 18)
 
 typedef struct pool_state {
     celer_win_attrs a;
