@@ -41,15 +41,20 @@ static celer_status need_numel(const celer_kernel_call *call, const celer_tensor
     return CELER_OK;
 }
 
+/* The float pass of affine_span, also built for AVX2 and AVX-512 (CELER_VECTOR_CLONES). */
+CELER_VECTOR_CLONES
+static void affine_f32(const float *s, float *d, int64_t n, float m, float a, float b) {
+    for (int64_t i = 0; i < n; i++) d[i] = (s[i] - m) * a + b;
+}
+
 /* y[i] = (x[i] - m) * a + b over n elements at offset off, typed for speed on float and double.
  * Subtracting the mean first (rather than folding it into b) avoids cancellation when the mean
  * is large against the spread. */
 static void affine_span(const celer_tensor *x, celer_tensor *y, int64_t off, int64_t n, double m,
                         double a, double b) {
     if (x->dtype == CELER_FLOAT) {
-        const float *s = (const float *)x->data + off;
-        float *d = (float *)y->data + off, fm = (float)m, fa = (float)a, fb = (float)b;
-        for (int64_t i = 0; i < n; i++) d[i] = (s[i] - fm) * fa + fb;
+        affine_f32((const float *)x->data + off, (float *)y->data + off, n, (float)m, (float)a,
+                   (float)b);
     } else if (x->dtype == CELER_DOUBLE) {
         const double *s = (const double *)x->data + off;
         double *d = (double *)y->data + off;
@@ -65,6 +70,7 @@ static void affine_span(const celer_tensor *x, celer_tensor *y, int64_t off, int
  * float partial stays that of a short sum however long the span (GroupNormalization's run over
  * whole groups of channels). */
 #define STATS_BLOCK 1024
+CELER_VECTOR_CLONES
 static double sum_f32(const float *p, int64_t n, float m, bool sq) {
     double total = 0;
     for (int64_t b = 0; b < n; b += STATS_BLOCK) {

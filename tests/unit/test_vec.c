@@ -293,11 +293,47 @@ static void test_layernorm_rows(void **unused) {
     }
 }
 
+/* ---- InstanceNormalization (the cloned statistics and affine passes) ---- */
+
+static void test_instance_norm(void **unused) {
+    (void)unused;
+    static const int64_t shapes[][3] = {{1, 1, 1}, {2, 3, 17}, {1, 4, 3001}, {2, 5, 33}};
+    uint64_t seed = 13;
+    for (size_t c = 0; c < CELER_ARRAY_LEN(shapes); c++) {
+        int64_t N = shapes[c][0], C = shapes[c][1], S = shapes[c][2];
+        float *x = malloc((size_t)(N * C * S) * 4), *w = malloc((size_t)C * 4),
+              *b = malloc((size_t)C * 4);
+        assert_true(x && w && b);
+        tu_fill_random(x, (size_t)(N * C * S), 2, 6, &seed); /* mean far from 0 */
+        tu_fill_random(w, (size_t)C, 0.5f, 2, &seed);
+        tu_fill_random(b, (size_t)C, -1, 1, &seed);
+        celer_tensor tx = TEN(CELER_FLOAT, x, N, C, S), tw = TEN(CELER_FLOAT, w, C),
+                     tb = TEN(CELER_FLOAT, b, C);
+        celer_tensor out[1];
+        run_1_2("InstanceNormalization", 6, NOAT, IN(&tx, &tw, &tb), out);
+        for (int64_t p = 0; p < N * C; p++) {
+            const float *xp = x + p * S;
+            double m = 0, v = 0;
+            for (int64_t i = 0; i < S; i++) m += xp[i];
+            m /= (double)S;
+            for (int64_t i = 0; i < S; i++) v += (xp[i] - m) * (xp[i] - m);
+            double inv = 1 / sqrt(v / (double)S + 1e-5);
+            for (int64_t i = 0; i < S; i++)
+                expect_close("InstanceNormalization", p * S + i, ((float *)out[0].data)[p * S + i],
+                             (xp[i] - m) * inv * w[p % C] + b[p % C], 1e-5, 1e-5);
+        }
+        tu_free_outputs(out, 1);
+        free(x);
+        free(w);
+        free(b);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unary_activations), cmocka_unit_test(test_binary_broadcast),
         cmocka_unit_test(test_pool1d),            cmocka_unit_test(test_global_avg),
-        cmocka_unit_test(test_layernorm_rows),
+        cmocka_unit_test(test_layernorm_rows),    cmocka_unit_test(test_instance_norm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
