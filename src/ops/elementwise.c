@@ -173,7 +173,8 @@ static inline uint64_t sat_u64(double v) {
 
 /* Unary: EXPR of `v` (type ct) gives y in T. */
 #define DEF_UNARY(dt, sfx, T, C, U, LD, ST, CV, op, EXPR)                                      \
-    EW_CLONES(sfx) static void op##_##sfx(void *yv, const void *xv, size_t n, const ew_params *p) {          \
+    EW_CLONES(sfx)                                                                             \
+    static void op##_##sfx(void *yv, const void *xv, size_t n, const ew_params *p) {           \
         TYPEDEFS(C, U);                                                                        \
         (void)p;                                                                               \
         const T *x = xv;                                                                       \
@@ -193,7 +194,8 @@ static inline uint64_t sat_u64(double v) {
 /* Binary body: OUT is an expression of `a`, `b` (type ct) yielding the stored OT value. The four
  * stride patterns get their own loops so the common ones stay simple enough to vectorize. */
 #define DEF_BIN_BODY(CLONES, name, T, C, U, LD, OT, OUT)                                       \
-    CLONES static void name(void *yv, const void *const *xv, unsigned m, size_t n,                   \
+    CLONES                                                                                     \
+    static void name(void *yv, const void *const *xv, unsigned m, size_t n,                    \
                      const ew_params *p) {                                                     \
         TYPEDEFS(C, U);                                                                        \
         (void)p;                                                                               \
@@ -369,7 +371,8 @@ TL_FLT(DEF_PRED, isinf, isinf(v) && (v > 0 ? (p->flag & 1) : (p->flag & 2)))
 
 /* Clip: bounds are single elements of the input's own type; NaN passes through. */
 #define DEF_CLIP(dt, sfx, T, C, U, LD, ST, CV, op)                                             \
-    EW_CLONES(sfx) static void op##_##sfx(void *yv, const void *xv, size_t n, const ew_params *p) {          \
+    EW_CLONES(sfx)                                                                             \
+    static void op##_##sfx(void *yv, const void *xv, size_t n, const ew_params *p) {           \
         TYPEDEFS(C, U);                                                                        \
         const T *x = xv;                                                                       \
         T *y = yv;                                                                             \
@@ -483,12 +486,13 @@ static void pow_mixed(void *y, const void *const *x, unsigned m, size_t n, const
     }
 }
 
-/* ---- Where: copies by element size ---- */
+/* ---- Where: copies by element size (also built for AVX2 / AVX-512: masked blends) ---- */
 typedef struct bytes16 {
     unsigned char b[16];
 } bytes16;
 #define DEF_WHERE(name, T)                                                                     \
-    static void name(void *yv, const void *const *xv, unsigned m, size_t n,                   \
+    CELER_VECTOR_CLONES                                                                        \
+    static void name(void *yv, const void *const *xv, unsigned m, size_t n,                    \
                      const ew_params *p) {                                                     \
         (void)p;                                                                               \
         const uint8_t *c = xv[0];                                                              \
@@ -679,7 +683,8 @@ static const ew_op ops[] = {
     {"Relu", EW_UNARY, .unary = relu_tab},
     {"LeakyRelu", EW_UNARY, .unary = leaky_tab, .alpha = {"alpha", 0.01f}},
     {"Elu", EW_UNARY, .unary = elu_tab, .alpha = {"alpha", 1.0f}, .heavy = true},
-    {"Selu", EW_UNARY, .unary = selu_tab, .alpha = {"alpha", SELU_ALPHA}, .gamma = {"gamma", SELU_GAMMA}, .heavy = true},
+    {"Selu", EW_UNARY, .unary = selu_tab, .alpha = {"alpha", SELU_ALPHA}, .gamma = {"gamma", SELU_GAMMA},
+     .heavy = true},
     {"Celu", EW_UNARY, .unary = celu_tab, .alpha = {"alpha", 1.0f}, .heavy = true},
     {"HardSigmoid", EW_UNARY, .unary = hsig_tab, .alpha = {"alpha", 0.2f}, .beta = {"beta", 0.5f}},
     {"HardSwish", EW_UNARY, .unary = hswish_tab},
@@ -1179,7 +1184,9 @@ static void unary_range(void *ctx, size_t lo, size_t hi) {
     j->fn(j->y + lo * j->y_size, j->x + lo * j->x_size, hi - lo, j->p);
 }
 
-static size_t op_par_min(const ew_op *op) { return op->heavy ? EW_PAR_MIN_HEAVY : EW_PAR_MIN_CHEAP; }
+static size_t op_par_min(const ew_op *op) {
+    return op->heavy ? EW_PAR_MIN_HEAVY : EW_PAR_MIN_CHEAP;
+}
 
 static celer_status run_unary(celer_kernel_call *call) {
     const ew_state *s = call->state;
@@ -1298,7 +1305,8 @@ static celer_status run_where(celer_kernel_call *call) {
         char who[160];
         return celer_errorf(CELER_ERR_DTYPE, "%s: expects (bool, T, T) inputs", WHO(call->info));
     }
-    return apply(fn, &call->out[0], call->in, 3, &((const ew_state *)call->state)->p, EW_PAR_MIN_CHEAP);
+    return apply(fn, &call->out[0], call->in, 3, &((const ew_state *)call->state)->p,
+                 EW_PAR_MIN_CHEAP);
 }
 
 /* Copies src into out[cap], truncating (formatted numbers always fit EW_STR_SLOT). */

@@ -391,7 +391,8 @@ static celer_status ln_reshape(celer_kernel_call *call) {
 #define DEFINE_LN_ROWS(T, SUF)                                                                     \
     CELER_VECTOR_CLONES                                                                            \
     static void ln_rows_##SUF(const T *x, T *y, const T *w, const T *b, const ln_geom *g,          \
-                              double eps, float *mean_out, float *inv_out, int64_t r0, int64_t r1) { \
+                              double eps, float *mean_out, float *inv_out, int64_t r0,             \
+                              int64_t r1) {                                                        \
         int64_t n = g->cols;                                                                       \
         for (int64_t r = r0; r < r1; r++) {                                                    \
             const T *xr = x + r * n;                                                               \

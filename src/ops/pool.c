@@ -217,13 +217,15 @@ static void pool1d_planes(void *ctx, size_t lo, size_t hi) {
     const celer_window *v = j->v;
     const int64_t in = v->in[2], out = v->out[2], s = v->stride[2], d = v->dil[2];
     const int64_t K = v->k[2], pad = v->pad_l[2], span = (K - 1) * d;
-    int64_t o_lo = (pad + s - 1) / s, o_hi = in - span + pad <= 0 ? 0 : (in - 1 - span + pad) / s + 1;
+    int64_t o_lo = (pad + s - 1) / s;
+    int64_t o_hi = in - span + pad <= 0 ? 0 : (in - 1 - span + pad) / s + 1;
     o_hi = CELER_MIN(o_hi, out);
     if (o_lo > o_hi) o_lo = o_hi;
     for (size_t pl = lo; pl < hi; pl++) {
         const float *xp = j->x + (int64_t)pl * in;
         float *yp = j->y + (int64_t)pl * out;
-        for (int64_t o = 0; o < o_lo; o++) yp[o] = pool1d_edge(v, xp, o, j->is_max, j->include_pad);
+        for (int64_t o = 0; o < o_lo; o++)
+            yp[o] = pool1d_edge(v, xp, o, j->is_max, j->include_pad);
         const float *x0 = xp - pad;
         switch (s) {
         case 1: pool1d_interior(yp, x0, o_lo, o_hi, K, d, 1, j->is_max); break;
@@ -232,7 +234,8 @@ static void pool1d_planes(void *ctx, size_t lo, size_t hi) {
         case 4: pool1d_interior(yp, x0, o_lo, o_hi, K, d, 4, j->is_max); break;
         default: pool1d_interior(yp, x0, o_lo, o_hi, K, d, s, j->is_max); break;
         }
-        for (int64_t o = o_hi; o < out; o++) yp[o] = pool1d_edge(v, xp, o, j->is_max, j->include_pad);
+        for (int64_t o = o_hi; o < out; o++)
+            yp[o] = pool1d_edge(v, xp, o, j->is_max, j->include_pad);
     }
 }
 
@@ -398,10 +401,13 @@ static celer_status global_run(celer_kernel_call *call, int kind) {
     double p = s ? s->p : 2;
     if (x->dtype == CELER_FLOAT && kind == GLOBAL_AVG) {
         gavg_job j = {x->data, call->out[0].data, isz};
-        celer_ops_parallel_for((size_t)planes, (size_t)CELER_MAX(1, POOL_PAR_MIN / CELER_MAX(1, isz)),
-                               1, gavg_planes_f32, &j);
-    } else if (x->dtype == CELER_FLOAT) global_f32(planes, isz, x->data, call->out[0].data, kind, p);
-    else global_f64(planes, isz, x->data, call->out[0].data, kind, p);
+        int64_t per = CELER_MAX(1, POOL_PAR_MIN / CELER_MAX(1, isz));
+        celer_ops_parallel_for((size_t)planes, (size_t)per, 1, gavg_planes_f32, &j);
+    } else if (x->dtype == CELER_FLOAT) {
+        global_f32(planes, isz, x->data, call->out[0].data, kind, p);
+    } else {
+        global_f64(planes, isz, x->data, call->out[0].data, kind, p);
+    }
     return CELER_OK;
 }
 

@@ -1,8 +1,9 @@
 /* The vectorized and threaded paths of celer's own kernels against plain double loops (or the
  * N-D reference path): float activations without libm (every clone the machine picks), binary
  * arithmetic with broadcasting split across threads mid-row, 1-D Max/AveragePool against the
- * same pool run as 2-D over [N, C, 1, W], GlobalAveragePool and LayerNormalization rows. Each
- * case runs at 1 and 2 OpenMP threads; the split must give the same bits as one thread. */
+ * same pool run as 2-D over [N, C, 1, W], GlobalAveragePool, Layer/InstanceNormalization and
+ * Where. Each case runs at 1 and 2 OpenMP threads; the split must give the same bits as one
+ * thread. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -185,6 +186,39 @@ static void test_binary_broadcast(void **unused) {
     }
 }
 
+/* ---- Where, same shapes (one past the split) and broadcast ---- */
+
+static void test_where(void **unused) {
+    (void)unused;
+    static const int64_t ns[] = {1, 17, 2100001};
+    uint64_t seed = 17;
+    for (size_t c = 0; c < CELER_ARRAY_LEN(ns); c++) {
+        int64_t n = ns[c];
+        float *a = malloc((size_t)n * 4), *b = malloc((size_t)n * 4), *r = malloc((size_t)n * 4);
+        uint8_t *cond = malloc((size_t)n);
+        assert_true(a && b && r && cond);
+        tu_fill_random(a, (size_t)n, -1, 1, &seed);
+        tu_fill_random(b, (size_t)n, -1, 1, &seed);
+        tu_fill_random(r, (size_t)n, 0, 1, &seed);
+        for (int64_t i = 0; i < n; i++) cond[i] = r[i] < 0.5f;
+        celer_tensor tc = TEN(CELER_BOOL, cond, n), ta = TEN(CELER_FLOAT, a, n),
+                     tb = TEN(CELER_FLOAT, b, n), ts = TEN(CELER_FLOAT, b, 1);
+        celer_tensor out[1];
+        run_1_2("Where", 16, NOAT, IN(&tc, &ta, &tb), out);
+        for (int64_t i = 0; i < n; i++)
+            expect_close("Where", i, ((float *)out[0].data)[i], cond[i] ? a[i] : b[i], 0, 0);
+        tu_free_outputs(out, 1);
+        run_1_2("Where", 16, NOAT, IN(&tc, &ta, &ts), out); /* scalar else-branch */
+        for (int64_t i = 0; i < n; i++)
+            expect_close("Where", i, ((float *)out[0].data)[i], cond[i] ? a[i] : b[0], 0, 0);
+        tu_free_outputs(out, 1);
+        free(a);
+        free(b);
+        free(r);
+        free(cond);
+    }
+}
+
 /* ---- 1-D pools against the same pool as 2-D (the N-D loops) ---- */
 
 static void test_pool1d(void **unused) {
@@ -213,7 +247,8 @@ static void test_pool1d(void **unused) {
                                 AINTS("pads", 0, pl, 0, pr), AINTS("dilations", 1, dil),
                                 AINT("ceil_mode", ceil_mode), AINT("count_include_pad", incl)};
         int nat = is_max ? 5 : 6;
-        celer_tensor x1 = TEN(CELER_FLOAT, x, 1, planes, W), x2 = TEN(CELER_FLOAT, x, 1, planes, 1, W);
+        celer_tensor x1 = TEN(CELER_FLOAT, x, 1, planes, W);
+        celer_tensor x2 = TEN(CELER_FLOAT, x, 1, planes, 1, W);
         celer_tensor y1[1], y2[1];
         run_1_2(op, 19, a1, nat, IN(&x1), y1);
         assert_int_equal(tu_run(op, 19, a2, nat, IN(&x2), y2, 1), CELER_OK);
@@ -334,6 +369,7 @@ int main(void) {
         cmocka_unit_test(test_unary_activations), cmocka_unit_test(test_binary_broadcast),
         cmocka_unit_test(test_pool1d),            cmocka_unit_test(test_global_avg),
         cmocka_unit_test(test_layernorm_rows),    cmocka_unit_test(test_instance_norm),
+        cmocka_unit_test(test_where),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
