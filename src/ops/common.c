@@ -1,4 +1,5 @@
 /* Small helpers shared by kernels. */
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,26 @@
 celer_status celer_ops_reshape_same(celer_kernel_call *call) {
     call->out[0].shape = call->in[0]->shape;
     return CELER_OK;
+}
+
+void celer_ops_parallel_for(size_t n, size_t min_per_thread, size_t align,
+                            void (*fn)(void *ctx, size_t lo, size_t hi), void *ctx) {
+    if (n == 0) return;
+    size_t nt = omp_in_parallel() ? 1 : (size_t)omp_get_max_threads();
+    size_t by_size = n / (min_per_thread ? min_per_thread : 1);
+    if (nt > by_size) nt = by_size;
+    if (align == 0) align = 1;
+    if (nt <= 1) {
+        fn(ctx, 0, n);
+        return;
+    }
+#pragma omp parallel num_threads((int)nt)
+    {
+        size_t k = (size_t)omp_get_num_threads(), t = (size_t)omp_get_thread_num();
+        size_t chunk = ((n + k - 1) / k + align - 1) / align * align;
+        size_t lo = t * chunk, hi = lo + chunk < n ? lo + chunk : n;
+        if (lo < hi) fn(ctx, lo, hi);
+    }
 }
 
 const char *celer_ops_who(const celer_op_info *info, char *buf, size_t cap) {

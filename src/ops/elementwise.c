@@ -38,6 +38,15 @@
 
 #define WHO(info) celer_ops_who((info), who, sizeof who)
 #define EW_BLOCK 16
+/* Elements per thread below which a loop stays on one thread, and the granule of the split (a
+ * whole number of cache lines of the output for any type). Waking the (passive) OpenMP team
+ * costs about 8 us a node, measured on the shared 2-core Zen 4: a Sigmoid over 256K floats went
+ * 1.04 -> 0.79 ms on 2 threads while 64K and 128K lost (0.26 -> 0.33, 0.52 -> 0.59), and the
+ * loops of a few instructions an element (Add, HardSwish) are bound by memory and lost up to 1M
+ * (Add 512K: 0.46 -> 0.57); so those split only past 1M per thread. */
+#define EW_PAR_MIN_HEAVY ((size_t)1 << 17)
+#define EW_PAR_MIN_CHEAP ((size_t)1 << 20)
+#define EW_PAR_ALIGN 64
 /* Cast to string: bytes reserved per output string (longest is a double, 24 chars + NUL). */
 #define EW_STR_SLOT 32
 #define EW_STR_CAP ((size_t)1 << 30)
@@ -117,6 +126,24 @@ static inline uint64_t sat_u64(double v) {
 #define TL_FS(X, ...) TL_FLT(X, __VA_ARGS__) TL_SINT(X, __VA_ARGS__)
 #define TL_NUM(X, ...) TL_FLT(X, __VA_ARGS__) TL_INT(X, __VA_ARGS__)
 
+/* Loop functions of float32 (the type models run in) are also built for AVX2 and AVX-512
+ * (CELER_VECTOR_CLONES, picked at load time); the other types keep one portable version, which
+ * keeps the binary from tripling in size for loops that rarely run on big tensors. */
+#define EW_CLONES_f32 CELER_VECTOR_CLONES
+#define EW_CLONES_f64
+#define EW_CLONES_f16
+#define EW_CLONES_bf16
+#define EW_CLONES_i8
+#define EW_CLONES_i16
+#define EW_CLONES_i32
+#define EW_CLONES_i64
+#define EW_CLONES_u8
+#define EW_CLONES_u16
+#define EW_CLONES_u32
+#define EW_CLONES_u64
+#define EW_CLONES_b8
+#define EW_CLONES(sfx) EW_CLONES_##sfx
+
 /* Table entry for function op_suffix at index dtype. */
 #define TBL(dt, sfx, T, C, U, LD, ST, CV, op) [dt] = op##_##sfx,
 
@@ -146,7 +173,8 @@ static inline uint64_t sat_u64(double v) {
 
 /* Unary: EXPR of `v` (type ct) gives y in T. */
 #define DEF_UNARY(dt, sfx, T, C, U, LD, ST, CV, op, EXPR)                                      \
-    static void op##_##sfx(void *yv, const void *xv, size_t n, const ew_params *p) {          \
+    EW_CLONES(sfx)                                                                             \
+    static void op##_##sfx(void *yv, const void *xv, size_t n, const ew_params *p) {           \
         TYPEDEFS(C, U);                                                                        \
         (void)p;                                                                               \
         const T *x = xv;                                                                       \
@@ -165,8 +193,9 @@ static inline uint64_t sat_u64(double v) {
 
 /* Binary body: OUT is an expression of `a`, `b` (type ct) yielding the stored OT value. The four
  * stride patterns get their own loops so the common ones stay simple enough to vectorize. */
-#define DEF_BIN_BODY(name, T, C, U, LD, OT, OUT)                                               \
-    static void name(void *yv, const void *const *xv, unsigned m, size_t n,                   \
+#define DEF_BIN_BODY(CLONES, name, T, C, U, LD, OT, OUT)                                       \
+    CLONES                                                                                     \
+    static void name(void *yv, const void *const *xv, unsigned m, size_t n,                    \
                      const ew_params *p) {                                                     \
         TYPEDEFS(C, U);                                                                        \
         (void)p;                                                                               \
@@ -194,14 +223,54 @@ static inline uint64_t sat_u64(double v) {
         }                                                                                      \
     }
 #define DEF_ARITH(dt, sfx, T, C, U, LD, ST, CV, op, EXPR) \
-    DEF_BIN_BODY(op##_##sfx, T, C, U, LD, T, ST(CV(EXPR)))
+    DEF_BIN_BODY(EW_CLONES(sfx), op##_##sfx, T, C, U, LD, T, ST(CV(EXPR)))
 #define DEF_CMP(dt, sfx, T, C, U, LD, ST, CV, op, EXPR) \
-    DEF_BIN_BODY(op##_##sfx, T, C, U, LD, uint8_t, (uint8_t)((EXPR) != 0))
+    DEF_BIN_BODY(EW_CLONES(sfx), op##_##sfx, T, C, U, LD, uint8_t, (uint8_t)((EXPR) != 0))
 
 /* exp and erf of the compute type: the vectorizable ones (vmath.h) for float (also
  * float16/bfloat16), libm else */
 #define EW_EXP(v) _Generic((v), float: celer_fast_expf, default: exp)(v)
 #define EW_ERF(v) _Generic((v), float: celer_fast_erff, default: erf)(v)
+/* and the other transcendental activations: no libm call per float element (a call stops the
+ * vectorizer); double keeps libm */
+#define EW_EXPM1(v) _Generic((v), float: celer_fast_expm1f, default: expm1)(v)
+#define EW_TANH(v) _Generic((v), float: celer_fast_tanhf, default: tanh)(v)
+#define EW_SIGMOID(v) _Generic((v), float: celer_fast_sigmoidf, default: sigmoid_d)(v)
+#define EW_SOFTPLUS(v) _Generic((v), float: softplus_f, default: softplus_d)(v)
+static inline double sigmoid_d(double v) { return 1 / (1 + exp(-v)); }
+/* log(1 + e^v) = max(v, 0) + log1p(e^-|v|), without overflow for large v. In float log1p(u),
+ * u in (0, 1], is 2 atanh(s) with s = u / (2 + u) <= 1/3: the odd series to s^15 (truncation
+ * under 2e-8 relative), no cancellation. */
+static inline float softplus_f(float v) {
+    float u = celer_fast_expf(-fabsf(v)), s = u / (2.0f + u), z = s * s;
+    float q = 1.0f / 15;
+    q = q * z + 1.0f / 13;
+    q = q * z + 1.0f / 11;
+    q = q * z + 1.0f / 9;
+    q = q * z + 1.0f / 7;
+    q = q * z + 1.0f / 5;
+    q = q * z + 1.0f / 3;
+    q = q * z + 1.0f;
+    return (v > 0 ? v : 0.0f) + 2.0f * s * q;
+}
+static inline double softplus_d(double v) { return v > 0 ? v + log1p(exp(-v)) : log1p(exp(v)); }
+/* min(max(v, 0), 1) with plain compares (fmin/fmax's NaN rules keep GCC from vectorizing):
+ * NaN passes through. */
+/* Elu and Celu with the exponential computed before the select: GCC will not if-convert a
+ * conditional call of it (it does for Selu's else-branch, so that one stays an expression). */
+static inline float elu_f(float v, float a) {
+    float e = a * celer_fast_expm1f(v);
+    return v < 0 ? e : v;
+}
+static inline double elu_d(double v, double a) { return v < 0 ? a * expm1(v) : v; }
+static inline float celu_f(float v, float a) {
+    float e = a * celer_fast_expm1f(v / a);
+    return v > 0 ? v : e;
+}
+static inline double celu_d(double v, double a) { return v > 0 ? v : a * expm1(v / a); }
+#define EW_ELU(v, a) _Generic((v), float: elu_f, default: elu_d)(v, a)
+#define EW_CELU(v, a) _Generic((v), float: celu_f, default: celu_d)(v, a)
+#define EW_UNIT(v) ((v) < 0 ? (ct)0 : (v) > 1 ? (ct)1 : (v))
 
 /* GELU (Gelu-20) in double: x/2 (1 + erf(x / sqrt 2)), or with approximate = "tanh"
  * x/2 (1 + tanh(z)), z = sqrt(2/pi) (x + 0.044715 x^3), written as x / (1 + e^-2z): the same value
@@ -253,18 +322,17 @@ TL_FLT(DEF_UNARY, acosh, acosh(v))
 TL_FLT(DEF_UNARY, atanh, atanh(v))
 TL_FLT(DEF_UNARY, erf, EW_ERF(v))
 TL_INT(DEF_UNARY, erf, erf((double)v))
-TL_FLT(DEF_UNARY, sigmoid, (ct)1 / ((ct)1 + EW_EXP(-v)))
-TL_FLT(DEF_UNARY, tanh, tanh(v))
+TL_FLT(DEF_UNARY, sigmoid, EW_SIGMOID(v))
+TL_FLT(DEF_UNARY, tanh, EW_TANH(v))
 /* NaN passes through Relu unchanged (v < 0 is false), as in numpy's maximum-based reference. */
 TL_FS(DEF_UNARY, relu, v < 0 ? (ct)0 : v)
 TL_FLT(DEF_UNARY, leaky, v < 0 ? v * (ct)p->alpha : v)
-TL_FLT(DEF_UNARY, elu, v < 0 ? (ct)p->alpha * expm1(v) : v)
-TL_FLT(DEF_UNARY, selu, v > 0 ? (ct)p->gamma * v : (ct)p->gamma * (ct)p->alpha * expm1(v))
-TL_FLT(DEF_UNARY, celu, v > 0 ? v : (ct)p->alpha * expm1(v / (ct)p->alpha))
-TL_FLT(DEF_UNARY, hsig, fmax((ct)0, fmin((ct)1, (ct)p->alpha * v + (ct)p->beta)))
-TL_FLT(DEF_UNARY, hswish, v * fmax((ct)0, fmin((ct)1, v * ((ct)1 / 6) + (ct)0.5)))
-/* log(1 + exp(v)) without overflow for large v */
-TL_FLT(DEF_UNARY, softplus, v > 0 ? v + log1p(exp(-v)) : log1p(exp(v)))
+TL_FLT(DEF_UNARY, elu, EW_ELU(v, (ct)p->alpha))
+TL_FLT(DEF_UNARY, selu, v > 0 ? (ct)p->gamma * v : (ct)p->gamma * (ct)p->alpha * EW_EXPM1(v))
+TL_FLT(DEF_UNARY, celu, EW_CELU(v, (ct)p->alpha))
+TL_FLT(DEF_UNARY, hsig, EW_UNIT((ct)p->alpha * v + (ct)p->beta))
+TL_FLT(DEF_UNARY, hswish, v * EW_UNIT(v * ((ct)1 / 6) + (ct)0.5))
+TL_FLT(DEF_UNARY, softplus, EW_SOFTPLUS(v))
 TL_FLT(DEF_UNARY, softsign, v / ((ct)1 + fabs(v)))
 TL_FLT(DEF_UNARY, thrrelu, v > (ct)p->alpha ? v : (ct)0)
 TL_FLT_NOT32(DEF_UNARY, gelu, EW_GELU(v))
@@ -303,7 +371,8 @@ TL_FLT(DEF_PRED, isinf, isinf(v) && (v > 0 ? (p->flag & 1) : (p->flag & 2)))
 
 /* Clip: bounds are single elements of the input's own type; NaN passes through. */
 #define DEF_CLIP(dt, sfx, T, C, U, LD, ST, CV, op)                                             \
-    static void op##_##sfx(void *yv, const void *xv, size_t n, const ew_params *p) {          \
+    EW_CLONES(sfx)                                                                             \
+    static void op##_##sfx(void *yv, const void *xv, size_t n, const ew_params *p) {           \
         TYPEDEFS(C, U);                                                                        \
         const T *x = xv;                                                                       \
         T *y = yv;                                                                             \
@@ -417,12 +486,13 @@ static void pow_mixed(void *y, const void *const *x, unsigned m, size_t n, const
     }
 }
 
-/* ---- Where: copies by element size ---- */
+/* ---- Where: copies by element size (also built for AVX2 / AVX-512: masked blends) ---- */
 typedef struct bytes16 {
     unsigned char b[16];
 } bytes16;
 #define DEF_WHERE(name, T)                                                                     \
-    static void name(void *yv, const void *const *xv, unsigned m, size_t n,                   \
+    CELER_VECTOR_CLONES                                                                        \
+    static void name(void *yv, const void *const *xv, unsigned m, size_t n,                    \
                      const ew_params *p) {                                                     \
         (void)p;                                                                               \
         const uint8_t *c = xv[0];                                                              \
@@ -514,6 +584,8 @@ typedef struct ew_op {
     const loop_fn *loop;   /* EW_BINARY / EW_CMP / EW_PRELU / EW_POW / EW_VARIADIC */
     ew_attr alpha, beta, gamma;
     bool mean;             /* EW_VARIADIC: divide by the input count */
+    bool heavy;            /* tens of instructions an element (exp, libm): splits across threads
+                            * from EW_PAR_MIN_HEAVY elements a thread, else EW_PAR_MIN_CHEAP */
 } ew_op;
 
 #define UTAB(op, ...) static const unary_fn op##_tab[CELER_DTYPE_COUNT] = {__VA_ARGS__}
@@ -592,34 +664,35 @@ static const ew_op ops[] = {
     {"Neg", EW_UNARY, .unary = neg_tab},
     {"Reciprocal", EW_UNARY, .unary = recip_tab},
     {"Sqrt", EW_UNARY, .unary = sqrt_tab},
-    {"Exp", EW_UNARY, .unary = exp_tab},
-    {"Log", EW_UNARY, .unary = log_tab},
-    {"Sin", EW_UNARY, .unary = sin_tab},
-    {"Cos", EW_UNARY, .unary = cos_tab},
-    {"Tan", EW_UNARY, .unary = tan_tab},
-    {"Asin", EW_UNARY, .unary = asin_tab},
-    {"Acos", EW_UNARY, .unary = acos_tab},
-    {"Atan", EW_UNARY, .unary = atan_tab},
-    {"Sinh", EW_UNARY, .unary = sinh_tab},
-    {"Cosh", EW_UNARY, .unary = cosh_tab},
-    {"Asinh", EW_UNARY, .unary = asinh_tab},
-    {"Acosh", EW_UNARY, .unary = acosh_tab},
-    {"Atanh", EW_UNARY, .unary = atanh_tab},
-    {"Erf", EW_UNARY, .unary = erf_tab},
-    {"Sigmoid", EW_UNARY, .unary = sigmoid_tab},
-    {"Tanh", EW_UNARY, .unary = tanh_tab},
+    {"Exp", EW_UNARY, .unary = exp_tab, .heavy = true},
+    {"Log", EW_UNARY, .unary = log_tab, .heavy = true},
+    {"Sin", EW_UNARY, .unary = sin_tab, .heavy = true},
+    {"Cos", EW_UNARY, .unary = cos_tab, .heavy = true},
+    {"Tan", EW_UNARY, .unary = tan_tab, .heavy = true},
+    {"Asin", EW_UNARY, .unary = asin_tab, .heavy = true},
+    {"Acos", EW_UNARY, .unary = acos_tab, .heavy = true},
+    {"Atan", EW_UNARY, .unary = atan_tab, .heavy = true},
+    {"Sinh", EW_UNARY, .unary = sinh_tab, .heavy = true},
+    {"Cosh", EW_UNARY, .unary = cosh_tab, .heavy = true},
+    {"Asinh", EW_UNARY, .unary = asinh_tab, .heavy = true},
+    {"Acosh", EW_UNARY, .unary = acosh_tab, .heavy = true},
+    {"Atanh", EW_UNARY, .unary = atanh_tab, .heavy = true},
+    {"Erf", EW_UNARY, .unary = erf_tab, .heavy = true},
+    {"Sigmoid", EW_UNARY, .unary = sigmoid_tab, .heavy = true},
+    {"Tanh", EW_UNARY, .unary = tanh_tab, .heavy = true},
     {"Relu", EW_UNARY, .unary = relu_tab},
     {"LeakyRelu", EW_UNARY, .unary = leaky_tab, .alpha = {"alpha", 0.01f}},
-    {"Elu", EW_UNARY, .unary = elu_tab, .alpha = {"alpha", 1.0f}},
-    {"Selu", EW_UNARY, .unary = selu_tab, .alpha = {"alpha", SELU_ALPHA}, .gamma = {"gamma", SELU_GAMMA}},
-    {"Celu", EW_UNARY, .unary = celu_tab, .alpha = {"alpha", 1.0f}},
+    {"Elu", EW_UNARY, .unary = elu_tab, .alpha = {"alpha", 1.0f}, .heavy = true},
+    {"Selu", EW_UNARY, .unary = selu_tab, .alpha = {"alpha", SELU_ALPHA}, .gamma = {"gamma", SELU_GAMMA},
+     .heavy = true},
+    {"Celu", EW_UNARY, .unary = celu_tab, .alpha = {"alpha", 1.0f}, .heavy = true},
     {"HardSigmoid", EW_UNARY, .unary = hsig_tab, .alpha = {"alpha", 0.2f}, .beta = {"beta", 0.5f}},
     {"HardSwish", EW_UNARY, .unary = hswish_tab},
-    {"Softplus", EW_UNARY, .unary = softplus_tab},
+    {"Softplus", EW_UNARY, .unary = softplus_tab, .heavy = true},
     {"Softsign", EW_UNARY, .unary = softsign_tab},
     {"ThresholdedRelu", EW_UNARY, .unary = thrrelu_tab, .alpha = {"alpha", 1.0f}},
-    {"Gelu", EW_UNARY, .unary = gelu_tab}, /* approximate = "tanh": gelu_tanh_op */
-    {"Mish", EW_UNARY, .unary = mish_tab},
+    {"Gelu", EW_UNARY, .unary = gelu_tab, .heavy = true}, /* approximate = "tanh": gelu_tanh_op */
+    {"Mish", EW_UNARY, .unary = mish_tab, .heavy = true},
     {"BitwiseNot", EW_UNARY, .unary = bnot_tab},
     {"Shrink", EW_UNARY, .unary = shrink_tab, .alpha = {"bias", 0.0f}, .beta = {"lambd", 0.5f}},
     {"Sign", EW_UNARY, .unary = sign_tab},
@@ -634,7 +707,7 @@ static const ew_op ops[] = {
     {"Sub", EW_BINARY, .loop = sub_tab},
     {"Mul", EW_BINARY, .loop = mul_tab},
     {"Div", EW_BINARY, .loop = div_tab},
-    {"Mod", EW_BINARY, .loop = mod_tab},
+    {"Mod", EW_BINARY, .loop = mod_tab, .heavy = true},
     {"BitShift", EW_BINARY, .loop = shift_tab},
     {"And", EW_BINARY, .loop = and_tab},
     {"Or", EW_BINARY, .loop = or_tab},
@@ -642,7 +715,7 @@ static const ew_op ops[] = {
     {"BitwiseAnd", EW_BINARY, .loop = band_tab},
     {"BitwiseOr", EW_BINARY, .loop = bor_tab},
     {"BitwiseXor", EW_BINARY, .loop = bxor_tab},
-    {"Pow", EW_POW, .loop = pow_tab},
+    {"Pow", EW_POW, .loop = pow_tab, .heavy = true},
     {"PRelu", EW_PRELU, .loop = prelu_tab},
     {"Equal", EW_CMP, .loop = eq_tab},
     {"Greater", EW_CMP, .loop = gt_tab},
@@ -659,7 +732,7 @@ static const ew_op ops[] = {
 };
 
 /* Gelu's other row, chosen by its attribute in ew_init rather than by name. */
-static const ew_op gelu_tanh_op = {"Gelu", EW_UNARY, .unary = gelu_tanh_tab};
+static const ew_op gelu_tanh_op = {"Gelu", EW_UNARY, .unary = gelu_tanh_tab, .heavy = true};
 
 static const ew_op *find_op(const char *name) {
     for (size_t i = 0; i < CELER_ARRAY_LEN(ops); i++)
@@ -729,23 +802,43 @@ static celer_status bc_make(bc_plan *pl, const celer_shape *out, const celer_ten
     return CELER_OK;
 }
 
-/* Runs fn over every inner row of the plan; out is contiguous. */
-static void bc_walk(const bc_plan *pl, void *out, size_t out_size, const void *const *x,
-                    const size_t *x_size, loop_fn fn, const ew_params *p) {
+/* One broadcast loop over the output, split across the run's threads by element ranges. */
+typedef struct bc_job {
+    const bc_plan *pl;
+    char *out;
+    size_t out_size;
+    const void *const *x;
+    const size_t *x_size;
+    loop_fn fn;
+    const ew_params *p;
+} bc_job;
+
+/* Runs fn over output elements [lo, hi) of the plan (out is contiguous): the odometer starts at
+ * lo's row, and the first and last rows may be partial. */
+static void bc_range(void *ctx, size_t lo, size_t hi) {
+    const bc_job *j = ctx;
+    const bc_plan *pl = j->pl;
     const int r = pl->rank;
-    const int64_t inner = pl->dims[r - 1];
-    int64_t outer = 1, idx[CELER_MAX_RANK] = {0}, off[3] = {0};
-    for (int d = 0; d < r - 1; d++) outer *= pl->dims[d];
-    if (inner == 0 || outer == 0) return;
+    const size_t inner = (size_t)pl->dims[r - 1];
+    int64_t idx[CELER_MAX_RANK] = {0}, off[3] = {0};
     unsigned contig = 0;
     for (int k = 0; k < pl->n_in; k++)
         if (pl->strides[k][r - 1]) contig |= 1u << k;
-    char *y = out;
+    size_t row = lo / inner, col = lo % inner;
+    for (int d = r - 2; d >= 0; d--) { /* row -> odometer position */
+        idx[d] = (int64_t)(row % (size_t)pl->dims[d]);
+        row /= (size_t)pl->dims[d];
+        for (int k = 0; k < pl->n_in; k++) off[k] += idx[d] * pl->strides[k][d];
+    }
     const void *xp[3];
-    for (int64_t o = 0; o < outer; o++) {
-        for (int k = 0; k < pl->n_in; k++) xp[k] = (const char *)x[k] + off[k] * (int64_t)x_size[k];
-        fn(y, xp, contig, (size_t)inner, p);
-        y += (size_t)inner * out_size;
+    for (size_t e = lo; e < hi;) {
+        size_t len = CELER_MIN(inner - col, hi - e);
+        for (int k = 0; k < pl->n_in; k++)
+            xp[k] = (const char *)j->x[k] +
+                    (off[k] + (int64_t)col * pl->strides[k][r - 1]) * (int64_t)j->x_size[k];
+        j->fn(j->out + e * j->out_size, xp, contig, len, j->p);
+        e += len;
+        col = 0;
         for (int d = r - 2; d >= 0; d--) { /* odometer over the outer dims */
             for (int k = 0; k < pl->n_in; k++) off[k] += pl->strides[k][d];
             if (++idx[d] < pl->dims[d]) break;
@@ -755,9 +848,19 @@ static void bc_walk(const bc_plan *pl, void *out, size_t out_size, const void *c
     }
 }
 
-/* out = fn(x[0], ..., x[n_in-1]) broadcast to out's shape. */
+/* Runs fn over every output element of the plan; out is contiguous. */
+static void bc_walk(const bc_plan *pl, void *out, size_t out_size, const void *const *x,
+                    const size_t *x_size, loop_fn fn, const ew_params *p, size_t par_min) {
+    size_t total = 1;
+    for (int d = 0; d < pl->rank; d++) total *= (size_t)pl->dims[d];
+    bc_job j = {pl, out, out_size, x, x_size, fn, p};
+    celer_ops_parallel_for(total, par_min, EW_PAR_ALIGN, bc_range, &j);
+}
+
+/* out = fn(x[0], ..., x[n_in-1]) broadcast to out's shape; split across threads from par_min
+ * elements a thread. */
 static celer_status apply(loop_fn fn, celer_tensor *out, const celer_tensor *const *x, int n_in,
-                          const ew_params *p) {
+                          const ew_params *p, size_t par_min) {
     bc_plan pl;
     celer_status st = bc_make(&pl, &out->shape, x, n_in);
     if (st) return st;
@@ -767,7 +870,7 @@ static celer_status apply(loop_fn fn, celer_tensor *out, const celer_tensor *con
         xd[k] = x[k]->data;
         xs[k] = celer_dtype_size(x[k]->dtype);
     }
-    bc_walk(&pl, out->data, celer_dtype_size(out->dtype), xd, xs, fn, p);
+    bc_walk(&pl, out->data, celer_dtype_size(out->dtype), xd, xs, fn, p, par_min);
     return CELER_OK;
 }
 
@@ -1068,6 +1171,23 @@ static celer_status check_same_types(celer_kernel_call *call, int from) {
     return CELER_OK;
 }
 
+/* A unary loop split across the run's threads by element ranges. */
+typedef struct unary_job {
+    unary_fn fn;
+    char *y;
+    const char *x;
+    size_t y_size, x_size;
+    const ew_params *p;
+} unary_job;
+static void unary_range(void *ctx, size_t lo, size_t hi) {
+    const unary_job *j = ctx;
+    j->fn(j->y + lo * j->y_size, j->x + lo * j->x_size, hi - lo, j->p);
+}
+
+static size_t op_par_min(const ew_op *op) {
+    return op->heavy ? EW_PAR_MIN_HEAVY : EW_PAR_MIN_CHEAP;
+}
+
 static celer_status run_unary(celer_kernel_call *call) {
     const ew_state *s = call->state;
     const celer_tensor *x = call->in[0];
@@ -1080,7 +1200,10 @@ static celer_status run_unary(celer_kernel_call *call) {
         p.lo = call->n_in > 1 && call->in[1] ? call->in[1]->data : NULL;
         p.hi = call->n_in > 2 && call->in[2] ? call->in[2]->data : NULL;
     }
-    fn(call->out[0].data, x->data, (size_t)celer_shape_numel(&x->shape), &p);
+    unary_job j = {fn, call->out[0].data, x->data, celer_dtype_size(call->out[0].dtype),
+                   celer_dtype_size(x->dtype), &p};
+    celer_ops_parallel_for((size_t)celer_shape_numel(&x->shape), op_par_min(s->op), EW_PAR_ALIGN,
+                           unary_range, &j);
     return CELER_OK;
 }
 
@@ -1094,7 +1217,7 @@ static celer_status run_binary(celer_kernel_call *call) {
     celer_tensor tmp;
     const celer_tensor *ins[2];
     if ((st = binary_inputs(call, &tmp, ins))) return st;
-    return apply(fn, &call->out[0], ins, 2, &s->p);
+    return apply(fn, &call->out[0], ins, 2, &s->p, op_par_min(s->op));
 }
 
 static celer_status run_pow(celer_kernel_call *call) {
@@ -1119,7 +1242,7 @@ static celer_status run_pow(celer_kernel_call *call) {
     const celer_tensor *ins[2];
     celer_status st = binary_inputs(call, &tmp, ins);
     if (st) return st;
-    return apply(fn, &call->out[0], ins, 2, &p);
+    return apply(fn, &call->out[0], ins, 2, &p, op_par_min(s->op));
 }
 
 static celer_status run_variadic(celer_kernel_call *call) {
@@ -1152,15 +1275,15 @@ static celer_status run_variadic(celer_kernel_call *call) {
             size_t es = celer_dtype_size(t);
             loop_fn copy = es <= 8 ? copy_by_size[es] : NULL;
             if ((st = check_fn(call->info, (const void *)copy, t))) return st;
-            if ((st = apply(copy, out, &x, 1, &s->p))) return st;
+            if ((st = apply(copy, out, &x, 1, &s->p, op_par_min(s->op)))) return st;
         }
     } else {
         const celer_tensor *two[2] = {call->in[first], call->in[second]};
-        if ((st = apply(fn, out, two, 2, &s->p))) return st;
+        if ((st = apply(fn, out, two, 2, &s->p, op_par_min(s->op)))) return st;
         for (int k = second + 1; k < call->n_in; k++) {
             if (!call->in[k]) continue;
             const celer_tensor *acc[2] = {out, call->in[k]};
-            if ((st = apply(fn, out, acc, 2, &s->p))) return st;
+            if ((st = apply(fn, out, acc, 2, &s->p, op_par_min(s->op)))) return st;
         }
     }
     if (s->op->mean && n > 1) {
@@ -1182,7 +1305,8 @@ static celer_status run_where(celer_kernel_call *call) {
         char who[160];
         return celer_errorf(CELER_ERR_DTYPE, "%s: expects (bool, T, T) inputs", WHO(call->info));
     }
-    return apply(fn, &call->out[0], call->in, 3, &((const ew_state *)call->state)->p);
+    return apply(fn, &call->out[0], call->in, 3, &((const ew_state *)call->state)->p,
+                 EW_PAR_MIN_CHEAP);
 }
 
 /* Copies src into out[cap], truncating (formatted numbers always fit EW_STR_SLOT). */

@@ -169,6 +169,14 @@ int64_t celer_ops_dims_prod(const int64_t *dims, int from, int to);
 /* Row-major element strides of shape s into strides[0..rank). */
 void celer_ops_strides(const celer_shape *s, int64_t *strides);
 
+/* Runs fn(ctx, lo, hi) over [0, n) split into one contiguous range per thread of the run's OpenMP
+ * team (omp_get_max_threads(), which the executor sets per run), every range but the last a
+ * multiple of `align` items (so threads do not share cache lines of the output). Stays on the
+ * calling thread when n < 2 * min_per_thread (too small to pay for the wake-up), when the run
+ * has one thread, or inside a parallel region. fn must not allocate: it may run on any thread. */
+void celer_ops_parallel_for(size_t n, size_t min_per_thread, size_t align,
+                            void (*fn)(void *ctx, size_t lo, size_t hi), void *ctx);
+
 /* Scratch laid out in 64-byte aligned pieces, computed the same way by reshape (base NULL: only
  * sizes, read `off` afterwards) and by run (base = call->scratch). */
 typedef struct celer_ops_carve {

@@ -9,6 +9,11 @@
 
 #include "ops.h"
 #include "reference.h"
+#include "vmath.h"
+
+/* Elements of input per thread below which a pool stays on one thread: the pools are bound by
+ * memory, and waking the OpenMP team costs about 8 us (see elementwise.c). */
+#define POOL_PAR_MIN ((int64_t)1 << 18)
 
 typedef struct pool_state {
     celer_win_attrs a;
@@ -151,6 +156,97 @@ static bool want_output(const celer_kernel_call *call, int i) {
     return i < call->n_out && i < node->n_outputs && node->outputs[i][0] && call->out[i].data;
 }
 
+/* ---- 1-D float pools (MaxPool / AveragePool over [N, C, W]): the N-D loops above re-derive
+ * three tap ranges per output and accumulate in double; here the outputs whose window lies
+ * inside the input take the taps as whole passes over the output row (contiguous loads when
+ * stride is 1, so the loop vectorizes), and only the few border outputs clip their window. ---- */
+
+typedef struct pool1d_job {
+    const celer_window *v;
+    const float *x;
+    float *y;
+    bool is_max, include_pad;
+} pool1d_job;
+
+/* One border output: taps clipped to the input; the average's divisor counts the taps inside
+ * the padded input (include_pad) or inside the input. No tap inside: 0, as the N-D loop. */
+static float pool1d_edge(const celer_window *v, const float *xp, int64_t o, bool is_max,
+                         bool include_pad) {
+    int64_t b = o * v->stride[2] - v->pad_l[2], f, e, pf, pe;
+    tap_range(b, v->dil[2], v->k[2], 0, v->in[2], &f, &e);
+    if (is_max) {
+        float best = 0;
+        for (int64_t k = f; k < e; k++) {
+            float t = xp[b + k * v->dil[2]];
+            best = k == f || t > best ? t : best;
+        }
+        return best;
+    }
+    tap_range(b, v->dil[2], v->k[2], -v->pad_l[2], v->in[2] + v->pad_r[2], &pf, &pe);
+    float sum = 0;
+    for (int64_t k = f; k < e; k++) sum += xp[b + k * v->dil[2]];
+    int64_t n = include_pad ? pe - pf : e - f;
+    return n ? sum / (float)n : 0;
+}
+
+/* Interior outputs [o_lo, o_hi) of one plane, x0 = the plane's start minus pad_l: a pass per tap
+ * over the output row. Inlined with constant strides by pool1d_planes, so that the strided loads
+ * of the common non-overlapping windows (stride = kernel = 2, 3, 4) vectorize as well. */
+static inline __attribute__((always_inline)) void pool1d_interior(float *yp, const float *x0,
+                                                                  int64_t o_lo, int64_t o_hi,
+                                                                  int64_t K, int64_t d, int64_t s,
+                                                                  bool is_max) {
+    for (int64_t o = o_lo; o < o_hi; o++) yp[o] = x0[o * s];
+    for (int64_t k = 1; k < K; k++) {
+        const float *xk = x0 + k * d;
+        if (is_max)
+            for (int64_t o = o_lo; o < o_hi; o++) yp[o] = xk[o * s] > yp[o] ? xk[o * s] : yp[o];
+        else
+            for (int64_t o = o_lo; o < o_hi; o++) yp[o] += xk[o * s];
+    }
+    if (!is_max)
+        for (int64_t o = o_lo; o < o_hi; o++) yp[o] *= 1.0f / (float)K;
+}
+
+/* Planes [lo, hi). Interior outputs o in [o_lo, o_hi): o * stride - pad_l >= 0 and the last tap
+ * below in. The first tap initializes the maximum, later ones replace it when greater: a NaN at
+ * the first tap stays, later NaNs are skipped, as in the N-D loop. */
+CELER_VECTOR_CLONES
+static void pool1d_planes(void *ctx, size_t lo, size_t hi) {
+    const pool1d_job *j = ctx;
+    const celer_window *v = j->v;
+    const int64_t in = v->in[2], out = v->out[2], s = v->stride[2], d = v->dil[2];
+    const int64_t K = v->k[2], pad = v->pad_l[2], span = (K - 1) * d;
+    int64_t o_lo = (pad + s - 1) / s;
+    int64_t o_hi = in - span + pad <= 0 ? 0 : (in - 1 - span + pad) / s + 1;
+    o_hi = CELER_MIN(o_hi, out);
+    if (o_lo > o_hi) o_lo = o_hi;
+    for (size_t pl = lo; pl < hi; pl++) {
+        const float *xp = j->x + (int64_t)pl * in;
+        float *yp = j->y + (int64_t)pl * out;
+        for (int64_t o = 0; o < o_lo; o++)
+            yp[o] = pool1d_edge(v, xp, o, j->is_max, j->include_pad);
+        const float *x0 = xp - pad;
+        switch (s) {
+        case 1: pool1d_interior(yp, x0, o_lo, o_hi, K, d, 1, j->is_max); break;
+        case 2: pool1d_interior(yp, x0, o_lo, o_hi, K, d, 2, j->is_max); break;
+        case 3: pool1d_interior(yp, x0, o_lo, o_hi, K, d, 3, j->is_max); break;
+        case 4: pool1d_interior(yp, x0, o_lo, o_hi, K, d, 4, j->is_max); break;
+        default: pool1d_interior(yp, x0, o_lo, o_hi, K, d, s, j->is_max); break;
+        }
+        for (int64_t o = o_hi; o < out; o++)
+            yp[o] = pool1d_edge(v, xp, o, j->is_max, j->include_pad);
+    }
+}
+
+/* The 1-D path for float with no Indices output, planes split across the run's threads. */
+static void pool1d_run(const celer_window *v, int64_t planes, const float *x, float *y, bool is_max,
+                       bool include_pad) {
+    pool1d_job j = {v, x, y, is_max, include_pad};
+    int64_t per = CELER_MAX(1, POOL_PAR_MIN / CELER_MAX(1, v->in[2] + v->out[2]));
+    celer_ops_parallel_for((size_t)planes, (size_t)per, 1, pool1d_planes, &j);
+}
+
 static celer_status maxpool_run(celer_kernel_call *call) {
     const pool_state *s = call->state;
     const celer_tensor *x = call->in[0];
@@ -160,6 +256,10 @@ static celer_status maxpool_run(celer_kernel_call *call) {
     int64_t planes = x->shape.dims[0] * x->shape.dims[1];
     int64_t *ind = want_output(call, 1) ? call->out[1].data : NULL;
     void *y = call->out[0].data;
+    if (x->dtype == CELER_FLOAT && v.nsp == 1 && !ind) {
+        pool1d_run(&v, planes, x->data, y, true, false);
+        return CELER_OK;
+    }
     switch (x->dtype) {
     case CELER_FLOAT: maxpool_f32(&v, planes, x->data, y, ind, s->col_major); break;
     case CELER_DOUBLE: maxpool_f64(&v, planes, x->data, y, ind, s->col_major); break;
@@ -222,7 +322,9 @@ static celer_status sumpool_run(celer_kernel_call *call, int kind) {
     celer_status st = pool_window(call, &v, kind == POOL_AVG ? "AveragePool" : "LpPool");
     if (st) return st;
     int64_t planes = x->shape.dims[0] * x->shape.dims[1];
-    if (x->dtype == CELER_FLOAT)
+    if (x->dtype == CELER_FLOAT && v.nsp == 1 && kind == POOL_AVG)
+        pool1d_run(&v, planes, x->data, call->out[0].data, false, s->count_include_pad);
+    else if (x->dtype == CELER_FLOAT)
         sumpool_f32(&v, planes, x->data, call->out[0].data, kind, s->count_include_pad, s->p);
     else
         sumpool_f64(&v, planes, x->data, call->out[0].data, kind, s->count_include_pad, s->p);
@@ -266,14 +368,46 @@ enum { GLOBAL_AVG, GLOBAL_MAX, GLOBAL_LP };
 DEFINE_GLOBAL(global_f32, float)
 DEFINE_GLOBAL(global_f64, double)
 
+/* GlobalAveragePool on float, the squeeze-excite blocks' pool: 16 float partial sums per plane
+ * (one AVX-512 register; the in-order double sum above cannot vectorize), added in double.
+ * Planes split across the run's threads. */
+typedef struct gavg_job {
+    const float *x;
+    float *y;
+    int64_t isz;
+} gavg_job;
+CELER_VECTOR_CLONES
+static void gavg_planes_f32(void *ctx, size_t lo, size_t hi) {
+    const gavg_job *j = ctx;
+    const int64_t n = j->isz;
+    for (size_t pl = lo; pl < hi; pl++) {
+        const float *xp = j->x + (int64_t)pl * n;
+        float part[16] = {0};
+        int64_t i = 0;
+        for (; i + 16 <= n; i += 16)
+            for (int k = 0; k < 16; k++) part[k] += xp[i + k];
+        double sum = 0;
+        for (int k = 0; k < 16; k++) sum += part[k];
+        for (; i < n; i++) sum += xp[i];
+        j->y[pl] = n ? (float)(sum / (double)n) : 0;
+    }
+}
+
 static celer_status global_run(celer_kernel_call *call, int kind) {
     const pool_state *s = call->state;
     const celer_tensor *x = call->in[0];
     int64_t planes = x->shape.dims[0] * x->shape.dims[1];
     int64_t isz = planes ? celer_shape_numel(&x->shape) / planes : 0;
     double p = s ? s->p : 2;
-    if (x->dtype == CELER_FLOAT) global_f32(planes, isz, x->data, call->out[0].data, kind, p);
-    else global_f64(planes, isz, x->data, call->out[0].data, kind, p);
+    if (x->dtype == CELER_FLOAT && kind == GLOBAL_AVG) {
+        gavg_job j = {x->data, call->out[0].data, isz};
+        int64_t per = CELER_MAX(1, POOL_PAR_MIN / CELER_MAX(1, isz));
+        celer_ops_parallel_for((size_t)planes, (size_t)per, 1, gavg_planes_f32, &j);
+    } else if (x->dtype == CELER_FLOAT) {
+        global_f32(planes, isz, x->data, call->out[0].data, kind, p);
+    } else {
+        global_f64(planes, isz, x->data, call->out[0].data, kind, p);
+    }
     return CELER_OK;
 }
 
