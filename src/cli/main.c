@@ -558,19 +558,22 @@ static int usage(FILE *f) {
     return f == stderr ? 2 : 0;
 }
 
-/* Idle compute threads must not spin (docs/engine.md, Threads). libgomp (oneDNN's threads) and
- * OpenBLAS read their wait policies once, when they are loaded, before main runs: so when the
- * environment does not choose, celer chooses (OpenMP workers sleep when idle, OpenBLAS workers
- * after the shortest wait) and starts itself again, once. An explicit setting is kept. */
+/* Compute threads spin briefly between the parallel regions of one inference, then sleep
+ * (docs/engine.md, Threads). libgomp (oneDNN's and celer's own threads) and OpenBLAS read their
+ * wait policies once, when they are loaded, before main runs: so when the environment does not
+ * choose, celer chooses and starts itself again, once. GOMP_SPINCOUNT bounds libgomp's spin (about
+ * 3 ms, then the workers sleep: an idle server burns no CPU), and when more OpenMP threads exist
+ * than CPUs libgomp spins far less on its own; OPENBLAS_THREAD_TIMEOUT=4 is OpenBLAS's shortest
+ * wait. An explicit setting is kept (OMP_WAIT_POLICY=PASSIVE sleeps at once). */
 static void own_thread_policy(char **argv) {
-    static const struct { const char *name, *value; } policy[] = {
-        {"OMP_WAIT_POLICY", "PASSIVE"},
-        {"OPENBLAS_THREAD_TIMEOUT", "4"}, /* 2^4 cycles */
+    static const struct { const char *name, *value, *unless; } policy[] = {
+        {"GOMP_SPINCOUNT", "300000", "OMP_WAIT_POLICY"},
+        {"OPENBLAS_THREAD_TIMEOUT", "4", NULL}, /* 2^4 cycles */
     };
     if (getenv("CELER_THREAD_POLICY_SET")) return;
     bool changed = false;
     for (size_t i = 0; i < CELER_ARRAY_LEN(policy); i++)
-        if (!getenv(policy[i].name)) {
+        if (!getenv(policy[i].name) && !(policy[i].unless && getenv(policy[i].unless))) {
             setenv(policy[i].name, policy[i].value, 0);
             changed = true;
         }
