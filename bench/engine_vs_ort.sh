@@ -102,20 +102,20 @@ fail_row() {  # fail_row ENGINE NAME BATCH THREADS ERRFILE
 # run_one ENGINE NAME BATCH THREADS K W INPUTDIR KIND [TAGS...]: one fresh process; appends its
 # JSON line to RESULTS (or a fail row) and prints its median ms (nothing on failure)
 run_one() {
-  local engine=$1 name=$2 b=$3 t=$4 k=$5 w=$6 dir=$7 kind=$8 out line
+  local engine=$1 name=$2 b=$3 nt=$4 k=$5 w=$6 dir=$7 kind=$8 out line
   shift 8
-  out=$RUN/logs/$engine-$name-b$b-t$t-$kind-$(date +%s%N)
+  out=$RUN/logs/$engine-$name-b$b-t$nt-$kind-$(date +%s%N)
   local -a in
   mapfile -t in < <(input_args "$dir")
   if [[ $engine == celer ]]; then
-    "$CELER" bench "$MODELS_DIR/$name/model.onnx" --threads "$t" --iterations "$k" --warmup "$w" "${in[@]}" \
+    "$CELER" bench "$MODELS_DIR/$name/model.onnx" --threads "$nt" --iterations "$k" --warmup "$w" "${in[@]}" \
       >"$out.txt" 2>"$out.err" || true
   else
-    "${ORT_TIME[@]}" "$MODELS_DIR/$name/model.onnx" --threads "$t" --iterations "$k" --warmup "$w" "${in[@]}" \
+    "${ORT_TIME[@]}" "$MODELS_DIR/$name/model.onnx" --threads "$nt" --iterations "$k" --warmup "$w" "${in[@]}" \
       >"$out.txt" 2>"$out.err" || true
   fi
-  if ! line=$("${REPORT[@]}" record kind="$kind" engine="$engine" name="$name" batch="$b" threads="$t" "$@" <"$out.txt"); then
-    fail_row "$engine" "$name" "$b" "$t" "$out.err"
+  if ! line=$("${REPORT[@]}" record kind="$kind" engine="$engine" name="$name" batch="$b" threads="$nt" "$@" <"$out.txt"); then
+    fail_row "$engine" "$name" "$b" "$nt" "$out.err"
     return 0
   fi
   echo "$line" >>"$RESULTS"
@@ -183,7 +183,7 @@ $(nproc) cores; load average $LOADAVG_START at start, $(cut -d' ' -f1-3 /proc/lo
 celer Release ($BUILT), onnxruntime-node $ORT_VERSION (node $(node --version)); run took $((ELAPSED / 60)) min $((ELAPSED % 60)) s"
 VS_ORT_PROTOCOL="each row: ${ROUNDS} round(s), each a fresh celer bench and a fresh ONNX Runtime process (order swapped \
 every round), the same K calls (about ${SECONDS_PER} s) after K/10 (2-50) warm-up on the same input; waiting up to \
-${QUIET} s for a half-second with the CPUs < ${BUSY} busy before each run. median = median of the rounds' medians, \
+${QUIET} s for a half-second with the CPUs < ${BUSY} busy before each run. median = median of the round medians, \
 min = lowest call of all rounds; ratios are celer/ORT (< 1: celer faster): judge on the min ratio (bold), the \
 medians carry the load of the shared machine. Output check: max|celer-ORT|/max|ORT| on the batch-1 input (<= 1e-4)."
 export VS_ORT_HEADER VS_ORT_PROTOCOL
