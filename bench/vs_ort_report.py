@@ -139,11 +139,20 @@ def report(results, out):
 
     head = ["model", "batch", "threads", "output check", "rounds x calls", "celer median ms", "ORT median ms",
             "celer/ORT median", "celer min ms", "ORT min ms", "celer/ORT min", "celer RSS MB", "ORT RSS MB", "note"]
-    table, ratios = [head], []
+    table, ratios, ref_rows, rss_over = [head], [], [], []
     for name, b, t in order:
         c, o = runs("celer", name, b, t), runs("ort", name, b, t)
         fails = [f"{r['engine']}: {r['error']}" for r in runs(None, name, b, t, "fail") + runs("celer", name, b, t, "fail")
                  + runs("ort", name, b, t, "fail")]
+        # convolutions oneDNN ran on a reference implementation (celer bench's reference_convs)
+        refc = max((r.get("reference_convs", 0) for r in c), default=0)
+        if refc:
+            fails.append(f"{refc} convolution(s) on oneDNN's reference implementation")
+            ref_rows.append(f"{name} b{b} t{t} ({refc})")
+        crss = max((r["peak_rss_mb"] for r in c), default=None)
+        orss = max((r["peak_rss_mb"] for r in o), default=None)
+        if crss is not None and orss is not None and crss > orss:
+            rss_over.append(f"{name} b{b} t{t} ({crss:.0f} > {orss:.0f} MB)")
         ck = checks.get(name, {}).get("result", "-")
         cm = statistics.median(r["median_ms"] for r in c) if c else None
         om = statistics.median(r["median_ms"] for r in o) if o else None
@@ -157,8 +166,7 @@ def report(results, out):
         table.append([name, str(b), str(t), ck, f"{max(len(c), len(o))} x {calls}" if calls else "-",
                       fmt(cm, ".3f"), fmt(om, ".3f"), fmt(rmed, ".2f"), fmt(cmin, ".3f"), fmt(omin, ".3f"),
                       f"**{rmin:.2f}**" if rmin is not None else "-",
-                      fmt(max((r["peak_rss_mb"] for r in c), default=None), ".0f"),
-                      fmt(max((r["peak_rss_mb"] for r in o), default=None), ".0f"),
+                      fmt(crss, ".0f"), fmt(orss, ".0f"),
                       "; ".join(dict.fromkeys(fails))[:160]])
     lines = markdown(table, [False, True, True, False, True] + [True] * 8 + [False])
 
@@ -184,6 +192,19 @@ def report(results, out):
                      "; their timings are left out of the geometric means")
     behind = [f"{n} b{b} t{t} ({r:.2f})" for n, b, t, _, r in ratios if r > 1.0]
     notes.append("rows where celer is slower on min time: " + ("; ".join(behind) if behind else "none"))
+    notes.append("convolutions on oneDNN's reference implementation: " + ("; ".join(ref_rows) if ref_rows else "none"))
+    # issue 16's targets, on min-time ratios: every row <= 1.0 at 1 thread and <= 1.05 at 2, geometric
+    # means at batch 1 <= 0.85 at both, peak RSS <= ONNX Runtime's (node included) on every row
+    for t, bound in ((1, 1.0), (2, 1.05)):
+        over = [f"{n} b{b} ({r:.2f})" for n, b, tt, _, r in ratios if tt == t and r > bound]
+        notes.append(f"target: every row at {t} thread{'s' if t > 1 else ''} <= {bound:.2f}: " +
+                     ("met" if not over else "NOT met: " + "; ".join(over)))
+        g = geomean([x[4] for x in ratios if x[1] == 1 and x[2] == t])
+        if g is not None:
+            notes.append(f"target: geometric mean at batch 1, {t} thread{'s' if t > 1 else ''} <= 0.85: "
+                         f"{'met' if g <= 0.85 else 'NOT met'} ({g:.3f})")
+    notes.append("target: peak RSS <= ONNX Runtime's on every row: " +
+                 ("met" if not rss_over else "NOT met: " + "; ".join(rss_over)))
     busy = [r["busy_before"] for r in rows if r.get("kind") == "timed" and "busy_before" in r]
     if busy:
         notes.append(f"CPU busy fraction in the half-second before each run: median {statistics.median(busy):.2f}, "
