@@ -22,9 +22,9 @@ enum { FC_X, FC_W, FC_B, FC_SUM, FC_BN_SCALE, FC_BN_BIAS, FC_BN_MEAN, FC_BN_VAR,
  *
  * The activation of FusedConv and FusedMatMul (after a residual Sum: sum_activation, FusedConv
  * only) is named by its ONNX operator: Relu, LeakyRelu (alpha), Clip (alpha = min, beta = max),
- * Sigmoid, Tanh, Gelu (erf form); FusedConv also HardSwish, HardSigmoid (alpha, beta), GeluTanh
- * (ONNX Gelu with approximate "tanh") and Swish (x sigmoid(alpha x), alpha 1: SiLU written as
- * Mul(x, Sigmoid(x))). Its parameters are floats, 0 when unused. */
+ * Sigmoid, Tanh, Gelu (erf form), HardSwish, HardSigmoid (alpha, beta), Swish (x sigmoid(alpha x),
+ * alpha 1: SiLU written as Mul(x, Sigmoid(x))); FusedConv also GeluTanh (ONNX Gelu with
+ * approximate "tanh"). Its parameters are floats, 0 when unused. */
 #define FUSED_ATTR_ACTIVATION "activation"
 #define FUSED_ATTR_ACTIVATION_ALPHA "activation_alpha"
 #define FUSED_ATTR_ACTIVATION_BETA "activation_beta"

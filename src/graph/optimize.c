@@ -495,7 +495,8 @@ static celer_status pass_fuse_layernorm(celer_graph *g, const celer_graph_opt *o
 }
 
 /* ---- matmul-to-fused: MatMul(A, B) [+ Add(bias)] and Gemm(A, B, C) with a constant float
- * matrix B become FusedMatMul(A, B, bias), and an activation alone reading its output is fused.
+ * matrix B become FusedMatMul(A, B, bias), and an activation alone reading its output is fused
+ * (those of FusedConv but GELU's tanh form, and SiLU as Mul(x, Sigmoid(x))).
  * Preconditions: MatMul's bias is a constant float vector of N values read by the Add alone
  * with the MatMul's output (Add's other operand); Gemm has alpha = beta = 1, transA = 0, and C
  * absent or a constant of N values ([N] or [1, N]). */
@@ -540,17 +541,23 @@ static celer_status pass_fuse_matmul(celer_graph *g, const celer_graph_opt *opt)
                 g->nodes[u].src = NULL;
             }
         }
-        int u = sole_user(g, users, n->outputs[0]);
-        if (u < 0) continue;
-        celer_node *a = &g->nodes[u];
+        int sig = -1, u = sole_user(g, users, n->outputs[0]);
         const char *name = NULL;
         float alpha = 0, beta = 0;
-        if (is_op(a, CELER_GRAPH_INTERNAL_DOMAIN, FUSED_OP_GELU) || is_exact_gelu(a)) name = "Gelu";
-        else if (!activation_of(g, a, &name, &alpha, &beta)) continue;
-        if (a->inputs[0] != n->outputs[0]) continue;
+        if (u >= 0) { /* FusedMatMul's epilogue has no tanh form of GELU */
+            if (!conv_activation_of(g, &g->nodes[u], &name, &alpha, &beta) || !strcmp(name, "GeluTanh") ||
+                g->nodes[u].inputs[0] != n->outputs[0])
+                continue;
+        } else if ((u = silu_of(g, users, n->outputs[0], &sig)) >= 0) {
+            name = "Swish", alpha = 1.f, beta = 0.f;
+        } else {
+            continue;
+        }
+        celer_node *a = &g->nodes[u];
         if ((st = set_string(s, FUSED_ATTR_ACTIVATION, name)) || (st = set_float(s, FUSED_ATTR_ACTIVATION_ALPHA, alpha)) ||
             (st = set_float(s, FUSED_ATTR_ACTIVATION_BETA, beta)))
             return st;
+        if (sig >= 0) g->nodes[sig].src = NULL;
         take_output(g, k, a->outputs[0]);
         a->src = NULL;
     }

@@ -22,8 +22,8 @@
  *       [N, K] with transB = 1), bias a constant of N values; from MatMul (+ Add) and from Gemm
  *       with alpha = beta = 1. B and the bias are packed at load into column panels (sgemm.h) and
  *       the file's copies released; the bias and the activation are applied to each tile of Y
- *       as its product finishes. activation: Relu, LeakyRelu, Clip, Sigmoid, Tanh, Gelu, with
- *       activation_alpha / activation_beta.
+ *       as its product finishes. activation: Relu, LeakyRelu, Clip, Sigmoid, Tanh, Gelu, HardSwish,
+ *       HardSigmoid, Swish, with activation_alpha / activation_beta.
  *   Gelu(X) -> Y = X/2 (1 + erf(X / sqrt 2)), from the Div/Erf/Add/Mul/Mul pattern exporters write.
  *
  * A blocked tensor has its logical NCHW shape in celer_tensor.shape and its bytes in
@@ -621,14 +621,17 @@ static celer_status pool_run(celer_kernel_call *call) {
 /* ---- FusedMatMul and Gelu ---- */
 
 /* Activations FusedMatMul applies to its output in one pass after the product. */
-typedef enum mm_act { MM_NONE, MM_RELU, MM_LEAKY, MM_CLIP, MM_SIGMOID, MM_TANH, MM_GELU } mm_act;
+typedef enum mm_act {
+    MM_NONE, MM_RELU, MM_LEAKY, MM_CLIP, MM_SIGMOID, MM_TANH, MM_GELU, MM_HARDSWISH, MM_HARDSIGMOID, MM_SWISH
+} mm_act;
 
 static const struct {
     const char *name;
     mm_act act;
 } mm_acts[] = {
     {"Relu", MM_RELU}, {"LeakyRelu", MM_LEAKY}, {"Clip", MM_CLIP}, {"Sigmoid", MM_SIGMOID},
-    {"Tanh", MM_TANH}, {"Gelu", MM_GELU},
+    {"Tanh", MM_TANH}, {"Gelu", MM_GELU}, {"HardSwish", MM_HARDSWISH}, {"HardSigmoid", MM_HARDSIGMOID},
+    {"Swish", MM_SWISH},
 };
 
 typedef struct mm_state {
@@ -657,6 +660,19 @@ static void activate(const mm_state *s, float *y, int64_t n) {
     case MM_SIGMOID: for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + celer_fast_expf(-y[i])); break;
     case MM_TANH: for (int64_t i = 0; i < n; i++) y[i] = tanhf(y[i]); break;
     case MM_GELU: gelu_f32(y, y, n); break;
+    case MM_HARDSWISH: /* x clip(x / 6 + 1/2, 0, 1); selects, not fminf/fmaxf: they vectorize */
+        for (int64_t i = 0; i < n; i++) {
+            float t = y[i] * (1.0f / 6.0f) + 0.5f;
+            y[i] *= t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
+        }
+        break;
+    case MM_HARDSIGMOID:
+        for (int64_t i = 0; i < n; i++) {
+            float t = a * y[i] + b;
+            y[i] = t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
+        }
+        break;
+    case MM_SWISH: for (int64_t i = 0; i < n; i++) y[i] = y[i] / (1.0f + celer_fast_expf(-a * y[i])); break;
     }
 }
 

@@ -107,6 +107,27 @@ def gelu20():
     return (m, shape), {"absent": ["Gelu"], "present": ["FusedConv"]}
 
 
+def matmul_activations():
+    """The activations FusedMatMul's epilogue takes beyond Relu/Clip/Sigmoid/Tanh/Gelu, as
+    classifier heads write them: Gemm then HardSwish (MobileNetV3), MatMul + bias then
+    HardSigmoid (given alpha/beta), MatMul then SiLU as Mul(x, Sigmoid(x)) both ways, at 37 rows
+    (a partial tile)."""
+    b = Builder()
+
+    def weights(k, n):
+        return b.const(RNG.standard_normal((k, n)) / np.sqrt(k))
+
+    y = b.op("HardSwish", [b.op("Gemm", ["x", weights(24, 40), b.const(RNG.standard_normal(40))])])
+    y = b.op("Add", [b.op("MatMul", [y, weights(40, 33)]), b.const(RNG.standard_normal(33))])
+    y = b.op("HardSigmoid", [y], alpha=0.3, beta=0.4)
+    m = b.op("MatMul", [y, weights(33, 20)])
+    y = b.op("Mul", [m, b.op("Sigmoid", [m])])
+    m = b.op("MatMul", [y, weights(20, 18)])
+    y = b.op("Mul", [b.op("Sigmoid", [m]), m])
+    return b.model([37, 24], [y]), {"absent": ["Gemm", "MatMul", "HardSwish", "HardSigmoid", "Sigmoid", "Mul", "Add"],
+                                    "present": ["FusedMatMul"]}
+
+
 def run(celer, model_path, x, outdir, optimize, threads):
     os.makedirs(outdir, exist_ok=True)
     np.save(os.path.join(outdir, "x.npy"), x)
@@ -158,7 +179,7 @@ def main():
         return 2
     celer = sys.argv[1]
     cases = []
-    for fn in (conv1d, squeeze_excite, blocked_chain, activations, gelu20):
+    for fn in (conv1d, squeeze_excite, blocked_chain, activations, gelu20, matmul_activations):
         (model, shape), expect = fn()
         cases.append((fn.__name__, model, shape, expect))
     failed = total = 0
