@@ -23,7 +23,7 @@
 #include "graph.h"
 
 /* Extra attributes a FusedConv may gain beyond its Conv's. */
-#define FC_EXTRA_ATTRS 12
+#define FC_EXTRA_ATTRS 13
 
 /* A synthetic node: an onnx node whose attribute array the passes may extend. */
 typedef struct synth_node {
@@ -155,14 +155,24 @@ static celer_status widen_inputs(celer_graph *g, celer_node *n, int count) {
     return CELER_OK;
 }
 
-/* ---- conv-to-fused: Conv with constant float weights (and constant bias) -> FusedConv.
+/* Output channels of a FusedConv (W is [M, C/group, k...], transposed [C, M/group, k...]). */
+static int64_t fused_out_channels(const celer_graph *g, const celer_node *f) {
+    const celer_tensor *w = constant_of(g, f->inputs[FC_W]);
+    if (!has_attr(f, FUSED_ATTR_TRANSPOSED)) return w->shape.dims[0];
+    return w->shape.dims[1] * celer_onnx_attr_int(f->src, "group", 1);
+}
+
+/* ---- conv-to-fused: Conv and ConvTranspose with constant float weights (and constant bias) ->
+ * FusedConv (attribute transposed for a ConvTranspose: oneDNN's deconvolution, which then keeps
+ * the blocked layout and takes post-ops as a convolution does).
  * Preconditions: default domain, W an initializer or Constant of type float and rank 3 to 5, B
  * absent or constant float. Everything else about the Conv is checked by the kernel. */
 static celer_status pass_conv_to_fused(celer_graph *g, const celer_graph_opt *opt) {
     (void)opt;
     for (int k = 0; k < g->n_nodes; k++) {
         celer_node *n = &g->nodes[k];
-        if (!is_onnx(n, "Conv") || n->n_inputs < 2 || n->n_outputs != 1) continue;
+        bool transposed = is_onnx(n, "ConvTranspose");
+        if ((!transposed && !is_onnx(n, "Conv")) || n->n_inputs < 2 || n->n_outputs != 1) continue;
         const celer_tensor *w = constant_of(g, n->inputs[1]);
         const celer_tensor *b = n->n_inputs > 2 ? constant_of(g, n->inputs[2]) : NULL;
         if (!w || w->dtype != CELER_FLOAT || w->shape.rank < 3 || w->shape.rank > 5) continue;
@@ -171,6 +181,7 @@ static celer_status pass_conv_to_fused(celer_graph *g, const celer_graph_opt *op
         synth_node *s = synth_new(g, n->src, FUSED_OP_CONV, FC_EXTRA_ATTRS);
         if (!s) return CELER_ERR_NOMEM;
         celer_status st = widen_inputs(g, n, FC_INPUTS);
+        if (!st && transposed) st = set_int(s, FUSED_ATTR_TRANSPOSED, 1);
         if (st) return st;
         n->src = &s->node;
     }
@@ -179,8 +190,8 @@ static celer_status pass_conv_to_fused(celer_graph *g, const celer_graph_opt *op
 
 /* ---- fold-batchnorm: FusedConv -> BatchNormalization (inference form) becomes one FusedConv
  * carrying the BN parameters; its kernel folds them into W and B at load.
- * Preconditions: the conv output is read only by the BN; the conv has no activation or residual
- * yet; the BN's four parameters are constants; BN is not in training mode and its extra outputs
+ * Preconditions: the conv output is read only by the BN; the conv is no ConvTranspose and has no
+ * activation or residual yet; the BN's four parameters are constants; BN is not in training mode and its extra outputs
  * (opsets < 14 list them) are unused. */
 static celer_status pass_fold_batchnorm(celer_graph *g, const celer_graph_opt *opt) {
     (void)opt;
@@ -189,7 +200,7 @@ static celer_status pass_fold_batchnorm(celer_graph *g, const celer_graph_opt *o
     for (int k = 0; k < g->n_nodes; k++) {
         celer_node *f = &g->nodes[k];
         if (!is_fused_conv(f) || f->inputs[FC_BN_SCALE] >= 0 || f->inputs[FC_SUM] >= 0 ||
-            has_attr(f, FUSED_ATTR_ACTIVATION))
+            has_attr(f, FUSED_ATTR_ACTIVATION) || has_attr(f, FUSED_ATTR_TRANSPOSED))
             continue;
         int u = sole_user(g, users, f->outputs[0]);
         if (u < 0) continue;
@@ -564,11 +575,6 @@ static celer_status pass_fuse_matmul(celer_graph *g, const celer_graph_opt *opt)
     return CELER_OK;
 }
 
-/* Output channels of a FusedConv (W is [M, C/group, k...]). */
-static int64_t fused_out_channels(const celer_graph *g, const celer_node *f) {
-    return constant_of(g, f->inputs[FC_W])->shape.dims[0];
-}
-
 /* ---- fuse-conv-add: Add(FusedConv F, FusedConv G) -> F with G's output as its residual input,
  * run as oneDNN's sum post-op (in place into G's buffer when the Add was its last reader).
  * Preconditions: both operands are outputs of FusedConvs with the same number of output channels
@@ -590,7 +596,9 @@ static celer_status pass_fuse_add(celer_graph *g, const celer_graph_opt *opt) {
         if (pa < 0 || pb < 0 || !is_fused_conv(&g->nodes[pa]) || !is_fused_conv(&g->nodes[pb])) continue;
         const celer_tensor *wa = constant_of(g, g->nodes[pa].inputs[FC_W]);
         const celer_tensor *wb = constant_of(g, g->nodes[pb].inputs[FC_W]);
-        if (wa->shape.rank != wb->shape.rank || wa->shape.dims[0] != wb->shape.dims[0]) continue;
+        if (wa->shape.rank != wb->shape.rank ||
+            fused_out_channels(g, &g->nodes[pa]) != fused_out_channels(g, &g->nodes[pb]))
+            continue;
         bool ok_a = sole_user(g, users, a) == k && g->nodes[pa].inputs[FC_SUM] < 0;
         bool ok_b = sole_user(g, users, b) == k && g->nodes[pb].inputs[FC_SUM] < 0;
         if (ok_a && ok_b) ok_a = pa > pb; /* fuse into the later one */
@@ -664,12 +672,18 @@ static bool layout_free_unary(const celer_node *n) {
     return is_op(n, CELER_GRAPH_INTERNAL_DOMAIN, FUSED_OP_GELU);
 }
 
+/* A Concat along axis 1 (channels of NC...). */
+static bool is_channel_concat(const celer_node *n) {
+    return is_onnx(n, "Concat") && n->n_inputs >= 1 && n->n_outputs == 1 && celer_onnx_attr_int(n->src, "axis", 0) == 1;
+}
+
 static bool is_global_avg(const celer_node *n) {
     return is_onnx(n, "GlobalAveragePool") && n->n_inputs == 1 && n->n_outputs == 1;
 }
 
 /* A FusedConv that maps a 1x1 (1, 1x1x1) input to a 1x1 output: kernel of ones, no padding. */
 static bool conv_keeps_one(const celer_graph *g, const celer_node *f) {
+    if (has_attr(f, FUSED_ATTR_TRANSPOSED)) return false;
     const celer_tensor *w = constant_of(g, f->inputs[FC_W]);
     for (int i = 2; i < w->shape.rank; i++)
         if (w->shape.dims[i] != 1) return false;
@@ -699,10 +713,21 @@ static int producer_of(const celer_graph *g, const celer_node *n, int slot) {
 }
 
 /* Whether node r can read a blocked value at input slot j (a Mul only as the X of a
- * squeeze-excite scale: its other operand could be ONE). */
-static bool reads_blocked(const celer_graph *g, const layout_info *li, const celer_node *r, int j) {
+ * squeeze-excite scale: its other operand could be ONE; a channel Concat when all its parts could
+ * be blocked: FusedConvs with channels a multiple of the block, pools, activations). */
+static bool reads_blocked(const celer_graph *g, const layout_info *li, const celer_node *r, int j, int block) {
     if (is_fused_conv(r)) return j == FC_X || j == FC_SUM;
     if (poolable(r) || is_global_avg(r) || layout_free_unary(r)) return j == 0;
+    if (is_channel_concat(r)) {
+        bool ok = true;
+        for (int i = 0; i < r->n_inputs && ok; i++) {
+            int p = producer_of(g, r, i);
+            const celer_node *pn = p >= 0 ? &g->nodes[p] : NULL;
+            ok = pn && ((is_fused_conv(pn) && !li[p].maybe_one && fused_out_channels(g, pn) % block == 0) ||
+                        poolable(pn) || layout_free_unary(pn));
+        }
+        return ok;
+    }
     if (!is_onnx(r, "Mul") || r->n_inputs != 2 || r->n_outputs != 1 || j > 1) return false;
     int ps = producer_of(g, r, 1 - j);
     return ps >= 0 && li[ps].maybe_one;
@@ -714,7 +739,7 @@ static bool reads_blocked(const celer_graph *g, const layout_info *li, const cel
  * not absorb (layout_free_unary: run as they are), and the squeeze-excite chain: a
  * GlobalAveragePool of a blocked tensor (BlockedGlobalAveragePool) and the 1x1 convolutions after
  * it write [N, C, 1, 1], the same bytes in both layouts, and Mul(X blocked, those scales) becomes
- * BlockedScale. Going in topological order, a FusedConv output is blocked when its channel count
+ * BlockedScale; a Concat along channels of blocked parts is a BlockedConcat. Going in topological order, a FusedConv output is blocked when its channel count
  * is a multiple of the block and a reader can take it blocked (or it has a residual: the sum
  * post-op accumulates in place, so Y takes the residual's layout, which is blocked by the same
  * rule since both have the same channels); a pool, activation or scale is blocked when its input
@@ -754,6 +779,13 @@ static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *o
             role[k] = in_blocked ? LAYOUT_BLOCKED : LAYOUT_PLAIN;
         } else if (is_global_avg(f)) {
             role[k] = in_blocked ? LAYOUT_ONE : LAYOUT_PLAIN;
+        } else if (is_channel_concat(f)) {
+            bool all = true;
+            for (int j = 0; j < f->n_inputs && all; j++) {
+                int pj = producer_of(g, f, j);
+                all = pj >= 0 && role[pj] == LAYOUT_BLOCKED;
+            }
+            role[k] = all ? LAYOUT_BLOCKED : LAYOUT_PLAIN;
         } else if (is_onnx(f, "Mul")) {
             for (int j = 0; j < 2 && f->n_inputs == 2 && f->n_outputs == 1 && xslot[k] < 0; j++) {
                 int px = producer_of(g, f, j), ps = producer_of(g, f, 1 - j);
@@ -765,7 +797,7 @@ static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *o
         } else if (is_fused_conv(f) && fused_out_channels(g, f) % block == 0) {
             bool b = f->inputs[FC_SUM] >= 0;
             for (int e = rd.head[y]; e < rd.head[y + 1] && !b; e++)
-                b = reads_blocked(g, li, &g->nodes[rd.at[e].node], rd.at[e].slot);
+                b = reads_blocked(g, li, &g->nodes[rd.at[e].node], rd.at[e].slot, block);
             role[k] = b ? LAYOUT_BLOCKED : LAYOUT_PLAIN;
         }
     }
@@ -779,9 +811,11 @@ static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *o
             if ((st = set_string(s, FUSED_ATTR_POOL_MODE, is_onnx(f, "MaxPool") ? FUSED_POOL_MAX : FUSED_POOL_AVG)) ||
                 (st = set_int(s, FUSED_ATTR_X_BLOCKED, block)) || (st = set_int(s, FUSED_ATTR_Y_BLOCKED, block)))
                 return st;
-        } else if (is_global_avg(f) || xslot[k] >= 0) {
-            if (!(s = synth_new(g, f->src, is_global_avg(f) ? FUSED_OP_BLOCKED_GLOBAL_AVG : FUSED_OP_BLOCKED_SCALE, 1)))
-                return CELER_ERR_NOMEM;
+        } else if (is_global_avg(f) || xslot[k] >= 0 || is_channel_concat(f)) {
+            const char *op = is_global_avg(f)        ? FUSED_OP_BLOCKED_GLOBAL_AVG
+                             : is_channel_concat(f) ? FUSED_OP_BLOCKED_CONCAT
+                                                    : FUSED_OP_BLOCKED_SCALE;
+            if (!(s = synth_new(g, f->src, op, 1))) return CELER_ERR_NOMEM;
             if ((st = set_int(s, FUSED_ATTR_BLOCK, block))) return st;
             if (xslot[k] == 1) { /* X first */
                 int t = f->inputs[0];
@@ -814,9 +848,10 @@ static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *o
             if (is_fused_conv(r) && j == FC_X) {
                 r->inputs[j] = yb;
                 if ((st = set_int(synth_of(r), FUSED_ATTR_X_BLOCKED, block))) return st;
-            } else if ((is_fused_conv(r) && j == FC_SUM) || (role[u] != LAYOUT_PLAIN && xslot[u] < 0 && j == 0) ||
+            } else if ((is_fused_conv(r) && j == FC_SUM) ||
+                       (role[u] != LAYOUT_PLAIN && xslot[u] < 0 && (j == 0 || is_channel_concat(r))) ||
                        (xslot[u] >= 0 && j == xslot[u])) {
-                r->inputs[j] = yb; /* a blocked pool, activation, average or scale (not yet rewritten) */
+                r->inputs[j] = yb; /* a blocked pool, activation, average, concat or scale (not yet rewritten) */
             } else {
                 plain_readers = true;
             }

@@ -4,7 +4,8 @@
  *
  *   FusedConv(X, W, B?, Sum?, bn_scale?, bn_bias?, bn_mean?, bn_var?) -> Y
  *       Y = sum_activation(activation(BN(conv(X, W) + B)) + Sum), float only, W and the BN
- *       parameters constant. At load (init) BatchNormalization is folded into the weights and
+ *       parameters constant; with attribute transposed = 1 the conv is a ConvTranspose (its W,
+ *       attributes and oneDNN's deconvolution; no BN). At load (init) BatchNormalization is folded into the weights and
  *       bias and the weights are reordered once into the layout oneDNN's convolution wants;
  *       nothing reads W afterwards. The activations and the residual Sum are oneDNN post-ops;
  *       Sum is accumulated in place when the executor lets Y share its buffer.
@@ -17,6 +18,9 @@
  *       [N, C, 1...], whose bytes are the same in both layouts.
  *   BlockedScale(X, S) -> Y = X * S: a blocked X times channel scales S [N or 1, C, 1...] (the
  *       squeeze-excite Mul), Y blocked.
+ *   BlockedConcat(X1, X2, ...) -> Y: Concat along channels (axis 1) of blocked tensors, each with
+ *       channels a multiple of the block (attribute `block`), Y blocked: per sample, the parts'
+ *       bytes one after the other (the U-Net's skip connections).
  *   LayoutToPlain(X) -> Y: a blocked tensor (attribute `block`) back to the plain layout.
  *   FusedMatMul(A, B, bias?) -> Y = activation(A B + bias), float, B a constant matrix ([K, N], or
  *       [N, K] with transB = 1), bias a constant of N values; from MatMul (+ Add) and from Gemm
@@ -91,7 +95,9 @@ static const struct {
 typedef struct fused_state {
     celer_win_attrs a;
     int nsp;           /* spatial dims: 1 to 3 */
-    celer_shape w;     /* [M, C/group, k...] */
+    bool transposed;   /* a ConvTranspose: oneDNN's deconvolution */
+    celer_shape w;     /* [M, C/group, k...]; transposed [C, M/group, k...] */
+    int64_t m;         /* output channels */
     int x_block, y_block;
     bool has_sum;
     activation act, sum_act;
@@ -189,12 +195,17 @@ static celer_status build_conv(const fused_state *s, const celer_conv_geom *g, c
         (!wmd && (st = celer_dnnl_md(&wany, cd.w_rank, cd.w, dnnl_f32, dnnl_format_tag_any, who))) ||
         (s->bias && (st = celer_dnnl_md(&bmd, 1, bd, dnnl_f32, dnnl_a, who))))
         return st;
+    /* the two descriptors have the same head (oneDNN: "deconvolution_desc_t is convolution_desc_t") */
     dnnl_convolution_desc_t d;
-    if ((st = celer_dnnl_check(dnnl_dilated_convolution_forward_desc_init(
-                                   &d, dnnl_forward_inference, dnnl_convolution_direct, &xmd,
-                                   wmd ? wmd : &wany, s->bias ? &bmd : NULL, &ymd, cd.strides, cd.dil,
-                                   cd.pad_l, cd.pad_r),
-                               who, "convolution descriptor")))
+    if ((st = celer_dnnl_check(
+             s->transposed
+                 ? dnnl_dilated_deconvolution_forward_desc_init(&d, dnnl_forward_inference, dnnl_deconvolution_direct,
+                                                                &xmd, wmd ? wmd : &wany, s->bias ? &bmd : NULL, &ymd,
+                                                                cd.strides, cd.dil, cd.pad_l, cd.pad_r)
+                 : dnnl_dilated_convolution_forward_desc_init(&d, dnnl_forward_inference, dnnl_convolution_direct,
+                                                              &xmd, wmd ? wmd : &wany, s->bias ? &bmd : NULL, &ymd,
+                                                              cd.strides, cd.dil, cd.pad_l, cd.pad_r),
+             who, s->transposed ? "deconvolution descriptor" : "convolution descriptor")))
         return st;
     dnnl_post_ops_t po = NULL;
     if ((st = celer_dnnl_check(dnnl_post_ops_create(&po), who, "post-ops"))) return st;
@@ -226,7 +237,7 @@ static celer_status fold_weights(const celer_op_info *info, fused_state *s, floa
     char who[160];
     celer_ops_who(info, who, sizeof who);
     const celer_tensor *w = info->input_constants[FC_W];
-    int64_t m = w->shape.dims[0], per = m ? celer_shape_numel(&w->shape) / m : 0;
+    int64_t m = s->m, per = m ? celer_shape_numel(&w->shape) / m : 0;
     const float *b, *scale, *beta, *mean, *var;
     celer_status st;
     if ((st = vector_input(info, FC_B, m, &b)) || (st = vector_input(info, FC_BN_SCALE, m, &scale)) ||
@@ -234,8 +245,8 @@ static celer_status fold_weights(const celer_op_info *info, fused_state *s, floa
         (st = vector_input(info, FC_BN_VAR, m, &var)))
         return st;
     bool bn = scale && beta && mean && var;
-    if (!bn && (scale || beta || mean || var))
-        return celer_errorf(CELER_ERR_INTERNAL, "%s: partial BatchNormalization parameters", who);
+    if ((!bn || s->transposed) && (scale || beta || mean || var)) /* transposed: W's rows are not channels */
+        return celer_errorf(CELER_ERR_INTERNAL, "%s: partial or transposed BatchNormalization parameters", who);
     float eps = celer_onnx_attr_float(info->node, FUSED_ATTR_BN_EPSILON, 1e-5f);
     float *fw = malloc(sizeof(float) * (size_t)(m * per + 1));
     if (!fw) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory folding weights", who);
@@ -256,15 +267,20 @@ static celer_status fold_weights(const celer_op_info *info, fused_state *s, floa
     return CELER_OK;
 }
 
-/* The weight descriptor of W in plain ONNX order ([G,] M/G, C/G, k...). */
+/* The weight descriptor of W as the file has it: dims ([G,] M/G, C/G, k...) in that order, or
+ * for a ConvTranspose in ([G,] C/G, M/G, k...) order (oneDNN's "io"). */
 static celer_status plain_weights_md(const fused_state *s, dnnl_memory_desc_t *md, const char *who) {
     static const dnnl_format_tag_t grouped[] = {dnnl_abcd, dnnl_abcde, dnnl_abcdef};
-    int64_t wd[6];
+    static const dnnl_format_tag_t io[] = {dnnl_bac, dnnl_bacd, dnnl_bacde};
+    static const dnnl_format_tag_t gio[] = {dnnl_acbd, dnnl_acbde, dnnl_acbdef};
+    int64_t wd[6], g = s->a.group;
     int wr = 0;
-    if (s->a.group > 1) wd[wr++] = s->a.group;
-    wd[wr++] = s->w.dims[0] / s->a.group;
-    for (int i = 1; i < s->w.rank; i++) wd[wr++] = s->w.dims[i];
-    return celer_dnnl_md(md, wr, wd, dnnl_f32, s->a.group > 1 ? grouped[s->nsp - 1] : plain_tag(wr), who);
+    if (g > 1) wd[wr++] = g;
+    wd[wr++] = s->m / g;
+    wd[wr++] = s->transposed ? s->w.dims[0] / g : s->w.dims[1];
+    for (int i = 2; i < s->w.rank; i++) wd[wr++] = s->w.dims[i];
+    dnnl_format_tag_t tag = s->transposed ? (g > 1 ? gio : io)[s->nsp - 1] : g > 1 ? grouped[s->nsp - 1] : plain_tag(wr);
+    return celer_dnnl_md(md, wr, wd, dnnl_f32, tag, who);
 }
 
 /* Copies `from` (layout fmd) into a new aligned buffer of layout tmd. */
@@ -293,7 +309,7 @@ static celer_status pack_weights(fused_state *s, const float *fw, const char *wh
     dnnl_memory_desc_t plain;
     celer_status st = plain_weights_md(s, &plain, who);
     if (st) return st;
-    celer_shape x = {.rank = s->w.rank, .dims = {1, s->w.dims[1] * s->a.group}};
+    celer_shape x = {.rank = s->w.rank, .dims = {1, s->transposed ? s->w.dims[0] : s->w.dims[1] * s->a.group}};
     for (int i = 0; i < s->nsp; i++) {
         int64_t dil = i < s->a.n_dilations ? s->a.dilations[i] : 1;
         int64_t stride = i < s->a.n_strides ? s->a.strides[i] : 1;
@@ -303,7 +319,7 @@ static celer_status pack_weights(fused_state *s, const float *fw, const char *wh
     celer_shape y;
     celer_dnnl_prim p = {0};
     const dnnl_memory_desc_t *want = &plain;
-    celer_status guess = celer_conv_geom_make(who, &s->a, &x, &s->w, false, &g, &y);
+    celer_status guess = celer_conv_geom_make(who, &s->a, &x, &s->w, s->transposed, &g, &y);
     if (!guess) guess = build_conv(s, &g, NULL, true, true, &p, who);
     if (!guess) want = &p.weights_md;
     st = reorder_copy(fw, &plain, want, &s->packed, who);
@@ -321,14 +337,16 @@ static celer_status fused_init(const celer_op_info *info, void **state) {
     if (!s) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", who);
     s->w = w->shape;
     s->nsp = w->shape.rank - 2;
+    s->transposed = celer_onnx_attr_int(info->node, FUSED_ATTR_TRANSPOSED, 0) != 0;
     s->has_sum = info->input_types[FC_SUM] != CELER_UNDEFINED;
     s->x_block = (int)celer_onnx_attr_int(info->node, FUSED_ATTR_X_BLOCKED, 0);
     s->y_block = (int)celer_onnx_attr_int(info->node, FUSED_ATTR_Y_BLOCKED, 0);
     float *fw = NULL;
     celer_status st = celer_win_attrs_parse(info, &s->a);
     if (!st && (s->a.group < 1 || w->shape.dims[0] % s->a.group))
-        st = celer_errorf(CELER_ERR_SHAPE, "%s: %lld output channels do not split into %lld groups", who,
-                          (long long)w->shape.dims[0], (long long)s->a.group);
+        st = celer_errorf(CELER_ERR_SHAPE, "%s: %lld %s channels do not split into %lld groups", who,
+                          (long long)w->shape.dims[0], s->transposed ? "input" : "output", (long long)s->a.group);
+    s->m = s->transposed ? w->shape.dims[1] * s->a.group : w->shape.dims[0];
     if (!st)
         st = parse_activation(info, FUSED_ATTR_ACTIVATION, FUSED_ATTR_ACTIVATION_ALPHA, FUSED_ATTR_ACTIVATION_BETA,
                               &s->act);
@@ -452,7 +470,7 @@ static celer_status fused_reshape(celer_kernel_call *call) {
     if (!celer_shape_equal(&l->x, &x->shape)) {
         local_reset(l);
         celer_shape y;
-        celer_status st = celer_conv_geom_make(who, &s->a, &x->shape, &s->w, false, &l->g, &y);
+        celer_status st = celer_conv_geom_make(who, &s->a, &x->shape, &s->w, s->transposed, &l->g, &y);
         if (st) return st;
         if ((s->x_block && l->g.c % s->x_block) || (s->y_block && l->g.m % s->y_block))
             return celer_errorf(CELER_ERR_INTERNAL, "%s: blocked layout over %lld -> %lld channels", who,
@@ -841,6 +859,43 @@ static celer_status scale_run(celer_kernel_call *call) {
     return CELER_OK;
 }
 
+/* ---- BlockedConcat ---- */
+
+static celer_status concat_reshape(celer_kernel_call *call) {
+    char who[160], b1[160], b2[160];
+    const celer_tensor *x0 = call->in[0];
+    celer_shape y = x0->shape;
+    y.dims[1] = 0;
+    for (int j = 0; j < call->n_in; j++) {
+        const celer_tensor *x = call->in[j];
+        int64_t block;
+        celer_status st = block_of(call, x, &block);
+        if (st) return st;
+        bool ok = x->dtype == CELER_FLOAT && x->shape.rank == x0->shape.rank && x->shape.dims[0] == x0->shape.dims[0];
+        for (int i = 2; i < x->shape.rank && ok; i++) ok = x->shape.dims[i] == x0->shape.dims[i];
+        if (!ok)
+            return celer_errorf(CELER_ERR_SHAPE, "%s: input %d %s does not concatenate with input 0 %s along "
+                                "channels (float, equal dims but axis 1)", celer_ops_who(call->info, who, sizeof who),
+                                j, celer_shape_str(&x->shape, b1, sizeof b1), celer_shape_str(&x0->shape, b2, sizeof b2));
+        y.dims[1] += x->shape.dims[1];
+    }
+    call->out[0].shape = y;
+    return CELER_OK;
+}
+
+static celer_status concat_run(celer_kernel_call *call) {
+    const celer_shape *y = &call->out[0].shape;
+    int64_t sp = celer_ops_dims_prod(y->dims, 2, y->rank);
+    float *out = call->out[0].data;
+    for (int64_t i = 0; i < y->dims[0]; i++) /* [n][c/b][sp][b]: channel blocks are outside space */
+        for (int j = 0; j < call->n_in; j++) {
+            int64_t len = call->in[j]->shape.dims[1] * sp;
+            memcpy(out, (const float *)call->in[j]->data + i * len, sizeof(float) * (size_t)len);
+            out += len;
+        }
+    return CELER_OK;
+}
+
 /* ---- LayoutToPlain ---- */
 
 static celer_status to_plain_reshape(celer_kernel_call *call) {
@@ -891,6 +946,8 @@ static const celer_kernel kernels[] = {
      .dtypes = F32, .type_input = 0, .reshape = gap_reshape, .run = gap_run},
     {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = FUSED_OP_BLOCKED_SCALE, .since = 1, .until = CELER_OPS_MAX_VERSION,
      .dtypes = F32, .type_input = 0, .flags = CELER_KERNEL_INPLACE, .reshape = scale_reshape, .run = scale_run},
+    {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = FUSED_OP_BLOCKED_CONCAT, .since = 1, .until = CELER_OPS_MAX_VERSION,
+     .dtypes = F32, .type_input = 0, .reshape = concat_reshape, .run = concat_run},
     {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = FUSED_OP_LAYOUT_TO_PLAIN, .since = 1, .until = CELER_OPS_MAX_VERSION,
      .dtypes = F32, .type_input = 0, .reshape = to_plain_reshape, .run = to_plain_run},
 };

@@ -16,6 +16,7 @@ import sys
 import tempfile
 
 import numpy as np
+from onnx import numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from check_passes import RNG, Builder  # noqa: E402
@@ -128,6 +129,34 @@ def matmul_activations():
                                     "present": ["FusedMatMul"]}
 
 
+def convt(b, x, cin, cout, k=2, group=1, nd=2, bias=True, **attrs):
+    """ConvTranspose with random weights [cin, cout/group, k...] (stride k unless given)."""
+    w = RNG.standard_normal((cin, cout // group) + (k,) * nd).astype(np.float32) / np.sqrt(cin * k**nd / group)
+    ins = [x, b.const(w)] + ([b.const(RNG.standard_normal(cout) * 0.1, "b")] if bias else [])
+    attrs.setdefault("strides", [k] * nd)
+    return b.op("ConvTranspose", ins, kernel_shape=[k] * nd, group=group, **attrs)
+
+
+def unet():
+    """The U-Net's decoder: ConvTranspose (fused, blocked, with its Relu) concatenated along
+    channels with a skip connection read blocked by a MaxPool too, then a conv on the concat; a
+    grouped ConvTranspose with output_padding and pads, whose concat with the plain input stays
+    plain (so the ConvTranspose writes plain); a 1-D ConvTranspose without bias."""
+    b = Builder()
+    d1 = b.op("Relu", [b.conv("x", 4, 16)])
+    d2 = b.op("Relu", [b.conv(b.op("MaxPool", [d1], kernel_shape=[2, 2], strides=[2, 2]), 16, 32)])
+    u = b.op("Relu", [convt(b, d2, 32, 16)])
+    y = b.op("Relu", [b.conv(b.op("Concat", [u, d1], axis=1), 32, 32)])
+    u = convt(b, y, 32, 16, k=3, group=2, strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1])
+    y = b.conv(b.op("Concat", [u, b.op("Resize", ["x", "", b.const([1, 1, 2, 2], "scales")], mode="nearest")],
+                    axis=1), 20, 16)
+    b.inits.append(numpy_helper.from_array(np.array([0, 16, -1], np.int64), "shape_1d"))
+    y = b.op("Reshape", [y, "shape_1d"])
+    y = convt(b, b.conv(y, 16, 16, nd=1), 16, 16, k=3, nd=1, bias=False, strides=[1], pads=[1, 1])
+    return b.model([2, 4, 10, 12], [y]), {"present": ["BlockedConcat", "FusedConv", "Concat"],
+                                          "absent": ["ConvTranspose", "MaxPool", "Relu", "LayoutToPlain"]}
+
+
 def run(celer, model_path, x, outdir, optimize, threads):
     os.makedirs(outdir, exist_ok=True)
     np.save(os.path.join(outdir, "x.npy"), x)
@@ -179,7 +208,7 @@ def main():
         return 2
     celer = sys.argv[1]
     cases = []
-    for fn in (conv1d, squeeze_excite, blocked_chain, activations, gelu20, matmul_activations):
+    for fn in (conv1d, squeeze_excite, blocked_chain, activations, gelu20, matmul_activations, unet):
         (model, shape), expect = fn()
         cases.append((fn.__name__, model, shape, expect))
     failed = total = 0
