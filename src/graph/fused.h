@@ -47,5 +47,8 @@ enum { FC_X, FC_W, FC_B, FC_SUM, FC_BN_SCALE, FC_BN_BIAS, FC_BN_MEAN, FC_BN_VAR,
 /* LayoutToPlain, BlockedGlobalAveragePool, BlockedScale, BlockedConcat: the channel block of
  * the blocked input(s) (int). */
 #define FUSED_ATTR_BLOCK "block"
+/* LayoutToPlain: the channels of its output when fewer than its input's, whose channel count was
+ * padded up to a multiple of the block (int; absent: the same). */
+#define FUSED_ATTR_CHANNELS "channels"
 
 #endif

@@ -753,9 +753,10 @@ static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *o
     celer_status st = index_readers(g, &rd);
     if (st) return st;
     unsigned char *role = celer_arena_alloc(&g->arena, (size_t)(n0 + 1));
+    int64_t *chan = celer_arena_alloc(&g->arena, sizeof(int64_t) * (size_t)(n0 + 1)); /* channels written */
     signed char *xslot = celer_arena_alloc(&g->arena, (size_t)(n0 + 1)); /* a scale's X slot, else -1 */
     layout_info *li = celer_arena_alloc(&g->arena, sizeof *li * (size_t)(n0 + 1));
-    if (!role || !xslot || !li) return CELER_ERR_NOMEM;
+    if (!role || !xslot || !li || !chan) return CELER_ERR_NOMEM;
     for (int k = 0; k < n0; k++) {
         const celer_node *f = &g->nodes[k];
         int p = f->src ? producer_of(g, f, 0) : -1;
@@ -764,37 +765,44 @@ static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *o
             li[k].spatial_one = li[k].maybe_one = true;
         } else if (f->src && is_fused_conv(f) && f->inputs[FC_SUM] < 0 && p >= 0 && li[p].spatial_one &&
                    conv_keeps_one(g, f)) {
-            li[k].spatial_one = true;
-            li[k].maybe_one = fused_out_channels(g, f) % block == 0;
+            li[k].spatial_one = li[k].maybe_one = true;
         }
     }
     for (int k = 0; k < n0; k++) {
         const celer_node *f = &g->nodes[k];
         role[k] = LAYOUT_PLAIN;
         xslot[k] = -1;
+        chan[k] = 0;
         if (!f->src || f->n_outputs < 1) continue;
         int y = f->outputs[0], p = producer_of(g, f, 0);
         bool in_blocked = p >= 0 && role[p] == LAYOUT_BLOCKED;
+        if (p >= 0) chan[k] = chan[p];
         if (poolable(f) || layout_free_unary(f)) {
             role[k] = in_blocked ? LAYOUT_BLOCKED : LAYOUT_PLAIN;
         } else if (is_global_avg(f)) {
             role[k] = in_blocked ? LAYOUT_ONE : LAYOUT_PLAIN;
-        } else if (is_channel_concat(f)) {
+        } else if (is_channel_concat(f)) { /* padded parts would leave gaps */
             bool all = true;
+            chan[k] = 0;
             for (int j = 0; j < f->n_inputs && all; j++) {
                 int pj = producer_of(g, f, j);
-                all = pj >= 0 && role[pj] == LAYOUT_BLOCKED;
+                all = pj >= 0 && role[pj] == LAYOUT_BLOCKED && chan[pj] % block == 0;
+                chan[k] += all ? chan[pj] : 0;
             }
             role[k] = all ? LAYOUT_BLOCKED : LAYOUT_PLAIN;
         } else if (is_onnx(f, "Mul")) {
             for (int j = 0; j < 2 && f->n_inputs == 2 && f->n_outputs == 1 && xslot[k] < 0; j++) {
                 int px = producer_of(g, f, j), ps = producer_of(g, f, 1 - j);
-                if (px >= 0 && ps >= 0 && role[px] == LAYOUT_BLOCKED && role[ps] == LAYOUT_ONE) xslot[k] = (signed char)j;
+                if (px >= 0 && ps >= 0 && role[px] == LAYOUT_BLOCKED && role[ps] == LAYOUT_ONE && chan[px] == chan[ps])
+                    xslot[k] = (signed char)j;
             }
             role[k] = xslot[k] >= 0 ? LAYOUT_BLOCKED : LAYOUT_PLAIN;
+            chan[k] = xslot[k] >= 0 ? chan[producer_of(g, f, xslot[k])] : 0;
         } else if (is_fused_conv(f) && li[k].maybe_one) {
             role[k] = LAYOUT_ONE;
-        } else if (is_fused_conv(f) && fused_out_channels(g, f) % block == 0) {
+            chan[k] = fused_out_channels(g, f);
+        } else if (is_fused_conv(f)) {
+            chan[k] = fused_out_channels(g, f);
             bool b = f->inputs[FC_SUM] >= 0;
             for (int e = rd.head[y]; e < rd.head[y + 1] && !b; e++)
                 b = reads_blocked(g, li, &g->nodes[rd.at[e].node], rd.at[e].slot, block);
@@ -826,7 +834,8 @@ static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *o
             return st;
         }
         if (s) f->src = &s->node;
-        if (role[k] == LAYOUT_ONE) { /* same bytes: readers keep the value; convolutions are told */
+        bool padded = chan[k] % block != 0;
+        if (role[k] == LAYOUT_ONE && !padded) { /* same bytes: readers keep the value; convolutions are told */
             for (int e = rd.head[y]; e < rd.head[y + 1]; e++) {
                 celer_node *r = &g->nodes[rd.at[e].node];
                 if (is_fused_conv(r) && rd.at[e].slot == FC_X &&
@@ -850,17 +859,18 @@ static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *o
                 if ((st = set_int(synth_of(r), FUSED_ATTR_X_BLOCKED, block))) return st;
             } else if ((is_fused_conv(r) && j == FC_SUM) ||
                        (role[u] != LAYOUT_PLAIN && xslot[u] < 0 && (j == 0 || is_channel_concat(r))) ||
-                       (xslot[u] >= 0 && j == xslot[u])) {
+                       (xslot[u] >= 0 && j == (role[k] == LAYOUT_ONE ? 1 - xslot[u] : xslot[u]))) {
                 r->inputs[j] = yb; /* a blocked pool, activation, average, concat or scale (not yet rewritten) */
             } else {
                 plain_readers = true;
             }
         }
         if (!plain_readers) continue;
-        synth_node *t = synth_new(g, NULL, FUSED_OP_LAYOUT_TO_PLAIN, 1);
+        synth_node *t = synth_new(g, NULL, FUSED_OP_LAYOUT_TO_PLAIN, 2);
         if (!t) return CELER_ERR_NOMEM;
         t->node.name = f->src->name;
-        if ((st = set_int(t, FUSED_ATTR_BLOCK, block))) return st;
+        if ((st = set_int(t, FUSED_ATTR_BLOCK, block)) || (padded && (st = set_int(t, FUSED_ATTR_CHANNELS, chan[k]))))
+            return st;
         int r = celer_graph_add_node(g, &t->node, 1, 1);
         if (r < 0) return CELER_ERR_NOMEM;
         g->nodes[r].inputs[0] = yb;

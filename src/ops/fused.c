@@ -30,9 +30,12 @@
  *       HardSigmoid, Swish, with activation_alpha / activation_beta.
  *   Gelu(X) -> Y = X/2 (1 + erf(X / sqrt 2)), from the Div/Erf/Add/Mul/Mul pattern exporters write.
  *
- * A blocked tensor has its logical NCHW shape in celer_tensor.shape and its bytes in
- * N, C/block, spatial..., block order; the layout pass only blocks tensors whose channel count
- * is a multiple of the block, so the byte size is the plain one. */
+ * A blocked tensor has its NCHW shape in celer_tensor.shape and its bytes in N, C/block,
+ * spatial..., block order. Its channel count C is padded up to a multiple of the block (24 -> 32
+ * by 16, as oneDNN's padded blocked layouts have it), so the executor, which sizes buffers from
+ * shapes, allocates the padded bytes: the padding channels are 0 out of a FusedConv (oneDNN zeroes
+ * them) and stay finite through the ops after it (activations of 0); a FusedConv reading X
+ * blocked takes its true C from W, and LayoutToPlain drops the padding (attribute `channels`). */
 /* Nothing here reads floating-point exception flags: lets GCC keep the selects of the
  * activation loops (and of vmath.h, inlined into them) branch-free, so they vectorize. A
  * function-level attribute would not do: GCC does not inline across differing options. */
@@ -453,6 +456,9 @@ static void carve(const fused_local *l, void *base, void **pad, void **xb, void 
     *total = cv.off;
 }
 
+/* Channels c padded up to a multiple of block (0: plain, c). */
+static int64_t padded_channels(int64_t c, int block) { return block ? (c + block - 1) / block * block : c; }
+
 static celer_status fused_reshape(celer_kernel_call *call) {
     char who[160];
     celer_ops_who(call->info, who, sizeof who);
@@ -469,17 +475,17 @@ static celer_status fused_reshape(celer_kernel_call *call) {
     }
     if (!celer_shape_equal(&l->x, &x->shape)) {
         local_reset(l);
-        celer_shape y;
-        celer_status st = celer_conv_geom_make(who, &s->a, &x->shape, &s->w, s->transposed, &l->g, &y);
+        /* a blocked X may carry its channels padded up to the block: W has the true count */
+        celer_shape xl = x->shape, y;
+        int64_t c = s->transposed ? s->w.dims[0] : s->w.dims[1] * s->a.group;
+        if (s->x_block && xl.rank > 1 && xl.dims[1] != c && xl.dims[1] == padded_channels(c, s->x_block))
+            xl.dims[1] = c;
+        celer_status st = celer_conv_geom_make(who, &s->a, &xl, &s->w, s->transposed, &l->g, &y);
         if (st) return st;
-        if ((s->x_block && l->g.c % s->x_block) || (s->y_block && l->g.m % s->y_block))
-            return celer_errorf(CELER_ERR_INTERNAL, "%s: blocked layout over %lld -> %lld channels", who,
-                                (long long)l->g.c, (long long)l->g.m);
-        if (celer_shape_numel(&x->shape) && celer_shape_numel(&y) && (st = local_build(s, l, &x->shape, who)))
-            return st;
+        if (celer_shape_numel(&xl) && celer_shape_numel(&y) && (st = local_build(s, l, &xl, who))) return st;
         l->x = x->shape;
     }
-    celer_shape y = {.rank = l->x.rank, .dims = {l->g.n, l->g.m}};
+    celer_shape y = {.rank = l->x.rank, .dims = {l->g.n, padded_channels(l->g.m, s->y_block)}};
     for (int i = 0; i < s->nsp; i++) y.dims[2 + i] = l->g.win.out[3 - s->nsp + i];
     if (sum && !celer_shape_equal(&sum->shape, &y)) {
         char b1[160], b2[160];
@@ -898,14 +904,20 @@ static celer_status concat_run(celer_kernel_call *call) {
 
 /* ---- LayoutToPlain ---- */
 
+/* Y has attribute `channels` (X's padded count when absent), X's others dims. */
 static celer_status to_plain_reshape(celer_kernel_call *call) {
     char who[160];
     int64_t block = celer_onnx_attr_int(call->info->node, FUSED_ATTR_BLOCK, 0);
     const celer_tensor *x = call->in[0];
-    if (block <= 0 || x->shape.rank < 2 || x->shape.dims[1] % block)
-        return celer_errorf(CELER_ERR_INTERNAL, "%s: block %lld does not divide the channels",
-                            celer_ops_who(call->info, who, sizeof who), (long long)block);
-    return celer_ops_reshape_same(call);
+    int64_t c = x->shape.rank >= 2 ? celer_onnx_attr_int(call->info->node, FUSED_ATTR_CHANNELS, x->shape.dims[1]) : 0;
+    if (block <= 0 || x->shape.rank < 2 || x->shape.dims[1] % block || c > x->shape.dims[1] ||
+        c <= x->shape.dims[1] - block)
+        return celer_errorf(CELER_ERR_INTERNAL, "%s: block %lld and %lld channels do not fit X's %lld",
+                            celer_ops_who(call->info, who, sizeof who), (long long)block, (long long)c,
+                            (long long)(x->shape.rank >= 2 ? x->shape.dims[1] : 0));
+    call->out[0].shape = x->shape;
+    call->out[0].shape.dims[1] = c;
+    return CELER_OK;
 }
 
 static celer_status to_plain_run(celer_kernel_call *call) {
@@ -913,15 +925,16 @@ static celer_status to_plain_run(celer_kernel_call *call) {
     const celer_tensor *x = call->in[0];
     const float *in = x->data;
     float *out = call->out[0].data;
-    int64_t n = x->shape.dims[0], c = x->shape.dims[1];
+    int64_t n = x->shape.dims[0], cp = x->shape.dims[1], c = call->out[0].shape.dims[1];
     int64_t sp = celer_ops_dims_prod(x->shape.dims, 2, x->shape.rank);
-    /* in: [n][c/b][sp][b] -> out: [n][c][sp] */
+    /* in: [n][cp/b][sp][b] -> out: [n][c][sp], the padding channels (c..cp) dropped */
     for (int64_t i = 0; i < n; i++)
-        for (int64_t cb = 0; cb < c / b; cb++) {
-            const float *src = in + (i * c + cb * b) * sp;
+        for (int64_t cb = 0; cb < cp / b; cb++) {
+            const float *src = in + (i * cp + cb * b) * sp;
             float *dst = out + (i * c + cb * b) * sp;
-            for (int64_t p = 0; p < sp; p++)
-                for (int64_t j = 0; j < b; j++) dst[j * sp + p] = src[p * b + j];
+            int64_t nb = CELER_MIN(b, c - cb * b);
+            for (int64_t j = 0; j < nb; j++)
+                for (int64_t p = 0; p < sp; p++) dst[j * sp + p] = src[p * b + j];
         }
     return CELER_OK;
 }

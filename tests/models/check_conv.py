@@ -157,6 +157,27 @@ def unet():
                                           "absent": ["ConvTranspose", "MaxPool", "Relu", "LayoutToPlain"]}
 
 
+def padded_channels():
+    """Channel counts that are no multiple of the block (8 or 16), kept blocked with padding as
+    MobileNetV3/EfficientNet have them, at batch 2: 24 -> 72 expand, depthwise 72 with HardSwish,
+    squeeze-excite 72 -> 20 -> 72 with HardSigmoid, project to 24 and a residual Add of two
+    padded convs; a Sigmoid on padded data (the padding becomes 0.5) read by a conv, a MaxPool
+    on padded data; padded values as graph outputs (the image and the pooled [N, 72, 1, 1])."""
+    b = Builder()
+    x = b.op("Relu", [b.conv("x", 3, 24)])
+    e = b.op("HardSwish", [b.bn(b.conv(x, 24, 72, k=1, pads=[0, 0, 0, 0]), 72)])
+    e = b.op("HardSwish", [b.conv(e, 72, 72, group=72)])
+    g = b.op("GlobalAveragePool", [e])
+    s = b.op("Relu", [b.conv(g, 72, 20, k=1, pads=[0, 0, 0, 0])])
+    s = b.op("HardSigmoid", [b.conv(s, 20, 72, k=1, pads=[0, 0, 0, 0])], alpha=1.0 / 6, beta=0.5)
+    y = b.op("Add", [b.conv(b.op("Mul", [e, s]), 72, 24, k=1, pads=[0, 0, 0, 0]), b.conv(x, 24, 24)])
+    z = b.conv(b.op("Sigmoid", [y]), 24, 40)
+    z = b.op("MaxPool", [z], kernel_shape=[2, 2], strides=[2, 2])
+    return b.model([2, 3, 13, 11], [b.conv(z, 40, 40), y, g]), {
+        "present": ["BlockedGlobalAveragePool", "BlockedScale", "BlockedPool", "Sigmoid", "LayoutToPlain"],
+        "absent": ["GlobalAveragePool", "Mul", "MaxPool", "Add", "HardSwish", "HardSigmoid"]}
+
+
 def run(celer, model_path, x, outdir, optimize, threads):
     os.makedirs(outdir, exist_ok=True)
     np.save(os.path.join(outdir, "x.npy"), x)
@@ -208,7 +229,7 @@ def main():
         return 2
     celer = sys.argv[1]
     cases = []
-    for fn in (conv1d, squeeze_excite, blocked_chain, activations, gelu20, matmul_activations, unet):
+    for fn in (conv1d, squeeze_excite, blocked_chain, activations, gelu20, matmul_activations, unet, padded_channels):
         (model, shape), expect = fn()
         cases.append((fn.__name__, model, shape, expect))
     failed = total = 0
