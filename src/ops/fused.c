@@ -95,6 +95,8 @@ static const struct {
     {.name = "HardSigmoid", .alg = dnnl_eltwise_linear, .then = dnnl_eltwise_clip, .then_alpha = 0.f, .then_beta = 1.f},
 };
 
+typedef struct mm_state mm_state; /* FusedMatMul's, below: the GEMM path of one-channel convs */
+
 typedef struct fused_state {
     celer_win_attrs a;
     int nsp;           /* spatial dims: 1 to 3 */
@@ -107,7 +109,13 @@ typedef struct fused_state {
     float *bias;       /* M folded bias values, or NULL */
     void *packed;      /* folded weights in packed_md's layout (aligned, owned) */
     dnnl_memory_desc_t packed_md;
+    mm_state *gemm;    /* one input channel: W^T packed for im2col x W^T (gemm_conv_*; owned), else NULL */
 } fused_state;
+
+static celer_status gemm_conv_init(const celer_op_info *info, fused_state *s, const float *fw, const char *who);
+static size_t gemm_conv_scratch(const fused_state *s, const celer_conv_geom *g);
+static void gemm_conv_run(const fused_state *s, const celer_conv_geom *g, const float *x, float *y, void *scratch);
+static void mm_free(void *state);
 
 typedef struct fused_local {
     celer_shape x; /* shape the primitive was built for; rank -1 until built */
@@ -177,6 +185,7 @@ static void fused_free_state(void *p) {
     if (!s) return;
     free(s->bias);
     free(s->packed);
+    mm_free(s->gemm);
     free(s);
 }
 
@@ -357,7 +366,8 @@ static celer_status fused_init(const celer_op_info *info, void **state) {
         st = parse_activation(info, FUSED_ATTR_SUM_ACTIVATION, FUSED_ATTR_SUM_ACTIVATION_ALPHA,
                               FUSED_ATTR_SUM_ACTIVATION_BETA, &s->sum_act);
     if (!st) st = fold_weights(info, s, &fw);
-    if (!st) st = pack_weights(s, fw, who);
+    if (!st) st = gemm_conv_init(info, s, fw, who);
+    if (!st && !s->gemm) st = pack_weights(s, fw, who);
     free(fw);
     if (st) {
         fused_free_state(s);
@@ -482,7 +492,8 @@ static celer_status fused_reshape(celer_kernel_call *call) {
             xl.dims[1] = c;
         celer_status st = celer_conv_geom_make(who, &s->a, &xl, &s->w, s->transposed, &l->g, &y);
         if (st) return st;
-        if (celer_shape_numel(&xl) && celer_shape_numel(&y) && (st = local_build(s, l, &xl, who))) return st;
+        if (s->gemm) l->built = celer_shape_numel(&xl) && celer_shape_numel(&y);
+        else if (celer_shape_numel(&xl) && celer_shape_numel(&y) && (st = local_build(s, l, &xl, who))) return st;
         l->x = x->shape;
     }
     celer_shape y = {.rank = l->x.rank, .dims = {l->g.n, padded_channels(l->g.m, s->y_block)}};
@@ -495,7 +506,8 @@ static celer_status fused_reshape(celer_kernel_call *call) {
     }
     call->out[0].shape = y;
     void *pad, *xb, *yb;
-    carve(l, NULL, &pad, &xb, &yb, &call->scratch_size);
+    if (s->gemm) call->scratch_size = l->built ? gemm_conv_scratch(s, &l->g) : 0;
+    else carve(l, NULL, &pad, &xb, &yb, &call->scratch_size);
     return CELER_OK;
 }
 
@@ -503,6 +515,10 @@ static celer_status fused_run(celer_kernel_call *call) {
     const fused_state *s = call->state;
     const fused_local *l = *call->local;
     if (!l->built) return CELER_OK;
+    if (s->gemm) {
+        gemm_conv_run(s, &l->g, call->in[FC_X]->data, call->out[0].data, call->scratch);
+        return CELER_OK;
+    }
     char who[160];
     celer_ops_who(call->info, who, sizeof who);
     const celer_tensor *x = call->in[FC_X];
@@ -658,13 +674,13 @@ static const struct {
     {"Swish", MM_SWISH},
 };
 
-typedef struct mm_state {
+struct mm_state {
     bool trans_b;
     int64_t k, n; /* B is [K, N], or [N, K] with trans_b */
     mm_act act;
     float alpha, beta;
     celer_sgemm_b packed; /* B and the bias, packed at init (owned) */
-} mm_state;
+};
 
 /* GELU, erf form: x/2 (1 + erf(x / sqrt 2)). Also built for AVX2 + FMA, picked at load when the
  * CPU has them: the loop is mostly polynomial evaluations (twice as wide, fused). */
@@ -782,6 +798,89 @@ static celer_status mm_run(celer_kernel_call *call) {
 static celer_status gelu_run(celer_kernel_call *call) {
     gelu_f32(call->in[0]->data, call->out[0].data, celer_shape_numel(&call->in[0]->shape));
     return CELER_OK;
+}
+
+/* ---- FusedConv over one input channel as a GEMM ----
+ * A 1-D convolution of one input channel (the first layer of a raw-audio model: 1 -> 32 channels,
+ * kernel 80, stride 4 over 16000 samples) has no oneDNN kernel writing the blocked layout: it
+ * ran on brgconv in nwc plus a reorder (0.55 ms at 1 thread), its gemm convolution with the
+ * activation post-op took 0.95. As ONNX Runtime does, it is im2col rows [T, K] (each a copy of K
+ * samples) times W^T [K, M] packed at load (sgemm.h), bias and activation in the GEMM's epilogue,
+ * then the [T, M] result laid out as Y wants. Taken for group 1, no dilation, no residual, and
+ * the activations FusedMatMul's epilogue has. */
+
+/* Sets s->gemm when the conv qualifies (else leaves it NULL): fw is W folded, [M, K]. */
+static celer_status gemm_conv_init(const celer_op_info *info, fused_state *s, const float *fw, const char *who) {
+    const char *act = celer_onnx_attr_string(info->node, FUSED_ATTR_ACTIVATION, NULL);
+    mm_act a = MM_NONE;
+    size_t i = 0;
+    while (act && i < CELER_ARRAY_LEN(mm_acts) && strcmp(mm_acts[i].name, act)) i++;
+    if (act && i == CELER_ARRAY_LEN(mm_acts)) return CELER_OK;
+    if (act) a = mm_acts[i].act;
+    bool dilated = s->a.n_dilations > 0 && s->a.dilations[0] != 1;
+    if (s->nsp != 1 || s->transposed || s->a.group != 1 || s->w.dims[1] != 1 || s->has_sum || s->sum_act.n ||
+        dilated)
+        return CELER_OK;
+    mm_state *g = calloc(1, sizeof *g);
+    if (!g) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", who);
+    g->trans_b = true;
+    g->k = s->w.dims[2];
+    g->n = s->m;
+    g->act = a;
+    g->alpha = celer_onnx_attr_float(info->node, FUSED_ATTR_ACTIVATION_ALPHA, 0.f);
+    g->beta = celer_onnx_attr_float(info->node, FUSED_ATTR_ACTIVATION_BETA, 0.f);
+    celer_status st = celer_sgemm_pack(who, fw, g->k, g->n, true, s->bias, &g->packed);
+    if (st) {
+        free(g);
+        return st;
+    }
+    s->gemm = g;
+    return CELER_OK;
+}
+
+/* Scratch of one sample: X padded (the samples the windows cover), im2col rows, the [T, M] product. */
+typedef struct gemm_conv_bufs {
+    float *xp, *a, *y;
+    int64_t len; /* samples of xp */
+} gemm_conv_bufs;
+
+static size_t gemm_conv_carve(const fused_state *s, const celer_conv_geom *g, void *base, gemm_conv_bufs *b) {
+    const celer_window *w = &g->win;
+    int64_t t = w->out[2];
+    celer_ops_carve cv = {.base = base};
+    b->len = (t - 1) * w->stride[2] + s->gemm->k;
+    b->xp = celer_ops_carve_elems(&cv, b->len, sizeof(float));
+    b->a = celer_ops_carve_elems(&cv, t * s->gemm->k, sizeof(float));
+    b->y = celer_ops_carve_elems(&cv, t * s->m, sizeof(float));
+    return cv.off;
+}
+
+static size_t gemm_conv_scratch(const fused_state *s, const celer_conv_geom *g) {
+    gemm_conv_bufs b;
+    return gemm_conv_carve(s, g, NULL, &b);
+}
+
+static void gemm_conv_run(const fused_state *s, const celer_conv_geom *g, const float *x, float *y, void *scratch) {
+    const celer_window *w = &g->win;
+    const mm_state *mm = s->gemm;
+    int64_t t = w->out[2], in = w->in[2], stride = w->stride[2], pad = w->pad_l[2], k = mm->k, m = s->m;
+    int64_t b = s->y_block ? s->y_block : 1, mp = padded_channels(m, s->y_block);
+    gemm_conv_bufs buf;
+    gemm_conv_carve(s, g, scratch, &buf);
+    for (int64_t n = 0; n < g->n; n++) {
+        const float *xn = x + n * in;
+        for (int64_t p = 0; p < buf.len; p++) buf.xp[p] = p >= pad && p - pad < in ? xn[p - pad] : 0.0f;
+        for (int64_t r = 0; r < t; r++) memcpy(buf.a + r * k, buf.xp + r * stride, sizeof(float) * (size_t)k);
+        celer_sgemm_run(&mm->packed, t, buf.a, k, buf.y, m, false, mm->act == MM_NONE ? NULL : mm_epilogue, mm);
+        /* [T, M] -> Y: [mp/b][T][b] (plain: b = 1), the padding channels 0 */
+        float *yn = y + n * mp * t;
+        for (int64_t cb = 0; cb < mp / b; cb++)
+            for (int64_t r = 0; r < t; r++)
+                for (int64_t j = 0; j < b; j++) {
+                    int64_t c = cb * b + j;
+                    yn[(cb * t + r) * b + j] = c < m ? buf.y[r * m + c] : 0.0f;
+                }
+    }
 }
 
 /* ---- BlockedGlobalAveragePool and BlockedScale: the squeeze-excite chain on blocked data ---- */

@@ -178,6 +178,22 @@ def padded_channels():
         "absent": ["GlobalAveragePool", "Mul", "MaxPool", "Add", "HardSwish", "HardSigmoid"]}
 
 
+def one_channel():
+    """1-D convolutions over one input channel (the raw-audio model's first layer: kernel 80,
+    stride 4, pads 40) run as im2col x W^T: with Relu into a blocked MaxPool, with LeakyRelu
+    and 20 (padded) output channels read blocked, with HardSigmoid written plain as a graph
+    output, without activation and uneven pads; a dilated one stays on oneDNN. Batch 2."""
+    b = Builder()
+    y = b.op("Relu", [b.conv("x", 1, 32, k=80, nd=1, strides=[4], pads=[40, 40])])
+    y = b.op("MaxPool", [y], kernel_shape=[4], strides=[4])
+    z = b.op("LeakyRelu", [b.conv("x", 1, 20, k=9, nd=1, strides=[2], pads=[3, 5])], alpha=0.2)
+    z = b.conv(z, 20, 16, k=3, nd=1)
+    h = b.op("HardSigmoid", [b.conv("x", 1, 8, k=5, nd=1, pads=[0, 2])], alpha=0.3, beta=0.4)
+    d = b.conv("x", 1, 16, k=5, nd=1, dilations=[2], pads=[4, 4], bias=False)
+    return b.model([2, 1, 1601], [b.conv(y, 32, 32, nd=1), z, h, b.conv(d, 16, 16, nd=1)]), {
+        "present": ["BlockedPool", "FusedConv"], "absent": ["Relu", "LeakyRelu", "HardSigmoid", "MaxPool"]}
+
+
 def run(celer, model_path, x, outdir, optimize, threads):
     os.makedirs(outdir, exist_ok=True)
     np.save(os.path.join(outdir, "x.npy"), x)
@@ -229,7 +245,7 @@ def main():
         return 2
     celer = sys.argv[1]
     cases = []
-    for fn in (conv1d, squeeze_excite, blocked_chain, activations, gelu20, matmul_activations, unet, padded_channels):
+    for fn in (conv1d, squeeze_excite, blocked_chain, activations, gelu20, matmul_activations, unet, padded_channels, one_channel):
         (model, shape), expect = fn()
         cases.append((fn.__name__, model, shape, expect))
     failed = total = 0
