@@ -806,8 +806,8 @@ static celer_status gelu_run(celer_kernel_call *call) {
  * ran on brgconv in nwc plus a reorder (0.55 ms at 1 thread), its gemm convolution with the
  * activation post-op took 0.95. As ONNX Runtime does, it is im2col rows [T, K] (each a copy of K
  * samples) times W^T [K, M] packed at load (sgemm.h), bias and activation in the GEMM's epilogue,
- * then the [T, M] result laid out as Y wants. Taken for group 1, no dilation, no residual, and
- * the activations FusedMatMul's epilogue has. */
+ * then the [T, M] result laid out as Y wants. Taken for a plain X, group 1, no dilation, no
+ * residual, and the activations FusedMatMul's epilogue has. */
 
 /* Sets s->gemm when the conv qualifies (else leaves it NULL): fw is W folded, [M, K]. */
 static celer_status gemm_conv_init(const celer_op_info *info, fused_state *s, const float *fw, const char *who) {
@@ -819,7 +819,7 @@ static celer_status gemm_conv_init(const celer_op_info *info, fused_state *s, co
     if (act) a = mm_acts[i].act;
     bool dilated = s->a.n_dilations > 0 && s->a.dilations[0] != 1;
     if (s->nsp != 1 || s->transposed || s->a.group != 1 || s->w.dims[1] != 1 || s->has_sum || s->sum_act.n ||
-        dilated)
+        dilated || s->x_block) /* a blocked X (one channel padded to the block): oneDNN's */
         return CELER_OK;
     mm_state *g = calloc(1, sizeof *g);
     if (!g) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", who);

@@ -182,7 +182,8 @@ def one_channel():
     """1-D convolutions over one input channel (the raw-audio model's first layer: kernel 80,
     stride 4, pads 40) run as im2col x W^T: with Relu into a blocked MaxPool, with LeakyRelu
     and 20 (padded) output channels read blocked, with HardSigmoid written plain as a graph
-    output, without activation and uneven pads; a dilated one stays on oneDNN. Batch 2."""
+    output, without activation and uneven pads; a dilated one and one reading a blocked X (1
+    channel padded to the block) stay on oneDNN. Batch 2."""
     b = Builder()
     y = b.op("Relu", [b.conv("x", 1, 32, k=80, nd=1, strides=[4], pads=[40, 40])])
     y = b.op("MaxPool", [y], kernel_shape=[4], strides=[4])
@@ -190,6 +191,7 @@ def one_channel():
     z = b.conv(z, 20, 16, k=3, nd=1)
     h = b.op("HardSigmoid", [b.conv("x", 1, 8, k=5, nd=1, pads=[0, 2])], alpha=0.3, beta=0.4)
     d = b.conv("x", 1, 16, k=5, nd=1, dilations=[2], pads=[4, 4], bias=False)
+    d = b.conv(b.op("Relu", [b.conv(d, 16, 1, nd=1)]), 1, 16, k=9, nd=1, pads=[4, 4])  # X blocked, 1 of 16
     return b.model([2, 1, 1601], [b.conv(y, 32, 32, nd=1), z, h, b.conv(d, 16, 16, nd=1)]), {
         "present": ["BlockedPool", "FusedConv"], "absent": ["Relu", "LeakyRelu", "HardSigmoid", "MaxPool"]}
 
