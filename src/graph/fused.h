@@ -14,6 +14,7 @@
 #define FUSED_OP_LAYOUT_TO_PLAIN "LayoutToPlain"
 #define FUSED_OP_BLOCKED_GLOBAL_AVG "BlockedGlobalAveragePool"
 #define FUSED_OP_BLOCKED_SCALE "BlockedScale"
+#define FUSED_OP_BLOCKED_CONCAT "BlockedConcat"
 
 /* FusedConv's input slots: X, W, B?, Sum?, then the BatchNormalization it folded, if any. */
 enum { FC_X, FC_W, FC_B, FC_SUM, FC_BN_SCALE, FC_BN_BIAS, FC_BN_MEAN, FC_BN_VAR, FC_INPUTS };
@@ -22,15 +23,17 @@ enum { FC_X, FC_W, FC_B, FC_SUM, FC_BN_SCALE, FC_BN_BIAS, FC_BN_MEAN, FC_BN_VAR,
  *
  * The activation of FusedConv and FusedMatMul (after a residual Sum: sum_activation, FusedConv
  * only) is named by its ONNX operator: Relu, LeakyRelu (alpha), Clip (alpha = min, beta = max),
- * Sigmoid, Tanh, Gelu (erf form); FusedConv also HardSwish, HardSigmoid (alpha, beta), GeluTanh
- * (ONNX Gelu with approximate "tanh") and Swish (x sigmoid(alpha x), alpha 1: SiLU written as
- * Mul(x, Sigmoid(x))). Its parameters are floats, 0 when unused. */
+ * Sigmoid, Tanh, Gelu (erf form), HardSwish, HardSigmoid (alpha, beta), Swish (x sigmoid(alpha x),
+ * alpha 1: SiLU written as Mul(x, Sigmoid(x))); FusedConv also GeluTanh (ONNX Gelu with
+ * approximate "tanh"). Its parameters are floats, 0 when unused. */
 #define FUSED_ATTR_ACTIVATION "activation"
 #define FUSED_ATTR_ACTIVATION_ALPHA "activation_alpha"
 #define FUSED_ATTR_ACTIVATION_BETA "activation_beta"
 #define FUSED_ATTR_SUM_ACTIVATION "sum_activation"
 #define FUSED_ATTR_SUM_ACTIVATION_ALPHA "sum_activation_alpha"
 #define FUSED_ATTR_SUM_ACTIVATION_BETA "sum_activation_beta"
+/* FusedConv: 1 when made from a ConvTranspose (int; W is then [C, M/group, k...]). */
+#define FUSED_ATTR_TRANSPOSED "transposed"
 /* FusedConv: epsilon of the folded BatchNormalization (float). */
 #define FUSED_ATTR_BN_EPSILON "bn_epsilon"
 /* FusedConv and BlockedPool: the channel block of X's (and Sum's) and of Y's layout (int; 0 or
@@ -41,8 +44,11 @@ enum { FC_X, FC_W, FC_B, FC_SUM, FC_BN_SCALE, FC_BN_BIAS, FC_BN_MEAN, FC_BN_VAR,
 #define FUSED_ATTR_POOL_MODE "mode"
 #define FUSED_POOL_MAX "max"
 #define FUSED_POOL_AVG "avg"
-/* LayoutToPlain, BlockedGlobalAveragePool, BlockedScale: the channel block of the blocked
- * input (int). */
+/* LayoutToPlain, BlockedGlobalAveragePool, BlockedScale, BlockedConcat: the channel block of
+ * the blocked input(s) (int). */
 #define FUSED_ATTR_BLOCK "block"
+/* LayoutToPlain: the channels of its output when fewer than its input's, whose channel count was
+ * padded up to a multiple of the block (int; absent: the same). */
+#define FUSED_ATTR_CHANNELS "channels"
 
 #endif

@@ -23,7 +23,7 @@
 #include "graph.h"
 
 /* Extra attributes a FusedConv may gain beyond its Conv's. */
-#define FC_EXTRA_ATTRS 12
+#define FC_EXTRA_ATTRS 13
 
 /* A synthetic node: an onnx node whose attribute array the passes may extend. */
 typedef struct synth_node {
@@ -155,14 +155,24 @@ static celer_status widen_inputs(celer_graph *g, celer_node *n, int count) {
     return CELER_OK;
 }
 
-/* ---- conv-to-fused: Conv with constant float weights (and constant bias) -> FusedConv.
+/* Output channels of a FusedConv (W is [M, C/group, k...], transposed [C, M/group, k...]). */
+static int64_t fused_out_channels(const celer_graph *g, const celer_node *f) {
+    const celer_tensor *w = constant_of(g, f->inputs[FC_W]);
+    if (!has_attr(f, FUSED_ATTR_TRANSPOSED)) return w->shape.dims[0];
+    return w->shape.dims[1] * celer_onnx_attr_int(f->src, "group", 1);
+}
+
+/* ---- conv-to-fused: Conv and ConvTranspose with constant float weights (and constant bias) ->
+ * FusedConv (attribute transposed for a ConvTranspose: oneDNN's deconvolution, which then keeps
+ * the blocked layout and takes post-ops as a convolution does).
  * Preconditions: default domain, W an initializer or Constant of type float and rank 3 to 5, B
  * absent or constant float. Everything else about the Conv is checked by the kernel. */
 static celer_status pass_conv_to_fused(celer_graph *g, const celer_graph_opt *opt) {
     (void)opt;
     for (int k = 0; k < g->n_nodes; k++) {
         celer_node *n = &g->nodes[k];
-        if (!is_onnx(n, "Conv") || n->n_inputs < 2 || n->n_outputs != 1) continue;
+        bool transposed = is_onnx(n, "ConvTranspose");
+        if ((!transposed && !is_onnx(n, "Conv")) || n->n_inputs < 2 || n->n_outputs != 1) continue;
         const celer_tensor *w = constant_of(g, n->inputs[1]);
         const celer_tensor *b = n->n_inputs > 2 ? constant_of(g, n->inputs[2]) : NULL;
         if (!w || w->dtype != CELER_FLOAT || w->shape.rank < 3 || w->shape.rank > 5) continue;
@@ -171,6 +181,7 @@ static celer_status pass_conv_to_fused(celer_graph *g, const celer_graph_opt *op
         synth_node *s = synth_new(g, n->src, FUSED_OP_CONV, FC_EXTRA_ATTRS);
         if (!s) return CELER_ERR_NOMEM;
         celer_status st = widen_inputs(g, n, FC_INPUTS);
+        if (!st && transposed) st = set_int(s, FUSED_ATTR_TRANSPOSED, 1);
         if (st) return st;
         n->src = &s->node;
     }
@@ -179,8 +190,8 @@ static celer_status pass_conv_to_fused(celer_graph *g, const celer_graph_opt *op
 
 /* ---- fold-batchnorm: FusedConv -> BatchNormalization (inference form) becomes one FusedConv
  * carrying the BN parameters; its kernel folds them into W and B at load.
- * Preconditions: the conv output is read only by the BN; the conv has no activation or residual
- * yet; the BN's four parameters are constants; BN is not in training mode and its extra outputs
+ * Preconditions: the conv output is read only by the BN; the conv is no ConvTranspose and has no
+ * activation or residual yet; the BN's four parameters are constants; BN is not in training mode and its extra outputs
  * (opsets < 14 list them) are unused. */
 static celer_status pass_fold_batchnorm(celer_graph *g, const celer_graph_opt *opt) {
     (void)opt;
@@ -189,7 +200,7 @@ static celer_status pass_fold_batchnorm(celer_graph *g, const celer_graph_opt *o
     for (int k = 0; k < g->n_nodes; k++) {
         celer_node *f = &g->nodes[k];
         if (!is_fused_conv(f) || f->inputs[FC_BN_SCALE] >= 0 || f->inputs[FC_SUM] >= 0 ||
-            has_attr(f, FUSED_ATTR_ACTIVATION))
+            has_attr(f, FUSED_ATTR_ACTIVATION) || has_attr(f, FUSED_ATTR_TRANSPOSED))
             continue;
         int u = sole_user(g, users, f->outputs[0]);
         if (u < 0) continue;
@@ -495,7 +506,8 @@ static celer_status pass_fuse_layernorm(celer_graph *g, const celer_graph_opt *o
 }
 
 /* ---- matmul-to-fused: MatMul(A, B) [+ Add(bias)] and Gemm(A, B, C) with a constant float
- * matrix B become FusedMatMul(A, B, bias), and an activation alone reading its output is fused.
+ * matrix B become FusedMatMul(A, B, bias), and an activation alone reading its output is fused
+ * (those of FusedConv but GELU's tanh form, and SiLU as Mul(x, Sigmoid(x))).
  * Preconditions: MatMul's bias is a constant float vector of N values read by the Add alone
  * with the MatMul's output (Add's other operand); Gemm has alpha = beta = 1, transA = 0, and C
  * absent or a constant of N values ([N] or [1, N]). */
@@ -540,26 +552,27 @@ static celer_status pass_fuse_matmul(celer_graph *g, const celer_graph_opt *opt)
                 g->nodes[u].src = NULL;
             }
         }
-        int u = sole_user(g, users, n->outputs[0]);
-        if (u < 0) continue;
-        celer_node *a = &g->nodes[u];
+        int sig = -1, u = sole_user(g, users, n->outputs[0]);
         const char *name = NULL;
         float alpha = 0, beta = 0;
-        if (is_op(a, CELER_GRAPH_INTERNAL_DOMAIN, FUSED_OP_GELU) || is_exact_gelu(a)) name = "Gelu";
-        else if (!activation_of(g, a, &name, &alpha, &beta)) continue;
-        if (a->inputs[0] != n->outputs[0]) continue;
+        if (u >= 0) { /* FusedMatMul's epilogue has no tanh form of GELU */
+            if (!conv_activation_of(g, &g->nodes[u], &name, &alpha, &beta) || !strcmp(name, "GeluTanh") ||
+                g->nodes[u].inputs[0] != n->outputs[0])
+                continue;
+        } else if ((u = silu_of(g, users, n->outputs[0], &sig)) >= 0) {
+            name = "Swish", alpha = 1.f, beta = 0.f;
+        } else {
+            continue;
+        }
+        celer_node *a = &g->nodes[u];
         if ((st = set_string(s, FUSED_ATTR_ACTIVATION, name)) || (st = set_float(s, FUSED_ATTR_ACTIVATION_ALPHA, alpha)) ||
             (st = set_float(s, FUSED_ATTR_ACTIVATION_BETA, beta)))
             return st;
+        if (sig >= 0) g->nodes[sig].src = NULL;
         take_output(g, k, a->outputs[0]);
         a->src = NULL;
     }
     return CELER_OK;
-}
-
-/* Output channels of a FusedConv (W is [M, C/group, k...]). */
-static int64_t fused_out_channels(const celer_graph *g, const celer_node *f) {
-    return constant_of(g, f->inputs[FC_W])->shape.dims[0];
 }
 
 /* ---- fuse-conv-add: Add(FusedConv F, FusedConv G) -> F with G's output as its residual input,
@@ -583,7 +596,9 @@ static celer_status pass_fuse_add(celer_graph *g, const celer_graph_opt *opt) {
         if (pa < 0 || pb < 0 || !is_fused_conv(&g->nodes[pa]) || !is_fused_conv(&g->nodes[pb])) continue;
         const celer_tensor *wa = constant_of(g, g->nodes[pa].inputs[FC_W]);
         const celer_tensor *wb = constant_of(g, g->nodes[pb].inputs[FC_W]);
-        if (wa->shape.rank != wb->shape.rank || wa->shape.dims[0] != wb->shape.dims[0]) continue;
+        if (wa->shape.rank != wb->shape.rank ||
+            fused_out_channels(g, &g->nodes[pa]) != fused_out_channels(g, &g->nodes[pb]))
+            continue;
         bool ok_a = sole_user(g, users, a) == k && g->nodes[pa].inputs[FC_SUM] < 0;
         bool ok_b = sole_user(g, users, b) == k && g->nodes[pb].inputs[FC_SUM] < 0;
         if (ok_a && ok_b) ok_a = pa > pb; /* fuse into the later one */
@@ -657,12 +672,18 @@ static bool layout_free_unary(const celer_node *n) {
     return is_op(n, CELER_GRAPH_INTERNAL_DOMAIN, FUSED_OP_GELU);
 }
 
+/* A Concat along axis 1 (channels of NC...). */
+static bool is_channel_concat(const celer_node *n) {
+    return is_onnx(n, "Concat") && n->n_inputs >= 1 && n->n_outputs == 1 && celer_onnx_attr_int(n->src, "axis", 0) == 1;
+}
+
 static bool is_global_avg(const celer_node *n) {
     return is_onnx(n, "GlobalAveragePool") && n->n_inputs == 1 && n->n_outputs == 1;
 }
 
 /* A FusedConv that maps a 1x1 (1, 1x1x1) input to a 1x1 output: kernel of ones, no padding. */
 static bool conv_keeps_one(const celer_graph *g, const celer_node *f) {
+    if (has_attr(f, FUSED_ATTR_TRANSPOSED)) return false;
     const celer_tensor *w = constant_of(g, f->inputs[FC_W]);
     for (int i = 2; i < w->shape.rank; i++)
         if (w->shape.dims[i] != 1) return false;
@@ -692,10 +713,21 @@ static int producer_of(const celer_graph *g, const celer_node *n, int slot) {
 }
 
 /* Whether node r can read a blocked value at input slot j (a Mul only as the X of a
- * squeeze-excite scale: its other operand could be ONE). */
-static bool reads_blocked(const celer_graph *g, const layout_info *li, const celer_node *r, int j) {
+ * squeeze-excite scale: its other operand could be ONE; a channel Concat when all its parts could
+ * be blocked: FusedConvs with channels a multiple of the block, pools, activations). */
+static bool reads_blocked(const celer_graph *g, const layout_info *li, const celer_node *r, int j, int block) {
     if (is_fused_conv(r)) return j == FC_X || j == FC_SUM;
     if (poolable(r) || is_global_avg(r) || layout_free_unary(r)) return j == 0;
+    if (is_channel_concat(r)) {
+        bool ok = true;
+        for (int i = 0; i < r->n_inputs && ok; i++) {
+            int p = producer_of(g, r, i);
+            const celer_node *pn = p >= 0 ? &g->nodes[p] : NULL;
+            ok = pn && ((is_fused_conv(pn) && !li[p].maybe_one && fused_out_channels(g, pn) % block == 0) ||
+                        poolable(pn) || layout_free_unary(pn));
+        }
+        return ok;
+    }
     if (!is_onnx(r, "Mul") || r->n_inputs != 2 || r->n_outputs != 1 || j > 1) return false;
     int ps = producer_of(g, r, 1 - j);
     return ps >= 0 && li[ps].maybe_one;
@@ -707,7 +739,7 @@ static bool reads_blocked(const celer_graph *g, const layout_info *li, const cel
  * not absorb (layout_free_unary: run as they are), and the squeeze-excite chain: a
  * GlobalAveragePool of a blocked tensor (BlockedGlobalAveragePool) and the 1x1 convolutions after
  * it write [N, C, 1, 1], the same bytes in both layouts, and Mul(X blocked, those scales) becomes
- * BlockedScale. Going in topological order, a FusedConv output is blocked when its channel count
+ * BlockedScale; a Concat along channels of blocked parts is a BlockedConcat. Going in topological order, a FusedConv output is blocked when its channel count
  * is a multiple of the block and a reader can take it blocked (or it has a residual: the sum
  * post-op accumulates in place, so Y takes the residual's layout, which is blocked by the same
  * rule since both have the same channels); a pool, activation or scale is blocked when its input
@@ -721,9 +753,10 @@ static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *o
     celer_status st = index_readers(g, &rd);
     if (st) return st;
     unsigned char *role = celer_arena_alloc(&g->arena, (size_t)(n0 + 1));
+    int64_t *chan = celer_arena_alloc(&g->arena, sizeof(int64_t) * (size_t)(n0 + 1)); /* channels written */
     signed char *xslot = celer_arena_alloc(&g->arena, (size_t)(n0 + 1)); /* a scale's X slot, else -1 */
     layout_info *li = celer_arena_alloc(&g->arena, sizeof *li * (size_t)(n0 + 1));
-    if (!role || !xslot || !li) return CELER_ERR_NOMEM;
+    if (!role || !xslot || !li || !chan) return CELER_ERR_NOMEM;
     for (int k = 0; k < n0; k++) {
         const celer_node *f = &g->nodes[k];
         int p = f->src ? producer_of(g, f, 0) : -1;
@@ -732,33 +765,47 @@ static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *o
             li[k].spatial_one = li[k].maybe_one = true;
         } else if (f->src && is_fused_conv(f) && f->inputs[FC_SUM] < 0 && p >= 0 && li[p].spatial_one &&
                    conv_keeps_one(g, f)) {
-            li[k].spatial_one = true;
-            li[k].maybe_one = fused_out_channels(g, f) % block == 0;
+            li[k].spatial_one = li[k].maybe_one = true;
         }
     }
     for (int k = 0; k < n0; k++) {
         const celer_node *f = &g->nodes[k];
         role[k] = LAYOUT_PLAIN;
         xslot[k] = -1;
+        chan[k] = 0;
         if (!f->src || f->n_outputs < 1) continue;
         int y = f->outputs[0], p = producer_of(g, f, 0);
         bool in_blocked = p >= 0 && role[p] == LAYOUT_BLOCKED;
+        if (p >= 0) chan[k] = chan[p];
         if (poolable(f) || layout_free_unary(f)) {
             role[k] = in_blocked ? LAYOUT_BLOCKED : LAYOUT_PLAIN;
         } else if (is_global_avg(f)) {
             role[k] = in_blocked ? LAYOUT_ONE : LAYOUT_PLAIN;
+        } else if (is_channel_concat(f)) { /* padded parts would leave gaps */
+            bool all = true;
+            chan[k] = 0;
+            for (int j = 0; j < f->n_inputs && all; j++) {
+                int pj = producer_of(g, f, j);
+                all = pj >= 0 && role[pj] == LAYOUT_BLOCKED && chan[pj] % block == 0;
+                chan[k] += all ? chan[pj] : 0;
+            }
+            role[k] = all ? LAYOUT_BLOCKED : LAYOUT_PLAIN;
         } else if (is_onnx(f, "Mul")) {
             for (int j = 0; j < 2 && f->n_inputs == 2 && f->n_outputs == 1 && xslot[k] < 0; j++) {
                 int px = producer_of(g, f, j), ps = producer_of(g, f, 1 - j);
-                if (px >= 0 && ps >= 0 && role[px] == LAYOUT_BLOCKED && role[ps] == LAYOUT_ONE) xslot[k] = (signed char)j;
+                if (px >= 0 && ps >= 0 && role[px] == LAYOUT_BLOCKED && role[ps] == LAYOUT_ONE && chan[px] == chan[ps])
+                    xslot[k] = (signed char)j;
             }
             role[k] = xslot[k] >= 0 ? LAYOUT_BLOCKED : LAYOUT_PLAIN;
+            chan[k] = xslot[k] >= 0 ? chan[producer_of(g, f, xslot[k])] : 0;
         } else if (is_fused_conv(f) && li[k].maybe_one) {
             role[k] = LAYOUT_ONE;
-        } else if (is_fused_conv(f) && fused_out_channels(g, f) % block == 0) {
+            chan[k] = fused_out_channels(g, f);
+        } else if (is_fused_conv(f)) {
+            chan[k] = fused_out_channels(g, f);
             bool b = f->inputs[FC_SUM] >= 0;
             for (int e = rd.head[y]; e < rd.head[y + 1] && !b; e++)
-                b = reads_blocked(g, li, &g->nodes[rd.at[e].node], rd.at[e].slot);
+                b = reads_blocked(g, li, &g->nodes[rd.at[e].node], rd.at[e].slot, block);
             role[k] = b ? LAYOUT_BLOCKED : LAYOUT_PLAIN;
         }
     }
@@ -772,9 +819,11 @@ static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *o
             if ((st = set_string(s, FUSED_ATTR_POOL_MODE, is_onnx(f, "MaxPool") ? FUSED_POOL_MAX : FUSED_POOL_AVG)) ||
                 (st = set_int(s, FUSED_ATTR_X_BLOCKED, block)) || (st = set_int(s, FUSED_ATTR_Y_BLOCKED, block)))
                 return st;
-        } else if (is_global_avg(f) || xslot[k] >= 0) {
-            if (!(s = synth_new(g, f->src, is_global_avg(f) ? FUSED_OP_BLOCKED_GLOBAL_AVG : FUSED_OP_BLOCKED_SCALE, 1)))
-                return CELER_ERR_NOMEM;
+        } else if (is_global_avg(f) || xslot[k] >= 0 || is_channel_concat(f)) {
+            const char *op = is_global_avg(f)        ? FUSED_OP_BLOCKED_GLOBAL_AVG
+                             : is_channel_concat(f) ? FUSED_OP_BLOCKED_CONCAT
+                                                    : FUSED_OP_BLOCKED_SCALE;
+            if (!(s = synth_new(g, f->src, op, 1))) return CELER_ERR_NOMEM;
             if ((st = set_int(s, FUSED_ATTR_BLOCK, block))) return st;
             if (xslot[k] == 1) { /* X first */
                 int t = f->inputs[0];
@@ -785,7 +834,8 @@ static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *o
             return st;
         }
         if (s) f->src = &s->node;
-        if (role[k] == LAYOUT_ONE) { /* same bytes: readers keep the value; convolutions are told */
+        bool padded = chan[k] % block != 0;
+        if (role[k] == LAYOUT_ONE && !padded) { /* same bytes: readers keep the value; convolutions are told */
             for (int e = rd.head[y]; e < rd.head[y + 1]; e++) {
                 celer_node *r = &g->nodes[rd.at[e].node];
                 if (is_fused_conv(r) && rd.at[e].slot == FC_X &&
@@ -807,18 +857,20 @@ static celer_status pass_blocked_layout(celer_graph *g, const celer_graph_opt *o
             if (is_fused_conv(r) && j == FC_X) {
                 r->inputs[j] = yb;
                 if ((st = set_int(synth_of(r), FUSED_ATTR_X_BLOCKED, block))) return st;
-            } else if ((is_fused_conv(r) && j == FC_SUM) || (role[u] != LAYOUT_PLAIN && xslot[u] < 0 && j == 0) ||
-                       (xslot[u] >= 0 && j == xslot[u])) {
-                r->inputs[j] = yb; /* a blocked pool, activation, average or scale (not yet rewritten) */
+            } else if ((is_fused_conv(r) && j == FC_SUM) ||
+                       (role[u] != LAYOUT_PLAIN && xslot[u] < 0 && (j == 0 || is_channel_concat(r))) ||
+                       (xslot[u] >= 0 && j == (role[k] == LAYOUT_ONE ? 1 - xslot[u] : xslot[u]))) {
+                r->inputs[j] = yb; /* a blocked pool, activation, average, concat or scale (not yet rewritten) */
             } else {
                 plain_readers = true;
             }
         }
         if (!plain_readers) continue;
-        synth_node *t = synth_new(g, NULL, FUSED_OP_LAYOUT_TO_PLAIN, 1);
+        synth_node *t = synth_new(g, NULL, FUSED_OP_LAYOUT_TO_PLAIN, 2);
         if (!t) return CELER_ERR_NOMEM;
         t->node.name = f->src->name;
-        if ((st = set_int(t, FUSED_ATTR_BLOCK, block))) return st;
+        if ((st = set_int(t, FUSED_ATTR_BLOCK, block)) || (padded && (st = set_int(t, FUSED_ATTR_CHANNELS, chan[k]))))
+            return st;
         int r = celer_graph_add_node(g, &t->node, 1, 1);
         if (r < 0) return CELER_ERR_NOMEM;
         g->nodes[r].inputs[0] = yb;

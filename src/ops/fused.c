@@ -4,7 +4,8 @@
  *
  *   FusedConv(X, W, B?, Sum?, bn_scale?, bn_bias?, bn_mean?, bn_var?) -> Y
  *       Y = sum_activation(activation(BN(conv(X, W) + B)) + Sum), float only, W and the BN
- *       parameters constant. At load (init) BatchNormalization is folded into the weights and
+ *       parameters constant; with attribute transposed = 1 the conv is a ConvTranspose (its W,
+ *       attributes and oneDNN's deconvolution; no BN). At load (init) BatchNormalization is folded into the weights and
  *       bias and the weights are reordered once into the layout oneDNN's convolution wants;
  *       nothing reads W afterwards. The activations and the residual Sum are oneDNN post-ops;
  *       Sum is accumulated in place when the executor lets Y share its buffer.
@@ -17,18 +18,24 @@
  *       [N, C, 1...], whose bytes are the same in both layouts.
  *   BlockedScale(X, S) -> Y = X * S: a blocked X times channel scales S [N or 1, C, 1...] (the
  *       squeeze-excite Mul), Y blocked.
+ *   BlockedConcat(X1, X2, ...) -> Y: Concat along channels (axis 1) of blocked tensors, each with
+ *       channels a multiple of the block (attribute `block`), Y blocked: per sample, the parts'
+ *       bytes one after the other (the U-Net's skip connections).
  *   LayoutToPlain(X) -> Y: a blocked tensor (attribute `block`) back to the plain layout.
  *   FusedMatMul(A, B, bias?) -> Y = activation(A B + bias), float, B a constant matrix ([K, N], or
  *       [N, K] with transB = 1), bias a constant of N values; from MatMul (+ Add) and from Gemm
  *       with alpha = beta = 1. B and the bias are packed at load into column panels (sgemm.h) and
  *       the file's copies released; the bias and the activation are applied to each tile of Y
- *       as its product finishes. activation: Relu, LeakyRelu, Clip, Sigmoid, Tanh, Gelu, with
- *       activation_alpha / activation_beta.
+ *       as its product finishes. activation: Relu, LeakyRelu, Clip, Sigmoid, Tanh, Gelu, HardSwish,
+ *       HardSigmoid, Swish, with activation_alpha / activation_beta.
  *   Gelu(X) -> Y = X/2 (1 + erf(X / sqrt 2)), from the Div/Erf/Add/Mul/Mul pattern exporters write.
  *
- * A blocked tensor has its logical NCHW shape in celer_tensor.shape and its bytes in
- * N, C/block, spatial..., block order; the layout pass only blocks tensors whose channel count
- * is a multiple of the block, so the byte size is the plain one. */
+ * A blocked tensor has its NCHW shape in celer_tensor.shape and its bytes in N, C/block,
+ * spatial..., block order. Its channel count C is padded up to a multiple of the block (24 -> 32
+ * by 16, as oneDNN's padded blocked layouts have it), so the executor, which sizes buffers from
+ * shapes, allocates the padded bytes: the padding channels are 0 out of a FusedConv (oneDNN zeroes
+ * them) and stay finite through the ops after it (activations of 0); a FusedConv reading X
+ * blocked takes its true C from W, and LayoutToPlain drops the padding (attribute `channels`). */
 /* Nothing here reads floating-point exception flags: lets GCC keep the selects of the
  * activation loops (and of vmath.h, inlined into them) branch-free, so they vectorize. A
  * function-level attribute would not do: GCC does not inline across differing options. */
@@ -88,17 +95,27 @@ static const struct {
     {.name = "HardSigmoid", .alg = dnnl_eltwise_linear, .then = dnnl_eltwise_clip, .then_alpha = 0.f, .then_beta = 1.f},
 };
 
+typedef struct mm_state mm_state; /* FusedMatMul's, below: the GEMM path of one-channel convs */
+
 typedef struct fused_state {
     celer_win_attrs a;
     int nsp;           /* spatial dims: 1 to 3 */
-    celer_shape w;     /* [M, C/group, k...] */
+    bool transposed;   /* a ConvTranspose: oneDNN's deconvolution */
+    celer_shape w;     /* [M, C/group, k...]; transposed [C, M/group, k...] */
+    int64_t m;         /* output channels */
     int x_block, y_block;
     bool has_sum;
     activation act, sum_act;
     float *bias;       /* M folded bias values, or NULL */
     void *packed;      /* folded weights in packed_md's layout (aligned, owned) */
     dnnl_memory_desc_t packed_md;
+    mm_state *gemm;    /* one input channel: W^T packed for im2col x W^T (gemm_conv_*; owned), else NULL */
 } fused_state;
+
+static celer_status gemm_conv_init(const celer_op_info *info, fused_state *s, const float *fw, const char *who);
+static size_t gemm_conv_scratch(const fused_state *s, const celer_conv_geom *g);
+static void gemm_conv_run(const fused_state *s, const celer_conv_geom *g, const float *x, float *y, void *scratch);
+static void mm_free(void *state);
 
 typedef struct fused_local {
     celer_shape x; /* shape the primitive was built for; rank -1 until built */
@@ -168,6 +185,7 @@ static void fused_free_state(void *p) {
     if (!s) return;
     free(s->bias);
     free(s->packed);
+    mm_free(s->gemm);
     free(s);
 }
 
@@ -189,12 +207,17 @@ static celer_status build_conv(const fused_state *s, const celer_conv_geom *g, c
         (!wmd && (st = celer_dnnl_md(&wany, cd.w_rank, cd.w, dnnl_f32, dnnl_format_tag_any, who))) ||
         (s->bias && (st = celer_dnnl_md(&bmd, 1, bd, dnnl_f32, dnnl_a, who))))
         return st;
+    /* the two descriptors have the same head (oneDNN: "deconvolution_desc_t is convolution_desc_t") */
     dnnl_convolution_desc_t d;
-    if ((st = celer_dnnl_check(dnnl_dilated_convolution_forward_desc_init(
-                                   &d, dnnl_forward_inference, dnnl_convolution_direct, &xmd,
-                                   wmd ? wmd : &wany, s->bias ? &bmd : NULL, &ymd, cd.strides, cd.dil,
-                                   cd.pad_l, cd.pad_r),
-                               who, "convolution descriptor")))
+    if ((st = celer_dnnl_check(
+             s->transposed
+                 ? dnnl_dilated_deconvolution_forward_desc_init(&d, dnnl_forward_inference, dnnl_deconvolution_direct,
+                                                                &xmd, wmd ? wmd : &wany, s->bias ? &bmd : NULL, &ymd,
+                                                                cd.strides, cd.dil, cd.pad_l, cd.pad_r)
+                 : dnnl_dilated_convolution_forward_desc_init(&d, dnnl_forward_inference, dnnl_convolution_direct,
+                                                              &xmd, wmd ? wmd : &wany, s->bias ? &bmd : NULL, &ymd,
+                                                              cd.strides, cd.dil, cd.pad_l, cd.pad_r),
+             who, s->transposed ? "deconvolution descriptor" : "convolution descriptor")))
         return st;
     dnnl_post_ops_t po = NULL;
     if ((st = celer_dnnl_check(dnnl_post_ops_create(&po), who, "post-ops"))) return st;
@@ -226,7 +249,7 @@ static celer_status fold_weights(const celer_op_info *info, fused_state *s, floa
     char who[160];
     celer_ops_who(info, who, sizeof who);
     const celer_tensor *w = info->input_constants[FC_W];
-    int64_t m = w->shape.dims[0], per = m ? celer_shape_numel(&w->shape) / m : 0;
+    int64_t m = s->m, per = m ? celer_shape_numel(&w->shape) / m : 0;
     const float *b, *scale, *beta, *mean, *var;
     celer_status st;
     if ((st = vector_input(info, FC_B, m, &b)) || (st = vector_input(info, FC_BN_SCALE, m, &scale)) ||
@@ -234,8 +257,8 @@ static celer_status fold_weights(const celer_op_info *info, fused_state *s, floa
         (st = vector_input(info, FC_BN_VAR, m, &var)))
         return st;
     bool bn = scale && beta && mean && var;
-    if (!bn && (scale || beta || mean || var))
-        return celer_errorf(CELER_ERR_INTERNAL, "%s: partial BatchNormalization parameters", who);
+    if ((!bn || s->transposed) && (scale || beta || mean || var)) /* transposed: W's rows are not channels */
+        return celer_errorf(CELER_ERR_INTERNAL, "%s: partial or transposed BatchNormalization parameters", who);
     float eps = celer_onnx_attr_float(info->node, FUSED_ATTR_BN_EPSILON, 1e-5f);
     float *fw = malloc(sizeof(float) * (size_t)(m * per + 1));
     if (!fw) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory folding weights", who);
@@ -256,15 +279,20 @@ static celer_status fold_weights(const celer_op_info *info, fused_state *s, floa
     return CELER_OK;
 }
 
-/* The weight descriptor of W in plain ONNX order ([G,] M/G, C/G, k...). */
+/* The weight descriptor of W as the file has it: dims ([G,] M/G, C/G, k...) in that order, or
+ * for a ConvTranspose in ([G,] C/G, M/G, k...) order (oneDNN's "io"). */
 static celer_status plain_weights_md(const fused_state *s, dnnl_memory_desc_t *md, const char *who) {
     static const dnnl_format_tag_t grouped[] = {dnnl_abcd, dnnl_abcde, dnnl_abcdef};
-    int64_t wd[6];
+    static const dnnl_format_tag_t io[] = {dnnl_bac, dnnl_bacd, dnnl_bacde};
+    static const dnnl_format_tag_t gio[] = {dnnl_acbd, dnnl_acbde, dnnl_acbdef};
+    int64_t wd[6], g = s->a.group;
     int wr = 0;
-    if (s->a.group > 1) wd[wr++] = s->a.group;
-    wd[wr++] = s->w.dims[0] / s->a.group;
-    for (int i = 1; i < s->w.rank; i++) wd[wr++] = s->w.dims[i];
-    return celer_dnnl_md(md, wr, wd, dnnl_f32, s->a.group > 1 ? grouped[s->nsp - 1] : plain_tag(wr), who);
+    if (g > 1) wd[wr++] = g;
+    wd[wr++] = s->m / g;
+    wd[wr++] = s->transposed ? s->w.dims[0] / g : s->w.dims[1];
+    for (int i = 2; i < s->w.rank; i++) wd[wr++] = s->w.dims[i];
+    dnnl_format_tag_t tag = s->transposed ? (g > 1 ? gio : io)[s->nsp - 1] : g > 1 ? grouped[s->nsp - 1] : plain_tag(wr);
+    return celer_dnnl_md(md, wr, wd, dnnl_f32, tag, who);
 }
 
 /* Copies `from` (layout fmd) into a new aligned buffer of layout tmd. */
@@ -293,7 +321,7 @@ static celer_status pack_weights(fused_state *s, const float *fw, const char *wh
     dnnl_memory_desc_t plain;
     celer_status st = plain_weights_md(s, &plain, who);
     if (st) return st;
-    celer_shape x = {.rank = s->w.rank, .dims = {1, s->w.dims[1] * s->a.group}};
+    celer_shape x = {.rank = s->w.rank, .dims = {1, s->transposed ? s->w.dims[0] : s->w.dims[1] * s->a.group}};
     for (int i = 0; i < s->nsp; i++) {
         int64_t dil = i < s->a.n_dilations ? s->a.dilations[i] : 1;
         int64_t stride = i < s->a.n_strides ? s->a.strides[i] : 1;
@@ -303,7 +331,7 @@ static celer_status pack_weights(fused_state *s, const float *fw, const char *wh
     celer_shape y;
     celer_dnnl_prim p = {0};
     const dnnl_memory_desc_t *want = &plain;
-    celer_status guess = celer_conv_geom_make(who, &s->a, &x, &s->w, false, &g, &y);
+    celer_status guess = celer_conv_geom_make(who, &s->a, &x, &s->w, s->transposed, &g, &y);
     if (!guess) guess = build_conv(s, &g, NULL, true, true, &p, who);
     if (!guess) want = &p.weights_md;
     st = reorder_copy(fw, &plain, want, &s->packed, who);
@@ -321,14 +349,16 @@ static celer_status fused_init(const celer_op_info *info, void **state) {
     if (!s) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", who);
     s->w = w->shape;
     s->nsp = w->shape.rank - 2;
+    s->transposed = celer_onnx_attr_int(info->node, FUSED_ATTR_TRANSPOSED, 0) != 0;
     s->has_sum = info->input_types[FC_SUM] != CELER_UNDEFINED;
     s->x_block = (int)celer_onnx_attr_int(info->node, FUSED_ATTR_X_BLOCKED, 0);
     s->y_block = (int)celer_onnx_attr_int(info->node, FUSED_ATTR_Y_BLOCKED, 0);
     float *fw = NULL;
     celer_status st = celer_win_attrs_parse(info, &s->a);
     if (!st && (s->a.group < 1 || w->shape.dims[0] % s->a.group))
-        st = celer_errorf(CELER_ERR_SHAPE, "%s: %lld output channels do not split into %lld groups", who,
-                          (long long)w->shape.dims[0], (long long)s->a.group);
+        st = celer_errorf(CELER_ERR_SHAPE, "%s: %lld %s channels do not split into %lld groups", who,
+                          (long long)w->shape.dims[0], s->transposed ? "input" : "output", (long long)s->a.group);
+    s->m = s->transposed ? w->shape.dims[1] * s->a.group : w->shape.dims[0];
     if (!st)
         st = parse_activation(info, FUSED_ATTR_ACTIVATION, FUSED_ATTR_ACTIVATION_ALPHA, FUSED_ATTR_ACTIVATION_BETA,
                               &s->act);
@@ -336,7 +366,8 @@ static celer_status fused_init(const celer_op_info *info, void **state) {
         st = parse_activation(info, FUSED_ATTR_SUM_ACTIVATION, FUSED_ATTR_SUM_ACTIVATION_ALPHA,
                               FUSED_ATTR_SUM_ACTIVATION_BETA, &s->sum_act);
     if (!st) st = fold_weights(info, s, &fw);
-    if (!st) st = pack_weights(s, fw, who);
+    if (!st) st = gemm_conv_init(info, s, fw, who);
+    if (!st && !s->gemm) st = pack_weights(s, fw, who);
     free(fw);
     if (st) {
         fused_free_state(s);
@@ -435,6 +466,9 @@ static void carve(const fused_local *l, void *base, void **pad, void **xb, void 
     *total = cv.off;
 }
 
+/* Channels c padded up to a multiple of block (0: plain, c). */
+static int64_t padded_channels(int64_t c, int block) { return block ? (c + block - 1) / block * block : c; }
+
 static celer_status fused_reshape(celer_kernel_call *call) {
     char who[160];
     celer_ops_who(call->info, who, sizeof who);
@@ -451,17 +485,18 @@ static celer_status fused_reshape(celer_kernel_call *call) {
     }
     if (!celer_shape_equal(&l->x, &x->shape)) {
         local_reset(l);
-        celer_shape y;
-        celer_status st = celer_conv_geom_make(who, &s->a, &x->shape, &s->w, false, &l->g, &y);
+        /* a blocked X may carry its channels padded up to the block: W has the true count */
+        celer_shape xl = x->shape, y;
+        int64_t c = s->transposed ? s->w.dims[0] : s->w.dims[1] * s->a.group;
+        if (s->x_block && xl.rank > 1 && xl.dims[1] != c && xl.dims[1] == padded_channels(c, s->x_block))
+            xl.dims[1] = c;
+        celer_status st = celer_conv_geom_make(who, &s->a, &xl, &s->w, s->transposed, &l->g, &y);
         if (st) return st;
-        if ((s->x_block && l->g.c % s->x_block) || (s->y_block && l->g.m % s->y_block))
-            return celer_errorf(CELER_ERR_INTERNAL, "%s: blocked layout over %lld -> %lld channels", who,
-                                (long long)l->g.c, (long long)l->g.m);
-        if (celer_shape_numel(&x->shape) && celer_shape_numel(&y) && (st = local_build(s, l, &x->shape, who)))
-            return st;
+        if (s->gemm) l->built = celer_shape_numel(&xl) && celer_shape_numel(&y);
+        else if (celer_shape_numel(&xl) && celer_shape_numel(&y) && (st = local_build(s, l, &xl, who))) return st;
         l->x = x->shape;
     }
-    celer_shape y = {.rank = l->x.rank, .dims = {l->g.n, l->g.m}};
+    celer_shape y = {.rank = l->x.rank, .dims = {l->g.n, padded_channels(l->g.m, s->y_block)}};
     for (int i = 0; i < s->nsp; i++) y.dims[2 + i] = l->g.win.out[3 - s->nsp + i];
     if (sum && !celer_shape_equal(&sum->shape, &y)) {
         char b1[160], b2[160];
@@ -471,7 +506,8 @@ static celer_status fused_reshape(celer_kernel_call *call) {
     }
     call->out[0].shape = y;
     void *pad, *xb, *yb;
-    carve(l, NULL, &pad, &xb, &yb, &call->scratch_size);
+    if (s->gemm) call->scratch_size = l->built ? gemm_conv_scratch(s, &l->g) : 0;
+    else carve(l, NULL, &pad, &xb, &yb, &call->scratch_size);
     return CELER_OK;
 }
 
@@ -479,6 +515,10 @@ static celer_status fused_run(celer_kernel_call *call) {
     const fused_state *s = call->state;
     const fused_local *l = *call->local;
     if (!l->built) return CELER_OK;
+    if (s->gemm) {
+        gemm_conv_run(s, &l->g, call->in[FC_X]->data, call->out[0].data, call->scratch);
+        return CELER_OK;
+    }
     char who[160];
     celer_ops_who(call->info, who, sizeof who);
     const celer_tensor *x = call->in[FC_X];
@@ -621,23 +661,26 @@ static celer_status pool_run(celer_kernel_call *call) {
 /* ---- FusedMatMul and Gelu ---- */
 
 /* Activations FusedMatMul applies to its output in one pass after the product. */
-typedef enum mm_act { MM_NONE, MM_RELU, MM_LEAKY, MM_CLIP, MM_SIGMOID, MM_TANH, MM_GELU } mm_act;
+typedef enum mm_act {
+    MM_NONE, MM_RELU, MM_LEAKY, MM_CLIP, MM_SIGMOID, MM_TANH, MM_GELU, MM_HARDSWISH, MM_HARDSIGMOID, MM_SWISH
+} mm_act;
 
 static const struct {
     const char *name;
     mm_act act;
 } mm_acts[] = {
     {"Relu", MM_RELU}, {"LeakyRelu", MM_LEAKY}, {"Clip", MM_CLIP}, {"Sigmoid", MM_SIGMOID},
-    {"Tanh", MM_TANH}, {"Gelu", MM_GELU},
+    {"Tanh", MM_TANH}, {"Gelu", MM_GELU}, {"HardSwish", MM_HARDSWISH}, {"HardSigmoid", MM_HARDSIGMOID},
+    {"Swish", MM_SWISH},
 };
 
-typedef struct mm_state {
+struct mm_state {
     bool trans_b;
     int64_t k, n; /* B is [K, N], or [N, K] with trans_b */
     mm_act act;
     float alpha, beta;
     celer_sgemm_b packed; /* B and the bias, packed at init (owned) */
-} mm_state;
+};
 
 /* GELU, erf form: x/2 (1 + erf(x / sqrt 2)). Also built for AVX2 + FMA, picked at load when the
  * CPU has them: the loop is mostly polynomial evaluations (twice as wide, fused). */
@@ -657,6 +700,19 @@ static void activate(const mm_state *s, float *y, int64_t n) {
     case MM_SIGMOID: for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + celer_fast_expf(-y[i])); break;
     case MM_TANH: for (int64_t i = 0; i < n; i++) y[i] = tanhf(y[i]); break;
     case MM_GELU: gelu_f32(y, y, n); break;
+    case MM_HARDSWISH: /* x clip(x / 6 + 1/2, 0, 1); selects, not fminf/fmaxf: they vectorize */
+        for (int64_t i = 0; i < n; i++) {
+            float t = y[i] * (1.0f / 6.0f) + 0.5f;
+            y[i] *= t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
+        }
+        break;
+    case MM_HARDSIGMOID:
+        for (int64_t i = 0; i < n; i++) {
+            float t = a * y[i] + b;
+            y[i] = t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
+        }
+        break;
+    case MM_SWISH: for (int64_t i = 0; i < n; i++) y[i] = y[i] / (1.0f + celer_fast_expf(-a * y[i])); break;
     }
 }
 
@@ -744,6 +800,89 @@ static celer_status gelu_run(celer_kernel_call *call) {
     return CELER_OK;
 }
 
+/* ---- FusedConv over one input channel as a GEMM ----
+ * A 1-D convolution of one input channel (the first layer of a raw-audio model: 1 -> 32 channels,
+ * kernel 80, stride 4 over 16000 samples) has no oneDNN kernel writing the blocked layout: it
+ * ran on brgconv in nwc plus a reorder (0.55 ms at 1 thread), its gemm convolution with the
+ * activation post-op took 0.95. As ONNX Runtime does, it is im2col rows [T, K] (each a copy of K
+ * samples) times W^T [K, M] packed at load (sgemm.h), bias and activation in the GEMM's epilogue,
+ * then the [T, M] result laid out as Y wants. Taken for a plain X, group 1, no dilation, no
+ * residual, and the activations FusedMatMul's epilogue has. */
+
+/* Sets s->gemm when the conv qualifies (else leaves it NULL): fw is W folded, [M, K]. */
+static celer_status gemm_conv_init(const celer_op_info *info, fused_state *s, const float *fw, const char *who) {
+    const char *act = celer_onnx_attr_string(info->node, FUSED_ATTR_ACTIVATION, NULL);
+    mm_act a = MM_NONE;
+    size_t i = 0;
+    while (act && i < CELER_ARRAY_LEN(mm_acts) && strcmp(mm_acts[i].name, act)) i++;
+    if (act && i == CELER_ARRAY_LEN(mm_acts)) return CELER_OK;
+    if (act) a = mm_acts[i].act;
+    bool dilated = s->a.n_dilations > 0 && s->a.dilations[0] != 1;
+    if (s->nsp != 1 || s->transposed || s->a.group != 1 || s->w.dims[1] != 1 || s->has_sum || s->sum_act.n ||
+        dilated || s->x_block) /* a blocked X (one channel padded to the block): oneDNN's */
+        return CELER_OK;
+    mm_state *g = calloc(1, sizeof *g);
+    if (!g) return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", who);
+    g->trans_b = true;
+    g->k = s->w.dims[2];
+    g->n = s->m;
+    g->act = a;
+    g->alpha = celer_onnx_attr_float(info->node, FUSED_ATTR_ACTIVATION_ALPHA, 0.f);
+    g->beta = celer_onnx_attr_float(info->node, FUSED_ATTR_ACTIVATION_BETA, 0.f);
+    celer_status st = celer_sgemm_pack(who, fw, g->k, g->n, true, s->bias, &g->packed);
+    if (st) {
+        free(g);
+        return st;
+    }
+    s->gemm = g;
+    return CELER_OK;
+}
+
+/* Scratch of one sample: X padded (the samples the windows cover), im2col rows, the [T, M] product. */
+typedef struct gemm_conv_bufs {
+    float *xp, *a, *y;
+    int64_t len; /* samples of xp */
+} gemm_conv_bufs;
+
+static size_t gemm_conv_carve(const fused_state *s, const celer_conv_geom *g, void *base, gemm_conv_bufs *b) {
+    const celer_window *w = &g->win;
+    int64_t t = w->out[2];
+    celer_ops_carve cv = {.base = base};
+    b->len = (t - 1) * w->stride[2] + s->gemm->k;
+    b->xp = celer_ops_carve_elems(&cv, b->len, sizeof(float));
+    b->a = celer_ops_carve_elems(&cv, t * s->gemm->k, sizeof(float));
+    b->y = celer_ops_carve_elems(&cv, t * s->m, sizeof(float));
+    return cv.off;
+}
+
+static size_t gemm_conv_scratch(const fused_state *s, const celer_conv_geom *g) {
+    gemm_conv_bufs b;
+    return gemm_conv_carve(s, g, NULL, &b);
+}
+
+static void gemm_conv_run(const fused_state *s, const celer_conv_geom *g, const float *x, float *y, void *scratch) {
+    const celer_window *w = &g->win;
+    const mm_state *mm = s->gemm;
+    int64_t t = w->out[2], in = w->in[2], stride = w->stride[2], pad = w->pad_l[2], k = mm->k, m = s->m;
+    int64_t b = s->y_block ? s->y_block : 1, mp = padded_channels(m, s->y_block);
+    gemm_conv_bufs buf;
+    gemm_conv_carve(s, g, scratch, &buf);
+    for (int64_t n = 0; n < g->n; n++) {
+        const float *xn = x + n * in;
+        for (int64_t p = 0; p < buf.len; p++) buf.xp[p] = p >= pad && p - pad < in ? xn[p - pad] : 0.0f;
+        for (int64_t r = 0; r < t; r++) memcpy(buf.a + r * k, buf.xp + r * stride, sizeof(float) * (size_t)k);
+        celer_sgemm_run(&mm->packed, t, buf.a, k, buf.y, m, false, mm->act == MM_NONE ? NULL : mm_epilogue, mm);
+        /* [T, M] -> Y: [mp/b][T][b] (plain: b = 1), the padding channels 0 */
+        float *yn = y + n * mp * t;
+        for (int64_t cb = 0; cb < mp / b; cb++)
+            for (int64_t r = 0; r < t; r++)
+                for (int64_t j = 0; j < b; j++) {
+                    int64_t c = cb * b + j;
+                    yn[(cb * t + r) * b + j] = c < m ? buf.y[r * m + c] : 0.0f;
+                }
+    }
+}
+
 /* ---- BlockedGlobalAveragePool and BlockedScale: the squeeze-excite chain on blocked data ---- */
 
 /* The channel block of a blocked input (attribute `block`), checked against X's channels. */
@@ -825,16 +964,59 @@ static celer_status scale_run(celer_kernel_call *call) {
     return CELER_OK;
 }
 
+/* ---- BlockedConcat ---- */
+
+static celer_status concat_reshape(celer_kernel_call *call) {
+    char who[160], b1[160], b2[160];
+    const celer_tensor *x0 = call->in[0];
+    celer_shape y = x0->shape;
+    y.dims[1] = 0;
+    for (int j = 0; j < call->n_in; j++) {
+        const celer_tensor *x = call->in[j];
+        int64_t block;
+        celer_status st = block_of(call, x, &block);
+        if (st) return st;
+        bool ok = x->dtype == CELER_FLOAT && x->shape.rank == x0->shape.rank && x->shape.dims[0] == x0->shape.dims[0];
+        for (int i = 2; i < x->shape.rank && ok; i++) ok = x->shape.dims[i] == x0->shape.dims[i];
+        if (!ok)
+            return celer_errorf(CELER_ERR_SHAPE, "%s: input %d %s does not concatenate with input 0 %s along "
+                                "channels (float, equal dims but axis 1)", celer_ops_who(call->info, who, sizeof who),
+                                j, celer_shape_str(&x->shape, b1, sizeof b1), celer_shape_str(&x0->shape, b2, sizeof b2));
+        y.dims[1] += x->shape.dims[1];
+    }
+    call->out[0].shape = y;
+    return CELER_OK;
+}
+
+static celer_status concat_run(celer_kernel_call *call) {
+    const celer_shape *y = &call->out[0].shape;
+    int64_t sp = celer_ops_dims_prod(y->dims, 2, y->rank);
+    float *out = call->out[0].data;
+    for (int64_t i = 0; i < y->dims[0]; i++) /* [n][c/b][sp][b]: channel blocks are outside space */
+        for (int j = 0; j < call->n_in; j++) {
+            int64_t len = call->in[j]->shape.dims[1] * sp;
+            memcpy(out, (const float *)call->in[j]->data + i * len, sizeof(float) * (size_t)len);
+            out += len;
+        }
+    return CELER_OK;
+}
+
 /* ---- LayoutToPlain ---- */
 
+/* Y has attribute `channels` (X's padded count when absent), X's others dims. */
 static celer_status to_plain_reshape(celer_kernel_call *call) {
     char who[160];
     int64_t block = celer_onnx_attr_int(call->info->node, FUSED_ATTR_BLOCK, 0);
     const celer_tensor *x = call->in[0];
-    if (block <= 0 || x->shape.rank < 2 || x->shape.dims[1] % block)
-        return celer_errorf(CELER_ERR_INTERNAL, "%s: block %lld does not divide the channels",
-                            celer_ops_who(call->info, who, sizeof who), (long long)block);
-    return celer_ops_reshape_same(call);
+    int64_t c = x->shape.rank >= 2 ? celer_onnx_attr_int(call->info->node, FUSED_ATTR_CHANNELS, x->shape.dims[1]) : 0;
+    if (block <= 0 || x->shape.rank < 2 || x->shape.dims[1] % block || c > x->shape.dims[1] ||
+        c <= x->shape.dims[1] - block)
+        return celer_errorf(CELER_ERR_INTERNAL, "%s: block %lld and %lld channels do not fit X's %lld",
+                            celer_ops_who(call->info, who, sizeof who), (long long)block, (long long)c,
+                            (long long)(x->shape.rank >= 2 ? x->shape.dims[1] : 0));
+    call->out[0].shape = x->shape;
+    call->out[0].shape.dims[1] = c;
+    return CELER_OK;
 }
 
 static celer_status to_plain_run(celer_kernel_call *call) {
@@ -842,15 +1024,16 @@ static celer_status to_plain_run(celer_kernel_call *call) {
     const celer_tensor *x = call->in[0];
     const float *in = x->data;
     float *out = call->out[0].data;
-    int64_t n = x->shape.dims[0], c = x->shape.dims[1];
+    int64_t n = x->shape.dims[0], cp = x->shape.dims[1], c = call->out[0].shape.dims[1];
     int64_t sp = celer_ops_dims_prod(x->shape.dims, 2, x->shape.rank);
-    /* in: [n][c/b][sp][b] -> out: [n][c][sp] */
+    /* in: [n][cp/b][sp][b] -> out: [n][c][sp], the padding channels (c..cp) dropped */
     for (int64_t i = 0; i < n; i++)
-        for (int64_t cb = 0; cb < c / b; cb++) {
-            const float *src = in + (i * c + cb * b) * sp;
+        for (int64_t cb = 0; cb < cp / b; cb++) {
+            const float *src = in + (i * cp + cb * b) * sp;
             float *dst = out + (i * c + cb * b) * sp;
-            for (int64_t p = 0; p < sp; p++)
-                for (int64_t j = 0; j < b; j++) dst[j * sp + p] = src[p * b + j];
+            int64_t nb = CELER_MIN(b, c - cb * b);
+            for (int64_t j = 0; j < nb; j++)
+                for (int64_t p = 0; p < sp; p++) dst[j * sp + p] = src[p * b + j];
         }
     return CELER_OK;
 }
@@ -875,6 +1058,8 @@ static const celer_kernel kernels[] = {
      .dtypes = F32, .type_input = 0, .reshape = gap_reshape, .run = gap_run},
     {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = FUSED_OP_BLOCKED_SCALE, .since = 1, .until = CELER_OPS_MAX_VERSION,
      .dtypes = F32, .type_input = 0, .flags = CELER_KERNEL_INPLACE, .reshape = scale_reshape, .run = scale_run},
+    {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = FUSED_OP_BLOCKED_CONCAT, .since = 1, .until = CELER_OPS_MAX_VERSION,
+     .dtypes = F32, .type_input = 0, .reshape = concat_reshape, .run = concat_run},
     {.domain = CELER_GRAPH_INTERNAL_DOMAIN, .op = FUSED_OP_LAYOUT_TO_PLAIN, .since = 1, .until = CELER_OPS_MAX_VERSION,
      .dtypes = F32, .type_input = 0, .reshape = to_plain_reshape, .run = to_plain_run},
 };
