@@ -39,13 +39,15 @@
 #define WHO(info) celer_ops_who((info), who, sizeof who)
 #define EW_BLOCK 16
 /* Elements per thread below which a loop stays on one thread, and the granule of the split (a
- * whole number of cache lines of the output for any type). Waking the (passive) OpenMP team
- * costs about 8 us a node, measured on the shared 2-core Zen 4: a Sigmoid over 256K floats went
- * 1.04 -> 0.79 ms on 2 threads while 64K and 128K lost (0.26 -> 0.33, 0.52 -> 0.59), and the
- * loops of a few instructions an element (Add, HardSwish) are bound by memory and lost up to 1M
- * (Add 512K: 0.46 -> 0.57); so those split only past 1M per thread. */
-#define EW_PAR_MIN_HEAVY ((size_t)1 << 17)
-#define EW_PAR_MIN_CHEAP ((size_t)1 << 20)
+ * whole number of cache lines of the output for any type). The workers spin between the regions
+ * of an inference (GOMP_SPINCOUNT, src/cli/main.c), so a split costs about 0.5 us, not the 8 us
+ * of waking a sleeping team. Measured on the shared 2-core Zen 4 (chains of 10 nodes, 1 thread
+ * against 2 always split, min of 3 alternating rounds): Sigmoid 16K 6.5 -> 4.0 us a node, 64K
+ * 25.8 -> 13.6; Relu 16K 0.69 -> 1.09 (loses), 64K 2.56 -> 2.03; Add 16K 1.27 -> 1.54, 64K
+ * 4.9 -> 4.6, 256K 22.4 -> 13.2. So loops of tens of instructions an element split from 4K
+ * elements a thread, the memory-bound ones of a few from 32K. */
+#define EW_PAR_MIN_HEAVY ((size_t)1 << 12)
+#define EW_PAR_MIN_CHEAP ((size_t)1 << 15)
 #define EW_PAR_ALIGN 64
 /* Cast to string: bytes reserved per output string (longest is a double, 24 chars + NUL). */
 #define EW_STR_SLOT 32

@@ -21,8 +21,12 @@
 #define NR CELER_SGEMM_NR
 #define KC 256      /* K block: a panel's block is KC x NR floats = 32 KiB (384 measured within noise) */
 #define MR_MAX 12   /* the tallest micro-kernel's rows */
-/* Below this many multiply-adds one thread does the product: waking the team costs more. */
-#define PAR_MIN_MACS (INT64_C(1) << 21)
+/* Below this many multiply-adds one thread does the product. The team spins between regions
+ * (src/cli/main.c), so a split costs about 1 us; measured on the shared 2-core Zen 4 (1 thread
+ * against 2 always split, min of 3 alternating rounds, us a product): M=1 K=512 N=256 (128K)
+ * 6.4 -> 4.0, M=8 K=256 N=64 (128K, 2 panels) 2.4 -> 2.1, M=1 K=1000 N=512 24.4 -> 13.3, but
+ * M=2 K=256 N=64 (32K) 0.95 -> 2.25 and M=1 K=256 N=64 0.75 -> 1.2 lose. */
+#define PAR_MIN_MACS (INT64_C(1) << 17)
 
 celer_status celer_sgemm_pack(const char *who, const float *b, int64_t k, int64_t n, bool trans_b,
                               const float *bias, celer_sgemm_b *out) {

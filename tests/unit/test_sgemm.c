@@ -92,11 +92,13 @@ static void test_sgemm_k_blocks(void **unused) {
     check_random(12, 30, 900, 140, 1, 11);
 }
 
-/* Two threads: products big enough to split, by panels (N > 32) or by rows (N <= 32). */
+/* Two threads: products big enough to split, by panels (N > 32) or by rows (N <= 32), and the
+ * 1-4 row products (MLP at batch 1) that split by panels from 128K multiply-adds. */
 static void test_sgemm_threads(void **unused) {
     (void)unused;
     check_random(6, 150, 1200, 200, 2, 13);
     check_random(6, 400, 1200, 31, 2, 17);
+    check_random(8, 4, 1100, 600, 2, 19);
 }
 
 /* K = 0: Y = bias (activated); M = 0 and N = 0: nothing written. */
