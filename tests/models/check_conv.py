@@ -9,9 +9,7 @@ squeeze-excite block on 1x1 inputs).
 
 Needs /usr/bin/python3 with python3-onnx and numpy. Prints one line per model and thread count and
 exits non-zero when any fails."""
-import json
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -19,7 +17,7 @@ import numpy as np
 from onnx import numpy_helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from check_passes import RNG, Builder  # noqa: E402
+from check_passes import RNG, Builder, check  # noqa: E402
 
 TOL = 1e-4
 
@@ -196,51 +194,6 @@ def one_channel():
         "present": ["BlockedPool", "FusedConv"], "absent": ["Relu", "LeakyRelu", "HardSigmoid", "MaxPool"]}
 
 
-def run(celer, model_path, x, outdir, optimize, threads):
-    os.makedirs(outdir, exist_ok=True)
-    np.save(os.path.join(outdir, "x.npy"), x)
-    env = dict(os.environ, CELER_OPTIMIZE="1" if optimize else "0", OMP_NUM_THREADS=str(threads))
-    r = subprocess.run([celer, "run", model_path, "--input", f"x={outdir}/x.npy", "--output-dir", outdir],
-                       env=env, capture_output=True, text=True)
-    if r.returncode:
-        raise RuntimeError(f"celer run ({'optimized' if optimize else 'CELER_OPTIMIZE=0'}): {r.stderr.strip()[:400]}")
-    return {f[:-4]: np.load(os.path.join(outdir, f)) for f in os.listdir(outdir) if f != "x.npy"}
-
-
-def bench(celer, model_path, batch, threads):
-    r = subprocess.run([celer, "bench", model_path, "--batch", str(batch), "--threads", str(threads),
-                        "--iterations", "1", "--warmup", "0", "--profile"], capture_output=True, text=True)
-    if r.returncode:
-        raise RuntimeError(f"celer bench --profile: {r.stderr.strip()[:400]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
-
-
-def check(celer, tmp, name, model, shape, expect, threads):
-    path = os.path.join(tmp, name + ".onnx")
-    with open(path, "wb") as f:
-        f.write(model.SerializeToString())
-    x = RNG.standard_normal(shape).astype(np.float32)
-    ref = run(celer, path, x, os.path.join(tmp, name, "plain"), False, threads)
-    got = run(celer, path, x, os.path.join(tmp, name, "optimized"), True, threads)
-    worst = 0.0
-    for k, want in ref.items():
-        if got[k].shape != want.shape:
-            return f"FAIL {name}: output {k} has shape {got[k].shape}, unoptimized {want.shape}"
-        err = float(np.abs(got[k] - want).max() / max(float(np.abs(want).max()), 1e-30))
-        worst = max(worst, err)
-        if not err <= TOL:
-            return f"FAIL {name}: output {k} differs from the unoptimized run by {err:.3g} (relative)"
-    res = bench(celer, path, shape[0], threads)
-    ops = res["op_ms"]
-    if res.get("reference_convs") != 0:
-        return f"FAIL {name}: {res.get('reference_convs')} convolutions on oneDNN's reference implementation"
-    missing = [o for o in expect.get("present", []) if o not in ops]
-    left = [o for o in expect.get("absent", []) if o in ops]
-    if missing or left:
-        return f"FAIL {name}: ran {sorted(ops)}; expected {missing} to run and {left} to be fused away"
-    return f"PASS {name}: max rel diff {worst:.2e}, ran {', '.join(sorted(ops))}"
-
-
 def main():
     if len(sys.argv) < 2:
         print(__doc__)
@@ -255,7 +208,7 @@ def main():
         for name, model, shape, expect in cases:
             for threads in (1, 2):
                 try:
-                    line = check(celer, tmp, name, model, shape, expect, threads)
+                    line = check(celer, tmp, name, model, shape, expect, threads, TOL)
                 except Exception as e:  # a failed run is a failed case, reported with its message
                     line = f"FAIL {name}: {e}"
                 total += 1

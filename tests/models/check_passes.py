@@ -226,41 +226,47 @@ def layernorm():
                                                "present": ["LayerNormalization", "FusedMatMul"]}
 
 
-def run(celer, model_path, x, outdir, optimize):
+def run(celer, model_path, x, outdir, optimize, threads=1):
     os.makedirs(outdir, exist_ok=True)
     np.save(os.path.join(outdir, "x.npy"), x)
     env = dict(os.environ, CELER_OPTIMIZE="1" if optimize else "0")
-    r = subprocess.run([celer, "run", model_path, "--input", f"x={outdir}/x.npy", "--output-dir", outdir],
-                       env=env, capture_output=True, text=True)
+    r = subprocess.run([celer, "run", model_path, "--input", f"x={outdir}/x.npy", "--output-dir", outdir,
+                        "--threads", str(threads)], env=env, capture_output=True, text=True)
     if r.returncode:
         raise RuntimeError(f"celer run ({'optimized' if optimize else 'CELER_OPTIMIZE=0'}): {r.stderr.strip()[:400]}")
     return {f[:-4]: np.load(os.path.join(outdir, f)) for f in os.listdir(outdir) if f != "x.npy"}
 
 
-def profile_ops(celer, model_path, batch):
-    r = subprocess.run([celer, "bench", model_path, "--batch", str(batch), "--iterations", "1", "--warmup", "0",
-                        "--profile"], capture_output=True, text=True)
+def bench(celer, model_path, batch, threads=1):
+    """celer bench --profile's JSON line (op_ms, reference_convs...) for one run."""
+    r = subprocess.run([celer, "bench", model_path, "--batch", str(batch), "--threads", str(threads),
+                        "--iterations", "1", "--warmup", "0", "--profile"], capture_output=True, text=True)
     if r.returncode:
         raise RuntimeError(f"celer bench --profile: {r.stderr.strip()[:400]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])["op_ms"]
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def check(celer, tmp, name, model, shape, expect):
+def check(celer, tmp, name, model, shape, expect, threads=1, tol=TOL):
+    """One model optimized against CELER_OPTIMIZE=0 at `threads`: outputs within `tol`, the ops
+    `expect` names present or fused away, no convolution on oneDNN's reference implementation."""
     path = os.path.join(tmp, name + ".onnx")
     with open(path, "wb") as f:
         f.write(model.SerializeToString())
     x = RNG.standard_normal(shape).astype(np.float32)
-    ref = run(celer, path, x, os.path.join(tmp, name, "plain"), False)
-    got = run(celer, path, x, os.path.join(tmp, name, "optimized"), True)
+    ref = run(celer, path, x, os.path.join(tmp, name, "plain"), False, threads)
+    got = run(celer, path, x, os.path.join(tmp, name, "optimized"), True, threads)
     worst = 0.0
     for k, want in ref.items():
         if got[k].shape != want.shape:
             return f"FAIL {name}: output {k} has shape {got[k].shape}, unoptimized {want.shape}"
         err = float(np.abs(got[k] - want).max() / max(float(np.abs(want).max()), 1e-30))
         worst = max(worst, err)
-        if not err <= TOL:
+        if not err <= tol:
             return f"FAIL {name}: output {k} differs from the unoptimized run by {err:.3g} (relative)"
-    ops = profile_ops(celer, path, shape[0])
+    res = bench(celer, path, shape[0], threads)
+    ops = res["op_ms"]
+    if res.get("reference_convs") != 0:
+        return f"FAIL {name}: {res.get('reference_convs')} convolutions on oneDNN's reference implementation"
     missing = [o for o in expect.get("present", []) if o not in ops]
     left = [o for o in expect.get("absent", []) if o in ops]
     if missing or left:
