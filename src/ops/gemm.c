@@ -9,6 +9,7 @@
  * Nothing here is shape-dependent enough to need per-context state: reshape validates and plans,
  * run recomputes the (cheap) plan and calls BLAS. Thread counts belong to the executor. */
 #include <cblas.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -189,9 +190,9 @@ static void matmul_free(void *state) {
 /* ---- MatMul with a B that changes per call (attention's per-head Q K^T and P V) ----
  * OpenBLAS splits each of these small products over its own threads, which at 2 threads fought
  * the OpenMP team spinning between regions (ViT-small's 24 MatMuls: 8 ms at 1 thread, 94 ms at
- * 2). Instead every distinct B is packed per call into scratch (sgemm.h panels), then blocks of
- * rows of every batch are shared over the team, each product single-threaded on the sgemm
- * micro-kernel. */
+ * 2). With more than one thread, every distinct B is packed per call into scratch (sgemm.h
+ * panels), then blocks of rows of every batch are shared over the team, each product
+ * single-threaded on the sgemm micro-kernel. */
 
 /* Past this much packed B the scratch is not worth it: BLAS serves (it packs in place). */
 #define VARB_MAX_PACK_BYTES (INT64_C(256) << 20)
@@ -241,6 +242,15 @@ static void varb_run(void *ctx, size_t lo, size_t hi) {
     }
 }
 
+/* Whether plan p runs on the variable-B path: only when the team has threads to share it with
+ * and the product is big enough to be split. On one thread OpenBLAS stays: its small-matrix
+ * kernel beat the packed one on BERT-tiny's 16-wide heads (whole model 0.44 vs 0.50 ms), where
+ * a 32-column panel is half padding. */
+static bool varb_wanted(const celer_matmul_plan *p) {
+    double macs = (double)p->batch * (double)p->m * (double)p->n * (double)p->k;
+    return omp_get_max_threads() > 1 && macs >= 2.0 * (double)VARB_PAR_MACS && varb_scratch_floats(p);
+}
+
 /* Y = A B for float A and B under plan p; scratch holds varb_scratch_floats(p) floats. */
 static void matmul_varb(const celer_matmul_plan *p, const float *a, const float *b, float *y, float *scratch) {
     varb_job j = {p, a, b, y, scratch, celer_sgemm_packed_floats(p->k, p->n), (p->m + VARB_ROWS - 1) / VARB_ROWS};
@@ -287,7 +297,7 @@ static celer_status matmul_run(celer_kernel_call *call) {
         celer_sgemm_run(packed, p.batch * p.m, a->data, p.k, y->data, p.n, false, NULL, NULL);
         return CELER_OK;
     }
-    if (a->dtype == CELER_FLOAT && varb_scratch_floats(&p)) {
+    if (a->dtype == CELER_FLOAT && varb_wanted(&p)) {
         matmul_varb(&p, a->data, b->data, y->data, call->scratch);
         return CELER_OK;
     }
