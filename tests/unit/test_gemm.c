@@ -159,10 +159,11 @@ static void test_matmul_random(void **unused) {
     for (size_t i = 0; i < CELER_ARRAY_LEN(fixed); i++) check_matmul(&fixed[i], &seed);
 }
 
-/* A float MatMul whose B is an input (attention's per-head products) runs on sgemm with B packed
- * per call, rows of every batch shared over the team: random attention-like shapes big enough to
- * split (odd sizes, shared and broadcast B, broadcast A), each micro-kernel variant the CPU has,
- * on one thread and on two, against the reference loops. */
+/* A float MatMul whose B is an input (attention's per-head products) runs, with 2+ threads, on
+ * sgemm with B packed per call and rows of every batch shared over the team (one thread: OpenBLAS,
+ * checked by the same loop): random attention-like shapes big enough to split (odd sizes, shared
+ * and broadcast B, broadcast A), each micro-kernel variant the CPU has, against the reference
+ * loops. */
 static void test_matmul_variable_b(void **unused) {
     (void)unused;
     static const celer_sgemm_isa isas[] = {CELER_SGEMM_PLAIN, CELER_SGEMM_AVX2, CELER_SGEMM_AVX512};
