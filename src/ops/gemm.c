@@ -9,6 +9,7 @@
  * Nothing here is shape-dependent enough to need per-context state: reshape validates and plans,
  * run recomputes the (cheap) plan and calls BLAS. Thread counts belong to the executor. */
 #include <cblas.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,6 +187,80 @@ static void matmul_free(void *state) {
     free(state);
 }
 
+/* ---- MatMul with a B that changes per call (attention's per-head Q K^T and P V) ----
+ * OpenBLAS splits each of these small products over its own threads, which at 2 threads fought
+ * the OpenMP team spinning between regions (ViT-small's 24 MatMuls: 8 ms at 1 thread, 94 ms at
+ * 2). With more than one thread, every distinct B is packed per call into scratch (sgemm.h
+ * panels), then blocks of rows of every batch are shared over the team, each product
+ * single-threaded on the sgemm micro-kernel. */
+
+/* Past this much packed B the scratch is not worth it: BLAS serves (it packs in place). */
+#define VARB_MAX_PACK_BYTES (INT64_C(256) << 20)
+/* Rows of one work item: a multiple of every micro-kernel's height (12, 6, 4). */
+#define VARB_ROWS 48
+/* Multiply-adds a thread should get before the team is woken for it. */
+#define VARB_PAR_MACS (INT64_C(1) << 19)
+#define VARB_PAR_PACK (INT64_C(1) << 16) /* floats of B packed, likewise */
+
+/* Floats of scratch the variable-B path needs for plan p (0: use BLAS instead). */
+static size_t varb_scratch_floats(const celer_matmul_plan *p) {
+    if (p->m == 0 || p->n == 0 || p->batch == 0) return 0;
+    int64_t packs = p->b_shared ? 1 : p->batch;
+    size_t one = celer_sgemm_packed_floats(p->k, p->n);
+    if (one > (size_t)VARB_MAX_PACK_BYTES / sizeof(float) / (size_t)packs) return 0;
+    return one * (size_t)packs;
+}
+
+typedef struct varb_job {
+    const celer_matmul_plan *p;
+    const float *a, *b;
+    float *y, *packed; /* packed: the B panels, one celer_sgemm_packed_floats apart */
+    size_t pack_floats;
+    int64_t row_blocks; /* per batch */
+} varb_job;
+
+static void varb_pack(void *ctx, size_t lo, size_t hi) {
+    const varb_job *j = ctx;
+    for (size_t i = lo; i < hi; i++) {
+        int64_t ao, bo;
+        celer_matmul_plan_offsets(j->p, (int64_t)i, &ao, &bo);
+        celer_sgemm_b view;
+        celer_sgemm_pack_into(j->b + bo, j->p->n, j->p->k, j->p->n, false, j->packed + i * j->pack_floats, &view);
+    }
+}
+
+static void varb_run(void *ctx, size_t lo, size_t hi) {
+    const varb_job *j = ctx;
+    const celer_matmul_plan *p = j->p;
+    for (size_t item = lo; item < hi; item++) {
+        int64_t bi = (int64_t)item / j->row_blocks, r0 = (int64_t)item % j->row_blocks * VARB_ROWS;
+        int64_t r1 = r0 + VARB_ROWS < p->m ? r0 + VARB_ROWS : p->m, ao, bo;
+        celer_matmul_plan_offsets(p, bi, &ao, &bo);
+        celer_sgemm_b view = {.k = p->k, .n = p->n, .panels = (p->n + CELER_SGEMM_NR - 1) / CELER_SGEMM_NR,
+                              .data = j->packed + (p->b_shared ? 0 : (size_t)bi * j->pack_floats)};
+        celer_sgemm_run_rows(&view, r0, r1, j->a + ao, p->k, j->y + bi * p->m * p->n, p->n);
+    }
+}
+
+/* Whether plan p runs on the variable-B path: only when the team has threads to share it with
+ * and the product is big enough to be split. On one thread OpenBLAS stays: its small-matrix
+ * kernel beat the packed one on BERT-tiny's 16-wide heads (whole model 0.44 vs 0.50 ms), where
+ * a 32-column panel is half padding. */
+static bool varb_wanted(const celer_matmul_plan *p) {
+    double macs = (double)p->batch * (double)p->m * (double)p->n * (double)p->k;
+    return omp_get_max_threads() > 1 && macs >= 2.0 * (double)VARB_PAR_MACS && varb_scratch_floats(p);
+}
+
+/* Y = A B for float A and B under plan p; scratch holds varb_scratch_floats(p) floats. */
+static void matmul_varb(const celer_matmul_plan *p, const float *a, const float *b, float *y, float *scratch) {
+    varb_job j = {p, a, b, y, scratch, celer_sgemm_packed_floats(p->k, p->n), (p->m + VARB_ROWS - 1) / VARB_ROWS};
+    int64_t packs = p->b_shared ? 1 : p->batch, kn = p->k * p->n > 0 ? p->k * p->n : 1;
+    celer_ops_parallel_for((size_t)packs, (size_t)(VARB_PAR_PACK / kn + 1), 1, varb_pack, &j);
+    int64_t item_macs = VARB_ROWS * kn;
+    celer_ops_parallel_for((size_t)(p->batch * j.row_blocks), (size_t)(VARB_PAR_MACS / item_macs + 1), 1, varb_run,
+                           &j);
+}
+
 static celer_status matmul_reshape(celer_kernel_call *call) {
     char who[160];
     celer_ops_who(call->info, who, sizeof who);
@@ -198,7 +273,11 @@ static celer_status matmul_reshape(celer_kernel_call *call) {
     if (st) return st;
     int64_t rows;
     if (__builtin_mul_overflow(p.batch, p.m, &rows)) rows = INT64_MAX;
-    return check_blas_dims(who, p.b_shared && p.a_dense ? rows : p.m, p.n, p.k);
+    if ((st = check_blas_dims(who, p.b_shared && p.a_dense ? rows : p.m, p.n, p.k))) return st;
+    const celer_sgemm_b *packed = call->state;
+    if (a->dtype == CELER_FLOAT && !(packed && packed->data && p.b_shared && p.a_dense))
+        call->scratch_size = varb_scratch_floats(&p) * sizeof(float);
+    return CELER_OK;
 }
 
 static celer_status matmul_run(celer_kernel_call *call) {
@@ -216,6 +295,10 @@ static celer_status matmul_run(celer_kernel_call *call) {
     const celer_sgemm_b *packed = call->state;
     if (packed && packed->data && p.b_shared && p.a_dense && a->dtype == CELER_FLOAT) {
         celer_sgemm_run(packed, p.batch * p.m, a->data, p.k, y->data, p.n, false, NULL, NULL);
+        return CELER_OK;
+    }
+    if (a->dtype == CELER_FLOAT && varb_wanted(&p)) {
+        matmul_varb(&p, a->data, b->data, y->data, call->scratch);
         return CELER_OK;
     }
     if (p.b_shared && p.a_dense) { /* one tall GEMM: (batch*m, k) x (k, n) */

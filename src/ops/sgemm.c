@@ -66,6 +66,27 @@ void celer_sgemm_b_free(celer_sgemm_b *p) {
     memset(p, 0, sizeof *p);
 }
 
+size_t celer_sgemm_packed_floats(int64_t k, int64_t n) {
+    return (size_t)((n + NR - 1) / NR) * (size_t)(k ? k : 1) * NR;
+}
+
+void celer_sgemm_pack_into(const float *b, int64_t ldb, int64_t k, int64_t n, bool trans_b, float *data,
+                           celer_sgemm_b *out) {
+    *out = (celer_sgemm_b){.k = k, .n = n, .panels = (n + NR - 1) / NR, .data = data};
+    for (int64_t p = 0; p < out->panels; p++) {
+        int64_t cols = n - p * NR < NR ? n - p * NR : NR;
+        float *dst = data + (size_t)p * (size_t)k * NR;
+        if (trans_b) /* column j of the panel is row p NR + j of B */
+            for (int64_t j = 0; j < NR; j++)
+                for (int64_t kk = 0; kk < k; kk++) dst[kk * NR + j] = j < cols ? b[(p * NR + j) * ldb + kk] : 0.f;
+        else
+            for (int64_t kk = 0; kk < k; kk++) {
+                memcpy(dst + kk * NR, b + kk * ldb + p * NR, sizeof(float) * (size_t)cols);
+                for (int64_t j = cols; j < NR; j++) dst[kk * NR + j] = 0.f;
+            }
+    }
+}
+
 /* A micro-kernel: the tile c[rows][NR] (leading dimension ldc) =
  * (load ? c : 0) + (bias ? bias row : 0) + a[rows][kc] (leading dimension lda) x bp[kc][NR].
  * rows is at most the variant's height. */
@@ -270,4 +291,12 @@ void celer_sgemm_run(const celer_sgemm_b *b, int64_t m, const float *a, int64_t 
     } else {
         run_block(&j, 0, m, 0, b->panels);
     }
+}
+
+void celer_sgemm_run_rows(const celer_sgemm_b *b, int64_t r0, int64_t r1, const float *a, int64_t lda, float *y,
+                          int64_t ldy) {
+    if (r1 <= r0 || b->n <= 0) return;
+    celer_sgemm_isa isa = forced != CELER_SGEMM_AUTO ? forced : best_isa();
+    job j = {b, a, lda, ldy, y, false, NULL, NULL, variants[isa].tile, variants[isa].mr};
+    run_block(&j, r0, r1, 0, b->panels);
 }

@@ -42,6 +42,22 @@ typedef void (*celer_sgemm_epilogue)(const void *ctx, float *y, int64_t n);
 void celer_sgemm_run(const celer_sgemm_b *b, int64_t m, const float *a, int64_t lda, float *y, int64_t ldy,
                      bool accumulate, celer_sgemm_epilogue epi, const void *epi_ctx);
 
+/* For a B that changes per call (attention's Q K^T and P V): the floats of 64-byte aligned memory
+ * celer_sgemm_pack_into needs for a [k, n] B. */
+size_t celer_sgemm_packed_floats(int64_t k, int64_t n);
+
+/* Packs b ([k, n] with row stride ldb >= n, or [n, k] with trans_b and row stride ldb >= k) into
+ * the caller's `data` (celer_sgemm_packed_floats(k, n) floats, 64-byte aligned) and makes *out a
+ * view of it, without bias: out->data points into `data`, which the caller keeps owning (never
+ * pass such a view to celer_sgemm_b_free). Allocates nothing. */
+void celer_sgemm_pack_into(const float *b, int64_t ldb, int64_t k, int64_t n, bool trans_b, float *data,
+                           celer_sgemm_b *out);
+
+/* Rows [r0, r1) of Y = A B as celer_sgemm_run computes them (no bias, no epilogue, no accumulate),
+ * on the calling thread only: for callers that split the work over the team themselves. */
+void celer_sgemm_run_rows(const celer_sgemm_b *b, int64_t r0, int64_t r1, const float *a, int64_t lda, float *y,
+                          int64_t ldy);
+
 /* The micro-kernel variants. */
 typedef enum celer_sgemm_isa {
     CELER_SGEMM_AUTO,   /* the best the CPU has */

@@ -159,7 +159,52 @@ static void transpose_tiles(char *dst, const char *src, int64_t rows, int64_t co
         }
 }
 
-/* Copies the view `in` of `src` (which points at the view's element 0) into dst, row-major. */
+/* The merged view's outer dims [0, orank), each step one run of `inner` elements. */
+typedef struct view_job {
+    const view *v;
+    char *d;
+    const char *s;
+    size_t es;
+    bool tiled;
+    int orank;
+    int64_t inner;
+} view_job;
+
+/* Bytes a thread should copy before the team is woken for it (attention's head transposes,
+ * 400 KB in BERT-base, split; the many small ones not). */
+#define COPY_PAR_BYTES (INT64_C(64) << 10)
+
+/* Runs [lo, hi) of the outer dims of j: an odometer started at lo. */
+static void copy_outer(void *ctx, size_t lo, size_t hi) {
+    const view_job *j = ctx;
+    const view *v = j->v;
+    int last = v->rank - 1;
+    int64_t idx[VIEW_RANK] = {0}, off = 0, ies = (int64_t)j->es;
+    for (int64_t k = j->orank - 1, rest = (int64_t)lo; k >= 0; k--) {
+        idx[k] = rest % v->dims[k];
+        rest /= v->dims[k];
+        off += idx[k] * v->strides[k];
+    }
+    for (int64_t o = (int64_t)lo; o < (int64_t)hi; o++) {
+        char *dp = j->d + o * j->inner * ies;
+        const char *sp = j->s + off * ies;
+        if (j->tiled)
+            transpose_tiles(dp, sp, v->dims[last - 1], v->dims[last], v->strides[last], j->es);
+        else if (v->strides[last] == 1)
+            memcpy(dp, sp, (size_t)j->inner * j->es);
+        else
+            copy_strided(dp, sp, j->inner, v->strides[last], j->es);
+        for (int k = j->orank - 1; k >= 0; k--) {
+            off += v->strides[k];
+            if (++idx[k] < v->dims[k]) break;
+            off -= v->strides[k] * v->dims[k];
+            idx[k] = 0;
+        }
+    }
+}
+
+/* Copies the view `in` of `src` (which points at the view's element 0) into dst, row-major; big
+ * copies are shared over the team by their outer dims. */
 static void copy_view(void *dst, const void *src, const view *in, size_t es) {
     view v = {0};
     /* drop unit dims and merge dims that are contiguous with each other in the source */
@@ -175,34 +220,17 @@ static void copy_view(void *dst, const void *src, const view *in, size_t es) {
         v.strides[v.rank] = in->strides[i];
         v.rank++;
     }
-    char *d = dst;
-    const char *s = src;
     if (v.rank == 0) {
-        memcpy(d, s, es);
+        memcpy(dst, src, es);
         return;
     }
     int last = v.rank - 1;
     bool tiled = v.rank >= 2 && v.strides[last] != 1 && v.strides[last - 1] == 1;
     int orank = tiled ? v.rank - 2 : v.rank - 1;
     int64_t inner = tiled ? v.dims[last - 1] * v.dims[last] : v.dims[last];
-    int64_t outer = celer_ops_dims_prod(v.dims, 0, orank);
-    int64_t idx[VIEW_RANK] = {0}, off = 0, ies = (int64_t)es;
-    for (int64_t o = 0; o < outer; o++) {
-        char *dp = d + o * inner * ies;
-        const char *sp = s + off * ies;
-        if (tiled)
-            transpose_tiles(dp, sp, v.dims[last - 1], v.dims[last], v.strides[last], es);
-        else if (v.strides[last] == 1)
-            memcpy(dp, sp, (size_t)inner * es);
-        else
-            copy_strided(dp, sp, inner, v.strides[last], es);
-        for (int k = orank - 1; k >= 0; k--) {
-            off += v.strides[k];
-            if (++idx[k] < v.dims[k]) break;
-            off -= v.strides[k] * v.dims[k];
-            idx[k] = 0;
-        }
-    }
+    view_job j = {&v, dst, src, es, tiled, orank, inner};
+    int64_t outer = celer_ops_dims_prod(v.dims, 0, orank), bytes = inner * (int64_t)es;
+    celer_ops_parallel_for((size_t)outer, (size_t)(COPY_PAR_BYTES / (bytes ? bytes : 1) + 1), 1, copy_outer, &j);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -2,10 +2,12 @@
  * shapes (transA/transB/alpha/beta, C broadcast, 1-D operands, batch broadcasting), plus
  * hand-checked values and error paths. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ops/reference.h"
+#include "ops/sgemm.h"
 #include "testutil.h"
 
 static celer_onnx_attr attrs[8];
@@ -157,6 +159,40 @@ static void test_matmul_random(void **unused) {
     for (size_t i = 0; i < CELER_ARRAY_LEN(fixed); i++) check_matmul(&fixed[i], &seed);
 }
 
+/* A float MatMul whose B is an input (attention's per-head products) runs, with 2+ threads, on
+ * sgemm with B packed per call and rows of every batch shared over the team (one thread: OpenBLAS,
+ * checked by the same loop): random attention-like shapes big enough to split (odd sizes, shared
+ * and broadcast B, broadcast A), each micro-kernel variant the CPU has, against the reference
+ * loops. */
+static void test_matmul_variable_b(void **unused) {
+    (void)unused;
+    static const celer_sgemm_isa isas[] = {CELER_SGEMM_PLAIN, CELER_SGEMM_AVX2, CELER_SGEMM_AVX512};
+    uint64_t seed = 7;
+    mm_case fixed[] = {
+        {4, 4, {1, 3, 97, 64}, {1, 3, 64, 97}},  /* Q K^T */
+        {4, 4, {1, 3, 97, 97}, {1, 3, 97, 64}},  /* P V */
+        {3, 2, {2, 131, 40}, {40, 70}},          /* one B for every batch */
+        {3, 3, {1, 130, 33}, {3, 33, 45}},       /* A broadcast over B's batches */
+        {2, 2, {1, 5}, {5, 1}},                  /* tiny: one thread */
+        {4, 4, {2, 2, 49, 0}, {2, 2, 0, 33}},    /* K = 0: zeros */
+    };
+    for (size_t v = 0; v < CELER_ARRAY_LEN(isas); v++) {
+        if (celer_sgemm_force_isa(isas[v]) != isas[v]) continue; /* the CPU lacks it */
+        for (int threads = 1; threads <= 2; threads++) {
+            omp_set_num_threads(threads);
+            for (size_t i = 0; i < CELER_ARRAY_LEN(fixed); i++) check_matmul(&fixed[i], &seed);
+            for (int it = 0; it < 8; it++) {
+                int64_t h = rnd(&seed, 1, 5), m = rnd(&seed, 1, 150), k = rnd(&seed, 1, 90),
+                        n = rnd(&seed, 1, 150);
+                mm_case mc = {4, 4, {1, h, m, k}, {1, h, k, n}};
+                check_matmul(&mc, &seed);
+            }
+        }
+    }
+    omp_set_num_threads(1);
+    celer_sgemm_force_isa(CELER_SGEMM_AUTO);
+}
+
 static void test_matmul_errors(void **unused) {
     (void)unused;
     uint64_t seed = 1;
@@ -204,6 +240,7 @@ int main(void) {
         cmocka_unit_test(test_gemm_known),
         cmocka_unit_test(test_gemm_random),
         cmocka_unit_test(test_matmul_random),
+        cmocka_unit_test(test_matmul_variable_b),
         cmocka_unit_test(test_matmul_errors),
         cmocka_unit_test(test_matmulinteger),
     };

@@ -2,6 +2,7 @@
  * positive and negative axes) against a naive reference, the ReduceSum-13 axes input, integer
  * exactness, ArgMax/ArgMin, TopK, CumSum, the softmax family and Einsum. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -479,6 +480,50 @@ static void test_softmax(void **st) {
     tu_free_outputs(&out, 1);
 }
 
+/* Rows along the last axis (attention's softmax) take a vectorized path whose rows are shared
+ * over the team: random shapes (row lengths around the 16-lane blocks, enough rows to split),
+ * Softmax and LogSoftmax, one and two threads, against the double-precision naive form. */
+static void test_softmax_rows(void **st) {
+    (void)st;
+    uint64_t seed = 11;
+    for (int threads = 1; threads <= 2; threads++) {
+        omp_set_num_threads(threads);
+        for (int it = 0; it < 24; it++) {
+            float f[2];
+            tu_fill_random(f, 2, 0, 1, &seed);
+            int64_t dims[2] = {1 + (int64_t)(f[0] * 700), 1 + (int64_t)(f[1] * 200)};
+            int64_t rows = dims[0], n = dims[1];
+            float *x = malloc((size_t)(rows * n) * sizeof *x);
+            tu_fill_random(x, (size_t)(rows * n), -20, 20, &seed);
+            celer_tensor tx = tensor(CELER_FLOAT, 2, dims, x);
+            const celer_tensor *in[1] = {&tx};
+            for (int lg = 0; lg < 2; lg++) {
+                attrs_t a = {0};
+                celer_onnx_node node = make_node(lg ? "LogSoftmax" : "Softmax", &a, 1, 1);
+                celer_tensor out;
+                assert_int_equal(tu_run_op(&node, 13, in, 1, &out, 1), 0);
+                const float *y = out.data;
+                for (int64_t o = 0; o < rows; o++) {
+                    double m = x[o * n], s = 0;
+                    for (int64_t j = 0; j < n; j++) m = fmax(m, x[o * n + j]);
+                    for (int64_t j = 0; j < n; j++) s += exp(x[o * n + j] - m);
+                    for (int64_t j = 0; j < n; j++) {
+                        double e = exp(x[o * n + j] - m) / s, want = lg ? log(e) : e;
+                        double tol = lg ? 1e-5 * (1 + fabs(want)) : 1e-6 * e + 1e-9;
+                        if (fabs(y[o * n + j] - want) > tol)
+                            fail_msg("%s threads %d [%lld x %lld] at (%lld, %lld): %g vs %g",
+                                     lg ? "LogSoftmax" : "Softmax", threads, (long long)rows, (long long)n,
+                                     (long long)o, (long long)j, y[o * n + j], want);
+                    }
+                }
+                tu_free_outputs(&out, 1);
+            }
+            free(x);
+        }
+    }
+    omp_set_num_threads(1);
+}
+
 static void test_softmax_f16(void **st) {
     (void)st;
     int64_t dims[2] = {2, 3};
@@ -586,7 +631,7 @@ int main(void) {
         cmocka_unit_test(test_reduce_opset18),  cmocka_unit_test(test_reduce_minmax_empty_and_bool),
         cmocka_unit_test(test_argmax),          cmocka_unit_test(test_topk),
         cmocka_unit_test(test_cumsum),          cmocka_unit_test(test_softmax),
-        cmocka_unit_test(test_softmax_f16),     cmocka_unit_test(test_hardmax),
+        cmocka_unit_test(test_softmax_f16),     cmocka_unit_test(test_softmax_rows),     cmocka_unit_test(test_hardmax),
         cmocka_unit_test(test_einsum),          cmocka_unit_test(test_einsum_batch_and_ints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

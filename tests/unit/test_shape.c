@@ -1,6 +1,7 @@
 /* shape family: hand-checked cases for every op (negative axes, empty tensors, string and
  * narrow element types, opset differences) plus error paths, and Transpose/Slice against a
  * naive reference on random shapes. */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +177,40 @@ static void naive_transpose(const uint8_t *x, uint8_t *y, const celer_shape *s, 
             idx[k] = 0;
         }
     }
+}
+
+/* Copies above 128 KB are shared over the team by their outer dims: attention's head transposes
+ * (odd sizes, so the split lands mid-odometer) on one thread and two, against the naive form. */
+static void test_transpose_threads(void **s) {
+    (void)s;
+    static const struct { int rank; int64_t dims[4]; int perm[4]; } cases[] = {
+        {4, {1, 131, 7, 64}, {0, 2, 1, 3}}, {4, {1, 7, 131, 64}, {0, 1, 3, 2}},
+        {4, {3, 77, 5, 61}, {2, 0, 3, 1}},  {3, {5, 300, 97}, {0, 2, 1}},
+    };
+    uint64_t seed = 5;
+    celer_tensor out[1];
+    for (int threads = 1; threads <= 2; threads++) {
+        omp_set_num_threads(threads);
+        for (size_t c = 0; c < CELER_ARRAY_LEN(cases); c++) {
+            celer_tensor x = {.dtype = CELER_FLOAT, .shape = {.rank = cases[c].rank}};
+            memcpy(x.shape.dims, cases[c].dims, sizeof cases[c].dims);
+            size_t n = (size_t)celer_shape_numel(&x.shape);
+            float *buf = malloc(n * 4);
+            tu_fill_random(buf, n, -100, 100, &seed);
+            x.data = buf;
+            uint8_t *want = malloc(n * 4);
+            naive_transpose((const uint8_t *)buf, want, &x.shape, cases[c].perm, 4);
+            const int *p = cases[c].perm;
+            celer_onnx_attr at[1] = {{.name = "perm", .type = CELER_ATTR_INTS, .n = cases[c].rank,
+                                      .ints = (const int64_t[]){p[0], p[1], p[2], p[3]}}};
+            assert_int_equal(tu_run("Transpose", 13, at, 1, IN(&x), out, 1), 0);
+            assert_memory_equal(out[0].data, want, n * 4);
+            tu_free_outputs(out, 1);
+            free(buf);
+            free(want);
+        }
+    }
+    omp_set_num_threads(1);
 }
 
 static void test_transpose(void **s) {
@@ -827,6 +862,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reshape),         cmocka_unit_test(test_flatten),
         cmocka_unit_test(test_squeeze_unsqueeze), cmocka_unit_test(test_transpose),
+        cmocka_unit_test(test_transpose_threads),
         cmocka_unit_test(test_concat),          cmocka_unit_test(test_split),
         cmocka_unit_test(test_slice),           cmocka_unit_test(test_shape_size),
         cmocka_unit_test(test_constant_of_shape), cmocka_unit_test(test_range),
