@@ -222,19 +222,6 @@ def build_gru_bi():
     return RNNHead(nn.GRU, RNN_FEATURES, 128, 2, 20, True, True).eval()
 
 
-def randomize_batchnorm1d(model, seed):
-    """randomize_batchnorm (which handles BatchNorm2d) for BatchNorm1d, with the same ranges."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm1d):
-                c = m.num_features
-                m.running_mean.copy_(torch.randn(c, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(c, generator=g) * 0.5 + 0.75)
-                m.weight.copy_(torch.rand(c, generator=g) * 0.5 + 0.5)
-                m.bias.copy_(torch.randn(c, generator=g) * 0.1)
-
-
 def build_conv1d_audio():
     torch.manual_seed(16000)
     layers, cin = [], 1
@@ -243,7 +230,7 @@ def build_conv1d_audio():
                    nn.MaxPool1d(4)]
         cin = cout
     model = nn.Sequential(*layers, nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(cin, 35))
-    randomize_batchnorm1d(model, 16001)
+    randomize_batchnorm(model, 16001)
     return model.eval()
 
 
