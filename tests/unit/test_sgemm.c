@@ -86,10 +86,11 @@ static void test_sgemm_random(void **unused) {
     check_random(150, 40, 99, 99, 1, 7);
 }
 
-/* K past one block (256) and N past a few panels: the accumulation across K blocks. */
+/* K past one block (1536: three blocks of 1034, 1034 and 1032) and N past a few panels: the
+ * accumulation across K blocks. */
 static void test_sgemm_k_blocks(void **unused) {
     (void)unused;
-    check_random(12, 30, 900, 140, 1, 11);
+    check_random(12, 30, 3100, 140, 1, 11);
 }
 
 /* Two threads: products big enough to split, by panels (N > 32) or by rows (N <= 32), and the
