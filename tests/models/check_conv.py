@@ -139,7 +139,9 @@ def unet():
     """The U-Net's decoder: ConvTranspose (fused, blocked, with its Relu) concatenated along
     channels with a skip connection read blocked by a MaxPool too, then a conv on the concat; a
     grouped ConvTranspose with output_padding and pads, whose concat with the plain input stays
-    plain (so the ConvTranspose writes plain); a 1-D ConvTranspose without bias."""
+    plain (so the ConvTranspose writes plain); a 1-D ConvTranspose without bias. The kernel = stride
+    ones run as one GEMM and a scatter into patches (fused.c): also from the plain input to a plain
+    graph output, and with HardSwish into 20 channels (padded to the block) read by a conv."""
     b = Builder()
     d1 = b.op("Relu", [b.conv("x", 4, 16)])
     d2 = b.op("Relu", [b.conv(b.op("MaxPool", [d1], kernel_shape=[2, 2], strides=[2, 2]), 16, 32)])
@@ -151,8 +153,10 @@ def unet():
     b.inits.append(numpy_helper.from_array(np.array([0, 16, -1], np.int64), "shape_1d"))
     y = b.op("Reshape", [y, "shape_1d"])
     y = convt(b, b.conv(y, 16, 16, nd=1), 16, 16, k=3, nd=1, bias=False, strides=[1], pads=[1, 1])
-    return b.model([2, 4, 10, 12], [y]), {"present": ["BlockedConcat", "FusedConv", "Concat"],
-                                          "absent": ["ConvTranspose", "MaxPool", "Relu", "LayoutToPlain"]}
+    p = convt(b, "x", 4, 20)
+    q = b.conv(b.op("HardSwish", [convt(b, d1, 16, 20, bias=False)]), 20, 8)
+    return b.model([2, 4, 10, 12], [y, p, q]), {"present": ["BlockedConcat", "FusedConv", "Concat"],
+                                          "absent": ["ConvTranspose", "MaxPool", "Relu", "HardSwish", "LayoutToPlain"]}
 
 
 def padded_channels():
