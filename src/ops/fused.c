@@ -852,6 +852,9 @@ static celer_status gemm_conv_init(const celer_op_info *info, fused_state *s, co
     return CELER_OK;
 }
 
+/* Elements a thread should copy before the copies around a GEMM path are split (cheap work). */
+#define COPY_PAR_ELEMS 32768
+
 /* Scratch of one sample: X padded (the samples the windows cover), im2col rows, the [T, M] product. */
 typedef struct gemm_conv_bufs {
     float *xp, *a, *y;
@@ -874,26 +877,54 @@ static size_t gemm_conv_scratch(const fused_state *s, const celer_conv_geom *g) 
     return gemm_conv_carve(s, g, NULL, &b);
 }
 
+typedef struct gemm_conv_job {
+    const fused_state *s;
+    gemm_conv_bufs buf;
+    int64_t t, stride;
+    float *yn; /* one sample of Y */
+} gemm_conv_job;
+
+/* Rows [lo, hi) of im2col: row r is the K samples its window covers in the padded X. */
+static void gemm_conv_rows(void *ctx, size_t lo, size_t hi) {
+    const gemm_conv_job *j = ctx;
+    int64_t k = j->s->gemm->k;
+    for (int64_t r = (int64_t)lo; r < (int64_t)hi; r++)
+        memcpy(j->buf.a + r * k, j->buf.xp + r * j->stride, sizeof(float) * (size_t)k);
+}
+
+/* Rows [lo, hi) of the [T, M] product into Y: [mp/b][T][b] (plain: b = 1), padding channels 0. */
+static void gemm_conv_scatter(void *ctx, size_t lo, size_t hi) {
+    const gemm_conv_job *j = ctx;
+    int64_t m = j->s->m, b = j->s->y_block ? j->s->y_block : 1, mp = padded_channels(m, j->s->y_block);
+    for (int64_t r = (int64_t)lo; r < (int64_t)hi; r++) {
+        const float *yr = j->buf.y + r * m;
+        if (b == 1)
+            for (int64_t c = 0; c < m; c++) j->yn[c * j->t + r] = yr[c];
+        else
+            for (int64_t c0 = 0; c0 < mp; c0 += b) {
+                float *yo = j->yn + ((c0 / b) * j->t + r) * b;
+                int64_t real = m - c0 < b ? m - c0 : b;
+                memcpy(yo, yr + c0, sizeof(float) * (size_t)real);
+                for (int64_t c = real; c < b; c++) yo[c] = 0.0f;
+            }
+    }
+}
+
+/* im2col and the scatter split over the team like the product (serial, they took a third of the
+ * audio model's time at batch 8 on 2 threads). */
 static void gemm_conv_run(const fused_state *s, const celer_conv_geom *g, const float *x, float *y, void *scratch) {
     const celer_window *w = &g->win;
     const mm_state *mm = s->gemm;
-    int64_t t = w->out[2], in = w->in[2], stride = w->stride[2], pad = w->pad_l[2], k = mm->k, m = s->m;
-    int64_t b = s->y_block ? s->y_block : 1, mp = padded_channels(m, s->y_block);
-    gemm_conv_bufs buf;
-    gemm_conv_carve(s, g, scratch, &buf);
+    int64_t in = w->in[2], pad = w->pad_l[2], k = mm->k, m = s->m, mp = padded_channels(m, s->y_block);
+    gemm_conv_job j = {.s = s, .t = w->out[2], .stride = w->stride[2]};
+    gemm_conv_carve(s, g, scratch, &j.buf);
     for (int64_t n = 0; n < g->n; n++) {
         const float *xn = x + n * in;
-        for (int64_t p = 0; p < buf.len; p++) buf.xp[p] = p >= pad && p - pad < in ? xn[p - pad] : 0.0f;
-        for (int64_t r = 0; r < t; r++) memcpy(buf.a + r * k, buf.xp + r * stride, sizeof(float) * (size_t)k);
-        celer_sgemm_run(&mm->packed, t, buf.a, k, buf.y, m, false, mm->act == MM_NONE ? NULL : mm_epilogue, mm);
-        /* [T, M] -> Y: [mp/b][T][b] (plain: b = 1), the padding channels 0 */
-        float *yn = y + n * mp * t;
-        for (int64_t cb = 0; cb < mp / b; cb++)
-            for (int64_t r = 0; r < t; r++)
-                for (int64_t j = 0; j < b; j++) {
-                    int64_t c = cb * b + j;
-                    yn[(cb * t + r) * b + j] = c < m ? buf.y[r * m + c] : 0.0f;
-                }
+        for (int64_t p = 0; p < j.buf.len; p++) j.buf.xp[p] = p >= pad && p - pad < in ? xn[p - pad] : 0.0f;
+        celer_ops_parallel_for((size_t)j.t, (size_t)(COPY_PAR_ELEMS / k + 1), 1, gemm_conv_rows, &j);
+        celer_sgemm_run(&mm->packed, j.t, j.buf.a, k, j.buf.y, m, false, mm->act == MM_NONE ? NULL : mm_epilogue, mm);
+        j.yn = y + n * mp * j.t;
+        celer_ops_parallel_for((size_t)j.t, (size_t)(COPY_PAR_ELEMS / m + 1), 1, gemm_conv_scatter, &j);
     }
 }
 
@@ -904,9 +935,6 @@ static void gemm_conv_run(const fused_state *s, const celer_conv_geom *g, const 
  * epilogue), each row then scattered into its patch. oneDNN runs it as a backward convolution:
  * 64 -> 32 channels over 64x64 took 2.37 ms at 1 thread, ONNX Runtime 0.98. Taken for group 1,
  * no dilation, padding or output padding, no residual; X and Y plain or blocked. */
-
-/* Elements a thread should copy before the gather and scatter are split (copies: cheap). */
-#define PATCH_PAR_ELEMS 32768
 
 static int64_t patch_size(const fused_state *s) {
     int64_t q = 1;
@@ -1024,9 +1052,9 @@ static void patch_run(const fused_state *s, const celer_conv_geom *g, const floa
     for (int64_t n = 0; n < g->n; n++) {
         j.x = x + n * cp * np;
         j.y = y + n * mp * op;
-        celer_ops_parallel_for((size_t)np, (size_t)(PATCH_PAR_ELEMS / mm->k + 1), 1, patch_gather, &j);
+        celer_ops_parallel_for((size_t)np, (size_t)(COPY_PAR_ELEMS / mm->k + 1), 1, patch_gather, &j);
         celer_sgemm_run(&mm->packed, np, j.a, mm->k, j.z, mm->n, false, mm->act == MM_NONE ? NULL : mm_epilogue, mm);
-        celer_ops_parallel_for((size_t)np, (size_t)(PATCH_PAR_ELEMS / mm->n + 1), 1, patch_scatter, &j);
+        celer_ops_parallel_for((size_t)np, (size_t)(COPY_PAR_ELEMS / mm->n + 1), 1, patch_scatter, &j);
     }
 }
 
