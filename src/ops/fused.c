@@ -695,30 +695,34 @@ static void gelu_f32(const float *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = celer_fast_gelu(x[i]);
 }
 
+/* The activation over rows x n values of Y (row stride ldy), in place: one call per GEMM tile.
+ * No libm call per element (tanh on vmath's too). */
 CELER_VECTOR_CLONES
-static void activate(const mm_state *s, float *y, int64_t n) {
+static void activate(const mm_state *s, float *y, int64_t ldy, int64_t rows, int64_t n) {
     float a = s->alpha, b = s->beta;
-    switch (s->act) {
-    case MM_NONE: break;
-    case MM_RELU: for (int64_t i = 0; i < n; i++) y[i] = y[i] < 0 ? 0.0f : y[i]; break;
-    case MM_LEAKY: for (int64_t i = 0; i < n; i++) y[i] = y[i] < 0 ? y[i] * a : y[i]; break;
-    case MM_CLIP: for (int64_t i = 0; i < n; i++) y[i] = y[i] < a ? a : y[i] > b ? b : y[i]; break;
-    case MM_SIGMOID: for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + celer_fast_expf(-y[i])); break;
-    case MM_TANH: for (int64_t i = 0; i < n; i++) y[i] = tanhf(y[i]); break;
-    case MM_GELU: gelu_f32(y, y, n); break;
-    case MM_HARDSWISH: /* x clip(x / 6 + 1/2, 0, 1); selects, not fminf/fmaxf: they vectorize */
-        for (int64_t i = 0; i < n; i++) {
-            float t = y[i] * (1.0f / 6.0f) + 0.5f;
-            y[i] *= t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
+    for (int64_t r = 0; r < rows; r++, y += ldy) {
+        switch (s->act) {
+        case MM_NONE: break;
+        case MM_RELU: for (int64_t i = 0; i < n; i++) y[i] = y[i] < 0 ? 0.0f : y[i]; break;
+        case MM_LEAKY: for (int64_t i = 0; i < n; i++) y[i] = y[i] < 0 ? y[i] * a : y[i]; break;
+        case MM_CLIP: for (int64_t i = 0; i < n; i++) y[i] = y[i] < a ? a : y[i] > b ? b : y[i]; break;
+        case MM_SIGMOID: for (int64_t i = 0; i < n; i++) y[i] = 1.0f / (1.0f + celer_fast_expf(-y[i])); break;
+        case MM_TANH: for (int64_t i = 0; i < n; i++) y[i] = celer_fast_tanhf(y[i]); break;
+        case MM_GELU: for (int64_t i = 0; i < n; i++) y[i] = celer_fast_gelu(y[i]); break;
+        case MM_HARDSWISH: /* x clip(x / 6 + 1/2, 0, 1); selects, not fminf/fmaxf: they vectorize */
+            for (int64_t i = 0; i < n; i++) {
+                float t = y[i] * (1.0f / 6.0f) + 0.5f;
+                y[i] *= t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
+            }
+            break;
+        case MM_HARDSIGMOID:
+            for (int64_t i = 0; i < n; i++) {
+                float t = a * y[i] + b;
+                y[i] = t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
+            }
+            break;
+        case MM_SWISH: for (int64_t i = 0; i < n; i++) y[i] = y[i] / (1.0f + celer_fast_expf(-a * y[i])); break;
         }
-        break;
-    case MM_HARDSIGMOID:
-        for (int64_t i = 0; i < n; i++) {
-            float t = a * y[i] + b;
-            y[i] = t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
-        }
-        break;
-    case MM_SWISH: for (int64_t i = 0; i < n; i++) y[i] = y[i] / (1.0f + celer_fast_expf(-a * y[i])); break;
     }
 }
 
@@ -789,8 +793,10 @@ static celer_status mm_reshape(celer_kernel_call *call) {
     return CELER_OK;
 }
 
-/* The activation of each finished stretch of Y (celer_sgemm_epilogue; ctx is the mm_state). */
-static void mm_epilogue(const void *ctx, float *y, int64_t n) { activate(ctx, y, n); }
+/* The activation of each finished tile of Y (celer_sgemm_epilogue; ctx is the mm_state). */
+static void mm_epilogue(const void *ctx, float *y, int64_t ldy, int64_t rows, int64_t n) {
+    activate(ctx, y, ldy, rows, n);
+}
 
 static celer_status mm_run(celer_kernel_call *call) {
     const mm_state *s = call->state;

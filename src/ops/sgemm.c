@@ -267,8 +267,7 @@ static void run_block(const job *j, int64_t r0, int64_t r1, int64_t p0, int64_t 
                     j->tile(rows, kc, a, j->lda, bp, t, NR, bias, load);
                     for (int r = 0; r < rows; r++) memcpy(c + r * j->ldy, t + r * NR, sizeof(float) * (size_t)cols);
                 }
-                if (last && j->epi)
-                    for (int r = 0; r < rows; r++) j->epi(j->epi_ctx, c + r * j->ldy, cols);
+                if (last && j->epi) j->epi(j->epi_ctx, c, j->ldy, rows, cols);
             }
         }
     }

@@ -32,8 +32,8 @@ celer_status celer_sgemm_pack(const char *who, const float *b, int64_t k, int64_
 /* Frees the copies of celer_sgemm_pack (and zeroes *p); a zeroed struct is fine. */
 void celer_sgemm_b_free(celer_sgemm_b *p);
 
-/* Applied to each finished stretch of n values of one row of Y (in place). */
-typedef void (*celer_sgemm_epilogue)(const void *ctx, float *y, int64_t n);
+/* Applied to each finished tile of Y, in place: rows x n values from y, rows ldy apart. */
+typedef void (*celer_sgemm_epilogue)(const void *ctx, float *y, int64_t ldy, int64_t rows, int64_t n);
 
 /* Y[m, n] = epi(A[m, k] B + bias), or epi(Y + A B + bias) with accumulate. A and Y row-major with
  * leading dimensions lda >= k and ldy >= n; they are read and written in place, nothing is

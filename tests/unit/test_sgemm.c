@@ -30,9 +30,10 @@ static float *random_floats(size_t n, uint64_t *seed) {
 }
 
 /* An epilogue that must run exactly once on each element, after the whole sum: y = 2 y + 1. */
-static void twice_plus_one(const void *ctx, float *y, int64_t n) {
+static void twice_plus_one(const void *ctx, float *y, int64_t ldy, int64_t rows, int64_t n) {
     assert_ptr_equal(ctx, (const void *)twice_plus_one);
-    for (int64_t i = 0; i < n; i++) y[i] = 2 * y[i] + 1;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < n; i++) y[r * ldy + i] = 2 * y[r * ldy + i] + 1;
 }
 
 static const celer_sgemm_isa isas[] = {CELER_SGEMM_PLAIN, CELER_SGEMM_AVX2, CELER_SGEMM_AVX512};
