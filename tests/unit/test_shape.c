@@ -180,12 +180,14 @@ static void naive_transpose(const uint8_t *x, uint8_t *y, const celer_shape *s, 
 }
 
 /* Copies above 128 KB are shared over the team by their outer dims: attention's head transposes
- * (odd sizes, so the split lands mid-odometer) on one thread and two, against the naive form. */
+ * (odd sizes, so the split lands mid-odometer; K^T as [S, heads, D] -> [heads, D, S], whose
+ * whole 8 x 8 float tiles take the shuffle path) on one thread and two, against the naive form. */
 static void test_transpose_threads(void **s) {
     (void)s;
     static const struct { int rank; int64_t dims[4]; int perm[4]; } cases[] = {
         {4, {1, 131, 7, 64}, {0, 2, 1, 3}}, {4, {1, 7, 131, 64}, {0, 1, 3, 2}},
         {4, {3, 77, 5, 61}, {2, 0, 3, 1}},  {3, {5, 300, 97}, {0, 2, 1}},
+        {3, {131, 12, 64}, {1, 2, 0}},
     };
     uint64_t seed = 5;
     celer_tensor out[1];
