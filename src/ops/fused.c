@@ -1154,11 +1154,15 @@ static void gap_blocks(void *ctx, size_t lo, size_t hi) {
     for (int64_t i = (int64_t)lo; i < (int64_t)hi; i++) {
         const float *src = j->in + i * sp * b;
         float *o = j->out + i * b;
-        if (b == 16) {
-            float acc[16] = {0};
-            for (int64_t p = 0; p < sp; p++)
-                for (int k = 0; k < 16; k++) acc[k] += src[p * 16 + k];
-            for (int k = 0; k < 16; k++) o[k] = sp ? acc[k] * inv : NAN;
+        if (b == 16) { /* four pixels a step into four sums: the adds' latency, not their count, bound one */
+            float acc[4][16] = {{0}};
+            int64_t p = 0;
+            for (; p + 4 <= sp; p += 4)
+                for (int q = 0; q < 4; q++)
+                    for (int k = 0; k < 16; k++) acc[q][k] += src[(p + q) * 16 + k];
+            for (; p < sp; p++)
+                for (int k = 0; k < 16; k++) acc[0][k] += src[p * 16 + k];
+            for (int k = 0; k < 16; k++) o[k] = sp ? (acc[0][k] + acc[1][k] + acc[2][k] + acc[3][k]) * inv : NAN;
         } else {
             for (int64_t k = 0; k < b; k++) o[k] = 0.0f;
             for (int64_t p = 0; p < sp; p++)
