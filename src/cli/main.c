@@ -286,6 +286,7 @@ static double now_ms(void) {
 
 #define MAX_BENCH_DIMS 64
 #define MAX_PROFILE_OPS 64
+#define PROFILE_TOP_NODES 10
 
 typedef struct op_time {
     const char *op;
@@ -338,6 +339,20 @@ static int bench_profile(celer_context *ctx, const celer_tensor *inputs, int ite
             first = 0;
         }
     if (len < cap) snprintf(json + len, cap - len, "}");
+    /* the slowest nodes by name: where a model's time goes inside one operator type */
+    int top[PROFILE_TOP_NODES], n_top = 0;
+    for (int k = 0; k < n; k++) {
+        if (!p[k].runs) continue;
+        int at = n_top < PROFILE_TOP_NODES ? n_top++ : PROFILE_TOP_NODES;
+        while (at > 0 && p[top[at - 1]].ms < p[k].ms) {
+            if (at < PROFILE_TOP_NODES) top[at] = top[at - 1];
+            at--;
+        }
+        if (at < PROFILE_TOP_NODES) top[at] = k;
+    }
+    printf("slowest nodes\n");
+    for (int i = 0; i < n_top; i++)
+        printf("  %10.3f ms  %-22s %s\n", p[top[i]].ms / iterations, p[top[i]].op_type, p[top[i]].name);
     return 0;
 }
 
