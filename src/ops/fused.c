@@ -889,6 +889,21 @@ static size_t gemm_conv_scratch(const fused_state *s, const celer_conv_geom *g) 
     return gemm_conv_carve(s, g, NULL, &b);
 }
 
+/* The m channel values v of pixel o into Y of `plane` pixels a channel: plain (b = 1) or blocked
+ * by b ([mp/b][plane][b]), the padding channels up to mp 0. */
+static void put_pixel(float *y, int64_t plane, int64_t o, const float *v, int64_t m, int64_t mp, int64_t b) {
+    if (b == 1) {
+        for (int64_t c = 0; c < m; c++) y[c * plane + o] = v[c];
+        return;
+    }
+    for (int64_t c0 = 0; c0 < mp; c0 += b) {
+        float *yo = y + ((c0 / b) * plane + o) * b;
+        int64_t real = m - c0 < b ? m - c0 : b;
+        memcpy(yo, v + c0, sizeof(float) * (size_t)real);
+        for (int64_t c = real; c < b; c++) yo[c] = 0.0f;
+    }
+}
+
 typedef struct gemm_conv_job {
     const fused_state *s;
     gemm_conv_bufs buf;
@@ -909,16 +924,7 @@ static void gemm_conv_scatter(void *ctx, size_t lo, size_t hi) {
     const gemm_conv_job *j = ctx;
     int64_t m = j->s->m, b = j->s->y_block ? j->s->y_block : 1, mp = padded_channels(m, j->s->y_block);
     for (int64_t r = (int64_t)lo; r < (int64_t)hi; r++) {
-        const float *yr = j->buf.y + r * m;
-        if (b == 1)
-            for (int64_t c = 0; c < m; c++) j->yn[c * j->t + r] = yr[c];
-        else
-            for (int64_t c0 = 0; c0 < mp; c0 += b) {
-                float *yo = j->yn + ((c0 / b) * j->t + r) * b;
-                int64_t real = m - c0 < b ? m - c0 : b;
-                memcpy(yo, yr + c0, sizeof(float) * (size_t)real);
-                for (int64_t c = real; c < b; c++) yo[c] = 0.0f;
-            }
+        put_pixel(j->yn, j->t, r, j->buf.y + r * m, m, mp, b);
     }
 }
 
@@ -1079,16 +1085,7 @@ static void patch_scatter(void *ctx, size_t lo, size_t hi) {
             for (int64_t a1 = 0; a1 < w->k[1]; a1++)
                 for (int64_t a2 = 0; a2 < w->k[2]; a2++, q++) {
                     int64_t o = ((i0 * w->k[0] + a0) * w->out[1] + i1 * w->k[1] + a1) * w->out[2] + i2 * w->k[2] + a2;
-                    const float *zq = zr + q * m;
-                    if (b == 1)
-                        for (int64_t c = 0; c < m; c++) j->y[c * op + o] = zq[c];
-                    else
-                        for (int64_t c0 = 0; c0 < mp; c0 += b) {
-                            float *yo = j->y + ((c0 / b) * op + o) * b;
-                            int64_t real = m - c0 < b ? m - c0 : b;
-                            memcpy(yo, zq + c0, sizeof(float) * (size_t)real);
-                            for (int64_t c = real; c < b; c++) yo[c] = 0.0f;
-                        }
+                    put_pixel(j->y, op, o, zr + q * m, m, mp, b);
                 }
     }
 }
