@@ -134,27 +134,27 @@ static void copy_strided(char *dst, const char *src, int64_t n, int64_t stride, 
             for (int64_t r = r0; r < r1; r++)                                                      \
                 memcpy(dst + (r * cols + c) * W, src + (r + c * cs) * W, W);                      \
         break;
-/* A whole 8 x 8 tile of floats: eight row loads, three rounds of shuffles (GCC vector extensions:
- * each clone at its width, two SSE halves in the baseline one), eight row stores, where the
- * scalar copies took 0.47 ms for attention's K^T in BERT-base ([128, 96, 64] -> [96, 64, 128]). */
+/* A whole 8 x 8 tile of floats: eight row loads, three rounds of shuffles (vector extensions and
+ * __builtin_shufflevector, which GCC 12 and clang share: each clone at its width, two SSE halves
+ * in the baseline one), eight row stores, where the scalar copies took 0.47 ms for attention's
+ * K^T in BERT-base ([128, 96, 64] -> [96, 64, 128]). */
 typedef float tr_v8 __attribute__((vector_size(8 * sizeof(float))));
-typedef int32_t tr_i8 __attribute__((vector_size(8 * sizeof(int32_t))));
 CELER_VECTOR_CLONES
 static void transpose8_f32(float *dst, const float *src, int64_t cols, int64_t cs) {
     tr_v8 x[8], t[8], u[8];
     for (int c = 0; c < 8; c++) memcpy(&x[c], src + c * cs, sizeof x[c]); /* x[c][r] = dst[r][c] */
     for (int c = 0; c < 8; c += 2) {
-        t[c] = __builtin_shuffle(x[c], x[c + 1], (tr_i8){0, 8, 1, 9, 4, 12, 5, 13});
-        t[c + 1] = __builtin_shuffle(x[c], x[c + 1], (tr_i8){2, 10, 3, 11, 6, 14, 7, 15});
+        t[c] = __builtin_shufflevector(x[c], x[c + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[c + 1] = __builtin_shufflevector(x[c], x[c + 1], 2, 10, 3, 11, 6, 14, 7, 15);
     }
     for (int c = 0; c < 8; c += 4)
         for (int h = 0; h < 2; h++) {
-            u[c + 2 * h] = __builtin_shuffle(t[c + h], t[c + 2 + h], (tr_i8){0, 1, 8, 9, 4, 5, 12, 13});
-            u[c + 2 * h + 1] = __builtin_shuffle(t[c + h], t[c + 2 + h], (tr_i8){2, 3, 10, 11, 6, 7, 14, 15});
+            u[c + 2 * h] = __builtin_shufflevector(t[c + h], t[c + 2 + h], 0, 1, 8, 9, 4, 5, 12, 13);
+            u[c + 2 * h + 1] = __builtin_shufflevector(t[c + h], t[c + 2 + h], 2, 3, 10, 11, 6, 7, 14, 15);
         }
     for (int r = 0; r < 4; r++) { /* u[r] and u[r + 4] hold rows r and r + 4 in their halves */
-        tr_v8 lo = __builtin_shuffle(u[r], u[r + 4], (tr_i8){0, 1, 2, 3, 8, 9, 10, 11});
-        tr_v8 hi = __builtin_shuffle(u[r], u[r + 4], (tr_i8){4, 5, 6, 7, 12, 13, 14, 15});
+        tr_v8 lo = __builtin_shufflevector(u[r], u[r + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        tr_v8 hi = __builtin_shufflevector(u[r], u[r + 4], 4, 5, 6, 7, 12, 13, 14, 15);
         memcpy(dst + r * cols, &lo, sizeof lo);
         memcpy(dst + (r + 4) * cols, &hi, sizeof hi);
     }
