@@ -33,30 +33,17 @@ celer_status celer_sgemm_pack(const char *who, const float *b, int64_t k, int64_
     memset(out, 0, sizeof *out);
     int64_t panels = (n + NR - 1) / NR;
     size_t floats = (size_t)panels * (size_t)(k ? k : 1) * NR;
-    out->data = aligned_alloc(64, floats * sizeof(float)); /* a multiple of 64: NR floats are 128 bytes */
-    if (bias) out->bias = aligned_alloc(64, (size_t)panels * NR * sizeof(float));
-    if (!out->data || (bias && !out->bias)) {
-        celer_sgemm_b_free(out);
+    float *data = aligned_alloc(64, floats * sizeof(float)); /* a multiple of 64: NR floats are 128 bytes */
+    float *pbias = bias ? aligned_alloc(64, (size_t)panels * NR * sizeof(float)) : NULL;
+    if (!data || (bias && !pbias)) {
+        free(data);
+        free(pbias);
         return celer_errorf(CELER_ERR_NOMEM, "%s: out of memory packing B [%lld x %lld] (%zu MB)", who,
                             (long long)k, (long long)n, (floats * sizeof(float)) >> 20);
     }
-    out->k = k;
-    out->n = n;
-    out->panels = panels;
-    for (int64_t p = 0; p < panels; p++) {
-        int64_t cols = n - p * NR < NR ? n - p * NR : NR;
-        float *dst = out->data + (size_t)p * (size_t)k * NR;
-        if (trans_b) /* column j of the panel is row p NR + j of B: read each row in order */
-            for (int64_t j = 0; j < NR; j++)
-                for (int64_t kk = 0; kk < k; kk++) dst[kk * NR + j] = j < cols ? b[(p * NR + j) * k + kk] : 0.f;
-        else
-            for (int64_t kk = 0; kk < k; kk++) {
-                memcpy(dst + kk * NR, b + kk * n + p * NR, sizeof(float) * (size_t)cols);
-                for (int64_t j = cols; j < NR; j++) dst[kk * NR + j] = 0.f;
-            }
-        if (bias)
-            for (int64_t j = 0; j < NR; j++) out->bias[p * NR + j] = j < cols ? bias[p * NR + j] : 0.f;
-    }
+    celer_sgemm_pack_into(b, trans_b ? k : n, k, n, trans_b, data, out);
+    out->bias = pbias;
+    for (int64_t j = 0; pbias && j < panels * NR; j++) pbias[j] = j < n ? bias[j] : 0.f;
     return CELER_OK;
 }
 
