@@ -517,7 +517,8 @@ static celer_status fused_reshape(celer_kernel_call *call) {
     }
     call->out[0].shape = y;
     void *pad, *xb, *yb;
-    if (s->gemm) call->scratch_size = !l->built ? 0 : s->patches ? patch_scratch(s, &l->g) : gemm_conv_scratch(s, &l->g);
+    if (s->gemm)
+        call->scratch_size = !l->built ? 0 : s->patches ? patch_scratch(s, &l->g) : gemm_conv_scratch(s, &l->g);
     else carve(l, NULL, &pad, &xb, &yb, &call->scratch_size);
     return CELER_OK;
 }
@@ -827,7 +828,6 @@ static celer_status gelu_run(celer_kernel_call *call) {
  * then the [T, M] result laid out as Y wants. Taken for a plain X, group 1, no dilation, no
  * residual, and the activations FusedMatMul's epilogue has. */
 
-/* Sets s->gemm when the conv qualifies (else leaves it NULL): fw is W folded, [M, K]. */
 /* A new GEMM state with the node's activation when FusedMatMul's epilogue has it (*out NULL when
  * it does not: the conv stays on oneDNN). CELER_ERR_NOMEM when it cannot be allocated. */
 static celer_status gemm_state(const celer_op_info *info, const char *who, mm_state **out) {
@@ -845,6 +845,7 @@ static celer_status gemm_state(const celer_op_info *info, const char *who, mm_st
     return CELER_OK;
 }
 
+/* Sets s->gemm when the conv qualifies (else leaves it NULL): fw is W folded, [M, K]. */
 static celer_status gemm_conv_init(const celer_op_info *info, fused_state *s, const float *fw, const char *who) {
     bool dilated = s->a.n_dilations > 0 && s->a.dilations[0] != 1;
     if (s->nsp != 1 || s->transposed || s->a.group != 1 || s->w.dims[1] != 1 || s->has_sum || s->sum_act.n ||
@@ -948,7 +949,7 @@ static void gemm_conv_run(const fused_state *s, const celer_conv_geom *g, const 
 
 /* ---- activations applied after the convolution ----
  * oneDNN 2.6's swish post-op made its convolutions slower than the convolution plus a separate
- * pass of celer's own SiLU loop (vmath's exp): EfficientNet-B0 at 1 thread 12.0 -> 11.3 ms, most
+ * pass of celer's own SiLU loop (vmath's exp): EfficientNet-B0 at 1 thread 12.2 -> 11.6 ms, most
  * of it in the depthwise convolutions over 112x112 and 56x56. So a Swish that is the last
  * activation (the only one, or the one after the residual sum) runs as that pass over Y, split
  * over the team; the padding channels of a blocked Y stay 0 (SiLU(0) = 0). */
@@ -1017,7 +1018,8 @@ static celer_status patch_init(const celer_op_info *info, fused_state *s, const 
     int64_t c = s->w.dims[0], m = s->m, q = patch_size(s);
     g->k = c;
     g->n = q * m;
-    float *b = malloc(sizeof(float) * (size_t)(c * g->n + 1)), *bias = s->bias ? malloc(sizeof(float) * (size_t)g->n) : NULL;
+    float *b = malloc(sizeof(float) * (size_t)(c * g->n + 1));
+    float *bias = s->bias ? malloc(sizeof(float) * (size_t)g->n) : NULL;
     if (!b || (s->bias && !bias)) st = celer_errorf(CELER_ERR_NOMEM, "%s: out of memory", who);
     if (!st) { /* column j M + o of row ci: W[ci][o][j] */
         for (int64_t ci = 0; ci < c; ci++)
