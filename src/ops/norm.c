@@ -67,8 +67,8 @@ static void affine_span(const celer_tensor *x, celer_tensor *y, int64_t off, int
 
 /* Partial sums of the row statistics in vectors of 16 lanes (GCC vector extensions): each
  * CELER_VECTOR_CLONES clone runs them at its machine's width with the partials in registers,
- * where arrays of partial sums stayed in memory (LayerNorm over rows of 768: 0.52 -> 0.18 ns an
- * element). */
+ * where arrays of partial sums stayed in memory (10 LayerNorms over [128, 768] at 1 thread: 0.66
+ * -> 0.226 ms, 0.67 -> 0.23 ns an element; ONNX Runtime 0.49 ms). */
 typedef float ln_vf32 __attribute__((vector_size(16 * sizeof(float))));
 typedef double ln_vf64 __attribute__((vector_size(16 * sizeof(double))));
 
