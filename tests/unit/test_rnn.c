@@ -468,6 +468,22 @@ static void test_fast_paths_random_shapes(void **unused) {
     omp_set_num_threads(saved);
 }
 
+/* From 8 batch rows at 2 threads, a unidirectional layer with R packed at init splits its rows
+ * between the threads (an odd count unevenly): each kind, both layouts, with sequence lengths. */
+static void test_rows_split(void **unused) {
+    (void)unused;
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+    for (int kind = 0; kind < 3; kind++)
+        for (int64_t b = 8; b <= 9; b++) {
+            cfg c = {.kind = kind, .dirs = 1, .layout = (int)(b % 2), .reverse = kind == KIND_GRU, .S = 5, .B = b,
+                     .I = 3, .H = 70, .bias = true, .h0 = true, .c0 = kind == KIND_LSTM, .seq = true,
+                     .lbr = false, .const_r = true};
+            check_against_reference(&c, (uint64_t)(40 + kind * 2 + b), 2e-5);
+        }
+    omp_set_num_threads(saved);
+}
+
 static void test_errors(void **unused) {
     (void)unused;
     cfg c = {.kind = KIND_LSTM, .dirs = 1, .S = 3, .B = 2, .I = 2, .H = 3, .seq = true};
@@ -527,6 +543,7 @@ int main(void) {
         cmocka_unit_test(test_single_direction_activation_list),
         cmocka_unit_test(test_double_and_sizes),
         cmocka_unit_test(test_fast_paths_random_shapes),
+        cmocka_unit_test(test_rows_split),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
