@@ -27,29 +27,51 @@
  * so that overflow and gradual underflow come out right. No branches (they would stop the
  * vectorizer) and no float -> int conversion: n is read from the bits of the rounded value. A NaN
  * input passes the clamps unchanged and makes r, hence the result, NaN. */
-static inline float celer_fast_expf(float x) {
-    float xc = x < -104.0f ? -104.0f : x; /* e^-104 is below the smallest subnormal */
-    xc = xc > 89.0f ? 89.0f : xc;         /* e^89 overflows to inf */
-    const float shifter = 12582912.0f;    /* 1.5 * 2^23: adding it rounds to an integer */
-    float t = xc * 1.44269504088896341f + shifter;
-    float n = t - shifter;
+
+/* x = n ln2 + r: returns the polynomial for e^r - 1 (which keeps its relative precision as r
+ * goes to 0) and sets *n (|x| <= 104). */
+static inline float celer_exp_reduce(float x, int32_t *n) {
+    const float shifter = 12582912.0f; /* 1.5 * 2^23: adding it rounds to an integer */
+    float t = x * 1.44269504088896341f + shifter;
+    float nf = t - shifter;
     uint32_t tb;
     memcpy(&tb, &t, 4);
-    int32_t ni = (int32_t)(tb - 0x4B400000u); /* t's low mantissa bits hold n */
-    float r = xc - n * 0.693359375f;          /* ln2 high part: exact product for |n| <= 256 */
-    r = r - n * -2.12194440054690583e-4f;     /* ln2 - high part */
+    *n = (int32_t)(tb - 0x4B400000u);      /* t's low mantissa bits hold n */
+    float r = x - nf * 0.693359375f;       /* ln2 high part: exact product for |n| <= 256 */
+    r = r - nf * -2.12194440054690583e-4f; /* ln2 - high part */
     float q = 0.001381461275741458f;
     q = q * r + 0.008368710055947304f;
     q = q * r + 0.04166838899254799f;
     q = q * r + 0.1666652113199234f;
     q = q * r + 0.4999999403953552f;
-    float p = 1.0f + r + r * r * q;
+    return r + r * r * q;
+}
+
+static inline float celer_fast_expf(float x) {
+    float xc = x < -104.0f ? -104.0f : x; /* e^-104 is below the smallest subnormal */
+    xc = xc > 89.0f ? 89.0f : xc;         /* e^89 overflows to inf */
+    int32_t ni;
+    float p = 1.0f + celer_exp_reduce(xc, &ni);
     int32_t n1 = ni >> 1, n2 = ni - n1;
     uint32_t b1 = (uint32_t)(n1 + 127) << 23, b2 = (uint32_t)(n2 + 127) << 23;
     float s1, s2;
     memcpy(&s1, &b1, 4);
     memcpy(&s2, &b2, 4);
     return p * s1 * s2;
+}
+
+/* e^x for x the caller keeps within [-80, 80], where no result is subnormal or infinite: one
+ * exponent scale instead of two, and no clamps (the RNN gates, which clamp once for several).
+ * Sets *m1 to e^x - 1, with its relative precision near 0 (n = 0 there: no cancellation). */
+static inline float celer_bounded_expf(float x, float *m1) {
+    int32_t ni;
+    float pm1 = celer_exp_reduce(x, &ni);
+    uint32_t b = (uint32_t)(ni + 127) << 23;
+    float s;
+    memcpy(&s, &b, 4);
+    float e = (1.0f + pm1) * s;
+    *m1 = ni == 0 ? pm1 : e - 1.0f;
+    return e;
 }
 /* erf for float32, vectorizable (libm's is a scalar call that took 8% of a BERT run through its
  * GELUs): below |x| = 0.5 the odd Taylor series to x^11 (truncation under 3e-8 relative), above
