@@ -74,27 +74,31 @@ void celer_sgemm_pack_into(const float *b, int64_t ldb, int64_t k, int64_t n, bo
     }
 }
 
-/* A micro-kernel: the tile c[rows][NR] (leading dimension ldc) =
- * (load ? c : 0) + (bias ? bias row : 0) + a[rows][kc] (leading dimension lda) x bp[kc][NR].
- * rows is at most the variant's height. */
-typedef void (*tile_fn)(int rows, int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc,
-                        const float *bias, bool load);
+/* A micro-kernel: the tile c[rows][width] (leading dimension ldc) =
+ * (load ? c : 0) + (bias ? bias row : 0) + a[rows][kc] (leading dimension lda) x bp[kc][width],
+ * the first width (NR, or HALF_NR for a last panel of at most that many columns) of the panel's
+ * NR columns. rows is at most the variant's height. */
+typedef void (*tile_fn)(int rows, int width, int64_t kc, const float *a, int64_t lda, const float *bp, float *c,
+                        int64_t ldc, const float *bias, bool load);
+/* A last panel this narrow or narrower runs half a tile: attention's 16-wide heads (P V with N =
+ * 16) computed 32 columns, half of them padding. */
+#define HALF_NR (NR / 2)
 
 /* ---- plain C ---- */
 
 #define PLAIN_MR 4
 
-static void tile_plain(int rows, int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc,
-                       const float *bias, bool load) {
+static void tile_plain(int rows, int width, int64_t kc, const float *a, int64_t lda, const float *bp, float *c,
+                       int64_t ldc, const float *bias, bool load) {
     float acc[PLAIN_MR][NR];
     for (int r = 0; r < rows; r++)
-        for (int j = 0; j < NR; j++) acc[r][j] = (load ? c[r * ldc + j] : 0.f) + (bias ? bias[j] : 0.f);
+        for (int j = 0; j < NR; j++) acc[r][j] = (load && j < width ? c[r * ldc + j] : 0.f) + (bias ? bias[j] : 0.f);
     for (int64_t kk = 0; kk < kc; kk++, bp += NR)
         for (int r = 0; r < rows; r++) {
             float av = a[r * lda + kk];
             for (int j = 0; j < NR; j++) acc[r][j] += av * bp[j];
         }
-    for (int r = 0; r < rows; r++) memcpy(c + r * ldc, acc[r], sizeof acc[r]);
+    for (int r = 0; r < rows; r++) memcpy(c + r * ldc, acc[r], sizeof(float) * (size_t)width);
 }
 
 /* ---- AVX2 + FMA: 6 rows x 16 columns, the two halves of a panel one after the other ---- */
@@ -127,10 +131,10 @@ half_avx2(const int rows, int64_t kc, const float *a, int64_t lda, const float *
     }
 }
 
-__attribute__((target("avx2,fma"))) static void tile_avx2(int rows, int64_t kc, const float *a, int64_t lda,
-                                                          const float *bp, float *c, int64_t ldc, const float *bias,
-                                                          bool load) {
-    for (int h = 0; h < NR; h += 16) {
+__attribute__((target("avx2,fma"))) static void tile_avx2(int rows, int width, int64_t kc, const float *a,
+                                                          int64_t lda, const float *bp, float *c, int64_t ldc,
+                                                          const float *bias, bool load) {
+    for (int h = 0; h < width; h += 16) {
         const float *bh = bias ? bias + h : NULL;
         switch (rows) {
 #define HALF(R) \
@@ -169,9 +173,32 @@ tile_avx512_n(const int rows, int64_t kc, const float *a, int64_t lda, const flo
     }
 }
 
-__attribute__((target("avx512f"))) static void tile_avx512(int rows, int64_t kc, const float *a, int64_t lda,
-                                                           const float *bp, float *c, int64_t ldc, const float *bias,
-                                                           bool load) {
+/* The first 16 columns of a panel: 12 accumulators, one panel load a step. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+half_avx512(const int rows, int64_t kc, const float *a, int64_t lda, const float *bp, float *c, int64_t ldc,
+            const float *bias, bool load) {
+    __m512 c0[AVX512_MR];
+    __m512 i0 = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
+    for (int r = 0; r < rows; r++) c0[r] = load ? _mm512_add_ps(i0, _mm512_loadu_ps(c + r * ldc)) : i0;
+    for (int64_t kk = 0; kk < kc; kk++, bp += NR) {
+        __m512 b0 = _mm512_load_ps(bp);
+        for (int r = 0; r < rows; r++) c0[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + kk]), b0, c0[r]);
+    }
+    for (int r = 0; r < rows; r++) _mm512_storeu_ps(c + r * ldc, c0[r]);
+}
+
+__attribute__((target("avx512f"))) static void tile_avx512(int rows, int width, int64_t kc, const float *a,
+                                                           int64_t lda, const float *bp, float *c, int64_t ldc,
+                                                           const float *bias, bool load) {
+    if (width <= HALF_NR) {
+        switch (rows) {
+#define ROWS(R) \
+    case R: half_avx512(R, kc, a, lda, bp, c, ldc, bias, load); break;
+            ROWS(1) ROWS(2) ROWS(3) ROWS(4) ROWS(5) ROWS(6) ROWS(7) ROWS(8) ROWS(9) ROWS(10) ROWS(11) ROWS(12)
+#undef ROWS
+        }
+        return;
+    }
     switch (rows) {
 #define ROWS(R) \
     case R: tile_avx512_n(R, kc, a, lda, bp, c, ldc, bias, load); break;
@@ -236,6 +263,7 @@ static void run_block(const job *j, int64_t r0, int64_t r1, int64_t p0, int64_t 
     int64_t blocks = (k + KC_MAX - 1) / KC_MAX, kb = blocks > 1 ? (k + blocks - 1) / blocks : k > 0 ? k : 1;
     for (int64_t p = p0; p < p1; p++) {
         int64_t cols = b->n - p * NR < NR ? b->n - p * NR : NR;
+        int width = cols <= HALF_NR ? HALF_NR : NR;
         for (int64_t k0 = 0; k0 == 0 || k0 < k; k0 += kb) {
             int64_t kc = k - k0 < kb ? k - k0 : kb;
             bool first = k0 == 0, last = k0 + kc >= k, load = !first || j->accumulate;
@@ -245,13 +273,13 @@ static void run_block(const job *j, int64_t r0, int64_t r1, int64_t p0, int64_t 
                 int rows = (int)(r1 - i < j->mr ? r1 - i : j->mr);
                 const float *a = j->a + i * j->lda + k0;
                 float *c = j->y + i * j->ldy + p * NR;
-                if (cols == NR) {
-                    j->tile(rows, kc, a, j->lda, bp, c, j->ldy, bias, load);
-                } else { /* the last, narrower panel: through a full-width tile on the stack */
+                if (cols == width) {
+                    j->tile(rows, width, kc, a, j->lda, bp, c, j->ldy, bias, load);
+                } else { /* the last, narrower panel: through a tile of the kernel's width on the stack */
                     float t[MR_MAX * NR] = {0};
                     if (load)
                         for (int r = 0; r < rows; r++) memcpy(t + r * NR, c + r * j->ldy, sizeof(float) * (size_t)cols);
-                    j->tile(rows, kc, a, j->lda, bp, t, NR, bias, load);
+                    j->tile(rows, width, kc, a, j->lda, bp, t, NR, bias, load);
                     for (int r = 0; r < rows; r++) memcpy(c + r * j->ldy, t + r * NR, sizeof(float) * (size_t)cols);
                 }
                 if (last && j->epi) j->epi(j->epi_ctx, c, j->ldy, rows, cols);

@@ -39,14 +39,15 @@ static void twice_plus_one(const void *ctx, float *y, int64_t ldy, int64_t rows,
 static const celer_sgemm_isa isas[] = {CELER_SGEMM_PLAIN, CELER_SGEMM_AVX2, CELER_SGEMM_AVX512};
 static const char *const isa_names[] = {"auto", "plain", "avx2", "avx512"};
 
-/* `iters` random products per variant; shapes from the ranges given, every fourth one with
- * leading dimensions wider than the matrices. */
+/* `iters` random products per variant; shapes from the ranges given (every seventh N 16 or 48),
+ * every fourth one with leading dimensions wider than the matrices. */
 static void check_random(int iters, int64_t m_max, int64_t k_max, int64_t n_max, int threads, uint64_t seed) {
     omp_set_num_threads(threads);
     for (size_t v = 0; v < CELER_ARRAY_LEN(isas); v++) {
         if (celer_sgemm_force_isa(isas[v]) != isas[v]) continue; /* the CPU lacks it */
         for (int it = 0; it < iters; it++) {
             int64_t m = rnd(&seed, 1, m_max), k = rnd(&seed, 0, k_max) | 1, n = rnd(&seed, 1, n_max) | 1;
+            if (it % 7 == 6) n = it % 14 == 6 ? 16 : 48; /* a last panel of exactly half a tile's width */
             bool tb = it & 1, with_bias = (it >> 1) & 1, acc = (it % 3) == 0, epi = (it % 5) < 2;
             int64_t lda = k + (it % 4 == 3 ? 5 : 0), ldy = n + (it % 4 == 3 ? 3 : 0);
             float *a = random_floats((size_t)(m * lda), &seed), *b = random_floats((size_t)(k * n), &seed);
