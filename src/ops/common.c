@@ -7,6 +7,47 @@
 
 #include "ops.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+/* estimate r of 1/d, then r (2 - d r): the estimate's 14 (AVX-512) or 12 bits double */
+__attribute__((target("avx512f"))) static void div_by_avx512(float *y, const float *d, int64_t n) {
+    int64_t i = 0;
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (; i + 16 <= n; i += 16) {
+        __m512 dv = _mm512_loadu_ps(d + i), r = _mm512_rcp14_ps(dv);
+        r = _mm512_fmadd_ps(r, _mm512_fnmadd_ps(dv, r, one), r);
+        _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(y + i), r));
+    }
+    for (; i < n; i++) y[i] /= d[i];
+}
+
+__attribute__((target("avx2,fma"))) static void div_by_avx2(float *y, const float *d, int64_t n) {
+    int64_t i = 0;
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (; i + 8 <= n; i += 8) {
+        __m256 dv = _mm256_loadu_ps(d + i), r = _mm256_rcp_ps(dv);
+        r = _mm256_fmadd_ps(r, _mm256_fnmadd_ps(dv, r, one), r);
+        _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), r));
+    }
+    for (; i < n; i++) y[i] /= d[i];
+}
+#endif
+
+void celer_ops_div_by(float *y, const float *d, int64_t n) {
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx512f")) {
+        div_by_avx512(y, d, n);
+        return;
+    }
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        div_by_avx2(y, d, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) y[i] /= d[i];
+}
+
 celer_status celer_ops_reshape_same(celer_kernel_call *call) {
     call->out[0].shape = call->in[0]->shape;
     return CELER_OK;

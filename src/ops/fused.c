@@ -702,6 +702,8 @@ static void gelu_f32(const float *x, float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = celer_fast_gelu(x[i]);
 }
 
+enum { SWISH_CHUNK = 256 }; /* values whose Swish denominators wait on the stack for their divides */
+
 /* The activation over rows x n values of Y (row stride ldy), in place: one call per GEMM tile.
  * No libm call per element (tanh on vmath's too). */
 CELER_VECTOR_CLONES
@@ -728,7 +730,19 @@ static void activate(const mm_state *s, float *y, int64_t ldy, int64_t rows, int
                 y[i] = t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
             }
             break;
-        case MM_SWISH: for (int64_t i = 0; i < n; i++) y[i] = y[i] / (1.0f + celer_fast_expf(-a * y[i])); break;
+        case MM_SWISH: /* x / (1 + e^-ax): the denominators in a chunk, then the divides */
+            for (int64_t i0 = 0; i0 < n; i0 += SWISH_CHUNK) {
+                int64_t m = n - i0 < SWISH_CHUNK ? n - i0 : SWISH_CHUNK;
+                float d[SWISH_CHUNK], m1;
+                for (int64_t i = 0; i < m; i++) {
+                    float t = -a * y[i0 + i];
+                    t = t < -80.0f ? -80.0f : t; /* two selects GCC makes min and max */
+                    t = t > 80.0f ? 80.0f : t;
+                    d[i] = 1.0f + celer_bounded_expf(t, &m1);
+                }
+                celer_ops_div_by(y + i0, d, m);
+            }
+            break;
         }
     }
 }
@@ -1209,15 +1223,27 @@ static celer_status scale_reshape(celer_kernel_call *call) {
     return celer_ops_reshape_same(call);
 }
 
-/* One block of bl channels (a constant after inlining, as in gap_fixed) of sp pixels times its
- * bl scales, the scales in a register. */
-__attribute__((always_inline)) static inline void scale_fixed(const float *src, const float *s8, float *dst,
-                                                               int64_t sp, const int bl) {
-    float sv[16];
-    for (int k = 0; k < bl; k++) sv[k] = s8[k];
-    for (int64_t p = 0; p < sp; p++)
-        for (int k = 0; k < bl; k++) dst[p * bl + k] = src[p * bl + k] * sv[k];
-}
+/* One block of 16 or 8 channels of sp pixels times its scales, a pixel's block one vector (in
+ * the CPU's width, or two halves). Written with vector types: GCC left the loop over the block
+ * scalar (in place, src may be dst), 16 multiplies a pixel: EfficientNet-B0's 16 scales took 0.57
+ * ms at 1 thread, now 0.10 (perf's share of a run). */
+typedef float scale_v16 __attribute__((vector_size(64)));
+typedef float scale_v8 __attribute__((vector_size(32)));
+#define SCALE_FIXED(name, vt)                                                                     \
+    __attribute__((always_inline)) static inline void name(const float *src, const float *sc, float *dst, \
+                                                            int64_t sp) {                         \
+        vt sv;                                                                                    \
+        memcpy(&sv, sc, sizeof sv);                                                               \
+        for (int64_t p = 0; p < sp; p++) {                                                        \
+            vt v;                                                                                 \
+            memcpy(&v, src + p * (int64_t)(sizeof(vt) / sizeof(float)), sizeof v);               \
+            v *= sv;                                                                              \
+            memcpy(dst + p * (int64_t)(sizeof(vt) / sizeof(float)), &v, sizeof v);               \
+        }                                                                                         \
+    }
+SCALE_FIXED(scale_fixed16, scale_v16)
+SCALE_FIXED(scale_fixed8, scale_v8)
+#undef SCALE_FIXED
 
 /* Channel blocks [lo, hi) (sample i = block / (c/b)) of in times their scales. */
 CELER_VECTOR_CLONES
@@ -1229,9 +1255,9 @@ static void scale_blocks(void *ctx, size_t lo, size_t hi) {
         const float *src = j->in + blk * sp * b, *s8 = j->scale + (j->scale_n == 1 ? 0 : i * j->c) + cb * b;
         float *dst = j->out + blk * sp * b;
         if (b == 16)
-            scale_fixed(src, s8, dst, sp, 16);
+            scale_fixed16(src, s8, dst, sp);
         else if (b == 8)
-            scale_fixed(src, s8, dst, sp, 8);
+            scale_fixed8(src, s8, dst, sp);
         else
             for (int64_t p = 0; p < sp; p++)
                 for (int64_t k = 0; k < b; k++) dst[p * b + k] = src[p * b + k] * s8[k];

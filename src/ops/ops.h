@@ -177,6 +177,12 @@ void celer_ops_strides(const celer_shape *s, int64_t *strides);
 void celer_ops_parallel_for(size_t n, size_t min_per_thread, size_t align,
                             void (*fn)(void *ctx, size_t lo, size_t hi), void *ctx);
 
+/* y[i] /= d[i] for i < n, for d in [1, 2^126] (sigmoid denominators 1 + e^t with t kept <= 80):
+ * on AVX-512 or AVX2 as the hardware's reciprocal estimate and one Newton step (relative error
+ * about 1e-7; a divide is several times slower than the rest of a sigmoid), else divides. A NaN
+ * in d or y gives NaN. */
+void celer_ops_div_by(float *y, const float *d, int64_t n);
+
 /* Scratch laid out in 64-byte aligned pieces, computed the same way by reshape (base NULL: only
  * sizes, read `off` afterwards) and by run (base = call->scratch). */
 typedef struct celer_ops_carve {
