@@ -288,10 +288,24 @@ static void run_block(const job *j, int64_t r0, int64_t r1, int64_t p0, int64_t 
     }
 }
 
-/* Thread t of nt: panels split evenly when there are enough of them, else rows (in whole tiles). */
+/* Thread t of nt: rows (in whole tiles) when each thread gets ROWS_SPLIT_MIN rows or B is at most
+ * ROWS_SPLIT_MAX_B bytes, else panels split evenly when there are enough of them, else rows.
+ * Split by rows, a thread reads all of B but only its rows of A and writes only its rows of Y,
+ * the rows the row-split loops before and after it (celer_ops_parallel_for's halves: LayerNorm,
+ * Softmax, Add) touch on the same core; split by panels, every row of Y is half written by the
+ * other core, and the next node pulls those lines across. When the two vCPUs are far apart (a
+ * core-to-core round trip of 350 ns instead of 60, which the shared machine switches between),
+ * that traffic made BERT-tiny batch 8 at 2 threads 4.2 ms against 3.1 on one; rows: 1.80. On a
+ * quiet machine too: 1.94 -> 1.81 ms, batch 1 0.303 -> 0.291, GPT-small batch 8 71.3 -> 70.5.
+ * Panels stay for a large B with few rows: BERT-base batch 1 (B up to 9 MB, its 85 M weights
+ * streamed from memory by both cores) took 134-136 ms split by rows, 108-128 by panels. */
+#define ROWS_SPLIT_MIN 256
+#define ROWS_SPLIT_MAX_B ((size_t)1 << 20)
 static void run_share(const job *j, int64_t m, int t, int nt) {
     int64_t panels = j->b->panels;
-    if (panels >= nt) {
+    size_t b_bytes = (size_t)panels * (size_t)j->b->k * NR * sizeof(float);
+    bool by_rows = m >= (int64_t)j->mr * nt && (m >= (int64_t)ROWS_SPLIT_MIN * nt || b_bytes <= ROWS_SPLIT_MAX_B);
+    if (panels >= nt && !by_rows) {
         run_block(j, 0, m, panels * t / nt, panels * (t + 1) / nt);
     } else {
         int64_t tiles = (m + j->mr - 1) / j->mr;

@@ -95,8 +95,9 @@ static void test_sgemm_k_blocks(void **unused) {
     check_random(12, 30, 3100, 140, 1, 11);
 }
 
-/* Two threads: products big enough to split, by panels (N > 32) or by rows (N <= 32), and the
- * 1-4 row products (MLP at batch 1) that split by panels from 128K multiply-adds. */
+/* Two threads: products big enough to split, by rows (B up to 1 MB, or N <= 32) or by panels (B
+ * past 1 MB with fewer than 512 rows), and the 1-4 row products (MLP at batch 1) that split by
+ * panels from 128K multiply-adds. */
 static void test_sgemm_threads(void **unused) {
     (void)unused;
     check_random(6, 150, 1200, 200, 2, 13);
