@@ -212,19 +212,20 @@ static double act_ref(int act, double x, double alpha, double beta) {
     case 4: return 1 / (1 + exp(-x));
     case 5: return tanh(x);
     case 6: return x / 2 * (1 + erf(x / sqrt(2)));
+    case 7: return x / (1 + exp(-alpha * x));
     }
     return x;
 }
 
 static void test_fused_matmul_activations(void **unused) {
     (void)unused;
-    static const char *const acts[] = {NULL, "Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "Gelu"};
+    static const char *const acts[] = {NULL, "Relu", "LeakyRelu", "Clip", "Sigmoid", "Tanh", "Gelu", "Swish"};
     uint64_t seed = 5;
-    for (int it = 0; it < 70; it++) {
-        int act = it % 7;
-        bool tb = (it / 7) & 1, with_bias = (it / 14) & 1, batched = (it / 28) & 1;
+    for (int it = 0; it < 80; it++) {
+        int act = it % 8;
+        bool tb = (it / 8) & 1, with_bias = (it / 16) & 1, batched = (it / 32) & 1;
         int64_t m = rnd(&seed, 1, 40), k = rnd(&seed, 1, 300) | 1, n = rnd(&seed, 1, 80) | 1;
-        float alpha = act == 3 ? -0.5f : 0.1f, beta = 0.75f;
+        float alpha = act == 3 ? -0.5f : act == 7 ? 1.5f : 0.1f, beta = 0.75f;
         celer_onnx_attr at[4] = {{.name = "transB", .type = CELER_ATTR_INT, .i = tb}};
         int nat = 1;
         if (acts[act]) {

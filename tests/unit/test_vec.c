@@ -364,12 +364,44 @@ static void test_instance_norm(void **unused) {
     }
 }
 
+/* celer_ops_div_by (the reciprocal estimate and a Newton step on AVX-512 and AVX2) against
+ * division: lengths around the vector widths, denominators from 1 to e^80 (a sigmoid's), NaN in
+ * either operand. */
+static void test_div_by(void **unused) {
+    (void)unused;
+    static const int64_t lens[] = {0, 1, 7, 8, 9, 15, 16, 17, 33, 301};
+    for (size_t l = 0; l < CELER_ARRAY_LEN(lens); l++) {
+        int64_t n = lens[l];
+        float *y = malloc(sizeof(float) * (size_t)(n + 1)), *d = malloc(sizeof(float) * (size_t)(n + 1));
+        double *want = malloc(sizeof(double) * (size_t)(n + 1));
+        assert_true(y && d && want);
+        for (int64_t i = 0; i < n; i++) {
+            y[i] = (float)((i * 37 % 101) - 50) * 0.37f;
+            d[i] = 1.0f + expf((float)((i * 53 % 161) - 80)); /* 1 .. 1 + e^80 */
+            want[i] = (double)y[i] / (double)d[i];
+        }
+        if (n > 3) y[1] = NAN, d[3] = NAN;
+        celer_ops_div_by(y, d, n);
+        for (int64_t i = 0; i < n; i++) {
+            if (n > 3 && (i == 1 || i == 3)) {
+                assert_true(isnan(y[i]));
+                continue;
+            }
+            double err = fabs(y[i] - want[i]) / (fabs(want[i]) > 1e-30 ? fabs(want[i]) : 1.0);
+            if (err > 3e-7) print_error("n=%lld i=%lld: over %g got %g, want %g\n", (long long)n, (long long)i,
+                                        (double)d[i], (double)y[i], want[i]);
+            assert_true(err <= 3e-7);
+        }
+        free(y), free(d), free(want);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unary_activations), cmocka_unit_test(test_binary_broadcast),
         cmocka_unit_test(test_pool1d),            cmocka_unit_test(test_global_avg),
         cmocka_unit_test(test_layernorm_rows),    cmocka_unit_test(test_instance_norm),
-        cmocka_unit_test(test_where),
+        cmocka_unit_test(test_where),             cmocka_unit_test(test_div_by),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
