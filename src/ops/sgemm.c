@@ -294,9 +294,10 @@ static void run_block(const job *j, int64_t r0, int64_t r1, int64_t p0, int64_t 
  * the rows the row-split loops before and after it (celer_ops_parallel_for's halves: LayerNorm,
  * Softmax, Add) touch on the same core; split by panels, every row of Y is half written by the
  * other core, and the next node pulls those lines across. When the two vCPUs are far apart (a
- * core-to-core round trip of 350 ns instead of 60, which the shared machine switches between),
- * that traffic made BERT-tiny batch 8 at 2 threads 4.2 ms against 3.1 on one; rows: 1.80. On a
- * quiet machine too: 1.94 -> 1.81 ms, batch 1 0.303 -> 0.291, GPT-small batch 8 71.3 -> 70.5.
+ * core-to-core round trip of 330-430 ns instead of 50-70, which the shared machine switches
+ * between), that traffic made BERT-tiny batch 8 at 2 threads 4.2 ms against 3.1 on one; rows:
+ * 3.5 (ONNX Runtime 3.9 there). Near: 1.94 -> 1.80 ms (ONNX Runtime 2.0), batch 1 0.303 ->
+ * 0.291, GPT-small batch 8 71.3 -> 70.5.
  * Panels stay for a large B with few rows: BERT-base batch 1 (B up to 9 MB, its 85 M weights
  * streamed from memory by both cores) took 134-136 ms split by rows, 108-128 by panels. */
 #define ROWS_SPLIT_MIN 256
