@@ -3,14 +3,16 @@
 #   scripts/deps.sh          build dependencies
 #   scripts/deps.sh --test   build + test dependencies (conformance data, PyTorch, clang for fuzzing,
 #                            Node.js for the gRPC client, h2load, python3-hpack for the gRPC abuse
-#                            test, python3-grpcio for the health test)
+#                            test, python3-grpcio for the health test, OpenStack Swift with s3api and
+#                            boto3 for the S3 tests)
 set -euo pipefail
-pkgs=(cmake ninja-build pkg-config gcc libc6-dev libdnnl-dev libopenblas-dev libmicrohttpd-dev libyaml-dev libjpeg62-turbo-dev libpng-dev libxxhash-dev libhiredis-dev libnghttp2-dev)
+pkgs=(cmake ninja-build pkg-config gcc libc6-dev libdnnl-dev libopenblas-dev libmicrohttpd-dev libyaml-dev libjpeg62-turbo-dev libpng-dev libxxhash-dev libhiredis-dev libnghttp2-dev libcurl4-gnutls-dev)
 if [[ "${1:-}" == "--test" ]]; then
   pkgs+=(libcmocka-dev libonnx-testdata clang libclang-rt-14-dev libomp-14-dev
          python3 python3-numpy python3-onnx python3-torch python3-torchvision curl redis-server
          nghttp2-client python3-hpack                                 # the gRPC abuse test's HPACK decoder
-         python3-grpcio python3-grpc-tools python3-protobuf grpc-proto) # the gRPC health test's stub
+         python3-grpcio python3-grpc-tools python3-protobuf grpc-proto  # the gRPC health test's stub
+         swift swift-proxy swift-account swift-container swift-object python3-boto3) # S3 with signature checks
   # the gRPC end-to-end test's client (@grpc/grpc-js, installed by the test with npm); a Node.js
   # that ships its own npm (the machine image's) is kept, Debian's otherwise
   command -v npm >/dev/null || pkgs+=(nodejs npm)

@@ -4,7 +4,8 @@
 # 30), then the KServe request decoders (fuzz_kserve) for KSERVE_SECONDS (default 30), then the
 # gRPC ModelInferRequest decoder (fuzz_grpc_infer) for GRPC_SECONDS (default 30), then the gRPC
 # front end's HTTP/2 and gRPC framing on an in-process server (fuzz_grpc_frames) for
-# GRPC_FRAMES_SECONDS (default 30): configures a clang build in build-fuzz, builds the targets,
+# GRPC_FRAMES_SECONDS (default 30), then the S3 client's listing and error XML and repository URLs
+# (fuzz_s3) for S3_SECONDS (default 15): configures a clang build in build-fuzz, builds the targets,
 # seeds corpora from the conformance models, the example pipelines and a few valid requests, and
 # runs libFuzzer on one core.
 # Exits non-zero when a crash (or leak, timeout, OOM) is found; artifacts go to build-fuzz/artifacts.
@@ -16,14 +17,15 @@ DATA=${ONNX_TESTDATA:-/usr/share/libonnx-testdata/data}
 
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DCELER_FUZZ=ON >/dev/null
-ninja -C "$BUILD" -j2 fuzz_onnx fuzz_pipeline fuzz_kserve fuzz_grpc_infer fuzz_grpc_frames
+ninja -C "$BUILD" -j2 fuzz_onnx fuzz_pipeline fuzz_kserve fuzz_grpc_infer fuzz_grpc_frames fuzz_s3
 
 CORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-corpus.XXXXXX")
 PCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-pipeline.XXXXXX")
 KCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-kserve.XXXXXX")
 GCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-grpc.XXXXXX")
 FCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-grpc-frames.XXXXXX")
-trap 'rm -rf "$CORPUS" "$PCORPUS" "$KCORPUS" "$GCORPUS" "$FCORPUS"' EXIT
+SCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-s3.XXXXXX")
+trap 'rm -rf "$CORPUS" "$PCORPUS" "$KCORPUS" "$GCORPUS" "$FCORPUS" "$SCORPUS"' EXIT
 mkdir -p "$BUILD/artifacts"
 
 # fuzz TARGET SECONDS MAX_LEN CORPUS [DICT]: runs one target; a crash prints the log's tail and exits 1.
@@ -109,3 +111,11 @@ fuzz fuzz_grpc_infer "${GRPC_SECONDS:-30}" 65536 "$GCORPUS"
 /usr/bin/python3 "$ROOT/tests/fuzz/grpc_frame_seeds.py" "$FCORPUS"
 echo "fuzz_grpc_frames: $(ls "$FCORPUS" | wc -l) seed connections, running ${GRPC_FRAMES_SECONDS:-30}s"
 fuzz fuzz_grpc_frames "${GRPC_FRAMES_SECONDS:-30}" 65536 "$FCORPUS" "$ROOT/tests/fuzz/grpc_frames.dict"
+
+# fuzz_s3: byte 0 picks (% 3) a ListObjectsV2 page, an error body or a repository URL.
+printf '\000<ListBucketResult><Name>b1</Name><IsTruncated>true</IsTruncated><Contents><Key>repo/m/a&amp;b&#x41;</Key><ETag>&quot;9e10-3&quot;</ETag><Size>43</Size></Contents><Contents><Key>repo/m/1/model.onnx</Key><ETag>"x"</ETag><Size>7</Size></Contents><NextContinuationToken>cmVw+/=</NextContinuationToken></ListBucketResult>' >"$SCORPUS/list"
+printf '\001<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message></Error>' >"$SCORPUS/error"
+printf '\002s3://https://host.example:8443/bucket1/a/b' >"$SCORPUS/url1"
+printf '\002s3://bucket1/models/prod' >"$SCORPUS/url2"
+echo "fuzz_s3: $(ls "$SCORPUS" | wc -l) seeds, running ${S3_SECONDS:-15}s"
+fuzz fuzz_s3 "${S3_SECONDS:-15}" 65536 "$SCORPUS"
