@@ -10,13 +10,22 @@
 
 #include "grpc.h"
 #include "http.h"
+#include "s3_mirror.h"
 
 #define OPT(field) offsetof(celer_server_options, field)
 
 /* The one table of flags: name, environment variable, default, help. */
 static const celer_server_flag flags[] = {
-    {"model-repository", "CELER_MODEL_REPOSITORY", NULL, "folder of models in Triton's layout <model>/<version>/model.onnx (required)",
+    {"model-repository", "CELER_MODEL_REPOSITORY", NULL,
+     "folder of models in Triton's layout <model>/<version>/model.onnx, or s3://[http[s]://host:port/]bucket[/prefix] "
+     "(credentials and endpoint from the AWS_* environment) (required)",
      CELER_FLAG_STRING, OPT(model_repository)},
+    {"model-cache-dir", "CELER_MODEL_CACHE_DIR", "",
+     "where an S3 repository's local copy lives (an earlier copy there is reused); empty = a private temporary "
+     "folder removed at exit", CELER_FLAG_STRING, OPT(model_cache_dir)},
+    {"model-cache-max-bytes", "CELER_MODEL_CACHE_MAX_BYTES", "10737418240",
+     "cap on an S3 repository's local copy; a bucket whose complete models hold more is refused", CELER_FLAG_SIZE,
+     OPT(model_cache_max_bytes)},
     {"http-address", "CELER_HTTP_ADDRESS", "0.0.0.0", "IPv4 address to listen on", CELER_FLAG_STRING, OPT(http_address)},
     {"http-port", "CELER_HTTP_PORT", "8000", "HTTP port (KServe v2 API and /metrics)", CELER_FLAG_INT, OPT(http_port)},
     {"grpc-address", "CELER_GRPC_ADDRESS", "0.0.0.0", "IPv4 address to listen on for gRPC", CELER_FLAG_STRING,
@@ -157,6 +166,45 @@ celer_status celer_server_parse_args(int argc, char **argv, celer_server_options
     return CELER_OK;
 }
 
+/* One sync of an S3 repository's copy, logged when it changed something or failed; the serving
+ * versions are left alone on a failure. */
+static celer_status sync_s3(celer_s3_mirror *mirror, const char *url) {
+    celer_s3_sync_stats s;
+    celer_status st = celer_s3_mirror_sync(mirror, &s);
+    if (st)
+        fprintf(stderr, "celer: %s: sync failed, serving what was there: %s\n", url, celer_error_message());
+    else if (s.objects_downloaded || s.objects_removed)
+        fprintf(stderr, "celer: %s: %lld objects (%lld bytes) downloaded, %lld unchanged, %lld removed; %d units "
+                "taken, %d not complete yet (%lld list calls)\n", url, (long long)s.objects_downloaded,
+                (long long)s.bytes_downloaded, (long long)s.objects_unchanged, (long long)s.objects_removed,
+                s.units_taken, s.units_waiting, (long long)s.list_calls);
+    return st;
+}
+
+/* An s3:// repository: its local copy, synced before the models load. A repository without READY
+ * markers is listed twice a second apart at start (a version is taken once its listing held
+ * still). The copy's folder replaces the URL in *local. */
+static celer_status open_s3(celer_server_options *local, celer_s3_mirror **out) {
+    CELER_TRY(celer_s3_mirror_open(local->model_repository, local->model_cache_dir,
+                                   local->model_cache_max_bytes, out));
+    celer_s3_sync_stats s, again;
+    celer_status st = celer_s3_mirror_sync(*out, &s);
+    if (!st && s.units_waiting) {
+        struct timespec second = {1, 0};
+        nanosleep(&second, NULL);
+        st = celer_s3_mirror_sync(*out, &again);
+        s.objects_downloaded += again.objects_downloaded, s.bytes_downloaded += again.bytes_downloaded;
+        s.objects_unchanged = again.objects_unchanged, s.units_taken = again.units_taken;
+        s.units_waiting = again.units_waiting;
+    }
+    if (st) return st;
+    fprintf(stderr, "celer: %s: local copy in %s: %lld objects (%lld bytes) downloaded, %lld unchanged; %d units "
+            "taken, %d not complete yet\n", local->model_repository, celer_s3_mirror_dir(*out),
+            (long long)s.objects_downloaded, (long long)s.bytes_downloaded, (long long)s.objects_unchanged,
+            s.units_taken, s.units_waiting);
+    return CELER_OK;
+}
+
 static int64_t mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -220,7 +268,15 @@ celer_status celer_server_run(const celer_server_options *opts) {
     celer_grpc *grpc = NULL;
     celer_cache *cache = NULL;
     celer_redis *redis = NULL;
-    celer_status st;
+    celer_s3_mirror *mirror = NULL;
+    celer_server_options local = *opts; /* an S3 repository is served from its copy's folder */
+    const char *url = opts->model_repository;
+    opts = &local;
+    celer_status st = CELER_OK;
+    if (!strncmp(url, "s3://", 5)) {
+        if ((st = open_s3(&local, &mirror))) goto done;
+        local.model_repository = celer_s3_mirror_dir(mirror);
+    }
     int redis_pool = CELER_MAX(opts->http_threads, 1) + (opts->workers > 0 ? opts->workers : (int)sysconf(_SC_NPROCESSORS_ONLN));
     if ((st = celer_metrics_init(&metrics)) || (st = celer_cache_init((size_t)opts->cache_bytes, &cache)) ||
         (opts->cache_redis[0] && (st = celer_redis_open(opts->cache_redis, opts->cache_redis_timeout_ms, redis_pool, &redis))) ||
@@ -237,7 +293,7 @@ celer_status celer_server_run(const celer_server_options *opts) {
         goto done;
     char grpc_at[80] = "";
     if (grpc) snprintf(grpc_at, sizeof grpc_at, " and grpc://%s:%d", opts->grpc_address, opts->grpc_port);
-    fprintf(stderr, "celer: serving %s on http://%s:%d%s (models loaded in %.0f ms)\n", opts->model_repository,
+    fprintf(stderr, "celer: serving %s on http://%s:%d%s (models loaded in %.0f ms)\n", url,
             opts->http_address, opts->http_port, grpc_at,
             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 
@@ -245,7 +301,10 @@ celer_status celer_server_run(const celer_server_options *opts) {
         struct timespec wait = {opts->repository_poll_secs > 0 ? opts->repository_poll_secs : 3600, 0};
         int sig = sigtimedwait(&sigs, NULL, &wait);
         if (sig == SIGTERM || sig == SIGINT) break;
-        if (sig < 0 && errno == EAGAIN && opts->repository_poll_secs > 0) celer_registry_poll(registry);
+        if (sig < 0 && errno == EAGAIN && opts->repository_poll_secs > 0) {
+            if (mirror) sync_s3(mirror, url);
+            celer_registry_poll(registry);
+        }
     }
     shutdown_http(opts, http, grpc, registry, sched);
 done:
@@ -268,5 +327,6 @@ done:
     celer_metrics_free(metrics);
     celer_cache_free(cache);
     celer_redis_close(redis);
+    celer_s3_mirror_close(mirror);
     return st;
 }

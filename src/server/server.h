@@ -12,7 +12,9 @@
 typedef enum celer_log_format { CELER_LOG_TEXT, CELER_LOG_JSON } celer_log_format;
 
 typedef struct celer_server_options {
-    const char *model_repository;
+    const char *model_repository; /* a folder, or s3://... (a local copy is served) */
+    const char *model_cache_dir;  /* the local copy of an S3 repository; "" = a private temporary folder */
+    long long model_cache_max_bytes; /* the copy's size cap */
     const char *http_address;
     int http_port;
     const char *grpc_address;

@@ -4,11 +4,13 @@
 client's unit test binary (tests/unit/test_s3.c) with CELER_S3_ENDPOINT set, so that its live cases
 run. Usage: test_s3_client.py TEST_S3_BINARY"""
 import os
+import random
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -16,16 +18,20 @@ import s3util  # noqa: E402
 
 
 def free_port_block(n=4):
-    """A port p with p .. p+n-1 free now (Swift's proxy and its three servers)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            p = s.getsockname()[1]
-        if p + n >= 65535:
-            continue
+    """A port p with p .. p+n-1 free now (Swift's proxy and its three servers), below the ephemeral
+    range: there, a busy test's client connections in TIME_WAIT hold ports a server cannot bind."""
+    low = 32768
+    try:
+        low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    rng = random.Random(os.getpid() ^ int(time.time() * 1000))
+    for _ in range(200):
+        p = rng.randrange(10000, max(low - n, 10001))
         ok = True
         for q in range(p, p + n):
             with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     s.bind(("127.0.0.1", q))
                 except OSError:

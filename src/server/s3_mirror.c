@@ -1,0 +1,403 @@
+/* The local copy of an S3 model repository: see s3_mirror.h. */
+#include "s3_mirror.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "s3.h"
+
+#define MANIFEST ".celer-s3-manifest"
+#define MAX_KEYS 100000         /* objects under the prefix; more is refused */
+#define MAX_OBJECT (INT64_C(1) << 40)
+
+typedef struct entry {
+    char *rel; /* the key less the repository's prefix: the path under dir */
+    char etag[96];
+    int64_t size;
+} entry;
+
+typedef struct unit_sig {
+    char *name;
+    uint64_t sig;
+} unit_sig;
+
+struct celer_s3_mirror {
+    celer_s3 *s3;
+    celer_s3_loc loc;
+    char dir[PATH_MAX];
+    bool private_dir;
+    int64_t max_bytes;
+    entry *man; /* what is local */
+    size_t n_man, cap_man;
+    unit_sig *prev; /* each unit's listing at the previous sync */
+    size_t n_prev;
+};
+
+/* ---- paths ---- */
+
+/* Whether rel is a path the copy may write: relative, no empty, '.' or '..' segment, no control
+ * character, not ending in '/'. */
+static bool rel_ok(const char *rel) {
+    if (!*rel || *rel == '/') return false;
+    for (const char *p = rel; *p;) {
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.')) return false;
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f) return false;
+        if (!e) break;
+        p = e + 1;
+        if (!*p) return false;
+    }
+    return true;
+}
+
+/* The unit of rel into u (cap): "<model>/<n>/" for a file in a numeric version folder, "<model>/"
+ * for a model's own files; false for a file at the top of the repository (no model). */
+static bool unit_of(const char *rel, char *u, size_t cap, bool *version) {
+    const char *s1 = strchr(rel, '/');
+    if (!s1) return false;
+    const char *v = s1 + 1, *s2 = strchr(v, '/');
+    bool digits = s2 && s2 > v;
+    for (const char *c = v; digits && c < s2; c++) digits = *c >= '0' && *c <= '9';
+    size_t n = (size_t)((digits ? s2 : s1) - rel) + 1;
+    if (n >= cap) return false;
+    memcpy(u, rel, n);
+    u[n] = 0;
+    *version = digits;
+    return true;
+}
+
+static bool is_marker(const char *rel, const char *unit) {
+    return !strncmp(rel, unit, strlen(unit)) && !strcmp(rel + strlen(unit), "READY");
+}
+
+static int mkdirs(char *path) { /* parents of the file path, in place */
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        int rc = mkdir(path, 0755);
+        *p = '/';
+        if (rc && errno != EEXIST) return -1;
+    }
+    return 0;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int type, struct FTW *f) {
+    (void)sb, (void)type, (void)f;
+    remove(path);
+    return 0;
+}
+
+/* ---- the manifest ---- */
+
+static entry *find(celer_s3_mirror *m, const char *rel) {
+    for (size_t i = 0; i < m->n_man; i++)
+        if (!strcmp(m->man[i].rel, rel)) return &m->man[i];
+    return NULL;
+}
+
+static celer_status put_entry(celer_s3_mirror *m, const char *rel, const char *etag, int64_t size) {
+    entry *e = find(m, rel);
+    if (!e) {
+        if (m->n_man == m->cap_man) {
+            size_t nc = m->cap_man ? m->cap_man * 2 : 64;
+            entry *ne = realloc(m->man, nc * sizeof *ne);
+            if (!ne) return celer_errorf(CELER_ERR_NOMEM, "S3 copy: out of memory");
+            m->man = ne, m->cap_man = nc;
+        }
+        e = &m->man[m->n_man];
+        if (!(e->rel = strdup(rel))) return celer_errorf(CELER_ERR_NOMEM, "S3 copy: out of memory");
+        m->n_man++;
+    }
+    snprintf(e->etag, sizeof e->etag, "%s", etag);
+    e->size = size;
+    return CELER_OK;
+}
+
+static void drop_entry(celer_s3_mirror *m, size_t i) {
+    free(m->man[i].rel);
+    m->man[i] = m->man[--m->n_man];
+}
+
+static celer_status save_manifest(celer_s3_mirror *m) {
+    char path[PATH_MAX + 32], tmp[PATH_MAX + 40];
+    snprintf(path, sizeof path, "%s/" MANIFEST, m->dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return celer_errorf(CELER_ERR_IO, "S3 copy: cannot write %s: %s", tmp, strerror(errno));
+    for (size_t i = 0; i < m->n_man; i++)
+        fprintf(f, "%s\t%lld\t%s\n", m->man[i].etag, (long long)m->man[i].size, m->man[i].rel);
+    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path)) {
+        unlink(tmp);
+        return celer_errorf(CELER_ERR_IO, "S3 copy: cannot write %s: %s", path, strerror(errno));
+    }
+    return CELER_OK;
+}
+
+/* Reads an earlier copy's manifest; entries whose file is missing or of another size are dropped
+ * (downloaded again). */
+static celer_status load_manifest(celer_s3_mirror *m) {
+    char path[PATH_MAX + 32], line[PATH_MAX + 160];
+    snprintf(path, sizeof path, "%s/" MANIFEST, m->dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return CELER_OK;
+    celer_status st = CELER_OK;
+    while (!st && fgets(line, sizeof line, f)) {
+        char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL, *nl = strchr(line, '\n');
+        if (!t1 || !t2 || !nl) continue;
+        *t1 = *t2 = *nl = 0;
+        long long size = atoll(t1 + 1);
+        char file[2 * PATH_MAX + 2];
+        struct stat sb;
+        snprintf(file, sizeof file, "%s/%s", m->dir, t2 + 1);
+        if (!rel_ok(t2 + 1) || stat(file, &sb) || sb.st_size != size) continue;
+        st = put_entry(m, t2 + 1, line, size);
+    }
+    fclose(f);
+    return st;
+}
+
+/* ---- open, close ---- */
+
+celer_status celer_s3_mirror_open(const char *url, const char *dir, int64_t max_bytes, celer_s3_mirror **out) {
+    *out = NULL;
+    celer_s3_env env;
+    celer_s3_env_get(&env);
+    celer_s3_mirror *m = calloc(1, sizeof *m);
+    if (!m) return celer_errorf(CELER_ERR_NOMEM, "S3 copy: out of memory");
+    m->max_bytes = max_bytes;
+    celer_s3_opts opts = {.connect_ms = 5000, .read_ms = 30000};
+    const char *page = getenv("CELER_S3_PAGE_KEYS"); /* tests: pagination with few keys */
+    if (page) opts.page_keys = atoi(page);
+    celer_status st = celer_s3_parse(url, &env, &m->loc);
+    if (!st) st = celer_s3_open(&m->loc, &env, &opts, &m->s3);
+    if (!st && (!dir || !*dir)) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(m->dir, sizeof m->dir, "%s/celer-s3-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(m->dir)) st = celer_errorf(CELER_ERR_IO, "S3 copy: cannot make %s: %s", m->dir, strerror(errno));
+        m->private_dir = !st;
+    } else if (!st) {
+        if (snprintf(m->dir, sizeof m->dir, "%s/", dir) >= (int)sizeof m->dir || mkdirs(m->dir))
+            st = celer_errorf(CELER_ERR_IO, "--model-cache-dir %s: cannot make it: %s", dir, strerror(errno));
+        m->dir[strlen(m->dir) - 1] = 0;
+        if (!st) st = load_manifest(m);
+    }
+    if (st) {
+        celer_s3_mirror_close(m);
+        return st;
+    }
+    *out = m;
+    return CELER_OK;
+}
+
+const char *celer_s3_mirror_dir(const celer_s3_mirror *m) { return m->dir; }
+
+void celer_s3_mirror_close(celer_s3_mirror *m) {
+    if (!m) return;
+    if (m->private_dir) nftw(m->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    for (size_t i = 0; i < m->n_man; i++) free(m->man[i].rel);
+    for (size_t i = 0; i < m->n_prev; i++) free(m->prev[i].name);
+    free(m->man);
+    free(m->prev);
+    celer_s3_close(m->s3);
+    free(m);
+}
+
+/* ---- sync ---- */
+
+typedef struct item {
+    const celer_s3_object *o;
+    const char *rel;
+    char unit[512];
+    bool version;
+} item;
+
+static int by_unit(const void *a, const void *b) {
+    const item *x = a, *y = b;
+    int c = strcmp(x->unit, y->unit);
+    return c ? c : strcmp(x->rel, y->rel);
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ c[i]) * 0x100000001b3u;
+    return h;
+}
+
+static const unit_sig *prev_sig(const celer_s3_mirror *m, const char *unit) {
+    for (size_t i = 0; i < m->n_prev; i++)
+        if (m->prev[i].name && !strcmp(m->prev[i].name, unit)) return &m->prev[i];
+    return NULL;
+}
+
+/* Removes the local files of unit (every one, or those not listed in [it, end)). */
+static void prune_unit(celer_s3_mirror *m, const char *unit, const item *it, const item *end,
+                       celer_s3_sync_stats *stats) {
+    size_t ul = strlen(unit);
+    for (size_t i = 0; i < m->n_man;) {
+        const char *rel = m->man[i].rel;
+        char u[512];
+        bool v, listed = false;
+        if (strncmp(rel, unit, ul) || !unit_of(rel, u, sizeof u, &v) || strcmp(u, unit)) {
+            i++;
+            continue;
+        }
+        for (const item *j = it; j < end && !listed; j++) listed = !strcmp(j->rel, rel);
+        if (listed) {
+            i++;
+            continue;
+        }
+        char path[2 * PATH_MAX + 2];
+        snprintf(path, sizeof path, "%s/%s", m->dir, rel);
+        unlink(path);
+        drop_entry(m, i);
+        stats->objects_removed++;
+    }
+    char path[2 * PATH_MAX + 2];
+    snprintf(path, sizeof path, "%s/%s", m->dir, unit);
+    rmdir(path); /* when empty */
+}
+
+/* Downloads what changed in the complete unit [it, end). */
+static celer_status take_unit(celer_s3_mirror *m, const item *it, const item *end, celer_s3_sync_stats *stats) {
+    for (const item *j = it; j < end; j++) {
+        if (j->version && is_marker(j->rel, j->unit)) continue; /* the marker stays in the bucket */
+        char path[2 * PATH_MAX + 2];
+        snprintf(path, sizeof path, "%s/%s", m->dir, j->rel);
+        entry *e = find(m, j->rel);
+        struct stat sb;
+        bool here = !stat(path, &sb);
+        if (e && here && !strcmp(e->etag, j->o->etag) && e->size == j->o->size && sb.st_size == j->o->size) {
+            stats->objects_unchanged++;
+            continue;
+        }
+        if (mkdirs(path)) return celer_errorf(CELER_ERR_IO, "S3 copy: cannot make the folder of %s: %s", path, strerror(errno));
+        bool nm;
+        char etag[96];
+        int64_t bytes;
+        CELER_TRY(celer_s3_get(m->s3, j->o->key, e && here ? e->etag : NULL, path, MAX_OBJECT, &nm, etag, &bytes));
+        if (nm) {
+            stats->objects_unchanged++;
+        } else {
+            stats->objects_downloaded++;
+            stats->bytes_downloaded += bytes;
+        }
+        CELER_TRY(put_entry(m, j->rel, etag[0] ? etag : j->o->etag, nm ? j->o->size : bytes));
+    }
+    return CELER_OK;
+}
+
+/* The units of a listing: items [a, b) sorted by unit, with the listing's signature and whether
+ * the unit is complete. */
+typedef struct unit {
+    size_t a, b;
+    uint64_t sig;
+    bool complete;
+} unit;
+
+celer_status celer_s3_mirror_sync(celer_s3_mirror *m, celer_s3_sync_stats *stats) {
+    memset(stats, 0, sizeof *stats);
+    celer_s3_listing l;
+    celer_status st = celer_s3_list(m->s3, NULL, MAX_KEYS, &l);
+    stats->list_calls = l.pages;
+    if (st) {
+        celer_s3_listing_free(&l);
+        return st;
+    }
+    size_t pl = strlen(m->loc.prefix), n = 0, nu = 0;
+    item *items = calloc(l.n ? l.n : 1, sizeof *items);
+    unit *units = calloc(l.n ? l.n : 1, sizeof *units);
+    unit_sig *sigs = calloc(l.n ? l.n : 1, sizeof *sigs);
+    if (!items || !units || !sigs) {
+        st = celer_errorf(CELER_ERR_NOMEM, "S3 copy: out of memory for %zu keys", l.n);
+        goto out;
+    }
+    bool markers = false;
+    for (size_t i = 0; i < l.n; i++) {
+        item *it = &items[n];
+        if (strncmp(l.objs[i].key, m->loc.prefix, pl)) continue;
+        it->o = &l.objs[i];
+        it->rel = l.objs[i].key + pl;
+        if (!rel_ok(it->rel) || !unit_of(it->rel, it->unit, sizeof it->unit, &it->version)) continue;
+        if (it->version && is_marker(it->rel, it->unit) && it->o->size > 0) markers = true;
+        n++;
+    }
+    qsort(items, n, sizeof *items, by_unit);
+    /* units, their completeness, and the copy's size once the complete ones are taken (checked
+     * before any download) */
+    int64_t total = 0;
+    for (size_t a = 0, b; a < n && !st; a = b, nu++) {
+        unit *u = &units[nu];
+        u->a = a;
+        u->sig = 0xcbf29ce484222325u;
+        bool ready = false;
+        for (b = a; b < n && !strcmp(items[b].unit, items[a].unit); b++) {
+            u->sig = fnv(u->sig, items[b].rel, strlen(items[b].rel) + 1);
+            u->sig = fnv(u->sig, items[b].o->etag, strlen(items[b].o->etag) + 1);
+            u->sig = fnv(u->sig, &items[b].o->size, sizeof items[b].o->size);
+            ready |= is_marker(items[b].rel, items[b].unit) && items[b].o->size > 0;
+        }
+        u->b = b;
+        const unit_sig *p = prev_sig(m, items[a].unit);
+        u->complete = items[a].version && markers ? ready : p && p->sig == u->sig;
+        if (!(sigs[nu].name = strdup(items[a].unit))) st = celer_errorf(CELER_ERR_NOMEM, "S3 copy: out of memory");
+        sigs[nu].sig = u->sig;
+        if (!u->complete) {
+            stats->units_waiting++;
+            continue;
+        }
+        stats->units_taken++;
+        for (size_t j = a; j < b; j++) total += items[j].o->size;
+    }
+    if (!st && total > m->max_bytes)
+        st = celer_errorf(CELER_ERR_LIMIT, "S3 copy: the repository's complete models hold %lld bytes, more than the "
+                          "cap of %lld (--model-cache-max-bytes)", (long long)total, (long long)m->max_bytes);
+    /* take the complete units and prune what left them */
+    for (size_t k = 0; k < nu && !st; k++) {
+        if (!units[k].complete) continue;
+        const item *a = &items[units[k].a], *b = &items[units[k].b];
+        st = take_unit(m, a, b, stats);
+        if (!st) prune_unit(m, a->unit, a, b, stats);
+    }
+    /* units no longer listed go */
+    for (size_t i = 0; i < m->n_man && !st;) {
+        char u[512];
+        bool v, listed = false;
+        if (!unit_of(m->man[i].rel, u, sizeof u, &v)) {
+            i++;
+            continue;
+        }
+        for (size_t k = 0; k < nu && !listed; k++) listed = !strcmp(sigs[k].name, u);
+        if (listed) {
+            i++;
+            continue;
+        }
+        prune_unit(m, u, NULL, NULL, stats); /* removes entry i and the rest of its unit */
+        char path[2 * PATH_MAX + 2];
+        snprintf(path, sizeof path, "%s/%.*s", m->dir, (int)(strchr(u, '/') - u), u);
+        rmdir(path); /* the model's folder, when its last unit went */
+    }
+    celer_status saved = save_manifest(m);
+    if (!st) st = saved;
+out:
+    if (sigs) {
+        /* this listing becomes the previous one (after a failed download too: a stable unit stays
+         * complete at the next sync) */
+        for (size_t i = 0; i < m->n_prev; i++) free(m->prev[i].name);
+        free(m->prev);
+        m->prev = sigs, m->n_prev = nu;
+    }
+    free(units);
+    free(items);
+    celer_s3_listing_free(&l);
+    return st;
+}

@@ -1,0 +1,149 @@
+#!/usr/bin/python3
+"""`celer serve --model-repository s3://...` against OpenStack Swift with s3api on loopback, which
+checks every SigV4 signature (tests/s3/swift.sh; boto3 uploads as a training job would): serving
+from the bucket with listings of 2 keys a page; a new version uploaded file by file while clients
+send requests, taken only once its READY marker is there, with zero failed requests; a corrupt
+version refused (in the log) while the one before serves; versions deleted; a restart over a warm
+--model-cache-dir downloading nothing; a wrong secret refused with S3's message and no secret.
+
+usage: test_s3_repository.py CELER_BIN EXAMPLE_REPOSITORY"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "s3"))
+from test_server import REPO_SRC, Server, check, free_port, summary  # noqa: E402
+import s3util  # noqa: E402
+from test_s3_client import free_port_block  # noqa: E402
+
+SWIFT = os.path.join(HERE, "..", "s3", "swift.sh")
+BUCKET, PREFIX = "models", "prod/repo/"
+SECRET = "testing"
+
+
+def wait_for(cond, secs=15):
+    deadline = time.time() + secs
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def versions(srv):
+    status, doc, _ = srv.json("POST", "/v2/repository/index")
+    return {(m["version"], m["state"]) for m in doc if m["name"] == "mlp"} if status == 200 else set()
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="celer-s3-e2e-")
+    port = free_port_block()
+    endpoint = "http://127.0.0.1:%d" % port
+    subprocess.run([SWIFT, "start", os.path.join(work, "swift"), str(port)], check=True)
+    srv = None
+    try:
+        c = s3util.client(endpoint)
+        c.create_bucket(Bucket=BUCKET)
+        mlp = os.path.join(REPO_SRC, "mlp")
+        model = open(os.path.join(mlp, "1", "model.onnx"), "rb").read()
+        c.put_object(Bucket=BUCKET, Key=PREFIX + "mlp/config.pbtxt", Body=open(os.path.join(mlp, "config.pbtxt"), "rb").read())
+        c.put_object(Bucket=BUCKET, Key=PREFIX + "mlp/1/model.onnx", Body=model)
+        c.put_object(Bucket=BUCKET, Key=PREFIX + "mlp/1/READY", Body=b"1")
+        url = "s3://127.0.0.1:%d/%s/%s" % (port, BUCKET, PREFIX)
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="test:tester", AWS_SECRET_ACCESS_KEY=SECRET, CELER_S3_PAGE_KEYS="2")
+        srv = Server(url, "--repository-poll-secs", "1", "--quiet", env=env)
+        check("serves the bucket's model", versions(srv) == {("1", "READY")}, versions(srv))
+        check("the start-up log names the copy", "local copy in" in srv.output(), srv.output())
+
+        stop = threading.Event()
+        counts = {"ok": 0, "failed": []}
+        lock = threading.Lock()
+
+        def client():
+            body = {"inputs": [{"name": "features", "shape": [1, 16], "datatype": "FP32", "data": [0.25] * 16}]}
+            while not stop.is_set():
+                status, doc, _ = srv.json("POST", "/v2/models/mlp/infer", body)
+                with lock:
+                    if status == 200:
+                        counts["ok"] += 1
+                    else:
+                        counts["failed"].append((status, doc))
+
+        clients = [threading.Thread(target=client) for _ in range(2)]
+        for t in clients:
+            t.start()
+        try:
+            # version 2 file by file, polled in between: not taken before its marker
+            c.put_object(Bucket=BUCKET, Key=PREFIX + "mlp/2/model.onnx", Body=model[: len(model) // 2])
+            time.sleep(3)
+            check("a half-uploaded version is not taken", versions(srv) == {("1", "READY")}, versions(srv))
+            c.put_object(Bucket=BUCKET, Key=PREFIX + "mlp/2/model.onnx", Body=model)
+            time.sleep(2.5)
+            check("a complete version without its marker is not taken", versions(srv) == {("1", "READY")},
+                  versions(srv))
+            t0 = time.time()
+            c.put_object(Bucket=BUCKET, Key=PREFIX + "mlp/2/READY", Body=b"1")
+            took = wait_for(lambda: ("2", "READY") in versions(srv))
+            check("the version is served once its READY marker is there (%.1f s)" % (time.time() - t0), took,
+                  versions(srv))
+            # a corrupt version: refused, the one before keeps serving
+            c.put_object(Bucket=BUCKET, Key=PREFIX + "mlp/3/model.onnx", Body=b"not an onnx file")
+            c.put_object(Bucket=BUCKET, Key=PREFIX + "mlp/3/READY", Body=b"1")
+            refused = wait_for(lambda: "model 'mlp'" in srv.output() and "mlp/3/model.onnx" in srv.output())
+            check("a corrupt version is refused, the log says why", refused, srv.output()[-2000:])
+            check("the index still lists the version before it", versions(srv) == {("2", "READY")}, versions(srv))
+            status, doc, _ = srv.json("POST", "/v2/models/mlp/versions/2/infer",
+                                      {"inputs": [{"name": "features", "shape": [1, 16], "datatype": "FP32",
+                                                   "data": [0.5] * 16}]})
+            check("the version before it serves", status == 200, (status, doc))
+            # deleted versions go
+            s3util.rmprefix(c, BUCKET, PREFIX + "mlp/3/")
+            s3util.rmprefix(c, BUCKET, PREFIX + "mlp/2/")
+            check("deleted versions are unloaded", wait_for(lambda: versions(srv) == {("1", "READY")}), versions(srv))
+        finally:
+            stop.set()
+            for t in clients:
+                t.join()
+        check("zero failed requests while versions came and went (%d answered)" % counts["ok"],
+              not counts["failed"] and counts["ok"] > 0, counts["failed"][:3])
+        copy = [l for l in srv.output().splitlines() if "local copy in" in l][0].split("local copy in ")[1].split(":")[0]
+        rc = srv.stop()
+        srv = None
+        check("exits 0 on SIGTERM (nothing leaked under ASan)", rc == 0, rc)
+        check("the private copy is removed at exit", not os.path.exists(copy), copy)
+
+        # a warm cache: the second start downloads nothing
+        cache = os.path.join(work, "cache")
+        for attempt in (1, 2):
+            srv = Server(url, "--model-cache-dir", cache, "--quiet", env=env)
+            line = [l for l in srv.output().splitlines() if "local copy in" in l]
+            rc = srv.stop()
+            srv = None
+            check("restart %d exits 0" % attempt, rc == 0, rc)
+        check("a restart over a warm --model-cache-dir downloads nothing",
+              line and "0 objects (0 bytes) downloaded" in line[0], line)
+
+        # a wrong secret: refused at start with S3's message, never the secret
+        bad = dict(env, AWS_SECRET_ACCESS_KEY="wrong-secret-7c1e")
+        r = subprocess.run([sys.argv[1], "serve", "--model-repository", url, "--http-port", str(free_port()),
+                            "--grpc-port", "0"],
+                           env=bad, capture_output=True, text=True, timeout=60)
+        out = r.stdout + r.stderr
+        check("a wrong secret is refused with S3's message", r.returncode != 0 and "SignatureDoesNotMatch" in out, out)
+        check("no secret in the output", "wrong-secret-7c1e" not in out, out)
+    finally:
+        if srv:
+            srv.stop()
+        subprocess.run([SWIFT, "stop", os.path.join(work, "swift")])
+        shutil.rmtree(work, ignore_errors=True)
+    return summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
