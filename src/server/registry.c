@@ -58,6 +58,7 @@ struct celer_registry {
     int act_head, act_len, act_threads;
     bool act_stop, act_joined;
     pthread_t act_thread[ACTION_THREADS];
+    char source[512], source_error[1024]; /* why the repository's source cannot be read; "" when it can (under lock) */
 };
 
 /* A fingerprint of what a model folder holds: config and version folders (mtimes and sizes). */
@@ -885,9 +886,17 @@ served_version *celer_registry_acquire(celer_registry *r, const char *name, cons
     return found;
 }
 
+void celer_registry_set_source_error(celer_registry *r, const char *source, const char *reason) {
+    pthread_rwlock_wrlock(&r->lock);
+    snprintf(r->source, sizeof r->source, "%s", source);
+    snprintf(r->source_error, sizeof r->source_error, "%s", reason ? reason : "");
+    pthread_rwlock_unlock(&r->lock);
+}
+
 bool celer_registry_ready(celer_registry *r) {
     bool ready = true;
     pthread_rwlock_rdlock(&r->lock);
+    if (r->source_error[0]) ready = false;
     for (int i = 0; i < r->n_models; i++)
         if (r->models[i]->state != MODEL_READY && strcmp(r->models[i]->reason, "unloaded")) ready = false;
     pthread_rwlock_unlock(&r->lock);
@@ -908,6 +917,10 @@ void celer_registry_index(celer_registry *r, bool ready_only, void (*each)(void 
                                    celer_model_state_names[m->state], m->reason};
             each(user, &e);
         }
+    }
+    if (!ready_only && r->source_error[0]) {
+        celer_index_entry e = {r->source, NULL, celer_model_state_names[MODEL_UNAVAILABLE], r->source_error};
+        each(user, &e);
     }
     pthread_rwlock_unlock(&r->lock);
 }

@@ -167,10 +167,11 @@ celer_status celer_server_parse_args(int argc, char **argv, celer_server_options
 }
 
 /* One sync of an S3 repository's copy, logged when it changed something or failed; the serving
- * versions are left alone on a failure. */
-static celer_status sync_s3(celer_s3_mirror *mirror, const char *url) {
+ * versions are left alone on a failure, and the registry is told why (not ready meanwhile). */
+static celer_status sync_s3(celer_s3_mirror *mirror, const char *url, celer_registry *registry) {
     celer_s3_sync_stats s;
     celer_status st = celer_s3_mirror_sync(mirror, &s);
+    celer_registry_set_source_error(registry, url, st ? celer_error_message() : NULL);
     if (st)
         fprintf(stderr, "celer: %s: sync failed, serving what was there: %s\n", url, celer_error_message());
     else if (s.objects_downloaded || s.objects_removed)
@@ -183,8 +184,9 @@ static celer_status sync_s3(celer_s3_mirror *mirror, const char *url) {
 
 /* An s3:// repository: its local copy, synced before the models load. A repository without READY
  * markers is listed twice a second apart at start (a version is taken once its listing held
- * still). The copy's folder replaces the URL in *local. */
-static celer_status open_s3(celer_server_options *local, celer_s3_mirror **out) {
+ * still). A failing sync is returned in *sync_st (the server starts unready and retries); other
+ * errors (the URL, the cache folder) are returned. */
+static celer_status open_s3(const celer_server_options *local, celer_s3_mirror **out, celer_status *sync_st) {
     CELER_TRY(celer_s3_mirror_open(local->model_repository, local->model_cache_dir,
                                    local->model_cache_max_bytes, out));
     celer_s3_sync_stats s, again;
@@ -197,7 +199,11 @@ static celer_status open_s3(celer_server_options *local, celer_s3_mirror **out) 
         s.objects_unchanged = again.objects_unchanged, s.units_taken = again.units_taken;
         s.units_waiting = again.units_waiting;
     }
-    if (st) return st;
+    if ((*sync_st = st)) {
+        fprintf(stderr, "celer: %s: cannot sync, starting unready and retrying: %s\n", local->model_repository,
+                celer_error_message());
+        return CELER_OK;
+    }
     fprintf(stderr, "celer: %s: local copy in %s: %lld objects (%lld bytes) downloaded, %lld unchanged; %d units "
             "taken, %d not complete yet\n", local->model_repository, celer_s3_mirror_dir(*out),
             (long long)s.objects_downloaded, (long long)s.bytes_downloaded, (long long)s.objects_unchanged,
@@ -272,9 +278,11 @@ celer_status celer_server_run(const celer_server_options *opts) {
     celer_server_options local = *opts; /* an S3 repository is served from its copy's folder */
     const char *url = opts->model_repository;
     opts = &local;
-    celer_status st = CELER_OK;
+    celer_status st = CELER_OK, sync_st = CELER_OK;
+    char sync_error[1024] = "";
     if (!strncmp(url, "s3://", 5)) {
-        if ((st = open_s3(&local, &mirror))) goto done;
+        if ((st = open_s3(&local, &mirror, &sync_st))) goto done;
+        if (sync_st) snprintf(sync_error, sizeof sync_error, "%s", celer_error_message());
         local.model_repository = celer_s3_mirror_dir(mirror);
     }
     int redis_pool = CELER_MAX(opts->http_threads, 1) + (opts->workers > 0 ? opts->workers : (int)sysconf(_SC_NPROCESSORS_ONLN));
@@ -283,6 +291,7 @@ celer_status celer_server_run(const celer_server_options *opts) {
         (st = celer_sched_init(opts->workers, &sched)) ||
         (st = celer_registry_init(opts, sched, metrics, &registry)))
         goto done;
+    if (sync_st) celer_registry_set_source_error(registry, url, sync_error);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     celer_registry_load_all(registry);
@@ -297,14 +306,28 @@ celer_status celer_server_run(const celer_server_options *opts) {
             opts->http_address, opts->http_port, grpc_at,
             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 
+    /* an S3 source that could not be synced is retried every 1, 2, 4 ... 30 s (with up to a
+     * quarter more, so that replicas spread), polling or not */
+    int backoff = 1;
+    unsigned seed = (unsigned)getpid() ^ (unsigned)mono_ms();
     for (;;) {
-        struct timespec wait = {opts->repository_poll_secs > 0 ? opts->repository_poll_secs : 3600, 0};
+        int secs = opts->repository_poll_secs > 0 ? opts->repository_poll_secs : 3600;
+        if (sync_st) secs = CELER_MIN(secs, backoff + (int)(rand_r(&seed) % (unsigned)(backoff / 4 + 1)));
+        struct timespec wait = {secs, 0};
         int sig = sigtimedwait(&sigs, NULL, &wait);
         if (sig == SIGTERM || sig == SIGINT) break;
-        if (sig < 0 && errno == EAGAIN && opts->repository_poll_secs > 0) {
-            if (mirror) sync_s3(mirror, url);
-            celer_registry_poll(registry);
+        if (!(sig < 0 && errno == EAGAIN)) continue;
+        if (mirror && (sync_st || opts->repository_poll_secs > 0)) {
+            bool was_failing = sync_st != CELER_OK;
+            sync_st = sync_s3(mirror, url, registry);
+            backoff = sync_st ? CELER_MIN(backoff * 2, 30) : 1;
+            if (!sync_st && was_failing) {
+                celer_registry_load_all(registry); /* the models the first sync could not fetch */
+                continue;
+            }
+            if (sync_st) continue;
         }
+        if (opts->repository_poll_secs > 0) celer_registry_poll(registry);
     }
     shutdown_http(opts, http, grpc, registry, sched);
 done:

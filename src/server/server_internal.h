@@ -108,8 +108,12 @@ served_version *celer_registry_acquire(celer_registry *r, const char *name, cons
                                        char *msg, size_t msg_cap);
 void celer_registry_release(served_version *v);
 
-/* True when every model that should be served is READY. */
+/* True when every model that should be served is READY and the repository's source is reachable. */
 bool celer_registry_ready(celer_registry *r);
+/* Records why the repository's source (an S3 bucket, named `source`) cannot be read, or clears it
+ * (reason NULL): while set, the server is not ready and the repository index lists the source as
+ * an UNAVAILABLE entry with the reason (a URL is never a model's name). Copied. */
+void celer_registry_set_source_error(celer_registry *r, const char *source, const char *reason);
 
 /* The repository index, one entry per model version (or per model with no version loaded), for
  * each transport to encode; only ready ones when `ready_only`. each(user, e) runs under the

@@ -4,7 +4,8 @@ checks every SigV4 signature (tests/s3/swift.sh; boto3 uploads as a training job
 from the bucket with listings of 2 keys a page; a new version uploaded file by file while clients
 send requests, taken only once its READY marker is there, with zero failed requests; a corrupt
 version refused (in the log) while the one before serves; versions deleted; a restart over a warm
---model-cache-dir downloading nothing; a wrong secret refused with S3's message and no secret.
+--model-cache-dir downloading nothing; a wrong secret and S3 down at start: the server starts
+unready with S3's message in the log and the index (no secret), and S3 back up is picked up.
 
 usage: test_s3_repository.py CELER_BIN EXAMPLE_REPOSITORY"""
 import os
@@ -129,14 +130,33 @@ def main():
         check("a restart over a warm --model-cache-dir downloads nothing",
               line and "0 objects (0 bytes) downloaded" in line[0], line)
 
-        # a wrong secret: refused at start with S3's message, never the secret
+        # a wrong secret: the server starts unready, S3's message in the log and the index, never
+        # the secret
         bad = dict(env, AWS_SECRET_ACCESS_KEY="wrong-secret-7c1e")
-        r = subprocess.run([sys.argv[1], "serve", "--model-repository", url, "--http-port", str(free_port()),
-                            "--grpc-port", "0"],
-                           env=bad, capture_output=True, text=True, timeout=60)
-        out = r.stdout + r.stderr
-        check("a wrong secret is refused with S3's message", r.returncode != 0 and "SignatureDoesNotMatch" in out, out)
-        check("no secret in the output", "wrong-secret-7c1e" not in out, out)
+        srv = Server(url, "--quiet", env=bad)
+        status, _, _ = srv.request("GET", "/v2/health/ready")
+        _, index, _ = srv.json("POST", "/v2/repository/index")
+        entry = [e for e in index if e["name"] == url]
+        check("a wrong secret: started, not ready", status != 200, status)
+        check("a wrong secret: the index names the bucket with S3's message",
+              entry and entry[0]["state"] == "UNAVAILABLE" and "SignatureDoesNotMatch" in entry[0]["reason"], index)
+        check("a wrong secret: the log says why", "SignatureDoesNotMatch" in srv.output(), srv.output())
+        check("no secret in the log or the index", "wrong-secret-7c1e" not in srv.output() + str(index),
+              srv.output())
+        srv.stop()
+        srv = None
+
+        # S3 down at start: unready, retried with backoff; up again: the models load
+        subprocess.run([SWIFT, "stop-proxy", os.path.join(work, "swift")], check=True)
+        srv = Server(url, "--quiet", env=env)
+        status, _, _ = srv.request("GET", "/v2/health/ready")
+        check("S3 down at start: started, not ready", status != 200, status)
+        subprocess.run([SWIFT, "start-proxy", os.path.join(work, "swift")], check=True)
+        back = wait_for(lambda: srv.request("GET", "/v2/health/ready")[0] == 200, 20)
+        check("S3 back: ready, serving the bucket's model", back and versions(srv) == {("1", "READY")},
+              versions(srv))
+        srv.stop()
+        srv = None
     finally:
         if srv:
             srv.stop()
