@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #define S3_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -331,6 +332,7 @@ celer_status celer_s3_open(const celer_s3_loc *loc, const celer_s3_env *env, con
     s->loc = *loc;
     s->opts = *opts;
     if (s->opts.page_keys <= 0 || s->opts.page_keys > S3_PAGE_KEYS) s->opts.page_keys = S3_PAGE_KEYS;
+    if (s->opts.attempts <= 0) s->opts.attempts = 3;
     bool ok = true;
     if (nonempty(env->access_key)) {
         ok = (s->key = strdup(env->access_key)) && (s->secret = strdup(env->secret_key));
@@ -492,6 +494,44 @@ static celer_status status_error(const char *what, long status, const sink *k) {
     return celer_errorf(code, "S3 %s: HTTP %ld, %s", what, status, text);
 }
 
+/* Whether a failed request may succeed when tried again. */
+static bool transient(celer_status st) { return st == CELER_ERR_UNAVAILABLE; }
+
+/* Sleeps before try `attempt` (1, 2 ...): 100 ms times 4^(attempt-1), plus up to half again. */
+static void backoff(int attempt) {
+    static _Thread_local unsigned seed;
+    if (!seed) seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)&seed;
+    long ms = 100L << (2 * (attempt - 1));
+    ms += (long)(rand_r(&seed) % (unsigned)(ms / 2 + 1));
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* perform() and the status check (200 is success, and 304 when if_none_match is given), tried up
+ * to opts.attempts times while the failure is transient; k is emptied before each try (its fd,
+ * when it has one, truncated). */
+static celer_status request(celer_s3 *s, const char *url, const char *what, const char *if_none_match, sink *k,
+                            long *status) {
+    celer_status st = CELER_OK;
+    for (int attempt = 1; attempt <= s->opts.attempts; attempt++) {
+        if (attempt > 1) {
+            backoff(attempt - 1);
+            k->got = 0, k->over = k->write_failed = false, k->mem_n = 0, k->etag[0] = 0;
+            if (k->fd >= 0 && (ftruncate(k->fd, 0) || lseek(k->fd, 0, SEEK_SET) < 0))
+                return celer_errorf(CELER_ERR_IO, "S3 %s: cannot rewind the copy: %s", what, strerror(errno));
+        }
+        st = perform(s, url, what, if_none_match, k, status);
+        if (!st && *status != 200 && !(*status == 304 && if_none_match)) st = status_error(what, *status, k);
+        if (!transient(st)) return st;
+    }
+    if (s->opts.attempts > 1) {
+        char last[1024];
+        snprintf(last, sizeof last, "%s", celer_error_message());
+        return celer_errorf(st, "%s (after %d attempts)", last, s->opts.attempts);
+    }
+    return st;
+}
+
 celer_status celer_s3_list(celer_s3 *s, const char *prefix, size_t max_keys, celer_s3_listing *out) {
     memset(out, 0, sizeof *out);
     if (!prefix) prefix = s->loc.prefix;
@@ -504,8 +544,7 @@ celer_status celer_s3_list(celer_s3 *s, const char *prefix, size_t max_keys, cel
             return celer_errorf(CELER_ERR_LIMIT, "S3 %s: the request does not fit in 4 KB", what);
         sink k = {.fd = -1, .max = S3_MAX_PAGE_BYTES};
         long status;
-        celer_status st = perform(s, url, what, NULL, &k, &status);
-        if (!st && status != 200) st = status_error(what, status, &k);
+        celer_status st = request(s, url, what, NULL, &k, &status);
         bool truncated = false;
         if (!st) st = celer_s3_parse_list(k.mem ? k.mem : "", k.mem_n, out, &truncated, token, sizeof token);
         free(k.mem);
@@ -540,9 +579,8 @@ celer_status celer_s3_get(celer_s3 *s, const char *key, const char *if_none_matc
     }
     sink k = {.fd = fd, .max = max_bytes};
     long status;
-    celer_status st = perform(s, url, what, if_none_match, &k, &status);
-    if (!st && status == 304 && if_none_match) *not_modified = true;
-    else if (!st && status != 200) st = status_error(what, status, &k);
+    celer_status st = request(s, url, what, if_none_match, &k, &status);
+    if (!st && status == 304) *not_modified = true;
     if (!st && !*not_modified && fsync(fd)) st = celer_errorf(CELER_ERR_IO, "S3 %s: %s: %s", what, part, strerror(errno));
     if (close(fd) && !st) st = celer_errorf(CELER_ERR_IO, "S3 %s: %s: %s", what, part, strerror(errno));
     if (!st && !*not_modified && rename(part, path))

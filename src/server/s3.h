@@ -41,6 +41,8 @@ typedef struct celer_s3_opts {
     int connect_ms; /* bound on each request's connection */
     int read_ms;    /* bound on a stall in a transfer (under 1 byte/s that long) */
     int page_keys;  /* keys asked per ListObjectsV2 page: 1000 (AWS's maximum) when 0; tests ask fewer */
+    int attempts;   /* tries of a request that fails for a reason that may pass (no connection, a timeout,
+                       5xx, 429, SlowDown), 100 ms, 400 ms ... apart with jitter; 3 when 0 */
 } celer_s3_opts;
 
 /* A client for loc with the environment's credentials (none: unsigned requests). */

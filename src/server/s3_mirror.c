@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "metrics.h"
 #include "s3.h"
 
 #define MANIFEST ".celer-s3-manifest"
@@ -37,6 +40,8 @@ struct celer_s3_mirror {
     size_t n_man, cap_man;
     unit_sig *prev; /* each unit's listing at the previous sync */
     size_t n_prev;
+    /* totals over all syncs, read by the metrics at render time */
+    _Atomic int64_t lists, objects, bytes, errors, last_ok_ms; /* last_ok_ms: monotonic; -1 never */
 };
 
 /* ---- paths ---- */
@@ -175,6 +180,7 @@ celer_status celer_s3_mirror_open(const char *url, const char *dir, int64_t max_
     celer_s3_mirror *m = calloc(1, sizeof *m);
     if (!m) return celer_errorf(CELER_ERR_NOMEM, "S3 copy: out of memory");
     m->max_bytes = max_bytes;
+    atomic_store(&m->last_ok_ms, -1);
     celer_s3_opts opts = {.connect_ms = 5000, .read_ms = 30000};
     const char *page = getenv("CELER_S3_PAGE_KEYS"); /* tests: pagination with few keys */
     if (page) opts.page_keys = atoi(page);
@@ -304,7 +310,53 @@ typedef struct unit {
     bool complete;
 } unit;
 
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double total_lists(void *u) { return (double)atomic_load(&((celer_s3_mirror *)u)->lists); }
+static double total_objects(void *u) { return (double)atomic_load(&((celer_s3_mirror *)u)->objects); }
+static double total_bytes(void *u) { return (double)atomic_load(&((celer_s3_mirror *)u)->bytes); }
+static double total_errors(void *u) { return (double)atomic_load(&((celer_s3_mirror *)u)->errors); }
+static double sync_age(void *u) {
+    int64_t t = atomic_load(&((celer_s3_mirror *)u)->last_ok_ms);
+    return t < 0 ? -1.0 : (double)(now_ms() - t) / 1000.0;
+}
+
+void celer_s3_mirror_metrics(celer_s3_mirror *m, celer_metrics *metrics, const char *url) {
+    char esc[600], labels[640];
+    snprintf(labels, sizeof labels, "repository=\"%s\"", celer_metrics_escape(url, esc, sizeof esc));
+    celer_metrics_counter_fn(metrics, "celer_s3_list_calls_total", "ListObjectsV2 pages requested", labels,
+                             total_lists, m);
+    celer_metrics_counter_fn(metrics, "celer_s3_objects_downloaded_total",
+                             "objects downloaded into the local copy (unchanged ones are not requested)", labels,
+                             total_objects, m);
+    celer_metrics_counter_fn(metrics, "celer_s3_downloaded_bytes_total", "bytes downloaded into the local copy",
+                             labels, total_bytes, m);
+    celer_metrics_counter_fn(metrics, "celer_s3_sync_errors_total",
+                             "syncs that failed (S3 unreachable or refusing, a download cut off)", labels,
+                             total_errors, m);
+    celer_metrics_gauge_fn(metrics, "celer_s3_last_sync_age_seconds",
+                           "seconds since the last sync that worked; -1 before the first", labels, sync_age, m);
+}
+
+static celer_status sync_once(celer_s3_mirror *m, celer_s3_sync_stats *stats);
+
 celer_status celer_s3_mirror_sync(celer_s3_mirror *m, celer_s3_sync_stats *stats) {
+    celer_status st = sync_once(m, stats);
+    atomic_fetch_add(&m->lists, stats->list_calls);
+    atomic_fetch_add(&m->objects, stats->objects_downloaded);
+    atomic_fetch_add(&m->bytes, stats->bytes_downloaded);
+    if (st)
+        atomic_fetch_add(&m->errors, 1);
+    else
+        atomic_store(&m->last_ok_ms, now_ms());
+    return st;
+}
+
+static celer_status sync_once(celer_s3_mirror *m, celer_s3_sync_stats *stats) {
     memset(stats, 0, sizeof *stats);
     celer_s3_listing l;
     celer_status st = celer_s3_list(m->s3, NULL, MAX_KEYS, &l);

@@ -42,6 +42,12 @@ const char *celer_s3_mirror_dir(const celer_s3_mirror *m);
  * download failing), what is local stays as it was before the failing unit, still consistent. */
 celer_status celer_s3_mirror_sync(celer_s3_mirror *m, celer_s3_sync_stats *stats);
 
+/* Exposes the copy's totals in `metrics`, labelled repository="<url>": ListObjectsV2 pages, objects
+ * and bytes downloaded, failed syncs (counters), and the seconds since the last good sync (-1
+ * before the first). Read at render time; the mirror must outlive the metrics registry's use. */
+typedef struct celer_metrics celer_metrics;
+void celer_s3_mirror_metrics(celer_s3_mirror *m, celer_metrics *metrics, const char *url);
+
 void celer_s3_mirror_close(celer_s3_mirror *m);
 
 #endif

@@ -292,6 +292,7 @@ celer_status celer_server_run(const celer_server_options *opts) {
         (st = celer_registry_init(opts, sched, metrics, &registry)))
         goto done;
     if (sync_st) celer_registry_set_source_error(registry, url, sync_error);
+    if (mirror) celer_s3_mirror_metrics(mirror, metrics, url);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     celer_registry_load_all(registry);

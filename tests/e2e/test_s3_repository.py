@@ -61,6 +61,16 @@ def main():
         srv = Server(url, "--repository-poll-secs", "1", "--quiet", env=env)
         check("serves the bucket's model", versions(srv) == {("1", "READY")}, versions(srv))
         check("the start-up log names the copy", "local copy in" in srv.output(), srv.output())
+        _, text, _ = srv.request("GET", "/metrics")
+        metrics = {}
+        for line in text.decode().splitlines():
+            if line.startswith("celer_s3_") and ('repository="%s"' % url) in line:
+                metrics[line.split("{")[0]] = float(line.rsplit(" ", 1)[1])
+        check("S3 metrics: list calls (2 keys a page), objects and bytes downloaded, errors, sync age",
+              metrics.get("celer_s3_list_calls_total", 0) >= 4 and metrics.get("celer_s3_objects_downloaded_total") == 2
+              and metrics.get("celer_s3_downloaded_bytes_total", 0) > len(model)
+              and metrics.get("celer_s3_sync_errors_total") == 0
+              and 0 <= metrics.get("celer_s3_last_sync_age_seconds", -1) < 30, metrics)
 
         stop = threading.Event()
         counts = {"ok": 0, "failed": []}
@@ -155,6 +165,9 @@ def main():
         back = wait_for(lambda: srv.request("GET", "/v2/health/ready")[0] == 200, 20)
         check("S3 back: ready, serving the bucket's model", back and versions(srv) == {("1", "READY")},
               versions(srv))
+        _, text, _ = srv.request("GET", "/metrics")
+        errors = [l for l in text.decode().splitlines() if l.startswith("celer_s3_sync_errors_total")]
+        check("the failed syncs are counted", errors and float(errors[0].rsplit(" ", 1)[1]) >= 1, errors)
         srv.stop()
         srv = None
     finally:

@@ -282,6 +282,7 @@ static void test_live_refused(void **unused) {
     celer_s3_listing l;
     assert_int_equal(celer_s3_list(s, NULL, 10, &l), CELER_ERR_UNAVAILABLE);
     assert_non_null(strstr(celer_error_message(), "http://127.0.0.1:1"));
+    assert_non_null(strstr(celer_error_message(), "(after 3 attempts)")); /* tried again, 100 and 400 ms on */
     celer_s3_listing_free(&l);
     celer_s3_close(s);
 }
