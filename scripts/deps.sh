@@ -12,7 +12,8 @@ if [[ "${1:-}" == "--test" ]]; then
          python3 python3-numpy python3-onnx python3-torch python3-torchvision curl redis-server
          nghttp2-client python3-hpack                                 # the gRPC abuse test's HPACK decoder
          python3-grpcio python3-grpc-tools python3-protobuf grpc-proto  # the gRPC health test's stub
-         swift swift-proxy swift-account swift-container swift-object python3-boto3) # S3 with signature checks
+         swift swift-proxy swift-account swift-container swift-object python3-boto3   # S3 with signature checks
+         faketime)                                                                   # a skewed clock against it
   # the gRPC end-to-end test's client (@grpc/grpc-js, installed by the test with npm); a Node.js
   # that ships its own npm (the machine image's) is kept, Debian's otherwise
   command -v npm >/dev/null || pkgs+=(nodejs npm)

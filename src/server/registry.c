@@ -59,6 +59,8 @@ struct celer_registry {
     bool act_stop, act_joined;
     pthread_t act_thread[ACTION_THREADS];
     char source[512], source_error[1024]; /* why the repository's source cannot be read; "" when it can (under lock) */
+    celer_status (*refresh)(void *user);  /* run before a load by name (set before serving) */
+    void *refresh_user;
 };
 
 /* A fingerprint of what a model folder holds: config and version folders (mtimes and sizes). */
@@ -737,6 +739,7 @@ void celer_registry_load_all(celer_registry *r) { scan_and_load(r, false); }
 void celer_registry_poll(celer_registry *r) { scan_and_load(r, true); }
 
 celer_status celer_registry_load(celer_registry *r, const char *name) {
+    if (r->refresh) CELER_TRY(r->refresh(r->refresh_user));
     pthread_mutex_lock(&r->load_lock);
     celer_arena arena;
     celer_arena_init(&arena, 64 * 1024, 0);
@@ -884,6 +887,10 @@ served_version *celer_registry_acquire(celer_registry *r, const char *name, cons
     if (found) atomic_fetch_add(&found->refs, 1);
     pthread_rwlock_unlock(&r->lock);
     return found;
+}
+
+void celer_registry_set_refresh(celer_registry *r, celer_status (*fn)(void *user), void *user) {
+    r->refresh = fn, r->refresh_user = user;
 }
 
 void celer_registry_set_source_error(celer_registry *r, const char *source, const char *reason) {

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <limits.h>
@@ -40,6 +41,7 @@ struct celer_s3_mirror {
     size_t n_man, cap_man;
     unit_sig *prev; /* each unit's listing at the previous sync */
     size_t n_prev;
+    pthread_mutex_t lock; /* one sync at a time (the poller, a load by name) */
     /* totals over all syncs, read by the metrics at render time */
     _Atomic int64_t lists, objects, bytes, errors, last_ok_ms; /* last_ok_ms: monotonic; -1 never */
 };
@@ -180,6 +182,7 @@ celer_status celer_s3_mirror_open(const char *url, const char *dir, int64_t max_
     celer_s3_mirror *m = calloc(1, sizeof *m);
     if (!m) return celer_errorf(CELER_ERR_NOMEM, "S3 copy: out of memory");
     m->max_bytes = max_bytes;
+    pthread_mutex_init(&m->lock, NULL);
     atomic_store(&m->last_ok_ms, -1);
     celer_s3_opts opts = {.connect_ms = 5000, .read_ms = 30000};
     const char *page = getenv("CELER_S3_PAGE_KEYS"); /* tests: pagination with few keys */
@@ -215,6 +218,7 @@ void celer_s3_mirror_close(celer_s3_mirror *m) {
     free(m->man);
     free(m->prev);
     celer_s3_close(m->s3);
+    pthread_mutex_destroy(&m->lock);
     free(m);
 }
 
@@ -345,7 +349,9 @@ void celer_s3_mirror_metrics(celer_s3_mirror *m, celer_metrics *metrics, const c
 static celer_status sync_once(celer_s3_mirror *m, celer_s3_sync_stats *stats);
 
 celer_status celer_s3_mirror_sync(celer_s3_mirror *m, celer_s3_sync_stats *stats) {
+    pthread_mutex_lock(&m->lock);
     celer_status st = sync_once(m, stats);
+    pthread_mutex_unlock(&m->lock);
     atomic_fetch_add(&m->lists, stats->list_calls);
     atomic_fetch_add(&m->objects, stats->objects_downloaded);
     atomic_fetch_add(&m->bytes, stats->bytes_downloaded);

@@ -39,7 +39,8 @@ celer_status celer_s3_mirror_open(const char *url, const char *dir, int64_t max_
 const char *celer_s3_mirror_dir(const celer_s3_mirror *m);
 
 /* One sync (above); *stats gets this sync's figures. On an error (S3 unreachable, refused, a
- * download failing), what is local stays as it was before the failing unit, still consistent. */
+ * download failing), what is local stays as it was before the failing unit, still consistent.
+ * Syncs from two threads run one after the other. */
 celer_status celer_s3_mirror_sync(celer_s3_mirror *m, celer_s3_sync_stats *stats);
 
 /* Exposes the copy's totals in `metrics`, labelled repository="<url>": ListObjectsV2 pages, objects

@@ -182,6 +182,18 @@ static celer_status sync_s3(celer_s3_mirror *mirror, const char *url, celer_regi
     return st;
 }
 
+/* The repository API's load of one model syncs the copy first (celer_registry_set_refresh). */
+typedef struct s3_refresh {
+    celer_s3_mirror *mirror;
+    const char *url;
+    celer_registry *registry;
+} s3_refresh;
+
+static celer_status refresh_s3(void *user) {
+    const s3_refresh *f = user;
+    return sync_s3(f->mirror, f->url, f->registry);
+}
+
 /* An s3:// repository: its local copy, synced before the models load. A repository without READY
  * markers is listed twice a second apart at start (a version is taken once its listing held
  * still). A failing sync is returned in *sync_st (the server starts unready and retries); other
@@ -292,7 +304,11 @@ celer_status celer_server_run(const celer_server_options *opts) {
         (st = celer_registry_init(opts, sched, metrics, &registry)))
         goto done;
     if (sync_st) celer_registry_set_source_error(registry, url, sync_error);
-    if (mirror) celer_s3_mirror_metrics(mirror, metrics, url);
+    s3_refresh refresh = {mirror, url, registry};
+    if (mirror) {
+        celer_s3_mirror_metrics(mirror, metrics, url);
+        celer_registry_set_refresh(registry, refresh_s3, &refresh);
+    }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     celer_registry_load_all(registry);

@@ -114,6 +114,10 @@ bool celer_registry_ready(celer_registry *r);
  * (reason NULL): while set, the server is not ready and the repository index lists the source as
  * an UNAVAILABLE entry with the reason (a URL is never a model's name). Copied. */
 void celer_registry_set_source_error(celer_registry *r, const char *source, const char *reason);
+/* A function the repository API's load runs before it scans (an S3 repository's sync: a model
+ * loaded by name is the bucket's current one); a failure is the load's error. fn may run on the
+ * action thread while the poller runs: it must be safe to call from two threads. */
+void celer_registry_set_refresh(celer_registry *r, celer_status (*fn)(void *user), void *user);
 
 /* The repository index, one entry per model version (or per model with no version loaded), for
  * each transport to encode; only ready ones when `ready_only`. each(user, e) runs under the

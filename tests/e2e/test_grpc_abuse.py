@@ -258,8 +258,12 @@ class Conn:
 
 
 def live_ok(port, conn=None, sid=1):
-    """A well-formed ServerLive call (on a fresh connection unless `conn`): live=true, grpc-status 0."""
-    c = conn or Conn(port)
+    """A well-formed ServerLive call (on a fresh connection unless `conn`): live=true, grpc-status 0.
+    False when the port refuses the connection (the gRPC listener starts just after HTTP's)."""
+    try:
+        c = conn or Conn(port)
+    except OSError:
+        return False
     try:
         c.call(sid, SERVICE + "ServerLive", grpc_message(b""))
         status, data, rst = c.answer(sid)

@@ -4,8 +4,10 @@ checks every SigV4 signature (tests/s3/swift.sh; boto3 uploads as a training job
 from the bucket with listings of 2 keys a page; a new version uploaded file by file while clients
 send requests, taken only once its READY marker is there, with zero failed requests; a corrupt
 version refused (in the log) while the one before serves; versions deleted; a restart over a warm
---model-cache-dir downloading nothing; a wrong secret and S3 down at start: the server starts
-unready with S3's message in the log and the index (no secret), and S3 back up is picked up.
+--model-cache-dir downloading nothing; a pipeline and the model it calls from the bucket; without
+polling, a load by name taking the bucket's new version; metrics; a wrong secret, a clock 20 minutes
+off (faketime) and S3 down at start: the server starts unready with S3's message in the log and the
+index (no secret), and S3 back up is picked up.
 
 usage: test_s3_repository.py CELER_BIN EXAMPLE_REPOSITORY"""
 import os
@@ -56,18 +58,26 @@ def main():
         c.put_object(Bucket=BUCKET, Key=PREFIX + "mlp/config.pbtxt", Body=open(os.path.join(mlp, "config.pbtxt"), "rb").read())
         c.put_object(Bucket=BUCKET, Key=PREFIX + "mlp/1/model.onnx", Body=model)
         c.put_object(Bucket=BUCKET, Key=PREFIX + "mlp/1/READY", Body=b"1")
+        # a pipeline (pipeline.yaml and its labels file) and the model it calls
+        s3util.putdir(c, BUCKET, PREFIX + "tiny_cnn", os.path.join(REPO_SRC, "tiny_cnn"))
+        c.put_object(Bucket=BUCKET, Key=PREFIX + "tiny_cnn/1/READY", Body=b"1")
+        s3util.putdir(c, BUCKET, PREFIX + "classify", os.path.join(REPO_SRC, "classify"))
         url = "s3://127.0.0.1:%d/%s/%s" % (port, BUCKET, PREFIX)
         env = dict(os.environ, AWS_ACCESS_KEY_ID="test:tester", AWS_SECRET_ACCESS_KEY=SECRET, CELER_S3_PAGE_KEYS="2")
         srv = Server(url, "--repository-poll-secs", "1", "--quiet", env=env)
         check("serves the bucket's model", versions(srv) == {("1", "READY")}, versions(srv))
         check("the start-up log names the copy", "local copy in" in srv.output(), srv.output())
+        _, index, _ = srv.json("POST", "/v2/repository/index")
+        states = {e["name"]: e["state"] for e in index}
+        check("a pipeline and the model it calls come from the bucket too",
+              states.get("classify") == "READY" and states.get("tiny_cnn") == "READY", index)
         _, text, _ = srv.request("GET", "/metrics")
         metrics = {}
         for line in text.decode().splitlines():
             if line.startswith("celer_s3_") and ('repository="%s"' % url) in line:
                 metrics[line.split("{")[0]] = float(line.rsplit(" ", 1)[1])
         check("S3 metrics: list calls (2 keys a page), objects and bytes downloaded, errors, sync age",
-              metrics.get("celer_s3_list_calls_total", 0) >= 4 and metrics.get("celer_s3_objects_downloaded_total") == 2
+              metrics.get("celer_s3_list_calls_total", 0) >= 4 and metrics.get("celer_s3_objects_downloaded_total", 0) >= 5
               and metrics.get("celer_s3_downloaded_bytes_total", 0) > len(model)
               and metrics.get("celer_s3_sync_errors_total") == 0
               and 0 <= metrics.get("celer_s3_last_sync_age_seconds", -1) < 30, metrics)
@@ -85,6 +95,7 @@ def main():
                         counts["ok"] += 1
                     else:
                         counts["failed"].append((status, doc))
+                time.sleep(0.005)  # steady, not flat out: each request is a connection left in TIME_WAIT
 
         clients = [threading.Thread(target=client) for _ in range(2)]
         for t in clients:
@@ -129,6 +140,20 @@ def main():
         check("exits 0 on SIGTERM (nothing leaked under ASan)", rc == 0, rc)
         check("the private copy is removed at exit", not os.path.exists(copy), copy)
 
+        # no polling: the repository API's load by name fetches the bucket's current version
+        srv = Server(url, "--quiet", env=env)
+        c.put_object(Bucket=BUCKET, Key=PREFIX + "mlp/4/model.onnx", Body=model)
+        c.put_object(Bucket=BUCKET, Key=PREFIX + "mlp/4/READY", Body=b"1")
+        time.sleep(1.5)
+        before = versions(srv)
+        status, doc, _ = srv.json("POST", "/v2/repository/models/mlp/load")
+        check("without polling, a load by name takes the bucket's new version",
+              before == {("1", "READY")} and status == 200 and versions(srv) == {("4", "READY")},
+              (before, status, doc, versions(srv)))
+        s3util.rmprefix(c, BUCKET, PREFIX + "mlp/4/")
+        srv.stop()
+        srv = None
+
         # a warm cache: the second start downloads nothing
         cache = os.path.join(work, "cache")
         for attempt in (1, 2):
@@ -155,6 +180,20 @@ def main():
               srv.output())
         srv.stop()
         srv = None
+
+        # a clock 20 minutes behind: S3 refuses (RequestTimeTooSkewed), said as for a wrong secret
+        if shutil.which("faketime"):
+            skew = dict(env, FAKETIME="-20m", FAKETIME_DONT_FAKE_MONOTONIC="1")
+            srv = Server(url, "--quiet", env=skew, wrapper=["faketime", "-f", "-20m"])
+            _, index, _ = srv.json("POST", "/v2/repository/index")
+            entry = [e for e in index if e["name"] == url]
+            check("a clock 20 minutes off: unready, RequestTimeTooSkewed in the index",
+                  srv.request("GET", "/v2/health/ready")[0] != 200 and entry
+                  and "RequestTimeTooSkewed" in entry[0]["reason"], index)
+            srv.stop()
+            srv = None
+        else:
+            check("faketime is installed (scripts/deps.sh --test)", False)
 
         # S3 down at start: unready, retried with backoff; up again: the models load
         subprocess.run([SWIFT, "stop-proxy", os.path.join(work, "swift")], check=True)
