@@ -59,6 +59,7 @@ struct celer_registry {
     bool act_stop, act_joined;
     pthread_t act_thread[ACTION_THREADS];
     char source[512], source_error[1024]; /* why the repository's source cannot be read; "" when it can (under lock) */
+    bool source_unready;                  /* and whether that keeps the server unready */
     celer_status (*refresh)(void *user);  /* run before a load by name (set before serving) */
     void *refresh_user;
 };
@@ -893,8 +894,9 @@ void celer_registry_set_refresh(celer_registry *r, celer_status (*fn)(void *user
     r->refresh = fn, r->refresh_user = user;
 }
 
-void celer_registry_set_source_error(celer_registry *r, const char *source, const char *reason) {
+void celer_registry_set_source_error(celer_registry *r, const char *source, const char *reason, bool unready) {
     pthread_rwlock_wrlock(&r->lock);
+    r->source_unready = reason && unready;
     snprintf(r->source, sizeof r->source, "%s", source);
     snprintf(r->source_error, sizeof r->source_error, "%s", reason ? reason : "");
     pthread_rwlock_unlock(&r->lock);
@@ -903,7 +905,7 @@ void celer_registry_set_source_error(celer_registry *r, const char *source, cons
 bool celer_registry_ready(celer_registry *r) {
     bool ready = true;
     pthread_rwlock_rdlock(&r->lock);
-    if (r->source_error[0]) ready = false;
+    if (r->source_unready) ready = false;
     for (int i = 0; i < r->n_models; i++)
         if (r->models[i]->state != MODEL_READY && strcmp(r->models[i]->reason, "unloaded")) ready = false;
     pthread_rwlock_unlock(&r->lock);

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,11 +168,12 @@ celer_status celer_server_parse_args(int argc, char **argv, celer_server_options
 }
 
 /* One sync of an S3 repository's copy, logged when it changed something or failed; the serving
- * versions are left alone on a failure, and the registry is told why (not ready meanwhile). */
-static celer_status sync_s3(celer_s3_mirror *mirror, const char *url, celer_registry *registry) {
+ * versions are left alone on a failure, and the registry is told why (the index shows it; not
+ * ready meanwhile only while no sync ever worked: `first`). */
+static celer_status sync_s3(celer_s3_mirror *mirror, const char *url, celer_registry *registry, bool first) {
     celer_s3_sync_stats s;
     celer_status st = celer_s3_mirror_sync(mirror, &s);
-    celer_registry_set_source_error(registry, url, st ? celer_error_message() : NULL);
+    celer_registry_set_source_error(registry, url, st ? celer_error_message() : NULL, first);
     if (st)
         fprintf(stderr, "celer: %s: sync failed, serving what was there: %s\n", url, celer_error_message());
     else if (s.objects_downloaded || s.objects_removed)
@@ -187,11 +189,14 @@ typedef struct s3_refresh {
     celer_s3_mirror *mirror;
     const char *url;
     celer_registry *registry;
+    _Atomic bool synced; /* a sync worked once */
 } s3_refresh;
 
 static celer_status refresh_s3(void *user) {
-    const s3_refresh *f = user;
-    return sync_s3(f->mirror, f->url, f->registry);
+    s3_refresh *f = user;
+    celer_status st = sync_s3(f->mirror, f->url, f->registry, !atomic_load(&f->synced));
+    if (!st) atomic_store(&f->synced, true);
+    return st;
 }
 
 /* An s3:// repository: its local copy, synced before the models load. A repository without READY
@@ -303,8 +308,8 @@ celer_status celer_server_run(const celer_server_options *opts) {
         (st = celer_sched_init(opts->workers, &sched)) ||
         (st = celer_registry_init(opts, sched, metrics, &registry)))
         goto done;
-    if (sync_st) celer_registry_set_source_error(registry, url, sync_error);
-    s3_refresh refresh = {mirror, url, registry};
+    if (sync_st) celer_registry_set_source_error(registry, url, sync_error, true);
+    s3_refresh refresh = {mirror, url, registry, !sync_st};
     if (mirror) {
         celer_s3_mirror_metrics(mirror, metrics, url);
         celer_registry_set_refresh(registry, refresh_s3, &refresh);
@@ -335,14 +340,15 @@ celer_status celer_server_run(const celer_server_options *opts) {
         if (sig == SIGTERM || sig == SIGINT) break;
         if (!(sig < 0 && errno == EAGAIN)) continue;
         if (mirror && (sync_st || opts->repository_poll_secs > 0)) {
-            bool was_failing = sync_st != CELER_OK;
-            sync_st = sync_s3(mirror, url, registry);
+            bool never = !atomic_load(&refresh.synced);
+            sync_st = sync_s3(mirror, url, registry, never);
             backoff = sync_st ? CELER_MIN(backoff * 2, 30) : 1;
-            if (!sync_st && was_failing) {
+            if (sync_st) continue;
+            atomic_store(&refresh.synced, true);
+            if (never) {
                 celer_registry_load_all(registry); /* the models the first sync could not fetch */
                 continue;
             }
-            if (sync_st) continue;
         }
         if (opts->repository_poll_secs > 0) celer_registry_poll(registry);
     }

@@ -111,9 +111,11 @@ void celer_registry_release(served_version *v);
 /* True when every model that should be served is READY and the repository's source is reachable. */
 bool celer_registry_ready(celer_registry *r);
 /* Records why the repository's source (an S3 bucket, named `source`) cannot be read, or clears it
- * (reason NULL): while set, the server is not ready and the repository index lists the source as
- * an UNAVAILABLE entry with the reason (a URL is never a model's name). Copied. */
-void celer_registry_set_source_error(celer_registry *r, const char *source, const char *reason);
+ * (reason NULL): while set, the repository index lists the source as an UNAVAILABLE entry with the
+ * reason (a URL is never a model's name), and when `unready` the server is not ready (before the
+ * source was ever read; later the serving models go on, and a replica must not leave its Service
+ * for it). Copied. */
+void celer_registry_set_source_error(celer_registry *r, const char *source, const char *reason, bool unready);
 /* A function the repository API's load runs before it scans (an S3 repository's sync: a model
  * loaded by name is the bucket's current one); a failure is the load's error. fn may run on the
  * action thread while the poller runs: it must be safe to call from two threads. */

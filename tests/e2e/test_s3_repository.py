@@ -1,12 +1,13 @@
 #!/usr/bin/python3
 """`celer serve --model-repository s3://...` against OpenStack Swift with s3api on loopback, which
 checks every SigV4 signature (tests/s3/swift.sh; boto3 uploads as a training job would): serving
-from the bucket with listings of 2 keys a page; a new version uploaded file by file while clients
-send requests, taken only once its READY marker is there, with zero failed requests; a corrupt
-version refused (in the log) while the one before serves; versions deleted; a restart over a warm
---model-cache-dir downloading nothing; a pipeline and the model it calls from the bucket; without
-polling, a load by name taking the bucket's new version; metrics; a wrong secret, a clock 20 minutes
-off (faketime) and S3 down at start: the server starts unready with S3's message in the log and the
+from the bucket with listings of 2 keys a page, a pipeline and the model it calls included; a new
+version uploaded file by file while clients send requests, taken only once its READY marker is
+there; a corrupt version refused (in the log) while the one before serves; versions deleted; S3's
+proxy stopped under load (still ready and serving, the index says why) and restarted; all with
+zero failed requests; the metrics; a load by name without polling taking the bucket's new version;
+a restart over a warm --model-cache-dir downloading nothing; a wrong secret, a clock 20 minutes off
+(faketime) and S3 down at start: the server starts unready with S3's message in the log and the
 index (no secret), and S3 back up is picked up.
 
 usage: test_s3_repository.py CELER_BIN EXAMPLE_REPOSITORY"""
@@ -128,6 +129,17 @@ def main():
             s3util.rmprefix(c, BUCKET, PREFIX + "mlp/3/")
             s3util.rmprefix(c, BUCKET, PREFIX + "mlp/2/")
             check("deleted versions are unloaded", wait_for(lambda: versions(srv) == {("1", "READY")}), versions(srv))
+            # S3 gone for a few polls under load: the serving version goes on, the failure shows; back: ready
+            subprocess.run([SWIFT, "stop-proxy", os.path.join(work, "swift")], check=True)
+
+            def source_entry():
+                return [e for e in srv.json("POST", "/v2/repository/index")[1] if e["name"] == url]
+            shown = wait_for(lambda: source_entry(), 20)
+            check("S3 stopped under load: the index shows why, still ready, the version still served",
+                  shown and srv.request("GET", "/v2/health/ready")[0] == 200 and versions(srv) == {("1", "READY")},
+                  (source_entry(), versions(srv)))
+            subprocess.run([SWIFT, "start-proxy", os.path.join(work, "swift")], check=True)
+            check("S3 back under load: the index entry goes", wait_for(lambda: not source_entry(), 40), source_entry())
         finally:
             stop.set()
             for t in clients:
