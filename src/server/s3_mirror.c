@@ -39,6 +39,7 @@ struct celer_s3_mirror {
     int64_t max_bytes;
     entry *man; /* what is local */
     size_t n_man, cap_man;
+    bool man_dirty; /* changed since the manifest file was written */
     unit_sig *prev; /* each unit's listing at the previous sync */
     size_t n_prev;
     pthread_mutex_t lock; /* one sync at a time (the poller, a load by name) */
@@ -121,19 +122,23 @@ static celer_status put_entry(celer_s3_mirror *m, const char *rel, const char *e
         }
         e = &m->man[m->n_man];
         if (!(e->rel = strdup(rel))) return celer_errorf(CELER_ERR_NOMEM, "S3 copy: out of memory");
+        e->etag[0] = 0, e->size = -1;
         m->n_man++;
     }
+    if (strcmp(e->etag, etag) || e->size != size) m->man_dirty = true;
     snprintf(e->etag, sizeof e->etag, "%s", etag);
     e->size = size;
     return CELER_OK;
 }
 
 static void drop_entry(celer_s3_mirror *m, size_t i) {
+    m->man_dirty = true;
     free(m->man[i].rel);
     m->man[i] = m->man[--m->n_man];
 }
 
 static celer_status save_manifest(celer_s3_mirror *m) {
+    if (!m->man_dirty) return CELER_OK; /* a poll that changed nothing writes nothing */
     char path[PATH_MAX + 32], tmp[PATH_MAX + 40];
     snprintf(path, sizeof path, "%s/" MANIFEST, m->dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -147,6 +152,7 @@ static celer_status save_manifest(celer_s3_mirror *m) {
         unlink(tmp);
         return celer_errorf(CELER_ERR_IO, "S3 copy: cannot write %s: %s", path, strerror(errno));
     }
+    m->man_dirty = false;
     return CELER_OK;
 }
 
