@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -269,13 +270,33 @@ static void shutdown_http(const celer_server_options *opts, celer_http *http, ce
     wait_zero(active, http, grpc, t0 + limit);
 }
 
+/* The thread that takes SIGTERM and SIGINT (sigtimedwait). */
+static pid_t signal_tid;
+
+/* A SIGTERM or SIGINT delivered to another thread goes on to the signal thread, where it waits
+ * (blocked) for sigtimedwait. The kernel gives a process's signal to any thread that does not
+ * block it, and OpenBLAS starts its threads when the library loads, before celer blocks anything:
+ * a SIGTERM sent while the main thread was not inside sigtimedwait (starting up, syncing an S3
+ * repository) went to one of them and its default action killed the process. */
+static void forward_signal(int sig) {
+    int saved = errno;
+    syscall(SYS_tgkill, getpid(), signal_tid, sig);
+    errno = saved;
+}
+
 celer_status celer_server_run(const celer_server_options *opts) {
-    /* signals are taken by this thread only (sigtimedwait); block them before any thread starts */
+    /* signals are taken by this thread only (sigtimedwait); block them before any thread starts,
+     * and forward them from threads that already run */
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal_tid = (pid_t)syscall(SYS_gettid);
+    struct sigaction fwd = {.sa_handler = forward_signal};
+    sigemptyset(&fwd.sa_mask);
+    sigaction(SIGTERM, &fwd, NULL);
+    sigaction(SIGINT, &fwd, NULL);
     signal(SIGPIPE, SIG_IGN);
     /* A fixed threshold (glibc raises its default after each large free): request bodies and
      * tensors above it get pages of their own, returned when the request ends, so memory goes back
