@@ -32,7 +32,7 @@ def free_port():
 
 
 class Server:
-    def __init__(self, repo, *extra, env=None, wrapper=None):
+    def __init__(self, repo, *extra, env=None):
         self.port = free_port()
         # the server appends (O_APPEND) and we read through a handle of our own: a shared file
         # offset would let our reads move where the server writes
@@ -40,9 +40,7 @@ class Server:
         os.close(fd)
         atexit.register(lambda path=self.log_path: os.path.exists(path) and os.remove(path))
         self.log = open(self.log_path, "ab")
-        # wrapper: a command the server runs under (faketime)
-        args = list(wrapper or []) + [CELER, "serve", "--model-repository", repo, "--http-address", "127.0.0.1",
-                                      "--workers", "2"]
+        args = [CELER, "serve", "--model-repository", repo, "--http-address", "127.0.0.1", "--workers", "2"]
         # gRPC off unless a test asks for it (`extra` comes after and wins): its default port, 8001,
         # would collide between servers of tests running at once
         if env is None:
