@@ -26,11 +26,14 @@ export CELER_REAL_MODELS_DIR="$PWD/build/real-models"
 echo "== thread sanitizer: one model run from 8 threads at once; the request service in process"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DCMAKE_C_FLAGS=-fsanitize=thread -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >/dev/null
-ninja -C build-tsan -j"$jobs" test_runtime test_service
+ninja -C build-tsan -j"$jobs" test_runtime test_service test_s3
 for t in test_runtime test_service; do
   CELER_EXAMPLES="$PWD/examples" TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
     "build-tsan/tests/$t"
 done
+echo "== thread sanitizer: the S3 copy fetching 4 objects at once, against Swift"
+TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
+  /usr/bin/python3 tests/s3/test_s3_client.py build-tsan/tests/test_s3
 echo "== thread sanitizer: the server under the pipeline, cache, hardening and gRPC end-to-end tests (requests move"
 echo "   between workers; coalesced requests are answered by another request's worker; shutdown under load)"
 ninja -C build-tsan -j"$jobs" celer

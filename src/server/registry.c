@@ -651,8 +651,13 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm) {
             if (!serving) version_retire(r, loaded[i]);
         }
         celer_arena_free(&staging.arena); /* `arena` and the blocks completion added */
-        if (m->n_versions == 0) set_state(r, m, MODEL_UNAVAILABLE, reason);
-        /* else: the old versions keep serving; the failure is reported */
+        if (m->n_versions == 0) {
+            set_state(r, m, MODEL_UNAVAILABLE, reason);
+        } else { /* the versions before it keep serving; the index says what failed until a load works */
+            char kept[sizeof m->reason];
+            snprintf(kept, sizeof kept, "serving the versions loaded before; the last load failed: %.960s", reason);
+            set_state(r, m, m->state, kept);
+        }
         celer_errorf(st, "model '%s': %s", m->name, reason);
         return st;
     }

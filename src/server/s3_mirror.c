@@ -19,6 +19,8 @@
 #define MANIFEST ".celer-s3-manifest"
 #define MAX_KEYS 100000         /* objects under the prefix; more is refused */
 #define MAX_OBJECT (INT64_C(1) << 40)
+#define STAGING ".celer-s3-incoming" /* objects fetched for a unit not yet complete locally */
+#define DOWNLOADS 4             /* objects fetched at once */
 
 typedef struct entry {
     char *rel; /* the key less the repository's prefix: the path under dir */
@@ -283,32 +285,76 @@ static void prune_unit(celer_s3_mirror *m, const char *unit, const item *it, con
     rmdir(path); /* when empty */
 }
 
-/* Downloads what changed in the complete unit [it, end). */
-static celer_status take_unit(celer_s3_mirror *m, const item *it, const item *end, celer_s3_sync_stats *stats) {
-    for (const item *j = it; j < end; j++) {
-        if (j->version && is_marker(j->rel, j->unit)) continue; /* the marker stays in the bucket */
-        char path[2 * PATH_MAX + 2];
-        snprintf(path, sizeof path, "%s/%s", m->dir, j->rel);
-        entry *e = find(m, j->rel);
-        struct stat sb;
-        bool here = !stat(path, &sb);
-        if (e && here && !strcmp(e->etag, j->o->etag) && e->size == j->o->size && sb.st_size == j->o->size) {
-            stats->objects_unchanged++;
-            continue;
+/* ---- downloads ---- */
+
+/* One object of a complete unit that is not local (or not as listed): fetched into the staging
+ * folder, moved into place with the rest of its unit. */
+typedef struct fetch {
+    const item *it;
+    const char *if_none_match; /* the local copy's ETag (a 304 when it still holds), or NULL */
+    char staged[PATH_MAX + 64];
+    bool ran, not_modified;
+    celer_status st;
+    char msg[1024];            /* the failure, copied from the fetching thread */
+    char etag[96];
+    int64_t bytes;
+} fetch;
+
+typedef struct fetch_pool {
+    celer_s3 *s3;
+    fetch *f;
+    size_t n;
+    _Atomic size_t next;
+    _Atomic bool unreachable; /* a fetch failed for want of S3: the others are not tried */
+} fetch_pool;
+
+static void *fetch_some(void *arg) {
+    fetch_pool *p = arg;
+    for (size_t i; (i = atomic_fetch_add(&p->next, 1)) < p->n && !atomic_load(&p->unreachable);) {
+        fetch *f = &p->f[i];
+        f->ran = true;
+        f->st = celer_s3_get(p->s3, f->it->o->key, f->if_none_match, f->staged, MAX_OBJECT, &f->not_modified,
+                             f->etag, &f->bytes);
+        if (f->st) {
+            snprintf(f->msg, sizeof f->msg, "%s", celer_error_message());
+            if (f->st == CELER_ERR_UNAVAILABLE) atomic_store(&p->unreachable, true);
         }
-        if (mkdirs(path)) return celer_errorf(CELER_ERR_IO, "S3 copy: cannot make the folder of %s: %s", path, strerror(errno));
-        bool nm;
-        char etag[96];
-        int64_t bytes;
-        CELER_TRY(celer_s3_get(m->s3, j->o->key, e && here ? e->etag : NULL, path, MAX_OBJECT, &nm, etag, &bytes));
-        if (nm) {
+    }
+    return NULL;
+}
+
+/* Runs the n fetches, DOWNLOADS at a time (each its own connection; the calling thread is one of
+ * them). Each fetch's outcome is in it; a fetch not run keeps ran false. */
+static void fetch_all(celer_s3_mirror *m, fetch *f, size_t n) {
+    fetch_pool p = {.s3 = m->s3, .f = f, .n = n};
+    pthread_t t[DOWNLOADS - 1];
+    size_t nt = 0;
+    while (nt < DOWNLOADS - 1 && nt + 1 < n && !pthread_create(&t[nt], NULL, fetch_some, &p)) nt++;
+    fetch_some(&p); /* with no thread to spare, this one does them all */
+    for (size_t i = 0; i < nt; i++) pthread_join(t[i], NULL);
+}
+
+/* Moves the fetched objects of one complete unit into place and records them; false (the unit
+ * left as it was) when one of them failed or was not run. */
+static celer_status commit_unit(celer_s3_mirror *m, fetch *f, size_t n, celer_s3_sync_stats *stats, bool *taken) {
+    *taken = false;
+    for (size_t i = 0; i < n; i++)
+        if (!f[i].ran || f[i].st) return CELER_OK;
+    for (size_t i = 0; i < n; i++) {
+        const item *j = f[i].it;
+        if (f[i].not_modified) {
             stats->objects_unchanged++;
         } else {
+            char path[2 * PATH_MAX + 2];
+            snprintf(path, sizeof path, "%s/%s", m->dir, j->rel);
+            if (mkdirs(path) || rename(f[i].staged, path))
+                return celer_errorf(CELER_ERR_IO, "S3 copy: cannot move %s into place: %s", path, strerror(errno));
             stats->objects_downloaded++;
-            stats->bytes_downloaded += bytes;
         }
-        CELER_TRY(put_entry(m, j->rel, etag[0] ? etag : j->o->etag, nm ? j->o->size : bytes));
+        CELER_TRY(put_entry(m, j->rel, f[i].etag[0] ? f[i].etag : j->o->etag,
+                            f[i].not_modified ? j->o->size : f[i].bytes));
     }
+    *taken = true;
     return CELER_OK;
 }
 
@@ -316,6 +362,7 @@ static celer_status take_unit(celer_s3_mirror *m, const item *it, const item *en
  * the unit is complete. */
 typedef struct unit {
     size_t a, b;
+    size_t fa, fb; /* its fetches */
     uint64_t sig;
     bool complete;
 } unit;
@@ -425,13 +472,58 @@ static celer_status sync_once(celer_s3_mirror *m, celer_s3_sync_stats *stats) {
     if (!st && total > m->max_bytes)
         st = celer_errorf(CELER_ERR_LIMIT, "S3 copy: the repository's complete models hold %lld bytes, more than the "
                           "cap of %lld (--model-cache-max-bytes)", (long long)total, (long long)m->max_bytes);
-    /* take the complete units and prune what left them */
+    /* the objects of the complete units that differ from the copy, fetched into the staging
+     * folder; a unit's files move into place once all of them arrived, so a version is never
+     * half old, half new on disk */
+    size_t nf = 0;
+    char staging[PATH_MAX + 32];
+    snprintf(staging, sizeof staging, "%s/" STAGING, m->dir);
+    nftw(staging, rm_one, 16, FTW_DEPTH | FTW_PHYS); /* what a crash left */
+    fetch *fs = st ? NULL : calloc(n ? n : 1, sizeof *fs);
+    if (!st && !fs) st = celer_errorf(CELER_ERR_NOMEM, "S3 copy: out of memory for %zu keys", n);
+    for (size_t k = 0; k < nu && !st; k++) {
+        units[k].fa = units[k].fb = nf;
+        if (!units[k].complete) continue;
+        for (size_t i = units[k].a; i < units[k].b; i++) {
+            const item *j = &items[i];
+            if (j->version && is_marker(j->rel, j->unit)) continue; /* the marker stays in the bucket */
+            char path[2 * PATH_MAX + 2];
+            snprintf(path, sizeof path, "%s/%s", m->dir, j->rel);
+            entry *e = find(m, j->rel);
+            struct stat sb;
+            bool here = !stat(path, &sb);
+            if (e && here && !strcmp(e->etag, j->o->etag) && e->size == j->o->size && sb.st_size == j->o->size) {
+                stats->objects_unchanged++;
+                continue;
+            }
+            fs[nf] = (fetch){.it = j, .if_none_match = e && here ? e->etag : NULL};
+            snprintf(fs[nf].staged, sizeof fs[nf].staged, "%s/%zu", staging, nf);
+            nf++;
+        }
+        units[k].fb = nf;
+    }
+    if (nf && mkdir(staging, 0755) && errno != EEXIST)
+        st = celer_errorf(CELER_ERR_IO, "S3 copy: cannot make %s: %s", staging, strerror(errno));
+    if (!st && nf) fetch_all(m, fs, nf);
+    for (size_t i = 0; i < nf; i++)
+        if (fs[i].ran && !fs[i].st) stats->bytes_downloaded += fs[i].bytes;
+    /* the units whose fetches all worked go in place, and lose what left them */
     for (size_t k = 0; k < nu && !st; k++) {
         if (!units[k].complete) continue;
-        const item *a = &items[units[k].a], *b = &items[units[k].b];
-        st = take_unit(m, a, b, stats);
-        if (!st) prune_unit(m, a->unit, a, b, stats);
+        bool taken;
+        st = commit_unit(m, &fs[units[k].fa], units[k].fb - units[k].fa, stats, &taken);
+        if (!st && taken) prune_unit(m, items[units[k].a].unit, &items[units[k].a], &items[units[k].b], stats);
     }
+    /* the first failed fetch is the sync's error */
+    const fetch *first = NULL;
+    size_t failed = 0;
+    for (size_t i = 0; i < nf; i++)
+        if (fs[i].ran && fs[i].st && !failed++) first = &fs[i];
+    if (first && !st)
+        st = failed > 1 ? celer_errorf(first->st, "%s (and %zu more objects failed)", first->msg, failed - 1)
+                        : celer_errorf(first->st, "%s", first->msg);
+    free(fs);
+    nftw(staging, rm_one, 16, FTW_DEPTH | FTW_PHYS);
     /* units no longer listed go */
     for (size_t i = 0; i < m->n_man && !st;) {
         char u[512];

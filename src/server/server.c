@@ -200,6 +200,12 @@ static celer_status refresh_s3(void *user) {
     return st;
 }
 
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* An s3:// repository: its local copy, synced before the models load. A repository without READY
  * markers is listed twice a second apart at start (a version is taken once its listing held
  * still). A failing sync is returned in *sync_st (the server starts unready and retries); other
@@ -208,11 +214,15 @@ static celer_status open_s3(const celer_server_options *local, celer_s3_mirror *
     CELER_TRY(celer_s3_mirror_open(local->model_repository, local->model_cache_dir,
                                    local->model_cache_max_bytes, out));
     celer_s3_sync_stats s, again;
+    int64_t t0 = mono_ms();
     celer_status st = celer_s3_mirror_sync(*out, &s);
+    int64_t ms = mono_ms() - t0;
     if (!st && s.units_waiting) {
         struct timespec second = {1, 0};
         nanosleep(&second, NULL);
+        t0 = mono_ms();
         st = celer_s3_mirror_sync(*out, &again);
+        ms += mono_ms() - t0;
         s.objects_downloaded += again.objects_downloaded, s.bytes_downloaded += again.bytes_downloaded;
         s.objects_unchanged = again.objects_unchanged, s.units_taken = again.units_taken;
         s.units_waiting = again.units_waiting;
@@ -222,18 +232,13 @@ static celer_status open_s3(const celer_server_options *local, celer_s3_mirror *
                 celer_error_message());
         return CELER_OK;
     }
-    fprintf(stderr, "celer: %s: local copy in %s: %lld objects (%lld bytes) downloaded, %lld unchanged; %d units "
-            "taken, %d not complete yet\n", local->model_repository, celer_s3_mirror_dir(*out),
+    fprintf(stderr, "celer: %s: local copy in %s: %lld objects (%lld bytes) downloaded, %lld unchanged in %.2f s; "
+            "%d units taken, %d not complete yet\n", local->model_repository, celer_s3_mirror_dir(*out),
             (long long)s.objects_downloaded, (long long)s.bytes_downloaded, (long long)s.objects_unchanged,
-            s.units_taken, s.units_waiting);
+            (double)ms / 1e3, s.units_taken, s.units_waiting);
     return CELER_OK;
 }
 
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Requests in flight on both front ends. */
 static int active(celer_http *http, celer_grpc *grpc) { return celer_http_active(http) + celer_grpc_active(grpc); }

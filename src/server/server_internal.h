@@ -57,7 +57,7 @@ typedef struct served_version {
 struct served_model {
     char name[256];
     model_state state;
-    char reason[1024];              /* why UNAVAILABLE */
+    char reason[1024];              /* why UNAVAILABLE; while READY, why the last load failed */
     celer_arena arena;              /* config */
     celer_model_config config;
     int64_t config_mtime_ns;

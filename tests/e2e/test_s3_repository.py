@@ -1,14 +1,15 @@
 #!/usr/bin/python3
 """`celer serve --model-repository s3://...` against OpenStack Swift with s3api on loopback, which
 checks every SigV4 signature (tests/s3/swift.sh; boto3 uploads as a training job would): serving
-from the bucket with listings of 2 keys a page, a pipeline and the model it calls included; a new
-version uploaded file by file while clients send requests, taken only once its READY marker is
-there; a corrupt version refused (in the log) while the one before serves; versions deleted; S3's
-proxy stopped under load (still ready and serving, the index says why) and restarted; all with
-zero failed requests; the metrics; a load by name without polling taking the bucket's new version;
-a restart over a warm --model-cache-dir downloading nothing; a wrong secret, a clock 20 minutes off
-(faketime) and S3 down at start: the server starts unready with S3's message in the log and the
-index (no secret), and S3 back up is picked up.
+from the bucket with listings of 2 keys a page, a pipeline and the model it calls included, a model
+file uploaded in parts (ETag ending in -2); a new version uploaded file by file while clients send
+requests, taken only once its READY marker is there; a corrupt version refused (in the log and the
+index) while the one before serves; versions deleted; S3's proxy stopped under load (still ready
+and serving, the index says why) and restarted; all with zero failed requests; the metrics; a load
+by name without polling taking the bucket's new version; a restart over a warm --model-cache-dir
+downloading nothing; a wrong secret, an unknown key, a clock 20 minutes off (faketime) and S3 down
+at start: the server starts unready with S3's message in the log and the index (no secret), and S3
+back up is picked up.
 
 usage: test_s3_repository.py CELER_BIN EXAMPLE_REPOSITORY"""
 import os
@@ -18,6 +19,11 @@ import sys
 import tempfile
 import threading
 import time
+
+import numpy as np
+import onnx
+from boto3.s3.transfer import TransferConfig
+from onnx import TensorProto, helper, numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -43,6 +49,20 @@ def wait_for(cond, secs=15):
 def versions(srv):
     status, doc, _ = srv.json("POST", "/v2/repository/index")
     return {(m["version"], m["state"]) for m in doc if m["name"] == "mlp"} if status == 200 else set()
+
+
+def write_wide_model(path):
+    """A model over 5 MB (so that it is uploaded in two parts): y = max(x @ W), W [16, 100000]."""
+    rng = np.random.default_rng(17)
+    w = rng.standard_normal((16, 100000)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["xw"]),
+         helper.make_node("ReduceMax", ["xw"], ["y"], axes=[1], keepdims=1)],
+        "wide", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])],
+        [numpy_helper.from_array(w, "W")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return w
 
 
 def main():
@@ -83,6 +103,24 @@ def main():
               and metrics.get("celer_s3_sync_errors_total") == 0
               and 0 <= metrics.get("celer_s3_last_sync_age_seconds", -1) < 30, metrics)
 
+        # a model file uploaded in parts, as `aws s3 cp` and boto3 do from 8 MB: its ETag ends in -N
+        wide = os.path.join(work, "wide.onnx")
+        weights = write_wide_model(wide)
+        c.upload_file(wide, BUCKET, PREFIX + "wide/1/model.onnx",
+                      Config=TransferConfig(multipart_threshold=5 << 20, multipart_chunksize=5 << 20))
+        c.put_object(Bucket=BUCKET, Key=PREFIX + "wide/1/READY", Body=b"1")
+        etag = [e for k, _, e in s3util.ls(c, BUCKET, PREFIX + "wide/") if k.endswith("model.onnx")]
+        served = wait_for(lambda: ("wide", "READY") in {(e["name"], e["state"]) for e in
+                                                         srv.json("POST", "/v2/repository/index")[1]})
+        x = np.linspace(-1, 1, 16, dtype=np.float32)
+        status, doc, _ = srv.json("POST", "/v2/models/wide/infer", {"inputs": [
+            {"name": "x", "shape": [1, 16], "datatype": "FP32", "data": x.tolist()}]})
+        got = doc["outputs"][0]["data"][0] if status == 200 else None
+        want = float((x @ weights).max())
+        check("a model uploaded in parts (ETag %s) is served, its answer right" % (etag[0] if etag else "?"),
+              etag and etag[0].endswith('-2"') and served and got is not None and abs(got - want) < 1e-4 * abs(want),
+              (etag, served, status, doc if status != 200 else (got, want)))
+
         stop = threading.Event()
         counts = {"ok": 0, "failed": []}
         lock = threading.Lock()
@@ -121,6 +159,9 @@ def main():
             refused = wait_for(lambda: "model 'mlp'" in srv.output() and "mlp/3/model.onnx" in srv.output())
             check("a corrupt version is refused, the log says why", refused, srv.output()[-2000:])
             check("the index still lists the version before it", versions(srv) == {("2", "READY")}, versions(srv))
+            _, index, _ = srv.json("POST", "/v2/repository/index")
+            why = [e.get("reason", "") for e in index if e["name"] == "mlp"]
+            check("the index says why the new version was refused", why and "mlp/3/model.onnx" in why[0], index)
             status, doc, _ = srv.json("POST", "/v2/models/mlp/versions/2/infer",
                                       {"inputs": [{"name": "features", "shape": [1, 16], "datatype": "FP32",
                                                    "data": [0.5] * 16}]})
@@ -190,6 +231,18 @@ def main():
         check("a wrong secret: the log says why", "SignatureDoesNotMatch" in srv.output(), srv.output())
         check("no secret in the log or the index", "wrong-secret-7c1e" not in srv.output() + str(index),
               srv.output())
+        srv.stop()
+        srv = None
+
+        # a key S3 does not know: said the same way (AWS answers InvalidAccessKeyId; Swift with
+        # tempauth cannot tell it from a wrong secret and answers SignatureDoesNotMatch)
+        srv = Server(url, "--quiet", env=dict(env, AWS_ACCESS_KEY_ID="nobody:unknown"))
+        _, index, _ = srv.json("POST", "/v2/repository/index")
+        entry = [e for e in index if e["name"] == url]
+        said = [c for c in ("InvalidAccessKeyId", "SignatureDoesNotMatch")
+                if entry and c in entry[0]["reason"] and c in srv.output()]
+        check("an unknown key: unready, S3's refusal (%s) in the index and the log" % (said or ["none"])[0],
+              srv.request("GET", "/v2/health/ready")[0] != 200 and said, index)
         srv.stop()
         srv = None
 

@@ -63,7 +63,12 @@ def main():
             f.write(os.urandom(20 << 20))
         c.upload_file(big, bucket, "repo/big.bin")  # multipart from 8 MB: 3 parts
         c.put_object(Bucket=bucket, Key="other/x", Body=b"outside the prefix")
-        env = dict(os.environ, CELER_S3_ENDPOINT=endpoint, CELER_S3_BUCKET=bucket, CELER_S3_TMPDIR=copy_dir)
+        # a repository without READY markers for the copy's case
+        c.put_object(Bucket=bucket, Key="mirror/m/config.pbtxt", Body=b"name: \"m\"\n")
+        for i in range(12):
+            c.put_object(Bucket=bucket, Key="mirror/m/1/k%03d" % i, Body=b"v0-%d" % i)
+        env = dict(os.environ, CELER_S3_ENDPOINT=endpoint, CELER_S3_BUCKET=bucket, CELER_S3_TMPDIR=copy_dir,
+                   CELER_S3_UTIL="/usr/bin/python3 " + os.path.join(HERE, "s3util.py"))
         r = subprocess.run([binary], env=env)
         if r.returncode:
             raise SystemExit("test_s3 against Swift failed (%d)" % r.returncode)

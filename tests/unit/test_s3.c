@@ -3,7 +3,10 @@
  * Swift write them. With CELER_S3_ENDPOINT set (tests/s3/test_s3_client.py starts a Swift with
  * s3api, which checks every signature, and seeds it), the same client against it: signed LIST over
  * several pages, GET into a file, 304 on an unchanged ETag, a multipart ETag, and a wrong secret
- * or an unknown key refused with S3's message and no secret in it. */
+ * or an unknown key refused with S3's message and no secret in it; and the local copy (s3_mirror.c)
+ * of a repository without READY markers: a unit taken at the second sync that lists it unchanged,
+ * not while it changes, its objects fetched several at once, the copy pruned when the bucket loses
+ * them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +14,7 @@
 #include <unistd.h>
 
 #include "server/s3.h"
+#include "server/s3_mirror.h"
 #include "testutil.h"
 
 static celer_s3_loc parse_ok(const char *url, const celer_s3_env *env) {
@@ -287,11 +291,93 @@ static void test_live_refused(void **unused) {
     celer_s3_close(s);
 }
 
+static bool file_is(const char *path, const char *want) {
+    char buf[64] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    return n == strlen(want) && !memcmp(buf, want, n);
+}
+
+/* Runs `CELER_S3_UTIL VERB ENDPOINT BUCKET ARGS` (tests/s3/s3util.py): changes the bucket between
+ * two syncs. */
+static void s3util(const live *lv, const char *verb, const char *args) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s %s %s %s %s", getenv("CELER_S3_UTIL"), verb, lv->endpoint, lv->bucket, args);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* The bucket also holds mirror/m/config.pbtxt and mirror/m/1/k000..k011 ("v0-0" ...): no READY
+ * marker anywhere. */
+static void test_live_mirror(void **unused) {
+    (void)unused;
+    live lv;
+    if (!live_env(&lv) || !getenv("CELER_S3_UTIL")) skip();
+    setenv("AWS_ACCESS_KEY_ID", "test:tester", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "testing", 1);
+    char url[512], dir[512], path[700];
+    snprintf(url, sizeof url, "s3://%s/%s/mirror", lv.endpoint + strlen("http://"), lv.bucket);
+    snprintf(dir, sizeof dir, "%s/mirror-copy", lv.dir);
+    celer_s3_mirror *m;
+    celer_status st = celer_s3_mirror_open(url, dir, INT64_C(1) << 30, &m);
+    if (st) print_error("%s\n", celer_error_message());
+    assert_int_equal(st, CELER_OK);
+    celer_s3_sync_stats s;
+    /* first sight: nothing taken */
+    assert_int_equal(celer_s3_mirror_sync(m, &s), CELER_OK);
+    assert_int_equal(s.units_taken, 0);
+    assert_int_equal(s.units_waiting, 2);
+    assert_int_equal(s.objects_downloaded, 0);
+    /* the same listing again: both units, their 13 objects fetched 4 at a time */
+    assert_int_equal(celer_s3_mirror_sync(m, &s), CELER_OK);
+    assert_int_equal(s.units_taken, 2);
+    assert_int_equal(s.objects_downloaded, 13);
+    for (int i = 0; i < 12; i++) {
+        char want[16];
+        snprintf(path, sizeof path, "%s/m/1/k%03d", dir, i);
+        snprintf(want, sizeof want, "v0-%d", i);
+        assert_true(file_is(path, want));
+    }
+    snprintf(path, sizeof path, "%s/.celer-s3-incoming", dir);
+    struct stat sb;
+    assert_true(stat(path, &sb) != 0); /* no staging left */
+    /* one object changes: that version waits until two syncs list it the same, the copy holding the
+     * old bytes meanwhile; then only it is downloaded */
+    char args[700], src[600];
+    snprintf(src, sizeof src, "%s/k003-new", lv.dir);
+    FILE *f = fopen(src, "wb");
+    assert_non_null(f);
+    fputs("v1-3", f);
+    fclose(f);
+    snprintf(args, sizeof args, "mirror/m/1/k003 %s", src);
+    s3util(&lv, "put", args);
+    assert_int_equal(celer_s3_mirror_sync(m, &s), CELER_OK);
+    assert_int_equal(s.units_waiting, 1);
+    assert_int_equal(s.objects_downloaded, 0);
+    snprintf(path, sizeof path, "%s/m/1/k003", dir);
+    assert_true(file_is(path, "v0-3"));
+    assert_int_equal(celer_s3_mirror_sync(m, &s), CELER_OK);
+    assert_int_equal(s.units_waiting, 0);
+    assert_int_equal(s.objects_downloaded, 1);
+    assert_int_equal(s.objects_unchanged, 12);
+    assert_true(file_is(path, "v1-3"));
+    /* the version deleted from the bucket: gone from the copy at the next sync */
+    s3util(&lv, "rmprefix", "mirror/m/1/");
+    assert_int_equal(celer_s3_mirror_sync(m, &s), CELER_OK);
+    assert_int_equal(s.objects_removed, 12);
+    snprintf(path, sizeof path, "%s/m/1", dir);
+    assert_true(stat(path, &sb) != 0);
+    snprintf(path, sizeof path, "%s/m/config.pbtxt", dir);
+    assert_true(stat(path, &sb) == 0);
+    celer_s3_mirror_close(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_forms),  cmocka_unit_test(test_parse_refused), cmocka_unit_test(test_list_query),
         cmocka_unit_test(test_parse_list),   cmocka_unit_test(test_error_text),    cmocka_unit_test(test_live_list_get),
-        cmocka_unit_test(test_live_refused),
+        cmocka_unit_test(test_live_refused), cmocka_unit_test(test_live_mirror),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
