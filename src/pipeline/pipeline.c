@@ -891,8 +891,147 @@ int celer_pipeline_output_count(const celer_pipeline *p) { return p->n_outputs; 
 const char *celer_pipeline_output_name(const celer_pipeline *p, int i) { return p->output_names[i]; }
 int celer_pipeline_step_count(const celer_pipeline *p) { return p->n_steps; }
 const char *celer_pipeline_step_name(const celer_pipeline *p, int i) { return p->step_names[i]; }
+bool celer_pipeline_input_is_image(const celer_pipeline *p, int i) {
+    for (int k = 0; k < p->n_instrs; k++) {
+        const instr *in = &p->instrs[k];
+        if (in->op == OP_STEP && in->step.kind == &pl_kind_decode_image && in->step.in[0] == p->input_slots[i])
+            return true;
+    }
+    return false;
+}
 int celer_pipeline_model_count(const celer_pipeline *p) { return p->n_models; }
 const char *celer_pipeline_model_name(const celer_pipeline *p, int i) { return p->models[i]; }
+
+/* ---- output types ----
+ * A walk over the program like a run's, with a per-row type in each slot instead of a tensor: each
+ * step's rule (pl_kind.types) maps its inputs' types to its outputs', a model step asks the
+ * caller how its callee looks, and a route walks every branch from the types at its entry and
+ * merges what they leave. */
+
+struct pl_types {
+    celer_pipeline_type *slots;         /* [n_slots], on the path being walked */
+    celer_pipeline_type ins[PL_MAX_IO]; /* the step's inputs, copied: an output may replace its input's name */
+};
+
+celer_pipeline_type pl_type_unknown(void) { return (celer_pipeline_type){.dtype = CELER_UNDEFINED, .rank = -1}; }
+
+const celer_pipeline_type *pl_type_in(const pl_types *c, const pl_step *s, int i) {
+    (void)s;
+    return &c->ins[i];
+}
+
+void pl_type_set(pl_types *c, const pl_step *s, int i, const celer_pipeline_type *t) { c->slots[s->out[i]] = *t; }
+
+void pl_type_same_shape(pl_types *c, const pl_step *s, celer_dtype dtype) {
+    celer_pipeline_type t = c->ins[0];
+    t.dtype = dtype;
+    pl_type_set(c, s, 0, &t);
+}
+
+/* What two paths may leave in a slot: the same dtype, else unknown; the same rank with the dims
+ * that agree, others -1; different ranks: unknown. */
+static void merge_type(celer_pipeline_type *m, const celer_pipeline_type *a) {
+    if (m->dtype != a->dtype) m->dtype = CELER_UNDEFINED;
+    if (m->rank != a->rank) {
+        m->rank = -1;
+        memset(m->dims, 0, sizeof m->dims);
+    }
+    for (int d = 0; d < m->rank; d++)
+        if (m->dims[d] != a->dims[d]) m->dims[d] = -1;
+}
+
+/* A model step's outputs: the callee's output as the model reports it, whose first dim (the
+ * batch, or whatever the model returns first) the pipeline takes as rows, as celer_pipeline_resume
+ * stores it. A model output without dims has no rows: its shape is unknown. */
+static void model_types(const pl_step *s, celer_pipeline_model_io_fn fn, void *user, pl_types *c) {
+    const model_params *m = s->params;
+    for (int o = 0; o < s->n_out; o++) {
+        celer_pipeline_type whole = pl_type_unknown(), t = pl_type_unknown();
+        if (fn && fn(user, m->name, m->version, m->out_names[o], true, &whole)) {
+            t.dtype = whole.dtype;
+            if (whole.rank >= 1 && whole.rank <= CELER_MAX_RANK) {
+                t.rank = whole.rank - 1;
+                for (int d = 0; d < t.rank; d++) t.dims[d] = whole.dims[d + 1] < 0 ? -1 : whole.dims[d + 1];
+            }
+        }
+        pl_type_set(c, s, o, &t);
+    }
+}
+
+typedef struct type_walk {
+    const celer_pipeline *p;
+    celer_pipeline_model_io_fn fn;
+    void *user;
+    pl_types c;
+    bool nomem;
+} type_walk;
+
+/* Walks the instructions from k on, until the jump that ends the branch being walked (its index is
+ * returned) or the end of the program (n_instrs). Branches only jump forward, to the end of their
+ * route, so a route is its branches walked in turn, each from the route's entry, then the merge. */
+static int walk_types(type_walk *w, int k) {
+    const celer_pipeline *p = w->p;
+    size_t bytes = sizeof(celer_pipeline_type) * (size_t)(p->n_slots ? p->n_slots : 1);
+    while (k < p->n_instrs && !w->nomem) {
+        const instr *in = &p->instrs[k];
+        const pl_step *s = &in->step;
+        if (in->op == OP_JUMP) return k;
+        if (in->op == OP_STEP || in->op == OP_MODEL) {
+            for (int i = 0; i < s->n_in; i++) w->c.ins[i] = w->c.slots[s->in[i]];
+            if (in->op == OP_MODEL) {
+                model_types(s, w->fn, w->user, &w->c);
+            } else if (s->kind->types) {
+                s->kind->types(s, &w->c);
+            } else {
+                celer_pipeline_type u = pl_type_unknown();
+                for (int o = 0; o < s->n_out; o++) pl_type_set(&w->c, s, o, &u);
+            }
+            k++;
+            continue;
+        }
+        /* OP_ROUTE */
+        const route_params *rp = s->params;
+        celer_pipeline_type *path = w->c.slots, *entry = malloc(bytes), *merged = malloc(bytes);
+        int join = p->n_instrs;
+        bool first = true;
+        w->nomem = !entry || !merged;
+        if (!w->nomem) memcpy(entry, path, bytes);
+        for (int i = 0; i <= rp->n_cases && !w->nomem; i++) {
+            int start = i < rp->n_cases ? rp->targets[i] : rp->default_target;
+            if (start < 0) continue; /* no default: an unmatched value is an error, not a path */
+            memcpy(path, entry, bytes);
+            int end = walk_types(w, start);
+            if (end < p->n_instrs) join = p->instrs[end].jump;
+            if (first) memcpy(merged, path, bytes);
+            else
+                for (int t = 0; t < p->n_slots; t++) merge_type(&merged[t], &path[t]);
+            first = false;
+        }
+        if (!w->nomem) memcpy(path, merged, bytes);
+        free(entry);
+        free(merged);
+        k = join;
+    }
+    return k;
+}
+
+void celer_pipeline_output_types(const celer_pipeline *p, celer_pipeline_model_io_fn fn, void *user,
+                                 celer_pipeline_type *out) {
+    type_walk w = {.p = p, .fn = fn, .user = user};
+    w.c.slots = malloc(sizeof *w.c.slots * (size_t)(p->n_slots ? p->n_slots : 1));
+    w.nomem = !w.c.slots;
+    for (int t = 0; !w.nomem && t < p->n_slots; t++) w.c.slots[t] = pl_type_unknown();
+    for (int i = 0; !w.nomem && i < p->n_inputs; i++) {
+        const celer_pipeline_io *io = &p->inputs[i];
+        celer_pipeline_type *t = &w.c.slots[p->input_slots[i]];
+        t->dtype = io->dtype;
+        t->rank = io->rank;
+        memcpy(t->dims, io->dims, sizeof t->dims);
+    }
+    if (!w.nomem) walk_types(&w, 0);
+    for (int i = 0; i < p->n_outputs; i++) out[i] = w.nomem ? pl_type_unknown() : w.c.slots[p->output_slots[i]];
+    free(w.c.slots);
+}
 
 /* ---- running ---- */
 

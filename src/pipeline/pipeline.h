@@ -52,9 +52,43 @@ const char *celer_pipeline_output_name(const celer_pipeline *p, int i);
 /* Steps in file order (branches included), with labels like "3_bucketize" for metrics. */
 int celer_pipeline_step_count(const celer_pipeline *p);
 const char *celer_pipeline_step_name(const celer_pipeline *p, int i);
+/* Whether input i is an encoded image: a decode_image step reads it (documents show a picture
+ * in their examples). */
+bool celer_pipeline_input_is_image(const celer_pipeline *p, int i);
 /* Names of the models the pipeline calls (each once), to check against the repository. */
 int celer_pipeline_model_count(const celer_pipeline *p);
 const char *celer_pipeline_model_name(const celer_pipeline *p, int i);
+
+/* ---- output types, worked out at load ----
+ * KServe metadata and the OpenAPI documents give every output's datatype and shape before any
+ * request runs. They follow from the declared inputs through each step's rule (what its run
+ * allocates when it succeeds), and from the metadata of the models the pipeline calls. */
+
+/* A tensor's type as known at load, per row (without the leading row dimension every pipeline
+ * tensor has): dtype CELER_UNDEFINED when unknown; rank -1 when unknown; a dim -1 when it varies
+ * from request to request. */
+typedef struct celer_pipeline_type {
+    celer_dtype dtype;
+    int rank;
+    int64_t dims[CELER_MAX_RANK];
+} celer_pipeline_type;
+
+/* How a model step's callee looks: model `model` (version "" = latest), its input or output
+ * `tensor` as GET /v2/models/{model} reports it: dtype and the whole shape, the batch dimension
+ * included (as -1) when the model batches. False when the model or tensor is unknown (not loaded
+ * yet): the step's outputs are then unknown. A model step takes the first dim of what the model
+ * returns as the rows, batching or not, so that dim is dropped and the rest is per row. */
+typedef bool (*celer_pipeline_model_io_fn)(void *user, const char *model, const char *version, const char *tensor,
+                                           bool output, celer_pipeline_type *out);
+
+/* The per-row types of the pipeline's outputs, in declared order (celer_pipeline_output_count
+ * of them into out, the caller's), worked out from the declared inputs through every step; a
+ * route's branches merge (the same dtype, else unknown; dims that differ become -1; ranks that
+ * differ: unknown). Pure: reads p, calls fn (may be NULL: model outputs unknown), writes out; safe
+ * on a pipeline that requests are running. Out of memory for its scratch (a few KB per route
+ * level) makes every output unknown. */
+void celer_pipeline_output_types(const celer_pipeline *p, celer_pipeline_model_io_fn fn, void *user,
+                                 celer_pipeline_type *out);
 
 /* ---- running ---- */
 typedef struct celer_pipeline_run celer_pipeline_run;

@@ -529,5 +529,14 @@ static void recommend_run_batch(const pl_step *s, pl_exec *const *xs, int n) {
     if (b.m) rec_flush(p, &b, xs, out_ids, out_scores, xs[b.req[0]]);
 }
 
+/* ids int64 [k] and scores float32 [k] per row, padded when fewer items remain */
+static void recommend_types(const pl_step *s, pl_types *c) {
+    int64_t k = ((const recommend_params *)s->params)->k;
+    celer_pipeline_type ids = {.dtype = CELER_INT64, .rank = 1, .dims = {k}}, scores = ids;
+    scores.dtype = CELER_FLOAT;
+    pl_type_set(c, s, 0, &ids);
+    pl_type_set(c, s, 1, &scores);
+}
+
 const pl_kind pl_kind_recommend = {"recommend", "input output items ids k exclude", recommend_parse, NULL,
-                                   recommend_free, recommend_run_batch};
+                                   recommend_free, recommend_run_batch, recommend_types};

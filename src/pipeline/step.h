@@ -8,7 +8,8 @@
  * the pipeline's arena; the pipeline is then immutable and shared by every request. At run,
  * `run` reads its inputs (pl_in) and allocates its outputs in the request's arena (pl_out); it
  * must not keep state between calls. Errors from `run` are the request's fault (a 400): return
- * celer_errorf with what was expected and what came; the executor prefixes the step's label. */
+ * celer_errorf with what was expected and what came; the executor prefixes the step's label.
+ * `types` states at load what `run` allocates, for the metadata (celer_pipeline_output_types). */
 #ifndef CELER_PIPELINE_STEP_H
 #define CELER_PIPELINE_STEP_H
 
@@ -21,6 +22,7 @@
 
 typedef struct pl_parse pl_parse; /* load-time context (pipeline.c) */
 typedef struct pl_exec pl_exec;   /* run-time context (pipeline.c) */
+typedef struct pl_types pl_types; /* output-type context (pipeline.c) */
 typedef struct pl_step pl_step;
 
 typedef struct pl_kind {
@@ -34,6 +36,10 @@ typedef struct pl_kind {
      * item matrix once for all of them). A request whose own data is wrong fails alone: pl_fail.
      * Scratch shared by the batch comes from xs[0] (pl_scratch). With run_batch, run may be NULL. */
     void (*run_batch)(const pl_step *s, pl_exec *const *xs, int n);
+    /* The per-row types of the outputs from those of the inputs (pl_type_in / pl_type_set): the
+     * dtype and shape `run` allocates when it succeeds, so the two must change together. Without
+     * it (NULL) the outputs are unknown. */
+    void (*types)(const pl_step *s, pl_types *c);
 } pl_kind;
 
 struct pl_step {
@@ -130,6 +136,20 @@ int64_t pl_get_i64(const celer_tensor *t, int64_t i);
 bool pl_is_numeric(celer_dtype t);
 /* CELER_ERR_DTYPE "<what> must be numeric, got <dtype>" when t is not. */
 celer_status pl_need_numeric(const celer_tensor *t, const char *what);
+
+/* ---- output types (celer_pipeline_output_types) ----
+ * Per row, as in celer_pipeline_type: the row dim every tensor has is left out, so a step's
+ * `axis` counts it (axis 1 is per-row dim 0). A rule states what run gives when it succeeds; where
+ * that cannot be worked out (an axis or rank that makes every run fail) it gives unknown. */
+
+/* The type of the step's i-th input (a copy taken before the step: an output may replace it). */
+const celer_pipeline_type *pl_type_in(const pl_types *c, const pl_step *s, int i);
+/* Sets the type of the step's i-th output. */
+void pl_type_set(pl_types *c, const pl_step *s, int i, const celer_pipeline_type *t);
+/* dtype and rank unknown. */
+celer_pipeline_type pl_type_unknown(void);
+/* Output 0 takes input 0's per-row shape, with `dtype` (elementwise steps). */
+void pl_type_same_shape(pl_types *c, const pl_step *s, celer_dtype dtype);
 
 /* ---- the step kinds (one table in pipeline.c) ---- */
 extern const pl_kind pl_kind_normalize, pl_kind_scale, pl_kind_clip, pl_kind_log1p, pl_kind_fill_missing,

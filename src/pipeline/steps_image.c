@@ -504,6 +504,17 @@ static void make_taps(int64_t in, int64_t out, tap *t) {
  * match it bit for bit and UINT8 ties round the same way as torchvision's */
 static inline float lerp2(float a, float wa, float b, float wb) { return fmaf(a, wa, b * wb); }
 
+/* torchvision's shorter_side: the shorter side of h x w (h, w >= 1) becomes S, the longer
+ * int(S * long / short). Shared by the run and the type rule. */
+static void shorter_side_hw(int64_t S, int64_t h, int64_t w, int64_t *oh, int64_t *ow) {
+    int64_t lg;
+    bool tall = w <= h;
+    if (__builtin_mul_overflow(S, tall ? h : w, &lg)) lg = INT64_MAX;
+    else lg /= tall ? w : h;
+    *oh = tall ? lg : S;
+    *ow = tall ? S : lg;
+}
+
 static celer_status resize_parse(pl_parse *c, const yaml_node_t *args, pl_step *s) {
     resize_params *p = celer_arena_alloc(pl_arena(c), sizeof *p);
     if (!p) return CELER_ERR_NOMEM;
@@ -529,15 +540,7 @@ static celer_status resize_run(const pl_step *s, pl_exec *x) {
     if (h < 1 || w < 1)
         return celer_errorf(CELER_ERR_SHAPE, "'%s' has no pixels to resize (%lldx%lld)", rp->name, (long long)h,
                             (long long)w);
-    if (rp->shorter_side) {
-        /* torchvision: the shorter side becomes S, the longer int(S * long / short) */
-        int64_t S = rp->shorter_side, lg;
-        bool tall = w <= h;
-        if (__builtin_mul_overflow(S, tall ? h : w, &lg)) lg = INT64_MAX;
-        else lg /= tall ? w : h;
-        oh = tall ? lg : S;
-        ow = tall ? S : lg;
-    }
+    if (rp->shorter_side) shorter_side_hw(rp->shorter_side, h, w, &oh, &ow);
     CELER_TRY(check_out_size(rp->name, n, oh, ow));
     celer_shape shape = {4, {n, oh, ow, ch}};
     celer_tensor *out = pl_out(x, s, 0, in->dtype, &shape);
@@ -671,11 +674,60 @@ static celer_status chw_run(const pl_step *s, pl_exec *x) {
     return CELER_OK;
 }
 
+/* ---- types: every run gives an image batch, per row [H, W, C] (to_chw: [C, H, W]). resize,
+ * center_crop and to_chw on an input whose per-row rank is known and is not 3 fail every run:
+ * their output is unknown ---- */
+
+/* The input's [H, W, C], -1 where unknown; false when its rank rules a run out. */
+static bool image_hwc(const celer_pipeline_type *in, int64_t hwc[3]) {
+    for (int d = 0; d < 3; d++) hwc[d] = in->rank == 3 ? in->dims[d] : -1;
+    return in->rank == 3 || in->rank < 0;
+}
+
+static void set_image_type(pl_types *c, const pl_step *s, bool ok, celer_dtype dtype, int64_t d0, int64_t d1, int64_t d2) {
+    celer_pipeline_type t = ok ? (celer_pipeline_type){.dtype = dtype, .rank = 3, .dims = {d0, d1, d2}} : pl_type_unknown();
+    pl_type_set(c, s, 0, &t);
+}
+
+/* uint8, the size of the files sent */
+static void decode_types(const pl_step *s, pl_types *c) {
+    set_image_type(c, s, true, CELER_UINT8, -1, -1, ((const decode_params *)s->params)->channels);
+}
+
+/* the input's dtype (uint8 or float32); shorter_side gives a known size from a known one */
+static void resize_types(const pl_step *s, pl_types *c) {
+    const resize_params *rp = s->params;
+    const celer_pipeline_type *in = pl_type_in(c, s, 0);
+    int64_t hwc[3], oh = rp->size[0], ow = rp->size[1];
+    bool ok = image_hwc(in, hwc);
+    if (rp->shorter_side) {
+        oh = ow = -1;
+        if (hwc[0] >= 1 && hwc[1] >= 1) shorter_side_hw(rp->shorter_side, hwc[0], hwc[1], &oh, &ow);
+    }
+    celer_dtype dtype = in->dtype == CELER_UINT8 || in->dtype == CELER_FLOAT ? in->dtype : CELER_UNDEFINED;
+    set_image_type(c, s, ok, dtype, oh, ow, hwc[2]);
+}
+
+static void crop_types(const pl_step *s, pl_types *c) {
+    const crop_params *cp = s->params;
+    const celer_pipeline_type *in = pl_type_in(c, s, 0);
+    int64_t hwc[3];
+    bool ok = image_hwc(in, hwc);
+    set_image_type(c, s, ok, pl_is_numeric(in->dtype) ? in->dtype : CELER_UNDEFINED, cp->size[0], cp->size[1], hwc[2]);
+}
+
+static void chw_types(const pl_step *s, pl_types *c) {
+    int64_t hwc[3];
+    bool ok = image_hwc(pl_type_in(c, s, 0), hwc);
+    set_image_type(c, s, ok, CELER_FLOAT, hwc[2], hwc[0], hwc[1]);
+}
+
 /* designated: the fields a kind leaves out (free, run_batch) are NULL */
-const pl_kind pl_kind_decode_image = {
-    .name = "decode_image", .keys = "input channels output", .parse = decode_parse, .run = decode_run};
-const pl_kind pl_kind_resize = {
-    .name = "resize", .keys = "input size shorter_side output", .parse = resize_parse, .run = resize_run};
+const pl_kind pl_kind_decode_image = {.name = "decode_image", .keys = "input channels output", .parse = decode_parse,
+                                      .run = decode_run, .types = decode_types};
+const pl_kind pl_kind_resize = {.name = "resize", .keys = "input size shorter_side output", .parse = resize_parse,
+                                .run = resize_run, .types = resize_types};
 const pl_kind pl_kind_center_crop = {
-    .name = "center_crop", .keys = "input size output", .parse = crop_parse, .run = crop_run};
-const pl_kind pl_kind_to_chw = {.name = "to_chw", .keys = "input output", .parse = chw_parse, .run = chw_run};
+    .name = "center_crop", .keys = "input size output", .parse = crop_parse, .run = crop_run, .types = crop_types};
+const pl_kind pl_kind_to_chw = {
+    .name = "to_chw", .keys = "input output", .parse = chw_parse, .run = chw_run, .types = chw_types};

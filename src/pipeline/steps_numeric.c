@@ -157,11 +157,27 @@ static celer_status fill_parse(pl_parse *c, const yaml_node_t *args, pl_step *s)
 }
 static celer_status fill_run(const pl_step *s, pl_exec *x) { return map_float(s, x, fill_f, "fill_missing input"); }
 
-const pl_kind pl_kind_normalize = {"normalize", "input output mean std axis", normalize_parse, normalize_run, NULL, NULL};
-const pl_kind pl_kind_scale = {"scale", "input output factor offset", scale_parse, scale_run, NULL, NULL};
-const pl_kind pl_kind_clip = {"clip", "input output min max", clip_parse, clip_run, NULL, NULL};
-const pl_kind pl_kind_log1p = {"log1p", "input output", log1p_parse, log1p_run, NULL, NULL};
-const pl_kind pl_kind_fill_missing = {"fill_missing", "input output value", fill_parse, fill_run, NULL, NULL};
+/* Types: float32 of the input's shape. normalize with one mean/std per index runs only with that
+ * many along its axis, so a variable dim there is that many in every answer. */
+static void float_types(const pl_step *s, pl_types *c) { pl_type_same_shape(c, s, CELER_FLOAT); }
+
+static void normalize_types(const pl_step *s, pl_types *c) {
+    const map_params *p = s->params;
+    celer_pipeline_type t = *pl_type_in(c, s, 0);
+    t.dtype = CELER_FLOAT;
+    if (p->n_param > 1 && t.rank >= 0) {
+        int64_t a = p->axis < 0 ? p->axis + t.rank + 1 : p->axis; /* counts the row dim */
+        if (a >= 1 && a <= t.rank && t.dims[a - 1] < 0) t.dims[a - 1] = p->n_param;
+    }
+    pl_type_set(c, s, 0, &t);
+}
+
+const pl_kind pl_kind_normalize = {"normalize", "input output mean std axis", normalize_parse, normalize_run, NULL, NULL,
+                                   normalize_types};
+const pl_kind pl_kind_scale = {"scale", "input output factor offset", scale_parse, scale_run, NULL, NULL, float_types};
+const pl_kind pl_kind_clip = {"clip", "input output min max", clip_parse, clip_run, NULL, NULL, float_types};
+const pl_kind pl_kind_log1p = {"log1p", "input output", log1p_parse, log1p_run, NULL, NULL, float_types};
+const pl_kind pl_kind_fill_missing = {"fill_missing", "input output value", fill_parse, fill_run, NULL, NULL, float_types};
 
 /* ---- cast ---- */
 
@@ -219,7 +235,9 @@ static celer_status cast_run(const pl_step *s, pl_exec *x) {
     return CELER_OK;
 }
 
-const pl_kind pl_kind_cast = {"cast", "input output dtype", cast_parse, cast_run, NULL, NULL};
+static void cast_types(const pl_step *s, pl_types *c) { pl_type_same_shape(c, s, *(const celer_dtype *)s->params); }
+
+const pl_kind pl_kind_cast = {"cast", "input output dtype", cast_parse, cast_run, NULL, NULL, cast_types};
 
 /* ---- bucketize / quantile binning ---- */
 
@@ -321,7 +339,11 @@ static celer_status bucketize_run(const pl_step *s, pl_exec *x) {
     return CELER_OK;
 }
 
-const pl_kind pl_kind_bucketize = {"bucketize", "input output boundaries sample bins", bucketize_parse, bucketize_run, NULL, NULL};
+/* bucketize and lookup: int64 indices, the input's shape */
+static void index_types(const pl_step *s, pl_types *c) { pl_type_same_shape(c, s, CELER_INT64); }
+
+const pl_kind pl_kind_bucketize = {"bucketize", "input output boundaries sample bins", bucketize_parse, bucketize_run,
+                                   NULL, NULL, index_types};
 
 /* ---- lookup: value -> index in a vocabulary ---- */
 
@@ -392,7 +414,8 @@ static celer_status lookup_run(const pl_step *s, pl_exec *x) {
     return CELER_OK;
 }
 
-const pl_kind pl_kind_lookup = {"lookup", "input output vocabulary file default", lookup_parse, lookup_run, NULL, NULL};
+const pl_kind pl_kind_lookup = {"lookup", "input output vocabulary file default", lookup_parse, lookup_run, NULL, NULL,
+                                index_types};
 
 /* ---- one_hot ---- */
 
@@ -427,7 +450,16 @@ static celer_status one_hot_run(const pl_step *s, pl_exec *x) {
     return CELER_OK;
 }
 
-const pl_kind pl_kind_one_hot = {"one_hot", "input output depth", one_hot_parse, one_hot_run, NULL, NULL};
+/* float32 [.., depth]; run refuses an input of the largest rank */
+static void one_hot_types(const pl_step *s, pl_types *c) {
+    celer_pipeline_type t = *pl_type_in(c, s, 0);
+    t.dtype = CELER_FLOAT;
+    if (t.rank + 1 >= CELER_MAX_RANK) t = pl_type_unknown();
+    else if (t.rank >= 0) t.dims[t.rank++] = *(const int64_t *)s->params;
+    pl_type_set(c, s, 0, &t);
+}
+
+const pl_kind pl_kind_one_hot = {"one_hot", "input output depth", one_hot_parse, one_hot_run, NULL, NULL, one_hot_types};
 
 /* ---- concat: features side by side ---- */
 
@@ -466,4 +498,17 @@ static celer_status concat_run(const pl_step *s, pl_exec *x) {
     return CELER_OK;
 }
 
-const pl_kind pl_kind_concat = {"concat", "inputs output", concat_parse, concat_run, NULL, NULL};
+/* float32 [sum of k], k an input's per-row element count; -1 when any of them varies */
+static void concat_types(const pl_step *s, pl_types *c) {
+    celer_pipeline_type t = {.dtype = CELER_FLOAT, .rank = 1};
+    for (int i = 0; i < s->n_in; i++) {
+        const celer_pipeline_type *in = pl_type_in(c, s, i);
+        int64_t k = in->rank < 0 ? -1 : 1;
+        for (int d = 0; d < in->rank && k >= 0; d++)
+            if (in->dims[d] < 0 || __builtin_mul_overflow(k, in->dims[d], &k)) k = -1;
+        if (k < 0 || t.dims[0] < 0 || __builtin_add_overflow(t.dims[0], k, &t.dims[0])) t.dims[0] = -1;
+    }
+    pl_type_set(c, s, 0, &t);
+}
+
+const pl_kind pl_kind_concat = {"concat", "inputs output", concat_parse, concat_run, NULL, NULL, concat_types};

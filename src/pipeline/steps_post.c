@@ -197,8 +197,47 @@ static celer_status threshold_run(const pl_step *s, pl_exec *x) {
     return CELER_OK;
 }
 
-const pl_kind pl_kind_softmax = {"softmax", "input output axis", axis_parse, softmax_run, NULL, NULL};
-const pl_kind pl_kind_sigmoid = {"sigmoid", "input output", sigmoid_parse, sigmoid_run, NULL, NULL};
-const pl_kind pl_kind_argmax = {"argmax", "input output axis", axis_parse, argmax_run, NULL, NULL};
-const pl_kind pl_kind_top_k = {"top_k", "input output k labels", top_k_parse, top_k_run, NULL, NULL};
-const pl_kind pl_kind_threshold = {"threshold", "input output value", threshold_parse, threshold_run, NULL, NULL};
+/* ---- types ---- */
+
+static void float_types(const pl_step *s, pl_types *c) { pl_type_same_shape(c, s, CELER_FLOAT); }
+static void threshold_types(const pl_step *s, pl_types *c) { pl_type_same_shape(c, s, CELER_BOOL); }
+
+/* int64 without the axis. The axis counts the row dim: axis 0 takes the rows away, which no
+ * per-row type describes (unknown shape), as does an input of unknown rank. */
+static void argmax_types(const pl_step *s, pl_types *c) {
+    const post_params *p = s->params;
+    const celer_pipeline_type *in = pl_type_in(c, s, 0);
+    celer_pipeline_type t = pl_type_unknown();
+    t.dtype = CELER_INT64;
+    int64_t a = in->rank < 0 ? 0 : p->axis < 0 ? p->axis + in->rank + 1 : p->axis;
+    if (a >= 1 && a <= in->rank) {
+        t.rank = in->rank - 1;
+        for (int d = 0, k = 0; d < in->rank; d++)
+            if (d != a - 1) t.dims[k++] = in->dims[d];
+    }
+    pl_type_set(c, s, 0, &t);
+}
+
+/* ids int64, scores float32, labels BYTES: the input's shape with min(k, last dim) last. On one
+ * value per row the last axis is the rows': the shape is unknown. */
+static void top_k_types(const pl_step *s, pl_types *c) {
+    const post_params *p = s->params;
+    celer_pipeline_type t = *pl_type_in(c, s, 0);
+    if (t.rank < 1) {
+        t = pl_type_unknown();
+    } else if (t.dims[t.rank - 1] >= 0) {
+        t.dims[t.rank - 1] = CELER_MIN(p->k, t.dims[t.rank - 1]);
+    }
+    static const celer_dtype dtypes[3] = {CELER_INT64, CELER_FLOAT, CELER_STRING};
+    for (int o = 0; o < s->n_out && o < 3; o++) {
+        t.dtype = dtypes[o];
+        pl_type_set(c, s, o, &t);
+    }
+}
+
+const pl_kind pl_kind_softmax = {"softmax", "input output axis", axis_parse, softmax_run, NULL, NULL, float_types};
+const pl_kind pl_kind_sigmoid = {"sigmoid", "input output", sigmoid_parse, sigmoid_run, NULL, NULL, float_types};
+const pl_kind pl_kind_argmax = {"argmax", "input output axis", axis_parse, argmax_run, NULL, NULL, argmax_types};
+const pl_kind pl_kind_top_k = {"top_k", "input output k labels", top_k_parse, top_k_run, NULL, NULL, top_k_types};
+const pl_kind pl_kind_threshold = {"threshold", "input output value", threshold_parse, threshold_run, NULL, NULL,
+                                   threshold_types};

@@ -263,7 +263,7 @@ static celer_status rpc_server_metadata(celer_grpc *g, const uint8_t *msg, size_
 static celer_status rpc_model_metadata(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
     served_version *v;
     CELER_TRY(acquire_requested(g, msg, len, "ModelMetadataRequest", &v));
-    celer_model_meta *m = celer_malloc(sizeof *m); /* 20 KiB: not on the IO thread's stack */
+    celer_model_meta *m = celer_malloc(sizeof *m); /* tens of KiB: not on the IO thread's stack */
     if (!m) {
         celer_status st = celer_errorf(CELER_ERR_NOMEM, "out of memory for the metadata of model '%s'", v->owner->name);
         celer_registry_release(v);

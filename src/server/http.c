@@ -64,6 +64,7 @@ struct celer_http {
 
 typedef struct route_args {
     const char *model, *version;
+    const char *file; /* /docs/assets/{f} */
     char predict_model[256]; /* "{m}:predict" segment without its suffix */
 } route_args;
 
@@ -87,6 +88,7 @@ typedef struct http_req {
     celer_jbuf resp;
     size_t json_len; /* < resp.len: binary tail; send Inference-Header-Content-Length */
     const char *content_type;
+    const char *csp; /* Content-Security-Policy of a page */
     bool retry_after;
     char allow[32]; /* 405: the methods the path takes */
     /* inference: the service's call, and the request decoded for it (in the call's arena) */
@@ -157,6 +159,7 @@ static enum MHD_Result send_reply(http_req *q) {
         MHD_add_response_header(r, "Inference-Header-Content-Length", hl);
     }
     if (q->retry_after) MHD_add_response_header(r, "Retry-After", "1");
+    if (q->csp) MHD_add_response_header(r, "Content-Security-Policy", q->csp);
     if (q->cache != CELER_SERVICE_CACHE_NONE)
         MHD_add_response_header(r, "X-Celer-Cache", celer_service_cache_names[q->cache]);
     if (q->status == 405) MHD_add_response_header(r, "Allow", q->allow);
@@ -523,7 +526,131 @@ static enum MHD_Result h_metrics(http_req *q, const route_args *a) {
     return send_reply(q);
 }
 
-/* The route table: method, path pattern ({m}, {v} match one segment; "{m}:predict" a segment
+/* ---- OpenAPI documents and the /docs page ---- */
+
+static enum MHD_Result h_openapi(http_req *q, const route_args *a) {
+    celer_status st = celer_registry_openapi(q->srv->registry, a->model, a->version, &q->resp);
+    if (st) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s", celer_error_message());
+        celer_jbuf_reset(&q->resp);
+        reply_status(q, st, msg);
+    } else {
+        reply_json(q, 200);
+    }
+    return send_reply(q);
+}
+
+/* Renders the document at #swagger-ui's data-url; a file of its own, so that the page needs no
+ * inline script and a strict Content-Security-Policy holds. */
+static const char docs_script[] =
+    "// celer's /docs: Swagger UI on the OpenAPI document named by #swagger-ui's data-url.\n"
+    "window.addEventListener('load', function () {\n"
+    "  var el = document.getElementById('swagger-ui');\n"
+    "  window.ui = SwaggerUIBundle({url: el.getAttribute('data-url'), dom_id: '#swagger-ui', deepLinking: true,\n"
+    "                               tryItOutEnabled: true, validatorUrl: null});\n"
+    "});\n";
+
+/* The files of --docs-assets that /docs/assets/ serves from a local folder. */
+static const struct docs_asset {
+    const char *name, *content_type;
+} docs_assets[] = {
+    {"swagger-ui-bundle.js", "text/javascript; charset=utf-8"},
+    {"swagger-ui.css", "text/css; charset=utf-8"},
+};
+
+/* Whether --docs-assets names a URL (else a local folder). */
+static bool assets_remote(const char *assets) { return !strncmp(assets, "https://", 8) || !strncmp(assets, "http://", 7); }
+
+static enum MHD_Result docs_off(http_req *q) {
+    reply_error(q, 404, "the /docs page is off: start celer with --docs (the documents are at /v2/openapi.json)");
+    return send_reply(q);
+}
+
+/* GET /docs and /v2/models/{m}/docs: the page, loading Swagger UI from --docs-assets. */
+static enum MHD_Result h_docs(http_req *q, const route_args *a) {
+    const celer_server_options *o = q->srv->opts;
+    if (!o->docs) return docs_off(q);
+    bool remote = assets_remote(o->docs_assets);
+    char base[1024], origin[512] = "", doc[800] = "/v2/openapi.json";
+    size_t bl = strlen(o->docs_assets);
+    while (bl && o->docs_assets[bl - 1] == '/') bl--;
+    snprintf(base, sizeof base, "%.*s", remote ? (int)bl : 0, o->docs_assets);
+    if (!remote) snprintf(base, sizeof base, "/docs/assets");
+    if (remote) { /* scheme://host[:port] for the policy */
+        const char *host = strstr(base, "://") + 3, *slash = strchr(host, '/');
+        snprintf(origin, sizeof origin, " %.*s", (int)(slash ? (size_t)(slash - base) : strlen(base)), base);
+    }
+    if (a->model) { /* percent-encoded: safe in the URL and in the attribute */
+        size_t n = (size_t)snprintf(doc, sizeof doc, "/v2/models/");
+        for (const unsigned char *p = (const unsigned char *)a->model; *p && n + 4 < sizeof doc; p++) {
+            if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("-._~", *p))
+                doc[n++] = (char)*p;
+            else
+                n += (size_t)snprintf(doc + n, sizeof doc - n, "%%%02X", *p);
+        }
+        snprintf(doc + n, sizeof doc - n, "/openapi.json");
+    }
+    char page[4096];
+    int len = snprintf(page, sizeof page,
+                       "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                       "<title>celer: API</title>\n<link rel=\"stylesheet\" href=\"%s/swagger-ui.css\">\n</head>\n"
+                       "<body>\n<div id=\"swagger-ui\" data-url=\"%s\"></div>\n"
+                       "<script src=\"%s/swagger-ui-bundle.js\"></script>\n<script src=\"/docs/celer-docs.js\"></script>\n"
+                       "</body>\n</html>\n",
+                       base, doc, base);
+    celer_jbuf_raw(&q->resp, page, (size_t)len);
+    static _Thread_local char csp[1400];
+    snprintf(csp, sizeof csp,
+             "default-src 'none'; script-src 'self'%s; style-src 'self'%s; img-src 'self' data:%s; font-src 'self'%s; "
+             "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+             origin, origin, origin, origin);
+    q->csp = csp;
+    q->status = 200;
+    q->content_type = "text/html; charset=utf-8";
+    return send_reply(q);
+}
+
+static enum MHD_Result h_docs_script(http_req *q, const route_args *a) {
+    (void)a;
+    if (!q->srv->opts->docs) return docs_off(q);
+    celer_jbuf_raw(&q->resp, docs_script, sizeof docs_script - 1);
+    q->status = 200;
+    q->content_type = "text/javascript; charset=utf-8";
+    return send_reply(q);
+}
+
+/* GET /docs/assets/{f}: one of Swagger UI's files from the --docs-assets folder. */
+static enum MHD_Result h_docs_asset(http_req *q, const route_args *a) {
+    const celer_server_options *o = q->srv->opts;
+    if (!o->docs) return docs_off(q);
+    const struct docs_asset *f = NULL;
+    for (size_t i = 0; i < CELER_ARRAY_LEN(docs_assets) && !f; i++)
+        if (!strcmp(docs_assets[i].name, a->file)) f = &docs_assets[i];
+    if (!f || assets_remote(o->docs_assets)) {
+        reply_error(q, 404, "no such asset (the page loads swagger-ui-bundle.js and swagger-ui.css)");
+        return send_reply(q);
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", o->docs_assets, f->name);
+    FILE *fp = fopen(path, "rb");
+    char buf[65536];
+    size_t n;
+    while (fp && (n = fread(buf, 1, sizeof buf, fp)) > 0 && q->resp.len < (32u << 20)) celer_jbuf_raw(&q->resp, buf, n);
+    if (!fp || ferror(fp) || q->resp.len >= (32u << 20)) {
+        if (fp) fclose(fp);
+        fprintf(stderr, "celer: --docs-assets: cannot read %s\n", path);
+        celer_jbuf_reset(&q->resp);
+        reply_error(q, 404, "the asset cannot be read (the server log says which file)");
+        return send_reply(q);
+    }
+    fclose(fp);
+    q->status = 200;
+    q->content_type = f->content_type;
+    return send_reply(q);
+}
+
+/* The route table: method, path pattern ({m}, {v}, {f} match one segment; "{m}:predict" a segment
  * ending in ":predict"), handler. */
 static const struct route {
     const char *method, *pattern;
@@ -548,13 +675,20 @@ static const struct route {
     {"POST", "/v2/repository/models/{m}/unload", h_unload},
     {"POST", "/v1/models/{m}:predict", h_predict},
     {"GET", "/metrics", h_metrics},
+    {"GET", "/v2/openapi.json", h_openapi},
+    {"GET", "/v2/models/{m}/openapi.json", h_openapi},
+    {"GET", "/v2/models/{m}/versions/{v}/openapi.json", h_openapi},
+    {"GET", "/docs", h_docs},
+    {"GET", "/v2/models/{m}/docs", h_docs},
+    {"GET", "/docs/celer-docs.js", h_docs_script},
+    {"GET", "/docs/assets/{f}", h_docs_asset},
 };
 
 #define MAX_SEGMENTS 16
 
 /* The patterns split into segments once, so that matching a request compares segment counts,
  * then lengths, instead of walking every pattern's text (this runs for every request). */
-typedef enum seg_kind { SEG_TEXT, SEG_MODEL, SEG_VERSION, SEG_PREDICT } seg_kind;
+typedef enum seg_kind { SEG_TEXT, SEG_MODEL, SEG_VERSION, SEG_FILE, SEG_PREDICT } seg_kind;
 typedef struct route_seg {
     const char *text;
     size_t len;
@@ -577,6 +711,7 @@ static void compile_routes(void) {
             *sg = (route_seg){p, len, SEG_TEXT};
             if (len == 3 && !memcmp(p, "{m}", 3)) sg->kind = SEG_MODEL;
             else if (len == 3 && !memcmp(p, "{v}", 3)) sg->kind = SEG_VERSION;
+            else if (len == 3 && !memcmp(p, "{f}", 3)) sg->kind = SEG_FILE;
             else if (len == 11 && !memcmp(p, "{m}:predict", 11)) sg->kind = SEG_PREDICT;
             if (!end) break;
             p = end + 1;
@@ -610,7 +745,7 @@ static int split_path(const char *path, char *buf, size_t cap, char **seg, size_
 static bool match(const struct compiled_route *c, char *const *seg, const size_t *seg_len, int count,
                   route_args *a) {
     if (c->count != count) return false;
-    a->model = a->version = NULL;
+    a->model = a->version = a->file = NULL;
     for (int i = 0; i < count; i++) {
         const route_seg *p = &c->seg[i];
         size_t n = seg_len[i];
@@ -625,6 +760,10 @@ static bool match(const struct compiled_route *c, char *const *seg, const size_t
         case SEG_VERSION:
             if (!n) return false;
             a->version = seg[i];
+            break;
+        case SEG_FILE:
+            if (!n) return false;
+            a->file = seg[i];
             break;
         case SEG_PREDICT:
             if (n <= 8 || n - 8 >= sizeof a->predict_model || memcmp(seg[i] + n - 8, ":predict", 8)) return false;

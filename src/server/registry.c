@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "openapi.h"
 #include "server_internal.h"
 
 #define MAX_MODELS 4096
@@ -62,6 +63,12 @@ struct celer_registry {
     bool source_unready;                  /* and whether that keeps the server unready */
     celer_status (*refresh)(void *user);  /* run before a load by name (set before serving) */
     void *refresh_user;
+    /* the OpenAPI documents (openapi.h), rebuilt under load_lock when a load or unload ran;
+     * docs_lock guards the table for the readers */
+    bool docs_dirty;
+    pthread_mutex_t docs_lock;
+    struct api_doc *docs;
+    int n_docs;
 };
 
 /* A fingerprint of what a model folder holds: config and version folders (mtimes and sizes). */
@@ -106,6 +113,7 @@ celer_status celer_registry_init(const celer_server_options *opts, celer_sched *
     pthread_rwlock_init(&r->lock, NULL);
     pthread_mutex_init(&r->load_lock, NULL);
     pthread_mutex_init(&r->act_lock, NULL);
+    pthread_mutex_init(&r->docs_lock, NULL);
     pthread_cond_init(&r->act_cond, NULL);
     for (; r->act_threads < ACTION_THREADS; r->act_threads++)
         if (pthread_create(&r->act_thread[r->act_threads], NULL, action_worker, r)) {
@@ -191,6 +199,7 @@ static void version_free(celer_registry *r, served_version *v) {
     free(v->m_steps);
     free(v->inputs);
     free(v->output_names);
+    free(v->output_types);
     free(v);
 }
 
@@ -415,6 +424,9 @@ static celer_status read_model_file(const char *mdir, const char *model, const c
     return st;
 }
 
+static bool callee_io(void *user, const char *model, const char *version, const char *tensor, bool output,
+                      celer_pipeline_type *out);
+
 /* A pipeline folder is served as version 1 of an endpoint: its pipeline (files it names must be
  * inside `mdir`, the model folder resolved), the request spec from its declared inputs (rows
  * first), a task queue on the shared workers (and one per batch step), step metrics. Models it
@@ -479,6 +491,13 @@ static celer_status pipeline_load(celer_registry *r, served_model *m, const cele
         for (int k = 0; k < io->rank; k++) s->dims[k + 1] = io->dims[k];
     }
     for (int i = 0; i < v->n_outputs; i++) v->output_names[i] = celer_pipeline_output_name(p, i);
+    /* the outputs' types for the metadata and the documents, from the models it calls as they
+     * serve now (models load before pipelines) */
+    if (!(v->output_types = calloc((size_t)v->n_outputs + 1, sizeof *v->output_types))) {
+        st = celer_errorf(CELER_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    celer_pipeline_output_types(p, callee_io, r, v->output_types);
     v->cache_ttl_ns = (int64_t)(celer_pipeline_cache_ttl(p) * 1e9);
     int64_t parts[2] = {rm->pipeline_mtime_ns, rm->pipeline_bytes}; /* pipeline.yaml and its files */
     v->cache_salt = XXH3_64bits(parts, sizeof parts);
@@ -562,6 +581,7 @@ static void repository_relative(const char *repo, const char *msg, char *out, si
  * at once; versions no longer selected are retired after the swap. On failure the serving
  * versions stay. Caller holds load_lock. */
 static celer_status load_model(celer_registry *r, const celer_repo_model *rm) {
+    r->docs_dirty = true;
     served_model *m = find_model(r, rm->name);
     bool fresh = !m;
     if (fresh) {
@@ -694,6 +714,7 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm) {
 }
 
 static void unload_model(celer_registry *r, served_model *m) {
+    r->docs_dirty = true;
     served_version *old[CELER_CONFIG_MAX_VERSIONS];
     pthread_rwlock_wrlock(&r->lock);
     int n_old = m->n_versions;
@@ -703,6 +724,149 @@ static void unload_model(celer_registry *r, served_model *m) {
     pthread_rwlock_unlock(&r->lock);
     for (int i = 0; i < n_old; i++) version_retire(r, old[i]);
     set_state(r, m, MODEL_UNAVAILABLE, "unloaded");
+}
+
+/* ---- OpenAPI documents ---- */
+
+typedef struct api_doc {
+    char key[300]; /* "" the server's, "<model>", "<model>/<version>" */
+    char *text;
+    size_t len;
+} api_doc;
+
+static void free_docs(api_doc *d, int n) {
+    for (int i = 0; i < n; i++) free(d[i].text);
+    free(d);
+}
+
+/* The per-row type of a pipeline's callee tensor (celer_pipeline_output_types): the serving
+ * version of `model` as its metadata gives it. Under load_lock. */
+static bool callee_io(void *user, const char *model, const char *version, const char *tensor, bool output,
+                      celer_pipeline_type *out) {
+    celer_registry *r = user;
+    served_model *m = find_model(r, model);
+    if (!m || !m->n_versions || m->versions[0]->pipeline) return false;
+    const served_version *v = m->versions[m->n_versions - 1];
+    for (int k = 0; version && *version && k < m->n_versions; k++)
+        if (!strcmp(m->versions[k]->version_str, version)) v = m->versions[k];
+    for (int i = 0; i < (output ? v->n_outputs : v->n_inputs); i++) {
+        if (output) {
+            const celer_io_desc *d = celer_model_output(v->model, i);
+            if (strcmp(d->name, tensor)) continue;
+            out->dtype = d->dtype;
+            out->rank = d->has_shape ? d->shape.rank : -1;
+            memcpy(out->dims, d->shape.dims, sizeof out->dims);
+        } else {
+            if (strcmp(v->inputs[i].name, tensor)) continue;
+            out->dtype = v->inputs[i].dtype;
+            out->rank = v->inputs[i].rank;
+            memcpy(out->dims, v->inputs[i].dims, sizeof out->dims);
+        }
+        return true;
+    }
+    return false;
+}
+
+/* What the generator needs of version v, in arena a (NULL when it runs out). */
+static bool describe_version(const served_version *v, celer_arena *a, celer_openapi_version *out) {
+    out->version = v->version_str;
+    out->n_inputs = v->n_inputs, out->n_outputs = v->n_outputs;
+    celer_openapi_tensor *in = celer_arena_alloc(a, sizeof *in * (size_t)(v->n_inputs + v->n_outputs + 1));
+    if (!in) return false;
+    celer_openapi_tensor *outs = in + v->n_inputs;
+    for (int i = 0; i < v->n_inputs; i++) {
+        const celer_kserve_tensor_spec *s = &v->inputs[i];
+        in[i] = (celer_openapi_tensor){s->name, s->dtype, s->rank, s->dims, s->default_row,
+                                       v->pipeline && celer_pipeline_input_is_image(v->pipeline, i)};
+    }
+    for (int i = 0; i < v->n_outputs; i++) {
+        if (v->pipeline) {
+            const celer_pipeline_type *t = &v->output_types[i];
+            int64_t *dims = celer_arena_alloc(a, sizeof *dims * (CELER_MAX_RANK + 1));
+            if (!dims) return false;
+            dims[0] = -1; /* the rows */
+            if (t->rank >= 0) memcpy(dims + 1, t->dims, sizeof *dims * (size_t)CELER_MIN(t->rank, CELER_MAX_RANK - 1));
+            outs[i] = (celer_openapi_tensor){v->output_names[i], t->dtype, t->rank < 0 ? -1 : t->rank + 1, dims, NULL, false};
+        } else {
+            const celer_io_desc *d = celer_model_output(v->model, i);
+            outs[i] = (celer_openapi_tensor){d->name, d->dtype, d->has_shape ? d->shape.rank : -1, d->shape.dims, NULL, false};
+        }
+    }
+    out->inputs = in, out->outputs = outs;
+    return true;
+}
+
+/* Rebuilds every document when a load or unload ran since the last time; the caller holds
+ * load_lock (nothing that is described can change meanwhile). A failure keeps the old ones. */
+static void docs_rebuild(celer_registry *r) {
+    if (!r->docs_dirty) return;
+    celer_arena a;
+    celer_arena_init(&a, 64 * 1024, 0);
+    celer_openapi_model *models = celer_arena_alloc(&a, sizeof *models * (size_t)(r->n_models + 1));
+    int n = 0, n_docs = 1;
+    bool ok = models != NULL;
+    for (int i = 0; ok && i < r->n_models; i++) {
+        const served_model *m = r->models[i];
+        if (!m->n_versions) continue;
+        celer_openapi_version *vs = celer_arena_alloc(&a, sizeof *vs * (size_t)m->n_versions);
+        ok = vs != NULL;
+        for (int k = 0; ok && k < m->n_versions; k++) ok = describe_version(m->versions[k], &a, &vs[k]);
+        const celer_pipeline *p = m->versions[0]->pipeline;
+        models[n++] = (celer_openapi_model){m->name, p != NULL, p ? celer_pipeline_description(p) : "",
+                                            m->config.max_batch_size, m->n_versions, vs};
+        n_docs += 1 + m->n_versions;
+    }
+    api_doc *docs = ok ? calloc((size_t)n_docs, sizeof *docs) : NULL;
+    celer_openapi_opts o = {.docs = r->opts->docs};
+    celer_status st = docs ? CELER_OK : CELER_ERR_NOMEM;
+    int d = 0;
+    /* the server's (i = -1), then each model's (k = -1) and each of its versions' */
+    for (int i = -1; !st && i < n; i++)
+        for (int k = -1; !st && k < (i < 0 ? 0 : models[i].n_versions); k++) {
+            if (i >= 0 && k < 0) snprintf(docs[d].key, sizeof docs[d].key, "%s", models[i].name);
+            else if (i >= 0) snprintf(docs[d].key, sizeof docs[d].key, "%s/%s", models[i].name, models[i].versions[k].version);
+            celer_jbuf b;
+            celer_jbuf_init(&b, 0);
+            celer_openapi_write(models, n, i, k, &o, &b);
+            docs[d].text = b.data, docs[d].len = b.len;
+            d++;
+            st = b.status;
+        }
+    celer_arena_free(&a);
+    if (st) {
+        fprintf(stderr, "celer: the OpenAPI documents were not rebuilt: %s\n", celer_status_name(st));
+        free_docs(docs, d);
+        docs = NULL;
+    }
+    if (!docs) return; /* tried again at the next change */
+    pthread_mutex_lock(&r->docs_lock);
+    api_doc *old = r->docs;
+    int n_old = r->n_docs;
+    r->docs = docs, r->n_docs = n_docs;
+    pthread_mutex_unlock(&r->docs_lock);
+    free_docs(old, n_old);
+    r->docs_dirty = false;
+}
+
+celer_status celer_registry_openapi(celer_registry *r, const char *model, const char *version, celer_jbuf *out) {
+    char k[300];
+    if (!model) snprintf(k, sizeof k, "%s", "");
+    else if (!version) snprintf(k, sizeof k, "%s", model);
+    else snprintf(k, sizeof k, "%s/%s", model, version);
+    celer_status st = CELER_ERR_NOT_FOUND;
+    pthread_mutex_lock(&r->docs_lock);
+    for (int i = 0; i < r->n_docs && st; i++)
+        if (!strcmp(r->docs[i].key, k)) {
+            celer_jbuf_raw(out, r->docs[i].text, r->docs[i].len);
+            st = out->status;
+        }
+    pthread_mutex_unlock(&r->docs_lock);
+    if (st == CELER_ERR_NOT_FOUND) {
+        if (!model) return celer_errorf(st, "no OpenAPI document yet");
+        return version ? celer_errorf(st, "model '%s' has no version '%s' serving", model, version)
+                       : celer_errorf(st, "model '%s' is not serving", model);
+    }
+    return st ? celer_errorf(st, "out of memory for the OpenAPI document") : CELER_OK;
 }
 
 /* Scans the repository and loads what changed; `wait_stable`: only what two scans in a row saw. */
@@ -737,6 +901,7 @@ static void scan_and_load(celer_registry *r, bool wait_stable) {
         }
     }
     celer_arena_free(&arena);
+    docs_rebuild(r);
     pthread_mutex_unlock(&r->load_lock);
 }
 
@@ -768,6 +933,7 @@ celer_status celer_registry_load(celer_registry *r, const char *name) {
         celer_errorf(st, "the model repository cannot be scanned (the server log says why)");
     }
     celer_arena_free(&arena);
+    docs_rebuild(r);
     pthread_mutex_unlock(&r->load_lock);
     return st;
 }
@@ -780,6 +946,7 @@ celer_status celer_registry_unload(celer_registry *r, const char *name) {
         st = celer_errorf(CELER_ERR_NOT_FOUND, "unknown model '%s'", name);
     else
         unload_model(r, m);
+    docs_rebuild(r);
     pthread_mutex_unlock(&r->load_lock);
     return st;
 }
@@ -858,9 +1025,11 @@ void celer_registry_free(celer_registry *r) {
         celer_arena_free(&m->arena);
         free(m);
     }
+    free_docs(r->docs, r->n_docs);
     pthread_rwlock_destroy(&r->lock);
     pthread_mutex_destroy(&r->load_lock);
     pthread_mutex_destroy(&r->act_lock);
+    pthread_mutex_destroy(&r->docs_lock);
     pthread_cond_destroy(&r->act_cond);
     free(r);
 }
@@ -979,8 +1148,13 @@ void celer_registry_metadata(const served_version *v, celer_model_meta *out) {
         out->inputs[i] = (celer_tensor_meta){v->inputs[i].name, v->inputs[i].dtype, v->inputs[i].rank, v->inputs[i].dims, true};
     out->n_outputs = v->n_outputs;
     for (int i = 0; i < v->n_outputs; i++) {
-        if (v->pipeline) { /* a pipeline's output types are known when it runs */
-            out->outputs[i] = (celer_tensor_meta){.name = v->output_names[i]};
+        if (v->pipeline) { /* per row, worked out at load: the rows come first */
+            const celer_pipeline_type *t = &v->output_types[i];
+            bool known = t->dtype != CELER_UNDEFINED && t->rank >= 0 && t->rank < CELER_MAX_RANK;
+            int64_t *d = out->row_dims[i];
+            d[0] = -1;
+            if (known) memcpy(d + 1, t->dims, sizeof *d * (size_t)t->rank);
+            out->outputs[i] = (celer_tensor_meta){v->output_names[i], t->dtype, known ? t->rank + 1 : 0, d, known};
             continue;
         }
         const celer_io_desc *d = celer_model_output(v->model, i);
@@ -1006,7 +1180,7 @@ static void tensor_meta_json(celer_jbuf *out, const celer_tensor_meta *t) {
 }
 
 void celer_registry_metadata_json(const served_version *v, celer_jbuf *out) {
-    celer_model_meta *m = celer_malloc(sizeof *m); /* 20 KiB: not on a connection thread's stack */
+    celer_model_meta *m = celer_malloc(sizeof *m); /* tens of KiB: not on a connection thread's stack */
     if (!m) {
         out->status = CELER_ERR_NOMEM;
         return;

@@ -85,6 +85,12 @@ static const celer_server_flag flags[] = {
     {"cache-redis-timeout-ms", "CELER_CACHE_REDIS_TIMEOUT_MS", "10",
      "Redis connect and command timeout; a slow or dead Redis is skipped (backoff up to 5 s)", CELER_FLAG_INT,
      OPT(cache_redis_timeout_ms)},
+    {"docs", "CELER_DOCS", "0",
+     "serve /docs and /v2/models/{name}/docs: Swagger UI on the OpenAPI documents (/v2/openapi.json, always "
+     "served)", CELER_FLAG_BOOL, OPT(docs)},
+    {"docs-assets", "CELER_DOCS_ASSETS", "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5",
+     "where the /docs page loads Swagger UI's swagger-ui-bundle.js and swagger-ui.css: a URL, or a folder holding "
+     "them (npm's swagger-ui-dist) for machines without internet", CELER_FLAG_STRING, OPT(docs_assets)},
 };
 
 const celer_server_flag *celer_server_flags(int *count) {

@@ -40,6 +40,8 @@ typedef struct celer_server_options {
     long long cache_bytes;      /* in-process result cache; 0 = none (identical requests still coalesce) */
     const char *cache_redis;    /* redis://... for the shared tier; "" = none */
     int cache_redis_timeout_ms; /* connect and command timeout */
+    int docs;                   /* serve /docs, the interactive page of the OpenAPI document */
+    const char *docs_assets;    /* where that page loads Swagger UI from: a URL, or a folder served under /docs/assets/ */
 } celer_server_options;
 
 /* One command-line flag: `--name VALUE`, or the environment variable `env`; the table drives

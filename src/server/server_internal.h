@@ -41,6 +41,7 @@ typedef struct served_version {
     int n_inputs, n_outputs;
     celer_kserve_tensor_spec *inputs; /* what requests must send (batch dim included) */
     const char **output_names;
+    celer_pipeline_type *output_types; /* pipeline: its outputs' per-row types, worked out at load */
     atomic_int refs;                  /* requests holding it; the registry holds one */
     int64_t mtime_ns;                 /* of its folder when loaded, for polling */
     double load_seconds;              /* load, compile and warm-up time (a gauge once it serves) */
@@ -139,15 +140,21 @@ typedef struct celer_tensor_meta {
     celer_dtype dtype;
     int rank;
     const int64_t *dims; /* -1: variable */
-    bool typed;          /* false: a pipeline output, whose type is known when it runs */
+    bool typed;          /* false: a pipeline output whose type could not be worked out at load */
 } celer_tensor_meta;
 typedef struct celer_model_meta {
     const char *name, *platform;
     int n_versions, n_inputs, n_outputs;
     const char *versions[CELER_CONFIG_MAX_VERSIONS];
     celer_tensor_meta inputs[CELER_CONFIG_MAX_IO], outputs[CELER_CONFIG_MAX_IO];
+    int64_t row_dims[CELER_CONFIG_MAX_IO][CELER_MAX_RANK]; /* a pipeline's output shapes: -1 rows, then per row */
 } celer_model_meta;
 void celer_registry_metadata(const served_version *v, celer_model_meta *out);
+
+/* Appends the OpenAPI document (openapi.h) of the server (model NULL), of a model (version NULL)
+ * or of one of its versions to out, as the registry keeps it since the last load or unload.
+ * CELER_ERR_NOT_FOUND naming what is not serving. */
+celer_status celer_registry_openapi(celer_registry *r, const char *model, const char *version, celer_jbuf *out);
 
 /* Writes model metadata / config / statistics JSON for a version. */
 void celer_registry_metadata_json(const served_version *v, celer_jbuf *out);
