@@ -11,5 +11,7 @@ In another terminal:
   curl -s localhost:$PORT/v2/models/classify/infer -H 'Content-Type: image/jpeg' --data-binary @tests/data/pipeline/cat.jpg
   curl -s localhost:$PORT/v2/models/mlp
   curl -s localhost:$PORT/metrics
+  curl -s localhost:$PORT/v2/openapi.json
+In a browser: http://localhost:$PORT/docs (Swagger UI, loaded from its CDN)
 MSG
-exec build/celer serve --model-repository examples/repository --http-port "$PORT" "$@"
+exec build/celer serve --model-repository examples/repository --http-port "$PORT" --docs "$@"

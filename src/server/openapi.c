@@ -588,6 +588,25 @@ static void infer_op(jw *w, const celer_openapi_model *m, const celer_openapi_ve
     end_obj(w);
 }
 
+/* A POST of the repository API: an optional JSON body and a JSON answer, both fixed schemas. */
+static void post_op(jw *w, const char *op_id, const char *summary, const char *request_schema, const char *ok_schema,
+                    bool names_model) {
+    key(w, "post"), obj(w);
+    klit(w, "tags", "[\"repository\"]");
+    kstr(w, "operationId", op_id);
+    kstr(w, "summary", summary);
+    key(w, "requestBody"), obj(w), klit(w, "required", "false"), key(w, "content"), obj(w);
+    key(w, "application/json"), obj(w), klit(w, "schema", request_schema), end_obj(w);
+    end_obj(w), end_obj(w);
+    key(w, "responses"), obj(w);
+    key(w, "200"), obj(w), kstr(w, "description", "OK"), headers(w, false);
+    key(w, "content"), obj(w), key(w, "application/json"), obj(w), klit(w, "schema", ok_schema), end_obj(w), end_obj(w);
+    end_obj(w);
+    std_errors(w, true, names_model);
+    end_obj(w);
+    end_obj(w);
+}
+
 /* "metadata_tiny_cnn_v1": operation ids that code generators can use as names. */
 static const char *op_id(const char *op, const char *cn, char *buf, size_t cap) {
     snprintf(buf, cap, "%s_%s", op, cn);
@@ -674,21 +693,14 @@ static void model_paths(jw *w, const celer_openapi_model *models, int i, int onl
         }
         for (int unload = 0; unload < 2; unload++) {
             snprintf(path, sizeof path, "/v2/repository/models/%s/%s", seg, unload ? "unload" : "load");
-            key(w, path), obj(w), key(w, "post"), obj(w);
-            key(w, "tags"), arr(w), str(w, "repository"), end_arr(w);
-            kstr(w, "operationId", op_id(unload ? "unload" : "load", base, id, sizeof id));
             snprintf(summary, sizeof summary, unload ? "Unloads %s (requests in flight finish first)"
                                                      : "Loads %s again from the repository (the new version serves once warm)",
                      m->name);
-            kstr(w, "summary", summary);
-            klit(w, "requestBody", "{\"required\":false,\"content\":{\"application/json\":{\"schema\":"
-                                   "{\"$ref\":\"#/components/schemas/RepositoryAction\"}}}}");
-            key(w, "responses"), obj(w);
-            key(w, "200"), obj(w), kstr(w, "description", "done"), headers(w, false);
-            klit(w, "content", "{\"application/json\":{\"schema\":{\"type\":\"object\",\"additionalProperties\":false}}}");
+            key(w, path), obj(w);
+            post_op(w, op_id(unload ? "unload" : "load", base, id, sizeof id), summary,
+                    "{\"$ref\":\"#/components/schemas/RepositoryAction\"}", "{\"type\":\"object\",\"additionalProperties\":false}",
+                    true);
             end_obj(w);
-            std_errors(w, true, true);
-            end_obj(w), end_obj(w), end_obj(w);
         }
     }
 }
@@ -710,19 +722,12 @@ static void server_paths(jw *w, const celer_openapi_opts *o) {
     get_op(w, "server", "stats_all", "Statistics of every model (Triton's statistics extension)", "Statistics",
            "application/json");
     end_obj(w);
-    key(w, "/v2/repository/index"), obj(w), key(w, "post"), obj(w);
-    klit(w, "tags", "[\"repository\"]");
-    kstr(w, "operationId", "repository_index");
-    kstr(w, "summary", "Every model and version with its state, and why one is not ready");
-    klit(w, "requestBody", "{\"required\":false,\"content\":{\"application/json\":{\"schema\":{\"type\":\"object\","
-                           "\"additionalProperties\":false,\"properties\":{\"ready\":{\"type\":\"boolean\","
-                           "\"description\":\"only the ready ones\"}}}}}}");
-    key(w, "responses"), obj(w);
-    key(w, "200"), obj(w), kstr(w, "description", "OK"), headers(w, false);
-    klit(w, "content", "{\"application/json\":{\"schema\":{\"$ref\":\"#/components/schemas/RepositoryIndex\"}}}");
+    key(w, "/v2/repository/index"), obj(w);
+    post_op(w, "repository_index", "Every model and version with its state, and why one is not ready",
+            "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"ready\":{\"type\":\"boolean\","
+            "\"description\":\"only the ready ones\"}}}",
+            "{\"$ref\":\"#/components/schemas/RepositoryIndex\"}", false);
     end_obj(w);
-    std_errors(w, true, false);
-    end_obj(w), end_obj(w), end_obj(w);
     key(w, "/metrics"), obj(w);
     get_op(w, "server", "metrics", "Prometheus metrics", "{\"type\":\"string\"}", "text/plain");
     end_obj(w);
@@ -733,6 +738,10 @@ static void server_paths(jw *w, const celer_openapi_opts *o) {
         key(w, "/docs"), obj(w);
         get_op(w, "server", "docs", "An interactive page of this document (Swagger UI)", "{\"type\":\"string\"}",
                "text/html");
+        end_obj(w);
+        key(w, "/docs/celer-docs.js"), obj(w);
+        get_op(w, "server", "docs_script", "The pages' script (it renders the document named by the page)",
+               "{\"type\":\"string\"}", "text/javascript");
         end_obj(w);
     }
 }

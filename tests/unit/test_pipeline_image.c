@@ -37,21 +37,6 @@ static uint8_t *pattern(int w, int h, int ch, bool noisy, uint32_t seed) {
     return p;
 }
 
-static uint8_t *make_png(int w, int h, uint32_t format, const uint8_t *pixels, size_t *len) {
-    png_image im;
-    memset(&im, 0, sizeof im);
-    im.version = PNG_IMAGE_VERSION;
-    im.width = (png_uint_32)w;
-    im.height = (png_uint_32)h;
-    im.format = format;
-    png_alloc_size_t size = 0;
-    assert_true(png_image_write_to_memory(&im, NULL, &size, 0, pixels, 0, NULL));
-    uint8_t *buf = malloc(size);
-    assert_true(png_image_write_to_memory(&im, buf, &size, 0, pixels, 0, NULL));
-    *len = size;
-    return buf;
-}
-
 /* Quality 95, no chroma subsampling (so errors stay small); `progressive` for a multi-scan file. */
 static uint8_t *make_jpeg(int w, int h, int ch, const uint8_t *pixels, bool progressive, size_t *len) {
     struct jpeg_compress_struct ci;
@@ -140,7 +125,7 @@ static void put_be32(uint8_t *p, uint32_t v) {
 /* A valid small PNG whose IHDR (with a correct CRC) claims w x h. */
 static uint8_t *png_claiming(uint32_t w, uint32_t h, size_t *len) {
     uint8_t px[12] = {0};
-    uint8_t *png = make_png(2, 2, PNG_FORMAT_RGB, px, len);
+    uint8_t *png = tu_png(2, 2, PNG_FORMAT_RGB, px, len);
     assert_memory_equal(png + 12, "IHDR", 4);
     put_be32(png + 16, w);
     put_be32(png + 20, h);
@@ -233,7 +218,7 @@ static void test_png(void **state) {
     /* RGB, raw bytes: exact */
     uint8_t *px = pattern(7, 5, 3, true, 1);
     size_t len;
-    uint8_t *png = make_png(7, 5, PNG_FORMAT_RGB, px, &len);
+    uint8_t *png = tu_png(7, 5, PNG_FORMAT_RGB, px, &len);
     const void *e[] = {png};
     assert_int_equal(decode(rgb, &a, 1, e, &len, &out), CELER_OK);
     expect_shape(out, CELER_UINT8, 1, 5, 7, 3);
@@ -251,7 +236,7 @@ static void test_png(void **state) {
     /* RGB to one channel: PIL's convert("L") (numbers printed by Pillow 9.4) */
     uint8_t six[] = {255, 0, 0, 0, 255, 0, 0, 0, 255, 12, 200, 99, 128, 128, 128, 1, 2, 3};
     const uint8_t want_l[] = {76, 150, 29, 132, 128, 2};
-    uint8_t *png6 = make_png(6, 1, PNG_FORMAT_RGB, six, &len);
+    uint8_t *png6 = tu_png(6, 1, PNG_FORMAT_RGB, six, &len);
     const void *e6[] = {png6};
     assert_int_equal(decode(gray, &a, 1, e6, &len, &out), CELER_OK);
     expect_shape(out, CELER_UINT8, 1, 1, 6, 1);
@@ -261,7 +246,7 @@ static void test_png(void **state) {
 
     /* grayscale PNG: exact with channels 1, replicated with channels 3; base64 without padding */
     uint8_t *g = pattern(6, 4, 1, true, 2);
-    uint8_t *gpng = make_png(6, 4, PNG_FORMAT_GRAY, g, &len);
+    uint8_t *gpng = tu_png(6, 4, PNG_FORMAT_GRAY, g, &len);
     char *gtext = base64(gpng, len, "", 0, false);
     const void *ge[] = {gtext};
     assert_int_equal(decode(gray, &a, 1, ge, NULL, &out), CELER_OK);
@@ -276,7 +261,7 @@ static void test_png(void **state) {
 
     /* RGBA: the alpha channel is dropped, colours kept as stored */
     uint8_t *rgba = pattern(5, 3, 4, true, 3);
-    uint8_t *apng = make_png(5, 3, PNG_FORMAT_RGBA, rgba, &len);
+    uint8_t *apng = tu_png(5, 3, PNG_FORMAT_RGBA, rgba, &len);
     const void *ae[] = {apng};
     assert_int_equal(decode(rgb, &a, 1, ae, &len, &out), CELER_OK);
     expect_shape(out, CELER_UINT8, 1, 3, 5, 3);
@@ -357,8 +342,8 @@ static void test_batch(void **state) {
     const celer_tensor *out = NULL;
     uint8_t *px0 = pattern(9, 6, 3, false, 0), *px1 = pattern(9, 6, 3, true, 5), *px2 = pattern(6, 9, 3, true, 6);
     size_t l0, l1, l2;
-    uint8_t *jpg = make_jpeg(9, 6, 3, px0, false, &l0), *png = make_png(9, 6, PNG_FORMAT_RGB, px1, &l1);
-    uint8_t *other = make_png(6, 9, PNG_FORMAT_RGB, px2, &l2);
+    uint8_t *jpg = make_jpeg(9, 6, 3, px0, false, &l0), *png = tu_png(9, 6, PNG_FORMAT_RGB, px1, &l1);
+    uint8_t *other = tu_png(6, 9, PNG_FORMAT_RGB, px2, &l2);
     uint8_t *ref = ref_jpeg_decode(jpg, l0, 3);
 
     /* a JPEG and a PNG of the same size in one request */
@@ -393,7 +378,7 @@ static void test_bad_images(void **state) {
     const celer_tensor *out = NULL;
     uint8_t *px = pattern(32, 32, 3, true, 9);
     size_t jl, pl;
-    uint8_t *jpg = make_jpeg(32, 32, 3, px, false, &jl), *png = make_png(32, 32, PNG_FORMAT_RGB, px, &pl);
+    uint8_t *jpg = make_jpeg(32, 32, 3, px, false, &jl), *png = tu_png(32, 32, PNG_FORMAT_RGB, px, &pl);
 
     /* garbage bytes (with NULs, so lens matter), garbage text, base64 of something else */
     const uint8_t junk[] = {0, 1, 2, 'h', 'i', 0, 0xFF, 0xD8};
@@ -560,7 +545,7 @@ static void test_threads(void **state) {
     celer_pipeline *p = decode_pipeline(3);
     uint8_t *px0 = pattern(24, 16, 3, false, 0), *px1 = pattern(24, 16, 3, true, 3);
     size_t l0, l1;
-    uint8_t *jpg = make_jpeg(24, 16, 3, px0, true, &l0), *png = make_png(24, 16, PNG_FORMAT_RGB, px1, &l1);
+    uint8_t *jpg = make_jpeg(24, 16, 3, px0, true, &l0), *png = tu_png(24, 16, PNG_FORMAT_RGB, px1, &l1);
     char *b = base64(png, l1, "data:image/png;base64,", 64, true);
     const void *elems[] = {jpg, b};
     size_t lens[] = {l0, strlen(b)};
@@ -907,7 +892,7 @@ static void test_chain(void **state) {
                              "  - to_chw: image\n");
     uint8_t *px = pattern(30, 20, 3, true, 4);
     size_t len;
-    uint8_t *png = make_png(30, 20, PNG_FORMAT_RGB, px, &len);
+    uint8_t *png = tu_png(30, 20, PNG_FORMAT_RGB, px, &len);
     char *b = base64(png, len, "data:image/png;base64,", 0, true);
     const void *e[] = {b};
     celer_arena a;
@@ -1003,9 +988,9 @@ static void test_budget(void **state) {
     /* 512 x 512 RGB: 0.75 MiB decoded; 1024 x 512: 1.5 MiB */
     uint8_t *px = pattern(1024, 512, 4, false, 0);
     size_t len, big_len, rgba_len, jl, pjl;
-    uint8_t *png = make_png(512, 512, PNG_FORMAT_RGB, px, &len);
-    uint8_t *big = make_png(1024, 512, PNG_FORMAT_RGB, px, &big_len);
-    uint8_t *rgba = make_png(512, 512, PNG_FORMAT_RGBA, px, &rgba_len);
+    uint8_t *png = tu_png(512, 512, PNG_FORMAT_RGB, px, &len);
+    uint8_t *big = tu_png(1024, 512, PNG_FORMAT_RGB, px, &big_len);
+    uint8_t *rgba = tu_png(512, 512, PNG_FORMAT_RGBA, px, &rgba_len);
     uint8_t *jpg = make_jpeg(512, 512, 3, px, false, &jl), *pjpg = make_jpeg(512, 512, 3, px, true, &pjl);
     celer_pipeline_set_image_budget(MIB);
     assert_int_equal(celer_pipeline_image_bytes_in_use(), 0);
@@ -1071,7 +1056,7 @@ static void test_budget_early_release(void **state) {
     (void)state;
     uint8_t *px = pattern(64, 48, 3, false, 0);
     size_t len;
-    uint8_t *png = make_png(64, 48, PNG_FORMAT_RGB, px, &len);
+    uint8_t *png = tu_png(64, 48, PNG_FORMAT_RGB, px, &len);
     celer_str e[] = {{(const char *)png, len}};
     celer_tensor in = {CELER_STRING, {1, {1}}, e};
     static const char *const yaml[] = {
@@ -1167,7 +1152,7 @@ static void test_budget_threads(void **state) {
     celer_pipeline *p = decode_pipeline(3);
     uint8_t *px = pattern(64, 64, 3, true, 8);
     size_t len;
-    uint8_t *png = make_png(64, 64, PNG_FORMAT_RGB, px, &len);
+    uint8_t *png = tu_png(64, 64, PNG_FORMAT_RGB, px, &len);
     celer_pipeline_set_image_budget(budget_image * 5 / 2); /* room for two */
     enum { T = 4 };
     pthread_t th[T];

@@ -293,18 +293,10 @@ static void run_and_check(const celer_pipeline *p, const celer_pipeline_type *ty
 static celer_str make_png(int w, int h) {
     uint8_t *px = malloc((size_t)(w * h * 3));
     for (int i = 0; i < w * h * 3; i++) px[i] = (uint8_t)(i * 7 + i / (w * 3));
-    png_image im;
-    memset(&im, 0, sizeof im);
-    im.version = PNG_IMAGE_VERSION;
-    im.width = (png_uint_32)w;
-    im.height = (png_uint_32)h;
-    im.format = PNG_FORMAT_RGB;
-    png_alloc_size_t size = 0;
-    assert_true(png_image_write_to_memory(&im, NULL, &size, 0, px, 0, NULL));
-    char *buf = malloc(size);
-    assert_true(png_image_write_to_memory(&im, buf, &size, 0, px, 0, NULL));
+    size_t size;
+    uint8_t *buf = tu_png(w, h, PNG_FORMAT_RGB, px, &size);
     free(px);
-    return (celer_str){buf, size};
+    return (celer_str){(char *)buf, size};
 }
 
 static void write_text(const char *name, const char *text) {

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <png.h>
+
 celer_status tu_run_op(const celer_onnx_node *node, int opset, const celer_tensor *const *in,
                        int n_in, celer_tensor *out, int n_out) {
     celer_dtype types[16] = {0}, out_types[16] = {0};
@@ -96,4 +98,19 @@ celer_str *tu_strs(const char *const *v, size_t n) {
     made_strs[n_made_strs++] = s;
     for (size_t i = 0; i < n; i++) s[i] = celer_str_c(v[i]);
     return s;
+}
+
+uint8_t *tu_png(int w, int h, uint32_t format, const uint8_t *pixels, size_t *len) {
+    png_image im;
+    memset(&im, 0, sizeof im);
+    im.version = PNG_IMAGE_VERSION;
+    im.width = (png_uint_32)w;
+    im.height = (png_uint_32)h;
+    im.format = format;
+    png_alloc_size_t size = 0;
+    assert_true(png_image_write_to_memory(&im, NULL, &size, 0, pixels, 0, NULL));
+    uint8_t *buf = malloc(size);
+    assert_true(png_image_write_to_memory(&im, buf, &size, 0, pixels, 0, NULL));
+    *len = size;
+    return buf;
 }

@@ -25,6 +25,11 @@ void tu_fill_random(float *p, size_t n, float lo, float hi, uint64_t *seed);
 /* max |a-b| / max(|b|, tiny) over n floats. */
 double tu_max_rel_diff(const float *a, const float *b, size_t n);
 
+/* ---- images ---- */
+/* A PNG of w x h `pixels` (libpng's simplified format: PNG_FORMAT_RGB, _GRAY, _RGBA), malloc'd
+ * (caller frees); *len its size. */
+uint8_t *tu_png(int w, int h, uint32_t format, const uint8_t *pixels, size_t *len);
+
 /* ---- STRING tensors (elements are celer_str) ---- */
 /* n C strings (NULL: "") as celer_str elements, in memory freed at exit. */
 celer_str *tu_strs(const char *const *v, size_t n);
