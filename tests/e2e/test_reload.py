@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Hot reload under load: new versions swapped in 50 times through the repository API while
 clients send requests without pause, then a version folder written in two halves picked up by
-polling. Requires zero failed requests and no memory growth.
+polling (the OpenAPI documents follow). Requires zero failed requests and no memory growth.
 
 usage: test_reload.py CELER_BIN EXAMPLE_REPOSITORY"""
 import os
@@ -93,6 +93,14 @@ def main():
                 break
             time.sleep(0.2)
         check("polling picks up the completed version", meta.get("versions") == [str(new)], meta)
+        # the OpenAPI documents follow the swap: the new version's paths, not the old one's
+        _, doc, _ = srv.json("GET", "/v2/models/mlp/openapi.json")
+        paths = doc.get("paths", {}) if isinstance(doc, dict) else {}
+        check("the OpenAPI documents are rebuilt with the swap",
+              f"/v2/models/mlp/versions/{new}/infer" in paths and f"/v2/models/mlp/versions/{last}/infer" not in paths
+              and srv.json("GET", f"/v2/models/mlp/versions/{new}/openapi.json")[0] == 200
+              and srv.json("GET", f"/v2/models/mlp/versions/{last}/openapi.json")[0] == 404,
+              sorted(p for p in paths if p.endswith("/infer")))
     finally:
         stop.set()
         for t in clients:
