@@ -4,7 +4,7 @@
 #   scripts/deps.sh --test   build + test dependencies (conformance data, PyTorch, clang for fuzzing,
 #                            Node.js for the gRPC client, h2load, python3-hpack for the gRPC abuse
 #                            test, python3-grpcio for the health test, OpenStack Swift with s3api and
-#                            boto3 for the S3 tests)
+#                            boto3 for the S3 tests, Chromium for the /docs page test)
 set -euo pipefail
 pkgs=(cmake ninja-build pkg-config gcc libc6-dev libdnnl-dev libopenblas-dev libmicrohttpd-dev libyaml-dev libjpeg62-turbo-dev libpng-dev libxxhash-dev libhiredis-dev libnghttp2-dev libcurl4-gnutls-dev)
 if [[ "${1:-}" == "--test" ]]; then
@@ -13,8 +13,10 @@ if [[ "${1:-}" == "--test" ]]; then
          nghttp2-client python3-hpack                                 # the gRPC abuse test's HPACK decoder
          python3-grpcio python3-grpc-tools python3-protobuf grpc-proto  # the gRPC health test's stub
          swift swift-proxy swift-account swift-container swift-object python3-boto3   # S3 with signature checks
-         faketime)                                                                   # a skewed clock against it
-  # the gRPC end-to-end test's client (@grpc/grpc-js, installed by the test with npm); a Node.js
+         faketime                                                                    # a skewed clock against it
+         chromium)                                                                   # the /docs page test's headless browser
+  # the gRPC, OpenAPI and /docs tests' npm packages (@grpc/grpc-js, swagger-parser, swagger-ui-dist...,
+  # installed by the tests into a cache folder: tests/e2e/node_cache.py); a Node.js
   # that ships its own npm (the machine image's) is kept, Debian's otherwise
   command -v npm >/dev/null || pkgs+=(nodejs npm)
 fi

@@ -591,7 +591,7 @@ static enum MHD_Result h_docs(http_req *q, const route_args *a) {
         }
         snprintf(doc + n, sizeof doc - n, "/openapi.json");
     }
-    char page[4096];
+    char page[8192];
     int len = snprintf(page, sizeof page,
                        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                        "<title>celer: API</title>\n<link rel=\"stylesheet\" href=\"%s/swagger-ui.css\">\n</head>\n"
@@ -600,7 +600,7 @@ static enum MHD_Result h_docs(http_req *q, const route_args *a) {
                        "</body>\n</html>\n",
                        base, doc, base);
     celer_jbuf_raw(&q->resp, page, (size_t)len);
-    static _Thread_local char csp[1400];
+    static _Thread_local char csp[2600]; /* four origins of up to 512 bytes */
     snprintf(csp, sizeof csp,
              "default-src 'none'; script-src 'self'%s; style-src 'self'%s; img-src 'self' data:%s; font-src 'self'%s; "
              "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",

@@ -111,11 +111,12 @@ static void item_schema(jw *w, celer_dtype t) {
 }
 
 /* The bounds of dim k of t: [lo, hi], hi -1 for no bound. The first dim of a batched model runs
- * 1..max_batch; of a pipeline, over the rows. */
+ * 1..max_batch; of a pipeline, over the rows. m is NULL for a per-row value (row_of), whose
+ * first dim is its own. */
 static void dim_range(const celer_openapi_tensor *t, int k, const celer_openapi_model *m, int64_t *lo, int64_t *hi) {
     if (t->dims[k] >= 0) {
         *lo = *hi = t->dims[k];
-    } else if (k == 0 && (m->pipeline || m->max_batch > 0)) {
+    } else if (k == 0 && m && (m->pipeline || m->max_batch > 0)) {
         *lo = 1, *hi = m->pipeline ? -1 : m->max_batch;
     } else {
         *lo = 0, *hi = -1;
@@ -450,10 +451,10 @@ static void version_schemas(jw *w, const celer_openapi_model *m, const celer_ope
         celer_openapi_tensor r = row_of(t);
         key(w, t->name);
         if (!t->default_row && !t->image) {
-            nested_schema(w, &r, m, 0);
+            nested_schema(w, &r, NULL, 0);
             continue;
         }
-        obj(w), key(w, "allOf"), arr(w), nested_schema(w, &r, m, 0), end_arr(w);
+        obj(w), key(w, "allOf"), arr(w), nested_schema(w, &r, NULL, 0), end_arr(w);
         if (t->image) kstr(w, "description", "a JPEG or PNG file in base64 (a data:image/...;base64, prefix is fine)");
         if (t->default_row) {
             int64_t e = 0;
@@ -474,7 +475,7 @@ static void version_schemas(jw *w, const celer_openapi_model *m, const celer_ope
         celer_openapi_tensor r = row_of(&v->outputs[i]);
         key(w, v->outputs[i].name);
         if (v->outputs[i].rank < 1) lit(w, "{}");
-        else nested_schema(w, &r, m, 0);
+        else nested_schema(w, &r, NULL, 0);
     }
     end_obj(w), end_obj(w);
 }

@@ -28,13 +28,13 @@ import onnx
 from onnx import TensorProto, helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from node_cache import NODE_CACHE, node_modules  # noqa: E402
 from test_server import Server, check, free_port, summary  # noqa: E402
 
 CELER, REPO_SRC = sys.argv[1], sys.argv[2]
 HERE = os.path.dirname(os.path.abspath(__file__))
 GRPC_DIR = os.path.join(HERE, "..", "grpc")
 PROTO_DIR = os.path.join(GRPC_DIR, "proto")
-NODE_CACHE = os.environ.get("CELER_NODE_CACHE") or os.path.expanduser("~/.cache/celer-test/node")
 NODE_PACKAGES = ["@grpc/grpc-js@1.14.7", "@grpc/proto-loader@0.8.1"]
 OK, DEADLINE_EXCEEDED, NOT_FOUND, RESOURCE_EXHAUSTED, UNIMPLEMENTED = 0, 4, 5, 8, 12
 INVALID_ARGUMENT = 3
@@ -43,20 +43,7 @@ INVALID_ARGUMENT = 3
 def node_client():
     """The folder holding node_modules with grpc-js and proto-loader; installs them when missing
     (idempotent: an installed copy is used offline). None when they cannot be had."""
-    have = all(os.path.isdir(os.path.join(NODE_CACHE, "node_modules", p.rsplit("@", 1)[0])) for p in NODE_PACKAGES)
-    if have:
-        return NODE_CACHE
-    os.makedirs(NODE_CACHE, exist_ok=True)
-    try:
-        r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", NODE_CACHE] + NODE_PACKAGES,
-                           capture_output=True, text=True, timeout=300)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        print(f"npm install failed: {e}", flush=True)
-        return None
-    if r.returncode != 0:
-        print(f"npm install failed ({r.returncode}): {r.stderr[-2000:]}", flush=True)
-        return None
-    return NODE_CACHE
+    return node_modules(NODE_PACKAGES, timeout=300)
 
 
 def calls(port, items, node_path):

@@ -91,6 +91,15 @@ class Server:
             self.log.close()
 
 
+def check_stopped(srv, what=""):
+    """Stops srv with SIGTERM and checks it exited 0 with no sanitizer report in its log."""
+    code = srv.stop()
+    log = srv.output()
+    suffix = f" ({what})" if what else ""
+    check("SIGTERM exits 0" + suffix, code == 0, log[-2000:])
+    check("no sanitizer report" + suffix, "Sanitizer" not in log and "runtime error" not in log, log[-2000:])
+
+
 def summary():
     """Prints the closing line ("N passed, M failed") and returns the exit code."""
     passed = sum(RESULTS)
