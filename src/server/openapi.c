@@ -831,16 +831,15 @@ void celer_openapi_write(const celer_openapi_model *models, int n, int model, in
                                   "serves. Generated when models load; GET /v2/openapi.json for the whole server, "
                                   "/v2/models/{name}/openapi.json for one model.");
     end_obj(&w);
-    key(&w, "tags"), arr(&w);
-    if (model < 0) {
-        lit(&w, "{\"name\":\"health\"}"), lit(&w, "{\"name\":\"server\"}"), lit(&w, "{\"name\":\"repository\"}");
-    }
+    key(&w, "tags"), arr(&w); /* the models first: what a page's reader came for */
     for (int i = first; i < last; i++) {
         obj(&w), kstr(&w, "name", models[i].name);
         if (models[i].pipeline && models[i].description && *models[i].description)
             kstr(&w, "description", models[i].description);
         end_obj(&w);
     }
+    if (model < 0) lit(&w, "{\"name\":\"health\"}"), lit(&w, "{\"name\":\"server\"}");
+    lit(&w, "{\"name\":\"repository\"}");
     end_arr(&w);
     key(&w, "paths"), obj(&w);
     if (model < 0) server_paths(&w, o);
