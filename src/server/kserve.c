@@ -679,13 +679,17 @@ celer_status celer_kserve_encode_infer(const celer_kserve_request *req, const ch
 
 #define CLASSIFY_MAX_ELEMENTS 1000000 /* per row, as Triton caps it */
 
-celer_status celer_kserve_classify_check(celer_dtype dtype, const char *name) {
+bool celer_kserve_classifiable(celer_dtype dtype) {
     switch (dtype) {
     case CELER_UINT8: case CELER_UINT16: case CELER_UINT32: case CELER_UINT64:
     case CELER_INT8: case CELER_INT16: case CELER_INT32: case CELER_INT64:
-    case CELER_FLOAT: case CELER_DOUBLE: case CELER_FLOAT16: case CELER_BFLOAT16: return CELER_OK;
-    default: break;
+    case CELER_FLOAT: case CELER_DOUBLE: case CELER_FLOAT16: case CELER_BFLOAT16: return true;
+    default: return false;
     }
+}
+
+celer_status celer_kserve_classify_check(celer_dtype dtype, const char *name) {
+    if (celer_kserve_classifiable(dtype)) return CELER_OK;
     return celer_errorf(CELER_ERR_INVALID,
                         "class result not available for output due to unsupported type '%s': output '%s' cannot be "
                         "asked for 'classification'; ask for it without",

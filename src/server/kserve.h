@@ -138,7 +138,9 @@ celer_status celer_kserve_check_tensor_param(const char *key, const char *const 
  * elements; errors name output `name`. FP16 and BF16 are classified too (Triton refuses them). */
 celer_status celer_kserve_classify(const celer_tensor *t, bool batched, uint32_t k, const celer_str *labels,
                                    size_t n_labels, const char *name, celer_arena *arena, celer_tensor *out);
-/* Whether an output of `dtype` can be classified: CELER_OK, or the error above naming output `name`. */
+/* Whether an output of `dtype` can be classified (sets no error). */
+bool celer_kserve_classifiable(celer_dtype dtype);
+/* The same as a status: CELER_OK, or the error above naming output `name`. */
 celer_status celer_kserve_classify_check(celer_dtype dtype, const char *name);
 /* BYTES elements in binary form: numel times (4-byte little-endian length, bytes), exactly filling
  * [p, p + n); elements may hold NULs. The celer_str array goes into `arena`; with `copy` the bytes

@@ -248,6 +248,13 @@ def classification(srv, g, rng):
     status, meta, _ = srv.json("GET", "/v2")
     check("the server metadata lists the classification extension", status == 200
           and "classification" in meta.get("extensions", []), meta)
+    status, doc, _ = srv.json("GET", "/v2/models/onnx_float32_float32_float32/openapi.json")
+    schemas = doc["components"]["schemas"] if status == 200 else {}
+    req = schemas.get("onnx_float32_float32_float32.1.InferRequest", {})
+    resp = json.dumps(schemas.get("onnx_float32_float32_float32.1.InferResponse", {}))
+    params = req.get("properties", {}).get("outputs", {}).get("items", {}).get("properties", {}).get("parameters", {})
+    check("OpenAPI: an output may ask classification, and its answer is a BYTES branch",
+          "classification" in params.get("properties", {}) and "value:index" in resp, (status, params))
 
 
 def raw_bodies(srv, rng):
