@@ -638,24 +638,26 @@ static celer_status map_io(const mapper *m, const pnode *msg, bool is_input, int
     }
     CELER_TRY(get_dims(m, msg, "dims", what, &io->rank, io->dims));
     if (io->has_reshape && io->rank >= 0) {
-        /* Triton: same element count when both are fixed, same number of variable dims. */
+        /* Triton: as many variable dims, and between them (and around them) runs of fixed dims of
+         * the same element count: [2,4,-1,6] may become [8,-1,1,6]. A variable dim keeps its value. */
         int var_d = 0, var_r = 0;
-        int64_t nd = 1, nr = 1;
-        for (int i = 0; i < io->rank; i++) {
-            if (io->dims[i] < 0)
-                var_d++;
-            else if (__builtin_mul_overflow(nd, io->dims[i], &nd))
-                nd = -1;
+        for (int i = 0; i < io->rank; i++) var_d += io->dims[i] < 0;
+        for (int i = 0; i < io->reshape_rank; i++) var_r += io->reshape[i] < 0;
+        bool ok = var_d == var_r;
+        for (int i = 0, j = 0; ok && (i <= io->rank || j <= io->reshape_rank);) {
+            int64_t nd = 1, nr = 1;
+            for (; i < io->rank && io->dims[i] >= 0; i++)
+                if (__builtin_mul_overflow(nd, io->dims[i], &nd)) nd = -1;
+            for (; j < io->reshape_rank && io->reshape[j] >= 0; j++)
+                if (__builtin_mul_overflow(nr, io->reshape[j], &nr)) nr = -1;
+            ok = nd == nr && nd >= 0;
+            i++, j++; /* past the variable dims that end the runs */
         }
-        for (int i = 0; i < io->reshape_rank; i++) {
-            if (io->reshape[i] < 0)
-                var_r++;
-            else if (__builtin_mul_overflow(nr, io->reshape[i], &nr))
-                nr = -1;
-        }
-        if (var_d != var_r || (var_d == 0 && nd != nr))
+        if (!ok)
             return merr(m, msg, CELER_ERR_INVALID,
-                        "%s: reshape must keep the element count and the number of -1 dims of dims", what);
+                        "%s: reshape must keep the element count and the number of -1 dims of dims (and the element "
+                        "count of the fixed dims between them)",
+                        what);
     }
     return CELER_OK;
 }
@@ -1067,6 +1069,11 @@ static celer_status complete_io(const char *model_name, bool input, celer_config
             "set max_batch_size: 0 and give the full dims",
             model_name, kind, io->name, max_batch, model_type(d->dtype), celer_shape_str(&d->shape, b, sizeof b));
     int skip = max_batch > 0 ? 1 : 0;
+    if (io->has_reshape && io->reshape_rank == 0 && max_batch == 0)
+        return celer_errorf(CELER_ERR_INVALID,
+                            "model '%s': %s '%s': cannot have empty reshape for non-batching model as scalar tensors "
+                            "are not supported (Triton's rule)",
+                            model_name, kind, io->name);
     if (io->rank < 0) { /* dims not given: take the model's */
         if (!d->has_shape)
             return celer_errorf(

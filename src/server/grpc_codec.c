@@ -338,9 +338,10 @@ static celer_status decode_request_params(const span *entries, int n, celer_aren
     return CELER_OK;
 }
 
-/* The parameters of an input or output: every name but `known` refused (kserve.h). */
-static celer_status check_tensor_params(span msg, int params_field, const char *known, celer_arena *arena,
-                                        const char *what) {
+/* The parameters of an input or output: every name not in `known` refused (kserve.h); the
+ * classification count, when asked (`classification` not NULL), read as Triton reads it. */
+static celer_status check_tensor_params(span msg, int params_field, const char *const *known, celer_arena *arena,
+                                        const char *what, uint32_t *classification) {
     celer_pb_reader r = {msg.p, msg.p + msg.len};
     celer_pb_field f;
     int k;
@@ -352,6 +353,18 @@ static celer_status check_tensor_params(span msg, int params_field, const char *
         const char *key;
         CELER_TRY(pb_string(p.key, arena, what, &key));
         CELER_TRY(celer_kserve_check_tensor_param(key, known, what));
+        if (classification && !strcmp(key, "classification")) {
+            if (p.kind != P_INT64)
+                return celer_errorf(CELER_ERR_INVALID,
+                                    "invalid value type for 'classification' parameter, expected int64_param: %s gave %s",
+                                    what, param_kind_names[p.kind]);
+            if ((int64_t)p.u <= 0) /* Triton's words; it wants at least 1 */
+                return celer_errorf(CELER_ERR_INVALID,
+                                    "invalid value for 'classification' parameter, expected >= 0: %s asked for %lld "
+                                    "classes, at least 1 is needed",
+                                    what, (long long)(int64_t)p.u);
+            *classification = p.u > UINT32_MAX ? UINT32_MAX : (uint32_t)p.u; /* more than there are: all of them */
+        }
     }
     return k < 0 ? CELER_ERR_PARSE : CELER_OK;
 }
@@ -377,10 +390,13 @@ static celer_status decode_outputs(const span *msgs, int n, celer_arena *arena, 
         const char *s;
         CELER_TRY(pb_string(name, arena, w, &s));
         for (int j = 0; j < i; j++)
-            if (!strcmp(out->outputs[j].name, s)) return celer_errorf(CELER_ERR_INVALID, "output '%s' requested twice", s);
+            if (!strcmp(out->outputs[j].name, s))
+                return celer_errorf(CELER_ERR_INVALID, "output '%s' already exists in request: it is requested twice", s);
         /* binary_data means nothing here (outputs always go in raw_output_contents): Triton
          * ignores it on gRPC, so it is accepted */
-        CELER_TRY(check_tensor_params(msgs[i], OREQ_PARAMS, "binary_data", arena, what_name(arena, "output '%s'", s)));
+        static const char *const known[] = {"binary_data", "classification", NULL};
+        CELER_TRY(check_tensor_params(msgs[i], OREQ_PARAMS, known, arena, what_name(arena, "output '%s'", s),
+                                      &out->outputs[i].classification));
         out->outputs[i].name = s;
         out->outputs[i].binary = true;
     }
@@ -614,7 +630,7 @@ static celer_status decode_input(const in_msg *in, const celer_kserve_tensor_spe
     if (numel < 0)
         return celer_errorf(CELER_ERR_LIMIT, "%s: shape %s is too large", what,
                             celer_kserve_dims_text(t.shape.dims, t.shape.rank, a, sizeof a));
-    CELER_TRY(check_tensor_params(in->msg, IN_PARAMS, NULL, arena, what));
+    CELER_TRY(check_tensor_params(in->msg, IN_PARAMS, NULL, arena, what, NULL));
 
     if (raw) {
         if (dtype == CELER_STRING) {
@@ -735,7 +751,8 @@ celer_status celer_grpc_decode_infer(const uint8_t *msg, size_t len, const celer
         if (si < 0)
             return celer_errorf(CELER_ERR_INVALID, "unknown input '%.*s' (model inputs: %s)", (int)CELER_MIN(in->name.len, 200),
                                 (const char *)in->name.p, celer_kserve_spec_names(spec, n_spec, spec_list, sizeof spec_list));
-        if (seen[si]) return celer_errorf(CELER_ERR_INVALID, "input '%s' given twice", spec[si].name);
+        if (seen[si])
+            return celer_errorf(CELER_ERR_INVALID, "input '%s' already exists in request: it is given twice", spec[si].name);
         seen[si] = 1;
         CELER_TRY(decode_input(in, &spec[si], n_raw ? &raws[i] : NULL, i, arena, &out->inputs[i]));
     }

@@ -324,6 +324,9 @@ static enum MHD_Result start_infer(http_req *q) {
         st = pipeline_decode(q, json_len);
     else if (q->predict)
         st = celer_kserve_decode_predict(q->body ? q->body : "", q->body_len, v->inputs, v->n_inputs, arena, &q->kreq);
+    else if (json_len == 0) /* the raw form: messages name the model, as Triton's do */
+        st = celer_kserve_decode_raw(q->body ? q->body : "", q->body_len, v->inputs, v->n_inputs, v->owner->name, arena,
+                                     &q->kreq);
     else
         st = celer_kserve_decode_infer(q->body ? q->body : "", q->body_len, json_len, v->inputs, v->n_inputs, arena,
                                        &q->kreq);
@@ -465,7 +468,15 @@ static enum MHD_Result h_index(http_req *q, const route_args *a) {
         celer_json *doc;
         if (celer_json_parse(q->body, q->body_len, &arena, &doc) == CELER_OK) {
             const celer_json *r = celer_json_get(doc, "ready");
-            ready_only = r && r->type == CELER_JSON_BOOL && r->boolean;
+            if (r && r->type != CELER_JSON_BOOL) { /* Triton's words */
+                char msg[160];
+                snprintf(msg, sizeof msg, "Invalid value for 'ready': expected a boolean, got %.*s%s",
+                         (int)CELER_MIN(r->raw_len, 40), r->raw, r->raw_len > 40 ? "..." : "");
+                celer_arena_free(&arena);
+                reply_status(q, CELER_ERR_INVALID, msg);
+                return send_reply(q);
+            }
+            ready_only = r && r->boolean;
         } else {
             char msg[512];
             snprintf(msg, sizeof msg, "%s", celer_error_message());
@@ -874,6 +885,27 @@ static void drop_body(http_req *q) {
     atomic_store(&q->state, REQ_READY);
 }
 
+/* A body over --max-body-bytes (`size` bytes, or at least that many when `at_least`: a chunked body
+ * that grew past it), in Triton's words for the form its headers say (its clients match them); the
+ * status stays celer's 413. */
+static void body_limit_message(struct MHD_Connection *conn, unsigned long long size_n, bool at_least, long long max,
+                               char *msg, size_t cap) {
+    const char *hl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Inference-Header-Content-Length");
+    bool raw = hl && !strcmp(hl, "0");
+    char size[64];
+    snprintf(size, sizeof size, "%s%llu", at_least ? "at least " : "", size_n);
+    if (raw)
+        snprintf(msg, cap,
+                 "Raw input has a byte_size (%s bytes) that exceeds the maximum allowed value of %lld bytes: the "
+                 "request body is over celer's --max-body-bytes",
+                 size, max);
+    else
+        snprintf(msg, cap,
+                 "request JSON size of %s bytes exceeds the maximum allowed input size of %lld bytes: the request "
+                 "body is over celer's --max-body-bytes",
+                 size, max);
+}
+
 /* Decides what it can from the headers alone, before any body byte is read or buffered: a path
  * too long or unknown, a body over its cap or over what all connections may buffer together, a
  * model that is missing, loading or whose queue is full. Returns false with the reply set. */
@@ -902,8 +934,7 @@ static bool admit(http_req *q, struct MHD_Connection *conn, const char *url) {
     unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
     char msg[1024];
     if (declared > (unsigned long long)srv->opts->max_body_bytes) {
-        snprintf(msg, sizeof msg, "request body of %llu bytes exceeds the limit of %lld bytes (--max-body-bytes)",
-                 declared, srv->opts->max_body_bytes);
+        body_limit_message(conn, declared, false, srv->opts->max_body_bytes, msg, sizeof msg);
         reply_status(q, CELER_ERR_LIMIT, msg);
         return false;
     }
@@ -979,9 +1010,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         if (atomic_load(&q->state) == REQ_READY) return MHD_YES; /* answered already: discarded */
         if (q->body_len + n > (size_t)srv->opts->max_body_bytes) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "request body exceeds the limit of %lld bytes (--max-body-bytes)",
-                     srv->opts->max_body_bytes);
+            char msg[300];
+            body_limit_message(conn, (unsigned long long)(q->body_len + n), true, srv->opts->max_body_bytes, msg,
+                               sizeof msg);
             reply_status(q, CELER_ERR_LIMIT, msg);
             drop_body(q); /* the rest is read and discarded; the answer goes at the end */
             return MHD_YES;

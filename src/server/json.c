@@ -341,6 +341,14 @@ static celer_status perr(parser *ps, const char *at, const char *what) {
     return ps->status;
 }
 
+/* The document nests deeper than CELER_JSON_MAX_DEPTH: Triton's words first. */
+static celer_status depth_perr(parser *ps, const char *at) {
+    if (!ps->status)
+        ps->status = celer_errorf(CELER_ERR_PARSE, "JSON nesting depth exceeds maximum allowed limit (%d) at byte %zu",
+                                  CELER_JSON_MAX_DEPTH, (size_t)(at - ps->text));
+    return ps->status;
+}
+
 static void *bump(parser *ps, size_t n, size_t align) {
     size_t off = (ps->bump_used + align - 1) & ~(align - 1);
     if (!ps->bump || off > ps->bump_cap || n > ps->bump_cap - off) {
@@ -544,7 +552,7 @@ static celer_status parse_value(parser *ps, celer_json *v);
 
 static celer_status parse_array(parser *ps, celer_json *v) {
     const char *start = ps->p;
-    if (ps->depth >= CELER_JSON_MAX_DEPTH) return perr(ps, start, "nesting deeper than 64 levels");
+    if (ps->depth >= CELER_JSON_MAX_DEPTH) return depth_perr(ps, start);
     /* numeric array? the first leaf (after any '['s) starts a number */
     const char *q = start + 1;
     while (q < ps->end && (is_ws((unsigned char)*q) || *q == '[')) q++;
@@ -600,7 +608,7 @@ static celer_status parse_array(parser *ps, celer_json *v) {
 
 static celer_status parse_object(parser *ps, celer_json *v) {
     const char *start = ps->p;
-    if (ps->depth >= CELER_JSON_MAX_DEPTH) return perr(ps, start, "nesting deeper than 64 levels");
+    if (ps->depth >= CELER_JSON_MAX_DEPTH) return depth_perr(ps, start);
     ps->depth++;
     ps->p++;
     size_t base = ps->n_items;
@@ -736,7 +744,8 @@ typedef struct dec {
     char *out;
     size_t idx, numel;
     const celer_shape *shape;
-    bool nested; /* leaves at depth rank, every level as long as its dim; else one flat level */
+    bool exact;  /* celer_json_decode_tensor_exact: nested data must match the shape */
+    bool nested; /* exact, and nested: leaves at depth rank, every level as long as its dim; else one flat level */
     const char *what;
     char shape_str[160];
 } dec;
@@ -842,6 +851,15 @@ static celer_status depth_error(dec *c, bool want_array) {
                         shape_text(c), want_array ? "an array" : "a number", c->idx);
 }
 
+/* A value of the data at depth CELER_JSON_MAX_DATA_DEPTH (the data itself at 0): where Triton
+ * stops, with its words. */
+static celer_status data_depth_error(dec *c) {
+    return celer_errorf(CELER_ERR_INVALID,
+                        "JSON nesting depth exceeds maximum allowed limit (%d): %s: its data nests arrays %d deep "
+                        "(at element %zu)",
+                        CELER_JSON_MAX_DATA_DEPTH, c->what, CELER_JSON_MAX_DATA_DEPTH, c->idx);
+}
+
 /* Decodes the raw text of a numeric array at p ('[') that sits at nesting level `level0`. */
 static celer_status decode_raw(dec *c, const char *p, const char *end, int level0) {
     const int rank = c->shape->rank;
@@ -857,7 +875,9 @@ static celer_status decode_raw(dec *c, const char *p, const char *end, int level
         if (want_value) {
             if (ch == '[') {
                 if (depth > CELER_JSON_MAX_DEPTH) return celer_errorf(CELER_ERR_PARSE, "%s: data nested too deeply", c->what);
-                if (depth > level0) { /* an element of the enclosing array */
+                if (!c->exact) {
+                    if (depth >= CELER_JSON_MAX_DATA_DEPTH) return data_depth_error(c);
+                } else if (depth > level0) { /* an element of the enclosing array */
                     if (c->nested ? depth >= rank : true) return depth_error(c, false);
                     count[depth - 1]++;
                     if (count[depth - 1] > (size_t)c->shape->dims[depth - 1]) return nest_error(c, depth - 1, count[depth - 1]);
@@ -869,6 +889,7 @@ static celer_status decode_raw(dec *c, const char *p, const char *end, int level
             }
             if (ch == ']' && first) goto close;
             /* a number */
+            if (!c->exact && depth >= CELER_JSON_MAX_DATA_DEPTH) return data_depth_error(c);
             if (c->nested) {
                 if (depth != rank && !(rank == 0 && depth == 1)) return depth_error(c, true);
                 if (rank > 0 && ++count[depth - 1] > (size_t)c->shape->dims[depth - 1])
@@ -905,12 +926,13 @@ static celer_status decode_raw(dec *c, const char *p, const char *end, int level
 }
 
 static celer_status decode_node(dec *c, const celer_json *v, int level) {
+    if (!c->exact && level >= CELER_JSON_MAX_DATA_DEPTH) return data_depth_error(c);
     switch (v->type) {
     case CELER_JSON_NUMERIC_ARRAY:
-        if (level > 0 && (!c->nested || level >= c->shape->rank)) return depth_error(c, false);
+        if (c->exact && level > 0 && (!c->nested || level >= c->shape->rank)) return depth_error(c, false);
         return decode_raw(c, v->raw, v->raw + v->raw_len, level);
     case CELER_JSON_ARRAY: {
-        if (level > 0 && (!c->nested || level >= c->shape->rank)) return depth_error(c, false);
+        if (c->exact && level > 0 && (!c->nested || level >= c->shape->rank)) return depth_error(c, false);
         if (c->nested && c->shape->rank > 0 && (size_t)v->n != (size_t)c->shape->dims[level])
             return nest_error(c, level, (size_t)v->n);
         for (int i = 0; i < v->n; i++) CELER_TRY(decode_node(c, &v->items[i], level + 1));
@@ -945,17 +967,21 @@ static celer_status decode_node(dec *c, const celer_json *v, int level) {
     return CELER_OK;
 }
 
-celer_status celer_json_decode_tensor(const celer_json *value, celer_dtype dtype, const celer_shape *shape, void *out,
-                                      celer_arena *arena, const char *what) {
-    (void)arena; /* strings already live in the arena the document was parsed into */
-    dec c = {.dtype = dtype, .out = out, .shape = shape, .what = what ? what : "tensor"};
+static celer_status decode_tensor(const celer_json *value, celer_dtype dtype, const celer_shape *shape, void *out,
+                                  const char *what, bool exact) {
+    dec c = {.dtype = dtype, .out = out, .shape = shape, .exact = exact, .what = what ? what : "tensor"};
     int64_t numel = celer_shape_numel(shape);
     if (numel < 0) return celer_errorf(CELER_ERR_SHAPE, "%s: shape %s is not fully known", c.what, shape_text(&c));
     if (celer_dtype_size(dtype) == 0 || dtype == CELER_COMPLEX64 || dtype == CELER_COMPLEX128)
         return celer_errorf(CELER_ERR_DTYPE, "%s: cannot decode JSON data as %s", c.what, celer_dtype_name(dtype));
     c.numel = (size_t)numel;
-    /* nested when the first element is itself an array */
     const celer_json *v = value;
+    if (!exact) { /* any nesting: the leaves in order */
+        CELER_TRY(decode_node(&c, v, 0));
+        if (c.idx != c.numel) return count_error(&c, c.idx);
+        return CELER_OK;
+    }
+    /* nested when the first element is itself an array */
     if (v->type == CELER_JSON_NUMERIC_ARRAY) {
         const char *q = v->raw + 1, *e = v->raw + v->raw_len;
         while (q < e && is_ws((unsigned char)*q)) q++;
@@ -971,6 +997,19 @@ celer_status celer_json_decode_tensor(const celer_json *value, celer_dtype dtype
     CELER_TRY(decode_node(&c, v, 0));
     if (c.idx != c.numel) return count_error(&c, c.idx);
     return CELER_OK;
+}
+
+/* Strings already live in the arena the document was parsed into: `arena` is not used. */
+celer_status celer_json_decode_tensor(const celer_json *value, celer_dtype dtype, const celer_shape *shape, void *out,
+                                      celer_arena *arena, const char *what) {
+    (void)arena;
+    return decode_tensor(value, dtype, shape, out, what, false);
+}
+
+celer_status celer_json_decode_tensor_exact(const celer_json *value, celer_dtype dtype, const celer_shape *shape,
+                                            void *out, celer_arena *arena, const char *what) {
+    (void)arena;
+    return decode_tensor(value, dtype, shape, out, what, true);
 }
 
 /* ======================================================================================== */

@@ -8,7 +8,11 @@
 #include "base/base.h"
 #include "tensor/tensor.h"
 
-#define CELER_JSON_MAX_DEPTH 64
+/* Nesting caps: a document may nest 128 levels (a v2 request's tensor data sits 3 levels down);
+ * tensor data may nest its arrays as Triton allows, a value at depth 100 (the data itself at 0)
+ * being refused with Triton's message. */
+#define CELER_JSON_MAX_DEPTH 128
+#define CELER_JSON_MAX_DATA_DEPTH 100
 
 typedef enum celer_json_type {
     CELER_JSON_NULL,
@@ -47,15 +51,21 @@ celer_status celer_json_parse(const char *text, size_t len, celer_arena *arena, 
 const celer_json *celer_json_get(const celer_json *obj, const char *key);
 
 /* Decodes tensor data given as a JSON value (a NUMERIC_ARRAY, an ARRAY of booleans or strings,
- * or nested arrays, flat or nested to any depth) into `out` (numel elements of dtype `dtype`,
- * caller-allocated: numel * celer_dtype_size(dtype) bytes; strings are allocated in `arena`).
- * The element count must equal numel; when the data is nested, its nesting must match `shape`
- * exactly. FLOAT16/BFLOAT16 accept JSON numbers. Integers must be integral and in range for the
- * dtype; BOOL accepts true/false (and 0/1). Float parsing is exact (same result as strtof /
- * strtod). Errors name `what` (e.g. "input 'x'") and say expected vs got count or the bad
- * element index. */
+ * or arrays nested in any way, as Triton reads them: the leaves in row-major order, up to
+ * CELER_JSON_MAX_DATA_DEPTH) into `out` (numel elements of dtype `dtype`, caller-allocated:
+ * numel * celer_dtype_size(dtype) bytes; strings are allocated in `arena`). The element count
+ * must equal numel. FLOAT16/BFLOAT16 accept JSON numbers. Integers must be integral and in range
+ * for the dtype; BOOL accepts true/false (and 0/1). Float parsing is exact (same result as strtof
+ * / strtod). Errors name `what` (e.g. "input 'x'") and say expected vs got count or the bad
+ * element index; data nested too deeply is CELER_ERR_INVALID starting with Triton's words "JSON
+ * nesting depth exceeds maximum allowed limit (100)". */
 celer_status celer_json_decode_tensor(const celer_json *value, celer_dtype dtype, const celer_shape *shape,
                                       void *out, celer_arena *arena, const char *what);
+/* The same, for the forms whose shape comes from the nesting itself (KServe v1 instances, business
+ * objects): nested data must match `shape` exactly (every level as long as its dim, leaves at
+ * depth rank); flat data only needs the element count. */
+celer_status celer_json_decode_tensor_exact(const celer_json *value, celer_dtype dtype, const celer_shape *shape,
+                                            void *out, celer_arena *arena, const char *what);
 
 /* ---- writer: a growing buffer with a cap ---- */
 typedef struct celer_jbuf {

@@ -131,8 +131,9 @@ static size_t count_leaves(const celer_json *v) {
 }
 
 /* Decodes JSON data into a fresh arena buffer, refusing counts the text cannot hold before
- * allocating (each element takes at least one byte). */
-static celer_status decode_json_data(const celer_json *data, celer_dtype dtype, const celer_shape *shape,
+ * allocating (each element takes at least one byte). `exact`: nesting must match the shape (v1,
+ * whose shape comes from it); else any nesting of the right element count, as Triton reads v2. */
+static celer_status decode_json_data(const celer_json *data, celer_dtype dtype, const celer_shape *shape, bool exact,
                                      celer_arena *arena, const char *what, void **out) {
     int64_t numel = celer_shape_numel(shape);
     char a[200];
@@ -145,7 +146,8 @@ static celer_status decode_json_data(const celer_json *data, celer_dtype dtype, 
     if (celer_mul_size((size_t)numel, esize, &bytes)) return celer_errorf(CELER_ERR_LIMIT, "%s: tensor too large", what);
     void *buf = celer_arena_alloc_uninit(arena, bytes ? bytes : 1); /* the decoder writes every element */
     if (!buf) return celer_error_wrap(celer_error_status(), "%s", what);
-    CELER_TRY(celer_json_decode_tensor(data, dtype, shape, buf, arena, what));
+    CELER_TRY(exact ? celer_json_decode_tensor_exact(data, dtype, shape, buf, arena, what)
+                    : celer_json_decode_tensor(data, dtype, shape, buf, arena, what));
     *out = buf;
     return CELER_OK;
 }
@@ -195,44 +197,72 @@ static celer_status binary_fixed(const char *p, size_t n, celer_dtype dtype, cel
     return CELER_OK;
 }
 
-static celer_status decode_raw_body(const char *body, size_t len, const celer_kserve_tensor_spec *spec, int n_spec,
-                                    celer_arena *arena, celer_kserve_request *out) {
-    char names[300], a[200];
+celer_status celer_kserve_decode_raw(const char *body, size_t len, const celer_kserve_tensor_spec *spec, int n_spec,
+                                     const char *model, celer_arena *arena, celer_kserve_request *out) {
+    memset(out, 0, sizeof *out);
+    char names[300], a[200], where[300];
+    if (model) snprintf(where, sizeof where, "'%.256s' model configuration", model);
+    else snprintf(where, sizeof where, "the model configuration");
     if (n_spec != 1)
         return celer_errorf(CELER_ERR_INVALID,
-                            "a raw binary body (Inference-Header-Content-Length: 0) needs a model with exactly one input; "
-                            "this model has %d (%s)",
-                            n_spec, celer_kserve_spec_names(spec, n_spec, names, sizeof names));
+                            "Raw request must only have 1 input (found 1) to be deduced but got %d inputs in %s: a raw "
+                            "binary body (Inference-Header-Content-Length: 0) is the bytes of a model's only input; "
+                            "send these (%s) as JSON or with the binary tensor extension",
+                            n_spec, where, celer_kserve_spec_names(spec, n_spec, names, sizeof names));
     const celer_kserve_tensor_spec *sp = &spec[0];
+    const char *what = what_name(arena, "input '%s'", sp->name);
     celer_tensor t = {.dtype = sp->dtype, .shape = {.rank = sp->rank}};
-    /* one variable dim (typically the batch) is worked out from the body length */
-    int variable = -1, n_variable = 0;
-    size_t row_bytes = celer_dtype_size(sp->dtype);
-    for (int d = 0; d < sp->rank; d++) {
+    /* Triton's config dims are those after the batch dim: the batch is 1, one variable dim among
+     * the rest comes from the body length */
+    int first = sp->batched && sp->rank > 0 ? 1 : 0, variable = -1, n_variable = 0;
+    size_t row_bytes = sp->dtype == CELER_STRING ? 1 : celer_dtype_size(sp->dtype);
+    if (first) t.shape.dims[0] = 1;
+    for (int d = first; d < sp->rank; d++) {
         t.shape.dims[d] = sp->dims[d];
         if (sp->dims[d] < 0) {
             variable = d;
             n_variable++;
         } else if (celer_mul_size(row_bytes, (size_t)sp->dims[d], &row_bytes)) {
-            return celer_errorf(CELER_ERR_LIMIT, "input '%s': shape too large", sp->name);
+            return celer_errorf(CELER_ERR_LIMIT, "%s: shape too large", what);
         }
     }
-    if (n_variable > 1 || (n_variable == 1 && (sp->dtype == CELER_STRING || row_bytes == 0 || len % row_bytes)))
-        return celer_errorf(CELER_ERR_SHAPE,
-                            "input '%s': a raw binary body of %zu bytes does not determine the shape %s; send JSON or "
-                            "use the binary tensor extension with an explicit shape",
-                            sp->name, len, celer_kserve_dims_text(sp->dims, sp->rank, a, sizeof a));
-    if (n_variable == 1) t.shape.dims[variable] = (int64_t)(len / row_bytes);
-    int64_t numel = celer_shape_numel(&t.shape);
-    if (numel < 0) return celer_errorf(CELER_ERR_LIMIT, "input '%s': shape too large", sp->name);
-    const char *what = what_name(arena, "input '%s'", sp->name);
     if (sp->dtype == CELER_STRING) {
-        CELER_TRY(celer_kserve_decode_bytes(body, len, (size_t)numel, true, arena, what, &t.data));
+        /* the body is one element: Triton wants dims [1]; a variable dim is taken as 1 */
+        for (int d = first; d < sp->rank; d++)
+            if (t.shape.dims[d] < 0) t.shape.dims[d] = 1;
+        if (celer_shape_numel(&t.shape) != 1)
+            return celer_errorf(CELER_ERR_INVALID,
+                                "For BYTE datatype raw input '%s', the model must have input shape [1]: its shape is "
+                                "%s, and a raw body is one element",
+                                sp->name, celer_kserve_dims_text(sp->dims, sp->rank, a, sizeof a));
+        celer_str *el = celer_arena_alloc(arena, sizeof *el);
+        if (!el) return celer_error_wrap(celer_error_status(), "%s", what);
+        CELER_TRY(celer_str_dup(arena, (celer_str){body, len}, el));
+        t.data = el;
     } else {
         size_t esize = celer_dtype_size(sp->dtype), need;
         if (esize == 0 || !celer_dtype_kserve_name(sp->dtype))
-            return celer_errorf(CELER_ERR_UNSUPPORTED, "input '%s': type %s has no KServe datatype", sp->name, celer_dtype_name(sp->dtype));
-        if (celer_mul_size((size_t)numel, esize, &need)) return celer_errorf(CELER_ERR_LIMIT, "%s: shape too large", what);
+            return celer_errorf(CELER_ERR_UNSUPPORTED, "%s: type %s has no KServe datatype", what, celer_dtype_name(sp->dtype));
+        if (n_variable > 1)
+            return celer_errorf(CELER_ERR_SHAPE,
+                                "The shape of the raw input '%s' can not be deduced because there are more than one "
+                                "variable-sized dimension: its shape is %s; send JSON or use the binary tensor "
+                                "extension with an explicit shape",
+                                sp->name, celer_kserve_dims_text(sp->dims, sp->rank, a, sizeof a));
+        if (n_variable == 1) {
+            if (row_bytes == 0 || len % row_bytes)
+                return celer_errorf(CELER_ERR_SHAPE,
+                                    "%s: a raw body of %zu bytes does not determine dimension %d of shape %s: it is not "
+                                    "a whole number of %zu-byte slices",
+                                    what, len, variable, celer_kserve_dims_text(t.shape.dims, t.shape.rank, a, sizeof a),
+                                    row_bytes);
+            t.shape.dims[variable] = (int64_t)(len / row_bytes);
+        } else if (first && row_bytes && len % row_bytes == 0 && len / row_bytes > 1) {
+            t.shape.dims[0] = (int64_t)(len / row_bytes); /* celer: a batch of whole rows */
+        }
+        int64_t numel = celer_shape_numel(&t.shape);
+        if (numel < 0 || celer_mul_size((size_t)numel, esize, &need))
+            return celer_errorf(CELER_ERR_LIMIT, "%s: shape too large", what);
         if (len != need)
             return celer_errorf(CELER_ERR_SHAPE, "%s: raw body has %zu bytes but shape %s of %s needs %zu", what, len,
                                 celer_kserve_dims_text(t.shape.dims, t.shape.rank, a, sizeof a), dt_name(sp->dtype), need);
@@ -259,7 +289,6 @@ static const struct unsupported_param {
     {"priority", "celer has no priority levels"},
     {"headers", "celer does not forward HTTP headers to models"},
 }, unsupported_tensor_params[] = {
-    {"classification", "celer does not implement the classification extension yet; request the raw output"},
     {"shared_memory_region", "celer does not implement shared memory; send the data in the request"},
     {"shared_memory_byte_size", "celer does not implement shared memory; send the data in the request"},
     {"shared_memory_offset", "celer does not implement shared memory; send the data in the request"},
@@ -285,16 +314,22 @@ static celer_status check_request_param(const char *key, const celer_json *v) {
     return celer_kserve_check_request_param(key, nothing);
 }
 
-celer_status celer_kserve_check_tensor_param(const char *key, const char *known, const char *what) {
-    if (known && !strcmp(key, known)) return CELER_OK;
+celer_status celer_kserve_check_tensor_param(const char *key, const char *const *known, const char *what) {
+    for (int i = 0; known && known[i]; i++)
+        if (!strcmp(key, known[i])) return CELER_OK;
     const char *why = unsupported_why(unsupported_tensor_params, CELER_ARRAY_LEN(unsupported_tensor_params), key);
     if (why) return celer_errorf(CELER_ERR_INVALID, "%s: parameter '%s' is refused: %s", what, key, why);
-    if (!known) return celer_errorf(CELER_ERR_INVALID, "%s: unknown parameter '%s' (celer reads none here)", what, key);
-    return celer_errorf(CELER_ERR_INVALID, "%s: unknown parameter '%s' (celer reads '%s' here)", what, key, known);
+    if (!known || !known[0]) return celer_errorf(CELER_ERR_INVALID, "%s: unknown parameter '%s' (celer reads none here)", what, key);
+    char list[200] = "";
+    for (int i = 0; known[i]; i++) {
+        size_t l = strlen(list);
+        snprintf(list + l, sizeof list - l, "%s'%s'", i ? ", " : "", known[i]);
+    }
+    return celer_errorf(CELER_ERR_INVALID, "%s: unknown parameter '%s' (celer reads %s here)", what, key, list);
 }
 
-/* Refuses every parameter of an input or output (`what`: "output 'x'") other than `known`. */
-static celer_status check_tensor_params(const celer_json *params, const char *known, const char *what) {
+/* Refuses every parameter of an input or output (`what`: "output 'x'") not in `known`. */
+static celer_status check_tensor_params(const celer_json *params, const char *const *known, const char *what) {
     for (int i = 0; i < params->n; i++) CELER_TRY(celer_kserve_check_tensor_param(params->keys[i], known, what));
     return CELER_OK;
 }
@@ -313,24 +348,38 @@ static celer_status parse_outputs(const celer_json *outputs, celer_arena *arena,
             return celer_errorf(CELER_ERR_INVALID, "outputs[%d]: missing or non-string 'name'", i);
         for (int k = 0; k < i; k++)
             if (strcmp(out->outputs[k].name, name->string) == 0)
-                return celer_errorf(CELER_ERR_INVALID, "output '%s' requested twice", name->string);
+                return celer_errorf(CELER_ERR_INVALID, "output '%s' already exists in request: it is requested twice",
+                                    name->string);
         const celer_json *params = celer_json_get(o, "parameters");
         bool binary = false;
+        uint32_t classification = 0;
         if (params) {
+            static const char *const known[] = {"binary_data", "classification", NULL};
             if (params->type != CELER_JSON_OBJECT)
                 return celer_errorf(CELER_ERR_INVALID, "output '%s': 'parameters' must be an object", name->string);
             char what[300];
             snprintf(what, sizeof what, "output '%.256s'", name->string);
-            CELER_TRY(check_tensor_params(params, "binary_data", what));
+            CELER_TRY(check_tensor_params(params, known, what));
             const celer_json *bd = celer_json_get(params, "binary_data");
             if (bd) {
                 if (bd->type != CELER_JSON_BOOL)
                     return celer_errorf(CELER_ERR_INVALID, "output '%s': parameters.binary_data must be true or false", name->string);
                 binary = bd->boolean;
             }
+            const celer_json *cl = celer_json_get(params, "classification");
+            if (cl) { /* Triton: an unsigned integer; 0 asks for the tensor itself */
+                uint64_t k;
+                if (!json_uint(cl, &k))
+                    return celer_errorf(CELER_ERR_INVALID,
+                                        "Unable to set 'classification': %s: expected a non-negative integer (the number "
+                                        "of classes), got %.*s",
+                                        what, (int)CELER_MIN(cl->raw_len, 40), cl->raw);
+                classification = k > UINT32_MAX ? UINT32_MAX : (uint32_t)k; /* more than there are: all of them */
+            }
         }
         out->outputs[i].name = name->string;
         out->outputs[i].binary = binary;
+        out->outputs[i].classification = classification;
     }
     out->n_outputs = outputs->n;
     return CELER_OK;
@@ -375,7 +424,7 @@ static celer_status parse_parameters(const celer_json *params, celer_arena *aren
 celer_status celer_kserve_decode_infer(const char *body, size_t len, size_t json_len, const celer_kserve_tensor_spec *spec,
                                        int n_spec, celer_arena *arena, celer_kserve_request *out) {
     memset(out, 0, sizeof *out);
-    if (json_len == 0) return decode_raw_body(body, len, spec, n_spec, arena, out);
+    if (json_len == 0) return celer_kserve_decode_raw(body, len, spec, n_spec, NULL, arena, out);
     bool has_binary = json_len != SIZE_MAX;
     size_t jl = has_binary ? json_len : len;
     if (jl > len)
@@ -417,7 +466,8 @@ celer_status celer_kserve_decode_infer(const char *body, size_t len, size_t json
         if (si < 0)
             return celer_errorf(CELER_ERR_INVALID, "unknown input '%s' (model inputs: %s)", name->string,
                                 celer_kserve_spec_names(spec, n_spec, names, sizeof names));
-        if (seen[si]) return celer_errorf(CELER_ERR_INVALID, "input '%s' given twice", name->string);
+        if (seen[si])
+            return celer_errorf(CELER_ERR_INVALID, "input '%s' already exists in request: it is given twice", name->string);
         seen[si] = 1;
         const celer_kserve_tensor_spec *sp = &spec[si];
         const char *what = what_name(arena, "input '%s'", name->string);
@@ -441,7 +491,8 @@ celer_status celer_kserve_decode_infer(const char *body, size_t len, size_t json
         const celer_json *ip = celer_json_get(in, "parameters"), *bds = NULL;
         if (ip) {
             if (ip->type != CELER_JSON_OBJECT) return celer_errorf(CELER_ERR_INVALID, "%s: 'parameters' must be an object", what);
-            CELER_TRY(check_tensor_params(ip, "binary_data_size", what));
+            static const char *const known[] = {"binary_data_size", NULL};
+            CELER_TRY(check_tensor_params(ip, known, what));
             bds = celer_json_get(ip, "binary_data_size");
         }
         const celer_json *data = celer_json_get(in, "data");
@@ -472,7 +523,7 @@ celer_status celer_kserve_decode_infer(const char *body, size_t len, size_t json
             tail += size;
             remaining -= (size_t)size;
         } else if (data) {
-            CELER_TRY(decode_json_data(data, dtype, &t.shape, arena, what, &t.data));
+            CELER_TRY(decode_json_data(data, dtype, &t.shape, false, arena, what, &t.data));
         } else {
             return celer_errorf(CELER_ERR_INVALID, "%s: no 'data' and no parameters.binary_data_size", what);
         }
@@ -624,6 +675,129 @@ celer_status celer_kserve_encode_infer(const celer_kserve_request *req, const ch
     return out->status;
 }
 
+/* ---- classification (Triton's extension) ---- */
+
+#define CLASSIFY_MAX_ELEMENTS 1000000 /* per row, as Triton caps it */
+
+bool celer_kserve_classifiable(celer_dtype dtype) {
+    switch (dtype) {
+    case CELER_UINT8: case CELER_UINT16: case CELER_UINT32: case CELER_UINT64:
+    case CELER_INT8: case CELER_INT16: case CELER_INT32: case CELER_INT64:
+    case CELER_FLOAT: case CELER_DOUBLE: case CELER_FLOAT16: case CELER_BFLOAT16: return true;
+    default: return false;
+    }
+}
+
+celer_status celer_kserve_classify_check(celer_dtype dtype, const char *name) {
+    if (celer_kserve_classifiable(dtype)) return CELER_OK;
+    return celer_errorf(CELER_ERR_INVALID,
+                        "class result not available for output due to unsupported type '%s': output '%s' cannot be "
+                        "asked for 'classification'; ask for it without",
+                        dt_name(dtype), name);
+}
+
+/* One row being ranked: its elements, for the comparison. */
+typedef struct class_row {
+    const void *data;
+    celer_dtype dtype;
+} class_row;
+
+/* Element i as a double, for the floating types (NaN kept). */
+static double class_float(const class_row *r, uint32_t i) {
+    switch (r->dtype) {
+    case CELER_FLOAT: return ((const float *)r->data)[i];
+    case CELER_DOUBLE: return ((const double *)r->data)[i];
+    case CELER_FLOAT16: return celer_half_to_float(((const uint16_t *)r->data)[i]);
+    default: return celer_bf16_to_float(((const uint16_t *)r->data)[i]);
+    }
+}
+
+/* Highest value first; equal values by index; NaN after every number. Integers are compared as
+ * they are (no rounding through double). */
+static int class_cmp(const void *pa, const void *pb, void *user) {
+    const class_row *r = user;
+    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+    int c = 0;
+    switch (r->dtype) {
+#define CMP(T) c = ((const T *)r->data)[a] > ((const T *)r->data)[b] ? -1 : ((const T *)r->data)[a] < ((const T *)r->data)[b]; break
+    case CELER_UINT8: CMP(uint8_t);
+    case CELER_UINT16: CMP(uint16_t);
+    case CELER_UINT32: CMP(uint32_t);
+    case CELER_UINT64: CMP(uint64_t);
+    case CELER_INT8: CMP(int8_t);
+    case CELER_INT16: CMP(int16_t);
+    case CELER_INT32: CMP(int32_t);
+    case CELER_INT64: CMP(int64_t);
+#undef CMP
+    default: {
+        double x = class_float(r, a), y = class_float(r, b);
+        if (isnan(x) || isnan(y)) c = (isnan(x) != 0) - (isnan(y) != 0);
+        else c = x > y ? -1 : x < y;
+    }
+    }
+    return c ? c : (a > b) - (a < b);
+}
+
+/* Element i as std::to_string writes it; returns the length (buf holds 400 bytes: %f of the
+ * largest double has 316 characters). */
+static int class_value(const class_row *r, uint32_t i, char *buf, size_t cap) {
+    const void *d = r->data;
+    switch (r->dtype) {
+    case CELER_UINT8: return snprintf(buf, cap, "%d", ((const uint8_t *)d)[i]);
+    case CELER_UINT16: return snprintf(buf, cap, "%d", ((const uint16_t *)d)[i]);
+    case CELER_UINT32: return snprintf(buf, cap, "%u", ((const uint32_t *)d)[i]);
+    case CELER_UINT64: return snprintf(buf, cap, "%llu", (unsigned long long)((const uint64_t *)d)[i]);
+    case CELER_INT8: return snprintf(buf, cap, "%d", ((const int8_t *)d)[i]);
+    case CELER_INT16: return snprintf(buf, cap, "%d", ((const int16_t *)d)[i]);
+    case CELER_INT32: return snprintf(buf, cap, "%d", ((const int32_t *)d)[i]);
+    case CELER_INT64: return snprintf(buf, cap, "%lld", (long long)((const int64_t *)d)[i]);
+    default: return snprintf(buf, cap, "%f", class_float(r, i));
+    }
+}
+
+celer_status celer_kserve_classify(const celer_tensor *t, bool batched, uint32_t k, const celer_str *labels,
+                                   size_t n_labels, const char *name, celer_arena *arena, celer_tensor *out) {
+    CELER_TRY(celer_kserve_classify_check(t->dtype, name));
+    int64_t numel = celer_shape_numel(&t->shape);
+    if (numel < 0) return celer_errorf(CELER_ERR_SHAPE, "output '%s': unknown shape", name);
+    /* Triton: rows when the model batches and the output has a first dim of at least 1 */
+    bool rows_first = batched && t->shape.rank > 0 && t->shape.dims[0] > 0;
+    int64_t rows = rows_first ? t->shape.dims[0] : 1, per_row = rows_first ? numel / rows : numel;
+    if (per_row > CLASSIFY_MAX_ELEMENTS)
+        return celer_errorf(CELER_ERR_INVALID, "classification output tensor too large: output '%s' has %lld elements "
+                            "per row, at most %d", name, (long long)per_row, CLASSIFY_MAX_ELEMENTS);
+    int64_t top = CELER_MIN((int64_t)k, per_row);
+    size_t esize = celer_dtype_size(t->dtype);
+    uint32_t *idx = celer_arena_alloc_uninit(arena, sizeof *idx * (size_t)(per_row ? per_row : 1));
+    celer_str *strs = celer_arena_alloc(arena, sizeof *strs * (size_t)(rows * top > 0 ? rows * top : 1));
+    if (!idx || !strs) return celer_error_wrap(celer_error_status(), "classification of output '%s'", name);
+    for (int64_t r = 0; r < rows; r++) {
+        class_row row = {(const char *)t->data + (size_t)(r * per_row) * esize, t->dtype};
+        for (int64_t i = 0; i < per_row; i++) idx[i] = (uint32_t)i;
+        qsort_r(idx, (size_t)per_row, sizeof *idx, class_cmp, &row);
+        for (int64_t j = 0; j < top; j++) {
+            char buf[400];
+            int n = class_value(&row, idx[j], buf, sizeof buf);
+            n += snprintf(buf + n, sizeof buf - (size_t)n, ":%u", idx[j]);
+            const celer_str *label = idx[j] < n_labels && labels[idx[j]].len ? &labels[idx[j]] : NULL;
+            size_t len = (size_t)n + (label ? 1 + label->len : 0);
+            char *s = celer_arena_alloc_uninit(arena, len + 1);
+            if (!s) return celer_error_wrap(celer_error_status(), "classification of output '%s'", name);
+            memcpy(s, buf, (size_t)n);
+            if (label) {
+                s[n] = ':';
+                memcpy(s + n + 1, label->data, label->len);
+            }
+            s[len] = 0;
+            strs[r * top + j] = (celer_str){s, len};
+        }
+    }
+    *out = (celer_tensor){.dtype = CELER_STRING, .data = strs};
+    if (rows_first) out->shape = (celer_shape){.rank = 2, .dims = {rows, top}};
+    else out->shape = (celer_shape){.rank = 1, .dims = {top}};
+    return CELER_OK;
+}
+
 /* ---- KServe v1 ---- */
 
 static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -707,7 +881,7 @@ celer_status celer_kserve_decode_predict(const char *body, size_t len, const cel
                                 celer_kserve_dims_text(t.shape.dims, t.shape.rank, a, sizeof a), celer_kserve_dims_text(sp->dims, sp->rank, b, sizeof b),
                                 sp->rank);
         CELER_TRY(celer_kserve_check_shape(sp, &t.shape, what));
-        CELER_TRY(decode_json_data(inst, sp->dtype, &t.shape, arena, what, &t.data));
+        CELER_TRY(decode_json_data(inst, sp->dtype, &t.shape, true, arena, what, &t.data));
         out->inputs[0].name = sp->name;
         out->inputs[0].tensor = t;
         out->n_inputs = 1;
@@ -751,7 +925,7 @@ celer_status celer_kserve_decode_predict(const char *body, size_t len, const cel
             if (!v) return celer_errorf(CELER_ERR_INVALID, "instances[%d]: missing input '%s'", r, sp->name);
             char rw[300];
             snprintf(rw, sizeof rw, "instances[%d]: input '%s'", r, sp->name);
-            CELER_TRY(celer_json_decode_tensor(v, sp->dtype, &row, buf + (size_t)r * row_bytes, arena, rw));
+            CELER_TRY(celer_json_decode_tensor_exact(v, sp->dtype, &row, buf + (size_t)r * row_bytes, arena, rw));
         }
         t.data = buf;
         out->inputs[s].name = sp->name;
@@ -891,7 +1065,7 @@ static celer_status object_scalar(const celer_json *v, celer_tensor *t, int64_t 
     one.raw = text;
     one.raw_len = v->raw_len + 2;
     celer_shape s1 = {.rank = 1, .dims = {1}};
-    return celer_json_decode_tensor(&one, t->dtype, &s1, (char *)t->data + (size_t)i * celer_dtype_size(t->dtype), arena,
+    return celer_json_decode_tensor_exact(&one, t->dtype, &s1, (char *)t->data + (size_t)i * celer_dtype_size(t->dtype), arena,
                                     what);
 }
 
@@ -972,7 +1146,7 @@ celer_status celer_kserve_decode_object(const celer_json *root, const celer_kser
                                     (long long)count, (long long)r, (long long)row.dims[0],
                                     sp->dims[1] < 0 ? " (one request's lists must be equally long)" : "");
             if (count == 0) continue;
-            CELER_TRY(celer_json_decode_tensor(v, sp->dtype, &row, (char *)t.data + (size_t)r * (size_t)per_row * esize,
+            CELER_TRY(celer_json_decode_tensor_exact(v, sp->dtype, &row, (char *)t.data + (size_t)r * (size_t)per_row * esize,
                                                arena, what));
         }
         out->inputs[out->n_inputs].name = sp->name;

@@ -20,6 +20,7 @@ typedef struct celer_kserve_tensor_spec {
     int rank;
     int64_t dims[CELER_MAX_RANK];
     bool optional;      /* may be left out (a pipeline input with a default) */
+    bool batched;       /* dims[0] is the implicit batch dim (max_batch_size > 0): a raw body is one row */
     const celer_tensor *default_row; /* business objects: one row used for objects lacking the field */
 } celer_kserve_tensor_spec;
 
@@ -30,7 +31,9 @@ typedef struct celer_kserve_input {
 
 typedef struct celer_kserve_output_request {
     const char *name;
-    bool binary;         /* parameters.binary_data */
+    bool binary;             /* parameters.binary_data */
+    uint32_t classification; /* parameters.classification: the top K of each row as BYTES
+                                (celer_kserve_classify); 0: the tensor itself */
 } celer_kserve_output_request;
 
 typedef struct celer_kserve_request {
@@ -49,8 +52,7 @@ typedef struct celer_kserve_request {
 
 /* Decodes an infer request body. `json_len` is the value of Inference-Header-Content-Length
  * (SIZE_MAX when the header is absent: the whole body is JSON). `json_len` 0 means the raw form:
- * the whole body is the bytes of the model's single input (shape from the spec; one variable dim
- * is worked out from the body length, more are an error naming the input). Every input is checked against `spec` (known name,
+ * celer_kserve_decode_raw (messages naming no model). Every input is checked against `spec` (known name,
  * dtype equal, rank equal, fixed dims equal, element count == product of shape, binary sizes
  * exact); unknown requested outputs are left for the caller to check. Everything allocated goes
  * into `arena`; tensor data may point into `body`, which must outlive the request. Errors are
@@ -59,6 +61,16 @@ typedef struct celer_kserve_request {
 celer_status celer_kserve_decode_infer(const char *body, size_t len, size_t json_len,
                                        const celer_kserve_tensor_spec *spec, int n_spec,
                                        celer_arena *arena, celer_kserve_request *out);
+
+/* The raw form (Inference-Header-Content-Length: 0): the whole body is the bytes of the model's
+ * single input, its shape deduced as Triton deduces it: a batched spec gets batch 1 and the one
+ * variable dim of the rest from the body length (celer also takes a batch of whole rows when the
+ * rest is fixed); a BYTES input must hold one element per row (the rest of its dims fixed at 1,
+ * or variable), the whole body being that element. Messages Triton's clients match start with
+ * Triton's words ("Raw request must only have 1 input ...", "The shape of the raw input ...");
+ * `model` names the model in them (NULL: "the model"). Same ownership as celer_kserve_decode_infer. */
+celer_status celer_kserve_decode_raw(const char *body, size_t len, const celer_kserve_tensor_spec *spec, int n_spec,
+                                     const char *model, celer_arena *arena, celer_kserve_request *out);
 
 /* Encodes an infer response for the outputs selected by `req` (all when req->n_outputs is 0):
  * {"model_name","model_version","id"?,"outputs":[{"name","datatype","shape","data"}]}; outputs
@@ -111,9 +123,25 @@ celer_status celer_kserve_check_shape(const celer_kserve_tensor_spec *sp, const 
 /* Refuses a reserved request parameter celer does not implement (sequence_*, priority, headers,
  * triton_*), unless its value asks for nothing (`asks_nothing`: false, 0, "" or "0"). */
 celer_status celer_kserve_check_request_param(const char *key, bool asks_nothing);
-/* Refuses a parameter of an input or output other than `known` (NULL: none is read): the
- * refused table's reason (classification, shared memory) or "unknown parameter". */
-celer_status celer_kserve_check_tensor_param(const char *key, const char *known, const char *what);
+/* Refuses a parameter of an input or output other than those in `known` (NULL-terminated; NULL:
+ * none is read): the refused table's reason (shared memory) or "unknown parameter". */
+celer_status celer_kserve_check_tensor_param(const char *key, const char *const *known, const char *what);
+
+/* Triton's classification extension. The top `k` elements of each batch row of `t` (of the whole
+ * tensor when !batched, or when it has no rows), highest first, as BYTES strings "value:index" or
+ * "value:index:label"; shape [rows, min(k, per row)] (unbatched: [min(k, count)]). value is
+ * written as Triton writes it (C++ std::to_string: printf %f for floating types, the integer in
+ * decimal otherwise); label is labels[index] when it exists and is not empty. Equal values keep
+ * ascending index order (as Triton's sort does up to 16 elements; its order of ties beyond is
+ * unspecified), NaN comes last. The strings go into `arena`. CELER_ERR_INVALID with Triton's
+ * words first for a type it cannot classify (BYTES, BOOL) or a row of more than 1,000,000
+ * elements; errors name output `name`. FP16 and BF16 are classified too (Triton refuses them). */
+celer_status celer_kserve_classify(const celer_tensor *t, bool batched, uint32_t k, const celer_str *labels,
+                                   size_t n_labels, const char *name, celer_arena *arena, celer_tensor *out);
+/* Whether an output of `dtype` can be classified (sets no error). */
+bool celer_kserve_classifiable(celer_dtype dtype);
+/* The same as a status: CELER_OK, or the error above naming output `name`. */
+celer_status celer_kserve_classify_check(celer_dtype dtype, const char *name);
 /* BYTES elements in binary form: numel times (4-byte little-endian length, bytes), exactly filling
  * [p, p + n); elements may hold NULs. The celer_str array goes into `arena`; with `copy` the bytes
  * are copied there too (with a NUL after them), otherwise they point into [p, p + n), which must

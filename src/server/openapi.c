@@ -253,6 +253,33 @@ static void output_schema(jw *w, const celer_openapi_tensor *t) {
     end_obj(w);
 }
 
+/* An output asked with parameters.classification (Triton's extension): BYTES strings in place of
+ * the tensor, for the outputs that can be classified (numeric ones; none: nothing written). */
+static void classified_schema(jw *w, const celer_openapi_tensor *outs, int n) {
+    int k = 0;
+    for (int i = 0; i < n; i++) k += celer_kserve_classifiable(outs[i].dtype);
+    if (!k) return;
+    obj(w);
+    kstr(w, "type", "object");
+    kstr(w, "description", "an output asked with parameters.classification K: its top K per row as \"value:index\" "
+                           "or \"value:index:label\" strings");
+    klit(w, "required", "[\"name\",\"datatype\",\"shape\"]");
+    klit(w, "additionalProperties", "false");
+    key(w, "properties"), obj(w);
+    key(w, "name"), obj(w), kstr(w, "type", "string"), key(w, "enum"), arr(w);
+    for (int i = 0; i < n; i++)
+        if (celer_kserve_classifiable(outs[i].dtype)) str(w, outs[i].name);
+    end_arr(w), end_obj(w);
+    klit(w, "datatype", "{\"type\":\"string\",\"enum\":[\"BYTES\"]}");
+    klit(w, "shape", "{\"type\":\"array\",\"items\":{\"type\":\"integer\",\"minimum\":0},\"minItems\":1,\"maxItems\":2}");
+    klit(w, "data", "{\"type\":\"array\",\"items\":{\"type\":\"string\"}}");
+    klit(w, "parameters",
+         "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"binary_data_size\":{\"type\":\"integer\","
+         "\"minimum\":0}}}");
+    end_obj(w);
+    end_obj(w);
+}
+
 /* A tensor without its first dim (a pipeline's per-row field). */
 static celer_openapi_tensor row_of(const celer_openapi_tensor *t) {
     celer_openapi_tensor r = *t;
@@ -393,7 +420,9 @@ static void version_schemas(jw *w, const celer_openapi_model *m, const celer_ope
     key(w, "name"), obj(w), kstr(w, "type", "string"), key(w, "enum"), arr(w);
     for (int i = 0; i < v->n_outputs; i++) str(w, v->outputs[i].name);
     end_arr(w), end_obj(w);
-    klit(w, "parameters", "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"binary_data\":{\"type\":\"boolean\"}}}");
+    klit(w, "parameters", "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"binary_data\":{\"type\":\"boolean\"},"
+                          "\"classification\":{\"type\":\"integer\",\"minimum\":0,\"description\":\"Triton's classification "
+                          "extension: the top K classes of the output per row, as strings (0: the tensor)\"}}}");
     end_obj(w), end_obj(w), end_obj(w);
     end_obj(w), end_obj(w);
     /* the KServe response */
@@ -409,6 +438,7 @@ static void version_schemas(jw *w, const celer_openapi_model *m, const celer_ope
     key(w, "outputs"), obj(w), kstr(w, "type", "array");
     key(w, "items"), obj(w), key(w, "oneOf"), arr(w);
     for (int i = 0; i < v->n_outputs; i++) output_schema(w, &v->outputs[i]);
+    classified_schema(w, v->outputs, v->n_outputs);
     end_arr(w), end_obj(w);
     end_obj(w);
     end_obj(w), end_obj(w);

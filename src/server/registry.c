@@ -200,6 +200,7 @@ static void version_free(celer_registry *r, served_version *v) {
     free(v->inputs);
     free(v->output_names);
     free(v->output_types);
+    celer_arena_free(&v->arena);
     free(v);
 }
 
@@ -262,6 +263,71 @@ static void cache_settings(served_version *v, const celer_model_config *cfg, int
     v->cache_salt = XXH3_64bits_withSeed(parts, sizeof parts, h);
 }
 
+static celer_status read_model_file(const char *mdir, const char *model, const char *name, size_t cap,
+                                    celer_arena *arena, char **text, size_t *len);
+
+#define LABEL_FILE_MAX ((size_t)64 << 20)
+#define LABELS_MAX 1000000 /* classification ranks at most this many classes (Triton's cap) */
+
+/* The lines of a label file as Triton reads them (std::getline: split at '\n', nothing trimmed, no
+ * line after a final '\n'), at most LABELS_MAX; they point into `text`. */
+static celer_status split_labels(char *text, size_t len, celer_arena *arena, celer_labels *out) {
+    size_t n = 0;
+    for (size_t i = 0; i < len && n < LABELS_MAX; i++) n += text[i] == '\n' || i + 1 == len;
+    out->items = celer_arena_alloc(arena, sizeof *out->items * (n ? n : 1));
+    if (!out->items) return celer_errorf(CELER_ERR_NOMEM, "out of memory for %zu labels", n);
+    size_t start = 0;
+    for (size_t i = 0; i < len && out->n < n; i++)
+        if (text[i] == '\n' || i + 1 == len) {
+            size_t end = text[i] == '\n' ? i : i + 1;
+            out->items[out->n++] = (celer_str){text + start, end - start};
+            start = i + 1;
+        }
+    return CELER_OK;
+}
+
+/* The version's reshapes (config `reshape`) and label files (config `label_filename`, read from the
+ * model folder `mdir` as Triton reads it, confined to it), by model input and output, into
+ * v->arena; v's inputs and output names are set. */
+static celer_status io_extras(const served_model *m, const char *mdir, served_version *v) {
+    const celer_model_config *cfg = &m->config;
+    celer_arena_init(&v->arena, 4096, 0);
+    for (int pass = 0; pass < 2; pass++) {
+        bool in = pass == 0;
+        int n = in ? v->n_inputs : v->n_outputs, nc = in ? cfg->n_inputs : cfg->n_outputs;
+        const celer_config_io *list = in ? cfg->inputs : cfg->outputs;
+        for (int i = 0; i < n; i++) {
+            const char *name = in ? v->inputs[i].name : v->output_names[i];
+            const celer_config_io *io = NULL;
+            for (int c = 0; c < nc && !io; c++)
+                if (!strcmp(list[c].name, name)) io = &list[c];
+            if (!io) continue;
+            if (io->has_reshape) {
+                celer_reshape **rs = in ? &v->reshape_in : &v->reshape_out;
+                if (!*rs && !(*rs = celer_arena_alloc(&v->arena, sizeof **rs * (size_t)n)))
+                    return celer_errorf(CELER_ERR_NOMEM, "out of memory");
+                celer_reshape *r = &(*rs)[i];
+                int off = v->batched ? 1 : 0;
+                *r = (celer_reshape){.on = true, .client_rank = io->rank, .model_rank = io->reshape_rank,
+                                     .full_rank = io->rank + off};
+                memcpy(r->client, io->dims, sizeof r->client);
+                memcpy(r->model, io->reshape, sizeof r->model);
+                r->full[0] = -1;
+                memcpy(r->full + off, io->dims, sizeof *io->dims * (size_t)io->rank);
+            }
+            if (!in && io->label_filename) {
+                if (!v->labels && !(v->labels = celer_arena_alloc(&v->arena, sizeof *v->labels * (size_t)n)))
+                    return celer_errorf(CELER_ERR_NOMEM, "out of memory");
+                char *text = NULL;
+                size_t len = 0;
+                CELER_TRY(read_model_file(mdir, m->name, io->label_filename, LABEL_FILE_MAX, &v->arena, &text, &len));
+                CELER_TRY(split_labels(text, len, &v->arena, &v->labels[i]));
+            }
+        }
+    }
+    return CELER_OK;
+}
+
 /* Loads one version of model m from <mdir>/<version>/model.onnx (`mdir` the model folder
  * resolved): compile, complete the config against it (the first version completes m->config),
  * build the request spec, make its queue, warm up. */
@@ -285,13 +351,7 @@ static celer_status version_load(celer_registry *r, served_model *m, const char 
     if (first && (st = celer_config_complete(&m->config, m->name, v->model, r->opts->default_max_batch, &m->arena)))
         goto fail;
     const celer_model_config *cfg = &m->config;
-    for (int c = 0; c < cfg->n_inputs + cfg->n_outputs; c++) {
-        const celer_config_io *io = c < cfg->n_inputs ? &cfg->inputs[c] : &cfg->outputs[c - cfg->n_inputs];
-        if (io->has_reshape) {
-            st = celer_errorf(CELER_ERR_UNSUPPORTED, "'%s': config 'reshape' is not supported yet", io->name);
-            goto fail;
-        }
-    }
+    v->batched = cfg->max_batch_size > 0;
     v->n_inputs = celer_model_input_count(v->model);
     v->n_outputs = celer_model_output_count(v->model);
     v->inputs = calloc((size_t)v->n_inputs + 1, sizeof *v->inputs);
@@ -305,19 +365,27 @@ static celer_status version_load(celer_registry *r, served_model *m, const char 
         celer_kserve_tensor_spec *s = &v->inputs[i];
         s->name = d->name;
         s->dtype = d->dtype;
+        s->batched = v->batched;
         s->rank = d->has_shape ? d->shape.rank : 0;
         for (int k = 0; k < s->rank; k++) s->dims[k] = d->shape.dims[k];
-        /* a declared config shape narrows the model's symbolic dims */
+        /* a declared config shape narrows the model's symbolic dims; with a reshape, requests send
+         * the config's dims (the model sees the reshape) */
         for (int c = 0; c < cfg->n_inputs; c++) {
             const celer_config_io *io = &cfg->inputs[c];
             if (strcmp(io->name, d->name)) continue;
             int off = cfg->max_batch_size > 0 ? 1 : 0;
-            if (io->rank + off == s->rank)
+            if (io->has_reshape) {
+                s->rank = io->rank + off;
+                s->dims[0] = -1;
+                memcpy(s->dims + off, io->dims, sizeof *io->dims * (size_t)io->rank);
+            } else if (io->rank + off == s->rank) {
                 for (int k = 0; k < io->rank; k++)
                     if (s->dims[k + off] < 0) s->dims[k + off] = io->dims[k];
+            }
         }
     }
     for (int i = 0; i < v->n_outputs; i++) v->output_names[i] = celer_model_output(v->model, i)->name;
+    if ((st = io_extras(m, mdir, v))) goto fail;
     if ((st = warm_up(v))) goto fail;
     cache_settings(v, cfg, rv->bytes);
     celer_sched_queue_options qo = {.max_batch_size = cfg->max_batch_size,
@@ -678,7 +746,7 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm) {
             snprintf(kept, sizeof kept, "serving the versions loaded before; the last load failed: %.960s", reason);
             set_state(r, m, m->state, kept);
         }
-        celer_errorf(st, "model '%s': %s", m->name, reason);
+        celer_errorf(st, "failed to load '%s': %s", m->name, reason); /* Triton's words first */
         return st;
     }
     /* swap */
@@ -753,9 +821,10 @@ static bool callee_io(void *user, const char *model, const char *version, const 
         if (output) {
             const celer_io_desc *d = celer_model_output(v->model, i);
             if (strcmp(d->name, tensor)) continue;
+            const celer_reshape *rs = v->reshape_out && v->reshape_out[i].on ? &v->reshape_out[i] : NULL;
             out->dtype = d->dtype;
-            out->rank = d->has_shape ? d->shape.rank : -1;
-            memcpy(out->dims, d->shape.dims, sizeof out->dims);
+            out->rank = rs ? rs->full_rank : d->has_shape ? d->shape.rank : -1;
+            memcpy(out->dims, rs ? rs->full : d->shape.dims, sizeof out->dims);
         } else {
             if (strcmp(v->inputs[i].name, tensor)) continue;
             out->dtype = v->inputs[i].dtype;
@@ -789,7 +858,10 @@ static bool describe_version(const served_version *v, celer_arena *a, celer_open
             outs[i] = (celer_openapi_tensor){v->output_names[i], t->dtype, t->rank < 0 ? -1 : t->rank + 1, dims, NULL, false};
         } else {
             const celer_io_desc *d = celer_model_output(v->model, i);
-            outs[i] = (celer_openapi_tensor){d->name, d->dtype, d->has_shape ? d->shape.rank : -1, d->shape.dims, NULL, false};
+            const celer_reshape *rs = v->reshape_out && v->reshape_out[i].on ? &v->reshape_out[i] : NULL;
+            outs[i] = rs ? (celer_openapi_tensor){d->name, d->dtype, rs->full_rank, rs->full, NULL, false}
+                         : (celer_openapi_tensor){d->name, d->dtype, d->has_shape ? d->shape.rank : -1, d->shape.dims,
+                                                  NULL, false};
         }
     }
     out->inputs = in, out->outputs = outs;
@@ -918,7 +990,9 @@ celer_status celer_registry_load(celer_registry *r, const char *name) {
     int n;
     celer_status st = celer_repo_scan(r->opts->model_repository, &arena, &models, &n);
     if (!st) {
-        st = celer_errorf(CELER_ERR_NOT_FOUND, "model '%s' is not in the repository", name);
+        st = celer_errorf(CELER_ERR_NOT_FOUND,
+                          "failed to load '%s', failed to poll from model repository: no folder '%s' in it", name,
+                          name);
         for (int i = 0; i < n; i++)
             if (!strcmp(models[i].name, name)) {
                 served_model *m = find_model(r, name);
@@ -943,7 +1017,7 @@ celer_status celer_registry_unload(celer_registry *r, const char *name) {
     served_model *m = find_model(r, name);
     celer_status st = CELER_OK;
     if (!m)
-        st = celer_errorf(CELER_ERR_NOT_FOUND, "unknown model '%s'", name);
+        st = celer_errorf(CELER_ERR_NOT_FOUND, "Request for unknown model: '%s' is not found", name);
     else
         unload_model(r, m);
     docs_rebuild(r);
@@ -1041,14 +1115,15 @@ served_version *celer_registry_acquire(celer_registry *r, const char *name, cons
     served_version *found = NULL;
     pthread_rwlock_rdlock(&r->lock);
     served_model *m = find_model(r, name);
+    /* Triton's words first: its clients match "Request for unknown model" */
     if (!m) {
         *status = CELER_ERR_NOT_FOUND;
-        snprintf(msg, msg_cap, "unknown model '%s'", name);
+        snprintf(msg, msg_cap, "Request for unknown model: '%s' is not found", name);
     } else if (m->state != MODEL_READY || !m->n_versions) {
         *status = m->state == MODEL_UNAVAILABLE && !strcmp(m->reason, "unloaded") ? CELER_ERR_NOT_FOUND
                                                                                     : CELER_ERR_UNAVAILABLE;
-        snprintf(msg, msg_cap, "model '%s' is %s%s%s", name, celer_model_state_names[m->state], m->reason[0] ? ": " : "",
-                 m->reason);
+        snprintf(msg, msg_cap, "Request for unknown model: '%s' has no available versions: it is %s%s%s", name,
+                 celer_model_state_names[m->state], m->reason[0] ? ": " : "", m->reason);
     } else if (!version || !version[0]) {
         found = m->versions[m->n_versions - 1];
     } else {
@@ -1056,7 +1131,8 @@ served_version *celer_registry_acquire(celer_registry *r, const char *name, cons
             if (!strcmp(m->versions[k]->version_str, version)) found = m->versions[k];
         if (!found) {
             *status = CELER_ERR_NOT_FOUND;
-            snprintf(msg, msg_cap, "model '%s' has no version '%s' loaded", name, version);
+            snprintf(msg, msg_cap, "Request for unknown model: '%s' version %s is not found: no such version is loaded",
+                     name, version);
         }
     }
     if (found) atomic_fetch_add(&found->refs, 1);
@@ -1158,7 +1234,9 @@ void celer_registry_metadata(const served_version *v, celer_model_meta *out) {
             continue;
         }
         const celer_io_desc *d = celer_model_output(v->model, i);
-        out->outputs[i] = (celer_tensor_meta){d->name, d->dtype, d->has_shape ? d->shape.rank : 0, d->shape.dims, true};
+        const celer_reshape *rs = v->reshape_out && v->reshape_out[i].on ? &v->reshape_out[i] : NULL;
+        out->outputs[i] = rs ? (celer_tensor_meta){d->name, d->dtype, rs->full_rank, rs->full, true}
+                             : (celer_tensor_meta){d->name, d->dtype, d->has_shape ? d->shape.rank : 0, d->shape.dims, true};
     }
 }
 
@@ -1219,8 +1297,10 @@ celer_status celer_registry_stats(celer_registry *r, const char *name, const cha
     }
     if (!model_found || !version_found) {
         pthread_rwlock_unlock(&r->lock);
-        if (!model_found) return celer_errorf(CELER_ERR_NOT_FOUND, "unknown model '%s'", name);
-        return celer_errorf(CELER_ERR_NOT_FOUND, "model '%s' has no version '%s' loaded", name, version);
+        if (!model_found) return celer_errorf(CELER_ERR_NOT_FOUND, "Request for unknown model: '%s' is not found", name);
+        return celer_errorf(CELER_ERR_NOT_FOUND,
+                            "Request for unknown model: '%s' version %s is not found: no such version is loaded", name,
+                            version);
     }
     for (int i = 0; i < r->n_models; i++) {
         served_model *m = r->models[i];

@@ -26,6 +26,24 @@ extern const char *const celer_protocol_names[CELER_PROTOCOL_COUNT]; /* "http", 
 
 typedef struct served_model served_model;
 
+/* Triton's config `reshape` of a model input or output: the client sends (and receives) shape
+ * `client`, the model sees `model`; both after the batch dim when the model batches. The values of
+ * the variable dims of one fill those of the other, in order (the config check made their element
+ * counts agree). */
+typedef struct celer_reshape {
+    bool on;
+    int client_rank, model_rank;
+    int64_t client[CELER_MAX_RANK], model[CELER_MAX_RANK];
+    int full_rank;                /* the client's shape with the batch dim (-1), for metadata */
+    int64_t full[CELER_MAX_RANK];
+} celer_reshape;
+
+/* The lines of an output's label file (config label_filename), for classification. */
+typedef struct celer_labels {
+    size_t n;
+    celer_str *items;
+} celer_labels;
+
 /* One loaded version: immutable once READY, shared by every request using it. */
 typedef struct served_version {
     served_model *owner;
@@ -41,6 +59,10 @@ typedef struct served_version {
     int n_inputs, n_outputs;
     celer_kserve_tensor_spec *inputs; /* what requests must send (batch dim included) */
     const char **output_names;
+    bool batched;                     /* max_batch_size > 0: outputs have rows first (classification) */
+    celer_reshape *reshape_in, *reshape_out; /* per model input / output; NULL when none has a reshape */
+    celer_labels *labels;             /* per model output; NULL when none has a label file */
+    celer_arena arena;                /* the reshapes and labels */
     celer_pipeline_type *output_types; /* pipeline: its outputs' per-row types, worked out at load */
     atomic_int refs;                  /* requests holding it; the registry holds one */
     int64_t mtime_ns;                 /* of its folder when loaded, for polling */

@@ -15,8 +15,8 @@
 #define PACK_MAX ((size_t)64 << 20) /* larger results are not cached */
 
 const char *const celer_service_cache_names[4] = {NULL, "bypass", "hit", "miss"};
-const char *const celer_server_extensions[] = {"model_repository", "statistics", "binary_tensor_data",
-                                               "model_configuration", NULL};
+const char *const celer_server_extensions[] = {"classification", "model_repository", "statistics",
+                                               "binary_tensor_data", "model_configuration", NULL};
 
 struct celer_service {
     const celer_server_options *opts;
@@ -274,10 +274,43 @@ static void left_before_batch(celer_service_call *c) {
     atomic_fetch_sub(&c->version->before_batch, 1);
 }
 
+/* The outputs asked for classification replaced by their top K strings (Triton's extension), in
+ * c's arena; *outs is `outputs` itself when none is. After the result cache: entries hold the
+ * tensors. */
+static celer_status classify_outputs(celer_service_call *c, const celer_tensor *outputs, int n_outputs,
+                                     const celer_tensor **outs) {
+    const served_version *v = c->version;
+    const celer_kserve_request *req = c->req;
+    *outs = outputs;
+    celer_tensor *copy = NULL;
+    for (int k = 0; req && k < req->n_outputs; k++) {
+        if (!req->outputs[k].classification) continue;
+        int i = 0;
+        while (i < n_outputs && i < v->n_outputs && strcmp(v->output_names[i], req->outputs[k].name)) i++;
+        if (i == n_outputs || i == v->n_outputs) continue; /* refused before it ran */
+        if (!copy) {
+            copy = celer_arena_alloc(&c->arena, sizeof *copy * (size_t)n_outputs);
+            if (!copy) return celer_error_wrap(celer_error_status(), "classification");
+            memcpy(copy, outputs, sizeof *copy * (size_t)n_outputs);
+        }
+        const celer_labels *lb = v->labels ? &v->labels[i] : NULL;
+        /* a pipeline's outputs have rows first, like a batching model's */
+        CELER_TRY(celer_kserve_classify(&outputs[i], v->batched || v->pipeline, req->outputs[k].classification,
+                                        lb ? lb->items : NULL, lb ? lb->n : 0, v->output_names[i], &c->arena, &copy[i]));
+    }
+    if (copy) *outs = copy;
+    return CELER_OK;
+}
+
 /* Hands c's result to its transport to encode, counts it (a success only when it also encoded),
  * then lets the transport send it when it waits on another thread: c may be gone after that. */
 static void answer(celer_service_call *c, celer_status st, const char *message, const celer_tensor *outputs,
                    int n_outputs) {
+    char msg[1024];
+    if (!st && (st = classify_outputs(c, outputs, n_outputs, &outputs))) {
+        snprintf(msg, sizeof msg, "%s", celer_error_message());
+        message = msg;
+    }
     celer_service_result r = {.status = st, .message = st ? (message ? message : "") : "", .outputs = outputs,
                               .n_outputs = st ? 0 : n_outputs, .version = c->version, .cache = c->cache};
     celer_status es = c->cb->done(c->user, &r);
@@ -338,9 +371,69 @@ static void finish(celer_service_call *c, const celer_job *job, celer_status st,
     answer(c, st, message, outputs, n_outputs);                /* c may be gone from here on */
 }
 
+/* ---- config reshape ----
+ * The client sends and receives the config's dims, the model sees its reshape: the tensor's data
+ * stays, its shape is relabelled on the way in (requests, a pipeline's calls) and out. */
+
+/* Shape `in` of tensor `name` from one side's dims to the other's (to_model: client to model);
+ * the batch dim, when v batches, stays. CELER_ERR_SHAPE when `in` does not fit the side it comes
+ * from (a model output the reshape does not describe). */
+static celer_status reshape_shape(const served_version *v, const celer_reshape *r, bool to_model, const char *name,
+                                  const celer_shape *in, celer_shape *out) {
+    const int64_t *from = to_model ? r->client : r->model, *to = to_model ? r->model : r->client;
+    int from_rank = to_model ? r->client_rank : r->model_rank, to_rank = to_model ? r->model_rank : r->client_rank;
+    int off = v->batched ? 1 : 0, nv = 0, k = 0;
+    int64_t var[CELER_MAX_RANK];
+    bool ok = in->rank == from_rank + off && to_rank + off <= CELER_MAX_RANK;
+    for (int d = 0; ok && d < from_rank; d++) {
+        if (from[d] < 0) var[nv++] = in->dims[d + off];
+        else ok = in->dims[d + off] == from[d];
+    }
+    if (ok) {
+        out->rank = to_rank + off;
+        if (off) out->dims[0] = in->dims[0];
+        for (int d = 0; d < to_rank; d++) out->dims[d + off] = to[d] >= 0 ? to[d] : k < nv ? var[k++] : -1;
+        ok = k == nv && celer_shape_numel(out) == celer_shape_numel(in);
+    }
+    if (ok) return CELER_OK;
+    char a[200], b[200];
+    return celer_errorf(CELER_ERR_SHAPE, "%s '%s': shape %s does not fit its config %s %s%s", to_model ? "input" : "output",
+                        name, celer_shape_str(in, a, sizeof a), to_model ? "dims" : "reshape",
+                        celer_kserve_dims_text(from, from_rank, b, sizeof b), off ? " (after the batch dim)" : "");
+}
+
+/* The inputs of a call of v (an array the caller owns) in the shapes v's model sees. */
+static celer_status reshape_inputs(const served_version *v, celer_tensor *inputs) {
+    for (int i = 0; v->reshape_in && i < v->n_inputs; i++)
+        if (v->reshape_in[i].on)
+            CELER_TRY(reshape_shape(v, &v->reshape_in[i], true, v->inputs[i].name, &inputs[i].shape, &inputs[i].shape));
+    return CELER_OK;
+}
+
+/* v's outputs in the shapes its clients see: *outs is `outputs` itself, or a copy in `arena`. */
+static celer_status reshape_outputs(const served_version *v, const celer_tensor *outputs, int n, celer_arena *arena,
+                                    const celer_tensor **outs) {
+    *outs = outputs;
+    if (!v->reshape_out || !outputs) return CELER_OK;
+    celer_tensor *copy = celer_arena_alloc(arena, sizeof *copy * (size_t)(n + 1));
+    if (!copy) return celer_error_wrap(celer_error_status(), "outputs");
+    memcpy(copy, outputs, sizeof *copy * (size_t)n);
+    for (int i = 0; i < n && i < v->n_outputs; i++)
+        if (v->reshape_out[i].on)
+            CELER_TRY(reshape_shape(v, &v->reshape_out[i], false, v->output_names[i], &copy[i].shape, &copy[i].shape));
+    *outs = copy;
+    return CELER_OK;
+}
+
 static void infer_done(celer_job *job, celer_status st, const char *message, const celer_tensor *outputs,
                        int n_outputs) {
-    finish(job->user, job, st, message, outputs, n_outputs);
+    celer_service_call *c = job->user;
+    char msg[1024];
+    if (!st && (st = reshape_outputs(c->version, outputs, n_outputs, &c->arena, &outputs))) {
+        snprintf(msg, sizeof msg, "%s", celer_error_message());
+        message = msg;
+    }
+    finish(c, job, st, message, outputs, n_outputs);
 }
 
 /* ---- pipelines ----
@@ -360,6 +453,7 @@ static void pipeline_model_done(celer_job *job, celer_status st, const char *mes
     celer_service_call *c = job->user;
     served_version *mv = c->call_version;
     c->call_version = NULL;
+    if (!st) st = reshape_outputs(mv, outputs, n_outputs, &c->arena, &outputs);
     if (!st) st = celer_pipeline_resume(c->run, mv->output_names, outputs, n_outputs);
     if (st) {
         char msg[1024];
@@ -423,7 +517,7 @@ static void pipeline_task(celer_job *job, celer_status st, const char *message, 
         }
         c->call_inputs[i] = call->inputs[found];
     }
-    if (!c->call_inputs) {
+    if (!c->call_inputs || reshape_inputs(mv, c->call_inputs)) {
         snprintf(msg, sizeof msg, "%s", celer_error_message());
         celer_registry_release(mv);
         pipeline_fail(c, celer_error_status(), msg);
@@ -443,12 +537,15 @@ static void pipeline_task(celer_job *job, celer_status st, const char *message, 
 
 /* ---- starting a call ---- */
 
-/* Whether every requested output is one the version has. */
+/* Whether every requested output is one the version has, and of a type that can be classified
+ * when asked (a model's types are known before it runs). */
 static celer_status check_outputs(const served_version *v, const celer_kserve_request *req) {
     for (int k = 0; k < req->n_outputs; k++) {
-        bool known = false;
-        for (int i = 0; i < v->n_outputs && !known; i++) known = !strcmp(v->output_names[i], req->outputs[k].name);
-        if (!known) return celer_errorf(CELER_ERR_INVALID, "unknown output '%s' requested", req->outputs[k].name);
+        int i = 0;
+        while (i < v->n_outputs && strcmp(v->output_names[i], req->outputs[k].name)) i++;
+        if (i == v->n_outputs) return celer_errorf(CELER_ERR_INVALID, "unknown output '%s' requested", req->outputs[k].name);
+        if (req->outputs[k].classification && v->model)
+            CELER_TRY(celer_kserve_classify_check(celer_model_output(v->model, i)->dtype, v->output_names[i]));
     }
     return CELER_OK;
 }
@@ -466,6 +563,7 @@ static celer_status order_inputs(celer_service_call *c) {
         if (found < 0) return celer_errorf(CELER_ERR_INVALID, "missing input '%s'", v->inputs[i].name);
         c->inputs[i] = req->inputs[found].tensor;
     }
+    CELER_TRY(reshape_inputs(v, c->inputs));
     return check_outputs(v, req);
 }
 

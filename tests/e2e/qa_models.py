@@ -9,7 +9,8 @@ QA generators, qa/common/gen_qa_models.py, name and shape them the same way; not
 - batching models have max_batch_size 8, nobatch ones 0.
 
 write_repository(folder, dtypes=None, batching=(True, False)) writes them and returns
-{name: (kind, dtype, batching)}; reference(kind, a, b) gives the outputs NumPy expects."""
+{name: (kind, dtype, batching)}; reference(kind, a, b) gives the outputs NumPy expects;
+write_shape_models(folder) adds models with variable dims and config reshapes."""
 import os
 
 import numpy as np
@@ -107,3 +108,60 @@ def inputs(dt, rows, rng):
 def reference(kind, a, b=None):
     """The outputs NumPy expects: [a] for identity, [a + b, a - b] for add/sub."""
     return [a] if kind == "identity" else [a + b, a - b]
+
+
+def write_shape_models(folder):
+    """Models for how shapes are read, beside the ones above (same layout and opset); returns
+    {name: description}:
+
+    - `onnx_var_zero_1_float32`, `onnx_var_zero_1_int32`: identity, batching, dims [-1] (a raw body
+      deduces [1, n]); `onnx_nobatch_var_zero_1_float32`: the same without batching ([n]);
+    - `onnx_var2_zero_1_float16`: identity, batching, dims [-1, -1] (a raw body cannot be deduced);
+    - `onnx_zero_1_object_1`: BYTES identity, batching, dims [1] (a raw body is one element);
+    - `onnx_reshape_float32`: batching; INPUT0 dims [16] reshape [4, 4]; OUTPUT0 = INPUT0 (dims
+      [16], reshape [4, 4]) and OUTPUT1 = the sums of INPUT0's rows of 4 (model [-1, 4], config
+      dims [2, 2] reshape [4]): the model sees the reshape, the client the dims;
+    - `onnx_nobatch_reshape_float32`: no batching; INPUT0 dims [2, 8] reshape [16], OUTPUT0 the same;
+    - `onnx_reshape_var_float32`: batching; INPUT0 dims [-1, 4] reshape [-1, 2, 2], OUTPUT0 the same."""
+    made = {}
+    F = TensorProto.FLOAT
+    vi = helper.make_tensor_value_info
+
+    def identity(name, elem, model_shape, cfg_dt, batching, dims, reshape=None):
+        graph = helper.make_graph([helper.make_node("Identity", ["INPUT0"], ["OUTPUT0"])], name,
+                                  [vi("INPUT0", elem, model_shape)], [vi("OUTPUT0", elem, model_shape)])
+        rs = f" reshape: {{ shape: [ {', '.join(map(str, reshape))} ] }}" if reshape is not None else ""
+        d = ", ".join(map(str, dims))
+        config = (f'name: "{name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: {8 if batching else 0}\n'
+                  f'input [ {{ name: "INPUT0" data_type: {cfg_dt} dims: [ {d} ]{rs} }} ]\n'
+                  f'output [ {{ name: "OUTPUT0" data_type: {cfg_dt} dims: [ {d} ]{rs} }} ]\n')
+        _write(folder, name, graph, config)
+
+    identity("onnx_var_zero_1_float32", F, [-1, -1], "TYPE_FP32", True, [-1])
+    made["onnx_var_zero_1_float32"] = "FP32 identity, batching, dims [-1]"
+    identity("onnx_var_zero_1_int32", TensorProto.INT32, [-1, -1], "TYPE_INT32", True, [-1])
+    made["onnx_var_zero_1_int32"] = "INT32 identity, batching, dims [-1]"
+    identity("onnx_nobatch_var_zero_1_float32", F, [-1], "TYPE_FP32", False, [-1])
+    made["onnx_nobatch_var_zero_1_float32"] = "FP32 identity, no batching, dims [-1]"
+    identity("onnx_var2_zero_1_float16", TensorProto.FLOAT16, [-1, -1, -1], "TYPE_FP16", True, [-1, -1])
+    made["onnx_var2_zero_1_float16"] = "FP16 identity, batching, dims [-1, -1]"
+    identity("onnx_zero_1_object_1", TensorProto.STRING, [-1, 1], "TYPE_STRING", True, [1])
+    made["onnx_zero_1_object_1"] = "BYTES identity, batching, dims [1]"
+    identity("onnx_nobatch_reshape_float32", F, [16], "TYPE_FP32", False, [2, 8], [16])
+    made["onnx_nobatch_reshape_float32"] = "FP32 identity, no batching, dims [2, 8] reshape [16]"
+    identity("onnx_reshape_var_float32", F, [-1, -1, 2, 2], "TYPE_FP32", True, [-1, 4], [-1, 2, 2])
+    made["onnx_reshape_var_float32"] = "FP32 identity, batching, dims [-1, 4] reshape [-1, 2, 2]"
+
+    name = "onnx_reshape_float32"
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [-1])
+    graph = helper.make_graph([helper.make_node("Identity", ["INPUT0"], ["OUTPUT0"]),
+                               helper.make_node("ReduceSum", ["INPUT0", "axes"], ["OUTPUT1"], keepdims=0)], name,
+                              [vi("INPUT0", F, [-1, 4, 4])], [vi("OUTPUT0", F, [-1, 4, 4]), vi("OUTPUT1", F, [-1, 4])],
+                              initializer=[axes])
+    config = (f'name: "{name}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 8\n'
+              'input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ 16 ] reshape: { shape: [ 4, 4 ] } } ]\n'
+              'output [ { name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 16 ] reshape: { shape: [ 4, 4 ] } },\n'
+              '         { name: "OUTPUT1" data_type: TYPE_FP32 dims: [ 2, 2 ] reshape: { shape: [ 4 ] } } ]\n')
+    _write(folder, name, graph, config)
+    made[name] = "FP32, batching, INPUT0 [16] reshape [4, 4]; OUTPUT0 = INPUT0, OUTPUT1 [2, 2] = its row sums"
+    return made

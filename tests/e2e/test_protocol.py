@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """End-to-end: nothing a request asks for is silently ignored. What celer does not implement is
-refused with 400 naming it (reserved request parameters, tensor parameters such as Triton's
-classification extension and shared memory, compressed bodies, load parameters), and statistics
+refused with 400 naming it (reserved request parameters, tensor parameters such as shared memory,
+a malformed classification count, compressed bodies, load parameters), and statistics
 honour the version in the path and answer 404 for an unknown model or version.
 
 usage: test_protocol.py CELER_BIN EXAMPLE_REPOSITORY"""
@@ -51,9 +51,9 @@ def main():
             check(f"request parameter {key}={value} asks for nothing: answered", status == 200, doc)
         status, doc, _ = srv.json("POST", infer, infer_body(x, parameters={"my_flag": "on"}))
         check("a parameter of the caller's own is not reserved: answered", status == 200, doc)
-        refused(srv, "classification on an output refused", "POST", infer,
-                infer_body(x, outputs=[{"name": "scores", "parameters": {"classification": 3}}]),
-                words=("output 'scores'", "classification"))
+        refused(srv, "a negative classification count refused with Triton's words", "POST", infer,
+                infer_body(x, outputs=[{"name": "scores", "parameters": {"classification": -3}}]),
+                words=("Unable to set 'classification'", "output 'scores'", "-3"))
         refused(srv, "an unknown output parameter refused", "POST", infer,
                 infer_body(x, outputs=[{"name": "scores", "parameters": {"binary": True}}]),
                 words=("output 'scores'", "unknown parameter 'binary'"))
@@ -91,7 +91,8 @@ def main():
         check("statistics of version 1", status == 200 and len(doc["model_stats"]) == 1
               and doc["model_stats"][0]["version"] == "1" and doc["model_stats"][0]["inference_count"] >= 3, doc)
         status, doc, _ = srv.json("GET", "/v2/models/mlp/versions/2/stats")
-        check("statistics of a version not loaded: 404", status == 404 and "version '2'" in doc["error"], doc)
+        check("statistics of a version not loaded: 404, Triton's words first", status == 404
+              and doc["error"].startswith("Request for unknown model: 'mlp' version 2 is not found"), doc)
         status, doc, _ = srv.json("GET", "/v2/models/nope/stats")
         check("statistics of an unknown model: 404", status == 404 and "nope" in doc["error"], doc)
         status, doc, _ = srv.json("GET", "/v2/models/stats")

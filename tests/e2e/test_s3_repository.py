@@ -156,7 +156,7 @@ def main():
             # a corrupt version: refused, the one before keeps serving
             c.put_object(Bucket=BUCKET, Key=PREFIX + "mlp/3/model.onnx", Body=b"not an onnx file")
             c.put_object(Bucket=BUCKET, Key=PREFIX + "mlp/3/READY", Body=b"1")
-            refused = wait_for(lambda: "model 'mlp'" in srv.output() and "mlp/3/model.onnx" in srv.output())
+            refused = wait_for(lambda: "failed to load 'mlp'" in srv.output() and "mlp/3/model.onnx" in srv.output())
             check("a corrupt version is refused, the log says why", refused, srv.output()[-2000:])
             check("the index still lists the version before it", versions(srv) == {("2", "READY")}, versions(srv))
             _, index, _ = srv.json("POST", "/v2/repository/index")

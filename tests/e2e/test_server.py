@@ -228,7 +228,8 @@ def main():
              400, "feat"),
             ("unknown output", "POST", "/v2/models/mlp/infer", json.dumps(
                 infer_body(x, outputs=[{"name": "nope"}])).encode(), 400, "nope"),
-            ("too large", "POST", "/v2/models/mlp/infer", b"[" + b"1," * 600000 + b"1]", 413, "limit"),
+            ("too large", "POST", "/v2/models/mlp/infer", b"[" + b"1," * 600000 + b"1]", 413,
+             "request JSON size of 1200003 bytes exceeds the maximum allowed input size of 1048576 bytes"),
         ]
         for name, method, path, body, want, needle in cases:
             status, resp, _ = srv.request(method, path, body)

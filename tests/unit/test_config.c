@@ -267,6 +267,13 @@ static void test_parse_errors(void **state) {
                  "cfg:1:29: input 'a' dims: a dim must be >= 1");
     expect_error("input { name: \"a\" dims: [3, -2] }", CELER_ERR_INVALID, "-2 is out of range");
     expect_error("input { name: \"a\" dims: [2, 3] reshape { shape: [ 5 ] } }", CELER_ERR_INVALID, "reshape must keep");
+    /* Triton's rule with variable dims: the runs of fixed dims between them keep their counts */
+    expect_error("input { name: \"a\" dims: [2, 4, -1, 6] reshape { shape: [ 4, -1, 2, 6 ] } }", CELER_ERR_INVALID,
+                 "reshape must keep");
+    expect_error("input { name: \"a\" dims: [2, -1] reshape { shape: [ -1, 2 ] } }", CELER_ERR_INVALID,
+                 "reshape must keep");
+    expect_error("input { name: \"a\" dims: [-1, 6] reshape { shape: [ -1, -1 ] } }", CELER_ERR_INVALID,
+                 "reshape must keep");
     expect_error("input: \"a\"", CELER_ERR_INVALID, "input: expected a message { ... }, got \"a\"");
     expect_error("name: \"a\" $", CELER_ERR_PARSE, "cfg:1:11: unexpected character '$'");
     expect_error("name: \"a\" \x01", CELER_ERR_PARSE, "unexpected byte 0x01");
@@ -528,6 +535,13 @@ static void test_complete_mismatches(void **state) {
     assert_int_equal(celer_config_complete(&c, "abs", m, 8, &arena), CELER_OK);
     assert_int_equal(c.inputs[0].rank, 1);
     assert_true(c.inputs[0].has_reshape);
+    assert_int_equal(parse("input { name: \"x\" data_type: TYPE_FP32 dims: [2, 4, -1, 6] reshape { shape: [8, -1, 1, 6] } }",
+                           &arena, &c), CELER_OK); /* Triton's own example */
+    /* an empty reshape is for batching models only (a scalar per row) */
+    assert_int_equal(parse("input { name: \"x\" data_type: TYPE_FP32 dims: [1] reshape { shape: [] } }", &arena, &c),
+                     CELER_OK);
+    assert_int_equal(celer_config_complete(&c, "abs", m, 8, &arena), CELER_ERR_INVALID);
+    assert_non_null(strstr(celer_error_message(), "cannot have empty reshape for non-batching model"));
     assert_int_equal(parse("max_batch_size: 4", &arena, &c), CELER_OK);
     assert_int_equal(celer_config_complete(&c, "abs", m, 8, &arena), CELER_ERR_INVALID);
     assert_non_null(

@@ -709,7 +709,8 @@ static void test_parameters(void **state) {
     for (int i = 0; i <= 256; i++) put_param(&msg, 4, "k", 1, 1, NULL);
     expect(decode(sp, 1, &r), CELER_ERR_LIMIT, "at most 256");
 
-    /* outputs: binary_data accepted (meaningless on gRPC), classification refused, others unknown */
+    /* outputs: binary_data accepted (meaningless on gRPC), classification read as Triton reads it
+     * (an int64_param of at least 1), others unknown */
     BASE();
     size_t o = celer_pb_begin(&msg, 6);
     celer_pb_put_str(&msg, 1, "z");
@@ -721,14 +722,30 @@ static void test_parameters(void **state) {
     o = celer_pb_begin(&msg, 6);
     celer_pb_put_str(&msg, 1, "z");
     celer_pb_end(&msg, o);
-    expect(decode(sp, 1, &r), CELER_ERR_INVALID, "output 'z' requested twice");
+    expect(decode(sp, 1, &r), CELER_ERR_INVALID, "output 'z' already exists in request");
     BASE();
     o = celer_pb_begin(&msg, 6);
     celer_pb_put_str(&msg, 1, "z");
     put_param(&msg, 2, "classification", 2, 3, NULL);
     celer_pb_end(&msg, o);
-    expect(decode(sp, 1, &r), CELER_ERR_INVALID,
-           "output 'z': parameter 'classification' is refused: celer does not implement the classification extension");
+    expect(decode(sp, 1, &r), 0, NULL);
+    assert_int_equal(r.outputs[0].classification, 3);
+    static const struct {
+        int kind;
+        uint64_t value;
+        const char *want;
+    } bad[] = {{2, 0, "invalid value for 'classification' parameter, expected >= 0: output 'z' asked for 0"},
+               {2, (uint64_t)-4, "invalid value for 'classification' parameter, expected >= 0"},
+               {5, 3, "invalid value type for 'classification' parameter, expected int64_param: output 'z' gave uint64_param"},
+               {1, 1, "invalid value type for 'classification' parameter, expected int64_param"}};
+    for (size_t i = 0; i < CELER_ARRAY_LEN(bad); i++) {
+        BASE();
+        o = celer_pb_begin(&msg, 6);
+        celer_pb_put_str(&msg, 1, "z");
+        put_param(&msg, 2, "classification", bad[i].kind, bad[i].value, NULL);
+        celer_pb_end(&msg, o);
+        expect(decode(sp, 1, &r), CELER_ERR_INVALID, bad[i].want);
+    }
     BASE();
     o = celer_pb_begin(&msg, 6);
     celer_pb_put_str(&msg, 1, "z");

@@ -100,27 +100,29 @@ static void test_parse_errors(void **state) {
     /* messages carry the byte offset */
     assert_int_equal(parse("{\"a\": [true,, 1]}", &j), CELER_ERR_PARSE);
     assert_non_null(strstr(celer_error_message(), "byte 12"));
-    /* depth cap */
-    char deep[200];
-    memset(deep, '[', 65);
-    memset(deep + 65, ']', 65);
-    deep[130] = 0;
+    /* depth cap (128), with Triton's words first */
+    char deep[300];
+    memset(deep, '[', 129);
+    memset(deep + 129, ']', 129);
+    deep[258] = 0;
     assert_int_equal(parse(deep, &j), CELER_ERR_PARSE);
-    assert_non_null(strstr(celer_error_message(), "deeper"));
-    deep[64] = '1';
-    memset(deep + 65, ']', 64);
-    deep[129] = 0; /* 64 open + number + 64 close: allowed */
+    assert_ptr_equal(strstr(celer_error_message(), "JSON nesting depth exceeds maximum allowed limit (128) at byte 128"),
+                     celer_error_message());
+    deep[128] = '1';
+    memset(deep + 129, ']', 128);
+    deep[257] = 0; /* 128 open + number + 128 close: allowed */
     assert_int_equal(parse(deep, &j), 0);
     assert_int_equal(j->type, CELER_JSON_NUMERIC_ARRAY);
-    deep[64] = 't'; /* not numeric: the DOM path allows the same 64 levels */
-    memcpy(deep + 64, "true", 4);
-    memset(deep + 68, ']', 64);
-    deep[132] = 0;
+    /* not numeric: the DOM path allows the same 128 levels */
+    memcpy(deep + 128, "true", 4);
+    memset(deep + 132, ']', 128);
+    deep[260] = 0;
     assert_int_equal(parse(deep, &j), 0);
     assert_int_equal(j->type, CELER_JSON_ARRAY);
-    char objs[64 * 6 + 8] = "";
-    for (int i = 0; i < 65; i++) strcat(objs, "{\"a\":");
+    char objs[129 * 6 + 8] = "";
+    for (int i = 0; i < 129; i++) strcat(objs, "{\"a\":");
     assert_int_equal(parse(objs, &j), CELER_ERR_PARSE);
+    assert_non_null(strstr(celer_error_message(), "JSON nesting depth exceeds maximum allowed limit (128)"));
     /* special number tokens */
     assert_int_equal(parse("[NaN, Infinity, -Infinity]", &j), 0);
     assert_int_equal(parse("NaN", &j), 0);
@@ -210,6 +212,25 @@ static celer_status decode(const char *text, celer_dtype dt, int rank, const int
     return celer_json_decode_tensor(j, dt, &s, out, &arena, "input 'x'");
 }
 
+static celer_status decode_exact(const char *text, celer_dtype dt, int rank, const int64_t *dims, void *out) {
+    celer_json *j;
+    celer_status st = parse(text, &j);
+    if (st) return st;
+    celer_shape s = {.rank = rank};
+    for (int i = 0; i < rank; i++) s.dims[i] = dims[i];
+    return celer_json_decode_tensor_exact(j, dt, &s, out, &arena, "input 'x'");
+}
+
+/* `levels` arrays around `leaf` (a number or a string), for the nesting limit. */
+static const char *nested(int levels, const char *leaf, char *buf) {
+    memset(buf, '[', (size_t)levels);
+    strcpy(buf + levels, leaf);
+    size_t n = strlen(buf);
+    memset(buf + n, ']', (size_t)levels);
+    buf[n + (size_t)levels] = 0;
+    return buf;
+}
+
 static void test_decode_tensor(void **state) {
     (void)state;
     float f[6];
@@ -219,17 +240,47 @@ static void test_decode_tensor(void **state) {
     assert_int_equal(decode("[1,2,3,4,5,6.5]", CELER_FLOAT, 2, d23, f), 0); /* flat */
     assert_true(f[5] == 6.5f);
     assert_int_equal(decode("[1,2,3,4,5,6]", CELER_FLOAT, 1, d6, f), 0);
-    /* nested must match exactly */
-    assert_int_equal(decode("[[1,2],[3,4],[5,6]]", CELER_FLOAT, 2, d23, f), CELER_ERR_SHAPE);
-    assert_non_null(strstr(celer_error_message(), "input 'x'"));
-    assert_int_equal(decode("[[1,2,3],[4,5]]", CELER_FLOAT, 2, d23, f), CELER_ERR_SHAPE);
-    assert_int_equal(decode("[[1,2,3],[4,5,6,7]]", CELER_FLOAT, 2, d23, f), CELER_ERR_SHAPE);
-    assert_int_equal(decode("[[1,2,3],[4,5,6],[7,8,9]]", CELER_FLOAT, 2, d23, f), CELER_ERR_SHAPE);
-    assert_int_equal(decode("[[1,2,3],4,5,6]", CELER_FLOAT, 2, d23, f), CELER_ERR_SHAPE);
-    assert_int_equal(decode("[1,2,3,[4,5,6]]", CELER_FLOAT, 2, d23, f), CELER_ERR_SHAPE);
-    assert_int_equal(decode("[[[1,2,3]],[[4,5,6]]]", CELER_FLOAT, 2, d23, f), CELER_ERR_SHAPE);
-    assert_int_equal(decode("[[1,2],[3,4],[5,6]]", CELER_FLOAT, 2, d32, f), 0);
+    /* any nesting of the right element count, as Triton reads it: the leaves in order */
+    static const char *const any[] = {"[[1,2],[3,4],[5,6]]", "[[1,2,3],4,5,6]", "[1,2,3,[4,5,6]]",
+                                      "[[[1,2,3]],[[4,5,6]]]", "[[1],[[2,[3]]],[],4,[5,6]]", "[[[[[[1,2,3,4,5,6]]]]]]"};
+    for (size_t k = 0; k < CELER_ARRAY_LEN(any); k++) {
+        memset(f, 0, sizeof f);
+        if (decode(any[k], CELER_FLOAT, 2, d23, f)) fail_msg("%s: %s", any[k], celer_error_message());
+        for (int i = 0; i < 6; i++) assert_true(f[i] == i + 1);
+    }
     assert_int_equal(decode("[[1,2],[3,4]]", CELER_FLOAT, 1, d6, f), CELER_ERR_SHAPE);
+    assert_string_equal(celer_error_message(), "input 'x': shape [6] has 6 elements but data has 4");
+    assert_int_equal(decode("[[1,2,3],[4,5,6],[7]]", CELER_FLOAT, 2, d23, f), CELER_ERR_SHAPE);
+    assert_non_null(strstr(celer_error_message(), "data has 7"));
+    /* ... up to Triton's depth: a value at depth 100 is refused, with its words first */
+    char buf[512];
+    int64_t d1[] = {1}, d11[] = {1, 1};
+    assert_int_equal(decode(nested(99, "5", buf), CELER_FLOAT, 2, d11, f), 0);
+    assert_true(f[0] == 5);
+    assert_int_equal(decode(nested(100, "5", buf), CELER_FLOAT, 2, d11, f), CELER_ERR_INVALID);
+    assert_ptr_equal(strstr(celer_error_message(), "JSON nesting depth exceeds maximum allowed limit (100): input 'x'"),
+                     celer_error_message());
+    assert_int_equal(decode(nested(100, "", buf), CELER_FLOAT, 1, (int64_t[]){0}, f), 0); /* empty at depth 99 */
+    celer_str strs[1];
+    assert_int_equal(decode(nested(99, "\"hello\"", buf), CELER_STRING, 1, d1, strs), 0);
+    assert_int_equal(strs[0].len, 5);
+    assert_int_equal(decode(nested(100, "\"hello\"", buf), CELER_STRING, 1, d1, strs), CELER_ERR_INVALID);
+    assert_non_null(strstr(celer_error_message(), "JSON nesting depth exceeds maximum allowed limit (100)"));
+    assert_int_equal(decode(nested(120, "1", buf), CELER_INT64, 2, d11, (int64_t[1]){0}), CELER_ERR_INVALID);
+    assert_non_null(strstr(celer_error_message(), "JSON nesting depth exceeds maximum allowed limit (100)"));
+    /* the exact form (v1 instances, business objects): nested data must match the shape */
+    assert_int_equal(decode_exact("[[1,2,3],[4,5,6]]", CELER_FLOAT, 2, d23, f), 0);
+    assert_int_equal(decode_exact("[1,2,3,4,5,6]", CELER_FLOAT, 2, d23, f), 0);
+    assert_int_equal(decode_exact("[[1,2],[3,4],[5,6]]", CELER_FLOAT, 2, d23, f), CELER_ERR_SHAPE);
+    assert_non_null(strstr(celer_error_message(), "input 'x'"));
+    assert_int_equal(decode_exact("[[1,2,3],[4,5]]", CELER_FLOAT, 2, d23, f), CELER_ERR_SHAPE);
+    assert_int_equal(decode_exact("[[1,2,3],[4,5,6,7]]", CELER_FLOAT, 2, d23, f), CELER_ERR_SHAPE);
+    assert_int_equal(decode_exact("[[1,2,3],[4,5,6],[7,8,9]]", CELER_FLOAT, 2, d23, f), CELER_ERR_SHAPE);
+    assert_int_equal(decode_exact("[[1,2,3],4,5,6]", CELER_FLOAT, 2, d23, f), CELER_ERR_SHAPE);
+    assert_int_equal(decode_exact("[1,2,3,[4,5,6]]", CELER_FLOAT, 2, d23, f), CELER_ERR_SHAPE);
+    assert_int_equal(decode_exact("[[[1,2,3]],[[4,5,6]]]", CELER_FLOAT, 2, d23, f), CELER_ERR_SHAPE);
+    assert_int_equal(decode_exact("[[1,2],[3,4],[5,6]]", CELER_FLOAT, 2, d32, f), 0);
+    assert_int_equal(decode_exact("[[1,2],[3,4]]", CELER_FLOAT, 1, d6, f), CELER_ERR_SHAPE);
     /* flat count */
     assert_int_equal(decode("[1,2,3,4,5]", CELER_FLOAT, 2, d23, f), CELER_ERR_SHAPE);
     assert_string_equal(celer_error_message(), "input 'x': shape [2,3] has 6 elements but data has 5");

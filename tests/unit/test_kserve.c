@@ -115,7 +115,7 @@ static void test_decode_errors(void **state) {
     expect_error(B("{\"inputs\":[{\"name\":\"foo\",\"shape\":[1],\"datatype\":\"FP32\",\"data\":[1]},%s]}", y),
                  CELER_ERR_INVALID, "unknown input 'foo' (model inputs: x, y)");
     expect_error(B("{\"inputs\":[%s]}", y), CELER_ERR_INVALID, "missing input 'x'");
-    expect_error(B("{\"inputs\":[%s,%s]}", y, y), CELER_ERR_INVALID, "input 'y' given twice");
+    expect_error(B("{\"inputs\":[%s,%s]}", y, y), CELER_ERR_INVALID, "input 'y' already exists in request: it is given twice");
     expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[3],\"datatype\":\"FP32\",\"data\":[1,2,3]},%s]}", y),
                  CELER_ERR_SHAPE, "input 'x': expected shape [-1,3] (rank 2), got [3]");
     expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[1,4],\"datatype\":\"FP32\",\"data\":[1,2,3,4]},%s]}", y),
@@ -140,8 +140,11 @@ static void test_decode_errors(void **state) {
                  CELER_ERR_LIMIT, NULL);
     expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[1,3],\"datatype\":\"FP32\",\"data\":[1,2,\"3\"]},%s]}", y),
                  CELER_ERR_INVALID, NULL);
+    /* any nesting of the right element count is taken (Triton's reading); the count must match */
     expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[2,3],\"datatype\":\"FP32\",\"data\":[[1,2],[3,4],[5,6]]},%s]}", y),
-                 CELER_ERR_SHAPE, NULL);
+                 CELER_OK, NULL);
+    expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[2,3],\"datatype\":\"FP32\",\"data\":[[1,2],[[3],4]]},%s]}", y),
+                 CELER_ERR_SHAPE, "input 'x': shape [2,3] has 6 elements but data has 4");
     expect_error(B("{\"inputs\":[{\"name\":\"x\",\"shape\":[1,3],\"datatype\":\"FP32\",\"data\":[1,2,3],"
                    "\"parameters\":{\"binary_data_size\":12}},%s]}", y),
                  CELER_ERR_INVALID, "input 'x': has both 'data' and parameters.binary_data_size");
@@ -257,17 +260,57 @@ static void test_decode_raw(void **state) {
     assert_int_equal(celer_kserve_decode_infer((const char *)v, 8, 0, sp, 1, &arena, &r), CELER_ERR_SHAPE);
     assert_string_equal(celer_error_message(), "input 'img': raw body has 8 bytes but shape [1,3] of FP32 needs 12");
     assert_int_equal(celer_kserve_decode_infer((const char *)v, 12, 0, SPEC_XY, 2, &arena, &r), CELER_ERR_INVALID);
-    assert_non_null(strstr(celer_error_message(), "exactly one input; this model has 2 (x, y)"));
+    /* Triton's words first (its clients match them), then which inputs */
+    assert_ptr_equal(strstr(celer_error_message(), "Raw request must only have 1 input (found 1) to be deduced but got 2 "
+                                                   "inputs in the model configuration"),
+                     celer_error_message());
+    assert_non_null(strstr(celer_error_message(), "(x, y)"));
+    assert_int_equal(celer_kserve_decode_raw((const char *)v, 12, SPEC_XY, 2, "simple", &arena, &r), CELER_ERR_INVALID);
+    assert_non_null(strstr(celer_error_message(), "but got 2 inputs in 'simple' model configuration"));
     /* one variable dim comes from the body length: x is [-1,3], 12 bytes are one row */
     assert_int_equal(celer_kserve_decode_infer((const char *)v, 12, 0, SPEC_XY, 1, &arena, &r), 0);
     assert_int_equal(r.inputs[0].tensor.shape.dims[0], 1);
     assert_int_equal(celer_kserve_decode_infer((const char *)v, 8, 0, SPEC_XY, 1, &arena, &r), CELER_ERR_SHAPE);
     assert_non_null(strstr(celer_error_message(), "input 'x'"));
-    celer_kserve_tensor_spec ss[] = {{.name = "s", .dtype = CELER_STRING, .rank = 1, .dims = {2}}};
+    /* a batched model as Triton deduces: batch 1, the one variable dim of the rest from the length */
+    float w[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    celer_kserve_tensor_spec bv[] = {{.name = "x", .dtype = CELER_FLOAT, .rank = 2, .dims = {-1, -1}, .batched = true}};
+    assert_int_equal(celer_kserve_decode_raw((const char *)w, 32, bv, 1, "m", &arena, &r), 0);
+    assert_int_equal(r.inputs[0].tensor.shape.rank, 2);
+    assert_int_equal(r.inputs[0].tensor.shape.dims[0], 1);
+    assert_int_equal(r.inputs[0].tensor.shape.dims[1], 8);
+    assert_memory_equal(r.inputs[0].tensor.data, w, 32);
+    assert_int_equal(celer_kserve_decode_raw((const char *)w, 0, bv, 1, "m", &arena, &r), 0); /* [1,0] */
+    assert_int_equal(r.inputs[0].tensor.shape.dims[1], 0);
+    celer_kserve_tensor_spec bv3[] = {{.name = "x", .dtype = CELER_FLOAT, .rank = 3, .dims = {-1, -1, 2}, .batched = true}};
+    assert_int_equal(celer_kserve_decode_raw((const char *)w, 32, bv3, 1, "m", &arena, &r), 0);
+    assert_int_equal(r.inputs[0].tensor.shape.dims[0], 1);
+    assert_int_equal(r.inputs[0].tensor.shape.dims[1], 4);
+    assert_int_equal(celer_kserve_decode_raw((const char *)w, 28, bv3, 1, "m", &arena, &r), CELER_ERR_SHAPE);
+    assert_non_null(strstr(celer_error_message(), "input 'x': a raw body of 28 bytes does not determine dimension 1"));
+    celer_kserve_tensor_spec two[] = {{.name = "INPUT0", .dtype = CELER_FLOAT16, .rank = 3, .dims = {-1, -1, -1}, .batched = true}};
+    assert_int_equal(celer_kserve_decode_raw((const char *)w, 8, two, 1, "m", &arena, &r), CELER_ERR_SHAPE);
+    assert_ptr_equal(strstr(celer_error_message(), "The shape of the raw input 'INPUT0' can not be deduced because there "
+                                                   "are more than one variable-sized dimension"),
+                     celer_error_message());
+    /* fixed dims after the batch: celer also takes several whole rows (Triton only one) */
+    celer_kserve_tensor_spec bf[] = {{.name = "x", .dtype = CELER_FLOAT, .rank = 2, .dims = {-1, 4}, .batched = true}};
+    assert_int_equal(celer_kserve_decode_raw((const char *)w, 16, bf, 1, "m", &arena, &r), 0);
+    assert_int_equal(r.inputs[0].tensor.shape.dims[0], 1);
+    assert_int_equal(celer_kserve_decode_raw((const char *)w, 32, bf, 1, "m", &arena, &r), 0);
+    assert_int_equal(r.inputs[0].tensor.shape.dims[0], 2);
+    assert_int_equal(celer_kserve_decode_raw((const char *)w, 8, bf, 1, "m", &arena, &r), CELER_ERR_SHAPE);
+    /* BYTES: the body is the one element, as it is (Triton wants dims [1]) */
     const char sb[] = "\x01\x00\x00\x00z\x00\x00\x00\x00";
-    assert_int_equal(celer_kserve_decode_infer(sb, 9, 0, ss, 1, &arena, &r), 0);
-    assert_string_equal(((const celer_str *)r.inputs[0].tensor.data)[0].data, "z");
-    assert_int_equal(celer_kserve_decode_infer(sb, 8, 0, ss, 1, &arena, &r), CELER_ERR_INVALID);
+    celer_kserve_tensor_spec sbat[] = {{.name = "s", .dtype = CELER_STRING, .rank = 2, .dims = {-1, 1}, .batched = true}};
+    assert_int_equal(celer_kserve_decode_raw(sb, 9, sbat, 1, "m", &arena, &r), 0);
+    assert_int_equal(r.inputs[0].tensor.shape.rank, 2);
+    assert_int_equal(r.inputs[0].tensor.shape.dims[0] * r.inputs[0].tensor.shape.dims[1], 1);
+    TU_ASSERT_STR(&r.inputs[0].tensor, 0, TU_LIT("\x01\x00\x00\x00z\x00\x00\x00\x00"));
+    celer_kserve_tensor_spec ss[] = {{.name = "s", .dtype = CELER_STRING, .rank = 1, .dims = {2}}};
+    assert_int_equal(celer_kserve_decode_infer(sb, 9, 0, ss, 1, &arena, &r), CELER_ERR_INVALID);
+    assert_ptr_equal(strstr(celer_error_message(), "For BYTE datatype raw input 's', the model must have input shape [1]"),
+                     celer_error_message());
 }
 
 static void test_every_prefix_and_garbage(void **state) {
@@ -372,10 +415,10 @@ static void test_bytes_any_byte(void **state) {
     assert_int_equal(celer_kserve_decode_infer(buf, jl + 12, jl, sp, 1, &arena, &r), CELER_OK);
     TU_ASSERT_STR(&r.inputs[0].tensor, 0, TU_LIT("\x00\x01\x02\x03"));
     TU_ASSERT_STR(&r.inputs[0].tensor, 1, TU_LIT(""));
-    /* raw body (the model's single BYTES input): the bytes as they are */
+    /* raw body (the model's single BYTES input): the bytes as they are, one element */
     celer_kserve_tensor_spec one[] = {{.name = "s", .dtype = CELER_STRING, .rank = 1, .dims = {1}}};
     assert_int_equal(celer_kserve_decode_infer(tail, 8, 0, one, 1, &arena, &r), CELER_OK);
-    TU_ASSERT_STR(&r.inputs[0].tensor, 0, TU_LIT("\x00\x01\x02\x03"));
+    TU_ASSERT_STR(&r.inputs[0].tensor, 0, TU_LIT("\x04\x00\x00\x00\x00\x01\x02\x03"));
 
     /* JSON out: NUL and control bytes escaped, nothing cut */
     celer_str sv[3] = {TU_LIT("he\0llo"), TU_LIT(""), TU_LIT("\x01\x1f")};
@@ -435,7 +478,9 @@ static void test_refused_parameters(void **state) {
         {"\"triton_x\":1", NULL, NULL, "triton_"},
         {NULL, "\"shared_memory_region\":\"r\"", NULL, "input 'x': parameter 'shared_memory_region' is refused"},
         {NULL, "\"binary\":true", NULL, "input 'x': unknown parameter 'binary'"},
-        {NULL, NULL, "\"classification\":3", "output 'z': parameter 'classification' is refused"},
+        {NULL, NULL, "\"classification\":-1", "Unable to set 'classification': output 'z': expected a non-negative integer"},
+        {NULL, NULL, "\"classification\":2.0", "Unable to set 'classification'"},
+        {NULL, NULL, "\"classification\":\"3\"", "Unable to set 'classification'"},
         {NULL, NULL, "\"shared_memory_byte_size\":8", "'shared_memory_byte_size'"},
         {NULL, NULL, "\"binary_data\":true,\"class\":1", "output 'z': unknown parameter 'class'"},
         /* asking for nothing passes */
@@ -466,6 +511,121 @@ static void test_refused_parameters(void **state) {
     memset(bin + jl, 0, 12);
     celer_kserve_request r;
     assert_int_equal(celer_kserve_decode_infer(bin, (size_t)jl + 12, (size_t)jl, SPEC_XY, 2, &arena, &r), CELER_OK);
+    /* classification is read: a count (more than 2^32-1 is all of them), 0 the tensor itself;
+     * an output asked twice is Triton's error */
+    static const struct {
+        const char *value;
+        uint32_t want;
+    } counts[] = {{"3", 3}, {"0", 0}, {"99999999999", UINT32_MAX}};
+    for (size_t i = 0; i < CELER_ARRAY_LEN(counts); i++) {
+        char body[512];
+        snprintf(body, sizeof body, "{%s}],\"outputs\":[{\"name\":\"z\",\"parameters\":{\"classification\":%s,"
+                 "\"binary_data\":true}}]}", in, counts[i].value);
+        assert_int_equal(dec(body, &r), CELER_OK);
+        assert_int_equal(r.outputs[0].classification, counts[i].want);
+        assert_true(r.outputs[0].binary);
+    }
+    char twice[512];
+    snprintf(twice, sizeof twice, "{%s}],\"outputs\":[{\"name\":\"z\"},{\"name\":\"z\"}]}", in);
+    tu_expect_err(dec(twice, &r), CELER_ERR_INVALID, "output 'z' already exists in request");
+}
+
+/* Triton's classification: the top K per row as "value:index[:label]", values as C++'s
+ * std::to_string writes them, highest first, ties by index, NaN last. */
+static celer_tensor classify(celer_dtype dt, int rank, const int64_t *dims, const void *data, bool batched, uint32_t k,
+                             const celer_str *labels, size_t n_labels) {
+    celer_tensor t = {.dtype = dt, .shape = {.rank = rank}, .data = (void *)(uintptr_t)data}, out;
+    for (int i = 0; i < rank; i++) t.shape.dims[i] = dims[i];
+    celer_status st = celer_kserve_classify(&t, batched, k, labels, n_labels, "o", &arena, &out);
+    if (st) fail_msg("classify: %s", celer_error_message());
+    return out;
+}
+
+static void expect_classes(const celer_tensor *t, int rank, int64_t d0, int64_t d1, const char *const *want, int n) {
+    assert_int_equal(t->dtype, CELER_STRING);
+    assert_int_equal(t->shape.rank, rank);
+    assert_int_equal(t->shape.dims[0], d0);
+    if (rank > 1) assert_int_equal(t->shape.dims[1], d1);
+    for (int i = 0; i < n; i++) {
+        celer_str s = ((const celer_str *)t->data)[i];
+        if (s.len != strlen(want[i]) || memcmp(s.data, want[i], s.len))
+            fail_msg("element %d: '%.*s', want '%s'", i, (int)s.len, s.data, want[i]);
+    }
+}
+
+static void test_classify(void **state) {
+    (void)state;
+    celer_str labels[3] = {TU_LIT("a"), TU_LIT(""), TU_LIT("c")};
+    float f[4] = {0.1f, 0.7f, 0.7f, -2};
+    celer_tensor t = classify(CELER_FLOAT, 1, (int64_t[]){4}, f, false, 3, labels, 3);
+    expect_classes(&t, 1, 3, 0, (const char *const[]){"0.700000:1", "0.700000:2:c", "0.100000:0:a"}, 3);
+    /* batched: per row; K above the count gives them all */
+    int64_t i64[6] = {5, -1, 9, 0, 0, -7};
+    t = classify(CELER_INT64, 2, (int64_t[]){2, 3}, i64, true, 10, NULL, 0);
+    expect_classes(&t, 2, 2, 3, (const char *const[]){"9:2", "5:0", "-1:1", "0:0", "0:1", "-7:2"}, 6);
+    /* the same unbatched: one list over the whole tensor */
+    t = classify(CELER_INT64, 2, (int64_t[]){2, 3}, i64, false, 2, NULL, 0);
+    expect_classes(&t, 1, 2, 0, (const char *const[]){"9:2", "5:0"}, 2);
+    uint64_t u64[2] = {UINT64_MAX, 1};
+    t = classify(CELER_UINT64, 1, (int64_t[]){2}, u64, false, 1, NULL, 0);
+    expect_classes(&t, 1, 1, 0, (const char *const[]){"18446744073709551615:0"}, 1);
+    int8_t i8[3] = {-128, 127, 0};
+    t = classify(CELER_INT8, 2, (int64_t[]){1, 3}, i8, true, 3, labels, 3);
+    expect_classes(&t, 2, 1, 3, (const char *const[]){"127:1", "0:2:c", "-128:0:a"}, 3);
+    uint8_t u8[2] = {255, 3};
+    t = classify(CELER_UINT8, 1, (int64_t[]){2}, u8, false, 2, NULL, 0);
+    expect_classes(&t, 1, 2, 0, (const char *const[]){"255:0", "3:1"}, 2);
+    uint16_t u16[2] = {65535, 3};
+    int16_t i16[2] = {-3, -32768};
+    uint32_t u32[2] = {7, UINT32_MAX};
+    int32_t i32[2] = {INT32_MIN, 2};
+    t = classify(CELER_UINT16, 1, (int64_t[]){2}, u16, false, 1, NULL, 0);
+    expect_classes(&t, 1, 1, 0, (const char *const[]){"65535:0"}, 1);
+    t = classify(CELER_INT16, 1, (int64_t[]){2}, i16, false, 2, NULL, 0);
+    expect_classes(&t, 1, 2, 0, (const char *const[]){"-3:0", "-32768:1"}, 2);
+    t = classify(CELER_UINT32, 1, (int64_t[]){2}, u32, false, 1, NULL, 0);
+    expect_classes(&t, 1, 1, 0, (const char *const[]){"4294967295:1"}, 1);
+    t = classify(CELER_INT32, 1, (int64_t[]){2}, i32, false, 2, NULL, 0);
+    expect_classes(&t, 1, 2, 0, (const char *const[]){"2:1", "-2147483648:0"}, 2);
+    /* doubles with %f, NaN after every number, -0 as C++ writes it */
+    double d[4] = {NAN, 1e20, -0.0, 1.0 / 3};
+    t = classify(CELER_DOUBLE, 1, (int64_t[]){4}, d, false, 4, NULL, 0);
+    expect_classes(&t, 1, 4, 0,
+                   (const char *const[]){"100000000000000000000.000000:1", "0.333333:3", "-0.000000:2", "nan:0"}, 4);
+    /* FP16 and BF16 through their float value (Triton refuses them) */
+    uint16_t h[2] = {celer_float_to_half(1.5f), celer_float_to_half(-0.25f)};
+    t = classify(CELER_FLOAT16, 1, (int64_t[]){2}, h, false, 2, NULL, 0);
+    expect_classes(&t, 1, 2, 0, (const char *const[]){"1.500000:0", "-0.250000:1"}, 2);
+    uint16_t bf[2] = {celer_float_to_bf16(-1), celer_float_to_bf16(2)};
+    t = classify(CELER_BFLOAT16, 1, (int64_t[]){2}, bf, false, 1, NULL, 0);
+    expect_classes(&t, 1, 1, 0, (const char *const[]){"2.000000:1"}, 1);
+    /* a batched output with no rows: one empty list, as Triton */
+    t = classify(CELER_FLOAT, 2, (int64_t[]){0, 4}, f, true, 3, NULL, 0);
+    expect_classes(&t, 1, 0, 0, NULL, 0);
+    /* equal values keep index order over many elements (std::sort's order is only known up to 16) */
+    float same[40];
+    for (int i = 0; i < 40; i++) same[i] = i == 33 ? 2.f : 1.f;
+    t = classify(CELER_FLOAT, 1, (int64_t[]){40}, same, false, 4, NULL, 0);
+    expect_classes(&t, 1, 4, 0, (const char *const[]){"2.000000:33", "1.000000:0", "1.000000:1", "1.000000:2"}, 4);
+    /* what Triton refuses, with its words first */
+    celer_tensor out;
+    celer_str sv[1] = {TU_LIT("x")};
+    celer_tensor st = {.dtype = CELER_STRING, .shape = {.rank = 1, .dims = {1}}, .data = sv};
+    tu_expect_err(celer_kserve_classify(&st, false, 1, NULL, 0, "o", &arena, &out), CELER_ERR_INVALID,
+                  "class result not available for output due to unsupported type 'BYTES'");
+    assert_ptr_equal(strstr(celer_error_message(), "class result"), celer_error_message());
+    uint8_t b8[1] = {1};
+    celer_tensor bt = {.dtype = CELER_BOOL, .shape = {.rank = 1, .dims = {1}}, .data = b8};
+    tu_expect_err(celer_kserve_classify(&bt, false, 1, NULL, 0, "o", &arena, &out), CELER_ERR_INVALID,
+                  "unsupported type 'BOOL'");
+    float *big = calloc(1000001, sizeof *big);
+    assert_non_null(big);
+    celer_tensor bgt = {.dtype = CELER_FLOAT, .shape = {.rank = 2, .dims = {1, 1000001}}, .data = big};
+    tu_expect_err(celer_kserve_classify(&bgt, true, 1, NULL, 0, "o", &arena, &out), CELER_ERR_INVALID,
+                  "classification output tensor too large");
+    bgt.shape.dims[1] = 1000000; /* at the cap: allowed */
+    assert_int_equal(celer_kserve_classify(&bgt, true, 1, NULL, 0, "o", &arena, &out), CELER_OK);
+    free(big);
 }
 
 static void test_round_trip_every_dtype(void **state) {
@@ -626,6 +786,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_bytes_any_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(test_predict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_parameters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_classify, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -391,8 +391,10 @@ static void test_errors(void **state) {
     assert_int_equal(st, CELER_ERR_NOT_FOUND);
     assert_int_equal(celer_status_http(st), 404);
     assert_int_equal(celer_status_grpc(st), 5);
+    assert_string_equal(msg, "Request for unknown model: 'nope' is not found"); /* Triton's words */
     assert_null(celer_service_begin(f->svc, CELER_PROTOCOL_HTTP, "mlp", "7", 1, &st, msg, sizeof msg));
     assert_int_equal(st, CELER_ERR_NOT_FOUND);
+    assert_ptr_equal(strstr(msg, "Request for unknown model: 'mlp' version 7 is not found"), msg);
 
     /* a full queue: the second place is refused at begin, and counted as a failure */
     unsigned long long failed = stat_of(f, "narrow", "\"fail\":{\"count\":");
@@ -450,8 +452,10 @@ static void test_errors(void **state) {
     /* statistics: an unknown model or version is 404, a known version is one entry */
     celer_jbuf b;
     celer_jbuf_init(&b, 0);
-    tu_expect_err(celer_service_stats_json(f->svc, "nope", NULL, &b), CELER_ERR_NOT_FOUND, "unknown model 'nope'");
-    tu_expect_err(celer_service_stats_json(f->svc, "mlp", "2", &b), CELER_ERR_NOT_FOUND, "no version '2'");
+    tu_expect_err(celer_service_stats_json(f->svc, "nope", NULL, &b), CELER_ERR_NOT_FOUND,
+                  "Request for unknown model: 'nope' is not found");
+    tu_expect_err(celer_service_stats_json(f->svc, "mlp", "2", &b), CELER_ERR_NOT_FOUND,
+                  "Request for unknown model: 'mlp' version 2 is not found");
     assert_int_equal(b.len, 0);
     assert_int_equal(celer_service_stats_json(f->svc, "mlp", "1", &b), CELER_OK);
     celer_jbuf_free(&b);
