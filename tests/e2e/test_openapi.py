@@ -28,6 +28,7 @@ from test_server import Server, check, check_stopped, summary  # noqa: E402
 
 CELER, REPO_SRC = sys.argv[1], sys.argv[2]
 CHECK_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "openapi", "check.mjs")
+IDLE = ("--request-timeout-secs", "600")
 NODE_PACKAGES = ["@apidevtools/swagger-parser@12.1.0",  # 13 wants Node >= 22.19
                  "ajv@8.20.0", "ajv-formats@3.0.1",
                  "openapi-typescript@7.13.0", "typescript@5.9.3"]  # openapi-typescript 7 wants typescript 5
@@ -64,7 +65,9 @@ def main():
         return summary()
     tmp = tempfile.mkdtemp(prefix="celer-e2e-openapi-")
     try:
-        srv = Server(REPO_SRC)
+        # node's fetch keeps connections open while tsc compiles (tens of seconds on a busy
+        # machine): the server must not close them as idle meanwhile
+        srv = Server(REPO_SRC, *IDLE)
         status, doc, headers = srv.json("GET", "/v2/openapi.json")
         check("GET /v2/openapi.json: 200, application/json", status == 200 and isinstance(doc, dict)
               and headers.get("Content-Type", "").startswith("application/json"), (status, headers))
@@ -82,7 +85,7 @@ def main():
         check_stopped(srv)
 
         # with --docs (assets from a URL, the default): the pages are listed, the documents still valid
-        srv = Server(REPO_SRC, "--docs")
+        srv = Server(REPO_SRC, "--docs", *IDLE)
         _, doc, _ = srv.json("GET", "/v2/openapi.json")
         paths = doc.get("paths", {}) if isinstance(doc, dict) else {}
         check("with --docs: /v2/openapi.json lists GET /docs and GET /v2/models/mlp/docs",
