@@ -41,6 +41,7 @@
 
 #include "grpc.h"
 #include "grpc_codec.h"
+#include "log.h"
 
 #define MAX_STREAMS 256                  /* concurrent streams per connection (nghttp2: unlimited) */
 #define STREAM_WINDOW (1 << 20)          /* initial window of each stream */
@@ -393,6 +394,63 @@ static celer_status rpc_health_check(celer_grpc *g, const uint8_t *msg, size_t l
     return CELER_OK;
 }
 
+/* One LogSettingsResponse.settings entry {key=1, value=2: SettingValue{bool_param=1,
+ * uint32_param=2, string_param=3}}; the oneof is written even at its default, so clients see
+ * which one is set. */
+static void log_setting_pb(void *user, const char *name, const celer_log_value *v) {
+    celer_jbuf *out = user;
+    size_t entry = celer_pb_begin(out, 1);
+    celer_pb_put_str(out, 1, name);
+    size_t value = celer_pb_begin(out, 2);
+    if (v->kind == CELER_LOG_BOOL) celer_pb_put_varint(out, 1, v->b);
+    else if (v->kind == CELER_LOG_UINT) celer_pb_put_varint(out, 2, v->u);
+    else celer_pb_put_bytes(out, 3, v->s, v->len);
+    celer_pb_end(out, value);
+    celer_pb_end(out, entry);
+}
+
+/* LogSettingsRequest{settings=1: map<string, SettingValue>} -> LogSettingsResponse (same shape):
+ * the settings after the request's changes, which are checked whole before any applies (log.h:
+ * the same rules and messages as POST /v2/logging). A SettingValue with no member set changes
+ * nothing, as a JSON null. */
+static celer_status rpc_log_settings(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
+    (void)g;
+    const char *what = "LogSettingsRequest";
+    celer_log_change change = {0};
+    celer_pb_reader r = {msg, msg + len};
+    celer_pb_field f;
+    int more;
+    while ((more = celer_pb_next(&r, &f, what)) > 0) {
+        if (f.number != 1 || f.wire != 2) continue;
+        const uint8_t *key = (const uint8_t *)"";
+        size_t key_len = 0;
+        celer_log_value v = {.kind = CELER_LOG_NULL};
+        celer_pb_reader e = {f.p, f.p + f.len};
+        celer_pb_field k;
+        while ((more = celer_pb_next(&e, &k, what)) > 0) {
+            if (k.number == 1 && k.wire == 2) key = k.p, key_len = k.len;
+            if (k.number != 2 || k.wire != 2) continue;
+            v = (celer_log_value){.kind = CELER_LOG_NULL}; /* the last value wins */
+            celer_pb_reader vr = {k.p, k.p + k.len};
+            celer_pb_field x;
+            while ((more = celer_pb_next(&vr, &x, what)) > 0) {
+                if (x.number == 1 && x.wire == 0) v = (celer_log_value){.kind = CELER_LOG_BOOL, .b = x.varint != 0};
+                else if (x.number == 2 && x.wire == 0)
+                    v = (celer_log_value){.kind = CELER_LOG_UINT, .u = (uint32_t)x.varint};
+                else if (x.number == 3 && x.wire == 2)
+                    v = (celer_log_value){.kind = CELER_LOG_STRING, .s = (const char *)x.p, .len = x.len};
+            }
+            if (more < 0) return CELER_ERR_PARSE;
+        }
+        if (more < 0) return CELER_ERR_PARSE;
+        CELER_TRY(celer_log_change_set(&change, (const char *)key, key_len, &v));
+    }
+    if (more < 0) return CELER_ERR_PARSE;
+    celer_log_change_apply(&change);
+    celer_log_settings(log_setting_pb, out);
+    return CELER_OK;
+}
+
 static void start_model_infer(celer_grpc *g, grpc_call *c);
 static void start_model_load(celer_grpc *g, grpc_call *c);
 static void start_model_unload(celer_grpc *g, grpc_call *c);
@@ -418,7 +476,7 @@ static const grpc_rpc rpcs[] = {
     {SERVICE_PREFIX "CudaSharedMemoryRegister", NULL, NULL, false},
     {SERVICE_PREFIX "CudaSharedMemoryUnregister", NULL, NULL, false},
     {SERVICE_PREFIX "TraceSetting", NULL, NULL, false},
-    {SERVICE_PREFIX "LogSettings", NULL, NULL, false},
+    {SERVICE_PREFIX "LogSettings", rpc_log_settings, NULL, false},
     {"/grpc.health.v1.Health/Check", rpc_health_check, NULL, false},
 };
 
@@ -473,6 +531,15 @@ static void count_status(celer_grpc *g, const grpc_rpc *rpc, int code) {
                                         labels); /* NULL on no memory: not counted, tried again next time */
     }
     celer_metrics_add(*series, 1);
+}
+
+/* The verbose line of a call whose status is final (log.h: log_verbose_level >= 1). */
+static void log_call(const grpc_stream *s, int code, const char *message) {
+    if (!celer_log_verbose_enabled(1)) return;
+    const char *name = s->rpc ? s->rpc->path : "(unknown method)";
+    if (code < 0 || code >= GRPC_CODES) code = 2;
+    celer_log_verbose(1, "grpc %s %s %.3fms%s%s", name, grpc_code_names[code], (double)(mono_ns() - s->start_ns) / 1e6,
+                      message[0] ? ": " : "", message);
 }
 
 #define NV(name, value)                                                                                           \
@@ -595,6 +662,7 @@ static void stream_finish(grpc_stream *s, celer_status st, const char *message) 
     s->finished = true;
     s->grpc_status = celer_status_grpc(st);
     count_status(s->g, s->rpc, s->grpc_status);
+    log_call(s, s->grpc_status, st ? message : "");
     percent_encode(st ? message : "", s->grpc_message, sizeof s->grpc_message);
     stream_send(s);
 }
@@ -930,7 +998,10 @@ static void stream_close(grpc_stream *s) {
     if (s->next) s->next->prev = s->prev;
     conn->n_streams--;
     nghttp2_session_set_stream_user_data(conn->session, s->id, NULL);
-    if (!s->finished && s->rpc) count_status(g, s->rpc, 1 /* CANCELLED: the client reset it, or went away */);
+    if (!s->finished && s->rpc) {
+        count_status(g, s->rpc, 1 /* CANCELLED: the client reset it, or went away */);
+        log_call(s, 1, "the client reset the stream or closed its connection");
+    }
     if (s->unconsumed) nghttp2_session_consume_connection(conn->session, s->unconsumed);
     for (grpc_call *c = s->running, *next; c; c = next) {
         next = c->next;

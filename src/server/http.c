@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "http.h"
+#include "log.h"
 
 typedef enum req_state { REQ_READING, REQ_WAITING, REQ_READY } req_state;
 
@@ -120,6 +121,7 @@ static void reply_json(http_req *q, int status) {
 }
 
 static void reply_error(http_req *q, int status, const char *message) {
+    celer_log_verbose(1, "%s %s answered %d: %s", q->method, q->path, status, message);
     celer_jbuf_reset(&q->resp);
     celer_kserve_encode_error(message, &q->resp);
     reply_json(q, status);
@@ -518,6 +520,68 @@ static enum MHD_Result repo_action(http_req *q, const route_args *a, bool unload
 static enum MHD_Result h_load(http_req *q, const route_args *a) { return repo_action(q, a, false); }
 static enum MHD_Result h_unload(http_req *q, const route_args *a) { return repo_action(q, a, true); }
 
+/* ---- log settings ---- */
+
+static void log_setting_json(void *user, const char *name, const celer_log_value *v) {
+    celer_jbuf *b = user;
+    celer_jbuf_raw(b, b->len > 1 ? "," : "", b->len > 1);
+    celer_jbuf_str(b, name);
+    celer_jbuf_raw(b, ":", 1);
+    if (v->kind == CELER_LOG_BOOL) celer_jbuf_raw(b, v->b ? "true" : "false", v->b ? 4 : 5);
+    else if (v->kind == CELER_LOG_UINT) celer_jbuf_uint(b, v->u);
+    else celer_jbuf_strn(b, v->s, v->len);
+}
+
+/* A member of a POST /v2/logging body as the log settings take it. */
+static celer_log_value log_value(const celer_json *j) {
+    celer_log_value v = {.kind = CELER_LOG_OTHER};
+    switch (j->type) {
+    case CELER_JSON_NULL: v.kind = CELER_LOG_NULL; break;
+    case CELER_JSON_BOOL: v.kind = CELER_LOG_BOOL, v.b = j->boolean; break;
+    case CELER_JSON_NUMBER:
+        v.kind = CELER_LOG_UINT;
+        v.bad_number = !(j->number >= 0 && j->number < 9007199254740992.0 && j->number == (double)(uint64_t)j->number);
+        v.u = v.bad_number ? 0 : (uint64_t)j->number;
+        break;
+    case CELER_JSON_STRING: v.kind = CELER_LOG_STRING, v.s = j->string, v.len = j->string_len; break;
+    default: break;
+    }
+    return v;
+}
+
+/* GET /v2/logging: Triton's log settings; POST: changes the ones its body names (a JSON object;
+ * every one checked before any applies) and answers the settings after. */
+static enum MHD_Result h_logging(http_req *q, const route_args *a) {
+    (void)a;
+    if (!strcmp(q->method, "POST") && q->body_len) {
+        celer_arena arena;
+        celer_arena_init(&arena, 4096, 1 << 20);
+        celer_json *doc;
+        celer_log_change change = {0};
+        celer_status st = celer_json_parse(q->body, q->body_len, &arena, &doc);
+        if (st) st = celer_error_wrap(st, "request body");
+        else if (doc->type != CELER_JSON_OBJECT)
+            st = celer_errorf(CELER_ERR_INVALID, "the log settings must be a JSON object");
+        for (int i = 0; !st && i < doc->n; i++) {
+            celer_log_value v = log_value(&doc->items[i]);
+            st = celer_log_change_set(&change, doc->keys[i], strlen(doc->keys[i]), &v);
+        }
+        celer_arena_free(&arena);
+        if (st) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", celer_error_message());
+            reply_status(q, st, msg);
+            return send_reply(q);
+        }
+        celer_log_change_apply(&change);
+    }
+    celer_jbuf_raw(&q->resp, "{", 1);
+    celer_log_settings(log_setting_json, &q->resp);
+    celer_jbuf_raw(&q->resp, "}", 1);
+    reply_json(q, 200);
+    return send_reply(q);
+}
+
 static enum MHD_Result h_metrics(http_req *q, const route_args *a) {
     (void)a;
     celer_metrics_render(q->srv->metrics, &q->resp);
@@ -639,7 +703,7 @@ static enum MHD_Result h_docs_asset(http_req *q, const route_args *a) {
     while (fp && (n = fread(buf, 1, sizeof buf, fp)) > 0 && q->resp.len < (32u << 20)) celer_jbuf_raw(&q->resp, buf, n);
     if (!fp || ferror(fp) || q->resp.len >= (32u << 20)) {
         if (fp) fclose(fp);
-        fprintf(stderr, "celer: --docs-assets: cannot read %s\n", path);
+        celer_log(CELER_LOG_WARNING, "--docs-assets: cannot read %s", path);
         celer_jbuf_reset(&q->resp);
         reply_error(q, 404, "the asset cannot be read (the server log says which file)");
         return send_reply(q);
@@ -674,6 +738,8 @@ static const struct route {
     {"POST", "/v2/repository/models/{m}/load", h_load},
     {"POST", "/v2/repository/models/{m}/unload", h_unload},
     {"POST", "/v1/models/{m}:predict", h_predict},
+    {"GET", "/v2/logging", h_logging},
+    {"POST", "/v2/logging", h_logging},
     {"GET", "/metrics", h_metrics},
     {"GET", "/v2/openapi.json", h_openapi},
     {"GET", "/v2/models/{m}/openapi.json", h_openapi},
@@ -1017,55 +1083,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return routes[q->route].fn(q, &q->args);
 }
 
-/* The path for the text access log: bytes outside visible ASCII (a decoded %0a, say) as %XX, so
- * a path cannot forge log lines. */
-static void log_escape(const char *in, char *out, size_t cap) {
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)in; *p && o + 4 < cap; p++) {
-        if (*p > 0x20 && *p < 0x7f && *p != '"' && *p != '%') out[o++] = (char)*p;
-        else o += (size_t)snprintf(out + o, cap - o, "%%%02X", *p);
-    }
-    out[o] = 0;
-}
-
 static void log_request(const celer_http *srv, const http_req *q, struct MHD_Connection *conn) {
     if (srv->opts->quiet) return;
     char addr[64] = "-";
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, addr, sizeof addr);
-    double ms = (double)(now_ns() - q->start_ns) / 1e6;
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char when[32];
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    if (srv->opts->log_format && !strcmp(srv->opts->log_format, "json")) {
-        celer_jbuf b;
-        celer_jbuf_init(&b, 1 << 16);
-        celer_jbuf_raw(&b, "{\"time\":", 8);
-        celer_jbuf_str(&b, when);
-        celer_jbuf_raw(&b, ",\"remote\":", 10);
-        celer_jbuf_str(&b, addr);
-        celer_jbuf_raw(&b, ",\"method\":", 10);
-        celer_jbuf_str(&b, q->method);
-        celer_jbuf_raw(&b, ",\"path\":", 8);
-        celer_jbuf_str(&b, q->path);
-        celer_jbuf_raw(&b, ",\"status\":", 10);
-        celer_jbuf_int(&b, q->status);
-        celer_jbuf_raw(&b, ",\"duration_ms\":", 15);
-        celer_jbuf_double(&b, ms);
-        celer_jbuf_raw(&b, ",\"request_id\":", 14);
-        celer_jbuf_str(&b, q->request_id);
-        celer_jbuf_raw(&b, "}\n", 2);
-        if (!b.status) fwrite(b.data, 1, b.len, stderr);
-        celer_jbuf_free(&b);
-    } else {
-        char method[64], path[3 * MAX_URL];
-        log_escape(q->method, method, sizeof method);
-        log_escape(q->path, path, sizeof path);
-        fprintf(stderr, "%s %s \"%s %s\" %d %.3fms id=%s\n", when, addr, method, path, q->status, ms, q->request_id);
-    }
+    celer_log_access a = {.remote = addr, .method = q->method, .path = q->path, .request_id = q->request_id,
+                          .status = q->status, .ms = (double)(now_ns() - q->start_ns) / 1e6};
+    celer_log_request(&a);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {

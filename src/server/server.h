@@ -35,8 +35,10 @@ typedef struct celer_server_options {
     int default_max_batch;      /* batch size given to batchable models without a config */
     int max_queue_size;         /* queue cap for models whose config sets none */
     int shutdown_timeout_secs;  /* how long SIGTERM waits for in-flight requests */
-    const char *log_format;     /* "text" or "json" */
+    const char *log_format;     /* "default" ("text"), "ISO8601" or "json" (log.h) */
     int quiet;                  /* no access log */
+    int log_info, log_warning, log_error; /* each class of lines on or off (changed at run time: log.h) */
+    int log_verbose;            /* verbose lines up to this level; 0 = none */
     long long cache_bytes;      /* in-process result cache; 0 = none (identical requests still coalesce) */
     const char *cache_redis;    /* redis://... for the shared tier; "" = none */
     int cache_redis_timeout_ms; /* connect and command timeout */
@@ -54,8 +56,9 @@ typedef struct celer_server_flag {
 
 const celer_server_flag *celer_server_flags(int *count);
 
-/* Fills `opts` from defaults, then the environment, then argv (flags override the environment).
- * CELER_ERR_INVALID with a message naming the flag on a bad value or unknown flag. */
+/* Fills `opts` from defaults, then the environment, then argv (flags override the environment),
+ * and applies the log flags (--log-*) to the process's log settings. CELER_ERR_INVALID with a
+ * message naming the flag on a bad value or unknown flag. */
 celer_status celer_server_parse_args(int argc, char **argv, celer_server_options *opts);
 
 /* Loads the repository, starts serving and blocks until SIGTERM/SIGINT; then stops accepting,
