@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "compress.h"
 #include "grpc.h"
 #include "grpc_codec.h"
 #include "log.h"
@@ -54,6 +55,7 @@
 #define STREAM_MAX_CALLS 128             /* a streaming RPC's calls running or unsent before it pauses */
 #define STREAM_MAX_OUT_BYTES (16 << 20)  /* ... or its unsent answers' bytes */
 #define SERVICE_PREFIX "/inference.GRPCInferenceService/"
+#define ACCEPT_ENCODING "identity,deflate,gzip" /* the codings request messages may take */
 #define MAX_RPCS 32                      /* entries of rpcs[] (checked there) */
 #define GRPC_CODES 17                    /* gRPC's canonical codes, OK (0) to UNAUTHENTICATED (16) */
 
@@ -85,9 +87,13 @@ struct grpc_call {
     bool running;           /* held by a worker or the action pool (in the stream's `running` list) */
     grpc_call *prev, *next; /* the stream's running calls */
     grpc_call *link;        /* the done list; the stream's waiting list or answer queue */
-    /* the request message (malloc'ed, owned, counted in g->msg_bytes until freed) */
+    /* the request message (malloc'ed, owned; msg_held bytes of it counted in g->msg_bytes until
+     * freed); a compressed one is inflated into it as its wire bytes (wire_len of them) come */
     uint8_t *msg;
-    size_t msg_len;
+    size_t msg_len, msg_held, wire_len;
+    bool compressed;
+    celer_inflate inflate;
+    celer_coding answer_coding; /* the stream's: answers this large or more are compressed with it */
     /* an inference: its call of the request service; its tensors point into msg until it ends */
     celer_service_call *svc;
     celer_kserve_request kreq;
@@ -108,7 +114,11 @@ struct grpc_stream {
     size_t header_bytes;
     int64_t start_ns;     /* when its headers began (CLOCK_MONOTONIC) */
     int64_t deadline_ns;  /* from grpc-timeout (CLOCK_MONOTONIC); 0 = none */
-    bool is_post, is_grpc, compressed_ok, reset_after_answer;
+    bool is_post, is_grpc, reset_after_answer;
+    celer_coding coding;        /* grpc-encoding of the request's messages */
+    char encoding[32];          /* ... as sent, for messages */
+    celer_coding answer_coding; /* the request's coding when grpc-accept-encoding lists it, else identity */
+    bool accepts[3];            /* by celer_coding: what grpc-accept-encoding lists */
     celer_status early;  /* an error found in the headers, answered at their end */
     char early_msg[256];
     /* receiving: the prefix of the message being read, then its bytes into `reading` */
@@ -555,8 +565,9 @@ static int submit_trailers(grpc_stream *s) {
 /* Frees a call; its request message and answer go with it. IO thread. */
 static void call_free(celer_grpc *g, grpc_call *c) {
     celer_service_end(c->svc);
-    if (c->msg) g->msg_bytes -= (int64_t)c->msg_len;
+    if (c->msg) g->msg_bytes -= (int64_t)c->msg_held;
     free(c->msg);
+    celer_inflate_end(&c->inflate);
     celer_jbuf_free(&c->resp);
     free(c);
 }
@@ -643,12 +654,14 @@ static void stream_send(grpc_stream *s) {
     int rv;
     if (s->out) {
         nghttp2_nv nv[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
-                           NV("grpc-accept-encoding", "identity")};
+                           NV("grpc-accept-encoding", ACCEPT_ENCODING),
+                           NV("grpc-encoding", celer_coding_names[s->answer_coding])};
         nghttp2_data_provider data = {.source.ptr = s, .read_callback = read_answer};
-        rv = nghttp2_submit_response(session, s->id, nv, CELER_ARRAY_LEN(nv), &data);
+        /* grpc-encoding only when answers may be compressed */
+        rv = nghttp2_submit_response(session, s->id, nv, CELER_ARRAY_LEN(nv) - !s->answer_coding, &data);
     } else {
         nghttp2_nv nv[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
-                           NV("grpc-accept-encoding", "identity"), NV("grpc-status", code),
+                           NV("grpc-accept-encoding", ACCEPT_ENCODING), NV("grpc-status", code),
                            NV("grpc-message", s->grpc_message)};
         s->done_sending = true;
         rv = nghttp2_submit_response(session, s->id, nv, CELER_ARRAY_LEN(nv) - !s->grpc_message[0], NULL);
@@ -695,6 +708,24 @@ static void seal_message(grpc_call *c) {
     uint32_t n = (uint32_t)(c->resp.len - 5);
     uint8_t be[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
     memcpy(c->resp.data + 1, be, 4);
+}
+
+/* Compresses the sealed answer in c->resp when its stream's answers take a coding and it is
+ * --compress-min-bytes or more: the prefix's flag says so. A failure (memory) leaves it as it was:
+ * a message may always go uncompressed. Any thread: reads only the call. */
+static void compress_answer(grpc_call *c) {
+    size_t n = c->resp.len - 5;
+    if (c->answer_coding == CELER_CODING_IDENTITY || n < (size_t)c->g->opts->compress_min_bytes || c->resp.status) return;
+    celer_jbuf z;
+    celer_jbuf_init(&z, c->resp.max);
+    celer_jbuf_raw(&z, "\1\0\0\0\0", 5);
+    if (celer_compress(c->answer_coding, c->resp.data + 5, n, &z) || z.len - 5 > UINT32_MAX) {
+        celer_jbuf_free(&z);
+        return;
+    }
+    celer_jbuf_free(&c->resp);
+    c->resp = z;
+    seal_message(c);
 }
 
 /* The id (field 3) of a ModelInferRequest, for an error answered before the request decoded
@@ -755,7 +786,7 @@ static void call_answered(celer_grpc *g, grpc_call *c) {
         if (c->next) c->next->prev = c->prev;
     }
     if (c->msg) { /* not needed any more: the answer is encoded */
-        g->msg_bytes -= (int64_t)c->msg_len;
+        g->msg_bytes -= (int64_t)c->msg_held;
         free(c->msg);
         c->msg = NULL;
     }
@@ -803,8 +834,12 @@ static void run_inline(celer_grpc *g, grpc_call *c) {
     celer_jbuf_raw(&c->resp, "\0\0\0\0\0", 5);
     celer_status st = rpc->fn(g, c->msg, c->msg_len, &c->resp);
     if (!st && c->resp.status) st = celer_errorf(c->resp.status, "%s: the answer could not be encoded", rpc->path);
-    if (st) call_fail(c, st, celer_error_message());
-    else seal_message(c);
+    if (st) {
+        call_fail(c, st, celer_error_message());
+    } else {
+        seal_message(c);
+        compress_answer(c);
+    }
     call_answered(g, c);
 }
 
@@ -873,6 +908,7 @@ static celer_status svc_done(void *user, const celer_service_result *r) {
         return es;
     }
     seal_message(c);
+    compress_answer(c);
     return CELER_OK;
 }
 
@@ -1053,7 +1089,6 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     s->conn = c;
     s->id = frame->hd.stream_id;
     s->start_ns = mono_ns();
-    s->compressed_ok = true;
     s->next = c->streams;
     if (c->streams) c->streams->prev = s;
     c->streams = s;
@@ -1084,7 +1119,11 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         s->is_grpc = valuelen >= 16 && !memcmp(value, "application/grpc", 16) &&
                      (valuelen == 16 || value[16] == '+' || value[16] == ';');
     } else if (IS("grpc-encoding")) {
-        s->compressed_ok = valuelen == 8 && !memcmp(value, "identity", 8);
+        s->coding = celer_coding_parse((const char *)value, valuelen);
+        snprintf(s->encoding, sizeof s->encoding, "%.*s", (int)CELER_MIN(valuelen, 24), (const char *)value);
+    } else if (IS("grpc-accept-encoding")) {
+        for (int k = CELER_CODING_GZIP; k <= CELER_CODING_DEFLATE; k++)
+            s->accepts[k] = celer_coding_listed((const char *)value, valuelen, (celer_coding)k);
     } else if (IS("grpc-timeout")) {
         int64_t ns = parse_timeout_ns(value, valuelen);
         if (ns < 0)
@@ -1106,6 +1145,10 @@ static void headers_done(grpc_stream *s) {
         nghttp2_submit_response(s->conn->session, s->id, nv, CELER_ARRAY_LEN(nv), NULL);
         return;
     }
+    /* answers compressed as the request was, when the client takes it back (as grpc-go does): a
+     * client that did not compress is not made to pay for inflating */
+    if ((s->coding == CELER_CODING_GZIP || s->coding == CELER_CODING_DEFLATE) && s->accepts[s->coding])
+        s->answer_coding = s->coding;
     if (!s->is_post && !s->early) set_early(s, CELER_ERR_INVALID, "gRPC calls are POST requests%s", "", 0);
     if (!s->rpc && !s->early) set_early(s, CELER_ERR_UNSUPPORTED, "no method named (:path missing)%s", "", 0);
     if (!s->early && !s->rpc->fn && !s->rpc->start) {
@@ -1154,9 +1197,15 @@ static bool message_begin(celer_grpc *g, grpc_stream *s) {
         return false;
     }
     size_t m = (size_t)s->prefix[1] << 24 | (size_t)s->prefix[2] << 16 | (size_t)s->prefix[3] << 8 | s->prefix[4];
-    if (s->prefix[0] && !s->compressed_ok) {
-        stream_fail(s, CELER_ERR_UNSUPPORTED,
-                    "compressed messages are not supported: send grpc-encoding identity (uncompressed)");
+    bool compressed = s->prefix[0] == 1;
+    if (compressed && s->coding == CELER_CODING_UNKNOWN) { /* gRPC's compression spec: UNIMPLEMENTED */
+        snprintf(msg, sizeof msg, "grpc-encoding '%s' is not supported: compress with gzip or deflate, or not at all",
+                 s->encoding);
+        stream_fail(s, CELER_ERR_UNSUPPORTED, msg);
+        return false;
+    }
+    if (compressed && s->coding == CELER_CODING_IDENTITY) { /* the spec: INTERNAL */
+        stream_fail(s, CELER_ERR_INTERNAL, "a message is flagged compressed but the request has no grpc-encoding");
         return false;
     }
     if (s->prefix[0] > 1) {
@@ -1178,8 +1227,10 @@ static bool message_begin(celer_grpc *g, grpc_stream *s) {
         stream_fail(s, CELER_ERR_UNAVAILABLE, msg);
         return false;
     }
+    /* a compressed message's buffer grows as it inflates (inflate_sink) from a start of its wire size */
+    size_t held = compressed ? CELER_MAX(CELER_MIN(m, (size_t)g->opts->grpc_max_message_bytes), (size_t)4096) : m;
     grpc_call *c = calloc(1, sizeof *c);
-    uint8_t *p = c ? malloc(m ? m : 1) : NULL;
+    uint8_t *p = c ? malloc(held ? held : 1) : NULL;
     if (!p) {
         free(c);
         stream_fail(s, CELER_ERR_NOMEM, "no memory for the request message");
@@ -1189,10 +1240,56 @@ static bool message_begin(celer_grpc *g, grpc_stream *s) {
     c->stream = s;
     c->streaming = s->rpc->streaming;
     c->msg = p;
-    c->msg_len = m;
-    g->msg_bytes += (int64_t)m;
+    c->msg_len = compressed ? 0 : m;
+    c->msg_held = held;
+    c->wire_len = m;
+    c->compressed = compressed;
+    c->answer_coding = s->answer_coding;
+    if (compressed) celer_inflate_init(&c->inflate, s->coding, (size_t)g->opts->grpc_max_message_bytes);
+    g->msg_bytes += (int64_t)held;
     s->reading = c;
     s->msg_got = 0;
+    return true;
+}
+
+/* Inflated bytes of a compressed request message: appended to its buffer, grown within
+ * --grpc-max-message-bytes (the inflater's cap) and the budget all streams share. IO thread. */
+static celer_status inflate_sink(void *user, const void *p, size_t n) {
+    grpc_call *c = user;
+    celer_grpc *g = c->g;
+    if (c->msg_len + n > c->msg_held) {
+        size_t held = CELER_MIN(CELER_MAX(c->msg_held * 2, c->msg_len + n), (size_t)g->opts->grpc_max_message_bytes);
+        int64_t more = (int64_t)(held - c->msg_held);
+        if (g->msg_bytes + g->unsent_bytes + more > g->opts->max_body_total_bytes)
+            return celer_errorf(CELER_ERR_UNAVAILABLE, "request messages being received and answers waiting to be "
+                                "sent hold %lld bytes already (--max-body-total-bytes %lld)",
+                                (long long)(g->msg_bytes + g->unsent_bytes), g->opts->max_body_total_bytes);
+        uint8_t *q = realloc(c->msg, held);
+        if (!q) return celer_errorf(CELER_ERR_NOMEM, "no memory for the inflated request message");
+        c->msg = q;
+        c->msg_held = held;
+        g->msg_bytes += more;
+    }
+    memcpy(c->msg + c->msg_len, p, n);
+    c->msg_len += n;
+    return CELER_OK;
+}
+
+/* A message's wire bytes are all here: a compressed one must have ended. False when the stream
+ * failed. */
+static bool message_complete(celer_grpc *g, grpc_stream *s) {
+    grpc_call *c = s->reading;
+    if (c->compressed) {
+        celer_status st = celer_inflate_finish(&c->inflate);
+        celer_inflate_end(&c->inflate);
+        if (st) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "the request message: %s", celer_error_message());
+            stream_fail(s, st, msg);
+            return false;
+        }
+    }
+    message_done(g, s);
     return true;
 }
 
@@ -1209,14 +1306,25 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, co
             memcpy(s->prefix + s->prefix_got, data, n);
             s->prefix_got += n, data += n, len -= n;
             if (s->prefix_got < 5 || !message_begin(g, s)) continue;
-            if (!s->reading->msg_len) message_done(g, s); /* an empty message is complete at once */
+            if (!s->reading->wire_len) message_complete(g, s); /* an empty message is complete at once */
             continue;
         }
         grpc_call *c = s->reading;
-        size_t n = CELER_MIN(len, c->msg_len - s->msg_got);
-        memcpy(c->msg + s->msg_got, data, n);
+        size_t n = CELER_MIN(len, c->wire_len - s->msg_got);
+        if (!c->compressed) {
+            memcpy(c->msg + s->msg_got, data, n);
+        } else {
+            celer_status st = celer_inflate_feed(&c->inflate, data, n, inflate_sink, c);
+            if (st) {
+                char msg[512];
+                snprintf(msg, sizeof msg, "the request message: %s%s", celer_error_message(),
+                         st == CELER_ERR_LIMIT ? " (--grpc-max-message-bytes)" : "");
+                stream_fail(s, st, msg);
+                continue;
+            }
+        }
         s->msg_got += n, data += n, len -= n;
-        if (s->msg_got == c->msg_len) message_done(g, s);
+        if (s->msg_got == c->wire_len) message_complete(g, s);
     }
     /* the window is given back now, unless a streaming RPC is paused: then when it resumes */
     if (s && !s->finished && s->rpc->streaming && stream_paused(s)) s->unconsumed += n_data;

@@ -26,6 +26,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "compress.h"
 #include "http.h"
 #include "log.h"
 
@@ -83,6 +84,10 @@ typedef struct http_req {
     char *body;
     size_t body_len, body_cap;
     size_t body_reserved; /* counted in srv->body_bytes */
+    celer_coding coding;  /* Content-Encoding: a gzip or deflate body is inflated as it comes */
+    celer_inflate inflate;
+    celer_coding accept;  /* the coding a large answer takes (Accept-Encoding) */
+    bool body_refused;    /* append_body set the reply (413, 503) */
     _Atomic req_state state;
     /* response */
     int status;
@@ -144,6 +149,21 @@ static enum MHD_Result send_reply(http_req *q) {
         reply_status(q, st, msg);
         q->json_len = 0;
     }
+    bool compressed = false;
+    size_t plain_len = q->resp.len; /* Inference-Header-Content-Length counts uncompressed bytes */
+    if (q->accept != CELER_CODING_IDENTITY && q->resp.len >= (size_t)q->srv->opts->compress_min_bytes &&
+        q->resp.len) {
+        /* on failure (memory) the answer goes uncompressed, as Triton does */
+        celer_jbuf z;
+        celer_jbuf_init(&z, q->resp.len + (q->resp.len >> 3) + 1024);
+        if (!celer_compress(q->accept, q->resp.data, q->resp.len, &z)) {
+            celer_jbuf_free(&q->resp);
+            q->resp = z;
+            compressed = true;
+        } else {
+            celer_jbuf_free(&z);
+        }
+    }
     size_t len = q->resp.len;
     char *data = q->resp.data;
     q->resp.data = NULL;
@@ -155,7 +175,11 @@ static enum MHD_Result send_reply(http_req *q) {
     }
     MHD_add_response_header(r, "Content-Type", q->content_type ? q->content_type : "application/json");
     MHD_add_response_header(r, "X-Request-Id", q->request_id);
-    if (q->json_len && q->json_len < len) {
+    if (compressed) MHD_add_response_header(r, "Content-Encoding", celer_coding_names[q->accept]);
+    if (plain_len >= (size_t)q->srv->opts->compress_min_bytes) /* this answer depends on Accept-Encoding */
+        MHD_add_response_header(r, "Vary", "Accept-Encoding");
+    if (q->status == 415) MHD_add_response_header(r, "Accept-Encoding", "gzip, deflate");
+    if (q->json_len && q->json_len < plain_len) {
         char hl[32];
         snprintf(hl, sizeof hl, "%zu", q->json_len);
         MHD_add_response_header(r, "Inference-Header-Content-Length", hl);
@@ -932,6 +956,7 @@ static bool reserve_body(http_req *q, size_t total) {
 
 /* Frees q's body and its reservation: the request was answered without it. */
 static void drop_body(http_req *q) {
+    celer_inflate_end(&q->inflate);
     free(q->body);
     q->body = NULL;
     q->body_len = q->body_cap = 0;
@@ -958,12 +983,16 @@ static bool admit(http_req *q, struct MHD_Connection *conn, const char *url) {
     }
     find_route(q);
     const char *ce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Encoding");
-    if (ce && strcasecmp(ce, "identity")) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "Content-Encoding '%.64s' is not supported: send the body uncompressed", ce);
-        reply_status(q, CELER_ERR_INVALID, msg);
+    q->coding = ce ? celer_coding_parse(ce, strlen(ce)) : CELER_CODING_IDENTITY;
+    q->accept = celer_coding_accepted(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept-Encoding"));
+    if (q->coding == CELER_CODING_UNKNOWN) {
+        /* RFC 9110 15.5.16: 415 with the codings taken in Accept-Encoding (send_reply adds it) */
+        char msg[200];
+        snprintf(msg, sizeof msg, "Unsupported compression type '%.64s': send the body as gzip, deflate or identity", ce);
+        reply_error(q, 415, msg);
         return false;
     }
+    if (q->coding != CELER_CODING_IDENTITY) celer_inflate_init(&q->inflate, q->coding, (size_t)srv->opts->max_body_bytes);
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
     char msg[1024];
@@ -983,7 +1012,7 @@ static bool admit(http_req *q, struct MHD_Connection *conn, const char *url) {
             return false;
         }
     }
-    if (declared) { /* one allocation, not grown chunk by chunk; up to 1 MiB before any byte came */
+    if (declared && q->coding == CELER_CODING_IDENTITY) { /* one allocation, not grown chunk by chunk; up to 1 MiB before any byte came */
         if (!reserve_body(q, (size_t)declared + 1)) return false;
         size_t cap = (size_t)CELER_MIN(declared, 1ull << 20) + 1;
         q->body = celer_malloc(cap);
@@ -999,6 +1028,39 @@ static bool admit(http_req *q, struct MHD_Connection *conn, const char *url) {
 /* Sets when q's connection must have delivered what it is reading now; 0: no deadline. */
 static void set_deadline(http_req *q, int secs) {
     if (q->cctx) atomic_store(&q->cctx->deadline_ns, secs > 0 ? now_ns() + (int64_t)secs * 1000000000 : 0);
+}
+
+/* Appends n body bytes (as sent, or inflated) to q's body, within --max-body-bytes and the budget
+ * of all connections; on failure q's reply is set (413, 503) and the caller drops the body. */
+static celer_status append_body(void *user, const void *data, size_t n) {
+    http_req *q = user;
+    celer_http *srv = q->srv;
+    if (q->body_len + n > (size_t)srv->opts->max_body_bytes) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "request body %sexceeds the limit of %lld bytes (--max-body-bytes)",
+                 q->coding == CELER_CODING_IDENTITY ? "" : "inflated ", srv->opts->max_body_bytes);
+        reply_status(q, CELER_ERR_LIMIT, msg);
+        q->body_refused = true;
+        return CELER_ERR_LIMIT;
+    }
+    if (q->body_len + n + 1 > q->body_cap) {
+        size_t cap = CELER_MAX(q->body_cap * 2, q->body_len + n + 1);
+        if (cap > (size_t)srv->opts->max_body_bytes + 1) cap = (size_t)srv->opts->max_body_bytes + 1;
+        q->body_refused = true;
+        if (!reserve_body(q, cap)) return CELER_ERR_UNAVAILABLE;
+        char *b = celer_realloc(q->body, cap);
+        if (!b) {
+            reply_status(q, CELER_ERR_NOMEM, "out of memory for the request body");
+            return CELER_ERR_NOMEM;
+        }
+        q->body_refused = false;
+        q->body = b;
+        q->body_cap = cap;
+    }
+    memcpy(q->body + q->body_len, data, n);
+    q->body_len += n;
+    q->body[q->body_len] = 0;
+    return CELER_OK;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -1044,39 +1106,31 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         if (atomic_load(&q->state) == REQ_READY) return MHD_YES; /* answered already: discarded */
-        if (q->body_len + n > (size_t)srv->opts->max_body_bytes) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "request body exceeds the limit of %lld bytes (--max-body-bytes)",
-                     srv->opts->max_body_bytes);
-            reply_status(q, CELER_ERR_LIMIT, msg);
-            drop_body(q); /* the rest is read and discarded; the answer goes at the end */
-            return MHD_YES;
+        celer_status st = q->coding == CELER_CODING_IDENTITY ? append_body(q, upload_data, n)
+                                                             : celer_inflate_feed(&q->inflate, upload_data, n, append_body, q);
+        if (st && !q->body_refused) { /* the inflater's refusal (append_body answers its own) */
+            char msg[400];
+            snprintf(msg, sizeof msg, "%s%s", celer_error_message(), st == CELER_ERR_LIMIT ? " (--max-body-bytes)" : "");
+            reply_status(q, st, msg);
         }
-        if (q->body_len + n + 1 > q->body_cap) {
-            size_t cap = CELER_MAX(q->body_cap * 2, q->body_len + n + 1);
-            if (cap > (size_t)srv->opts->max_body_bytes + 1) cap = (size_t)srv->opts->max_body_bytes + 1;
-            if (!reserve_body(q, cap)) {
-                drop_body(q);
-                return MHD_YES;
-            }
-            char *b = celer_realloc(q->body, cap);
-            if (!b) {
-                reply_status(q, CELER_ERR_NOMEM, "out of memory for the request body");
-                drop_body(q);
-                return MHD_YES;
-            }
-            q->body = b;
-            q->body_cap = cap;
-        }
-        memcpy(q->body + q->body_len, upload_data, n);
-        q->body_len += n;
-        q->body[q->body_len] = 0;
+        if (st) drop_body(q); /* the rest is read and discarded; the answer goes at the end */
         return MHD_YES;
     }
     switch (atomic_load(&q->state)) {
     case REQ_READY: return send_reply(q);
     case REQ_WAITING: return MHD_YES; /* spurious call while suspended */
     case REQ_READING: break;
+    }
+    if (q->coding != CELER_CODING_IDENTITY && (q->inflate.started || q->inflate.n_head)) { /* no byte: an empty body */
+        celer_status st = celer_inflate_finish(&q->inflate);
+        celer_inflate_end(&q->inflate);
+        if (st) {
+            char msg[400];
+            snprintf(msg, sizeof msg, "%s", celer_error_message());
+            reply_status(q, st, msg);
+            drop_body(q);
+            return send_reply(q);
+        }
     }
     set_deadline(q, 0); /* the whole request is here: computing and answering it has no deadline here */
     if (q->route < 0) return reply_no_route(q);

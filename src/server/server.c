@@ -48,6 +48,10 @@ static const celer_server_flag flags[] = {
      "request body bytes all connections may hold together (gRPC: with the answers clients have not read yet); "
      "a request that would go past it gets 503",
      CELER_FLAG_SIZE, OPT(max_body_total_bytes)},
+    {"compress-min-bytes", "CELER_COMPRESS_MIN_BYTES", "1024",
+     "answers of this many bytes or more are compressed (gzip or deflate) when the client takes it: HTTP's "
+     "Accept-Encoding, and on gRPC when the request came compressed and grpc-accept-encoding allows it",
+     CELER_FLAG_SIZE, OPT(compress_min_bytes)},
     {"image-memory-bytes", "CELER_IMAGE_MEMORY_BYTES", "536870912",
      "decoded image pixels all requests may hold together (pipelines' decode_image); an image needing more than "
      "this gets 413, one that finds it held by others 503; 0 = no cap",
