@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "body.h"
 #include "compress.h"
 #include "grpc.h"
 #include "grpc_codec.h"
@@ -49,6 +50,7 @@
 #define CONN_WINDOW (16 << 20)           /* the connection's window */
 #define MAX_HEADER_BYTES (16 << 10)      /* a stream's header list (names + values + 32 each, as RFC 9113) */
 #define GATHER_BYTES (64 << 10)          /* what one write() sends at most */
+#define MAX_DATA_FRAME (64 << 10)        /* DATA payload per frame at most (the peer's limit too) */
 #define READ_BYTES_PER_TURN (64 << 10)   /* what one connection's turn reads at most */
 #define MAX_NAME 256                     /* model names and versions read from messages */
 #define SMALL_MESSAGE_CAP (1 << 20)      /* encoded answers of the inline RPCs */
@@ -100,6 +102,7 @@ struct grpc_call {
     /* the answer: one message with its 5-byte prefix (owned), how much of it nghttp2 took, and a
      * unary call's status (streaming calls always answer with a message) */
     celer_jbuf resp;
+    celer_body *answer_body; /* or a large answer sent from the tensors (owned): the call ends once it is sent */
     size_t resp_off;
     celer_status status;
     char message[1024];
@@ -562,8 +565,21 @@ static int submit_trailers(grpc_stream *s) {
     return nghttp2_submit_trailer(s->conn->session, s->id, nv, s->grpc_message[0] ? 2 : 1);
 }
 
+/* The bytes of c's answer to send, and of them the ones held in memory of its own (the rest of a
+ * large answer is the tensors' memory). */
+static size_t answer_len(const grpc_call *c) { return c->answer_body ? c->answer_body->total : c->resp.len; }
+static size_t answer_mem(const grpc_call *c) { return c->answer_body ? c->answer_body->head.len : c->resp.len; }
+
+static void answer_body_free(grpc_call *c) {
+    if (!c->answer_body) return;
+    celer_body_free(c->answer_body);
+    free(c->answer_body);
+    c->answer_body = NULL;
+}
+
 /* Frees a call; its request message and answer go with it. IO thread. */
 static void call_free(celer_grpc *g, grpc_call *c) {
+    answer_body_free(c); /* before the call ends: its tensors are the call's */
     celer_service_end(c->svc);
     if (c->msg) g->msg_bytes -= (int64_t)c->msg_held;
     free(c->msg);
@@ -611,13 +627,14 @@ static ssize_t read_answer(nghttp2_session *session, int32_t id, uint8_t *buf, s
     grpc_stream *s = source->ptr;
     size_t n = 0;
     for (grpc_call *c; (c = s->out) && n < length;) { /* small answers share a DATA frame */
-        size_t k = CELER_MIN(length - n, c->resp.len - c->resp_off);
-        memcpy(buf + n, c->resp.data + c->resp_off, k);
+        size_t k = CELER_MIN(length - n, answer_len(c) - c->resp_off);
+        if (c->answer_body) celer_body_read(c->answer_body, buf + n, k);
+        else memcpy(buf + n, c->resp.data + c->resp_off, k);
         c->resp_off += k, n += k;
-        if (c->resp_off < c->resp.len) break;
+        if (c->resp_off < answer_len(c)) break;
         pop(&s->out, &s->out_tail);
-        s->out_bytes -= c->resp.len;
-        s->g->unsent_bytes -= (int64_t)c->resp.len;
+        s->out_bytes -= answer_mem(c);
+        s->g->unsent_bytes -= (int64_t)answer_mem(c);
         call_free(s->g, c);
         stream_release(s);
     }
@@ -771,8 +788,10 @@ static void call_fail(grpc_call *c, celer_status st, const char *message) {
 /* The call's answer is ready (IO thread): queued to be sent, or the stream's status (a unary
  * error); a call whose stream is gone, or failed, is freed. */
 static void call_answered(celer_grpc *g, grpc_call *c) {
-    celer_service_end(c->svc); /* its version, arena and queue place go back now */
-    c->svc = NULL;
+    if (!c->answer_body) { /* its version, arena and queue place go back now; a large answer's once sent */
+        celer_service_end(c->svc);
+        c->svc = NULL;
+    }
     grpc_stream *s = c->stream;
     if (!s) {
         atomic_fetch_sub(&g->active, 1); /* counted while detached (see stream_close) */
@@ -785,7 +804,7 @@ static void call_answered(celer_grpc *g, grpc_call *c) {
         else s->running = c->next;
         if (c->next) c->next->prev = c->prev;
     }
-    if (c->msg) { /* not needed any more: the answer is encoded */
+    if (c->msg && !c->answer_body) { /* not needed any more: the answer is encoded (a large one may view it) */
         g->msg_bytes -= (int64_t)c->msg_held;
         free(c->msg);
         c->msg = NULL;
@@ -796,8 +815,8 @@ static void call_answered(celer_grpc *g, grpc_call *c) {
         stream_release(s);
     } else {
         push(&s->out, &s->out_tail, c);
-        s->out_bytes += c->resp.len;
-        g->unsent_bytes += (int64_t)c->resp.len;
+        s->out_bytes += answer_mem(c);
+        g->unsent_bytes += (int64_t)answer_mem(c);
         if (!c->streaming) stream_finish(s, CELER_OK, "");
         stream_send(s);
     }
@@ -882,6 +901,54 @@ static void svc_resume(void *user) {
     hand_back(c->g, c);
 }
 
+/* The largest answer message: --max-response-bytes, and protobuf's 2 GiB - 1 (a gRPC message
+ * over it cannot be parsed by any client); one buffer holds at most 1 GiB. */
+static size_t max_message(const celer_grpc *g) {
+    return CELER_MIN(CELER_MIN((size_t)g->opts->max_response_bytes, (size_t)INT32_MAX), (size_t)1 << 30);
+}
+
+/* An answer whose tensors are large: a ModelInferResponse (wrapped on a stream) in parts, the
+ * fields in the body's head and raw_output_contents where the tensors lie, the outputs kept until
+ * the call ends, sent by read_answer frame by frame. Uncompressed: a compressed message's length
+ * must be known before its first byte. When the outputs cannot be kept (another request's), the
+ * parts are copied into c->resp. Any thread (a worker): reads only the call. */
+static celer_status answer_from_tensors(grpc_call *c, const celer_service_result *r) {
+    const served_version *v = r->version;
+    size_t cap = CELER_MIN((size_t)c->g->opts->max_response_bytes, (size_t)INT32_MAX);
+    celer_body *b = celer_calloc(1, sizeof *b);
+    if (!b) return celer_errorf(CELER_ERR_NOMEM, "out of memory for the answer");
+    c->answer_body = b;
+    celer_body_init(b, 0);
+    celer_jbuf_raw(&b->head, "\0\0\0\0\0", 5);
+    size_t mark = c->streaming ? celer_pb_begin(&b->head, 2) : 0;
+    celer_status st = celer_grpc_encode_infer_body(&c->kreq, v->owner->name, v->version_str, v->output_names,
+                                                   r->outputs, r->n_outputs, b);
+    celer_body_finish(b);
+    if (!st) st = b->head.status;
+    if (st) return celer_error_wrap(st, "encoding the response");
+    size_t n = b->total - 5;
+    if (n > INT32_MAX)
+        return celer_errorf(CELER_ERR_LIMIT, "the answer would be a message of %zu bytes: a gRPC message is at most "
+                            "2 GiB - 1 bytes (protobuf's limit); ask for fewer rows or outputs, or use HTTP", n);
+    if (n > cap)
+        return celer_errorf(CELER_ERR_LIMIT, "the answer would be a message of %zu bytes, over --max-response-bytes "
+                            "(%zu): ask for fewer rows or outputs, or raise the flag", n, cap);
+    if (c->streaming) celer_pb_patch_len(&b->head, mark, b->total - mark - 5);
+    uint8_t be[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    memcpy(b->head.data + 1, be, 4);
+    st = b->n_refs ? celer_service_keep_outputs(c->svc) : CELER_OK;
+    if (st == CELER_ERR_UNSUPPORTED) { /* copied, within what one buffer holds */
+        celer_jbuf_init(&c->resp, max_message(c->g) + 5);
+        celer_body_flatten(b, &c->resp);
+        answer_body_free(c);
+        if (c->resp.status == CELER_ERR_LIMIT)
+            return celer_errorf(CELER_ERR_LIMIT, "the answer (another request's result, which is copied) is over "
+                                "%zu bytes", max_message(c->g));
+        return c->resp.status ? celer_error_wrap(c->resp.status, "encoding the response") : CELER_OK;
+    }
+    return st ? celer_error_wrap(st, "keeping the outputs for the answer") : CELER_OK;
+}
+
 /* Encodes the service's answer into c->resp: a ModelInferResponse, wrapped as
  * ModelStreamInferResponse.infer_response (field 2) on a stream. Any thread: reads only the call. */
 static celer_status svc_done(void *user, const celer_service_result *r) {
@@ -891,20 +958,32 @@ static celer_status svc_done(void *user, const celer_service_result *r) {
         return CELER_OK;
     }
     const served_version *v = r->version;
-    celer_jbuf_init(&c->resp, (size_t)c->g->opts->grpc_max_message_bytes + 5);
+    if (celer_outputs_bytes(r->outputs, r->n_outputs) >= CELER_BODY_STREAM_MIN) {
+        celer_status es = answer_from_tensors(c, r);
+        if (es) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", celer_error_message());
+            answer_body_free(c);
+            call_fail(c, es, msg);
+        }
+        return es;
+    }
+    size_t cap = max_message(c->g);
+    celer_jbuf_init(&c->resp, cap + 5);
     celer_jbuf_raw(&c->resp, "\0\0\0\0\0", 5);
     size_t mark = c->streaming ? celer_pb_begin(&c->resp, 2) : 0;
     celer_status es = celer_grpc_encode_infer(&c->kreq, v->owner->name, v->version_str, v->output_names, r->outputs,
                                               r->n_outputs, &c->resp);
     if (c->streaming) celer_pb_end(&c->resp, mark);
-    if (!es && c->resp.status)
-        es = celer_errorf(c->resp.status, "%s", c->resp.status == CELER_ERR_LIMIT
-                                                    ? "the response is larger than --grpc-max-message-bytes"
-                                                    : "out of memory for the response");
+    if (!es && c->resp.status == CELER_ERR_LIMIT)
+        es = celer_errorf(CELER_ERR_LIMIT, "the answer is over %zu bytes (--max-response-bytes, and 2 GiB - 1 a "
+                          "gRPC message): ask for fewer rows or outputs", cap);
+    else if (!es && c->resp.status)
+        es = celer_errorf(c->resp.status, "out of memory for the response");
     if (es) {
         char msg[1024];
         snprintf(msg, sizeof msg, "encoding the response: %s", celer_error_message());
-        call_fail(c, es == CELER_ERR_LIMIT ? CELER_ERR_INTERNAL : es, msg); /* the server's answer: its fault */
+        call_fail(c, es, msg);
         return es;
     }
     seal_message(c);
@@ -1048,7 +1127,7 @@ static void stream_close(grpc_stream *s) {
     }
     for (grpc_call *c; (c = pop(&s->waiting, &s->waiting_tail));) call_free(g, c);
     for (grpc_call *c; (c = pop(&s->out, &s->out_tail));) {
-        g->unsent_bytes -= (int64_t)c->resp.len;
+        g->unsent_bytes -= (int64_t)answer_mem(c);
         call_free(g, c);
     }
     if (s->reading) call_free(g, s->reading);
@@ -1359,6 +1438,16 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
     return 0;
 }
 
+/* DATA frames as large as the window and the peer's SETTINGS_MAX_FRAME_SIZE allow, up to
+ * MAX_DATA_FRAME: nghttp2's 16 KiB default costs a callback and a frame header per 16 KiB, and a
+ * large answer's frames are most of what the IO thread does while it goes out. */
+static ssize_t data_frame_length(nghttp2_session *session, uint8_t type, int32_t id, int32_t session_window,
+                                 int32_t stream_window, uint32_t remote_max_frame, void *user) {
+    (void)session, (void)type, (void)id, (void)user;
+    int32_t window = CELER_MIN(session_window, stream_window);
+    return (ssize_t)CELER_MIN(CELER_MIN((uint32_t)CELER_MAX(window, 1), remote_max_frame), (uint32_t)MAX_DATA_FRAME);
+}
+
 static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_code, void *user) {
     (void)error_code, (void)user;
     grpc_stream *s = nghttp2_session_get_stream_user_data(session, id);
@@ -1617,6 +1706,7 @@ celer_status celer_grpc_start(const celer_server_options *opts, celer_service *s
     nghttp2_session_callbacks_set_on_frame_recv_callback(g->callbacks, on_frame_recv);
     nghttp2_session_callbacks_set_on_frame_send_callback(g->callbacks, on_frame_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(g->callbacks, on_stream_close);
+    nghttp2_session_callbacks_set_data_source_read_length_callback(g->callbacks, data_frame_length);
     /* windows are given back as the IO thread takes the bytes (see "Flow control" at the top) */
     nghttp2_option_set_no_auto_window_update(g->option, 1);
     /* nghttp2's own protections (rapid reset, CONTINUATION floods, SETTINGS and ACK floods) stay at

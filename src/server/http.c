@@ -26,6 +26,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "body.h"
 #include "compress.h"
 #include "http.h"
 #include "log.h"
@@ -70,6 +71,16 @@ typedef struct route_args {
     char predict_model[256]; /* "{m}:predict" segment without its suffix */
 } route_args;
 
+/* A large answer, sent from the output tensors as the socket drains (libmicrohttpd calls
+ * read_answer for each block), compressed on the way when the client asked. */
+typedef struct http_answer {
+    celer_body body;
+    bool compress, input_done;
+    celer_deflate z;
+    size_t stage_len, stage_off; /* compressing: body bytes read and not yet deflated */
+    uint8_t stage[64 << 10];
+} http_answer;
+
 typedef struct http_req {
     celer_http *srv;
     struct MHD_Connection *conn;
@@ -87,6 +98,7 @@ typedef struct http_req {
     celer_coding coding;  /* Content-Encoding: a gzip or deflate body is inflated as it comes */
     celer_inflate inflate;
     celer_coding accept;  /* the coding a large answer takes (Accept-Encoding) */
+    http_answer *answer;  /* an answer sent from the tensors (owned; else resp holds it) */
     bool body_refused;    /* append_body set the reply (413, 503) */
     _Atomic req_state state;
     /* response */
@@ -139,7 +151,11 @@ static void reply_status(http_req *q, celer_status st, const char *message) {
     q->retry_after = celer_status_retryable(st);
 }
 
+static enum MHD_Result queue_with_headers(http_req *q, struct MHD_Response *r, size_t plain_len, bool compressed);
+static enum MHD_Result send_answer(http_req *q);
+
 static enum MHD_Result send_reply(http_req *q) {
+    if (q->answer) return send_answer(q);
     if (q->resp.status) { /* the encoder hit its cap (the server's answer is too large: its fault) or malloc failed */
         char msg[256];
         snprintf(msg, sizeof msg, "response too large or out of memory: %s", celer_status_name(q->resp.status));
@@ -173,6 +189,11 @@ static enum MHD_Result send_reply(http_req *q) {
         free(data);
         return MHD_NO;
     }
+    return queue_with_headers(q, r, plain_len, compressed);
+}
+
+/* Adds q's headers to r and queues it. plain_len: the answer's uncompressed size. */
+static enum MHD_Result queue_with_headers(http_req *q, struct MHD_Response *r, size_t plain_len, bool compressed) {
     MHD_add_response_header(r, "Content-Type", q->content_type ? q->content_type : "application/json");
     MHD_add_response_header(r, "X-Request-Id", q->request_id);
     if (compressed) MHD_add_response_header(r, "Content-Encoding", celer_coding_names[q->accept]);
@@ -193,6 +214,48 @@ static enum MHD_Result send_reply(http_req *q) {
     enum MHD_Result ret = MHD_queue_response(q->conn, (unsigned)q->status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+/* libmicrohttpd's reader of a large answer: the next block of it, from the tensors, deflated when
+ * the client asked. On the connection's thread, while q lives. */
+static ssize_t read_answer(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    http_answer *a = cls;
+    if (!a->compress) {
+        size_t n = celer_body_read(&a->body, buf, max);
+        return n ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    size_t w = 0;
+    while (!w) { /* deflate may take input without giving output yet */
+        if (a->z.done) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (a->stage_off == a->stage_len && !a->input_done) {
+            a->stage_len = celer_body_read(&a->body, a->stage, sizeof a->stage);
+            a->stage_off = 0;
+            a->input_done = !a->stage_len;
+        }
+        size_t k = a->stage_len - a->stage_off;
+        w = celer_deflate_step(&a->z, a->stage + a->stage_off, &k, buf, max, a->input_done);
+        a->stage_off += k;
+    }
+    return (ssize_t)w;
+}
+
+/* Sends q's large answer from its tensors (chunked when compressed: its size is not known). */
+static enum MHD_Result send_answer(http_req *q) {
+    http_answer *a = q->answer;
+    a->compress = q->accept != CELER_CODING_IDENTITY && a->body.total >= (size_t)q->srv->opts->compress_min_bytes &&
+                  !celer_deflate_init(&a->z, q->accept); /* on failure: uncompressed */
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(a->compress ? MHD_SIZE_UNKNOWN : a->body.total, 256 << 10, read_answer, a, NULL);
+    if (!r) return MHD_NO;
+    return queue_with_headers(q, r, a->body.total, a->compress);
+}
+
+static void answer_free(http_answer *a) {
+    if (!a) return;
+    celer_deflate_end(&a->z);
+    celer_body_free(&a->body);
+    free(a);
 }
 
 /* ---- suspension: a request waits for a worker with its connection suspended ---- */
@@ -256,6 +319,40 @@ static bool answer_kept(http_req *q, const char *header_len, const char *content
     return true;
 }
 
+/* An infer answer whose tensors are large: encoded as parts (the JSON, then the tensors where they
+ * lie), the outputs kept until the call ends, and sent by read_answer as the client reads. When
+ * they cannot be kept (another request's), the parts are copied into q->resp, as a small answer. */
+static celer_status answer_from_tensors(http_req *q, const celer_service_result *r) {
+    const served_version *v = r->version;
+    size_t cap = (size_t)q->srv->opts->max_response_bytes;
+    http_answer *a = celer_calloc(1, sizeof *a);
+    if (!a) return celer_errorf(CELER_ERR_NOMEM, "out of memory for the answer");
+    q->answer = a;
+    celer_body_init(&a->body, 0);
+    celer_status st = celer_kserve_encode_infer_body(&q->kreq, v->owner->name, v->version_str, v->output_names,
+                                                     r->outputs, r->n_outputs, &a->body, &q->json_len);
+    celer_body_finish(&a->body);
+    if (!st) st = a->body.head.status;
+    if (st == CELER_ERR_LIMIT)
+        return celer_errorf(st, "the JSON of the answer is over %zu bytes: ask for the outputs in binary "
+                            "(binary_data_output), which is sent from the tensors", a->body.head.max);
+    if (st) return celer_error_wrap(st, "encoding the response");
+    if (a->body.total > cap)
+        return celer_errorf(CELER_ERR_LIMIT, "the answer would be %zu bytes, over --max-response-bytes (%zu): ask "
+                            "for fewer rows or outputs, or raise the flag", a->body.total, cap);
+    st = a->body.n_refs ? celer_service_keep_outputs(q->call) : CELER_OK;
+    if (st == CELER_ERR_UNSUPPORTED) { /* copied, within what one buffer holds */
+        celer_body_flatten(&a->body, &q->resp);
+        answer_free(a);
+        q->answer = NULL;
+        if (q->resp.status == CELER_ERR_LIMIT)
+            return celer_errorf(CELER_ERR_LIMIT, "the answer (another request's result, which is copied) is over "
+                                "%zu bytes", q->resp.max);
+        return q->resp.status ? celer_error_wrap(q->resp.status, "encoding the response") : CELER_OK;
+    }
+    return st ? celer_error_wrap(st, "keeping the outputs for the answer") : CELER_OK;
+}
+
 /* The service's answer, encoded as the request asked for it (on a worker, or on the connection
  * thread for a cache hit or a refused request). */
 static celer_status svc_done(void *user, const celer_service_result *r) {
@@ -268,25 +365,45 @@ static celer_status svc_done(void *user, const celer_service_result *r) {
         return CELER_OK;
     }
     celer_status es;
+    bool streamed = false;
+    size_t cap = (size_t)q->srv->opts->max_response_bytes;
+    q->resp.max = CELER_MIN(cap, (size_t)1 << 30); /* what one buffer holds: JSON, and answers not streamed */
     if (q->kreq.object_form) {
         es = celer_kserve_encode_object(q->kreq.object_single, v->output_names, r->outputs, r->n_outputs, &q->resp);
         q->json_len = 0;
     } else if (q->predict) {
         es = celer_kserve_encode_predict(v->output_names, r->outputs, r->n_outputs, &q->resp);
         q->json_len = 0;
+    } else if (celer_outputs_bytes(r->outputs, r->n_outputs) >= CELER_BODY_STREAM_MIN) {
+        es = answer_from_tensors(q, r); /* with its own message */
+        streamed = true;
     } else {
         es = celer_kserve_encode_infer(&q->kreq, v->owner->name, v->version_str, v->output_names, r->outputs,
                                        r->n_outputs, &q->resp, &q->json_len);
     }
     if (es) {
         char msg[1024];
-        snprintf(msg, sizeof msg, "encoding the response: %s", celer_error_message());
-        reply_status(q, es == CELER_ERR_LIMIT ? CELER_ERR_INTERNAL : es, msg);
+        if (streamed)
+            snprintf(msg, sizeof msg, "%s", celer_error_message());
+        else if (es == CELER_ERR_LIMIT && q->resp.max < cap)
+            snprintf(msg, sizeof msg, "the answer is over %zu bytes, what one buffer holds (JSON data, BYTES outputs, "
+                     ":predict and business objects are built in one): ask for the outputs in binary", q->resp.max);
+        else if (es == CELER_ERR_LIMIT)
+            snprintf(msg, sizeof msg, "the answer is over %zu bytes (--max-response-bytes): ask for fewer rows or "
+                     "outputs, or raise the flag", cap);
+        else
+            snprintf(msg, sizeof msg, "encoding the response: %s", celer_error_message());
+        answer_free(q->answer);
+        q->answer = NULL;
+        celer_jbuf_reset(&q->resp);
+        q->resp.max = (size_t)1 << 30; /* the error's own room */
+        reply_status(q, es, msg);
         return es;
     }
     q->status = 200;
-    q->content_type = q->json_len && q->json_len < q->resp.len ? "application/octet-stream" : "application/json";
-    keep_response(q);
+    size_t len = q->answer ? q->answer->body.total : q->resp.len;
+    q->content_type = q->json_len && q->json_len < len ? "application/octet-stream" : "application/json";
+    if (!q->answer) keep_response(q);
     return CELER_OK;
 }
 
@@ -1159,6 +1276,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     set_deadline(q, srv->opts->header_timeout_secs); /* for the connection's next request */
     int cls_i = q->status / 100;
     if (cls_i >= 1 && cls_i <= 5) celer_metrics_add(srv->m_requests[cls_i], 1);
+    answer_free(q->answer); /* before the call ends: its tensors are the call's */
     celer_service_end(q->call);
     celer_jbuf_free(&q->resp);
     drop_body(q);

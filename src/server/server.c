@@ -48,6 +48,10 @@ static const celer_server_flag flags[] = {
      "request body bytes all connections may hold together (gRPC: with the answers clients have not read yet); "
      "a request that would go past it gets 503",
      CELER_FLAG_SIZE, OPT(max_body_total_bytes)},
+    {"max-response-bytes", "CELER_MAX_RESPONSE_BYTES", "1073741824",
+     "largest answer (413 / RESOURCE_EXHAUSTED beyond); answers of 64 MiB of tensors or more are sent from the "
+     "tensors as the client reads (gRPC: at most 2 GiB - 1 a message, protobuf's limit)",
+     CELER_FLAG_SIZE, OPT(max_response_bytes)},
     {"compress-min-bytes", "CELER_COMPRESS_MIN_BYTES", "1024",
      "answers of this many bytes or more are compressed (gzip or deflate) when the client takes it: HTTP's "
      "Accept-Encoding, and on gRPC when the request came compressed and grpc-accept-encoding allows it",
@@ -176,6 +180,8 @@ celer_status celer_server_parse_args(int argc, char **argv, celer_server_options
                             "gRPC prefix's limit), not %lld", o->grpc_max_message_bytes);
     CELER_TRY(celer_log_configure(o));
     if (o->max_body_bytes < 1024) return celer_errorf(CELER_ERR_INVALID, "--max-body-bytes must be at least 1024");
+    if (o->max_response_bytes < 1024)
+        return celer_errorf(CELER_ERR_INVALID, "--max-response-bytes must be at least 1024");
     if (o->max_body_total_bytes < o->max_body_bytes)
         return celer_errorf(CELER_ERR_INVALID, "--max-body-total-bytes (%lld) must be at least --max-body-bytes (%lld)",
                             o->max_body_total_bytes, o->max_body_bytes);

@@ -25,6 +25,7 @@ typedef struct celer_server_options {
     int threads;                /* intra-op threads per inference */
     long long max_body_bytes;   /* larger bodies get 413 */
     long long max_body_total_bytes; /* body bytes all connections may buffer together; beyond: 503 */
+    long long max_response_bytes; /* larger answers get 413 / RESOURCE_EXHAUSTED; large ones stream from the tensors */
     long long compress_min_bytes; /* answers this large or more are compressed when the client takes gzip/deflate */
     int request_timeout_secs;   /* a connection idle this long is closed */
     int header_timeout_secs;    /* a request's headers must be complete this long after the connection
