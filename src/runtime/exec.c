@@ -314,6 +314,61 @@ void celer_runtime_set_threads(int n) {
 
 celer_tensor *celer_exec_tensor(celer_context *c, int v) { return &c->tensors[v]; }
 
+/* ---- outputs that outlive the run ---- */
+
+struct celer_outputs_hold {
+    unsigned char *arena;
+    size_t arena_size;
+    int n;
+    struct {
+        unsigned char *p;
+        size_t size;
+    } blocks[]; /* overflow blocks still alive at the run's end */
+};
+
+celer_status celer_context_keep_outputs(celer_context *c, celer_outputs_hold **out) {
+    int n = 0;
+    for (int i = 0; i < c->n_overflow; i++) n += c->overflow[i] != NULL;
+    celer_outputs_hold *h = malloc(sizeof *h + (size_t)n * sizeof h->blocks[0]);
+    if (!h) return celer_errorf(CELER_ERR_NOMEM, "out of memory keeping a run's outputs");
+    h->arena = c->arena;
+    h->arena_size = c->arena_cap;
+    h->n = 0;
+    for (int i = 0; i < c->n_overflow; i++) {
+        if (!c->overflow[i]) continue;
+        size_t size = 0; /* the block's buffer knows its size */
+        for (int b = 0; b <= c->n_values; b++)
+            if (c->bufs[b].overflow == i) size = c->bufs[b].size;
+        h->blocks[h->n].p = c->overflow[i];
+        h->blocks[h->n++].size = size;
+        c->overflow[i] = NULL;
+    }
+    /* the context forgets them: its next run starts with a fresh arena of the peak's size */
+    for (int b = 0; b <= c->n_values; b++) c->bufs[b].overflow = -1;
+    c->n_overflow = 0;
+    c->arena = NULL;
+    c->arena_cap = 0;
+    *out = h;
+    return CELER_OK;
+}
+
+bool celer_outputs_hold_covers(const celer_outputs_hold *h, const void *p, size_t n) {
+    const unsigned char *q = p;
+    if (!h || !q) return false;
+    if (h->arena && q >= h->arena && n <= h->arena_size && (size_t)(q - h->arena) <= h->arena_size - n) return true;
+    for (int i = 0; i < h->n; i++)
+        if (q >= h->blocks[i].p && n <= h->blocks[i].size && (size_t)(q - h->blocks[i].p) <= h->blocks[i].size - n)
+            return true;
+    return false;
+}
+
+void celer_outputs_release(celer_outputs_hold *h) {
+    if (!h) return;
+    free(h->arena);
+    for (int i = 0; i < h->n; i++) free(h->blocks[i].p);
+    free(h);
+}
+
 celer_status celer_exec_alloc_output(celer_context *c, int v, size_t bytes) {
     const celer_value *val = &c->cg->graph->values[v];
     celer_status st = buf_alloc(c, v, bytes);

@@ -67,6 +67,20 @@ void celer_context_free(celer_context *ctx);
 celer_status celer_context_run(celer_context *ctx, const celer_tensor *inputs,
                                const celer_tensor **outputs);
 
+/* The memory of a run's outputs, taken from its context so the outputs outlive the next run (an
+ * answer streamed to a slow client while the context serves other requests). */
+typedef struct celer_outputs_hold celer_outputs_hold;
+/* Takes the memory the last run of ctx wrote into (its arena and the blocks that outgrew it):
+ * every output in it stays valid until celer_outputs_release, whatever ctx runs next (its next
+ * run allocates a fresh arena). Outputs not in that memory (model constants, views of the run's
+ * inputs) live as long as the model or the inputs do; celer_outputs_hold_covers tells them apart.
+ * CELER_ERR_NOMEM (nothing taken) when the hold cannot be allocated. */
+celer_status celer_context_keep_outputs(celer_context *ctx, celer_outputs_hold **out);
+/* Whether [p, p + n) lies in memory the hold owns. */
+bool celer_outputs_hold_covers(const celer_outputs_hold *h, const void *p, size_t n);
+/* Frees the memory; NULL: nothing. */
+void celer_outputs_release(celer_outputs_hold *h);
+
 /* Time spent in one node over the profiled runs of a context. */
 typedef struct celer_node_profile {
     const char *op_type, *name; /* of the node as compiled (fused nodes: FusedConv...) */

@@ -39,20 +39,25 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "body.h"
+#include "compress.h"
 #include "grpc.h"
 #include "grpc_codec.h"
+#include "log.h"
 
 #define MAX_STREAMS 256                  /* concurrent streams per connection (nghttp2: unlimited) */
 #define STREAM_WINDOW (1 << 20)          /* initial window of each stream */
 #define CONN_WINDOW (16 << 20)           /* the connection's window */
 #define MAX_HEADER_BYTES (16 << 10)      /* a stream's header list (names + values + 32 each, as RFC 9113) */
 #define GATHER_BYTES (64 << 10)          /* what one write() sends at most */
+#define MAX_DATA_FRAME (64 << 10)        /* DATA payload per frame at most (the peer's limit too) */
 #define READ_BYTES_PER_TURN (64 << 10)   /* what one connection's turn reads at most */
 #define MAX_NAME 256                     /* model names and versions read from messages */
 #define SMALL_MESSAGE_CAP (1 << 20)      /* encoded answers of the inline RPCs */
 #define STREAM_MAX_CALLS 128             /* a streaming RPC's calls running or unsent before it pauses */
 #define STREAM_MAX_OUT_BYTES (16 << 20)  /* ... or its unsent answers' bytes */
 #define SERVICE_PREFIX "/inference.GRPCInferenceService/"
+#define ACCEPT_ENCODING "identity,deflate,gzip" /* the codings request messages may take */
 #define MAX_RPCS 32                      /* entries of rpcs[] (checked there) */
 #define GRPC_CODES 17                    /* gRPC's canonical codes, OK (0) to UNAUTHENTICATED (16) */
 
@@ -84,15 +89,20 @@ struct grpc_call {
     bool running;           /* held by a worker or the action pool (in the stream's `running` list) */
     grpc_call *prev, *next; /* the stream's running calls */
     grpc_call *link;        /* the done list; the stream's waiting list or answer queue */
-    /* the request message (malloc'ed, owned, counted in g->msg_bytes until freed) */
+    /* the request message (malloc'ed, owned; msg_held bytes of it counted in g->msg_bytes until
+     * freed); a compressed one is inflated into it as its wire bytes (wire_len of them) come */
     uint8_t *msg;
-    size_t msg_len;
+    size_t msg_len, msg_held, wire_len;
+    bool compressed;
+    celer_inflate inflate;
+    celer_coding answer_coding; /* the stream's: answers this large or more are compressed with it */
     /* an inference: its call of the request service; its tensors point into msg until it ends */
     celer_service_call *svc;
     celer_kserve_request kreq;
     /* the answer: one message with its 5-byte prefix (owned), how much of it nghttp2 took, and a
      * unary call's status (streaming calls always answer with a message) */
     celer_jbuf resp;
+    celer_body *answer_body; /* or a large answer sent from the tensors (owned): the call ends once it is sent */
     size_t resp_off;
     celer_status status;
     char message[1024];
@@ -107,7 +117,11 @@ struct grpc_stream {
     size_t header_bytes;
     int64_t start_ns;     /* when its headers began (CLOCK_MONOTONIC) */
     int64_t deadline_ns;  /* from grpc-timeout (CLOCK_MONOTONIC); 0 = none */
-    bool is_post, is_grpc, compressed_ok, reset_after_answer;
+    bool is_post, is_grpc, reset_after_answer;
+    celer_coding coding;        /* grpc-encoding of the request's messages */
+    char encoding[32];          /* ... as sent, for messages */
+    celer_coding answer_coding; /* the request's coding when grpc-accept-encoding lists it, else identity */
+    bool accepts[3];            /* by celer_coding: what grpc-accept-encoding lists */
     celer_status early;  /* an error found in the headers, answered at their end */
     char early_msg[256];
     /* receiving: the prefix of the message being read, then its bytes into `reading` */
@@ -393,6 +407,63 @@ static celer_status rpc_health_check(celer_grpc *g, const uint8_t *msg, size_t l
     return CELER_OK;
 }
 
+/* One LogSettingsResponse.settings entry {key=1, value=2: SettingValue{bool_param=1,
+ * uint32_param=2, string_param=3}}; the oneof is written even at its default, so clients see
+ * which one is set. */
+static void log_setting_pb(void *user, const char *name, const celer_log_value *v) {
+    celer_jbuf *out = user;
+    size_t entry = celer_pb_begin(out, 1);
+    celer_pb_put_str(out, 1, name);
+    size_t value = celer_pb_begin(out, 2);
+    if (v->kind == CELER_LOG_BOOL) celer_pb_put_varint(out, 1, v->b);
+    else if (v->kind == CELER_LOG_UINT) celer_pb_put_varint(out, 2, v->u);
+    else celer_pb_put_bytes(out, 3, v->s, v->len);
+    celer_pb_end(out, value);
+    celer_pb_end(out, entry);
+}
+
+/* LogSettingsRequest{settings=1: map<string, SettingValue>} -> LogSettingsResponse (same shape):
+ * the settings after the request's changes, which are checked whole before any applies (log.h:
+ * the same rules and messages as POST /v2/logging). A SettingValue with no member set changes
+ * nothing, as a JSON null. */
+static celer_status rpc_log_settings(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
+    (void)g;
+    const char *what = "LogSettingsRequest";
+    celer_log_change change = {0};
+    celer_pb_reader r = {msg, msg + len};
+    celer_pb_field f;
+    int more;
+    while ((more = celer_pb_next(&r, &f, what)) > 0) {
+        if (f.number != 1 || f.wire != 2) continue;
+        const uint8_t *key = (const uint8_t *)"";
+        size_t key_len = 0;
+        celer_log_value v = {.kind = CELER_LOG_NULL};
+        celer_pb_reader e = {f.p, f.p + f.len};
+        celer_pb_field k;
+        while ((more = celer_pb_next(&e, &k, what)) > 0) {
+            if (k.number == 1 && k.wire == 2) key = k.p, key_len = k.len;
+            if (k.number != 2 || k.wire != 2) continue;
+            v = (celer_log_value){.kind = CELER_LOG_NULL}; /* the last value wins */
+            celer_pb_reader vr = {k.p, k.p + k.len};
+            celer_pb_field x;
+            while ((more = celer_pb_next(&vr, &x, what)) > 0) {
+                if (x.number == 1 && x.wire == 0) v = (celer_log_value){.kind = CELER_LOG_BOOL, .b = x.varint != 0};
+                else if (x.number == 2 && x.wire == 0)
+                    v = (celer_log_value){.kind = CELER_LOG_UINT, .u = (uint32_t)x.varint};
+                else if (x.number == 3 && x.wire == 2)
+                    v = (celer_log_value){.kind = CELER_LOG_STRING, .s = (const char *)x.p, .len = x.len};
+            }
+            if (more < 0) return CELER_ERR_PARSE;
+        }
+        if (more < 0) return CELER_ERR_PARSE;
+        CELER_TRY(celer_log_change_set(&change, (const char *)key, key_len, &v));
+    }
+    if (more < 0) return CELER_ERR_PARSE;
+    celer_log_change_apply(&change);
+    celer_log_settings(log_setting_pb, out);
+    return CELER_OK;
+}
+
 static void start_model_infer(celer_grpc *g, grpc_call *c);
 static void start_model_load(celer_grpc *g, grpc_call *c);
 static void start_model_unload(celer_grpc *g, grpc_call *c);
@@ -418,7 +489,7 @@ static const grpc_rpc rpcs[] = {
     {SERVICE_PREFIX "CudaSharedMemoryRegister", NULL, NULL, false},
     {SERVICE_PREFIX "CudaSharedMemoryUnregister", NULL, NULL, false},
     {SERVICE_PREFIX "TraceSetting", NULL, NULL, false},
-    {SERVICE_PREFIX "LogSettings", NULL, NULL, false},
+    {SERVICE_PREFIX "LogSettings", rpc_log_settings, NULL, false},
     {"/grpc.health.v1.Health/Check", rpc_health_check, NULL, false},
 };
 
@@ -475,6 +546,15 @@ static void count_status(celer_grpc *g, const grpc_rpc *rpc, int code) {
     celer_metrics_add(*series, 1);
 }
 
+/* The verbose line of a call whose status is final (log.h: log_verbose_level >= 1). */
+static void log_call(const grpc_stream *s, int code, const char *message) {
+    if (!celer_log_verbose_enabled(1)) return;
+    const char *name = s->rpc ? s->rpc->path : "(unknown method)";
+    if (code < 0 || code >= GRPC_CODES) code = 2;
+    celer_log_verbose(1, "grpc %s %s %.3fms%s%s", name, grpc_code_names[code], (double)(mono_ns() - s->start_ns) / 1e6,
+                      message[0] ? ": " : "", message);
+}
+
 #define NV(name, value)                                                                                           \
     { (uint8_t *)(name), (uint8_t *)(value), sizeof(name) - 1, strlen(value), NGHTTP2_NV_FLAG_NO_COPY_NAME }
 
@@ -485,11 +565,25 @@ static int submit_trailers(grpc_stream *s) {
     return nghttp2_submit_trailer(s->conn->session, s->id, nv, s->grpc_message[0] ? 2 : 1);
 }
 
+/* The bytes of c's answer to send, and of them the ones held in memory of its own (the rest of a
+ * large answer is the tensors' memory). */
+static size_t answer_len(const grpc_call *c) { return c->answer_body ? c->answer_body->total : c->resp.len; }
+static size_t answer_mem(const grpc_call *c) { return c->answer_body ? c->answer_body->head.len : c->resp.len; }
+
+static void answer_body_free(grpc_call *c) {
+    if (!c->answer_body) return;
+    celer_body_free(c->answer_body);
+    free(c->answer_body);
+    c->answer_body = NULL;
+}
+
 /* Frees a call; its request message and answer go with it. IO thread. */
 static void call_free(celer_grpc *g, grpc_call *c) {
+    answer_body_free(c); /* before the call ends: its tensors are the call's */
     celer_service_end(c->svc);
-    if (c->msg) g->msg_bytes -= (int64_t)c->msg_len;
+    if (c->msg) g->msg_bytes -= (int64_t)c->msg_held;
     free(c->msg);
+    celer_inflate_end(&c->inflate);
     celer_jbuf_free(&c->resp);
     free(c);
 }
@@ -533,13 +627,14 @@ static ssize_t read_answer(nghttp2_session *session, int32_t id, uint8_t *buf, s
     grpc_stream *s = source->ptr;
     size_t n = 0;
     for (grpc_call *c; (c = s->out) && n < length;) { /* small answers share a DATA frame */
-        size_t k = CELER_MIN(length - n, c->resp.len - c->resp_off);
-        memcpy(buf + n, c->resp.data + c->resp_off, k);
+        size_t k = CELER_MIN(length - n, answer_len(c) - c->resp_off);
+        if (c->answer_body) celer_body_read(c->answer_body, buf + n, k);
+        else memcpy(buf + n, c->resp.data + c->resp_off, k);
         c->resp_off += k, n += k;
-        if (c->resp_off < c->resp.len) break;
+        if (c->resp_off < answer_len(c)) break;
         pop(&s->out, &s->out_tail);
-        s->out_bytes -= c->resp.len;
-        s->g->unsent_bytes -= (int64_t)c->resp.len;
+        s->out_bytes -= answer_mem(c);
+        s->g->unsent_bytes -= (int64_t)answer_mem(c);
         call_free(s->g, c);
         stream_release(s);
     }
@@ -576,12 +671,14 @@ static void stream_send(grpc_stream *s) {
     int rv;
     if (s->out) {
         nghttp2_nv nv[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
-                           NV("grpc-accept-encoding", "identity")};
+                           NV("grpc-accept-encoding", ACCEPT_ENCODING),
+                           NV("grpc-encoding", celer_coding_names[s->answer_coding])};
         nghttp2_data_provider data = {.source.ptr = s, .read_callback = read_answer};
-        rv = nghttp2_submit_response(session, s->id, nv, CELER_ARRAY_LEN(nv), &data);
+        /* grpc-encoding only when answers may be compressed */
+        rv = nghttp2_submit_response(session, s->id, nv, CELER_ARRAY_LEN(nv) - !s->answer_coding, &data);
     } else {
         nghttp2_nv nv[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
-                           NV("grpc-accept-encoding", "identity"), NV("grpc-status", code),
+                           NV("grpc-accept-encoding", ACCEPT_ENCODING), NV("grpc-status", code),
                            NV("grpc-message", s->grpc_message)};
         s->done_sending = true;
         rv = nghttp2_submit_response(session, s->id, nv, CELER_ARRAY_LEN(nv) - !s->grpc_message[0], NULL);
@@ -595,6 +692,7 @@ static void stream_finish(grpc_stream *s, celer_status st, const char *message) 
     s->finished = true;
     s->grpc_status = celer_status_grpc(st);
     count_status(s->g, s->rpc, s->grpc_status);
+    log_call(s, s->grpc_status, st ? message : "");
     percent_encode(st ? message : "", s->grpc_message, sizeof s->grpc_message);
     stream_send(s);
 }
@@ -627,6 +725,24 @@ static void seal_message(grpc_call *c) {
     uint32_t n = (uint32_t)(c->resp.len - 5);
     uint8_t be[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
     memcpy(c->resp.data + 1, be, 4);
+}
+
+/* Compresses the sealed answer in c->resp when its stream's answers take a coding and it is
+ * --compress-min-bytes or more: the prefix's flag says so. A failure (memory) leaves it as it was:
+ * a message may always go uncompressed. Any thread: reads only the call. */
+static void compress_answer(grpc_call *c) {
+    size_t n = c->resp.len - 5;
+    if (c->answer_coding == CELER_CODING_IDENTITY || n < (size_t)c->g->opts->compress_min_bytes || c->resp.status) return;
+    celer_jbuf z;
+    celer_jbuf_init(&z, c->resp.max);
+    celer_jbuf_raw(&z, "\1\0\0\0\0", 5);
+    if (celer_compress(c->answer_coding, c->resp.data + 5, n, &z) || z.len - 5 > UINT32_MAX) {
+        celer_jbuf_free(&z);
+        return;
+    }
+    celer_jbuf_free(&c->resp);
+    c->resp = z;
+    seal_message(c);
 }
 
 /* The id (field 3) of a ModelInferRequest, for an error answered before the request decoded
@@ -672,8 +788,10 @@ static void call_fail(grpc_call *c, celer_status st, const char *message) {
 /* The call's answer is ready (IO thread): queued to be sent, or the stream's status (a unary
  * error); a call whose stream is gone, or failed, is freed. */
 static void call_answered(celer_grpc *g, grpc_call *c) {
-    celer_service_end(c->svc); /* its version, arena and queue place go back now */
-    c->svc = NULL;
+    if (!c->answer_body) { /* its version, arena and queue place go back now; a large answer's once sent */
+        celer_service_end(c->svc);
+        c->svc = NULL;
+    }
     grpc_stream *s = c->stream;
     if (!s) {
         atomic_fetch_sub(&g->active, 1); /* counted while detached (see stream_close) */
@@ -686,8 +804,8 @@ static void call_answered(celer_grpc *g, grpc_call *c) {
         else s->running = c->next;
         if (c->next) c->next->prev = c->prev;
     }
-    if (c->msg) { /* not needed any more: the answer is encoded */
-        g->msg_bytes -= (int64_t)c->msg_len;
+    if (c->msg && !c->answer_body) { /* not needed any more: the answer is encoded (a large one may view it) */
+        g->msg_bytes -= (int64_t)c->msg_held;
         free(c->msg);
         c->msg = NULL;
     }
@@ -697,8 +815,8 @@ static void call_answered(celer_grpc *g, grpc_call *c) {
         stream_release(s);
     } else {
         push(&s->out, &s->out_tail, c);
-        s->out_bytes += c->resp.len;
-        g->unsent_bytes += (int64_t)c->resp.len;
+        s->out_bytes += answer_mem(c);
+        g->unsent_bytes += (int64_t)answer_mem(c);
         if (!c->streaming) stream_finish(s, CELER_OK, "");
         stream_send(s);
     }
@@ -735,8 +853,12 @@ static void run_inline(celer_grpc *g, grpc_call *c) {
     celer_jbuf_raw(&c->resp, "\0\0\0\0\0", 5);
     celer_status st = rpc->fn(g, c->msg, c->msg_len, &c->resp);
     if (!st && c->resp.status) st = celer_errorf(c->resp.status, "%s: the answer could not be encoded", rpc->path);
-    if (st) call_fail(c, st, celer_error_message());
-    else seal_message(c);
+    if (st) {
+        call_fail(c, st, celer_error_message());
+    } else {
+        seal_message(c);
+        compress_answer(c);
+    }
     call_answered(g, c);
 }
 
@@ -779,6 +901,54 @@ static void svc_resume(void *user) {
     hand_back(c->g, c);
 }
 
+/* The largest answer message: --max-response-bytes, and protobuf's 2 GiB - 1 (a gRPC message
+ * over it cannot be parsed by any client); one buffer holds at most 1 GiB. */
+static size_t max_message(const celer_grpc *g) {
+    return CELER_MIN(CELER_MIN((size_t)g->opts->max_response_bytes, (size_t)INT32_MAX), (size_t)1 << 30);
+}
+
+/* An answer whose tensors are large: a ModelInferResponse (wrapped on a stream) in parts, the
+ * fields in the body's head and raw_output_contents where the tensors lie, the outputs kept until
+ * the call ends, sent by read_answer frame by frame. Uncompressed: a compressed message's length
+ * must be known before its first byte. When the outputs cannot be kept (another request's), the
+ * parts are copied into c->resp. Any thread (a worker): reads only the call. */
+static celer_status answer_from_tensors(grpc_call *c, const celer_service_result *r) {
+    const served_version *v = r->version;
+    size_t cap = CELER_MIN((size_t)c->g->opts->max_response_bytes, (size_t)INT32_MAX);
+    celer_body *b = celer_calloc(1, sizeof *b);
+    if (!b) return celer_errorf(CELER_ERR_NOMEM, "out of memory for the answer");
+    c->answer_body = b;
+    celer_body_init(b, 0);
+    celer_jbuf_raw(&b->head, "\0\0\0\0\0", 5);
+    size_t mark = c->streaming ? celer_pb_begin(&b->head, 2) : 0;
+    celer_status st = celer_grpc_encode_infer_body(&c->kreq, v->owner->name, v->version_str, v->output_names,
+                                                   r->outputs, r->n_outputs, b);
+    celer_body_finish(b);
+    if (!st) st = b->head.status;
+    if (st) return celer_error_wrap(st, "encoding the response");
+    size_t n = b->total - 5;
+    if (n > INT32_MAX)
+        return celer_errorf(CELER_ERR_LIMIT, "the answer would be a message of %zu bytes: a gRPC message is at most "
+                            "2 GiB - 1 bytes (protobuf's limit); ask for fewer rows or outputs, or use HTTP", n);
+    if (n > cap)
+        return celer_errorf(CELER_ERR_LIMIT, "the answer would be a message of %zu bytes, over --max-response-bytes "
+                            "(%zu): ask for fewer rows or outputs, or raise the flag", n, cap);
+    if (c->streaming) celer_pb_patch_len(&b->head, mark, b->total - mark - 5);
+    uint8_t be[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    memcpy(b->head.data + 1, be, 4);
+    st = b->n_refs ? celer_service_keep_outputs(c->svc) : CELER_OK;
+    if (st == CELER_ERR_UNSUPPORTED) { /* copied, within what one buffer holds */
+        celer_jbuf_init(&c->resp, max_message(c->g) + 5);
+        celer_body_flatten(b, &c->resp);
+        answer_body_free(c);
+        if (c->resp.status == CELER_ERR_LIMIT)
+            return celer_errorf(CELER_ERR_LIMIT, "the answer (another request's result, which is copied) is over "
+                                "%zu bytes", max_message(c->g));
+        return c->resp.status ? celer_error_wrap(c->resp.status, "encoding the response") : CELER_OK;
+    }
+    return st ? celer_error_wrap(st, "keeping the outputs for the answer") : CELER_OK;
+}
+
 /* Encodes the service's answer into c->resp: a ModelInferResponse, wrapped as
  * ModelStreamInferResponse.infer_response (field 2) on a stream. Any thread: reads only the call. */
 static celer_status svc_done(void *user, const celer_service_result *r) {
@@ -788,23 +958,36 @@ static celer_status svc_done(void *user, const celer_service_result *r) {
         return CELER_OK;
     }
     const served_version *v = r->version;
-    celer_jbuf_init(&c->resp, (size_t)c->g->opts->grpc_max_message_bytes + 5);
+    if (celer_outputs_bytes(r->outputs, r->n_outputs) >= CELER_BODY_STREAM_MIN) {
+        celer_status es = answer_from_tensors(c, r);
+        if (es) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", celer_error_message());
+            answer_body_free(c);
+            call_fail(c, es, msg);
+        }
+        return es;
+    }
+    size_t cap = max_message(c->g);
+    celer_jbuf_init(&c->resp, cap + 5);
     celer_jbuf_raw(&c->resp, "\0\0\0\0\0", 5);
     size_t mark = c->streaming ? celer_pb_begin(&c->resp, 2) : 0;
     celer_status es = celer_grpc_encode_infer(&c->kreq, v->owner->name, v->version_str, v->output_names, r->outputs,
                                               r->n_outputs, &c->resp);
     if (c->streaming) celer_pb_end(&c->resp, mark);
-    if (!es && c->resp.status)
-        es = celer_errorf(c->resp.status, "%s", c->resp.status == CELER_ERR_LIMIT
-                                                    ? "the response is larger than --grpc-max-message-bytes"
-                                                    : "out of memory for the response");
+    if (!es && c->resp.status == CELER_ERR_LIMIT)
+        es = celer_errorf(CELER_ERR_LIMIT, "the answer is over %zu bytes (--max-response-bytes, and 2 GiB - 1 a "
+                          "gRPC message): ask for fewer rows or outputs", cap);
+    else if (!es && c->resp.status)
+        es = celer_errorf(c->resp.status, "out of memory for the response");
     if (es) {
         char msg[1024];
         snprintf(msg, sizeof msg, "encoding the response: %s", celer_error_message());
-        call_fail(c, es == CELER_ERR_LIMIT ? CELER_ERR_INTERNAL : es, msg); /* the server's answer: its fault */
+        call_fail(c, es, msg);
         return es;
     }
     seal_message(c);
+    compress_answer(c);
     return CELER_OK;
 }
 
@@ -930,7 +1113,10 @@ static void stream_close(grpc_stream *s) {
     if (s->next) s->next->prev = s->prev;
     conn->n_streams--;
     nghttp2_session_set_stream_user_data(conn->session, s->id, NULL);
-    if (!s->finished && s->rpc) count_status(g, s->rpc, 1 /* CANCELLED: the client reset it, or went away */);
+    if (!s->finished && s->rpc) {
+        count_status(g, s->rpc, 1 /* CANCELLED: the client reset it, or went away */);
+        log_call(s, 1, "the client reset the stream or closed its connection");
+    }
     if (s->unconsumed) nghttp2_session_consume_connection(conn->session, s->unconsumed);
     for (grpc_call *c = s->running, *next; c; c = next) {
         next = c->next;
@@ -941,7 +1127,7 @@ static void stream_close(grpc_stream *s) {
     }
     for (grpc_call *c; (c = pop(&s->waiting, &s->waiting_tail));) call_free(g, c);
     for (grpc_call *c; (c = pop(&s->out, &s->out_tail));) {
-        g->unsent_bytes -= (int64_t)c->resp.len;
+        g->unsent_bytes -= (int64_t)answer_mem(c);
         call_free(g, c);
     }
     if (s->reading) call_free(g, s->reading);
@@ -982,7 +1168,6 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     s->conn = c;
     s->id = frame->hd.stream_id;
     s->start_ns = mono_ns();
-    s->compressed_ok = true;
     s->next = c->streams;
     if (c->streams) c->streams->prev = s;
     c->streams = s;
@@ -1013,7 +1198,11 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         s->is_grpc = valuelen >= 16 && !memcmp(value, "application/grpc", 16) &&
                      (valuelen == 16 || value[16] == '+' || value[16] == ';');
     } else if (IS("grpc-encoding")) {
-        s->compressed_ok = valuelen == 8 && !memcmp(value, "identity", 8);
+        s->coding = celer_coding_parse((const char *)value, valuelen);
+        snprintf(s->encoding, sizeof s->encoding, "%.*s", (int)CELER_MIN(valuelen, 24), (const char *)value);
+    } else if (IS("grpc-accept-encoding")) {
+        for (int k = CELER_CODING_GZIP; k <= CELER_CODING_DEFLATE; k++)
+            s->accepts[k] = celer_coding_listed((const char *)value, valuelen, (celer_coding)k);
     } else if (IS("grpc-timeout")) {
         int64_t ns = parse_timeout_ns(value, valuelen);
         if (ns < 0)
@@ -1035,6 +1224,10 @@ static void headers_done(grpc_stream *s) {
         nghttp2_submit_response(s->conn->session, s->id, nv, CELER_ARRAY_LEN(nv), NULL);
         return;
     }
+    /* answers compressed as the request was, when the client takes it back (as grpc-go does): a
+     * client that did not compress is not made to pay for inflating */
+    if ((s->coding == CELER_CODING_GZIP || s->coding == CELER_CODING_DEFLATE) && s->accepts[s->coding])
+        s->answer_coding = s->coding;
     if (!s->is_post && !s->early) set_early(s, CELER_ERR_INVALID, "gRPC calls are POST requests%s", "", 0);
     if (!s->rpc && !s->early) set_early(s, CELER_ERR_UNSUPPORTED, "no method named (:path missing)%s", "", 0);
     if (!s->early && !s->rpc->fn && !s->rpc->start) {
@@ -1083,9 +1276,15 @@ static bool message_begin(celer_grpc *g, grpc_stream *s) {
         return false;
     }
     size_t m = (size_t)s->prefix[1] << 24 | (size_t)s->prefix[2] << 16 | (size_t)s->prefix[3] << 8 | s->prefix[4];
-    if (s->prefix[0] && !s->compressed_ok) {
-        stream_fail(s, CELER_ERR_UNSUPPORTED,
-                    "compressed messages are not supported: send grpc-encoding identity (uncompressed)");
+    bool compressed = s->prefix[0] == 1;
+    if (compressed && s->coding == CELER_CODING_UNKNOWN) { /* gRPC's compression spec: UNIMPLEMENTED */
+        snprintf(msg, sizeof msg, "grpc-encoding '%s' is not supported: compress with gzip or deflate, or not at all",
+                 s->encoding);
+        stream_fail(s, CELER_ERR_UNSUPPORTED, msg);
+        return false;
+    }
+    if (compressed && s->coding == CELER_CODING_IDENTITY) { /* the spec: INTERNAL */
+        stream_fail(s, CELER_ERR_INTERNAL, "a message is flagged compressed but the request has no grpc-encoding");
         return false;
     }
     if (s->prefix[0] > 1) {
@@ -1107,8 +1306,10 @@ static bool message_begin(celer_grpc *g, grpc_stream *s) {
         stream_fail(s, CELER_ERR_UNAVAILABLE, msg);
         return false;
     }
+    /* a compressed message's buffer grows as it inflates (inflate_sink) from a start of its wire size */
+    size_t held = compressed ? CELER_MAX(CELER_MIN(m, (size_t)g->opts->grpc_max_message_bytes), (size_t)4096) : m;
     grpc_call *c = calloc(1, sizeof *c);
-    uint8_t *p = c ? malloc(m ? m : 1) : NULL;
+    uint8_t *p = c ? malloc(held ? held : 1) : NULL;
     if (!p) {
         free(c);
         stream_fail(s, CELER_ERR_NOMEM, "no memory for the request message");
@@ -1118,10 +1319,56 @@ static bool message_begin(celer_grpc *g, grpc_stream *s) {
     c->stream = s;
     c->streaming = s->rpc->streaming;
     c->msg = p;
-    c->msg_len = m;
-    g->msg_bytes += (int64_t)m;
+    c->msg_len = compressed ? 0 : m;
+    c->msg_held = held;
+    c->wire_len = m;
+    c->compressed = compressed;
+    c->answer_coding = s->answer_coding;
+    if (compressed) celer_inflate_init(&c->inflate, s->coding, (size_t)g->opts->grpc_max_message_bytes);
+    g->msg_bytes += (int64_t)held;
     s->reading = c;
     s->msg_got = 0;
+    return true;
+}
+
+/* Inflated bytes of a compressed request message: appended to its buffer, grown within
+ * --grpc-max-message-bytes (the inflater's cap) and the budget all streams share. IO thread. */
+static celer_status inflate_sink(void *user, const void *p, size_t n) {
+    grpc_call *c = user;
+    celer_grpc *g = c->g;
+    if (c->msg_len + n > c->msg_held) {
+        size_t held = CELER_MIN(CELER_MAX(c->msg_held * 2, c->msg_len + n), (size_t)g->opts->grpc_max_message_bytes);
+        int64_t more = (int64_t)(held - c->msg_held);
+        if (g->msg_bytes + g->unsent_bytes + more > g->opts->max_body_total_bytes)
+            return celer_errorf(CELER_ERR_UNAVAILABLE, "request messages being received and answers waiting to be "
+                                "sent hold %lld bytes already (--max-body-total-bytes %lld)",
+                                (long long)(g->msg_bytes + g->unsent_bytes), g->opts->max_body_total_bytes);
+        uint8_t *q = realloc(c->msg, held);
+        if (!q) return celer_errorf(CELER_ERR_NOMEM, "no memory for the inflated request message");
+        c->msg = q;
+        c->msg_held = held;
+        g->msg_bytes += more;
+    }
+    memcpy(c->msg + c->msg_len, p, n);
+    c->msg_len += n;
+    return CELER_OK;
+}
+
+/* A message's wire bytes are all here: a compressed one must have ended. False when the stream
+ * failed. */
+static bool message_complete(celer_grpc *g, grpc_stream *s) {
+    grpc_call *c = s->reading;
+    if (c->compressed) {
+        celer_status st = celer_inflate_finish(&c->inflate);
+        celer_inflate_end(&c->inflate);
+        if (st) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "the request message: %s", celer_error_message());
+            stream_fail(s, st, msg);
+            return false;
+        }
+    }
+    message_done(g, s);
     return true;
 }
 
@@ -1138,14 +1385,25 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, co
             memcpy(s->prefix + s->prefix_got, data, n);
             s->prefix_got += n, data += n, len -= n;
             if (s->prefix_got < 5 || !message_begin(g, s)) continue;
-            if (!s->reading->msg_len) message_done(g, s); /* an empty message is complete at once */
+            if (!s->reading->wire_len) message_complete(g, s); /* an empty message is complete at once */
             continue;
         }
         grpc_call *c = s->reading;
-        size_t n = CELER_MIN(len, c->msg_len - s->msg_got);
-        memcpy(c->msg + s->msg_got, data, n);
+        size_t n = CELER_MIN(len, c->wire_len - s->msg_got);
+        if (!c->compressed) {
+            memcpy(c->msg + s->msg_got, data, n);
+        } else {
+            celer_status st = celer_inflate_feed(&c->inflate, data, n, inflate_sink, c);
+            if (st) {
+                char msg[512];
+                snprintf(msg, sizeof msg, "the request message: %s%s", celer_error_message(),
+                         st == CELER_ERR_LIMIT ? " (--grpc-max-message-bytes)" : "");
+                stream_fail(s, st, msg);
+                continue;
+            }
+        }
         s->msg_got += n, data += n, len -= n;
-        if (s->msg_got == c->msg_len) message_done(g, s);
+        if (s->msg_got == c->wire_len) message_complete(g, s);
     }
     /* the window is given back now, unless a streaming RPC is paused: then when it resumes */
     if (s && !s->finished && s->rpc->streaming && stream_paused(s)) s->unconsumed += n_data;
@@ -1178,6 +1436,16 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, v
             nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_NO_ERROR);
     }
     return 0;
+}
+
+/* DATA frames as large as the window and the peer's SETTINGS_MAX_FRAME_SIZE allow, up to
+ * MAX_DATA_FRAME: nghttp2's 16 KiB default costs a callback and a frame header per 16 KiB, and a
+ * large answer's frames are most of what the IO thread does while it goes out. */
+static ssize_t data_frame_length(nghttp2_session *session, uint8_t type, int32_t id, int32_t session_window,
+                                 int32_t stream_window, uint32_t remote_max_frame, void *user) {
+    (void)session, (void)type, (void)id, (void)user;
+    int32_t window = CELER_MIN(session_window, stream_window);
+    return (ssize_t)CELER_MIN(CELER_MIN((uint32_t)CELER_MAX(window, 1), remote_max_frame), (uint32_t)MAX_DATA_FRAME);
 }
 
 static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_code, void *user) {
@@ -1438,6 +1706,7 @@ celer_status celer_grpc_start(const celer_server_options *opts, celer_service *s
     nghttp2_session_callbacks_set_on_frame_recv_callback(g->callbacks, on_frame_recv);
     nghttp2_session_callbacks_set_on_frame_send_callback(g->callbacks, on_frame_send);
     nghttp2_session_callbacks_set_on_stream_close_callback(g->callbacks, on_stream_close);
+    nghttp2_session_callbacks_set_data_source_read_length_callback(g->callbacks, data_frame_length);
     /* windows are given back as the IO thread takes the bytes (see "Flow control" at the top) */
     nghttp2_option_set_no_auto_window_update(g->option, 1);
     /* nghttp2's own protections (rapid reset, CONTINUATION floods, SETTINGS and ACK floods) stay at

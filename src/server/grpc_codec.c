@@ -5,6 +5,7 @@
  * the last value of a singular field wins, a message field given twice is merged (its repeated
  * fields concatenate), repeated scalars packed or not, unknown fields skipped by wire type. */
 #include "server/grpc_codec.h"
+#include "server/body.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -85,8 +86,11 @@ size_t celer_pb_begin(celer_jbuf *b, int field) {
 }
 
 void celer_pb_end(celer_jbuf *b, size_t mark) {
+    if (!b->status) celer_pb_patch_len(b, mark, b->len - mark - 5);
+}
+
+void celer_pb_patch_len(celer_jbuf *b, size_t mark, size_t n) {
     if (b->status) return;
-    size_t n = b->len - mark - 5;
     if ((uint64_t)n >> 35) { /* what 5 varint bytes hold */
         b->status = celer_errorf(CELER_ERR_LIMIT, "a nested message of %zu bytes is too large for its length field", n);
         return;
@@ -799,9 +803,11 @@ celer_status celer_grpc_infer_target(const uint8_t *msg, size_t len, char *model
 /* ModelInferResponse                                                                       */
 /* ======================================================================================== */
 
-celer_status celer_grpc_encode_infer(const celer_kserve_request *req, const char *model_name, const char *model_version,
-                                     const char *const *names, const celer_tensor *outputs, int n_outputs,
-                                     celer_jbuf *out) {
+/* The response's fields into `out`; raw_output_contents copied, or, with `body` (whose head `out`
+ * is), as its parts by reference. */
+static celer_status encode_infer(const celer_kserve_request *req, const char *model_name, const char *model_version,
+                                 const char *const *names, const celer_tensor *outputs, int n_outputs, celer_jbuf *out,
+                                 celer_body *body) {
     int sel[CELER_KSERVE_MAX_TENSORS];
     size_t bsize[CELER_KSERVE_MAX_TENSORS];
     int n_sel = 0;
@@ -845,7 +851,20 @@ celer_status celer_grpc_encode_infer(const celer_kserve_request *req, const char
     for (int k = 0; k < n_sel; k++) {
         put_tag(out, RESP_RAW, WIRE_LEN);
         put_raw_varint(out, bsize[k]);
-        celer_kserve_write_binary(out, &outputs[sel[k]], bsize[k]);
+        if (body) celer_body_tensor(body, &outputs[sel[k]], bsize[k]);
+        else celer_kserve_write_binary(out, &outputs[sel[k]], bsize[k]);
     }
     return out->status;
+}
+
+celer_status celer_grpc_encode_infer(const celer_kserve_request *req, const char *model_name, const char *model_version,
+                                     const char *const *names, const celer_tensor *outputs, int n_outputs,
+                                     celer_jbuf *out) {
+    return encode_infer(req, model_name, model_version, names, outputs, n_outputs, out, NULL);
+}
+
+celer_status celer_grpc_encode_infer_body(const celer_kserve_request *req, const char *model_name,
+                                          const char *model_version, const char *const *names,
+                                          const celer_tensor *outputs, int n_outputs, celer_body *body) {
+    return encode_infer(req, model_name, model_version, names, outputs, n_outputs, &body->head, body);
 }

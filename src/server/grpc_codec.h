@@ -24,6 +24,8 @@ void celer_pb_put_str(celer_jbuf *b, int field, const char *s);        /* strlen
  * the offset to pass to end, which writes the length. */
 size_t celer_pb_begin(celer_jbuf *b, int field);
 void celer_pb_end(celer_jbuf *b, size_t mark);
+/* Writes n as the length reserved at `mark` (a nested message whose bytes are not all in b). */
+void celer_pb_patch_len(celer_jbuf *b, size_t mark, size_t n);
 
 /* ---- reader ---- */
 typedef struct celer_pb_field {
@@ -67,5 +69,11 @@ celer_status celer_grpc_decode_infer(const uint8_t *msg, size_t len, const celer
 celer_status celer_grpc_encode_infer(const celer_kserve_request *req, const char *model_name, const char *model_version,
                                      const char *const *names, const celer_tensor *outputs, int n_outputs,
                                      celer_jbuf *out);
+
+/* The same with raw_output_contents as parts of `body` (body.h): fixed-size tensors by reference,
+ * not copied; everything else appended to the body's head (after what it holds). */
+celer_status celer_grpc_encode_infer_body(const celer_kserve_request *req, const char *model_name,
+                                          const char *model_version, const char *const *names,
+                                          const celer_tensor *outputs, int n_outputs, celer_body *body);
 
 #endif

@@ -26,7 +26,10 @@
 #include <strings.h>
 #include <time.h>
 
+#include "body.h"
+#include "compress.h"
 #include "http.h"
+#include "log.h"
 
 typedef enum req_state { REQ_READING, REQ_WAITING, REQ_READY } req_state;
 
@@ -68,6 +71,16 @@ typedef struct route_args {
     char predict_model[256]; /* "{m}:predict" segment without its suffix */
 } route_args;
 
+/* A large answer, sent from the output tensors as the socket drains (libmicrohttpd calls
+ * read_answer for each block), compressed on the way when the client asked. */
+typedef struct http_answer {
+    celer_body body;
+    bool compress, input_done;
+    celer_deflate z;
+    size_t stage_len, stage_off; /* compressing: body bytes read and not yet deflated */
+    uint8_t stage[64 << 10];
+} http_answer;
+
 typedef struct http_req {
     celer_http *srv;
     struct MHD_Connection *conn;
@@ -82,6 +95,11 @@ typedef struct http_req {
     char *body;
     size_t body_len, body_cap;
     size_t body_reserved; /* counted in srv->body_bytes */
+    celer_coding coding;  /* Content-Encoding: a gzip or deflate body is inflated as it comes */
+    celer_inflate inflate;
+    celer_coding accept;  /* the coding a large answer takes (Accept-Encoding) */
+    http_answer *answer;  /* an answer sent from the tensors (owned; else resp holds it) */
+    bool body_refused;    /* append_body set the reply (413, 503) */
     _Atomic req_state state;
     /* response */
     int status;
@@ -120,6 +138,7 @@ static void reply_json(http_req *q, int status) {
 }
 
 static void reply_error(http_req *q, int status, const char *message) {
+    celer_log_verbose(1, "%s %s answered %d: %s", q->method, q->path, status, message);
     celer_jbuf_reset(&q->resp);
     celer_kserve_encode_error(message, &q->resp);
     reply_json(q, status);
@@ -132,7 +151,11 @@ static void reply_status(http_req *q, celer_status st, const char *message) {
     q->retry_after = celer_status_retryable(st);
 }
 
+static enum MHD_Result queue_with_headers(http_req *q, struct MHD_Response *r, size_t plain_len, bool compressed);
+static enum MHD_Result send_answer(http_req *q);
+
 static enum MHD_Result send_reply(http_req *q) {
+    if (q->answer) return send_answer(q);
     if (q->resp.status) { /* the encoder hit its cap (the server's answer is too large: its fault) or malloc failed */
         char msg[256];
         snprintf(msg, sizeof msg, "response too large or out of memory: %s", celer_status_name(q->resp.status));
@@ -141,6 +164,21 @@ static enum MHD_Result send_reply(http_req *q) {
         celer_jbuf_init(&q->resp, 0);
         reply_status(q, st, msg);
         q->json_len = 0;
+    }
+    bool compressed = false;
+    size_t plain_len = q->resp.len; /* Inference-Header-Content-Length counts uncompressed bytes */
+    if (q->accept != CELER_CODING_IDENTITY && q->resp.len >= (size_t)q->srv->opts->compress_min_bytes &&
+        q->resp.len) {
+        /* on failure (memory) the answer goes uncompressed, as Triton does */
+        celer_jbuf z;
+        celer_jbuf_init(&z, q->resp.len + (q->resp.len >> 3) + 1024);
+        if (!celer_compress(q->accept, q->resp.data, q->resp.len, &z)) {
+            celer_jbuf_free(&q->resp);
+            q->resp = z;
+            compressed = true;
+        } else {
+            celer_jbuf_free(&z);
+        }
     }
     size_t len = q->resp.len;
     char *data = q->resp.data;
@@ -151,9 +189,18 @@ static enum MHD_Result send_reply(http_req *q) {
         free(data);
         return MHD_NO;
     }
+    return queue_with_headers(q, r, plain_len, compressed);
+}
+
+/* Adds q's headers to r and queues it. plain_len: the answer's uncompressed size. */
+static enum MHD_Result queue_with_headers(http_req *q, struct MHD_Response *r, size_t plain_len, bool compressed) {
     MHD_add_response_header(r, "Content-Type", q->content_type ? q->content_type : "application/json");
     MHD_add_response_header(r, "X-Request-Id", q->request_id);
-    if (q->json_len && q->json_len < len) {
+    if (compressed) MHD_add_response_header(r, "Content-Encoding", celer_coding_names[q->accept]);
+    if (plain_len >= (size_t)q->srv->opts->compress_min_bytes) /* this answer depends on Accept-Encoding */
+        MHD_add_response_header(r, "Vary", "Accept-Encoding");
+    if (q->status == 415) MHD_add_response_header(r, "Accept-Encoding", "gzip, deflate");
+    if (q->json_len && q->json_len < plain_len) {
         char hl[32];
         snprintf(hl, sizeof hl, "%zu", q->json_len);
         MHD_add_response_header(r, "Inference-Header-Content-Length", hl);
@@ -167,6 +214,48 @@ static enum MHD_Result send_reply(http_req *q) {
     enum MHD_Result ret = MHD_queue_response(q->conn, (unsigned)q->status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+/* libmicrohttpd's reader of a large answer: the next block of it, from the tensors, deflated when
+ * the client asked. On the connection's thread, while q lives. */
+static ssize_t read_answer(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    http_answer *a = cls;
+    if (!a->compress) {
+        size_t n = celer_body_read(&a->body, buf, max);
+        return n ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    size_t w = 0;
+    while (!w) { /* deflate may take input without giving output yet */
+        if (a->z.done) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (a->stage_off == a->stage_len && !a->input_done) {
+            a->stage_len = celer_body_read(&a->body, a->stage, sizeof a->stage);
+            a->stage_off = 0;
+            a->input_done = !a->stage_len;
+        }
+        size_t k = a->stage_len - a->stage_off;
+        w = celer_deflate_step(&a->z, a->stage + a->stage_off, &k, buf, max, a->input_done);
+        a->stage_off += k;
+    }
+    return (ssize_t)w;
+}
+
+/* Sends q's large answer from its tensors (chunked when compressed: its size is not known). */
+static enum MHD_Result send_answer(http_req *q) {
+    http_answer *a = q->answer;
+    a->compress = q->accept != CELER_CODING_IDENTITY && a->body.total >= (size_t)q->srv->opts->compress_min_bytes &&
+                  !celer_deflate_init(&a->z, q->accept); /* on failure: uncompressed */
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(a->compress ? MHD_SIZE_UNKNOWN : a->body.total, 256 << 10, read_answer, a, NULL);
+    if (!r) return MHD_NO;
+    return queue_with_headers(q, r, a->body.total, a->compress);
+}
+
+static void answer_free(http_answer *a) {
+    if (!a) return;
+    celer_deflate_end(&a->z);
+    celer_body_free(&a->body);
+    free(a);
 }
 
 /* ---- suspension: a request waits for a worker with its connection suspended ---- */
@@ -230,6 +319,40 @@ static bool answer_kept(http_req *q, const char *header_len, const char *content
     return true;
 }
 
+/* An infer answer whose tensors are large: encoded as parts (the JSON, then the tensors where they
+ * lie), the outputs kept until the call ends, and sent by read_answer as the client reads. When
+ * they cannot be kept (another request's), the parts are copied into q->resp, as a small answer. */
+static celer_status answer_from_tensors(http_req *q, const celer_service_result *r) {
+    const served_version *v = r->version;
+    size_t cap = (size_t)q->srv->opts->max_response_bytes;
+    http_answer *a = celer_calloc(1, sizeof *a);
+    if (!a) return celer_errorf(CELER_ERR_NOMEM, "out of memory for the answer");
+    q->answer = a;
+    celer_body_init(&a->body, 0);
+    celer_status st = celer_kserve_encode_infer_body(&q->kreq, v->owner->name, v->version_str, v->output_names,
+                                                     r->outputs, r->n_outputs, &a->body, &q->json_len);
+    celer_body_finish(&a->body);
+    if (!st) st = a->body.head.status;
+    if (st == CELER_ERR_LIMIT)
+        return celer_errorf(st, "the JSON of the answer is over %zu bytes: ask for the outputs in binary "
+                            "(binary_data_output), which is sent from the tensors", a->body.head.max);
+    if (st) return celer_error_wrap(st, "encoding the response");
+    if (a->body.total > cap)
+        return celer_errorf(CELER_ERR_LIMIT, "the answer would be %zu bytes, over --max-response-bytes (%zu): ask "
+                            "for fewer rows or outputs, or raise the flag", a->body.total, cap);
+    st = a->body.n_refs ? celer_service_keep_outputs(q->call) : CELER_OK;
+    if (st == CELER_ERR_UNSUPPORTED) { /* copied, within what one buffer holds */
+        celer_body_flatten(&a->body, &q->resp);
+        answer_free(a);
+        q->answer = NULL;
+        if (q->resp.status == CELER_ERR_LIMIT)
+            return celer_errorf(CELER_ERR_LIMIT, "the answer (another request's result, which is copied) is over "
+                                "%zu bytes", q->resp.max);
+        return q->resp.status ? celer_error_wrap(q->resp.status, "encoding the response") : CELER_OK;
+    }
+    return st ? celer_error_wrap(st, "keeping the outputs for the answer") : CELER_OK;
+}
+
 /* The service's answer, encoded as the request asked for it (on a worker, or on the connection
  * thread for a cache hit or a refused request). */
 static celer_status svc_done(void *user, const celer_service_result *r) {
@@ -242,25 +365,45 @@ static celer_status svc_done(void *user, const celer_service_result *r) {
         return CELER_OK;
     }
     celer_status es;
+    bool streamed = false;
+    size_t cap = (size_t)q->srv->opts->max_response_bytes;
+    q->resp.max = CELER_MIN(cap, (size_t)1 << 30); /* what one buffer holds: JSON, and answers not streamed */
     if (q->kreq.object_form) {
         es = celer_kserve_encode_object(q->kreq.object_single, v->output_names, r->outputs, r->n_outputs, &q->resp);
         q->json_len = 0;
     } else if (q->predict) {
         es = celer_kserve_encode_predict(v->output_names, r->outputs, r->n_outputs, &q->resp);
         q->json_len = 0;
+    } else if (celer_outputs_bytes(r->outputs, r->n_outputs) >= CELER_BODY_STREAM_MIN) {
+        es = answer_from_tensors(q, r); /* with its own message */
+        streamed = true;
     } else {
         es = celer_kserve_encode_infer(&q->kreq, v->owner->name, v->version_str, v->output_names, r->outputs,
                                        r->n_outputs, &q->resp, &q->json_len);
     }
     if (es) {
         char msg[1024];
-        snprintf(msg, sizeof msg, "encoding the response: %s", celer_error_message());
-        reply_status(q, es == CELER_ERR_LIMIT ? CELER_ERR_INTERNAL : es, msg);
+        if (streamed)
+            snprintf(msg, sizeof msg, "%s", celer_error_message());
+        else if (es == CELER_ERR_LIMIT && q->resp.max < cap)
+            snprintf(msg, sizeof msg, "the answer is over %zu bytes, what one buffer holds (JSON data, BYTES outputs, "
+                     ":predict and business objects are built in one): ask for the outputs in binary", q->resp.max);
+        else if (es == CELER_ERR_LIMIT)
+            snprintf(msg, sizeof msg, "the answer is over %zu bytes (--max-response-bytes): ask for fewer rows or "
+                     "outputs, or raise the flag", cap);
+        else
+            snprintf(msg, sizeof msg, "encoding the response: %s", celer_error_message());
+        answer_free(q->answer);
+        q->answer = NULL;
+        celer_jbuf_reset(&q->resp);
+        q->resp.max = (size_t)1 << 30; /* the error's own room */
+        reply_status(q, es, msg);
         return es;
     }
     q->status = 200;
-    q->content_type = q->json_len && q->json_len < q->resp.len ? "application/octet-stream" : "application/json";
-    keep_response(q);
+    size_t len = q->answer ? q->answer->body.total : q->resp.len;
+    q->content_type = q->json_len && q->json_len < len ? "application/octet-stream" : "application/json";
+    if (!q->answer) keep_response(q);
     return CELER_OK;
 }
 
@@ -529,6 +672,68 @@ static enum MHD_Result repo_action(http_req *q, const route_args *a, bool unload
 static enum MHD_Result h_load(http_req *q, const route_args *a) { return repo_action(q, a, false); }
 static enum MHD_Result h_unload(http_req *q, const route_args *a) { return repo_action(q, a, true); }
 
+/* ---- log settings ---- */
+
+static void log_setting_json(void *user, const char *name, const celer_log_value *v) {
+    celer_jbuf *b = user;
+    celer_jbuf_raw(b, b->len > 1 ? "," : "", b->len > 1);
+    celer_jbuf_str(b, name);
+    celer_jbuf_raw(b, ":", 1);
+    if (v->kind == CELER_LOG_BOOL) celer_jbuf_raw(b, v->b ? "true" : "false", v->b ? 4 : 5);
+    else if (v->kind == CELER_LOG_UINT) celer_jbuf_uint(b, v->u);
+    else celer_jbuf_strn(b, v->s, v->len);
+}
+
+/* A member of a POST /v2/logging body as the log settings take it. */
+static celer_log_value log_value(const celer_json *j) {
+    celer_log_value v = {.kind = CELER_LOG_OTHER};
+    switch (j->type) {
+    case CELER_JSON_NULL: v.kind = CELER_LOG_NULL; break;
+    case CELER_JSON_BOOL: v.kind = CELER_LOG_BOOL, v.b = j->boolean; break;
+    case CELER_JSON_NUMBER:
+        v.kind = CELER_LOG_UINT;
+        v.bad_number = !(j->number >= 0 && j->number < 9007199254740992.0 && j->number == (double)(uint64_t)j->number);
+        v.u = v.bad_number ? 0 : (uint64_t)j->number;
+        break;
+    case CELER_JSON_STRING: v.kind = CELER_LOG_STRING, v.s = j->string, v.len = j->string_len; break;
+    default: break;
+    }
+    return v;
+}
+
+/* GET /v2/logging: Triton's log settings; POST: changes the ones its body names (a JSON object;
+ * every one checked before any applies) and answers the settings after. */
+static enum MHD_Result h_logging(http_req *q, const route_args *a) {
+    (void)a;
+    if (!strcmp(q->method, "POST") && q->body_len) {
+        celer_arena arena;
+        celer_arena_init(&arena, 4096, 1 << 20);
+        celer_json *doc;
+        celer_log_change change = {0};
+        celer_status st = celer_json_parse(q->body, q->body_len, &arena, &doc);
+        if (st) st = celer_error_wrap(st, "request body");
+        else if (doc->type != CELER_JSON_OBJECT)
+            st = celer_errorf(CELER_ERR_INVALID, "the log settings must be a JSON object");
+        for (int i = 0; !st && i < doc->n; i++) {
+            celer_log_value v = log_value(&doc->items[i]);
+            st = celer_log_change_set(&change, doc->keys[i], strlen(doc->keys[i]), &v);
+        }
+        celer_arena_free(&arena);
+        if (st) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", celer_error_message());
+            reply_status(q, st, msg);
+            return send_reply(q);
+        }
+        celer_log_change_apply(&change);
+    }
+    celer_jbuf_raw(&q->resp, "{", 1);
+    celer_log_settings(log_setting_json, &q->resp);
+    celer_jbuf_raw(&q->resp, "}", 1);
+    reply_json(q, 200);
+    return send_reply(q);
+}
+
 static enum MHD_Result h_metrics(http_req *q, const route_args *a) {
     (void)a;
     celer_metrics_render(q->srv->metrics, &q->resp);
@@ -650,7 +855,7 @@ static enum MHD_Result h_docs_asset(http_req *q, const route_args *a) {
     while (fp && (n = fread(buf, 1, sizeof buf, fp)) > 0 && q->resp.len < (32u << 20)) celer_jbuf_raw(&q->resp, buf, n);
     if (!fp || ferror(fp) || q->resp.len >= (32u << 20)) {
         if (fp) fclose(fp);
-        fprintf(stderr, "celer: --docs-assets: cannot read %s\n", path);
+        celer_log(CELER_LOG_WARNING, "--docs-assets: cannot read %s", path);
         celer_jbuf_reset(&q->resp);
         reply_error(q, 404, "the asset cannot be read (the server log says which file)");
         return send_reply(q);
@@ -685,6 +890,8 @@ static const struct route {
     {"POST", "/v2/repository/models/{m}/load", h_load},
     {"POST", "/v2/repository/models/{m}/unload", h_unload},
     {"POST", "/v1/models/{m}:predict", h_predict},
+    {"GET", "/v2/logging", h_logging},
+    {"POST", "/v2/logging", h_logging},
     {"GET", "/metrics", h_metrics},
     {"GET", "/v2/openapi.json", h_openapi},
     {"GET", "/v2/models/{m}/openapi.json", h_openapi},
@@ -877,6 +1084,7 @@ static bool reserve_body(http_req *q, size_t total) {
 
 /* Frees q's body and its reservation: the request was answered without it. */
 static void drop_body(http_req *q) {
+    celer_inflate_end(&q->inflate);
     free(q->body);
     q->body = NULL;
     q->body_len = q->body_cap = 0;
@@ -924,12 +1132,16 @@ static bool admit(http_req *q, struct MHD_Connection *conn, const char *url) {
     }
     find_route(q);
     const char *ce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Encoding");
-    if (ce && strcasecmp(ce, "identity")) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "Content-Encoding '%.64s' is not supported: send the body uncompressed", ce);
-        reply_status(q, CELER_ERR_INVALID, msg);
+    q->coding = ce ? celer_coding_parse(ce, strlen(ce)) : CELER_CODING_IDENTITY;
+    q->accept = celer_coding_accepted(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept-Encoding"));
+    if (q->coding == CELER_CODING_UNKNOWN) {
+        /* RFC 9110 15.5.16: 415 with the codings taken in Accept-Encoding (send_reply adds it) */
+        char msg[200];
+        snprintf(msg, sizeof msg, "Unsupported compression type '%.64s': send the body as gzip, deflate or identity", ce);
+        reply_error(q, 415, msg);
         return false;
     }
+    if (q->coding != CELER_CODING_IDENTITY) celer_inflate_init(&q->inflate, q->coding, (size_t)srv->opts->max_body_bytes);
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
     char msg[1024];
@@ -948,7 +1160,7 @@ static bool admit(http_req *q, struct MHD_Connection *conn, const char *url) {
             return false;
         }
     }
-    if (declared) { /* one allocation, not grown chunk by chunk; up to 1 MiB before any byte came */
+    if (declared && q->coding == CELER_CODING_IDENTITY) { /* one allocation, not grown chunk by chunk; up to 1 MiB before any byte came */
         if (!reserve_body(q, (size_t)declared + 1)) return false;
         size_t cap = (size_t)CELER_MIN(declared, 1ull << 20) + 1;
         q->body = celer_malloc(cap);
@@ -964,6 +1176,42 @@ static bool admit(http_req *q, struct MHD_Connection *conn, const char *url) {
 /* Sets when q's connection must have delivered what it is reading now; 0: no deadline. */
 static void set_deadline(http_req *q, int secs) {
     if (q->cctx) atomic_store(&q->cctx->deadline_ns, secs > 0 ? now_ns() + (int64_t)secs * 1000000000 : 0);
+}
+
+/* Appends n body bytes (as sent, or inflated) to q's body, within --max-body-bytes and the budget
+ * of all connections; on failure q's reply is set (413, 503) and the caller drops the body. */
+static celer_status append_body(void *user, const void *data, size_t n) {
+    http_req *q = user;
+    celer_http *srv = q->srv;
+    if (q->body_len + n > (size_t)srv->opts->max_body_bytes) {
+        char msg[400];
+        body_limit_message(q->conn, (unsigned long long)(q->body_len + n), true, srv->opts->max_body_bytes, msg,
+                           sizeof msg);
+        if (q->coding != CELER_CODING_IDENTITY) /* the inflated size is what counts */
+            snprintf(msg + strlen(msg), sizeof msg - strlen(msg), " (inflated from a %s body)",
+                     q->coding == CELER_CODING_GZIP ? "gzip" : "deflate");
+        reply_status(q, CELER_ERR_LIMIT, msg);
+        q->body_refused = true;
+        return CELER_ERR_LIMIT;
+    }
+    if (q->body_len + n + 1 > q->body_cap) {
+        size_t cap = CELER_MAX(q->body_cap * 2, q->body_len + n + 1);
+        if (cap > (size_t)srv->opts->max_body_bytes + 1) cap = (size_t)srv->opts->max_body_bytes + 1;
+        q->body_refused = true;
+        if (!reserve_body(q, cap)) return CELER_ERR_UNAVAILABLE;
+        char *b = celer_realloc(q->body, cap);
+        if (!b) {
+            reply_status(q, CELER_ERR_NOMEM, "out of memory for the request body");
+            return CELER_ERR_NOMEM;
+        }
+        q->body_refused = false;
+        q->body = b;
+        q->body_cap = cap;
+    }
+    memcpy(q->body + q->body_len, data, n);
+    q->body_len += n;
+    q->body[q->body_len] = 0;
+    return CELER_OK;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -1009,33 +1257,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         if (atomic_load(&q->state) == REQ_READY) return MHD_YES; /* answered already: discarded */
-        if (q->body_len + n > (size_t)srv->opts->max_body_bytes) {
-            char msg[300];
-            body_limit_message(conn, (unsigned long long)(q->body_len + n), true, srv->opts->max_body_bytes, msg,
-                               sizeof msg);
-            reply_status(q, CELER_ERR_LIMIT, msg);
-            drop_body(q); /* the rest is read and discarded; the answer goes at the end */
-            return MHD_YES;
+        celer_status st = q->coding == CELER_CODING_IDENTITY ? append_body(q, upload_data, n)
+                                                             : celer_inflate_feed(&q->inflate, upload_data, n, append_body, q);
+        if (st && !q->body_refused) { /* the inflater's refusal (append_body answers its own) */
+            char msg[400];
+            snprintf(msg, sizeof msg, "%s%s", celer_error_message(), st == CELER_ERR_LIMIT ? " (--max-body-bytes)" : "");
+            reply_status(q, st, msg);
         }
-        if (q->body_len + n + 1 > q->body_cap) {
-            size_t cap = CELER_MAX(q->body_cap * 2, q->body_len + n + 1);
-            if (cap > (size_t)srv->opts->max_body_bytes + 1) cap = (size_t)srv->opts->max_body_bytes + 1;
-            if (!reserve_body(q, cap)) {
-                drop_body(q);
-                return MHD_YES;
-            }
-            char *b = celer_realloc(q->body, cap);
-            if (!b) {
-                reply_status(q, CELER_ERR_NOMEM, "out of memory for the request body");
-                drop_body(q);
-                return MHD_YES;
-            }
-            q->body = b;
-            q->body_cap = cap;
-        }
-        memcpy(q->body + q->body_len, upload_data, n);
-        q->body_len += n;
-        q->body[q->body_len] = 0;
+        if (st) drop_body(q); /* the rest is read and discarded; the answer goes at the end */
         return MHD_YES;
     }
     switch (atomic_load(&q->state)) {
@@ -1043,20 +1272,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     case REQ_WAITING: return MHD_YES; /* spurious call while suspended */
     case REQ_READING: break;
     }
+    if (q->coding != CELER_CODING_IDENTITY && (q->inflate.started || q->inflate.n_head)) { /* no byte: an empty body */
+        celer_status st = celer_inflate_finish(&q->inflate);
+        celer_inflate_end(&q->inflate);
+        if (st) {
+            char msg[400];
+            snprintf(msg, sizeof msg, "%s", celer_error_message());
+            reply_status(q, st, msg);
+            drop_body(q);
+            return send_reply(q);
+        }
+    }
     set_deadline(q, 0); /* the whole request is here: computing and answering it has no deadline here */
     if (q->route < 0) return reply_no_route(q);
     return routes[q->route].fn(q, &q->args);
-}
-
-/* The path for the text access log: bytes outside visible ASCII (a decoded %0a, say) as %XX, so
- * a path cannot forge log lines. */
-static void log_escape(const char *in, char *out, size_t cap) {
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)in; *p && o + 4 < cap; p++) {
-        if (*p > 0x20 && *p < 0x7f && *p != '"' && *p != '%') out[o++] = (char)*p;
-        else o += (size_t)snprintf(out + o, cap - o, "%%%02X", *p);
-    }
-    out[o] = 0;
 }
 
 static void log_request(const celer_http *srv, const http_req *q, struct MHD_Connection *conn) {
@@ -1065,38 +1294,9 @@ static void log_request(const celer_http *srv, const http_req *q, struct MHD_Con
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, addr, sizeof addr);
-    double ms = (double)(now_ns() - q->start_ns) / 1e6;
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char when[32];
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    if (srv->opts->log_format && !strcmp(srv->opts->log_format, "json")) {
-        celer_jbuf b;
-        celer_jbuf_init(&b, 1 << 16);
-        celer_jbuf_raw(&b, "{\"time\":", 8);
-        celer_jbuf_str(&b, when);
-        celer_jbuf_raw(&b, ",\"remote\":", 10);
-        celer_jbuf_str(&b, addr);
-        celer_jbuf_raw(&b, ",\"method\":", 10);
-        celer_jbuf_str(&b, q->method);
-        celer_jbuf_raw(&b, ",\"path\":", 8);
-        celer_jbuf_str(&b, q->path);
-        celer_jbuf_raw(&b, ",\"status\":", 10);
-        celer_jbuf_int(&b, q->status);
-        celer_jbuf_raw(&b, ",\"duration_ms\":", 15);
-        celer_jbuf_double(&b, ms);
-        celer_jbuf_raw(&b, ",\"request_id\":", 14);
-        celer_jbuf_str(&b, q->request_id);
-        celer_jbuf_raw(&b, "}\n", 2);
-        if (!b.status) fwrite(b.data, 1, b.len, stderr);
-        celer_jbuf_free(&b);
-    } else {
-        char method[64], path[3 * MAX_URL];
-        log_escape(q->method, method, sizeof method);
-        log_escape(q->path, path, sizeof path);
-        fprintf(stderr, "%s %s \"%s %s\" %d %.3fms id=%s\n", when, addr, method, path, q->status, ms, q->request_id);
-    }
+    celer_log_access a = {.remote = addr, .method = q->method, .path = q->path, .request_id = q->request_id,
+                          .status = q->status, .ms = (double)(now_ns() - q->start_ns) / 1e6};
+    celer_log_request(&a);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
@@ -1110,6 +1310,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     set_deadline(q, srv->opts->header_timeout_secs); /* for the connection's next request */
     int cls_i = q->status / 100;
     if (cls_i >= 1 && cls_i <= 5) celer_metrics_add(srv->m_requests[cls_i], 1);
+    answer_free(q->answer); /* before the call ends: its tensors are the call's */
     celer_service_end(q->call);
     celer_jbuf_free(&q->resp);
     drop_body(q);

@@ -1,6 +1,7 @@
 /* KServe v2 / Triton inference protocol: datatype table, infer request decoding (JSON, binary
  * tensor extension, raw body), response encoding, and the KServe v1 predict form. */
 #include "server/kserve.h"
+#include "server/body.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -602,9 +603,11 @@ void celer_kserve_write_binary(celer_jbuf *b, const celer_tensor *t, size_t size
     }
 }
 
-celer_status celer_kserve_encode_infer(const celer_kserve_request *req, const char *model_name, const char *model_version,
-                                       const char *const *names, const celer_tensor *outputs, int n_outputs, celer_jbuf *out,
-                                       size_t *json_len) {
+/* The infer response into `out`; binary outputs after the JSON, or, with `body` (whose head `out`
+ * is), as its parts by reference. */
+static celer_status encode_infer(const celer_kserve_request *req, const char *model_name, const char *model_version,
+                                 const char *const *names, const celer_tensor *outputs, int n_outputs, celer_jbuf *out,
+                                 size_t *json_len, celer_body *body) {
     int sel[CELER_KSERVE_MAX_TENSORS];
     bool bin[CELER_KSERVE_MAX_TENSORS];
     size_t bsize[CELER_KSERVE_MAX_TENSORS];
@@ -670,8 +673,11 @@ celer_status celer_kserve_encode_infer(const celer_kserve_request *req, const ch
     }
     celer_jbuf_raw(out, "]}", 2);
     if (json_len) *json_len = out->len;
-    for (int k = 0; k < n_sel; k++)
-        if (bin[k]) celer_kserve_write_binary(out, &outputs[sel[k]], bsize[k]);
+    for (int k = 0; k < n_sel; k++) {
+        if (!bin[k]) continue;
+        if (body) celer_body_tensor(body, &outputs[sel[k]], bsize[k]);
+        else celer_kserve_write_binary(out, &outputs[sel[k]], bsize[k]);
+    }
     return out->status;
 }
 
@@ -796,6 +802,19 @@ celer_status celer_kserve_classify(const celer_tensor *t, bool batched, uint32_t
     if (rows_first) out->shape = (celer_shape){.rank = 2, .dims = {rows, top}};
     else out->shape = (celer_shape){.rank = 1, .dims = {top}};
     return CELER_OK;
+}
+
+celer_status celer_kserve_encode_infer(const celer_kserve_request *req, const char *model_name, const char *model_version,
+                                       const char *const *names, const celer_tensor *outputs, int n_outputs, celer_jbuf *out,
+                                       size_t *json_len) {
+    return encode_infer(req, model_name, model_version, names, outputs, n_outputs, out, json_len, NULL);
+}
+
+celer_status celer_kserve_encode_infer_body(const celer_kserve_request *req, const char *model_name,
+                                            const char *model_version, const char *const *names,
+                                            const celer_tensor *outputs, int n_outputs, celer_body *body,
+                                            size_t *json_len) {
+    return encode_infer(req, model_name, model_version, names, outputs, n_outputs, &body->head, json_len, body);
 }
 
 /* ---- KServe v1 ---- */

@@ -83,6 +83,14 @@ celer_status celer_kserve_encode_infer(const celer_kserve_request *req, const ch
                                        const celer_tensor *outputs, int n_outputs, celer_jbuf *out,
                                        size_t *json_len);
 
+/* The same answer with its binary outputs as parts of `body` (body.h): fixed-size tensors by
+ * reference, not copied; the JSON (and BYTES elements) in the body's head. */
+typedef struct celer_body celer_body;
+celer_status celer_kserve_encode_infer_body(const celer_kserve_request *req, const char *model_name,
+                                            const char *model_version, const char *const *names,
+                                            const celer_tensor *outputs, int n_outputs, celer_body *body,
+                                            size_t *json_len);
+
 /* KServe v1: {"instances": [...]} where each instance is one row of the model's single input
  * (or an object {input name: row} for several inputs). Decodes into a batch: tensors of shape
  * [n_instances, ...row shape]. Same ownership as celer_kserve_decode_infer. */

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "log.h"
 #include "openapi.h"
 #include "server_internal.h"
 
@@ -906,7 +907,7 @@ static void docs_rebuild(celer_registry *r) {
         }
     celer_arena_free(&a);
     if (st) {
-        fprintf(stderr, "celer: the OpenAPI documents were not rebuilt: %s\n", celer_status_name(st));
+        celer_log(CELER_LOG_WARNING, "the OpenAPI documents were not rebuilt: %s", celer_status_name(st));
         free_docs(docs, d);
         docs = NULL;
     }
@@ -949,7 +950,7 @@ static void scan_and_load(celer_registry *r, bool wait_stable) {
     celer_repo_model *models;
     int n;
     if (celer_repo_scan(r->opts->model_repository, &arena, &models, &n)) {
-        fprintf(stderr, "celer: repository: %s\n", celer_error_message());
+        celer_log(CELER_LOG_ERROR, "repository: %s", celer_error_message());
     } else {
         /* models first, then pipelines, which check the models they call */
         for (int pass = 0, i = 0; pass < 2; i = 0, pass++)
@@ -963,7 +964,7 @@ static void scan_and_load(celer_registry *r, bool wait_stable) {
             celer_status st = load_model(r, &models[i]);
             /* a failure that may pass (memory ran short) is tried again at the next scan */
             if ((m = find_model(r, models[i].name))) m->tried_fp = celer_status_retryable(st) ? 0 : fp;
-            if (st) fprintf(stderr, "celer: %s\n", celer_error_message());
+            if (st) celer_log(CELER_LOG_ERROR, "%s", celer_error_message());
         }
         /* models whose folder disappeared */
         for (int i = 0; i < r->n_models; i++) {
@@ -1003,7 +1004,7 @@ celer_status celer_registry_load(celer_registry *r, const char *name) {
                 if ((m = find_model(r, name))) m->tried_fp = fingerprint(&models[i]);
             }
     } else { /* the message names the repository's path: for the log only */
-        fprintf(stderr, "celer: repository: %s\n", celer_error_message());
+        celer_log(CELER_LOG_ERROR, "repository: %s", celer_error_message());
         celer_errorf(st, "the model repository cannot be scanned (the server log says why)");
     }
     celer_arena_free(&arena);

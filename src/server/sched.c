@@ -241,6 +241,7 @@ static void expire_job(celer_job *j, int64_t now, char *msg, size_t cap) {
     j->start_ns = j->end_ns = now;
     j->batch_size = 0;
     j->batch_first = true;
+    j->run = NULL;
     j->done(j, CELER_ERR_TIMEOUT, msg, NULL, 0);
 }
 
@@ -250,6 +251,7 @@ static void cancel_job(celer_job *j, int64_t now) {
     j->start_ns = j->end_ns = now;
     j->batch_size = 0;
     j->batch_first = true;
+    j->run = NULL;
     j->done(j, CELER_ERR_CANCELLED, "the request was cancelled by its client before it ran", NULL, 0);
 }
 
@@ -258,7 +260,69 @@ static void fail_job(worker *w, celer_job *j, celer_status st, int64_t start, in
     j->end_ns = end;
     j->batch_size = batch;
     j->batch_first = true;
+    j->run = NULL;
     j->done(j, st, w->msg, NULL, 0);
+}
+
+/* ---- outputs kept past done ---- */
+
+/* One model run whose outputs the jobs it answers are being handed (on the worker's stack). */
+typedef struct sched_run {
+    worker *w;
+    const celer_sched_queue *q;
+    celer_context *ctx;
+    const celer_tensor *outs; /* the run's outputs (batched: the whole batch's) */
+    celer_sched_hold *hold;   /* made by the first keep; the run holds one reference until its jobs are answered */
+} sched_run;
+
+struct celer_sched_hold {
+    atomic_int refs;
+    celer_outputs_hold *mem;
+    int n_bufs;
+    void *bufs[]; /* the worker's batch buffers an output views (a batched Identity's) */
+};
+
+celer_status celer_sched_keep_outputs(const celer_job *job, celer_sched_hold **out) {
+    sched_run *run = job->run;
+    if (!run || !run->ctx) return celer_errorf(CELER_ERR_UNSUPPORTED, "the job ran no model: nothing to keep");
+    if (!run->hold) {
+        const celer_sched_queue *q = run->q;
+        worker *w = run->w;
+        celer_outputs_hold *mem;
+        CELER_TRY(celer_context_keep_outputs(run->ctx, &mem));
+        celer_sched_hold *h = malloc(sizeof *h + (size_t)q->n_inputs * sizeof h->bufs[0]);
+        if (!h) {
+            celer_outputs_release(mem);
+            return celer_errorf(CELER_ERR_NOMEM, "out of memory keeping a run's outputs");
+        }
+        atomic_init(&h->refs, 1);
+        h->mem = mem;
+        h->n_bufs = 0;
+        for (int o = 0; o < q->n_outputs; o++) {
+            size_t bytes = 0;
+            const celer_tensor *t = &run->outs[o];
+            if (celer_tensor_bytes(t, &bytes) || !bytes || celer_outputs_hold_covers(mem, t->data, bytes)) continue;
+            for (int i = 0; i < w->cap_in && i < q->n_inputs; i++) { /* a view of a batch buffer: take it */
+                const char *b = w->buf[i], *d = t->data;
+                if (b && d >= b && d < b + w->buf_cap[i]) {
+                    h->bufs[h->n_bufs++] = w->buf[i];
+                    w->buf[i] = NULL;
+                    w->buf_cap[i] = 0;
+                }
+            }
+        }
+        run->hold = h;
+    }
+    atomic_fetch_add(&run->hold->refs, 1);
+    *out = run->hold;
+    return CELER_OK;
+}
+
+void celer_sched_release(celer_sched_hold *h) {
+    if (!h || atomic_fetch_sub(&h->refs, 1) != 1) return;
+    celer_outputs_release(h->mem);
+    for (int i = 0; i < h->n_bufs; i++) free(h->bufs[i]);
+    free(h);
 }
 
 /* Copies the calling thread's error message, which the next celer call may overwrite. */
@@ -279,7 +343,10 @@ static void run_one(worker *w, celer_sched_queue *q, celer_context *ctx, celer_j
     j->end_ns = end;
     j->batch_size = batch;
     j->batch_first = true;
+    sched_run run = {w, q, ctx, outs, NULL};
+    j->run = q->model ? &run : NULL; /* a task's job has no run to keep */
     j->done(j, CELER_OK, "", outs, q->n_outputs);
+    celer_sched_release(run.hold);
 }
 
 static void run_each(worker *w, celer_sched_queue *q, celer_context *ctx, celer_job *list) {
@@ -382,6 +449,7 @@ static void run_batched(worker *w, celer_sched_queue *q, celer_context *ctx, cel
         return;
     }
     int64_t row = 0;
+    sched_run run = {w, q, ctx, outs, NULL};
     for (celer_job *j = list, *next; j; j = next) {
         next = j->next;
         int64_t r = job_rows(q, j);
@@ -395,8 +463,10 @@ static void run_batched(worker *w, celer_sched_queue *q, celer_context *ctx, cel
         j->end_ns = end;
         j->batch_size = (int)rows;
         j->batch_first = j == list;
+        j->run = &run;
         j->done(j, CELER_OK, "", w->out, q->n_outputs);
     }
+    celer_sched_release(run.hold);
 }
 
 /* Completes expired and cancelled jobs, then runs the rest (one batch, or one by one). */

@@ -46,7 +46,21 @@ struct celer_job {
     int batch_size;                       /* rows of the batch this job ran in */
     bool batch_first;                     /* first job of its executed batch: count batches with it */
     celer_job *next;                      /* scheduler-private link */
+    struct sched_run *run;                /* scheduler-private: the run whose outputs done is given */
 };
+
+/* Outputs made to outlive a job's done callback (an answer streamed to a slow client). */
+typedef struct celer_sched_hold celer_sched_hold;
+/* From within job's done callback, on its worker, for the outputs it was given (CELER_OK):
+ * makes every output's data stay valid until celer_sched_release, whatever the worker runs next.
+ * The run's memory is taken from the execution context (which allocates afresh for its next run)
+ * and so are the worker's batch buffers an output views; the jobs of one batch share one hold.
+ * Constants and a job's own inputs need nothing. BYTES outputs: the celer_str arrays are kept, the
+ * bytes they point to are not (kernels keep them in state of their own). CELER_ERR_UNSUPPORTED
+ * for a job with no model run (a task queue's), CELER_ERR_NOMEM when the hold cannot be made. */
+celer_status celer_sched_keep_outputs(const celer_job *job, celer_sched_hold **out);
+/* Drops a hold (any thread); the memory goes when the last holder drops it. NULL: nothing. */
+void celer_sched_release(celer_sched_hold *h);
 
 typedef struct celer_sched_queue_options {
     int max_batch_size;         /* 0: no batching (each job runs alone, inputs as given) */

@@ -12,6 +12,7 @@
 
 #include "grpc.h"
 #include "http.h"
+#include "log.h"
 #include "s3_mirror.h"
 
 #define OPT(field) offsetof(celer_server_options, field)
@@ -47,6 +48,14 @@ static const celer_server_flag flags[] = {
      "request body bytes all connections may hold together (gRPC: with the answers clients have not read yet); "
      "a request that would go past it gets 503",
      CELER_FLAG_SIZE, OPT(max_body_total_bytes)},
+    {"max-response-bytes", "CELER_MAX_RESPONSE_BYTES", "1073741824",
+     "largest answer (413 / RESOURCE_EXHAUSTED beyond); answers of 64 MiB of tensors or more are sent from the "
+     "tensors as the client reads (gRPC: at most 2 GiB - 1 a message, protobuf's limit)",
+     CELER_FLAG_SIZE, OPT(max_response_bytes)},
+    {"compress-min-bytes", "CELER_COMPRESS_MIN_BYTES", "1024",
+     "answers of this many bytes or more are compressed (gzip or deflate) when the client takes it: HTTP's "
+     "Accept-Encoding, and on gRPC when the request came compressed and grpc-accept-encoding allows it",
+     CELER_FLAG_SIZE, OPT(compress_min_bytes)},
     {"image-memory-bytes", "CELER_IMAGE_MEMORY_BYTES", "536870912",
      "decoded image pixels all requests may hold together (pipelines' decode_image); an image needing more than "
      "this gets 413, one that finds it held by others 503; 0 = no cap",
@@ -73,7 +82,15 @@ static const celer_server_flag flags[] = {
     {"shutdown-timeout-secs", "CELER_SHUTDOWN_TIMEOUT_SECS", "30",
      "on SIGTERM the process exits within this long: in-flight requests finish, then those still queued get 503",
      CELER_FLAG_INT, OPT(shutdown_timeout_secs)},
-    {"log-format", "CELER_LOG_FORMAT", "text", "access log format: text or json", CELER_FLAG_STRING, OPT(log_format)},
+    {"log-format", "CELER_LOG_FORMAT", "default",
+     "log line format: default (\"text\" too), ISO8601 (a timestamp and level letter before every line) or json "
+     "(one object per line); changed at run time by POST /v2/logging", CELER_FLAG_STRING, OPT(log_format)},
+    {"log-info", "CELER_LOG_INFO", "true", "info lines (the access log among them)", CELER_FLAG_BOOL, OPT(log_info)},
+    {"log-warning", "CELER_LOG_WARNING", "true", "warning lines", CELER_FLAG_BOOL, OPT(log_warning)},
+    {"log-error", "CELER_LOG_ERROR", "true", "error lines", CELER_FLAG_BOOL, OPT(log_error)},
+    {"log-verbose", "CELER_LOG_VERBOSE", "0",
+     "verbose level: 1 adds a line per gRPC call and the message of every failed request; 0 = none",
+     CELER_FLAG_INT, OPT(log_verbose)},
     {"quiet", "CELER_QUIET", "0", "no access log", CELER_FLAG_BOOL, OPT(quiet)},
     {"cache-bytes", "CELER_CACHE_BYTES", "268435456",
      "in-process result cache for models and pipelines that enable it (config response_cache, pipeline.yaml "
@@ -161,9 +178,10 @@ celer_status celer_server_parse_args(int argc, char **argv, celer_server_options
     if (o->grpc_max_message_bytes < 1024 || o->grpc_max_message_bytes > 0xffffffffLL)
         return celer_errorf(CELER_ERR_INVALID, "--grpc-max-message-bytes must be between 1024 and 4294967295 (the "
                             "gRPC prefix's limit), not %lld", o->grpc_max_message_bytes);
-    if (strcmp(o->log_format, "text") && strcmp(o->log_format, "json"))
-        return celer_errorf(CELER_ERR_INVALID, "--log-format must be text or json, not '%s'", o->log_format);
+    CELER_TRY(celer_log_configure(o));
     if (o->max_body_bytes < 1024) return celer_errorf(CELER_ERR_INVALID, "--max-body-bytes must be at least 1024");
+    if (o->max_response_bytes < 1024)
+        return celer_errorf(CELER_ERR_INVALID, "--max-response-bytes must be at least 1024");
     if (o->max_body_total_bytes < o->max_body_bytes)
         return celer_errorf(CELER_ERR_INVALID, "--max-body-total-bytes (%lld) must be at least --max-body-bytes (%lld)",
                             o->max_body_total_bytes, o->max_body_bytes);
@@ -182,10 +200,10 @@ static celer_status sync_s3(celer_s3_mirror *mirror, const char *url, celer_regi
     celer_status st = celer_s3_mirror_sync(mirror, &s);
     celer_registry_set_source_error(registry, url, st ? celer_error_message() : NULL, first);
     if (st)
-        fprintf(stderr, "celer: %s: sync failed, serving what was there: %s\n", url, celer_error_message());
+        celer_log(CELER_LOG_WARNING, "%s: sync failed, serving what was there: %s", url, celer_error_message());
     else if (s.objects_downloaded || s.objects_removed)
-        fprintf(stderr, "celer: %s: %lld objects (%lld bytes) downloaded, %lld unchanged, %lld removed; %d units "
-                "taken, %d not complete yet (%lld list calls)\n", url, (long long)s.objects_downloaded,
+        celer_log(CELER_LOG_INFO, "%s: %lld objects (%lld bytes) downloaded, %lld unchanged, %lld removed; %d units "
+                "taken, %d not complete yet (%lld list calls)", url, (long long)s.objects_downloaded,
                 (long long)s.bytes_downloaded, (long long)s.objects_unchanged, (long long)s.objects_removed,
                 s.units_taken, s.units_waiting, (long long)s.list_calls);
     return st;
@@ -234,12 +252,12 @@ static celer_status open_s3(const celer_server_options *local, celer_s3_mirror *
         s.units_waiting = again.units_waiting;
     }
     if ((*sync_st = st)) {
-        fprintf(stderr, "celer: %s: cannot sync, starting unready and retrying: %s\n", local->model_repository,
+        celer_log(CELER_LOG_ERROR, "%s: cannot sync, starting unready and retrying: %s", local->model_repository,
                 celer_error_message());
         return CELER_OK;
     }
-    fprintf(stderr, "celer: %s: local copy in %s: %lld objects (%lld bytes) downloaded, %lld unchanged in %.2f s; "
-            "%d units taken, %d not complete yet\n", local->model_repository, celer_s3_mirror_dir(*out),
+    celer_log(CELER_LOG_INFO, "%s: local copy in %s: %lld objects (%lld bytes) downloaded, %lld unchanged in %.2f s; "
+            "%d units taken, %d not complete yet", local->model_repository, celer_s3_mirror_dir(*out),
             (long long)s.objects_downloaded, (long long)s.bytes_downloaded, (long long)s.objects_unchanged,
             (double)ms / 1e3, s.units_taken, s.units_waiting);
     return CELER_OK;
@@ -268,13 +286,13 @@ static bool wait_zero(int (*count)(celer_http *, celer_grpc *), celer_http *http
 static void shutdown_http(const celer_server_options *opts, celer_http *http, celer_grpc *grpc,
                           celer_registry *registry, celer_sched *sched) {
     int64_t t0 = mono_ms(), limit = (int64_t)opts->shutdown_timeout_secs * 1000;
-    fprintf(stderr, "celer: shutting down: finishing %d in-flight requests\n", active(http, grpc));
+    celer_log(CELER_LOG_INFO, "shutting down: finishing %d in-flight requests", active(http, grpc));
     celer_http_drain(http);
     celer_grpc_drain(grpc);
     celer_registry_stop_actions(registry); /* queued loads and unloads get 503; the running one finishes */
     int64_t grace = limit > 2000 ? limit - 1000 : limit / 2;
     if (wait_zero(active, http, grpc, t0 + grace)) return;
-    fprintf(stderr, "celer: shutdown timeout near: answering %d queued requests with 503\n", suspended(http, grpc));
+    celer_log(CELER_LOG_WARNING, "shutdown timeout near: answering %d queued requests with 503", suspended(http, grpc));
     celer_sched_cancel(sched, "the server is shutting down");
     /* their answers are sent while the daemon runs; a client that does not read its answer is
      * cut off at the limit (only suspended requests would keep the daemon from stopping) */
@@ -356,7 +374,7 @@ celer_status celer_server_run(const celer_server_options *opts) {
         goto done;
     char grpc_at[80] = "";
     if (grpc) snprintf(grpc_at, sizeof grpc_at, " and grpc://%s:%d", opts->grpc_address, opts->grpc_port);
-    fprintf(stderr, "celer: serving %s on http://%s:%d%s (models loaded in %.0f ms)\n", url,
+    celer_log(CELER_LOG_INFO, "serving %s on http://%s:%d%s (models loaded in %.0f ms)", url,
             opts->http_address, opts->http_port, grpc_at,
             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 
@@ -386,11 +404,11 @@ celer_status celer_server_run(const celer_server_options *opts) {
     }
     shutdown_http(opts, http, grpc, registry, sched);
 done:
-    if (st) fprintf(stderr, "celer: error: %s\n", celer_error_message());
+    if (st) celer_log(CELER_LOG_ERROR, "error: %s", celer_error_message());
     if (suspended(http, grpc) > 0) {
         /* an execution outlived the timeout: nothing can be freed while it may still answer; the
          * process ends here and the kernel reclaims the rest */
-        fprintf(stderr, "celer: %d requests still running at the shutdown timeout; exiting without them\n",
+        celer_log(CELER_LOG_WARNING, "%d requests still running at the shutdown timeout; exiting without them",
                 suspended(http, grpc));
         fflush(stderr);
         _exit(0);

@@ -25,6 +25,8 @@ typedef struct celer_server_options {
     int threads;                /* intra-op threads per inference */
     long long max_body_bytes;   /* larger bodies get 413 */
     long long max_body_total_bytes; /* body bytes all connections may buffer together; beyond: 503 */
+    long long max_response_bytes; /* larger answers get 413 / RESOURCE_EXHAUSTED; large ones stream from the tensors */
+    long long compress_min_bytes; /* answers this large or more are compressed when the client takes gzip/deflate */
     int request_timeout_secs;   /* a connection idle this long is closed */
     int header_timeout_secs;    /* a request's headers must be complete this long after the connection
                                    opened or answered its previous request */
@@ -35,8 +37,10 @@ typedef struct celer_server_options {
     int default_max_batch;      /* batch size given to batchable models without a config */
     int max_queue_size;         /* queue cap for models whose config sets none */
     int shutdown_timeout_secs;  /* how long SIGTERM waits for in-flight requests */
-    const char *log_format;     /* "text" or "json" */
+    const char *log_format;     /* "default" ("text"), "ISO8601" or "json" (log.h) */
     int quiet;                  /* no access log */
+    int log_info, log_warning, log_error; /* each class of lines on or off (changed at run time: log.h) */
+    int log_verbose;            /* verbose lines up to this level; 0 = none */
     long long cache_bytes;      /* in-process result cache; 0 = none (identical requests still coalesce) */
     const char *cache_redis;    /* redis://... for the shared tier; "" = none */
     int cache_redis_timeout_ms; /* connect and command timeout */
@@ -54,8 +58,9 @@ typedef struct celer_server_flag {
 
 const celer_server_flag *celer_server_flags(int *count);
 
-/* Fills `opts` from defaults, then the environment, then argv (flags override the environment).
- * CELER_ERR_INVALID with a message naming the flag on a bad value or unknown flag. */
+/* Fills `opts` from defaults, then the environment, then argv (flags override the environment),
+ * and applies the log flags (--log-*) to the process's log settings. CELER_ERR_INVALID with a
+ * message naming the flag on a bad value or unknown flag. */
 celer_status celer_server_parse_args(int argc, char **argv, celer_server_options *opts);
 
 /* Loads the repository, starts serving and blocks until SIGTERM/SIGINT; then stops accepting,

@@ -55,6 +55,10 @@ struct celer_service_call {
     bool cache_leader; /* computes for the calls coalesced on cache_key */
     celer_cache_key cache_key;
     celer_cache_waiter waiter;
+    /* the outputs being answered: whose memory they are in (celer_service_keep_outputs) */
+    enum { OUTPUTS_OWN, OUTPUTS_JOB, OUTPUTS_BORROWED } outputs_from;
+    const celer_job *outputs_job; /* OUTPUTS_JOB: the model job whose run made them */
+    celer_sched_hold *hold;  /* kept until the call ends */
     /* response cache */
     bool raw_keyed; /* raw_key is set: a successful answer may be kept under it */
     celer_cache_key raw_key;
@@ -208,6 +212,7 @@ static void unadmit(celer_service_call *c) {
 void celer_service_end(celer_service_call *c) {
     if (!c) return;
     unadmit(c);
+    celer_sched_release(c->hold);
     celer_pipeline_run_end(c->run); /* images a failed or cancelled run still holds, and their budget */
     celer_arena_free(&c->arena);
     celer_registry_release(c->version);
@@ -215,6 +220,13 @@ void celer_service_end(celer_service_call *c) {
 }
 
 void celer_service_reject(celer_service_call *c) { count_outcome(c->version, c->protocol, false, 0); }
+
+celer_status celer_service_keep_outputs(celer_service_call *c) {
+    if (c->outputs_from == OUTPUTS_OWN || c->hold) return CELER_OK;
+    if (c->outputs_from == OUTPUTS_BORROWED)
+        return celer_errorf(CELER_ERR_UNSUPPORTED, "the outputs are another request's (coalesced on it)");
+    return celer_sched_keep_outputs(c->outputs_job, &c->hold);
+}
 
 /* ---- the response cache in front of the result cache ----
  * The same request bytes (body and the headers that decide its reading) to the same endpoint get
@@ -325,8 +337,8 @@ static void redis_key(celer_cache_key k, char out[40]) {
 
 /* The leader of a cache key is done: stores a success, then answers every call coalesced on the
  * key with the same result. */
-static void lead_done(celer_service_call *c, celer_status st, const char *message, const celer_tensor *outputs,
-                      int n_outputs) {
+static void lead_done(celer_service_call *c, const celer_job *job, celer_status st, const char *message,
+                      const celer_tensor *outputs, int n_outputs) {
     c->cache_leader = false;
     celer_service *s = c->svc;
     if (!st) {
@@ -347,6 +359,9 @@ static void lead_done(celer_service_call *c, celer_status st, const char *messag
         celer_service_call *wc = w->user;
         w = w->next; /* the waiter's call is gone once answered */
         wc->cache = st ? CELER_SERVICE_CACHE_MISS : CELER_SERVICE_CACHE_HIT;
+        /* a model run's memory can be held for them too; a pipeline's is in the leader's arena */
+        wc->outputs_from = c->outputs_from == OUTPUTS_JOB ? OUTPUTS_JOB : OUTPUTS_BORROWED;
+        wc->outputs_job = job;
         answer(wc, st, message, outputs, n_outputs);
     }
 }
@@ -367,7 +382,10 @@ static void finish(celer_service_call *c, const celer_job *job, celer_status st,
                 if (ns[i] > 0) celer_metrics_observe(v->m_steps[i], (double)ns[i] * 1e-9);
         }
     }
-    if (leader) lead_done(c, st, message, outputs, n_outputs); /* c's outputs stay valid until its answer */
+    /* a model's outputs are in its worker's run; a pipeline's in the call's own run */
+    c->outputs_from = v->pipeline || !job ? OUTPUTS_OWN : OUTPUTS_JOB;
+    c->outputs_job = job;
+    if (leader) lead_done(c, job, st, message, outputs, n_outputs); /* c's outputs stay valid until its answer */
     answer(c, st, message, outputs, n_outputs);                /* c may be gone from here on */
 }
 

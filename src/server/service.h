@@ -108,6 +108,14 @@ bool celer_service_find_response(celer_service_call *c, const char *const *parts
  * as the answer to the same request bytes, for no longer than the result it was encoded from. */
 void celer_service_keep_response(celer_service_call *c, const void *bytes, size_t len);
 
+/* From the done callback of a successful call: makes the outputs it was given stay valid until
+ * celer_service_end, so the transport can send them as the client reads, without copying them
+ * (the model run's memory is taken from its worker: celer_sched_keep_outputs). Outputs of a cache
+ * hit and of the call's own pipeline run are the call's already. BYTES elements' bytes are not
+ * kept: encode them during done. CELER_ERR_UNSUPPORTED when the outputs are another call's (a
+ * request coalesced on a pipeline request computing the same): copy them then; CELER_ERR_NOMEM. */
+celer_status celer_service_keep_outputs(celer_service_call *c);
+
 /* The transport could not decode the request: counts a failure of the version. The transport
  * answers with its own error and calls celer_service_end. */
 void celer_service_reject(celer_service_call *c);

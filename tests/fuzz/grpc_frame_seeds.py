@@ -4,11 +4,14 @@ HTTP/2 preface, as frames (RFC 9113: 3-byte length, type, flags, 4-byte stream i
 implemented RPC on the fuzz target's models (identity: x [-1,4] FP32; mlp: features [-1,16] FP32)
 with HPACK literal headers (and a few indexed ones), the gRPC message split over DATA frames,
 CONTINUATION, padding, priority, WINDOW_UPDATE, RST_STREAM, PING, GOAWAY, and what a server must
-refuse (unknown method, GET, a non-gRPC content-type, a compressed message, a bad grpc-timeout).
+refuse (unknown method, GET, a non-gRPC content-type, a bad grpc-timeout); gzip and deflate
+messages (valid, garbage, an unknown coding) and LogSettings changes.
 Standard library only, so it runs anywhere CI does."""
+import gzip
 import os
 import struct
 import sys
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from grpc_seeds import ld, packed, raw, tensor  # noqa: E402  (the protobuf writers)
@@ -110,10 +113,26 @@ seeds = {
     "refused": call(1, SERVICE + "NoSuchMethod", b"") + call(3, "ServerLive", b"", method="GET")
     + call(5, "ServerLive", b"", content_type="application/json") + call(7, "ServerLive", b"", content_type="")
     + call(9, "ModelConfig", ld(1, "mlp")) + call(11, "ServerLive", b"", ("grpc-timeout", "12x")),
-    "compressed": frame(HEADERS, END_HEADERS, 1, request_headers(SERVICE + "ModelInfer", ("grpc-encoding", "gzip")))
-    + frame(DATA, END_STREAM, 1, message(infer_identity, compressed=1))
-    + frame(HEADERS, END_HEADERS, 3, request_headers(SERVICE + "ServerLive"))
-    + frame(DATA, END_STREAM, 3, message(b"", compressed=2)),
+    # compressed messages: gzip and deflate (answers compressed back), garbage, an unknown coding,
+    # a flag of 2, a compressed ModelStreamInfer
+    "compressed": frame(HEADERS, END_HEADERS, 1, request_headers(SERVICE + "ModelInfer", ("grpc-encoding", "gzip"),
+                                                                 ("grpc-accept-encoding", "identity,deflate,gzip")))
+    + frame(DATA, END_STREAM, 1, message(gzip.compress(infer_identity), compressed=1))
+    + frame(HEADERS, END_HEADERS, 3, request_headers(SERVICE + "ModelInfer", ("grpc-encoding", "deflate")))
+    + frame(DATA, END_STREAM, 3, message(zlib.compress(infer_mlp), compressed=1))
+    + frame(HEADERS, END_HEADERS, 5, request_headers(SERVICE + "ModelInfer", ("grpc-encoding", "gzip")))
+    + frame(DATA, END_STREAM, 5, message(infer_identity, compressed=1))
+    + frame(HEADERS, END_HEADERS, 7, request_headers(SERVICE + "ServerLive", ("grpc-encoding", "snappy")))
+    + frame(DATA, END_STREAM, 7, message(b"x", compressed=1))
+    + frame(HEADERS, END_HEADERS, 9, request_headers(SERVICE + "ServerLive"))
+    + frame(DATA, END_STREAM, 9, message(b"", compressed=2))
+    + frame(HEADERS, END_HEADERS, 11, request_headers(SERVICE + "ModelStreamInfer", ("grpc-encoding", "gzip")))
+    + frame(DATA, END_STREAM, 11, message(gzip.compress(infer_identity), compressed=1) + message(infer_identity)),
+    # LogSettings: read, a change, a refused one (the settings go back to the defaults after)
+    "log_settings": call(1, "LogSettings", b"")
+    + call(3, "LogSettings", ld(1, ld(1, "log_verbose_level") + ld(2, bytes([0x10, 1]))))
+    + call(5, "LogSettings", ld(1, ld(1, "log_info") + ld(2, ld(3, "no"))))
+    + call(7, "LogSettings", ld(1, ld(1, "log_verbose_level") + ld(2, bytes([0x10, 0])))),
     # two messages on a unary call, a truncated one, none at all, trailers from the client
     "message_count": frame(HEADERS, END_HEADERS, 1, request_headers(SERVICE + "ServerLive"))
     + frame(DATA, END_STREAM, 1, message(b"") * 2)

@@ -5,7 +5,8 @@
 # gRPC ModelInferRequest decoder (fuzz_grpc_infer) for GRPC_SECONDS (default 30), then the gRPC
 # front end's HTTP/2 and gRPC framing on an in-process server (fuzz_grpc_frames) for
 # GRPC_FRAMES_SECONDS (default 30), then the S3 client's listing and error XML and repository URLs
-# (fuzz_s3) for S3_SECONDS (default 15): configures a clang build in build-fuzz, builds the targets,
+# (fuzz_s3) for S3_SECONDS (default 15), then the inflaters of compressed bodies and messages
+# (fuzz_inflate) for INFLATE_SECONDS (default 15): configures a clang build in build-fuzz, builds the targets,
 # seeds corpora from the conformance models, the example pipelines and a few valid requests, and
 # runs libFuzzer on one core.
 # Exits non-zero when a crash (or leak, timeout, OOM) is found; artifacts go to build-fuzz/artifacts.
@@ -17,7 +18,7 @@ DATA=${ONNX_TESTDATA:-/usr/share/libonnx-testdata/data}
 
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DCELER_FUZZ=ON >/dev/null
-ninja -C "$BUILD" -j2 fuzz_onnx fuzz_pipeline fuzz_kserve fuzz_grpc_infer fuzz_grpc_frames fuzz_s3
+ninja -C "$BUILD" -j2 fuzz_onnx fuzz_pipeline fuzz_kserve fuzz_grpc_infer fuzz_grpc_frames fuzz_s3 fuzz_inflate
 
 CORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-corpus.XXXXXX")
 PCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-pipeline.XXXXXX")
@@ -25,7 +26,8 @@ KCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-kserve.XXXXXX")
 GCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-grpc.XXXXXX")
 FCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-grpc-frames.XXXXXX")
 SCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-s3.XXXXXX")
-trap 'rm -rf "$CORPUS" "$PCORPUS" "$KCORPUS" "$GCORPUS" "$FCORPUS" "$SCORPUS"' EXIT
+ZCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-inflate.XXXXXX")
+trap 'rm -rf "$CORPUS" "$PCORPUS" "$KCORPUS" "$GCORPUS" "$FCORPUS" "$SCORPUS" "$ZCORPUS"' EXIT
 mkdir -p "$BUILD/artifacts"
 
 # fuzz TARGET SECONDS MAX_LEN CORPUS [DICT]: runs one target; a crash prints the log's tail and exits 1.
@@ -119,3 +121,22 @@ printf '\002s3://https://host.example:8443/bucket1/a/b' >"$SCORPUS/url1"
 printf '\002s3://bucket1/models/prod' >"$SCORPUS/url2"
 echo "fuzz_s3: $(ls "$SCORPUS" | wc -l) seeds, running ${S3_SECONDS:-15}s"
 fuzz fuzz_s3 "${S3_SECONDS:-15}" 65536 "$SCORPUS"
+
+# fuzz_inflate: byte 0 the coding (bit 0: gzip, deflate), the piece size (bits 1-3) and a round
+# trip (bit 7), bytes 1-2 the cap; seeds: gzip (two members), zlib and raw deflate streams, and a
+# bomb (1 MiB of zeros against a 4 KiB cap), written by Python's zlib.
+/usr/bin/python3 - "$ZCORPUS" <<'EOF'
+import gzip, os, sys, zlib
+d = sys.argv[1]
+text = b"celer inflates gzip and deflate bodies " * 40
+raw = zlib.compressobj(6, zlib.DEFLATED, -15)
+seeds = {"gzip": b"\x00\x00\x00" + gzip.compress(text) + gzip.compress(b"!"),
+         "zlib": b"\x05\x00\x00" + zlib.compress(text),
+         "raw": b"\x07\x00\x00" + raw.compress(text) + raw.flush(),
+         "bomb": b"\x0c\x00\x10" + gzip.compress(bytes(1 << 20)),
+         "trip": b"\x82\x10\x00" + text}
+for name, b in seeds.items():
+    open(os.path.join(d, name), "wb").write(b)
+EOF
+echo "fuzz_inflate: $(ls "$ZCORPUS" | wc -l) seeds, running ${INFLATE_SECONDS:-15}s"
+fuzz fuzz_inflate "${INFLATE_SECONDS:-15}" 65536 "$ZCORPUS"

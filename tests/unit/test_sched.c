@@ -120,6 +120,9 @@ typedef struct tjob {
     counter *ctr;
     gate *gate; /* when set, done blocks until released */
     sem_t *sem; /* when set, posted at completion */
+    bool keep;  /* done keeps the outputs (celer_sched_keep_outputs): `kept` points into them */
+    celer_sched_hold *hold;
+    celer_tensor kept;
 } tjob;
 
 static void tjob_done(celer_job *job, celer_status status, const char *message, const celer_tensor *outputs,
@@ -143,6 +146,10 @@ static void tjob_done(celer_job *job, celer_status status, const char *message, 
         t->out = outputs[0];
         t->out.data = malloc(bytes + 1);
         if (bytes) memcpy(t->out.data, outputs[0].data, bytes);
+        if (t->keep) {
+            assert_int_equal(celer_sched_keep_outputs(job, &t->hold), CELER_OK);
+            t->kept = outputs[0];
+        }
     }
     /* t may be reused or gone as soon as it is signalled: touch nothing of it afterwards */
     counter *ctr = t->ctr;
@@ -177,6 +184,8 @@ static void tjob_init(tjob *t, int rank, const int64_t *dims, float *data, uint6
 }
 
 static void tjob_free(tjob *t) {
+    celer_sched_release(t->hold);
+    t->hold = NULL;
     free(t->owned);
     free(t->out.data);
     t->owned = NULL;
@@ -365,6 +374,64 @@ static void test_batched_equals_single(void **state) {
     gate_destroy(&g);
     counter_destroy(&ctr);
     celer_model_free(m);
+}
+
+/* Outputs kept past done (an answer streamed to a slow client) stay as they were while the worker
+ * runs other batches: batched MLP jobs (outputs in the run's arena, taken from the context) and a
+ * batched Identity (outputs viewing the worker's batch buffer, taken from the worker), against
+ * the copies made in done; a job of a model queue run alone too. ASan sees any use after free. */
+static void test_keep_outputs(void **state) {
+    (void)state;
+    pb bytes;
+    celer_model *models[2] = {load(mlp_path()), tiny_model("Identity", &bytes)};
+    for (int mi = 0; mi < 2; mi++) {
+        celer_model *m = models[mi];
+        int64_t cols = mi ? 5 : 16;
+        celer_sched *s;
+        assert_int_equal(celer_sched_init(1, &s), CELER_OK);
+        celer_sched_queue *hold_q = add_queue(s, models[0], 0, 0, 8, NULL, 0);
+        celer_sched_queue *q = add_queue(s, m, 32, 0, 64, NULL, 0);
+        celer_sched_queue *single = add_queue(s, m, 0, 0, 64, NULL, 0);
+        counter ctr;
+        counter_init(&ctr);
+        gate g;
+        gate_init(&g);
+        tjob hold, kept[7], later[12];
+        hold_worker(hold_q, &hold, &g, &ctr);
+        uint64_t seed = 11;
+        for (int i = 0; i < 7; i++) { /* one batch; the last alone */
+            int64_t dims[2] = {i % 3 + 1, cols};
+            tjob_init(&kept[i], 2, dims, NULL, &seed, &ctr);
+            kept[i].keep = i % 2 == 0 || i == 6; /* some of the batch keep, some do not */
+            assert_int_equal(celer_sched_submit(i == 6 ? single : q, &kept[i].job), CELER_OK);
+        }
+        gate_release(&g);
+        assert_int_equal(counter_wait(&ctr, 8, 10000), 8);
+        for (int i = 0; i < 12; i++) { /* the same worker runs again, on the same contexts */
+            int64_t dims[2] = {i % 4 + 1, cols};
+            tjob_init(&later[i], 2, dims, NULL, &seed, &ctr);
+            assert_int_equal(celer_sched_submit(i % 2 ? single : q, &later[i].job), CELER_OK);
+        }
+        assert_int_equal(counter_wait(&ctr, 20, 10000), 20);
+        for (int i = 0; i < 7; i++) {
+            if (!kept[i].keep) continue;
+            size_t n;
+            assert_int_equal(celer_tensor_bytes(&kept[i].kept, &n), CELER_OK);
+            assert_true(celer_shape_equal(&kept[i].kept.shape, &kept[i].out.shape));
+            assert_memory_equal(kept[i].kept.data, kept[i].out.data, n);
+        }
+        for (int i = 0; i < 7; i++) tjob_free(&kept[i]); /* the holds go; the last one frees the memory */
+        for (int i = 0; i < 12; i++) tjob_free(&later[i]);
+        celer_sched_queue_remove(s, q);
+        celer_sched_queue_remove(s, single);
+        celer_sched_queue_remove(s, hold_q);
+        celer_sched_free(s);
+        tjob_free(&hold);
+        gate_destroy(&g);
+        counter_destroy(&ctr);
+    }
+    celer_model_free(models[0]);
+    celer_model_free(models[1]);
 }
 
 #define N_SUBMITTERS 8
@@ -1263,6 +1330,7 @@ static void test_throughput(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batched_equals_single),
+        cmocka_unit_test(test_keep_outputs),
         cmocka_unit_test(test_concurrent_submitters),
         cmocka_unit_test(test_preferred_sizes),
         cmocka_unit_test(test_delay_partial_batch),
