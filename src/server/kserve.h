@@ -23,14 +23,25 @@ typedef struct celer_kserve_tensor_spec {
     const celer_tensor *default_row; /* business objects: one row used for objects lacking the field */
 } celer_kserve_tensor_spec;
 
+/* A tensor in system shared memory: the parameters shared_memory_region, shared_memory_offset (0
+ * when absent) and shared_memory_byte_size. The codecs only decode them; the request service reads
+ * such an input from its region and writes such an output into it (shm.h). */
+typedef struct celer_kserve_shm {
+    const char *region; /* NULL: the tensor is not in shared memory */
+    uint64_t offset, byte_size;
+} celer_kserve_shm;
+
 typedef struct celer_kserve_input {
     const char *name;   /* as given */
-    celer_tensor tensor; /* data in the request arena or pointing into the body (binary) */
+    celer_tensor tensor; /* data in the request arena or pointing into the body (binary); NULL while
+                            in shared memory (shm.region set): the service fills it */
+    celer_kserve_shm shm;
 } celer_kserve_input;
 
 typedef struct celer_kserve_output_request {
     const char *name;
     bool binary;         /* parameters.binary_data */
+    celer_kserve_shm shm; /* written into this region and answered without data */
 } celer_kserve_output_request;
 
 typedef struct celer_kserve_request {
@@ -111,9 +122,20 @@ celer_status celer_kserve_check_shape(const celer_kserve_tensor_spec *sp, const 
 /* Refuses a reserved request parameter celer does not implement (sequence_*, priority, headers,
  * triton_*), unless its value asks for nothing (`asks_nothing`: false, 0, "" or "0"). */
 celer_status celer_kserve_check_request_param(const char *key, bool asks_nothing);
-/* Refuses a parameter of an input or output other than `known` (NULL: none is read): the
- * refused table's reason (classification, shared memory) or "unknown parameter". */
+/* Refuses a parameter of an input or output other than `known` (NULL: none is read) and the
+ * shared-memory ones: the refused table's reason (classification) or "unknown parameter". */
 celer_status celer_kserve_check_tensor_param(const char *key, const char *known, const char *what);
+/* Which shared-memory parameter `key` is: 0 shared_memory_region, 1 shared_memory_offset,
+ * 2 shared_memory_byte_size; -1 none of them. */
+int celer_kserve_shm_param(const char *key);
+/* The shared-memory parameters a codec read for `what` (has[i]: parameter i was given): an offset
+ * or size without a region, or a region without its size, is CELER_ERR_INVALID in Triton's words. */
+celer_status celer_kserve_check_shm(const bool has[3], const char *what);
+/* The body of POST /v2/systemsharedmemory/region/{name}/register: {"key": string, "offset":
+ * integer >= 0 (0 when absent), "byte_size": integer >= 0}; other fields refused. Strings go into
+ * `arena`. CELER_ERR_PARSE / CELER_ERR_INVALID naming what is wrong. */
+celer_status celer_kserve_decode_shm_register(const char *body, size_t len, celer_arena *arena, const char **key,
+                                              uint64_t *offset, uint64_t *byte_size);
 /* BYTES elements in binary form: numel times (4-byte little-endian length, bytes), exactly filling
  * [p, p + n); elements may hold NULs. The celer_str array goes into `arena`; with `copy` the bytes
  * are copied there too (with a NUL after them), otherwise they point into [p, p + n), which must
