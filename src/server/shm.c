@@ -41,7 +41,7 @@ struct celer_shm {
 
 static _Thread_local sigjmp_buf *volatile guard;
 static struct sigaction previous_bus;
-static pthread_once_t guard_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void on_sigbus(int sig, siginfo_t *info, void *ctx) {
     (void)ctx;
@@ -55,10 +55,17 @@ static void on_sigbus(int sig, siginfo_t *info, void *ctx) {
     if (info->si_code <= 0) raise(sig);
 }
 
+/* Puts the handler in place unless it is there already (a handler set since, a test harness's
+ * say, goes behind it). */
 static void install_guard(void) {
-    struct sigaction sa = {.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGBUS, &sa, &previous_bus);
+    pthread_mutex_lock(&guard_lock);
+    struct sigaction cur;
+    if (!sigaction(SIGBUS, NULL, &cur) && !((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == on_sigbus)) {
+        struct sigaction sa = {.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO};
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGBUS, &sa, &previous_bus);
+    }
+    pthread_mutex_unlock(&guard_lock);
 }
 
 /* Runs fn(arg) with the guard up; false when it faulted. */
@@ -130,7 +137,7 @@ celer_status celer_shm_init(bool allowed, celer_shm **out) {
     if (!m) return celer_errorf(CELER_ERR_NOMEM, "out of memory for the shared memory registry");
     m->allowed = allowed;
     pthread_mutex_init(&m->lock, NULL);
-    if (allowed) pthread_once(&guard_once, install_guard);
+    if (allowed) install_guard();
     *out = m;
     return CELER_OK;
 }
