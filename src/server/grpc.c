@@ -394,7 +394,7 @@ static celer_status rpc_health_check(celer_grpc *g, const uint8_t *msg, size_t l
     return CELER_OK;
 }
 
-/* ---- system shared memory (shm.h); CUDA shared memory refused: no GPU ---- */
+/* ---- system shared memory (shm.h); CUDA shared memory: none, no GPU ---- */
 
 /* One SystemSharedMemoryStatusResponse.regions entry {key=1: name, value=2: RegionStatus{name=1,
  * key=2, offset=3, byte_size=4}} (field 1). */
@@ -452,27 +452,28 @@ static celer_status rpc_shm_unregister(celer_grpc *g, const uint8_t *msg, size_t
     return st;
 }
 
-/* CudaSharedMemory{Status,Register,Unregister}: refused, naming the region the request names. */
-static celer_status cuda_shm(const uint8_t *msg, size_t len, const char *what, const char *action) {
+/* CudaSharedMemory{Status,Register,Unregister} (shm.h: register refused, an empty status, nothing
+ * to unregister); the answers are empty messages. */
+static celer_status cuda_shm(celer_grpc *g, const uint8_t *msg, size_t len, const char *what, const char *action) {
     celer_arena arena;
     celer_arena_init(&arena, 4096, 1 << 16);
     const char *name;
     celer_status st = celer_grpc_decode_shm_name(msg, len, what, &arena, &name);
-    if (!st) st = celer_shm_cuda_refuse(action, name);
+    if (!st) st = celer_shm_cuda(celer_service_shm(g->service), action, name);
     celer_arena_free(&arena);
     return st;
 }
 static celer_status rpc_cuda_shm_status(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
-    (void)g, (void)out;
-    return cuda_shm(msg, len, "CudaSharedMemoryStatusRequest", "status");
+    (void)out;
+    return cuda_shm(g, msg, len, "CudaSharedMemoryStatusRequest", "status");
 }
 static celer_status rpc_cuda_shm_register(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
-    (void)g, (void)out;
-    return cuda_shm(msg, len, "CudaSharedMemoryRegisterRequest", "register");
+    (void)out;
+    return cuda_shm(g, msg, len, "CudaSharedMemoryRegisterRequest", "register");
 }
 static celer_status rpc_cuda_shm_unregister(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
-    (void)g, (void)out;
-    return cuda_shm(msg, len, "CudaSharedMemoryUnregisterRequest", "unregister");
+    (void)out;
+    return cuda_shm(g, msg, len, "CudaSharedMemoryUnregisterRequest", "unregister");
 }
 
 static void start_model_infer(celer_grpc *g, grpc_call *c);

@@ -528,7 +528,7 @@ static enum MHD_Result h_metrics(http_req *q, const route_args *a) {
     return send_reply(q);
 }
 
-/* ---- system shared memory (shm.h); CUDA shared memory refused: no GPU ---- */
+/* ---- system shared memory (shm.h); CUDA shared memory: none, no GPU ---- */
 
 static enum MHD_Result reply_failed(http_req *q, celer_status st) {
     char msg[1024];
@@ -574,10 +574,15 @@ static enum MHD_Result h_shm_unregister(http_req *q, const route_args *a) {
     return send_reply(q);
 }
 
-/* /v2/cudasharedmemory/...: the action is the path's last segment. */
+/* /v2/cudasharedmemory/...: the action is the path's last segment (shm.h: register refused, an
+ * empty status, nothing to unregister). */
 static enum MHD_Result h_cuda_shm(http_req *q, const route_args *a) {
     const char *action = strrchr(q->path, '/') + 1;
-    return reply_failed(q, celer_shm_cuda_refuse(action, a->region));
+    celer_status st = celer_shm_cuda(celer_service_shm(q->srv->service), action, a->region);
+    if (st) return reply_failed(q, st);
+    if (!strcmp(action, "status")) celer_jbuf_raw(&q->resp, "[]", 2);
+    reply_json(q, 200);
+    return send_reply(q);
 }
 
 /* ---- OpenAPI documents and the /docs page ---- */

@@ -423,11 +423,17 @@ celer_status celer_shm_acquire(celer_shm *m, const char *name, uint64_t offset, 
 
 const char *celer_shm_region_name(const celer_shm_region *r) { return r->name; }
 
-celer_status celer_shm_cuda_refuse(const char *action, const char *name) {
-    static const char alt[] = "celer runs on the CPU only; use system shared memory: /v2/systemsharedmemory, the "
-                              "SystemSharedMemory* RPCs";
+celer_status celer_shm_cuda(const celer_shm *m, const char *action, const char *name) {
+    bool all = !name || !*name;
     if (!strcmp(action, "register"))
-        return celer_errorf(CELER_ERR_UNSUPPORTED, "failed to register CUDA shared memory region: '%s', GPUs not "
-                            "supported (%s)", name ? name : "", alt);
-    return celer_errorf(CELER_ERR_UNSUPPORTED, "CUDA shared memory is not supported: no GPU (%s)", alt);
+        return celer_errorf(CELER_ERR_UNSUPPORTED,
+                            "failed to register CUDA shared memory region: '%s', GPUs not supported (CUDA shared memory "
+                            "is not supported: no GPU; celer runs on the CPU only: use system shared memory, "
+                            "/v2/systemsharedmemory or the SystemSharedMemory* RPCs)", name ? name : "");
+    if (!strcmp(action, "status"))
+        return all ? CELER_OK
+                   : celer_errorf(CELER_ERR_NOT_FOUND,
+                                  "Unable to find cuda shared memory region: '%s' (celer has no GPU: no CUDA shared "
+                                  "memory region can be registered)", name);
+    return celer_shm_check_allowed(m); /* unregister: nothing is registered, as Triton without GPUs answers */
 }

@@ -93,8 +93,11 @@ celer_status celer_shm_read(const celer_shm_region *r, void *dst, const void *sr
 celer_status celer_shm_write_tensor(const celer_shm_region *r, void *dst, const celer_tensor *t, size_t size,
                                     const char *what);
 
-/* CUDA shared memory: celer has no GPU. CELER_ERR_UNSUPPORTED for `action` ("register" of region
- * `name`, with Triton's words; "status", "unregister"), saying to use system shared memory. */
-celer_status celer_shm_cuda_refuse(const char *action, const char *name);
+/* CUDA shared memory: celer has no GPU, so none is ever registered. `action` "register" is refused
+ * (CELER_ERR_UNSUPPORTED, Triton's words, "no GPU"); "status" answers CELER_OK for every region
+ * (name NULL or "": an empty list) and CELER_ERR_NOT_FOUND for a named one; "unregister" is
+ * CELER_OK (nothing to do) unless shared memory is off, as Triton built without GPUs answers: its
+ * clients clean up with it before using system shared memory. */
+celer_status celer_shm_cuda(const celer_shm *m, const char *action, const char *name);
 
 #endif

@@ -14,7 +14,8 @@ registered, reads inputs from them and writes outputs into them; results are com
   ('..', '/' in the key, no leading '/'), an object that does not exist, a range outside the object
   at registration, a name registered twice, an unknown region, an offset or size outside the region,
   a region too small or too large for the tensor, an output region too small, data and a region for
-  one input, CUDA shared memory (no GPU);
+  one input, a CUDA shared memory register (no GPU; status answers none and unregister has nothing
+  to do, as Triton built without GPUs answers);
 - an object truncated by its client after registration: an error, and the server goes on;
 - unregistering while clients loop on inference with the region, on both protocols at once: every
   request succeeds with the right result or fails with a clear message, the server does not crash
@@ -327,14 +328,21 @@ def http_refusals(srv, rng):
         status, doc, _ = infer(shm_params("ref", 64), dict(shm_params("ref", 64, 64), binary_data=True))
         refused("HTTP infer with an output in a region and binary_data", status, doc, 400,
                 "Output can't set both 'shared_memory_region' and 'binary_data'")
-        # CUDA shared memory: no GPU
-        for method, path in (("GET", "status"), ("GET", "region/g/status"), ("POST", "region/g/register"),
-                             ("POST", "unregister"), ("POST", "region/g/unregister")):
-            body = {"raw_handle": {"b64": "AAAA"}, "device_id": 0, "byte_size": 64} if path.endswith("register") and \
-                "un" not in path else None
-            status, doc, _ = srv.json(method, f"/v2/cudasharedmemory/{path}", body)
-            refused(f"HTTP CUDA shared memory {method} {path}", status, doc, 400, "CUDA shared memory",
-                    "not supported", "celer runs on the CPU only")
+        # CUDA shared memory: no GPU, so none is ever registered; status and unregister answer as
+        # Triton built without GPUs does (Triton's shm examples unregister CUDA regions first)
+        status, doc, _ = srv.json("POST", "/v2/cudasharedmemory/region/g/register",
+                                  {"raw_handle": {"b64": "AAAA"}, "device_id": 0, "byte_size": 64})
+        refused("HTTP CUDA shared memory register", status, doc, 400,
+                "failed to register CUDA shared memory region: 'g', GPUs not supported", "no GPU",
+                "use system shared memory")
+        status, doc, _ = srv.json("GET", "/v2/cudasharedmemory/status")
+        check("HTTP CUDA shared memory status: an empty list", status == 200 and doc == [], (status, doc))
+        status, doc, _ = srv.json("GET", "/v2/cudasharedmemory/region/g/status")
+        refused("HTTP CUDA shared memory status of a region", status, doc, 404,
+                "Unable to find cuda shared memory region: 'g'", "no GPU")
+        for path in ("unregister", "region/g/unregister"):
+            status, doc, _ = srv.json("POST", f"/v2/cudasharedmemory/{path}")
+            check(f"HTTP CUDA shared memory {path}: 200, nothing to do", status == 200, (status, doc))
         # an object its client truncates after registering it: an error, no SIGBUS
         path = f"/dev/shm/{TAG}_trunc"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -460,11 +468,16 @@ def grpc_checks(g, rng):
               err and err[0] == "INVALID_ARGUMENT" and "invalid args" in err[1], err)
         _, err = g.call("SystemSharedMemoryRegister", name="g", key=r.key, byte_size=64)
         check("gRPC register of a name registered already", err and "already in manager" in err[1], err)
-        for method, fields in (("CudaSharedMemoryRegister", {"name": "c", "raw_handle": b"\0" * 64, "byte_size": 64}),
-                               ("CudaSharedMemoryStatus", {}), ("CudaSharedMemoryUnregister", {"name": "c"})):
-            _, err = g.call(method, **fields)
-            check(f"gRPC {method}: UNIMPLEMENTED, no GPU", err and err[0] == "UNIMPLEMENTED" and "CUDA shared memory" in err[1]
-                  and "celer runs on the CPU only" in err[1], err)
+        _, err = g.call("CudaSharedMemoryRegister", name="c", raw_handle=b"\0" * 64, byte_size=64)
+        check("gRPC CudaSharedMemoryRegister: UNIMPLEMENTED, no GPU", err and err[0] == "UNIMPLEMENTED"
+              and "GPUs not supported" in err[1] and "celer runs on the CPU only" in err[1], err)
+        resp, err = g.call("CudaSharedMemoryStatus")
+        check("gRPC CudaSharedMemoryStatus: no regions", err is None and len(resp.regions) == 0, err)
+        _, err = g.call("CudaSharedMemoryStatus", name="c")
+        check("gRPC CudaSharedMemoryStatus of a region: NOT_FOUND", err and err[0] == "NOT_FOUND"
+              and "Unable to find cuda shared memory region: 'c'" in err[1], err)
+        _, err = g.call("CudaSharedMemoryUnregister", name="c")
+        check("gRPC CudaSharedMemoryUnregister: OK, nothing to do", err is None, err)
         _, err = g.call("SystemSharedMemoryUnregister", name="g")
         resp, _ = g.call("SystemSharedMemoryStatus")
         check("gRPC SystemSharedMemoryUnregister of one", err is None and list(resp.regions) == ["g2"], err)

@@ -284,12 +284,25 @@ static void test_cap(void **state) {
     shm_unlink(key);
 }
 
+/* CUDA shared memory: none can be registered (no GPU); status and unregister answer as Triton
+ * built without GPUs does. */
 static void test_cuda(void **state) {
     (void)state;
-    tu_expect_err(celer_shm_cuda_refuse("register", "g"), CELER_ERR_UNSUPPORTED,
-                  "failed to register CUDA shared memory region: 'g', GPUs not supported (celer runs on the CPU only");
-    tu_expect_err(celer_shm_cuda_refuse("status", ""), CELER_ERR_UNSUPPORTED,
-                  "CUDA shared memory is not supported: no GPU (celer runs on the CPU only; use system shared memory");
+    celer_shm *on, *off;
+    assert_int_equal(celer_shm_init(true, &on), CELER_OK);
+    assert_int_equal(celer_shm_init(false, &off), CELER_OK);
+    tu_expect_err(celer_shm_cuda(on, "register", "g"), CELER_ERR_UNSUPPORTED,
+                  "failed to register CUDA shared memory region: 'g', GPUs not supported (CUDA shared memory is not "
+                  "supported: no GPU; celer runs on the CPU only: use system shared memory");
+    tu_expect_err(celer_shm_cuda(off, "register", "g"), CELER_ERR_UNSUPPORTED, "no GPU");
+    assert_int_equal(celer_shm_cuda(on, "status", ""), CELER_OK);
+    assert_int_equal(celer_shm_cuda(off, "status", NULL), CELER_OK);
+    tu_expect_err(celer_shm_cuda(on, "status", "g"), CELER_ERR_NOT_FOUND, "Unable to find cuda shared memory region: 'g'");
+    assert_int_equal(celer_shm_cuda(on, "unregister", ""), CELER_OK);
+    assert_int_equal(celer_shm_cuda(on, "unregister", "g"), CELER_OK);
+    tu_expect_err(celer_shm_cuda(off, "unregister", ""), CELER_ERR_UNSUPPORTED, "Client shared memory is disabled");
+    celer_shm_free(on);
+    celer_shm_free(off);
 }
 
 /* Threads acquiring, reading, writing and releasing while another registers and unregisters the
