@@ -305,10 +305,11 @@ static void left_before_batch(celer_service_call *c) {
     atomic_fetch_sub(&c->version->before_batch, 1);
 }
 
-/* Hands c's result to its transport to encode, counts it (a success only when it also encoded),
- * then lets the transport send it when it waits on another thread: c may be gone after that. */
 static celer_status shm_write_outputs(celer_service_call *c, const celer_tensor *outputs, int n_outputs);
 
+/* Hands c's result to its transport to encode, counts it (a success only when it also encoded),
+ * then lets the transport send it when it waits on another thread: c may be gone after that. An
+ * output requested in a region is written there first (a failure to write it is the answer). */
 static void answer(celer_service_call *c, celer_status st, const char *message, const celer_tensor *outputs,
                    int n_outputs) {
     char msg[1024];
@@ -503,7 +504,8 @@ static celer_status shm_read_input(celer_service_call *c, celer_kserve_input *in
                             "(shared_memory_byte_size in region '%s'; the shape's %lld elements of %zu bytes)",
                             in->name, c->version->owner->name, need, (unsigned long long)size, in->shm.region,
                             (long long)numel, celer_dtype_size(t->dtype));
-    if (size > SIZE_MAX / 2) return celer_errorf(CELER_ERR_LIMIT, "%s: %llu bytes in shared memory", what, (unsigned long long)size);
+    if (size > SIZE_MAX / 2)
+        return celer_errorf(CELER_ERR_LIMIT, "%s: %llu bytes in shared memory", what, (unsigned long long)size);
     celer_shm_region *r;
     char *addr;
     CELER_TRY(celer_shm_acquire(c->svc->shm, in->shm.region, in->shm.offset, size, what, &r, &addr));
@@ -513,7 +515,8 @@ static celer_status shm_read_input(celer_service_call *c, celer_kserve_input *in
                                          (unsigned long long)size, in->shm.region, celer_error_message());
     celer_shm_release(r); /* the bytes are the call's now */
     if (st) return st;
-    if (t->dtype == CELER_STRING) return celer_kserve_decode_bytes(dst, (size_t)size, (size_t)numel, false, &c->arena, what, &t->data);
+    if (t->dtype == CELER_STRING) /* elements point into the copy */
+        return celer_kserve_decode_bytes(dst, (size_t)size, (size_t)numel, false, &c->arena, what, &t->data);
     t->data = dst;
     return CELER_OK;
 }
@@ -568,7 +571,8 @@ static celer_status shm_take_outputs(celer_service_call *c) {
 static celer_status shm_write_outputs(celer_service_call *c, const celer_tensor *outputs, int n_outputs) {
     for (int i = 0; i < c->n_shm_outs; i++) {
         const shm_output *so = &c->shm_outs[i];
-        if (so->output >= n_outputs) return celer_errorf(CELER_ERR_INTERNAL, "output '%s' missing from the result", so->o->name);
+        if (so->output >= n_outputs)
+            return celer_errorf(CELER_ERR_INTERNAL, "output '%s' missing from the result", so->o->name);
         const celer_tensor *t = &outputs[so->output];
         char what[300];
         snprintf(what, sizeof what, "output '%.256s'", so->o->name);
