@@ -23,21 +23,23 @@ export CELER_REAL_MODELS_DIR="$PWD/build/real-models"
 # truncated and overwritten in place), runs here against build-asan/celer
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$jobs")
 
-echo "== thread sanitizer: one model run from 8 threads at once; the request service in process"
+echo "== thread sanitizer: one model run from 8 threads at once; the request service in process; shared memory"
+echo "   regions acquired by threads while another unregisters them"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DCMAKE_C_FLAGS=-fsanitize=thread -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >/dev/null
-ninja -C build-tsan -j"$jobs" test_runtime test_service test_s3
-for t in test_runtime test_service; do
+ninja -C build-tsan -j"$jobs" test_runtime test_service test_s3 test_shm
+for t in test_runtime test_service test_shm; do
   CELER_EXAMPLES="$PWD/examples" TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
     "build-tsan/tests/$t"
 done
 echo "== thread sanitizer: the S3 copy fetching 4 objects at once, against Swift"
 TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
   /usr/bin/python3 tests/s3/test_s3_client.py build-tsan/tests/test_s3
-echo "== thread sanitizer: the server under the pipeline, cache, hardening and gRPC end-to-end tests (requests move"
-echo "   between workers; coalesced requests are answered by another request's worker; shutdown under load)"
+echo "== thread sanitizer: the server under the pipeline, cache, hardening, gRPC and shared memory end-to-end tests"
+echo "   (requests move between workers; coalesced requests are answered by another request's worker; shutdown under"
+echo "   load; regions unregistered while requests use them)"
 ninja -C build-tsan -j"$jobs" celer
-for t in test_pipelines test_cache test_cache_redis test_hardening test_grpc test_grpc_abuse; do
+for t in test_pipelines test_cache test_cache_redis test_hardening test_grpc test_grpc_abuse test_shared_memory; do
   TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
     /usr/bin/python3 "tests/e2e/$t.py" build-tsan/celer examples/repository
 done

@@ -44,6 +44,7 @@
 #include "grpc.h"
 #include "grpc_codec.h"
 #include "log.h"
+#include "shm.h"
 
 #define MAX_STREAMS 256                  /* concurrent streams per connection (nghttp2: unlimited) */
 #define STREAM_WINDOW (1 << 20)          /* initial window of each stream */
@@ -422,6 +423,23 @@ static void log_setting_pb(void *user, const char *name, const celer_log_value *
     celer_pb_end(out, entry);
 }
 
+/* ---- system shared memory (shm.h); CUDA shared memory: none, no GPU ---- */
+
+/* One SystemSharedMemoryStatusResponse.regions entry {key=1: name, value=2: RegionStatus{name=1,
+ * key=2, offset=3, byte_size=4}} (field 1). */
+static void shm_status_pb(void *user, const celer_shm_info *info) {
+    celer_jbuf *out = user;
+    size_t entry = celer_pb_begin(out, 1);
+    celer_pb_put_str(out, 1, info->name);
+    size_t value = celer_pb_begin(out, 2);
+    celer_pb_put_str(out, 1, info->name);
+    celer_pb_put_str(out, 2, info->key);
+    if (info->offset) celer_pb_put_varint(out, 3, info->offset);
+    if (info->byte_size) celer_pb_put_varint(out, 4, info->byte_size);
+    celer_pb_end(out, value);
+    celer_pb_end(out, entry);
+}
+
 /* LogSettingsRequest{settings=1: map<string, SettingValue>} -> LogSettingsResponse (same shape):
  * the settings after the request's changes, which are checked whole before any applies (log.h:
  * the same rules and messages as POST /v2/logging). A SettingValue with no member set changes
@@ -464,6 +482,71 @@ static celer_status rpc_log_settings(celer_grpc *g, const uint8_t *msg, size_t l
     return CELER_OK;
 }
 
+/* SystemSharedMemoryStatusRequest{name=1} ("" = every region): what
+ * GET /v2/systemsharedmemory[/region/{name}]/status says. */
+static celer_status rpc_shm_status(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
+    celer_arena arena;
+    celer_arena_init(&arena, 4096, 1 << 16);
+    const char *name;
+    celer_status st = celer_grpc_decode_shm_name(msg, len, "SystemSharedMemoryStatusRequest", &arena, &name);
+    if (!st) st = celer_shm_status(celer_service_shm(g->service), name, shm_status_pb, out);
+    celer_arena_free(&arena);
+    return st;
+}
+
+/* SystemSharedMemoryRegisterRequest{name=1, key=2, offset=3, byte_size=4} -> {}. */
+static celer_status rpc_shm_register(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
+    (void)out;
+    celer_shm *shm = celer_service_shm(g->service);
+    CELER_TRY(celer_shm_check_allowed(shm));
+    celer_arena arena;
+    celer_arena_init(&arena, 4096, 1 << 16);
+    const char *name, *key;
+    uint64_t offset, byte_size;
+    celer_status st = celer_grpc_decode_shm_register(msg, len, &arena, &name, &key, &offset, &byte_size);
+    if (!st) st = celer_shm_register(shm, name, key, offset, byte_size);
+    celer_arena_free(&arena);
+    return st;
+}
+
+/* SystemSharedMemoryUnregisterRequest{name=1} ("" = every region) -> {}. */
+static celer_status rpc_shm_unregister(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
+    (void)out;
+    celer_shm *shm = celer_service_shm(g->service);
+    CELER_TRY(celer_shm_check_allowed(shm));
+    celer_arena arena;
+    celer_arena_init(&arena, 4096, 1 << 16);
+    const char *name;
+    celer_status st = celer_grpc_decode_shm_name(msg, len, "SystemSharedMemoryUnregisterRequest", &arena, &name);
+    if (!st) st = celer_shm_unregister(shm, name);
+    celer_arena_free(&arena);
+    return st;
+}
+
+/* CudaSharedMemory{Status,Register,Unregister} (shm.h: register refused, an empty status, nothing
+ * to unregister); the answers are empty messages. */
+static celer_status cuda_shm(celer_grpc *g, const uint8_t *msg, size_t len, const char *what, const char *action) {
+    celer_arena arena;
+    celer_arena_init(&arena, 4096, 1 << 16);
+    const char *name;
+    celer_status st = celer_grpc_decode_shm_name(msg, len, what, &arena, &name);
+    if (!st) st = celer_shm_cuda(celer_service_shm(g->service), action, name);
+    celer_arena_free(&arena);
+    return st;
+}
+static celer_status rpc_cuda_shm_status(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
+    (void)out;
+    return cuda_shm(g, msg, len, "CudaSharedMemoryStatusRequest", "status");
+}
+static celer_status rpc_cuda_shm_register(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
+    (void)out;
+    return cuda_shm(g, msg, len, "CudaSharedMemoryRegisterRequest", "register");
+}
+static celer_status rpc_cuda_shm_unregister(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
+    (void)out;
+    return cuda_shm(g, msg, len, "CudaSharedMemoryUnregisterRequest", "unregister");
+}
+
 static void start_model_infer(celer_grpc *g, grpc_call *c);
 static void start_model_load(celer_grpc *g, grpc_call *c);
 static void start_model_unload(celer_grpc *g, grpc_call *c);
@@ -482,12 +565,12 @@ static const grpc_rpc rpcs[] = {
     {SERVICE_PREFIX "RepositoryIndex", rpc_repository_index, NULL, false},
     {SERVICE_PREFIX "RepositoryModelLoad", NULL, start_model_load, false},
     {SERVICE_PREFIX "RepositoryModelUnload", NULL, start_model_unload, false},
-    {SERVICE_PREFIX "SystemSharedMemoryStatus", NULL, NULL, false},
-    {SERVICE_PREFIX "SystemSharedMemoryRegister", NULL, NULL, false},
-    {SERVICE_PREFIX "SystemSharedMemoryUnregister", NULL, NULL, false},
-    {SERVICE_PREFIX "CudaSharedMemoryStatus", NULL, NULL, false},
-    {SERVICE_PREFIX "CudaSharedMemoryRegister", NULL, NULL, false},
-    {SERVICE_PREFIX "CudaSharedMemoryUnregister", NULL, NULL, false},
+    {SERVICE_PREFIX "SystemSharedMemoryStatus", rpc_shm_status, NULL, false},
+    {SERVICE_PREFIX "SystemSharedMemoryRegister", rpc_shm_register, NULL, false},
+    {SERVICE_PREFIX "SystemSharedMemoryUnregister", rpc_shm_unregister, NULL, false},
+    {SERVICE_PREFIX "CudaSharedMemoryStatus", rpc_cuda_shm_status, NULL, false},
+    {SERVICE_PREFIX "CudaSharedMemoryRegister", rpc_cuda_shm_register, NULL, false},
+    {SERVICE_PREFIX "CudaSharedMemoryUnregister", rpc_cuda_shm_unregister, NULL, false},
     {SERVICE_PREFIX "TraceSetting", NULL, NULL, false},
     {SERVICE_PREFIX "LogSettings", rpc_log_settings, NULL, false},
     {"/grpc.health.v1.Health/Check", rpc_health_check, NULL, false},

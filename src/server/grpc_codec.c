@@ -26,7 +26,7 @@ enum { MAP_KEY = 1, MAP_VALUE = 2 };
 enum { P_BOOL = 1, P_INT64 = 2, P_STRING = 3, P_DOUBLE = 4, P_UINT64 = 5 };
 enum { C_BOOL = 1, C_INT = 2, C_INT64 = 3, C_UINT = 4, C_UINT64 = 5, C_FP32 = 6, C_FP64 = 7, C_BYTES = 8 };
 enum { RESP_MODEL_NAME = 1, RESP_MODEL_VERSION = 2, RESP_ID = 3, RESP_OUTPUTS = 5, RESP_RAW = 6 };
-enum { OUT_NAME = 1, OUT_DATATYPE = 2, OUT_SHAPE = 3 };
+enum { OUT_NAME = 1, OUT_DATATYPE = 2, OUT_SHAPE = 3, OUT_PARAMS = 4 };
 
 /* Entries of one request's `parameters` map (each costs arena memory, and a key given twice is
  * found by comparing keys pairwise), and the length of their names. */
@@ -373,6 +373,58 @@ static celer_status check_tensor_params(span msg, int params_field, const char *
     return k < 0 ? CELER_ERR_PARSE : CELER_OK;
 }
 
+/* The shared-memory parameters of an input or output message (`name`: the tensor's): a region's
+ * name as string_param, offset and byte size as int64_param >= 0, as Triton's clients send them. */
+static celer_status read_shm(span msg, int params_field, const char *name, celer_arena *arena, celer_kserve_shm *shm) {
+    static const int kinds[3] = {P_STRING, P_INT64, P_INT64};
+    memset(shm, 0, sizeof *shm);
+    bool has[3] = {false, false, false};
+    celer_pb_reader r = {msg.p, msg.p + msg.len};
+    celer_pb_field f;
+    int k;
+    while ((k = celer_pb_next(&r, &f, name)) > 0) {
+        if (f.number != params_field || f.wire != WIRE_LEN) continue; /* the wire is checked by check_tensor_params */
+        param p;
+        CELER_TRY(read_param_entry(field_span(&f), name, &p));
+        int i = -1;
+        for (int j = 0; j < 3 && i < 0; j++) {
+            static const char *const keys[3] = {"shared_memory_region", "shared_memory_offset", "shared_memory_byte_size"};
+            if (span_eq(p.key, keys[j])) i = j;
+        }
+        if (i < 0) continue;
+        const char *key = i == 0 ? "shared_memory_region" : i == 1 ? "shared_memory_offset" : "shared_memory_byte_size";
+        if (p.kind != kinds[i])
+            return celer_errorf(CELER_ERR_INVALID, "invalid value type for '%s' parameter for tensor '%s', expected %s, got %s",
+                                key, name, param_kind_names[kinds[i]], param_kind_names[p.kind]);
+        has[i] = true;
+        if (i == 0) {
+            char w[300];
+            snprintf(w, sizeof w, "parameter 'shared_memory_region' of tensor '%.200s'", name);
+            CELER_TRY(pb_string(p.s, arena, w, &shm->region));
+        } else if ((int64_t)p.u < 0) {
+            return celer_errorf(CELER_ERR_INVALID, "'%s' parameter for tensor '%s' must be >= 0, got %lld", key, name,
+                                (long long)(int64_t)p.u);
+        } else {
+            *(i == 1 ? &shm->offset : &shm->byte_size) = p.u;
+        }
+    }
+    if (k < 0) return CELER_ERR_PARSE;
+    return celer_kserve_check_shm(has, name);
+}
+
+/* Whether the parameters of a message hold `key`. */
+static bool has_param(span msg, int params_field, const char *key) {
+    celer_pb_reader r = {msg.p, msg.p + msg.len};
+    celer_pb_field f;
+    while (celer_pb_next(&r, &f, "parameters") > 0) {
+        param p;
+        if (f.number == params_field && f.wire == WIRE_LEN && !read_param_entry(field_span(&f), "parameters", &p) &&
+            span_eq(p.key, key))
+            return true;
+    }
+    return false;
+}
+
 static celer_status decode_outputs(const span *msgs, int n, celer_arena *arena, celer_kserve_request *out) {
     if (n == 0) return CELER_OK;
     out->outputs = celer_arena_alloc(arena, (size_t)n * sizeof *out->outputs);
@@ -398,6 +450,10 @@ static celer_status decode_outputs(const span *msgs, int n, celer_arena *arena, 
                 return celer_errorf(CELER_ERR_INVALID, "output '%s' already exists in request: it is requested twice", s);
         /* binary_data means nothing here (outputs always go in raw_output_contents): Triton
          * ignores it on gRPC, so it is accepted */
+        CELER_TRY(read_shm(msgs[i], OREQ_PARAMS, s, arena, &out->outputs[i].shm));
+        if (out->outputs[i].shm.region && has_param(msgs[i], OREQ_PARAMS, "classification"))
+            return celer_errorf(CELER_ERR_INVALID,
+                                "output can't set both 'shared_memory_region' and 'classification' (output '%s')", s);
         static const char *const known[] = {"binary_data", "classification", NULL};
         CELER_TRY(check_tensor_params(msgs[i], OREQ_PARAMS, known, arena, what_name(arena, "output '%s'", s),
                                       &out->outputs[i].classification));
@@ -546,6 +602,7 @@ static celer_status raw_fixed(span raw, celer_dtype dtype, celer_arena *arena, v
 typedef struct in_msg {
     span msg, name, datatype;
     bool has_contents;
+    celer_kserve_shm shm; /* region set: the input is in shared memory (no contents, no raw entry) */
 } in_msg;
 
 static celer_status scan_input(span msg, int index, in_msg *in) {
@@ -636,7 +693,9 @@ static celer_status decode_input(const in_msg *in, const celer_kserve_tensor_spe
                             celer_kserve_dims_text(t.shape.dims, t.shape.rank, a, sizeof a));
     CELER_TRY(check_tensor_params(in->msg, IN_PARAMS, NULL, arena, what, NULL));
 
-    if (raw) {
+    if (in->shm.region) { /* read by the service from the region; t.data stays NULL */
+        out->shm = in->shm;
+    } else if (raw) {
         if (dtype == CELER_STRING) {
             CELER_TRY(celer_kserve_decode_bytes((const char *)raw->p, raw->len, (size_t)numel, false, arena, what, &t.data));
         } else {
@@ -729,6 +788,19 @@ celer_status celer_grpc_decode_infer(const uint8_t *msg, size_t len, const celer
         }
     }
 
+    /* inputs in shared memory: no contents, and no raw entry (the others' entries go in order) */
+    int n_shm = 0;
+    for (int i = 0; i < n_in; i++) {
+        char w[300];
+        snprintf(w, sizeof w, "%.*s", (int)CELER_MIN(ins[i].name.len, 200), ins[i].name.len ? (const char *)ins[i].name.p : "");
+        CELER_TRY(read_shm(ins[i].msg, IN_PARAMS, w, arena, &ins[i].shm));
+        if (!ins[i].shm.region) continue;
+        n_shm++;
+        if (ins[i].has_contents) /* Triton's wording */
+            return celer_errorf(CELER_ERR_INVALID,
+                                "unexpected 'content' provided when using shared memory for input tensor '%s' for model "
+                                "'%.*s'", w, (int)CELER_MIN(model.len, 200), (const char *)model.p);
+    }
     if (n_raw) {
         for (int i = 0; i < n_in; i++) /* Triton's wording, so clients see the same answer */
             if (ins[i].has_contents)
@@ -737,17 +809,19 @@ celer_status celer_grpc_decode_infer(const uint8_t *msg, size_t len, const celer
                                     "model '%.*s'",
                                     (int)CELER_MIN(ins[i].name.len, 200), (const char *)ins[i].name.p,
                                     (int)CELER_MIN(model.len, 200), (const char *)model.p);
-        if (n_raw != n_in)
+        if (n_raw != n_in - n_shm)
             return celer_errorf(CELER_ERR_INVALID,
-                                "the request has %d inputs but %d raw_input_contents: send one entry per input, in the "
-                                "order of 'inputs'",
-                                n_in, n_raw);
+                                "the request has %d inputs%s but %d raw_input_contents: send one entry per input%s, in "
+                                "the order of 'inputs'",
+                                n_in - n_shm, n_shm ? " outside shared memory" : "", n_raw,
+                                n_shm ? " not in shared memory" : "");
     }
     if (has_id) CELER_TRY(pb_string(id, arena, "request 'id'", &out->id));
     CELER_TRY(decode_request_params(pars, n_par, arena, out));
     CELER_TRY(decode_outputs(outs, n_out, arena, out));
 
     char spec_list[300];
+    int next_raw = 0; /* raw_input_contents go to the inputs not in shared memory, in order */
     for (int i = 0; i < n_in; i++) {
         const in_msg *in = &ins[i];
         if (in->name.len == 0) return celer_errorf(CELER_ERR_INVALID, "inputs[%d]: missing 'name'", i);
@@ -758,7 +832,10 @@ celer_status celer_grpc_decode_infer(const uint8_t *msg, size_t len, const celer
         if (seen[si])
             return celer_errorf(CELER_ERR_INVALID, "input '%s' already exists in request: it is given twice", spec[si].name);
         seen[si] = 1;
-        CELER_TRY(decode_input(in, &spec[si], n_raw ? &raws[i] : NULL, i, arena, &out->inputs[i]));
+        int raw_index = next_raw;
+        if (n_raw && !in->shm.region) next_raw++;
+        CELER_TRY(decode_input(in, &spec[si], n_raw && !in->shm.region ? &raws[raw_index] : NULL, raw_index, arena,
+                               &out->inputs[i]));
     }
     out->n_inputs = n_in;
     for (int s = 0; s < n_spec; s++)
@@ -803,6 +880,18 @@ celer_status celer_grpc_infer_target(const uint8_t *msg, size_t len, char *model
 /* ModelInferResponse                                                                       */
 /* ======================================================================================== */
 
+/* One entry {key, InferParameter} of a parameters map (field `field`): a string_param (s) or an
+ * int64_param (v). */
+static void put_param(celer_jbuf *out, int field, const char *key, int kind, uint64_t v, const char *s) {
+    size_t entry = celer_pb_begin(out, field);
+    celer_pb_put_str(out, MAP_KEY, key);
+    size_t value = celer_pb_begin(out, MAP_VALUE);
+    if (kind == P_STRING) celer_pb_put_str(out, P_STRING, s);
+    else celer_pb_put_varint(out, kind, v);
+    celer_pb_end(out, value);
+    celer_pb_end(out, entry);
+}
+
 /* The response's fields into `out`; raw_output_contents copied, or, with `body` (whose head `out`
  * is), as its parts by reference. */
 static celer_status encode_infer(const celer_kserve_request *req, const char *model_name, const char *model_version,
@@ -810,6 +899,7 @@ static celer_status encode_infer(const celer_kserve_request *req, const char *mo
                                  celer_body *body) {
     int sel[CELER_KSERVE_MAX_TENSORS];
     size_t bsize[CELER_KSERVE_MAX_TENSORS];
+    const celer_kserve_shm *shm[CELER_KSERVE_MAX_TENSORS] = {0}; /* written into a region by the service */
     int n_sel = 0;
     if (req && req->n_outputs > 0) {
         if (req->n_outputs > CELER_KSERVE_MAX_TENSORS) return celer_errorf(CELER_ERR_LIMIT, "too many outputs requested");
@@ -818,6 +908,7 @@ static celer_status encode_infer(const celer_kserve_request *req, const char *mo
             for (int i = 0; i < n_outputs && found < 0; i++)
                 if (!strcmp(names[i], req->outputs[q].name)) found = i;
             if (found < 0) return celer_errorf(CELER_ERR_NOT_FOUND, "unknown output '%s' requested", req->outputs[q].name);
+            if (req->outputs[q].shm.region) shm[n_sel] = &req->outputs[q].shm;
             sel[n_sel++] = found;
         }
     } else {
@@ -846,11 +937,17 @@ static celer_status encode_infer(const celer_kserve_request *req, const char *mo
             put_raw_varint(out, n);
             for (int d = 0; d < t->shape.rank; d++) put_raw_varint(out, (uint64_t)t->shape.dims[d]);
         }
+        if (shm[k]) { /* its bytes are in the region: where, and how many */
+            put_param(out, OUT_PARAMS, "shared_memory_region", P_STRING, 0, shm[k]->region);
+            put_param(out, OUT_PARAMS, "shared_memory_offset", P_INT64, shm[k]->offset, NULL);
+            put_param(out, OUT_PARAMS, "shared_memory_byte_size", P_INT64, bsize[k], NULL);
+        }
         celer_pb_end(out, mark);
     }
-    for (int k = 0; k < n_sel; k++) {
+    for (int k = 0; k < n_sel; k++) { /* one entry per output, empty for one in a region (as Triton) */
         put_tag(out, RESP_RAW, WIRE_LEN);
-        put_raw_varint(out, bsize[k]);
+        put_raw_varint(out, shm[k] ? 0 : bsize[k]);
+        if (shm[k]) continue; /* written into its region: an empty entry keeps the outputs' order */
         if (body) celer_body_tensor(body, &outputs[sel[k]], bsize[k]);
         else celer_kserve_write_binary(out, &outputs[sel[k]], bsize[k]);
     }
@@ -867,4 +964,58 @@ celer_status celer_grpc_encode_infer_body(const celer_kserve_request *req, const
                                           const char *model_version, const char *const *names,
                                           const celer_tensor *outputs, int n_outputs, celer_body *body) {
     return encode_infer(req, model_name, model_version, names, outputs, n_outputs, &body->head, body);
+}
+
+/* ======================================================================================== */
+/* System shared memory requests                                                           */
+/* ======================================================================================== */
+
+#define MAX_SHM_STRING 4096 /* names and keys are at most 255 bytes (shm.h checks): anything longer is refused early */
+
+static celer_status shm_string(const celer_pb_field *f, celer_arena *arena, const char *what, const char *field,
+                               const char **out) {
+    char w[160];
+    snprintf(w, sizeof w, "%s.%s", what, field);
+    CELER_TRY(want_wire(f, WIRE_LEN, what, field));
+    if (f->len > MAX_SHM_STRING) return celer_errorf(CELER_ERR_LIMIT, "%s has %zu bytes, at most 255", w, f->len);
+    return pb_string(field_span(f), arena, w, out);
+}
+
+celer_status celer_grpc_decode_shm_register(const uint8_t *msg, size_t len, celer_arena *arena, const char **name,
+                                            const char **key, uint64_t *offset, uint64_t *byte_size) {
+    static const char what[] = "SystemSharedMemoryRegisterRequest";
+    *name = *key = "";
+    *offset = *byte_size = 0;
+    if (!msg) msg = (const uint8_t *)"";
+    celer_pb_reader r = {msg, msg + len};
+    celer_pb_field f;
+    int k;
+    while ((k = celer_pb_next(&r, &f, what)) > 0) {
+        switch (f.number) {
+        case 1: CELER_TRY(shm_string(&f, arena, what, "name", name)); break;
+        case 2: CELER_TRY(shm_string(&f, arena, what, "key", key)); break;
+        case 3:
+            CELER_TRY(want_wire(&f, WIRE_VARINT, what, "offset"));
+            *offset = f.varint;
+            break;
+        case 4:
+            CELER_TRY(want_wire(&f, WIRE_VARINT, what, "byte_size"));
+            *byte_size = f.varint;
+            break;
+        default: break;
+        }
+    }
+    return k < 0 ? CELER_ERR_PARSE : CELER_OK;
+}
+
+celer_status celer_grpc_decode_shm_name(const uint8_t *msg, size_t len, const char *what, celer_arena *arena,
+                                        const char **name) {
+    *name = "";
+    if (!msg) msg = (const uint8_t *)"";
+    celer_pb_reader r = {msg, msg + len};
+    celer_pb_field f;
+    int k;
+    while ((k = celer_pb_next(&r, &f, what)) > 0)
+        if (f.number == 1) CELER_TRY(shm_string(&f, arena, what, "name", name));
+    return k < 0 ? CELER_ERR_PARSE : CELER_OK;
 }

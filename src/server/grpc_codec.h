@@ -65,7 +65,10 @@ celer_status celer_grpc_decode_infer(const uint8_t *msg, size_t len, const celer
 /* Appends a ModelInferResponse to `out` (after what it holds: the transport's 5-byte prefix):
  * model_name, model_version, id (req->id when set), and the outputs
  * selected by `req` (all when req->n_outputs is 0) as InferOutputTensor{name, datatype, shape}
- * with their bytes in raw_output_contents, in the same order. `names[i]` names `outputs[i]`. */
+ * with their bytes in raw_output_contents, in the same order. An output requested in shared
+ * memory (the service wrote it there) gets an empty raw_output_contents entry, as Triton answers,
+ * and parameters shared_memory_region, shared_memory_offset and shared_memory_byte_size (the bytes
+ * written). `names[i]` names `outputs[i]`. */
 celer_status celer_grpc_encode_infer(const celer_kserve_request *req, const char *model_name, const char *model_version,
                                      const char *const *names, const celer_tensor *outputs, int n_outputs,
                                      celer_jbuf *out);
@@ -75,5 +78,17 @@ celer_status celer_grpc_encode_infer(const celer_kserve_request *req, const char
 celer_status celer_grpc_encode_infer_body(const celer_kserve_request *req, const char *model_name,
                                           const char *model_version, const char *const *names,
                                           const celer_tensor *outputs, int n_outputs, celer_body *body);
+/* ---- system shared memory (the registry itself is shm.h's) ---- */
+
+/* SystemSharedMemoryRegisterRequest{name=1, key=2, offset=3, byte_size=4}: the strings copied
+ * into `arena` (NUL bytes and invalid UTF-8 refused; more than 4096 bytes CELER_ERR_LIMIT), ""
+ * and 0 for absent fields. */
+celer_status celer_grpc_decode_shm_register(const uint8_t *msg, size_t len, celer_arena *arena, const char **name,
+                                            const char **key, uint64_t *offset, uint64_t *byte_size);
+/* The name (field 1) of a {System,Cuda}SharedMemory{Status,Unregister}Request or of a
+ * CudaSharedMemoryRegisterRequest, as above ("" when absent: every region). `what` names the
+ * message in errors. */
+celer_status celer_grpc_decode_shm_name(const uint8_t *msg, size_t len, const char *what, celer_arena *arena,
+                                        const char **name);
 
 #endif

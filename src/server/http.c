@@ -30,6 +30,7 @@
 #include "compress.h"
 #include "http.h"
 #include "log.h"
+#include "shm.h"
 
 typedef enum req_state { REQ_READING, REQ_WAITING, REQ_READY } req_state;
 
@@ -68,6 +69,7 @@ struct celer_http {
 typedef struct route_args {
     const char *model, *version;
     const char *file; /* /docs/assets/{f} */
+    const char *region; /* /v2/{system,cuda}sharedmemory/region/{r}/... */
     char predict_model[256]; /* "{m}:predict" segment without its suffix */
 } route_args;
 
@@ -742,6 +744,63 @@ static enum MHD_Result h_metrics(http_req *q, const route_args *a) {
     return send_reply(q);
 }
 
+/* ---- system shared memory (shm.h); CUDA shared memory: none, no GPU ---- */
+
+static enum MHD_Result reply_failed(http_req *q, celer_status st) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", celer_error_message());
+    celer_jbuf_reset(&q->resp);
+    reply_status(q, st, msg);
+    return send_reply(q);
+}
+
+/* GET /v2/systemsharedmemory[/region/{r}]/status: [{"name","key","offset","byte_size"}]. */
+static enum MHD_Result h_shm_status(http_req *q, const route_args *a) {
+    celer_status st = celer_shm_status_json(celer_service_shm(q->srv->service), a->region, &q->resp);
+    if (st) return reply_failed(q, st);
+    reply_json(q, 200);
+    return send_reply(q);
+}
+
+/* POST /v2/systemsharedmemory/region/{r}/register {"key","offset","byte_size"}. */
+static enum MHD_Result h_shm_register(http_req *q, const route_args *a) {
+    celer_shm *shm = celer_service_shm(q->srv->service);
+    celer_status st = celer_shm_check_allowed(shm);
+    if (st) return reply_failed(q, st);
+    celer_arena arena;
+    celer_arena_init(&arena, 4096, 1 << 20);
+    const char *key;
+    uint64_t offset, byte_size;
+    st = celer_kserve_decode_shm_register(q->body ? q->body : "", q->body_len, &arena, &key, &offset, &byte_size);
+    if (!st) st = celer_shm_register(shm, a->region, key, offset, byte_size);
+    celer_arena_free(&arena);
+    if (st) return reply_failed(q, st);
+    reply_json(q, 200);
+    return send_reply(q);
+}
+
+/* POST /v2/systemsharedmemory[/region/{r}]/unregister, with an empty body. */
+static enum MHD_Result h_shm_unregister(http_req *q, const route_args *a) {
+    celer_status st = celer_shm_check_allowed(celer_service_shm(q->srv->service));
+    if (!st && q->body_len)
+        st = celer_errorf(CELER_ERR_INVALID, "an unregister request has no body (%zu bytes sent)", q->body_len);
+    if (!st) st = celer_shm_unregister(celer_service_shm(q->srv->service), a->region);
+    if (st) return reply_failed(q, st);
+    reply_json(q, 200);
+    return send_reply(q);
+}
+
+/* /v2/cudasharedmemory/...: the action is the path's last segment (shm.h: register refused, an
+ * empty status, nothing to unregister). */
+static enum MHD_Result h_cuda_shm(http_req *q, const route_args *a) {
+    const char *action = strrchr(q->path, '/') + 1;
+    celer_status st = celer_shm_cuda(celer_service_shm(q->srv->service), action, a->region);
+    if (st) return reply_failed(q, st);
+    if (!strcmp(action, "status")) celer_jbuf_raw(&q->resp, "[]", 2);
+    reply_json(q, 200);
+    return send_reply(q);
+}
+
 /* ---- OpenAPI documents and the /docs page ---- */
 
 static enum MHD_Result h_openapi(http_req *q, const route_args *a) {
@@ -866,7 +925,7 @@ static enum MHD_Result h_docs_asset(http_req *q, const route_args *a) {
     return send_reply(q);
 }
 
-/* The route table: method, path pattern ({m}, {v}, {f} match one segment; "{m}:predict" a segment
+/* The route table: method, path pattern ({m}, {v}, {f}, {r} match one segment; "{m}:predict" a segment
  * ending in ":predict"), handler. */
 static const struct route {
     const char *method, *pattern;
@@ -900,13 +959,23 @@ static const struct route {
     {"GET", "/v2/models/{m}/docs", h_docs},
     {"GET", "/docs/celer-docs.js", h_docs_script},
     {"GET", "/docs/assets/{f}", h_docs_asset},
+    {"GET", "/v2/systemsharedmemory/status", h_shm_status},
+    {"GET", "/v2/systemsharedmemory/region/{r}/status", h_shm_status},
+    {"POST", "/v2/systemsharedmemory/region/{r}/register", h_shm_register},
+    {"POST", "/v2/systemsharedmemory/unregister", h_shm_unregister},
+    {"POST", "/v2/systemsharedmemory/region/{r}/unregister", h_shm_unregister},
+    {"GET", "/v2/cudasharedmemory/status", h_cuda_shm},
+    {"GET", "/v2/cudasharedmemory/region/{r}/status", h_cuda_shm},
+    {"POST", "/v2/cudasharedmemory/region/{r}/register", h_cuda_shm},
+    {"POST", "/v2/cudasharedmemory/unregister", h_cuda_shm},
+    {"POST", "/v2/cudasharedmemory/region/{r}/unregister", h_cuda_shm},
 };
 
 #define MAX_SEGMENTS 16
 
 /* The patterns split into segments once, so that matching a request compares segment counts,
  * then lengths, instead of walking every pattern's text (this runs for every request). */
-typedef enum seg_kind { SEG_TEXT, SEG_MODEL, SEG_VERSION, SEG_FILE, SEG_PREDICT } seg_kind;
+typedef enum seg_kind { SEG_TEXT, SEG_MODEL, SEG_VERSION, SEG_FILE, SEG_REGION, SEG_PREDICT } seg_kind;
 typedef struct route_seg {
     const char *text;
     size_t len;
@@ -930,6 +999,7 @@ static void compile_routes(void) {
             if (len == 3 && !memcmp(p, "{m}", 3)) sg->kind = SEG_MODEL;
             else if (len == 3 && !memcmp(p, "{v}", 3)) sg->kind = SEG_VERSION;
             else if (len == 3 && !memcmp(p, "{f}", 3)) sg->kind = SEG_FILE;
+            else if (len == 3 && !memcmp(p, "{r}", 3)) sg->kind = SEG_REGION;
             else if (len == 11 && !memcmp(p, "{m}:predict", 11)) sg->kind = SEG_PREDICT;
             if (!end) break;
             p = end + 1;
@@ -963,7 +1033,7 @@ static int split_path(const char *path, char *buf, size_t cap, char **seg, size_
 static bool match(const struct compiled_route *c, char *const *seg, const size_t *seg_len, int count,
                   route_args *a) {
     if (c->count != count) return false;
-    a->model = a->version = a->file = NULL;
+    a->model = a->version = a->file = a->region = NULL;
     for (int i = 0; i < count; i++) {
         const route_seg *p = &c->seg[i];
         size_t n = seg_len[i];
@@ -982,6 +1052,10 @@ static bool match(const struct compiled_route *c, char *const *seg, const size_t
         case SEG_FILE:
             if (!n) return false;
             a->file = seg[i];
+            break;
+        case SEG_REGION:
+            if (!n) return false;
+            a->region = seg[i];
             break;
         case SEG_PREDICT:
             if (n <= 8 || n - 8 >= sizeof a->predict_model || memcmp(seg[i] + n - 8, ":predict", 8)) return false;

@@ -280,7 +280,7 @@ celer_status celer_kserve_decode_raw(const char *body, size_t len, const celer_k
 /* ---- parameters celer does not act on: refused by name, never ignored ----
  * Request level: Triton's reserved names (and the prefix triton_) celer does not implement (a zero or false value
  * asks for nothing and passes); any other name is the caller's own and reaches pipelines. Tensor
- * level: only the names celer reads. */
+ * level: only the names celer reads (celer_kserve_check_tensor_param). */
 static const struct unsupported_param {
     const char *name, *why;
 } unsupported_request_params[] = {
@@ -289,10 +289,6 @@ static const struct unsupported_param {
     {"sequence_end", "celer has no sequence batching (stateful models are not served)"},
     {"priority", "celer has no priority levels"},
     {"headers", "celer does not forward HTTP headers to models"},
-}, unsupported_tensor_params[] = {
-    {"shared_memory_region", "celer does not implement shared memory; send the data in the request"},
-    {"shared_memory_byte_size", "celer does not implement shared memory; send the data in the request"},
-    {"shared_memory_offset", "celer does not implement shared memory; send the data in the request"},
 };
 
 static const char *unsupported_why(const struct unsupported_param *table, size_t n, const char *name) {
@@ -315,11 +311,32 @@ static celer_status check_request_param(const char *key, const celer_json *v) {
     return celer_kserve_check_request_param(key, nothing);
 }
 
+/* The shared-memory parameters, in the order of celer_kserve_shm_param's answers. */
+static const char *const shm_params[3] = {"shared_memory_region", "shared_memory_offset", "shared_memory_byte_size"};
+
+int celer_kserve_shm_param(const char *key) {
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(key, shm_params[i])) return i;
+    return -1;
+}
+
+celer_status celer_kserve_check_shm(const bool has[3], const char *what) {
+    for (int i = 1; i < 3; i++)
+        if (has[i] && !has[0])
+            return celer_errorf(CELER_ERR_INVALID,
+                                "'%s' can not be specified without 'shared_memory_region' parameter for tensor '%s'",
+                                shm_params[i], what);
+    if (has[0] && !has[2])
+        return celer_errorf(CELER_ERR_INVALID,
+                            "'shared_memory_region' needs 'shared_memory_byte_size' (the tensor's bytes in the region) "
+                            "for tensor '%s'", what);
+    return CELER_OK;
+}
+
 celer_status celer_kserve_check_tensor_param(const char *key, const char *const *known, const char *what) {
     for (int i = 0; known && known[i]; i++)
         if (!strcmp(key, known[i])) return CELER_OK;
-    const char *why = unsupported_why(unsupported_tensor_params, CELER_ARRAY_LEN(unsupported_tensor_params), key);
-    if (why) return celer_errorf(CELER_ERR_INVALID, "%s: parameter '%s' is refused: %s", what, key, why);
+    if (celer_kserve_shm_param(key) >= 0) return CELER_OK; /* read by each codec */
     if (!known || !known[0]) return celer_errorf(CELER_ERR_INVALID, "%s: unknown parameter '%s' (celer reads none here)", what, key);
     char list[200] = "";
     for (int i = 0; known[i]; i++) {
@@ -333,6 +350,30 @@ celer_status celer_kserve_check_tensor_param(const char *key, const char *const 
 static celer_status check_tensor_params(const celer_json *params, const char *const *known, const char *what) {
     for (int i = 0; i < params->n; i++) CELER_TRY(celer_kserve_check_tensor_param(params->keys[i], known, what));
     return CELER_OK;
+}
+
+/* The shared-memory parameters of an input or output (`name`: the tensor's) from its JSON
+ * parameters object: a region's name, a non-negative offset and byte size. */
+static celer_status parse_shm(const celer_json *params, const char *name, celer_kserve_shm *shm) {
+    memset(shm, 0, sizeof *shm);
+    if (!params) return CELER_OK;
+    bool has[3];
+    for (int i = 0; i < 3; i++) {
+        const celer_json *v = celer_json_get(params, shm_params[i]);
+        has[i] = v != NULL;
+        if (!v) continue;
+        if (i == 0) {
+            if (v->type != CELER_JSON_STRING || memchr(v->string, 0, v->string_len))
+                return celer_errorf(CELER_ERR_INVALID,
+                                    "Unable to parse 'shared_memory_region' of tensor '%s': expected a string (a "
+                                    "registered region's name), got %.*s", name, (int)CELER_MIN(v->raw_len, 40), v->raw);
+            shm->region = v->string;
+        } else if (!json_uint(v, i == 1 ? &shm->offset : &shm->byte_size)) {
+            return celer_errorf(CELER_ERR_INVALID, "Unable to parse '%s' of tensor '%s': expected an integer >= 0, got %.*s",
+                                shm_params[i], name, (int)CELER_MIN(v->raw_len, 40), v->raw);
+        }
+    }
+    return celer_kserve_check_shm(has, name);
 }
 
 static celer_status parse_outputs(const celer_json *outputs, celer_arena *arena, celer_kserve_request *out) {
@@ -360,6 +401,10 @@ static celer_status parse_outputs(const celer_json *outputs, celer_arena *arena,
                 return celer_errorf(CELER_ERR_INVALID, "output '%s': 'parameters' must be an object", name->string);
             char what[300];
             snprintf(what, sizeof what, "output '%.256s'", name->string);
+            CELER_TRY(parse_shm(params, name->string, &out->outputs[i].shm));
+            if (out->outputs[i].shm.region && celer_json_get(params, "classification"))
+                return celer_errorf(CELER_ERR_INVALID, "Output can't set both 'shared_memory_region' and 'classification' "
+                                    "(output '%s')", name->string);
             CELER_TRY(check_tensor_params(params, known, what));
             const celer_json *bd = celer_json_get(params, "binary_data");
             if (bd) {
@@ -377,6 +422,9 @@ static celer_status parse_outputs(const celer_json *outputs, celer_arena *arena,
                                         what, (int)CELER_MIN(cl->raw_len, 40), cl->raw);
                 classification = k > UINT32_MAX ? UINT32_MAX : (uint32_t)k; /* more than there are: all of them */
             }
+            if (binary && out->outputs[i].shm.region)
+                return celer_errorf(CELER_ERR_INVALID, "Output can't set both 'shared_memory_region' and 'binary_data' "
+                                    "(output '%s')", name->string);
         }
         out->outputs[i].name = name->string;
         out->outputs[i].binary = binary;
@@ -490,14 +538,23 @@ celer_status celer_kserve_decode_infer(const char *body, size_t len, size_t json
             return celer_errorf(CELER_ERR_LIMIT, "%s: shape %s is too large", what, celer_kserve_dims_text(t.shape.dims, t.shape.rank, a, sizeof a));
 
         const celer_json *ip = celer_json_get(in, "parameters"), *bds = NULL;
+        celer_kserve_shm shm = {0};
         if (ip) {
             if (ip->type != CELER_JSON_OBJECT) return celer_errorf(CELER_ERR_INVALID, "%s: 'parameters' must be an object", what);
             static const char *const known[] = {"binary_data_size", NULL};
             CELER_TRY(check_tensor_params(ip, known, what));
+            CELER_TRY(parse_shm(ip, name->string, &shm));
             bds = celer_json_get(ip, "binary_data_size");
         }
         const celer_json *data = celer_json_get(in, "data");
-        if (bds) {
+        if (shm.region && (data || bds))
+            return celer_errorf(CELER_ERR_INVALID,
+                                "Input must set only one of the following fields: 'data', 'binary_data_size' in "
+                                "'parameters', 'shared_memory_region' in 'parameters'. But set%s%s 'shared_memory_region' "
+                                "(%s)", data ? " 'data'" : "", bds ? " 'binary_data_size'" : "", what);
+        if (shm.region) {
+            out->inputs[i].shm = shm; /* read by the service from the region; t.data stays NULL */
+        } else if (bds) {
             uint64_t size;
             if (!json_uint(bds, &size))
                 return celer_errorf(CELER_ERR_INVALID, "%s: parameters.binary_data_size must be a non-negative integer", what);
@@ -611,6 +668,7 @@ static celer_status encode_infer(const celer_kserve_request *req, const char *mo
     int sel[CELER_KSERVE_MAX_TENSORS];
     bool bin[CELER_KSERVE_MAX_TENSORS];
     size_t bsize[CELER_KSERVE_MAX_TENSORS];
+    const celer_kserve_shm *shm[CELER_KSERVE_MAX_TENSORS] = {0}; /* written into a region by the service */
     int n_sel = 0;
     bool all_binary = req && req->binary_data_output;
     if (req && req->n_outputs > 0) {
@@ -621,7 +679,8 @@ static celer_status encode_infer(const celer_kserve_request *req, const char *mo
                 if (strcmp(names[i], req->outputs[r].name) == 0) found = i;
             if (found < 0) return celer_errorf(CELER_ERR_NOT_FOUND, "unknown output '%s' requested", req->outputs[r].name);
             sel[n_sel] = found;
-            bin[n_sel++] = all_binary || req->outputs[r].binary;
+            if (req->outputs[r].shm.region) shm[n_sel] = &req->outputs[r].shm;
+            bin[n_sel++] = !req->outputs[r].shm.region && (all_binary || req->outputs[r].binary);
         }
     } else {
         if (n_outputs > CELER_KSERVE_MAX_TENSORS) return celer_errorf(CELER_ERR_LIMIT, "model has too many outputs");
@@ -637,8 +696,8 @@ static celer_status encode_infer(const celer_kserve_request *req, const char *mo
                                 celer_dtype_name(t->dtype));
         /* JSON strings carry text only: a BYTES output holding other bytes goes in binary form
          * (its binary_data_size tells the client), rather than losing bytes to U+FFFD */
-        if (!bin[k] && first_non_text(t) >= 0) bin[k] = true;
-        if (bin[k]) CELER_TRY(celer_kserve_binary_size(t, names[sel[k]], &bsize[k]));
+        if (!bin[k] && !shm[k] && first_non_text(t) >= 0) bin[k] = true;
+        if (bin[k] || shm[k]) CELER_TRY(celer_kserve_binary_size(t, names[sel[k]], &bsize[k]));
     }
     celer_jbuf_reset(out);
     celer_jbuf_raw(out, "{\"model_name\":", 14);
@@ -661,7 +720,15 @@ static celer_status encode_infer(const celer_kserve_request *req, const char *mo
         celer_jbuf_raw(out, dtn, strlen(dtn));
         celer_jbuf_raw(out, "\",\"shape\":", 10);
         write_shape(out, &t->shape);
-        if (bin[k]) {
+        if (shm[k]) { /* its bytes are in the region: where, and how many */
+            celer_jbuf_raw(out, ",\"parameters\":{\"shared_memory_region\":", 38);
+            celer_jbuf_str(out, shm[k]->region);
+            celer_jbuf_raw(out, ",\"shared_memory_offset\":", 24);
+            celer_jbuf_uint(out, shm[k]->offset);
+            celer_jbuf_raw(out, ",\"shared_memory_byte_size\":", 27);
+            celer_jbuf_uint(out, bsize[k]);
+            celer_jbuf_raw(out, "}}", 2);
+        } else if (bin[k]) {
             celer_jbuf_raw(out, ",\"parameters\":{\"binary_data_size\":", 34);
             celer_jbuf_uint(out, bsize[k]);
             celer_jbuf_raw(out, "}}", 2);
@@ -815,6 +882,40 @@ celer_status celer_kserve_encode_infer_body(const celer_kserve_request *req, con
                                             const celer_tensor *outputs, int n_outputs, celer_body *body,
                                             size_t *json_len) {
     return encode_infer(req, model_name, model_version, names, outputs, n_outputs, &body->head, json_len, body);
+}
+
+/* ---- system shared memory: the register request ---- */
+
+celer_status celer_kserve_decode_shm_register(const char *body, size_t len, celer_arena *arena, const char **key,
+                                              uint64_t *offset, uint64_t *byte_size) {
+    *key = NULL;
+    *offset = *byte_size = 0;
+    celer_json *root;
+    celer_status st = celer_json_parse(body, len, arena, &root);
+    if (st) return celer_error_wrap(st, "shared memory register request");
+    if (root->type != CELER_JSON_OBJECT)
+        return celer_errorf(CELER_ERR_INVALID,
+                            "a shared memory register request is a JSON object {\"key\", \"offset\", \"byte_size\"}");
+    for (int i = 0; i < root->n; i++)
+        if (strcmp(root->keys[i], "key") && strcmp(root->keys[i], "offset") && strcmp(root->keys[i], "byte_size"))
+            return celer_errorf(CELER_ERR_INVALID,
+                                "unknown field '%.64s' in a shared memory register request (it takes key, offset and "
+                                "byte_size)", root->keys[i]);
+    const celer_json *k = celer_json_get(root, "key"), *o = celer_json_get(root, "offset"),
+                     *b = celer_json_get(root, "byte_size");
+    if (!k) return celer_errorf(CELER_ERR_INVALID, "Shared memory register request has no 'key' field");
+    if (k->type != CELER_JSON_STRING || memchr(k->string, 0, k->string_len))
+        return celer_errorf(CELER_ERR_INVALID, "shared memory register request: 'key' must be a string (a POSIX "
+                            "shared-memory name such as \"/input0\")");
+    if (!b) return celer_errorf(CELER_ERR_INVALID, "Shared memory register request has no 'byte_size' field");
+    if (!json_uint(b, byte_size))
+        return celer_errorf(CELER_ERR_INVALID, "shared memory register request: 'byte_size' must be an integer >= 0, got %.*s",
+                            (int)CELER_MIN(b->raw_len, 40), b->raw);
+    if (o && !json_uint(o, offset))
+        return celer_errorf(CELER_ERR_INVALID, "shared memory register request: 'offset' must be an integer >= 0, got %.*s",
+                            (int)CELER_MIN(o->raw_len, 40), o->raw);
+    *key = k->string;
+    return CELER_OK;
 }
 
 /* ---- KServe v1 ---- */

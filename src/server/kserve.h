@@ -24,9 +24,19 @@ typedef struct celer_kserve_tensor_spec {
     const celer_tensor *default_row; /* business objects: one row used for objects lacking the field */
 } celer_kserve_tensor_spec;
 
+/* A tensor in system shared memory: the parameters shared_memory_region, shared_memory_offset (0
+ * when absent) and shared_memory_byte_size. The codecs only decode them; the request service reads
+ * such an input from its region and writes such an output into it (shm.h). */
+typedef struct celer_kserve_shm {
+    const char *region; /* NULL: the tensor is not in shared memory */
+    uint64_t offset, byte_size;
+} celer_kserve_shm;
+
 typedef struct celer_kserve_input {
     const char *name;   /* as given */
-    celer_tensor tensor; /* data in the request arena or pointing into the body (binary) */
+    celer_tensor tensor; /* data in the request arena or pointing into the body (binary); NULL while
+                            in shared memory (shm.region set): the service fills it */
+    celer_kserve_shm shm;
 } celer_kserve_input;
 
 typedef struct celer_kserve_output_request {
@@ -34,6 +44,7 @@ typedef struct celer_kserve_output_request {
     bool binary;             /* parameters.binary_data */
     uint32_t classification; /* parameters.classification: the top K of each row as BYTES
                                 (celer_kserve_classify); 0: the tensor itself */
+    celer_kserve_shm shm;    /* written into this region and answered without data */
 } celer_kserve_output_request;
 
 typedef struct celer_kserve_request {
@@ -132,8 +143,19 @@ celer_status celer_kserve_check_shape(const celer_kserve_tensor_spec *sp, const 
  * triton_*), unless its value asks for nothing (`asks_nothing`: false, 0, "" or "0"). */
 celer_status celer_kserve_check_request_param(const char *key, bool asks_nothing);
 /* Refuses a parameter of an input or output other than those in `known` (NULL-terminated; NULL:
- * none is read): the refused table's reason (shared memory) or "unknown parameter". */
+ * none is read) and the shared-memory ones (each codec reads those): "unknown parameter". */
 celer_status celer_kserve_check_tensor_param(const char *key, const char *const *known, const char *what);
+/* Which shared-memory parameter `key` is: 0 shared_memory_region, 1 shared_memory_offset,
+ * 2 shared_memory_byte_size; -1 none of them. */
+int celer_kserve_shm_param(const char *key);
+/* The shared-memory parameters a codec read for `what` (has[i]: parameter i was given): an offset
+ * or size without a region, or a region without its size, is CELER_ERR_INVALID in Triton's words. */
+celer_status celer_kserve_check_shm(const bool has[3], const char *what);
+/* The body of POST /v2/systemsharedmemory/region/{name}/register: {"key": string, "offset":
+ * integer >= 0 (0 when absent), "byte_size": integer >= 0}; other fields refused. Strings go into
+ * `arena`. CELER_ERR_PARSE / CELER_ERR_INVALID naming what is wrong. */
+celer_status celer_kserve_decode_shm_register(const char *body, size_t len, celer_arena *arena, const char **key,
+                                              uint64_t *offset, uint64_t *byte_size);
 
 /* Triton's classification extension. The top `k` elements of each batch row of `t` (of the whole
  * tensor when !batched, or when it has no rows), highest first, as BYTES strings "value:index" or

@@ -209,6 +209,12 @@ static void data_schema(jw *w, const celer_openapi_tensor *t, const celer_openap
     end_obj(w);
 }
 
+/* The system shared memory parameters of a tensor (docs/server.md), members of a properties object. */
+#define SHM_PARAMS                                                                                                  \
+    "\"shared_memory_region\":{\"type\":\"string\",\"description\":\"a registered region holding the tensor (system "  \
+    "shared memory)\"},\"shared_memory_offset\":{\"type\":\"integer\",\"minimum\":0},\"shared_memory_byte_size\":{"       \
+    "\"type\":\"integer\",\"minimum\":0}"
+
 /* One input of a KServe request, closed. */
 static void input_schema(jw *w, const celer_openapi_tensor *t, const celer_openapi_model *m) {
     obj(w);
@@ -224,7 +230,8 @@ static void input_schema(jw *w, const celer_openapi_tensor *t, const celer_opena
     end_obj(w);
     klit(w, "parameters",
          "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"binary_data_size\":{\"type\":\"integer\","
-         "\"minimum\":0,\"description\":\"binary extension: the tensor's bytes follow the JSON header in the body\"}}}");
+         "\"minimum\":0,\"description\":\"binary extension: the tensor's bytes follow the JSON header in the body\"}," SHM_PARAMS
+         "}}");
     key(w, "data"), data_schema(w, t, m);
     end_obj(w);
     end_obj(w);
@@ -248,7 +255,7 @@ static void output_schema(jw *w, const celer_openapi_tensor *t) {
     key(w, "data"), obj(w), kstr(w, "type", "array"), key(w, "items"), item_schema(w, t->dtype), end_obj(w);
     klit(w, "parameters",
          "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"binary_data_size\":{\"type\":\"integer\","
-         "\"minimum\":0}}}");
+         "\"minimum\":0}," SHM_PARAMS "}}");
     end_obj(w);
     end_obj(w);
 }
@@ -422,7 +429,7 @@ static void version_schemas(jw *w, const celer_openapi_model *m, const celer_ope
     end_arr(w), end_obj(w);
     klit(w, "parameters", "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"binary_data\":{\"type\":\"boolean\"},"
                           "\"classification\":{\"type\":\"integer\",\"minimum\":0,\"description\":\"Triton's classification "
-                          "extension: the top K classes of the output per row, as strings (0: the tensor)\"}}}");
+                          "extension: the top K classes of the output per row, as strings (0: the tensor)\"}," SHM_PARAMS "}}");
     end_obj(w), end_obj(w), end_obj(w);
     end_obj(w), end_obj(w);
     /* the KServe response */
@@ -736,8 +743,69 @@ static void model_paths(jw *w, const celer_openapi_model *models, int i, int onl
     }
 }
 
+/* System shared memory and CUDA shared memory (docs/server.md, "System shared memory"): one entry
+ * per path; `region` paths take the region's name as a path parameter. */
+static const struct shm_path {
+    const char *path, *method, *op_id, *summary;
+    bool region;
+    enum { SHM_STATUS, SHM_REGISTER, SHM_UNREGISTER } kind;
+} shm_paths[] = {
+    {"/v2/systemsharedmemory/status", "get", "shm_status", "Every registered system shared memory region", false,
+     SHM_STATUS},
+    {"/v2/systemsharedmemory/region/{region}/status", "get", "shm_region_status", "One registered region (404 when it "
+     "is not)", true, SHM_STATUS},
+    {"/v2/systemsharedmemory/region/{region}/register", "post", "shm_register", "Registers [offset, offset + "
+     "byte_size) of the POSIX shared-memory object `key` as the region (with --allow-shared-memory)", true,
+     SHM_REGISTER},
+    {"/v2/systemsharedmemory/unregister", "post", "shm_unregister_all", "Unregisters every region (requests using "
+     "one keep it until they end)", false, SHM_UNREGISTER},
+    {"/v2/systemsharedmemory/region/{region}/unregister", "post", "shm_unregister", "Unregisters the region "
+     "(requests using it keep it until they end)", true, SHM_UNREGISTER},
+    {"/v2/cudasharedmemory/status", "get", "cuda_shm_status", "CUDA shared memory: none (celer has no GPU)", false,
+     SHM_STATUS},
+    {"/v2/cudasharedmemory/region/{region}/status", "get", "cuda_shm_region_status", "CUDA shared memory: 404 (no "
+     "GPU)", true, SHM_STATUS},
+    {"/v2/cudasharedmemory/region/{region}/register", "post", "cuda_shm_register", "CUDA shared memory: refused, 400 "
+     "(no GPU)", true, SHM_REGISTER},
+    {"/v2/cudasharedmemory/unregister", "post", "cuda_shm_unregister_all", "CUDA shared memory: nothing to "
+     "unregister", false, SHM_UNREGISTER},
+    {"/v2/cudasharedmemory/region/{region}/unregister", "post", "cuda_shm_unregister", "CUDA shared memory: nothing "
+     "to unregister", true, SHM_UNREGISTER},
+};
+
+static void shared_memory_paths(jw *w) {
+    for (size_t i = 0; i < CELER_ARRAY_LEN(shm_paths); i++) {
+        const struct shm_path *p = &shm_paths[i];
+        bool cuda = !strncmp(p->path, "/v2/cuda", 8);
+        key(w, p->path), obj(w);
+        if (p->region)
+            klit(w, "parameters", "[{\"name\":\"region\",\"in\":\"path\",\"required\":true,\"description\":\"the "
+                                  "region's name\",\"schema\":{\"type\":\"string\"}}]");
+        key(w, p->method), obj(w);
+        klit(w, "tags", "[\"shared memory\"]");
+        kstr(w, "operationId", p->op_id);
+        kstr(w, "summary", p->summary);
+        if (p->kind == SHM_REGISTER)
+            klit(w, "requestBody", cuda ? "{\"required\":true,\"content\":{\"application/json\":{\"schema\":{\"type\":"
+                                          "\"object\"}}}}"
+                                        : "{\"required\":true,\"content\":{\"application/json\":{\"schema\":{\"$ref\":"
+                                          "\"#/components/schemas/SharedMemoryRegister\"}}}}");
+        key(w, "responses"), obj(w);
+        key(w, "200"), obj(w), kstr(w, "description", "OK"), headers(w, false);
+        if (p->kind == SHM_STATUS)
+            klit(w, "content", "{\"application/json\":{\"schema\":{\"type\":\"array\",\"items\":{\"$ref\":"
+                               "\"#/components/schemas/SharedMemoryRegion\"}}}}");
+        end_obj(w);
+        std_errors(w, p->kind == SHM_REGISTER, p->region);
+        end_obj(w);
+        end_obj(w);
+        end_obj(w);
+    }
+}
+
 /* The paths that do not name a model. */
 static void server_paths(jw *w, const celer_openapi_opts *o) {
+    shared_memory_paths(w);
     key(w, "/v2/health/live"), obj(w);
     get_op(w, "health", "health_live", "Whether the process runs (200)", NULL, NULL);
     end_obj(w);
@@ -805,7 +873,13 @@ static const char common_schemas[] =
     "\"additionalProperties\":{\"anyOf\":[{\"type\":\"string\"},{\"type\":\"number\"},{\"type\":\"boolean\"}]},"
     "\"description\":\"names of your own reach pipelines (a route step may read them)\"},"
     "\"PredictResponse\":{\"type\":\"object\",\"required\":[\"predictions\"],\"additionalProperties\":false,"
-    "\"properties\":{\"predictions\":{\"type\":\"array\"}}}";
+    "\"properties\":{\"predictions\":{\"type\":\"array\"}}},"
+    "\"SharedMemoryRegister\":{\"type\":\"object\",\"required\":[\"key\",\"byte_size\"],\"additionalProperties\":false,"
+    "\"properties\":{\"key\":{\"type\":\"string\",\"description\":\"a POSIX shared-memory name: '/' and an object "
+    "of /dev/shm\"},\"offset\":{\"type\":\"integer\",\"minimum\":0},\"byte_size\":{\"type\":\"integer\",\"minimum\":1}}},"
+    "\"SharedMemoryRegion\":{\"type\":\"object\",\"required\":[\"name\",\"byte_size\"],\"properties\":{\"name\":{"
+    "\"type\":\"string\"},\"key\":{\"type\":\"string\"},\"offset\":{\"type\":\"integer\",\"minimum\":0},"
+    "\"byte_size\":{\"type\":\"integer\",\"minimum\":0}}}";
 
 static const char common_components[] =
     "\"responses\":{"
@@ -870,6 +944,7 @@ void celer_openapi_write(const celer_openapi_model *models, int n, int model, in
     }
     if (model < 0) lit(&w, "{\"name\":\"health\"}"), lit(&w, "{\"name\":\"server\"}");
     lit(&w, "{\"name\":\"repository\"}");
+    if (model < 0) lit(&w, "{\"name\":\"shared memory\"}");
     end_arr(&w);
     key(&w, "paths"), obj(&w);
     if (model < 0) server_paths(&w, o);

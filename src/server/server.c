@@ -108,6 +108,10 @@ static const celer_server_flag flags[] = {
     {"docs-assets", "CELER_DOCS_ASSETS", "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5",
      "where the /docs page loads Swagger UI's swagger-ui-bundle.js and swagger-ui.css: a URL, or a folder holding "
      "them (npm's swagger-ui-dist) for machines without internet", CELER_FLAG_STRING, OPT(docs_assets)},
+    {"allow-shared-memory", "CELER_ALLOW_SHARED_MEMORY", "0",
+     "let clients register system shared memory regions (/dev/shm objects the server maps, reads inputs from and "
+     "writes outputs into: only for clients on this machine that you trust with the server's access to /dev/shm)",
+     CELER_FLAG_BOOL, OPT(allow_shared_memory)},
 };
 
 const celer_server_flag *celer_server_flags(int *count) {

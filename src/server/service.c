@@ -11,12 +11,14 @@
 #include <time.h>
 
 #include "service.h"
+#include "shm.h"
 
 #define PACK_MAX ((size_t)64 << 20) /* larger results are not cached */
 
 const char *const celer_service_cache_names[4] = {NULL, "bypass", "hit", "miss"};
 const char *const celer_server_extensions[] = {"classification", "model_repository", "statistics",
-                                               "binary_tensor_data", "model_configuration", NULL};
+                                               "binary_tensor_data", "model_configuration", "system_shared_memory",
+                                               NULL};
 
 struct celer_service {
     const celer_server_options *opts;
@@ -24,6 +26,7 @@ struct celer_service {
     celer_metrics *metrics;
     celer_cache *cache;
     celer_redis *redis; /* NULL: no shared tier */
+    celer_shm *shm;     /* system shared memory regions (owned) */
     celer_series *m_cache_hits, *m_cache_misses, *m_cache_lookup;
     celer_series *m_redis_hits, *m_redis_misses, *m_redis_lookup;
 };
@@ -63,7 +66,21 @@ struct celer_service_call {
     bool raw_keyed; /* raw_key is set: a successful answer may be kept under it */
     celer_cache_key raw_key;
     int64_t raw_expires_ns; /* when the result it comes from expires */
+    /* system shared memory: the request with its inputs read from their regions (req points here
+     * then), and the outputs to write into regions, each holding its region until the call ends */
+    celer_kserve_request shm_req;
+    struct shm_output *shm_outs; /* in the arena */
+    int n_shm_outs;
 };
+
+/* An output requested in a region: its index among the version's outputs, the request, and the
+ * place its bytes go (a reference on the region is held). */
+typedef struct shm_output {
+    int output;
+    const celer_kserve_output_request *o;
+    celer_shm_region *region;
+    char *addr;
+} shm_output;
 
 static int64_t now_ns(void) {
     struct timespec ts;
@@ -158,14 +175,25 @@ celer_status celer_service_init(const celer_server_options *opts, celer_registry
     celer_service *s = celer_calloc(1, sizeof *s);
     if (!s) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
     *s = (celer_service){.opts = opts, .registry = registry, .metrics = metrics, .cache = cache, .redis = redis};
+    celer_status st = celer_shm_init(opts->allow_shared_memory, &s->shm);
+    if (st) {
+        free(s);
+        return st;
+    }
     cache_metrics(s);
+    celer_shm_metrics(s->shm, metrics);
     *out = s;
     return CELER_OK;
 }
 
-void celer_service_free(celer_service *s) { free(s); }
+void celer_service_free(celer_service *s) {
+    if (!s) return;
+    celer_shm_free(s->shm);
+    free(s);
+}
 
 celer_registry *celer_service_registry(celer_service *s) { return s->registry; }
+celer_shm *celer_service_shm(celer_service *s) { return s->shm; }
 
 /* ---- a call ---- */
 
@@ -211,6 +239,7 @@ static void unadmit(celer_service_call *c) {
 
 void celer_service_end(celer_service_call *c) {
     if (!c) return;
+    for (int i = 0; i < c->n_shm_outs; i++) celer_shm_release(c->shm_outs[i].region);
     unadmit(c);
     celer_sched_release(c->hold);
     celer_pipeline_run_end(c->run); /* images a failed or cancelled run still holds, and their budget */
@@ -239,6 +268,9 @@ bool celer_service_find_response(celer_service_call *c, const char *const *parts
                                  size_t len, celer_jbuf *out) {
     const served_version *v = c->version;
     if (v->cache_ttl_ns <= 0) return false;
+    /* a tensor in shared memory is not in these bytes (an input), or must be written there (an
+     * output): such requests are never answered from kept bytes (a false match only costs a hit) */
+    if (body && memmem(body, len, "shared_memory_region", 20)) return false;
     int64_t t0 = now_ns();
     celer_cache_keyer k;
     celer_cache_key_begin(&k);
@@ -313,13 +345,19 @@ static celer_status classify_outputs(celer_service_call *c, const celer_tensor *
     if (copy) *outs = copy;
     return CELER_OK;
 }
+static celer_status shm_write_outputs(celer_service_call *c, const celer_tensor *outputs, int n_outputs);
 
 /* Hands c's result to its transport to encode, counts it (a success only when it also encoded),
- * then lets the transport send it when it waits on another thread: c may be gone after that. */
+ * then lets the transport send it when it waits on another thread: c may be gone after that. An
+ * output requested in a region is written there first (a failure to write it is the answer). */
 static void answer(celer_service_call *c, celer_status st, const char *message, const celer_tensor *outputs,
                    int n_outputs) {
     char msg[1024];
     if (!st && (st = classify_outputs(c, outputs, n_outputs, &outputs))) {
+        snprintf(msg, sizeof msg, "%s", celer_error_message());
+        message = msg;
+    }
+    if (!st && c->n_shm_outs && (st = shm_write_outputs(c, outputs, n_outputs))) {
         snprintf(msg, sizeof msg, "%s", celer_error_message());
         message = msg;
     }
@@ -553,6 +591,114 @@ static void pipeline_task(celer_job *job, celer_status st, const char *message, 
     }
 }
 
+/* ---- system shared memory ----
+ * An input in a region is copied into the call's arena when the call starts, through the guard (a
+ * client's truncated object is an error, not a SIGBUS), and its region is let go at once: the model
+ * never reads client memory, and an output region overlapping an input's is written after the
+ * inputs were read, as Triton allows. An output in a region takes its region when the call starts
+ * (so a bad name or range fails before any work) and keeps it until the call ends; whoever answers
+ * writes it, once: the worker that has the outputs, or the IO thread for a cache hit. */
+
+/* Reads input `in` (its shape and dtype decoded, its data not) from its region. */
+static celer_status shm_read_input(celer_service_call *c, celer_kserve_input *in) {
+    char what[300];
+    snprintf(what, sizeof what, "input '%.256s'", in->name);
+    celer_tensor *t = &in->tensor;
+    uint64_t size = in->shm.byte_size;
+    int64_t numel = celer_shape_numel(&t->shape);
+    size_t need = 0;
+    if (numel < 0 || (t->dtype != CELER_STRING && celer_mul_size((size_t)numel, celer_dtype_size(t->dtype), &need)))
+        return celer_errorf(CELER_ERR_LIMIT, "%s: shape too large", what);
+    if (t->dtype != CELER_STRING && size != need) /* Triton's words first */
+        return celer_errorf(CELER_ERR_INVALID,
+                            "input byte size mismatch for input '%s' for model '%s'. Expected %zu, got %llu "
+                            "(shared_memory_byte_size in region '%s'; the shape's %lld elements of %zu bytes)",
+                            in->name, c->version->owner->name, need, (unsigned long long)size, in->shm.region,
+                            (long long)numel, celer_dtype_size(t->dtype));
+    if (size > SIZE_MAX / 2)
+        return celer_errorf(CELER_ERR_LIMIT, "%s: %llu bytes in shared memory", what, (unsigned long long)size);
+    celer_shm_region *r;
+    char *addr;
+    CELER_TRY(celer_shm_acquire(c->svc->shm, in->shm.region, in->shm.offset, size, what, &r, &addr));
+    char *dst = celer_arena_alloc_uninit(&c->arena, size ? (size_t)size : 1); /* bounded by the arena's cap */
+    celer_status st = dst ? celer_shm_read(r, dst, addr, (size_t)size, what)
+                          : celer_errorf(celer_error_status(), "%s: %llu bytes from shared memory region '%s': %s", what,
+                                         (unsigned long long)size, in->shm.region, celer_error_message());
+    celer_shm_release(r); /* the bytes are the call's now */
+    if (st) return st;
+    if (t->dtype == CELER_STRING) /* elements point into the copy */
+        return celer_kserve_decode_bytes(dst, (size_t)size, (size_t)numel, false, &c->arena, what, &t->data);
+    t->data = dst;
+    return CELER_OK;
+}
+
+/* The inputs in regions read into the arena: c->req becomes a copy of the request with them. */
+static celer_status shm_read_inputs(celer_service_call *c) {
+    const celer_kserve_request *req = c->req;
+    int n = 0;
+    for (int i = 0; i < req->n_inputs; i++) n += req->inputs[i].shm.region != NULL;
+    if (!n) return CELER_OK;
+    CELER_TRY(celer_shm_check_allowed(c->svc->shm));
+    celer_kserve_input *ins = celer_arena_alloc(&c->arena, sizeof *ins * (size_t)req->n_inputs);
+    if (!ins) return celer_errorf(celer_error_status(), "%s", celer_error_message());
+    memcpy(ins, req->inputs, sizeof *ins * (size_t)req->n_inputs);
+    for (int i = 0; i < req->n_inputs; i++)
+        if (ins[i].shm.region) CELER_TRY(shm_read_input(c, &ins[i]));
+    c->shm_req = *req;
+    c->shm_req.inputs = ins;
+    c->req = &c->shm_req;
+    return CELER_OK;
+}
+
+/* Takes the regions of the outputs requested in shared memory (their names are known: checked). */
+static celer_status shm_take_outputs(celer_service_call *c) {
+    const served_version *v = c->version;
+    const celer_kserve_request *req = c->req;
+    int n = 0;
+    for (int k = 0; k < req->n_outputs; k++) n += req->outputs[k].shm.region != NULL;
+    if (!n) return CELER_OK;
+    CELER_TRY(celer_shm_check_allowed(c->svc->shm));
+    c->shm_outs = celer_arena_alloc(&c->arena, sizeof *c->shm_outs * (size_t)n);
+    if (!c->shm_outs) return celer_errorf(celer_error_status(), "%s", celer_error_message());
+    for (int k = 0; k < req->n_outputs; k++) {
+        const celer_kserve_output_request *o = &req->outputs[k];
+        if (!o->shm.region) continue;
+        int index = 0;
+        while (index < v->n_outputs && strcmp(v->output_names[index], o->name)) index++;
+        if (index == v->n_outputs) return celer_errorf(CELER_ERR_INVALID, "unknown output '%s' requested", o->name);
+        char what[300];
+        snprintf(what, sizeof what, "output '%.256s'", o->name);
+        shm_output *so = &c->shm_outs[c->n_shm_outs];
+        CELER_TRY(celer_shm_acquire(c->svc->shm, o->shm.region, o->shm.offset, o->shm.byte_size, what, &so->region,
+                                    &so->addr));
+        so->output = index;
+        so->o = o;
+        c->n_shm_outs++; /* released by celer_service_end */
+    }
+    return CELER_OK;
+}
+
+/* Writes the outputs requested in regions (answer(), on the thread that has them). */
+static celer_status shm_write_outputs(celer_service_call *c, const celer_tensor *outputs, int n_outputs) {
+    for (int i = 0; i < c->n_shm_outs; i++) {
+        const shm_output *so = &c->shm_outs[i];
+        if (so->output >= n_outputs)
+            return celer_errorf(CELER_ERR_INTERNAL, "output '%s' missing from the result", so->o->name);
+        const celer_tensor *t = &outputs[so->output];
+        char what[300];
+        snprintf(what, sizeof what, "output '%.256s'", so->o->name);
+        size_t size;
+        CELER_TRY(celer_kserve_binary_size(t, so->o->name, &size));
+        if (size > so->o->shm.byte_size) /* Triton's words first */
+            return celer_errorf(CELER_ERR_INVALID,
+                                "shared memory size specified with the request for output '%s' (%llu bytes) should be at "
+                                "least %zu bytes to hold the results (region '%s')",
+                                so->o->name, (unsigned long long)so->o->shm.byte_size, size, so->o->shm.region);
+        CELER_TRY(celer_shm_write_tensor(so->region, so->addr, t, size, what));
+    }
+    return CELER_OK;
+}
+
 /* ---- starting a call ---- */
 
 /* Whether every requested output is one the version has, and of a type that can be classified
@@ -667,7 +813,9 @@ void celer_service_start(celer_service_call *c, const celer_service_request *r, 
     c->req = req;
     c->cb = cb;
     c->user = user;
-    celer_status st = v->pipeline ? pipeline_prepare(c) : order_inputs(c);
+    celer_status st = shm_read_inputs(c);
+    if (!st) st = v->pipeline ? pipeline_prepare(c) : order_inputs(c);
+    if (!st) st = shm_take_outputs(c);
     if (st) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", celer_error_message());

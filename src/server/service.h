@@ -73,6 +73,10 @@ celer_status celer_service_init(const celer_server_options *opts, celer_registry
 void celer_service_free(celer_service *s);
 
 celer_registry *celer_service_registry(celer_service *s);
+/* The system shared memory registry (shm.h) the service reads inputs from and writes outputs into;
+ * transports register, list and unregister regions through it. */
+typedef struct celer_shm celer_shm;
+celer_shm *celer_service_shm(celer_service *s);
 
 /* What the server metadata says on every protocol. */
 #define CELER_SERVER_NAME "celer"
@@ -123,7 +127,10 @@ void celer_service_reject(celer_service_call *c);
 /* Starts the decoded request `r` (r->kreq, r->request_id and every tensor they point to stay
  * untouched until done; they live in the call's arena or the transport's memory; `r` itself is
  * copied). The transport must not end the call before this returns, even when resume came
- * first (HTTP: the connection's thread is the one calling this). Checks it against
+ * first (HTTP: the connection's thread is the one calling this). Reads the inputs in system
+ * shared memory from their regions (into the arena; kreq is not written) and takes the regions of
+ * the outputs requested there (written before done: the encoders answer them without data).
+ * Checks it against
  * the version (inputs in the model's order, requested outputs known; for a pipeline, its inputs
  * and parameters), sets its deadline (the config's default_timeout, or kreq->timeout_us where
  * allowed, and r->deadline_ns, the earlier), looks the result up in the cache tiers or joins an

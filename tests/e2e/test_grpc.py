@@ -674,7 +674,7 @@ def main():
         call("Check", {"service": ""}, service="health"),                           # 6
         call("Check", {"service": "identity"}, service="health"),                   # 7
         call("Check", {"service": "no_such_model"}, service="health"),              # 8
-        call("SystemSharedMemoryStatus"),                                           # 9
+        call("TraceSetting"),                                                       # 9
         call("ServerLive", deadline_ms=0),                                          # 10
         call("ModelInfer", {"model_name": "mlp"}, cancel_after_ms=0),               # 11
         call("LogSettings"),                                                        # 12
@@ -712,7 +712,7 @@ def main():
     check("Health/Check of an unknown name: NOT_FOUND naming it",
           out[8]["code"] == NOT_FOUND and "no_such_model" in out[8]["details"], show(8))
     check("an RPC not implemented yet: UNIMPLEMENTED naming it",
-          out[9]["code"] == UNIMPLEMENTED and "SystemSharedMemoryStatus" in out[9]["details"]
+          out[9]["code"] == UNIMPLEMENTED and "TraceSetting" in out[9]["details"]
           and "not implemented yet" in out[9]["details"], show(9))
     check("a call past its deadline: DEADLINE_EXCEEDED (or answered in time)",
           out[10]["code"] in (OK, DEADLINE_EXCEEDED), show(10))

@@ -58,9 +58,10 @@ def main():
                 infer_body(x, outputs=[{"name": "scores", "parameters": {"binary": True}}]),
                 words=("output 'scores'", "unknown parameter 'binary'"))
         body = infer_body(x)
-        body["inputs"][0]["parameters"] = {"shared_memory_region": "input0"}
-        refused(srv, "shared memory on an input refused", "POST", infer, body,
-                words=("input 'features'", "shared_memory_region"))
+        del body["inputs"][0]["data"]
+        body["inputs"][0]["parameters"] = {"shared_memory_region": "input0", "shared_memory_byte_size": 64}
+        refused(srv, "shared memory on an input refused while it is off", "POST", infer, body,
+                words=("Client shared memory is disabled", "--allow-shared-memory"))
         # compressed bodies are inflated (tests/e2e/test_compression.py); an unknown coding is 415
         status, reply, headers = srv.request("POST", infer, gzip.compress(json.dumps(infer_body(x)).encode()),
                                              {"Content-Encoding": "br"})

@@ -89,6 +89,12 @@ seeds = {
     + tensor("i16", "INT16", [1], packed(2, [-300])) + tensor("i32", "INT32", [1], packed(2, [-2**31]))
     + tensor("i64", "INT64", [1], packed(3, [-1])) + tensor("f32", "FP32", [2], ld(6, struct.pack("<2f", 1, -1)))
     + tensor("f64", "FP64", [1], ld(7, struct.pack("<d", 2.5))) + tensor("str", "BYTES", [1], ld(8, b"hi")),
+    "xy_shm": b"\0" + ld(1, "xy")  # x in a region, y raw; z written into a region
+    + ld(5, ld(1, "x") + ld(2, "FP32") + packed(3, [2, 3]) + param(4, "shared_memory_region", 3, "in")
+         + param(4, "shared_memory_offset", 2, 8) + param(4, "shared_memory_byte_size", 2, 24))
+    + tensor("y", "INT64", [2])
+    + output("z", param(2, "shared_memory_region", 3, "out"), param(2, "shared_memory_byte_size", 2, 64))
+    + raw(struct.pack("<2q", 7, -9)),
     "every_raw": b"\2" + ld(1, "every")
     + tensor("f16", "FP16", [2]) + tensor("bf16", "BF16", [1]) + tensor("str", "BYTES", [2])
     + raw(struct.pack("<2e", 0.5, 2)) + raw(b"\x80\x3f") + raw(bytes_raw(b"", b"\0\0")),

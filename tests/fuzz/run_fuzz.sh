@@ -6,7 +6,8 @@
 # front end's HTTP/2 and gRPC framing on an in-process server (fuzz_grpc_frames) for
 # GRPC_FRAMES_SECONDS (default 30), then the S3 client's listing and error XML and repository URLs
 # (fuzz_s3) for S3_SECONDS (default 15), then the inflaters of compressed bodies and messages
-# (fuzz_inflate) for INFLATE_SECONDS (default 15): configures a clang build in build-fuzz, builds the targets,
+# (fuzz_inflate) for INFLATE_SECONDS (default 15), then the system shared memory requests and ranges
+# (fuzz_shm) for SHM_SECONDS (default 15): configures a clang build in build-fuzz, builds the targets,
 # seeds corpora from the conformance models, the example pipelines and a few valid requests, and
 # runs libFuzzer on one core.
 # Exits non-zero when a crash (or leak, timeout, OOM) is found; artifacts go to build-fuzz/artifacts.
@@ -18,7 +19,7 @@ DATA=${ONNX_TESTDATA:-/usr/share/libonnx-testdata/data}
 
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DCELER_FUZZ=ON >/dev/null
-ninja -C "$BUILD" -j2 fuzz_onnx fuzz_pipeline fuzz_kserve fuzz_grpc_infer fuzz_grpc_frames fuzz_s3 fuzz_inflate
+ninja -C "$BUILD" -j2 fuzz_onnx fuzz_pipeline fuzz_kserve fuzz_grpc_infer fuzz_grpc_frames fuzz_s3 fuzz_inflate fuzz_shm
 
 CORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-corpus.XXXXXX")
 PCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-pipeline.XXXXXX")
@@ -27,7 +28,8 @@ GCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-grpc.XXXXXX")
 FCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-grpc-frames.XXXXXX")
 SCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-s3.XXXXXX")
 ZCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-inflate.XXXXXX")
-trap 'rm -rf "$CORPUS" "$PCORPUS" "$KCORPUS" "$GCORPUS" "$FCORPUS" "$SCORPUS" "$ZCORPUS"' EXIT
+MCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-shm.XXXXXX")
+trap 'rm -rf "$CORPUS" "$PCORPUS" "$KCORPUS" "$GCORPUS" "$FCORPUS" "$SCORPUS" "$ZCORPUS" "$MCORPUS"' EXIT
 mkdir -p "$BUILD/artifacts"
 
 # fuzz TARGET SECONDS MAX_LEN CORPUS [DICT]: runs one target; a crash prints the log's tail and exits 1.
@@ -90,6 +92,8 @@ printf '%s' '{"inputs":[{"name":"s","shape":[2],"datatype":"BYTES","data":["a","
 json='{"inputs":[{"name":"s","shape":[3],"datatype":"BYTES","parameters":{"binary_data_size":17}},{"name":"b","shape":[0,2],"datatype":"BOOL","data":[]},{"name":"h","shape":[2,0],"datatype":"FP16","data":[]},{"name":"u","shape":[1,1],"datatype":"UINT8","data":[[9]]},{"name":"n","shape":[],"datatype":"INT32","data":7}]}'
 { printf '%s' "$json"; printf '\002\000\000\000hi\000\000\000\000\003\000\000\000abc'; } |
     kseed infer_bytes 6 "$(printf '%s' "$json" | wc -c)"
+printf '%s' '{"inputs":[{"name":"y","shape":[2],"datatype":"INT64","data":[1,2]},{"name":"x","shape":[2,3],"datatype":"FP32","parameters":{"shared_memory_region":"in","shared_memory_offset":8,"shared_memory_byte_size":24}}],"outputs":[{"name":"z","parameters":{"binary_data":false,"shared_memory_region":"out","shared_memory_byte_size":64}}]}' |
+    kseed infer_shm 0 $ABSENT
 printf '%s' '{"instances":[[1,2,3]]}' | kseed predict_img 4 $ABSENT
 printf '%s' '{"instances":[{"x":[1,2,3],"y":[4,5]},{"x":[6,7,8],"y":[9,10]}]}' | kseed predict_xy 1 $ABSENT
 printf '%s' '{"instances":[{"s":"a","b":[true,false],"u":[1],"n":3}]}' | kseed predict_mixed 7 $ABSENT
@@ -113,6 +117,15 @@ fuzz fuzz_grpc_infer "${GRPC_SECONDS:-30}" 65536 "$GCORPUS"
 /usr/bin/python3 "$ROOT/tests/fuzz/grpc_frame_seeds.py" "$FCORPUS"
 echo "fuzz_grpc_frames: $(ls "$FCORPUS" | wc -l) seed connections, running ${GRPC_FRAMES_SECONDS:-30}s"
 fuzz fuzz_grpc_frames "${GRPC_FRAMES_SECONDS:-30}" 65536 "$FCORPUS" "$ROOT/tests/fuzz/grpc_frames.dict"
+
+# fuzz_shm: byte 0 picks (% 3) a register body (JSON), a SystemSharedMemoryRegisterRequest or a
+# status/unregister request; the decoded offset and size are asked of the target's own region.
+printf '\000{"key":"/input0","offset":16,"byte_size":4080}' >"$MCORPUS/json"
+printf '\000{"key":"/a/../b","byte_size":18446744073709551615}' >"$MCORPUS/json_bad"
+printf '\001\012\001r\022\007/input0\030\020\040\200\040' >"$MCORPUS/register"
+printf '\002\012\001r' >"$MCORPUS/name"
+echo "fuzz_shm: $(ls "$MCORPUS" | wc -l) seeds, running ${SHM_SECONDS:-15}s"
+fuzz fuzz_shm "${SHM_SECONDS:-15}" 65536 "$MCORPUS"
 
 # fuzz_s3: byte 0 picks (% 3) a ListObjectsV2 page, an error body or a repository URL.
 printf '\000<ListBucketResult><Name>b1</Name><IsTruncated>true</IsTruncated><Contents><Key>repo/m/a&amp;b&#x41;</Key><ETag>&quot;9e10-3&quot;</ETag><Size>43</Size></Contents><Contents><Key>repo/m/1/model.onnx</Key><ETag>"x"</ETag><Size>7</Size></Contents><NextContinuationToken>cmVw+/=</NextContinuationToken></ListBucketResult>' >"$SCORPUS/list"

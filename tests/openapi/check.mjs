@@ -44,7 +44,16 @@ async function request(method, urlPath, body) {
     init.body = typeof body === "string" ? body : JSON.stringify(body);
     init.headers["content-type"] = "application/json";
   }
-  const r = await fetch(BASE + urlPath, init);
+  let r;
+  try {
+    r = await fetch(BASE + urlPath, init);
+  } catch (e) {
+    // a kept-alive connection the server closed while this process was busy: tsc runs synchronously
+    // and holds the event loop past the server's --header-timeout-secs (10 s) on a loaded machine,
+    // so the pool still hands out the closed socket. Once more, on a new connection.
+    if (!(e instanceof TypeError) || !e.cause) throw e;
+    r = await fetch(BASE + urlPath, { ...init, signal: AbortSignal.timeout(60000) });
+  }
   const text = await r.text();
   let json;
   try {

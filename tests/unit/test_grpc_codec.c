@@ -212,6 +212,7 @@ typedef struct resp {
     char model[64], version[64], id[64];
     int n_out, n_raw;
     char names[16][32], dtypes[16][16];
+    int n_params[16]; /* parameters map entries of each output */
     celer_shape shapes[16];
     const uint8_t *raw[16];
     size_t raw_len[16];
@@ -241,6 +242,7 @@ static void read_response(const uint8_t *p, size_t len, resp *r) {
             while ((k = celer_pb_next(&in, &g, "output")) > 0) {
                 if (g.number == 1) copy_str(r->names[o], sizeof r->names[o], &g);
                 else if (g.number == 2) copy_str(r->dtypes[o], sizeof r->dtypes[o], &g);
+                else if (g.number == 4) r->n_params[o]++;
                 else if (g.number == 3) {
                     assert_int_equal(g.wire, 2); /* packed */
                     celer_pb_reader d = {g.p, g.p + g.len};
@@ -752,17 +754,157 @@ static void test_parameters(void **state) {
     put_param(&msg, 2, "colour", 3, 0, "red");
     celer_pb_end(&msg, o);
     expect(decode(sp, 1, &r), CELER_ERR_INVALID, "output 'z': unknown parameter 'colour'");
-    /* inputs: shared memory refused */
-    celer_jbuf_reset(&msg);
+#undef BASE
+}
+
+/* An input "x" of UINT8 [2] with shared-memory parameters (kinds as put_param's; 0: left out). */
+static void put_shm_input(const char *region, int region_kind, int64_t offset, int offset_kind, int64_t size,
+                          bool contents) {
+    int64_t dims[1] = {2};
     size_t m = celer_pb_begin(&msg, 5);
     celer_pb_put_str(&msg, 1, "x");
     celer_pb_put_str(&msg, 2, "UINT8");
     put_shape(&msg, dims, 1, true);
-    put_param(&msg, 4, "shared_memory_region", 3, 0, "r0");
+    if (region_kind) put_param(&msg, 4, "shared_memory_region", region_kind, 5, region);
+    if (offset_kind) put_param(&msg, 4, "shared_memory_offset", offset_kind, (uint64_t)offset, NULL);
+    if (size >= 0) put_param(&msg, 4, "shared_memory_byte_size", 2, (uint64_t)size, NULL);
+    if (contents) {
+        size_t c = celer_pb_begin(&msg, 5);
+        celer_pb_put_varint(&msg, 4, 1);
+        celer_pb_put_varint(&msg, 4, 2);
+        celer_pb_end(&msg, c);
+    }
     celer_pb_end(&msg, m);
-    celer_pb_put_bytes(&msg, 7, "\7", 1);
-    expect(decode(sp, 1, &r), CELER_ERR_INVALID, "input 'x': parameter 'shared_memory_region' is refused");
-#undef BASE
+}
+
+/* System shared memory: the parameters decoded (the service reads and writes the regions), the raw
+ * entries going to the other inputs, Triton's checks and words, and the answer without data. */
+static void test_shared_memory(void **state) {
+    (void)state;
+    static const celer_kserve_tensor_spec sp[] = {{.name = "x", .dtype = CELER_UINT8, .rank = 1, .dims = {2}},
+                                                  {.name = "y", .dtype = CELER_UINT8, .rank = 1, .dims = {1}}};
+    int64_t one[1] = {1};
+    celer_kserve_request r;
+    /* x in a region, y raw: the one raw entry is y's, in either order of the inputs */
+    for (int order = 0; order < 2; order++) {
+        celer_jbuf_reset(&msg);
+        if (order) put_input(&msg, "y", "UINT8", one, 1);
+        put_shm_input("in", 3, 8, 2, 2, false);
+        if (!order) put_input(&msg, "y", "UINT8", one, 1);
+        celer_pb_put_bytes(&msg, 7, "\7", 1);
+        expect(decode(sp, 2, &r), 0, NULL);
+        const celer_kserve_input *x = &r.inputs[order], *y = &r.inputs[1 - order];
+        assert_string_equal(x->shm.region, "in");
+        assert_int_equal(x->shm.offset, 8);
+        assert_int_equal(x->shm.byte_size, 2);
+        assert_null(x->tensor.data);
+        assert_null(y->shm.region);
+        assert_int_equal(((const uint8_t *)y->tensor.data)[0], 7);
+    }
+    /* both in regions: no raw entry at all */
+    celer_jbuf_reset(&msg);
+    put_shm_input("in", 3, 0, 0, 2, false);
+    expect(decode(sp, 1, &r), 0, NULL);
+    assert_int_equal(r.inputs[0].shm.offset, 0);
+    /* a raw entry for the input in a region too: one entry too many */
+    celer_pb_put_bytes(&msg, 7, "\1\2", 2);
+    expect(decode(sp, 1, &r), CELER_ERR_INVALID, "the request has 0 inputs outside shared memory but 1 raw_input_contents");
+    static const struct {
+        int region_kind, offset_kind;
+        int64_t offset, size;
+        bool contents;
+        const char *want;
+    } bad[] = {
+        {3, 0, 0, 2, true, "unexpected 'content' provided when using shared memory for input tensor 'x' for model ''"},
+        {2, 0, 0, 2, false, "invalid value type for 'shared_memory_region' parameter for tensor 'x', expected string_param"},
+        {3, 5, 1, 2, false, "invalid value type for 'shared_memory_offset' parameter for tensor 'x', expected int64_param"},
+        {3, 2, -1, 2, false, "'shared_memory_offset' parameter for tensor 'x' must be >= 0"},
+        {0, 2, 4, -1, false, "'shared_memory_offset' can not be specified without 'shared_memory_region' parameter"},
+        {3, 0, 0, -1, false, "'shared_memory_region' needs 'shared_memory_byte_size'"},
+    };
+    for (size_t i = 0; i < CELER_ARRAY_LEN(bad); i++) {
+        celer_jbuf_reset(&msg);
+        put_shm_input("in", bad[i].region_kind, bad[i].offset, bad[i].offset_kind, bad[i].size, bad[i].contents);
+        expect(decode(sp, 1, &r), CELER_ERR_INVALID, bad[i].want);
+    }
+    /* outputs: decoded; not with classification */
+    celer_jbuf_reset(&msg);
+    put_shm_input("in", 3, 0, 0, 2, false);
+    size_t o = celer_pb_begin(&msg, 6);
+    celer_pb_put_str(&msg, 1, "z");
+    put_param(&msg, 2, "shared_memory_region", 3, 0, "out");
+    put_param(&msg, 2, "shared_memory_offset", 2, 16, NULL);
+    put_param(&msg, 2, "shared_memory_byte_size", 2, 64, NULL);
+    celer_pb_end(&msg, o);
+    o = celer_pb_begin(&msg, 6);
+    celer_pb_put_str(&msg, 1, "w");
+    celer_pb_end(&msg, o);
+    expect(decode(sp, 1, &r), 0, NULL);
+    assert_string_equal(r.outputs[0].shm.region, "out");
+    assert_int_equal(r.outputs[0].shm.offset, 16);
+    assert_int_equal(r.outputs[0].shm.byte_size, 64);
+    assert_null(r.outputs[1].shm.region);
+    /* the answer: an empty raw entry and its parameters for z, w's bytes */
+    uint8_t zd[3] = {1, 2, 3}, wd[1] = {9};
+    celer_tensor outs[2] = {{.dtype = CELER_UINT8, .shape = {.rank = 1, .dims = {3}}, .data = zd},
+                            {.dtype = CELER_UINT8, .shape = {.rank = 1, .dims = {1}}, .data = wd}};
+    const char *names[2] = {"z", "w"};
+    celer_jbuf out;
+    celer_jbuf_init(&out, 0);
+    assert_int_equal(celer_grpc_encode_infer(&r, "m", "1", names, outs, 2, &out), 0);
+    resp rs;
+    read_response((const uint8_t *)out.data, out.len, &rs);
+    assert_int_equal(rs.n_out, 2);
+    assert_int_equal(rs.n_raw, 2);
+    assert_string_equal(rs.names[0], "z");
+    assert_int_equal(rs.n_params[0], 3);
+    assert_int_equal(rs.raw_len[0], 0);
+    assert_int_equal(rs.n_params[1], 0);
+    assert_int_equal(rs.raw_len[1], 1);
+    assert_int_equal(rs.raw[1][0], 9);
+    celer_jbuf_free(&out);
+    o = celer_pb_begin(&msg, 6);
+    celer_pb_put_str(&msg, 1, "v");
+    put_param(&msg, 2, "shared_memory_region", 3, 0, "out");
+    put_param(&msg, 2, "shared_memory_byte_size", 2, 64, NULL);
+    put_param(&msg, 2, "classification", 2, 2, NULL);
+    celer_pb_end(&msg, o);
+    expect(decode(sp, 1, &r), CELER_ERR_INVALID, "output can't set both 'shared_memory_region' and 'classification'");
+
+    /* the registry's requests */
+    const char *name, *key;
+    uint64_t off, size;
+    celer_jbuf_reset(&msg);
+    celer_pb_put_str(&msg, 1, "in");
+    celer_pb_put_str(&msg, 2, "/celer_in");
+    celer_pb_put_varint(&msg, 3, 4096);
+    celer_pb_put_varint(&msg, 4, 64);
+    assert_int_equal(celer_grpc_decode_shm_register((const uint8_t *)msg.data, msg.len, &arena, &name, &key, &off, &size), 0);
+    assert_string_equal(name, "in");
+    assert_string_equal(key, "/celer_in");
+    assert_int_equal(off, 4096);
+    assert_int_equal(size, 64);
+    assert_int_equal(celer_grpc_decode_shm_register(NULL, 0, &arena, &name, &key, &off, &size), 0);
+    assert_string_equal(name, "");
+    celer_jbuf_reset(&msg);
+    celer_pb_put_bytes(&msg, 2, "/a\0b", 4);
+    expect(celer_grpc_decode_shm_register((const uint8_t *)msg.data, msg.len, &arena, &name, &key, &off, &size),
+           CELER_ERR_INVALID, "SystemSharedMemoryRegisterRequest.key holds a NUL byte");
+    celer_jbuf_reset(&msg);
+    celer_pb_put_str(&msg, 3, "x");
+    expect(celer_grpc_decode_shm_register((const uint8_t *)msg.data, msg.len, &arena, &name, &key, &off, &size),
+           CELER_ERR_PARSE, "offset");
+    celer_jbuf_reset(&msg);
+    celer_pb_put_str(&msg, 1, "out");
+    assert_int_equal(celer_grpc_decode_shm_name((const uint8_t *)msg.data, msg.len, "Status", &arena, &name), 0);
+    assert_string_equal(name, "out");
+    char big[5000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    celer_jbuf_reset(&msg);
+    celer_pb_put_str(&msg, 1, big);
+    expect(celer_grpc_decode_shm_name((const uint8_t *)msg.data, msg.len, "Status", &arena, &name), CELER_ERR_LIMIT,
+           "Status.name has 4999 bytes");
 }
 
 /* Typed values narrower than their field: out of range names the input and the element. */
@@ -952,6 +1094,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_wire_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parameters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_narrowing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_infer_target, setup, teardown),
         cmocka_unit_test_setup_teardown(test_model_config, setup, teardown),

@@ -476,12 +476,12 @@ static void test_refused_parameters(void **state) {
         {"\"priority\":1", NULL, NULL, "priority levels"},
         {"\"headers\":{\"a\":\"b\"}", NULL, NULL, "'headers'"},
         {"\"triton_x\":1", NULL, NULL, "triton_"},
-        {NULL, "\"shared_memory_region\":\"r\"", NULL, "input 'x': parameter 'shared_memory_region' is refused"},
         {NULL, "\"binary\":true", NULL, "input 'x': unknown parameter 'binary'"},
         {NULL, NULL, "\"classification\":-1", "Unable to set 'classification': output 'z': expected a non-negative integer"},
         {NULL, NULL, "\"classification\":2.0", "Unable to set 'classification'"},
         {NULL, NULL, "\"classification\":\"3\"", "Unable to set 'classification'"},
-        {NULL, NULL, "\"shared_memory_byte_size\":8", "'shared_memory_byte_size'"},
+        {NULL, NULL, "\"shared_memory_byte_size\":8",
+         "'shared_memory_byte_size' can not be specified without 'shared_memory_region' parameter for tensor 'z'"},
         {NULL, NULL, "\"binary_data\":true,\"class\":1", "output 'z': unknown parameter 'class'"},
         /* asking for nothing passes */
         {"\"sequence_id\":0,\"sequence_start\":false,\"priority\":0,\"mine\":\"x\"", NULL, NULL, NULL},
@@ -626,6 +626,109 @@ static void test_classify(void **state) {
     bgt.shape.dims[1] = 1000000; /* at the cap: allowed */
     assert_int_equal(celer_kserve_classify(&bgt, true, 1, NULL, 0, "o", &arena, &out), CELER_OK);
     free(big);
+}
+
+/* System shared memory: the codec decodes the parameters (the service reads and writes the
+ * regions), checks them as Triton does, and answers an output in a region without data. */
+static void test_shared_memory_params(void **state) {
+    (void)state;
+    static const char *const y = "{\"name\":\"y\",\"shape\":[2],\"datatype\":\"INT64\",\"data\":[1,2]}";
+    char body[1024];
+    celer_kserve_request r;
+    snprintf(body, sizeof body,
+             "{\"inputs\":[%s,{\"name\":\"x\",\"shape\":[2,3],\"datatype\":\"FP32\",\"parameters\":"
+             "{\"shared_memory_region\":\"in\",\"shared_memory_byte_size\":24,\"shared_memory_offset\":8}}],"
+             "\"outputs\":[{\"name\":\"z\",\"parameters\":{\"binary_data\":false,\"shared_memory_region\":\"out\","
+             "\"shared_memory_byte_size\":64}},{\"name\":\"w\"}]}", y);
+    assert_int_equal(dec(body, &r), CELER_OK);
+    assert_null(r.inputs[0].shm.region);
+    assert_string_equal(r.inputs[1].shm.region, "in");
+    assert_int_equal(r.inputs[1].shm.offset, 8);
+    assert_int_equal(r.inputs[1].shm.byte_size, 24);
+    assert_null(r.inputs[1].tensor.data); /* the service fills it from the region */
+    assert_int_equal(r.inputs[1].tensor.shape.dims[0], 2);
+    assert_string_equal(r.outputs[0].shm.region, "out");
+    assert_int_equal(r.outputs[0].shm.offset, 0);
+    assert_int_equal(r.outputs[0].shm.byte_size, 64);
+    assert_null(r.outputs[1].shm.region);
+
+    /* the answer: the output in a region has its parameters and no data, the other its data */
+    float zd[2] = {1, 2}, wd[1] = {3};
+    celer_tensor outs[2] = {{.dtype = CELER_FLOAT, .shape = {.rank = 1, .dims = {2}}, .data = zd},
+                            {.dtype = CELER_FLOAT, .shape = {.rank = 1, .dims = {1}}, .data = wd}};
+    const char *names[] = {"z", "w"};
+    celer_jbuf out;
+    celer_jbuf_init(&out, 0);
+    size_t jl;
+    assert_int_equal(celer_kserve_encode_infer(&r, "m", "1", names, outs, 2, &out, &jl), CELER_OK);
+    assert_string_equal(out.data,
+                        "{\"model_name\":\"m\",\"model_version\":\"1\",\"outputs\":[{\"name\":\"z\",\"datatype\":\"FP32\","
+                        "\"shape\":[2],\"parameters\":{\"shared_memory_region\":\"out\",\"shared_memory_offset\":0,"
+                        "\"shared_memory_byte_size\":8}},{\"name\":\"w\",\"datatype\":\"FP32\",\"shape\":[1],\"data\":[3]}]}");
+    assert_int_equal(jl, out.len);
+    celer_jbuf_free(&out);
+
+    static const struct {
+        const char *x_params, *out_params, *want;
+    } cases[] = {
+        {"\"shared_memory_region\":\"in\"", NULL,
+         "'shared_memory_region' needs 'shared_memory_byte_size' (the tensor's bytes in the region) for tensor 'x'"},
+        {"\"shared_memory_offset\":4", NULL,
+         "'shared_memory_offset' can not be specified without 'shared_memory_region' parameter for tensor 'x'"},
+        {"\"shared_memory_region\":7,\"shared_memory_byte_size\":24", NULL, "Unable to parse 'shared_memory_region'"},
+        {"\"shared_memory_region\":\"in\",\"shared_memory_byte_size\":-1", NULL,
+         "Unable to parse 'shared_memory_byte_size' of tensor 'x': expected an integer >= 0, got -1"},
+        {"\"shared_memory_region\":\"in\",\"shared_memory_byte_size\":24,\"shared_memory_offset\":1.5", NULL,
+         "Unable to parse 'shared_memory_offset'"},
+        {"\"shared_memory_region\":\"in\",\"shared_memory_byte_size\":24,\"binary_data_size\":24", NULL,
+         "Input must set only one of the following fields: 'data', 'binary_data_size' in 'parameters', "
+         "'shared_memory_region' in 'parameters'. But set 'binary_data_size' 'shared_memory_region' (input 'x')"},
+        {NULL, "\"shared_memory_region\":\"out\",\"shared_memory_byte_size\":8,\"binary_data\":true",
+         "Output can't set both 'shared_memory_region' and 'binary_data' (output 'z')"},
+        {NULL, "\"shared_memory_region\":\"out\",\"shared_memory_byte_size\":8,\"classification\":2",
+         "Output can't set both 'shared_memory_region' and 'classification' (output 'z')"},
+        {NULL, "\"shared_memory_region\":\"o\\u0000x\",\"shared_memory_byte_size\":8",
+         "Unable to parse 'shared_memory_region' of tensor 'z'"},
+    };
+    for (size_t i = 0; i < CELER_ARRAY_LEN(cases); i++) {
+        int n = snprintf(body, sizeof body, "{\"inputs\":[%s,{\"name\":\"x\",\"shape\":[1,3],\"datatype\":\"FP32\"", y);
+        if (cases[i].x_params) n += snprintf(body + n, sizeof body - (size_t)n, ",\"parameters\":{%s}}]", cases[i].x_params);
+        else n += snprintf(body + n, sizeof body - (size_t)n, ",\"data\":[1,2,3]}]");
+        if (cases[i].out_params)
+            n += snprintf(body + n, sizeof body - (size_t)n, ",\"outputs\":[{\"name\":\"z\",\"parameters\":{%s}}]",
+                          cases[i].out_params);
+        snprintf(body + n, sizeof body - (size_t)n, "}");
+        tu_expect_err(dec(body, &r), CELER_ERR_INVALID, cases[i].want);
+    }
+    /* data and a region: Triton's words */
+    snprintf(body, sizeof body, "{\"inputs\":[%s,{\"name\":\"x\",\"shape\":[1,3],\"datatype\":\"FP32\",\"data\":[1,2,3],"
+             "\"parameters\":{\"shared_memory_region\":\"in\",\"shared_memory_byte_size\":12}}]}", y);
+    tu_expect_err(dec(body, &r), CELER_ERR_INVALID, "But set 'data' 'shared_memory_region' (input 'x')");
+}
+
+/* The body of a register request. */
+static void test_shared_memory_register_body(void **state) {
+    (void)state;
+    const char *key;
+    uint64_t off, size;
+#define REG(b) celer_kserve_decode_shm_register(b, strlen(b), &arena, &key, &off, &size)
+    assert_int_equal(REG("{\"key\":\"/in\",\"offset\":16,\"byte_size\":64}"), CELER_OK);
+    assert_string_equal(key, "/in");
+    assert_int_equal(off, 16);
+    assert_int_equal(size, 64);
+    assert_int_equal(REG("{\"key\":\"/in\",\"byte_size\":64}"), CELER_OK);
+    assert_int_equal(off, 0);
+    tu_expect_err(REG("{\"byte_size\":64}"), CELER_ERR_INVALID, "Shared memory register request has no 'key' field");
+    tu_expect_err(REG("{\"key\":\"/in\"}"), CELER_ERR_INVALID, "Shared memory register request has no 'byte_size' field");
+    tu_expect_err(REG("{\"key\":3,\"byte_size\":64}"), CELER_ERR_INVALID, "'key' must be a string");
+    tu_expect_err(REG("{\"key\":\"/in\",\"byte_size\":-64}"), CELER_ERR_INVALID, "'byte_size' must be an integer >= 0");
+    tu_expect_err(REG("{\"key\":\"/in\",\"byte_size\":64,\"offset\":\"1\"}"), CELER_ERR_INVALID,
+                  "'offset' must be an integer >= 0");
+    tu_expect_err(REG("{\"key\":\"/in\",\"byte_size\":64,\"device_id\":0}"), CELER_ERR_INVALID,
+                  "unknown field 'device_id'");
+    tu_expect_err(REG("[1]"), CELER_ERR_INVALID, "a JSON object");
+    assert_int_equal(REG("{\"key\":"), CELER_ERR_PARSE);
+#undef REG
 }
 
 static void test_round_trip_every_dtype(void **state) {
@@ -787,6 +890,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_predict, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_parameters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_classify, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_memory_params, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_memory_register_body, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
