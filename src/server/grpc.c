@@ -304,28 +304,40 @@ static celer_status rpc_model_config(celer_grpc *g, const uint8_t *msg, size_t l
 }
 
 /* StatisticDuration{count=1, ns=2} as field `field` of the message being written. */
-static void put_duration(celer_jbuf *out, int field, unsigned long long count, unsigned long long ns) {
+static void put_duration(celer_jbuf *out, int field, celer_stat_duration d) {
     size_t mark = celer_pb_begin(out, field);
-    if (count) celer_pb_put_varint(out, 1, count);
-    if (ns) celer_pb_put_varint(out, 2, ns);
+    if (d.count) celer_pb_put_varint(out, 1, d.count);
+    if (d.ns) celer_pb_put_varint(out, 2, d.ns);
     celer_pb_end(out, mark);
 }
 
-/* One ModelStatistics{name=1, version=2, inference_count=4, execution_count=5, inference_stats=6:
- * InferStatistics{success=1, fail=2, queue=3, compute_infer=5}} of ModelStatisticsResponse (field 1). */
+/* One ModelStatistics{name=1, version=2, last_inference=3, inference_count=4, execution_count=5,
+ * inference_stats=6: InferStatistics{success=1, fail=2, queue=3, compute_input=4, compute_infer=5,
+ * compute_output=6, cache_hit=7, cache_miss=8}, batch_stats=7: InferBatchStatistics{batch_size=1,
+ * compute_input=2, compute_infer=3, compute_output=4}} of ModelStatisticsResponse (field 1):
+ * every field GET .../stats writes (memory_usage and response_stats are empty there too). */
 static void version_stats_pb(void *user, const celer_version_stats *st) {
     celer_jbuf *out = user;
     size_t mark = celer_pb_begin(out, 1);
     celer_pb_put_str(out, 1, st->name);
     celer_pb_put_str(out, 2, st->version);
+    if (st->last_inference) celer_pb_put_varint(out, 3, st->last_inference);
     if (st->inference_count) celer_pb_put_varint(out, 4, st->inference_count);
     if (st->execution_count) celer_pb_put_varint(out, 5, st->execution_count);
     size_t infer = celer_pb_begin(out, 6);
-    put_duration(out, 1, st->success_count, st->success_ns);
-    put_duration(out, 2, st->fail_count, 0);
-    put_duration(out, 3, st->queue_count, st->queue_ns);
-    put_duration(out, 5, st->compute_count, st->compute_ns);
+    const celer_stat_duration *d[] = {&st->success,        &st->fail,           &st->queue,     &st->compute_input,
+                                      &st->compute_infer, &st->compute_output, &st->cache_hit, &st->cache_miss};
+    for (int i = 0; i < (int)CELER_ARRAY_LEN(d); i++) put_duration(out, i + 1, *d[i]);
     celer_pb_end(out, infer);
+    for (int i = 0; i < st->n_batches; i++) {
+        const celer_batch_stats *b = &st->batches[i];
+        size_t bm = celer_pb_begin(out, 7);
+        celer_pb_put_varint(out, 1, b->batch_size);
+        put_duration(out, 2, b->compute_input);
+        put_duration(out, 3, b->compute_infer);
+        put_duration(out, 4, b->compute_output);
+        celer_pb_end(out, bm);
+    }
     celer_pb_end(out, mark);
 }
 

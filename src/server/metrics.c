@@ -46,11 +46,14 @@ struct celer_series {
     celer_gauge_fn fn; /* gauge read at render time, or NULL */
     void *user;
     proc_field proc;
-    _Atomic uint64_t value; /* counter/gauge: bits of a double */
-    _Atomic uint64_t sum;   /* histogram: bits of a double */
+    _Atomic uint64_t value; /* counter/gauge: bits of a double; summary: the count */
+    _Atomic uint64_t sum;   /* histogram, summary: bits of a double */
     const double *bounds;   /* histogram: the family's bounds */
     int n_bounds;
-    _Atomic uint64_t buckets[]; /* histogram: n_bounds + 1 non-cumulative counts (+Inf last) */
+    /* histogram: n_bounds + 1 non-cumulative counts (+Inf last); summary: the next slot, then
+     * CELER_SUMMARY_SAMPLES samples, each (its second on CLOCK_MONOTONIC_COARSE + 1) << 32 | the
+     * bits of its value as a float, so a sample is written and read whole (0: none) */
+    _Atomic uint64_t buckets[];
 };
 
 struct family {
@@ -78,6 +81,9 @@ const double celer_metrics_latency_buckets[] = {
     100e-3, 250e-3, 500e-3, 1, 2.5, 5, 10, 30, 60,
 };
 const int celer_metrics_latency_bucket_count = (int)CELER_ARRAY_LEN(celer_metrics_latency_buckets);
+
+/* A summary's quantiles: Triton's (prometheus-cpp's) defaults. */
+static const double summary_quantiles[] = {0.5, 0.9, 0.95, 0.99, 0.999};
 
 /* ---- atomic doubles ---- */
 
@@ -134,9 +140,9 @@ static int utf8_len(const unsigned char *p) {
 #define MAX_LABEL_COUNT 32
 
 /* Label text: `` or `name="value"(,name="value")*` with values escaped as celer_metrics_escape
- * does (valid UTF-8), label names distinct. Returns false for anything else, and when `no_le`
- * and a label is called `le`. */
-static bool valid_labels(const char *s, bool no_le) {
+ * does (valid UTF-8), label names distinct. Returns false for anything else, and when a label is
+ * called `reserved` (the one the kind adds when rendering: `le`, `quantile`; NULL: none). */
+static bool valid_labels(const char *s, const char *reserved) {
     if (strlen(s) > MAX_LABELS) return false;
     const char *names[MAX_LABEL_COUNT];
     size_t name_len[MAX_LABEL_COUNT];
@@ -147,7 +153,7 @@ static bool valid_labels(const char *s, bool no_le) {
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_')) return false;
         while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || (*p >= '0' && *p <= '9')) p++;
         size_t nl = (size_t)(p - n);
-        if (no_le && nl == 2 && n[0] == 'l' && n[1] == 'e') return false;
+        if (reserved && nl == strlen(reserved) && !memcmp(n, reserved, nl)) return false;
         if (count == MAX_LABEL_COUNT) return false;
         for (int i = 0; i < count; i++)
             if (name_len[i] == nl && !memcmp(names[i], n, nl)) return false;
@@ -252,6 +258,7 @@ static const char *kind_name(celer_metric_kind k) {
     case CELER_METRIC_COUNTER: return "counter";
     case CELER_METRIC_GAUGE: return "gauge";
     case CELER_METRIC_HISTOGRAM: return "histogram";
+    case CELER_METRIC_SUMMARY: return "summary";
     }
     return "untyped";
 }
@@ -277,6 +284,8 @@ static void zero_series(celer_series *s) {
     atomic_store_explicit(&s->sum, dbits(0.0), memory_order_relaxed);
     if (s->kind == CELER_METRIC_HISTOGRAM)
         for (int i = 0; i <= s->n_bounds; i++) atomic_store_explicit(&s->buckets[i], 0, memory_order_relaxed);
+    if (s->kind == CELER_METRIC_SUMMARY)
+        for (int i = 0; i <= CELER_SUMMARY_SAMPLES; i++) atomic_store_explicit(&s->buckets[i], 0, memory_order_relaxed);
 }
 
 /* Finds or creates name{labels}; the caller holds the lock. */
@@ -341,7 +350,9 @@ static celer_series *get_locked(celer_metrics *m, const char *name, const char *
                          MAX_SERIES);
             return NULL;
         }
-        size_t nb = kind == CELER_METRIC_HISTOGRAM ? (size_t)n_bounds + 1 : 0;
+        size_t nb = kind == CELER_METRIC_HISTOGRAM ? (size_t)n_bounds + 1
+                    : kind == CELER_METRIC_SUMMARY ? (size_t)CELER_SUMMARY_SAMPLES + 1
+                                                   : 0;
         s = calloc(1, sizeof *s + nb * sizeof s->buckets[0]);
         if (!s) goto nomem;
         s->labels = strdup(labels);
@@ -381,10 +392,12 @@ static celer_series *get(celer_metrics *m, const char *name, const char *help, c
         return NULL;
     }
     if (!labels) labels = "";
-    if (!valid_labels(labels, kind == CELER_METRIC_HISTOGRAM)) {
+    const char *reserved = kind == CELER_METRIC_HISTOGRAM ? "le" : kind == CELER_METRIC_SUMMARY ? "quantile" : NULL;
+    if (!valid_labels(labels, reserved)) {
         celer_errorf(CELER_ERR_INVALID,
-                     "metric %s: label text '%.*s' is not name=\"escaped value\",... (at most %d chars%s)", name,
-                     MAX_LABELS, labels, MAX_LABELS, kind == CELER_METRIC_HISTOGRAM ? ", no 'le'" : "");
+                     "metric %s: label text '%.*s' is not name=\"escaped value\",... (at most %d chars%s%s%s)", name,
+                     MAX_LABELS, labels, MAX_LABELS, reserved ? ", no '" : "", reserved ? reserved : "",
+                     reserved ? "'" : "");
         return NULL;
     }
     if (kind == CELER_METRIC_HISTOGRAM) {
@@ -429,6 +442,17 @@ celer_series *celer_metrics_histogram(celer_metrics *m, const char *name, const 
     return get(m, name, help, labels, CELER_METRIC_HISTOGRAM, bounds, n_bounds, NULL, NULL, PROC_NONE);
 }
 
+celer_series *celer_metrics_summary(celer_metrics *m, const char *name, const char *help, const char *labels) {
+    return get(m, name, help, labels, CELER_METRIC_SUMMARY, NULL, 0, NULL, NULL, PROC_NONE);
+}
+
+/* The second a summary's sample is stamped with (+ 1: a stamp is never 0). */
+static uint64_t sample_second(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec + 1;
+}
+
 /* ---- updates (lock-free) ---- */
 
 /* Updates check only the kind, which never changes; fn/proc series keep an unused value. */
@@ -448,7 +472,18 @@ void celer_metrics_set(celer_series *s, double v) {
 }
 
 void celer_metrics_observe(celer_series *s, double v) {
-    if (!s || s->kind != CELER_METRIC_HISTOGRAM) return;
+    if (!s) return;
+    if (s->kind == CELER_METRIC_SUMMARY) {
+        float f = (float)v;
+        uint32_t bits;
+        memcpy(&bits, &f, sizeof bits);
+        uint64_t slot = atomic_fetch_add_explicit(&s->buckets[0], 1, memory_order_relaxed) % CELER_SUMMARY_SAMPLES;
+        atomic_store_explicit(&s->buckets[1 + slot], sample_second() << 32 | bits, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->value, 1, memory_order_relaxed);
+        atomic_add_double(&s->sum, v);
+        return;
+    }
+    if (s->kind != CELER_METRIC_HISTOGRAM) return;
     /* first bound >= v (buckets are `le`, inclusive); NaN and values above all bounds land in +Inf */
     int lo = 0, hi = s->n_bounds;
     while (lo < hi) {
@@ -695,8 +730,47 @@ static double proc_value(const celer_metrics *m, const proc_snapshot *ps, proc_f
     return NAN;
 }
 
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A summary: each quantile (nearest rank) of the samples young enough, then _sum and _count. */
+static void render_summary(const family *f, const celer_series *s, celer_jbuf *out) {
+    float v[CELER_SUMMARY_SAMPLES];
+    int n = 0;
+    uint64_t oldest = sample_second() - CELER_MIN(sample_second(), (uint64_t)CELER_SUMMARY_MAX_AGE_SECS);
+    for (int i = 0; i < CELER_SUMMARY_SAMPLES; i++) {
+        uint64_t x = atomic_load_explicit(&s->buckets[1 + i], memory_order_relaxed);
+        if (!x || (x >> 32) < oldest) continue;
+        uint32_t bits = (uint32_t)x;
+        memcpy(&v[n], &bits, sizeof bits);
+        if (v[n] == v[n]) n++;
+    }
+    qsort(v, (size_t)n, sizeof *v, cmp_float);
+    for (size_t q = 0; q < CELER_ARRAY_LEN(summary_quantiles); q++) {
+        char label[64], num[40];
+        format_value(summary_quantiles[q], num, sizeof num);
+        snprintf(label, sizeof label, "quantile=\"%s\"", num);
+        put_head(out, f->name, NULL, s->labels, label);
+        int rank = (int)ceil(summary_quantiles[q] * n);
+        put_value(out, n ? (double)v[CELER_MAX(rank, 1) - 1] : NAN);
+        celer_jbuf_raw(out, "\n", 1);
+    }
+    put_head(out, f->name, "_sum", s->labels, NULL);
+    put_value(out, bitsd(atomic_load_explicit(&s->sum, memory_order_relaxed)));
+    celer_jbuf_raw(out, "\n", 1);
+    put_head(out, f->name, "_count", s->labels, NULL);
+    put_uint(out, atomic_load_explicit(&s->value, memory_order_relaxed));
+    celer_jbuf_raw(out, "\n", 1);
+}
+
 static void render_series(const celer_metrics *m, const proc_snapshot *ps, const family *f, const celer_series *s,
                           celer_jbuf *out) {
+    if (s->kind == CELER_METRIC_SUMMARY) {
+        render_summary(f, s, out);
+        return;
+    }
     if (s->kind != CELER_METRIC_HISTOGRAM) {
         double v = s->proc ? proc_value(m, ps, s->proc)
                    : s->fn ? s->fn(s->user)

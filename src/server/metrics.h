@@ -1,4 +1,4 @@
-/* Prometheus metrics: a registry of counter, gauge and histogram series rendered as the text
+/* Prometheus metrics: a registry of counter, gauge, histogram and summary series rendered as the text
  * exposition format (version 0.0.4). Series are created rarely (server start, model load) under a
  * lock and updated on the hot path with atomics only. Private to src/server. */
 #ifndef CELER_SERVER_METRICS_H
@@ -12,7 +12,12 @@
 typedef struct celer_metrics celer_metrics;
 typedef struct celer_series celer_series;
 
-typedef enum celer_metric_kind { CELER_METRIC_COUNTER, CELER_METRIC_GAUGE, CELER_METRIC_HISTOGRAM } celer_metric_kind;
+typedef enum celer_metric_kind {
+    CELER_METRIC_COUNTER,
+    CELER_METRIC_GAUGE,
+    CELER_METRIC_HISTOGRAM,
+    CELER_METRIC_SUMMARY
+} celer_metric_kind;
 
 /* A gauge whose value is read at render time. */
 typedef double (*celer_gauge_fn)(void *user);
@@ -40,17 +45,26 @@ celer_series *celer_metrics_counter_fn(celer_metrics *m, const char *name, const
 celer_series *celer_metrics_histogram(celer_metrics *m, const char *name, const char *help, const char *labels,
                                       const double *bounds, int n_bounds);
 
+/* A summary, as Triton's latency summaries are: the quantiles CELER_METRICS_QUANTILES (Triton's
+ * defaults) of the last CELER_SUMMARY_SAMPLES observations made within the last
+ * CELER_SUMMARY_MAX_AGE_SECS seconds (NaN when there is none), and _sum and _count over all of
+ * them. Observations are kept as floats: a quantile has float precision. */
+#define CELER_SUMMARY_SAMPLES 1024
+#define CELER_SUMMARY_MAX_AGE_SECS 60
+celer_series *celer_metrics_summary(celer_metrics *m, const char *name, const char *help, const char *labels);
+
 /* Lock-free updates (NULL series are ignored, so callers need no checks). */
 void celer_metrics_add(celer_series *s, double v);     /* counter (v >= 0) or gauge */
 void celer_metrics_set(celer_series *s, double v);     /* gauge */
-void celer_metrics_observe(celer_series *s, double v); /* histogram */
+void celer_metrics_observe(celer_series *s, double v); /* histogram or summary */
 
 /* Removes every series whose label text contains `label_match` (e.g. `model="resnet"`), for
  * models that are unloaded. Series pointers handed out for them die. */
 void celer_metrics_remove(celer_metrics *m, const char *label_match);
 
 /* Appends the exposition text (# HELP, # TYPE, samples; histograms as _bucket{le=...}, _sum,
- * _count) to `out`. Safe while other threads update series. */
+ * _count; summaries as {quantile=...}, _sum, _count) to `out`. Safe while other threads update
+ * series. */
 void celer_metrics_render(celer_metrics *m, celer_jbuf *out);
 
 /* Escapes a label value (backslash, double quote, newline) into buf; returns buf. */

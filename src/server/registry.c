@@ -30,6 +30,7 @@ typedef struct repo_action {
 } repo_action;
 
 const char *const celer_protocol_names[CELER_PROTOCOL_COUNT] = {"http", "grpc"};
+const char *const celer_fail_reason_names[CELER_FAIL_COUNT] = {"REJECTED", "CANCELED", "BACKEND", "OTHER"};
 
 const char *const celer_model_state_names[MODEL_STATE_COUNT] = {
     [MODEL_LOADING] = "LOADING", [MODEL_READY] = "READY", [MODEL_UNAVAILABLE] = "UNAVAILABLE",
@@ -131,6 +132,75 @@ static double queue_depth(void *user) {
     return v->queue ? celer_sched_queue_depth(v->queue) : 0;
 }
 
+/* Triton's per-version counters (its metrics.cc names), each a field of celer_version_counters
+ * read at render time; `us`: a duration in ns shown in microseconds; `cache`: only for versions
+ * that cache. */
+typedef struct triton_counter {
+    const char *name, *help;
+    size_t offset;
+    bool us, cache;
+} triton_counter;
+#define COUNTER(f) offsetof(celer_version_counters, f)
+static const triton_counter triton_counters[] = {
+    {"nv_inference_request_success", "Successful inference requests of the model version, all batch sizes (Triton's name).",
+     COUNTER(n_success), false, false},
+    {"nv_inference_count", "Inferences (batch rows) computed by the model version; cache hits excluded (Triton's name).",
+     COUNTER(n_inferences), false, false},
+    {"nv_inference_exec_count", "Executions of the model version; cache hits excluded (Triton's name).",
+     COUNTER(n_exec), false, false},
+    {"nv_inference_request_duration_us",
+     "Total duration of the model version's successful requests in microseconds, cache hits included (Triton's name).",
+     COUNTER(ns_success), true, false},
+    {"nv_inference_queue_duration_us",
+     "Total time the model version's successful requests waited in its queue, in microseconds (Triton's name).",
+     COUNTER(ns_queue), true, false},
+    {"nv_inference_compute_input_duration_us",
+     "Total time spent preparing inputs for the model version's runs, in microseconds; cache hits excluded (Triton's name).",
+     COUNTER(ns_input), true, false},
+    {"nv_inference_compute_infer_duration_us",
+     "Total time the model version ran for its requests, in microseconds; cache hits excluded (Triton's name).",
+     COUNTER(ns_infer), true, false},
+    {"nv_inference_compute_output_duration_us",
+     "Total time spent taking the model version's outputs into answers, in microseconds; cache hits excluded "
+     "(Triton's name).",
+     COUNTER(ns_output), true, false},
+    {"nv_cache_num_hits_per_model", "Requests of the model version answered from the cache (Triton's name).",
+     COUNTER(n_cache_hit), false, true},
+    {"nv_cache_hit_duration_per_model",
+     "Total time of the model version's cache hits (lookup and copy out), in microseconds (Triton's name).",
+     COUNTER(ns_cache_hit), true, true},
+    {"nv_cache_num_misses_per_model", "Requests of the model version that missed the cache (Triton's name).",
+     COUNTER(n_cache_miss), false, true},
+    {"nv_cache_miss_duration_per_model",
+     "Total time of the model version's cache misses (lookup and insertion), in microseconds (Triton's name).",
+     COUNTER(ns_cache_miss), true, true},
+};
+#undef COUNTER
+
+/* Triton's latency summaries, indexed by celer_summary. */
+typedef struct triton_summary {
+    const char *name, *help;
+    bool cache;
+} triton_summary;
+static const triton_summary triton_summaries[CELER_SUMMARY_COUNT] = {
+    [CELER_SUMMARY_REQUEST] = {"nv_inference_request_summary_us",
+                               "Durations of the model version's successful requests in microseconds (Triton's name).",
+                               false},
+    [CELER_SUMMARY_QUEUE] = {"nv_inference_queue_summary_us",
+                             "Queue waits of the model version's successful requests in microseconds (Triton's name).",
+                             false},
+    [CELER_SUMMARY_INPUT] = {"nv_inference_compute_input_summary_us",
+                             "Input preparation per computed request in microseconds (Triton's name).", false},
+    [CELER_SUMMARY_INFER] = {"nv_inference_compute_infer_summary_us",
+                             "Model run per computed request in microseconds (Triton's name).", false},
+    [CELER_SUMMARY_OUTPUT] = {"nv_inference_compute_output_summary_us",
+                              "Output extraction per computed request in microseconds (Triton's name).", false},
+    [CELER_SUMMARY_CACHE_HIT] = {"nv_cache_hit_summary_per_model",
+                                 "Cache hit durations of the model version in microseconds (Triton's name).", true},
+    [CELER_SUMMARY_CACHE_MISS] = {"nv_cache_miss_summary_per_model",
+                                  "Cache miss durations of the model version in microseconds (Triton's name).", true},
+};
+
 static void version_metrics(celer_registry *r, served_version *v, double load_seconds) {
     char name[600], labels[800];
     celer_metrics_escape(v->owner->name, name, sizeof name);
@@ -159,20 +229,94 @@ static void version_metrics(celer_registry *r, served_version *v, double load_se
     static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
     v->m_batch = celer_metrics_histogram(r->metrics, "celer_inference_batch_size", "Rows per executed batch.", labels,
                                          batch_bounds, (int)CELER_ARRAY_LEN(batch_bounds));
+    bool cached = v->cache_ttl_ns > 0;
+    for (int i = 0; i < CELER_SUMMARY_COUNT; i++) {
+        const triton_summary *t = &triton_summaries[i];
+        /* as Triton: no request summary with a cache (its durations mix hits and runs), cache
+         * summaries only with one */
+        if (t->cache ? cached : !(cached && i == CELER_SUMMARY_REQUEST))
+            v->m_summary[i] = celer_metrics_summary(r->metrics, t->name, t->help, labels);
+    }
     v->load_seconds = load_seconds;
 }
+
+/* ---- Triton's statistics of a version (the statistics extension and nv_* metrics) ---- */
+
+/* Batch sizes kept apart in batch_stats: up to max_batch_size of them, at most 1024 (half the
+ * slots, so probes stay short); executions of further sizes count in execution_count only. */
+#define MAX_BATCH_SIZES 1024
+
+static celer_status batch_slots_init(served_version *v, int max_batch_size) {
+    int sizes = CELER_MIN(CELER_MAX(max_batch_size, 1), MAX_BATCH_SIZES), n = 4;
+    while (n < 2 * sizes) n *= 2;
+    v->stats.batches = calloc((size_t)n, sizeof *v->stats.batches);
+    if (!v->stats.batches) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
+    v->stats.n_batch_slots = n;
+    return CELER_OK;
+}
+
+/* The slot of batch size `rows` (claimed when new), or NULL when every slot holds another size. */
+static celer_batch_slot *batch_slot(celer_version_counters *c, int64_t rows) {
+    int n = c->n_batch_slots;
+    for (int i = 0, k = (int)((uint64_t)rows * 0x9E3779B97F4A7C15ull >> 40) & (n - 1); i < n; i++, k = (k + 1) & (n - 1)) {
+        long long have = atomic_load_explicit(&c->batches[k].rows, memory_order_acquire);
+        if (!have && atomic_compare_exchange_strong(&c->batches[k].rows, &have, rows)) return &c->batches[k];
+        if (have == rows) return &c->batches[k];
+    }
+    return NULL;
+}
+
+/* on_batch of a model's queue: one execution's durations by its batch size (Triton's batch_stats),
+ * on the worker that ran it once its requests were answered (its execution_count and
+ * last_inference were counted with its first request, service.c). */
+static void version_batch_done(void *user, const celer_sched_batch *b) {
+    served_version *v = user;
+    celer_version_counters *c = &v->stats;
+    celer_batch_slot *s = c->batches ? batch_slot(c, b->rows) : NULL;
+    if (!s) return;
+    atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->ns_input, (unsigned long long)b->input_ns, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->ns_infer, (unsigned long long)b->infer_ns, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->ns_output, (unsigned long long)b->output_ns, memory_order_relaxed);
+}
+
+/* A counter of celer_version_counters, read by the nv_* series at render time: `user` points at
+ * the field. */
+static double counter_value(void *user) { return (double)atomic_load_explicit((atomic_ullong *)user, memory_order_relaxed); }
+static double counter_us(void *user) {
+    return (double)(atomic_load_explicit((atomic_ullong *)user, memory_order_relaxed) / 1000); /* whole us, as Triton */
+}
+
 
 /* The series that read the version (its queue depth) and its load time are pointed at it once it
  * serves: every load of one version number shares the series of that number, so a reload of the
  * same version must not touch them before the swap (nor a failed one at all). */
 static void version_publish(celer_registry *r, served_version *v) {
-    char name[600], labels[800];
+    char name[600], labels[800], with_reason[900];
     celer_metrics_escape(v->owner->name, name, sizeof name);
     snprintf(labels, sizeof labels, "model=\"%s\",version=\"%s\"", name, v->version_str);
     celer_metrics_gauge_fn(r->metrics, "celer_inference_queue_depth", "Requests waiting in the model's queue.", labels,
                            queue_depth, v);
     celer_metrics_set(celer_metrics_gauge(r->metrics, "celer_model_load_duration_seconds",
                                           "Time to load, compile and warm up the version.", labels),
+                      v->load_seconds);
+    /* Triton's names, read from the statistics above: the same measurements, no second count */
+    for (size_t i = 0; i < CELER_ARRAY_LEN(triton_counters); i++) {
+        const triton_counter *t = &triton_counters[i];
+        if (t->cache && v->cache_ttl_ns <= 0) continue; /* as Triton: cache series only with a cache */
+        celer_metrics_counter_fn(r->metrics, t->name, t->help, labels, t->us ? counter_us : counter_value,
+                                 (char *)&v->stats + t->offset);
+    }
+    for (int i = 0; i < CELER_FAIL_COUNT; i++) {
+        snprintf(with_reason, sizeof with_reason, "%s,reason=\"%s\"", labels, celer_fail_reason_names[i]);
+        celer_metrics_counter_fn(r->metrics, "nv_inference_request_failure",
+                                 "Failed inference requests of the model version, by reason (Triton's name).",
+                                 with_reason, counter_value, &v->stats.n_fail_reason[i]);
+    }
+    celer_metrics_gauge_fn(r->metrics, "nv_inference_pending_request_count",
+                           "Requests waiting in the model version's queue (Triton's name).", labels, queue_depth, v);
+    celer_metrics_set(celer_metrics_gauge(r->metrics, "nv_model_load_duration_secs",
+                                          "Time to load the model version, in seconds (Triton's name).", labels),
                       v->load_seconds);
 }
 
@@ -197,6 +341,7 @@ static void version_free(celer_registry *r, served_version *v) {
     celer_model_free(v->model);
     celer_pipeline_free(v->pipeline);
     free(v->m_steps);
+    free(v->stats.batches);
     free(v->inputs);
     free(v->output_names);
     free(v->output_types);
@@ -327,6 +472,9 @@ static celer_status version_load(celer_registry *r, served_model *m, const char 
     if (!cfg->dynamic_batching) qo.max_batch_size = 0;
     qo.n_preferred = CELER_MIN(cfg->n_preferred, 16);
     memcpy(qo.preferred_batch_size, cfg->preferred_batch_size, sizeof(int) * (size_t)qo.n_preferred);
+    qo.on_batch = version_batch_done;
+    qo.on_batch_user = v;
+    if ((st = batch_slots_init(v, qo.max_batch_size))) goto fail;
     if ((st = celer_sched_queue_add(r->sched, v->model, &qo, &v->queue))) goto fail;
     char qname[320];
     snprintf(qname, sizeof qname, "%s version %s", m->name, v->version_str);
@@ -1207,20 +1355,65 @@ void celer_registry_metadata_json(const served_version *v, celer_jbuf *out) {
     free(m);
 }
 
+static int cmp_batch(const void *a, const void *b) {
+    const celer_batch_stats *x = a, *y = b;
+    return x->batch_size < y->batch_size ? -1 : x->batch_size > y->batch_size;
+}
+
+/* Reads v's counters into st (batches into `batches`, room for v's slots). */
+static void version_stats(const served_model *m, served_version *v, celer_batch_stats *batches,
+                          celer_version_stats *st) {
+    celer_version_counters *c = &v->stats;
+#define LOAD(f) atomic_load_explicit(&c->f, memory_order_relaxed)
+    unsigned long long ok = LOAD(n_success), computed = LOAD(n_compute);
+    *st = (celer_version_stats){
+        .name = m->name, .version = v->version_str, .last_inference = LOAD(last_inference_ms),
+        .inference_count = LOAD(n_inferences), .execution_count = LOAD(n_exec),
+        .success = {ok, LOAD(ns_success)}, .fail = {LOAD(n_failure), LOAD(ns_failure)}, .queue = {ok, LOAD(ns_queue)},
+        .compute_input = {computed, LOAD(ns_input)}, .compute_infer = {computed, LOAD(ns_infer)},
+        .compute_output = {computed, LOAD(ns_output)}, .cache_hit = {LOAD(n_cache_hit), LOAD(ns_cache_hit)},
+        .cache_miss = {LOAD(n_cache_miss), LOAD(ns_cache_miss)}, .batches = batches};
+#undef LOAD
+    for (int i = 0; i < c->n_batch_slots; i++) {
+        const celer_batch_slot *b = &c->batches[i];
+        long long rows = atomic_load_explicit(&b->rows, memory_order_acquire);
+        unsigned long long n = atomic_load_explicit(&b->count, memory_order_relaxed);
+        if (!rows || !n) continue; /* claimed, not counted yet */
+        batches[st->n_batches++] = (celer_batch_stats){
+            (unsigned long long)rows, {n, atomic_load_explicit(&b->ns_input, memory_order_relaxed)},
+            {n, atomic_load_explicit(&b->ns_infer, memory_order_relaxed)},
+            {n, atomic_load_explicit(&b->ns_output, memory_order_relaxed)}};
+    }
+    qsort(batches, (size_t)st->n_batches, sizeof *batches, cmp_batch);
+}
+
 celer_status celer_registry_stats(celer_registry *r, const char *name, const char *version,
                                   void (*each)(void *user, const celer_version_stats *st), void *user) {
     pthread_rwlock_rdlock(&r->lock);
     bool model_found = !name, version_found = !version;
-    for (int i = 0; i < r->n_models && !(model_found && version_found); i++) {
+    int most_slots = 0;
+    for (int i = 0; i < r->n_models; i++) {
         served_model *m = r->models[i];
         if (name && strcmp(name, m->name)) continue;
         model_found = true;
-        for (int k = 0; k < m->n_versions && !version_found; k++) version_found = !strcmp(m->versions[k]->version_str, version);
+        for (int k = 0; k < m->n_versions; k++) {
+            version_found |= !version || !strcmp(m->versions[k]->version_str, version);
+            most_slots = CELER_MAX(most_slots, m->versions[k]->stats.n_batch_slots);
+        }
     }
     if (!model_found || !version_found) {
         pthread_rwlock_unlock(&r->lock);
-        if (!model_found) return celer_errorf(CELER_ERR_NOT_FOUND, "unknown model '%s'", name);
-        return celer_errorf(CELER_ERR_NOT_FOUND, "model '%s' has no version '%s' loaded", name, version);
+        if (!model_found)
+            return celer_errorf(CELER_ERR_NOT_FOUND, "requested model '%s' is not available (unknown model '%s')",
+                                name, name);
+        return celer_errorf(CELER_ERR_NOT_FOUND,
+                            "requested model version is not available for model '%s': no version '%s' loaded", name,
+                            version);
+    }
+    celer_batch_stats *batches = calloc((size_t)most_slots + 1, sizeof *batches);
+    if (!batches) {
+        pthread_rwlock_unlock(&r->lock);
+        return celer_errorf(CELER_ERR_NOMEM, "out of memory for the statistics");
     }
     for (int i = 0; i < r->n_models; i++) {
         served_model *m = r->models[i];
@@ -1228,36 +1421,55 @@ celer_status celer_registry_stats(celer_registry *r, const char *name, const cha
         for (int k = 0; k < m->n_versions; k++) {
             served_version *v = m->versions[k];
             if (version && strcmp(v->version_str, version)) continue;
-            unsigned long long ok = atomic_load(&v->n_success);
-            celer_version_stats st = {
-                .name = m->name, .version = v->version_str,
-                .inference_count = atomic_load(&v->n_inferences), .execution_count = atomic_load(&v->n_exec),
-                .success_count = ok, .success_ns = atomic_load(&v->ns_total), .fail_count = atomic_load(&v->n_failure),
-                .queue_count = ok, .queue_ns = atomic_load(&v->ns_queue),
-                .compute_count = ok, .compute_ns = atomic_load(&v->ns_compute)};
+            celer_version_stats st;
+            version_stats(m, v, batches, &st);
             each(user, &st);
         }
     }
     pthread_rwlock_unlock(&r->lock);
+    free(batches);
     return CELER_OK;
 }
 
+/* "name":{"count":N,"ns":N} */
+static void duration_json(celer_jbuf *out, const char *name, celer_stat_duration d, bool comma) {
+    char buf[160];
+    int n = snprintf(buf, sizeof buf, "%s\"%s\":{\"count\":%llu,\"ns\":%llu}", comma ? "," : "", name, d.count, d.ns);
+    celer_jbuf_raw(out, buf, (size_t)n);
+}
+
+/* One entry of Triton's model_stats: its fields in Triton's order. */
 static void version_stats_json(void *user, const celer_version_stats *st) {
     json_list *l = user;
     celer_jbuf *out = l->out;
     if (l->n++) celer_jbuf_raw(out, ",", 1);
-    char buf[800];
-    snprintf(buf, sizeof buf,
-             ",\"inference_count\":%llu,\"execution_count\":%llu,"
-             "\"inference_stats\":{\"success\":{\"count\":%llu,\"ns\":%llu},\"fail\":{\"count\":%llu,\"ns\":0},"
-             "\"queue\":{\"count\":%llu,\"ns\":%llu},\"compute_infer\":{\"count\":%llu,\"ns\":%llu}}}",
-             st->inference_count, st->execution_count, st->success_count, st->success_ns, st->fail_count,
-             st->queue_count, st->queue_ns, st->compute_count, st->compute_ns);
+    char buf[200];
     celer_jbuf_raw(out, "{\"name\":", 8);
     celer_jbuf_str(out, st->name);
     celer_jbuf_raw(out, ",\"version\":", 11);
     celer_jbuf_str(out, st->version);
-    celer_jbuf_raw(out, buf, strlen(buf));
+    int n = snprintf(buf, sizeof buf, ",\"last_inference\":%llu,\"inference_count\":%llu,\"execution_count\":%llu,"
+                     "\"inference_stats\":{", st->last_inference, st->inference_count, st->execution_count);
+    celer_jbuf_raw(out, buf, (size_t)n);
+    duration_json(out, "success", st->success, false);
+    duration_json(out, "fail", st->fail, true);
+    duration_json(out, "queue", st->queue, true);
+    duration_json(out, "compute_input", st->compute_input, true);
+    duration_json(out, "compute_infer", st->compute_infer, true);
+    duration_json(out, "compute_output", st->compute_output, true);
+    duration_json(out, "cache_hit", st->cache_hit, true);
+    duration_json(out, "cache_miss", st->cache_miss, true);
+    celer_jbuf_raw(out, "},\"response_stats\":{},\"batch_stats\":[", 37);
+    for (int i = 0; i < st->n_batches; i++) {
+        const celer_batch_stats *b = &st->batches[i];
+        n = snprintf(buf, sizeof buf, "%s{\"batch_size\":%llu", i ? "," : "", b->batch_size);
+        celer_jbuf_raw(out, buf, (size_t)n);
+        duration_json(out, "compute_input", b->compute_input, true);
+        duration_json(out, "compute_infer", b->compute_infer, true);
+        duration_json(out, "compute_output", b->compute_output, true);
+        celer_jbuf_raw(out, "}", 1);
+    }
+    celer_jbuf_raw(out, "],\"memory_usage\":[]}", 20);
 }
 
 celer_status celer_registry_stats_json(celer_registry *r, const char *name, const char *version, celer_jbuf *out) {

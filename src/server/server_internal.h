@@ -26,6 +26,38 @@ extern const char *const celer_protocol_names[CELER_PROTOCOL_COUNT]; /* "http", 
 
 typedef struct served_model served_model;
 
+/* Why a request failed, as Triton's nv_inference_request_failure{reason} says. */
+typedef enum celer_fail_reason { CELER_FAIL_REJECTED, CELER_FAIL_CANCELED, CELER_FAIL_BACKEND, CELER_FAIL_OTHER,
+                                 CELER_FAIL_COUNT } celer_fail_reason;
+extern const char *const celer_fail_reason_names[CELER_FAIL_COUNT]; /* "REJECTED", ... */
+
+/* Triton's latency summaries of a version (metrics in microseconds). */
+typedef enum celer_summary { CELER_SUMMARY_REQUEST, CELER_SUMMARY_QUEUE, CELER_SUMMARY_INPUT, CELER_SUMMARY_INFER,
+                             CELER_SUMMARY_OUTPUT, CELER_SUMMARY_CACHE_HIT, CELER_SUMMARY_CACHE_MISS,
+                             CELER_SUMMARY_COUNT } celer_summary;
+
+/* One batch size of a version's executions (Triton's batch_stats): `rows` 0 = a free slot. */
+typedef struct celer_batch_slot {
+    atomic_llong rows;
+    atomic_ullong count, ns_input, ns_infer, ns_output;
+} celer_batch_slot;
+
+/* Triton's statistics of one version (its statistics extension), all atomics: updated without a
+ * lock on the request path, read as they are by the statistics endpoints and the metrics. */
+typedef struct celer_version_counters {
+    atomic_ullong n_success, ns_success;           /* requests answered, cache hits included */
+    atomic_ullong n_failure, ns_failure;
+    atomic_ullong n_fail_reason[CELER_FAIL_COUNT];
+    atomic_ullong ns_queue;                        /* over the successes */
+    atomic_ullong n_compute, ns_input, ns_infer, ns_output; /* successes that ran the model */
+    atomic_ullong n_cache_hit, ns_cache_hit, n_cache_miss, ns_cache_miss;
+    atomic_ullong n_inferences;                    /* rows computed (cache hits excluded) */
+    atomic_ullong n_exec;                          /* executions (counted with their first request) */
+    atomic_ullong last_inference_ms;               /* CLOCK_REALTIME of the last execution */
+    celer_batch_slot *batches;                     /* n_batch_slots, found by rows (open addressing) */
+    int n_batch_slots;
+} celer_version_counters;
+
 /* One loaded version: immutable once READY, shared by every request using it. */
 typedef struct served_version {
     served_model *owner;
@@ -51,8 +83,12 @@ typedef struct served_version {
     celer_series *m_success[CELER_PROTOCOL_COUNT], *m_failure[CELER_PROTOCOL_COUNT]; /* by the request's protocol */
     celer_series *m_duration[CELER_PROTOCOL_COUNT];
     celer_series *m_queue, *m_compute, *m_batch; /* the model's, whoever asked */
-    /* Triton statistics */
-    atomic_ullong n_success, n_failure, n_exec, n_inferences, ns_total, ns_queue, ns_compute;
+    /* Triton's summaries (nv_*_summary_us), observed with the same durations; NULL when Triton
+     * leaves one out (the request's with a cache, the cache's without) */
+    celer_series *m_summary[CELER_SUMMARY_COUNT];
+    /* Triton's statistics, counted once by the service (requests and executions) and by on_batch
+     * (durations by batch size); the nv_inference_* counters read these very fields */
+    celer_version_counters stats;
 } served_version;
 
 struct served_model {
@@ -158,11 +194,21 @@ celer_status celer_registry_openapi(celer_registry *r, const char *model, const 
 
 /* Writes model metadata / config / statistics JSON for a version. */
 void celer_registry_metadata_json(const served_version *v, celer_jbuf *out);
-/* Triton statistics of one version, for each transport to encode. */
+/* Triton statistics of one version, for each transport to encode (JSON and
+ * ModelStatisticsResponse carry the same fields). */
+typedef struct celer_stat_duration {
+    unsigned long long count, ns;
+} celer_stat_duration;
+typedef struct celer_batch_stats {
+    unsigned long long batch_size;
+    celer_stat_duration compute_input, compute_infer, compute_output;
+} celer_batch_stats;
 typedef struct celer_version_stats {
     const char *name, *version;
-    unsigned long long inference_count, execution_count, success_count, success_ns, fail_count, queue_count, queue_ns,
-        compute_count, compute_ns;
+    unsigned long long last_inference, inference_count, execution_count;
+    celer_stat_duration success, fail, queue, compute_input, compute_infer, compute_output, cache_hit, cache_miss;
+    int n_batches;
+    const celer_batch_stats *batches; /* ascending batch size */
 } celer_version_stats;
 /* Calls each(user, st) for every loaded version of model `name` (NULL: every model) and `version`
  * (NULL: every one), under the registry's read lock (each must not call the registry; `st` is

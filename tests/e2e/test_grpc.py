@@ -215,10 +215,17 @@ def test_model_infer(node_path):
         """ModelStatisticsResponse as GET .../stats writes it (grpc-js gives uint64 as strings)."""
         def dur(d):
             return {"count": int(d["count"]), "ns": int(d["ns"])}
-        return {"model_stats": [{"name": m["name"], "version": m["version"], "inference_count": int(m["inference_count"]),
+        keys = ("success", "fail", "queue", "compute_input", "compute_infer", "compute_output", "cache_hit", "cache_miss")
+        return {"model_stats": [{"name": m["name"], "version": m["version"], "last_inference": int(m["last_inference"]),
+                                 "inference_count": int(m["inference_count"]),
                                  "execution_count": int(m["execution_count"]),
-                                 "inference_stats": {k: dur(m["inference_stats"][k])
-                                                     for k in ("success", "fail", "queue", "compute_infer")}}
+                                 "inference_stats": {k: dur(m["inference_stats"][k]) for k in keys},
+                                 "response_stats": m["response_stats"],
+                                 "batch_stats": [{"batch_size": int(b["batch_size"]),
+                                                  **{k: dur(b[k]) for k in ("compute_input", "compute_infer",
+                                                                            "compute_output")}}
+                                                 for b in m["batch_stats"]],
+                                 "memory_usage": m["memory_usage"]}
                                 for m in r["model_stats"]]}
     for i, what in ((0, "mlp"), (1, "mlp version 1")):
         check(f"ModelStatistics {what}: what GET /v2/models/mlp/stats says",

@@ -325,7 +325,12 @@ static void test_cache(void **state) {
     assert_int_equal(d.cache, CELER_SERVICE_CACHE_MISS);
     assert_memory_not_equal(a.scores, d.scores, sizeof a.scores);
     celer_service_end(cd);
-    assert_int_equal(stat_of(f, "cached", "\"inference_count\":"), 4);
+    /* as Triton counts: four successes, of which two hits (h, and b coalesced on a) and two runs */
+    assert_int_equal(stat_of(f, "cached", "\"success\":{\"count\":"), 4);
+    assert_int_equal(stat_of(f, "cached", "\"inference_count\":"), 2);
+    assert_int_equal(stat_of(f, "cached", "\"cache_hit\":{\"count\":"), 2);
+    assert_int_equal(stat_of(f, "cached", "\"cache_miss\":{\"count\":"), 2);
+    assert_int_equal(stat_of(f, "cached", "\"compute_infer\":{\"count\":"), 2);
 
     /* another cache salt (another tenant): the same request is a miss, then a hit of its own */
     for (int round = 0; round < 2; round++) {
