@@ -1246,3 +1246,97 @@ void celer_http_stop(celer_http *h) {
     pthread_mutex_destroy(&h->conns_lock);
     free(h);
 }
+
+/* ---- the metrics port ----
+ * Triton serves its metrics on a port of their own (8002): a second, small daemon (one thread, a
+ * few connections) that answers GET /metrics and nothing else, with the same text as /metrics on
+ * the HTTP port. Bodies are read and dropped; a scraper sends none. */
+
+#define METRICS_CONNECTIONS 16
+
+struct celer_http_metrics {
+    struct MHD_Daemon *daemon;
+    celer_metrics *metrics;
+};
+
+static enum MHD_Result metrics_reply(struct MHD_Connection *conn, unsigned status, const char *type, char *body,
+                                     size_t len, const char *allow) {
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(len, body, free);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", type);
+    if (allow) MHD_add_response_header(r, "Allow", allow);
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result on_metrics_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                          const char *version, const char *upload_data, size_t *upload_data_size,
+                                          void **con_cls) {
+    (void)version, (void)upload_data;
+    celer_http_metrics *h = cls;
+    static int started;
+    if (!*con_cls) { /* the headers: answered once the body, if any, is read */
+        *con_cls = &started;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    celer_jbuf b;
+    celer_jbuf_init(&b, 0);
+    unsigned status = 200;
+    const char *type = "text/plain; version=0.0.4; charset=utf-8", *allow = NULL;
+    if (strcmp(url, "/metrics")) {
+        status = 404;
+        type = "application/json";
+        celer_kserve_encode_error("this port serves GET /metrics only", &b);
+    } else if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+        status = 405;
+        type = "application/json";
+        allow = "GET, HEAD";
+        celer_kserve_encode_error("/metrics takes GET", &b);
+    } else {
+        celer_metrics_render(h->metrics, &b);
+    }
+    if (b.status) {
+        celer_jbuf_free(&b);
+        return MHD_NO; /* out of memory: the connection is closed */
+    }
+    char *body = b.data ? b.data : strdup("");
+    return body ? metrics_reply(conn, status, type, body, b.len, allow) : MHD_NO;
+}
+
+celer_status celer_http_metrics_start(const celer_server_options *opts, celer_metrics *metrics,
+                                      celer_http_metrics **out) {
+    *out = NULL;
+    if (opts->metrics_port <= 0) return CELER_OK;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opts->metrics_port)};
+    if (inet_pton(AF_INET, opts->metrics_address, &addr.sin_addr) != 1)
+        return celer_errorf(CELER_ERR_INVALID, "--metrics-address '%s' is not an IPv4 address", opts->metrics_address);
+    celer_http_metrics *h = calloc(1, sizeof *h);
+    if (!h) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
+    h->metrics = metrics;
+    h->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, (uint16_t)opts->metrics_port, NULL,
+                                 NULL, on_metrics_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->request_timeout_secs,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_CONNECTIONS,
+                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_END);
+    if (!h->daemon) {
+        free(h);
+        return celer_errorf(CELER_ERR_IO, "cannot listen for metrics on %s:%d (in use, or not allowed)",
+                            opts->metrics_address, opts->metrics_port);
+    }
+    *out = h;
+    return CELER_OK;
+}
+
+void celer_http_metrics_stop(celer_http_metrics *h) {
+    if (!h) return;
+    MHD_stop_daemon(h->daemon);
+    free(h);
+}

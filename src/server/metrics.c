@@ -35,6 +35,9 @@ typedef enum proc_field {
     PROC_CPU,
     PROC_START,
     PROC_FDS,
+    PROC_CPU_UTIL, /* the machine's, as Triton's nv_cpu_* */
+    PROC_MEM_TOTAL,
+    PROC_MEM_USED,
 } proc_field;
 
 typedef struct family family;
@@ -74,6 +77,7 @@ struct celer_metrics {
     int n_fams, cap_fams;
     int n_series; /* live + dead */
     double start_time; /* seconds since the epoch, computed once */
+    unsigned long long cpu_busy, cpu_idle; /* /proc/stat at the previous render (under the lock) */
 };
 
 const double celer_metrics_latency_buckets[] = {
@@ -540,7 +544,10 @@ void celer_metrics_remove(celer_metrics *m, const char *label_match) {
 
 typedef struct proc_snapshot {
     double rss, vsize, cpu, fds;
-    bool ok_stat, ok_statm, ok_fds;
+    unsigned long long cpu_busy, cpu_idle; /* the machine's jiffies (/proc/stat's cpu line) */
+    double cpu_util;                       /* since the previous render (set under the lock) */
+    double mem_total, mem_used;            /* /proc/meminfo: MemTotal, MemTotal - MemAvailable */
+    bool ok_stat, ok_statm, ok_fds, ok_cpu, ok_mem;
 } proc_snapshot;
 
 static size_t read_small_file(const char *path, char *buf, size_t cap) {
@@ -591,6 +598,24 @@ static void read_proc(proc_snapshot *ps) {
             ps->ok_statm = true;
         }
     }
+    unsigned long long j[8] = {0}; /* user nice system idle iowait irq softirq steal */
+    if (read_small_file("/proc/stat", buf, sizeof buf) &&
+        sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &j[0], &j[1], &j[2], &j[3], &j[4], &j[5], &j[6],
+               &j[7]) >= 4) {
+        ps->cpu_busy = j[0] + j[1] + j[2] + j[5] + j[6] + j[7];
+        ps->cpu_idle = j[3] + j[4];
+        ps->ok_cpu = true;
+    }
+    if (read_small_file("/proc/meminfo", buf, sizeof buf)) {
+        const char *t = strstr(buf, "MemTotal:"), *a = strstr(buf, "MemAvailable:");
+        unsigned long long total, avail;
+        if (t && a && sscanf(t, "MemTotal: %llu", &total) == 1 && sscanf(a, "MemAvailable: %llu", &avail) == 1 &&
+            avail <= total) {
+            ps->mem_total = (double)total * 1024;
+            ps->mem_used = (double)(total - avail) * 1024;
+            ps->ok_mem = true;
+        }
+    }
     DIR *d = opendir("/proc/self/fd");
     if (d) {
         long n = 0;
@@ -638,6 +663,13 @@ celer_status celer_metrics_init(celer_metrics **out) {
         {"process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
          CELER_METRIC_GAUGE, PROC_START},
         {"process_virtual_memory_bytes", "Virtual memory size in bytes.", CELER_METRIC_GAUGE, PROC_VSIZE},
+        /* the machine's, under Triton's names (its Grafana dashboard draws them) */
+        {"nv_cpu_utilization", "CPU utilization of the machine from 0 to 1, since the previous scrape (Triton's name).",
+         CELER_METRIC_GAUGE, PROC_CPU_UTIL},
+        {"nv_cpu_memory_total_bytes", "Memory of the machine in bytes (Triton's name).", CELER_METRIC_GAUGE,
+         PROC_MEM_TOTAL},
+        {"nv_cpu_memory_used_bytes", "Memory of the machine in use, in bytes (Triton's name).", CELER_METRIC_GAUGE,
+         PROC_MEM_USED},
     };
     for (size_t i = 0; i < CELER_ARRAY_LEN(builtin); i++) {
         if (!get(m, builtin[i].name, builtin[i].help, "", builtin[i].kind, NULL, 0, NULL, NULL, builtin[i].proc)) {
@@ -725,6 +757,9 @@ static double proc_value(const celer_metrics *m, const proc_snapshot *ps, proc_f
     case PROC_CPU: return ps->ok_stat ? ps->cpu : NAN;
     case PROC_START: return m->start_time;
     case PROC_FDS: return ps->ok_fds ? ps->fds : NAN;
+    case PROC_CPU_UTIL: return ps->ok_cpu ? ps->cpu_util : NAN;
+    case PROC_MEM_TOTAL: return ps->ok_mem ? ps->mem_total : NAN;
+    case PROC_MEM_USED: return ps->ok_mem ? ps->mem_used : NAN;
     case PROC_NONE: break;
     }
     return NAN;
@@ -810,6 +845,12 @@ void celer_metrics_render(celer_metrics *m, celer_jbuf *out) {
     proc_snapshot ps;
     read_proc(&ps);
     pthread_mutex_lock(&m->lock);
+    if (ps.ok_cpu) { /* busy over all jiffies since the previous render, as Triton computes it */
+        unsigned long long busy = ps.cpu_busy > m->cpu_busy ? ps.cpu_busy - m->cpu_busy : 0,
+                           idle = ps.cpu_idle > m->cpu_idle ? ps.cpu_idle - m->cpu_idle : 0;
+        ps.cpu_util = busy + idle ? (double)busy / (double)(busy + idle) : 0;
+        m->cpu_busy = ps.cpu_busy, m->cpu_idle = ps.cpu_idle;
+    }
     for (int fi = 0; fi < m->n_fams; fi++) {
         const family *f = m->fams[fi];
         if (f->n_live == 0) continue;

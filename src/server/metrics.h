@@ -24,7 +24,9 @@ typedef double (*celer_gauge_fn)(void *user);
 
 /* Makes a registry that already holds the process metrics (process_resident_memory_bytes,
  * process_virtual_memory_bytes, process_cpu_seconds_total, process_start_time_seconds,
- * process_open_fds), read at render time from /proc/self. */
+ * process_open_fds), read at render time from /proc/self, and the machine's under Triton's names
+ * (nv_cpu_utilization since the previous render, nv_cpu_memory_total_bytes and
+ * nv_cpu_memory_used_bytes, from /proc/stat and /proc/meminfo). */
 celer_status celer_metrics_init(celer_metrics **out);
 void celer_metrics_free(celer_metrics *m);
 

@@ -34,6 +34,11 @@ static const celer_server_flag flags[] = {
      OPT(grpc_address)},
     {"grpc-port", "CELER_GRPC_PORT", "8001", "gRPC port (Triton's GRPCInferenceService and grpc.health.v1, h2c); 0 = off",
      CELER_FLAG_INT, OPT(grpc_port)},
+    {"metrics-port", "CELER_METRICS_PORT", "0",
+     "a port of its own for GET /metrics, as Triton's 8002 (/metrics on the HTTP port stays); 0 = none",
+     CELER_FLAG_INT, OPT(metrics_port)},
+    {"metrics-address", "CELER_METRICS_ADDRESS", "0.0.0.0", "IPv4 address the metrics port listens on",
+     CELER_FLAG_STRING, OPT(metrics_address)},
     {"grpc-max-message-bytes", "CELER_GRPC_MAX_MESSAGE_BYTES", "67108864",
      "largest gRPC request message; larger ones get RESOURCE_EXHAUSTED", CELER_FLAG_SIZE, OPT(grpc_max_message_bytes)},
     {"http-threads", "CELER_HTTP_THREADS", "2", "connection threads (they parse and encode, never compute)", CELER_FLAG_INT,
@@ -158,6 +163,11 @@ celer_status celer_server_parse_args(int argc, char **argv, celer_server_options
         return celer_errorf(CELER_ERR_INVALID, "--http-port %d is not a port number", o->http_port);
     if (o->grpc_port > 65535)
         return celer_errorf(CELER_ERR_INVALID, "--grpc-port %d is not a port number (0 turns gRPC off)", o->grpc_port);
+    if (o->metrics_port > 65535)
+        return celer_errorf(CELER_ERR_INVALID, "--metrics-port %d is not a port number (0 turns it off)", o->metrics_port);
+    if (o->metrics_port && (o->metrics_port == o->http_port || o->metrics_port == o->grpc_port))
+        return celer_errorf(CELER_ERR_INVALID, "--metrics-port %d is already the %s port", o->metrics_port,
+                            o->metrics_port == o->http_port ? "HTTP" : "gRPC");
     if (o->grpc_max_message_bytes < 1024 || o->grpc_max_message_bytes > 0xffffffffLL)
         return celer_errorf(CELER_ERR_INVALID, "--grpc-max-message-bytes must be between 1024 and 4294967295 (the "
                             "gRPC prefix's limit), not %lld", o->grpc_max_message_bytes);
@@ -321,6 +331,7 @@ celer_status celer_server_run(const celer_server_options *opts) {
     celer_service *service = NULL;
     celer_http *http = NULL;
     celer_grpc *grpc = NULL;
+    celer_http_metrics *metrics_port = NULL;
     celer_cache *cache = NULL;
     celer_redis *redis = NULL;
     celer_s3_mirror *mirror = NULL;
@@ -352,12 +363,16 @@ celer_status celer_server_run(const celer_server_options *opts) {
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if ((st = celer_service_init(opts, registry, metrics, cache, redis, &service)) ||
         (st = celer_http_start(opts, service, metrics, &http)) ||
-        (st = celer_grpc_start(opts, service, metrics, &grpc)))
+        (st = celer_grpc_start(opts, service, metrics, &grpc)) ||
+        (st = celer_http_metrics_start(opts, metrics, &metrics_port)))
         goto done;
-    char grpc_at[80] = "";
+    char grpc_at[80] = "", metrics_at[80] = "";
     if (grpc) snprintf(grpc_at, sizeof grpc_at, " and grpc://%s:%d", opts->grpc_address, opts->grpc_port);
-    fprintf(stderr, "celer: serving %s on http://%s:%d%s (models loaded in %.0f ms)\n", url,
-            opts->http_address, opts->http_port, grpc_at,
+    if (metrics_port)
+        snprintf(metrics_at, sizeof metrics_at, ", metrics on http://%s:%d/metrics", opts->metrics_address,
+                 opts->metrics_port);
+    fprintf(stderr, "celer: serving %s on http://%s:%d%s%s (models loaded in %.0f ms)\n", url,
+            opts->http_address, opts->http_port, grpc_at, metrics_at,
             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 
     /* an S3 source that could not be synced is retried every 1, 2, 4 ... 30 s (with up to a
@@ -397,6 +412,7 @@ done:
     }
     /* no request waits on a worker: the front end goes first (closing every connection, answered or
      * not), so no request can reach a model while the registry frees it */
+    celer_http_metrics_stop(metrics_port);
     celer_grpc_stop(grpc);
     celer_http_stop(http);
     celer_service_free(service);

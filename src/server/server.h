@@ -20,6 +20,8 @@ typedef struct celer_server_options {
     const char *grpc_address;
     int grpc_port;              /* 0 = no gRPC */
     long long grpc_max_message_bytes; /* larger request messages get RESOURCE_EXHAUSTED */
+    const char *metrics_address;
+    int metrics_port;           /* 0 = no metrics port (/metrics on the HTTP port stays) */
     int http_threads;           /* connection threads (parse and encode, never compute) */
     int workers;                /* inference workers; 0 = one per core */
     int threads;                /* intra-op threads per inference */
