@@ -355,8 +355,8 @@ static void index_entry_pb(void *user, const celer_index_entry *e) {
     size_t mark = celer_pb_begin(out, 1);
     celer_pb_put_str(out, 1, e->name);
     if (e->version) celer_pb_put_str(out, 2, e->version);
-    celer_pb_put_str(out, 3, e->state);
-    if (e->reason[0]) celer_pb_put_str(out, 4, e->reason);
+    if (e->state) celer_pb_put_str(out, 3, e->state);
+    if (e->reason && e->reason[0]) celer_pb_put_str(out, 4, e->reason);
     celer_pb_end(out, mark);
 }
 
@@ -866,16 +866,21 @@ static void repo_done(void *user, celer_status st, const char *message) {
     hand_back(c->g, c);
 }
 
+#define MAX_REPO_PARAMS (CELER_LOAD_MAX_FILES + 8)
+
 /* RepositoryModel{Load,Unload}Request{repository_name=1, model_name=2, parameters=3:
  * map<string, ModelRepositoryParameter{bool_param=1, int64_param=2, string_param=3, bytes_param=4}>}:
- * the model's name, and its parameters checked as HTTP checks them (celer_service_repo_param). */
-static celer_status read_repo_request(const grpc_call *c, bool unload, char name[MAX_NAME]) {
+ * the model's name and the parameters for the service (which checks them, as for HTTP), their
+ * bytes left in the call's message, their keys copied into `keys` (an arena the caller frees). */
+static celer_status read_repo_request(const grpc_call *c, bool unload, char name[MAX_NAME], celer_repo_param *params,
+                                      int *n, celer_arena *keys) {
     const char *what = unload ? "RepositoryModelUnloadRequest" : "RepositoryModelLoadRequest";
     char field[96];
     celer_pb_reader r = {c->msg, c->msg + c->msg_len};
     celer_pb_field f;
     int more;
     name[0] = 0;
+    *n = 0;
     while ((more = celer_pb_next(&r, &f, what)) > 0) {
         if (f.number == 1 && f.wire == 2 && f.len)
             return celer_errorf(CELER_ERR_UNSUPPORTED, "%s: repository_name '%.*s': celer serves one repository; "
@@ -885,23 +890,34 @@ static celer_status read_repo_request(const grpc_call *c, bool unload, char name
             CELER_TRY(copy_name(&f, name, MAX_NAME, field));
         }
         if (f.number != 3 || f.wire != 2) continue;
-        /* a map entry {key=1, value=2}; of the value only "bool_param = false" matters */
-        char key[MAX_NAME] = "";
-        bool is_false = false;
+        if (*n == MAX_REPO_PARAMS)
+            return celer_errorf(CELER_ERR_LIMIT, "%s: more than %d parameters", what, MAX_REPO_PARAMS);
+        /* a map entry {key=1, value=2}; a missing value is bool_param false, proto3's default */
+        celer_repo_param *p = &params[*n];
+        *p = (celer_repo_param){.key = "", .kind = CELER_REPO_BOOL};
         celer_pb_reader e = {f.p, f.p + f.len};
         celer_pb_field k;
         while ((more = celer_pb_next(&e, &k, what)) > 0) {
-            snprintf(field, sizeof field, "%s.parameters key", what);
-            if (k.number == 1) CELER_TRY(copy_name(&k, key, sizeof key, field));
+            if (k.number == 1 && k.wire == 2) {
+                char *key = celer_arena_strndup(keys, (const char *)k.p, k.len);
+                if (!key) return celer_errorf(CELER_ERR_NOMEM, "out of memory for the request's parameters");
+                p->key = key;
+            }
             if (k.number != 2 || k.wire != 2) continue;
             celer_pb_reader vr = {k.p, k.p + k.len};
             celer_pb_field v;
-            is_false = true; /* an empty value is bool_param's default, false */
-            while ((more = celer_pb_next(&vr, &v, what)) > 0) is_false = v.number == 1 && v.wire == 0 && !v.varint;
+            p->kind = CELER_REPO_BOOL, p->boolean = false;
+            while ((more = celer_pb_next(&vr, &v, what)) > 0) { /* the oneof: the last one given wins */
+                if (v.number == 1 && v.wire == 0) p->kind = CELER_REPO_BOOL, p->boolean = v.varint != 0;
+                else if (v.number == 2 && v.wire == 0) p->kind = CELER_REPO_INT, p->integer = (int64_t)v.varint;
+                else if ((v.number == 3 || v.number == 4) && v.wire == 2)
+                    p->kind = v.number == 3 ? CELER_REPO_STRING : CELER_REPO_BYTES, p->bytes = (const char *)v.p,
+                    p->len = v.len;
+            }
             if (more < 0) return CELER_ERR_PARSE;
         }
         if (more < 0) return CELER_ERR_PARSE;
-        CELER_TRY(celer_service_repo_param(unload, key, is_false));
+        (*n)++;
     }
     if (more < 0) return CELER_ERR_PARSE;
     if (!name[0]) return celer_errorf(CELER_ERR_INVALID, "%s: the model name (field 2) is empty", what);
@@ -910,18 +926,27 @@ static celer_status read_repo_request(const grpc_call *c, bool unload, char name
 
 static void start_repo_action(celer_grpc *g, grpc_call *c, bool unload) {
     char name[MAX_NAME];
-    celer_status st = read_repo_request(c, unload, name);
+    celer_arena keys;
+    celer_arena_init(&keys, 4096, c->msg_len + 65536); /* the keys, NUL-terminated: about the message */
+    celer_repo_param *params = celer_malloc(sizeof *params * MAX_REPO_PARAMS);
+    int n = 0;
+    celer_status st = params ? read_repo_request(c, unload, name, params, &n, &keys)
+                             : celer_errorf(CELER_ERR_NOMEM, "out of memory for the request's parameters");
     if (!st) {
         call_park(g, c); /* before the submit: the pool may answer before it returns */
-        st = celer_registry_submit_action(g->registry, name, unload, repo_done, c);
-        if (!st) return;
-        c->running = false; /* refused at once (a full queue, shutting down): answered here */
-        grpc_stream *s = c->stream;
-        if (c->prev) c->prev->next = c->next;
-        else s->running = c->next;
-        if (c->next) c->next->prev = c->prev;
-        atomic_fetch_sub(&g->suspended, 1);
+        st = celer_service_repo_action(g->service, name, unload, params, n, repo_done, c);
+        if (st) {
+            c->running = false; /* refused at once (a bad parameter, a full queue): answered here */
+            grpc_stream *s = c->stream;
+            if (c->prev) c->prev->next = c->next;
+            else s->running = c->next;
+            if (c->next) c->next->prev = c->prev;
+            atomic_fetch_sub(&g->suspended, 1);
+        }
     }
+    free(params);
+    celer_arena_free(&keys);
+    if (!st) return;
     call_fail(c, st, celer_error_message());
     call_answered(g, c);
 }

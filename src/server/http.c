@@ -97,6 +97,9 @@ typedef struct http_req {
     bool predict;               /* KServe v1 :predict */
     bool parked;                /* suspended for the service: a worker resumes it */
     celer_service_cache cache;  /* for X-Celer-Cache */
+    /* a load or unload: its body's JSON, which the parameters point into until the answer */
+    celer_arena repo_arena;
+    bool has_repo_arena;
 } http_req;
 
 static int64_t now_ns(void) {
@@ -355,18 +358,6 @@ static void repo_action_done(void *user, celer_status st, const char *message) {
     resume(q);
 }
 
-/* Loads and unloads run on the registry's pool (one thread, a bounded queue): a flood of them
- * waits there, or gets 503 when the queue is full, instead of starting a thread each. */
-static enum MHD_Result start_repo_action(http_req *q, const char *model, bool unload) {
-    suspend(q); /* before the submit: the pool may answer before it returns */
-    celer_status st = celer_registry_submit_action(q->srv->registry, model, unload, repo_action_done, q);
-    if (st) {
-        reply_status(q, st, celer_error_message());
-        resume(q);
-    }
-    return MHD_YES;
-}
-
 /* ---- routes ---- */
 
 typedef enum MHD_Result (*route_fn)(http_req *q, const route_args *a);
@@ -480,39 +471,64 @@ static enum MHD_Result h_index(http_req *q, const route_args *a) {
     return send_reply(q);
 }
 
-/* The body of a load or unload: {"parameters": {...}}, each checked by celer_service_repo_param. */
-static celer_status check_repo_body(const http_req *q, bool unload) {
+#define MAX_REPO_PARAMS (CELER_LOAD_MAX_FILES + 8)
+
+/* The body of a load or unload: {"parameters": {...}}, decoded for the service (which checks
+ * them): a JSON string is a string, or the base64 text of a file's bytes under a "file:" key, as
+ * Triton's client sends them. The parameters point into q->repo_arena. */
+static celer_status decode_repo_body(http_req *q, bool unload, celer_repo_param *params, int *n) {
+    *n = 0;
     if (!q->body_len) return CELER_OK;
-    celer_arena arena;
-    celer_arena_init(&arena, 4096, 1 << 20);
+    /* the DOM holds unescaped copies of the strings: at most the body's size again */
+    celer_arena_init(&q->repo_arena, 64 * 1024, 2 * q->body_len + (1u << 20));
+    q->has_repo_arena = true;
     celer_json *doc;
-    celer_status st = celer_json_parse(q->body, q->body_len, &arena, &doc);
-    if (st) st = celer_error_wrap(st, "request body");
-    else if (doc->type != CELER_JSON_OBJECT) st = celer_errorf(CELER_ERR_INVALID, "request body must be a JSON object");
-    for (int i = 0; !st && i < doc->n; i++)
+    celer_status st = celer_json_parse(q->body, q->body_len, &q->repo_arena, &doc);
+    if (st) return celer_error_wrap(st, "request body");
+    if (doc->type != CELER_JSON_OBJECT) return celer_errorf(CELER_ERR_INVALID, "request body must be a JSON object");
+    for (int i = 0; i < doc->n; i++)
         if (strcmp(doc->keys[i], "parameters"))
-            st = celer_errorf(CELER_ERR_INVALID, "unknown field '%.64s' (a %s request takes 'parameters')", doc->keys[i],
-                              unload ? "unload" : "load");
-    const celer_json *params = st ? NULL : celer_json_get(doc, "parameters");
-    if (params && params->type != CELER_JSON_OBJECT) st = celer_errorf(CELER_ERR_INVALID, "'parameters' must be an object");
-    for (int i = 0; !st && params && i < params->n; i++) {
-        const char *key = params->keys[i];
-        const celer_json *v = &params->items[i];
-        st = celer_service_repo_param(unload, key, v->type == CELER_JSON_BOOL && !v->boolean);
+            return celer_errorf(CELER_ERR_INVALID, "unknown field '%.64s' (a %s request takes 'parameters')",
+                                doc->keys[i], unload ? "unload" : "load");
+    const celer_json *ps = celer_json_get(doc, "parameters");
+    if (!ps) return CELER_OK;
+    if (ps->type != CELER_JSON_OBJECT) return celer_errorf(CELER_ERR_INVALID, "'parameters' must be an object");
+    if (ps->n > MAX_REPO_PARAMS)
+        return celer_errorf(CELER_ERR_LIMIT, "%d parameters, at most %d", ps->n, MAX_REPO_PARAMS);
+    for (int i = 0; i < ps->n; i++) {
+        const celer_json *v = &ps->items[i];
+        celer_repo_param *p = &params[(*n)++];
+        *p = (celer_repo_param){.key = ps->keys[i], .kind = CELER_REPO_OTHER};
+        if (v->type == CELER_JSON_STRING) {
+            p->kind = strncmp(p->key, "file:", 5) ? CELER_REPO_STRING : CELER_REPO_BASE64;
+            p->bytes = v->string, p->len = v->string_len;
+        } else if (v->type == CELER_JSON_BOOL) {
+            p->kind = CELER_REPO_BOOL, p->boolean = v->boolean;
+        } else if (v->type == CELER_JSON_NUMBER && v->number == (double)(int64_t)v->number) {
+            p->kind = CELER_REPO_INT, p->integer = (int64_t)v->number;
+        }
     }
-    celer_arena_free(&arena);
-    return st;
+    return CELER_OK;
 }
 
 static enum MHD_Result repo_action(http_req *q, const route_args *a, bool unload) {
-    celer_status st = check_repo_body(q, unload);
-    if (st) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", celer_error_message());
-        reply_status(q, st, msg);
-        return send_reply(q);
+    celer_repo_param *params = celer_malloc(sizeof *params * MAX_REPO_PARAMS);
+    int n = 0;
+    celer_status st = params ? decode_repo_body(q, unload, params, &n)
+                             : celer_errorf(CELER_ERR_NOMEM, "out of memory for the request's parameters");
+    bool parked = !st;
+    if (parked) { /* before the submit: the pool may answer before the service returns */
+        suspend(q);
+        st = celer_service_repo_action(q->srv->service, a->model, unload, params, n, repo_action_done, q);
     }
-    return start_repo_action(q, a->model, unload);
+    free(params);
+    if (!st) return MHD_YES;
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", celer_error_message());
+    reply_status(q, st, msg);
+    if (!parked) return send_reply(q);
+    resume(q); /* refused at once: answered when MHD comes back to it */
+    return MHD_YES;
 }
 
 static enum MHD_Result h_load(http_req *q, const route_args *a) { return repo_action(q, a, false); }
@@ -1081,6 +1097,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (cls_i >= 1 && cls_i <= 5) celer_metrics_add(srv->m_requests[cls_i], 1);
     celer_service_end(q->call);
     celer_jbuf_free(&q->resp);
+    if (q->has_repo_arena) celer_arena_free(&q->repo_arena);
     drop_body(q);
     free(q);
     *con_cls = NULL;

@@ -25,6 +25,7 @@
 typedef struct repo_action {
     char name[256];
     bool unload;
+    const celer_load_overrides *ov;
     void (*done)(void *user, celer_status st, const char *message);
     void *user;
 } repo_action;
@@ -725,10 +726,34 @@ static void repository_relative(const char *repo, const char *msg, char *out, si
     out[o] = 0;
 }
 
-/* Loads (or reloads) model `rm`: new versions are loaded beside the serving ones and swapped in
- * at once; versions no longer selected are retired after the swap. On failure the serving
- * versions stay. Caller holds load_lock. */
-static celer_status load_model(celer_registry *r, const celer_repo_model *rm) {
+/* Where a load takes a model from, when not from the repository as it is (Triton's load
+ * parameters). */
+typedef struct load_source {
+    const char *root;     /* the folder holding the model's folder: a load's private one */
+    const char *config;   /* JSON replacing the folder's config.pbtxt; NULL: the folder's */
+    size_t config_len;
+    bool quiet_failure;   /* a failed load changes nothing, not even the model's state (its answer says why) */
+} load_source;
+
+/* Takes a model that failed its first load out of the registry again (a load with overrides). */
+static void forget_model(celer_registry *r, served_model *m) {
+    pthread_rwlock_wrlock(&r->lock);
+    for (int i = 0; i < r->n_models; i++)
+        if (r->models[i] == m) {
+            memmove(r->models + i, r->models + i + 1, sizeof *r->models * (size_t)(r->n_models - i - 1));
+            r->n_models--;
+            break;
+        }
+    pthread_rwlock_unlock(&r->lock);
+    celer_arena_free(&m->arena);
+    free(m);
+}
+
+/* Loads (or reloads) model `rm` (from `src`: NULL for the repository as it is): new versions are
+ * loaded beside the serving ones and swapped in at once; versions no longer selected are retired
+ * after the swap. On failure the serving versions stay. Caller holds load_lock. */
+static celer_status load_model(celer_registry *r, const celer_repo_model *rm, const load_source *src) {
+    const char *root = src && src->root ? src->root : r->opts->model_repository;
     r->docs_dirty = true;
     served_model *m = find_model(r, rm->name);
     bool fresh = !m;
@@ -753,14 +778,19 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm) {
         st = celer_errorf(CELER_ERR_LIMIT, "more than %d versions", CELER_CONFIG_MAX_VERSIONS);
     /* every file of the model resolves inside its folder, itself inside the repository */
     char mdir[PATH_MAX];
-    if (!st && (st = celer_path_inside(r->opts->model_repository, rm->name, mdir, sizeof mdir)) == CELER_ERR_INVALID)
+    if (!st && (st = celer_path_inside(root, rm->name, mdir, sizeof mdir)) == CELER_ERR_INVALID)
         celer_errorf(st, "the model folder '%s' resolves outside the repository (through a symlink)", rm->name);
     if (!st) {
         struct stat sb;
         if (stat(mdir, &sb) || !S_ISDIR(sb.st_mode))
             st = celer_errorf(CELER_ERR_NOT_FOUND, "'%s' is not a folder", rm->name);
     }
-    if (!st && rm->config_path) {
+    if (!st && src && src->config && rm->pipeline_path)
+        st = celer_errorf(CELER_ERR_INVALID, "'%s' is a pipeline: its pipeline.yaml is its config, a model config "
+                          "cannot replace it", rm->name);
+    else if (!st && src && src->config)
+        st = celer_config_parse_json(src->config, src->config_len, "Invalid config override", &arena, &cfg);
+    else if (!st && rm->config_path) {
         char shown[300], *text = NULL;
         size_t len = 0;
         snprintf(shown, sizeof shown, "%s/config.pbtxt", rm->name);
@@ -812,13 +842,18 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm) {
     if (!st && n_loaded && staging.config.name == NULL) st = celer_errorf(CELER_ERR_INTERNAL, "config not completed");
     if (st) {
         char reason[1024];
-        repository_relative(r->opts->model_repository, celer_error_message(), reason, sizeof reason);
+        repository_relative(root, celer_error_message(), reason, sizeof reason);
         for (int i = 0; i < n_loaded; i++) {
             bool serving = false;
             for (int k = 0; k < m->n_versions; k++) serving |= m->versions[k] == loaded[i];
             if (!serving) version_retire(r, loaded[i]);
         }
         celer_arena_free(&staging.arena); /* `arena` and the blocks completion added */
+        if (src && src->quiet_failure) {
+            celer_errorf(st, "model '%s': %s", m->name, reason);
+            if (fresh) forget_model(r, m);
+            return st;
+        }
         if (m->n_versions == 0) {
             set_state(r, m, MODEL_UNAVAILABLE, reason);
         } else { /* the versions before it keep serving; the index says what failed until a load works */
@@ -848,6 +883,7 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm) {
     m->config = staging.config;
     m->config_mtime_ns = rm->config_mtime_ns;
     m->state = MODEL_READY;
+    m->absent = false;
     m->reason[0] = 0;
     pthread_rwlock_unlock(&r->lock);
     state_metrics(r, m);
@@ -863,6 +899,7 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm) {
 
 static void unload_model(celer_registry *r, served_model *m) {
     r->docs_dirty = true;
+    m->loaded_with = LOADED_AS_IS;
     served_version *old[CELER_CONFIG_MAX_VERSIONS];
     pthread_rwlock_wrlock(&r->lock);
     int n_old = m->n_versions;
@@ -1033,10 +1070,11 @@ static void scan_and_load(celer_registry *r, bool wait_stable) {
             if ((models[i].pipeline_path != NULL) != (pass == 1)) continue;
             served_model *m = find_model(r, models[i].name);
             if (m && m->state == MODEL_UNAVAILABLE && !strcmp(m->reason, "unloaded")) continue; /* explicit unload */
+            if (m && m->loaded_with == LOADED_FROM_FILES && m->n_versions) continue; /* until loaded again or unloaded */
             uint64_t fp = fingerprint(&models[i]);
             if (m && m->tried_fp == fp) continue; /* nothing changed since the last attempt */
             if (wait_stable && !stable_since_last_scan(r, models[i].name, fp)) continue;
-            celer_status st = load_model(r, &models[i]);
+            celer_status st = load_model(r, &models[i], NULL);
             /* a failure that may pass (memory ran short) is tried again at the next scan */
             if ((m = find_model(r, models[i].name))) m->tried_fp = celer_status_retryable(st) ? 0 : fp;
             if (st) fprintf(stderr, "celer: %s\n", celer_error_message());
@@ -1045,7 +1083,8 @@ static void scan_and_load(celer_registry *r, bool wait_stable) {
         for (int i = 0; i < r->n_models; i++) {
             bool present = false;
             for (int k = 0; k < n && !present; k++) present = !strcmp(models[k].name, r->models[i]->name);
-            if (!present && r->models[i]->n_versions) unload_model(r, r->models[i]);
+            if (!present && r->models[i]->n_versions && r->models[i]->loaded_with != LOADED_FROM_FILES)
+                unload_model(r, r->models[i]);
         }
     }
     celer_arena_free(&arena);
@@ -1055,9 +1094,103 @@ static void scan_and_load(celer_registry *r, bool wait_stable) {
 
 void celer_registry_load_all(celer_registry *r) { scan_and_load(r, false); }
 
+/* A model asked for that is not in the repository: an UNAVAILABLE entry saying so (the index
+ * shows it, and with strict readiness the server is not ready), unless it is known already. */
+static void record_missing(celer_registry *r, const char *name) {
+    if (find_model(r, name) || r->n_models == MAX_MODELS) return;
+    served_model *m = calloc(1, sizeof *m);
+    if (!m) return;
+    snprintf(m->name, sizeof m->name, "%s", name);
+    celer_arena_init(&m->arena, 1024, 0);
+    m->state = MODEL_UNAVAILABLE;
+    m->absent = true;
+    snprintf(m->reason, sizeof m->reason, "model '%.255s' is not in the repository", name);
+    pthread_rwlock_wrlock(&r->lock);
+    r->models[r->n_models++] = m;
+    pthread_rwlock_unlock(&r->lock);
+    state_metrics(r, m);
+}
+
+void celer_registry_load_some(celer_registry *r, const char *const *names, int n_names) {
+    pthread_mutex_lock(&r->load_lock);
+    celer_arena arena;
+    celer_arena_init(&arena, 64 * 1024, 0);
+    celer_repo_model *models;
+    int n;
+    if (celer_repo_scan(r->opts->model_repository, &arena, &models, &n)) {
+        fprintf(stderr, "celer: repository: %s\n", celer_error_message());
+        n = 0;
+    }
+    for (int k = 0; k < n_names; k++) {
+        bool found = false;
+        for (int i = 0; i < n && !found; i++) found = !strcmp(models[i].name, names[k]);
+        if (!found) {
+            fprintf(stderr, "celer: --load-model '%s': not in the repository\n", names[k]);
+            record_missing(r, names[k]);
+        }
+    }
+    /* models first, then pipelines, which check the models they call */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < n; i++) {
+            if ((models[i].pipeline_path != NULL) != (pass == 1)) continue;
+            bool wanted = false;
+            for (int k = 0; k < n_names && !wanted; k++) wanted = !strcmp(models[i].name, names[k]);
+            if (!wanted) continue;
+            celer_status st = load_model(r, &models[i], NULL);
+            served_model *m = find_model(r, models[i].name);
+            if (m) m->tried_fp = celer_status_retryable(st) ? 0 : fingerprint(&models[i]);
+            if (st) fprintf(stderr, "celer: %s\n", celer_error_message());
+        }
+    celer_arena_free(&arena);
+    docs_rebuild(r);
+    pthread_mutex_unlock(&r->load_lock);
+}
+
 void celer_registry_poll(celer_registry *r) { scan_and_load(r, true); }
 
-celer_status celer_registry_load(celer_registry *r, const char *name) {
+/* Makes the next load of m reload every version (nothing kept as it was). */
+static void reload_all(served_model *m) {
+    m->config_mtime_ns = -1;
+    for (int k = 0; k < m->n_versions; k++) m->versions[k]->mtime_ns = -1;
+}
+
+/* A load from the files of a load with overrides, in a private folder removed once it is done. */
+static celer_status load_from_files(celer_registry *r, const char *name, const celer_load_overrides *ov) {
+    char root[PATH_MAX];
+    celer_status st = celer_override_write(name, ov, root, sizeof root);
+    celer_arena arena;
+    celer_arena_init(&arena, 16 * 1024, 0);
+    celer_repo_model *models = NULL;
+    int n = 0;
+    if (!st && (st = celer_repo_scan(root, &arena, &models, &n)) == CELER_OK && n != 1)
+        st = celer_errorf(CELER_ERR_INTERNAL, "the load's folder holds %d models", n);
+    if (!st && models[0].pipeline_path)
+        st = celer_errorf(CELER_ERR_INVALID, "file parameter 'file:pipeline.yaml': a pipeline loads from its folder of "
+                          "the repository, not from load files");
+    if (!st && !models[0].n_versions)
+        st = celer_errorf(CELER_ERR_INVALID, "the load's files hold no <version>/model.onnx (e.g. 'file:1/model.onnx')");
+    if (!st) {
+        pthread_mutex_lock(&r->load_lock);
+        served_model *m = find_model(r, name);
+        if (m) reload_all(m);
+        load_source src = {.root = root, .config = ov->config, .config_len = ov->config_len, .quiet_failure = true};
+        st = load_model(r, &models[0], &src);
+        if (!st && (m = find_model(r, name))) {
+            m->loaded_with = LOADED_FROM_FILES;
+            m->config_mtime_ns = -1; /* nothing of it is the repository's: a later load takes all of it again */
+        }
+        docs_rebuild(r);
+        pthread_mutex_unlock(&r->load_lock);
+    }
+    celer_arena_free(&arena);
+    celer_override_remove(root); /* everything was read at load: the model holds its bytes */
+    return st;
+}
+
+celer_status celer_registry_load(celer_registry *r, const char *name) { return celer_registry_load_with(r, name, NULL); }
+
+celer_status celer_registry_load_with(celer_registry *r, const char *name, const celer_load_overrides *ov) {
+    if (ov && ov->n_files) return load_from_files(r, name, ov);
     if (r->refresh) CELER_TRY(r->refresh(r->refresh_user));
     pthread_mutex_lock(&r->load_lock);
     celer_arena arena;
@@ -1067,15 +1200,28 @@ celer_status celer_registry_load(celer_registry *r, const char *name) {
     celer_status st = celer_repo_scan(r->opts->model_repository, &arena, &models, &n);
     if (!st) {
         st = celer_errorf(CELER_ERR_NOT_FOUND, "model '%s' is not in the repository", name);
-        for (int i = 0; i < n; i++)
-            if (!strcmp(models[i].name, name)) {
-                served_model *m = find_model(r, name);
-                if (m) m->config_mtime_ns = -1; /* force a reload of every version */
-                if (m)
-                    for (int k = 0; k < m->n_versions; k++) m->versions[k]->mtime_ns = -1;
-                st = load_model(r, &models[i]);
-                if ((m = find_model(r, name))) m->tried_fp = fingerprint(&models[i]);
+        for (int i = 0; i < n; i++) {
+            if (strcmp(models[i].name, name)) continue;
+            served_model *m = find_model(r, name);
+            uint64_t fp = fingerprint(&models[i]);
+            /* as Triton: a config given before stays while the folder is as it was then */
+            if (!ov && m && m->loaded_with == LOADED_WITH_CONFIG && m->override_fp == fp && m->n_versions) {
+                st = CELER_OK;
+                break;
             }
+            if (m) reload_all(m);
+            load_source src = {.config = ov ? ov->config : NULL, .config_len = ov ? ov->config_len : 0,
+                               .quiet_failure = ov != NULL};
+            st = load_model(r, &models[i], &src);
+            if ((m = find_model(r, name))) {
+                m->tried_fp = fp;
+                if (!st) {
+                    m->loaded_with = ov ? LOADED_WITH_CONFIG : LOADED_AS_IS;
+                    m->override_fp = fp;
+                    if (ov) m->config_mtime_ns = -1; /* a later load from the folder keeps no version of this */
+                }
+            }
+        }
     } else { /* the message names the repository's path: for the log only */
         fprintf(stderr, "celer: repository: %s\n", celer_error_message());
         celer_errorf(st, "the model repository cannot be scanned (the server log says why)");
@@ -1111,7 +1257,7 @@ static void *action_worker(void *arg) {
         r->act_head = (r->act_head + 1) % ACTION_QUEUE_CAP;
         r->act_len--;
         pthread_mutex_unlock(&r->act_lock);
-        celer_status st = a.unload ? celer_registry_unload(r, a.name) : celer_registry_load(r, a.name);
+        celer_status st = a.unload ? celer_registry_unload(r, a.name) : celer_registry_load_with(r, a.name, a.ov);
         a.done(a.user, st, st ? celer_error_message() : "");
         pthread_mutex_lock(&r->act_lock);
     }
@@ -1120,6 +1266,7 @@ static void *action_worker(void *arg) {
 }
 
 celer_status celer_registry_submit_action(celer_registry *r, const char *name, bool unload,
+                                          const celer_load_overrides *ov,
                                           void (*done)(void *user, celer_status st, const char *message), void *user) {
     if (strlen(name) >= sizeof r->actions[0].name)
         return celer_errorf(CELER_ERR_LIMIT, "model name of %zu bytes, at most %zu", strlen(name),
@@ -1135,6 +1282,7 @@ celer_status celer_registry_submit_action(celer_registry *r, const char *name, b
         repo_action *a = &r->actions[(r->act_head + r->act_len) % ACTION_QUEUE_CAP];
         snprintf(a->name, sizeof a->name, "%s", name);
         a->unload = unload;
+        a->ov = ov;
         a->done = done;
         a->user = user;
         r->act_len++;
@@ -1193,8 +1341,8 @@ served_version *celer_registry_acquire(celer_registry *r, const char *name, cons
         *status = CELER_ERR_NOT_FOUND;
         snprintf(msg, msg_cap, "unknown model '%s'", name);
     } else if (m->state != MODEL_READY || !m->n_versions) {
-        *status = m->state == MODEL_UNAVAILABLE && !strcmp(m->reason, "unloaded") ? CELER_ERR_NOT_FOUND
-                                                                                    : CELER_ERR_UNAVAILABLE;
+        *status = m->state == MODEL_UNAVAILABLE && (m->absent || !strcmp(m->reason, "unloaded")) ? CELER_ERR_NOT_FOUND
+                                                                                                  : CELER_ERR_UNAVAILABLE;
         snprintf(msg, msg_cap, "model '%s' is %s%s%s", name, celer_model_state_names[m->state], m->reason[0] ? ": " : "",
                  m->reason);
     } else if (!version || !version[0]) {
@@ -1228,7 +1376,7 @@ bool celer_registry_ready(celer_registry *r) {
     bool ready = true;
     pthread_rwlock_rdlock(&r->lock);
     if (r->source_unready) ready = false;
-    for (int i = 0; i < r->n_models; i++)
+    for (int i = 0; i < r->n_models && r->opts->strict_readiness; i++)
         if (r->models[i]->state != MODEL_READY && strcmp(r->models[i]->reason, "unloaded")) ready = false;
     pthread_rwlock_unlock(&r->lock);
     return ready;
@@ -1238,6 +1386,15 @@ bool celer_registry_ready(celer_registry *r) {
 
 void celer_registry_index(celer_registry *r, bool ready_only, void (*each)(void *user, const celer_index_entry *e),
                           void *user) {
+    /* in Triton's modes the index lists what the repository holds too, loaded or not (what an
+     * explicit load can take) */
+    celer_arena arena;
+    celer_arena_init(&arena, 16 * 1024, 0);
+    celer_repo_model *repo = NULL;
+    int n_repo = 0;
+    if (r->opts->model_control_mode[0] && !ready_only &&
+        celer_repo_scan(r->opts->model_repository, &arena, &repo, &n_repo))
+        n_repo = 0;
     pthread_rwlock_rdlock(&r->lock);
     for (int i = 0; i < r->n_models; i++) {
         served_model *m = r->models[i];
@@ -1249,11 +1406,17 @@ void celer_registry_index(celer_registry *r, bool ready_only, void (*each)(void 
             each(user, &e);
         }
     }
+    for (int i = 0; i < n_repo; i++)
+        if (!find_model(r, repo[i].name)) {
+            celer_index_entry e = {repo[i].name, NULL, NULL, NULL}; /* name only, as Triton lists it */
+            each(user, &e);
+        }
     if (!ready_only && r->source_error[0]) {
         celer_index_entry e = {r->source, NULL, celer_model_state_names[MODEL_UNAVAILABLE], r->source_error};
         each(user, &e);
     }
     pthread_rwlock_unlock(&r->lock);
+    celer_arena_free(&arena);
 }
 
 typedef struct json_list {
@@ -1270,6 +1433,10 @@ static void index_entry_json(void *user, const celer_index_entry *e) {
     if (e->version) {
         celer_jbuf_raw(out, ",\"version\":", 11);
         celer_jbuf_str(out, e->version);
+    }
+    if (!e->state) { /* in the repository, never loaded */
+        celer_jbuf_raw(out, "}", 1);
+        return;
     }
     celer_jbuf_raw(out, ",\"state\":", 9);
     celer_jbuf_str(out, e->state);

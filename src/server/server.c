@@ -1,4 +1,5 @@
 /* `celer serve`: flags, start-up, the signal loop (repository polling, graceful shutdown). */
+#include <ctype.h>
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
@@ -69,8 +70,19 @@ static const celer_server_flag flags[] = {
      "open connections at most; 0 = the open-files limit less 64 (raised to its hard limit at start)",
      CELER_FLAG_INT, OPT(max_connections)},
     {"repository-poll-secs", "CELER_REPOSITORY_POLL_SECS", "0",
-     "rescan the repository this often and load new or changed versions; 0 = only through the API", CELER_FLAG_INT,
-     OPT(repository_poll_secs)},
+     "rescan the repository this often and load new or changed versions; 0 = only through the API (15 in "
+     "--model-control-mode poll when not given)", CELER_FLAG_INT, OPT(repository_poll_secs)},
+    {"model-control-mode", "CELER_MODEL_CONTROL_MODE", "",
+     "Triton's model control: none (every model at start, no change after, repository API refused), poll (every "
+     "model at start, then polling, API refused) or explicit (only --load-model at start, then the API); empty = "
+     "celer's own: every model at start, polling with --repository-poll-secs, the API on", CELER_FLAG_STRING,
+     OPT(model_control_mode)},
+    {"load-model", "CELER_LOAD_MODEL", NULL,
+     "with --model-control-mode explicit: a model to load at start (give the flag once per model; '*' alone loads "
+     "every one); the environment variable takes them comma-separated", CELER_FLAG_LIST, OPT(load_models)},
+    {"strict-readiness", "CELER_STRICT_READINESS", "1",
+     "ready (/v2/health/ready, ServerReady, grpc.health) only while every model is ready; false: ready once serving, "
+     "whatever the models' state", CELER_FLAG_BOOL, OPT(strict_readiness)},
     {"default-max-batch", "CELER_DEFAULT_MAX_BATCH", "8",
      "max_batch_size for models without a config whose first dims are symbolic", CELER_FLAG_INT, OPT(default_max_batch)},
     {"max-queue-size", "CELER_MAX_QUEUE_SIZE", "1024", "queue cap for models whose config sets none; beyond it 503",
@@ -103,10 +115,42 @@ const celer_server_flag *celer_server_flags(int *count) {
     return flags;
 }
 
-static celer_status set_flag(const celer_server_flag *f, const char *value, const char *origin, celer_server_options *o) {
+static bool is_bool_word(const char *s) {
+    static const char *const words[] = {"1", "0", "true", "false", "yes", "no"};
+    for (size_t i = 0; i < CELER_ARRAY_LEN(words); i++)
+        if (!strcmp(s, words[i])) return true;
+    return false;
+}
+
+/* The environment's lists, split at their commas (the options point into it). */
+static char env_lists[8192];
+static size_t env_lists_used;
+
+static celer_status add_to_list(celer_flag_list *l, const char *value, const char *origin) {
+    if (!*value) return celer_errorf(CELER_ERR_INVALID, "%s: an empty value", origin);
+    if (l->n == CELER_MAX_FLAG_VALUES)
+        return celer_errorf(CELER_ERR_LIMIT, "%s: more than %d values", origin, CELER_MAX_FLAG_VALUES);
+    l->values[l->n++] = value;
+    return CELER_OK;
+}
+
+static celer_status set_flag(const celer_server_flag *f, const char *value, const char *origin, celer_server_options *o,
+                             bool from_env) {
     char *field = (char *)o + f->offset;
     if (f->kind == CELER_FLAG_STRING) {
         *(const char **)field = value;
+        return CELER_OK;
+    }
+    if (f->kind == CELER_FLAG_LIST) {
+        celer_flag_list *l = (celer_flag_list *)field;
+        if (!from_env) return add_to_list(l, value, origin);
+        size_t len = strlen(value);
+        if (len + 1 > sizeof env_lists - env_lists_used)
+            return celer_errorf(CELER_ERR_LIMIT, "%s: longer than %zu bytes", origin, sizeof env_lists - 1);
+        char *copy = memcpy(env_lists + env_lists_used, value, len + 1);
+        env_lists_used += len + 1;
+        for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+            CELER_TRY(add_to_list(l, tok, origin));
         return CELER_OK;
     }
     if (f->kind == CELER_FLAG_BOOL) {
@@ -130,16 +174,44 @@ static celer_status set_flag(const celer_server_flag *f, const char *value, cons
     return CELER_OK;
 }
 
+/* Triton's model control flags, and how they map onto polling (Triton's words first in the
+ * messages). */
+static celer_status check_model_control(celer_server_options *o) {
+    static char mode[16];
+    size_t n = strlen(o->model_control_mode);
+    for (size_t i = 0; i < n && i + 1 < sizeof mode; i++) mode[i] = (char)tolower((unsigned char)o->model_control_mode[i]);
+    mode[CELER_MIN(n, sizeof mode - 1)] = 0;
+    if (n >= sizeof mode || (n && strcmp(mode, "none") && strcmp(mode, "poll") && strcmp(mode, "explicit")))
+        return celer_errorf(CELER_ERR_INVALID, "invalid argument for --model-control-mode: '%s' (expected none, poll or "
+                            "explicit; leave it out for celer's own)", o->model_control_mode);
+    o->model_control_mode = mode;
+    bool explicit = !strcmp(mode, "explicit");
+    if (o->load_models.n && !explicit)
+        return celer_errorf(CELER_ERR_INVALID, "Use of '--load-model' requires setting '--model-control-mode=explicit' "
+                            "as well");
+    for (int i = 0; i < o->load_models.n; i++)
+        if (!strcmp(o->load_models.values[i], "*") && o->load_models.n > 1)
+            return celer_errorf(CELER_ERR_INVALID, "Wildcard model name '*' must be the ONLY startup model if specified "
+                                "at all (--load-model is given %d times)", o->load_models.n);
+    if (!strcmp(mode, "poll") && !o->repository_poll_secs) o->repository_poll_secs = 15; /* Triton's default */
+    if ((explicit || !strcmp(mode, "none")) && o->repository_poll_secs)
+        return celer_errorf(CELER_ERR_INVALID, "--repository-poll-secs %d polls the repository: --model-control-mode %s "
+                            "does not (use poll, or leave the mode out)", o->repository_poll_secs, mode);
+    return CELER_OK;
+}
+
 celer_status celer_server_parse_args(int argc, char **argv, celer_server_options *o) {
     memset(o, 0, sizeof *o);
+    env_lists_used = 0;
     char origin[128];
     for (size_t i = 0; i < CELER_ARRAY_LEN(flags); i++) {
         const char *env = getenv(flags[i].env);
         snprintf(origin, sizeof origin, "--%s", flags[i].name);
-        if (flags[i].dflt) CELER_TRY(set_flag(&flags[i], flags[i].dflt, origin, o));
+        if (flags[i].dflt) CELER_TRY(set_flag(&flags[i], flags[i].dflt, origin, o, false));
         snprintf(origin, sizeof origin, "environment variable %s", flags[i].env);
-        if (env && *env) CELER_TRY(set_flag(&flags[i], env, origin, o));
+        if (env && *env) CELER_TRY(set_flag(&flags[i], env, origin, o, true));
     }
+    bool listed[CELER_ARRAY_LEN(flags)] = {0};
     for (int a = 0; a < argc; a++) {
         const char *arg = argv[a];
         if (strncmp(arg, "--", 2))
@@ -151,11 +223,16 @@ celer_status celer_server_parse_args(int argc, char **argv, celer_server_options
             if (strlen(flags[i].name) == len && !strncmp(flags[i].name, arg + 2, len)) f = &flags[i];
         if (!f) return celer_errorf(CELER_ERR_INVALID, "unknown flag '%s' (see celer serve --help)", arg);
         const char *value = eq ? eq + 1 : NULL;
-        if (!value && f->kind == CELER_FLAG_BOOL) value = "1";
+        if (!value && f->kind == CELER_FLAG_BOOL) /* `--quiet`, or as Triton's `--strict-readiness false` */
+            value = a + 1 < argc && is_bool_word(argv[a + 1]) ? argv[++a] : "1";
         if (!value && a + 1 < argc) value = argv[++a];
         if (!value) return celer_errorf(CELER_ERR_INVALID, "--%s needs a value", f->name);
         snprintf(origin, sizeof origin, "--%s", f->name);
-        CELER_TRY(set_flag(f, value, origin, o));
+        if (f->kind == CELER_FLAG_LIST && !listed[f - flags]) { /* flags replace the environment's values */
+            listed[f - flags] = true;
+            ((celer_flag_list *)((char *)o + f->offset))->n = 0;
+        }
+        CELER_TRY(set_flag(f, value, origin, o, false));
     }
     if (!o->model_repository || !o->model_repository[0])
         return celer_errorf(CELER_ERR_INVALID, "--model-repository DIR is required (or CELER_MODEL_REPOSITORY)");
@@ -179,6 +256,7 @@ celer_status celer_server_parse_args(int argc, char **argv, celer_server_options
                             o->max_body_total_bytes, o->max_body_bytes);
     if (o->header_timeout_secs < 1 || o->body_timeout_secs < 1)
         return celer_errorf(CELER_ERR_INVALID, "--header-timeout-secs and --body-timeout-secs must be at least 1");
+    CELER_TRY(check_model_control(o));
     if (o->threads < 1) o->threads = 1;
     if (o->cache_bytes < 0) return celer_errorf(CELER_ERR_INVALID, "--cache-bytes must not be negative");
     return CELER_OK;
@@ -255,6 +333,15 @@ static celer_status open_s3(const celer_server_options *local, celer_s3_mirror *
     return CELER_OK;
 }
 
+
+/* The models loaded at start: every one, or in explicit mode those of --load-model ('*': every one). */
+static void load_at_start(celer_registry *registry, const celer_server_options *opts) {
+    const celer_flag_list *l = &opts->load_models;
+    if (strcmp(opts->model_control_mode, "explicit") || (l->n == 1 && !strcmp(l->values[0], "*")))
+        celer_registry_load_all(registry);
+    else
+        celer_registry_load_some(registry, l->values, l->n);
+}
 
 /* Requests in flight on both front ends. */
 static int active(celer_http *http, celer_grpc *grpc) { return celer_http_active(http) + celer_grpc_active(grpc); }
@@ -359,7 +446,7 @@ celer_status celer_server_run(const celer_server_options *opts) {
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    celer_registry_load_all(registry);
+    load_at_start(registry, opts);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if ((st = celer_service_init(opts, registry, metrics, cache, redis, &service)) ||
         (st = celer_http_start(opts, service, metrics, &http)) ||
@@ -393,7 +480,7 @@ celer_status celer_server_run(const celer_server_options *opts) {
             if (sync_st) continue;
             atomic_store(&refresh.synced, true);
             if (never) {
-                celer_registry_load_all(registry); /* the models the first sync could not fetch */
+                load_at_start(registry, opts); /* the models the first sync could not fetch */
                 continue;
             }
         }

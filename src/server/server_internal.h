@@ -13,6 +13,7 @@
 #include "server/redis.h"
 #include "server/kserve.h"
 #include "server/metrics.h"
+#include "server/overrides.h"
 #include "server/sched.h"
 #include "server/server.h"
 
@@ -99,6 +100,11 @@ struct served_model {
     celer_model_config config;
     int64_t config_mtime_ns;
     uint64_t tried_fp;              /* repository state of the last load attempt (see registry.c) */
+    bool absent;                    /* asked for at start (--load-model) and not in the repository */
+    /* what its serving versions were loaded with beyond its folder (Triton's load parameters) */
+    enum { LOADED_AS_IS, LOADED_WITH_CONFIG, LOADED_FROM_FILES } loaded_with;
+    uint64_t override_fp;           /* LOADED_WITH_CONFIG: its folder's fingerprint then (the override
+                                       stays while the folder does not change, as in Triton) */
     int n_versions;
     served_version *versions[CELER_CONFIG_MAX_VERSIONS]; /* ascending */
 };
@@ -111,6 +117,9 @@ void celer_registry_free(celer_registry *r);
 
 /* Loads every model of the repository (failures are recorded as UNAVAILABLE, not returned). */
 void celer_registry_load_all(celer_registry *r);
+/* Loads the models named (explicit mode's --load-model), with one scan: failures recorded as
+ * load_all records them, and a name not in the repository as an UNAVAILABLE entry saying so. */
+void celer_registry_load_some(celer_registry *r, const char *const *names, int n_names);
 /* Rescans the repository: loads new or changed models/versions beside the serving ones and swaps
  * them in, unloads removed ones (draining in-flight requests). */
 void celer_registry_poll(celer_registry *r);
@@ -120,8 +129,17 @@ void celer_registry_poll(celer_registry *r);
  * relative to the repository root. */
 celer_status celer_registry_load(celer_registry *r, const char *name);
 celer_status celer_registry_unload(celer_registry *r, const char *name);
+/* A load with Triton's overrides (`ov` NULL: celer_registry_load). A config alone replaces the
+ * folder's config.pbtxt, and stays while the folder does not change (a load without parameters
+ * then keeps it; a change of the folder, by a load or a poll, takes the repository's again). With
+ * files the model loads from them alone, written into a private folder that is removed once it
+ * loaded (the model's name need not be in the repository; polls leave it alone until it is loaded
+ * again or unloaded). A load with overrides that fails changes nothing: the serving versions, the
+ * model's state and the index stay as they were. */
+celer_status celer_registry_load_with(celer_registry *r, const char *name, const celer_load_overrides *ov);
 
-/* Queues a load (or an unload when `unload`) of model `name` for the registry's action pool (one
+/* Queues a load (or an unload when `unload`) of model `name`, with overrides `ov` (NULL: none;
+ * borrowed, with everything it points to, until done is called) for the registry's action pool (one
  * thread, at most 64 actions waiting) and returns at once. `name` is copied (at most 255 bytes:
  * longer is CELER_ERR_LIMIT). When the queue is full, or the pool is stopped, returns
  * CELER_ERR_UNAVAILABLE with a message and `done` is never called. Otherwise returns CELER_OK and
@@ -130,6 +148,7 @@ celer_status celer_registry_unload(celer_registry *r, const char *name);
  * CELER_ERR_UNAVAILABLE when it was still queued then. `message` is valid only during the call;
  * `user` stays the caller's. */
 celer_status celer_registry_submit_action(celer_registry *r, const char *name, bool unload,
+                                          const celer_load_overrides *ov,
                                           void (*done)(void *user, celer_status st, const char *message), void *user);
 /* Stops the action pool: queued actions get done(CELER_ERR_UNAVAILABLE) on the calling thread, the
  * running one finishes, later submits are refused. For shutdown before the HTTP server stops (its
@@ -145,7 +164,8 @@ served_version *celer_registry_acquire(celer_registry *r, const char *name, cons
                                        char *msg, size_t msg_cap);
 void celer_registry_release(served_version *v);
 
-/* True when every model that should be served is READY and the repository's source is reachable. */
+/* True when every model that should be served is READY (or --strict-readiness is off) and the
+ * repository's source could be read once. */
 bool celer_registry_ready(celer_registry *r);
 /* Records why the repository's source (an S3 bucket, named `source`) cannot be read, or clears it
  * (reason NULL): while set, the repository index lists the source as an UNAVAILABLE entry with the
@@ -163,7 +183,8 @@ void celer_registry_set_refresh(celer_registry *r, celer_status (*fn)(void *user
  * registry's read lock: it must not call the registry; `e` is valid during the call. */
 typedef struct celer_index_entry {
     const char *name, *version; /* version NULL: none loaded */
-    const char *state, *reason;
+    const char *state, *reason; /* state NULL: in the repository, never loaded (Triton's modes list those;
+                                   reason NULL then too) */
 } celer_index_entry;
 void celer_registry_index(celer_registry *r, bool ready_only, void (*each)(void *user, const celer_index_entry *e),
                           void *user);

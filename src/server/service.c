@@ -701,13 +701,112 @@ void celer_service_start(celer_service_call *c, const celer_service_request *r, 
     }
 }
 
-celer_status celer_service_repo_param(bool unload, const char *key, bool is_false) {
-    if (unload && !strcmp(key, "unload_dependents") && is_false) return CELER_OK;
-    if (!unload && (!strcmp(key, "config") || !strncmp(key, "file:", 5)))
-        return celer_errorf(CELER_ERR_INVALID,
-                            "load parameter '%.64s' is not supported yet: put the model's files and config.pbtxt in "
-                            "its folder of the repository and load it without parameters", key);
-    return celer_errorf(CELER_ERR_INVALID, "%s parameter '%.64s' is not supported", unload ? "unload" : "load", key);
+/* ---- the repository API ---- */
+
+/* A load or unload on its way through the registry's action pool: what it was asked with (the
+ * name and paths copied, the bytes the transport's), and whom to answer. */
+typedef struct repo_job {
+    void (*done)(void *user, celer_status st, const char *message);
+    void *user;
+    celer_load_overrides ov;
+    celer_load_file files[]; /* ov.n_files, their paths after them */
+} repo_job;
+
+static void repo_job_done(void *user, celer_status st, const char *message) {
+    repo_job *j = user;
+    j->done(j->user, st, message);
+    free(j);
+}
+
+static const char *const repo_kind_names[] = {"BOOL", "INT", "STRING", "BYTES", "BYTES", "OTHER"};
+
+/* A model name a load can take: what Triton refuses, refused the same way. */
+static celer_status check_model_name(const char *model) {
+    if (!model[0]) return celer_errorf(CELER_ERR_INVALID, "Model name cannot be empty. Please enter a valid name to deploy.");
+    if (!strcmp(model, ".") || !strcmp(model, "..") || strchr(model, '/'))
+        return celer_errorf(CELER_ERR_INVALID, "invalid model name '%.255s', model name must not contain path traversal "
+                            "characters", model);
+    if (strlen(model) > 255) return celer_errorf(CELER_ERR_LIMIT, "model name of %zu bytes, at most 255", strlen(model));
+    return CELER_OK;
+}
+
+/* Checks the parameters of a load into `ov` (files counted, not yet listed) or of an unload. */
+static celer_status check_repo_params(const celer_service *s, bool unload, const celer_repo_param *params, int n,
+                                      celer_load_overrides *ov, size_t *path_bytes) {
+    size_t decoded = 0;
+    for (int i = 0; i < n; i++) {
+        const celer_repo_param *p = &params[i];
+        if (unload) {
+            if (!strcmp(p->key, "unload_dependents") && p->kind == CELER_REPO_BOOL && !p->boolean) continue;
+            if (!strcmp(p->key, "unload_dependents"))
+                return celer_errorf(CELER_ERR_INVALID, "unload parameter 'unload_dependents' must be false: celer's "
+                                    "models have no dependents to unload");
+            return celer_errorf(CELER_ERR_INVALID, "unload parameter '%.64s' is not supported (an unload takes "
+                                "'unload_dependents')", p->key);
+        }
+        if (!strcmp(p->key, "config")) {
+            if (p->kind != CELER_REPO_STRING)
+                return celer_errorf(CELER_ERR_INVALID, "Config parameter 'config' must have string type for its value, "
+                                    "not %s", repo_kind_names[p->kind]);
+            /* checked now: an invalid config is refused before anything happens */
+            celer_arena a;
+            celer_arena_init(&a, 16 * 1024, 0);
+            celer_model_config cfg;
+            celer_status st = celer_config_parse_json(p->bytes, p->len, "Invalid config override", &a, &cfg);
+            celer_arena_free(&a);
+            CELER_TRY(st);
+            ov->config = p->bytes;
+            ov->config_len = p->len;
+        } else if (!strncmp(p->key, "file:", 5)) {
+            if (p->kind != CELER_REPO_BYTES && p->kind != CELER_REPO_BASE64)
+                return celer_errorf(CELER_ERR_INVALID, "File parameter '%.200s' must have bytes type for its value, not %s",
+                                    p->key, repo_kind_names[p->kind]);
+            CELER_TRY(celer_override_check_path(p->key + 5));
+            if (++ov->n_files > CELER_LOAD_MAX_FILES)
+                return celer_errorf(CELER_ERR_LIMIT, "a load brings more than %d files", CELER_LOAD_MAX_FILES);
+            decoded += p->kind == CELER_REPO_BASE64 ? p->len / 4 * 3 : p->len; /* at least this much */
+            if (decoded > (size_t)s->opts->max_body_bytes)
+                return celer_errorf(CELER_ERR_LIMIT, "the files of the load hold more than %lld bytes (--max-body-bytes)",
+                                    s->opts->max_body_bytes);
+            *path_bytes += strlen(p->key + 5) + 1;
+        } else {
+            return celer_errorf(CELER_ERR_INVALID, "Unrecognized load parameter '%.64s' with type '%s' (a load takes "
+                                "'config' and 'file:<path>')", p->key, repo_kind_names[p->kind]);
+        }
+    }
+    if (ov->n_files && !ov->config)
+        return celer_errorf(CELER_ERR_INVALID, "Load parameter 'config' must be specified for model file override");
+    return CELER_OK;
+}
+
+celer_status celer_service_repo_action(celer_service *s, const char *model, bool unload, const celer_repo_param *params,
+                                       int n_params, void (*done)(void *user, celer_status st, const char *message),
+                                       void *user) {
+    const char *mode = s->opts->model_control_mode;
+    if (!strcmp(mode, "none") || !strcmp(mode, "poll"))
+        return celer_errorf(CELER_ERR_UNAVAILABLE, "explicit model load / unload is not allowed if polling is enabled "
+                            "(--model-control-mode %s; explicit, or no mode, takes loads and unloads)", mode);
+    if (!unload) CELER_TRY(check_model_name(model));
+    celer_load_overrides ov = {.max_bytes = (size_t)s->opts->max_body_bytes};
+    size_t path_bytes = 0;
+    CELER_TRY(check_repo_params(s, unload, params, n_params, &ov, &path_bytes));
+    bool overrides = ov.config || ov.n_files;
+    repo_job *j = celer_malloc(sizeof *j + sizeof(celer_load_file) * (size_t)ov.n_files + path_bytes);
+    if (!j) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
+    j->done = done, j->user = user, j->ov = ov;
+    char *paths = (char *)(j->files + ov.n_files);
+    int k = 0;
+    for (int i = 0; i < n_params && !unload; i++) {
+        const celer_repo_param *p = &params[i];
+        if (strncmp(p->key, "file:", 5)) continue;
+        size_t len = strlen(p->key + 5) + 1;
+        j->files[k++] = (celer_load_file){memcpy(paths, p->key + 5, len), p->bytes, p->len, p->kind == CELER_REPO_BASE64};
+        paths += len;
+    }
+    j->ov.files = j->files;
+    celer_status st = celer_registry_submit_action(s->registry, model, unload, overrides ? &j->ov : NULL, repo_job_done, j);
+    if (st) free(j);
+    return st;
 }
 
 void celer_service_cancel(celer_service_call *c) { atomic_store(&c->cancelled, true); }

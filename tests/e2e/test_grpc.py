@@ -554,7 +554,7 @@ def test_repository(node_path):
         call("RepositoryModelLoad", {"model_name": "mlp_basic"}),                                     # 3
         call("ModelReady", {"name": "mlp_basic"}),                                                    # 4
         call("RepositoryModelLoad", {"model_name": "mlp_basic",
-                                     "parameters": {"config": {"string_param": "{}"}}}),              # 5
+                                     "parameters": {"config": {"string_param": '{"max_batch_size": -1}'}}}),  # 5
         call("RepositoryModelUnload", {"model_name": "mlp_basic",
                                        "parameters": {"unload_dependents": {"bool_param": True}}}),   # 6
         call("RepositoryModelUnload", {"model_name": "mlp_basic",
@@ -576,8 +576,9 @@ def test_repository(node_path):
           idx.get("mlp_basic", {}).get("state") == "UNAVAILABLE", show(2))
     check("RepositoryModelLoad: OK, and the model is ready again",
           out[3]["code"] == OK and out[4]["code"] == OK and out[4]["response"]["ready"] is True, show(3) + show(4))
-    check("a load parameter 'config': INVALID_ARGUMENT saying how to load instead",
-          out[5]["code"] == INVALID_ARGUMENT and "config" in out[5]["details"] and "folder" in out[5]["details"], show(5))
+    check("a load with an invalid config: INVALID_ARGUMENT, Triton's words first",
+          out[5]["code"] == INVALID_ARGUMENT and out[5]["details"].startswith("Invalid config override")
+          and "max_batch_size" in out[5]["details"], show(5))
     check("unload_dependents true: INVALID_ARGUMENT naming it",
           out[6]["code"] == INVALID_ARGUMENT and "unload_dependents" in out[6]["details"], show(6))
     check("unload_dependents false: OK", out[7]["code"] == OK, show(7))

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """End-to-end: nothing a request asks for is silently ignored. What celer does not implement is
 refused with 400 naming it (reserved request parameters, tensor parameters such as Triton's
-classification extension and shared memory, compressed bodies, load parameters), and statistics
+classification extension and shared memory, compressed bodies, load parameters celer does not know), and statistics
 honour the version in the path and answer 404 for an unknown model or version.
 
 usage: test_protocol.py CELER_BIN EXAMPLE_REPOSITORY"""
@@ -70,10 +70,12 @@ def main():
         check("Content-Encoding identity is answered", status == 200, doc)
         # the repository API
         load = "/v2/repository/models/mlp/load"
-        refused(srv, "load with a config parameter refused", "POST", load,
-                {"parameters": {"config": '{"max_batch_size": 8}'}}, words=("config",))
-        refused(srv, "load with a file: parameter refused", "POST", load,
-                {"parameters": {"file:1/model.onnx": "AAAA"}}, words=("file:1/model.onnx",))
+        refused(srv, "load with an invalid config refused", "POST", load,
+                {"parameters": {"config": '{"max_batch_size": "eight"}'}}, words=("Invalid config override", "max_batch_size"))
+        refused(srv, "load with a file: parameter and no config refused", "POST", load,
+                {"parameters": {"file:1/model.onnx": "AAAA"}}, words=("Load parameter 'config' must be specified",))
+        refused(srv, "load with an unknown parameter refused", "POST", load,
+                {"parameters": {"cfg": "x"}}, words=("Unrecognized load parameter 'cfg'",))
         refused(srv, "load with an invalid body refused", "POST", load, body=b"{not json", words=("JSON",))
         status, doc, _ = srv.json("POST", load, {})
         check("load without parameters", status == 200, doc)
