@@ -504,7 +504,8 @@ static celer_status decode_repo_body(http_req *q, bool unload, celer_repo_param 
             p->bytes = v->string, p->len = v->string_len;
         } else if (v->type == CELER_JSON_BOOL) {
             p->kind = CELER_REPO_BOOL, p->boolean = v->boolean;
-        } else if (v->type == CELER_JSON_NUMBER && v->number == (double)(int64_t)v->number) {
+        } else if (v->type == CELER_JSON_NUMBER && v->number >= -9e18 && v->number <= 9e18 &&
+                   v->number == (double)(int64_t)v->number) {
             p->kind = CELER_REPO_INT, p->integer = (int64_t)v->number;
         }
     }

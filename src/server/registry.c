@@ -612,7 +612,8 @@ static celer_status pipeline_load(celer_registry *r, served_model *m, const cele
             if (!strcmp(r->models[k]->name, called)) cm = r->models[k];
         /* a model that is in the repository but not serving (yet) answers 503 per request */
         if (!cm)
-            st = celer_errorf(CELER_ERR_NOT_FOUND, "%s: calls model '%s', which is not in the repository", shown,
+            st = celer_errorf(CELER_ERR_NOT_FOUND, "%s: calls model '%s', which is not in the repository (or, in "
+                              "explicit model control, not loaded: load it first)", shown,
                               called);
         else if (cm->n_versions && cm->versions[0]->pipeline)
             st = celer_errorf(CELER_ERR_INVALID, "%s: calls '%s', which is a pipeline (call its models instead)", shown,

@@ -387,6 +387,98 @@ static void expect_failure(fixture *f, const char *model, answer *a, celer_statu
     celer_service_end(c);
 }
 
+/* The repository API's parameters, as the service checks them for either transport: Triton's
+ * refusal outside the modes that load by API, then each parameter by name and type, the files'
+ * paths and bytes; a valid load with a config goes through the action pool and answers. */
+typedef struct repo_answer {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+    celer_status status;
+    char message[512];
+} repo_answer;
+
+static void repo_done(void *user, celer_status st, const char *message) {
+    repo_answer *a = user;
+    pthread_mutex_lock(&a->lock);
+    a->status = st;
+    snprintf(a->message, sizeof a->message, "%s", message);
+    a->done = true;
+    pthread_cond_signal(&a->cond);
+    pthread_mutex_unlock(&a->lock);
+}
+
+static void test_repo_params(void **state) {
+    fixture *f = *state;
+    repo_answer a = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    celer_repo_param none[1];
+    f->opts.model_control_mode = "none";
+    tu_expect_err(celer_service_repo_action(f->svc, "mlp", false, none, 0, repo_done, &a), CELER_ERR_UNAVAILABLE,
+                  "explicit model load / unload is not allowed if polling is enabled");
+    f->opts.model_control_mode = "poll";
+    tu_expect_err(celer_service_repo_action(f->svc, "mlp", true, none, 0, repo_done, &a), CELER_ERR_UNAVAILABLE,
+                  "explicit model load / unload");
+    f->opts.model_control_mode = "";
+    static const struct {
+        bool unload;
+        const char *model;
+        celer_repo_param p[2];
+        int n;
+        celer_status want;
+        const char *words;
+    } bad[] = {
+        {false, "", {{0}}, 0, CELER_ERR_INVALID, "Model name cannot be empty"},
+        {false, "..", {{0}}, 0, CELER_ERR_INVALID, "must not contain path traversal characters"},
+        {false, "a/b", {{0}}, 0, CELER_ERR_INVALID, "must not contain path traversal characters"},
+        {false, "mlp", {{.key = "cfg", .kind = CELER_REPO_STRING, .bytes = "{}", .len = 2}}, 1, CELER_ERR_INVALID,
+         "Unrecognized load parameter 'cfg' with type 'STRING'"},
+        {false, "mlp", {{.key = "config", .kind = CELER_REPO_BYTES, .bytes = "{}", .len = 2}}, 1, CELER_ERR_INVALID,
+         "Config parameter 'config' must have string type"},
+        {false, "mlp", {{.key = "config", .kind = CELER_REPO_STRING, .bytes = "{\"max_batch_size\": true}", .len = 24}},
+         1, CELER_ERR_INVALID, "Invalid config override: max_batch_size"},
+        {false, "mlp", {{.key = "file:1/model.onnx", .kind = CELER_REPO_BYTES, .bytes = "x", .len = 1}}, 1,
+         CELER_ERR_INVALID, "Load parameter 'config' must be specified for model file override"},
+        {false, "mlp", {{.key = "file:1/model.onnx", .kind = CELER_REPO_STRING, .bytes = "x", .len = 1}}, 1,
+         CELER_ERR_INVALID, "File parameter 'file:1/model.onnx' must have bytes type"},
+        {false, "mlp", {{.key = "file:../x", .kind = CELER_REPO_BYTES, .bytes = "x", .len = 1}}, 1, CELER_ERR_INVALID,
+         "must stay within model directory"},
+        {true, "mlp", {{.key = "unload_dependents", .kind = CELER_REPO_BOOL, .boolean = true}}, 1, CELER_ERR_INVALID,
+         "unload_dependents"},
+        {true, "mlp", {{.key = "config", .kind = CELER_REPO_STRING, .bytes = "{}", .len = 2}}, 1, CELER_ERR_INVALID,
+         "unload parameter 'config' is not supported"},
+    };
+    for (size_t i = 0; i < CELER_ARRAY_LEN(bad); i++) {
+        celer_status st = celer_service_repo_action(f->svc, bad[i].model, bad[i].unload, bad[i].p, bad[i].n, repo_done, &a);
+        if (st != bad[i].want || !strstr(celer_error_message(), bad[i].words))
+            fail_msg("case %zu: %s '%s'", i, celer_status_name(st), celer_error_message());
+    }
+    /* files past --max-body-bytes, counted before anything is written */
+    static char blob[600000];
+    celer_repo_param big[2] = {{.key = "config", .kind = CELER_REPO_STRING, .bytes = "{}", .len = 2},
+                               {.key = "file:1/model.onnx", .kind = CELER_REPO_BYTES, .bytes = blob, .len = sizeof blob}};
+    long long cap = f->opts.max_body_bytes;
+    f->opts.max_body_bytes = 500000;
+    tu_expect_err(celer_service_repo_action(f->svc, "mlp", false, big, 2, repo_done, &a), CELER_ERR_LIMIT,
+                  "more than 500000 bytes (--max-body-bytes)");
+    f->opts.max_body_bytes = cap;
+    assert_false(a.done); /* no refusal called done */
+    /* a config that applies: answered by the pool, and the model follows it */
+    const char *cfg = "{\"max_batch_size\": 4, \"input\": [{\"name\": \"features\", \"data_type\": \"TYPE_FP32\", "
+                      "\"dims\": [16]}]}";
+    celer_repo_param ok = {.key = "config", .kind = CELER_REPO_STRING, .bytes = cfg, .len = strlen(cfg)};
+    assert_int_equal(celer_service_repo_action(f->svc, "mlp", false, &ok, 1, repo_done, &a), CELER_OK);
+    pthread_mutex_lock(&a.lock);
+    while (!a.done) pthread_cond_wait(&a.cond, &a.lock);
+    pthread_mutex_unlock(&a.lock);
+    assert_int_equal(a.status, CELER_OK);
+    char msg[256];
+    celer_status code;
+    served_version *v = celer_registry_acquire(f->registry, "mlp", NULL, &code, msg, sizeof msg);
+    assert_non_null(v);
+    assert_int_equal(v->owner->config.max_batch_size, 4);
+    celer_registry_release(v);
+}
+
 static void test_errors(void **state) {
     fixture *f = *state;
     celer_status st;
@@ -564,6 +656,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_response_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_repo_params, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocol_series, setup, teardown),
