@@ -511,32 +511,46 @@ static bool labels_match(const char *labels, const char *match) {
     return false;
 }
 
+/* Removes the live series of family f for which `match` is true (under the lock). */
+static void remove_where(celer_metrics *m, family *f, bool (*match)(const celer_series *s, const char *arg),
+                         const char *arg) {
+    int keep = 0;
+    for (int i = 0; i < f->n_live; i++) {
+        celer_series *s = f->live[i];
+        if (!match(s, arg)) {
+            f->live[keep++] = s;
+            continue;
+        }
+        s->fn = NULL; /* its user pointer may die with the model */
+        s->user = NULL;
+        if (GROW(f->dead, f->n_dead, f->cap_dead)) {
+            int di = find_series(f->dead, f->n_dead, s->labels); /* never present: labels unique */
+            INSERT_AT(f->dead, f->n_dead, di >= 0 ? di : -di - 1, s);
+            f->n_dead++;
+        } else {
+            /* no memory to keep it: free it (late writers would be a bug in the caller anyway) */
+            free_series(s);
+            m->n_series--;
+        }
+    }
+    f->n_live = keep;
+}
+
+static bool match_labels(const celer_series *s, const char *arg) { return labels_match(s->labels, arg); }
+static bool same_labels(const celer_series *s, const char *arg) { return !strcmp(s->labels, arg); }
+
 void celer_metrics_remove(celer_metrics *m, const char *label_match) {
     if (!m || !label_match || !*label_match) return;
     pthread_mutex_lock(&m->lock);
-    for (int fi = 0; fi < m->n_fams; fi++) {
-        family *f = m->fams[fi];
-        int keep = 0;
-        for (int i = 0; i < f->n_live; i++) {
-            celer_series *s = f->live[i];
-            if (!labels_match(s->labels, label_match)) {
-                f->live[keep++] = s;
-                continue;
-            }
-            s->fn = NULL; /* its user pointer may die with the model */
-            s->user = NULL;
-            if (GROW(f->dead, f->n_dead, f->cap_dead)) {
-                int di = find_series(f->dead, f->n_dead, s->labels); /* never present: labels unique */
-                INSERT_AT(f->dead, f->n_dead, di >= 0 ? di : -di - 1, s);
-                f->n_dead++;
-            } else {
-                /* no memory to keep it: free it (late writers would be a bug in the caller anyway) */
-                free_series(s);
-                m->n_series--;
-            }
-        }
-        f->n_live = keep;
-    }
+    for (int fi = 0; fi < m->n_fams; fi++) remove_where(m, m->fams[fi], match_labels, label_match);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void celer_metrics_remove_series(celer_metrics *m, const char *name, const char *labels) {
+    if (!m || !name || !labels) return;
+    pthread_mutex_lock(&m->lock);
+    int fi = find_family(m, name);
+    if (fi >= 0) remove_where(m, m->fams[fi], same_labels, labels);
     pthread_mutex_unlock(&m->lock);
 }
 

@@ -63,6 +63,8 @@ void celer_metrics_observe(celer_series *s, double v); /* histogram or summary *
 /* Removes every series whose label text contains `label_match` (e.g. `model="resnet"`), for
  * models that are unloaded. Series pointers handed out for them die. */
 void celer_metrics_remove(celer_metrics *m, const char *label_match);
+/* Removes the one series name{labels}, when there is one (a callback series whose user goes). */
+void celer_metrics_remove_series(celer_metrics *m, const char *name, const char *labels);
 
 /* Appends the exposition text (# HELP, # TYPE, samples; histograms as _bucket{le=...}, _sum,
  * _count; summaries as {quantile=...}, _sum, _count) to `out`. Safe while other threads update

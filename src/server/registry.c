@@ -302,12 +302,18 @@ static void version_publish(celer_registry *r, served_version *v) {
                                           "Time to load, compile and warm up the version.", labels),
                       v->load_seconds);
     /* Triton's names, read from the statistics above: the same measurements, no second count */
+    bool cached = v->cache_ttl_ns > 0;
     for (size_t i = 0; i < CELER_ARRAY_LEN(triton_counters); i++) {
         const triton_counter *t = &triton_counters[i];
-        if (t->cache && v->cache_ttl_ns <= 0) continue; /* as Triton: cache series only with a cache */
+        if (t->cache && !cached) { /* as Triton: cache series only with a cache (a reload may drop it) */
+            celer_metrics_remove_series(r->metrics, t->name, labels);
+            continue;
+        }
         celer_metrics_counter_fn(r->metrics, t->name, t->help, labels, t->us ? counter_us : counter_value,
                                  (char *)&v->stats + t->offset);
     }
+    for (int i = 0; i < CELER_SUMMARY_COUNT; i++) /* a reload that turned the cache on or off */
+        if (!v->m_summary[i]) celer_metrics_remove_series(r->metrics, triton_summaries[i].name, labels);
     for (int i = 0; i < CELER_FAIL_COUNT; i++) {
         snprintf(with_reason, sizeof with_reason, "%s,reason=\"%s\"", labels, celer_fail_reason_names[i]);
         celer_metrics_counter_fn(r->metrics, "nv_inference_request_failure",

@@ -11,10 +11,12 @@
 - the Grafana dashboard's queries (deploy/k8s-onprem/dashboard.json) find their series;
 - --metrics-port serves the same text on a port of its own, answers 404 to any other path and
   405 to POST, and the HTTP port keeps /metrics; a busy metrics port stops the server from
-  starting with a message naming it.
+  starting with a message naming it; a reload that turns a model's cache on or off takes its cache
+  series with it.
 
 usage: test_triton_metrics.py CELER_BIN EXAMPLE_REPOSITORY"""
 import http.client
+import json
 import os
 import re
 import shutil
@@ -263,6 +265,28 @@ def run(tmp):
         check("every series the Grafana dashboard queries is there",
               all(any(k[0] == n for k in samples) for n in DASHBOARD), [n for n in DASHBOARD
                                                                        if not any(k[0] == n for k in samples)])
+
+        # ---- a reload that turns the cache on or off takes the cache series with it ----
+        _, cfg_on, _ = srv.json("GET", f"/v2/models/{ADDSUB}/config")
+        cfg_on["response_cache"] = {"enable": True}
+        _, cfg_off, _ = srv.json("GET", "/v2/models/addsub_cached/config")
+        cfg_off["response_cache"] = {"enable": False}
+        s1 = srv.json("POST", f"/v2/repository/models/{ADDSUB}/load", {"parameters": {"config": json.dumps(cfg_on)}})[0]
+        s2 = srv.json("POST", "/v2/repository/models/addsub_cached/load", {"parameters": {"config": json.dumps(cfg_off)}})[0]
+        a, b = qa_models.inputs("FP32", 2, rng)
+        answers = [json_infer(srv, m, a, b) for m in (ADDSUB, ADDSUB, "addsub_cached")]
+        samples, _ = parse(get(mport, "/metrics")[1])
+        on, off = {"model": ADDSUB, "version": "1"}, {"model": "addsub_cached", "version": "1"}
+        check("reloaded with the cache on: cache series appear (a miss then a hit), the request summary goes",
+              s1 == 200 and answers[:2] == [(200, True)] * 2
+              and value(samples, "nv_cache_num_hits_per_model", **on) == 1
+              and value(samples, "nv_cache_num_misses_per_model", **on) == 1
+              and value(samples, "nv_inference_request_summary_us_count", **on) is None, (s1, answers))
+        check("reloaded with the cache off: its cache series go, the request summary comes",
+              s2 == 200 and answers[2] == (200, True) and value(samples, "nv_cache_num_hits_per_model", **off) is None
+              and value(samples, "nv_cache_hit_summary_per_model_count", **off) is None
+              and value(samples, "nv_inference_request_summary_us_count", **off) == 1
+              and value(samples, "nv_inference_request_success", **off) == 1, s2)
 
         # ---- a busy metrics port stops the start with a message naming it ----
         with socket.socket() as s:

@@ -261,7 +261,8 @@ static parsed *render_parsed(celer_metrics *m, char **text_out) {
 /* ---- tests ---- */
 
 /* A summary: Triton's quantiles by nearest rank over the kept samples, _sum and _count over all;
- * NaN before any; the newest CELER_SUMMARY_SAMPLES kept; `quantile` refused as a label. */
+ * NaN before any; the newest CELER_SUMMARY_SAMPLES kept; `quantile` refused as a label; one
+ * series removed alone. */
 static void test_summary(void **state) {
     (void)state;
     celer_metrics *m;
@@ -299,6 +300,14 @@ static void test_summary(void **state) {
     r = render_parsed(m, NULL);
     assert_true(value_of(r, "lat_us_count", "model=\"a\"") == 0);
     assert_true(isnan(find_sample(r, "lat_us", "model=\"a\"", "0.99")->value));
+    free(r);
+    /* one series alone goes; another of the family and other families stay */
+    celer_metrics_summary(m, "lat_us", "Latency.", "model=\"b\"");
+    celer_metrics_remove_series(m, "lat_us", "model=\"a\"");
+    celer_metrics_remove_series(m, "no_such_family", "model=\"a\"");
+    r = render_parsed(m, NULL);
+    assert_null(find_sample_or_null(r, "lat_us_count", "model=\"a\"", ""));
+    assert_non_null(find_sample_or_null(r, "lat_us_count", "model=\"b\"", ""));
     free(r);
     celer_metrics_free(m);
 }
