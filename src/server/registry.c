@@ -1084,6 +1084,7 @@ static void scan_and_load(celer_registry *r, bool wait_stable) {
             celer_status st = load_model(r, &models[i], NULL);
             /* a failure that may pass (memory ran short) is tried again at the next scan */
             if ((m = find_model(r, models[i].name))) m->tried_fp = celer_status_retryable(st) ? 0 : fp;
+            if (m && !st) m->loaded_with = LOADED_AS_IS; /* a config given by a load is gone now */
             if (st) fprintf(stderr, "celer: %s\n", celer_error_message());
         }
         /* models whose folder disappeared */
