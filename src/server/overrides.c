@@ -161,11 +161,14 @@ static celer_status write_file(int dirfd, const celer_load_file *f, const celer_
     CELER_TRY(open_parent(dirfd, f->path, copy, sizeof copy, &parent, &leaf));
     int fd = openat(parent, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     int e = errno;
+    struct stat sb;
+    bool is_dir = fd < 0 && e == EEXIST && !fstatat(parent, leaf, &sb, AT_SYMLINK_NOFOLLOW) && S_ISDIR(sb.st_mode);
     if (parent != dirfd) close(parent);
-    if (fd < 0)
-        return celer_errorf(e == EEXIST || e == EISDIR ? CELER_ERR_INVALID : CELER_ERR_IO,
-                            "Invalid file parameter 'file:%s': %s", f->path,
-                            e == EEXIST ? "given twice, or a folder of another file" : strerror(e));
+    if (fd < 0 && e == EEXIST)
+        return celer_errorf(CELER_ERR_INVALID, "Invalid file parameter 'file:%s', %s", f->path,
+                            is_dir ? "a directory has been created with its name (another file's folder)"
+                                   : "given twice");
+    if (fd < 0) return celer_errorf(CELER_ERR_IO, "cannot write file parameter 'file:%s': %s", f->path, strerror(e));
     celer_status st = CELER_OK;
     b64_state b64 = {0};
     for (size_t off = 0; off < f->len && !st;) {

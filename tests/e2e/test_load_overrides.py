@@ -245,7 +245,8 @@ def run(tmp):
             ("a trailing '/'", "{}", {"file:1/": b"x", **good}, "ends with a file name"),
             ("no path", "{}", {"file:": b"x", **good}, "a file path is needed"),
             ("config.pbtxt", "{}", {"file:config.pbtxt": b"max_batch_size: 1", **good}, "'config' parameter"),
-            ("a file where a folder goes", "{}", {"file:1": b"x", **good}, "directory has been created as a file"),
+            # the order of a map's entries is the client's: either entry may be written first
+            ("a file where a folder goes", "{}", {"file:1": b"x", **good}, "directory has been created"),
             ("no model file", "{}", {"file:labels.txt": labels}, "hold no <version>/model.onnx"),
             ("a file that is not a model", "{}", {"file:1/model.onnx": b"not onnx"}, "model.onnx"),
             ("a pipeline", "{}", {"file:pipeline.yaml": b"inputs: []\n", **good}, "pipeline"),

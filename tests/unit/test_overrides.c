@@ -154,7 +154,8 @@ static void test_write(void **state) {
         const char *words;
     } bad[] = {
         {{{"a", "x", 1, false}, {"a/b", "y", 1, false}}, 2, 100, CELER_ERR_INVALID, "directory has been created as a file"},
-        {{{"a/b", "x", 1, false}, {"a", "y", 1, false}}, 2, 100, CELER_ERR_INVALID, "given twice"},
+        {{{"a/b", "x", 1, false}, {"a", "y", 1, false}}, 2, 100, CELER_ERR_INVALID,
+         "a directory has been created with its name"},
         {{{"a", "x", 1, false}, {"a", "y", 1, false}}, 2, 100, CELER_ERR_INVALID, "given twice"},
         {{{"../a", "x", 1, false}}, 1, 100, CELER_ERR_INVALID, "must stay within model directory"},
         {{{"a", "TQ==@", 5, true}}, 1, 100, CELER_ERR_INVALID, "not base64: byte 4"},
