@@ -297,7 +297,7 @@ static celer_status rpc_model_config(celer_grpc *g, const uint8_t *msg, size_t l
     served_version *v;
     CELER_TRY(acquire_requested(g, msg, len, "ModelConfigRequest", &v));
     size_t mark = celer_pb_begin(out, 1);
-    celer_config_to_pb(&v->owner->config, out);
+    celer_registry_config_pb(g->registry, v, out);
     celer_pb_end(out, mark);
     celer_registry_release(v);
     return CELER_OK;

@@ -416,7 +416,7 @@ static void model_ready(http_req *q, served_version *v) {
     reply_json(q, 200);
 }
 static void model_config(http_req *q, served_version *v) {
-    celer_config_to_json(&v->owner->config, &q->resp);
+    celer_registry_config_json(q->srv->registry, v, &q->resp);
     reply_json(q, 200);
 }
 

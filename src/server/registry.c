@@ -472,6 +472,9 @@ static celer_status version_load(celer_registry *r, served_model *m, const char 
     for (int i = 0; i < v->n_outputs; i++) v->output_names[i] = celer_model_output(v->model, i)->name;
     if ((st = warm_up(v))) goto fail;
     cache_settings(v, cfg, rv->bytes);
+    v->batched = cfg->max_batch_size > 0;
+    v->default_timeout_us = cfg->default_timeout_us;
+    v->allow_timeout_override = cfg->allow_timeout_override;
     celer_sched_queue_options qo = {.max_batch_size = cfg->max_batch_size,
                                     .max_queue_delay_us = cfg->max_queue_delay_us,
                                     .max_queue_size = cfg->max_queue_size > 0 ? cfg->max_queue_size
@@ -1500,6 +1503,18 @@ static void tensor_meta_json(celer_jbuf *out, const celer_tensor_meta *t) {
         celer_jbuf_raw(out, "]", 1);
     }
     celer_jbuf_raw(out, "}", 1);
+}
+
+void celer_registry_config_json(celer_registry *r, const served_version *v, celer_jbuf *out) {
+    pthread_rwlock_rdlock(&r->lock);
+    celer_config_to_json(&v->owner->config, out);
+    pthread_rwlock_unlock(&r->lock);
+}
+
+void celer_registry_config_pb(celer_registry *r, const served_version *v, celer_jbuf *out) {
+    pthread_rwlock_rdlock(&r->lock);
+    celer_config_to_pb(&v->owner->config, out);
+    pthread_rwlock_unlock(&r->lock);
 }
 
 void celer_registry_metadata_json(const served_version *v, celer_jbuf *out) {

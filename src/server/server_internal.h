@@ -79,6 +79,11 @@ typedef struct served_version {
     int64_t mtime_ns;                 /* of its folder when loaded, for polling */
     double load_seconds;              /* load, compile and warm-up time (a gauge once it serves) */
     int64_t cache_ttl_ns;             /* results cached this long; 0 = not cached */
+    /* what requests read of the config at run time, copied at load: a reload replaces the model's
+     * config under the registry's lock while requests of a kept version go on */
+    bool batched;                     /* max_batch_size > 0: requests carry rows first */
+    int64_t default_timeout_us;
+    bool allow_timeout_override;
     uint64_t cache_salt;              /* hash of its config and files: part of every cache key */
     /* metrics */
     celer_series *m_success[CELER_PROTOCOL_COUNT], *m_failure[CELER_PROTOCOL_COUNT]; /* by the request's protocol */
@@ -215,6 +220,10 @@ celer_status celer_registry_openapi(celer_registry *r, const char *model, const 
 
 /* Writes model metadata / config / statistics JSON for a version. */
 void celer_registry_metadata_json(const served_version *v, celer_jbuf *out);
+/* The config v's model serves with, as Triton's JSON or ModelConfig message, read under the
+ * registry's lock (a reload swaps it). */
+void celer_registry_config_json(celer_registry *r, const served_version *v, celer_jbuf *out);
+void celer_registry_config_pb(celer_registry *r, const served_version *v, celer_jbuf *out);
 /* Triton statistics of one version, for each transport to encode (JSON and
  * ModelStatisticsResponse carry the same fields). */
 typedef struct celer_stat_duration {

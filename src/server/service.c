@@ -101,7 +101,7 @@ static double whole_us(int64_t ns) { return (double)(ns / 1000); }
 
 /* Rows a job computed: its batch dim for a model that batches, else 1 (Triton's inference_count). */
 static int64_t job_rows(const served_version *v, const celer_job *job) {
-    if (v->pipeline || v->owner->config.max_batch_size <= 0 || v->n_inputs < 1 || job->inputs[0].shape.rank < 1) return 1;
+    if (!v->batched || v->n_inputs < 1 || job->inputs[0].shape.rank < 1) return 1;
     return CELER_MAX(job->inputs[0].shape.dims[0], 0);
 }
 
@@ -657,9 +657,8 @@ void celer_service_start(celer_service_call *c, const celer_service_request *r, 
         answer(c, st, msg, NULL, 0, NULL, CELER_FAIL_OTHER);
         return;
     }
-    const celer_model_config *cfg = &v->owner->config;
-    int64_t timeout_us = cfg->default_timeout_us;
-    if (req->timeout_us > 0 && (cfg->allow_timeout_override || !timeout_us)) timeout_us = req->timeout_us;
+    int64_t timeout_us = v->default_timeout_us; /* the version's copy: a reload swaps the model's config */
+    if (req->timeout_us > 0 && (v->allow_timeout_override || !timeout_us)) timeout_us = req->timeout_us;
     int64_t deadline = timeout_us > 0 ? now_ns() + timeout_us * 1000 : 0;
     if (r->deadline_ns > 0 && (!deadline || r->deadline_ns < deadline)) deadline = r->deadline_ns;
     c->job = (celer_job){.inputs = c->inputs, .done = v->pipeline ? pipeline_task : infer_done, .user = c,

@@ -29,6 +29,14 @@ def load(tmp, check):
     return grpc, importlib.import_module("grpc_service_pb2"), importlib.import_module("grpc_service_pb2_grpc")
 
 
+def channel(grpc, port, options=None):
+    """A channel to 127.0.0.1:port once the server's gRPC port answers (it starts listening after
+    the HTTP port, which the tests wait for): up to 30 s."""
+    ch = grpc.insecure_channel(f"127.0.0.1:{port}", options=options or [])
+    grpc.channel_ready_future(ch).result(timeout=30)
+    return ch
+
+
 # 64-bit fields, which protobuf's JSON mapping writes as strings and Triton's JSON as numbers
 INT64_KEYS = {"count", "ns", "batch_size", "last_inference", "inference_count", "execution_count", "byte_size", "id"}
 

@@ -83,7 +83,7 @@ def index(srv):
 class Grpc:
     def __init__(self, grpc, pb2, pb2_grpc, port):
         self.grpc, self.pb2 = grpc, pb2
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", -1)])
+        self.channel = inference_stubs.channel(grpc, port, [("grpc.max_send_message_length", -1)])
         self.stub = pb2_grpc.GRPCInferenceServiceStub(self.channel)
 
     def load(self, model, config=None, files=None, raw_params=None):

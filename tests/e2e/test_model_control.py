@@ -41,7 +41,7 @@ class Grpc:
 
     def __init__(self, grpc, pb2, pb2_grpc, port):
         self.grpc, self.pb2 = grpc, pb2
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.channel = inference_stubs.channel(grpc, port)
         self.stub = pb2_grpc.GRPCInferenceServiceStub(self.channel)
 
     def call(self, name, request):

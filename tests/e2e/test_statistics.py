@@ -101,7 +101,7 @@ def run(tmp):
     rng = np.random.default_rng(19)
     gport = free_port()
     srv = Server(repo, "--grpc-port", str(gport), "--grpc-address", "127.0.0.1")
-    channel = grpc.insecure_channel(f"127.0.0.1:{gport}")
+    channel = inference_stubs.channel(grpc, gport)
     stub = pb2_grpc.GRPCInferenceServiceStub(channel)
     try:
         # ---- the fields, before any request ----

@@ -137,7 +137,7 @@ def run(tmp):
     gport, mport = free_port(), free_port()
     srv = Server(repo, "--grpc-port", str(gport), "--grpc-address", "127.0.0.1", "--metrics-port", str(mport),
                  "--metrics-address", "127.0.0.1")
-    channel = grpc.insecure_channel(f"127.0.0.1:{gport}")
+    channel = inference_stubs.channel(grpc, gport)
     stub = pb2_grpc.GRPCInferenceServiceStub(channel)
     try:
         check("the start-up line names the metrics port", f"metrics on http://127.0.0.1:{mport}/metrics" in srv.output(),
