@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -51,6 +52,8 @@ struct pnode {
     tok_kind kind;    /* scalars: T_IDENT, T_NUMBER or T_STRING */
     const char *text; /* ident/number span, or the decoded string (NUL-terminated) */
     size_t len;
+    bool json;        /* from a JSON config: a string may spell an enum or a 64-bit integer (protobuf's JSON
+                         mapping), and there is no line or column (line 0) */
     pnode *child, *tail, *next;
 };
 
@@ -417,6 +420,7 @@ static celer_status merr(const mapper *m, const pnode *n, celer_status st, const
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (!n->line) return celer_errorf(st, "%s: %s", m->path, msg);
     return celer_errorf(st, "%s:%d:%d: %s", m->path, n->line, n->col, msg);
 }
 
@@ -442,6 +446,8 @@ static celer_status check_singular(const mapper *m, const pnode *msg, const char
         const pnode *first = NULL;
         for (const pnode *c = msg->child; c; c = c->next) {
             if (!is(c, *nm)) continue;
+            if (first && !first->line)
+                return merr(m, c, CELER_ERR_INVALID, "%s%s'%s' is given twice", what, *what ? ": " : "", *nm);
             if (first)
                 return merr(m, c, CELER_ERR_INVALID, "%s%s'%s' is given twice (first at %d:%d)", what,
                             *what ? ": " : "", *nm, first->line, first->col);
@@ -461,6 +467,8 @@ static celer_status want_scalar(const mapper *m, const pnode *n, const char *wha
                                 const char *kind_name) {
     char b[64];
     if (!n->is_msg && !n->empty_list && n->kind == kind) return CELER_OK;
+    if (!n->is_msg && !n->empty_list && n->json && kind == T_NUMBER && n->kind == T_STRING)
+        return CELER_OK; /* JSON writes 64-bit integers as strings */
     return merr(m, n, CELER_ERR_INVALID, "%s: expected %s, got %s", what, kind_name, value_desc(n, b, sizeof b));
 }
 
@@ -495,11 +503,25 @@ static bool parse_int_text(const char *p, size_t n, int64_t *out) {
     return true;
 }
 
+/* A JSON integer (or the string protobuf's JSON mapping writes a 64-bit one as): decimal only. */
+static bool json_int(const char *p, size_t n, int64_t *out) {
+    bool neg = n && p[0] == '-';
+    if (n == (size_t)neg) return false;
+    uint64_t v = 0;
+    for (size_t i = neg; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9' || v > (UINT64_MAX - (uint64_t)(p[i] - '0')) / 10) return false;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    if (v > (uint64_t)INT64_MAX + neg) return false;
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return true;
+}
+
 static celer_status get_int(const mapper *m, const pnode *n, const char *what, int64_t lo, int64_t hi, int64_t *out) {
     char b[64];
     CELER_TRY(want_scalar(m, n, what, T_NUMBER, "an integer"));
     int64_t v;
-    if (!parse_int_text(n->text, n->len, &v))
+    if (!(n->json ? json_int(n->text, n->len, &v) : parse_int_text(n->text, n->len, &v)))
         return merr(m, n, CELER_ERR_INVALID, "%s: expected an integer, got %s", what, value_desc(n, b, sizeof b));
     if (v < lo || v > hi)
         return merr(m, n, CELER_ERR_INVALID, "%s: %lld is out of range [%lld, %lld]", what, (long long)v, (long long)lo,
@@ -539,9 +561,12 @@ static celer_status get_str(const mapper *m, const pnode *n, const char *what, c
 static celer_status get_enum(const mapper *m, const pnode *n, const char *what, const char *const *names, int count,
                              int *out) {
     char b[64];
-    if (!n->is_msg && !n->empty_list && n->kind == T_IDENT) {
+    if (!n->is_msg && !n->empty_list && (n->kind == T_IDENT || (n->json && n->kind == T_STRING))) {
+        /* JSON: the name as a string, in any case (Triton parses it case-insensitively) */
         for (int i = 0; i < count; i++)
-            if (names[i] && n->len == strlen(names[i]) && !memcmp(n->text, names[i], n->len)) return *out = i, CELER_OK;
+            if (names[i] && n->len == strlen(names[i]) &&
+                (n->json ? !strncasecmp(n->text, names[i], n->len) : !memcmp(n->text, names[i], n->len)))
+                return *out = i, CELER_OK;
     } else if (!n->is_msg && !n->empty_list && n->kind == T_NUMBER) {
         int64_t v;
         if (parse_int_text(n->text, n->len, &v) && v >= 0 && v < count && names[v]) return *out = (int)v, CELER_OK;
@@ -628,6 +653,7 @@ static celer_status map_io(const mapper *m, const pnode *msg, bool is_input, int
             CELER_TRY(get_bool(m, c, w, &io->optional));
         } else if (is(c, "label_filename")) {
             CELER_TRY(get_str(m, c, w, &io->label_filename));
+            if (!io->label_filename[0]) io->label_filename = NULL; /* "" is none (GET .../config writes it so) */
         } else if (is(c, "reshape")) {
             CELER_TRY(want_msg(m, c, w));
             int r;
@@ -979,6 +1005,180 @@ celer_status celer_config_parse(const char *text, size_t len, const char *path, 
     if (!st) st = parse_fields(&ps, &root, 0, 0, &none);
     if (!st) {
         mapper m = {.path = path, .dst = arena};
+        st = map_config(&m, &root, out);
+    }
+    celer_arena_free(&tmp);
+    if (st) {
+        memset(out, 0, sizeof *out);
+        out->version_policy = CELER_VERSIONS_LATEST;
+        out->latest_num_versions = 1;
+    }
+    return st;
+}
+
+/* ---- the same config as JSON (Triton's load parameter `config`) ----
+ * The JSON tree becomes the tree the text parser builds, so one mapping reads both: objects are
+ * messages, arrays repeated fields, a map (the top-level `parameters`) its {key, value} entries;
+ * lowerCamelCase names are taken as the snake_case ones, as protobuf's JSON mapping does. */
+
+/* "maxBatchSize" -> "max_batch_size" (snake_case names pass unchanged), in the parser's arena. */
+static const char *snake_name(parser *ps, const char *key, size_t *len) {
+    size_t n = strlen(key), upper = 0;
+    for (size_t i = 0; i < n; i++) upper += key[i] >= 'A' && key[i] <= 'Z';
+    char *out = celer_arena_alloc(ps->tmp, n + upper + 1);
+    if (!out) return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = key[i];
+        if (c >= 'A' && c <= 'Z') {
+            if (i) out[o++] = '_';
+            c = (char)(c - 'A' + 'a');
+        }
+        out[o++] = c;
+    }
+    out[o] = 0;
+    *len = o;
+    return out;
+}
+
+static pnode *json_node(parser *ps, pnode *parent, const char *name, size_t name_len) {
+    pnode *n = new_node(ps);
+    if (!n) return NULL;
+    memset(n, 0, sizeof *n);
+    n->name = name, n->name_len = name_len;
+    n->json = true;
+    append_child(parent, n);
+    return n;
+}
+
+static celer_status json_fill(parser *ps, pnode *parent, const char *name, size_t name_len, const celer_json *v,
+                              int depth, bool in_list);
+
+#define JSON_NOMEM(ps)                                                                                      \
+    ((ps)->n_nodes >= CFG_MAX_NODES ? celer_errorf(CELER_ERR_LIMIT, "%s: more than %d fields", (ps)->path, CFG_MAX_NODES) \
+                                    : celer_error_wrap(CELER_ERR_NOMEM, "%s", (ps)->path))
+
+/* A JSON object that is a protobuf map<string, message>: one `name { key: k value { ... } }` field
+ * of `parent` per member, as the text format writes a map. */
+static celer_status json_map(parser *ps, pnode *parent, const char *name, size_t name_len, const celer_json *obj,
+                             int depth) {
+    for (int i = 0; i < obj->n; i++) {
+        pnode *e = json_node(ps, parent, name, name_len), *k = e ? json_node(ps, e, "key", 3) : NULL;
+        if (!k) return JSON_NOMEM(ps);
+        e->is_msg = true;
+        k->kind = T_STRING, k->text = obj->keys[i], k->len = strlen(obj->keys[i]);
+        CELER_TRY(json_fill(ps, e, "value", 5, &obj->items[i], depth + 1, false));
+    }
+    return CELER_OK;
+}
+
+/* The members of a JSON object as the fields of message `msg`. */
+static celer_status json_members(parser *ps, pnode *msg, const celer_json *obj, int depth) {
+    for (int i = 0; i < obj->n; i++) {
+        size_t len;
+        const char *name = snake_name(ps, obj->keys[i], &len);
+        if (!name) return JSON_NOMEM(ps);
+        /* the one map celer reads: the top-level parameters (ModelConfig's other maps are skipped) */
+        if (depth == 0 && !strcmp(name, "parameters") && obj->items[i].type == CELER_JSON_OBJECT)
+            CELER_TRY(json_map(ps, msg, name, len, &obj->items[i], depth + 1));
+        else
+            CELER_TRY(json_fill(ps, msg, name, len, &obj->items[i], depth + 1, false));
+    }
+    return CELER_OK;
+}
+
+/* A numeric array JSON leaves as text ("[16, 32]"): one number node per element. */
+static celer_status json_numbers(parser *ps, pnode *parent, const char *name, size_t name_len, const celer_json *v) {
+    const char *p = v->raw + 1, *end = v->raw + v->raw_len - 1; /* inside the brackets */
+    int count = 0;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ',')) p++;
+        if (p >= end) break;
+        if (*p == '[')
+            return celer_errorf(CELER_ERR_INVALID, "%s: '%.*s' holds nested arrays", ps->path, (int)name_len, name);
+        const char *q = p;
+        while (q < end && *q != ',' && *q != ' ' && *q != '\t' && *q != '\n' && *q != '\r') q++;
+        pnode *n = json_node(ps, parent, name, name_len);
+        if (!n) return JSON_NOMEM(ps);
+        n->kind = T_NUMBER, n->text = p, n->len = (size_t)(q - p);
+        count++;
+        p = q;
+    }
+    if (!count) { /* [] still counts as given */
+        pnode *n = json_node(ps, parent, name, name_len);
+        if (!n) return JSON_NOMEM(ps);
+        n->empty_list = true;
+    }
+    return CELER_OK;
+}
+
+static celer_status json_fill(parser *ps, pnode *parent, const char *name, size_t name_len, const celer_json *v,
+                              int depth, bool in_list) {
+    if (depth >= CFG_MAX_DEPTH)
+        return celer_errorf(CELER_ERR_LIMIT, "%s: objects nested deeper than %d", ps->path, CFG_MAX_DEPTH);
+    switch (v->type) {
+    case CELER_JSON_NULL: return CELER_OK; /* protobuf's JSON: the field's default */
+    case CELER_JSON_NUMERIC_ARRAY:
+        if (in_list) break;
+        return json_numbers(ps, parent, name, name_len, v);
+    case CELER_JSON_ARRAY:
+        if (in_list) break;
+        for (int i = 0; i < v->n; i++) CELER_TRY(json_fill(ps, parent, name, name_len, &v->items[i], depth + 1, true));
+        if (!v->n) {
+            pnode *n = json_node(ps, parent, name, name_len);
+            if (!n) return JSON_NOMEM(ps);
+            n->empty_list = true;
+        }
+        return CELER_OK;
+    default: {
+        pnode *n = json_node(ps, parent, name, name_len);
+        if (!n) return JSON_NOMEM(ps);
+        if (v->type == CELER_JSON_OBJECT) {
+            n->is_msg = true;
+            return json_members(ps, n, v, depth);
+        }
+        if (v->type == CELER_JSON_STRING) {
+            if (v->string_len > CFG_MAX_STRING)
+                return celer_errorf(CELER_ERR_LIMIT, "%s: '%.*s': a string longer than %d bytes", ps->path,
+                                    (int)name_len, name, CFG_MAX_STRING);
+            if (memchr(v->string, 0, v->string_len))
+                return celer_errorf(CELER_ERR_INVALID, "%s: '%.*s': strings may not contain NUL", ps->path,
+                                    (int)name_len, name);
+            n->kind = T_STRING, n->text = v->string, n->len = v->string_len;
+        } else if (v->type == CELER_JSON_BOOL) {
+            n->kind = T_IDENT, n->text = v->boolean ? "true" : "false", n->len = v->boolean ? 4 : 5;
+        } else { /* a number, as written */
+            n->kind = T_NUMBER, n->text = v->raw, n->len = v->raw_len;
+        }
+        return CELER_OK;
+    }
+    }
+    return celer_errorf(CELER_ERR_INVALID, "%s: '%.*s' holds nested arrays", ps->path, (int)name_len, name);
+}
+
+celer_status celer_config_parse_json(const char *text, size_t len, const char *what, celer_arena *arena,
+                                     celer_model_config *out) {
+    memset(out, 0, sizeof *out);
+    out->version_policy = CELER_VERSIONS_LATEST;
+    out->latest_num_versions = 1;
+    if (!what) what = "config";
+    if (len > CFG_MAX_TEXT)
+        return celer_errorf(CELER_ERR_LIMIT, "%s: %zu bytes is more than the %zu allowed for a model config", what, len,
+                            CFG_MAX_TEXT);
+    celer_arena tmp;
+    celer_arena_init(&tmp, 64 * 1024, 64u << 20);
+    parser ps = {.path = what, .tmp = &tmp};
+    pnode root = {.name = "config", .name_len = 6};
+    celer_json *doc;
+    celer_status st = celer_json_parse(text ? text : "", text ? len : 0, &tmp, &doc);
+    if (st) st = celer_error_wrap(st, "%s", what);
+    else if (doc->type != CELER_JSON_OBJECT)
+        st = celer_errorf(CELER_ERR_INVALID, "%s: expected a JSON object (a ModelConfig), got %s", what,
+                          doc->type == CELER_JSON_ARRAY || doc->type == CELER_JSON_NUMERIC_ARRAY ? "an array"
+                                                                                                 : "a scalar");
+    if (!st) st = json_members(&ps, &root, doc, 0);
+    if (!st) {
+        mapper m = {.path = what, .dst = arena};
         st = map_config(&m, &root, out);
     }
     celer_arena_free(&tmp);

@@ -64,6 +64,14 @@ typedef struct celer_model_config {
 celer_status celer_config_parse(const char *text, size_t len, const char *path, celer_arena *arena,
                                  celer_model_config *out);
 
+/* The same from Triton's JSON model config (the load parameter `config`; what GET
+ * /v2/models/{m}/config writes reads back): protobuf's JSON mapping of ModelConfig, with enum
+ * names as strings in any case, 64-bit integers as numbers or strings, lowerCamelCase names too,
+ * the parameters map as an object, null for a default. Fields celer does not use are skipped, as in
+ * config.pbtxt. Messages start with `what`. */
+celer_status celer_config_parse_json(const char *text, size_t len, const char *what, celer_arena *arena,
+                                     celer_model_config *out);
+
 /* Completes `cfg` from the compiled model and checks they agree. With no inputs/outputs given,
  * they are taken from the ONNX graph; when max_batch_size was not set (0) and every input and
  * output has a symbolic first dim, that dim becomes the implicit batch dim with

@@ -312,35 +312,47 @@ static celer_status rpc_model_config(celer_grpc *g, const uint8_t *msg, size_t l
     served_version *v;
     CELER_TRY(acquire_requested(g, msg, len, "ModelConfigRequest", &v));
     size_t mark = celer_pb_begin(out, 1);
-    celer_config_to_pb(&v->owner->config, out);
+    celer_registry_config_pb(g->registry, v, out);
     celer_pb_end(out, mark);
     celer_registry_release(v);
     return CELER_OK;
 }
 
 /* StatisticDuration{count=1, ns=2} as field `field` of the message being written. */
-static void put_duration(celer_jbuf *out, int field, unsigned long long count, unsigned long long ns) {
+static void put_duration(celer_jbuf *out, int field, celer_stat_duration d) {
     size_t mark = celer_pb_begin(out, field);
-    if (count) celer_pb_put_varint(out, 1, count);
-    if (ns) celer_pb_put_varint(out, 2, ns);
+    if (d.count) celer_pb_put_varint(out, 1, d.count);
+    if (d.ns) celer_pb_put_varint(out, 2, d.ns);
     celer_pb_end(out, mark);
 }
 
-/* One ModelStatistics{name=1, version=2, inference_count=4, execution_count=5, inference_stats=6:
- * InferStatistics{success=1, fail=2, queue=3, compute_infer=5}} of ModelStatisticsResponse (field 1). */
+/* One ModelStatistics{name=1, version=2, last_inference=3, inference_count=4, execution_count=5,
+ * inference_stats=6: InferStatistics{success=1, fail=2, queue=3, compute_input=4, compute_infer=5,
+ * compute_output=6, cache_hit=7, cache_miss=8}, batch_stats=7: InferBatchStatistics{batch_size=1,
+ * compute_input=2, compute_infer=3, compute_output=4}} of ModelStatisticsResponse (field 1):
+ * every field GET .../stats writes (memory_usage and response_stats are empty there too). */
 static void version_stats_pb(void *user, const celer_version_stats *st) {
     celer_jbuf *out = user;
     size_t mark = celer_pb_begin(out, 1);
     celer_pb_put_str(out, 1, st->name);
     celer_pb_put_str(out, 2, st->version);
+    if (st->last_inference) celer_pb_put_varint(out, 3, st->last_inference);
     if (st->inference_count) celer_pb_put_varint(out, 4, st->inference_count);
     if (st->execution_count) celer_pb_put_varint(out, 5, st->execution_count);
     size_t infer = celer_pb_begin(out, 6);
-    put_duration(out, 1, st->success_count, st->success_ns);
-    put_duration(out, 2, st->fail_count, 0);
-    put_duration(out, 3, st->queue_count, st->queue_ns);
-    put_duration(out, 5, st->compute_count, st->compute_ns);
+    const celer_stat_duration *d[] = {&st->success,        &st->fail,           &st->queue,     &st->compute_input,
+                                      &st->compute_infer, &st->compute_output, &st->cache_hit, &st->cache_miss};
+    for (int i = 0; i < (int)CELER_ARRAY_LEN(d); i++) put_duration(out, i + 1, *d[i]);
     celer_pb_end(out, infer);
+    for (int i = 0; i < st->n_batches; i++) {
+        const celer_batch_stats *b = &st->batches[i];
+        size_t bm = celer_pb_begin(out, 7);
+        celer_pb_put_varint(out, 1, b->batch_size);
+        put_duration(out, 2, b->compute_input);
+        put_duration(out, 3, b->compute_infer);
+        put_duration(out, 4, b->compute_output);
+        celer_pb_end(out, bm);
+    }
     celer_pb_end(out, mark);
 }
 
@@ -358,8 +370,8 @@ static void index_entry_pb(void *user, const celer_index_entry *e) {
     size_t mark = celer_pb_begin(out, 1);
     celer_pb_put_str(out, 1, e->name);
     if (e->version) celer_pb_put_str(out, 2, e->version);
-    celer_pb_put_str(out, 3, e->state);
-    if (e->reason[0]) celer_pb_put_str(out, 4, e->reason);
+    if (e->state) celer_pb_put_str(out, 3, e->state);
+    if (e->reason && e->reason[0]) celer_pb_put_str(out, 4, e->reason);
     celer_pb_end(out, mark);
 }
 
@@ -1120,16 +1132,21 @@ static void repo_done(void *user, celer_status st, const char *message) {
     hand_back(c->g, c);
 }
 
+#define MAX_REPO_PARAMS (CELER_LOAD_MAX_FILES + 8)
+
 /* RepositoryModel{Load,Unload}Request{repository_name=1, model_name=2, parameters=3:
  * map<string, ModelRepositoryParameter{bool_param=1, int64_param=2, string_param=3, bytes_param=4}>}:
- * the model's name, and its parameters checked as HTTP checks them (celer_service_repo_param). */
-static celer_status read_repo_request(const grpc_call *c, bool unload, char name[MAX_NAME]) {
+ * the model's name and the parameters for the service (which checks them, as for HTTP), their
+ * bytes left in the call's message, their keys copied into `keys` (an arena the caller frees). */
+static celer_status read_repo_request(const grpc_call *c, bool unload, char name[MAX_NAME], celer_repo_param *params,
+                                      int *n, celer_arena *keys) {
     const char *what = unload ? "RepositoryModelUnloadRequest" : "RepositoryModelLoadRequest";
     char field[96];
     celer_pb_reader r = {c->msg, c->msg + c->msg_len};
     celer_pb_field f;
     int more;
     name[0] = 0;
+    *n = 0;
     while ((more = celer_pb_next(&r, &f, what)) > 0) {
         if (f.number == 1 && f.wire == 2 && f.len)
             return celer_errorf(CELER_ERR_UNSUPPORTED, "%s: repository_name '%.*s': celer serves one repository; "
@@ -1139,23 +1156,34 @@ static celer_status read_repo_request(const grpc_call *c, bool unload, char name
             CELER_TRY(copy_name(&f, name, MAX_NAME, field));
         }
         if (f.number != 3 || f.wire != 2) continue;
-        /* a map entry {key=1, value=2}; of the value only "bool_param = false" matters */
-        char key[MAX_NAME] = "";
-        bool is_false = false;
+        if (*n == MAX_REPO_PARAMS)
+            return celer_errorf(CELER_ERR_LIMIT, "%s: more than %d parameters", what, MAX_REPO_PARAMS);
+        /* a map entry {key=1, value=2}; a missing value is bool_param false, proto3's default */
+        celer_repo_param *p = &params[*n];
+        *p = (celer_repo_param){.key = "", .kind = CELER_REPO_BOOL};
         celer_pb_reader e = {f.p, f.p + f.len};
         celer_pb_field k;
         while ((more = celer_pb_next(&e, &k, what)) > 0) {
-            snprintf(field, sizeof field, "%s.parameters key", what);
-            if (k.number == 1) CELER_TRY(copy_name(&k, key, sizeof key, field));
+            if (k.number == 1 && k.wire == 2) {
+                char *key = celer_arena_strndup(keys, (const char *)k.p, k.len);
+                if (!key) return celer_errorf(CELER_ERR_NOMEM, "out of memory for the request's parameters");
+                p->key = key;
+            }
             if (k.number != 2 || k.wire != 2) continue;
             celer_pb_reader vr = {k.p, k.p + k.len};
             celer_pb_field v;
-            is_false = true; /* an empty value is bool_param's default, false */
-            while ((more = celer_pb_next(&vr, &v, what)) > 0) is_false = v.number == 1 && v.wire == 0 && !v.varint;
+            p->kind = CELER_REPO_BOOL, p->boolean = false;
+            while ((more = celer_pb_next(&vr, &v, what)) > 0) { /* the oneof: the last one given wins */
+                if (v.number == 1 && v.wire == 0) p->kind = CELER_REPO_BOOL, p->boolean = v.varint != 0;
+                else if (v.number == 2 && v.wire == 0) p->kind = CELER_REPO_INT, p->integer = (int64_t)v.varint;
+                else if ((v.number == 3 || v.number == 4) && v.wire == 2)
+                    p->kind = v.number == 3 ? CELER_REPO_STRING : CELER_REPO_BYTES, p->bytes = (const char *)v.p,
+                    p->len = v.len;
+            }
             if (more < 0) return CELER_ERR_PARSE;
         }
         if (more < 0) return CELER_ERR_PARSE;
-        CELER_TRY(celer_service_repo_param(unload, key, is_false));
+        (*n)++;
     }
     if (more < 0) return CELER_ERR_PARSE;
     if (!name[0]) return celer_errorf(CELER_ERR_INVALID, "%s: the model name (field 2) is empty", what);
@@ -1164,18 +1192,27 @@ static celer_status read_repo_request(const grpc_call *c, bool unload, char name
 
 static void start_repo_action(celer_grpc *g, grpc_call *c, bool unload) {
     char name[MAX_NAME];
-    celer_status st = read_repo_request(c, unload, name);
+    celer_arena keys;
+    celer_arena_init(&keys, 4096, c->msg_len + 65536); /* the keys, NUL-terminated: about the message */
+    celer_repo_param *params = celer_malloc(sizeof *params * MAX_REPO_PARAMS);
+    int n = 0;
+    celer_status st = params ? read_repo_request(c, unload, name, params, &n, &keys)
+                             : celer_errorf(CELER_ERR_NOMEM, "out of memory for the request's parameters");
     if (!st) {
         call_park(g, c); /* before the submit: the pool may answer before it returns */
-        st = celer_registry_submit_action(g->registry, name, unload, repo_done, c);
-        if (!st) return;
-        c->running = false; /* refused at once (a full queue, shutting down): answered here */
-        grpc_stream *s = c->stream;
-        if (c->prev) c->prev->next = c->next;
-        else s->running = c->next;
-        if (c->next) c->next->prev = c->prev;
-        atomic_fetch_sub(&g->suspended, 1);
+        st = celer_service_repo_action(g->service, name, unload, params, n, repo_done, c);
+        if (st) {
+            c->running = false; /* refused at once (a bad parameter, a full queue): answered here */
+            grpc_stream *s = c->stream;
+            if (c->prev) c->prev->next = c->next;
+            else s->running = c->next;
+            if (c->next) c->next->prev = c->prev;
+            atomic_fetch_sub(&g->suspended, 1);
+        }
     }
+    free(params);
+    celer_arena_free(&keys);
+    if (!st) return;
     call_fail(c, st, celer_error_message());
     call_answered(g, c);
 }

@@ -117,6 +117,9 @@ typedef struct http_req {
     bool predict;               /* KServe v1 :predict */
     bool parked;                /* suspended for the service: a worker resumes it */
     celer_service_cache cache;  /* for X-Celer-Cache */
+    /* a load or unload: its body's JSON, which the parameters point into until the answer */
+    celer_arena repo_arena;
+    bool has_repo_arena;
 } http_req;
 
 static int64_t now_ns(void) {
@@ -503,18 +506,6 @@ static void repo_action_done(void *user, celer_status st, const char *message) {
     resume(q);
 }
 
-/* Loads and unloads run on the registry's pool (one thread, a bounded queue): a flood of them
- * waits there, or gets 503 when the queue is full, instead of starting a thread each. */
-static enum MHD_Result start_repo_action(http_req *q, const char *model, bool unload) {
-    suspend(q); /* before the submit: the pool may answer before it returns */
-    celer_status st = celer_registry_submit_action(q->srv->registry, model, unload, repo_action_done, q);
-    if (st) {
-        reply_status(q, st, celer_error_message());
-        resume(q);
-    }
-    return MHD_YES;
-}
-
 /* ---- routes ---- */
 
 typedef enum MHD_Result (*route_fn)(http_req *q, const route_args *a);
@@ -573,7 +564,7 @@ static void model_ready(http_req *q, served_version *v) {
     reply_json(q, 200);
 }
 static void model_config(http_req *q, served_version *v) {
-    celer_config_to_json(&v->owner->config, &q->resp);
+    celer_registry_config_json(q->srv->registry, v, &q->resp);
     reply_json(q, 200);
 }
 
@@ -636,39 +627,65 @@ static enum MHD_Result h_index(http_req *q, const route_args *a) {
     return send_reply(q);
 }
 
-/* The body of a load or unload: {"parameters": {...}}, each checked by celer_service_repo_param. */
-static celer_status check_repo_body(const http_req *q, bool unload) {
+#define MAX_REPO_PARAMS (CELER_LOAD_MAX_FILES + 8)
+
+/* The body of a load or unload: {"parameters": {...}}, decoded for the service (which checks
+ * them): a JSON string is a string, or the base64 text of a file's bytes under a "file:" key, as
+ * Triton's client sends them. The parameters point into q->repo_arena. */
+static celer_status decode_repo_body(http_req *q, bool unload, celer_repo_param *params, int *n) {
+    *n = 0;
     if (!q->body_len) return CELER_OK;
-    celer_arena arena;
-    celer_arena_init(&arena, 4096, 1 << 20);
+    /* the DOM holds unescaped copies of the strings: at most the body's size again */
+    celer_arena_init(&q->repo_arena, 64 * 1024, 2 * q->body_len + (1u << 20));
+    q->has_repo_arena = true;
     celer_json *doc;
-    celer_status st = celer_json_parse(q->body, q->body_len, &arena, &doc);
-    if (st) st = celer_error_wrap(st, "request body");
-    else if (doc->type != CELER_JSON_OBJECT) st = celer_errorf(CELER_ERR_INVALID, "request body must be a JSON object");
-    for (int i = 0; !st && i < doc->n; i++)
+    celer_status st = celer_json_parse(q->body, q->body_len, &q->repo_arena, &doc);
+    if (st) return celer_error_wrap(st, "request body");
+    if (doc->type != CELER_JSON_OBJECT) return celer_errorf(CELER_ERR_INVALID, "request body must be a JSON object");
+    for (int i = 0; i < doc->n; i++)
         if (strcmp(doc->keys[i], "parameters"))
-            st = celer_errorf(CELER_ERR_INVALID, "unknown field '%.64s' (a %s request takes 'parameters')", doc->keys[i],
-                              unload ? "unload" : "load");
-    const celer_json *params = st ? NULL : celer_json_get(doc, "parameters");
-    if (params && params->type != CELER_JSON_OBJECT) st = celer_errorf(CELER_ERR_INVALID, "'parameters' must be an object");
-    for (int i = 0; !st && params && i < params->n; i++) {
-        const char *key = params->keys[i];
-        const celer_json *v = &params->items[i];
-        st = celer_service_repo_param(unload, key, v->type == CELER_JSON_BOOL && !v->boolean);
+            return celer_errorf(CELER_ERR_INVALID, "unknown field '%.64s' (a %s request takes 'parameters')",
+                                doc->keys[i], unload ? "unload" : "load");
+    const celer_json *ps = celer_json_get(doc, "parameters");
+    if (!ps) return CELER_OK;
+    if (ps->type != CELER_JSON_OBJECT) return celer_errorf(CELER_ERR_INVALID, "'parameters' must be an object");
+    if (ps->n > MAX_REPO_PARAMS)
+        return celer_errorf(CELER_ERR_LIMIT, "%d parameters, at most %d", ps->n, MAX_REPO_PARAMS);
+    for (int i = 0; i < ps->n; i++) {
+        const celer_json *v = &ps->items[i];
+        celer_repo_param *p = &params[(*n)++];
+        *p = (celer_repo_param){.key = ps->keys[i], .kind = CELER_REPO_OTHER};
+        if (v->type == CELER_JSON_STRING) {
+            p->kind = strncmp(p->key, "file:", 5) ? CELER_REPO_STRING : CELER_REPO_BASE64;
+            p->bytes = v->string, p->len = v->string_len;
+        } else if (v->type == CELER_JSON_BOOL) {
+            p->kind = CELER_REPO_BOOL, p->boolean = v->boolean;
+        } else if (v->type == CELER_JSON_NUMBER && v->number >= -9e18 && v->number <= 9e18 &&
+                   v->number == (double)(int64_t)v->number) {
+            p->kind = CELER_REPO_INT, p->integer = (int64_t)v->number;
+        }
     }
-    celer_arena_free(&arena);
-    return st;
+    return CELER_OK;
 }
 
 static enum MHD_Result repo_action(http_req *q, const route_args *a, bool unload) {
-    celer_status st = check_repo_body(q, unload);
-    if (st) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", celer_error_message());
-        reply_status(q, st, msg);
-        return send_reply(q);
+    celer_repo_param *params = celer_malloc(sizeof *params * MAX_REPO_PARAMS);
+    int n = 0;
+    celer_status st = params ? decode_repo_body(q, unload, params, &n)
+                             : celer_errorf(CELER_ERR_NOMEM, "out of memory for the request's parameters");
+    bool parked = !st;
+    if (parked) { /* before the submit: the pool may answer before the service returns */
+        suspend(q);
+        st = celer_service_repo_action(q->srv->service, a->model, unload, params, n, repo_action_done, q);
     }
-    return start_repo_action(q, a->model, unload);
+    free(params);
+    if (!st) return MHD_YES;
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", celer_error_message());
+    reply_status(q, st, msg);
+    if (!parked) return send_reply(q);
+    resume(q); /* refused at once: answered when MHD comes back to it */
+    return MHD_YES;
 }
 
 static enum MHD_Result h_load(http_req *q, const route_args *a) { return repo_action(q, a, false); }
@@ -1387,6 +1404,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     answer_free(q->answer); /* before the call ends: its tensors are the call's */
     celer_service_end(q->call);
     celer_jbuf_free(&q->resp);
+    if (q->has_repo_arena) celer_arena_free(&q->repo_arena);
     drop_body(q);
     free(q);
     *con_cls = NULL;
@@ -1550,5 +1568,99 @@ void celer_http_stop(celer_http *h) {
     pthread_join(h->reaper, NULL);
     pthread_cond_destroy(&h->reaper_wake);
     pthread_mutex_destroy(&h->conns_lock);
+    free(h);
+}
+
+/* ---- the metrics port ----
+ * Triton serves its metrics on a port of their own (8002): a second, small daemon (one thread, a
+ * few connections) that answers GET /metrics and nothing else, with the same text as /metrics on
+ * the HTTP port. Bodies are read and dropped; a scraper sends none. */
+
+#define METRICS_CONNECTIONS 16
+
+struct celer_http_metrics {
+    struct MHD_Daemon *daemon;
+    celer_metrics *metrics;
+};
+
+static enum MHD_Result metrics_reply(struct MHD_Connection *conn, unsigned status, const char *type, char *body,
+                                     size_t len, const char *allow) {
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(len, body, free);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", type);
+    if (allow) MHD_add_response_header(r, "Allow", allow);
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result on_metrics_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                          const char *version, const char *upload_data, size_t *upload_data_size,
+                                          void **con_cls) {
+    (void)version, (void)upload_data;
+    celer_http_metrics *h = cls;
+    static int started;
+    if (!*con_cls) { /* the headers: answered once the body, if any, is read */
+        *con_cls = &started;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    celer_jbuf b;
+    celer_jbuf_init(&b, 0);
+    unsigned status = 200;
+    const char *type = "text/plain; version=0.0.4; charset=utf-8", *allow = NULL;
+    if (strcmp(url, "/metrics")) {
+        status = 404;
+        type = "application/json";
+        celer_kserve_encode_error("this port serves GET /metrics only", &b);
+    } else if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+        status = 405;
+        type = "application/json";
+        allow = "GET, HEAD";
+        celer_kserve_encode_error("/metrics takes GET", &b);
+    } else {
+        celer_metrics_render(h->metrics, &b);
+    }
+    if (b.status) {
+        celer_jbuf_free(&b);
+        return MHD_NO; /* out of memory: the connection is closed */
+    }
+    char *body = b.data ? b.data : strdup("");
+    return body ? metrics_reply(conn, status, type, body, b.len, allow) : MHD_NO;
+}
+
+celer_status celer_http_metrics_start(const celer_server_options *opts, celer_metrics *metrics,
+                                      celer_http_metrics **out) {
+    *out = NULL;
+    if (opts->metrics_port <= 0) return CELER_OK;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opts->metrics_port)};
+    if (inet_pton(AF_INET, opts->metrics_address, &addr.sin_addr) != 1)
+        return celer_errorf(CELER_ERR_INVALID, "--metrics-address '%s' is not an IPv4 address", opts->metrics_address);
+    celer_http_metrics *h = calloc(1, sizeof *h);
+    if (!h) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
+    h->metrics = metrics;
+    h->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, (uint16_t)opts->metrics_port, NULL,
+                                 NULL, on_metrics_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->request_timeout_secs,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_CONNECTIONS,
+                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_END);
+    if (!h->daemon) {
+        free(h);
+        return celer_errorf(CELER_ERR_IO, "cannot listen for metrics on %s:%d (in use, or not allowed)",
+                            opts->metrics_address, opts->metrics_port);
+    }
+    *out = h;
+    return CELER_OK;
+}
+
+void celer_http_metrics_stop(celer_http_metrics *h) {
+    if (!h) return;
+    MHD_stop_daemon(h->daemon);
     free(h);
 }

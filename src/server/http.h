@@ -22,4 +22,13 @@ int celer_http_suspended(const celer_http *h);
 /* Closes every connection and frees the front end. */
 void celer_http_stop(celer_http *h);
 
+/* The metrics port (--metrics-port, Triton's 8002): a daemon of its own on
+ * opts->metrics_address:metrics_port answering GET /metrics with what /metrics on the HTTP port
+ * says, and 404 / 405 to anything else. *out stays NULL when the port is 0 (off). CELER_ERR_IO when
+ * the port cannot be bound. */
+typedef struct celer_http_metrics celer_http_metrics;
+celer_status celer_http_metrics_start(const celer_server_options *opts, celer_metrics *metrics,
+                                      celer_http_metrics **out);
+void celer_http_metrics_stop(celer_http_metrics *h); /* NULL: nothing */
+
 #endif

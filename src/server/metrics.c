@@ -35,6 +35,9 @@ typedef enum proc_field {
     PROC_CPU,
     PROC_START,
     PROC_FDS,
+    PROC_CPU_UTIL, /* the machine's, as Triton's nv_cpu_* */
+    PROC_MEM_TOTAL,
+    PROC_MEM_USED,
 } proc_field;
 
 typedef struct family family;
@@ -46,11 +49,14 @@ struct celer_series {
     celer_gauge_fn fn; /* gauge read at render time, or NULL */
     void *user;
     proc_field proc;
-    _Atomic uint64_t value; /* counter/gauge: bits of a double */
-    _Atomic uint64_t sum;   /* histogram: bits of a double */
+    _Atomic uint64_t value; /* counter/gauge: bits of a double; summary: the count */
+    _Atomic uint64_t sum;   /* histogram, summary: bits of a double */
     const double *bounds;   /* histogram: the family's bounds */
     int n_bounds;
-    _Atomic uint64_t buckets[]; /* histogram: n_bounds + 1 non-cumulative counts (+Inf last) */
+    /* histogram: n_bounds + 1 non-cumulative counts (+Inf last); summary: the next slot, then
+     * CELER_SUMMARY_SAMPLES samples, each (its second on CLOCK_MONOTONIC_COARSE + 1) << 32 | the
+     * bits of its value as a float, so a sample is written and read whole (0: none) */
+    _Atomic uint64_t buckets[];
 };
 
 struct family {
@@ -71,6 +77,7 @@ struct celer_metrics {
     int n_fams, cap_fams;
     int n_series; /* live + dead */
     double start_time; /* seconds since the epoch, computed once */
+    unsigned long long cpu_busy, cpu_idle; /* /proc/stat at the previous render (under the lock) */
 };
 
 const double celer_metrics_latency_buckets[] = {
@@ -78,6 +85,9 @@ const double celer_metrics_latency_buckets[] = {
     100e-3, 250e-3, 500e-3, 1, 2.5, 5, 10, 30, 60,
 };
 const int celer_metrics_latency_bucket_count = (int)CELER_ARRAY_LEN(celer_metrics_latency_buckets);
+
+/* A summary's quantiles: Triton's (prometheus-cpp's) defaults. */
+static const double summary_quantiles[] = {0.5, 0.9, 0.95, 0.99, 0.999};
 
 /* ---- atomic doubles ---- */
 
@@ -134,9 +144,9 @@ static int utf8_len(const unsigned char *p) {
 #define MAX_LABEL_COUNT 32
 
 /* Label text: `` or `name="value"(,name="value")*` with values escaped as celer_metrics_escape
- * does (valid UTF-8), label names distinct. Returns false for anything else, and when `no_le`
- * and a label is called `le`. */
-static bool valid_labels(const char *s, bool no_le) {
+ * does (valid UTF-8), label names distinct. Returns false for anything else, and when a label is
+ * called `reserved` (the one the kind adds when rendering: `le`, `quantile`; NULL: none). */
+static bool valid_labels(const char *s, const char *reserved) {
     if (strlen(s) > MAX_LABELS) return false;
     const char *names[MAX_LABEL_COUNT];
     size_t name_len[MAX_LABEL_COUNT];
@@ -147,7 +157,7 @@ static bool valid_labels(const char *s, bool no_le) {
         if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_')) return false;
         while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || (*p >= '0' && *p <= '9')) p++;
         size_t nl = (size_t)(p - n);
-        if (no_le && nl == 2 && n[0] == 'l' && n[1] == 'e') return false;
+        if (reserved && nl == strlen(reserved) && !memcmp(n, reserved, nl)) return false;
         if (count == MAX_LABEL_COUNT) return false;
         for (int i = 0; i < count; i++)
             if (name_len[i] == nl && !memcmp(names[i], n, nl)) return false;
@@ -252,6 +262,7 @@ static const char *kind_name(celer_metric_kind k) {
     case CELER_METRIC_COUNTER: return "counter";
     case CELER_METRIC_GAUGE: return "gauge";
     case CELER_METRIC_HISTOGRAM: return "histogram";
+    case CELER_METRIC_SUMMARY: return "summary";
     }
     return "untyped";
 }
@@ -277,6 +288,8 @@ static void zero_series(celer_series *s) {
     atomic_store_explicit(&s->sum, dbits(0.0), memory_order_relaxed);
     if (s->kind == CELER_METRIC_HISTOGRAM)
         for (int i = 0; i <= s->n_bounds; i++) atomic_store_explicit(&s->buckets[i], 0, memory_order_relaxed);
+    if (s->kind == CELER_METRIC_SUMMARY)
+        for (int i = 0; i <= CELER_SUMMARY_SAMPLES; i++) atomic_store_explicit(&s->buckets[i], 0, memory_order_relaxed);
 }
 
 /* Finds or creates name{labels}; the caller holds the lock. */
@@ -341,7 +354,9 @@ static celer_series *get_locked(celer_metrics *m, const char *name, const char *
                          MAX_SERIES);
             return NULL;
         }
-        size_t nb = kind == CELER_METRIC_HISTOGRAM ? (size_t)n_bounds + 1 : 0;
+        size_t nb = kind == CELER_METRIC_HISTOGRAM ? (size_t)n_bounds + 1
+                    : kind == CELER_METRIC_SUMMARY ? (size_t)CELER_SUMMARY_SAMPLES + 1
+                                                   : 0;
         s = calloc(1, sizeof *s + nb * sizeof s->buckets[0]);
         if (!s) goto nomem;
         s->labels = strdup(labels);
@@ -381,10 +396,12 @@ static celer_series *get(celer_metrics *m, const char *name, const char *help, c
         return NULL;
     }
     if (!labels) labels = "";
-    if (!valid_labels(labels, kind == CELER_METRIC_HISTOGRAM)) {
+    const char *reserved = kind == CELER_METRIC_HISTOGRAM ? "le" : kind == CELER_METRIC_SUMMARY ? "quantile" : NULL;
+    if (!valid_labels(labels, reserved)) {
         celer_errorf(CELER_ERR_INVALID,
-                     "metric %s: label text '%.*s' is not name=\"escaped value\",... (at most %d chars%s)", name,
-                     MAX_LABELS, labels, MAX_LABELS, kind == CELER_METRIC_HISTOGRAM ? ", no 'le'" : "");
+                     "metric %s: label text '%.*s' is not name=\"escaped value\",... (at most %d chars%s%s%s)", name,
+                     MAX_LABELS, labels, MAX_LABELS, reserved ? ", no '" : "", reserved ? reserved : "",
+                     reserved ? "'" : "");
         return NULL;
     }
     if (kind == CELER_METRIC_HISTOGRAM) {
@@ -429,6 +446,17 @@ celer_series *celer_metrics_histogram(celer_metrics *m, const char *name, const 
     return get(m, name, help, labels, CELER_METRIC_HISTOGRAM, bounds, n_bounds, NULL, NULL, PROC_NONE);
 }
 
+celer_series *celer_metrics_summary(celer_metrics *m, const char *name, const char *help, const char *labels) {
+    return get(m, name, help, labels, CELER_METRIC_SUMMARY, NULL, 0, NULL, NULL, PROC_NONE);
+}
+
+/* The second a summary's sample is stamped with (+ 1: a stamp is never 0). */
+static uint64_t sample_second(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec + 1;
+}
+
 /* ---- updates (lock-free) ---- */
 
 /* Updates check only the kind, which never changes; fn/proc series keep an unused value. */
@@ -448,7 +476,18 @@ void celer_metrics_set(celer_series *s, double v) {
 }
 
 void celer_metrics_observe(celer_series *s, double v) {
-    if (!s || s->kind != CELER_METRIC_HISTOGRAM) return;
+    if (!s) return;
+    if (s->kind == CELER_METRIC_SUMMARY) {
+        float f = (float)v;
+        uint32_t bits;
+        memcpy(&bits, &f, sizeof bits);
+        uint64_t slot = atomic_fetch_add_explicit(&s->buckets[0], 1, memory_order_relaxed) % CELER_SUMMARY_SAMPLES;
+        atomic_store_explicit(&s->buckets[1 + slot], sample_second() << 32 | bits, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->value, 1, memory_order_relaxed);
+        atomic_add_double(&s->sum, v);
+        return;
+    }
+    if (s->kind != CELER_METRIC_HISTOGRAM) return;
     /* first bound >= v (buckets are `le`, inclusive); NaN and values above all bounds land in +Inf */
     int lo = 0, hi = s->n_bounds;
     while (lo < hi) {
@@ -472,32 +511,46 @@ static bool labels_match(const char *labels, const char *match) {
     return false;
 }
 
+/* Removes the live series of family f for which `match` is true (under the lock). */
+static void remove_where(celer_metrics *m, family *f, bool (*match)(const celer_series *s, const char *arg),
+                         const char *arg) {
+    int keep = 0;
+    for (int i = 0; i < f->n_live; i++) {
+        celer_series *s = f->live[i];
+        if (!match(s, arg)) {
+            f->live[keep++] = s;
+            continue;
+        }
+        s->fn = NULL; /* its user pointer may die with the model */
+        s->user = NULL;
+        if (GROW(f->dead, f->n_dead, f->cap_dead)) {
+            int di = find_series(f->dead, f->n_dead, s->labels); /* never present: labels unique */
+            INSERT_AT(f->dead, f->n_dead, di >= 0 ? di : -di - 1, s);
+            f->n_dead++;
+        } else {
+            /* no memory to keep it: free it (late writers would be a bug in the caller anyway) */
+            free_series(s);
+            m->n_series--;
+        }
+    }
+    f->n_live = keep;
+}
+
+static bool match_labels(const celer_series *s, const char *arg) { return labels_match(s->labels, arg); }
+static bool same_labels(const celer_series *s, const char *arg) { return !strcmp(s->labels, arg); }
+
 void celer_metrics_remove(celer_metrics *m, const char *label_match) {
     if (!m || !label_match || !*label_match) return;
     pthread_mutex_lock(&m->lock);
-    for (int fi = 0; fi < m->n_fams; fi++) {
-        family *f = m->fams[fi];
-        int keep = 0;
-        for (int i = 0; i < f->n_live; i++) {
-            celer_series *s = f->live[i];
-            if (!labels_match(s->labels, label_match)) {
-                f->live[keep++] = s;
-                continue;
-            }
-            s->fn = NULL; /* its user pointer may die with the model */
-            s->user = NULL;
-            if (GROW(f->dead, f->n_dead, f->cap_dead)) {
-                int di = find_series(f->dead, f->n_dead, s->labels); /* never present: labels unique */
-                INSERT_AT(f->dead, f->n_dead, di >= 0 ? di : -di - 1, s);
-                f->n_dead++;
-            } else {
-                /* no memory to keep it: free it (late writers would be a bug in the caller anyway) */
-                free_series(s);
-                m->n_series--;
-            }
-        }
-        f->n_live = keep;
-    }
+    for (int fi = 0; fi < m->n_fams; fi++) remove_where(m, m->fams[fi], match_labels, label_match);
+    pthread_mutex_unlock(&m->lock);
+}
+
+void celer_metrics_remove_series(celer_metrics *m, const char *name, const char *labels) {
+    if (!m || !name || !labels) return;
+    pthread_mutex_lock(&m->lock);
+    int fi = find_family(m, name);
+    if (fi >= 0) remove_where(m, m->fams[fi], same_labels, labels);
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -505,7 +558,10 @@ void celer_metrics_remove(celer_metrics *m, const char *label_match) {
 
 typedef struct proc_snapshot {
     double rss, vsize, cpu, fds;
-    bool ok_stat, ok_statm, ok_fds;
+    unsigned long long cpu_busy, cpu_idle; /* the machine's jiffies (/proc/stat's cpu line) */
+    double cpu_util;                       /* since the previous render (set under the lock) */
+    double mem_total, mem_used;            /* /proc/meminfo: MemTotal, MemTotal - MemAvailable */
+    bool ok_stat, ok_statm, ok_fds, ok_cpu, ok_mem;
 } proc_snapshot;
 
 static size_t read_small_file(const char *path, char *buf, size_t cap) {
@@ -556,6 +612,24 @@ static void read_proc(proc_snapshot *ps) {
             ps->ok_statm = true;
         }
     }
+    unsigned long long j[8] = {0}; /* user nice system idle iowait irq softirq steal */
+    if (read_small_file("/proc/stat", buf, sizeof buf) &&
+        sscanf(buf, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &j[0], &j[1], &j[2], &j[3], &j[4], &j[5], &j[6],
+               &j[7]) >= 4) {
+        ps->cpu_busy = j[0] + j[1] + j[2] + j[5] + j[6] + j[7];
+        ps->cpu_idle = j[3] + j[4];
+        ps->ok_cpu = true;
+    }
+    if (read_small_file("/proc/meminfo", buf, sizeof buf)) {
+        const char *t = strstr(buf, "MemTotal:"), *a = strstr(buf, "MemAvailable:");
+        unsigned long long total, avail;
+        if (t && a && sscanf(t, "MemTotal: %llu", &total) == 1 && sscanf(a, "MemAvailable: %llu", &avail) == 1 &&
+            avail <= total) {
+            ps->mem_total = (double)total * 1024;
+            ps->mem_used = (double)(total - avail) * 1024;
+            ps->ok_mem = true;
+        }
+    }
     DIR *d = opendir("/proc/self/fd");
     if (d) {
         long n = 0;
@@ -603,6 +677,13 @@ celer_status celer_metrics_init(celer_metrics **out) {
         {"process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
          CELER_METRIC_GAUGE, PROC_START},
         {"process_virtual_memory_bytes", "Virtual memory size in bytes.", CELER_METRIC_GAUGE, PROC_VSIZE},
+        /* the machine's, under Triton's names (its Grafana dashboard draws them) */
+        {"nv_cpu_utilization", "CPU utilization of the machine from 0 to 1, since the previous scrape (Triton's name).",
+         CELER_METRIC_GAUGE, PROC_CPU_UTIL},
+        {"nv_cpu_memory_total_bytes", "Memory of the machine in bytes (Triton's name).", CELER_METRIC_GAUGE,
+         PROC_MEM_TOTAL},
+        {"nv_cpu_memory_used_bytes", "Memory of the machine in use, in bytes (Triton's name).", CELER_METRIC_GAUGE,
+         PROC_MEM_USED},
     };
     for (size_t i = 0; i < CELER_ARRAY_LEN(builtin); i++) {
         if (!get(m, builtin[i].name, builtin[i].help, "", builtin[i].kind, NULL, 0, NULL, NULL, builtin[i].proc)) {
@@ -690,13 +771,55 @@ static double proc_value(const celer_metrics *m, const proc_snapshot *ps, proc_f
     case PROC_CPU: return ps->ok_stat ? ps->cpu : NAN;
     case PROC_START: return m->start_time;
     case PROC_FDS: return ps->ok_fds ? ps->fds : NAN;
+    case PROC_CPU_UTIL: return ps->ok_cpu ? ps->cpu_util : NAN;
+    case PROC_MEM_TOTAL: return ps->ok_mem ? ps->mem_total : NAN;
+    case PROC_MEM_USED: return ps->ok_mem ? ps->mem_used : NAN;
     case PROC_NONE: break;
     }
     return NAN;
 }
 
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A summary: each quantile (nearest rank) of the samples young enough, then _sum and _count. */
+static void render_summary(const family *f, const celer_series *s, celer_jbuf *out) {
+    float v[CELER_SUMMARY_SAMPLES];
+    int n = 0;
+    uint64_t oldest = sample_second() - CELER_MIN(sample_second(), (uint64_t)CELER_SUMMARY_MAX_AGE_SECS);
+    for (int i = 0; i < CELER_SUMMARY_SAMPLES; i++) {
+        uint64_t x = atomic_load_explicit(&s->buckets[1 + i], memory_order_relaxed);
+        if (!x || (x >> 32) < oldest) continue;
+        uint32_t bits = (uint32_t)x;
+        memcpy(&v[n], &bits, sizeof bits);
+        if (v[n] == v[n]) n++;
+    }
+    qsort(v, (size_t)n, sizeof *v, cmp_float);
+    for (size_t q = 0; q < CELER_ARRAY_LEN(summary_quantiles); q++) {
+        char label[64], num[40];
+        format_value(summary_quantiles[q], num, sizeof num);
+        snprintf(label, sizeof label, "quantile=\"%s\"", num);
+        put_head(out, f->name, NULL, s->labels, label);
+        int rank = (int)ceil(summary_quantiles[q] * n);
+        put_value(out, n ? (double)v[CELER_MAX(rank, 1) - 1] : NAN);
+        celer_jbuf_raw(out, "\n", 1);
+    }
+    put_head(out, f->name, "_sum", s->labels, NULL);
+    put_value(out, bitsd(atomic_load_explicit(&s->sum, memory_order_relaxed)));
+    celer_jbuf_raw(out, "\n", 1);
+    put_head(out, f->name, "_count", s->labels, NULL);
+    put_uint(out, atomic_load_explicit(&s->value, memory_order_relaxed));
+    celer_jbuf_raw(out, "\n", 1);
+}
+
 static void render_series(const celer_metrics *m, const proc_snapshot *ps, const family *f, const celer_series *s,
                           celer_jbuf *out) {
+    if (s->kind == CELER_METRIC_SUMMARY) {
+        render_summary(f, s, out);
+        return;
+    }
     if (s->kind != CELER_METRIC_HISTOGRAM) {
         double v = s->proc ? proc_value(m, ps, s->proc)
                    : s->fn ? s->fn(s->user)
@@ -736,6 +859,12 @@ void celer_metrics_render(celer_metrics *m, celer_jbuf *out) {
     proc_snapshot ps;
     read_proc(&ps);
     pthread_mutex_lock(&m->lock);
+    if (ps.ok_cpu) { /* busy over all jiffies since the previous render, as Triton computes it */
+        unsigned long long busy = ps.cpu_busy > m->cpu_busy ? ps.cpu_busy - m->cpu_busy : 0,
+                           idle = ps.cpu_idle > m->cpu_idle ? ps.cpu_idle - m->cpu_idle : 0;
+        ps.cpu_util = busy + idle ? (double)busy / (double)(busy + idle) : 0;
+        m->cpu_busy = ps.cpu_busy, m->cpu_idle = ps.cpu_idle;
+    }
     for (int fi = 0; fi < m->n_fams; fi++) {
         const family *f = m->fams[fi];
         if (f->n_live == 0) continue;

@@ -26,11 +26,13 @@
 typedef struct repo_action {
     char name[256];
     bool unload;
+    const celer_load_overrides *ov;
     void (*done)(void *user, celer_status st, const char *message);
     void *user;
 } repo_action;
 
 const char *const celer_protocol_names[CELER_PROTOCOL_COUNT] = {"http", "grpc"};
+const char *const celer_fail_reason_names[CELER_FAIL_COUNT] = {"REJECTED", "CANCELED", "BACKEND", "OTHER"};
 
 const char *const celer_model_state_names[MODEL_STATE_COUNT] = {
     [MODEL_LOADING] = "LOADING", [MODEL_READY] = "READY", [MODEL_UNAVAILABLE] = "UNAVAILABLE",
@@ -132,6 +134,75 @@ static double queue_depth(void *user) {
     return v->queue ? celer_sched_queue_depth(v->queue) : 0;
 }
 
+/* Triton's per-version counters (its metrics.cc names), each a field of celer_version_counters
+ * read at render time; `us`: a duration in ns shown in microseconds; `cache`: only for versions
+ * that cache. */
+typedef struct triton_counter {
+    const char *name, *help;
+    size_t offset;
+    bool us, cache;
+} triton_counter;
+#define COUNTER(f) offsetof(celer_version_counters, f)
+static const triton_counter triton_counters[] = {
+    {"nv_inference_request_success", "Successful inference requests of the model version, all batch sizes (Triton's name).",
+     COUNTER(n_success), false, false},
+    {"nv_inference_count", "Inferences (batch rows) computed by the model version; cache hits excluded (Triton's name).",
+     COUNTER(n_inferences), false, false},
+    {"nv_inference_exec_count", "Executions of the model version; cache hits excluded (Triton's name).",
+     COUNTER(n_exec), false, false},
+    {"nv_inference_request_duration_us",
+     "Total duration of the model version's successful requests in microseconds, cache hits included (Triton's name).",
+     COUNTER(ns_success), true, false},
+    {"nv_inference_queue_duration_us",
+     "Total time the model version's successful requests waited in its queue, in microseconds (Triton's name).",
+     COUNTER(ns_queue), true, false},
+    {"nv_inference_compute_input_duration_us",
+     "Total time spent preparing inputs for the model version's runs, in microseconds; cache hits excluded (Triton's name).",
+     COUNTER(ns_input), true, false},
+    {"nv_inference_compute_infer_duration_us",
+     "Total time the model version ran for its requests, in microseconds; cache hits excluded (Triton's name).",
+     COUNTER(ns_infer), true, false},
+    {"nv_inference_compute_output_duration_us",
+     "Total time spent taking the model version's outputs into answers, in microseconds; cache hits excluded "
+     "(Triton's name).",
+     COUNTER(ns_output), true, false},
+    {"nv_cache_num_hits_per_model", "Requests of the model version answered from the cache (Triton's name).",
+     COUNTER(n_cache_hit), false, true},
+    {"nv_cache_hit_duration_per_model",
+     "Total time of the model version's cache hits (lookup and copy out), in microseconds (Triton's name).",
+     COUNTER(ns_cache_hit), true, true},
+    {"nv_cache_num_misses_per_model", "Requests of the model version that missed the cache (Triton's name).",
+     COUNTER(n_cache_miss), false, true},
+    {"nv_cache_miss_duration_per_model",
+     "Total time of the model version's cache misses (lookup and insertion), in microseconds (Triton's name).",
+     COUNTER(ns_cache_miss), true, true},
+};
+#undef COUNTER
+
+/* Triton's latency summaries, indexed by celer_summary. */
+typedef struct triton_summary {
+    const char *name, *help;
+    bool cache;
+} triton_summary;
+static const triton_summary triton_summaries[CELER_SUMMARY_COUNT] = {
+    [CELER_SUMMARY_REQUEST] = {"nv_inference_request_summary_us",
+                               "Durations of the model version's successful requests in microseconds (Triton's name).",
+                               false},
+    [CELER_SUMMARY_QUEUE] = {"nv_inference_queue_summary_us",
+                             "Queue waits of the model version's successful requests in microseconds (Triton's name).",
+                             false},
+    [CELER_SUMMARY_INPUT] = {"nv_inference_compute_input_summary_us",
+                             "Input preparation per computed request in microseconds (Triton's name).", false},
+    [CELER_SUMMARY_INFER] = {"nv_inference_compute_infer_summary_us",
+                             "Model run per computed request in microseconds (Triton's name).", false},
+    [CELER_SUMMARY_OUTPUT] = {"nv_inference_compute_output_summary_us",
+                              "Output extraction per computed request in microseconds (Triton's name).", false},
+    [CELER_SUMMARY_CACHE_HIT] = {"nv_cache_hit_summary_per_model",
+                                 "Cache hit durations of the model version in microseconds (Triton's name).", true},
+    [CELER_SUMMARY_CACHE_MISS] = {"nv_cache_miss_summary_per_model",
+                                  "Cache miss durations of the model version in microseconds (Triton's name).", true},
+};
+
 static void version_metrics(celer_registry *r, served_version *v, double load_seconds) {
     char name[600], labels[800];
     celer_metrics_escape(v->owner->name, name, sizeof name);
@@ -160,20 +231,100 @@ static void version_metrics(celer_registry *r, served_version *v, double load_se
     static const double batch_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256};
     v->m_batch = celer_metrics_histogram(r->metrics, "celer_inference_batch_size", "Rows per executed batch.", labels,
                                          batch_bounds, (int)CELER_ARRAY_LEN(batch_bounds));
+    bool cached = v->cache_ttl_ns > 0;
+    for (int i = 0; i < CELER_SUMMARY_COUNT; i++) {
+        const triton_summary *t = &triton_summaries[i];
+        /* as Triton: no request summary with a cache (its durations mix hits and runs), cache
+         * summaries only with one */
+        if (t->cache ? cached : !(cached && i == CELER_SUMMARY_REQUEST))
+            v->m_summary[i] = celer_metrics_summary(r->metrics, t->name, t->help, labels);
+    }
     v->load_seconds = load_seconds;
 }
+
+/* ---- Triton's statistics of a version (the statistics extension and nv_* metrics) ---- */
+
+/* Batch sizes kept apart in batch_stats: up to max_batch_size of them, at most 1024 (half the
+ * slots, so probes stay short); executions of further sizes count in execution_count only. */
+#define MAX_BATCH_SIZES 1024
+
+static celer_status batch_slots_init(served_version *v, int max_batch_size) {
+    int sizes = CELER_MIN(CELER_MAX(max_batch_size, 1), MAX_BATCH_SIZES), n = 4;
+    while (n < 2 * sizes) n *= 2;
+    v->stats.batches = calloc((size_t)n, sizeof *v->stats.batches);
+    if (!v->stats.batches) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
+    v->stats.n_batch_slots = n;
+    return CELER_OK;
+}
+
+/* The slot of batch size `rows` (claimed when new), or NULL when every slot holds another size. */
+static celer_batch_slot *batch_slot(celer_version_counters *c, int64_t rows) {
+    int n = c->n_batch_slots;
+    for (int i = 0, k = (int)((uint64_t)rows * 0x9E3779B97F4A7C15ull >> 40) & (n - 1); i < n; i++, k = (k + 1) & (n - 1)) {
+        long long have = atomic_load_explicit(&c->batches[k].rows, memory_order_acquire);
+        if (!have && atomic_compare_exchange_strong(&c->batches[k].rows, &have, rows)) return &c->batches[k];
+        if (have == rows) return &c->batches[k];
+    }
+    return NULL;
+}
+
+/* on_batch of a model's queue: one execution's durations by its batch size (Triton's batch_stats),
+ * on the worker that ran it once its requests were answered (its execution_count and
+ * last_inference were counted with its first request, service.c). */
+static void version_batch_done(void *user, const celer_sched_batch *b) {
+    served_version *v = user;
+    celer_version_counters *c = &v->stats;
+    celer_batch_slot *s = c->batches ? batch_slot(c, b->rows) : NULL;
+    if (!s) return;
+    atomic_fetch_add_explicit(&s->count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->ns_input, (unsigned long long)b->input_ns, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->ns_infer, (unsigned long long)b->infer_ns, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->ns_output, (unsigned long long)b->output_ns, memory_order_relaxed);
+}
+
+/* A counter of celer_version_counters, read by the nv_* series at render time: `user` points at
+ * the field. */
+static double counter_value(void *user) { return (double)atomic_load_explicit((atomic_ullong *)user, memory_order_relaxed); }
+static double counter_us(void *user) {
+    return (double)(atomic_load_explicit((atomic_ullong *)user, memory_order_relaxed) / 1000); /* whole us, as Triton */
+}
+
 
 /* The series that read the version (its queue depth) and its load time are pointed at it once it
  * serves: every load of one version number shares the series of that number, so a reload of the
  * same version must not touch them before the swap (nor a failed one at all). */
 static void version_publish(celer_registry *r, served_version *v) {
-    char name[600], labels[800];
+    char name[600], labels[800], with_reason[900];
     celer_metrics_escape(v->owner->name, name, sizeof name);
     snprintf(labels, sizeof labels, "model=\"%s\",version=\"%s\"", name, v->version_str);
     celer_metrics_gauge_fn(r->metrics, "celer_inference_queue_depth", "Requests waiting in the model's queue.", labels,
                            queue_depth, v);
     celer_metrics_set(celer_metrics_gauge(r->metrics, "celer_model_load_duration_seconds",
                                           "Time to load, compile and warm up the version.", labels),
+                      v->load_seconds);
+    /* Triton's names, read from the statistics above: the same measurements, no second count */
+    bool cached = v->cache_ttl_ns > 0;
+    for (size_t i = 0; i < CELER_ARRAY_LEN(triton_counters); i++) {
+        const triton_counter *t = &triton_counters[i];
+        if (t->cache && !cached) { /* as Triton: cache series only with a cache (a reload may drop it) */
+            celer_metrics_remove_series(r->metrics, t->name, labels);
+            continue;
+        }
+        celer_metrics_counter_fn(r->metrics, t->name, t->help, labels, t->us ? counter_us : counter_value,
+                                 (char *)&v->stats + t->offset);
+    }
+    for (int i = 0; i < CELER_SUMMARY_COUNT; i++) /* a reload that turned the cache on or off */
+        if (!v->m_summary[i]) celer_metrics_remove_series(r->metrics, triton_summaries[i].name, labels);
+    for (int i = 0; i < CELER_FAIL_COUNT; i++) {
+        snprintf(with_reason, sizeof with_reason, "%s,reason=\"%s\"", labels, celer_fail_reason_names[i]);
+        celer_metrics_counter_fn(r->metrics, "nv_inference_request_failure",
+                                 "Failed inference requests of the model version, by reason (Triton's name).",
+                                 with_reason, counter_value, &v->stats.n_fail_reason[i]);
+    }
+    celer_metrics_gauge_fn(r->metrics, "nv_inference_pending_request_count",
+                           "Requests waiting in the model version's queue (Triton's name).", labels, queue_depth, v);
+    celer_metrics_set(celer_metrics_gauge(r->metrics, "nv_model_load_duration_secs",
+                                          "Time to load the model version, in seconds (Triton's name).", labels),
                       v->load_seconds);
 }
 
@@ -198,6 +349,7 @@ static void version_free(celer_registry *r, served_version *v) {
     celer_model_free(v->model);
     celer_pipeline_free(v->pipeline);
     free(v->m_steps);
+    free(v->stats.batches);
     free(v->inputs);
     free(v->output_names);
     free(v->output_types);
@@ -389,6 +541,9 @@ static celer_status version_load(celer_registry *r, served_model *m, const char 
     if ((st = io_extras(m, mdir, v))) goto fail;
     if ((st = warm_up(v))) goto fail;
     cache_settings(v, cfg, rv->bytes);
+    v->batched = cfg->max_batch_size > 0;
+    v->default_timeout_us = cfg->default_timeout_us;
+    v->allow_timeout_override = cfg->allow_timeout_override;
     celer_sched_queue_options qo = {.max_batch_size = cfg->max_batch_size,
                                     .max_queue_delay_us = cfg->max_queue_delay_us,
                                     .max_queue_size = cfg->max_queue_size > 0 ? cfg->max_queue_size
@@ -396,6 +551,9 @@ static celer_status version_load(celer_registry *r, served_model *m, const char 
     if (!cfg->dynamic_batching) qo.max_batch_size = 0;
     qo.n_preferred = CELER_MIN(cfg->n_preferred, 16);
     memcpy(qo.preferred_batch_size, cfg->preferred_batch_size, sizeof(int) * (size_t)qo.n_preferred);
+    qo.on_batch = version_batch_done;
+    qo.on_batch_user = v;
+    if ((st = batch_slots_init(v, qo.max_batch_size))) goto fail;
     if ((st = celer_sched_queue_add(r->sched, v->model, &qo, &v->queue))) goto fail;
     char qname[320];
     snprintf(qname, sizeof qname, "%s version %s", m->name, v->version_str);
@@ -532,7 +690,8 @@ static celer_status pipeline_load(celer_registry *r, served_model *m, const cele
             if (!strcmp(r->models[k]->name, called)) cm = r->models[k];
         /* a model that is in the repository but not serving (yet) answers 503 per request */
         if (!cm)
-            st = celer_errorf(CELER_ERR_NOT_FOUND, "%s: calls model '%s', which is not in the repository", shown,
+            st = celer_errorf(CELER_ERR_NOT_FOUND, "%s: calls model '%s', which is not in the repository (or, in "
+                              "explicit model control, not loaded: load it first)", shown,
                               called);
         else if (cm->n_versions && cm->versions[0]->pipeline)
             st = celer_errorf(CELER_ERR_INVALID, "%s: calls '%s', which is a pipeline (call its models instead)", shown,
@@ -646,10 +805,34 @@ static void repository_relative(const char *repo, const char *msg, char *out, si
     out[o] = 0;
 }
 
-/* Loads (or reloads) model `rm`: new versions are loaded beside the serving ones and swapped in
- * at once; versions no longer selected are retired after the swap. On failure the serving
- * versions stay. Caller holds load_lock. */
-static celer_status load_model(celer_registry *r, const celer_repo_model *rm) {
+/* Where a load takes a model from, when not from the repository as it is (Triton's load
+ * parameters). */
+typedef struct load_source {
+    const char *root;     /* the folder holding the model's folder: a load's private one */
+    const char *config;   /* JSON replacing the folder's config.pbtxt; NULL: the folder's */
+    size_t config_len;
+    bool quiet_failure;   /* a failed load changes nothing, not even the model's state (its answer says why) */
+} load_source;
+
+/* Takes a model that failed its first load out of the registry again (a load with overrides). */
+static void forget_model(celer_registry *r, served_model *m) {
+    pthread_rwlock_wrlock(&r->lock);
+    for (int i = 0; i < r->n_models; i++)
+        if (r->models[i] == m) {
+            memmove(r->models + i, r->models + i + 1, sizeof *r->models * (size_t)(r->n_models - i - 1));
+            r->n_models--;
+            break;
+        }
+    pthread_rwlock_unlock(&r->lock);
+    celer_arena_free(&m->arena);
+    free(m);
+}
+
+/* Loads (or reloads) model `rm` (from `src`: NULL for the repository as it is): new versions are
+ * loaded beside the serving ones and swapped in at once; versions no longer selected are retired
+ * after the swap. On failure the serving versions stay. Caller holds load_lock. */
+static celer_status load_model(celer_registry *r, const celer_repo_model *rm, const load_source *src) {
+    const char *root = src && src->root ? src->root : r->opts->model_repository;
     r->docs_dirty = true;
     served_model *m = find_model(r, rm->name);
     bool fresh = !m;
@@ -674,14 +857,19 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm) {
         st = celer_errorf(CELER_ERR_LIMIT, "more than %d versions", CELER_CONFIG_MAX_VERSIONS);
     /* every file of the model resolves inside its folder, itself inside the repository */
     char mdir[PATH_MAX];
-    if (!st && (st = celer_path_inside(r->opts->model_repository, rm->name, mdir, sizeof mdir)) == CELER_ERR_INVALID)
+    if (!st && (st = celer_path_inside(root, rm->name, mdir, sizeof mdir)) == CELER_ERR_INVALID)
         celer_errorf(st, "the model folder '%s' resolves outside the repository (through a symlink)", rm->name);
     if (!st) {
         struct stat sb;
         if (stat(mdir, &sb) || !S_ISDIR(sb.st_mode))
             st = celer_errorf(CELER_ERR_NOT_FOUND, "'%s' is not a folder", rm->name);
     }
-    if (!st && rm->config_path) {
+    if (!st && src && src->config && rm->pipeline_path)
+        st = celer_errorf(CELER_ERR_INVALID, "'%s' is a pipeline: its pipeline.yaml is its config, a model config "
+                          "cannot replace it", rm->name);
+    else if (!st && src && src->config)
+        st = celer_config_parse_json(src->config, src->config_len, "Invalid config override", &arena, &cfg);
+    else if (!st && rm->config_path) {
         char shown[300], *text = NULL;
         size_t len = 0;
         snprintf(shown, sizeof shown, "%s/config.pbtxt", rm->name);
@@ -733,13 +921,18 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm) {
     if (!st && n_loaded && staging.config.name == NULL) st = celer_errorf(CELER_ERR_INTERNAL, "config not completed");
     if (st) {
         char reason[1024];
-        repository_relative(r->opts->model_repository, celer_error_message(), reason, sizeof reason);
+        repository_relative(root, celer_error_message(), reason, sizeof reason);
         for (int i = 0; i < n_loaded; i++) {
             bool serving = false;
             for (int k = 0; k < m->n_versions; k++) serving |= m->versions[k] == loaded[i];
             if (!serving) version_retire(r, loaded[i]);
         }
         celer_arena_free(&staging.arena); /* `arena` and the blocks completion added */
+        if (src && src->quiet_failure) {
+            celer_errorf(st, "model '%s': %s", m->name, reason);
+            if (fresh) forget_model(r, m);
+            return st;
+        }
         if (m->n_versions == 0) {
             set_state(r, m, MODEL_UNAVAILABLE, reason);
         } else { /* the versions before it keep serving; the index says what failed until a load works */
@@ -769,6 +962,7 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm) {
     m->config = staging.config;
     m->config_mtime_ns = rm->config_mtime_ns;
     m->state = MODEL_READY;
+    m->absent = false;
     m->reason[0] = 0;
     pthread_rwlock_unlock(&r->lock);
     state_metrics(r, m);
@@ -784,6 +978,7 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm) {
 
 static void unload_model(celer_registry *r, served_model *m) {
     r->docs_dirty = true;
+    m->loaded_with = LOADED_AS_IS;
     served_version *old[CELER_CONFIG_MAX_VERSIONS];
     pthread_rwlock_wrlock(&r->lock);
     int n_old = m->n_versions;
@@ -958,19 +1153,22 @@ static void scan_and_load(celer_registry *r, bool wait_stable) {
             if ((models[i].pipeline_path != NULL) != (pass == 1)) continue;
             served_model *m = find_model(r, models[i].name);
             if (m && m->state == MODEL_UNAVAILABLE && !strcmp(m->reason, "unloaded")) continue; /* explicit unload */
+            if (m && m->loaded_with == LOADED_FROM_FILES && m->n_versions) continue; /* until loaded again or unloaded */
             uint64_t fp = fingerprint(&models[i]);
             if (m && m->tried_fp == fp) continue; /* nothing changed since the last attempt */
             if (wait_stable && !stable_since_last_scan(r, models[i].name, fp)) continue;
-            celer_status st = load_model(r, &models[i]);
+            celer_status st = load_model(r, &models[i], NULL);
             /* a failure that may pass (memory ran short) is tried again at the next scan */
             if ((m = find_model(r, models[i].name))) m->tried_fp = celer_status_retryable(st) ? 0 : fp;
+            if (m && !st) m->loaded_with = LOADED_AS_IS; /* a config given by a load is gone now */
             if (st) celer_log(CELER_LOG_ERROR, "%s", celer_error_message());
         }
         /* models whose folder disappeared */
         for (int i = 0; i < r->n_models; i++) {
             bool present = false;
             for (int k = 0; k < n && !present; k++) present = !strcmp(models[k].name, r->models[i]->name);
-            if (!present && r->models[i]->n_versions) unload_model(r, r->models[i]);
+            if (!present && r->models[i]->n_versions && r->models[i]->loaded_with != LOADED_FROM_FILES)
+                unload_model(r, r->models[i]);
         }
     }
     celer_arena_free(&arena);
@@ -980,9 +1178,103 @@ static void scan_and_load(celer_registry *r, bool wait_stable) {
 
 void celer_registry_load_all(celer_registry *r) { scan_and_load(r, false); }
 
+/* A model asked for that is not in the repository: an UNAVAILABLE entry saying so (the index
+ * shows it, and with strict readiness the server is not ready), unless it is known already. */
+static void record_missing(celer_registry *r, const char *name) {
+    if (find_model(r, name) || r->n_models == MAX_MODELS) return;
+    served_model *m = calloc(1, sizeof *m);
+    if (!m) return;
+    snprintf(m->name, sizeof m->name, "%s", name);
+    celer_arena_init(&m->arena, 1024, 0);
+    m->state = MODEL_UNAVAILABLE;
+    m->absent = true;
+    snprintf(m->reason, sizeof m->reason, "model '%.255s' is not in the repository", name);
+    pthread_rwlock_wrlock(&r->lock);
+    r->models[r->n_models++] = m;
+    pthread_rwlock_unlock(&r->lock);
+    state_metrics(r, m);
+}
+
+void celer_registry_load_some(celer_registry *r, const char *const *names, int n_names) {
+    pthread_mutex_lock(&r->load_lock);
+    celer_arena arena;
+    celer_arena_init(&arena, 64 * 1024, 0);
+    celer_repo_model *models;
+    int n;
+    if (celer_repo_scan(r->opts->model_repository, &arena, &models, &n)) {
+        celer_log(CELER_LOG_ERROR, "repository: %s", celer_error_message());
+        n = 0;
+    }
+    for (int k = 0; k < n_names; k++) {
+        bool found = false;
+        for (int i = 0; i < n && !found; i++) found = !strcmp(models[i].name, names[k]);
+        if (!found) {
+            celer_log(CELER_LOG_ERROR, "--load-model '%s': not in the repository", names[k]);
+            record_missing(r, names[k]);
+        }
+    }
+    /* models first, then pipelines, which check the models they call */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < n; i++) {
+            if ((models[i].pipeline_path != NULL) != (pass == 1)) continue;
+            bool wanted = false;
+            for (int k = 0; k < n_names && !wanted; k++) wanted = !strcmp(models[i].name, names[k]);
+            if (!wanted) continue;
+            celer_status st = load_model(r, &models[i], NULL);
+            served_model *m = find_model(r, models[i].name);
+            if (m) m->tried_fp = celer_status_retryable(st) ? 0 : fingerprint(&models[i]);
+            if (st) celer_log(CELER_LOG_ERROR, "%s", celer_error_message());
+        }
+    celer_arena_free(&arena);
+    docs_rebuild(r);
+    pthread_mutex_unlock(&r->load_lock);
+}
+
 void celer_registry_poll(celer_registry *r) { scan_and_load(r, true); }
 
-celer_status celer_registry_load(celer_registry *r, const char *name) {
+/* Makes the next load of m reload every version (nothing kept as it was). */
+static void reload_all(served_model *m) {
+    m->config_mtime_ns = -1;
+    for (int k = 0; k < m->n_versions; k++) m->versions[k]->mtime_ns = -1;
+}
+
+/* A load from the files of a load with overrides, in a private folder removed once it is done. */
+static celer_status load_from_files(celer_registry *r, const char *name, const celer_load_overrides *ov) {
+    char root[PATH_MAX];
+    celer_status st = celer_override_write(name, ov, root, sizeof root);
+    celer_arena arena;
+    celer_arena_init(&arena, 16 * 1024, 0);
+    celer_repo_model *models = NULL;
+    int n = 0;
+    if (!st && (st = celer_repo_scan(root, &arena, &models, &n)) == CELER_OK && n != 1)
+        st = celer_errorf(CELER_ERR_INTERNAL, "the load's folder holds %d models", n);
+    if (!st && models[0].pipeline_path)
+        st = celer_errorf(CELER_ERR_INVALID, "file parameter 'file:pipeline.yaml': a pipeline loads from its folder of "
+                          "the repository, not from load files");
+    if (!st && !models[0].n_versions)
+        st = celer_errorf(CELER_ERR_INVALID, "the load's files hold no <version>/model.onnx (e.g. 'file:1/model.onnx')");
+    if (!st) {
+        pthread_mutex_lock(&r->load_lock);
+        served_model *m = find_model(r, name);
+        if (m) reload_all(m);
+        load_source src = {.root = root, .config = ov->config, .config_len = ov->config_len, .quiet_failure = true};
+        st = load_model(r, &models[0], &src);
+        if (!st && (m = find_model(r, name))) {
+            m->loaded_with = LOADED_FROM_FILES;
+            m->config_mtime_ns = -1; /* nothing of it is the repository's: a later load takes all of it again */
+        }
+        docs_rebuild(r);
+        pthread_mutex_unlock(&r->load_lock);
+    }
+    celer_arena_free(&arena);
+    celer_override_remove(root); /* everything was read at load: the model holds its bytes */
+    return st;
+}
+
+celer_status celer_registry_load(celer_registry *r, const char *name) { return celer_registry_load_with(r, name, NULL); }
+
+celer_status celer_registry_load_with(celer_registry *r, const char *name, const celer_load_overrides *ov) {
+    if (ov && ov->n_files) return load_from_files(r, name, ov);
     if (r->refresh) CELER_TRY(r->refresh(r->refresh_user));
     pthread_mutex_lock(&r->load_lock);
     celer_arena arena;
@@ -994,15 +1286,28 @@ celer_status celer_registry_load(celer_registry *r, const char *name) {
         st = celer_errorf(CELER_ERR_NOT_FOUND,
                           "failed to load '%s', failed to poll from model repository: no folder '%s' in it", name,
                           name);
-        for (int i = 0; i < n; i++)
-            if (!strcmp(models[i].name, name)) {
-                served_model *m = find_model(r, name);
-                if (m) m->config_mtime_ns = -1; /* force a reload of every version */
-                if (m)
-                    for (int k = 0; k < m->n_versions; k++) m->versions[k]->mtime_ns = -1;
-                st = load_model(r, &models[i]);
-                if ((m = find_model(r, name))) m->tried_fp = fingerprint(&models[i]);
+        for (int i = 0; i < n; i++) {
+            if (strcmp(models[i].name, name)) continue;
+            served_model *m = find_model(r, name);
+            uint64_t fp = fingerprint(&models[i]);
+            /* as Triton: a config given before stays while the folder is as it was then */
+            if (!ov && m && m->loaded_with == LOADED_WITH_CONFIG && m->override_fp == fp && m->n_versions) {
+                st = CELER_OK;
+                break;
             }
+            if (m) reload_all(m);
+            load_source src = {.config = ov ? ov->config : NULL, .config_len = ov ? ov->config_len : 0,
+                               .quiet_failure = ov != NULL};
+            st = load_model(r, &models[i], &src);
+            if ((m = find_model(r, name))) {
+                m->tried_fp = fp;
+                if (!st) {
+                    m->loaded_with = ov ? LOADED_WITH_CONFIG : LOADED_AS_IS;
+                    m->override_fp = fp;
+                    if (ov) m->config_mtime_ns = -1; /* a later load from the folder keeps no version of this */
+                }
+            }
+        }
     } else { /* the message names the repository's path: for the log only */
         celer_log(CELER_LOG_ERROR, "repository: %s", celer_error_message());
         celer_errorf(st, "the model repository cannot be scanned (the server log says why)");
@@ -1038,7 +1343,7 @@ static void *action_worker(void *arg) {
         r->act_head = (r->act_head + 1) % ACTION_QUEUE_CAP;
         r->act_len--;
         pthread_mutex_unlock(&r->act_lock);
-        celer_status st = a.unload ? celer_registry_unload(r, a.name) : celer_registry_load(r, a.name);
+        celer_status st = a.unload ? celer_registry_unload(r, a.name) : celer_registry_load_with(r, a.name, a.ov);
         a.done(a.user, st, st ? celer_error_message() : "");
         pthread_mutex_lock(&r->act_lock);
     }
@@ -1047,6 +1352,7 @@ static void *action_worker(void *arg) {
 }
 
 celer_status celer_registry_submit_action(celer_registry *r, const char *name, bool unload,
+                                          const celer_load_overrides *ov,
                                           void (*done)(void *user, celer_status st, const char *message), void *user) {
     if (strlen(name) >= sizeof r->actions[0].name)
         return celer_errorf(CELER_ERR_LIMIT, "model name of %zu bytes, at most %zu", strlen(name),
@@ -1062,6 +1368,7 @@ celer_status celer_registry_submit_action(celer_registry *r, const char *name, b
         repo_action *a = &r->actions[(r->act_head + r->act_len) % ACTION_QUEUE_CAP];
         snprintf(a->name, sizeof a->name, "%s", name);
         a->unload = unload;
+        a->ov = ov;
         a->done = done;
         a->user = user;
         r->act_len++;
@@ -1121,8 +1428,8 @@ served_version *celer_registry_acquire(celer_registry *r, const char *name, cons
         *status = CELER_ERR_NOT_FOUND;
         snprintf(msg, msg_cap, "Request for unknown model: '%s' is not found", name);
     } else if (m->state != MODEL_READY || !m->n_versions) {
-        *status = m->state == MODEL_UNAVAILABLE && !strcmp(m->reason, "unloaded") ? CELER_ERR_NOT_FOUND
-                                                                                    : CELER_ERR_UNAVAILABLE;
+        *status = m->state == MODEL_UNAVAILABLE && (m->absent || !strcmp(m->reason, "unloaded")) ? CELER_ERR_NOT_FOUND
+                                                                                                  : CELER_ERR_UNAVAILABLE;
         snprintf(msg, msg_cap, "Request for unknown model: '%s' has no available versions: it is %s%s%s", name,
                  celer_model_state_names[m->state], m->reason[0] ? ": " : "", m->reason);
     } else if (!version || !version[0]) {
@@ -1157,7 +1464,7 @@ bool celer_registry_ready(celer_registry *r) {
     bool ready = true;
     pthread_rwlock_rdlock(&r->lock);
     if (r->source_unready) ready = false;
-    for (int i = 0; i < r->n_models; i++)
+    for (int i = 0; i < r->n_models && r->opts->strict_readiness; i++)
         if (r->models[i]->state != MODEL_READY && strcmp(r->models[i]->reason, "unloaded")) ready = false;
     pthread_rwlock_unlock(&r->lock);
     return ready;
@@ -1167,6 +1474,15 @@ bool celer_registry_ready(celer_registry *r) {
 
 void celer_registry_index(celer_registry *r, bool ready_only, void (*each)(void *user, const celer_index_entry *e),
                           void *user) {
+    /* in Triton's modes the index lists what the repository holds too, loaded or not (what an
+     * explicit load can take) */
+    celer_arena arena;
+    celer_arena_init(&arena, 16 * 1024, 0);
+    celer_repo_model *repo = NULL;
+    int n_repo = 0;
+    if (r->opts->model_control_mode[0] && !ready_only &&
+        celer_repo_scan(r->opts->model_repository, &arena, &repo, &n_repo))
+        n_repo = 0;
     pthread_rwlock_rdlock(&r->lock);
     for (int i = 0; i < r->n_models; i++) {
         served_model *m = r->models[i];
@@ -1178,11 +1494,17 @@ void celer_registry_index(celer_registry *r, bool ready_only, void (*each)(void 
             each(user, &e);
         }
     }
+    for (int i = 0; i < n_repo; i++)
+        if (!find_model(r, repo[i].name)) {
+            celer_index_entry e = {repo[i].name, NULL, NULL, NULL}; /* name only, as Triton lists it */
+            each(user, &e);
+        }
     if (!ready_only && r->source_error[0]) {
         celer_index_entry e = {r->source, NULL, celer_model_state_names[MODEL_UNAVAILABLE], r->source_error};
         each(user, &e);
     }
     pthread_rwlock_unlock(&r->lock);
+    celer_arena_free(&arena);
 }
 
 typedef struct json_list {
@@ -1199,6 +1521,10 @@ static void index_entry_json(void *user, const celer_index_entry *e) {
     if (e->version) {
         celer_jbuf_raw(out, ",\"version\":", 11);
         celer_jbuf_str(out, e->version);
+    }
+    if (!e->state) { /* in the repository, never loaded */
+        celer_jbuf_raw(out, "}", 1);
+        return;
     }
     celer_jbuf_raw(out, ",\"state\":", 9);
     celer_jbuf_str(out, e->state);
@@ -1258,6 +1584,18 @@ static void tensor_meta_json(celer_jbuf *out, const celer_tensor_meta *t) {
     celer_jbuf_raw(out, "}", 1);
 }
 
+void celer_registry_config_json(celer_registry *r, const served_version *v, celer_jbuf *out) {
+    pthread_rwlock_rdlock(&r->lock);
+    celer_config_to_json(&v->owner->config, out);
+    pthread_rwlock_unlock(&r->lock);
+}
+
+void celer_registry_config_pb(celer_registry *r, const served_version *v, celer_jbuf *out) {
+    pthread_rwlock_rdlock(&r->lock);
+    celer_config_to_pb(&v->owner->config, out);
+    pthread_rwlock_unlock(&r->lock);
+}
+
 void celer_registry_metadata_json(const served_version *v, celer_jbuf *out) {
     celer_model_meta *m = celer_malloc(sizeof *m); /* tens of KiB: not on a connection thread's stack */
     if (!m) {
@@ -1286,22 +1624,65 @@ void celer_registry_metadata_json(const served_version *v, celer_jbuf *out) {
     free(m);
 }
 
+static int cmp_batch(const void *a, const void *b) {
+    const celer_batch_stats *x = a, *y = b;
+    return x->batch_size < y->batch_size ? -1 : x->batch_size > y->batch_size;
+}
+
+/* Reads v's counters into st (batches into `batches`, room for v's slots). */
+static void version_stats(const served_model *m, served_version *v, celer_batch_stats *batches,
+                          celer_version_stats *st) {
+    celer_version_counters *c = &v->stats;
+#define LOAD(f) atomic_load_explicit(&c->f, memory_order_relaxed)
+    unsigned long long ok = LOAD(n_success), computed = LOAD(n_compute);
+    *st = (celer_version_stats){
+        .name = m->name, .version = v->version_str, .last_inference = LOAD(last_inference_ms),
+        .inference_count = LOAD(n_inferences), .execution_count = LOAD(n_exec),
+        .success = {ok, LOAD(ns_success)}, .fail = {LOAD(n_failure), LOAD(ns_failure)}, .queue = {ok, LOAD(ns_queue)},
+        .compute_input = {computed, LOAD(ns_input)}, .compute_infer = {computed, LOAD(ns_infer)},
+        .compute_output = {computed, LOAD(ns_output)}, .cache_hit = {LOAD(n_cache_hit), LOAD(ns_cache_hit)},
+        .cache_miss = {LOAD(n_cache_miss), LOAD(ns_cache_miss)}, .batches = batches};
+#undef LOAD
+    for (int i = 0; i < c->n_batch_slots; i++) {
+        const celer_batch_slot *b = &c->batches[i];
+        long long rows = atomic_load_explicit(&b->rows, memory_order_acquire);
+        unsigned long long n = atomic_load_explicit(&b->count, memory_order_relaxed);
+        if (!rows || !n) continue; /* claimed, not counted yet */
+        batches[st->n_batches++] = (celer_batch_stats){
+            (unsigned long long)rows, {n, atomic_load_explicit(&b->ns_input, memory_order_relaxed)},
+            {n, atomic_load_explicit(&b->ns_infer, memory_order_relaxed)},
+            {n, atomic_load_explicit(&b->ns_output, memory_order_relaxed)}};
+    }
+    qsort(batches, (size_t)st->n_batches, sizeof *batches, cmp_batch);
+}
+
 celer_status celer_registry_stats(celer_registry *r, const char *name, const char *version,
                                   void (*each)(void *user, const celer_version_stats *st), void *user) {
     pthread_rwlock_rdlock(&r->lock);
     bool model_found = !name, version_found = !version;
-    for (int i = 0; i < r->n_models && !(model_found && version_found); i++) {
+    int most_slots = 0;
+    for (int i = 0; i < r->n_models; i++) {
         served_model *m = r->models[i];
         if (name && strcmp(name, m->name)) continue;
         model_found = true;
-        for (int k = 0; k < m->n_versions && !version_found; k++) version_found = !strcmp(m->versions[k]->version_str, version);
+        for (int k = 0; k < m->n_versions; k++) {
+            version_found |= !version || !strcmp(m->versions[k]->version_str, version);
+            most_slots = CELER_MAX(most_slots, m->versions[k]->stats.n_batch_slots);
+        }
     }
     if (!model_found || !version_found) {
         pthread_rwlock_unlock(&r->lock);
-        if (!model_found) return celer_errorf(CELER_ERR_NOT_FOUND, "Request for unknown model: '%s' is not found", name);
+        if (!model_found)
+            return celer_errorf(CELER_ERR_NOT_FOUND, "requested model '%s' is not available (unknown model '%s')",
+                                name, name);
         return celer_errorf(CELER_ERR_NOT_FOUND,
-                            "Request for unknown model: '%s' version %s is not found: no such version is loaded", name,
+                            "requested model version is not available for model '%s': no version '%s' loaded", name,
                             version);
+    }
+    celer_batch_stats *batches = calloc((size_t)most_slots + 1, sizeof *batches);
+    if (!batches) {
+        pthread_rwlock_unlock(&r->lock);
+        return celer_errorf(CELER_ERR_NOMEM, "out of memory for the statistics");
     }
     for (int i = 0; i < r->n_models; i++) {
         served_model *m = r->models[i];
@@ -1309,36 +1690,55 @@ celer_status celer_registry_stats(celer_registry *r, const char *name, const cha
         for (int k = 0; k < m->n_versions; k++) {
             served_version *v = m->versions[k];
             if (version && strcmp(v->version_str, version)) continue;
-            unsigned long long ok = atomic_load(&v->n_success);
-            celer_version_stats st = {
-                .name = m->name, .version = v->version_str,
-                .inference_count = atomic_load(&v->n_inferences), .execution_count = atomic_load(&v->n_exec),
-                .success_count = ok, .success_ns = atomic_load(&v->ns_total), .fail_count = atomic_load(&v->n_failure),
-                .queue_count = ok, .queue_ns = atomic_load(&v->ns_queue),
-                .compute_count = ok, .compute_ns = atomic_load(&v->ns_compute)};
+            celer_version_stats st;
+            version_stats(m, v, batches, &st);
             each(user, &st);
         }
     }
     pthread_rwlock_unlock(&r->lock);
+    free(batches);
     return CELER_OK;
 }
 
+/* "name":{"count":N,"ns":N} */
+static void duration_json(celer_jbuf *out, const char *name, celer_stat_duration d, bool comma) {
+    char buf[160];
+    int n = snprintf(buf, sizeof buf, "%s\"%s\":{\"count\":%llu,\"ns\":%llu}", comma ? "," : "", name, d.count, d.ns);
+    celer_jbuf_raw(out, buf, (size_t)n);
+}
+
+/* One entry of Triton's model_stats: its fields in Triton's order. */
 static void version_stats_json(void *user, const celer_version_stats *st) {
     json_list *l = user;
     celer_jbuf *out = l->out;
     if (l->n++) celer_jbuf_raw(out, ",", 1);
-    char buf[800];
-    snprintf(buf, sizeof buf,
-             ",\"inference_count\":%llu,\"execution_count\":%llu,"
-             "\"inference_stats\":{\"success\":{\"count\":%llu,\"ns\":%llu},\"fail\":{\"count\":%llu,\"ns\":0},"
-             "\"queue\":{\"count\":%llu,\"ns\":%llu},\"compute_infer\":{\"count\":%llu,\"ns\":%llu}}}",
-             st->inference_count, st->execution_count, st->success_count, st->success_ns, st->fail_count,
-             st->queue_count, st->queue_ns, st->compute_count, st->compute_ns);
+    char buf[200];
     celer_jbuf_raw(out, "{\"name\":", 8);
     celer_jbuf_str(out, st->name);
     celer_jbuf_raw(out, ",\"version\":", 11);
     celer_jbuf_str(out, st->version);
-    celer_jbuf_raw(out, buf, strlen(buf));
+    int n = snprintf(buf, sizeof buf, ",\"last_inference\":%llu,\"inference_count\":%llu,\"execution_count\":%llu,"
+                     "\"inference_stats\":{", st->last_inference, st->inference_count, st->execution_count);
+    celer_jbuf_raw(out, buf, (size_t)n);
+    duration_json(out, "success", st->success, false);
+    duration_json(out, "fail", st->fail, true);
+    duration_json(out, "queue", st->queue, true);
+    duration_json(out, "compute_input", st->compute_input, true);
+    duration_json(out, "compute_infer", st->compute_infer, true);
+    duration_json(out, "compute_output", st->compute_output, true);
+    duration_json(out, "cache_hit", st->cache_hit, true);
+    duration_json(out, "cache_miss", st->cache_miss, true);
+    celer_jbuf_raw(out, "},\"response_stats\":{},\"batch_stats\":[", 37);
+    for (int i = 0; i < st->n_batches; i++) {
+        const celer_batch_stats *b = &st->batches[i];
+        n = snprintf(buf, sizeof buf, "%s{\"batch_size\":%llu", i ? "," : "", b->batch_size);
+        celer_jbuf_raw(out, buf, (size_t)n);
+        duration_json(out, "compute_input", b->compute_input, true);
+        duration_json(out, "compute_infer", b->compute_infer, true);
+        duration_json(out, "compute_output", b->compute_output, true);
+        celer_jbuf_raw(out, "}", 1);
+    }
+    celer_jbuf_raw(out, "],\"memory_usage\":[]}", 20);
 }
 
 celer_status celer_registry_stats_json(celer_registry *r, const char *name, const char *version, celer_jbuf *out) {

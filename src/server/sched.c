@@ -238,7 +238,7 @@ static celer_job *take_jobs(celer_sched_queue *q, int n) {
  * message is written into msg[cap]. */
 static void expire_job(celer_job *j, int64_t now, char *msg, size_t cap) {
     snprintf(msg, cap, "request timed out after %lld us in the queue", (long long)((now - j->enqueue_ns) / 1000));
-    j->start_ns = j->end_ns = now;
+    j->start_ns = j->input_end_ns = j->end_ns = now;
     j->batch_size = 0;
     j->batch_first = true;
     j->run = NULL;
@@ -248,7 +248,7 @@ static void expire_job(celer_job *j, int64_t now, char *msg, size_t cap) {
 /* Completes j, whose client went away while it was queued, with CELER_ERR_CANCELLED without
  * running it. */
 static void cancel_job(celer_job *j, int64_t now) {
-    j->start_ns = j->end_ns = now;
+    j->start_ns = j->input_end_ns = j->end_ns = now;
     j->batch_size = 0;
     j->batch_first = true;
     j->run = NULL;
@@ -256,7 +256,7 @@ static void cancel_job(celer_job *j, int64_t now) {
 }
 
 static void fail_job(worker *w, celer_job *j, celer_status st, int64_t start, int64_t end, int batch) {
-    j->start_ns = start;
+    j->start_ns = j->input_end_ns = start;
     j->end_ns = end;
     j->batch_size = batch;
     j->batch_first = true;
@@ -328,7 +328,16 @@ void celer_sched_release(celer_sched_hold *h) {
 /* Copies the calling thread's error message, which the next celer call may overwrite. */
 static void keep_message(worker *w) { snprintf(w->msg, sizeof w->msg, "%s", celer_error_message()); }
 
-/* Runs one job with its inputs as given. */
+/* Reports a successful execution to the queue's on_batch (after its jobs' done callbacks: q lives
+ * until this worker's batch is counted off in worker_main). */
+static void report_batch(const celer_sched_queue *q, int64_t rows, int64_t start, int64_t input_end, int64_t end) {
+    if (!q->opts.on_batch) return;
+    celer_sched_batch b = {.rows = rows, .input_ns = input_end - start, .infer_ns = end - input_end,
+                           .output_ns = now_ns() - end};
+    q->opts.on_batch(q->opts.on_batch_user, &b);
+}
+
+/* Runs one job with its inputs as given (nothing to copy: its compute input is nil). */
 static void run_one(worker *w, celer_sched_queue *q, celer_context *ctx, celer_job *j, int batch) {
     const celer_tensor *outs = NULL;
     int64_t start = now_ns();
@@ -339,14 +348,15 @@ static void run_one(worker *w, celer_sched_queue *q, celer_context *ctx, celer_j
         fail_job(w, j, st, start, end, batch);
         return;
     }
-    j->start_ns = start;
+    j->start_ns = j->input_end_ns = start;
     j->end_ns = end;
     j->batch_size = batch;
     j->batch_first = true;
     sched_run run = {w, q, ctx, outs, NULL};
     j->run = q->model ? &run : NULL; /* a task's job has no run to keep */
-    j->done(j, CELER_OK, "", outs, q->n_outputs);
+    j->done(j, CELER_OK, "", outs, q->n_outputs); /* j may be gone from here on */
     celer_sched_release(run.hold);
+    if (q->model) report_batch(q, batch, start, start, end);
 }
 
 static void run_each(worker *w, celer_sched_queue *q, celer_context *ctx, celer_job *list) {
@@ -402,6 +412,7 @@ static void run_batched(worker *w, celer_sched_queue *q, celer_context *ctx, cel
         run_each(w, q, ctx, list);
         return;
     }
+    int64_t start = now_ns(); /* compute input: the copies below */
     for (int i = 0; i < q->n_inputs; i++) {
         const celer_tensor *t0 = &list->inputs[i];
         size_t rb = row_bytes(t0), total;
@@ -422,7 +433,7 @@ static void run_batched(worker *w, celer_sched_queue *q, celer_context *ctx, cel
     }
 
     const celer_tensor *outs = NULL;
-    int64_t start = now_ns();
+    int64_t input_end = now_ns();
     celer_status st = celer_context_run(ctx, w->in, &outs);
     int64_t end = now_ns();
     if (st) {
@@ -460,6 +471,7 @@ static void run_batched(worker *w, celer_sched_queue *q, celer_context *ctx, cel
         }
         row += r;
         j->start_ns = start;
+        j->input_end_ns = input_end;
         j->end_ns = end;
         j->batch_size = (int)rows;
         j->batch_first = j == list;
@@ -467,6 +479,7 @@ static void run_batched(worker *w, celer_sched_queue *q, celer_context *ctx, cel
         j->done(j, CELER_OK, "", w->out, q->n_outputs);
     }
     celer_sched_release(run.hold);
+    report_batch(q, rows, start, input_end, end);
 }
 
 /* Completes expired and cancelled jobs, then runs the rest (one batch, or one by one). */
@@ -497,7 +510,7 @@ static void run_batch(worker *w, celer_sched_queue *q, celer_job *list) {
         int n = 0;
         for (celer_job *j = live, *next; j; j = next) {
             next = j->next;
-            j->start_ns = now;
+            j->start_ns = j->input_end_ns = now;
             j->batch_size = n_live;
             j->batch_first = j == live;
             jobs[n++] = j;
@@ -842,7 +855,7 @@ celer_status celer_sched_submit(celer_sched_queue *q, celer_job *job) {
                                 (long long)rows, q->opts.max_batch_size);
     }
     job->enqueue_ns = now_ns();
-    job->start_ns = job->end_ns = 0;
+    job->start_ns = job->input_end_ns = job->end_ns = 0;
     job->batch_size = 0;
     job->batch_first = false;
     job->next = NULL;
@@ -913,7 +926,7 @@ void celer_sched_cancel(celer_sched *s, const char *reason) {
     while (list) { /* completed outside the lock: a done callback may submit (and be refused) */
         celer_job *j = list;
         list = j->next;
-        j->start_ns = j->end_ns = now;
+        j->start_ns = j->input_end_ns = j->end_ns = now;
         j->batch_size = 0;
         j->batch_first = false;
         j->done(j, CELER_ERR_UNAVAILABLE, reason, NULL, 0);

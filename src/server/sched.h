@@ -41,8 +41,11 @@ struct celer_job {
                                      without running (a running one finishes) */
     celer_job_done_fn done;
     void *user;
-    /* filled by the scheduler, for metrics: */
-    int64_t enqueue_ns, start_ns, end_ns; /* queue wait = start - enqueue, compute = end - start */
+    /* filled by the scheduler, for statistics and metrics (CLOCK_MONOTONIC): queue wait =
+     * start - enqueue; compute input (copying the job's inputs into its batch) = input_end -
+     * start; compute infer (the run) = end - input_end. Compute output (the job's done callback:
+     * its rows of the outputs encoded or handed on) is measured by whoever done returns to. */
+    int64_t enqueue_ns, start_ns, input_end_ns, end_ns;
     int batch_size;                       /* rows of the batch this job ran in */
     bool batch_first;                     /* first job of its executed batch: count batches with it */
     celer_job *next;                      /* scheduler-private link */
@@ -61,6 +64,13 @@ typedef struct celer_sched_hold celer_sched_hold;
 celer_status celer_sched_keep_outputs(const celer_job *job, celer_sched_hold **out);
 /* Drops a hold (any thread); the memory goes when the last holder drops it. NULL: nothing. */
 void celer_sched_release(celer_sched_hold *h);
+/* One successful execution of a queue's model, as on_batch reports it. */
+typedef struct celer_sched_batch {
+    int64_t rows;      /* rows of the batch (1 for a queue that does not batch) */
+    int64_t input_ns;  /* copying the jobs' inputs into the batch (0 for a lone job, run in place) */
+    int64_t infer_ns;  /* the run */
+    int64_t output_ns; /* from the run's end until the last job's done returned */
+} celer_sched_batch;
 
 typedef struct celer_sched_queue_options {
     int max_batch_size;         /* 0: no batching (each job runs alone, inputs as given) */
@@ -79,7 +89,12 @@ typedef struct celer_sched_queue_options {
      * pipeline); a batch below max_batch_size then waits for them, at most max_queue_delay_us
      * from its oldest job. */
     bool (*batch_wait)(void *user);
+    /* Optional, for model queues: called on the worker after each successful execution of the
+     * model, once every job of it got its done callback (Triton's per-batch statistics). */
+    void (*on_batch)(void *user, const celer_sched_batch *b);
+    void *on_batch_user;
 } celer_sched_queue_options;
+
 
 /* Starts `n_workers` worker threads (<= 0: one per online core) and the deadline thread. */
 celer_status celer_sched_init(int n_workers, celer_sched **out);

@@ -1,4 +1,5 @@
 /* `celer serve`: flags, start-up, the signal loop (repository polling, graceful shutdown). */
+#include <ctype.h>
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
@@ -35,6 +36,11 @@ static const celer_server_flag flags[] = {
      OPT(grpc_address)},
     {"grpc-port", "CELER_GRPC_PORT", "8001", "gRPC port (Triton's GRPCInferenceService and grpc.health.v1, h2c); 0 = off",
      CELER_FLAG_INT, OPT(grpc_port)},
+    {"metrics-port", "CELER_METRICS_PORT", "0",
+     "a port of its own for GET /metrics, as Triton's 8002 (/metrics on the HTTP port stays); 0 = none",
+     CELER_FLAG_INT, OPT(metrics_port)},
+    {"metrics-address", "CELER_METRICS_ADDRESS", "0.0.0.0", "IPv4 address the metrics port listens on",
+     CELER_FLAG_STRING, OPT(metrics_address)},
     {"grpc-max-message-bytes", "CELER_GRPC_MAX_MESSAGE_BYTES", "67108864",
      "largest gRPC request message; larger ones get RESOURCE_EXHAUSTED", CELER_FLAG_SIZE, OPT(grpc_max_message_bytes)},
     {"http-threads", "CELER_HTTP_THREADS", "2", "connection threads (they parse and encode, never compute)", CELER_FLAG_INT,
@@ -73,8 +79,19 @@ static const celer_server_flag flags[] = {
      "open connections at most; 0 = the open-files limit less 64 (raised to its hard limit at start)",
      CELER_FLAG_INT, OPT(max_connections)},
     {"repository-poll-secs", "CELER_REPOSITORY_POLL_SECS", "0",
-     "rescan the repository this often and load new or changed versions; 0 = only through the API", CELER_FLAG_INT,
-     OPT(repository_poll_secs)},
+     "rescan the repository this often and load new or changed versions; 0 = only through the API (15 in "
+     "--model-control-mode poll when not given)", CELER_FLAG_INT, OPT(repository_poll_secs)},
+    {"model-control-mode", "CELER_MODEL_CONTROL_MODE", "",
+     "Triton's model control: none (every model at start, no change after, repository API refused), poll (every "
+     "model at start, then polling, API refused) or explicit (only --load-model at start, then the API); empty = "
+     "celer's own: every model at start, polling with --repository-poll-secs, the API on", CELER_FLAG_STRING,
+     OPT(model_control_mode)},
+    {"load-model", "CELER_LOAD_MODEL", NULL,
+     "with --model-control-mode explicit: a model to load at start (give the flag once per model; '*' alone loads "
+     "every one); the environment variable takes them comma-separated", CELER_FLAG_LIST, OPT(load_models)},
+    {"strict-readiness", "CELER_STRICT_READINESS", "1",
+     "ready (/v2/health/ready, ServerReady, grpc.health) only while every model is ready; false: ready once serving, "
+     "whatever the models' state", CELER_FLAG_BOOL, OPT(strict_readiness)},
     {"default-max-batch", "CELER_DEFAULT_MAX_BATCH", "8",
      "max_batch_size for models without a config whose first dims are symbolic", CELER_FLAG_INT, OPT(default_max_batch)},
     {"max-queue-size", "CELER_MAX_QUEUE_SIZE", "1024", "queue cap for models whose config sets none; beyond it 503",
@@ -119,10 +136,42 @@ const celer_server_flag *celer_server_flags(int *count) {
     return flags;
 }
 
-static celer_status set_flag(const celer_server_flag *f, const char *value, const char *origin, celer_server_options *o) {
+static bool is_bool_word(const char *s) {
+    static const char *const words[] = {"1", "0", "true", "false", "yes", "no"};
+    for (size_t i = 0; i < CELER_ARRAY_LEN(words); i++)
+        if (!strcmp(s, words[i])) return true;
+    return false;
+}
+
+/* The environment's lists, split at their commas (the options point into it). */
+static char env_lists[8192];
+static size_t env_lists_used;
+
+static celer_status add_to_list(celer_flag_list *l, const char *value, const char *origin) {
+    if (!*value) return celer_errorf(CELER_ERR_INVALID, "%s: an empty value", origin);
+    if (l->n == CELER_MAX_FLAG_VALUES)
+        return celer_errorf(CELER_ERR_LIMIT, "%s: more than %d values", origin, CELER_MAX_FLAG_VALUES);
+    l->values[l->n++] = value;
+    return CELER_OK;
+}
+
+static celer_status set_flag(const celer_server_flag *f, const char *value, const char *origin, celer_server_options *o,
+                             bool from_env) {
     char *field = (char *)o + f->offset;
     if (f->kind == CELER_FLAG_STRING) {
         *(const char **)field = value;
+        return CELER_OK;
+    }
+    if (f->kind == CELER_FLAG_LIST) {
+        celer_flag_list *l = (celer_flag_list *)field;
+        if (!from_env) return add_to_list(l, value, origin);
+        size_t len = strlen(value);
+        if (len + 1 > sizeof env_lists - env_lists_used)
+            return celer_errorf(CELER_ERR_LIMIT, "%s: longer than %zu bytes", origin, sizeof env_lists - 1);
+        char *copy = memcpy(env_lists + env_lists_used, value, len + 1);
+        env_lists_used += len + 1;
+        for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+            CELER_TRY(add_to_list(l, tok, origin));
         return CELER_OK;
     }
     if (f->kind == CELER_FLAG_BOOL) {
@@ -146,16 +195,44 @@ static celer_status set_flag(const celer_server_flag *f, const char *value, cons
     return CELER_OK;
 }
 
+/* Triton's model control flags, and how they map onto polling (Triton's words first in the
+ * messages). */
+static celer_status check_model_control(celer_server_options *o) {
+    static char mode[16];
+    size_t n = strlen(o->model_control_mode);
+    for (size_t i = 0; i < n && i + 1 < sizeof mode; i++) mode[i] = (char)tolower((unsigned char)o->model_control_mode[i]);
+    mode[CELER_MIN(n, sizeof mode - 1)] = 0;
+    if (n >= sizeof mode || (n && strcmp(mode, "none") && strcmp(mode, "poll") && strcmp(mode, "explicit")))
+        return celer_errorf(CELER_ERR_INVALID, "invalid argument for --model-control-mode: '%s' (expected none, poll or "
+                            "explicit; leave it out for celer's own)", o->model_control_mode);
+    o->model_control_mode = mode;
+    bool explicit = !strcmp(mode, "explicit");
+    if (o->load_models.n && !explicit)
+        return celer_errorf(CELER_ERR_INVALID, "Use of '--load-model' requires setting '--model-control-mode=explicit' "
+                            "as well");
+    for (int i = 0; i < o->load_models.n; i++)
+        if (!strcmp(o->load_models.values[i], "*") && o->load_models.n > 1)
+            return celer_errorf(CELER_ERR_INVALID, "Wildcard model name '*' must be the ONLY startup model if specified "
+                                "at all (--load-model is given %d times)", o->load_models.n);
+    if (!strcmp(mode, "poll") && !o->repository_poll_secs) o->repository_poll_secs = 15; /* Triton's default */
+    if ((explicit || !strcmp(mode, "none")) && o->repository_poll_secs)
+        return celer_errorf(CELER_ERR_INVALID, "--repository-poll-secs %d polls the repository: --model-control-mode %s "
+                            "does not (use poll, or leave the mode out)", o->repository_poll_secs, mode);
+    return CELER_OK;
+}
+
 celer_status celer_server_parse_args(int argc, char **argv, celer_server_options *o) {
     memset(o, 0, sizeof *o);
+    env_lists_used = 0;
     char origin[128];
     for (size_t i = 0; i < CELER_ARRAY_LEN(flags); i++) {
         const char *env = getenv(flags[i].env);
         snprintf(origin, sizeof origin, "--%s", flags[i].name);
-        if (flags[i].dflt) CELER_TRY(set_flag(&flags[i], flags[i].dflt, origin, o));
+        if (flags[i].dflt) CELER_TRY(set_flag(&flags[i], flags[i].dflt, origin, o, false));
         snprintf(origin, sizeof origin, "environment variable %s", flags[i].env);
-        if (env && *env) CELER_TRY(set_flag(&flags[i], env, origin, o));
+        if (env && *env) CELER_TRY(set_flag(&flags[i], env, origin, o, true));
     }
+    bool listed[CELER_ARRAY_LEN(flags)] = {0};
     for (int a = 0; a < argc; a++) {
         const char *arg = argv[a];
         if (strncmp(arg, "--", 2))
@@ -167,11 +244,16 @@ celer_status celer_server_parse_args(int argc, char **argv, celer_server_options
             if (strlen(flags[i].name) == len && !strncmp(flags[i].name, arg + 2, len)) f = &flags[i];
         if (!f) return celer_errorf(CELER_ERR_INVALID, "unknown flag '%s' (see celer serve --help)", arg);
         const char *value = eq ? eq + 1 : NULL;
-        if (!value && f->kind == CELER_FLAG_BOOL) value = "1";
+        if (!value && f->kind == CELER_FLAG_BOOL) /* `--quiet`, or as Triton's `--strict-readiness false` */
+            value = a + 1 < argc && is_bool_word(argv[a + 1]) ? argv[++a] : "1";
         if (!value && a + 1 < argc) value = argv[++a];
         if (!value) return celer_errorf(CELER_ERR_INVALID, "--%s needs a value", f->name);
         snprintf(origin, sizeof origin, "--%s", f->name);
-        CELER_TRY(set_flag(f, value, origin, o));
+        if (f->kind == CELER_FLAG_LIST && !listed[f - flags]) { /* flags replace the environment's values */
+            listed[f - flags] = true;
+            ((celer_flag_list *)((char *)o + f->offset))->n = 0;
+        }
+        CELER_TRY(set_flag(f, value, origin, o, false));
     }
     if (!o->model_repository || !o->model_repository[0])
         return celer_errorf(CELER_ERR_INVALID, "--model-repository DIR is required (or CELER_MODEL_REPOSITORY)");
@@ -179,6 +261,11 @@ celer_status celer_server_parse_args(int argc, char **argv, celer_server_options
         return celer_errorf(CELER_ERR_INVALID, "--http-port %d is not a port number", o->http_port);
     if (o->grpc_port > 65535)
         return celer_errorf(CELER_ERR_INVALID, "--grpc-port %d is not a port number (0 turns gRPC off)", o->grpc_port);
+    if (o->metrics_port > 65535)
+        return celer_errorf(CELER_ERR_INVALID, "--metrics-port %d is not a port number (0 turns it off)", o->metrics_port);
+    if (o->metrics_port && (o->metrics_port == o->http_port || o->metrics_port == o->grpc_port))
+        return celer_errorf(CELER_ERR_INVALID, "--metrics-port %d is already the %s port", o->metrics_port,
+                            o->metrics_port == o->http_port ? "HTTP" : "gRPC");
     if (o->grpc_max_message_bytes < 1024 || o->grpc_max_message_bytes > 0xffffffffLL)
         return celer_errorf(CELER_ERR_INVALID, "--grpc-max-message-bytes must be between 1024 and 4294967295 (the "
                             "gRPC prefix's limit), not %lld", o->grpc_max_message_bytes);
@@ -191,6 +278,7 @@ celer_status celer_server_parse_args(int argc, char **argv, celer_server_options
                             o->max_body_total_bytes, o->max_body_bytes);
     if (o->header_timeout_secs < 1 || o->body_timeout_secs < 1)
         return celer_errorf(CELER_ERR_INVALID, "--header-timeout-secs and --body-timeout-secs must be at least 1");
+    CELER_TRY(check_model_control(o));
     if (o->threads < 1) o->threads = 1;
     if (o->cache_bytes < 0) return celer_errorf(CELER_ERR_INVALID, "--cache-bytes must not be negative");
     return CELER_OK;
@@ -268,6 +356,15 @@ static celer_status open_s3(const celer_server_options *local, celer_s3_mirror *
 }
 
 
+/* The models loaded at start: every one, or in explicit mode those of --load-model ('*': every one). */
+static void load_at_start(celer_registry *registry, const celer_server_options *opts) {
+    const celer_flag_list *l = &opts->load_models;
+    if (strcmp(opts->model_control_mode, "explicit") || (l->n == 1 && !strcmp(l->values[0], "*")))
+        celer_registry_load_all(registry);
+    else
+        celer_registry_load_some(registry, l->values, l->n);
+}
+
 /* Requests in flight on both front ends. */
 static int active(celer_http *http, celer_grpc *grpc) { return celer_http_active(http) + celer_grpc_active(grpc); }
 static int suspended(celer_http *http, celer_grpc *grpc) {
@@ -343,6 +440,7 @@ celer_status celer_server_run(const celer_server_options *opts) {
     celer_service *service = NULL;
     celer_http *http = NULL;
     celer_grpc *grpc = NULL;
+    celer_http_metrics *metrics_port = NULL;
     celer_cache *cache = NULL;
     celer_redis *redis = NULL;
     celer_s3_mirror *mirror = NULL;
@@ -370,16 +468,20 @@ celer_status celer_server_run(const celer_server_options *opts) {
     }
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    celer_registry_load_all(registry);
+    load_at_start(registry, opts);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if ((st = celer_service_init(opts, registry, metrics, cache, redis, &service)) ||
         (st = celer_http_start(opts, service, metrics, &http)) ||
-        (st = celer_grpc_start(opts, service, metrics, &grpc)))
+        (st = celer_grpc_start(opts, service, metrics, &grpc)) ||
+        (st = celer_http_metrics_start(opts, metrics, &metrics_port)))
         goto done;
-    char grpc_at[80] = "";
+    char grpc_at[80] = "", metrics_at[80] = "";
     if (grpc) snprintf(grpc_at, sizeof grpc_at, " and grpc://%s:%d", opts->grpc_address, opts->grpc_port);
-    celer_log(CELER_LOG_INFO, "serving %s on http://%s:%d%s (models loaded in %.0f ms)", url,
-            opts->http_address, opts->http_port, grpc_at,
+    if (metrics_port)
+        snprintf(metrics_at, sizeof metrics_at, ", metrics on http://%s:%d/metrics", opts->metrics_address,
+                 opts->metrics_port);
+    celer_log(CELER_LOG_INFO, "serving %s on http://%s:%d%s%s (models loaded in %.0f ms)", url,
+            opts->http_address, opts->http_port, grpc_at, metrics_at,
             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 
     /* an S3 source that could not be synced is retried every 1, 2, 4 ... 30 s (with up to a
@@ -400,7 +502,7 @@ celer_status celer_server_run(const celer_server_options *opts) {
             if (sync_st) continue;
             atomic_store(&refresh.synced, true);
             if (never) {
-                celer_registry_load_all(registry); /* the models the first sync could not fetch */
+                load_at_start(registry, opts); /* the models the first sync could not fetch */
                 continue;
             }
         }
@@ -419,6 +521,7 @@ done:
     }
     /* no request waits on a worker: the front end goes first (closing every connection, answered or
      * not), so no request can reach a model while the registry frees it */
+    celer_http_metrics_stop(metrics_port);
     celer_grpc_stop(grpc);
     celer_http_stop(http);
     celer_service_free(service);

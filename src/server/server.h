@@ -11,6 +11,14 @@
 
 typedef enum celer_log_format { CELER_LOG_TEXT, CELER_LOG_JSON } celer_log_format;
 
+/* A flag given once per value (`--load-model a --load-model b`; its environment variable holds
+ * them comma-separated). */
+#define CELER_MAX_FLAG_VALUES 256
+typedef struct celer_flag_list {
+    int n;
+    const char *values[CELER_MAX_FLAG_VALUES];
+} celer_flag_list;
+
 typedef struct celer_server_options {
     const char *model_repository; /* a folder, or s3://... (a local copy is served) */
     const char *model_cache_dir;  /* the local copy of an S3 repository; "" = a private temporary folder */
@@ -20,6 +28,8 @@ typedef struct celer_server_options {
     const char *grpc_address;
     int grpc_port;              /* 0 = no gRPC */
     long long grpc_max_message_bytes; /* larger request messages get RESOURCE_EXHAUSTED */
+    const char *metrics_address;
+    int metrics_port;           /* 0 = no metrics port (/metrics on the HTTP port stays) */
     int http_threads;           /* connection threads (parse and encode, never compute) */
     int workers;                /* inference workers; 0 = one per core */
     int threads;                /* intra-op threads per inference */
@@ -34,6 +44,13 @@ typedef struct celer_server_options {
     int max_connections;        /* 0 = as many as the open-files limit allows */
     long long image_memory_bytes; /* decoded image pixels all requests may hold together; 0 = no cap */
     int repository_poll_secs;   /* 0 = no polling; models change through the repository API only */
+    /* Triton's --model-control-mode: "" (celer's own: every model at start, polling with
+     * repository_poll_secs, the repository API on), "none" (every model at start, nothing after,
+     * the API refused), "poll" (every model at start, then polling, the API refused) or "explicit"
+     * (load_models at start, then the API alone); lower-cased by parsing */
+    const char *model_control_mode;
+    celer_flag_list load_models; /* explicit mode: the models loaded at start; "*" alone: every one */
+    int strict_readiness;        /* ready only while every model is (else: once serving) */
     int default_max_batch;      /* batch size given to batchable models without a config */
     int max_queue_size;         /* queue cap for models whose config sets none */
     int shutdown_timeout_secs;  /* how long SIGTERM waits for in-flight requests */
@@ -53,7 +70,7 @@ typedef struct celer_server_options {
  * parsing and --help. */
 typedef struct celer_server_flag {
     const char *name, *env, *dflt, *help;
-    enum { CELER_FLAG_STRING, CELER_FLAG_INT, CELER_FLAG_SIZE, CELER_FLAG_BOOL } kind; /* int / long long / int */
+    enum { CELER_FLAG_STRING, CELER_FLAG_INT, CELER_FLAG_SIZE, CELER_FLAG_BOOL, CELER_FLAG_LIST } kind; /* int / long long / int / celer_flag_list */
     size_t offset; /* into celer_server_options */
 } celer_server_flag;
 

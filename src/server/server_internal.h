@@ -13,6 +13,7 @@
 #include "server/redis.h"
 #include "server/kserve.h"
 #include "server/metrics.h"
+#include "server/overrides.h"
 #include "server/sched.h"
 #include "server/server.h"
 
@@ -43,6 +44,37 @@ typedef struct celer_labels {
     size_t n;
     celer_str *items;
 } celer_labels;
+/* Why a request failed, as Triton's nv_inference_request_failure{reason} says. */
+typedef enum celer_fail_reason { CELER_FAIL_REJECTED, CELER_FAIL_CANCELED, CELER_FAIL_BACKEND, CELER_FAIL_OTHER,
+                                 CELER_FAIL_COUNT } celer_fail_reason;
+extern const char *const celer_fail_reason_names[CELER_FAIL_COUNT]; /* "REJECTED", ... */
+
+/* Triton's latency summaries of a version (metrics in microseconds). */
+typedef enum celer_summary { CELER_SUMMARY_REQUEST, CELER_SUMMARY_QUEUE, CELER_SUMMARY_INPUT, CELER_SUMMARY_INFER,
+                             CELER_SUMMARY_OUTPUT, CELER_SUMMARY_CACHE_HIT, CELER_SUMMARY_CACHE_MISS,
+                             CELER_SUMMARY_COUNT } celer_summary;
+
+/* One batch size of a version's executions (Triton's batch_stats): `rows` 0 = a free slot. */
+typedef struct celer_batch_slot {
+    atomic_llong rows;
+    atomic_ullong count, ns_input, ns_infer, ns_output;
+} celer_batch_slot;
+
+/* Triton's statistics of one version (its statistics extension), all atomics: updated without a
+ * lock on the request path, read as they are by the statistics endpoints and the metrics. */
+typedef struct celer_version_counters {
+    atomic_ullong n_success, ns_success;           /* requests answered, cache hits included */
+    atomic_ullong n_failure, ns_failure;
+    atomic_ullong n_fail_reason[CELER_FAIL_COUNT];
+    atomic_ullong ns_queue;                        /* over the successes */
+    atomic_ullong n_compute, ns_input, ns_infer, ns_output; /* successes that ran the model */
+    atomic_ullong n_cache_hit, ns_cache_hit, n_cache_miss, ns_cache_miss;
+    atomic_ullong n_inferences;                    /* rows computed (cache hits excluded) */
+    atomic_ullong n_exec;                          /* executions (counted with their first request) */
+    atomic_ullong last_inference_ms;               /* CLOCK_REALTIME of the last execution */
+    celer_batch_slot *batches;                     /* n_batch_slots, found by rows (open addressing) */
+    int n_batch_slots;
+} celer_version_counters;
 
 /* One loaded version: immutable once READY, shared by every request using it. */
 typedef struct served_version {
@@ -59,7 +91,6 @@ typedef struct served_version {
     int n_inputs, n_outputs;
     celer_kserve_tensor_spec *inputs; /* what requests must send (batch dim included) */
     const char **output_names;
-    bool batched;                     /* max_batch_size > 0: outputs have rows first (classification) */
     celer_reshape *reshape_in, *reshape_out; /* per model input / output; NULL when none has a reshape */
     celer_labels *labels;             /* per model output; NULL when none has a label file */
     celer_arena arena;                /* the reshapes and labels */
@@ -68,13 +99,22 @@ typedef struct served_version {
     int64_t mtime_ns;                 /* of its folder when loaded, for polling */
     double load_seconds;              /* load, compile and warm-up time (a gauge once it serves) */
     int64_t cache_ttl_ns;             /* results cached this long; 0 = not cached */
+    /* what requests read of the config at run time, copied at load: a reload replaces the model's
+     * config under the registry's lock while requests of a kept version go on */
+    bool batched;                     /* max_batch_size > 0: requests and outputs carry rows first */
+    int64_t default_timeout_us;
+    bool allow_timeout_override;
     uint64_t cache_salt;              /* hash of its config and files: part of every cache key */
     /* metrics */
     celer_series *m_success[CELER_PROTOCOL_COUNT], *m_failure[CELER_PROTOCOL_COUNT]; /* by the request's protocol */
     celer_series *m_duration[CELER_PROTOCOL_COUNT];
     celer_series *m_queue, *m_compute, *m_batch; /* the model's, whoever asked */
-    /* Triton statistics */
-    atomic_ullong n_success, n_failure, n_exec, n_inferences, ns_total, ns_queue, ns_compute;
+    /* Triton's summaries (nv_*_summary_us), observed with the same durations; NULL when Triton
+     * leaves one out (the request's with a cache, the cache's without) */
+    celer_series *m_summary[CELER_SUMMARY_COUNT];
+    /* Triton's statistics, counted once by the service (requests and executions) and by on_batch
+     * (durations by batch size); the nv_inference_* counters read these very fields */
+    celer_version_counters stats;
 } served_version;
 
 struct served_model {
@@ -85,6 +125,11 @@ struct served_model {
     celer_model_config config;
     int64_t config_mtime_ns;
     uint64_t tried_fp;              /* repository state of the last load attempt (see registry.c) */
+    bool absent;                    /* asked for at start (--load-model) and not in the repository */
+    /* what its serving versions were loaded with beyond its folder (Triton's load parameters) */
+    enum { LOADED_AS_IS, LOADED_WITH_CONFIG, LOADED_FROM_FILES } loaded_with;
+    uint64_t override_fp;           /* LOADED_WITH_CONFIG: its folder's fingerprint then (the override
+                                       stays while the folder does not change, as in Triton) */
     int n_versions;
     served_version *versions[CELER_CONFIG_MAX_VERSIONS]; /* ascending */
 };
@@ -97,6 +142,9 @@ void celer_registry_free(celer_registry *r);
 
 /* Loads every model of the repository (failures are recorded as UNAVAILABLE, not returned). */
 void celer_registry_load_all(celer_registry *r);
+/* Loads the models named (explicit mode's --load-model), with one scan: failures recorded as
+ * load_all records them, and a name not in the repository as an UNAVAILABLE entry saying so. */
+void celer_registry_load_some(celer_registry *r, const char *const *names, int n_names);
 /* Rescans the repository: loads new or changed models/versions beside the serving ones and swaps
  * them in, unloads removed ones (draining in-flight requests). */
 void celer_registry_poll(celer_registry *r);
@@ -106,8 +154,17 @@ void celer_registry_poll(celer_registry *r);
  * relative to the repository root. */
 celer_status celer_registry_load(celer_registry *r, const char *name);
 celer_status celer_registry_unload(celer_registry *r, const char *name);
+/* A load with Triton's overrides (`ov` NULL: celer_registry_load). A config alone replaces the
+ * folder's config.pbtxt, and stays while the folder does not change (a load without parameters
+ * then keeps it; a change of the folder, by a load or a poll, takes the repository's again). With
+ * files the model loads from them alone, written into a private folder that is removed once it
+ * loaded (the model's name need not be in the repository; polls leave it alone until it is loaded
+ * again or unloaded). A load with overrides that fails changes nothing: the serving versions, the
+ * model's state and the index stay as they were. */
+celer_status celer_registry_load_with(celer_registry *r, const char *name, const celer_load_overrides *ov);
 
-/* Queues a load (or an unload when `unload`) of model `name` for the registry's action pool (one
+/* Queues a load (or an unload when `unload`) of model `name`, with overrides `ov` (NULL: none;
+ * borrowed, with everything it points to, until done is called) for the registry's action pool (one
  * thread, at most 64 actions waiting) and returns at once. `name` is copied (at most 255 bytes:
  * longer is CELER_ERR_LIMIT). When the queue is full, or the pool is stopped, returns
  * CELER_ERR_UNAVAILABLE with a message and `done` is never called. Otherwise returns CELER_OK and
@@ -116,6 +173,7 @@ celer_status celer_registry_unload(celer_registry *r, const char *name);
  * CELER_ERR_UNAVAILABLE when it was still queued then. `message` is valid only during the call;
  * `user` stays the caller's. */
 celer_status celer_registry_submit_action(celer_registry *r, const char *name, bool unload,
+                                          const celer_load_overrides *ov,
                                           void (*done)(void *user, celer_status st, const char *message), void *user);
 /* Stops the action pool: queued actions get done(CELER_ERR_UNAVAILABLE) on the calling thread, the
  * running one finishes, later submits are refused. For shutdown before the HTTP server stops (its
@@ -131,7 +189,8 @@ served_version *celer_registry_acquire(celer_registry *r, const char *name, cons
                                        char *msg, size_t msg_cap);
 void celer_registry_release(served_version *v);
 
-/* True when every model that should be served is READY and the repository's source is reachable. */
+/* True when every model that should be served is READY (or --strict-readiness is off) and the
+ * repository's source could be read once. */
 bool celer_registry_ready(celer_registry *r);
 /* Records why the repository's source (an S3 bucket, named `source`) cannot be read, or clears it
  * (reason NULL): while set, the repository index lists the source as an UNAVAILABLE entry with the
@@ -149,7 +208,8 @@ void celer_registry_set_refresh(celer_registry *r, celer_status (*fn)(void *user
  * registry's read lock: it must not call the registry; `e` is valid during the call. */
 typedef struct celer_index_entry {
     const char *name, *version; /* version NULL: none loaded */
-    const char *state, *reason;
+    const char *state, *reason; /* state NULL: in the repository, never loaded (Triton's modes list those;
+                                   reason NULL then too) */
 } celer_index_entry;
 void celer_registry_index(celer_registry *r, bool ready_only, void (*each)(void *user, const celer_index_entry *e),
                           void *user);
@@ -180,11 +240,25 @@ celer_status celer_registry_openapi(celer_registry *r, const char *model, const 
 
 /* Writes model metadata / config / statistics JSON for a version. */
 void celer_registry_metadata_json(const served_version *v, celer_jbuf *out);
-/* Triton statistics of one version, for each transport to encode. */
+/* The config v's model serves with, as Triton's JSON or ModelConfig message, read under the
+ * registry's lock (a reload swaps it). */
+void celer_registry_config_json(celer_registry *r, const served_version *v, celer_jbuf *out);
+void celer_registry_config_pb(celer_registry *r, const served_version *v, celer_jbuf *out);
+/* Triton statistics of one version, for each transport to encode (JSON and
+ * ModelStatisticsResponse carry the same fields). */
+typedef struct celer_stat_duration {
+    unsigned long long count, ns;
+} celer_stat_duration;
+typedef struct celer_batch_stats {
+    unsigned long long batch_size;
+    celer_stat_duration compute_input, compute_infer, compute_output;
+} celer_batch_stats;
 typedef struct celer_version_stats {
     const char *name, *version;
-    unsigned long long inference_count, execution_count, success_count, success_ns, fail_count, queue_count, queue_ns,
-        compute_count, compute_ns;
+    unsigned long long last_inference, inference_count, execution_count;
+    celer_stat_duration success, fail, queue, compute_input, compute_infer, compute_output, cache_hit, cache_miss;
+    int n_batches;
+    const celer_batch_stats *batches; /* ascending batch size */
 } celer_version_stats;
 /* Calls each(user, st) for every loaded version of model `name` (NULL: every model) and `version`
  * (NULL: every one), under the registry's read lock (each must not call the registry; `st` is

@@ -53,8 +53,11 @@ struct celer_service_call {
     served_version *call_version;
     celer_tensor *call_inputs;
     celer_job call_job;
+    int64_t call_start_ns; /* when the model call was submitted, for its duration */
     /* result cache */
     celer_service_cache cache;
+    int64_t cache_ns;  /* lookups (and, for a leader, the insertion): Triton's cache_hit / cache_miss time */
+    int64_t insert_ns; /* of which the insertion, done after the run: not the outputs' time */
     bool cache_leader; /* computes for the calls coalesced on cache_key */
     celer_cache_key cache_key;
     celer_cache_waiter waiter;
@@ -88,32 +91,103 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* ---- statistics and metrics ---- */
+/* ---- statistics and metrics ----
+ * Every request is measured once and counted once, by account(): Triton's statistics of its
+ * version (which the statistics endpoints and the nv_* counters read), celer's series and Triton's
+ * summaries all take the same durations. */
 
-/* Counts an outcome of version v (a request, or a pipeline's call of it) in its statistics and
- * metrics: the one place that does. p: the protocol of the request (for a call, its pipeline
- * request's). start_ns: when the request began, for its duration; 0 for a call, whose duration is
- * its pipeline's. */
-static void count_outcome(served_version *v, celer_service_protocol p, bool ok, int64_t start_ns) {
-    if (!ok) {
-        atomic_fetch_add(&v->n_failure, 1);
-        celer_metrics_add(v->m_failure[p], 1);
-        return;
-    }
-    atomic_fetch_add(&v->n_success, 1);
-    atomic_fetch_add(&v->n_inferences, 1);
-    celer_metrics_add(v->m_success[p], 1);
-    if (start_ns) celer_metrics_observe(v->m_duration[p], (double)(now_ns() - start_ns) * 1e-9);
+/* What one request (or a pipeline's call of a model) came to. */
+typedef struct outcome {
+    celer_status status;      /* CELER_OK, or the failure */
+    celer_fail_reason reason; /* of a failure */
+    int64_t request_ns;       /* from its arrival (a call: its submit) to its answer encoded */
+    bool observe_request;     /* into celer's request histogram (not a pipeline's call: its pipeline's is) */
+    celer_service_protocol protocol;
+    const celer_job *job;     /* the run that computed it, or NULL (a cache hit, a failure before one) */
+    int64_t output_ns;        /* with a job: from the run's end to its outputs encoded or handed on */
+    celer_service_cache cache;
+    int64_t cache_ns;         /* HIT: lookup and copy out; MISS: lookup and insertion */
+} outcome;
+
+/* A failure's reason from its status, else `dflt` (BACKEND for what a run reported, OTHER for a
+ * request refused before one). */
+static celer_fail_reason fail_reason(celer_status st, celer_fail_reason dflt) {
+    if (st == CELER_ERR_CANCELLED) return CELER_FAIL_CANCELED;
+    if (st == CELER_ERR_UNAVAILABLE || st == CELER_ERR_TIMEOUT) return CELER_FAIL_REJECTED;
+    return dflt;
 }
 
-/* Counts how a job of v ran: its wait in the queue, its compute, and its batch. */
-static void count_run(served_version *v, const celer_job *job) {
-    if (job->batch_first) atomic_fetch_add(&v->n_exec, 1);
-    atomic_fetch_add(&v->ns_queue, (unsigned long long)(job->start_ns - job->enqueue_ns));
-    atomic_fetch_add(&v->ns_compute, (unsigned long long)(job->end_ns - job->start_ns));
-    celer_metrics_observe(v->m_queue, (double)(job->start_ns - job->enqueue_ns) * 1e-9);
-    celer_metrics_observe(v->m_compute, (double)(job->end_ns - job->start_ns) * 1e-9);
+/* A duration as Triton's summaries take it: whole microseconds. */
+static double whole_us(int64_t ns) { return (double)(ns / 1000); }
+
+/* Rows a job computed: its batch dim for a model that batches, else 1 (Triton's inference_count). */
+static int64_t job_rows(const served_version *v, const celer_job *job) {
+    if (!v->batched || v->n_inputs < 1 || job->inputs[0].shape.rank < 1) return 1;
+    return CELER_MAX(job->inputs[0].shape.dims[0], 0);
+}
+
+#define ADD(field, x) atomic_fetch_add_explicit(&c->field, (unsigned long long)(x), memory_order_relaxed)
+
+/* Counts an outcome of version v in its statistics and metrics: the one place that does. */
+static void account(served_version *v, const outcome *o) {
+    celer_version_counters *c = &v->stats;
+    int64_t request_ns = CELER_MAX(o->request_ns, 0);
+    if (o->status) {
+        ADD(n_failure, 1);
+        ADD(ns_failure, request_ns);
+        ADD(n_fail_reason[o->reason], 1);
+        celer_metrics_add(v->m_failure[o->protocol], 1);
+        return;
+    }
+    ADD(n_success, 1);
+    ADD(ns_success, request_ns);
+    celer_metrics_add(v->m_success[o->protocol], 1);
+    if (o->observe_request) {
+        celer_metrics_observe(v->m_duration[o->protocol], (double)request_ns * 1e-9);
+        celer_metrics_observe(v->m_summary[CELER_SUMMARY_REQUEST], whole_us(request_ns));
+    }
+    if (o->cache == CELER_SERVICE_CACHE_HIT || o->cache == CELER_SERVICE_CACHE_MISS) {
+        bool hit = o->cache == CELER_SERVICE_CACHE_HIT;
+        ADD(n_cache_hit, hit);
+        ADD(ns_cache_hit, hit ? o->cache_ns : 0);
+        ADD(n_cache_miss, !hit);
+        ADD(ns_cache_miss, hit ? 0 : o->cache_ns);
+        celer_metrics_observe(v->m_summary[hit ? CELER_SUMMARY_CACHE_HIT : CELER_SUMMARY_CACHE_MISS],
+                              whole_us(o->cache_ns));
+    }
+    const celer_job *job = o->job;
+    if (!job) return;
+    int64_t queue = job->start_ns - job->enqueue_ns, input = job->input_end_ns - job->start_ns,
+            infer = job->end_ns - job->input_end_ns, output = CELER_MAX(o->output_ns, 0);
+    ADD(ns_queue, queue);
+    ADD(n_compute, 1);
+    ADD(ns_input, input);
+    ADD(ns_infer, infer);
+    ADD(ns_output, output);
+    ADD(n_inferences, job_rows(v, job));
+    if (job->batch_first) { /* the execution, counted with its first request: before that one's answer goes */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ADD(n_exec, 1);
+        atomic_store_explicit(&c->last_inference_ms,
+                              (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000,
+                              memory_order_relaxed);
+    }
+    celer_metrics_observe(v->m_queue, (double)queue * 1e-9);
+    celer_metrics_observe(v->m_compute, (double)infer * 1e-9);
     if (job->batch_first) celer_metrics_observe(v->m_batch, job->batch_size);
+    celer_metrics_observe(v->m_summary[CELER_SUMMARY_QUEUE], whole_us(queue));
+    celer_metrics_observe(v->m_summary[CELER_SUMMARY_INPUT], whole_us(input));
+    celer_metrics_observe(v->m_summary[CELER_SUMMARY_INFER], whole_us(infer));
+    celer_metrics_observe(v->m_summary[CELER_SUMMARY_OUTPUT], whole_us(output));
+}
+
+#undef ADD
+
+/* A request of v refused before it was started (a full queue, a body that did not decode). */
+static void account_refused(served_version *v, celer_service_protocol p, int64_t start_ns, celer_fail_reason reason) {
+    outcome o = {.status = CELER_ERR_INVALID, .reason = reason, .request_ns = now_ns() - start_ns, .protocol = p};
+    account(v, &o);
 }
 
 /* Cache metrics read from the cache's own counters at render time. */
@@ -206,7 +280,7 @@ celer_service_call *celer_service_begin(celer_service *s, celer_service_protocol
     if (!celer_sched_queue_admit(v->queue)) {
         snprintf(msg, msg_cap, "queue of model '%s' is full", model);
         *status = CELER_ERR_UNAVAILABLE;
-        count_outcome(v, protocol, false, 0);
+        account_refused(v, protocol, start_ns, CELER_FAIL_REJECTED);
         celer_registry_release(v);
         return NULL;
     }
@@ -248,7 +322,7 @@ void celer_service_end(celer_service_call *c) {
     free(c);
 }
 
-void celer_service_reject(celer_service_call *c) { count_outcome(c->version, c->protocol, false, 0); }
+void celer_service_reject(celer_service_call *c) { account_refused(c->version, c->protocol, c->start_ns, CELER_FAIL_OTHER); }
 
 celer_status celer_service_keep_outputs(celer_service_call *c) {
     if (c->outputs_from == OUTPUTS_OWN || c->hold) return CELER_OK;
@@ -292,15 +366,19 @@ bool celer_service_find_response(celer_service_call *c, const char *const *parts
     bool hit = celer_cache_get(c->svc->cache, c->raw_key, now_ns(), &kept, &value, &vlen);
     if (hit) celer_jbuf_raw(out, value, vlen);
     celer_arena_free(&kept);
+    int64_t t1 = now_ns();
+    c->cache_ns += t1 - t0;
     if (!hit || out->status) {
         out->len = before;
         return false;
     }
-    celer_metrics_observe(c->svc->m_cache_lookup, (double)(now_ns() - t0) * 1e-9);
+    celer_metrics_observe(c->svc->m_cache_lookup, (double)(t1 - t0) * 1e-9);
     celer_metrics_add(c->svc->m_cache_hits, 1);
-    count_outcome(c->version, c->protocol, true, c->start_ns);
     c->raw_keyed = false;
     c->cache = CELER_SERVICE_CACHE_HIT;
+    outcome o = {.request_ns = t1 - c->start_ns, .observe_request = true, .protocol = c->protocol,
+                 .cache = CELER_SERVICE_CACHE_HIT, .cache_ns = c->cache_ns};
+    account(c->version, &o);
     return true;
 }
 
@@ -347,11 +425,12 @@ static celer_status classify_outputs(celer_service_call *c, const celer_tensor *
 }
 static celer_status shm_write_outputs(celer_service_call *c, const celer_tensor *outputs, int n_outputs);
 
-/* Hands c's result to its transport to encode, counts it (a success only when it also encoded),
+/* Hands c's result to its transport to encode, counts it (a success only when it also encoded:
+ * `job` the run that computed it, `reason` what a failure of it counts as unless its status says),
  * then lets the transport send it when it waits on another thread: c may be gone after that. An
  * output requested in a region is written there first (a failure to write it is the answer). */
 static void answer(celer_service_call *c, celer_status st, const char *message, const celer_tensor *outputs,
-                   int n_outputs) {
+                   int n_outputs, const celer_job *job, celer_fail_reason reason) {
     char msg[1024];
     if (!st && (st = classify_outputs(c, outputs, n_outputs, &outputs))) {
         snprintf(msg, sizeof msg, "%s", celer_error_message());
@@ -364,7 +443,13 @@ static void answer(celer_service_call *c, celer_status st, const char *message, 
     celer_service_result r = {.status = st, .message = st ? (message ? message : "") : "", .outputs = outputs,
                               .n_outputs = st ? 0 : n_outputs, .version = c->version, .cache = c->cache};
     celer_status es = c->cb->done(c->user, &r);
-    count_outcome(c->version, c->protocol, !st && !es, c->start_ns);
+    int64_t now = now_ns();
+    outcome o = {.status = st ? st : es, .reason = st ? fail_reason(st, reason) : CELER_FAIL_OTHER,
+                 .request_ns = now - c->start_ns, .observe_request = true, .protocol = c->protocol,
+                 .job = c->cache == CELER_SERVICE_CACHE_HIT ? NULL : job, .cache = c->cache,
+                 .cache_ns = c->cache_ns};
+    if (o.job) o.output_ns = now - job->end_ns - c->insert_ns;
+    account(c->version, &o);
     if (c->suspended) c->cb->resume(c->user);
 }
 
@@ -379,6 +464,7 @@ static void lead_done(celer_service_call *c, const celer_job *job, celer_status 
                       const celer_tensor *outputs, int n_outputs) {
     c->cache_leader = false;
     celer_service *s = c->svc;
+    int64_t t0 = now_ns();
     if (!st) {
         void *packed;
         size_t len;
@@ -392,6 +478,8 @@ static void lead_done(celer_service_call *c, const celer_job *job, celer_status 
             free(packed);
         }
     }
+    c->insert_ns = now_ns() - t0;
+    c->cache_ns += c->insert_ns;
     celer_cache_waiter *w = celer_cache_finish(s->cache, c->cache_key);
     while (w) {
         celer_service_call *wc = w->user;
@@ -400,20 +488,18 @@ static void lead_done(celer_service_call *c, const celer_job *job, celer_status 
         /* a model run's memory can be held for them too; a pipeline's is in the leader's arena */
         wc->outputs_from = c->outputs_from == OUTPUTS_JOB ? OUTPUTS_JOB : OUTPUTS_BORROWED;
         wc->outputs_job = job;
-        answer(wc, st, message, outputs, n_outputs);
+        answer(wc, st, message, outputs, n_outputs, NULL, CELER_FAIL_BACKEND);
     }
 }
 
-/* c is done (its job completed, or it failed before or while queued). */
+/* c is done (its job completed, or it failed before or while queued: `reason`, unless its status
+ * says). */
 static void finish(celer_service_call *c, const celer_job *job, celer_status st, const char *message,
-                   const celer_tensor *outputs, int n_outputs) {
+                   const celer_tensor *outputs, int n_outputs, celer_fail_reason reason) {
     served_version *v = c->version;
     left_before_batch(c);
-    int64_t end = now_ns();
     bool leader = c->cache_leader;
     if (!st && job) {
-        atomic_fetch_add(&v->ns_total, (unsigned long long)(end - c->start_ns));
-        count_run(v, job);
         if (v->pipeline) {
             const int64_t *ns = celer_pipeline_run_step_ns(c->run);
             for (int i = 0; i < celer_pipeline_step_count(v->pipeline); i++)
@@ -424,7 +510,7 @@ static void finish(celer_service_call *c, const celer_job *job, celer_status st,
     c->outputs_from = v->pipeline || !job ? OUTPUTS_OWN : OUTPUTS_JOB;
     c->outputs_job = job;
     if (leader) lead_done(c, job, st, message, outputs, n_outputs); /* c's outputs stay valid until its answer */
-    answer(c, st, message, outputs, n_outputs);                /* c may be gone from here on */
+    answer(c, st, message, outputs, n_outputs, job, reason);     /* c may be gone from here on */
 }
 
 /* ---- config reshape ----
@@ -489,7 +575,7 @@ static void infer_done(celer_job *job, celer_status st, const char *message, con
         snprintf(msg, sizeof msg, "%s", celer_error_message());
         message = msg;
     }
-    finish(c, job, st, message, outputs, n_outputs);
+    finish(c, job, st, message, outputs, n_outputs, CELER_FAIL_BACKEND);
 }
 
 /* ---- pipelines ----
@@ -501,7 +587,15 @@ static void infer_done(celer_job *job, celer_status st, const char *message, con
 static void pipeline_fail(celer_service_call *c, celer_status st, const char *message) {
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", message);
-    finish(c, NULL, st, msg, NULL, 0);
+    finish(c, NULL, st, msg, NULL, 0, CELER_FAIL_BACKEND);
+}
+
+/* A pipeline's call of model version mv came back (`st`), its outputs handed on: counted for mv. */
+static void account_call(celer_service_call *c, served_version *mv, celer_status st, const celer_job *job) {
+    int64_t now = now_ns();
+    outcome o = {.status = st, .reason = fail_reason(st, CELER_FAIL_BACKEND), .request_ns = now - c->call_start_ns,
+                 .protocol = c->protocol, .job = st ? NULL : job, .output_ns = now - job->end_ns};
+    account(mv, &o);
 }
 
 static void pipeline_model_done(celer_job *job, celer_status st, const char *message, const celer_tensor *outputs,
@@ -511,16 +605,14 @@ static void pipeline_model_done(celer_job *job, celer_status st, const char *mes
     c->call_version = NULL;
     if (!st) st = reshape_outputs(mv, outputs, n_outputs, &c->arena, &outputs);
     if (!st) st = celer_pipeline_resume(c->run, mv->output_names, outputs, n_outputs);
+    account_call(c, mv, st, job);
     if (st) {
         char msg[1024];
         snprintf(msg, sizeof msg, "model '%s': %s", mv->owner->name, message && *message ? message : celer_error_message());
-        count_outcome(mv, c->protocol, false, 0);
         celer_registry_release(mv);
         pipeline_fail(c, st, msg);
         return;
     }
-    count_outcome(mv, c->protocol, true, 0);
-    count_run(mv, job);
     celer_registry_release(mv);
     st = celer_sched_submit(c->version->queue, &c->job);
     if (st) pipeline_fail(c, st, celer_error_message());
@@ -542,7 +634,8 @@ static void pipeline_task(celer_job *job, celer_status st, const char *message, 
         return;
     }
     if (!call) {
-        finish(c, job, CELER_OK, "", celer_pipeline_run_outputs(c->run), celer_pipeline_output_count(c->version->pipeline));
+        finish(c, job, CELER_OK, "", celer_pipeline_run_outputs(c->run), celer_pipeline_output_count(c->version->pipeline),
+               CELER_FAIL_BACKEND);
         return;
     }
     if (!call->model) { /* a step that batches across requests: wait for it in its queue */
@@ -580,6 +673,7 @@ static void pipeline_task(celer_job *job, celer_status st, const char *message, 
         return;
     }
     c->call_version = mv;
+    c->call_start_ns = now_ns();
     c->call_job = (celer_job){.inputs = c->call_inputs, .done = pipeline_model_done, .user = c,
                               .deadline_ns = c->job.deadline_ns, .cancelled = c->job.cancelled};
     st = celer_sched_submit(mv->queue, &c->call_job);
@@ -785,16 +879,21 @@ static bool cache_lookup(celer_service_call *c, celer_tensor **outs, int *n) {
     bool hit = celer_cache_get_ex(s->cache, c->cache_key, t0, &c->arena, &value, &len, &expires) &&
                !celer_cache_unpack(value, len, &c->arena, outs, n) && *n == v->n_outputs;
     if (hit) c->raw_expires_ns = expires;
-    celer_metrics_observe(s->m_cache_lookup, (double)(now_ns() - t0) * 1e-9);
+    int64_t t1 = now_ns();
+    c->cache_ns += t1 - t0;
+    celer_metrics_observe(s->m_cache_lookup, (double)(t1 - t0) * 1e-9);
     celer_metrics_add(hit ? s->m_cache_hits : s->m_cache_misses, 1);
     if (hit || !s->redis) return hit;
     /* the shared tier: one round trip (GET + PTTL), bounded by its timeout */
     char rk[40];
     redis_key(c->cache_key, rk);
-    int64_t ttl_ms = -1, t1 = now_ns();
+    int64_t ttl_ms = -1;
+    t1 = now_ns();
     celer_redis_result rr = celer_redis_get(s->redis, rk, 38, &c->arena, &value, &len, &ttl_ms);
     hit = rr == CELER_REDIS_HIT && !celer_cache_unpack(value, len, &c->arena, outs, n) && *n == v->n_outputs;
-    celer_metrics_observe(s->m_redis_lookup, (double)(now_ns() - t1) * 1e-9);
+    int64_t t2 = now_ns();
+    c->cache_ns += t2 - t1;
+    celer_metrics_observe(s->m_redis_lookup, (double)(t2 - t1) * 1e-9);
     if (rr != CELER_REDIS_UNAVAILABLE) celer_metrics_add(hit ? s->m_redis_hits : s->m_redis_misses, 1);
     if (hit) { /* kept here too, no longer than Redis keeps it */
         int64_t ttl_ns = v->cache_ttl_ns;
@@ -819,12 +918,11 @@ void celer_service_start(celer_service_call *c, const celer_service_request *r, 
     if (st) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", celer_error_message());
-        answer(c, st, msg, NULL, 0);
+        answer(c, st, msg, NULL, 0, NULL, CELER_FAIL_OTHER);
         return;
     }
-    const celer_model_config *cfg = &v->owner->config;
-    int64_t timeout_us = cfg->default_timeout_us;
-    if (req->timeout_us > 0 && (cfg->allow_timeout_override || !timeout_us)) timeout_us = req->timeout_us;
+    int64_t timeout_us = v->default_timeout_us; /* the version's copy: a reload swaps the model's config */
+    if (req->timeout_us > 0 && (v->allow_timeout_override || !timeout_us)) timeout_us = req->timeout_us;
     int64_t deadline = timeout_us > 0 ? now_ns() + timeout_us * 1000 : 0;
     if (r->deadline_ns > 0 && (!deadline || r->deadline_ns < deadline)) deadline = r->deadline_ns;
     c->job = (celer_job){.inputs = c->inputs, .done = v->pipeline ? pipeline_task : infer_done, .user = c,
@@ -836,7 +934,7 @@ void celer_service_start(celer_service_call *c, const celer_service_request *r, 
         int n;
         if (cache_lookup(c, &outs, &n)) { /* answered here: encoding one result is the IO thread's work */
             c->cache = CELER_SERVICE_CACHE_HIT;
-            answer(c, CELER_OK, "", outs, n);
+            answer(c, CELER_OK, "", outs, n, NULL, CELER_FAIL_OTHER);
             return;
         }
         c->cache = CELER_SERVICE_CACHE_MISS;
@@ -862,17 +960,116 @@ void celer_service_start(celer_service_call *c, const celer_service_request *r, 
         /* full queue or a version being unloaded: overloaded; a batch-shape problem: the request */
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", celer_error_message());
-        finish(c, NULL, st, msg, NULL, 0);
+        finish(c, NULL, st, msg, NULL, 0, CELER_FAIL_OTHER);
     }
 }
 
-celer_status celer_service_repo_param(bool unload, const char *key, bool is_false) {
-    if (unload && !strcmp(key, "unload_dependents") && is_false) return CELER_OK;
-    if (!unload && (!strcmp(key, "config") || !strncmp(key, "file:", 5)))
-        return celer_errorf(CELER_ERR_INVALID,
-                            "load parameter '%.64s' is not supported yet: put the model's files and config.pbtxt in "
-                            "its folder of the repository and load it without parameters", key);
-    return celer_errorf(CELER_ERR_INVALID, "%s parameter '%.64s' is not supported", unload ? "unload" : "load", key);
+/* ---- the repository API ---- */
+
+/* A load or unload on its way through the registry's action pool: what it was asked with (the
+ * name and paths copied, the bytes the transport's), and whom to answer. */
+typedef struct repo_job {
+    void (*done)(void *user, celer_status st, const char *message);
+    void *user;
+    celer_load_overrides ov;
+    celer_load_file files[]; /* ov.n_files, their paths after them */
+} repo_job;
+
+static void repo_job_done(void *user, celer_status st, const char *message) {
+    repo_job *j = user;
+    j->done(j->user, st, message);
+    free(j);
+}
+
+static const char *const repo_kind_names[] = {"BOOL", "INT", "STRING", "BYTES", "BYTES", "OTHER"};
+
+/* A model name a load can take: what Triton refuses, refused the same way. */
+static celer_status check_model_name(const char *model) {
+    if (!model[0]) return celer_errorf(CELER_ERR_INVALID, "Model name cannot be empty. Please enter a valid name to deploy.");
+    if (!strcmp(model, ".") || !strcmp(model, "..") || strchr(model, '/'))
+        return celer_errorf(CELER_ERR_INVALID, "invalid model name '%.255s', model name must not contain path traversal "
+                            "characters", model);
+    if (strlen(model) > 255) return celer_errorf(CELER_ERR_LIMIT, "model name of %zu bytes, at most 255", strlen(model));
+    return CELER_OK;
+}
+
+/* Checks the parameters of a load into `ov` (files counted, not yet listed) or of an unload. */
+static celer_status check_repo_params(const celer_service *s, bool unload, const celer_repo_param *params, int n,
+                                      celer_load_overrides *ov, size_t *path_bytes) {
+    size_t decoded = 0;
+    for (int i = 0; i < n; i++) {
+        const celer_repo_param *p = &params[i];
+        if (unload) {
+            if (!strcmp(p->key, "unload_dependents") && p->kind == CELER_REPO_BOOL && !p->boolean) continue;
+            if (!strcmp(p->key, "unload_dependents"))
+                return celer_errorf(CELER_ERR_INVALID, "unload parameter 'unload_dependents' must be false: celer's "
+                                    "models have no dependents to unload");
+            return celer_errorf(CELER_ERR_INVALID, "unload parameter '%.64s' is not supported (an unload takes "
+                                "'unload_dependents')", p->key);
+        }
+        if (!strcmp(p->key, "config")) {
+            if (p->kind != CELER_REPO_STRING)
+                return celer_errorf(CELER_ERR_INVALID, "Config parameter 'config' must have string type for its value, "
+                                    "not %s", repo_kind_names[p->kind]);
+            /* checked now: an invalid config is refused before anything happens */
+            celer_arena a;
+            celer_arena_init(&a, 16 * 1024, 0);
+            celer_model_config cfg;
+            celer_status st = celer_config_parse_json(p->bytes, p->len, "Invalid config override", &a, &cfg);
+            celer_arena_free(&a);
+            CELER_TRY(st);
+            ov->config = p->bytes;
+            ov->config_len = p->len;
+        } else if (!strncmp(p->key, "file:", 5)) {
+            if (p->kind != CELER_REPO_BYTES && p->kind != CELER_REPO_BASE64)
+                return celer_errorf(CELER_ERR_INVALID, "File parameter '%.200s' must have bytes type for its value, not %s",
+                                    p->key, repo_kind_names[p->kind]);
+            CELER_TRY(celer_override_check_path(p->key + 5));
+            if (++ov->n_files > CELER_LOAD_MAX_FILES)
+                return celer_errorf(CELER_ERR_LIMIT, "a load brings more than %d files", CELER_LOAD_MAX_FILES);
+            decoded += p->kind == CELER_REPO_BASE64 ? p->len / 4 * 3 : p->len; /* at least this much */
+            if (decoded > (size_t)s->opts->max_body_bytes)
+                return celer_errorf(CELER_ERR_LIMIT, "the files of the load hold more than %lld bytes (--max-body-bytes)",
+                                    s->opts->max_body_bytes);
+            *path_bytes += strlen(p->key + 5) + 1;
+        } else {
+            return celer_errorf(CELER_ERR_INVALID, "Unrecognized load parameter '%.64s' with type '%s' (a load takes "
+                                "'config' and 'file:<path>')", p->key, repo_kind_names[p->kind]);
+        }
+    }
+    if (ov->n_files && !ov->config)
+        return celer_errorf(CELER_ERR_INVALID, "Load parameter 'config' must be specified for model file override");
+    return CELER_OK;
+}
+
+celer_status celer_service_repo_action(celer_service *s, const char *model, bool unload, const celer_repo_param *params,
+                                       int n_params, void (*done)(void *user, celer_status st, const char *message),
+                                       void *user) {
+    const char *mode = s->opts->model_control_mode;
+    if (!strcmp(mode, "none") || !strcmp(mode, "poll"))
+        return celer_errorf(CELER_ERR_UNAVAILABLE, "explicit model load / unload is not allowed if polling is enabled "
+                            "(--model-control-mode %s; explicit, or no mode, takes loads and unloads)", mode);
+    if (!unload) CELER_TRY(check_model_name(model));
+    celer_load_overrides ov = {.max_bytes = (size_t)s->opts->max_body_bytes};
+    size_t path_bytes = 0;
+    CELER_TRY(check_repo_params(s, unload, params, n_params, &ov, &path_bytes));
+    bool overrides = ov.config || ov.n_files;
+    repo_job *j = celer_malloc(sizeof *j + sizeof(celer_load_file) * (size_t)ov.n_files + path_bytes);
+    if (!j) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
+    j->done = done, j->user = user, j->ov = ov;
+    char *paths = (char *)(j->files + ov.n_files);
+    int k = 0;
+    for (int i = 0; i < n_params && !unload; i++) {
+        const celer_repo_param *p = &params[i];
+        if (strncmp(p->key, "file:", 5)) continue;
+        size_t len = strlen(p->key + 5) + 1;
+        j->files[k++] = (celer_load_file){memcpy(paths, p->key + 5, len), p->bytes, p->len, p->kind == CELER_REPO_BASE64};
+        paths += len;
+    }
+    j->ov.files = j->files;
+    celer_status st = celer_registry_submit_action(s->registry, model, unload, overrides ? &j->ov : NULL, repo_job_done, j);
+    if (st) free(j);
+    return st;
 }
 
 void celer_service_cancel(celer_service_call *c) { atomic_store(&c->cancelled, true); }

@@ -149,11 +149,36 @@ void celer_service_cancel(celer_service_call *c);
  * arena and the version. After done was called (or when start was never called). */
 void celer_service_end(celer_service_call *c);
 
-/* A parameter of a load (or an unload when `unload`) of the repository API, on any protocol:
- * CELER_OK for the one celer takes (unload_dependents, when `is_false`: a bool false), else
- * CELER_ERR_INVALID naming it (Triton's `config` and `file:` say how to load instead). Refusing
- * them beats answering success having ignored them. */
-celer_status celer_service_repo_param(bool unload, const char *key, bool is_false);
+/* One parameter of a load or unload of the repository API, as its transport decoded it. */
+typedef enum celer_repo_kind {
+    CELER_REPO_BOOL,
+    CELER_REPO_INT,
+    CELER_REPO_STRING,
+    CELER_REPO_BYTES,  /* gRPC's bytes_param */
+    CELER_REPO_BASE64, /* bytes as base64 text: HTTP's JSON carries a `file:` parameter so (Triton's client) */
+    CELER_REPO_OTHER,  /* anything else (a JSON object, array or null) */
+} celer_repo_kind;
+typedef struct celer_repo_param {
+    const char *key;   /* NUL-terminated */
+    celer_repo_kind kind;
+    bool boolean;
+    int64_t integer;
+    const char *bytes; /* STRING, BYTES, BASE64 */
+    size_t len;
+} celer_repo_param;
+
+/* A load (or an unload when `unload`) of `model` through the repository API, on any protocol, as
+ * Triton takes it: refused outside the modes that allow it (--model-control-mode none or poll:
+ * UNAVAILABLE with Triton's message); the parameters checked (a load's `config`, a JSON model
+ * config, and its `file:<path>` files, which need it; an unload's `unload_dependents` false;
+ * anything else CELER_ERR_INVALID naming it), then queued on the registry's action pool. Returns
+ * the refusal (done never called), or CELER_OK and done(user, status, message) is called once when
+ * the action finished (on the pool's thread, or the one stopping it: see
+ * celer_registry_submit_action). `params` is read during the call; the bytes they point to must
+ * stay untouched until done. */
+celer_status celer_service_repo_action(celer_service *s, const char *model, bool unload, const celer_repo_param *params,
+                                       int n_params, void (*done)(void *user, celer_status st, const char *message),
+                                       void *user);
 
 /* Statistics of `model` (NULL: every model) and `version` (NULL: every version) as Triton's JSON.
  * CELER_ERR_NOT_FOUND with a message for an unknown model or version. */

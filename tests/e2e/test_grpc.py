@@ -220,10 +220,17 @@ def test_model_infer(node_path):
         """ModelStatisticsResponse as GET .../stats writes it (grpc-js gives uint64 as strings)."""
         def dur(d):
             return {"count": int(d["count"]), "ns": int(d["ns"])}
-        return {"model_stats": [{"name": m["name"], "version": m["version"], "inference_count": int(m["inference_count"]),
+        keys = ("success", "fail", "queue", "compute_input", "compute_infer", "compute_output", "cache_hit", "cache_miss")
+        return {"model_stats": [{"name": m["name"], "version": m["version"], "last_inference": int(m["last_inference"]),
+                                 "inference_count": int(m["inference_count"]),
                                  "execution_count": int(m["execution_count"]),
-                                 "inference_stats": {k: dur(m["inference_stats"][k])
-                                                     for k in ("success", "fail", "queue", "compute_infer")}}
+                                 "inference_stats": {k: dur(m["inference_stats"][k]) for k in keys},
+                                 "response_stats": m["response_stats"],
+                                 "batch_stats": [{"batch_size": int(b["batch_size"]),
+                                                  **{k: dur(b[k]) for k in ("compute_input", "compute_infer",
+                                                                            "compute_output")}}
+                                                 for b in m["batch_stats"]],
+                                 "memory_usage": m["memory_usage"]}
                                 for m in r["model_stats"]]}
     for i, what in ((0, "mlp"), (1, "mlp version 1")):
         check(f"ModelStatistics {what}: what GET /v2/models/mlp/stats says",
@@ -552,7 +559,7 @@ def test_repository(node_path):
         call("RepositoryModelLoad", {"model_name": "mlp_basic"}),                                     # 3
         call("ModelReady", {"name": "mlp_basic"}),                                                    # 4
         call("RepositoryModelLoad", {"model_name": "mlp_basic",
-                                     "parameters": {"config": {"string_param": "{}"}}}),              # 5
+                                     "parameters": {"config": {"string_param": '{"max_batch_size": -1}'}}}),  # 5
         call("RepositoryModelUnload", {"model_name": "mlp_basic",
                                        "parameters": {"unload_dependents": {"bool_param": True}}}),   # 6
         call("RepositoryModelUnload", {"model_name": "mlp_basic",
@@ -574,8 +581,9 @@ def test_repository(node_path):
           idx.get("mlp_basic", {}).get("state") == "UNAVAILABLE", show(2))
     check("RepositoryModelLoad: OK, and the model is ready again",
           out[3]["code"] == OK and out[4]["code"] == OK and out[4]["response"]["ready"] is True, show(3) + show(4))
-    check("a load parameter 'config': INVALID_ARGUMENT saying how to load instead",
-          out[5]["code"] == INVALID_ARGUMENT and "config" in out[5]["details"] and "folder" in out[5]["details"], show(5))
+    check("a load with an invalid config: INVALID_ARGUMENT, Triton's words first",
+          out[5]["code"] == INVALID_ARGUMENT and out[5]["details"].startswith("Invalid config override")
+          and "max_batch_size" in out[5]["details"], show(5))
     check("unload_dependents true: INVALID_ARGUMENT naming it",
           out[6]["code"] == INVALID_ARGUMENT and "unload_dependents" in out[6]["details"], show(6))
     check("unload_dependents false: OK", out[7]["code"] == OK, show(7))

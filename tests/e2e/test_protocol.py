@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """End-to-end: nothing a request asks for is silently ignored. What celer does not implement is
-refused with 400 naming it (reserved request parameters, tensor parameters such as shared memory,
-a malformed classification count, load parameters; an unknown Content-Encoding 415), and statistics
-honour the version in the path and answer 404 for an unknown model or version.
+refused with 400 naming it (reserved request parameters, tensor parameters celer does not read, a
+malformed classification count, load parameters celer does not know; an unknown Content-Encoding
+415), and statistics honour the version in the path and answer 404 for an unknown model or
+version.
 
 usage: test_protocol.py CELER_BIN EXAMPLE_REPOSITORY"""
 import gzip
@@ -72,10 +73,12 @@ def main():
         check("Content-Encoding identity is answered", status == 200, doc)
         # the repository API
         load = "/v2/repository/models/mlp/load"
-        refused(srv, "load with a config parameter refused", "POST", load,
-                {"parameters": {"config": '{"max_batch_size": 8}'}}, words=("config",))
-        refused(srv, "load with a file: parameter refused", "POST", load,
-                {"parameters": {"file:1/model.onnx": "AAAA"}}, words=("file:1/model.onnx",))
+        refused(srv, "load with an invalid config refused", "POST", load,
+                {"parameters": {"config": '{"max_batch_size": "eight"}'}}, words=("Invalid config override", "max_batch_size"))
+        refused(srv, "load with a file: parameter and no config refused", "POST", load,
+                {"parameters": {"file:1/model.onnx": "AAAA"}}, words=("Load parameter 'config' must be specified",))
+        refused(srv, "load with an unknown parameter refused", "POST", load,
+                {"parameters": {"cfg": "x"}}, words=("Unrecognized load parameter 'cfg'",))
         refused(srv, "load with an invalid body refused", "POST", load, body=b"{not json", words=("JSON",))
         status, doc, _ = srv.json("POST", load, {})
         check("load without parameters", status == 200, doc)
@@ -94,7 +97,7 @@ def main():
               and doc["model_stats"][0]["version"] == "1" and doc["model_stats"][0]["inference_count"] >= 3, doc)
         status, doc, _ = srv.json("GET", "/v2/models/mlp/versions/2/stats")
         check("statistics of a version not loaded: 404, Triton's words first", status == 404
-              and doc["error"].startswith("Request for unknown model: 'mlp' version 2 is not found"), doc)
+              and doc["error"].startswith("requested model version is not available for model 'mlp'"), doc)
         status, doc, _ = srv.json("GET", "/v2/models/nope/stats")
         check("statistics of an unknown model: 404", status == 404 and "nope" in doc["error"], doc)
         status, doc, _ = srv.json("GET", "/v2/models/stats")

@@ -7,7 +7,8 @@
 # GRPC_FRAMES_SECONDS (default 30), then the S3 client's listing and error XML and repository URLs
 # (fuzz_s3) for S3_SECONDS (default 15), then the inflaters of compressed bodies and messages
 # (fuzz_inflate) for INFLATE_SECONDS (default 15), then the system shared memory requests and ranges
-# (fuzz_shm) for SHM_SECONDS (default 15): configures a clang build in build-fuzz, builds the targets,
+# (fuzz_shm) for SHM_SECONDS (default 15), then a load's JSON config, base64 files and file paths
+# (fuzz_load) for LOAD_SECONDS (default 15): configures a clang build in build-fuzz, builds the targets,
 # seeds corpora from the conformance models, the example pipelines and a few valid requests, and
 # runs libFuzzer on one core.
 # Exits non-zero when a crash (or leak, timeout, OOM) is found; artifacts go to build-fuzz/artifacts.
@@ -19,7 +20,8 @@ DATA=${ONNX_TESTDATA:-/usr/share/libonnx-testdata/data}
 
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DCELER_FUZZ=ON >/dev/null
-ninja -C "$BUILD" -j2 fuzz_onnx fuzz_pipeline fuzz_kserve fuzz_grpc_infer fuzz_grpc_frames fuzz_s3 fuzz_inflate fuzz_shm
+ninja -C "$BUILD" -j2 fuzz_onnx fuzz_pipeline fuzz_kserve fuzz_grpc_infer fuzz_grpc_frames fuzz_s3 fuzz_inflate fuzz_shm \
+  fuzz_load
 
 CORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-corpus.XXXXXX")
 PCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-pipeline.XXXXXX")
@@ -29,7 +31,8 @@ FCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-grpc-frames.XXXXXX")
 SCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-s3.XXXXXX")
 ZCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-inflate.XXXXXX")
 MCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-shm.XXXXXX")
-trap 'rm -rf "$CORPUS" "$PCORPUS" "$KCORPUS" "$GCORPUS" "$FCORPUS" "$SCORPUS" "$ZCORPUS" "$MCORPUS"' EXIT
+LCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-load.XXXXXX")
+trap 'rm -rf "$CORPUS" "$PCORPUS" "$KCORPUS" "$GCORPUS" "$FCORPUS" "$SCORPUS" "$ZCORPUS" "$MCORPUS" "$LCORPUS"' EXIT
 mkdir -p "$BUILD/artifacts"
 
 # fuzz TARGET SECONDS MAX_LEN CORPUS [DICT]: runs one target; a crash prints the log's tail and exits 1.
@@ -153,3 +156,10 @@ for name, b in seeds.items():
 EOF
 echo "fuzz_inflate: $(ls "$ZCORPUS" | wc -l) seeds, running ${INFLATE_SECONDS:-15}s"
 fuzz fuzz_inflate "${INFLATE_SECONDS:-15}" 65536 "$ZCORPUS"
+# fuzz_load: byte 0 picks (% 3) a JSON model config, base64 text or a file path.
+printf '\000{"name":"m","maxBatchSize":"8","input":[{"name":"x","data_type":"type_fp32","dims":[16],"reshape":{"shape":[4,4]}}],"output":[{"name":"y","label_filename":"l.txt"}],"version_policy":{"specific":{"versions":[1,"3"]}},"dynamic_batching":{"preferred_batch_size":[2,4],"default_queue_policy":{"max_queue_size":9}},"instance_group":[{"kind":"KIND_CPU","count":2}],"parameters":{"k":{"string_value":"v"}},"response_cache":{"enable":true},"optimization":null}' >"$LCORPUS/config"
+printf '\001TWFu\nYQ==' >"$LCORPUS/b64"
+printf '\0021/model.onnx' >"$LCORPUS/path"
+printf '\002a/../b' >"$LCORPUS/path_bad"
+echo "fuzz_load: $(ls "$LCORPUS" | wc -l) seeds, running ${LOAD_SECONDS:-15}s"
+fuzz fuzz_load "${LOAD_SECONDS:-15}" 65536 "$LCORPUS"

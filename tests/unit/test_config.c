@@ -612,6 +612,118 @@ static void test_json(void **state) {
     celer_model_free(m);
 }
 
+/* ---- the JSON form (a load's `config` parameter) ---- */
+
+/* Parses JSON from an exact-size heap copy. */
+static celer_status parse_json(const char *text, celer_arena *arena, celer_model_config *cfg) {
+    size_t n = strlen(text);
+    char *copy = malloc(n ? n : 1);
+    memcpy(copy, text, n);
+    celer_status st = celer_config_parse_json(copy, n, "override", arena, cfg);
+    free(copy);
+    return st;
+}
+
+static void expect_json_error(const char *text, celer_status want, const char *substr) {
+    celer_arena arena;
+    celer_arena_init(&arena, 0, 0);
+    celer_model_config cfg;
+    celer_status st = parse_json(text, &arena, &cfg);
+    if (st != want || !strstr(celer_error_message(), substr) || strncmp(celer_error_message(), "override", 8))
+        fail_msg("%s: got %s '%s', want %s with '%s'", text, celer_status_name(st), celer_error_message(),
+                 celer_status_name(want), substr);
+    assert_null(cfg.inputs); /* nothing kept from a failed parse */
+    celer_arena_free(&arena);
+}
+
+/* Triton's JSON of a config (what GET .../config and the gRPC ModelConfig's JSON mapping write)
+ * reads back into the same config: every field of the text format, snake_case or lowerCamelCase,
+ * 64-bit integers as numbers or strings, enums as names in any case, the parameters map. */
+static void test_json_config(void **state) {
+    (void)state;
+    celer_model *m = load(examples_path("mlp/model.onnx"));
+    celer_arena arena;
+    celer_arena_init(&arena, 0, 0);
+    celer_model_config c, back;
+    assert_int_equal(complete("max_batch_size: 8 instance_group { count: 3 }\n"
+                              "dynamic_batching { preferred_batch_size: [2, 8] max_queue_delay_microseconds: 50\n"
+                              "  default_queue_policy { max_queue_size: 10 default_timeout_microseconds: 7 } }\n"
+                              "response_cache { enable: true }\n"
+                              "version_policy { specific { versions: [3, 1] } }\n"
+                              "parameters { key: \"a\\\"b\" value { string_value: \"v\\n\" } }\n"
+                              "output { name: \"scores\" data_type: TYPE_FP32 dims: [8] label_filename: \"l.txt\" }",
+                              m, 8, &arena, &c),
+                     CELER_OK);
+    celer_jbuf a, b;
+    celer_jbuf_init(&a, 0);
+    celer_jbuf_init(&b, 0);
+    celer_config_to_json(&c, &a);
+    assert_int_equal(celer_config_parse_json(a.data, a.len, "override", &arena, &back), CELER_OK);
+    celer_config_to_json(&back, &b);
+    assert_string_equal(a.data, b.data); /* the round trip changes nothing */
+    celer_jbuf_free(&a);
+    celer_jbuf_free(&b);
+
+    assert_int_equal(parse_json("{\"maxBatchSize\": \"16\", \"versionPolicy\": {\"latest\": {\"numVersions\": 2}},"
+                                " \"input\": [{\"name\": \"features\", \"dataType\": \"type_fp32\", \"dims\": [\"16\"]}],"
+                                " \"output\": [{\"name\": \"scores\", \"label_filename\": \"\"}],"
+                                " \"dynamicBatching\": {}, \"instanceGroup\": [{\"kind\": \"KIND_GPU\", \"count\": 2}],"
+                                " \"parameters\": {\"k\": {\"stringValue\": \"v\"}, \"e\": {}},"
+                                " \"optimization\": {\"anything\": [1, 2]}, \"model_warmup\": null, \"unknown\": {\"x\": 1}}",
+                                &arena, &c),
+                     CELER_OK);
+    assert_int_equal(c.max_batch_size, 16);
+    assert_int_equal(c.latest_num_versions, 2);
+    assert_int_equal(c.n_inputs, 1);
+    assert_int_equal(c.inputs[0].dtype, CELER_FLOAT);
+    assert_int_equal(c.inputs[0].rank, 1);
+    assert_int_equal(c.inputs[0].dims[0], 16);
+    assert_null(c.outputs[0].label_filename); /* "" is none */
+    assert_int_equal(c.outputs[0].rank, -1);  /* dims left to completion */
+    assert_true(c.dynamic_batching);
+    assert_int_equal(c.instance_count, 2);
+    assert_int_equal(c.n_parameters, 2);
+    assert_string_equal(c.parameter_keys[0], "k");
+    assert_string_equal(c.parameter_values[0], "v");
+    assert_string_equal(c.parameter_values[1], "");
+    assert_int_equal(parse_json("{\"max_batch_size\": \"010\"}", &arena, &c), CELER_OK);
+    assert_int_equal(c.max_batch_size, 10); /* decimal: JSON has no octal */
+    assert_int_equal(parse_json("{}", &arena, &c), CELER_OK);
+    assert_int_equal(c.n_inputs, 0);
+    assert_int_equal(c.version_policy, CELER_VERSIONS_LATEST);
+    assert_int_equal(parse_json("{\"version_policy\": {\"all\": {}}, \"dims\": []}", &arena, &c), CELER_OK);
+    assert_int_equal(c.version_policy, CELER_VERSIONS_ALL);
+
+    expect_json_error("", CELER_ERR_PARSE, "");
+    expect_json_error("{\"max_batch_size\": 4", CELER_ERR_PARSE, "");
+    expect_json_error("[1, 2]", CELER_ERR_INVALID, "expected a JSON object");
+    expect_json_error("\"config\"", CELER_ERR_INVALID, "expected a JSON object");
+    expect_json_error("{\"max_batch_size\": \"four\"}", CELER_ERR_INVALID, "max_batch_size: expected an integer");
+    expect_json_error("{\"max_batch_size\": 1.5}", CELER_ERR_INVALID, "max_batch_size");
+    expect_json_error("{\"max_batch_size\": -1}", CELER_ERR_INVALID, "out of range");
+    expect_json_error("{\"max_batch_size\": 4, \"max_batch_size\": 8}", CELER_ERR_INVALID, "given twice");
+    expect_json_error("{\"name\": 7}", CELER_ERR_INVALID, "name: expected a quoted string");
+    expect_json_error("{\"input\": [{\"name\": \"x\", \"data_type\": \"TYPE_FP33\"}]}", CELER_ERR_INVALID,
+                      "unknown value \"TYPE_FP33\"");
+    expect_json_error("{\"input\": [{\"name\": \"x\", \"dims\": [[1]]}]}", CELER_ERR_INVALID, "nested arrays");
+    expect_json_error("{\"input\": [[{\"name\": \"x\"}]]}", CELER_ERR_INVALID, "nested arrays");
+    expect_json_error("{\"input\": [{\"name\": \"x\", \"dims\": [0]}]}", CELER_ERR_INVALID, "a dim must be >= 1");
+    expect_json_error("{\"input\": [{\"dims\": [1]}]}", CELER_ERR_INVALID, "has no name");
+    expect_json_error("{\"version_policy\": {\"latest\": {}, \"all\": {}}}", CELER_ERR_INVALID, "only one of");
+    expect_json_error("{\"sequence_batching\": {}}", CELER_ERR_UNSUPPORTED, "sequence_batching");
+    expect_json_error("{\"name\": \"a\\u0000b\"}", CELER_ERR_INVALID, "NUL");
+    expect_json_error("{\"response_cache\": {\"enable\": \"yes\"}}", CELER_ERR_INVALID, "expected true or false");
+    expect_json_error("{\"parameters\": {\"k\": \"v\"}}", CELER_ERR_INVALID, "parameters value");
+    /* nesting past the config's depth cap, and past the JSON parser's */
+    char deep[4096] = "{\"optimization\":";
+    for (int i = 0; i < 40; i++) strcat(deep, "{\"a\":");
+    strcat(deep, "1");
+    for (int i = 0; i < 41; i++) strcat(deep, "}");
+    expect_json_error(deep, CELER_ERR_LIMIT, "nested deeper");
+    celer_arena_free(&arena);
+    celer_model_free(m);
+}
+
 /* ---- repository ---- */
 
 static void put_file(const char *dir, const char *rel, size_t bytes) {
@@ -912,6 +1024,7 @@ int main(void) {
         cmocka_unit_test(test_complete_mlp),
         cmocka_unit_test(test_complete_mismatches),
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_json_config),
         cmocka_unit_test(test_repo_scan),
         cmocka_unit_test(test_repo_version_cap),
         cmocka_unit_test(test_path_inside),

@@ -81,7 +81,7 @@ static int sample_family(parsed *r, const char *name) {
             memcpy(base, name, n - m);
             base[n - m] = '\0';
             f = family_index(r, base);
-            if (f >= 0 && !strcmp(r->type[f], "histogram")) return f;
+            if (f >= 0 && (!strcmp(r->type[f], "histogram") || (k > 0 && !strcmp(r->type[f], "summary")))) return f;
         }
     }
     return -1;
@@ -129,7 +129,8 @@ static bool parse_exposition(const char *text, parsed *r) {
                 if (!read_name(&p, name, sizeof name, true) || *p++ != ' ') BAD("bad TYPE line: %s", buf);
                 if (cur_fam < 0 || strcmp(r->fam[cur_fam], name) || r->type[cur_fam][0])
                     BAD("TYPE not right after its HELP: %s", buf);
-                if (strcmp(p, "counter") && strcmp(p, "gauge") && strcmp(p, "histogram")) BAD("bad type: %s", buf);
+                if (strcmp(p, "counter") && strcmp(p, "gauge") && strcmp(p, "histogram") && strcmp(p, "summary"))
+                    BAD("bad type: %s", buf);
                 strcpy(r->type[cur_fam], p);
             } else {
                 BAD("unexpected comment: %s", buf);
@@ -158,7 +159,7 @@ static bool parse_exposition(const char *text, parsed *r) {
                     }
                     p++;
                 }
-                if (!strcmp(lname, "le")) {
+                if (!strcmp(lname, "le") || !strcmp(lname, "quantile")) { /* kept apart, as `le` */
                     size_t vl = (size_t)(p - vstart);
                     if (vl >= sizeof s->le) BAD("le too long: %s", buf);
                     memcpy(s->le, vstart, vl);
@@ -258,6 +259,58 @@ static parsed *render_parsed(celer_metrics *m, char **text_out) {
 }
 
 /* ---- tests ---- */
+
+/* A summary: Triton's quantiles by nearest rank over the kept samples, _sum and _count over all;
+ * NaN before any; the newest CELER_SUMMARY_SAMPLES kept; `quantile` refused as a label; one
+ * series removed alone. */
+static void test_summary(void **state) {
+    (void)state;
+    celer_metrics *m;
+    assert_int_equal(celer_metrics_init(&m), CELER_OK);
+    celer_series *s = celer_metrics_summary(m, "lat_us", "Latency.", "model=\"a\"");
+    assert_non_null(s);
+    parsed *r = render_parsed(m, NULL);
+    assert_true(isnan(find_sample(r, "lat_us", "model=\"a\"", "0.5")->value));
+    assert_true(value_of(r, "lat_us_count", "model=\"a\"") == 0);
+    free(r);
+    for (int i = 100; i >= 1; i--) celer_metrics_observe(s, i);
+    char *text;
+    r = render_parsed(m, &text);
+    assert_non_null(strstr(text, "# TYPE lat_us summary\n"));
+    static const struct {
+        const char *q;
+        double v;
+    } want[] = {{"0.5", 50}, {"0.9", 90}, {"0.95", 95}, {"0.99", 99}, {"0.999", 100}};
+    for (size_t i = 0; i < CELER_ARRAY_LEN(want); i++)
+        assert_true(find_sample(r, "lat_us", "model=\"a\"", want[i].q)->value == want[i].v);
+    assert_true(value_of(r, "lat_us_sum", "model=\"a\"") == 5050);
+    assert_true(value_of(r, "lat_us_count", "model=\"a\"") == 100);
+    free(text);
+    free(r);
+    /* past the window of samples: the quantiles see the newest ones only */
+    for (int i = 0; i < CELER_SUMMARY_SAMPLES; i++) celer_metrics_observe(s, 1000);
+    r = render_parsed(m, NULL);
+    assert_true(find_sample(r, "lat_us", "model=\"a\"", "0.5")->value == 1000);
+    assert_true(value_of(r, "lat_us_count", "model=\"a\"") == 100 + CELER_SUMMARY_SAMPLES);
+    free(r);
+    assert_null(celer_metrics_summary(m, "lat_us", "Latency.", "quantile=\"x\""));
+    assert_null(celer_metrics_counter(m, "lat_us", "Latency.", "model=\"b\"")); /* kind clash */
+    celer_metrics_remove(m, "model=\"a\"");
+    s = celer_metrics_summary(m, "lat_us", "Latency.", "model=\"a\""); /* revived: zeroed */
+    r = render_parsed(m, NULL);
+    assert_true(value_of(r, "lat_us_count", "model=\"a\"") == 0);
+    assert_true(isnan(find_sample(r, "lat_us", "model=\"a\"", "0.99")->value));
+    free(r);
+    /* one series alone goes; another of the family and other families stay */
+    celer_metrics_summary(m, "lat_us", "Latency.", "model=\"b\"");
+    celer_metrics_remove_series(m, "lat_us", "model=\"a\"");
+    celer_metrics_remove_series(m, "no_such_family", "model=\"a\"");
+    r = render_parsed(m, NULL);
+    assert_null(find_sample_or_null(r, "lat_us_count", "model=\"a\"", ""));
+    assert_non_null(find_sample_or_null(r, "lat_us_count", "model=\"b\"", ""));
+    free(r);
+    celer_metrics_free(m);
+}
 
 static double fn_value(void *user) {
     return *(double *)user;
@@ -757,6 +810,7 @@ static void test_render_during_updates(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kinds),
+        cmocka_unit_test(test_summary),
         cmocka_unit_test(test_histogram_edges),
         cmocka_unit_test(test_latency_buckets),
         cmocka_unit_test(test_values_format),

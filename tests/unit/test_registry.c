@@ -93,25 +93,25 @@ static void test_queue_bound(void **state) {
     server_start(&s);
     tally t = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     set_hold(&t, true);
-    assert_int_equal(celer_registry_submit_action(s.r, "absent", false, on_done, &t), CELER_OK);
+    assert_int_equal(celer_registry_submit_action(s.r, "absent", false, NULL, on_done, &t), CELER_OK);
     pthread_mutex_lock(&t.lock);
     while (!t.holding) pthread_cond_wait(&t.cond, &t.lock); /* the worker is busy in the callback */
     pthread_mutex_unlock(&t.lock);
     for (int i = 0; i < QUEUE_CAP; i++)
-        assert_int_equal(celer_registry_submit_action(s.r, "absent", i & 1, on_done, &t), CELER_OK);
-    tu_expect_err(celer_registry_submit_action(s.r, "absent", false, on_done, &t), CELER_ERR_UNAVAILABLE,
+        assert_int_equal(celer_registry_submit_action(s.r, "absent", i & 1, NULL, on_done, &t), CELER_OK);
+    tu_expect_err(celer_registry_submit_action(s.r, "absent", false, NULL, on_done, &t), CELER_ERR_UNAVAILABLE,
                   "64 repository actions are already waiting");
     char long_name[300];
     memset(long_name, 'a', sizeof long_name - 1);
     long_name[sizeof long_name - 1] = 0;
-    tu_expect_err(celer_registry_submit_action(s.r, long_name, false, on_done, &t), CELER_ERR_LIMIT, "at most 255");
+    tu_expect_err(celer_registry_submit_action(s.r, long_name, false, NULL, on_done, &t), CELER_ERR_LIMIT, "at most 255");
     set_hold(&t, false);
     assert_true(wait_for(&t, &t.done, QUEUE_CAP + 1));
     assert_int_equal(t.not_found, QUEUE_CAP + 1); /* load: not in the repository; unload: unknown model */
     assert_non_null(strstr(t.last, "'absent'"));
     assert_null(strstr(t.last, s.dir));
     /* room again */
-    assert_int_equal(celer_registry_submit_action(s.r, "absent", false, on_done, &t), CELER_OK);
+    assert_int_equal(celer_registry_submit_action(s.r, "absent", false, NULL, on_done, &t), CELER_OK);
     assert_true(wait_for(&t, &t.done, QUEUE_CAP + 2));
     server_stop(&s);
     assert_int_equal(t.done, QUEUE_CAP + 2); /* and no more */
@@ -130,16 +130,16 @@ static void test_stop_cancels(void **state) {
     server_start(&s);
     tally t = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     set_hold(&t, true);
-    assert_int_equal(celer_registry_submit_action(s.r, "absent", false, on_done, &t), CELER_OK);
+    assert_int_equal(celer_registry_submit_action(s.r, "absent", false, NULL, on_done, &t), CELER_OK);
     pthread_mutex_lock(&t.lock);
     while (!t.holding) pthread_cond_wait(&t.cond, &t.lock);
     pthread_mutex_unlock(&t.lock);
-    for (int i = 0; i < 3; i++) assert_int_equal(celer_registry_submit_action(s.r, "x", false, on_done, &t), CELER_OK);
+    for (int i = 0; i < 3; i++) assert_int_equal(celer_registry_submit_action(s.r, "x", false, NULL, on_done, &t), CELER_OK);
     pthread_t stopper;
     assert_int_equal(pthread_create(&stopper, NULL, stop_thread, s.r), 0);
     assert_true(wait_for(&t, &t.unavailable, 3)); /* cancelled while the worker is still held */
     assert_non_null(strstr(t.last, "shutting down"));
-    tu_expect_err(celer_registry_submit_action(s.r, "absent", false, on_done, &t), CELER_ERR_UNAVAILABLE,
+    tu_expect_err(celer_registry_submit_action(s.r, "absent", false, NULL, on_done, &t), CELER_ERR_UNAVAILABLE,
                   "shutting down");
     set_hold(&t, false);
     pthread_join(stopper, NULL);

@@ -325,7 +325,12 @@ static void test_cache(void **state) {
     assert_int_equal(d.cache, CELER_SERVICE_CACHE_MISS);
     assert_memory_not_equal(a.scores, d.scores, sizeof a.scores);
     celer_service_end(cd);
-    assert_int_equal(stat_of(f, "cached", "\"inference_count\":"), 4);
+    /* as Triton counts: four successes, of which two hits (h, and b coalesced on a) and two runs */
+    assert_int_equal(stat_of(f, "cached", "\"success\":{\"count\":"), 4);
+    assert_int_equal(stat_of(f, "cached", "\"inference_count\":"), 2);
+    assert_int_equal(stat_of(f, "cached", "\"cache_hit\":{\"count\":"), 2);
+    assert_int_equal(stat_of(f, "cached", "\"cache_miss\":{\"count\":"), 2);
+    assert_int_equal(stat_of(f, "cached", "\"compute_infer\":{\"count\":"), 2);
 
     /* another cache salt (another tenant): the same request is a miss, then a hit of its own */
     for (int round = 0; round < 2; round++) {
@@ -380,6 +385,98 @@ static void expect_failure(fixture *f, const char *model, answer *a, celer_statu
     assert_int_equal(celer_status_http(a->status), http);
     assert_int_equal(celer_status_grpc(a->status), grpc);
     celer_service_end(c);
+}
+
+/* The repository API's parameters, as the service checks them for either transport: Triton's
+ * refusal outside the modes that load by API, then each parameter by name and type, the files'
+ * paths and bytes; a valid load with a config goes through the action pool and answers. */
+typedef struct repo_answer {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+    celer_status status;
+    char message[512];
+} repo_answer;
+
+static void repo_done(void *user, celer_status st, const char *message) {
+    repo_answer *a = user;
+    pthread_mutex_lock(&a->lock);
+    a->status = st;
+    snprintf(a->message, sizeof a->message, "%s", message);
+    a->done = true;
+    pthread_cond_signal(&a->cond);
+    pthread_mutex_unlock(&a->lock);
+}
+
+static void test_repo_params(void **state) {
+    fixture *f = *state;
+    repo_answer a = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    celer_repo_param none[1];
+    f->opts.model_control_mode = "none";
+    tu_expect_err(celer_service_repo_action(f->svc, "mlp", false, none, 0, repo_done, &a), CELER_ERR_UNAVAILABLE,
+                  "explicit model load / unload is not allowed if polling is enabled");
+    f->opts.model_control_mode = "poll";
+    tu_expect_err(celer_service_repo_action(f->svc, "mlp", true, none, 0, repo_done, &a), CELER_ERR_UNAVAILABLE,
+                  "explicit model load / unload");
+    f->opts.model_control_mode = "";
+    static const struct {
+        bool unload;
+        const char *model;
+        celer_repo_param p[2];
+        int n;
+        celer_status want;
+        const char *words;
+    } bad[] = {
+        {false, "", {{0}}, 0, CELER_ERR_INVALID, "Model name cannot be empty"},
+        {false, "..", {{0}}, 0, CELER_ERR_INVALID, "must not contain path traversal characters"},
+        {false, "a/b", {{0}}, 0, CELER_ERR_INVALID, "must not contain path traversal characters"},
+        {false, "mlp", {{.key = "cfg", .kind = CELER_REPO_STRING, .bytes = "{}", .len = 2}}, 1, CELER_ERR_INVALID,
+         "Unrecognized load parameter 'cfg' with type 'STRING'"},
+        {false, "mlp", {{.key = "config", .kind = CELER_REPO_BYTES, .bytes = "{}", .len = 2}}, 1, CELER_ERR_INVALID,
+         "Config parameter 'config' must have string type"},
+        {false, "mlp", {{.key = "config", .kind = CELER_REPO_STRING, .bytes = "{\"max_batch_size\": true}", .len = 24}},
+         1, CELER_ERR_INVALID, "Invalid config override: max_batch_size"},
+        {false, "mlp", {{.key = "file:1/model.onnx", .kind = CELER_REPO_BYTES, .bytes = "x", .len = 1}}, 1,
+         CELER_ERR_INVALID, "Load parameter 'config' must be specified for model file override"},
+        {false, "mlp", {{.key = "file:1/model.onnx", .kind = CELER_REPO_STRING, .bytes = "x", .len = 1}}, 1,
+         CELER_ERR_INVALID, "File parameter 'file:1/model.onnx' must have bytes type"},
+        {false, "mlp", {{.key = "file:../x", .kind = CELER_REPO_BYTES, .bytes = "x", .len = 1}}, 1, CELER_ERR_INVALID,
+         "must stay within model directory"},
+        {true, "mlp", {{.key = "unload_dependents", .kind = CELER_REPO_BOOL, .boolean = true}}, 1, CELER_ERR_INVALID,
+         "unload_dependents"},
+        {true, "mlp", {{.key = "config", .kind = CELER_REPO_STRING, .bytes = "{}", .len = 2}}, 1, CELER_ERR_INVALID,
+         "unload parameter 'config' is not supported"},
+    };
+    for (size_t i = 0; i < CELER_ARRAY_LEN(bad); i++) {
+        celer_status st = celer_service_repo_action(f->svc, bad[i].model, bad[i].unload, bad[i].p, bad[i].n, repo_done, &a);
+        if (st != bad[i].want || !strstr(celer_error_message(), bad[i].words))
+            fail_msg("case %zu: %s '%s'", i, celer_status_name(st), celer_error_message());
+    }
+    /* files past --max-body-bytes, counted before anything is written */
+    static char blob[600000];
+    celer_repo_param big[2] = {{.key = "config", .kind = CELER_REPO_STRING, .bytes = "{}", .len = 2},
+                               {.key = "file:1/model.onnx", .kind = CELER_REPO_BYTES, .bytes = blob, .len = sizeof blob}};
+    long long cap = f->opts.max_body_bytes;
+    f->opts.max_body_bytes = 500000;
+    tu_expect_err(celer_service_repo_action(f->svc, "mlp", false, big, 2, repo_done, &a), CELER_ERR_LIMIT,
+                  "more than 500000 bytes (--max-body-bytes)");
+    f->opts.max_body_bytes = cap;
+    assert_false(a.done); /* no refusal called done */
+    /* a config that applies: answered by the pool, and the model follows it */
+    const char *cfg = "{\"max_batch_size\": 4, \"input\": [{\"name\": \"features\", \"data_type\": \"TYPE_FP32\", "
+                      "\"dims\": [16]}]}";
+    celer_repo_param ok = {.key = "config", .kind = CELER_REPO_STRING, .bytes = cfg, .len = strlen(cfg)};
+    assert_int_equal(celer_service_repo_action(f->svc, "mlp", false, &ok, 1, repo_done, &a), CELER_OK);
+    pthread_mutex_lock(&a.lock);
+    while (!a.done) pthread_cond_wait(&a.cond, &a.lock);
+    pthread_mutex_unlock(&a.lock);
+    assert_int_equal(a.status, CELER_OK);
+    char msg[256];
+    celer_status code;
+    served_version *v = celer_registry_acquire(f->registry, "mlp", NULL, &code, msg, sizeof msg);
+    assert_non_null(v);
+    assert_int_equal(v->owner->config.max_batch_size, 4);
+    celer_registry_release(v);
 }
 
 static void test_errors(void **state) {
@@ -453,9 +550,9 @@ static void test_errors(void **state) {
     celer_jbuf b;
     celer_jbuf_init(&b, 0);
     tu_expect_err(celer_service_stats_json(f->svc, "nope", NULL, &b), CELER_ERR_NOT_FOUND,
-                  "Request for unknown model: 'nope' is not found");
+                  "requested model 'nope' is not available"); /* Triton's words for statistics */
     tu_expect_err(celer_service_stats_json(f->svc, "mlp", "2", &b), CELER_ERR_NOT_FOUND,
-                  "Request for unknown model: 'mlp' version 2 is not found");
+                  "requested model version is not available for model 'mlp'");
     assert_int_equal(b.len, 0);
     assert_int_equal(celer_service_stats_json(f->svc, "mlp", "1", &b), CELER_OK);
     celer_jbuf_free(&b);
@@ -563,6 +660,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_response_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_repo_params, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_encode_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_protocol_series, setup, teardown),
