@@ -14,8 +14,9 @@ It starts celer on a temporary repository (the example models and Triton QA-layo
 tests/e2e/qa_models.py) with shared memory allowed and explicit model control, calls each method
 on both protocols with the arguments a Triton user passes, checks the answers (inference against
 NumPy), and prints one line per method: pass, or fail with the client's exception. CUDA shared
-memory is expected to be refused (no GPU) and counts as a pass when it is, clearly; generate is
-not tried (celer serves no LLM endpoint)."""
+memory answers as Triton built without GPUs does (register refused: no GPU; status empty; unregister
+has nothing to do); generate is not tried (celer serves no LLM endpoint). Trace settings belong to
+tracing (a later issue) and fail until it lands."""
 import os
 import shutil
 import socket
@@ -90,13 +91,14 @@ def run(mod, proto, url, repo):
     record(proto, "get_server_metadata", lambda: expect(c.get_server_metadata() is not None, "none"))
     record(proto, "get_model_metadata", lambda: expect(c.get_model_metadata("mlp") is not None, "none"))
     record(proto, "get_model_config", lambda: expect(c.get_model_config("mlp") is not None, "none"))
-    record(proto, "get_model_repository_index", lambda: expect(len(c.get_model_repository_index()) > 0, "empty"))
+    record(proto, "get_model_repository_index", lambda: expect(
+        len(c.get_model_repository_index() if proto == "http" else c.get_model_repository_index().models) > 0, "empty"))
     record(proto, "infer (JSON / contents)", lambda: infer_addsub(**({"binary_data": False} if proto == "http" else {})))
     if proto == "http":
         record(proto, "infer (binary data)", lambda: infer_addsub(binary_data=True))
-        record(proto, "infer (request and response gzip)", lambda: (
+        record(proto, "infer (request and response gzip)", lambda: expect(
             c.infer("onnx_zero_1_float32", [_in(mod, "INPUT0", a, "FP32")], request_compression_algorithm="gzip",
-                    response_compression_algorithm="gzip").as_numpy("OUTPUT0").shape == (2, 16) or None))
+                    response_compression_algorithm="gzip").as_numpy("OUTPUT0").shape == (2, 16), "shape"))
     else:
         record(proto, "infer (gzip)", lambda: expect(c.infer("onnx_zero_1_float32", [_in(mod, "INPUT0", a, "FP32")],
                                                              compression_algorithm="gzip").as_numpy("OUTPUT0").shape
@@ -121,7 +123,7 @@ def run(mod, proto, url, repo):
             r = c.async_infer("onnx_zero_1_float32", ins).get_result()
         else:
             box = []
-            c.async_infer("onnx_zero_1_float32", ins, callback=lambda res, err: box.append((res, err)))
+            c.async_infer("onnx_zero_1_float32", ins, callback=lambda result, error: box.append((result, error)))
             for _ in range(200):
                 if box:
                     break
@@ -134,7 +136,7 @@ def run(mod, proto, url, repo):
     if proto == "grpc":
         def stream():
             box = []
-            c.start_stream(callback=lambda res, err: box.append((res, err)))
+            c.start_stream(callback=lambda result, error: box.append((result, error)))
             for _ in range(3):
                 c.async_stream_infer("onnx_zero_1_float32", [_in(mod, "INPUT0", a, "FP32")])
             for _ in range(200):
@@ -200,10 +202,16 @@ def run(mod, proto, url, repo):
         finally:
             shm.destroy_shared_memory_region(h)
     record(proto, "register / status / infer / unregister system shared memory", system_shm)
-    record(proto, "get_cuda_shared_memory_status", lambda: refused(c.get_cuda_shared_memory_status, "gpu"))
+    # as Triton built without GPUs: registering is refused, the status lists none, unregistering
+    # has nothing to do (Triton's own shm examples unregister CUDA regions before they start)
+    def cuda_status():
+        st = c.get_cuda_shared_memory_status()
+        expect(len(st) == 0 if proto == "http" else len(st.regions) == 0, f"regions {st}")
+        return "no regions"
+    record(proto, "get_cuda_shared_memory_status", cuda_status)
     record(proto, "register_cuda_shared_memory",
            lambda: refused(lambda: c.register_cuda_shared_memory("x", b"\0" * 64, 0, 16), "gpu"))
-    record(proto, "unregister_cuda_shared_memory", lambda: refused(c.unregister_cuda_shared_memory, "gpu"))
+    record(proto, "unregister_cuda_shared_memory", lambda: c.unregister_cuda_shared_memory() and None)
     c.close()
 
 
