@@ -983,6 +983,22 @@ static celer_status map_config(const mapper *m, const pnode *root, celer_model_c
     return CELER_OK;
 }
 
+/* The parsed tree `root` (when st is CELER_OK) mapped into *out, in `arena`; on any failure *out is
+ * left empty (the latest version, as a model without a config). */
+static celer_status map_or_reset(celer_status st, const char *path, pnode *root, celer_arena *arena,
+                                 celer_model_config *out) {
+    if (!st) {
+        mapper m = {.path = path, .dst = arena};
+        st = map_config(&m, root, out);
+    }
+    if (st) {
+        memset(out, 0, sizeof *out);
+        out->version_policy = CELER_VERSIONS_LATEST;
+        out->latest_num_versions = 1;
+    }
+    return st;
+}
+
 celer_status celer_config_parse(const char *text, size_t len, const char *path, celer_arena *arena,
                                 celer_model_config *out) {
     memset(out, 0, sizeof *out);
@@ -1003,16 +1019,8 @@ celer_status celer_config_parse(const char *text, size_t len, const char *path, 
     token none = {0};
     celer_status st = lex_next(&ps);
     if (!st) st = parse_fields(&ps, &root, 0, 0, &none);
-    if (!st) {
-        mapper m = {.path = path, .dst = arena};
-        st = map_config(&m, &root, out);
-    }
+    st = map_or_reset(st, path, &root, arena, out);
     celer_arena_free(&tmp);
-    if (st) {
-        memset(out, 0, sizeof *out);
-        out->version_policy = CELER_VERSIONS_LATEST;
-        out->latest_num_versions = 1;
-    }
     return st;
 }
 
@@ -1177,16 +1185,8 @@ celer_status celer_config_parse_json(const char *text, size_t len, const char *w
                           doc->type == CELER_JSON_ARRAY || doc->type == CELER_JSON_NUMERIC_ARRAY ? "an array"
                                                                                                  : "a scalar");
     if (!st) st = json_members(&ps, &root, doc, 0);
-    if (!st) {
-        mapper m = {.path = what, .dst = arena};
-        st = map_config(&m, &root, out);
-    }
+    st = map_or_reset(st, what, &root, arena, out);
     celer_arena_free(&tmp);
-    if (st) {
-        memset(out, 0, sizeof *out);
-        out->version_policy = CELER_VERSIONS_LATEST;
-        out->latest_num_versions = 1;
-    }
     return st;
 }
 

@@ -4,7 +4,9 @@ imported from there, on Debian's python3-grpcio.
 
     got = grpc_stubs.load(tmp)          # None when grpc or the generation failed (a failed check)
     grpc, pb, pb_grpc = got
-    stub = pb_grpc.GRPCInferenceServiceStub(channel)
+    stub = pb_grpc.GRPCInferenceServiceStub(grpc_stubs.channel(grpc, port))
+
+to_dict(message) gives a response as Triton's JSON has it, to compare the protocols field by field.
 """
 import importlib
 import os
@@ -32,3 +34,35 @@ def load(tmp):
         return None
     sys.path.insert(0, tmp)
     return grpc, importlib.import_module("grpc_service_pb2"), importlib.import_module("grpc_service_pb2_grpc")
+
+
+def channel(grpc, port, options=None):
+    """A channel to 127.0.0.1:port once the server's gRPC port answers (it starts listening after
+    the HTTP port, which the tests wait for): up to 30 s."""
+    ch = grpc.insecure_channel(f"127.0.0.1:{port}", options=options or [])
+    grpc.channel_ready_future(ch).result(timeout=30)
+    return ch
+
+
+# 64-bit fields, which protobuf's JSON mapping writes as strings and Triton's JSON as numbers
+INT64_KEYS = {"count", "ns", "batch_size", "last_inference", "inference_count", "execution_count", "byte_size", "id"}
+
+
+def to_dict(message):
+    """A message as a dict with every field, proto names, 64-bit integers as ints (as JSON has them)."""
+    from google.protobuf import json_format
+
+    def ints(x, key=None):
+        if isinstance(x, dict):
+            return {k: ints(v, k) for k, v in x.items()}
+        if isinstance(x, list):
+            return [ints(v, key) for v in x]
+        if key in INT64_KEYS and isinstance(x, str):
+            return int(x)
+        return x
+    kw = {"preserving_proto_field_name": True}
+    try:
+        d = json_format.MessageToDict(message, including_default_value_fields=True, **kw)
+    except TypeError:  # protobuf >= 5 renamed it
+        d = json_format.MessageToDict(message, always_print_fields_with_no_presence=True, **kw)
+    return ints(d)

@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import inference_stubs  # noqa: E402
+import grpc_stubs  # noqa: E402
 import qa_models  # noqa: E402
 from test_server import Server, check, free_port, mlp_reference, summary  # noqa: E402
 
@@ -41,7 +41,7 @@ class Grpc:
 
     def __init__(self, grpc, pb2, pb2_grpc, port):
         self.grpc, self.pb2 = grpc, pb2
-        self.channel = inference_stubs.channel(grpc, port)
+        self.channel = grpc_stubs.channel(grpc, port)
         self.stub = pb2_grpc.GRPCInferenceServiceStub(self.channel)
 
     def call(self, name, request):
@@ -142,7 +142,7 @@ def main():
 
 
 def run(tmp):
-    got = inference_stubs.load(tmp, check)
+    got = grpc_stubs.load(tmp)
     if not got:
         return summary()
     repo = os.path.join(tmp, "repository")

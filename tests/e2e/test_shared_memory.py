@@ -22,11 +22,8 @@ registered, reads inputs from them and writes outputs into them; results are com
   (run it against an ASan build too), exits 0 on SIGTERM with no sanitizer report.
 
 usage: test_shared_memory.py CELER_BIN EXAMPLE_REPOSITORY (the second is unused)"""
-import importlib
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,11 +33,11 @@ from multiprocessing import shared_memory
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import grpc_stubs  # noqa: E402
 import qa_models  # noqa: E402
 from test_server import Server, check, check_stopped, free_port, summary  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PROTO = os.path.join(HERE, "..", "grpc", "proto")
 TAG = f"celer_e2e_shm_{os.getpid()}"
 DTYPES = list(qa_models.DTYPES)
 NP = {dt: qa_models.DTYPES[dt][2] for dt in DTYPES}
@@ -99,22 +96,10 @@ def error_of(doc):
     return doc.get("error", "") if isinstance(doc, dict) else str(doc)
 
 
-def grpc_stubs(tmp):
+def grpc_mods(tmp):
     """(grpc, pb2, stub class) from tests/grpc/proto, generated into `tmp`; None (reported) otherwise."""
-    try:
-        grpc = importlib.import_module("grpc")
-    except ImportError as e:
-        check("import grpc (Debian: python3-grpcio)", False, str(e))
-        return None
-    r = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", PROTO, "--python_out=" + tmp,
-                        "--grpc_python_out=" + tmp, "grpc_service.proto", "model_config.proto"],
-                       capture_output=True, text=True, timeout=120)
-    check("gRPC stubs generated with grpc_tools.protoc (python3-grpc-tools)", r.returncode == 0, r.stderr[-1000:])
-    if r.returncode:
-        return None
-    sys.path.insert(0, tmp)
-    pb2 = importlib.import_module("grpc_service_pb2")
-    return grpc, pb2, importlib.import_module("grpc_service_pb2_grpc").GRPCInferenceServiceStub
+    got = grpc_stubs.load(tmp)
+    return (got[0], got[1], got[2].GRPCInferenceServiceStub) if got else None
 
 
 class Grpc:
@@ -613,7 +598,7 @@ def main():
 def run(tmp):
     repo = os.path.join(tmp, "repository")
     write_repository(repo)
-    mods = grpc_stubs(tmp)
+    mods = grpc_mods(tmp)
     rng = np.random.default_rng(19)
     gport = free_port()
     srv = Server(repo, "--allow-shared-memory", "--grpc-port", str(gport), "--grpc-address", "127.0.0.1")

@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import inference_stubs  # noqa: E402
+import grpc_stubs  # noqa: E402
 import qa_models  # noqa: E402
 from test_server import Server, check, free_port, summary  # noqa: E402
 
@@ -89,7 +89,7 @@ def main():
 
 
 def run(tmp):
-    got = inference_stubs.load(tmp, check)
+    got = grpc_stubs.load(tmp)
     if not got:
         return summary()
     grpc, pb2, pb2_grpc = got
@@ -101,7 +101,7 @@ def run(tmp):
     rng = np.random.default_rng(19)
     gport = free_port()
     srv = Server(repo, "--grpc-port", str(gport), "--grpc-address", "127.0.0.1")
-    channel = inference_stubs.channel(grpc, gport)
+    channel = grpc_stubs.channel(grpc, gport)
     stub = pb2_grpc.GRPCInferenceServiceStub(channel)
     try:
         # ---- the fields, before any request ----
@@ -219,8 +219,8 @@ def run(tmp):
             r = stub.ModelStatistics(pb2.ModelStatisticsRequest(name=name, version=version), timeout=30)
             status, doc = stats(srv, name, version) if name else srv.json("GET", "/v2/models/stats")[:2]
             check(f"ModelStatistics({name or 'every model'}{', ' + version if version else ''}) is the HTTP "
-                  "answer field by field", status == 200 and inference_stubs.to_dict(r) == doc,
-                  json.dumps(inference_stubs.to_dict(r))[:600] + " vs " + json.dumps(doc)[:600])
+                  "answer field by field", status == 200 and grpc_stubs.to_dict(r) == doc,
+                  json.dumps(grpc_stubs.to_dict(r))[:600] + " vs " + json.dumps(doc)[:600])
 
         # ---- unknown model or version ----
         status, doc = stats(srv, "no_such_model")

@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import inference_stubs  # noqa: E402
+import grpc_stubs  # noqa: E402
 import qa_models  # noqa: E402
 from test_server import Server, check, free_port, summary  # noqa: E402
 
@@ -123,7 +123,7 @@ def main():
 
 
 def run(tmp):
-    got = inference_stubs.load(tmp, check)
+    got = grpc_stubs.load(tmp)
     if not got:
         return summary()
     grpc, pb2, pb2_grpc = got
@@ -137,7 +137,7 @@ def run(tmp):
     gport, mport = free_port(), free_port()
     srv = Server(repo, "--grpc-port", str(gport), "--grpc-address", "127.0.0.1", "--metrics-port", str(mport),
                  "--metrics-address", "127.0.0.1")
-    channel = inference_stubs.channel(grpc, gport)
+    channel = grpc_stubs.channel(grpc, gport)
     stub = pb2_grpc.GRPCInferenceServiceStub(channel)
     try:
         check("the start-up line names the metrics port", f"metrics on http://127.0.0.1:{mport}/metrics" in srv.output(),

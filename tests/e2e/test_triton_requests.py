@@ -18,12 +18,10 @@ gRPC goes through Debian's python3-grpcio with stubs generated from Triton's pro
 
 usage: test_triton_requests.py CELER_BIN EXAMPLE_REPOSITORY (the second is unused)"""
 import http.client
-import importlib
 import json
 import os
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,11 +29,11 @@ import threading
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import grpc_stubs  # noqa: E402
 import qa_models  # noqa: E402
 from test_server import Server, check, free_port, summary  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PROTO_DIR = os.path.join(HERE, "..", "grpc", "proto")
 MAX_BODY = 1 << 20
 NP = {dt: v[2] for dt, v in qa_models.DTYPES.items()}
 
@@ -44,22 +42,11 @@ NP = {dt: v[2] for dt, v in qa_models.DTYPES.items()}
 
 def grpc_stub(tmp, port):
     """(grpc, grpc_service_pb2, stub) over a channel to port, or None (reported)."""
-    try:
-        grpc = importlib.import_module("grpc")
-    except ImportError as e:
-        check("import grpc (Debian: python3-grpcio)", False, str(e))
+    got = grpc_stubs.load(tmp)
+    if not got:
         return None
-    r = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", PROTO_DIR, "--python_out=" + tmp,
-                        "--grpc_python_out=" + tmp, "grpc_service.proto", "model_config.proto"],
-                       capture_output=True, text=True, timeout=60)
-    if r.returncode != 0:
-        check("stubs generated from Triton's protos with grpc_tools.protoc", False, r.stderr[-1000:])
-        return None
-    sys.path.insert(0, tmp)
-    pb = importlib.import_module("grpc_service_pb2")
-    pbg = importlib.import_module("grpc_service_pb2_grpc")
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    return grpc, pb, pbg.GRPCInferenceServiceStub(channel)
+    grpc, pb, pbg = got
+    return grpc, pb, pbg.GRPCInferenceServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
 
 
 def chunked(port, path, chunks, headers):
