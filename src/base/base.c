@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,3 +253,98 @@ void *celer_malloc(size_t size) { return alloc_injected_failure() ? NULL : mallo
 void *celer_calloc(size_t n, size_t size) { return alloc_injected_failure() ? NULL : calloc(n, size); }
 
 void *celer_realloc(void *p, size_t size) { return alloc_injected_failure() ? NULL : realloc(p, size); }
+
+/* ---- the CPUs this process may use ---- */
+
+/* The CPUs a quota of `quota` per `period` (microseconds) allows, rounded up; 0 for none. */
+static int quota_cpus(long long quota, long long period) {
+    if (quota <= 0 || period <= 0) return 0;
+    long long n = (quota + period - 1) / period;
+    return n > INT_MAX ? INT_MAX : (int)CELER_MAX(n, 1);
+}
+
+/* The first line of `path` into buf (cap bytes); false when it cannot be read. */
+static bool read_line(const char *path, char *buf, size_t cap) {
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    bool ok = fgets(buf, (int)cap, f) != NULL;
+    fclose(f);
+    return ok;
+}
+
+/* The tightest quota on cgroup `dir` (a path under a mount) and its ancestors up to `mount`:
+ * v2 reads cpu.max ("max 100000" or "200000 100000"), v1 cpu.cfs_quota_us and cpu.cfs_period_us. */
+static int quota_in(const char *mount, const char *dir, bool v2) {
+    char path[2 * PATH_MAX + 32], cur[PATH_MAX], line[128];
+    snprintf(cur, sizeof cur, "%s", dir);
+    int best = 0;
+    for (;;) {
+        long long quota = 0, period = 0;
+        if (v2) {
+            snprintf(path, sizeof path, "%s%s/cpu.max", mount, cur);
+            if (read_line(path, line, sizeof line) && strncmp(line, "max", 3)) sscanf(line, "%lld %lld", &quota, &period);
+        } else {
+            snprintf(path, sizeof path, "%s%s/cpu.cfs_quota_us", mount, cur);
+            if (read_line(path, line, sizeof line)) quota = atoll(line);
+            snprintf(path, sizeof path, "%s%s/cpu.cfs_period_us", mount, cur);
+            if (read_line(path, line, sizeof line)) period = atoll(line);
+        }
+        int n = quota_cpus(quota, period);
+        if (n && (!best || n < best)) best = n;
+        char *slash = strrchr(cur, '/'); /* "/a/b" -> "/a" -> "" (the mount itself) -> done */
+        if (!cur[0] || !slash) break;
+        *slash = 0;
+    }
+    return best;
+}
+
+int celer_cpu_quota(const char *proc_cgroup, const char *cgroup_root) {
+    FILE *f = fopen(proc_cgroup, "r");
+    if (!f) return 0;
+    char line[PATH_MAX + 64], mount[PATH_MAX + 64];
+    int best = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        /* "0::/path" (v2) or "N:cpu,cpuacct:/path" (v1) */
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2) continue;
+        *c1 = *c2 = 0;
+        const char *controllers = c1 + 1, *dir = c2 + 1;
+        int n = 0;
+        if (!strcmp(line, "0") && !*controllers) {
+            n = quota_in(cgroup_root, dir, true);
+        } else {
+            bool cpu = false;
+            for (const char *p = controllers; *p;) {
+                size_t l = strcspn(p, ",");
+                cpu |= l == 3 && !strncmp(p, "cpu", 3);
+                p += l + (p[l] == ',');
+            }
+            if (!cpu) continue;
+            /* the mount is named after its controllers; in a container the cgroup is its root */
+            snprintf(mount, sizeof mount, "%s/%s", cgroup_root, controllers);
+            n = quota_in(mount, dir, false);
+            if (!n) n = quota_in(mount, "", false);
+            if (!n) {
+                snprintf(mount, sizeof mount, "%s/cpu", cgroup_root);
+                n = quota_in(mount, dir, false);
+            }
+        }
+        if (n && (!best || n < best)) best = n;
+    }
+    fclose(f);
+    return best;
+}
+
+int celer_cpu_count(void) {
+    int n = 0;
+    cpu_set_t set;
+    if (!sched_getaffinity(0, sizeof set, &set)) n = CPU_COUNT(&set);
+    if (n <= 0) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        n = online > 0 ? (int)CELER_MIN(online, INT_MAX) : 1;
+    }
+    int quota = celer_cpu_quota("/proc/self/cgroup", "/sys/fs/cgroup");
+    if (quota && quota < n) n = quota;
+    return CELER_MAX(n, 1);
+}

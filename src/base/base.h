@@ -151,4 +151,17 @@ void celer_alloc_fail_at(long n);
 /* Allocations through the wrappers between the last arming and now (or the disarming). */
 long celer_alloc_count(void);
 
+/* ---- the CPUs this process may use ----
+ * Worker and thread counts follow what the process may really run on, not the machine's online
+ * CPUs: a container limited to 2 CPUs on a 64-core host must not start 64 workers. */
+
+/* The CPUs the process may use: its affinity mask's count, lowered to the CPU quota of its cgroup
+ * (v2 cpu.max, v1 cpu.cfs_quota_us / cpu.cfs_period_us, on its cgroup and every ancestor), rounded
+ * up; at least 1. */
+int celer_cpu_count(void);
+/* The quota part alone, from the files given (tests pass their own; celer_cpu_count passes
+ * /proc/self/cgroup and /sys/fs/cgroup): the CPUs the quota allows, rounded up, or 0 when no
+ * quota is set or nothing can be read. */
+int celer_cpu_quota(const char *proc_cgroup, const char *cgroup_root);
+
 #endif

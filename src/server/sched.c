@@ -674,10 +674,7 @@ static void free_queue(celer_sched *s, celer_sched_queue *q) {
 
 celer_status celer_sched_init(int n_workers, celer_sched **out) {
     *out = NULL;
-    if (n_workers <= 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        n_workers = n > 0 ? (int)CELER_MIN(n, MAX_WORKERS) : 1;
-    }
+    if (n_workers <= 0) n_workers = CELER_MIN(celer_cpu_count(), MAX_WORKERS); /* affinity and cgroup quota */
     if (n_workers > MAX_WORKERS)
         return celer_errorf(CELER_ERR_LIMIT, "scheduler: %d workers asked, at most %d", n_workers, MAX_WORKERS);
     celer_sched *s = calloc(1, sizeof *s);

@@ -45,7 +45,8 @@ static const celer_server_flag flags[] = {
      "largest gRPC request message; larger ones get RESOURCE_EXHAUSTED", CELER_FLAG_SIZE, OPT(grpc_max_message_bytes)},
     {"http-threads", "CELER_HTTP_THREADS", "2", "connection threads (they parse and encode, never compute)", CELER_FLAG_INT,
      OPT(http_threads)},
-    {"workers", "CELER_WORKERS", "0", "inference worker threads; 0 = one per core", CELER_FLAG_INT, OPT(workers)},
+    {"workers", "CELER_WORKERS", "0", "inference worker threads; 0 = one per CPU the process may use (its affinity mask, lowered to its cgroup's CPU "
+     "quota)", CELER_FLAG_INT, OPT(workers)},
     {"threads", "CELER_THREADS", "1", "intra-op threads per inference (latency); keep 1 under load", CELER_FLAG_INT,
      OPT(threads)},
     {"max-body-bytes", "CELER_MAX_BODY_BYTES", "67108864", "largest request body; larger ones get 413", CELER_FLAG_SIZE,
@@ -454,7 +455,7 @@ celer_status celer_server_run(const celer_server_options *opts) {
         if (sync_st) snprintf(sync_error, sizeof sync_error, "%s", celer_error_message());
         local.model_repository = celer_s3_mirror_dir(mirror);
     }
-    int redis_pool = CELER_MAX(opts->http_threads, 1) + (opts->workers > 0 ? opts->workers : (int)sysconf(_SC_NPROCESSORS_ONLN));
+    int redis_pool = CELER_MAX(opts->http_threads, 1) + (opts->workers > 0 ? opts->workers : celer_cpu_count());
     if ((st = celer_metrics_init(&metrics)) || (st = celer_cache_init((size_t)opts->cache_bytes, &cache)) ||
         (opts->cache_redis[0] && (st = celer_redis_open(opts->cache_redis, opts->cache_redis_timeout_ms, redis_pool, &redis))) ||
         (st = celer_sched_init(opts->workers, &sched)) ||

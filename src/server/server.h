@@ -31,7 +31,7 @@ typedef struct celer_server_options {
     const char *metrics_address;
     int metrics_port;           /* 0 = no metrics port (/metrics on the HTTP port stays) */
     int http_threads;           /* connection threads (parse and encode, never compute) */
-    int workers;                /* inference workers; 0 = one per core */
+    int workers;                /* inference workers; 0 = one per CPU the process may use (celer_cpu_count) */
     int threads;                /* intra-op threads per inference */
     long long max_body_bytes;   /* larger bodies get 413 */
     long long max_body_total_bytes; /* body bytes all connections may buffer together; beyond: 503 */
