@@ -91,6 +91,20 @@ class Server:
             self.log.close()
 
 
+def settled_stats(srv, model):
+    """The model's statistics entry once its last execution's batch_stats are in ({} when it has
+    none): they are counted right after the execution's requests are answered (as Triton's
+    backends report them), so a client reading at once may see them a few microseconds late."""
+    deadline = time.time() + 5
+    while True:
+        status, doc, _ = srv.json("GET", f"/v2/models/{model}/stats")
+        s = doc["model_stats"][0] if status == 200 and doc.get("model_stats") else {}
+        if not s or sum(b["compute_infer"]["count"] for b in s["batch_stats"]) == s["execution_count"] \
+                or time.time() > deadline:
+            return s
+        time.sleep(0.01)
+
+
 def check_stopped(srv, what=""):
     """Stops srv with SIGTERM and checks it exited 0 with no sanitizer report in its log."""
     code = srv.stop()

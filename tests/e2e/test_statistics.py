@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grpc_stubs  # noqa: E402
 import qa_models  # noqa: E402
-from test_server import Server, check, free_port, summary  # noqa: E402
+from test_server import Server, check, free_port, settled_stats, summary  # noqa: E402
 
 CELER, REPO_SRC = sys.argv[1], sys.argv[2]
 ADDSUB = "onnx_float32_float32_float32"
@@ -66,20 +66,6 @@ def stats(srv, model, version=None):
     return status, doc
 
 
-def one(srv, model):
-    """The model's entry once its last execution's batch_stats are in: they are counted right after
-    the execution's requests are answered (as Triton's backends report them), so a client reading
-    at once may see them a few microseconds late."""
-    deadline = time.time() + 5
-    while True:
-        status, doc = stats(srv, model)
-        s = doc["model_stats"][0] if status == 200 and doc.get("model_stats") else {}
-        if not s or sum(b["compute_infer"]["count"] for b in s["batch_stats"]) == s["execution_count"] \
-                or time.time() > deadline:
-            return s
-        time.sleep(0.01)
-
-
 def main():
     tmp = tempfile.mkdtemp(prefix="celer-e2e-stats-")
     try:
@@ -105,7 +91,7 @@ def run(tmp):
     stub = pb2_grpc.GRPCInferenceServiceStub(channel)
     try:
         # ---- the fields, before any request ----
-        s = one(srv, ADDSUB)
+        s = settled_stats(srv, ADDSUB)
         check("the fields of a model's entry are Triton's, in Triton's order",
               list(s) == ["name", "version", "last_inference", "inference_count", "execution_count", "inference_stats",
                           "response_stats", "batch_stats", "memory_usage"], list(s))
@@ -122,7 +108,7 @@ def run(tmp):
         status, outs = json_infer(srv, ADDSUB, a, b)
         t1 = time.time() * 1000
         check("HTTP: add/sub of 3 rows is what NumPy computes", status == 200 and right(outs, a, b), status)
-        s = one(srv, ADDSUB)
+        s = settled_stats(srv, ADDSUB)
         st = s["inference_stats"]
         check("3 rows: inference_count 3, execution_count 1, success 1",
               s["inference_count"] == 3 and s["execution_count"] == 1 and st["success"]["count"] == 1, s)
@@ -147,7 +133,7 @@ def run(tmp):
         want = qa_models.reference("addsub", a2, b2)
         check("gRPC: add/sub of 2 rows is what NumPy computes",
               np.array_equal(got["OUTPUT0"], want[0]) and np.array_equal(got["OUTPUT1"], want[1]), got)
-        s = one(srv, ADDSUB)
+        s = settled_stats(srv, ADDSUB)
         check("by both protocols: inference_count 5, execution_count 2, batch sizes 2 and 3 once each",
               s["inference_count"] == 5 and s["execution_count"] == 2
               and [(x["batch_size"], x["compute_infer"]["count"]) for x in s["batch_stats"]] == [(2, 1), (3, 1)], s)
@@ -156,17 +142,17 @@ def run(tmp):
         for _ in range(3):
             a, b = qa_models.inputs("FP32", 1, rng)
             status, outs = json_infer(srv, NOBATCH, a[0], b[0])
-        s = one(srv, NOBATCH)
+        s = settled_stats(srv, NOBATCH)
         check("no batching: three requests, inference_count 3, execution_count 3, batch_stats [1 x 3]",
               status == 200 and s["inference_count"] == 3 and s["execution_count"] == 3
               and [(x["batch_size"], x["compute_infer"]["count"]) for x in s["batch_stats"]] == [(1, 3)], s)
 
         # ---- a failure counts in fail only ----
-        before = one(srv, ADDSUB)
+        before = settled_stats(srv, ADDSUB)
         bad = {"inputs": [{"name": "INPUT0", "shape": [1, 15], "datatype": "FP32", "data": [0.0] * 15},
                           {"name": "INPUT1", "shape": [1, 15], "datatype": "FP32", "data": [0.0] * 15}]}
         status, _, _ = srv.json("POST", f"/v2/models/{ADDSUB}/infer", bad)
-        after = one(srv, ADDSUB)
+        after = settled_stats(srv, ADDSUB)
         check("a wrong shape: 400, fail count 1 with its duration, success and executions unchanged",
               status == 400 and after["inference_stats"]["fail"]["count"] == 1
               and after["inference_stats"]["fail"]["ns"] > 0
@@ -186,7 +172,7 @@ def run(tmp):
             t.join()
         check("dynamic batching: four answers, each what NumPy computes",
               all(r and r[0] == 200 and right(r[1], *rows[i]) for i, r in enumerate(results)), results)
-        s = one(srv, "addsub_batch4")
+        s = settled_stats(srv, "addsub_batch4")
         st = s["inference_stats"]
         check("one execution of batch size 4: execution_count 1, inference_count 4, success 4",
               s["execution_count"] == 1 and s["inference_count"] == 4 and st["success"]["count"] == 4
@@ -203,7 +189,7 @@ def run(tmp):
         # ---- the cache: a miss computes, a hit does not ----
         a, b = qa_models.inputs("FP32", 2, rng)
         r1, r2 = json_infer(srv, "addsub_cached", a, b), json_infer(srv, "addsub_cached", a, b)
-        s = one(srv, "addsub_cached")
+        s = settled_stats(srv, "addsub_cached")
         st = s["inference_stats"]
         check("cache: both answers right", right(r1[1], a, b) and right(r2[1], a, b), (r1, r2))
         check("cache: success 2 (hits included), cache_miss 1, cache_hit 1 with their durations",

@@ -24,14 +24,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grpc_stubs  # noqa: E402
 import qa_models  # noqa: E402
-from test_server import Server, check, free_port, summary  # noqa: E402
+from test_server import Server, check, free_port, settled_stats, summary  # noqa: E402
 
 CELER, REPO_SRC = sys.argv[1], sys.argv[2]
 ADDSUB = "onnx_float32_float32_float32"
@@ -102,16 +101,6 @@ def json_infer(srv, model, a, b, **params):
     outs = [np.array(o["data"], np.float32).reshape(o["shape"]) for o in sorted(out["outputs"], key=lambda o: o["name"])]
     want = qa_models.reference("addsub", a, b)
     return status, all(np.array_equal(o, w) for o, w in zip(outs, want))
-
-
-def settled_stats(srv, model):
-    deadline = time.time() + 5
-    while True:
-        _, doc, _ = srv.json("GET", f"/v2/models/{model}/stats")
-        s = doc["model_stats"][0]
-        if sum(b["compute_infer"]["count"] for b in s["batch_stats"]) == s["execution_count"] or time.time() > deadline:
-            return s
-        time.sleep(0.01)
 
 
 def main():
