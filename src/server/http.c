@@ -53,6 +53,7 @@ struct celer_http {
     atomic_int active;         /* requests received and not completed (for graceful shutdown) */
     atomic_int suspended;      /* of those, waiting on a worker: the daemon must not stop under them */
     atomic_bool draining;      /* shutting down: every answer closes its connection */
+    atomic_bool closed;        /* the drain delay is over: new requests get 503 */
     atomic_llong body_bytes;   /* request body bytes reserved across all connections */
     unsigned max_connections;  /* below the open-files limit */
     MHD_socket listen_fd;      /* handed back by MHD at shutdown; else MHD_INVALID_SOCKET */
@@ -1214,6 +1215,12 @@ static void body_limit_message(struct MHD_Connection *conn, unsigned long long s
  * model that is missing, loading or whose queue is full. Returns false with the reply set. */
 static bool admit(http_req *q, struct MHD_Connection *conn, const char *url) {
     celer_http *srv = q->srv;
+    /* q counts in srv->active before this is read, so shutdown either sees q or q sees it: nothing
+     * reaches a worker once the front end may be stopped */
+    if (atomic_load(&srv->closed)) {
+        reply_status(q, CELER_ERR_UNAVAILABLE, "the server is shutting down");
+        return false;
+    }
     if (strlen(url) >= MAX_URL) {
         char msg[96];
         snprintf(msg, sizeof msg, "request path longer than %d bytes", MAX_URL - 1);
@@ -1558,6 +1565,7 @@ void celer_http_notice(celer_http *h) {
 void celer_http_drain(celer_http *h) {
     if (!h || !h->daemon) return;
     atomic_store(&h->draining, true);
+    atomic_store(&h->closed, true);
     /* MHD stops polling the listener and hands it back. Shutting it down refuses new connections at
      * once instead of leaving them in the backlog unanswered; it is closed only after the daemon
      * stopped, as MHD's threads may still be polling it until they see the flag quiescing set. */

@@ -17,7 +17,7 @@ celer_status celer_http_start(const celer_server_options *opts, celer_service *s
 void celer_http_notice(celer_http *h);
 /* The delay is over: closes the listening socket (new connections are refused, not left in the
  * backlog) and idle keep-alive connections; requests in flight go on and their answers close
- * their connections. */
+ * their connections; a request arriving on a connection still open gets 503. */
 void celer_http_drain(celer_http *h);
 /* Requests received and not yet completed (answered and sent, or dropped). */
 int celer_http_active(const celer_http *h);

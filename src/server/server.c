@@ -455,7 +455,12 @@ static void shutdown_http(const celer_server_options *opts, celer_http *http, ce
     celer_log(CELER_LOG_INFO, "listeners closed; finishing %d requests", active(http, grpc));
     int64_t grace = CELER_MAX(mono_ms() - t0, limit > 2000 ? limit - 1000 : limit / 2);
     int64_t margin = CELER_MIN(200, limit / 10); /* for the cleanup, before the watchdog ends it */
-    if (wait_zero(active, http, grpc, t0 + grace)) return;
+    if (wait_zero(active, http, grpc, t0 + grace)) {
+        /* nothing in flight: a gRPC call still arriving is refused rather than queued, so no
+         * worker holds a call when the front ends stop */
+        celer_sched_cancel(sched, "the server is shutting down");
+        return;
+    }
     celer_log(CELER_LOG_WARNING, "shutdown timeout near: answering %d queued requests with 503", suspended(http, grpc));
     celer_sched_cancel(sched, "the server is shutting down");
     /* their answers are sent while the daemon runs; a client that does not read its answer is
