@@ -270,6 +270,7 @@ def test_drain_under_load(repo, tmp):
     for line in ("draining: ready is now 503; serving for 2 s with Connection: close", "listeners closed; finishing",
                  "exiting"):
         check(f"log line '{line}'", line in log, log[-2000:])
+    check("no sanitizer report", "Sanitizer" not in log and "runtime error" not in log, log[-2000:])
 
 
 def test_stubborn_clients(repo):
@@ -331,6 +332,7 @@ def test_stubborn_clients(repo):
     failed = [e for e in http_log if t_sig <= e[0] < t_sig + 0.7 and e[2] != 200]
     check("keep-alive clients answered during the delay", not failed, failed[:5])
     check("log says 'exiting'", "exiting" in log, log[-2000:])
+    check("no sanitizer report (stubborn clients)", "Sanitizer" not in log and "runtime error" not in log, log[-2000:])
 
 
 def test_second_signal(repo):
