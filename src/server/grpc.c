@@ -43,6 +43,7 @@
 #include "compress.h"
 #include "grpc.h"
 #include "grpc_codec.h"
+#include "listen.h"
 #include "log.h"
 #include "shm.h"
 
@@ -155,6 +156,7 @@ struct grpc_conn {
     int n_streams;
     int64_t last_active_ms;
     bool want_out, goaway_sent;
+    bool noticed; /* the shutdown notice was submitted */
     bool pump; /* a stream may start calls it held back (see pump_streams) */
     uint8_t *out; /* bytes from nghttp2 not yet written (malloc'ed, owned) */
     size_t out_len, out_off, out_cap;
@@ -167,8 +169,9 @@ struct celer_grpc {
     int listen_fd, event_fd, epoll_fd;
     pthread_t thread;
     bool started;
-    atomic_bool draining, stopping;
-    bool drain_done; /* IO thread: the listener is closed and notices sent */
+    atomic_bool noticing, draining, stopping;
+    bool notice_done; /* IO thread: the shutdown notice went to every connection (see conn_flush) */
+    bool drain_done; /* IO thread: the listener is closed */
     grpc_conn *conns;
     int n_conns, max_conns;
     /* request message bytes all streams hold, and bytes of answers not sent yet (clients reading
@@ -1602,6 +1605,14 @@ static void conn_want_out(celer_grpc *g, grpc_conn *c, bool on) {
 static bool conn_flush(celer_grpc *g, grpc_conn *c) {
     for (;;) {
         if (c->pump) pump_streams(c);
+        /* the drain delay: a connection opened since the notices gets its own once its first calls
+         * are answered (a GOAWAY before the client's first call reads as a failed connect, and
+         * grpc clients back off); after the delay every connection gets it */
+        if (g->notice_done && !c->noticed && c->n_streams == 0 &&
+            (g->drain_done || nghttp2_session_get_last_proc_stream_id(c->session) > 0)) {
+            nghttp2_submit_shutdown_notice(c->session);
+            c->noticed = true;
+        }
         /* draining: once its calls are answered (streams close while sending), the final GOAWAY */
         if (g->drain_done && !c->goaway_sent && c->n_streams == 0) {
             nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(c->session),
@@ -1708,7 +1719,6 @@ static void accept_all(celer_grpc *g) {
         if (g->conns) g->conns->prev = c;
         g->conns = c;
         g->n_conns++;
-        if (g->drain_done) nghttp2_submit_shutdown_notice(c->session);
         conn_flush(g, c);
     }
 }
@@ -1727,12 +1737,18 @@ static void on_event(celer_grpc *g) {
         atomic_fetch_sub(&g->suspended, 1);
         call_answered(g, c);
     }
+    if ((atomic_load(&g->noticing) || atomic_load(&g->draining)) && !g->notice_done) {
+        g->notice_done = true;
+        for (grpc_conn *c = g->conns; c; c = c->next) {
+            nghttp2_submit_shutdown_notice(c->session);
+            c->noticed = true;
+        }
+    }
     if (atomic_load(&g->draining) && !g->drain_done) {
         g->drain_done = true;
         epoll_ctl(g->epoll_fd, EPOLL_CTL_DEL, g->listen_fd, NULL);
         close(g->listen_fd);
         g->listen_fd = -1;
-        for (grpc_conn *c = g->conns; c; c = c->next) nghttp2_submit_shutdown_notice(c->session);
     }
     for (grpc_conn *c = g->conns, *next; c; c = next) {
         next = c->next;
@@ -1832,19 +1848,10 @@ celer_status celer_grpc_start(const celer_server_options *opts, celer_service *s
     /* nghttp2's own protections (rapid reset, CONTINUATION floods, SETTINGS and ACK floods) stay at
      * their defaults; streams beyond MAX_STREAMS are refused by nghttp2 from our SETTINGS */
 
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opts->grpc_port)};
-    if (inet_pton(AF_INET, opts->grpc_address, &addr.sin_addr) != 1) {
-        st = celer_errorf(CELER_ERR_INVALID, "--grpc-address '%s' is not an IPv4 address", opts->grpc_address);
+    celer_listen_addr addr;
+    if ((st = celer_listen_resolve(opts->grpc_address, opts->grpc_port, "--grpc-address", &addr)) ||
+        (st = celer_listen_open(&addr, "gRPC", &g->listen_fd)))
         goto fail;
-    }
-    int one = 1;
-    g->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (g->listen_fd < 0 || setsockopt(g->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
-        bind(g->listen_fd, (struct sockaddr *)&addr, sizeof addr) || listen(g->listen_fd, 1024)) {
-        st = celer_errorf(CELER_ERR_IO, "cannot listen for gRPC on %s:%d: %s", opts->grpc_address, opts->grpc_port,
-                          strerror(errno));
-        goto fail;
-    }
     g->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     g->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event lev = {.events = EPOLLIN, .data.ptr = &g->listen_fd};
@@ -1869,6 +1876,12 @@ fail:
 static void wake(celer_grpc *g) {
     uint64_t one = 1;
     (void)!write(g->event_fd, &one, sizeof one);
+}
+
+void celer_grpc_notice(celer_grpc *g) {
+    if (!g) return;
+    atomic_store(&g->noticing, true);
+    wake(g);
 }
 
 void celer_grpc_drain(celer_grpc *g) {

@@ -10,15 +10,19 @@
 
 typedef struct celer_grpc celer_grpc;
 
-/* Starts listening on opts->grpc_address:grpc_port with its IO thread, answering through
+/* Starts listening on opts->grpc_address:grpc_port (listen.h: IPv4, IPv6 or both) with its IO thread, answering through
  * `service` and counting calls in `metrics` (both borrowed: they must outlive the front end; NULL
  * metrics: not counted). *out is NULL (and CELER_OK) when
  * opts->grpc_port is 0. CELER_ERR_IO when the port cannot be bound. */
 celer_status celer_grpc_start(const celer_server_options *opts, celer_service *service, celer_metrics *metrics,
                               celer_grpc **out);
-/* Shutdown begins: closes the listening socket and sends every connection a shutdown notice
- * (GOAWAY); calls in flight go on, and each connection is closed once its calls are answered.
- * NULL: nothing. */
+/* Shutdown begins (the drain delay): every connection, and each one accepted from now on, gets a
+ * shutdown notice (GOAWAY with the last stream id 2^31-1), so clients open new connections for
+ * their next calls; calls go on being served and the listener stays open. NULL: nothing. */
+void celer_grpc_notice(celer_grpc *g);
+/* The delay is over: closes the listening socket (new connections are refused) and sends the
+ * notice where it was not sent; calls in flight go on, and each connection gets the final GOAWAY
+ * and is closed once its calls are answered. NULL: nothing. */
 void celer_grpc_drain(celer_grpc *g);
 /* Calls received and not yet finished (answered and sent, or reset). 0 for NULL. */
 int celer_grpc_active(const celer_grpc *g);

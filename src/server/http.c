@@ -29,6 +29,7 @@
 #include "body.h"
 #include "compress.h"
 #include "http.h"
+#include "listen.h"
 #include "log.h"
 #include "shm.h"
 
@@ -40,6 +41,7 @@ typedef struct conn_ctx {
     struct conn_ctx *prev, *next;
     int fd;
     _Atomic int64_t deadline_ns; /* CLOCK_MONOTONIC; 0 = none (the request is being answered) */
+    atomic_bool busy;            /* a request is being received or answered (else idle, for the drain) */
 } conn_ctx;
 
 struct celer_http {
@@ -50,7 +52,8 @@ struct celer_http {
     atomic_ullong next_id;
     atomic_int active;         /* requests received and not completed (for graceful shutdown) */
     atomic_int suspended;      /* of those, waiting on a worker: the daemon must not stop under them */
-    atomic_bool draining;      /* shutting down: answers close their connection */
+    atomic_bool draining;      /* shutting down: every answer closes its connection */
+    atomic_bool closed;        /* the drain delay is over: new requests get 503 */
     atomic_llong body_bytes;   /* request body bytes reserved across all connections */
     unsigned max_connections;  /* below the open-files limit */
     MHD_socket listen_fd;      /* handed back by MHD at shutdown; else MHD_INVALID_SOCKET */
@@ -520,6 +523,8 @@ static enum MHD_Result h_ready(http_req *q, const route_args *a) {
     (void)a;
     if (celer_registry_ready(q->srv->registry))
         reply_json(q, 200);
+    else if (celer_registry_draining(q->srv->registry))
+        reply_status(q, CELER_ERR_UNAVAILABLE, "the server is shutting down");
     else
         reply_status(q, CELER_ERR_UNAVAILABLE, "not every model is ready (see POST /v2/repository/index)");
     return send_reply(q);
@@ -1210,8 +1215,9 @@ static void body_limit_message(struct MHD_Connection *conn, unsigned long long s
  * model that is missing, loading or whose queue is full. Returns false with the reply set. */
 static bool admit(http_req *q, struct MHD_Connection *conn, const char *url) {
     celer_http *srv = q->srv;
-    /* q counts in srv->active before this is read, so shutdown either sees q or q sees it */
-    if (atomic_load(&srv->draining)) {
+    /* q counts in srv->active before this is read, so shutdown either sees q or q sees it: nothing
+     * reaches a worker once the front end may be stopped */
+    if (atomic_load(&srv->closed)) {
         reply_status(q, CELER_ERR_UNAVAILABLE, "the server is shutting down");
         return false;
     }
@@ -1329,6 +1335,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         else
             hex_id(q->request_id, (unsigned long long)atomic_fetch_add(&srv->next_id, 1) + 1);
         atomic_fetch_add(&srv->active, 1);
+        if (q->cctx) atomic_store(&q->cctx->busy, true);
         *con_cls = q;
         if (!admit(q, conn, url)) {
             /* Decided from the headers: nothing of the body is buffered. A client that waits for
@@ -1381,10 +1388,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 static void log_request(const celer_http *srv, const http_req *q, struct MHD_Connection *conn) {
     if (srv->opts->quiet) return;
-    char addr[64] = "-";
+    char addr[64];
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, addr, sizeof addr);
+    celer_listen_peer(ci ? ci->client_addr : NULL, addr, sizeof addr);
     celer_log_access a = {.remote = addr, .method = q->method, .path = q->path, .request_id = q->request_id,
                           .status = q->status, .ms = (double)(now_ns() - q->start_ns) / 1e6};
     celer_log_request(&a);
@@ -1405,6 +1411,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     celer_service_end(q->call);
     celer_jbuf_free(&q->resp);
     if (q->has_repo_arena) celer_arena_free(&q->repo_arena);
+    if (q->cctx) atomic_store(&q->cctx->busy, false);
     drop_body(q);
     free(q);
     *con_cls = NULL;
@@ -1468,6 +1475,12 @@ static void *reaper_main(void *p) {
     return NULL;
 }
 
+/* MHD's flags for an address's family: IPv6 binds IPv6-only unless dual stack is asked for. */
+static unsigned mhd_family(const celer_listen_addr *a) {
+    if (a->sa.ss_family != AF_INET6) return 0;
+    return a->dual ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+}
+
 /* Connections allowed at once: below the open-files limit (raised to its hard maximum first), so
  * accept() never fails for want of a descriptor; the rest is left for model files, Redis and logs. */
 static unsigned connection_limit(const celer_server_options *opts) {
@@ -1502,10 +1515,11 @@ celer_status celer_http_start(const celer_server_options *opts, celer_service *s
         snprintf(labels, sizeof labels, "code=\"%dxx\"", c);
         srv->m_requests[c] = celer_metrics_counter(metrics, "celer_http_requests_total", "HTTP requests by status class.", labels);
     }
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opts->http_port)};
-    if (inet_pton(AF_INET, opts->http_address, &addr.sin_addr) != 1) {
+    celer_listen_addr addr;
+    celer_status st = celer_listen_resolve(opts->http_address, opts->http_port, "--http-address", &addr);
+    if (st) {
         free(srv);
-        return celer_errorf(CELER_ERR_INVALID, "--http-address '%s' is not an IPv4 address", opts->http_address);
+        return st;
     }
     srv->max_connections = connection_limit(opts);
     srv->listen_fd = MHD_INVALID_SOCKET;
@@ -1521,9 +1535,10 @@ celer_status celer_http_start(const celer_server_options *opts, celer_service *s
      * "Failed to remove listen FD from epoll set" and the process aborts: seen once at SIGTERM
      * in a CI run); with poll() quiescing only sets a flag the threads read. Each thread polls
      * its own connections only. */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
+                     mhd_family(&addr);
     srv->daemon = MHD_start_daemon(flags, (uint16_t)opts->http_port, NULL, NULL, on_request, srv,
-                                   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                                   MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr.sa,
                                    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)CELER_MAX(opts->http_threads, 1),
                                    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->request_timeout_secs,
                                    MHD_OPTION_CONNECTION_LIMIT, srv->max_connections,
@@ -1537,21 +1552,31 @@ celer_status celer_http_start(const celer_server_options *opts, celer_service *s
         pthread_cond_destroy(&srv->reaper_wake);
         pthread_mutex_destroy(&srv->conns_lock);
         free(srv);
-        return celer_errorf(CELER_ERR_IO, "cannot listen on %s:%d (in use, or not allowed)", opts->http_address,
-                            opts->http_port);
+        return celer_errorf(CELER_ERR_IO, "cannot listen on %s (in use, or not allowed)", addr.text);
     }
     *out = srv;
     return CELER_OK;
 }
 
+void celer_http_notice(celer_http *h) {
+    if (h) atomic_store(&h->draining, true);
+}
+
 void celer_http_drain(celer_http *h) {
     if (!h || !h->daemon) return;
     atomic_store(&h->draining, true);
+    atomic_store(&h->closed, true);
     /* MHD stops polling the listener and hands it back. Shutting it down refuses new connections at
      * once instead of leaving them in the backlog unanswered; it is closed only after the daemon
      * stopped, as MHD's threads may still be polling it until they see the flag quiescing set. */
     h->listen_fd = MHD_quiesce_daemon(h->daemon);
     if (h->listen_fd != MHD_INVALID_SOCKET) shutdown(h->listen_fd, SHUT_RDWR);
+    /* Idle keep-alive connections are closed now (MHD closes a socket shut down under it as on any
+     * network error). One whose answer is on its way keeps it: that answer says close. */
+    pthread_mutex_lock(&h->conns_lock);
+    for (conn_ctx *c = h->conns; c; c = c->next)
+        if (!atomic_load(&c->busy)) shutdown(c->fd, SHUT_RDWR);
+    pthread_mutex_unlock(&h->conns_lock);
 }
 
 int celer_http_active(const celer_http *h) { return h ? atomic_load(&h->active) : 0; }
@@ -1581,6 +1606,7 @@ void celer_http_stop(celer_http *h) {
 struct celer_http_metrics {
     struct MHD_Daemon *daemon;
     celer_metrics *metrics;
+    MHD_socket listen_fd; /* handed back by MHD at the drain; else MHD_INVALID_SOCKET */
 };
 
 static enum MHD_Result metrics_reply(struct MHD_Connection *conn, unsigned status, const char *type, char *body,
@@ -1639,28 +1665,36 @@ celer_status celer_http_metrics_start(const celer_server_options *opts, celer_me
                                       celer_http_metrics **out) {
     *out = NULL;
     if (opts->metrics_port <= 0) return CELER_OK;
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opts->metrics_port)};
-    if (inet_pton(AF_INET, opts->metrics_address, &addr.sin_addr) != 1)
-        return celer_errorf(CELER_ERR_INVALID, "--metrics-address '%s' is not an IPv4 address", opts->metrics_address);
+    celer_listen_addr addr;
+    CELER_TRY(celer_listen_resolve(opts->metrics_address, opts->metrics_port, "--metrics-address", &addr));
     celer_http_metrics *h = calloc(1, sizeof *h);
     if (!h) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
     h->metrics = metrics;
-    h->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, (uint16_t)opts->metrics_port, NULL,
-                                 NULL, on_metrics_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+    h->listen_fd = MHD_INVALID_SOCKET;
+    /* MHD_USE_ITC: the drain quiesces it */
+    h->daemon = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC | mhd_family(&addr),
+                                 (uint16_t)opts->metrics_port, NULL, NULL, on_metrics_request, h,
+                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr.sa,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)opts->request_timeout_secs,
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_CONNECTIONS,
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_END);
     if (!h->daemon) {
         free(h);
-        return celer_errorf(CELER_ERR_IO, "cannot listen for metrics on %s:%d (in use, or not allowed)",
-                            opts->metrics_address, opts->metrics_port);
+        return celer_errorf(CELER_ERR_IO, "cannot listen for metrics on %s (in use, or not allowed)", addr.text);
     }
     *out = h;
     return CELER_OK;
 }
 
+void celer_http_metrics_drain(celer_http_metrics *h) {
+    if (!h) return;
+    h->listen_fd = MHD_quiesce_daemon(h->daemon); /* as celer_http_drain */
+    if (h->listen_fd != MHD_INVALID_SOCKET) shutdown(h->listen_fd, SHUT_RDWR);
+}
+
 void celer_http_metrics_stop(celer_http_metrics *h) {
     if (!h) return;
     MHD_stop_daemon(h->daemon);
+    if (h->listen_fd != MHD_INVALID_SOCKET) close(h->listen_fd);
     free(h);
 }

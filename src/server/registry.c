@@ -64,6 +64,7 @@ struct celer_registry {
     pthread_t act_thread[ACTION_THREADS];
     char source[512], source_error[1024]; /* why the repository's source cannot be read; "" when it can (under lock) */
     bool source_unready;                  /* and whether that keeps the server unready */
+    atomic_bool draining;                 /* shutdown began: the server is not ready, whatever the models */
     celer_status (*refresh)(void *user);  /* run before a load by name (set before serving) */
     void *refresh_user;
     /* the OpenAPI documents (openapi.h), rebuilt under load_lock when a load or unload ran;
@@ -1460,7 +1461,11 @@ void celer_registry_set_source_error(celer_registry *r, const char *source, cons
     pthread_rwlock_unlock(&r->lock);
 }
 
+void celer_registry_set_draining(celer_registry *r) { atomic_store(&r->draining, true); }
+bool celer_registry_draining(celer_registry *r) { return atomic_load(&r->draining); }
+
 bool celer_registry_ready(celer_registry *r) {
+    if (atomic_load(&r->draining)) return false;
     bool ready = true;
     pthread_rwlock_rdlock(&r->lock);
     if (r->source_unready) ready = false;

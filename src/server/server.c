@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 
 #include "grpc.h"
 #include "http.h"
+#include "listen.h"
 #include "log.h"
 #include "s3_mirror.h"
 
@@ -30,17 +32,19 @@ static const celer_server_flag flags[] = {
     {"model-cache-max-bytes", "CELER_MODEL_CACHE_MAX_BYTES", "10737418240",
      "cap on an S3 repository's local copy; a bucket whose complete models hold more is refused", CELER_FLAG_SIZE,
      OPT(model_cache_max_bytes)},
-    {"http-address", "CELER_HTTP_ADDRESS", "0.0.0.0", "IPv4 address to listen on", CELER_FLAG_STRING, OPT(http_address)},
+    {"http-address", "CELER_HTTP_ADDRESS", "",
+     "address to listen on: IPv4 (0.0.0.0, 127.0.0.1) or IPv6 (::, ::1); empty = both families (:: dual stack, "
+     "0.0.0.0 where the kernel has IPv6 off)", CELER_FLAG_STRING, OPT(http_address)},
     {"http-port", "CELER_HTTP_PORT", "8000", "HTTP port (KServe v2 API and /metrics)", CELER_FLAG_INT, OPT(http_port)},
-    {"grpc-address", "CELER_GRPC_ADDRESS", "0.0.0.0", "IPv4 address to listen on for gRPC", CELER_FLAG_STRING,
-     OPT(grpc_address)},
+    {"grpc-address", "CELER_GRPC_ADDRESS", "", "address to listen on for gRPC, as --http-address (empty = both "
+     "families)", CELER_FLAG_STRING, OPT(grpc_address)},
     {"grpc-port", "CELER_GRPC_PORT", "8001", "gRPC port (Triton's GRPCInferenceService and grpc.health.v1, h2c); 0 = off",
      CELER_FLAG_INT, OPT(grpc_port)},
     {"metrics-port", "CELER_METRICS_PORT", "0",
      "a port of its own for GET /metrics, as Triton's 8002 (/metrics on the HTTP port stays); 0 = none",
      CELER_FLAG_INT, OPT(metrics_port)},
-    {"metrics-address", "CELER_METRICS_ADDRESS", "0.0.0.0", "IPv4 address the metrics port listens on",
-     CELER_FLAG_STRING, OPT(metrics_address)},
+    {"metrics-address", "CELER_METRICS_ADDRESS", "", "address the metrics port listens on, as --http-address "
+     "(empty = both families)", CELER_FLAG_STRING, OPT(metrics_address)},
     {"grpc-max-message-bytes", "CELER_GRPC_MAX_MESSAGE_BYTES", "67108864",
      "largest gRPC request message; larger ones get RESOURCE_EXHAUSTED", CELER_FLAG_SIZE, OPT(grpc_max_message_bytes)},
     {"http-threads", "CELER_HTTP_THREADS", "2", "connection threads (they parse and encode, never compute)", CELER_FLAG_INT,
@@ -97,9 +101,15 @@ static const celer_server_flag flags[] = {
      "max_batch_size for models without a config whose first dims are symbolic", CELER_FLAG_INT, OPT(default_max_batch)},
     {"max-queue-size", "CELER_MAX_QUEUE_SIZE", "1024", "queue cap for models whose config sets none; beyond it 503",
      CELER_FLAG_INT, OPT(max_queue_size)},
+    {"drain-delay-secs", "CELER_DRAIN_DELAY_SECS", "5",
+     "on SIGTERM or SIGINT, readiness turns 503 at once and the server goes on serving this long, with "
+     "`Connection: close` on every HTTP answer and GOAWAY on gRPC, so load balancers stop routing to it; then "
+     "the listeners close (a second signal ends the delay early); 0 = close them at once",
+     CELER_FLAG_INT, OPT(drain_delay_secs)},
     {"shutdown-timeout-secs", "CELER_SHUTDOWN_TIMEOUT_SECS", "30",
-     "on SIGTERM the process exits within this long: in-flight requests finish, then those still queued get 503",
-     CELER_FLAG_INT, OPT(shutdown_timeout_secs)},
+     "on SIGTERM the process exits 0 within this long after the signal (the drain delay included, so it must be "
+     "greater), whatever clients do: in-flight requests finish, a second before it those still queued get 503, "
+     "then the rest are cut", CELER_FLAG_INT, OPT(shutdown_timeout_secs)},
     {"log-format", "CELER_LOG_FORMAT", "default",
      "log line format: default (\"text\" too), ISO8601 (a timestamp and level letter before every line) or json "
      "(one object per line); changed at run time by POST /v2/logging", CELER_FLAG_STRING, OPT(log_format)},
@@ -280,6 +290,10 @@ celer_status celer_server_parse_args(int argc, char **argv, celer_server_options
     if (o->header_timeout_secs < 1 || o->body_timeout_secs < 1)
         return celer_errorf(CELER_ERR_INVALID, "--header-timeout-secs and --body-timeout-secs must be at least 1");
     CELER_TRY(check_model_control(o));
+    if (o->shutdown_timeout_secs <= o->drain_delay_secs)
+        return celer_errorf(CELER_ERR_INVALID, "--shutdown-timeout-secs (%d) must be greater than --drain-delay-secs "
+                            "(%d): the timeout counts from the signal and includes the delay",
+                            o->shutdown_timeout_secs, o->drain_delay_secs);
     if (o->threads < 1) o->threads = 1;
     if (o->cache_bytes < 0) return celer_errorf(CELER_ERR_INVALID, "--cache-bytes must not be negative");
     return CELER_OK;
@@ -381,24 +395,78 @@ static bool wait_zero(int (*count)(celer_http *, celer_grpc *), celer_http *http
     return count(http, grpc) == 0;
 }
 
-/* SIGTERM: the listeners close at once (new connections refused), answers close their keep-alive
- * connections (gRPC: a GOAWAY notice, then the final GOAWAY once a connection's calls are
- * answered), requests in flight finish; a second before the timeout, requests still queued are
- * answered 503, so every suspended connection is resumed before the daemon stops. */
+/* The watchdog: whatever clients do (keep sending, never read) and whatever the cleanup does, the
+ * process ends `shutdown_timeout_secs` after the signal. The front ends are read under the lock,
+ * and celer_server_run takes it (finished) before it frees them. */
+typedef struct watchdog {
+    pthread_mutex_t lock;
+    bool finished;
+    int64_t deadline_ms;
+    celer_http *http;
+    celer_grpc *grpc;
+} watchdog;
+
+static void *watchdog_main(void *p) {
+    watchdog *w = p;
+    int64_t left;
+    while ((left = w->deadline_ms - mono_ms()) > 0) {
+        struct timespec ts = {left / 1000, (left % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    pthread_mutex_lock(&w->lock);
+    if (w->finished)
+        celer_log(CELER_LOG_WARNING, "shutdown timeout: the cleanup did not finish in time");
+    else
+        celer_log(CELER_LOG_WARNING, "shutdown timeout: %d requests cut", active(w->http, w->grpc));
+    celer_log(CELER_LOG_INFO, "exiting");
+    fflush(stderr);
+    _exit(0);
+}
+
+/* SIGTERM or SIGINT (docs/server.md, "Shutdown and draining"): readiness turns false at once on
+ * both transports; for --drain-delay-secs every request and connection is still served, HTTP
+ * answers with `Connection: close` and gRPC connections get a GOAWAY notice, so clients move to
+ * other replicas; a second signal ends the delay. Then the listeners close (connects refused), idle
+ * keep-alive connections are closed, and in-flight requests finish; a second before the timeout,
+ * requests still queued are answered 503, so every suspended connection is resumed before the
+ * daemon stops. Returns at the timeout (less a margin for the cleanup) at the latest. */
 static void shutdown_http(const celer_server_options *opts, celer_http *http, celer_grpc *grpc,
-                          celer_registry *registry, celer_sched *sched) {
+                          celer_http_metrics *metrics_port, celer_registry *registry, celer_sched *sched,
+                          const sigset_t *sigs) {
     int64_t t0 = mono_ms(), limit = (int64_t)opts->shutdown_timeout_secs * 1000;
-    celer_log(CELER_LOG_INFO, "shutting down: finishing %d in-flight requests", active(http, grpc));
+    int64_t delay = (int64_t)opts->drain_delay_secs * 1000;
+    celer_registry_set_draining(registry);
+    celer_http_notice(http);
+    celer_grpc_notice(grpc);
+    celer_log(CELER_LOG_INFO, "draining: ready is now 503; serving for %d s with Connection: close%s",
+              opts->drain_delay_secs, grpc ? " (GOAWAY on gRPC)" : "");
+    for (int64_t left; (left = t0 + delay - mono_ms()) > 0;) {
+        struct timespec ts = {left / 1000, (left % 1000) * 1000000};
+        int sig = sigtimedwait(sigs, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT) {
+            celer_log(CELER_LOG_INFO, "a second signal: ending the drain delay now");
+            break;
+        }
+    }
     celer_http_drain(http);
     celer_grpc_drain(grpc);
+    celer_http_metrics_drain(metrics_port);
     celer_registry_stop_actions(registry); /* queued loads and unloads get 503; the running one finishes */
-    int64_t grace = limit > 2000 ? limit - 1000 : limit / 2;
-    if (wait_zero(active, http, grpc, t0 + grace)) return;
+    celer_log(CELER_LOG_INFO, "listeners closed; finishing %d requests", active(http, grpc));
+    int64_t grace = CELER_MAX(mono_ms() - t0, limit > 2000 ? limit - 1000 : limit / 2);
+    int64_t margin = CELER_MIN(200, limit / 10); /* for the cleanup, before the watchdog ends it */
+    if (wait_zero(active, http, grpc, t0 + grace)) {
+        /* nothing in flight: a gRPC call still arriving is refused rather than queued, so no
+         * worker holds a call when the front ends stop */
+        celer_sched_cancel(sched, "the server is shutting down");
+        return;
+    }
     celer_log(CELER_LOG_WARNING, "shutdown timeout near: answering %d queued requests with 503", suspended(http, grpc));
     celer_sched_cancel(sched, "the server is shutting down");
     /* their answers are sent while the daemon runs; a client that does not read its answer is
      * cut off at the limit (only suspended requests would keep the daemon from stopping) */
-    wait_zero(active, http, grpc, t0 + limit);
+    if (!wait_zero(active, http, grpc, t0 + limit - margin))
+        celer_log(CELER_LOG_WARNING, "shutdown timeout: %d requests cut", active(http, grpc));
 }
 
 /* The thread that takes SIGTERM and SIGINT (sigtimedwait). */
@@ -476,13 +544,16 @@ celer_status celer_server_run(const celer_server_options *opts) {
         (st = celer_grpc_start(opts, service, metrics, &grpc)) ||
         (st = celer_http_metrics_start(opts, metrics, &metrics_port)))
         goto done;
-    char grpc_at[80] = "", metrics_at[80] = "";
-    if (grpc) snprintf(grpc_at, sizeof grpc_at, " and grpc://%s:%d", opts->grpc_address, opts->grpc_port);
-    if (metrics_port)
-        snprintf(metrics_at, sizeof metrics_at, ", metrics on http://%s:%d/metrics", opts->metrics_address,
-                 opts->metrics_port);
-    celer_log(CELER_LOG_INFO, "serving %s on http://%s:%d%s%s (models loaded in %.0f ms)", url,
-            opts->http_address, opts->http_port, grpc_at, metrics_at,
+    /* the addresses parsed as the front ends did (they started, so these parse) */
+    celer_listen_addr http_a, grpc_a, metrics_a;
+    celer_listen_resolve(opts->http_address, opts->http_port, "--http-address", &http_a);
+    celer_listen_resolve(opts->grpc_address, opts->grpc_port, "--grpc-address", &grpc_a);
+    celer_listen_resolve(opts->metrics_address, opts->metrics_port, "--metrics-address", &metrics_a);
+    char grpc_at[120] = "", metrics_at[120] = "";
+    if (grpc) snprintf(grpc_at, sizeof grpc_at, " and grpc://%s", grpc_a.text);
+    if (metrics_port) snprintf(metrics_at, sizeof metrics_at, ", metrics on http://%s/metrics", metrics_a.text);
+    celer_log(CELER_LOG_INFO, "serving %s on http://%s%s%s (models loaded in %.0f ms)", url,
+            http_a.text, grpc_at, metrics_at,
             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 
     /* an S3 source that could not be synced is retried every 1, 2, 4 ... 30 s (with up to a
@@ -509,7 +580,16 @@ celer_status celer_server_run(const celer_server_options *opts) {
         }
         if (opts->repository_poll_secs > 0) celer_registry_poll(registry);
     }
-    shutdown_http(opts, http, grpc, registry, sched);
+    /* static: the detached watchdog may wake after this function returned */
+    static watchdog dog = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    dog.deadline_ms = mono_ms() + (int64_t)opts->shutdown_timeout_secs * 1000;
+    dog.http = http, dog.grpc = grpc;
+    pthread_t dog_thread;
+    if (!pthread_create(&dog_thread, NULL, watchdog_main, &dog)) pthread_detach(dog_thread);
+    shutdown_http(opts, http, grpc, metrics_port, registry, sched, &sigs);
+    pthread_mutex_lock(&dog.lock); /* the front ends are freed below; the watchdog only exits from now on */
+    dog.finished = true;
+    pthread_mutex_unlock(&dog.lock);
 done:
     if (st) celer_log(CELER_LOG_ERROR, "error: %s", celer_error_message());
     if (suspended(http, grpc) > 0) {
@@ -517,6 +597,7 @@ done:
          * process ends here and the kernel reclaims the rest */
         celer_log(CELER_LOG_WARNING, "%d requests still running at the shutdown timeout; exiting without them",
                 suspended(http, grpc));
+        celer_log(CELER_LOG_INFO, "exiting");
         fflush(stderr);
         _exit(0);
     }
@@ -532,5 +613,6 @@ done:
     celer_cache_free(cache);
     celer_redis_close(redis);
     celer_s3_mirror_close(mirror);
+    if (!st) celer_log(CELER_LOG_INFO, "exiting");
     return st;
 }

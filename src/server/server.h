@@ -23,7 +23,7 @@ typedef struct celer_server_options {
     const char *model_repository; /* a folder, or s3://... (a local copy is served) */
     const char *model_cache_dir;  /* the local copy of an S3 repository; "" = a private temporary folder */
     long long model_cache_max_bytes; /* the copy's size cap */
-    const char *http_address;
+    const char *http_address;   /* listen.h: IPv4, IPv6, or "" for both families */
     int http_port;
     const char *grpc_address;
     int grpc_port;              /* 0 = no gRPC */
@@ -53,7 +53,8 @@ typedef struct celer_server_options {
     int strict_readiness;        /* ready only while every model is (else: once serving) */
     int default_max_batch;      /* batch size given to batchable models without a config */
     int max_queue_size;         /* queue cap for models whose config sets none */
-    int shutdown_timeout_secs;  /* how long SIGTERM waits for in-flight requests */
+    int drain_delay_secs;       /* after SIGTERM: unready, still serving (Connection: close, GOAWAY) this long */
+    int shutdown_timeout_secs;  /* the process exits this long after SIGTERM at the latest (> drain_delay_secs) */
     const char *log_format;     /* "default" ("text"), "ISO8601" or "json" (log.h) */
     int quiet;                  /* no access log */
     int log_info, log_warning, log_error; /* each class of lines on or off (changed at run time: log.h) */
@@ -81,8 +82,10 @@ const celer_server_flag *celer_server_flags(int *count);
  * message naming the flag on a bad value or unknown flag. */
 celer_status celer_server_parse_args(int argc, char **argv, celer_server_options *opts);
 
-/* Loads the repository, starts serving and blocks until SIGTERM/SIGINT; then stops accepting,
- * lets in-flight requests finish (at most shutdown_timeout_secs) and returns CELER_OK. Fails
+/* Loads the repository, starts serving and blocks until SIGTERM/SIGINT; then drains (unready at
+ * once, serving drain_delay_secs more, the listeners closed, in-flight requests finished: see
+ * docs/server.md, "Shutdown and draining") and returns CELER_OK, or ends the process with exit
+ * code 0 at shutdown_timeout_secs after the signal. Fails
  * early (CELER_ERR_IO naming the address/port or folder) when it cannot start. A model that
  * fails to load does not stop the server: it is reported unavailable with its reason. */
 celer_status celer_server_run(const celer_server_options *opts);

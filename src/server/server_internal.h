@@ -189,9 +189,14 @@ served_version *celer_registry_acquire(celer_registry *r, const char *name, cons
                                        char *msg, size_t msg_cap);
 void celer_registry_release(served_version *v);
 
-/* True when every model that should be served is READY (or --strict-readiness is off) and the
- * repository's source could be read once. */
+/* True when every model that should be served is READY (or --strict-readiness is off), the
+ * repository's source could be read once, and shutdown has not begun. */
 bool celer_registry_ready(celer_registry *r);
+/* Shutdown began (SIGTERM): the server's readiness (HTTP /v2/health/ready, gRPC ServerReady and
+ * grpc.health.v1 for "") is false from now on, for both transports; models stay ready and served
+ * while the server drains. */
+void celer_registry_set_draining(celer_registry *r);
+bool celer_registry_draining(celer_registry *r);
 /* Records why the repository's source (an S3 bucket, named `source`) cannot be read, or clears it
  * (reason NULL): while set, the repository index lists the source as an UNAVAILABLE entry with the
  * reason (a URL is never a model's name), and when `unready` the server is not ready (before the

@@ -36,7 +36,8 @@ def run(celer, repo, n):
     port = free_port()
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen([celer, "serve", "--model-repository", repo, "--http-address", "127.0.0.1",
-                             "--http-port", str(port), "--grpc-port", "0", "--workers", "1", "--quiet"],
+                             "--http-port", str(port), "--grpc-port", "0", "--workers", "1", "--quiet",
+                             "--drain-delay-secs", "0"],
                             stdout=log, stderr=log, env=dict(os.environ, CELER_FAIL_ALLOC_AT=str(n)))
     problems, up = [], False
     deadline = time.time() + 30

@@ -33,6 +33,7 @@ def free_port():
 
 class Server:
     def __init__(self, repo, *extra, env=None):
+        env_extra = env or {}
         self.port = free_port()
         # the server appends (O_APPEND) and we read through a handle of our own: a shared file
         # offset would let our reads move where the server writes
@@ -42,11 +43,13 @@ class Server:
         self.log = open(self.log_path, "ab")
         args = [CELER, "serve", "--model-repository", repo, "--http-address", "127.0.0.1", "--workers", "2"]
         # gRPC off unless a test asks for it (`extra` comes after and wins): its default port, 8001,
-        # would collide between servers of tests running at once
+        # would collide between servers of tests running at once. No drain delay (5 s by default):
+        # SIGTERM closes the listeners at once unless a test asks for one (test_drain.py).
         if env is None:
-            args += ["--http-port", str(self.port), "--grpc-port", "0"]
+            args += ["--http-port", str(self.port), "--grpc-port", "0", "--drain-delay-secs", "0"]
         else:
-            env = dict(os.environ, CELER_HTTP_PORT=str(self.port), CELER_GRPC_PORT="0", **env)
+            env = dict({"CELER_DRAIN_DELAY_SECS": "0"}, **os.environ)
+            env.update(CELER_HTTP_PORT=str(self.port), CELER_GRPC_PORT="0", **env_extra)
         self.proc = subprocess.Popen(args + list(extra), stdout=self.log, stderr=self.log, env=env)
         deadline = time.time() + 20
         while time.time() < deadline:

@@ -230,7 +230,7 @@ def main():
     http_port, grpc_port = free_port(), free_port()
     log = open(os.path.join(tmp, "celer.log"), "w")
     args = [celer, "serve", "--model-repository", repo, "--http-port", str(http_port), "--grpc-port", str(grpc_port),
-            "--quiet", "--allow-shared-memory", "--model-control-mode", "explicit", "--load-model", "*"]
+            "--quiet", "--drain-delay-secs", "0", "--allow-shared-memory", "--model-control-mode", "explicit", "--load-model", "*"]
     proc = subprocess.Popen(args, stderr=log)
     try:
         for _ in range(200):
