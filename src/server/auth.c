@@ -86,13 +86,15 @@ celer_status celer_auth_keys_parse(const char *text, size_t len, celer_auth_keys
         const char *f[4];
         size_t fl[4];
         int nf = 0;
-        for (size_t i = 0; i < n;) {
+        for (size_t i = 0; i < n; i++) {
             unsigned char c = (unsigned char)l[i];
             if (!is_space(l[i]) && (c < 0x20 || c > 0x7e)) {
                 celer_auth_keys_free(k);
                 return celer_errorf(CELER_ERR_INVALID, "line %d: a byte outside visible ASCII (keys, scopes and names "
                                     "are ASCII)", line);
             }
+        }
+        for (size_t i = 0; i < n;) {
             if (is_space(l[i])) {
                 i++;
                 continue;
@@ -176,8 +178,9 @@ void celer_auth_keys_identify(const celer_auth_keys *k, const char *authorizatio
     p += 6;
     while (p < end && is_space(*p)) p++;
     while (end > p && is_space(end[-1])) end--;
+    if (p == end) return; /* a scheme without a key: none presented */
     id->kind = CELER_AUTH_UNKNOWN;
-    if (p == end || end - p > CELER_AUTH_KEY_MAX) return; /* no stored key has that length */
+    if (end - p > CELER_AUTH_KEY_MAX) return; /* no stored key has that length */
     uint8_t d[DIGEST];
     sha256(p, (size_t)(end - p), d);
     /* Every stored digest is compared in full; a match sets masks instead of taking a branch, so
