@@ -842,11 +842,21 @@ static enum MHD_Result h_openapi(http_req *q, const route_args *a) {
 /* Renders the document at #swagger-ui's data-url; a file of its own, so that the page needs no
  * inline script and a strict Content-Security-Policy holds. */
 static const char docs_script[] =
-    "// celer's /docs: Swagger UI on the OpenAPI document named by #swagger-ui's data-url.\n"
+    "// celer's /docs: Swagger UI on the OpenAPI document named by #swagger-ui's data-url. With API keys\n"
+    "// (--api-keys) the document answers 401: the page asks for a key once, keeps it in memory only, and\n"
+    "// sends it with the document's request and every 'Try it out'.\n"
     "window.addEventListener('load', function () {\n"
-    "  var el = document.getElementById('swagger-ui');\n"
-    "  window.ui = SwaggerUIBundle({url: el.getAttribute('data-url'), dom_id: '#swagger-ui', deepLinking: true,\n"
-    "                               tryItOutEnabled: true, validatorUrl: null});\n"
+    "  var el = document.getElementById('swagger-ui'), url = el.getAttribute('data-url');\n"
+    "  function start(key) {\n"
+    "    window.ui = SwaggerUIBundle({url: url, dom_id: '#swagger-ui', deepLinking: true, tryItOutEnabled: true,\n"
+    "                                 validatorUrl: null, requestInterceptor: function (r) {\n"
+    "                                   if (key) r.headers.Authorization = 'Bearer ' + key;\n"
+    "                                   return r;\n"
+    "                                 }});\n"
+    "  }\n"
+    "  fetch(url).then(function (r) {\n"
+    "    start(r.status === 401 ? window.prompt('API key (with the infer scope) for ' + location.host) : null);\n"
+    "  }, function () { start(null); });\n"
     "});\n";
 
 /* The files of --docs-assets that /docs/assets/ serves from a local folder. */

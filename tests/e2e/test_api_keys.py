@@ -167,6 +167,9 @@ def run(tmp, grpc, pb, pb_grpc):
         status, _, _ = req(port, "GET", "/v2/openapi.json", key=INFER)
         check("the OpenAPI document with the infer key: 200 (without: 401)",
               status == 200 and req(port, "GET", "/v2/openapi.json")[0] == 401, status)
+        status, doc, _ = req(port, "GET", "/docs")
+        check("/docs is open (here off: its 404, not a 401)", status == 404 and "--docs" in doc.get("error", ""),
+              (status, doc))
         status, body, _ = req(port, "GET", "/metrics")
         check("/metrics open while no key has the metrics scope", status == 200 and "celer_api_keys_loaded 2" in body,
               (status, str(body)[:300]))
