@@ -94,7 +94,8 @@ typedef struct http_req {
     char request_id[64];
     celer_auth_id key;         /* who its API key says it is (auth.h): its NAME is in the access log */
     char challenge[128];       /* a refusal's WWW-Authenticate */
-    bool refused;              /* refused from its headers for its key: answered at once, body unread */
+    bool refused_body;         /* refused from its headers for its key while a body was coming: answered
+                                  at once, the body unread, and the connection closed */
     int64_t start_ns;
     int route;            /* index in routes[], or a ROUTE_ value */
     route_args args;
@@ -221,7 +222,7 @@ static enum MHD_Result queue_with_headers(http_req *q, struct MHD_Response *r, s
     if (q->status == 405) MHD_add_response_header(r, "Allow", q->allow);
     if (q->challenge[0]) MHD_add_response_header(r, "WWW-Authenticate", q->challenge);
     /* a refused key's body is never read: the connection cannot carry another request */
-    if (atomic_load(&q->srv->draining) || q->refused) MHD_add_response_header(r, "Connection", "close");
+    if (atomic_load(&q->srv->draining) || q->refused_body) MHD_add_response_header(r, "Connection", "close");
     enum MHD_Result ret = MHD_queue_response(q->conn, (unsigned)q->status, r);
     MHD_destroy_response(r);
     return ret;
@@ -1251,7 +1252,9 @@ static bool admit(http_req *q, struct MHD_Connection *conn, const char *url) {
             snprintf(msg, sizeof msg, "%s", celer_error_message());
             celer_auth_challenge(&q->key, st, scope, q->challenge, sizeof q->challenge);
             reply_status(q, st, msg);
-            q->refused = true;
+            const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+            q->refused_body = (cl && strcmp(cl, "0")) ||
+                              MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
             return false;
         }
     }
@@ -1371,8 +1374,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             drop_body(q);
             const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
             /* a client without a valid key gets no more of the server's time: answered now, and its
-             * connection closed with the body unread */
-            if (q->refused || (expect && !strcasecmp(expect, "100-continue"))) return send_reply(q);
+             * connection closed with its body unread (without a body, as usual: keep-alive goes on) */
+            if (q->refused_body || (expect && !strcasecmp(expect, "100-continue"))) return send_reply(q);
             set_deadline(q, srv->opts->body_timeout_secs);
             return MHD_YES;
         }
