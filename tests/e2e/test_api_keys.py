@@ -167,6 +167,15 @@ def run(tmp, grpc, pb, pb_grpc):
         status, _, _ = req(port, "GET", "/v2/openapi.json", key=INFER)
         check("the OpenAPI document with the infer key: 200 (without: 401)",
               status == 200 and req(port, "GET", "/v2/openapi.json")[0] == 401, status)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        statuses = []
+        for _ in range(2):  # a refused GET has no body to skip: its connection goes on
+            conn.request("GET", "/v2/models/mlp")
+            r = conn.getresponse()
+            SEEN.append(r.read())
+            statuses.append((r.status, r.getheader("Connection")))
+        conn.close()
+        check("two refused GETs on one keep-alive connection", statuses == [(401, None)] * 2, statuses)
         status, doc, _ = req(port, "GET", "/docs")
         check("/docs is open (here off: its 404, not a 401)", status == 404 and "--docs" in doc.get("error", ""),
               (status, doc))
