@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -101,8 +102,9 @@ def run(tmp, grpc, pb, pb_grpc):
     keys = os.path.join(tmp, "keys")
     write_keys(keys, f"# scopes key name\n\ninfer {INFER} frontend\nadmin {ADMIN} ops\n")
     gport, mport = free_port(), free_port()
+    # verbose: every failed request's message is logged too (and a line per gRPC call, with the key's NAME)
     srv = Server(repo, "--api-keys", keys, "--grpc-port", str(gport), "--grpc-address", "127.0.0.1",
-                 "--metrics-port", str(mport), "--metrics-address", "127.0.0.1")
+                 "--metrics-port", str(mport), "--metrics-address", "127.0.0.1", "--log-verbose", "1")
     channel = grpc_stubs.channel(grpc, gport, options=[("grpc.max_send_message_length", 64 << 20)])
     stub = pb_grpc.GRPCInferenceServiceStub(channel)
     health = channel.unary_unary("/grpc.health.v1.Health/Check", request_serializer=lambda b: b,
@@ -275,6 +277,29 @@ def run(tmp, grpc, pb, pb_grpc):
               metric(body, "celer_api_keys_reloads_total") == 1 and metric(body, "celer_api_keys_loaded") == 3,
               str(body)[:300])
 
+        # ---- SIGHUPs while requests flow: a key in every version of the file is never refused ----
+        stop, answers = threading.Event(), []
+
+        def client():
+            while not stop.is_set():
+                answers.append(req(port, "POST", "/v2/models/mlp/infer", key=ROTATED, body=FEATURES)[0])
+        threads = [threading.Thread(target=client) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for i in range(30):
+            extra = f"infer {UNKNOWN} extra\n" if i % 2 else ""
+            write_keys(keys + ".new", f"infer {ROTATED} rotated\n{extra}admin {ADMIN} ops\nmetrics {SCRAPER} scraper\n")
+            os.replace(keys + ".new", keys)
+            srv.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.05)
+        stop.set()
+        for t in threads:
+            t.join()
+        check("30 SIGHUPs while 4 clients infer: every answer 200", answers and set(answers) == {200},
+              (len(answers), sorted(set(answers))))
+        check("... and each reload logged", wait_for(lambda: srv.output().count("API keys reloaded") >= 31),
+              srv.output().count("API keys reloaded"))
+
         # ---- SIGHUP with a broken file: the set before stays ----
         write_keys(keys, f"infer {BROKEN} broken\ninfer,bogus {ADMIN} ops\n")
         srv.proc.send_signal(signal.SIGHUP)
@@ -285,12 +310,16 @@ def run(tmp, grpc, pb, pb_grpc):
         check("... and the keys before still work", status == 200, status)
         check("... the broken file's key does not", req(port, "GET", "/v2/models/mlp", key=BROKEN)[0] == 401)
         body = req(port, "GET", "/metrics", key=SCRAPER)[1]
-        check("celer_api_keys_reload_failures_total 1", metric(body, "celer_api_keys_reload_failures_total") == 1,
+        check("celer_api_keys_reload_failures_total 1, reloads 31",
+              metric(body, "celer_api_keys_reload_failures_total") == 1
+              and metric(body, "celer_api_keys_reloads_total") == 31,
               str(body)[:300])
 
         log = srv.output()
         check("the access log names the keys' NAMEs",
               "key=frontend" in log and "key=ops" in log and "key=rotated" in log and "key=scraper" in log, log[-1500:])
+        check("the gRPC verbose line names the key's NAME",
+              re.search(r"grpc /inference.GRPCInferenceService/ModelInfer OK [0-9.]+ms key=frontend", log), log[-1500:])
     finally:
         channel.close()
         check_stopped(srv)
