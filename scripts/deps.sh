@@ -6,7 +6,7 @@
 #                            test, python3-grpcio for the health test, OpenStack Swift with s3api and
 #                            boto3 for the S3 tests, Chromium for the /docs page test)
 set -euo pipefail
-pkgs=(cmake ninja-build pkg-config gcc libc6-dev libdnnl-dev libopenblas-dev libmicrohttpd-dev libyaml-dev libjpeg62-turbo-dev libpng-dev libxxhash-dev libhiredis-dev libnghttp2-dev libcurl4-gnutls-dev zlib1g-dev)
+pkgs=(cmake ninja-build pkg-config gcc libc6-dev libdnnl-dev libopenblas-dev libmicrohttpd-dev libyaml-dev libjpeg62-turbo-dev libpng-dev libxxhash-dev libhiredis-dev libnghttp2-dev libcurl4-gnutls-dev zlib1g-dev libgnutls28-dev)
 if [[ "${1:-}" == "--test" ]]; then
   pkgs+=(libcmocka-dev libonnx-testdata clang libclang-rt-14-dev libomp-14-dev
          python3 python3-numpy python3-onnx python3-torch python3-torchvision curl redis-server

@@ -33,6 +33,9 @@ static const struct status_info {
     [CELER_ERR_TIMEOUT] = {"deadline exceeded", 503, 4 /* DEADLINE_EXCEEDED */, 1},
     /* nobody reads the answer; 499 is the "client closed request" of proxies' logs */
     [CELER_ERR_CANCELLED] = {"cancelled", 499, 1 /* CANCELLED */, 0},
+    /* never UNAVAILABLE: gRPC clients retry that, and a missing key does not appear by retrying */
+    [CELER_ERR_UNAUTHENTICATED] = {"unauthenticated", 401, 16 /* UNAUTHENTICATED */, 0},
+    [CELER_ERR_PERMISSION_DENIED] = {"permission denied", 403, 7 /* PERMISSION_DENIED */, 0},
 };
 
 static const struct status_info *status_info(celer_status status) {

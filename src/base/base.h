@@ -27,6 +27,8 @@ typedef enum celer_status {
     CELER_ERR_UNAVAILABLE, /* overloaded or not ready (full queue, model loading, shutting down): retry later */
     CELER_ERR_TIMEOUT,     /* the request's deadline passed before it was done */
     CELER_ERR_CANCELLED,   /* the client went away (a reset gRPC stream) before its request ran */
+    CELER_ERR_UNAUTHENTICATED,     /* no API key, or one the server does not know */
+    CELER_ERR_PERMISSION_DENIED,   /* a known API key without the scope the endpoint needs */
     CELER_STATUS_COUNT
 } celer_status;
 

@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "body.h"
 #include "compress.h"
 #include "grpc.h"
@@ -81,6 +82,7 @@ typedef struct grpc_rpc {
     rpc_fn fn;          /* answered on the IO thread (cheap) */
     rpc_start_fn start; /* or started there and answered later; neither: UNIMPLEMENTED ("<Name> is not implemented yet") */
     bool streaming;     /* many request messages, each answered by a message of its own */
+    celer_auth_scope scope; /* what an API key needs (auth.h): every row has one, or the port does not start */
 } grpc_rpc;
 
 /* One request message and its answer. */
@@ -124,6 +126,7 @@ struct grpc_stream {
     char encoding[32];          /* ... as sent, for messages */
     celer_coding answer_coding; /* the request's coding when grpc-accept-encoding lists it, else identity */
     bool accepts[3];            /* by celer_coding: what grpc-accept-encoding lists */
+    celer_auth_id key;   /* who its authorization metadata says it is (auth.h); the key itself is not kept */
     celer_status early;  /* an error found in the headers, answered at their end */
     char early_msg[256];
     /* receiving: the prefix of the message being read, then its bytes into `reading` */
@@ -566,29 +569,30 @@ static void start_model_infer(celer_grpc *g, grpc_call *c);
 static void start_model_load(celer_grpc *g, grpc_call *c);
 static void start_model_unload(celer_grpc *g, grpc_call *c);
 
-/* Every RPC of Triton's grpc_service.proto and health.proto. */
+/* Every RPC of Triton's grpc_service.proto and health.proto, with the scope an API key needs (the same as
+ * HTTP's routes[] for the same thing; health open for probes). */
 static const grpc_rpc rpcs[] = {
-    {SERVICE_PREFIX "ServerLive", rpc_server_live, NULL, false},
-    {SERVICE_PREFIX "ServerReady", rpc_server_ready, NULL, false},
-    {SERVICE_PREFIX "ModelReady", rpc_model_ready, NULL, false},
-    {SERVICE_PREFIX "ServerMetadata", rpc_server_metadata, NULL, false},
-    {SERVICE_PREFIX "ModelMetadata", rpc_model_metadata, NULL, false},
-    {SERVICE_PREFIX "ModelInfer", NULL, start_model_infer, false},
-    {SERVICE_PREFIX "ModelStreamInfer", NULL, start_model_infer, true},
-    {SERVICE_PREFIX "ModelConfig", rpc_model_config, NULL, false},
-    {SERVICE_PREFIX "ModelStatistics", rpc_model_statistics, NULL, false},
-    {SERVICE_PREFIX "RepositoryIndex", rpc_repository_index, NULL, false},
-    {SERVICE_PREFIX "RepositoryModelLoad", NULL, start_model_load, false},
-    {SERVICE_PREFIX "RepositoryModelUnload", NULL, start_model_unload, false},
-    {SERVICE_PREFIX "SystemSharedMemoryStatus", rpc_shm_status, NULL, false},
-    {SERVICE_PREFIX "SystemSharedMemoryRegister", rpc_shm_register, NULL, false},
-    {SERVICE_PREFIX "SystemSharedMemoryUnregister", rpc_shm_unregister, NULL, false},
-    {SERVICE_PREFIX "CudaSharedMemoryStatus", rpc_cuda_shm_status, NULL, false},
-    {SERVICE_PREFIX "CudaSharedMemoryRegister", rpc_cuda_shm_register, NULL, false},
-    {SERVICE_PREFIX "CudaSharedMemoryUnregister", rpc_cuda_shm_unregister, NULL, false},
-    {SERVICE_PREFIX "TraceSetting", NULL, NULL, false},
-    {SERVICE_PREFIX "LogSettings", rpc_log_settings, NULL, false},
-    {"/grpc.health.v1.Health/Check", rpc_health_check, NULL, false},
+    {SERVICE_PREFIX "ServerLive", rpc_server_live, NULL, false, CELER_SCOPE_OPEN},
+    {SERVICE_PREFIX "ServerReady", rpc_server_ready, NULL, false, CELER_SCOPE_OPEN},
+    {SERVICE_PREFIX "ModelReady", rpc_model_ready, NULL, false, CELER_SCOPE_INFER},
+    {SERVICE_PREFIX "ServerMetadata", rpc_server_metadata, NULL, false, CELER_SCOPE_INFER},
+    {SERVICE_PREFIX "ModelMetadata", rpc_model_metadata, NULL, false, CELER_SCOPE_INFER},
+    {SERVICE_PREFIX "ModelInfer", NULL, start_model_infer, false, CELER_SCOPE_INFER},
+    {SERVICE_PREFIX "ModelStreamInfer", NULL, start_model_infer, true, CELER_SCOPE_INFER},
+    {SERVICE_PREFIX "ModelConfig", rpc_model_config, NULL, false, CELER_SCOPE_INFER},
+    {SERVICE_PREFIX "ModelStatistics", rpc_model_statistics, NULL, false, CELER_SCOPE_ADMIN},
+    {SERVICE_PREFIX "RepositoryIndex", rpc_repository_index, NULL, false, CELER_SCOPE_ADMIN},
+    {SERVICE_PREFIX "RepositoryModelLoad", NULL, start_model_load, false, CELER_SCOPE_ADMIN},
+    {SERVICE_PREFIX "RepositoryModelUnload", NULL, start_model_unload, false, CELER_SCOPE_ADMIN},
+    {SERVICE_PREFIX "SystemSharedMemoryStatus", rpc_shm_status, NULL, false, CELER_SCOPE_ADMIN},
+    {SERVICE_PREFIX "SystemSharedMemoryRegister", rpc_shm_register, NULL, false, CELER_SCOPE_ADMIN},
+    {SERVICE_PREFIX "SystemSharedMemoryUnregister", rpc_shm_unregister, NULL, false, CELER_SCOPE_ADMIN},
+    {SERVICE_PREFIX "CudaSharedMemoryStatus", rpc_cuda_shm_status, NULL, false, CELER_SCOPE_ADMIN},
+    {SERVICE_PREFIX "CudaSharedMemoryRegister", rpc_cuda_shm_register, NULL, false, CELER_SCOPE_ADMIN},
+    {SERVICE_PREFIX "CudaSharedMemoryUnregister", rpc_cuda_shm_unregister, NULL, false, CELER_SCOPE_ADMIN},
+    {SERVICE_PREFIX "TraceSetting", NULL, NULL, false, CELER_SCOPE_ADMIN},
+    {SERVICE_PREFIX "LogSettings", rpc_log_settings, NULL, false, CELER_SCOPE_ADMIN},
+    {"/grpc.health.v1.Health/Check", rpc_health_check, NULL, false, CELER_SCOPE_OPEN},
 };
 
 _Static_assert(CELER_ARRAY_LEN(rpcs) <= MAX_RPCS, "rpcs[] outgrew celer_grpc.m_status: raise MAX_RPCS");
@@ -649,8 +653,9 @@ static void log_call(const grpc_stream *s, int code, const char *message) {
     if (!celer_log_verbose_enabled(1)) return;
     const char *name = s->rpc ? s->rpc->path : "(unknown method)";
     if (code < 0 || code >= GRPC_CODES) code = 2;
-    celer_log_verbose(1, "grpc %s %s %.3fms%s%s", name, grpc_code_names[code], (double)(mono_ns() - s->start_ns) / 1e6,
-                      message[0] ? ": " : "", message);
+    celer_log_verbose(1, "grpc %s %s %.3fms%s%s%s%s", name, grpc_code_names[code],
+                      (double)(mono_ns() - s->start_ns) / 1e6, s->key.kind == CELER_AUTH_KNOWN ? " key=" : "",
+                      s->key.kind == CELER_AUTH_KNOWN ? s->key.name : "", message[0] ? ": " : "", message);
 }
 
 #define NV(name, value)                                                                                           \
@@ -1326,6 +1331,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     } else if (IS("grpc-accept-encoding")) {
         for (int k = CELER_CODING_GZIP; k <= CELER_CODING_DEFLATE; k++)
             s->accepts[k] = celer_coding_listed((const char *)value, valuelen, (celer_coding)k);
+    } else if (IS("authorization")) { /* after :path (pseudo-headers come first): an open RPC hashes nothing */
+        if (s->rpc && s->rpc->scope != CELER_SCOPE_OPEN) celer_auth_identify((const char *)value, valuelen, &s->key);
     } else if (IS("grpc-timeout")) {
         int64_t ns = parse_timeout_ns(value, valuelen);
         if (ns < 0)
@@ -1353,6 +1360,13 @@ static void headers_done(grpc_stream *s) {
         s->answer_coding = s->coding;
     if (!s->is_post && !s->early) set_early(s, CELER_ERR_INVALID, "gRPC calls are POST requests%s", "", 0);
     if (!s->rpc && !s->early) set_early(s, CELER_ERR_UNSUPPORTED, "no method named (:path missing)%s", "", 0);
+    if (!s->early) { /* the API key, before any message byte is read: UNAUTHENTICATED / PERMISSION_DENIED */
+        celer_status st = celer_auth_allow(&s->key, s->rpc->scope);
+        if (st) {
+            s->early = st;
+            snprintf(s->early_msg, sizeof s->early_msg, "%s", celer_error_message());
+        }
+    }
     if (!s->early && !s->rpc->fn && !s->rpc->start) {
         const char *name = rpc_name(s->rpc);
         set_early(s, CELER_ERR_UNSUPPORTED, "%s is not implemented yet", name, strlen(name));
@@ -1819,6 +1833,9 @@ celer_status celer_grpc_start(const celer_server_options *opts, celer_service *s
                               celer_grpc **out) {
     *out = NULL;
     if (opts->grpc_port == 0) return CELER_OK;
+    for (size_t i = 0; i < CELER_ARRAY_LEN(rpcs); i++)
+        if (rpcs[i].scope <= CELER_SCOPE_NONE || rpcs[i].scope >= CELER_SCOPE_COUNT)
+            return celer_errorf(CELER_ERR_INTERNAL, "RPC %s has no API key scope in rpcs[] (grpc.c)", rpcs[i].path);
     celer_grpc *g = calloc(1, sizeof *g);
     if (!g) return celer_errorf(CELER_ERR_NOMEM, "no memory for the gRPC front end");
     g->opts = opts;

@@ -26,6 +26,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "auth.h"
 #include "body.h"
 #include "compress.h"
 #include "http.h"
@@ -94,6 +95,10 @@ typedef struct http_req {
     char path[MAX_URL];
     char segbuf[MAX_URL]; /* the path split into segments; route_args point into it */
     char request_id[64];
+    celer_auth_id key;         /* who its API key says it is (auth.h): its NAME is in the access log */
+    char challenge[128];       /* a refusal's WWW-Authenticate */
+    bool refused_body;         /* refused from its headers for its key while a body was coming: answered
+                                  at once, the body unread, and the connection closed */
     int64_t start_ns;
     int route;            /* index in routes[], or a ROUTE_ value */
     route_args args;
@@ -218,7 +223,9 @@ static enum MHD_Result queue_with_headers(http_req *q, struct MHD_Response *r, s
     if (q->cache != CELER_SERVICE_CACHE_NONE)
         MHD_add_response_header(r, "X-Celer-Cache", celer_service_cache_names[q->cache]);
     if (q->status == 405) MHD_add_response_header(r, "Allow", q->allow);
-    if (atomic_load(&q->srv->draining)) MHD_add_response_header(r, "Connection", "close");
+    if (q->challenge[0]) MHD_add_response_header(r, "WWW-Authenticate", q->challenge);
+    /* a refused key's body is never read: the connection cannot carry another request */
+    if (atomic_load(&q->srv->draining) || q->refused_body) MHD_add_response_header(r, "Connection", "close");
     enum MHD_Result ret = MHD_queue_response(q->conn, (unsigned)q->status, r);
     MHD_destroy_response(r);
     return ret;
@@ -841,11 +848,21 @@ static enum MHD_Result h_openapi(http_req *q, const route_args *a) {
 /* Renders the document at #swagger-ui's data-url; a file of its own, so that the page needs no
  * inline script and a strict Content-Security-Policy holds. */
 static const char docs_script[] =
-    "// celer's /docs: Swagger UI on the OpenAPI document named by #swagger-ui's data-url.\n"
+    "// celer's /docs: Swagger UI on the OpenAPI document named by #swagger-ui's data-url. With API keys\n"
+    "// (--api-keys) the document answers 401: the page asks for a key once, keeps it in memory only, and\n"
+    "// sends it with the document's request and every 'Try it out'.\n"
     "window.addEventListener('load', function () {\n"
-    "  var el = document.getElementById('swagger-ui');\n"
-    "  window.ui = SwaggerUIBundle({url: el.getAttribute('data-url'), dom_id: '#swagger-ui', deepLinking: true,\n"
-    "                               tryItOutEnabled: true, validatorUrl: null});\n"
+    "  var el = document.getElementById('swagger-ui'), url = el.getAttribute('data-url');\n"
+    "  function start(key) {\n"
+    "    window.ui = SwaggerUIBundle({url: url, dom_id: '#swagger-ui', deepLinking: true, tryItOutEnabled: true,\n"
+    "                                 validatorUrl: null, requestInterceptor: function (r) {\n"
+    "                                   if (key) r.headers.Authorization = 'Bearer ' + key;\n"
+    "                                   return r;\n"
+    "                                 }});\n"
+    "  }\n"
+    "  fetch(url).then(function (r) {\n"
+    "    start(r.status === 401 ? window.prompt('API key (with the infer scope) for ' + location.host) : null);\n"
+    "  }, function () { start(null); });\n"
     "});\n";
 
 /* The files of --docs-assets that /docs/assets/ serves from a local folder. */
@@ -948,49 +965,53 @@ static enum MHD_Result h_docs_asset(http_req *q, const route_args *a) {
 }
 
 /* The route table: method, path pattern ({m}, {v}, {f}, {r} match one segment; "{m}:predict" a segment
- * ending in ":predict"), handler. */
+ * ending in ":predict"), handler, and the scope an API key needs (auth.h; every row has one: the
+ * front end refuses to start otherwise). The /docs page and its files are open: a browser cannot
+ * send a key when it opens a page, and they hold nothing of the models; the OpenAPI documents
+ * describe the models as their metadata does, and need `infer` as it does. */
 static const struct route {
     const char *method, *pattern;
     route_fn fn;
+    celer_auth_scope scope;
 } routes[] = {
-    {"GET", "/v2/health/live", h_live},
-    {"GET", "/v2/health/ready", h_ready},
-    {"GET", "/v2", h_server_meta},
-    {"GET", "/v2/models/stats", h_stats},
-    {"GET", "/v2/models/{m}", h_model_meta},
-    {"GET", "/v2/models/{m}/versions/{v}", h_model_meta},
-    {"GET", "/v2/models/{m}/ready", h_model_ready},
-    {"GET", "/v2/models/{m}/versions/{v}/ready", h_model_ready},
-    {"GET", "/v2/models/{m}/config", h_model_config},
-    {"GET", "/v2/models/{m}/versions/{v}/config", h_model_config},
-    {"GET", "/v2/models/{m}/stats", h_stats},
-    {"GET", "/v2/models/{m}/versions/{v}/stats", h_stats},
-    {"POST", "/v2/models/{m}/infer", h_infer},
-    {"POST", "/v2/models/{m}/versions/{v}/infer", h_infer},
-    {"POST", "/v2/repository/index", h_index},
-    {"POST", "/v2/repository/models/{m}/load", h_load},
-    {"POST", "/v2/repository/models/{m}/unload", h_unload},
-    {"POST", "/v1/models/{m}:predict", h_predict},
-    {"GET", "/v2/logging", h_logging},
-    {"POST", "/v2/logging", h_logging},
-    {"GET", "/metrics", h_metrics},
-    {"GET", "/v2/openapi.json", h_openapi},
-    {"GET", "/v2/models/{m}/openapi.json", h_openapi},
-    {"GET", "/v2/models/{m}/versions/{v}/openapi.json", h_openapi},
-    {"GET", "/docs", h_docs},
-    {"GET", "/v2/models/{m}/docs", h_docs},
-    {"GET", "/docs/celer-docs.js", h_docs_script},
-    {"GET", "/docs/assets/{f}", h_docs_asset},
-    {"GET", "/v2/systemsharedmemory/status", h_shm_status},
-    {"GET", "/v2/systemsharedmemory/region/{r}/status", h_shm_status},
-    {"POST", "/v2/systemsharedmemory/region/{r}/register", h_shm_register},
-    {"POST", "/v2/systemsharedmemory/unregister", h_shm_unregister},
-    {"POST", "/v2/systemsharedmemory/region/{r}/unregister", h_shm_unregister},
-    {"GET", "/v2/cudasharedmemory/status", h_cuda_shm},
-    {"GET", "/v2/cudasharedmemory/region/{r}/status", h_cuda_shm},
-    {"POST", "/v2/cudasharedmemory/region/{r}/register", h_cuda_shm},
-    {"POST", "/v2/cudasharedmemory/unregister", h_cuda_shm},
-    {"POST", "/v2/cudasharedmemory/region/{r}/unregister", h_cuda_shm},
+    {"GET", "/v2/health/live", h_live, CELER_SCOPE_OPEN},
+    {"GET", "/v2/health/ready", h_ready, CELER_SCOPE_OPEN},
+    {"GET", "/v2", h_server_meta, CELER_SCOPE_INFER},
+    {"GET", "/v2/models/stats", h_stats, CELER_SCOPE_ADMIN},
+    {"GET", "/v2/models/{m}", h_model_meta, CELER_SCOPE_INFER},
+    {"GET", "/v2/models/{m}/versions/{v}", h_model_meta, CELER_SCOPE_INFER},
+    {"GET", "/v2/models/{m}/ready", h_model_ready, CELER_SCOPE_INFER},
+    {"GET", "/v2/models/{m}/versions/{v}/ready", h_model_ready, CELER_SCOPE_INFER},
+    {"GET", "/v2/models/{m}/config", h_model_config, CELER_SCOPE_INFER},
+    {"GET", "/v2/models/{m}/versions/{v}/config", h_model_config, CELER_SCOPE_INFER},
+    {"GET", "/v2/models/{m}/stats", h_stats, CELER_SCOPE_ADMIN},
+    {"GET", "/v2/models/{m}/versions/{v}/stats", h_stats, CELER_SCOPE_ADMIN},
+    {"POST", "/v2/models/{m}/infer", h_infer, CELER_SCOPE_INFER},
+    {"POST", "/v2/models/{m}/versions/{v}/infer", h_infer, CELER_SCOPE_INFER},
+    {"POST", "/v2/repository/index", h_index, CELER_SCOPE_ADMIN},
+    {"POST", "/v2/repository/models/{m}/load", h_load, CELER_SCOPE_ADMIN},
+    {"POST", "/v2/repository/models/{m}/unload", h_unload, CELER_SCOPE_ADMIN},
+    {"POST", "/v1/models/{m}:predict", h_predict, CELER_SCOPE_INFER},
+    {"GET", "/v2/logging", h_logging, CELER_SCOPE_ADMIN},
+    {"POST", "/v2/logging", h_logging, CELER_SCOPE_ADMIN},
+    {"GET", "/metrics", h_metrics, CELER_SCOPE_METRICS},
+    {"GET", "/v2/openapi.json", h_openapi, CELER_SCOPE_INFER},
+    {"GET", "/v2/models/{m}/openapi.json", h_openapi, CELER_SCOPE_INFER},
+    {"GET", "/v2/models/{m}/versions/{v}/openapi.json", h_openapi, CELER_SCOPE_INFER},
+    {"GET", "/docs", h_docs, CELER_SCOPE_OPEN},
+    {"GET", "/v2/models/{m}/docs", h_docs, CELER_SCOPE_OPEN},
+    {"GET", "/docs/celer-docs.js", h_docs_script, CELER_SCOPE_OPEN},
+    {"GET", "/docs/assets/{f}", h_docs_asset, CELER_SCOPE_OPEN},
+    {"GET", "/v2/systemsharedmemory/status", h_shm_status, CELER_SCOPE_ADMIN},
+    {"GET", "/v2/systemsharedmemory/region/{r}/status", h_shm_status, CELER_SCOPE_ADMIN},
+    {"POST", "/v2/systemsharedmemory/region/{r}/register", h_shm_register, CELER_SCOPE_ADMIN},
+    {"POST", "/v2/systemsharedmemory/unregister", h_shm_unregister, CELER_SCOPE_ADMIN},
+    {"POST", "/v2/systemsharedmemory/region/{r}/unregister", h_shm_unregister, CELER_SCOPE_ADMIN},
+    {"GET", "/v2/cudasharedmemory/status", h_cuda_shm, CELER_SCOPE_ADMIN},
+    {"GET", "/v2/cudasharedmemory/region/{r}/status", h_cuda_shm, CELER_SCOPE_ADMIN},
+    {"POST", "/v2/cudasharedmemory/region/{r}/register", h_cuda_shm, CELER_SCOPE_ADMIN},
+    {"POST", "/v2/cudasharedmemory/unregister", h_cuda_shm, CELER_SCOPE_ADMIN},
+    {"POST", "/v2/cudasharedmemory/region/{r}/unregister", h_cuda_shm, CELER_SCOPE_ADMIN},
 };
 
 #define MAX_SEGMENTS 16
@@ -1228,6 +1249,21 @@ static bool admit(http_req *q, struct MHD_Connection *conn, const char *url) {
         return false;
     }
     find_route(q);
+    if (q->route >= 0) { /* the API key first: nothing else is decided, or read, for a client without one */
+        celer_auth_scope scope = routes[q->route].scope;
+        celer_status st = celer_auth_check(scope, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
+                                           &q->key);
+        if (st) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s", celer_error_message());
+            celer_auth_challenge(&q->key, st, scope, q->challenge, sizeof q->challenge);
+            reply_status(q, st, msg);
+            const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+            q->refused_body = (cl && strcmp(cl, "0")) ||
+                              MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+            return false;
+        }
+    }
     const char *ce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Encoding");
     q->coding = ce ? celer_coding_parse(ce, strlen(ce)) : CELER_CODING_IDENTITY;
     q->accept = celer_coding_accepted(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept-Encoding"));
@@ -1344,7 +1380,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
              * unread bytes would reset the connection and lose the answer. */
             drop_body(q);
             const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
-            if (expect && !strcasecmp(expect, "100-continue")) return send_reply(q);
+            /* a client without a valid key gets no more of the server's time: answered now, and its
+             * connection closed with its body unread (without a body, as usual: keep-alive goes on) */
+            if (q->refused_body || (expect && !strcasecmp(expect, "100-continue"))) return send_reply(q);
             set_deadline(q, srv->opts->body_timeout_secs);
             return MHD_YES;
         }
@@ -1392,7 +1430,8 @@ static void log_request(const celer_http *srv, const http_req *q, struct MHD_Con
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     celer_listen_peer(ci ? ci->client_addr : NULL, addr, sizeof addr);
     celer_log_access a = {.remote = addr, .method = q->method, .path = q->path, .request_id = q->request_id,
-                          .status = q->status, .ms = (double)(now_ns() - q->start_ns) / 1e6};
+                          .status = q->status, .ms = (double)(now_ns() - q->start_ns) / 1e6,
+                          .key = q->key.kind == CELER_AUTH_KNOWN ? q->key.name : NULL};
     celer_log_request(&a);
 }
 
@@ -1504,6 +1543,10 @@ static unsigned connection_limit(const celer_server_options *opts) {
 celer_status celer_http_start(const celer_server_options *opts, celer_service *service, celer_metrics *metrics,
                               celer_http **out) {
     pthread_once(&compiled_once, compile_routes);
+    for (size_t i = 0; i < CELER_ARRAY_LEN(routes); i++)
+        if (routes[i].scope <= CELER_SCOPE_NONE || routes[i].scope >= CELER_SCOPE_COUNT)
+            return celer_errorf(CELER_ERR_INTERNAL, "route %s %s has no API key scope in routes[] (http.c)",
+                                routes[i].method, routes[i].pattern);
     celer_http *srv = calloc(1, sizeof *srv);
     if (!srv) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
     srv->opts = opts;
@@ -1610,7 +1653,7 @@ struct celer_http_metrics {
 };
 
 static enum MHD_Result metrics_reply(struct MHD_Connection *conn, unsigned status, const char *type, char *body,
-                                     size_t len, const char *allow) {
+                                     size_t len, const char *allow, const char *challenge) {
     struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(len, body, free);
     if (!r) {
         free(body);
@@ -1618,6 +1661,10 @@ static enum MHD_Result metrics_reply(struct MHD_Connection *conn, unsigned statu
     }
     MHD_add_response_header(r, "Content-Type", type);
     if (allow) MHD_add_response_header(r, "Allow", allow);
+    if (challenge) {
+        MHD_add_response_header(r, "WWW-Authenticate", challenge);
+        MHD_add_response_header(r, "Connection", "close");
+    }
     enum MHD_Result ret = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     return ret;
@@ -1629,9 +1676,22 @@ static enum MHD_Result on_metrics_request(void *cls, struct MHD_Connection *conn
     (void)version, (void)upload_data;
     celer_http_metrics *h = cls;
     static int started;
-    if (!*con_cls) { /* the headers: answered once the body, if any, is read */
+    if (!*con_cls) { /* the headers: answered once the body, if any, is read; a refused key at once */
         *con_cls = &started;
-        return MHD_YES;
+        celer_auth_id id;
+        celer_status st = celer_auth_check(CELER_SCOPE_METRICS,
+                                           MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"), &id);
+        if (!st) return MHD_YES;
+        char challenge[128];
+        celer_auth_challenge(&id, st, CELER_SCOPE_METRICS, challenge, sizeof challenge);
+        celer_jbuf b;
+        celer_jbuf_init(&b, 0);
+        celer_kserve_encode_error(celer_error_message(), &b);
+        char *body = b.status ? NULL : b.data;
+        if (!body) celer_jbuf_free(&b);
+        return body ? metrics_reply(conn, (unsigned)celer_status_http(st), "application/json", body, b.len, NULL,
+                                    challenge)
+                    : MHD_NO;
     }
     if (*upload_data_size) {
         *upload_data_size = 0;
@@ -1658,7 +1718,7 @@ static enum MHD_Result on_metrics_request(void *cls, struct MHD_Connection *conn
         return MHD_NO; /* out of memory: the connection is closed */
     }
     char *body = b.data ? b.data : strdup("");
-    return body ? metrics_reply(conn, status, type, body, b.len, allow) : MHD_NO;
+    return body ? metrics_reply(conn, status, type, body, b.len, allow, NULL) : MHD_NO;
 }
 
 celer_status celer_http_metrics_start(const celer_server_options *opts, celer_metrics *metrics,

@@ -165,16 +165,22 @@ void celer_log_request(const celer_log_access *a) {
         celer_jbuf_double(&b, a->ms);
         celer_jbuf_raw(&b, ",\"request_id\":", 14);
         celer_jbuf_str(&b, a->request_id);
+        if (a->key) {
+            celer_jbuf_raw(&b, ",\"key\":", 7);
+            celer_jbuf_str(&b, a->key);
+        }
         celer_jbuf_raw(&b, "}\n", 2);
         if (!b.status) emit(b.data, b.len);
         celer_jbuf_free(&b);
         return;
     }
-    char method[64], path[3 * 2048 + 4], line[sizeof path + 256];
+    char method[64], path[3 * 2048 + 4], key[3 * 64 + 4], line[sizeof path + 512];
     escape(a->method, method, sizeof method);
     escape(a->path, path, sizeof path);
-    int n = snprintf(line, sizeof line, "%s%s %s \"%s %s\" %d %.3fms id=%s\n", when,
-                     s == CELER_LOG_STYLE_ISO8601 ? " I" : "", a->remote, method, path, a->status, a->ms, a->request_id);
+    if (a->key) escape(a->key, key, sizeof key);
+    int n = snprintf(line, sizeof line, "%s%s %s \"%s %s\" %d %.3fms id=%s%s%s\n", when,
+                     s == CELER_LOG_STYLE_ISO8601 ? " I" : "", a->remote, method, path, a->status, a->ms, a->request_id,
+                     a->key ? " key=" : "", a->key ? key : "");
     emit(line, CELER_MIN((size_t)n, sizeof line - 1));
 }
 

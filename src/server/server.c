@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "grpc.h"
 #include "http.h"
 #include "listen.h"
@@ -140,6 +141,11 @@ static const celer_server_flag flags[] = {
      "let clients register system shared memory regions (/dev/shm objects the server maps, reads inputs from and "
      "writes outputs into: only for clients on this machine that you trust with the server's access to /dev/shm)",
      CELER_FLAG_BOOL, OPT(allow_shared_memory)},
+    {"api-keys", "CELER_API_KEYS", "",
+     "a file of API keys, one a line: SCOPES KEY [NAME], SCOPES a comma list of infer, admin and metrics; requests "
+     "then need 'Authorization: Bearer KEY' with the endpoint's scope (health stays open, /metrics too unless a key "
+     "has the metrics scope); SIGHUP reloads it; empty = no keys, every endpoint open",
+     CELER_FLAG_STRING, OPT(api_keys)},
 };
 
 const celer_server_flag *celer_server_flags(int *count) {
@@ -469,7 +475,7 @@ static void shutdown_http(const celer_server_options *opts, celer_http *http, ce
         celer_log(CELER_LOG_WARNING, "shutdown timeout: %d requests cut", active(http, grpc));
 }
 
-/* The thread that takes SIGTERM and SIGINT (sigtimedwait). */
+/* The thread that takes SIGTERM, SIGINT and SIGHUP (sigtimedwait). */
 static pid_t signal_tid;
 
 /* A SIGTERM or SIGINT delivered to another thread goes on to the signal thread, where it waits
@@ -490,12 +496,14 @@ celer_status celer_server_run(const celer_server_options *opts) {
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP); /* reloads what is reloadable: the API keys */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal_tid = (pid_t)syscall(SYS_gettid);
     struct sigaction fwd = {.sa_handler = forward_signal};
     sigemptyset(&fwd.sa_mask);
     sigaction(SIGTERM, &fwd, NULL);
     sigaction(SIGINT, &fwd, NULL);
+    sigaction(SIGHUP, &fwd, NULL);
     signal(SIGPIPE, SIG_IGN);
     /* A fixed threshold (glibc raises its default after each large free): request bodies and
      * tensors above it get pages of their own, returned when the request ends, so memory goes back
@@ -524,7 +532,8 @@ celer_status celer_server_run(const celer_server_options *opts) {
         local.model_repository = celer_s3_mirror_dir(mirror);
     }
     int redis_pool = CELER_MAX(opts->http_threads, 1) + (opts->workers > 0 ? opts->workers : celer_cpu_count());
-    if ((st = celer_metrics_init(&metrics)) || (st = celer_cache_init((size_t)opts->cache_bytes, &cache)) ||
+    if ((st = celer_metrics_init(&metrics)) || (st = celer_auth_start(opts->api_keys, metrics)) ||
+        (st = celer_cache_init((size_t)opts->cache_bytes, &cache)) ||
         (opts->cache_redis[0] && (st = celer_redis_open(opts->cache_redis, opts->cache_redis_timeout_ms, redis_pool, &redis))) ||
         (st = celer_sched_init(opts->workers, &sched)) ||
         (st = celer_registry_init(opts, sched, metrics, &registry)))
@@ -566,6 +575,10 @@ celer_status celer_server_run(const celer_server_options *opts) {
         struct timespec wait = {secs, 0};
         int sig = sigtimedwait(&sigs, NULL, &wait);
         if (sig == SIGTERM || sig == SIGINT) break;
+        if (sig == SIGHUP) {
+            celer_auth_reload();
+            continue;
+        }
         if (!(sig < 0 && errno == EAGAIN)) continue;
         if (mirror && (sync_st || opts->repository_poll_secs > 0)) {
             bool never = !atomic_load(&refresh.synced);
@@ -606,6 +619,7 @@ done:
     celer_http_metrics_stop(metrics_port);
     celer_grpc_stop(grpc);
     celer_http_stop(http);
+    celer_auth_stop(); /* no check runs any more */
     celer_service_free(service);
     celer_registry_free(registry);
     celer_sched_free(sched);

@@ -65,6 +65,7 @@ typedef struct celer_server_options {
     int docs;                   /* serve /docs, the interactive page of the OpenAPI document */
     const char *docs_assets;    /* where that page loads Swagger UI from: a URL, or a folder served under /docs/assets/ */
     int allow_shared_memory;    /* clients may register system shared memory regions (the server maps them) */
+    const char *api_keys;       /* the key file (auth.h: `SCOPES KEY [NAME]` a line, reloaded on SIGHUP); "" = no keys */
 } celer_server_options;
 
 /* One command-line flag: `--name VALUE`, or the environment variable `env`; the table drives

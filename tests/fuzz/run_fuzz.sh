@@ -8,7 +8,8 @@
 # (fuzz_s3) for S3_SECONDS (default 15), then the inflaters of compressed bodies and messages
 # (fuzz_inflate) for INFLATE_SECONDS (default 15), then the system shared memory requests and ranges
 # (fuzz_shm) for SHM_SECONDS (default 15), then a load's JSON config, base64 files and file paths
-# (fuzz_load) for LOAD_SECONDS (default 15): configures a clang build in build-fuzz, builds the targets,
+# (fuzz_load) for LOAD_SECONDS (default 15), then API keys' Authorization values and key files
+# (fuzz_auth) for AUTH_SECONDS (default 15): configures a clang build in build-fuzz, builds the targets,
 # seeds corpora from the conformance models, the example pipelines and a few valid requests, and
 # runs libFuzzer on one core.
 # Exits non-zero when a crash (or leak, timeout, OOM) is found; artifacts go to build-fuzz/artifacts.
@@ -21,7 +22,7 @@ DATA=${ONNX_TESTDATA:-/usr/share/libonnx-testdata/data}
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DCELER_FUZZ=ON >/dev/null
 ninja -C "$BUILD" -j2 fuzz_onnx fuzz_pipeline fuzz_kserve fuzz_grpc_infer fuzz_grpc_frames fuzz_s3 fuzz_inflate fuzz_shm \
-  fuzz_load
+  fuzz_load fuzz_auth
 
 CORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-corpus.XXXXXX")
 PCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-pipeline.XXXXXX")
@@ -32,7 +33,8 @@ SCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-s3.XXXXXX")
 ZCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-inflate.XXXXXX")
 MCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-shm.XXXXXX")
 LCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-load.XXXXXX")
-trap 'rm -rf "$CORPUS" "$PCORPUS" "$KCORPUS" "$GCORPUS" "$FCORPUS" "$SCORPUS" "$ZCORPUS" "$MCORPUS" "$LCORPUS"' EXIT
+ACORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-auth.XXXXXX")
+trap 'rm -rf "$CORPUS" "$PCORPUS" "$KCORPUS" "$GCORPUS" "$FCORPUS" "$SCORPUS" "$ZCORPUS" "$MCORPUS" "$LCORPUS" "$ACORPUS"' EXIT
 mkdir -p "$BUILD/artifacts"
 
 # fuzz TARGET SECONDS MAX_LEN CORPUS [DICT]: runs one target; a crash prints the log's tail and exits 1.
@@ -163,3 +165,10 @@ printf '\0021/model.onnx' >"$LCORPUS/path"
 printf '\002a/../b' >"$LCORPUS/path_bad"
 echo "fuzz_load: $(ls "$LCORPUS" | wc -l) seeds, running ${LOAD_SECONDS:-15}s"
 fuzz fuzz_load "${LOAD_SECONDS:-15}" 65536 "$LCORPUS"
+# fuzz_auth: byte 0 picks (% 2) a key file or an Authorization value.
+printf '\000# keys\ninfer,metrics k1-aaaaaaaaaaaaaaaaaaaa one\r\nadmin\tk2-bbbbbbbbbbbbbbbbbbbb\n\ninfer short\n' >"$ACORPUS/file"
+printf '\001Bearer k1-aaaaaaaaaaaaaaaaaaaa' >"$ACORPUS/known"
+printf '\001bearer   k2-bbbbbbbbbbbbbbbbbbbb \t' >"$ACORPUS/lower"
+printf '\001Basic dXNlcjpwYXNz' >"$ACORPUS/basic"
+echo "fuzz_auth: $(ls "$ACORPUS" | wc -l) seeds, running ${AUTH_SECONDS:-15}s"
+fuzz fuzz_auth "${AUTH_SECONDS:-15}" 4096 "$ACORPUS"

@@ -119,6 +119,9 @@ static void lines(void) {
     celer_log_access a = {.remote = "127.0.0.1", .method = "GET", .path = "/v2/x\ny", .request_id = "id1",
                           .status = 200, .ms = 1.5};
     celer_log_request(&a);
+    celer_log_access k = {.remote = "127.0.0.1", .method = "POST", .path = "/v2/k", .request_id = "id2",
+                          .status = 403, .ms = 0.25, .key = "frontend"};
+    celer_log_request(&k);
 }
 
 static void test_lines(void **state) {
@@ -132,6 +135,7 @@ static void test_lines(void **state) {
     assert_non_null(strstr(out, "celer: verbose one\n"));
     assert_null(strstr(out, "verbose two"));
     assert_non_null(strstr(out, "Z 127.0.0.1 \"GET /v2/x%0Ay\" 200 1.500ms id=id1\n"));
+    assert_non_null(strstr(out, "Z 127.0.0.1 \"POST /v2/k\" 403 0.250ms id=id2 key=frontend\n")); /* the key's NAME */
 
     o.log_format = "ISO8601";
     o.log_warning = 0;
@@ -150,6 +154,11 @@ static void test_lines(void **state) {
     assert_non_null(strstr(out, "\"level\":\"warning\",\"message\":\"a warning 7\"}\n"));
     assert_null(strstr(out, "model")); /* info off: the access line too */
     assert_null(strstr(out, "/v2/x"));
+    o.log_info = 1;
+    assert_int_equal(celer_log_configure(&o), CELER_OK);
+    out = captured(lines);
+    assert_non_null(strstr(out, "\"request_id\":\"id1\"}\n")); /* no key: no field */
+    assert_non_null(strstr(out, "\"request_id\":\"id2\",\"key\":\"frontend\"}\n"));
     assert_non_null(strstr(out, "\"level\":\"verbose\",\"message\":\"verbose one\"}"));
     assert_int_equal(celer_log_configure(&defaults), CELER_OK);
 }
