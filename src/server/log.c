@@ -165,6 +165,10 @@ void celer_log_request(const celer_log_access *a) {
         celer_jbuf_double(&b, a->ms);
         celer_jbuf_raw(&b, ",\"request_id\":", 14);
         celer_jbuf_str(&b, a->request_id);
+        if (a->trace_id) {
+            celer_jbuf_raw(&b, ",\"trace_id\":", 12);
+            celer_jbuf_str(&b, a->trace_id);
+        }
         celer_jbuf_raw(&b, "}\n", 2);
         if (!b.status) emit(b.data, b.len);
         celer_jbuf_free(&b);
@@ -173,8 +177,9 @@ void celer_log_request(const celer_log_access *a) {
     char method[64], path[3 * 2048 + 4], line[sizeof path + 256];
     escape(a->method, method, sizeof method);
     escape(a->path, path, sizeof path);
-    int n = snprintf(line, sizeof line, "%s%s %s \"%s %s\" %d %.3fms id=%s\n", when,
-                     s == CELER_LOG_STYLE_ISO8601 ? " I" : "", a->remote, method, path, a->status, a->ms, a->request_id);
+    int n = snprintf(line, sizeof line, "%s%s %s \"%s %s\" %d %.3fms id=%s%s%s\n", when,
+                     s == CELER_LOG_STYLE_ISO8601 ? " I" : "", a->remote, method, path, a->status, a->ms, a->request_id,
+                     a->trace_id ? " trace=" : "", a->trace_id ? a->trace_id : "");
     emit(line, CELER_MIN((size_t)n, sizeof line - 1));
 }
 
