@@ -420,7 +420,6 @@ bool celer_trace_ring_push(celer_trace_ring *r, const celer_span *s) {
     }
     celer_span *dst = &r->slots[(r->head + r->count) % r->cap];
     memcpy(dst, s, span_bytes(s));
-    memcpy(dst->state, s->state, s->state_len + 1);
     bool wake = ++r->count == EXPORT_BATCH;
     pthread_mutex_unlock(&r->mu);
     if (wake) pthread_cond_signal(&r->wake);

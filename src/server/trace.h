@@ -90,9 +90,9 @@ typedef struct celer_span {
     int n_attrs, n_events, n_links, dropped_links;
     celer_span_attr attrs[CELER_SPAN_MAX_ATTRS];
     celer_span_event events[CELER_SPAN_MAX_EVENTS];
-    celer_span_link links[CELER_SPAN_MAX_LINKS];
     size_t state_len;
     char state[CELER_TRACE_STATE_MAX + 1];
+    celer_span_link links[CELER_SPAN_MAX_LINKS]; /* last: the ring copies only those in use */
 } celer_span;
 
 /* Starts the exporter from the flags and the environment (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
