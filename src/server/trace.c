@@ -302,8 +302,11 @@ static void span_json(const celer_span *s, int64_t offset, celer_jbuf *b) {
 }
 
 /* The resource, built once at start: service.name, telemetry.sdk.*, OTEL_RESOURCE_ATTRIBUTES. */
-static char resource_json[RESOURCE_MAX] = "{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":\"celer\"}}],"
-                                          "\"droppedAttributesCount\":0}";
+#define SDK_ATTR(k, v) "{\"key\":\"" k "\",\"value\":{\"stringValue\":\"" v "\"}}"
+static char resource_json[RESOURCE_MAX] =
+    "{\"attributes\":[" SDK_ATTR("service.name", "celer") "," SDK_ATTR("telemetry.sdk.language", "c") ","
+    SDK_ATTR("telemetry.sdk.name", "celer") "," SDK_ATTR("telemetry.sdk.version", CELER_SERVER_VERSION)
+    "],\"droppedAttributesCount\":0}";
 
 void celer_trace_export_json(const celer_span *spans, int n, int64_t offset_ns, celer_jbuf *out) {
     LIT(out, "{\"resourceSpans\":[{\"resource\":");
@@ -465,7 +468,8 @@ static struct {
     pthread_mutex_t mu;                    /* overrides and changes */
     model_override *overrides;             /* MAX_OVERRIDES of them, allocated at the first */
     atomic_ullong counter;                 /* requests considered by the sampler */
-} cfg = {.level = LEVEL_TIMESTAMPS, .rate = 1000, .count = -1, .mu = PTHREAD_MUTEX_INITIALIZER};
+} cfg = {.level = LEVEL_TIMESTAMPS, .rate = 1000, .count = -1, .flags = {LEVEL_TIMESTAMPS, 1000, -1, 0},
+         .mu = PTHREAD_MUTEX_INITIALIZER};
 
 static model_override *find_override(const char *model) {
     for (int i = 0; i < atomic_load(&cfg.n_overrides); i++)
