@@ -1330,8 +1330,11 @@ static bool admit(http_req *q, struct MHD_Connection *conn, const char *url) {
         if (celer_trace_active()) {
             const char *tp = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent");
             const char *ts = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "tracestate");
-            char name[160];
-            snprintf(name, sizeof name, "%s %s", q->method, routes[q->route].pattern);
+            char name[160]; /* "POST /v2/models/{m}/infer": the method and the route, as OTel names HTTP spans */
+            size_t ml = strlen(q->method), pl = strlen(routes[q->route].pattern);
+            memcpy(name, q->method, ml);
+            name[ml] = ' ';
+            memcpy(name + ml + 1, routes[q->route].pattern, pl + 1);
             celer_service_trace(q->call, tp, tp ? strlen(tp) : 0, ts, ts ? strlen(ts) : 0, name);
         }
     }

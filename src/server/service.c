@@ -446,7 +446,7 @@ void celer_service_trace(celer_service_call *c, const char *traceparent, size_t 
     celer_trace_parse_state(&parent, tracestate, ts_len);
     const served_version *v = c->version;
     if (!celer_trace_sample(v->owner->name, &parent)) return;
-    celer_span *s = celer_arena_alloc(&c->arena, sizeof *s);
+    celer_span *s = celer_arena_alloc_uninit(&c->arena, sizeof *s); /* celer_span_begin sets what is read */
     if (!s) return; /* untraced rather than refused */
     celer_span_begin(s, name, CELER_SPAN_SERVER, NULL, &parent, c->start_ns);
     celer_span_attr_str(s, "celer.model", v->owner->name);
@@ -760,7 +760,7 @@ static void pipeline_task(celer_job *job, celer_status st, const char *message, 
     }
     c->call_version = mv;
     c->call_start_ns = now_ns();
-    if (c->span && (c->call_span || (c->call_span = celer_arena_alloc(&c->arena, sizeof *c->call_span)))) {
+    if (c->span && (c->call_span || (c->call_span = celer_arena_alloc_uninit(&c->arena, sizeof *c->call_span)))) {
         snprintf(msg, sizeof msg, "model %s", mv->owner->name);
         celer_span_begin(c->call_span, msg, CELER_SPAN_INTERNAL, c->span, NULL, c->call_start_ns);
         celer_span_attr_str(c->call_span, "celer.model", mv->owner->name);

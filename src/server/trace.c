@@ -208,97 +208,172 @@ void celer_span_traceparent(const celer_span *s, char out[CELER_TRACEPARENT_LEN 
 /* ---- OTLP/HTTP JSON: protobuf's JSON mapping with OTLP's deviations (hex ids, 64-bit integers as
  * decimal strings, enums as integers), in the shape and field order the official exporter sends ---- */
 
-static void put_hex(celer_jbuf *b, const uint8_t *id, size_t n) {
-    char h[33];
-    celer_trace_hex(id, n, h);
-    celer_jbuf_raw(b, "\"", 1);
-    celer_jbuf_raw(b, h, 2 * n);
-    celer_jbuf_raw(b, "\"", 1);
+/* A span's JSON is written with a bare pointer into a buffer sized for the largest span
+ * (SPAN_JSON_MAX), then appended at once: the exporter formats up to 512 spans per post, and
+ * per-call bounds checks were most of its time. */
+#define SPAN_JSON_MAX (24 * 1024)
+
+#define W(p, s) (memcpy(p, s, sizeof(s) - 1), p += sizeof(s) - 1)
+
+static char *w_hex(char *p, const uint8_t *id, size_t n) {
+    *p++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        *p++ = hexd[id[i] >> 4];
+        *p++ = hexd[id[i] & 15];
+    }
+    *p++ = '"';
+    return p;
 }
 
-static void put_nanos(celer_jbuf *b, int64_t t) {
-    char n[24];
-    int len = snprintf(n, sizeof n, "\"%lld\"", (long long)(t < 0 ? 0 : t));
-    celer_jbuf_raw(b, n, (size_t)len);
+static char *w_uint(char *p, uint64_t v) {
+    char tmp[24], *t = tmp + sizeof tmp;
+    do *--t = (char)('0' + v % 10);
+    while (v /= 10);
+    size_t n = (size_t)(tmp + sizeof tmp - t);
+    memcpy(p, t, n);
+    return p + n;
+}
+
+static char *w_int(char *p, int64_t v) {
+    if (v < 0) *p++ = '-';
+    return w_uint(p, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
+}
+
+/* An int64 as OTLP's JSON writes it: a decimal string. */
+static char *w_nanos(char *p, int64_t v) {
+    *p++ = '"';
+    p = w_int(p, v);
+    *p++ = '"';
+    return p;
+}
+
+/* A JSON string of s[0..n): '"', '\\' and control bytes escaped (6 bytes at most per byte). */
+static char *w_str(char *p, const char *s, size_t n) {
+    *p++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            *p++ = '\\';
+            *p++ = (char)c;
+        } else if (c < 0x20) {
+            memcpy(p, "\\u00", 4);
+            p[4] = hexd[c >> 4];
+            p[5] = hexd[c & 15];
+            p += 6;
+        } else {
+            *p++ = (char)c;
+        }
+    }
+    *p++ = '"';
+    return p;
+}
+
+/* A NUL-terminated string, in one pass (most are short and need no escape). */
+static char *w_cstr(char *p, const char *s) {
+    *p++ = '"';
+    for (unsigned char c; (c = (unsigned char)*s); s++) {
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *p++ = (char)c;
+        } else if (c == '"' || c == '\\') {
+            *p++ = '\\';
+            *p++ = (char)c;
+        } else {
+            memcpy(p, "\\u00", 4);
+            p[4] = hexd[c >> 4];
+            p[5] = hexd[c & 15];
+            p += 6;
+        }
+    }
+    *p++ = '"';
+    return p;
+}
+
+static char *w_attr(char *p, const char *key, bool is_int, int64_t i, const char *s) {
+    W(p, "{\"key\":");
+    p = w_cstr(p, key);
+    if (is_int) {
+        W(p, ",\"value\":{\"intValue\":");
+        p = w_nanos(p, i);
+    } else {
+        W(p, ",\"value\":{\"stringValue\":");
+        p = w_cstr(p, s);
+    }
+    W(p, "}}");
+    return p;
+}
+
+/* One span; p has SPAN_JSON_MAX bytes (the fields' caps bound what a span can take). */
+static char *span_json(const celer_span *s, int64_t offset, char *p) {
+    W(p, "{\"traceId\":");
+    p = w_hex(p, s->trace_id, 16);
+    W(p, ",\"spanId\":");
+    p = w_hex(p, s->span_id, 8);
+    if (s->state_len) {
+        W(p, ",\"traceState\":");
+        p = w_str(p, s->state, s->state_len);
+    }
+    if (s->has_parent) {
+        W(p, ",\"parentSpanId\":");
+        p = w_hex(p, s->parent_id, 8);
+    }
+    W(p, ",\"name\":");
+    p = w_cstr(p, s->name);
+    W(p, ",\"kind\":");
+    p = w_int(p, s->kind);
+    W(p, ",\"startTimeUnixNano\":");
+    p = w_nanos(p, s->start_ns + offset);
+    W(p, ",\"endTimeUnixNano\":");
+    p = w_nanos(p, s->end_ns + offset);
+    W(p, ",\"attributes\":[");
+    for (int i = 0; i < s->n_attrs; i++) {
+        if (i) *p++ = ',';
+        p = w_attr(p, s->attrs[i].key, s->attrs[i].is_int, s->attrs[i].i, s->attrs[i].s);
+    }
+    W(p, "],\"droppedAttributesCount\":0,\"events\":[");
+    for (int i = 0; i < s->n_events; i++) {
+        const celer_span_event *e = &s->events[i];
+        if (i) *p++ = ',';
+        W(p, "{\"attributes\":[");
+        if (e->attr) p = w_attr(p, e->attr, true, e->attr_value, NULL);
+        W(p, "],\"name\":");
+        p = w_cstr(p, e->name);
+        W(p, ",\"timeUnixNano\":");
+        p = w_nanos(p, e->t_ns + offset);
+        W(p, ",\"droppedAttributesCount\":0}");
+    }
+    W(p, "],\"droppedEventsCount\":0,\"status\":{\"code\":");
+    p = w_int(p, s->status);
+    if (s->status == 2 && s->status_message[0]) {
+        W(p, ",\"message\":");
+        p = w_cstr(p, s->status_message);
+    }
+    W(p, "},\"links\":[");
+    for (int i = 0; i < s->n_links; i++) {
+        const celer_span_link *l = &s->links[i];
+        if (i) *p++ = ',';
+        W(p, "{\"traceId\":");
+        p = w_hex(p, l->trace_id, 16);
+        W(p, ",\"spanId\":");
+        p = w_hex(p, l->span_id, 8);
+        W(p, ",\"attributes\":[],\"droppedAttributesCount\":0,\"flags\":");
+        p = w_int(p, 0x100 | l->flags); /* the linked span is this process's */
+        *p++ = '}';
+    }
+    W(p, "],\"droppedLinksCount\":");
+    p = w_int(p, s->dropped_links);
+    /* flags: W3C flags in bits 0-7; bit 8: whether the parent's remoteness is known, bit 9: remote */
+    W(p, ",\"flags\":");
+    p = w_int(p, s->flags | 0x100 | (s->parent_remote ? 0x200 : 0));
+    *p++ = '}';
+    return p;
 }
 
 #define LIT(b, s) celer_jbuf_raw(b, s, sizeof(s) - 1)
 
 static void put_attr(celer_jbuf *b, const char *key, bool is_int, int64_t i, const char *s) {
-    LIT(b, "{\"key\":");
-    celer_jbuf_str(b, key);
-    if (is_int) {
-        LIT(b, ",\"value\":{\"intValue\":");
-        put_nanos(b, i); /* an int64: a decimal string */
-    } else {
-        LIT(b, ",\"value\":{\"stringValue\":");
-        celer_jbuf_str(b, s);
-    }
-    LIT(b, "}}");
-}
-
-static void span_json(const celer_span *s, int64_t offset, celer_jbuf *b) {
-    LIT(b, "{\"traceId\":");
-    put_hex(b, s->trace_id, 16);
-    LIT(b, ",\"spanId\":");
-    put_hex(b, s->span_id, 8);
-    if (s->state_len) {
-        LIT(b, ",\"traceState\":");
-        celer_jbuf_strn(b, s->state, s->state_len);
-    }
-    if (s->has_parent) {
-        LIT(b, ",\"parentSpanId\":");
-        put_hex(b, s->parent_id, 8);
-    }
-    LIT(b, ",\"name\":");
-    celer_jbuf_str(b, s->name);
-    LIT(b, ",\"kind\":");
-    celer_jbuf_int(b, s->kind);
-    LIT(b, ",\"startTimeUnixNano\":");
-    put_nanos(b, s->start_ns + offset);
-    LIT(b, ",\"endTimeUnixNano\":");
-    put_nanos(b, s->end_ns + offset);
-    LIT(b, ",\"attributes\":[");
-    for (int i = 0; i < s->n_attrs; i++) {
-        if (i) LIT(b, ",");
-        put_attr(b, s->attrs[i].key, s->attrs[i].is_int, s->attrs[i].i, s->attrs[i].s);
-    }
-    LIT(b, "],\"droppedAttributesCount\":0,\"events\":[");
-    for (int i = 0; i < s->n_events; i++) {
-        const celer_span_event *e = &s->events[i];
-        if (i) LIT(b, ",");
-        LIT(b, "{\"attributes\":[");
-        if (e->attr) put_attr(b, e->attr, true, e->attr_value, NULL);
-        LIT(b, "],\"name\":");
-        celer_jbuf_str(b, e->name);
-        LIT(b, ",\"timeUnixNano\":");
-        put_nanos(b, e->t_ns + offset);
-        LIT(b, ",\"droppedAttributesCount\":0}");
-    }
-    LIT(b, "],\"droppedEventsCount\":0,\"status\":{\"code\":");
-    celer_jbuf_int(b, s->status);
-    if (s->status_message[0]) {
-        LIT(b, ",\"message\":");
-        celer_jbuf_str(b, s->status_message);
-    }
-    LIT(b, "},\"links\":[");
-    for (int i = 0; i < s->n_links; i++) {
-        const celer_span_link *l = &s->links[i];
-        if (i) LIT(b, ",");
-        LIT(b, "{\"traceId\":");
-        put_hex(b, l->trace_id, 16);
-        LIT(b, ",\"spanId\":");
-        put_hex(b, l->span_id, 8);
-        LIT(b, ",\"attributes\":[],\"droppedAttributesCount\":0,\"flags\":");
-        celer_jbuf_int(b, 0x100 | l->flags); /* the linked span is this process's */
-        LIT(b, "}");
-    }
-    LIT(b, "],\"droppedLinksCount\":");
-    celer_jbuf_int(b, s->dropped_links);
-    /* flags: W3C flags in bits 0-7; bit 8: whether the parent's remoteness is known, bit 9: remote */
-    LIT(b, ",\"flags\":");
-    celer_jbuf_int(b, s->flags | 0x100 | (s->parent_remote ? 0x200 : 0));
-    LIT(b, "}");
+    char buf[1024]; /* a key and value of 255 bytes each, escaped */
+    char *end = w_attr(buf, key, is_int, i, s);
+    celer_jbuf_raw(b, buf, (size_t)(end - buf));
 }
 
 /* The resource, built once at start: service.name, telemetry.sdk.*, OTEL_RESOURCE_ATTRIBUTES. */
@@ -312,10 +387,17 @@ void celer_trace_export_json(const celer_span *spans, int n, int64_t offset_ns, 
     LIT(out, "{\"resourceSpans\":[{\"resource\":");
     celer_jbuf_raw(out, resource_json, strlen(resource_json));
     LIT(out, ",\"scopeSpans\":[{\"scope\":{\"name\":\"celer\",\"version\":\"" CELER_SERVER_VERSION "\"},\"spans\":[");
+    char *buf = malloc(SPAN_JSON_MAX);
+    if (!buf) {
+        out->status = CELER_ERR_NOMEM;
+        return;
+    }
     for (int i = 0; i < n; i++) {
         if (i) LIT(out, ",");
-        span_json(&spans[i], offset_ns, out);
+        char *end = span_json(&spans[i], offset_ns, buf);
+        celer_jbuf_raw(out, buf, (size_t)(end - buf));
     }
+    free(buf);
     LIT(out, "]}]}]}");
 }
 
@@ -335,7 +417,7 @@ static void pct_decode(const char *s, size_t n, char *out, size_t cap) {
 }
 
 static void build_resource(void) {
-    char service[256] = "celer";
+    char service[100] = "celer";
     const char *ra = getenv("OTEL_RESOURCE_ATTRIBUTES");
     celer_jbuf b;
     celer_jbuf_init(&b, RESOURCE_MAX - 1);
@@ -347,7 +429,7 @@ static void build_resource(void) {
         size_t n = end ? (size_t)(end - p) : strlen(p);
         eq = memchr(p, '=', n);
         if (eq) {
-            char key[256], val[256];
+            char key[100], val[100]; /* longer ones are cut: put_attr's room */
             while (*p == ' ') p++, n--;
             pct_decode(p, (size_t)(eq - p), key, sizeof key);
             pct_decode(eq + 1, n - (size_t)(eq + 1 - p), val, sizeof val);
@@ -409,9 +491,14 @@ celer_status celer_trace_ring_new(int capacity, celer_trace_ring **out) {
     return CELER_OK;
 }
 
-/* Only the used part of a span is copied: its links are most often none. */
-static size_t span_bytes(const celer_span *s) {
-    return offsetof(celer_span, links) + sizeof s->links[0] * (size_t)s->n_links;
+/* Copies the used parts of span s (a request's is about 800 of its 4 KiB bytes). */
+static void copy_span(celer_span *dst, const celer_span *s) {
+    memcpy(dst, s, offsetof(celer_span, attrs));
+    memcpy(dst->attrs, s->attrs, sizeof s->attrs[0] * (size_t)s->n_attrs);
+    memcpy(dst->events, s->events, sizeof s->events[0] * (size_t)s->n_events);
+    memcpy(dst->links, s->links, sizeof s->links[0] * (size_t)s->n_links);
+    if (s->status) memcpy(dst->status_message, s->status_message, sizeof s->status_message);
+    memcpy(dst->state, s->state, s->state_len + 1);
 }
 
 bool celer_trace_ring_push(celer_trace_ring *r, const celer_span *s) {
@@ -422,7 +509,7 @@ bool celer_trace_ring_push(celer_trace_ring *r, const celer_span *s) {
         return false;
     }
     celer_span *dst = &r->slots[(r->head + r->count) % r->cap];
-    memcpy(dst, s, span_bytes(s));
+    copy_span(dst, s);
     bool wake = ++r->count == EXPORT_BATCH;
     pthread_mutex_unlock(&r->mu);
     if (wake) pthread_cond_signal(&r->wake);
@@ -774,6 +861,7 @@ static void export_queued(CURL *h, celer_jbuf *body, bool once) {
 
 static void *exporter_main(void *arg) {
     (void)arg;
+    pthread_setname_np(pthread_self(), "celer-trace"); /* for top and perf */
     CURL *h = curl_easy_init();
     struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
     if (h) {

@@ -61,7 +61,7 @@ typedef struct celer_span_attr {
     const char *key; /* static text */
     bool is_int;
     int64_t i;
-    char s[96];
+    char s[64]; /* longer values are cut */
 } celer_span_attr;
 
 typedef struct celer_span_event {
@@ -83,16 +83,17 @@ typedef struct celer_span {
     bool has_parent, parent_remote;
     uint8_t flags; /* W3C trace flags (sampled) */
     uint8_t kind;  /* celer_span_kind */
-    uint8_t status; /* 0 UNSET, 2 ERROR */
+    uint8_t status; /* 0 UNSET, 2 ERROR (then status_message says why) */
     char name[96];
-    char status_message[160];
     int64_t start_ns, end_ns;
     int n_attrs, n_events, n_links, dropped_links;
+    size_t state_len;
+    /* the parts below are copied into the ring only as far as they are used */
     celer_span_attr attrs[CELER_SPAN_MAX_ATTRS];
     celer_span_event events[CELER_SPAN_MAX_EVENTS];
-    size_t state_len;
+    celer_span_link links[CELER_SPAN_MAX_LINKS];
+    char status_message[160];
     char state[CELER_TRACE_STATE_MAX + 1];
-    celer_span_link links[CELER_SPAN_MAX_LINKS]; /* last: the ring copies only those in use */
 } celer_span;
 
 /* Starts the exporter from the flags and the environment (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
