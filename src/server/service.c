@@ -333,7 +333,12 @@ void celer_service_end(celer_service_call *c) {
     free(c);
 }
 
-void celer_service_reject(celer_service_call *c) { account_refused(c->version, c->protocol, c->start_ns, CELER_FAIL_OTHER); }
+static void trace_answer(celer_service_call *c, celer_status st, const char *message);
+
+void celer_service_reject(celer_service_call *c) {
+    account_refused(c->version, c->protocol, c->start_ns, CELER_FAIL_OTHER);
+    if (c->span) trace_answer(c, CELER_ERR_INVALID, "the request was refused before it ran (it did not decode)");
+}
 
 celer_status celer_service_keep_outputs(celer_service_call *c) {
     if (c->outputs_from == OUTPUTS_OWN || c->hold) return CELER_OK;
@@ -387,6 +392,7 @@ bool celer_service_find_response(celer_service_call *c, const char *const *parts
     celer_metrics_add(c->svc->m_cache_hits, 1);
     c->raw_keyed = false;
     c->cache = CELER_SERVICE_CACHE_HIT;
+    if (c->span) trace_answer(c, CELER_OK, "");
     outcome o = {.request_ns = t1 - c->start_ns, .observe_request = true, .protocol = c->protocol,
                  .cache = CELER_SERVICE_CACHE_HIT, .cache_ns = c->cache_ns};
     account(c->version, &o);

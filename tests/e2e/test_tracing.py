@@ -502,7 +502,7 @@ def test_receiver_down(repo):
             ok += r.status == 200
         conn.close()
         check("receiver down: every request answered 200", ok == 2700, ok)
-        check("receiver down: requests not slowed (2700 in under 60 s)", time.time() - t0 < 60, time.time() - t0)
+        check("receiver down: requests not held up (2700 in under 120 s)", time.time() - t0 < 120, time.time() - t0)
         dropped = metric(srv, "celer_trace_spans_dropped_total") or 0
         check("receiver down: the spans beyond the queue are dropped and counted", dropped >= 2700 - 2048 - 512,
               dropped)
