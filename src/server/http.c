@@ -1467,12 +1467,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 }
 
 static void log_request(const celer_http *srv, const http_req *q, struct MHD_Connection *conn) {
+    char trace_id[33];
     if (srv->opts->quiet) return;
     char addr[64] = "-";
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, addr, sizeof addr);
-    char trace_id[33];
     celer_log_access a = {.remote = addr, .method = q->method, .path = q->path, .request_id = q->request_id,
                           .status = q->status, .ms = (double)(now_ns() - q->start_ns) / 1e6,
                           .trace_id = celer_service_trace_id(q->call, trace_id) ? trace_id : NULL};
