@@ -851,11 +851,14 @@ static void export_queued(CURL *h, celer_jbuf *body, bool once) {
         celer_jbuf_reset(body);
         celer_trace_export_json(&r->slots[head], n, unix_offset(), body);
         bool ok = !body->status && post(h, body, once);
-        atomic_fetch_add(ok ? &ex.exported : &ex.failed, (unsigned long long)n);
+        bool give_up = !ok && (once || stopping()); /* shutting down: one failure ends the export */
         pthread_mutex_lock(&r->mu);
+        if (give_up) n = r->count; /* the rest is counted failed with it */
         r->head = (r->head + n) % r->cap;
         r->count -= n;
         pthread_mutex_unlock(&r->mu);
+        atomic_fetch_add(ok ? &ex.exported : &ex.failed, (unsigned long long)n);
+        if (give_up) return;
     }
 }
 
