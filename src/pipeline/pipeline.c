@@ -1059,6 +1059,8 @@ struct celer_pipeline_run {
     bool started, waiting, done, batching;
     int64_t *step_ns;
     int64_t call_start;
+    celer_pipeline_step_fn hook; /* tracing: told of each step's times */
+    void *hook_user;
     celer_pipeline_call call;
     celer_tensor *call_inputs;
     const char *const *param_keys, *const *param_values;
@@ -1449,7 +1451,11 @@ celer_status celer_pipeline_run_steps(celer_pipeline_run *r, const celer_pipelin
             return CELER_OK;
         }
         }
-        if (in->op != OP_JUMP) r->step_ns[in->step.index] += now_ns() - t0;
+        if (in->op != OP_JUMP) {
+            int64_t t1 = now_ns();
+            r->step_ns[in->step.index] += t1 - t0;
+            if (r->hook) r->hook(r->hook_user, in->step.index, t0, t1);
+        }
         if (st) {
             char msg[1024];
             snprintf(msg, sizeof msg, "%s", celer_error_message());
@@ -1491,13 +1497,20 @@ celer_status celer_pipeline_resume(celer_pipeline_run *r, const char *const *nam
             memcpy(dst->data, t->data, (size_t)n * celer_dtype_size(t->dtype));
         }
     }
-    r->step_ns[in->step.index] += now_ns() - r->call_start;
+    int64_t t1 = now_ns();
+    r->step_ns[in->step.index] += t1 - r->call_start;
+    if (r->hook) r->hook(r->hook_user, in->step.index, r->call_start, t1);
     r->waiting = false;
     r->pc++;
     return CELER_OK;
 }
 
 void celer_pipeline_set_batching(celer_pipeline_run *r, bool on) { r->batching = on; }
+
+void celer_pipeline_set_step_hook(celer_pipeline_run *r, celer_pipeline_step_fn fn, void *user) {
+    r->hook = fn;
+    r->hook_user = user;
+}
 
 bool celer_pipeline_step_batches(const celer_pipeline *p, int i) {
     for (int k = 0; k < p->n_instrs; k++)
@@ -1533,6 +1546,7 @@ void celer_pipeline_run_batch(celer_pipeline_run *const *runs, int n) {
             for (int i = 0; i < m; i++) {
                 celer_pipeline_run *r = (celer_pipeline_run *)((char *)xs[i] - offsetof(celer_pipeline_run, x));
                 r->step_ns[in->step.index] += now - r->call_start;
+                if (r->hook) r->hook(r->hook_user, in->step.index, r->call_start, now);
                 r->waiting = false;
                 if (!r->x.status) r->pc++;
             }

@@ -123,6 +123,11 @@ celer_status celer_pipeline_run_steps(celer_pipeline_run *r, const celer_pipelin
 /* Lets run_steps stop at steps that batch across requests (celer_pipeline_step_batches) instead
  * of running them alone; off by default. */
 void celer_pipeline_set_batching(celer_pipeline_run *r, bool on);
+/* Called after each step of r ran (a model call's or a batch step's once its outputs came back),
+ * with the step's index and when it began and ended (CLOCK_MONOTONIC): for tracing. Off (NULL) by
+ * default, and then no clock is read for it. */
+typedef void (*celer_pipeline_step_fn)(void *user, int step, int64_t start_ns, int64_t end_ns);
+void celer_pipeline_set_step_hook(celer_pipeline_run *r, celer_pipeline_step_fn fn, void *user);
 /* True when step i can run for many requests at once. */
 bool celer_pipeline_step_batches(const celer_pipeline *p, int i);
 /* Runs the batch step that each of the n runs (of one pipeline) stopped at, at once. Each run then

@@ -47,6 +47,7 @@
 #include "listen.h"
 #include "log.h"
 #include "shm.h"
+#include "trace.h"
 
 #define MAX_STREAMS 256                  /* concurrent streams per connection (nghttp2: unlimited) */
 #define STREAM_WINDOW (1 << 20)          /* initial window of each stream */
@@ -127,6 +128,10 @@ struct grpc_stream {
     celer_coding answer_coding; /* the request's coding when grpc-accept-encoding lists it, else identity */
     bool accepts[3];            /* by celer_coding: what grpc-accept-encoding lists */
     celer_auth_id key;   /* who its authorization metadata says it is (auth.h); the key itself is not kept */
+    /* tracing: the request's traceparent and tracestate as sent (bounded: longer ones are not
+     * valid and dropped), and the traceparent answered (its first traced call's span) */
+    char traceparent_in[128], tracestate_in[CELER_TRACE_STATE_MAX + 1];
+    char traceparent_out[CELER_TRACEPARENT_LEN + 1], tracestate_out[CELER_TRACE_STATE_MAX + 1];
     celer_status early;  /* an error found in the headers, answered at their end */
     char early_msg[256];
     /* receiving: the prefix of the message being read, then its bytes into `reading` */
@@ -500,6 +505,19 @@ static celer_status rpc_log_settings(celer_grpc *g, const uint8_t *msg, size_t l
     return CELER_OK;
 }
 
+/* TraceSettingRequest -> TraceSettingResponse{settings=1: map<string, SettingValue{value=1...}>}:
+ * the settings in effect for the model (model_name "" = global) after the request's changes,
+ * checked whole before any applies (trace.h: as POST /v2[/models/{m}]/trace/setting). */
+static celer_status rpc_trace_setting(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
+    (void)g;
+    char model[MAX_NAME];
+    celer_trace_change change = {0};
+    CELER_TRY(celer_grpc_decode_trace_setting(msg, len, model, sizeof model, &change));
+    CELER_TRY(celer_trace_change_apply(model, &change));
+    celer_trace_settings(model, celer_grpc_encode_trace_setting, out);
+    return CELER_OK;
+}
+
 /* SystemSharedMemoryStatusRequest{name=1} ("" = every region): what
  * GET /v2/systemsharedmemory[/region/{name}]/status says. */
 static celer_status rpc_shm_status(celer_grpc *g, const uint8_t *msg, size_t len, celer_jbuf *out) {
@@ -590,7 +608,7 @@ static const grpc_rpc rpcs[] = {
     {SERVICE_PREFIX "CudaSharedMemoryStatus", rpc_cuda_shm_status, NULL, false, CELER_SCOPE_ADMIN},
     {SERVICE_PREFIX "CudaSharedMemoryRegister", rpc_cuda_shm_register, NULL, false, CELER_SCOPE_ADMIN},
     {SERVICE_PREFIX "CudaSharedMemoryUnregister", rpc_cuda_shm_unregister, NULL, false, CELER_SCOPE_ADMIN},
-    {SERVICE_PREFIX "TraceSetting", NULL, NULL, false, CELER_SCOPE_ADMIN},
+    {SERVICE_PREFIX "TraceSetting", rpc_trace_setting, NULL, false, CELER_SCOPE_ADMIN},
     {SERVICE_PREFIX "LogSettings", rpc_log_settings, NULL, false, CELER_SCOPE_ADMIN},
     {"/grpc.health.v1.Health/Check", rpc_health_check, NULL, false, CELER_SCOPE_OPEN},
 };
@@ -772,19 +790,25 @@ static void stream_send(grpc_stream *s) {
     char code[16];
     snprintf(code, sizeof code, "%d", s->grpc_status);
     int rv;
+    /* a traced call's traceparent (and tracestate), as initial metadata, or in Trailers-Only */
+    nghttp2_nv trace_nv[2] = {NV("traceparent", s->traceparent_out), NV("tracestate", s->tracestate_out)};
+    size_t n_trace = s->traceparent_out[0] ? (s->tracestate_out[0] ? 2 : 1) : 0;
     if (s->out) {
-        nghttp2_nv nv[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
-                           NV("grpc-accept-encoding", ACCEPT_ENCODING),
-                           NV("grpc-encoding", celer_coding_names[s->answer_coding])};
+        nghttp2_nv nv[6] = {NV(":status", "200"), NV("content-type", "application/grpc"),
+                            NV("grpc-accept-encoding", ACCEPT_ENCODING)};
+        size_t n = 3;
+        if (s->answer_coding) nv[n++] = (nghttp2_nv)NV("grpc-encoding", celer_coding_names[s->answer_coding]); /* answers may be compressed */
+        for (size_t i = 0; i < n_trace; i++) nv[n++] = trace_nv[i];
         nghttp2_data_provider data = {.source.ptr = s, .read_callback = read_answer};
-        /* grpc-encoding only when answers may be compressed */
-        rv = nghttp2_submit_response(session, s->id, nv, CELER_ARRAY_LEN(nv) - !s->answer_coding, &data);
+        rv = nghttp2_submit_response(session, s->id, nv, n, &data);
     } else {
-        nghttp2_nv nv[] = {NV(":status", "200"), NV("content-type", "application/grpc"),
-                           NV("grpc-accept-encoding", ACCEPT_ENCODING), NV("grpc-status", code),
-                           NV("grpc-message", s->grpc_message)};
+        nghttp2_nv nv[7] = {NV(":status", "200"), NV("content-type", "application/grpc"),
+                            NV("grpc-accept-encoding", ACCEPT_ENCODING), NV("grpc-status", code)};
+        size_t n = 4;
+        if (s->grpc_message[0]) nv[n++] = (nghttp2_nv)NV("grpc-message", s->grpc_message);
+        for (size_t i = 0; i < n_trace; i++) nv[n++] = trace_nv[i];
         s->done_sending = true;
-        rv = nghttp2_submit_response(session, s->id, nv, CELER_ARRAY_LEN(nv) - !s->grpc_message[0], NULL);
+        rv = nghttp2_submit_response(session, s->id, nv, n, NULL);
     }
     if (rv) nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
 }
@@ -1112,6 +1136,13 @@ static void start_model_infer(celer_grpc *g, grpc_call *c) {
         call_answered(g, c);
         return;
     }
+    if (celer_trace_active()) {
+        celer_service_trace(c->svc, s->traceparent_in[0] ? s->traceparent_in : NULL, strlen(s->traceparent_in),
+                            s->tracestate_in[0] ? s->tracestate_in : NULL, strlen(s->tracestate_in), s->rpc->path + 1);
+        const char *ts;
+        if (!s->traceparent_out[0] && celer_service_traceparent(c->svc, s->traceparent_out, &ts) && ts)
+            snprintf(s->tracestate_out, sizeof s->tracestate_out, "%s", ts);
+    }
     const served_version *v = celer_service_version(c->svc);
     st = celer_grpc_decode_infer(c->msg, c->msg_len, v->inputs, v->n_inputs, celer_service_arena(c->svc), &c->kreq);
     if (st) {
@@ -1333,6 +1364,12 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
             s->accepts[k] = celer_coding_listed((const char *)value, valuelen, (celer_coding)k);
     } else if (IS("authorization")) { /* after :path (pseudo-headers come first): an open RPC hashes nothing */
         if (s->rpc && s->rpc->scope != CELER_SCOPE_OPEN) celer_auth_identify((const char *)value, valuelen, &s->key);
+    } else if (IS("traceparent") && valuelen < sizeof s->traceparent_in) {
+        memcpy(s->traceparent_in, value, valuelen);
+        s->traceparent_in[valuelen] = 0;
+    } else if (IS("tracestate") && valuelen < sizeof s->tracestate_in) {
+        memcpy(s->tracestate_in, value, valuelen);
+        s->tracestate_in[valuelen] = 0;
     } else if (IS("grpc-timeout")) {
         int64_t ns = parse_timeout_ns(value, valuelen);
         if (ns < 0)

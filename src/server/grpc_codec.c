@@ -6,6 +6,7 @@
  * fields concatenate), repeated scalars packed or not, unknown fields skipped by wire type. */
 #include "server/grpc_codec.h"
 #include "server/body.h"
+#include "server/trace.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -1018,4 +1019,61 @@ celer_status celer_grpc_decode_shm_name(const uint8_t *msg, size_t len, const ch
     while ((k = celer_pb_next(&r, &f, what)) > 0)
         if (f.number == 1) CELER_TRY(shm_string(&f, arena, what, "name", name));
     return k < 0 ? CELER_ERR_PARSE : CELER_OK;
+}
+
+/* ---- TraceSetting ---- */
+
+celer_status celer_grpc_decode_trace_setting(const uint8_t *msg, size_t len, char *model, size_t model_cap,
+                                             celer_trace_change *change) {
+    const char *what = "TraceSettingRequest";
+    celer_pb_reader r = {msg, msg + len};
+    celer_pb_field f;
+    int more;
+    model[0] = 0;
+    while ((more = celer_pb_next(&r, &f, what)) > 0) {
+        if (f.number == 2 && f.wire == 2) {
+            if (f.len >= model_cap || memchr(f.p, 0, f.len))
+                return celer_errorf(CELER_ERR_INVALID, "%s.model_name: %zu bytes or a NUL byte (at most %zu bytes)",
+                                    what, f.len, model_cap - 1);
+            memcpy(model, f.p, f.len);
+            model[f.len] = 0;
+        }
+        if (f.number != 1 || f.wire != 2) continue;
+        const char *key = "";
+        size_t key_len = 0;
+        celer_trace_value v = {.null = true};
+        celer_pb_reader e = {f.p, f.p + f.len};
+        celer_pb_field k;
+        while ((more = celer_pb_next(&e, &k, what)) > 0) {
+            if (k.number == 1 && k.wire == 2) key = (const char *)k.p, key_len = k.len;
+            if (k.number != 2 || k.wire != 2) continue;
+            v = (celer_trace_value){.null = true}; /* the last value wins */
+            celer_pb_reader vr = {k.p, k.p + k.len};
+            celer_pb_field x;
+            while ((more = celer_pb_next(&vr, &x, what)) > 0) {
+                if (x.number != 1 || x.wire != 2) continue;
+                if (v.n == CELER_TRACE_MAX_VALUES) {
+                    v.other = true; /* more values than any setting takes */
+                    continue;
+                }
+                v.null = false;
+                v.s[v.n] = (const char *)x.p, v.len[v.n] = x.len;
+                v.n++;
+            }
+            if (more < 0) return CELER_ERR_PARSE;
+        }
+        if (more < 0) return CELER_ERR_PARSE;
+        CELER_TRY(celer_trace_change_set(change, key, key_len, &v));
+    }
+    return more < 0 ? CELER_ERR_PARSE : CELER_OK;
+}
+
+void celer_grpc_encode_trace_setting(void *user, const char *name, const char *const *values, int n) {
+    celer_jbuf *out = user;
+    size_t entry = celer_pb_begin(out, 1);
+    celer_pb_put_str(out, 1, name);
+    size_t value = celer_pb_begin(out, 2);
+    for (int i = 0; i < n; i++) celer_pb_put_bytes(out, 1, values[i], strlen(values[i]));
+    celer_pb_end(out, value);
+    celer_pb_end(out, entry);
 }

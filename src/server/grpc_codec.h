@@ -91,4 +91,15 @@ celer_status celer_grpc_decode_shm_register(const uint8_t *msg, size_t len, cele
 celer_status celer_grpc_decode_shm_name(const uint8_t *msg, size_t len, const char *what, celer_arena *arena,
                                         const char **name);
 
+/* TraceSettingRequest{settings=1: map<string, SettingValue{repeated string value=1}>,
+ * model_name=2}: the model's name (NUL-terminated; "" = the global settings) and every setting
+ * checked into `change` (trace.h: the same rules and messages as POST /v2/trace/setting); a
+ * SettingValue with no value is null (reverts). The values point into msg. */
+struct celer_trace_change;
+celer_status celer_grpc_decode_trace_setting(const uint8_t *msg, size_t len, char *model, size_t model_cap,
+                                             struct celer_trace_change *change);
+/* One TraceSettingResponse.settings entry {key=1, value=2: SettingValue{value=1...}}, as
+ * celer_trace_settings reports it; `user` is the celer_jbuf of the message. */
+void celer_grpc_encode_trace_setting(void *user, const char *name, const char *const *values, int n);
+
 #endif

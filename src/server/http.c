@@ -33,6 +33,7 @@
 #include "listen.h"
 #include "log.h"
 #include "shm.h"
+#include "trace.h"
 
 typedef enum req_state { REQ_READING, REQ_WAITING, REQ_READY } req_state;
 
@@ -226,6 +227,12 @@ static enum MHD_Result queue_with_headers(http_req *q, struct MHD_Response *r, s
     if (q->challenge[0]) MHD_add_response_header(r, "WWW-Authenticate", q->challenge);
     /* a refused key's body is never read: the connection cannot carry another request */
     if (atomic_load(&q->srv->draining) || q->refused_body) MHD_add_response_header(r, "Connection", "close");
+    char tp[CELER_TRACEPARENT_LEN + 1];
+    const char *ts;
+    if (celer_service_traceparent(q->call, tp, &ts)) { /* a traced request: its own span is the parent now */
+        MHD_add_response_header(r, "traceparent", tp);
+        if (ts) MHD_add_response_header(r, "tracestate", ts);
+    }
     enum MHD_Result ret = MHD_queue_response(q->conn, (unsigned)q->status, r);
     MHD_destroy_response(r);
     return ret;
@@ -765,6 +772,72 @@ static enum MHD_Result h_logging(http_req *q, const route_args *a) {
     return send_reply(q);
 }
 
+/* ---- trace settings (trace.h) ---- */
+
+static void trace_setting_json(void *user, const char *name, const char *const *values, int n) {
+    celer_jbuf *b = user;
+    celer_jbuf_raw(b, b->len > 1 ? "," : "", b->len > 1);
+    celer_jbuf_str(b, name);
+    celer_jbuf_raw(b, ":", 1);
+    bool array = !strcmp(name, "trace_level"); /* Triton's: an array; the others strings */
+    if (array) celer_jbuf_raw(b, "[", 1);
+    for (int i = 0; i < n; i++) {
+        if (i) celer_jbuf_raw(b, ",", 1);
+        celer_jbuf_str(b, values[i]);
+    }
+    if (array) celer_jbuf_raw(b, "]", 1);
+}
+
+/* A member of a POST .../trace/setting body as the trace settings take it. */
+static celer_trace_value trace_value(const celer_json *j) {
+    celer_trace_value v = {.other = true};
+    if (j->type == CELER_JSON_NULL) {
+        v = (celer_trace_value){.null = true};
+    } else if (j->type == CELER_JSON_STRING) {
+        v = (celer_trace_value){.n = 1, .s = {j->string}, .len = {j->string_len}};
+    } else if (j->type == CELER_JSON_ARRAY && j->n <= CELER_TRACE_MAX_VALUES) {
+        v = (celer_trace_value){.n = j->n};
+        for (int i = 0; i < j->n; i++) {
+            if (j->items[i].type != CELER_JSON_STRING) return (celer_trace_value){.other = true};
+            v.s[i] = j->items[i].string, v.len[i] = j->items[i].string_len;
+        }
+    }
+    return v;
+}
+
+/* GET /v2[/models/{m}]/trace/setting: the trace settings in effect (the model's: its own, else the
+ * global ones); POST: changes the ones its body names (each checked before any applies; null
+ * reverts a model's setting to the global one) and answers the settings after. */
+static enum MHD_Result h_trace_setting(http_req *q, const route_args *a) {
+    if (!strcmp(q->method, "POST") && q->body_len) {
+        celer_arena arena;
+        celer_arena_init(&arena, 4096, 1 << 20);
+        celer_json *doc;
+        celer_trace_change change = {0};
+        celer_status st = celer_json_parse(q->body, q->body_len, &arena, &doc);
+        if (st) st = celer_error_wrap(st, "request body");
+        else if (doc->type != CELER_JSON_OBJECT)
+            st = celer_errorf(CELER_ERR_INVALID, "the trace settings must be a JSON object");
+        for (int i = 0; !st && i < doc->n; i++) {
+            celer_trace_value v = trace_value(&doc->items[i]);
+            st = celer_trace_change_set(&change, doc->keys[i], strlen(doc->keys[i]), &v);
+        }
+        celer_arena_free(&arena);
+        if (!st) st = celer_trace_change_apply(a->model, &change);
+        if (st) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", celer_error_message());
+            reply_status(q, st, msg);
+            return send_reply(q);
+        }
+    }
+    celer_jbuf_raw(&q->resp, "{", 1);
+    celer_trace_settings(a->model, trace_setting_json, &q->resp);
+    celer_jbuf_raw(&q->resp, "}", 1);
+    reply_json(q, 200);
+    return send_reply(q);
+}
+
 static enum MHD_Result h_metrics(http_req *q, const route_args *a) {
     (void)a;
     celer_metrics_render(q->srv->metrics, &q->resp);
@@ -1012,6 +1085,10 @@ static const struct route {
     {"POST", "/v2/cudasharedmemory/region/{r}/register", h_cuda_shm, CELER_SCOPE_ADMIN},
     {"POST", "/v2/cudasharedmemory/unregister", h_cuda_shm, CELER_SCOPE_ADMIN},
     {"POST", "/v2/cudasharedmemory/region/{r}/unregister", h_cuda_shm, CELER_SCOPE_ADMIN},
+    {"GET", "/v2/trace/setting", h_trace_setting, CELER_SCOPE_ADMIN},
+    {"POST", "/v2/trace/setting", h_trace_setting, CELER_SCOPE_ADMIN},
+    {"GET", "/v2/models/{m}/trace/setting", h_trace_setting, CELER_SCOPE_ADMIN},
+    {"POST", "/v2/models/{m}/trace/setting", h_trace_setting, CELER_SCOPE_ADMIN},
 };
 
 #define MAX_SEGMENTS 16
@@ -1292,6 +1369,16 @@ static bool admit(http_req *q, struct MHD_Connection *conn, const char *url) {
             reply_status(q, code, msg);
             return false;
         }
+        if (celer_trace_active()) {
+            const char *tp = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent");
+            const char *ts = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "tracestate");
+            char name[160]; /* "POST /v2/models/{m}/infer": the method and the route, as OTel names HTTP spans */
+            size_t ml = strlen(q->method), pl = strlen(routes[q->route].pattern);
+            memcpy(name, q->method, ml);
+            name[ml] = ' ';
+            memcpy(name + ml + 1, routes[q->route].pattern, pl + 1);
+            celer_service_trace(q->call, tp, tp ? strlen(tp) : 0, ts, ts ? strlen(ts) : 0, name);
+        }
     }
     if (declared && q->coding == CELER_CODING_IDENTITY) { /* one allocation, not grown chunk by chunk; up to 1 MiB before any byte came */
         if (!reserve_body(q, (size_t)declared + 1)) return false;
@@ -1425,13 +1512,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 }
 
 static void log_request(const celer_http *srv, const http_req *q, struct MHD_Connection *conn) {
+    char trace_id[33];
     if (srv->opts->quiet) return;
     char addr[64];
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     celer_listen_peer(ci ? ci->client_addr : NULL, addr, sizeof addr);
     celer_log_access a = {.remote = addr, .method = q->method, .path = q->path, .request_id = q->request_id,
                           .status = q->status, .ms = (double)(now_ns() - q->start_ns) / 1e6,
-                          .key = q->key.kind == CELER_AUTH_KNOWN ? q->key.name : NULL};
+                          .key = q->key.kind == CELER_AUTH_KNOWN ? q->key.name : NULL,
+                          .trace_id = celer_service_trace_id(q->call, trace_id) ? trace_id : NULL};
     celer_log_request(&a);
 }
 

@@ -169,6 +169,10 @@ void celer_log_request(const celer_log_access *a) {
             celer_jbuf_raw(&b, ",\"key\":", 7);
             celer_jbuf_str(&b, a->key);
         }
+        if (a->trace_id) {
+            celer_jbuf_raw(&b, ",\"trace_id\":", 12);
+            celer_jbuf_str(&b, a->trace_id);
+        }
         celer_jbuf_raw(&b, "}\n", 2);
         if (!b.status) emit(b.data, b.len);
         celer_jbuf_free(&b);
@@ -178,9 +182,10 @@ void celer_log_request(const celer_log_access *a) {
     escape(a->method, method, sizeof method);
     escape(a->path, path, sizeof path);
     if (a->key) escape(a->key, key, sizeof key);
-    int n = snprintf(line, sizeof line, "%s%s %s \"%s %s\" %d %.3fms id=%s%s%s\n", when,
+    int n = snprintf(line, sizeof line, "%s%s %s \"%s %s\" %d %.3fms id=%s%s%s%s%s\n", when,
                      s == CELER_LOG_STYLE_ISO8601 ? " I" : "", a->remote, method, path, a->status, a->ms, a->request_id,
-                     a->key ? " key=" : "", a->key ? key : "");
+                     a->key ? " key=" : "", a->key ? key : "", a->trace_id ? " trace=" : "",
+                     a->trace_id ? a->trace_id : "");
     emit(line, CELER_MIN((size_t)n, sizeof line - 1));
 }
 

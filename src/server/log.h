@@ -34,12 +34,14 @@ void celer_log(celer_log_level level, const char *fmt, ...) __attribute__((forma
 void celer_log_verbose(unsigned level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* One HTTP request of the access log (an info line): default "<time> <remote> "<method> <path>"
- * <status> <ms>ms id=<id>[ key=<name>]" (bytes of method and path outside visible ASCII as %XX, so a
- * request cannot forge a line), ISO8601 the same after "<time> I", json {"time","level","remote",
- * "method","path","status","duration_ms","request_id"[,"key"]}. */
+ * <status> <ms>ms id=<id>[ key=<name>][ trace=<trace id>]" (bytes of method and path outside
+ * visible ASCII as %XX, so a request cannot forge a line), ISO8601 the same after "<time> I", json
+ * {"time","level","remote","method","path","status","duration_ms","request_id"[,"key"][,"trace_id"]}.
+ * trace_id: the request's trace (32 hex digits) when it was traced, else NULL and left out. */
 typedef struct celer_log_access {
     const char *remote, *method, *path, *request_id;
     const char *key; /* the NAME of the request's API key (auth.h), never the key; NULL: none */
+    const char *trace_id;
     int status;
     double ms;
 } celer_log_access;

@@ -32,6 +32,7 @@
  * Contexts: q->ctx[w] belongs to worker w, made on its first batch for q, freed by
  * celer_sched_queue_remove once q has drained (or by celer_sched_free after the join). */
 #include "server/sched.h"
+#include "server/trace.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -337,6 +338,26 @@ static void report_batch(const celer_sched_queue *q, int64_t rows, int64_t start
     q->opts.on_batch(q->opts.on_batch_user, &b);
 }
 
+/* The span of an execution of q's model (trace.h) when any of its jobs is traced: a trace of its
+ * own, linked to the spans of the traced requests it served. Before the jobs' done calls (a job
+ * may be gone after its own); nothing at all when none is traced. */
+static void trace_batch(const celer_sched_queue *q, const celer_job *list, bool one, int64_t rows, int64_t start,
+                        int64_t input_end, int64_t end) {
+    const celer_job *j = list;
+    while (j && !j->span && !one) j = j->next;
+    if (!j || !j->span) return;
+    celer_span s;
+    char name[300];
+    snprintf(name, sizeof name, "batch %s", q->name);
+    celer_span_begin(&s, name, CELER_SPAN_INTERNAL, NULL, NULL, start);
+    celer_span_attr_str(&s, "celer.model", q->name);
+    celer_span_attr_int(&s, "celer.batch_size", rows);
+    celer_span_event_at(&s, "compute start", input_end, NULL, 0);
+    for (; j; j = one ? NULL : j->next)
+        if (j->span) celer_span_link_to(&s, j->span);
+    celer_span_end(&s, end);
+}
+
 /* Runs one job with its inputs as given (nothing to copy: its compute input is nil). */
 static void run_one(worker *w, celer_sched_queue *q, celer_context *ctx, celer_job *j, int batch) {
     const celer_tensor *outs = NULL;
@@ -352,6 +373,7 @@ static void run_one(worker *w, celer_sched_queue *q, celer_context *ctx, celer_j
     j->end_ns = end;
     j->batch_size = batch;
     j->batch_first = true;
+    if (j->span && q->model) trace_batch(q, j, true, batch, start, start, end);
     sched_run run = {w, q, ctx, outs, NULL};
     j->run = q->model ? &run : NULL; /* a task's job has no run to keep */
     j->done(j, CELER_OK, "", outs, q->n_outputs); /* j may be gone from here on */
@@ -460,6 +482,7 @@ static void run_batched(worker *w, celer_sched_queue *q, celer_context *ctx, cel
         return;
     }
     int64_t row = 0;
+    trace_batch(q, list, false, rows, start, input_end, end);
     sched_run run = {w, q, ctx, outs, NULL};
     for (celer_job *j = list, *next; j; j = next) {
         next = j->next;

@@ -41,6 +41,8 @@ struct celer_job {
                                      without running (a running one finishes) */
     celer_job_done_fn done;
     void *user;
+    const struct celer_span *span; /* the traced request's span (trace.h), or NULL: the span of the
+                                      batch it runs in links to it */
     /* filled by the scheduler, for statistics and metrics (CLOCK_MONOTONIC): queue wait =
      * start - enqueue; compute input (copying the job's inputs into its batch) = input_end -
      * start; compute infer (the run) = end - input_end. Compute output (the job's done callback:

@@ -18,6 +18,7 @@
 #include "listen.h"
 #include "log.h"
 #include "s3_mirror.h"
+#include "trace.h"
 
 #define OPT(field) offsetof(celer_server_options, field)
 
@@ -146,6 +147,15 @@ static const celer_server_flag flags[] = {
      "then need 'Authorization: Bearer KEY' with the endpoint's scope (health stays open, /metrics too unless a key "
      "has the metrics scope); SIGHUP reloads it; empty = no keys, every endpoint open",
      CELER_FLAG_STRING, OPT(api_keys)},
+    {"trace-otlp-url", "CELER_TRACE_OTLP_URL", "",
+     "export spans as OTLP/HTTP JSON to this URL (e.g. http://collector:4318/v1/traces); empty = "
+     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces, else no tracing",
+     CELER_FLAG_STRING, OPT(trace_otlp_url)},
+    {"trace-rate", "CELER_TRACE_RATE", "1000",
+     "trace 1 in N requests; 0 = only requests whose traceparent is sampled (those are always traced); changed at run "
+     "time by POST /v2/trace/setting", CELER_FLAG_INT, OPT(trace_rate)},
+    {"trace-level", "CELER_TRACE_LEVEL", "TIMESTAMPS", "OFF (no spans) or TIMESTAMPS", CELER_FLAG_STRING,
+     OPT(trace_level)},
 };
 
 const celer_server_flag *celer_server_flags(int *count) {
@@ -535,7 +545,7 @@ celer_status celer_server_run(const celer_server_options *opts) {
     if ((st = celer_metrics_init(&metrics)) || (st = celer_auth_start(opts->api_keys, metrics)) ||
         (st = celer_cache_init((size_t)opts->cache_bytes, &cache)) ||
         (opts->cache_redis[0] && (st = celer_redis_open(opts->cache_redis, opts->cache_redis_timeout_ms, redis_pool, &redis))) ||
-        (st = celer_sched_init(opts->workers, &sched)) ||
+        (st = celer_trace_start(opts, metrics)) || (st = celer_sched_init(opts->workers, &sched)) ||
         (st = celer_registry_init(opts, sched, metrics, &registry)))
         goto done;
     if (sync_st) celer_registry_set_source_error(registry, url, sync_error, true);
@@ -620,6 +630,7 @@ done:
     celer_grpc_stop(grpc);
     celer_http_stop(http);
     celer_auth_stop(); /* no check runs any more */
+    celer_trace_stop(); /* the spans of the last requests go out (bounded) */
     celer_service_free(service);
     celer_registry_free(registry);
     celer_sched_free(sched);

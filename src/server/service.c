@@ -12,13 +12,14 @@
 
 #include "service.h"
 #include "shm.h"
+#include "trace.h"
 
 #define PACK_MAX ((size_t)64 << 20) /* larger results are not cached */
 
 const char *const celer_service_cache_names[4] = {NULL, "bypass", "hit", "miss"};
 const char *const celer_server_extensions[] = {"classification", "model_repository", "statistics",
                                                "binary_tensor_data", "model_configuration", "system_shared_memory",
-                                               NULL};
+                                               "trace", NULL};
 
 struct celer_service {
     const celer_server_options *opts;
@@ -74,6 +75,11 @@ struct celer_service_call {
     celer_kserve_request shm_req;
     struct shm_output *shm_outs; /* in the arena */
     int n_shm_outs;
+    /* tracing (trace.h), only for a traced request (else NULL, and nothing is done for it): its
+     * SERVER span, and the span of the pipeline's model call in flight (both in the arena) */
+    celer_span *span;
+    celer_span *call_span;
+    bool span_computing; /* a pipeline's first run began: "queued" and "compute start" are recorded */
 };
 
 /* An output requested in a region: its index among the version's outputs, the request, and the
@@ -313,6 +319,11 @@ static void unadmit(celer_service_call *c) {
 
 void celer_service_end(celer_service_call *c) {
     if (!c) return;
+    if (c->span) { /* the transport has sent the answer */
+        int64_t now = now_ns();
+        celer_span_event_at(c->span, "response sent", now, NULL, 0);
+        celer_span_end(c->span, now);
+    }
     for (int i = 0; i < c->n_shm_outs; i++) celer_shm_release(c->shm_outs[i].region);
     unadmit(c);
     celer_sched_release(c->hold);
@@ -322,7 +333,12 @@ void celer_service_end(celer_service_call *c) {
     free(c);
 }
 
-void celer_service_reject(celer_service_call *c) { account_refused(c->version, c->protocol, c->start_ns, CELER_FAIL_OTHER); }
+static void trace_answer(celer_service_call *c, celer_status st, const char *message);
+
+void celer_service_reject(celer_service_call *c) {
+    account_refused(c->version, c->protocol, c->start_ns, CELER_FAIL_OTHER);
+    if (c->span) trace_answer(c, CELER_ERR_INVALID, "the request was refused before it ran (it did not decode)");
+}
 
 celer_status celer_service_keep_outputs(celer_service_call *c) {
     if (c->outputs_from == OUTPUTS_OWN || c->hold) return CELER_OK;
@@ -376,6 +392,7 @@ bool celer_service_find_response(celer_service_call *c, const char *const *parts
     celer_metrics_add(c->svc->m_cache_hits, 1);
     c->raw_keyed = false;
     c->cache = CELER_SERVICE_CACHE_HIT;
+    if (c->span) trace_answer(c, CELER_OK, "");
     outcome o = {.request_ns = t1 - c->start_ns, .observe_request = true, .protocol = c->protocol,
                  .cache = CELER_SERVICE_CACHE_HIT, .cache_ns = c->cache_ns};
     account(c->version, &o);
@@ -425,6 +442,68 @@ static celer_status classify_outputs(celer_service_call *c, const celer_tensor *
 }
 static celer_status shm_write_outputs(celer_service_call *c, const celer_tensor *outputs, int n_outputs);
 
+/* ---- tracing (trace.h): spans of traced requests only ---- */
+
+void celer_service_trace(celer_service_call *c, const char *traceparent, size_t tp_len, const char *tracestate,
+                         size_t ts_len, const char *name) {
+    if (!celer_trace_active()) return;
+    celer_trace_ctx parent;
+    celer_trace_parse_parent(traceparent, traceparent ? tp_len : 0, &parent);
+    celer_trace_parse_state(&parent, tracestate, ts_len);
+    const served_version *v = c->version;
+    if (!celer_trace_sample(v->owner->name, &parent)) return;
+    celer_span *s = celer_arena_alloc_uninit(&c->arena, sizeof *s); /* celer_span_begin sets what is read */
+    if (!s) return; /* untraced rather than refused */
+    celer_span_begin(s, name, CELER_SPAN_SERVER, NULL, &parent, c->start_ns);
+    celer_span_attr_str(s, "celer.model", v->owner->name);
+    celer_span_attr_str(s, "celer.model_version", v->version_str);
+    celer_span_attr_str(s, "celer.protocol", c->protocol == CELER_PROTOCOL_GRPC ? "grpc" : "http");
+    c->span = s;
+}
+
+bool celer_service_traceparent(const celer_service_call *c, char *out, const char **tracestate) {
+    if (!c || !c->span) return false;
+    celer_span_traceparent(c->span, out);
+    *tracestate = c->span->state_len ? c->span->state : NULL;
+    return true;
+}
+
+bool celer_service_trace_id(const celer_service_call *c, char out[33]) {
+    if (!c || !c->span) return false;
+    celer_trace_hex(c->span->trace_id, 16, out);
+    return true;
+}
+
+/* The answer's outcome on c's span. */
+static void trace_answer(celer_service_call *c, celer_status st, const char *message) {
+    celer_span *s = c->span;
+    if (c->protocol == CELER_PROTOCOL_GRPC) celer_span_attr_int(s, "rpc.grpc.status_code", celer_status_grpc(st));
+    else celer_span_attr_int(s, "http.response.status_code", st ? celer_status_http(st) : 200);
+    if (c->cache != CELER_SERVICE_CACHE_NONE) celer_span_attr_str(s, "celer.cache", celer_service_cache_names[c->cache]);
+    if (st) celer_span_fail(s, message && *message ? message : celer_status_name(st));
+}
+
+/* A model run's times as events of span s. */
+static void trace_job(celer_span *s, const celer_job *job) {
+    celer_span_event_at(s, "queued", job->enqueue_ns, NULL, 0);
+    celer_span_event_at(s, "batch formed", job->start_ns, "celer.batch_size", job->batch_size);
+    celer_span_event_at(s, "compute start", job->input_end_ns, NULL, 0);
+    celer_span_event_at(s, "compute end", job->end_ns, NULL, 0);
+}
+
+/* A pipeline step ran (the run's hook): a child span of the request's. */
+static void trace_step(void *user, int step, int64_t start_ns, int64_t end_ns) {
+    celer_service_call *c = user;
+    celer_span s;
+    const char *name = celer_pipeline_step_name(c->version->pipeline, step);
+    char span_name[96];
+    snprintf(span_name, sizeof span_name, "step %s", name);
+    celer_span_begin(&s, span_name, CELER_SPAN_INTERNAL, c->span, NULL, start_ns);
+    celer_span_attr_str(&s, "celer.step", name);
+    celer_span_attr_int(&s, "celer.step_index", step);
+    celer_span_end(&s, end_ns);
+}
+
 /* Hands c's result to its transport to encode, counts it (a success only when it also encoded:
  * `job` the run that computed it, `reason` what a failure of it counts as unless its status says),
  * then lets the transport send it when it waits on another thread: c may be gone after that. An
@@ -444,6 +523,7 @@ static void answer(celer_service_call *c, celer_status st, const char *message, 
                               .n_outputs = st ? 0 : n_outputs, .version = c->version, .cache = c->cache};
     celer_status es = c->cb->done(c->user, &r);
     int64_t now = now_ns();
+    if (c->span) trace_answer(c, st ? st : es, st ? r.message : "");
     outcome o = {.status = st ? st : es, .reason = st ? fail_reason(st, reason) : CELER_FAIL_OTHER,
                  .request_ns = now - c->start_ns, .observe_request = true, .protocol = c->protocol,
                  .job = c->cache == CELER_SERVICE_CACHE_HIT ? NULL : job, .cache = c->cache,
@@ -498,6 +578,8 @@ static void finish(celer_service_call *c, const celer_job *job, celer_status st,
                    const celer_tensor *outputs, int n_outputs, celer_fail_reason reason) {
     served_version *v = c->version;
     left_before_batch(c);
+    if (c->span && job && !v->pipeline && job->start_ns) trace_job(c->span, job);
+    else if (c->span && v->pipeline && c->span_computing) celer_span_event_at(c->span, "compute end", now_ns(), NULL, 0);
     bool leader = c->cache_leader;
     if (!st && job) {
         if (v->pipeline) {
@@ -603,6 +685,11 @@ static void pipeline_model_done(celer_job *job, celer_status st, const char *mes
     celer_service_call *c = job->user;
     served_version *mv = c->call_version;
     c->call_version = NULL;
+    if (c->call_span) {
+        if (job->start_ns) trace_job(c->call_span, job);
+        if (st) celer_span_fail(c->call_span, message && *message ? message : celer_status_name(st));
+        celer_span_end(c->call_span, now_ns());
+    }
     if (!st) st = reshape_outputs(mv, outputs, n_outputs, &c->arena, &outputs);
     if (!st) st = celer_pipeline_resume(c->run, mv->output_names, outputs, n_outputs);
     account_call(c, mv, st, job);
@@ -626,6 +713,11 @@ static void pipeline_task(celer_job *job, celer_status st, const char *message, 
     if (st) {
         pipeline_fail(c, st, message);
         return;
+    }
+    if (c->span && !c->span_computing) {
+        c->span_computing = true;
+        celer_span_event_at(c->span, "queued", job->enqueue_ns, NULL, 0);
+        celer_span_event_at(c->span, "compute start", job->start_ns, NULL, 0);
     }
     const celer_pipeline_call *call = NULL;
     st = celer_pipeline_run_steps(c->run, &call);
@@ -674,8 +766,14 @@ static void pipeline_task(celer_job *job, celer_status st, const char *message, 
     }
     c->call_version = mv;
     c->call_start_ns = now_ns();
+    if (c->span && (c->call_span || (c->call_span = celer_arena_alloc_uninit(&c->arena, sizeof *c->call_span)))) {
+        snprintf(msg, sizeof msg, "model %s", mv->owner->name);
+        celer_span_begin(c->call_span, msg, CELER_SPAN_INTERNAL, c->span, NULL, c->call_start_ns);
+        celer_span_attr_str(c->call_span, "celer.model", mv->owner->name);
+        celer_span_attr_str(c->call_span, "celer.model_version", mv->version_str);
+    }
     c->call_job = (celer_job){.inputs = c->call_inputs, .done = pipeline_model_done, .user = c,
-                              .deadline_ns = c->job.deadline_ns, .cancelled = c->job.cancelled};
+                              .deadline_ns = c->job.deadline_ns, .cancelled = c->job.cancelled, .span = c->call_span};
     st = celer_sched_submit(mv->queue, &c->call_job);
     if (st) {
         snprintf(msg, sizeof msg, "model '%s': %s", call->model, celer_error_message());
@@ -831,6 +929,7 @@ static celer_status pipeline_prepare(celer_service_call *c) {
     const celer_kserve_request *req = c->req;
     CELER_TRY(celer_pipeline_run_init(v->pipeline, &c->arena, &c->run));
     celer_pipeline_set_batching(c->run, true);
+    if (c->span) celer_pipeline_set_step_hook(c->run, trace_step, c);
     for (int k = 0; k < req->n_inputs; k++) {
         int i = 0;
         while (i < v->n_inputs && strcmp(v->inputs[i].name, req->inputs[k].name)) i++;
@@ -926,7 +1025,7 @@ void celer_service_start(celer_service_call *c, const celer_service_request *r, 
     int64_t deadline = timeout_us > 0 ? now_ns() + timeout_us * 1000 : 0;
     if (r->deadline_ns > 0 && (!deadline || r->deadline_ns < deadline)) deadline = r->deadline_ns;
     c->job = (celer_job){.inputs = c->inputs, .done = v->pipeline ? pipeline_task : infer_done, .user = c,
-                         .task = c->run, .deadline_ns = deadline};
+                         .task = c->run, .deadline_ns = deadline, .span = c->span};
     c->cache = CELER_SERVICE_CACHE_BYPASS;
     if (v->cache_ttl_ns > 0) {
         c->cache_key = request_key(c);

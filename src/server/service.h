@@ -94,6 +94,19 @@ celer_service_call *celer_service_begin(celer_service *s, celer_service_protocol
                                         const char *version, int64_t start_ns, celer_status *status, char *msg,
                                         size_t msg_cap);
 
+/* Tracing (trace.h), right after begin: the request's traceparent and tracestate header values
+ * (NULL when absent; not NUL-terminated) and its span's name ("POST /v2/models/{m}/infer"). When
+ * the request is traced (a sampled parent, or the sampler), its SERVER span starts at start_ns,
+ * gets the events of its run, and ends at celer_service_end ("response sent"). Nothing is done
+ * (no allocation, no clock read) for a request that is not. */
+void celer_service_trace(celer_service_call *c, const char *traceparent, size_t tp_len, const char *tracestate,
+                         size_t ts_len, const char *name);
+/* When c is traced: its traceparent for the response (this request's span id; 56 bytes with the
+ * NUL) and *tracestate (the incoming one, or NULL), and true. */
+bool celer_service_traceparent(const celer_service_call *c, char *out, const char **tracestate);
+/* When c is traced: its trace id (32 hex digits and a NUL) for the access log, and true. */
+bool celer_service_trace_id(const celer_service_call *c, char out[33]);
+
 /* The version being called: its inputs (decoding spec), output names, name and version. */
 const served_version *celer_service_version(const celer_service_call *c);
 /* The call's arena: what the transport decodes goes here, freed by celer_service_end. Bounded by

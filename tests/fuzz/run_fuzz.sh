@@ -9,7 +9,8 @@
 # (fuzz_inflate) for INFLATE_SECONDS (default 15), then the system shared memory requests and ranges
 # (fuzz_shm) for SHM_SECONDS (default 15), then a load's JSON config, base64 files and file paths
 # (fuzz_load) for LOAD_SECONDS (default 15), then API keys' Authorization values and key files
-# (fuzz_auth) for AUTH_SECONDS (default 15): configures a clang build in build-fuzz, builds the targets,
+# (fuzz_auth) for AUTH_SECONDS (default 15), then the trace context and trace settings
+# (fuzz_traceparent) for TRACE_SECONDS (default 15): configures a clang build in build-fuzz, builds the targets,
 # seeds corpora from the conformance models, the example pipelines and a few valid requests, and
 # runs libFuzzer on one core.
 # Exits non-zero when a crash (or leak, timeout, OOM) is found; artifacts go to build-fuzz/artifacts.
@@ -22,7 +23,7 @@ DATA=${ONNX_TESTDATA:-/usr/share/libonnx-testdata/data}
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DCELER_FUZZ=ON >/dev/null
 ninja -C "$BUILD" -j2 fuzz_onnx fuzz_pipeline fuzz_kserve fuzz_grpc_infer fuzz_grpc_frames fuzz_s3 fuzz_inflate fuzz_shm \
-  fuzz_load fuzz_auth
+  fuzz_load fuzz_auth fuzz_traceparent
 
 CORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-corpus.XXXXXX")
 PCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-pipeline.XXXXXX")
@@ -34,7 +35,8 @@ ZCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-inflate.XXXXXX")
 MCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-shm.XXXXXX")
 LCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-load.XXXXXX")
 ACORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-auth.XXXXXX")
-trap 'rm -rf "$CORPUS" "$PCORPUS" "$KCORPUS" "$GCORPUS" "$FCORPUS" "$SCORPUS" "$ZCORPUS" "$MCORPUS" "$LCORPUS" "$ACORPUS"' EXIT
+TCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-trace.XXXXXX")
+trap 'rm -rf "$CORPUS" "$PCORPUS" "$KCORPUS" "$GCORPUS" "$FCORPUS" "$SCORPUS" "$ZCORPUS" "$MCORPUS" "$LCORPUS" "$ACORPUS" "$TCORPUS"' EXIT
 mkdir -p "$BUILD/artifacts"
 
 # fuzz TARGET SECONDS MAX_LEN CORPUS [DICT]: runs one target; a crash prints the log's tail and exits 1.
@@ -172,3 +174,12 @@ printf '\001bearer   k2-bbbbbbbbbbbbbbbbbbbb \t' >"$ACORPUS/lower"
 printf '\001Basic dXNlcjpwYXNz' >"$ACORPUS/basic"
 echo "fuzz_auth: $(ls "$ACORPUS" | wc -l) seeds, running ${AUTH_SECONDS:-15}s"
 fuzz fuzz_auth "${AUTH_SECONDS:-15}" 4096 "$ACORPUS"
+
+# fuzz_traceparent: byte 0 picks (% 3) a traceparent (a NUL, then a tracestate), a
+# TraceSettingRequest or a trace settings JSON body.
+printf '\00000-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\000rojo=00f067aa0ba902b7,congo=t61rcWkgMzE' >"$TCORPUS/tp"
+printf '\000cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-more' >"$TCORPUS/tp_future"
+printf '\001\012\022\012\012trace_rate\022\004\012\00210\022\003mlp' >"$TCORPUS/grpc"
+printf '\002{"trace_level":["TIMESTAMPS"],"trace_rate":"5","trace_count":"-1","log_frequency":null,"trace_file":""}' >"$TCORPUS/json"
+echo "fuzz_traceparent: $(ls "$TCORPUS" | wc -l) seeds, running ${TRACE_SECONDS:-15}s"
+fuzz fuzz_traceparent "${TRACE_SECONDS:-15}" 4096 "$TCORPUS"

@@ -15,8 +15,8 @@ tests/e2e/qa_models.py) with shared memory allowed and explicit model control, c
 on both protocols with the arguments a Triton user passes, checks the answers (inference against
 NumPy), and prints one line per method: pass, or fail with the client's exception. CUDA shared
 memory answers as Triton built without GPUs does (register refused: no GPU; status empty; unregister
-has nothing to do); generate is not tried (celer serves no LLM endpoint). Trace settings belong to
-tracing (a later issue) and fail until it lands."""
+has nothing to do); generate is not tried (celer serves no LLM endpoint). Trace settings are read
+and changed as Triton's (celer exports the spans over OTLP: docs/server.md, "Tracing")."""
 import os
 import shutil
 import socket

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# What tracing costs: requests/s of the mlp example (one row of 16 features, KServe v2 JSON) with
+# tracing off and with every request traced (--trace-rate 1, spans posted as OTLP/HTTP JSON to a
+# receiver on loopback, nginx, that takes them and answers 200), side by side in one run: two celer
+# servers, loaded in turn with wrk (bench/post.lua) at concurrency 64 with keep-alive, ROUNDS
+# times each, alternating, so that drift of the shared machine hits both alike. Prints each run,
+# the medians and their ratio, the server's CPU time per request (user + system from /proc, the
+# exporter thread included: steadier than requests/s on a machine others share), and celer's span
+# counters (exported, dropped, failed).
+#
+#   bench/trace_bench.sh                 # CELER_BIN (default build/celer), BENCH_SECONDS (10), ROUNDS (3)
+#
+# Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+CELER=${CELER_BIN:-$ROOT/build/celer}
+SECS=${BENCH_SECONDS:-10}
+ROUNDS=${ROUNDS:-3}
+CONC=${BENCH_CONCURRENCY:-64}
+OUT=$(mktemp -d "${TMPDIR:-/tmp}/celer-trace-bench.XXXXXX")
+PIDS=()
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$OUT"
+}
+trap cleanup EXIT
+log() { echo "trace-bench: $*" >&2; }
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# the receiver: nginx on loopback, one worker, answering every POST 200 (it reads and discards the
+# body): the cheapest receiver there is, so that the run measures celer's cost of tracing, not a
+# collector's sharing its cores. The spans are counted by celer's own counters.
+P_RECV=$(free_port)
+mkdir -p "$OUT/nginx/logs"
+cat >"$OUT/nginx/nginx.conf" <<EOF
+worker_processes 1;
+error_log $OUT/nginx/logs/error.log;
+pid $OUT/nginx/nginx.pid;
+daemon off;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $OUT/nginx/body;
+  server {
+    listen 127.0.0.1:$P_RECV;
+    client_max_body_size 64m;
+    location / { return 200 '{}'; }
+  }
+}
+EOF
+nginx -p "$OUT/nginx" -c "$OUT/nginx/nginx.conf" &
+PIDS+=($!)
+
+start() {  # start PORT ARGS...: a celer server on the example repository; waits until it is live
+  local port=$1
+  shift
+  "$CELER" serve --model-repository examples/repository --http-address 127.0.0.1 --http-port "$port" --grpc-port 0 \
+    --quiet "$@" >"$OUT/celer-$port.log" 2>&1 &
+  PIDS+=($!)
+  LAST_PID=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/health/ready" >/dev/null && return 0; sleep 0.1; done
+  cat "$OUT/celer-$port.log"
+  exit 1
+}
+P_OFF=$(free_port)
+start "$P_OFF"
+PID_OFF=$LAST_PID
+P_ON=$(free_port)
+start "$P_ON" --trace-otlp-url "http://127.0.0.1:$P_RECV/v1/traces" --trace-rate 1
+PID_ON=$LAST_PID
+
+/usr/bin/python3 -c 'import json; print(json.dumps({"inputs": [{"name": "features", "shape": [1, 16], "datatype": "FP32", "data": [0.25] * 16}]}))' >"$OUT/body.json"
+curl -sf -D "$OUT/h" -o /dev/null -H 'Content-Type: application/json' --data-binary @"$OUT/body.json" \
+  "http://127.0.0.1:$P_ON/v2/models/mlp/infer"
+grep -qi '^traceparent: 00-' "$OUT/h" || { log "the traced server answered no traceparent"; exit 1; }
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # user + system, in clock ticks
+run() {  # run PORT PID: one wrk run; prints requests/s, p99 ms and the server's CPU microseconds per request
+  local line t0 t1
+  t0=$(cpu_ticks "$2")
+  line=$(wrk -t2 -c"$CONC" -d"${SECS}s" -s bench/post.lua "http://127.0.0.1:$1/v2/models/mlp/infer" -- "$OUT/body.json" |
+    grep '^BENCH')
+  t1=$(cpu_ticks "$2")
+  echo "$line" | /usr/bin/python3 -c 'import os, sys; d=dict(kv.split("=") for kv in sys.stdin.read().split()[1:]);
+assert int(d["http_errors"]) == 0 and int(d["socket_errors"]) == 0, d
+ticks = ('"$t1"' - '"$t0"') / os.sysconf("SC_CLK_TCK")
+print("%.0f %s %.2f" % (int(d["requests"]) / float(d["seconds"]), d["p99_ms"], 1e6 * ticks / int(d["requests"])))'
+}
+
+metric() { curl -sf "http://127.0.0.1:$P_ON/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+
+# warm both up
+wrk -t2 -c"$CONC" -d2s -s bench/post.lua "http://127.0.0.1:$P_OFF/v2/models/mlp/infer" -- "$OUT/body.json" >/dev/null
+wrk -t2 -c"$CONC" -d2s -s bench/post.lua "http://127.0.0.1:$P_ON/v2/models/mlp/infer" -- "$OUT/body.json" >/dev/null
+OFF=() ON=() CPU_OFF=() CPU_ON=()
+for r in $(seq "$ROUNDS"); do
+  read -r rps p99 cpu < <(run "$P_OFF" "$PID_OFF")
+  OFF+=("$rps") CPU_OFF+=("$cpu")
+  log "round $r tracing off:  $rps requests/s (p99 $p99 ms), $cpu us of server CPU per request"
+  read -r rps p99 cpu < <(run "$P_ON" "$PID_ON")
+  ON+=("$rps") CPU_ON+=("$cpu")
+  log "round $r tracing on:   $rps requests/s (p99 $p99 ms), $cpu us of server CPU per request"
+done
+sleep 6 # the exporter's last batch (every 5 s)
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
+M_OFF=$(median "${OFF[@]}")
+M_ON=$(median "${ON[@]}")
+echo "tracing off (median of $ROUNDS x ${SECS}s, c=$CONC): $M_OFF requests/s"
+echo "tracing on, --trace-rate 1 (median):               $M_ON requests/s"
+/usr/bin/python3 -c "print('cost of tracing every request: %.1f%% of requests/s' % (100 * (1 - $M_ON / $M_OFF)))"
+C_OFF=$(median "${CPU_OFF[@]}")
+C_ON=$(median "${CPU_ON[@]}")
+echo "server CPU per request (median): off $C_OFF us, on $C_ON us (the exporter thread included)"
+/usr/bin/python3 -c "print('cost in CPU per request: %.1f%%' % (100 * ($C_ON / $C_OFF - 1)))"
+echo "spans: exported $(metric celer_trace_spans_exported_total), dropped $(metric celer_trace_spans_dropped_total)," \
+  "failed $(metric celer_trace_spans_failed_total)"

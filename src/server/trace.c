@@ -1,0 +1,971 @@
+/* Tracing: trace context parsing, spans, the exporter's ring and thread, and the trace settings
+ * (see trace.h). */
+#include "server/trace.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "server/log.h"
+#include "server/service.h"
+
+#define EXPORT_BATCH 512          /* spans per post, and the queue length that wakes the exporter */
+#define EXPORT_EVERY_NS 5000000000LL /* ... or this long after the last post */
+#define RING_SPANS 2048           /* queued spans at most (Triton's OpenTelemetry queue) */
+#define MAX_ATTEMPTS 5            /* posts of one batch before it is given up */
+#define MAX_OVERRIDES 1024        /* models with settings of their own */
+#define RESOURCE_MAX 4096         /* the resource's JSON */
+
+enum { LEVEL_OFF, LEVEL_TIMESTAMPS };
+
+static const char hexd[] = "0123456789abcdef";
+
+static int64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- W3C trace context ---- */
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1; /* uppercase is invalid */
+}
+
+/* n bytes from 2n lowercase hex digits; false on any other character. */
+static bool unhex(const char *s, uint8_t *out, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        int a = hexval(s[2 * i]), b = hexval(s[2 * i + 1]);
+        if (a < 0 || b < 0) return false;
+        out[i] = (uint8_t)(a << 4 | b);
+    }
+    return true;
+}
+
+static bool all_zero(const uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i]) return false;
+    return true;
+}
+
+bool celer_trace_parse_parent(const char *s, size_t len, celer_trace_ctx *out) {
+    out->valid = false;
+    out->state_len = 0;
+    out->state[0] = 0;
+    uint8_t version;
+    if (!s || len < CELER_TRACEPARENT_LEN || !unhex(s, &version, 1) || version == 0xff) return false;
+    if (version == 0 && len != CELER_TRACEPARENT_LEN) return false;
+    if (len > CELER_TRACEPARENT_LEN && s[CELER_TRACEPARENT_LEN] != '-') return false; /* a higher version's tail */
+    if (s[2] != '-' || s[35] != '-' || s[52] != '-') return false;
+    celer_trace_ctx c = {0};
+    if (!unhex(s + 3, c.trace_id, 16) || !unhex(s + 36, c.parent_id, 8) || !unhex(s + 53, &c.flags, 1)) return false;
+    if (all_zero(c.trace_id, 16) || all_zero(c.parent_id, 8)) return false;
+    memcpy(out->trace_id, c.trace_id, 16);
+    memcpy(out->parent_id, c.parent_id, 8);
+    out->flags = c.flags;
+    out->valid = true;
+    return true;
+}
+
+void celer_trace_parse_state(celer_trace_ctx *ctx, const char *s, size_t len) {
+    if (!ctx->valid || !s || !len || len > CELER_TRACE_STATE_MAX) return;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) return; /* not a header value W3C allows */
+    memcpy(ctx->state, s, len);
+    ctx->state[len] = 0;
+    ctx->state_len = len;
+}
+
+void celer_trace_hex(const uint8_t *id, size_t n, char *out) {
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hexd[id[i] >> 4];
+        out[2 * i + 1] = hexd[id[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+/* ---- random ids: splitmix64 per thread, seeded from the kernel ---- */
+
+static _Thread_local uint64_t rng_state;
+static _Thread_local bool rng_seeded;
+
+static uint64_t rng_next(void) {
+    if (!rng_seeded) {
+        if (getrandom(&rng_state, sizeof rng_state, GRND_NONBLOCK) != sizeof rng_state)
+            rng_state = (uint64_t)mono_ns() ^ (uint64_t)(uintptr_t)&rng_state;
+        rng_seeded = true;
+    }
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static void random_id(uint8_t *out, size_t n) {
+    do {
+        for (size_t i = 0; i < n; i += 8) {
+            uint64_t v = rng_next();
+            memcpy(out + i, &v, CELER_MIN(8, n - i));
+        }
+    } while (all_zero(out, n));
+}
+
+/* ---- spans ---- */
+
+static void copy_text(char *dst, size_t cap, const char *src) {
+    size_t n = src ? strnlen(src, cap - 1) : 0;
+    if (n) memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+void celer_span_begin(celer_span *s, const char *name, celer_span_kind kind, const celer_span *local_parent,
+                      const celer_trace_ctx *remote_parent, int64_t start_ns) {
+    s->n_attrs = s->n_events = s->n_links = s->dropped_links = 0;
+    s->status = 0;
+    s->status_message[0] = 0;
+    s->state_len = 0;
+    s->state[0] = 0;
+    s->has_parent = s->parent_remote = false;
+    s->kind = (uint8_t)kind;
+    copy_text(s->name, sizeof s->name, name);
+    s->start_ns = s->end_ns = start_ns;
+    s->flags = 1; /* sampled: only traced requests make spans */
+    if (local_parent) {
+        memcpy(s->trace_id, local_parent->trace_id, 16);
+        memcpy(s->parent_id, local_parent->span_id, 8);
+        s->has_parent = true;
+        s->flags = local_parent->flags;
+        memcpy(s->state, local_parent->state, local_parent->state_len + 1);
+        s->state_len = local_parent->state_len;
+    } else if (remote_parent && remote_parent->valid) {
+        memcpy(s->trace_id, remote_parent->trace_id, 16);
+        memcpy(s->parent_id, remote_parent->parent_id, 8);
+        s->has_parent = s->parent_remote = true;
+        s->flags = (uint8_t)(remote_parent->flags | 1);
+        memcpy(s->state, remote_parent->state, remote_parent->state_len + 1);
+        s->state_len = remote_parent->state_len;
+    } else {
+        random_id(s->trace_id, 16);
+    }
+    random_id(s->span_id, 8);
+}
+
+void celer_span_attr_str(celer_span *s, const char *key, const char *value) {
+    if (s->n_attrs == CELER_SPAN_MAX_ATTRS) return;
+    celer_span_attr *a = &s->attrs[s->n_attrs++];
+    a->key = key;
+    a->is_int = false;
+    copy_text(a->s, sizeof a->s, value);
+}
+
+void celer_span_attr_int(celer_span *s, const char *key, int64_t value) {
+    if (s->n_attrs == CELER_SPAN_MAX_ATTRS) return;
+    celer_span_attr *a = &s->attrs[s->n_attrs++];
+    a->key = key;
+    a->is_int = true;
+    a->i = value;
+}
+
+void celer_span_event_at(celer_span *s, const char *name, int64_t t_ns, const char *attr, int64_t attr_value) {
+    if (s->n_events == CELER_SPAN_MAX_EVENTS) return;
+    s->events[s->n_events++] = (celer_span_event){name, t_ns, attr, attr_value};
+}
+
+void celer_span_link_to(celer_span *s, const celer_span *to) {
+    if (s->n_links == CELER_SPAN_MAX_LINKS) {
+        s->dropped_links++;
+        return;
+    }
+    celer_span_link *l = &s->links[s->n_links++];
+    memcpy(l->trace_id, to->trace_id, 16);
+    memcpy(l->span_id, to->span_id, 8);
+    l->flags = to->flags;
+}
+
+void celer_span_fail(celer_span *s, const char *message) {
+    s->status = 2;
+    copy_text(s->status_message, sizeof s->status_message, message);
+}
+
+void celer_span_traceparent(const celer_span *s, char out[CELER_TRACEPARENT_LEN + 1]) {
+    memcpy(out, "00-", 3);
+    celer_trace_hex(s->trace_id, 16, out + 3);
+    out[35] = '-';
+    celer_trace_hex(s->span_id, 8, out + 36);
+    out[52] = '-';
+    celer_trace_hex(&s->flags, 1, out + 53);
+}
+
+/* ---- OTLP/HTTP JSON: protobuf's JSON mapping with OTLP's deviations (hex ids, 64-bit integers as
+ * decimal strings, enums as integers), in the shape and field order the official exporter sends ---- */
+
+/* A span's JSON is written with a bare pointer into a buffer sized for the largest span
+ * (SPAN_JSON_MAX), then appended at once: the exporter formats up to 512 spans per post, and
+ * per-call bounds checks were most of its time. */
+#define SPAN_JSON_MAX (24 * 1024)
+
+#define W(p, s) (memcpy(p, s, sizeof(s) - 1), p += sizeof(s) - 1)
+
+static char *w_hex(char *p, const uint8_t *id, size_t n) {
+    *p++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        *p++ = hexd[id[i] >> 4];
+        *p++ = hexd[id[i] & 15];
+    }
+    *p++ = '"';
+    return p;
+}
+
+static char *w_uint(char *p, uint64_t v) {
+    char tmp[24], *t = tmp + sizeof tmp;
+    do *--t = (char)('0' + v % 10);
+    while (v /= 10);
+    size_t n = (size_t)(tmp + sizeof tmp - t);
+    memcpy(p, t, n);
+    return p + n;
+}
+
+static char *w_int(char *p, int64_t v) {
+    if (v < 0) *p++ = '-';
+    return w_uint(p, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
+}
+
+/* An int64 as OTLP's JSON writes it: a decimal string. */
+static char *w_nanos(char *p, int64_t v) {
+    *p++ = '"';
+    p = w_int(p, v);
+    *p++ = '"';
+    return p;
+}
+
+/* A JSON string of s[0..n): '"', '\\' and control bytes escaped (6 bytes at most per byte). */
+static char *w_str(char *p, const char *s, size_t n) {
+    *p++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            *p++ = '\\';
+            *p++ = (char)c;
+        } else if (c < 0x20) {
+            memcpy(p, "\\u00", 4);
+            p[4] = hexd[c >> 4];
+            p[5] = hexd[c & 15];
+            p += 6;
+        } else {
+            *p++ = (char)c;
+        }
+    }
+    *p++ = '"';
+    return p;
+}
+
+/* A NUL-terminated string, in one pass (most are short and need no escape). */
+static char *w_cstr(char *p, const char *s) {
+    *p++ = '"';
+    for (unsigned char c; (c = (unsigned char)*s); s++) {
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *p++ = (char)c;
+        } else if (c == '"' || c == '\\') {
+            *p++ = '\\';
+            *p++ = (char)c;
+        } else {
+            memcpy(p, "\\u00", 4);
+            p[4] = hexd[c >> 4];
+            p[5] = hexd[c & 15];
+            p += 6;
+        }
+    }
+    *p++ = '"';
+    return p;
+}
+
+static char *w_attr(char *p, const char *key, bool is_int, int64_t i, const char *s) {
+    W(p, "{\"key\":");
+    p = w_cstr(p, key);
+    if (is_int) {
+        W(p, ",\"value\":{\"intValue\":");
+        p = w_nanos(p, i);
+    } else {
+        W(p, ",\"value\":{\"stringValue\":");
+        p = w_cstr(p, s);
+    }
+    W(p, "}}");
+    return p;
+}
+
+/* One span; p has SPAN_JSON_MAX bytes (the fields' caps bound what a span can take). */
+static char *span_json(const celer_span *s, int64_t offset, char *p) {
+    W(p, "{\"traceId\":");
+    p = w_hex(p, s->trace_id, 16);
+    W(p, ",\"spanId\":");
+    p = w_hex(p, s->span_id, 8);
+    if (s->state_len) {
+        W(p, ",\"traceState\":");
+        p = w_str(p, s->state, s->state_len);
+    }
+    if (s->has_parent) {
+        W(p, ",\"parentSpanId\":");
+        p = w_hex(p, s->parent_id, 8);
+    }
+    W(p, ",\"name\":");
+    p = w_cstr(p, s->name);
+    W(p, ",\"kind\":");
+    p = w_int(p, s->kind);
+    W(p, ",\"startTimeUnixNano\":");
+    p = w_nanos(p, s->start_ns + offset);
+    W(p, ",\"endTimeUnixNano\":");
+    p = w_nanos(p, s->end_ns + offset);
+    W(p, ",\"attributes\":[");
+    for (int i = 0; i < s->n_attrs; i++) {
+        if (i) *p++ = ',';
+        p = w_attr(p, s->attrs[i].key, s->attrs[i].is_int, s->attrs[i].i, s->attrs[i].s);
+    }
+    W(p, "],\"droppedAttributesCount\":0,\"events\":[");
+    for (int i = 0; i < s->n_events; i++) {
+        const celer_span_event *e = &s->events[i];
+        if (i) *p++ = ',';
+        W(p, "{\"attributes\":[");
+        if (e->attr) p = w_attr(p, e->attr, true, e->attr_value, NULL);
+        W(p, "],\"name\":");
+        p = w_cstr(p, e->name);
+        W(p, ",\"timeUnixNano\":");
+        p = w_nanos(p, e->t_ns + offset);
+        W(p, ",\"droppedAttributesCount\":0}");
+    }
+    W(p, "],\"droppedEventsCount\":0,\"status\":{\"code\":");
+    p = w_int(p, s->status);
+    if (s->status == 2 && s->status_message[0]) {
+        W(p, ",\"message\":");
+        p = w_cstr(p, s->status_message);
+    }
+    W(p, "},\"links\":[");
+    for (int i = 0; i < s->n_links; i++) {
+        const celer_span_link *l = &s->links[i];
+        if (i) *p++ = ',';
+        W(p, "{\"traceId\":");
+        p = w_hex(p, l->trace_id, 16);
+        W(p, ",\"spanId\":");
+        p = w_hex(p, l->span_id, 8);
+        W(p, ",\"attributes\":[],\"droppedAttributesCount\":0,\"flags\":");
+        p = w_int(p, 0x100 | l->flags); /* the linked span is this process's */
+        *p++ = '}';
+    }
+    W(p, "],\"droppedLinksCount\":");
+    p = w_int(p, s->dropped_links);
+    /* flags: W3C flags in bits 0-7; bit 8: whether the parent's remoteness is known, bit 9: remote */
+    W(p, ",\"flags\":");
+    p = w_int(p, s->flags | 0x100 | (s->parent_remote ? 0x200 : 0));
+    *p++ = '}';
+    return p;
+}
+
+#define LIT(b, s) celer_jbuf_raw(b, s, sizeof(s) - 1)
+
+static void put_attr(celer_jbuf *b, const char *key, bool is_int, int64_t i, const char *s) {
+    char buf[1024]; /* a key and value of 255 bytes each, escaped */
+    char *end = w_attr(buf, key, is_int, i, s);
+    celer_jbuf_raw(b, buf, (size_t)(end - buf));
+}
+
+/* The resource, built once at start: service.name, telemetry.sdk.*, OTEL_RESOURCE_ATTRIBUTES. */
+#define SDK_ATTR(k, v) "{\"key\":\"" k "\",\"value\":{\"stringValue\":\"" v "\"}}"
+static char resource_json[RESOURCE_MAX] =
+    "{\"attributes\":[" SDK_ATTR("service.name", "celer") "," SDK_ATTR("telemetry.sdk.language", "c") ","
+    SDK_ATTR("telemetry.sdk.name", "celer") "," SDK_ATTR("telemetry.sdk.version", CELER_SERVER_VERSION)
+    "],\"droppedAttributesCount\":0}";
+
+void celer_trace_export_json(const celer_span *spans, int n, int64_t offset_ns, celer_jbuf *out) {
+    LIT(out, "{\"resourceSpans\":[{\"resource\":");
+    celer_jbuf_raw(out, resource_json, strlen(resource_json));
+    LIT(out, ",\"scopeSpans\":[{\"scope\":{\"name\":\"celer\",\"version\":\"" CELER_SERVER_VERSION "\"},\"spans\":[");
+    char *buf = malloc(SPAN_JSON_MAX);
+    if (!buf) {
+        out->status = CELER_ERR_NOMEM;
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        if (i) LIT(out, ",");
+        char *end = span_json(&spans[i], offset_ns, buf);
+        celer_jbuf_raw(out, buf, (size_t)(end - buf));
+    }
+    free(buf);
+    LIT(out, "]}]}]}");
+}
+
+/* Percent-decodes OTEL_RESOURCE_ATTRIBUTES text (W3C Baggage's encoding) into out (cap bytes). */
+static void pct_decode(const char *s, size_t n, char *out, size_t cap) {
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 1 < cap; i++) {
+        if (s[i] == '%' && i + 2 < n + 0 && hexval((char)(s[i + 1] | 0x20)) >= 0 && hexval((char)(s[i + 2] | 0x20)) >= 0) {
+            out[o++] = (char)(hexval((char)(s[i + 1] | 0x20)) << 4 | hexval((char)(s[i + 2] | 0x20)));
+            i += 2;
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    while (o && out[o - 1] == ' ') o--;
+    out[o] = 0;
+}
+
+static void build_resource(void) {
+    char service[100] = "celer";
+    const char *ra = getenv("OTEL_RESOURCE_ATTRIBUTES");
+    celer_jbuf b;
+    celer_jbuf_init(&b, RESOURCE_MAX - 1);
+    /* the variable's pairs first; service.name from it unless OTEL_SERVICE_NAME says */
+    celer_jbuf extra;
+    celer_jbuf_init(&extra, RESOURCE_MAX / 2);
+    for (const char *p = ra; p && *p;) {
+        const char *end = strchr(p, ','), *eq;
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        eq = memchr(p, '=', n);
+        if (eq) {
+            char key[100], val[100]; /* longer ones are cut: put_attr's room */
+            while (*p == ' ') p++, n--;
+            pct_decode(p, (size_t)(eq - p), key, sizeof key);
+            pct_decode(eq + 1, n - (size_t)(eq + 1 - p), val, sizeof val);
+            if (!strcmp(key, "service.name")) copy_text(service, sizeof service, val);
+            else if (key[0] && strncmp(key, "telemetry.sdk.", 14)) {
+                LIT(&extra, ",");
+                put_attr(&extra, key, false, 0, val);
+            }
+        }
+        p = end ? end + 1 : p + n;
+    }
+    const char *sn = getenv("OTEL_SERVICE_NAME");
+    if (sn && *sn) copy_text(service, sizeof service, sn);
+    LIT(&b, "{\"attributes\":[");
+    put_attr(&b, "service.name", false, 0, service);
+    LIT(&b, ",");
+    put_attr(&b, "telemetry.sdk.language", false, 0, "c");
+    LIT(&b, ",");
+    put_attr(&b, "telemetry.sdk.name", false, 0, "celer");
+    LIT(&b, ",");
+    put_attr(&b, "telemetry.sdk.version", false, 0, CELER_SERVER_VERSION);
+    if (!extra.status) celer_jbuf_raw(&b, extra.data ? extra.data : "", extra.len);
+    LIT(&b, "],\"droppedAttributesCount\":0}");
+    if (!b.status && b.len < sizeof resource_json) {
+        memcpy(resource_json, b.data, b.len);
+        resource_json[b.len] = 0;
+    }
+    celer_jbuf_free(&extra);
+    celer_jbuf_free(&b);
+}
+
+/* ---- the ring: workers copy finished spans in; the exporter reads the oldest in place ----
+ * Slots [head, head + count) are queued. A producer writes the slot at head + count under the
+ * lock; the exporter reads up to EXPORT_BATCH queued slots without it (no producer writes them
+ * while they count) and gives them back by moving head. */
+
+struct celer_trace_ring {
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
+    celer_span *slots;
+    int cap, head, count;
+    atomic_ullong dropped;
+};
+
+celer_status celer_trace_ring_new(int capacity, celer_trace_ring **out) {
+    celer_trace_ring *r = celer_calloc(1, sizeof *r);
+    if (!r || !(r->slots = celer_malloc(sizeof *r->slots * (size_t)capacity))) {
+        free(r);
+        return celer_errorf(CELER_ERR_NOMEM, "out of memory for the trace queue (%d spans)", capacity);
+    }
+    r->cap = capacity;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->wake, &ca);
+    pthread_condattr_destroy(&ca);
+    *out = r;
+    return CELER_OK;
+}
+
+/* Copies the used parts of span s (a request's is about 800 of its 4 KiB bytes). */
+static void copy_span(celer_span *dst, const celer_span *s) {
+    memcpy(dst, s, offsetof(celer_span, attrs));
+    memcpy(dst->attrs, s->attrs, sizeof s->attrs[0] * (size_t)s->n_attrs);
+    memcpy(dst->events, s->events, sizeof s->events[0] * (size_t)s->n_events);
+    memcpy(dst->links, s->links, sizeof s->links[0] * (size_t)s->n_links);
+    if (s->status) memcpy(dst->status_message, s->status_message, sizeof s->status_message);
+    memcpy(dst->state, s->state, s->state_len + 1);
+}
+
+bool celer_trace_ring_push(celer_trace_ring *r, const celer_span *s) {
+    pthread_mutex_lock(&r->mu);
+    if (r->count == r->cap) {
+        pthread_mutex_unlock(&r->mu);
+        atomic_fetch_add_explicit(&r->dropped, 1, memory_order_relaxed);
+        return false;
+    }
+    celer_span *dst = &r->slots[(r->head + r->count) % r->cap];
+    copy_span(dst, s);
+    bool wake = ++r->count == EXPORT_BATCH;
+    pthread_mutex_unlock(&r->mu);
+    if (wake) pthread_cond_signal(&r->wake);
+    return true;
+}
+
+int celer_trace_ring_count(celer_trace_ring *r) {
+    pthread_mutex_lock(&r->mu);
+    int n = r->count;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+uint64_t celer_trace_ring_dropped(celer_trace_ring *r) { return atomic_load(&r->dropped); }
+
+void celer_trace_ring_free(celer_trace_ring *r) {
+    if (!r) return;
+    pthread_cond_destroy(&r->wake);
+    pthread_mutex_destroy(&r->mu);
+    free(r->slots);
+    free(r);
+}
+
+/* ---- settings ---- */
+
+typedef struct trace_settings {
+    int level;
+    int64_t rate, count, freq;
+} trace_settings;
+
+typedef struct model_override {
+    char model[256];
+    bool has_level, has_rate, has_count, has_freq;
+    trace_settings s;
+} model_override;
+
+static struct {
+    atomic_bool exporting;                 /* an endpoint is configured and the exporter runs */
+    atomic_int level;                      /* global settings, read lock-free */
+    atomic_llong rate, count, freq;
+    trace_settings flags;                  /* what null reverts the globals to */
+    atomic_int n_overrides;                /* 0: no model has settings of its own (no lock taken) */
+    pthread_mutex_t mu;                    /* overrides and changes */
+    model_override *overrides;             /* MAX_OVERRIDES of them, allocated at the first */
+    atomic_ullong counter;                 /* requests considered by the sampler */
+} cfg = {.level = LEVEL_TIMESTAMPS, .rate = 1000, .count = -1, .flags = {LEVEL_TIMESTAMPS, 1000, -1, 0},
+         .mu = PTHREAD_MUTEX_INITIALIZER};
+
+static model_override *find_override(const char *model) {
+    for (int i = 0; i < atomic_load(&cfg.n_overrides); i++)
+        if (!strcmp(cfg.overrides[i].model, model)) return &cfg.overrides[i];
+    return NULL;
+}
+
+/* The settings in effect for model (NULL: global). */
+static trace_settings effective(const char *model) {
+    trace_settings s = {atomic_load_explicit(&cfg.level, memory_order_relaxed),
+                        atomic_load_explicit(&cfg.rate, memory_order_relaxed),
+                        atomic_load_explicit(&cfg.count, memory_order_relaxed),
+                        atomic_load_explicit(&cfg.freq, memory_order_relaxed)};
+    if (!model || !model[0] || !atomic_load_explicit(&cfg.n_overrides, memory_order_acquire)) return s;
+    pthread_mutex_lock(&cfg.mu);
+    const model_override *o = find_override(model);
+    if (o) {
+        if (o->has_level) s.level = o->s.level;
+        if (o->has_rate) s.rate = o->s.rate;
+        if (o->has_count) s.count = o->s.count;
+        if (o->has_freq) s.freq = o->s.freq;
+    }
+    pthread_mutex_unlock(&cfg.mu);
+    return s;
+}
+
+/* trace_count: takes one trace from the global count (or the model's), unless unlimited. */
+static bool take_count(const char *model) {
+    if (atomic_load_explicit(&cfg.n_overrides, memory_order_acquire) && model) {
+        pthread_mutex_lock(&cfg.mu);
+        model_override *o = find_override(model);
+        if (o && o->has_count) {
+            bool ok = o->s.count != 0;
+            if (o->s.count > 0) o->s.count--;
+            pthread_mutex_unlock(&cfg.mu);
+            return ok;
+        }
+        pthread_mutex_unlock(&cfg.mu);
+    }
+    long long c = atomic_load(&cfg.count);
+    while (c > 0 && !atomic_compare_exchange_weak(&cfg.count, &c, c - 1)) {
+    }
+    return c != 0;
+}
+
+bool celer_trace_active(void) { return atomic_load_explicit(&cfg.exporting, memory_order_relaxed); }
+
+bool celer_trace_sample(const char *model, const celer_trace_ctx *parent) {
+    if (!atomic_load_explicit(&cfg.exporting, memory_order_relaxed)) return false;
+    trace_settings s = effective(model);
+    if (s.level == LEVEL_OFF) return false;
+    if (parent && parent->valid && (parent->flags & 1)) return true; /* always, whatever rate and count say */
+    if (s.rate <= 0) return false;
+    unsigned long long n = atomic_fetch_add_explicit(&cfg.counter, 1, memory_order_relaxed);
+    if (n % (unsigned long long)s.rate) return false;
+    return s.count < 0 || take_count(model);
+}
+
+static bool same(const char *s, size_t n, const char *lit) { return strlen(lit) == n && !memcmp(s, lit, n); }
+
+/* A decimal integer in s[0..n) within [lo, INT64_MAX]. */
+static bool parse_int(const char *s, size_t n, int64_t lo, int64_t *out) {
+    char buf[24];
+    if (!n || n >= sizeof buf) return false;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    char *end;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (*end || errno || v < lo || buf[0] == ' ' || buf[0] == '+') return false;
+    *out = v;
+    return true;
+}
+
+celer_status celer_trace_change_set(celer_trace_change *c, const char *name, size_t name_len, const celer_trace_value *v) {
+    enum { T_FILE, T_LEVEL, T_RATE, T_COUNT, T_FREQ } id;
+    if (same(name, name_len, "trace_file")) id = T_FILE;
+    else if (same(name, name_len, "trace_level")) id = T_LEVEL;
+    else if (same(name, name_len, "trace_rate")) id = T_RATE;
+    else if (same(name, name_len, "trace_count")) id = T_COUNT;
+    else if (same(name, name_len, "log_frequency")) id = T_FREQ;
+    else
+        return celer_errorf(CELER_ERR_INVALID, "unknown trace setting '%.*s': expected trace_file, trace_level, "
+                            "trace_rate, trace_count or log_frequency", (int)CELER_MIN(name_len, 64), name);
+    if (v->null) {
+        switch (id) {
+        case T_FILE: break;
+        case T_LEVEL: c->clear_level = true, c->set_level = false; break;
+        case T_RATE: c->clear_rate = true, c->set_rate = false; break;
+        case T_COUNT: c->clear_count = true, c->set_count = false; break;
+        case T_FREQ: c->clear_freq = true, c->set_freq = false; break;
+        }
+        return CELER_OK;
+    }
+    if (v->other || v->n < 1 || (id != T_LEVEL && v->n != 1))
+        return celer_errorf(CELER_ERR_INVALID, "expect %s for '%.*s'", id == T_LEVEL ? "an array of strings" : "a string",
+                            (int)name_len, name);
+    int64_t x;
+    switch (id) {
+    case T_FILE:
+        if (v->len[0])
+            return celer_errorf(CELER_ERR_INVALID, "trace file location can not be updated through network protocol: "
+                                "celer exports spans over OTLP (trace_file \"\")");
+        break;
+    case T_LEVEL: {
+        bool off = false, ts = false;
+        for (int i = 0; i < v->n; i++) {
+            if (same(v->s[i], v->len[i], "OFF")) off = true;
+            else if (same(v->s[i], v->len[i], "TIMESTAMPS")) ts = true;
+            else if (same(v->s[i], v->len[i], "TENSORS"))
+                return celer_errorf(CELER_ERR_INVALID, "trace_level TENSORS is not supported: celer exports "
+                                    "OpenTelemetry spans, which carry timestamps only (as Triton's OpenTelemetry mode)");
+            else
+                return celer_errorf(CELER_ERR_INVALID, "invalid trace_level '%.*s': expected OFF, TIMESTAMPS (or "
+                                    "TENSORS, not supported)", (int)CELER_MIN(v->len[i], 64), v->s[i]);
+        }
+        if (off && ts) return celer_errorf(CELER_ERR_INVALID, "trace_level OFF cannot be given with TIMESTAMPS");
+        c->set_level = true, c->clear_level = false, c->level = ts ? LEVEL_TIMESTAMPS : LEVEL_OFF;
+        break;
+    }
+    case T_RATE:
+        if (!parse_int(v->s[0], v->len[0], 0, &x))
+            return celer_errorf(CELER_ERR_INVALID, "Unable to parse 'trace_rate', got: %.*s (expected an integer >= 0: "
+                                "1 in N requests; 0 = only those with a sampled parent)", (int)CELER_MIN(v->len[0], 64), v->s[0]);
+        c->set_rate = true, c->clear_rate = false, c->rate = x;
+        break;
+    case T_COUNT:
+        if (!parse_int(v->s[0], v->len[0], -1, &x))
+            return celer_errorf(CELER_ERR_INVALID, "Unable to parse 'trace_count', got: %.*s (expected an integer >= -1; "
+                                "-1 = unlimited)", (int)CELER_MIN(v->len[0], 64), v->s[0]);
+        c->set_count = true, c->clear_count = false, c->count = x;
+        break;
+    case T_FREQ:
+        if (!parse_int(v->s[0], v->len[0], 0, &x))
+            return celer_errorf(CELER_ERR_INVALID, "Unable to parse 'log_frequency', got: %.*s (expected an integer >= 0)",
+                                (int)CELER_MIN(v->len[0], 64), v->s[0]);
+        c->set_freq = true, c->clear_freq = false, c->freq = x;
+        break;
+    }
+    return CELER_OK;
+}
+
+celer_status celer_trace_change_apply(const char *model, const celer_trace_change *c) {
+    pthread_mutex_lock(&cfg.mu);
+    if (!model || !model[0]) {
+        if (c->set_level || c->clear_level) atomic_store(&cfg.level, c->set_level ? c->level : cfg.flags.level);
+        if (c->set_rate || c->clear_rate) atomic_store(&cfg.rate, c->set_rate ? c->rate : cfg.flags.rate);
+        if (c->set_count || c->clear_count) atomic_store(&cfg.count, c->set_count ? c->count : cfg.flags.count);
+        if (c->set_freq || c->clear_freq) atomic_store(&cfg.freq, c->set_freq ? c->freq : cfg.flags.freq);
+        pthread_mutex_unlock(&cfg.mu);
+        return CELER_OK;
+    }
+    model_override *o = find_override(model);
+    if (!o) {
+        bool any = c->set_level || c->set_rate || c->set_count || c->set_freq;
+        if (!any) { /* only nulls: nothing to keep */
+            pthread_mutex_unlock(&cfg.mu);
+            return CELER_OK;
+        }
+        if (!cfg.overrides && !(cfg.overrides = celer_calloc(MAX_OVERRIDES, sizeof *cfg.overrides))) {
+            pthread_mutex_unlock(&cfg.mu);
+            return celer_errorf(CELER_ERR_NOMEM, "out of memory for the model's trace settings");
+        }
+        int n = atomic_load(&cfg.n_overrides);
+        if (n == MAX_OVERRIDES || strlen(model) >= sizeof o->model) {
+            pthread_mutex_unlock(&cfg.mu);
+            return celer_errorf(CELER_ERR_LIMIT, "trace settings of their own for %d models at most (names up to 255 "
+                                "bytes)", MAX_OVERRIDES);
+        }
+        o = &cfg.overrides[n];
+        *o = (model_override){0};
+        copy_text(o->model, sizeof o->model, model);
+        atomic_store_explicit(&cfg.n_overrides, n + 1, memory_order_release); /* readers take the lock to read it */
+    }
+    if (c->set_level || c->clear_level) o->has_level = c->set_level, o->s.level = c->level;
+    if (c->set_rate || c->clear_rate) o->has_rate = c->set_rate, o->s.rate = c->rate;
+    if (c->set_count || c->clear_count) o->has_count = c->set_count, o->s.count = c->count;
+    if (c->set_freq || c->clear_freq) o->has_freq = c->set_freq, o->s.freq = c->freq;
+    pthread_mutex_unlock(&cfg.mu);
+    return CELER_OK;
+}
+
+void celer_trace_settings(const char *model,
+                          void (*each)(void *user, const char *name, const char *const *values, int n), void *user) {
+    trace_settings s = effective(model);
+    char rate[24], count[24], freq[24];
+    snprintf(rate, sizeof rate, "%lld", (long long)s.rate);
+    snprintf(count, sizeof count, "%lld", (long long)s.count);
+    snprintf(freq, sizeof freq, "%lld", (long long)s.freq);
+    const char *file = "", *level = s.level == LEVEL_OFF ? "OFF" : "TIMESTAMPS", *r = rate, *c = count, *f = freq;
+    each(user, "trace_file", &file, 1);
+    each(user, "trace_level", &level, 1);
+    each(user, "trace_rate", &r, 1);
+    each(user, "trace_count", &c, 1);
+    each(user, "log_frequency", &f, 1);
+}
+
+/* ---- the exporter thread ---- */
+
+static struct {
+    celer_trace_ring *ring;
+    char *url;
+    pthread_t thread;
+    bool started, stop; /* stop: under ring->mu */
+    atomic_ullong exported, failed, retries;
+} ex;
+
+void celer_span_end(celer_span *s, int64_t end_ns) {
+    s->end_ns = end_ns;
+    if (ex.ring) celer_trace_ring_push(ex.ring, s);
+}
+
+static size_t discard_body(char *p, size_t size, size_t n, void *user) {
+    (void)p, (void)user;
+    return size * n;
+}
+
+/* Retry-After in seconds (an HTTP date is not read: the backoff applies then). */
+static size_t read_header(char *p, size_t size, size_t n, void *user) {
+    size_t len = size * n;
+    long *retry_after = user;
+    if (len > 12 && !strncasecmp(p, "retry-after:", 12)) {
+        long v = strtol(p + 12, NULL, 10);
+        if (v > 0) *retry_after = CELER_MIN(v, 30);
+    }
+    return len;
+}
+
+/* Whether the exporter is stopping (its waits end early then). */
+static bool stopping(void) {
+    pthread_mutex_lock(&ex.ring->mu);
+    bool s = ex.stop;
+    pthread_mutex_unlock(&ex.ring->mu);
+    return s;
+}
+
+/* Sleeps ms, or until stop. */
+static void pause_ms(long ms) {
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
+    pthread_mutex_lock(&ex.ring->mu);
+    while (!ex.stop && pthread_cond_timedwait(&ex.ring->wake, &ex.ring->mu, &until) != ETIMEDOUT) {
+    }
+    pthread_mutex_unlock(&ex.ring->mu);
+}
+
+/* Posts one body: retried on 429/502/503/504 and on failures to connect, with backoff (or the
+ * receiver's Retry-After), unless `once`. Returns whether it was accepted (2xx). */
+static bool post(CURL *h, const celer_jbuf *body, bool once) {
+    long backoff_ms = 500;
+    for (int attempt = 1;; attempt++) {
+        long status = 0, retry_after = 0;
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body->data);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
+        curl_easy_setopt(h, CURLOPT_HEADERDATA, &retry_after);
+        CURLcode rc = curl_easy_perform(h);
+        if (rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        if (status >= 200 && status < 300) return true;
+        bool retryable = rc != CURLE_OK || status == 429 || status == 502 || status == 503 || status == 504;
+        if (!retryable || once || attempt == MAX_ATTEMPTS || stopping()) {
+            if (rc != CURLE_OK)
+                celer_log(CELER_LOG_WARNING, "trace export to %s failed: %s", ex.url, curl_easy_strerror(rc));
+            else
+                celer_log(CELER_LOG_WARNING, "trace export to %s answered %ld: spans dropped", ex.url, status);
+            return false;
+        }
+        atomic_fetch_add(&ex.retries, 1);
+        pause_ms(retry_after ? retry_after * 1000 : backoff_ms);
+        backoff_ms = CELER_MIN(backoff_ms * 2, 8000);
+    }
+}
+
+static int64_t unix_offset(void) {
+    struct timespec rt, mt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    clock_gettime(CLOCK_MONOTONIC, &mt);
+    return ((int64_t)rt.tv_sec - (int64_t)mt.tv_sec) * 1000000000 + (rt.tv_nsec - mt.tv_nsec);
+}
+
+/* Posts the queued spans, EXPORT_BATCH at a time. */
+static void export_queued(CURL *h, celer_jbuf *body, bool once) {
+    celer_trace_ring *r = ex.ring;
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        int head = r->head, n = CELER_MIN(r->count, EXPORT_BATCH);
+        pthread_mutex_unlock(&r->mu);
+        if (!n) return;
+        n = CELER_MIN(n, r->cap - head); /* the contiguous part; the rest next turn */
+        celer_jbuf_reset(body);
+        celer_trace_export_json(&r->slots[head], n, unix_offset(), body);
+        bool ok = !body->status && post(h, body, once);
+        bool give_up = !ok && (once || stopping()); /* shutting down: one failure ends the export */
+        pthread_mutex_lock(&r->mu);
+        if (give_up) n = r->count; /* the rest is counted failed with it */
+        r->head = (r->head + n) % r->cap;
+        r->count -= n;
+        pthread_mutex_unlock(&r->mu);
+        atomic_fetch_add(ok ? &ex.exported : &ex.failed, (unsigned long long)n);
+        if (give_up) return;
+    }
+}
+
+static void *exporter_main(void *arg) {
+    (void)arg;
+    pthread_setname_np(pthread_self(), "celer-trace"); /* for top and perf */
+    CURL *h = curl_easy_init();
+    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    if (h) {
+        curl_easy_setopt(h, CURLOPT_URL, ex.url);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+        curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard_body);
+        curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, read_header);
+        curl_easy_setopt(h, CURLOPT_USERAGENT, "celer/" CELER_SERVER_VERSION);
+    }
+    celer_jbuf body;
+    celer_jbuf_init(&body, 0);
+    celer_trace_ring *r = ex.ring;
+    for (;;) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += EXPORT_EVERY_NS / 1000000000;
+        pthread_mutex_lock(&r->mu);
+        while (!ex.stop && r->count < EXPORT_BATCH &&
+               pthread_cond_timedwait(&r->wake, &r->mu, &until) != ETIMEDOUT) {
+        }
+        bool stop = ex.stop;
+        pthread_mutex_unlock(&r->mu);
+        if (h && stop) curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 2000L); /* shutdown waits this long at most */
+        if (h) export_queued(h, &body, stop);
+        if (stop) break;
+    }
+    celer_jbuf_free(&body);
+    curl_slist_free_all(hdr);
+    if (h) curl_easy_cleanup(h);
+    return NULL;
+}
+
+static double m_dropped(void *u) { return (double)celer_trace_ring_dropped(u); }
+static double m_exported(void *u) { return (double)atomic_load((atomic_ullong *)u); }
+
+static celer_status parse_level(const char *s, int *out) {
+    if (!strcmp(s, "OFF") || !strcmp(s, "off")) *out = LEVEL_OFF;
+    else if (!strcmp(s, "TIMESTAMPS") || !strcmp(s, "timestamps")) *out = LEVEL_TIMESTAMPS;
+    else return celer_errorf(CELER_ERR_INVALID, "--trace-level must be OFF or TIMESTAMPS, not '%s'", s);
+    return CELER_OK;
+}
+
+celer_status celer_trace_start(const celer_server_options *opts, celer_metrics *metrics) {
+    int level;
+    CELER_TRY(parse_level(opts->trace_level ? opts->trace_level : "TIMESTAMPS", &level));
+    if (opts->trace_rate < 0) return celer_errorf(CELER_ERR_INVALID, "--trace-rate must be 0 or more, not %d", opts->trace_rate);
+    cfg.flags = (trace_settings){level, opts->trace_rate, -1, 0};
+    atomic_store(&cfg.level, level);
+    atomic_store(&cfg.rate, opts->trace_rate);
+    atomic_store(&cfg.count, -1);
+    atomic_store(&cfg.freq, 0);
+    char url[2048] = "";
+    const char *traces = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), *base = getenv("OTEL_EXPORTER_OTLP_ENDPOINT");
+    if (opts->trace_otlp_url && opts->trace_otlp_url[0]) snprintf(url, sizeof url, "%s", opts->trace_otlp_url);
+    else if (traces && traces[0]) snprintf(url, sizeof url, "%s", traces); /* used as given */
+    else if (base && base[0]) {                                           /* a base URL */
+        size_t n = strlen(base);
+        while (n && base[n - 1] == '/') n--;
+        snprintf(url, sizeof url, "%.*s/v1/traces", (int)CELER_MIN(n, 2000), base);
+    }
+    if (!url[0]) return CELER_OK; /* tracing off */
+    if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
+        return celer_errorf(CELER_ERR_INVALID, "--trace-otlp-url must be an http:// or https:// URL, not '%s'", url);
+    build_resource();
+    if (curl_global_init(CURL_GLOBAL_DEFAULT)) return celer_errorf(CELER_ERR_INTERNAL, "libcurl could not start");
+    CELER_TRY(celer_trace_ring_new(RING_SPANS, &ex.ring));
+    ex.url = strdup(url);
+    if (!ex.url || pthread_create(&ex.thread, NULL, exporter_main, NULL)) {
+        celer_trace_ring_free(ex.ring);
+        ex.ring = NULL;
+        free(ex.url);
+        return celer_errorf(CELER_ERR_NOMEM, "cannot start the trace exporter");
+    }
+    ex.started = true;
+    celer_metrics_counter_fn(metrics, "celer_trace_spans_dropped_total", "Spans dropped because the export queue was full.",
+                             "", m_dropped, ex.ring);
+    celer_metrics_counter_fn(metrics, "celer_trace_spans_exported_total", "Spans the OTLP receiver accepted.", "",
+                             m_exported, &ex.exported);
+    celer_metrics_counter_fn(metrics, "celer_trace_spans_failed_total",
+                             "Spans given up: the receiver refused them or could not be reached after retries.", "",
+                             m_exported, &ex.failed);
+    celer_metrics_counter_fn(metrics, "celer_trace_export_retries_total", "Posts of spans retried (429, 502, 503, 504, "
+                             "no connection).", "", m_exported, &ex.retries);
+    atomic_store(&cfg.exporting, true);
+    celer_log(CELER_LOG_INFO, "tracing: OTLP/HTTP JSON to %s (trace_rate %d, trace_level %s)", url, opts->trace_rate,
+              level ? "TIMESTAMPS" : "OFF");
+    return CELER_OK;
+}
+
+void celer_trace_stop(void) {
+    atomic_store(&cfg.exporting, false);
+    if (!ex.started) return;
+    pthread_mutex_lock(&ex.ring->mu);
+    ex.stop = true;
+    pthread_cond_signal(&ex.ring->wake);
+    pthread_mutex_unlock(&ex.ring->mu);
+    pthread_join(ex.thread, NULL);
+    ex.started = false;
+    /* the ring stays: a late span (a worker past the shutdown timeout) is queued and never sent */
+}

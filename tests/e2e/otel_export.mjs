@@ -1,0 +1,28 @@
+// Sends one SERVER span through the official OTLP/HTTP JSON exporter
+// (@opentelemetry/exporter-trace-otlp-http) to argv[2], as a child of the remote parent
+// traceparent argv[3], with an event and an attribute: test_tracing.py compares what it sends
+// with celer's spans field by field. Run with NODE_PATH pointing at the node_cache folder.
+import { createRequire } from "module";
+const require = createRequire(process.env.NODE_PATH + "/");
+const { OTLPTraceExporter } = require("@opentelemetry/exporter-trace-otlp-http");
+const { BasicTracerProvider, SimpleSpanProcessor } = require("@opentelemetry/sdk-trace-base");
+const { defaultResource, resourceFromAttributes } = require("@opentelemetry/resources");
+const api = require("@opentelemetry/api");
+
+const [url, traceparent] = process.argv.slice(2);
+const [, traceId, spanId, flags] = traceparent.split("-");
+const exporter = new OTLPTraceExporter({ url });
+const provider = new BasicTracerProvider({
+  resource: defaultResource().merge(resourceFromAttributes({ "service.name": "otel-reference" })),
+  spanProcessors: [new SimpleSpanProcessor(exporter)],
+});
+const tracer = provider.getTracer("celer-reference", "1.0.0");
+const parent = api.trace.setSpanContext(api.context.active(),
+  { traceId, spanId, traceFlags: parseInt(flags, 16), isRemote: true });
+const span = tracer.startSpan("POST /v2/models/m/infer", { kind: api.SpanKind.SERVER,
+  attributes: { "celer.model": "m", "http.response.status_code": 200 } }, parent);
+span.addEvent("queued");
+span.addEvent("batch formed", { "celer.batch_size": 1 });
+span.end();
+await provider.forceFlush();
+await provider.shutdown();

@@ -1,0 +1,569 @@
+#!/usr/bin/python3
+"""Tracing end to end: W3C trace context on HTTP and gRPC, the spans celer exports as OTLP/HTTP
+JSON to a small OTLP receiver of our own on loopback (Python's http.server: it checks the OTLP
+JSON rules and can answer 503 or be down), sampling, the exporter's retries and drops, Triton's
+trace settings API on both protocols, and a field-by-field comparison with what the official
+@opentelemetry/exporter-trace-otlp-http (npm, pinned, via node_cache) sends to the same receiver.
+
+usage: test_tracing.py CELER_BIN EXAMPLE_REPOSITORY"""
+import http.client
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import grpc_stubs  # noqa: E402
+from node_cache import node_modules  # noqa: E402
+from test_server import Server, check, check_stopped, free_port, summary  # noqa: E402
+
+CELER, REPO_SRC = sys.argv[1], sys.argv[2]
+HERE = os.path.dirname(os.path.abspath(__file__))
+OTEL = ["@opentelemetry/exporter-trace-otlp-http@0.223.1", "@opentelemetry/sdk-trace-base@2.12.1",
+        "@opentelemetry/resources@2.12.1", "@opentelemetry/api@1.9.0"]
+PARENT_TRACE, PARENT_SPAN = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+SAMPLED = f"00-{PARENT_TRACE}-{PARENT_SPAN}-01"
+HEX = re.compile(r"^[0-9a-f]+$")
+NANOS = re.compile(r"^[0-9]{19}$")
+EVENTS = ["queued", "batch formed", "compute start", "compute end", "response sent"]
+
+
+class Receiver:
+    """An OTLP/HTTP receiver on loopback: keeps every POST (path, headers, decoded JSON) and answers
+    with the statuses queued in `answers` first (then 200)."""
+
+    def __init__(self):
+        self.posts, self.answers, self.lock = [], [], threading.Lock()
+        rec = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def read_body(self):
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    out = b""
+                    while True:
+                        n = int(self.rfile.readline().strip().split(b";")[0], 16)
+                        if n == 0:
+                            self.rfile.readline()
+                            return out
+                        out += self.rfile.read(n)
+                        self.rfile.readline()
+                return self.rfile.read(int(self.headers.get("Content-Length", 0)))
+
+            def do_POST(self):
+                body = self.read_body()
+                with rec.lock:
+                    status = rec.answers.pop(0) if rec.answers else 200
+                    try:
+                        doc = json.loads(body)
+                    except ValueError:
+                        doc = None
+                    rec.posts.append({"path": self.path, "headers": dict(self.headers), "doc": doc, "status": status})
+                out = b"{}"
+                self.send_response(status)
+                if status != 200:
+                    self.send_header("Retry-After", "1")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/v1/traces"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def spans(self):
+        """Every span accepted so far, with its resource attached as "_resource"."""
+        out = []
+        with self.lock:
+            for p in self.posts:
+                if p["status"] != 200 or not p["doc"]:
+                    continue
+                for rs in p["doc"].get("resourceSpans", []):
+                    for ss in rs.get("scopeSpans", []):
+                        for s in ss.get("spans", []):
+                            out.append(dict(s, _resource=rs.get("resource"), _scope=ss.get("scope")))
+        return out
+
+    def wait_for(self, pred, timeout=15):
+        """The spans once pred(spans) holds, or the last ones after timeout."""
+        deadline = time.time() + timeout
+        while True:
+            s = self.spans()
+            if pred(s) or time.time() > deadline:
+                return s
+            time.sleep(0.1)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def infer_doc(rows=1):
+    return {"inputs": [{"name": "features", "shape": [rows, 16], "datatype": "FP32", "data": [0.25] * (16 * rows)}]}
+
+
+def route_doc():
+    return {"inputs": [{"name": "segment", "shape": [1], "datatype": "BYTES", "data": ["premium"]},
+                       {"name": "features", "shape": [1, 16], "datatype": "FP32", "data": [0.5] * 16}]}
+
+
+def post(srv, path, doc, headers=None):
+    status, body, hdrs = srv.request("POST", path, json.dumps(doc).encode(),
+                                     dict({"Content-Type": "application/json"}, **(headers or {})))
+    return status, body, {k.lower(): v for k, v in hdrs.items()}
+
+
+def attrs(span):
+    return {a["key"]: list(a["value"].values())[0] for a in span.get("attributes", [])}
+
+
+def metric(srv, name):
+    _, body, _ = srv.request("GET", "/metrics")
+    m = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", body.decode(), re.M)
+    return float(m.group(1)) if m else None
+
+
+def check_span_shape(span, what):
+    """The OTLP JSON rules: hex ids of the right length, 19-digit decimal-string times, integer kind
+    and flags, status, events and links shaped as protobuf's JSON mapping says."""
+    ok = (HEX.match(span.get("traceId", "")) and len(span["traceId"]) == 32 and HEX.match(span.get("spanId", ""))
+          and len(span["spanId"]) == 16 and ("parentSpanId" not in span or (HEX.match(span["parentSpanId"])
+                                                                             and len(span["parentSpanId"]) == 16))
+          and isinstance(span.get("kind"), int) and isinstance(span.get("flags"), int)
+          and NANOS.match(span.get("startTimeUnixNano", "")) and NANOS.match(span.get("endTimeUnixNano", ""))
+          and int(span["endTimeUnixNano"]) >= int(span["startTimeUnixNano"])
+          and isinstance(span.get("status", {}).get("code"), int)
+          and all(NANOS.match(e.get("timeUnixNano", "")) and isinstance(e.get("name"), str) for e in span["events"])
+          and all(len(lk["traceId"]) == 32 and len(lk["spanId"]) == 16 for lk in span.get("links", [])))
+    check(f"{what}: OTLP JSON shape (hex ids, decimal-string nanoseconds, integer kind)", ok, json.dumps(span)[:1500])
+
+
+def test_http_propagation(srv, rec):
+    status, _, h = post(srv, "/v2/models/mlp/infer", infer_doc(), {"traceparent": SAMPLED, "tracestate": "vendor=x1,b=2"})
+    tp = h.get("traceparent", "")
+    parts = tp.split("-")
+    check("HTTP: a sampled traceparent is answered 200 with a traceparent of the same trace and a span id of "
+          "its own", status == 200 and len(tp) == 55 and parts[0] == "00" and parts[1] == PARENT_TRACE
+          and parts[2] != PARENT_SPAN and parts[3] == "01", f"{status} {h}")
+    check("HTTP: tracestate passed back unchanged", h.get("tracestate") == "vendor=x1,b=2", h)
+    span_id = parts[2] if len(parts) == 4 else ""
+    spans = rec.wait_for(lambda s: any(x["spanId"] == span_id for x in s))
+    server = [x for x in spans if x["spanId"] == span_id]
+    check("HTTP: the request's span arrives at the receiver", len(server) == 1, len(spans))
+    if not server:
+        return
+    s = server[0]
+    check_span_shape(s, "HTTP request span")
+    check("HTTP: span keeps the propagated trace id and parent, kind SERVER (2), flags sampled and remote parent",
+          s["traceId"] == PARENT_TRACE and s.get("parentSpanId") == PARENT_SPAN and s["kind"] == 2
+          and s["flags"] == 0x301, s)
+    check("HTTP: span carries the tracestate", s.get("traceState") == "vendor=x1,b=2", s.get("traceState"))
+    names = [e["name"] for e in s["events"]]
+    check("HTTP: events queued, batch formed, compute start, compute end, response sent in order",
+          names == EVENTS, names)
+    times = [int(e["timeUnixNano"]) for e in s["events"]]
+    check("HTTP: event times within the span and in order", times == sorted(times) and
+          int(s["startTimeUnixNano"]) <= times[0] and times[-1] <= int(s["endTimeUnixNano"]), times)
+    bf = [e for e in s["events"] if e["name"] == "batch formed"]
+    bsize = {a["key"]: a["value"] for a in bf[0]["attributes"]} if bf else {}
+    check("HTTP: batch formed carries celer.batch_size", "celer.batch_size" in bsize and
+          int(bsize["celer.batch_size"]["intValue"]) >= 1, bsize)
+    a = attrs(s)
+    check("HTTP: attributes model, version, protocol, HTTP status", a.get("celer.model") == "mlp" and
+          a.get("celer.model_version") == "1" and a.get("celer.protocol") == "http"
+          and int(a.get("http.response.status_code", 0)) == 200, a)
+    res = {x["key"]: x["value"].get("stringValue") for x in s["_resource"]["attributes"]}
+    check("resource: service.name from OTEL_SERVICE_NAME, telemetry.sdk.*, OTEL_RESOURCE_ATTRIBUTES",
+          res.get("service.name") == "celer-under-test" and res.get("telemetry.sdk.name") == "celer"
+          and res.get("telemetry.sdk.language") and res.get("telemetry.sdk.version")
+          and res.get("deployment.environment") == "e2e test", res)
+    time.sleep(0.2)
+    log = srv.output()
+    check("HTTP: access log names the trace id", f"trace={PARENT_TRACE}" in log, log[-600:])
+    check("HTTP: a request ends in a batch span linking it", bool(rec.wait_for(
+        lambda sp: any(lk["spanId"] == span_id for x in sp for lk in x.get("links", [])), 10)))
+    batch = [x for x in rec.spans() if any(lk["spanId"] == span_id for lk in x.get("links", []))]
+    if batch:
+        b = batch[0]
+        check_span_shape(b, "batch span")
+        check("batch span: INTERNAL (1), its own trace, named for the model, celer.batch_size, link to the "
+              "request's trace", b["kind"] == 1 and b["name"].startswith("batch ") and b["traceId"] != PARENT_TRACE
+              and "celer.batch_size" in attrs(b) and b["links"][0]["traceId"] == PARENT_TRACE, b)
+
+
+def test_batch_links(srv, rec):
+    """Concurrent sampled requests to a batching model: some batch span links several of them."""
+    ids, lock = [], threading.Lock()
+
+    def one(i):
+        tp = f"00-{'%032x' % (0xabc000 + i)}-{'%016x' % (0x1000 + i)}-01"
+        _, _, h = post(srv, "/v2/models/mlp/infer", infer_doc(), {"traceparent": tp})
+        with lock:
+            ids.append(h.get("traceparent", "---").split("-")[2])
+    for _ in range(5):
+        ts = [threading.Thread(target=one, args=(i,)) for i in range(16)]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+        spans = rec.wait_for(lambda s: any(len([lk for lk in x.get("links", []) if lk["spanId"] in ids]) >= 2
+                                           for x in s), 8)
+        multi = [x for x in spans if len([lk for lk in x.get("links", []) if lk["spanId"] in ids]) >= 2]
+        if multi:
+            break
+    check("a batch of several requests is one span linking each of them", bool(multi),
+          [len(x.get("links", [])) for x in spans if x["name"].startswith("batch")])
+    if multi:
+        b = multi[0]
+        check("the batch span's celer.batch_size covers its links", int(attrs(b)["celer.batch_size"]) >= len(b["links"]),
+              b)
+
+
+def test_pipeline(srv, rec):
+    status, _, h = post(srv, "/v2/models/route/infer", route_doc(), {"traceparent": SAMPLED})
+    span_id = h.get("traceparent", "---").split("-")[2]
+    spans = rec.wait_for(lambda s: len([x for x in s if x.get("parentSpanId") == span_id]) >= 3)
+    children = [x for x in spans if x.get("parentSpanId") == span_id]
+    names = sorted(x["name"] for x in children)
+    check("pipeline: answered, its span has child spans per step and per model call", status == 200 and
+          any(n.startswith("step ") for n in names) and "model mlp" in names, names)
+    for c in children:
+        check_span_shape(c, f"pipeline child span '{c['name']}'")
+    model = [x for x in children if x["name"] == "model mlp"]
+    if model:
+        ev = [e["name"] for e in model[0]["events"]]
+        check("pipeline: the model call's span has queued, batch formed, compute start and end", ev == EVENTS[:4], ev)
+        check("pipeline: children are INTERNAL spans of the request's trace", all(
+            x["kind"] == 1 and x["traceId"] == PARENT_TRACE for x in children), children)
+    server = [x for x in spans if x["spanId"] == span_id]
+    check("pipeline: the request's span has queued, compute start, compute end, response sent",
+          server and [e["name"] for e in server[0]["events"]] == ["queued", "compute start", "compute end",
+                                                                 "response sent"], server)
+
+
+def test_grpc(srv, rec, gport, tmp):
+    got = grpc_stubs.load(tmp)
+    if not got:
+        return
+    grpc, pb, pb_grpc = got
+    stub = pb_grpc.GRPCInferenceServiceStub(grpc_stubs.channel(grpc, gport))
+    import struct
+    req = pb.ModelInferRequest(model_name="mlp")
+    t = req.inputs.add(name="features", datatype="FP32", shape=[1, 16])
+    req.raw_input_contents.append(struct.pack("<16f", *([0.5] * 16)))
+    del t
+    resp, call = stub.ModelInfer.with_call(req, metadata=[("traceparent", SAMPLED), ("tracestate", "g=1")], timeout=10)
+    md = dict(call.initial_metadata())
+    tp = md.get("traceparent", "")
+    parts = tp.split("-")
+    check("gRPC: initial metadata carries a traceparent of the same trace with the call's span id",
+          len(parts) == 4 and parts[1] == PARENT_TRACE and parts[2] != PARENT_SPAN, md)
+    check("gRPC: tracestate passed back", md.get("tracestate") == "g=1", md)
+    span_id = parts[2] if len(parts) == 4 else ""
+    spans = rec.wait_for(lambda s: any(x["spanId"] == span_id for x in s))
+    s = [x for x in spans if x["spanId"] == span_id]
+    check("gRPC: the call's span arrives with the propagated trace id and parent, kind SERVER", s and
+          s[0]["traceId"] == PARENT_TRACE and s[0].get("parentSpanId") == PARENT_SPAN and s[0]["kind"] == 2, s)
+    if s:
+        check_span_shape(s[0], "gRPC span")
+        check("gRPC: events and attributes (protocol grpc, rpc.grpc.status_code 0)",
+              [e["name"] for e in s[0]["events"]] == EVENTS and attrs(s[0]).get("celer.protocol") == "grpc"
+              and int(attrs(s[0]).get("rpc.grpc.status_code", -1)) == 0, s[0])
+    # an unknown model is refused before tracing: no traceparent back
+    try:
+        stub.ModelInfer(pb.ModelInferRequest(model_name="nope"), metadata=[("traceparent", SAMPLED)], timeout=10)
+    except grpc.RpcError:
+        pass
+    # settings on gRPC
+    r = stub.TraceSetting(pb.TraceSettingRequest(), timeout=10)
+    got = {k: list(v.value) for k, v in r.settings.items()}
+    check("gRPC TraceSetting: reads the global settings as strings", got.get("trace_level") == ["TIMESTAMPS"] and
+          got.get("trace_rate") == ["1"] and got.get("trace_count") == ["-1"] and got.get("trace_file") == [""]
+          and "log_frequency" in got, got)
+    req = pb.TraceSettingRequest(model_name="mlp_basic")
+    req.settings["trace_rate"].value.append("7")
+    got = {k: list(v.value) for k, v in stub.TraceSetting(req, timeout=10).settings.items()}
+    check("gRPC TraceSetting: a model's own trace_rate", got.get("trace_rate") == ["7"], got)
+    req = pb.TraceSettingRequest(model_name="mlp_basic")
+    req.settings["trace_rate"]  # no value: null
+    got = {k: list(v.value) for k, v in stub.TraceSetting(req, timeout=10).settings.items()}
+    check("gRPC TraceSetting: an empty value reverts the model's setting to the global one",
+          got.get("trace_rate") == ["1"], got)
+    for key, vals, word in [("trace_level", ["TENSORS"], "TENSORS"), ("trace_rate", ["x"], "trace_rate"),
+                            ("bogus", ["1"], "unknown trace setting")]:
+        req = pb.TraceSettingRequest()
+        req.settings[key].value.extend(vals)
+        try:
+            stub.TraceSetting(req, timeout=10)
+            check(f"gRPC TraceSetting: {key}={vals} refused", False, "accepted")
+        except grpc.RpcError as e:
+            check(f"gRPC TraceSetting: {key}={vals} refused INVALID_ARGUMENT naming it",
+                  e.code() == grpc.StatusCode.INVALID_ARGUMENT and word in e.details(), (e.code(), e.details()))
+    r = stub.ServerMetadata(pb.ServerMetadataRequest(), timeout=10)
+    check("gRPC: server metadata lists the trace extension", "trace" in r.extensions, r.extensions)
+
+
+def test_settings_http(srv):
+    st, doc, _ = srv.json("GET", "/v2/trace/setting")
+    check("HTTP GET /v2/trace/setting: Triton's settings, strings and trace_level an array", st == 200 and doc == {
+        "trace_file": "", "trace_level": ["TIMESTAMPS"], "trace_rate": "1", "trace_count": "-1",
+        "log_frequency": "0"}, doc)
+    st, doc, _ = srv.json("POST", "/v2/models/mlp_basic/trace/setting", {"trace_rate": "9", "log_frequency": "3"})
+    check("HTTP POST a model's settings: only the keys given change", st == 200 and doc["trace_rate"] == "9" and
+          doc["log_frequency"] == "3" and doc["trace_level"] == ["TIMESTAMPS"], doc)
+    st, doc, _ = srv.json("GET", "/v2/trace/setting")
+    check("HTTP: the global settings are not changed by a model's", doc["trace_rate"] == "1", doc)
+    st, doc, _ = srv.json("POST", "/v2/models/mlp_basic/trace/setting", {"trace_rate": None, "log_frequency": None})
+    check("HTTP: null reverts a model's setting to the global value", st == 200 and doc["trace_rate"] == "1" and
+          doc["log_frequency"] == "0", doc)
+    for body, word in [({"trace_level": ["TENSORS"]}, "TENSORS"), ({"trace_rate": "-3"}, "trace_rate"),
+                       ({"trace_rate": 5}, "a string"), ({"trace_count": "x"}, "trace_count"),
+                       ({"trace_file": "/tmp/t.json"}, "trace file"), ({"nope": "1"}, "unknown trace setting"),
+                       ({"trace_level": ["OFF", "TIMESTAMPS"]}, "OFF")]:
+        st, doc, _ = srv.json("POST", "/v2/trace/setting", body)
+        check(f"HTTP POST {body}: 400 naming what is wrong", st == 400 and word in (doc or {}).get("error", ""), (st, doc))
+    st, doc, _ = srv.json("GET", "/v2/trace/setting")
+    check("HTTP: a refused change changes nothing", doc["trace_rate"] == "1" and doc["trace_level"] == ["TIMESTAMPS"], doc)
+    st, doc, _ = srv.json("GET", "/v2")
+    check("HTTP: server metadata lists the trace extension", "trace" in doc.get("extensions", []), doc)
+
+
+def test_sampling(srv, rec):
+    def server_spans():
+        return [x for x in rec.spans() if x["kind"] == 2]
+
+    # rate 4 on mlp_basic alone: about 1 in 4 of its unsampled requests
+    srv.json("POST", "/v2/models/mlp_basic/trace/setting", {"trace_rate": "4"})
+    before = len(server_spans())
+    for _ in range(40):
+        post(srv, "/v2/models/mlp_basic/infer", infer_doc())
+    got = len(rec.wait_for(lambda s: len([x for x in s if x["kind"] == 2]) >= before + 10, 10)) and \
+        len(server_spans()) - before
+    check("trace_rate 4: about 1 in 4 unsampled requests traced (8 to 12 of 40)", 8 <= got <= 12, got)
+    # rate 0: only requests with a sampled parent
+    srv.json("POST", "/v2/models/mlp_basic/trace/setting", {"trace_rate": "0"})
+    time.sleep(0.3)
+    before = len(server_spans())
+    traced = 0
+    for i in range(12):
+        tp = f"00-{'%032x' % (0xfeed00 + i)}-{'%016x' % (0x77 + i)}-{'01' if i % 3 == 0 else '00'}"
+        _, _, h = post(srv, "/v2/models/mlp_basic/infer", infer_doc(), {"traceparent": tp} if i % 2 == 0 else {})
+        traced += "traceparent" in h
+    time.sleep(6)
+    new = server_spans()[before:]
+    check("trace_rate 0: only the requests with a sampled parent (flags & 1) are traced",
+          len(new) == 2 and traced == 2 and {x["traceId"] for x in new} == {'%032x' % 0xfeed00, '%032x' % 0xfeed06},
+          (len(new), traced))
+    srv.json("POST", "/v2/models/mlp_basic/trace/setting", {"trace_rate": None})
+    # trace_level OFF: nothing, even with a sampled parent
+    srv.json("POST", "/v2/models/mlp_basic/trace/setting", {"trace_level": ["OFF"]})
+    _, _, h = post(srv, "/v2/models/mlp_basic/infer", infer_doc(), {"traceparent": SAMPLED})
+    check("trace_level OFF for a model: not traced even with a sampled parent", "traceparent" not in h, h)
+    srv.json("POST", "/v2/models/mlp_basic/trace/setting", {"trace_level": None})
+
+
+def test_invalid_parent(srv, rec):
+    bad = [SAMPLED.upper().replace("0AF", "0AF"), "00-" + "0" * 32 + "-" + PARENT_SPAN + "-01",
+           f"00-{PARENT_TRACE}-{'0' * 16}-01", f"ff-{PARENT_TRACE}-{PARENT_SPAN}-01", SAMPLED + "-extra",
+           f"00-{PARENT_TRACE}-{PARENT_SPAN}-0", "garbage"]
+    ok = True
+    for tp in bad:
+        _, _, h = post(srv, "/v2/models/mlp/infer", infer_doc(), {"traceparent": tp, "tracestate": "k=v"})
+        got = h.get("traceparent", "")
+        # rate 1: traced anyway, as a new trace; the invalid context and its tracestate are ignored
+        if len(got) != 55 or got.split("-")[1] == PARENT_TRACE or "tracestate" in h:
+            ok = False
+            print("  invalid traceparent", tp, "->", h)
+    check("invalid traceparents (uppercase, zero ids, version ff, 00 with a tail, short) are ignored: a new "
+          "trace, no tracestate", ok)
+    _, _, h = post(srv, "/v2/models/mlp/infer", infer_doc(), {"traceparent": f"01-{PARENT_TRACE}-{PARENT_SPAN}-01-more"})
+    check("a higher version with more fields: its first four are read", h.get("traceparent", "").split("-")[1:2] ==
+          [PARENT_TRACE], h)
+
+
+def test_official_exporter(srv, rec):
+    """The official exporter's payload for an equivalent span, captured by the same receiver, against
+    celer's: the same field names and types."""
+    cache = node_modules(OTEL)
+    check("npm: the official OTLP exporter is installed (node_cache)", cache is not None)
+    if not cache:
+        return
+    n0 = len(rec.posts)
+    r = subprocess.run(["node", os.path.join(HERE, "otel_export.mjs"), rec.url, SAMPLED], capture_output=True,
+                       text=True, timeout=60, env=dict(os.environ, NODE_PATH=os.path.join(cache, "node_modules")))
+    check("the official exporter ran", r.returncode == 0, r.stderr[-1500:])
+    deadline = time.time() + 10
+    while len(rec.posts) == n0 and time.time() < deadline:
+        time.sleep(0.1)
+    ref_post = rec.posts[n0] if len(rec.posts) > n0 else None
+    if not ref_post:
+        check("the official exporter's post arrived", False)
+        return
+    rs = ref_post["doc"]["resourceSpans"][0]
+    ref = dict(rs["scopeSpans"][0]["spans"][0], _resource=rs["resource"], _scope=rs["scopeSpans"][0]["scope"])
+    _, _, h = post(srv, "/v2/models/mlp/infer", infer_doc(), {"traceparent": SAMPLED})
+    span_id = h.get("traceparent", "---").split("-")[2]
+    mine = rec.wait_for(lambda s: any(x["spanId"] == span_id for x in s))
+    mine = [x for x in mine if x["spanId"] == span_id]
+    if not mine:
+        check("celer's span for the comparison arrived", False)
+        return
+    mine = mine[0]
+    mine_post = [p for p in rec.posts if p["doc"] and span_id in json.dumps(p["doc"])][0]
+    check("same path and Content-Type as the official exporter", mine_post["path"] == ref_post["path"] ==
+          "/v1/traces" and mine_post["headers"].get("Content-Type") == ref_post["headers"].get("Content-Type")
+          == "application/json", (mine_post["path"], mine_post["headers"], ref_post["headers"]))
+    ref_keys = set(ref) - {"_resource", "_scope"}
+    my_keys = set(mine) - {"_resource", "_scope", "traceState"}
+    check("span: the same field names as the official exporter", ref_keys == my_keys,
+          (sorted(ref_keys - my_keys), sorted(my_keys - ref_keys)))
+
+    def kind_of(v):
+        return "int" if isinstance(v, int) and not isinstance(v, bool) else type(v).__name__
+    same_types = {k: (kind_of(ref[k]), kind_of(mine[k])) for k in ref_keys & my_keys}
+    check("span: each field of the same JSON type", all(a == b for a, b in same_types.values()),
+          {k: v for k, v in same_types.items() if v[0] != v[1]})
+    check("span: ids and times as the official exporter writes them (hex of 32/16, 19-digit decimal strings)",
+          all(len(x["traceId"]) == 32 and len(x["spanId"]) == 16 and len(x["parentSpanId"]) == 16
+              and NANOS.match(x["startTimeUnixNano"]) and NANOS.match(x["endTimeUnixNano"]) for x in (ref, mine)))
+    check("span: both keep the propagated trace id and parent, kind SERVER, the same flags (sampled, remote parent)",
+          ref["traceId"] == mine["traceId"] == PARENT_TRACE and ref["parentSpanId"] == mine["parentSpanId"] ==
+          PARENT_SPAN and ref["kind"] == mine["kind"] == 2 and ref["flags"] == mine["flags"], (ref, mine))
+    check("event: the same field names", set(ref["events"][0]) == set(mine["events"][0]),
+          (ref["events"][0], mine["events"][0]))
+    check("status: the same shape", set(ref["status"]) <= set(mine["status"]) and
+          kind_of(ref["status"]["code"]) == kind_of(mine["status"]["code"]), (ref["status"], mine["status"]))
+    # an int attribute: the official exporter writes a JSON number, celer a decimal string (OTLP's rule for
+    # int64; receivers take both)
+    ri = [a for a in ref["attributes"] if "intValue" in a["value"]][0]["value"]["intValue"]
+    mi = [a for a in mine["attributes"] if "intValue" in a["value"]][0]["value"]["intValue"]
+    check("intValue: the official exporter's number and celer's decimal string name the same integer",
+          int(ri) == 200 and str(int(mi)) == mi, (ri, mi))
+    ref_res = {a["key"] for a in ref["_resource"]["attributes"]}
+    my_res = {a["key"] for a in mine["_resource"]["attributes"]}
+    check("resource: the official exporter's attribute names (service.name, telemetry.sdk.*) are all there",
+          ref_res <= my_res, (ref_res, my_res))
+    check("resource and scope: the same field names", set(ref["_resource"]) == set(mine["_resource"]) and
+          set(ref["_scope"]) == set(mine["_scope"]), (ref["_resource"].keys(), mine["_scope"]))
+
+
+def test_retry(repo):
+    """The receiver answers 503 (Retry-After: 1) twice, then 200: the spans arrive, retried."""
+    rec = Receiver()
+    rec.answers = [503, 503]
+    srv = Server(repo, "--trace-otlp-url", rec.url, "--trace-rate", "1")
+    try:
+        for _ in range(3):
+            post(srv, "/v2/models/mlp/infer", infer_doc())
+        spans = rec.wait_for(lambda s: len([x for x in s if x["kind"] == 2]) >= 3, 20)
+        statuses = [p["status"] for p in rec.posts]
+        check("503, 503, then 200: the same spans posted again after Retry-After, then accepted",
+              statuses[:3] == [503, 503, 200] and len([x for x in spans if x["kind"] == 2]) == 3, statuses)
+        check("retries counted", (metric(srv, "celer_trace_export_retries_total") or 0) >= 2)
+        check("nothing counted failed or dropped", metric(srv, "celer_trace_spans_failed_total") == 0 and
+              metric(srv, "celer_trace_spans_dropped_total") == 0)
+        rec.answers = [400]
+        post(srv, "/v2/models/mlp/infer", infer_doc())
+        deadline = time.time() + 12
+        while (metric(srv, "celer_trace_spans_failed_total") or 0) < 1 and time.time() < deadline:
+            time.sleep(0.2)
+        check("a 400 from the receiver: the spans are dropped and counted failed, not retried",
+              (metric(srv, "celer_trace_spans_failed_total") or 0) >= 1 and [p["status"] for p in rec.posts][-1] == 400,
+              [p["status"] for p in rec.posts])
+    finally:
+        check_stopped(srv, "retry")
+        rec.close()
+
+
+def test_receiver_down(repo):
+    """No receiver: requests are answered as usual; the spans the full queue cannot hold are dropped
+    and counted, the others given up after retries and counted failed; shutdown stays bounded."""
+    port = free_port()  # nothing listens there
+    srv = Server(repo, "--trace-otlp-url", f"http://127.0.0.1:{port}/v1/traces", "--trace-rate", "1")
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+        body = json.dumps(infer_doc()).encode()
+        ok = 0
+        t0 = time.time()
+        for _ in range(2700):
+            conn.request("POST", "/v2/models/mlp/infer", body, {"Content-Type": "application/json"})
+            r = conn.getresponse()
+            r.read()
+            ok += r.status == 200
+        conn.close()
+        check("receiver down: every request answered 200", ok == 2700, ok)
+        check("receiver down: requests not held up (2700 in under 120 s)", time.time() - t0 < 120, time.time() - t0)
+        dropped = metric(srv, "celer_trace_spans_dropped_total") or 0
+        check("receiver down: the spans beyond the queue are dropped and counted", dropped >= 2700 - 2048 - 512,
+              dropped)
+        deadline = time.time() + 30
+        while (metric(srv, "celer_trace_spans_failed_total") or 0) < 1 and time.time() < deadline:
+            time.sleep(0.5)
+        check("receiver down: spans given up after retries are counted failed",
+              (metric(srv, "celer_trace_spans_failed_total") or 0) >= 1)
+        t0 = time.time()
+    finally:
+        check_stopped(srv, "receiver down")
+    check("receiver down: shutdown within the timeout", time.time() - t0 < 20, time.time() - t0)
+
+
+def test_env(repo):
+    """OTEL_EXPORTER_OTLP_ENDPOINT is a base URL: /v1/traces is appended."""
+    rec = Receiver()
+    srv = Server(repo, "--trace-rate", "1", env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{rec.port}/"})
+    try:
+        post(srv, "/v2/models/mlp/infer", infer_doc())
+        rec.wait_for(lambda s: bool(s), 12)
+        check("OTEL_EXPORTER_OTLP_ENDPOINT: spans posted to <base>/v1/traces",
+              rec.posts and all(p["path"] == "/v1/traces" for p in rec.posts), [p["path"] for p in rec.posts])
+    finally:
+        check_stopped(srv, "env")
+        rec.close()
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="celer-trace-")
+    repo = os.path.join(tmp, "repository")
+    shutil.copytree(REPO_SRC, repo)
+    for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SERVICE_NAME",
+              "OTEL_RESOURCE_ATTRIBUTES"):
+        os.environ.pop(k, None)
+    rec = Receiver()
+    gport = free_port()
+    os.environ["OTEL_SERVICE_NAME"] = "celer-under-test"
+    os.environ["OTEL_RESOURCE_ATTRIBUTES"] = "deployment.environment=e2e%20test,service.name=ignored"
+    srv = Server(repo, "--trace-otlp-url", rec.url, "--trace-rate", "1", "--grpc-port", str(gport))
+    del os.environ["OTEL_SERVICE_NAME"], os.environ["OTEL_RESOURCE_ATTRIBUTES"]
+    try:
+        test_settings_http(srv)
+        test_http_propagation(srv, rec)
+        test_batch_links(srv, rec)
+        test_pipeline(srv, rec)
+        test_grpc(srv, rec, gport, tmp)
+        test_invalid_parent(srv, rec)
+        test_official_exporter(srv, rec)
+        test_sampling(srv, rec)
+        bad = [x for x in rec.spans() if not (len(x["traceId"]) == 32 and len(x["spanId"]) == 16)]
+        check("every span received has hex ids of the right length", not bad, bad[:2])
+    finally:
+        check_stopped(srv)
+        rec.close()
+    test_retry(repo)
+    test_env(repo)
+    test_receiver_down(repo)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
