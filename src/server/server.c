@@ -15,6 +15,7 @@
 #include "http.h"
 #include "log.h"
 #include "s3_mirror.h"
+#include "tls.h"
 
 #define OPT(field) offsetof(celer_server_options, field)
 
@@ -130,6 +131,14 @@ static const celer_server_flag flags[] = {
      "let clients register system shared memory regions (/dev/shm objects the server maps, reads inputs from and "
      "writes outputs into: only for clients on this machine that you trust with the server's access to /dev/shm)",
      CELER_FLAG_BOOL, OPT(allow_shared_memory)},
+    {"tls-cert", "CELER_TLS_CERT", "",
+     "PEM certificate chain (leaf first): the HTTP and gRPC ports serve TLS 1.2/1.3 with it (gRPC with ALPN h2); "
+     "needs --tls-key; SIGHUP reloads it", CELER_FLAG_STRING, OPT(tls_cert)},
+    {"tls-key", "CELER_TLS_KEY", "", "PEM private key of --tls-cert's certificate; SIGHUP reloads it",
+     CELER_FLAG_STRING, OPT(tls_key)},
+    {"tls-client-ca", "CELER_TLS_CLIENT_CA", "",
+     "PEM CA certificates for mutual TLS: a client without a certificate one of them signed fails the handshake; "
+     "SIGHUP reloads it", CELER_FLAG_STRING, OPT(tls_client_ca)},
 };
 
 const celer_server_flag *celer_server_flags(int *count) {
@@ -280,6 +289,12 @@ celer_status celer_server_parse_args(int argc, char **argv, celer_server_options
     if (o->header_timeout_secs < 1 || o->body_timeout_secs < 1)
         return celer_errorf(CELER_ERR_INVALID, "--header-timeout-secs and --body-timeout-secs must be at least 1");
     CELER_TRY(check_model_control(o));
+    if (!o->tls_cert[0] != !o->tls_key[0])
+        return celer_errorf(CELER_ERR_INVALID, "--tls-cert and --tls-key go together: %s was given without %s",
+                            o->tls_cert[0] ? "--tls-cert" : "--tls-key", o->tls_cert[0] ? "--tls-key" : "--tls-cert");
+    if (o->tls_client_ca[0] && !o->tls_cert[0])
+        return celer_errorf(CELER_ERR_INVALID, "--tls-client-ca needs --tls-cert and --tls-key (client certificates are "
+                            "asked for in the TLS handshake)");
     if (o->threads < 1) o->threads = 1;
     if (o->cache_bytes < 0) return celer_errorf(CELER_ERR_INVALID, "--cache-bytes must not be negative");
     return CELER_OK;
@@ -422,12 +437,14 @@ celer_status celer_server_run(const celer_server_options *opts) {
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP); /* reloads (TLS files) */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal_tid = (pid_t)syscall(SYS_gettid);
     struct sigaction fwd = {.sa_handler = forward_signal};
     sigemptyset(&fwd.sa_mask);
     sigaction(SIGTERM, &fwd, NULL);
     sigaction(SIGINT, &fwd, NULL);
+    sigaction(SIGHUP, &fwd, NULL);
     signal(SIGPIPE, SIG_IGN);
     /* A fixed threshold (glibc raises its default after each large free): request bodies and
      * tensors above it get pages of their own, returned when the request ends, so memory goes back
@@ -442,6 +459,7 @@ celer_status celer_server_run(const celer_server_options *opts) {
     celer_http *http = NULL;
     celer_grpc *grpc = NULL;
     celer_http_metrics *metrics_port = NULL;
+    celer_tls *tls = NULL;
     celer_cache *cache = NULL;
     celer_redis *redis = NULL;
     celer_s3_mirror *mirror = NULL;
@@ -456,7 +474,8 @@ celer_status celer_server_run(const celer_server_options *opts) {
         local.model_repository = celer_s3_mirror_dir(mirror);
     }
     int redis_pool = CELER_MAX(opts->http_threads, 1) + (opts->workers > 0 ? opts->workers : celer_cpu_count());
-    if ((st = celer_metrics_init(&metrics)) || (st = celer_cache_init((size_t)opts->cache_bytes, &cache)) ||
+    if ((st = celer_metrics_init(&metrics)) || (st = celer_tls_init(opts, metrics, &tls)) ||
+        (st = celer_cache_init((size_t)opts->cache_bytes, &cache)) ||
         (opts->cache_redis[0] && (st = celer_redis_open(opts->cache_redis, opts->cache_redis_timeout_ms, redis_pool, &redis))) ||
         (st = celer_sched_init(opts->workers, &sched)) ||
         (st = celer_registry_init(opts, sched, metrics, &registry)))
@@ -472,17 +491,19 @@ celer_status celer_server_run(const celer_server_options *opts) {
     load_at_start(registry, opts);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if ((st = celer_service_init(opts, registry, metrics, cache, redis, &service)) ||
-        (st = celer_http_start(opts, service, metrics, &http)) ||
-        (st = celer_grpc_start(opts, service, metrics, &grpc)) ||
+        (st = celer_http_start(opts, service, metrics, tls, &http)) ||
+        (st = celer_grpc_start(opts, service, metrics, tls, &grpc)) ||
         (st = celer_http_metrics_start(opts, metrics, &metrics_port)))
         goto done;
     char grpc_at[80] = "", metrics_at[80] = "";
-    if (grpc) snprintf(grpc_at, sizeof grpc_at, " and grpc://%s:%d", opts->grpc_address, opts->grpc_port);
+    if (grpc)
+        snprintf(grpc_at, sizeof grpc_at, " and grpc://%s:%d%s", opts->grpc_address, opts->grpc_port,
+                 tls ? " (TLS, ALPN h2)" : "");
     if (metrics_port)
         snprintf(metrics_at, sizeof metrics_at, ", metrics on http://%s:%d/metrics", opts->metrics_address,
                  opts->metrics_port);
-    celer_log(CELER_LOG_INFO, "serving %s on http://%s:%d%s%s (models loaded in %.0f ms)", url,
-            opts->http_address, opts->http_port, grpc_at, metrics_at,
+    celer_log(CELER_LOG_INFO, "serving %s on %s://%s:%d%s%s (models loaded in %.0f ms)", url,
+            tls ? "https" : "http", opts->http_address, opts->http_port, grpc_at, metrics_at,
             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 
     /* an S3 source that could not be synced is retried every 1, 2, 4 ... 30 s (with up to a
@@ -495,6 +516,10 @@ celer_status celer_server_run(const celer_server_options *opts) {
         struct timespec wait = {secs, 0};
         int sig = sigtimedwait(&sigs, NULL, &wait);
         if (sig == SIGTERM || sig == SIGINT) break;
+        if (sig == SIGHUP) {
+            celer_tls_reload(tls);
+            continue;
+        }
         if (!(sig < 0 && errno == EAGAIN)) continue;
         if (mirror && (sync_st || opts->repository_poll_secs > 0)) {
             bool never = !atomic_load(&refresh.synced);
@@ -525,6 +550,7 @@ done:
     celer_http_metrics_stop(metrics_port);
     celer_grpc_stop(grpc);
     celer_http_stop(http);
+    celer_tls_free(tls); /* after both front ends: no handshake runs any more */
     celer_service_free(service);
     celer_registry_free(registry);
     celer_sched_free(sched);

@@ -64,6 +64,9 @@ typedef struct celer_server_options {
     int docs;                   /* serve /docs, the interactive page of the OpenAPI document */
     const char *docs_assets;    /* where that page loads Swagger UI from: a URL, or a folder served under /docs/assets/ */
     int allow_shared_memory;    /* clients may register system shared memory regions (the server maps them) */
+    const char *tls_cert;       /* PEM chain, leaf first: HTTPS and gRPC over TLS on the same ports; "" = plain */
+    const char *tls_key;        /* PEM private key of tls_cert's leaf; "" with tls_cert only */
+    const char *tls_client_ca;  /* PEM CA certificates: clients must show a certificate one of them signed; "" = none */
 } celer_server_options;
 
 /* One command-line flag: `--name VALUE`, or the environment variable `env`; the table drives
@@ -81,7 +84,8 @@ const celer_server_flag *celer_server_flags(int *count);
  * message naming the flag on a bad value or unknown flag. */
 celer_status celer_server_parse_args(int argc, char **argv, celer_server_options *opts);
 
-/* Loads the repository, starts serving and blocks until SIGTERM/SIGINT; then stops accepting,
+/* Loads the repository, starts serving and blocks until SIGTERM/SIGINT (SIGHUP reloads the TLS
+ * files); then stops accepting,
  * lets in-flight requests finish (at most shutdown_timeout_secs) and returns CELER_OK. Fails
  * early (CELER_ERR_IO naming the address/port or folder) when it cannot start. A model that
  * fails to load does not stop the server: it is reported unavailable with its reason. */
