@@ -6,7 +6,7 @@
 #                            test, python3-grpcio for the health test, OpenStack Swift with s3api and
 #                            boto3 for the S3 tests, Chromium for the /docs page test)
 set -euo pipefail
-pkgs=(cmake ninja-build pkg-config gcc libc6-dev libdnnl-dev libopenblas-dev libmicrohttpd-dev libyaml-dev libjpeg62-turbo-dev libpng-dev libxxhash-dev libhiredis-dev libnghttp2-dev libcurl4-gnutls-dev zlib1g-dev)
+pkgs=(cmake ninja-build pkg-config gcc libc6-dev libdnnl-dev libopenblas-dev libmicrohttpd-dev libyaml-dev libjpeg62-turbo-dev libpng-dev libxxhash-dev libhiredis-dev libnghttp2-dev libcurl4-gnutls-dev zlib1g-dev libgnutls28-dev)
 if [[ "${1:-}" == "--test" ]]; then
   pkgs+=(libcmocka-dev libonnx-testdata clang libclang-rt-14-dev libomp-14-dev
          python3 python3-numpy python3-onnx python3-torch python3-torchvision curl redis-server
@@ -14,6 +14,7 @@ if [[ "${1:-}" == "--test" ]]; then
          python3-grpcio python3-grpc-tools python3-protobuf grpc-proto  # the gRPC health test's stub
          swift swift-proxy swift-account swift-container swift-object python3-boto3   # S3 with signature checks
          faketime                                                                    # a skewed clock against it
+         openssl                                                                     # the TLS test's certificates and s_client
          chromium)                                                                   # the /docs page test's headless browser
   # the gRPC, OpenAPI and /docs tests' npm packages (@grpc/grpc-js, swagger-parser, swagger-ui-dist...,
   # installed by the tests into a cache folder: tests/e2e/node_cache.py); a Node.js
