@@ -15,9 +15,10 @@ are made with `openssl` in a temporary folder.
 - gRPC: @grpc/grpc-js credentials.createSsl (npm, pinned) runs ServerReady and ModelInfer; a
   plaintext client is refused, a TLS client without ALPN h2 is refused, TLS 1.2 CBC suites
   (RFC 9113 9.2.2) and TLS 1.0/1.1 are refused;
-- mutual TLS: without a client certificate, or with a self-signed one, the handshake fails (curl
-  gets no HTTP status; grpc-js UNAVAILABLE); with a CA-signed one 200 and OK; a new client CA is
-  taken by SIGHUP; the metrics port stays plain HTTP.
+- mutual TLS: without a client certificate, with a self-signed one, one of another CA or one for
+  servers only, the handshake fails (curl gets no HTTP status; grpc-js UNAVAILABLE); with a
+  CA-signed client certificate 200 and OK; a new client CA is taken by SIGHUP; the metrics port
+  stays plain HTTP.
 
 usage: test_tls.py CELER_BIN EXAMPLE_REPOSITORY"""
 import atexit
@@ -341,6 +342,9 @@ def test_mutual(repo, d, node):
         code, status = curl(url, *ca, *v, "--cert", p("cli2.pem"), "--key", p("cli2.key"))
         check(f"mTLS TLS {version}: curl with a certificate of another CA refused", code != 0 and status == "000",
               (code, status))
+        code, status = curl(url, *ca, *v, "--cert", p("srv1.pem"), "--key", p("srv1.key"))
+        check(f"mTLS TLS {version}: curl with a CA-signed certificate for servers only (no clientAuth) refused",
+              code != 0 and status == "000", (code, status))
         check(f"mTLS TLS {version}: curl --cert/--key signed by the CA: 200",
               curl(url, *ca, *v, "--cert", p("cli.pem"), "--key", p("cli.key")) == (0, "200"))
     status, body, _ = srv.json("POST", "/v2/models/mlp/infer", infer_body(np.zeros((1, 16), np.float32)))
