@@ -249,6 +249,9 @@ def test_tls(repo, d, node):
     check("gRPC: ALPN h2 agreed", code == 0 and "ALPN protocol: h2" in out, out[-600:])
     code, out = s_client(grpc_port, "-alpn", "http/1.1")
     check("gRPC: a client offering only http/1.1 refused", code != 0 and "no application protocol" in out, out[-600:])
+    code, out = s_client(grpc_port, "-CAfile", p("ca.pem"), "-ign_eof")
+    check("gRPC: a client offering no ALPN is sent no_application_protocol and closed",
+          "no application protocol" in out, out[-600:])
     code, out = s_client(grpc_port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384", "-alpn", "h2")
     check("gRPC: TLS 1.2 CBC suites refused", code != 0 and "Cipher is (NONE)" in out, out[-600:])
     code, out = s_client(srv.port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA")
