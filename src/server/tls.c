@@ -12,7 +12,6 @@
  * against the generation's own trust list, so a client without a certificate the CA signed fails
  * the handshake on both ports; the trust list that libmicrohttpd would take is fixed for the
  * daemon's life and only requests a certificate. */
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
