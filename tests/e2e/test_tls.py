@@ -12,7 +12,8 @@ are made with `openssl` in a temporary folder.
   ssl) goes on on its old session, a broken key or one of another certificate keeps the serving one
   and the log says why, celer_tls_cert_expiry_timestamp_seconds is the not-after date, failures are
   counted;
-- gRPC: @grpc/grpc-js credentials.createSsl (npm, pinned) runs ServerReady and ModelInfer; a
+- gRPC: @grpc/grpc-js credentials.createSsl (npm, pinned) runs ServerReady and ModelInfer, and
+  Debian's python3-grpcio keeps a TLS channel open across the reload; a
   plaintext client is refused, a TLS client without ALPN h2 is refused, TLS 1.2 CBC suites
   (RFC 9113 9.2.2) and TLS 1.0/1.1 are refused;
 - mutual TLS: without a client certificate, with a self-signed one, one of another CA or one for
@@ -39,6 +40,7 @@ import urllib.request
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import grpc_stubs  # noqa: E402
 from node_cache import node_modules  # noqa: E402
 from test_server import Server, check, free_port, infer_body, mlp_reference, summary  # noqa: E402
 
@@ -265,6 +267,19 @@ def test_tls(repo, d, node):
         r = grpc_js(grpc_port, node, "-")
         check("grpc-js plaintext on the TLS port: UNAVAILABLE", r["ready"]["code"] == UNAVAILABLE, r)
 
+    # a second gRPC TLS stack: Debian's python3-grpcio (gRPC C core) on a channel kept open across
+    # the reload below
+    stubs_dir = os.path.join(d, "stubs")
+    os.makedirs(stubs_dir, exist_ok=True)
+    got = grpc_stubs.load(stubs_dir)
+    channel = stub = None
+    if got:
+        grpc, pb, pb_grpc = got
+        creds = grpc.ssl_channel_credentials(root_certificates=open(p("ca.pem"), "rb").read())
+        channel = grpc.secure_channel(f"localhost:{grpc_port}", creds)
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        check("python3-grpcio over TLS: ServerReady", stub.ServerReady(pb.ServerReadyRequest(), timeout=10).ready)
+
     # reload: the serial before, the files replaced (a chain through an intermediate), SIGHUP
     check("serial before SIGHUP (HTTP)", served_serial(srv.port) == SERIAL1)
     check("serial before SIGHUP (gRPC)", served_serial(grpc_port, "-alpn", "h2") == SERIAL1)
@@ -298,6 +313,12 @@ def test_tls(repo, d, node):
     old = int(sock.getpeercert()["serialNumber"], 16)
     check("the keep-alive connection goes on across the reload, on its old session", ok and old == SERIAL1, old)
     keep.close()
+    if stub:
+        r = stub.ModelInfer(pb.ModelInferRequest(model_name="mlp", inputs=[pb.ModelInferRequest.InferInputTensor(
+            name="features", datatype="FP32", shape=[1, 16])], raw_input_contents=[np.zeros(16, np.float32).tobytes()]),
+            timeout=10)
+        check("python3-grpcio: the channel opened before the reload still infers", len(r.raw_output_contents) == 1)
+        channel.close()
     if node:
         r = grpc_js(grpc_port, node, p("ca.pem"))
         check("grpc-js after the reload: ModelInfer", r["infer"]["code"] == 0, r)
