@@ -14,6 +14,7 @@ if [[ "${1:-}" == "--test" ]]; then
          python3-grpcio python3-grpc-tools python3-protobuf grpc-proto  # the gRPC health test's stub
          swift swift-proxy swift-account swift-container swift-object python3-boto3   # S3 with signature checks
          faketime                                                                    # a skewed clock against it
+         openssl                                                                     # the TLS test's certificates and s_client
          chromium)                                                                   # the /docs page test's headless browser
   # the gRPC, OpenAPI and /docs tests' npm packages (@grpc/grpc-js, swagger-parser, swagger-ui-dist...,
   # installed by the tests into a cache folder: tests/e2e/node_cache.py); a Node.js

@@ -20,7 +20,11 @@
  * Flow control: nghttp2 gives no window back by itself (no_auto_window_update); the IO thread
  * consumes the bytes of a unary message as they arrive, and those of a streaming RPC only while
  * the stream holds fewer than STREAM_MAX_CALLS calls and STREAM_MAX_OUT_BYTES of unsent answers:
- * a client that does not read its answers stalls its own sender. */
+ * a client that does not read its answers stalls its own sender.
+ *
+ * TLS (--tls-cert): each connection gets a GnuTLS session (tls.c: certificates, priorities, ALPN
+ * h2, mTLS); its non-blocking handshake runs in the connection's IO turns before nghttp2 sends or
+ * reads a byte, then conn_recv/conn_send go through it. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -159,6 +163,9 @@ struct grpc_conn {
     celer_grpc *g;
     int fd;
     nghttp2_session *session;
+    gnutls_session_t tls; /* NULL: h2c */
+    bool handshaken;      /* TLS: the handshake is done (ALPN h2 agreed) */
+    int64_t accepted_ms;  /* TLS: the handshake must be done --header-timeout-secs after */
     grpc_conn *prev, *next;
     grpc_stream *streams;
     int n_streams;
@@ -174,6 +181,7 @@ struct celer_grpc {
     const celer_server_options *opts;
     celer_service *service;
     celer_registry *registry;
+    celer_tls *tls; /* NULL: h2c */
     int listen_fd, event_fd, epoll_fd;
     pthread_t thread;
     bool started;
@@ -1634,6 +1642,7 @@ static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_
 static void conn_close(celer_grpc *g, grpc_conn *c) {
     while (c->streams) stream_close(c->streams);
     nghttp2_session_del(c->session);
+    if (c->tls) gnutls_deinit(c->tls);
     epoll_ctl(g->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     if (c->prev) c->prev->next = c->next;
@@ -1651,9 +1660,54 @@ static void conn_want_out(celer_grpc *g, grpc_conn *c, bool on) {
     epoll_ctl(g->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
+/* ---- the connection's bytes: the socket's, or through its TLS session ---- */
+
+/* A GnuTLS result as read(2)/write(2) would give it: -1 with errno EAGAIN, EINTR or EIO. */
+static ssize_t tls_io(ssize_t r) {
+    if (r >= 0) return r;
+    errno = r == GNUTLS_E_AGAIN ? EAGAIN : r == GNUTLS_E_INTERRUPTED ? EINTR : EIO;
+    return -1;
+}
+
+static ssize_t conn_recv(grpc_conn *c, void *buf, size_t n) {
+    return c->tls ? tls_io(gnutls_record_recv(c->tls, buf, n)) : read(c->fd, buf, n);
+}
+
+/* After EAGAIN, TLS must be called again with the same bytes: conn_flush does (out_off stays). */
+static ssize_t conn_send(grpc_conn *c, const void *buf, size_t n) {
+    return c->tls ? tls_io(gnutls_record_send(c->tls, buf, n)) : write(c->fd, buf, n);
+}
+
+/* Runs the TLS handshake as far as the socket lets it. False when the connection was closed (the
+ * handshake failed: no certificate the client CA signed, TLS below 1.2, no ALPN h2). */
+static bool conn_handshake(celer_grpc *g, grpc_conn *c) {
+    int r;
+    do r = gnutls_handshake(c->tls);
+    while (r < 0 && r != GNUTLS_E_AGAIN && !gnutls_error_is_fatal(r));
+    if (r == GNUTLS_E_AGAIN) {
+        conn_want_out(g, c, gnutls_record_get_direction(c->tls) == 1);
+        return true;
+    }
+    if (r == 0 && celer_tls_alpn_h2(c->tls)) {
+        c->handshaken = true;
+        c->last_active_ms = mono_ms();
+        return true;
+    }
+    if (r < 0) gnutls_alert_send_appropriate(c->tls, r); /* best effort: the client learns why */
+    else gnutls_alert_send(c->tls, GNUTLS_AL_FATAL, GNUTLS_A_NO_APPLICATION_PROTOCOL);
+    celer_log_verbose(1, "gRPC: TLS handshake refused: %s",
+                      r < 0 ? gnutls_strerror(r) : "the client did not offer ALPN h2");
+    conn_close(g, c);
+    return false;
+}
+
 /* Sends what nghttp2 has, up to GATHER_BYTES a write; what the socket does not take waits for
  * EPOLLOUT. Then closes the connection when it is finished. Returns false when it was closed. */
 static bool conn_flush(celer_grpc *g, grpc_conn *c) {
+    if (c->tls && !c->handshaken) {
+        if (!conn_handshake(g, c)) return false;
+        if (!c->handshaken) return true; /* nothing of nghttp2's goes out before it is done */
+    }
     for (;;) {
         if (c->pump) pump_streams(c);
         /* the drain delay: a connection opened since the notices gets its own once its first calls
@@ -1671,7 +1725,7 @@ static bool conn_flush(celer_grpc *g, grpc_conn *c) {
             c->goaway_sent = true;
         }
         if (c->out_off < c->out_len) {
-            ssize_t w = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+            ssize_t w = conn_send(c, c->out + c->out_off, c->out_len - c->out_off);
             if (w < 0 && errno == EINTR) continue;
             if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
                 conn_want_out(g, c, true);
@@ -1713,9 +1767,14 @@ close:
  * rate limit: nghttp2 keeps taking new streams until that GOAWAY is sent) goes out each turn. The
  * rest stays readable for the next epoll turn (level-triggered). */
 static void conn_read(celer_grpc *g, grpc_conn *c) {
+    if (c->tls && !c->handshaken) {
+        if (!conn_handshake(g, c) || !c->handshaken) return; /* closed, or waiting for bytes */
+    }
     uint8_t buf[16384];
-    for (size_t got = 0; got < READ_BYTES_PER_TURN;) {
-        ssize_t n = read(c->fd, buf, sizeof buf);
+    /* TLS: bytes GnuTLS decrypted and holds (at most a record) are read in this turn, as epoll
+     * will not tell of them */
+    for (size_t got = 0; got < READ_BYTES_PER_TURN || (c->tls && gnutls_record_check_pending(c->tls));) {
+        ssize_t n = conn_recv(c, buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
         if (n <= 0) {
@@ -1728,7 +1787,7 @@ static void conn_read(celer_grpc *g, grpc_conn *c) {
             conn_close(g, c);
             return;
         }
-        if ((size_t)n < sizeof buf) break;
+        if (!c->tls && (size_t)n < sizeof buf) break; /* a TLS record is smaller than buf: read to EAGAIN */
     }
     conn_flush(g, c);
 }
@@ -1744,14 +1803,16 @@ static void accept_all(celer_grpc *g) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         grpc_conn *c = calloc(1, sizeof *c);
-        if (!c || nghttp2_session_server_new2(&c->session, g->callbacks, c, g->option)) {
+        if (!c || (g->tls && celer_tls_session_new(g->tls, fd, &c->tls)) ||
+            nghttp2_session_server_new2(&c->session, g->callbacks, c, g->option)) {
+            if (c && c->tls) gnutls_deinit(c->tls);
             free(c);
             close(fd);
             continue;
         }
         c->g = g;
         c->fd = fd;
-        c->last_active_ms = mono_ms();
+        c->last_active_ms = c->accepted_ms = mono_ms();
         nghttp2_settings_entry settings[] = {
             {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, MAX_STREAMS},
             {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW},
@@ -1762,6 +1823,7 @@ static void accept_all(celer_grpc *g) {
             nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW) ||
             epoll_ctl(g->epoll_fd, EPOLL_CTL_ADD, fd, &ev)) {
             nghttp2_session_del(c->session);
+            if (c->tls) gnutls_deinit(c->tls);
             free(c);
             close(fd);
             continue;
@@ -1819,7 +1881,9 @@ static void close_idle(celer_grpc *g) {
         bool held = false;
         for (grpc_stream *s = c->streams; s && !held; s = s->next)
             held = s->running != NULL || (s->rpc && s->rpc->streaming && !s->finished);
-        if (!held && now - c->last_active_ms > limit) conn_close(g, c);
+        bool handshake_late = c->tls && !c->handshaken &&
+                              now - c->accepted_ms > (int64_t)g->opts->header_timeout_secs * 1000;
+        if ((!held && now - c->last_active_ms > limit) || handshake_late) conn_close(g, c);
     }
 }
 
@@ -1867,7 +1931,7 @@ static void grpc_free(celer_grpc *g) {
 }
 
 celer_status celer_grpc_start(const celer_server_options *opts, celer_service *service, celer_metrics *metrics,
-                              celer_grpc **out) {
+                              celer_tls *tls, celer_grpc **out) {
     *out = NULL;
     if (opts->grpc_port == 0) return CELER_OK;
     for (size_t i = 0; i < CELER_ARRAY_LEN(rpcs); i++)
@@ -1879,6 +1943,7 @@ celer_status celer_grpc_start(const celer_server_options *opts, celer_service *s
     g->service = service;
     g->registry = celer_service_registry(service);
     g->metrics = metrics;
+    g->tls = tls;
     g->listen_fd = g->event_fd = g->epoll_fd = -1;
     pthread_mutex_init(&g->done_lock, NULL);
     struct rlimit rl;

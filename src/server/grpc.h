@@ -7,15 +7,17 @@
 #define CELER_SERVER_GRPC_H
 
 #include "service.h"
+#include "tls.h"
 
 typedef struct celer_grpc celer_grpc;
 
 /* Starts listening on opts->grpc_address:grpc_port (listen.h: IPv4, IPv6 or both) with its IO thread, answering through
  * `service` and counting calls in `metrics` (both borrowed: they must outlive the front end; NULL
  * metrics: not counted). *out is NULL (and CELER_OK) when
- * opts->grpc_port is 0. CELER_ERR_IO when the port cannot be bound. */
+ * opts->grpc_port is 0. With `tls` (borrowed), every connection is TLS with ALPN h2 (tls.c) instead
+ * of h2c. CELER_ERR_IO when the port cannot be bound. */
 celer_status celer_grpc_start(const celer_server_options *opts, celer_service *service, celer_metrics *metrics,
-                              celer_grpc **out);
+                              celer_tls *tls, celer_grpc **out);
 /* Shutdown begins (the drain delay): every connection, and each one accepted from now on, gets a
  * shutdown notice (GOAWAY with the last stream id 2^31-1), so clients open new connections for
  * their next calls; calls go on being served and the listener stays open. NULL: nothing. */

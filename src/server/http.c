@@ -1630,7 +1630,7 @@ static unsigned connection_limit(const celer_server_options *opts) {
 }
 
 celer_status celer_http_start(const celer_server_options *opts, celer_service *service, celer_metrics *metrics,
-                              celer_http **out) {
+                              celer_tls *tls, celer_http **out) {
     pthread_once(&compiled_once, compile_routes);
     for (size_t i = 0; i < CELER_ARRAY_LEN(routes); i++)
         if (routes[i].scope <= CELER_SCOPE_NONE || routes[i].scope >= CELER_SCOPE_COUNT)
@@ -1669,6 +1669,11 @@ celer_status celer_http_start(const celer_server_options *opts, celer_service *s
      * its own connections only. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
                      mhd_family(&addr);
+    if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+        free(srv);
+        return celer_errorf(CELER_ERR_UNSUPPORTED, "--tls-cert: this libmicrohttpd was built without TLS");
+    }
+    if (tls) flags |= MHD_USE_TLS;
     srv->daemon = MHD_start_daemon(flags, (uint16_t)opts->http_port, NULL, NULL, on_request, srv,
                                    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr.sa,
                                    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)CELER_MAX(opts->http_threads, 1),
@@ -1677,7 +1682,11 @@ celer_status celer_http_start(const celer_server_options *opts, celer_service *s
                                    /* room for a request line up to MAX_URL and headers, and for MHD's own 414/431 */
                                    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
                                    MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
-                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_END);
+                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+                                   /* TLS (tls.c): the certificate asked for at each handshake, so a
+                                    * reload needs no restart; without TLS the options end here */
+                                   tls ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END, celer_tls_cert_callback,
+                                   MHD_OPTION_HTTPS_PRIORITIES, celer_tls_priorities_http, MHD_OPTION_END);
     if (srv->daemon && !pthread_create(&srv->reaper, NULL, reaper_main, srv)) srv->reaper_started = true;
     if (!srv->daemon || !srv->reaper_started) {
         if (srv->daemon) MHD_stop_daemon(srv->daemon);

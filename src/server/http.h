@@ -3,14 +3,16 @@
 #define CELER_SERVER_HTTP_H
 
 #include "service.h"
+#include "tls.h"
 
 typedef struct celer_http celer_http;
 
 /* Starts listening on opts->http_address:http_port (listen.h: IPv4, IPv6 or both) with its own connection threads, answering
- * through `service` (borrowed: it must outlive the front end). CELER_ERR_IO when the port cannot
- * be bound. */
+ * through `service` (borrowed: it must outlive the front end); HTTPS when `tls` is not NULL
+ * (borrowed too: certificates from its current generation at each handshake). CELER_ERR_IO when
+ * the port cannot be bound. */
 celer_status celer_http_start(const celer_server_options *opts, celer_service *service, celer_metrics *metrics,
-                              celer_http **out);
+                              celer_tls *tls, celer_http **out);
 /* Shutdown begins (the drain delay): every answer from now on says `Connection: close`, so
  * keep-alive clients reconnect (elsewhere, once the endpoints are updated); new requests and
  * connections are still served. NULL: nothing. */

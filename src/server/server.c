@@ -19,6 +19,7 @@
 #include "log.h"
 #include "s3_mirror.h"
 #include "trace.h"
+#include "tls.h"
 
 #define OPT(field) offsetof(celer_server_options, field)
 
@@ -156,6 +157,14 @@ static const celer_server_flag flags[] = {
      "time by POST /v2/trace/setting", CELER_FLAG_INT, OPT(trace_rate)},
     {"trace-level", "CELER_TRACE_LEVEL", "TIMESTAMPS", "OFF (no spans) or TIMESTAMPS", CELER_FLAG_STRING,
      OPT(trace_level)},
+    {"tls-cert", "CELER_TLS_CERT", "",
+     "PEM certificate chain (leaf first): the HTTP and gRPC ports serve TLS 1.2/1.3 with it (gRPC with ALPN h2); "
+     "needs --tls-key; SIGHUP reloads it", CELER_FLAG_STRING, OPT(tls_cert)},
+    {"tls-key", "CELER_TLS_KEY", "", "PEM private key of --tls-cert's certificate; SIGHUP reloads it",
+     CELER_FLAG_STRING, OPT(tls_key)},
+    {"tls-client-ca", "CELER_TLS_CLIENT_CA", "",
+     "PEM CA certificates for mutual TLS: a client without a certificate one of them signed fails the handshake; "
+     "SIGHUP reloads it", CELER_FLAG_STRING, OPT(tls_client_ca)},
 };
 
 const celer_server_flag *celer_server_flags(int *count) {
@@ -310,6 +319,12 @@ celer_status celer_server_parse_args(int argc, char **argv, celer_server_options
         return celer_errorf(CELER_ERR_INVALID, "--shutdown-timeout-secs (%d) must be greater than --drain-delay-secs "
                             "(%d): the timeout counts from the signal and includes the delay",
                             o->shutdown_timeout_secs, o->drain_delay_secs);
+    if (!o->tls_cert[0] != !o->tls_key[0])
+        return celer_errorf(CELER_ERR_INVALID, "--tls-cert and --tls-key go together: %s was given without %s",
+                            o->tls_cert[0] ? "--tls-cert" : "--tls-key", o->tls_cert[0] ? "--tls-key" : "--tls-cert");
+    if (o->tls_client_ca[0] && !o->tls_cert[0])
+        return celer_errorf(CELER_ERR_INVALID, "--tls-client-ca needs --tls-cert and --tls-key (client certificates are "
+                            "asked for in the TLS handshake)");
     if (o->threads < 1) o->threads = 1;
     if (o->cache_bytes < 0) return celer_errorf(CELER_ERR_INVALID, "--cache-bytes must not be negative");
     return CELER_OK;
@@ -506,7 +521,7 @@ celer_status celer_server_run(const celer_server_options *opts) {
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGHUP); /* reloads what is reloadable: the API keys */
+    sigaddset(&sigs, SIGHUP); /* reloads what is reloadable: the API keys and the TLS files */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal_tid = (pid_t)syscall(SYS_gettid);
     struct sigaction fwd = {.sa_handler = forward_signal};
@@ -528,6 +543,7 @@ celer_status celer_server_run(const celer_server_options *opts) {
     celer_http *http = NULL;
     celer_grpc *grpc = NULL;
     celer_http_metrics *metrics_port = NULL;
+    celer_tls *tls = NULL;
     celer_cache *cache = NULL;
     celer_redis *redis = NULL;
     celer_s3_mirror *mirror = NULL;
@@ -543,6 +559,7 @@ celer_status celer_server_run(const celer_server_options *opts) {
     }
     int redis_pool = CELER_MAX(opts->http_threads, 1) + (opts->workers > 0 ? opts->workers : celer_cpu_count());
     if ((st = celer_metrics_init(&metrics)) || (st = celer_auth_start(opts->api_keys, metrics)) ||
+        (st = celer_tls_init(opts, metrics, &tls)) ||
         (st = celer_cache_init((size_t)opts->cache_bytes, &cache)) ||
         (opts->cache_redis[0] && (st = celer_redis_open(opts->cache_redis, opts->cache_redis_timeout_ms, redis_pool, &redis))) ||
         (st = celer_trace_start(opts, metrics)) || (st = celer_sched_init(opts->workers, &sched)) ||
@@ -559,8 +576,8 @@ celer_status celer_server_run(const celer_server_options *opts) {
     load_at_start(registry, opts);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if ((st = celer_service_init(opts, registry, metrics, cache, redis, &service)) ||
-        (st = celer_http_start(opts, service, metrics, &http)) ||
-        (st = celer_grpc_start(opts, service, metrics, &grpc)) ||
+        (st = celer_http_start(opts, service, metrics, tls, &http)) ||
+        (st = celer_grpc_start(opts, service, metrics, tls, &grpc)) ||
         (st = celer_http_metrics_start(opts, metrics, &metrics_port)))
         goto done;
     /* the addresses parsed as the front ends did (they started, so these parse) */
@@ -569,10 +586,10 @@ celer_status celer_server_run(const celer_server_options *opts) {
     celer_listen_resolve(opts->grpc_address, opts->grpc_port, "--grpc-address", &grpc_a);
     celer_listen_resolve(opts->metrics_address, opts->metrics_port, "--metrics-address", &metrics_a);
     char grpc_at[120] = "", metrics_at[120] = "";
-    if (grpc) snprintf(grpc_at, sizeof grpc_at, " and grpc://%s", grpc_a.text);
+    if (grpc) snprintf(grpc_at, sizeof grpc_at, " and grpc://%s%s", grpc_a.text, tls ? " (TLS, ALPN h2)" : "");
     if (metrics_port) snprintf(metrics_at, sizeof metrics_at, ", metrics on http://%s/metrics", metrics_a.text);
-    celer_log(CELER_LOG_INFO, "serving %s on http://%s%s%s (models loaded in %.0f ms)", url,
-            http_a.text, grpc_at, metrics_at,
+    celer_log(CELER_LOG_INFO, "serving %s on %s://%s%s%s (models loaded in %.0f ms)", url,
+            tls ? "https" : "http", http_a.text, grpc_at, metrics_at,
             (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 
     /* an S3 source that could not be synced is retried every 1, 2, 4 ... 30 s (with up to a
@@ -587,6 +604,7 @@ celer_status celer_server_run(const celer_server_options *opts) {
         if (sig == SIGTERM || sig == SIGINT) break;
         if (sig == SIGHUP) {
             celer_auth_reload();
+            celer_tls_reload(tls);
             continue;
         }
         if (!(sig < 0 && errno == EAGAIN)) continue;
@@ -631,6 +649,7 @@ done:
     celer_http_stop(http);
     celer_auth_stop(); /* no check runs any more */
     celer_trace_stop(); /* the spans of the last requests go out (bounded) */
+    celer_tls_free(tls); /* after both front ends: no handshake runs any more */
     celer_service_free(service);
     celer_registry_free(registry);
     celer_sched_free(sched);

@@ -69,6 +69,9 @@ typedef struct celer_server_options {
     const char *trace_otlp_url; /* OTLP/HTTP JSON endpoint of spans; "" = the OTEL_* variables', else no tracing (trace.h) */
     int trace_rate;             /* 1 in N requests traced; 0 = only those with a sampled parent */
     const char *trace_level;    /* OFF or TIMESTAMPS */
+    const char *tls_cert;       /* PEM chain, leaf first: HTTPS and gRPC over TLS on the same ports; "" = plain */
+    const char *tls_key;        /* PEM private key of tls_cert's leaf; "" with tls_cert only */
+    const char *tls_client_ca;  /* PEM CA certificates: clients must show a certificate one of them signed; "" = none */
 } celer_server_options;
 
 /* One command-line flag: `--name VALUE`, or the environment variable `env`; the table drives
@@ -86,7 +89,8 @@ const celer_server_flag *celer_server_flags(int *count);
  * message naming the flag on a bad value or unknown flag. */
 celer_status celer_server_parse_args(int argc, char **argv, celer_server_options *opts);
 
-/* Loads the repository, starts serving and blocks until SIGTERM/SIGINT; then drains (unready at
+/* Loads the repository, starts serving and blocks until SIGTERM/SIGINT (SIGHUP reloads the API keys
+ * and the TLS files); then drains (unready at
  * once, serving drain_delay_secs more, the listeners closed, in-flight requests finished: see
  * docs/server.md, "Shutdown and draining") and returns CELER_OK, or ends the process with exit
  * code 0 at shutdown_timeout_secs after the signal. Fails

@@ -113,7 +113,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     celer_registry_load_all(registry);
     if (!celer_registry_ready(registry)) die("the example models did not load");
     if (celer_service_init(&opts, registry, metrics, cache, NULL, &service) ||
-        celer_grpc_start(&opts, service, metrics, &grpc))
+        celer_grpc_start(&opts, service, metrics, NULL, &grpc))
         die("gRPC front end");
     server_addr = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons((uint16_t)opts.grpc_port),
                                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
