@@ -290,8 +290,11 @@ def run(tmp, grpc, pb, pb_grpc):
             extra = f"infer {UNKNOWN} extra\n" if i % 2 else ""
             write_keys(keys + ".new", f"infer {ROTATED} rotated\n{extra}admin {ADMIN} ops\nmetrics {SCRAPER} scraper\n")
             os.replace(keys + ".new", keys)
+            before = srv.output().count("API keys reloaded")
             srv.proc.send_signal(signal.SIGHUP)
-            time.sleep(0.05)
+            # the kernel merges a SIGHUP sent while one is still pending: send the next only
+            # once this one was taken
+            wait_for(lambda: srv.output().count("API keys reloaded") > before)
         stop.set()
         for t in threads:
             t.join()
