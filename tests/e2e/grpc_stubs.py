@@ -10,10 +10,12 @@ to_dict(message) gives a response as Triton's JSON has it, to compare the protoc
 """
 import importlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
-from test_server import check
+from test_server import check, summary
 
 PROTO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "grpc", "proto")
 
@@ -34,6 +36,19 @@ def load(tmp):
         return None
     sys.path.insert(0, tmp)
     return grpc, importlib.import_module("grpc_service_pb2"), importlib.import_module("grpc_service_pb2_grpc")
+
+
+def main(prefix, run):
+    """A test's main: run(tmp, grpc, pb2, pb2_grpc) in a temporary folder (removed after) once the
+    stubs are generated there; the summary's exit code."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    try:
+        got = load(tmp)
+        if got:
+            run(tmp, *got)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return summary()
 
 
 def channel(grpc, port, options=None):

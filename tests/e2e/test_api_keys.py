@@ -22,13 +22,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grpc_stubs  # noqa: E402
-from test_server import Server, check, check_stopped, free_port, summary  # noqa: E402
+from test_server import Server, check, check_stopped, free_port  # noqa: E402
 
 CELER, REPO_SRC = sys.argv[1], sys.argv[2]
 INFER = "ik-" + secrets.token_urlsafe(24)
@@ -85,14 +84,7 @@ def wait_for(pred, secs=5.0):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="celer-e2e-keys-")
-    try:
-        got = grpc_stubs.load(tmp)
-        if got:
-            run(tmp, *got)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return summary()
+    return grpc_stubs.main("celer-e2e-keys-", run)
 
 
 def run(tmp, grpc, pb, pb_grpc):

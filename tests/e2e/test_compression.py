@@ -22,7 +22,6 @@ import os
 import shutil
 import struct
 import sys
-import tempfile
 import zlib
 
 import numpy as np
@@ -31,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grpc_stubs  # noqa: E402
 import qa_models  # noqa: E402
 from test_grpc_abuse import HEADERS, END_HEADERS, Conn, frame, request_block  # noqa: E402
-from test_server import Server, check, check_stopped, free_port, mlp_reference, summary  # noqa: E402
+from test_server import Server, check, check_stopped, free_port, mlp_reference  # noqa: E402
 
 CELER, REPO_SRC = sys.argv[1], sys.argv[2]
 MiB = 1 << 20
@@ -101,14 +100,7 @@ def rss_kib(pid):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="celer-e2e-compress-")
-    try:
-        got = grpc_stubs.load(tmp)
-        if got:
-            run(tmp, *got)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return summary()
+    return grpc_stubs.main("celer-e2e-compress-", run)
 
 
 def run(tmp, grpc, pb, pb_grpc):

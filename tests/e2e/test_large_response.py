@@ -18,7 +18,6 @@ import shutil
 import socket
 import struct
 import sys
-import tempfile
 import time
 import zlib
 
@@ -30,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grpc_stubs  # noqa: E402
 from test_grpc_abuse import (DATA, END_HEADERS, END_STREAM, HEADERS, PREFACE, RST_STREAM, SETTINGS,  # noqa: E402
                              WINDOW_UPDATE, frame, pb_bytes, pb_varint, request_block)
-from test_server import Server, check, check_stopped, free_port, summary  # noqa: E402
+from test_server import Server, check, check_stopped, free_port  # noqa: E402
 
 CELER, REPO_SRC = sys.argv[1], sys.argv[2]
 # under ASan the shadow of what the answer touched (an eighth of it) stays resident after it is freed
@@ -214,14 +213,7 @@ def grpc_big(port, rows, stop_after=None):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="celer-e2e-large-")
-    try:
-        got = grpc_stubs.load(tmp)
-        if got:
-            run(tmp, *got)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return summary()
+    return grpc_stubs.main("celer-e2e-large-", run)
 
 
 def run(tmp, grpc, pb, pb_grpc):

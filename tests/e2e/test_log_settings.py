@@ -13,14 +13,13 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grpc_stubs  # noqa: E402
-from test_server import Server, check, check_stopped, free_port, summary  # noqa: E402
+from test_server import Server, check, check_stopped, free_port  # noqa: E402
 
 CELER, REPO_SRC = sys.argv[1], sys.argv[2]
 DEFAULTS = {"log_file": "", "log_info": True, "log_warning": True, "log_error": True, "log_verbose_level": 0,
@@ -55,15 +54,7 @@ def wait_log(srv, pred, secs=5.0):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="celer-e2e-log-")
-    try:
-        got = grpc_stubs.load(tmp)
-        if not got:
-            return summary()
-        run(tmp, *got)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return summary()
+    return grpc_stubs.main("celer-e2e-log-", run)
 
 
 def run(tmp, grpc, pb, pb_grpc):
