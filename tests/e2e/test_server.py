@@ -67,8 +67,12 @@ class Server:
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
+    def connection(self):
+        """A new connection to the server (a subclass may make it HTTPS)."""
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+
     def request(self, method, path, body=None, headers=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        conn = self.connection()
         try:
             conn.request(method, path, body=body, headers=headers or {})
             r = conn.getresponse()

@@ -127,15 +127,6 @@ class TlsServer(Server):
     def connection(self):
         return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=30, context=self.ctx)
 
-    def request(self, method, path, body=None, headers=None):
-        conn = self.connection()
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            r = conn.getresponse()
-            return r.status, r.read(), dict(r.getheaders())
-        finally:
-            conn.close()
-
 
 def curl(url, *args):
     """(exit code, HTTP status as curl saw it: "000" for none)."""
