@@ -9,6 +9,10 @@
 # counters (exported, dropped, failed).
 #
 #   bench/trace_bench.sh                 # CELER_BIN (default build/celer), BENCH_SECONDS (10), ROUNDS (3)
+#   TOGETHER=1 bench/trace_bench.sh      # both servers loaded at once (one wrk each, -t1): whatever
+#                                        # else the machine runs hits both in the same seconds, so the
+#                                        # CPU per request compares closely; the nginx receiver's CPU
+#                                        # is then taken from both, so requests/s understate the cost
 #
 # Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
@@ -78,6 +82,12 @@ curl -sf -D "$OUT/h" -o /dev/null -H 'Content-Type: application/json' --data-bin
 grep -qi '^traceparent: 00-' "$OUT/h" || { log "the traced server answered no traceparent"; exit 1; }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # user + system, in clock ticks
+exporter_ticks() {  # exporter_ticks PID: the same, of its exporter thread (named celer-trace) alone
+  local t
+  for t in /proc/"$1"/task/*; do
+    if [ "$(cat "$t/comm")" = celer-trace ]; then awk '{print $14 + $15}' "$t/stat"; fi
+  done
+}
 run() {  # run PORT PID: one wrk run; prints requests/s, p99 ms and the server's CPU microseconds per request
   local line t0 t1
   t0=$(cpu_ticks "$2")
@@ -96,7 +106,34 @@ metric() { curl -sf "http://127.0.0.1:$P_ON/metrics" | awk -v m="$1" '$1 == m {p
 wrk -t2 -c"$CONC" -d2s -s bench/post.lua "http://127.0.0.1:$P_OFF/v2/models/mlp/infer" -- "$OUT/body.json" >/dev/null
 wrk -t2 -c"$CONC" -d2s -s bench/post.lua "http://127.0.0.1:$P_ON/v2/models/mlp/infer" -- "$OUT/body.json" >/dev/null
 OFF=() ON=() CPU_OFF=() CPU_ON=()
+X0=$(exporter_ticks "$PID_ON")
+S0=$(metric celer_trace_spans_exported_total)
+run_both() {  # one round with both servers loaded at once: the lines of run, off then on
+  local a b t0a t0b t1a t1b
+  t0a=$(cpu_ticks "$PID_OFF") t0b=$(cpu_ticks "$PID_ON")
+  wrk -t1 -c"$CONC" -d"${SECS}s" -s bench/post.lua "http://127.0.0.1:$P_OFF/v2/models/mlp/infer" -- "$OUT/body.json" \
+    >"$OUT/wrk-off" &
+  a=$!
+  wrk -t1 -c"$CONC" -d"${SECS}s" -s bench/post.lua "http://127.0.0.1:$P_ON/v2/models/mlp/infer" -- "$OUT/body.json" \
+    >"$OUT/wrk-on" &
+  b=$!
+  wait "$a" "$b"
+  t1a=$(cpu_ticks "$PID_OFF") t1b=$(cpu_ticks "$PID_ON")
+  for x in "off $t0a $t1a" "on $t0b $t1b"; do
+    set -- $x
+    grep '^BENCH' "$OUT/wrk-$1" | /usr/bin/python3 -c 'import os, sys; d=dict(kv.split("=") for kv in sys.stdin.read().split()[1:]);
+assert int(d["http_errors"]) == 0 and int(d["socket_errors"]) == 0, d
+ticks = ('"$3"' - '"$2"') / os.sysconf("SC_CLK_TCK")
+print("%.0f %s %.2f" % (int(d["requests"]) / float(d["seconds"]), d["p99_ms"], 1e6 * ticks / int(d["requests"])))'
+  done
+}
 for r in $(seq "$ROUNDS"); do
+  if [ -n "${TOGETHER:-}" ]; then
+    { read -r rps p99 cpu; read -r rps2 p992 cpu2; } < <(run_both)
+    OFF+=("$rps") CPU_OFF+=("$cpu") ON+=("$rps2") CPU_ON+=("$cpu2")
+    log "round $r together: off $rps requests/s (p99 $p99 ms), $cpu us/request; on $rps2 requests/s (p99 $p992 ms), $cpu2 us/request"
+    continue
+  fi
   read -r rps p99 cpu < <(run "$P_OFF" "$PID_OFF")
   OFF+=("$rps") CPU_OFF+=("$cpu")
   log "round $r tracing off:  $rps requests/s (p99 $p99 ms), $cpu us of server CPU per request"
@@ -115,5 +152,8 @@ C_OFF=$(median "${CPU_OFF[@]}")
 C_ON=$(median "${CPU_ON[@]}")
 echo "server CPU per request (median): off $C_OFF us, on $C_ON us (the exporter thread included)"
 /usr/bin/python3 -c "print('cost in CPU per request: %.1f%%' % (100 * ($C_ON / $C_OFF - 1)))"
+X1=$(exporter_ticks "$PID_ON")
+S1=$(metric celer_trace_spans_exported_total)
+/usr/bin/python3 -c "import os; print('of which the exporter thread: %.2f us of CPU per exported span (%d spans)' % (1e6 * ($X1 - $X0) / os.sysconf('SC_CLK_TCK') / max(1, $S1 - $S0), $S1 - $S0))"
 echo "spans: exported $(metric celer_trace_spans_exported_total), dropped $(metric celer_trace_spans_dropped_total)," \
   "failed $(metric celer_trace_spans_failed_total)"
