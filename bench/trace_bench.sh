@@ -9,6 +9,7 @@
 # counters (exported, dropped, failed).
 #
 #   bench/trace_bench.sh                 # CELER_BIN (default build/celer), BENCH_SECONDS (10), ROUNDS (3)
+#   TRACE_RATE=1000 bench/trace_bench.sh # the traced server at another rate (Triton's default: 1 in 1000)
 #   TOGETHER=1 bench/trace_bench.sh      # both servers loaded at once (one wrk each, -t1): whatever
 #                                        # else the machine runs hits both in the same seconds, so the
 #                                        # CPU per request compares closely; the nginx receiver's CPU
@@ -73,7 +74,7 @@ P_OFF=$(free_port)
 start "$P_OFF"
 PID_OFF=$LAST_PID
 P_ON=$(free_port)
-start "$P_ON" --trace-otlp-url "http://127.0.0.1:$P_RECV/v1/traces" --trace-rate 1
+start "$P_ON" --trace-otlp-url "http://127.0.0.1:$P_RECV/v1/traces" --trace-rate "${TRACE_RATE:-1}"
 PID_ON=$LAST_PID
 
 /usr/bin/python3 -c 'import json; print(json.dumps({"inputs": [{"name": "features", "shape": [1, 16], "datatype": "FP32", "data": [0.25] * 16}]}))' >"$OUT/body.json"
@@ -146,8 +147,17 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR +
 M_OFF=$(median "${OFF[@]}")
 M_ON=$(median "${ON[@]}")
 echo "tracing off (median of $ROUNDS x ${SECS}s, c=$CONC): $M_OFF requests/s"
-echo "tracing on, --trace-rate 1 (median):               $M_ON requests/s"
+echo "tracing on, --trace-rate ${TRACE_RATE:-1} (median):            $M_ON requests/s"
 /usr/bin/python3 -c "print('cost of tracing every request: %.1f%% of requests/s' % (100 * (1 - $M_ON / $M_OFF)))"
+# the rounds' own ratios (each round's on against the off run beside it): drift between rounds cancels
+RATIOS=() CRATIOS=()
+for i in "${!ON[@]}"; do
+  RATIOS+=("$(/usr/bin/python3 -c "print('%.4f' % (${ON[$i]} / ${OFF[$i]}))")")
+  CRATIOS+=("$(/usr/bin/python3 -c "print('%.4f' % (${CPU_ON[$i]} / ${CPU_OFF[$i]}))")")
+done
+R=$(median "${RATIOS[@]}")
+CR=$(median "${CRATIOS[@]}")
+/usr/bin/python3 -c "print('median of the rounds\' own ratios: %.1f%% fewer requests/s, %.1f%% more CPU per request' % (100 * (1 - $R), 100 * ($CR - 1)))"
 C_OFF=$(median "${CPU_OFF[@]}")
 C_ON=$(median "${CPU_ON[@]}")
 echo "server CPU per request (median): off $C_OFF us, on $C_ON us (the exporter thread included)"

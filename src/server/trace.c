@@ -906,6 +906,10 @@ static void *exporter_main(void *arg) {
     pthread_setname_np(pthread_self(), "celer-trace"); /* for top and perf */
     CURL *h = curl_easy_init();
     struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    /* no "Expect: 100-continue" (libcurl asks it of bodies over 1 MB, which 1024 large spans can
+     * be): a round trip per post, or a 1 s wait with a receiver that does not answer it */
+    struct curl_slist *more = hdr ? curl_slist_append(hdr, "Expect:") : NULL;
+    if (more) hdr = more;
     if (h) {
         curl_easy_setopt(h, CURLOPT_URL, ex.url);
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
