@@ -219,7 +219,7 @@ void celer_span_traceparent(const celer_span *s, char out[CELER_TRACEPARENT_LEN 
  * decimal strings, enums as integers), in the shape and field order the official exporter sends ---- */
 
 /* A span's JSON is written with a bare pointer straight into the body, where room for the largest
- * span (SPAN_JSON_MAX) is reserved first: the exporter formats up to 512 spans per post, and
+ * span (SPAN_JSON_MAX) is reserved first: the exporter formats up to 1024 spans per post, and
  * per-call bounds checks (then a copy of each span) were most of its time. */
 #define SPAN_JSON_MAX (24 * 1024)
 
