@@ -9,6 +9,11 @@
 # counters (exported, dropped, failed).
 #
 #   bench/trace_bench.sh                 # CELER_BIN (default build/celer), BENCH_SECONDS (10), ROUNDS (3)
+#   TRACE_RATE=1000 bench/trace_bench.sh # the traced server at another rate (Triton's default: 1 in 1000)
+#   TOGETHER=1 bench/trace_bench.sh      # both servers loaded at once (one wrk each, -t1): whatever
+#                                        # else the machine runs hits both in the same seconds, so the
+#                                        # CPU per request compares closely; the nginx receiver's CPU
+#                                        # is then taken from both, so requests/s understate the cost
 #
 # Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
 set -euo pipefail
@@ -69,7 +74,7 @@ P_OFF=$(free_port)
 start "$P_OFF"
 PID_OFF=$LAST_PID
 P_ON=$(free_port)
-start "$P_ON" --trace-otlp-url "http://127.0.0.1:$P_RECV/v1/traces" --trace-rate 1
+start "$P_ON" --trace-otlp-url "http://127.0.0.1:$P_RECV/v1/traces" --trace-rate "${TRACE_RATE:-1}"
 PID_ON=$LAST_PID
 
 /usr/bin/python3 -c 'import json; print(json.dumps({"inputs": [{"name": "features", "shape": [1, 16], "datatype": "FP32", "data": [0.25] * 16}]}))' >"$OUT/body.json"
@@ -78,6 +83,12 @@ curl -sf -D "$OUT/h" -o /dev/null -H 'Content-Type: application/json' --data-bin
 grep -qi '^traceparent: 00-' "$OUT/h" || { log "the traced server answered no traceparent"; exit 1; }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }  # user + system, in clock ticks
+exporter_ticks() {  # exporter_ticks PID: the same, of its exporter thread (named celer-trace) alone
+  local t
+  for t in /proc/"$1"/task/*; do
+    if [ "$(cat "$t/comm")" = celer-trace ]; then awk '{print $14 + $15}' "$t/stat"; fi
+  done
+}
 run() {  # run PORT PID: one wrk run; prints requests/s, p99 ms and the server's CPU microseconds per request
   local line t0 t1
   t0=$(cpu_ticks "$2")
@@ -96,7 +107,34 @@ metric() { curl -sf "http://127.0.0.1:$P_ON/metrics" | awk -v m="$1" '$1 == m {p
 wrk -t2 -c"$CONC" -d2s -s bench/post.lua "http://127.0.0.1:$P_OFF/v2/models/mlp/infer" -- "$OUT/body.json" >/dev/null
 wrk -t2 -c"$CONC" -d2s -s bench/post.lua "http://127.0.0.1:$P_ON/v2/models/mlp/infer" -- "$OUT/body.json" >/dev/null
 OFF=() ON=() CPU_OFF=() CPU_ON=()
+X0=$(exporter_ticks "$PID_ON")
+S0=$(metric celer_trace_spans_exported_total)
+run_both() {  # one round with both servers loaded at once: the lines of run, off then on
+  local a b t0a t0b t1a t1b
+  t0a=$(cpu_ticks "$PID_OFF") t0b=$(cpu_ticks "$PID_ON")
+  wrk -t1 -c"$CONC" -d"${SECS}s" -s bench/post.lua "http://127.0.0.1:$P_OFF/v2/models/mlp/infer" -- "$OUT/body.json" \
+    >"$OUT/wrk-off" &
+  a=$!
+  wrk -t1 -c"$CONC" -d"${SECS}s" -s bench/post.lua "http://127.0.0.1:$P_ON/v2/models/mlp/infer" -- "$OUT/body.json" \
+    >"$OUT/wrk-on" &
+  b=$!
+  wait "$a" "$b"
+  t1a=$(cpu_ticks "$PID_OFF") t1b=$(cpu_ticks "$PID_ON")
+  for x in "off $t0a $t1a" "on $t0b $t1b"; do
+    set -- $x
+    grep '^BENCH' "$OUT/wrk-$1" | /usr/bin/python3 -c 'import os, sys; d=dict(kv.split("=") for kv in sys.stdin.read().split()[1:]);
+assert int(d["http_errors"]) == 0 and int(d["socket_errors"]) == 0, d
+ticks = ('"$3"' - '"$2"') / os.sysconf("SC_CLK_TCK")
+print("%.0f %s %.2f" % (int(d["requests"]) / float(d["seconds"]), d["p99_ms"], 1e6 * ticks / int(d["requests"])))'
+  done
+}
 for r in $(seq "$ROUNDS"); do
+  if [ -n "${TOGETHER:-}" ]; then
+    { read -r rps p99 cpu; read -r rps2 p992 cpu2; } < <(run_both)
+    OFF+=("$rps") CPU_OFF+=("$cpu") ON+=("$rps2") CPU_ON+=("$cpu2")
+    log "round $r together: off $rps requests/s (p99 $p99 ms), $cpu us/request; on $rps2 requests/s (p99 $p992 ms), $cpu2 us/request"
+    continue
+  fi
   read -r rps p99 cpu < <(run "$P_OFF" "$PID_OFF")
   OFF+=("$rps") CPU_OFF+=("$cpu")
   log "round $r tracing off:  $rps requests/s (p99 $p99 ms), $cpu us of server CPU per request"
@@ -109,11 +147,23 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR +
 M_OFF=$(median "${OFF[@]}")
 M_ON=$(median "${ON[@]}")
 echo "tracing off (median of $ROUNDS x ${SECS}s, c=$CONC): $M_OFF requests/s"
-echo "tracing on, --trace-rate 1 (median):               $M_ON requests/s"
+echo "tracing on, --trace-rate ${TRACE_RATE:-1} (median):            $M_ON requests/s"
 /usr/bin/python3 -c "print('cost of tracing every request: %.1f%% of requests/s' % (100 * (1 - $M_ON / $M_OFF)))"
+# the rounds' own ratios (each round's on against the off run beside it): drift between rounds cancels
+RATIOS=() CRATIOS=()
+for i in "${!ON[@]}"; do
+  RATIOS+=("$(/usr/bin/python3 -c "print('%.4f' % (${ON[$i]} / ${OFF[$i]}))")")
+  CRATIOS+=("$(/usr/bin/python3 -c "print('%.4f' % (${CPU_ON[$i]} / ${CPU_OFF[$i]}))")")
+done
+R=$(median "${RATIOS[@]}")
+CR=$(median "${CRATIOS[@]}")
+/usr/bin/python3 -c "print('median of the rounds\' own ratios: %.1f%% fewer requests/s, %.1f%% more CPU per request' % (100 * (1 - $R), 100 * ($CR - 1)))"
 C_OFF=$(median "${CPU_OFF[@]}")
 C_ON=$(median "${CPU_ON[@]}")
 echo "server CPU per request (median): off $C_OFF us, on $C_ON us (the exporter thread included)"
 /usr/bin/python3 -c "print('cost in CPU per request: %.1f%%' % (100 * ($C_ON / $C_OFF - 1)))"
+X1=$(exporter_ticks "$PID_ON")
+S1=$(metric celer_trace_spans_exported_total)
+/usr/bin/python3 -c "import os; print('of which the exporter thread: %.2f us of CPU per exported span (%d spans)' % (1e6 * ($X1 - $X0) / os.sysconf('SC_CLK_TCK') / max(1, $S1 - $S0), $S1 - $S0))"
 echo "spans: exported $(metric celer_trace_spans_exported_total), dropped $(metric celer_trace_spans_dropped_total)," \
   "failed $(metric celer_trace_spans_failed_total)"

@@ -1062,6 +1062,10 @@ static inline void jb_commit(celer_jbuf *b, size_t n) {
     b->data[b->len] = 0;
 }
 
+char *celer_jbuf_reserve(celer_jbuf *b, size_t n) { return jb_reserve(b, n); }
+
+void celer_jbuf_commit(celer_jbuf *b, size_t n) { jb_commit(b, n); }
+
 void celer_jbuf_raw(celer_jbuf *b, const char *s, size_t n) {
     char *w = jb_reserve(b, n);
     if (!w) return;

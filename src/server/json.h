@@ -78,6 +78,10 @@ void celer_jbuf_init(celer_jbuf *b, size_t max);
 void celer_jbuf_free(celer_jbuf *b);
 void celer_jbuf_reset(celer_jbuf *b); /* len = 0, keeps memory */
 void celer_jbuf_raw(celer_jbuf *b, const char *s, size_t n);
+/* For a writer that formats in place: room for n more bytes at the returned pointer (NULL, with
+ * status set, past the cap or out of memory), then celer_jbuf_commit of the m <= n it wrote. */
+char *celer_jbuf_reserve(celer_jbuf *b, size_t n);
+void celer_jbuf_commit(celer_jbuf *b, size_t n);
 void celer_jbuf_str(celer_jbuf *b, const char *s);       /* a JSON string literal, escaped */
 /* n bytes as a JSON string literal; bytes that are not UTF-8 become U+FFFD. */
 void celer_jbuf_strn(celer_jbuf *b, const char *s, size_t n);

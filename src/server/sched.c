@@ -347,9 +347,8 @@ static void trace_batch(const celer_sched_queue *q, const celer_job *list, bool 
     while (j && !j->span && !one) j = j->next;
     if (!j || !j->span) return;
     celer_span s;
-    char name[300];
-    snprintf(name, sizeof name, "batch %s", q->name);
-    celer_span_begin(&s, name, CELER_SPAN_INTERNAL, NULL, NULL, start);
+    celer_span_begin(&s, NULL, CELER_SPAN_INTERNAL, NULL, NULL, start);
+    celer_span_name(&s, "batch ", q->name);
     celer_span_attr_str(&s, "celer.model", q->name);
     celer_span_attr_int(&s, "celer.batch_size", rows);
     celer_span_event_at(&s, "compute start", input_end, NULL, 0);

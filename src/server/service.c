@@ -496,9 +496,8 @@ static void trace_step(void *user, int step, int64_t start_ns, int64_t end_ns) {
     celer_service_call *c = user;
     celer_span s;
     const char *name = celer_pipeline_step_name(c->version->pipeline, step);
-    char span_name[96];
-    snprintf(span_name, sizeof span_name, "step %s", name);
-    celer_span_begin(&s, span_name, CELER_SPAN_INTERNAL, c->span, NULL, start_ns);
+    celer_span_begin(&s, NULL, CELER_SPAN_INTERNAL, c->span, NULL, start_ns);
+    celer_span_name(&s, "step ", name);
     celer_span_attr_str(&s, "celer.step", name);
     celer_span_attr_int(&s, "celer.step_index", step);
     celer_span_end(&s, end_ns);
@@ -767,8 +766,8 @@ static void pipeline_task(celer_job *job, celer_status st, const char *message, 
     c->call_version = mv;
     c->call_start_ns = now_ns();
     if (c->span && (c->call_span || (c->call_span = celer_arena_alloc_uninit(&c->arena, sizeof *c->call_span)))) {
-        snprintf(msg, sizeof msg, "model %s", mv->owner->name);
-        celer_span_begin(c->call_span, msg, CELER_SPAN_INTERNAL, c->span, NULL, c->call_start_ns);
+        celer_span_begin(c->call_span, NULL, CELER_SPAN_INTERNAL, c->span, NULL, c->call_start_ns);
+        celer_span_name(c->call_span, "model ", mv->owner->name);
         celer_span_attr_str(c->call_span, "celer.model", mv->owner->name);
         celer_span_attr_str(c->call_span, "celer.model_version", mv->version_str);
     }

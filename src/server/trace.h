@@ -11,8 +11,8 @@
  * scheduler) from timestamps they already take (CLOCK_MONOTONIC), and handed to the exporter with
  * celer_span_end: a copy into a bounded ring, under a lock held for the copy only. A full ring
  * drops the span and counts it (celer_trace_spans_dropped_total): a worker never waits for the
- * exporter. The exporter thread posts up to 512 spans at a time (at 512 queued, every 5 s, and at
- * shutdown), retrying 429/502/503/504 and connection failures with backoff (Retry-After honoured).
+ * exporter. The exporter thread posts up to 1024 spans at a time (at 1024 queued, every 5 s, and
+ * at shutdown), retrying 429/502/503/504 and connection failures with backoff (Retry-After honoured).
  *
  * Settings are Triton's (GET/POST /v2[/models/{m}]/trace/setting, gRPC TraceSetting): strings
  * trace_level (an array: OFF, TIMESTAMPS; TENSORS is refused, as in Triton's OpenTelemetry mode),
@@ -114,6 +114,8 @@ bool celer_trace_sample(const char *model, const celer_trace_ctx *parent);
  * a new trace id; remote: the parent is another process's); start_ns CLOCK_MONOTONIC. */
 void celer_span_begin(celer_span *s, const char *name, celer_span_kind kind, const celer_span *local_parent,
                       const celer_trace_ctx *remote_parent, int64_t start_ns);
+/* Names s `prefix` followed by `name` (cut to fit): for names made of two parts, without snprintf. */
+void celer_span_name(celer_span *s, const char *prefix, const char *name);
 void celer_span_attr_str(celer_span *s, const char *key, const char *value);
 void celer_span_attr_int(celer_span *s, const char *key, int64_t value);
 /* An event at t_ns, with one int attribute when attr is not NULL; beyond CELER_SPAN_MAX_EVENTS dropped. */

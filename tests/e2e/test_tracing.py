@@ -145,7 +145,7 @@ def check_span_shape(span, what):
           and NANOS.match(span.get("startTimeUnixNano", "")) and NANOS.match(span.get("endTimeUnixNano", ""))
           and int(span["endTimeUnixNano"]) >= int(span["startTimeUnixNano"])
           and isinstance(span.get("status", {}).get("code"), int)
-          and all(NANOS.match(e.get("timeUnixNano", "")) and isinstance(e.get("name"), str) for e in span["events"])
+          and all(NANOS.match(e.get("timeUnixNano", "")) and isinstance(e.get("name"), str) for e in span.get("events", []))
           and all(len(lk["traceId"]) == 32 and len(lk["spanId"]) == 16 for lk in span.get("links", [])))
     check(f"{what}: OTLP JSON shape (hex ids, decimal-string nanoseconds, integer kind)", ok, json.dumps(span)[:1500])
 
@@ -425,8 +425,14 @@ def test_official_exporter(srv, rec):
           == "application/json", (mine_post["path"], mine_post["headers"], ref_post["headers"]))
     ref_keys = set(ref) - {"_resource", "_scope"}
     my_keys = set(mine) - {"_resource", "_scope", "traceState"}
-    check("span: the same field names as the official exporter", ref_keys == my_keys,
-          (sorted(ref_keys - my_keys), sorted(my_keys - ref_keys)))
+
+    def same_fields(ref, mine, ref_keys, my_keys):
+        """The same field names, except that celer leaves out a field at its default (0, [], as
+        protobuf's JSON mapping does and OTLP receivers read as default; it keeps the spans a
+        quarter smaller) where the official exporter writes it."""
+        return my_keys <= ref_keys and all(ref[k] in (0, [], "", {}) for k in ref_keys - my_keys)
+    check("span: the same field names as the official exporter (celer leaves out those at their default)",
+          same_fields(ref, mine, ref_keys, my_keys), (sorted(ref_keys - my_keys), sorted(my_keys - ref_keys)))
 
     def kind_of(v):
         return "int" if isinstance(v, int) and not isinstance(v, bool) else type(v).__name__
@@ -439,8 +445,13 @@ def test_official_exporter(srv, rec):
     check("span: both keep the propagated trace id and parent, kind SERVER, the same flags (sampled, remote parent)",
           ref["traceId"] == mine["traceId"] == PARENT_TRACE and ref["parentSpanId"] == mine["parentSpanId"] ==
           PARENT_SPAN and ref["kind"] == mine["kind"] == 2 and ref["flags"] == mine["flags"], (ref, mine))
-    check("event: the same field names", set(ref["events"][0]) == set(mine["events"][0]),
+    check("event: the same field names (celer leaves out those at their default)",
+          same_fields(ref["events"][0], mine["events"][0], set(ref["events"][0]), set(mine["events"][0])),
           (ref["events"][0], mine["events"][0]))
+    bf_ref = [e for e in ref["events"] if e["name"] == "batch formed"][0]
+    bf_mine = [e for e in mine["events"] if e["name"] == "batch formed"][0]
+    check("event with an attribute: the same field names (celer leaves out those at their default)",
+          same_fields(bf_ref, bf_mine, set(bf_ref), set(bf_mine)), (bf_ref, bf_mine))
     check("status: the same shape", set(ref["status"]) <= set(mine["status"]) and
           kind_of(ref["status"]["code"]) == kind_of(mine["status"]["code"]), (ref["status"], mine["status"]))
     # an int attribute: the official exporter writes a JSON number, celer a decimal string (OTLP's rule for
@@ -504,8 +515,11 @@ def test_receiver_down(repo):
         check("receiver down: every request answered 200", ok == 2700, ok)
         check("receiver down: requests not held up (2700 in under 120 s)", time.time() - t0 < 120, time.time() - t0)
         dropped = metric(srv, "celer_trace_spans_dropped_total") or 0
-        check("receiver down: the spans beyond the queue are dropped and counted", dropped >= 2700 - 2048 - 512,
-              dropped)
+        # two spans a request (the request's, its batch's); the queue holds 3072, and each batch given
+        # up after its retries (about 7.5 s) makes room for 1024 more: this bound holds while the
+        # 2700 requests take under 22 s
+        check("receiver down: the spans beyond the queue are dropped and counted",
+              dropped >= 2 * 2700 - 3072 - 2 * 1024, dropped)
         deadline = time.time() + 30
         while (metric(srv, "celer_trace_spans_failed_total") or 0) < 1 and time.time() < deadline:
             time.sleep(0.5)

@@ -146,10 +146,13 @@ static void test_span_json(void **state) {
     assert_string_equal(celer_json_get(&ev->items[1], "name")->string, "batch formed");
     assert_string_equal(celer_json_get(&ev->items[1], "timeUnixNano")->string, "1796484391000001200");
     assert_int_equal(celer_json_get(&ev->items[1], "attributes")->n, 1);
+    /* fields at their default are left out (protobuf's JSON mapping; receivers read them as default) */
     for (const char *const *k = (const char *const[]){"droppedAttributesCount", "droppedEventsCount",
-                                                       "droppedLinksCount", "links", "status", NULL};
+                                                       "droppedLinksCount", "links", NULL};
          *k; k++)
-        assert_non_null(celer_json_get(j, *k));
+        assert_null(celer_json_get(j, *k));
+    assert_null(celer_json_get(&ev->items[0], "attributes"));
+    assert_null(celer_json_get(&ev->items[0], "droppedAttributesCount"));
     assert_int_equal((int)celer_json_get(celer_json_get(j, "status"), "code")->number, 0);
     const celer_json *c = &spans->items[1];
     assert_string_equal(celer_json_get(c, "traceId")->string, TRACE);
@@ -176,6 +179,18 @@ static void test_span_json(void **state) {
     for (int i = 0; i < CELER_SPAN_MAX_LINKS + 3; i++) celer_span_link_to(&s, &child);
     assert_int_equal(s.n_links, CELER_SPAN_MAX_LINKS);
     assert_int_equal(s.dropped_links, 3);
+    /* ... and then written: the count is not a default any more */
+    celer_jbuf_init(&b, 0);
+    celer_trace_export_json(&s, 1, 0, &b);
+    celer_arena_init(&a, 4096, 0);
+    assert_int_equal(celer_json_parse(b.data, b.len, &a, &doc), CELER_OK);
+    j = &celer_json_get(&celer_json_get(doc, "resourceSpans")->items[0], "scopeSpans")->items[0];
+    j = &celer_json_get(j, "spans")->items[0];
+    assert_int_equal(celer_json_get(j, "links")->n, CELER_SPAN_MAX_LINKS);
+    assert_int_equal((int)celer_json_get(j, "droppedLinksCount")->number, 3);
+    assert_null(celer_json_get(j, "attributes")); /* none: left out */
+    celer_arena_free(&a);
+    celer_jbuf_free(&b);
 }
 
 static void test_ring_drops_when_full(void **state) {
