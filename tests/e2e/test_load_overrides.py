@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -33,7 +32,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grpc_stubs  # noqa: E402
 import qa_models  # noqa: E402
-from test_server import Server, check, free_port, summary  # noqa: E402
+from test_server import Server, check, free_port  # noqa: E402
 
 CELER, REPO_SRC = sys.argv[1], sys.argv[2]
 ADDSUB = "onnx_float32_float32_float32"
@@ -123,17 +122,10 @@ def leftovers(loads):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="celer-e2e-overrides-")
-    try:
-        return run(tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return grpc_stubs.main("celer-e2e-overrides-", run)
 
 
-def run(tmp):
-    got = grpc_stubs.load(tmp)
-    if not got:
-        return summary()
+def run(tmp, *got):
     repo = os.path.join(tmp, "repository")
     shutil.copytree(REPO_SRC, repo)
     qa_models.write_repository(repo, dtypes=["FP32"])
@@ -316,7 +308,6 @@ def run(tmp):
         g.channel.close()
         code = srv.stop()
         check("SIGTERM exits 0 (size cap server)", code == 0, srv.output()[-1000:])
-    return summary()
 
 
 if __name__ == "__main__":

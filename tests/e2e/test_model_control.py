@@ -20,7 +20,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -28,7 +27,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grpc_stubs  # noqa: E402
 import qa_models  # noqa: E402
-from test_server import Server, check, free_port, mlp_reference, summary  # noqa: E402
+from test_server import Server, check, free_port, mlp_reference  # noqa: E402
 
 CELER, REPO_SRC = sys.argv[1], sys.argv[2]
 ADDSUB = "onnx_float32_float32_float32"
@@ -134,17 +133,10 @@ def start_fails(repo, *flags, env=None):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="celer-e2e-control-")
-    try:
-        return run(tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return grpc_stubs.main("celer-e2e-control-", run)
 
 
-def run(tmp):
-    got = grpc_stubs.load(tmp)
-    if not got:
-        return summary()
+def run(tmp, *got):
     repo = os.path.join(tmp, "repository")
     shutil.copytree(REPO_SRC, repo)
     qa_models.write_repository(repo, dtypes=["FP32"])
@@ -305,7 +297,6 @@ def run(tmp):
               {n for n, e in idx.items() if e.get("state") == "READY"} == {"mlp", ADDSUB}, idx)
     finally:
         stop(srv, "environment")
-    return summary()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 
@@ -27,7 +26,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grpc_stubs  # noqa: E402
 import qa_models  # noqa: E402
-from test_server import Server, check, free_port, settled_stats, summary  # noqa: E402
+from test_server import Server, check, free_port, settled_stats  # noqa: E402
 
 CELER, REPO_SRC = sys.argv[1], sys.argv[2]
 ADDSUB = "onnx_float32_float32_float32"
@@ -67,18 +66,10 @@ def stats(srv, model, version=None):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="celer-e2e-stats-")
-    try:
-        return run(tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return grpc_stubs.main("celer-e2e-stats-", run)
 
 
-def run(tmp):
-    got = grpc_stubs.load(tmp)
-    if not got:
-        return summary()
-    grpc, pb2, pb2_grpc = got
+def run(tmp, grpc, pb2, pb2_grpc):
     repo = os.path.join(tmp, "repository")
     qa_models.write_repository(repo, dtypes=["FP32"])
     # four single-row requests make one batch of four (it waits up to 5 s for them)
@@ -227,7 +218,6 @@ def run(tmp):
         check("SIGTERM exits 0", code == 0, srv.output()[-2000:])
         log = srv.output()
         check("no sanitizer report", "Sanitizer" not in log and "runtime error" not in log, log[-2000:])
-    return summary()
 
 
 if __name__ == "__main__":

@@ -23,14 +23,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import grpc_stubs  # noqa: E402
 import qa_models  # noqa: E402
-from test_server import Server, check, free_port, settled_stats, summary  # noqa: E402
+from test_server import Server, check, free_port, settled_stats  # noqa: E402
 
 CELER, REPO_SRC = sys.argv[1], sys.argv[2]
 ADDSUB = "onnx_float32_float32_float32"
@@ -104,18 +103,10 @@ def json_infer(srv, model, a, b, **params):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="celer-e2e-nv-")
-    try:
-        return run(tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return grpc_stubs.main("celer-e2e-nv-", run)
 
 
-def run(tmp):
-    got = grpc_stubs.load(tmp)
-    if not got:
-        return summary()
-    grpc, pb2, pb2_grpc = got
+def run(tmp, grpc, pb2, pb2_grpc):
     repo = os.path.join(tmp, "repository")
     qa_models.write_repository(repo, dtypes=["FP32"], batching=(True,))
     variant(repo, "addsub_cached", "response_cache { enable: true }\n")
@@ -297,7 +288,6 @@ def run(tmp):
         log = srv.output()
         check("SIGTERM exits 0", code == 0, log[-2000:])
         check("no sanitizer report", "Sanitizer" not in log and "runtime error" not in log, log[-2000:])
-    return summary()
 
 
 if __name__ == "__main__":
