@@ -14,8 +14,10 @@
 # The same for gRPC ModelInfer, h2c against TLS (ALPN h2), with h2load (4 connections x 16
 # streams; Debian nghttp2-client), as bench/grpc_bench.sh loads it.
 # Env: BENCH_SECONDS, BENCH_WARMUP_SECONDS (2), BENCH_ROUNDS, BENCH_CONCURRENCY,
-# BENCH_PORT_BASE (18451: plain HTTP, +1 HTTPS, +2 h2c, +3 gRPC over TLS), BENCH_BUILD_DIR. Raw
-# output: BUILD/bench-tls/.
+# BENCH_PORT_BASE (18451: plain HTTP, +1 HTTPS, +2 h2c, +3 gRPC over TLS), BENCH_BUILD_DIR, and
+# BENCH_PIN=1: the servers on CPU 0 and the clients on CPU 1, so that the server's core is the one
+# saturated and the ratio is the server's own (by default the clients share both cores, and
+# their TLS costs count). Raw output: BUILD/bench-tls/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -23,6 +25,8 @@ BASE=${BENCH_PORT_BASE:-18451}
 P_PLAIN=$BASE P_TLS=$((BASE + 1)) P_H2C=$((BASE + 2)) P_GTLS=$((BASE + 3))
 ROUNDS=${BENCH_ROUNDS:-3}
 C=${BENCH_CONCURRENCY:-64}
+SERVER_PIN= CLIENT_PIN= PINNED=""
+[[ ${BENCH_PIN:-0} == 1 ]] && SERVER_PIN="taskset -c 0" CLIENT_PIN="taskset -c 1" PINNED=", servers pinned to CPU 0 and clients to CPU 1"
 RUN=$BUILD/bench-tls
 RESULTS=$RUN/results.tsv
 GRESULTS=$RUN/grpc.tsv
@@ -59,7 +63,7 @@ start() {  # start NAME PORT GRPC_PORT FLAGS...: sets SERVER_PID
   local name=$1 port=$2 grpc=$3 scheme=http i
   shift 3
   (($#)) && scheme=https
-  "$BUILD/celer" serve --model-repository "$BUILD/bench-repo" --http-address $HOST --http-port "$port" \
+  $SERVER_PIN "$BUILD/celer" serve --model-repository "$BUILD/bench-repo" --http-address $HOST --http-port "$port" \
     --grpc-address $HOST --grpc-port "$grpc" --quiet "$@" >"$RUN/$name.log" 2>&1 &
   SERVER_PID=$!; PIDS+=("$SERVER_PID")
   for ((i = 0; i < 600; i++)); do
@@ -104,7 +108,7 @@ GRPC_H=(-H 'content-type: application/grpc' -H 'te: trailers')
 h2load_run() {
   local out cpu0 cpu1 n
   cpu0=$(tree_cpu_ms "$2")
-  out=$(h2load -D "$DURATION" -c 4 -m $((C / 4)) -d "$RUN/$4.grpc" "${GRPC_H[@]}" "$3" 2>&1 || true)
+  out=$($CLIENT_PIN h2load -D "$DURATION" -c 4 -m $((C / 4)) -d "$RUN/$4.grpc" "${GRPC_H[@]}" "$3" 2>&1 || true)
   cpu1=$(tree_cpu_ms "$2")
   echo "$out" >"$RUN/h2load-$1-$4-r$5.txt"
   n=$(awk '/^requests:/{print $8}' <<<"$out")
@@ -131,7 +135,7 @@ echo
 echo "celer HTTPS vs plain HTTP, $START, $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(uname -sr)"
 echo "celer $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?') (Release, default flags, --quiet), GnuTLS" \
   "$(dpkg-query -W -f='${Version}' libgnutls30 2>/dev/null || echo '?'), P-256 certificate, wrk -t2 -c$C keep-alive" \
-  "(OpenSSL client) on the same cores, ${DURATION}s x $ROUNDS rounds alternating; load average before: $LOADAVG"
+  "(OpenSSL client) on the same machine${PINNED}, ${DURATION}s x $ROUNDS rounds alternating; load average before: $LOADAVG"
 echo
 $PY - "$RESULTS" <<'EOF'
 import statistics, sys

@@ -3,8 +3,9 @@
  * A generation is what one successful load of --tls-cert, --tls-key and --tls-client-ca made. The
  * current one is published through an atomic pointer: every handshake asks for it (the certificate
  * callback, on both ports), so a reload takes effect at the next handshake and open connections go
- * on. GnuTLS keeps the pointers the callback returned for the handshake that is running (and the
- * session's life), so a replaced generation is only freed RETIRE_SECS later, at a later reload, or
+ * on. GnuTLS uses the pointers the callback returned during the handshake that is running (the
+ * session keeps them after, but reads them again only when asked for its own certificate, which
+ * neither port does), so a replaced generation is freed RETIRE_SECS later, at a later reload, or
  * at exit.
  *
  * mTLS: the callback makes the handshake require a client certificate
