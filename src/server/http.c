@@ -44,6 +44,7 @@ typedef struct conn_ctx {
     int fd;
     _Atomic int64_t deadline_ns; /* CLOCK_MONOTONIC; 0 = none (the request is being answered) */
     atomic_bool busy;            /* a request is being received or answered (else idle, for the drain) */
+    celer_tls_out *tls_out;      /* HTTPS: the session's sending (tls.h); NULL on plain HTTP */
 } conn_ctx;
 
 struct celer_http {
@@ -203,7 +204,13 @@ static enum MHD_Result send_reply(http_req *q) {
         free(data);
         return MHD_NO;
     }
-    return queue_with_headers(q, r, plain_len, compressed);
+    enum MHD_Result ret = queue_with_headers(q, r, plain_len, compressed);
+    /* HTTPS: libmicrohttpd writes this header and body back to back; they go in one write (tls.h).
+     * Not when it sends no body (HEAD, 204, 304): the completion flushes a header held in vain. */
+    if (ret == MHD_YES && len && q->cctx && q->cctx->tls_out && strcmp(q->method, "HEAD") && q->status >= 200 &&
+        q->status != 204 && q->status != 304)
+        celer_tls_out_hold_next(q->cctx->tls_out);
+    return ret;
 }
 
 /* Adds q's headers to r and queues it. plain_len: the answer's uncompressed size. */
@@ -1529,6 +1536,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     celer_http *srv = cls;
     http_req *q = *con_cls;
     if (!q) return;
+    /* an answer never left half-sent: a socket too full to take a held header closes */
+    if (q->cctx && q->cctx->tls_out && !celer_tls_out_flush(q->cctx->tls_out)) shutdown(q->cctx->fd, SHUT_RDWR);
     /* a client that hung up while its request ran: the worker still owns q until it resumes,
      * and MHD only completes a suspended connection after it was resumed */
     log_request(srv, q, conn);
@@ -1568,6 +1577,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         srv->conns = c;
         pthread_mutex_unlock(&srv->conns_lock);
         *socket_context = c;
+        const union MHD_ConnectionInfo *ti = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+        if (ti && ti->tls_session && celer_tls_out_attach(ti->tls_session, c->fd, &c->tls_out) != CELER_OK)
+            c->tls_out = NULL; /* out of memory: GnuTLS's own sending, a write per record */
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
         conn_ctx *c = *socket_context;
         if (!c) return;
@@ -1576,6 +1588,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         else srv->conns = c->next;
         if (c->next) c->next->prev = c->prev;
         pthread_mutex_unlock(&srv->conns_lock);
+        celer_tls_out_free(c->tls_out); /* libmicrohttpd deinit'ed the session before telling */
         free(c);
         *socket_context = NULL;
     }

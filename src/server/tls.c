@@ -13,10 +13,15 @@
  * against the generation's own trust list, so a client without a certificate the CA signed fails
  * the handshake on both ports; the trust list that libmicrohttpd would take is fixed for the
  * daemon's life and only requests a certificate. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include <gnutls/abstract.h>
@@ -316,3 +321,86 @@ bool celer_tls_alpn_h2(gnutls_session_t session) {
     gnutls_datum_t p;
     return gnutls_alpn_get_selected_protocol(session, &p) == 0 && p.size == 2 && !memcmp(p.data, "h2", 2);
 }
+
+/* ---- HTTPS: an answer in one write ----
+ * Without this, each HTTPS answer cost libmicrohttpd one more sendmsg than plain HTTP (a second TLS
+ * record for the body). The held record is at most an answer's header. */
+
+#define HOLD_MAX 2048 /* libmicrohttpd's answer headers are a few hundred bytes; larger ones go out alone */
+#define PUSH_IOV 32   /* records a write takes at most; GnuTLS sends the rest with the next one */
+
+struct celer_tls_out {
+    int fd;
+    bool armed;
+    size_t held;
+    unsigned char buf[HOLD_MAX];
+};
+
+/* GnuTLS's vector push: the held bytes first, then the records given. Returns the bytes of `iov`
+ * written; -1 with errno EAGAIN when the socket took only held bytes (GnuTLS offers the records
+ * again when libmicrohttpd retries, and the rest of the held bytes still go first). */
+static ssize_t out_push(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt) {
+    celer_tls_out *o = p;
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++) total += iov[i].iov_len;
+    if (o->armed) {
+        o->armed = false;
+        if (!o->held && total <= sizeof o->buf) {
+            for (int i = 0; i < iovcnt; i++) {
+                memcpy(o->buf + o->held, iov[i].iov_base, iov[i].iov_len);
+                o->held += iov[i].iov_len;
+            }
+            return (ssize_t)total;
+        }
+    }
+    struct iovec v[1 + PUSH_IOV];
+    int n = 0;
+    if (o->held) v[n++] = (struct iovec){o->buf, o->held};
+    for (int i = 0; i < iovcnt && i < PUSH_IOV; i++) v[n++] = (struct iovec){iov[i].iov_base, iov[i].iov_len};
+    struct msghdr m = {.msg_iov = v, .msg_iovlen = (size_t)n};
+    ssize_t r = sendmsg(o->fd, &m, MSG_NOSIGNAL);
+    if (r < 0 || !o->held) return r;
+    size_t sent = (size_t)r;
+    if (sent <= o->held) {
+        memmove(o->buf, o->buf + sent, o->held - sent);
+        o->held -= sent;
+        errno = EAGAIN;
+        return -1;
+    }
+    sent -= o->held;
+    o->held = 0;
+    return (ssize_t)sent;
+}
+
+celer_status celer_tls_out_attach(gnutls_session_t session, int fd, celer_tls_out **out) {
+    celer_tls_out *o = malloc(sizeof *o);
+    if (!o) return celer_errorf(CELER_ERR_NOMEM, "TLS connection: out of memory");
+    o->fd = fd;
+    o->armed = false;
+    o->held = 0;
+    /* receiving keeps GnuTLS's own pull on the descriptor; sending comes here */
+    gnutls_transport_set_ptr2(session, (gnutls_transport_ptr_t)(intptr_t)fd, o);
+    gnutls_transport_set_vec_push_function(session, out_push);
+    *out = o;
+    return CELER_OK;
+}
+
+void celer_tls_out_hold_next(celer_tls_out *o) { o->armed = true; }
+
+bool celer_tls_out_flush(celer_tls_out *o) {
+    o->armed = false;
+    if (!o->held) return true;
+    while (o->held) {
+        ssize_t r = send(o->fd, o->buf, o->held, MSG_NOSIGNAL);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return false;
+        memmove(o->buf, o->buf + r, o->held - (size_t)r);
+        o->held -= (size_t)r;
+    }
+    /* no body followed, so libmicrohttpd may have left the socket corked for it */
+    int off = 0;
+    setsockopt(o->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+    return true;
+}
+
+void celer_tls_out_free(celer_tls_out *o) { free(o); } /* NULL: nothing */

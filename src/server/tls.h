@@ -39,6 +39,22 @@ int celer_tls_cert_callback(gnutls_session_t session, const gnutls_datum_t *req_
                             unsigned int *pcert_length, gnutls_privkey_t *pkey);
 extern const char celer_tls_priorities_http[];
 
+/* HTTPS answers in one write. libmicrohttpd sends an answer's header and its body with two
+ * gnutls_record_send calls: two TLS records in two sendmsg calls (with TCP_CORK between them).
+ * A celer_tls_out takes over a session's sending (receiving stays GnuTLS's own): when armed, it
+ * keeps the next record back and writes it with the one after, in one sendmsg. */
+typedef struct celer_tls_out celer_tls_out;
+/* Attaches to `session` writing to connected socket fd (not owned). *out is the caller's, freed
+ * with celer_tls_out_free once the session is deinit'ed or will not send again. CELER_ERR_NOMEM. */
+celer_status celer_tls_out_attach(gnutls_session_t session, int fd, celer_tls_out **out);
+/* The next record sent (an answer's header) waits for the one after it (its body). Only when a
+ * body surely follows at once: celer_tls_out_flush is the fallback. */
+void celer_tls_out_hold_next(celer_tls_out *o);
+/* Writes what is held, disarms. false: the socket did not take it all (the rest stays held, sent
+ * before the next record): the caller closes the connection rather than leave an answer unsent. */
+bool celer_tls_out_flush(celer_tls_out *o);
+void celer_tls_out_free(celer_tls_out *o);
+
 /* gRPC: a non-blocking server session on connected socket fd (not owned), with the h2 priorities
  * (no TLS 1.2 CBC suites: RFC 9113 9.2.2), ALPN h2 (mandatory) and mTLS as above. The caller runs
  * gnutls_handshake until it returns 0, then checks celer_tls_alpn_h2, and gnutls_deinit()s it. */

@@ -2,11 +2,15 @@
  * another certificate, a missing file, a file without certificates), SIGHUP's reload publishing a
  * new generation and keeping the serving one when a file is broken, the expiry gauge and the
  * failure counter, and the client CA reloaded with the rest. Certificates are made here with
- * GnuTLS (self-signed P-256). */
+ * GnuTLS (self-signed P-256). And the HTTPS sender (celer_tls_out) over a socket pair: a held
+ * header goes out with its body, or alone when flushed, in order when the socket fills. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <gnutls/x509.h>
@@ -259,6 +263,126 @@ static void test_session(void **state) {
     celer_metrics_free(m);
 }
 
+/* A server session (celer_tls_out attached) and a client session over a non-blocking socket pair,
+ * after their handshake. */
+typedef struct pair {
+    int fd[2];
+    gnutls_certificate_credentials_t scred, ccred;
+    gnutls_session_t server, client;
+    celer_tls_out *out;
+} pair;
+
+static void pair_open(pair *p) {
+    make_cert("one", 1, 10);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, p->fd), 0);
+    for (int i = 0; i < 2; i++) fcntl(p->fd[i], F_SETFL, O_NONBLOCK);
+    int small = 4096; /* so that a large body fills it */
+    setsockopt(p->fd[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    assert_int_equal(gnutls_certificate_allocate_credentials(&p->scred), 0);
+    assert_int_equal(gnutls_certificate_set_x509_key_file(p->scred, path("one.pem"), path("one.key"), GNUTLS_X509_FMT_PEM), 0);
+    assert_int_equal(gnutls_certificate_allocate_credentials(&p->ccred), 0);
+    assert_int_equal(gnutls_init(&p->server, GNUTLS_SERVER | GNUTLS_NONBLOCK), 0);
+    assert_int_equal(gnutls_init(&p->client, GNUTLS_CLIENT | GNUTLS_NONBLOCK), 0);
+    assert_int_equal(gnutls_priority_set_direct(p->server, celer_tls_priorities_http, NULL), 0);
+    assert_int_equal(gnutls_set_default_priority(p->client), 0);
+    assert_int_equal(gnutls_credentials_set(p->server, GNUTLS_CRD_CERTIFICATE, p->scred), 0);
+    assert_int_equal(gnutls_credentials_set(p->client, GNUTLS_CRD_CERTIFICATE, p->ccred), 0);
+    gnutls_transport_set_int(p->client, p->fd[1]);
+    assert_int_equal(celer_tls_out_attach(p->server, p->fd[0], &p->out), CELER_OK);
+    int rs = -1, rc = -1;
+    for (int i = 0; i < 1000 && (rs || rc); i++) {
+        if (rs) rs = gnutls_handshake(p->server);
+        if (rc) rc = gnutls_handshake(p->client);
+        assert_true(rs == 0 || rs == GNUTLS_E_AGAIN);
+        assert_true(rc == 0 || rc == GNUTLS_E_AGAIN);
+    }
+    assert_int_equal(rs, 0);
+    assert_int_equal(rc, 0);
+}
+
+static void pair_close(pair *p) {
+    gnutls_deinit(p->server);
+    gnutls_deinit(p->client);
+    celer_tls_out_free(p->out);
+    gnutls_certificate_free_credentials(p->scred);
+    gnutls_certificate_free_credentials(p->ccred);
+    close(p->fd[0]);
+    close(p->fd[1]);
+}
+
+static bool socket_empty(int fd) {
+    char c;
+    return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && errno == EAGAIN;
+}
+
+/* Appends what the client can read now to buf (at *len, up to cap). */
+static void client_read(pair *p, char *buf, size_t *len, size_t cap) {
+    ssize_t r;
+    while (*len < cap && (r = gnutls_record_recv(p->client, buf + *len, cap - *len)) > 0) *len += (size_t)r;
+}
+
+static void test_out_hold(void **state) {
+    (void)state;
+    pair p;
+    pair_open(&p);
+    char got[64];
+    size_t len = 0;
+    /* a held header goes with its body */
+    celer_tls_out_hold_next(p.out);
+    assert_int_equal(gnutls_record_send(p.server, "HEADER ", 7), 7);
+    assert_true(socket_empty(p.fd[1]));
+    assert_int_equal(gnutls_record_send(p.server, "BODY", 4), 4);
+    client_read(&p, got, &len, sizeof got);
+    assert_int_equal(len, 11);
+    assert_memory_equal(got, "HEADER BODY", 11);
+    /* without a body, the flush sends it */
+    celer_tls_out_hold_next(p.out);
+    assert_int_equal(gnutls_record_send(p.server, "ALONE", 5), 5);
+    assert_true(socket_empty(p.fd[1]));
+    assert_true(celer_tls_out_flush(p.out));
+    len = 0;
+    client_read(&p, got, &len, sizeof got);
+    assert_int_equal(len, 5);
+    assert_memory_equal(got, "ALONE", 5);
+    assert_true(celer_tls_out_flush(p.out)); /* nothing held: nothing to do */
+    /* not armed: each record goes at once */
+    assert_int_equal(gnutls_record_send(p.server, "NOW", 3), 3);
+    assert_false(socket_empty(p.fd[1]));
+    pair_close(&p);
+}
+
+static void test_out_full_socket(void **state) {
+    (void)state;
+    pair p;
+    pair_open(&p);
+    enum { BODY = 200000 };
+    char *body = malloc(BODY), *got = malloc(BODY + 16);
+    for (int i = 0; i < BODY; i++) body[i] = (char)('a' + i % 26);
+    celer_tls_out_hold_next(p.out);
+    assert_int_equal(gnutls_record_send(p.server, "HEADER", 6), 6);
+    /* the body outgrows the socket: GnuTLS is told to wait, retries, and the header stays first */
+    size_t sent = 0, len = 0;
+    int again = 0;
+    while (sent < BODY) {
+        ssize_t r = gnutls_record_send(p.server, body + sent, BODY - sent > 16384 ? 16384 : BODY - sent);
+        if (r == GNUTLS_E_AGAIN) {
+            again++;
+            client_read(&p, got, &len, BODY + 16);
+            continue;
+        }
+        assert_true(r > 0);
+        sent += (size_t)r;
+    }
+    for (int i = 0; i < 100 && len < BODY + 6; i++) client_read(&p, got, &len, BODY + 16);
+    assert_true(again > 0);
+    assert_int_equal(len, BODY + 6);
+    assert_memory_equal(got, "HEADER", 6);
+    assert_memory_equal(got + 6, body, BODY);
+    free(body);
+    free(got);
+    pair_close(&p);
+}
+
 static int setup(void **state) {
     (void)state;
     snprintf(dir, sizeof dir, "/tmp/celer-test-tls-XXXXXX");
@@ -280,6 +404,8 @@ int main(void) {
         cmocka_unit_test(test_start_errors),
         cmocka_unit_test(test_client_ca),
         cmocka_unit_test(test_session),
+        cmocka_unit_test(test_out_hold),
+        cmocka_unit_test(test_out_full_socket),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
