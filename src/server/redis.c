@@ -80,7 +80,10 @@ celer_status celer_redis_open(const char *url, int timeout_ms, int pool, celer_r
     if (!r) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
     if (!parse_url(url, r)) {
         free(r);
-        return celer_errorf(CELER_ERR_INVALID, "--cache-redis '%s' is not redis://[[user]:password@]host[:port][/db]", url);
+        /* the password never reaches the log: what precedes '@' is left out */
+        const char *at = strrchr(url, '@');
+        return celer_errorf(CELER_ERR_INVALID, "--cache-redis '%s%s' is not redis://[[user]:password@]host[:port][/db]",
+                            at ? "redis://***@" : "", at ? at + 1 : url);
     }
     r->timeout_ms = timeout_ms > 0 ? timeout_ms : 10;
     r->n = pool < 1 ? 1 : pool > MAX_POOL ? MAX_POOL : pool;

@@ -203,6 +203,10 @@ def main():
         bad = subprocess.run([celer, "serve", "--model-repository", repo, "--grpc-port", "0", "--cache-redis", "http://x"],
                              capture_output=True, text=True, timeout=30)
         check("a malformed URL is refused at start", bad.returncode != 0 and "redis://" in bad.stderr, bad.stderr[-300:])
+        bad = subprocess.run([celer, "serve", "--model-repository", repo, "--grpc-port", "0", "--cache-redis",
+                              "redis://user:s3cret-pw@host:99999"], capture_output=True, text=True, timeout=30)
+        check("a malformed URL with a password: refused, the password not in the error",
+              bad.returncode != 0 and "host:99999" in bad.stderr and "s3cret" not in bad.stderr, bad.stderr[-300:])
     finally:
         for s in servers:
             s.stop()
