@@ -9,7 +9,8 @@
 #   CELER_IMAGE          tag (default localhost/celer:latest, or localhost/celer:debian for the variant)
 #   CELER_IMAGE_VARIANT  scratch (default: Containerfile, no shell, ~106 MB) or debian
 #                        (Containerfile.debian: Debian 12 minbase with the runtime packages, a shell and apt)
-#   CELER_DEBIAN_MIRROR  the debian variant's mirror (default: the first in this machine's apt sources)
+#   CELER_DEBIAN_MIRROR, CELER_DEBIAN_SECURITY_MIRROR  the debian variant's mirrors (default: those
+#                        of this machine's apt sources, else deb.debian.org)
 #   CONTAINERS_CONF      podman's settings (default scripts/containers.conf: runc and ulimits, see there)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,6 +44,9 @@ else
   mirror=${CELER_DEBIAN_MIRROR:-$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null \
                                   | head -1)}
   mirror=${mirror:-http://deb.debian.org/debian}
+  security=${CELER_DEBIAN_SECURITY_MIRROR:-$(sed -n 's/^URIs: *\([^ ]*debian-security\).*/\1/p' \
+                                              /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)}
+  security=${security:-http://deb.debian.org/debian-security}
   if ! podman image exists "$base"; then
     command -v debootstrap >/dev/null || { echo "image.sh: the debian variant needs debootstrap (apt-get install debootstrap)" >&2; exit 1; }
     echo "debootstrap --variant=minbase bookworm from $mirror (once)"
@@ -56,12 +60,14 @@ else
   # The runtime packages: those holding the libraries celer names (NEEDED), their dependencies come along.
   pkgs=$(readelf -d "$build/celer" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | while read -r so; do
            path=$(ldd "$build/celer" | awk -v so="$so" '$1 == so { print $3 }')
-           dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1
+           # dpkg knows a file under the path its package shipped (/lib or /usr/lib on Debian 12)
+           { dpkg -S "$path" 2>/dev/null || dpkg -S "$(readlink -f "$path")" 2>/dev/null || true; } | head -1 | cut -d: -f1
          done | sort -u | tr '\n' ' ')
   [[ -n $pkgs ]] || { echo "image.sh: found no Debian package for celer's libraries" >&2; exit 1; }
   mkdir -p "$ctx/app/usr/bin"
   cp "$build/celer" "$ctx/app/usr/bin/celer"
-  extra=(--build-arg "BASE=$base" --build-arg "PACKAGES=$pkgs ca-certificates" --build-arg "MIRROR=$mirror")
+  extra=(--build-arg "BASE=$base" --build-arg "PACKAGES=$pkgs ca-certificates" --build-arg "MIRROR=$mirror"
+         --build-arg "SECURITY_MIRROR=$security")
 fi
 
 podman build -q -f "$repo/$file" -t "$image" --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
