@@ -82,6 +82,7 @@ if [[ $run == 1 ]]; then
   echo "serving examples/repository on localhost:$port (Ctrl-C stops it); try:"
   echo "  curl -s localhost:$port/v2/health/ready -w '%{http_code}\\n'"
   echo "  curl -s localhost:$port/v2/models/mlp/infer -d '{\"inputs\":[{\"name\":\"features\",\"shape\":[1,16],\"datatype\":\"FP32\",\"data\":[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0,1.1,1.2,1.3,1.4,1.5,1.6]}]}'"
+  rm -rf "$ctx"  # exec skips the EXIT trap
   tty=()
   [[ -t 0 ]] && tty=(-it)
   exec podman run --rm "${tty[@]}" --read-only --cap-drop ALL --security-opt no-new-privileges \
