@@ -11,6 +11,8 @@
 #                        (Containerfile.debian: Debian 12 minbase with the runtime packages, a shell and apt)
 #   CELER_DEBIAN_MIRROR, CELER_DEBIAN_SECURITY_MIRROR  the debian variant's mirrors (default: those
 #                        of this machine's apt sources, else deb.debian.org)
+#   CELER_IMAGE_CACHE    1 (default): podman keeps each step's image as a cache, so a rebuild reuses the
+#                        library layer; 0: no intermediate images (the test, which removes what it makes)
 #   CONTAINERS_CONF      podman's settings (default scripts/containers.conf: runc and ulimits, see there)
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -70,7 +72,7 @@ else
          --build-arg "SECURITY_MIRROR=$security")
 fi
 
-podman build -q -f "$repo/$file" -t "$image" --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
+podman build -q --layers="$([[ ${CELER_IMAGE_CACHE:-1} == 0 ]] && echo false || echo true)" -f "$repo/$file" -t "$image" --build-arg "VERSION=$version" --build-arg "REVISION=$revision" \
   "${extra[@]}" "$ctx" >/dev/null
 end=$(date +%s.%N)
 size=$(podman image inspect "$image" --format '{{.Size}}')
