@@ -9,6 +9,7 @@ usage: test_image.py CELER_BIN EXAMPLE_REPOSITORY
 Skips (exit 77, ctest's SKIP_RETURN_CODE) with the reason where podman is missing, where the
 kernel or sandbox refuses containers, and for sanitizer builds (the image is made from a release
 build: the release pass of scripts/test.sh runs it). Removes the image and containers it makes."""
+import http.client
 import json
 import os
 import shutil
@@ -43,9 +44,10 @@ def podman(*args, timeout=120, check_rc=False):
 
 
 def containers_work():
-    """None when this kernel runs a container, else podman's error. Tried on a root folder of the
-    host's /bin/true and the libraries it loads, so that a broken celer image is not taken for a
-    refusing kernel."""
+    """(None, whether --cpus works) when this kernel runs a container, else (podman's error, False).
+    Tried on a root folder of the host's /bin/true and the libraries it loads, so that a broken
+    celer image is not taken for a refusing kernel. --cpus needs the cgroup cpu controller, which
+    rootless podman on cgroup v2 may not be given."""
     root = tempfile.mkdtemp(prefix="celer-image-true-")
     try:
         true = shutil.which("true") or "/bin/true"
@@ -55,13 +57,17 @@ def containers_work():
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             shutil.copy(os.path.realpath(path), dest)
         r = podman("run", "--rm", "--network", "none", "--rootfs", root, true, timeout=60)
-        return None if r.returncode == 0 else (r.stderr.strip() or f"exit {r.returncode}")
+        if r.returncode:
+            return r.stderr.strip() or f"exit {r.returncode}", False
+        r = podman("run", "--rm", "--network", "none", "--cpus", "1", "--rootfs", root, true, timeout=60)
+        if r.returncode:
+            print(f"     note: --cpus refused here, the worker count goes unchecked: {r.stderr.strip()[-300:]}")
+        return None, r.returncode == 0
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def http(port, method, path, body=None):
-    import http.client
+def request(port, method, path, body=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         conn.request(method, path, body=body)
@@ -76,7 +82,7 @@ def wait_status(port, path, want, seconds):
     status = None
     while time.monotonic() < deadline:
         try:
-            status = http(port, "GET", path)[0]
+            status = request(port, "GET", path)[0]
             if status == want:
                 return True, status
         except OSError as e:
@@ -106,7 +112,7 @@ def main():
         skip("sanitizer build; the image is made from a release build (scripts/test.sh's release pass runs this)")
     if not shutil.which("podman"):
         skip("podman is not installed (scripts/deps.sh --test installs it)")
-    refused = containers_work()
+    refused, cpus = containers_work()
     if refused:
         skip("this kernel or sandbox refuses containers: " + refused.splitlines()[-1][:500])
 
@@ -133,7 +139,8 @@ def main():
         # the image's default drain delay (5 s) shortened to 1 s: long enough to see readiness turn
         # 503 while it still serves, short enough for CI
         r = podman("run", "-d", "--name", name, "--read-only", "--cap-drop", "ALL",
-                   "--security-opt", "no-new-privileges", "--cpus", "1", "-e", "CELER_DRAIN_DELAY_SECS=1",
+                   "--security-opt", "no-new-privileges", *(["--cpus", "1"] if cpus else []),
+                   "-e", "CELER_DRAIN_DELAY_SECS=1",
                    "-v", f"{REPO}:/models:ro", "-p", f"127.0.0.1:{port}:8000", tag,
                    "serve", "--model-repository", "/models", timeout=60)
         check("podman run starts the container", r.returncode == 0, r.stderr)
@@ -146,7 +153,7 @@ def main():
 
         x = np.random.default_rng(3).standard_normal((2, 16)).astype(np.float32)
         ref = mlp_reference(REPO, x)
-        status, body = http(port, "POST", "/v2/models/mlp/infer", json.dumps(infer_body(x)).encode())
+        status, body = request(port, "POST", "/v2/models/mlp/infer", json.dumps(infer_body(x)).encode())
         doc = json.loads(body) if status == 200 else body
         got = np.array(doc["outputs"][0]["data"], dtype=np.float32).reshape(2, 8) if status == 200 else None
         check("inference in the container matches numpy",
@@ -159,8 +166,9 @@ def main():
               and st.get("NoNewPrivs") == "1", (st["CapEff"], st["CapBnd"], st.get("NoNewPrivs")))
         ro = podman("inspect", name, "--format", "{{.HostConfig.ReadonlyRootfs}}").stdout.strip()
         check("root file system read-only", ro == "true", ro)
-        workers = worker_threads(pid)
-        check(f"--cpus 1: one inference worker (celer-worker threads: {workers})", workers == 1, workers)
+        if cpus:
+            workers = worker_threads(pid)
+            check(f"--cpus 1: one inference worker (celer-worker threads: {workers})", workers == 1, workers)
 
         t0 = time.monotonic()
         stop = subprocess.Popen(["podman", "stop", "-t", "10", name], env=ENV, stdout=subprocess.DEVNULL,
