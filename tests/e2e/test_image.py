@@ -77,10 +77,18 @@ def request(port, method, path, body=None):
         conn.close()
 
 
-def wait_status(port, path, want, seconds):
+def running(name):
+    return podman("inspect", name, "--format", "{{.State.Running}}").stdout.strip() == "true"
+
+
+def wait_status(port, path, want, seconds, name=None):
+    """Polls until path answers want (True, want), for at most seconds, or until the container
+    name stops running (False, the last status or error)."""
     deadline = time.monotonic() + seconds
     status = None
-    while time.monotonic() < deadline:
+    polls = 0
+    while time.monotonic() < deadline and not (name and polls % 25 == 24 and not running(name)):
+        polls += 1
         try:
             status = request(port, "GET", path)[0]
             if status == want:
@@ -94,6 +102,11 @@ def wait_status(port, path, want, seconds):
 def proc_status(pid):
     with open(f"/proc/{pid}/status") as f:
         return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def logs(name):
+    r = podman("logs", name)
+    return r.stdout + r.stderr
 
 
 def worker_threads(pid):
@@ -146,10 +159,11 @@ def main():
         check("podman run starts the container", r.returncode == 0, r.stderr)
         if r.returncode:
             return summary()
-        ok, status = wait_status(port, "/v2/health/ready", 200, 20)
+        ok, status = wait_status(port, "/v2/health/ready", 200, 20, name)
         ready_s = time.monotonic() - t0
-        logs = lambda: (lambda p: p.stdout + p.stderr)(podman("logs", name))  # noqa: E731
-        check(f"ready (/v2/health/ready 200) {ready_s:.2f} s after podman run", ok, (status, logs()))
+        check(f"ready (/v2/health/ready 200) {ready_s:.2f} s after podman run", ok, (status, logs(name)))
+        if not ok:
+            return summary()
 
         x = np.random.default_rng(3).standard_normal((2, 16)).astype(np.float32)
         ref = mlp_reference(REPO, x)
@@ -159,11 +173,14 @@ def main():
         check("inference in the container matches numpy",
               status == 200 and np.abs(got - ref).max() <= 1e-5 * max(1, np.abs(ref).max()), (status, doc))
 
+        # as the container sees itself (podman top reads /proc through the container's user namespace,
+        # so this holds for rootless podman too): user celer is uid 65532 in the image's /etc/passwd
+        top = podman("top", name, "user", "group", "capeff", "capbnd", "seccomp").stdout.split("\n")[1].split()
+        check("runs as celer (65532), no capabilities, seccomp", top == ["celer", "celer", "none", "none", "filter"],
+              top)
         pid = int(podman("inspect", name, "--format", "{{.State.Pid}}", check_rc=True).stdout)
         st = proc_status(pid)
-        check("runs as uid/gid 65532", st["Uid"].split()[0] == "65532" and st["Gid"].split()[0] == "65532", st["Uid"])
-        check("no capabilities, no new privileges", int(st["CapEff"], 16) == 0 and int(st["CapBnd"], 16) == 0
-              and st.get("NoNewPrivs") == "1", (st["CapEff"], st["CapBnd"], st.get("NoNewPrivs")))
+        check("no new privileges", st.get("NoNewPrivs") == "1", st.get("NoNewPrivs"))
         ro = podman("inspect", name, "--format", "{{.HostConfig.ReadonlyRootfs}}").stdout.strip()
         check("root file system read-only", ro == "true", ro)
         if cpus:
@@ -177,7 +194,7 @@ def main():
         check("draining after SIGTERM: ready 503 while still answering", ok, status)
         stop.wait(timeout=30)
         code = podman("inspect", name, "--format", "{{.State.ExitCode}}").stdout.strip()
-        out = logs()
+        out = logs(name)
         check(f"podman stop (SIGTERM) exits 0 after {time.monotonic() - t0:.1f} s",
               stop.returncode == 0 and code == "0" and "exiting" in out, (stop.returncode, code, out[-2000:]))
     finally:
