@@ -4,7 +4,8 @@
 #   scripts/deps.sh --test   build + test dependencies (conformance data, PyTorch, clang for fuzzing,
 #                            Node.js for the gRPC client, h2load, python3-hpack for the gRPC abuse
 #                            test, python3-grpcio for the health test, OpenStack Swift with s3api and
-#                            boto3 for the S3 tests, Chromium for the /docs page test)
+#                            boto3 for the S3 tests, Chromium for the /docs page test, podman for
+#                            the container image test)
 set -euo pipefail
 pkgs=(cmake ninja-build pkg-config gcc libc6-dev libdnnl-dev libopenblas-dev libmicrohttpd-dev libyaml-dev libjpeg62-turbo-dev libpng-dev libxxhash-dev libhiredis-dev libnghttp2-dev libcurl4-gnutls-dev zlib1g-dev libgnutls28-dev)
 if [[ "${1:-}" == "--test" ]]; then
@@ -15,7 +16,8 @@ if [[ "${1:-}" == "--test" ]]; then
          swift swift-proxy swift-account swift-container swift-object python3-boto3   # S3 with signature checks
          faketime                                                                    # a skewed clock against it
          openssl                                                                     # the TLS test's certificates and s_client
-         chromium)                                                                   # the /docs page test's headless browser
+         chromium                                                                    # the /docs page test's headless browser
+         podman runc netavark aardvark-dns iptables ca-certificates)                 # the image test (runc: scripts/containers.conf)
   # the gRPC, OpenAPI and /docs tests' npm packages (@grpc/grpc-js, swagger-parser, swagger-ui-dist...,
   # installed by the tests into a cache folder: tests/e2e/node_cache.py); a Node.js
   # that ships its own npm (the machine image's) is kept, Debian's otherwise

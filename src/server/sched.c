@@ -576,6 +576,7 @@ static void free_worker_scratch(worker *w) {
 static void *worker_main(void *arg) {
     worker *w = arg;
     celer_sched *s = w->s;
+    pthread_setname_np(pthread_self(), "celer-worker"); /* for top, perf, and counting them in a container */
     pthread_mutex_lock(&s->mu);
     for (;;) {
         int64_t now = now_ns(), wake = INT64_MAX;
