@@ -275,9 +275,9 @@ for (const c of cases) {
     for (const [by, e] of Object.entries(errors)) check(`${c.label}: valid (${by})`, !e, e ?? "");
   } else {
     const caught = Object.entries(errors).filter(([, e]) => e);
-    for (const [by, e] of caught) console.log(`    refused by ${by}: ${e.slice(0, 240)}`);
     check(`${c.label}, broken (${c.broken}): refused`, caught.length,
           caught.length ? caught.map(([by, e]) => `${by}: ${e}`).join(" | ") : "no validator refused it");
+    for (const [by, e] of caught) console.log(`    refused by ${by}: ${e.slice(0, 240)}`);
   }
 }
 console.error(`tsc ${tscMs} ms for ${tsFiles.length} objects; ajv/kubernetes-models ${Date.now() - t1} ms`);
@@ -299,8 +299,9 @@ for (const { file, doc } of docs) {
 const celerContainers = containers.filter(({ c }) => /celer/.test(c.image) && c.args?.[0] === "serve");
 check("celer runs in deploy/kubernetes, its S3 variant and the KServe runtime", celerContainers.length === 3,
       celerContainers.map((x) => x.label));
-const exported = [];
-for (const x of celerContainers) {
+// The checks of one celer container x, reported through check (the real one, or a collector for
+// the broken copies below); returns the drain figures.
+function celerChecks(x, check) {
   const { c, label } = x;
   const flags = {}; // name -> value, from args then CELER_* env
   const args = c.args.slice(1);
@@ -353,6 +354,12 @@ for (const x of celerContainers) {
   const mounts = Object.fromEntries((c.volumeMounts ?? []).map((m) => [m.mountPath, m.name]));
   check(`${label}: /tmp is a writable emptyDir (read-only root)`,
         (x.pod.volumes ?? []).some((v) => v.name === mounts["/tmp"] && v.emptyDir), mounts);
+  return { grace, drain, timeout };
+}
+const exported = [];
+for (const x of celerContainers) {
+  const { c, label } = x;
+  const { grace, drain, timeout } = celerChecks(x, check);
   // the ConfigMaps its volumes take files from, for the Python side
   const configMaps = {};
   for (const v of x.pod.volumes ?? []) if (v.configMap) {
@@ -364,6 +371,33 @@ for (const x of celerContainers) {
   exported.push({ label, file: x.file, kserve: !!x.kserve, args: c.args, env: c.env ?? [], volumeMounts: c.volumeMounts ?? [],
                   configMaps, resources: c.resources, grace, drain, timeout,
                   commentedEnv: commentedEnv(fs.readFileSync(path.join(ROOT, x.file), "utf8")) });
+}
+
+// The cross-checks catch what they are there for: each broken copy of deployment.yaml's celer
+// container fails the check named.
+const baseX = celerContainers.find((x) => x.file === "deploy/kubernetes/deployment.yaml" && !x.kserve);
+const crossBroken = [
+  ["a misspelt flag --drain-delay-sec", "is a celer serve flag", (x) => { x.c.args[x.c.args.findIndex((a) => a.startsWith("--drain-delay-secs"))] = "--drain-delay-sec=5"; }],
+  ["a variable CELER_WORKER", "is a celer serve variable", (x) => { x.c.env.push({ name: "CELER_WORKER", value: "2" }); }],
+  ["readiness on /v2/health/readyy", "readinessProbe GET", (x) => { x.c.readinessProbe.httpGet.path = "/v2/health/readyy"; }],
+  ["readiness on the grpc port", "readinessProbe GET", (x) => { x.c.readinessProbe.httpGet.port = "grpc"; }],
+  ["--metrics-port=9102 beside a metrics port 8002", "named ports", (x) => { x.c.args.push("--metrics-port=9102"); }],
+  ["terminationGracePeriodSeconds 35 (= 5 + 30)", "terminationGracePeriodSeconds", (x) => { x.pod.terminationGracePeriodSeconds = 35; }],
+  ["a preStop sleep", "no preStop", (x) => { x.c.lifecycle = { preStop: { sleep: { seconds: 5 } } }; }],
+  ["CELER_WORKERS from limits.cpu", "CELER_WORKERS from the CPU request", (x) => {
+    x.c.env.find((e) => e.name === "CELER_WORKERS").valueFrom.resourceFieldRef.resource = "limits.cpu"; }],
+  ["runAsUser 0", "non-root 65532", (x) => { x.c.securityContext.runAsUser = 0; }],
+  ["no emptyDir on /tmp", "/tmp is a writable emptyDir", (x) => { x.c.volumeMounts = x.c.volumeMounts.filter((m) => m.mountPath !== "/tmp"); }],
+];
+for (const [what, expect, mutate] of crossBroken) {
+  if (!baseX) break;
+  const doc = structuredClone(baseX.doc);
+  const x = { ...baseX, doc, pod: doc.spec.template.spec, c: doc.spec.template.spec.containers[0] };
+  mutate(x);
+  const failed = [];
+  celerChecks(x, (name, ok) => { if (!ok) failed.push(name); });
+  check(`deployment.yaml broken for the cross-checks (${what}): fails '${expect}'`,
+        failed.some((n) => n.includes(expect)), failed);
 }
 
 // the commented-out Redis variables of deployment.yaml: valid once uncommented as the comment says
