@@ -368,8 +368,15 @@ for (const x of celerContainers) {
           v.configMap.items.every((it) => it.key in (cm.data ?? {}) || it.key in (cm.binaryData ?? {})));
     if (cm) configMaps[v.name] = { items: v.configMap.items, data: cm.data ?? {}, binaryData: cm.binaryData ?? {} };
   }
+  // the Secrets its envFrom takes variables from: their keys, for the Python side
+  const secrets = {};
+  for (const ef of c.envFrom ?? []) if (ef.secretRef) {
+    const sec = byKind("Secret").find((d) => d.doc.metadata.name === ef.secretRef.name)?.doc;
+    check(`${label}: envFrom's Secret ${ef.secretRef.name} is in the manifests`, sec);
+    if (sec) secrets[ef.secretRef.name] = Object.keys({ ...(sec.data ?? {}), ...(sec.stringData ?? {}) });
+  }
   exported.push({ label, file: x.file, kserve: !!x.kserve, args: c.args, env: c.env ?? [], volumeMounts: c.volumeMounts ?? [],
-                  configMaps, resources: c.resources, grace, drain, timeout,
+                  envFrom: c.envFrom ?? [], secrets, configMaps, resources: c.resources, grace, drain, timeout,
                   commentedEnv: commentedEnv(fs.readFileSync(path.join(ROOT, x.file), "utf8")) });
 }
 

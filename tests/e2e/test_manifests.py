@@ -8,10 +8,11 @@ made at test time, must be refused; and it cross-checks them against celer: the 
 variables exist (from `celer serve --help`), probes and ports, grace period, security context,
 worker count. `kubectl kustomize` runs on each kustomization when kubectl is installed (skipped
 otherwise: no Debian 12 package has a recent one). Then celer runs with each celer container's
-args and environment as the kubelet would give them (ports moved to free ones, CELER_WORKERS from
-the CPU request, the ConfigMap volume laid out as the kubelet does, with its ..data symlinks): ready,
-an inference on mlp, the drain on SIGTERM and exit 0 within the grace period; the Deployment with
-its Redis variables uncommented against a real redis-server with a password. If the npm packages
+args and environment as the kubelet would give them (ports moved to free ones, path flags to the
+folders standing for their volumes, CELER_WORKERS from the CPU request, the ConfigMap volume laid
+out as the kubelet does, with its ..data symlinks): ready, an inference on mlp, the drain on SIGTERM
+and exit 0 within the grace period; the S3 variant against Swift's s3api (tests/s3/swift.sh); the
+Deployment with its Redis variables uncommented against a real redis-server with a password. If the npm packages
 cannot be installed the test fails: it never passes without having run.
 
 usage: test_manifests.py CELER_BIN EXAMPLE_REPOSITORY
@@ -100,7 +101,8 @@ def configmap_volume(where, cm):
     symlink to it, and each top-level entry a symlink through ..data."""
     stamp = "..2026_01_01_00_00_00.000000001"
     for it in cm["items"]:
-        data = cm["data"][it["key"]].encode() if it["key"] in cm["data"] else base64.b64decode(cm["binaryData"][it["key"]])
+        key = it["key"]
+        data = cm["data"][key].encode() if key in cm["data"] else base64.b64decode(cm["binaryData"][key])
         path = os.path.join(where, stamp, it["path"])
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "wb") as f:
@@ -113,17 +115,19 @@ def configmap_volume(where, cm):
 def get(port, path, body=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn.request("POST" if body else "GET", path, body=body, headers={"Content-Type": "application/json"} if body else {})
+        headers = {"Content-Type": "application/json"} if body else {}
+        conn.request("POST" if body else "GET", path, body=body, headers=headers)
         r = conn.getresponse()
         return r.status, r.read()
     finally:
         conn.close()
 
 
-def run_container(c, tmp, extra_env=None, redis_port=None, full_drain=True):
+def run_container(c, tmp, extra_env=None, redis_port=None, full_drain=True, s3=None):
     """Starts celer with container c's args and environment (ports and paths moved), checks it
     serves and drains; without full_drain a second SIGTERM ends the drain delay early (as celer
-    allows), which saves the test its seconds."""
+    allows), which saves the test its seconds. s3: {url, variables} standing for the bucket the
+    manifest names and the values of its Secret's keys."""
     label = c["label"] + (" (Redis variables uncommented)" if extra_env else "")
     work = tempfile.mkdtemp(prefix="run-", dir=tmp)
     mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
@@ -150,13 +154,22 @@ def run_container(c, tmp, extra_env=None, redis_port=None, full_drain=True):
         if m:
             ports[m.group(1)] = free_port()
             a = f"--{m.group(1)}-port={ports[m.group(1)]}"
-        m = re.match(r"^(--model-repository=)(/.*)$", a)
+        if s3 and a.startswith("--model-repository=s3://"):
+            a = "--model-repository=" + s3["url"]
+        m = re.match(r"^(--[a-z-]+=)(/.*)$", a)  # a path in a volume: the volume's local folder
         if m:
-            a = m.group(1) + next(paths[p] + m.group(2)[len(p):] for p in paths if m.group(2).startswith(p))
+            within = [p for p in paths if m.group(2) == p or m.group(2).startswith(p.rstrip("/") + "/")]
+            check(f"{label}: {a} is a path in one of the container's volumes", within, paths)
+            if not within:
+                return
+            a = m.group(1) + paths[within[0]] + m.group(2)[len(within[0]):]
         args.append(a)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELER_") and k != "TMPDIR"}
     env["TMPDIR"] = paths.get("/tmp", work)
     values = {}
+    for ef in c["envFrom"]:  # the Secret's keys, with the test S3 server's values
+        for key in c["secrets"].get(ef.get("secretRef", {}).get("name"), []):
+            values[key] = env[key] = s3["variables"][key]
     for e in c["env"] + (extra_env or []):
         if "value" in e:
             # the kubelet expands $(VAR) from the variables defined before
@@ -197,7 +210,13 @@ def run_container(c, tmp, extra_env=None, redis_port=None, full_drain=True):
         x = [float(i) / 16 for i in range(16)]
         body = json.dumps({"inputs": [{"name": "features", "shape": [1, 16], "datatype": "FP32", "data": x}]}).encode()
         status, answer = get(ports["http"], "/v2/models/mlp/infer", body)
-        check(f"{label}: mlp (from the volume) answers an inference", status == 200 and b"scores" in answer, answer[:300])
+        check(f"{label}: mlp (from the volume) answers an inference", status == 200 and b"scores" in answer,
+              answer[:300])
+        if s3:
+            cached = [os.path.relpath(os.path.join(d, f), work) for d, _, fs in os.walk(work) for f in fs
+                      if f == "model.onnx"]
+            check(f"{label}: the bucket's copy is in the --model-cache-dir volume", any(
+                p.startswith("model-cache" + os.sep) for p in cached), cached)
         if "metrics" in ports:
             status, text = get(ports["metrics"], "/metrics")
             check(f"{label}: /metrics on the metrics port", status == 200 and b"nv_inference" in text, text[:200])
@@ -233,6 +252,34 @@ def run_container(c, tmp, extra_env=None, redis_port=None, full_drain=True):
             proc.wait()
 
 
+def run_s3(c, tmp):
+    """The S3 variant against tests/s3/swift.sh (OpenStack Swift's s3api, which checks every
+    signature): the bucket and prefix the manifest names, holding the ConfigMap's two models."""
+    if not shutil.which("swift-proxy-server"):
+        print(f"SKIP {c['label']}: OpenStack Swift is not installed (scripts/deps.sh --test); its flags were checked",
+              flush=True)
+        return
+    sys.path.insert(0, os.path.join(ROOT, "tests", "s3"))
+    import s3util  # noqa: E402 (boto3: Debian's python3-boto3)
+    from test_s3_client import free_port_block  # noqa: E402
+    url = next(a for a in c["args"] if a.startswith("--model-repository=s3://"))[len("--model-repository=s3://"):]
+    bucket, _, prefix = url.partition("/")
+    port = free_port_block()
+    swift_dir = os.path.join(tempfile.mkdtemp(prefix="swift-", dir=tmp), "swift")
+    swift = os.path.join(ROOT, "tests", "s3", "swift.sh")
+    subprocess.run([swift, "start", swift_dir, str(port)], check=True, timeout=120)
+    try:
+        s3 = s3util.client(f"http://127.0.0.1:{port}")
+        s3util.mkbucket(s3, bucket)
+        for m in ("identity", "mlp"):
+            s3util.putdir(s3, bucket, f"{prefix}/{m}", os.path.join(ROOT, "examples", "repository", m))
+        run_container(c, tmp, full_drain=False, s3={
+            "url": f"s3://127.0.0.1:{port}/{bucket}/{prefix}",  # s3://host:port/bucket/prefix: plain HTTP
+            "variables": {"AWS_ACCESS_KEY_ID": "test:tester", "AWS_SECRET_ACCESS_KEY": "testing"}})
+    finally:
+        subprocess.run([swift, "stop", swift_dir], timeout=60)
+
+
 def main():
     t_start = time.time()
     have = node_modules(NODE_PACKAGES)
@@ -258,7 +305,7 @@ def main():
             containers = json.load(f)
         for c in containers:
             if any(a.startswith("--model-repository=s3://") for a in c["args"]):
-                print(f"{c['label']}: not started (its repository is a bucket; the flags were checked)", flush=True)
+                run_s3(c, tmp)
                 continue
             run_container(c, tmp, full_drain=c["file"] == "deploy/kubernetes/deployment.yaml")
         base = next((c for c in containers if c["file"] == "deploy/kubernetes/deployment.yaml"), None)
