@@ -48,3 +48,29 @@ def node_modules(packages, timeout=600):
             print(f"npm install failed ({r.returncode}): {r.stderr[-2000:]}", flush=True)
             return None
     return NODE_CACHE
+
+
+def run_checks(argv, check, timeout=300):
+    """Runs a node script (argv) that prints a JSON line per check ({"name", "ok", "detail"}) and
+    {"done": true} at its end: each becomes check(name, ok, detail), other lines are printed.
+    False when the script did not run to its end."""
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        check(f"{os.path.basename(argv[1])} finishes within {timeout} s", False, (e.stdout or b"")[-2000:])
+        return False
+    done = False
+    for line in r.stdout.splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            print(line, flush=True)
+            continue
+        if doc.get("done"):
+            done = True
+        else:
+            check(doc["name"], doc["ok"], doc.get("detail", ""))
+    if r.stderr:
+        print(r.stderr[-3000:], flush=True)
+    check(f"{os.path.basename(argv[1])} ran to its end", r.returncode == 0 and done, f"exit {r.returncode}: {r.stderr[-3000:]}")
+    return done

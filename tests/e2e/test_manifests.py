@@ -32,7 +32,7 @@ import time
 import http.client
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from node_cache import NODE_CACHE, node_modules  # noqa: E402
+from node_cache import NODE_CACHE, node_modules, run_checks  # noqa: E402
 from test_server import check, free_port, summary  # noqa: E402
 
 CELER = sys.argv[1]
@@ -60,26 +60,7 @@ def serve_flags():
 
 
 def run_check(tmp, flags_json):
-    try:
-        r = subprocess.run(["node", CHECK_JS, os.path.join(NODE_CACHE, "node_modules"), ROOT, tmp, flags_json],
-                           capture_output=True, text=True, timeout=300)
-    except subprocess.TimeoutExpired as e:
-        check("check.mjs finishes within 300 s", False, (e.stdout or b"")[-2000:])
-        return False
-    done = False
-    for line in r.stdout.splitlines():
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            print(line, flush=True)
-            continue
-        if doc.get("done"):
-            done = True
-        else:
-            check(doc["name"], doc["ok"], doc.get("detail", ""))
-    print(r.stderr[-3000:], flush=True)
-    check("check.mjs ran to its end", r.returncode == 0 and done, f"exit {r.returncode}: {r.stderr[-3000:]}")
-    return done
+    return run_checks(["node", CHECK_JS, os.path.join(NODE_CACHE, "node_modules"), ROOT, tmp, flags_json], check)
 
 
 def kustomize():

@@ -15,15 +15,13 @@ npm packages cannot be installed the test fails: it never passes without having 
 
 usage: test_openapi.py CELER_BIN EXAMPLE_REPOSITORY
 environment: CELER_NODE_CACHE, the folder holding node_modules (default ~/.cache/celer-test/node)"""
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from node_cache import NODE_CACHE, node_modules  # noqa: E402
+from node_cache import NODE_CACHE, node_modules, run_checks  # noqa: E402
 from test_server import Server, check, check_stopped, summary  # noqa: E402
 
 CELER, REPO_SRC = sys.argv[1], sys.argv[2]
@@ -36,25 +34,8 @@ NODE_PACKAGES = ["@apidevtools/swagger-parser@12.1.0",  # 13 wants Node >= 22.19
 
 def run_check(srv, tmp, *extra):
     """Runs check.mjs against srv; its JSON lines become checks here. False when it did not finish."""
-    try:
-        r = subprocess.run(["node", CHECK_JS, f"http://127.0.0.1:{srv.port}", os.path.join(NODE_CACHE, "node_modules"),
-                            tmp] + list(extra), capture_output=True, text=True, timeout=300)
-    except subprocess.TimeoutExpired as e:
-        check("check.mjs finishes within 300 s", False, (e.stdout or b"")[-2000:])
-        return False
-    done = False
-    for line in r.stdout.splitlines():
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            print(line, flush=True)
-            continue
-        if doc.get("done"):
-            done = True
-        else:
-            check(doc["name"], doc["ok"], doc.get("detail", ""))
-    check("check.mjs ran to its end", r.returncode == 0 and done, f"exit {r.returncode}: {r.stderr[-3000:]}")
-    return done
+    return run_checks(["node", CHECK_JS, f"http://127.0.0.1:{srv.port}", os.path.join(NODE_CACHE, "node_modules"), tmp]
+                      + list(extra), check)
 
 
 def main():
