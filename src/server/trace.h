@@ -132,6 +132,10 @@ void celer_trace_hex(const uint8_t *id, size_t n, char *out); /* 2n hex digits a
 /* The OTLP/HTTP JSON body of n spans ({"resourceSpans":[...]}); offset_ns turns their monotonic
  * times into Unix nanoseconds. */
 void celer_trace_export_json(const celer_span *spans, int n, int64_t offset_ns, celer_jbuf *out);
+/* The same spans as OTLP/HTTP protobuf (an ExportTraceServiceRequest), appended to out: the
+ * message is out->data[returned offset .. out->len) (its header goes in front of the spans once
+ * their size is known: the first bytes are room left over). 0 with out->status set on failure. */
+size_t celer_trace_export_proto(const celer_span *spans, int n, int64_t offset_ns, celer_jbuf *out);
 
 /* The ring alone, for tests: celer_trace_ring_push returns false (and counts a drop) when full. */
 typedef struct celer_trace_ring celer_trace_ring;
