@@ -596,6 +596,7 @@ static uint8_t *span_pb(const celer_span *s, int64_t offset, uint8_t *p) {
         const celer_span_event *e = &s->events[i];
         enlen[i] = strnlen(e->name, KEY_PB_MAX);
         event[i] = 9 + (enlen[i] ? field_size(enlen[i]) : 0);
+        eklen[i] = eattr[i] = 0;
         if (e->attr) {
             eklen[i] = strnlen(e->attr, KEY_PB_MAX);
             eattr[i] = kv_size(eklen[i], true, e->attr_value, 0);
