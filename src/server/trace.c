@@ -125,10 +125,12 @@ static void random_id(uint8_t *out, size_t n) {
 
 /* ---- spans ---- */
 
-static void copy_text(char *dst, size_t cap, const char *src) {
+/* Returns the length copied. */
+static size_t copy_text(char *dst, size_t cap, const char *src) {
     size_t n = src ? strnlen(src, cap - 1) : 0;
     if (n) memcpy(dst, src, n);
     dst[n] = 0;
+    return n;
 }
 
 void celer_span_begin(celer_span *s, const char *name, celer_span_kind kind, const celer_span *local_parent,
@@ -140,7 +142,7 @@ void celer_span_begin(celer_span *s, const char *name, celer_span_kind kind, con
     s->state[0] = 0;
     s->has_parent = s->parent_remote = false;
     s->kind = (uint8_t)kind;
-    copy_text(s->name, sizeof s->name, name);
+    s->name_len = (uint8_t)copy_text(s->name, sizeof s->name, name);
     s->start_ns = s->end_ns = start_ns;
     s->flags = 1; /* sampled: only traced requests make spans */
     if (local_parent) {
@@ -166,7 +168,7 @@ void celer_span_begin(celer_span *s, const char *name, celer_span_kind kind, con
 void celer_span_name(celer_span *s, const char *prefix, const char *name) {
     size_t n = strnlen(prefix, sizeof s->name - 1);
     memcpy(s->name, prefix, n);
-    copy_text(s->name + n, sizeof s->name - n, name);
+    s->name_len = (uint8_t)(n + copy_text(s->name + n, sizeof s->name - n, name));
 }
 
 void celer_span_attr_str(celer_span *s, const char *key, const char *value) {
@@ -174,7 +176,7 @@ void celer_span_attr_str(celer_span *s, const char *key, const char *value) {
     celer_span_attr *a = &s->attrs[s->n_attrs++];
     a->key = key;
     a->is_int = false;
-    copy_text(a->s, sizeof a->s, value);
+    a->s_len = (uint8_t)copy_text(a->s, sizeof a->s, value);
 }
 
 void celer_span_attr_int(celer_span *s, const char *key, int64_t value) {
@@ -533,14 +535,18 @@ static void utf8_repair(uint8_t *p, size_t n) {
     }
 }
 
-/* A string field: bytes copied, then checked (nearly always ASCII: one pass over a short string). */
+/* A string field from input (names, values, messages): bytes copied, then checked, eight at a time
+ * (nearly always ASCII). Static text (keys, event names) goes through pb_bytes unchecked. */
 static uint8_t *pb_text(uint8_t *p, uint8_t tag, const char *s, size_t n) {
     p = pb_bytes(p, tag, s, n);
-    for (size_t i = 0; i < n; i++)
-        if ((uint8_t)s[i] >= 0x80) {
-            utf8_repair(p - n, n);
-            break;
-        }
+    uint64_t high = 0, w;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, s + i, 8);
+        high |= w;
+    }
+    for (; i < n; i++) high |= (uint8_t)s[i];
+    if (high & 0x8080808080808080ULL) utf8_repair(p - n, n);
     return p;
 }
 
@@ -554,12 +560,13 @@ static size_t kv_size(size_t klen, bool is_int, int64_t i, size_t slen) {
     return field_size(klen) + field_size(any_size(is_int, i, slen));
 }
 
-/* A KeyValue field: tag, length (size, from kv_size), key, value. */
-static uint8_t *pb_kv(uint8_t *p, uint8_t tag, size_t size, const char *key, size_t klen, bool is_int, int64_t i,
-                      const char *s, size_t slen) {
+/* A KeyValue field: tag, length (size, from kv_size), key, value. `checked`: the key is input (the
+ * resource's), not celer's static text, and must be made UTF-8. */
+static uint8_t *pb_kv(uint8_t *p, uint8_t tag, size_t size, const char *key, size_t klen, bool checked, bool is_int,
+                      int64_t i, const char *s, size_t slen) {
     *p++ = tag;
     p = pb_varint(p, size);
-    p = pb_text(p, TAG_KV_KEY, key, klen);
+    p = checked ? pb_text(p, TAG_KV_KEY, key, klen) : pb_bytes(p, TAG_KV_KEY, key, klen);
     *p++ = TAG_KV_VALUE;
     p = pb_varint(p, any_size(is_int, i, slen));
     if (is_int) {
@@ -576,7 +583,7 @@ static uint8_t *span_pb(const celer_span *s, int64_t offset, uint8_t *p) {
     size_t klen[CELER_SPAN_MAX_ATTRS], slen[CELER_SPAN_MAX_ATTRS], attr[CELER_SPAN_MAX_ATTRS];
     size_t enlen[CELER_SPAN_MAX_EVENTS], eklen[CELER_SPAN_MAX_EVENTS], eattr[CELER_SPAN_MAX_EVENTS],
         event[CELER_SPAN_MAX_EVENTS];
-    size_t name_len = strnlen(s->name, sizeof s->name), msg_len = s->status == 2 ? strnlen(s->status_message,
+    size_t name_len = s->name_len, msg_len = s->status == 2 ? strnlen(s->status_message,
                                                                                              sizeof s->status_message) : 0;
     uint64_t start = (uint64_t)(s->start_ns + offset), end = (uint64_t)(s->end_ns + offset);
     size_t size = 18 + 10 + (s->has_parent ? 10 : 0) + 6; /* ids, parent, flags (fixed32, bit 8 always set) */
@@ -588,7 +595,7 @@ static uint8_t *span_pb(const celer_span *s, int64_t offset, uint8_t *p) {
     for (int i = 0; i < s->n_attrs; i++) {
         const celer_span_attr *a = &s->attrs[i];
         klen[i] = strnlen(a->key, KEY_PB_MAX);
-        slen[i] = a->is_int ? 0 : strnlen(a->s, sizeof a->s);
+        slen[i] = a->is_int ? 0 : a->s_len;
         attr[i] = kv_size(klen[i], a->is_int, a->i, slen[i]);
         size += field_size(attr[i]);
     }
@@ -613,7 +620,7 @@ static uint8_t *span_pb(const celer_span *s, int64_t offset, uint8_t *p) {
     p = pb_varint(p, size);
     p = pb_bytes(p, TAG_TRACE_ID, s->trace_id, 16);
     p = pb_bytes(p, TAG_SPAN_ID, s->span_id, 8);
-    if (s->state_len) p = pb_text(p, TAG_TRACE_STATE, s->state, s->state_len);
+    if (s->state_len) p = pb_bytes(p, TAG_TRACE_STATE, s->state, s->state_len); /* visible ASCII (parse_state) */
     if (s->has_parent) p = pb_bytes(p, TAG_PARENT, s->parent_id, 8);
     if (name_len) p = pb_text(p, TAG_NAME, s->name, name_len);
     if (s->kind) *p++ = TAG_KIND, *p++ = s->kind;
@@ -621,15 +628,15 @@ static uint8_t *span_pb(const celer_span *s, int64_t offset, uint8_t *p) {
     if (end) p = pb_fixed64(p, TAG_END, end);
     for (int i = 0; i < s->n_attrs; i++) {
         const celer_span_attr *a = &s->attrs[i];
-        p = pb_kv(p, TAG_ATTRIBUTES, attr[i], a->key, klen[i], a->is_int, a->i, a->s, slen[i]);
+        p = pb_kv(p, TAG_ATTRIBUTES, attr[i], a->key, klen[i], false, a->is_int, a->i, a->s, slen[i]);
     }
     for (int i = 0; i < s->n_events; i++) {
         const celer_span_event *e = &s->events[i];
         *p++ = TAG_EVENTS;
         p = pb_varint(p, event[i]);
         p = pb_fixed64(p, TAG_EVENT_TIME, (uint64_t)(e->t_ns + offset));
-        if (enlen[i]) p = pb_text(p, TAG_EVENT_NAME, e->name, enlen[i]);
-        if (e->attr) p = pb_kv(p, TAG_EVENT_ATTRIBUTES, eattr[i], e->attr, eklen[i], true, e->attr_value, NULL, 0);
+        if (enlen[i]) p = pb_bytes(p, TAG_EVENT_NAME, e->name, enlen[i]);
+        if (e->attr) p = pb_kv(p, TAG_EVENT_ATTRIBUTES, eattr[i], e->attr, eklen[i], false, true, e->attr_value, NULL, 0);
     }
     for (int i = 0; i < s->n_links; i++) {
         const celer_span_link *l = &s->links[i];
@@ -669,7 +676,7 @@ static void build_resource_pb(const char (*keys)[100], const char (*vals)[100], 
     uint8_t *p = resource_pb;
     *p++ = TAG_RS_RESOURCE;
     p = pb_varint(p, body);
-    for (int i = 0; i < n; i++) p = pb_kv(p, TAG_RES_ATTRIBUTES, kv[i], keys[i], kl[i], false, 0, vals[i], vl[i]);
+    for (int i = 0; i < n; i++) p = pb_kv(p, TAG_RES_ATTRIBUTES, kv[i], keys[i], kl[i], true, false, 0, vals[i], vl[i]);
     resource_pb_len = (size_t)(p - resource_pb);
     static const char name[] = "celer", version[] = CELER_SERVER_VERSION;
     p = scope_pb;

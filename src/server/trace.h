@@ -58,14 +58,15 @@ void celer_trace_parse_state(celer_trace_ctx *ctx, const char *s, size_t len);
 typedef enum celer_span_kind { CELER_SPAN_INTERNAL = 1, CELER_SPAN_SERVER = 2, CELER_SPAN_CLIENT = 3 } celer_span_kind;
 
 typedef struct celer_span_attr {
-    const char *key; /* static text */
+    const char *key; /* static text (ASCII) */
     bool is_int;
+    uint8_t s_len; /* of s */
     int64_t i;
     char s[64]; /* longer values are cut */
 } celer_span_attr;
 
 typedef struct celer_span_event {
-    const char *name; /* static text */
+    const char *name; /* static text (ASCII) */
     int64_t t_ns;     /* CLOCK_MONOTONIC */
     const char *attr; /* an int attribute's key (static), or NULL */
     int64_t attr_value;
@@ -84,6 +85,7 @@ typedef struct celer_span {
     uint8_t flags; /* W3C trace flags (sampled) */
     uint8_t kind;  /* celer_span_kind */
     uint8_t status; /* 0 UNSET, 2 ERROR (then status_message says why) */
+    uint8_t name_len;
     char name[96];
     int64_t start_ns, end_ns;
     int n_attrs, n_events, n_links, dropped_links;
