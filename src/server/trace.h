@@ -1,5 +1,6 @@
 /* Tracing (trace.c), private to src/server: W3C trace context in and out, spans of requests,
- * pipeline steps, model calls and batches, and their export as OTLP/HTTP JSON from one thread.
+ * pipeline steps, model calls and batches, and their export over OTLP/HTTP (protobuf, the default,
+ * or JSON: --trace-otlp-protocol, OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL) from one thread.
  *
  * Propagation: a request's `traceparent` (and `tracestate`, only with a valid traceparent) is
  * parsed strictly; a request is traced when it arrives with a sampled parent (flags & 1), or when
@@ -94,8 +95,8 @@ typedef struct celer_span {
     celer_span_attr attrs[CELER_SPAN_MAX_ATTRS];
     celer_span_event events[CELER_SPAN_MAX_EVENTS];
     celer_span_link links[CELER_SPAN_MAX_LINKS];
-    char status_message[160];
-    char state[CELER_TRACE_STATE_MAX + 1];
+    char status_message[160];                /* read only when status is 2 */
+    char state[CELER_TRACE_STATE_MAX + 1];  /* read only when state_len is not 0 */
 } celer_span;
 
 /* Starts the exporter from the flags and the environment (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
