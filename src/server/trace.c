@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,6 +214,16 @@ void celer_span_traceparent(const celer_span *s, char out[CELER_TRACEPARENT_LEN 
     celer_trace_hex(s->span_id, 8, out + 36);
     out[52] = '-';
     celer_trace_hex(&s->flags, 1, out + 53);
+}
+
+/* Asks for the parts of a queued span an encoder reads (its head, six attributes, six events) ahead
+ * of time: the ring is 8 MB that workers on the other core wrote, so these reads miss the cache, and
+ * a span two ahead arrives while this one is encoded. */
+static void prefetch_span(const celer_span *s) {
+    const char *p = (const char *)s;
+    for (size_t o = 0; o < offsetof(celer_span, attrs) + 6 * sizeof(celer_span_attr); o += 64) __builtin_prefetch(p + o);
+    for (size_t o = offsetof(celer_span, events); o < offsetof(celer_span, events) + 6 * sizeof(celer_span_event); o += 64)
+        __builtin_prefetch(p + o);
 }
 
 /* ---- OTLP/HTTP JSON: protobuf's JSON mapping with OTLP's deviations (hex ids, 64-bit integers as
@@ -430,6 +441,7 @@ void celer_trace_export_json(const celer_span *spans, int n, int64_t offset_ns, 
     celer_jbuf_raw(out, resource_json, strlen(resource_json));
     LIT(out, ",\"scopeSpans\":[{\"scope\":{\"name\":\"celer\",\"version\":\"" CELER_SERVER_VERSION "\"},\"spans\":[");
     for (int i = 0; i < n; i++) { /* formatted in place: no copy of the body */
+        if (i + 2 < n) prefetch_span(&spans[i + 2]);
         char *p = celer_jbuf_reserve(out, SPAN_JSON_MAX + 1), *start = p;
         if (!p) return; /* out->status says why */
         if (i) *p++ = ',';
@@ -693,6 +705,7 @@ size_t celer_trace_export_proto(const celer_span *spans, int n, int64_t offset_n
     if (!celer_jbuf_reserve(out, head_max)) return 0;
     celer_jbuf_commit(out, head_max);
     for (int i = 0; i < n; i++) { /* written in place: no copy of the body */
+        if (i + 2 < n) prefetch_span(&spans[i + 2]);
         uint8_t *p = (uint8_t *)celer_jbuf_reserve(out, SPAN_PB_MAX);
         if (!p) return 0; /* out->status says why */
         celer_jbuf_commit(out, (size_t)(span_pb(&spans[i], offset_ns, p) - p));
