@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # What tracing costs: requests/s of the mlp example (one row of 16 features, KServe v2 JSON) with
-# tracing off and with every request traced (--trace-rate 1, spans posted as OTLP/HTTP JSON to a
-# receiver on loopback, nginx, that takes them and answers 200), side by side in one run: two celer
-# servers, loaded in turn with wrk (bench/post.lua) at concurrency 64 with keep-alive, ROUNDS
-# times each, alternating, so that drift of the shared machine hits both alike. Prints each run,
+# tracing off and with every request traced (--trace-rate 1, spans posted over OTLP/HTTP, protobuf
+# by default, to a receiver on loopback, nginx, that takes them and answers 200), side by side in
+# one run: a celer server per configuration, loaded in turn with wrk (bench/post.lua) at
+# concurrency 64 with keep-alive, ROUNDS times each, alternating, so that drift of the shared
+# machine hits all alike. Prints each run,
 # the medians and their ratio, the server's CPU time per request (user + system from /proc, the
 # exporter thread included: steadier than requests/s on a machine others share), and celer's span
 # counters (exported, dropped, failed).
 #
 #   bench/trace_bench.sh                 # CELER_BIN (default build/celer), BENCH_SECONDS (10), ROUNDS (3)
 #   TRACE_RATE=1000 bench/trace_bench.sh # the traced server at another rate (Triton's default: 1 in 1000)
+#   OTLP_PROTOCOL=http/json bench/trace_bench.sh  # the traced server posts JSON (default http/protobuf)
+#   OTLP_PROTOCOL="http/protobuf http/json" bench/trace_bench.sh  # one traced server per protocol, in
+#                                        # the same alternation: off, protobuf, json, off, ... (not with TOGETHER)
 #   TOGETHER=1 bench/trace_bench.sh      # both servers loaded at once (one wrk each, -t1): whatever
 #                                        # else the machine runs hits both in the same seconds, so the
 #                                        # CPU per request compares closely; the nginx receiver's CPU
@@ -73,9 +77,15 @@ start() {  # start PORT ARGS...: a celer server on the example repository; waits
 P_OFF=$(free_port)
 start "$P_OFF"
 PID_OFF=$LAST_PID
-P_ON=$(free_port)
-start "$P_ON" --trace-otlp-url "http://127.0.0.1:$P_RECV/v1/traces" --trace-rate "${TRACE_RATE:-1}"
-PID_ON=$LAST_PID
+read -r -a PROTOS <<<"${OTLP_PROTOCOL:-http/protobuf}"
+P_ONS=() PID_ONS=()
+for proto in "${PROTOS[@]}"; do
+  P_ON=$(free_port)
+  start "$P_ON" --trace-otlp-url "http://127.0.0.1:$P_RECV/v1/traces" --trace-rate "${TRACE_RATE:-1}" \
+    --trace-otlp-protocol "$proto"
+  P_ONS+=("$P_ON") PID_ONS+=("$LAST_PID")
+done
+P_ON=${P_ONS[0]} PID_ON=${PID_ONS[0]}
 
 /usr/bin/python3 -c 'import json; print(json.dumps({"inputs": [{"name": "features", "shape": [1, 16], "datatype": "FP32", "data": [0.25] * 16}]}))' >"$OUT/body.json"
 curl -sf -D "$OUT/h" -o /dev/null -H 'Content-Type: application/json' --data-binary @"$OUT/body.json" \
@@ -101,14 +111,16 @@ ticks = ('"$t1"' - '"$t0"') / os.sysconf("SC_CLK_TCK")
 print("%.0f %s %.2f" % (int(d["requests"]) / float(d["seconds"]), d["p99_ms"], 1e6 * ticks / int(d["requests"])))'
 }
 
-metric() { curl -sf "http://127.0.0.1:$P_ON/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+metric() { curl -sf "http://127.0.0.1:${2:-$P_ON}/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 
-# warm both up
-wrk -t2 -c"$CONC" -d2s -s bench/post.lua "http://127.0.0.1:$P_OFF/v2/models/mlp/infer" -- "$OUT/body.json" >/dev/null
-wrk -t2 -c"$CONC" -d2s -s bench/post.lua "http://127.0.0.1:$P_ON/v2/models/mlp/infer" -- "$OUT/body.json" >/dev/null
-OFF=() ON=() CPU_OFF=() CPU_ON=()
-X0=$(exporter_ticks "$PID_ON")
-S0=$(metric celer_trace_spans_exported_total)
+# warm them up
+for port in "$P_OFF" "${P_ONS[@]}"; do
+  wrk -t2 -c"$CONC" -d2s -s bench/post.lua "http://127.0.0.1:$port/v2/models/mlp/infer" -- "$OUT/body.json" >/dev/null
+done
+X0=() S0=()
+for k in "${!P_ONS[@]}"; do
+  X0+=("$(exporter_ticks "${PID_ONS[$k]}")") S0+=("$(metric celer_trace_spans_exported_total "${P_ONS[$k]}")")
+done
 run_both() {  # one round with both servers loaded at once: the lines of run, off then on
   local a b t0a t0b t1a t1b
   t0a=$(cpu_ticks "$PID_OFF") t0b=$(cpu_ticks "$PID_ON")
@@ -128,42 +140,52 @@ ticks = ('"$3"' - '"$2"') / os.sysconf("SC_CLK_TCK")
 print("%.0f %s %.2f" % (int(d["requests"]) / float(d["seconds"]), d["p99_ms"], 1e6 * ticks / int(d["requests"])))'
   done
 }
+# each run's "requests/s p99 cpu" goes to a line of $OUT/res-off or $OUT/res-K (K: the traced
+# server's index in OTLP_PROTOCOL), round by round
 for r in $(seq "$ROUNDS"); do
   if [ -n "${TOGETHER:-}" ]; then
     { read -r rps p99 cpu; read -r rps2 p992 cpu2; } < <(run_both)
-    OFF+=("$rps") CPU_OFF+=("$cpu") ON+=("$rps2") CPU_ON+=("$cpu2")
+    echo "$rps $p99 $cpu" >>"$OUT/res-off"
+    echo "$rps2 $p992 $cpu2" >>"$OUT/res-0"
     log "round $r together: off $rps requests/s (p99 $p99 ms), $cpu us/request; on $rps2 requests/s (p99 $p992 ms), $cpu2 us/request"
     continue
   fi
   read -r rps p99 cpu < <(run "$P_OFF" "$PID_OFF")
-  OFF+=("$rps") CPU_OFF+=("$cpu")
+  echo "$rps $p99 $cpu" >>"$OUT/res-off"
   log "round $r tracing off:  $rps requests/s (p99 $p99 ms), $cpu us of server CPU per request"
-  read -r rps p99 cpu < <(run "$P_ON" "$PID_ON")
-  ON+=("$rps") CPU_ON+=("$cpu")
-  log "round $r tracing on:   $rps requests/s (p99 $p99 ms), $cpu us of server CPU per request"
+  for k in "${!P_ONS[@]}"; do
+    read -r rps p99 cpu < <(run "${P_ONS[$k]}" "${PID_ONS[$k]}")
+    echo "$rps $p99 $cpu" >>"$OUT/res-$k"
+    log "round $r tracing on (${PROTOS[$k]}): $rps requests/s (p99 $p99 ms), $cpu us of server CPU per request"
+  done
 done
-sleep 6 # the exporter's last batch (every 5 s)
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
-M_OFF=$(median "${OFF[@]}")
-M_ON=$(median "${ON[@]}")
-echo "tracing off (median of $ROUNDS x ${SECS}s, c=$CONC): $M_OFF requests/s"
-echo "tracing on, --trace-rate ${TRACE_RATE:-1} (median):            $M_ON requests/s"
-/usr/bin/python3 -c "print('cost of tracing every request: %.1f%% of requests/s' % (100 * (1 - $M_ON / $M_OFF)))"
+sleep 6 # the exporters' last batch (every 5 s)
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared)"
+for k in "${!P_ONS[@]}"; do
+  X1=$(exporter_ticks "${PID_ONS[$k]}")
+  S1=$(metric celer_trace_spans_exported_total "${P_ONS[$k]}")
+  echo "== tracing on, --trace-rate ${TRACE_RATE:-1}, ${PROTOS[$k]}"
+  /usr/bin/python3 - "$OUT/res-off" "$OUT/res-$k" "$ROUNDS" "$SECS" "$CONC" "${X0[$k]}" "$X1" "${S0[$k]}" "$S1" <<'PY'
+import os, statistics, sys
+off = [list(map(float, l.split())) for l in open(sys.argv[1])]
+on = [list(map(float, l.split())) for l in open(sys.argv[2])]
+rounds, secs, conc = sys.argv[3:6]
+x0, x1, s0, s1 = (float(v) for v in sys.argv[6:10])
+med = lambda v: statistics.median_low(v)
+m_off, m_on = med([r[0] for r in off]), med([r[0] for r in on])
+print(f"tracing off (median of {rounds} x {secs}s, c={conc}): {m_off:.0f} requests/s")
+print(f"tracing on (median):                    {m_on:.0f} requests/s")
+print("cost of tracing every request: %.1f%% of requests/s" % (100 * (1 - m_on / m_off)))
 # the rounds' own ratios (each round's on against the off run beside it): drift between rounds cancels
-RATIOS=() CRATIOS=()
-for i in "${!ON[@]}"; do
-  RATIOS+=("$(/usr/bin/python3 -c "print('%.4f' % (${ON[$i]} / ${OFF[$i]}))")")
-  CRATIOS+=("$(/usr/bin/python3 -c "print('%.4f' % (${CPU_ON[$i]} / ${CPU_OFF[$i]}))")")
+r = med([b[0] / a[0] for a, b in zip(off, on)])
+cr = med([b[2] / a[2] for a, b in zip(off, on)])
+print("median of the rounds' own ratios: %.1f%% fewer requests/s, %.1f%% more CPU per request" % (100 * (1 - r), 100 * (cr - 1)))
+c_off, c_on = med([x[2] for x in off]), med([x[2] for x in on])
+print(f"server CPU per request (median): off {c_off:.2f} us, on {c_on:.2f} us (the exporter thread included)")
+print("cost in CPU per request: %.1f%%" % (100 * (c_on / c_off - 1)))
+print("of which the exporter thread: %.2f us of CPU per exported span (%d spans)" %
+      (1e6 * (x1 - x0) / os.sysconf("SC_CLK_TCK") / max(1, s1 - s0), s1 - s0))
+PY
+  echo "spans: exported $(metric celer_trace_spans_exported_total "${P_ONS[$k]}"), dropped" \
+    "$(metric celer_trace_spans_dropped_total "${P_ONS[$k]}"), failed $(metric celer_trace_spans_failed_total "${P_ONS[$k]}")"
 done
-R=$(median "${RATIOS[@]}")
-CR=$(median "${CRATIOS[@]}")
-/usr/bin/python3 -c "print('median of the rounds\' own ratios: %.1f%% fewer requests/s, %.1f%% more CPU per request' % (100 * (1 - $R), 100 * ($CR - 1)))"
-C_OFF=$(median "${CPU_OFF[@]}")
-C_ON=$(median "${CPU_ON[@]}")
-echo "server CPU per request (median): off $C_OFF us, on $C_ON us (the exporter thread included)"
-/usr/bin/python3 -c "print('cost in CPU per request: %.1f%%' % (100 * ($C_ON / $C_OFF - 1)))"
-X1=$(exporter_ticks "$PID_ON")
-S1=$(metric celer_trace_spans_exported_total)
-/usr/bin/python3 -c "import os; print('of which the exporter thread: %.2f us of CPU per exported span (%d spans)' % (1e6 * ($X1 - $X0) / os.sysconf('SC_CLK_TCK') / max(1, $S1 - $S0), $S1 - $S0))"
-echo "spans: exported $(metric celer_trace_spans_exported_total), dropped $(metric celer_trace_spans_dropped_total)," \
-  "failed $(metric celer_trace_spans_failed_total)"

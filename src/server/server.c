@@ -149,9 +149,12 @@ static const celer_server_flag flags[] = {
      "has the metrics scope); SIGHUP reloads it; empty = no keys, every endpoint open",
      CELER_FLAG_STRING, OPT(api_keys)},
     {"trace-otlp-url", "CELER_TRACE_OTLP_URL", "",
-     "export spans as OTLP/HTTP JSON to this URL (e.g. http://collector:4318/v1/traces); empty = "
+     "export spans over OTLP/HTTP to this URL (e.g. http://collector:4318/v1/traces); empty = "
      "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces, else no tracing",
      CELER_FLAG_STRING, OPT(trace_otlp_url)},
+    {"trace-otlp-protocol", "CELER_TRACE_OTLP_PROTOCOL", "",
+     "http/protobuf or http/json; empty = OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL, else "
+     "http/protobuf", CELER_FLAG_STRING, OPT(trace_otlp_protocol)},
     {"trace-rate", "CELER_TRACE_RATE", "1000",
      "trace 1 in N requests; 0 = only requests whose traceparent is sampled (those are always traced); changed at run "
      "time by POST /v2/trace/setting", CELER_FLAG_INT, OPT(trace_rate)},

@@ -66,7 +66,8 @@ typedef struct celer_server_options {
     const char *docs_assets;    /* where that page loads Swagger UI from: a URL, or a folder served under /docs/assets/ */
     int allow_shared_memory;    /* clients may register system shared memory regions (the server maps them) */
     const char *api_keys;       /* the key file (auth.h: `SCOPES KEY [NAME]` a line, reloaded on SIGHUP); "" = no keys */
-    const char *trace_otlp_url; /* OTLP/HTTP JSON endpoint of spans; "" = the OTEL_* variables', else no tracing (trace.h) */
+    const char *trace_otlp_url; /* OTLP/HTTP endpoint of spans; "" = the OTEL_* variables', else no tracing (trace.h) */
+    const char *trace_otlp_protocol; /* http/protobuf or http/json; "" = the OTEL_* variables', else http/protobuf */
     int trace_rate;             /* 1 in N requests traced; 0 = only those with a sampled parent */
     const char *trace_level;    /* OFF or TIMESTAMPS */
     const char *tls_cert;       /* PEM chain, leaf first: HTTPS and gRPC over TLS on the same ports; "" = plain */

@@ -1,5 +1,6 @@
 /* Tracing (trace.c), private to src/server: W3C trace context in and out, spans of requests,
- * pipeline steps, model calls and batches, and their export as OTLP/HTTP JSON from one thread.
+ * pipeline steps, model calls and batches, and their export over OTLP/HTTP (protobuf, the default,
+ * or JSON: --trace-otlp-protocol, OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL) from one thread.
  *
  * Propagation: a request's `traceparent` (and `tracestate`, only with a valid traceparent) is
  * parsed strictly; a request is traced when it arrives with a sampled parent (flags & 1), or when
@@ -58,14 +59,15 @@ void celer_trace_parse_state(celer_trace_ctx *ctx, const char *s, size_t len);
 typedef enum celer_span_kind { CELER_SPAN_INTERNAL = 1, CELER_SPAN_SERVER = 2, CELER_SPAN_CLIENT = 3 } celer_span_kind;
 
 typedef struct celer_span_attr {
-    const char *key; /* static text */
+    const char *key; /* static text (ASCII) */
     bool is_int;
+    uint8_t s_len; /* of s */
     int64_t i;
     char s[64]; /* longer values are cut */
 } celer_span_attr;
 
 typedef struct celer_span_event {
-    const char *name; /* static text */
+    const char *name; /* static text (ASCII) */
     int64_t t_ns;     /* CLOCK_MONOTONIC */
     const char *attr; /* an int attribute's key (static), or NULL */
     int64_t attr_value;
@@ -84,6 +86,7 @@ typedef struct celer_span {
     uint8_t flags; /* W3C trace flags (sampled) */
     uint8_t kind;  /* celer_span_kind */
     uint8_t status; /* 0 UNSET, 2 ERROR (then status_message says why) */
+    uint8_t name_len;
     char name[96];
     int64_t start_ns, end_ns;
     int n_attrs, n_events, n_links, dropped_links;
@@ -92,8 +95,8 @@ typedef struct celer_span {
     celer_span_attr attrs[CELER_SPAN_MAX_ATTRS];
     celer_span_event events[CELER_SPAN_MAX_EVENTS];
     celer_span_link links[CELER_SPAN_MAX_LINKS];
-    char status_message[160];
-    char state[CELER_TRACE_STATE_MAX + 1];
+    char status_message[160];                /* read only when status is 2 */
+    char state[CELER_TRACE_STATE_MAX + 1];  /* read only when state_len is not 0 */
 } celer_span;
 
 /* Starts the exporter from the flags and the environment (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
@@ -132,6 +135,10 @@ void celer_trace_hex(const uint8_t *id, size_t n, char *out); /* 2n hex digits a
 /* The OTLP/HTTP JSON body of n spans ({"resourceSpans":[...]}); offset_ns turns their monotonic
  * times into Unix nanoseconds. */
 void celer_trace_export_json(const celer_span *spans, int n, int64_t offset_ns, celer_jbuf *out);
+/* The same spans as OTLP/HTTP protobuf (an ExportTraceServiceRequest), appended to out: the
+ * message is out->data[returned offset .. out->len) (its header goes in front of the spans once
+ * their size is known: the first bytes are room left over). 0 with out->status set on failure. */
+size_t celer_trace_export_proto(const celer_span *spans, int n, int64_t offset_ns, celer_jbuf *out);
 
 /* The ring alone, for tests: celer_trace_ring_push returns false (and counts a drop) when full. */
 typedef struct celer_trace_ring celer_trace_ring;

@@ -1,15 +1,17 @@
-// Sends one SERVER span through the official OTLP/HTTP JSON exporter
-// (@opentelemetry/exporter-trace-otlp-http) to argv[2], as a child of the remote parent
-// traceparent argv[3], with an event and an attribute: test_tracing.py compares what it sends
-// with celer's spans field by field. Run with NODE_PATH pointing at the node_cache folder.
+// Sends one SERVER span through the official OTLP/HTTP exporter to argv[2], as a child of the
+// remote parent traceparent argv[3], with an event and an attribute: test_tracing.py compares what
+// it sends with celer's spans field by field. argv[4] "proto" picks the protobuf exporter
+// (@opentelemetry/exporter-trace-otlp-proto), else JSON (@opentelemetry/exporter-trace-otlp-http).
+// Run with NODE_PATH pointing at the node_cache folder.
 import { createRequire } from "module";
 const require = createRequire(process.env.NODE_PATH + "/");
-const { OTLPTraceExporter } = require("@opentelemetry/exporter-trace-otlp-http");
+const [url, traceparent, encoding] = process.argv.slice(2);
+const { OTLPTraceExporter } = require(encoding === "proto" ? "@opentelemetry/exporter-trace-otlp-proto"
+  : "@opentelemetry/exporter-trace-otlp-http");
 const { BasicTracerProvider, SimpleSpanProcessor } = require("@opentelemetry/sdk-trace-base");
 const { defaultResource, resourceFromAttributes } = require("@opentelemetry/resources");
 const api = require("@opentelemetry/api");
 
-const [url, traceparent] = process.argv.slice(2);
 const [, traceId, spanId, flags] = traceparent.split("-");
 const exporter = new OTLPTraceExporter({ url });
 const provider = new BasicTracerProvider({

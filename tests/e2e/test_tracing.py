@@ -1,9 +1,11 @@
 #!/usr/bin/python3
-"""Tracing end to end: W3C trace context on HTTP and gRPC, the spans celer exports as OTLP/HTTP
-JSON to a small OTLP receiver of our own on loopback (Python's http.server: it checks the OTLP
-JSON rules and can answer 503 or be down), sampling, the exporter's retries and drops, Triton's
-trace settings API on both protocols, and a field-by-field comparison with what the official
-@opentelemetry/exporter-trace-otlp-http (npm, pinned, via node_cache) sends to the same receiver.
+"""Tracing end to end: W3C trace context on HTTP and gRPC, the spans celer exports over OTLP/HTTP
+to a small OTLP receiver of our own on loopback (Python's http.server: it decodes protobuf with
+stubs generated at test time from the OTLP .proto files under tests/otlp, reads JSON, checks the
+OTLP rules and can answer 503 or be down), sampling, the exporter's retries and drops, Triton's
+trace settings API on both protocols, the protocol's selection (flag and OTEL_* variables), and a
+field-by-field comparison with what the official exporters (npm, pinned, via node_cache:
+@opentelemetry/exporter-trace-otlp-proto and -http) send to the same receiver.
 
 usage: test_tracing.py CELER_BIN EXAMPLE_REPOSITORY"""
 import http.client
@@ -25,8 +27,47 @@ from test_server import Server, check, check_stopped, free_port, summary  # noqa
 
 CELER, REPO_SRC = sys.argv[1], sys.argv[2]
 HERE = os.path.dirname(os.path.abspath(__file__))
-OTEL = ["@opentelemetry/exporter-trace-otlp-http@0.223.1", "@opentelemetry/sdk-trace-base@2.12.1",
-        "@opentelemetry/resources@2.12.1", "@opentelemetry/api@1.9.0"]
+OTEL = ["@opentelemetry/exporter-trace-otlp-http@0.223.1", "@opentelemetry/exporter-trace-otlp-proto@0.223.1",
+        "@opentelemetry/sdk-trace-base@2.12.1", "@opentelemetry/resources@2.12.1", "@opentelemetry/api@1.9.0"]
+OTLP_PROTO = os.path.join(HERE, "..", "otlp")
+OTLP_FILES = ["opentelemetry/proto/collector/trace/v1/trace_service.proto", "opentelemetry/proto/trace/v1/trace.proto",
+              "opentelemetry/proto/common/v1/common.proto", "opentelemetry/proto/resource/v1/resource.proto"]
+PB = None  # the generated trace_service_pb2 module (load_otlp)
+
+
+def load_otlp(tmp):
+    """Generates the OTLP stubs into tmp with grpc_tools.protoc (python3-grpc-tools) and imports them
+    (python3-protobuf); False (a failed check) when that fails."""
+    global PB
+    out = os.path.join(tmp, "otlp")
+    os.makedirs(out, exist_ok=True)
+    r = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", OTLP_PROTO, "--python_out=" + out] + OTLP_FILES,
+                       capture_output=True, text=True, timeout=120)
+    check("OTLP stubs generated from tests/otlp with grpc_tools.protoc", r.returncode == 0, r.stderr[-1000:])
+    if r.returncode:
+        return False
+    sys.path.insert(0, out)
+    import importlib
+    PB = importlib.import_module("opentelemetry.proto.collector.trace.v1.trace_service_pb2")
+    return True
+
+
+def proto_to_doc(msg):
+    """An ExportTraceServiceRequest as OTLP/JSON has it (protobuf's JSON mapping with hex ids, integer
+    enums, 64-bit integers as decimal strings), so that every check reads both encodings alike."""
+    import base64
+    from google.protobuf import json_format
+    doc = json_format.MessageToDict(msg, use_integers_for_enums=True)
+    for rs in doc.get("resourceSpans", []):
+        for ss in rs.get("scopeSpans", []):
+            for s in ss.get("spans", []):
+                for x in [s] + s.get("links", []):
+                    for k in ("traceId", "spanId", "parentSpanId"):
+                        if k in x:
+                            x[k] = base64.b64decode(x[k]).hex()
+                if "status" in s:
+                    s["status"].setdefault("code", 0)  # UNSET, left out as proto3 does
+    return doc
 PARENT_TRACE, PARENT_SPAN = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
 SAMPLED = f"00-{PARENT_TRACE}-{PARENT_SPAN}-01"
 HEX = re.compile(r"^[0-9a-f]+$")
@@ -39,7 +80,7 @@ class Receiver:
     with the statuses queued in `answers` first (then 200)."""
 
     def __init__(self):
-        self.posts, self.answers, self.lock = [], [], threading.Lock()
+        self.posts, self.answers, self.lock, self.undecodable = [], [], threading.Lock(), 0
         rec = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -62,13 +103,22 @@ class Receiver:
 
             def do_POST(self):
                 body = self.read_body()
+                ctype = self.headers.get("Content-Type", "")
                 with rec.lock:
                     status = rec.answers.pop(0) if rec.answers else 200
+                    msg, doc = None, None
                     try:
-                        doc = json.loads(body)
-                    except ValueError:
-                        doc = None
-                    rec.posts.append({"path": self.path, "headers": dict(self.headers), "doc": doc, "status": status})
+                        if ctype == "application/x-protobuf":
+                            msg = PB.ExportTraceServiceRequest()
+                            msg.ParseFromString(body)
+                            doc = proto_to_doc(msg)
+                        else:
+                            doc = json.loads(body)
+                    except Exception:  # noqa: BLE001 (a body that does not decode is kept and counted)
+                        msg = doc = None
+                        rec.undecodable += 1
+                    rec.posts.append({"path": self.path, "headers": dict(self.headers), "doc": doc, "msg": msg,
+                                      "body": body, "status": status})
                 out = b"{}"
                 self.send_response(status)
                 if status != 200:
@@ -399,7 +449,7 @@ def test_official_exporter(srv, rec):
     if not cache:
         return
     n0 = len(rec.posts)
-    r = subprocess.run(["node", os.path.join(HERE, "otel_export.mjs"), rec.url, SAMPLED], capture_output=True,
+    r = subprocess.run(["node", os.path.join(HERE, "otel_export.mjs"), rec.url, SAMPLED, "json"], capture_output=True,
                        text=True, timeout=60, env=dict(os.environ, NODE_PATH=os.path.join(cache, "node_modules")))
     check("the official exporter ran", r.returncode == 0, r.stderr[-1500:])
     deadline = time.time() + 10
@@ -532,17 +582,139 @@ def test_receiver_down(repo):
 
 
 def test_env(repo):
-    """OTEL_EXPORTER_OTLP_ENDPOINT is a base URL: /v1/traces is appended."""
+    """OTEL_EXPORTER_OTLP_ENDPOINT is a base URL: /v1/traces is appended; --trace-otlp-protocol wins
+    over OTEL_EXPORTER_OTLP_PROTOCOL."""
     rec = Receiver()
-    srv = Server(repo, "--trace-rate", "1", env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{rec.port}/"})
+    srv = Server(repo, "--trace-rate", "1", "--trace-otlp-protocol", "http/protobuf",
+                 env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{rec.port}/",
+                      "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"})
     try:
         post(srv, "/v2/models/mlp/infer", infer_doc())
         rec.wait_for(lambda s: bool(s), 12)
         check("OTEL_EXPORTER_OTLP_ENDPOINT: spans posted to <base>/v1/traces",
               rec.posts and all(p["path"] == "/v1/traces" for p in rec.posts), [p["path"] for p in rec.posts])
+        check("--trace-otlp-protocol http/protobuf wins over OTEL_EXPORTER_OTLP_PROTOCOL=http/json",
+              rec.posts and all(p["headers"].get("Content-Type") == "application/x-protobuf" for p in rec.posts),
+              [p["headers"].get("Content-Type") for p in rec.posts])
     finally:
         check_stopped(srv, "env")
         rec.close()
+
+
+def test_official_proto(srv, rec):
+    """The official protobuf exporter's post and celer's, captured by the same receiver and decoded
+    with the same stubs, compared field by field: ids as bytes, times as fixed64 nanoseconds, kind,
+    flags, attributes' value types, events, resource."""
+    cache = node_modules(OTEL)
+    check("npm: the official OTLP exporters are installed (node_cache)", cache is not None)
+    if not cache:
+        return
+    n0 = len(rec.posts)
+    r = subprocess.run(["node", os.path.join(HERE, "otel_export.mjs"), rec.url, SAMPLED, "proto"], capture_output=True,
+                       text=True, timeout=60, env=dict(os.environ, NODE_PATH=os.path.join(cache, "node_modules")))
+    check("the official protobuf exporter ran", r.returncode == 0, r.stderr[-1500:])
+    deadline = time.time() + 10
+    while len(rec.posts) == n0 and time.time() < deadline:
+        time.sleep(0.1)
+    ref_post = rec.posts[n0] if len(rec.posts) > n0 else None
+    if not ref_post or not ref_post["msg"]:
+        check("the official exporter's protobuf post arrived and decoded", False)
+        return
+    _, _, h = post(srv, "/v2/models/mlp/infer", infer_doc(), {"traceparent": SAMPLED})
+    span_id = bytes.fromhex(h.get("traceparent", "---").split("-")[2] or "00")
+    rec.wait_for(lambda s: any(x["spanId"] == span_id.hex() for x in s))
+    mine_post, mine = None, None
+    for p in rec.posts:
+        for rs in (p["msg"].resource_spans if p["msg"] else []):
+            for ss in rs.scope_spans:
+                for s in ss.spans:
+                    if s.span_id == span_id:
+                        mine_post, mine, mine_rs, mine_scope = p, s, rs, ss.scope
+    if not mine:
+        check("celer's span for the comparison arrived", False)
+        return
+    rrs = ref_post["msg"].resource_spans[0]
+    ref, ref_scope = rrs.scope_spans[0].spans[0], rrs.scope_spans[0].scope
+    check("protobuf: same path and Content-Type (application/x-protobuf) as the official exporter",
+          mine_post["path"] == ref_post["path"] == "/v1/traces" and mine_post["headers"].get("Content-Type")
+          == ref_post["headers"].get("Content-Type") == "application/x-protobuf",
+          (mine_post["headers"].get("Content-Type"), ref_post["headers"].get("Content-Type")))
+    fields = {f.name for f, _ in mine.ListFields()} - {"trace_state"}
+    ref_fields = {f.name for f, _ in ref.ListFields()}
+    check("protobuf span: the fields the official exporter sets, and no others (proto3 defaults left out by both)",
+          fields == ref_fields, (sorted(ref_fields - fields), sorted(fields - ref_fields)))
+    check("protobuf span: both keep the propagated trace id and parent as 16 and 8 raw bytes, an 8-byte span id",
+          ref.trace_id == mine.trace_id == bytes.fromhex(PARENT_TRACE) and ref.parent_span_id ==
+          mine.parent_span_id == bytes.fromhex(PARENT_SPAN) and len(ref.span_id) == len(mine.span_id) == 8,
+          (ref.trace_id, mine.trace_id))
+    check("protobuf span: kind SERVER and the same flags (sampled, remote parent: 0x301) in both",
+          ref.kind == mine.kind == 2 and ref.flags == mine.flags == 0x301, (ref.kind, mine.kind, ref.flags, mine.flags))
+    now = time.time_ns()
+    check("protobuf span: times are Unix nanoseconds (fixed64) of the last minute, end after start, in both",
+          all(now - 60e9 < x.start_time_unix_nano <= x.end_time_unix_nano <= now for x in (ref, mine)),
+          (ref.start_time_unix_nano, mine.start_time_unix_nano, now))
+    check("protobuf span: the official exporter's events come first in celer's, with the same fields",
+          [e.name for e in ref.events] == [e.name for e in mine.events][:len(ref.events)] and
+          all({f.name for f, _ in a.ListFields()} == {f.name for f, _ in b.ListFields()}
+              for a, b in zip(ref.events, mine.events)), ([e.name for e in ref.events], [e.name for e in mine.events]))
+    ref_bs = [a for a in ref.events[1].attributes if a.key == "celer.batch_size"]
+    my_bs = [a for a in mine.events[1].attributes if a.key == "celer.batch_size"]
+    check("protobuf event attribute: celer.batch_size an int_value in both",
+          ref_bs and my_bs and ref_bs[0].value.WhichOneof("value") == my_bs[0].value.WhichOneof("value") == "int_value",
+          (ref_bs, my_bs))
+
+    def values(span):
+        return {a.key: (a.value.WhichOneof("value"), getattr(a.value, a.value.WhichOneof("value"))) for a in span.attributes}
+    rv, mv = values(ref), values(mine)
+    check("protobuf attributes: celer.model a string_value, http.response.status_code the int_value 200, in both",
+          rv["celer.model"][0] == mv["celer.model"][0] == "string_value" and
+          rv["http.response.status_code"] == mv["http.response.status_code"] == ("int_value", 200), (rv, mv))
+    check("protobuf status: UNSET in both (an empty Status)", ref.status.code == mine.status.code == 0
+          and not ref.status.message and not mine.status.message, (ref.status, mine.status))
+    ref_res = {a.key: a.value.string_value for a in rrs.resource.attributes}
+    my_res = {a.key: a.value.string_value for a in mine_rs.resource.attributes}
+    check("protobuf resource: the official exporter's attribute names are all there; service.name set",
+          set(ref_res) <= set(my_res) and ref_res["service.name"] == "otel-reference"
+          and my_res["service.name"] == "celer-under-test", (ref_res, my_res))
+    check("protobuf scope: name and version, as the official exporter's", ref_scope.name and ref_scope.version and
+          mine_scope.name == "celer" and mine_scope.version, (ref_scope, mine_scope))
+
+
+def test_json(repo):
+    """http/json, chosen by OTEL_EXPORTER_OTLP_TRACES_PROTOCOL (which wins over
+    OTEL_EXPORTER_OTLP_PROTOCOL): JSON posts, compared with the official JSON exporter's."""
+    rec = Receiver()
+    srv = Server(repo, "--trace-otlp-url", rec.url, "--trace-rate", "1", "--grpc-port", "0",
+                 env={"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"})
+    try:
+        _, _, h = post(srv, "/v2/models/mlp/infer", infer_doc(), {"traceparent": SAMPLED})
+        span_id = h.get("traceparent", "---").split("-")[2]
+        spans = rec.wait_for(lambda s: any(x["spanId"] == span_id for x in s))
+        check("http/json: posts are application/json, the request's span among them", rec.posts and all(
+            p["headers"].get("Content-Type") == "application/json" for p in rec.posts)
+            and any(x["spanId"] == span_id for x in spans), [p["headers"].get("Content-Type") for p in rec.posts])
+        for s in spans:
+            check_span_shape(s, f"http/json span '{s['name']}'")
+        test_official_exporter(srv, rec)
+    finally:
+        check_stopped(srv, "json")
+        rec.close()
+
+
+def test_protocol_refused(repo):
+    """A protocol celer does not speak is refused at start, naming where it came from."""
+    url = f"http://127.0.0.1:{free_port()}/v1/traces"
+    for args, env, want in [(["--trace-otlp-protocol", "http/xml"], {}, "--trace-otlp-protocol must be http/protobuf "
+                             "or http/json, not 'http/xml'"),
+                            ([], {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_PROTOCOL: OTLP over "
+                             "gRPC is not supported"),
+                            ([], {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "json"}, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL "
+                             "must be")]:
+        r = subprocess.run([CELER, "serve", "--model-repository", repo, "--http-port", str(free_port()), "--grpc-port",
+                            "0", "--trace-otlp-url", url] + args, capture_output=True, text=True, timeout=20,
+                           env=dict(os.environ, **env))
+        check(f"protocol {args or env}: refused at start with a clear error", r.returncode != 0 and want in r.stderr,
+              (r.returncode, r.stderr[-500:]))
 
 
 def main():
@@ -552,6 +724,8 @@ def main():
     for k in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SERVICE_NAME",
               "OTEL_RESOURCE_ATTRIBUTES"):
         os.environ.pop(k, None)
+    if not load_otlp(tmp):
+        return summary()
     rec = Receiver()
     gport = free_port()
     os.environ["OTEL_SERVICE_NAME"] = "celer-under-test"
@@ -565,13 +739,21 @@ def main():
         test_pipeline(srv, rec)
         test_grpc(srv, rec, gport, tmp)
         test_invalid_parent(srv, rec)
-        test_official_exporter(srv, rec)
+        test_official_proto(srv, rec)
         test_sampling(srv, rec)
         bad = [x for x in rec.spans() if not (len(x["traceId"]) == 32 and len(x["spanId"]) == 16)]
-        check("every span received has hex ids of the right length", not bad, bad[:2])
+        check("every span received has ids of 16 and 8 bytes", not bad, bad[:2])
+        check("every post was protobuf (the default), and each decoded",
+              rec.posts and rec.undecodable == 0 and all(p["headers"].get("Content-Type") == "application/x-protobuf"
+                                                         for p in rec.posts), rec.undecodable)
+        check("celer's protobuf is canonical: parsed and serialized again by protobuf, the same bytes",
+              all(p["msg"].SerializeToString() == p["body"] for p in rec.posts
+                  if p["msg"] and p["headers"].get("User-Agent", "").startswith("celer/")))
     finally:
         check_stopped(srv)
         rec.close()
+    test_json(repo)
+    test_protocol_refused(repo)
     test_retry(repo)
     test_env(repo)
     test_receiver_down(repo)
