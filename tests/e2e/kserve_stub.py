@@ -46,7 +46,11 @@ of those in "models" when given:
 Counters: GET /stub/stats {"infer": {model: calls}, "http": n, "grpc": n, "errors_injected": n,
 "dropped": n, "hung": n, "in_flight": n, "max_in_flight": n, "requests": n, "last_headers":
 {lower-cased name: value}} (the last /v2 request's headers or gRPC metadata, e.g. traceparent,
-authorization); POST /stub/stats/reset zeroes them.
+authorization), "endpoints": {live, ready, server_metadata, model_metadata, model_ready,
+model_config, infer: calls over both protocols}}; POST /stub/stats/reset zeroes them. Faults apply
+to inference only (ready aside): health, metadata and config always answer at once.
+Request bodies: Content-Length or chunked, at most 64 MiB. Threads: one per HTTP connection, 256
+for gRPC calls, so the stub does not cap the concurrency of a test (a hung call holds one).
 """
 import argparse
 import importlib
@@ -126,6 +130,8 @@ def make_models(seed):
     }
 
 
+# the calls counted in stats["endpoints"], HTTP and gRPC together (infer: also per model in stats["infer"])
+ENDPOINTS = ("live", "ready", "server_metadata", "model_metadata", "model_ready", "model_config", "infer")
 DEFAULT_FAULTS = {"models": None, "latency_ms": 0.0, "jitter_ms": 0.0, "error_rate": 0.0, "error_status": 500,
                   "error_count": 0, "drop": None, "drop_rate": 1.0, "wrong": None, "hang": False, "ready": True}
 
@@ -158,7 +164,7 @@ class Stub:
         with self.lock:
             self.stats = {"infer": {m: 0 for m in self.models}, "http": 0, "grpc": 0, "requests": 0,
                           "errors_injected": 0, "dropped": 0, "hung": 0, "in_flight": 0, "max_in_flight": 0,
-                          "last_headers": {}}
+                          "endpoints": {k: 0 for k in ENDPOINTS}, "last_headers": {}}
 
     def snapshot(self):
         with self.lock:
@@ -168,6 +174,10 @@ class Stub:
         with self.lock:
             self.stats["requests"] += 1
             self.stats["last_headers"] = {k.lower(): v for k, v in headers}
+
+    def count(self, endpoint):
+        with self.lock:
+            self.stats["endpoints"][endpoint] += 1
 
     def ready(self):
         with self.lock:
@@ -199,6 +209,7 @@ class Stub:
         datatypes {output: datatype}. Raises StubError (injected or bad request), Dropped or Hung."""
         model = self.model(name, None)
         with self.lock:
+            self.stats["endpoints"]["infer"] += 1
             self.stats["infer"][name] += 1
             self.stats[protocol] += 1
             self.stats["in_flight"] += 1
@@ -328,10 +339,31 @@ class Handler(BaseHTTPRequestHandler):
         self.send(status, json.dumps(doc).encode())
 
     def body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self.chunked_body()
         n = int(self.headers.get("Content-Length") or 0)
         if n > MAX_BODY:
             raise StubError(413, f"body of {n} bytes; at most {MAX_BODY}")
         return self.rfile.read(n) if n else b""
+
+    def chunked_body(self):
+        """A Transfer-Encoding: chunked body, whole (capped at MAX_BODY)."""
+        parts, total = [], 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";")[0].strip(), 16)
+            except ValueError:
+                raise StubError(400, f"a chunk size in hexadecimal, got {line[:40]!r}")
+            total += size
+            if total > MAX_BODY:
+                raise StubError(413, f"chunked body over {MAX_BODY} bytes")
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):  # trailers
+                    pass
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(8)  # the CRLF after the chunk
 
     def do_GET(self):
         self.route("GET")
@@ -348,10 +380,13 @@ class Handler(BaseHTTPRequestHandler):
                 return self.admin(method, path, body)
             stub.saw(self.headers.items())
             if method == "GET" and path == "/v2/health/live":
+                stub.count("live")
                 return self.send(200)
             if method == "GET" and path == "/v2/health/ready":
+                stub.count("ready")
                 return self.send(200 if stub.ready() else 503)
             if method == "GET" and path == "/v2":
+                stub.count("server_metadata")
                 return self.send_json(200, {"name": "kserve-stub", "version": "1",
                                             "extensions": ["binary_tensor_data", "model_configuration"]})
             m = MODEL_PATH.match(path)
@@ -360,10 +395,13 @@ class Handler(BaseHTTPRequestHandler):
             name, version, what = m.group(1), m.group(2), m.group(3) or ""
             stub.model(name, version)
             if method == "GET" and what == "":
+                stub.count("model_metadata")
                 return self.send_json(200, stub.metadata(name))
             if method == "GET" and what == "/ready":
+                stub.count("model_ready")
                 return self.send(200 if stub.ready() else 503)
             if method == "GET" and what == "/config":
+                stub.count("model_config")
                 return self.send_json(200, stub.config(name))
             if method == "POST" and what == "/infer":
                 return self.infer(name, body)
@@ -516,8 +554,14 @@ def serve_grpc(stub, port, tmp):
              500: grpc.StatusCode.INTERNAL, 503: grpc.StatusCode.UNAVAILABLE}
 
     def guarded(fn):
+        endpoint = {"ServerLive": "live", "ServerReady": "ready", "ServerMetadata": "server_metadata",
+                    "ModelReady": "model_ready", "ModelMetadata": "model_metadata", "ModelConfig": "model_config",
+                    "ModelInfer": "infer"}[fn.__name__]
+
         def call(self, request, context):
             stub.saw(context.invocation_metadata())
+            if endpoint != "infer":  # infer is counted by Stub.infer once the model is known
+                stub.count(endpoint)
             try:
                 return fn(self, request, context)
             except StubError as e:
@@ -598,7 +642,8 @@ def serve_grpc(stub, port, tmp):
                 reply.raw_output_contents.append(to_raw(arr, real[name]))
             return reply
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32),
+    # threads enough that the stub never caps the concurrency a test drives (hung calls hold one each)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=256),
                          options=[("grpc.max_receive_message_length", MAX_BODY)])
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(Service(), server)
     bound = server.add_insecure_port(f"127.0.0.1:{port}")

@@ -186,6 +186,10 @@ def http_checks(stub, celer, x):
         s, _, r = curl(stub.port, path, body)
         check(f"HTTP error {want_status} with a JSON error: {path}", s == want_status and "error" in json.loads(r),
               (s, r))
+    # a chunked body (curl sends one when told Transfer-Encoding: chunked)
+    s, _, r = curl(stub.port, "/v2/models/identity/infer", json.dumps(infer_doc("x", x)).encode(),
+                   ["Transfer-Encoding: chunked"])
+    check("HTTP chunked request body", s == 200 and json.loads(r)["outputs"][0]["shape"] == [2, 4], (s, r))
     # keep-alive: three requests on one connection
     conn = http.client.HTTPConnection("127.0.0.1", stub.port, timeout=10)
     statuses = []
@@ -319,6 +323,8 @@ def fault_checks(stub, gs, x, grpc, pb):
     check("stats: infer calls per model and protocol, injected errors, drops, hangs",
           st["infer"] == {"identity": 17, "mlp": 0, "upper": 0} and st["http"] == 10 and st["grpc"] == 7
           and st["errors_injected"] == 4 and st["dropped"] == 4 and st["hung"] == 2 and st["in_flight"] == 0, st)
+    check("stats: calls per endpoint", st["endpoints"] == {"live": 1, "ready": 2, "server_metadata": 0,
+          "model_metadata": 0, "model_ready": 2, "model_config": 0, "infer": 17}, st["endpoints"])
     tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     stub.request("POST", path, body, {"traceparent": tp, "Authorization": "Bearer k1"})
     h = stub.stats()["last_headers"]
