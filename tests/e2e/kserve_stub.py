@@ -527,7 +527,9 @@ class Handler(BaseHTTPRequestHandler):
 
 def serve_http(stub, port):
     handler = type("StubHandler", (Handler,), {"stub": stub})
-    srv = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    # a listen backlog for a client's whole pool opening at once (socketserver's default is 5)
+    server_class = type("StubHTTPServer", (ThreadingHTTPServer,), {"request_queue_size": 256})
+    srv = server_class(("127.0.0.1", port), handler)
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -254,6 +255,14 @@ def fault_checks(stub, gs, x, grpc, pb):
         except grpc.RpcError as e:
             return e.code()
 
+    # in-flight calls: 16 slow calls at once, each long enough that all overlap
+    stub.json("POST", "/stub/stats/reset")
+    stub.faults(latency_ms=500)
+    with ThreadPoolExecutor(16) as pool:
+        got = list(pool.map(lambda _: stub.request("POST", path, body)[0], range(16)))
+    st = stub.stats()
+    check("stats: max_in_flight counts concurrent calls (16 slow calls at once)", got == [200] * 16
+          and st["max_in_flight"] == 16 and st["in_flight"] == 0, (got, st))
     stub.json("POST", "/stub/stats/reset")
     stub.faults(latency_ms=150, jitter_ms=50)
     t0 = time.monotonic()
