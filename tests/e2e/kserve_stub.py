@@ -528,7 +528,11 @@ class Handler(BaseHTTPRequestHandler):
 def serve_http(stub, port):
     handler = type("StubHandler", (Handler,), {"stub": stub})
     # a listen backlog for a client's whole pool opening at once (socketserver's default is 5)
-    server_class = type("StubHTTPServer", (ThreadingHTTPServer,), {"request_queue_size": 256})
+    def handle_error(self, request, client_address):  # a client gone is no error; the rest is printed
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            ThreadingHTTPServer.handle_error(self, request, client_address)
+    server_class = type("StubHTTPServer", (ThreadingHTTPServer,), {"request_queue_size": 256,
+                                                                  "handle_error": handle_error})
     srv = server_class(("127.0.0.1", port), handler)
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, daemon=True).start()
