@@ -496,6 +496,9 @@ class Handler(BaseHTTPRequestHandler):
         all_binary = bool((doc.get("parameters") or {}).get("binary_data_output"))
         wanted = {o["name"]: bool((o.get("parameters") or {}).get("binary_data", all_binary))
                   for o in doc.get("outputs") or []}
+        unknown = set(wanted) - set(outputs)
+        if unknown:
+            raise StubError(400, f"unknown outputs {sorted(unknown)}; model '{name}' has {sorted(outputs)}")
         out_docs, blobs = [], []
         for oname, arr in outputs.items():
             if wanted and oname not in wanted:
@@ -639,6 +642,9 @@ def serve_grpc(stub, port, tmp):
                     tensors[inp.name] = arr.reshape(shape)
             outputs, types = stub.infer(request.model_name, tensors, "grpc", context.is_active)
             wanted = {o.name for o in request.outputs}
+            if wanted - set(outputs):
+                raise StubError(400, f"unknown outputs {sorted(wanted - set(outputs))}; model "
+                                     f"'{request.model_name}' has {sorted(outputs)}")
             reply = pb.ModelInferResponse(model_name=request.model_name, model_version="1", id=request.id)
             real = dict((n, d) for n, d, _ in stub.models[request.model_name]["outputs"])
             for name, arr in outputs.items():

@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -183,7 +182,9 @@ def http_checks(stub, celer, x):
     # errors as JSON {"error"}
     for path, body, want_status in (("/v2/models/nope", None, 404), ("/v2/models/identity/versions/2", None, 404),
                                     ("/v2/models/identity/infer", b"{not json", 400),
-                                    ("/v2/models/identity/infer", json.dumps(infer_doc("x", x[:, :3])).encode(), 400)):
+                                    ("/v2/models/identity/infer", json.dumps(infer_doc("x", x[:, :3])).encode(), 400),
+                                    ("/v2/models/identity/infer", json.dumps(infer_doc("x", x, outputs=[{"name": "z"}]))
+                                     .encode(), 400)):
         s, _, r = curl(stub.port, path, body)
         check(f"HTTP error {want_status} with a JSON error: {path}", s == want_status and "error" in json.loads(r),
               (s, r))
