@@ -17,38 +17,15 @@ the user tower as a PyTorch MLP holding the ONNX file's weights, then scores aga
 matrix in numpy and a top-k by argpartition that skips the excluded ids.
 """
 import os
-from typing import List, Optional
 
-import numpy as np
 import onnx
 import torch
 from fastapi import FastAPI
 from onnx import numpy_helper
-from pydantic import BaseModel
 from torch import nn
 
-REPO = os.environ.get(
-    "PIPELINE_REPO",
-    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "repository"))
-K = 10
-AGE_BINS = 8
-INCOME_MEAN, INCOME_STD = 10.0, 1.5
-COUNTRIES = {c: i for i, c in enumerate(["us", "de", "fr", "gb", "jp"])}
-DEVICES = {d: i for i, d in enumerate(["ios", "android", "web"])}
-
-
-class RecommendRequest(BaseModel):
-    user_id: int = 0
-    age: Optional[float] = 35.0
-    income: Optional[float] = 0.0
-    country: Optional[str] = "other"
-    device: Optional[str] = "web"
-    exclude: List[int] = []
-
-
-class RecommendResponse(BaseModel):
-    item_ids: List[int]
-    scores: List[float]
+# the pydantic models, the numpy feature engineering and the top-k (shared with fastapi_middleware.py)
+from recommend_features import REPO, RecommendRequest, RecommendResponse, features, top_k
 
 
 def load_user_tower(path: str) -> nn.Module:
@@ -64,38 +41,10 @@ def load_user_tower(path: str) -> nn.Module:
     return nn.Sequential(fc1, nn.ReLU(), fc2).eval()
 
 
-# Loaded once per worker process at import.
-_folder = os.path.join(REPO, "recommend")
-ITEMS = np.ascontiguousarray(np.load(os.path.join(_folder, "items.npy")), dtype=np.float32)
-ITEM_IDS = np.load(os.path.join(_folder, "item_ids.npy"))
-ROW_OF = {int(i): r for r, i in enumerate(ITEM_IDS)}
-AGE_BOUNDS = np.quantile(np.load(os.path.join(_folder, "age_sample.npy")), [i / AGE_BINS for i in range(1, AGE_BINS)])
+# Loaded once per worker process at import (the item data: recommend_features).
 TOWER = load_user_tower(os.path.join(REPO, "user_tower", "1", "model.onnx"))
 
 app = FastAPI(title="recommendation service")
-
-
-def features(req: RecommendRequest) -> np.ndarray:
-    age = 35.0 if req.age is None else req.age
-    income = 0.0 if req.income is None or np.isnan(req.income) else max(req.income, 0.0)
-    country = COUNTRIES.get("other" if req.country is None else req.country, len(COUNTRIES))
-    device = DEVICES.get("web" if req.device is None else req.device, len(DEVICES))
-    x = np.zeros(AGE_BINS + 1 + len(COUNTRIES) + 1 + len(DEVICES) + 1, dtype=np.float32)
-    x[int(np.searchsorted(AGE_BOUNDS, age, side="right"))] = 1
-    x[AGE_BINS] = (np.log1p(np.float32(income)) - INCOME_MEAN) / INCOME_STD
-    x[AGE_BINS + 1 + country] = 1
-    x[AGE_BINS + 1 + len(COUNTRIES) + 1 + device] = 1
-    return x
-
-
-def top_k(user: np.ndarray, exclude: List[int], k: int = K):
-    scores = ITEMS @ user
-    rows = [ROW_OF[i] for i in exclude if i in ROW_OF]
-    if rows:
-        scores[rows] = -np.inf
-    best = np.argpartition(-scores, k)[:k]
-    best = best[np.lexsort((ITEM_IDS[best], -scores[best]))]  # best first, ties to the lower id
-    return ITEM_IDS[best], scores[best]
 
 
 @app.get("/health")

@@ -146,6 +146,7 @@ sample_peak_rss() {  # sample_peak_rss PID STOPFILE OUT
 # cpu_ms: CPU time PID's process tree (and ALSO_PID's, a service it depends on) used during the
 # run. Raw output: $RUN/wrk-LABEL-CONCURRENCY.txt.
 # CLIENT_PIN: a command wrk runs under (e.g. "taskset -c 1"); unset: none.
+# WRK_ARGS: an array of extra request headers ("Name: value") bench/post.lua adds; unset: none.
 wrk_run() {
   local label=$1 pid=$2 url=$3 body=$4 c=$5 threads=2 out=$RUN/wrk-$1-$5.txt rss=$RUN/rss-$1-$5 line cpu0
   local -a cpu_pids=("$2" ${6:+"$6"})
@@ -154,7 +155,7 @@ wrk_run() {
   sample_peak_rss "$pid" "$RUN/stop" "$rss" &
   SAMPLER=$!
   cpu0=$(tree_cpu_ms "${cpu_pids[@]}")
-  ${CLIENT_PIN:-} wrk -t"$threads" -c"$c" -d"${DURATION}s" --timeout 10s -s bench/post.lua "$url" -- "$body" >"$out" 2>&1 || true
+  ${CLIENT_PIN:-} wrk -t"$threads" -c"$c" -d"${DURATION}s" --timeout 10s -s bench/post.lua "$url" -- "$body" ${WRK_ARGS[@]+"${WRK_ARGS[@]}"} >"$out" 2>&1 || true
   cpu0=$(($(tree_cpu_ms "${cpu_pids[@]}") - cpu0))
   touch "$RUN/stop"; wait "$SAMPLER"; SAMPLER=
   line=$(grep '^BENCH ' "$out" || true)

@@ -1,5 +1,7 @@
 -- wrk script: POSTs one JSON body (a file) on every request and prints one machine-readable line.
---   wrk -t2 -c64 -d10s -s post.lua http://127.0.0.1:PORT/path -- BODY.json
+--   wrk -t2 -c64 -d10s -s post.lua http://127.0.0.1:PORT/path -- BODY.json ["Name: value" ...]
+-- (the optional arguments after the body are extra request headers, e.g. Triton's
+-- "Inference-Header-Content-Length: N" for a binary-tensor body)
 -- Output: "BENCH requests=N seconds=S p50_ms=X p99_ms=Y http_errors=N socket_errors=N"
 -- (http_errors: responses with status > 399, as wrk counts them; nothing here answers 3xx)
 --
@@ -13,6 +15,11 @@ function init(args)
   f:close()
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
+  for i = 2, #args do
+    local name, value = args[i]:match("^([^:]+):%s*(.*)$")
+    assert(name, "a header must be 'Name: value', got " .. args[i])
+    wrk.headers[name] = value
+  end
 end
 
 function done(summary, latency, requests)
