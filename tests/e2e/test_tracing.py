@@ -441,21 +441,29 @@ def test_invalid_parent(srv, rec):
           [PARENT_TRACE], h)
 
 
-def test_official_exporter(srv, rec):
-    """The official exporter's payload for an equivalent span, captured by the same receiver, against
-    celer's: the same field names and types."""
+def official_post(rec, fmt):
+    """Has the official exporter (otel_export.mjs, `fmt` "json" or "proto") send its span for
+    SAMPLED to the receiver: its post, None when none arrived, False when npm could not install it."""
     cache = node_modules(OTEL)
-    check("npm: the official OTLP exporter is installed (node_cache)", cache is not None)
+    check("npm: the official OTLP exporters are installed (node_cache)", cache is not None)
     if not cache:
-        return
+        return False
     n0 = len(rec.posts)
-    r = subprocess.run(["node", os.path.join(HERE, "otel_export.mjs"), rec.url, SAMPLED, "json"], capture_output=True,
+    r = subprocess.run(["node", os.path.join(HERE, "otel_export.mjs"), rec.url, SAMPLED, fmt], capture_output=True,
                        text=True, timeout=60, env=dict(os.environ, NODE_PATH=os.path.join(cache, "node_modules")))
-    check("the official exporter ran", r.returncode == 0, r.stderr[-1500:])
+    check(f"the official exporter ran ({fmt})", r.returncode == 0, r.stderr[-1500:])
     deadline = time.time() + 10
     while len(rec.posts) == n0 and time.time() < deadline:
         time.sleep(0.1)
-    ref_post = rec.posts[n0] if len(rec.posts) > n0 else None
+    return rec.posts[n0] if len(rec.posts) > n0 else None
+
+
+def test_official_exporter(srv, rec):
+    """The official exporter's payload for an equivalent span, captured by the same receiver, against
+    celer's: the same field names and types."""
+    ref_post = official_post(rec, "json")
+    if ref_post is False:
+        return
     if not ref_post:
         check("the official exporter's post arrived", False)
         return
@@ -605,18 +613,9 @@ def test_official_proto(srv, rec):
     """The official protobuf exporter's post and celer's, captured by the same receiver and decoded
     with the same stubs, compared field by field: ids as bytes, times as fixed64 nanoseconds, kind,
     flags, attributes' value types, events, resource."""
-    cache = node_modules(OTEL)
-    check("npm: the official OTLP exporters are installed (node_cache)", cache is not None)
-    if not cache:
+    ref_post = official_post(rec, "proto")
+    if ref_post is False:
         return
-    n0 = len(rec.posts)
-    r = subprocess.run(["node", os.path.join(HERE, "otel_export.mjs"), rec.url, SAMPLED, "proto"], capture_output=True,
-                       text=True, timeout=60, env=dict(os.environ, NODE_PATH=os.path.join(cache, "node_modules")))
-    check("the official protobuf exporter ran", r.returncode == 0, r.stderr[-1500:])
-    deadline = time.time() + 10
-    while len(rec.posts) == n0 and time.time() < deadline:
-        time.sleep(0.1)
-    ref_post = rec.posts[n0] if len(rec.posts) > n0 else None
     if not ref_post or not ref_post["msg"]:
         check("the official exporter's protobuf post arrived and decoded", False)
         return
