@@ -40,7 +40,8 @@
 # own upstream call, a little more for the calls still in flight when wrk stops, well below 1 when
 # something answered without calling: a cache, coalescing). Then the targets at
 # concurrency 64, celer-remote against fastapi: throughput >= 10x, p99 <= 0.1x, peak RSS <= 0.2x;
-# and celer-remote's p50 over upstream-pipe <= 0.2 ms at concurrency 1 (at 64 too, for the record).
+# and celer-remote's p50 over upstream-pipe <= 0.2 ms at concurrency 1 (at 64 too, for the record):
+# the difference of the medians, and the median of the differences round by round ("by round").
 # Env: BENCH_SECONDS, BENCH_WARMUP_SECONDS (2), BENCH_ROUNDS, BENCH_CONCURRENCY,
 # BENCH_LATENCY_CONCURRENCY, BENCH_PIPELINES, BENCH_PORT_BASE (18481: upstream HTTP, +1 FastAPI,
 # +2 celer-remote, +3 upstream gRPC), BENCH_BUILD_DIR, BENCH_WORKERS (FastAPI's workers),
@@ -305,7 +306,7 @@ for line in open(sys.argv[1]):
         continue
     rows.setdefault((pipe, server, conc), []).append((int(req) / float(sec), float(p50), float(p99), int(herr) + int(serr),
                                                       int(rss) / 1024, int(cpu) * 1000 / max(int(req), 1),
-                                                      int(up) / max(int(req), 1)))
+                                                      int(up) / max(int(req), 1), rnd))
 med = lambda xs, i: statistics.median(x[i] for x in xs)  # noqa: E731
 ORDER = ("upstream-json", "upstream-bin", "upstream-pipe", "fastapi", "celer-remote")
 pipes = list(dict.fromkeys(k[0] for k in rows))
@@ -336,9 +337,12 @@ for pipe in pipes:
         r, u = rows.get((pipe, "celer-remote", conc)), rows.get((pipe, "upstream-pipe", conc))
         if r and u:
             d = med(r, 1) - med(u, 1)
-            added.append((conc, d, med(r, 1), med(u, 1)))
-    lat = " ".join(f"c={conc}: {d:+.3f} ms ({r:.3f} vs {u:.3f}){' ' + mark(d <= 0.2) if conc == LAT_C else ''};"
-                   for conc, d, r, u in added)
+            # the same difference taken round by round (the two rows ran side by side in each round)
+            ur = {x[7]: x[1] for x in u}
+            paired = [x[1] - ur[x[7]] for x in r if x[7] in ur]
+            added.append((conc, d, med(r, 1), med(u, 1), statistics.median(paired) if paired else float("nan")))
+    lat = " ".join(f"c={conc}: {d:+.3f} ms ({r:.3f} vs {u:.3f}; by round {pd:+.3f}){' ' + mark(d <= 0.2) if conc == LAT_C else ''};"
+                   for conc, d, r, u, pd in added)
     out.append(f"| {pipe} | {thr:.1f}x {mark(thr >= 10)} | {p99:.3f}x {mark(p99 <= 0.1)} | {mem:.3f}x {mark(mem <= 0.2)} "
                f"| {lat.rstrip(';')} |")
 if out:
