@@ -205,12 +205,15 @@ bench_celer_remote() {
     fi
   done
   $PY - "http://$HOST:$P_REMOTE" "http://$HOST:$P_FAST" "http://$HOST:$P_UP" "$BODIES" "${PIPES[@]}" <<'EOF' ||
-import json, sys, urllib.request
+import json, sys, urllib.error, urllib.request
 celer, fastapi, upstream, bodies, *pipes = sys.argv[1:]
 def post(url, body):
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.loads(r.read())
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        sys.exit(f"check: {url} answered {e.code}: {e.read()[:500].decode(errors='replace')}")
 for p in pipes:
     body = open(f"{bodies}/{p}/request.json", "rb").read()
     a = post(f"{celer}/v2/models/{p}/infer", body)
