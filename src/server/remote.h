@@ -60,6 +60,21 @@ typedef struct celer_remote_desc {
     celer_io_desc *outputs;
 } celer_remote_desc;
 
+/* ---- what the upstream answers (outside bytes: also fuzzed, tests/fuzz/fuzz_remote.c) ---- */
+
+/* Model metadata (HTTP JSON, or a framed gRPC ModelMetadataResponse) into *desc, in `arena`
+ * (max_batch_size left 0). Datatypes celer does not serve are CELER_ERR_INVALID naming the tensor. */
+celer_status celer_remote_decode_metadata(bool grpc, const char *body, size_t len, celer_arena *arena,
+                                          celer_remote_desc *desc);
+/* max_batch_size of a model config (HTTP JSON, or a framed gRPC ModelConfigResponse); 0 when absent. */
+celer_status celer_remote_decode_max_batch(bool grpc, const char *body, size_t len, celer_arena *arena, int *mbs);
+/* An infer answer: HTTP JSON with binary parts (json_len: Inference-Header-Content-Length, SIZE_MAX
+ * when absent) or a framed ModelInferResponse with raw contents, checked against d (every output,
+ * its datatype and dims; `rows` rows when d batches) into outs[d->n_outputs], in d's order. Data
+ * points into `body` where aligned, else into `arena`. */
+celer_status celer_remote_decode(const celer_remote_desc *d, bool grpc, int64_t rows, const char *body, size_t len,
+                                 size_t json_len, celer_arena *arena, celer_tensor *outs);
+
 typedef struct celer_remote_hub celer_remote_hub;
 typedef struct celer_remote celer_remote;
 
