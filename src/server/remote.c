@@ -49,6 +49,7 @@ static const struct remote_key {
     {"version", K_STR, 0, 0},
     {"timeout_ms", K_INT, 1, 3600000},
     {"connect_timeout_ms", K_INT, 1, 600000},
+    {"health_interval_ms", K_INT, 0, 3600000},
     {"max_inflight", K_INT, 1, 65536},
     {"max_queue_size", K_INT, 1, 1 << 20},
     {"retries", K_INT, 0, 10},
@@ -173,6 +174,7 @@ static celer_status parse_key(yparse *p, const struct remote_key *k, const yaml_
         CELER_TRY(yint(p, v, k->name, k->lo, k->hi, &x));
         if (!strcmp(k->name, "timeout_ms")) c->timeout_ms = x;
         else if (!strcmp(k->name, "connect_timeout_ms")) c->connect_timeout_ms = x;
+        else if (!strcmp(k->name, "health_interval_ms")) c->health_interval_ms = x;
         else if (!strcmp(k->name, "max_inflight")) c->max_inflight = (int)x;
         else if (!strcmp(k->name, "max_queue_size")) c->max_queue_size = (int)x;
         else if (!strcmp(k->name, "retries")) c->retries = (int)x;
@@ -255,7 +257,7 @@ static celer_status parse_url(yparse *p, const yaml_node_t *n) {
 
 celer_status celer_remote_parse(const char *text, size_t len, const char *shown, const char *mdir, const char *name,
                                 celer_arena *arena, celer_remote_config *out) {
-    *out = (celer_remote_config){.model = name, .version = "", .timeout_ms = 10000, .connect_timeout_ms = 1000,
+    *out = (celer_remote_config){.model = name, .version = "", .timeout_ms = 10000, .connect_timeout_ms = 1000, .health_interval_ms = 5000,
                                  .max_inflight = 64, .max_queue_size = 1024, .retries = 2, .retry_budget = 0.1,
                                  .breaker_failures = 5, .breaker_open_ms = 1000};
     yaml_parser_t parser;
@@ -281,7 +283,7 @@ celer_status celer_remote_parse(const char *text, size_t len, const char *shown,
         for (size_t i = 0; ks && i < CELER_ARRAY_LEN(remote_keys) && !k; i++)
             if (!strcmp(remote_keys[i].name, ks)) k = &remote_keys[i];
         if (!k) {
-            st = yerr(&p, kn, "unknown key '%s' (keys: url model version timeout_ms connect_timeout_ms max_inflight "
+            st = yerr(&p, kn, "unknown key '%s' (keys: url model version timeout_ms connect_timeout_ms health_interval_ms max_inflight "
                       "max_queue_size retries retry_budget circuit_breaker max_batch_size cache bearer_token_env "
                       "bearer_token_file headers headers_env ca_file)", ks ? ks : "?");
             break;
@@ -322,6 +324,7 @@ struct celer_remote {
     rcall *retries;              /* calls waiting for their retry */
     int consecutive;             /* failures in a row */
     int64_t opened_ns;           /* the circuit opened (or its probe failed) then */
+    int64_t next_health_ns;      /* a closed circuit's next probe, unless a call answers before */
     bool probing;
     double budget;               /* retry tokens */
     bool closing;
@@ -1128,15 +1131,21 @@ static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res) {
     pthread_mutex_lock(&h->mu);
     if (probe) {
         r->probing = false;
+        r->next_health_ns = now + r->cfg.health_interval_ms * 1000000;
+        int was = atomic_load(&r->breaker);
         if (ready) {
             r->consecutive = 0;
             atomic_store(&r->breaker, BREAKER_CLOSED);
-            celer_log(CELER_LOG_INFO, "remote model '%s': upstream %s answers again, circuit closed", r->name, r->cfg.url);
-        } else {
+            if (was != BREAKER_CLOSED)
+                celer_log(CELER_LOG_INFO, "remote model '%s': upstream %s is ready again, circuit closed", r->name,
+                          r->cfg.url);
+        } else { /* not ready (or not there): calls fail at once until a probe says otherwise */
             r->opened_ns = now;
             atomic_store(&r->breaker, BREAKER_OPEN);
             if (!v.st) snprintf(msg + strlen(msg), sizeof msg - strlen(msg), "the model is not ready");
             snprintf(r->last_error, sizeof r->last_error, "%s", msg);
+            if (was == BREAKER_CLOSED)
+                celer_log(CELER_LOG_WARNING, "remote model '%s': circuit open: %s", r->name, msg);
         }
     } else if (v.down) {
         snprintf(r->last_error, sizeof r->last_error, "%s", msg);
@@ -1148,6 +1157,7 @@ static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res) {
         }
     } else {
         r->consecutive = 0;
+        if (!v.st) r->next_health_ns = now + r->cfg.health_interval_ms * 1000000; /* an answer says it is up */
     }
     bool retry = !probe && v.retryable && c->attempt < r->cfg.retries && r->budget >= 1 &&
                  atomic_load(&r->breaker) == BREAKER_CLOSED && !r->closing;
@@ -1231,6 +1241,18 @@ static void *hub_main(void *arg) {
                 } else {
                     if (c->retry_at_ns < wake) wake = c->retry_at_ns;
                     pp = &c->next;
+                }
+            }
+            /* an idle upstream's readiness, probed while the circuit is closed */
+            int64_t health = r->next_health_ns;
+            if (r->cfg.health_interval_ms && atomic_load(&r->breaker) == BREAKER_CLOSED && !r->probing && !r->closing) {
+                rcall *p = now >= health ? call_new(r) : NULL;
+                if (p) {
+                    r->probing = true;
+                    p->next = start;
+                    start = p;
+                } else if (health < wake) {
+                    wake = CELER_MAX(health, now + 1000000);
                 }
             }
             form_calls(r, now, &f, &start, &wake);
@@ -1469,6 +1491,7 @@ celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *c
     r->cfg = *cfg;
     snprintf(r->name, sizeof r->name, "%s", name);
     r->budget = BUDGET_FLOOR;
+    r->next_health_ns = now_ns() + cfg->health_interval_ms * 1000000;
     celer_status st = CELER_OK;
     char msg[MESSAGE_MAX] = "";
     rcall *c = call_new(r);

@@ -33,6 +33,7 @@ typedef struct celer_remote_config {
     bool grpc;                    /* grpc:// or grpcs:// */
     const char *model, *version;  /* upstream's; version "" = its default */
     int64_t timeout_ms, connect_timeout_ms;
+    int64_t health_interval_ms;   /* an idle upstream's readiness is probed this often; 0 = never */
     int max_inflight, max_queue_size;
     int retries;
     double retry_budget;          /* retries per call, on average, at most this (plus a floor) */
