@@ -839,9 +839,9 @@ static celer_status remote_load(celer_registry *r, served_model *m, const celer_
     v->cache_salt = XXH3_64bits(parts, sizeof parts);
     v->default_timeout_us = rc.timeout_ms * 1000;
     v->allow_timeout_override = true;
-    /* a worker only hands the jobs on: as many at once as are queued */
-    celer_sched_queue_options qo = {.max_queue_size = r->opts->max_queue_size, .max_batch_size = CELER_MAX_BATCH_JOBS,
-                                    .batch_fn = celer_remote_batch, .batch_user = v->remote};
+    /* the queue admits requests (its places bound those being read and decoded); their jobs go to
+     * the remote, which queues them itself (service.c) */
+    celer_sched_queue_options qo = {.max_queue_size = r->opts->max_queue_size};
     if ((st = batch_slots_init(v, CELER_MAX(d->max_batch_size, 1)))) goto fail;
     if ((st = celer_sched_queue_add(r->sched, NULL, &qo, &v->queue))) goto fail;
     char qname[320];

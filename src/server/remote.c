@@ -1572,33 +1572,31 @@ done:
 
 /* ---- serving ---- */
 
-void celer_remote_batch(void *user, celer_job *const *jobs, int n) {
-    celer_remote *r = user;
+celer_status celer_remote_submit(celer_remote *r, celer_job *job) {
     celer_remote_hub *h = r->hub;
-    failures f = {0};
-    bool queued = false;
+    job->enqueue_ns = now_ns();
+    job->start_ns = job->input_end_ns = job->end_ns = 0;
+    job->batch_size = 0;
+    job->batch_first = false;
     char msg[MESSAGE_MAX];
     pthread_mutex_lock(&h->mu);
-    bool closed = atomic_load(&r->breaker) == BREAKER_CLOSED;
-    for (int i = 0; i < n; i++) {
-        celer_job *j = jobs[i];
-        if (!closed) {
-            down_message(r, msg, sizeof msg);
-            fail_later(&f, j, CELER_ERR_UNAVAILABLE, msg);
-            celer_metrics_add(r->m_errors[E_CIRCUIT], 1);
-        } else if (r->n_waiting == r->cfg.max_queue_size) {
-            snprintf(msg, sizeof msg, "queue of remote model '%s' is full (%d waiting for upstream %s, %d in flight)",
-                     r->name, r->n_waiting, r->cfg.url, r->n_inflight);
-            fail_later(&f, j, CELER_ERR_UNAVAILABLE, msg);
-            celer_metrics_add(r->m_errors[E_QUEUE_FULL], 1);
-        } else {
-            r->ring[(r->head + r->n_waiting++) % r->cfg.max_queue_size] = j;
-            queued = true;
-        }
+    celer_status st = CELER_OK;
+    if (atomic_load(&r->breaker) != BREAKER_CLOSED) {
+        down_message(r, msg, sizeof msg);
+        st = celer_errorf(CELER_ERR_UNAVAILABLE, "%s", msg);
+        celer_metrics_add(r->m_errors[E_CIRCUIT], 1);
+    } else if (r->closing) {
+        st = celer_errorf(CELER_ERR_UNAVAILABLE, "remote model '%s' is being unloaded", r->name);
+    } else if (r->n_waiting == r->cfg.max_queue_size) {
+        st = celer_errorf(CELER_ERR_UNAVAILABLE, "queue of remote model '%s' is full (%d waiting for upstream %s, %d "
+                          "in flight)", r->name, r->n_waiting, r->cfg.url, r->n_inflight);
+        celer_metrics_add(r->m_errors[E_QUEUE_FULL], 1);
+    } else {
+        r->ring[(r->head + r->n_waiting++) % r->cfg.max_queue_size] = job;
     }
     pthread_mutex_unlock(&h->mu);
-    if (queued) curl_multi_wakeup(h->multi);
-    fail_now(&f);
+    if (!st) curl_multi_wakeup(h->multi);
+    return st;
 }
 
 bool celer_remote_ready(celer_remote *r, char *why, size_t cap) {

@@ -2,13 +2,13 @@
  * by calling a model of another KServe v2 server (Triton, another celer) over HTTP or gRPC.
  *
  * The registry loads it like a model: celer_remote_open reads the upstream's metadata and
- * max_batch_size, and the version gets a task queue whose batch_fn is celer_remote_batch. So a
- * remote model's requests go through the request service like a local model's (admission, result
- * cache and coalescing, pipelines' model steps, deadlines, statistics): only the run differs. A
- * worker hands the jobs to the hub, which sends them from its own IO thread (libcurl's multi
+ * max_batch_size. A remote model's requests go through the request service like a local model's
+ * (admission, result cache and coalescing, pipelines' model steps, deadlines, statistics): only the
+ * run differs. Where a local model's job goes to its queue for a worker, a remote model's goes to
+ * the hub (celer_remote_submit), which sends it from its own IO thread (libcurl's multi
  * interface: HTTP/1.1 keep-alive connections, HTTP/2 streams multiplexed for gRPC) and completes
- * each job through its `done` on that thread when its answer came (or failed). No thread waits on
- * a call.
+ * it through its `done` on that thread when its answer came (or failed), as a worker would. No
+ * thread waits on a call, and no worker is woken to hand a job on.
  *
  * Per upstream model: at most max_inflight calls in flight, the rest waiting (at most
  * max_queue_size, then CELER_ERR_UNAVAILABLE); calls bounded by the job's deadline and the
@@ -92,11 +92,12 @@ void celer_remote_hub_free(celer_remote_hub *h);
  * cannot (a datatype). */
 celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *cfg, const char *name,
                                celer_arena *arena, celer_remote_desc *desc, celer_remote **out);
-/* A task queue's batch_fn (`user` the remote): takes the jobs, whose inputs are in the order of
- * desc->inputs, and completes each later on the hub's thread with the outputs in the order of
- * desc->outputs (valid during done only), or at once with CELER_ERR_UNAVAILABLE when the circuit
- * is open or too many wait. */
-void celer_remote_batch(void *user, celer_job *const *jobs, int n);
+/* Queues a job, as celer_sched_submit does (remote.h's top: the service hands a remote model's
+ * jobs here directly, its version's queue only admits requests): its inputs in the order of
+ * desc->inputs; done comes later on the hub's thread with the outputs in the order of
+ * desc->outputs (valid during done only), or with the failure. CELER_ERR_UNAVAILABLE (done never
+ * called) while the circuit is open, when max_queue_size jobs wait, or while it closes. */
+celer_status celer_remote_submit(celer_remote *r, celer_job *job);
 /* False, with the reason in `why`, while the circuit is open (the upstream failed and has not
  * answered a probe since). */
 bool celer_remote_ready(celer_remote *r, char *why, size_t cap);
