@@ -330,6 +330,8 @@ struct celer_remote {
     bool closing;
     char last_error[MESSAGE_MAX];
     atomic_int breaker;          /* breaker_state, read without the lock */
+    void (*on_batch)(void *user, const celer_sched_batch *b); /* after each call's jobs got done */
+    void *on_batch_user;
     celer_remote *next;
     /* metrics */
     celer_series *m_duration, *m_errors[E_COUNT], *m_retries, *m_inflight, *m_waiting, *m_circuit;
@@ -1204,6 +1206,11 @@ static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res) {
         celer_span_end(c->span, now_ns());
     }
     if (!probe) complete_jobs(c, v.st, msg, outs, now);
+    if (!probe && !v.st && r->on_batch) { /* Triton's batch_stats: encoding, the round trip, handing out */
+        celer_sched_batch b = {.rows = rows, .input_ns = c->sent_ns - c->formed_ns, .infer_ns = now - c->sent_ns,
+                               .output_ns = now_ns() - now};
+        r->on_batch(r->on_batch_user, &b);
+    }
     call_free(c);
 }
 
@@ -1484,11 +1491,14 @@ static char *url_join(celer_arena *a, const char *base, const char *tail) {
 }
 
 celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *cfg, const char *name,
+                               void (*on_batch)(void *user, const celer_sched_batch *b), void *on_batch_user,
                                celer_arena *arena, celer_remote_desc *desc, celer_remote **out) {
     celer_remote *r = calloc(1, sizeof *r);
     if (!r) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
     r->hub = h;
     r->cfg = *cfg;
+    r->on_batch = on_batch;
+    r->on_batch_user = on_batch_user;
     snprintf(r->name, sizeof r->name, "%s", name);
     r->budget = BUDGET_FLOOR;
     r->next_health_ns = now_ns() + cfg->health_interval_ms * 1000000;

@@ -87,10 +87,13 @@ void celer_remote_hub_free(celer_remote_hub *h);
 
 /* Opens the upstream model of `cfg` (copied; its strings must outlive the remote) for local model
  * `name`: reads its metadata and config, blocking at most connect_timeout_ms + timeout_ms each,
- * into *desc (in `arena`). CELER_ERR_UNAVAILABLE when the upstream cannot be reached or does not
+ * into *desc (in `arena`). on_batch (optional) is called on the hub's thread after each call that
+ * succeeded, once its jobs got their done (as a model queue's on_batch: rows, encoding time as
+ * input, the round trip as infer). CELER_ERR_UNAVAILABLE when the upstream cannot be reached or does not
  * serve the model (a later load may succeed), CELER_ERR_INVALID for what it serves that celer
  * cannot (a datatype). */
 celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *cfg, const char *name,
+                               void (*on_batch)(void *user, const celer_sched_batch *b), void *on_batch_user,
                                celer_arena *arena, celer_remote_desc *desc, celer_remote **out);
 /* Queues a job, as celer_sched_submit does (remote.h's top: the service hands a remote model's
  * jobs here directly, its version's queue only admits requests): its inputs in the order of
