@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "grpc_codec.h"
+#include "h2client.h"
 #include "json.h"
 #include "log.h"
 #include "remote.h"
@@ -315,6 +316,9 @@ struct celer_remote {
     celer_remote_desc desc;
     char *infer_url, *ready_url; /* HTTP: the model's endpoints; gRPC: the service's RPCs */
     char *ready_body;            /* gRPC: ModelReadyRequest, framed */
+    celer_h2c *h2;               /* grpc:// (h2c): the HTTP/2 client's pool; NULL otherwise (libcurl) */
+    celer_h2c_header h2_headers[CELER_REMOTE_MAX_HEADERS]; /* the config's headers, names lower-cased */
+    char *infer_path, *ready_path;
     size_t ready_len;
     bool batched;                /* the upstream batches and the config gathers */
     /* under the hub's lock */
@@ -348,6 +352,9 @@ struct celer_remote_hub {
     size_t max_response;
     uint64_t rng;
     CURL *spare[64];           /* easy handles kept for reuse (hub thread only) */
+    bool progress;             /* a call ended in this iteration: look again before sleeping */
+    uint64_t loop_gen;         /* iterations of the hub's loop begun (under mu): a remote taken out of
+                                  the list is no longer used once it moved on */
     int n_spare;
 };
 
@@ -367,9 +374,14 @@ struct rcall {
     celer_jbuf req, resp;
     size_t json_len;                    /* of the request's JSON (HTTP) */
     size_t header_len;                  /* the answer's Inference-Header-Content-Length; SIZE_MAX when absent */
+    int http_status;                    /* HTTP/2 without libcurl: ":status" */
     int grpc_status;                    /* -1 when absent */
     char grpc_message[512];
     celer_span *span;                   /* CLIENT span when a job is traced */
+    /* gRPC over h2c: the call as the HTTP/2 client takes it */
+    celer_h2c_call h2;
+    celer_h2c_header h2_headers[CELER_REMOTE_MAX_HEADERS + 4];
+    char grpc_timeout[32], traceparent[64];
     celer_arena arena;                  /* the decoded answer */
 };
 
@@ -720,30 +732,20 @@ static size_t on_body(char *p, size_t size, size_t n, void *user) {
     return c->resp.status ? 0 : size * n;
 }
 
-static bool header_is(const char *line, size_t len, const char *name, const char **value, size_t *vlen) {
-    size_t nl = strlen(name);
-    if (len <= nl || strncasecmp(line, name, nl) || line[nl] != ':') return false;
-    const char *v = line + nl + 1, *end = line + len;
-    while (v < end && (*v == ' ' || *v == '\t')) v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
-    *value = v;
-    *vlen = (size_t)(end - v);
-    return true;
-}
-
-/* Headers and, on HTTP/2, trailers (libcurl hands both here). */
-static size_t on_header(char *p, size_t size, size_t n, void *user) {
-    rcall *c = user;
-    size_t len = size * n, vl;
-    const char *v;
+/* One header or trailer of an answer: the ones read are kept in the call. */
+static void take_header(rcall *c, const char *name, size_t nl, const char *v, size_t vl) {
     char num[32];
-    if (header_is(p, len, "inference-header-content-length", &v, &vl)) {
+#define IS(lit) (nl == sizeof(lit) - 1 && !strncasecmp(name, lit, nl))
+    if (IS("inference-header-content-length")) {
         snprintf(num, sizeof num, "%.*s", (int)CELER_MIN(vl, 31), v);
         c->header_len = (size_t)strtoull(num, NULL, 10);
-    } else if (header_is(p, len, "grpc-status", &v, &vl)) {
+    } else if (IS(":status")) {
+        snprintf(num, sizeof num, "%.*s", (int)CELER_MIN(vl, 31), v);
+        c->http_status = atoi(num);
+    } else if (IS("grpc-status")) {
         snprintf(num, sizeof num, "%.*s", (int)CELER_MIN(vl, 31), v);
         c->grpc_status = atoi(num);
-    } else if (header_is(p, len, "grpc-message", &v, &vl)) { /* percent-encoded */
+    } else if (IS("grpc-message")) { /* percent-encoded */
         size_t o = 0;
         for (size_t i = 0; i < vl && o + 1 < sizeof c->grpc_message; i++) {
             if (v[i] == '%' && i + 2 < vl && isxdigit((unsigned char)v[i + 1]) && isxdigit((unsigned char)v[i + 2])) {
@@ -755,6 +757,19 @@ static size_t on_header(char *p, size_t size, size_t n, void *user) {
             }
         }
         c->grpc_message[o] = 0;
+    }
+#undef IS
+}
+
+/* Header lines and, on HTTP/2, trailers (libcurl hands both here). */
+static size_t on_header(char *p, size_t size, size_t n, void *user) {
+    size_t len = size * n;
+    const char *colon = memchr(p, ':', len);
+    if (colon && colon > p) {
+        const char *v = colon + 1, *end = p + len;
+        while (v < end && (*v == ' ' || *v == '\t')) v++;
+        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
+        take_header(user, p, (size_t)(colon - p), v, (size_t)(end - v));
     }
     return len;
 }
@@ -844,8 +859,8 @@ static void http_error_text(rcall *c, char *out, size_t cap) {
 
 static void classify(rcall *c, CURLcode res, char *msg, size_t cap, verdict *v) {
     const celer_remote *r = c->r;
-    long http = 0;
-    curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &http);
+    long http = c->http_status;
+    if (c->h) curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &http);
     *v = (verdict){.st = CELER_OK};
     char text[600];
     int n = snprintf(msg, cap, "upstream %s model '%s': ", r->cfg.url, r->cfg.model);
@@ -1028,6 +1043,55 @@ static void form_calls(celer_remote *r, int64_t now, failures *f, rcall **start,
 
 static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res);
 
+/* ---- gRPC over h2c: the HTTP/2 client's callbacks ---- */
+
+static void h2_header(void *user, const char *name, size_t nl, const char *value, size_t vl) {
+    take_header(user, name, nl, value, vl);
+}
+
+static bool h2_data(void *user, const uint8_t *p, size_t n) {
+    rcall *c = user;
+    celer_jbuf_raw(&c->resp, (const char *)p, n);
+    return !c->resp.status;
+}
+
+static void h2_close(void *user, celer_h2c_end how, const char *why) {
+    rcall *c = user;
+    /* as libcurl would have said it: classify() reads these */
+    CURLcode res = how == CELER_H2C_DONE      ? CURLE_OK
+                   : how == CELER_H2C_REFUSED ? CURLE_COULDNT_CONNECT
+                   : how == CELER_H2C_TIMEOUT ? CURLE_OPERATION_TIMEDOUT
+                   : c->resp.status           ? CURLE_WRITE_ERROR
+                                              : CURLE_RECV_ERROR;
+    snprintf(c->errbuf, sizeof c->errbuf, "%s", why);
+    finish_call(c->r->hub, c, res);
+}
+
+/* Sends c on the remote's HTTP/2 pool: the headers of setup_easy's, in HTTP/2's lower case. */
+static void start_h2(rcall *c, int64_t timeout_ms, const char *traceparent) {
+    celer_remote *r = c->r;
+    int n = 0;
+    c->header_len = SIZE_MAX;
+    c->grpc_status = -1;
+    c->http_status = 0;
+    c->grpc_message[0] = c->errbuf[0] = 0;
+    celer_jbuf_reset(&c->resp);
+    snprintf(c->grpc_timeout, sizeof c->grpc_timeout, "%lldm", (long long)CELER_MAX(timeout_ms, 1));
+    c->h2_headers[n++] = (celer_h2c_header){"content-type", "application/grpc"};
+    c->h2_headers[n++] = (celer_h2c_header){"te", "trailers"};
+    c->h2_headers[n++] = (celer_h2c_header){"grpc-timeout", c->grpc_timeout};
+    if (traceparent) {
+        snprintf(c->traceparent, sizeof c->traceparent, "%s", traceparent);
+        c->h2_headers[n++] = (celer_h2c_header){"traceparent", c->traceparent};
+    }
+    for (int i = 0; i < r->cfg.n_headers; i++) c->h2_headers[n++] = r->h2_headers[i];
+    c->h2 = (celer_h2c_call){.path = c->n_jobs ? r->infer_path : r->ready_path, .headers = c->h2_headers,
+                             .n_headers = n, .body = c->req.data, .len = c->req.len,
+                             .deadline_ns = now_ns() + timeout_ms * 1000000, .on_header = h2_header,
+                             .on_data = h2_data, .on_close = h2_close, .user = c};
+    celer_h2c_submit(r->h2, &c->h2); /* c may be gone from here on */
+}
+
 /* Sends c (a call, a retry or a probe) on the hub's thread. */
 static void start_call(celer_remote_hub *h, rcall *c) {
     celer_remote *r = c->r;
@@ -1056,6 +1120,15 @@ static void start_call(celer_remote_hub *h, rcall *c) {
     if (c->span) {
         celer_span_traceparent(c->span, tp);
         traceparent = tp;
+    }
+    if (!st && r->h2) {
+        c->sent_ns = now;
+        for (int j = 0; j < c->n_jobs; j++) {
+            c->jobs[j]->start_ns = c->formed_ns;
+            c->jobs[j]->input_end_ns = now;
+        }
+        start_h2(c, timeout_ms, traceparent);
+        return;
     }
     if (!st && !(c->h = easy_get(h))) st = celer_errorf(CELER_ERR_NOMEM, "out of memory");
     if (!st && (st = setup_easy(c, c->n_jobs ? r->infer_url : r->ready_url, timeout_ms, traceparent)))
@@ -1118,6 +1191,7 @@ static void complete_jobs(rcall *c, celer_status st, const char *msg, celer_tens
 
 static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res) {
     celer_remote *r = c->r;
+    h->progress = true;
     int64_t now = now_ns();
     char msg[MESSAGE_MAX];
     verdict v;
@@ -1125,7 +1199,7 @@ static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res) {
         v = (verdict){c->req.status, E_PROTOCOL, false, false};
         snprintf(msg, sizeof msg, "%s", c->errbuf);
     } else {
-        curl_multi_remove_handle(h->multi, c->h);
+        if (c->h) curl_multi_remove_handle(h->multi, c->h);
         classify(c, res, msg, sizeof msg, &v);
     }
     bool probe = !c->n_jobs;
@@ -1216,7 +1290,6 @@ static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res) {
 
 static void *hub_main(void *arg) {
     celer_remote_hub *h = arg;
-    bool busy = false;
     for (;;) {
         rcall *start = NULL;
         failures f = {0};
@@ -1225,8 +1298,12 @@ static void *hub_main(void *arg) {
             pthread_mutex_unlock(&h->mu);
             break;
         }
+        h->loop_gen++;
         int64_t now = now_ns(), wake = now + 1000000000;
+        celer_remote *h2_remotes[64];
+        int n_h2 = 0;
         for (celer_remote *r = h->remotes; r; r = r->next) {
+            if (r->h2 && n_h2 < (int)CELER_ARRAY_LEN(h2_remotes)) h2_remotes[n_h2++] = r;
             int64_t reopen = r->opened_ns + r->cfg.breaker_open_ms * 1000000;
             if (atomic_load(&r->breaker) == BREAKER_OPEN && !r->probing && !r->closing) {
                 rcall *p = now >= reopen ? call_new(r) : NULL;
@@ -1265,7 +1342,7 @@ static void *hub_main(void *arg) {
             form_calls(r, now, &f, &start, &wake);
         }
         pthread_mutex_unlock(&h->mu);
-        if (f.n) pthread_cond_broadcast(&h->idle);
+        pthread_cond_broadcast(&h->idle); /* a remote closing waits for the loop to move on */
         fail_now(&f);
         while (start) {
             rcall *c = start;
@@ -1277,16 +1354,26 @@ static void *hub_main(void *arg) {
         curl_multi_perform(h->multi, &running);
         CURLMsg *m;
         int left;
-        busy = false;
         while ((m = curl_multi_info_read(h->multi, &left))) {
             if (m->msg != CURLMSG_DONE) continue;
             rcall *c = NULL;
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
             finish_call(h, c, m->data.result);
-            busy = true;
         }
-        int64_t ms = busy ? 0 : CELER_MAX((wake - now_ns() + 999999) / 1000000, 0);
-        curl_multi_poll(h->multi, NULL, 0, (int)CELER_MIN(ms, 1000), NULL);
+        /* the HTTP/2 pools' sockets are polled with libcurl's */
+        struct pollfd pfds[256];
+        struct curl_waitfd wfds[256];
+        int n_fds = 0;
+        for (int i = 0; i < n_h2; i++) {
+            int64_t due = celer_h2c_process(h2_remotes[i]->h2, now_ns());
+            if (due && due < wake) wake = due;
+            n_fds += celer_h2c_poll_fds(h2_remotes[i]->h2, pfds + n_fds, (int)CELER_ARRAY_LEN(pfds) - n_fds);
+        }
+        for (int i = 0; i < n_fds; i++) wfds[i] = (struct curl_waitfd){pfds[i].fd, pfds[i].events, 0};
+        int64_t ms = h->progress ? 0 : CELER_MAX((wake - now_ns() + 999999) / 1000000, 0);
+        h->progress = false;
+        curl_multi_poll(h->multi, wfds, (unsigned)n_fds, (int)CELER_MIN(ms, 1000), NULL);
+        for (int i = 0; i < n_h2; i++) celer_h2c_process(h2_remotes[i]->h2, now_ns());
     }
     return NULL;
 }
@@ -1511,6 +1598,32 @@ celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *c
         goto done;
     }
     const char *meta_url, *config_url;
+    if (cfg->grpc && !strncmp(cfg->base, "http://", 7)) { /* h2c: our own HTTP/2 client (h2client.h) */
+        char host[256], port[16] = "80";
+        const char *hp = cfg->base + 7, *colon = strrchr(hp, ':'), *bracket = strchr(hp, ']');
+        if (hp[0] == '[' && bracket) {
+            snprintf(host, sizeof host, "%.*s", (int)(bracket - hp - 1), hp + 1);
+            if (bracket[1] == ':') snprintf(port, sizeof port, "%s", bracket + 2);
+        } else if (colon) {
+            snprintf(host, sizeof host, "%.*s", (int)(colon - hp), hp);
+            snprintf(port, sizeof port, "%s", colon + 1);
+        } else {
+            snprintf(host, sizeof host, "%s", hp);
+        }
+        if ((st = celer_h2c_open(host, port, 2, cfg->connect_timeout_ms, &r->h2))) goto done;
+        for (int i = 0; i < cfg->n_headers; i++) {
+            const char *line = cfg->headers[i], *colon_at = strchr(line, ':');
+            char *name = celer_arena_strndup(arena, line, (size_t)(colon_at - line));
+            if (!name) {
+                st = celer_errorf(CELER_ERR_NOMEM, "out of memory");
+                goto done;
+            }
+            for (char *q = name; *q; q++) *q = (char)tolower((unsigned char)*q);
+            r->h2_headers[i] = (celer_h2c_header){name, colon_at + 1 + (colon_at[1] == ' ')};
+        }
+        r->infer_path = GRPC_SERVICE "ModelInfer";
+        r->ready_path = GRPC_SERVICE "ModelReady";
+    }
     if (cfg->grpc) {
         r->infer_url = url_join(arena, cfg->base, GRPC_SERVICE "ModelInfer");
         r->ready_url = url_join(arena, cfg->base, GRPC_SERVICE "ModelReady");
@@ -1572,6 +1685,7 @@ celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *c
 done:
     if (c) call_free(c);
     if (st) {
+        celer_h2c_free(r->h2);
         free(r->ring);
         free(r);
         return st;
@@ -1631,7 +1745,13 @@ void celer_remote_close(celer_remote *r) {
             *pp = r->next;
             break;
         }
+    /* the loop's iteration under way may still poll r's connections: wait for the next one */
+    for (uint64_t gen = h->loop_gen; h->loop_gen == gen && !h->stop;) {
+        curl_multi_wakeup(h->multi);
+        pthread_cond_wait(&h->idle, &h->mu);
+    }
     pthread_mutex_unlock(&h->mu);
+    celer_h2c_free(r->h2); /* idle: nothing of it is in flight */
     free(r->ring);
     free(r);
 }
