@@ -1,6 +1,8 @@
 /* The HTTP/2 client of remote models' gRPC calls (see h2client.h). One nghttp2 client session per
  * connection, non-blocking sockets, and no thread of its own: the owner's loop polls and calls in. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -18,13 +20,14 @@
 #define STREAMS_PER_CONN 64        /* past this many open calls on each, another connection is opened */
 #define WINDOW (16 << 20)          /* answers of a few MiB flow without waiting for window updates */
 
-typedef enum conn_state { C_FREE, C_CONNECTING, C_READY } conn_state;
+typedef enum conn_state { C_FREE, C_CONNECTING, C_HANDSHAKE, C_READY } conn_state;
 
 typedef struct h2c_conn {
     celer_h2c *pool;
     conn_state state;
     int fd;
     nghttp2_session *s;
+    gnutls_session_t tls;        /* NULL for h2c */
     bool goaway;                 /* the server said it takes no new streams: retired once idle */
     int64_t connect_deadline_ns;
     int n_calls;
@@ -37,6 +40,8 @@ struct celer_h2c {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     char where[200];             /* host:port, for messages */
+    char host[256];              /* for TLS: the name checked in the certificate (and sent as SNI unless an address) */
+    gnutls_certificate_credentials_t cred; /* NULL: cleartext (h2c) */
     int max_conns;
     int64_t connect_timeout_ns;
     nghttp2_session_callbacks *cbs;
@@ -64,6 +69,7 @@ static void conn_close(h2c_conn *c, const char *why) {
     c->calls = NULL;
     c->n_calls = 0;
     if (c->s) nghttp2_session_del(c->s);
+    if (c->tls) gnutls_deinit(c->tls);
     if (c->fd >= 0) close(c->fd);
     free(c->out);
     celer_h2c *p = c->pool;
@@ -144,7 +150,33 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
     return (ssize_t)n;
 }
 
-/* ---- the socket ---- */
+/* ---- the socket (through TLS when the pool has it) ---- */
+
+/* send/recv, or their TLS records: >= 0 bytes, -1 with EAGAIN, or -2 with the reason in why. */
+static ssize_t io_send(h2c_conn *c, const void *p, size_t n, char *why, size_t cap) {
+    if (!c->tls) {
+        ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
+        if (w >= 0) return w;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return -1;
+        snprintf(why, cap, "sending to %s: %s", c->pool->where, strerror(errno));
+        return -2;
+    }
+    ssize_t w = gnutls_record_send(c->tls, p, n);
+    if (w >= 0) return w;
+    if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED) return -1;
+    snprintf(why, cap, "sending to %s: %s", c->pool->where, gnutls_strerror((int)w));
+    return -2;
+}
+
+static ssize_t io_recv(h2c_conn *c, void *p, size_t n, char *why, size_t cap) {
+    ssize_t r = c->tls ? gnutls_record_recv(c->tls, p, n) : recv(c->fd, p, n, 0);
+    if (r > 0) return r;
+    if (!c->tls && r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -1;
+    if (c->tls && (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)) return -1;
+    snprintf(why, cap, "%s closed the connection%s%s", c->pool->where, r ? ": " : "",
+             !r ? "" : c->tls ? gnutls_strerror((int)r) : strerror(errno));
+    return -2;
+}
 
 /* Writes what nghttp2 has to send, keeping what the socket does not take. */
 static bool conn_flush(h2c_conn *c) {
@@ -166,11 +198,10 @@ static bool conn_flush(h2c_conn *c) {
             c->out = buf, c->out_len = (size_t)n, c->out_off = 0;
         }
         if (c->state != C_READY) return true; /* sent once connected */
-        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+        char why[300];
+        ssize_t w = io_send(c, c->out + c->out_off, c->out_len - c->out_off, why, sizeof why);
+        if (w == -1) return true;
         if (w < 0) {
-            char why[300];
-            snprintf(why, sizeof why, "sending to %s: %s", c->pool->where, strerror(errno));
             conn_close(c, why);
             return false;
         }
@@ -181,11 +212,10 @@ static bool conn_flush(h2c_conn *c) {
 static void conn_read(h2c_conn *c) {
     uint8_t buf[65536];
     for (;;) {
-        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        if (n <= 0) {
-            char why[300];
-            snprintf(why, sizeof why, "%s closed the connection%s%s", c->pool->where, n ? ": " : "", n ? strerror(errno) : "");
+        char why[300];
+        ssize_t n = io_recv(c, buf, sizeof buf, why, sizeof why);
+        if (n == -1) break;
+        if (n < 0) {
             conn_close(c, why);
             return;
         }
@@ -198,6 +228,49 @@ static void conn_read(h2c_conn *c) {
         }
     }
     conn_flush(c);
+}
+
+/* Drives a TLS handshake without blocking: true once the connection is ready (ALPN h2 agreed). */
+static bool handshake(h2c_conn *c, int64_t now_ns, int64_t *next) {
+    celer_h2c *p = c->pool;
+    char why[400];
+    int rc = gnutls_handshake(c->tls);
+    if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
+        if (now_ns < c->connect_deadline_ns) {
+            if (!*next || c->connect_deadline_ns < *next) *next = c->connect_deadline_ns;
+            return false;
+        }
+        snprintf(why, sizeof why, "cannot connect to %s: the TLS handshake took too long", p->where);
+        conn_close(c, why);
+        return false;
+    }
+    gnutls_datum_t alpn = {0};
+    if (rc == GNUTLS_E_SUCCESS && (gnutls_alpn_get_selected_protocol(c->tls, &alpn) || alpn.size != 2 ||
+                                   memcmp(alpn.data, "h2", 2)))
+        snprintf(why, sizeof why, "cannot connect to %s: the server did not agree to HTTP/2 (ALPN h2)", p->where);
+    else if (rc)
+        snprintf(why, sizeof why, "cannot connect to %s: TLS: %s", p->where, gnutls_strerror(rc));
+    if (rc || alpn.size != 2 || memcmp(alpn.data, "h2", 2)) {
+        conn_close(c, why);
+        return false;
+    }
+    c->state = C_READY;
+    return conn_flush(c);
+}
+
+static bool tls_start(h2c_conn *c) {
+    celer_h2c *p = c->pool;
+    gnutls_datum_t h2 = {(unsigned char *)"h2", 2};
+    struct in6_addr a6;
+    bool address = inet_pton(AF_INET, p->host, &a6) == 1 || inet_pton(AF_INET6, p->host, &a6) == 1;
+    if (gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK) || gnutls_set_default_priority(c->tls) ||
+        gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, p->cred) ||
+        gnutls_alpn_set_protocols(c->tls, &h2, 1, GNUTLS_ALPN_MANDATORY) ||
+        (!address && gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, p->host, strlen(p->host))))
+        return false;
+    gnutls_session_set_verify_cert(c->tls, p->host, 0); /* the chain and the name (or address) */
+    gnutls_transport_set_int(c->tls, c->fd);
+    return true;
 }
 
 static bool conn_start(celer_h2c *p, h2c_conn *c, int64_t now_ns) {
@@ -219,8 +292,12 @@ static bool conn_start(celer_h2c *p, h2c_conn *c, int64_t now_ns) {
         conn_close(c, "cannot set up the HTTP/2 session");
         return false;
     }
+    if (p->cred && !tls_start(c)) {
+        conn_close(c, "cannot set up TLS");
+        return false;
+    }
     if (connect(c->fd, (const struct sockaddr *)&p->addr, p->addr_len) == 0) {
-        c->state = C_READY;
+        c->state = p->cred ? C_HANDSHAKE : C_READY;
     } else if (errno != EINPROGRESS) {
         snprintf(why, sizeof why, "cannot connect to %s: %s", p->where, strerror(errno));
         conn_close(c, why);
@@ -231,8 +308,8 @@ static bool conn_start(celer_h2c *p, h2c_conn *c, int64_t now_ns) {
 
 /* ---- the pool ---- */
 
-celer_status celer_h2c_open(const char *host, const char *port, int max_conns, int64_t connect_timeout_ms,
-                            celer_h2c **out) {
+celer_status celer_h2c_open(const char *host, const char *port, bool tls, const char *ca_file, int max_conns,
+                            int64_t connect_timeout_ms, celer_h2c **out) {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
     int rc = getaddrinfo(host, port, &hints, &ai);
     if (rc) return celer_errorf(CELER_ERR_UNAVAILABLE, "cannot resolve %s: %s", host, gai_strerror(rc));
@@ -246,6 +323,22 @@ celer_status celer_h2c_open(const char *host, const char *port, int max_conns, i
     p->addr_len = ai->ai_addrlen;
     freeaddrinfo(ai);
     snprintf(p->where, sizeof p->where, "%s:%s", host, port);
+    snprintf(p->host, sizeof p->host, "%s", host);
+    if (tls) {
+        int rc = gnutls_certificate_allocate_credentials(&p->cred);
+        int n = rc ? rc
+                : ca_file ? gnutls_certificate_set_x509_trust_file(p->cred, ca_file, GNUTLS_X509_FMT_PEM)
+                          : gnutls_certificate_set_x509_system_trust(p->cred);
+        if (rc || n <= 0) {
+            celer_status st = celer_errorf(CELER_ERR_INVALID, "TLS trust for %s from %s: %s", p->where,
+                                           ca_file ? ca_file : "the system's CAs",
+                                           n < 0 ? gnutls_strerror(n) : "no certificate found");
+            if (p->cred) gnutls_certificate_free_credentials(p->cred);
+            nghttp2_session_callbacks_del(p->cbs);
+            free(p);
+            return st;
+        }
+    }
     p->max_conns = max_conns < 1 ? 1 : max_conns > MAX_CONNS ? MAX_CONNS : max_conns;
     p->connect_timeout_ns = connect_timeout_ms * 1000000;
     for (int i = 0; i < MAX_CONNS; i++) p->conns[i] = (h2c_conn){.pool = p, .fd = -1};
@@ -263,6 +356,7 @@ void celer_h2c_free(celer_h2c *p) {
     for (int i = 0; i < MAX_CONNS; i++)
         if (p->conns[i].state != C_FREE) conn_close(&p->conns[i], "the pool was closed");
     nghttp2_session_callbacks_del(p->cbs);
+    if (p->cred) gnutls_certificate_free_credentials(p->cred);
     free(p);
 }
 
@@ -300,7 +394,7 @@ void celer_h2c_submit(celer_h2c *p, celer_h2c_call *call) {
     int n = 0;
 #define NV(k, v) (nghttp2_nv){(uint8_t *)(k), (uint8_t *)(v), strlen(k), strlen(v), NGHTTP2_NV_FLAG_NONE}
     nv[n++] = NV(":method", "POST");
-    nv[n++] = NV(":scheme", "http");
+    nv[n++] = NV(":scheme", p->cred ? "https" : "http");
     nv[n++] = NV(":path", call->path);
     nv[n++] = NV(":authority", p->where);
     for (int i = 0; i < call->n_headers && n < (int)(sizeof nv / sizeof nv[0]); i++)
@@ -326,7 +420,8 @@ int celer_h2c_poll_fds(celer_h2c *p, struct pollfd *fds, int cap) {
     for (int i = 0; i < p->max_conns && n < cap; i++) {
         h2c_conn *c = &p->conns[i];
         if (c->state == C_FREE) continue;
-        bool out = c->state == C_CONNECTING || c->out_off < c->out_len || nghttp2_session_want_write(c->s);
+        bool out = c->state == C_CONNECTING || c->out_off < c->out_len || nghttp2_session_want_write(c->s) ||
+                   (c->state == C_HANDSHAKE && gnutls_record_get_direction(c->tls) == 1);
         fds[n++] = (struct pollfd){.fd = c->fd, .events = (short)(POLLIN | (out ? POLLOUT : 0))};
     }
     return n;
@@ -348,7 +443,7 @@ int64_t celer_h2c_process(celer_h2c *p, int64_t now_ns) {
                     conn_close(c, why);
                     continue;
                 }
-                c->state = C_READY;
+                c->state = p->cred ? C_HANDSHAKE : C_READY;
             } else if (now_ns >= c->connect_deadline_ns) {
                 char why[300];
                 snprintf(why, sizeof why, "cannot connect to %s: no answer in time", p->where);
@@ -358,6 +453,7 @@ int64_t celer_h2c_process(celer_h2c *p, int64_t now_ns) {
                 next = next && next < c->connect_deadline_ns ? next : c->connect_deadline_ns;
             }
         }
+        if (c->state == C_HANDSHAKE && !handshake(c, now_ns, &next)) continue;
         if (c->state != C_READY) continue;
         conn_read(c);
         if (c->state != C_READY) continue;

@@ -1,12 +1,14 @@
-/* A small HTTP/2 client over cleartext TCP (h2c with prior knowledge) on libnghttp2, private to
- * src/server: the gRPC side of remote models (remote.c). A pool holds a few connections to one
+/* A small HTTP/2 client on libnghttp2, over cleartext TCP (h2c with prior knowledge) or TLS
+ * (GnuTLS, ALPN h2), private to src/server: the gRPC side of remote models (remote.c). A pool holds a few connections to one
  * host:port and spreads calls over them as multiplexed streams; it owns no thread: its owner's
  * event loop polls the pool's sockets (celer_h2c_poll_fds) and hands it the time to work
  * (celer_h2c_process). Every function is called from that one thread.
  *
- * Why not libcurl, which remote.c uses for HTTP/1.1 and TLS: Debian 12's libcurl 7.88.1 fails
- * every request on a reused HTTP/2 connection with prior knowledge ("Error in the HTTP2 framing
- * layer", curl issue 10634, fixed after that release), so it would open a connection per call. */
+ * Why not libcurl, which remote.c uses for HTTP/1.1: Debian 12's libcurl 7.88.1 fails every
+ * request on a reused HTTP/2 connection with prior knowledge ("Error in the HTTP2 framing layer",
+ * curl issue 10634, fixed after that release), so it would open a connection per call; and over
+ * TLS its GnuTLS flavour failed multiplexed streams under load ("The specified session has been
+ * invalidated"). */
 #ifndef CELER_SERVER_H2CLIENT_H
 #define CELER_SERVER_H2CLIENT_H
 
@@ -54,10 +56,12 @@ typedef struct celer_h2c_call {
     struct celer_h2c_call *next;
 } celer_h2c_call;
 
-/* A pool of at most `max_conns` connections to host:port (numeric or a name, resolved at connect),
- * connects bounded by connect_timeout_ms. Nothing connects until the first call. */
-celer_status celer_h2c_open(const char *host, const char *port, int max_conns, int64_t connect_timeout_ms,
-                            celer_h2c **out);
+/* A pool of at most `max_conns` connections to host:port (an address, or a name resolved now),
+ * connects (and TLS handshakes) bounded by connect_timeout_ms. With `tls` the server's certificate
+ * must chain to ca_file (PEM; NULL: the system's CAs) and name `host`, and ALPN must agree on h2.
+ * Nothing connects until the first call. */
+celer_status celer_h2c_open(const char *host, const char *port, bool tls, const char *ca_file, int max_conns,
+                            int64_t connect_timeout_ms, celer_h2c **out);
 /* Closes every connection; calls still open end with CELER_H2C_BROKEN ("the pool was closed"). */
 void celer_h2c_free(celer_h2c *p);
 

@@ -1598,9 +1598,11 @@ celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *c
         goto done;
     }
     const char *meta_url, *config_url;
-    if (cfg->grpc && !strncmp(cfg->base, "http://", 7)) { /* h2c: our own HTTP/2 client (h2client.h) */
-        char host[256], port[16] = "80";
-        const char *hp = cfg->base + 7, *colon = strrchr(hp, ':'), *bracket = strchr(hp, ']');
+    if (cfg->grpc) { /* our own HTTP/2 client (h2client.h) */
+        bool tls = !strncmp(cfg->base, "https://", 8);
+        char host[256], port[16];
+        snprintf(port, sizeof port, "%s", tls ? "443" : "80");
+        const char *hp = cfg->base + (tls ? 8 : 7), *colon = strrchr(hp, ':'), *bracket = strchr(hp, ']');
         if (hp[0] == '[' && bracket) {
             snprintf(host, sizeof host, "%.*s", (int)(bracket - hp - 1), hp + 1);
             if (bracket[1] == ':') snprintf(port, sizeof port, "%s", bracket + 2);
@@ -1610,7 +1612,7 @@ celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *c
         } else {
             snprintf(host, sizeof host, "%s", hp);
         }
-        if ((st = celer_h2c_open(host, port, 2, cfg->connect_timeout_ms, &r->h2))) goto done;
+        if ((st = celer_h2c_open(host, port, tls, cfg->ca_file, 2, cfg->connect_timeout_ms, &r->h2))) goto done;
         for (int i = 0; i < cfg->n_headers; i++) {
             const char *line = cfg->headers[i], *colon_at = strchr(line, ':');
             char *name = celer_arena_strndup(arena, line, (size_t)(colon_at - line));
