@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -382,6 +383,8 @@ struct rcall {
     celer_h2c_call h2;
     celer_h2c_header h2_headers[CELER_REMOTE_MAX_HEADERS + 4];
     char grpc_timeout[32], traceparent[64];
+    bool sync_done;                     /* a blocking exchange at open (exchange()) */
+    CURLcode sync_res;
     celer_arena arena;                  /* the decoded answer */
 };
 
@@ -774,7 +777,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *user) {
     return len;
 }
 
-/* Sets up c->h for a POST of c->req (or a GET of `url` when c->req is empty and not gRPC). */
+/* Sets up c->h (HTTP/1.1: gRPC goes through h2client.h) for a POST of c->req, or a GET of `url`
+ * when c->req is empty. */
 static celer_status setup_easy(rcall *c, const char *url, int64_t timeout_ms, const char *traceparent) {
     celer_remote *r = c->r;
     const celer_remote_config *cfg = &r->cfg;
@@ -788,12 +792,7 @@ static celer_status setup_easy(rcall *c, const char *url, int64_t timeout_ms, co
     struct curl_slist *hs = NULL;
     char line[128];
     hs = curl_slist_append(hs, "Expect:"); /* no 100-continue round trip */
-    if (cfg->grpc) {
-        hs = curl_slist_append(hs, "Content-Type: application/grpc");
-        hs = curl_slist_append(hs, "TE: trailers");
-        snprintf(line, sizeof line, "grpc-timeout: %lldm", (long long)CELER_MAX(timeout_ms, 1));
-        hs = curl_slist_append(hs, line);
-    } else if (c->req.len) {
+    if (c->req.len) {
         hs = curl_slist_append(hs, "Content-Type: application/octet-stream");
         snprintf(line, sizeof line, "Inference-Header-Content-Length: %zu", c->json_len);
         hs = curl_slist_append(hs, line);
@@ -819,14 +818,8 @@ static celer_status setup_easy(rcall *c, const char *url, int64_t timeout_ms, co
     curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
     curl_easy_setopt(h, CURLOPT_PRIVATE, c);
     if (cfg->ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, cfg->ca_file);
-    if (cfg->grpc) {
-        curl_easy_setopt(h, CURLOPT_HTTP_VERSION,
-                         (long)(strncmp(cfg->base, "https", 5) ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : CURL_HTTP_VERSION_2TLS));
-        curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L); /* a new stream on a connection there rather than a new one */
-    } else {
-        curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    }
-    if (c->req.len || cfg->grpc) {
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    if (c->req.len) {
         curl_easy_setopt(h, CURLOPT_POST, 1L);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->req.data ? c->req.data : "");
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->req.len);
@@ -1055,20 +1048,24 @@ static bool h2_data(void *user, const uint8_t *p, size_t n) {
     return !c->resp.status;
 }
 
+/* How an HTTP/2 call ended, as libcurl would have said it: classify() reads that. */
+static CURLcode h2_result(const rcall *c, celer_h2c_end how) {
+    return how == CELER_H2C_DONE      ? CURLE_OK
+           : how == CELER_H2C_REFUSED ? CURLE_COULDNT_CONNECT
+           : how == CELER_H2C_TIMEOUT ? CURLE_OPERATION_TIMEDOUT
+           : c->resp.status           ? CURLE_WRITE_ERROR
+                                      : CURLE_RECV_ERROR;
+}
+
 static void h2_close(void *user, celer_h2c_end how, const char *why) {
     rcall *c = user;
-    /* as libcurl would have said it: classify() reads these */
-    CURLcode res = how == CELER_H2C_DONE      ? CURLE_OK
-                   : how == CELER_H2C_REFUSED ? CURLE_COULDNT_CONNECT
-                   : how == CELER_H2C_TIMEOUT ? CURLE_OPERATION_TIMEDOUT
-                   : c->resp.status           ? CURLE_WRITE_ERROR
-                                              : CURLE_RECV_ERROR;
     snprintf(c->errbuf, sizeof c->errbuf, "%s", why);
-    finish_call(c->r->hub, c, res);
+    finish_call(c->r->hub, c, h2_result(c, how));
 }
 
 /* Sends c on the remote's HTTP/2 pool: the headers of setup_easy's, in HTTP/2's lower case. */
-static void start_h2(rcall *c, int64_t timeout_ms, const char *traceparent) {
+static void start_h2(rcall *c, const char *path, int64_t timeout_ms, const char *traceparent,
+                     void (*on_close)(void *user, celer_h2c_end how, const char *why)) {
     celer_remote *r = c->r;
     int n = 0;
     c->header_len = SIZE_MAX;
@@ -1085,10 +1082,10 @@ static void start_h2(rcall *c, int64_t timeout_ms, const char *traceparent) {
         c->h2_headers[n++] = (celer_h2c_header){"traceparent", c->traceparent};
     }
     for (int i = 0; i < r->cfg.n_headers; i++) c->h2_headers[n++] = r->h2_headers[i];
-    c->h2 = (celer_h2c_call){.path = c->n_jobs ? r->infer_path : r->ready_path, .headers = c->h2_headers,
+    c->h2 = (celer_h2c_call){.path = path, .headers = c->h2_headers,
                              .n_headers = n, .body = c->req.data, .len = c->req.len,
                              .deadline_ns = now_ns() + timeout_ms * 1000000, .on_header = h2_header,
-                             .on_data = h2_data, .on_close = h2_close, .user = c};
+                             .on_data = h2_data, .on_close = on_close, .user = c};
     celer_h2c_submit(r->h2, &c->h2); /* c may be gone from here on */
 }
 
@@ -1127,7 +1124,7 @@ static void start_call(celer_remote_hub *h, rcall *c) {
             c->jobs[j]->start_ns = c->formed_ns;
             c->jobs[j]->input_end_ns = now;
         }
-        start_h2(c, timeout_ms, traceparent);
+        start_h2(c, c->n_jobs ? r->infer_path : r->ready_path, timeout_ms, traceparent, h2_close);
         return;
     }
     if (!st && !(c->h = easy_get(h))) st = celer_errorf(CELER_ERR_NOMEM, "out of memory");
@@ -1396,7 +1393,6 @@ celer_status celer_remote_hub_init(celer_metrics *metrics, size_t max_response_b
         free(h);
         return celer_errorf(CELER_ERR_NOMEM, "libcurl: cannot make a multi handle");
     }
-    curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 1024L);
     if (pthread_create(&h->thread, NULL, hub_main, h)) {
         curl_multi_cleanup(h->multi);
@@ -1435,21 +1431,46 @@ static void grpc_name_request(const celer_remote_config *cfg, celer_jbuf *b) {
                     p[4] = (unsigned char)len;
 }
 
-/* One exchange, blocking: GET `url` (HTTP) or the gRPC `rpc`; the answer in c->resp. */
+/* A gRPC exchange at open ended: how, as libcurl would say it, for the loop below. */
+static void sync_close(void *user, celer_h2c_end how, const char *why) {
+    rcall *c = user;
+    c->sync_res = h2_result(c, how);
+    c->sync_done = true;
+    snprintf(c->errbuf, sizeof c->errbuf, "%s", why);
+}
+
+/* One exchange, blocking: GET `url` (HTTP, libcurl) or the gRPC call of `url` (its path, on the
+ * remote's HTTP/2 pool, driven here: the hub does not know the remote yet); the answer in c->resp. */
 static celer_status exchange(rcall *c, const char *url, char *msg, size_t cap) {
-    const celer_remote_config *cfg = &c->r->cfg;
+    celer_remote *r = c->r;
+    const celer_remote_config *cfg = &r->cfg;
+    int64_t timeout_ms = cfg->connect_timeout_ms + cfg->timeout_ms;
     celer_jbuf_reset(&c->req);
-    if (cfg->grpc) grpc_name_request(cfg, &c->req);
-    if (!(c->h = curl_easy_init())) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
-    celer_status st = setup_easy(c, url, cfg->connect_timeout_ms + cfg->timeout_ms, NULL);
     verdict v = {0};
-    if (!st) {
-        CURLcode res = curl_easy_perform(c->h);
-        classify(c, res, msg, cap, &v);
+    celer_status st = CELER_OK;
+    if (cfg->grpc) {
+        grpc_name_request(cfg, &c->req);
+        c->sync_done = false;
+        start_h2(c, url + strlen(cfg->base), timeout_ms, NULL, sync_close);
+        while (!c->sync_done) {
+            struct pollfd fds[8];
+            int n = celer_h2c_poll_fds(r->h2, fds, 8);
+            poll(fds, (nfds_t)n, 20);
+            celer_h2c_process(r->h2, now_ns());
+        }
+        classify(c, c->sync_res, msg, cap, &v);
         st = v.st;
+    } else {
+        if (!(c->h = curl_easy_init())) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
+        st = setup_easy(c, url, timeout_ms, NULL);
+        if (!st) {
+            CURLcode res = curl_easy_perform(c->h);
+            classify(c, res, msg, cap, &v);
+            st = v.st;
+        }
+        curl_easy_cleanup(c->h);
+        c->h = NULL;
     }
-    curl_easy_cleanup(c->h);
-    c->h = NULL;
     if (st) return celer_errorf(st == CELER_ERR_INVALID || st == CELER_ERR_UPSTREAM ? CELER_ERR_UNAVAILABLE : st, "%s", msg);
     if (cfg->grpc) {
         const uint8_t *p = (const uint8_t *)c->resp.data;
