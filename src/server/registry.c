@@ -775,8 +775,8 @@ fail:
 
 /* A remote model's folder is served as version 1 of the model upstream (remote.h): its
  * remote.yaml, the upstream's metadata read now (the load fails while it cannot be read, and a
- * later poll or load tries again), a task queue whose jobs go to the remote, and the config it
- * serves with made from the metadata (`cfg`, in `arena`). */
+ * later poll or load tries again), a queue that only admits requests (their jobs go to the remote:
+ * service.c), and the config it serves with made from the metadata (`cfg`, in `arena`). */
 static celer_status remote_load(celer_registry *r, served_model *m, const celer_repo_model *rm, const char *mdir,
                                 celer_arena *arena, celer_model_config *cfg, served_version **out) {
     served_version *v = calloc(1, sizeof *v);

@@ -1,10 +1,11 @@
 /* Remote models: remote.yaml, the upstream's metadata at load, and the client that sends calls
  * from one IO thread (see remote.h and docs/remote.md).
  *
- * Threads: celer_remote_batch runs on a scheduler worker and only queues jobs (under the hub's
- * lock); the hub's thread owns every curl handle, forms calls (one job, or several gathered into a
- * batch), sends them, and completes their jobs. celer_remote_open runs on the loading thread with
- * easy handles of its own. */
+ * Threads: celer_remote_submit runs on whichever thread the service hands a job on (a transport's
+ * for a request, a worker's for a pipeline's call) and only queues it (under the hub's lock); the
+ * hub's thread forms calls (one job, or several gathered into a batch), sends them (libcurl's multi
+ * interface for HTTP/1.1, h2client.h for gRPC), and completes their jobs. celer_remote_open runs
+ * on the loading thread, before the hub knows the remote. */
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
