@@ -1,14 +1,16 @@
 /* Remote models: remote.yaml, the upstream's metadata at load, and the client that sends calls
  * from one IO thread (see remote.h and docs/remote.md).
  *
- * Threads: celer_remote_batch runs on a scheduler worker and only queues jobs (under the hub's
- * lock); the hub's thread owns every curl handle, forms calls (one job, or several gathered into a
- * batch), sends them, and completes their jobs. celer_remote_open runs on the loading thread with
- * easy handles of its own. */
+ * Threads: celer_remote_submit runs on whichever thread the service hands a job on (a transport's
+ * for a request, a worker's for a pipeline's call) and only queues it (under the hub's lock); the
+ * hub's thread forms calls (one job, or several gathered into a batch), sends them (libcurl's multi
+ * interface for HTTP/1.1, h2client.h for gRPC), and completes their jobs. celer_remote_open runs
+ * on the loading thread, before the hub knows the remote. */
 #include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@
 
 #include "config.h"
 #include "grpc_codec.h"
+#include "h2client.h"
 #include "json.h"
 #include "log.h"
 #include "remote.h"
@@ -49,6 +52,7 @@ static const struct remote_key {
     {"version", K_STR, 0, 0},
     {"timeout_ms", K_INT, 1, 3600000},
     {"connect_timeout_ms", K_INT, 1, 600000},
+    {"health_interval_ms", K_INT, 0, 3600000},
     {"max_inflight", K_INT, 1, 65536},
     {"max_queue_size", K_INT, 1, 1 << 20},
     {"retries", K_INT, 0, 10},
@@ -173,6 +177,7 @@ static celer_status parse_key(yparse *p, const struct remote_key *k, const yaml_
         CELER_TRY(yint(p, v, k->name, k->lo, k->hi, &x));
         if (!strcmp(k->name, "timeout_ms")) c->timeout_ms = x;
         else if (!strcmp(k->name, "connect_timeout_ms")) c->connect_timeout_ms = x;
+        else if (!strcmp(k->name, "health_interval_ms")) c->health_interval_ms = x;
         else if (!strcmp(k->name, "max_inflight")) c->max_inflight = (int)x;
         else if (!strcmp(k->name, "max_queue_size")) c->max_queue_size = (int)x;
         else if (!strcmp(k->name, "retries")) c->retries = (int)x;
@@ -255,7 +260,7 @@ static celer_status parse_url(yparse *p, const yaml_node_t *n) {
 
 celer_status celer_remote_parse(const char *text, size_t len, const char *shown, const char *mdir, const char *name,
                                 celer_arena *arena, celer_remote_config *out) {
-    *out = (celer_remote_config){.model = name, .version = "", .timeout_ms = 10000, .connect_timeout_ms = 1000,
+    *out = (celer_remote_config){.model = name, .version = "", .timeout_ms = 10000, .connect_timeout_ms = 1000, .health_interval_ms = 5000,
                                  .max_inflight = 64, .max_queue_size = 1024, .retries = 2, .retry_budget = 0.1,
                                  .breaker_failures = 5, .breaker_open_ms = 1000};
     yaml_parser_t parser;
@@ -281,7 +286,7 @@ celer_status celer_remote_parse(const char *text, size_t len, const char *shown,
         for (size_t i = 0; ks && i < CELER_ARRAY_LEN(remote_keys) && !k; i++)
             if (!strcmp(remote_keys[i].name, ks)) k = &remote_keys[i];
         if (!k) {
-            st = yerr(&p, kn, "unknown key '%s' (keys: url model version timeout_ms connect_timeout_ms max_inflight "
+            st = yerr(&p, kn, "unknown key '%s' (keys: url model version timeout_ms connect_timeout_ms health_interval_ms max_inflight "
                       "max_queue_size retries retry_budget circuit_breaker max_batch_size cache bearer_token_env "
                       "bearer_token_file headers headers_env ca_file)", ks ? ks : "?");
             break;
@@ -313,6 +318,9 @@ struct celer_remote {
     celer_remote_desc desc;
     char *infer_url, *ready_url; /* HTTP: the model's endpoints; gRPC: the service's RPCs */
     char *ready_body;            /* gRPC: ModelReadyRequest, framed */
+    celer_h2c *h2;               /* grpc:// (h2c): the HTTP/2 client's pool; NULL otherwise (libcurl) */
+    celer_h2c_header h2_headers[CELER_REMOTE_MAX_HEADERS]; /* the config's headers, names lower-cased */
+    char *infer_path, *ready_path;
     size_t ready_len;
     bool batched;                /* the upstream batches and the config gathers */
     /* under the hub's lock */
@@ -322,11 +330,14 @@ struct celer_remote {
     rcall *retries;              /* calls waiting for their retry */
     int consecutive;             /* failures in a row */
     int64_t opened_ns;           /* the circuit opened (or its probe failed) then */
+    int64_t next_health_ns;      /* a closed circuit's next probe, unless a call answers before */
     bool probing;
     double budget;               /* retry tokens */
     bool closing;
     char last_error[MESSAGE_MAX];
     atomic_int breaker;          /* breaker_state, read without the lock */
+    void (*on_batch)(void *user, const celer_sched_batch *b); /* after each call's jobs got done */
+    void *on_batch_user;
     celer_remote *next;
     /* metrics */
     celer_series *m_duration, *m_errors[E_COUNT], *m_retries, *m_inflight, *m_waiting, *m_circuit;
@@ -343,6 +354,13 @@ struct celer_remote_hub {
     size_t max_response;
     uint64_t rng;
     CURL *spare[64];           /* easy handles kept for reuse (hub thread only) */
+    bool progress;             /* a call ended in this iteration: look again before sleeping */
+    bool sleeping, queued;     /* (under mu) the loop is about to poll or polls; a job was queued since
+                                  it last looked: a submit wakes it only when it sleeps */
+    rcall *spare_calls;        /* ended calls kept for reuse (under mu) */
+    int n_spare_calls;
+    uint64_t loop_gen;         /* iterations of the hub's loop begun (under mu): a remote taken out of
+                                  the list is no longer used once it moved on */
     int n_spare;
 };
 
@@ -350,8 +368,6 @@ struct celer_remote_hub {
 struct rcall {
     celer_remote *r;
     int n_jobs;
-    celer_job *jobs[CELER_MAX_BATCH_JOBS];
-    int64_t rows[CELER_MAX_BATCH_JOBS]; /* of each job, when gathered */
     int64_t deadline_ns;                /* the earliest of its jobs' and the config's; 0 for a probe */
     int attempt;
     int64_t retry_at_ns, formed_ns, sent_ns;
@@ -359,13 +375,23 @@ struct rcall {
     CURL *h;
     struct curl_slist *headers;
     char errbuf[CURL_ERROR_SIZE];
-    celer_jbuf req, resp;
     size_t json_len;                    /* of the request's JSON (HTTP) */
     size_t header_len;                  /* the answer's Inference-Header-Content-Length; SIZE_MAX when absent */
+    int http_status;                    /* HTTP/2 without libcurl: ":status" */
     int grpc_status;                    /* -1 when absent */
     char grpc_message[512];
     celer_span *span;                   /* CLIENT span when a job is traced */
-    celer_arena arena;                  /* the decoded answer */
+    /* gRPC over h2c: the call as the HTTP/2 client takes it */
+    celer_h2c_call h2;
+    celer_h2c_header h2_headers[CELER_REMOTE_MAX_HEADERS + 4];
+    char grpc_timeout[32], traceparent[64];
+    bool sync_done;                     /* a blocking exchange at open (exchange()) */
+    CURLcode sync_res;
+    /* from here on, kept when the call is reused (call_new) */
+    celer_job *jobs[CELER_MAX_BATCH_JOBS]; /* read up to n_jobs */
+    int64_t rows[CELER_MAX_BATCH_JOBS];    /* of each job, when gathered */
+    celer_jbuf req, resp;                  /* their memory */
+    celer_arena arena;                     /* the decoded answer */
 };
 
 static void remote_metrics(celer_remote *r) {
@@ -531,11 +557,18 @@ static celer_status json_dims(const celer_json *shape, celer_arena *a, int64_t *
 }
 
 
+/* What an answer is checked against, and where its decoding goes. */
+typedef struct answer {
+    const celer_remote_desc *d;
+    int64_t rows;        /* rows sent, when the upstream batches */
+    celer_arena *arena;
+} answer;
+
 /* Checks output `i` as the upstream declares it (datatype, dims, the rows sent) against its
  * metadata, into t's dtype and shape. */
-static celer_status check_output(const rcall *c, int i, const char *datatype, size_t dt_len, const int64_t *dims,
+static celer_status check_output(const answer *a, int i, const char *datatype, size_t dt_len, const int64_t *dims,
                                  int rank, celer_tensor *t) {
-    const celer_io_desc *o = &c->r->desc.outputs[i];
+    const celer_io_desc *o = &a->d->outputs[i];
     char dt[32];
     snprintf(dt, sizeof dt, "%.*s", (int)CELER_MIN(dt_len, 31), datatype);
     celer_dtype dtype = celer_dtype_from_kserve_name(dt);
@@ -552,33 +585,31 @@ static celer_status check_output(const rcall *c, int i, const char *datatype, si
                                 (long long)dims[k], (long long)o->shape.dims[k]);
         t->shape.dims[k] = dims[k];
     }
-    int64_t rows = 0;
-    for (int j = 0; j < c->n_jobs; j++) rows += c->rows[j];
-    if (c->r->desc.max_batch_size > 0 && (rank < 1 || dims[0] != rows))
+    if (a->d->max_batch_size > 0 && (rank < 1 || dims[0] != a->rows))
         return celer_errorf(CELER_ERR_SHAPE, "output '%s' has %lld rows for a request of %lld", o->name,
-                            rank ? (long long)dims[0] : 0LL, (long long)rows);
+                            rank ? (long long)dims[0] : 0LL, (long long)a->rows);
     if (celer_shape_numel(&t->shape) < 0) return celer_errorf(CELER_ERR_SHAPE, "output '%s': shape too large", o->name);
     return CELER_OK;
 }
 
 /* Output `i` in binary form (n bytes at data): checked, then t points into the answer (copied
  * into the call's arena when unaligned for its type; BYTES elements are copied there). */
-static celer_status take_output(rcall *c, int i, const char *datatype, size_t dt_len, const int64_t *dims, int rank,
+static celer_status take_output(const answer *a, int i, const char *datatype, size_t dt_len, const int64_t *dims, int rank,
                                 const char *data, size_t n, celer_tensor *t) {
-    CELER_TRY(check_output(c, i, datatype, dt_len, dims, rank, t));
-    const char *name = c->r->desc.outputs[i].name;
+    CELER_TRY(check_output(a, i, datatype, dt_len, dims, rank, t));
+    const char *name = a->d->outputs[i].name;
     int64_t numel = celer_shape_numel(&t->shape);
     if (t->dtype == CELER_STRING) {
         char what[300];
         snprintf(what, sizeof what, "output '%s'", name);
-        return celer_kserve_decode_bytes(data, n, (size_t)numel, true, &c->arena, what, &t->data);
+        return celer_kserve_decode_bytes(data, n, (size_t)numel, true, a->arena, what, &t->data);
     }
     size_t es = celer_dtype_size(t->dtype), need = (size_t)numel * es;
     if (n != need)
         return celer_errorf(CELER_ERR_SHAPE, "output '%s' has %zu bytes for %lld elements of %zu", name, n,
                             (long long)numel, es);
     if (es > 1 && ((uintptr_t)data % (es > 8 ? 8 : es))) {
-        char *copy = celer_arena_alloc_uninit(&c->arena, need ? need : 1);
+        char *copy = celer_arena_alloc_uninit(a->arena, need ? need : 1);
         if (!copy) return celer_error_wrap(celer_error_status(), "output '%s'", name);
         memcpy(copy, data, need);
         data = copy;
@@ -589,13 +620,12 @@ static celer_status take_output(rcall *c, int i, const char *datatype, size_t dt
 
 /* HTTP: {"outputs":[{"name","datatype","shape","parameters":{"binary_data_size"}}...]} then the
  * binary parts, in the order of the outputs that have them; or "data" as JSON. */
-static celer_status decode_http(rcall *c, celer_tensor *outs) {
-    const celer_remote_desc *d = &c->r->desc;
-    const char *body = c->resp.data ? c->resp.data : "";
-    size_t len = c->resp.len, hl = c->header_len == SIZE_MAX ? len : c->header_len;
+static celer_status decode_http(const answer *a, const char *body, size_t len, size_t json_len, celer_tensor *outs) {
+    const celer_remote_desc *d = a->d;
+    size_t hl = json_len == SIZE_MAX ? len : json_len;
     if (hl > len) return celer_errorf(CELER_ERR_PARSE, "Inference-Header-Content-Length %zu is past the body's %zu bytes", hl, len);
     celer_json *root;
-    CELER_TRY(celer_json_parse(body, hl, &c->arena, &root));
+    CELER_TRY(celer_json_parse(body, hl, a->arena, &root));
     const celer_json *outputs = celer_json_get(root, "outputs");
     if (!outputs || outputs->type != CELER_JSON_ARRAY) return celer_errorf(CELER_ERR_PARSE, "the answer has no outputs array");
     bool seen[CELER_CONFIG_MAX_IO] = {0};
@@ -612,23 +642,23 @@ static celer_status decode_http(rcall *c, celer_tensor *outs) {
         if (i == d->n_outputs || i >= CELER_CONFIG_MAX_IO) continue; /* not asked for */
         int64_t dims[CELER_MAX_RANK];
         int rank;
-        CELER_TRY(json_dims(shape, &c->arena, dims, &rank));
+        CELER_TRY(json_dims(shape, a->arena, dims, &rank));
         celer_tensor *t = &outs[i];
         if (bsize) {
             if (bsize->type != CELER_JSON_NUMBER || bsize->number < 0 || bsize->number > (double)(len - off))
                 return celer_errorf(CELER_ERR_PARSE, "output '%s': binary_data_size past the body", name->string);
             size_t n = (size_t)bsize->number;
-            CELER_TRY(take_output(c, i, dt->string, dt->string_len, dims, rank, body + off, n, t));
+            CELER_TRY(take_output(a, i, dt->string, dt->string_len, dims, rank, body + off, n, t));
             off += n;
         } else {
             const celer_json *data = celer_json_get(o, "data");
             if (!data) return celer_errorf(CELER_ERR_PARSE, "output '%s' has neither data nor binary_data_size", name->string);
-            CELER_TRY(check_output(c, i, dt->string, dt->string_len, dims, rank, t));
+            CELER_TRY(check_output(a, i, dt->string, dt->string_len, dims, rank, t));
             int64_t numel = celer_shape_numel(&t->shape);
             size_t es = t->dtype == CELER_STRING ? sizeof(celer_str) : celer_dtype_size(t->dtype);
-            void *buf = celer_arena_alloc(&c->arena, (size_t)numel * es + 1);
+            void *buf = celer_arena_alloc(a->arena, (size_t)numel * es + 1);
             if (!buf) return celer_error_wrap(celer_error_status(), "output '%s'", name->string);
-            CELER_TRY(celer_json_decode_tensor(data, t->dtype, &t->shape, buf, &c->arena, name->string));
+            CELER_TRY(celer_json_decode_tensor(data, t->dtype, &t->shape, buf, a->arena, name->string));
             t->data = buf;
         }
         seen[i] = true;
@@ -639,10 +669,9 @@ static celer_status decode_http(rcall *c, celer_tensor *outs) {
 }
 
 /* gRPC: the framed ModelInferResponse; outputs (5) with raw_output_contents (6) in their order. */
-static celer_status decode_grpc(rcall *c, celer_tensor *outs) {
-    const celer_remote_desc *d = &c->r->desc;
-    const uint8_t *p = (const uint8_t *)c->resp.data;
-    size_t len = c->resp.len;
+static celer_status decode_grpc(const answer *a, const char *body, size_t len, celer_tensor *outs) {
+    const celer_remote_desc *d = a->d;
+    const uint8_t *p = (const uint8_t *)body;
     if (len < 5 || p[0] != 0) return celer_errorf(CELER_ERR_PARSE, "the answer is not one uncompressed gRPC message");
     size_t mlen = (size_t)p[1] << 24 | (size_t)p[2] << 16 | (size_t)p[3] << 8 | p[4];
     if (mlen != len - 5) return celer_errorf(CELER_ERR_PARSE, "gRPC message of %zu bytes in %zu", mlen, len - 5);
@@ -684,7 +713,7 @@ static celer_status decode_grpc(rcall *c, celer_tensor *outs) {
             if (n_raw >= n_out) return celer_errorf(CELER_ERR_PARSE, "more raw_output_contents than outputs");
             int i = which[n_raw];
             if (i < d->n_outputs)
-                CELER_TRY(take_output(c, i, meta[n_raw].dt, meta[n_raw].dt_len, meta[n_raw].dims, meta[n_raw].rank,
+                CELER_TRY(take_output(a, i, meta[n_raw].dt, meta[n_raw].dt_len, meta[n_raw].dims, meta[n_raw].rank,
                                       (const char *)f.p, f.len, &outs[i]));
             n_raw++;
         }
@@ -698,6 +727,12 @@ static celer_status decode_grpc(rcall *c, celer_tensor *outs) {
     return CELER_OK;
 }
 
+celer_status celer_remote_decode(const celer_remote_desc *d, bool grpc, int64_t rows, const char *body, size_t len,
+                                 size_t json_len, celer_arena *arena, celer_tensor *outs) {
+    answer a = {d, rows, arena};
+    return grpc ? decode_grpc(&a, body ? body : "", len, outs) : decode_http(&a, body ? body : "", len, json_len, outs);
+}
+
 /* ---- the exchange: curl callbacks shared by calls, probes and the loader ---- */
 
 static size_t on_body(char *p, size_t size, size_t n, void *user) {
@@ -706,30 +741,20 @@ static size_t on_body(char *p, size_t size, size_t n, void *user) {
     return c->resp.status ? 0 : size * n;
 }
 
-static bool header_is(const char *line, size_t len, const char *name, const char **value, size_t *vlen) {
-    size_t nl = strlen(name);
-    if (len <= nl || strncasecmp(line, name, nl) || line[nl] != ':') return false;
-    const char *v = line + nl + 1, *end = line + len;
-    while (v < end && (*v == ' ' || *v == '\t')) v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
-    *value = v;
-    *vlen = (size_t)(end - v);
-    return true;
-}
-
-/* Headers and, on HTTP/2, trailers (libcurl hands both here). */
-static size_t on_header(char *p, size_t size, size_t n, void *user) {
-    rcall *c = user;
-    size_t len = size * n, vl;
-    const char *v;
+/* One header or trailer of an answer: the ones read are kept in the call. */
+static void take_header(rcall *c, const char *name, size_t nl, const char *v, size_t vl) {
     char num[32];
-    if (header_is(p, len, "inference-header-content-length", &v, &vl)) {
+#define IS(lit) (nl == sizeof(lit) - 1 && !strncasecmp(name, lit, nl))
+    if (IS("inference-header-content-length")) {
         snprintf(num, sizeof num, "%.*s", (int)CELER_MIN(vl, 31), v);
         c->header_len = (size_t)strtoull(num, NULL, 10);
-    } else if (header_is(p, len, "grpc-status", &v, &vl)) {
+    } else if (IS(":status")) {
+        snprintf(num, sizeof num, "%.*s", (int)CELER_MIN(vl, 31), v);
+        c->http_status = atoi(num);
+    } else if (IS("grpc-status")) {
         snprintf(num, sizeof num, "%.*s", (int)CELER_MIN(vl, 31), v);
         c->grpc_status = atoi(num);
-    } else if (header_is(p, len, "grpc-message", &v, &vl)) { /* percent-encoded */
+    } else if (IS("grpc-message")) { /* percent-encoded */
         size_t o = 0;
         for (size_t i = 0; i < vl && o + 1 < sizeof c->grpc_message; i++) {
             if (v[i] == '%' && i + 2 < vl && isxdigit((unsigned char)v[i + 1]) && isxdigit((unsigned char)v[i + 2])) {
@@ -742,10 +767,24 @@ static size_t on_header(char *p, size_t size, size_t n, void *user) {
         }
         c->grpc_message[o] = 0;
     }
+#undef IS
+}
+
+/* Header lines and, on HTTP/2, trailers (libcurl hands both here). */
+static size_t on_header(char *p, size_t size, size_t n, void *user) {
+    size_t len = size * n;
+    const char *colon = memchr(p, ':', len);
+    if (colon && colon > p) {
+        const char *v = colon + 1, *end = p + len;
+        while (v < end && (*v == ' ' || *v == '\t')) v++;
+        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
+        take_header(user, p, (size_t)(colon - p), v, (size_t)(end - v));
+    }
     return len;
 }
 
-/* Sets up c->h for a POST of c->req (or a GET of `url` when c->req is empty and not gRPC). */
+/* Sets up c->h (HTTP/1.1: gRPC goes through h2client.h) for a POST of c->req, or a GET of `url`
+ * when c->req is empty. */
 static celer_status setup_easy(rcall *c, const char *url, int64_t timeout_ms, const char *traceparent) {
     celer_remote *r = c->r;
     const celer_remote_config *cfg = &r->cfg;
@@ -759,12 +798,7 @@ static celer_status setup_easy(rcall *c, const char *url, int64_t timeout_ms, co
     struct curl_slist *hs = NULL;
     char line[128];
     hs = curl_slist_append(hs, "Expect:"); /* no 100-continue round trip */
-    if (cfg->grpc) {
-        hs = curl_slist_append(hs, "Content-Type: application/grpc");
-        hs = curl_slist_append(hs, "TE: trailers");
-        snprintf(line, sizeof line, "grpc-timeout: %lldm", (long long)CELER_MAX(timeout_ms, 1));
-        hs = curl_slist_append(hs, line);
-    } else if (c->req.len) {
+    if (c->req.len) {
         hs = curl_slist_append(hs, "Content-Type: application/octet-stream");
         snprintf(line, sizeof line, "Inference-Header-Content-Length: %zu", c->json_len);
         hs = curl_slist_append(hs, line);
@@ -790,14 +824,8 @@ static celer_status setup_easy(rcall *c, const char *url, int64_t timeout_ms, co
     curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
     curl_easy_setopt(h, CURLOPT_PRIVATE, c);
     if (cfg->ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, cfg->ca_file);
-    if (cfg->grpc) {
-        curl_easy_setopt(h, CURLOPT_HTTP_VERSION,
-                         (long)(strncmp(cfg->base, "https", 5) ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : CURL_HTTP_VERSION_2TLS));
-        curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L); /* a new stream on a connection there rather than a new one */
-    } else {
-        curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    }
-    if (c->req.len || cfg->grpc) {
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    if (c->req.len) {
         curl_easy_setopt(h, CURLOPT_POST, 1L);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->req.data ? c->req.data : "");
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->req.len);
@@ -830,8 +858,8 @@ static void http_error_text(rcall *c, char *out, size_t cap) {
 
 static void classify(rcall *c, CURLcode res, char *msg, size_t cap, verdict *v) {
     const celer_remote *r = c->r;
-    long http = 0;
-    curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &http);
+    long http = c->http_status;
+    if (c->h) curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &http);
     *v = (verdict){.st = CELER_OK};
     char text[600];
     int n = snprintf(msg, cap, "upstream %s model '%s': ", r->cfg.url, r->cfg.model);
@@ -873,22 +901,48 @@ static void classify(rcall *c, CURLcode res, char *msg, size_t cap, verdict *v) 
 
 /* ---- the hub's thread ---- */
 
-static rcall *call_new(celer_remote *r) {
-    rcall *c = calloc(1, sizeof *c);
-    if (!c) return NULL;
+/* A call for r: a kept one (`h` given: under the hub's lock), with its buffers' memory, or a new
+ * one. */
+static rcall *call_new(celer_remote *r, celer_remote_hub *h) {
+    rcall *c = h ? h->spare_calls : NULL;
+    if (c) {
+        h->spare_calls = c->next;
+        h->n_spare_calls--;
+        memset(c, 0, offsetof(rcall, jobs));
+        celer_jbuf_reset(&c->req);
+        celer_jbuf_reset(&c->resp);
+        c->resp.status = c->req.status = CELER_OK;
+    } else {
+        if (!(c = calloc(1, sizeof *c))) return NULL;
+        celer_jbuf_init(&c->req, 0);
+        celer_jbuf_init(&c->resp, r->hub->max_response);
+        celer_arena_init(&c->arena, 4096, r->hub->max_response * 2 + (1u << 20));
+    }
     c->r = r;
-    celer_jbuf_init(&c->req, 0);
-    celer_jbuf_init(&c->resp, r->hub->max_response);
-    celer_arena_init(&c->arena, 4096, r->hub->max_response * 2 + (1u << 20));
     return c;
 }
 
 static void call_free(rcall *c) {
+    celer_remote_hub *h = c->r->hub;
+    curl_slist_free_all(c->headers);
+    c->headers = NULL;
+    free(c->span);
+    c->span = NULL;
+    celer_arena_free(&c->arena);
+    celer_arena_init(&c->arena, 4096, h->max_response * 2 + (1u << 20));
+    /* kept for the next call, with its buffers when they are small: a call costs no allocation */
+    pthread_mutex_lock(&h->mu);
+    bool keep = h->n_spare_calls < 64 && c->req.cap <= (1u << 20) && c->resp.cap <= (1u << 20);
+    if (keep) {
+        c->next = h->spare_calls;
+        h->spare_calls = c;
+        h->n_spare_calls++;
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (keep) return;
     celer_jbuf_free(&c->req);
     celer_jbuf_free(&c->resp);
     celer_arena_free(&c->arena);
-    curl_slist_free_all(c->headers);
-    free(c->span);
     free(c);
 }
 
@@ -984,7 +1038,7 @@ static void form_calls(celer_remote *r, int64_t now, failures *f, rcall **start,
     r->n_waiting = kept;
     int64_t mbs = CELER_MIN(r->cfg.max_batch_size, r->desc.max_batch_size);
     while (r->n_waiting && r->n_inflight < r->cfg.max_inflight) {
-        rcall *c = call_new(r);
+        rcall *c = call_new(r, r->hub);
         if (!c) break;
         c->formed_ns = now;
         int64_t rows = 0;
@@ -1014,15 +1068,69 @@ static void form_calls(celer_remote *r, int64_t now, failures *f, rcall **start,
 
 static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res);
 
+/* ---- gRPC over h2c: the HTTP/2 client's callbacks ---- */
+
+static void h2_header(void *user, const char *name, size_t nl, const char *value, size_t vl) {
+    take_header(user, name, nl, value, vl);
+}
+
+static bool h2_data(void *user, const uint8_t *p, size_t n) {
+    rcall *c = user;
+    celer_jbuf_raw(&c->resp, (const char *)p, n);
+    return !c->resp.status;
+}
+
+/* How an HTTP/2 call ended, as libcurl would have said it: classify() reads that. */
+static CURLcode h2_result(const rcall *c, celer_h2c_end how) {
+    return how == CELER_H2C_DONE      ? CURLE_OK
+           : how == CELER_H2C_REFUSED ? CURLE_COULDNT_CONNECT
+           : how == CELER_H2C_TIMEOUT ? CURLE_OPERATION_TIMEDOUT
+           : c->resp.status           ? CURLE_WRITE_ERROR
+                                      : CURLE_RECV_ERROR;
+}
+
+static void h2_close(void *user, celer_h2c_end how, const char *why) {
+    rcall *c = user;
+    snprintf(c->errbuf, sizeof c->errbuf, "%s", why);
+    finish_call(c->r->hub, c, h2_result(c, how));
+}
+
+/* Sends c on the remote's HTTP/2 pool: the headers of setup_easy's, in HTTP/2's lower case. */
+static void start_h2(rcall *c, const char *path, int64_t timeout_ms, const char *traceparent,
+                     void (*on_close)(void *user, celer_h2c_end how, const char *why)) {
+    celer_remote *r = c->r;
+    int n = 0;
+    c->header_len = SIZE_MAX;
+    c->grpc_status = -1;
+    c->http_status = 0;
+    c->grpc_message[0] = c->errbuf[0] = 0;
+    celer_jbuf_reset(&c->resp);
+    snprintf(c->grpc_timeout, sizeof c->grpc_timeout, "%lldm", (long long)CELER_MAX(timeout_ms, 1));
+    c->h2_headers[n++] = (celer_h2c_header){"content-type", "application/grpc"};
+    c->h2_headers[n++] = (celer_h2c_header){"te", "trailers"};
+    c->h2_headers[n++] = (celer_h2c_header){"grpc-timeout", c->grpc_timeout};
+    if (traceparent) {
+        snprintf(c->traceparent, sizeof c->traceparent, "%s", traceparent);
+        c->h2_headers[n++] = (celer_h2c_header){"traceparent", c->traceparent};
+    }
+    for (int i = 0; i < r->cfg.n_headers; i++) c->h2_headers[n++] = r->h2_headers[i];
+    c->h2 = (celer_h2c_call){.path = path, .headers = c->h2_headers,
+                             .n_headers = n, .body = c->req.data, .len = c->req.len,
+                             .deadline_ns = now_ns() + timeout_ms * 1000000, .on_header = h2_header,
+                             .on_data = h2_data, .on_close = on_close, .user = c};
+    celer_h2c_submit(r->h2, &c->h2); /* c may be gone from here on */
+}
+
 /* Sends c (a call, a retry or a probe) on the hub's thread. */
 static void start_call(celer_remote_hub *h, rcall *c) {
     celer_remote *r = c->r;
     int64_t now = now_ns();
     celer_status st = CELER_OK;
     char msg[MESSAGE_MAX] = "";
-    if (c->n_jobs && !c->req.len && (st = encode_call(c)))
-        snprintf(msg, sizeof msg, "upstream %s model '%s': encoding the call: %s", r->cfg.url, r->cfg.model,
-                 celer_error_message());
+    if (c->n_jobs && !c->req.len && (st = encode_call(c))) {
+        celer_error_wrap(st, "upstream %s model '%s': encoding the call", r->cfg.url, r->cfg.model);
+        snprintf(msg, sizeof msg, "%s", celer_error_message());
+    }
     if (!c->n_jobs && !c->req.len && r->ready_body) celer_jbuf_raw(&c->req, r->ready_body, r->ready_len);
     int64_t timeout_ms = c->n_jobs ? (c->deadline_ns - now) / 1000000 : r->cfg.connect_timeout_ms + r->cfg.timeout_ms;
     if (!st && timeout_ms < 1) {
@@ -1041,6 +1149,15 @@ static void start_call(celer_remote_hub *h, rcall *c) {
     if (c->span) {
         celer_span_traceparent(c->span, tp);
         traceparent = tp;
+    }
+    if (!st && r->h2) {
+        c->sent_ns = now;
+        for (int j = 0; j < c->n_jobs; j++) {
+            c->jobs[j]->start_ns = c->formed_ns;
+            c->jobs[j]->input_end_ns = now;
+        }
+        start_h2(c, c->n_jobs ? r->infer_path : r->ready_path, timeout_ms, traceparent, h2_close);
+        return;
     }
     if (!st && !(c->h = easy_get(h))) st = celer_errorf(CELER_ERR_NOMEM, "out of memory");
     if (!st && (st = setup_easy(c, c->n_jobs ? r->infer_url : r->ready_url, timeout_ms, traceparent)))
@@ -1103,6 +1220,7 @@ static void complete_jobs(rcall *c, celer_status st, const char *msg, celer_tens
 
 static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res) {
     celer_remote *r = c->r;
+    h->progress = true;
     int64_t now = now_ns();
     char msg[MESSAGE_MAX];
     verdict v;
@@ -1110,7 +1228,7 @@ static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res) {
         v = (verdict){c->req.status, E_PROTOCOL, false, false};
         snprintf(msg, sizeof msg, "%s", c->errbuf);
     } else {
-        curl_multi_remove_handle(h->multi, c->h);
+        if (c->h) curl_multi_remove_handle(h->multi, c->h);
         classify(c, res, msg, sizeof msg, &v);
     }
     bool probe = !c->n_jobs;
@@ -1118,15 +1236,21 @@ static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res) {
     pthread_mutex_lock(&h->mu);
     if (probe) {
         r->probing = false;
+        r->next_health_ns = now + r->cfg.health_interval_ms * 1000000;
+        int was = atomic_load(&r->breaker);
         if (ready) {
             r->consecutive = 0;
             atomic_store(&r->breaker, BREAKER_CLOSED);
-            celer_log(CELER_LOG_INFO, "remote model '%s': upstream %s answers again, circuit closed", r->name, r->cfg.url);
-        } else {
+            if (was != BREAKER_CLOSED)
+                celer_log(CELER_LOG_INFO, "remote model '%s': upstream %s is ready again, circuit closed", r->name,
+                          r->cfg.url);
+        } else { /* not ready (or not there): calls fail at once until a probe says otherwise */
             r->opened_ns = now;
             atomic_store(&r->breaker, BREAKER_OPEN);
             if (!v.st) snprintf(msg + strlen(msg), sizeof msg - strlen(msg), "the model is not ready");
             snprintf(r->last_error, sizeof r->last_error, "%s", msg);
+            if (was == BREAKER_CLOSED)
+                celer_log(CELER_LOG_WARNING, "remote model '%s': circuit open: %s", r->name, msg);
         }
     } else if (v.down) {
         snprintf(r->last_error, sizeof r->last_error, "%s", msg);
@@ -1138,6 +1262,7 @@ static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res) {
         }
     } else {
         r->consecutive = 0;
+        if (!v.st) r->next_health_ns = now + r->cfg.health_interval_ms * 1000000; /* an answer says it is up */
     }
     bool retry = !probe && v.retryable && c->attempt < r->cfg.retries && r->budget >= 1 &&
                  atomic_load(&r->breaker) == BREAKER_CLOSED && !r->closing;
@@ -1170,9 +1295,12 @@ static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res) {
         return;
     }
     celer_tensor outs[CELER_CONFIG_MAX_IO];
-    if (!probe && !v.st && (v.st = r->cfg.grpc ? decode_grpc(c, outs) : decode_http(c, outs))) {
-        snprintf(msg, sizeof msg, "upstream %s model '%s' answered what its metadata does not allow: %s", r->cfg.url,
-                 r->cfg.model, celer_error_message());
+    int64_t rows = 0;
+    for (int j = 0; j < c->n_jobs; j++) rows += c->rows[j];
+    if (!probe && !v.st &&
+        (v.st = celer_remote_decode(&r->desc, r->cfg.grpc, rows, c->resp.data, c->resp.len, c->header_len, &c->arena, outs))) {
+        celer_error_wrap(v.st, "upstream %s model '%s' answered what its metadata does not allow", r->cfg.url, r->cfg.model);
+        snprintf(msg, sizeof msg, "%s", celer_error_message());
         v.st = CELER_ERR_UPSTREAM;
         celer_metrics_add(r->m_errors[E_PROTOCOL], 1);
     }
@@ -1181,12 +1309,16 @@ static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res) {
         celer_span_end(c->span, now_ns());
     }
     if (!probe) complete_jobs(c, v.st, msg, outs, now);
+    if (!probe && !v.st && r->on_batch) { /* Triton's batch_stats: encoding, the round trip, handing out */
+        celer_sched_batch b = {.rows = rows, .input_ns = c->sent_ns - c->formed_ns, .infer_ns = now - c->sent_ns,
+                               .output_ns = now_ns() - now};
+        r->on_batch(r->on_batch_user, &b);
+    }
     call_free(c);
 }
 
 static void *hub_main(void *arg) {
     celer_remote_hub *h = arg;
-    bool busy = false;
     for (;;) {
         rcall *start = NULL;
         failures f = {0};
@@ -1195,11 +1327,16 @@ static void *hub_main(void *arg) {
             pthread_mutex_unlock(&h->mu);
             break;
         }
+        h->loop_gen++;
+        h->queued = false;
         int64_t now = now_ns(), wake = now + 1000000000;
+        celer_remote *h2_remotes[64];
+        int n_h2 = 0;
         for (celer_remote *r = h->remotes; r; r = r->next) {
+            if (r->h2 && n_h2 < (int)CELER_ARRAY_LEN(h2_remotes)) h2_remotes[n_h2++] = r;
             int64_t reopen = r->opened_ns + r->cfg.breaker_open_ms * 1000000;
             if (atomic_load(&r->breaker) == BREAKER_OPEN && !r->probing && !r->closing) {
-                rcall *p = now >= reopen ? call_new(r) : NULL;
+                rcall *p = now >= reopen ? call_new(r, h) : NULL;
                 if (p) {
                     atomic_store(&r->breaker, BREAKER_HALF_OPEN);
                     r->probing = true;
@@ -1220,10 +1357,22 @@ static void *hub_main(void *arg) {
                     pp = &c->next;
                 }
             }
+            /* an idle upstream's readiness, probed while the circuit is closed */
+            int64_t health = r->next_health_ns;
+            if (r->cfg.health_interval_ms && atomic_load(&r->breaker) == BREAKER_CLOSED && !r->probing && !r->closing) {
+                rcall *p = now >= health ? call_new(r, h) : NULL;
+                if (p) {
+                    r->probing = true;
+                    p->next = start;
+                    start = p;
+                } else if (health < wake) {
+                    wake = CELER_MAX(health, now + 1000000);
+                }
+            }
             form_calls(r, now, &f, &start, &wake);
         }
         pthread_mutex_unlock(&h->mu);
-        if (f.n) pthread_cond_broadcast(&h->idle);
+        pthread_cond_broadcast(&h->idle); /* a remote closing waits for the loop to move on */
         fail_now(&f);
         while (start) {
             rcall *c = start;
@@ -1235,16 +1384,33 @@ static void *hub_main(void *arg) {
         curl_multi_perform(h->multi, &running);
         CURLMsg *m;
         int left;
-        busy = false;
         while ((m = curl_multi_info_read(h->multi, &left))) {
             if (m->msg != CURLMSG_DONE) continue;
             rcall *c = NULL;
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
             finish_call(h, c, m->data.result);
-            busy = true;
         }
-        int64_t ms = busy ? 0 : CELER_MAX((wake - now_ns() + 999999) / 1000000, 0);
-        curl_multi_poll(h->multi, NULL, 0, (int)CELER_MIN(ms, 1000), NULL);
+        /* the HTTP/2 pools' sockets are polled with libcurl's */
+        struct pollfd pfds[256];
+        struct curl_waitfd wfds[256];
+        int n_fds = 0;
+        for (int i = 0; i < n_h2; i++) {
+            int64_t due = celer_h2c_process(h2_remotes[i]->h2, now_ns());
+            if (due && due < wake) wake = due;
+            n_fds += celer_h2c_poll_fds(h2_remotes[i]->h2, pfds + n_fds, (int)CELER_ARRAY_LEN(pfds) - n_fds);
+        }
+        for (int i = 0; i < n_fds; i++) wfds[i] = (struct curl_waitfd){pfds[i].fd, pfds[i].events, 0};
+        int64_t ms = h->progress ? 0 : CELER_MAX((wake - now_ns() + 999999) / 1000000, 0);
+        h->progress = false;
+        pthread_mutex_lock(&h->mu);
+        if (h->queued) ms = 0; /* queued after the calls were formed: no wakeup will come for it */
+        h->sleeping = ms > 0;
+        pthread_mutex_unlock(&h->mu);
+        curl_multi_poll(h->multi, wfds, (unsigned)n_fds, (int)CELER_MIN(ms, 1000), NULL);
+        pthread_mutex_lock(&h->mu);
+        h->sleeping = false;
+        pthread_mutex_unlock(&h->mu);
+        for (int i = 0; i < n_h2; i++) celer_h2c_process(h2_remotes[i]->h2, now_ns());
     }
     return NULL;
 }
@@ -1267,7 +1433,6 @@ celer_status celer_remote_hub_init(celer_metrics *metrics, size_t max_response_b
         free(h);
         return celer_errorf(CELER_ERR_NOMEM, "libcurl: cannot make a multi handle");
     }
-    curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 1024L);
     if (pthread_create(&h->thread, NULL, hub_main, h)) {
         curl_multi_cleanup(h->multi);
@@ -1287,6 +1452,13 @@ void celer_remote_hub_free(celer_remote_hub *h) {
     curl_multi_wakeup(h->multi);
     pthread_join(h->thread, NULL);
     for (int i = 0; i < h->n_spare; i++) curl_easy_cleanup(h->spare[i]);
+    for (rcall *c = h->spare_calls, *next; c; c = next) {
+        next = c->next;
+        celer_jbuf_free(&c->req);
+        celer_jbuf_free(&c->resp);
+        celer_arena_free(&c->arena);
+        free(c);
+    }
     curl_multi_cleanup(h->multi);
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->idle);
@@ -1306,21 +1478,46 @@ static void grpc_name_request(const celer_remote_config *cfg, celer_jbuf *b) {
                     p[4] = (unsigned char)len;
 }
 
-/* One exchange, blocking: GET `url` (HTTP) or the gRPC `rpc`; the answer in c->resp. */
+/* A gRPC exchange at open ended: how, as libcurl would say it, for the loop below. */
+static void sync_close(void *user, celer_h2c_end how, const char *why) {
+    rcall *c = user;
+    c->sync_res = h2_result(c, how);
+    c->sync_done = true;
+    snprintf(c->errbuf, sizeof c->errbuf, "%s", why);
+}
+
+/* One exchange, blocking: GET `url` (HTTP, libcurl) or the gRPC call of `url` (its path, on the
+ * remote's HTTP/2 pool, driven here: the hub does not know the remote yet); the answer in c->resp. */
 static celer_status exchange(rcall *c, const char *url, char *msg, size_t cap) {
-    const celer_remote_config *cfg = &c->r->cfg;
+    celer_remote *r = c->r;
+    const celer_remote_config *cfg = &r->cfg;
+    int64_t timeout_ms = cfg->connect_timeout_ms + cfg->timeout_ms;
     celer_jbuf_reset(&c->req);
-    if (cfg->grpc) grpc_name_request(cfg, &c->req);
-    if (!(c->h = curl_easy_init())) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
-    celer_status st = setup_easy(c, url, cfg->connect_timeout_ms + cfg->timeout_ms, NULL);
     verdict v = {0};
-    if (!st) {
-        CURLcode res = curl_easy_perform(c->h);
-        classify(c, res, msg, cap, &v);
+    celer_status st = CELER_OK;
+    if (cfg->grpc) {
+        grpc_name_request(cfg, &c->req);
+        c->sync_done = false;
+        start_h2(c, url + strlen(cfg->base), timeout_ms, NULL, sync_close);
+        while (!c->sync_done) {
+            struct pollfd fds[8];
+            int n = celer_h2c_poll_fds(r->h2, fds, 8);
+            poll(fds, (nfds_t)n, 20);
+            celer_h2c_process(r->h2, now_ns());
+        }
+        classify(c, c->sync_res, msg, cap, &v);
         st = v.st;
+    } else {
+        if (!(c->h = curl_easy_init())) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
+        st = setup_easy(c, url, timeout_ms, NULL);
+        if (!st) {
+            CURLcode res = curl_easy_perform(c->h);
+            classify(c, res, msg, cap, &v);
+            st = v.st;
+        }
+        curl_easy_cleanup(c->h);
+        c->h = NULL;
     }
-    curl_easy_cleanup(c->h);
-    c->h = NULL;
     if (st) return celer_errorf(st == CELER_ERR_INVALID || st == CELER_ERR_UPSTREAM ? CELER_ERR_UNAVAILABLE : st, "%s", msg);
     if (cfg->grpc) {
         const uint8_t *p = (const uint8_t *)c->resp.data;
@@ -1356,9 +1553,10 @@ static celer_status add_tensor(celer_remote_desc *d, bool input, const char *nam
     return CELER_OK;
 }
 
-static celer_status metadata_http(rcall *c, celer_remote_desc *d, celer_arena *a) {
+static celer_status metadata_http(const char *body, size_t len, celer_arena *scratch, celer_remote_desc *d,
+                                  celer_arena *a) {
     celer_json *root;
-    CELER_TRY(celer_json_parse(c->resp.data ? c->resp.data : "", c->resp.len, &c->arena, &root));
+    CELER_TRY(celer_json_parse(body, len, scratch, &root));
     const celer_json *pf = celer_json_get(root, "platform");
     d->platform = pf && pf->type == CELER_JSON_STRING ? celer_arena_strndup(a, pf->string, pf->string_len) : "";
     for (int io = 0; io < 2; io++) {
@@ -1370,15 +1568,16 @@ static celer_status metadata_http(rcall *c, celer_remote_desc *d, celer_arena *a
                 return celer_errorf(CELER_ERR_PARSE, "a tensor of the metadata lacks name or datatype");
             int64_t dims[CELER_MAX_RANK];
             int rank;
-            CELER_TRY(json_dims(celer_json_get(t, "shape"), &c->arena, dims, &rank));
+            CELER_TRY(json_dims(celer_json_get(t, "shape"), scratch, dims, &rank));
             CELER_TRY(add_tensor(d, !io, nm->string, nm->string_len, dt->string, dt->string_len, dims, rank, a));
         }
     }
     return CELER_OK;
 }
 
-static celer_status metadata_grpc(rcall *c, celer_remote_desc *d, celer_arena *a) {
-    celer_pb_reader rd = {(const uint8_t *)c->resp.data + 5, (const uint8_t *)c->resp.data + c->resp.len};
+static celer_status metadata_grpc(const char *body, size_t len, celer_remote_desc *d, celer_arena *a) {
+    if (len < 5) return celer_errorf(CELER_ERR_PARSE, "not a gRPC message");
+    celer_pb_reader rd = {(const uint8_t *)body + 5, (const uint8_t *)body + len};
     celer_pb_field f;
     int rc;
     d->platform = "";
@@ -1403,16 +1602,32 @@ static celer_status metadata_grpc(rcall *c, celer_remote_desc *d, celer_arena *a
     return rc < 0 ? celer_error_status() : CELER_OK;
 }
 
-static celer_status config_max_batch(rcall *c, int *mbs) {
+celer_status celer_remote_decode_metadata(bool grpc, const char *body, size_t len, celer_arena *arena,
+                                          celer_remote_desc *desc) {
+    *desc = (celer_remote_desc){0};
+    desc->inputs = celer_arena_alloc(arena, sizeof *desc->inputs * CELER_CONFIG_MAX_IO);
+    desc->outputs = celer_arena_alloc(arena, sizeof *desc->outputs * CELER_CONFIG_MAX_IO);
+    if (!desc->inputs || !desc->outputs) return celer_error_wrap(celer_error_status(), "metadata");
+    if (grpc) return metadata_grpc(body ? body : "", len, desc, arena);
+    celer_arena scratch;
+    celer_arena_init(&scratch, 4096, len * 16 + (64u << 10)); /* the DOM, bounded by the text */
+    celer_status st = metadata_http(body ? body : "", len, &scratch, desc, arena);
+    celer_arena_free(&scratch);
+    return st;
+}
+
+celer_status celer_remote_decode_max_batch(bool grpc, const char *body, size_t len, celer_arena *arena, int *mbs) {
     *mbs = 0;
-    if (!c->r->cfg.grpc) {
+    body = body ? body : "";
+    if (!grpc) {
         celer_json *root;
-        CELER_TRY(celer_json_parse(c->resp.data ? c->resp.data : "", c->resp.len, &c->arena, &root));
+        CELER_TRY(celer_json_parse(body, len, arena, &root));
         const celer_json *m = celer_json_get(root, "max_batch_size");
         if (m && m->type == CELER_JSON_NUMBER && m->number >= 0 && m->number <= INT_MAX) *mbs = (int)m->number;
         return CELER_OK;
     }
-    celer_pb_reader rd = {(const uint8_t *)c->resp.data + 5, (const uint8_t *)c->resp.data + c->resp.len};
+    if (len < 5) return celer_errorf(CELER_ERR_PARSE, "not a gRPC message");
+    celer_pb_reader rd = {(const uint8_t *)body + 5, (const uint8_t *)body + len};
     celer_pb_field f, g;
     while (celer_pb_next(&rd, &f, "ModelConfigResponse") > 0) {
         if (f.number != 1 || f.wire != 2) continue;
@@ -1431,25 +1646,54 @@ static char *url_join(celer_arena *a, const char *base, const char *tail) {
 }
 
 celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *cfg, const char *name,
+                               void (*on_batch)(void *user, const celer_sched_batch *b), void *on_batch_user,
                                celer_arena *arena, celer_remote_desc *desc, celer_remote **out) {
     celer_remote *r = calloc(1, sizeof *r);
     if (!r) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
     r->hub = h;
     r->cfg = *cfg;
+    r->on_batch = on_batch;
+    r->on_batch_user = on_batch_user;
     snprintf(r->name, sizeof r->name, "%s", name);
     r->budget = BUDGET_FLOOR;
+    r->next_health_ns = now_ns() + cfg->health_interval_ms * 1000000;
     celer_status st = CELER_OK;
     char msg[MESSAGE_MAX] = "";
-    rcall *c = call_new(r);
+    rcall *c = call_new(r, NULL);
     r->ring = calloc((size_t)cfg->max_queue_size, sizeof *r->ring);
-    desc->inputs = celer_arena_alloc(arena, sizeof *desc->inputs * CELER_CONFIG_MAX_IO);
-    desc->outputs = celer_arena_alloc(arena, sizeof *desc->outputs * CELER_CONFIG_MAX_IO);
-    if (!c || !r->ring || !desc->inputs || !desc->outputs) {
+    if (!c || !r->ring) {
         st = celer_errorf(CELER_ERR_NOMEM, "out of memory");
         goto done;
     }
-    desc->n_inputs = desc->n_outputs = 0;
     const char *meta_url, *config_url;
+    if (cfg->grpc) { /* our own HTTP/2 client (h2client.h) */
+        bool tls = !strncmp(cfg->base, "https://", 8);
+        char host[256], port[16];
+        snprintf(port, sizeof port, "%s", tls ? "443" : "80");
+        const char *hp = cfg->base + (tls ? 8 : 7), *colon = strrchr(hp, ':'), *bracket = strchr(hp, ']');
+        if (hp[0] == '[' && bracket) {
+            snprintf(host, sizeof host, "%.*s", (int)(bracket - hp - 1), hp + 1);
+            if (bracket[1] == ':') snprintf(port, sizeof port, "%s", bracket + 2);
+        } else if (colon) {
+            snprintf(host, sizeof host, "%.*s", (int)(colon - hp), hp);
+            snprintf(port, sizeof port, "%s", colon + 1);
+        } else {
+            snprintf(host, sizeof host, "%s", hp);
+        }
+        if ((st = celer_h2c_open(host, port, tls, cfg->ca_file, 2, cfg->connect_timeout_ms, &r->h2))) goto done;
+        for (int i = 0; i < cfg->n_headers; i++) {
+            const char *line = cfg->headers[i], *colon_at = strchr(line, ':');
+            char *name = celer_arena_strndup(arena, line, (size_t)(colon_at - line));
+            if (!name) {
+                st = celer_errorf(CELER_ERR_NOMEM, "out of memory");
+                goto done;
+            }
+            for (char *q = name; *q; q++) *q = (char)tolower((unsigned char)*q);
+            r->h2_headers[i] = (celer_h2c_header){name, colon_at + 1 + (colon_at[1] == ' ')};
+        }
+        r->infer_path = GRPC_SERVICE "ModelInfer";
+        r->ready_path = GRPC_SERVICE "ModelReady";
+    }
     if (cfg->grpc) {
         r->infer_url = url_join(arena, cfg->base, GRPC_SERVICE "ModelInfer");
         r->ready_url = url_join(arena, cfg->base, GRPC_SERVICE "ModelReady");
@@ -1482,14 +1726,14 @@ celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *c
         goto done;
     }
     if ((st = exchange(c, meta_url, msg, sizeof msg))) goto done;
-    if ((st = cfg->grpc ? metadata_grpc(c, desc, arena) : metadata_http(c, desc, arena))) {
-        st = celer_errorf(st == CELER_ERR_NOMEM ? st : CELER_ERR_UNAVAILABLE, "upstream %s model '%s': its metadata: %s",
-                          cfg->url, cfg->model, celer_error_message());
+    if ((st = celer_remote_decode_metadata(cfg->grpc, c->resp.data, c->resp.len, arena, desc))) {
+        st = celer_error_wrap(st == CELER_ERR_NOMEM ? st : CELER_ERR_UNAVAILABLE, "upstream %s model '%s': its metadata",
+                              cfg->url, cfg->model);
         goto done;
     }
-    if ((st = exchange(c, config_url, msg, sizeof msg)) || (st = config_max_batch(c, &desc->max_batch_size))) {
-        st = celer_errorf(CELER_ERR_UNAVAILABLE, "upstream %s model '%s': its config: %s", cfg->url, cfg->model,
-                          celer_error_message());
+    if ((st = exchange(c, config_url, msg, sizeof msg))) goto done;
+    if ((st = celer_remote_decode_max_batch(cfg->grpc, c->resp.data, c->resp.len, &c->arena, &desc->max_batch_size))) {
+        st = celer_error_wrap(CELER_ERR_UNAVAILABLE, "upstream %s model '%s': its config", cfg->url, cfg->model);
         goto done;
     }
     for (int i = 0; i < desc->n_inputs; i++) desc->inputs[i].batched = desc->max_batch_size > 0;
@@ -1511,6 +1755,7 @@ celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *c
 done:
     if (c) call_free(c);
     if (st) {
+        celer_h2c_free(r->h2);
         free(r->ring);
         free(r);
         return st;
@@ -1521,33 +1766,34 @@ done:
 
 /* ---- serving ---- */
 
-void celer_remote_batch(void *user, celer_job *const *jobs, int n) {
-    celer_remote *r = user;
+celer_status celer_remote_submit(celer_remote *r, celer_job *job) {
     celer_remote_hub *h = r->hub;
-    failures f = {0};
-    bool queued = false;
+    job->enqueue_ns = now_ns();
+    job->start_ns = job->input_end_ns = job->end_ns = 0;
+    job->batch_size = 0;
+    job->batch_first = false;
     char msg[MESSAGE_MAX];
     pthread_mutex_lock(&h->mu);
-    bool closed = atomic_load(&r->breaker) == BREAKER_CLOSED;
-    for (int i = 0; i < n; i++) {
-        celer_job *j = jobs[i];
-        if (!closed) {
-            down_message(r, msg, sizeof msg);
-            fail_later(&f, j, CELER_ERR_UNAVAILABLE, msg);
-            celer_metrics_add(r->m_errors[E_CIRCUIT], 1);
-        } else if (r->n_waiting == r->cfg.max_queue_size) {
-            snprintf(msg, sizeof msg, "queue of remote model '%s' is full (%d waiting for upstream %s, %d in flight)",
-                     r->name, r->n_waiting, r->cfg.url, r->n_inflight);
-            fail_later(&f, j, CELER_ERR_UNAVAILABLE, msg);
-            celer_metrics_add(r->m_errors[E_QUEUE_FULL], 1);
-        } else {
-            r->ring[(r->head + r->n_waiting++) % r->cfg.max_queue_size] = j;
-            queued = true;
-        }
+    celer_status st = CELER_OK;
+    if (atomic_load(&r->breaker) != BREAKER_CLOSED) {
+        down_message(r, msg, sizeof msg);
+        st = celer_errorf(CELER_ERR_UNAVAILABLE, "%s", msg);
+        celer_metrics_add(r->m_errors[E_CIRCUIT], 1);
+    } else if (r->closing) {
+        st = celer_errorf(CELER_ERR_UNAVAILABLE, "remote model '%s' is being unloaded", r->name);
+    } else if (r->n_waiting == r->cfg.max_queue_size) {
+        st = celer_errorf(CELER_ERR_UNAVAILABLE, "queue of remote model '%s' is full (%d waiting for upstream %s, %d "
+                          "in flight)", r->name, r->n_waiting, r->cfg.url, r->n_inflight);
+        celer_metrics_add(r->m_errors[E_QUEUE_FULL], 1);
+    } else {
+        r->ring[(r->head + r->n_waiting++) % r->cfg.max_queue_size] = job;
     }
+    bool wake = !st && h->sleeping;
+    h->queued |= !st;
+    h->sleeping &= !wake;
     pthread_mutex_unlock(&h->mu);
-    if (queued) curl_multi_wakeup(h->multi);
-    fail_now(&f);
+    if (wake) curl_multi_wakeup(h->multi); /* a write to a socket: only when the loop would not look again */
+    return st;
 }
 
 bool celer_remote_ready(celer_remote *r, char *why, size_t cap) {
@@ -1572,7 +1818,13 @@ void celer_remote_close(celer_remote *r) {
             *pp = r->next;
             break;
         }
+    /* the loop's iteration under way may still poll r's connections: wait for the next one */
+    for (uint64_t gen = h->loop_gen; h->loop_gen == gen && !h->stop;) {
+        curl_multi_wakeup(h->multi);
+        pthread_cond_wait(&h->idle, &h->mu);
+    }
     pthread_mutex_unlock(&h->mu);
+    celer_h2c_free(r->h2); /* idle: nothing of it is in flight */
     free(r->ring);
     free(r);
 }
