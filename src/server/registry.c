@@ -1031,6 +1031,8 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm, co
             if (fresh) forget_model(r, m);
             return st;
         }
+        /* a remote model whose upstream could not be reached is loaded again later (server.c) */
+        m->retry_remote = rm->remote_path && celer_status_retryable(st);
         if (m->n_versions == 0) {
             set_state(r, m, MODEL_UNAVAILABLE, reason);
         } else { /* the versions before it keep serving; the index says what failed until a load works */
@@ -1061,6 +1063,7 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm, co
     m->config_mtime_ns = rm->config_mtime_ns;
     m->state = MODEL_READY;
     m->absent = false;
+    m->retry_remote = false;
     m->reason[0] = 0;
     pthread_rwlock_unlock(&r->lock);
     state_metrics(r, m);
@@ -1542,11 +1545,6 @@ served_version *celer_registry_acquire(celer_registry *r, const char *name, cons
                      name, version);
         }
     }
-    /* a remote model whose upstream is down answers at once */
-    if (found && found->remote && !celer_remote_ready(found->remote, msg, msg_cap)) {
-        *status = CELER_ERR_UNAVAILABLE;
-        found = NULL;
-    }
     if (found) atomic_fetch_add(&found->refs, 1);
     pthread_rwlock_unlock(&r->lock);
     return found;
@@ -1566,6 +1564,17 @@ void celer_registry_set_source_error(celer_registry *r, const char *source, cons
 
 void celer_registry_set_draining(celer_registry *r) { atomic_store(&r->draining, true); }
 bool celer_registry_draining(celer_registry *r) { return atomic_load(&r->draining); }
+
+int celer_registry_remote_retries(celer_registry *r, char (*names)[256], int cap) {
+    int n = 0;
+    pthread_rwlock_rdlock(&r->lock);
+    for (int i = 0; i < r->n_models && n < cap; i++) {
+        const served_model *m = r->models[i];
+        if (m->retry_remote && !m->n_versions && m->state == MODEL_UNAVAILABLE) snprintf(names[n++], 256, "%s", m->name);
+    }
+    pthread_rwlock_unlock(&r->lock);
+    return n;
+}
 
 bool celer_registry_ready(celer_registry *r) {
     if (atomic_load(&r->draining)) return false;

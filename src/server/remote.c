@@ -885,8 +885,8 @@ static void classify(rcall *c, CURLcode res, char *msg, size_t cap, verdict *v) 
             /* the gRPC code's meaning, as a KServe client would take it */
             celer_status st = g == 3 || g == 11 ? CELER_ERR_INVALID : g == 4 ? CELER_ERR_TIMEOUT
                               : g == 8 || g == 14 || g == 1 ? CELER_ERR_UNAVAILABLE : CELER_ERR_UPSTREAM;
-            *v = (verdict){st, E_STATUS, g == 14, g == 14 || g == 13 || g == 2 || g == 4};
-            snprintf(msg, cap, "gRPC status %d: %s", g, c->grpc_message);
+            *v = (verdict){st, g == 4 ? E_TIMEOUT : E_STATUS, g == 14, g == 14 || g == 13 || g == 2 || g == 4};
+            snprintf(msg, cap, "%sgRPC status %d: %s", g == 4 ? "timed out upstream: " : "", g, c->grpc_message);
         }
     } else if (http != 200) {
         http_error_text(c, text, sizeof text);
@@ -894,8 +894,9 @@ static void classify(rcall *c, CURLcode res, char *msg, size_t cap, verdict *v) 
                           : http == 429 || http == 503 ? CELER_ERR_UNAVAILABLE
                           : http >= 400 && http < 500 && http != 401 && http != 403 && http != 404 ? CELER_ERR_INVALID
                                                                                                    : CELER_ERR_UPSTREAM;
-        *v = (verdict){st, E_STATUS, http == 503, http >= 500 || http == 408};
-        snprintf(msg, cap, "HTTP status %ld: %s", http, text);
+        bool late = st == CELER_ERR_TIMEOUT;
+        *v = (verdict){st, late ? E_TIMEOUT : E_STATUS, http == 503, http >= 500 || http == 408};
+        snprintf(msg, cap, "%sHTTP status %ld: %s", late ? "timed out upstream: " : "", http, text);
     }
 }
 
@@ -1801,6 +1802,12 @@ bool celer_remote_ready(celer_remote *r, char *why, size_t cap) {
     pthread_mutex_lock(&r->hub->mu);
     down_message(r, why, cap);
     pthread_mutex_unlock(&r->hub->mu);
+    return false;
+}
+
+bool celer_remote_admit(celer_remote *r, char *why, size_t cap) {
+    if (celer_remote_ready(r, why, cap)) return true;
+    celer_metrics_add(r->m_errors[E_CIRCUIT], 1);
     return false;
 }
 
