@@ -86,7 +86,16 @@ class Sink:
                 pass
 
             def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    body = b""
+                    while True:
+                        n = int(self.rfile.readline().split(b";")[0], 16)
+                        body += self.rfile.read(n)
+                        self.rfile.readline()
+                        if n == 0:
+                            break
+                else:
+                    body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 try:
                     doc = json.loads(body)
                     with sink.lock:
@@ -652,15 +661,6 @@ def check_faults(front, fgrpc, stub):
             check(f"fault {proto}: wrong {wrong} from the upstream -> 502 naming the upstream ({where})",
                   s == 502 and where in error_of(d), (s, d))
             good(model, f"a wrong {wrong}")
-        for drop in ("before", "mid"):
-            stub.faults(drop=drop)
-            dropped = stub.stats()["dropped"]
-            s, d, _, dt = post(front, f"/v2/models/{model}/infer", doc)
-            dropped = stub.stats()["dropped"] - dropped
-            check(f"fault {proto}: connection dropped {drop} the answer ({dropped} calls dropped) -> an error "
-                  f"(502/503) in {dt * 1e3:.0f} ms, no hang", s in (502, 503) and dt < 3 and error_of(d)
-                  and dropped >= 1, (s, d, dt))
-            good(model, f"a drop {drop}")
         # a 503 is retried: the call succeeds, counted in celer_remote_retries_total
         r0 = metric(metrics(front), "celer_remote_retries_total", model=model) or 0
         stub.json("POST", "/stub/stats/reset")
@@ -673,6 +673,15 @@ def check_faults(front, fgrpc, stub):
                   np.array(d["outputs"][0]["data"], np.float32).reshape(2, 8), want, atol=1e-5)
               and st["infer"]["mlp"] == 2 and st["errors_injected"] == 1 and r1 is not None and r1 >= r0 + 1,
               (s, str(d)[:200], st["infer"], r0, r1))
+        for drop in ("before", "mid"):
+            stub.faults(drop=drop)
+            dropped = stub.stats()["dropped"]
+            s, d, _, dt = post(front, f"/v2/models/{model}/infer", doc)
+            dropped = stub.stats()["dropped"] - dropped
+            check(f"fault {proto}: connection dropped {drop} the answer ({dropped} calls dropped) -> an error "
+                  f"(502/503) in {dt * 1e3:.0f} ms, no hang", s in (502, 503) and dt < 3 and error_of(d)
+                  and dropped >= 1, (s, d, dt))
+            good(model, f"a drop {drop}")
         stub.faults()
     # the same 500 through the front's gRPC endpoint: INTERNAL
     stub.faults(error_rate=1.0, error_status=500)
@@ -820,6 +829,9 @@ def run(tmp, grpc, pb, pb_grpc):
                     {"mlp": {"circuit_breaker": {"failures": 5, "open_ms": 1000}, "connect_timeout_ms": 500}})
         build_stub_models(repo_h, stub)
         build_front(repo_g, f"grpc://127.0.0.1:{up_grpc}")
+        dead = free_port()  # nothing listens there
+        remote(repo_g, "r_dead", url=f"http://127.0.0.1:{dead}", model="mlp", connect_timeout_ms=300, timeout_ms=500)
+        remote(repo_g, "r_badkey", url=f"grpc://127.0.0.1:{up_grpc}", model="mlp", colour="blue")
         check("front repositories: only remote.yaml in the remote models' folders",
               all(os.listdir(os.path.join(r, m)) == ["remote.yaml"] for r in (repo_h, repo_g) for m in MODELS))
         fh_grpc, fg_grpc = free_port(), free_port()
@@ -835,8 +847,13 @@ def run(tmp, grpc, pb, pb_grpc):
               states and all(v[0] == "READY" for v in states.values()), states)
         s, idx = gfront.json("POST", "/v2/repository/index", {})[:2]
         states = {e["name"]: (e.get("state"), e.get("reason")) for e in idx} if s == 200 else {}
+        bad = {k: states.pop(k, None) for k in ("r_dead", "r_badkey")}
         check("front (grpc://): every remote model and pipeline READY",
               states and all(v[0] == "READY" for v in states.values()), states)
+        check("an unreachable upstream: the model is UNAVAILABLE, the reason names it",
+              bad["r_dead"] and bad["r_dead"][0] == "UNAVAILABLE" and str(dead) in (bad["r_dead"][1] or ""), bad)
+        check("an unknown key in remote.yaml: UNAVAILABLE, the reason names the key",
+              bad["r_badkey"] and bad["r_badkey"][0] == "UNAVAILABLE" and "colour" in (bad["r_badkey"][1] or ""), bad)
         ugrpc = pb_grpc.GRPCInferenceServiceStub(grpc_stubs.channel(grpc, up_grpc))
         rng = np.random.default_rng(3)
         for label, f, port in (("http://", front, fh_grpc), ("grpc://", gfront, fg_grpc)):
