@@ -36,6 +36,8 @@ static const struct status_info {
     /* never UNAVAILABLE: gRPC clients retry that, and a missing key does not appear by retrying */
     [CELER_ERR_UNAUTHENTICATED] = {"unauthenticated", 401, 16 /* UNAUTHENTICATED */, 0},
     [CELER_ERR_PERMISSION_DENIED] = {"permission denied", 403, 7 /* PERMISSION_DENIED */, 0},
+    /* a gateway's error: not the client's request, not celer's own failure */
+    [CELER_ERR_UPSTREAM] = {"bad gateway", 502, 13 /* INTERNAL */, 0},
 };
 
 static const struct status_info *status_info(celer_status status) {

@@ -29,6 +29,7 @@ typedef enum celer_status {
     CELER_ERR_CANCELLED,   /* the client went away (a reset gRPC stream) before its request ran */
     CELER_ERR_UNAUTHENTICATED,     /* no API key, or one the server does not know */
     CELER_ERR_PERMISSION_DENIED,   /* a known API key without the scope the endpoint needs */
+    CELER_ERR_UPSTREAM,    /* a server celer called (a remote model's) failed or answered what it may not */
     CELER_STATUS_COUNT
 } celer_status;
 

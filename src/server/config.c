@@ -1786,6 +1786,9 @@ static celer_status scan_model(const char *dir, celer_arena *arena, celer_repo_m
         m->pipeline_path = join(arena, dir, m->name, "pipeline.yaml");
         /* the folder's files (pipeline.yaml, item matrices, vocabularies) decide a reload */
         tally_files(fd, ".", 0, &m->pipeline_mtime_ns, &m->pipeline_bytes);
+    } else if (!fstatat(fd, "remote.yaml", &st, 0) && S_ISREG(st.st_mode)) {
+        m->remote_path = join(arena, dir, m->name, "remote.yaml");
+        tally_files(fd, ".", 0, &m->pipeline_mtime_ns, &m->pipeline_bytes);
     }
     DIR *d = fdopendir(fd);
     if (!d) {

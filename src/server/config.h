@@ -110,7 +110,9 @@ typedef struct celer_repo_model {
     const char *problem;          /* why the folder cannot be served as it is (more version folders than
                                      CELER_CONFIG_MAX_VERSIONS: then no versions are listed); NULL when none */
     const char *pipeline_path;    /* <repo>/<model>/pipeline.yaml: the folder is a pipeline */
-    int64_t pipeline_mtime_ns, pipeline_bytes; /* newest mtime and total size of its files */
+    const char *remote_path;      /* <repo>/<model>/remote.yaml: the folder is a remote model (remote.h) */
+    int64_t pipeline_mtime_ns, pipeline_bytes; /* a pipeline's or remote model's folder: newest mtime and
+                                                  total size of its files */
 } celer_repo_model;
 
 /* Lists the models of a repository folder (sorted by name; hidden and non-folder entries are

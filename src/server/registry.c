@@ -42,6 +42,7 @@ struct celer_registry {
     const celer_server_options *opts;
     celer_sched *sched;
     celer_metrics *metrics;
+    celer_remote_hub *remote_hub; /* made with the first remote model (under load_lock) */
     /* Readers (request lookups) hold the read lock only to find a version and bump its count. */
     pthread_rwlock_t lock;
     /* Loads and unloads run one at a time (API calls and the poller). */
@@ -79,7 +80,7 @@ struct celer_registry {
 static uint64_t fingerprint(const celer_repo_model *rm) {
     uint64_t h = (1469598103934665603ull ^ (uint64_t)rm->config_mtime_ns) * 1099511628211ull;
     h = (h ^ (uint64_t)rm->pipeline_mtime_ns ^ ((uint64_t)rm->pipeline_bytes << 20) ^ (rm->pipeline_path != NULL) ^
-         ((uint64_t)(rm->problem != NULL) << 1)) *
+         ((uint64_t)(rm->problem != NULL) << 1) ^ ((uint64_t)(rm->remote_path != NULL) << 2)) *
         1099511628211ull;
     for (int i = 0; i < rm->n_versions; i++) {
         const celer_repo_version *v = &rm->versions[i];
@@ -347,6 +348,7 @@ static void version_free(celer_registry *r, served_version *v) {
         if (v->step_queues[i]) celer_sched_queue_remove(r->sched, v->step_queues[i]);
     free(v->step_queues);
     if (v->queue) celer_sched_queue_remove(r->sched, v->queue);
+    celer_remote_close(v->remote); /* its calls in flight end first */
     celer_model_free(v->model);
     celer_pipeline_free(v->pipeline);
     free(v->m_steps);
@@ -771,6 +773,89 @@ fail:
     return st;
 }
 
+/* A remote model's folder is served as version 1 of the model upstream (remote.h): its
+ * remote.yaml, the upstream's metadata read now (the load fails while it cannot be read, and a
+ * later poll or load tries again), a task queue whose jobs go to the remote, and the config it
+ * serves with made from the metadata (`cfg`, in `arena`). */
+static celer_status remote_load(celer_registry *r, served_model *m, const celer_repo_model *rm, const char *mdir,
+                                celer_arena *arena, celer_model_config *cfg, served_version **out) {
+    served_version *v = calloc(1, sizeof *v);
+    if (!v) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
+    v->owner = m;
+    v->version = 1;
+    v->mtime_ns = rm->pipeline_mtime_ns;
+    snprintf(v->version_str, sizeof v->version_str, "1");
+    atomic_init(&v->refs, 1);
+    celer_arena_init(&v->arena, 4096, 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char shown[300], *text = NULL;
+    size_t len = 0;
+    snprintf(shown, sizeof shown, "%s/remote.yaml", rm->name);
+    celer_remote_config rc;
+    celer_status st = read_model_file(mdir, rm->name, "remote.yaml", CONFIG_MAX_BYTES, &v->arena, &text, &len);
+    if (!st) st = celer_remote_parse(text, len, shown, mdir, m->name, &v->arena, &rc);
+    if (!st && !r->remote_hub)
+        st = celer_remote_hub_init(r->metrics, (size_t)r->opts->max_body_bytes * 4 + (64u << 20), &r->remote_hub);
+    if (!st) st = celer_remote_open(r->remote_hub, &rc, m->name, &v->arena, &v->remote_desc, &v->remote);
+    if (st) goto fail;
+    const celer_remote_desc *d = &v->remote_desc;
+    v->batched = d->max_batch_size > 0;
+    v->n_inputs = d->n_inputs;
+    v->n_outputs = d->n_outputs;
+    v->inputs = calloc((size_t)v->n_inputs + 1, sizeof *v->inputs);
+    v->output_names = calloc((size_t)v->n_outputs + 1, sizeof *v->output_names);
+    *cfg = (celer_model_config){.name = celer_arena_strndup(arena, m->name, strlen(m->name)),
+                                .platform = celer_arena_strndup(arena, d->platform, strlen(d->platform)),
+                                .max_batch_size = d->max_batch_size, .n_inputs = d->n_inputs, .n_outputs = d->n_outputs,
+                                .response_cache = rc.cache_ttl_s > 0, .n_parameters = 2};
+    cfg->inputs = celer_arena_alloc(arena, sizeof *cfg->inputs * (size_t)(d->n_inputs + 1));
+    cfg->outputs = celer_arena_alloc(arena, sizeof *cfg->outputs * (size_t)(d->n_outputs + 1));
+    cfg->parameter_keys = celer_arena_alloc(arena, sizeof(char *) * 2);
+    cfg->parameter_values = celer_arena_alloc(arena, sizeof(char *) * 2);
+    if (!v->inputs || !v->output_names || !cfg->name || !cfg->platform || !cfg->inputs || !cfg->outputs ||
+        !cfg->parameter_keys || !cfg->parameter_values) {
+        st = celer_errorf(CELER_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    /* the config says where it is served from; the dims after the batch dim, as Triton's do */
+    cfg->parameter_keys[0] = "remote_url", cfg->parameter_values[0] = celer_arena_strndup(arena, rc.url, strlen(rc.url));
+    cfg->parameter_keys[1] = "remote_model", cfg->parameter_values[1] = celer_arena_strndup(arena, rc.model, strlen(rc.model));
+    int off = v->batched ? 1 : 0;
+    for (int i = 0; i < d->n_inputs + d->n_outputs; i++) {
+        bool in = i < d->n_inputs;
+        const int64_t *dims = in ? d->inputs[i].dims : d->outputs[i - d->n_inputs].shape.dims;
+        int rank = in ? d->inputs[i].rank : d->outputs[i - d->n_inputs].shape.rank;
+        celer_config_io *io = in ? &cfg->inputs[i] : &cfg->outputs[i - d->n_inputs];
+        *io = (celer_config_io){.name = in ? d->inputs[i].name : d->outputs[i - d->n_inputs].name,
+                                .dtype = in ? d->inputs[i].dtype : d->outputs[i - d->n_inputs].dtype,
+                                .rank = rank - off};
+        memcpy(io->dims, dims + off, sizeof *dims * (size_t)(rank - off));
+    }
+    for (int i = 0; i < v->n_inputs; i++) v->inputs[i] = d->inputs[i];
+    for (int i = 0; i < v->n_outputs; i++) v->output_names[i] = d->outputs[i].name;
+    v->cache_ttl_ns = (int64_t)(rc.cache_ttl_s * 1e9);
+    int64_t parts[2] = {rm->pipeline_mtime_ns, rm->pipeline_bytes}; /* remote.yaml and its files */
+    v->cache_salt = XXH3_64bits(parts, sizeof parts);
+    v->default_timeout_us = rc.timeout_ms * 1000;
+    v->allow_timeout_override = true;
+    /* a worker only hands the jobs on: as many at once as are queued */
+    celer_sched_queue_options qo = {.max_queue_size = r->opts->max_queue_size, .max_batch_size = CELER_MAX_BATCH_JOBS,
+                                    .batch_fn = celer_remote_batch, .batch_user = v->remote};
+    if ((st = batch_slots_init(v, CELER_MAX(d->max_batch_size, 1)))) goto fail;
+    if ((st = celer_sched_queue_add(r->sched, NULL, &qo, &v->queue))) goto fail;
+    char qname[320];
+    snprintf(qname, sizeof qname, "remote model %s", m->name);
+    celer_sched_queue_set_name(v->queue, qname);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    version_metrics(r, v, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
+    *out = v;
+    return CELER_OK;
+fail:
+    version_free(r, v);
+    return st;
+}
+
 /* Copies `msg` to out (`cap` bytes) with the repository's folder taken out of every path in it
  * ("/srv/repo/mlp/1/model.onnx" -> "mlp/1/model.onnx"): the loaders below the registry name the
  * files they open by their full path, and load errors reach clients (the repository index and
@@ -894,6 +979,17 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm, co
         }
         n_sel = -1; /* no version folders to load */
     }
+    if (!st && rm->remote_path) {
+        if (rm->n_versions)
+            st = celer_errorf(CELER_ERR_INVALID, "the folder has both remote.yaml and version folders: a remote model "
+                              "is served from its upstream alone");
+        else if (src && src->config)
+            st = celer_errorf(CELER_ERR_INVALID, "'%s' is a remote model: its remote.yaml and its upstream make its "
+                              "config, a model config cannot replace it", rm->name);
+        served_version *v = NULL;
+        if (!st && !(st = remote_load(r, m, rm, mdir, &arena, &cfg, &v))) loaded[n_loaded++] = v;
+        n_sel = -1;
+    }
     if (!st && n_sel == 0) {
         n_sel = celer_repo_select_versions(&cfg, rm, selected);
         if (n_sel == 0) st = celer_errorf(CELER_ERR_NOT_FOUND, "no version folder with a model.onnx matches the version policy");
@@ -1016,7 +1112,7 @@ static bool callee_io(void *user, const char *model, const char *version, const 
         if (!strcmp(m->versions[k]->version_str, version)) v = m->versions[k];
     for (int i = 0; i < (output ? v->n_outputs : v->n_inputs); i++) {
         if (output) {
-            const celer_io_desc *d = celer_model_output(v->model, i);
+            const celer_io_desc *d = celer_version_output(v, i);
             if (strcmp(d->name, tensor)) continue;
             const celer_reshape *rs = v->reshape_out && v->reshape_out[i].on ? &v->reshape_out[i] : NULL;
             out->dtype = d->dtype;
@@ -1054,7 +1150,7 @@ static bool describe_version(const served_version *v, celer_arena *a, celer_open
             if (t->rank >= 0) memcpy(dims + 1, t->dims, sizeof *dims * (size_t)CELER_MIN(t->rank, CELER_MAX_RANK - 1));
             outs[i] = (celer_openapi_tensor){v->output_names[i], t->dtype, t->rank < 0 ? -1 : t->rank + 1, dims, NULL, false};
         } else {
-            const celer_io_desc *d = celer_model_output(v->model, i);
+            const celer_io_desc *d = celer_version_output(v, i);
             const celer_reshape *rs = v->reshape_out && v->reshape_out[i].on ? &v->reshape_out[i] : NULL;
             outs[i] = rs ? (celer_openapi_tensor){d->name, d->dtype, rs->full_rank, rs->full, NULL, false}
                          : (celer_openapi_tensor){d->name, d->dtype, d->has_shape ? d->shape.rank : -1, d->shape.dims,
@@ -1408,6 +1504,7 @@ void celer_registry_free(celer_registry *r) {
         celer_arena_free(&m->arena);
         free(m);
     }
+    celer_remote_hub_free(r->remote_hub);
     free_docs(r->docs, r->n_docs);
     pthread_rwlock_destroy(&r->lock);
     pthread_mutex_destroy(&r->load_lock);
@@ -1443,6 +1540,11 @@ served_version *celer_registry_acquire(celer_registry *r, const char *name, cons
             snprintf(msg, msg_cap, "Request for unknown model: '%s' version %s is not found: no such version is loaded",
                      name, version);
         }
+    }
+    /* a remote model whose upstream is down answers at once */
+    if (found && found->remote && !celer_remote_ready(found->remote, msg, msg_cap)) {
+        *status = CELER_ERR_UNAVAILABLE;
+        found = NULL;
     }
     if (found) atomic_fetch_add(&found->refs, 1);
     pthread_rwlock_unlock(&r->lock);
@@ -1545,10 +1647,15 @@ void celer_registry_index_json(celer_registry *r, bool ready_only, celer_jbuf *o
     celer_jbuf_raw(out, "]", 1);
 }
 
+const celer_io_desc *celer_version_output(const served_version *v, int i) {
+    if (v->remote) return &v->remote_desc.outputs[i];
+    return v->model ? celer_model_output(v->model, i) : NULL;
+}
+
 void celer_registry_metadata(const served_version *v, celer_model_meta *out) {
     const served_model *m = v->owner;
     out->name = m->name;
-    out->platform = v->pipeline ? "celer_pipeline" : "onnxruntime_onnx";
+    out->platform = v->pipeline ? "celer_pipeline" : v->remote ? v->remote_desc.platform : "onnxruntime_onnx";
     out->n_versions = m->n_versions;
     for (int k = 0; k < m->n_versions; k++) out->versions[k] = m->versions[k]->version_str;
     out->n_inputs = v->n_inputs;
@@ -1565,7 +1672,7 @@ void celer_registry_metadata(const served_version *v, celer_model_meta *out) {
             out->outputs[i] = (celer_tensor_meta){v->output_names[i], t->dtype, known ? t->rank + 1 : 0, d, known};
             continue;
         }
-        const celer_io_desc *d = celer_model_output(v->model, i);
+        const celer_io_desc *d = celer_version_output(v, i);
         const celer_reshape *rs = v->reshape_out && v->reshape_out[i].on ? &v->reshape_out[i] : NULL;
         out->outputs[i] = rs ? (celer_tensor_meta){d->name, d->dtype, rs->full_rank, rs->full, true}
                              : (celer_tensor_meta){d->name, d->dtype, d->has_shape ? d->shape.rank : 0, d->shape.dims, true};

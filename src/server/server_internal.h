@@ -14,6 +14,7 @@
 #include "server/kserve.h"
 #include "server/metrics.h"
 #include "server/overrides.h"
+#include "server/remote.h"
 #include "server/sched.h"
 #include "server/server.h"
 
@@ -81,8 +82,10 @@ typedef struct served_version {
     served_model *owner;
     int64_t version;
     char version_str[24];
-    celer_model *model;               /* NULL for a pipeline */
+    celer_model *model;               /* NULL for a pipeline and a remote model */
     celer_pipeline *pipeline;         /* the folder's pipeline.yaml; its queue holds tasks */
+    celer_remote *remote;             /* the folder's remote.yaml; its queue hands jobs to it */
+    celer_remote_desc remote_desc;    /* remote: what the upstream serves (in `arena`) */
     celer_series **m_steps;           /* pipeline: per-step duration histograms */
     celer_sched_queue **step_queues;  /* pipeline: for steps that batch across requests, their queue */
     int n_batch_steps;                /* pipeline: steps that batch across requests */
@@ -237,6 +240,8 @@ typedef struct celer_model_meta {
     int64_t row_dims[CELER_CONFIG_MAX_IO][CELER_MAX_RANK]; /* a pipeline's output shapes: -1 rows, then per row */
 } celer_model_meta;
 void celer_registry_metadata(const served_version *v, celer_model_meta *out);
+/* Output i of a model version, local or remote (NULL for a pipeline's). */
+const celer_io_desc *celer_version_output(const served_version *v, int i);
 
 /* Appends the OpenAPI document (openapi.h) of the server (model NULL), of a model (version NULL)
  * or of one of its versions to out, as the registry keeps it since the last load or unload.

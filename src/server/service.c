@@ -899,8 +899,8 @@ static celer_status check_outputs(const served_version *v, const celer_kserve_re
         int i = 0;
         while (i < v->n_outputs && strcmp(v->output_names[i], req->outputs[k].name)) i++;
         if (i == v->n_outputs) return celer_errorf(CELER_ERR_INVALID, "unknown output '%s' requested", req->outputs[k].name);
-        if (req->outputs[k].classification && v->model)
-            CELER_TRY(celer_kserve_classify_check(celer_model_output(v->model, i)->dtype, v->output_names[i]));
+        const celer_io_desc *d = req->outputs[k].classification ? celer_version_output(v, i) : NULL;
+        if (d) CELER_TRY(celer_kserve_classify_check(d->dtype, v->output_names[i]));
     }
     return CELER_OK;
 }
