@@ -681,6 +681,8 @@ def check_faults(front, fgrpc, stub):
             check(f"fault {proto}: connection dropped {drop} the answer ({dropped} calls dropped) -> an error "
                   f"(502/503) in {dt * 1e3:.0f} ms, no hang", s in (502, 503) and dt < 3 and error_of(d)
                   and dropped >= 1, (s, d, dt))
+            check(f"fault {proto}: drop {drop}: at most 1 + retries (2) calls reach the upstream for one request "
+                  f"({dropped})", dropped <= 3, dropped)
             good(model, f"a drop {drop}")
         stub.faults()
     # the same 500 through the front's gRPC endpoint: INTERNAL
@@ -745,7 +747,8 @@ def check_restart(front, gfront, ups, up_grpc_port):
         model_ready = request(front.port, "GET", "/v2/models/mlp/ready")[0]
         server_ready = request(front.port, "GET", "/v2/health/ready")[0]
         check(f"circuit open: the model is not ready ({model_ready}), the server still is ({server_ready})",
-              model_ready != 200 and server_ready == 200, (model_ready, server_ready))
+              model_ready != 200 and server_ready == 200,
+              (model_ready, server_ready, front.proc.poll(), front.output()[-3000:]))
         t_restart = time.monotonic()
         ups.append(celer_on(up.port, REPO_SRC, "--grpc-port", str(up_grpc_port)))
         t_up = time.monotonic()
@@ -772,7 +775,7 @@ def check_restart(front, gfront, ups, up_grpc_port):
             t.join()
     lost = [(round(dt, 2), b) for _, dt, s, b in results if s is None]
     check(f"under load: every one of {len(results)} requests answered (none unanswered in the client's 5 s)",
-          not lost, lost[:3])
+          not lost, (lost[:3], front.proc.poll(), front.output()[-3000:]))
     statuses = sorted({s for _, _, s, _ in results}, key=str)
     check(f"under load: statuses {statuses} are 200 or 503 (502 while the upstream dies)",
           set(statuses) <= {200, 502, 503}, [b for _, _, s, b in results if s not in (200, 502, 503)][:3])
