@@ -797,7 +797,9 @@ static celer_status remote_load(celer_registry *r, served_model *m, const celer_
     if (!st) st = celer_remote_parse(text, len, shown, mdir, m->name, &v->arena, &rc);
     if (!st && !r->remote_hub)
         st = celer_remote_hub_init(r->metrics, (size_t)r->opts->max_body_bytes * 4 + (64u << 20), &r->remote_hub);
-    if (!st) st = celer_remote_open(r->remote_hub, &rc, m->name, &v->arena, &v->remote_desc, &v->remote);
+    if (!st) st = batch_slots_init(v, CELER_MAX_BATCH_JOBS); /* gathered calls: up to as many rows as jobs */
+    if (!st)
+        st = celer_remote_open(r->remote_hub, &rc, m->name, version_batch_done, v, &v->arena, &v->remote_desc, &v->remote);
     if (st) goto fail;
     const celer_remote_desc *d = &v->remote_desc;
     v->batched = d->max_batch_size > 0;
@@ -839,10 +841,9 @@ static celer_status remote_load(celer_registry *r, served_model *m, const celer_
     v->cache_salt = XXH3_64bits(parts, sizeof parts);
     v->default_timeout_us = rc.timeout_ms * 1000;
     v->allow_timeout_override = true;
-    /* a worker only hands the jobs on: as many at once as are queued */
-    celer_sched_queue_options qo = {.max_queue_size = r->opts->max_queue_size, .max_batch_size = CELER_MAX_BATCH_JOBS,
-                                    .batch_fn = celer_remote_batch, .batch_user = v->remote};
-    if ((st = batch_slots_init(v, CELER_MAX(d->max_batch_size, 1)))) goto fail;
+    /* the queue admits requests (its places bound those being read and decoded); their jobs go to
+     * the remote, which queues them itself (service.c) */
+    celer_sched_queue_options qo = {.max_queue_size = r->opts->max_queue_size};
     if ((st = celer_sched_queue_add(r->sched, NULL, &qo, &v->queue))) goto fail;
     char qname[320];
     snprintf(qname, sizeof qname, "remote model %s", m->name);

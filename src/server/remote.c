@@ -49,6 +49,7 @@ static const struct remote_key {
     {"version", K_STR, 0, 0},
     {"timeout_ms", K_INT, 1, 3600000},
     {"connect_timeout_ms", K_INT, 1, 600000},
+    {"health_interval_ms", K_INT, 0, 3600000},
     {"max_inflight", K_INT, 1, 65536},
     {"max_queue_size", K_INT, 1, 1 << 20},
     {"retries", K_INT, 0, 10},
@@ -173,6 +174,7 @@ static celer_status parse_key(yparse *p, const struct remote_key *k, const yaml_
         CELER_TRY(yint(p, v, k->name, k->lo, k->hi, &x));
         if (!strcmp(k->name, "timeout_ms")) c->timeout_ms = x;
         else if (!strcmp(k->name, "connect_timeout_ms")) c->connect_timeout_ms = x;
+        else if (!strcmp(k->name, "health_interval_ms")) c->health_interval_ms = x;
         else if (!strcmp(k->name, "max_inflight")) c->max_inflight = (int)x;
         else if (!strcmp(k->name, "max_queue_size")) c->max_queue_size = (int)x;
         else if (!strcmp(k->name, "retries")) c->retries = (int)x;
@@ -255,7 +257,7 @@ static celer_status parse_url(yparse *p, const yaml_node_t *n) {
 
 celer_status celer_remote_parse(const char *text, size_t len, const char *shown, const char *mdir, const char *name,
                                 celer_arena *arena, celer_remote_config *out) {
-    *out = (celer_remote_config){.model = name, .version = "", .timeout_ms = 10000, .connect_timeout_ms = 1000,
+    *out = (celer_remote_config){.model = name, .version = "", .timeout_ms = 10000, .connect_timeout_ms = 1000, .health_interval_ms = 5000,
                                  .max_inflight = 64, .max_queue_size = 1024, .retries = 2, .retry_budget = 0.1,
                                  .breaker_failures = 5, .breaker_open_ms = 1000};
     yaml_parser_t parser;
@@ -281,7 +283,7 @@ celer_status celer_remote_parse(const char *text, size_t len, const char *shown,
         for (size_t i = 0; ks && i < CELER_ARRAY_LEN(remote_keys) && !k; i++)
             if (!strcmp(remote_keys[i].name, ks)) k = &remote_keys[i];
         if (!k) {
-            st = yerr(&p, kn, "unknown key '%s' (keys: url model version timeout_ms connect_timeout_ms max_inflight "
+            st = yerr(&p, kn, "unknown key '%s' (keys: url model version timeout_ms connect_timeout_ms health_interval_ms max_inflight "
                       "max_queue_size retries retry_budget circuit_breaker max_batch_size cache bearer_token_env "
                       "bearer_token_file headers headers_env ca_file)", ks ? ks : "?");
             break;
@@ -322,11 +324,14 @@ struct celer_remote {
     rcall *retries;              /* calls waiting for their retry */
     int consecutive;             /* failures in a row */
     int64_t opened_ns;           /* the circuit opened (or its probe failed) then */
+    int64_t next_health_ns;      /* a closed circuit's next probe, unless a call answers before */
     bool probing;
     double budget;               /* retry tokens */
     bool closing;
     char last_error[MESSAGE_MAX];
     atomic_int breaker;          /* breaker_state, read without the lock */
+    void (*on_batch)(void *user, const celer_sched_batch *b); /* after each call's jobs got done */
+    void *on_batch_user;
     celer_remote *next;
     /* metrics */
     celer_series *m_duration, *m_errors[E_COUNT], *m_retries, *m_inflight, *m_waiting, *m_circuit;
@@ -531,11 +536,18 @@ static celer_status json_dims(const celer_json *shape, celer_arena *a, int64_t *
 }
 
 
+/* What an answer is checked against, and where its decoding goes. */
+typedef struct answer {
+    const celer_remote_desc *d;
+    int64_t rows;        /* rows sent, when the upstream batches */
+    celer_arena *arena;
+} answer;
+
 /* Checks output `i` as the upstream declares it (datatype, dims, the rows sent) against its
  * metadata, into t's dtype and shape. */
-static celer_status check_output(const rcall *c, int i, const char *datatype, size_t dt_len, const int64_t *dims,
+static celer_status check_output(const answer *a, int i, const char *datatype, size_t dt_len, const int64_t *dims,
                                  int rank, celer_tensor *t) {
-    const celer_io_desc *o = &c->r->desc.outputs[i];
+    const celer_io_desc *o = &a->d->outputs[i];
     char dt[32];
     snprintf(dt, sizeof dt, "%.*s", (int)CELER_MIN(dt_len, 31), datatype);
     celer_dtype dtype = celer_dtype_from_kserve_name(dt);
@@ -552,33 +564,31 @@ static celer_status check_output(const rcall *c, int i, const char *datatype, si
                                 (long long)dims[k], (long long)o->shape.dims[k]);
         t->shape.dims[k] = dims[k];
     }
-    int64_t rows = 0;
-    for (int j = 0; j < c->n_jobs; j++) rows += c->rows[j];
-    if (c->r->desc.max_batch_size > 0 && (rank < 1 || dims[0] != rows))
+    if (a->d->max_batch_size > 0 && (rank < 1 || dims[0] != a->rows))
         return celer_errorf(CELER_ERR_SHAPE, "output '%s' has %lld rows for a request of %lld", o->name,
-                            rank ? (long long)dims[0] : 0LL, (long long)rows);
+                            rank ? (long long)dims[0] : 0LL, (long long)a->rows);
     if (celer_shape_numel(&t->shape) < 0) return celer_errorf(CELER_ERR_SHAPE, "output '%s': shape too large", o->name);
     return CELER_OK;
 }
 
 /* Output `i` in binary form (n bytes at data): checked, then t points into the answer (copied
  * into the call's arena when unaligned for its type; BYTES elements are copied there). */
-static celer_status take_output(rcall *c, int i, const char *datatype, size_t dt_len, const int64_t *dims, int rank,
+static celer_status take_output(const answer *a, int i, const char *datatype, size_t dt_len, const int64_t *dims, int rank,
                                 const char *data, size_t n, celer_tensor *t) {
-    CELER_TRY(check_output(c, i, datatype, dt_len, dims, rank, t));
-    const char *name = c->r->desc.outputs[i].name;
+    CELER_TRY(check_output(a, i, datatype, dt_len, dims, rank, t));
+    const char *name = a->d->outputs[i].name;
     int64_t numel = celer_shape_numel(&t->shape);
     if (t->dtype == CELER_STRING) {
         char what[300];
         snprintf(what, sizeof what, "output '%s'", name);
-        return celer_kserve_decode_bytes(data, n, (size_t)numel, true, &c->arena, what, &t->data);
+        return celer_kserve_decode_bytes(data, n, (size_t)numel, true, a->arena, what, &t->data);
     }
     size_t es = celer_dtype_size(t->dtype), need = (size_t)numel * es;
     if (n != need)
         return celer_errorf(CELER_ERR_SHAPE, "output '%s' has %zu bytes for %lld elements of %zu", name, n,
                             (long long)numel, es);
     if (es > 1 && ((uintptr_t)data % (es > 8 ? 8 : es))) {
-        char *copy = celer_arena_alloc_uninit(&c->arena, need ? need : 1);
+        char *copy = celer_arena_alloc_uninit(a->arena, need ? need : 1);
         if (!copy) return celer_error_wrap(celer_error_status(), "output '%s'", name);
         memcpy(copy, data, need);
         data = copy;
@@ -589,13 +599,12 @@ static celer_status take_output(rcall *c, int i, const char *datatype, size_t dt
 
 /* HTTP: {"outputs":[{"name","datatype","shape","parameters":{"binary_data_size"}}...]} then the
  * binary parts, in the order of the outputs that have them; or "data" as JSON. */
-static celer_status decode_http(rcall *c, celer_tensor *outs) {
-    const celer_remote_desc *d = &c->r->desc;
-    const char *body = c->resp.data ? c->resp.data : "";
-    size_t len = c->resp.len, hl = c->header_len == SIZE_MAX ? len : c->header_len;
+static celer_status decode_http(const answer *a, const char *body, size_t len, size_t json_len, celer_tensor *outs) {
+    const celer_remote_desc *d = a->d;
+    size_t hl = json_len == SIZE_MAX ? len : json_len;
     if (hl > len) return celer_errorf(CELER_ERR_PARSE, "Inference-Header-Content-Length %zu is past the body's %zu bytes", hl, len);
     celer_json *root;
-    CELER_TRY(celer_json_parse(body, hl, &c->arena, &root));
+    CELER_TRY(celer_json_parse(body, hl, a->arena, &root));
     const celer_json *outputs = celer_json_get(root, "outputs");
     if (!outputs || outputs->type != CELER_JSON_ARRAY) return celer_errorf(CELER_ERR_PARSE, "the answer has no outputs array");
     bool seen[CELER_CONFIG_MAX_IO] = {0};
@@ -612,23 +621,23 @@ static celer_status decode_http(rcall *c, celer_tensor *outs) {
         if (i == d->n_outputs || i >= CELER_CONFIG_MAX_IO) continue; /* not asked for */
         int64_t dims[CELER_MAX_RANK];
         int rank;
-        CELER_TRY(json_dims(shape, &c->arena, dims, &rank));
+        CELER_TRY(json_dims(shape, a->arena, dims, &rank));
         celer_tensor *t = &outs[i];
         if (bsize) {
             if (bsize->type != CELER_JSON_NUMBER || bsize->number < 0 || bsize->number > (double)(len - off))
                 return celer_errorf(CELER_ERR_PARSE, "output '%s': binary_data_size past the body", name->string);
             size_t n = (size_t)bsize->number;
-            CELER_TRY(take_output(c, i, dt->string, dt->string_len, dims, rank, body + off, n, t));
+            CELER_TRY(take_output(a, i, dt->string, dt->string_len, dims, rank, body + off, n, t));
             off += n;
         } else {
             const celer_json *data = celer_json_get(o, "data");
             if (!data) return celer_errorf(CELER_ERR_PARSE, "output '%s' has neither data nor binary_data_size", name->string);
-            CELER_TRY(check_output(c, i, dt->string, dt->string_len, dims, rank, t));
+            CELER_TRY(check_output(a, i, dt->string, dt->string_len, dims, rank, t));
             int64_t numel = celer_shape_numel(&t->shape);
             size_t es = t->dtype == CELER_STRING ? sizeof(celer_str) : celer_dtype_size(t->dtype);
-            void *buf = celer_arena_alloc(&c->arena, (size_t)numel * es + 1);
+            void *buf = celer_arena_alloc(a->arena, (size_t)numel * es + 1);
             if (!buf) return celer_error_wrap(celer_error_status(), "output '%s'", name->string);
-            CELER_TRY(celer_json_decode_tensor(data, t->dtype, &t->shape, buf, &c->arena, name->string));
+            CELER_TRY(celer_json_decode_tensor(data, t->dtype, &t->shape, buf, a->arena, name->string));
             t->data = buf;
         }
         seen[i] = true;
@@ -639,10 +648,9 @@ static celer_status decode_http(rcall *c, celer_tensor *outs) {
 }
 
 /* gRPC: the framed ModelInferResponse; outputs (5) with raw_output_contents (6) in their order. */
-static celer_status decode_grpc(rcall *c, celer_tensor *outs) {
-    const celer_remote_desc *d = &c->r->desc;
-    const uint8_t *p = (const uint8_t *)c->resp.data;
-    size_t len = c->resp.len;
+static celer_status decode_grpc(const answer *a, const char *body, size_t len, celer_tensor *outs) {
+    const celer_remote_desc *d = a->d;
+    const uint8_t *p = (const uint8_t *)body;
     if (len < 5 || p[0] != 0) return celer_errorf(CELER_ERR_PARSE, "the answer is not one uncompressed gRPC message");
     size_t mlen = (size_t)p[1] << 24 | (size_t)p[2] << 16 | (size_t)p[3] << 8 | p[4];
     if (mlen != len - 5) return celer_errorf(CELER_ERR_PARSE, "gRPC message of %zu bytes in %zu", mlen, len - 5);
@@ -684,7 +692,7 @@ static celer_status decode_grpc(rcall *c, celer_tensor *outs) {
             if (n_raw >= n_out) return celer_errorf(CELER_ERR_PARSE, "more raw_output_contents than outputs");
             int i = which[n_raw];
             if (i < d->n_outputs)
-                CELER_TRY(take_output(c, i, meta[n_raw].dt, meta[n_raw].dt_len, meta[n_raw].dims, meta[n_raw].rank,
+                CELER_TRY(take_output(a, i, meta[n_raw].dt, meta[n_raw].dt_len, meta[n_raw].dims, meta[n_raw].rank,
                                       (const char *)f.p, f.len, &outs[i]));
             n_raw++;
         }
@@ -696,6 +704,12 @@ static celer_status decode_grpc(rcall *c, celer_tensor *outs) {
         if (!got) return celer_errorf(CELER_ERR_INVALID, "the answer lacks output '%s' (in raw_output_contents)", d->outputs[i].name);
     }
     return CELER_OK;
+}
+
+celer_status celer_remote_decode(const celer_remote_desc *d, bool grpc, int64_t rows, const char *body, size_t len,
+                                 size_t json_len, celer_arena *arena, celer_tensor *outs) {
+    answer a = {d, rows, arena};
+    return grpc ? decode_grpc(&a, body ? body : "", len, outs) : decode_http(&a, body ? body : "", len, json_len, outs);
 }
 
 /* ---- the exchange: curl callbacks shared by calls, probes and the loader ---- */
@@ -1020,9 +1034,10 @@ static void start_call(celer_remote_hub *h, rcall *c) {
     int64_t now = now_ns();
     celer_status st = CELER_OK;
     char msg[MESSAGE_MAX] = "";
-    if (c->n_jobs && !c->req.len && (st = encode_call(c)))
-        snprintf(msg, sizeof msg, "upstream %s model '%s': encoding the call: %s", r->cfg.url, r->cfg.model,
-                 celer_error_message());
+    if (c->n_jobs && !c->req.len && (st = encode_call(c))) {
+        celer_error_wrap(st, "upstream %s model '%s': encoding the call", r->cfg.url, r->cfg.model);
+        snprintf(msg, sizeof msg, "%s", celer_error_message());
+    }
     if (!c->n_jobs && !c->req.len && r->ready_body) celer_jbuf_raw(&c->req, r->ready_body, r->ready_len);
     int64_t timeout_ms = c->n_jobs ? (c->deadline_ns - now) / 1000000 : r->cfg.connect_timeout_ms + r->cfg.timeout_ms;
     if (!st && timeout_ms < 1) {
@@ -1118,15 +1133,21 @@ static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res) {
     pthread_mutex_lock(&h->mu);
     if (probe) {
         r->probing = false;
+        r->next_health_ns = now + r->cfg.health_interval_ms * 1000000;
+        int was = atomic_load(&r->breaker);
         if (ready) {
             r->consecutive = 0;
             atomic_store(&r->breaker, BREAKER_CLOSED);
-            celer_log(CELER_LOG_INFO, "remote model '%s': upstream %s answers again, circuit closed", r->name, r->cfg.url);
-        } else {
+            if (was != BREAKER_CLOSED)
+                celer_log(CELER_LOG_INFO, "remote model '%s': upstream %s is ready again, circuit closed", r->name,
+                          r->cfg.url);
+        } else { /* not ready (or not there): calls fail at once until a probe says otherwise */
             r->opened_ns = now;
             atomic_store(&r->breaker, BREAKER_OPEN);
             if (!v.st) snprintf(msg + strlen(msg), sizeof msg - strlen(msg), "the model is not ready");
             snprintf(r->last_error, sizeof r->last_error, "%s", msg);
+            if (was == BREAKER_CLOSED)
+                celer_log(CELER_LOG_WARNING, "remote model '%s': circuit open: %s", r->name, msg);
         }
     } else if (v.down) {
         snprintf(r->last_error, sizeof r->last_error, "%s", msg);
@@ -1138,6 +1159,7 @@ static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res) {
         }
     } else {
         r->consecutive = 0;
+        if (!v.st) r->next_health_ns = now + r->cfg.health_interval_ms * 1000000; /* an answer says it is up */
     }
     bool retry = !probe && v.retryable && c->attempt < r->cfg.retries && r->budget >= 1 &&
                  atomic_load(&r->breaker) == BREAKER_CLOSED && !r->closing;
@@ -1170,9 +1192,12 @@ static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res) {
         return;
     }
     celer_tensor outs[CELER_CONFIG_MAX_IO];
-    if (!probe && !v.st && (v.st = r->cfg.grpc ? decode_grpc(c, outs) : decode_http(c, outs))) {
-        snprintf(msg, sizeof msg, "upstream %s model '%s' answered what its metadata does not allow: %s", r->cfg.url,
-                 r->cfg.model, celer_error_message());
+    int64_t rows = 0;
+    for (int j = 0; j < c->n_jobs; j++) rows += c->rows[j];
+    if (!probe && !v.st &&
+        (v.st = celer_remote_decode(&r->desc, r->cfg.grpc, rows, c->resp.data, c->resp.len, c->header_len, &c->arena, outs))) {
+        celer_error_wrap(v.st, "upstream %s model '%s' answered what its metadata does not allow", r->cfg.url, r->cfg.model);
+        snprintf(msg, sizeof msg, "%s", celer_error_message());
         v.st = CELER_ERR_UPSTREAM;
         celer_metrics_add(r->m_errors[E_PROTOCOL], 1);
     }
@@ -1181,6 +1206,11 @@ static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res) {
         celer_span_end(c->span, now_ns());
     }
     if (!probe) complete_jobs(c, v.st, msg, outs, now);
+    if (!probe && !v.st && r->on_batch) { /* Triton's batch_stats: encoding, the round trip, handing out */
+        celer_sched_batch b = {.rows = rows, .input_ns = c->sent_ns - c->formed_ns, .infer_ns = now - c->sent_ns,
+                               .output_ns = now_ns() - now};
+        r->on_batch(r->on_batch_user, &b);
+    }
     call_free(c);
 }
 
@@ -1218,6 +1248,18 @@ static void *hub_main(void *arg) {
                 } else {
                     if (c->retry_at_ns < wake) wake = c->retry_at_ns;
                     pp = &c->next;
+                }
+            }
+            /* an idle upstream's readiness, probed while the circuit is closed */
+            int64_t health = r->next_health_ns;
+            if (r->cfg.health_interval_ms && atomic_load(&r->breaker) == BREAKER_CLOSED && !r->probing && !r->closing) {
+                rcall *p = now >= health ? call_new(r) : NULL;
+                if (p) {
+                    r->probing = true;
+                    p->next = start;
+                    start = p;
+                } else if (health < wake) {
+                    wake = CELER_MAX(health, now + 1000000);
                 }
             }
             form_calls(r, now, &f, &start, &wake);
@@ -1356,9 +1398,10 @@ static celer_status add_tensor(celer_remote_desc *d, bool input, const char *nam
     return CELER_OK;
 }
 
-static celer_status metadata_http(rcall *c, celer_remote_desc *d, celer_arena *a) {
+static celer_status metadata_http(const char *body, size_t len, celer_arena *scratch, celer_remote_desc *d,
+                                  celer_arena *a) {
     celer_json *root;
-    CELER_TRY(celer_json_parse(c->resp.data ? c->resp.data : "", c->resp.len, &c->arena, &root));
+    CELER_TRY(celer_json_parse(body, len, scratch, &root));
     const celer_json *pf = celer_json_get(root, "platform");
     d->platform = pf && pf->type == CELER_JSON_STRING ? celer_arena_strndup(a, pf->string, pf->string_len) : "";
     for (int io = 0; io < 2; io++) {
@@ -1370,15 +1413,16 @@ static celer_status metadata_http(rcall *c, celer_remote_desc *d, celer_arena *a
                 return celer_errorf(CELER_ERR_PARSE, "a tensor of the metadata lacks name or datatype");
             int64_t dims[CELER_MAX_RANK];
             int rank;
-            CELER_TRY(json_dims(celer_json_get(t, "shape"), &c->arena, dims, &rank));
+            CELER_TRY(json_dims(celer_json_get(t, "shape"), scratch, dims, &rank));
             CELER_TRY(add_tensor(d, !io, nm->string, nm->string_len, dt->string, dt->string_len, dims, rank, a));
         }
     }
     return CELER_OK;
 }
 
-static celer_status metadata_grpc(rcall *c, celer_remote_desc *d, celer_arena *a) {
-    celer_pb_reader rd = {(const uint8_t *)c->resp.data + 5, (const uint8_t *)c->resp.data + c->resp.len};
+static celer_status metadata_grpc(const char *body, size_t len, celer_remote_desc *d, celer_arena *a) {
+    if (len < 5) return celer_errorf(CELER_ERR_PARSE, "not a gRPC message");
+    celer_pb_reader rd = {(const uint8_t *)body + 5, (const uint8_t *)body + len};
     celer_pb_field f;
     int rc;
     d->platform = "";
@@ -1403,16 +1447,32 @@ static celer_status metadata_grpc(rcall *c, celer_remote_desc *d, celer_arena *a
     return rc < 0 ? celer_error_status() : CELER_OK;
 }
 
-static celer_status config_max_batch(rcall *c, int *mbs) {
+celer_status celer_remote_decode_metadata(bool grpc, const char *body, size_t len, celer_arena *arena,
+                                          celer_remote_desc *desc) {
+    *desc = (celer_remote_desc){0};
+    desc->inputs = celer_arena_alloc(arena, sizeof *desc->inputs * CELER_CONFIG_MAX_IO);
+    desc->outputs = celer_arena_alloc(arena, sizeof *desc->outputs * CELER_CONFIG_MAX_IO);
+    if (!desc->inputs || !desc->outputs) return celer_error_wrap(celer_error_status(), "metadata");
+    if (grpc) return metadata_grpc(body ? body : "", len, desc, arena);
+    celer_arena scratch;
+    celer_arena_init(&scratch, 4096, len * 16 + (64u << 10)); /* the DOM, bounded by the text */
+    celer_status st = metadata_http(body ? body : "", len, &scratch, desc, arena);
+    celer_arena_free(&scratch);
+    return st;
+}
+
+celer_status celer_remote_decode_max_batch(bool grpc, const char *body, size_t len, celer_arena *arena, int *mbs) {
     *mbs = 0;
-    if (!c->r->cfg.grpc) {
+    body = body ? body : "";
+    if (!grpc) {
         celer_json *root;
-        CELER_TRY(celer_json_parse(c->resp.data ? c->resp.data : "", c->resp.len, &c->arena, &root));
+        CELER_TRY(celer_json_parse(body, len, arena, &root));
         const celer_json *m = celer_json_get(root, "max_batch_size");
         if (m && m->type == CELER_JSON_NUMBER && m->number >= 0 && m->number <= INT_MAX) *mbs = (int)m->number;
         return CELER_OK;
     }
-    celer_pb_reader rd = {(const uint8_t *)c->resp.data + 5, (const uint8_t *)c->resp.data + c->resp.len};
+    if (len < 5) return celer_errorf(CELER_ERR_PARSE, "not a gRPC message");
+    celer_pb_reader rd = {(const uint8_t *)body + 5, (const uint8_t *)body + len};
     celer_pb_field f, g;
     while (celer_pb_next(&rd, &f, "ModelConfigResponse") > 0) {
         if (f.number != 1 || f.wire != 2) continue;
@@ -1431,24 +1491,25 @@ static char *url_join(celer_arena *a, const char *base, const char *tail) {
 }
 
 celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *cfg, const char *name,
+                               void (*on_batch)(void *user, const celer_sched_batch *b), void *on_batch_user,
                                celer_arena *arena, celer_remote_desc *desc, celer_remote **out) {
     celer_remote *r = calloc(1, sizeof *r);
     if (!r) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
     r->hub = h;
     r->cfg = *cfg;
+    r->on_batch = on_batch;
+    r->on_batch_user = on_batch_user;
     snprintf(r->name, sizeof r->name, "%s", name);
     r->budget = BUDGET_FLOOR;
+    r->next_health_ns = now_ns() + cfg->health_interval_ms * 1000000;
     celer_status st = CELER_OK;
     char msg[MESSAGE_MAX] = "";
     rcall *c = call_new(r);
     r->ring = calloc((size_t)cfg->max_queue_size, sizeof *r->ring);
-    desc->inputs = celer_arena_alloc(arena, sizeof *desc->inputs * CELER_CONFIG_MAX_IO);
-    desc->outputs = celer_arena_alloc(arena, sizeof *desc->outputs * CELER_CONFIG_MAX_IO);
-    if (!c || !r->ring || !desc->inputs || !desc->outputs) {
+    if (!c || !r->ring) {
         st = celer_errorf(CELER_ERR_NOMEM, "out of memory");
         goto done;
     }
-    desc->n_inputs = desc->n_outputs = 0;
     const char *meta_url, *config_url;
     if (cfg->grpc) {
         r->infer_url = url_join(arena, cfg->base, GRPC_SERVICE "ModelInfer");
@@ -1482,14 +1543,14 @@ celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *c
         goto done;
     }
     if ((st = exchange(c, meta_url, msg, sizeof msg))) goto done;
-    if ((st = cfg->grpc ? metadata_grpc(c, desc, arena) : metadata_http(c, desc, arena))) {
-        st = celer_errorf(st == CELER_ERR_NOMEM ? st : CELER_ERR_UNAVAILABLE, "upstream %s model '%s': its metadata: %s",
-                          cfg->url, cfg->model, celer_error_message());
+    if ((st = celer_remote_decode_metadata(cfg->grpc, c->resp.data, c->resp.len, arena, desc))) {
+        st = celer_error_wrap(st == CELER_ERR_NOMEM ? st : CELER_ERR_UNAVAILABLE, "upstream %s model '%s': its metadata",
+                              cfg->url, cfg->model);
         goto done;
     }
-    if ((st = exchange(c, config_url, msg, sizeof msg)) || (st = config_max_batch(c, &desc->max_batch_size))) {
-        st = celer_errorf(CELER_ERR_UNAVAILABLE, "upstream %s model '%s': its config: %s", cfg->url, cfg->model,
-                          celer_error_message());
+    if ((st = exchange(c, config_url, msg, sizeof msg))) goto done;
+    if ((st = celer_remote_decode_max_batch(cfg->grpc, c->resp.data, c->resp.len, &c->arena, &desc->max_batch_size))) {
+        st = celer_error_wrap(CELER_ERR_UNAVAILABLE, "upstream %s model '%s': its config", cfg->url, cfg->model);
         goto done;
     }
     for (int i = 0; i < desc->n_inputs; i++) desc->inputs[i].batched = desc->max_batch_size > 0;
@@ -1521,33 +1582,31 @@ done:
 
 /* ---- serving ---- */
 
-void celer_remote_batch(void *user, celer_job *const *jobs, int n) {
-    celer_remote *r = user;
+celer_status celer_remote_submit(celer_remote *r, celer_job *job) {
     celer_remote_hub *h = r->hub;
-    failures f = {0};
-    bool queued = false;
+    job->enqueue_ns = now_ns();
+    job->start_ns = job->input_end_ns = job->end_ns = 0;
+    job->batch_size = 0;
+    job->batch_first = false;
     char msg[MESSAGE_MAX];
     pthread_mutex_lock(&h->mu);
-    bool closed = atomic_load(&r->breaker) == BREAKER_CLOSED;
-    for (int i = 0; i < n; i++) {
-        celer_job *j = jobs[i];
-        if (!closed) {
-            down_message(r, msg, sizeof msg);
-            fail_later(&f, j, CELER_ERR_UNAVAILABLE, msg);
-            celer_metrics_add(r->m_errors[E_CIRCUIT], 1);
-        } else if (r->n_waiting == r->cfg.max_queue_size) {
-            snprintf(msg, sizeof msg, "queue of remote model '%s' is full (%d waiting for upstream %s, %d in flight)",
-                     r->name, r->n_waiting, r->cfg.url, r->n_inflight);
-            fail_later(&f, j, CELER_ERR_UNAVAILABLE, msg);
-            celer_metrics_add(r->m_errors[E_QUEUE_FULL], 1);
-        } else {
-            r->ring[(r->head + r->n_waiting++) % r->cfg.max_queue_size] = j;
-            queued = true;
-        }
+    celer_status st = CELER_OK;
+    if (atomic_load(&r->breaker) != BREAKER_CLOSED) {
+        down_message(r, msg, sizeof msg);
+        st = celer_errorf(CELER_ERR_UNAVAILABLE, "%s", msg);
+        celer_metrics_add(r->m_errors[E_CIRCUIT], 1);
+    } else if (r->closing) {
+        st = celer_errorf(CELER_ERR_UNAVAILABLE, "remote model '%s' is being unloaded", r->name);
+    } else if (r->n_waiting == r->cfg.max_queue_size) {
+        st = celer_errorf(CELER_ERR_UNAVAILABLE, "queue of remote model '%s' is full (%d waiting for upstream %s, %d "
+                          "in flight)", r->name, r->n_waiting, r->cfg.url, r->n_inflight);
+        celer_metrics_add(r->m_errors[E_QUEUE_FULL], 1);
+    } else {
+        r->ring[(r->head + r->n_waiting++) % r->cfg.max_queue_size] = job;
     }
     pthread_mutex_unlock(&h->mu);
-    if (queued) curl_multi_wakeup(h->multi);
-    fail_now(&f);
+    if (!st) curl_multi_wakeup(h->multi);
+    return st;
 }
 
 bool celer_remote_ready(celer_remote *r, char *why, size_t cap) {

@@ -2,13 +2,13 @@
  * by calling a model of another KServe v2 server (Triton, another celer) over HTTP or gRPC.
  *
  * The registry loads it like a model: celer_remote_open reads the upstream's metadata and
- * max_batch_size, and the version gets a task queue whose batch_fn is celer_remote_batch. So a
- * remote model's requests go through the request service like a local model's (admission, result
- * cache and coalescing, pipelines' model steps, deadlines, statistics): only the run differs. A
- * worker hands the jobs to the hub, which sends them from its own IO thread (libcurl's multi
+ * max_batch_size. A remote model's requests go through the request service like a local model's
+ * (admission, result cache and coalescing, pipelines' model steps, deadlines, statistics): only the
+ * run differs. Where a local model's job goes to its queue for a worker, a remote model's goes to
+ * the hub (celer_remote_submit), which sends it from its own IO thread (libcurl's multi
  * interface: HTTP/1.1 keep-alive connections, HTTP/2 streams multiplexed for gRPC) and completes
- * each job through its `done` on that thread when its answer came (or failed). No thread waits on
- * a call.
+ * it through its `done` on that thread when its answer came (or failed), as a worker would. No
+ * thread waits on a call, and no worker is woken to hand a job on.
  *
  * Per upstream model: at most max_inflight calls in flight, the rest waiting (at most
  * max_queue_size, then CELER_ERR_UNAVAILABLE); calls bounded by the job's deadline and the
@@ -33,6 +33,7 @@ typedef struct celer_remote_config {
     bool grpc;                    /* grpc:// or grpcs:// */
     const char *model, *version;  /* upstream's; version "" = its default */
     int64_t timeout_ms, connect_timeout_ms;
+    int64_t health_interval_ms;   /* an idle upstream's readiness is probed this often; 0 = never */
     int max_inflight, max_queue_size;
     int retries;
     double retry_budget;          /* retries per call, on average, at most this (plus a floor) */
@@ -60,6 +61,21 @@ typedef struct celer_remote_desc {
     celer_io_desc *outputs;
 } celer_remote_desc;
 
+/* ---- what the upstream answers (outside bytes: also fuzzed, tests/fuzz/fuzz_remote.c) ---- */
+
+/* Model metadata (HTTP JSON, or a framed gRPC ModelMetadataResponse) into *desc, in `arena`
+ * (max_batch_size left 0). Datatypes celer does not serve are CELER_ERR_INVALID naming the tensor. */
+celer_status celer_remote_decode_metadata(bool grpc, const char *body, size_t len, celer_arena *arena,
+                                          celer_remote_desc *desc);
+/* max_batch_size of a model config (HTTP JSON, or a framed gRPC ModelConfigResponse); 0 when absent. */
+celer_status celer_remote_decode_max_batch(bool grpc, const char *body, size_t len, celer_arena *arena, int *mbs);
+/* An infer answer: HTTP JSON with binary parts (json_len: Inference-Header-Content-Length, SIZE_MAX
+ * when absent) or a framed ModelInferResponse with raw contents, checked against d (every output,
+ * its datatype and dims; `rows` rows when d batches) into outs[d->n_outputs], in d's order. Data
+ * points into `body` where aligned, else into `arena`. */
+celer_status celer_remote_decode(const celer_remote_desc *d, bool grpc, int64_t rows, const char *body, size_t len,
+                                 size_t json_len, celer_arena *arena, celer_tensor *outs);
+
 typedef struct celer_remote_hub celer_remote_hub;
 typedef struct celer_remote celer_remote;
 
@@ -71,16 +87,20 @@ void celer_remote_hub_free(celer_remote_hub *h);
 
 /* Opens the upstream model of `cfg` (copied; its strings must outlive the remote) for local model
  * `name`: reads its metadata and config, blocking at most connect_timeout_ms + timeout_ms each,
- * into *desc (in `arena`). CELER_ERR_UNAVAILABLE when the upstream cannot be reached or does not
+ * into *desc (in `arena`). on_batch (optional) is called on the hub's thread after each call that
+ * succeeded, once its jobs got their done (as a model queue's on_batch: rows, encoding time as
+ * input, the round trip as infer). CELER_ERR_UNAVAILABLE when the upstream cannot be reached or does not
  * serve the model (a later load may succeed), CELER_ERR_INVALID for what it serves that celer
  * cannot (a datatype). */
 celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *cfg, const char *name,
+                               void (*on_batch)(void *user, const celer_sched_batch *b), void *on_batch_user,
                                celer_arena *arena, celer_remote_desc *desc, celer_remote **out);
-/* A task queue's batch_fn (`user` the remote): takes the jobs, whose inputs are in the order of
- * desc->inputs, and completes each later on the hub's thread with the outputs in the order of
- * desc->outputs (valid during done only), or at once with CELER_ERR_UNAVAILABLE when the circuit
- * is open or too many wait. */
-void celer_remote_batch(void *user, celer_job *const *jobs, int n);
+/* Queues a job, as celer_sched_submit does (remote.h's top: the service hands a remote model's
+ * jobs here directly, its version's queue only admits requests): its inputs in the order of
+ * desc->inputs; done comes later on the hub's thread with the outputs in the order of
+ * desc->outputs (valid during done only), or with the failure. CELER_ERR_UNAVAILABLE (done never
+ * called) while the circuit is open, when max_queue_size jobs wait, or while it closes. */
+celer_status celer_remote_submit(celer_remote *r, celer_job *job);
 /* False, with the reason in `why`, while the circuit is open (the upstream failed and has not
  * answered a probe since). */
 bool celer_remote_ready(celer_remote *r, char *why, size_t cap);

@@ -659,6 +659,12 @@ static void infer_done(celer_job *job, celer_status st, const char *message, con
     finish(c, job, st, message, outputs, n_outputs, CELER_FAIL_BACKEND);
 }
 
+/* Queues job for version v: on its queue for a worker, or a remote model's to its upstream's
+ * client (remote.h), which sends it from its own thread. The same contract either way. */
+static celer_status submit(served_version *v, celer_job *job) {
+    return v->remote ? celer_remote_submit(v->remote, job) : celer_sched_submit(v->queue, job);
+}
+
 /* ---- pipelines ----
  * A pipeline request is a job on the pipeline's task queue: a worker runs its steps until the end
  * or a model call; a call is a job on that model's queue (so it batches with other requests), and
@@ -773,7 +779,7 @@ static void pipeline_task(celer_job *job, celer_status st, const char *message, 
     }
     c->call_job = (celer_job){.inputs = c->call_inputs, .done = pipeline_model_done, .user = c,
                               .deadline_ns = c->job.deadline_ns, .cancelled = c->job.cancelled, .span = c->call_span};
-    st = celer_sched_submit(mv->queue, &c->call_job);
+    st = submit(mv, &c->call_job);
     if (st) {
         snprintf(msg, sizeof msg, "model '%s': %s", call->model, celer_error_message());
         c->call_version = NULL;
@@ -1053,7 +1059,7 @@ void celer_service_start(celer_service_call *c, const celer_service_request *r, 
      * own client goes away */
     if (!c->cache_leader) c->job.cancelled = &c->cancelled;
     unadmit(c); /* the job takes its place in the queue now */
-    st = celer_sched_submit(v->queue, &c->job);
+    st = submit(v, &c->job);
     if (st) {
         /* full queue or a version being unloaded: overloaded; a batch-shape problem: the request */
         char msg[1024];
