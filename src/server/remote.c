@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 
 #include "config.h"
 #include "grpc_codec.h"
+#include "h2client.h"
 #include "json.h"
 #include "log.h"
 #include "remote.h"
@@ -315,6 +317,9 @@ struct celer_remote {
     celer_remote_desc desc;
     char *infer_url, *ready_url; /* HTTP: the model's endpoints; gRPC: the service's RPCs */
     char *ready_body;            /* gRPC: ModelReadyRequest, framed */
+    celer_h2c *h2;               /* grpc:// (h2c): the HTTP/2 client's pool; NULL otherwise (libcurl) */
+    celer_h2c_header h2_headers[CELER_REMOTE_MAX_HEADERS]; /* the config's headers, names lower-cased */
+    char *infer_path, *ready_path;
     size_t ready_len;
     bool batched;                /* the upstream batches and the config gathers */
     /* under the hub's lock */
@@ -348,6 +353,9 @@ struct celer_remote_hub {
     size_t max_response;
     uint64_t rng;
     CURL *spare[64];           /* easy handles kept for reuse (hub thread only) */
+    bool progress;             /* a call ended in this iteration: look again before sleeping */
+    uint64_t loop_gen;         /* iterations of the hub's loop begun (under mu): a remote taken out of
+                                  the list is no longer used once it moved on */
     int n_spare;
 };
 
@@ -367,9 +375,16 @@ struct rcall {
     celer_jbuf req, resp;
     size_t json_len;                    /* of the request's JSON (HTTP) */
     size_t header_len;                  /* the answer's Inference-Header-Content-Length; SIZE_MAX when absent */
+    int http_status;                    /* HTTP/2 without libcurl: ":status" */
     int grpc_status;                    /* -1 when absent */
     char grpc_message[512];
     celer_span *span;                   /* CLIENT span when a job is traced */
+    /* gRPC over h2c: the call as the HTTP/2 client takes it */
+    celer_h2c_call h2;
+    celer_h2c_header h2_headers[CELER_REMOTE_MAX_HEADERS + 4];
+    char grpc_timeout[32], traceparent[64];
+    bool sync_done;                     /* a blocking exchange at open (exchange()) */
+    CURLcode sync_res;
     celer_arena arena;                  /* the decoded answer */
 };
 
@@ -720,30 +735,20 @@ static size_t on_body(char *p, size_t size, size_t n, void *user) {
     return c->resp.status ? 0 : size * n;
 }
 
-static bool header_is(const char *line, size_t len, const char *name, const char **value, size_t *vlen) {
-    size_t nl = strlen(name);
-    if (len <= nl || strncasecmp(line, name, nl) || line[nl] != ':') return false;
-    const char *v = line + nl + 1, *end = line + len;
-    while (v < end && (*v == ' ' || *v == '\t')) v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
-    *value = v;
-    *vlen = (size_t)(end - v);
-    return true;
-}
-
-/* Headers and, on HTTP/2, trailers (libcurl hands both here). */
-static size_t on_header(char *p, size_t size, size_t n, void *user) {
-    rcall *c = user;
-    size_t len = size * n, vl;
-    const char *v;
+/* One header or trailer of an answer: the ones read are kept in the call. */
+static void take_header(rcall *c, const char *name, size_t nl, const char *v, size_t vl) {
     char num[32];
-    if (header_is(p, len, "inference-header-content-length", &v, &vl)) {
+#define IS(lit) (nl == sizeof(lit) - 1 && !strncasecmp(name, lit, nl))
+    if (IS("inference-header-content-length")) {
         snprintf(num, sizeof num, "%.*s", (int)CELER_MIN(vl, 31), v);
         c->header_len = (size_t)strtoull(num, NULL, 10);
-    } else if (header_is(p, len, "grpc-status", &v, &vl)) {
+    } else if (IS(":status")) {
+        snprintf(num, sizeof num, "%.*s", (int)CELER_MIN(vl, 31), v);
+        c->http_status = atoi(num);
+    } else if (IS("grpc-status")) {
         snprintf(num, sizeof num, "%.*s", (int)CELER_MIN(vl, 31), v);
         c->grpc_status = atoi(num);
-    } else if (header_is(p, len, "grpc-message", &v, &vl)) { /* percent-encoded */
+    } else if (IS("grpc-message")) { /* percent-encoded */
         size_t o = 0;
         for (size_t i = 0; i < vl && o + 1 < sizeof c->grpc_message; i++) {
             if (v[i] == '%' && i + 2 < vl && isxdigit((unsigned char)v[i + 1]) && isxdigit((unsigned char)v[i + 2])) {
@@ -756,10 +761,24 @@ static size_t on_header(char *p, size_t size, size_t n, void *user) {
         }
         c->grpc_message[o] = 0;
     }
+#undef IS
+}
+
+/* Header lines and, on HTTP/2, trailers (libcurl hands both here). */
+static size_t on_header(char *p, size_t size, size_t n, void *user) {
+    size_t len = size * n;
+    const char *colon = memchr(p, ':', len);
+    if (colon && colon > p) {
+        const char *v = colon + 1, *end = p + len;
+        while (v < end && (*v == ' ' || *v == '\t')) v++;
+        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
+        take_header(user, p, (size_t)(colon - p), v, (size_t)(end - v));
+    }
     return len;
 }
 
-/* Sets up c->h for a POST of c->req (or a GET of `url` when c->req is empty and not gRPC). */
+/* Sets up c->h (HTTP/1.1: gRPC goes through h2client.h) for a POST of c->req, or a GET of `url`
+ * when c->req is empty. */
 static celer_status setup_easy(rcall *c, const char *url, int64_t timeout_ms, const char *traceparent) {
     celer_remote *r = c->r;
     const celer_remote_config *cfg = &r->cfg;
@@ -773,12 +792,7 @@ static celer_status setup_easy(rcall *c, const char *url, int64_t timeout_ms, co
     struct curl_slist *hs = NULL;
     char line[128];
     hs = curl_slist_append(hs, "Expect:"); /* no 100-continue round trip */
-    if (cfg->grpc) {
-        hs = curl_slist_append(hs, "Content-Type: application/grpc");
-        hs = curl_slist_append(hs, "TE: trailers");
-        snprintf(line, sizeof line, "grpc-timeout: %lldm", (long long)CELER_MAX(timeout_ms, 1));
-        hs = curl_slist_append(hs, line);
-    } else if (c->req.len) {
+    if (c->req.len) {
         hs = curl_slist_append(hs, "Content-Type: application/octet-stream");
         snprintf(line, sizeof line, "Inference-Header-Content-Length: %zu", c->json_len);
         hs = curl_slist_append(hs, line);
@@ -804,14 +818,8 @@ static celer_status setup_easy(rcall *c, const char *url, int64_t timeout_ms, co
     curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
     curl_easy_setopt(h, CURLOPT_PRIVATE, c);
     if (cfg->ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, cfg->ca_file);
-    if (cfg->grpc) {
-        curl_easy_setopt(h, CURLOPT_HTTP_VERSION,
-                         (long)(strncmp(cfg->base, "https", 5) ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : CURL_HTTP_VERSION_2TLS));
-        curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L); /* a new stream on a connection there rather than a new one */
-    } else {
-        curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    }
-    if (c->req.len || cfg->grpc) {
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    if (c->req.len) {
         curl_easy_setopt(h, CURLOPT_POST, 1L);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->req.data ? c->req.data : "");
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->req.len);
@@ -844,8 +852,8 @@ static void http_error_text(rcall *c, char *out, size_t cap) {
 
 static void classify(rcall *c, CURLcode res, char *msg, size_t cap, verdict *v) {
     const celer_remote *r = c->r;
-    long http = 0;
-    curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &http);
+    long http = c->http_status;
+    if (c->h) curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &http);
     *v = (verdict){.st = CELER_OK};
     char text[600];
     int n = snprintf(msg, cap, "upstream %s model '%s': ", r->cfg.url, r->cfg.model);
@@ -1028,6 +1036,59 @@ static void form_calls(celer_remote *r, int64_t now, failures *f, rcall **start,
 
 static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res);
 
+/* ---- gRPC over h2c: the HTTP/2 client's callbacks ---- */
+
+static void h2_header(void *user, const char *name, size_t nl, const char *value, size_t vl) {
+    take_header(user, name, nl, value, vl);
+}
+
+static bool h2_data(void *user, const uint8_t *p, size_t n) {
+    rcall *c = user;
+    celer_jbuf_raw(&c->resp, (const char *)p, n);
+    return !c->resp.status;
+}
+
+/* How an HTTP/2 call ended, as libcurl would have said it: classify() reads that. */
+static CURLcode h2_result(const rcall *c, celer_h2c_end how) {
+    return how == CELER_H2C_DONE      ? CURLE_OK
+           : how == CELER_H2C_REFUSED ? CURLE_COULDNT_CONNECT
+           : how == CELER_H2C_TIMEOUT ? CURLE_OPERATION_TIMEDOUT
+           : c->resp.status           ? CURLE_WRITE_ERROR
+                                      : CURLE_RECV_ERROR;
+}
+
+static void h2_close(void *user, celer_h2c_end how, const char *why) {
+    rcall *c = user;
+    snprintf(c->errbuf, sizeof c->errbuf, "%s", why);
+    finish_call(c->r->hub, c, h2_result(c, how));
+}
+
+/* Sends c on the remote's HTTP/2 pool: the headers of setup_easy's, in HTTP/2's lower case. */
+static void start_h2(rcall *c, const char *path, int64_t timeout_ms, const char *traceparent,
+                     void (*on_close)(void *user, celer_h2c_end how, const char *why)) {
+    celer_remote *r = c->r;
+    int n = 0;
+    c->header_len = SIZE_MAX;
+    c->grpc_status = -1;
+    c->http_status = 0;
+    c->grpc_message[0] = c->errbuf[0] = 0;
+    celer_jbuf_reset(&c->resp);
+    snprintf(c->grpc_timeout, sizeof c->grpc_timeout, "%lldm", (long long)CELER_MAX(timeout_ms, 1));
+    c->h2_headers[n++] = (celer_h2c_header){"content-type", "application/grpc"};
+    c->h2_headers[n++] = (celer_h2c_header){"te", "trailers"};
+    c->h2_headers[n++] = (celer_h2c_header){"grpc-timeout", c->grpc_timeout};
+    if (traceparent) {
+        snprintf(c->traceparent, sizeof c->traceparent, "%s", traceparent);
+        c->h2_headers[n++] = (celer_h2c_header){"traceparent", c->traceparent};
+    }
+    for (int i = 0; i < r->cfg.n_headers; i++) c->h2_headers[n++] = r->h2_headers[i];
+    c->h2 = (celer_h2c_call){.path = path, .headers = c->h2_headers,
+                             .n_headers = n, .body = c->req.data, .len = c->req.len,
+                             .deadline_ns = now_ns() + timeout_ms * 1000000, .on_header = h2_header,
+                             .on_data = h2_data, .on_close = on_close, .user = c};
+    celer_h2c_submit(r->h2, &c->h2); /* c may be gone from here on */
+}
+
 /* Sends c (a call, a retry or a probe) on the hub's thread. */
 static void start_call(celer_remote_hub *h, rcall *c) {
     celer_remote *r = c->r;
@@ -1056,6 +1117,15 @@ static void start_call(celer_remote_hub *h, rcall *c) {
     if (c->span) {
         celer_span_traceparent(c->span, tp);
         traceparent = tp;
+    }
+    if (!st && r->h2) {
+        c->sent_ns = now;
+        for (int j = 0; j < c->n_jobs; j++) {
+            c->jobs[j]->start_ns = c->formed_ns;
+            c->jobs[j]->input_end_ns = now;
+        }
+        start_h2(c, c->n_jobs ? r->infer_path : r->ready_path, timeout_ms, traceparent, h2_close);
+        return;
     }
     if (!st && !(c->h = easy_get(h))) st = celer_errorf(CELER_ERR_NOMEM, "out of memory");
     if (!st && (st = setup_easy(c, c->n_jobs ? r->infer_url : r->ready_url, timeout_ms, traceparent)))
@@ -1118,6 +1188,7 @@ static void complete_jobs(rcall *c, celer_status st, const char *msg, celer_tens
 
 static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res) {
     celer_remote *r = c->r;
+    h->progress = true;
     int64_t now = now_ns();
     char msg[MESSAGE_MAX];
     verdict v;
@@ -1125,7 +1196,7 @@ static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res) {
         v = (verdict){c->req.status, E_PROTOCOL, false, false};
         snprintf(msg, sizeof msg, "%s", c->errbuf);
     } else {
-        curl_multi_remove_handle(h->multi, c->h);
+        if (c->h) curl_multi_remove_handle(h->multi, c->h);
         classify(c, res, msg, sizeof msg, &v);
     }
     bool probe = !c->n_jobs;
@@ -1216,7 +1287,6 @@ static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res) {
 
 static void *hub_main(void *arg) {
     celer_remote_hub *h = arg;
-    bool busy = false;
     for (;;) {
         rcall *start = NULL;
         failures f = {0};
@@ -1225,8 +1295,12 @@ static void *hub_main(void *arg) {
             pthread_mutex_unlock(&h->mu);
             break;
         }
+        h->loop_gen++;
         int64_t now = now_ns(), wake = now + 1000000000;
+        celer_remote *h2_remotes[64];
+        int n_h2 = 0;
         for (celer_remote *r = h->remotes; r; r = r->next) {
+            if (r->h2 && n_h2 < (int)CELER_ARRAY_LEN(h2_remotes)) h2_remotes[n_h2++] = r;
             int64_t reopen = r->opened_ns + r->cfg.breaker_open_ms * 1000000;
             if (atomic_load(&r->breaker) == BREAKER_OPEN && !r->probing && !r->closing) {
                 rcall *p = now >= reopen ? call_new(r) : NULL;
@@ -1265,7 +1339,7 @@ static void *hub_main(void *arg) {
             form_calls(r, now, &f, &start, &wake);
         }
         pthread_mutex_unlock(&h->mu);
-        if (f.n) pthread_cond_broadcast(&h->idle);
+        pthread_cond_broadcast(&h->idle); /* a remote closing waits for the loop to move on */
         fail_now(&f);
         while (start) {
             rcall *c = start;
@@ -1277,16 +1351,26 @@ static void *hub_main(void *arg) {
         curl_multi_perform(h->multi, &running);
         CURLMsg *m;
         int left;
-        busy = false;
         while ((m = curl_multi_info_read(h->multi, &left))) {
             if (m->msg != CURLMSG_DONE) continue;
             rcall *c = NULL;
             curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
             finish_call(h, c, m->data.result);
-            busy = true;
         }
-        int64_t ms = busy ? 0 : CELER_MAX((wake - now_ns() + 999999) / 1000000, 0);
-        curl_multi_poll(h->multi, NULL, 0, (int)CELER_MIN(ms, 1000), NULL);
+        /* the HTTP/2 pools' sockets are polled with libcurl's */
+        struct pollfd pfds[256];
+        struct curl_waitfd wfds[256];
+        int n_fds = 0;
+        for (int i = 0; i < n_h2; i++) {
+            int64_t due = celer_h2c_process(h2_remotes[i]->h2, now_ns());
+            if (due && due < wake) wake = due;
+            n_fds += celer_h2c_poll_fds(h2_remotes[i]->h2, pfds + n_fds, (int)CELER_ARRAY_LEN(pfds) - n_fds);
+        }
+        for (int i = 0; i < n_fds; i++) wfds[i] = (struct curl_waitfd){pfds[i].fd, pfds[i].events, 0};
+        int64_t ms = h->progress ? 0 : CELER_MAX((wake - now_ns() + 999999) / 1000000, 0);
+        h->progress = false;
+        curl_multi_poll(h->multi, wfds, (unsigned)n_fds, (int)CELER_MIN(ms, 1000), NULL);
+        for (int i = 0; i < n_h2; i++) celer_h2c_process(h2_remotes[i]->h2, now_ns());
     }
     return NULL;
 }
@@ -1309,7 +1393,6 @@ celer_status celer_remote_hub_init(celer_metrics *metrics, size_t max_response_b
         free(h);
         return celer_errorf(CELER_ERR_NOMEM, "libcurl: cannot make a multi handle");
     }
-    curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 1024L);
     if (pthread_create(&h->thread, NULL, hub_main, h)) {
         curl_multi_cleanup(h->multi);
@@ -1348,21 +1431,46 @@ static void grpc_name_request(const celer_remote_config *cfg, celer_jbuf *b) {
                     p[4] = (unsigned char)len;
 }
 
-/* One exchange, blocking: GET `url` (HTTP) or the gRPC `rpc`; the answer in c->resp. */
+/* A gRPC exchange at open ended: how, as libcurl would say it, for the loop below. */
+static void sync_close(void *user, celer_h2c_end how, const char *why) {
+    rcall *c = user;
+    c->sync_res = h2_result(c, how);
+    c->sync_done = true;
+    snprintf(c->errbuf, sizeof c->errbuf, "%s", why);
+}
+
+/* One exchange, blocking: GET `url` (HTTP, libcurl) or the gRPC call of `url` (its path, on the
+ * remote's HTTP/2 pool, driven here: the hub does not know the remote yet); the answer in c->resp. */
 static celer_status exchange(rcall *c, const char *url, char *msg, size_t cap) {
-    const celer_remote_config *cfg = &c->r->cfg;
+    celer_remote *r = c->r;
+    const celer_remote_config *cfg = &r->cfg;
+    int64_t timeout_ms = cfg->connect_timeout_ms + cfg->timeout_ms;
     celer_jbuf_reset(&c->req);
-    if (cfg->grpc) grpc_name_request(cfg, &c->req);
-    if (!(c->h = curl_easy_init())) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
-    celer_status st = setup_easy(c, url, cfg->connect_timeout_ms + cfg->timeout_ms, NULL);
     verdict v = {0};
-    if (!st) {
-        CURLcode res = curl_easy_perform(c->h);
-        classify(c, res, msg, cap, &v);
+    celer_status st = CELER_OK;
+    if (cfg->grpc) {
+        grpc_name_request(cfg, &c->req);
+        c->sync_done = false;
+        start_h2(c, url + strlen(cfg->base), timeout_ms, NULL, sync_close);
+        while (!c->sync_done) {
+            struct pollfd fds[8];
+            int n = celer_h2c_poll_fds(r->h2, fds, 8);
+            poll(fds, (nfds_t)n, 20);
+            celer_h2c_process(r->h2, now_ns());
+        }
+        classify(c, c->sync_res, msg, cap, &v);
         st = v.st;
+    } else {
+        if (!(c->h = curl_easy_init())) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
+        st = setup_easy(c, url, timeout_ms, NULL);
+        if (!st) {
+            CURLcode res = curl_easy_perform(c->h);
+            classify(c, res, msg, cap, &v);
+            st = v.st;
+        }
+        curl_easy_cleanup(c->h);
+        c->h = NULL;
     }
-    curl_easy_cleanup(c->h);
-    c->h = NULL;
     if (st) return celer_errorf(st == CELER_ERR_INVALID || st == CELER_ERR_UPSTREAM ? CELER_ERR_UNAVAILABLE : st, "%s", msg);
     if (cfg->grpc) {
         const uint8_t *p = (const uint8_t *)c->resp.data;
@@ -1511,6 +1619,34 @@ celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *c
         goto done;
     }
     const char *meta_url, *config_url;
+    if (cfg->grpc) { /* our own HTTP/2 client (h2client.h) */
+        bool tls = !strncmp(cfg->base, "https://", 8);
+        char host[256], port[16];
+        snprintf(port, sizeof port, "%s", tls ? "443" : "80");
+        const char *hp = cfg->base + (tls ? 8 : 7), *colon = strrchr(hp, ':'), *bracket = strchr(hp, ']');
+        if (hp[0] == '[' && bracket) {
+            snprintf(host, sizeof host, "%.*s", (int)(bracket - hp - 1), hp + 1);
+            if (bracket[1] == ':') snprintf(port, sizeof port, "%s", bracket + 2);
+        } else if (colon) {
+            snprintf(host, sizeof host, "%.*s", (int)(colon - hp), hp);
+            snprintf(port, sizeof port, "%s", colon + 1);
+        } else {
+            snprintf(host, sizeof host, "%s", hp);
+        }
+        if ((st = celer_h2c_open(host, port, tls, cfg->ca_file, 2, cfg->connect_timeout_ms, &r->h2))) goto done;
+        for (int i = 0; i < cfg->n_headers; i++) {
+            const char *line = cfg->headers[i], *colon_at = strchr(line, ':');
+            char *name = celer_arena_strndup(arena, line, (size_t)(colon_at - line));
+            if (!name) {
+                st = celer_errorf(CELER_ERR_NOMEM, "out of memory");
+                goto done;
+            }
+            for (char *q = name; *q; q++) *q = (char)tolower((unsigned char)*q);
+            r->h2_headers[i] = (celer_h2c_header){name, colon_at + 1 + (colon_at[1] == ' ')};
+        }
+        r->infer_path = GRPC_SERVICE "ModelInfer";
+        r->ready_path = GRPC_SERVICE "ModelReady";
+    }
     if (cfg->grpc) {
         r->infer_url = url_join(arena, cfg->base, GRPC_SERVICE "ModelInfer");
         r->ready_url = url_join(arena, cfg->base, GRPC_SERVICE "ModelReady");
@@ -1572,6 +1708,7 @@ celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *c
 done:
     if (c) call_free(c);
     if (st) {
+        celer_h2c_free(r->h2);
         free(r->ring);
         free(r);
         return st;
@@ -1631,7 +1768,13 @@ void celer_remote_close(celer_remote *r) {
             *pp = r->next;
             break;
         }
+    /* the loop's iteration under way may still poll r's connections: wait for the next one */
+    for (uint64_t gen = h->loop_gen; h->loop_gen == gen && !h->stop;) {
+        curl_multi_wakeup(h->multi);
+        pthread_cond_wait(&h->idle, &h->mu);
+    }
     pthread_mutex_unlock(&h->mu);
+    celer_h2c_free(r->h2); /* idle: nothing of it is in flight */
     free(r->ring);
     free(r);
 }
