@@ -423,9 +423,13 @@ def check_remote_models(label, front, fgrpc, up, ugrpc, rng):
         check(f"{label} {m}: statistics count the successes (>= 4)", s == 200 and ok, (s, st))
 
 
+def picture(name):
+    with open(os.path.join(PICTURES, name), "rb") as f:
+        return f.read()
+
+
 def http_pipeline_requests():
-    jpg = open(os.path.join(PICTURES, "cat.jpg"), "rb").read()
-    png = open(os.path.join(PICTURES, "cat.png"), "rb").read()
+    jpg, png = picture("cat.jpg"), picture("cat.png")
     x = np.random.default_rng(11).standard_normal((3, 16)).astype(np.float32)
     reqs = [
         ("classify JPEG raw body", "classify", jpg, {"Content-Type": "image/jpeg"}),
@@ -449,7 +453,7 @@ def http_pipeline_requests():
 
 
 def grpc_pipeline_requests():
-    jpg = open(os.path.join(PICTURES, "cat.jpg"), "rb").read()
+    jpg = picture("cat.jpg")
     x = np.random.default_rng(12).standard_normal((3, 16)).astype(np.float32)
     return [
         ("classify JPEG", grpc_request("classify", [("image", "BYTES", [1], raw_bytes([jpg]))])),
