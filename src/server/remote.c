@@ -354,6 +354,10 @@ struct celer_remote_hub {
     uint64_t rng;
     CURL *spare[64];           /* easy handles kept for reuse (hub thread only) */
     bool progress;             /* a call ended in this iteration: look again before sleeping */
+    bool sleeping, queued;     /* (under mu) the loop is about to poll or polls; a job was queued since
+                                  it last looked: a submit wakes it only when it sleeps */
+    rcall *spare_calls;        /* ended calls kept for reuse (under mu) */
+    int n_spare_calls;
     uint64_t loop_gen;         /* iterations of the hub's loop begun (under mu): a remote taken out of
                                   the list is no longer used once it moved on */
     int n_spare;
@@ -363,8 +367,6 @@ struct celer_remote_hub {
 struct rcall {
     celer_remote *r;
     int n_jobs;
-    celer_job *jobs[CELER_MAX_BATCH_JOBS];
-    int64_t rows[CELER_MAX_BATCH_JOBS]; /* of each job, when gathered */
     int64_t deadline_ns;                /* the earliest of its jobs' and the config's; 0 for a probe */
     int attempt;
     int64_t retry_at_ns, formed_ns, sent_ns;
@@ -372,7 +374,6 @@ struct rcall {
     CURL *h;
     struct curl_slist *headers;
     char errbuf[CURL_ERROR_SIZE];
-    celer_jbuf req, resp;
     size_t json_len;                    /* of the request's JSON (HTTP) */
     size_t header_len;                  /* the answer's Inference-Header-Content-Length; SIZE_MAX when absent */
     int http_status;                    /* HTTP/2 without libcurl: ":status" */
@@ -385,7 +386,11 @@ struct rcall {
     char grpc_timeout[32], traceparent[64];
     bool sync_done;                     /* a blocking exchange at open (exchange()) */
     CURLcode sync_res;
-    celer_arena arena;                  /* the decoded answer */
+    /* from here on, kept when the call is reused (call_new) */
+    celer_job *jobs[CELER_MAX_BATCH_JOBS]; /* read up to n_jobs */
+    int64_t rows[CELER_MAX_BATCH_JOBS];    /* of each job, when gathered */
+    celer_jbuf req, resp;                  /* their memory */
+    celer_arena arena;                     /* the decoded answer */
 };
 
 static void remote_metrics(celer_remote *r) {
@@ -895,22 +900,48 @@ static void classify(rcall *c, CURLcode res, char *msg, size_t cap, verdict *v) 
 
 /* ---- the hub's thread ---- */
 
-static rcall *call_new(celer_remote *r) {
-    rcall *c = calloc(1, sizeof *c);
-    if (!c) return NULL;
+/* A call for r: a kept one (`h` given: under the hub's lock), with its buffers' memory, or a new
+ * one. */
+static rcall *call_new(celer_remote *r, celer_remote_hub *h) {
+    rcall *c = h ? h->spare_calls : NULL;
+    if (c) {
+        h->spare_calls = c->next;
+        h->n_spare_calls--;
+        memset(c, 0, offsetof(rcall, jobs));
+        celer_jbuf_reset(&c->req);
+        celer_jbuf_reset(&c->resp);
+        c->resp.status = c->req.status = CELER_OK;
+    } else {
+        if (!(c = calloc(1, sizeof *c))) return NULL;
+        celer_jbuf_init(&c->req, 0);
+        celer_jbuf_init(&c->resp, r->hub->max_response);
+        celer_arena_init(&c->arena, 4096, r->hub->max_response * 2 + (1u << 20));
+    }
     c->r = r;
-    celer_jbuf_init(&c->req, 0);
-    celer_jbuf_init(&c->resp, r->hub->max_response);
-    celer_arena_init(&c->arena, 4096, r->hub->max_response * 2 + (1u << 20));
     return c;
 }
 
 static void call_free(rcall *c) {
+    celer_remote_hub *h = c->r->hub;
+    curl_slist_free_all(c->headers);
+    c->headers = NULL;
+    free(c->span);
+    c->span = NULL;
+    celer_arena_free(&c->arena);
+    celer_arena_init(&c->arena, 4096, h->max_response * 2 + (1u << 20));
+    /* kept for the next call, with its buffers when they are small: a call costs no allocation */
+    pthread_mutex_lock(&h->mu);
+    bool keep = h->n_spare_calls < 64 && c->req.cap <= (1u << 20) && c->resp.cap <= (1u << 20);
+    if (keep) {
+        c->next = h->spare_calls;
+        h->spare_calls = c;
+        h->n_spare_calls++;
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (keep) return;
     celer_jbuf_free(&c->req);
     celer_jbuf_free(&c->resp);
     celer_arena_free(&c->arena);
-    curl_slist_free_all(c->headers);
-    free(c->span);
     free(c);
 }
 
@@ -1006,7 +1037,7 @@ static void form_calls(celer_remote *r, int64_t now, failures *f, rcall **start,
     r->n_waiting = kept;
     int64_t mbs = CELER_MIN(r->cfg.max_batch_size, r->desc.max_batch_size);
     while (r->n_waiting && r->n_inflight < r->cfg.max_inflight) {
-        rcall *c = call_new(r);
+        rcall *c = call_new(r, r->hub);
         if (!c) break;
         c->formed_ns = now;
         int64_t rows = 0;
@@ -1296,6 +1327,7 @@ static void *hub_main(void *arg) {
             break;
         }
         h->loop_gen++;
+        h->queued = false;
         int64_t now = now_ns(), wake = now + 1000000000;
         celer_remote *h2_remotes[64];
         int n_h2 = 0;
@@ -1303,7 +1335,7 @@ static void *hub_main(void *arg) {
             if (r->h2 && n_h2 < (int)CELER_ARRAY_LEN(h2_remotes)) h2_remotes[n_h2++] = r;
             int64_t reopen = r->opened_ns + r->cfg.breaker_open_ms * 1000000;
             if (atomic_load(&r->breaker) == BREAKER_OPEN && !r->probing && !r->closing) {
-                rcall *p = now >= reopen ? call_new(r) : NULL;
+                rcall *p = now >= reopen ? call_new(r, h) : NULL;
                 if (p) {
                     atomic_store(&r->breaker, BREAKER_HALF_OPEN);
                     r->probing = true;
@@ -1327,7 +1359,7 @@ static void *hub_main(void *arg) {
             /* an idle upstream's readiness, probed while the circuit is closed */
             int64_t health = r->next_health_ns;
             if (r->cfg.health_interval_ms && atomic_load(&r->breaker) == BREAKER_CLOSED && !r->probing && !r->closing) {
-                rcall *p = now >= health ? call_new(r) : NULL;
+                rcall *p = now >= health ? call_new(r, h) : NULL;
                 if (p) {
                     r->probing = true;
                     p->next = start;
@@ -1369,7 +1401,14 @@ static void *hub_main(void *arg) {
         for (int i = 0; i < n_fds; i++) wfds[i] = (struct curl_waitfd){pfds[i].fd, pfds[i].events, 0};
         int64_t ms = h->progress ? 0 : CELER_MAX((wake - now_ns() + 999999) / 1000000, 0);
         h->progress = false;
+        pthread_mutex_lock(&h->mu);
+        if (h->queued) ms = 0; /* queued after the calls were formed: no wakeup will come for it */
+        h->sleeping = ms > 0;
+        pthread_mutex_unlock(&h->mu);
         curl_multi_poll(h->multi, wfds, (unsigned)n_fds, (int)CELER_MIN(ms, 1000), NULL);
+        pthread_mutex_lock(&h->mu);
+        h->sleeping = false;
+        pthread_mutex_unlock(&h->mu);
         for (int i = 0; i < n_h2; i++) celer_h2c_process(h2_remotes[i]->h2, now_ns());
     }
     return NULL;
@@ -1412,6 +1451,13 @@ void celer_remote_hub_free(celer_remote_hub *h) {
     curl_multi_wakeup(h->multi);
     pthread_join(h->thread, NULL);
     for (int i = 0; i < h->n_spare; i++) curl_easy_cleanup(h->spare[i]);
+    for (rcall *c = h->spare_calls, *next; c; c = next) {
+        next = c->next;
+        celer_jbuf_free(&c->req);
+        celer_jbuf_free(&c->resp);
+        celer_arena_free(&c->arena);
+        free(c);
+    }
     curl_multi_cleanup(h->multi);
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->idle);
@@ -1612,7 +1658,7 @@ celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *c
     r->next_health_ns = now_ns() + cfg->health_interval_ms * 1000000;
     celer_status st = CELER_OK;
     char msg[MESSAGE_MAX] = "";
-    rcall *c = call_new(r);
+    rcall *c = call_new(r, NULL);
     r->ring = calloc((size_t)cfg->max_queue_size, sizeof *r->ring);
     if (!c || !r->ring) {
         st = celer_errorf(CELER_ERR_NOMEM, "out of memory");
@@ -1741,8 +1787,11 @@ celer_status celer_remote_submit(celer_remote *r, celer_job *job) {
     } else {
         r->ring[(r->head + r->n_waiting++) % r->cfg.max_queue_size] = job;
     }
+    bool wake = !st && h->sleeping;
+    h->queued |= !st;
+    h->sleeping &= !wake;
     pthread_mutex_unlock(&h->mu);
-    if (!st) curl_multi_wakeup(h->multi);
+    if (wake) curl_multi_wakeup(h->multi); /* a write to a socket: only when the loop would not look again */
     return st;
 }
 
