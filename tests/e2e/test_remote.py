@@ -699,8 +699,12 @@ def check_faults(front, fgrpc, stub):
             check(f"fault {proto}: connection dropped {drop} the answer ({dropped} calls dropped) -> an error "
                   f"(502/503) in {dt * 1e3:.0f} ms, no hang", s in (502, 503) and dt < 3 and error_of(d)
                   and dropped >= 1, (s, d, dt))
-            check(f"fault {proto}: drop {drop}: at most 1 + retries (2) calls reach the upstream for one request "
-                  f"({dropped})", dropped <= 3, dropped)
+            # libcurl (HTTP/1.1) sends a request again, up to 5 times, when a reused keep-alive
+            # connection closes before any byte of an answer (the race with a server's idle close);
+            # celer itself does not retry a broken connection (docs/remote.md, "Retries")
+            most = 6 if proto == "http" and drop == "before" else 3
+            check(f"fault {proto}: drop {drop}: at most {most} calls reach the upstream for one request "
+                  f"({dropped})", dropped <= most, dropped)
             good(model, f"a drop {drop}")
         stub.faults()
     # the same 500 through the front's gRPC endpoint: INTERNAL
