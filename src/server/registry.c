@@ -1032,7 +1032,9 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm, co
             return st;
         }
         /* a remote model whose upstream could not be reached is loaded again later (server.c) */
+        pthread_rwlock_wrlock(&r->lock); /* read by celer_registry_remote_retries */
         m->retry_remote = rm->remote_path && celer_status_retryable(st);
+        pthread_rwlock_unlock(&r->lock);
         if (m->n_versions == 0) {
             set_state(r, m, MODEL_UNAVAILABLE, reason);
         } else { /* the versions before it keep serving; the index says what failed until a load works */

@@ -324,7 +324,9 @@ struct celer_remote {
     size_t ready_len;
     bool batched;                /* the upstream batches and the config gathers */
     /* under the hub's lock */
-    celer_job **ring;            /* waiting jobs, max_queue_size of them */
+    celer_job **ring;            /* waiting jobs: max_queue_size, plus those about to take a free place
+                                    in flight (the hub's thread forms calls a moment later) */
+    int ring_cap;
     int head, n_waiting;
     int n_inflight;              /* calls sent or waiting to retry, probes excluded */
     rcall *retries;              /* calls waiting for their retry */
@@ -1014,7 +1016,7 @@ static void down_message(const celer_remote *r, char *out, size_t cap) {
 /* Under the lock: drops the waiting jobs past their deadline or cancelled, and every waiting job
  * while the circuit is not closed; forms calls while there is room in flight. */
 static void form_calls(celer_remote *r, int64_t now, failures *f, rcall **start, int64_t *wake) {
-    int cap = r->cfg.max_queue_size, kept = 0;
+    int cap = r->ring_cap, kept = 0;
     bool closed = atomic_load(&r->breaker) == BREAKER_CLOSED;
     char msg[MESSAGE_MAX];
     if (!closed && r->n_waiting) down_message(r, msg, sizeof msg);
@@ -1661,7 +1663,8 @@ celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *c
     celer_status st = CELER_OK;
     char msg[MESSAGE_MAX] = "";
     rcall *c = call_new(r, NULL);
-    r->ring = calloc((size_t)cfg->max_queue_size, sizeof *r->ring);
+    r->ring_cap = cfg->max_queue_size + cfg->max_inflight;
+    r->ring = calloc((size_t)r->ring_cap, sizeof *r->ring);
     if (!c || !r->ring) {
         st = celer_errorf(CELER_ERR_NOMEM, "out of memory");
         goto done;
@@ -1782,12 +1785,12 @@ celer_status celer_remote_submit(celer_remote *r, celer_job *job) {
         celer_metrics_add(r->m_errors[E_CIRCUIT], 1);
     } else if (r->closing) {
         st = celer_errorf(CELER_ERR_UNAVAILABLE, "remote model '%s' is being unloaded", r->name);
-    } else if (r->n_waiting == r->cfg.max_queue_size) {
+    } else if (r->n_waiting >= r->cfg.max_queue_size + CELER_MAX(r->cfg.max_inflight - r->n_inflight, 0)) {
         st = celer_errorf(CELER_ERR_UNAVAILABLE, "queue of remote model '%s' is full (%d waiting for upstream %s, %d "
                           "in flight)", r->name, r->n_waiting, r->cfg.url, r->n_inflight);
         celer_metrics_add(r->m_errors[E_QUEUE_FULL], 1);
     } else {
-        r->ring[(r->head + r->n_waiting++) % r->cfg.max_queue_size] = job;
+        r->ring[(r->head + r->n_waiting++) % r->ring_cap] = job;
     }
     bool wake = !st && h->sleeping;
     h->queued |= !st;
