@@ -590,7 +590,8 @@ static celer_status check_output(const answer *a, int i, const char *datatype, s
     if (a->d->max_batch_size > 0 && (rank < 1 || dims[0] != a->rows))
         return celer_errorf(CELER_ERR_SHAPE, "output '%s' has %lld rows for a request of %lld", o->name,
                             rank ? (long long)dims[0] : 0LL, (long long)a->rows);
-    if (celer_shape_numel(&t->shape) < 0) return celer_errorf(CELER_ERR_SHAPE, "output '%s': shape too large", o->name);
+    size_t bytes; /* numel * element size (a celer_str for BYTES) must fit: the callers multiply */
+    if (celer_tensor_bytes(t, &bytes)) return celer_errorf(CELER_ERR_SHAPE, "output '%s': shape too large", o->name);
     return CELER_OK;
 }
 
