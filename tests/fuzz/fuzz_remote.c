@@ -60,7 +60,7 @@ static void check_config(const celer_remote_config *c) {
         for (const char *q = h; *q; q++)
             if ((unsigned char)*q < 0x20 && *q != '\t') abort();
     }
-    if (c->timeout_ms < 1 || c->connect_timeout_ms < 1 || c->max_inflight < 1 || c->max_queue_size < 1 || c->retries < 0 ||
+    if (c->timeout_ms < 1 || c->connect_timeout_ms < 1 || c->health_interval_ms < 0 || c->max_inflight < 1 || c->max_queue_size < 1 || c->retries < 0 ||
         !(c->retry_budget >= 0 && c->retry_budget <= 1) || c->breaker_failures < 1 || c->breaker_open_ms < 1 ||
         c->max_batch_size < 0 || c->max_batch_size > CELER_MAX_BATCH_JOBS || !(c->cache_ttl_s >= 0))
         abort();

@@ -229,7 +229,7 @@ dd = struct.pack("<3d", 0.5, -1, 1e300)
 seeds = {
     "yaml_min": b"\0url: http://127.0.0.1:8000\n",
     "yaml_full": b"\0url: grpcs://triton.example:8001/\nmodel: densenet_onnx\nversion: \"3\"\ntimeout_ms: 2500\n"
-                 b"connect_timeout_ms: 300\nmax_inflight: 8\nmax_queue_size: 100\nretries: 0\nretry_budget: 0.25\n"
+                 b"connect_timeout_ms: 300\nhealth_interval_ms: 250\nmax_inflight: 8\nmax_queue_size: 100\nretries: 0\nretry_budget: 0.25\n"
                  b"circuit_breaker: {failures: 3, open_ms: 2000}\nmax_batch_size: 16\ncache: {ttl: 5}\n"
                  b"bearer_token_file: token.txt\nheaders: {X-Tenant: shop}\nheaders_env: {X-Api-Key: FUZZ_KEY}\n"
                  b"ca_file: ca.pem\n",

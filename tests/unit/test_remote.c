@@ -117,6 +117,7 @@ static void test_parse_defaults(void **unused) {
     assert_string_equal(c.version, "");
     assert_int_equal(c.timeout_ms, 10000);
     assert_int_equal(c.connect_timeout_ms, 1000);
+    assert_int_equal(c.health_interval_ms, 5000);
     assert_int_equal(c.max_inflight, 64);
     assert_int_equal(c.max_queue_size, 1024);
     assert_int_equal(c.retries, 2);
@@ -136,6 +137,7 @@ static void test_parse_every_key(void **unused) {
                                      "version: \"3\"\n"
                                      "timeout_ms: 2500\n"
                                      "connect_timeout_ms: 300\n"
+                                     "health_interval_ms: 250\n"
                                      "max_inflight: 8\n"
                                      "max_queue_size: 100\n"
                                      "retries: 0\n"
@@ -154,6 +156,7 @@ static void test_parse_every_key(void **unused) {
     assert_string_equal(c.version, "3");
     assert_int_equal(c.timeout_ms, 2500);
     assert_int_equal(c.connect_timeout_ms, 300);
+    assert_int_equal(c.health_interval_ms, 250);
     assert_int_equal(c.max_inflight, 8);
     assert_int_equal(c.max_queue_size, 100);
     assert_int_equal(c.retries, 0);
@@ -182,12 +185,14 @@ static void test_parse_every_key(void **unused) {
     assert_false(c.grpc);
     assert_string_equal(c.url, "https://h");
     assert_string_equal(c.base, "https://h");
-    c = parse_ok("url: http://[::1]:8000\ntimeout_ms: 1\nconnect_timeout_ms: 600000\nmax_inflight: 65536\n"
+    c = parse_ok("url: http://[::1]:8000\ntimeout_ms: 1\nconnect_timeout_ms: 600000\nhealth_interval_ms: 3600000\n"
+                 "max_inflight: 65536\n"
                  "max_queue_size: 1048576\nretries: 10\nretry_budget: 1\nmax_batch_size: 256\ncache: true\n"
                  "circuit_breaker: {failures: 1000000, open_ms: 3600000}\n");
     assert_string_equal(c.base, "http://[::1]:8000");
     assert_int_equal(c.timeout_ms, 1);
     assert_int_equal(c.connect_timeout_ms, 600000);
+    assert_int_equal(c.health_interval_ms, 3600000);
     assert_int_equal(c.max_inflight, 65536);
     assert_int_equal(c.max_queue_size, 1 << 20);
     assert_int_equal(c.retries, 10);
@@ -196,7 +201,9 @@ static void test_parse_every_key(void **unused) {
     assert_true(c.cache_ttl_s == 60);
     assert_int_equal(c.breaker_failures, 1000000);
     assert_int_equal(c.breaker_open_ms, 3600000);
-    c = parse_ok("url: http://h\ntimeout_ms: 3600000\nconnect_timeout_ms: 1\nretry_budget: 0\ncache: false\n");
+    c = parse_ok("url: http://h\ntimeout_ms: 3600000\nconnect_timeout_ms: 1\nretry_budget: 0\ncache: false\n"
+                 "health_interval_ms: 0\n");
+    assert_int_equal(c.health_interval_ms, 0); /* never probed while idle */
     assert_int_equal(c.timeout_ms, 3600000);
     assert_int_equal(c.connect_timeout_ms, 1);
     assert_true(c.retry_budget == 0);
@@ -282,6 +289,8 @@ static const struct {
     {"url: http://h:1\ntimeout_ms: [1]\n", CELER_ERR_INVALID, "'timeout_ms' must be an integer", NULL},
     {"url: http://h:1\nconnect_timeout_ms: 0\n", CELER_ERR_INVALID, "'connect_timeout_ms' must be an integer from 1 to 600000", NULL},
     {"url: http://h:1\nconnect_timeout_ms: 600001\n", CELER_ERR_INVALID, "'connect_timeout_ms' must be an integer", NULL},
+    {"url: http://h:1\nhealth_interval_ms: -1\n", CELER_ERR_INVALID, "'health_interval_ms' must be an integer from 0 to 3600000", NULL},
+    {"url: http://h:1\nhealth_interval_ms: 3600001\n", CELER_ERR_INVALID, "'health_interval_ms' must be an integer", NULL},
     {"url: http://h:1\nmax_inflight: 0\n", CELER_ERR_INVALID, "'max_inflight' must be an integer from 1 to 65536", NULL},
     {"url: http://h:1\nmax_inflight: 65537\n", CELER_ERR_INVALID, "'max_inflight' must be an integer", NULL},
     {"url: http://h:1\nmax_queue_size: 0\n", CELER_ERR_INVALID, "'max_queue_size' must be an integer from 1 to 1048576", NULL},
@@ -872,7 +881,10 @@ static void grpc_answer(celer_jbuf *b, bool packed, int64_t prob_rows, const cha
     put_output(b, "prob", prob_dt, (const int64_t[]){prob_rows, 3}, 2, packed, false);
     celer_pb_put_bytes(b, 6, idx, sizeof idx);
     celer_pb_put_bytes(b, 6, label_bin, LABEL_BIN_LEN);
-    celer_pb_put_bytes(b, 6, prob, prob_bytes);
+    float more[16] = {0}; /* prob, then zeros: up to 64 bytes */
+    memcpy(more, prob, sizeof prob);
+    assert_true(prob_bytes <= sizeof more);
+    celer_pb_put_bytes(b, 6, more, prob_bytes);
     frame_end(b);
 }
 
