@@ -871,14 +871,15 @@ static void put_output(celer_jbuf *b, const char *name, const char *dt, const in
 }
 
 /* The batched answer: outputs idx, label, prob (not the metadata's order), then their raw contents. */
-static void grpc_answer(celer_jbuf *b, bool packed, int64_t prob_rows, const char *prob_dt, size_t prob_bytes) {
+static void grpc_answer(celer_jbuf *b, bool packed, int64_t prob_rows, int64_t prob_cols, const char *prob_dt,
+                        size_t prob_bytes) {
     frame_begin(b);
     celer_pb_put_str(b, 1, "m");
     celer_pb_put_str(b, 2, "1");
     celer_pb_put_str(b, 3, "req-1");
     put_output(b, "idx", "INT64", (const int64_t[]){2}, 1, packed, false);
     put_output(b, "label", "BYTES", (const int64_t[]){2}, 1, !packed, false);
-    put_output(b, "prob", prob_dt, (const int64_t[]){prob_rows, 3}, 2, packed, false);
+    put_output(b, "prob", prob_dt, (const int64_t[]){prob_rows, prob_cols}, 2, packed, false);
     celer_pb_put_bytes(b, 6, idx, sizeof idx);
     celer_pb_put_bytes(b, 6, label_bin, LABEL_BIN_LEN);
     float more[16] = {0}; /* prob, then zeros: up to 64 bytes */
@@ -906,7 +907,7 @@ static void test_decode_grpc(void **unused) {
     celer_jbuf b;
     celer_tensor o[3];
     for (int packed = 0; packed < 2; packed++) {
-        grpc_answer(&b, packed, 2, "FP32", sizeof prob);
+        grpc_answer(&b, packed, 2, 3, "FP32", sizeof prob);
         memset(o, 0, sizeof o);
         celer_status st = decode_grpc(&b, o);
         if (st) print_error("%s\n", celer_error_message());
@@ -930,20 +931,22 @@ static void test_decode_grpc(void **unused) {
     }
 
     static const struct {
-        int64_t rows;
+        int64_t rows, cols;
         const char *dt;
         size_t bytes;
         celer_status st;
         const char *says;
     } bad[] = {
-        {3, "FP32", 36, CELER_ERR_SHAPE, "output 'prob' has 3 rows for a request of 2"},
-        {2, "FP16", 24, CELER_ERR_DTYPE, "output 'prob' has datatype FP16, its metadata says FP32"},
-        {2, "", 24, CELER_ERR_DTYPE, "output 'prob' has datatype"},
-        {2, "FP32", 20, CELER_ERR_SHAPE, "output 'prob' has 20 bytes for 6 elements of 4"},
-        {-1, "FP32", 0, CELER_ERR_SHAPE, "output 'prob' dim 0 is -1"},
+        {3, 3, "FP32", 36, CELER_ERR_SHAPE, "output 'prob' has 3 rows for a request of 2"},
+        {2, 4, "FP32", 32, CELER_ERR_SHAPE, "output 'prob' dim 1 is 4, its metadata says 3"},
+        {2, 3, "FP16", 24, CELER_ERR_DTYPE, "output 'prob' has datatype FP16, its metadata says FP32"},
+        {2, 3, "", 24, CELER_ERR_DTYPE, "output 'prob' has datatype"},
+        {2, 3, "FP32", 20, CELER_ERR_SHAPE, "output 'prob' has 20 bytes for 6 elements of 4"},
+        {2, 3, "FP32", 28, CELER_ERR_SHAPE, "output 'prob' has 28 bytes for 6 elements of 4"},
+        {-1, 3, "FP32", 0, CELER_ERR_SHAPE, "output 'prob' dim 0 is -1"},
     };
     for (size_t i = 0; i < CELER_ARRAY_LEN(bad); i++) {
-        grpc_answer(&b, true, bad[i].rows, bad[i].dt, bad[i].bytes);
+        grpc_answer(&b, true, bad[i].rows, bad[i].cols, bad[i].dt, bad[i].bytes);
         celer_status st = decode_grpc(&b, o);
         if (st != bad[i].st || !strstr(celer_error_message(), bad[i].says))
             print_error("case %zu: status %d (want %d) '%s' lacks '%s'\n", i, st, bad[i].st, celer_error_message(),
@@ -998,7 +1001,7 @@ static void test_decode_grpc(void **unused) {
     celer_jbuf_free(&b);
 
     /* a compressed message, and no message */
-    grpc_answer(&b, true, 2, "FP32", sizeof prob);
+    grpc_answer(&b, true, 2, 3, "FP32", sizeof prob);
     b.data[0] = 1;
     assert_int_equal(decode_grpc(&b, o), CELER_ERR_PARSE);
     assert_non_null(strstr(celer_error_message(), "not one uncompressed gRPC message"));
