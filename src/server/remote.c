@@ -658,6 +658,9 @@ static celer_status decode_http(const answer *a, const char *body, size_t len, s
             if (!data) return celer_errorf(CELER_ERR_PARSE, "output '%s' has neither data nor binary_data_size", name->string);
             CELER_TRY(check_output(a, i, dt->string, dt->string_len, dims, rank, t));
             int64_t numel = celer_shape_numel(&t->shape);
+            if ((uint64_t)numel > data->raw_len) /* each element takes a byte of the text at least: before allocating */
+                return celer_errorf(CELER_ERR_SHAPE, "output '%s' has %lld elements in %zu bytes of data", name->string,
+                                    (long long)numel, data->raw_len);
             size_t es = t->dtype == CELER_STRING ? sizeof(celer_str) : celer_dtype_size(t->dtype);
             void *buf = celer_arena_alloc(a->arena, (size_t)numel * es + 1);
             if (!buf) return celer_error_wrap(celer_error_status(), "output '%s'", name->string);
