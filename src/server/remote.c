@@ -105,6 +105,11 @@ static celer_status add_header(yparse *p, const yaml_node_t *n, const char *name
     for (const char *q = name; *q; q++)
         if (!isalnum((unsigned char)*q) && !strchr("-_", *q)) return yerr(p, n, "header name '%s' is not a token", name);
     if (!*name) return yerr(p, n, "an empty header name");
+    size_t nl = strlen(name);
+    for (int i = 0; i < c->n_headers; i++) /* one Authorization: a token from two places is a mistake */
+        if (!strncasecmp(c->headers[i], name, nl) && c->headers[i][nl] == ':')
+            return yerr(p, n, "header '%s' is given twice (bearer_token_env, bearer_token_file, headers and "
+                        "headers_env each add one)", name);
     for (const char *q = value; *q; q++)
         if ((unsigned char)*q < 0x20 && *q != '\t') return yerr(p, n, "the value of header '%s' has a control character", name);
     size_t len = strlen(name) + strlen(value) + 3;
@@ -211,7 +216,7 @@ static celer_status parse_key(yparse *p, const struct remote_key *k, const yaml_
                 double ttl = strtod(vs, &end);
                 if (strcmp(ks, "ttl")) return yerr(p, kn, "'cache' takes only 'ttl', not '%s'", ks);
                 if (!*vs || *end || !(ttl > 0 && ttl <= 30 * 86400))
-                    return yerr(p, vn, "'cache' ttl must be 0 to 30 days in seconds, not %s", vs);
+                    return yerr(p, vn, "'cache' ttl must be more than 0 and at most 30 days in seconds, not %s", vs);
                 c->cache_ttl_s = ttl;
             } else if (k->kind == K_BREAKER) {
                 if (!strcmp(ks, "failures")) {
@@ -642,7 +647,13 @@ static celer_status decode_http(const answer *a, const char *body, size_t len, s
             return celer_errorf(CELER_ERR_PARSE, "output %d lacks name, datatype or shape", k);
         int i = 0;
         while (i < d->n_outputs && strcmp(d->outputs[i].name, name->string)) i++;
-        if (i == d->n_outputs || i >= CELER_CONFIG_MAX_IO) continue; /* not asked for */
+        if (i == d->n_outputs || i >= CELER_CONFIG_MAX_IO) { /* not asked for: its binary part is skipped */
+            if (!bsize) continue;
+            if (bsize->type != CELER_JSON_NUMBER || bsize->number < 0 || bsize->number > (double)(len - off))
+                return celer_errorf(CELER_ERR_PARSE, "output '%s': binary_data_size past the body", name->string);
+            off += (size_t)bsize->number;
+            continue;
+        }
         int64_t dims[CELER_MAX_RANK];
         int rank;
         CELER_TRY(json_dims(shape, a->arena, dims, &rank));
@@ -703,7 +714,9 @@ static celer_status decode_grpc(const answer *a, const char *body, size_t len, c
             while ((orc = celer_pb_next(&o, &g, "InferOutputTensor")) > 0) {
                 if (g.number == 1 && g.wire == 2) name = (const char *)g.p, name_len = g.len;
                 else if (g.number == 2 && g.wire == 2) meta[n_out].dt = (const char *)g.p, meta[n_out].dt_len = g.len;
-                else if (g.number == 3 && g.wire == 0 && meta[n_out].rank < CELER_MAX_RANK)
+                else if (g.number == 3 && g.wire == 0 && meta[n_out].rank == CELER_MAX_RANK)
+                    return celer_errorf(CELER_ERR_LIMIT, "a shape has more than %d dims", CELER_MAX_RANK);
+                else if (g.number == 3 && g.wire == 0)
                     meta[n_out].dims[meta[n_out].rank++] = (int64_t)g.varint;
                 else if (g.number == 3 && g.wire == 2)
                     CELER_TRY(packed_dims(g.p, g.len, meta[n_out].dims, &meta[n_out].rank));
@@ -1098,7 +1111,7 @@ static CURLcode h2_result(const rcall *c, celer_h2c_end how) {
 
 static void h2_close(void *user, celer_h2c_end how, const char *why) {
     rcall *c = user;
-    snprintf(c->errbuf, sizeof c->errbuf, "%s", why);
+    snprintf(c->errbuf, sizeof c->errbuf, "%.*s", (int)sizeof c->errbuf - 1, why);
     finish_call(c->r->hub, c, h2_result(c, how));
 }
 
@@ -1173,7 +1186,7 @@ static void start_call(celer_remote_hub *h, rcall *c) {
         st = celer_errorf(CELER_ERR_INTERNAL, "libcurl refused the call");
     if (st) {
         if (!msg[0]) snprintf(msg, sizeof msg, "%s", celer_error_message());
-        snprintf(c->errbuf, sizeof c->errbuf, "%s", msg);
+        snprintf(c->errbuf, sizeof c->errbuf, "%.*s", (int)sizeof c->errbuf - 1, msg);
         c->req.status = st; /* read by finish_call as the call's own failure */
         finish_call(h, c, CURLE_ABORTED_BY_CALLBACK);
         return;
@@ -1490,7 +1503,7 @@ static void sync_close(void *user, celer_h2c_end how, const char *why) {
     rcall *c = user;
     c->sync_res = h2_result(c, how);
     c->sync_done = true;
-    snprintf(c->errbuf, sizeof c->errbuf, "%s", why);
+    snprintf(c->errbuf, sizeof c->errbuf, "%.*s", (int)sizeof c->errbuf - 1, why);
 }
 
 /* One exchange, blocking: GET `url` (HTTP, libcurl) or the gRPC call of `url` (its path, on the
@@ -1600,7 +1613,9 @@ static celer_status metadata_grpc(const char *body, size_t len, celer_remote_des
         while ((trc = celer_pb_next(&t, &g, "TensorMetadata")) > 0) {
             if (g.number == 1 && g.wire == 2) nm = (const char *)g.p, nl = g.len;
             else if (g.number == 2 && g.wire == 2) dt = (const char *)g.p, dl = g.len;
-            else if (g.number == 3 && g.wire == 0 && rank < CELER_MAX_RANK) dims[rank++] = (int64_t)g.varint;
+            else if (g.number == 3 && g.wire == 0 && rank == CELER_MAX_RANK)
+                return celer_errorf(CELER_ERR_LIMIT, "a shape has more than %d dims", CELER_MAX_RANK);
+            else if (g.number == 3 && g.wire == 0) dims[rank++] = (int64_t)g.varint;
             else if (g.number == 3 && g.wire == 2) CELER_TRY(packed_dims(g.p, g.len, dims, &rank));
         }
         if (trc < 0) return celer_error_status();
@@ -1640,7 +1655,7 @@ celer_status celer_remote_decode_max_batch(bool grpc, const char *body, size_t l
         if (f.number != 1 || f.wire != 2) continue;
         celer_pb_reader m = {f.p, f.p + f.len};
         while (celer_pb_next(&m, &g, "ModelConfig") > 0)
-            if (g.number == 4 && g.wire == 0) *mbs = (int)(int32_t)g.varint;
+            if (g.number == 4 && g.wire == 0) *mbs = CELER_MAX((int)(int32_t)g.varint, 0); /* as HTTP's */
     }
     return CELER_OK;
 }
