@@ -340,6 +340,8 @@ static const struct {
     {"url: http://h:1\nheaders: {'X-A:': x}\n", CELER_ERR_INVALID, "header name 'X-A:' is not a token", NULL},
     {"url: http://h:1\nheaders: {\"X\\nB\": x}\n", CELER_ERR_INVALID, "is not a token", NULL},
     {"url: http://h:1\nheaders: {'': x}\n", CELER_ERR_INVALID, "an empty header name", NULL},
+    {"url: http://h:1\nheaders: {Authorization: a, authorization: b}\n", CELER_ERR_INVALID,
+     "header 'authorization' is given twice", NULL},
     {"url: http://h:1\nheaders: {X-A: \"a\\x01b\"}\n", CELER_ERR_INVALID, "the value of header 'X-A' has a control character", NULL},
     {"url: http://h:1\nheaders: {X-A: \"a\\r\\nX-Evil: 1\"}\n", CELER_ERR_INVALID, "header 'X-A' has a control character", NULL},
     {"url: http://h:1\nheaders: {X-A: \"a\\nb\"}\n", CELER_ERR_INVALID, "header 'X-A' has a control character", NULL},
@@ -678,16 +680,19 @@ static celer_status decode_http(const celer_remote_desc *d, int64_t rows, const 
 
 static void test_decode_http_binary(void **unused) {
     (void)unused;
-    /* the answer's order (label, prob, idx) is not the metadata's; an output not asked for is skipped */
+    /* the answer's order (label, prob, idx) is not the metadata's; outputs not asked for are skipped,
+     * their binary part too ("other2", 4 bytes between label and prob) */
     const char *json = "{\"model_name\":\"m\",\"outputs\":["
                        "{\"name\":\"label\",\"datatype\":\"BYTES\",\"shape\":[2],\"parameters\":{\"binary_data_size\":12}},"
                        "{\"name\":\"other\",\"datatype\":\"FP32\",\"shape\":[1],\"data\":[1]},"
+                       "{\"name\":\"other2\",\"datatype\":\"FP32\",\"shape\":[1],\"parameters\":{\"binary_data_size\":4}},"
                        "{\"name\":\"prob\",\"datatype\":\"FP32\",\"shape\":[2,3],\"parameters\":{\"binary_data_size\":24}},"
                        "{\"name\":\"idx\",\"datatype\":\"INT64\",\"shape\":[2],\"parameters\":{\"binary_data_size\":16}}]}";
-    char bin[LABEL_BIN_LEN + 24 + 16];
+    char bin[LABEL_BIN_LEN + 4 + 24 + 16];
     memcpy(bin, label_bin, LABEL_BIN_LEN);
-    memcpy(bin + LABEL_BIN_LEN, prob, 24);
-    memcpy(bin + LABEL_BIN_LEN + 24, idx, 16);
+    memcpy(bin + LABEL_BIN_LEN, "\x7f\x7f\x7f\x7f", 4); /* other2's */
+    memcpy(bin + LABEL_BIN_LEN + 4, prob, 24);
+    memcpy(bin + LABEL_BIN_LEN + 4 + 24, idx, 16);
     /* pad 0..7: prob and idx aligned in the body (used in place) or not (copied) */
     for (size_t pad = 0; pad < 8; pad++) {
         size_t len, jl;
@@ -700,11 +705,11 @@ static void test_decode_http_binary(void **unused) {
         assert_batched_values(o);
         const char *p = o[0].data, *q = o[1].data;
         bool in_body = p >= body && p < body + len;
-        assert_int_equal(in_body, (jl + LABEL_BIN_LEN) % 4 == 0);
-        assert_int_equal(q >= body && q < body + len, (jl + LABEL_BIN_LEN + 24) % 8 == 0);
+        assert_int_equal(in_body, (jl + LABEL_BIN_LEN + 4) % 4 == 0);
+        assert_int_equal(q >= body && q < body + len, (jl + LABEL_BIN_LEN + 4 + 24) % 8 == 0);
         assert_int_equal((uintptr_t)p % 4, 0);
         assert_int_equal((uintptr_t)q % 8, 0);
-        if (in_body) assert_ptr_equal(p, body + jl + LABEL_BIN_LEN);
+        if (in_body) assert_ptr_equal(p, body + jl + LABEL_BIN_LEN + 4);
         /* BYTES elements are copied: they outlive the body */
         const celer_str *s = o[2].data;
         assert_false(s[0].data >= body && s[0].data < body + len);
