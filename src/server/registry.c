@@ -657,19 +657,31 @@ static celer_status read_model_file(const char *mdir, const char *model, const c
 static bool callee_io(void *user, const char *model, const char *version, const char *tensor, bool output,
                       celer_pipeline_type *out);
 
+/* Version 1 of a folder that has no version folders (a pipeline, a remote model): NULL when out of
+ * memory, with the message set. */
+static served_version *folder_version(served_model *m, const celer_repo_model *rm) {
+    served_version *v = calloc(1, sizeof *v);
+    if (!v) {
+        celer_errorf(CELER_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    v->owner = m;
+    v->version = 1;
+    v->mtime_ns = rm->pipeline_mtime_ns;
+    snprintf(v->version_str, sizeof v->version_str, "1");
+    atomic_init(&v->refs, 1);
+    celer_arena_init(&v->arena, 4096, 0);
+    return v;
+}
+
 /* A pipeline folder is served as version 1 of an endpoint: its pipeline (files it names must be
  * inside `mdir`, the model folder resolved), the request spec from its declared inputs (rows
  * first), a task queue on the shared workers (and one per batch step), step metrics. Models it
  * calls must be in the repository. */
 static celer_status pipeline_load(celer_registry *r, served_model *m, const celer_repo_model *rm, const char *mdir,
                                   served_version **out) {
-    served_version *v = calloc(1, sizeof *v);
-    if (!v) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
-    v->owner = m;
-    v->version = 1;
-    v->mtime_ns = rm->pipeline_mtime_ns;
-    snprintf(v->version_str, sizeof v->version_str, "1");
-    atomic_init(&v->refs, 1);
+    served_version *v = folder_version(m, rm);
+    if (!v) return celer_error_status();
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     /* read here rather than by celer_pipeline_load: the pipeline names itself by its path relative
@@ -779,14 +791,8 @@ fail:
  * service.c), and the config it serves with made from the metadata (`cfg`, in `arena`). */
 static celer_status remote_load(celer_registry *r, served_model *m, const celer_repo_model *rm, const char *mdir,
                                 celer_arena *arena, celer_model_config *cfg, served_version **out) {
-    served_version *v = calloc(1, sizeof *v);
-    if (!v) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
-    v->owner = m;
-    v->version = 1;
-    v->mtime_ns = rm->pipeline_mtime_ns;
-    snprintf(v->version_str, sizeof v->version_str, "1");
-    atomic_init(&v->refs, 1);
-    celer_arena_init(&v->arena, 4096, 0);
+    served_version *v = folder_version(m, rm);
+    if (!v) return celer_error_status();
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     char shown[300], *text = NULL;

@@ -497,16 +497,8 @@ static celer_status encode_call(rcall *c) {
         celer_pb_put_str(b, 1, d->inputs[i].name);
         celer_pb_put_str(b, 2, celer_dtype_kserve_name(t->dtype));
         size_t s = celer_pb_begin(b, 3);
-        for (int k = 0; k < t->shape.rank; k++) {
-            uint64_t v = (uint64_t)(k == 0 && c->n_jobs > 1 ? total_rows : t->shape.dims[k]);
-            char tmp[10];
-            int n = 0;
-            do {
-                tmp[n++] = (char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-                v >>= 7;
-            } while (v);
-            celer_jbuf_raw(b, tmp, (size_t)n);
-        }
+        for (int k = 0; k < t->shape.rank; k++)
+            celer_pb_put_raw_varint(b, (uint64_t)(k == 0 && c->n_jobs > 1 ? total_rows : t->shape.dims[k]));
         celer_pb_end(b, s);
         celer_pb_end(b, m);
     }

@@ -387,22 +387,13 @@ static void test_parse_refused(void **unused) {
 
 /* ---- upstream metadata and config ---- */
 
-/* A bare varint (no tag), for packed shapes. */
-static void put_bare_varint(celer_jbuf *b, uint64_t v) {
-    char tmp[10];
-    size_t n = 0;
-    for (; v >= 0x80; v >>= 7) tmp[n++] = (char)(v | 0x80);
-    tmp[n++] = (char)v;
-    celer_jbuf_raw(b, tmp, n);
-}
-
 static void put_shape(celer_jbuf *b, int field, const int64_t *dims, int rank, bool packed) {
     if (!packed) {
         for (int d = 0; d < rank; d++) celer_pb_put_varint(b, field, (uint64_t)dims[d]);
         return;
     }
     size_t m = celer_pb_begin(b, field);
-    for (int d = 0; d < rank; d++) put_bare_varint(b, (uint64_t)dims[d]);
+    for (int d = 0; d < rank; d++) celer_pb_put_raw_varint(b, (uint64_t)dims[d]);
     celer_pb_end(b, m);
 }
 
