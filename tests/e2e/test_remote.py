@@ -42,6 +42,7 @@ import test_server  # noqa: E402
 from kserve_stub import bytes_elements, mlp_forward, mlp_weights  # noqa: E402
 from test_kserve_stub import Stub  # noqa: E402
 from test_server import REPO_SRC, Server, check, check_stopped, free_port  # noqa: E402
+from test_tracing import Receiver  # noqa: E402  (the OTLP/HTTP receiver of the tracing test)
 
 PICTURES = os.path.join(os.path.dirname(HERE), "data", "pipeline")
 PIPELINES = ("classify", "recommend", "route")
@@ -70,62 +71,6 @@ def kill(srv):
     srv.proc.kill()
     srv.proc.wait(timeout=10)
     srv.log.close()
-
-
-class Sink:
-    """An OTLP/HTTP JSON receiver that keeps every span it is sent (the front's traces)."""
-
-    def __init__(self):
-        self.spans, self.lock = [], threading.Lock()
-        sink = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                    body = b""
-                    while True:
-                        n = int(self.rfile.readline().split(b";")[0], 16)
-                        body += self.rfile.read(n)
-                        self.rfile.readline()
-                        if n == 0:
-                            break
-                else:
-                    body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                try:
-                    doc = json.loads(body)
-                    with sink.lock:
-                        for rs in doc.get("resourceSpans", []):
-                            for ss in rs.get("scopeSpans", []):
-                                sink.spans.extend(ss.get("spans", []))
-                except ValueError:
-                    pass
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1/traces"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def wait_for(self, pred, timeout=8):
-        deadline = time.time() + timeout
-        while True:
-            with self.lock:
-                found = [s for s in self.spans if pred(s)]
-            if found or time.time() > deadline:
-                return found
-            time.sleep(0.1)
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 # ---- repositories ---------------------------------------------------------------------------------
@@ -542,10 +487,12 @@ def check_headers(front, fgrpc_port, stub, sink):
               s == 200 and len(parts) == 4 and parts[0] == "00" and parts[1] == tid and re.fullmatch(
                   "[0-9a-f]{16}", parts[2]) is not None, (s, got, str(d)[:200]))
         if len(parts) == 4 and parts[1] == tid:
-            spans = sink.wait_for(lambda sp: sp.get("spanId") == parts[2] and sp.get("traceId") == tid)
+            def client(sp, span_id=parts[2]):
+                return sp.get("spanId") == span_id and sp.get("traceId") == tid
+            spans = [sp for sp in sink.wait_for(lambda ss: any(map(client, ss)), timeout=8) if client(sp)]
             check(f"traceparent over {proto}: its parent id is a CLIENT span (kind 3) of the front's trace",
                   spans and spans[0].get("kind") == 3 and parts[2] != sid,
-                  (parts[2], [(sp.get("name"), sp.get("kind"), sp.get("spanId")) for sp in sink.spans][-8:]))
+                  (parts[2], [(sp.get("name"), sp.get("kind"), sp.get("spanId")) for sp in sink.spans()][-8:]))
     # through the front's gRPC endpoint: traceparent metadata in, the same trace id upstream
     fg = pb_grpc.GRPCInferenceServiceStub(grpc_stubs.channel(grpc, fgrpc_port))
     req = grpc_request("s_mlp", [("features", "FP32", [1, 16], np.ones((1, 16), "<f4").tobytes())])
@@ -846,7 +793,7 @@ def run(tmp, grpc, pb, pb_grpc):
     up = Server(REPO_SRC, "--grpc-port", str(up_grpc))
     ups = [up]
     stub = Stub()
-    sink = Sink()
+    sink = Receiver()
     fronts = []
     try:
         repo_h, repo_g = os.path.join(tmp, "front-http"), os.path.join(tmp, "front-grpc")
