@@ -461,12 +461,11 @@ def check_cache(front, stub, rng):
 
 
 def seen_by_stub(stub, call, wanted):
-    """(call()'s result, the stub's last request headers), tried up to 3 times until wanted(headers):
-    the stub keeps the last request's headers only, and the front's readiness probe of an idle
-    upstream may land between the call and the read."""
+    """(call()'s result, the headers of the last inference call the stub saw), tried up to 3 times
+    until wanted(headers): another remote model's call may come between."""
     for _ in range(3):
         got = call()
-        headers = stub.stats()["last_headers"]
+        headers = stub.stats()["last_infer_headers"]
         if wanted(headers):
             break
     return got, headers
