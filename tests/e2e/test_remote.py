@@ -118,6 +118,9 @@ def build_stub_models(repo, stub):
     remote(repo, "s_auth", url=http_url, model="identity", bearer_token_env=TOKEN_ENV,
            headers={"X-Tenant": "shop"}, headers_env={"X-Api-Key": KEY_ENV})
     remote(repo, "s_auth_g", url=grpc_url, model="identity", bearer_token_file="token.txt")
+    # an idle model's readiness follows its upstream's (probed every 200 ms)
+    remote(repo, "s_probe", url=http_url, model="identity", health_interval_ms=200)
+    remote(repo, "s_probe_g", url=grpc_url, model="identity", health_interval_ms=200)
     write(os.path.join(repo, "s_auth_g", "token.txt"), FILE_TOKEN + "\n")
     # a pipeline with the result cache on, calling the stub's mlp through s_mlp
     write(os.path.join(repo, "pipe_cached", "pipeline.yaml"),
@@ -772,6 +775,54 @@ def check_restart(front, gfront, ups, up_grpc_port):
     check(f"grpc:// front: answers again after the upstream's restart ({time.monotonic() - t0:.2f} s)", s == 200, s)
 
 
+def check_probe(front, fgrpc, stub):
+    """The upstream says it is not ready: an idle remote model's ready follows within its probe
+    interval (HTTP and gRPC), its requests are refused at once, and it comes back by itself."""
+    grpc, pb, _ = GRPC
+
+    def ready_everywhere():
+        http_ok = get(front, "/v2/models/s_probe/ready")[0] == 200
+        return http_ok, fgrpc.ModelReady(pb.ModelReadyRequest(name="s_probe_g"), timeout=5).ready
+
+    check("readiness probes: both ready while the upstream is", ready_everywhere() == (True, True),
+          ready_everywhere())
+    stub.faults(ready=False)
+    deadline, seen = time.time() + 3, None
+    while time.time() < deadline and (seen := ready_everywhere()) != (False, False):
+        time.sleep(0.05)
+    check(f"readiness probes: the upstream not ready -> the models not ready within 3 s ({seen})",
+          seen == (False, False), seen)
+    x = np.ones((1, 4), np.float32)
+    t0 = time.time()
+    s, d, _, _ = post(front, "/v2/models/s_probe/infer", {"inputs": [tensor("x", x)]})
+    dt = time.time() - t0
+    check(f"readiness probes: an infer meanwhile is refused at once (503 circuit open, {dt * 1e3:.1f} ms)",
+          s == 503 and "circuit open" in error_of(d) and dt < 0.5, (s, d))
+    stub.faults()
+    deadline = time.time() + 3
+    while time.time() < deadline and (seen := ready_everywhere()) != (True, True):
+        time.sleep(0.05)
+    s, d, _, _ = post(front, "/v2/models/s_probe/infer", {"inputs": [tensor("x", x)]})
+    check(f"readiness probes: ready again by itself ({seen}), and it answers ({s})", seen == (True, True) and s == 200,
+          (seen, s, d))
+
+
+def check_late_upstream(gfront, late_port, late_srv):
+    """A remote model whose upstream was not there at start is loaded by itself once it is."""
+    late_srv.append(celer_on(late_port, REPO_SRC))
+    deadline, state = time.time() + 15, None
+    while time.time() < deadline:
+        s, idx = gfront.json("POST", "/v2/repository/index", {})[:2]
+        state = {e["name"]: e.get("state") for e in idx}.get("r_late") if s == 200 else None
+        if state == "READY":
+            break
+        time.sleep(0.2)
+    x = np.ones((1, 16), np.float32)
+    s, d, _, _ = post(gfront, "/v2/models/r_late/infer", mlp_doc(x))
+    check(f"an upstream started after the front: its remote model loads by itself ({state}) and answers ({s})",
+          state == "READY" and s == 200, (state, s, str(d)[:200]))
+
+
 def check_metrics_listed(front):
     status, body, _, _ = request(front.port, "GET", "/metrics", timeout=10)
     text = body.decode(errors="replace") if status == 200 else ""
@@ -803,6 +854,8 @@ def run(tmp, grpc, pb, pb_grpc):
         dead = free_port()  # nothing listens there
         remote(repo_g, "r_dead", url=f"http://127.0.0.1:{dead}", model="mlp", connect_timeout_ms=300, timeout_ms=500)
         remote(repo_g, "r_badkey", url=f"grpc://127.0.0.1:{up_grpc}", model="mlp", colour="blue")
+        late = free_port()  # an upstream started once the front serves
+        remote(repo_g, "r_late", url=f"http://127.0.0.1:{late}", model="mlp", connect_timeout_ms=300)
         check("front repositories: only remote.yaml in the remote models' folders",
               all(os.listdir(os.path.join(r, m)) == ["remote.yaml"] for r in (repo_h, repo_g) for m in MODELS))
         fh_grpc, fg_grpc = free_port(), free_port()
@@ -818,13 +871,17 @@ def run(tmp, grpc, pb, pb_grpc):
               states and all(v[0] == "READY" for v in states.values()), states)
         s, idx = gfront.json("POST", "/v2/repository/index", {})[:2]
         states = {e["name"]: (e.get("state"), e.get("reason")) for e in idx} if s == 200 else {}
-        bad = {k: states.pop(k, None) for k in ("r_dead", "r_badkey")}
+        bad = {k: states.pop(k, None) for k in ("r_dead", "r_badkey", "r_late")}
         check("front (grpc://): every remote model and pipeline READY",
               states and all(v[0] == "READY" for v in states.values()), states)
         check("an unreachable upstream: the model is UNAVAILABLE, the reason names it",
               bad["r_dead"] and bad["r_dead"][0] == "UNAVAILABLE" and str(dead) in (bad["r_dead"][1] or ""), bad)
         check("an unknown key in remote.yaml: UNAVAILABLE, the reason names the key",
               bad["r_badkey"] and bad["r_badkey"][0] == "UNAVAILABLE" and "colour" in (bad["r_badkey"][1] or ""), bad)
+        try:
+            check_late_upstream(gfront, late, ups)
+        except Exception as e:
+            check("late upstream: no exception in the test", False, f"{type(e).__name__}: {e}")
         ugrpc = pb_grpc.GRPCInferenceServiceStub(grpc_stubs.channel(grpc, up_grpc))
         rng = np.random.default_rng(3)
         for label, f, port in (("http://", front, fh_grpc), ("grpc://", gfront, fg_grpc)):
@@ -840,7 +897,8 @@ def run(tmp, grpc, pb, pb_grpc):
                           ("cache", lambda: check_cache(front, stub, rng)),
                           ("deadlines", lambda: check_deadlines(front, fgrpc, stub)),
                           ("in-flight", lambda: check_inflight(front, stub)),
-                          ("faults", lambda: check_faults(front, fgrpc, stub))):
+                          ("faults", lambda: check_faults(front, fgrpc, stub)),
+                          ("readiness probes", lambda: check_probe(front, fgrpc, stub))):
             try:
                 fn()
             except Exception as e:
