@@ -823,6 +823,27 @@ def check_late_upstream(gfront, late_port, late_srv):
           state == "READY" and s == 200, (state, s, str(d)[:200]))
 
 
+def check_batching(front, up):
+    """max_batch_size: calls waiting for the one place in flight go upstream together, and each
+    request gets its own rows back."""
+    rng = np.random.default_rng(8)
+    xs = [rng.standard_normal((1 + i % 2, 16)).astype(np.float32) for i in range(24)]
+    with ThreadPoolExecutor(24) as pool:
+        got = list(pool.map(lambda x: post(front, "/v2/models/r_batch/infer", mlp_doc(x)), xs))
+        want = list(pool.map(lambda x: post(up, "/v2/models/mlp/infer", mlp_doc(x)), xs))
+    right = all(s == 200 and w[0] == 200 and np.allclose(np.array(d["outputs"][0]["data"]),
+                                                         np.array(w[1]["outputs"][0]["data"]), atol=1e-5)
+                for (s, d, _, _), w in zip(got, want))
+    s, st = front.json("GET", "/v2/models/r_batch/stats")[:2]
+    ms = st["model_stats"][0] if s == 200 else {}
+    sizes = sorted(int(b["batch_size"]) for b in ms.get("batch_stats", []))
+    check(f"max_batch_size 8: 24 concurrent requests each get their rows (as the upstream's own), in "
+          f"{ms.get('execution_count')} upstream calls of {sizes} rows",
+          right and int(ms.get("inference_count", 0)) == sum(len(x) for x in xs)
+          and int(ms.get("execution_count", 99)) < 24 and sizes and max(sizes) <= 8 and max(sizes) > 2,
+          (right, ms.get("inference_count"), ms.get("execution_count"), sizes))
+
+
 def check_metrics_listed(front):
     status, body, _, _ = request(front.port, "GET", "/metrics", timeout=10)
     text = body.decode(errors="replace") if status == 200 else ""
@@ -850,6 +871,7 @@ def run(tmp, grpc, pb, pb_grpc):
         build_front(repo_h, f"http://127.0.0.1:{up.port}",
                     {"mlp": {"circuit_breaker": {"failures": 5, "open_ms": 1000}, "connect_timeout_ms": 500}})
         build_stub_models(repo_h, stub)
+        remote(repo_h, "r_batch", url=f"http://127.0.0.1:{up.port}", model="mlp", max_batch_size=8, max_inflight=1)
         build_front(repo_g, f"grpc://127.0.0.1:{up_grpc}")
         dead = free_port()  # nothing listens there
         remote(repo_g, "r_dead", url=f"http://127.0.0.1:{dead}", model="mlp", connect_timeout_ms=300, timeout_ms=500)
@@ -898,7 +920,8 @@ def run(tmp, grpc, pb, pb_grpc):
                           ("deadlines", lambda: check_deadlines(front, fgrpc, stub)),
                           ("in-flight", lambda: check_inflight(front, stub)),
                           ("faults", lambda: check_faults(front, fgrpc, stub)),
-                          ("readiness probes", lambda: check_probe(front, fgrpc, stub))):
+                          ("readiness probes", lambda: check_probe(front, fgrpc, stub)),
+                          ("batching", lambda: check_batching(front, up))):
             try:
                 fn()
             except Exception as e:
