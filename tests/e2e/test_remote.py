@@ -42,6 +42,7 @@ import test_server  # noqa: E402
 from kserve_stub import bytes_elements, mlp_forward, mlp_weights  # noqa: E402
 from test_kserve_stub import Stub  # noqa: E402
 from test_server import REPO_SRC, Server, check, check_stopped, free_port  # noqa: E402
+from test_tls import TlsServer, make_pki  # noqa: E402  (the TLS test's certificates and HTTPS server)
 from test_tracing import Receiver  # noqa: E402  (the OTLP/HTTP receiver of the tracing test)
 
 PICTURES = os.path.join(os.path.dirname(HERE), "data", "pipeline")
@@ -844,6 +845,47 @@ def check_batching(front, up):
           (right, ms.get("inference_count"), ms.get("execution_count"), sizes))
 
 
+def check_tls(tmp, up):
+    """https:// and grpcs:// upstreams (a celer with a certificate of an intermediate CA): the
+    certificate checked against ca_file in the model folder, answers as the plain upstream's,
+    concurrent calls on the pooled connections; another CA's certificate fails the load."""
+    pki = os.path.join(tmp, "pki")
+    os.makedirs(pki)
+    make_pki(pki)
+    gport = free_port()
+    tup = TlsServer(REPO_SRC, os.path.join(pki, "ca.pem"), "--grpc-port", str(gport),
+                    "--tls-cert", os.path.join(pki, "srv2.chain"), "--tls-key", os.path.join(pki, "srv2.key"))
+    repo = os.path.join(tmp, "front-tls")
+    for name, url, ca in (("t_https", f"https://127.0.0.1:{tup.port}", "ca.pem"),
+                          ("t_grpcs", f"grpcs://127.0.0.1:{gport}", "ca.pem"),
+                          ("t_https_ca2", f"https://127.0.0.1:{tup.port}", "ca2.pem"),
+                          ("t_grpcs_ca2", f"grpcs://127.0.0.1:{gport}", "ca2.pem")):
+        remote(repo, name, url=url, model="mlp", ca_file=ca)
+        shutil.copy(os.path.join(pki, ca), os.path.join(repo, name, ca))
+    front = Server(repo)
+    try:
+        s, idx = front.json("POST", "/v2/repository/index", {})[:2]
+        states = {e["name"]: (e.get("state"), e.get("reason") or "") for e in idx} if s == 200 else {}
+        check("TLS upstreams: https:// and grpcs:// with the CA of their certificate are READY",
+              all(states.get(m, ("",))[0] == "READY" for m in ("t_https", "t_grpcs")), states)
+        check("TLS upstreams: another CA's certificate -> UNAVAILABLE, the reason says the certificate",
+              all(states.get(m, ("",))[0] == "UNAVAILABLE" and "certificate" in states[m][1].lower()
+                  for m in ("t_https_ca2", "t_grpcs_ca2")), states)
+        rng = np.random.default_rng(5)
+        xs = [rng.standard_normal((2, 16)).astype(np.float32) for _ in range(16)]
+        want = [post(up, "/v2/models/mlp/infer", mlp_doc(x)) for x in xs]
+        for m in ("t_https", "t_grpcs"):
+            with ThreadPoolExecutor(8) as pool:
+                got = list(pool.map(lambda x, m=m: post(front, f"/v2/models/{m}/infer", mlp_doc(x)), xs))
+            check(f"TLS upstreams: {m}, 16 requests 8 at a time, the plain upstream's answers",
+                  all(s == 200 and np.allclose(np.array(d["outputs"][0]["data"]), np.array(w[1]["outputs"][0]["data"]),
+                                               atol=1e-5) for (s, d, _, _), w in zip(got, want)),
+                  [(s, str(d)[:160]) for s, d, _, _ in got if s != 200][:3])
+    finally:
+        check_stopped(front, "front TLS")
+        tup.stop()
+
+
 def check_metrics_listed(front):
     status, body, _, _ = request(front.port, "GET", "/metrics", timeout=10)
     text = body.decode(errors="replace") if status == 200 else ""
@@ -932,6 +974,10 @@ def run(tmp, grpc, pb, pb_grpc):
         except Exception as e:
             check("restart: no exception in the test", False, f"{type(e).__name__}: {e}")
         check_metrics_listed(front)
+        try:
+            check_tls(tmp, up)
+        except Exception as e:
+            check("TLS: no exception in the test", False, f"{type(e).__name__}: {e}")
     finally:
         for f, what in zip(fronts, ("front http://", "front grpc://")):
             check_stopped(f, what)
