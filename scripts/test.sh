@@ -37,10 +37,11 @@ TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
   /usr/bin/python3 tests/s3/test_s3_client.py build-tsan/tests/test_s3
 echo "== thread sanitizer: the server under the pipeline, cache, hardening, gRPC and shared memory end-to-end tests"
 echo "   (requests move between workers; coalesced requests are answered by another request's worker; shutdown under"
-echo "   load; regions unregistered while requests use them; API key sets swapped by SIGHUP while requests check them)"
+echo "   load; regions unregistered while requests use them; API key sets swapped by SIGHUP while requests check them;"
+echo "   remote models' calls completed on their client's thread while the upstream stops and restarts)"
 ninja -C build-tsan -j"$jobs" celer
 for t in test_pipelines test_cache test_cache_redis test_hardening test_grpc test_grpc_abuse test_shared_memory \
-         test_api_keys; do
+         test_api_keys test_remote; do
   TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tests/tsan.supp" \
     /usr/bin/python3 "tests/e2e/$t.py" build-tsan/celer examples/repository
 done

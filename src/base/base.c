@@ -129,7 +129,7 @@ void *celer_arena_alloc_uninit(celer_arena *arena, size_t size) {
     if (!b || b->size - b->used < rounded) {
         size_t bsize = rounded > arena->block_size ? rounded : arena->block_size, total;
         if (celer_add_size(bsize, sizeof(celer_arena_block), &total)) goto too_big;
-        if (arena->cap && arena->total + total > arena->cap) {
+        if (arena->cap && (total > arena->cap || arena->total > arena->cap - total)) { /* no wrapping */
             celer_errorf(CELER_ERR_LIMIT, "arena cap of %zu bytes reached (asked for %zu more)",
                          arena->cap, size);
             return NULL;

@@ -277,7 +277,8 @@ static celer_status rpc_model_ready(celer_grpc *g, const uint8_t *msg, size_t le
     served_version *v;
     celer_status st = acquire_requested(g, msg, len, "ModelReadyRequest", &v);
     if (st && st != CELER_ERR_UNAVAILABLE && st != CELER_ERR_NOT_FOUND) return st;
-    celer_pb_put_bool(out, 1, !st);
+    char why[1024];
+    celer_pb_put_bool(out, 1, !st && (!v->remote || celer_remote_ready(v->remote, why, sizeof why)));
     if (!st) celer_registry_release(v);
     return CELER_OK;
 }

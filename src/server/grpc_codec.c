@@ -38,7 +38,7 @@ enum { OUT_NAME = 1, OUT_DATATYPE = 2, OUT_SHAPE = 3, OUT_PARAMS = 4 };
 /* writer                                                                                   */
 /* ======================================================================================== */
 
-static void put_raw_varint(celer_jbuf *b, uint64_t v) {
+void celer_pb_put_raw_varint(celer_jbuf *b, uint64_t v) {
     char tmp[10];
     size_t n = 0;
     while (v >= 0x80) {
@@ -58,11 +58,11 @@ static size_t varint_size(uint64_t v) {
     return n;
 }
 
-static void put_tag(celer_jbuf *b, int field, int wire) { put_raw_varint(b, (uint64_t)field << 3 | (uint64_t)wire); }
+static void put_tag(celer_jbuf *b, int field, int wire) { celer_pb_put_raw_varint(b, (uint64_t)field << 3 | (uint64_t)wire); }
 
 void celer_pb_put_varint(celer_jbuf *b, int field, uint64_t v) {
     put_tag(b, field, WIRE_VARINT);
-    put_raw_varint(b, v);
+    celer_pb_put_raw_varint(b, v);
 }
 
 void celer_pb_put_bool(celer_jbuf *b, int field, bool v) {
@@ -71,7 +71,7 @@ void celer_pb_put_bool(celer_jbuf *b, int field, bool v) {
 
 void celer_pb_put_bytes(celer_jbuf *b, int field, const void *p, size_t n) {
     put_tag(b, field, WIRE_LEN);
-    put_raw_varint(b, n);
+    celer_pb_put_raw_varint(b, n);
     celer_jbuf_raw(b, p, n);
 }
 
@@ -935,8 +935,8 @@ static celer_status encode_infer(const celer_kserve_request *req, const char *mo
             size_t n = 0;
             for (int d = 0; d < t->shape.rank; d++) n += varint_size((uint64_t)t->shape.dims[d]);
             put_tag(out, OUT_SHAPE, WIRE_LEN);
-            put_raw_varint(out, n);
-            for (int d = 0; d < t->shape.rank; d++) put_raw_varint(out, (uint64_t)t->shape.dims[d]);
+            celer_pb_put_raw_varint(out, n);
+            for (int d = 0; d < t->shape.rank; d++) celer_pb_put_raw_varint(out, (uint64_t)t->shape.dims[d]);
         }
         if (shm[k]) { /* its bytes are in the region: where, and how many */
             put_param(out, OUT_PARAMS, "shared_memory_region", P_STRING, 0, shm[k]->region);
@@ -947,7 +947,7 @@ static celer_status encode_infer(const celer_kserve_request *req, const char *mo
     }
     for (int k = 0; k < n_sel; k++) { /* one entry per output, empty for one in a region (as Triton) */
         put_tag(out, RESP_RAW, WIRE_LEN);
-        put_raw_varint(out, shm[k] ? 0 : bsize[k]);
+        celer_pb_put_raw_varint(out, shm[k] ? 0 : bsize[k]);
         if (shm[k]) continue; /* written into its region: an empty entry keeps the outputs' order */
         if (body) celer_body_tensor(body, &outputs[sel[k]], bsize[k]);
         else celer_kserve_write_binary(out, &outputs[sel[k]], bsize[k]);

@@ -17,6 +17,7 @@
 
 /* ---- writer: appends fields to a celer_jbuf (its status records a failed growth) ---- */
 void celer_pb_put_varint(celer_jbuf *b, int field, uint64_t v);        /* wire type 0 */
+void celer_pb_put_raw_varint(celer_jbuf *b, uint64_t v);               /* no tag: an element of a packed list */
 void celer_pb_put_bool(celer_jbuf *b, int field, bool v);              /* written only when true */
 void celer_pb_put_bytes(celer_jbuf *b, int field, const void *p, size_t n); /* wire type 2 */
 void celer_pb_put_str(celer_jbuf *b, int field, const char *s);        /* strlen(s) bytes; NULL: nothing */

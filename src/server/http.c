@@ -586,8 +586,9 @@ static void model_meta(http_req *q, served_version *v) {
     reply_json(q, 200);
 }
 static void model_ready(http_req *q, served_version *v) {
-    (void)v;
-    reply_json(q, 200);
+    char why[1024];
+    if (v->remote && !celer_remote_ready(v->remote, why, sizeof why)) reply_status(q, CELER_ERR_UNAVAILABLE, why);
+    else reply_json(q, 200);
 }
 static void model_config(http_req *q, served_version *v) {
     celer_registry_config_json(q->srv->registry, v, &q->resp);

@@ -657,19 +657,31 @@ static celer_status read_model_file(const char *mdir, const char *model, const c
 static bool callee_io(void *user, const char *model, const char *version, const char *tensor, bool output,
                       celer_pipeline_type *out);
 
+/* Version 1 of a folder that has no version folders (a pipeline, a remote model): NULL when out of
+ * memory, with the message set. */
+static served_version *folder_version(served_model *m, const celer_repo_model *rm) {
+    served_version *v = calloc(1, sizeof *v);
+    if (!v) {
+        celer_errorf(CELER_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    v->owner = m;
+    v->version = 1;
+    v->mtime_ns = rm->pipeline_mtime_ns;
+    snprintf(v->version_str, sizeof v->version_str, "1");
+    atomic_init(&v->refs, 1);
+    celer_arena_init(&v->arena, 4096, 0);
+    return v;
+}
+
 /* A pipeline folder is served as version 1 of an endpoint: its pipeline (files it names must be
  * inside `mdir`, the model folder resolved), the request spec from its declared inputs (rows
  * first), a task queue on the shared workers (and one per batch step), step metrics. Models it
  * calls must be in the repository. */
 static celer_status pipeline_load(celer_registry *r, served_model *m, const celer_repo_model *rm, const char *mdir,
                                   served_version **out) {
-    served_version *v = calloc(1, sizeof *v);
-    if (!v) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
-    v->owner = m;
-    v->version = 1;
-    v->mtime_ns = rm->pipeline_mtime_ns;
-    snprintf(v->version_str, sizeof v->version_str, "1");
-    atomic_init(&v->refs, 1);
+    served_version *v = folder_version(m, rm);
+    if (!v) return celer_error_status();
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     /* read here rather than by celer_pipeline_load: the pipeline names itself by its path relative
@@ -779,14 +791,8 @@ fail:
  * service.c), and the config it serves with made from the metadata (`cfg`, in `arena`). */
 static celer_status remote_load(celer_registry *r, served_model *m, const celer_repo_model *rm, const char *mdir,
                                 celer_arena *arena, celer_model_config *cfg, served_version **out) {
-    served_version *v = calloc(1, sizeof *v);
-    if (!v) return celer_errorf(CELER_ERR_NOMEM, "out of memory");
-    v->owner = m;
-    v->version = 1;
-    v->mtime_ns = rm->pipeline_mtime_ns;
-    snprintf(v->version_str, sizeof v->version_str, "1");
-    atomic_init(&v->refs, 1);
-    celer_arena_init(&v->arena, 4096, 0);
+    served_version *v = folder_version(m, rm);
+    if (!v) return celer_error_status();
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     char shown[300], *text = NULL;
@@ -1031,6 +1037,10 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm, co
             if (fresh) forget_model(r, m);
             return st;
         }
+        /* a remote model whose upstream could not be reached is loaded again later (server.c) */
+        pthread_rwlock_wrlock(&r->lock); /* read by celer_registry_remote_retries */
+        m->retry_remote = rm->remote_path && celer_status_retryable(st);
+        pthread_rwlock_unlock(&r->lock);
         if (m->n_versions == 0) {
             set_state(r, m, MODEL_UNAVAILABLE, reason);
         } else { /* the versions before it keep serving; the index says what failed until a load works */
@@ -1061,6 +1071,7 @@ static celer_status load_model(celer_registry *r, const celer_repo_model *rm, co
     m->config_mtime_ns = rm->config_mtime_ns;
     m->state = MODEL_READY;
     m->absent = false;
+    m->retry_remote = false;
     m->reason[0] = 0;
     pthread_rwlock_unlock(&r->lock);
     state_metrics(r, m);
@@ -1542,11 +1553,6 @@ served_version *celer_registry_acquire(celer_registry *r, const char *name, cons
                      name, version);
         }
     }
-    /* a remote model whose upstream is down answers at once */
-    if (found && found->remote && !celer_remote_ready(found->remote, msg, msg_cap)) {
-        *status = CELER_ERR_UNAVAILABLE;
-        found = NULL;
-    }
     if (found) atomic_fetch_add(&found->refs, 1);
     pthread_rwlock_unlock(&r->lock);
     return found;
@@ -1566,6 +1572,17 @@ void celer_registry_set_source_error(celer_registry *r, const char *source, cons
 
 void celer_registry_set_draining(celer_registry *r) { atomic_store(&r->draining, true); }
 bool celer_registry_draining(celer_registry *r) { return atomic_load(&r->draining); }
+
+int celer_registry_remote_retries(celer_registry *r, char (*names)[256], int cap) {
+    int n = 0;
+    pthread_rwlock_rdlock(&r->lock);
+    for (int i = 0; i < r->n_models && n < cap; i++) {
+        const served_model *m = r->models[i];
+        if (m->retry_remote && !m->n_versions && m->state == MODEL_UNAVAILABLE) snprintf(names[n++], 256, "%s", m->name);
+    }
+    pthread_rwlock_unlock(&r->lock);
+    return n;
+}
 
 bool celer_registry_ready(celer_registry *r) {
     if (atomic_load(&r->draining)) return false;

@@ -105,6 +105,11 @@ static celer_status add_header(yparse *p, const yaml_node_t *n, const char *name
     for (const char *q = name; *q; q++)
         if (!isalnum((unsigned char)*q) && !strchr("-_", *q)) return yerr(p, n, "header name '%s' is not a token", name);
     if (!*name) return yerr(p, n, "an empty header name");
+    size_t nl = strlen(name);
+    for (int i = 0; i < c->n_headers; i++) /* one Authorization: a token from two places is a mistake */
+        if (!strncasecmp(c->headers[i], name, nl) && c->headers[i][nl] == ':')
+            return yerr(p, n, "header '%s' is given twice (bearer_token_env, bearer_token_file, headers and "
+                        "headers_env each add one)", name);
     for (const char *q = value; *q; q++)
         if ((unsigned char)*q < 0x20 && *q != '\t') return yerr(p, n, "the value of header '%s' has a control character", name);
     size_t len = strlen(name) + strlen(value) + 3;
@@ -211,7 +216,7 @@ static celer_status parse_key(yparse *p, const struct remote_key *k, const yaml_
                 double ttl = strtod(vs, &end);
                 if (strcmp(ks, "ttl")) return yerr(p, kn, "'cache' takes only 'ttl', not '%s'", ks);
                 if (!*vs || *end || !(ttl > 0 && ttl <= 30 * 86400))
-                    return yerr(p, vn, "'cache' ttl must be 0 to 30 days in seconds, not %s", vs);
+                    return yerr(p, vn, "'cache' ttl must be more than 0 and at most 30 days in seconds, not %s", vs);
                 c->cache_ttl_s = ttl;
             } else if (k->kind == K_BREAKER) {
                 if (!strcmp(ks, "failures")) {
@@ -324,7 +329,9 @@ struct celer_remote {
     size_t ready_len;
     bool batched;                /* the upstream batches and the config gathers */
     /* under the hub's lock */
-    celer_job **ring;            /* waiting jobs, max_queue_size of them */
+    celer_job **ring;            /* waiting jobs: max_queue_size, plus those about to take a free place
+                                    in flight (the hub's thread forms calls a moment later) */
+    int ring_cap;
     int head, n_waiting;
     int n_inflight;              /* calls sent or waiting to retry, probes excluded */
     rcall *retries;              /* calls waiting for their retry */
@@ -490,16 +497,8 @@ static celer_status encode_call(rcall *c) {
         celer_pb_put_str(b, 1, d->inputs[i].name);
         celer_pb_put_str(b, 2, celer_dtype_kserve_name(t->dtype));
         size_t s = celer_pb_begin(b, 3);
-        for (int k = 0; k < t->shape.rank; k++) {
-            uint64_t v = (uint64_t)(k == 0 && c->n_jobs > 1 ? total_rows : t->shape.dims[k]);
-            char tmp[10];
-            int n = 0;
-            do {
-                tmp[n++] = (char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-                v >>= 7;
-            } while (v);
-            celer_jbuf_raw(b, tmp, (size_t)n);
-        }
+        for (int k = 0; k < t->shape.rank; k++)
+            celer_pb_put_raw_varint(b, (uint64_t)(k == 0 && c->n_jobs > 1 ? total_rows : t->shape.dims[k]));
         celer_pb_end(b, s);
         celer_pb_end(b, m);
     }
@@ -588,7 +587,8 @@ static celer_status check_output(const answer *a, int i, const char *datatype, s
     if (a->d->max_batch_size > 0 && (rank < 1 || dims[0] != a->rows))
         return celer_errorf(CELER_ERR_SHAPE, "output '%s' has %lld rows for a request of %lld", o->name,
                             rank ? (long long)dims[0] : 0LL, (long long)a->rows);
-    if (celer_shape_numel(&t->shape) < 0) return celer_errorf(CELER_ERR_SHAPE, "output '%s': shape too large", o->name);
+    size_t bytes; /* numel * element size (a celer_str for BYTES) must fit: the callers multiply */
+    if (celer_tensor_bytes(t, &bytes)) return celer_errorf(CELER_ERR_SHAPE, "output '%s': shape too large", o->name);
     return CELER_OK;
 }
 
@@ -639,7 +639,13 @@ static celer_status decode_http(const answer *a, const char *body, size_t len, s
             return celer_errorf(CELER_ERR_PARSE, "output %d lacks name, datatype or shape", k);
         int i = 0;
         while (i < d->n_outputs && strcmp(d->outputs[i].name, name->string)) i++;
-        if (i == d->n_outputs || i >= CELER_CONFIG_MAX_IO) continue; /* not asked for */
+        if (i == d->n_outputs || i >= CELER_CONFIG_MAX_IO) { /* not asked for: its binary part is skipped */
+            if (!bsize) continue;
+            if (bsize->type != CELER_JSON_NUMBER || bsize->number < 0 || bsize->number > (double)(len - off))
+                return celer_errorf(CELER_ERR_PARSE, "output '%s': binary_data_size past the body", name->string);
+            off += (size_t)bsize->number;
+            continue;
+        }
         int64_t dims[CELER_MAX_RANK];
         int rank;
         CELER_TRY(json_dims(shape, a->arena, dims, &rank));
@@ -655,6 +661,9 @@ static celer_status decode_http(const answer *a, const char *body, size_t len, s
             if (!data) return celer_errorf(CELER_ERR_PARSE, "output '%s' has neither data nor binary_data_size", name->string);
             CELER_TRY(check_output(a, i, dt->string, dt->string_len, dims, rank, t));
             int64_t numel = celer_shape_numel(&t->shape);
+            if ((uint64_t)numel > data->raw_len) /* each element takes a byte of the text at least: before allocating */
+                return celer_errorf(CELER_ERR_SHAPE, "output '%s' has %lld elements in %zu bytes of data", name->string,
+                                    (long long)numel, data->raw_len);
             size_t es = t->dtype == CELER_STRING ? sizeof(celer_str) : celer_dtype_size(t->dtype);
             void *buf = celer_arena_alloc(a->arena, (size_t)numel * es + 1);
             if (!buf) return celer_error_wrap(celer_error_status(), "output '%s'", name->string);
@@ -697,7 +706,9 @@ static celer_status decode_grpc(const answer *a, const char *body, size_t len, c
             while ((orc = celer_pb_next(&o, &g, "InferOutputTensor")) > 0) {
                 if (g.number == 1 && g.wire == 2) name = (const char *)g.p, name_len = g.len;
                 else if (g.number == 2 && g.wire == 2) meta[n_out].dt = (const char *)g.p, meta[n_out].dt_len = g.len;
-                else if (g.number == 3 && g.wire == 0 && meta[n_out].rank < CELER_MAX_RANK)
+                else if (g.number == 3 && g.wire == 0 && meta[n_out].rank == CELER_MAX_RANK)
+                    return celer_errorf(CELER_ERR_LIMIT, "a shape has more than %d dims", CELER_MAX_RANK);
+                else if (g.number == 3 && g.wire == 0)
                     meta[n_out].dims[meta[n_out].rank++] = (int64_t)g.varint;
                 else if (g.number == 3 && g.wire == 2)
                     CELER_TRY(packed_dims(g.p, g.len, meta[n_out].dims, &meta[n_out].rank));
@@ -885,8 +896,8 @@ static void classify(rcall *c, CURLcode res, char *msg, size_t cap, verdict *v) 
             /* the gRPC code's meaning, as a KServe client would take it */
             celer_status st = g == 3 || g == 11 ? CELER_ERR_INVALID : g == 4 ? CELER_ERR_TIMEOUT
                               : g == 8 || g == 14 || g == 1 ? CELER_ERR_UNAVAILABLE : CELER_ERR_UPSTREAM;
-            *v = (verdict){st, E_STATUS, g == 14, g == 14 || g == 13 || g == 2 || g == 4};
-            snprintf(msg, cap, "gRPC status %d: %s", g, c->grpc_message);
+            *v = (verdict){st, g == 4 ? E_TIMEOUT : E_STATUS, g == 14, g == 14 || g == 13 || g == 2 || g == 4};
+            snprintf(msg, cap, "%sgRPC status %d: %s", g == 4 ? "timed out upstream: " : "", g, c->grpc_message);
         }
     } else if (http != 200) {
         http_error_text(c, text, sizeof text);
@@ -894,8 +905,9 @@ static void classify(rcall *c, CURLcode res, char *msg, size_t cap, verdict *v) 
                           : http == 429 || http == 503 ? CELER_ERR_UNAVAILABLE
                           : http >= 400 && http < 500 && http != 401 && http != 403 && http != 404 ? CELER_ERR_INVALID
                                                                                                    : CELER_ERR_UPSTREAM;
-        *v = (verdict){st, E_STATUS, http == 503, http >= 500 || http == 408};
-        snprintf(msg, cap, "HTTP status %ld: %s", http, text);
+        bool late = st == CELER_ERR_TIMEOUT;
+        *v = (verdict){st, late ? E_TIMEOUT : E_STATUS, http == 503, http >= 500 || http == 408};
+        snprintf(msg, cap, "%sHTTP status %ld: %s", late ? "timed out upstream: " : "", http, text);
     }
 }
 
@@ -1013,7 +1025,7 @@ static void down_message(const celer_remote *r, char *out, size_t cap) {
 /* Under the lock: drops the waiting jobs past their deadline or cancelled, and every waiting job
  * while the circuit is not closed; forms calls while there is room in flight. */
 static void form_calls(celer_remote *r, int64_t now, failures *f, rcall **start, int64_t *wake) {
-    int cap = r->cfg.max_queue_size, kept = 0;
+    int cap = r->ring_cap, kept = 0;
     bool closed = atomic_load(&r->breaker) == BREAKER_CLOSED;
     char msg[MESSAGE_MAX];
     if (!closed && r->n_waiting) down_message(r, msg, sizeof msg);
@@ -1091,7 +1103,7 @@ static CURLcode h2_result(const rcall *c, celer_h2c_end how) {
 
 static void h2_close(void *user, celer_h2c_end how, const char *why) {
     rcall *c = user;
-    snprintf(c->errbuf, sizeof c->errbuf, "%s", why);
+    snprintf(c->errbuf, sizeof c->errbuf, "%.*s", (int)sizeof c->errbuf - 1, why);
     finish_call(c->r->hub, c, h2_result(c, how));
 }
 
@@ -1166,7 +1178,7 @@ static void start_call(celer_remote_hub *h, rcall *c) {
         st = celer_errorf(CELER_ERR_INTERNAL, "libcurl refused the call");
     if (st) {
         if (!msg[0]) snprintf(msg, sizeof msg, "%s", celer_error_message());
-        snprintf(c->errbuf, sizeof c->errbuf, "%s", msg);
+        snprintf(c->errbuf, sizeof c->errbuf, "%.*s", (int)sizeof c->errbuf - 1, msg);
         c->req.status = st; /* read by finish_call as the call's own failure */
         finish_call(h, c, CURLE_ABORTED_BY_CALLBACK);
         return;
@@ -1483,7 +1495,7 @@ static void sync_close(void *user, celer_h2c_end how, const char *why) {
     rcall *c = user;
     c->sync_res = h2_result(c, how);
     c->sync_done = true;
-    snprintf(c->errbuf, sizeof c->errbuf, "%s", why);
+    snprintf(c->errbuf, sizeof c->errbuf, "%.*s", (int)sizeof c->errbuf - 1, why);
 }
 
 /* One exchange, blocking: GET `url` (HTTP, libcurl) or the gRPC call of `url` (its path, on the
@@ -1593,7 +1605,9 @@ static celer_status metadata_grpc(const char *body, size_t len, celer_remote_des
         while ((trc = celer_pb_next(&t, &g, "TensorMetadata")) > 0) {
             if (g.number == 1 && g.wire == 2) nm = (const char *)g.p, nl = g.len;
             else if (g.number == 2 && g.wire == 2) dt = (const char *)g.p, dl = g.len;
-            else if (g.number == 3 && g.wire == 0 && rank < CELER_MAX_RANK) dims[rank++] = (int64_t)g.varint;
+            else if (g.number == 3 && g.wire == 0 && rank == CELER_MAX_RANK)
+                return celer_errorf(CELER_ERR_LIMIT, "a shape has more than %d dims", CELER_MAX_RANK);
+            else if (g.number == 3 && g.wire == 0) dims[rank++] = (int64_t)g.varint;
             else if (g.number == 3 && g.wire == 2) CELER_TRY(packed_dims(g.p, g.len, dims, &rank));
         }
         if (trc < 0) return celer_error_status();
@@ -1633,7 +1647,7 @@ celer_status celer_remote_decode_max_batch(bool grpc, const char *body, size_t l
         if (f.number != 1 || f.wire != 2) continue;
         celer_pb_reader m = {f.p, f.p + f.len};
         while (celer_pb_next(&m, &g, "ModelConfig") > 0)
-            if (g.number == 4 && g.wire == 0) *mbs = (int)(int32_t)g.varint;
+            if (g.number == 4 && g.wire == 0) *mbs = CELER_MAX((int)(int32_t)g.varint, 0); /* as HTTP's */
     }
     return CELER_OK;
 }
@@ -1660,7 +1674,8 @@ celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *c
     celer_status st = CELER_OK;
     char msg[MESSAGE_MAX] = "";
     rcall *c = call_new(r, NULL);
-    r->ring = calloc((size_t)cfg->max_queue_size, sizeof *r->ring);
+    r->ring_cap = cfg->max_queue_size + cfg->max_inflight;
+    r->ring = calloc((size_t)r->ring_cap, sizeof *r->ring);
     if (!c || !r->ring) {
         st = celer_errorf(CELER_ERR_NOMEM, "out of memory");
         goto done;
@@ -1781,12 +1796,12 @@ celer_status celer_remote_submit(celer_remote *r, celer_job *job) {
         celer_metrics_add(r->m_errors[E_CIRCUIT], 1);
     } else if (r->closing) {
         st = celer_errorf(CELER_ERR_UNAVAILABLE, "remote model '%s' is being unloaded", r->name);
-    } else if (r->n_waiting == r->cfg.max_queue_size) {
+    } else if (r->n_waiting >= r->cfg.max_queue_size + CELER_MAX(r->cfg.max_inflight - r->n_inflight, 0)) {
         st = celer_errorf(CELER_ERR_UNAVAILABLE, "queue of remote model '%s' is full (%d waiting for upstream %s, %d "
                           "in flight)", r->name, r->n_waiting, r->cfg.url, r->n_inflight);
         celer_metrics_add(r->m_errors[E_QUEUE_FULL], 1);
     } else {
-        r->ring[(r->head + r->n_waiting++) % r->cfg.max_queue_size] = job;
+        r->ring[(r->head + r->n_waiting++) % r->ring_cap] = job;
     }
     bool wake = !st && h->sleeping;
     h->queued |= !st;
@@ -1801,6 +1816,12 @@ bool celer_remote_ready(celer_remote *r, char *why, size_t cap) {
     pthread_mutex_lock(&r->hub->mu);
     down_message(r, why, cap);
     pthread_mutex_unlock(&r->hub->mu);
+    return false;
+}
+
+bool celer_remote_admit(celer_remote *r, char *why, size_t cap) {
+    if (celer_remote_ready(r, why, cap)) return true;
+    celer_metrics_add(r->m_errors[E_CIRCUIT], 1);
     return false;
 }
 

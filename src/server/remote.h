@@ -101,9 +101,12 @@ celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *c
  * desc->outputs (valid during done only), or with the failure. CELER_ERR_UNAVAILABLE (done never
  * called) while the circuit is open, when max_queue_size jobs wait, or while it closes. */
 celer_status celer_remote_submit(celer_remote *r, celer_job *job);
-/* False, with the reason in `why`, while the circuit is open (the upstream failed and has not
- * answered a probe since). */
+/* False, with the reason in `why`, while the circuit is open (the upstream failed or said it is
+ * not ready, and has not answered a probe since): the model's ready endpoints. */
 bool celer_remote_ready(celer_remote *r, char *why, size_t cap);
+/* The same for a request about to be read (the service's begin): a refusal is counted as a
+ * circuit_open error, so an open circuit refuses before any body is received. */
+bool celer_remote_admit(celer_remote *r, char *why, size_t cap);
 /* Waits for its calls (bounded by their deadlines), then frees it. After its queue was removed. */
 void celer_remote_close(celer_remote *r);
 

@@ -503,6 +503,14 @@ static void shutdown_http(const celer_server_options *opts, celer_http *http, ce
         celer_log(CELER_LOG_WARNING, "shutdown timeout: %d requests cut", active(http, grpc));
 }
 
+/* A remote model loaded again (its upstream could not be reached before): said in the log. */
+static void remote_loaded(void *user, celer_status st, const char *message) {
+    char *name = user; /* strdup'ed by the loop */
+    if (!st) celer_log(CELER_LOG_INFO, "remote model '%s' loaded: its upstream answers now", name ? name : "?");
+    else celer_log(CELER_LOG_INFO, "remote model not loaded yet: %s", message);
+    free(name);
+}
+
 /* The thread that takes SIGTERM, SIGINT and SIGHUP (sigtimedwait). */
 static pid_t signal_tid;
 
@@ -603,11 +611,17 @@ celer_status celer_server_run(const celer_server_options *opts) {
 
     /* an S3 source that could not be synced is retried every 1, 2, 4 ... 30 s (with up to a
      * quarter more, so that replicas spread), polling or not */
-    int backoff = 1;
+    int backoff = 1, remote_backoff = 1;
     unsigned seed = (unsigned)getpid() ^ (unsigned)mono_ms();
     for (;;) {
         int secs = opts->repository_poll_secs > 0 ? opts->repository_poll_secs : 3600;
         if (sync_st) secs = CELER_MIN(secs, backoff + (int)(rand_r(&seed) % (unsigned)(backoff / 4 + 1)));
+        /* remote models whose upstream could not be reached are loaded again after 1, 2, 4 ... 30 s,
+         * on the action pool (a load waits on its upstream; this thread takes the signals) */
+        char retry[16][256];
+        int n_retry = celer_registry_remote_retries(registry, retry, 16);
+        if (n_retry) secs = CELER_MIN(secs, remote_backoff);
+        remote_backoff = n_retry ? CELER_MIN(remote_backoff * 2, 30) : 1;
         struct timespec wait = {secs, 0};
         int sig = sigtimedwait(&sigs, NULL, &wait);
         if (sig == SIGTERM || sig == SIGINT) break;
@@ -617,6 +631,10 @@ celer_status celer_server_run(const celer_server_options *opts) {
             continue;
         }
         if (!(sig < 0 && errno == EAGAIN)) continue;
+        for (int i = 0; i < n_retry; i++) {
+            char *name = strdup(retry[i]);
+            if (celer_registry_submit_action(registry, retry[i], false, NULL, remote_loaded, name)) free(name);
+        }
         if (mirror && (sync_st || opts->repository_poll_secs > 0)) {
             bool never = !atomic_load(&refresh.synced);
             sync_st = sync_s3(mirror, url, registry, never);

@@ -129,6 +129,8 @@ struct served_model {
     int64_t config_mtime_ns;
     uint64_t tried_fp;              /* repository state of the last load attempt (see registry.c) */
     bool absent;                    /* asked for at start (--load-model) and not in the repository */
+    bool retry_remote;              /* a remote model not serving because its upstream could not be
+                                       reached at its last load: loaded again later */
     /* what its serving versions were loaded with beyond its folder (Triton's load parameters) */
     enum { LOADED_AS_IS, LOADED_WITH_CONFIG, LOADED_FROM_FILES } loaded_with;
     uint64_t override_fp;           /* LOADED_WITH_CONFIG: its folder's fingerprint then (the override
@@ -191,6 +193,11 @@ void celer_registry_stop_actions(celer_registry *r);
 served_version *celer_registry_acquire(celer_registry *r, const char *name, const char *version, celer_status *status,
                                        char *msg, size_t msg_cap);
 void celer_registry_release(served_version *v);
+
+/* The names of remote models whose last load failed for a reason that may pass (their upstream
+ * could not be reached) and that serve no version: up to `cap` of them, for the caller to load
+ * again (server.c does, with backoff, through the action pool). */
+int celer_registry_remote_retries(celer_registry *r, char (*names)[256], int cap);
 
 /* True when every model that should be served is READY (or --strict-readiness is off), the
  * repository's source could be read once, and shutdown has not begun. */

@@ -283,6 +283,12 @@ celer_service_call *celer_service_begin(celer_service *s, celer_service_protocol
     *status = CELER_OK;
     served_version *v = celer_registry_acquire(s->registry, model, version, status, msg, msg_cap);
     if (!v) return NULL;
+    if (v->remote && !celer_remote_admit(v->remote, msg, msg_cap)) { /* its upstream is down: at once */
+        *status = CELER_ERR_UNAVAILABLE;
+        account_refused(v, protocol, start_ns, CELER_FAIL_REJECTED);
+        celer_registry_release(v);
+        return NULL;
+    }
     if (!celer_sched_queue_admit(v->queue)) {
         snprintf(msg, msg_cap, "queue of model '%s' is full", model);
         *status = CELER_ERR_UNAVAILABLE;

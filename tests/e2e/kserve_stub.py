@@ -45,9 +45,10 @@ of those in "models" when given:
   ready                   false: server and model readiness answer 503 / ready false
 Counters: GET /stub/stats {"infer": {model: calls}, "http": n, "grpc": n, "errors_injected": n,
 "dropped": n, "hung": n, "in_flight": n, "max_in_flight": n, "requests": n, "last_headers":
-{lower-cased name: value}} (the last /v2 request's headers or gRPC metadata, e.g. traceparent,
-authorization), "endpoints": {live, ready, server_metadata, model_metadata, model_ready,
-model_config, infer: calls over both protocols}}; POST /stub/stats/reset zeroes them. Faults apply
+{lower-cased name: value} (the last /v2 request's headers or gRPC metadata, e.g. traceparent,
+authorization), "last_infer_headers": {...} (the same of the last inference call), "endpoints":
+{live, ready, server_metadata, model_metadata, model_ready, model_config, infer: calls over both
+protocols}}; POST /stub/stats/reset zeroes them. Faults apply
 to inference only (ready aside): health, metadata and config always answer at once.
 Request bodies: Content-Length or chunked, at most 64 MiB. Threads: one per HTTP connection, 256
 for gRPC calls, so the stub does not cap the concurrency of a test (a hung call holds one).
@@ -164,16 +165,18 @@ class Stub:
         with self.lock:
             self.stats = {"infer": {m: 0 for m in self.models}, "http": 0, "grpc": 0, "requests": 0,
                           "errors_injected": 0, "dropped": 0, "hung": 0, "in_flight": 0, "max_in_flight": 0,
-                          "endpoints": {k: 0 for k in ENDPOINTS}, "last_headers": {}}
+                          "endpoints": {k: 0 for k in ENDPOINTS}, "last_headers": {}, "last_infer_headers": {}}
 
     def snapshot(self):
         with self.lock:
             return json.loads(json.dumps(self.stats))
 
-    def saw(self, headers):
+    def saw(self, headers, infer=False):
         with self.lock:
             self.stats["requests"] += 1
             self.stats["last_headers"] = {k.lower(): v for k, v in headers}
+            if infer:  # what a client's readiness probes between two calls do not replace
+                self.stats["last_infer_headers"] = self.stats["last_headers"]
 
     def count(self, endpoint):
         with self.lock:
@@ -378,7 +381,7 @@ class Handler(BaseHTTPRequestHandler):
             body = self.body()
             if path.startswith("/stub/"):
                 return self.admin(method, path, body)
-            stub.saw(self.headers.items())
+            stub.saw(self.headers.items(), method == "POST" and path.endswith("/infer"))
             if method == "GET" and path == "/v2/health/live":
                 stub.count("live")
                 return self.send(200)
@@ -568,7 +571,7 @@ def serve_grpc(stub, port, tmp):
                     "ModelInfer": "infer"}[fn.__name__]
 
         def call(self, request, context):
-            stub.saw(context.invocation_metadata())
+            stub.saw(context.invocation_metadata(), endpoint == "infer")
             if endpoint != "infer":  # infer is counted by Stub.infer once the model is known
                 stub.count(endpoint)
             try:

@@ -10,7 +10,8 @@
 # (fuzz_shm) for SHM_SECONDS (default 15), then a load's JSON config, base64 files and file paths
 # (fuzz_load) for LOAD_SECONDS (default 15), then API keys' Authorization values and key files
 # (fuzz_auth) for AUTH_SECONDS (default 15), then the trace context and trace settings
-# (fuzz_traceparent) for TRACE_SECONDS (default 15): configures a clang build in build-fuzz, builds the targets,
+# (fuzz_traceparent) for TRACE_SECONDS (default 15), then a remote model's remote.yaml and what its
+# upstream answers (fuzz_remote) for REMOTE_SECONDS (default 15): configures a clang build in build-fuzz, builds the targets,
 # seeds corpora from the conformance models, the example pipelines and a few valid requests, and
 # runs libFuzzer on one core.
 # Exits non-zero when a crash (or leak, timeout, OOM) is found; artifacts go to build-fuzz/artifacts.
@@ -23,7 +24,7 @@ DATA=${ONNX_TESTDATA:-/usr/share/libonnx-testdata/data}
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
       -DCELER_FUZZ=ON >/dev/null
 ninja -C "$BUILD" -j2 fuzz_onnx fuzz_pipeline fuzz_kserve fuzz_grpc_infer fuzz_grpc_frames fuzz_s3 fuzz_inflate fuzz_shm \
-  fuzz_load fuzz_auth fuzz_traceparent
+  fuzz_load fuzz_auth fuzz_traceparent fuzz_remote
 
 CORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-corpus.XXXXXX")
 PCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-pipeline.XXXXXX")
@@ -36,7 +37,8 @@ MCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-shm.XXXXXX")
 LCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-load.XXXXXX")
 ACORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-auth.XXXXXX")
 TCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-trace.XXXXXX")
-trap 'rm -rf "$CORPUS" "$PCORPUS" "$KCORPUS" "$GCORPUS" "$FCORPUS" "$SCORPUS" "$ZCORPUS" "$MCORPUS" "$LCORPUS" "$ACORPUS" "$TCORPUS"' EXIT
+RCORPUS=$(mktemp -d "${TMPDIR:-/tmp}/celer-fuzz-remote.XXXXXX")
+trap 'rm -rf "$CORPUS" "$PCORPUS" "$KCORPUS" "$GCORPUS" "$FCORPUS" "$SCORPUS" "$ZCORPUS" "$MCORPUS" "$LCORPUS" "$ACORPUS" "$TCORPUS" "$RCORPUS"' EXIT
 mkdir -p "$BUILD/artifacts"
 
 # fuzz TARGET SECONDS MAX_LEN CORPUS [DICT]: runs one target; a crash prints the log's tail and exits 1.
@@ -183,3 +185,101 @@ printf '\001\012\022\012\012trace_rate\022\004\012\00210\022\003mlp' >"$TCORPUS/
 printf '\002{"trace_level":["TIMESTAMPS"],"trace_rate":"5","trace_count":"-1","log_frequency":null,"trace_file":""}' >"$TCORPUS/json"
 echo "fuzz_traceparent: $(ls "$TCORPUS" | wc -l) seeds, running ${TRACE_SECONDS:-15}s"
 fuzz fuzz_traceparent "${TRACE_SECONDS:-15}" 4096 "$TCORPUS"
+
+# fuzz_remote: byte 0 picks (% 6) remote.yaml, metadata HTTP / gRPC, max_batch_size, an HTTP infer
+# answer (bytes 1-2: Inference-Header-Content-Length, little-endian, 0xffff absent) or a gRPC one,
+# against the batched outputs when (byte 0 / 6) is odd (prob FP32 [-1,3], idx INT64 [-1], label
+# BYTES [-1], h FP16 [-1,2]; 2 rows), else y FP32 [2,2], s BYTES [-1], v FP32 [-1], b BOOL [],
+# d FP64 [-1,-1]. The seeds: valid files and answers, written here (protobuf by hand).
+/usr/bin/python3 - "$RCORPUS" <<'EOF'
+import json, os, struct, sys
+d = sys.argv[1]
+def varint(v):
+    v &= (1 << 64) - 1
+    out = b""
+    while v >= 0x80:
+        out += bytes([v & 0x7F | 0x80])
+        v >>= 7
+    return out + bytes([v])
+def field(n, v):  # int: varint; str or bytes: length-delimited
+    if isinstance(v, int):
+        return varint(n << 3) + varint(v)
+    if isinstance(v, str):
+        v = v.encode()
+    return varint(n << 3 | 2) + varint(len(v)) + v
+def frame(msg):
+    return b"\0" + struct.pack(">I", len(msg)) + msg
+def tensor(n, name, dt, shape, packed=True):
+    body = field(1, name) + field(2, dt)
+    body += field(3, b"".join(varint(x) for x in shape)) if packed else b"".join(field(3, x) for x in shape)
+    return field(n, body)
+def strs(*v):
+    return b"".join(struct.pack("<I", len(x)) + x for x in v)
+def http(byte0, outputs, parts, absent=False):
+    head = json.dumps({"model_name": "m", "model_version": "1", "outputs": outputs}).encode()
+    return bytes([byte0]) + struct.pack("<H", 0xFFFF if absent else len(head)) + head + b"".join(parts)
+def binout(name, dt, shape, data):
+    return {"name": name, "datatype": dt, "shape": shape, "parameters": {"binary_data_size": len(data)}}
+prob = struct.pack("<6f", 1, 2, 3, 4.5, -5, 0.25)
+idx = struct.pack("<2q", 7, -9000000000)
+label = strs(b"a", b"b\0c")
+half = struct.pack("<4H", 0x3C00, 0xC000, 0x3800, 0x7C00)
+y = struct.pack("<4f", 1, 2, 3, 4)
+dd = struct.pack("<3d", 0.5, -1, 1e300)
+seeds = {
+    "yaml_min": b"\0url: http://127.0.0.1:8000\n",
+    "yaml_full": b"\0url: grpcs://triton.example:8001/\nmodel: densenet_onnx\nversion: \"3\"\ntimeout_ms: 2500\n"
+                 b"connect_timeout_ms: 300\nhealth_interval_ms: 250\nmax_inflight: 8\nmax_queue_size: 100\nretries: 0\nretry_budget: 0.25\n"
+                 b"circuit_breaker: {failures: 3, open_ms: 2000}\nmax_batch_size: 16\ncache: {ttl: 5}\n"
+                 b"bearer_token_file: token.txt\nheaders: {X-Tenant: shop}\nheaders_env: {X-Api-Key: FUZZ_KEY}\n"
+                 b"ca_file: ca.pem\n",
+    "yaml_env": b"\0url: grpc://h:8001\nbearer_token_env: FUZZ_TOKEN\ncache: true\n",
+    "yaml_outside": b"\0url: http://h:8000\nca_file: link\nbearer_token_file: ../outside.txt\n",
+    "meta_http": b"\1" + json.dumps({"name": "m", "versions": ["1"], "platform": "onnxruntime_onnx",
+                                    "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 3]}],
+                                    "outputs": [{"name": "y", "datatype": "BYTES", "shape": [-1]},
+                                                {"name": "z", "datatype": "FP16", "shape": []}]}).encode(),
+    "meta_grpc": b"\2" + frame(field(1, "m") + field(2, "1") + field(3, "onnxruntime_onnx")
+                              + tensor(4, "x", "FP32", [-1, 3]) + tensor(5, "y", "BYTES", [-1], False)
+                              + tensor(5, "z", "FP16", [])),
+    "config_http": b"\3" + json.dumps({"name": "m", "max_batch_size": 4, "input": []}).encode(),
+    "config_grpc": b"\3" + frame(field(1, field(1, "m") + field(2, "onnxruntime_onnx") + field(4, 4))),
+    "infer_http_batched": http(10, [binout("label", "BYTES", [2], label), binout("prob", "FP32", [2, 3], prob),
+                                    binout("idx", "INT64", [2], idx), binout("h", "FP16", [2, 2], half)],
+                               [label, prob, idx, half]),
+    "infer_http_json": http(4, [{"name": "y", "datatype": "FP32", "shape": [2, 2], "data": [[1, 2], [3, 4]]},
+                                {"name": "s", "datatype": "BYTES", "shape": [2], "data": ["a", "b"]},
+                                {"name": "v", "datatype": "FP32", "shape": [0], "data": []},
+                                {"name": "b", "datatype": "BOOL", "shape": [], "data": [True]},
+                                {"name": "d", "datatype": "FP64", "shape": [1, 3], "data": [0.5, -1, 1e300]}],
+                            [], absent=True),
+    "infer_http_mixed": http(4, [binout("d", "FP64", [3, 1], dd),
+                                 {"name": "b", "datatype": "BOOL", "shape": [], "data": [False]},
+                                 binout("s", "BYTES", [2], label), binout("y", "FP32", [2, 2], y),
+                                 binout("v", "FP32", [1], y[:4])],
+                             [dd, label, y, y[:4]]),
+    "infer_grpc_batched": b"\13" + frame(field(1, "m") + field(2, "1") + field(3, "r1")
+                                        + tensor(5, "idx", "INT64", [2]) + tensor(5, "label", "BYTES", [2], False)
+                                        + tensor(5, "prob", "FP32", [2, 3]) + tensor(5, "h", "FP16", [2, 2])
+                                        + field(6, idx) + field(6, label) + field(6, prob) + field(6, half)),
+    "infer_grpc": b"\5" + frame(field(1, "m") + tensor(5, "y", "FP32", [2, 2]) + tensor(5, "s", "BYTES", [2])
+                               + tensor(5, "v", "FP32", [1]) + tensor(5, "b", "BOOL", [])
+                               + tensor(5, "d", "FP64", [3, 1], False)
+                               + field(6, y) + field(6, label) + field(6, y[:4]) + field(6, b"\1") + field(6, dd)),
+}
+# sizes that wrap around size_t (2^62 FP32 elements in 0 bytes; 2^60 BYTES elements with JSON data):
+# once accepted, and a heap overflow
+fixed = [{"name": "y", "datatype": "FP32", "shape": [2, 2], "data": [1, 2, 3, 4]},
+         {"name": "b", "datatype": "BOOL", "shape": [], "data": [True]},
+         {"name": "d", "datatype": "FP64", "shape": [0, 0], "data": []}]
+seeds["infer_http_wrap"] = http(4, fixed + [{"name": "s", "datatype": "BYTES", "shape": [1], "data": ["a"]},
+                                            binout("v", "FP32", [1 << 62], b"")], [], absent=True)
+seeds["infer_http_wrap_json"] = http(4, fixed + [{"name": "v", "datatype": "FP32", "shape": [1], "data": [1]},
+                                                 {"name": "s", "datatype": "BYTES", "shape": [1 << 60],
+                                                  "data": ["x"] * 400}], [], absent=True)
+for name, b in seeds.items():
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(b)
+EOF
+echo "fuzz_remote: $(ls "$RCORPUS" | wc -l) seeds, running ${REMOTE_SECONDS:-15}s"
+fuzz fuzz_remote "${REMOTE_SECONDS:-15}" 65536 "$RCORPUS"

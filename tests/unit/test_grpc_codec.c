@@ -29,15 +29,6 @@ static int teardown(void **state) {
 
 /* ---- building requests (field numbers of grpc_service.proto) ---- */
 
-/* A bare varint (no tag), for packed lists. */
-static void put_bare_varint(celer_jbuf *b, uint64_t v) {
-    char tmp[10];
-    size_t n = 0;
-    for (; v >= 0x80; v >>= 7) tmp[n++] = (char)(v | 0x80);
-    tmp[n++] = (char)v;
-    celer_jbuf_raw(b, tmp, n);
-}
-
 static void put_shape(celer_jbuf *b, const int64_t *dims, int rank, bool packed) {
     if (!packed) {
         for (int d = 0; d < rank; d++) celer_pb_put_varint(b, 3, (uint64_t)dims[d]);
@@ -45,7 +36,7 @@ static void put_shape(celer_jbuf *b, const int64_t *dims, int rank, bool packed)
     }
     celer_jbuf list;
     celer_jbuf_init(&list, 0);
-    for (int d = 0; d < rank; d++) put_bare_varint(&list, (uint64_t)dims[d]);
+    for (int d = 0; d < rank; d++) celer_pb_put_raw_varint(&list, (uint64_t)dims[d]);
     celer_pb_put_bytes(b, 3, list.data ? list.data : "", list.len);
     celer_jbuf_free(&list);
 }
@@ -196,7 +187,7 @@ static void put_contents(celer_jbuf *b, const celer_tensor *t, bool packed) {
             if (!packed) celer_jbuf_raw(b, &tag, 1);
             celer_jbuf_raw(packed ? &body : b, (char *)t->data + (size_t)j * n, n);
         } else if (packed) {
-            put_bare_varint(&body, v);
+            celer_pb_put_raw_varint(&body, v);
         } else {
             celer_pb_put_varint(b, field, v);
         }
