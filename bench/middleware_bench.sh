@@ -25,7 +25,10 @@
 #       which runs the model locally: the like-for-like reference for what the remote hop adds.
 #       (c) runs when the tree has remote models (src/server/remote.c; BENCH_REMOTE=0 skips it,
 #       BENCH_REMOTE=1 insists); then upstream-pipe, celer-remote and fastapi are also timed at
-#       concurrency BENCH_LATENCY_CONCURRENCY (1): the added latency at p50 without load.
+#       concurrency BENCH_LATENCY_CONCURRENCY (1): the added latency at p50 without load; and
+#       remote-bin: upstream-bin's request (the model's binary tensor) to the front's remote model,
+#       timed at that concurrency beside upstream-bin: what celer adds to a call of the upstream
+#       with no pipeline work at all (the request passed through, the answer passed back).
 # Before anything is timed, the answers must agree: (a)'s output post-processed in Python (the
 # middleware's own functions) against (b)'s answer, for JSON and binary; and (c) against (b)
 # (classify: the same top-5 labels, probabilities within 1e-2 as PIL's resize antialiases and
@@ -230,7 +233,7 @@ for p in pipes:
 EOF
     { log "celer-remote disagrees: nothing timed"; exit 1; }
   ROWS+=(upstream-pipe celer-remote)
-  LAT_ROWS=(upstream-pipe celer-remote fastapi)
+  LAT_ROWS=(upstream-pipe celer-remote fastapi upstream-bin remote-bin)
 }
 if ((REMOTE)); then
   make_front_repo
@@ -257,6 +260,8 @@ one() {  # one PIPELINE ROW CONCURRENCY ROUND: one wrk run, a line in RESULTS
     upstream-pipe) pid=$UPSTREAM url=http://$HOST:$P_UP/v2/models/$p/infer body=$BODIES/$p/request.json ;;
     fastapi) pid=$FASTAPI url=http://$HOST:$P_FAST/$p body=$BODIES/$p/request.json ;;
     celer-remote) pid=$CELER_REMOTE url=http://$HOST:$P_REMOTE/v2/models/$p/infer body=$BODIES/$p/request.json ;;
+    remote-bin) pid=$CELER_REMOTE url=http://$HOST:$P_REMOTE/v2/models/$m/infer body=$BODIES/$p/tensor.bin
+      WRK_ARGS=("Inference-Header-Content-Length: $(cat "$BODIES/$p/tensor.bin.hlen")") ;;
   esac
   [[ $pid == "$UPSTREAM" ]] && also=
   rows0=$(up_rows "$m")
@@ -311,7 +316,7 @@ for line in open(sys.argv[1]):
                                                       int(rss) / 1024, int(cpu) * 1000 / max(int(req), 1),
                                                       int(up) / max(int(req), 1), rnd))
 med = lambda xs, i: statistics.median(x[i] for x in xs)  # noqa: E731
-ORDER = ("upstream-json", "upstream-bin", "upstream-pipe", "fastapi", "celer-remote")
+ORDER = ("upstream-json", "upstream-bin", "remote-bin", "upstream-pipe", "fastapi", "celer-remote")
 pipes = list(dict.fromkeys(k[0] for k in rows))
 print("| pipeline | row | conc | req/s median (runs) | p50 ms | p99 ms | errors | peak RSS MiB (tier) "
       "| CPU us/req (tier + upstream) | upstream rows/req |")
@@ -346,6 +351,13 @@ for pipe in pipes:
             added.append((conc, d, med(r, 1), med(u, 1), statistics.median(paired) if paired else float("nan")))
     lat = " ".join(f"c={conc}: {d:+.3f} ms ({r:.3f} vs {u:.3f}; by round {pd:+.3f}){' ' + mark(d <= 0.2) if conc == LAT_C else ''};"
                    for conc, d, r, u, pd in added)
+    r, u = rows.get((pipe, "remote-bin", LAT_C)), rows.get((pipe, "upstream-bin", LAT_C))
+    if r and u:  # the call alone: no pipeline on either side
+        ur = {x[7]: x[1] for x in u}
+        paired = [x[1] - ur[x[7]] for x in r if x[7] in ur]
+        d = med(r, 1) - med(u, 1)
+        lat += (f"; the call alone (remote-bin - upstream-bin) c={LAT_C}: {d:+.3f} ms ({med(r, 1):.3f} vs "
+                f"{med(u, 1):.3f}; by round {statistics.median(paired) if paired else float('nan'):+.3f}) {mark(d <= 0.2)}")
     out.append(f"| {pipe} | {thr:.1f}x {mark(thr >= 10)} | {p99:.3f}x {mark(p99 <= 0.1)} | {mem:.3f}x {mark(mem <= 0.2)} "
                f"| {lat.rstrip(';')} |")
 if out:
