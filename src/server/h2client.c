@@ -427,10 +427,18 @@ int celer_h2c_poll_fds(celer_h2c *p, struct pollfd *fds, int cap) {
     return n;
 }
 
-int64_t celer_h2c_process(celer_h2c *p, int64_t now_ns) {
+/* What poll said of fd (0 when it is not among fds). */
+static short revents_of(const struct pollfd *fds, int n, int fd) {
+    for (int i = 0; i < n; i++)
+        if (fds[i].fd == fd) return fds[i].revents;
+    return 0;
+}
+
+int64_t celer_h2c_process(celer_h2c *p, int64_t now_ns, const struct pollfd *fds, int n_fds) {
     int64_t next = 0;
     for (int i = 0; i < p->max_conns; i++) {
         h2c_conn *c = &p->conns[i];
+        short ev = c->state == C_FREE ? 0 : revents_of(fds, n_fds, c->fd);
         if (c->state == C_CONNECTING) {
             int err = 0;
             socklen_t len = sizeof err;
@@ -455,7 +463,8 @@ int64_t celer_h2c_process(celer_h2c *p, int64_t now_ns) {
         }
         if (c->state == C_HANDSHAKE && !handshake(c, now_ns, &next)) continue;
         if (c->state != C_READY) continue;
-        conn_read(c);
+        if (ev & (POLLIN | POLLERR | POLLHUP)) conn_read(c); /* a socket poll found nothing in is not read */
+        else if ((ev & POLLOUT) && !conn_flush(c)) continue;
         if (c->state != C_READY) continue;
         /* calls past their deadline are reset (their on_close says TIMEOUT) */
         bool reset = false;

@@ -70,8 +70,9 @@ void celer_h2c_submit(celer_h2c *p, celer_h2c_call *call);
 
 /* Appends the pool's sockets and the events it waits for to fds (at most `cap`); returns how many. */
 int celer_h2c_poll_fds(celer_h2c *p, struct pollfd *fds, int cap);
-/* Reads, writes, connects and expires what is due (after a poll, or any time); returns the
- * earliest deadline of its calls and connects (0: none). */
-int64_t celer_h2c_process(celer_h2c *p, int64_t now_ns);
+/* Reads and writes the sockets `fds` (what poll returned, revents set; NULL/0 before a poll: none
+ * is read), connects and expires what is due; returns the earliest deadline of its calls and
+ * connects (0: none). */
+int64_t celer_h2c_process(celer_h2c *p, int64_t now_ns, const struct pollfd *fds, int n_fds);
 
 #endif

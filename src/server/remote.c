@@ -405,7 +405,8 @@ static void remote_metrics(celer_remote *r) {
     celer_metrics *m = r->hub->metrics;
     char name[600], labels[700];
     celer_metrics_escape(r->name, name, sizeof name);
-    snprintf(labels, sizeof labels, "model=\"%s\"", name);
+    /* a remote model serves as version 1 (registry.c): its series go with the version's at unload */
+    snprintf(labels, sizeof labels, "model=\"%s\",version=\"1\"", name);
     r->m_duration = celer_metrics_histogram(m, "celer_remote_call_duration_seconds",
                                             "Time of each call to a remote model's upstream, sent to answered.", labels,
                                             celer_metrics_latency_buckets, celer_metrics_latency_bucket_count);
@@ -1406,11 +1407,14 @@ static void *hub_main(void *arg) {
         struct pollfd pfds[256];
         struct curl_waitfd wfds[256];
         int n_fds = 0;
+        int first[64 + 1];
         for (int i = 0; i < n_h2; i++) {
-            int64_t due = celer_h2c_process(h2_remotes[i]->h2, now_ns());
+            int64_t due = celer_h2c_process(h2_remotes[i]->h2, now_ns(), NULL, 0);
             if (due && due < wake) wake = due;
+            first[i] = n_fds;
             n_fds += celer_h2c_poll_fds(h2_remotes[i]->h2, pfds + n_fds, (int)CELER_ARRAY_LEN(pfds) - n_fds);
         }
+        first[n_h2] = n_fds;
         for (int i = 0; i < n_fds; i++) wfds[i] = (struct curl_waitfd){pfds[i].fd, pfds[i].events, 0};
         int64_t ms = h->progress ? 0 : CELER_MAX((wake - now_ns() + 999999) / 1000000, 0);
         h->progress = false;
@@ -1422,7 +1426,9 @@ static void *hub_main(void *arg) {
         pthread_mutex_lock(&h->mu);
         h->sleeping = false;
         pthread_mutex_unlock(&h->mu);
-        for (int i = 0; i < n_h2; i++) celer_h2c_process(h2_remotes[i]->h2, now_ns());
+        for (int i = 0; i < n_fds; i++) pfds[i].revents = wfds[i].revents;
+        for (int i = 0; i < n_h2; i++)
+            celer_h2c_process(h2_remotes[i]->h2, now_ns(), pfds + first[i], first[i + 1] - first[i]);
     }
     return NULL;
 }
@@ -1515,7 +1521,7 @@ static celer_status exchange(rcall *c, const char *url, char *msg, size_t cap) {
             struct pollfd fds[8];
             int n = celer_h2c_poll_fds(r->h2, fds, 8);
             poll(fds, (nfds_t)n, 20);
-            celer_h2c_process(r->h2, now_ns());
+            celer_h2c_process(r->h2, now_ns(), fds, n);
         }
         classify(c, c->sync_res, msg, cap, &v);
         st = v.st;

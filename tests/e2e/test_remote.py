@@ -806,6 +806,11 @@ def check_probe(front, fgrpc, stub):
     s, d, _, _ = post(front, "/v2/models/s_probe/infer", {"inputs": [tensor("x", x)]})
     check(f"readiness probes: ready again by itself ({seen}), and it answers ({s})", seen == (True, True) and s == 200,
           (seen, s, d))
+    # unloaded: its series go with it (and its probes stop)
+    s, _ = front.json("POST", "/v2/repository/models/s_probe/unload", {})[:2]
+    left = [k for k in metrics(front) if k.startswith("celer_remote_") and 'model="s_probe"' in k]
+    check(f"unloaded ({s}): the remote model's celer_remote_* series are gone ({len(left)} left)",
+          s == 200 and not left, left[:4])
 
 
 def check_late_upstream(gfront, late_port, late_srv):
