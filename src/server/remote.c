@@ -31,6 +31,7 @@
 #define RETRY_BASE_MS 20    /* first retry after 10-30 ms, then doubling */
 #define BUDGET_FLOOR 10.0   /* retries always allowed in a burst, whatever the ratio */
 #define MESSAGE_MAX 1024
+#define H2_CONNS 2          /* HTTP/2 connections per gRPC upstream model: its calls are streams on them */
 
 static int64_t now_ns(void) {
     struct timespec ts;
@@ -366,6 +367,12 @@ struct celer_remote_hub {
                                   it last looked: a submit wakes it only when it sleeps */
     rcall *spare_calls;        /* ended calls kept for reuse (under mu) */
     int n_spare_calls;
+    /* the gRPC pools polled this turn, and their sockets (the hub's thread; grown under mu) */
+    celer_remote **h2_list;
+    struct pollfd *pfds;
+    struct curl_waitfd *wfds;
+    int *first;
+    int h2_cap;
     uint64_t loop_gen;         /* iterations of the hub's loop begun (under mu): a remote taken out of
                                   the list is no longer used once it moved on */
     int n_spare;
@@ -426,11 +433,6 @@ static void remote_metrics(celer_remote *r) {
 
 /* ---- encoding calls ---- */
 
-/* Bytes of rows [0, rows) of a job's input i as Triton's binary form. */
-static celer_status input_binary_size(const celer_tensor *t, const char *name, size_t *n) {
-    return celer_kserve_binary_size(t, name, n);
-}
-
 /* The call's request body: HTTP JSON header + binary tensors, or a framed ModelInferRequest. The
  * inputs of gathered jobs are concatenated along the batch dim. */
 static celer_status encode_call(rcall *c) {
@@ -444,7 +446,7 @@ static celer_status encode_call(rcall *c) {
         sizes[i] = 0;
         for (int j = 0; j < c->n_jobs; j++) {
             size_t n;
-            CELER_TRY(input_binary_size(&c->jobs[j]->inputs[i], d->inputs[i].name, &n));
+            CELER_TRY(celer_kserve_binary_size(&c->jobs[j]->inputs[i], d->inputs[i].name, &n));
             sizes[i] += n;
         }
     }
@@ -483,7 +485,7 @@ static celer_status encode_call(rcall *c) {
         for (int i = 0; i < d->n_inputs; i++)
             for (int j = 0; j < c->n_jobs; j++) {
                 size_t n;
-                CELER_TRY(input_binary_size(&c->jobs[j]->inputs[i], d->inputs[i].name, &n));
+                CELER_TRY(celer_kserve_binary_size(&c->jobs[j]->inputs[i], d->inputs[i].name, &n));
                 celer_kserve_write_binary(b, &c->jobs[j]->inputs[i], n);
             }
         return b->status;
@@ -512,7 +514,7 @@ static celer_status encode_call(rcall *c) {
         size_t m = celer_pb_begin(b, 7);
         for (int j = 0; j < c->n_jobs; j++) {
             size_t n;
-            CELER_TRY(input_binary_size(&c->jobs[j]->inputs[i], d->inputs[i].name, &n));
+            CELER_TRY(celer_kserve_binary_size(&c->jobs[j]->inputs[i], d->inputs[i].name, &n));
             celer_kserve_write_binary(b, &c->jobs[j]->inputs[i], n);
         }
         celer_pb_end(b, m);
@@ -1330,6 +1332,22 @@ static void finish_call(celer_remote_hub *h, rcall *c, CURLcode res) {
     call_free(c);
 }
 
+/* Room in the poll set for n gRPC remotes (H2_CONNS sockets each); false when out of memory. */
+static bool grow_pollset(celer_remote_hub *h, int n) {
+    int cap = CELER_MAX(n, 2 * h->h2_cap);
+    celer_remote **l = realloc(h->h2_list, sizeof *l * (size_t)cap);
+    if (l) h->h2_list = l;
+    struct pollfd *p = l ? realloc(h->pfds, sizeof *p * (size_t)cap * H2_CONNS) : NULL;
+    if (p) h->pfds = p;
+    struct curl_waitfd *w = p ? realloc(h->wfds, sizeof *w * (size_t)cap * H2_CONNS) : NULL;
+    if (w) h->wfds = w;
+    int *f = w ? realloc(h->first, sizeof *f * (size_t)(cap + 1)) : NULL;
+    if (f) h->first = f;
+    if (!f) return false;
+    h->h2_cap = cap;
+    return true;
+}
+
 static void *hub_main(void *arg) {
     celer_remote_hub *h = arg;
     for (;;) {
@@ -1343,10 +1361,13 @@ static void *hub_main(void *arg) {
         h->loop_gen++;
         h->queued = false;
         int64_t now = now_ns(), wake = now + 1000000000;
-        celer_remote *h2_remotes[64];
         int n_h2 = 0;
+        for (celer_remote *r = h->remotes; r; r = r->next) n_h2 += r->h2 != NULL;
+        if (n_h2 > h->h2_cap && !grow_pollset(h, n_h2)) n_h2 = h->h2_cap; /* out of memory: the first ones */
+        celer_remote **h2_remotes = h->h2_list;
+        n_h2 = 0;
         for (celer_remote *r = h->remotes; r; r = r->next) {
-            if (r->h2 && n_h2 < (int)CELER_ARRAY_LEN(h2_remotes)) h2_remotes[n_h2++] = r;
+            if (r->h2 && n_h2 < h->h2_cap) h2_remotes[n_h2++] = r;
             int64_t reopen = r->opened_ns + r->cfg.breaker_open_ms * 1000000;
             if (atomic_load(&r->breaker) == BREAKER_OPEN && !r->probing && !r->closing) {
                 rcall *p = now >= reopen ? call_new(r, h) : NULL;
@@ -1404,17 +1425,16 @@ static void *hub_main(void *arg) {
             finish_call(h, c, m->data.result);
         }
         /* the HTTP/2 pools' sockets are polled with libcurl's */
-        struct pollfd pfds[256];
-        struct curl_waitfd wfds[256];
-        int n_fds = 0;
-        int first[64 + 1];
+        struct pollfd *pfds = h->pfds;
+        struct curl_waitfd *wfds = h->wfds;
+        int *first = h->first, n_fds = 0;
         for (int i = 0; i < n_h2; i++) {
             int64_t due = celer_h2c_process(h2_remotes[i]->h2, now_ns(), NULL, 0);
             if (due && due < wake) wake = due;
             first[i] = n_fds;
-            n_fds += celer_h2c_poll_fds(h2_remotes[i]->h2, pfds + n_fds, (int)CELER_ARRAY_LEN(pfds) - n_fds);
+            n_fds += celer_h2c_poll_fds(h2_remotes[i]->h2, pfds + n_fds, H2_CONNS);
         }
-        first[n_h2] = n_fds;
+        if (first) first[n_h2] = n_fds;
         for (int i = 0; i < n_fds; i++) wfds[i] = (struct curl_waitfd){pfds[i].fd, pfds[i].events, 0};
         int64_t ms = h->progress ? 0 : CELER_MAX((wake - now_ns() + 999999) / 1000000, 0);
         h->progress = false;
@@ -1478,6 +1498,10 @@ void celer_remote_hub_free(celer_remote_hub *h) {
         free(c);
     }
     curl_multi_cleanup(h->multi);
+    free(h->h2_list);
+    free(h->pfds);
+    free(h->wfds);
+    free(h->first);
     pthread_mutex_destroy(&h->mu);
     pthread_cond_destroy(&h->idle);
     free(h);
@@ -1701,7 +1725,7 @@ celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *c
         } else {
             snprintf(host, sizeof host, "%s", hp);
         }
-        if ((st = celer_h2c_open(host, port, tls, cfg->ca_file, 2, cfg->connect_timeout_ms, &r->h2))) goto done;
+        if ((st = celer_h2c_open(host, port, tls, cfg->ca_file, H2_CONNS, cfg->connect_timeout_ms, &r->h2))) goto done;
         for (int i = 0; i < cfg->n_headers; i++) {
             const char *line = cfg->headers[i], *colon_at = strchr(line, ':');
             char *name = celer_arena_strndup(arena, line, (size_t)(colon_at - line));
