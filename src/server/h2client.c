@@ -40,6 +40,7 @@ struct celer_h2c {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     char where[200];             /* host:port, for messages */
+    char why[300];               /* why the last connection could not be started */
     char host[256];              /* for TLS: the name checked in the certificate (and sent as SNI unless an address) */
     gnutls_certificate_credentials_t cred; /* NULL: cleartext (h2c) */
     int max_conns;
@@ -273,37 +274,34 @@ static bool tls_start(h2c_conn *c) {
     return true;
 }
 
+/* Starts connecting c; false (the reason in p->why, c free again) when it cannot. */
 static bool conn_start(celer_h2c *p, h2c_conn *c, int64_t now_ns) {
-    char why[300];
     c->fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->fd < 0) return false;
+    if (c->fd < 0) {
+        snprintf(p->why, sizeof p->why, "cannot connect to %s: %s", p->where, strerror(errno));
+        return false;
+    }
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->state = C_CONNECTING;
     c->connect_deadline_ns = now_ns + p->connect_timeout_ns;
-    if (nghttp2_session_client_new(&c->s, p->cbs, c)) {
-        conn_close(c, "out of memory");
-        return false;
-    }
     nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
                                          {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, WINDOW}};
-    if (nghttp2_submit_settings(c->s, NGHTTP2_FLAG_NONE, settings, 2) ||
-        nghttp2_session_set_local_window_size(c->s, NGHTTP2_FLAG_NONE, 0, WINDOW)) {
-        conn_close(c, "cannot set up the HTTP/2 session");
-        return false;
-    }
-    if (p->cred && !tls_start(c)) {
-        conn_close(c, "cannot set up TLS");
-        return false;
-    }
-    if (connect(c->fd, (const struct sockaddr *)&p->addr, p->addr_len) == 0) {
+    if (nghttp2_session_client_new(&c->s, p->cbs, c) ||
+        nghttp2_submit_settings(c->s, NGHTTP2_FLAG_NONE, settings, 2) ||
+        nghttp2_session_set_local_window_size(c->s, NGHTTP2_FLAG_NONE, 0, WINDOW))
+        snprintf(p->why, sizeof p->why, "cannot set up an HTTP/2 session to %s (out of memory)", p->where);
+    else if (p->cred && !tls_start(c))
+        snprintf(p->why, sizeof p->why, "cannot set up TLS to %s (out of memory)", p->where);
+    else if (connect(c->fd, (const struct sockaddr *)&p->addr, p->addr_len) == 0)
         c->state = p->cred ? C_HANDSHAKE : C_READY;
-    } else if (errno != EINPROGRESS) {
-        snprintf(why, sizeof why, "cannot connect to %s: %s", p->where, strerror(errno));
-        conn_close(c, why);
-        return false;
-    }
-    return true;
+    else if (errno != EINPROGRESS)
+        snprintf(p->why, sizeof p->why, "cannot connect to %s: %s", p->where, strerror(errno));
+    else
+        return true;
+    if (c->state != C_CONNECTING) return true;
+    conn_close(c, p->why); /* no call is on it yet */
+    return false;
 }
 
 /* ---- the pool ---- */
@@ -386,8 +384,7 @@ void celer_h2c_submit(celer_h2c *p, celer_h2c_call *call) {
     h2c_conn *c = pick(p, now);
     char why[300];
     if (!c) {
-        snprintf(why, sizeof why, "cannot connect to %s: %s", p->where, strerror(errno));
-        call->on_close(call->user, CELER_H2C_REFUSED, why);
+        call->on_close(call->user, CELER_H2C_REFUSED, p->why);
         return;
     }
     nghttp2_nv nv[4 + 32];
