@@ -5,10 +5,11 @@
  * max_batch_size. A remote model's requests go through the request service like a local model's
  * (admission, result cache and coalescing, pipelines' model steps, deadlines, statistics): only the
  * run differs. Where a local model's job goes to its queue for a worker, a remote model's goes to
- * the hub (celer_remote_submit), which sends it from its own IO thread (libcurl's multi
- * interface: HTTP/1.1 keep-alive connections, HTTP/2 streams multiplexed for gRPC) and completes
- * it through its `done` on that thread when its answer came (or failed), as a worker would. No
- * thread waits on a call, and no worker is woken to hand a job on.
+ * the hub (celer_remote_submit), which sends it from its own IO thread (HTTP/1.1 keep-alive
+ * connections through libcurl's multi interface; gRPC as streams multiplexed on a few HTTP/2
+ * connections of h2client.h) and completes it through its `done` on that thread when its answer
+ * came (or failed), as a worker would. No thread waits on a call, and no worker is woken to hand
+ * a job on.
  *
  * Per upstream model: at most max_inflight calls in flight, the rest waiting (at most
  * max_queue_size, then CELER_ERR_UNAVAILABLE); calls bounded by the job's deadline and the
@@ -29,7 +30,7 @@
 /* remote.yaml, parsed (strings in the arena given to celer_remote_parse). */
 typedef struct celer_remote_config {
     const char *url;              /* as written, without a trailing slash: for messages and the config */
-    const char *base;             /* what libcurl is given: http(s)://host:port (grpc is HTTP/2) */
+    const char *base;             /* http(s)://host:port: what is connected to (grpc:// is HTTP/2 on http) */
     bool grpc;                    /* grpc:// or grpcs:// */
     const char *model, *version;  /* upstream's; version "" = its default */
     int64_t timeout_ms, connect_timeout_ms;
