@@ -1173,6 +1173,10 @@ celer_status celer_config_parse_json(const char *text, size_t len, const char *w
     if (len > CFG_MAX_TEXT)
         return celer_errorf(CELER_ERR_LIMIT, "%s: %zu bytes is more than the %zu allowed for a model config", what, len,
                             CFG_MAX_TEXT);
+    /* JSON is UTF-8 (RFC 8259), as protobuf's JSON mapping reads it: bytes that are not would be
+     * written back as U+FFFD, and two names differing only there would become one (fuzz_load) */
+    if (text && !celer_json_utf8_valid(text, len))
+        return celer_errorf(CELER_ERR_PARSE, "%s: not UTF-8 text (a JSON model config is UTF-8)", what);
     celer_arena tmp;
     celer_arena_init(&tmp, 64 * 1024, 64u << 20);
     parser ps = {.path = what, .tmp = &tmp};

@@ -697,6 +697,10 @@ static void test_json_config(void **state) {
     expect_json_error("", CELER_ERR_PARSE, "");
     expect_json_error("{\"max_batch_size\": 4", CELER_ERR_PARSE, "");
     expect_json_error("[1, 2]", CELER_ERR_INVALID, "expected a JSON object");
+    /* not UTF-8: two names differing in such bytes would be one once written (fuzz_load's find) */
+    expect_json_error("{\"input\": [{\"name\": \"x\xb9\", \"data_type\": \"TYPE_FP32\", \"dims\": [1]}, "
+                      "{\"name\": \"x\xbd\", \"data_type\": \"TYPE_FP32\", \"dims\": [1]}]}",
+                      CELER_ERR_PARSE, "not UTF-8");
     expect_json_error("\"config\"", CELER_ERR_INVALID, "expected a JSON object");
     expect_json_error("{\"max_batch_size\": \"four\"}", CELER_ERR_INVALID, "max_batch_size: expected an integer");
     expect_json_error("{\"max_batch_size\": 1.5}", CELER_ERR_INVALID, "max_batch_size");
