@@ -786,8 +786,8 @@ fail:
 }
 
 /* A remote model's folder is served as version 1 of the model upstream (remote.h): its
- * remote.yaml, the upstream's metadata read now (the load fails while it cannot be read, and a
- * later poll or load tries again), a queue that only admits requests (their jobs go to the remote:
+ * remote.yaml, the upstream's metadata read now (the load fails while it cannot be read; server.c
+ * loads it again with backoff, as a poll or a load through the API would), a queue that only admits requests (their jobs go to the remote:
  * service.c), and the config it serves with made from the metadata (`cfg`, in `arena`). */
 static celer_status remote_load(celer_registry *r, served_model *m, const celer_repo_model *rm, const char *mdir,
                                 celer_arena *arena, celer_model_config *cfg, served_version **out) {

@@ -322,11 +322,11 @@ struct celer_remote {
     celer_remote_config cfg;
     char name[256];
     celer_remote_desc desc;
-    char *infer_url, *ready_url; /* HTTP: the model's endpoints; gRPC: the service's RPCs */
+    const char *infer_url, *ready_url; /* where calls and probes go: HTTP, the model's endpoints;
+                                          gRPC, the RPCs' paths on the HTTP/2 pool */
     char *ready_body;            /* gRPC: ModelReadyRequest, framed */
-    celer_h2c *h2;               /* grpc:// (h2c): the HTTP/2 client's pool; NULL otherwise (libcurl) */
+    celer_h2c *h2;               /* gRPC: the HTTP/2 client's pool; NULL for HTTP (libcurl) */
     celer_h2c_header h2_headers[CELER_REMOTE_MAX_HEADERS]; /* the config's headers, names lower-cased */
-    char *infer_path, *ready_path;
     size_t ready_len;
     bool batched;                /* the upstream batches and the config gathers */
     /* under the hub's lock */
@@ -1171,7 +1171,7 @@ static void start_call(celer_remote_hub *h, rcall *c) {
             c->jobs[j]->start_ns = c->formed_ns;
             c->jobs[j]->input_end_ns = now;
         }
-        start_h2(c, c->n_jobs ? r->infer_path : r->ready_path, timeout_ms, traceparent, h2_close);
+        start_h2(c, c->n_jobs ? r->infer_url : r->ready_url, timeout_ms, traceparent, h2_close);
         return;
     }
     if (!st && !(c->h = easy_get(h))) st = celer_errorf(CELER_ERR_NOMEM, "out of memory");
@@ -1528,7 +1528,7 @@ static void sync_close(void *user, celer_h2c_end how, const char *why) {
     snprintf(c->errbuf, sizeof c->errbuf, "%.*s", (int)sizeof c->errbuf - 1, why);
 }
 
-/* One exchange, blocking: GET `url` (HTTP, libcurl) or the gRPC call of `url` (its path, on the
+/* One exchange, blocking: GET `url` (HTTP, libcurl) or the gRPC call whose path `url` is (on the
  * remote's HTTP/2 pool, driven here: the hub does not know the remote yet); the answer in c->resp. */
 static celer_status exchange(rcall *c, const char *url, char *msg, size_t cap) {
     celer_remote *r = c->r;
@@ -1540,7 +1540,7 @@ static celer_status exchange(rcall *c, const char *url, char *msg, size_t cap) {
     if (cfg->grpc) {
         grpc_name_request(cfg, &c->req);
         c->sync_done = false;
-        start_h2(c, url + strlen(cfg->base), timeout_ms, NULL, sync_close);
+        start_h2(c, url, timeout_ms, NULL, sync_close);
         while (!c->sync_done) {
             struct pollfd fds[8];
             int n = celer_h2c_poll_fds(r->h2, fds, 8);
@@ -1736,14 +1736,10 @@ celer_status celer_remote_open(celer_remote_hub *h, const celer_remote_config *c
             for (char *q = name; *q; q++) *q = (char)tolower((unsigned char)*q);
             r->h2_headers[i] = (celer_h2c_header){name, colon_at + 1 + (colon_at[1] == ' ')};
         }
-        r->infer_path = GRPC_SERVICE "ModelInfer";
-        r->ready_path = GRPC_SERVICE "ModelReady";
-    }
-    if (cfg->grpc) {
-        r->infer_url = url_join(arena, cfg->base, GRPC_SERVICE "ModelInfer");
-        r->ready_url = url_join(arena, cfg->base, GRPC_SERVICE "ModelReady");
-        meta_url = url_join(arena, cfg->base, GRPC_SERVICE "ModelMetadata");
-        config_url = url_join(arena, cfg->base, GRPC_SERVICE "ModelConfig");
+        r->infer_url = GRPC_SERVICE "ModelInfer";
+        r->ready_url = GRPC_SERVICE "ModelReady";
+        meta_url = GRPC_SERVICE "ModelMetadata";
+        config_url = GRPC_SERVICE "ModelConfig";
         celer_jbuf b;
         celer_jbuf_init(&b, 0);
         grpc_name_request(cfg, &b);
