@@ -865,7 +865,9 @@ def check_tls(tmp, up):
                           ("t_grpcs", f"grpcs://127.0.0.1:{gport}", "ca.pem"),
                           ("t_https_ca2", f"https://127.0.0.1:{tup.port}", "ca2.pem"),
                           ("t_grpcs_ca2", f"grpcs://127.0.0.1:{gport}", "ca2.pem")):
-        remote(repo, name, url=url, model="mlp", ca_file=ca)
+        # connects include a TLS handshake each: 8 at once under a sanitizer on 2 busy cores can take
+        # more than the default second
+        remote(repo, name, url=url, model="mlp", ca_file=ca, connect_timeout_ms=5000)
         shutil.copy(os.path.join(pki, ca), os.path.join(repo, name, ca))
     front = Server(repo)
     try:
