@@ -354,8 +354,10 @@ def test_coalescing(srv):
     check("slow: exactly one execution for that input", e1 - e0 == 1, (e0, e1))
     coalesced = metric(m1, "celer_cache_coalesced_total") - metric(m0, "celer_cache_coalesced_total")
     hits = metric(m1, "celer_cache_hits_total") - metric(m0, "celer_cache_hits_total")
-    check(f"slow: celer_cache_coalesced_total grew by {coalesced:.0f} (>= 14), coalesced + hits == {n - 1}",
-          coalesced >= n - 2 and coalesced + hits == n - 1, (coalesced, hits))
+    # how many arrive while the one run computes depends on the machine (a CI run on busy cores had
+    # 7 of 15 come after it ended: hits then); the one execution above is the guarantee
+    check(f"slow: celer_cache_coalesced_total grew by {coalesced:.0f} (>= 1), coalesced + hits == {n - 1}",
+          coalesced >= 1 and coalesced + hits == n - 1, (coalesced, hits))
 
 
 def test_pipeline(srv):
